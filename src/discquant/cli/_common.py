@@ -1,0 +1,53 @@
+"""What every command shares: logging set-up and turning errors into one line + exit code."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+
+import typer
+
+T = TypeVar("T")
+
+
+def setup_logging(*, quiet: bool = False, verbose: bool = False) -> None:
+    """Log to stderr: rich on a terminal, plain lines otherwise."""
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose else logging.INFO)
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        from rich.logging import RichHandler
+
+        handler = RichHandler(show_path=False, rich_tracebacks=False)
+        fmt = "%(message)s"
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        fmt = "%(levelname)s %(name)s: %(message)s"
+    handler.setFormatter(logging.Formatter(fmt))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn a :class:`~discquant.errors.DiscquantError` into one stderr line and its exit code."""
+    from discquant.errors import DiscquantError
+
+    try:
+        yield
+    except DiscquantError as exc:
+        typer.echo(f"discquant: error: {exc}", err=True)
+        raise typer.Exit(code=exc.exit_code) from None
+
+
+def not_yet(stage: str) -> Callable[..., None]:
+    """A placeholder command body for a stage that has not landed yet."""
+
+    def _cmd(*_: object, **__: object) -> None:
+        typer.echo(f"discquant: '{stage}' is not implemented yet in this version.", err=True)
+        raise typer.Exit(code=2)
+
+    return _cmd

@@ -1,0 +1,42 @@
+"""Errors a user can cause, as typed exceptions.
+
+The command line turns every :class:`DiscquantError` into one line on stderr and exit
+code 2 (``NoDiscsFoundError`` is the exception: the analysis ran, so it exits 3).
+Each message names the file and the problem, so the user knows what to fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class DiscquantError(Exception):
+    """Base class of every error discquant raises on purpose."""
+
+    exit_code: int = 2
+
+    def __init__(self, message: str, *, path: str | Path | None = None) -> None:
+        self.path = None if path is None else Path(path)
+        super().__init__(f"{path}: {message}" if path is not None else message)
+
+
+class InputNotFoundError(DiscquantError):
+    """A path the user named does not exist, or a folder holds nothing usable."""
+
+
+class InvalidInputError(DiscquantError):
+    """A file exists but cannot be used: truncated, inconsistent, NaN-filled, ..."""
+
+
+class DicomConversionError(InvalidInputError):
+    """dcm2niix failed or produced no volume for a DICOM series."""
+
+
+class NoDiscsFoundError(DiscquantError):
+    """The analysis ran but found no lumbar intervertebral disc."""
+
+    exit_code = 3
+
+
+class ModelError(DiscquantError):
+    """A shipped or user-given model file is missing or does not fit the code."""

@@ -1,0 +1,1 @@
+"""Stage 1: turn a clinical study (DICOM folder, NIfTI files, BIDS subject) into a Study."""

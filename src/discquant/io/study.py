@@ -1,0 +1,155 @@
+"""The typed study that every later stage receives.
+
+A :class:`Study` is a list of :class:`Series`, each with exactly one
+:class:`SeriesRole` and the reason it got that role. Image data live in
+:class:`Volume` objects: a float32 array on voxel axes plus the 4×4 affine that maps
+voxel indices to RAS+ millimetres (the NIfTI convention, as nibabel gives it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+FloatArray = npt.NDArray[np.float32]
+
+
+class SeriesRole(str, Enum):
+    """What a series is used for."""
+
+    T2 = "t2"
+    """Sagittal T2-weighted anatomy."""
+    DWI = "dwi"
+    """Raw diffusion-weighted images with b-values (any shells, any directions)."""
+    ADC = "adc"
+    """The scanner's ADC map, converted to µm²/ms at import."""
+    TRACE = "trace"
+    """The scanner's trace-weighted image (TRACEW)."""
+    OTHER = "other"
+    """Anything else (localizer, T1, axial, FA, ...): kept in the listing, not analysed."""
+
+
+@dataclass(frozen=True)
+class Volume:
+    """An image on a voxel grid.
+
+    Parameters
+    ----------
+    data
+        Float32 array, shape ``(I, J, K)`` or ``(I, J, K, N)`` for N volumes (DWI).
+        A single slice has ``K == 1`` (or whichever axis is 1).
+    affine
+        4×4 voxel-to-RAS+ millimetre transform.
+    """
+
+    data: FloatArray
+    affine: npt.NDArray[np.float64]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(int(s) for s in self.data.shape)
+
+    @property
+    def voxel_mm(self) -> tuple[float, float, float]:
+        """Voxel size along the three spatial axes in millimetres."""
+        zooms = np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+        return (float(zooms[0]), float(zooms[1]), float(zooms[2]))
+
+    @property
+    def voxel_volume_mm3(self) -> float:
+        return float(abs(np.linalg.det(self.affine[:3, :3])))
+
+    @property
+    def axcodes(self) -> tuple[str, str, str]:
+        """Orientation codes of the voxel axes, e.g. ``('P', 'S', 'R')``."""
+        import nibabel as nib
+
+        codes = nib.aff2axcodes(self.affine)
+        return (str(codes[0]), str(codes[1]), str(codes[2]))
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a series came from, without patient-identifying fields.
+
+    ``sop_instance_uids`` and ``frame_of_reference_uid`` let DICOM outputs (SEG, SR)
+    reference the source images; ``sidecar`` is dcm2niix's BIDS JSON with identifying
+    keys removed unless the user asked to keep them.
+    """
+
+    source_paths: tuple[Path, ...] = ()
+    series_instance_uid: str | None = None
+    study_instance_uid: str | None = None
+    frame_of_reference_uid: str | None = None
+    sop_class_uid: str | None = None
+    sop_instance_uids: tuple[str, ...] = ()
+    series_number: int | None = None
+    sidecar: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Series:
+    """One image series with its role.
+
+    Parameters
+    ----------
+    role, reason
+        The role and a human-readable reason for it (shown by ``discquant inspect``).
+    description
+        SeriesDescription (DICOM) or the file name (NIfTI).
+    image
+        The image. For ``ADC`` the values are in µm²/ms.
+    orientation
+        ``"sagittal"``, ``"coronal"``, ``"axial"`` or ``"oblique"``, from the affine.
+    bvals_s_per_mm2, bvecs
+        For ``DWI`` only: one b-value per volume and an ``(N, 3)`` array of unit
+        gradient directions (zeros for b≈0), in the conventions of dcm2niix/FSL.
+    adc_scale_to_um2_per_ms
+        For ``ADC`` only: the factor that converted the stored integers to µm²/ms
+        (``1e-3`` for the usual 10⁻⁶ mm²/s units).
+    """
+
+    role: SeriesRole
+    reason: str
+    description: str
+    image: Volume
+    orientation: str
+    bvals_s_per_mm2: npt.NDArray[np.float64] | None = None
+    bvecs: npt.NDArray[np.float64] | None = None
+    adc_scale_to_um2_per_ms: float | None = None
+    provenance: Provenance = field(default_factory=Provenance)
+
+
+@dataclass(frozen=True)
+class Study:
+    """All series of one subject's study, the only input later stages receive."""
+
+    subject: str
+    series: tuple[Series, ...]
+    source: Path | None = None
+    warnings: tuple[str, ...] = ()
+
+    def first(self, role: SeriesRole) -> Series | None:
+        """The first series with ``role``, or None (the loader orders best first)."""
+        return next((s for s in self.series if s.role is role), None)
+
+    @property
+    def t2(self) -> Series | None:
+        return self.first(SeriesRole.T2)
+
+    @property
+    def dwi(self) -> Series | None:
+        return self.first(SeriesRole.DWI)
+
+    @property
+    def adc(self) -> Series | None:
+        return self.first(SeriesRole.ADC)
+
+    @property
+    def trace(self) -> Series | None:
+        return self.first(SeriesRole.TRACE)
