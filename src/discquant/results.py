@@ -1,0 +1,125 @@
+"""Typed results that travel from the stages that make them to the writers that save them.
+
+This module is a leaf: it imports only :mod:`discquant.io.study`, so every stage and the
+output writers can share these types without reaching back up the flow.
+
+Units are in the field names: ADC in µm²/ms (= 10⁻³ mm²/s), lengths in mm, volumes in mm³.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from discquant.io.study import Volume
+
+LEVELS: tuple[str, ...] = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
+"""The lumbar disc levels discquant reports, cranial to caudal."""
+
+VERTEBRA_LABELS: dict[str, int] = {
+    "T11": 18,
+    "T12": 19,
+    "L1": 20,
+    "L2": 21,
+    "L3": 22,
+    "L4": 23,
+    "L5": 24,
+    "L6": 25,
+    "S1": 26,
+}
+"""VerSe/SPINEPS vertebra labels (the sacrum is 26)."""
+
+DISC_LABELS: dict[str, int] = {level: 120 + i for i, level in enumerate(LEVELS)}
+"""VerSe/SPINEPS disc labels: 100 + label of the vertebra above (L1-L2 = 120 … L5-S1 = 124)."""
+
+CANAL_LABEL = 61
+"""SPINEPS label of the spinal canal."""
+
+
+@dataclass(frozen=True)
+class AdcStats:
+    """Summary of ADC values (µm²/ms) inside a region."""
+
+    mean: float
+    median: float
+    sd: float
+    p10: float
+    p90: float
+    n_voxels: int
+
+
+@dataclass
+class DiscResult:
+    """Everything discquant reports for one disc level.
+
+    A level that was not found still has a row (``found=False``) with every value None.
+    ``flags`` lists what a reader should know: ``partial_fov``, ``low_snr``, ``poor_fit``,
+    ``level_uncertain``, ``adc_withheld_too_few_voxels``, ...
+    """
+
+    level: str
+    found: bool = False
+    # Diffusion (µm²/ms)
+    adc_disc: AdcStats | None = None
+    adc_np: AdcStats | None = None
+    # Water
+    water_index: float | None = None
+    water_index_csf: float | None = None
+    water_percent: float | None = None
+    # T2
+    t2_np_csf_ratio: float | None = None
+    t2_np_reference_ratio: float | None = None
+    t2_np_heterogeneity: float | None = None
+    # Geometry
+    height_anterior_mm: float | None = None
+    height_middle_mm: float | None = None
+    height_posterior_mm: float | None = None
+    disc_height_index: float | None = None
+    ap_depth_mm: float | None = None
+    volume_mm3: float | None = None
+    centroid_ras_mm: tuple[float, float, float] | None = None
+    # Grading
+    pfirrmann_grade: int | None = None
+    pfirrmann_probabilities: tuple[float, ...] | None = None
+    pfirrmann_expected: float | None = None
+    adc_class: str | None = None
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StageStatus:
+    """How one pipeline stage went: ``ok`` False means it failed or could not run."""
+
+    name: str
+    ok: bool
+    seconds: float = 0.0
+    message: str = ""
+
+
+@dataclass
+class AnalysisResult:
+    """The result of :func:`discquant.pipeline.analyze` for one study."""
+
+    subject: str
+    discs: list[DiscResult]
+    stages: list[StageStatus] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    t2: Volume | None = None
+    """Sagittal T2 (or the DWI b≈0 image when no T2 exists) that was segmented."""
+    labels_t2: Volume | None = None
+    """Segmentation on the T2 grid (VerSe/SPINEPS labels)."""
+    b0: Volume | None = None
+    """The mean b≈0 DWI image on the DWI grid."""
+    adc_map: Volume | None = None
+    """ADC in µm²/ms on the DWI grid."""
+    adc_fit_rmse: Volume | None = None
+    """RMSE of the log-signal fit on the DWI grid (a QC map)."""
+    labels_dwi: Volume | None = None
+    """Segmentation brought to the DWI grid."""
+    snr_estimate: float | None = None
+
+    @property
+    def failed_stages(self) -> list[StageStatus]:
+        return [s for s in self.stages if not s.ok]
