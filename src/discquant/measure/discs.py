@@ -1,0 +1,225 @@
+"""Per-disc measurements: one :class:`~discquant.results.DiscResult` per lumbar level.
+
+This module only assembles; the definitions live in :mod:`.regions` (masks),
+:mod:`.stats` (summaries), :mod:`.geometry` and :mod:`.water`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from discquant.io.study import Volume
+from discquant.measure import regions
+from discquant.measure.geometry import DiscGeometry, body_height_mm, disc_geometry
+from discquant.measure.stats import region_stats
+from discquant.measure.water import (
+    DEFAULT_REFERENCE_NP_ADC_UM2_PER_MS,
+    WaterCalibration,
+    water_index,
+)
+from discquant.results import CANAL_LABEL, DISC_LABELS, LEVELS, DiscResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MeasureConfig:
+    """Options of the measurement stage (defaults documented in docs/measurement.md)."""
+
+    min_core_voxels: int = 5
+    """Fewer finite core voxels than this → the ADC value is withheld and flagged."""
+    border_voxels: int = 1
+    """Core = region eroded by this many voxels (excludes endplates and disc border)."""
+    reference_np_adc_um2_per_ms: float = DEFAULT_REFERENCE_NP_ADC_UM2_PER_MS
+    max_fit_rmse: float = 0.15
+    """Median RMSE of the log-signal fit in a disc above this → ``poor_fit`` flag."""
+
+
+@dataclass
+class MeasureInputs:
+    """Everything the measurement stage reads; any part may be missing.
+
+    ``anatomy`` is the image that was segmented (the T2, or the DWI b≈0 when no T2
+    exists, then ``anatomy_is_t2`` is False and no T2 measures are made).
+    """
+
+    labels: Volume | None = None
+    anatomy: Volume | None = None
+    anatomy_is_t2: bool = True
+    nucleus: Volume | None = None
+    adc: Volume | None = None
+    labels_dwi: Volume | None = None
+    nucleus_dwi: Volume | None = None
+    fit_rmse: Volume | None = None
+    level_flags: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _touches_border(mask: npt.NDArray[np.bool_]) -> bool:
+    """True when the mask reaches the in-plane edge of the field of view."""
+    for axis in range(mask.ndim):
+        if mask.shape[axis] <= 1:
+            continue
+        if np.take(mask, 0, axis=axis).any() or np.take(mask, -1, axis=axis).any():
+            return axis_is_inplane(mask, axis)
+    return False
+
+
+def axis_is_inplane(mask: npt.NDArray[np.bool_], axis: int) -> bool:
+    """Slices run along the thinnest axis; touching the first/last slice is not 'partial FOV'."""
+    return axis != int(np.argmin(mask.shape))
+
+
+def _nucleus_mask(
+    disc: npt.NDArray[np.bool_], nucleus: Volume | None, *, border_voxels: int
+) -> npt.NDArray[np.bool_]:
+    """The network's nucleus inside the disc core, or the disc's central core."""
+    disc_core = regions.core(disc, border_voxels=border_voxels)
+    if nucleus is not None:
+        np_mask = disc_core & (nucleus.data > 0)
+        if np_mask.any():
+            return np_mask
+    return regions.central_core(disc_core) if disc_core.any() else regions.central_core(disc)
+
+
+def _adc_measures(result: DiscResult, inputs: MeasureInputs, config: MeasureConfig) -> None:
+    label = DISC_LABELS[result.level]
+    assert inputs.adc is not None and inputs.labels_dwi is not None
+    disc = inputs.labels_dwi.data == label
+    if not disc.any():
+        result.flags.append("disc_not_in_dwi")
+        return
+    adc = inputs.adc.data
+    disc_core = regions.core(disc, border_voxels=config.border_voxels)
+    result.adc_disc = region_stats(adc, disc_core, min_voxels=config.min_core_voxels)
+    np_mask = _nucleus_mask(disc, inputs.nucleus_dwi, border_voxels=config.border_voxels)
+    result.adc_np = region_stats(adc, np_mask, min_voxels=config.min_core_voxels)
+    if result.adc_disc is None or result.adc_np is None:
+        result.flags.append("adc_withheld_too_few_voxels")
+    if inputs.fit_rmse is not None:
+        rmse = inputs.fit_rmse.data[disc_core]
+        rmse = rmse[np.isfinite(rmse)]
+        if rmse.size and float(np.median(rmse)) > config.max_fit_rmse:
+            result.flags.append("poor_fit")
+    if result.adc_np is not None:
+        result.water_index = water_index(
+            result.adc_np.median, reference_um2_per_ms=config.reference_np_adc_um2_per_ms
+        )
+
+
+def _t2_measures(
+    result: DiscResult,
+    disc: npt.NDArray[np.bool_],
+    inputs: MeasureInputs,
+    csf_signal: float | None,
+    marrow_signal: float | None,
+    config: MeasureConfig,
+) -> None:
+    assert inputs.anatomy is not None
+    np_mask = _nucleus_mask(disc, inputs.nucleus, border_voxels=config.border_voxels)
+    values = inputs.anatomy.data[np_mask]
+    if values.size < config.min_core_voxels:
+        result.flags.append("t2_withheld_too_few_voxels")
+        return
+    mean = float(values.mean())
+    result.t2_np_heterogeneity = float(values.std() / mean) if mean > 0 else None
+    if csf_signal:
+        result.t2_np_csf_ratio = mean / csf_signal
+    if marrow_signal:
+        result.t2_np_reference_ratio = mean / marrow_signal
+
+
+def measure_discs(
+    inputs: MeasureInputs,
+    *,
+    config: MeasureConfig | None = None,
+    calibration: WaterCalibration | None = None,
+) -> list[DiscResult]:
+    """Measure every lumbar level that the segmentation found.
+
+    Parameters
+    ----------
+    inputs
+        Segmentation, images and ADC map (any may be missing).
+    config
+        Measurement options.
+    calibration
+        Water calibration for ``water_percent``; None leaves it empty.
+
+    Returns
+    -------
+    list of DiscResult
+        Exactly one per level L1-L2 … L5-S1, cranial to caudal; ``found`` is False
+        for a level the segmentation did not find.
+    """
+    config = config or MeasureConfig()
+    results = [DiscResult(level=level) for level in LEVELS]
+    labels = inputs.labels
+    if labels is None:
+        return results
+    lab = labels.data
+    csf_signal = marrow_signal = None
+    csf_adc = None
+    if inputs.anatomy is not None and inputs.anatomy_is_t2:
+        csf = regions.csf_mask(lab, canal_label=CANAL_LABEL)
+        if csf.sum() >= config.min_core_voxels:
+            csf_signal = float(np.median(inputs.anatomy.data[csf]))
+        bodies = regions.core((lab >= 18) & (lab <= 25))
+        if bodies.sum() >= config.min_core_voxels:
+            marrow_signal = float(np.median(inputs.anatomy.data[bodies]))
+    if inputs.adc is not None and inputs.labels_dwi is not None:
+        csf_dwi = regions.csf_mask(inputs.labels_dwi.data, canal_label=CANAL_LABEL)
+        stats = region_stats(inputs.adc.data, csf_dwi, min_voxels=config.min_core_voxels)
+        csf_adc = stats.median if stats is not None else None
+
+    for result in results:
+        label = DISC_LABELS[result.level]
+        disc = lab == label
+        if not disc.any():
+            continue
+        result.found = True
+        result.flags.extend(inputs.level_flags.get(result.level, []))
+        if _touches_border(disc):
+            result.flags.append("partial_fov")
+        geom = disc_geometry(disc, labels.affine)
+        if geom is not None:
+            result.height_anterior_mm = geom.height_anterior_mm
+            result.height_middle_mm = geom.height_middle_mm
+            result.height_posterior_mm = geom.height_posterior_mm
+            result.ap_depth_mm = geom.ap_depth_mm
+            result.volume_mm3 = geom.volume_mm3
+            result.disc_height_index = _disc_height_index(lab, labels.affine, label, geom)
+        centroid_vox = np.argwhere(disc).mean(axis=0)
+        world = labels.affine[:3, :3] @ centroid_vox + labels.affine[:3, 3]
+        result.centroid_ras_mm = (float(world[0]), float(world[1]), float(world[2]))
+        if inputs.anatomy is not None and inputs.anatomy_is_t2:
+            _t2_measures(result, disc, inputs, csf_signal, marrow_signal, config)
+        if inputs.adc is not None and inputs.labels_dwi is not None:
+            _adc_measures(result, inputs, config)
+            if result.adc_np is not None:
+                if csf_adc:
+                    result.water_index_csf = result.adc_np.median / csf_adc
+                if calibration is not None:
+                    result.water_percent = calibration.water_percent(result.adc_np.median)
+    return results
+
+
+def _disc_height_index(
+    lab: npt.NDArray[Any], affine: npt.NDArray[np.float64], label: int, geom: DiscGeometry
+) -> float | None:
+    """Middle disc height over the mean middle height of the adjacent vertebral bodies.
+
+    The body above is label − 100 (e.g. L4 = 23 for L4-L5); the body below is the next
+    vertebra, except the sacrum, whose S1 body is not measured like a lumbar body.
+    """
+    if geom.height_middle_mm is None:
+        return None
+    above = label - 100
+    neighbours = [above] if above + 1 >= 25 else [above, above + 1]
+    heights = [body_height_mm(lab == v, affine) for v in neighbours]
+    valid = [h for h in heights if h]
+    return float(geom.height_middle_mm / np.mean(valid)) if valid else None

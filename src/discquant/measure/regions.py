@@ -1,0 +1,66 @@
+"""Masks derived from the segmentation: disc core, nucleus core, CSF.
+
+Definitions (documented in docs/measurement.md):
+
+- **core** of a region: its voxels whose full 3×3×3 neighbourhood lies inside the region,
+  i.e. voxels at least one voxel away from the endplates and the disc border, so that
+  partial volume with bone, CSF or fat does not enter the statistics.
+- **central core** (the nucleus when the network gives none): the disc's voxels within the
+  central half of the disc along each in-plane axis and across slices, measured on the
+  disc's own bounding box.
+- **CSF**: the spinal-canal label (61) eroded by one voxel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+BoolArray = npt.NDArray[np.bool_]
+
+
+def core(mask: BoolArray, *, border_voxels: int = 1) -> BoolArray:
+    """Erode ``mask`` by ``border_voxels`` with a full 3×3×3 neighbourhood.
+
+    Examples
+    --------
+    >>> m = np.zeros((5, 5, 5), bool); m[1:4, 1:4, 1:4] = True
+    >>> int(core(m).sum())
+    1
+    """
+    if border_voxels <= 0:
+        return mask.copy()
+    structure = np.ones((3,) * mask.ndim, dtype=bool)
+    # A single-slice volume has no neighbours across slices: erode in-plane only.
+    if mask.ndim == 3 and 1 in mask.shape:
+        structure = np.ones((3, 3, 3), dtype=bool)
+        axis = mask.shape.index(1)
+        structure = np.take(structure, [1], axis=axis)
+    eroded: BoolArray = ndimage.binary_erosion(
+        mask, structure=structure, iterations=border_voxels, border_value=0
+    )
+    return eroded
+
+
+def central_core(mask: BoolArray, *, fraction: float = 0.5) -> BoolArray:
+    """The voxels of ``mask`` inside the central ``fraction`` of its bounding box per axis."""
+    out = np.zeros_like(mask)
+    idx = np.argwhere(mask)
+    if idx.size == 0:
+        return out
+    lo = idx.min(axis=0).astype(float)
+    hi = idx.max(axis=0).astype(float)
+    centre = (lo + hi) / 2
+    half = np.maximum((hi - lo + 1) * fraction / 2, 0.5)
+    keep = np.all(np.abs(idx - centre) <= half, axis=1)
+    sel = idx[keep]
+    out[tuple(sel.T)] = True
+    return out
+
+
+def csf_mask(labels: npt.NDArray[Any], *, canal_label: int = 61) -> BoolArray:
+    """The spinal canal label eroded by one voxel (in-plane for single slices)."""
+    return core(labels == canal_label, border_voxels=1)

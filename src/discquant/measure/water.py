@@ -1,0 +1,112 @@
+"""Water measures derived from nucleus ADC.
+
+Two kinds, kept apart on purpose:
+
+- a **relative water index**: nucleus ADC divided by a reference nucleus ADC of healthy
+  young adults (default 2.0 µm²/ms: grade I nucleus, ../docs/science.md synthesis of
+  Kealey 2005 and Niinimäki 2009), and, when CSF is in the field, divided by the subject's
+  own CSF ADC (free water, ≈3.0–3.2 µm²/ms);
+- an **absolute water percentage**, only through an explicit calibration file
+  (:class:`WaterCalibration`), because no published equation maps ADC to water content.
+  The default calibration is the phantom's forward model and says so in its ``label``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from discquant.errors import InvalidInputError
+
+DEFAULT_REFERENCE_NP_ADC_UM2_PER_MS = 2.0
+
+
+def water_index(
+    adc_np_um2_per_ms: float,
+    *,
+    reference_um2_per_ms: float = DEFAULT_REFERENCE_NP_ADC_UM2_PER_MS,
+) -> float:
+    """Nucleus ADC relative to a reference nucleus ADC (1.0 = like a healthy young disc)."""
+    return float(adc_np_um2_per_ms / reference_um2_per_ms)
+
+
+@dataclass(frozen=True)
+class WaterCalibration:
+    """A linear map from nucleus ADC (µm²/ms) to water content (%).
+
+    ``water_percent = intercept_percent + slope_percent_per_um2_per_ms × ADC``, valid
+    over ``adc_range_um2_per_ms``; outside it the value is withheld.
+    """
+
+    intercept_percent: float
+    slope_percent_per_um2_per_ms: float
+    adc_range_um2_per_ms: tuple[float, float]
+    label: str
+    n_pairs: int
+    r2: float
+
+    def water_percent(self, adc_um2_per_ms: float) -> float | None:
+        lo, hi = self.adc_range_um2_per_ms
+        if not (lo <= adc_um2_per_ms <= hi):
+            return None
+        return float(self.intercept_percent + self.slope_percent_per_um2_per_ms * adc_um2_per_ms)
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> WaterCalibration:
+        """Load a calibration file; without a path, the packaged default (phantom model)."""
+        if path is None:
+            text = (
+                resources.files("discquant.config")
+                .joinpath("water_calibration_phantom.json")
+                .read_text()
+            )
+            source = "packaged default"
+        else:
+            if not Path(path).is_file():
+                raise InvalidInputError("calibration file not found", path=path)
+            text = Path(path).read_text()
+            source = str(path)
+        try:
+            raw = json.loads(text)
+            raw["adc_range_um2_per_ms"] = tuple(raw["adc_range_um2_per_ms"])
+            return cls(**raw)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidInputError(f"not a water calibration file ({exc})", path=source) from exc
+
+
+def fit_calibration(
+    adc_um2_per_ms: npt.ArrayLike, water_percent: npt.ArrayLike, *, label: str
+) -> WaterCalibration:
+    """Least-squares line through paired (ADC, water %) measurements.
+
+    Raises
+    ------
+    InvalidInputError
+        With fewer than 3 pairs or no spread in ADC.
+    """
+    x = np.asarray(adc_um2_per_ms, dtype=np.float64)
+    y = np.asarray(water_percent, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size < 3 or np.ptp(x) == 0:
+        raise InvalidInputError("a calibration needs at least 3 pairs with different ADC values")
+    slope, intercept = np.polyfit(x, y, 1)
+    pred = intercept + slope * x
+    ss_res = float(((y - pred) ** 2).sum())
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    return WaterCalibration(
+        intercept_percent=float(intercept),
+        slope_percent_per_um2_per_ms=float(slope),
+        adc_range_um2_per_ms=(float(x.min()), float(x.max())),
+        label=label,
+        n_pairs=int(x.size),
+        r2=1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0,
+    )

@@ -1,0 +1,46 @@
+"""Water index, calibration and the withholding rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from discquant.errors import InvalidInputError
+from discquant.measure.stats import region_stats
+from discquant.measure.water import WaterCalibration, fit_calibration, water_index
+
+
+def test_water_index_is_relative_to_reference() -> None:
+    assert water_index(1.5, reference_um2_per_ms=2.0) == pytest.approx(0.75)
+
+
+def test_calibration_recovers_a_known_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(1)
+    adc = rng.uniform(0.8, 2.2, 200)
+    water = 40.0 + 20.0 * adc + rng.normal(0, 0.5, 200)
+    cal = fit_calibration(adc, water, label="test pairs")
+    assert cal.slope_percent_per_um2_per_ms == pytest.approx(20.0, abs=0.3)
+    assert cal.intercept_percent == pytest.approx(40.0, abs=0.5)
+    assert cal.r2 > 0.99
+    path = tmp_path / "cal.json"
+    cal.save(path)
+    again = WaterCalibration.load(path)
+    assert again.water_percent(1.5) == pytest.approx(cal.water_percent(1.5))
+    assert again.water_percent(3.0) is None  # outside the calibrated range: withheld
+
+
+def test_calibration_needs_spread() -> None:
+    with pytest.raises(InvalidInputError):
+        fit_calibration([1.0, 1.0, 1.0], [50, 60, 70], label="x")
+
+
+def test_stats_withheld_below_min_voxels() -> None:
+    values = np.array([1.0, 2.0, np.nan, 3.0])
+    mask = np.ones(4, bool)
+    assert region_stats(values, mask, min_voxels=4) is None
+    stats = region_stats(values, mask, min_voxels=3)
+    assert stats is not None
+    assert stats.n_voxels == 3
+    assert stats.mean == pytest.approx(2.0)
+    assert stats.median == pytest.approx(2.0)
+    assert stats.sd == pytest.approx(1.0)
