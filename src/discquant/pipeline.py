@@ -1,0 +1,381 @@
+"""``analyze``: the one place where the stages are chained.
+
+import → diffusion → segmentation → measurement → grading. Each stage runs inside
+:class:`_Stages`, which times it and records a :class:`~discquant.results.StageStatus`;
+a stage that fails is recorded with its reason and the stages that do not need it still
+run, so a partly failed analysis keeps what succeeded and says what did not.
+Outputs are written by the caller (:func:`discquant.outputs.write_outputs`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from discquant import __version__
+from discquant.errors import DiscquantError, NoDiscsFoundError
+from discquant.io.study import Series, Study, Volume
+from discquant.measure.discs import MeasureConfig, MeasureInputs, measure_discs
+from discquant.results import DISC_LABELS, AnalysisResult, DiscResult, StageStatus
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[str, str], None]
+"""Called as ``progress(stage, event)`` with event ``"start"`` or ``"done"``."""
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    """Options of :func:`analyze` (recorded in the results' provenance)."""
+
+    adc_method: str = "wls"
+    b_min_s_per_mm2: float | None = None
+    refine_dwi_transfer: bool = True
+    """Refine the T2→DWI mask transfer per disc by matching T2 and b≈0 (see measure.transfer)."""
+    device: str = "cpu"
+    scanner_adc_tolerance: float = 0.05
+    """Warn when the engine's ADC and the scanner's differ by more (median relative)."""
+    calibration: Path | None = None
+    """Water calibration file; None uses the packaged phantom calibration."""
+    measure: MeasureConfig = field(default_factory=MeasureConfig)
+
+
+class _Stages:
+    """Runs stages, timing them and recording failures instead of raising."""
+
+    def __init__(self, progress: ProgressCallback | None) -> None:
+        self.statuses: list[StageStatus] = []
+        self._progress = progress
+
+    @contextmanager
+    def run(self, name: str) -> Iterator[StageStatus]:
+        status = StageStatus(name=name, ok=True)
+        if self._progress:
+            self._progress(name, "start")
+        start = time.perf_counter()
+        try:
+            yield status
+        except NoDiscsFoundError:
+            status.ok = False
+            status.message = "no lumbar discs found"
+            raise
+        except Exception as exc:  # a failed stage is recorded; the others go on
+            status.ok = False
+            status.message = f"{type(exc).__name__}: {exc}"
+            log.warning("stage %s failed: %s", name, status.message)
+            log.debug("stage %s traceback", name, exc_info=True)
+        finally:
+            status.seconds = time.perf_counter() - start
+            self.statuses.append(status)
+            if self._progress:
+                self._progress(name, "done")
+
+
+def _fingerprint(paths: tuple[Path, ...]) -> str:
+    """SHA-256 over the bytes of the input files (sorted by path)."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        if path.is_file():
+            digest.update(path.name.encode())
+            with path.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    digest.update(block)
+    return digest.hexdigest()
+
+
+def _mean_b0(series: Series) -> Volume:
+    """The mean of the b≈0 volumes (the least diffusion-weighted when none is ≈0)."""
+    bvals = np.asarray(series.bvals_s_per_mm2)
+    data = series.image.data
+    low = bvals <= max(50.0, float(bvals.min()))
+    return Volume(data[..., low].mean(axis=-1).astype(np.float32), series.image.affine)
+
+
+def _compare_with_scanner(
+    adc: Volume, scanner: Volume, b0: Volume, tolerance: float, warnings: list[str]
+) -> None:
+    """Warn when the engine's ADC and the scanner's ADC map disagree in the body."""
+    if adc.shape[:3] != scanner.shape[:3]:
+        warnings.append("scanner ADC map is on another grid than the DWI; not compared")
+        return
+    body = b0.data > np.percentile(b0.data, 75) * 0.25
+    ok = body & np.isfinite(adc.data) & (scanner.data > 0)
+    if ok.sum() < 10:
+        return
+    rel = np.abs(adc.data[ok] - scanner.data[ok]) / scanner.data[ok]
+    median = float(np.median(rel))
+    if median > tolerance:
+        warnings.append(
+            f"the scanner's ADC map differs from discquant's by {100 * median:.1f} % "
+            f"(median) inside the body; check the b-values and the scanner's fit"
+        )
+
+
+def _same_frame(a: Series, b: Series) -> bool:
+    fa, fb = a.provenance.frame_of_reference_uid, b.provenance.frame_of_reference_uid
+    return fa is None or fb is None or fa == fb
+
+
+def analyze(
+    study: Study,
+    *,
+    config: AnalysisConfig | None = None,
+    progress: ProgressCallback | None = None,
+) -> AnalysisResult:
+    """Analyse one study: ADC, segmentation and levels, per-disc measures and grades.
+
+    Parameters
+    ----------
+    study
+        The imported study (:func:`discquant.load_study`).
+    config
+        Options; defaults are those documented in docs/.
+    progress
+        Optional callback told when each stage starts and ends.
+
+    Returns
+    -------
+    AnalysisResult
+        Always returned; stages that failed are listed in ``result.stages`` with their
+        reasons, and ``result.flags`` holds ``no_lumbar_discs_found`` when the
+        segmentation found none (no numbers are then reported).
+    """
+    config = config or AnalysisConfig()
+    stages = _Stages(progress)
+    result = AnalysisResult(
+        subject=study.subject, discs=[DiscResult(level=lv) for lv in DISC_LABELS]
+    )
+    result.warnings.extend(study.warnings)
+    result.provenance = _provenance(study, config)
+    t2, dwi = study.t2, study.dwi
+
+    if dwi is not None or study.adc is not None:
+        with stages.run("diffusion"):
+            _diffusion(study, config, result)
+
+    if t2 is None and result.b0 is None:
+        stages.statuses.append(
+            StageStatus("segmentation", ok=False, message="no T2 and no DWI series in the study")
+        )
+        result.stages = stages.statuses
+        return result
+
+    anatomy = t2.image if t2 is not None else result.b0
+    assert anatomy is not None
+    result.t2 = anatomy
+    segmentation: Any = None
+    try:
+        with stages.run("segmentation") as status:
+            segmentation = _segment(anatomy, config)
+            result.labels_t2 = segmentation.labels
+            result.flags.extend(segmentation.flags)
+            if not any((segmentation.labels.data == v).any() for v in DISC_LABELS.values()):
+                raise NoDiscsFoundError("no lumbar discs found")
+            status.message = f"{len(segmentation.levels)} disc levels named"
+    except NoDiscsFoundError:
+        result.flags.append("no_lumbar_discs_found")
+        result.stages = stages.statuses
+        return result
+    if segmentation is None:
+        result.stages = stages.statuses
+        return result
+
+    nucleus_dwi = None
+    if result.adc_map is not None:
+        with stages.run("transfer"):
+            nucleus_dwi = _to_dwi_grid(study, segmentation, result, config)
+
+    with stages.run("measurement"):
+        from discquant.measure.water import WaterCalibration
+
+        calibration = WaterCalibration.load(config.calibration)
+        result.provenance["water_calibration"] = calibration.label
+        inputs = MeasureInputs(
+            labels=segmentation.labels,
+            anatomy=anatomy,
+            anatomy_is_t2=t2 is not None,
+            nucleus=segmentation.nucleus,
+            adc=result.adc_map,
+            labels_dwi=result.labels_dwi,
+            nucleus_dwi=nucleus_dwi,
+            fit_rmse=result.adc_fit_rmse,
+            level_flags=_level_flags(segmentation),
+        )
+        result.discs = measure_discs(inputs, config=config.measure, calibration=calibration)
+
+    with stages.run("grading"):
+        _grade(result, anatomy if t2 is not None else None)
+
+    result.stages = stages.statuses
+    return result
+
+
+def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> None:
+    from discquant.diffusion.adc import AdcModel
+
+    dwi = study.dwi
+    if dwi is None:
+        assert study.adc is not None
+        result.adc_map = study.adc.image
+        result.warnings.append("no raw DWI: the scanner's ADC map is used as it is")
+        trace = study.trace
+        result.b0 = trace.image if trace is not None else None
+        return
+    model = AdcModel(
+        dwi.bvals_s_per_mm2, dwi.bvecs, method=config.adc_method, b_min=config.b_min_s_per_mm2
+    )
+    fit = model.fit(dwi.image.data)
+    affine = dwi.image.affine
+    result.adc_map = Volume(np.asarray(fit.adc_um2_per_ms, dtype=np.float32), affine)
+    rmse = getattr(fit, "rmse_log", None)
+    if rmse is not None:
+        result.adc_fit_rmse = Volume(np.asarray(rmse, dtype=np.float32), affine)
+    result.b0 = _mean_b0(dwi)
+    result.snr_estimate = _snr(result.b0)
+    if study.adc is not None:
+        _compare_with_scanner(
+            result.adc_map,
+            study.adc.image,
+            result.b0,
+            config.scanner_adc_tolerance,
+            result.warnings,
+        )
+
+
+def _snr(b0: Volume) -> float | None:
+    """Signal-to-noise of the b≈0 image: bright-tissue median over background noise σ.
+
+    σ comes from the background (the darkest 10 % of voxels) as Rayleigh-distributed
+    magnitude: σ = mean / √(π/2).
+    """
+    data = b0.data[np.isfinite(b0.data)]
+    if data.size < 100:
+        return None
+    background = data[data <= np.percentile(data, 10)]
+    sigma = float(background.mean() / np.sqrt(np.pi / 2)) if background.size else 0.0
+    signal = float(np.percentile(data, 95))
+    return signal / sigma if sigma > 0 else None
+
+
+def _segment(anatomy: Volume, config: AnalysisConfig) -> Any:
+    from discquant.segment import segment_spine
+
+    return segment_spine(anatomy, device=config.device)
+
+
+def _level_flags(segmentation: Any) -> dict[str, list[str]]:
+    flags: dict[str, list[str]] = {}
+    for level in getattr(segmentation, "levels", []):
+        name = getattr(level, "name", None)
+        level_flags = list(getattr(level, "flags", []) or [])
+        if name and level_flags:
+            flags[name] = level_flags
+    return flags
+
+
+def _to_dwi_grid(
+    study: Study, segmentation: Any, result: AnalysisResult, config: AnalysisConfig
+) -> Volume | None:
+    """Bring the segmentation onto the DWI grid (world coordinates + refinement)."""
+    from discquant.measure.transfer import refine_disc_shifts, transfer_labels
+
+    assert result.adc_map is not None
+    target = result.adc_map
+    shape3 = (target.shape[0], target.shape[1], target.shape[2])
+    if study.t2 is None:  # segmented on the DWI b≈0 itself: already on the DWI grid
+        result.labels_dwi = segmentation.labels
+        return segmentation.nucleus
+    if study.dwi is not None and not _same_frame(study.t2, study.dwi):
+        result.warnings.append(
+            "the T2 and the DWI have different frames of reference (different studies?): "
+            "the disc masks may not overlay the ADC map"
+        )
+        result.flags.append("frames_of_reference_differ")
+    shifts: dict[int, tuple[float, float, float]] = {}
+    if config.refine_dwi_transfer and result.b0 is not None:
+        present = [v for v in DISC_LABELS.values() if (segmentation.labels.data == v).any()]
+        shifts = refine_disc_shifts(study.t2.image, segmentation.labels, result.b0, present)
+    transfer = transfer_labels(segmentation.labels, target.affine, shape3, shifts_mm=shifts)
+    result.labels_dwi = transfer.labels
+    result.provenance["dwi_transfer_shifts_mm"] = {str(k): v for k, v in shifts.items()}
+    if segmentation.nucleus is None:
+        return None
+    nucleus = transfer_labels(segmentation.nucleus, target.affine, shape3)
+    return Volume((nucleus.labels.data > 0).astype(np.uint8), target.affine)
+
+
+def _grade(result: AnalysisResult, t2: Volume | None) -> None:
+    from discquant.grade import adc_class
+
+    for disc in result.discs:
+        if disc.adc_np is not None:
+            disc.adc_class = adc_class(disc.adc_np.median)
+    if t2 is None or result.labels_t2 is None:
+        return
+    from discquant.grade.crops import extract_disc_crop
+    from discquant.grade.pfirrmann import grade_disc_crops, load_pfirrmann_model
+
+    model = load_pfirrmann_model()
+    found = [d for d in result.discs if d.found]
+    crop_args = _crop_arguments(model)
+    crops = [
+        extract_disc_crop(t2, result.labels_t2.data == DISC_LABELS[d.level], **crop_args)
+        for d in found
+    ]
+    if not crops:
+        return
+    for disc, grade in zip(found, grade_disc_crops(crops, model=model), strict=True):
+        disc.pfirrmann_grade = grade.grade
+        disc.pfirrmann_probabilities = tuple(float(p) for p in grade.probabilities)
+        disc.pfirrmann_expected = grade.expected_grade
+    result.provenance.setdefault("models", {})["pfirrmann"] = getattr(model, "version", "shipped")
+
+
+def _crop_arguments(model: Any) -> dict[str, Any]:
+    crop = dict(getattr(model, "crop", {}) or {})
+    args: dict[str, Any] = {}
+    if "slices" in crop:
+        args["slices"] = int(crop["slices"])
+    if "shape" in crop:
+        args["shape"] = tuple(crop["shape"])
+    if "size_mm" in crop:
+        args["size_mm"] = tuple(crop["size_mm"])
+    return args
+
+
+def _provenance(study: Study, config: AnalysisConfig) -> dict[str, Any]:
+    paths: tuple[Path, ...] = tuple(p for s in study.series for p in s.provenance.source_paths)
+    return {
+        "software": {"name": "discquant", "version": __version__},
+        "python": platform.python_version(),
+        "input_fingerprint_sha256": _fingerprint(paths) if paths else None,
+        "series": [
+            {
+                "role": s.role.value,
+                "description": s.description,
+                "shape": list(s.image.shape),
+                "voxel_mm": list(s.image.voxel_mm),
+                "series_instance_uid": s.provenance.series_instance_uid,
+            }
+            for s in study.series
+        ],
+        "config": _jsonable_config(config),
+    }
+
+
+def _jsonable_config(config: AnalysisConfig) -> dict[str, Any]:
+    raw = asdict(config)
+    raw["calibration"] = str(config.calibration) if config.calibration else None
+    return raw
+
+
+__all__ = ["AnalysisConfig", "DiscquantError", "analyze"]
