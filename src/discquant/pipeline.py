@@ -379,3 +379,73 @@ def _jsonable_config(config: AnalysisConfig) -> dict[str, Any]:
 
 
 __all__ = ["AnalysisConfig", "DiscquantError", "analyze"]
+
+
+@dataclass(frozen=True)
+class StudyInputs:
+    """Where one study comes from: a DICOM/BIDS/NIfTI path and/or explicit files."""
+
+    path: Path | None = None
+    t2: Path | None = None
+    dwi: Path | None = None
+    bval: Path | None = None
+    bvec: Path | None = None
+    adc: Path | None = None
+    subject: str | None = None
+
+
+def load_inputs(inputs: StudyInputs, *, keep_phi: bool = False) -> Study:
+    """Import a study described by :class:`StudyInputs` (see :func:`discquant.load_study`)."""
+    from discquant.io.load import load_study
+
+    return load_study(
+        inputs.path,
+        t2=inputs.t2,
+        dwi=inputs.dwi,
+        bval=inputs.bval,
+        bvec=inputs.bvec,
+        adc=inputs.adc,
+        subject=inputs.subject,
+        keep_phi=keep_phi,
+    )
+
+
+def source_t2_datasets(study: Study) -> list[Any] | None:
+    """The T2's source DICOM datasets (for DICOM SEG/SR), or None for NIfTI input."""
+    t2 = study.t2
+    if t2 is None or not t2.provenance.sop_instance_uids:
+        return None
+    import pydicom
+
+    datasets = []
+    for path in t2.provenance.source_paths:
+        try:
+            datasets.append(pydicom.dcmread(path))
+        except Exception as exc:  # unreadable source: SEG/SR cannot reference it
+            log.warning("cannot re-read source DICOM %s: %s", path, exc)
+    return datasets or None
+
+
+def run_study(
+    inputs: StudyInputs,
+    out_dir: Path,
+    *,
+    config: AnalysisConfig | None = None,
+    keep_phi: bool = False,
+    dicom: bool = False,
+    progress: ProgressCallback | None = None,
+) -> tuple[AnalysisResult, Any]:
+    """Import, analyse and write one study's outputs under ``out_dir`` (BIDS derivatives).
+
+    Returns the result and the written paths. Raises a :class:`DiscquantError` for bad
+    input (nothing is written then); a partly failed analysis is written and returned.
+    """
+    from discquant.outputs import write_outputs
+
+    study = load_inputs(inputs, keep_phi=keep_phi)
+    result = analyze(study, config=config, progress=progress)
+    datasets = source_t2_datasets(study) if dicom else None
+    if dicom and datasets is None:
+        result.warnings.append("--dicom needs DICOM input with a T2 series; no SEG/SR written")
+    paths = write_outputs(result, out_dir, keep_phi=keep_phi, source_t2_datasets=datasets)
+    return result, paths

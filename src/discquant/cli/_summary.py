@@ -1,0 +1,71 @@
+"""The per-disc table printed after an analysis, and the exit code it deserves."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from discquant.results import AnalysisResult
+
+
+def exit_code_for(result: AnalysisResult) -> int:
+    """0 when every stage succeeded; 3 when any failed or no lumbar disc was found."""
+    if "no_lumbar_discs_found" in result.flags or result.failed_stages:
+        return 3
+    return 0
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def print_summary(
+    result: AnalysisResult, paths: Any, *, truth: dict[str, Any] | None = None
+) -> None:
+    """Print the per-disc table (and the phantom's truth beside it when given)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"sub-{result.subject}: per-disc results", show_lines=False)
+    for col in (
+        "level",
+        "NP ADC µm²/ms",
+        "disc ADC",
+        "water idx",
+        "T2 NP/CSF",
+        "height mm",
+        "volume mm³",
+        "Pfirrmann",
+        "ADC class",
+        "flags",
+    ):
+        table.add_column(col)
+    if truth:
+        table.add_column("truth NP ADC")
+        table.add_column("truth grade")
+    for disc in result.discs:
+        row = [
+            disc.level if disc.found else f"[dim]{disc.level} (not found)[/dim]",
+            _fmt(disc.adc_np.median if disc.adc_np else None),
+            _fmt(disc.adc_disc.median if disc.adc_disc else None),
+            _fmt(disc.water_index),
+            _fmt(disc.t2_np_csf_ratio),
+            _fmt(disc.height_middle_mm, 1),
+            _fmt(disc.volume_mm3, 0),
+            "—" if disc.pfirrmann_grade is None else str(disc.pfirrmann_grade),
+            disc.adc_class or "—",
+            ", ".join(disc.flags),
+        ]
+        if truth:
+            t = truth.get(disc.level, {})
+            row += [_fmt(t.get("adc_np_um2_per_ms")), str(t.get("grade", "—"))]
+        table.add_row(*row)
+    console.print(table)
+    for status in result.stages:
+        mark = "[green]ok[/green]" if status.ok else "[red]failed[/red]"
+        console.print(f"  {status.name:<12} {mark} {status.seconds:6.2f} s  {status.message}")
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    report = getattr(paths, "report_html", None)
+    if report is not None:
+        console.print(f"Report: {report}")
