@@ -1,0 +1,448 @@
+"""DICOM folder → NIfTI + sidecars with dcm2niix, keeping per-series provenance.
+
+The conversion itself (vendor b-value conventions, mosaics, enhanced multi-frame,
+Philips volume order) is dcm2niix's, called as the binary shipped in the ``dcm2niix``
+PyPI wheel. What this module adds around it:
+
+1. a pydicom header pass over the whole tree (any depth, any file names), which groups
+   files by SeriesInstanceUID, keeps the UIDs that DICOM outputs must reference, finds
+   truncated files, and checks slice spacing along the slice normal;
+2. staging: each series' files are linked (or, when gzip'd, decompressed: dcm2niix does
+   not read gzip'd DICOM, it reports "Unable to find any DICOM images") into a folder
+   of their own in a temporary directory, and dcm2niix converts one series per call, so
+   every output maps back to exactly one source series;
+3. merging the pieces dcm2niix splits one diffusion series into (b = 0 ``ORIGINAL``
+   images and ``DERIVED\\TRACEW`` images at b > 0 end up in separate files).
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import os
+import subprocess
+import tempfile
+import zlib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from discquant.errors import DicomConversionError, InputNotFoundError, InvalidInputError
+from discquant.io.nifti import RawImage, is_nifti, load_nifti, n_volumes
+from discquant.io.study import Provenance, Volume
+
+log = logging.getLogger(__name__)
+
+_SIDECAR_EXTS = (".json", ".bval", ".bvec")
+_GZIP_MAGIC = b"\x1f\x8b"
+_DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+SPACING_TOLERANCE_MM = 0.05
+SPACING_TOLERANCE_REL = 0.05
+"""A gap between neighbouring slice positions differing from the median gap by more
+than max(0.05 mm, 5 %) makes the spacing inconsistent (a missing slice is +100 %)."""
+
+
+def dcm2niix_binary() -> str:
+    """Path of the dcm2niix executable shipped in the ``dcm2niix`` wheel."""
+    try:
+        import dcm2niix
+
+        path = Path(dcm2niix.bin)
+        if path.is_file():
+            return str(path)
+    except ImportError:  # pragma: no cover - it is a hard dependency
+        pass
+    import shutil
+    import sys
+
+    found = shutil.which("dcm2niix", path=str(Path(sys.executable).parent)) or shutil.which(
+        "dcm2niix"
+    )
+    if found is None:  # pragma: no cover
+        raise DicomConversionError("dcm2niix executable not found; reinstall discquant")
+    return found
+
+
+@dataclass
+class _Slice:
+    orientation: tuple[float, ...]
+    position: tuple[float, float, float]
+
+
+@dataclass
+class _DicomSeries:
+    uid: str
+    number: int | None
+    description: str
+    study_uid: str | None
+    frame_uid: str | None
+    sop_class: str | None
+    files: list[Path] = field(default_factory=list)
+    """Original paths."""
+    readable: list[Path] = field(default_factory=list)
+    """What dcm2niix reads: the original, or its decompressed copy."""
+    sops: list[str] = field(default_factory=list)
+    slices: list[tuple[Path, _Slice]] = field(default_factory=list)
+    mosaic: bool = False
+
+
+@dataclass
+class _Scan:
+    series: dict[str, _DicomSeries] = field(default_factory=dict)
+    truncated: list[tuple[Path, str, str | None]] = field(default_factory=list)
+    """(file, problem, SeriesInstanceUID if the header got that far)."""
+    n_files: int = 0
+
+
+def _read_bytes(path: Path) -> tuple[bytes, bool, str | None]:
+    """File content (decompressed if gzip'd), whether it was, a problem for a bad gzip."""
+    raw = path.read_bytes()
+    if not raw.startswith(_GZIP_MAGIC):
+        return raw, False, None
+    out = bytearray()
+    try:
+        with gzip.open(path, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                out.extend(chunk)
+    except (EOFError, OSError, zlib.error) as exc:
+        return bytes(out), True, f"gzip stream is truncated or damaged ({exc})"
+    return bytes(out), True, None
+
+
+def _is_dicom(content: bytes) -> bool:
+    # Part-10 files carry "DICM" after a 128-byte preamble. Raw data sets without it
+    # exist but are rare today; treating them as non-DICOM keeps random files out.
+    return len(content) >= 132 and content[128:132] == b"DICM"
+
+
+def _expected_pixel_bytes(ds: object) -> int | None:
+    import pydicom
+
+    assert isinstance(ds, pydicom.Dataset)
+    ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if ts is None or ts.is_compressed:
+        return None
+    try:
+        bits = int(ds.BitsAllocated)
+        n = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
+        n *= int(ds.get("NumberOfFrames", 1) or 1)
+    except (AttributeError, TypeError, ValueError):
+        return None
+    return (n * bits + 7) // 8
+
+
+def _geometry(ds: object, path: Path) -> list[tuple[Path, _Slice]]:
+    """One entry per frame: (file, orientation, position), classic or enhanced."""
+    import pydicom
+
+    assert isinstance(ds, pydicom.Dataset)
+
+    def _plane(item: pydicom.Dataset | None, name: str, attr: str) -> list[float] | None:
+        if item is None or name not in item or not item[name].value:
+            return None
+        value = getattr(item[name].value[0], attr, None)
+        return None if value is None else [float(v) for v in value]
+
+    out: list[tuple[Path, _Slice]] = []
+    if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds:
+        iop = tuple(round(float(v), 4) for v in ds.ImageOrientationPatient)
+        ipp = tuple(float(v) for v in ds.ImagePositionPatient)
+        out.append((path, _Slice(iop, (ipp[0], ipp[1], ipp[2]))))
+        return out
+    shared_seq = ds.get("SharedFunctionalGroupsSequence")
+    shared = shared_seq[0] if shared_seq else None
+    shared_iop = _plane(shared, "PlaneOrientationSequence", "ImageOrientationPatient")
+    for frame in ds.get("PerFrameFunctionalGroupsSequence", []):
+        iop_l = _plane(frame, "PlaneOrientationSequence", "ImageOrientationPatient") or shared_iop
+        ipp_l = _plane(frame, "PlanePositionSequence", "ImagePositionPatient")
+        if iop_l is None or ipp_l is None:
+            continue
+        iop = tuple(round(v, 4) for v in iop_l)
+        out.append((path, _Slice(iop, (ipp_l[0], ipp_l[1], ipp_l[2]))))
+    return out
+
+
+def _scan(paths: list[Path], staging: Path) -> _Scan:
+    """Read every DICOM header under ``paths``; stage gzip'd files decompressed."""
+    import pydicom
+    from pydicom.uid import UID
+
+    scan = _Scan()
+    gz_dir = staging / "gunzip"
+    for path in paths:
+        if is_nifti(path) or path.suffix.lower() in _SIDECAR_EXTS:
+            continue
+        scan.n_files += 1
+        try:
+            content, gzipped, gz_problem = _read_bytes(path)
+        except OSError as exc:
+            log.debug("skipping unreadable %s (%s)", path, exc)
+            continue
+        if not _is_dicom(content):
+            continue
+        readable = path
+        if gzipped:
+            gz_dir.mkdir(parents=True, exist_ok=True)
+            readable = gz_dir / f"{len(list(gz_dir.iterdir())):06d}.dcm"
+            readable.write_bytes(content)
+        if gz_problem is not None:
+            scan.truncated.append((path, gz_problem, None))
+            continue
+        try:
+            ds = pydicom.dcmread(readable)
+        except Exception as exc:  # pydicom raises many types on damaged files
+            scan.truncated.append((path, f"unreadable DICOM header ({exc})", None))
+            continue
+        meta_class = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
+        sop_class = ds.get("SOPClassUID", meta_class)
+        if sop_class == _DICOMDIR_CLASS:
+            continue
+        uid = ds.get("SeriesInstanceUID")
+        is_image = sop_class is not None and "Image Storage" in UID(str(sop_class)).name
+        if "PixelData" not in ds:
+            if is_image:
+                scan.truncated.append((path, "file ends before the pixel data", uid))
+            continue
+        expected = _expected_pixel_bytes(ds)
+        got = len(ds.PixelData)
+        if expected is not None and got < expected:
+            problem = f"truncated DICOM file: {got} of {expected} pixel-data bytes"
+            scan.truncated.append((path, problem, uid))
+            continue
+        if uid is None:
+            scan.truncated.append((path, "no SeriesInstanceUID in the header", None))
+            continue
+        series = scan.series.get(uid)
+        if series is None:
+            number = ds.get("SeriesNumber")
+            series = _DicomSeries(
+                uid=str(uid),
+                number=None if number in (None, "") else int(number),
+                description=str(ds.get("SeriesDescription", "") or ""),
+                study_uid=ds.get("StudyInstanceUID"),
+                frame_uid=ds.get("FrameOfReferenceUID"),
+                sop_class=None if sop_class is None else str(sop_class),
+            )
+            scan.series[uid] = series
+        series.files.append(path)
+        series.readable.append(readable)
+        series.sops.append(str(ds.get("SOPInstanceUID", "")))
+        image_type = [str(t).upper() for t in ds.get("ImageType", [])]
+        if "MOSAIC" in image_type:
+            series.mosaic = True
+        series.slices.extend(_geometry(ds, path))
+    return scan
+
+
+def _spacing_problem(series: _DicomSeries) -> tuple[Path, str] | None:
+    """The first irregular gap between slice positions along the normal, if any."""
+    if series.mosaic:  # one file per volume: slice positions are inside dcm2niix's reach
+        return None
+    groups: dict[tuple[float, ...], list[tuple[float, Path]]] = {}
+    for path, sl in series.slices:
+        iop = np.asarray(sl.orientation, dtype=float)
+        normal = np.cross(iop[:3], iop[3:])
+        groups.setdefault(sl.orientation, []).append((float(np.dot(normal, sl.position)), path))
+    for entries in groups.values():
+        entries.sort(key=lambda e: e[0])
+        distinct: list[tuple[float, Path]] = []
+        for d, p in entries:
+            if not distinct or d - distinct[-1][0] > 0.01:
+                distinct.append((d, p))
+        if len(distinct) < 3:
+            continue
+        gaps = np.diff([d for d, _ in distinct])
+        median = float(np.median(gaps))
+        tol = max(SPACING_TOLERANCE_MM, SPACING_TOLERANCE_REL * median)
+        bad = np.flatnonzero(np.abs(gaps - median) > tol)
+        if bad.size:
+            i = int(bad[0])
+            return distinct[i + 1][1], (
+                f"inconsistent slice spacing in series {series.number} "
+                f"'{series.description}': gap of {gaps[i]:.2f} mm next to this slice, "
+                f"median {median:.2f} mm (missing or extra slice?)"
+            )
+    return None
+
+
+def _incomplete(series: _DicomSeries) -> bool:
+    """After dropping files: do the slice positions still hold equal numbers of images?"""
+    if series.mosaic:
+        return False
+    counts: dict[tuple[float, ...], int] = {}
+    for _, sl in series.slices:
+        key = (*sl.orientation, *(round(v, 2) for v in sl.position))
+        counts[key] = counts.get(key, 0) + 1
+    return len(set(counts.values())) > 1
+
+
+def _run_dcm2niix(src: Path, out: Path, *, keep_phi: bool, series: _DicomSeries) -> str:
+    cmd = [
+        dcm2niix_binary(),
+        "-b", "y",
+        "-ba", "n" if keep_phi else "y",
+        "-z", "y",
+        "-f", "%s_%d",
+        "-o", str(out),
+        str(src),
+    ]  # fmt: skip
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise DicomConversionError(
+            f"dcm2niix did not finish series {series.number} within 900 s", path=series.files[0]
+        ) from exc
+    text = (done.stdout or "") + (done.stderr or "")
+    for line in text.splitlines():
+        if line.startswith(("Warning", "Error")):
+            log.debug("dcm2niix (series %s): %s", series.number, line)
+    return text
+
+
+def _merge_diffusion_pieces(pieces: list[RawImage]) -> list[RawImage]:
+    """Join dcm2niix's pieces of one diffusion series that share a grid into one DWI."""
+    diff = [p for p in pieces if p.bvals is not None]
+    rest = [p for p in pieces if p.bvals is None]
+    if len(diff) < 2:
+        return pieces
+    ref = diff[0].volume
+    same_grid = all(
+        p.volume.shape[:3] == ref.shape[:3] and np.allclose(p.volume.affine, ref.affine, atol=1e-3)
+        for p in diff
+    )
+    if not same_grid:
+        return pieces
+    diff.sort(key=lambda p: float(np.min(p.bvals)) if p.bvals is not None else 0.0)
+    datas = [p.volume.data if p.volume.data.ndim == 4 else p.volume.data[..., None] for p in diff]
+    bvals = np.concatenate([p.bvals for p in diff if p.bvals is not None])
+    bvecs = np.concatenate(
+        [p.bvecs if p.bvecs is not None else np.zeros((n_volumes(p.volume), 3)) for p in diff]
+    )
+    top = diff[-1]  # highest b: carries the TRACEW ImageType when there is one
+    names = " + ".join(p.path.name for p in diff)
+    merged = replace(
+        top,
+        volume=Volume(data=np.concatenate(datas, axis=3).astype(np.float32), affine=ref.affine),
+        bvals=bvals,
+        bvecs=bvecs,
+        notes=[*top.notes, f"joined {len(diff)} files dcm2niix split the series into ({names})"],
+    )
+    return [merged, *rest]
+
+
+def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], list[str]]:
+    """Convert every DICOM series under ``path`` (a folder tree or one file).
+
+    Returns
+    -------
+    images, warnings
+        One :class:`RawImage` per dcm2niix output (diffusion pieces of one series joined),
+        and human-readable warnings for skipped files and series.
+
+    Raises
+    ------
+    InputNotFoundError
+        The folder is empty or holds no DICOM file.
+    InvalidInputError
+        A truncated file leaves its series incomplete, or a series has inconsistent slice
+        spacing (the message names the file).
+    DicomConversionError
+        dcm2niix produced no image at all.
+    """
+    if path.is_dir():
+        files = sorted(
+            Path(root) / name
+            for root, _, names in os.walk(path)
+            for name in names
+            if not name.startswith(".")
+        )
+        if not files:
+            raise InputNotFoundError("folder is empty", path=path)
+    else:
+        files = [path]
+    warnings: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="discquant-dicom-") as tmp:
+        staging = Path(tmp)
+        scan = _scan(files, staging)
+        if not scan.series and not scan.truncated:
+            raise InputNotFoundError(
+                f"no DICOM files found (looked at {scan.n_files} files, any depth)", path=path
+            )
+        _check_truncated(scan, warnings)
+        for series in scan.series.values():
+            problem = _spacing_problem(series)
+            if problem is not None:
+                raise InvalidInputError(problem[1], path=problem[0])
+        images: list[RawImage] = []
+        for i, series in enumerate(
+            sorted(scan.series.values(), key=lambda s: (s.number or 0, s.uid))
+        ):
+            images.extend(_convert_series(series, staging, i, keep_phi=keep_phi, warnings=warnings))
+    if not images:
+        raise DicomConversionError("dcm2niix produced no image from any series", path=path)
+    return images, warnings
+
+
+def _check_truncated(scan: _Scan, warnings: list[str]) -> None:
+    """Drop truncated files with a warning when their series stays complete, else raise."""
+    for path, problem, uid in scan.truncated:
+        series = scan.series.get(uid) if uid is not None else None
+        if uid is None:
+            # The header ended before its series could be known. If every series is
+            # complete, the file held nothing we lack; otherwise it is the likely cause.
+            if not scan.series or any(_incomplete(s) for s in scan.series.values()):
+                raise InvalidInputError(f"{problem}; no complete series remains", path=path)
+        elif series is None or _incomplete(series) or _spacing_problem(series) is not None:
+            raise InvalidInputError(f"{problem}; its series is incomplete without it", path=path)
+        msg = f"{path}: {problem}; skipped (the rest of its series is complete)"
+        log.warning(msg)
+        warnings.append(msg)
+
+
+def _convert_series(
+    series: _DicomSeries, staging: Path, index: int, *, keep_phi: bool, warnings: list[str]
+) -> list[RawImage]:
+    src = staging / "in" / f"{index:04d}"
+    out = staging / "out" / f"{index:04d}"
+    src.mkdir(parents=True)
+    out.mkdir(parents=True)
+    for j, readable in enumerate(series.readable):
+        (src / f"{j:06d}.dcm").symlink_to(readable.resolve())
+    text = _run_dcm2niix(src, out, keep_phi=keep_phi, series=series)
+    outputs = sorted(p for p in out.iterdir() if is_nifti(p))
+    if not outputs:
+        last = next((ln for ln in reversed(text.splitlines()) if ln.strip()), "no output")
+        msg = (
+            f"{series.files[0]}: dcm2niix converted nothing from series {series.number} "
+            f"'{series.description}' ({last.strip()}); skipped"
+        )
+        log.warning(msg)
+        warnings.append(msg)
+        return []
+    provenance = Provenance(
+        source_paths=tuple(series.files),
+        series_instance_uid=series.uid,
+        study_instance_uid=series.study_uid,
+        frame_of_reference_uid=series.frame_uid,
+        sop_class_uid=series.sop_class,
+        sop_instance_uids=tuple(series.sops),
+        series_number=series.number,
+    )
+    pieces: list[RawImage] = []
+    for nii in outputs:
+        raw = load_nifti(nii, keep_phi=keep_phi)
+        number = raw.sidecar.get("SeriesNumber")
+        if series.number is not None and number is not None and int(number) != series.number:
+            log.warning(
+                "dcm2niix output %s reports series %s, expected %s", nii.name, number, series.number
+            )
+        pieces.append(raw)
+    images = _merge_diffusion_pieces(pieces)
+    for raw in images:
+        # Errors about this image name the source folder, not the temporary NIfTI.
+        raw.path = series.files[0].parent if len(series.files) > 1 else series.files[0]
+        raw.provenance = replace(provenance, sidecar=raw.sidecar)
+        if "SeriesDescription" not in raw.sidecar and series.description:
+            raw.description = series.description
+    return images

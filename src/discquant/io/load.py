@@ -1,0 +1,138 @@
+"""The one entry point of stage 1: :func:`load_study`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from discquant.errors import InputNotFoundError, InvalidInputError
+from discquant.io.nifti import (
+    RawImage,
+    is_bids_subject,
+    is_nifti,
+    load_bids_subject,
+    load_nifti,
+    load_nifti_folder,
+)
+from discquant.io.roles import order_series, to_series
+from discquant.io.study import Study
+
+log = logging.getLogger(__name__)
+
+PathLike = str | Path
+
+
+def _existing(path: PathLike, what: str) -> Path:
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise InputNotFoundError(f"{what} does not exist", path=p)
+    return p
+
+
+def _load_path(path: Path, *, keep_phi: bool) -> tuple[list[RawImage], list[str], bool]:
+    """Images under ``path``, warnings, and whether it was a single anatomical file."""
+    if path.is_file() and is_nifti(path):
+        return [load_nifti(path, keep_phi=keep_phi)], [], True
+    if path.is_dir() and is_bids_subject(path):
+        return load_bids_subject(path, keep_phi=keep_phi), [], False
+    from discquant.io.dicom import load_dicom
+
+    try:
+        return (*load_dicom(path, keep_phi=keep_phi), False)
+    except InputNotFoundError:
+        if path.is_dir() and any(is_nifti(p) for p in path.iterdir()):
+            return load_nifti_folder(path, keep_phi=keep_phi), [], False
+        raise
+
+
+def load_study(
+    path: PathLike | None = None,
+    *,
+    t2: PathLike | None = None,
+    dwi: PathLike | None = None,
+    bval: PathLike | None = None,
+    bvec: PathLike | None = None,
+    adc: PathLike | None = None,
+    subject: str | None = None,
+    keep_phi: bool = False,
+) -> Study:
+    """Import a study: a DICOM folder tree, a BIDS subject folder, a NIfTI file, or files.
+
+    Parameters
+    ----------
+    path
+        A DICOM folder (any depth and file names, classic or enhanced, gzip'd files
+        allowed), a BIDS subject folder (``anat/*_T2w.nii.gz``, ``dwi/*_dwi.nii.gz`` with
+        ``.bval/.bvec/.json``), a folder of NIfTI files, or one NIfTI file.
+    t2, dwi, adc
+        Explicit NIfTI files for those roles (they rank first within their role).
+    bval, bvec
+        FSL-style b-values (s/mm²) and directions for ``dwi``; default: the files next to
+        it with the same stem.
+    subject
+        Subject label; default the folder or file name (never a DICOM patient field).
+    keep_phi
+        Keep patient-identifying keys (name, ID, birth date, accession number, ...) in
+        the sidecars. Off by default.
+
+    Returns
+    -------
+    Study
+        Every series with one role and the reason, best first within each role, ADC in
+        µm²/ms.
+
+    Raises
+    ------
+    InputNotFoundError
+        A path does not exist, a folder is empty or holds no DICOM/NIfTI.
+    InvalidInputError
+        Truncated DICOM, inconsistent slice spacing, NaN/Inf voxels, b-value count not
+        matching the volumes, a DWI with one b-value, an ADC map in no known unit.
+
+    Examples
+    --------
+    >>> study = load_study("sub-01/")  # doctest: +SKIP
+    >>> study.dwi.bvals_s_per_mm2  # doctest: +SKIP
+    array([  0., 400., 800.])
+    """
+    if path is None and t2 is None and dwi is None and adc is None:
+        raise InputNotFoundError("no input given: name a folder, a file, or --t2/--dwi/--adc")
+    if (bval is not None or bvec is not None) and dwi is None:
+        raise InvalidInputError("--bval/--bvec given without --dwi", path=bval or bvec)
+    raws: list[RawImage] = []
+    explicit: list[bool] = []
+    warnings: list[str] = []
+    single_file = False
+    for key, value in (("t2", t2), ("dwi", dwi), ("adc", adc)):
+        if value is None:
+            continue
+        p = _existing(value, f"--{key} file")
+        raws.append(
+            load_nifti(
+                p,
+                bval=None if key != "dwi" or bval is None else _existing(bval, "--bval file"),
+                bvec=None if key != "dwi" or bvec is None else _existing(bvec, "--bvec file"),
+                keep_phi=keep_phi,
+                hint=key,
+                hint_reason=f"given as --{key}",
+            )
+        )
+        explicit.append(True)
+    root: Path | None = None
+    if path is not None:
+        root = _existing(path, "input path")
+        found, found_warnings, single_file = _load_path(root, keep_phi=keep_phi)
+        raws.extend(found)
+        explicit.extend([False] * len(found))
+        warnings.extend(found_warnings)
+    series = [to_series(r, assume_t2=single_file and r.hint is None) for r in raws]
+    ordered = order_series(series, explicit=explicit)
+    if subject is None:
+        base = root if root is not None else Path(str(t2 or dwi or adc))
+        subject = base.name.split(".")[0] if base.is_file() else base.name
+    for s in ordered:
+        log.info(
+            "%s: %s %s (%s)", s.role.value, s.description, "x".join(map(str, s.image.shape)),
+            s.reason,
+        )  # fmt: skip
+    return Study(subject=subject, series=ordered, source=root, warnings=tuple(warnings))

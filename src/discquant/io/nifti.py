@@ -1,0 +1,247 @@
+"""Read NIfTI images with their BIDS sidecars (.json, .bval, .bvec), validated.
+
+Used for explicit files, BIDS subject folders and dcm2niix's output alike, so every
+image reaches role assignment through the same checks: finite values, one b-value per
+volume, one gradient direction per volume.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from discquant.errors import InputNotFoundError, InvalidInputError
+from discquant.io.privacy import scrub_sidecar
+from discquant.io.study import Provenance, Volume
+
+log = logging.getLogger(__name__)
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+@dataclass
+class RawImage:
+    """An image with what is known about it, before it gets a role.
+
+    ``hint`` is a role the user or the file layout asserts (``"t2"``, ``"dwi"``, ``"adc"``
+    from explicit arguments or BIDS suffixes); ``hint_reason`` says where it came from.
+    """
+
+    path: Path
+    volume: Volume
+    description: str
+    sidecar: dict[str, Any] = field(default_factory=dict)
+    bvals: npt.NDArray[np.float64] | None = None
+    bvecs: npt.NDArray[np.float64] | None = None
+    provenance: Provenance = field(default_factory=Provenance)
+    hint: str | None = None
+    hint_reason: str = ""
+    notes: list[str] = field(default_factory=list)
+    """Extra facts for the role's reason (e.g. merged dcm2niix outputs)."""
+
+
+def is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def nifti_stem(path: Path) -> str:
+    """File name without ``.nii`` / ``.nii.gz``."""
+    name = path.name
+    for suffix in NIFTI_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def sibling(path: Path, ext: str) -> Path | None:
+    """The sidecar ``<stem><ext>`` next to a NIfTI file, if it exists."""
+    candidate = path.with_name(nifti_stem(path) + ext)
+    return candidate if candidate.is_file() else None
+
+
+def read_volume(path: Path) -> Volume:
+    """Load a NIfTI file as a float32 :class:`Volume`; reject NaN/Inf and empty images."""
+    import nibabel as nib
+
+    if not path.exists():
+        raise InputNotFoundError("file does not exist", path=path)
+    try:
+        img = nib.load(path)
+        data = np.asarray(img.get_fdata(dtype=np.float32))  # type: ignore[attr-defined]
+    except Exception as exc:  # nibabel raises many types for damaged files
+        raise InvalidInputError(f"not a readable NIfTI image ({exc})", path=path) from exc
+    affine = np.asarray(img.affine, dtype=np.float64)  # type: ignore[attr-defined]
+    if data.ndim == 2:  # a bare 2D slice: make the slice axis explicit
+        data = data[:, :, None]
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim not in (3, 4) or data.size == 0:
+        raise InvalidInputError(f"image has shape {data.shape}; expected 3D or 4D", path=path)
+    bad = ~np.isfinite(data)
+    if bad.any():
+        n_nan = int(np.isnan(data).sum())
+        n_inf = int(bad.sum()) - n_nan
+        raise InvalidInputError(
+            f"image contains {n_nan} NaN and {n_inf} Inf voxels; "
+            "replace them (e.g. with 0) before import",
+            path=path,
+        )
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise InvalidInputError("image affine is singular or not finite", path=path)
+    return Volume(data=data, affine=affine)
+
+
+def n_volumes(volume: Volume) -> int:
+    return volume.shape[3] if len(volume.shape) == 4 else 1
+
+
+def read_bvals(path: Path, *, image: Path, n_vols: int) -> npt.NDArray[np.float64]:
+    """FSL/BIDS .bval: one row of b-values in s/mm², one per volume of ``image``."""
+    if not path.is_file():
+        raise InputNotFoundError("b-value file does not exist", path=path)
+    try:
+        bvals = np.loadtxt(path, dtype=np.float64, ndmin=1).ravel()
+    except ValueError as exc:
+        raise InvalidInputError(f"not a b-value file ({exc})", path=path) from exc
+    if bvals.size != n_vols:
+        raise InvalidInputError(
+            f"has {bvals.size} b-values but {image.name} has {n_vols} volumes", path=path
+        )
+    if not np.isfinite(bvals).all() or (bvals < 0).any():
+        raise InvalidInputError("b-values must be finite and non-negative", path=path)
+    return bvals
+
+
+def read_bvecs(path: Path, *, image: Path, n_vols: int) -> npt.NDArray[np.float64]:
+    """FSL/BIDS .bvec (3 rows × N) returned as ``(N, 3)``."""
+    if not path.is_file():
+        raise InputNotFoundError("gradient-direction file does not exist", path=path)
+    try:
+        bvecs = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise InvalidInputError(f"not a b-vector file ({exc})", path=path) from exc
+    if bvecs.shape == (n_vols, 3) and n_vols != 3:
+        bvecs = bvecs.T  # tolerate the transposed (N × 3) layout
+    if bvecs.shape != (3, n_vols):
+        raise InvalidInputError(
+            f"has shape {bvecs.shape}; expected 3 rows of {n_vols} values for {image.name}",
+            path=path,
+        )
+    if not np.isfinite(bvecs).all():
+        raise InvalidInputError("b-vectors must be finite", path=path)
+    return np.ascontiguousarray(bvecs.T)
+
+
+def read_sidecar(path: Path | None, *, keep_phi: bool) -> dict[str, Any]:
+    """A BIDS JSON sidecar with identifying keys removed (unless ``keep_phi``)."""
+    if path is None:
+        return {}
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InvalidInputError(f"not a readable JSON sidecar ({exc})", path=path) from exc
+    if not isinstance(raw, dict):
+        raise InvalidInputError("JSON sidecar is not an object", path=path)
+    return scrub_sidecar(raw, keep_phi=keep_phi)
+
+
+def load_nifti(
+    path: Path,
+    *,
+    bval: Path | None = None,
+    bvec: Path | None = None,
+    keep_phi: bool = False,
+    hint: str | None = None,
+    hint_reason: str = "",
+) -> RawImage:
+    """Load one NIfTI file with its sidecars (given, or found next to it by name).
+
+    Raises
+    ------
+    InputNotFoundError
+        ``path`` (or a given ``bval``/``bvec``) does not exist.
+    InvalidInputError
+        NaN/Inf voxels, b-value or b-vector count differs from the number of volumes.
+    """
+    path = Path(path)
+    volume = read_volume(path)
+    nv = n_volumes(volume)
+    bval = Path(bval) if bval is not None else sibling(path, ".bval")
+    bvec = Path(bvec) if bvec is not None else sibling(path, ".bvec")
+    bvals = read_bvals(bval, image=path, n_vols=nv) if bval is not None else None
+    bvecs = read_bvecs(bvec, image=path, n_vols=nv) if bvec is not None else None
+    sidecar_path = sibling(path, ".json")
+    sidecar = read_sidecar(sidecar_path, keep_phi=keep_phi)
+    description = str(sidecar.get("SeriesDescription") or nifti_stem(path))
+    sources = tuple(p for p in (path, bval, bvec, sidecar_path) if p is not None)
+    series_number = sidecar.get("SeriesNumber")
+    provenance = Provenance(
+        source_paths=sources,
+        series_number=int(series_number) if isinstance(series_number, int | float) else None,
+        sidecar=sidecar,
+    )
+    log.debug("read %s: shape %s", path.name, volume.shape)
+    return RawImage(
+        path=path,
+        volume=volume,
+        description=description,
+        sidecar=sidecar,
+        bvals=bvals,
+        bvecs=bvecs,
+        provenance=provenance,
+        hint=hint,
+        hint_reason=hint_reason,
+    )
+
+
+def _bids_hint(path: Path) -> tuple[str | None, str]:
+    stem = nifti_stem(path)
+    suffix = stem.rsplit("_", 1)[-1]
+    folder = path.parent.name
+    if folder == "anat" and suffix == "T2w":
+        return "t2", "BIDS anat/*_T2w"
+    if folder == "dwi" and suffix == "dwi":
+        return "dwi", "BIDS dwi/*_dwi"
+    if suffix.lower() == "adc" or stem.lower().endswith("_adc"):
+        return "adc", f"BIDS {folder}/*_{suffix}"
+    return None, ""
+
+
+def is_bids_subject(folder: Path) -> bool:
+    """A folder with ``anat/`` or ``dwi/`` (directly or under ``ses-*/``) holding NIfTI."""
+    for sub in ("anat", "dwi"):
+        for cand in [folder / sub, *sorted(folder.glob(f"ses-*/{sub}"))]:
+            if cand.is_dir() and any(is_nifti(p) for p in cand.iterdir()):
+                return True
+    return False
+
+
+def load_bids_subject(folder: Path, *, keep_phi: bool = False) -> list[RawImage]:
+    """All NIfTI images in a BIDS subject's ``anat/`` and ``dwi/`` folders (any session).
+
+    ``anat/*_T2w`` is asserted T2, ``dwi/*_dwi`` asserted DWI (and then validated),
+    ``*_ADC`` asserted ADC; other files (T1w, ...) are kept and classified as usual.
+    """
+    images: list[RawImage] = []
+    for sub in ("anat", "dwi"):
+        for cand in [folder / sub, *sorted(folder.glob(f"ses-*/{sub}"))]:
+            if not cand.is_dir():
+                continue
+            for path in sorted(p for p in cand.iterdir() if is_nifti(p)):
+                hint, why = _bids_hint(path)
+                images.append(load_nifti(path, keep_phi=keep_phi, hint=hint, hint_reason=why))
+    return images
+
+
+def load_nifti_folder(folder: Path, *, keep_phi: bool = False) -> list[RawImage]:
+    """Every NIfTI file directly in ``folder`` (e.g. a dcm2niix output folder)."""
+    return [
+        load_nifti(path, keep_phi=keep_phi)
+        for path in sorted(p for p in folder.iterdir() if is_nifti(p))
+    ]

@@ -1,0 +1,56 @@
+"""Keep patient-identifying fields out of sidecars, logs and outputs.
+
+dcm2niix already anonymises BIDS sidecars by default (``-ba y``: no names, IDs, birth
+date, sex, age, accession number or dates); :func:`scrub_sidecar` applies the same rule
+to every sidecar the importer reads, including hand-made JSON next to NIfTI files, so the
+guarantee does not depend on where a sidecar came from.
+
+What is removed (unless the user passes ``keep_phi``): every key that starts with
+``Patient`` except ``PatientPosition`` (an acquisition setting: head/feet first), the
+accession number, other patient IDs, people's names (referring/performing physician,
+operator), and calendar dates and date-times. Sex and age are removed too: they are
+quasi-identifiers, and dcm2niix drops them as well. Kept: scanner, sequence and timing
+parameters, institution name (not a patient identifier), UIDs (needed to reference the
+source images; they are not personal data on their own).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+PHI_KEYS: frozenset[str] = frozenset(
+    {
+        "AccessionNumber",
+        "OtherPatientIDs",
+        "OtherPatientNames",
+        "ReferringPhysicianName",
+        "PerformingPhysicianName",
+        "NameOfPhysiciansReadingStudy",
+        "OperatorsName",
+        "RequestingPhysician",
+        "StudyID",
+        "AcquisitionDateTime",
+        "AcquisitionDate",
+        "StudyDate",
+        "SeriesDate",
+        "ContentDate",
+        "InstanceCreationDate",
+    }
+)
+"""Identifying keys removed besides every ``Patient*`` key (``PatientPosition`` stays)."""
+
+_KEEP_PATIENT_KEYS = frozenset({"PatientPosition"})
+
+
+def is_phi_key(key: str) -> bool:
+    """Whether a sidecar key may identify the patient (see the module docstring)."""
+    if key in _KEEP_PATIENT_KEYS:
+        return False
+    return key.startswith("Patient") or key in PHI_KEYS
+
+
+def scrub_sidecar(sidecar: dict[str, Any], *, keep_phi: bool = False) -> dict[str, Any]:
+    """A copy of ``sidecar`` without identifying keys (unchanged copy if ``keep_phi``)."""
+    if keep_phi:
+        return dict(sidecar)
+    return {k: v for k, v in sidecar.items() if not is_phi_key(k)}

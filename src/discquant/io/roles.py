@@ -1,0 +1,253 @@
+"""Give each image exactly one role, with the reason, and order them best first.
+
+Rules (documented in docs/import.md):
+
+* orientation comes from the affine: the slice normal is the third voxel axis, and its
+  dominant RAS component names the plane (x → sagittal, y → coronal, z → axial);
+  ``oblique`` when no component exceeds 0.75 (more than ~41° from every plane);
+* ``adc``: ImageType contains ``ADC`` (or the file is named ``*_ADC``); stored values are
+  scaled to µm²/ms by a magnitude rule (:func:`adc_scale_to_um2_per_ms`);
+* ``trace``: ImageType contains ``TRACEW`` and the images hold one b-value shell;
+* ``dwi``: b-values with at least two distinct shells. A scanner series of b = 0 plus
+  trace-weighted (TRACEW) images at b > 0 is ``dwi``: a trace image is the geometric
+  mean over three orthogonal directions, so its mono-exponential decay gives the mean
+  diffusivity, which is what the ADC engine fits;
+* ``t2``: sagittal and T2-weighted (TE ≥ 60 ms and TR ≥ 1500 ms from the sidecar, no
+  inversion pulse; or, without timing, a T2 hint in the description);
+* ``other``: everything else, with why.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from discquant.errors import InvalidInputError
+from discquant.io.nifti import RawImage, n_volumes
+from discquant.io.study import Series, SeriesRole, Volume
+
+log = logging.getLogger(__name__)
+
+T2_MIN_TE_MS = 60.0
+T2_MIN_TR_MS = 1500.0
+T1_MAX_TE_MS = 40.0
+T1_MAX_TR_MS = 1000.0
+SHELL_TOLERANCE_S_PER_MM2 = 25.0
+"""b-values closer than this (or within 5 %) belong to one shell: Philips writes
+b = 0.001 ... 0.004 for its b≈0 volumes, and scanners round nominal b-values."""
+
+ADC_PLAUSIBLE_MEDIAN_UM2_PER_MS = (0.05, 10.0)
+"""Median of the positive ADC voxels after scaling must fall here (tissue ADC is
+0.3-3.2 µm²/ms; free water at 37 °C is 3.0). The window spans a factor 200, less than
+the factor 1000 between candidate units, so at most one unit fits."""
+ADC_CANDIDATE_SCALES: tuple[tuple[float, str], ...] = (
+    (1e-3, "10⁻⁶ mm²/s (integers, the usual scanner ADC unit)"),
+    (1.0, "10⁻³ mm²/s = µm²/ms"),
+    (1e3, "mm²/s"),
+    (1e9, "m²/s"),
+)
+
+_LOCALIZER = re.compile(r"loc|scout|survey|localizer|localiser|3-?plane|aahead", re.I)
+_T2_HINT = re.compile(r"t2", re.I)
+_T1_HINT = re.compile(r"t1", re.I)
+_IR_HINT = re.compile(r"stir|tirm|flair|\bir\b", re.I)
+
+
+def orientation_from_affine(affine: npt.NDArray[np.float64]) -> str:
+    """``sagittal``/``coronal``/``axial``/``oblique`` from the slice normal (third axis)."""
+    normal = np.asarray(affine, dtype=float)[:3, 2]
+    normal = normal / np.linalg.norm(normal)
+    axis = int(np.argmax(np.abs(normal)))
+    if abs(normal[axis]) < 0.75:
+        return "oblique"
+    return ("sagittal", "coronal", "axial")[axis]
+
+
+def shells(bvals: npt.NDArray[np.float64]) -> list[float]:
+    """Distinct b-value shells (mean of each cluster), ascending."""
+    out: list[list[float]] = []
+    for b in sorted(float(x) for x in bvals):
+        if out and b - out[-1][0] <= max(SHELL_TOLERANCE_S_PER_MM2, 0.05 * b):
+            out[-1].append(b)
+        else:
+            out.append([b])
+    return [float(np.mean(c)) for c in out]
+
+
+def adc_scale_to_um2_per_ms(data: npt.NDArray[np.float32], *, path: object) -> tuple[float, str]:
+    """Factor that converts stored ADC values to µm²/ms, and the unit it assumed.
+
+    The unit is not in the DICOM header of scanner ADC maps, so it is decided from the
+    magnitude: the candidate unit for which the median positive voxel lands in
+    :data:`ADC_PLAUSIBLE_MEDIAN_UM2_PER_MS`.
+    """
+    positive = data[np.isfinite(data) & (data > 0)]
+    if positive.size == 0:
+        raise InvalidInputError("ADC map has no positive voxels", path=str(path))
+    median = float(np.median(positive))
+    lo, hi = ADC_PLAUSIBLE_MEDIAN_UM2_PER_MS
+    for scale, unit in ADC_CANDIDATE_SCALES:
+        if lo <= median * scale <= hi:
+            return scale, unit
+    raise InvalidInputError(
+        f"ADC map median {median:.3g} fits no known unit (10⁻⁶ mm²/s, µm²/ms, mm²/s, m²/s)",
+        path=str(path),
+    )
+
+
+def _timing_ms(raw: RawImage, key: str) -> float | None:
+    value = raw.sidecar.get(key)
+    if isinstance(value, int | float):
+        return float(value) * 1000.0  # BIDS sidecars give seconds
+    return None
+
+
+def _image_type(raw: RawImage) -> list[str]:
+    value = raw.sidecar.get("ImageType", [])
+    if isinstance(value, str):
+        value = value.split("\\")
+    return [str(v).upper() for v in value]
+
+
+def validate_dwi(raw: RawImage) -> None:
+    """An image asserted to be DWI must have b-values with at least two shells."""
+    if raw.bvals is None:
+        raise InvalidInputError(
+            "DWI image has no b-values (no .bval next to it and none given)", path=raw.path
+        )
+    found = shells(raw.bvals)
+    if len(found) < 2:
+        raise InvalidInputError(
+            f"DWI has a single b-value ({found[0]:g} s/mm²); ADC needs at least two",
+            path=raw.path,
+        )
+
+
+def _classify(raw: RawImage, *, assume_t2: bool) -> tuple[SeriesRole, str]:
+    orient = orientation_from_affine(raw.volume.affine)
+    itype = _image_type(raw)
+    desc = raw.description
+    if raw.hint == "dwi":
+        validate_dwi(raw)
+    if raw.hint == "adc" or "ADC" in itype:
+        why = raw.hint_reason if raw.hint == "adc" else "ImageType contains ADC"
+        return SeriesRole.ADC, why
+    if raw.hint == "t2":
+        note = "" if orient == "sagittal" else f" (note: {orient} by the affine)"
+        return SeriesRole.T2, f"{raw.hint_reason}{note}"
+    if "FA" in itype or "TENSOR" in itype or "EXP" in itype or "CALC_BVALUE" in itype:
+        derived = next(t for t in ("FA", "TENSOR", "EXP", "CALC_BVALUE") if t in itype)
+        return SeriesRole.OTHER, f"derived diffusion map (ImageType {derived})"
+    if raw.bvals is not None:
+        found = shells(raw.bvals)
+        bs = "/".join(f"{b:.0f}" for b in found)
+        if len(found) >= 2:
+            why = raw.hint_reason + ": " if raw.hint == "dwi" else ""
+            why += f"{n_volumes(raw.volume)} volumes at {len(found)} b-value shells ({bs} s/mm²)"
+            if "TRACEW" in itype or not np.any(raw.bvecs if raw.bvecs is not None else 0):
+                why += (
+                    "; b>0 images are trace-weighted (direction-averaged), "
+                    "usable for a mono-exponential ADC"
+                )
+            return SeriesRole.DWI, "; ".join([why, *raw.notes])
+        if "TRACEW" in itype:
+            return SeriesRole.TRACE, f"ImageType TRACEW at a single b-value ({bs} s/mm²)"
+        return SeriesRole.OTHER, f"diffusion images at a single b-value ({bs} s/mm²)"
+    if "TRACEW" in itype:
+        return SeriesRole.TRACE, "ImageType TRACEW"
+    if "DIFFUSION" in itype:
+        return SeriesRole.OTHER, "diffusion image without b-values"
+    if "LOCALIZER" in itype or _LOCALIZER.search(desc):
+        return SeriesRole.OTHER, "localizer"
+    if len(raw.volume.shape) == 4:
+        return SeriesRole.OTHER, f"{raw.volume.shape[3]} volumes without b-values"
+    te, tr = _timing_ms(raw, "EchoTime"), _timing_ms(raw, "RepetitionTime")
+    ti = _timing_ms(raw, "InversionTime")
+    if ti is not None or _IR_HINT.search(desc):
+        return SeriesRole.OTHER, "inversion recovery (STIR/TIRM/FLAIR), not plain T2"
+    if te is not None and tr is not None:
+        timing = f"TE {te:.0f} ms, TR {tr:.0f} ms"
+        if te >= T2_MIN_TE_MS and tr >= T2_MIN_TR_MS:
+            if orient != "sagittal":
+                return SeriesRole.OTHER, f"T2-weighted ({timing}) but {orient} by the affine"
+            return SeriesRole.T2, f"sagittal by the affine, T2-weighted ({timing})"
+        if te <= T1_MAX_TE_MS and tr <= T1_MAX_TR_MS:
+            return SeriesRole.OTHER, f"T1-weighted ({timing})"
+        return SeriesRole.OTHER, f"neither T2- nor T1-weighted ({timing})"
+    if _T1_HINT.search(desc) and not _T2_HINT.search(desc):
+        return SeriesRole.OTHER, "description says T1"
+    if _T2_HINT.search(desc) or assume_t2:
+        why = "description says T2" if _T2_HINT.search(desc) else "single anatomical image"
+        if orient != "sagittal":
+            return SeriesRole.OTHER, f"{why} but {orient} by the affine"
+        return SeriesRole.T2, f"sagittal by the affine, {why} (no TE/TR in a sidecar)"
+    return SeriesRole.OTHER, "weighting unknown (no TE/TR and no description hint)"
+
+
+def to_series(raw: RawImage, *, assume_t2: bool = False) -> Series:
+    """Give ``raw`` its role and reason; convert ADC values to µm²/ms.
+
+    Raises
+    ------
+    InvalidInputError
+        An image asserted to be DWI has one b-value, or an ADC map has no known unit.
+    """
+    role, reason = _classify(raw, assume_t2=assume_t2)
+    image = raw.volume
+    scale: float | None = None
+    if role is SeriesRole.ADC:
+        scale, unit = adc_scale_to_um2_per_ms(image.data, path=raw.path)
+        reason = f"{reason}; stored in {unit}, ×{scale:g} to µm²/ms"
+        scaled = (image.data * np.float32(scale)).astype(np.float32)
+        image = Volume(data=scaled, affine=image.affine)
+    is_dwi = role is SeriesRole.DWI
+    bvecs = raw.bvecs
+    if is_dwi and bvecs is None and raw.bvals is not None:
+        bvecs = np.zeros((raw.bvals.size, 3))
+    log.debug("%s -> %s (%s)", raw.path.name, role.value, reason)
+    return Series(
+        role=role,
+        reason=reason,
+        description=raw.description,
+        image=image,
+        orientation=orientation_from_affine(image.affine),
+        bvals_s_per_mm2=raw.bvals if is_dwi else None,
+        bvecs=bvecs if is_dwi else None,
+        adc_scale_to_um2_per_ms=scale,
+        provenance=raw.provenance,
+    )
+
+
+_ROLE_ORDER = {r: i for i, r in enumerate(SeriesRole)}
+
+
+def _in_plane_area_mm2(volume: Volume) -> float:
+    vx = volume.voxel_mm
+    return vx[0] * vx[1]
+
+
+def _quality_key(series: Series, explicit: bool) -> tuple[float, ...]:
+    img = series.image
+    n_slices = img.shape[2]
+    area = _in_plane_area_mm2(img)
+    if series.role is SeriesRole.DWI and series.bvals_s_per_mm2 is not None:
+        n_shells = len(shells(series.bvals_s_per_mm2))
+        return (not explicit, -n_shells, -img.shape[3], area)
+    return (not explicit, -n_slices, area)
+
+
+def order_series(series: Sequence[Series], *, explicit: Sequence[bool]) -> tuple[Series, ...]:
+    """Roles in the order t2, dwi, adc, trace, other; best first within each role.
+
+    Best: given explicitly by the user; then for DWI more shells and more volumes; for
+    the others more slices; then finer in-plane voxels (smaller area).
+    """
+    keyed = sorted(
+        zip(series, explicit, strict=True),
+        key=lambda se: (_ROLE_ORDER[se[0].role], *_quality_key(se[0], se[1])),
+    )
+    return tuple(s for s, _ in keyed)
