@@ -26,7 +26,9 @@ def wedge_disc(
     """A wedge-shaped disc (heights varying linearly from posterior to anterior), tilted."""
     n = int(80 / spacing_mm)
     affine = sagittal_affine(spacing_mm)
-    a, s = np.meshgrid(np.arange(n) * spacing_mm - 40, np.arange(n) * spacing_mm - 40, indexing="ij")
+    a, s = np.meshgrid(
+        np.arange(n) * spacing_mm - 40, np.arange(n) * spacing_mm - 40, indexing="ij"
+    )
     t = np.deg2rad(tilt_deg)
     u = np.cos(t) * a + np.sin(t) * s  # along the disc (anterior +)
     v = -np.sin(t) * a + np.cos(t) * s  # across the disc (superior +)

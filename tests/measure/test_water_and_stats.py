@@ -44,3 +44,21 @@ def test_stats_withheld_below_min_voxels() -> None:
     assert stats.mean == pytest.approx(2.0)
     assert stats.median == pytest.approx(2.0)
     assert stats.sd == pytest.approx(1.0)
+
+
+def test_calibrate_command_writes_a_usable_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from discquant.cli import app
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("adc,water\n1.0,60\n1.5,70\n2.0,80\n2.5,90\n")
+    out = tmp_path / "cal.json"
+    res = CliRunner().invoke(app, ["calibrate", str(pairs), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    cal = WaterCalibration.load(out)
+    assert cal.water_percent(1.75) == pytest.approx(75.0)
+    assert cal.label == "fitted from pairs.csv"
+    bad = CliRunner().invoke(app, ["calibrate", str(pairs), "-o", str(out), "--adc-column", "x"])
+    assert bad.exit_code == 2
+    assert "missing column" in bad.output

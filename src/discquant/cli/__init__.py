@@ -9,7 +9,18 @@ from __future__ import annotations
 
 import typer
 
-from discquant.cli import adc, analyze, cohort, demo, evaluate, inspect, phantom, segment, train
+from discquant.cli import (
+    adc,
+    analyze,
+    calibrate,
+    cohort,
+    demo,
+    evaluate,
+    inspect,
+    phantom,
+    segment,
+    train,
+)
 
 app = typer.Typer(
     name="discquant",
@@ -29,6 +40,7 @@ app.command("segment")(segment.segment_cmd)
 app.command("analyze")(analyze.analyze_cmd)
 app.command("demo")(demo.demo_cmd)
 app.command("cohort")(cohort.cohort_cmd)
+app.command("calibrate")(calibrate.calibrate_cmd)
 app.add_typer(train.app, name="train", help="Train the shipped models on your own data.")
 app.add_typer(evaluate.app, name="evaluate", help="Compare predictions with references.")
 

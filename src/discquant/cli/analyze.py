@@ -26,6 +26,10 @@ def analyze_cmd(
     dicom: Annotated[bool, typer.Option(help="Also write DICOM SEG and SR (DICOM input).")] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     method: Annotated[str, typer.Option(help="ADC fit: two-point, ols, wls, nlls.")] = "wls",
+    calibration: Annotated[
+        Path | None,
+        typer.Option(help="Water calibration (discquant calibrate); default: phantom model."),
+    ] = None,
     keep_phi: Annotated[
         bool, typer.Option(help="Keep patient-identifying DICOM fields in the outputs.")
     ] = False,
@@ -44,7 +48,7 @@ def analyze_cmd(
     from discquant.pipeline import AnalysisConfig, StudyInputs, run_study
 
     inputs = StudyInputs(path=input, t2=t2, dwi=dwi, bval=bval, bvec=bvec, adc=adc, subject=subject)
-    config = AnalysisConfig(adc_method=method, device=device)
+    config = AnalysisConfig(adc_method=method, device=device, calibration=calibration)
     with user_errors(), StageProgress(enabled=not (quiet or json_out)) as progress:
         result, paths = run_study(
             inputs, out, config=config, keep_phi=keep_phi, dicom=dicom, progress=progress
