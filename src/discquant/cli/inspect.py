@@ -1,7 +1,82 @@
-"""`discquant inspect`."""
+"""`discquant inspect`: list the series of a study with their roles and why."""
 
 from __future__ import annotations
 
-from discquant.cli._common import not_yet
+import json
+from pathlib import Path
+from typing import Annotated, Any
 
-inspect_cmd = not_yet("inspect")
+import typer
+
+from discquant.cli._common import setup_logging, user_errors
+
+
+def _fmt(values: list[float], digits: int = 2) -> str:
+    return "×".join(f"{v:.{digits}g}" if digits else str(v) for v in values)
+
+
+def inspect_cmd(
+    path: Annotated[
+        Path | None,
+        typer.Argument(help="DICOM folder, BIDS subject folder, NIfTI folder or NIfTI file."),
+    ] = None,
+    t2: Annotated[Path | None, typer.Option(help="Sagittal T2 NIfTI.")] = None,
+    dwi: Annotated[Path | None, typer.Option(help="DWI NIfTI (4D).")] = None,
+    bval: Annotated[Path | None, typer.Option(help="b-values of --dwi (FSL .bval).")] = None,
+    bvec: Annotated[Path | None, typer.Option(help="Gradient directions of --dwi.")] = None,
+    adc: Annotated[Path | None, typer.Option(help="Scanner ADC map NIfTI.")] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help='Print {"series": [...]} as JSON on stdout.')
+    ] = False,
+    keep_phi: Annotated[
+        bool, typer.Option(help="Keep patient-identifying fields in sidecars.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option(help="Log each step.")] = False,
+) -> None:
+    """List the series found with role, shape, voxel size, orientation, b-values and reason."""
+    setup_logging(quiet=json_out, verbose=verbose)
+    from discquant.io.load import load_study
+
+    with user_errors():
+        study = load_study(path, t2=t2, dwi=dwi, bval=bval, bvec=bvec, adc=adc, keep_phi=keep_phi)
+    rows: list[dict[str, Any]] = []
+    for s in study.series:
+        bvals = s.bvals_s_per_mm2
+        rows.append(
+            {
+                "role": s.role.value,
+                "bvals": [] if bvals is None else [round(float(b), 3) for b in bvals],
+                "shape": list(s.image.shape),
+                "voxel_mm": [round(v, 4) for v in s.image.voxel_mm],
+                "description": s.description,
+                "reason": s.reason,
+                "orientation": s.orientation,
+                "series_number": s.provenance.series_number,
+                "adc_scale_to_um2_per_ms": s.adc_scale_to_um2_per_ms,
+            }
+        )
+    if json_out:
+        typer.echo(json.dumps({"series": rows}, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{study.subject}: {len(rows)} series")
+    for col in ("role", "description", "shape", "voxel mm", "orientation", "b-values"):
+        table.add_column(col, no_wrap=col in ("role", "shape"), overflow="fold")
+    table.add_column("reason", ratio=2, overflow="fold")
+    for r in rows:
+        shells = sorted({round(b) for b in r["bvals"]})
+        table.add_row(
+            r["role"],
+            r["description"],
+            "×".join(map(str, r["shape"])),
+            _fmt(r["voxel_mm"], 3),
+            r["orientation"],
+            " ".join(map(str, shells)),
+            r["reason"],
+        )
+    console = Console()
+    console.print(table)
+    for w in study.warnings:
+        console.print(f"[yellow]warning:[/] {w}")

@@ -320,13 +320,12 @@ def _merge_diffusion_pieces(pieces: list[RawImage]) -> list[RawImage]:
         [p.bvecs if p.bvecs is not None else np.zeros((n_volumes(p.volume), 3)) for p in diff]
     )
     top = diff[-1]  # highest b: carries the TRACEW ImageType when there is one
-    names = " + ".join(p.path.name for p in diff)
     merged = replace(
         top,
         volume=Volume(data=np.concatenate(datas, axis=3).astype(np.float32), affine=ref.affine),
         bvals=bvals,
         bvecs=bvecs,
-        notes=[*top.notes, f"joined {len(diff)} files dcm2niix split the series into ({names})"],
+        notes=[*top.notes, f"joined the {len(diff)} parts dcm2niix wrote separately"],
     )
     return [merged, *rest]
 

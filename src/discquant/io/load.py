@@ -130,8 +130,9 @@ def load_study(
     if subject is None:
         base = root if root is not None else Path(str(t2 or dwi or adc))
         subject = base.name.split(".")[0] if base.is_file() else base.name
+    log.info("%s: %d series imported", subject, len(ordered))
     for s in ordered:
-        log.info(
+        log.debug(
             "%s: %s %s (%s)", s.role.value, s.description, "x".join(map(str, s.image.shape)),
             s.reason,
         )  # fmt: skip
