@@ -1,0 +1,69 @@
+"""The house rules that the layout serves, checked on the source tree."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "discquant"
+
+# The flow: a stage may import only the stages before it (and the leaf modules).
+ORDER = ["io", "diffusion", "segment", "measure", "grade", "outputs"]
+LEAVES = {"errors", "results", "config", "models"}
+# Side packages and what they may use.
+ALLOWED_EXTRA = {
+    "phantom": {"io", "diffusion"},  # a data generator: writes studies, fits its own ADC maps
+    "evaluate": {"io", "diffusion", "segment", "measure", "grade"},
+}
+# Training code (train*.py, data*.py) is off the analysis flow: it may draw phantom
+# samples and score itself with the evaluation metrics.
+TRAINING_EXTRA = {"phantom", "evaluate"}
+
+
+def _stage_imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        names: list[str] = []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "discquant" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+@pytest.mark.parametrize("stage", ORDER + list(ALLOWED_EXTRA))
+def test_stage_imports_only_earlier_stages(stage: str) -> None:
+    allowed = set(LEAVES) | {stage}
+    if stage in ORDER:
+        allowed |= set(ORDER[: ORDER.index(stage)])
+    allowed |= ALLOWED_EXTRA.get(stage, set())
+    offenders = {}
+    for path in (SRC / stage).rglob("*.py"):
+        extra = TRAINING_EXTRA if path.stem.startswith(("train", "data")) else set()
+        bad = _stage_imports(path) - allowed - extra - {"__init__"}
+        if bad:
+            offenders[str(path.relative_to(SRC))] = sorted(bad)
+    assert not offenders, f"imports against the flow: {offenders}"
+
+
+def test_results_module_is_a_leaf() -> None:
+    assert _stage_imports(SRC / "results.py") <= {"io"}
+
+
+def test_cli_help_does_not_import_heavy_modules() -> None:
+    code = (
+        "import sys; from discquant.cli import app; "
+        "heavy = ('torch', 'monai', 'dask', 'numpy', 'scipy'); "
+        "print(','.join(m for m in heavy if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
