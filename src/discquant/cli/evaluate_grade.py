@@ -2,6 +2,52 @@
 
 from __future__ import annotations
 
-from discquant.cli._common import not_yet
+from pathlib import Path
 
-evaluate_grade_cmd = not_yet("evaluate grade")
+import typer
+
+
+def evaluate_grade_cmd(
+    pred: Path = typer.Option(
+        ..., "--pred", help="Predictions: TSV/CSV with subject, level, grade."
+    ),
+    ref: Path = typer.Option(..., "--ref", help="Reference: TSV/CSV with subject, level, grade."),
+    column: str = typer.Option(
+        "grade",
+        help="Column compared (both files). Pfirrmann grades are integers; "
+        "with --bland-altman any numeric column, e.g. adc_np_um2_per_ms.",
+    ),
+    pred_column: str | None = typer.Option(None, help="Column in --pred if it differs."),
+    by_level: bool = typer.Option(True, "--by-level/--no-by-level", help="Also per level."),
+    bland_altman: bool = typer.Option(
+        False, "--bland-altman", help="Continuous values: bias and limits of agreement."
+    ),
+    plot: Path | None = typer.Option(None, help="Bland-Altman plot (PNG) path."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the JSON here."),
+) -> None:
+    """Agreement of predicted and reference grades (or Bland-Altman for values such as ADC).
+
+    Rows are matched on (subject, level); unmatched rows are reported and left out.
+    Prints a table and then the JSON.
+    """
+    import json
+
+    from discquant.cli._common import user_errors
+
+    with user_errors():
+        from discquant.evaluate.grading import evaluate_tables
+
+        report, text = evaluate_tables(
+            pred,
+            ref,
+            ref_column=column,
+            pred_column=pred_column or column,
+            by_level=by_level,
+            bland_altman_mode=bland_altman,
+            plot=plot,
+        )
+        typer.echo(text)
+        js = json.dumps(report, indent=1)
+        typer.echo(js)
+        if json_out is not None:
+            json_out.write_text(js + "\n")

@@ -2,6 +2,44 @@
 
 from __future__ import annotations
 
-from discquant.cli._common import not_yet
+from pathlib import Path
 
-train_grade_cmd = not_yet("train grade")
+import typer
+
+
+def train_grade_cmd(
+    config: Path = typer.Option(..., "--config", help="YAML training configuration."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    seed: int | None = typer.Option(None, help="Override the random seed."),
+    epochs: int | None = typer.Option(None, help="Override the number of epochs."),
+    cv: bool | None = typer.Option(
+        None, "--cv/--no-cv", help="Patient-level cross-validation on/off (default: config)."
+    ),
+    final: bool | None = typer.Option(
+        None, "--final/--no-final", help="Train the final model on all non-held-out patients."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
+) -> None:
+    """Train the Pfirrmann grading network (pfirrmann.pt, log.jsonl, checkpoints, metrics)."""
+    import json
+
+    from discquant.cli._common import setup_logging, user_errors
+
+    setup_logging(quiet=quiet)
+    with user_errors():
+        from discquant.grade.train import load_config, run_training
+
+        cfg = load_config(config)
+        upd: dict[str, object] = {}
+        if seed is not None:
+            upd["seed"] = seed
+        if epochs is not None:
+            upd["epochs"] = epochs
+        if cv is not None:
+            upd["cross_validate"] = cv
+        if final is not None:
+            upd["train_final"] = final
+        cfg = cfg.model_copy(update=upd)
+        summary = run_training(cfg, out)
+        summary.pop("final_losses", None)
+        typer.echo(json.dumps(summary, indent=1))

@@ -1,0 +1,259 @@
+"""Agreement of ordinal grades (Pfirrmann I-V) and of continuous values (Bland-Altman).
+
+Grades: exact accuracy, balanced accuracy (mean per-class recall over the classes present
+in the reference), Cohen's κ with linear and quadratic weights (scikit-learn), the share
+within ±1 grade and the confusion matrix (rows = reference, columns = prediction).
+Values: Bland-Altman bias and 95 % limits of agreement (bias ± 1.96 SD of differences).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+GRADES = (1, 2, 3, 4, 5)
+
+
+@dataclass(frozen=True)
+class GradeAgreement:
+    """Agreement between predicted and reference grades."""
+
+    n: int
+    exact_accuracy: float
+    balanced_accuracy: float
+    kappa_linear: float
+    kappa_quadratic: float
+    within_one: float
+    confusion: list[list[int]]
+    """Counts, rows = reference grade 1..5, columns = predicted grade 1..5."""
+    labels: tuple[int, ...] = GRADES
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def grade_agreement(
+    reference: npt.ArrayLike, predicted: npt.ArrayLike, *, labels: tuple[int, ...] = GRADES
+) -> GradeAgreement:
+    """Compare predicted with reference grades.
+
+    Examples
+    --------
+    >>> a = grade_agreement([1, 2, 3, 3], [1, 2, 3, 4])
+    >>> a.exact_accuracy, a.within_one
+    (0.75, 1.0)
+    """
+    from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, confusion_matrix
+
+    ref = np.asarray(reference, dtype=int).ravel()
+    pred = np.asarray(predicted, dtype=int).ravel()
+    if ref.shape != pred.shape:
+        raise ValueError(f"{ref.size} reference grades but {pred.size} predictions")
+    if ref.size == 0:
+        raise ValueError("no grades to compare")
+    nan = float("nan")
+    single = np.unique(np.concatenate([ref, pred])).size < 2
+    return GradeAgreement(
+        n=int(ref.size),
+        exact_accuracy=float(np.mean(ref == pred)),
+        balanced_accuracy=float(balanced_accuracy_score(ref, pred)),
+        kappa_linear=nan if single else float(cohen_kappa_score(ref, pred, weights="linear")),
+        kappa_quadratic=(
+            nan if single else float(cohen_kappa_score(ref, pred, weights="quadratic"))
+        ),
+        within_one=float(np.mean(np.abs(ref - pred) <= 1)),
+        confusion=confusion_matrix(ref, pred, labels=list(labels)).tolist(),
+        labels=tuple(labels),
+    )
+
+
+@dataclass(frozen=True)
+class BlandAltman:
+    """Bland-Altman summary of ``measured - reference``."""
+
+    n: int
+    bias: float
+    sd: float
+    loa_low: float
+    loa_high: float
+    bias_percent: float
+    """Mean of ``(measured - reference) / reference`` × 100."""
+    within_5_percent: float
+    """Share of values whose relative error is within ±5 %."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bland_altman(reference: npt.ArrayLike, measured: npt.ArrayLike) -> BlandAltman:
+    """Bias and 95 % limits of agreement (Bland & Altman 1986, Lancet 327:307).
+
+    Examples
+    --------
+    >>> ba = bland_altman([1.0, 2.0, 3.0], [1.1, 2.1, 3.1])
+    >>> round(ba.bias, 6), round(ba.sd, 6)
+    (0.1, 0.0)
+    """
+    ref = np.asarray(reference, dtype=float).ravel()
+    mea = np.asarray(measured, dtype=float).ravel()
+    if ref.shape != mea.shape:
+        raise ValueError(f"{ref.size} reference values but {mea.size} measurements")
+    ok = np.isfinite(ref) & np.isfinite(mea)
+    ref, mea = ref[ok], mea[ok]
+    if ref.size < 2:
+        raise ValueError("Bland-Altman needs at least two paired values")
+    diff = mea - ref
+    bias = float(diff.mean())
+    sd = float(diff.std(ddof=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = diff / ref
+    rel = rel[np.isfinite(rel)]
+    return BlandAltman(
+        n=int(ref.size),
+        bias=bias,
+        sd=sd,
+        loa_low=bias - 1.96 * sd,
+        loa_high=bias + 1.96 * sd,
+        bias_percent=float(100 * rel.mean()) if rel.size else float("nan"),
+        within_5_percent=float(np.mean(np.abs(rel) <= 0.05)) if rel.size else float("nan"),
+    )
+
+
+def bland_altman_plot(
+    reference: npt.ArrayLike,
+    measured: npt.ArrayLike,
+    path: Path,
+    *,
+    quantity: str = "ADC (µm²/ms)",
+) -> BlandAltman:
+    """Draw the Bland-Altman plot (mean vs difference, bias and limits) to ``path``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ba = bland_altman(reference, measured)
+    ref = np.asarray(reference, dtype=float).ravel()
+    mea = np.asarray(measured, dtype=float).ravel()
+    ok = np.isfinite(ref) & np.isfinite(mea)
+    mean = (ref[ok] + mea[ok]) / 2
+    diff = mea[ok] - ref[ok]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    ax.scatter(mean, diff, s=10, alpha=0.7)
+    for y, style, text in (
+        (ba.bias, "-", f"bias {ba.bias:.3g}"),
+        (ba.loa_low, "--", f"−1.96 SD {ba.loa_low:.3g}"),
+        (ba.loa_high, "--", f"+1.96 SD {ba.loa_high:.3g}"),
+    ):
+        ax.axhline(y, linestyle=style, color="k", linewidth=1)
+        ax.annotate(text, (1.0, y), xycoords=("axes fraction", "data"), ha="right", va="bottom")
+    ax.set_xlabel(f"mean of measured and reference {quantity}")
+    ax.set_ylabel(f"measured − reference {quantity}")
+    ax.set_title(f"Bland-Altman (n = {ba.n})")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return ba
+
+
+def format_agreement(a: GradeAgreement, *, title: str = "") -> str:
+    """A plain-text table of the metrics and the confusion matrix."""
+    lines = [title] if title else []
+    lines += [
+        f"n                  {a.n}",
+        f"exact accuracy     {a.exact_accuracy:.3f}",
+        f"balanced accuracy  {a.balanced_accuracy:.3f}",
+        f"kappa (linear)     {a.kappa_linear:.3f}",
+        f"kappa (quadratic)  {a.kappa_quadratic:.3f}",
+        f"within ±1 grade    {a.within_one:.3f}",
+        "confusion (rows = reference, columns = predicted)",
+        "      " + "".join(f"{g:>6d}" for g in a.labels),
+    ]
+    for g, row in zip(a.labels, a.confusion, strict=True):
+        lines.append(f"{g:>6d}" + "".join(f"{c:>6d}" for c in row))
+    return "\n".join(lines)
+
+
+def read_table(path: Path) -> Any:
+    """Read a TSV or CSV (by extension; ``.tsv``/``.txt`` tab, else comma) as a DataFrame."""
+    import pandas as pd
+
+    from discquant.errors import InputNotFoundError, InvalidInputError
+
+    if not path.is_file():
+        raise InputNotFoundError("file not found", path=path)
+    sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
+    try:
+        df = pd.read_csv(path, sep=sep)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise InvalidInputError(f"cannot read table: {exc}", path=path) from exc
+    missing = {"subject", "level"} - set(df.columns)
+    if missing:
+        raise InvalidInputError(f"missing column(s) {sorted(missing)}", path=path)
+    return df
+
+
+def evaluate_tables(
+    pred: Path,
+    ref: Path,
+    *,
+    ref_column: str = "grade",
+    pred_column: str = "grade",
+    by_level: bool = True,
+    bland_altman_mode: bool = False,
+    plot: Path | None = None,
+) -> tuple[dict[str, Any], str]:
+    """Match two tables on (subject, level) and compare one column; returns (JSON, text)."""
+    import pandas as pd
+
+    from discquant.errors import InvalidInputError
+
+    p = read_table(pred)
+    r = read_table(ref)
+    for df, col, path in ((p, pred_column, pred), (r, ref_column, ref)):
+        if col not in df.columns:
+            raise InvalidInputError(f"no column {col!r} (has {list(df.columns)})", path=path)
+    p = p[["subject", "level", pred_column]].rename(columns={pred_column: "pred"})
+    r = r[["subject", "level", ref_column]].rename(columns={ref_column: "ref"})
+    m = pd.merge(r, p, on=["subject", "level"], how="inner").dropna(subset=["ref", "pred"])
+    report: dict[str, Any] = {
+        "n_pred": len(p),
+        "n_ref": len(r),
+        "n_matched": len(m),
+        "column": ref_column,
+    }
+    if m.empty:
+        raise InvalidInputError("no (subject, level) row is in both tables", path=pred)
+    groups: list[tuple[str, Any]] = [("all", m)]
+    if by_level:
+        groups += [(str(lev), g) for lev, g in m.groupby("level")]
+    lines: list[str] = [f"matched {len(m)} of {len(r)} reference rows ({len(p)} predictions)"]
+    if bland_altman_mode:
+        for name, g in groups:
+            if len(g) < 2:
+                continue
+            ba = bland_altman(g["ref"].to_numpy(float), g["pred"].to_numpy(float))
+            report[name] = ba.to_dict()
+            lines.append(
+                f"{name:>8s}  n={ba.n:<5d} bias={ba.bias:+.4f} ({ba.bias_percent:+.2f} %)  "
+                f"LoA [{ba.loa_low:+.4f}, {ba.loa_high:+.4f}]  "
+                f"within 5 %: {ba.within_5_percent:.3f}"
+            )
+        if plot is not None:
+            bland_altman_plot(m["ref"].to_numpy(float), m["pred"].to_numpy(float), plot)
+            report["plot"] = str(plot)
+    else:
+        for col, path in (("ref", ref), ("pred", pred)):
+            vals = m[col].to_numpy(float)
+            if not np.all(np.isin(vals, GRADES)):
+                raise InvalidInputError(f"grades must be integers 1-5 in {col} column", path=path)
+        for name, g in groups:
+            a = grade_agreement(g["ref"].to_numpy(int), g["pred"].to_numpy(int))
+            report[name] = a.to_dict()
+            lines.append(format_agreement(a, title=f"== {name} =="))
+    return report, "\n".join(lines)

@@ -1,0 +1,80 @@
+"""ADC class (normal / mild / moderate / severe) of a disc from its nucleus ADC.
+
+Thresholds come from the packaged ``discquant/config/adc_class.yaml``; they are derived
+(midpoints between typical nucleus ADC of adjacent Pfirrmann grades), and the file says
+how and from which sources.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from discquant.errors import InvalidInputError
+
+ADC_CLASSES = ("normal", "mild", "moderate", "severe")
+
+
+@dataclass(frozen=True)
+class AdcClassThresholds:
+    """Ordered (name, upper bound in µm²/ms; ``None`` = no bound) from most degenerated."""
+
+    classes: tuple[tuple[str, float | None], ...]
+    source: str = ""
+    derived: bool = True
+
+
+def load_adc_thresholds(path: str | Path | None = None) -> AdcClassThresholds:
+    """Read thresholds from a YAML file (default: the packaged config)."""
+    if path is None:
+        return _packaged()
+    return _parse(Path(path).read_text(), str(path))
+
+
+@lru_cache(maxsize=1)
+def _packaged() -> AdcClassThresholds:
+    text = (resources.files("discquant") / "config" / "adc_class.yaml").read_text()
+    return _parse(text, "adc_class.yaml")
+
+
+def _parse(text: str, where: str) -> AdcClassThresholds:
+    import yaml
+
+    raw = yaml.safe_load(text)
+    try:
+        if raw.get("unit") != "um2_per_ms":
+            raise InvalidInputError(f"unit must be um2_per_ms, got {raw.get('unit')!r}", path=where)
+        classes = tuple(
+            (str(c["name"]), None if c["upper"] is None else float(c["upper"]))
+            for c in raw["classes"]
+        )
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise InvalidInputError(f"invalid ADC class config: {exc}", path=where) from exc
+    bounds = [u for _, u in classes if u is not None]
+    if bounds != sorted(bounds) or classes[-1][1] is not None:
+        raise InvalidInputError(
+            "ADC class bounds must increase and the last class must be open", path=where
+        )
+    return AdcClassThresholds(classes, str(raw.get("source", "")), bool(raw.get("derived", True)))
+
+
+def adc_class(adc_np_um2_per_ms: float, *, thresholds: AdcClassThresholds | None = None) -> str:
+    """ADC class of a disc from its nucleus pulposus ADC in µm²/ms.
+
+    Examples
+    --------
+    >>> adc_class(2.0), adc_class(1.7), adc_class(1.4), adc_class(1.0)
+    ('normal', 'mild', 'moderate', 'severe')
+    """
+    if adc_np_um2_per_ms is None or not math.isfinite(adc_np_um2_per_ms):
+        raise ValueError(f"ADC must be a finite number, got {adc_np_um2_per_ms!r}")
+    if adc_np_um2_per_ms < 0:
+        raise ValueError(f"ADC must not be negative, got {adc_np_um2_per_ms}")
+    th = thresholds if thresholds is not None else _packaged()
+    for name, upper in th.classes:
+        if upper is None or adc_np_um2_per_ms < upper:
+            return name
+    raise AssertionError("unreachable: the last class is open")

@@ -1,0 +1,198 @@
+"""Training data for the Pfirrmann network: graded discs of the real sets, as crops.
+
+Sudirman (``sudirman-midsag-t2``) grades L3-L4, L4-L5 and L5-S1 and gives disc boxes
+(YOLO form, x = column, y = row, normalised) whose class names the finding, not the
+level. Disc boxes are those of classes ``normal_ivd``, ``degenerative_disc_disease``,
+``lumbar_disc_bulge`` and ``thoracic_disc_bulge``; boxes of one disc that overlap are
+merged; sorted top to bottom, the lowest three are L3-L4, L4-L5 and L5-S1 (checked by eye
+on rendered images, and by the ``degenerative_disc_disease`` boxes landing on the discs
+graded 4-5, see docs/grading.md). The disc normal is taken from the line through the
+neighbouring disc centres (the local spine axis), extrapolated at L5-S1.
+
+SPIDER (``spider-midsag-t2``) has no disc boxes; its discs are located by the
+segmentation model when one is installed (:func:`spider_locations`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from discquant.errors import InputNotFoundError, InvalidInputError
+from discquant.grade.crops import DiscLocation, extract_disc_crop
+from discquant.io.study import Volume
+
+log = logging.getLogger(__name__)
+
+DISC_BOX_CLASSES = (
+    "normal_ivd",
+    "degenerative_disc_disease",
+    "lumbar_disc_bulge",
+    "thoracic_disc_bulge",
+)
+SUDIRMAN_LEVELS = ("L3-L4", "L4-L5", "L5-S1")
+
+
+@dataclass(frozen=True)
+class GradedDisc:
+    """One graded disc with where it is in its image."""
+
+    subject: str
+    level: str
+    grade: int
+    image_path: Path
+    location: DiscLocation
+
+
+def load_nifti_volume(path: Path) -> Volume:
+    """Read a NIfTI file as a float32 :class:`Volume`."""
+    import nibabel as nib
+
+    if not path.is_file():
+        raise InputNotFoundError("file not found", path=path)
+    img: Any = nib.load(str(path))
+    return Volume(np.asarray(img.dataobj, dtype=np.float32), np.asarray(img.affine, np.float64))
+
+
+def merge_disc_boxes(boxes: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Merge overlapping boxes of one disc; rows (x, y, w, h) in pixels, sorted top→bottom.
+
+    Two boxes are one disc when their centres are closer vertically than half the
+    smaller box height and their horizontal extents overlap.
+    """
+    order = np.argsort(boxes[:, 1])
+    merged: list[list[npt.NDArray[np.float64]]] = []
+    for b in boxes[order]:
+        if merged:
+            last = np.mean(merged[-1], axis=0)
+            close = abs(b[1] - last[1]) < 0.5 * min(b[3], last[3])
+            overlap = abs(b[0] - last[0]) < 0.5 * (b[2] + last[2])
+            if close and overlap:
+                merged[-1].append(b)
+                continue
+        merged.append([b])
+    return np.array([np.mean(g, axis=0) for g in merged])
+
+
+def spine_normals(centres_rc: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Disc normals (row, col) pointing up, from centres sorted top→bottom.
+
+    Inner discs: the line through both neighbours. End discs: the end segment's
+    direction, turned on by half the curvature between the last two segments (the
+    lordosis keeps bending at L5-S1).
+    """
+    n = len(centres_rc)
+    normals = np.zeros((n, 2))
+    if n < 2:
+        normals[:] = (-1.0, 0.0)
+        return normals
+    seg = centres_rc[:-1] - centres_rc[1:]  # from lower to upper disc: points up
+    ang = np.arctan2(seg[:, 1], -seg[:, 0])  # angle from "up" (negative row)
+    for i in range(n):
+        if 0 < i < n - 1:
+            d = centres_rc[i - 1] - centres_rc[i + 1]
+            a = float(np.arctan2(d[1], -d[0]))
+        elif i == 0:
+            a = float(ang[0] - (0.5 * (ang[1] - ang[0]) if n > 2 else 0.0))
+        else:
+            a = float(ang[-1] + (0.5 * (ang[-1] - ang[-2]) if n > 2 else 0.0))
+        normals[i] = (-np.cos(a), np.sin(a))
+    return normals
+
+
+def sudirman_discs(root: Path) -> list[GradedDisc]:
+    """Graded Sudirman discs with box-derived locations (subjects with < 3 disc boxes skipped)."""
+    import pandas as pd
+
+    grades = pd.read_csv(root / "gradings.tsv", sep="\t")
+    boxes = pd.read_csv(root / "boxes.tsv", sep="\t")
+    boxes = boxes[boxes["class"].isin(DISC_BOX_CLASSES)]
+    out: list[GradedDisc] = []
+    skipped = 0
+    for subject, g in grades.groupby("subject"):
+        path = root / f"{subject}_T2w.nii.gz"
+        b = boxes[boxes["subject"] == subject]
+        import nibabel as nib
+
+        img: Any = nib.load(str(path))
+        rows, cols = img.shape[:2]
+        px = np.column_stack(
+            [b.x_center * cols, b.y_center * rows, b.width * cols, b.height * rows]
+        ).astype(float)
+        if len(px) == 0:
+            skipped += 1
+            continue
+        merged = merge_disc_boxes(px)
+        if len(merged) < 3:
+            skipped += 1
+            continue
+        centres_rc = merged[:, [1, 0]]
+        normals = spine_normals(centres_rc)
+        vol = Volume(np.zeros((1, 1, 1), np.float32), np.asarray(img.affine, np.float64))
+        grade_by_level = dict(zip(g.level, g.pfirrmann_grade, strict=True))
+        for k, level in enumerate(SUDIRMAN_LEVELS):
+            i = len(merged) - 3 + k
+            if level not in grade_by_level:
+                continue
+            r, c = centres_rc[i]
+            nr, nc = normals[i]
+            loc = DiscLocation.from_voxel(vol, (r, c, 0.0), normal_ijk=(nr, nc, 0.0))
+            out.append(GradedDisc(str(subject), level, int(grade_by_level[level]), path, loc))
+    log.info("Sudirman: %d graded discs located, %d subjects skipped", len(out), skipped)
+    return out
+
+
+def build_crops(discs: list[GradedDisc], **crop_kw: object) -> npt.NDArray[np.float32]:
+    """Crops for a list of discs, each image read once."""
+    crops: list[npt.NDArray[np.float32] | None] = [None] * len(discs)
+    by_path: dict[Path, list[int]] = {}
+    for i, d in enumerate(discs):
+        by_path.setdefault(d.image_path, []).append(i)
+    for path, idx in by_path.items():
+        vol = load_nifti_volume(path)
+        for i in idx:
+            crops[i] = extract_disc_crop(vol, discs[i].location, **crop_kw)  # type: ignore[arg-type]
+    return np.stack([c for c in crops if c is not None])
+
+
+DISC_LABELS = {"L1-L2": 120, "L2-L3": 121, "L3-L4": 122, "L4-L5": 123, "L5-S1": 124}
+"""Segmentation labels of the lumbar discs (VerSe/SPINEPS: 100 + the vertebra above)."""
+
+
+def spider_discs(root: Path) -> list[GradedDisc]:
+    """Graded SPIDER discs located by the segmentation model.
+
+    Each image is segmented with :func:`discquant.segment.segment_spine`; a graded level
+    whose disc label is missing from the segmentation is skipped (logged).
+    """
+    import pandas as pd
+
+    try:
+        from discquant.segment import segment_spine  # type: ignore[attr-defined]
+    except ImportError as exc:
+        raise InvalidInputError(
+            "SPIDER discs need the segmentation model (discquant.segment.segment_spine), "
+            "which is not available in this installation"
+        ) from exc
+    grades = pd.read_csv(root / "gradings.tsv", sep="\t")
+    grades = grades[grades["level"].isin(DISC_LABELS)]
+    out: list[GradedDisc] = []
+    missing = 0
+    for subject, g in grades.groupby("subject"):
+        path = root / f"{subject}_T2w.nii.gz"
+        vol = load_nifti_volume(path)
+        labels = segment_spine(vol).labels.data
+        for level, grade in zip(g.level, g.pfirrmann_grade, strict=True):
+            mask = labels == DISC_LABELS[level]
+            if mask.sum() < 10:
+                missing += 1
+                continue
+            loc = DiscLocation.from_mask(vol, mask)
+            out.append(GradedDisc(str(subject), str(level), int(grade), path, loc))
+    log.info("SPIDER: %d graded discs located, %d graded levels not found", len(out), missing)
+    return out

@@ -1,0 +1,323 @@
+"""Training of the Pfirrmann network: patient-level splits, cross-validation, final model.
+
+``run_training(config, out)`` writes to ``out``:
+
+- ``splits.json``: the held-out test patients (never trained on by the final model) and
+  the cross-validation fold of every other patient;
+- ``log.jsonl``: one line per epoch (fold, epoch, loss, learning rate);
+- ``cv_predictions.tsv`` (subject, level, grade, predicted, expected, p1..p5) and
+  ``cv_metrics.json`` when cross-validation is on;
+- ``pfirrmann.pt`` (the final model, trained on every non-held-out patient),
+  ``holdout_predictions.tsv`` and ``holdout_metrics.json``;
+- ``checkpoints/``: the model after each fold and the final one.
+
+Runs are deterministic for a seed on one CPU thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from discquant.errors import InvalidInputError
+
+log = logging.getLogger(__name__)
+
+
+class CropConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    slices: int = 3
+    size_mm: tuple[float, float] = (48.0, 64.0)
+    shape: tuple[int, int] = (60, 80)
+
+
+class AugmentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prob: float = 0.8
+    rotate_deg: float = 10.0
+    scale: float = 0.1
+    translate_px: float = 3.0
+    gamma: tuple[float, float] = (0.8, 1.25)
+    intensity_scale: float = 0.1
+    intensity_shift: float = 0.05
+    noise_std: float = 0.02
+
+
+class GradeTrainConfig(BaseModel):
+    """``configs/grade.yaml``."""
+
+    model_config = ConfigDict(extra="forbid")
+    seed: int = 0
+    sudirman: Path | None = Path("../shared/data/sudirman-midsag-t2")
+    spider: Path | None = None
+    holdout_patients: int = 50
+    folds: int = 5
+    cross_validate: bool = True
+    train_final: bool = True
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    class_weight_power: float = 0.5
+    ordinal_weight: float = 0.5
+    num_threads: int = 1
+    max_steps: int | None = None
+    """Stop each training after this many optimiser steps (tests, smoke runs)."""
+    crop: CropConfig = Field(default_factory=CropConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+    arch: dict[str, Any] = Field(default_factory=dict)
+
+
+def load_config(path: Path) -> GradeTrainConfig:
+    """Read and validate a YAML config; relative data paths are kept as written."""
+    import yaml
+    from pydantic import ValidationError
+
+    if not path.is_file():
+        from discquant.errors import InputNotFoundError
+
+        raise InputNotFoundError("config file not found", path=path)
+    try:
+        return GradeTrainConfig.model_validate(yaml.safe_load(path.read_text()) or {})
+    except (ValidationError, yaml.YAMLError) as exc:
+        raise InvalidInputError(f"invalid grade config: {exc}", path=path) from exc
+
+
+def patient_splits(
+    subjects: list[str], *, seed: int, holdout: int, folds: int
+) -> tuple[list[str], dict[str, int]]:
+    """Held-out patients and a fold number (0..folds-1) for each other patient."""
+    uniq = sorted(set(subjects))
+    rng = np.random.default_rng(seed)
+    order = [uniq[i] for i in rng.permutation(len(uniq))]
+    held = sorted(order[:holdout])
+    rest = order[holdout:]
+    return held, {s: i % folds for i, s in enumerate(rest)}
+
+
+def _augmenter(cfg: AugmentConfig, seed: int) -> Any:
+    """MONAI random transforms (no flips: the A-P and S-I directions are anatomical)."""
+    from monai.transforms import (
+        Compose,
+        RandAdjustContrast,
+        RandAffine,
+        RandGaussianNoise,
+        RandScaleIntensity,
+        RandShiftIntensity,
+    )
+
+    rot = np.deg2rad(cfg.rotate_deg)
+    t = Compose(
+        [
+            RandAffine(
+                prob=cfg.prob,
+                rotate_range=(rot,),
+                scale_range=(cfg.scale, cfg.scale),
+                translate_range=(cfg.translate_px, cfg.translate_px),
+                padding_mode="border",
+            ),
+            RandAdjustContrast(prob=cfg.prob / 2, gamma=cfg.gamma),
+            RandScaleIntensity(prob=cfg.prob / 2, factors=cfg.intensity_scale),
+            RandShiftIntensity(prob=cfg.prob / 2, offsets=cfg.intensity_shift),
+            RandGaussianNoise(prob=cfg.prob / 2, std=cfg.noise_std),
+        ]
+    )
+    t.set_random_state(seed=seed)
+    return t
+
+
+def class_weights(grades: npt.NDArray[np.int_], power: float) -> npt.NDArray[np.float32]:
+    """Weights ∝ count^-power over grades 1-5, normalised to mean 1 over the samples."""
+    counts = np.bincount(grades - 1, minlength=5).astype(float)
+    w = np.where(counts > 0, np.maximum(counts, 1.0) ** -power, 0.0)
+    w = w / (w[grades - 1].mean())
+    return w.astype(np.float32)
+
+
+def train_network(
+    crops: npt.NDArray[np.float32],
+    grades: npt.NDArray[np.int_],
+    cfg: GradeTrainConfig,
+    *,
+    seed: int,
+    log_file: Path | None = None,
+    tag: str = "final",
+) -> tuple[Any, list[float]]:
+    """Train a fresh network; returns it and the mean loss of each epoch.
+
+    Loss: class-weighted cross-entropy plus ``ordinal_weight`` × the absolute error of the
+    expected grade (penalises predictions far from the reference more than near ones).
+    """
+    import torch
+
+    from discquant.grade.pfirrmann import build_network
+
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    net = build_network(cfg.arch, in_channels=cfg.crop.slices)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = int(np.ceil(len(crops) / cfg.batch_size))
+    total = cfg.epochs * steps_per_epoch
+    if cfg.max_steps is not None:
+        total = min(total, cfg.max_steps)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total, 1))
+    w = torch.from_numpy(class_weights(grades, cfg.class_weight_power))
+    gvals = torch.arange(1, 6, dtype=torch.float32)
+    aug = _augmenter(cfg.augment, seed)
+    rng = np.random.default_rng(seed)
+    y_all = torch.from_numpy(grades.astype(np.int64) - 1)
+    losses: list[float] = []
+    step = 0
+    t0 = time.time()
+    for epoch in range(cfg.epochs):
+        net.train()
+        order = rng.permutation(len(crops))
+        tot, n = 0.0, 0
+        for b in range(steps_per_epoch):
+            if step >= total:
+                break
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size]
+            x = torch.stack([torch.as_tensor(aug(crops[i])) for i in idx]).float()
+            y = y_all[idx]
+            logits = net(x)
+            ce = torch.nn.functional.cross_entropy(logits, y, weight=w)
+            expected = torch.softmax(logits, 1) @ gvals
+            ordinal = (w[y] * (expected - (y + 1).float()).abs()).mean()
+            loss = ce + cfg.ordinal_weight * ordinal
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            tot += float(loss.detach()) * len(idx)
+            n += len(idx)
+        if n == 0:
+            break
+        losses.append(tot / n)
+        rec = {
+            "tag": tag,
+            "epoch": epoch,
+            "loss": round(tot / n, 5),
+            "lr": float(sched.get_last_lr()[0]),
+            "steps": step,
+            "seconds": round(time.time() - t0, 1),
+        }
+        log.info("%s", rec)
+        if log_file is not None:
+            with log_file.open("a") as f:
+                f.write(json.dumps(rec) + "\n")
+    net.eval()
+    return net, losses
+
+
+def _write_predictions(
+    path: Path, rows: list[tuple[str, str, int]], probs: npt.NDArray[np.float32]
+) -> None:
+    grades = np.arange(1, 6)
+    with path.open("w") as f:
+        f.write("subject\tlevel\tgrade\tpredicted\texpected\tp1\tp2\tp3\tp4\tp5\n")
+        for (s, lev, g), p in zip(rows, probs, strict=True):
+            pr = "\t".join(f"{v:.4f}" for v in p)
+            f.write(f"{s}\t{lev}\t{g}\t{int(np.argmax(p)) + 1}\t{float(p @ grades):.3f}\t{pr}\n")
+
+
+def _metrics(rows: list[tuple[str, str, int]], probs: npt.NDArray[np.float32]) -> dict[str, Any]:
+    from discquant.evaluate.grading import grade_agreement
+
+    ref = np.array([r[2] for r in rows])
+    pred = probs.argmax(1) + 1
+    out: dict[str, Any] = {"all": grade_agreement(ref, pred).to_dict()}
+    levels = sorted({r[1] for r in rows})
+    for lev in levels:
+        m = np.array([r[1] == lev for r in rows])
+        out[lev] = grade_agreement(ref[m], pred[m]).to_dict()
+    return out
+
+
+def collect_discs(cfg: GradeTrainConfig, *, base: Path) -> list[Any]:
+    """Graded discs from the configured sets (paths relative to ``base``)."""
+    from discquant.grade.data import spider_discs, sudirman_discs
+
+    discs = []
+    if cfg.sudirman is not None:
+        discs += sudirman_discs((base / cfg.sudirman).resolve())
+    if cfg.spider is not None:
+        discs += spider_discs((base / cfg.spider).resolve())
+    if not discs:
+        raise InvalidInputError("the grade config names no training data")
+    return discs
+
+
+def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) -> dict[str, Any]:
+    """Splits, optional cross-validation, final model and held-out evaluation (see module doc)."""
+    import torch
+
+    from discquant.grade.data import build_crops
+    from discquant.grade.pfirrmann import (
+        PfirrmannModel,
+        predict_probabilities,
+        save_pfirrmann_model,
+    )
+
+    torch.set_num_threads(cfg.num_threads)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "checkpoints").mkdir(exist_ok=True)
+    (out / "config.json").write_text(cfg.model_dump_json(indent=2))
+    log_file = out / "log.jsonl"
+    discs = collect_discs(cfg, base=base)
+    crop_kw = cfg.crop.model_dump()
+    crops = build_crops(discs, **crop_kw)
+    grades = np.array([d.grade for d in discs])
+    rows = [(d.subject, d.level, d.grade) for d in discs]
+    subjects = [d.subject for d in discs]
+    held, fold_of = patient_splits(
+        subjects, seed=cfg.seed, holdout=cfg.holdout_patients, folds=cfg.folds
+    )
+    (out / "splits.json").write_text(json.dumps({"holdout": held, "folds": fold_of}, indent=1))
+    held_set = set(held)
+    is_held = np.array([s in held_set for s in subjects])
+    fold = np.array([fold_of.get(s, -1) for s in subjects])
+    summary: dict[str, Any] = {"n_discs": len(discs), "n_holdout_discs": int(is_held.sum())}
+    meta = {"arch": cfg.arch or None, "seed": cfg.seed, "trained_on": "sudirman"}
+
+    if cfg.cross_validate:
+        probs = np.zeros((len(discs), 5), np.float32)
+        for k in range(cfg.folds):
+            tr = (~is_held) & (fold != k)
+            te = (~is_held) & (fold == k)
+            net, _ = train_network(
+                crops[tr], grades[tr], cfg, seed=cfg.seed + 1 + k, log_file=log_file, tag=f"fold{k}"
+            )
+            probs[te] = predict_probabilities(net, crops[te])
+            save_pfirrmann_model(
+                PfirrmannModel(net, crop_kw, meta), out / "checkpoints" / f"fold{k}.pt"
+            )
+        cv = ~is_held
+        cv_rows = [r for r, c in zip(rows, cv, strict=True) if c]
+        _write_predictions(out / "cv_predictions.tsv", cv_rows, probs[cv])
+        summary["cv"] = _metrics(cv_rows, probs[cv])
+        (out / "cv_metrics.json").write_text(json.dumps(summary["cv"], indent=1))
+
+    if cfg.train_final:
+        tr = ~is_held
+        net, losses = train_network(
+            crops[tr], grades[tr], cfg, seed=cfg.seed, log_file=log_file, tag="final"
+        )
+        model = PfirrmannModel(net, crop_kw, {**meta, "holdout_subjects": held})
+        save_pfirrmann_model(model, out / "pfirrmann.pt")
+        save_pfirrmann_model(model, out / "checkpoints" / "final.pt")
+        summary["final_losses"] = losses
+        if is_held.any():
+            hp = predict_probabilities(net, crops[is_held])
+            h_rows = [r for r, h in zip(rows, is_held, strict=True) if h]
+            _write_predictions(out / "holdout_predictions.tsv", h_rows, hp)
+            summary["holdout"] = _metrics(h_rows, hp)
+            (out / "holdout_metrics.json").write_text(json.dumps(summary["holdout"], indent=1))
+    return summary
