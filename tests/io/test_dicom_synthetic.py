@@ -1,0 +1,115 @@
+"""A DICOM study written with pydicom is imported with the right roles, values and UIDs."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tests.io.dicom_factory import WrittenStudy
+from typer.testing import CliRunner
+
+from discquant.cli import app
+from discquant.io.load import load_study
+from discquant.io.study import SeriesRole, Study
+
+
+def test_roles_and_order(lumbar_study: Study) -> None:
+    roles = [s.role for s in lumbar_study.series]
+    assert roles == [
+        SeriesRole.T2,
+        SeriesRole.DWI,
+        SeriesRole.ADC,
+        SeriesRole.OTHER,
+        SeriesRole.OTHER,
+    ]
+    others = {s.description: s.reason for s in lumbar_study.series if s.role is SeriesRole.OTHER}
+    assert "axial" in others["T2_TSE_TRA"]
+    assert "localizer" in others["localizer"]
+
+
+def test_t2_geometry_and_values(lumbar_dicom: WrittenStudy, lumbar_study: Study) -> None:
+    t2 = lumbar_study.t2
+    assert t2 is not None
+    assert t2.orientation == "sagittal"
+    assert t2.image.shape == (32, 32, 5)
+    assert t2.image.voxel_mm == pytest.approx((1.0, 1.0, 4.0), abs=1e-4)
+    # The slice normal of the written IOP is along L-R: the third voxel axis is R or L.
+    assert t2.image.axcodes[2] in ("R", "L")
+    written = lumbar_dicom.series["t2"].stored
+    assert written is not None
+    # dcm2niix may flip/transpose the in-plane axes; the multiset of values is invariant.
+    np.testing.assert_array_equal(np.sort(t2.image.data.ravel()), np.sort(written.ravel()))
+
+
+def test_dwi_bvals_and_decay(lumbar_study: Study) -> None:
+    dwi, adc = lumbar_study.dwi, lumbar_study.adc
+    assert dwi is not None and adc is not None
+    assert dwi.bvals_s_per_mm2 is not None and dwi.bvecs is not None
+    np.testing.assert_allclose(dwi.bvals_s_per_mm2, [0.0, 400.0, 800.0], atol=1e-6)
+    assert dwi.bvecs.shape == (3, 3)
+    assert "trace-weighted" in dwi.reason
+    assert dwi.image.shape == (32, 32, 3, 3)
+    # Volumes are in b-value order: ln(S0/S800)/800 reproduces the written ADC map
+    # (signals are rounded integers near 280, so ±0.5/280/800 mm²/s ≈ 0.003 µm²/ms).
+    s0, s800 = dwi.image.data[..., 0], dwi.image.data[..., 2]
+    adc_from_dwi = np.log(s0 / s800) / 800.0 * 1e3
+    np.testing.assert_allclose(adc_from_dwi, adc.image.data, atol=5e-3)
+
+
+def test_adc_converted_to_um2_per_ms(lumbar_dicom: WrittenStudy, lumbar_study: Study) -> None:
+    adc = lumbar_study.adc
+    assert adc is not None
+    assert adc.adc_scale_to_um2_per_ms == pytest.approx(1e-3)
+    assert "10⁻⁶ mm²/s" in adc.reason
+    truth_um2_per_ms = np.sort(lumbar_dicom.adc_mm2_per_s.ravel() * 1e3)
+    np.testing.assert_allclose(np.sort(adc.image.data.ravel()), truth_um2_per_ms, atol=1e-6)
+    assert float(adc.image.data.max()) == pytest.approx(1.6, abs=1e-6)  # disc-like region
+
+
+def test_provenance_keeps_source_uids(lumbar_dicom: WrittenStudy, lumbar_study: Study) -> None:
+    for role, key in ((SeriesRole.T2, "t2"), (SeriesRole.DWI, "dwi"), (SeriesRole.ADC, "adc")):
+        series = lumbar_study.first(role)
+        assert series is not None
+        prov, written = series.provenance, lumbar_dicom.series[key]
+        assert prov.series_instance_uid == written.series_instance_uid
+        assert prov.study_instance_uid == lumbar_dicom.study_instance_uid
+        assert prov.frame_of_reference_uid == lumbar_dicom.frame_of_reference_uid
+        assert prov.sop_class_uid == "1.2.840.10008.5.1.4.1.1.4"
+        assert sorted(prov.sop_instance_uids) == sorted(written.sop_instance_uids)
+        assert prov.series_number == written.series_number
+        assert set(prov.source_paths) == set(written.files)
+
+
+def test_gzipped_dicom_gives_the_same_study(
+    lumbar_dicom: WrittenStudy, lumbar_study: Study, tmp_path: Path
+) -> None:
+    # dcm2niix cannot read gzip'd DICOM itself; the importer decompresses them first.
+    for src in lumbar_dicom.root.rglob("*"):
+        if src.is_file():
+            dst = tmp_path / "gz" / src.relative_to(lumbar_dicom.root)
+            dst = dst.with_name(dst.name + ".gz")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with src.open("rb") as fin, gzip.open(dst, "wb") as fout:
+                shutil.copyfileobj(fin, fout)
+    study = load_study(tmp_path / "gz")
+    assert [s.role for s in study.series] == [s.role for s in lumbar_study.series]
+    assert study.adc is not None and lumbar_study.adc is not None
+    np.testing.assert_array_equal(study.adc.image.data, lumbar_study.adc.image.data)
+
+
+def test_inspect_json(lumbar_dicom: WrittenStudy) -> None:
+    result = CliRunner().invoke(app, ["inspect", "--json", str(lumbar_dicom.root)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert list(doc) == ["series"]
+    first = doc["series"][0]
+    assert {"role", "bvals", "shape", "voxel_mm", "description", "reason"} <= set(first)
+    by_role = {s["role"]: s for s in reversed(doc["series"])}
+    assert by_role["dwi"]["bvals"] == [0.0, 400.0, 800.0]
+    assert by_role["t2"]["shape"] == [32, 32, 5]
+    assert by_role["t2"]["voxel_mm"] == pytest.approx([1.0, 1.0, 4.0])
+    assert by_role["adc"]["adc_scale_to_um2_per_ms"] == pytest.approx(1e-3)
