@@ -1,0 +1,115 @@
+"""BIDS derivative layout: ``dataset_description.json``, file names, label maps and the ADC map.
+
+Layout (BIDS 1.9 derivatives)::
+
+    OUT/dataset_description.json
+    OUT/sub-<label>/sub-<label>_dseg.nii.gz            segmentation on the T2 grid
+    OUT/sub-<label>/sub-<label>_dseg.tsv               its look-up table (index, name)
+    OUT/sub-<label>/sub-<label>_space-dwi_dseg.nii.gz  segmentation on the DWI grid
+    OUT/sub-<label>/sub-<label>_adc.nii.gz (+ .json)   ADC, float32, um^2/ms
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from discquant import RESEARCH_DISCLAIMER, __version__
+from discquant.io.study import Volume
+from discquant.results import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS
+
+log = logging.getLogger(__name__)
+
+BIDS_VERSION = "1.9.0"
+
+LABEL_NAMES: dict[int, tuple[str, str]] = {
+    **{value: (f"{name} vertebra" if name != "S1" else "sacrum", name) for name, value in
+       VERTEBRA_LABELS.items()},
+    **{value: (f"{level} disc", level) for level, value in DISC_LABELS.items()},
+    CANAL_LABEL: ("spinal canal", "canal"),
+}
+"""``label value -> (name, abbreviation)`` for the VerSe/SPINEPS labels discquant writes."""
+
+
+def dataset_description() -> dict[str, Any]:
+    """The derivative dataset's ``dataset_description.json`` content."""
+    return {
+        "Name": "discquant lumbar disc measurements",
+        "BIDSVersion": BIDS_VERSION,
+        "DatasetType": "derivative",
+        "GeneratedBy": [
+            {
+                "Name": "discquant",
+                "Version": __version__,
+                "Description": "Lumbar intervertebral disc ADC, geometry and Pfirrmann grades "
+                "from MRI. " + RESEARCH_DISCLAIMER,
+            }
+        ],
+    }
+
+
+def write_dataset_description(path: Path) -> Path:
+    path.write_text(json.dumps(dataset_description(), indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def subject_file(subject_dir: Path, label: str, suffix: str, *, entities: str = "") -> Path:
+    """``subject_dir/sub-<label>[_<entities>]_<suffix>``."""
+    middle = f"_{entities}" if entities else ""
+    return subject_dir / f"sub-{label}{middle}_{suffix}"
+
+
+def _nifti(data: np.ndarray, affine: np.ndarray) -> Any:
+    import nibabel as nib
+
+    img = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64))
+    # Scanner space for both forms, so every viewer places the image the same way.
+    img.set_qform(img.affine, code=1)
+    img.set_sform(img.affine, code=1)
+    return img
+
+
+def write_label_map(volume: Volume, path: Path) -> Path:
+    """Write a label volume as an int16 NIfTI (labels are rounded, never interpolated)."""
+    import nibabel as nib
+
+    labels = np.rint(np.asarray(volume.data)).astype(np.int16)
+    img = _nifti(labels, volume.affine)
+    img.header.set_intent("label")
+    nib.save(img, path)
+    return path
+
+
+def write_dseg_tsv(path: Path, *, present: set[int] | None = None) -> Path:
+    """BIDS ``dseg.tsv``: index, name, abbreviation of each label (only ``present`` ones if given)."""
+    lines = ["index\tname\tabbreviation"]
+    for value in sorted(LABEL_NAMES):
+        if present is not None and value not in present:
+            continue
+        name, abbr = LABEL_NAMES[value]
+        lines.append(f"{value}\t{name}\t{abbr}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def write_adc_map(volume: Volume, path: Path, *, sidecar: dict[str, Any] | None = None) -> Path:
+    """Write the ADC map as float32 NIfTI in µm²/ms with a BIDS JSON sidecar next to it."""
+    import nibabel as nib
+
+    img = _nifti(np.asarray(volume.data, dtype=np.float32), volume.affine)
+    img.header.set_xyzt_units(xyz="mm")
+    nib.save(img, path)
+    meta: dict[str, Any] = {
+        "Description": "Apparent diffusion coefficient (trace) fitted by discquant.",
+        "Units": "um^2/ms",
+        "UnitsDescription": "micrometre^2 per millisecond = 10^-3 mm^2/s",
+        "GeneratedBy": [{"Name": "discquant", "Version": __version__}],
+    }
+    meta.update(sidecar or {})
+    sidecar_path = path.with_name(path.name.removesuffix(".nii.gz") + ".json")
+    sidecar_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return path

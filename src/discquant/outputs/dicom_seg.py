@@ -1,0 +1,209 @@
+"""DICOM Segmentation (highdicom) of the discs and vertebrae, referencing the source T2 images.
+
+The label map lives on a NIfTI grid (voxel -> RAS+ mm affine, as nibabel/dcm2niix give it);
+the source DICOM images place each pixel in LPS mm from their own ImagePositionPatient,
+ImageOrientationPatient and PixelSpacing. :func:`labels_on_source_frames` takes every source
+pixel's LPS position, turns it into RAS (x and y change sign), maps it through the inverse of
+the label affine and reads the nearest label voxel, so SEG frame ``i`` matches source image
+``i`` pixel for pixel whatever the slice order or axis flips dcm2niix applied.
+
+Codes (DICOM PS3.16, as bundled in :mod:`pydicom.sr.codedict`):
+
+- category: SCT 91723000 "Anatomical Structure" (CID 7150);
+- discs (CID 7604 "Spinal disc"): SCT 80064006 "L1/L2 disc", 67459009 "L2/L3 disc",
+  62551000 "L3/L4 disc", 84020006 "L4/L5 disc", 715056000 "L5/S1 disc";
+- vertebrae (CID 7603 "Vertebra"): SCT 23215003 "T12 vertebra", 66794005 "L1 vertebra",
+  14293000 "L2 vertebra", 36470004 "L3 vertebra", 11994002 "L4 vertebra",
+  49668003 "L5 vertebra", and SCT 54735007 "Sacrum" (CID 7151);
+- spinal canal: SCT 61853006 "Vertebral canal";
+- anatomic region: SCT 122496007 "Lumbar spine".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from discquant import __version__
+from discquant.io.study import Volume
+from discquant.results import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS, AnalysisResult
+
+log = logging.getLogger(__name__)
+
+SEG_SERIES_NUMBER = 9901
+"""Series number of the SEG (high, so it sorts after the scanner's series)."""
+
+_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+
+
+@dataclass(frozen=True)
+class SegmentConcept:
+    """One segment: label value, SNOMED CT code, meaning, and a display colour."""
+
+    label: int
+    name: str
+    code: str
+    meaning: str
+    rgb: tuple[int, int, int]
+
+
+SEGMENT_CONCEPTS: tuple[SegmentConcept, ...] = (
+    SegmentConcept(VERTEBRA_LABELS["T12"], "T12", "23215003", "T12 vertebra", (110, 160, 200)),
+    SegmentConcept(VERTEBRA_LABELS["L1"], "L1", "66794005", "L1 vertebra", (78, 179, 211)),
+    SegmentConcept(VERTEBRA_LABELS["L2"], "L2", "14293000", "L2 vertebra", (67, 162, 202)),
+    SegmentConcept(VERTEBRA_LABELS["L3"], "L3", "36470004", "L3 vertebra", (43, 140, 190)),
+    SegmentConcept(VERTEBRA_LABELS["L4"], "L4", "11994002", "L4 vertebra", (8, 104, 172)),
+    SegmentConcept(VERTEBRA_LABELS["L5"], "L5", "49668003", "L5 vertebra", (8, 64, 129)),
+    SegmentConcept(VERTEBRA_LABELS["S1"], "sacrum", "54735007", "Sacrum", (90, 90, 160)),
+    SegmentConcept(DISC_LABELS["L1-L2"], "L1-L2 disc", "80064006", "L1/L2 disc", (255, 237, 111)),
+    SegmentConcept(DISC_LABELS["L2-L3"], "L2-L3 disc", "67459009", "L2/L3 disc", (254, 217, 118)),
+    SegmentConcept(DISC_LABELS["L3-L4"], "L3-L4 disc", "62551000", "L3/L4 disc", (254, 178, 76)),
+    SegmentConcept(DISC_LABELS["L4-L5"], "L4-L5 disc", "84020006", "L4/L5 disc", (253, 141, 60)),
+    SegmentConcept(DISC_LABELS["L5-S1"], "L5-S1 disc", "715056000", "L5/S1 disc", (240, 59, 32)),
+    SegmentConcept(CANAL_LABEL, "spinal canal", "61853006", "Vertebral canal", (180, 180, 180)),
+)
+"""Segments written to the SEG, in segment-number order (only those present are written)."""
+
+
+def source_pixel_to_ras(ds: Any) -> npt.NDArray[np.float64]:
+    """4×4 matrix mapping ``(column, row, 0, 1)`` of one source image to RAS+ mm.
+
+    DICOM PS3.3 C.7.6.2.1.1: the first three ImageOrientationPatient values are the direction
+    of increasing column index, the last three of increasing row index; PixelSpacing is
+    (row spacing, column spacing). Positions are LPS.
+    """
+    ipp = np.asarray([float(v) for v in ds.ImagePositionPatient])
+    iop = np.asarray([float(v) for v in ds.ImageOrientationPatient])
+    row_spacing, col_spacing = (float(v) for v in ds.PixelSpacing)
+    m = np.eye(4)
+    m[:3, 0] = iop[:3] * col_spacing
+    m[:3, 1] = iop[3:] * row_spacing
+    m[:3, 2] = np.cross(iop[:3], iop[3:])
+    m[:3, 3] = ipp
+    return _LPS_TO_RAS @ m
+
+
+def labels_on_source_frames(labels: Volume, source_datasets: Sequence[Any]) -> npt.NDArray[np.int32]:
+    """The label value at every pixel of every source image, shape ``(n, rows, columns)``.
+
+    Nearest-neighbour lookup through the label affine; pixels outside the label grid get 0.
+    """
+    data = np.rint(np.asarray(labels.data)).astype(np.int32)
+    if data.ndim == 4:
+        data = data[..., 0]
+    inv = np.linalg.inv(np.asarray(labels.affine, dtype=np.float64))
+    out = np.zeros(
+        (len(source_datasets), int(source_datasets[0].Rows), int(source_datasets[0].Columns)),
+        dtype=np.int32,
+    )
+    for f, ds in enumerate(source_datasets):
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        m = inv @ source_pixel_to_ras(ds)
+        r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+        pix = np.stack([c.ravel(), r.ravel(), np.zeros(c.size), np.ones(c.size)])
+        ijk = np.rint((m @ pix)[:3]).astype(np.int64)
+        inside = np.all((ijk >= 0) & (ijk < np.asarray(data.shape)[:, None]), axis=0)
+        values = np.zeros(c.size, dtype=np.int32)
+        values[inside] = data[ijk[0, inside], ijk[1, inside], ijk[2, inside]]
+        out[f] = values.reshape(rows, cols)
+    return out
+
+
+def _check_sources(source_datasets: Sequence[Any], out_path: Path) -> list[Any]:
+    from discquant.errors import InvalidInputError
+
+    if not source_datasets:
+        raise InvalidInputError("no source T2 DICOM images were given", path=out_path)
+    series = {str(ds.SeriesInstanceUID) for ds in source_datasets}
+    if len(series) != 1:
+        raise InvalidInputError(
+            f"source images come from {len(series)} series; a SEG needs exactly one",
+            path=out_path,
+        )
+    return list(source_datasets)
+
+
+def write_dicom_seg(
+    result: AnalysisResult,
+    source_t2_datasets: Sequence[Any],
+    out_path: Path,
+) -> Path:
+    """Write a binary DICOM SEG of the discs and vertebrae on the source T2 images.
+
+    Parameters
+    ----------
+    result
+        Analysis result with ``labels_t2`` (segmentation on the T2 grid).
+    source_t2_datasets
+        The source T2 images as pydicom datasets (pixel data need not be loaded).
+    out_path
+        The ``.dcm`` file to write.
+
+    Raises
+    ------
+    InvalidInputError
+        No segmentation, no source images, or no labelled pixel on them.
+    """
+    import highdicom as hd
+    from pydicom.sr.coding import Code
+
+    from discquant.errors import InvalidInputError
+
+    if result.labels_t2 is None:
+        raise InvalidInputError("no T2 segmentation to write as DICOM SEG", path=out_path)
+    sources = _check_sources(source_t2_datasets, out_path)
+    frames = labels_on_source_frames(result.labels_t2, sources)
+    present = set(np.unique(frames).tolist())
+    concepts = [c for c in SEGMENT_CONCEPTS if c.label in present]
+    if not concepts:
+        raise InvalidInputError(
+            "the segmentation has no disc or vertebra on the source T2 images", path=out_path
+        )
+    segment_map = np.zeros_like(frames, dtype=np.uint8)
+    algorithm = hd.AlgorithmIdentificationSequence(
+        name="discquant", family=Code("123110", "DCM", "Artificial Intelligence"),
+        version=__version__,
+    )
+    descriptions = []
+    for number, concept in enumerate(concepts, start=1):
+        segment_map[frames == concept.label] = number
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=concept.name,
+                segmented_property_category=Code("91723000", "SCT", "Anatomical Structure"),
+                segmented_property_type=Code(concept.code, "SCT", concept.meaning),
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                algorithm_identification=algorithm,
+                tracking_uid=hd.UID(),
+                tracking_id=concept.name,
+                anatomic_regions=[Code("122496007", "SCT", "Lumbar spine")],
+                display_color=hd.color.CIELabColor.from_rgb(*concept.rgb),
+            )
+        )
+    seg = hd.seg.Segmentation(
+        source_images=sources,
+        pixel_array=segment_map,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=SEG_SERIES_NUMBER,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="discquant",
+        manufacturer_model_name="discquant",
+        software_versions=__version__,
+        device_serial_number="none",
+        series_description="discquant discs and vertebrae",
+        content_label="DISCS",
+        content_description="Lumbar discs and vertebrae (research use only)",
+    )
+    seg.save_as(out_path)
+    log.debug("wrote DICOM SEG %s with %d segments", out_path, len(concepts))
+    return out_path

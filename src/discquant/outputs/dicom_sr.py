@@ -1,0 +1,201 @@
+"""DICOM Structured Report (TID 1500 Measurement Report, Comprehensive 3D SR) per disc.
+
+One measurement group per disc that was found, tracked by its level name, with:
+
+- finding site: the SNOMED CT concept of the disc (CID 7604, see :mod:`.dicom_seg`);
+- ADC, DCM 113041 "Apparent Diffusion Coefficient", UCUM ``um2/ms`` (1 µm²/ms =
+  10⁻³ mm²/s), mean (SCT 373098007) and median (SCT 373099004) in the nucleus pulposus
+  region and in the whole disc, the region named by the measurement method;
+- volume, SCT 118565006 "Volume", UCUM ``mm3``; middle height, DCM 121207 "Height", ``mm``;
+- the Pfirrmann grade and the ADC class as qualitative evaluations.
+
+No standard code exists for the Pfirrmann grade or for discquant's regions, so they use a
+private coding scheme, ``99DISCQUANT`` (PS3.16 allows local schemes prefixed "99").
+When ``seg_path`` is given, every group also references its disc's segment in that SEG
+(TID 1411 volumetric ROI), so a viewer can show the region the numbers come from.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from discquant import __version__
+from discquant.outputs.dicom_seg import SEGMENT_CONCEPTS
+from discquant.results import DISC_LABELS, AnalysisResult, DiscResult
+
+log = logging.getLogger(__name__)
+
+SR_SERIES_NUMBER = 9902
+LOCAL_SCHEME = "99DISCQUANT"
+GRADE_NAMES = ("I", "II", "III", "IV", "V")
+
+_DISC_CODE = {c.label: (c.code, c.meaning) for c in SEGMENT_CONCEPTS}
+
+
+def _local(value: str, meaning: str) -> Any:
+    from pydicom.sr.coding import Code
+
+    return Code(value, LOCAL_SCHEME, meaning)
+
+
+def disc_site_code(level: str) -> Any:
+    """The SNOMED CT concept of a lumbar disc level (e.g. L4-L5 -> SCT 84020006)."""
+    from pydicom.sr.coding import Code
+
+    code, meaning = _DISC_CODE[DISC_LABELS[level]]
+    return Code(code, "SCT", meaning)
+
+
+def _measurements(disc: DiscResult) -> list[Any]:
+    import highdicom as hd
+    from pydicom.sr.coding import Code
+
+    adc = Code("113041", "DCM", "Apparent Diffusion Coefficient")
+    um2_per_ms = Code("um2/ms", "UCUM", "um2/ms")
+    mean = Code("373098007", "SCT", "Mean")
+    median = Code("373099004", "SCT", "Median")
+    out = []
+    regions = (
+        (disc.adc_np, _local("NP_REGION", "Nucleus pulposus region (discquant)")),
+        (disc.adc_disc, _local("DISC_REGION", "Whole disc region (discquant)")),
+    )
+    for stats, method in regions:
+        if stats is None:
+            continue
+        for derivation, value in ((mean, stats.mean), (median, stats.median)):
+            out.append(
+                hd.sr.Measurement(
+                    name=adc, value=float(value), unit=um2_per_ms, derivation=derivation,
+                    method=method,
+                )
+            )
+    if disc.volume_mm3 is not None:
+        out.append(
+            hd.sr.Measurement(
+                name=Code("118565006", "SCT", "Volume"), value=float(disc.volume_mm3),
+                unit=Code("mm3", "UCUM", "mm3"),
+            )
+        )
+    if disc.height_middle_mm is not None:
+        out.append(
+            hd.sr.Measurement(
+                name=Code("121207", "DCM", "Height"), value=float(disc.height_middle_mm),
+                unit=Code("mm", "UCUM", "mm"),
+                method=_local("MIDDLE_HEIGHT", "Disc height at mid-depth (discquant)"),
+            )
+        )
+    return out
+
+
+def _evaluations(disc: DiscResult) -> list[Any]:
+    import highdicom as hd
+
+    out = []
+    if disc.pfirrmann_grade is not None:
+        roman = GRADE_NAMES[disc.pfirrmann_grade - 1]
+        out.append(
+            hd.sr.QualitativeEvaluation(
+                name=_local("PFIRRMANN", "Pfirrmann grade"),
+                value=_local(f"PFIRRMANN_{roman}", f"Pfirrmann grade {roman}"),
+            )
+        )
+    if disc.adc_class is not None:
+        out.append(
+            hd.sr.QualitativeEvaluation(
+                name=_local("ADC_CLASS", "Nucleus ADC class"),
+                value=_local(f"ADCC_{disc.adc_class.upper()}"[:16], disc.adc_class),
+            )
+        )
+    return out
+
+
+def _segment_numbers(seg: Any) -> dict[str, int]:
+    """Tracking ID (segment label, e.g. ``L4-L5 disc``) -> segment number in a SEG dataset."""
+    return {str(item.SegmentLabel): int(item.SegmentNumber) for item in seg.SegmentSequence}
+
+
+def write_dicom_sr(
+    result: AnalysisResult,
+    source_t2_datasets: Sequence[Any],
+    out_path: Path,
+    *,
+    seg_path: Path | None = None,
+) -> Path:
+    """Write the per-disc measurement report as a Comprehensive 3D SR.
+
+    Raises
+    ------
+    InvalidInputError
+        No source images, or no lumbar disc with a value to report.
+    """
+    import highdicom as hd
+    import pydicom
+    from pydicom.sr.coding import Code
+
+    from discquant.errors import InvalidInputError
+
+    if not source_t2_datasets:
+        raise InvalidInputError("no source T2 DICOM images were given", path=out_path)
+    seg = pydicom.dcmread(seg_path) if seg_path is not None else None
+    segment_numbers = _segment_numbers(seg) if seg is not None else {}
+    device = hd.sr.ObserverContext(
+        observer_type=Code("121007", "DCM", "Device"),
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=hd.UID(), name="discquant", model_name=f"discquant {__version__}",
+        ),
+    )
+    algorithm = hd.sr.AlgorithmIdentification(name="discquant", version=__version__)
+    groups: list[Any] = []
+    for disc in result.discs:
+        if not disc.found or disc.level not in DISC_LABELS:
+            continue
+        measurements = _measurements(disc)
+        evaluations = _evaluations(disc)
+        if not measurements and not evaluations:
+            continue
+        site = hd.sr.FindingSite(anatomic_location=disc_site_code(disc.level))
+        common: dict[str, Any] = {
+            "tracking_identifier": hd.sr.TrackingIdentifier(
+                uid=hd.UID(), identifier=f"{disc.level} disc"
+            ),
+            "finding_type": Code("91723000", "SCT", "Anatomical Structure"),
+            "algorithm_id": algorithm,
+            "finding_sites": [site],
+            "measurements": measurements or None,
+            "qualitative_evaluations": evaluations or None,
+        }
+        number = segment_numbers.get(f"{disc.level} disc")
+        if seg is not None and number is not None:
+            groups.append(
+                hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                    referenced_segment=hd.sr.ReferencedSegment.from_segmentation(seg, number),
+                    **common,
+                )
+            )
+        else:
+            groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(**common))
+    if not groups:
+        raise InvalidInputError("no lumbar disc with a value to report in a DICOM SR",
+                                path=out_path)
+    report = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=device),
+        procedure_reported=Code("363679005", "SCT", "Imaging procedure"),
+        imaging_measurements=groups,
+    )
+    evidence = list(source_t2_datasets) + ([seg] if seg is not None else [])
+    sr = hd.sr.Comprehensive3DSR(
+        evidence=evidence,
+        content=report,
+        series_instance_uid=hd.UID(),
+        series_number=SR_SERIES_NUMBER,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="discquant",
+        series_description="discquant disc measurements",
+    )
+    sr.save_as(out_path)
+    log.debug("wrote DICOM SR %s with %d disc groups", out_path, len(groups))
+    return out_path

@@ -1,0 +1,243 @@
+"""Figures of the HTML report, drawn with matplotlib's object API and returned as PNG bytes.
+
+No pyplot: figures are built on :class:`matplotlib.figure.Figure` with the Agg canvas, so
+drawing a report never touches a display or a global backend.
+
+Sagittal views follow the radiological convention: anterior on the viewer's left, superior
+up, in millimetres so that anisotropic voxels keep their true shape.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from discquant.io.study import Volume
+from discquant.results import DISC_LABELS, LEVELS, VERTEBRA_LABELS, DiscResult
+
+GRADE_NAMES = ("I", "II", "III", "IV", "V")
+
+NP_ADC_BY_GRADE_UM2_PER_MS: tuple[float, ...] = (2.0, 1.9, 1.7, 1.4, 1.1)
+"""Typical nucleus ADC by Pfirrmann grade I–V (µm²/ms), spread ±0.2–0.3 within a grade.
+
+A synthesis of Kealey 2005 (Radiology 235:569), Niinimäki 2009 (MRI 27:641) and Kapoor
+2023 (Pol J Radiol 88:e275), as tabulated in the project's science notes. The report draws
+each grade's zone between the midpoints of neighbouring centres, so the zones do not overlap;
+they are reading aids, not decision thresholds.
+"""
+
+GRADE_COLOURS = ("#1a9850", "#91cf60", "#fee08b", "#fc8d59", "#d73027")
+DISC_COLOUR = "#ffd92f"
+VERTEBRA_COLOUR = "#4eb3d3"
+_DISC_VALUES = set(DISC_LABELS.values())
+_LEVEL_OF_LABEL = {v: k for k, v in DISC_LABELS.items()}
+_VERTEBRA_OF_LABEL = {v: k for k, v in VERTEBRA_LABELS.items()}
+
+
+@dataclass(frozen=True)
+class SagittalSlice:
+    """One sagittal section in canonical orientation, ready to draw.
+
+    ``image`` and ``labels`` are indexed ``[anterior, superior]`` (both increasing with the
+    index); ``extent`` is ``(a_min, a_max, s_min, s_max)`` in mm, pixel edges included.
+    """
+
+    image: npt.NDArray[np.float32]
+    labels: npt.NDArray[np.int32] | None
+    extent: tuple[float, float, float, float]
+    r_mm: float
+    index: int
+    n_slices: int
+
+
+def _canonical(volume: Volume) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float64]]:
+    """Data reoriented to the closest RAS+ axes (first 3-D volume only) and its affine."""
+    import nibabel as nib
+
+    data = np.asarray(volume.data, dtype=np.float32)
+    if data.ndim == 4:
+        data = data[..., 0]
+    img = nib.as_closest_canonical(nib.Nifti1Image(data, volume.affine))
+    return np.asarray(img.dataobj, dtype=np.float32), np.asarray(img.affine, dtype=np.float64)
+
+
+def _disc_counts(labels: npt.NDArray[np.float32]) -> npt.NDArray[np.int64]:
+    rounded = np.rint(labels).astype(np.int32)
+    return np.isin(rounded, list(_DISC_VALUES)).sum(axis=(1, 2))
+
+
+def sagittal_slice(
+    image: Volume,
+    labels: Volume | None = None,
+    *,
+    r_mm: float | None = None,
+) -> SagittalSlice:
+    """The mid-sagittal section of ``image`` (with ``labels`` on the same grid).
+
+    The slice is the one holding the most disc voxels; with no discs, the one nearest
+    ``r_mm`` (world right coordinate), else the middle slice.
+    """
+    data, affine = _canonical(image)
+    lab = None
+    if labels is not None and labels.shape[:3] == image.shape[:3]:
+        lab, _ = _canonical(labels)
+    n = data.shape[0]
+    index = n // 2
+    counts = _disc_counts(lab) if lab is not None else None
+    if counts is not None and counts.max() > 0:
+        index = int(np.argmax(counts))
+    elif r_mm is not None:
+        r_of_index = affine[0, 0] * np.arange(n) + affine[0, 3]
+        index = int(np.argmin(np.abs(r_of_index - r_mm)))
+    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    a0, s0 = affine[1, 3], affine[2, 3]
+    a_lo, a_hi = a0 - zooms[1] / 2, a0 + (data.shape[1] - 0.5) * zooms[1]
+    s_lo, s_hi = s0 - zooms[2] / 2, s0 + (data.shape[2] - 0.5) * zooms[2]
+    return SagittalSlice(
+        image=data[index],
+        labels=None if lab is None else np.rint(lab[index]).astype(np.int32),
+        extent=(float(a_lo), float(a_hi), float(s_lo), float(s_hi)),
+        r_mm=float(affine[0, 0] * index + affine[0, 3]),
+        index=index,
+        n_slices=n,
+    )
+
+
+def _png(fig: object) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)  # type: ignore[arg-type]
+    buf = io.BytesIO()
+    canvas.print_png(buf)
+    return buf.getvalue()
+
+
+def _mm_grid(sl: SagittalSlice) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Pixel-centre coordinates (mm) along the anterior and superior axes."""
+    a_lo, a_hi, s_lo, s_hi = sl.extent
+    na, ns = sl.image.shape
+    a = a_lo + (np.arange(na) + 0.5) * (a_hi - a_lo) / na
+    s = s_lo + (np.arange(ns) + 0.5) * (s_hi - s_lo) / ns
+    return a, s
+
+
+def draw_sagittal(
+    sl: SagittalSlice,
+    *,
+    title: str,
+    cmap: str = "gray",
+    vmin: float | None = None,
+    vmax: float | None = None,
+    colorbar_label: str | None = None,
+    width_in: float = 4.6,
+) -> bytes:
+    """A sagittal panel with disc and vertebra outlines and level names, as PNG bytes."""
+    from matplotlib.figure import Figure
+
+    a_lo, a_hi, s_lo, s_hi = sl.extent
+    aspect = (s_hi - s_lo) / max(a_hi - a_lo, 1e-6)
+    fig = Figure(figsize=(width_in, min(max(width_in * aspect, 3.0), 7.5)), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    img = sl.image
+    if vmin is None or vmax is None:
+        finite = img[np.isfinite(img)]
+        lo, hi = (np.percentile(finite, [1, 99.5]) if finite.size else (0.0, 1.0))
+        vmin = float(lo) if vmin is None else vmin
+        vmax = float(hi if hi > lo else lo + 1) if vmax is None else vmax
+    # imshow wants [row, col] = [superior (flipped by origin), anterior].
+    handle = ax.imshow(
+        img.T, origin="lower", extent=sl.extent, cmap=cmap, vmin=vmin, vmax=vmax,
+        interpolation="nearest",
+    )
+    if sl.labels is not None:
+        _draw_outlines(ax, sl)
+    ax.set_xlim(a_hi, a_lo)  # radiological sagittal view: anterior on the left
+    ax.set_ylim(s_lo, s_hi)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("anterior ← → posterior (mm)", fontsize=8)
+    ax.set_ylabel("inferior ← → superior (mm)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    if colorbar_label is not None:
+        cb = fig.colorbar(handle, ax=ax, fraction=0.046, pad=0.03)
+        cb.set_label(colorbar_label, fontsize=8)
+        cb.ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _draw_outlines(ax: object, sl: SagittalSlice) -> None:
+    assert sl.labels is not None
+    a, s = _mm_grid(sl)
+    grid_a, grid_s = np.meshgrid(a, s, indexing="ij")
+    a_max = sl.extent[1]
+    for value in np.unique(sl.labels):
+        value = int(value)
+        if value == 0:
+            continue
+        mask = sl.labels == value
+        is_disc = value in _DISC_VALUES
+        if value not in _DISC_VALUES and value not in _VERTEBRA_OF_LABEL:
+            continue
+        colour = DISC_COLOUR if is_disc else VERTEBRA_COLOUR
+        ax.contour(  # type: ignore[attr-defined]
+            grid_a, grid_s, mask.astype(np.float32), levels=[0.5], colors=[colour],
+            linewidths=1.0 if is_disc else 0.7,
+        )
+        ca, cs = float(grid_a[mask].mean()), float(grid_s[mask].mean())
+        if is_disc:
+            front = float(grid_a[mask].max())  # most anterior point of the disc
+            x = min(front + 6.0, a_max - 1.0)
+            ax.annotate(  # type: ignore[attr-defined]
+                _LEVEL_OF_LABEL[value], xy=(front, cs), xytext=(x, cs), fontsize=7.5,
+                color=DISC_COLOUR, ha="right", va="center", fontweight="bold",
+                arrowprops={"arrowstyle": "-", "color": DISC_COLOUR, "lw": 0.6},
+            )
+        else:
+            ax.text(  # type: ignore[attr-defined]
+                ca, cs, _VERTEBRA_OF_LABEL[value] if value != 26 else "S", fontsize=7,
+                color="white", ha="center", va="center",
+            )
+
+
+def adc_chart(discs: list[DiscResult]) -> bytes:
+    """Nucleus ADC by level against the reference zone of each Pfirrmann grade, as PNG bytes."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.6), dpi=110)
+    ax = fig.add_subplot(1, 1, 1)
+    centres = np.asarray(NP_ADC_BY_GRADE_UM2_PER_MS)
+    edges = np.concatenate([[centres[0] + 0.35], (centres[1:] + centres[:-1]) / 2, [0.7]])
+    for g in range(5):
+        ax.axhspan(edges[g + 1], edges[g], color=GRADE_COLOURS[g], alpha=0.18, lw=0)
+        ax.axhline(centres[g], color=GRADE_COLOURS[g], lw=0.8, ls="--", alpha=0.9)
+        ax.text(
+            len(LEVELS) - 0.45, (edges[g] + edges[g + 1]) / 2, f"grade {GRADE_NAMES[g]}",
+            fontsize=7, va="center", ha="left", color="#333333",
+        )
+    by_level = {d.level: d for d in discs}
+    for x, level in enumerate(LEVELS):
+        d = by_level.get(level)
+        if d is None or d.adc_np is None:
+            ax.text(x, 0.78, "n/a", ha="center", fontsize=7, color="#777777")
+            continue
+        colour = "#222222" if d.pfirrmann_grade is None else GRADE_COLOURS[d.pfirrmann_grade - 1]
+        ax.errorbar(
+            x, d.adc_np.mean, yerr=[[d.adc_np.mean - d.adc_np.p10], [d.adc_np.p90 - d.adc_np.mean]],
+            fmt="o", color="#222222", mfc=colour, ms=8, capsize=3, lw=1, zorder=3,
+        )
+        if d.adc_disc is not None:
+            ax.plot(x + 0.18, d.adc_disc.mean, marker="s", ms=5, color="#555555", mfc="white",
+                    zorder=3)
+    ax.set_xticks(range(len(LEVELS)), LEVELS)
+    ax.set_xlim(-0.5, len(LEVELS) + 0.3)
+    ax.set_ylim(0.7, float(edges[0]))
+    ax.set_ylabel("ADC (µm²/ms)", fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.set_title(
+        "Nucleus ADC (● mean, bar p10–p90; fill = CNN grade) · whole disc (□ mean)", fontsize=8.5
+    )
+    fig.tight_layout()
+    return _png(fig)

@@ -1,0 +1,378 @@
+"""Render the one-file HTML report: template + inlined PNG figures, no script, no external URL.
+
+Every value from the result goes through :func:`html.escape`. What is missing (no T2, no
+ADC, a failed stage) is said in words next to where the figure or number would be, with the
+stage's own message as the reason.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+from string import Template
+from typing import Any
+
+import numpy as np
+
+from discquant import RESEARCH_DISCLAIMER, __version__
+from discquant.outputs._common import PHI_KEYS, scrub_phi, to_jsonable
+from discquant.outputs.report import figures
+from discquant.outputs.tables import disc_rows
+from discquant.results import LEVELS, AnalysisResult, StageStatus
+
+log = logging.getLogger(__name__)
+
+_NA = '<span class="na">n/a</span>'
+
+# Which pipeline stages can explain a missing item (matched as substrings of stage names).
+_STAGE_HINTS: dict[str, tuple[str, ...]] = {
+    "t2": ("import", "load", "segment"),
+    "adc": ("adc", "diffusion", "dwi"),
+    "segmentation": ("segment", "level"),
+    "measurement": ("measure",),
+    "grading": ("grade", "pfirrmann"),
+}
+
+METHOD_HTML = """
+<p><strong>Diffusion.</strong> The apparent diffusion coefficient (ADC, µm²/ms = 10⁻³ mm²/s) is
+fitted voxel-wise to the trace (geometric mean over directions) of the diffusion-weighted images
+as a mono-exponential decay over b-values; when the scanner's ADC map is also present the two are
+compared and a disagreement above 5 % (median) is flagged. The disc is anisotropic, so only the
+trace is used.</p>
+<p><strong>Segmentation.</strong> A convolutional network segments vertebral bodies, discs and the
+spinal canal on the sagittal T2 (or, without T2, on the b≈0 DWI image); instances are ordered
+along the spine and named from the sacrum upwards (VerSe/SPINEPS labels). Outlines above show
+discs in yellow and vertebrae in blue. A field of view that does not reach the sacrum, or
+transitional anatomy, is flagged rather than guessed.</p>
+<p><strong>Measurements.</strong> ADC statistics are taken in the whole disc and in its central
+nucleus region on the DWI grid after the segmentation is brought there; T2 ratios use CSF in
+the canal as reference. Heights are measured on each disc's largest sagittal section at 10 %,
+50 % and 90 % of its depth; the volume counts all disc voxels on the T2 grid.</p>
+<p><strong>Grading.</strong> The Pfirrmann grade (Pfirrmann 2001, Spine 26:1873) is predicted by a
+CNN from disc-centred sagittal T2 crops; the five probabilities and the expected grade are
+reported. The ADC class compares the nucleus ADC with literature bands. The coloured zones of the
+ADC chart mark typical nucleus ADC for grades I–V (about 2.0, 1.9, 1.7, 1.4, 1.1 µm²/ms, spread
+±0.2–0.3; Kealey 2005, Niinimäki 2009, Kapoor 2023): reading aids, not thresholds.</p>
+<p><strong>Limits.</strong> Automated grades agree with radiologists about as well as radiologists
+agree with each other (κ ≈ 0.6–0.7); degeneration is common without symptoms. Values flagged
+<span class="flag">low_snr</span>, <span class="flag">poor_fit</span> or
+<span class="flag">partial_fov</span> deserve a look at the images.</p>
+"""
+
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any, fmt: str = "{:.2f}") -> str:
+    if value is None:
+        return _NA
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return _esc(value)
+    if not np.isfinite(f):
+        return _NA
+    return _esc(fmt.format(f))
+
+
+def _img_tag(png: bytes, alt: str) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_esc(alt)}">'
+
+
+def _figure(png: bytes, alt: str, caption: str) -> str:
+    return f"<figure>{_img_tag(png, alt)}<figcaption>{caption}</figcaption></figure>"
+
+
+def _missing(title: str, reason: str) -> str:
+    return f'<div class="missing"><strong>{_esc(title)}</strong><br>{reason}</div>'
+
+
+def missing_reason(result: AnalysisResult, item: str) -> str:
+    """Why ``item`` (t2, adc, segmentation, measurement, grading) is missing, from the stages."""
+    hints = _STAGE_HINTS.get(item, (item,))
+    matching = [s for s in result.stages if any(h in s.name.lower() for h in hints)]
+    failed = [s for s in matching if not s.ok]
+    chosen: list[StageStatus] = failed or [s for s in matching if s.message]
+    if chosen:
+        return "; ".join(
+            f"stage <em>{_esc(s.name)}</em> {'failed' if not s.ok else 'reported'}: "
+            f"{_esc(s.message or 'no message')}"
+            for s in chosen
+        )
+    return "not produced by this run (no stage reported it)."
+
+
+def _roman(grade: int | None) -> str:
+    if grade is None or not 1 <= grade <= 5:
+        return _NA
+    return f'<span class="grade g{grade}">{figures.GRADE_NAMES[grade - 1]}</span>'
+
+
+def _flags(flags: list[str]) -> str:
+    return "".join(f'<span class="flag">{_esc(f)}</span>' for f in flags) or ""
+
+
+def _kpis(result: AnalysisResult) -> str:
+    found = sum(1 for d in result.discs if d.found and d.level in LEVELS)
+    failed = result.failed_stages
+    items = [
+        ("good" if found == len(LEVELS) else ("bad" if found == 0 else ""),
+         f"{found} / {len(LEVELS)}", "lumbar discs found"),
+        ("bad" if failed else "good", str(len(failed)), "failed stages"),
+        ("", _num(result.snr_estimate, "{:.1f}"), "SNR estimate (b≈0)"),
+        ("", str(len(result.warnings) + len(result.flags)), "warnings and flags"),
+    ]
+    return "".join(
+        f'<div class="kpi {cls}"><div class="v">{v}</div><div class="k">{_esc(k)}</div></div>'
+        for cls, v, k in items
+    )
+
+
+def _problems(result: AnalysisResult) -> str:
+    lines: list[str] = []
+    for s in result.failed_stages:
+        lines.append(f'<li><span class="failed">Stage {_esc(s.name)} failed:</span> '
+                     f"{_esc(s.message or 'no message')}</li>")
+    for w in result.warnings:
+        lines.append(f"<li>Warning: {_esc(w)}</li>")
+    for f in result.flags:
+        lines.append(f'<li>Flag: <span class="flag">{_esc(f)}</span></li>')
+    if not lines:
+        return '<p class="ok">All stages completed without warnings.</p>'
+    return '<ul class="tight" id="problems">' + "".join(lines) + "</ul>"
+
+
+def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
+    parts: list[str] = []
+    r_mm: float | None = None
+    if result.t2 is not None:
+        sl = figures.sagittal_slice(result.t2, result.labels_t2)
+        r_mm = sl.r_mm
+        png = figures.draw_sagittal(sl, title="T2-weighted, mid-sagittal")
+        note = "" if sl.labels is not None else " No segmentation on this grid."
+        parts.append(_figure(png, "Mid-sagittal T2 with segmentation outlines",
+                             f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm). "
+                             f"Discs yellow with level names, vertebrae blue.{note}"))
+    else:
+        parts.append(_missing("T2 image not available", missing_reason(result, "t2")))
+    if result.adc_map is not None:
+        sl = figures.sagittal_slice(result.adc_map, result.labels_dwi, r_mm=r_mm)
+        png = figures.draw_sagittal(sl, title="ADC map, mid-sagittal", cmap="viridis", vmin=0.0,
+                                    vmax=3.0, colorbar_label="ADC (µm²/ms)")
+        parts.append(_figure(png, "Mid-sagittal ADC map with segmentation outlines",
+                             f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm), "
+                             "window 0–3 µm²/ms."))
+    else:
+        parts.append(_missing("ADC map not available", missing_reason(result, "adc")))
+    return "".join(parts), r_mm
+
+
+_TABLE_HEAD = (
+    '<tr><th class="l">Level</th><th class="l">Found</th>'
+    "<th>NP ADC mean<br><small>µm²/ms</small></th><th>NP ADC median<br><small>µm²/ms</small></th>"
+    "<th>Disc ADC mean<br><small>µm²/ms</small></th><th>Water index</th>"
+    "<th>T2 NP/CSF</th><th>Height A / M / P<br><small>mm</small></th>"
+    "<th>Volume<br><small>mm³</small></th><th>Pfirrmann<br><small>p</small></th>"
+    '<th class="l">ADC class</th><th class="l">Flags</th></tr>'
+)
+
+
+def _disc_table(result: AnalysisResult) -> str:
+    rows = []
+    for row in disc_rows(result.discs):
+        found = bool(row["found"])
+        height_keys = ("height_anterior_mm", "height_middle_mm", "height_posterior_mm")
+        heights = (
+            " / ".join(_num(row[k], "{:.1f}") for k in height_keys)
+            if any(row[k] is not None for k in height_keys)
+            else _NA
+        )
+        grade = row["pfirrmann_grade"]
+        flags = row["flags"].split(",") if row["flags"] else []
+        rows.append(
+            f'<tr class="{"found" if found else "notfound"}" data-level="{_esc(row["level"])}">'
+            f'<td class="l"><strong>{_esc(row["level"])}</strong></td>'
+            f'<td class="l">{"yes" if found else "not found"}</td>'
+            f"<td>{_num(row['adc_np_mean'])}</td><td>{_num(row['adc_np_median'])}</td>"
+            f"<td>{_num(row['adc_disc_mean'])}</td><td>{_num(row['water_index'])}</td>"
+            f"<td>{_num(row['t2_np_csf_ratio'])}</td><td>{heights}</td>"
+            f"<td>{_num(row['volume_mm3'], '{:,.0f}')}</td>"
+            f"<td>{_roman(grade)} {_num(row['pfirrmann_probability'], '{:.2f}') if grade else ''}"
+            f'</td><td class="l">{_esc(row["adc_class"]) if row["adc_class"] else _NA}</td>'
+            f'<td class="wrap">{_flags(flags)}</td></tr>'
+        )
+    notes = []
+    if result.adc_map is None:
+        notes.append(f"ADC columns are empty: {missing_reason(result, 'adc')}")
+    if result.t2 is None:
+        notes.append(f"T2 columns are empty: {missing_reason(result, 't2')}")
+    if not any(d.pfirrmann_grade is not None for d in result.discs):
+        notes.append(f"No Pfirrmann grades: {missing_reason(result, 'grading')}")
+    note_html = "".join(f'<p class="na">{n}</p>' for n in notes)
+    return (f'<table id="disc-table"><thead>{_TABLE_HEAD}</thead><tbody>{"".join(rows)}'
+            f"</tbody></table>{note_html}")
+
+
+def _grade_table(result: AnalysisResult) -> str:
+    head = '<tr><th class="l">Level</th>' + "".join(
+        f"<th>p(grade {g})</th>" for g in figures.GRADE_NAMES
+    ) + "<th>Expected grade</th><th>Grade</th></tr>"
+    by_level = {d.level: d for d in result.discs}
+    rows = []
+    for level in LEVELS:
+        d = by_level.get(level)
+        probs = None if d is None else d.pfirrmann_probabilities
+        cells = []
+        for g in range(5):
+            if probs is None or g >= len(probs):
+                cells.append(f"<td>{_NA}</td>")
+                continue
+            p = float(probs[g])
+            top = d is not None and d.pfirrmann_grade == g + 1
+            cells.append(
+                f'<td><div class="prob{" top" if top else ""}">'
+                f'<span class="bar" style="width:{max(0.0, min(p, 1.0)) * 100:.0f}%"></span>'
+                f'<span class="txt">{p:.2f}</span></div></td>'
+            )
+        rows.append(
+            f'<tr><td class="l"><strong>{_esc(level)}</strong></td>{"".join(cells)}'
+            f"<td>{_num(None if d is None else d.pfirrmann_expected)}</td>"
+            f"<td>{_roman(None if d is None else d.pfirrmann_grade)}</td></tr>"
+        )
+    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def _qc(result: AnalysisResult, r_mm: float | None) -> tuple[str, str]:
+    snr = result.snr_estimate
+    items = [f"<li>SNR estimate (b≈0 image): <strong>{_num(snr, '{:.1f}')}</strong>"
+             + (" <span class=\"flag\">low</span>" if snr is not None and snr < 10 else "")
+             + "</li>"]
+    if result.adc_fit_rmse is not None:
+        rmse = np.asarray(result.adc_fit_rmse.data, dtype=np.float64)
+        mask = None
+        if result.labels_dwi is not None and result.labels_dwi.shape[:3] == rmse.shape[:3]:
+            mask = np.isin(np.rint(result.labels_dwi.data), list(figures._DISC_VALUES))
+        vals = rmse[mask] if mask is not None and mask.any() else rmse[np.isfinite(rmse)]
+        vals = vals[np.isfinite(vals)]
+        where = "in the discs" if mask is not None and mask.any() else "over the image"
+        items.append(f"<li>Log-signal fit RMSE, median {where}: "
+                     f"<strong>{_num(np.median(vals) if vals.size else None, '{:.3f}')}</strong></li>")
+    flags = sorted({f for d in result.discs for f in d.flags} | set(result.flags))
+    items.append(f"<li>Flags: {_flags(flags) or 'none'}</li>")
+    qc_list = '<ul class="tight">' + "".join(items) + "</ul>"
+    if result.adc_fit_rmse is not None:
+        sl = figures.sagittal_slice(result.adc_fit_rmse, result.labels_dwi, r_mm=r_mm)
+        png = figures.draw_sagittal(sl, title="ADC fit residual (RMSE of log signal)",
+                                    cmap="magma", colorbar_label="RMSE", width_in=3.6)
+        fig = _figure(png, "ADC fit residual map",
+                      "Where the mono-exponential model fits poorly (motion, artefact, "
+                      "perfusion or noise floor) the residual is high.")
+    else:
+        fig = _missing("Fit residual map not available", missing_reason(result, "adc"))
+    return qc_list, fig
+
+
+def _stage_table(stages: list[StageStatus]) -> str:
+    if not stages:
+        return '<p class="na">No stage status was recorded.</p>'
+    rows = "".join(
+        f'<tr><td class="l">{_esc(s.name)}</td>'
+        f'<td class="l">{"<span class=ok>ok</span>" if s.ok else "<span class=failed>failed</span>"}'
+        f"</td><td>{s.seconds:.1f} s</td><td class=\"wrap\">{_esc(s.message)}</td></tr>"
+        for s in stages
+    )
+    return ('<table id="stages"><thead><tr><th class="l">Stage</th><th class="l">Status</th>'
+            f'<th>Time</th><th class="l">Message</th></tr></thead><tbody>{rows}</tbody></table>')
+
+
+def _patient_block(result: AnalysisResult, keep_phi: bool) -> str:
+    if not keep_phi:
+        return ""
+    found: dict[str, str] = {}
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                if k in PHI_KEYS and v not in (None, "") and k not in found:
+                    found[k] = str(v)
+                else:
+                    walk(v)
+        elif isinstance(value, list | tuple):
+            for v in value:
+                walk(v)
+
+    walk(to_jsonable(result.provenance))
+    if not found:
+        return ""
+    fields = " · ".join(f"{_esc(k)}: <strong>{_esc(v)}</strong>" for k, v in found.items())
+    return f'<div class="patient">{fields}</div>'
+
+
+def render_report(
+    result: AnalysisResult,
+    *,
+    keep_phi: bool = False,
+    files: dict[str, str | None] | None = None,
+    generated: _dt.datetime | None = None,
+) -> str:
+    """The report as one self-contained HTML string."""
+    template = Template(
+        resources.files("discquant.outputs.report").joinpath("template.html").read_text("utf-8")
+    )
+    image_figs, r_mm = _image_figures(result)
+    if any(d.adc_np is not None for d in result.discs):
+        chart = _figure(figures.adc_chart(result.discs), "Nucleus ADC by level",
+                        "Points: nucleus ADC mean with its 10th–90th percentile range, filled with "
+                        "the colour of the CNN grade; squares: whole-disc mean. Zones: typical "
+                        "nucleus ADC for Pfirrmann grades I–V.")
+    else:
+        chart = _missing("No ADC values to chart", missing_reason(result, "adc"))
+    qc_list, qc_fig = _qc(result, r_mm)
+    provenance = to_jsonable(result.provenance)
+    if not keep_phi:
+        provenance = scrub_phi(provenance)
+    prov_html = (f'<pre class="prov">{_esc(json.dumps(provenance, indent=2, ensure_ascii=False))}'
+                 "</pre>") if provenance else '<p class="na">No provenance recorded.</p>'
+    files_html = ", ".join(
+        f"<code>{_esc(v)}</code>" for v in (files or {}).values() if v
+    ) or "this report only"
+    when = (generated or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    return template.substitute(
+        version=_esc(__version__),
+        subject=_esc(result.subject.removeprefix("sub-")),
+        generated=_esc(when),
+        disclaimer=_esc(RESEARCH_DISCLAIMER),
+        patient_block=_patient_block(result, keep_phi),
+        kpis=_kpis(result),
+        problems=_problems(result),
+        image_figures=image_figs,
+        disc_table=_disc_table(result),
+        adc_chart=chart,
+        grade_table=_grade_table(result),
+        qc_list=qc_list,
+        stage_table=_stage_table(result.stages),
+        qc_figure=qc_fig,
+        method=METHOD_HTML,
+        provenance=prov_html,
+        files=files_html,
+    )
+
+
+def write_report(
+    result: AnalysisResult,
+    path: Path,
+    *,
+    keep_phi: bool = False,
+    files: dict[str, str | None] | None = None,
+) -> Path:
+    """Render the report and write it to ``path`` (UTF-8)."""
+    path.write_text(render_report(result, keep_phi=keep_phi, files=files), encoding="utf-8")
+    log.debug("wrote %s", path)
+    return path

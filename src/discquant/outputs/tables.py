@@ -1,0 +1,203 @@
+"""The per-disc table (``sub-<id>_discs.tsv``) and its BIDS data dictionary (``discs.json``).
+
+One row per lumbar level, L1-L2 to L5-S1, always five rows: a level that was not found has
+``found = false`` and ``n/a`` in every value column (the BIDS spelling of a missing value).
+Every column is described, with its unit, in :data:`COLUMNS`; ``discs.json`` is written from
+the same table so the two never disagree.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from discquant.results import LEVELS, AdcStats, DiscResult
+
+N_GRADES = 5
+"""Pfirrmann grades I to V."""
+
+MISSING = "n/a"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of the disc table: its name, description and unit (``None``: unitless)."""
+
+    name: str
+    description: str
+    units: str | None = None
+    levels: dict[str, str] | None = None
+
+
+def _stats_columns(prefix: str, region: str) -> list[Column]:
+    u = "um^2/ms"
+    return [
+        Column(f"{prefix}_mean", f"Mean ADC in the {region} (10^-3 mm^2/s).", u),
+        Column(f"{prefix}_median", f"Median ADC in the {region}.", u),
+        Column(f"{prefix}_sd", f"Standard deviation of ADC in the {region}.", u),
+        Column(f"{prefix}_p10", f"10th percentile of ADC in the {region}.", u),
+        Column(f"{prefix}_p90", f"90th percentile of ADC in the {region}.", u),
+        Column(f"{prefix}_n_voxels", f"Number of DWI voxels in the {region}.", "voxels"),
+    ]
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("level", "Disc level, cranial to caudal.", levels={lv: f"{lv} disc" for lv in LEVELS}),
+    Column(
+        "found",
+        "Whether the disc was segmented; when false every value column is n/a.",
+        levels={"true": "disc found", "false": "disc not found in the image"},
+    ),
+    *_stats_columns("adc_disc", "whole disc on the DWI grid"),
+    *_stats_columns("adc_np", "nucleus pulposus region on the DWI grid"),
+    Column(
+        "water_index",
+        "Relative water index: nucleus ADC over the reference nucleus ADC of healthy young "
+        "adults (2.0 um^2/ms by default; 1.0 = like a grade I disc). Not a water fraction.",
+    ),
+    Column(
+        "water_index_csf",
+        "Nucleus ADC over the subject's own CSF ADC (free water), when CSF is in the field.",
+    ),
+    Column(
+        "water_percent",
+        "Water content from a calibration, only when one was configured (see provenance).",
+        "%",
+    ),
+    Column("t2_np_csf_ratio", "Mean T2 signal of the nucleus over that of CSF."),
+    Column("t2_np_reference_ratio", "Mean T2 signal of the nucleus over the reference tissue."),
+    Column(
+        "t2_np_heterogeneity",
+        "Coefficient of variation of the T2 signal in the nucleus (SD / mean).",
+    ),
+    Column("height_anterior_mm", "Disc height at 10 % of the AP depth from the anterior edge.", "mm"),
+    Column("height_middle_mm", "Disc height at 50 % of the AP depth.", "mm"),
+    Column("height_posterior_mm", "Disc height at 90 % of the AP depth from the anterior edge.", "mm"),
+    Column("disc_height_index", "Middle disc height over the depth of the vertebra above."),
+    Column("ap_depth_mm", "Anteroposterior depth of the disc on its largest sagittal section.", "mm"),
+    Column("volume_mm3", "Disc volume on the T2 grid.", "mm^3"),
+    Column("centroid_r_mm", "Disc centroid, right coordinate (RAS+, scanner space).", "mm"),
+    Column("centroid_a_mm", "Disc centroid, anterior coordinate (RAS+).", "mm"),
+    Column("centroid_s_mm", "Disc centroid, superior coordinate (RAS+).", "mm"),
+    Column(
+        "pfirrmann_grade",
+        "Pfirrmann grade from the CNN (Pfirrmann 2001, Spine 26:1873): the most probable grade.",
+        levels={str(g): f"grade {r}" for g, r in zip(range(1, 6), ("I", "II", "III", "IV", "V"))},
+    ),
+    Column("pfirrmann_probability", "CNN probability of the reported grade.", "probability"),
+    *(
+        Column(f"pfirrmann_p{g}", f"CNN probability of Pfirrmann grade {g}.", "probability")
+        for g in range(1, N_GRADES + 1)
+    ),
+    Column("pfirrmann_expected", "Probability-weighted mean grade (1 to 5)."),
+    Column("adc_class", "ADC class of the nucleus against the reference bands by grade."),
+    Column(
+        "flags",
+        "Comma-separated notes for the reader (partial_fov, low_snr, poor_fit, "
+        "level_uncertain, adc_withheld_too_few_voxels, ...); n/a when none.",
+    ),
+)
+"""Every column of ``sub-<id>_discs.tsv``, in order."""
+
+COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+
+
+def _stats_values(prefix: str, stats: AdcStats | None) -> dict[str, Any]:
+    names = ("mean", "median", "sd", "p10", "p90", "n_voxels")
+    return {f"{prefix}_{n}": (None if stats is None else getattr(stats, n)) for n in names}
+
+
+def disc_row(disc: DiscResult) -> dict[str, Any]:
+    """Flatten one :class:`DiscResult` into the table's columns (None where missing)."""
+    probs = disc.pfirrmann_probabilities
+    grade_prob: float | None = None
+    if probs is not None and disc.pfirrmann_grade is not None:
+        if 1 <= disc.pfirrmann_grade <= len(probs):
+            grade_prob = probs[disc.pfirrmann_grade - 1]
+    centroid = disc.centroid_ras_mm
+    row: dict[str, Any] = {
+        "level": disc.level,
+        "found": disc.found,
+        **_stats_values("adc_disc", disc.adc_disc),
+        **_stats_values("adc_np", disc.adc_np),
+        "water_index": disc.water_index,
+        "water_index_csf": disc.water_index_csf,
+        "water_percent": disc.water_percent,
+        "t2_np_csf_ratio": disc.t2_np_csf_ratio,
+        "t2_np_reference_ratio": disc.t2_np_reference_ratio,
+        "t2_np_heterogeneity": disc.t2_np_heterogeneity,
+        "height_anterior_mm": disc.height_anterior_mm,
+        "height_middle_mm": disc.height_middle_mm,
+        "height_posterior_mm": disc.height_posterior_mm,
+        "disc_height_index": disc.disc_height_index,
+        "ap_depth_mm": disc.ap_depth_mm,
+        "volume_mm3": disc.volume_mm3,
+        "centroid_r_mm": None if centroid is None else centroid[0],
+        "centroid_a_mm": None if centroid is None else centroid[1],
+        "centroid_s_mm": None if centroid is None else centroid[2],
+        "pfirrmann_grade": disc.pfirrmann_grade,
+        "pfirrmann_probability": grade_prob,
+        **{
+            f"pfirrmann_p{g}": (probs[g - 1] if probs is not None and g <= len(probs) else None)
+            for g in range(1, N_GRADES + 1)
+        },
+        "pfirrmann_expected": disc.pfirrmann_expected,
+        "adc_class": disc.adc_class,
+        "flags": ",".join(disc.flags) if disc.flags else None,
+    }
+    assert tuple(row) == COLUMN_NAMES, "disc_row and COLUMNS disagree"
+    return row
+
+
+def disc_rows(discs: list[DiscResult]) -> list[dict[str, Any]]:
+    """One row per level in :data:`LEVELS` order; levels absent from ``discs`` get an empty row.
+
+    Discs at other levels (T12-L1, L6) are not part of the lumbar table and are left out.
+    """
+    by_level = {d.level: d for d in discs}
+    return [disc_row(by_level.get(level, DiscResult(level=level))) for level in LEVELS]
+
+
+def format_cell(value: Any) -> str:
+    """The TSV spelling of a value: ``n/a`` for missing, ``true``/``false``, 6 significant digits."""
+    if value is None:
+        return MISSING
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return MISSING if not math.isfinite(value) else f"{value:.6g}"
+    return str(value)
+
+
+def write_discs_tsv(discs: list[DiscResult], path: Path) -> Path:
+    """Write the five-row disc table as tab-separated values."""
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh, delimiter="\t", lineterminator="\n")
+        writer.writerow(COLUMN_NAMES)
+        for row in disc_rows(discs):
+            writer.writerow([format_cell(row[c]) for c in COLUMN_NAMES])
+    return path
+
+
+def data_dictionary() -> dict[str, dict[str, Any]]:
+    """The BIDS data dictionary of the disc table: ``{column: {Description, Units, Levels}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for col in COLUMNS:
+        entry: dict[str, Any] = {"Description": col.description}
+        if col.units is not None:
+            entry["Units"] = col.units
+        if col.levels is not None:
+            entry["Levels"] = col.levels
+        out[col.name] = entry
+    return out
+
+
+def write_data_dictionary(path: Path) -> Path:
+    path.write_text(json.dumps(data_dictionary(), indent=2, ensure_ascii=False) + "\n", "utf-8")
+    return path

@@ -1,0 +1,225 @@
+"""Write every output of one analysis into a BIDS derivative folder, atomically.
+
+All files of a subject are written into a temporary folder next to the target
+(``OUT/.sub-<label>.tmp-XXXX``) and moved into place only when every writer succeeded, so
+a failure never leaves a half-written subject folder. A previous subject folder is
+replaced as a whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from discquant.outputs import derivatives, results_json, tables
+from discquant.outputs._common import bids_label
+from discquant.results import AnalysisResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class OutputPaths:
+    """Where :func:`write_outputs` put each file (None: not written; see ``skipped``)."""
+
+    root: Path
+    subject_dir: Path
+    dataset_description: Path
+    discs_tsv: Path
+    discs_json: Path
+    results_json: Path
+    report_html: Path
+    dseg: Path | None = None
+    dseg_tsv: Path | None = None
+    dwi_dseg: Path | None = None
+    adc: Path | None = None
+    adc_json: Path | None = None
+    dicom_seg: Path | None = None
+    dicom_sr: Path | None = None
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Output name -> why it was not written."""
+
+    def files(self) -> dict[str, Path]:
+        """Every written file by output name."""
+        return {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("root", "subject_dir", "skipped")
+            and getattr(self, f.name) is not None
+        }
+
+
+def _write_dataset_description(root: Path) -> Path:
+    path = root / "dataset_description.json"
+    fd, tmp = tempfile.mkstemp(prefix=".dataset_description.", suffix=".tmp", dir=root)
+    os.close(fd)
+    try:
+        derivatives.write_dataset_description(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _write_subject(
+    result: AnalysisResult,
+    tmp: Path,
+    label: str,
+    *,
+    keep_phi: bool,
+    source_t2_datasets: Sequence[Any] | None,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Write all subject files into ``tmp``; return (written name -> file name, skipped)."""
+    written: dict[str, str] = {}
+    skipped: dict[str, str] = {}
+
+    def name(suffix: str, entities: str = "") -> Path:
+        return derivatives.subject_file(tmp, label, suffix, entities=entities)
+
+    if result.labels_t2 is not None:
+        written["dseg"] = derivatives.write_label_map(result.labels_t2, name("dseg.nii.gz")).name
+        present = {int(v) for v in np.unique(np.rint(result.labels_t2.data))}
+        written["dseg_tsv"] = derivatives.write_dseg_tsv(name("dseg.tsv"), present=present).name
+    else:
+        skipped["dseg"] = "no segmentation on the T2 grid"
+    if result.labels_dwi is not None:
+        written["dwi_dseg"] = derivatives.write_label_map(
+            result.labels_dwi, name("dseg.nii.gz", "space-dwi")
+        ).name
+    else:
+        skipped["dwi_dseg"] = "no segmentation on the DWI grid"
+    if result.adc_map is not None:
+        adc_path = derivatives.write_adc_map(
+            result.adc_map, name("adc.nii.gz"),
+            sidecar={"SnrEstimate": result.snr_estimate},
+        )
+        written["adc"] = adc_path.name
+        written["adc_json"] = adc_path.name.removesuffix(".nii.gz") + ".json"
+    else:
+        skipped["adc"] = "no ADC map"
+    written["discs_tsv"] = tables.write_discs_tsv(result.discs, name("discs.tsv")).name
+    written["discs_json"] = tables.write_data_dictionary(name("discs.json")).name
+
+    if source_t2_datasets:
+        from discquant.errors import DiscquantError
+        from discquant.outputs.dicom_seg import write_dicom_seg
+        from discquant.outputs.dicom_sr import write_dicom_sr
+
+        seg_path: Path | None = name("seg.dcm", "desc-discs")
+        try:
+            assert seg_path is not None
+            write_dicom_seg(result, source_t2_datasets, seg_path)
+            written["dicom_seg"] = seg_path.name
+        except DiscquantError as exc:
+            skipped["dicom_seg"] = str(exc)
+            seg_path = None
+        sr_path = name("sr.dcm", "desc-discs")
+        try:
+            write_dicom_sr(result, source_t2_datasets, sr_path, seg_path=seg_path)
+            written["dicom_sr"] = sr_path.name
+        except DiscquantError as exc:
+            skipped["dicom_sr"] = str(exc)
+    else:
+        skipped["dicom_seg"] = skipped["dicom_sr"] = "no source DICOM T2 images"
+
+    for key, why in skipped.items():
+        log.info("%s not written: %s", key, why)
+    written["results_json"] = name("results.json").name
+    written["report_html"] = name("report.html").name
+    files: dict[str, str | None] = {k: written.get(k) for k in (*written, *skipped)}
+    document = results_json.build_results_document(
+        result, keep_phi=keep_phi, files=files, skipped=skipped
+    )
+    results_json.write_results_json(document, tmp / written["results_json"])
+
+    from discquant.outputs.report.render import write_report
+
+    write_report(result, tmp / written["report_html"], keep_phi=keep_phi, files=files)
+    return written, skipped
+
+
+def write_outputs(
+    result: AnalysisResult,
+    out_dir: Path,
+    *,
+    keep_phi: bool = False,
+    source_t2_datasets: Sequence[Any] | None = None,
+) -> OutputPaths:
+    """Write the BIDS derivative outputs of one analysis.
+
+    Parameters
+    ----------
+    result
+        The analysis result; partial results (no T2, no ADC, failed stages) are fine.
+    out_dir
+        The derivative dataset's root; created if needed.
+    keep_phi
+        Keep patient-identifying fields (name, ID, birth date, accession number) in the
+        results JSON and the report. DICOM SEG/SR always carry the source's patient module,
+        as DICOM requires for them to sit in the same study.
+    source_t2_datasets
+        The source T2 DICOM images (pydicom datasets); when given, a DICOM SEG and SR are
+        written too.
+
+    Returns
+    -------
+    OutputPaths
+        The path of every file written and the reason for every output not written.
+    """
+    root = Path(out_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    label = bids_label(result.subject)
+    final = root / f"sub-{label}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".sub-{label}.tmp-", dir=root))
+    try:
+        written, skipped = _write_subject(
+            result, tmp, label, keep_phi=keep_phi, source_t2_datasets=source_t2_datasets
+        )
+        description = _write_dataset_description(root)
+        backup: Path | None = None
+        if final.exists():
+            backup = Path(tempfile.mkdtemp(prefix=f".sub-{label}.old-", dir=root))
+            os.replace(final, backup / "old")
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if backup is not None:
+                os.replace(backup / "old", final)
+            raise
+        if backup is not None:
+            shutil.rmtree(backup, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+    def path(key: str) -> Path | None:
+        return final / written[key] if key in written else None
+
+    paths = OutputPaths(
+        root=root,
+        subject_dir=final,
+        dataset_description=description,
+        discs_tsv=final / written["discs_tsv"],
+        discs_json=final / written["discs_json"],
+        results_json=final / written["results_json"],
+        report_html=final / written["report_html"],
+        dseg=path("dseg"),
+        dseg_tsv=path("dseg_tsv"),
+        dwi_dseg=path("dwi_dseg"),
+        adc=path("adc"),
+        adc_json=path("adc_json"),
+        dicom_seg=path("dicom_seg"),
+        dicom_sr=path("dicom_sr"),
+        skipped=skipped,
+    )
+    log.info("wrote outputs of sub-%s to %s", label, final)
+    return paths

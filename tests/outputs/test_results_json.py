@@ -1,0 +1,88 @@
+"""The results document: validated by the shipped schema, numbers round-trip, PHI dropped."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from discquant.outputs.results_json import (
+    build_results_document,
+    load_schema,
+    validate_results,
+    write_results_json,
+)
+from discquant.results import LEVELS, AnalysisResult, DiscResult, StageStatus
+from tests.outputs.conftest import NP_ADC, Synthetic
+from tests.outputs.dicom_factory import PHI
+
+
+def test_document_validates_and_round_trips(synthetic: Synthetic, tmp_path: Path) -> None:
+    path = write_results_json(build_results_document(synthetic.result), tmp_path / "r.json")
+    doc = json.loads(path.read_text())
+    jsonschema.validate(doc, load_schema())
+    assert [d["level"] for d in doc["discs"]] == list(LEVELS)
+    for d in doc["discs"][:4]:
+        assert d["adc_np_um2_per_ms"]["mean"] == NP_ADC[d["level"]]
+        assert d["found"] is True
+    assert doc["discs"][3]["pfirrmann_probabilities"] == [0.02, 0.02, 0.02, 0.92, 0.02]
+    assert doc["discs"][4]["found"] is False and doc["discs"][4]["adc_np_um2_per_ms"] is None
+    assert doc["qc"]["snr_estimate"] == 24.5
+    assert doc["images"]["adc_map"]["units"] == "um^2/ms"
+    assert doc["provenance"]["software"]["models"]["segment"] == "sha256:abc123"
+
+
+def test_schema_rejects_wrong_documents(synthetic: Synthetic) -> None:
+    good = build_results_document(synthetic.result)
+    validate_results(good)
+    bad = copy.deepcopy(good)
+    bad["discs"][0]["adc_np_um2_per_ms"]["mean"] = "2.01"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_results(bad)
+    four = copy.deepcopy(good)
+    four["discs"] = four["discs"][:4]
+    with pytest.raises(jsonschema.ValidationError):
+        validate_results(four)
+    swapped = copy.deepcopy(good)
+    swapped["discs"][0], swapped["discs"][1] = swapped["discs"][1], swapped["discs"][0]
+    with pytest.raises(jsonschema.ValidationError):
+        validate_results(swapped)
+    invented = copy.deepcopy(good)
+    invented["discs"][4]["volume_mm3"] = 1000.0  # a level that was not found has no numbers
+    with pytest.raises(jsonschema.ValidationError):
+        validate_results(invented)
+    grade = copy.deepcopy(good)
+    grade["discs"][0]["pfirrmann_grade"] = 6
+    with pytest.raises(jsonschema.ValidationError):
+        validate_results(grade)
+
+
+def test_phi_is_dropped_unless_kept(synthetic: Synthetic) -> None:
+    text = json.dumps(build_results_document(synthetic.result))
+    assert not [v for v in PHI.values() if v in text]
+    kept = json.dumps(build_results_document(synthetic.result, keep_phi=True))
+    assert all(v in kept for v in PHI.values())
+
+
+def test_an_empty_failed_result_still_validates() -> None:
+    result = AnalysisResult(
+        subject="x",
+        discs=[],
+        stages=[StageStatus("segment", False, 0.1, "no lumbar discs found")],
+        provenance={"path": Path("/data/study"), "n": float("nan")},
+    )
+    doc = build_results_document(result)
+    validate_results(doc)
+    assert [d["found"] for d in doc["discs"]] == [False] * 5
+    assert doc["failed_stages"] == ["segment"]
+    assert doc["provenance"] == {"path": "/data/study", "n": None}
+
+
+def test_other_levels_go_to_other_discs() -> None:
+    result = AnalysisResult(subject="x", discs=[DiscResult(level="T12-L1", found=True)])
+    doc = build_results_document(result)
+    validate_results(doc)
+    assert [d["level"] for d in doc["other_discs"]] == ["T12-L1"]

@@ -1,0 +1,67 @@
+"""The five-row disc table and its data dictionary."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from discquant.outputs.tables import (
+    COLUMN_NAMES,
+    data_dictionary,
+    disc_rows,
+    write_discs_tsv,
+)
+from discquant.results import LEVELS, DiscResult
+from tests.outputs.conftest import NP_ADC, Synthetic
+
+REQUIRED = (
+    "level found adc_disc_mean adc_disc_median adc_np_mean adc_np_median water_index "
+    "t2_np_csf_ratio height_anterior_mm height_middle_mm height_posterior_mm volume_mm3 "
+    "pfirrmann_grade pfirrmann_probability adc_class flags"
+).split()
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def test_tsv_has_one_row_per_level_with_known_values(synthetic: Synthetic, tmp_path: Path) -> None:
+    rows = _read(write_discs_tsv(synthetic.result.discs, tmp_path / "discs.tsv"))
+    assert [r["level"] for r in rows] == list(LEVELS)
+    assert [r["found"] for r in rows] == ["true"] * 4 + ["false"]
+    assert set(REQUIRED) <= set(rows[0])
+    for row in rows[:4]:
+        assert float(row["adc_np_mean"]) == pytest.approx(NP_ADC[row["level"]], abs=1e-6)
+        assert float(row["adc_disc_median"]) == pytest.approx(NP_ADC[row["level"]] - 0.28)
+    l4 = rows[3]
+    assert l4["pfirrmann_grade"] == "4"
+    assert float(l4["pfirrmann_probability"]) == pytest.approx(0.92)
+    assert float(l4["pfirrmann_p4"]) == pytest.approx(0.92)
+    assert float(l4["height_anterior_mm"]) == pytest.approx(14.0)
+    assert float(l4["volume_mm3"]) == pytest.approx(5580.0)
+    assert float(l4["centroid_s_mm"]) == pytest.approx(50.0 - 28.0 * 3)
+    assert l4["adc_class"] == "moderate"
+    assert l4["flags"] == "low_snr"
+    # The level that was not found: every value column is n/a, its flag stays.
+    l5 = rows[4]
+    assert all(l5[c] == "n/a" for c in COLUMN_NAMES if c not in ("level", "found", "flags"))
+    assert l5["flags"] == "partial_fov"
+
+
+def test_levels_missing_from_the_result_still_get_rows() -> None:
+    rows = disc_rows([DiscResult(level="L3-L4", found=True, volume_mm3=1.0)])
+    assert [r["level"] for r in rows] == list(LEVELS)
+    assert [r["found"] for r in rows] == [False, False, True, False, False]
+
+
+def test_data_dictionary_describes_every_column_with_units() -> None:
+    dictionary = data_dictionary()
+    assert list(dictionary) == list(COLUMN_NAMES)
+    assert all(entry["Description"] for entry in dictionary.values())
+    assert dictionary["adc_np_mean"]["Units"] == "um^2/ms"
+    assert dictionary["height_middle_mm"]["Units"] == "mm"
+    assert dictionary["volume_mm3"]["Units"] == "mm^3"
+    assert set(dictionary["level"]["Levels"]) == set(LEVELS)
