@@ -1,7 +1,159 @@
-"""`discquant cohort`."""
+"""`discquant cohort`: analyse a cohort on dask.distributed, resumable, nothing lost."""
 
 from __future__ import annotations
 
-from discquant.cli._common import not_yet
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, Any
 
-cohort_cmd = not_yet("cohort")
+import typer
+
+from discquant.cli._common import setup_logging, user_errors
+
+
+class _CohortProgressDisplay:
+    """Rich progress bar (done / failed / remaining, rate, ETA) on a terminal, log lines off it."""
+
+    def __init__(self, total: int, *, enabled: bool) -> None:
+        self.total = total
+        self.enabled = enabled
+        self._tty = sys.stderr.isatty()
+        self._progress: Any = None
+        self._task: Any = None
+        self._last_log = 0.0
+
+    def __enter__(self) -> _CohortProgressDisplay:
+        if self.enabled and self._tty:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("[bold]cohort[/bold]"),
+                BarColumn(),
+                TextColumn("{task.completed}/{task.total}"),
+                TextColumn("[green]{task.fields[done]} done[/green]"),
+                TextColumn("[dim]{task.fields[skipped]} skipped[/dim]"),
+                TextColumn("[red]{task.fields[failed]} failed[/red]"),
+                TextColumn("{task.fields[remaining]} left"),
+                TextColumn("{task.fields[rate]}"),
+                TextColumn("ETA {task.fields[eta]}"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+            )
+            self._progress.__enter__()
+            self._task = self._progress.add_task(
+                "cohort", total=self.total, done=0, skipped=0, failed=0,
+                remaining=self.total, rate="–", eta="–",
+            )  # fmt: skip
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(*exc)
+
+    def __call__(self, state: Any) -> None:
+        if not self.enabled:
+            return
+        rate = f"{state.rate_per_min:.1f}/min" if state.rate_per_min else "–"
+        eta = time.strftime("%H:%M:%S", time.gmtime(state.eta_s)) if state.eta_s else "–"
+        if self._progress is not None:
+            self._progress.update(
+                self._task, completed=state.finished, done=state.done, skipped=state.skipped,
+                failed=state.failed, remaining=state.remaining, rate=rate, eta=eta,
+            )  # fmt: skip
+            return
+        import logging
+
+        last = state.last
+        logging.getLogger("discquant.cohort").info(
+            "%d/%d (%d done, %d skipped, %d failed, %s, ETA %s)%s",
+            state.finished, state.total, state.done, state.skipped, state.failed, rate, eta,
+            f" sub-{last.subject}: {last.status} {last.error}" if last else "",
+        )  # fmt: skip
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def cohort_cmd(
+    input: Annotated[
+        Path,
+        typer.Argument(
+            help="A BIDS dataset root, a folder whose subfolders are DICOM studies, or a "
+            "CSV/TSV manifest (subject, and t2/dwi/bval/bvec/adc files or a dicom folder)."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Cohort output folder.")] = Path(
+        "discquant-cohort"
+    ),
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Local worker processes, one thread each (default: CPU count)."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Address of a running Dask scheduler, e.g. tcp://host:8786."),
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Skip studies already finished with the same inputs and config.")
+    ] = True,
+    retries: Annotated[int, typer.Option(help="Retries of a study that crashed.")] = 1,
+    dicom: Annotated[bool, typer.Option(help="Also write DICOM SEG and SR (DICOM input).")] = False,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    method: Annotated[str, typer.Option(help="ADC fit: two-point, ols, wls, nlls.")] = "wls",
+    keep_phi: Annotated[
+        bool, typer.Option(help="Keep patient-identifying DICOM fields in the outputs.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
+) -> None:
+    """Analyse every study of a cohort on Dask; rebuild the cohort tables and report.
+
+    Each study's outputs are those of `discquant analyze` in OUT/sub-<id>/; the cohort
+    tables (cohort_discs.parquet/.csv, cohort_failures.csv) and cohort_report.html are
+    rebuilt from them. Interrupt at any time and run again to resume.
+    Exit codes: 0 every study done; 2 bad cohort input; 3 some studies failed or are partial.
+    """
+    setup_logging(quiet=quiet)
+    from discquant.cohort import CohortOptions, read_cohort, run_cohort
+    from discquant.pipeline import AnalysisConfig
+
+    options = CohortOptions(
+        config=AnalysisConfig(adc_method=method, device=device),
+        dicom=dicom,
+        keep_phi=keep_phi,
+        resume=resume,
+    )
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # close the cluster on SIGTERM too
+    try:
+        with user_errors():
+            studies = read_cohort(input)
+            with _CohortProgressDisplay(len(studies), enabled=not quiet) as progress:
+                run = run_cohort(
+                    studies,
+                    out,
+                    options=options,
+                    workers=workers or os.cpu_count() or 1,
+                    scheduler=scheduler,
+                    retries=retries,
+                    progress=progress,
+                )
+    except KeyboardInterrupt:
+        typer.echo("discquant: interrupted; run the same command again to resume.", err=True)
+        raise typer.Exit(code=130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if not quiet:
+        typer.echo(
+            f"{run.total} studies: {run.done} analysed ({run.partial} partial), "
+            f"{run.skipped} skipped, {run.failed} failed in {run.wall_s:.1f} s "
+            f"({run.studies_per_min:.1f} studies/min)\n"
+            f"tables: {out / 'cohort_discs.parquet'}, {out / 'cohort_failures.csv'}\n"
+            f"report: {out / 'cohort_report.html'}"
+        )
+    if run.failed or run.partial:
+        raise typer.Exit(code=3)

@@ -1,0 +1,31 @@
+"""Cohorts on dask.distributed: manifest → one task per study → atomic outputs → tables.
+
+This is, with :mod:`discquant.pipeline`, the only place that knows every stage. Importing
+it imports dask; the command line imports it inside the ``cohort`` command only.
+
+>>> from discquant.cohort import read_cohort, run_cohort          # doctest: +SKIP
+>>> run = run_cohort(read_cohort(Path("bids")), Path("out"), workers=2)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from discquant.cohort.manifest import CohortStudy, input_fingerprint, read_cohort
+from discquant.cohort.run import CohortProgress, CohortRun, run_cohort
+from discquant.cohort.tables import CohortTables, collect_tables, write_cohort_tables
+from discquant.cohort.worker import CohortOptions, StudyOutcome, StudyReport, pipeline_study
+
+__all__ = [
+    "CohortOptions",
+    "CohortProgress",
+    "CohortRun",
+    "CohortStudy",
+    "CohortTables",
+    "StudyOutcome",
+    "StudyReport",
+    "collect_tables",
+    "input_fingerprint",
+    "pipeline_study",
+    "read_cohort",
+    "run_cohort",
+    "write_cohort_tables",
+]

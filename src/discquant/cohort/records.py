@@ -1,0 +1,105 @@
+"""Per-study records of a cohort run, and the atomic moves that make outputs appear whole.
+
+Layout inside the cohort folder ``DIR``::
+
+    DIR/sub-<id>/                         outputs of one study (as ``discquant analyze``)
+    DIR/.discquant-cohort/records/sub-<id>.json   what happened to the study, last run
+    DIR/.discquant-cohort/tmp/            outputs being written (never read)
+
+A study's outputs are written under ``tmp/`` and renamed into ``DIR/sub-<id>/`` (one
+``rename`` on the same file system); its record is written next (to a temporary file,
+then ``os.replace``). Only a study with a ``complete``/``partial`` record whose key
+(input fingerprint, configuration, software version) matches is skipped on resume: a crash
+between the two steps leaves a folder without record, which is redone.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+STATE_DIR = ".discquant-cohort"
+DONE_STATUSES = ("complete", "partial")
+"""Record statuses of studies whose outputs exist (``partial``: some stages failed)."""
+
+
+def state_dir(out_dir: Path) -> Path:
+    return Path(out_dir) / STATE_DIR
+
+
+def record_path(out_dir: Path, subject: str) -> Path:
+    return state_dir(out_dir) / "records" / f"sub-{subject}.json"
+
+
+def subject_dir(out_dir: Path, subject: str) -> Path:
+    return Path(out_dir) / f"sub-{subject}"
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def read_record(out_dir: Path, subject: str) -> dict[str, Any] | None:
+    """The study's record, or None when there is none (or it cannot be read)."""
+    path = record_path(out_dir, subject)
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def write_json_atomic(path: Path, document: Any) -> Path:
+    """Write JSON to ``path`` so that readers see the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def write_record(out_dir: Path, subject: str, record: dict[str, Any]) -> Path:
+    return write_json_atomic(record_path(out_dir, subject), record)
+
+
+def remove_record(out_dir: Path, subject: str) -> None:
+    record_path(out_dir, subject).unlink(missing_ok=True)
+
+
+def new_tmp_dir(out_dir: Path, subject: str) -> Path:
+    """A fresh folder under ``DIR/.discquant-cohort/tmp`` (same file system as ``DIR``)."""
+    path = state_dir(out_dir) / "tmp" / f"sub-{subject}-{uuid.uuid4().hex[:12]}"
+    path.mkdir(parents=True)
+    return path
+
+
+def move_into_place(written: Path, out_dir: Path, subject: str) -> Path:
+    """Rename a finished ``sub-<id>`` folder into ``DIR``, replacing an older one.
+
+    The old folder (a partial or outdated result) is first renamed aside and deleted after,
+    so ``DIR/sub-<id>`` is at every moment either absent or a complete folder.
+    """
+    target = subject_dir(out_dir, subject)
+    for _ in range(5):  # another writer may slip in between the two renames
+        if target.exists():
+            aside = state_dir(out_dir) / "tmp" / f"old-{subject}-{uuid.uuid4().hex[:12]}"
+            os.replace(target, aside)
+            shutil.rmtree(aside, ignore_errors=True)
+        try:
+            os.rename(written, target)
+            return target
+        except OSError:
+            if not target.exists():
+                raise
+    raise OSError(f"could not move {written} to {target}")
+
+
+def clean_tmp(out_dir: Path) -> None:
+    """Delete leftovers of interrupted runs (call only when no other run uses ``DIR``)."""
+    shutil.rmtree(state_dir(out_dir) / "tmp", ignore_errors=True)
+    (state_dir(out_dir) / "tmp").mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,202 @@
+"""``cohort_report.html``: one self-contained page summarising a cohort run.
+
+ADC by level and by Pfirrmann grade (box plots), the grade distribution by level, counts,
+failures with their reasons, run time and throughput. Figures are matplotlib PNGs inlined
+as base64, so the file opens offline and can be mailed as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from discquant import RESEARCH_DISCLAIMER, __version__
+from discquant.cohort.tables import CohortTables
+from discquant.results import LEVELS
+
+log = logging.getLogger(__name__)
+
+ADC_COLUMN = "adc_np_median"
+"""The ADC shown in the box plots: median nucleus-pulposus ADC (µm²/ms)."""
+
+_GRADE_NAMES = ("I", "II", "III", "IV", "V")
+
+
+def _png(fig: Any) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _found(discs: pd.DataFrame) -> pd.DataFrame:
+    if discs.empty or "found" not in discs:
+        return discs
+    found = discs["found"].astype(str).str.lower().isin(("true", "1"))
+    return discs[found]
+
+
+def _boxplot(groups: list[tuple[str, np.ndarray]], *, xlabel: str, title: str) -> str | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = [(name, v[np.isfinite(v)]) for name, v in groups]
+    if not any(v.size for _, v in groups):
+        return None
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.boxplot([v if v.size else [np.nan] for _, v in groups], showfliers=True)
+    ax.set_xticks(range(1, len(groups) + 1))
+    ax.set_xticklabels([f"{name}\n(n={v.size})" for name, v in groups])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("nucleus ADC, median (µm²/ms)")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)
+
+
+def adc_by_level_figure(discs: pd.DataFrame) -> str | None:
+    found = _found(discs)
+    if found.empty or ADC_COLUMN not in found:
+        return None
+    groups = [
+        (lv, found.loc[found["level"] == lv, ADC_COLUMN].to_numpy(dtype=float)) for lv in LEVELS
+    ]
+    return _boxplot(groups, xlabel="disc level", title="Nucleus ADC by level")
+
+
+def adc_by_grade_figure(discs: pd.DataFrame) -> str | None:
+    found = _found(discs)
+    if found.empty or ADC_COLUMN not in found or "pfirrmann_grade" not in found:
+        return None
+    grades = pd.to_numeric(found["pfirrmann_grade"], errors="coerce")
+    groups = [
+        (_GRADE_NAMES[g - 1], found.loc[grades == g, ADC_COLUMN].to_numpy(dtype=float))
+        for g in range(1, 6)
+    ]
+    return _boxplot(groups, xlabel="Pfirrmann grade (CNN)", title="Nucleus ADC by grade")
+
+
+def grade_distribution(discs: pd.DataFrame) -> pd.DataFrame:
+    """Counts of discs per level (rows) and Pfirrmann grade (columns I–V)."""
+    found = _found(discs)
+    counts = pd.DataFrame(0, index=list(LEVELS), columns=list(_GRADE_NAMES))
+    if found.empty or "pfirrmann_grade" not in found:
+        return counts
+    grades = pd.to_numeric(found["pfirrmann_grade"], errors="coerce")
+    for level, grade in zip(found["level"], grades, strict=True):
+        if level in counts.index and np.isfinite(grade) and 1 <= int(grade) <= 5:
+            counts.loc[level, _GRADE_NAMES[int(grade) - 1]] += 1
+    return counts
+
+
+def grade_distribution_figure(discs: pd.DataFrame) -> str | None:
+    counts = grade_distribution(discs)
+    if counts.to_numpy().sum() == 0:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    bottom = np.zeros(len(counts))
+    colours = plt.get_cmap("viridis_r")(np.linspace(0.1, 0.9, 5))
+    for grade, colour in zip(counts.columns, colours, strict=True):
+        values = counts[grade].to_numpy(dtype=float)
+        ax.bar(counts.index, values, bottom=bottom, label=f"grade {grade}", color=colour)
+        bottom += values
+    ax.set_ylabel("discs")
+    ax.set_title("Pfirrmann grade distribution by level")
+    ax.legend(fontsize=8, ncol=5, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    return _png(fig)
+
+
+def _table(frame: pd.DataFrame, *, index: bool = False) -> str:
+    if frame.empty:
+        return "<p>None.</p>"
+    return frame.to_html(index=index, border=0, classes="t", na_rep="n/a", escape=True)
+
+
+def _figure(b64: str | None, alt: str) -> str:
+    if b64 is None:
+        return f"<p class='muted'>{html.escape(alt)}: no data.</p>"
+    return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{b64}'>"
+
+
+def render_cohort_report(tables: CohortTables, run: dict[str, Any]) -> str:
+    """The report's HTML text."""
+    studies = tables.studies
+    status_counts = (
+        studies["status"].value_counts().rename_axis("status").reset_index(name="studies")
+        if not studies.empty
+        else pd.DataFrame(columns=["status", "studies"])
+    )
+    found = _found(tables.discs)
+    seconds = pd.to_numeric(studies.get("seconds", pd.Series(dtype=float)), errors="coerce")
+    run_rows = [
+        ("studies in the cohort", str(run.get("total", len(studies)))),
+        ("analysed this run", str(run.get("done", ""))),
+        ("skipped (already done)", str(run.get("skipped", ""))),
+        ("failed", str(len(tables.failures))),
+        ("discs found", str(len(found))),
+        ("wall time this run", f"{float(run.get('wall_s', 0.0)):.1f} s"),
+        ("throughput this run", f"{float(run.get('studies_per_min', 0.0)):.2f} studies/min"),
+        ("workers", str(run.get("workers", ""))),
+        ("median time per study (in worker)", f"{seconds.median():.1f} s"
+         if seconds.notna().any() else "n/a"),
+        ("discquant version", __version__),
+    ]  # fmt: skip
+    run_table = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in run_rows
+    )
+    partial = studies[studies["status"] == "partial"] if not studies.empty else studies
+    figures = "\n".join(
+        [
+            _figure(adc_by_level_figure(tables.discs), "nucleus ADC by level"),
+            _figure(adc_by_grade_figure(tables.discs), "nucleus ADC by grade"),
+            _figure(grade_distribution_figure(tables.discs), "grade distribution by level"),
+        ]
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>discquant cohort report</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 60em; color: #222; }}
+table.t, table.run {{ border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0 1.5em; }}
+.t th, .t td, .run th, .run td {{ border-bottom: 1px solid #ddd; padding: 0.25em 0.6em;
+  text-align: left; }}
+img {{ max-width: 100%; display: block; margin: 0.5em 0 1.5em; }}
+.muted {{ color: #777; }} .disclaimer {{ font-size: 0.85em; color: #555; }}
+</style></head><body>
+<h1>discquant cohort report</h1>
+<h2>Run</h2><table class="run">{run_table}</table>
+<h2>Studies by status</h2>{_table(status_counts)}
+<h2>Nucleus ADC and grades</h2>{figures}
+<h3>Grade distribution by level (discs)</h3>{_table(grade_distribution(tables.discs), index=True)}
+<h2>Failures ({len(tables.failures)})</h2>{_table(tables.failures)}
+<h2>Partial studies ({len(partial)})</h2>
+<p class="muted">Some stages failed; the outputs hold what succeeded
+(see each study's report).</p>{_table(partial)}
+<p class="disclaimer">{html.escape(RESEARCH_DISCLAIMER)}</p>
+</body></html>
+"""
+
+
+def write_cohort_report(out_dir: Path, tables: CohortTables, run: dict[str, Any]) -> Path:
+    """Write ``out_dir/cohort_report.html``."""
+    path = Path(out_dir) / "cohort_report.html"
+    tmp = path.with_name(".cohort_report.html.tmp")
+    tmp.write_text(render_cohort_report(tables, run), encoding="utf-8")
+    tmp.replace(path)
+    log.info("wrote %s", path)
+    return path

@@ -1,0 +1,280 @@
+"""Run a cohort on dask.distributed: one task per study, nothing lost, nothing done twice.
+
+The client submits one task per study (:func:`~discquant.cohort.worker.process_study`) to
+a ``LocalCluster`` of single-threaded worker processes or to an existing scheduler, then
+collects outcomes as they finish. Work survives the client: every task writes its study's
+outputs and record itself, so a killed run resumes where it stopped. A task whose worker
+dies is re-run on another worker by the scheduler (up to ``allowed_failures`` times); a
+task that raises is retried ``retries`` times; what still fails is recorded and the others
+go on. The cohort tables and report are rebuilt from the per-study files at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from discquant.cohort import records
+from discquant.cohort.manifest import CohortStudy
+from discquant.cohort.worker import (
+    CohortOptions,
+    PreloadModels,
+    StudyFunction,
+    StudyOutcome,
+    failure_record,
+    process_study,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CohortProgress:
+    """Counts so far, passed to the progress callback after each study."""
+
+    total: int
+    done: int = 0
+    skipped: int = 0
+    failed: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    last: StudyOutcome | None = None
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.skipped + self.failed
+
+    @property
+    def remaining(self) -> int:
+        return self.total - self.finished
+
+    @property
+    def rate_per_min(self) -> float:
+        """Studies analysed (or failed) per minute; skipped ones are not counted."""
+        elapsed = time.perf_counter() - self.started
+        worked = self.done + self.failed
+        return 60.0 * worked / elapsed if elapsed > 0 and worked else 0.0
+
+    @property
+    def eta_s(self) -> float | None:
+        rate = self.rate_per_min
+        return 60.0 * self.remaining / rate if rate > 0 else None
+
+
+ProgressCallback = Callable[[CohortProgress], None]
+
+
+@dataclass
+class CohortRun:
+    """What a cohort run did (also written to ``DIR/cohort_run.json``)."""
+
+    out_dir: Path
+    total: int
+    done: int
+    partial: int
+    skipped: int
+    failed: int
+    wall_s: float
+    workers: int
+    scheduler: str
+    outcomes: list[StudyOutcome]
+
+    @property
+    def studies_per_min(self) -> float:
+        worked = self.done + self.failed
+        return 60.0 * worked / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "done": self.done,
+            "partial": self.partial,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "wall_s": round(self.wall_s, 3),
+            "workers": self.workers,
+            "scheduler": self.scheduler,
+            "studies_per_min": round(self.studies_per_min, 3),
+            "finished_at": records.now_iso(),
+        }
+
+
+def _task_key(study: CohortStudy, token: str) -> str:
+    return f"discquant-study-{study.subject}-{token}"
+
+
+def _start_client(
+    *, workers: int | None, scheduler: str | None, allowed_failures: int
+) -> tuple[Any, Any]:
+    import dask
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        client = Client(scheduler)
+        return client, None
+    n = workers or 1
+    # The scheduler runs in this process; a task whose worker dies is re-run on another
+    # worker up to ``allowed-failures`` times, then fails with KilledWorker.
+    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
+        cluster = LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.WARNING,
+        )
+    return Client(cluster), cluster
+
+
+def run_cohort(
+    studies: Sequence[CohortStudy],
+    out_dir: Path,
+    *,
+    options: CohortOptions | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    study_fn: StudyFunction | None = None,
+    retries: int = 1,
+    allowed_failures: int = 2,
+    preload_models: bool | None = None,
+    progress: ProgressCallback | None = None,
+    build_outputs: bool = True,
+) -> CohortRun:
+    """Analyse every study of a cohort on Dask and rebuild the cohort tables and report.
+
+    Parameters
+    ----------
+    studies
+        From :func:`~discquant.cohort.manifest.read_cohort`; studies with an ``error``
+        are recorded as failures without being submitted.
+    out_dir
+        The cohort folder: ``sub-<id>/`` per study, ``cohort_discs.parquet``/``.csv``,
+        ``cohort_failures.csv``, ``cohort_report.html``.
+    options
+        Analysis configuration and ``resume`` (skip studies finished with the same inputs,
+        configuration and software version).
+    workers
+        Worker processes of the local cluster (one thread each); ignored with ``scheduler``.
+    scheduler
+        Address of a running Dask scheduler (``tcp://host:8786``) instead of a local cluster.
+    study_fn
+        The per-study function (default: the full pipeline with per-worker cached models);
+        tests and benchmarks pass a light stand-in.
+    retries
+        Re-runs of a task that raised an unexpected exception (bad input is not retried).
+    allowed_failures
+        Times a task may lose its worker before it is failed with ``KilledWorker`` (local
+        cluster only; an external scheduler uses its own ``allowed-failures``).
+    preload_models
+        Load the models in each worker at start-up (default: when ``study_fn`` is None).
+    progress
+        Called after each finished study with the counts so far.
+    build_outputs
+        Rebuild the cohort tables and report at the end.
+    """
+    from distributed import as_completed
+
+    options = options or CohortOptions()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    records.clean_tmp(out)
+    _write_dataset_description(out)
+    start = time.perf_counter()
+    state = CohortProgress(total=len(studies))
+    outcomes: list[StudyOutcome] = []
+
+    def finish(outcome: StudyOutcome) -> None:
+        outcomes.append(outcome)
+        if outcome.status == "failed":
+            state.failed += 1
+        elif outcome.status == "skipped":
+            state.skipped += 1
+        else:
+            state.done += 1
+        state.last = outcome
+        if progress:
+            progress(state)
+
+    todo: list[CohortStudy] = []
+    for study in studies:
+        if study.error is not None:
+            records.write_record(
+                out, study.subject, failure_record(study, study.error, where="manifest")
+            )
+            finish(StudyOutcome(study.subject, "failed", 0.0, study.error))
+        else:
+            todo.append(study)
+
+    n_workers = 0
+    address = "none"
+    if todo:
+        client, cluster = _start_client(
+            workers=workers, scheduler=scheduler, allowed_failures=allowed_failures
+        )
+        try:
+            address = str(client.scheduler.address)
+            if preload_models if preload_models is not None else study_fn is None:
+                client.register_plugin(PreloadModels())
+            import uuid
+
+            token = uuid.uuid4().hex[:8]
+            futures = client.map(
+                process_study,
+                todo,
+                out_dir=str(out),
+                options=options,
+                study_fn=study_fn,
+                key=[_task_key(s, token) for s in todo],
+                pure=False,
+                retries=retries,
+            )
+            by_key = {f.key: s for f, s in zip(futures, todo, strict=True)}
+            n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
+            for future, value in as_completed(futures, with_results=True, raise_errors=False):
+                if isinstance(value, StudyOutcome):
+                    finish(value)
+                    continue
+                study = by_key[future.key]
+                error = value if isinstance(value, BaseException) else RuntimeError(str(value))
+                log.error("sub-%s failed: %s: %s", study.subject, type(error).__name__, error)
+                records.write_record(
+                    out, study.subject, failure_record(study, error, where="worker")
+                )
+                finish(
+                    StudyOutcome(study.subject, "failed", 0.0, f"{type(error).__name__}: {error}")
+                )
+                future.release()
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+    run = CohortRun(
+        out_dir=out,
+        total=len(studies),
+        done=sum(o.status in ("complete", "partial") for o in outcomes),
+        partial=sum(o.status == "partial" for o in outcomes),
+        skipped=state.skipped,
+        failed=state.failed,
+        wall_s=time.perf_counter() - start,
+        workers=n_workers,
+        scheduler=address,
+        outcomes=outcomes,
+    )
+    records.write_json_atomic(out / "cohort_run.json", run.to_json())
+    if build_outputs:
+        from discquant.cohort.report import write_cohort_report
+        from discquant.cohort.tables import write_cohort_tables
+
+        tables = write_cohort_tables(out, studies)
+        write_cohort_report(out, tables, run.to_json())
+    return run
+
+
+def _write_dataset_description(out: Path) -> None:
+    from discquant.outputs.derivatives import dataset_description
+
+    records.write_json_atomic(out / "dataset_description.json", dataset_description())

@@ -1,0 +1,263 @@
+"""What runs inside a Dask worker: the per-worker model cache and one study's task.
+
+Models load once per worker process: :func:`worker_models` is cached in the process, and
+:class:`PreloadModels` (a Dask ``WorkerPlugin``) calls it when a worker starts, so the first
+study does not pay for it and a worker that joins later (or replaces a killed one) loads
+them too.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import platform
+import shutil
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distributed import WorkerPlugin
+
+from discquant import __version__
+from discquant.cohort import records
+from discquant.cohort.manifest import CohortStudy, input_fingerprint
+from discquant.errors import DiscquantError
+from discquant.pipeline import AnalysisConfig, StudyInputs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CohortOptions:
+    """What every study of a cohort shares (recorded with each study)."""
+
+    config: AnalysisConfig = field(default_factory=AnalysisConfig)
+    dicom: bool = False
+    keep_phi: bool = False
+    resume: bool = True
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    """What a study function tells the runner besides the files it wrote."""
+
+    failed_stages: tuple[str, ...] = ()
+    models: dict[str, str] = field(default_factory=dict)
+    n_discs_found: int = 0
+
+
+StudyFunction = Callable[[StudyInputs, Path, CohortOptions], StudyReport]
+"""``fn(inputs, out_dir, options)`` writes ``out_dir/sub-<inputs.subject>/`` and reports.
+
+It raises :class:`~discquant.errors.DiscquantError` for bad input (the study fails, not
+retried); any other exception is retried by Dask and then recorded as a failure.
+"""
+
+
+@dataclass(frozen=True)
+class StudyOutcome:
+    """The result of one study's task, as the client sees it."""
+
+    subject: str
+    status: str
+    """``complete``, ``partial`` (some stages failed), ``skipped`` (resume) or ``failed``."""
+    seconds: float = 0.0
+    error: str = ""
+    worker: str = ""
+
+
+@functools.lru_cache(maxsize=1)
+def worker_models() -> dict[str, Any]:
+    """The models, loaded once per process (``{}`` entries missing when a model is absent)."""
+    import torch
+
+    torch.set_num_threads(1)
+    models: dict[str, Any] = {}
+    try:
+        from discquant.grade.pfirrmann import load_pfirrmann_model
+
+        models["pfirrmann"] = load_pfirrmann_model()
+    except Exception as exc:  # the study's grading stage reports it
+        log.warning("pfirrmann model not preloaded: %s", exc)
+    try:
+        from discquant import segment
+
+        loader = getattr(segment, "load_segmentation_model", None)
+        if loader is not None:
+            models["segmentation"] = loader()
+    except Exception as exc:  # the study's segmentation stage reports it
+        log.warning("segmentation model not preloaded: %s", exc)
+    return models
+
+
+def _model_version(model: Any) -> str:
+    return str(getattr(model, "version", None) or type(model).__name__)
+
+
+def pipeline_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -> StudyReport:
+    """The real study function: :func:`discquant.pipeline.run_study` with cached models."""
+    from discquant.pipeline import run_study
+
+    models = worker_models()
+    extra: dict[str, Any] = {}
+    if "models" in inspect.signature(run_study).parameters:
+        extra["models"] = models
+    result, _ = run_study(
+        inputs,
+        out_dir,
+        config=options.config,
+        keep_phi=options.keep_phi,
+        dicom=options.dicom,
+        **extra,
+    )
+    versions = {k: _model_version(v) for k, v in models.items()}
+    versions.update({k: str(v) for k, v in result.provenance.get("models", {}).items()})
+    return StudyReport(
+        failed_stages=tuple(s.name for s in result.failed_stages),
+        models=versions,
+        n_discs_found=sum(1 for d in result.discs if d.found),
+    )
+
+
+class PreloadModels(WorkerPlugin):
+    """Dask worker plugin: load the models when the worker starts (see :func:`worker_models`)."""
+
+    name = "discquant-preload-models"
+
+    def setup(self, worker: Any) -> None:
+        start = time.perf_counter()
+        worker_models()
+        log.info("models loaded in %.1f s", time.perf_counter() - start)
+
+    def teardown(self, worker: Any) -> None:
+        return None
+
+
+def record_key(fingerprint: str, options: CohortOptions) -> dict[str, Any]:
+    """What must match for a finished study to be skipped on resume."""
+    return {
+        "input_fingerprint_sha256": fingerprint,
+        "config": config_document(options),
+        "software_version": __version__,
+    }
+
+
+def config_document(options: CohortOptions) -> dict[str, Any]:
+    raw = asdict(options.config)
+    raw["calibration"] = str(options.config.calibration) if options.config.calibration else None
+    return {"analysis": raw, "dicom": options.dicom, "keep_phi": options.keep_phi}
+
+
+def _worker_name() -> str:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return socket.gethostname()
+
+
+def failure_record(study: CohortStudy, error: BaseException | str, *, where: str) -> dict[str, Any]:
+    """The record of a failed study (``where``: manifest, import, worker, ...)."""
+    if isinstance(error, BaseException):
+        error_type, message = type(error).__name__, str(error) or repr(error)
+    else:
+        error_type, message = "ManifestError", error
+    return {
+        "status": "failed",
+        "subject": study.subject,
+        "source": study.source,
+        "where": where,
+        "error_type": error_type,
+        "error": message,
+        "software": {"name": "discquant", "version": __version__},
+        "finished_at": records.now_iso(),
+    }
+
+
+def process_study(
+    study: CohortStudy,
+    out_dir: str,
+    options: CohortOptions,
+    study_fn: StudyFunction | None = None,
+) -> StudyOutcome:
+    """One cohort task: fingerprint, skip if already done, analyse into a temporary folder,
+    move it into place, write the record.
+
+    A :class:`DiscquantError` (bad input) is recorded as a failure and returned; any other
+    exception propagates so that Dask retries the task (the client records it when the
+    retries are spent).
+    """
+    out = Path(out_dir)
+    start = time.perf_counter()
+    worker = _worker_name()
+    fn = study_fn or pipeline_study
+    try:
+        fingerprint, n_files = input_fingerprint(study.inputs)
+    except DiscquantError as exc:
+        records.write_record(out, study.subject, failure_record(study, exc, where="import"))
+        return StudyOutcome(study.subject, "failed", time.perf_counter() - start, str(exc), worker)
+    key = record_key(fingerprint, options)
+    if options.resume:
+        old = records.read_record(out, study.subject)
+        if (
+            old is not None
+            and old.get("status") in records.DONE_STATUSES
+            and old.get("key") == key
+            and records.subject_dir(out, study.subject).is_dir()
+        ):
+            return StudyOutcome(study.subject, "skipped", time.perf_counter() - start, "", worker)
+    tmp = records.new_tmp_dir(out, study.subject)
+    try:
+        inputs = StudyInputs(**{**asdict(study.inputs), "subject": study.subject})
+        try:
+            report = fn(inputs, tmp, options)
+        except DiscquantError as exc:
+            log.warning("sub-%s failed: %s", study.subject, exc)
+            records.remove_record(out, study.subject)
+            records.write_record(out, study.subject, failure_record(study, exc, where="import"))
+            return StudyOutcome(
+                study.subject, "failed", time.perf_counter() - start, str(exc), worker
+            )
+        written = records.subject_dir(tmp, study.subject)
+        if not written.is_dir():
+            raise RuntimeError(f"the study function wrote no {written.name} folder")
+        records.remove_record(out, study.subject)  # from here on the old result is invalid
+        records.move_into_place(written, out, study.subject)
+        seconds = time.perf_counter() - start
+        status = "partial" if report.failed_stages else "complete"
+        records.write_record(
+            out,
+            study.subject,
+            {
+                "status": status,
+                "subject": study.subject,
+                "source": study.source,
+                "key": key,
+                "input_files": n_files,
+                "failed_stages": list(report.failed_stages),
+                "n_discs_found": report.n_discs_found,
+                "software": {
+                    "name": "discquant",
+                    "version": __version__,
+                    "python": platform.python_version(),
+                },
+                "models": report.models,
+                "seconds": round(seconds, 3),
+                "worker": worker,
+                "finished_at": records.now_iso(),
+            },
+        )
+        return StudyOutcome(study.subject, status, seconds, "", worker)
+    except DiscquantError:
+        raise
+    except Exception:
+        log.error("sub-%s crashed:\n%s", study.subject, traceback.format_exc())
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
