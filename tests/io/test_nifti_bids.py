@@ -1,0 +1,160 @@
+"""NIfTI files, explicit arguments and BIDS subject folders; the role rules on known input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from discquant.errors import InvalidInputError
+from discquant.io.load import load_study
+from discquant.io.roles import adc_scale_to_um2_per_ms, orientation_from_affine, shells
+from discquant.io.study import SeriesRole
+
+# Voxel axes (I, P, R) like ../shared/data: the third (slice) axis runs left-right.
+SAG = np.array([[0, 0, 4.0, 0], [0, -0.8, 0, 0], [-0.8, 0, 0, 0], [0, 0, 0, 1]])
+AX = np.diag([0.8, 0.8, 4.0, 1.0])
+
+
+def _save(
+    path: Path, data: np.ndarray, affine: np.ndarray = SAG, sidecar: dict[str, float] | None = None
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(nib.Nifti1Image(np.asarray(data, np.float32), affine), path)
+    if sidecar:
+        stem = path.name.removesuffix(".nii.gz")
+        path.with_name(stem + ".json").write_text(json.dumps(sidecar))
+    return path
+
+
+def _dwi_signal(bvals: list[float], adc_mm2_per_s: float = 1.5e-3) -> np.ndarray:
+    return np.stack([np.full((8, 8, 3), 1000 * np.exp(-b * adc_mm2_per_s)) for b in bvals], -1)
+
+
+def test_single_slice_nifti_is_a_valid_t2(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    path = _save(tmp_path / "midsag.nii.gz", rng.uniform(0, 255, (40, 30, 1)))
+    study = load_study(path)
+    assert study.t2 is not None and study.subject == "midsag"
+    assert study.t2.image.shape == (40, 30, 1)
+    assert study.t2.image.voxel_mm == pytest.approx((0.8, 0.8, 4.0))
+    assert study.t2.orientation == "sagittal"
+
+
+def test_real_single_slice_spider_t2(shared_data: Path) -> None:
+    path = shared_data / "spider-midsag-t2" / "sub-spider002_T2w.nii.gz"
+    img = nib.load(path)
+    assert isinstance(img, nib.Nifti1Image)
+    study = load_study(path)
+    assert study.t2 is not None
+    assert study.t2.image.shape == img.shape and img.shape[2] == 1
+    assert study.t2.orientation == "sagittal"  # axes (I, P, R) per the data README
+    np.testing.assert_array_equal(study.t2.image.data, img.get_fdata(dtype=np.float32))
+
+
+def test_explicit_files(tmp_path: Path) -> None:
+    bvals = [0.0, 400.0, 800.0]
+    t2 = _save(tmp_path / "a.nii.gz", np.ones((8, 8, 3)))
+    dwi = _save(tmp_path / "d.nii.gz", _dwi_signal(bvals))
+    (tmp_path / "d.bval").write_text("0 400 800\n")
+    (tmp_path / "d.bvec").write_text("0 1 0\n0 0 1\n0 0 0\n")
+    adc = _save(tmp_path / "m.nii.gz", np.full((8, 8, 3), 1.5))  # already µm²/ms
+    study = load_study(t2=t2, dwi=dwi, adc=adc, subject="p1")
+    assert [s.role for s in study.series] == [SeriesRole.T2, SeriesRole.DWI, SeriesRole.ADC]
+    assert study.subject == "p1"
+    assert study.dwi is not None and study.dwi.bvecs is not None
+    np.testing.assert_allclose(study.dwi.bvals_s_per_mm2, bvals)  # type: ignore[arg-type]
+    np.testing.assert_allclose(study.dwi.bvecs, [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    assert study.adc is not None and study.adc.adc_scale_to_um2_per_ms == 1.0
+    np.testing.assert_allclose(study.adc.image.data, 1.5)
+    assert "given as --t2" in study.series[0].reason
+
+
+def test_bids_subject_folder(tmp_path: Path) -> None:
+    sub = tmp_path / "sub-07"
+    _save(sub / "anat" / "sub-07_T2w.nii.gz", np.ones((8, 8, 5)), sidecar={"EchoTime": 0.1})
+    _save(
+        sub / "anat" / "sub-07_T1w.nii.gz",
+        np.ones((8, 8, 5)),
+        sidecar={"EchoTime": 0.01, "RepetitionTime": 0.5},
+    )
+    _save(sub / "dwi" / "sub-07_dwi.nii.gz", _dwi_signal([0, 50, 400, 800]))
+    (sub / "dwi" / "sub-07_dwi.bval").write_text("0 50 400 800\n")
+    study = load_study(sub)
+    assert study.subject == "sub-07"
+    roles = {s.description: (s.role, s.reason) for s in study.series}
+    assert roles["sub-07_T2w"][0] is SeriesRole.T2
+    assert roles["sub-07_T1w"] == (SeriesRole.OTHER, "T1-weighted (TE 10 ms, TR 500 ms)")
+    assert roles["sub-07_dwi"][0] is SeriesRole.DWI
+    assert "4 b-value shells" in roles["sub-07_dwi"][1]
+
+
+def test_bids_dwi_with_single_shell_is_rejected(tmp_path: Path) -> None:
+    path = _save(tmp_path / "sub-1" / "dwi" / "sub-1_dwi.nii.gz", _dwi_signal([0, 0, 0]))
+    (tmp_path / "sub-1" / "dwi" / "sub-1_dwi.bval").write_text("0 0 0\n")
+    with pytest.raises(InvalidInputError, match="single b-value") as err:
+        load_study(tmp_path / "sub-1")
+    assert str(path) in str(err.value)
+
+
+def test_t2_order_best_first(tmp_path: Path) -> None:
+    te = {"EchoTime": 0.1, "RepetitionTime": 4.0}
+    coarse = np.array([[0, 0, 4.0, 0], [0, -1.2, 0, 0], [-1.2, 0, 0, 0], [0, 0, 0, 1]])
+    _save(tmp_path / "few.nii.gz", np.ones((8, 8, 5)), sidecar=te)
+    _save(tmp_path / "many_coarse.nii.gz", np.ones((8, 8, 9)), coarse, sidecar=te)
+    _save(tmp_path / "many_fine.nii.gz", np.ones((8, 8, 9)), sidecar=te)
+    _save(tmp_path / "axial.nii.gz", np.ones((8, 8, 9)), AX, sidecar=te)
+    study = load_study(tmp_path)  # a folder of NIfTI files
+    assert [s.description for s in study.series] == [
+        "many_fine",
+        "many_coarse",
+        "few",
+        "axial",
+    ]
+    assert study.series[-1].role is SeriesRole.OTHER and "axial" in study.series[-1].reason
+
+
+@pytest.mark.parametrize(
+    ("stored", "scale"),
+    [(1600.0, 1e-3), (1.6, 1.0), (1.6e-3, 1e3), (1.6e-9, 1e9), (250.0, 1e-3)],
+)
+def test_adc_unit_from_magnitude(stored: float, scale: float) -> None:
+    data = np.zeros((4, 4, 2), np.float32)
+    data[1:3, 1:3] = stored
+    found, _ = adc_scale_to_um2_per_ms(data, path="x.nii")
+    assert found == scale
+
+
+def test_adc_in_no_known_unit_is_rejected(tmp_path: Path) -> None:
+    path = _save(tmp_path / "sub_ADC.nii.gz", np.full((4, 4, 2), 40.0))
+    with pytest.raises(InvalidInputError, match="fits no known unit") as err:
+        load_study(adc=path)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("normal", "plane"),
+    [
+        ((1, 0, 0), "sagittal"),
+        ((0, 1, 0), "coronal"),
+        ((0, 0, 1), "axial"),
+        ((np.cos(0.35), 0, np.sin(0.35)), "sagittal"),  # 20° tilt stays sagittal
+        ((1, 1, 0.2), "oblique"),
+    ],
+)
+def test_orientation_from_slice_normal(normal: tuple[float, ...], plane: str) -> None:
+    affine = np.eye(4)
+    n = np.asarray(normal, float) / np.linalg.norm(normal)
+    a = np.cross(n, [0.3, 0.5, 0.8])
+    a /= np.linalg.norm(a)
+    affine[:3, 0], affine[:3, 1], affine[:3, 2] = a, np.cross(n, a), 3 * n
+    assert orientation_from_affine(affine) == plane
+
+
+def test_shells_group_near_zero_and_rounded_bvalues() -> None:
+    philips = np.array([0, 1000, 1000, 0.001, 1000, 0.002, 995, 0.004])
+    assert shells(philips) == pytest.approx([0.00175, 998.75])
+    assert len(shells(np.array([0, 50, 400, 800]))) == 4
