@@ -330,3 +330,26 @@ def write_lumbar_study(
         series=written,
         adc_mm2_per_s=adc,
     )
+
+
+def write_enhanced(folder: Path, classic: WrittenSeries, *, series_number: int = 90) -> Path:
+    """Re-encode a classic series as one Legacy Converted Enhanced MR multi-frame file.
+
+    highdicom builds the per-frame functional groups (positions, orientation) from the
+    classic files, so the multi-frame object has the same geometry and pixel values.
+    """
+    import highdicom as hd
+    import pydicom
+
+    datasets = [pydicom.dcmread(f) for f in classic.files]
+    enhanced = hd.legacy.LegacyConvertedEnhancedMRImage(
+        datasets,
+        series_instance_uid=generate_uid(),
+        series_number=series_number,
+        sop_instance_uid=generate_uid(),
+        instance_number=1,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "multiframe"
+    enhanced.save_as(path)
+    return path
