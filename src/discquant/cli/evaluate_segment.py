@@ -2,6 +2,30 @@
 
 from __future__ import annotations
 
-from discquant.cli._common import not_yet
+from pathlib import Path
 
-evaluate_segment_cmd = not_yet("evaluate segment")
+import typer
+
+
+def evaluate_segment_cmd(
+    pred: Path = typer.Option(..., "--pred", help="Folder of predicted sub-*.nii.gz label maps."),
+    ref: Path = typer.Option(..., "--ref", help="Folder of reference sub-*.nii.gz label maps."),
+    json_out: Path | None = typer.Option(None, "--json", help="Also write the results as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
+) -> None:
+    """Dice per class and level, HD95 and level-naming accuracy (SPINEPS labels)."""
+    from discquant.cli._common import setup_logging, user_errors
+
+    setup_logging(quiet=quiet)
+    with user_errors():
+        from discquant.errors import InputNotFoundError
+        from discquant.evaluate.segmentation import evaluate_dirs, format_table, write_result
+
+        for p in (pred, ref):
+            if not p.is_dir():
+                raise InputNotFoundError("folder not found", path=p)
+        result = evaluate_dirs(pred, ref)
+        if json_out is not None:
+            write_result(result, json_out)
+        if not quiet:
+            typer.echo(format_table(result))

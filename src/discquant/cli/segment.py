@@ -2,6 +2,45 @@
 
 from __future__ import annotations
 
-from discquant.cli._common import not_yet
+from pathlib import Path
 
-segment_cmd = not_yet("segment")
+import typer
+
+
+def segment_cmd(
+    image: Path = typer.Argument(..., help="Sagittal T2 (or DWI b0/trace) NIfTI image."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output label map, e.g. seg.nii.gz."),
+    model: Path | None = typer.Option(None, help="Weights file (default: the shipped model)."),
+    device: str = typer.Option("cpu", help="cpu or cuda."),
+    quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
+) -> None:
+    """Segment discs, vertebral bodies and sacrum; name the levels (labels on the input grid)."""
+    from discquant.cli._common import setup_logging, user_errors
+
+    setup_logging(quiet=quiet)
+    with user_errors():
+        from typing import Any
+
+        import nibabel as nib
+        import numpy as np
+
+        from discquant.errors import InputNotFoundError, InvalidInputError
+        from discquant.io.study import Volume
+        from discquant.segment import load_segmentation_model, segment_spine, write_segmentation
+
+        if not image.is_file():
+            raise InputNotFoundError("image not found", path=image)
+        try:
+            img: Any = nib.load(str(image))
+            vol = Volume(data=np.asarray(img.dataobj, dtype=np.float32), affine=img.affine)
+        except Exception as exc:  # nibabel raises several types for unreadable files
+            raise InvalidInputError(f"cannot read as NIfTI ({exc})", path=image) from exc
+        seg = segment_spine(vol, model=load_segmentation_model(model), device=device)
+        for p in write_segmentation(seg, out):
+            if not quiet:
+                typer.echo(str(p))
+        if not quiet:
+            for lv in seg.levels:
+                typer.echo(f"{lv.name}\tconfidence {lv.confidence:.2f}")
+            if seg.flags:
+                typer.echo("flags: " + ", ".join(seg.flags))

@@ -2,6 +2,29 @@
 
 from __future__ import annotations
 
-from discquant.cli._common import not_yet
+from pathlib import Path
 
-train_segment_cmd = not_yet("train segment")
+import typer
+
+
+def train_segment_cmd(
+    config: Path = typer.Option(..., "--config", help="YAML training configuration."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumes if it has last.pt)."),
+    steps: int | None = typer.Option(None, help="Override the number of training steps."),
+    seed: int | None = typer.Option(None, help="Override the random seed."),
+    data_root: str | None = typer.Option(None, help="Override the real-data folder."),
+    quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
+) -> None:
+    """Train the disc/vertebra segmentation network (writes model.pt, log.jsonl, checkpoints)."""
+    from discquant.cli._common import setup_logging, user_errors
+
+    setup_logging(quiet=quiet)
+    with user_errors():
+        from discquant.errors import InputNotFoundError
+        from discquant.segment.train import TrainConfig, train
+
+        if not config.is_file():
+            raise InputNotFoundError("training configuration not found", path=config)
+        cfg = TrainConfig.from_yaml(config, steps=steps, seed=seed, data_root=data_root)
+        final = train(cfg, out)
+        typer.echo(str(final))

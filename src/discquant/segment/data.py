@@ -1,0 +1,222 @@
+"""Training data: real partially labelled volumes and phantom samples as 2D slices.
+
+Every training subject is stored on the network grid (reoriented, normalised, resampled
+in-plane) with a *group* map: each pixel holds the index of the group of network
+classes it may belong to (see :class:`~discquant.segment.network.MarginalDiceCELoss`).
+
+Real sets (``../shared/data``; cite as in the model card):
+
+- ``lumbar-t2-discs`` (Menezes-Reis et al. 2016): disc masks 1..5 → group {disc,
+  nucleus}; everything else → "not a disc".
+- ``lumbar-t2-vertebrae`` (Chu et al. 2015 ``vb1x*``; Zukić et al. 2014 ``vb2x*``):
+  vertebral-body instances numbered from the most inferior. In every ``vb1x*`` volume
+  the lowest labelled body is the first sacral segment (it sits on the sacrum below the
+  L5-S1 disc; checked by eye on all six), so it is the group {sacrum}; for ``vb2x*`` the
+  lowest is L5 (the source says so). Unlabelled pixels → "not a body" (discs, canal and
+  the rest of the sacrum are free there).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from discquant.io.study import Volume
+from discquant.segment.network import IGNORE
+from discquant.segment.preprocess import reorient, to_network_grid
+
+logger = logging.getLogger(__name__)
+
+Groups = list[tuple[int, ...]]
+
+
+@dataclass
+class TrainSubject:
+    """One subject on the network grid.
+
+    Attributes
+    ----------
+    name
+        Subject id (``sub-fcs11`` …); the validation split is by this id.
+    image
+        ``(slices, rows, cols)`` float32, normalised.
+    target
+        ``(slices, rows, cols)`` uint8 group index (:data:`IGNORE` = unknown).
+    groups
+        Class-index groups for the target values.
+    slices
+        Slice indices worth sampling (those with labels, plus a margin).
+    """
+
+    name: str
+    dataset: str
+    image: npt.NDArray[np.float32]
+    target: npt.NDArray[np.uint8]
+    groups: Groups
+    slices: list[int]
+
+
+def _load(path: Path) -> Any:
+    return nib.load(str(path))
+
+
+def load_nifti_volume(path: Path) -> Volume:
+    """A NIfTI file as a :class:`Volume` (float32 data)."""
+    img: Any = nib.load(str(path))
+    return Volume(data=np.asarray(img.dataobj, dtype=np.float32), affine=img.affine)
+
+
+def _group_index(classes: Sequence[str], members: Sequence[str]) -> tuple[int, ...]:
+    return tuple(classes.index(m) for m in members if m in classes)
+
+
+def _others(classes: Sequence[str], excluded: Sequence[str]) -> tuple[int, ...]:
+    return tuple(i for i, c in enumerate(classes) if c not in excluded)
+
+
+def _label_to_grid(labels: npt.NDArray[np.integer], vol: Volume, spacing_mm: float) -> npt.NDArray:
+    """Nearest-neighbour resampling of a label map exactly like the image's slices."""
+    lab_vol = Volume(data=labels.astype(np.float32), affine=vol.affine)
+    ro = reorient(lab_vol)
+    stack = torch.from_numpy(np.moveaxis(ro.data, 2, 0)[:, None])
+    from discquant.segment.preprocess import inplane_size
+
+    sp = ro.spacing_mm
+    size = inplane_size(ro.data.shape[:2], (sp[0], sp[1]), spacing_mm)
+    if tuple(stack.shape[2:]) != size:
+        stack = torch.nn.functional.interpolate(stack, size=size, mode="nearest")
+    return stack[:, 0].numpy().astype(np.int32)
+
+
+def _subject(
+    name: str,
+    dataset: str,
+    image_path: Path,
+    target_of_label: dict[int, int],
+    label_path: Path,
+    groups: Groups,
+    spacing_mm: float,
+    margin: int = 3,
+) -> TrainSubject:
+    vol = load_nifti_volume(image_path)
+    raw = np.asarray(_load(label_path).dataobj).astype(np.int32)
+    image = to_network_grid(reorient(vol), spacing_mm=spacing_mm)[:, 0].numpy()
+    lab = _label_to_grid(raw, vol, spacing_mm)
+    target = np.zeros(lab.shape, dtype=np.uint8)
+    for value, group in target_of_label.items():
+        target[lab == value] = group
+    has = np.nonzero((lab > 0).reshape(lab.shape[0], -1).any(axis=1))[0]
+    lo, hi = max(int(has.min()) - margin, 0), min(int(has.max()) + margin, lab.shape[0] - 1)
+    return TrainSubject(
+        name=name,
+        dataset=dataset,
+        image=image.astype(np.float32),
+        target=target,
+        groups=groups,
+        slices=list(range(lo, hi + 1)),
+    )
+
+
+def load_real_subjects(
+    root: Path, classes: Sequence[str], *, spacing_mm: float, names: Sequence[str] | None = None
+) -> list[TrainSubject]:
+    """Load the real disc and vertebra sets from ``root`` (``../shared/data``)."""
+    subjects: list[TrainSubject] = []
+    disc_dir = root / "lumbar-t2-discs"
+    disc_groups: Groups = [
+        _others(classes, ("disc", "nucleus")),
+        _group_index(classes, ("disc", "nucleus")),
+    ]
+    for img in sorted(disc_dir.glob("sub-*_T2w.nii.gz")):
+        sub = img.name.split("_")[0]
+        if names is not None and sub not in names:
+            continue
+        subjects.append(
+            _subject(
+                sub,
+                "lumbar-t2-discs",
+                img,
+                dict.fromkeys(range(1, 6), 1),
+                img.with_name(f"{sub}_dseg.nii.gz"),
+                disc_groups,
+                spacing_mm,
+            )
+        )
+    vb_dir = root / "lumbar-t2-vertebrae"
+    for img in sorted(vb_dir.glob("sub-*_mr.nii.gz")):
+        sub = img.name.split("_")[0]
+        if names is not None and sub not in names:
+            continue
+        seg = img.with_name(f"{sub}_vbseg.nii.gz")
+        n_labels = int(np.asarray(_load(seg).dataobj).max())
+        lowest_is_s1 = sub.startswith("sub-vb1x")
+        groups: Groups = [_others(classes, ("body",)), _group_index(classes, ("body",))]
+        mapping = dict.fromkeys(range(1, n_labels + 1), 1)
+        if lowest_is_s1 and "sacrum" in classes:
+            groups.append(_group_index(classes, ("sacrum",)))
+            mapping[1] = 2
+        elif lowest_is_s1:
+            mapping[1] = IGNORE
+        subjects.append(_subject(sub, "lumbar-t2-vertebrae", img, mapping, seg, groups, spacing_mm))
+    logger.info("loaded %d real subjects from %s", len(subjects), root)
+    return subjects
+
+
+def vertebra_truth_labels(subject: str, n_labels: int) -> dict[int, int]:
+    """SPINEPS label of each instance of a ``lumbar-t2-vertebrae`` mask.
+
+    ``vb1x*``: instance 1 is S1 (sacrum, 26) and 2 is L5; ``vb2x*``: instance 1 is L5.
+    """
+    if subject.startswith("sub-vb1x"):
+        return {1: 26, **{k: 24 - (k - 2) for k in range(2, n_labels + 1)}}
+    return {k: 24 - (k - 1) for k in range(1, n_labels + 1)}
+
+
+def phantom_subjects(
+    seeds: Sequence[int], classes: Sequence[str], *, spacing_mm: float
+) -> list[TrainSubject]:
+    """Domain-randomised phantom samples (:func:`discquant.phantom.training_sample`).
+
+    Phantom labels are complete, so every class is its own group; labels the phantom
+    has but the network lacks (posterior elements, other tissue) go to background.
+    """
+    from discquant.phantom import training_sample  # type: ignore[attr-defined]
+
+    out: list[TrainSubject] = []
+    for seed in seeds:
+        sample = training_sample(int(seed))
+        lab = np.asarray(sample.labels.data).astype(np.int32)
+        cls = np.zeros(lab.shape, dtype=np.int32)
+        if "body" in classes:
+            cls[(lab >= 1) & (lab <= 25)] = classes.index("body")
+        if "sacrum" in classes:
+            cls[lab == 26] = classes.index("sacrum")
+        if "disc" in classes:
+            cls[(lab >= 100) & (lab < 200)] = classes.index("disc")
+        if "canal" in classes:
+            cls[lab == 61] = classes.index("canal")
+        if "nucleus" in classes and sample.nucleus is not None:
+            cls[np.asarray(sample.nucleus.data) > 0] = classes.index("nucleus")
+        vol = sample.image
+        image = to_network_grid(reorient(vol), spacing_mm=spacing_mm)[:, 0].numpy()
+        target = _label_to_grid(cls, vol, spacing_mm).astype(np.uint8)
+        groups: Groups = [(i,) for i in range(len(classes))]
+        out.append(
+            TrainSubject(
+                name=f"phantom-{seed}",
+                dataset="phantom",
+                image=image.astype(np.float32),
+                target=target,
+                groups=groups,
+                slices=list(range(image.shape[0])),
+            )
+        )
+    return out

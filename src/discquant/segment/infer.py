@@ -1,0 +1,190 @@
+"""Inference: image → class probabilities → named discs and vertebrae on the input grid."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from discquant.errors import InvalidInputError, ModelError
+from discquant.io.study import Volume
+from discquant.segment.levels import DiscLevel, name_levels
+from discquant.segment.network import network_from_meta
+from discquant.segment.preprocess import (
+    back_to_input,
+    from_network_grid,
+    pad_to_multiple,
+    reorient,
+    to_network_grid,
+)
+
+logger = logging.getLogger(__name__)
+
+SHIPPED_MODEL = "model.pt"
+
+
+@dataclass
+class SegmentationModel:
+    """A loaded network with the metadata it was trained with."""
+
+    net: torch.nn.Module
+    meta: dict[str, Any]
+    path: str
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["classes"])
+
+    @property
+    def spacing_mm(self) -> float:
+        return float(self.meta["spacing_mm"])
+
+
+@dataclass
+class SpineSegmentation:
+    """What :func:`segment_spine` finds.
+
+    Attributes
+    ----------
+    labels
+        int16 label map on the input grid (SPINEPS: L1..L5 = 20..24, sacrum 26, discs
+        120..124 for L1-L2..L5-S1).
+    nucleus
+        uint8 nucleus mask on the input grid, or ``None`` when the model has no nucleus
+        class.
+    canal
+        uint8 spinal canal mask, or ``None`` when the model has no canal class.
+    levels
+        Discs from superior to inferior with centroid (RAS mm) and confidence.
+    flags
+        ``sacrum_not_in_fov``, ``level_uncertain``, ``transitional_anatomy_suspected``,
+        ``no_discs_found``.
+    model
+        Which weights produced it (file name and training step).
+    """
+
+    labels: Volume
+    nucleus: Volume | None
+    canal: Volume | None
+    levels: list[DiscLevel] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+    model: str = ""
+
+
+def load_segmentation_model(path: str | Path | None = None) -> SegmentationModel:
+    """Load the shipped weights (``path=None``) or a ``model.pt``/``best.pt`` file.
+
+    The shipped file is read from the installed package (``discquant/models/segment``);
+    nothing is downloaded.
+    """
+    if path is None:
+        ref = resources.files("discquant") / "models" / "segment" / SHIPPED_MODEL
+        if not ref.is_file():
+            raise ModelError("the shipped segmentation weights are missing from the package")
+        with resources.as_file(ref) as p:
+            return load_segmentation_model(p)
+    p = Path(path)
+    if not p.is_file():
+        raise ModelError("segmentation model file not found", path=p)
+    try:
+        ck = torch.load(p, map_location="cpu", weights_only=False)
+        meta = ck["meta"]
+        net = network_from_meta(meta)
+        net.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
+    except (KeyError, RuntimeError, OSError, EOFError) as exc:
+        raise ModelError(f"not a discquant segmentation model ({exc})", path=p) from exc
+    net.eval()
+    return SegmentationModel(net=net, meta=meta, path=str(p))
+
+
+def predict_probabilities(
+    image: Volume, model: SegmentationModel, *, device: str = "cpu", batch: int = 4
+) -> tuple[np.ndarray, Any]:
+    """Class probabilities on the reoriented input grid ``(rows, cols, slices, C)``."""
+    ro = reorient(image)
+    x = to_network_grid(ro, spacing_mm=model.spacing_mm)
+    x, (h, w) = pad_to_multiple(x, 16)
+    net = model.net.to(device)
+    outs = []
+    with torch.inference_mode():
+        for i in range(0, x.shape[0], batch):
+            logits = net(x[i : i + batch].to(device))
+            outs.append(torch.softmax(logits.float(), dim=1)[:, :, :h, :w].cpu())
+    prob = from_network_grid(torch.cat(outs), ro)
+    return prob.numpy(), ro
+
+
+def segment_spine(
+    image: Volume, *, model: SegmentationModel | None = None, device: str = "cpu"
+) -> SpineSegmentation:
+    """Segment lumbar discs, vertebral bodies and the sacrum, and name the levels.
+
+    Parameters
+    ----------
+    image
+        A sagittal T2-weighted image (or DWI b≈0/trace), any resolution, 1 to many
+        slices; a 4D input uses its first volume.
+    model
+        A loaded model; the shipped one when ``None``.
+    device
+        ``"cpu"`` or ``"cuda"``.
+
+    Returns
+    -------
+    SpineSegmentation
+        Labels on the input's own grid, levels and flags.
+    """
+    data = np.asarray(image.data)
+    if data.ndim not in (3, 4) or not np.isfinite(data).any():
+        raise InvalidInputError(f"cannot segment an image of shape {data.shape}")
+    model = model or load_segmentation_model()
+    prob, ro = predict_probabilities(image, model, device=device)
+    classes = model.classes
+    cls = prob.argmax(axis=-1)
+    naming = cls
+    disc_prob = prob[..., classes.index("disc")] if "disc" in classes else None
+    if "nucleus" in classes and "disc" in classes:
+        # The nucleus is part of its disc for instances and names.
+        naming = np.where(cls == classes.index("nucleus"), classes.index("disc"), cls)
+        disc_prob = disc_prob + prob[..., classes.index("nucleus")]
+    named = name_levels(
+        naming,
+        ro.affine,
+        body_class=classes.index("body"),
+        disc_class=classes.index("disc") if "disc" in classes else -1,
+        sacrum_class=classes.index("sacrum") if "sacrum" in classes else None,
+        disc_prob=disc_prob,
+    )
+    labels = back_to_input(named.labels, ro).astype(np.int16)
+    out_affine = image.affine
+
+    def _mask(name: str) -> Volume | None:
+        if name not in classes:
+            return None
+        m = back_to_input((cls == classes.index(name)).astype(np.uint8), ro)
+        return Volume(data=m.astype(np.uint8), affine=out_affine)
+
+    nucleus = _mask("nucleus")
+    if nucleus is not None:  # only inside a named disc
+        inside = (nucleus.data > 0) & (labels >= 100)
+        nucleus = Volume(data=inside.astype(np.uint8), affine=out_affine)
+    tag = f"{Path(model.path).name} (step {model.meta.get('step', '?')})"
+    logger.info(
+        "segmentation: %d discs (%s), flags %s",
+        len(named.levels),
+        ", ".join(lv.name for lv in named.levels),
+        named.flags,
+    )
+    return SpineSegmentation(
+        labels=Volume(data=labels, affine=out_affine),  # type: ignore[arg-type]
+        nucleus=nucleus,
+        canal=_mask("canal"),
+        levels=named.levels,
+        flags=named.flags,
+        model=tag,
+    )

@@ -1,0 +1,87 @@
+"""Writing a :class:`~discquant.segment.infer.SpineSegmentation` to disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from discquant.segment.infer import SpineSegmentation
+from discquant.segment.levels import DISC_OFFSET, disc_name, vertebra_name
+
+#: Labels the network can produce, for ``dseg.tsv``.
+ALL_LABELS = [*range(17, 25), 26, *range(DISC_OFFSET + 17, DISC_OFFSET + 25)]
+
+
+def dseg_rows(labels: list[int] | None = None) -> list[tuple[int, str]]:
+    """``(index, name)`` rows of a BIDS ``dseg.tsv`` for the given labels."""
+    rows = []
+    for lab in labels if labels is not None else ALL_LABELS:
+        if lab >= DISC_OFFSET:
+            rows.append((lab, f"disc {disc_name(lab)}"))
+        elif lab == 26:
+            rows.append((lab, "sacrum"))
+        else:
+            rows.append((lab, f"vertebral body {vertebra_name(lab)}"))
+    return rows
+
+
+def _nifti_path(path: Path, suffix: str) -> Path:
+    name = path.name
+    for ext in (".nii.gz", ".nii"):
+        if name.endswith(ext):
+            return path.with_name(name[: -len(ext)] + suffix + ext)
+    return path.with_name(name + suffix + ".nii.gz")
+
+
+def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
+    """Write the label map (``path``), ``dseg.tsv`` and ``<stem>_levels.json`` next to it.
+
+    The nucleus and canal masks, when the model has them, go to ``<stem>_nucleus`` and
+    ``<stem>_canal``. Returns the written paths. Writes to temporary names first so
+    that nothing half-written is left behind on failure.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def _save(data: np.ndarray, affine: np.ndarray, dest: Path, dtype: type) -> None:
+        img = nib.Nifti1Image(np.asarray(data, dtype=dtype), affine)
+        img.header.set_data_dtype(dtype)
+        tmp = dest.with_name(".tmp-" + dest.name)
+        nib.save(img, str(tmp))
+        tmp.replace(dest)
+        written.append(dest)
+
+    _save(seg.labels.data, seg.labels.affine, path, np.int16)
+    for name, vol in (("_nucleus", seg.nucleus), ("_canal", seg.canal)):
+        if vol is not None:
+            _save(vol.data, vol.affine, _nifti_path(path, name), np.uint8)
+    present = sorted(int(v) for v in np.unique(seg.labels.data) if v > 0)
+    dseg = path.parent / "dseg.tsv"
+    dseg.write_text("index\tname\n" + "".join(f"{i}\t{n}\n" for i, n in dseg_rows(present or None)))
+    written.append(dseg)
+    levels = _nifti_path(path, "_levels").with_suffix("").with_suffix(".json")
+    levels.write_text(
+        json.dumps(
+            {
+                "model": seg.model,
+                "flags": seg.flags,
+                "levels": [
+                    {
+                        "label": lv.label,
+                        "name": lv.name,
+                        "centroid_mm": [round(c, 2) for c in lv.centroid_mm],
+                        "volume_mm3": round(lv.volume_mm3, 1),
+                        "confidence": round(lv.confidence, 3),
+                    }
+                    for lv in seg.levels
+                ],
+            },
+            indent=2,
+        )
+    )
+    written.append(levels)
+    return written

@@ -1,0 +1,261 @@
+"""Instances, order along the spine and level names.
+
+Conventions (VerSe / SPINEPS, as the phantom uses them): vertebrae T10 = 17, T11 = 18,
+T12 = 19, L1 … L5 = 20 … 24, sacrum = 26; a disc is 100 + the label of the vertebra
+above it (L1-L2 = 120 … L5-S1 = 124).
+
+Naming works on class maps (background / body / disc / sacrum) on the reoriented grid
+(rows superior→inferior, columns anterior→posterior, slices left→right):
+
+1. disc instances = 3D connected components of the disc class (small fragments dropped,
+   pieces of one disc split across slices merged);
+2. discs are ordered along the spine, i.e. by their position along a curve through the
+   disc centroids (for a lumbar spine this is the superior→inferior order of centroids);
+3. the sacrum anchors the names: when sacrum voxels lie below the lowest disc, that disc
+   is L5-S1 and the names go upwards. Without a sacrum the lowest disc is still called
+   L5-S1 but flagged ``sacrum_not_in_fov`` and ``level_uncertain``;
+4. every body voxel goes to the vertebra above or below its nearest disc (its side is
+   the sign of its offset along the local spine direction), which splits bodies that
+   touch and names them from the discs.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+from scipy import ndimage
+
+logger = logging.getLogger(__name__)
+
+SACRUM = 26
+L5 = 24
+DISC_OFFSET = 100
+
+_VERTEBRA_NAMES = {
+    **{16 - i: f"T{9 - i}" for i in range(9)},
+    17: "T10",
+    18: "T11",
+    19: "T12",
+    20: "L1",
+    21: "L2",
+    22: "L3",
+    23: "L4",
+    24: "L5",
+    25: "L6",
+    26: "S",
+}
+
+FLAG_NO_SACRUM = "sacrum_not_in_fov"
+FLAG_TRANSITIONAL = "transitional_anatomy_suspected"
+FLAG_LEVEL_UNCERTAIN = "level_uncertain"
+FLAG_NO_DISCS = "no_discs_found"
+
+
+def vertebra_name(label: int) -> str:
+    """``20`` → ``"L1"``, ``26`` → ``"S"``."""
+    return _VERTEBRA_NAMES.get(int(label), f"V{label}")
+
+
+def disc_name(label: int) -> str:
+    """``120`` → ``"L1-L2"``, ``124`` → ``"L5-S1"``."""
+    upper = int(label) - DISC_OFFSET
+    lower = upper + 1
+    lower_name = "S1" if upper == L5 else vertebra_name(lower)
+    return f"{vertebra_name(upper)}-{lower_name}"
+
+
+def disc_label(name: str) -> int:
+    """``"L4-L5"`` → ``123`` (inverse of :func:`disc_name`)."""
+    for label in range(DISC_OFFSET + 1, DISC_OFFSET + 25):
+        if disc_name(label) == name:
+            return label
+    raise ValueError(f"unknown disc level name {name!r}")
+
+
+@dataclass(frozen=True)
+class DiscLevel:
+    """One disc found in the image.
+
+    Attributes
+    ----------
+    label
+        SPINEPS disc label (120 … 124 for L1-L2 … L5-S1).
+    name
+        Level name, e.g. ``"L4-L5"``.
+    centroid_mm
+        Centroid in RAS millimetres.
+    volume_mm3
+        Volume of the disc instance.
+    confidence
+        Mean network probability of the disc class inside the instance, times 0.5 when
+        the level names are not anchored on a sacrum.
+    """
+
+    label: int
+    name: str
+    centroid_mm: tuple[float, float, float]
+    volume_mm3: float
+    confidence: float
+
+
+@dataclass
+class NamedLevels:
+    """Result of :func:`name_levels`: an instance label map plus the levels and flags."""
+
+    labels: npt.NDArray[np.int16]
+    levels: list[DiscLevel] = field(default_factory=list)
+    flags: list[str] = field(default_factory=list)
+
+
+def _components(mask: npt.NDArray[np.bool_], min_fraction: float) -> list[npt.NDArray[np.bool_]]:
+    """3D connected components larger than ``min_fraction`` of the largest one."""
+    lab, n = ndimage.label(mask)
+    if n == 0:
+        return []
+    sizes = np.bincount(lab.ravel())[1:]
+    keep = [i + 1 for i, s in enumerate(sizes) if s >= min_fraction * sizes.max()]
+    return [lab == i for i in keep]
+
+
+def _merge_close(
+    comps: list[npt.NDArray[np.bool_]], centroids: list[npt.NDArray[np.float64]], tol_mm: float
+) -> tuple[list[npt.NDArray[np.bool_]], list[npt.NDArray[np.float64]]]:
+    """Merge components whose centroids lie within ``tol_mm`` along superior-inferior.
+
+    A disc seen on several sagittal slices can break into pieces (e.g. a herniation on
+    a lateral slice); two real discs are always more than a disc height apart.
+    """
+    order = np.argsort([c[2] for c in centroids])[::-1]  # superior (large S) first
+    merged: list[npt.NDArray[np.bool_]] = []
+    merged_c: list[npt.NDArray[np.float64]] = []
+    for i in order:
+        if merged_c and abs(merged_c[-1][2] - centroids[i][2]) < tol_mm:
+            merged[-1] = merged[-1] | comps[i]
+            continue
+        merged.append(comps[i])
+        merged_c.append(centroids[i])
+    return merged, merged_c
+
+
+def _centroid_mm(
+    mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    idx = np.argwhere(mask).mean(axis=0)
+    return (affine @ np.append(idx, 1.0))[:3]
+
+
+def name_levels(
+    classes: npt.NDArray[np.integer],
+    affine: npt.NDArray[np.float64],
+    *,
+    body_class: int = 1,
+    disc_class: int = 2,
+    sacrum_class: int | None = None,
+    disc_prob: npt.NDArray[np.floating] | None = None,
+    min_fraction: float = 0.15,
+) -> NamedLevels:
+    """Split a class map into named discs, vertebral bodies and the sacrum.
+
+    Parameters
+    ----------
+    classes
+        Integer class map, any voxel order (the affine gives the geometry).
+    affine
+        Voxel → RAS mm affine of ``classes``.
+    body_class, disc_class, sacrum_class
+        Class indices in ``classes``; ``sacrum_class`` ``None`` when the network has none.
+    disc_prob
+        Disc-class probability map (same shape) for the per-level confidence.
+    min_fraction
+        Components smaller than this fraction of the largest of their class are dropped.
+
+    Returns
+    -------
+    NamedLevels
+        ``labels`` (int16, same shape), the disc levels from superior to inferior, flags.
+    """
+    out = np.zeros(classes.shape, dtype=np.int16)
+    flags: list[str] = []
+    voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
+
+    discs = _components(classes == disc_class, min_fraction)
+    if not discs:
+        return NamedLevels(labels=out, levels=[], flags=[FLAG_NO_DISCS])
+    centroids = [_centroid_mm(d, affine) for d in discs]
+    discs, centroids = _merge_close(discs, centroids, tol_mm=6.0)
+    centroids = [_centroid_mm(d, affine) for d in discs]
+    # Ordered superior → inferior: RAS z decreases down the spine. Along a lumbar spine
+    # (lordosis < 90° between neighbours) this is the order along the curve.
+    order = np.argsort([-c[2] for c in centroids])
+    discs = [discs[i] for i in order]
+    centroids = [centroids[i] for i in order]
+    n = len(discs)
+
+    # Local spine direction (pointing inferior) at each disc.
+    pts = np.array(centroids)
+    tangents = []
+    for i in range(n):
+        a = pts[max(i - 1, 0)]
+        b = pts[min(i + 1, n - 1)]
+        t = b - a if n > 1 else np.array([0.0, 0.0, -1.0])
+        t = t / (np.linalg.norm(t) + 1e-9)
+        tangents.append(t)
+
+    # Sacrum: sacrum-class voxels below the lowest disc.
+    sacrum_found = False
+    if sacrum_class is not None:
+        sac = classes == sacrum_class
+        if sac.any():
+            comps = _components(sac, 0.3)
+            for comp in comps:
+                c = _centroid_mm(comp, affine)
+                if float((c - pts[-1]) @ tangents[-1]) > 0:
+                    sacrum_found = True
+                    out[comp] = SACRUM
+    if not sacrum_found:
+        flags += [FLAG_NO_SACRUM, FLAG_LEVEL_UNCERTAIN]
+
+    # Rudimentary lowest disc (much smaller than the others) suggests a transitional
+    # lumbosacral segment (sacralised L5 / lumbarised S1): flag it, keep the names.
+    volumes = [float(d.sum()) * voxel_mm3 for d in discs]
+    if n >= 3 and volumes[-1] < 0.35 * float(np.median(volumes[:-1])):
+        flags.append(FLAG_TRANSITIONAL)
+
+    disc_labels = [DISC_OFFSET + L5 - (n - 1 - i) for i in range(n)]
+    levels: list[DiscLevel] = []
+    for d, c, lab, vol in zip(discs, centroids, disc_labels, volumes, strict=True):
+        out[d] = lab
+        conf = float(disc_prob[d].mean()) if disc_prob is not None else 1.0
+        if not sacrum_found:
+            conf *= 0.5
+        if lab <= DISC_OFFSET:
+            continue
+        levels.append(
+            DiscLevel(
+                label=lab,
+                name=disc_name(lab),
+                centroid_mm=(float(c[0]), float(c[1]), float(c[2])),
+                volume_mm3=vol,
+                confidence=conf,
+            )
+        )
+
+    # Bodies: each body voxel joins the vertebra above or below its nearest disc.
+    body = classes == body_class
+    if body.any():
+        idx = np.argwhere(body)
+        xyz = (affine @ np.c_[idx, np.ones(len(idx))].T)[:3].T
+        dist = np.linalg.norm(xyz[:, None, :] - pts[None, :, :], axis=2)
+        nearest = dist.argmin(axis=1)
+        side = np.einsum("ij,ij->i", xyz - pts[nearest], np.array(tangents)[nearest])
+        upper = np.array(disc_labels)[nearest] - DISC_OFFSET
+        vert = np.where(side < 0, upper, upper + 1)
+        vert = np.where(vert > L5, SACRUM, vert)
+        # Too far from every disc (e.g. a body half outside the FOV above the top disc
+        # is kept; stray bright blobs 6 cm away are not).
+        vert = np.where(dist.min(axis=1) > 60.0, 0, vert)
+        out[tuple(idx.T)] = np.where(out[tuple(idx.T)] == 0, vert, out[tuple(idx.T)])
+    return NamedLevels(labels=out, levels=levels, flags=sorted(set(flags)))

@@ -1,0 +1,334 @@
+"""Training loop for the segmentation network (CPU or GPU).
+
+``discquant train segment --config configs/segment.yaml --out DIR`` calls :func:`train`.
+It writes ``DIR/log.jsonl`` (one line per logging step and per validation),
+``DIR/last.pt`` (model, optimiser, RNG states, step: resumable) and ``DIR/best.pt``;
+``DIR/model.pt`` is the final weights in the shipped format (float16 state dict + meta).
+A run that finds ``DIR/last.pt`` resumes from it. The split is by subject.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from discquant.segment.data import TrainSubject, load_real_subjects, phantom_subjects
+from discquant.segment.network import IGNORE, MarginalDiceCELoss, build_network
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on (the YAML file mirrors these fields)."""
+
+    seed: int = 0
+    classes: list[str] = field(default_factory=lambda: ["background", "body", "disc", "sacrum"])
+    channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
+    num_res_units: int = 1
+    spacing_mm: float = 1.0
+    patch: int = 192
+    batch_size: int = 8
+    steps: int = 2000
+    lr: float = 2e-3
+    weight_decay: float = 1e-5
+    log_every: int = 25
+    val_every: int = 250
+    checkpoint_every: int = 100
+    threads: int = 1
+    data_root: str = "../shared/data"
+    train_subjects: list[str] | None = None
+    val_subjects: list[str] = field(default_factory=list)
+    phantom_train_seeds: list[int] = field(default_factory=list)
+    phantom_weight: float = 0.5
+    max_steps_this_run: int | None = None
+
+    @classmethod
+    def from_yaml(cls, path: Path, **overrides: Any) -> TrainConfig:
+        import yaml
+
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw.update({k: v for k, v in overrides.items() if v is not None})
+        unknown = set(raw) - set(cls.__dataclass_fields__)
+        if unknown:
+            from discquant.errors import InvalidInputError
+
+            raise InvalidInputError(f"unknown config keys {sorted(unknown)}", path=path)
+        if isinstance(raw.get("phantom_train_seeds"), dict):
+            r = raw["phantom_train_seeds"]
+            raw["phantom_train_seeds"] = list(range(int(r["start"]), int(r["stop"])))
+        return cls(**raw)
+
+
+def make_augment(patch: int, seed: int) -> Any:
+    """MONAI dictionary transforms for one 2D sample (``image`` (1,H,W), ``label`` (1,H,W)).
+
+    The label is shifted by +1 before the spatial transform so that the zero padding
+    it brings in becomes "ignore", not background.
+    """
+    from monai.transforms import (
+        Compose,
+        RandAdjustContrastd,
+        RandAffined,
+        RandBiasFieldd,
+        RandGaussianNoised,
+        RandGaussianSmoothd,
+        RandScaleIntensityd,
+        RandSpatialCropd,
+        SpatialPadd,
+    )
+
+    t = Compose(
+        [
+            SpatialPadd(keys=["image", "label"], spatial_size=(patch, patch), mode="constant"),
+            RandSpatialCropd(keys=["image", "label"], roi_size=(patch, patch), random_size=False),
+            RandAffined(
+                keys=["image", "label"],
+                prob=0.8,
+                rotate_range=(0.3,),
+                scale_range=(0.25, 0.25),
+                shear_range=(0.05, 0.05),
+                mode=("bilinear", "nearest"),
+                padding_mode="zeros",
+            ),
+            RandGaussianSmoothd(keys=["image"], prob=0.3, sigma_x=(0.3, 1.2), sigma_y=(0.3, 1.2)),
+            RandBiasFieldd(keys=["image"], prob=0.4, coeff_range=(0.1, 0.4)),
+            RandAdjustContrastd(keys=["image"], prob=0.5, gamma=(0.6, 1.7)),
+            RandScaleIntensityd(keys=["image"], prob=0.3, factors=0.2),
+            RandGaussianNoised(keys=["image"], prob=0.4, std=0.05),
+        ]
+    )
+    t.set_random_state(seed=seed)
+    return t
+
+
+class SliceSampler:
+    """Draws augmented 2D training samples from the subjects, seeded."""
+
+    def __init__(
+        self,
+        subjects: Sequence[TrainSubject],
+        *,
+        patch: int,
+        seed: int,
+        phantom_weight: float,
+    ) -> None:
+        self.subjects = list(subjects)
+        self.patch = patch
+        self.rng = np.random.default_rng(seed)
+        self.augment = make_augment(patch, seed)
+        has_phantom = any(s.dataset == "phantom" for s in self.subjects)
+        w = np.array(
+            [
+                (phantom_weight if s.dataset == "phantom" else 1.0 - phantom_weight)
+                if has_phantom
+                else 1.0
+                for s in self.subjects
+            ],
+            dtype=float,
+        )
+        # Each dataset gets its share; within a dataset, subjects are equally likely.
+        counts: dict[str, int] = {}
+        for s in self.subjects:
+            counts[s.dataset] = counts.get(s.dataset, 0) + 1
+        w = w / np.array([counts[s.dataset] for s in self.subjects])
+        self.p = w / w.sum()
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, ...]]]:
+        s = self.subjects[int(self.rng.choice(len(self.subjects), p=self.p))]
+        k = int(self.rng.choice(s.slices))
+        img = s.image[k]
+        tgt = s.target[k].astype(np.int32)
+        # Pre-crop around a labelled pixel most of the time, so that small discs are seen.
+        big = int(self.patch * 1.4)
+        fg = np.argwhere((tgt > 0) & (tgt != IGNORE))
+        if len(fg) and self.rng.random() < 0.8:
+            cy, cx = fg[int(self.rng.integers(len(fg)))]
+        else:
+            cy, cx = self.rng.integers(img.shape[0]), self.rng.integers(img.shape[1])
+        y0 = int(np.clip(cy - big // 2, 0, max(img.shape[0] - big, 0)))
+        x0 = int(np.clip(cx - big // 2, 0, max(img.shape[1] - big, 0)))
+        img = img[y0 : y0 + big, x0 : x0 + big]
+        tgt = tgt[y0 : y0 + big, x0 : x0 + big]
+        if self.rng.random() < 0.15:  # contrast inversion (T1/T2 robustness)
+            img = 1.0 - img
+        d = self.augment(
+            {"image": img[None].astype(np.float32), "label": (tgt[None] + 1).astype(np.float32)}
+        )
+        lab = torch.as_tensor(np.asarray(d["label"]))[0].round().long()
+        lab = torch.where(lab == 0, torch.full_like(lab, IGNORE), lab - 1)
+        return torch.as_tensor(np.asarray(d["image"])).float(), lab, s.groups
+
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, list[list[tuple[int, ...]]]]:
+        items = [self.sample() for _ in range(n)]
+        return (
+            torch.stack([i[0] for i in items]),
+            torch.stack([i[1] for i in items]),
+            [i[2] for i in items],
+        )
+
+
+def _set_seeds(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - libraries that draw from the global state
+    torch.manual_seed(seed)
+
+
+def save_model(net: torch.nn.Module, config: TrainConfig, path: Path, **extra: Any) -> None:
+    """Write weights in the shipped format: float16 state dict plus ``meta``."""
+    meta = {
+        "classes": list(config.classes),
+        "channels": list(config.channels),
+        "num_res_units": config.num_res_units,
+        "spacing_mm": config.spacing_mm,
+        "format": "discquant-segment-v1",
+        **extra,
+    }
+    state = {k: v.detach().half() for k, v in net.state_dict().items()}
+    torch.save({"meta": meta, "state_dict": state}, path)
+
+
+def validate(net: torch.nn.Module, subjects: Sequence[TrainSubject], n_classes: int) -> dict:
+    """Dice of each labelled group (not background) over each validation subject."""
+    from discquant.segment.preprocess import pad_to_multiple
+
+    net.eval()
+    out: dict[str, float] = {}
+    with torch.no_grad():
+        for s in subjects:
+            idx = s.slices
+            x = torch.from_numpy(s.image[idx][:, None])
+            x, (h, w) = pad_to_multiple(x, 16)
+            probs = []
+            for i in range(0, x.shape[0], 8):
+                probs.append(torch.softmax(net(x[i : i + 8]), dim=1)[:, :, :h, :w])
+            p = torch.cat(probs)
+            pred = p.argmax(1).numpy()
+            tgt = s.target[idx]
+            for gi, group in enumerate(s.groups):
+                if gi == 0:
+                    continue
+                pm = np.isin(pred, group)
+                tm = tgt == gi
+                denom = pm.sum() + tm.sum()
+                if denom:
+                    out[f"{s.name}/group{gi}"] = float(2 * (pm & tm).sum() / denom)
+    net.train()
+    return out
+
+
+def train(config: TrainConfig, out_dir: Path) -> Path:
+    """Train (or resume) and return the path of the final ``model.pt``."""
+    torch.set_num_threads(config.threads)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
+    _set_seeds(config.seed)
+    root = Path(config.data_root)
+    names = None
+    if config.train_subjects is not None:
+        names = list(config.train_subjects) + list(config.val_subjects)
+    real = load_real_subjects(root, config.classes, spacing_mm=config.spacing_mm, names=names)
+    val = [s for s in real if s.name in config.val_subjects]
+    train_set = [s for s in real if s.name not in config.val_subjects]
+    if config.phantom_train_seeds:
+        train_set += phantom_subjects(
+            config.phantom_train_seeds, config.classes, spacing_mm=config.spacing_mm
+        )
+    if not train_set:
+        from discquant.errors import InvalidInputError
+
+        raise InvalidInputError("no training subjects found", path=root)
+    logger.info(
+        "training on %d subjects (%s), validating on %s",
+        len(train_set),
+        ", ".join(s.name for s in train_set[:12]),
+        [s.name for s in val],
+    )
+    net = build_network(
+        n_classes=len(config.classes), channels=config.channels, num_res_units=config.num_res_units
+    )
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1
+    )
+    loss_fn = MarginalDiceCELoss()
+    sampler = SliceSampler(
+        train_set, patch=config.patch, seed=config.seed, phantom_weight=config.phantom_weight
+    )
+    step = 0
+    best = -1.0
+    last = out_dir / "last.pt"
+    if last.exists():
+        ck = torch.load(last, map_location="cpu", weights_only=False)
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        step = int(ck["step"])
+        best = float(ck.get("best", -1.0))
+        sampler.rng.bit_generator.state = ck["sampler_rng"]
+        torch.set_rng_state(ck["torch_rng"])
+        sampler.augment.set_random_state(seed=config.seed + step)
+        logger.info("resumed from %s at step %d", last, step)
+    log = (out_dir / "log.jsonl").open("a")
+    t0 = time.time()
+    run_steps = 0
+    running: list[float] = []
+    net.train()
+    while step < config.steps:
+        if config.max_steps_this_run is not None and run_steps >= config.max_steps_this_run:
+            break
+        x, y, groups = sampler.batch(config.batch_size)
+        loss = loss_fn(net(x), y, groups)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        run_steps += 1
+        running.append(loss.item())
+        if step % config.log_every == 0 or step == config.steps:
+            rec = {
+                "step": step,
+                "loss": float(np.mean(running)),
+                "lr": sched.get_last_lr()[0],
+                "elapsed_s": round(time.time() - t0, 1),
+            }
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+            logger.info("step %d loss %.4f", step, rec["loss"])
+            running = []
+        if val and (step % config.val_every == 0 or step == config.steps):
+            scores = validate(net, val, len(config.classes))
+            mean = float(np.mean(list(scores.values()))) if scores else 0.0
+            log.write(json.dumps({"step": step, "val_dice_mean": mean, "val": scores}) + "\n")
+            log.flush()
+            if mean > best:
+                best = mean
+                save_model(net, config, out_dir / "best.pt", step=step, val_dice=mean)
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            torch.save(
+                {
+                    "model": net.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "step": step,
+                    "best": best,
+                    "sampler_rng": sampler.rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                },
+                last,
+            )
+    log.close()
+    final = out_dir / "model.pt"
+    if step >= config.steps:
+        save_model(net, config, final, step=step)
+    return final
