@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 from typing import Any
 
@@ -149,3 +150,17 @@ def test_dwi_with_single_bvalue(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError) as err:
         load_study(dwi=dwi, bval=tmp_path / "b.bval")
     assert str(dwi) in str(err.value) and "single b-value (800" in str(err.value)
+
+
+def test_truncated_gzipped_dicom(tmp_path: Path) -> None:
+    written = _t2_series(tmp_path / "src")
+    for f in written.files:
+        data = gzip.compress(f.read_bytes())
+        if f == written.files[2]:
+            data = data[: len(data) // 2]  # the gzip stream ends early
+        (tmp_path / "gz").mkdir(exist_ok=True)
+        (tmp_path / "gz" / (f.name + ".gz")).write_bytes(data)
+    victim = tmp_path / "gz" / (written.files[2].name + ".gz")
+    with pytest.raises(InvalidInputError) as err:
+        load_study(tmp_path / "gz")
+    assert str(victim) in str(err.value) and "gzip stream is truncated" in str(err.value)

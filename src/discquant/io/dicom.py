@@ -17,7 +17,6 @@ PyPI wheel. What this module adds around it:
 
 from __future__ import annotations
 
-import gzip
 import logging
 import os
 import subprocess
@@ -95,25 +94,52 @@ class _Scan:
     n_files: int = 0
 
 
-def _read_bytes(path: Path) -> tuple[bytes, bool, str | None]:
-    """File content (decompressed if gzip'd), whether it was, a problem for a bad gzip."""
-    raw = path.read_bytes()
-    if not raw.startswith(_GZIP_MAGIC):
-        return raw, False, None
-    out = bytearray()
+def _head(path: Path) -> tuple[bytes, bool]:
+    """The first 132 bytes (decompressed if gzip'd) and whether the file is gzip'd."""
+    with path.open("rb") as fh:
+        head = fh.read(65536)
+    if not head.startswith(_GZIP_MAGIC):
+        return head[:132], False
     try:
-        with gzip.open(path, "rb") as fh:
-            while chunk := fh.read(1 << 20):
-                out.extend(chunk)
-    except (EOFError, OSError, zlib.error) as exc:
-        return bytes(out), True, f"gzip stream is truncated or damaged ({exc})"
-    return bytes(out), True, None
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(head, 132), True
+    except zlib.error:
+        return b"", True
 
 
-def _is_dicom(content: bytes) -> bool:
+def _gunzip(path: Path, dest: Path) -> str | None:
+    """Decompress ``path`` to ``dest``; a problem string when the stream is damaged.
+
+    zlib's incremental decompressor (not :func:`gzip.open`) so that a truncated stream
+    still yields what it holds: the header may name the series the file belonged to.
+    """
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        with path.open("rb") as fin, dest.open("wb") as fout:
+            while chunk := fin.read(1 << 20):
+                fout.write(inflater.decompress(chunk))
+            fout.write(inflater.flush())
+    except zlib.error as exc:
+        return f"gzip stream is damaged ({exc})"
+    if not inflater.eof:
+        return "gzip stream is truncated (ends before its end marker)"
+    return None
+
+
+def _series_uid_of_partial(path: Path) -> str | None:
+    """SeriesInstanceUID from what is left of a damaged file, if its header survived."""
+    import pydicom
+
+    try:
+        uid = pydicom.dcmread(path, stop_before_pixels=True).get("SeriesInstanceUID")
+    except Exception:  # whatever is left may not parse at all
+        return None
+    return None if uid is None else str(uid)
+
+
+def _is_dicom(head: bytes) -> bool:
     # Part-10 files carry "DICM" after a 128-byte preamble. Raw data sets without it
     # exist but are rare today; treating them as non-DICOM keeps random files out.
-    return len(content) >= 132 and content[128:132] == b"DICM"
+    return len(head) >= 132 and head[128:132] == b"DICM"
 
 
 def _expected_pixel_bytes(ds: object) -> int | None:
@@ -170,25 +196,29 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
 
     scan = _Scan()
     gz_dir = staging / "gunzip"
+    n_gz = 0
     for path in paths:
         if is_nifti(path) or path.suffix.lower() in _SIDECAR_EXTS:
             continue
         scan.n_files += 1
         try:
-            content, gzipped, gz_problem = _read_bytes(path)
+            head, gzipped = _head(path)
         except OSError as exc:
             log.debug("skipping unreadable %s (%s)", path, exc)
             continue
-        if not _is_dicom(content):
+        if not _is_dicom(head):
             continue
         readable = path
         if gzipped:
+            # dcm2niix does not read gzip'd DICOM ("Unable to find any DICOM images"),
+            # so they are decompressed into the temporary folder first.
             gz_dir.mkdir(parents=True, exist_ok=True)
-            readable = gz_dir / f"{len(list(gz_dir.iterdir())):06d}.dcm"
-            readable.write_bytes(content)
-        if gz_problem is not None:
-            scan.truncated.append((path, gz_problem, None))
-            continue
+            readable = gz_dir / f"{n_gz:06d}.dcm"
+            n_gz += 1
+            problem = _gunzip(path, readable)
+            if problem is not None:
+                scan.truncated.append((path, problem, _series_uid_of_partial(readable)))
+                continue
         try:
             ds = pydicom.dcmread(readable)
         except Exception as exc:  # pydicom raises many types on damaged files
@@ -390,7 +420,9 @@ def _check_truncated(scan: _Scan, warnings: list[str]) -> None:
         if uid is None:
             # The header ended before its series could be known. If every series is
             # complete, the file held nothing we lack; otherwise it is the likely cause.
-            if not scan.series or any(_incomplete(s) for s in scan.series.values()):
+            if not scan.series or any(
+                _incomplete(s) or _spacing_problem(s) is not None for s in scan.series.values()
+            ):
                 raise InvalidInputError(f"{problem}; no complete series remains", path=path)
         elif series is None or _incomplete(series) or _spacing_problem(series) is not None:
             raise InvalidInputError(f"{problem}; its series is incomplete without it", path=path)

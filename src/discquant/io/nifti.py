@@ -170,6 +170,8 @@ def load_nifti(
         NaN/Inf voxels, b-value or b-vector count differs from the number of volumes.
     """
     path = Path(path)
+    if hint is None and nifti_stem(path).lower().endswith("adc"):
+        hint, hint_reason = "adc", "file name ends in ADC"
     volume = read_volume(path)
     nv = n_volumes(volume)
     bval = Path(bval) if bval is not None else sibling(path, ".bval")

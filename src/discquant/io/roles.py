@@ -51,7 +51,7 @@ ADC_CANDIDATE_SCALES: tuple[tuple[float, str], ...] = (
     (1e9, "m²/s"),
 )
 
-_LOCALIZER = re.compile(r"loc|scout|survey|localizer|localiser|3-?plane|aahead", re.I)
+_LOCALIZER = re.compile(r"(?<![a-z])loc|scout|survey|locali[sz]er|3-?plane|aahead", re.I)
 _T2_HINT = re.compile(r"t2", re.I)
 _T1_HINT = re.compile(r"t1", re.I)
 _IR_HINT = re.compile(r"stir|tirm|flair|\bir\b", re.I)
@@ -134,7 +134,8 @@ def _classify(raw: RawImage, *, assume_t2: bool) -> tuple[SeriesRole, str]:
     if raw.hint == "dwi":
         validate_dwi(raw)
     if raw.hint == "adc" or "ADC" in itype:
-        why = raw.hint_reason if raw.hint == "adc" else "ImageType contains ADC"
+        # dcm2niix names the ADC part it splits off a Philips/GE DWI series "*_ADC".
+        why = "ImageType contains ADC" if "ADC" in itype else raw.hint_reason
         return SeriesRole.ADC, why
     if raw.hint == "t2":
         note = "" if orient == "sagittal" else f" (note: {orient} by the affine)"
@@ -148,11 +149,13 @@ def _classify(raw: RawImage, *, assume_t2: bool) -> tuple[SeriesRole, str]:
         if len(found) >= 2:
             why = raw.hint_reason + ": " if raw.hint == "dwi" else ""
             why += f"{n_volumes(raw.volume)} volumes at {len(found)} b-value shells ({bs} s/mm²)"
-            if "TRACEW" in itype or not np.any(raw.bvecs if raw.bvecs is not None else 0):
+            if "TRACEW" in itype or (raw.bvecs is not None and not np.any(raw.bvecs)):
                 why += (
                     "; b>0 images are trace-weighted (direction-averaged), "
                     "usable for a mono-exponential ADC"
                 )
+            elif raw.bvecs is None:
+                why += "; no gradient directions (.bvec) given"
             return SeriesRole.DWI, "; ".join([why, *raw.notes])
         if "TRACEW" in itype:
             return SeriesRole.TRACE, f"ImageType TRACEW at a single b-value ({bs} s/mm²)"
