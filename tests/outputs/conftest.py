@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import nibabel as nib
 import numpy as np
 import pytest
+from tests.outputs.dicom_factory import PHI, make_sagittal_t2_series, storage_affine_ras
 
 from discquant.io.study import Volume
 from discquant.results import (
@@ -26,11 +27,16 @@ from discquant.results import (
     DiscResult,
     StageStatus,
 )
-from tests.outputs.dicom_factory import PHI, make_sagittal_t2_series, storage_affine_ras
 
 N_COLS, N_ROWS, N_SLICES = 64, 100, 5
-VERTEBRA_ROWS = {"L1": (4, 14), "L2": (18, 28), "L3": (32, 42), "L4": (46, 56), "L5": (60, 70),
-                 "S1": (74, 92)}
+VERTEBRA_ROWS = {
+    "L1": (4, 14),
+    "L2": (18, 28),
+    "L3": (32, 42),
+    "L4": (46, 56),
+    "L5": (60, 70),
+    "S1": (74, 92),
+}
 DISC_ROWS = {"L1-L2": (14, 18), "L2-L3": (28, 32), "L3-L4": (42, 46), "L4-L5": (56, 60)}
 BODY_COLS = (18, 40)
 CANAL_COLS = (44, 50)
@@ -52,10 +58,12 @@ class Synthetic:
 def _storage_labels() -> np.ndarray:
     lab = np.zeros((N_COLS, N_ROWS, N_SLICES), dtype=np.int16)
     for name, (r0, r1) in VERTEBRA_ROWS.items():
-        lab[BODY_COLS[0]:BODY_COLS[1], r0:r1, :] = VERTEBRA_LABELS[name]
+        lab[BODY_COLS[0] : BODY_COLS[1], r0:r1, :] = VERTEBRA_LABELS[name]
     for level, (r0, r1) in DISC_ROWS.items():
-        lab[BODY_COLS[0]:BODY_COLS[1], r0:r1, DISC_SLICES[0]:DISC_SLICES[1]] = DISC_LABELS[level]
-    lab[CANAL_COLS[0]:CANAL_COLS[1], 0:92, 1:4] = CANAL_LABEL
+        lab[BODY_COLS[0] : BODY_COLS[1], r0:r1, DISC_SLICES[0] : DISC_SLICES[1]] = DISC_LABELS[
+            level
+        ]
+    lab[CANAL_COLS[0] : CANAL_COLS[1], 0:92, 1:4] = CANAL_LABEL
     return lab
 
 
@@ -74,10 +82,22 @@ def _disc(level: str, i: int) -> DiscResult:
     return DiscResult(
         level=level,
         found=True,
-        adc_disc=AdcStats(mean=np_adc - 0.3, median=np_adc - 0.28, sd=0.21, p10=np_adc - 0.6,
-                          p90=np_adc + 0.1, n_voxels=120 + i),
-        adc_np=AdcStats(mean=np_adc, median=np_adc + 0.01, sd=0.12, p10=np_adc - 0.15,
-                        p90=np_adc + 0.14, n_voxels=40 + i),
+        adc_disc=AdcStats(
+            mean=np_adc - 0.3,
+            median=np_adc - 0.28,
+            sd=0.21,
+            p10=np_adc - 0.6,
+            p90=np_adc + 0.1,
+            n_voxels=120 + i,
+        ),
+        adc_np=AdcStats(
+            mean=np_adc,
+            median=np_adc + 0.01,
+            sd=0.12,
+            p10=np_adc - 0.15,
+            p90=np_adc + 0.14,
+            n_voxels=40 + i,
+        ),
         water_index=np_adc / 2.0,
         water_index_csf=np_adc / 3.1,
         water_percent=None,
@@ -99,8 +119,9 @@ def _disc(level: str, i: int) -> DiscResult:
     )
 
 
-@pytest.fixture()
+@pytest.fixture(scope="session")
 def synthetic() -> Synthetic:
+    """Built once per session; tests must not modify it."""
     rng = np.random.default_rng(7)
     lab = _storage_labels()
     t2 = 100.0 + 10 * rng.standard_normal(lab.shape)
@@ -108,7 +129,9 @@ def synthetic() -> Synthetic:
     t2[np.isin(lab, list(DISC_LABELS.values()))] = 800
     t2[lab == CANAL_LABEL] = 1500
     affine = storage_affine_ras()
-    datasets = make_sagittal_t2_series(np.transpose(np.clip(t2, 0, 4000), (2, 1, 0)).astype(np.uint16))
+    datasets = make_sagittal_t2_series(
+        np.transpose(np.clip(t2, 0, 4000), (2, 1, 0)).astype(np.uint16)
+    )
 
     # DWI grid: half the in-plane resolution.
     dwi_affine = affine.copy()
@@ -133,8 +156,10 @@ def synthetic() -> Synthetic:
         warnings=["L5-S1 disc not found: field of view ends at the sacrum"],
         flags=["partial_fov"],
         provenance={
-            "t2": {"series_instance_uid": str(datasets[0].SeriesInstanceUID),
-                   "sidecar": {**PHI, "SeriesDescription": "T2 TSE SAG", "EchoTime": 0.1}},
+            "t2": {
+                "series_instance_uid": str(datasets[0].SeriesInstanceUID),
+                "sidecar": {**PHI, "SeriesDescription": "T2 TSE SAG", "EchoTime": 0.1},
+            },
             "software": {"discquant": "0.1.0", "models": {"segment": "sha256:abc123"}},
         },
         t2=_canonical(t2, affine),

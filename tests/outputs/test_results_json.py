@@ -8,6 +8,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from tests.outputs.conftest import NP_ADC, Synthetic
+from tests.outputs.dicom_factory import PHI
 
 from discquant.outputs.results_json import (
     build_results_document,
@@ -16,8 +18,6 @@ from discquant.outputs.results_json import (
     write_results_json,
 )
 from discquant.results import LEVELS, AnalysisResult, DiscResult, StageStatus
-from tests.outputs.conftest import NP_ADC, Synthetic
-from tests.outputs.dicom_factory import PHI
 
 
 def test_document_validates_and_round_trips(synthetic: Synthetic, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import pytest
+from tests.outputs.conftest import NP_ADC, Synthetic
 
 from discquant.outputs.tables import (
     COLUMN_NAMES,
@@ -14,7 +15,6 @@ from discquant.outputs.tables import (
     write_discs_tsv,
 )
 from discquant.results import LEVELS, DiscResult
-from tests.outputs.conftest import NP_ADC, Synthetic
 
 REQUIRED = (
     "level found adc_disc_mean adc_disc_median adc_np_mean adc_np_median water_index "

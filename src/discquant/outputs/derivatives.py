@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 BIDS_VERSION = "1.9.0"
 
 LABEL_NAMES: dict[int, tuple[str, str]] = {
-    **{value: (f"{name} vertebra" if name != "S1" else "sacrum", name) for name, value in
-       VERTEBRA_LABELS.items()},
+    **{
+        value: (f"{name} vertebra" if name != "S1" else "sacrum", name)
+        for name, value in VERTEBRA_LABELS.items()
+    },
     **{value: (f"{level} disc", level) for level, value in DISC_LABELS.items()},
     CANAL_LABEL: ("spinal canal", "canal"),
 }
@@ -85,7 +87,7 @@ def write_label_map(volume: Volume, path: Path) -> Path:
 
 
 def write_dseg_tsv(path: Path, *, present: set[int] | None = None) -> Path:
-    """BIDS ``dseg.tsv``: index, name, abbreviation of each label (only ``present`` ones if given)."""
+    """BIDS ``dseg.tsv``: index, name, abbreviation per label (only ``present`` ones if given)."""
     lines = ["index\tname\tabbreviation"]
     for value in sorted(LABEL_NAMES):
         if present is not None and value not in present:

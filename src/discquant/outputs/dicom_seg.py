@@ -89,7 +89,9 @@ def source_pixel_to_ras(ds: Any) -> npt.NDArray[np.float64]:
     return _LPS_TO_RAS @ m
 
 
-def labels_on_source_frames(labels: Volume, source_datasets: Sequence[Any]) -> npt.NDArray[np.int32]:
+def labels_on_source_frames(
+    labels: Volume, source_datasets: Sequence[Any]
+) -> npt.NDArray[np.int32]:
     """The label value at every pixel of every source image, shape ``(n, rows, columns)``.
 
     Nearest-neighbour lookup through the label affine; pixels outside the label grid get 0.
@@ -167,7 +169,8 @@ def write_dicom_seg(
         )
     segment_map = np.zeros_like(frames, dtype=np.uint8)
     algorithm = hd.AlgorithmIdentificationSequence(
-        name="discquant", family=Code("123110", "DCM", "Artificial Intelligence"),
+        name="discquant",
+        family=Code("123110", "DCM", "Artificial Intelligence"),
         version=__version__,
     )
     descriptions = []

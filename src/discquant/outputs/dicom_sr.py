@@ -68,21 +68,26 @@ def _measurements(disc: DiscResult) -> list[Any]:
         for derivation, value in ((mean, stats.mean), (median, stats.median)):
             out.append(
                 hd.sr.Measurement(
-                    name=adc, value=float(value), unit=um2_per_ms, derivation=derivation,
+                    name=adc,
+                    value=float(value),
+                    unit=um2_per_ms,
+                    derivation=derivation,
                     method=method,
                 )
             )
     if disc.volume_mm3 is not None:
         out.append(
             hd.sr.Measurement(
-                name=Code("118565006", "SCT", "Volume"), value=float(disc.volume_mm3),
+                name=Code("118565006", "SCT", "Volume"),
+                value=float(disc.volume_mm3),
                 unit=Code("mm3", "UCUM", "mm3"),
             )
         )
     if disc.height_middle_mm is not None:
         out.append(
             hd.sr.Measurement(
-                name=Code("121207", "DCM", "Height"), value=float(disc.height_middle_mm),
+                name=Code("121207", "DCM", "Height"),
+                value=float(disc.height_middle_mm),
                 unit=Code("mm", "UCUM", "mm"),
                 method=_local("MIDDLE_HEIGHT", "Disc height at mid-depth (discquant)"),
             )
@@ -142,9 +147,11 @@ def write_dicom_sr(
     seg = pydicom.dcmread(seg_path) if seg_path is not None else None
     segment_numbers = _segment_numbers(seg) if seg is not None else {}
     device = hd.sr.ObserverContext(
-        observer_type=Code("121007", "DCM", "Device"),
+        observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=hd.UID(), name="discquant", model_name=f"discquant {__version__}",
+            uid=hd.UID(),
+            name="discquant",
+            model_name=f"discquant {__version__}",
         ),
     )
     algorithm = hd.sr.AlgorithmIdentification(name="discquant", version=__version__)
@@ -178,8 +185,9 @@ def write_dicom_sr(
         else:
             groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(**common))
     if not groups:
-        raise InvalidInputError("no lumbar disc with a value to report in a DICOM SR",
-                                path=out_path)
+        raise InvalidInputError(
+            "no lumbar disc with a value to report in a DICOM SR", path=out_path
+        )
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=device),
         procedure_reported=Code("363679005", "SCT", "Imaging procedure"),

@@ -29,7 +29,12 @@ SCHEMA_RESOURCE = "results.schema.json"
 @lru_cache(maxsize=1)
 def load_schema() -> dict[str, Any]:
     """The shipped JSON Schema (Draft 2020-12) of the results document."""
-    text = resources.files("discquant.outputs").joinpath("schema").joinpath(SCHEMA_RESOURCE).read_text()
+    text = (
+        resources.files("discquant.outputs")
+        .joinpath("schema")
+        .joinpath(SCHEMA_RESOURCE)
+        .read_text()
+    )
     schema: dict[str, Any] = json.loads(text)
     return schema
 

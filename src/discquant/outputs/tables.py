@@ -74,11 +74,17 @@ COLUMNS: tuple[Column, ...] = (
         "t2_np_heterogeneity",
         "Coefficient of variation of the T2 signal in the nucleus (SD / mean).",
     ),
-    Column("height_anterior_mm", "Disc height at 10 % of the AP depth from the anterior edge.", "mm"),
+    Column(
+        "height_anterior_mm", "Disc height at 10 % of the AP depth from the anterior edge.", "mm"
+    ),
     Column("height_middle_mm", "Disc height at 50 % of the AP depth.", "mm"),
-    Column("height_posterior_mm", "Disc height at 90 % of the AP depth from the anterior edge.", "mm"),
+    Column(
+        "height_posterior_mm", "Disc height at 90 % of the AP depth from the anterior edge.", "mm"
+    ),
     Column("disc_height_index", "Middle disc height over the depth of the vertebra above."),
-    Column("ap_depth_mm", "Anteroposterior depth of the disc on its largest sagittal section.", "mm"),
+    Column(
+        "ap_depth_mm", "Anteroposterior depth of the disc on its largest sagittal section.", "mm"
+    ),
     Column("volume_mm3", "Disc volume on the T2 grid.", "mm^3"),
     Column("centroid_r_mm", "Disc centroid, right coordinate (RAS+, scanner space).", "mm"),
     Column("centroid_a_mm", "Disc centroid, anterior coordinate (RAS+).", "mm"),
@@ -86,7 +92,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "pfirrmann_grade",
         "Pfirrmann grade from the CNN (Pfirrmann 2001, Spine 26:1873): the most probable grade.",
-        levels={str(g): f"grade {r}" for g, r in zip(range(1, 6), ("I", "II", "III", "IV", "V"))},
+        levels={str(g): f"grade {r}" for g, r in enumerate(("I", "II", "III", "IV", "V"), 1)},
     ),
     Column("pfirrmann_probability", "CNN probability of the reported grade.", "probability"),
     *(
@@ -163,7 +169,7 @@ def disc_rows(discs: list[DiscResult]) -> list[dict[str, Any]]:
 
 
 def format_cell(value: Any) -> str:
-    """The TSV spelling of a value: ``n/a`` for missing, ``true``/``false``, 6 significant digits."""
+    """The TSV spelling of a value: ``n/a`` if missing, ``true``/``false``, 6 significant digits."""
     if value is None:
         return MISSING
     if isinstance(value, bool):

@@ -99,7 +99,8 @@ def _write_subject(
         skipped["dwi_dseg"] = "no segmentation on the DWI grid"
     if result.adc_map is not None:
         adc_path = derivatives.write_adc_map(
-            result.adc_map, name("adc.nii.gz"),
+            result.adc_map,
+            name("adc.nii.gz"),
             sidecar={"SnrEstimate": result.snr_estimate},
         )
         written["adc"] = adc_path.name

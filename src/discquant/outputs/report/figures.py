@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from discquant.io.study import Volume
 from discquant.results import DISC_LABELS, LEVELS, VERTEBRA_LABELS, DiscResult
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 GRADE_NAMES = ("I", "II", "III", "IV", "V")
 
@@ -106,12 +110,12 @@ def sagittal_slice(
     )
 
 
-def _png(fig: object) -> bytes:
+def _png(fig: Figure) -> bytes:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    canvas = FigureCanvasAgg(fig)  # type: ignore[arg-type]
+    FigureCanvasAgg(fig)  # attach an Agg canvas: no pyplot, no global backend
     buf = io.BytesIO()
-    canvas.print_png(buf)
+    fig.savefig(buf, format="png", bbox_inches="tight", pad_inches=0.06)
     return buf.getvalue()
 
 
@@ -144,12 +148,17 @@ def draw_sagittal(
     img = sl.image
     if vmin is None or vmax is None:
         finite = img[np.isfinite(img)]
-        lo, hi = (np.percentile(finite, [1, 99.5]) if finite.size else (0.0, 1.0))
+        lo, hi = np.percentile(finite, [1, 99.5]) if finite.size else (0.0, 1.0)
         vmin = float(lo) if vmin is None else vmin
         vmax = float(hi if hi > lo else lo + 1) if vmax is None else vmax
     # imshow wants [row, col] = [superior (flipped by origin), anterior].
     handle = ax.imshow(
-        img.T, origin="lower", extent=sl.extent, cmap=cmap, vmin=vmin, vmax=vmax,
+        img.T,
+        origin="lower",
+        extent=sl.extent,
+        cmap=cmap,
+        vmin=vmin,
+        vmax=vmax,
         interpolation="nearest",
     )
     if sl.labels is not None:
@@ -164,7 +173,6 @@ def draw_sagittal(
         cb = fig.colorbar(handle, ax=ax, fraction=0.046, pad=0.03)
         cb.set_label(colorbar_label, fontsize=8)
         cb.ax.tick_params(labelsize=7)
-    fig.tight_layout()
     return _png(fig)
 
 
@@ -183,7 +191,11 @@ def _draw_outlines(ax: object, sl: SagittalSlice) -> None:
             continue
         colour = DISC_COLOUR if is_disc else VERTEBRA_COLOUR
         ax.contour(  # type: ignore[attr-defined]
-            grid_a, grid_s, mask.astype(np.float32), levels=[0.5], colors=[colour],
+            grid_a,
+            grid_s,
+            mask.astype(np.float32),
+            levels=[0.5],
+            colors=[colour],
             linewidths=1.0 if is_disc else 0.7,
         )
         ca, cs = float(grid_a[mask].mean()), float(grid_s[mask].mean())
@@ -191,14 +203,25 @@ def _draw_outlines(ax: object, sl: SagittalSlice) -> None:
             front = float(grid_a[mask].max())  # most anterior point of the disc
             x = min(front + 6.0, a_max - 1.0)
             ax.annotate(  # type: ignore[attr-defined]
-                _LEVEL_OF_LABEL[value], xy=(front, cs), xytext=(x, cs), fontsize=7.5,
-                color=DISC_COLOUR, ha="right", va="center", fontweight="bold",
+                _LEVEL_OF_LABEL[value],
+                xy=(front, cs),
+                xytext=(x, cs),
+                fontsize=7.5,
+                color=DISC_COLOUR,
+                ha="right",
+                va="center",
+                fontweight="bold",
                 arrowprops={"arrowstyle": "-", "color": DISC_COLOUR, "lw": 0.6},
             )
         else:
             ax.text(  # type: ignore[attr-defined]
-                ca, cs, _VERTEBRA_OF_LABEL[value] if value != 26 else "S", fontsize=7,
-                color="white", ha="center", va="center",
+                ca,
+                cs,
+                _VERTEBRA_OF_LABEL[value] if value != 26 else "S",
+                fontsize=7,
+                color="white",
+                ha="center",
+                va="center",
             )
 
 
@@ -214,8 +237,13 @@ def adc_chart(discs: list[DiscResult]) -> bytes:
         ax.axhspan(edges[g + 1], edges[g], color=GRADE_COLOURS[g], alpha=0.18, lw=0)
         ax.axhline(centres[g], color=GRADE_COLOURS[g], lw=0.8, ls="--", alpha=0.9)
         ax.text(
-            len(LEVELS) - 0.45, (edges[g] + edges[g + 1]) / 2, f"grade {GRADE_NAMES[g]}",
-            fontsize=7, va="center", ha="left", color="#333333",
+            len(LEVELS) - 0.45,
+            (edges[g] + edges[g + 1]) / 2,
+            f"grade {GRADE_NAMES[g]}",
+            fontsize=7,
+            va="center",
+            ha="left",
+            color="#333333",
         )
     by_level = {d.level: d for d in discs}
     for x, level in enumerate(LEVELS):
@@ -225,12 +253,21 @@ def adc_chart(discs: list[DiscResult]) -> bytes:
             continue
         colour = "#222222" if d.pfirrmann_grade is None else GRADE_COLOURS[d.pfirrmann_grade - 1]
         ax.errorbar(
-            x, d.adc_np.mean, yerr=[[d.adc_np.mean - d.adc_np.p10], [d.adc_np.p90 - d.adc_np.mean]],
-            fmt="o", color="#222222", mfc=colour, ms=8, capsize=3, lw=1, zorder=3,
+            x,
+            d.adc_np.mean,
+            yerr=[[d.adc_np.mean - d.adc_np.p10], [d.adc_np.p90 - d.adc_np.mean]],
+            fmt="o",
+            color="#222222",
+            mfc=colour,
+            ms=8,
+            capsize=3,
+            lw=1,
+            zorder=3,
         )
         if d.adc_disc is not None:
-            ax.plot(x + 0.18, d.adc_disc.mean, marker="s", ms=5, color="#555555", mfc="white",
-                    zorder=3)
+            ax.plot(
+                x + 0.18, d.adc_disc.mean, marker="s", ms=5, color="#555555", mfc="white", zorder=3
+            )
     ax.set_xticks(range(len(LEVELS)), LEVELS)
     ax.set_xlim(-0.5, len(LEVELS) + 0.3)
     ax.set_ylim(0.7, float(edges[0]))
@@ -239,5 +276,4 @@ def adc_chart(discs: list[DiscResult]) -> bytes:
     ax.set_title(
         "Nucleus ADC (● mean, bar p10–p90; fill = CNN grade) · whole disc (□ mean)", fontsize=8.5
     )
-    fig.tight_layout()
     return _png(fig)

@@ -123,8 +123,11 @@ def _kpis(result: AnalysisResult) -> str:
     found = sum(1 for d in result.discs if d.found and d.level in LEVELS)
     failed = result.failed_stages
     items = [
-        ("good" if found == len(LEVELS) else ("bad" if found == 0 else ""),
-         f"{found} / {len(LEVELS)}", "lumbar discs found"),
+        (
+            "good" if found == len(LEVELS) else ("bad" if found == 0 else ""),
+            f"{found} / {len(LEVELS)}",
+            "lumbar discs found",
+        ),
         ("bad" if failed else "good", str(len(failed)), "failed stages"),
         ("", _num(result.snr_estimate, "{:.1f}"), "SNR estimate (b≈0)"),
         ("", str(len(result.warnings) + len(result.flags)), "warnings and flags"),
@@ -138,8 +141,10 @@ def _kpis(result: AnalysisResult) -> str:
 def _problems(result: AnalysisResult) -> str:
     lines: list[str] = []
     for s in result.failed_stages:
-        lines.append(f'<li><span class="failed">Stage {_esc(s.name)} failed:</span> '
-                     f"{_esc(s.message or 'no message')}</li>")
+        lines.append(
+            f'<li><span class="failed">Stage {_esc(s.name)} failed:</span> '
+            f"{_esc(s.message or 'no message')}</li>"
+        )
     for w in result.warnings:
         lines.append(f"<li>Warning: {_esc(w)}</li>")
     for f in result.flags:
@@ -157,18 +162,33 @@ def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
         r_mm = sl.r_mm
         png = figures.draw_sagittal(sl, title="T2-weighted, mid-sagittal")
         note = "" if sl.labels is not None else " No segmentation on this grid."
-        parts.append(_figure(png, "Mid-sagittal T2 with segmentation outlines",
-                             f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm). "
-                             f"Discs yellow with level names, vertebrae blue.{note}"))
+        parts.append(
+            _figure(
+                png,
+                "Mid-sagittal T2 with segmentation outlines",
+                f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm). "
+                f"Discs yellow with level names, vertebrae blue.{note}",
+            )
+        )
     else:
         parts.append(_missing("T2 image not available", missing_reason(result, "t2")))
     if result.adc_map is not None:
         sl = figures.sagittal_slice(result.adc_map, result.labels_dwi, r_mm=r_mm)
-        png = figures.draw_sagittal(sl, title="ADC map, mid-sagittal", cmap="viridis", vmin=0.0,
-                                    vmax=3.0, colorbar_label="ADC (µm²/ms)")
-        parts.append(_figure(png, "Mid-sagittal ADC map with segmentation outlines",
-                             f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm), "
-                             "window 0–3 µm²/ms."))
+        png = figures.draw_sagittal(
+            sl,
+            title="ADC map, mid-sagittal",
+            cmap="viridis",
+            vmin=0.0,
+            vmax=3.0,
+            colorbar_label="ADC (µm²/ms)",
+        )
+        parts.append(
+            _figure(
+                png,
+                "Mid-sagittal ADC map with segmentation outlines",
+                f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm), window 0–3 µm²/ms.",
+            )
+        )
     else:
         parts.append(_missing("ADC map not available", missing_reason(result, "adc")))
     return "".join(parts), r_mm
@@ -216,14 +236,18 @@ def _disc_table(result: AnalysisResult) -> str:
     if not any(d.pfirrmann_grade is not None for d in result.discs):
         notes.append(f"No Pfirrmann grades: {missing_reason(result, 'grading')}")
     note_html = "".join(f'<p class="na">{n}</p>' for n in notes)
-    return (f'<table id="disc-table"><thead>{_TABLE_HEAD}</thead><tbody>{"".join(rows)}'
-            f"</tbody></table>{note_html}")
+    return (
+        f'<table id="disc-table"><thead>{_TABLE_HEAD}</thead><tbody>{"".join(rows)}'
+        f"</tbody></table>{note_html}"
+    )
 
 
 def _grade_table(result: AnalysisResult) -> str:
-    head = '<tr><th class="l">Level</th>' + "".join(
-        f"<th>p(grade {g})</th>" for g in figures.GRADE_NAMES
-    ) + "<th>Expected grade</th><th>Grade</th></tr>"
+    head = (
+        '<tr><th class="l">Level</th>'
+        + "".join(f"<th>p(grade {g})</th>" for g in figures.GRADE_NAMES)
+        + "<th>Expected grade</th><th>Grade</th></tr>"
+    )
     by_level = {d.level: d for d in result.discs}
     rows = []
     for level in LEVELS:
@@ -251,9 +275,11 @@ def _grade_table(result: AnalysisResult) -> str:
 
 def _qc(result: AnalysisResult, r_mm: float | None) -> tuple[str, str]:
     snr = result.snr_estimate
-    items = [f"<li>SNR estimate (b≈0 image): <strong>{_num(snr, '{:.1f}')}</strong>"
-             + (" <span class=\"flag\">low</span>" if snr is not None and snr < 10 else "")
-             + "</li>"]
+    items = [
+        f"<li>SNR estimate (b≈0 image): <strong>{_num(snr, '{:.1f}')}</strong>"
+        + (' <span class="flag">low</span>' if snr is not None and snr < 10 else "")
+        + "</li>"
+    ]
     if result.adc_fit_rmse is not None:
         rmse = np.asarray(result.adc_fit_rmse.data, dtype=np.float64)
         mask = None
@@ -262,21 +288,34 @@ def _qc(result: AnalysisResult, r_mm: float | None) -> tuple[str, str]:
         vals = rmse[mask] if mask is not None and mask.any() else rmse[np.isfinite(rmse)]
         vals = vals[np.isfinite(vals)]
         where = "in the discs" if mask is not None and mask.any() else "over the image"
-        items.append(f"<li>Log-signal fit RMSE, median {where}: "
-                     f"<strong>{_num(np.median(vals) if vals.size else None, '{:.3f}')}</strong></li>")
+        items.append(
+            f"<li>Log-signal fit RMSE, median {where}: "
+            f"<strong>{_num(np.median(vals) if vals.size else None, '{:.3f}')}</strong></li>"
+        )
     flags = sorted({f for d in result.discs for f in d.flags} | set(result.flags))
     items.append(f"<li>Flags: {_flags(flags) or 'none'}</li>")
     qc_list = '<ul class="tight">' + "".join(items) + "</ul>"
     if result.adc_fit_rmse is not None:
         sl = figures.sagittal_slice(result.adc_fit_rmse, result.labels_dwi, r_mm=r_mm)
-        png = figures.draw_sagittal(sl, title="ADC fit residual (RMSE of log signal)",
-                                    cmap="magma", colorbar_label="RMSE", width_in=3.6)
-        fig = _figure(png, "ADC fit residual map",
-                      "Where the mono-exponential model fits poorly (motion, artefact, "
-                      "perfusion or noise floor) the residual is high.")
+        png = figures.draw_sagittal(
+            sl,
+            title="ADC fit residual (RMSE of log signal)",
+            cmap="magma",
+            colorbar_label="RMSE",
+            width_in=3.6,
+        )
+        fig = _figure(
+            png,
+            "ADC fit residual map",
+            "Where the mono-exponential model fits poorly (motion, artefact, "
+            "perfusion or noise floor) the residual is high.",
+        )
     else:
         fig = _missing("Fit residual map not available", missing_reason(result, "adc"))
     return qc_list, fig
+
+
+_STATUS = {True: '<span class="ok">ok</span>', False: '<span class="failed">failed</span>'}
 
 
 def _stage_table(stages: list[StageStatus]) -> str:
@@ -284,12 +323,14 @@ def _stage_table(stages: list[StageStatus]) -> str:
         return '<p class="na">No stage status was recorded.</p>'
     rows = "".join(
         f'<tr><td class="l">{_esc(s.name)}</td>'
-        f'<td class="l">{"<span class=ok>ok</span>" if s.ok else "<span class=failed>failed</span>"}'
-        f"</td><td>{s.seconds:.1f} s</td><td class=\"wrap\">{_esc(s.message)}</td></tr>"
+        f'<td class="l">{_STATUS[s.ok]}</td><td>{s.seconds:.1f} s</td>'
+        f'<td class="wrap">{_esc(s.message)}</td></tr>'
         for s in stages
     )
-    return ('<table id="stages"><thead><tr><th class="l">Stage</th><th class="l">Status</th>'
-            f'<th>Time</th><th class="l">Message</th></tr></thead><tbody>{rows}</tbody></table>')
+    return (
+        '<table id="stages"><thead><tr><th class="l">Stage</th><th class="l">Status</th>'
+        f'<th>Time</th><th class="l">Message</th></tr></thead><tbody>{rows}</tbody></table>'
+    )
 
 
 def _patient_block(result: AnalysisResult, keep_phi: bool) -> str:
@@ -328,21 +369,28 @@ def render_report(
     )
     image_figs, r_mm = _image_figures(result)
     if any(d.adc_np is not None for d in result.discs):
-        chart = _figure(figures.adc_chart(result.discs), "Nucleus ADC by level",
-                        "Points: nucleus ADC mean with its 10th–90th percentile range, filled with "
-                        "the colour of the CNN grade; squares: whole-disc mean. Zones: typical "
-                        "nucleus ADC for Pfirrmann grades I–V.")
+        chart = _figure(
+            figures.adc_chart(result.discs),
+            "Nucleus ADC by level",
+            "Points: nucleus ADC mean with its 10th–90th percentile range, filled with "
+            "the colour of the CNN grade; squares: whole-disc mean. Zones: typical "
+            "nucleus ADC for Pfirrmann grades I–V.",
+        )
     else:
         chart = _missing("No ADC values to chart", missing_reason(result, "adc"))
     qc_list, qc_fig = _qc(result, r_mm)
     provenance = to_jsonable(result.provenance)
     if not keep_phi:
         provenance = scrub_phi(provenance)
-    prov_html = (f'<pre class="prov">{_esc(json.dumps(provenance, indent=2, ensure_ascii=False))}'
-                 "</pre>") if provenance else '<p class="na">No provenance recorded.</p>'
-    files_html = ", ".join(
-        f"<code>{_esc(v)}</code>" for v in (files or {}).values() if v
-    ) or "this report only"
+    prov_html = (
+        (f'<pre class="prov">{_esc(json.dumps(provenance, indent=2, ensure_ascii=False))}</pre>')
+        if provenance
+        else '<p class="na">No provenance recorded.</p>'
+    )
+    files_html = (
+        ", ".join(f"<code>{_esc(v)}</code>" for v in (files or {}).values() if v)
+        or "this report only"
+    )
     when = (generated or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     return template.substitute(
         version=_esc(__version__),

@@ -1,0 +1,164 @@
+"""DICOM SEG and SR written from a pydicom-made T2 series and read back with highdicom."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+from tests.outputs.conftest import FOUND_LEVELS, NP_ADC, Synthetic
+from tests.outputs.dicom_factory import lps_of_pixel
+
+from discquant.errors import InvalidInputError
+from discquant.outputs.dicom_seg import labels_on_source_frames, write_dicom_seg
+from discquant.outputs.dicom_sr import write_dicom_sr
+from discquant.results import DISC_LABELS, AnalysisResult
+
+
+def test_label_voxels_land_on_the_right_frame_and_pixel(synthetic: Synthetic) -> None:
+    """Each source pixel's LPS position, computed from the DICOM attributes, holds the label of
+    the voxel of the (RAS-canonical) label volume at that position."""
+    labels = synthetic.result.labels_t2
+    assert labels is not None
+    frames = labels_on_source_frames(labels, synthetic.datasets)
+    # Storage order (column, row, slice) is the DICOM order, so the truth is a transpose.
+    np.testing.assert_array_equal(frames, np.transpose(synthetic.storage_labels, (2, 1, 0)))
+    # And one voxel by hand: the L4-L5 disc voxel nearest the middle of the disc.
+    ras_to_vox = np.linalg.inv(labels.affine)
+    ds = synthetic.datasets[2]
+    lps = lps_of_pixel(ds, row=58, col=30)
+    ijk = np.rint(ras_to_vox @ np.array([-lps[0], -lps[1], lps[2], 1.0]))[:3].astype(int)
+    assert labels.data[tuple(ijk)] == DISC_LABELS["L4-L5"]
+    assert frames[2, 58, 30] == DISC_LABELS["L4-L5"]
+    assert frames[0, 58, 30] != DISC_LABELS["L4-L5"]  # discs only in slices 1..3
+
+
+def test_seg_reads_back_with_segments_references_and_pixels(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    path = write_dicom_seg(synthetic.result, synthetic.datasets, tmp_path / "seg.dcm")
+    seg = hd.seg.segread(path)
+    labels = {seg.get_segment_description(n).segment_label: n for n in seg.get_segment_numbers()}
+    assert {f"{lv} disc" for lv in FOUND_LEVELS} <= set(labels)
+    assert {"L1", "L2", "L3", "L4", "L5", "sacrum", "spinal canal"} <= set(labels)
+    assert "L5-S1 disc" not in labels
+    l45 = seg.get_segment_description(labels["L4-L5 disc"])
+    assert l45.segmented_property_type.value == "84020006"
+    assert l45.segmented_property_type.scheme_designator == "SCT"
+    # Frames reference the source instances.
+    source_uids = [str(ds.SOPInstanceUID) for ds in synthetic.datasets]
+    referenced = {uid for _, _, uid in seg.get_source_image_uids()}
+    assert referenced == set(source_uids)
+    assert seg.StudyInstanceUID == synthetic.datasets[0].StudyInstanceUID
+    assert seg.FrameOfReferenceUID == synthetic.datasets[0].FrameOfReferenceUID
+    # The L4-L5 disc's pixels are where the label volume put them.
+    pixels = seg.get_pixels_by_source_instance(
+        source_sop_instance_uids=source_uids,
+        segment_numbers=[labels["L4-L5 disc"]],
+        combine_segments=True,
+        assert_missing_frames_are_empty=True,
+    )
+    truth = np.transpose(synthetic.storage_labels, (2, 1, 0)) == DISC_LABELS["L4-L5"]
+    np.testing.assert_array_equal(pixels > 0, truth)
+
+
+def _content_items(dataset: pydicom.Dataset) -> list[pydicom.Dataset]:
+    items = []
+    for item in getattr(dataset, "ContentSequence", []):
+        items.append(item)
+        items.extend(_content_items(item))
+    return items
+
+
+def _groups_by_disc(sr: pydicom.Dataset) -> dict[str, list[pydicom.Dataset]]:
+    groups: dict[str, list[pydicom.Dataset]] = {}
+    for item in _content_items(sr):
+        if item.ConceptNameCodeSequence[0].CodeValue == "125007":  # Measurement Group
+            children = _content_items(item)
+            tracking = next(
+                c.TextValue
+                for c in children
+                if c.ConceptNameCodeSequence[0].CodeValue == "112039"  # Tracking Identifier
+            )
+            groups[tracking] = children
+    return groups
+
+
+@pytest.mark.parametrize("with_seg", [False, True])
+def test_sr_has_each_disc_adc_and_grade(
+    synthetic: Synthetic, tmp_path: Path, with_seg: bool
+) -> None:
+    seg_path = None
+    if with_seg:
+        seg_path = write_dicom_seg(synthetic.result, synthetic.datasets, tmp_path / "seg.dcm")
+    path = write_dicom_sr(
+        synthetic.result, synthetic.datasets, tmp_path / "sr.dcm", seg_path=seg_path
+    )
+    sr = hd.sr.srread(path)
+    assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+    groups = _groups_by_disc(sr)
+    assert set(groups) == {f"{lv} disc" for lv in FOUND_LEVELS}
+    site_codes = {
+        "L1-L2": "80064006",
+        "L2-L3": "67459009",
+        "L3-L4": "62551000",
+        "L4-L5": "84020006",
+    }
+    for level in FOUND_LEVELS:
+        items = groups[f"{level} disc"]
+        adc_items = [
+            i
+            for i in items
+            if i.ValueType == "NUM" and i.ConceptNameCodeSequence[0].CodeValue == "113041"
+        ]
+        assert len(adc_items) == 4  # NP and whole disc, mean and median
+        by_kind = {
+            tuple(
+                sorted(
+                    c.ConceptCodeSequence[0].CodeValue
+                    for c in _content_items(i)
+                    if c.ValueType == "CODE"
+                )
+            ): float(i.MeasuredValueSequence[0].NumericValue)
+            for i in adc_items
+        }
+        # Mean (SCT 373098007) in the nucleus region (local NP_REGION): the known NP ADC.
+        assert by_kind[("373098007", "NP_REGION")] == pytest.approx(NP_ADC[level], abs=1e-9)
+        assert by_kind[("373099004", "DISC_REGION")] == pytest.approx(NP_ADC[level] - 0.28)
+        units = {
+            i.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue for i in adc_items
+        }
+        assert units == {"um2/ms"}
+        sites = {
+            i.ConceptCodeSequence[0].CodeValue
+            for i in items
+            if i.ConceptNameCodeSequence[0].CodeValue == "363698007"
+        }  # Finding Site
+        assert site_codes[level] in sites
+        grades = [
+            i.ConceptCodeSequence[0].CodeMeaning
+            for i in items
+            if i.ValueType == "CODE" and i.ConceptNameCodeSequence[0].CodeValue == "PFIRRMANN"
+        ]
+        roman = ("I", "II", "III", "IV")[FOUND_LEVELS.index(level)]
+        assert grades == [f"Pfirrmann grade {roman}"]
+        referenced_segment = [
+            i
+            for i in items
+            if i.ValueType == "IMAGE"
+            and hasattr(i.ReferencedSOPSequence[0], "ReferencedSegmentNumber")
+        ]
+        assert bool(referenced_segment) == with_seg
+
+
+def test_seg_without_segmentation_is_a_typed_error(synthetic: Synthetic, tmp_path: Path) -> None:
+    result = AnalysisResult(subject="x", discs=synthetic.result.discs)
+    with pytest.raises(InvalidInputError, match="no T2 segmentation"):
+        write_dicom_seg(result, synthetic.datasets, tmp_path / "seg.dcm")
+    assert not (tmp_path / "seg.dcm").exists()
+    with pytest.raises(InvalidInputError, match="no lumbar disc"):
+        write_dicom_sr(
+            AnalysisResult(subject="x", discs=[]), synthetic.datasets, tmp_path / "sr.dcm"
+        )

@@ -1,0 +1,90 @@
+"""The HTML report: self-contained, complete, honest about what is missing, free of PHI."""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from tests.outputs.conftest import Synthetic
+from tests.outputs.dicom_factory import PHI
+
+from discquant import RESEARCH_DISCLAIMER
+from discquant.outputs.report import figures, render_report
+from discquant.results import CANAL_LABEL, DISC_LABELS, LEVELS, AnalysisResult, StageStatus
+
+_ATTR = re.compile(r"""\b(src|href)\s*=\s*["']?([^"'\s>]*)""", re.IGNORECASE)
+
+
+def _images(html: str) -> list[Image.Image]:
+    out = []
+    for tag in re.findall(r"<img\b[^>]*>", html):
+        src = re.search(r'src="([^"]*)"', tag)
+        assert src is not None
+        assert src.group(1).startswith("data:image/png;base64,")
+        raw = base64.b64decode(src.group(1).split(",", 1)[1], validate=True)
+        assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+        img = Image.open(io.BytesIO(raw))
+        img.load()
+        out.append(img)
+    return out
+
+
+@pytest.fixture(scope="module")
+def html(synthetic: Synthetic) -> str:
+    return render_report(synthetic.result)
+
+
+def test_report_is_self_contained_and_complete(html: str) -> None:
+    assert "http://" not in html and "https://" not in html and "<script" not in html.lower()
+    assert all(v.startswith("data:") for _, v in _ATTR.findall(html))
+    images = _images(html)
+    assert len(images) == 4  # T2, ADC, ADC chart, fit residual
+    assert all(img.format == "PNG" and img.width > 200 and img.height > 200 for img in images)
+    assert re.findall(r'data-level="([^"]+)"', html) == list(LEVELS)
+    assert html.count('class="notfound"') == 1
+    assert RESEARCH_DISCLAIMER in html
+    assert "2.01" in html and "5,580" in html  # L1-L2 nucleus ADC, L4-L5 volume
+
+
+def test_report_has_no_phi_unless_asked(synthetic: Synthetic, html: str) -> None:
+    assert [v for v in PHI.values() if v in html] == []
+    kept = render_report(synthetic.result, keep_phi=True)
+    assert all(v in kept for v in PHI.values())
+
+
+def test_partial_result_says_what_is_missing_and_why() -> None:
+    result = AnalysisResult(
+        subject="p1",
+        discs=[],
+        stages=[
+            StageStatus("import", True, 0.1, "T2 missing; DWI only"),
+            StageStatus("adc", False, 0.0, "b-values missing for series 7"),
+            StageStatus("segment", False, 0.0, "no lumbar discs found"),
+        ],
+    )
+    html = render_report(result)
+    assert "T2 image not available" in html and "ADC map not available" in html
+    assert "b-values missing for series 7" in html and "no lumbar discs found" in html
+    assert "0 / 5" in html
+    assert re.findall(r'data-level="([^"]+)"', html) == list(LEVELS)
+    assert _images(html) == []
+    assert RESEARCH_DISCLAIMER in html
+
+
+def test_mid_sagittal_slice_is_oriented_and_holds_the_discs(synthetic: Synthetic) -> None:
+    t2, labels = synthetic.result.t2, synthetic.result.labels_t2
+    assert t2 is not None and labels is not None
+    sl = figures.sagittal_slice(t2, labels)
+    assert sl.labels is not None
+    assert sl.n_slices == 5 and sl.index in (1, 2, 3)  # the slices that hold discs
+    a, s = np.meshgrid(*figures._mm_grid(sl), indexing="ij")
+    upper, lower = sl.labels == DISC_LABELS["L1-L2"], sl.labels == DISC_LABELS["L4-L5"]
+    canal = sl.labels == CANAL_LABEL
+    # L1-L2 is superior to L4-L5 by three motion segments (3 × 28 mm on this grid).
+    assert s[upper].mean() - s[lower].mean() == np.float64(84.0)
+    # The canal is posterior to the discs (smaller anterior coordinate).
+    assert a[canal].mean() < a[upper].mean() - 10

@@ -1,0 +1,127 @@
+"""write_outputs: the BIDS derivative layout, NIfTI round trips, partial results, atomicity."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from tests.outputs.conftest import Synthetic
+
+from discquant import __version__
+from discquant.outputs import OutputPaths, write_outputs
+from discquant.outputs.results_json import validate_results
+from discquant.results import LEVELS, AnalysisResult, StageStatus
+
+
+@pytest.fixture(scope="module")
+def written(synthetic: Synthetic, tmp_path_factory: pytest.TempPathFactory) -> OutputPaths:
+    out = tmp_path_factory.mktemp("deriv")
+    return write_outputs(synthetic.result, out, source_t2_datasets=synthetic.datasets)
+
+
+def test_layout_and_dataset_description(written: OutputPaths) -> None:
+    sub = written.subject_dir
+    assert sub == written.root / "sub-demo01"
+    names = sorted(p.name for p in sub.iterdir())
+    assert names == sorted(
+        [
+            "sub-demo01_dseg.nii.gz",
+            "sub-demo01_dseg.tsv",
+            "sub-demo01_space-dwi_dseg.nii.gz",
+            "sub-demo01_adc.nii.gz",
+            "sub-demo01_adc.json",
+            "sub-demo01_discs.tsv",
+            "sub-demo01_discs.json",
+            "sub-demo01_results.json",
+            "sub-demo01_report.html",
+            "sub-demo01_desc-discs_seg.dcm",
+            "sub-demo01_desc-discs_sr.dcm",
+        ]
+    )
+    assert set(written.files().values()) == {*sub.iterdir(), written.dataset_description}
+    assert written.skipped == {}
+    desc = json.loads(written.dataset_description.read_text())
+    assert desc["DatasetType"] == "derivative"
+    assert desc["GeneratedBy"][0]["Name"] == "discquant"
+    assert desc["GeneratedBy"][0]["Version"] == __version__
+    assert [p.name for p in written.root.iterdir() if p.name.startswith(".")] == []
+
+
+def test_nifti_outputs_round_trip(written: OutputPaths, synthetic: Synthetic) -> None:
+    r = synthetic.result
+    adc = nib.load(written.adc)
+    assert adc.get_data_dtype() == np.float32
+    np.testing.assert_array_equal(np.asarray(adc.dataobj), r.adc_map.data)
+    np.testing.assert_allclose(adc.affine, r.adc_map.affine)
+    assert json.loads(written.adc_json.read_text())["Units"] == "um^2/ms"
+    dseg = nib.load(written.dseg)
+    np.testing.assert_array_equal(np.asarray(dseg.dataobj), r.labels_t2.data)
+    np.testing.assert_allclose(dseg.affine, r.labels_t2.affine)
+    dwi = nib.load(written.dwi_dseg)
+    np.testing.assert_array_equal(np.asarray(dwi.dataobj), r.labels_dwi.data)
+    with written.dseg_tsv.open() as fh:
+        table = {int(row["index"]): row["name"] for row in csv.DictReader(fh, delimiter="\t")}
+    assert table[123] == "L4-L5 disc" and table[26] == "sacrum" and table[61] == "spinal canal"
+    assert 124 not in table  # L5-S1 is not in this segmentation
+
+
+def test_results_json_lists_the_files(written: OutputPaths) -> None:
+    doc = json.loads(written.results_json.read_text())
+    validate_results(doc)
+    assert doc["files"]["report_html"] == "sub-demo01_report.html"
+    assert doc["files"]["dicom_seg"] == "sub-demo01_desc-discs_seg.dcm"
+    assert doc["subject"] == "sub-demo_01"
+
+
+def _partial() -> AnalysisResult:
+    return AnalysisResult(
+        subject="p1",
+        discs=[],
+        stages=[
+            StageStatus("import", True, 0.1, "T2 only"),
+            StageStatus("segment", False, 0.0, "no lumbar discs found"),
+        ],
+    )
+
+
+def test_partial_result_writes_what_it_can(tmp_path: Path) -> None:
+    paths = write_outputs(_partial(), tmp_path)
+    assert paths.adc is None and paths.dseg is None and paths.dicom_seg is None
+    assert set(paths.skipped) == {"dseg", "dwi_dseg", "adc", "dicom_seg", "dicom_sr"}
+    with paths.discs_tsv.open() as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    assert [r["level"] for r in rows] == list(LEVELS) and {r["found"] for r in rows} == {"false"}
+    doc = json.loads(paths.results_json.read_text())
+    assert doc["skipped_outputs"]["adc"] == "no ADC map"
+    assert "no lumbar discs found" in paths.report_html.read_text()
+
+
+def test_failure_leaves_nothing_half_written(
+    synthetic: Synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = write_outputs(_partial(), tmp_path)  # subject p1
+    before = {p.name: p.read_bytes() for p in first.subject_dir.iterdir()}
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("discquant.outputs.report.render.write_report", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_outputs(_partial(), tmp_path)
+    with pytest.raises(RuntimeError, match="disk full"):
+        write_outputs(synthetic.result, tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset_description.json", "sub-p1"]
+    assert {p.name: p.read_bytes() for p in first.subject_dir.iterdir()} == before
+
+
+def test_rewrite_replaces_the_subject_folder(tmp_path: Path) -> None:
+    first = write_outputs(_partial(), tmp_path)
+    stale = first.subject_dir / "stale.txt"
+    stale.write_text("old")
+    again = write_outputs(_partial(), tmp_path)
+    assert again.subject_dir == first.subject_dir and not stale.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset_description.json", "sub-p1"]
