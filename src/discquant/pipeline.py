@@ -415,12 +415,18 @@ def source_t2_datasets(study: Study) -> list[Any] | None:
     t2 = study.t2
     if t2 is None or not t2.provenance.sop_instance_uids:
         return None
+    import gzip
+
     import pydicom
 
     datasets = []
     for path in t2.provenance.source_paths:
         try:
-            datasets.append(pydicom.dcmread(path))
+            if path.suffix == ".gz":  # gzip'd DICOM, as some archives keep them
+                with gzip.open(path) as fh:
+                    datasets.append(pydicom.dcmread(fh))
+            else:
+                datasets.append(pydicom.dcmread(path))
         except Exception as exc:  # unreadable source: SEG/SR cannot reference it
             log.warning("cannot re-read source DICOM %s: %s", path, exc)
     return datasets or None
