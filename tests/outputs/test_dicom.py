@@ -162,3 +162,44 @@ def test_seg_without_segmentation_is_a_typed_error(synthetic: Synthetic, tmp_pat
         write_dicom_sr(
             AnalysisResult(subject="x", discs=[]), synthetic.datasets, tmp_path / "sr.dcm"
         )
+
+
+def test_seg_on_an_enhanced_multiframe_source(synthetic: Synthetic, tmp_path: Path) -> None:
+    """One enhanced MR image (frames from functional groups) works like the single frames."""
+    enhanced = hd.legacy.LegacyConvertedEnhancedMRImage(
+        legacy_datasets=synthetic.datasets,
+        series_instance_uid=hd.UID(),
+        series_number=4,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+    )
+    labels = synthetic.result.labels_t2
+    assert labels is not None
+    # The converter may reorder frames; compute the truth frame by frame from each position.
+    positions = [
+        [float(v) for v in f.PlanePositionSequence[0].ImagePositionPatient]
+        for f in enhanced.PerFrameFunctionalGroupsSequence
+    ]
+    by_position = {
+        tuple(float(v) for v in ds.ImagePositionPatient): k
+        for k, ds in enumerate(synthetic.datasets)
+    }
+    truth = np.transpose(synthetic.storage_labels, (2, 1, 0))
+    expected = np.stack([truth[by_position[tuple(p)]] for p in positions])
+    np.testing.assert_array_equal(labels_on_source_frames(labels, [enhanced]), expected)
+    path = write_dicom_seg(synthetic.result, [enhanced], tmp_path / "seg.dcm")
+    seg = hd.seg.segread(path)
+    assert {uid for _, _, uid in seg.get_source_image_uids()} == {enhanced.SOPInstanceUID}
+    number = next(
+        n
+        for n in seg.get_segment_numbers()
+        if seg.get_segment_description(n).segment_label == "L3-L4 disc"
+    )
+    pixels = seg.get_pixels_by_source_frame(
+        source_sop_instance_uid=enhanced.SOPInstanceUID,
+        source_frame_numbers=list(range(1, len(positions) + 1)),
+        segment_numbers=[number],
+        combine_segments=True,
+        assert_missing_frames_are_empty=True,
+    )
+    np.testing.assert_array_equal(pixels > 0, expected == DISC_LABELS["L3-L4"])

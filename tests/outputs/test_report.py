@@ -88,3 +88,20 @@ def test_mid_sagittal_slice_is_oriented_and_holds_the_discs(synthetic: Synthetic
     assert s[upper].mean() - s[lower].mean() == np.float64(84.0)
     # The canal is posterior to the discs (smaller anterior coordinate).
     assert a[canal].mean() < a[upper].mean() - 10
+
+
+def test_dwi_only_study_names_the_b0_image(synthetic: Synthetic) -> None:
+    r = synthetic.result
+    result = AnalysisResult(
+        subject="d1",
+        discs=r.discs,
+        t2=r.b0,
+        b0=r.b0,
+        labels_t2=r.labels_dwi,
+        adc_map=r.adc_map,
+        labels_dwi=r.labels_dwi,
+    )
+    html = render_report(result)
+    assert 'alt="Mid-sagittal DWI b≈0 (no T2 in the study) with segmentation outlines"' in html
+    assert len(_images(html)) == 3  # b0, ADC, chart; no residual map
+    assert "Fit residual map not available" in html

@@ -8,6 +8,17 @@
 
 from __future__ import annotations
 
+from discquant.outputs.results_json import (
+    build_results_document,
+    load_schema,
+    validate_results,
+)
 from discquant.outputs.write import OutputPaths, write_outputs
 
-__all__ = ["OutputPaths", "write_outputs"]
+__all__ = [
+    "OutputPaths",
+    "build_results_document",
+    "load_schema",
+    "validate_results",
+    "write_outputs",
+]

@@ -71,16 +71,21 @@ SEGMENT_CONCEPTS: tuple[SegmentConcept, ...] = (
 """Segments written to the SEG, in segment-number order (only those present are written)."""
 
 
-def source_pixel_to_ras(ds: Any) -> npt.NDArray[np.float64]:
-    """4×4 matrix mapping ``(column, row, 0, 1)`` of one source image to RAS+ mm.
+def pixel_to_ras(
+    position_lps: Sequence[float],
+    orientation: Sequence[float],
+    pixel_spacing: Sequence[float],
+) -> npt.NDArray[np.float64]:
+    """4×4 matrix mapping ``(column, row, 0, 1)`` of one image plane to RAS+ mm.
 
     DICOM PS3.3 C.7.6.2.1.1: the first three ImageOrientationPatient values are the direction
     of increasing column index, the last three of increasing row index; PixelSpacing is
-    (row spacing, column spacing). Positions are LPS.
+    (row spacing, column spacing); ImagePositionPatient is the centre of the first pixel,
+    in LPS.
     """
-    ipp = np.asarray([float(v) for v in ds.ImagePositionPatient])
-    iop = np.asarray([float(v) for v in ds.ImageOrientationPatient])
-    row_spacing, col_spacing = (float(v) for v in ds.PixelSpacing)
+    ipp = np.asarray([float(v) for v in position_lps])
+    iop = np.asarray([float(v) for v in orientation])
+    row_spacing, col_spacing = (float(v) for v in pixel_spacing)
     m = np.eye(4)
     m[:3, 0] = iop[:3] * col_spacing
     m[:3, 1] = iop[3:] * row_spacing
@@ -89,10 +94,39 @@ def source_pixel_to_ras(ds: Any) -> npt.NDArray[np.float64]:
     return _LPS_TO_RAS @ m
 
 
+def source_planes(source_datasets: Sequence[Any]) -> list[npt.NDArray[np.float64]]:
+    """The pixel-to-RAS matrix of every source frame, in highdicom's frame order.
+
+    A series of single-frame images gives one plane per dataset; one multi-frame (enhanced)
+    image gives one plane per frame, from its functional groups.
+    """
+    if len(source_datasets) == 1 and int(getattr(source_datasets[0], "NumberOfFrames", 1)) > 1:
+        ds = source_datasets[0]
+        shared = ds.SharedFunctionalGroupsSequence[0]
+        planes = []
+        for frame in ds.PerFrameFunctionalGroupsSequence:
+
+            def group(name: str, frame: Any = frame) -> Any:
+                return getattr(frame, name, None) or getattr(shared, name)
+
+            planes.append(
+                pixel_to_ras(
+                    group("PlanePositionSequence")[0].ImagePositionPatient,
+                    group("PlaneOrientationSequence")[0].ImageOrientationPatient,
+                    group("PixelMeasuresSequence")[0].PixelSpacing,
+                )
+            )
+        return planes
+    return [
+        pixel_to_ras(ds.ImagePositionPatient, ds.ImageOrientationPatient, ds.PixelSpacing)
+        for ds in source_datasets
+    ]
+
+
 def labels_on_source_frames(
     labels: Volume, source_datasets: Sequence[Any]
 ) -> npt.NDArray[np.int32]:
-    """The label value at every pixel of every source image, shape ``(n, rows, columns)``.
+    """The label value at every pixel of every source frame, shape ``(frames, rows, columns)``.
 
     Nearest-neighbour lookup through the label affine; pixels outside the label grid get 0.
     """
@@ -100,16 +134,13 @@ def labels_on_source_frames(
     if data.ndim == 4:
         data = data[..., 0]
     inv = np.linalg.inv(np.asarray(labels.affine, dtype=np.float64))
-    out = np.zeros(
-        (len(source_datasets), int(source_datasets[0].Rows), int(source_datasets[0].Columns)),
-        dtype=np.int32,
-    )
-    for f, ds in enumerate(source_datasets):
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        m = inv @ source_pixel_to_ras(ds)
-        r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
-        pix = np.stack([c.ravel(), r.ravel(), np.zeros(c.size), np.ones(c.size)])
-        ijk = np.rint((m @ pix)[:3]).astype(np.int64)
+    rows, cols = int(source_datasets[0].Rows), int(source_datasets[0].Columns)
+    planes = source_planes(source_datasets)
+    out = np.zeros((len(planes), rows, cols), dtype=np.int32)
+    r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    pix = np.stack([c.ravel(), r.ravel(), np.zeros(c.size), np.ones(c.size)])
+    for f, plane in enumerate(planes):
+        ijk = np.rint((inv @ plane @ pix)[:3]).astype(np.int64)
         inside = np.all((ijk >= 0) & (ijk < np.asarray(data.shape)[:, None]), axis=0)
         values = np.zeros(c.size, dtype=np.int32)
         values[inside] = data[ijk[0, inside], ijk[1, inside], ijk[2, inside]]

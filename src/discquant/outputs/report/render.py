@@ -154,22 +154,38 @@ def _problems(result: AnalysisResult) -> str:
     return '<ul class="tight" id="problems">' + "".join(lines) + "</ul>"
 
 
+def _t2_is_b0(result: AnalysisResult) -> bool:
+    """Whether the segmented anatomy image is the DWI b≈0 image (a DWI-only study)."""
+    t2, b0 = result.t2, result.b0
+    if t2 is None or b0 is None:
+        return False
+    if t2 is b0:
+        return True
+    return (
+        t2.shape == b0.shape
+        and np.allclose(t2.affine, b0.affine)
+        and np.array_equal(t2.data, b0.data, equal_nan=True)
+    )
+
+
+def _outline_note(result: AnalysisResult, has_labels: bool) -> str:
+    if has_labels:
+        return "Discs yellow with level names, vertebrae blue."
+    return "No segmentation on this grid: " + missing_reason(result, "segmentation")
+
+
 def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
     parts: list[str] = []
     r_mm: float | None = None
     if result.t2 is not None:
         sl = figures.sagittal_slice(result.t2, result.labels_t2)
         r_mm = sl.r_mm
-        png = figures.draw_sagittal(sl, title="T2-weighted, mid-sagittal")
-        note = "" if sl.labels is not None else " No segmentation on this grid."
-        parts.append(
-            _figure(
-                png,
-                "Mid-sagittal T2 with segmentation outlines",
-                f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm). "
-                f"Discs yellow with level names, vertebrae blue.{note}",
-            )
+        kind = "DWI b≈0 (no T2 in the study)" if _t2_is_b0(result) else "T2-weighted"
+        png = figures.draw_sagittal(sl, title=f"{kind}, mid-sagittal")
+        caption = f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm). " + _outline_note(
+            result, sl.labels is not None
         )
+        parts.append(_figure(png, f"Mid-sagittal {kind} with segmentation outlines", caption))
     else:
         parts.append(_missing("T2 image not available", missing_reason(result, "t2")))
     if result.adc_map is not None:
@@ -182,13 +198,11 @@ def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
             vmax=3.0,
             colorbar_label="ADC (µm²/ms)",
         )
-        parts.append(
-            _figure(
-                png,
-                "Mid-sagittal ADC map with segmentation outlines",
-                f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm), window 0–3 µm²/ms.",
-            )
+        caption = (
+            f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm), window 0–3 µm²/ms. "
+            + _outline_note(result, sl.labels is not None)
         )
+        parts.append(_figure(png, "Mid-sagittal ADC map with segmentation outlines", caption))
     else:
         parts.append(_missing("ADC map not available", missing_reason(result, "adc")))
     return "".join(parts), r_mm
