@@ -1,0 +1,392 @@
+"""The chunk kernel of the ADC engine (internal; the API is :mod:`discquant.diffusion.adc`).
+
+Hand-written because no library fits a two-parameter log-linear model at memory speed:
+dipy fits a 7-parameter tensor per voxel with per-voxel matrix algebra. Every chunk of a
+few ten thousand voxels is fitted with a handful of whole-array numpy operations on
+preallocated per-thread buffers (``out=`` everywhere: a fresh 64 KB array costs more than
+the multiplication that fills it).
+
+Coordinates: ``x_s = (b_s − b_ref) · 10⁻³`` in ms/µm² and ``y_s = ln(S_s / S_ref)``, so the
+reference shell sits at the origin with weight 1 and drops out of every sum, and the
+fitted slope ``g`` is ``−ADC`` in µm²/ms. Working with ratios to the reference keeps
+float32 at the precision of its input (no cancellation of ``ln S0 ≈ 7``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from discquant.diffusion.shells import Shell
+
+FloatArray = npt.NDArray[np.floating]
+NLLS_MAX_ITER = 10
+"""Most Levenberg–Marquardt iterations of the ``nlls`` method."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the kernel needs, precomputed from the shells the fit uses."""
+
+    ref: Shell
+    others: tuple[Shell, ...]
+    x: npt.NDArray[np.float64]
+    """``(S-1,)`` b − b_ref of the other shells, ms/µm²."""
+    x_ref0: float
+    """b_ref in ms/µm², to extrapolate S0 to b = 0."""
+    nrel: npt.NDArray[np.float64]
+    """``(S-1,)`` volumes per shell relative to the reference's."""
+    dw_columns: tuple[int, ...]
+    """The other shells' volumes, shell after shell."""
+    averaging: npt.NDArray[np.float64] | None
+    """``(S-1, K)`` shell means of the per-volume log ratios (None: one volume per shell)."""
+    ols: npt.NDArray[np.float64]
+    """``(S, S-1)``: rows give slope, intercept and the residual components (scaled so
+    that their sum of squares is the mean squared log residual)."""
+    wls_sums: npt.NDArray[np.float64]
+    """``(5, 2(S-1))``: Σw, Σwx, Σwx², Σwy, Σwxy from stacked weights and weighted y."""
+
+
+def make_plan(used: Sequence[Shell]) -> Plan:
+    """Precompute coefficients for the shells ``used`` (lowest first, at least two)."""
+    ref, others = used[0], tuple(used[1:])
+    b_ref = ref.bval_s_per_mm2
+    x = np.array([s.bval_s_per_mm2 - b_ref for s in others]) * 1e-3
+    nrel = np.array([s.n_volumes / ref.n_volumes for s in others], dtype=np.float64)
+    dw_columns = tuple(v for s in others for v in s.volumes)
+    averaging = None
+    if any(s.n_volumes > 1 for s in others):
+        averaging = np.zeros((len(others), len(dw_columns)))
+        k = 0
+        for i, s in enumerate(others):
+            averaging[i, k : k + s.n_volumes] = 1.0 / s.n_volumes
+            k += s.n_volumes
+    # Unweighted LS through (0, 0) and (x_s, y_s): y_ref = 0 drops out of every sum.
+    n_points = len(others) + 1
+    x_all = np.concatenate([[0.0], x])
+    xbar = x_all.mean()
+    slope_c = (x - xbar) / float(np.sum((x_all - xbar) ** 2))
+    rows = [slope_c, 1.0 / n_points - xbar * slope_c]
+    if n_points > 2:
+        # Residuals of an unweighted LS fit are the projection of y onto the orthogonal
+        # complement of span(1, x); its orthonormal basis turns the RMSE into a product.
+        design = np.stack([np.ones(n_points), x_all], axis=1)
+        q, _ = np.linalg.qr(design, mode="complete")
+        rows.extend(q[1:, 2:].T / np.sqrt(n_points))
+    ols = np.stack(rows)
+    zeros = np.zeros_like(x)
+    ones = np.ones_like(x)
+    wls_sums = np.stack(
+        [
+            np.concatenate([ones, zeros]),
+            np.concatenate([x, zeros]),
+            np.concatenate([x * x, zeros]),
+            np.concatenate([zeros, ones]),
+            np.concatenate([zeros, x]),
+        ]
+    )
+    return Plan(ref, others, x, b_ref * 1e-3, nrel, dw_columns, averaging, ols, wls_sums)
+
+
+def _as_slice(columns: Sequence[int]) -> slice | list[int]:
+    """A slice when the columns are consecutive (a view, no copy), else the list."""
+    if columns and list(columns) == list(range(columns[0], columns[0] + len(columns))):
+        return slice(columns[0], columns[0] + len(columns))
+    return list(columns)
+
+
+class Kernel:
+    """Fits chunks of voxels ``(n, N)`` into output slices; threads share one instance."""
+
+    def __init__(
+        self, plan: Plan, method: str, ftype: type[np.floating], sigma: float | None,
+        chunk: int,
+    ) -> None:
+        self.plan, self.method, self.ft, self.chunk = plan, method, ftype, chunk
+        self.sigma2 = None if not sigma else float(sigma) ** 2
+        self.k = len(plan.others)
+        self.x = plan.x.astype(ftype)
+        self.x_col = self.x[:, None]
+        self.two_x = (2 * self.x)[:, None]
+        self.ols = plan.ols.astype(ftype)
+        self.wls_sums = plan.wls_sums.astype(ftype)
+        log_nrel = np.log(plan.nrel)
+        self.log_nrel = None if np.all(log_nrel == 0) else log_nrel.astype(ftype)[:, None]
+        self.averaging = None if plan.averaging is None else plan.averaging.astype(ftype)
+        self.ones_k = np.ones((1, self.k), dtype=ftype)
+        self.nrel = plan.nrel.astype(ftype)
+        self.moments = np.stack([self.nrel, self.nrel * self.x, self.nrel * self.x * self.x])
+        self.tol = 1e-6 if ftype is np.float32 else 1e-10
+        self.dw_index = _as_slice(plan.dw_columns)
+        self._local = threading.local()
+
+    # -- buffers --------------------------------------------------------------------------
+    def _buffers(self, n: int) -> dict[str, np.ndarray]:
+        bufs: dict[str, np.ndarray] | None = getattr(self._local, "bufs", None)
+        if bufs is None:
+            c, k, ft = self.chunk, self.k, self.ft
+            n_dw = len(self.plan.dw_columns)
+            bufs = {
+                "ref": np.empty(c, ft),
+                "ratio": np.empty((n_dw, c), ft),
+                "y": np.empty((k, c), ft),
+                "p": np.empty((self.ols.shape[0], c), ft),
+                "z": np.empty((2 * k, c), ft),
+                "sums": np.empty((5, c), ft),
+                "e": np.empty((k, c), ft),
+                "t1": np.empty(c, ft),
+                "t2": np.empty(c, ft),
+                "g": np.empty(c, ft),
+                "a": np.empty(c, ft),
+                "s0": np.empty(c, ft),
+                "adc": np.empty(c, ft),
+                "mask": np.empty(c, ft),
+                "ok": np.empty(c, bool),
+                "okt": np.empty(c, bool),
+            }
+            self._local.bufs = bufs
+        return {name: b[..., :n] for name, b in bufs.items()}
+
+    # -- entry ----------------------------------------------------------------------------
+    def run(
+        self,
+        xc: npt.NDArray[np.generic],
+        mask: npt.NDArray[np.bool_] | None,
+        outs: tuple[npt.NDArray[np.generic], ...],
+    ) -> None:
+        """Fit the rows of ``xc`` into ``outs`` = (adc, s0, rmse_log, valid) slices."""
+        if mask is not None and not mask.all():
+            for o, fill in zip(outs, (np.nan, np.nan, np.nan, False), strict=True):
+                o.fill(fill)
+            idx = np.flatnonzero(mask)
+            if idx.size == 0:
+                return
+            sub = tuple(np.empty(idx.size, dtype=o.dtype) for o in outs)
+            self.run(xc[idx], None, sub)
+            for o, s in zip(outs, sub, strict=True):
+                o[idx] = s
+            return
+        if xc.dtype != self.ft:
+            xc = xc.astype(self.ft)
+        with np.errstate(all="ignore"):
+            self._fit(xc, *outs)
+
+    # -- steps ----------------------------------------------------------------------------
+    def _corrected(self, col: FloatArray, out: FloatArray) -> FloatArray:
+        """``√(max(M² − σ², 0))`` into ``out`` (Gudbjartsson & Patz 1995)."""
+        assert self.sigma2 is not None
+        np.square(col, out=out)
+        out -= self.sigma2
+        np.maximum(out, 0, out=out)
+        return np.sqrt(out, out=out)
+
+    def _reference(self, xc: FloatArray, b: dict[str, np.ndarray]) -> FloatArray:
+        ref, out = self.plan.ref, b["ref"]
+        if ref.n_volumes == 1 and self.sigma2 is None:
+            return xc[:, ref.volumes[0]]
+        out.fill(0)
+        for v in ref.volumes:
+            col = xc[:, v] if self.sigma2 is None else self._corrected(xc[:, v], b["t1"])
+            if ref.is_b0 or ref.n_volumes == 1:  # b≈0 repeats: arithmetic mean
+                out += col
+            else:  # a diffusion-weighted reference shell: geometric mean
+                out += np.log(col)
+        out *= 1.0 / ref.n_volumes
+        if not ref.is_b0 and ref.n_volumes > 1:
+            np.exp(out, out=out)
+        return out
+
+    def _log_ratios(
+        self, xc: FloatArray, ref: FloatArray, b: dict[str, np.ndarray]
+    ) -> tuple[FloatArray, FloatArray]:
+        """Signal ratios to the reference (per volume) and their shell-mean logs."""
+        ratio = b["ratio"]
+        if self.sigma2 is None:
+            np.divide(xc[:, self.dw_index].T, ref, out=ratio)
+        else:
+            for k, j in enumerate(self.plan.dw_columns):
+                np.divide(self._corrected(xc[:, j], b["t1"]), ref, out=ratio[k])
+        y = b["y"]
+        if self.averaging is None:
+            np.log(ratio, out=y)
+        else:
+            logs = np.log(ratio)
+            np.matmul(self.averaging, logs, out=y)
+        return ratio, y
+
+    def _fit(
+        self,
+        xc: FloatArray,
+        out_adc: npt.NDArray[np.generic],
+        out_s0: npt.NDArray[np.generic],
+        out_rmse: npt.NDArray[np.generic],
+        out_valid: npt.NDArray[np.generic],
+    ) -> None:
+        plan, b = self.plan, self._buffers(xc.shape[0])
+        ok, okt, t1 = b["ok"], b["okt"], b["t1"]
+        ref = self._reference(xc, b)
+        ratio, y = self._log_ratios(xc, ref, b)
+        np.greater(ref, 0, out=ok)  # rule 1 at the reference (NaN compares False)
+        ymax = y[0]
+        if self.k > 1:
+            ymax = np.maximum(y[0], y[1], out=t1)
+            for s in range(2, self.k):
+                np.maximum(ymax, y[s], out=ymax)
+        np.less_equal(ymax, 0, out=okt)  # rule 2; NaN (a signal < 0) compares False
+        ok &= okt
+
+        rmse_done = False
+        if self.method == "two-point":
+            g = np.multiply(y[0], 1.0 / float(self.x[0]), out=b["g"])
+            a = None
+            out_rmse[...] = 0
+            rmse_done = True
+        else:
+            p = np.matmul(self.ols, y, out=b["p"])
+            g, a = p[0], p[1]
+            if self.method == "ols":
+                self._ols_rmse(p, out_rmse, t1)
+                rmse_done = True
+            else:
+                g, a = self._wls(g, y, b)
+                if self.method == "nlls":
+                    trace = ratio if self.averaging is None else np.exp(y)
+                    g, a = self._nlls(g, a, trace, ok)
+
+        adc = np.negative(g, out=b["adc"])
+        np.greater(adc, 0, out=okt)  # rule 4
+        ok &= okt
+        np.less(adc, np.inf, out=okt)
+        ok &= okt
+        s0 = b["s0"]
+        if a is None:
+            if plan.x_ref0 == 0:
+                np.copyto(s0, ref)
+            else:
+                np.exp(np.multiply(adc, plan.x_ref0, out=s0), out=s0)
+                s0 *= ref
+        else:
+            if plan.x_ref0 == 0:
+                np.exp(a, out=s0)
+            else:
+                np.multiply(adc, plan.x_ref0, out=s0)
+                s0 += a
+                np.exp(s0, out=s0)
+            s0 *= ref
+            if not rmse_done:
+                self._direct_rmse(g, a, y, b, out_rmse)
+        np.less(s0, np.inf, out=okt)
+        ok &= okt
+        # 1 where valid, NaN (= 0/0) where not: one pass, then three multiplications that
+        # store the outputs with NaN already in place.
+        nanmask = np.divide(ok, ok, out=b["mask"], dtype=self.ft)
+        np.multiply(adc, nanmask, out=out_adc)
+        np.multiply(s0, nanmask, out=out_s0)
+        np.multiply(out_rmse, nanmask, out=out_rmse)
+        np.copyto(out_valid, ok)
+
+    def _ols_rmse(self, p: FloatArray, out: npt.NDArray[np.generic], tmp: FloatArray) -> None:
+        if p.shape[0] == 2:
+            out[...] = 0
+        elif p.shape[0] == 3:
+            np.abs(p[2], out=out)
+        else:
+            acc = np.square(p[2], out=tmp)
+            for r in range(3, p.shape[0]):
+                acc += np.square(p[r])
+            np.sqrt(acc, out=out)
+
+    def _direct_rmse(
+        self, g: FloatArray, a: FloatArray, y: FloatArray, b: dict[str, np.ndarray],
+        out: npt.NDArray[np.generic],
+    ) -> None:
+        e = b["e"] if self.method != "nlls" else np.empty_like(y)
+        np.multiply(self.x_col, g, out=e)
+        e += a
+        np.subtract(y, e, out=e)
+        np.square(e, out=e)
+        acc = np.matmul(self.ones_k, e, out=b["z"][:1])[0]
+        t = np.square(a, out=b["t2"])
+        acc += t
+        acc *= 1.0 / (self.k + 1)
+        np.sqrt(acc, out=out)
+
+    def _wls(
+        self, g: FloatArray, y: FloatArray, b: dict[str, np.ndarray]
+    ) -> tuple[FloatArray, FloatArray]:
+        """Weighted LS with weights ``n_s Ŝ_s²`` from the OLS slope ``g`` (relative to the
+        reference, whose weight is 1): ``w_s = exp(2 g x_s + ln n_s/n_ref)``."""
+        k = self.k
+        z = b["z"]
+        w = z[:k]
+        np.multiply(self.two_x, g, out=w)
+        if self.log_nrel is not None:
+            w += self.log_nrel
+        np.exp(w, out=w)
+        np.multiply(w, y, out=z[k:])
+        sums = np.matmul(self.wls_sums, z, out=b["sums"])
+        sw, swx, swxx, swy, swxy = sums
+        sw += 1
+        det = np.multiply(sw, swxx, out=b["t1"])
+        t2 = np.multiply(swx, swx, out=b["t2"])
+        det -= t2
+        g_new = np.multiply(sw, swxy, out=b["g"])
+        np.multiply(swx, swy, out=t2)
+        g_new -= t2
+        g_new /= det
+        a_new = np.multiply(g_new, swx, out=b["a"])
+        np.subtract(swy, a_new, out=a_new)
+        a_new /= sw
+        return g_new, a_new
+
+    def _nlls(
+        self, g: FloatArray, a: FloatArray, trace: FloatArray, ok: npt.NDArray[np.bool_]
+    ) -> tuple[FloatArray, FloatArray]:
+        """Levenberg–Marquardt on the signal ratios (reference: ratio 1 at x = 0, weight 1).
+
+        Minimises ``(1 − e^a)² + Σ_s n_s/n_ref (t_s − e^{a + g x_s})²`` with ``g ≤ 0``.
+        Not on the speed-critical path, so written for clarity with temporaries.
+        """
+        x, nrel = self.x_col, self.nrel
+
+        def evaluate(a: FloatArray, g: FloatArray) -> tuple[FloatArray, ...]:
+            pred = np.exp(x * g + a)
+            e0 = np.exp(a)
+            r = trace - pred
+            r0 = 1 - e0
+            cost = r0 * r0 + nrel @ (r * r)
+            return pred, e0, r, r0, cost
+
+        g, a = g.copy(), a.copy()
+        lam = np.full_like(g, 1e-3)
+        pred, e0, r, r0, cost = evaluate(a, g)
+        for _ in range(NLLS_MAX_ITER):
+            jtj_a, jtj_b, jtj_c = self.moments @ (pred * pred)
+            jtj_a += e0 * e0
+            pr = pred * r
+            u = nrel @ pr + e0 * r0
+            v = (nrel * self.x) @ pr
+            aa = jtj_a * (1 + lam)
+            cc = jtj_c * (1 + lam)
+            det = aa * cc - jtj_b * jtj_b
+            da = (cc * u - jtj_b * v) / det
+            dg = (aa * v - jtj_b * u) / det
+            a_try = a + da
+            g_try = np.minimum(g + dg, 0)  # the bound ADC ≥ 0
+            pred_t, e0_t, r_t, r0_t, cost_t = evaluate(a_try, g_try)
+            better = cost_t < cost
+            a = np.where(better, a_try, a)
+            g = np.where(better, g_try, g)
+            cost = np.where(better, cost_t, cost)
+            pred = np.where(better, pred_t, pred)
+            e0 = np.where(better, e0_t, e0)
+            r = np.where(better, r_t, r)
+            r0 = np.where(better, r0_t, r0)
+            lam = np.where(better, lam * 0.1, lam * 10)
+            if np.all(~ok | (np.abs(dg) <= self.tol * np.abs(g)) | ~np.isfinite(dg)):
+                break
+        return g, a

@@ -1,0 +1,310 @@
+"""The ADC engine: ``AdcModel(bvals, method=...).fit(dwi, mask=...) -> AdcFit``.
+
+Model: the trace signal of shell ``s`` is ``S(b_s) = S0 · exp(−b_s · ADC)``. Directional
+images of one shell are combined into a geometric-mean trace and several b≈0 images are
+averaged (:mod:`discquant.diffusion.shells`), as scanners do, before the fit.
+
+Methods
+-------
+``two-point``
+    ``ADC = ln(S_lo / S_hi) / (b_hi − b_lo)`` from the lowest and highest used shells only.
+``ols``
+    Unweighted least squares of ``ln S`` on ``b`` over the shells (the scanner's fit).
+``wls``
+    Weighted least squares of ``ln S`` with weights ``n_s · Ŝ_s²`` where ``Ŝ`` is the OLS
+    prediction (as dipy's WLS tensor fit; ``n_s`` is the number of images averaged into the
+    shell, whose log-signal variance is ``σ² / (n_s S²)``).
+``nlls``
+    Levenberg–Marquardt on ``Σ n_s (S_s − S0 e^{−b_s ADC})²`` in the signal domain, with
+    ``ADC ≥ 0``, warm-started from WLS, at most :data:`NLLS_MAX_ITER` iterations, stopping
+    when every voxel's ADC step is below ``1e-6`` (float32) / ``1e-10`` (float64) relative.
+
+Invalid voxels (``valid`` False, ADC, S0 and RMSE NaN; never clipped):
+
+1. a used signal is ≤ 0 or not finite: a b≈0 image, or any image of a diffusion-weighted
+   shell (its geometric mean is then 0 or undefined); after Rician correction, a signal
+   at or below the noise level counts as 0;
+2. a diffusion-weighted shell's trace signal is above the reference signal ``S0`` (the
+   lowest used shell, normally b≈0);
+3. fewer than two usable b-values: per voxel this cannot happen without rule 1, so a model
+   with fewer than two shells in ``[b_min, b_max]`` is refused when it is built;
+4. the fit itself fails: ADC ≤ 0 (possible with three or more shells even when rule 2
+   holds), or ADC or S0 not finite;
+
+plus every voxel outside ``mask``.
+
+Implementation (hand-written rather than dipy because dipy fits a 7-parameter tensor per
+voxel and clips signals; this fit has two parameters with a closed form): the volume is
+processed in chunks of a few tens of thousands of voxels that stay in the L2 cache, on a
+small pool of threads (numpy releases the GIL in its loops). Within a chunk every signal is
+divided by the voxel's reference signal and the logarithm is taken once; OLS is then one
+small matrix product with precomputed coefficients, WLS one more exponential per shell and
+one matrix product of running sums per voxel (``Σw, Σwx, Σwx², Σwy, Σwxy``), solved in
+closed form. b-values are used in ms/µm² relative to the reference shell, so the slope is
+the ADC in µm²/ms and float32 arithmetic keeps full input precision. float32 input is
+computed in float32, float64 input in float64. Peak memory: the input, the four output
+maps, and a few chunk buffers per thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Literal, cast
+
+import numpy as np
+import numpy.typing as npt
+
+from discquant.diffusion._kernel import NLLS_MAX_ITER, Kernel, make_plan
+from discquant.diffusion.noise import estimate_noise_sigma
+from discquant.diffusion.shells import SHELL_TOL_S_PER_MM2, Shell, group_shells
+
+__all__ = ["METHODS", "NLLS_MAX_ITER", "AdcFit", "AdcModel", "Method"]
+from discquant.errors import InvalidInputError
+
+log = logging.getLogger(__name__)
+
+Method = Literal["two-point", "ols", "wls", "nlls"]
+METHODS: tuple[str, ...] = ("two-point", "ols", "wls", "nlls")
+
+_CHUNK_BYTES = 1 << 19  # input bytes per chunk; with the buffers it stays near the L2 size
+_MAX_THREADS = 8
+
+FloatArray = npt.NDArray[np.floating]
+
+
+@dataclass(frozen=True)
+class AdcFit:
+    """The result of :meth:`AdcModel.fit`; every map has the DWI's spatial shape.
+
+    Attributes
+    ----------
+    adc_um2_per_ms
+        float32 ADC in µm²/ms (= 10⁻³ mm²/s); NaN where ``valid`` is False.
+    s0
+        float32 fitted signal at b = 0 (extrapolated when b≈0 is not used); NaN where invalid.
+    rmse_log
+        float32 root-mean-square residual of the natural-log trace signal over the used
+        shells, ``√(Σ_s (ln S_s − ln Ŝ_s)² / S)`` (0 for two shells); NaN where invalid.
+    valid
+        bool map, see the module docstring for the rules.
+    bvals_used_s_per_mm2
+        The shells the fit used, ascending (mean b-value of each shell).
+    volumes_per_shell
+        Number of DWI volumes averaged into each used shell.
+    method
+        The fit method.
+    noise_sigma
+        The Rician ``σ`` removed from the signals, or None when no correction was made.
+    """
+
+    adc_um2_per_ms: npt.NDArray[np.float32]
+    s0: npt.NDArray[np.float32]
+    rmse_log: npt.NDArray[np.float32]
+    valid: npt.NDArray[np.bool_]
+    bvals_used_s_per_mm2: tuple[float, ...]
+    volumes_per_shell: tuple[int, ...]
+    method: str
+    noise_sigma: float | None = None
+
+    @property
+    def n_valid(self) -> int:
+        return int(np.count_nonzero(self.valid))
+
+
+class AdcModel:
+    """Mono-exponential ADC model of a diffusion acquisition (see the module docstring).
+
+    Parameters
+    ----------
+    bvals
+        One b-value per DWI volume, s/mm².
+    bvecs
+        Optional ``(N, 3)`` gradient directions; only checked for shape (the trace does
+        not depend on them).
+    method
+        ``"two-point"``, ``"ols"``, ``"wls"`` (default) or ``"nlls"``.
+    b_min, b_max
+        Use only shells with ``b_min ≤ b ≤ b_max`` (s/mm²); ``b_min`` = 200 drops the
+        perfusion-weighted low b-values, for example.
+    noise_sigma
+        Rician ``σ`` of one image (signal units) to correct the noise floor with
+        ``√(M² − σ²)`` before the fit; ``"auto"`` estimates it from the background of the
+        b≈0 image(s) (:func:`discquant.diffusion.noise.estimate_noise_sigma`); None
+        (default) corrects nothing.
+    shell_tol
+        Tolerance for grouping b-values into shells, s/mm².
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> b = np.array([0.0, 400.0, 800.0])
+    >>> dwi = 1000.0 * np.exp(-b * 1.7e-3)  # ADC 1.7 µm²/ms
+    >>> fit = AdcModel(b, method="ols").fit(dwi[None, :])
+    >>> round(float(fit.adc_um2_per_ms[0]), 5), bool(fit.valid[0])
+    (1.7, True)
+    """
+
+    def __init__(
+        self,
+        bvals: npt.ArrayLike,
+        bvecs: npt.ArrayLike | None = None,
+        *,
+        method: Method | str = "wls",
+        b_min: float | None = None,
+        b_max: float | None = None,
+        noise_sigma: float | Literal["auto"] | None = None,
+        shell_tol: float = SHELL_TOL_S_PER_MM2,
+    ) -> None:
+        if method not in METHODS:
+            raise InvalidInputError(f"unknown ADC method {method!r}; choose one of {METHODS}")
+        self.method = cast(Method, method)
+        self.bvals = np.asarray(bvals, dtype=np.float64).ravel()
+        self.shells = group_shells(self.bvals, tol=shell_tol)
+        self.bvecs = None
+        if bvecs is not None:
+            vecs = np.asarray(bvecs, dtype=np.float64)
+            if vecs.shape == (3, self.bvals.size):  # FSL .bvec layout
+                vecs = vecs.T
+            if vecs.shape != (self.bvals.size, 3):
+                raise InvalidInputError(
+                    f"bvecs must have shape ({self.bvals.size}, 3), got {vecs.shape}"
+                )
+            self.bvecs = vecs
+        if isinstance(noise_sigma, str):
+            if noise_sigma != "auto":
+                raise InvalidInputError(f"noise_sigma must be a number, 'auto' or None, "
+                                        f"got {noise_sigma!r}")
+        elif noise_sigma is not None and (not np.isfinite(noise_sigma) or noise_sigma < 0):
+            raise InvalidInputError(f"noise_sigma must be finite and ≥ 0, got {noise_sigma}")
+        self.noise_sigma = noise_sigma
+        lo = -np.inf if b_min is None else float(b_min)
+        hi = np.inf if b_max is None else float(b_max)
+        used = [s for s in self.shells if lo <= s.bval_s_per_mm2 <= hi]
+        if len(used) < 2:
+            raise InvalidInputError(
+                "fewer than two b-value shells to fit: shells "
+                f"{[round(s.bval_s_per_mm2, 3) for s in self.shells]} s/mm², "
+                f"allowed range [{lo}, {hi}]"
+            )
+        if self.method == "two-point":
+            used = [used[0], used[-1]]
+        self.used_shells: tuple[Shell, ...] = tuple(used)
+        self._plan = make_plan(used)
+
+    @property
+    def n_volumes(self) -> int:
+        return int(self.bvals.size)
+
+    def fit(
+        self,
+        dwi: npt.ArrayLike,
+        mask: npt.ArrayLike | None = None,
+        *,
+        n_threads: int | None = None,
+    ) -> AdcFit:
+        """Fit every voxel.
+
+        Parameters
+        ----------
+        dwi
+            ``(..., N)`` array, N volumes last, in the order of ``bvals``; float32 is
+            computed in float32, float64 in float64, integers are converted per chunk.
+        mask
+            Optional boolean array of the spatial shape; voxels outside are invalid.
+        n_threads
+            Worker threads; default: the CPUs this process may use (at most 8).
+
+        Returns
+        -------
+        AdcFit
+        """
+        arr = np.asarray(dwi)
+        if arr.ndim < 1 or arr.shape[-1] != self.n_volumes:
+            raise InvalidInputError(
+                f"the DWI has {arr.shape[-1] if arr.ndim else 0} volumes but "
+                f"{self.n_volumes} b-values were given"
+            )
+        spatial = arr.shape[:-1]
+        order: Literal["C", "F"] = "C"
+        if not arr.flags.c_contiguous:
+            if arr.flags.f_contiguous:
+                order = "F"
+            else:
+                arr = np.ascontiguousarray(arr)
+        x2d = arr.reshape(-1, self.n_volumes, order=order)
+        n_vox = x2d.shape[0]
+        ftype = np.float64 if arr.dtype == np.float64 else np.float32
+
+        mask_flat = None
+        if mask is not None:
+            m = np.asarray(mask)
+            if m.shape != spatial:
+                raise InvalidInputError(
+                    f"mask shape {m.shape} does not match the DWI's spatial shape {spatial}"
+                )
+            mask_flat = m.astype(bool, copy=False).reshape(-1, order=order)
+
+        sigma = self._resolve_sigma(x2d)
+
+        adc = np.empty(spatial, dtype=np.float32, order=order)
+        s0 = np.empty(spatial, dtype=np.float32, order=order)
+        rmse = np.empty(spatial, dtype=np.float32, order=order)
+        valid = np.empty(spatial, dtype=bool, order=order)
+        outs = tuple(o.reshape(-1, order=order) for o in (adc, s0, rmse, valid))
+
+        chunk = int(np.clip(_CHUNK_BYTES // (4 * max(self.n_volumes, 4)), 1024, 1 << 15))
+        starts = range(0, n_vox, chunk)
+        kernel = Kernel(self._plan, self.method, ftype, sigma, chunk)
+
+        def run(start: int) -> None:
+            stop = min(start + chunk, n_vox)
+            kernel.run(x2d[start:stop], None if mask_flat is None else mask_flat[start:stop],
+                       tuple(o[start:stop] for o in outs))
+
+        threads = _n_threads(n_threads)
+        if threads <= 1 or len(starts) <= 1:
+            for start in starts:
+                run(start)
+        else:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(run, starts))
+        fit = AdcFit(
+            adc_um2_per_ms=adc,
+            s0=s0,
+            rmse_log=rmse,
+            valid=valid,
+            bvals_used_s_per_mm2=tuple(s.bval_s_per_mm2 for s in self.used_shells),
+            volumes_per_shell=tuple(s.n_volumes for s in self.used_shells),
+            method=self.method,
+            noise_sigma=sigma,
+        )
+        log.debug("ADC %s fit: %d of %d voxels valid", self.method, fit.n_valid, n_vox)
+        return fit
+
+    def _resolve_sigma(self, x2d: npt.NDArray[np.generic]) -> float | None:
+        if self.noise_sigma is None:
+            return None
+        if self.noise_sigma != "auto":
+            return float(self.noise_sigma)
+        b0 = self.shells[0]
+        mean_b0 = np.zeros(x2d.shape[0], dtype=np.float64)
+        for v in b0.volumes:
+            mean_b0 += x2d[:, v]
+        sigma = estimate_noise_sigma(mean_b0 / b0.n_volumes)
+        # The background of an average of n images has σ/√n; one image has σ.
+        sigma *= float(np.sqrt(b0.n_volumes))
+        log.info("Rician noise sigma estimated from the background: %.4g", sigma)
+        return sigma
+
+
+def _n_threads(requested: int | None) -> int:
+    if requested is not None:
+        return max(1, int(requested))
+    try:
+        available = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        available = os.cpu_count() or 1
+    return max(1, min(available, _MAX_THREADS))

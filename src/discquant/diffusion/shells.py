@@ -1,0 +1,154 @@
+"""b-value shells: grouping with a tolerance, and the trace image a scanner computes.
+
+Scanners combine the images of one b-value acquired along several gradient directions
+into a *trace-weighted* image, the geometric mean of the directional images, so that the
+ADC fitted from it is the mean of the directional ADCs (rotation invariant for any
+direction set balanced over the sphere). Several b≈0 images are averaged arithmetically
+(they are repeated measurements of the same signal). This module holds that grouping so
+that the ADC engine, the scanner-style reference and the phantom agree on it.
+
+Grouping rule: b-values are sorted and a value joins the current shell when it lies within
+``tol`` of that shell's smallest member (``2000`` and ``1995`` are one shell; dipy's
+``unique_bvals_tolerance`` uses the same default of 20 s/mm²). A shell's b-value is the
+mean of its members. The lowest shell is "b≈0" when its b-value is at most
+:data:`B0_MAX_S_PER_MM2`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from discquant.errors import InvalidInputError
+
+SHELL_TOL_S_PER_MM2 = 20.0
+"""Default tolerance for two b-values to count as one shell (s/mm²)."""
+
+B0_MAX_S_PER_MM2 = 50.0
+"""A lowest shell at or below this b-value is b≈0 and averaged arithmetically (dipy's default)."""
+
+
+@dataclass(frozen=True)
+class Shell:
+    """One b-value shell.
+
+    Attributes
+    ----------
+    bval_s_per_mm2
+        Mean b-value of the member volumes.
+    volumes
+        Indices of the member volumes along the last axis of the DWI array.
+    is_b0
+        True for a lowest shell with b ≤ :data:`B0_MAX_S_PER_MM2` (members averaged
+        arithmetically); False for diffusion-weighted shells (geometric mean).
+    """
+
+    bval_s_per_mm2: float
+    volumes: tuple[int, ...]
+    is_b0: bool
+
+    @property
+    def n_volumes(self) -> int:
+        return len(self.volumes)
+
+
+def group_shells(
+    bvals: npt.ArrayLike, *, tol: float = SHELL_TOL_S_PER_MM2
+) -> tuple[Shell, ...]:
+    """Group b-values into shells, lowest first.
+
+    Parameters
+    ----------
+    bvals
+        One b-value per volume, s/mm².
+    tol
+        Largest distance (s/mm²) from a shell's smallest member for a b-value to join it.
+
+    Returns
+    -------
+    tuple of Shell
+        Shells sorted by b-value.
+
+    Examples
+    --------
+    >>> [s.bval_s_per_mm2 for s in group_shells([0, 2000, 1995, 0.004, 1000])]
+    [0.002, 1000.0, 1997.5]
+    """
+    b = np.asarray(bvals, dtype=np.float64)
+    if b.ndim != 1 or b.size == 0:
+        raise InvalidInputError(f"b-values must be a non-empty 1D list, got shape {b.shape}")
+    if not np.all(np.isfinite(b)) or np.any(b < 0):
+        raise InvalidInputError(f"b-values must be finite and ≥ 0, got {b.tolist()}")
+    if tol < 0:
+        raise InvalidInputError(f"shell tolerance must be ≥ 0, got {tol}")
+    order = np.argsort(b, kind="stable")
+    groups: list[list[int]] = []
+    start = -np.inf
+    for i in order:
+        if b[i] - start > tol:
+            groups.append([])
+            start = b[i]
+        groups[-1].append(int(i))
+    shells = []
+    for k, members in enumerate(groups):
+        bval = float(np.mean(b[members]))
+        shells.append(
+            Shell(
+                bval_s_per_mm2=bval,
+                volumes=tuple(sorted(members)),
+                is_b0=(k == 0 and bval <= B0_MAX_S_PER_MM2),
+            )
+        )
+    return tuple(shells)
+
+
+def trace_shells(
+    dwi: npt.ArrayLike, bvals: npt.ArrayLike, *, tol: float = SHELL_TOL_S_PER_MM2
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """One image per shell: the b≈0 mean and the geometric-mean trace of each other shell.
+
+    Parameters
+    ----------
+    dwi
+        Array ``(..., N)`` with the N volumes on the last axis.
+    bvals
+        N b-values, s/mm².
+    tol
+        Shell tolerance, see :func:`group_shells`.
+
+    Returns
+    -------
+    trace : ndarray, shape ``(..., S)``, float64
+        Arithmetic mean of the b≈0 volumes; geometric mean of each diffusion-weighted
+        shell's volumes (0 where any member is ≤ 0, since the geometric mean of
+        magnitudes that include a zero is zero; NaN where a member is NaN).
+    shell_bvals : ndarray, shape ``(S,)``
+        The shells' mean b-values, ascending.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> t, b = trace_shells(np.array([[100.0, 40.0, 10.0]]), [0, 1000, 1005])
+    >>> b.tolist(), t.round(6).tolist()
+    ([0.0, 1002.5], [[100.0, 20.0]])
+    """
+    data = np.asarray(dwi, dtype=np.float64)
+    shells = group_shells(bvals, tol=tol)
+    n = sum(s.n_volumes for s in shells)
+    if data.ndim < 1 or data.shape[-1] != n:
+        raise InvalidInputError(
+            f"DWI has {data.shape[-1] if data.ndim else 0} volumes but {n} b-values were given"
+        )
+    out = np.empty((*data.shape[:-1], len(shells)), dtype=np.float64)
+    for k, shell in enumerate(shells):
+        members = data[..., list(shell.volumes)]
+        if shell.is_b0 or shell.n_volumes == 1:
+            out[..., k] = members.mean(axis=-1)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                logs = np.log(np.where(members > 0, members, 0.0))
+                logs = np.where(np.isnan(members), np.nan, logs)
+                out[..., k] = np.exp(logs.mean(axis=-1))
+    return out, np.array([s.bval_s_per_mm2 for s in shells])

@@ -1,0 +1,156 @@
+"""Invalid-voxel rules, masks, b-value selection and bad arguments of the ADC engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from discquant.diffusion.adc import METHODS, AdcModel
+from discquant.errors import InvalidInputError
+
+B3 = [0.0, 400.0, 800.0]
+GOOD = [1000.0, 500.0, 250.0]  # ADC = ln 2 / 0.4 = 1.7329 µm²/ms exactly
+
+
+def fit_rows(rows, bvals=B3, **kw):
+    return AdcModel(bvals, **kw).fit(np.array(rows, dtype=np.float64))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_rule_invalidates_its_voxel_and_leaves_the_others(method):
+    rows = [
+        GOOD,
+        [0.0, 500.0, 250.0],  # rule 1: S0 = 0
+        [-5.0, 500.0, 250.0],  # rule 1: S0 < 0
+        [1000.0, 0.0, 250.0],  # rule 1: a DW signal = 0
+        [1000.0, 500.0, -1.0],  # rule 1: a DW signal < 0
+        [np.nan, 500.0, 250.0],  # rule 1: not finite
+        [1000.0, np.inf, 250.0],  # rule 1: not finite
+        [1000.0, 1001.0, 250.0],  # rule 2: DW signal above S0
+        [1000.0, 500.0, 1000.5],  # rule 2
+        GOOD,
+    ]
+    fit = fit_rows(rows, method=method)
+    expected = np.array([True] + [False] * 8 + [True])
+    if method == "two-point":  # it uses only b = 0 and 800: the b = 400 problems do not count
+        expected[[3, 6, 7]] = True
+    np.testing.assert_array_equal(fit.valid, expected)
+    assert np.all(np.isnan(fit.adc_um2_per_ms[~expected]))
+    assert np.all(np.isnan(fit.s0[~expected]))
+    assert np.all(np.isnan(fit.rmse_log[~expected]))
+    np.testing.assert_allclose(fit.adc_um2_per_ms[[0, 9]], np.log(2) / 0.4, rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["ols", "wls"])
+def test_rule4_negative_fitted_adc_is_invalid_not_clipped(method):
+    """b = 0/100/800 with a steep drop at 100 and almost none at 800: every DW signal is
+    below S0 (rule 2 holds) but the fitted slope is positive."""
+    bvals = [0.0, 100.0, 800.0]
+    fit = fit_rows([[1000.0, 1000.0 * np.exp(-1.0), 999.0], GOOD], bvals=bvals, method=method)
+    assert fit.valid.tolist() == [False, True]
+    assert np.isnan(fit.adc_um2_per_ms[0])
+
+
+def test_signal_equal_to_s0_is_allowed_but_zero_adc_is_not():
+    three = fit_rows([[1000.0, 1000.0, 250.0]], method="ols")
+    assert three.valid[0] and three.adc_um2_per_ms[0] > 0
+    two = AdcModel([0.0, 800.0]).fit(np.array([[1000.0, 1000.0]]))
+    assert not two.valid[0]
+
+
+def test_rule_2_uses_the_trace_not_single_directions():
+    """One direction above S0 is noise, not an invalid voxel, when the trace is below."""
+    bvals = [0, 1000, 1000, 1000]
+    dwi = np.array([[1000.0, 1100.0, 300.0, 300.0]])
+    fit = AdcModel(bvals).fit(dwi)
+    assert fit.valid[0]
+    trace = (1100.0 * 300.0 * 300.0) ** (1 / 3)
+    assert fit.adc_um2_per_ms[0] == pytest.approx(np.log(1000.0 / trace), rel=1e-6)
+
+
+def test_rician_correction_turns_signals_below_sigma_invalid():
+    fit = fit_rows([[1000.0, 500.0, 250.0], [1000.0, 500.0, 20.0]], noise_sigma=30.0)
+    assert fit.valid.tolist() == [True, False]
+    corrected = np.sqrt(np.array(GOOD) ** 2 - 30.0**2)
+    expected_wls = AdcModel(B3).fit(corrected[None]).adc_um2_per_ms[0]
+    assert fit.adc_um2_per_ms[0] == pytest.approx(expected_wls, rel=1e-6)
+    assert fit.noise_sigma == 30.0
+
+
+def test_mask_excludes_voxels_and_leaves_the_rest_unchanged():
+    rng = np.random.default_rng(0)
+    adc = rng.uniform(0.5, 3.0, (40, 50))
+    dwi = 1000.0 * np.exp(-adc[..., None] * np.array(B3) * 1e-3)
+    mask = rng.random((40, 50)) > 0.3
+    full = AdcModel(B3).fit(dwi)
+    masked = AdcModel(B3).fit(dwi, mask=mask)
+    np.testing.assert_array_equal(masked.valid, mask)
+    assert np.all(np.isnan(masked.adc_um2_per_ms[~mask]))
+    np.testing.assert_array_equal(masked.adc_um2_per_ms[mask], full.adc_um2_per_ms[mask])
+
+
+def ivim(bvals: np.ndarray, d: float, f: float, d_star: float) -> np.ndarray:
+    b = np.asarray(bvals) * 1e-3
+    return 1000.0 * ((1 - f) * np.exp(-b * d) + f * np.exp(-b * d_star))
+
+
+def test_b_min_excludes_perfusion_weighted_shells():
+    bvals = np.array([0.0, 20.0, 50.0, 100.0, 400.0, 600.0, 800.0])
+    dwi = ivim(bvals, d=1.2, f=0.15, d_star=60.0)[None]
+    all_b = AdcModel(bvals, method="ols").fit(dwi)
+    high_b = AdcModel(bvals, method="ols", b_min=200).fit(dwi)
+    assert high_b.bvals_used_s_per_mm2 == (400.0, 600.0, 800.0)
+    # Perfusion has decayed by e^{-60·0.4} at b = 400: the high-b fit is the tissue D.
+    assert high_b.adc_um2_per_ms[0] == pytest.approx(1.2, rel=1e-5)
+    assert all_b.adc_um2_per_ms[0] > 1.05 * 1.2  # perfusion inflates the all-b ADC
+    # S0 is extrapolated to b = 0 from the tissue compartment: (1 − f)·1000.
+    assert high_b.s0[0] == pytest.approx(850.0, rel=1e-5)
+
+
+def test_b_max_and_two_point_use_the_end_shells():
+    bvals = [0.0, 500.0, 1000.0, 2000.0]
+    dwi = np.array([[1000.0, 600.0, 400.0, 100.0]])
+    two = AdcModel(bvals, method="two-point", b_max=1000).fit(dwi)
+    assert two.bvals_used_s_per_mm2 == (0.0, 1000.0)
+    assert two.adc_um2_per_ms[0] == pytest.approx(np.log(1000 / 400), rel=1e-6)
+    assert two.rmse_log[0] == 0
+
+
+def test_repeated_b0_images_are_averaged_arithmetically():
+    bvals = [0.0, 0.004, 800.0]
+    fit = AdcModel(bvals).fit(np.array([[900.0, 1100.0, 400.0]]))
+    assert fit.volumes_per_shell == (2, 1)
+    # The b≈0 shell's b-value is the mean of its members, 0.002 s/mm².
+    expected = np.log(1000.0 / 400.0) / (0.8 - 0.002e-3)
+    assert fit.adc_um2_per_ms[0] == pytest.approx(expected, rel=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"bvals": [0, 1000], "b_min": 500}, "fewer than two b-value shells"),
+        ({"bvals": [1000, 1010]}, "fewer than two b-value shells"),
+        ({"bvals": [0, 1000], "method": "ivim"}, "unknown ADC method"),
+        ({"bvals": [0, -5, 1000]}, "finite and ≥ 0"),
+        ({"bvals": [0, 1000], "bvecs": np.zeros((3, 3))}, "bvecs must have shape"),
+        ({"bvals": [0, 1000], "noise_sigma": -1.0}, "noise_sigma"),
+    ],
+)
+def test_bad_model_arguments_raise_typed_errors(kwargs, message):
+    with pytest.raises(InvalidInputError, match=message):
+        AdcModel(**kwargs)
+
+
+def test_bad_fit_arguments_raise_typed_errors():
+    model = AdcModel(B3)
+    with pytest.raises(InvalidInputError, match="4 volumes but 3 b-values"):
+        model.fit(np.ones((5, 4)))
+    with pytest.raises(InvalidInputError, match="mask shape"):
+        model.fit(np.ones((5, 3)), mask=np.ones(4, bool))
+
+
+def test_fsl_bvec_layout_is_accepted():
+    vecs = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]], dtype=float)  # 3 x N, as in .bvec
+    model = AdcModel(B3, vecs)
+    assert model.bvecs is not None
+    np.testing.assert_array_equal(model.bvecs, vecs.T)
