@@ -70,6 +70,7 @@ def test_partial_result_says_what_is_missing_and_why() -> None:
     assert "T2 image not available" in html and "ADC map not available" in html
     assert "b-values missing for series 7" in html and "no lumbar discs found" in html
     assert "0 / 5" in html
+    assert "ADC columns are empty" in html and "T2 columns are empty" in html
     assert re.findall(r'data-level="([^"]+)"', html) == list(LEVELS)
     assert _images(html) == []
     assert RESEARCH_DISCLAIMER in html

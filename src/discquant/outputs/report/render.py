@@ -243,9 +243,9 @@ def _disc_table(result: AnalysisResult) -> str:
             f'<td class="wrap">{_flags(flags)}</td></tr>'
         )
     notes = []
-    if result.adc_map is None:
+    if not any(d.adc_np is not None or d.adc_disc is not None for d in result.discs):
         notes.append(f"ADC columns are empty: {missing_reason(result, 'adc')}")
-    if result.t2 is None:
+    if not any(d.t2_np_csf_ratio is not None for d in result.discs):
         notes.append(f"T2 columns are empty: {missing_reason(result, 't2')}")
     if not any(d.pfirrmann_grade is not None for d in result.discs):
         notes.append(f"No Pfirrmann grades: {missing_reason(result, 'grading')}")
