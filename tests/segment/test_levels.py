@@ -1,0 +1,87 @@
+"""Level naming on synthetic class maps with a known order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from discquant.segment.levels import (
+    FLAG_LEVEL_UNCERTAIN,
+    FLAG_NO_SACRUM,
+    FLAG_TRANSITIONAL,
+    disc_label,
+    disc_name,
+    name_levels,
+    vertebra_name,
+)
+
+BODY, DISC, SACRUM = 1, 2, 3
+# Reoriented grid: rows superior→inferior, columns anterior→posterior, slices L→R.
+AFFINE = np.array([[0, 0, 1, 0], [0, -1, 0, 0], [-1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
+
+
+def spine(n_discs: int, *, sacrum: bool, last_disc_height: int = 8) -> np.ndarray:
+    """Bodies 25 rows tall and discs 8 rows tall stacked down the rows, sacrum at the end."""
+    cls = np.zeros((400, 60, 5), dtype=np.int16)
+    r = 5
+    for i in range(n_discs + 1):
+        cls[r : r + 25, 10:40, :] = BODY
+        r += 25
+        if i < n_discs:
+            h = last_disc_height if i == n_discs - 1 else 8
+            cls[r : r + h, 10:40, :] = DISC
+            r += h
+    if sacrum:
+        cls[r - 25 : r + 40, 10:40, :] = SACRUM
+    return cls
+
+
+def test_names_from_sacrum_upwards() -> None:
+    named = name_levels(spine(6, sacrum=True), AFFINE, sacrum_class=SACRUM)
+    assert [lv.name for lv in named.levels] == [
+        "T12-L1",
+        "L1-L2",
+        "L2-L3",
+        "L3-L4",
+        "L4-L5",
+        "L5-S1",
+    ]
+    assert [lv.label for lv in named.levels] == [119, 120, 121, 122, 123, 124]
+    assert named.flags == []
+    # Bodies: the one above each disc gets the disc's upper vertebra.
+    lab = named.labels
+    assert lab[20, 20, 2] == 19  # top body: T12 (above T12-L1)
+    assert lab[5 + 5 * 33 + 10, 20, 2] == 24  # sixth body down: L5
+    assert lab[5 + 6 * 33 + 10, 20, 2] == 26  # seventh: below L5-S1, sacrum
+    assert set(np.unique(lab)) == {0, 19, 20, 21, 22, 23, 24, 26, 119, 120, 121, 122, 123, 124}
+    # Disc centroid in mm: RAS z = -row, so superior discs have larger z.
+    zs = [lv.centroid_mm[2] for lv in named.levels]
+    assert zs == sorted(zs, reverse=True)
+
+
+def test_missing_sacrum_is_flagged() -> None:
+    named = name_levels(spine(4, sacrum=False), AFFINE, sacrum_class=SACRUM)
+    assert FLAG_NO_SACRUM in named.flags and FLAG_LEVEL_UNCERTAIN in named.flags
+    assert all(lv.confidence <= 0.5 for lv in named.levels)
+
+
+def test_rudimentary_lowest_disc_flags_transitional_anatomy() -> None:
+    named = name_levels(spine(6, sacrum=True, last_disc_height=2), AFFINE, sacrum_class=SACRUM)
+    assert FLAG_TRANSITIONAL in named.flags
+
+
+def test_no_discs() -> None:
+    named = name_levels(np.zeros((10, 10, 3), dtype=np.int16), AFFINE, sacrum_class=SACRUM)
+    assert named.levels == [] and named.flags == ["no_discs_found"]
+
+
+@pytest.mark.parametrize(
+    ("label", "name"), [(119, "T12-L1"), (120, "L1-L2"), (123, "L4-L5"), (124, "L5-S1")]
+)
+def test_disc_names_round_trip(label: int, name: str) -> None:
+    assert disc_name(label) == name
+    assert disc_label(name) == label
+
+
+def test_vertebra_names() -> None:
+    assert [vertebra_name(v) for v in (19, 20, 24, 26)] == ["T12", "L1", "L5", "S"]
