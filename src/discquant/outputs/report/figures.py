@@ -198,7 +198,9 @@ def _draw_outlines(ax: object, sl: SagittalSlice) -> None:
             colors=[colour],
             linewidths=1.0 if is_disc else 0.7,
         )
-        ca, cs = float(grid_a[mask].mean()), float(grid_s[mask].mean())
+        # Vertebra labels usually include the posterior elements: put the name towards the
+        # front of the mask so that it sits on the vertebral body.
+        ca, cs = float(np.percentile(grid_a[mask], 75)), float(grid_s[mask].mean())
         if is_disc:
             front = float(grid_a[mask].max())  # most anterior point of the disc
             x = min(front + 6.0, a_max - 1.0)
