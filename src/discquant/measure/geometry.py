@@ -5,9 +5,9 @@ the disc's voxel centres are taken to world millimetres and projected on the sag
 (anterior, superior) plane. Their principal axes give the disc's AP direction (major
 axis, oriented anteriorly) and its height direction (minor axis). The AP depth is the
 extent along the AP axis; the anterior, middle and posterior heights are the extents
-along the height axis of the voxels in 2 mm wide bands centred at 10 %, 50 % and 90 % of
-the depth from the anterior edge. Extents are edge to edge: the centre-to-centre extent
-plus one pixel's width projected on that axis.
+along the height axis, the median over the pixel-wide columns of a 2 mm band centred at
+10 %, 50 % and 90 % of the depth from the anterior edge. Extents are edge to edge: the
+centre-to-centre extent plus one pixel's width projected on that axis.
 """
 
 from __future__ import annotations
@@ -107,12 +107,34 @@ def disc_geometry(
     px_v = _pixel_width_along(height_dir, affine, lr)
     depth = float(u.max() - u.min() + px_u)
     anterior_edge = u.max() + px_u / 2
-    heights: list[float | None] = []
-    for frac in positions:
-        centre = anterior_edge - frac * depth
-        band = np.abs(u - centre) <= max(band_mm / 2, px_u / 2)
-        heights.append(float(v[band].max() - v[band].min() + px_v) if band.any() else None)
+    heights = [
+        _band_height(u, v, anterior_edge - frac * depth, band_mm, px_u, px_v) for frac in positions
+    ]
     return DiscGeometry(heights[0], heights[1], heights[2], depth, volume, mid)
+
+
+def _band_height(
+    u: npt.NDArray[np.float64],
+    v: npt.NDArray[np.float64],
+    centre: float,
+    band_mm: float,
+    px_u: float,
+    px_v: float,
+) -> float | None:
+    """Median over the band's pixel-wide columns of each column's edge-to-edge height.
+
+    Taking each column separately keeps a wedge's slope or a concave endplate from
+    inflating the height the way one max − min over the whole band would.
+    """
+    band = np.abs(u - centre) <= max(band_mm / 2, px_u / 2)
+    if not band.any():
+        return None
+    columns = np.floor((u[band] - centre) / px_u).astype(int)
+    vb = v[band]
+    per_column = [
+        vb[columns == c].max() - vb[columns == c].min() + px_v for c in np.unique(columns)
+    ]
+    return float(np.median(per_column))
 
 
 def body_height_mm(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> float | None:
