@@ -118,9 +118,7 @@ def test_rician_correction_keeps_every_adc_level_within_one_percent(method, adc_
 
 def test_wls_is_more_precise_than_ols_under_noise(rician_snr30):
     dwi, adc, _ = rician_snr30
-    sd = {
-        m: np.std(AdcModel(B3, method=m).fit(dwi).adc_um2_per_ms / adc) for m in ("ols", "wls")
-    }
+    sd = {m: np.std(AdcModel(B3, method=m).fit(dwi).adc_um2_per_ms / adc) for m in ("ols", "wls")}
     assert sd["wls"] < 0.9 * sd["ols"]
 
 

@@ -1,7 +1,63 @@
-"""`discquant adc`."""
+"""`discquant adc`: an ADC map (float32 µm²/ms NIfTI + JSON sidecar) from a DWI."""
 
 from __future__ import annotations
 
-from discquant.cli._common import not_yet
+from pathlib import Path
+from typing import Annotated
 
-adc_cmd = not_yet("adc")
+import typer
+
+from discquant.cli._common import setup_logging, user_errors
+
+METHOD_HELP = "two-point | ols | wls (weights Ŝ², default) | nlls (bounded, from WLS)."
+
+
+def adc_cmd(
+    input_path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            help="DWI NIfTI (with .bval/.bvec next to it or given) or a DICOM folder.",
+        ),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Output ADC NIfTI (.nii or .nii.gz).")
+    ],
+    bval: Annotated[Path | None, typer.Option(help="FSL .bval file (s/mm²).")] = None,
+    bvec: Annotated[Path | None, typer.Option(help="FSL .bvec file.")] = None,
+    method: Annotated[str, typer.Option(help=METHOD_HELP)] = "wls",
+    mask: Annotated[
+        Path | None, typer.Option(help="NIfTI mask on the DWI grid; voxels outside are NaN.")
+    ] = None,
+    b_min: Annotated[
+        float | None, typer.Option(help="Ignore b-values below this (s/mm²), e.g. 200.")
+    ] = None,
+    b_max: Annotated[float | None, typer.Option(help="Ignore b-values above this.")] = None,
+    noise_sigma: Annotated[
+        str | None,
+        typer.Option(help="Rician noise-floor correction: a σ in signal units, or 'auto'."),
+    ] = None,
+    threads: Annotated[int | None, typer.Option(help="Worker threads (default: all CPUs).")] = None,
+    verbose: Annotated[bool, typer.Option(help="Log each step.")] = False,
+) -> None:
+    """Fit an ADC map and write it as float32 µm²/ms (NaN where invalid) plus a sidecar."""
+    setup_logging(verbose=verbose)
+    from discquant.diffusion.writer import compute_and_write_adc
+
+    with user_errors():
+        result = compute_and_write_adc(
+            input_path,
+            output,
+            bval=bval,
+            bvec=bvec,
+            method=method,
+            mask=mask,
+            b_min=b_min,
+            b_max=b_max,
+            noise_sigma=noise_sigma,
+            threads=threads,
+        )
+    typer.echo(
+        f"{output}: ADC ({result.method}) in µm²/ms, {result.n_valid} of {result.n_fitted} "
+        f"voxels valid, b = {', '.join(f'{b:g}' for b in result.bvals_used)} s/mm²"
+    )

@@ -103,7 +103,11 @@ class Kernel:
     """Fits chunks of voxels ``(n, N)`` into output slices; threads share one instance."""
 
     def __init__(
-        self, plan: Plan, method: str, ftype: type[np.floating], sigma: float | None,
+        self,
+        plan: Plan,
+        method: str,
+        ftype: type[np.floating],
+        sigma: float | None,
         chunk: int,
     ) -> None:
         self.plan, self.method, self.ft, self.chunk = plan, method, ftype, chunk
@@ -170,10 +174,9 @@ class Kernel:
             for o, s in zip(outs, sub, strict=True):
                 o[idx] = s
             return
-        if xc.dtype != self.ft:
-            xc = xc.astype(self.ft)
+        data: FloatArray = xc if xc.dtype == self.ft else xc.astype(self.ft)  # type: ignore[assignment]
         with np.errstate(all="ignore"):
-            self._fit(xc, *outs)
+            self._fit(data, *outs)
 
     # -- steps ----------------------------------------------------------------------------
     def _corrected(self, col: FloatArray, out: FloatArray) -> FloatArray:
@@ -301,7 +304,11 @@ class Kernel:
             np.sqrt(acc, out=out)
 
     def _direct_rmse(
-        self, g: FloatArray, a: FloatArray, y: FloatArray, b: dict[str, np.ndarray],
+        self,
+        g: FloatArray,
+        a: FloatArray,
+        y: FloatArray,
+        b: dict[str, np.ndarray],
         out: npt.NDArray[np.generic],
     ) -> None:
         e = b["e"] if self.method != "nlls" else np.empty_like(y)

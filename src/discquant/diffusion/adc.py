@@ -175,8 +175,9 @@ class AdcModel:
             self.bvecs = vecs
         if isinstance(noise_sigma, str):
             if noise_sigma != "auto":
-                raise InvalidInputError(f"noise_sigma must be a number, 'auto' or None, "
-                                        f"got {noise_sigma!r}")
+                raise InvalidInputError(
+                    f"noise_sigma must be a number, 'auto' or None, got {noise_sigma!r}"
+                )
         elif noise_sigma is not None and (not np.isfinite(noise_sigma) or noise_sigma < 0):
             raise InvalidInputError(f"noise_sigma must be finite and ≥ 0, got {noise_sigma}")
         self.noise_sigma = noise_sigma
@@ -261,8 +262,11 @@ class AdcModel:
 
         def run(start: int) -> None:
             stop = min(start + chunk, n_vox)
-            kernel.run(x2d[start:stop], None if mask_flat is None else mask_flat[start:stop],
-                       tuple(o[start:stop] for o in outs))
+            kernel.run(
+                x2d[start:stop],
+                None if mask_flat is None else mask_flat[start:stop],
+                tuple(o[start:stop] for o in outs),
+            )
 
         threads = _n_threads(n_threads)
         if threads <= 1 or len(starts) <= 1:
@@ -292,7 +296,7 @@ class AdcModel:
         b0 = self.shells[0]
         mean_b0 = np.zeros(x2d.shape[0], dtype=np.float64)
         for v in b0.volumes:
-            mean_b0 += x2d[:, v]
+            mean_b0 += np.asarray(x2d[:, v], dtype=np.float64)
         sigma = estimate_noise_sigma(mean_b0 / b0.n_volumes)
         # The background of an average of n images has σ/√n; one image has σ.
         sigma *= float(np.sqrt(b0.n_volumes))

@@ -20,7 +20,8 @@ is pure noise and the magnitude is Rayleigh distributed with mode ``σ`` and
    exponential variable).
 
 It assumes a single-coil-like Rician background (no parallel-imaging noise amplification
-that varies in space) and that at least a few per cent of the image is air.
+that varies in space) and enough air that the lowest histogram peak is the background
+(roughly a tenth of the image or more).
 """
 
 from __future__ import annotations
@@ -93,10 +94,11 @@ def estimate_noise_sigma(image: npt.ArrayLike) -> float:
     hist, edges = np.histogram(low, bins=min(256, max(16, low.size // 50)))
     k = int(np.argmax(hist))
     sigma0 = 0.5 * (edges[k] + edges[k + 1])
-    background = low[low < _TRUNC * sigma0]
+    background = m[m < _TRUNC * sigma0]
     if background.size < _MIN_BACKGROUND:
         raise InvalidInputError("no background (air) found to estimate the noise level")
     sigma = float(np.sqrt(np.mean(background**2) / (2.0 * _TRUNC_FACTOR)))
-    log.debug("noise sigma %.4g from %d background voxels (mode %.4g)", sigma, background.size,
-              sigma0)
+    log.debug(
+        "noise sigma %.4g from %d background voxels (mode %.4g)", sigma, background.size, sigma0
+    )
     return sigma

@@ -58,10 +58,10 @@ def scanner_adc_map(
     trace, shell_b = trace_shells(dwi, bvals, tol=tol)
     if shell_b.size < 2:
         raise InvalidInputError(f"a scanner ADC needs two b-values, got shells {shell_b}")
+    x = shell_b - shell_b.mean()
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.log(trace)
-    x = shell_b - shell_b.mean()
-    slope = (logs @ x) / float(x @ x)  # ln S per s/mm²
-    adc = -slope / unit_mm2_per_s
+        slope = (logs @ x) / float(x @ x)  # ln S per s/mm²
+        adc = -slope / unit_mm2_per_s
     bad = ~np.isfinite(adc) | np.any(~(trace > 0), axis=-1) | (adc < 0)
     return np.where(bad, 0, np.rint(np.where(bad, 0, adc))).astype(np.int32)

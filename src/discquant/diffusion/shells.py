@@ -54,9 +54,7 @@ class Shell:
         return len(self.volumes)
 
 
-def group_shells(
-    bvals: npt.ArrayLike, *, tol: float = SHELL_TOL_S_PER_MM2
-) -> tuple[Shell, ...]:
+def group_shells(bvals: npt.ArrayLike, *, tol: float = SHELL_TOL_S_PER_MM2) -> tuple[Shell, ...]:
     """Group b-values into shells, lowest first.
 
     Parameters

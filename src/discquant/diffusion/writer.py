@@ -1,0 +1,232 @@
+"""ADC maps on disk: from a DWI file or DICOM folder to a float32 NIfTI with a JSON sidecar.
+
+The NIfTI keeps the DWI's affine and stores ADC in µm²/ms (10⁻³ mm²/s) as float32, NaN
+where the voxel is invalid. The sidecar (same name, ``.json``) says what the numbers are:
+unit, method, shells used, noise correction, discquant version. Both files are written
+to temporary names and renamed, so a failure never leaves a half-written map.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from discquant.diffusion.adc import AdcFit, AdcModel
+from discquant.errors import InvalidInputError
+
+log = logging.getLogger(__name__)
+
+NIFTI_SUFFIXES = (".nii.gz", ".nii")
+
+
+@dataclass(frozen=True)
+class AdcMapResult:
+    """What :func:`compute_and_write_adc` wrote."""
+
+    output: Path
+    sidecar: Path
+    method: str
+    n_valid: int
+    n_fitted: int
+    bvals_used: tuple[float, ...]
+
+
+def _suffix(path: Path) -> str:
+    name = path.name.lower()
+    for suffix in NIFTI_SUFFIXES:
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return suffix
+    raise InvalidInputError("output must be a NIfTI file ending in .nii or .nii.gz", path=path)
+
+
+def sidecar_path(output: Path) -> Path:
+    """``adc.nii.gz`` → ``adc.json``."""
+    return output.with_name(output.name[: -len(_suffix(output))] + ".json")
+
+
+def parse_noise_sigma(value: str | float | None) -> float | Literal["auto"] | None:
+    """``None``, ``"auto"`` or a non-negative number (command-line text accepted)."""
+    if value is None or isinstance(value, float):
+        return value
+    if value.strip().lower() == "auto":
+        return "auto"
+    try:
+        sigma = float(value)
+    except ValueError:
+        raise InvalidInputError(f"noise sigma must be a number or 'auto', got {value!r}") from None
+    if not np.isfinite(sigma) or sigma < 0:
+        raise InvalidInputError(f"noise sigma must be finite and ≥ 0, got {value!r}")
+    return sigma
+
+
+def write_adc_nifti(
+    fit: AdcFit,
+    affine: npt.ArrayLike,
+    output: str | Path,
+    *,
+    source: str | None = None,
+    settings: dict[str, Any] | None = None,
+) -> tuple[Path, Path]:
+    """Write ``fit.adc_um2_per_ms`` as float32 NIfTI with the given affine, plus sidecar.
+
+    Parameters
+    ----------
+    fit
+        The ADC fit.
+    affine
+        4×4 voxel-to-RAS+ mm transform of the DWI the map was fitted from.
+    output
+        ``.nii`` or ``.nii.gz`` path; the sidecar goes next to it as ``.json``.
+    source
+        Name of the input (file or folder name only; recorded in the sidecar).
+    settings
+        Extra keys for the sidecar (``b_min_s_per_mm2``, ...).
+
+    Returns
+    -------
+    (Path, Path)
+        The NIfTI and sidecar paths.
+    """
+    import nibabel as nib
+
+    from discquant import __version__
+
+    out = Path(output)
+    suffix = _suffix(out)
+    side = sidecar_path(out)
+    aff = np.asarray(affine, dtype=np.float64)
+    img = nib.Nifti1Image(np.asarray(fit.adc_um2_per_ms, dtype=np.float32), aff)
+    img.set_qform(aff, code=1)
+    img.set_sform(aff, code=1)
+    img.header.set_xyzt_units("mm")
+    img.header["descrip"] = b"ADC um2/ms (1e-3 mm2/s)"
+    meta: dict[str, Any] = {
+        "Quantity": "apparent diffusion coefficient of the trace (mean over directions)",
+        "Units": "um2/ms",
+        "UnitsNote": "µm²/ms = 1e-3 mm²/s; multiply by 1000 for the 1e-6 mm²/s of scanner maps",
+        "InvalidValue": "NaN",
+        "Method": fit.method,
+        "BValuesUsed_s_per_mm2": [round(b, 6) for b in fit.bvals_used_s_per_mm2],
+        "VolumesPerShell": list(fit.volumes_per_shell),
+        "RicianNoiseSigma": fit.noise_sigma,
+        "ValidVoxels": fit.n_valid,
+        "Software": "discquant",
+        "SoftwareVersion": __version__,
+    }
+    if source is not None:
+        meta["Source"] = source
+    meta.update(settings or {})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_img = out.with_name(f".{out.name[: -len(suffix)]}.partial{os.getpid()}{suffix}")
+    tmp_side = side.with_name(f".{side.name}.partial{os.getpid()}")
+    try:
+        nib.save(img, tmp_img)
+        tmp_side.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        os.replace(tmp_img, out)
+        os.replace(tmp_side, side)
+    finally:
+        for tmp in (tmp_img, tmp_side):
+            tmp.unlink(missing_ok=True)
+    return out, side
+
+
+def _read_mask(path: Path, shape: tuple[int, ...], affine: npt.NDArray[np.float64]) -> np.ndarray:
+    import nibabel as nib
+
+    if not path.is_file():
+        from discquant.errors import InputNotFoundError
+
+        raise InputNotFoundError("mask file does not exist", path=path)
+    try:
+        img = nib.load(path)
+        data = np.asarray(img.dataobj)  # type: ignore[attr-defined]
+    except Exception as exc:  # nibabel raises many types for damaged files
+        raise InvalidInputError(f"not a readable NIfTI mask ({exc})", path=path) from exc
+    if data.ndim == len(shape) + 1 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.shape != shape:
+        raise InvalidInputError(
+            f"mask shape {data.shape} does not match the DWI's {shape}", path=path
+        )
+    if not np.allclose(img.affine, affine, atol=1e-3):  # type: ignore[attr-defined]
+        raise InvalidInputError("mask is not on the DWI's grid (affines differ)", path=path)
+    return np.asarray(data != 0)
+
+
+def compute_and_write_adc(
+    input_path: str | Path,
+    output: str | Path,
+    *,
+    bval: str | Path | None = None,
+    bvec: str | Path | None = None,
+    method: str = "wls",
+    mask: str | Path | None = None,
+    b_min: float | None = None,
+    b_max: float | None = None,
+    noise_sigma: str | float | None = None,
+    threads: int | None = None,
+) -> AdcMapResult:
+    """Load a DWI (NIfTI + bval/bvec, or a DICOM/BIDS folder), fit ADC, write it.
+
+    Parameters
+    ----------
+    input_path
+        A DWI NIfTI file or a folder :func:`discquant.io.load.load_study` understands.
+    output
+        ``.nii``/``.nii.gz`` path of the ADC map.
+    bval, bvec
+        FSL files for a NIfTI input (default: next to it with the same stem).
+    method, b_min, b_max, noise_sigma
+        As :class:`~discquant.diffusion.adc.AdcModel` (``noise_sigma`` may be text).
+    mask
+        Optional NIfTI mask on the DWI grid.
+    threads
+        Worker threads of the fit.
+    """
+    from discquant.io.load import load_study
+
+    src = Path(input_path)
+    out = Path(output)
+    _suffix(out)  # fail before the (slow) import on a bad output name
+    sigma = parse_noise_sigma(noise_sigma)
+    if src.is_dir():
+        if bval is not None or bvec is not None:
+            raise InvalidInputError("--bval/--bvec apply to a NIfTI input, not a folder", path=src)
+        study = load_study(src)
+    else:
+        study = load_study(dwi=src, bval=bval, bvec=bvec)
+    series = study.dwi
+    if series is None or series.bvals_s_per_mm2 is None:
+        raise InvalidInputError("no diffusion-weighted series with b-values found", path=src)
+    log.info(
+        "DWI: %s, %s, b = %s",
+        series.description,
+        series.image.shape,
+        sorted({round(float(b)) for b in series.bvals_s_per_mm2}),
+    )
+    data = series.image.data
+    if data.ndim != 4:
+        raise InvalidInputError(f"the DWI must be 4D, got shape {data.shape}", path=src)
+    mask_arr = None if mask is None else _read_mask(Path(mask), data.shape[:3], series.image.affine)
+    model = AdcModel(
+        series.bvals_s_per_mm2,
+        series.bvecs,
+        method=method,
+        b_min=b_min,
+        b_max=b_max,
+        noise_sigma=sigma,
+    )
+    fit = model.fit(data, mask_arr, n_threads=threads)
+    settings = {"BMin_s_per_mm2": b_min, "BMax_s_per_mm2": b_max, "Masked": mask is not None}
+    written, side = write_adc_nifti(
+        fit, series.image.affine, out, source=src.name, settings=settings
+    )
+    n_fitted = int(np.prod(data.shape[:3]) if mask_arr is None else mask_arr.sum())
+    return AdcMapResult(written, side, fit.method, fit.n_valid, n_fitted, fit.bvals_used_s_per_mm2)

@@ -1,0 +1,143 @@
+"""`discquant adc`: NIfTI in, float32 µm²/ms NIfTI + sidecar out; bad input exits 2."""
+
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from discquant.cli import app
+
+BVALS = np.array([0.0, 400.0, 800.0])
+AFFINE = np.array(
+    [[0.0, 0.0, -1.2, 30.0], [-0.9, 0.0, 0.0, 40.0], [0.0, 3.5, 0.0, -12.0], [0, 0, 0, 1]]
+)
+
+
+@pytest.fixture
+def dwi_files(tmp_path):
+    rng = np.random.default_rng(4)
+    adc = rng.uniform(0.5, 3.0, (12, 10, 5))
+    dwi = 2000.0 * np.exp(-adc[..., None] * BVALS * 1e-3)
+    dwi[0, 0, 0, 2] = 0.0  # one invalid voxel (rule 1)
+    nib.save(nib.Nifti1Image(np.rint(dwi).astype(np.int16), AFFINE), tmp_path / "dwi.nii.gz")
+    (tmp_path / "dwi.bval").write_text("0 400 800\n")
+    (tmp_path / "dwi.bvec").write_text("0 1 0\n0 0 1\n0 0 0\n")
+    return tmp_path, adc
+
+
+def test_cli_writes_float32_map_with_input_affine_and_sidecar(dwi_files):
+    tmp, adc = dwi_files
+    out = tmp / "maps" / "adc.nii.gz"
+    res = CliRunner().invoke(app, ["adc", str(tmp / "dwi.nii.gz"), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    img = nib.load(out)
+    data = np.asarray(img.dataobj)
+    assert data.dtype == np.float32
+    assert data.shape == adc.shape
+    np.testing.assert_allclose(img.affine, AFFINE, atol=1e-5)
+    assert np.isnan(data[0, 0, 0])
+    valid = ~np.isnan(data)
+    assert valid.sum() == adc.size - 1
+    # int16 storage rounds S(b=800) ≥ 2000·e^{-2.4} ≈ 181 by ≤ 0.5: ADC error ≤ ~0.4 %.
+    np.testing.assert_allclose(data[valid], adc[valid], rtol=5e-3)
+    meta = json.loads((tmp / "maps" / "adc.json").read_text())
+    assert meta["Units"] == "um2/ms"
+    assert meta["Method"] == "wls"
+    assert meta["BValuesUsed_s_per_mm2"] == [0, 400, 800]
+    assert meta["ValidVoxels"] == adc.size - 1
+    assert meta["SoftwareVersion"]
+    assert not list((tmp / "maps").glob(".*partial*"))
+
+
+def test_cli_method_bmin_and_mask(dwi_files):
+    tmp, adc = dwi_files
+    mask = np.zeros(adc.shape, np.uint8)
+    mask[2:8, 3:9, 1:4] = 1
+    nib.save(nib.Nifti1Image(mask, AFFINE), tmp / "mask.nii.gz")
+    out = tmp / "adc.nii"
+    res = CliRunner().invoke(
+        app,
+        [
+            "adc",
+            str(tmp / "dwi.nii.gz"),
+            "-o",
+            str(out),
+            "--method",
+            "ols",
+            "--b-min",
+            "100",
+            "--mask",
+            str(tmp / "mask.nii.gz"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    data = np.asarray(nib.load(out).dataobj)
+    np.testing.assert_array_equal(~np.isnan(data), mask.astype(bool))
+    sel = mask.astype(bool)
+    np.testing.assert_allclose(data[sel], adc[sel], rtol=1e-2)
+    meta = json.loads((tmp / "adc.json").read_text())
+    assert meta["Method"] == "ols"
+    assert meta["BValuesUsed_s_per_mm2"] == [400, 800]
+
+
+def test_cli_bad_bval_count_exits_2_and_writes_nothing(dwi_files):
+    tmp, _ = dwi_files
+    (tmp / "bad.bval").write_text("0 800\n")
+    out = tmp / "adc.nii.gz"
+    res = CliRunner().invoke(
+        app, ["adc", str(tmp / "dwi.nii.gz"), "-o", str(out), "--bval", str(tmp / "bad.bval")]
+    )
+    assert res.exit_code == 2
+    assert "bad.bval" in res.output and "b-values" in res.output
+    assert not out.exists() and not (tmp / "adc.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--method", "ivim"], "unknown ADC method"),
+        (["--noise-sigma", "loud"], "noise sigma"),
+        (["--b-min", "500"], "fewer than two"),
+    ],
+)
+def test_cli_bad_options_exit_2(dwi_files, extra, needle):
+    tmp, _ = dwi_files
+    out = tmp / "adc.nii.gz"
+    res = CliRunner().invoke(app, ["adc", str(tmp / "dwi.nii.gz"), "-o", str(out), *extra])
+    assert res.exit_code == 2
+    assert needle in res.output
+    assert not out.exists()
+
+
+def test_cli_bad_output_name_and_missing_input_exit_2(dwi_files):
+    tmp, _ = dwi_files
+    res = CliRunner().invoke(app, ["adc", str(tmp / "dwi.nii.gz"), "-o", str(tmp / "adc.txt")])
+    assert res.exit_code == 2 and ".nii" in res.output
+    res = CliRunner().invoke(app, ["adc", str(tmp / "nope.nii.gz"), "-o", str(tmp / "a.nii")])
+    assert res.exit_code == 2 and "nope.nii.gz" in res.output
+
+
+@pytest.mark.shared
+def test_cli_on_a_dicom_folder_equals_the_scanner_style_map(shared_data, tmp_path):
+    """Siemens b = 0/2000: the WLS map through the CLI equals the scanner's two-point map
+    from the same DWI to within the integer rounding of the scanner units."""
+    from discquant.diffusion.scanner import scanner_adc_map
+    from discquant.io.load import load_study
+
+    folder = shared_data / "dwi-dicom" / "siemens-prisma-sag"
+    out = tmp_path / "adc.nii.gz"
+    res = CliRunner().invoke(app, ["adc", str(folder), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    img = nib.load(out)
+    study = load_study(folder)
+    assert study.dwi is not None and study.dwi.bvals_s_per_mm2 is not None
+    np.testing.assert_allclose(img.affine, study.dwi.image.affine, atol=1e-4)
+    ref = scanner_adc_map(study.dwi.image.data, study.dwi.bvals_s_per_mm2) * 1e-3
+    ours = np.asarray(img.dataobj)
+    both = ~np.isnan(ours) & (ref > 0)
+    assert both.sum() > 50_000
+    assert np.max(np.abs(ours[both] - ref[both])) <= 0.5e-3 + 1e-5
