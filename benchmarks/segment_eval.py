@@ -1,0 +1,157 @@
+"""Accuracy figures of the segmentation model card (run by hand, not a test).
+
+    .venv/bin/python benchmarks/segment_eval.py cv --runs /work/runs --out /work/runs/eval
+    .venv/bin/python benchmarks/segment_eval.py midsag --model MODEL --out /work/runs/eval
+    .venv/bin/python benchmarks/segment_eval.py phantom --model MODEL --n 100 --out ...
+
+``cv``: each fold's model (``RUNS/segment-cv{0,1}/model.pt``) segments its held-out real
+subjects (the ``val_subjects`` of ``configs/segment-cv{0,1}.yaml``); the predictions and
+the references (converted to SPINEPS labels) are then scored exactly as
+``discquant evaluate segment --pred DIR --ref DIR`` does.
+``midsag``: fraction of SPIDER / Sudirman mid-sagittal slices where L3-L4, L4-L5 and
+L5-S1 are found and named (Sudirman: centres inside the annotated disc boxes, order).
+``phantom``: unseen phantom studies (seeds 10_000 + i) scored against their truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from discquant.evaluate.segmentation import (
+    convert_real_references,
+    evaluate_case,
+    evaluate_dirs,
+    format_table,
+    midsag_check,
+    read_boxes,
+    summarise,
+)
+from discquant.segment import load_segmentation_model, segment_spine, write_segmentation
+from discquant.segment.data import load_nifti_volume
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def _image_path(sub: str) -> Path:
+    for p in (
+        DATA / "lumbar-t2-discs" / f"{sub}_T2w.nii.gz",
+        DATA / "lumbar-t2-vertebrae" / f"{sub}_mr.nii.gz",
+    ):
+        if p.is_file():
+            return p
+    raise FileNotFoundError(sub)
+
+
+def run_cv(runs: Path, out: Path) -> dict[str, Any]:
+    ref_dir = out / "ref"
+    convert_real_references(DATA, ref_dir)
+    pred_dir = out / "cv-pred"
+    for fold in (0, 1):
+        cfg = yaml.safe_load((ROOT / "configs" / f"segment-cv{fold}.yaml").read_text())
+        model = load_segmentation_model(runs / f"segment-cv{fold}" / "model.pt")
+        for sub in cfg["val_subjects"]:
+            seg = segment_spine(load_nifti_volume(_image_path(sub)), model=model)
+            write_segmentation(seg, pred_dir / f"{sub}_dseg.nii.gz")
+            print(sub, [lv.name for lv in seg.levels], seg.flags, flush=True)
+    res: dict[str, Any] = {}
+    for name, prefix in (("discs", "sub-fcs"), ("vertebrae", "sub-vb")):
+        sub_pred = out / f"cv-pred-{name}"
+        sub_ref = out / f"ref-{name}"
+        for d, src in ((sub_pred, pred_dir), (sub_ref, ref_dir)):
+            d.mkdir(parents=True, exist_ok=True)
+            for p in src.glob(f"{prefix}*_dseg.nii.gz"):
+                (d / p.name).write_bytes(p.read_bytes())
+        res[name] = evaluate_dirs(sub_pred, sub_ref)
+        print(f"\n== cross-validated, lumbar-t2-{name} ==")
+        print(format_table(res[name]))
+    (out / "cv.json").write_text(json.dumps(res, indent=2))
+    return res
+
+
+def run_midsag(model_path: Path | None, out: Path, limit: int | None = None) -> dict[str, Any]:
+    model = load_segmentation_model(model_path)
+    boxes = read_boxes(DATA / "sudirman-midsag-t2" / "boxes.tsv")
+    result: dict[str, Any] = {}
+    for name in ("spider-midsag-t2", "sudirman-midsag-t2"):
+        rows = []
+        t0 = time.time()
+        for p in sorted((DATA / name).glob("sub-*_T2w.nii.gz"))[:limit]:
+            sub = p.name.split("_")[0]
+            vol = load_nifti_volume(p)
+            seg = segment_spine(vol, model=model)
+            r = midsag_check(sub, seg.levels, vol.affine, vol.shape, boxes.get(sub))
+            rows.append({**r.__dict__, "flags": seg.flags, "n_discs": len(seg.levels)})
+        n = len(rows)
+        summary = {
+            "n": n,
+            "three_found": float(np.mean([r["three_found"] for r in rows])),
+            "seconds_per_image": (time.time() - t0) / max(n, 1),
+        }
+        if name.startswith("sudirman"):
+            summary["three_found_in_boxes_in_order"] = float(
+                np.mean([bool(r["in_boxes"] and r["order_ok"]) for r in rows])
+            )
+            summary["strict_lowest_three_boxes"] = float(
+                np.mean([bool(r["strict_ok"]) for r in rows])
+            )
+        else:
+            summary["sacrum_not_in_fov"] = float(
+                np.mean(["sacrum_not_in_fov" in r["flags"] for r in rows])
+            )
+        result[name] = {"summary": summary, "cases": rows}
+        print(name, json.dumps(summary), flush=True)
+    (out / "midsag.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def run_phantom(model_path: Path | None, n: int, out: Path) -> dict[str, Any]:
+    from discquant.phantom import generate_study  # type: ignore[attr-defined]
+
+    model = load_segmentation_model(model_path)
+    cases = []
+    for i in range(n):
+        study = generate_study(10_000 + i)
+        t2 = study.t2 if hasattr(study, "t2") else study.image
+        truth = study.labels_t2 if hasattr(study, "labels_t2") else study.labels
+        seg = segment_spine(t2, model=model)
+        ref = np.asarray(truth.data).astype(np.int32)
+        ref = np.where((ref >= 17) & (ref <= 26) | (ref >= 117) & (ref <= 124), ref, 0)
+        cases.append(evaluate_case(seg.labels.data.astype(np.int32), ref, t2.voxel_mm, case=str(i)))
+    summary = summarise(cases)
+    (out / "phantom.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(1)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["cv", "midsag", "phantom"])
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs")
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--limit", type=int, default=None, help="midsag: first N images per set")
+    ap.add_argument("--out", type=Path, default=ROOT / "runs" / "eval")
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    if a.what == "cv":
+        run_cv(a.runs, a.out)
+    elif a.what == "midsag":
+        run_midsag(a.model, a.out, a.limit)
+    else:
+        run_phantom(a.model, a.n, a.out)
+
+
+if __name__ == "__main__":
+    main()
