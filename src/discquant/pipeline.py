@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 ProgressCallback = Callable[[str, str], None]
 """Called as ``progress(stage, event)`` with event ``"start"`` or ``"done"``."""
 
+Segmenter = Callable[[Volume], Any]
+"""``segmenter(image) -> SpineSegmentation`` (see :func:`discquant.segment.segment_spine`)."""
+
 
 @dataclass(frozen=True)
 class AnalysisConfig:
@@ -130,6 +133,8 @@ def analyze(
     *,
     config: AnalysisConfig | None = None,
     progress: ProgressCallback | None = None,
+    segmenter: Segmenter | None = None,
+    pfirrmann_model: Any = None,
 ) -> AnalysisResult:
     """Analyse one study: ADC, segmentation and levels, per-disc measures and grades.
 
@@ -141,6 +146,11 @@ def analyze(
         Options; defaults are those documented in docs/.
     progress
         Optional callback told when each stage starts and ends.
+    segmenter
+        Replaces the shipped segmentation model (e.g. one preloaded per Dask worker, or
+        a user's own); default :func:`discquant.segment.segment_spine`.
+    pfirrmann_model
+        A preloaded grading model; default the shipped one.
 
     Returns
     -------
@@ -175,7 +185,7 @@ def analyze(
     segmentation: Any = None
     try:
         with stages.run("segmentation") as status:
-            segmentation = _segment(anatomy, config)
+            segmentation = (segmenter or _default_segmenter(config))(anatomy)
             result.labels_t2 = segmentation.labels
             result.flags.extend(segmentation.flags)
             if not any((segmentation.labels.data == v).any() for v in DISC_LABELS.values()):
@@ -213,7 +223,7 @@ def analyze(
         result.discs = measure_discs(inputs, config=config.measure, calibration=calibration)
 
     with stages.run("grading"):
-        _grade(result, anatomy if t2 is not None else None)
+        _grade(result, anatomy if t2 is not None else None, pfirrmann_model)
 
     result.stages = stages.statuses
     return result
@@ -266,10 +276,10 @@ def _snr(b0: Volume) -> float | None:
     return signal / sigma if sigma > 0 else None
 
 
-def _segment(anatomy: Volume, config: AnalysisConfig) -> Any:
+def _default_segmenter(config: AnalysisConfig) -> Segmenter:
     from discquant.segment import segment_spine
 
-    return segment_spine(anatomy, device=config.device)
+    return lambda image: segment_spine(image, device=config.device)
 
 
 def _level_flags(segmentation: Any) -> dict[str, list[str]]:
@@ -313,7 +323,7 @@ def _to_dwi_grid(
     return Volume((nucleus.labels.data > 0).astype(np.uint8), target.affine)
 
 
-def _grade(result: AnalysisResult, t2: Volume | None) -> None:
+def _grade(result: AnalysisResult, t2: Volume | None, model: Any) -> None:
     from discquant.grade import adc_class
 
     for disc in result.discs:
@@ -324,7 +334,7 @@ def _grade(result: AnalysisResult, t2: Volume | None) -> None:
     from discquant.grade.crops import extract_disc_crop
     from discquant.grade.pfirrmann import grade_disc_crops, load_pfirrmann_model
 
-    model = load_pfirrmann_model()
+    model = model if model is not None else load_pfirrmann_model()
     found = [d for d in result.discs if d.found]
     crop_args = _crop_arguments(model)
     crops = [
@@ -440,6 +450,8 @@ def run_study(
     keep_phi: bool = False,
     dicom: bool = False,
     progress: ProgressCallback | None = None,
+    segmenter: Segmenter | None = None,
+    pfirrmann_model: Any = None,
 ) -> tuple[AnalysisResult, Any]:
     """Import, analyse and write one study's outputs under ``out_dir`` (BIDS derivatives).
 
@@ -449,7 +461,13 @@ def run_study(
     from discquant.outputs import write_outputs
 
     study = load_inputs(inputs, keep_phi=keep_phi)
-    result = analyze(study, config=config, progress=progress)
+    result = analyze(
+        study,
+        config=config,
+        progress=progress,
+        segmenter=segmenter,
+        pfirrmann_model=pfirrmann_model,
+    )
     datasets = source_t2_datasets(study) if dicom else None
     if dicom and datasets is None:
         result.warnings.append("--dicom needs DICOM input with a T2 series; no SEG/SR written")
