@@ -240,6 +240,8 @@ def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> 
         trace = study.trace
         result.b0 = trace.image if trace is not None else None
         return
+    if dwi.bvals_s_per_mm2 is None:
+        raise DiscquantError(f"DWI series {dwi.description!r} has no b-values")
     model = AdcModel(
         dwi.bvals_s_per_mm2, dwi.bvecs, method=config.adc_method, b_min=config.b_min_s_per_mm2
     )
