@@ -15,7 +15,9 @@ it has no partial-volume label transfer, which is why the label part is written 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -108,30 +110,51 @@ def transfer_labels(
     """
     offsets = _subsample_offsets(supersample)
     world = _target_points_world(target_affine, target_shape, offsets)  # (S, 3, N)
-    n_sub, _, n_vox = world.shape
-    shifts_mm = dict(shifts_mm or {})
-    base = np.stack([_sample_labels(labels, world[s], np.zeros(3)) for s in range(n_sub)])
-    samples = base
+    n_sub = world.shape[0]
+    shifts_mm = {k: v for k, v in (shifts_mm or {}).items() if any(v)}
+    samples = np.stack([_sample_labels(labels, world[s], np.zeros(3)) for s in range(n_sub)])
     if shifts_mm:
-        # Each shifted label is re-sampled with its own translation and replaces the
-        # unshifted samples of that label: a disc moves, its neighbours stay.
+        # A shifted label is re-sampled with its own translation and replaces its
+        # unshifted samples: a disc moves, its neighbours stay. Only the target voxels
+        # near the label are re-sampled.
+        base = samples
         samples = np.where(np.isin(base, list(shifts_mm)), 0, base).astype(np.int16)
+        reach = float(np.abs(target_affine[:3, :3]).sum(axis=0).max())
         for label, shift in shifts_mm.items():
+            near = _near_label(base == label, target_shape, shift, target_affine, reach)
+            if not near.any():
+                continue
             moved = np.stack(
-                [_sample_labels(labels, world[s], np.asarray(shift)) for s in range(n_sub)]
+                [_sample_labels(labels, world[s][:, near], np.asarray(shift)) for s in range(n_sub)]
             )
-            samples = np.where((moved == label) & (samples == 0), moved, samples)
+            sub = samples[:, near]
+            samples[:, near] = np.where((moved == label) & (sub == 0), moved, sub)
     values = np.unique(samples)
     counts = np.stack([(samples == v).sum(axis=0) for v in values])  # (L, N)
-    best = counts.argmax(axis=0)
-    majority = values[best].astype(np.int16).reshape(target_shape)
+    majority = values[counts.argmax(axis=0)].astype(np.int16).reshape(target_shape)
     purity = (counts.max(axis=0) / n_sub).astype(np.float32).reshape(target_shape)
-    del n_vox
     return LabelTransfer(
         labels=Volume(majority, np.asarray(target_affine, dtype=np.float64)),
         purity=purity,
         shifts_mm={k: (float(v[0]), float(v[1]), float(v[2])) for k, v in shifts_mm.items()},
     )
+
+
+def _near_label(
+    hits: npt.NDArray[np.bool_],
+    target_shape: tuple[int, int, int],
+    shift: tuple[float, float, float],
+    target_affine: npt.NDArray[np.float64],
+    reach_mm: float,
+) -> npt.NDArray[np.bool_]:
+    """Flat mask of target voxels within the shift (+ one voxel) of the label's samples."""
+    mask = hits.any(axis=0).reshape(target_shape)
+    if not mask.any():
+        return mask.ravel()
+    zooms = np.sqrt((target_affine[:3, :3] ** 2).sum(axis=0))
+    grow = int(np.ceil((np.linalg.norm(shift) + reach_mm) / zooms.min()))
+    grown = ndimage.binary_dilation(mask, iterations=max(grow, 1))
+    return np.asarray(grown.ravel())
 
 
 def resample_image(
@@ -160,6 +183,31 @@ def _ncc(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> float:
     return float((a * b).sum() / denom) if denom > 0 else -1.0
 
 
+def _shift_score(
+    t2: Volume,
+    affine: npt.NDArray[np.float64],
+    shape: tuple[int, int, int],
+    target: npt.NDArray[np.float32],
+    dy: float,
+    dz: float,
+) -> float:
+    """NCC of the T2 moved by (0, dy, dz) mm, sampled on a sub-grid, with the target."""
+    return _ncc(resample_image(t2, affine, shape, shift_mm=(0.0, dy, dz)), target)
+
+
+def _grid_search(
+    score: Callable[[float, float], float], candidates: list[tuple[float, float]]
+) -> tuple[float, float, float]:
+    """(best score, dy, dz); candidates are tried from the smallest shift outwards, so on
+    a tie the smaller shift wins and noise alone does not move a disc."""
+    best = (-2.0, 0.0, 0.0)
+    for dy, dz in sorted(candidates, key=lambda c: c[0] ** 2 + c[1] ** 2):
+        value = score(dy, dz)
+        if value > best[0] + 1e-6:
+            best = (value, dy, dz)
+    return best
+
+
 def refine_disc_shifts(
     t2: Volume,
     labels_t2: Volume,
@@ -173,7 +221,8 @@ def refine_disc_shifts(
     """Per-disc in-plane translation that best aligns T2 with b≈0 around each disc.
 
     The search covers the sagittal plane (anterior–posterior and superior–inferior world
-    axes) on a grid of ``step_mm`` within ±``search_mm``, scoring the normalised
+    axes) within ±``search_mm``, first on a grid of 2 × ``step_mm``, then ``step_mm`` around
+    the best, scoring the normalised
     cross-correlation between the T2 image resampled onto the DWI grid and the b≈0
     image inside the disc's bounding box grown by ``margin_mm``. Both images are
     T2-weighted, so the bright nucleus and dark endplates drive the match.
@@ -185,8 +234,8 @@ def refine_disc_shifts(
     """
     b0_shape = b0.shape[:3]
     transfer = transfer_labels(labels_t2, b0.affine, (b0_shape[0], b0_shape[1], b0_shape[2]))
-    steps = np.arange(-search_mm, search_mm + 1e-9, step_mm)
-    candidates = [(float(dy), float(dz)) for dy in steps for dz in steps]
+    coarse = np.arange(-search_mm, search_mm + 1e-9, 2 * step_mm)
+    candidates = [(float(dy), float(dz)) for dy in coarse for dz in coarse]
     shifts: dict[int, tuple[float, float, float]] = {}
     zooms = np.asarray(b0.voxel_mm)
     for label in disc_labels:
@@ -201,17 +250,18 @@ def refine_disc_shifts(
         box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
         sub_affine = b0.affine.copy()
         sub_affine[:3, 3] = b0.affine[:3, :3] @ lo + b0.affine[:3, 3]
-        sub_shape = tuple(int(h - lo_) for lo_, h in zip(lo, hi, strict=True))
+        sub_shape = (int(hi[0] - lo[0]), int(hi[1] - lo[1]), int(hi[2] - lo[2]))
         target = b0.data[box].astype(np.float32)
-        best = (-2.0, (0.0, 0.0, 0.0))
-        # Candidates from the smallest shift outwards: on a tie the smaller shift wins,
-        # so that noise alone does not move a disc.
-        for dy, dz in sorted(candidates, key=lambda c: c[0] ** 2 + c[1] ** 2):
-            shift = (0.0, float(dy), float(dz))
-            moving = resample_image(t2, sub_affine, sub_shape, shift_mm=shift)  # type: ignore[arg-type]
-            score = _ncc(moving, target)
-            if score > best[0] + 1e-6:
-                best = (score, shift)
-        shifts[label] = best[1]
-        log.debug("disc %d: shift %s mm (NCC %.3f)", label, best[1], best[0])
+
+        score = partial(_shift_score, t2, sub_affine, sub_shape, target)
+        best = _grid_search(score, candidates)
+        fine = [
+            (best[1] + dy, best[2] + dz)
+            for dy in (-step_mm, 0.0, step_mm)
+            for dz in (-step_mm, 0.0, step_mm)
+            if abs(best[1] + dy) <= search_mm and abs(best[2] + dz) <= search_mm
+        ]
+        best = _grid_search(score, fine)
+        shifts[label] = (0.0, best[1], best[2])
+        log.debug("disc %d: shift %s mm (NCC %.3f)", label, shifts[label], best[0])
     return shifts
