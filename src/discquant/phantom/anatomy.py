@@ -44,9 +44,10 @@ TL_DISC_DEPTH = (27.0, 28.0, 29.0)
 # values (T10..L5) are our assumption inside those ranges; thoracic bodies smaller.
 BODY_HEIGHT = (21.0, 22.5, 24.0, 25.5, 26.5, 27.0, 27.0, 26.0)
 BODY_DEPTH = (26.0, 27.0, 28.5, 30.0, 31.0, 32.0, 32.5, 32.0)
-# Assumption: width / depth ratio of bodies and discs (the real disc masks in
-# shared/data/lumbar-t2-discs have width/depth 1.2–1.3).
-WIDTH_RATIO = 1.2
+# Assumption: width / depth ratio of bodies and discs. The real disc masks in
+# shared/data/lumbar-t2-discs have width/depth 1.2–1.3 but lower heights than science.md;
+# 1.15 keeps science.md heights and the real volumes (≤ 13.6 cm³) consistent.
+WIDTH_RATIO = 1.15
 # science.md: lumbar lordosis (T12-S1) 37 ± 13° supine.
 LORDOSIS_MEAN_DEG = 37.0
 LORDOSIS_SD_DEG = 13.0
@@ -150,8 +151,9 @@ class Slab:
 
     @property
     def lateral_taper(self) -> float:
-        """Height lost at each lateral margin (assumption: 10 % of the middle height)."""
-        return 0.10 * self.h_mid if self.kind == "disc" else 0.0
+        """Height lost at each lateral margin (assumption: 15 % of the middle height; the
+        endplates are concave in the coronal plane too)."""
+        return 0.15 * self.h_mid if self.kind == "disc" else 0.0
 
     def radius(self) -> float:
         """Half-diagonal of the slab in the sagittal plane (for bounding boxes)."""
@@ -235,8 +237,8 @@ def build_chain(
                 disc_label(dl),
                 plane,
                 upper,
-                d + 1.0,
-                (d + 1.0) * WIDTH_RATIO,
+                d,
+                d * WIDTH_RATIO,
                 ha,
                 hm,
                 hp,

@@ -551,8 +551,9 @@ class Renderer:
             )
             o[band] = ids["band"]
         if g == 5 and self.fluid_clefts:
-            for zk, uk, lk in ((-0.1, -0.1, 0.35), (0.15, 0.1, 0.25)):
-                cl = inside & (np.abs(zeta - zk) * hloc < 0.45)
+            # fissures with fluid in the annulus, in front of and behind the nucleus
+            for zk, uk, lk in ((-0.1, -0.72, 0.16), (0.12, 0.7, 0.18)):
+                cl = inside & (np.abs(zeta - zk) * hloc < 0.5) & (r_np > 1.3)
                 cl &= (np.abs(u / half_d - uk) < lk)[..., None] & (np.abs(x) < 0.5 * hw)
                 o[cl] = ids["cleft"]
         if hern:

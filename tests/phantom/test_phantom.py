@@ -1,0 +1,260 @@
+"""The phantom against its own known truth and the numbers of science.md."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.ndimage import binary_erosion
+
+from discquant.phantom import (
+    PhantomConfig,
+    dseg_rows,
+    generate_study,
+    write_study,
+)
+from discquant.phantom import tissue as T
+from discquant.phantom.anatomy import DISC_H_ANT, DISC_H_MID, DISC_H_POST, DISC_LEVELS
+
+# A coarse grid keeps the tests fast; properties that depend on the grid use the default.
+SMALL = PhantomConfig(
+    t2_voxel_mm=(1.2, 1.2, 4.0),
+    t2_matrix=(240, 200),
+    dwi_voxel_mm=(2.4, 2.4, 4.0),
+    dwi_matrix=(120, 100),
+    t2_sub=(2, 2, 4),
+    dwi_sub=(2, 2, 4),
+)
+HEALTHY = (1, 2, 2, 2, 2)
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
+    cfg = PhantomConfig(**{**SMALL.__dict__, "t2_slices": 4, "dwi_slices": 4})
+    a = write_study(generate_study(5, cfg), tmp_path / "a", format="both")
+    b = write_study(generate_study(5, cfg), tmp_path / "b", format="both")
+    c = write_study(generate_study(6, cfg), tmp_path / "c", format="nifti")
+    assert len(a) == len(b) > 20
+    da, db, dc = _digest(tmp_path / "a"), _digest(tmp_path / "b"), _digest(tmp_path / "c")
+    assert da == db
+    t2 = "sub-01/anat/sub-01_T2w.nii.gz"
+    assert da[t2] != dc[t2]
+
+
+def test_truth_volumes_are_label_counts() -> None:
+    st = generate_study(3, SMALL)
+    vox_t2 = float(np.prod(SMALL.t2_voxel_mm))
+    vox_dwi = float(np.prod(SMALL.dwi_voxel_mm))
+    lab = st.labels_t2.data
+    assert {d.level for d in st.truth.discs} >= set(DISC_LEVELS)
+    for d in st.truth.discs:
+        assert d.volume_mm3 == pytest.approx(int((lab == d.label).sum()) * vox_t2, rel=1e-12)
+        n_np = int(((lab == d.label) & (st.nucleus_t2.data > 0)).sum())
+        assert d.nucleus_volume_mm3 == pytest.approx(n_np * vox_t2, rel=1e-12)
+        n_dwi = int((st.labels_dwi.data == d.label).sum())
+        assert d.volume_dwi_mm3 == pytest.approx(n_dwi * vox_dwi, rel=1e-12)
+        assert 0 < d.nucleus_volume_mm3 < d.volume_mm3
+    # the nucleus lies inside disc labels only, in both spaces
+    assert np.all(lab[st.nucleus_t2.data > 0] >= 100)
+    assert np.all(st.labels_dwi.data[st.nucleus_dwi.data > 0] >= 100)
+
+
+def test_label_convention_and_geometry() -> None:
+    st = generate_study(1, SMALL)
+    known = {i for i, _ in dseg_rows()} | {0}
+    present = set(np.unique(st.labels_t2.data).astype(int))
+    assert present <= known
+    assert {20, 21, 22, 23, 24, 26, 61, 120, 121, 122, 123, 124} <= present
+    assert st.labels_t2.data.dtype == np.int16 and st.nucleus_t2.data.dtype == np.uint8
+    for vol in (st.t2, st.dwi, st.labels_t2, st.labels_dwi):
+        assert vol.axcodes == ("I", "P", "R")  # sagittal: slices run left to right
+    assert st.t2.voxel_mm == pytest.approx(SMALL.t2_voxel_mm)
+    # vertebrae are ordered top to bottom along the inferior row axis
+    rows = {lbl: np.argwhere(st.labels_t2.data == lbl)[:, 0].mean() for lbl in range(20, 25)}
+    assert all(rows[k] < rows[k + 1] for k in range(20, 24))
+    # the DWI grid is offset from the T2 grid as configured
+    c_t2 = st.t2.affine @ np.r_[(np.asarray(st.t2.shape[:3]) - 1) / 2, 1]
+    c_dwi = st.dwi.affine @ np.r_[(np.asarray(st.dwi.shape[:3]) - 1) / 2, 1]
+    assert (c_dwi - c_t2)[:3] == pytest.approx(SMALL.dwi_offset_mm, abs=1e-9)
+
+
+def test_noiseless_dwi_fits_truth_adc_within_1_percent() -> None:
+    from discquant.diffusion.adc import AdcModel
+
+    cfg = PhantomConfig(**{**SMALL.__dict__, "noise": False})
+    st = generate_study(4, cfg)
+    fit = AdcModel(st.bvals, method="ols").fit(st.dwi.data)
+    truth = st.adc_true_dwi.data
+    est = fit.adc_um2_per_ms
+    ok = np.isfinite(truth) & np.isfinite(est) & (truth > 0.3)
+    assert ok.sum() > 2000
+    rel = np.abs(est[ok] - truth[ok]) / truth[ok]
+    assert rel.max() < 0.01
+    # pure nucleus voxels carry the truth JSON's NP ADC of their disc
+    n_checked = 0
+    for d in st.truth.discs:
+        np_m = (st.labels_dwi.data == d.label) & (st.nucleus_dwi.data > 0) & ok
+        np_m &= np.isclose(truth, d.np_adc_um2_per_ms, atol=1e-5)
+        if d.level in DISC_LEVELS and d.grade < 5:  # a collapsed grade V nucleus is thin
+            assert np_m.sum() >= 5, d.level
+        n_checked += int(np_m.sum())
+        assert np.all(np.abs(est[np_m] / d.np_adc_um2_per_ms - 1) < 0.01)
+    assert n_checked > 100
+    csf = np.isclose(truth, st.truth.csf_adc_um2_per_ms, atol=1e-6) & ok
+    assert csf.sum() > 50
+    assert np.median(est[csf]) == pytest.approx(T.CSF.adc_um2_per_ms, rel=0.01)
+
+
+def test_three_directions_trace_equals_truth() -> None:
+    from discquant.diffusion.adc import AdcModel
+
+    cfg = PhantomConfig(**{**SMALL.__dict__, "noise": False, "diffusion": "3dir"})
+    st = generate_study(4, cfg)
+    assert st.dwi.shape[3] == 7 and list(st.bvals) == [0, 400, 400, 400, 800, 800, 800]
+    # the scanner-style ADC (geometric-mean trace, log-linear) equals the tissue ADC
+    assert st.adc_scanner is not None
+    truth = st.adc_true_dwi.data
+    ok = np.isfinite(truth) & (truth > 0.3) & (st.adc_scanner.data > 0)
+    rel = np.abs(st.adc_scanner.data[ok] - truth[ok]) / truth[ok]
+    assert np.percentile(rel, 99) < 0.01  # integer storage in 10⁻⁶ mm²/s rounds ≤ 0.0005
+    fit = AdcModel(st.bvals, st.bvecs, method="ols").fit(st.dwi.data)
+    ok &= np.isfinite(fit.adc_um2_per_ms)
+    assert np.abs(fit.adc_um2_per_ms[ok] / truth[ok] - 1).max() < 0.01
+
+
+def test_disc_heights_and_volumes_are_plausible(shared_data: Path) -> None:
+    real: dict[str, list[float]] = {}
+    with open(shared_data / "lumbar-t2-discs" / "disc_volumes_mm3.tsv") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            real.setdefault(row["level"], []).append(float(row["volume_mm3"]))
+    lo = min(3000.0, *(min(v) for v in real.values()))  # science.md: 3–12 cm³
+    hi = max(12000.0, *(max(v) for v in real.values()))
+    cfg = PhantomConfig(**{**SMALL.__dict__, "grades": HEALTHY, "noise": False})
+    volumes: dict[str, list[float]] = {lvl: [] for lvl in DISC_LEVELS}
+    for seed in range(4):
+        st = generate_study(seed, cfg)
+        for i, lvl in enumerate(DISC_LEVELS):
+            d = st.truth.disc(lvl)
+            # science.md means (n = 14); the phantom's subject and level spread is ±13 %
+            for got, mean in (
+                (d.height_anterior_mm, DISC_H_ANT[i]),
+                (d.height_middle_mm, DISC_H_MID[i]),
+                (d.height_posterior_mm, DISC_H_POST[i]),
+            ):
+                assert 0.85 * mean <= got <= 1.15 * mean
+            volumes[lvl].append(d.volume_mm3)
+    for lvl, vols in volumes.items():
+        assert lo <= float(np.median(vols)) <= hi, (lvl, vols)
+        assert all(0.8 * lo <= v <= 1.2 * hi for v in vols), (lvl, vols)
+
+
+def test_nucleus_to_csf_t2_ratio_falls_with_grade() -> None:
+    cfg = PhantomConfig(
+        **{**SMALL.__dict__, "grades": (1, 2, 3, 4, 5), "noise": False, "bias": False}
+    )
+    st = generate_study(2, cfg)
+    img, lab = st.t2.data, st.labels_t2.data
+    csf = binary_erosion(lab == 61, iterations=1)
+    ref = float(img[csf].mean())
+    ratios = []
+    for lvl in DISC_LEVELS:
+        d = st.truth.disc(lvl)
+        m = (lab == d.label) & (st.nucleus_t2.data > 0)
+        ratios.append(float(img[m].mean()) / ref)
+    assert all(a > b for a, b in zip(ratios, ratios[1:], strict=False)), ratios
+    assert ratios[0] > 0.6 and ratios[-1] < 0.2
+
+
+def test_dicom_converts_with_dcm2niix(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    import nibabel as nib
+
+    cfg = PhantomConfig(**{**SMALL.__dict__, "t2_slices": 3, "dwi_slices": 3})
+    st = generate_study(8, cfg)
+    write_study(st, tmp_path, format="dicom")
+    exe = Path(sys.executable).parent / "dcm2niix"
+    out = tmp_path / "nii"
+    out.mkdir()
+    src = tmp_path / "dicom" / "sub-01" / "DWI_EPI_SAG"
+    subprocess.run([str(exe), "-z", "y", "-f", "dwi", "-o", str(out), str(src)], check=True,
+                   capture_output=True)  # fmt: skip
+    assert (out / "dwi.bval").read_text().split() == ["0", "400", "800"]
+    img = nib.as_closest_canonical(nib.load(out / "dwi.nii.gz"))
+    ref = nib.as_closest_canonical(nib.Nifti1Image(st.dwi.data, st.dwi.affine))
+    assert np.allclose(img.affine, ref.affine, atol=1e-3)
+    got, want = img.get_fdata(), np.asarray(ref.dataobj)
+    step = 2.0 ** np.ceil(np.log2(float(want.max()) / 60000))  # the RescaleSlope written
+    assert np.allclose(got, want, atol=0.5 * step + 1e-4)
+
+
+def test_dicom_round_trip_through_load_study(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    from discquant.io.load import load_study
+
+    cfg = PhantomConfig(**{**SMALL.__dict__, "t2_slices": 3, "dwi_slices": 3})
+    st = generate_study(9, cfg)
+    write_study(st, tmp_path, format="dicom")
+    study = load_study(tmp_path / "dicom" / "sub-01")
+    assert study.t2 is not None and study.dwi is not None and study.adc is not None
+    assert list(study.dwi.bvals_s_per_mm2) == [0.0, 400.0, 800.0]
+    for series, vol in ((study.t2, st.t2), (study.dwi, st.dwi)):
+        a = nib.as_closest_canonical(nib.Nifti1Image(series.image.data, series.image.affine))
+        b = nib.as_closest_canonical(nib.Nifti1Image(vol.data, vol.affine))
+        assert np.allclose(a.affine, b.affine, atol=1e-3)
+        want = np.asarray(b.dataobj)
+        step = 2.0 ** np.ceil(np.log2(float(want.max()) / 60000))  # the RescaleSlope written
+        assert np.allclose(np.asarray(a.dataobj), want, atol=0.5 * step + 1e-4)
+    assert st.adc_scanner is not None
+    a = nib.as_closest_canonical(nib.Nifti1Image(study.adc.image.data, study.adc.image.affine))
+    b = nib.as_closest_canonical(nib.Nifti1Image(st.adc_scanner.data, st.adc_scanner.affine))
+    assert np.allclose(np.asarray(a.dataobj), np.asarray(b.dataobj), atol=1e-4)
+
+
+def test_bids_tree_and_truth_json(tmp_path: Path) -> None:
+    st = generate_study(0, SMALL)
+    paths = write_study(st, tmp_path, subject="07")
+    names = {p.relative_to(tmp_path).as_posix() for p in paths}
+    for rel in (
+        "sub-07/anat/sub-07_T2w.nii.gz",
+        "sub-07/dwi/sub-07_dwi.nii.gz",
+        "sub-07/dwi/sub-07_dwi.bval",
+        "sub-07/dwi/sub-07_dwi.bvec",
+        "derivatives/phantom/dseg.tsv",
+        "derivatives/phantom/sub-07/anat/sub-07_dseg.nii.gz",
+        "derivatives/phantom/sub-07/sub-07_truth.json",
+    ):
+        assert rel in names
+    truth = json.loads((tmp_path / "derivatives/phantom/sub-07/sub-07_truth.json").read_text())
+    l45 = next(d for d in truth["discs"] if d["level"] == "L4-L5")
+    assert l45["label"] == 123 and l45["grade"] == SMALL.grades[3]
+    assert l45["np_adc_um2_per_ms"] == pytest.approx(st.truth.disc("L4-L5").np_adc_um2_per_ms)
+    bval = (tmp_path / "sub-07/dwi/sub-07_dwi.bval").read_text().split()
+    assert bval == ["0", "400", "800"]
+    assert not any(p.name.startswith(".") for p in tmp_path.rglob("*"))
+
+
+def test_grade_forward_model_matches_science_table() -> None:
+    for g in T.GRADES:
+        dt = T.disc_tissues(g)
+        assert dt.nucleus.adc_um2_per_ms == pytest.approx(T.NP_ADC_BY_GRADE[g - 1])
+        assert dt.nucleus.t2_ms == pytest.approx(T.NP_T2_BY_GRADE_MS[g - 1])
+        assert sum(dt.nucleus.aniso) == pytest.approx(0.0)
+    # more water, longer T2 and higher ADC (monotone through the anchors)
+    w = np.linspace(0.69, 0.87, 30)
+    t2 = [T.disc_tissues(3, x).nucleus.t2_ms for x in w]
+    adc = [T.disc_tissues(3, x).nucleus.adc_um2_per_ms for x in w]
+    assert np.all(np.diff(t2) >= 0) and np.all(np.diff(adc) >= 0)
