@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import itertools
 import json
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def test_same_seed_gives_byte_identical_files(tmp_path: Path) -> None:
     cfg = PhantomConfig(**{**SMALL.__dict__, "t2_slices": 4, "dwi_slices": 4})
     a = write_study(generate_study(5, cfg), tmp_path / "a", format="both")
     b = write_study(generate_study(5, cfg), tmp_path / "b", format="both")
-    c = write_study(generate_study(6, cfg), tmp_path / "c", format="nifti")
+    write_study(generate_study(6, cfg), tmp_path / "c", format="nifti")
     assert len(a) == len(b) > 20
     da, db, dc = _digest(tmp_path / "a"), _digest(tmp_path / "b"), _digest(tmp_path / "c")
     assert da == db
@@ -172,7 +173,7 @@ def test_nucleus_to_csf_t2_ratio_falls_with_grade() -> None:
         d = st.truth.disc(lvl)
         m = (lab == d.label) & (st.nucleus_t2.data > 0)
         ratios.append(float(img[m].mean()) / ref)
-    assert all(a > b for a, b in zip(ratios, ratios[1:], strict=False)), ratios
+    assert all(a > b for a, b in itertools.pairwise(ratios)), ratios
     assert ratios[0] > 0.6 and ratios[-1] < 0.2
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from discquant.io.study import Volume
 from discquant.phantom import tissue as T
@@ -88,7 +88,7 @@ def _save(ds: Dataset, path: Path) -> None:
     meta.MediaStorageSOPClassUID = ds.SOPClassUID
     meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = "1.2.826.0.1.3680043.8.498.1"
+    meta.ImplementationClassUID = UID("1.2.826.0.1.3680043.8.498.1")
     meta.ImplementationVersionName = "DISCQUANT"
     ds.file_meta = meta
     ds.save_as(path, enforce_file_format=True)
