@@ -41,13 +41,14 @@ class Volume:
     Parameters
     ----------
     data
-        Float32 array, shape ``(I, J, K)`` or ``(I, J, K, N)`` for N volumes (DWI).
-        A single slice has ``K == 1`` (or whichever axis is 1).
+        Array of shape ``(I, J, K)`` or ``(I, J, K, N)`` for N volumes (DWI): float32 for
+        images, an integer type for label maps and masks. A single slice has one axis of
+        length 1.
     affine
         4×4 voxel-to-RAS+ millimetre transform.
     """
 
-    data: FloatArray
+    data: npt.NDArray[Any]
     affine: npt.NDArray[np.float64]
 
     @property

@@ -108,8 +108,22 @@ def transfer_labels(
     LabelTransfer
         Majority labels, their purity and the shifts used.
     """
+    full_shape = target_shape
+    box = _target_box(labels, target_affine, target_shape, margin_mm=_max_shift(shifts_mm))
+    if box is None:
+        empty = np.zeros(full_shape, dtype=np.int16)
+        return LabelTransfer(
+            Volume(empty, np.asarray(target_affine, dtype=np.float64)),
+            np.ones(full_shape, dtype=np.float32),
+            {},
+        )
+    # Only the target voxels that can see a label are sampled (the spine is a small part
+    # of a DWI field of view); the rest is background.
+    lo, target_shape = box
+    box_affine = target_affine.copy()
+    box_affine[:3, 3] = target_affine[:3, :3] @ lo + target_affine[:3, 3]
     offsets = _subsample_offsets(supersample)
-    world = _target_points_world(target_affine, target_shape, offsets)  # (S, 3, N)
+    world = _target_points_world(box_affine, target_shape, offsets)  # (S, 3, N)
     n_sub = world.shape[0]
     shifts_mm = {k: v for k, v in (shifts_mm or {}).items() if any(v)}
     samples = np.stack([_sample_labels(labels, world[s], np.zeros(3)) for s in range(n_sub)])
@@ -131,13 +145,48 @@ def transfer_labels(
             samples[:, near] = np.where((moved == label) & (sub == 0), moved, sub)
     values = np.unique(samples)
     counts = np.stack([(samples == v).sum(axis=0) for v in values])  # (L, N)
-    majority = values[counts.argmax(axis=0)].astype(np.int16).reshape(target_shape)
-    purity = (counts.max(axis=0) / n_sub).astype(np.float32).reshape(target_shape)
+    inside = tuple(slice(int(a), int(a) + n) for a, n in zip(lo, target_shape, strict=True))
+    majority = np.zeros(full_shape, dtype=np.int16)
+    purity = np.ones(full_shape, dtype=np.float32)
+    majority[inside] = values[counts.argmax(axis=0)].astype(np.int16).reshape(target_shape)
+    purity[inside] = (counts.max(axis=0) / n_sub).astype(np.float32).reshape(target_shape)
     return LabelTransfer(
         labels=Volume(majority, np.asarray(target_affine, dtype=np.float64)),
         purity=purity,
         shifts_mm={k: (float(v[0]), float(v[1]), float(v[2])) for k, v in shifts_mm.items()},
     )
+
+
+def _max_shift(shifts_mm: dict[int, tuple[float, float, float]] | None) -> float:
+    return max((float(np.linalg.norm(v)) for v in (shifts_mm or {}).values()), default=0.0)
+
+
+def _target_box(
+    labels: Volume,
+    target_affine: npt.NDArray[np.float64],
+    target_shape: tuple[int, int, int],
+    *,
+    margin_mm: float,
+) -> tuple[npt.NDArray[np.int64], tuple[int, int, int]] | None:
+    """Target-grid box (start index, shape) covering the labels' non-zero voxels + margin."""
+    idx = np.argwhere(labels.data != 0)
+    if idx.size == 0:
+        return None
+    lo, hi = idx.min(axis=0) - 1, idx.max(axis=0) + 1
+    corners = np.array(
+        [[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])]
+    )
+    world = corners @ labels.affine[:3, :3].T + labels.affine[:3, 3]
+    inv = np.linalg.inv(target_affine)
+    tvox = world @ inv[:3, :3].T + inv[:3, 3]
+    zooms = np.sqrt((target_affine[:3, :3] ** 2).sum(axis=0))
+    pad = np.ceil(margin_mm / zooms).astype(int) + 1
+    start = np.maximum(np.floor(tvox.min(axis=0)).astype(int) - pad, 0)
+    stop = np.minimum(np.ceil(tvox.max(axis=0)).astype(int) + pad + 1, np.asarray(target_shape))
+    if np.any(stop <= start):
+        return None
+    shape = (int(stop[0] - start[0]), int(stop[1] - start[1]), int(stop[2] - start[2]))
+    return start.astype(np.int64), shape
 
 
 def _near_label(
