@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from discquant.results import AnalysisResult
@@ -25,33 +26,27 @@ def print_summary(
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    table = Table(title=f"sub-{result.subject}: per-disc results", show_lines=False)
-    for col in (
-        "level",
-        "NP ADC µm²/ms",
-        "disc ADC",
-        "water idx",
-        "T2 NP/CSF",
-        "height mm",
-        "volume mm³",
-        "Pfirrmann",
-        "ADC class",
-        "flags",
-    ):
-        table.add_column(col)
+    console = Console(width=None if sys.stdout.isatty() else 140)
+    table = Table(
+        title=f"sub-{result.subject}: per-disc results",
+        caption="ADC in µm²/ms (nucleus, whole disc); height = middle height in mm; "
+        "volume in cm³; water = nucleus ADC / healthy reference",
+    )
+    columns = ["level", "ADC NP", "ADC disc", "water", "T2 NP/CSF", "height", "volume"]
+    columns += ["Pfirrmann", "ADC class", "flags"]
     if truth:
-        table.add_column("truth NP ADC")
-        table.add_column("truth grade")
+        columns += ["truth ADC NP", "truth grade"]
+    for col in columns:
+        table.add_column(col, no_wrap=col != "flags")
     for disc in result.discs:
         row = [
-            disc.level if disc.found else f"[dim]{disc.level} (not found)[/dim]",
+            disc.level if disc.found else f"[dim]{disc.level} —[/dim]",
             _fmt(disc.adc_np.median if disc.adc_np else None),
             _fmt(disc.adc_disc.median if disc.adc_disc else None),
             _fmt(disc.water_index),
             _fmt(disc.t2_np_csf_ratio),
             _fmt(disc.height_middle_mm, 1),
-            _fmt(disc.volume_mm3, 0),
+            _fmt(None if disc.volume_mm3 is None else disc.volume_mm3 / 1000, 1),
             "—" if disc.pfirrmann_grade is None else str(disc.pfirrmann_grade),
             disc.adc_class or "—",
             ", ".join(disc.flags),
@@ -61,6 +56,8 @@ def print_summary(
             row += [_fmt(t.get("adc_np_um2_per_ms")), str(t.get("grade", "—"))]
         table.add_row(*row)
     console.print(table)
+    if not any(d.found for d in result.discs):
+        console.print("[red]No lumbar disc was found.[/red]")
     for status in result.stages:
         mark = "[green]ok[/green]" if status.ok else "[red]failed[/red]"
         console.print(f"  {status.name:<12} {mark} {status.seconds:6.2f} s  {status.message}")
