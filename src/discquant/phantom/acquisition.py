@@ -138,7 +138,12 @@ def sample(
         v[mixed] = ref_tex[smp].mean(axis=1, dtype=np.float64)
         tex_num[:, :, k] = v
         lab = lab_lut[first]
-        lab[mixed] = _mode(lab_lut[smp], centre_idx)
+        ls = lab_lut[smp]
+        differ = ls.min(axis=1) != ls.max(axis=1)  # compartments differ, labels may not
+        lm = ls[:, 0].copy()
+        if differ.any():
+            lm[differ] = _mode(ls[differ], centre_idx)
+        lab[mixed] = lm
         labels[:, :, k] = lab
         nuc = nuc_lut[first] >= 0.5
         nuc[mixed] = nuc_lut[smp].mean(axis=1) >= 0.5
@@ -168,9 +173,13 @@ def coil_bias(
 
 def rician(signal: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Magnitude of the signal plus complex Gaussian noise of standard deviation ``sigma``."""
-    n1 = rng.standard_normal(signal.shape, dtype=np.float32)
-    n2 = rng.standard_normal(signal.shape, dtype=np.float32)
-    return np.sqrt((signal + sigma * n1) ** 2 + (sigma * n2) ** 2)
+    sig = np.asarray(signal, dtype=np.float32)
+    n1 = rng.standard_normal(sig.shape, dtype=np.float32)
+    n2 = rng.standard_normal(sig.shape, dtype=np.float32)
+    n1 *= np.float32(sigma)
+    n1 += sig
+    n2 *= np.float32(sigma)
+    return np.sqrt(n1 * n1 + n2 * n2)
 
 
 def epi_shift(field: Field, grid: Grid, max_mm: float) -> np.ndarray:

@@ -88,7 +88,7 @@ class SubjectParams:
             rotation_deg=float(rng.normal(0.0, 2.0)) if rotation_deg is None else rotation_deg,
             canal_depth=float(rng.uniform(15.0, 19.0)),
             canal_width=float(rng.uniform(21.0, 25.0)),
-            fat_posterior=float(rng.uniform(8.0, 35.0)),
+            fat_posterior=float(rng.uniform(6.0, 24.0)),
             spinous_length=float(rng.uniform(24.0, 32.0)),
             conus_level=float(rng.uniform(0.2, 1.0)),
             x_offset=float(rng.normal(0.0, 1.5)),

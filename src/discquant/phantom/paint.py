@@ -238,18 +238,16 @@ class Renderer:
         out[body] = self.MUSCLE
         out[body & (r < -skin + p.fat_posterior + 2.0)] = self.FAT
         out[body & (r < -skin + 2.0)] = self.MUSCLE  # skin
-        if ax < 3.0:
-            out[(r > -tip - 3.0) & (r < -half - p.canal_depth)] = self.FAT
         # lateral to the bodies and in front: retroperitoneal fat, then viscera
         front = r > -half - 2.0
         out[front] = self.FAT
         vis = r > half + 4.0 + 0.002 * ax**2
         bowel = self.f_bowel.plane(x, ys, zs)
         mes = self.f_mes.plane(x, ys, zs)
-        region = vis & (mes < 0.5)
+        region = vis & (mes < 1.0)
         out[region] = self.VISCERA
-        out[region & (bowel > 1.5)] = self.BOWEL
-        out[region & (bowel < -2.3)] = self.GAS
+        out[region & (bowel > 1.8)] = self.BOWEL
+        out[region & (bowel < -2.4)] = self.GAS
         # psoas: grows from L1 to L5, beside the bodies
         l1z, s1z = self.l1.mid.oz, self.by_name["L5-S1"].mid.oz
         frac = np.clip((l1z - zs) / max(l1z - s1z, 1.0), 0.0, 1.0)[:, None]
@@ -264,7 +262,7 @@ class Renderer:
         # aorta (left) to the L4 bifurcation, IVC (right)
         bif = self.by_name["L4"].mid.oz
         sx = x - p.x_offset
-        for cx0, rad, stop, spread in ((-10.0, 9.5, bif, 1.0), (16.0, 10.0, bif - 15.0, -1.0)):
+        for cx0, rad, stop, spread in ((-15.0, 9.0, bif, 1.0), (19.0, 10.0, bif - 15.0, -1.0)):
             zz = zs[:, None]
             dz = np.clip(stop - zz, 0.0, None)
             cxz = cx0 + spread * np.sign(cx0) * 0.0 + np.sign(cx0) * 0.6 * dz
