@@ -92,6 +92,23 @@ def make_plan(used: Sequence[Shell]) -> Plan:
     return Plan(ref, others, x, b_ref * 1e-3, nrel, dw_columns, averaging, ols, wls_sums)
 
 
+_BLAS_SERIAL_MNK = 1 << 17
+"""Largest m·k·n per matrix product: OpenBLAS multithreads GEMM above 4 × 65536, and
+its threads would fight the engine's own worker threads (measured: 5× slower WLS)."""
+
+
+def small_matmul(a: FloatArray, b: FloatArray, out: FloatArray) -> FloatArray:
+    """``a @ b`` into ``out`` for a small ``a``, in column blocks that keep BLAS serial."""
+    m, k = a.shape
+    n = b.shape[1]
+    step = max(1024, _BLAS_SERIAL_MNK // max(m * k, 1))
+    if n <= step:
+        return np.matmul(a, b, out=out)
+    for i in range(0, n, step):
+        np.matmul(a, b[:, i : i + step], out=out[:, i : i + step])
+    return out
+
+
 def _as_slice(columns: Sequence[int]) -> slice | list[int]:
     """A slice when the columns are consecutive (a view, no copy), else the list."""
     if columns and list(columns) == list(range(columns[0], columns[0] + len(columns))):
@@ -121,7 +138,9 @@ class Kernel:
         log_nrel = np.log(plan.nrel)
         self.log_nrel = None if np.all(log_nrel == 0) else log_nrel.astype(ftype)[:, None]
         self.averaging = None if plan.averaging is None else plan.averaging.astype(ftype)
-        self.ones_k = np.ones((1, self.k), dtype=ftype)
+        x_all = np.concatenate([[0.0], plan.x])
+        self.xbar = float(x_all.mean())
+        self.sxx_over_s = float(np.sum((x_all - self.xbar) ** 2) / x_all.size)
         self.nrel = plan.nrel.astype(ftype)
         self.moments = np.stack([self.nrel, self.nrel * self.x, self.nrel * self.x * self.x])
         self.tol = 1e-6 if ftype is np.float32 else 1e-10
@@ -218,7 +237,7 @@ class Kernel:
             np.log(ratio, out=y)
         else:
             logs = np.log(ratio)
-            np.matmul(self.averaging, logs, out=y)
+            small_matmul(self.averaging, logs, y)
         return ratio, y
 
     def _fit(
@@ -249,7 +268,7 @@ class Kernel:
             out_rmse[...] = 0
             rmse_done = True
         else:
-            p = np.matmul(self.ols, y, out=b["p"])
+            p = small_matmul(self.ols, y, b["p"])
             g, a = p[0], p[1]
             if self.method == "ols":
                 self._ols_rmse(p, out_rmse, t1)
@@ -281,7 +300,7 @@ class Kernel:
                 np.exp(s0, out=s0)
             s0 *= ref
             if not rmse_done:
-                self._direct_rmse(g, a, y, b, out_rmse)
+                self._rmse_from_ols(p, g, a, b, out_rmse)
         np.less(s0, np.inf, out=okt)
         ok &= okt
         # 1 where valid, NaN (= 0/0) where not: one pass, then three multiplications that
@@ -303,24 +322,36 @@ class Kernel:
                 acc += np.square(p[r])
             np.sqrt(acc, out=out)
 
-    def _direct_rmse(
+    def _rmse_from_ols(
         self,
+        p: FloatArray,
         g: FloatArray,
         a: FloatArray,
-        y: FloatArray,
         b: dict[str, np.ndarray],
         out: npt.NDArray[np.generic],
     ) -> None:
-        e = b["e"] if self.method != "nlls" else np.empty_like(y)
-        np.multiply(self.x_col, g, out=e)
-        e += a
-        np.subtract(y, e, out=e)
-        np.square(e, out=e)
-        acc = np.matmul(self.ones_k, e, out=b["z"][:1])[0]
-        t = np.square(a, out=b["t2"])
-        acc += t
-        acc *= 1.0 / (self.k + 1)
-        np.sqrt(acc, out=out)
+        """Unweighted log RMSE of the line ``(a, g)`` from the OLS results ``p``.
+
+        The OLS residual is orthogonal to 1 and to x, so for any line
+        ``Σe² = SSE_ols + S·(Δa + x̄·Δg)² + Sxx·Δg²`` with ``Δ`` = line − OLS: a dozen
+        single-row operations instead of recomputing every shell's residual.
+        """
+        if p.shape[0] == 2:  # two shells: every method interpolates both points
+            out[...] = 0
+            return
+        dg = np.subtract(g, p[0], out=b["t1"])
+        u = np.multiply(dg, self.xbar, out=b["t2"])
+        u += a
+        u -= p[1]
+        u *= u
+        dg *= dg
+        dg *= self.sxx_over_s
+        u += dg
+        v = b["e"][0]
+        for r in range(2, p.shape[0]):  # SSE_ols / S (rows scaled by 1/√S in the plan)
+            np.square(p[r], out=v)
+            u += v
+        np.sqrt(u, out=out)
 
     def _wls(
         self, g: FloatArray, y: FloatArray, b: dict[str, np.ndarray]
@@ -335,7 +366,7 @@ class Kernel:
             w += self.log_nrel
         np.exp(w, out=w)
         np.multiply(w, y, out=z[k:])
-        sums = np.matmul(self.wls_sums, z, out=b["sums"])
+        sums = small_matmul(self.wls_sums, z, b["sums"])
         sw, swx, swxx, swy, swxy = sums
         sw += 1
         det = np.multiply(sw, swxx, out=b["t1"])
@@ -372,7 +403,10 @@ class Kernel:
         lam = np.full_like(g, 1e-3)
         pred, e0, r, r0, cost = evaluate(a, g)
         for _ in range(NLLS_MAX_ITER):
-            jtj_a, jtj_b, jtj_c = self.moments @ (pred * pred)
+            pp = pred * pred
+            jtj_a, jtj_b, jtj_c = small_matmul(
+                self.moments, pp, np.empty((3, pp.shape[1]), pp.dtype)
+            )
             jtj_a += e0 * e0
             pr = pred * r
             u = nrel @ pr + e0 * r0
