@@ -86,7 +86,7 @@ class SubjectParams:
             lordosis_deg=lord,
             sacral_slope_deg=float(lord - np.clip(rng.normal(6.0, 3.0), 0.0, 12.0)),
             rotation_deg=float(rng.normal(0.0, 2.0)) if rotation_deg is None else rotation_deg,
-            canal_depth=float(rng.uniform(15.0, 19.0)),
+            canal_depth=float(rng.uniform(14.0, 18.0)),
             canal_width=float(rng.uniform(21.0, 25.0)),
             fat_posterior=float(rng.uniform(6.0, 24.0)),
             spinous_length=float(rng.uniform(24.0, 32.0)),

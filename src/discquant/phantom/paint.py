@@ -139,6 +139,7 @@ class Renderer:
         self.ROOT = c.add(T.NERVE, CANAL_LABEL, structure="cauda_equina")
         self.CORD = c.add(T.CORD, CORD_LABEL, structure="cord")
         self.LIG = c.add(T.LIGAMENT, structure="ligament")
+        self.VEIN = c.add(T.VENOUS, structure="basivertebral_vein")
         self.bone: dict[str, tuple[int, int]] = {}
         self.modic: dict[tuple[str, int], int] = {}
         self.disc_ids: dict[str, dict[str, int]] = {}
@@ -304,7 +305,7 @@ class Renderer:
         if s.name.startswith("S") and s.name not in ("S1", "S1-S2", "S2"):
             return
         us = uc - 0.3
-        ru, rx = cd / 2 - 1.8, cw / 2 - 3.5
+        ru, rx = cd / 2 - 2.2, cw / 2 - 3.5
         if s.name == "S2":
             ru, rx = ru * 0.5, rx * 0.5
         ru2 = (((u - us) / ru) ** 2)[..., None]
@@ -403,6 +404,10 @@ class Renderer:
         rr_i = (np.abs(un_i) ** pexp)[..., None] + np.abs(x / (hw - t)) ** pexp
         inner = (rr_i <= 1.0) & (s_lo >= b_lo + t + 0.3) & (s_up >= b_up + t + 0.3)
         o[inner] = marrow
+        if s.kind == "body":
+            # basivertebral vein: a short bright line entering the body's posterior wall
+            vein = (np.abs(v) < 0.9) & (u < -half_d + 0.28 * s.depth)
+            o[vein[..., None] & (np.abs(x) < 2.5) & inside] = self.VEIN
         for disc, s_side, b_side in ((below, s_lo, b_lo), (above, s_up, b_up)):
             if disc is None or (s.name, id(disc)) not in self.modic:
                 continue
@@ -527,7 +532,7 @@ class Renderer:
         o = ctx.out[sl]
         o[inside] = ids["af"]
         sf = T.NP_SIZE_BY_GRADE[g - 1]
-        a_np, b_np, c_np = 0.36 * s.depth * sf, 0.36 * s.width * sf, 0.45
+        a_np, b_np, c_np = 0.40 * s.depth * sf, 0.38 * s.width * sf, 0.46
         u_np = -0.07 * s.depth
         tw = T.TRANSITION_MM_BY_GRADE[g - 1]
         du2 = ((u - u_np) ** 2)[..., None]

@@ -204,7 +204,7 @@ def _disc_specs(
     for lvl in ALL_DISCS:
         g = grades[lvl]
         w0 = T.NP_WATER_BY_GRADE[g - 1]
-        water[lvl] = float(np.clip(rng.normal(w0, 0.008), w0 - 0.018, w0 + 0.018))
+        water[lvl] = float(np.clip(rng.normal(w0, 0.005), w0 - 0.01, w0 + 0.01))
         specs[lvl] = DiscSpec(
             grade=g,
             height_factor=T.HEIGHT_FACTOR_BY_GRADE[g - 1],

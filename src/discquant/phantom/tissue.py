@@ -95,7 +95,7 @@ class Tissue:
 AIR = Tissue("air", 0.0, 1000.0, 1.0, 0.0)
 FAT = Tissue("fat", 0.90, 300.0, 130.0, 0.02, fat_fraction=1.0, texture=0.04)
 MUSCLE = Tissue("muscle", 0.75, 1100.0, 42.0, 1.5, aniso=(0.3, -0.15, -0.15), texture=0.06)
-VISCERA = Tissue("viscera", 0.80, 900.0, 60.0, 1.6, texture=0.2)  # assumption: bowel/organs
+VISCERA = Tissue("viscera", 0.80, 900.0, 60.0, 1.6, texture=0.35)  # assumption: bowel/organs
 BOWEL_FLUID = Tissue("bowel_fluid", 0.95, 3000.0, 400.0, 2.8)  # assumption
 GAS = Tissue("gas", 0.0, 1000.0, 1.0, 0.0)
 BLOOD = Tissue("flowing_blood", 0.06, 1400.0, 150.0, 3.0)  # flow void (assumption)
@@ -106,6 +106,7 @@ NERVE = Tissue("cauda_equina", 0.75, 900.0, 80.0, 1.2)  # assumption
 CORD = Tissue("spinal_cord", 0.75, 900.0, 85.0, 1.1)  # assumption
 LIGAMENT = Tissue("ligament", 0.40, 800.0, 15.0, 0.8)  # assumption
 EPIDURAL_FAT = replace(FAT, name="epidural_fat")
+VENOUS = Tissue("slow_venous_blood", 0.90, 1400.0, 250.0, 2.0)  # assumption: slow flow, bright
 # Modic changes (science.md: ADC 1.20 / 0.80 / 0.58 for type 1 / 3 / 2, Dagestad 2022).
 MODIC = {
     1: Tissue("modic1", 0.90, 1000.0, 95.0, 1.20, fat_fraction=0.2, texture=0.1),
