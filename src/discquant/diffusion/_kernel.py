@@ -24,6 +24,7 @@ import numpy.typing as npt
 from discquant.diffusion.shells import Shell
 
 FloatArray = npt.NDArray[np.floating]
+LN2 = float(np.log(2.0))
 NLLS_MAX_ITER = 10
 """Most Levenberg–Marquardt iterations of the ``nlls`` method."""
 
@@ -132,10 +133,12 @@ class Kernel:
         self.k = len(plan.others)
         self.x = plan.x.astype(ftype)
         self.x_col = self.x[:, None]
-        self.two_x = (2 * self.x)[:, None]
-        self.ols = plan.ols.astype(ftype)
-        self.wls_sums = plan.wls_sums.astype(ftype)
-        log_nrel = np.log(plan.nrel)
+        # Logs are base 2 (numpy's float32 log2/exp2 are 1.5-2x faster than log/exp and at
+        # least as accurate); y is in log2 units and ln 2 is folded into the constants.
+        self.two_x = (2 * plan.x / LN2).astype(ftype)[:, None]  # exp2 argument of w_s
+        self.ols = (plan.ols * LN2).astype(ftype)
+        self.wls_sums = (plan.wls_sums * np.array([[1], [1], [1], [LN2], [LN2]])).astype(ftype)
+        log_nrel = np.log2(plan.nrel)
         self.log_nrel = None if np.all(log_nrel == 0) else log_nrel.astype(ftype)[:, None]
         self.averaging = None if plan.averaging is None else plan.averaging.astype(ftype)
         x_all = np.concatenate([[0.0], plan.x])
@@ -172,6 +175,8 @@ class Kernel:
                 "okt": np.empty(c, bool),
             }
             self._local.bufs = bufs
+        if n == self.chunk:
+            return bufs
         return {name: b[..., :n] for name, b in bufs.items()}
 
     # -- entry ----------------------------------------------------------------------------
@@ -234,9 +239,9 @@ class Kernel:
                 np.divide(self._corrected(xc[:, j], b["t1"]), ref, out=ratio[k])
         y = b["y"]
         if self.averaging is None:
-            np.log(ratio, out=y)
+            np.log2(ratio, out=y)
         else:
-            logs = np.log(ratio)
+            logs = np.log2(ratio)
             small_matmul(self.averaging, logs, y)
         return ratio, y
 
@@ -263,7 +268,7 @@ class Kernel:
 
         rmse_done = False
         if self.method == "two-point":
-            g = np.multiply(y[0], 1.0 / float(self.x[0]), out=b["g"])
+            g = np.multiply(y[0], LN2 / float(self.x[0]), out=b["g"])
             a = None
             out_rmse[...] = 0
             rmse_done = True
@@ -276,7 +281,7 @@ class Kernel:
             else:
                 g, a = self._wls(g, y, b)
                 if self.method == "nlls":
-                    trace = ratio if self.averaging is None else np.exp(y)
+                    trace = ratio if self.averaging is None else np.exp2(y)
                     g, a = self._nlls(g, a, trace, ok)
 
         adc = np.negative(g, out=b["adc"])
@@ -289,15 +294,16 @@ class Kernel:
             if plan.x_ref0 == 0:
                 np.copyto(s0, ref)
             else:
-                np.exp(np.multiply(adc, plan.x_ref0, out=s0), out=s0)
+                np.exp2(np.multiply(adc, plan.x_ref0 / LN2, out=s0), out=s0)
                 s0 *= ref
         else:
             if plan.x_ref0 == 0:
-                np.exp(a, out=s0)
+                np.multiply(a, 1 / LN2, out=s0)
             else:
                 np.multiply(adc, plan.x_ref0, out=s0)
                 s0 += a
-                np.exp(s0, out=s0)
+                s0 *= 1 / LN2
+            np.exp2(s0, out=s0)
             s0 *= ref
             if not rmse_done:
                 self._rmse_from_ols(p, g, a, b, out_rmse)
@@ -357,14 +363,14 @@ class Kernel:
         self, g: FloatArray, y: FloatArray, b: dict[str, np.ndarray]
     ) -> tuple[FloatArray, FloatArray]:
         """Weighted LS with weights ``n_s Ŝ_s²`` from the OLS slope ``g`` (relative to the
-        reference, whose weight is 1): ``w_s = exp(2 g x_s + ln n_s/n_ref)``."""
+        reference, whose weight is 1): ``w_s = 2^(2 g x_s / ln 2 + log2(n_s / n_ref))``."""
         k = self.k
         z = b["z"]
         w = z[:k]
         np.multiply(self.two_x, g, out=w)
         if self.log_nrel is not None:
             w += self.log_nrel
-        np.exp(w, out=w)
+        np.exp2(w, out=w)
         np.multiply(w, y, out=z[k:])
         sums = small_matmul(self.wls_sums, z, b["sums"])
         sw, swx, swxx, swy, swxy = sums
