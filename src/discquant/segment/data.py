@@ -181,42 +181,65 @@ def vertebra_truth_labels(subject: str, n_labels: int) -> dict[int, int]:
 
 
 def phantom_subjects(
-    seeds: Sequence[int], classes: Sequence[str], *, spacing_mm: float
+    seeds: Sequence[int],
+    classes: Sequence[str],
+    *,
+    spacing_mm: float,
+    cache_dir: Path | None = None,
 ) -> list[TrainSubject]:
     """Domain-randomised phantom samples (:func:`discquant.phantom.training_sample`).
 
-    Phantom labels are complete, so every class is its own group; labels the phantom
-    has but the network lacks (posterior elements, other tissue) go to background.
+    Groups: background is certain; a phantom vertebra (20..24, body *and* posterior
+    elements in one label) may be body or background for this network, whose "body"
+    class is the vertebral body only (as in the real masks); sacrum, disc, nucleus and
+    canal are their own classes. ``cache_dir`` keeps rendered samples (``.npz``) so
+    that several runs (cross-validation folds) render each seed once.
     """
-    from discquant.phantom import training_sample  # type: ignore[attr-defined]
+    from discquant.phantom import training_sample
 
+    present = {
+        "bg": _group_index(classes, ("background",)),
+        "vertebra": _group_index(classes, ("background", "body")),
+        "sacrum": _group_index(classes, ("sacrum",)),
+        "disc": _group_index(classes, ("disc",)),
+        "nucleus": _group_index(classes, ("nucleus",)) or _group_index(classes, ("disc",)),
+        "canal": _group_index(classes, ("canal",)) or _group_index(classes, ("background",)),
+    }
+    names = list(present)
+    groups: Groups = [present[n] for n in names]
     out: list[TrainSubject] = []
     for seed in seeds:
-        sample = training_sample(int(seed))
-        lab = np.asarray(sample.labels.data).astype(np.int32)
-        cls = np.zeros(lab.shape, dtype=np.int32)
-        if "body" in classes:
-            cls[(lab >= 1) & (lab <= 25)] = classes.index("body")
-        if "sacrum" in classes:
-            cls[lab == 26] = classes.index("sacrum")
-        if "disc" in classes:
-            cls[(lab >= 100) & (lab < 200)] = classes.index("disc")
-        if "canal" in classes:
-            cls[lab == 61] = classes.index("canal")
-        if "nucleus" in classes and sample.nucleus is not None:
-            cls[np.asarray(sample.nucleus.data) > 0] = classes.index("nucleus")
-        vol = sample.image
-        image = to_network_grid(reorient(vol), spacing_mm=spacing_mm)[:, 0].numpy()
-        target = _label_to_grid(cls, vol, spacing_mm).astype(np.uint8)
-        groups: Groups = [(i,) for i in range(len(classes))]
+        cached = None if cache_dir is None else cache_dir / f"phantom-{seed}-{spacing_mm}.npz"
+        if cached is not None and cached.is_file():
+            z = np.load(cached)
+            image, target = z["image"], z["target"]
+        else:
+            sample = training_sample(int(seed))
+            lab = np.asarray(sample.labels.data).astype(np.int32)
+            grp = np.zeros(lab.shape, dtype=np.int32)
+            grp[(lab >= 1) & (lab <= 25)] = names.index("vertebra")
+            grp[lab == 26] = names.index("sacrum")
+            grp[(lab >= 100) & (lab < 200)] = names.index("disc")
+            grp[lab == 61] = names.index("canal")
+            grp[np.asarray(sample.nucleus.data) > 0] = names.index("nucleus")
+            vol = sample.image
+            image = to_network_grid(reorient(vol), spacing_mm=spacing_mm)[:, 0].numpy()
+            target = _label_to_grid(grp, vol, spacing_mm).astype(np.uint8)
+            if cached is not None:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cached.with_name(f".tmp-{cached.name}")
+                with tmp.open("wb") as fh:
+                    np.savez_compressed(fh, image=image, target=target)
+                tmp.replace(cached)
         out.append(
             TrainSubject(
                 name=f"phantom-{seed}",
                 dataset="phantom",
                 image=image.astype(np.float32),
-                target=target,
+                target=target.astype(np.uint8),
                 groups=groups,
                 slices=list(range(image.shape[0])),
             )
         )
+    logger.info("loaded %d phantom training samples", len(out))
     return out

@@ -49,7 +49,8 @@ class TrainConfig:
     train_subjects: list[str] | None = None
     val_subjects: list[str] = field(default_factory=list)
     phantom_train_seeds: list[int] = field(default_factory=list)
-    phantom_weight: float = 0.5
+    phantom_weight: float = 0.3
+    phantom_cache: str | None = None
     max_steps_this_run: int | None = None
 
     @classmethod
@@ -241,7 +242,10 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
     train_set = [s for s in real if s.name not in config.val_subjects]
     if config.phantom_train_seeds:
         train_set += phantom_subjects(
-            config.phantom_train_seeds, config.classes, spacing_mm=config.spacing_mm
+            config.phantom_train_seeds,
+            config.classes,
+            spacing_mm=config.spacing_mm,
+            cache_dir=Path(config.phantom_cache) if config.phantom_cache else None,
         )
     if not train_set:
         from discquant.errors import InvalidInputError
