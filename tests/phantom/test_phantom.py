@@ -259,3 +259,32 @@ def test_grade_forward_model_matches_science_table() -> None:
     t2 = [T.disc_tissues(3, x).nucleus.t2_ms for x in w]
     adc = [T.disc_tissues(3, x).nucleus.adc_um2_per_ms for x in w]
     assert np.all(np.diff(t2) >= 0) and np.all(np.diff(adc) >= 0)
+
+
+def test_herniation_modic_and_epi_distortion_follow_the_config() -> None:
+    base = {**SMALL.__dict__, "noise": False, "bias": False}
+    plain = generate_study(5, PhantomConfig(**base))
+    sick = generate_study(
+        5,
+        PhantomConfig(
+            **{**base, "herniation": ("L4-L5",), "modic": (("L3-L4", 2),), "epi_distortion": True}
+        ),
+    )
+    assert sick.truth.disc("L4-L5").herniation and not plain.truth.disc("L4-L5").herniation
+    assert sick.truth.disc("L3-L4").modic == 2
+    # the herniated disc grows posteriorly into the canal; other discs keep their volume
+    assert sick.truth.disc("L4-L5").volume_mm3 > plain.truth.disc("L4-L5").volume_mm3 + 100
+    assert sick.truth.disc("L2-L3").volume_mm3 == plain.truth.disc("L2-L3").volume_mm3
+    # Modic type 2 (fatty) endplates are brighter than marrow on T2
+    img, lab = sick.t2.data, sick.labels_t2.data
+    ref = plain.t2.data
+    l4 = lab == 23
+    assert img[l4].mean() > 1.05 * ref[l4].mean()
+    # EPI distortion moves the DWI along AP only; T2 and the truth volumes are untouched
+    assert np.array_equal(sick.labels_t2.data == 121, plain.labels_t2.data == 121)
+    moved = sick.labels_dwi.data != plain.labels_dwi.data
+    assert moved.any()
+    for lbl in (121, 122):
+        a = np.argwhere(sick.labels_dwi.data == lbl).mean(axis=0)
+        b = np.argwhere(plain.labels_dwi.data == lbl).mean(axis=0)
+        assert abs(a[0] - b[0]) < 0.5 and abs(a[2] - b[2]) < 0.5  # rows and slices stay

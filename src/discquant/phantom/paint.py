@@ -560,8 +560,8 @@ class Renderer:
                 cl &= (np.abs(u / half_d - uk) < lk)[..., None] & (np.abs(x) < 0.5 * hw)
                 o[cl] = ids["cleft"]
         if hern:
-            xh = 0.25 * hw
-            ah, bh, ch = 5.0, 7.0, 0.42 * s.h_post
+            xh = 0.25 * hw  # paracentral
+            ah, bh, ch = 6.0, 7.0, 0.5 * max(s.h_post, 6.0)
             uh = -half_d - 1.0
             rh = (((u - uh) / ah) ** 2 + (v / ch) ** 2)[..., None]
             rh = rh + ((x - xh) / bh) ** 2
