@@ -181,7 +181,7 @@ def segment_spine(
         named.flags,
     )
     return SpineSegmentation(
-        labels=Volume(data=labels, affine=out_affine),  # type: ignore[arg-type]
+        labels=Volume(data=labels, affine=out_affine),
         nucleus=nucleus,
         canal=_mask("canal"),
         levels=named.levels,
