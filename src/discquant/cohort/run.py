@@ -117,8 +117,15 @@ def _start_client(
         return client, None
     n = workers or 1
     # The scheduler runs in this process; a task whose worker dies is re-run on another
-    # worker up to ``allowed-failures`` times, then fails with KilledWorker.
-    with dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
+    # worker up to ``allowed-failures`` times, then fails with KilledWorker. A worker-saturation
+    # of 1.0 gives each single-threaded worker one study at a time: no study waits in a
+    # worker's queue, so none is blamed (and counted towards KilledWorker) when a study
+    # running before it kills the worker. Studies last seconds, so prefetching gains nothing.
+    settings = {
+        "distributed.scheduler.allowed-failures": allowed_failures,
+        "distributed.scheduler.worker-saturation": 1.0,
+    }
+    with dask.config.set(settings):
         cluster = LocalCluster(
             n_workers=n,
             threads_per_worker=1,
@@ -200,10 +207,8 @@ def run_cohort(
 
     todo: list[CohortStudy] = []
     for study in studies:
-        if study.error is not None:
-            records.write_record(
-                out, study.subject, failure_record(study, study.error, where="manifest")
-            )
+        if study.error is not None:  # reported from the manifest itself, no record (the
+            # label may clash with another row's)
             finish(StudyOutcome(study.subject, "failed", 0.0, study.error))
         else:
             todo.append(study)
@@ -238,7 +243,7 @@ def run_cohort(
                     finish(value)
                     continue
                 study = by_key[future.key]
-                error = value if isinstance(value, BaseException) else RuntimeError(str(value))
+                error = _task_error(future, value)
                 log.error("sub-%s failed: %s: %s", study.subject, type(error).__name__, error)
                 records.write_record(
                     out, study.subject, failure_record(study, error, where="worker")
@@ -251,6 +256,7 @@ def run_cohort(
             client.close()
             if cluster is not None:
                 cluster.close()
+        records.clean_tmp(out)  # folders of tasks whose worker died
 
     run = CohortRun(
         out_dir=out,
@@ -272,6 +278,17 @@ def run_cohort(
         tables = write_cohort_tables(out, studies)
         write_cohort_report(out, tables, run.to_json())
     return run
+
+
+def _task_error(future: Any, value: Any) -> BaseException:
+    """The exception of a failed task (``KilledWorker`` when its workers kept dying)."""
+    try:
+        exc = future.exception(timeout=5)
+    except Exception as err:  # cancelled, or the scheduler is gone
+        exc = err
+    if isinstance(exc, BaseException):
+        return exc
+    return value if isinstance(value, BaseException) else RuntimeError(repr(value))
 
 
 def _write_dataset_description(out: Path) -> None:

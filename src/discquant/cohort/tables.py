@@ -22,6 +22,7 @@ import pandas as pd
 
 from discquant.cohort import records
 from discquant.cohort.manifest import CohortStudy
+from discquant.cohort.worker import failure_record
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,10 @@ def collect_tables(out_dir: Path, studies: Sequence[CohortStudy]) -> CohortTable
     failures: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     for study in studies:
+        if study.error is not None:  # the manifest row itself is bad: never ran
+            failures.append(_failure(study, failure_record(study, study.error, where="manifest")))
+            rows.append({"subject": study.subject, "status": "failed", "seconds": None})
+            continue
         record = records.read_record(out, study.subject)
         status = (record or {}).get("status", "not run")
         rows.append(

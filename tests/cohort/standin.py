@@ -1,0 +1,64 @@
+"""A light stand-in for the pipeline, for tests of the cohort plumbing (not of the analysis).
+
+A stand-in study is a folder with ``values.json``: ``{"adc": [five nucleus ADCs]}``. The
+stand-in writes the real per-disc table (``outputs.tables.write_discs_tsv``) with those
+values, so the cohort tables can be compared with known numbers. A ``crash`` file makes
+the worker process die (``os._exit``) on the first attempt; its content names a marker
+file that records that the crash happened (later attempts see it and run normally), or
+is ``always`` (every attempt dies).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from discquant.cohort import CohortOptions, StudyReport
+from discquant.errors import InvalidInputError
+from discquant.pipeline import StudyInputs
+from discquant.results import LEVELS, AdcStats, DiscResult
+
+
+def make_study(folder: Path, adc: list[float], *, crash_marker: Path | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "values.json").write_text(json.dumps({"adc": adc}))
+    if crash_marker is not None:
+        (folder / "crash").write_text(str(crash_marker))
+    return folder
+
+
+def standin_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -> StudyReport:
+    from discquant.outputs.tables import write_discs_tsv
+
+    assert inputs.path is not None and inputs.subject is not None
+    folder = Path(inputs.path)
+    crash = folder / "crash"
+    if crash.is_file():
+        target = crash.read_text()
+        if target == "always":
+            os._exit(17)  # the worker process dies mid-task, every time
+        marker = Path(target)
+        if not marker.exists():
+            marker.write_text("crashed")
+            os._exit(17)  # the worker process dies mid-task, first attempt only
+    path = folder / "values.json"
+    try:
+        values = json.loads(path.read_text())["adc"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise InvalidInputError(f"not a stand-in study: {exc}", path=path) from exc
+    time.sleep(0.05)
+    discs = [
+        DiscResult(
+            level=level,
+            found=True,
+            adc_np=AdcStats(mean=v, median=v, sd=0.1, p10=v - 0.1, p90=v + 0.1, n_voxels=50),
+            pfirrmann_grade=1 + i % 5,
+        )
+        for i, (level, v) in enumerate(zip(LEVELS, values, strict=True))
+    ]
+    sub = out_dir / f"sub-{inputs.subject}"
+    sub.mkdir(parents=True)
+    write_discs_tsv(discs, sub / f"sub-{inputs.subject}_discs.tsv")
+    return StudyReport(models={"standin": "1"}, n_discs_found=len(discs))

@@ -1,0 +1,127 @@
+"""The cohort runner's plumbing with a light stand-in for the pipeline (tests/cohort/standin.py).
+
+Known values go in (each stand-in study names its five nucleus ADCs); the cohort tables
+must hold exactly those values, once each, and the failures exactly the bad studies.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tests.cohort import standin
+
+from discquant.cohort import CohortOptions, read_cohort, run_cohort
+from discquant.cohort import records as rec
+from discquant.results import LEVELS
+
+
+def _adc(i: int) -> list[float]:
+    return [round(2.0 - 0.1 * j - 0.01 * i, 4) for j in range(5)]
+
+
+def _run(studies, out: Path, **kw):  # type: ignore[no-untyped-def]
+    kw.setdefault("workers", 2)
+    return run_cohort(studies, out, study_fn=standin.standin_study, **kw)
+
+
+def _expected(n: int, skip: set[int] = frozenset()) -> pd.DataFrame:  # type: ignore[assignment]
+    rows = [
+        {"subject": f"s{i:02d}", "level": lv, "adc_np_median": v}
+        for i in range(n)
+        if i not in skip
+        for lv, v in zip(LEVELS, _adc(i), strict=True)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_manifest_missing_path_fails_that_row_only(tmp_path: Path) -> None:
+    for i in range(3):
+        standin.make_study(tmp_path / "data" / f"s{i:02d}", _adc(i))
+    manifest = tmp_path / "cohort.tsv"
+    manifest.write_text(
+        "subject\tdicom\n"
+        "s00\tdata/s00\n"
+        "s01\tdata/does-not-exist\n"
+        "s02\tdata/s02\n"
+        "s-02\tdata/s02\n"  # the same label as s02 after BIDS cleaning: a clash
+    )
+    studies = read_cohort(manifest)
+    assert [s.error is None for s in studies] == [True, False, True, False]
+    out = tmp_path / "out"
+    run = _run(studies, out)
+    assert (run.done, run.failed, run.skipped) == (2, 2, 0)
+    discs = pd.read_csv(out / "cohort_discs.csv")
+    got = discs[["subject", "level", "adc_np_median"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, _expected(3, skip={1}), check_dtype=False)
+    failures = pd.read_csv(out / "cohort_failures.csv")
+    assert list(failures["subject"]) == ["s01", "s02"]
+    assert "does-not-exist" in failures.loc[0, "error"]
+    assert failures.loc[0, "source"] == "cohort.tsv line 3"
+    assert "already used by cohort.tsv line 4" in failures.loc[1, "error"]
+    assert set(failures["where"]) == {"manifest"}
+    parquet = pd.read_parquet(out / "cohort_discs.parquet")
+    assert len(parquet) == 10 and parquet["input_fingerprint_sha256"].str.len().eq(64).all()
+
+
+def test_killed_worker_is_retried_and_bad_input_is_recorded(tmp_path: Path) -> None:
+    marker = tmp_path / "crashed-once"
+    data = tmp_path / "data"
+    for i in range(4):
+        standin.make_study(data / f"sub-s{i:02d}", _adc(i), crash_marker=marker if i == 1 else None)
+    (data / "sub-s03" / "values.json").write_text("{not json")  # corrupted input
+    always = standin.make_study(data / "sub-s04", _adc(4))
+    (always / "crash").write_text("always")  # kills every worker it lands on
+    out = tmp_path / "out"
+    run = _run(read_cohort(data), out, allowed_failures=1)
+    assert marker.read_text() == "crashed"  # s01's first attempt did kill its worker
+    assert (run.done, run.failed) == (3, 2)
+    record = rec.read_record(out, "s01")
+    assert record is not None and record["status"] == "complete"
+    discs = pd.read_csv(out / "cohort_discs.csv")
+    got = discs[["subject", "level", "adc_np_median"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, _expected(3), check_dtype=False)
+    failures = pd.read_csv(out / "cohort_failures.csv").set_index("subject")
+    assert failures.loc["s03", "error_type"] == "InvalidInputError"
+    assert failures.loc["s03", "where"] == "import"
+    assert failures.loc["s04", "error_type"] == "KilledWorker"
+    assert failures.loc["s04", "where"] == "worker"
+    assert not any((out / ".discquant-cohort" / "tmp").iterdir())  # dead workers' leftovers removed
+    report = (out / "cohort_report.html").read_text()
+    assert report.count("data:image/png;base64,") == 3
+    assert "KilledWorker" in report and "InvalidInputError" in report
+
+
+def test_resume_skips_done_redoes_changed_partial_and_failed(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for i in range(4):
+        standin.make_study(data / f"sub-s{i:02d}", _adc(i))
+    (data / "sub-s03" / "values.json").write_text("{broken")
+    out = tmp_path / "out"
+    studies = read_cohort(data)
+    first = _run(studies, out, workers=1)
+    assert (first.done, first.failed) == (3, 1)
+    before = {s: rec.read_record(out, s) for s in ("s00", "s01", "s02")}
+
+    # s00 unchanged; s01's input changes; s02 was "interrupted" between move and record;
+    # s03 gets fixed; a stale temporary folder from a killed run lies around.
+    (data / "sub-s01" / "values.json").write_text(json.dumps({"adc": _adc(11)}))
+    rec.record_path(out, "s02").unlink()
+    (data / "sub-s03" / "values.json").write_text(json.dumps({"adc": _adc(3)}))
+    stale = out / ".discquant-cohort" / "tmp" / "sub-s00-dead"
+    stale.mkdir(parents=True)
+    second = _run(studies, out, workers=1)
+    by_subject = {o.subject: o.status for o in second.outcomes}
+    assert by_subject == {"s00": "skipped", "s01": "complete", "s02": "complete", "s03": "complete"}
+    assert rec.read_record(out, "s00") == before["s00"]
+    assert not stale.exists()
+    discs = pd.read_csv(out / "cohort_discs.csv")
+    assert len(discs) == 20 and not discs.duplicated(["subject", "level"]).any()
+    s01 = discs.loc[discs["subject"] == "s01", "adc_np_median"].tolist()
+    assert s01 == pytest.approx(_adc(11))
+    assert pd.read_csv(out / "cohort_failures.csv").empty
+
+    third = _run(studies, out, workers=1, options=CohortOptions(resume=False))
+    assert third.skipped == 0 and third.done == 4
