@@ -177,7 +177,7 @@ class Renderer:
         ymin, ymax = float(self._cy.min()) - 150, float(self._cy.max()) + 170
         zmin, zmax = float(self._cz.min()) - 30, float(self._cz.max()) + 30
         lo, hi = (-50.0, ymin, zmin), (50.0, ymax, zmax)
-        self.f_bowel = Field(rng, lo, hi, spacing_mm=2.0, sigma_mm=4.0)
+        self.f_bowel = Field(rng, lo, hi, spacing_mm=2.0, sigma_mm=5.0)
         self.f_mes = Field(rng, lo, hi, spacing_mm=3.0, sigma_mm=7.0)
         self.texture = Field(rng, lo, hi, spacing_mm=2.0, sigma_mm=2.5)
         self.l1 = self.by_name["L1"]
@@ -245,10 +245,20 @@ class Renderer:
         vis = r > half + 4.0 + 0.002 * ax**2
         bowel = self.f_bowel.plane(x, ys, zs)
         mes = self.f_mes.plane(x, ys, zs)
-        region = vis & (mes < 1.0)
-        out[region] = self.VISCERA
-        out[region & (bowel > 1.8)] = self.BOWEL
-        out[region & (bowel < -2.4)] = self.GAS
+        # bowel loops: walls along the zero lines of one random field, lumen (fluid or
+        # semi-solid content) on one side, mesenteric fat or solid viscera on the other
+        out[vis] = self.VISCERA
+        lumen = vis & (bowel > 0.3)
+        out[lumen & (mes > 0.2)] = self.BOWEL
+        out[vis & (bowel < -0.3) & (mes > -0.4)] = self.FAT
+        out[lumen & (bowel > 1.6) & (mes < -0.8)] = self.GAS
+        # fatty streaks in the paraspinal muscles
+        out[
+            body
+            & (r < -half - p.canal_depth - 8.0)
+            & (r > -skin + p.fat_posterior + 3.0)
+            & (mes > 1.9)
+        ] = self.FAT
         # psoas: grows from L1 to L5, beside the bodies
         l1z, s1z = self.l1.mid.oz, self.by_name["L5-S1"].mid.oz
         frac = np.clip((l1z - zs) / max(l1z - s1z, 1.0), 0.0, 1.0)[:, None]
@@ -394,6 +404,13 @@ class Renderer:
         un = np.where(u > 0, u / a_ant, u / half_d)
         rr = (np.abs(un) ** pexp)[..., None] + np.abs(x / hw) ** pexp
         inside = (rr <= 1.0) & (s_lo >= b_lo) & (s_up >= b_up)
+        if s.kind == "body":
+            # rounded rims: cut the corners where endplate and wall meet (radius 2.5 mm)
+            rc = 2.5
+            dv = np.minimum(s_lo - b_lo, s_up - b_up)
+            du = (1.0 - np.clip(rr, 0.0, 1.0) ** (1.0 / pexp)) * half_d
+            corner = (dv < rc) & (du < rc)
+            inside &= ~(corner & ((rc - dv) ** 2 + (rc - du) ** 2 > rc**2))
         cort, marrow = self.bone[s.name]
         o = ctx.out[sl]
         o[inside] = cort

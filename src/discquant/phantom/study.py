@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 import numpy as np
+from scipy.ndimage import gaussian_filter
 
 from discquant.io.study import FloatArray, Volume
 from discquant.phantom import tissue as T
@@ -285,6 +286,8 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
     csf_ref = T.CSF.t2_signal()
     t2s = sample(renderer, t2_grid, cfg.t2_sub, [t2_lut])
     t2_img = t2s.signals[0] * t2s.texture_gain * (T2_SCALE / csf_ref)
+    # k-space apodisation / TSE echo-train blur: a slight in-plane point spread (assumption)
+    t2_img = gaussian_filter(t2_img, sigma=(0.4, 0.4, 0.0), mode="nearest")
     if cfg.bias:
         t2_img = t2_img * coil_bias(
             bias_field, t2_grid, posterior_y=post_y, spine_y=spine_y, amp=0.08
