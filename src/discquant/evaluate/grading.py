@@ -119,7 +119,7 @@ def bland_altman(reference: npt.ArrayLike, measured: npt.ArrayLike) -> BlandAltm
         loa_low=bias - 1.96 * sd,
         loa_high=bias + 1.96 * sd,
         bias_percent=float(100 * rel.mean()) if rel.size else float("nan"),
-        within_5_percent=float(np.mean(np.abs(rel) <= 0.05)) if rel.size else float("nan"),
+        within_5_percent=float(np.mean(np.abs(rel) <= 0.05 + 1e-9)) if rel.size else float("nan"),
     )
 
 

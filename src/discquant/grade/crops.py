@@ -100,9 +100,13 @@ def sagittal_slice_axis(image: Volume) -> int:
     """The voxel axis closest to left-right; raises if the image is not sagittal-like."""
     dirs = image.affine[:3, :3] / np.linalg.norm(image.affine[:3, :3], axis=0)
     axis = int(np.argmax(np.abs(dirs[0])))
-    if abs(dirs[0, axis]) < 0.7:
+    shape = image.shape[:3]
+    zooms = image.voxel_mm
+    is_slice_axis = shape[axis] == min(shape) or zooms[axis] == max(zooms)
+    if abs(dirs[0, axis]) < 0.7 or not is_slice_axis:
         raise InvalidInputError(
-            f"image orientation {image.axcodes} is not sagittal: no voxel axis runs left-right"
+            f"image orientation {image.axcodes} (shape {shape}) is not sagittal: "
+            "the left-right axis must be the slice axis"
         )
     return axis
 
@@ -130,6 +134,7 @@ def extract_disc_crop(
     shape: tuple[int, int] = CROP_SHAPE,
     align: bool = True,
     window: tuple[float, float] | None = None,
+    normalise: str = "image",
 ) -> npt.NDArray[np.float32]:
     """Sample a disc-centred crop from a sagittal T2 image.
 
@@ -152,6 +157,9 @@ def extract_disc_crop(
     window
         Intensity window (low, high) mapped to 0 and 1; default :func:`intensity_window`
         over the whole image.
+    normalise
+        ``"image"`` (default): percentiles of the whole image; ``"crop"``: percentiles of
+        the crop itself (kept for comparison, see docs/grading.md). Ignored with ``window``.
 
     Returns
     -------
@@ -202,11 +210,18 @@ def extract_disc_crop(
     inv = np.linalg.inv(image.affine)
     vox = np.einsum("ij,jrc->irc", inv[:3, :3], world) + inv[:3, 3][:, None, None]
 
-    lo, hi = window if window is not None else intensity_window(data)
+    if normalise not in ("image", "crop"):
+        raise ValueError(f"normalise must be 'image' or 'crop', got {normalise!r}")
     out = np.empty((slices, rows, cols), dtype=np.float32)
     n_slices = data.shape[slice_axis]
     for k, off in enumerate(range(-(slices // 2), slices // 2 + 1)):
         coords = vox.copy()
         coords[slice_axis] = np.clip(np.round(vox[slice_axis]) + off, 0, n_slices - 1)
         out[k] = map_coordinates(data, coords, order=1, mode="nearest")
+    if window is not None:
+        lo, hi = window
+    elif normalise == "image":
+        lo, hi = intensity_window(data)
+    else:
+        lo, hi = intensity_window(out)
     return ((out - lo) / (hi - lo)).astype(np.float32)

@@ -68,15 +68,17 @@ def merge_disc_boxes(boxes: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     order = np.argsort(boxes[:, 1])
     merged: list[list[npt.NDArray[np.float64]]] = []
     for b in boxes[order]:
-        if merged:
-            last = np.mean(merged[-1], axis=0)
-            close = abs(b[1] - last[1]) < 0.5 * min(b[3], last[3])
-            overlap = abs(b[0] - last[0]) < 0.5 * (b[2] + last[2])
+        for group in merged:
+            m = np.mean(group, axis=0)
+            close = abs(b[1] - m[1]) < 0.5 * min(b[3], m[3])
+            overlap = abs(b[0] - m[0]) < 0.5 * (b[2] + m[2])
             if close and overlap:
-                merged[-1].append(b)
-                continue
-        merged.append([b])
-    return np.array([np.mean(g, axis=0) for g in merged])
+                group.append(b)
+                break
+        else:
+            merged.append([b])
+    out = np.array([np.mean(g, axis=0) for g in merged])
+    return out[np.argsort(out[:, 1], kind="stable")]
 
 
 def spine_normals(centres_rc: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -173,7 +175,7 @@ def spider_discs(root: Path) -> list[GradedDisc]:
     import pandas as pd
 
     try:
-        from discquant.segment import segment_spine  # type: ignore[attr-defined]
+        from discquant.segment import segment_spine
     except ImportError as exc:
         raise InvalidInputError(
             "SPIDER discs need the segmentation model (discquant.segment.segment_spine), "

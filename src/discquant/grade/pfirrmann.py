@@ -10,6 +10,7 @@ The packaged weights and their model card live in ``discquant/models/pfirrmann/`
 from __future__ import annotations
 
 import logging
+import pickle
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -82,12 +83,26 @@ def build_network(arch: dict[str, Any] | None = None, *, in_channels: int = 3) -
     )
 
 
-def save_pfirrmann_model(model: PfirrmannModel, path: Path) -> None:
-    """Write weights and settings to one file (loadable with ``weights_only=True``)."""
+def save_pfirrmann_model(model: PfirrmannModel, path: Path, *, half: bool = False) -> None:
+    """Write weights and settings to one file (loadable with ``weights_only=True``).
+
+    ``half`` stores float tensors as float16 (halves the file; loaded back as float32).
+    An ensemble (:class:`~discquant.grade.ensemble.GradeEnsemble`) records its member
+    count and test-time shifts in the metadata.
+    """
     import torch
 
-    state = {k: v.detach().cpu().clone() for k, v in model.network.state_dict().items()}
-    torch.save({"state_dict": state, "crop": model.crop, "metadata": model.metadata}, path)
+    from discquant.grade.ensemble import GradeEnsemble
+
+    meta = dict(model.metadata)
+    if isinstance(model.network, GradeEnsemble):
+        meta["members"] = len(model.network.members)
+        meta["tta_shifts"] = [list(s) for s in model.network.shifts]
+    state = {}
+    for k, v in model.network.state_dict().items():
+        v = v.detach().cpu().clone()
+        state[k] = v.half() if (half and v.is_floating_point()) else v
+    torch.save({"state_dict": state, "crop": model.crop, "metadata": meta}, path)
 
 
 def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
@@ -110,9 +125,29 @@ def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         meta = dict(blob.get("metadata", {}))
-        net = build_network(meta.get("arch"), in_channels=int(blob["crop"].get("slices", 3)))
-        net.load_state_dict(blob["state_dict"])
-    except (RuntimeError, KeyError, OSError, AttributeError) as exc:
+        in_ch = int(blob["crop"].get("slices", 3))
+        net: torch.nn.Module = build_network(meta.get("arch"), in_channels=in_ch)
+        if meta.get("members") is not None:
+            from discquant.grade.ensemble import GradeEnsemble
+
+            members = [
+                build_network(meta.get("arch"), in_channels=in_ch)
+                for _ in range(int(meta["members"]))
+            ]
+            shifts = [(int(r), int(c)) for r, c in meta.get("tta_shifts", [[0, 0]])]
+            net = GradeEnsemble(members, shifts)
+        state = blob["state_dict"]
+        net.load_state_dict(
+            {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+        )
+    except (
+        RuntimeError,
+        KeyError,
+        OSError,
+        AttributeError,
+        EOFError,
+        pickle.UnpicklingError,
+    ) as exc:
         raise ModelError(f"cannot load the Pfirrmann model: {exc}", path=path) from exc
     net.eval()
     crop = dict(blob["crop"])

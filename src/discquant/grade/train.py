@@ -36,6 +36,7 @@ class CropConfig(BaseModel):
     slices: int = 3
     size_mm: tuple[float, float] = (48.0, 64.0)
     shape: tuple[int, int] = (60, 80)
+    normalise: str = "image"
 
 
 class AugmentConfig(BaseModel):
@@ -159,6 +160,7 @@ def train_network(
 
     from discquant.grade.pfirrmann import build_network
 
+    torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     net = build_network(cfg.arch, in_channels=cfg.crop.slices)

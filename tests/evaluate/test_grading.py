@@ -1,0 +1,132 @@
+"""Grade agreement and Bland-Altman against values computed by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from discquant.cli import app
+from discquant.evaluate.grading import bland_altman, bland_altman_plot, grade_agreement
+
+# Hand example: reference 1,1,2,2,3,3 vs predicted 1,2,2,3,3,3.
+# Confusion (rows ref 1..3): [1,1,0], [0,1,1], [0,0,2].
+# Linear weights |i-j|: observed disagreement 2/6; expected with row marginals 2,2,2 and
+# column marginals 1,2,3 (over 6): (8+4+4)/36 * 2 = 8/9  ->  kappa = 1 - (1/3)/(8/9) = 0.625.
+# Quadratic weights (i-j)^2: expected (14+4+6)/36 * 2 = 4/3  ->  kappa = 1 - (1/3)/(4/3) = 0.75.
+REF = [1, 1, 2, 2, 3, 3]
+PRED = [1, 2, 2, 3, 3, 3]
+
+
+def test_agreement_matches_hand_computation() -> None:
+    a = grade_agreement(REF, PRED)
+    assert a.n == 6
+    assert a.exact_accuracy == pytest.approx(4 / 6)
+    assert a.balanced_accuracy == pytest.approx((1 / 2 + 1 / 2 + 1) / 3)
+    assert a.kappa_linear == pytest.approx(0.625)
+    assert a.kappa_quadratic == pytest.approx(0.75)
+    assert a.within_one == pytest.approx(1.0)
+    assert a.confusion[:3] == [[1, 1, 0, 0, 0], [0, 1, 1, 0, 0], [0, 0, 2, 0, 0]]
+    assert a.confusion[3:] == [[0] * 5, [0] * 5]
+
+
+def test_within_one_and_perfect_agreement() -> None:
+    a = grade_agreement([1, 2, 3, 4, 5], [3, 2, 3, 4, 5])
+    assert a.within_one == pytest.approx(0.8)
+    perfect = grade_agreement([1, 2, 3, 4, 5], [1, 2, 3, 4, 5])
+    assert perfect.kappa_linear == pytest.approx(1.0)
+    assert perfect.balanced_accuracy == pytest.approx(1.0)
+
+
+def test_kappa_textbook_unweighted_equivalence() -> None:
+    # With two classes linear = quadratic = unweighted kappa. Classic 2x2 table
+    # (a=20 yes/yes, b=5, c=10, d=15; n=50): po = 0.7, pe = 0.5*0.6 + 0.5*0.4 = 0.5,
+    # kappa = (0.7 - 0.5) / 0.5 = 0.4.
+    ref = [1] * 25 + [2] * 25
+    pred = [1] * 20 + [2] * 5 + [1] * 10 + [2] * 15
+    a = grade_agreement(ref, pred)
+    assert a.kappa_linear == pytest.approx(0.4)
+    assert a.kappa_quadratic == pytest.approx(0.4)
+
+
+def test_agreement_rejects_mismatched_lengths() -> None:
+    with pytest.raises(ValueError, match="3 reference grades but 2"):
+        grade_agreement([1, 2, 3], [1, 2])
+
+
+def test_bland_altman_hand_values(tmp_path: Path) -> None:
+    ref = np.array([1.0, 2.0, 3.0, 4.0])
+    mea = ref + np.array([0.1, -0.1, 0.3, 0.1])
+    ba = bland_altman(ref, mea)
+    sd = np.sqrt((0.0 + 0.04 + 0.04 + 0.0) / 3)
+    assert ba.bias == pytest.approx(0.1)
+    assert ba.sd == pytest.approx(sd)
+    assert ba.loa_low == pytest.approx(0.1 - 1.96 * sd)
+    assert ba.loa_high == pytest.approx(0.1 + 1.96 * sd)
+    # relative errors 10 %, -5 %, 10 %, 2.5 %
+    assert ba.bias_percent == pytest.approx((10 - 5 + 10 + 2.5) / 4)
+    assert ba.within_5_percent == pytest.approx(0.5)
+    png = tmp_path / "ba.png"
+    assert bland_altman_plot(ref, mea, png).bias == pytest.approx(0.1)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _write(path: Path, header: str, rows: list[str]) -> Path:
+    path.write_text("\n".join([header, *rows]) + "\n")
+    return path
+
+
+def test_cli_evaluate_grade_json(tmp_path: Path) -> None:
+    levels = ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1", "L1-L2"]
+    subj = ["s1"] * 5 + ["s2"]
+    ref = _write(
+        tmp_path / "ref.tsv",
+        "subject\tlevel\tgrade",
+        [f"{s}\t{lv}\t{g}" for s, lv, g in zip(subj, levels, REF, strict=True)]
+        + ["s3\tL1-L2\t2"],  # unmatched: left out
+    )
+    pred = _write(
+        tmp_path / "pred.csv",
+        "subject,level,grade",
+        [f"{s},{lv},{g}" for s, lv, g in zip(subj, levels, PRED, strict=True)],
+    )
+    res = CliRunner().invoke(
+        app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--no-by-level"]
+    )
+    assert res.exit_code == 0, res.output
+    js = json.loads(res.output[res.output.index("{") :])
+    assert js["n_matched"] == 6
+    assert js["all"]["kappa_linear"] == pytest.approx(0.625)
+    assert js["all"]["kappa_quadratic"] == pytest.approx(0.75)
+
+
+def test_cli_evaluate_bland_altman(tmp_path: Path) -> None:
+    ref = _write(
+        tmp_path / "truth.tsv",
+        "subject\tlevel\tadc_np_um2_per_ms",
+        ["p1\tL4-L5\t1.0", "p1\tL5-S1\t2.0", "p2\tL4-L5\t3.0", "p2\tL5-S1\t4.0"],
+    )
+    pred = _write(
+        tmp_path / "meas.tsv",
+        "subject\tlevel\tadc_np_um2_per_ms",
+        ["p1\tL4-L5\t1.1", "p1\tL5-S1\t1.9", "p2\tL4-L5\t3.3", "p2\tL5-S1\t4.1"],
+    )
+    png = tmp_path / "ba.png"
+    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--bland-altman"]
+    args += ["--column", "adc_np_um2_per_ms", "--plot", str(png), "--no-by-level"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    js = json.loads(res.output[res.output.index("{") :])
+    assert js["all"]["bias"] == pytest.approx(0.1)
+    assert png.is_file()
+
+
+def test_cli_evaluate_grade_bad_input(tmp_path: Path) -> None:
+    ref = _write(tmp_path / "ref.tsv", "subject\tgrade", ["s1\t2"])
+    pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tgrade", ["s1\tL1-L2\t2"])
+    res = CliRunner().invoke(app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref)])
+    assert res.exit_code == 2
+    assert "ref.tsv" in res.output and "level" in res.output

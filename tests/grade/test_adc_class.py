@@ -1,0 +1,61 @@
+"""ADC class thresholds (derived midpoints of the grade I-V nucleus ADC synthesis)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from discquant.errors import InvalidInputError
+from discquant.grade import adc_class
+from discquant.grade.adc_class import load_adc_thresholds
+
+
+@pytest.mark.parametrize(
+    ("adc", "expected"),
+    [
+        # typical nucleus ADC per Pfirrmann grade I..V (docs/science.md synthesis)
+        (2.0, "normal"),
+        (1.9, "normal"),
+        (1.7, "mild"),
+        (1.4, "moderate"),
+        (1.1, "severe"),
+        # the bounds themselves (upper bound exclusive)
+        (1.80, "normal"),
+        (1.7999, "mild"),
+        (1.55, "mild"),
+        (1.5499, "moderate"),
+        (1.25, "moderate"),
+        (1.2499, "severe"),
+        (0.0, "severe"),
+    ],
+)
+def test_adc_class_packaged_thresholds(adc: float, expected: str) -> None:
+    assert adc_class(adc) == expected
+
+
+def test_packaged_config_is_marked_derived() -> None:
+    th = load_adc_thresholds()
+    assert th.derived is True
+    assert [u for _, u in th.classes] == [1.25, 1.55, 1.80, None]
+
+
+def test_custom_thresholds(tmp_path: Path) -> None:
+    cfg = tmp_path / "adc.yaml"
+    cfg.write_text(
+        "unit: um2_per_ms\nclasses:\n  - {name: low, upper: 1.0}\n  - {name: high, upper: null}\n"
+    )
+    th = load_adc_thresholds(cfg)
+    assert adc_class(0.99, thresholds=th) == "low"
+    assert adc_class(1.0, thresholds=th) == "high"
+
+
+def test_bad_config_and_values(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text("unit: mm2_per_s\nclasses: []\n")
+    with pytest.raises(InvalidInputError, match=r"bad\.yaml"):
+        load_adc_thresholds(cfg)
+    with pytest.raises(ValueError, match="finite"):
+        adc_class(float("nan"))
+    with pytest.raises(ValueError, match="negative"):
+        adc_class(-0.1)
