@@ -288,3 +288,17 @@ def test_herniation_modic_and_epi_distortion_follow_the_config() -> None:
         a = np.argwhere(sick.labels_dwi.data == lbl).mean(axis=0)
         b = np.argwhere(plain.labels_dwi.data == lbl).mean(axis=0)
         assert abs(a[0] - b[0]) < 0.5 and abs(a[2] - b[2]) < 0.5  # rows and slices stay
+
+
+def test_posterior_element_mask_splits_vertebrae_into_body_and_arch() -> None:
+    st = generate_study(1, SMALL)
+    assert st.posterior_t2 is not None
+    post = st.posterior_t2.data > 0
+    lab = st.labels_t2.data
+    assert np.all((lab[post] >= 17) & (lab[post] <= 26))
+    for lbl in range(20, 25):
+        body = (lab == lbl) & ~post
+        arch = (lab == lbl) & post
+        assert body.sum() > 0 and arch.sum() > 0
+        # the arch lies behind the body (columns run anterior → posterior)
+        assert np.argwhere(arch)[:, 1].mean() > np.argwhere(body)[:, 1].mean() + 10

@@ -104,6 +104,7 @@ class Sampled:
     labels: np.ndarray  # int16
     nucleus: np.ndarray  # uint8
     pure: np.ndarray  # compartment id where the voxel holds one compartment, else -1
+    posterior: np.ndarray  # uint8: vertebra voxels of the posterior elements
 
 
 def sample(
@@ -118,6 +119,7 @@ def sample(
     fine = renderer.render(xs, ys, zs, group=sub[2])
     lab_lut = comps.labels()
     nuc_lut = comps.nucleus().astype(np.float32)
+    post_lut = comps.posterior().astype(np.float32)
     tex_amp = comps.lut(lambda c: c.tissue.texture)
     ref_tex = luts[0] * tex_amp
     nK = grid.shape[2]
@@ -125,6 +127,7 @@ def sample(
     tex_num = np.zeros(grid.shape)
     labels = np.zeros(grid.shape, dtype=np.int16)
     nucleus = np.zeros(grid.shape, dtype=np.uint8)
+    posterior = np.zeros(grid.shape, dtype=np.uint8)
     pure = np.full(grid.shape, -1, dtype=np.int16)
     sk = sub[2]
     centre_idx = (sub[0] // 2) * sub[1] * sub[2] + (sub[1] // 2) * sub[2] + sub[2] // 2
@@ -148,6 +151,9 @@ def sample(
         nuc = nuc_lut[first] >= 0.5
         nuc[mixed] = nuc_lut[smp].mean(axis=1) >= 0.5
         nucleus[:, :, k] = nuc
+        post = post_lut[first] >= 0.5
+        post[mixed] = post_lut[smp].mean(axis=1) >= 0.5
+        posterior[:, :, k] = post
         pure[:, :, k] = np.where(mixed, -1, first.astype(np.int16))
     # Texture: a smooth field sampled at voxel centres, weighted by each tissue's amplitude.
     zc, yc, xc = grid.axes()
@@ -156,7 +162,8 @@ def sample(
         amp = np.where(sig[0] > 0, tex_num / np.where(sig[0] > 0, sig[0], 1.0), 0.0)
     gain = 1.0 + amp * np.clip(tex, -3.0, 3.0)
     nucleus &= (labels >= 100).astype(np.uint8)
-    return Sampled(sig, gain, labels, nucleus, pure)
+    posterior &= ((labels >= 1) & (labels <= 28)).astype(np.uint8)
+    return Sampled(sig, gain, labels, nucleus, pure, posterior)
 
 
 def coil_bias(

@@ -26,12 +26,13 @@ CORTEX_MM = 0.9  # assumption: cortical shell and endplate thickness seen on MRI
 
 @dataclass(frozen=True)
 class Compartment:
-    """One painted compartment: its tissue, VerSe label and nucleus flag."""
+    """One painted compartment: its tissue, VerSe label, nucleus and posterior-element flags."""
 
     tissue: T.Tissue
     label: int
     nucleus: bool = False
     structure: str = ""
+    posterior: bool = False
 
 
 class Compartments:
@@ -41,9 +42,15 @@ class Compartments:
         self.items: list[Compartment] = [Compartment(T.AIR, 0)]
 
     def add(
-        self, tissue: T.Tissue, label: int = 0, *, nucleus: bool = False, structure: str = ""
+        self,
+        tissue: T.Tissue,
+        label: int = 0,
+        *,
+        nucleus: bool = False,
+        structure: str = "",
+        posterior: bool = False,
     ) -> int:
-        self.items.append(Compartment(tissue, label, nucleus, structure))
+        self.items.append(Compartment(tissue, label, nucleus, structure, posterior))
         if len(self.items) > 255:
             raise RuntimeError("too many phantom compartments for uint8 ids")
         return len(self.items) - 1
@@ -56,6 +63,9 @@ class Compartments:
 
     def nucleus(self) -> np.ndarray:
         return np.asarray([c.nucleus for c in self.items], dtype=bool)
+
+    def posterior(self) -> np.ndarray:
+        return np.asarray([c.posterior for c in self.items], dtype=bool)
 
 
 @dataclass
@@ -141,6 +151,7 @@ class Renderer:
         self.LIG = c.add(T.LIGAMENT, structure="ligament")
         self.VEIN = c.add(T.VENOUS, structure="basivertebral_vein")
         self.bone: dict[str, tuple[int, int]] = {}
+        self.bone_post: dict[str, tuple[int, int]] = {}
         self.modic: dict[tuple[str, int], int] = {}
         self.disc_ids: dict[str, dict[str, int]] = {}
         for s in slabs:
@@ -148,6 +159,14 @@ class Renderer:
                 self.bone[s.name] = (
                     c.add(T.CORTEX, s.label, structure=f"{s.name}:cortex"),
                     c.add(T.MARROW, s.label, structure=f"{s.name}:marrow"),
+                )
+                self.bone_post[s.name] = (
+                    c.add(
+                        T.CORTEX, s.label, structure=f"{s.name}:posterior_cortex", posterior=True
+                    ),
+                    c.add(
+                        T.MARROW, s.label, structure=f"{s.name}:posterior_marrow", posterior=True
+                    ),
                 )
             elif s.kind == "remnant":
                 self.bone[s.name] = (c.add(T.LIGAMENT, s.label, structure=f"{s.name}:remnant"),) * 2
@@ -257,7 +276,7 @@ class Renderer:
             body
             & (r < -half - p.canal_depth - 8.0)
             & (r > -skin + p.fat_posterior + 3.0)
-            & (mes > 1.9)
+            & (np.abs(mes - 1.9) < 0.08)
         ] = self.FAT
         # psoas: grows from L1 to L5, beside the bodies
         l1z, s1z = self.l1.mid.oz, self.by_name["L5-S1"].mid.oz
@@ -423,7 +442,7 @@ class Renderer:
         o[inner] = marrow
         if s.kind == "body":
             # basivertebral vein: a short bright line entering the body's posterior wall
-            vein = (np.abs(v) < 0.9) & (u < -half_d + 0.28 * s.depth)
+            vein = (np.abs(v - 0.06 * s.h_mid) < 0.7) & (u < -half_d + 0.16 * s.depth)
             o[vein[..., None] & (np.abs(x) < 2.5) & inside] = self.VEIN
         for disc, s_side, b_side in ((below, s_lo, b_lo), (above, s_up, b_up)):
             if disc is None or (s.name, id(disc)) not in self.modic:
@@ -478,7 +497,7 @@ class Renderer:
             shapes.append(("box", lam, lam + 8.0, 0.05 * H, 0.35 * H, cw / 2 + 8.0, cw / 2 + 38.0))
         else:
             shapes.append(("box", lam - 2.0, pw + 2.0, -0.5 * H, 0.5 * H, cw / 2, cw / 2 + 30.0))
-        cort, marrow = self.bone[s.name]
+        cort, marrow = self.bone_post[s.name]
         mid = s.mid
         xc = self.p.x_offset
         painted = []

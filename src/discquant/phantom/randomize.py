@@ -24,12 +24,17 @@ MAX_MATRIX = 320  # in-plane samples per axis; finer grids get a smaller field o
 
 @dataclass(frozen=True)
 class TrainingSample:
-    """One randomised image with its labels (VerSe/SPINEPS) and nucleus mask."""
+    """One randomised image with its labels (VerSe/SPINEPS) and nucleus mask.
+
+    ``posterior`` (uint8) marks vertebra voxels of the posterior elements, so
+    ``labels * (posterior == 0)`` keeps vertebral bodies only.
+    """
 
     image: Volume
     labels: Volume
     nucleus: Volume
     params: dict[str, Any]
+    posterior: Volume | None = None
 
 
 def draw_training_params(seed: int) -> dict[str, Any]:
@@ -121,14 +126,17 @@ def render_training(params: dict[str, Any]) -> TrainingSample:
         img = 1.0 - img
     labels = smp.labels
     nucleus = smp.nucleus
+    posterior = smp.posterior
     if params["flip_lr"]:
         img, labels, nucleus = img[:, :, ::-1], labels[:, :, ::-1], nucleus[:, :, ::-1]
+        posterior = posterior[:, :, ::-1]
     aff = grid.affine
     return TrainingSample(
         image=Volume(np.ascontiguousarray(img, dtype=np.float32), aff),
         labels=Volume(cast(FloatArray, np.ascontiguousarray(labels, dtype=np.int16)), aff),
         nucleus=Volume(cast(FloatArray, np.ascontiguousarray(nucleus, dtype=np.uint8)), aff),
         params=params,
+        posterior=Volume(cast(FloatArray, np.ascontiguousarray(posterior, dtype=np.uint8)), aff),
     )
 
 

@@ -174,7 +174,8 @@ class PhantomStudy:
 
     ``adc_true_dwi`` holds the tissue ADC (µm²/ms) in DWI voxels that contain a single
     compartment, NaN elsewhere; ``adc_scanner_stored`` is the integer map (10⁻⁶ mm²/s)
-    that the DICOM ADC series stores.
+    that the DICOM ADC series stores. ``posterior_t2``/``posterior_dwi`` (uint8) mark the
+    vertebra voxels that belong to the posterior elements (the rest is the body).
     """
 
     t2: Volume
@@ -191,6 +192,8 @@ class PhantomStudy:
     truth: PhantomTruth
     config: PhantomConfig
     seed: int
+    posterior_t2: Volume | None = None
+    posterior_dwi: Volume | None = None
 
 
 def _disc_specs(
@@ -321,6 +324,7 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
         acq = [rician(a, sigma_dwi, noise_rng) for a in acq]
     labels_dwi = dws.labels
     nucleus_dwi = dws.nucleus
+    posterior_dwi = dws.posterior
     adc_lut = comps.lut(lambda c: c.tissue.adc_um2_per_ms if c.tissue.pd > 0 else np.nan)
     adc_true = np.where(dws.pure >= 0, adc_lut[np.maximum(dws.pure, 0)], np.nan)
     if cfg.epi_distortion:
@@ -328,6 +332,7 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
         acq = [distort(a, shift, order=1) for a in acq]
         labels_dwi = distort(labels_dwi, shift, order=0).astype(np.int16)
         nucleus_dwi = distort(nucleus_dwi, shift, order=0).astype(np.uint8)
+        posterior_dwi = distort(posterior_dwi, shift, order=0).astype(np.uint8)
         adc_true = distort(adc_true, shift, order=0)
     # Assemble output volumes: trace = geometric mean of the three directions per b.
     vols: list[np.ndarray] = []
@@ -431,6 +436,8 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
         truth=truth,
         config=cfg,
         seed=seed,
+        posterior_t2=Volume(cast(FloatArray, t2s.posterior.astype(np.uint8)), t2_grid.affine),
+        posterior_dwi=Volume(cast(FloatArray, posterior_dwi.astype(np.uint8)), dwi_grid.affine),
     )
 
 

@@ -106,7 +106,7 @@ NERVE = Tissue("cauda_equina", 0.75, 900.0, 80.0, 1.2)  # assumption
 CORD = Tissue("spinal_cord", 0.75, 900.0, 85.0, 1.1)  # assumption
 LIGAMENT = Tissue("ligament", 0.40, 800.0, 15.0, 0.8)  # assumption
 EPIDURAL_FAT = replace(FAT, name="epidural_fat")
-VENOUS = Tissue("slow_venous_blood", 0.90, 1400.0, 250.0, 2.0)  # assumption: slow flow, bright
+VENOUS = Tissue("slow_venous_blood", 0.90, 1400.0, 160.0, 2.0)  # assumption: slow flow, bright
 # Modic changes (science.md: ADC 1.20 / 0.80 / 0.58 for type 1 / 3 / 2, Dagestad 2022).
 MODIC = {
     1: Tissue("modic1", 0.90, 1000.0, 95.0, 1.20, fat_fraction=0.2, texture=0.1),

@@ -8,7 +8,8 @@ Layout (``sub-XX`` = ``sub-`` + ``subject``)::
     sub-XX/dwi/sub-XX_ADC.nii.gz            scanner-style ADC, µm²/ms (if computed)
     derivatives/phantom/dataset_description.json
     derivatives/phantom/dseg.tsv            label index → name
-    derivatives/phantom/sub-XX/anat/sub-XX_dseg.nii.gz, sub-XX_label-nucleus_mask.nii.gz
+    derivatives/phantom/sub-XX/anat/sub-XX_dseg.nii.gz, sub-XX_label-nucleus_mask.nii.gz,
+        sub-XX_label-posterior_mask.nii.gz (posterior elements of the vertebrae)
     derivatives/phantom/sub-XX/dwi/sub-XX_space-dwi_dseg.nii.gz,
         sub-XX_space-dwi_label-nucleus_mask.nii.gz, sub-XX_space-dwi_adctrue.nii.gz
     derivatives/phantom/sub-XX/sub-XX_truth.json
@@ -157,6 +158,10 @@ def _write_nifti_tree(study: PhantomStudy, root: Path, sub: str) -> list[Path]:
     p(*d, "dseg.tsv").write_text("index\tname\n" + "".join(f"{i}\t{n}\n" for i, n in dseg_rows()))
     _nifti(study.labels_t2, p(*d, sub, "anat", f"{sub}_dseg.nii.gz"), np.int16)
     _nifti(study.nucleus_t2, p(*d, sub, "anat", f"{sub}_label-nucleus_mask.nii.gz"), np.uint8)
+    if study.posterior_t2 is not None:
+        _nifti(
+            study.posterior_t2, p(*d, sub, "anat", f"{sub}_label-posterior_mask.nii.gz"), np.uint8
+        )
     _nifti(study.labels_dwi, p(*d, sub, "dwi", f"{sub}_space-dwi_dseg.nii.gz"), np.int16)
     _nifti(
         study.nucleus_dwi, p(*d, sub, "dwi", f"{sub}_space-dwi_label-nucleus_mask.nii.gz"), np.uint8
