@@ -39,11 +39,12 @@ Implementation (hand-written rather than dipy because dipy fits a 7-parameter te
 voxel and clips signals; this fit has two parameters with a closed form): the volume is
 processed in chunks of a few tens of thousands of voxels that stay in the L2 cache, on a
 small pool of threads (numpy releases the GIL in its loops). Within a chunk every signal is
-divided by the voxel's reference signal and the logarithm is taken once; OLS is then one
+divided by the voxel's reference signal and the logarithm (base 2: numpy's fastest) is
+taken once; OLS is then one
 small matrix product with precomputed coefficients, WLS one more exponential per shell and
 one matrix product of running sums per voxel (``Σw, Σwx, Σwx², Σwy, Σwxy``), solved in
 closed form. b-values are used in ms/µm² relative to the reference shell, so the slope is
-the ADC in µm²/ms and float32 arithmetic keeps full input precision. float32 input is
+the ADC in µm²/ms and float32 arithmetic keeps the precision of float32 input. float32 input is
 computed in float32, float64 input in float64. Peak memory: the input, the four output
 maps, and a few chunk buffers per thread.
 """
