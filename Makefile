@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(VENV)/bin/discquant demo --out demo-output
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 	$(VENV)/bin/mypy
 
 test: $(STAMP) lint
