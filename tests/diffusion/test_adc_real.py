@@ -62,8 +62,9 @@ def load_dwi(folder: Path):
 
 
 @pytest.mark.shared
-def test_siemens_prisma_trace_adc_matches_dipy_md(shared_data):
-    data, bvals, bvecs = load_dwi(shared_data / "dwi-dicom" / "siemens-prisma-sag")
+def test_siemens_prisma_trace_adc_matches_dipy_md(siemens_dwi):
+    _, image, bvals, bvecs = siemens_dwi
+    data = image.data
     assert data.shape[-1] == 21
     vs_md, vs_along, spread, n = compare_with_dipy(data, bvals, bvecs)
     assert n > 10_000
