@@ -79,10 +79,12 @@ def test_background_noise_estimator_recovers_sigma(sigma):
     assert estimate_noise_sigma(img) == pytest.approx(sigma, rel=0.03)
 
 
-def test_auto_noise_sigma_uses_the_background():
+@pytest.mark.parametrize("bvals", [[0.0, 500.0, 1000.0], [0.0, 0.0, 0.0, 500.0, 1000.0]])
+def test_auto_noise_sigma_uses_the_background(bvals):
+    """σ of one image, also when several b≈0 images are averaged for the fit."""
     rng = np.random.default_rng(2)
     sigma = 10.0
-    b = np.array([0.0, 500.0, 1000.0])
+    b = np.array(bvals)
     adc = np.zeros((64, 64))
     adc[16:48, 16:48] = 1.5
     amp = np.where(adc > 0, 600.0, 0.0)[..., None] * np.exp(-adc[..., None] * b * 1e-3)

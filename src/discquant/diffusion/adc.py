@@ -63,9 +63,9 @@ import numpy.typing as npt
 from discquant.diffusion._kernel import NLLS_MAX_ITER, Kernel, make_plan
 from discquant.diffusion.noise import estimate_noise_sigma
 from discquant.diffusion.shells import SHELL_TOL_S_PER_MM2, Shell, group_shells
+from discquant.errors import InvalidInputError
 
 __all__ = ["METHODS", "NLLS_MAX_ITER", "AdcFit", "AdcModel", "Method"]
-from discquant.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,6 @@ METHODS: tuple[str, ...] = ("two-point", "ols", "wls", "nlls")
 
 _CHUNK_BYTES = 1 << 19  # input bytes per chunk; with the buffers it stays near the L2 size
 _MAX_THREADS = 8
-
-FloatArray = npt.NDArray[np.floating]
 
 
 @dataclass(frozen=True)
@@ -296,13 +294,10 @@ class AdcModel:
             return None
         if self.noise_sigma != "auto":
             return float(self.noise_sigma)
+        # Each b≈0 image on its own (an average of magnitudes is no longer Rayleigh
+        # distributed in the background), then the median over the images.
         b0 = self.shells[0]
-        mean_b0 = np.zeros(x2d.shape[0], dtype=np.float64)
-        for v in b0.volumes:
-            mean_b0 += np.asarray(x2d[:, v], dtype=np.float64)
-        sigma = estimate_noise_sigma(mean_b0 / b0.n_volumes)
-        # The background of an average of n images has σ/√n; one image has σ.
-        sigma *= float(np.sqrt(b0.n_volumes))
+        sigma = float(np.median([estimate_noise_sigma(x2d[:, v]) for v in b0.volumes]))
         log.info("Rician noise sigma estimated from the background: %.4g", sigma)
         return sigma
 

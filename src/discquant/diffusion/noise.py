@@ -72,7 +72,8 @@ def estimate_noise_sigma(image: npt.ArrayLike) -> float:
     Parameters
     ----------
     image
-        A magnitude image, usually the mean b≈0 volume; any shape.
+        One magnitude image, e.g. a b≈0 volume; any shape. Not an average of several
+        images: the background of an average is no longer Rayleigh distributed.
 
     Returns
     -------
