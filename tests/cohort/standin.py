@@ -62,3 +62,20 @@ def standin_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) ->
     sub.mkdir(parents=True)
     write_discs_tsv(discs, sub / f"sub-{inputs.subject}_discs.tsv")
     return StudyReport(models={"standin": "1"}, n_discs_found=len(discs))
+
+
+def crash_first_attempt(
+    inputs: StudyInputs, out_dir: Path, options: CohortOptions, *, subject: str, marker: Path
+) -> StudyReport:
+    """The real pipeline, except that the first attempt at ``subject`` kills its worker
+    process after writing its outputs (mid-task: before the runner moves them into place).
+
+    Use as ``functools.partial(crash_first_attempt, subject=..., marker=...)``.
+    """
+    from discquant.cohort import pipeline_study
+
+    report = pipeline_study(inputs, out_dir, options)
+    if inputs.subject == subject and not marker.exists():
+        marker.write_text("crashed")
+        os._exit(17)
+    return report

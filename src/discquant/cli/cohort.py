@@ -109,6 +109,12 @@ def cohort_cmd(
     keep_phi: Annotated[
         bool, typer.Option(help="Keep patient-identifying DICOM fields in the outputs.")
     ] = False,
+    segmentation_model: Annotated[
+        Path | None, typer.Option(help="Segmentation weights instead of the shipped ones.")
+    ] = None,
+    grading_model: Annotated[
+        Path | None, typer.Option(help="Pfirrmann grading weights instead of the shipped ones.")
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
 ) -> None:
     """Analyse every study of a cohort on Dask; rebuild the cohort tables and report.
@@ -119,6 +125,12 @@ def cohort_cmd(
     Exit codes: 0 every study done; 2 bad cohort input; 3 some studies failed or are partial.
     """
     setup_logging(quiet=quiet)
+    import logging
+
+    import distributed  # noqa: F401  (configures its loggers on import; quieten them after)
+
+    # Dask's own INFO lines (nannies starting and closing) would drown the progress.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
     from discquant.cohort import CohortOptions, read_cohort, run_cohort
     from discquant.pipeline import AnalysisConfig
 
@@ -127,6 +139,8 @@ def cohort_cmd(
         dicom=dicom,
         keep_phi=keep_phi,
         resume=resume,
+        segmentation_model=segmentation_model.resolve() if segmentation_model else None,
+        pfirrmann_model=grading_model.resolve() if grading_model else None,
     )
     previous = signal.signal(signal.SIGTERM, _interrupt)  # close the cluster on SIGTERM too
     try:

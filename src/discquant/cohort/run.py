@@ -222,7 +222,7 @@ def run_cohort(
         try:
             address = str(client.scheduler.address)
             if preload_models if preload_models is not None else study_fn is None:
-                client.register_plugin(PreloadModels())
+                client.register_plugin(PreloadModels(options))
             import uuid
 
             token = uuid.uuid4().hex[:8]

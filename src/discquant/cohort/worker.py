@@ -9,7 +9,7 @@ them too.
 from __future__ import annotations
 
 import functools
-import inspect
+import json
 import logging
 import platform
 import shutil
@@ -40,6 +40,10 @@ class CohortOptions:
     dicom: bool = False
     keep_phi: bool = False
     resume: bool = True
+    segmentation_model: Path | None = None
+    """Segmentation weights to use instead of the shipped ones (a path every worker can read)."""
+    pfirrmann_model: Path | None = None
+    """Grading weights to use instead of the shipped ones."""
 
 
 @dataclass(frozen=True)
@@ -71,9 +75,18 @@ class StudyOutcome:
     worker: str = ""
 
 
-@functools.lru_cache(maxsize=1)
-def worker_models() -> dict[str, Any]:
-    """The models, loaded once per process (``{}`` entries missing when a model is absent)."""
+@functools.lru_cache(maxsize=4)
+def worker_models(
+    segmentation: Path | None = None, pfirrmann: Path | None = None
+) -> dict[str, Any]:
+    """The models, loaded once per process (a model that cannot load is left out: the
+    study's stage then fails with the loader's message).
+
+    Parameters
+    ----------
+    segmentation, pfirrmann
+        Weight files; None: the shipped models.
+    """
     import torch
 
     torch.set_num_threads(1)
@@ -81,41 +94,74 @@ def worker_models() -> dict[str, Any]:
     try:
         from discquant.grade.pfirrmann import load_pfirrmann_model
 
-        models["pfirrmann"] = load_pfirrmann_model()
+        models["pfirrmann"] = load_pfirrmann_model(pfirrmann)
     except Exception as exc:  # the study's grading stage reports it
         log.warning("pfirrmann model not preloaded: %s", exc)
     try:
-        from discquant import segment
+        from discquant.segment import load_segmentation_model
 
-        loader = getattr(segment, "load_segmentation_model", None)
-        if loader is not None:
-            models["segmentation"] = loader()
+        models["segmentation"] = load_segmentation_model(segmentation)
     except Exception as exc:  # the study's segmentation stage reports it
         log.warning("segmentation model not preloaded: %s", exc)
     return models
 
 
-def _model_version(model: Any) -> str:
-    return str(getattr(model, "version", None) or type(model).__name__)
+def options_models(options: CohortOptions) -> dict[str, Any]:
+    return worker_models(options.segmentation_model, options.pfirrmann_model)
+
+
+def _weights_sha256(model: Any) -> str:
+    """SHA-256 of a model's weights (its ``net``/``network`` state dict, keys sorted).
+
+    Hashing the tensors rather than a file name or a version string identifies the weights
+    themselves, wherever and however they were loaded.
+    """
+    import hashlib
+
+    import numpy as np
+
+    net = getattr(model, "net", None) or getattr(model, "network", None)
+    if net is None or not hasattr(net, "state_dict"):
+        return "unknown"
+    digest = hashlib.sha256()
+    for name, tensor in sorted(net.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(tensor.detach().cpu().float().numpy()).tobytes())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def worker_model_versions(
+    segmentation: Path | None = None, pfirrmann: Path | None = None
+) -> dict[str, str]:
+    """``{model: sha256 of its weights}`` of this worker's models (part of the resume key)."""
+    models = worker_models(segmentation, pfirrmann)
+    return {name: _weights_sha256(model) for name, model in sorted(models.items())}
 
 
 def pipeline_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -> StudyReport:
     """The real study function: :func:`discquant.pipeline.run_study` with cached models."""
     from discquant.pipeline import run_study
 
-    models = worker_models()
-    extra: dict[str, Any] = {}
-    if "models" in inspect.signature(run_study).parameters:
-        extra["models"] = models
+    models = options_models(options)
+    segmenter = None
+    if "segmentation" in models:
+        from discquant.segment import segment_spine
+
+        segmenter = functools.partial(
+            segment_spine, model=models["segmentation"], device=options.config.device
+        )
     result, _ = run_study(
         inputs,
         out_dir,
         config=options.config,
         keep_phi=options.keep_phi,
         dicom=options.dicom,
-        **extra,
+        segmenter=segmenter,
+        pfirrmann_model=models.get("pfirrmann"),
     )
-    versions = {k: _model_version(v) for k, v in models.items()}
+    shas = worker_model_versions(options.segmentation_model, options.pfirrmann_model)
+    versions = {f"{k}_weights_sha256": v for k, v in shas.items()}
     versions.update({k: str(v) for k, v in result.provenance.get("models", {}).items()})
     return StudyReport(
         failed_stages=tuple(s.name for s in result.failed_stages),
@@ -129,22 +175,23 @@ class PreloadModels(WorkerPlugin):
 
     name = "discquant-preload-models"
 
+    def __init__(self, options: CohortOptions) -> None:
+        self.options = options
+
     def setup(self, worker: Any) -> None:
         start = time.perf_counter()
-        worker_models()
+        options_models(self.options)
         log.info("models loaded in %.1f s", time.perf_counter() - start)
-
-    def teardown(self, worker: Any) -> None:
-        return None
 
 
 def record_key(fingerprint: str, options: CohortOptions) -> dict[str, Any]:
     """What must match for a finished study to be skipped on resume."""
-    return {
+    key = {
         "input_fingerprint_sha256": fingerprint,
         "config": config_document(options),
         "software_version": __version__,
     }
+    return dict(json.loads(json.dumps(key, default=str)))  # as it reads back from the record
 
 
 def config_document(options: CohortOptions) -> dict[str, Any]:
@@ -203,6 +250,10 @@ def process_study(
         records.write_record(out, study.subject, failure_record(study, exc, where="import"))
         return StudyOutcome(study.subject, "failed", time.perf_counter() - start, str(exc), worker)
     key = record_key(fingerprint, options)
+    if study_fn is None:  # new weights make old results stale
+        key["models_weights_sha256"] = dict(
+            worker_model_versions(options.segmentation_model, options.pfirrmann_model)
+        )
     if options.resume:
         old = records.read_record(out, study.subject)
         if (

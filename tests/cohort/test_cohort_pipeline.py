@@ -1,0 +1,157 @@
+"""Cohorts through the real pipeline on small phantom studies (the issue's tests).
+
+Twelve phantom studies (a reduced grid so that the whole module stays near a minute on two
+cores), two with every image truncated. An uninterrupted run is the reference; a second
+run is killed (client and workers, SIGKILL) once about half the studies have records, then
+resumed: its tables must equal the reference's, row for row and value for value.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from tests.cohort import standin
+
+from discquant.cohort import read_cohort, run_cohort
+from discquant.cohort import records as rec
+
+N_STUDIES = 12
+CORRUPTED = ("p03", "p08")
+SMALL = {
+    "t2_voxel_mm": (1.2, 1.2, 4.0),
+    "t2_matrix": (240, 200),
+    "t2_slices": 7,
+    "dwi_voxel_mm": (3.6, 3.6, 4.0),
+    "dwi_matrix": (80, 64),
+    "dwi_slices": 7,
+    "t2_sub": (1, 1, 2),
+    "dwi_sub": (2, 2, 2),
+}
+"""The full field of view on coarser grids: the real pipeline, at a fraction of the cost."""
+
+RUN_COLUMNS = ("finished_at",)
+"""Columns that differ between two runs by design."""
+
+
+def _models_or_skip() -> None:
+    from discquant.errors import ModelError
+    from discquant.segment import load_segmentation_model
+
+    try:
+        load_segmentation_model()
+    except ModelError as exc:
+        pytest.skip(f"the shipped segmentation model is not available: {exc}")
+
+
+@pytest.fixture(scope="module")
+def cohort_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    _models_or_skip()
+    from discquant.phantom import PhantomConfig, generate_study, write_study
+
+    root = tmp_path_factory.mktemp("cohort") / "bids"
+    config = PhantomConfig(**SMALL)  # type: ignore[arg-type]
+    for i in range(N_STUDIES):
+        write_study(generate_study(100 + i, config), root, subject=f"p{i:02d}")
+    for subject in CORRUPTED:  # truncate every image: the study cannot be read at all
+        for image in (root / f"sub-{subject}").rglob("*.nii.gz"):
+            image.write_bytes(image.read_bytes()[:3000])
+    return root
+
+
+@pytest.fixture(scope="module")
+def reference(cohort_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("reference")
+    run = run_cohort(read_cohort(cohort_root), out, workers=2)
+    assert (run.done, run.failed, run.skipped) == (N_STUDIES - 2, 2, 0)
+    return out
+
+
+def _tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    discs = pd.read_parquet(out / "cohort_discs.parquet").drop(columns=list(RUN_COLUMNS))
+    failures = pd.read_csv(out / "cohort_failures.csv")
+    return discs, failures
+
+
+def test_reference_run_tables(reference: Path) -> None:
+    discs, failures = _tables(reference)
+    assert len(discs) == 10 * 5
+    assert not discs.duplicated(["subject", "level"]).any()
+    assert discs.groupby("subject")["found"].sum().eq(5).all()  # five discs in every study
+    assert discs["adc_np_median"].notna().all()
+    assert set(discs["status"]) == {"complete"}
+    assert list(failures["subject"]) == list(CORRUPTED)
+    assert failures["error_type"].eq("InvalidInputError").all()
+    assert failures["error"].str.contains("not a readable NIfTI").all()
+    # every row equals the study's own table
+    one = pd.read_csv(reference / "sub-p05" / "sub-p05_discs.tsv", sep="\t", na_values=["n/a"])
+    mine = discs[discs["subject"] == "p05"].reset_index(drop=True)
+    pd.testing.assert_series_equal(
+        mine["adc_np_median"], one["adc_np_median"], check_names=False, check_dtype=False
+    )
+
+
+def test_interrupted_then_resumed_equals_uninterrupted(
+    cohort_root: Path, reference: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    records = rec.state_dir(out) / "records"
+    command = [
+        sys.executable, "-c", "from discquant.cli import main; main()",
+        "cohort", str(cohort_root), "--out", str(out), "--workers", "2", "--quiet",
+    ]  # fmt: skip
+    client = subprocess.Popen(command, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and client.poll() is None:
+        if records.is_dir() and len(list(records.glob("*.json"))) >= N_STUDIES // 2:
+            break
+        time.sleep(0.2)
+    assert client.poll() is None, "the run ended before it could be interrupted"
+    os.killpg(client.pid, signal.SIGKILL)  # the client, its scheduler and its workers
+    client.wait()
+    n_before = len(list(records.glob("*.json")))
+    assert N_STUDIES // 2 <= n_before < N_STUDIES
+    assert not (out / "cohort_discs.parquet").exists()
+
+    run = run_cohort(read_cohort(cohort_root), out, workers=2)
+    assert run.skipped >= n_before - len(CORRUPTED)  # finished studies are not redone
+    assert run.skipped + run.done == N_STUDIES - 2 and run.failed == 2
+    discs, failures = _tables(out)
+    ref_discs, ref_failures = _tables(reference)
+    pd.testing.assert_frame_equal(discs, ref_discs)
+    assert list(failures["subject"]) == list(ref_failures["subject"]) == list(CORRUPTED)
+    assert not any((rec.state_dir(out) / "tmp").iterdir())
+
+
+def test_killed_worker_retried_and_missing_manifest_path(
+    cohort_root: Path, reference: Path, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(
+        "subject,path\n"
+        f"p00,{cohort_root / 'sub-p00'}\n"
+        f"p01,{cohort_root / 'sub-p01'}\n"
+        f"p99,{cohort_root / 'sub-p99'}\n"
+    )
+    marker = tmp_path / "crashed"
+    study_fn = functools.partial(standin.crash_first_attempt, subject="p01", marker=marker)
+    out = tmp_path / "out"
+    run = run_cohort(read_cohort(manifest), out, workers=2, study_fn=study_fn, preload_models=True)
+    assert marker.exists()  # the first attempt at p01 did kill its worker
+    assert (run.done, run.failed) == (2, 1)
+    discs, failures = _tables(out)
+    ref = _tables(reference)[0]
+    cols = ["subject", "level", "adc_np_median", "height_middle_mm", "pfirrmann_grade"]
+    pd.testing.assert_frame_equal(
+        discs[cols], ref[ref["subject"].isin(["p00", "p01"])][cols].reset_index(drop=True)
+    )
+    assert list(failures["subject"]) == ["p99"]
+    assert failures.loc[0, "where"] == "manifest"
+    assert "missing path" in failures.loc[0, "error"]
