@@ -68,6 +68,24 @@ def test_rule_2_uses_the_trace_not_single_directions():
     assert fit.adc_um2_per_ms[0] == pytest.approx(np.log(1000.0 / trace), rel=1e-6)
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_rule_1_applies_to_every_image_of_a_directional_shell(method):
+    bvals = [0, 0, 1000, 1000, 1000]
+    dwi = np.array(
+        [
+            [1000.0, 900.0, 400.0, 300.0, 200.0],
+            [1000.0, 900.0, 400.0, 0.0, 200.0],  # one direction at 0
+            [1000.0, 900.0, 400.0, 300.0, -2.0],  # one direction negative
+            [1000.0, -5.0, 400.0, 300.0, 200.0],  # one b≈0 repeat < 0 (mean 497.5 > trace)
+        ]
+    )
+    fit = AdcModel(bvals, method=method).fit(dwi)
+    assert fit.valid.tolist() == [True, False, False, False]
+    trace = (400.0 * 300.0 * 200.0) ** (1 / 3)
+    expected = np.log(950.0 / trace)  # b≈0 repeats averaged arithmetically; b 1000
+    assert fit.adc_um2_per_ms[0] == pytest.approx(expected, rel=1e-6)
+
+
 def test_rician_correction_turns_signals_below_sigma_invalid():
     fit = fit_rows([[1000.0, 500.0, 250.0], [1000.0, 500.0, 20.0]], noise_sigma=30.0)
     assert fit.valid.tolist() == [True, False]

@@ -211,21 +211,29 @@ class Kernel:
         np.maximum(out, 0, out=out)
         return np.sqrt(out, out=out)
 
-    def _reference(self, xc: FloatArray, b: dict[str, np.ndarray]) -> FloatArray:
+    def _reference(self, xc: FloatArray, b: dict[str, np.ndarray]) -> tuple[FloatArray, FloatArray]:
+        """The reference signal per voxel and the smallest image in it (for rule 1)."""
         ref, out = self.plan.ref, b["ref"]
         if ref.n_volumes == 1 and self.sigma2 is None:
-            return xc[:, ref.volumes[0]]
+            col = xc[:, ref.volumes[0]]
+            return col, col
         out.fill(0)
+        low = out
+        if ref.is_b0 and ref.n_volumes > 1:  # b≈0 repeats: arithmetic mean, track the min
+            low = b["t2"]
+            low.fill(np.inf)
         for v in ref.volumes:
             col = xc[:, v] if self.sigma2 is None else self._corrected(xc[:, v], b["t1"])
-            if ref.is_b0 or ref.n_volumes == 1:  # b≈0 repeats: arithmetic mean
+            if ref.is_b0 or ref.n_volumes == 1:
                 out += col
-            else:  # a diffusion-weighted reference shell: geometric mean
+                if low is not out:
+                    np.minimum(low, col, out=low)
+            else:  # a diffusion-weighted reference shell: geometric mean (0 if any ≤ 0)
                 out += np.log(col)
         out *= 1.0 / ref.n_volumes
         if not ref.is_b0 and ref.n_volumes > 1:
             np.exp(out, out=out)
-        return out
+        return out, low
 
     def _log_ratios(
         self, xc: FloatArray, ref: FloatArray, b: dict[str, np.ndarray]
@@ -255,9 +263,9 @@ class Kernel:
     ) -> None:
         plan, b = self.plan, self._buffers(xc.shape[0])
         ok, okt, t1 = b["ok"], b["okt"], b["t1"]
-        ref = self._reference(xc, b)
+        ref, low = self._reference(xc, b)
+        np.greater(low, 0, out=ok)  # rule 1 at the reference (NaN compares False)
         ratio, y = self._log_ratios(xc, ref, b)
-        np.greater(ref, 0, out=ok)  # rule 1 at the reference (NaN compares False)
         ymax = y[0]
         if self.k > 1:
             ymax = np.maximum(y[0], y[1], out=t1)
