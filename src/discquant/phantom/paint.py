@@ -200,6 +200,25 @@ class Renderer:
         self.f_mes = Field(rng, lo, hi, spacing_mm=3.0, sigma_mm=7.0)
         self.texture = Field(rng, lo, hi, spacing_mm=2.0, sigma_mm=2.5)
         self.l1 = self.by_name["L1"]
+        # table plane: fat_posterior behind the most posterior point of the back muscles
+        zz = np.linspace(self.by_name["L5"].mid.oz, self.by_name["L1"].mid.oz, 100)
+        back = (
+            np.interp(zz, self._cz, self._cy)
+            - 0.5 * np.interp(zz, self._cz, self._cd)
+            - (params.canal_depth + 6.0 + params.spinous_length + 17.0)
+        )
+        self.table_y = float(back.min()) - params.fat_posterior
+        # skin: halfway between the back's own curve and the table plane, never closer
+        # than 3 mm to the muscles (the table flattens the lordosis of the back)
+        self._skin_z = np.linspace(float(self._cz.min()) - 100, float(self._cz.max()) + 100, 400)
+        natural = (
+            np.interp(self._skin_z, self._cz, self._cy)
+            - 0.5 * np.interp(self._skin_z, self._cz, self._cd)
+            - (params.canal_depth + 6.0 + params.spinous_length + 17.0)
+        )
+        self._skin_y = np.minimum(
+            0.5 * (natural - params.fat_posterior) + 0.5 * self.table_y, natural - 3.0
+        )
         self.conus_z = (1 - params.conus_level) * self.l1.mid.oz + params.conus_level * (
             self.by_name["L1-L2"].mid.oz
         )
@@ -252,12 +271,17 @@ class Renderer:
         r = ys[None, :] - yc  # anterior distance from the body centre line (mm)
         ax = abs(x - p.x_offset)
         tip = half + p.canal_depth + 6.0 + p.spinous_length
-        skin = tip + p.fat_posterior + 8.0 * (1.0 - math.exp(-((ax / 30.0) ** 2)))
+        # the back lies on the table: the skin is a flat plane behind the most posterior
+        # point of the muscles; the subcutaneous fat fills the space in between
+        skin = np.interp(zs, self._skin_z, self._skin_y)[:, None] - yc  # relative, negative
+        # erector spinae bulge beside the spinous processes; the table squeezes the back
+        muscle_back = -tip - 3.0 - 14.0 * (1.0 - math.exp(-((ax / 22.0) ** 2)))
+        muscle_back = np.maximum(muscle_back, skin + 6.0)
         out = np.zeros(r.shape, dtype=np.uint8)
-        body = r > -skin
-        out[body] = self.MUSCLE
-        out[body & (r < -skin + p.fat_posterior + 2.0)] = self.FAT
-        out[body & (r < -skin + 2.0)] = self.MUSCLE  # skin
+        body = r > skin
+        out[body] = self.FAT
+        out[body & (r > muscle_back)] = self.MUSCLE
+        out[body & (r < skin + 2.0)] = self.MUSCLE  # skin
         # lateral to the bodies and in front: retroperitoneal fat, then viscera
         front = r > -half - 2.0
         out[front] = self.FAT
@@ -268,14 +292,14 @@ class Renderer:
         # semi-solid content) on one side, mesenteric fat or solid viscera on the other
         out[vis] = self.VISCERA
         lumen = vis & (bowel > 0.3)
-        out[lumen & (mes > 0.2)] = self.BOWEL
-        out[vis & (bowel < -0.3) & (mes > -0.4)] = self.FAT
+        out[lumen & (mes > 0.7)] = self.BOWEL
+        out[vis & (bowel < -0.3) & (mes > 0.1)] = self.FAT
         out[lumen & (bowel > 1.6) & (mes < -0.8)] = self.GAS
         # fatty streaks in the paraspinal muscles
         out[
             body
             & (r < -half - p.canal_depth - 8.0)
-            & (r > -skin + p.fat_posterior + 3.0)
+            & (r > muscle_back + 3.0)
             & (np.abs(mes - 1.9) < 0.08)
         ] = self.FAT
         # psoas: grows from L1 to L5, beside the bodies

@@ -236,10 +236,10 @@ def _grids(config: PhantomConfig, renderer: Renderer) -> tuple[Grid, Grid, float
     zc = 0.5 * (by["T12"].mid.oz + by["S2"].mid.oz) + 5.0
     lum = [by[n].mid for n in ("L1", "L2", "L3", "L4", "L5")]
     spine_y = float(np.mean([m.oy for m in lum]))
-    p = renderer.p
-    back = 0.5 * by["L3"].depth + p.canal_depth + 6.0 + p.spinous_length + p.fat_posterior + 10.0
     fov_ap = config.t2_matrix[1] * config.t2_voxel_mm[1]
-    posterior_edge = spine_y - back - 18.0
+    zt = (zc - 0.5 * config.t2_matrix[0] * config.t2_voxel_mm[0], zc)
+    skin_min = float(np.interp(np.linspace(*zt, 50), renderer._skin_z, renderer._skin_y).min())
+    posterior_edge = max(skin_min, renderer.table_y - 40.0) - 12.0  # air behind the skin
     yc = posterior_edge + 0.5 * fov_ap
     centre = (0.0, yc, zc)
     t2 = Grid((*config.t2_matrix, config.t2_slices), config.t2_voxel_mm, centre)
