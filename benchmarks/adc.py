@@ -51,6 +51,17 @@ def median_time(fn: Callable[[], object], repeats: int) -> float:
     return float(np.median(times))
 
 
+def median_cpu(fn: Callable[[], object], repeats: int) -> float:
+    """Median CPU time of the calling thread: robust to other processes on a shared CPU."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.thread_time()
+        fn()
+        times.append(time.thread_time() - t0)
+    return float(np.median(times))
+
+
 def rician_signals(n: int, bvals: np.ndarray, q: np.ndarray, rng: np.random.Generator):
     """float32 (n, len(bvals)) Rician magnitudes of 1000·exp(−b·q), SNR 30, in blocks."""
     out = np.empty((n, bvals.size), dtype=np.float32)
@@ -157,13 +168,18 @@ def main() -> None:
         dwi = three_shell_data(n, rng)
         reps = args.repeats if n <= 2_000_000 else max(3, args.repeats // 2)
         floor1, floor2 = read_floor(dwi, reps)
+        floor_cpu = median_cpu(dwi.sum, reps)
         print(f"\n## {n:,} voxels × 3 shells (float32, {dwi.nbytes / 1e6:.0f} MB)")
         print(
             f"floor dwi.sum(): {floor1 * 1e3:.1f} ms ({n / floor1 / 1e6:.0f} M voxels/s); "
-            f"two-thread read: {floor2 * 1e3:.1f} ms"
+            f"two-thread read: {floor2 * 1e3:.1f} ms; CPU time of dwi.sum(): "
+            f"{floor_cpu / n * 1e9:.2f} ns/voxel"
         )
-        print("| method | time (ms) | M voxels/s | × floor (sum) | × two-thread read |")
-        print("|---|---|---|---|---|")
+        print(
+            f"| method | time (ms), {args.threads} threads | M voxels/s | × floor (sum) "
+            "| × two-thread read | time (ms), 1 thread | CPU ns/voxel, 1 thread | × floor CPU |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
         engine: dict[str, float] = {}
         for method in METHODS:
             model = AdcModel(B3, method=method)
@@ -172,9 +188,18 @@ def main() -> None:
                 reps if method != "nlls" else max(3, reps // 2),
             )
             engine[method] = t / n
+            one = median_time(
+                lambda m=model, d=dwi: m.fit(d, n_threads=1),
+                reps if method != "nlls" else max(3, reps // 2),
+            )
+            cpu = median_cpu(
+                lambda m=model, d=dwi: m.fit(d, n_threads=1),
+                reps if method != "nlls" else 1,
+            )
             print(
                 f"| {method} | {t * 1e3:.1f} | {n / t / 1e6:.1f} | {t / floor1:.1f} | "
-                f"{t / floor2:.1f} |"
+                f"{t / floor2:.1f} | {one * 1e3:.1f} | {cpu / n * 1e9:.2f} | "
+                f"{cpu / floor_cpu:.1f} |"
             )
         if args.no_dipy:
             continue
