@@ -132,7 +132,6 @@ class Kernel:
         self.sigma2 = None if not sigma else float(sigma) ** 2
         self.k = len(plan.others)
         self.x = plan.x.astype(ftype)
-        self.x_col = self.x[:, None]
         # Logs are base 2 (numpy's float32 log2/exp2 are 1.5-2x faster than log/exp and at
         # least as accurate); y is in log2 units and ln 2 is folded into the constants.
         self.two_x = (2 * plan.x / LN2).astype(ftype)[:, None]  # exp2 argument of w_s
@@ -163,7 +162,7 @@ class Kernel:
                 "p": np.empty((self.ols.shape[0], c), ft),
                 "z": np.empty((2 * k, c), ft),
                 "sums": np.empty((5, c), ft),
-                "e": np.empty((k, c), ft),
+                "t3": np.empty(c, ft),
                 "t1": np.empty(c, ft),
                 "t2": np.empty(c, ft),
                 "g": np.empty(c, ft),
@@ -361,7 +360,7 @@ class Kernel:
         dg *= dg
         dg *= self.sxx_over_s
         u += dg
-        v = b["e"][0]
+        v = b["t3"]
         for r in range(2, p.shape[0]):  # SSE_ols / S (rows scaled by 1/√S in the plan)
             np.square(p[r], out=v)
             u += v

@@ -74,6 +74,7 @@ METHODS: tuple[str, ...] = ("two-point", "ols", "wls", "nlls")
 
 _CHUNK_BYTES = 1 << 19  # input bytes per chunk; with the buffers it stays near the L2 size
 _MAX_THREADS = 8
+_MAX_CHUNK = 1 << 15  # voxels; larger chunks spill the buffers out of L2
 
 
 @dataclass(frozen=True)
@@ -257,7 +258,7 @@ class AdcModel:
         valid = np.empty(spatial, dtype=bool, order=order)
         outs = tuple(o.reshape(-1, order=order) for o in (adc, s0, rmse, valid))
 
-        chunk = int(np.clip(_CHUNK_BYTES // (4 * max(self.n_volumes, 4)), 1024, 1 << 15))
+        chunk = int(np.clip(_CHUNK_BYTES // (4 * max(self.n_volumes, 4)), 1024, _MAX_CHUNK))
         starts = range(0, n_vox, chunk)
         kernel = Kernel(self._plan, self.method, ftype, sigma, chunk)
 
