@@ -150,6 +150,7 @@ class Renderer:
         self.CORD = c.add(T.CORD, CORD_LABEL, structure="cord")
         self.LIG = c.add(T.LIGAMENT, structure="ligament")
         self.VEIN = c.add(T.VENOUS, structure="basivertebral_vein")
+        self.EXIT_ROOT = c.add(T.NERVE, structure="exiting_root")
         self.bone: dict[str, tuple[int, int]] = {}
         self.bone_post: dict[str, tuple[int, int]] = {}
         self.modic: dict[tuple[str, int], int] = {}
@@ -250,6 +251,8 @@ class Renderer:
             out[:, :, g : g + group] = bg[:, :, None]
         ctx = _Ctx(out, xs, ys, zs)
         for s in self.slabs:
+            self._foramen(ctx, s)
+        for s in self.slabs:
             self._canal(ctx, s)
         for s in self.slabs:
             self._ligaments(ctx, s)
@@ -295,13 +298,6 @@ class Renderer:
         out[lumen & (mes > 0.7)] = self.BOWEL
         out[vis & (bowel < -0.3) & (mes > 0.1)] = self.FAT
         out[lumen & (bowel > 1.6) & (mes < -0.8)] = self.GAS
-        # fatty streaks in the paraspinal muscles
-        out[
-            body
-            & (r < -half - p.canal_depth - 8.0)
-            & (r > muscle_back + 3.0)
-            & (np.abs(mes - 1.9) < 0.08)
-        ] = self.FAT
         # psoas: grows from L1 to L5, beside the bodies
         l1z, s1z = self.l1.mid.oz, self.by_name["L5-S1"].mid.oz
         frac = np.clip((l1z - zs) / max(l1z - s1z, 1.0), 0.0, 1.0)[:, None]
@@ -335,6 +331,33 @@ class Renderer:
             shrink = 1.0 if s.name in ("S1", "S1-S2") else 0.7
             return cd * 0.7 * shrink, cw * 0.9 * shrink
         return cd, cw
+
+    def _foramen(self, ctx: _Ctx, s: Slab) -> None:
+        """Neural foramina beside the canal: fat with the exiting root under the pedicle."""
+        if s.kind not in ("body", "disc") or s.name.startswith("T1"):
+            return
+        cd, cw = self._canal_dims(s)
+        mid = s.mid
+        pw = -0.5 * s.depth
+        hh = 0.5 * max(s.h_ant, s.h_post, s.h_mid) + 1.0
+        u0, u1 = pw - cd + 2.0, pw + 1.0
+        yb, zb = _frame_bbox(mid, (u0, u1), (-hh, hh))
+        xc = self.p.x_offset
+        w = _window(ctx, yb, zb, (xc - cw / 2 - 14.0, xc + cw / 2 + 14.0))
+        if w is None:
+            return
+        sl, Y, Z, X = w
+        u, v = mid.uv(Y, Z)
+        ax = np.abs(X - xc)[None, None, :]
+        in2 = ((u >= u0) & (u <= u1) & (np.abs(v) <= hh))[..., None]
+        lateral = (ax >= cw / 2 - 1.0) & (ax <= cw / 2 + 13.0)
+        o = ctx.out[sl]
+        o[in2 & lateral] = self.EPI_FAT
+        if s.kind == "disc":  # the root exits above the disc, under the upper pedicle
+            vr = 0.5 * s.h_mid + 3.0
+            ur = pw - 0.45 * cd
+            root = ((((u - ur) / 2.6) ** 2 + ((v - vr) / 2.6) ** 2) <= 1.0)[..., None]
+            o[root & lateral & (ax >= cw / 2 + 2.0)] = self.EXIT_ROOT
 
     def _canal(self, ctx: _Ctx, s: Slab) -> None:
         cd, cw = self._canal_dims(s)
