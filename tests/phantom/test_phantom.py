@@ -302,3 +302,22 @@ def test_posterior_element_mask_splits_vertebrae_into_body_and_arch() -> None:
         assert body.sum() > 0 and arch.sum() > 0
         # the arch lies behind the body (columns run anterior → posterior)
         assert np.argwhere(arch)[:, 1].mean() > np.argwhere(body)[:, 1].mean() + 10
+
+
+def test_rician_noise_matches_the_snr_definition() -> None:
+    # SNR is defined at b = 0 in a grade-II nucleus at unit coil sensitivity: σ = S0_NP / SNR
+    base = {**SMALL.__dict__, "grades": (2, 2, 2, 2, 2), "bias": False, "diffusion": "3dir"}
+    clean = generate_study(6, PhantomConfig(**{**base, "noise": False}))
+    noisy = generate_study(6, PhantomConfig(**{**base, "snr": 20.0}))
+    sigma = noisy.truth.noise_sigma_dwi
+    b0_clean, b0 = clean.dwi.data[..., 0], noisy.dwi.data[..., 0]
+    air = b0_clean == 0
+    assert air.sum() > 500
+    # magnitude noise in air is Rayleigh: mean σ·√(π/2)
+    assert float(b0[air].mean()) == pytest.approx(sigma * np.sqrt(np.pi / 2), rel=0.03)
+    nucleus = np.zeros(b0.shape, dtype=bool)
+    for d in clean.truth.discs:
+        if d.level in DISC_LEVELS:
+            nucleus |= np.isclose(clean.adc_true_dwi.data, d.np_adc_um2_per_ms, atol=1e-5)
+    assert nucleus.sum() > 30
+    assert float(b0_clean[nucleus].mean()) / sigma == pytest.approx(20.0, rel=0.1)
