@@ -340,7 +340,7 @@ class Renderer:
         mid = s.mid
         pw = -0.5 * s.depth
         hh = 0.5 * max(s.h_ant, s.h_post, s.h_mid) + 1.0
-        u0, u1 = pw - cd + 2.0, pw + 1.0
+        u0, u1 = pw - 0.7 * cd, pw + 1.0
         yb, zb = _frame_bbox(mid, (u0, u1), (-hh, hh))
         xc = self.p.x_offset
         w = _window(ctx, yb, zb, (xc - cw / 2 - 14.0, xc + cw / 2 + 14.0))
@@ -522,7 +522,7 @@ class Renderer:
             shapes.append(
                 (
                     "box",
-                    lam - 4.0,
+                    lam - 1.0,
                     lam + 7.0,
                     0.1 * H,
                     0.5 * H + 0.75 * hd_up,
@@ -534,7 +534,7 @@ class Renderer:
                 (
                     "box",
                     lam - 9.0,
-                    lam + 1.0,
+                    lam - 2.0,
                     -0.5 * H - 0.7 * hd_lo,
                     -0.15 * H,
                     cw / 2 - 1.0,
