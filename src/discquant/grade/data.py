@@ -198,3 +198,43 @@ def spider_discs(root: Path) -> list[GradedDisc]:
             out.append(GradedDisc(str(subject), str(level), int(grade), path, loc))
     log.info("SPIDER: %d graded discs located, %d graded levels not found", len(out), missing)
     return out
+
+
+def phantom_crops(
+    seeds: list[int], *, snr: float = 20.0, **crop_kw: object
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int_], list[tuple[str, str, int]]]:
+    """Crops of the five lumbar discs of phantom studies with random grades.
+
+    Each seed draws five grades uniformly from 1-5 and renders a phantom T2 study (5
+    sagittal slices; the DWI is rendered small, with the offset and EPI distortion on,
+    because grading reads only the T2). Discs are located from the phantom's true labels.
+
+    Returns
+    -------
+    crops, grades, rows
+        ``rows`` are ``(subject, level, grade)`` with subject ``phantom-<seed>``.
+    """
+    from discquant.phantom import PhantomConfig, generate_study
+
+    crops, grades, rows = [], [], []
+    for seed in seeds:
+        rng = np.random.default_rng([seed, 77])
+        g5 = tuple(int(g) for g in rng.integers(1, 6, size=5))
+        cfg = PhantomConfig(
+            grades=g5,  # type: ignore[arg-type]
+            snr=snr,
+            t2_slices=5,
+            dwi_matrix=(48, 40),
+            dwi_slices=3,
+            epi_distortion=True,
+        )
+        study = generate_study(seed, cfg)
+        for level, grade in zip(SUDIRMAN_LEVELS_ALL, g5, strict=True):
+            mask = study.labels_t2.data == DISC_LABELS[level]
+            crops.append(extract_disc_crop(study.t2, mask, **crop_kw))  # type: ignore[arg-type]
+            grades.append(grade)
+            rows.append((f"phantom-{seed}", level, grade))
+    return np.stack(crops), np.array(grades), rows
+
+
+SUDIRMAN_LEVELS_ALL = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")

@@ -66,9 +66,17 @@ class GradeTrainConfig(BaseModel):
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 1e-4
-    class_weight_power: float = 0.5
+    class_weight_power: float = 1.0
     ordinal_weight: float = 0.5
     num_threads: int = 1
+    phantoms_train: int = 0
+    """Phantom studies (5 lumbar discs each, random grades) added to the final training."""
+    phantoms_test: int = 0
+    """Unseen phantom studies to measure the final model's exact accuracy on."""
+    phantom_train_seed0: int = 1000
+    phantom_test_seed0: int = 5000
+    tta_shifts: list[tuple[int, int]] = [(0, 0), (1, 0), (-1, 0), (0, 2), (0, -2)]
+    """Test-time crop shifts (rows, columns) whose probabilities are averaged."""
     max_steps: int | None = None
     """Stop each training after this many optimiser steps (tests, smoke runs)."""
     crop: CropConfig = Field(default_factory=CropConfig)
@@ -243,6 +251,40 @@ def _metrics(rows: list[tuple[str, str, int]], probs: npt.NDArray[np.float32]) -
     return out
 
 
+def _with_tta(net: Any, cfg: GradeTrainConfig) -> Any:
+    """Wrap a trained network so that it averages over the test-time shifts."""
+    from discquant.grade.ensemble import GradeEnsemble
+
+    if [tuple(s) for s in cfg.tta_shifts] in ([], [(0, 0)]):
+        return net
+    return GradeEnsemble([net], [(int(r), int(c)) for r, c in cfg.tta_shifts])
+
+
+def _phantom_set(
+    cache: Path, seeds: list[int], crop_kw: dict[str, Any]
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int_], list[tuple[str, str, int]]]:
+    """Phantom crops for ``seeds``, read from ``cache`` when it holds exactly those seeds."""
+    from discquant.grade.data import phantom_crops
+
+    if cache.is_file():
+        z = np.load(cache, allow_pickle=False)
+        if z["seeds"].tolist() == seeds and json.loads(str(z["crop"])) == json.loads(
+            json.dumps(crop_kw)
+        ):
+            rows = [(str(s), str(lv), int(g)) for s, lv, g in z["rows"].tolist()]
+            return z["crops"], z["grades"], rows
+    crops, grades, rows = phantom_crops(seeds, **crop_kw)
+    np.savez(
+        cache,
+        crops=crops,
+        grades=grades,
+        rows=np.array(rows, dtype=str),
+        seeds=np.array(seeds),
+        crop=json.dumps(crop_kw),
+    )
+    return crops, grades, rows
+
+
 def collect_discs(cfg: GradeTrainConfig, *, base: Path) -> list[Any]:
     """Graded discs from the configured sets (paths relative to ``base``)."""
     from discquant.grade.data import spider_discs, sudirman_discs
@@ -297,7 +339,7 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
             net, _ = train_network(
                 crops[tr], grades[tr], cfg, seed=cfg.seed + 1 + k, log_file=log_file, tag=f"fold{k}"
             )
-            probs[te] = predict_probabilities(net, crops[te])
+            probs[te] = predict_probabilities(_with_tta(net, cfg), crops[te])
             save_pfirrmann_model(
                 PfirrmannModel(net, crop_kw, meta), out / "checkpoints" / f"fold{k}.pt"
             )
@@ -309,9 +351,14 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
 
     if cfg.train_final:
         tr = ~is_held
-        net, losses = train_network(
-            crops[tr], grades[tr], cfg, seed=cfg.seed, log_file=log_file, tag="final"
-        )
+        x_tr, y_tr = crops[tr], grades[tr]
+        if cfg.phantoms_train > 0:
+            seeds = range(cfg.phantom_train_seed0, cfg.phantom_train_seed0 + cfg.phantoms_train)
+            pc, pg, _ = _phantom_set(out / "phantoms_train.npz", list(seeds), crop_kw)
+            x_tr, y_tr = np.concatenate([x_tr, pc]), np.concatenate([y_tr, pg])
+            meta["trained_on"] = f"sudirman + {cfg.phantoms_train} phantom studies"
+        net, losses = train_network(x_tr, y_tr, cfg, seed=cfg.seed, log_file=log_file, tag="final")
+        net = _with_tta(net, cfg)
         model = PfirrmannModel(net, crop_kw, {**meta, "holdout_subjects": held})
         save_pfirrmann_model(model, out / "pfirrmann.pt")
         save_pfirrmann_model(model, out / "checkpoints" / "final.pt")
@@ -322,4 +369,11 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
             _write_predictions(out / "holdout_predictions.tsv", h_rows, hp)
             summary["holdout"] = _metrics(h_rows, hp)
             (out / "holdout_metrics.json").write_text(json.dumps(summary["holdout"], indent=1))
+        if cfg.phantoms_test > 0:
+            seeds = range(cfg.phantom_test_seed0, cfg.phantom_test_seed0 + cfg.phantoms_test)
+            pc, _, p_rows = _phantom_set(out / "phantoms_test.npz", list(seeds), crop_kw)
+            pp = predict_probabilities(net, pc)
+            _write_predictions(out / "phantom_predictions.tsv", p_rows, pp)
+            summary["phantom_test"] = _metrics(p_rows, pp)
+            (out / "phantom_metrics.json").write_text(json.dumps(summary["phantom_test"], indent=1))
     return summary
