@@ -28,10 +28,10 @@ CORRUPTED = ("p03", "p08")
 SMALL = {
     "t2_voxel_mm": (1.2, 1.2, 4.0),
     "t2_matrix": (240, 200),
-    "t2_slices": 7,
+    "t2_slices": 5,
     "dwi_voxel_mm": (3.6, 3.6, 4.0),
     "dwi_matrix": (80, 64),
-    "dwi_slices": 7,
+    "dwi_slices": 5,
     "t2_sub": (1, 1, 2),
     "dwi_sub": (2, 2, 2),
 }
