@@ -264,10 +264,10 @@ def build_chain(
     # Sacrum: fused S1..S5 with thin remnant discs, curving posteriorly (kyphosis).
     plane = s1
     sizes: tuple[tuple[float, float, float], ...] = (
-        (28.0, 31.0, 2.2),
-        (22.0, 27.0, 2.0),
-        (18.0, 22.0, 1.6),
-        (14.0, 17.0, 1.2),
+        (28.0, 31.0, 2.0),
+        (22.0, 27.0, 1.0),
+        (18.0, 22.0, 1.0),
+        (14.0, 17.0, 1.0),
         (10.0, 13.0, 0.0),
     )
     for i, (h, d, rem) in enumerate(sizes):

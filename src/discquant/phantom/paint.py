@@ -170,7 +170,9 @@ class Renderer:
                     ),
                 )
             elif s.kind == "remnant":
-                self.bone[s.name] = (c.add(T.LIGAMENT, s.label, structure=f"{s.name}:remnant"),) * 2
+                # S1-S2 keeps a rudimentary fibrous disc; the lower segments are fused bone
+                tis = T.RUDIMENTARY_DISC if s.name == "S1-S2" else T.MARROW
+                self.bone[s.name] = (c.add(tis, s.label, structure=f"{s.name}:remnant"),) * 2
             elif s.kind == "disc":
                 dt = disc_tissues[s.name]
                 self.disc_ids[s.name] = {
@@ -485,7 +487,12 @@ class Renderer:
         t = CORTEX_MM
         un_i = np.where(u > 0, u / (a_ant - t), u / (half_d - t))
         rr_i = (np.abs(un_i) ** pexp)[..., None] + np.abs(x / (hw - t)) ** pexp
-        inner = (rr_i <= 1.0) & (s_lo >= b_lo + t + 0.3) & (s_up >= b_up + t + 0.3)
+        # fused sacral segments have no endplate cortex towards each other
+        fused_lo = below is not None and below.kind == "remnant" and below.name != "S1-S2"
+        fused_up = above is not None and above.kind == "remnant" and above.name != "S1-S2"
+        m_lo = -0.3 if fused_lo else t + 0.3
+        m_up = -0.3 if fused_up else t + 0.3
+        inner = (rr_i <= 1.0) & (s_lo >= b_lo + m_lo) & (s_up >= b_up + m_up)
         o[inner] = marrow
         if s.kind == "body":
             # basivertebral vein: a short bright line entering the body's posterior wall

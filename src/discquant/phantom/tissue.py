@@ -114,6 +114,7 @@ MODIC = {
     3: Tissue("modic3", 0.30, 800.0, 40.0, 0.80, fat_fraction=0.3),
 }
 FLUID_CLEFT = Tissue("fluid_cleft", 0.95, 3000.0, 400.0, 2.6)  # assumption
+RUDIMENTARY_DISC = Tissue("rudimentary_disc", 0.65, 900.0, 55.0, 1.0)  # assumption: S1-S2
 
 
 def _interp(grade_value: float, table: tuple[float, ...], *, log: bool = False) -> float:
