@@ -321,3 +321,28 @@ def test_rician_noise_matches_the_snr_definition() -> None:
             nucleus |= np.isclose(clean.adc_true_dwi.data, d.np_adc_um2_per_ms, atol=1e-5)
     assert nucleus.sum() > 30
     assert float(b0_clean[nucleus].mean()) / sigma == pytest.approx(20.0, rel=0.1)
+
+
+def _world_dirs(affine: np.ndarray, bvecs: np.ndarray) -> np.ndarray:
+    """FSL bvecs (voxel axes, x flipped when the affine's determinant is positive) → RAS."""
+    rot = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    flip = np.diag([-1.0 if np.linalg.det(rot) > 0 else 1.0, 1.0, 1.0])
+    return (rot @ flip @ np.asarray(bvecs, dtype=float).T).T
+
+
+def test_three_direction_dicom_keeps_gradient_directions(tmp_path: Path) -> None:
+    from discquant.io.load import load_study
+
+    cfg = PhantomConfig(**{**SMALL.__dict__, "t2_slices": 3, "dwi_slices": 3, "diffusion": "3dir"})
+    st = generate_study(10, cfg)
+    write_study(st, tmp_path, format="dicom")
+    dwi = load_study(tmp_path / "dicom" / "sub-01").dwi
+    assert dwi is not None and dwi.bvecs is not None
+    assert list(dwi.bvals_s_per_mm2) == list(st.bvals)
+    ours = _world_dirs(st.dwi.affine, st.bvecs)
+    theirs = _world_dirs(dwi.image.affine, dwi.bvecs)
+    for b, a, c in zip(st.bvals, ours, theirs, strict=True):
+        if b > 0:  # the same physical axis (the sign of a gradient does not matter)
+            assert abs(float(a @ c)) == pytest.approx(1.0, abs=1e-4)
+    # our directions are SI, AP and LR in that order
+    assert np.allclose(np.abs(ours[1:4]), [[0, 0, 1], [0, 1, 0], [1, 0, 0]], atol=1e-9)

@@ -138,6 +138,11 @@ def _write_series(
             ds.SequenceVariant = "SK"
             ds.RescaleIntercept = 0
             ds.RescaleSlope = slope
+            ds.InPlanePhaseEncodingDirection = "ROW"  # anterior-posterior
+            ds.FlipAngle = 90
+            ds.NumberOfAverages = 1
+            ds.ImagingFrequency = 63.87
+            ds.ImagedNucleus = "1H"
             if bvals is not None:
                 b = float(bvals[v])
                 ds.add_new((0x0018, 0x9087), "FD", b)
