@@ -85,7 +85,8 @@ def write_adc_nifti(
     output
         ``.nii`` or ``.nii.gz`` path; the sidecar goes next to it as ``.json``.
     source
-        Name of the input (file or folder name only; recorded in the sidecar).
+        A name for the input to record in the sidecar. The command line leaves it out:
+        file and folder names can carry patient names.
     settings
         Extra keys for the sidecar (``b_min_s_per_mm2``, ...).
 
@@ -225,8 +226,6 @@ def compute_and_write_adc(
     )
     fit = model.fit(data, mask_arr, n_threads=threads)
     settings = {"BMin_s_per_mm2": b_min, "BMax_s_per_mm2": b_max, "Masked": mask is not None}
-    written, side = write_adc_nifti(
-        fit, series.image.affine, out, source=src.name, settings=settings
-    )
+    written, side = write_adc_nifti(fit, series.image.affine, out, settings=settings)
     n_fitted = int(np.prod(data.shape[:3]) if mask_arr is None else mask_arr.sum())
     return AdcMapResult(written, side, fit.method, fit.n_valid, n_fitted, fit.bvals_used_s_per_mm2)
