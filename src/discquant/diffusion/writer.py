@@ -88,7 +88,7 @@ def write_adc_nifti(
         A name for the input to record in the sidecar. The command line leaves it out:
         file and folder names can carry patient names.
     settings
-        Extra keys for the sidecar (``b_min_s_per_mm2``, ...).
+        Extra keys for the sidecar (``BMin_s_per_mm2``, ...).
 
     Returns
     -------
