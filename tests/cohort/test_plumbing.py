@@ -125,3 +125,15 @@ def test_resume_skips_done_redoes_changed_partial_and_failed(tmp_path: Path) -> 
 
     third = _run(studies, out, workers=1, options=CohortOptions(resume=False))
     assert third.skipped == 0 and third.done == 4
+
+
+def test_second_run_on_the_same_folder_is_refused(tmp_path: Path) -> None:
+    from discquant.cohort.run import _exclusive
+    from discquant.errors import InvalidInputError
+
+    standin.make_study(tmp_path / "data" / "sub-s00", _adc(0))
+    out = tmp_path / "out"
+    out.mkdir()
+    with _exclusive(out), pytest.raises(InvalidInputError, match="another discquant cohort run"):
+        _run(read_cohort(tmp_path / "data"), out)
+    assert not (out / "sub-s00").exists()

@@ -97,7 +97,9 @@ def cohort_cmd(
     ] = None,
     scheduler: Annotated[
         str | None,
-        typer.Option(help="Address of a running Dask scheduler, e.g. tcp://host:8786."),
+        typer.Option(
+            help="A running Dask scheduler: address (tcp://host:8786) or scheduler file."
+        ),
     ] = None,
     resume: Annotated[
         bool, typer.Option(help="Skip studies already finished with the same inputs and config.")

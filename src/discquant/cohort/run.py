@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from discquant.cohort.worker import (
     failure_record,
     process_study,
 )
+from discquant.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +115,9 @@ def _start_client(
     from distributed import Client, LocalCluster
 
     if scheduler:
-        client = Client(scheduler)
-        return client, None
+        if Path(scheduler).is_file():  # a scheduler file (dask scheduler --scheduler-file)
+            return Client(scheduler_file=scheduler), None
+        return Client(scheduler), None
     n = workers or 1
     # The scheduler runs in this process; a task whose worker dies is re-run on another
     # worker up to ``allowed-failures`` times, then fails with KilledWorker. A worker-saturation
@@ -166,7 +169,8 @@ def run_cohort(
     workers
         Worker processes of the local cluster (one thread each); ignored with ``scheduler``.
     scheduler
-        Address of a running Dask scheduler (``tcp://host:8786``) instead of a local cluster.
+        Address of a running Dask scheduler (``tcp://host:8786``), or the JSON file written by
+        ``dask scheduler --scheduler-file``, instead of a local cluster.
     study_fn
         The per-study function (default: the full pipeline with per-worker cached models);
         tests and benchmarks pass a light stand-in.
@@ -181,12 +185,66 @@ def run_cohort(
         Called after each finished study with the counts so far.
     build_outputs
         Rebuild the cohort tables and report at the end.
-    """
-    from distributed import as_completed
 
+    Raises
+    ------
+    InvalidInputError
+        When another run holds ``out_dir``.
+    """
     options = options or CohortOptions()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out):
+        return _run_locked(
+            studies, out, options=options, workers=workers, scheduler=scheduler,
+            study_fn=study_fn, retries=retries, allowed_failures=allowed_failures,
+            preload_models=preload_models, progress=progress, build_outputs=build_outputs,
+        )  # fmt: skip
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold an advisory lock on ``DIR`` so that two runs never share (and clean) one folder.
+
+    The operating system drops the lock when the process dies, so a killed run never
+    leaves a stale lock behind.
+    """
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; one run per folder is the user's care
+        yield
+        return
+    path = records.state_dir(out) / "run.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise InvalidInputError(
+                "another discquant cohort run is using this output folder", path=out
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _run_locked(
+    studies: Sequence[CohortStudy],
+    out: Path,
+    *,
+    options: CohortOptions,
+    workers: int | None,
+    scheduler: str | None,
+    study_fn: StudyFunction | None,
+    retries: int,
+    allowed_failures: int,
+    preload_models: bool | None,
+    progress: ProgressCallback | None,
+    build_outputs: bool,
+) -> CohortRun:
+    from distributed import as_completed
+
     records.clean_tmp(out)
     _write_dataset_description(out)
     start = time.perf_counter()
