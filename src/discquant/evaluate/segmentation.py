@@ -252,14 +252,32 @@ class MidsagResult:
     strict_ok: bool | None = None
 
 
-def read_boxes(path: Path) -> dict[str, list[tuple[float, float, float, float]]]:
-    """Sudirman ``boxes.tsv``: per subject ``(x, y, w, h)`` normalised (x column, y row)."""
+#: Box classes in Sudirman's ``boxes.tsv`` that outline a disc (the others, spinal
+#: stenosis and spondylolisthesis, outline the canal or a slipped segment).
+DISC_BOX_CLASSES = (
+    "normal_ivd",
+    "degenerative_disc_disease",
+    "lumbar_disc_bulge",
+    "thoracic_disc_bulge",
+)
+
+
+def read_boxes(
+    path: Path, *, classes: Sequence[str] | None = DISC_BOX_CLASSES
+) -> dict[str, list[tuple[float, float, float, float]]]:
+    """Sudirman ``boxes.tsv``: per subject ``(x, y, w, h)`` normalised (x column, y row).
+
+    Only boxes of ``classes`` are kept (all when ``None``).
+    """
     out: dict[str, list[tuple[float, float, float, float]]] = {}
     lines = path.read_text().splitlines()
     header = lines[0].split("\t")
     ix = [header.index(k) for k in ("subject", "x_center", "y_center", "width", "height")]
+    ic = header.index("class")
     for line in lines[1:]:
         f = line.split("\t")
+        if classes is not None and f[ic] not in classes:
+            continue
         out.setdefault(f[ix[0]], []).append(tuple(float(f[i]) for i in ix[1:]))  # type: ignore[arg-type]
     return out
 
@@ -302,13 +320,22 @@ def midsag_check(
     res.order_ok = res.three_found and (
         centres["L3-L4"][0] < centres["L4-L5"][0] < centres["L5-S1"][0]
     )
-    by_row = sorted(range(len(boxes)), key=lambda i: -boxes[i][1])  # lowest first
+    # Rank boxes from the lowest up; a disc with two findings has two boxes with nearly
+    # the same centre, which share a rank.
+    rank: dict[int, int] = {}
+    last_y: float | None = None
+    for i in sorted(range(len(boxes)), key=lambda i: -boxes[i][1]):
+        if last_y is None or abs(last_y - boxes[i][1]) >= 0.5 * boxes[i][3]:
+            last_y = boxes[i][1]
+            rank[i] = len(set(rank.values()))
+        else:
+            rank[i] = max(rank.values())
+    ranks = {w: (rank[h] if h is not None else None) for w, h in hits.items()}
     res.strict_ok = bool(
         res.in_boxes
-        and len(by_row) >= 3
-        and hits["L5-S1"] == by_row[0]
-        and hits["L4-L5"] == by_row[1]
-        and hits["L3-L4"] == by_row[2]
+        and ranks.get("L5-S1") == 0
+        and ranks.get("L4-L5") == 1
+        and ranks.get("L3-L4") == 2
     )
     return res
 

@@ -140,6 +140,27 @@ def _merge_close(
     return merged, merged_c
 
 
+def _touches_bone(
+    comp: npt.NDArray[np.bool_],
+    bone: npt.NDArray[np.bool_],
+    spacing: npt.NDArray[np.float64],
+    radius_mm: float,
+    min_ratio: float,
+) -> bool:
+    """Whether bone (body or sacrum) fills at least ``min_ratio`` × the component's size
+    within ``radius_mm`` of it: a real disc lies between two vertebrae, a bright blob in
+    the soft tissue or the canal does not."""
+    r = np.maximum(np.ceil(radius_mm / spacing).astype(int), 1)
+    idx = np.argwhere(comp)
+    lo = np.maximum(idx.min(axis=0) - r, 0)
+    hi = np.minimum(idx.max(axis=0) + r + 1, comp.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    grid = np.ogrid[tuple(slice(-int(k), int(k) + 1) for k in r)]
+    ball = sum((g * sp / radius_mm) ** 2 for g, sp in zip(grid, spacing, strict=True)) <= 1.0
+    shell = ndimage.binary_dilation(comp[box], structure=ball) & ~comp[box]
+    return bool((shell & bone[box]).sum() >= min_ratio * comp.sum())
+
+
 def _centroid_mm(
     mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
@@ -181,7 +202,18 @@ def name_levels(
     flags: list[str] = []
     voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
 
-    discs = _components(classes == disc_class, min_fraction)
+    spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    bone = classes == body_class
+    if sacrum_class is not None:
+        bone = bone | (classes == sacrum_class)
+    discs = [
+        d
+        for d in _components(classes == disc_class, min_fraction * 0.5)
+        if _touches_bone(d, bone, spacing, radius_mm=3.0, min_ratio=0.3)
+    ]
+    if discs:
+        sizes = [int(d.sum()) for d in discs]
+        discs = [d for d, n in zip(discs, sizes, strict=True) if n >= min_fraction * max(sizes)]
     if not discs:
         return NamedLevels(labels=out, levels=[], flags=[FLAG_NO_DISCS])
     centroids = [_centroid_mm(d, affine) for d in discs]
