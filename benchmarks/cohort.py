@@ -9,11 +9,12 @@ It prints:
 
 1. studies per minute of ``run_cohort`` on 1 and 2 local workers, over the whole run
    (cluster start-up, model loading and table/report building included) and in steady
-   state (between the first and the last finished study);
+   state (between the first and the last finished study); the fixed cost per run is the
+   1-worker wall time minus the steady per-study time times the number of studies;
 2. the same studies analysed in a loop: ``discquant analyze`` as a new process per study
    (what a user's shell loop does) and :func:`discquant.pipeline.run_study` in one
    process with the models loaded once (the floor); the cohort's overhead per study is
-   its 1-worker time minus the in-process loop's, divided by the number of studies;
+   its steady 1-worker time per study minus the in-process loop's;
 3. the memory of a separate scheduler process holding 10,000 queued light tasks (no
    workers, so they stay queued), each carrying a study description like a cohort task.
 
@@ -199,8 +200,14 @@ def main() -> None:
             loop = bench_inprocess_loop(data, work, options)
             print(f"in-process run_study loop (models loaded once): {loop:.1f} s, "
                   f"{loop / args.studies:.2f} s/study")  # fmt: skip
-            over = (results[1]["wall_s"] - loop) / args.studies
-            print(f"cohort overhead per study (1 worker minus in-process loop): {over:.2f} s")
+            per_study = 60 / results[1]["steady_per_min"]
+            over = per_study - loop / args.studies
+            fixed = results[1]["wall_s"] - per_study * args.studies
+            print(
+                f"cohort, 1 worker: {per_study:.2f} s/study in steady state, i.e. "
+                f"{over:+.2f} s/study over the in-process loop; fixed cost per run (cluster "
+                f"start, imports, model loading, tables, report, shutdown): {fixed:.1f} s"
+            )
             cli = bench_cli_loop(data, work, args.segmentation_model)
             if cli == cli:  # not NaN
                 print(f"`discquant analyze` loop (one process per study): {cli:.1f} s, "

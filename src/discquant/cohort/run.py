@@ -124,9 +124,14 @@ def _start_client(
     # of 1.0 gives each single-threaded worker one study at a time: no study waits in a
     # worker's queue, so none is blamed (and counted towards KilledWorker) when a study
     # running before it kills the worker. Studies last seconds, so prefetching gains nothing.
+    # Dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers to return freed memory to the
+    # OS early; for a study's large, short-lived arrays that makes glibc unmap and re-map
+    # memory all the time and the pipeline ran 1.8x slower (benchmarks/cohort.py, docs).
+    # Leave glibc's dynamic default instead (a value the user exported still wins).
     settings = {
         "distributed.scheduler.allowed-failures": allowed_failures,
         "distributed.scheduler.worker-saturation": 1.0,
+        "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     }
     with dask.config.set(settings):
         cluster = LocalCluster(

@@ -52,7 +52,7 @@ class CohortTables:
     discs: pd.DataFrame
     failures: pd.DataFrame
     studies: pd.DataFrame
-    """One row per study: subject, status, seconds, worker (for the report)."""
+    """One row per study: subject, status, seconds, worker, failed stages (for the report)."""
 
 
 def discs_tsv_path(out_dir: Path, subject: str) -> Path:
@@ -94,6 +94,7 @@ def collect_tables(out_dir: Path, studies: Sequence[CohortStudy]) -> CohortTable
                 "status": status,
                 "seconds": (record or {}).get("seconds"),
                 "worker": (record or {}).get("worker", ""),
+                "failed_stages": ",".join((record or {}).get("failed_stages", [])),
             }
         )
         if record is None or status not in records.DONE_STATUSES:
