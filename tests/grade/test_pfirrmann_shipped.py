@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from discquant.evaluate.grading import grade_agreement
-from discquant.grade import extract_disc_crop, grade_disc_crops, load_pfirrmann_model
+from discquant.grade import grade_disc_crops, load_pfirrmann_model
 
 # measured on these subsets with the shipped weights (see the model card)
 REAL_BALANCED_ACCURACY = 0.0
@@ -60,4 +60,3 @@ def test_shipped_model_on_unseen_phantoms(model) -> None:  # type: ignore[no-unt
     crops, grades, _ = phantom_crops([5000, 5001, 5002], **model.crop)
     pred = [g.grade for g in grade_disc_crops(crops, model=model)]
     assert np.mean(np.array(pred) == grades) >= PHANTOM_EXACT - MARGIN
-

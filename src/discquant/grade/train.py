@@ -61,6 +61,8 @@ class GradeTrainConfig(BaseModel):
     holdout_patients: int = 50
     folds: int = 5
     cross_validate: bool = True
+    cv_folds: list[int] | None = None
+    """Run only these folds (to spread cross-validation over processes); None = all."""
     train_final: bool = True
     epochs: int = 40
     batch_size: int = 32
@@ -333,7 +335,8 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
 
     if cfg.cross_validate:
         probs = np.zeros((len(discs), 5), np.float32)
-        for k in range(cfg.folds):
+        run_folds = list(range(cfg.folds)) if cfg.cv_folds is None else list(cfg.cv_folds)
+        for k in run_folds:
             tr = (~is_held) & (fold != k)
             te = (~is_held) & (fold == k)
             net, _ = train_network(
@@ -343,7 +346,7 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
             save_pfirrmann_model(
                 PfirrmannModel(net, crop_kw, meta), out / "checkpoints" / f"fold{k}.pt"
             )
-        cv = ~is_held
+        cv = (~is_held) & np.isin(fold, run_folds)
         cv_rows = [r for r, c in zip(rows, cv, strict=True) if c]
         _write_predictions(out / "cv_predictions.tsv", cv_rows, probs[cv])
         summary["cv"] = _metrics(cv_rows, probs[cv])
