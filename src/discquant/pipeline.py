@@ -42,8 +42,6 @@ class AnalysisConfig:
 
     adc_method: str = "wls"
     b_min_s_per_mm2: float | None = None
-    refine_dwi_transfer: bool = True
-    """Refine the T2→DWI mask transfer per disc by matching T2 and b≈0 (see measure.transfer)."""
     device: str = "cpu"
     scanner_adc_tolerance: float = 0.05
     """Warn when the engine's ADC and the scanner's differ by more (median relative)."""
@@ -297,8 +295,8 @@ def _level_flags(segmentation: Any) -> dict[str, list[str]]:
 def _to_dwi_grid(
     study: Study, segmentation: Any, result: AnalysisResult, config: AnalysisConfig
 ) -> Volume | None:
-    """Bring the segmentation onto the DWI grid (world coordinates + refinement)."""
-    from discquant.measure.transfer import refine_disc_shifts, transfer_labels
+    """Bring the segmentation onto the DWI grid (world coordinates, partial volume)."""
+    from discquant.measure.transfer import transfer_labels
 
     assert result.adc_map is not None
     target = result.adc_map
@@ -312,13 +310,8 @@ def _to_dwi_grid(
             "the disc masks may not overlay the ADC map"
         )
         result.flags.append("frames_of_reference_differ")
-    shifts: dict[int, tuple[float, float, float]] = {}
-    if config.refine_dwi_transfer and result.b0 is not None:
-        present = [v for v in DISC_LABELS.values() if (segmentation.labels.data == v).any()]
-        shifts = refine_disc_shifts(study.t2.image, segmentation.labels, result.b0, present)
-    transfer = transfer_labels(segmentation.labels, target.affine, shape3, shifts_mm=shifts)
+    transfer = transfer_labels(segmentation.labels, target.affine, shape3)
     result.labels_dwi = transfer.labels
-    result.provenance["dwi_transfer_shifts_mm"] = {str(k): v for k, v in shifts.items()}
     if segmentation.nucleus is None:
         return None
     nucleus = transfer_labels(segmentation.nucleus, target.affine, shape3)

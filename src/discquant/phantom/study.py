@@ -122,7 +122,16 @@ class PhantomConfig:
 
 @dataclass(frozen=True)
 class DiscTruth:
-    """Known truth of one disc."""
+    """Known truth of one disc.
+
+    ``np_adc_um2_per_ms`` is the nucleus *tissue* ADC of the forward model. The nucleus of
+    a grade II–V disc also holds fibrous bands and an NP→AF transition zone, so what an
+    ideal measurement of the whole nucleus region sees is lower:
+    ``np_region_adc_um2_per_ms`` is that value, the median of the voxel-wise log-linear
+    ADC of the noiseless trace signal over the DWI voxels whose majority is nucleus
+    (before noise, coil bias and distortion). Disc-level ADC measurements are compared
+    with it.
+    """
 
     level: str
     label: int
@@ -143,6 +152,7 @@ class DiscTruth:
     width_mm: float
     herniation: bool
     modic: int
+    np_region_adc_um2_per_ms: float = float("nan")
 
 
 @dataclass(frozen=True)
@@ -262,6 +272,23 @@ def _dwi_directions(config: PhantomConfig) -> tuple[np.ndarray, np.ndarray]:
                 bl.append(float(b))
                 dl.append(d)
     return np.asarray(bl), np.asarray(dl)
+
+
+def _region_adc(
+    signals: list[np.ndarray], gain: np.ndarray, mask: np.ndarray, bl: np.ndarray
+) -> float:
+    """Median voxel-wise ADC (µm²/ms) of the noiseless trace signal in a region (DiscTruth)."""
+    if not mask.any():
+        return float("nan")
+    bvals = np.unique(bl)
+    log_trace = []
+    for b in bvals:
+        idx = np.nonzero(bl == b)[0]
+        # per-voxel trace: geometric mean over the directions of this b-value
+        log_trace.append(np.mean([np.log(np.maximum(signals[i][mask], 1e-12)) for i in idx], 0))
+    y = np.stack(log_trace) + np.log(np.maximum(gain[mask], 1e-12))
+    slope = np.polyfit(bvals, y, 1)[0]  # one log-linear fit per voxel
+    return float(np.median(-slope) * 1e3)
 
 
 def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStudy:
@@ -406,6 +433,9 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
                 width_mm=s.width,
                 herniation=bool(specs[s.name].herniation),
                 modic=specs[s.name].modic,
+                np_region_adc_um2_per_ms=_region_adc(
+                    dws.signals, dws.texture_gain, (dws.labels == s.label) & (dws.nucleus > 0), bl
+                ),
             )
         )
     discs.sort(key=lambda d: d.label)
