@@ -1,14 +1,14 @@
 """Disc geometry on the T2 grid: heights, AP depth, volume, disc height index.
 
-Method (docs/measurement.md): on the sagittal slice where the disc's area is largest,
-the disc's voxel centres are taken to world millimetres and projected on the sagittal
-(anterior, superior) plane. Their principal axes give the disc's AP direction (major
-axis, oriented anteriorly) and its height direction (minor axis). The AP depth is the
-extent along the AP axis; the anterior, middle and posterior heights are the extents
-along the height axis, the median over the pixel-wide columns of a 2 mm band centred at
-10 %, 50 % and 90 % of the depth from the anterior edge. Extents are edge to edge: the
-centre-to-centre extent plus one pixel's width projected on that axis.
-"""
+Method (docs/measurement.md): on the sagittal slice where the disc's area is largest, the
+disc's voxel centres are taken to world millimetres in the sagittal (anterior, superior)
+plane. Their principal axes give the disc's AP direction (major axis, oriented
+anteriorly) and its height direction (minor axis). Lengths are caliper chords: the part
+of a world line inside the mask, sampled every 0.1 mm. The AP depth is the chord along
+the AP axis through the centroid; the anterior, middle and posterior heights are the
+median chords along the height axis of lines every 0.25 mm in 2 mm bands centred at
+10 %, 50 % and 90 % of the depth from the anterior edge. Chords follow the disc's own
+axes, so a tilted or wedge-shaped disc is measured the same as an upright one."""
 
 from __future__ import annotations
 
@@ -48,12 +48,24 @@ def _sagittal_points(
     return world[:, 1:3]
 
 
-def _pixel_width_along(
-    direction: npt.NDArray[np.float64], affine: npt.NDArray[np.float64], lr_axis: int
+def _chord_mm(
+    mask: npt.NDArray[np.bool_],
+    affine: npt.NDArray[np.float64],
+    origin: npt.NDArray[np.float64],
+    direction: npt.NDArray[np.float64],
+    *,
+    reach_mm: float,
+    step_mm: float,
 ) -> float:
-    """Width of one in-plane pixel projected on a unit (A, S) direction."""
-    inplane = [a for a in range(3) if a != lr_axis]
-    return float(sum(abs(affine[1:3, a] @ direction) for a in inplane))
+    """Length (mm) of the part of a world line inside the mask (nearest-neighbour samples)."""
+    t = np.arange(-reach_mm, reach_mm + step_mm / 2, step_mm)
+    world = origin[:, None] + direction[:, None] * t[None, :]
+    inv = np.linalg.inv(affine)
+    vox = np.rint(inv[:3, :3] @ world + inv[:3, 3:4]).astype(int)
+    inside = np.all((vox >= 0) & (vox < np.asarray(mask.shape)[:, None]), axis=0)
+    hits = np.zeros(t.size, dtype=bool)
+    hits[inside] = mask[tuple(vox[:, inside])]
+    return float(hits.sum() * step_mm)
 
 
 def disc_geometry(
@@ -62,6 +74,7 @@ def disc_geometry(
     *,
     band_mm: float = 2.0,
     positions: tuple[float, float, float] = (0.1, 0.5, 0.9),
+    step_mm: float = 0.1,
 ) -> DiscGeometry | None:
     """Heights, depth and volume of one disc mask on a sagittal grid.
 
@@ -76,6 +89,8 @@ def disc_geometry(
     positions
         Fractions of the AP depth, from the anterior edge, of the anterior, middle
         and posterior height bands.
+    step_mm
+        Sampling step along each caliper line.
 
     Returns
     -------
@@ -88,53 +103,43 @@ def disc_geometry(
     volume = float(mask.sum()) * voxel_volume
     lr = left_right_axis(affine)
     other = tuple(a for a in range(3) if a != lr)
-    areas = mask.sum(axis=other)
-    mid = int(np.argmax(areas))
+    mid = int(np.argmax(mask.sum(axis=other)))
     pts = _sagittal_points(mask, affine, lr, mid)
     if len(pts) < 3:
         return DiscGeometry(None, None, None, 0.0, volume, mid)
-    centred = pts - pts.mean(axis=0)
-    _, vecs = np.linalg.eigh(np.cov(centred.T))
+    centre = pts.mean(axis=0)
+    _, vecs = np.linalg.eigh(np.cov((pts - centre).T))
     ap_dir = vecs[:, 1]  # largest eigenvalue: the disc's long (AP) axis
     if ap_dir[0] < 0:  # point anteriorly (+A)
         ap_dir = -ap_dir
     height_dir = np.array([-ap_dir[1], ap_dir[0]])
-    if height_dir[1] < 0:  # point superiorly
-        height_dir = -height_dir
-    u = centred @ ap_dir
-    v = centred @ height_dir
-    px_u = _pixel_width_along(ap_dir, affine, lr)
-    px_v = _pixel_width_along(height_dir, affine, lr)
-    depth = float(u.max() - u.min() + px_u)
-    anterior_edge = u.max() + px_u / 2
-    heights = [
-        _band_height(u, v, anterior_edge - frac * depth, band_mm, px_u, px_v) for frac in positions
-    ]
+    slice_x = float((affine[:3, :3] @ np.insert(np.zeros(2), lr, mid) + affine[:3, 3])[0])
+    origin = np.array([slice_x, centre[0], centre[1]])
+    ap3 = np.array([0.0, ap_dir[0], ap_dir[1]])
+    h3 = np.array([0.0, height_dir[0], height_dir[1]])
+    reach = float(np.ptp(pts, axis=0).max()) + 5.0
+    depth = _chord_mm(mask, affine, origin, ap3, reach_mm=reach, step_mm=step_mm)
+    u = (pts - centre) @ ap_dir
+    anterior_edge = float(u.max()) + 0.5 * _pixel_width_along(ap_dir, affine, lr)
+    heights: list[float | None] = []
+    for frac in positions:
+        at = anterior_edge - frac * depth
+        offsets = np.arange(-band_mm / 2, band_mm / 2 + 1e-9, 0.25)
+        chords = [
+            _chord_mm(mask, affine, origin + ap3 * (at + o), h3, reach_mm=reach, step_mm=step_mm)
+            for o in offsets
+        ]
+        chords = [c for c in chords if c > 0]
+        heights.append(float(np.median(chords)) if chords else None)
     return DiscGeometry(heights[0], heights[1], heights[2], depth, volume, mid)
 
 
-def _band_height(
-    u: npt.NDArray[np.float64],
-    v: npt.NDArray[np.float64],
-    centre: float,
-    band_mm: float,
-    px_u: float,
-    px_v: float,
-) -> float | None:
-    """Median over the band's pixel-wide columns of each column's edge-to-edge height.
-
-    Taking each column separately keeps a wedge's slope or a concave endplate from
-    inflating the height the way one max − min over the whole band would.
-    """
-    band = np.abs(u - centre) <= max(band_mm / 2, px_u / 2)
-    if not band.any():
-        return None
-    columns = np.floor((u[band] - centre) / px_u).astype(int)
-    vb = v[band]
-    per_column = [
-        vb[columns == c].max() - vb[columns == c].min() + px_v for c in np.unique(columns)
-    ]
-    return float(np.median(per_column))
+def _pixel_width_along(
+    direction: npt.NDArray[np.float64], affine: npt.NDArray[np.float64], lr_axis: int
+) -> float:
+    """Width of one in-plane pixel projected on a unit (A, S) direction."""
+    inplane = [a for a in range(3) if a != lr_axis]
+    return float(sum(abs(affine[1:3, a] @ direction) for a in inplane))
 
 
 def body_height_mm(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> float | None:
