@@ -41,9 +41,11 @@ def wedge_disc(
     return mask, affine
 
 
-@pytest.mark.parametrize("tilt", [0.0, 12.0, -20.0])
-def test_heights_and_depth_of_a_wedge(tilt: float) -> None:
-    mask, affine = wedge_disc(0.25, depth_mm=32.0, h_ant=14.0, h_post=8.0, tilt_deg=tilt)
+@pytest.mark.parametrize(
+    ("spacing", "tilt"), [(0.25, 0.0), (0.25, 12.0), (0.25, -20.0), (0.6, 4.0), (0.6, -7.0)]
+)
+def test_heights_and_depth_of_a_wedge(spacing: float, tilt: float) -> None:
+    mask, affine = wedge_disc(spacing, depth_mm=32.0, h_ant=14.0, h_post=8.0, tilt_deg=tilt)
     geom = disc_geometry(mask, affine)
     assert geom is not None
     assert geom.mid_slice == 2
