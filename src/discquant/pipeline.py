@@ -25,7 +25,7 @@ from discquant import __version__
 from discquant.errors import DiscquantError, NoDiscsFoundError
 from discquant.io.study import Series, Study, Volume
 from discquant.measure.discs import MeasureConfig, MeasureInputs, measure_discs
-from discquant.results import DISC_LABELS, AnalysisResult, DiscResult, StageStatus
+from discquant.results import CANAL_LABEL, DISC_LABELS, AnalysisResult, DiscResult, StageStatus
 
 log = logging.getLogger(__name__)
 
@@ -184,6 +184,7 @@ def analyze(
     try:
         with stages.run("segmentation") as status:
             segmentation = (segmenter or _default_segmenter(config))(anatomy)
+            segmentation.labels = _with_canal(segmentation)
             result.labels_t2 = segmentation.labels
             result.flags.extend(segmentation.flags)
             if not any((segmentation.labels.data == v).any() for v in DISC_LABELS.values()):
@@ -283,13 +284,24 @@ def _default_segmenter(config: AnalysisConfig) -> Segmenter:
 
 
 def _level_flags(segmentation: Any) -> dict[str, list[str]]:
+    """Per-level flags: every level is uncertain when the naming had no anchor."""
+    study_wide = {"level_uncertain", "sacrum_not_in_fov", "transitional_anatomy_suspected"}
+    uncertain = bool(study_wide & set(segmentation.flags))
     flags: dict[str, list[str]] = {}
-    for level in getattr(segmentation, "levels", []):
-        name = getattr(level, "name", None)
-        level_flags = list(getattr(level, "flags", []) or [])
-        if name and level_flags:
-            flags[name] = level_flags
+    for level in segmentation.levels:
+        if uncertain or level.confidence < 0.5:
+            flags[level.name] = ["level_uncertain"]
     return flags
+
+
+def _with_canal(segmentation: Any) -> Volume:
+    """The label map with the network's spinal canal as label 61 where nothing else is."""
+    labels = segmentation.labels
+    if segmentation.canal is None:
+        return labels
+    data = labels.data.copy()
+    data[(segmentation.canal.data > 0) & (data == 0)] = CANAL_LABEL
+    return Volume(data, labels.affine)
 
 
 def _to_dwi_grid(

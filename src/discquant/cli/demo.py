@@ -42,7 +42,7 @@ def demo_cmd(
             )
     if not quiet:
         truth = {
-            d.level: {"adc_np_um2_per_ms": d.np_adc_um2_per_ms, "grade": d.grade}
+            d.level: {"adc_np_um2_per_ms": d.np_region_adc_um2_per_ms, "grade": d.grade}
             for d in phantom.truth.discs
         }
         print_summary(result, paths, truth=truth)
