@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from discquant import __version__
-from discquant.errors import DiscquantError, NoDiscsFoundError
+from discquant.errors import DiscquantError, InvalidInputError, NoDiscsFoundError
 from discquant.io.study import Series, Study, Volume
 from discquant.measure.discs import MeasureConfig, MeasureInputs, measure_discs
 from discquant.results import CANAL_LABEL, DISC_LABELS, AnalysisResult, DiscResult, StageStatus
@@ -150,14 +150,26 @@ def analyze(
     pfirrmann_model
         A preloaded grading model; default the shipped one.
 
+    Raises
+    ------
+    InvalidInputError
+        When the study has no sagittal T2, no DWI and no ADC map.
+
     Returns
     -------
     AnalysisResult
-        Always returned; stages that failed are listed in ``result.stages`` with their
-        reasons, and ``result.flags`` holds ``no_lumbar_discs_found`` when the
-        segmentation found none (no numbers are then reported).
+        Returned for every study with something to analyse; stages that failed are
+        listed in ``result.stages`` with their reasons, and ``result.flags`` holds
+        ``no_lumbar_discs_found`` when the segmentation found none (no numbers are then
+        reported).
     """
     config = config or AnalysisConfig()
+    if study.t2 is None and study.dwi is None and study.adc is None:
+        found = ", ".join(f"{s.description} ({s.role.value})" for s in study.series) or "nothing"
+        raise InvalidInputError(
+            f"no sagittal T2 and no diffusion series to analyse (found: {found})",
+            path=study.source,
+        )
     stages = _Stages(progress)
     result = AnalysisResult(
         subject=study.subject, discs=[DiscResult(level=lv) for lv in DISC_LABELS]
@@ -172,7 +184,7 @@ def analyze(
 
     if t2 is None and result.b0 is None:
         stages.statuses.append(
-            StageStatus("segmentation", ok=False, message="no T2 and no DWI series in the study")
+            StageStatus("segmentation", ok=False, message="no image to segment (no T2, no DWI b≈0)")
         )
         result.stages = stages.statuses
         return result
