@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import binary_erosion, gaussian_filter
 
 from discquant.io.study import FloatArray, Volume
 from discquant.phantom import tissue as T
@@ -128,9 +128,10 @@ class DiscTruth:
     a grade II–V disc also holds fibrous bands and an NP→AF transition zone, so what an
     ideal measurement of the whole nucleus region sees is lower:
     ``np_region_adc_um2_per_ms`` is that value, the median of the voxel-wise log-linear
-    ADC of the noiseless trace signal over the DWI voxels whose majority is nucleus
-    (before noise, coil bias and distortion). Disc-level ADC measurements are compared
-    with it.
+    ADC of the noiseless trace signal over the DWI voxels whose majority is nucleus and
+    that lie at least one voxel from the disc border (before noise, coil bias and
+    distortion), the region definition of discquant's nucleus statistics. Disc-level
+    ADC measurements are compared with it.
     """
 
     level: str
@@ -272,6 +273,19 @@ def _dwi_directions(config: PhantomConfig) -> tuple[np.ndarray, np.ndarray]:
                 bl.append(float(b))
                 dl.append(d)
     return np.asarray(bl), np.asarray(dl)
+
+
+def _nucleus_core(dws: Any, label: int) -> np.ndarray:
+    """DWI voxels whose majority is nucleus and whose 3×3×3 neighbourhood is all disc.
+
+    The same region definition as discquant's nucleus statistics (docs/measurement.md:
+    at least one DWI voxel from the endplates and the disc border), so that the truth
+    and the measurement differ only by estimation error, not by definition.
+    """
+    disc = dws.labels == label
+    core = binary_erosion(disc, structure=np.ones((3, 3, 3), bool), border_value=0)
+    mask = core & (dws.nucleus > 0)
+    return mask if mask.any() else disc & (dws.nucleus > 0)
 
 
 def _region_adc(
@@ -434,7 +448,7 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
                 herniation=bool(specs[s.name].herniation),
                 modic=specs[s.name].modic,
                 np_region_adc_um2_per_ms=_region_adc(
-                    dws.signals, dws.texture_gain, (dws.labels == s.label) & (dws.nucleus > 0), bl
+                    dws.signals, dws.texture_gain, _nucleus_core(dws, s.label), bl
                 ),
             )
         )

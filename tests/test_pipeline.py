@@ -1,0 +1,145 @@
+"""`analyze` on phantom studies, with the phantom's own segmentation standing in for the CNN.
+
+These tests check the pipeline's logic (stages, partial studies, grids, flags) against the
+phantom's truth; the end-to-end tests with the shipped network are in test_end_to_end.py.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from discquant.errors import InvalidInputError
+from discquant.io.study import Series, SeriesRole, Study, Volume
+from discquant.phantom import PhantomConfig, PhantomStudy, generate_study
+from discquant.pipeline import analyze
+from discquant.results import LEVELS
+
+
+@pytest.fixture(scope="module")
+def phantom() -> PhantomStudy:
+    return generate_study(11, PhantomConfig(noise=False, epi_distortion=False))
+
+
+def _study(ph: PhantomStudy, *, t2: bool = True, dwi: bool = True) -> Study:
+    series = []
+    if t2:
+        series.append(Series(SeriesRole.T2, "test", "T2", ph.t2, "sagittal"))
+    if dwi:
+        series.append(
+            Series(
+                SeriesRole.DWI, "test", "DWI", ph.dwi, "sagittal",
+                bvals_s_per_mm2=ph.bvals, bvecs=ph.bvecs,
+            )
+        )  # fmt: skip
+    return Study("ph", tuple(series))
+
+
+def _truth_segmenter(labels: Volume, nucleus: Volume) -> Any:
+    seg = SimpleNamespace(labels=labels, nucleus=nucleus, canal=None, levels=[], flags=[])
+    return lambda image: seg
+
+
+def test_full_study_recovers_truth(phantom: PhantomStudy) -> None:
+    res = analyze(
+        _study(phantom), segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)
+    )
+    assert [d.level for d in res.discs] == list(LEVELS)
+    for disc in res.discs:
+        truth = phantom.truth.disc(disc.level)
+        assert disc.found
+        assert disc.adc_np is not None
+        # Noiseless, no distortion: what is left is the T2 → DWI grid transfer (measured:
+        # at most 3.0 % on this phantom; 0 % when the DWI labels are used directly).
+        assert disc.adc_np.median == pytest.approx(truth.np_region_adc_um2_per_ms, rel=0.035)
+        assert disc.volume_mm3 == pytest.approx(truth.volume_mm3, rel=1e-6)
+        assert disc.height_middle_mm == pytest.approx(truth.height_middle_mm, abs=0.6)
+        assert disc.water_index == pytest.approx(disc.adc_np.median / 2.0)
+        # The default (phantom) calibration covers 1.1–2.0 µm²/ms and withholds the rest.
+        in_range = 1.1 <= disc.adc_np.median <= 2.0
+        assert (disc.water_percent is not None) == in_range
+    # T2 nucleus/CSF ratio falls with grade (phantom grades 2, 3, 3, 4, 5).
+    ratios = [d.t2_np_csf_ratio for d in res.discs]
+    assert all(r is not None for r in ratios)
+    assert ratios[0] > ratios[1] and ratios[2] > ratios[3] > ratios[4]  # type: ignore[operator]
+    assert {s.name for s in res.stages if s.ok} >= {"diffusion", "segmentation", "measurement"}
+
+
+def test_t2_only_gives_geometry_and_t2_without_adc(phantom: PhantomStudy) -> None:
+    res = analyze(
+        _study(phantom, dwi=False),
+        segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2),
+    )
+    assert all(d.found for d in res.discs)
+    assert all(d.adc_np is None and d.adc_disc is None for d in res.discs)
+    assert all(d.height_middle_mm is not None and d.t2_np_csf_ratio for d in res.discs)
+    assert res.adc_map is None
+    assert "diffusion" not in {s.name for s in res.stages}
+
+
+def test_dwi_only_segments_the_b0_and_gives_adc(phantom: PhantomStudy) -> None:
+    seen: list[Volume] = []
+
+    def segmenter(image: Volume) -> Any:
+        seen.append(image)
+        return _truth_segmenter(phantom.labels_dwi, phantom.nucleus_dwi)(image)
+
+    res = analyze(_study(phantom, t2=False), segmenter=segmenter)
+    assert seen[0].shape == phantom.dwi.shape[:3]  # the b≈0 image on the DWI grid
+    for disc in res.discs:
+        truth = phantom.truth.disc(disc.level)
+        assert disc.adc_np is not None
+        # The truth's own DWI labels and region definition: only the fit differs (WLS here,
+        # log-linear OLS in the truth; they differ on voxels mixing nucleus and bands).
+        assert disc.adc_np.median == pytest.approx(truth.np_region_adc_um2_per_ms, rel=0.01)
+        assert disc.t2_np_csf_ratio is None  # no T2 measures from a b≈0 image
+
+
+def test_single_mid_sagittal_slice(phantom: PhantomStudy) -> None:
+    mid = phantom.t2.shape[2] // 2
+
+    def one_slice(v: Volume) -> Volume:
+        affine = v.affine.copy()
+        affine[:3, 3] = v.affine[:3, :3] @ np.array([0, 0, mid]) + v.affine[:3, 3]
+        return Volume(np.ascontiguousarray(v.data[..., mid : mid + 1]), affine)
+
+    t2 = one_slice(phantom.t2)
+    study = Study("ph", (Series(SeriesRole.T2, "test", "T2", t2, "sagittal"),))
+    res = analyze(
+        study,
+        segmenter=_truth_segmenter(one_slice(phantom.labels_t2), one_slice(phantom.nucleus_t2)),
+    )
+    for disc in res.discs:
+        truth = phantom.truth.disc(disc.level)
+        assert disc.found
+        assert disc.height_middle_mm == pytest.approx(truth.height_middle_mm, abs=0.8)
+        assert disc.t2_np_csf_ratio is not None
+
+
+def test_no_discs_found_is_flagged_without_numbers(phantom: PhantomStudy) -> None:
+    empty = Volume(np.zeros(phantom.t2.shape, np.int16), phantom.t2.affine)
+    res = analyze(_study(phantom), segmenter=_truth_segmenter(empty, empty))
+    assert "no_lumbar_discs_found" in res.flags
+    assert not any(d.found for d in res.discs)
+    assert all(d.adc_np is None and d.volume_mm3 is None for d in res.discs)
+    assert [s.ok for s in res.stages if s.name == "segmentation"] == [False]
+
+
+def test_failed_stage_keeps_the_others(phantom: PhantomStudy) -> None:
+    def broken(image: Volume) -> Any:
+        raise RuntimeError("out of memory")
+
+    res = analyze(_study(phantom), segmenter=broken)
+    status = {s.name: s for s in res.stages}
+    assert status["diffusion"].ok and res.adc_map is not None
+    assert not status["segmentation"].ok
+    assert "out of memory" in status["segmentation"].message
+
+
+def test_study_without_t2_or_dwi_is_bad_input(phantom: PhantomStudy) -> None:
+    other = Series(SeriesRole.OTHER, "localizer", "Localizer", phantom.t2, "sagittal")
+    with pytest.raises(InvalidInputError, match="no sagittal T2 and no diffusion"):
+        analyze(Study("ph", (other,)))
