@@ -35,6 +35,7 @@ from discquant.evaluate.segmentation import (
     read_boxes,
     summarise,
 )
+from discquant.io.study import Volume
 from discquant.segment import load_segmentation_model, segment_spine, write_segmentation
 from discquant.segment.data import load_nifti_volume
 
@@ -114,32 +115,56 @@ def run_midsag(model_path: Path | None, out: Path, limit: int | None = None) -> 
     return result
 
 
-def run_phantom(model_path: Path | None, n: int, out: Path) -> dict[str, Any]:
+def phantom_case(seed: int, cache: Path | None) -> tuple[Volume, np.ndarray, np.ndarray]:
+    """T2, label map and nucleus mask of the default phantom study ``seed`` (cached)."""
+    f = None if cache is None else cache / f"study-{seed}.npz"
+    if f is not None and f.is_file():
+        z = np.load(f)
+        return Volume(data=z["t2"], affine=z["affine"]), z["labels"], z["nucleus"]
+    from discquant.phantom import generate_study
+
+    study = generate_study(seed)
+    t2 = study.t2
+    labels = np.asarray(study.labels_t2.data).astype(np.int16)
+    nucleus = np.asarray(study.nucleus_t2.data).astype(np.uint8)
+    if f is not None:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(f, t2=t2.data, affine=t2.affine, labels=labels, nucleus=nucleus)
+    return t2, labels, nucleus
+
+
+def run_phantom(
+    model_path: Path | None, n: int, out: Path, cache: Path | None = None
+) -> dict[str, Any]:
     """Disc Dice/HD95/naming and nucleus Dice on unseen default phantom studies.
 
     Phantom vertebra labels cover body and posterior elements while the network's body
     class is the vertebral body only, so only discs (and the nucleus) are scored.
     """
-    from discquant.phantom import generate_study
-
     model = load_segmentation_model(model_path)
     cases = []
     nucleus_dice = []
     flags = []
     for i in range(n):
-        study = generate_study(10_000 + i)
-        t2 = study.t2
+        t2, labels, nucleus = phantom_case(10_000 + i, cache)
         seg = segment_spine(t2, model=model)
-        ref = np.asarray(study.labels_t2.data).astype(np.int32)
-        ref = np.where((ref >= 100) & (ref < 200), ref, 0)
+        ref = np.where((labels >= 100) & (labels < 200), labels, 0)
         pred = seg.labels.data.astype(np.int32)
         cases.append(evaluate_case(pred, ref, t2.voxel_mm, case=str(10_000 + i)))
         if seg.nucleus is not None:
             a = seg.nucleus.data > 0
-            b = np.asarray(study.nucleus_t2.data) > 0
+            b = nucleus > 0
             nucleus_dice.append(float(2 * (a & b).sum() / max(a.sum() + b.sum(), 1)))
         flags.append(seg.flags)
         print(i, cases[-1].dice, cases[-1].levels_named, seg.flags, flush=True)
+        if (i + 1) % 10 == 0 or i + 1 == n:
+            _phantom_summary(cases, nucleus_dice, flags, out)
+    return _phantom_summary(cases, nucleus_dice, flags, out)
+
+
+def _phantom_summary(
+    cases: list[Any], nucleus_dice: list[float], flags: list[list[str]], out: Path
+) -> dict[str, Any]:
     summary = summarise(cases)
     summary["nucleus_dice_mean"] = float(np.mean(nucleus_dice)) if nucleus_dice else None
     summary["all_levels_named_fraction"] = float(
@@ -147,7 +172,7 @@ def run_phantom(model_path: Path | None, n: int, out: Path) -> dict[str, Any]:
     )
     summary["flags"] = flags
     (out / "phantom.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps({k: v for k, v in summary.items() if k != "flags"}, indent=2))
+    print(json.dumps({k: v for k, v in summary.items() if k != "flags"}, indent=2), flush=True)
     return summary
 
 
@@ -155,7 +180,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["cv", "midsag", "phantom"])
+    ap.add_argument("what", choices=["cv", "midsag", "phantom", "phantom-cache"])
+    ap.add_argument("--cache", type=Path, default=None, help="phantom: studies cache folder")
     ap.add_argument("--runs", type=Path, default=ROOT / "runs")
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--n", type=int, default=100)
@@ -167,8 +193,11 @@ def main() -> None:
         run_cv(a.runs, a.out)
     elif a.what == "midsag":
         run_midsag(a.model, a.out, a.limit)
+    elif a.what == "phantom-cache":
+        for i in range(a.n):
+            phantom_case(10_000 + i, a.cache)
     else:
-        run_phantom(a.model, a.n, a.out)
+        run_phantom(a.model, a.n, a.out, a.cache)
 
 
 if __name__ == "__main__":

@@ -85,3 +85,15 @@ def test_disc_names_round_trip(label: int, name: str) -> None:
 
 def test_vertebra_names() -> None:
     assert [vertebra_name(v) for v in (19, 20, 24, 26)] == ["T12", "L1", "L5", "S"]
+
+
+def test_missed_l5_s1_disc_is_inferred_from_the_body_above_the_sacrum() -> None:
+    cls = spine(6, sacrum=True)
+    rows = np.nonzero((cls[:, 20, 2] == DISC))[0]
+    lowest = rows[rows > rows.max() - 8]
+    cls[lowest.min() : lowest.max() + 1] = 0  # L5-S1 not seen (thin, dark disc)
+    named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
+    assert [lv.name for lv in named.levels] == ["T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5"]
+    assert [lv.label for lv in named.levels] == [119, 120, 121, 122, 123]
+    assert "l5_s1_disc_not_seen" in named.flags
+    assert named.labels[5 + 5 * 33 + 10, 20, 2] == 24  # the body below the lowest disc: L5

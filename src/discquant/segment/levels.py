@@ -52,6 +52,7 @@ FLAG_NO_SACRUM = "sacrum_not_in_fov"
 FLAG_TRANSITIONAL = "transitional_anatomy_suspected"
 FLAG_LEVEL_UNCERTAIN = "level_uncertain"
 FLAG_NO_DISCS = "no_discs_found"
+FLAG_L5S1_NOT_SEEN = "l5_s1_disc_not_seen"
 
 
 def vertebra_name(label: int) -> str:
@@ -161,6 +162,28 @@ def _touches_bone(
     return bool((shell & bone[box]).sum() >= min_ratio * comp.sum())
 
 
+def _body_below_lowest(
+    body: npt.NDArray[np.bool_],
+    affine: npt.NDArray[np.float64],
+    pts: npt.NDArray[np.float64],
+    tangents: list[npt.NDArray[np.float64]],
+) -> bool:
+    """Whether the body class below the lowest disc is as big as half a typical body."""
+    idx = np.argwhere(body)
+    if len(idx) == 0:
+        return False
+    xyz = (affine @ np.c_[idx, np.ones(len(idx))].T)[:3].T
+    nearest = np.linalg.norm(xyz[:, None, :] - pts[None, :, :], axis=2).argmin(axis=1)
+    side = np.einsum("ij,ij->i", xyz - pts[nearest], np.array(tangents)[nearest])
+    n = len(pts)
+    between = [
+        int(((nearest == i) & (side > 0)).sum() + ((nearest == i + 1) & (side < 0)).sum())
+        for i in range(n - 1)
+    ]
+    below = int(((nearest == n - 1) & (side > 0)).sum())
+    return bool(between) and below >= 0.5 * float(np.median(between))
+
+
 def _centroid_mm(
     mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
@@ -206,10 +229,14 @@ def name_levels(
     bone = classes == body_class
     if sacrum_class is not None:
         bone = bone | (classes == sacrum_class)
+    # Large components (at least half the largest) are discs; smaller ones must lie
+    # against bone (a bright blob in the soft tissue or canal does not).
+    candidates = _components(classes == disc_class, min_fraction * 0.5)
+    largest = max((int(d.sum()) for d in candidates), default=0)
     discs = [
         d
-        for d in _components(classes == disc_class, min_fraction * 0.5)
-        if _touches_bone(d, bone, spacing, radius_mm=3.0, min_ratio=0.3)
+        for d in candidates
+        if d.sum() >= 0.5 * largest or _touches_bone(d, bone, spacing, radius_mm=3.0, min_ratio=0.3)
     ]
     if discs:
         sizes = [int(d.sum()) for d in discs]
@@ -256,7 +283,14 @@ def name_levels(
     if n >= 3 and volumes[-1] < 0.35 * float(np.median(volumes[:-1])):
         flags.append(FLAG_TRANSITIONAL)
 
-    disc_labels = [DISC_OFFSET + L5 - (n - 1 - i) for i in range(n)]
+    # A whole vertebral body (body class, not sacrum) below the lowest disc, with the
+    # sacrum further down, means the L5-S1 disc was missed (thin, degenerated, dark on
+    # T1): the lowest disc found is then L4-L5.
+    shift = 0
+    if sacrum_found and n >= 3 and _body_below_lowest(classes == body_class, affine, pts, tangents):
+        shift = 1
+        flags += [FLAG_L5S1_NOT_SEEN, FLAG_LEVEL_UNCERTAIN]
+    disc_labels = [DISC_OFFSET + L5 - shift - (n - 1 - i) for i in range(n)]
     levels: list[DiscLevel] = []
     for d, c, lab, vol in zip(discs, centroids, disc_labels, volumes, strict=True):
         out[d] = lab
