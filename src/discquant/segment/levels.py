@@ -52,7 +52,7 @@ FLAG_NO_SACRUM = "sacrum_not_in_fov"
 FLAG_TRANSITIONAL = "transitional_anatomy_suspected"
 FLAG_LEVEL_UNCERTAIN = "level_uncertain"
 FLAG_NO_DISCS = "no_discs_found"
-FLAG_L5S1_NOT_SEEN = "l5_s1_disc_not_seen"
+FLAG_L5S1_SUSPECT = "l5_s1_disc_possibly_missed"
 
 
 def vertebra_name(label: int) -> str:
@@ -284,13 +284,12 @@ def name_levels(
         flags.append(FLAG_TRANSITIONAL)
 
     # A whole vertebral body (body class, not sacrum) below the lowest disc, with the
-    # sacrum further down, means the L5-S1 disc was missed (thin, degenerated, dark on
-    # T1): the lowest disc found is then L4-L5.
-    shift = 0
+    # sacrum further down, suggests a missed L5-S1 disc (thin, degenerated, dark on T1)
+    # or an S1 taken for a body. Which of the two cannot be told here, so it is flagged
+    # and the names are kept (shifting them was measured to do more harm than good).
     if sacrum_found and n >= 3 and _body_below_lowest(classes == body_class, affine, pts, tangents):
-        shift = 1
-        flags += [FLAG_L5S1_NOT_SEEN, FLAG_LEVEL_UNCERTAIN]
-    disc_labels = [DISC_OFFSET + L5 - shift - (n - 1 - i) for i in range(n)]
+        flags += [FLAG_L5S1_SUSPECT, FLAG_LEVEL_UNCERTAIN]
+    disc_labels = [DISC_OFFSET + L5 - (n - 1 - i) for i in range(n)]
     levels: list[DiscLevel] = []
     for d, c, lab, vol in zip(discs, centroids, disc_labels, volumes, strict=True):
         out[d] = lab
