@@ -183,13 +183,15 @@ def spider_discs(root: Path) -> list[GradedDisc]:
         ) from exc
     grades = pd.read_csv(root / "gradings.tsv", sep="\t")
     grades = grades[grades["level"].isin(DISC_LABELS)]
+    # the source spells the column "pfirrman_grade"
+    col = "pfirrmann_grade" if "pfirrmann_grade" in grades.columns else "pfirrman_grade"
     out: list[GradedDisc] = []
     missing = 0
     for subject, g in grades.groupby("subject"):
         path = root / f"{subject}_T2w.nii.gz"
         vol = load_nifti_volume(path)
         labels = segment_spine(vol).labels.data
-        for level, grade in zip(g.level, g.pfirrmann_grade, strict=True):
+        for level, grade in zip(g.level, g[col], strict=True):
             mask = labels == DISC_LABELS[level]
             if mask.sum() < 10:
                 missing += 1

@@ -160,6 +160,7 @@ def train_network(
     seed: int,
     log_file: Path | None = None,
     tag: str = "final",
+    init_state: dict[str, Any] | None = None,
 ) -> tuple[Any, list[float]]:
     """Train a fresh network; returns it and the mean loss of each epoch.
 
@@ -174,6 +175,8 @@ def train_network(
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     net = build_network(cfg.arch, in_channels=cfg.crop.slices)
+    if init_state is not None:  # fine-tuning from trained weights
+        net.load_state_dict(init_state)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = int(np.ceil(len(crops) / cfg.batch_size))
     total = cfg.epochs * steps_per_epoch
