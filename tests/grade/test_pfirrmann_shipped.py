@@ -35,7 +35,7 @@ def test_packaged_model_is_small_and_documented(model) -> None:  # type: ignore[
 
     folder = resources.files("discquant") / "models" / "pfirrmann"
     assert (folder / "pfirrmann.pt").stat().st_size <= 8 * 1024 * 1024  # type: ignore[attr-defined]
-    assert "Held-out" in (folder / "MODEL_CARD.md").read_text()
+    assert "50 held-out patients" in (folder / "MODEL_CARD.md").read_text()
     assert len(model.metadata["holdout_subjects"]) == 50
 
 
