@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,10 +10,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True)
-def _workers_import_tests(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Dask worker processes are spawned with this process's ``sys.path``: put the repository
-    root on it so that they can unpickle the stand-in study function (tests/cohort/standin.py).
+@pytest.fixture(scope="module", autouse=True)
+def _workers_import_tests() -> Iterator[None]:
+    """Dask worker processes are spawned with this process's ``sys.path`` and environment:
+    put the repository root on both so that they can unpickle the stand-in study functions
+    (tests/cohort/standin.py). Module-scoped and autouse, so that it is in place before any
+    module-scoped cluster starts its workers.
     """
-    monkeypatch.syspath_prepend(str(REPO))
-    monkeypatch.setenv("PYTHONPATH", str(REPO))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(REPO))
+        mp.setenv("PYTHONPATH", str(REPO))
+        yield

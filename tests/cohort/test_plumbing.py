@@ -53,6 +53,7 @@ def test_manifest_missing_path_fails_that_row_only(tmp_path: Path) -> None:
     out = tmp_path / "out"
     run = _run(studies, out)
     assert (run.done, run.failed, run.skipped) == (2, 2, 0)
+    assert run.cohort_status == {"complete": 2, "failed": 2}
     discs = pd.read_csv(out / "cohort_discs.csv")
     got = discs[["subject", "level", "adc_np_median"]].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, _expected(3, skip={1}), check_dtype=False)
@@ -115,6 +116,7 @@ def test_resume_skips_done_redoes_changed_partial_and_failed(tmp_path: Path) -> 
     second = _run(studies, out, workers=1)
     by_subject = {o.subject: o.status for o in second.outcomes}
     assert by_subject == {"s00": "skipped", "s01": "complete", "s02": "complete", "s03": "complete"}
+    assert second.cohort_status == {"complete": 4}  # s00 counted although skipped
     assert rec.read_record(out, "s00") == before["s00"]
     assert not stale.exists()
     discs = pd.read_csv(out / "cohort_discs.csv")

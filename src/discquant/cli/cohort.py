@@ -97,9 +97,7 @@ def cohort_cmd(
     ] = None,
     scheduler: Annotated[
         str | None,
-        typer.Option(
-            help="A running Dask scheduler: address (tcp://host:8786) or scheduler file."
-        ),
+        typer.Option(help="A running Dask scheduler: address (tcp://host:8786) or scheduler file."),
     ] = None,
     resume: Annotated[
         bool, typer.Option(help="Skip studies already finished with the same inputs and config.")
@@ -168,8 +166,10 @@ def cohort_cmd(
             f"{run.total} studies: {run.done} analysed ({run.partial} partial), "
             f"{run.skipped} skipped, {run.failed} failed in {run.wall_s:.1f} s "
             f"({run.studies_per_min:.1f} studies/min)\n"
+            f"cohort: {', '.join(f'{n} {k}' for k, n in sorted(run.cohort_status.items()))}\n"
             f"tables: {out / 'cohort_discs.parquet'}, {out / 'cohort_failures.csv'}\n"
             f"report: {out / 'cohort_report.html'}"
         )
-    if run.failed or run.partial:
+    status = run.cohort_status
+    if status.get("failed") or status.get("partial") or run.failed:
         raise typer.Exit(code=3)

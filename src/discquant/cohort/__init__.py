@@ -10,7 +10,7 @@ it imports dask; the command line imports it inside the ``cohort`` command only.
 from __future__ import annotations
 
 from discquant.cohort.manifest import CohortStudy, input_fingerprint, read_cohort
-from discquant.cohort.run import CohortProgress, CohortRun, run_cohort
+from discquant.cohort.run import CohortProgress, CohortRun, local_cluster, run_cohort
 from discquant.cohort.tables import CohortTables, collect_tables, write_cohort_tables
 from discquant.cohort.worker import CohortOptions, StudyOutcome, StudyReport, pipeline_study
 
@@ -24,6 +24,7 @@ __all__ = [
     "StudyReport",
     "collect_tables",
     "input_fingerprint",
+    "local_cluster",
     "pipeline_study",
     "read_cohort",
     "run_cohort",

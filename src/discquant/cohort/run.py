@@ -83,6 +83,10 @@ class CohortRun:
     workers: int
     scheduler: str
     outcomes: list[StudyOutcome]
+    cohort_status: dict[str, int] = field(default_factory=dict)
+    """Studies per status over the whole cohort after the run (``complete``, ``partial``,
+    ``failed``, ...), skipped ones counted with their earlier status; empty when the tables
+    were not rebuilt."""
 
     @property
     def studies_per_min(self) -> float:
@@ -100,6 +104,7 @@ class CohortRun:
             "workers": self.workers,
             "scheduler": self.scheduler,
             "studies_per_min": round(self.studies_per_min, 3),
+            "cohort_status": dict(self.cohort_status),
             "finished_at": records.now_iso(),
         }
 
@@ -108,22 +113,20 @@ def _task_key(study: CohortStudy, token: str) -> str:
     return f"discquant-study-{study.subject}-{token}"
 
 
-def _start_client(
-    *, workers: int | None, scheduler: str | None, allowed_failures: int
-) -> tuple[Any, Any]:
-    import dask
-    from distributed import Client, LocalCluster
+def local_cluster(workers: int = 1, *, allowed_failures: int = 2) -> Any:
+    """A ``LocalCluster`` of single-threaded worker processes set up for cohort tasks.
 
-    if scheduler:
-        if Path(scheduler).is_file():  # a scheduler file (dask scheduler --scheduler-file)
-            return Client(scheduler_file=scheduler), None
-        return Client(scheduler), None
-    n = workers or 1
-    # The scheduler runs in this process; a task whose worker dies is re-run on another
-    # worker up to ``allowed-failures`` times, then fails with KilledWorker. A worker-saturation
-    # of 1.0 gives each single-threaded worker one study at a time: no study waits in a
-    # worker's queue, so none is blamed (and counted towards KilledWorker) when a study
-    # running before it kills the worker. Studies last seconds, so prefetching gains nothing.
+    ``run_cohort`` makes one when given no scheduler; pass ``cluster.scheduler_address`` to
+    several ``run_cohort`` calls to share one (and its loaded models) between them.
+    """
+    import dask
+    from distributed import LocalCluster
+
+    # A task whose worker dies is re-run on another worker up to ``allowed-failures``
+    # times, then fails with KilledWorker. A worker-saturation of 1.0 gives each
+    # single-threaded worker one study at a time: no study waits in a worker's queue, so
+    # none is blamed (and counted towards KilledWorker) when a study running before it
+    # kills the worker. Studies last seconds, so prefetching gains nothing.
     # Dask sets MALLOC_TRIM_THRESHOLD_=65536 in its workers to return freed memory to the
     # OS early; for a study's large, short-lived arrays that makes glibc unmap and re-map
     # memory all the time and the pipeline ran 1.8x slower (benchmarks/cohort.py, docs).
@@ -134,13 +137,25 @@ def _start_client(
         "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     }
     with dask.config.set(settings):
-        cluster = LocalCluster(
-            n_workers=n,
+        return LocalCluster(
+            n_workers=workers,
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
             silence_logs=logging.WARNING,
         )
+
+
+def _start_client(
+    *, workers: int | None, scheduler: str | None, allowed_failures: int
+) -> tuple[Any, Any]:
+    from distributed import Client
+
+    if scheduler:
+        if Path(scheduler).is_file():  # a scheduler file (dask scheduler --scheduler-file)
+            return Client(scheduler_file=scheduler), None
+        return Client(scheduler), None
+    cluster = local_cluster(workers or 1, allowed_failures=allowed_failures)
     return Client(cluster), cluster
 
 
@@ -339,6 +354,9 @@ def _run_locked(
         from discquant.cohort.tables import write_cohort_tables
 
         tables = write_cohort_tables(out, studies)
+        if not tables.studies.empty:
+            counts = tables.studies["status"].value_counts()
+            run.cohort_status = {str(k): int(v) for k, v in counts.items()}
         write_cohort_report(out, tables, run.to_json())
     return run
 
