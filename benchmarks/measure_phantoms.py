@@ -1,0 +1,106 @@
+"""Per-disc measurement accuracy on unseen phantoms (issue 6 targets; run by hand).
+
+    .venv/bin/python benchmarks/measure_phantoms.py --n 50 [--segmenter cnn|truth] [--snr 20]
+
+Each phantom (seeds 5000 + i, never used in training: the segmentation and grading
+models train on other seeds) has its DWI at the given SNR (b = 0, nucleus of a grade-II
+disc), the DWI grid offset from the T2 grid and EPI distortion on. The pipeline runs as
+`discquant analyze` does, with the shipped CNN (`cnn`) or with the phantom's own T2
+labels (`truth`, which isolates the measurement from the segmentation). Prints, against
+the phantom truth: nucleus ADC bias and 95th percentile of |relative error| (truth: the
+nucleus-core ADC, DiscTruth.np_region_adc_um2_per_ms), share of discs within 5 %, disc
+volume error, middle height error, levels found, and Pfirrmann exact agreement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from discquant.io.study import Series, SeriesRole, Study
+from discquant.phantom import PhantomConfig, generate_study
+from discquant.pipeline import AnalysisConfig, analyze
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=50)
+    parser.add_argument("--snr", type=float, default=20.0)
+    parser.add_argument("--segmenter", choices=("cnn", "truth"), default="cnn")
+    parser.add_argument("--first-seed", type=int, default=5000)
+    args = parser.parse_args()
+
+    rows: list[dict[str, Any]] = []
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    for i in range(args.n):
+        seed = args.first_seed + i
+        grades = tuple(int(g) for g in rng.integers(1, 6, size=5))
+        ph = generate_study(seed, PhantomConfig(snr=args.snr, epi_distortion=True, grades=grades))  # type: ignore[arg-type]
+        study = Study(
+            f"ph{seed}",
+            (
+                Series(SeriesRole.T2, "phantom", "T2", ph.t2, "sagittal"),
+                Series(
+                    SeriesRole.DWI, "phantom", "DWI", ph.dwi, "sagittal",
+                    bvals_s_per_mm2=ph.bvals, bvecs=ph.bvecs,
+                ),
+            ),
+        )  # fmt: skip
+        segmenter = None
+        if args.segmenter == "truth":
+            seg = SimpleNamespace(
+                labels=ph.labels_t2, nucleus=ph.nucleus_t2, canal=None, levels=[], flags=[]
+            )
+            segmenter = lambda image, seg=seg: seg  # noqa: E731
+        res = analyze(study, config=AnalysisConfig(), segmenter=segmenter)
+        for disc in res.discs:
+            t = ph.truth.disc(disc.level)
+            rows.append(
+                {
+                    "found": disc.found,
+                    "adc_err": (disc.adc_np.median / t.np_region_adc_um2_per_ms - 1)
+                    if disc.adc_np
+                    else np.nan,
+                    "vol_err": (disc.volume_mm3 / t.volume_mm3 - 1) if disc.volume_mm3 else np.nan,
+                    "h_err": (disc.height_middle_mm - t.height_middle_mm)
+                    if disc.height_middle_mm
+                    else np.nan,
+                    "grade_ok": disc.pfirrmann_grade == t.grade if disc.pfirrmann_grade else np.nan,
+                    "grade": t.grade,
+                }
+            )
+    seconds = time.perf_counter() - t0
+    adc = np.array([r["adc_err"] for r in rows], dtype=float)
+    vol = np.array([r["vol_err"] for r in rows], dtype=float)
+    h = np.array([r["h_err"] for r in rows], dtype=float)
+    ok = np.array([r["grade_ok"] for r in rows], dtype=float)
+    found = np.mean([r["found"] for r in rows])
+    print(f"{args.n} phantoms, {len(rows)} discs, segmenter={args.segmenter}, SNR {args.snr}")
+    print(f"discs found:                 {100 * found:.1f} %")
+    print(
+        f"nucleus ADC bias:            {100 * np.nanmean(adc):+.2f} %"
+        f"  (withheld {np.isnan(adc).sum()})"
+    )
+    print(f"nucleus ADC |error| p95:     {100 * np.nanpercentile(np.abs(adc), 95):.2f} %")
+    print(f"discs with |ADC error| < 5 %: {100 * np.nanmean(np.abs(adc) < 0.05):.1f} %")
+    for g in range(1, 6):
+        sel = np.array([r["grade"] == g for r in rows]) & np.isfinite(adc)
+        if sel.any():
+            print(f"  grade {g}: bias {100 * adc[sel].mean():+.2f} %, p95 |error| "
+                  f"{100 * np.percentile(np.abs(adc[sel]), 95):.2f} % (n={sel.sum()})")  # fmt: skip
+    print(f"volume error: mean {100 * np.nanmean(vol):+.2f} %, p95 |error| "
+          f"{100 * np.nanpercentile(np.abs(vol), 95):.2f} %")  # fmt: skip
+    print(f"middle height error: mean {np.nanmean(h):+.2f} mm, p95 |error| "
+          f"{np.nanpercentile(np.abs(h), 95):.2f} mm")  # fmt: skip
+    if np.isfinite(ok).any():
+        print(f"Pfirrmann exact: {100 * np.nanmean(ok):.1f} % (n={np.isfinite(ok).sum()})")
+    print(f"{seconds:.0f} s in all, {seconds / args.n:.1f} s per phantom")
+
+
+if __name__ == "__main__":
+    main()
