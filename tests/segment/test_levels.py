@@ -101,3 +101,14 @@ def test_a_body_between_lowest_disc_and_sacrum_is_flagged() -> None:
         "l5_s1_disc_possibly_missed"
         not in name_levels(spine(6, sacrum=True), AFFINE, sacrum_class=SACRUM).flags
     )
+
+
+def test_upper_sacrum_called_body_beside_sacrum_voxels_is_not_a_missed_disc() -> None:
+    """The network often labels the front of S1 "body" next to its "sacrum" voxels."""
+    cls = spine(6, sacrum=True)
+    sacrum_rows = np.nonzero(cls[:, 20, 2] == SACRUM)[0]
+    s1 = slice(sacrum_rows.min(), sacrum_rows.min() + 25)
+    cls[s1, 10:25, :] = BODY  # anterior half of S1 as body, the posterior half sacrum
+    named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
+    assert [lv.label for lv in named.levels][-1] == 124
+    assert "l5_s1_disc_possibly_missed" not in named.flags
