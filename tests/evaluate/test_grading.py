@@ -10,7 +10,12 @@ import pytest
 from typer.testing import CliRunner
 
 from discquant.cli import app
-from discquant.evaluate.grading import bland_altman, bland_altman_plot, grade_agreement
+from discquant.evaluate.grading import (
+    binary_agreement,
+    bland_altman,
+    bland_altman_plot,
+    grade_agreement,
+)
 
 # Hand example: reference 1,1,2,2,3,3 vs predicted 1,2,2,3,3,3.
 # Confusion (rows ref 1..3): [1,1,0], [0,1,1], [0,0,2].
@@ -130,3 +135,41 @@ def test_cli_evaluate_grade_bad_input(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref)])
     assert res.exit_code == 2
     assert "ref.tsv" in res.output and "level" in res.output
+
+
+def test_binary_agreement_by_hand() -> None:
+    # ref 1,1,0,0,0,0 vs pred 1,0,0,0,1,0: TP 1, FN 1, TN 3, FP 1
+    b = binary_agreement(
+        [1, 1, 0, 0, 0, 0], [1, 0, 0, 0, 1, 0], scores=[0.9, 0.4, 0.1, 0.2, 0.6, 0.3]
+    )
+    assert b.prevalence == pytest.approx(2 / 6)
+    assert b.sensitivity == pytest.approx(0.5)
+    assert b.specificity == pytest.approx(0.75)
+    assert b.balanced_accuracy == pytest.approx(0.625)
+    assert b.accuracy == pytest.approx(4 / 6)
+    # positives' scores 0.9, 0.4 against negatives 0.1, 0.2, 0.6, 0.3: 7 of 8 pairs ordered
+    assert b.auc == pytest.approx(7 / 8)
+    assert b.confusion == [[3, 1], [1, 1]]
+    none = binary_agreement([0, 0], [0, 1])
+    assert np.isnan(none.sensitivity) and none.specificity == 0.5 and np.isnan(none.auc)
+    with pytest.raises(ValueError, match="0 or 1"):
+        binary_agreement([0, 2], [0, 1])
+
+
+def test_cli_evaluate_binary(tmp_path: Path) -> None:
+    rows = [("s1", "L4-L5", 1, 1, 0.9), ("s1", "L5-S1", 0, 0, 0.2), ("s2", "L4-L5", 0, 1, 0.7)]
+    pred = _write(
+        tmp_path / "pred.tsv",
+        "subject\tlevel\therniation\tpredicted\tp_herniation",
+        [f"{s}\t{lv}\t{r}\t{p}\t{q}" for s, lv, r, p, q in rows],
+    )
+    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(pred), "--binary"]
+    args += ["--column", "herniation", "--pred-column", "predicted"]
+    args += ["--score-column", "p_herniation", "--no-by-level"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "sensitivity" in res.output
+    js = json.loads(res.output[res.output.index("{") :])
+    assert js["all"]["sensitivity"] == 1.0
+    assert js["all"]["specificity"] == 0.5
+    assert js["all"]["auc"] == 1.0

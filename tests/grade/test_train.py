@@ -11,10 +11,12 @@ from discquant.errors import InvalidInputError, ModelError
 from discquant.grade import grade_disc_crops, load_pfirrmann_model
 from discquant.grade.pfirrmann import PfirrmannModel, save_pfirrmann_model
 from discquant.grade.train import (
+    AugmentConfig,
     GradeTrainConfig,
     class_weights,
     load_config,
     patient_splits,
+    run_training,
     train_network,
 )
 
@@ -109,6 +111,50 @@ def test_repository_config_is_valid() -> None:
     cfg = load_config(REPO / "configs" / "grade.yaml")
     assert cfg.crop.shape == (60, 80)
     assert cfg.holdout_patients == 50
+    spider = load_config(REPO / "configs" / "grade-spider.yaml")
+    hern = load_config(REPO / "configs" / "grade-herniation.yaml")
+    assert spider.sudirman is None and spider.spider is not None
+    assert hern.target == "herniation" and not hern.train_final
+    for c in (spider, hern):  # the same network, loss and crop as the shipped model
+        same = ("crop", "augment", "arch", "epochs", "lr", "ordinal_weight", "tta_shifts")
+        assert c.model_dump(include=set(same)) == cfg.model_dump(include=set(same))
+
+
+def test_herniation_cv_and_external_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Yes/no target: patient-level CV on two outputs, binary metrics, then a test model."""
+    import discquant.grade.data as data_mod
+    import discquant.grade.train as train_mod
+    from discquant.grade.crops import DiscLocation
+    from discquant.grade.data import GradedDisc
+
+    crops, grades = _synthetic_crops(80, seed=5)  # grade 4 discs stand in for herniations
+    loc = DiscLocation((0.0, 0.0, 0.0))
+    discs = [
+        GradedDisc(f"p{i // 2:02d}", ("L4-L5", "L5-S1")[i % 2], 3, tmp_path, loc, int(g == 4))
+        for i, g in enumerate(grades)
+    ]
+    discs.append(GradedDisc("p99", "L4-L5", 3, tmp_path, loc, None))  # not graded: left out
+    monkeypatch.setattr(train_mod, "collect_discs", lambda cfg, base: discs)
+    monkeypatch.setattr(data_mod, "build_crops", lambda d, **kw: crops[: len(d)])
+    arch = {"block_inplanes": [8, 8, 16, 16]}
+    cfg = GradeTrainConfig(
+        target="herniation", holdout_patients=0, folds=2, train_final=False, epochs=12,
+        batch_size=8, lr=3e-3, arch=arch, tta_shifts=[(0, 0)], augment=AugmentConfig(prob=0.0),
+    )  # fmt: skip
+    summary = run_training(cfg, tmp_path / "cv")
+    cv = summary["cv"]["all"]
+    assert cv["n"] == 80 and cv["prevalence"] == pytest.approx(0.5)
+    assert cv["balanced_accuracy"] >= 0.9, cv
+    header = (tmp_path / "cv" / "cv_predictions.tsv").read_text().splitlines()[0]
+    assert header.split("\t") == ["subject", "level", "herniation", "predicted", "p_herniation"]
+    model_path = tmp_path / "cv" / "checkpoints" / "fold0.pt"
+    test = cfg.model_copy(update={"cross_validate": False, "test_model": str(model_path)})
+    summary = run_training(test, tmp_path / "test")
+    assert summary["test"]["all"]["n"] == 80
+    assert (tmp_path / "test" / "test_metrics.json").is_file()
+    wrong = test.model_copy(update={"target": "pfirrmann"})
+    with pytest.raises(InvalidInputError, match="outputs"):
+        run_training(wrong, tmp_path / "wrong")
 
 
 def test_ensemble_averages_members_and_survives_half_storage(tmp_path: Path) -> None:

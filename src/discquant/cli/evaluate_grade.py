@@ -22,10 +22,17 @@ def evaluate_grade_cmd(
     bland_altman: bool = typer.Option(
         False, "--bland-altman", help="Continuous values: bias and limits of agreement."
     ),
+    binary: bool = typer.Option(
+        False, "--binary", help="Yes/no columns (0/1), e.g. herniation: sensitivity, specificity."
+    ),
+    score_column: str | None = typer.Option(
+        None, help="With --binary: probability column in --pred (ROC AUC), e.g. p_herniation."
+    ),
     plot: Path | None = typer.Option(None, help="Bland-Altman plot (PNG) path."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the JSON here."),
 ) -> None:
-    """Agreement of predicted and reference grades (or Bland-Altman for values such as ADC).
+    """Agreement of predicted and reference grades (Bland-Altman for values such as ADC,
+    --binary for yes/no findings such as herniation).
 
     Rows are matched on (subject, level); unmatched rows are reported and left out.
     Prints a table and then the JSON.
@@ -44,6 +51,8 @@ def evaluate_grade_cmd(
             pred_column=pred_column or column,
             by_level=by_level,
             bland_altman_mode=bland_altman,
+            binary=binary,
+            score_column=score_column,
             plot=plot,
         )
         typer.echo(text)

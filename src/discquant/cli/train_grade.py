@@ -18,6 +18,12 @@ def train_grade_cmd(
     final: bool | None = typer.Option(
         None, "--final/--no-final", help="Train the final model on all non-held-out patients."
     ),
+    test_model: str | None = typer.Option(
+        None,
+        "--test-model",
+        help="Also grade every configured disc with this model file ('shipped': the "
+        "packaged one): test_predictions.tsv, test_metrics.json.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:
     """Train the Pfirrmann grading network (pfirrmann.pt, log.jsonl, checkpoints, metrics)."""
@@ -39,6 +45,8 @@ def train_grade_cmd(
             upd["cross_validate"] = cv
         if final is not None:
             upd["train_final"] = final
+        if test_model is not None:
+            upd["test_model"] = test_model
         cfg = cfg.model_copy(update=upd)
         summary = run_training(cfg, out)
         summary.pop("final_losses", None)

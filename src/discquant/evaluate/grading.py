@@ -3,6 +3,8 @@
 Grades: exact accuracy, balanced accuracy (mean per-class recall over the classes present
 in the reference), Cohen's κ with linear and quadratic weights (scikit-learn), the share
 within ±1 grade and the confusion matrix (rows = reference, columns = prediction).
+Yes/no findings (e.g. herniation): sensitivity, specificity, balanced accuracy (their
+mean), prevalence and, given scores, the ROC AUC.
 Values: Bland-Altman bias and 95 % limits of agreement (bias ± 1.96 SD of differences).
 """
 
@@ -69,6 +71,100 @@ def grade_agreement(
         confusion=confusion_matrix(ref, pred, labels=list(labels)).tolist(),
         labels=tuple(labels),
     )
+
+
+@dataclass(frozen=True)
+class BinaryAgreement:
+    """Agreement of predicted and reference yes/no findings (1 = present)."""
+
+    n: int
+    prevalence: float
+    """Share of reference positives."""
+    sensitivity: float
+    specificity: float
+    balanced_accuracy: float
+    """Mean of sensitivity and specificity."""
+    accuracy: float
+    auc: float
+    """ROC area under the curve of the scores (NaN without scores or with one class)."""
+    confusion: list[list[int]]
+    """Counts, rows = reference (0, 1), columns = predicted (0, 1)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def binary_agreement(
+    reference: npt.ArrayLike, predicted: npt.ArrayLike, *, scores: npt.ArrayLike | None = None
+) -> BinaryAgreement:
+    """Compare predicted with reference yes/no findings (0/1).
+
+    Parameters
+    ----------
+    reference, predicted
+        0 (absent) or 1 (present), one per case.
+    scores
+        Optional probability of "present" per case, for the ROC AUC.
+
+    Returns
+    -------
+    BinaryAgreement
+        Sensitivity or specificity is NaN when the reference has no positives or no
+        negatives.
+
+    Examples
+    --------
+    >>> b = binary_agreement([0, 0, 0, 1], [0, 1, 0, 1])
+    >>> b.sensitivity, round(b.specificity, 3), round(b.balanced_accuracy, 3)
+    (1.0, 0.667, 0.833)
+    """
+    ref = np.asarray(reference, dtype=int).ravel()
+    pred = np.asarray(predicted, dtype=int).ravel()
+    if ref.shape != pred.shape:
+        raise ValueError(f"{ref.size} reference values but {pred.size} predictions")
+    if ref.size == 0:
+        raise ValueError("nothing to compare")
+    if not (np.isin(ref, (0, 1)).all() and np.isin(pred, (0, 1)).all()):
+        raise ValueError("yes/no findings must be 0 or 1")
+    nan = float("nan")
+    pos, neg = ref == 1, ref == 0
+    sens = float(np.mean(pred[pos] == 1)) if pos.any() else nan
+    spec = float(np.mean(pred[neg] == 0)) if neg.any() else nan
+    auc = nan
+    if scores is not None and pos.any() and neg.any():
+        from sklearn.metrics import roc_auc_score
+
+        auc = float(roc_auc_score(ref, np.asarray(scores, dtype=float).ravel()))
+    confusion = [[int(np.sum((ref == r) & (pred == c))) for c in (0, 1)] for r in (0, 1)]
+    return BinaryAgreement(
+        n=int(ref.size),
+        prevalence=float(pos.mean()),
+        sensitivity=sens,
+        specificity=spec,
+        balanced_accuracy=float(np.nanmean([sens, spec])) if pos.any() or neg.any() else nan,
+        accuracy=float(np.mean(ref == pred)),
+        auc=auc,
+        confusion=confusion,
+    )
+
+
+def format_binary(a: BinaryAgreement, *, title: str = "") -> str:
+    """A plain-text table of yes/no agreement and its 2 × 2 confusion matrix."""
+    lines = [title] if title else []
+    lines += [
+        f"n                  {a.n}",
+        f"prevalence         {a.prevalence:.3f}",
+        f"sensitivity        {a.sensitivity:.3f}",
+        f"specificity        {a.specificity:.3f}",
+        f"balanced accuracy  {a.balanced_accuracy:.3f}",
+        f"accuracy           {a.accuracy:.3f}",
+        f"ROC AUC            {a.auc:.3f}",
+        "confusion (rows = reference, columns = predicted)",
+        "           no   yes",
+        f"    no {a.confusion[0][0]:>6d}{a.confusion[0][1]:>6d}",
+        f"   yes {a.confusion[1][0]:>6d}{a.confusion[1][1]:>6d}",
+    ]
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -206,9 +302,15 @@ def evaluate_tables(
     pred_column: str = "grade",
     by_level: bool = True,
     bland_altman_mode: bool = False,
+    binary: bool = False,
+    score_column: str | None = None,
     plot: Path | None = None,
 ) -> tuple[dict[str, Any], str]:
-    """Match two tables on (subject, level) and compare one column; returns (JSON, text)."""
+    """Match two tables on (subject, level) and compare one column; returns (JSON, text).
+
+    ``binary`` compares yes/no columns (0/1) with :func:`binary_agreement`; its
+    ``score_column`` in the predictions (e.g. ``p_herniation``) gives the ROC AUC.
+    """
     import pandas as pd
 
     from discquant.errors import InvalidInputError
@@ -218,7 +320,12 @@ def evaluate_tables(
     for df, col, path in ((p, pred_column, pred), (r, ref_column, ref)):
         if col not in df.columns:
             raise InvalidInputError(f"no column {col!r} (has {list(df.columns)})", path=path)
-    p = p[["subject", "level", pred_column]].rename(columns={pred_column: "pred"})
+    if score_column is not None and score_column not in p.columns:
+        raise InvalidInputError(f"no column {score_column!r} (has {list(p.columns)})", path=pred)
+    keep = [pred_column] + ([score_column] if score_column else [])
+    p = p[["subject", "level", *keep]].rename(columns={pred_column: "pred"})
+    if score_column:
+        p = p.rename(columns={score_column: "score"})
     r = r[["subject", "level", ref_column]].rename(columns={ref_column: "ref"})
     m = pd.merge(r, p, on=["subject", "level"], how="inner").dropna(subset=["ref", "pred"])
     report: dict[str, Any] = {
@@ -247,6 +354,15 @@ def evaluate_tables(
         if plot is not None:
             bland_altman_plot(m["ref"].to_numpy(float), m["pred"].to_numpy(float), plot)
             report["plot"] = str(plot)
+    elif binary:
+        for col, path in (("ref", ref), ("pred", pred)):
+            if not np.all(np.isin(m[col].to_numpy(float), (0, 1))):
+                raise InvalidInputError(f"yes/no values must be 0 or 1 in {col} column", path=path)
+        for name, g in groups:
+            sc = g["score"].to_numpy(float) if score_column else None
+            b = binary_agreement(g["ref"].to_numpy(int), g["pred"].to_numpy(int), scores=sc)
+            report[name] = b.to_dict()
+            lines.append(format_binary(b, title=f"== {name} =="))
     else:
         for col, path in (("ref", ref), ("pred", pred)):
             vals = m[col].to_numpy(float)

@@ -47,6 +47,8 @@ class GradedDisc:
     grade: int
     image_path: Path
     location: DiscLocation
+    herniation: int | None = None
+    """Disc herniation 0/1 where the source grades it (SPIDER), else None."""
 
 
 def load_nifti_volume(path: Path) -> Volume:
@@ -170,7 +172,8 @@ def spider_discs(root: Path) -> list[GradedDisc]:
     """Graded SPIDER discs located by the segmentation model.
 
     Each image is segmented with :func:`discquant.segment.segment_spine`; a graded level
-    whose disc label is missing from the segmentation is skipped (logged).
+    whose disc label is missing from the segmentation is skipped (logged). The source's
+    ``disc_herniation`` (0/1) is kept in :attr:`GradedDisc.herniation`.
     """
     import pandas as pd
 
@@ -185,19 +188,22 @@ def spider_discs(root: Path) -> list[GradedDisc]:
     grades = grades[grades["level"].isin(DISC_LABELS)]
     # the source spells the column "pfirrman_grade"
     col = "pfirrmann_grade" if "pfirrmann_grade" in grades.columns else "pfirrman_grade"
+    if "disc_herniation" not in grades.columns:
+        grades = grades.assign(disc_herniation=-1)  # -1: not graded
     out: list[GradedDisc] = []
     missing = 0
     for subject, g in grades.groupby("subject"):
         path = root / f"{subject}_T2w.nii.gz"
         vol = load_nifti_volume(path)
         labels = segment_spine(vol).labels.data
-        for level, grade in zip(g.level, g[col], strict=True):
+        for level, grade, hern in zip(g.level, g[col], g.disc_herniation, strict=True):
             mask = labels == DISC_LABELS[level]
             if mask.sum() < 10:
                 missing += 1
                 continue
             loc = DiscLocation.from_mask(vol, mask)
-            out.append(GradedDisc(str(subject), str(level), int(grade), path, loc))
+            h = int(hern) if int(hern) in (0, 1) else None
+            out.append(GradedDisc(str(subject), str(level), int(grade), path, loc, h))
     log.info("SPIDER: %d graded discs located, %d graded levels not found", len(out), missing)
     return out
 

@@ -66,8 +66,10 @@ class PfirrmannModel:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def build_network(arch: dict[str, Any] | None = None, *, in_channels: int = 3) -> torch.nn.Module:
-    """The grading network (MONAI ResNet, 2-D, five outputs)."""
+def build_network(
+    arch: dict[str, Any] | None = None, *, in_channels: int = 3, num_classes: int = N_GRADES
+) -> torch.nn.Module:
+    """The grading network (MONAI ResNet, 2-D; five outputs, or ``num_classes``)."""
     from monai.networks.nets import ResNet
 
     a = {**DEFAULT_ARCH, **(arch or {})}
@@ -77,7 +79,7 @@ def build_network(arch: dict[str, Any] | None = None, *, in_channels: int = 3) -
         block_inplanes=[int(v) for v in a["block_inplanes"]],
         spatial_dims=2,
         n_input_channels=in_channels,
-        num_classes=N_GRADES,
+        num_classes=num_classes,
         conv1_t_size=a["conv1_t_size"],
         conv1_t_stride=a["conv1_t_stride"],
     )
@@ -126,12 +128,13 @@ def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
         blob = torch.load(path, map_location="cpu", weights_only=True)
         meta = dict(blob.get("metadata", {}))
         in_ch = int(blob["crop"].get("slices", 3))
-        net: torch.nn.Module = build_network(meta.get("arch"), in_channels=in_ch)
+        n_out = 2 if meta.get("target") == "herniation" else N_GRADES
+        net: torch.nn.Module = build_network(meta.get("arch"), in_channels=in_ch, num_classes=n_out)
         if meta.get("members") is not None:
             from discquant.grade.ensemble import GradeEnsemble
 
             members = [
-                build_network(meta.get("arch"), in_channels=in_ch)
+                build_network(meta.get("arch"), in_channels=in_ch, num_classes=n_out)
                 for _ in range(int(meta["members"]))
             ]
             shifts = [(int(r), int(c)) for r, c in meta.get("tta_shifts", [[0, 0]])]
@@ -160,7 +163,7 @@ def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
 def predict_probabilities(
     network: torch.nn.Module, crops: npt.NDArray[np.float32], *, batch_size: int = 64
 ) -> npt.NDArray[np.float32]:
-    """Softmax probabilities ``(n, 5)`` for crops ``(n, C, H, W)``."""
+    """Softmax probabilities ``(n, classes)`` (five for grades) for crops ``(n, C, H, W)``."""
     import torch
 
     network.eval()

@@ -9,7 +9,16 @@
   ``cv_metrics.json`` when cross-validation is on;
 - ``pfirrmann.pt`` (the final model, trained on every non-held-out patient),
   ``holdout_predictions.tsv`` and ``holdout_metrics.json``;
-- ``checkpoints/``: the model after each fold and the final one.
+- ``checkpoints/``: the model after each fold and the final one;
+- with ``test_model`` set: ``test_predictions.tsv`` and ``test_metrics.json``, that
+  model's grades of every configured disc (an external test, e.g. the shipped model on
+  SPIDER).
+
+``target: herniation`` trains the same network with two outputs on SPIDER's
+``disc_herniation`` (0/1) instead of the grade; its predictions hold ``herniation``,
+``predicted`` and ``p_herniation`` and its metrics are binary (sensitivity,
+specificity, balanced accuracy, prevalence; :func:`~discquant.evaluate.grading.
+binary_agreement`).
 
 Runs are deterministic for a seed on one CPU thread.
 """
@@ -20,7 +29,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -56,6 +65,8 @@ class GradeTrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     seed: int = 0
+    target: Literal["pfirrmann", "herniation"] = "pfirrmann"
+    """What the network learns: the Pfirrmann grade (5 classes) or herniation yes/no."""
     sudirman: Path | None = Path("../shared/data/sudirman-midsag-t2")
     spider: Path | None = None
     holdout_patients: int = 50
@@ -79,6 +90,8 @@ class GradeTrainConfig(BaseModel):
     phantom_test_seed0: int = 5000
     tta_shifts: list[tuple[int, int]] = [(0, 0), (1, 0), (-1, 0), (0, 2), (0, -2)]
     """Test-time crop shifts (rows, columns) whose probabilities are averaged."""
+    test_model: str | None = None
+    """A trained model file (or ``shipped``) to grade every configured disc with."""
     max_steps: int | None = None
     """Stop each training after this many optimiser steps (tests, smoke runs)."""
     crop: CropConfig = Field(default_factory=CropConfig)
@@ -144,9 +157,11 @@ def _augmenter(cfg: AugmentConfig, seed: int) -> Any:
     return t
 
 
-def class_weights(grades: npt.NDArray[np.int_], power: float) -> npt.NDArray[np.float32]:
-    """Weights ∝ count^-power over grades 1-5, normalised to mean 1 over the samples."""
-    counts = np.bincount(grades - 1, minlength=5).astype(float)
+def class_weights(
+    grades: npt.NDArray[np.int_], power: float, n_classes: int = 5
+) -> npt.NDArray[np.float32]:
+    """Weights ∝ count^-power over classes 1..n_classes, normalised to mean 1 over the samples."""
+    counts = np.bincount(grades - 1, minlength=n_classes).astype(float)
     w = np.where(counts > 0, np.maximum(counts, 1.0) ** -power, 0.0)
     w = w / (w[grades - 1].mean())
     return w.astype(np.float32)
@@ -161,11 +176,14 @@ def train_network(
     log_file: Path | None = None,
     tag: str = "final",
     init_state: dict[str, Any] | None = None,
+    n_classes: int = 5,
 ) -> tuple[Any, list[float]]:
     """Train a fresh network; returns it and the mean loss of each epoch.
 
     Loss: class-weighted cross-entropy plus ``ordinal_weight`` × the absolute error of the
     expected grade (penalises predictions far from the reference more than near ones).
+    ``grades`` are classes 1..``n_classes`` (5 for Pfirrmann, 2 for a yes/no target,
+    where the second term is the error of the "yes" probability).
     """
     import torch
 
@@ -174,7 +192,7 @@ def train_network(
     torch.set_num_threads(cfg.num_threads)
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    net = build_network(cfg.arch, in_channels=cfg.crop.slices)
+    net = build_network(cfg.arch, in_channels=cfg.crop.slices, num_classes=n_classes)
     if init_state is not None:  # fine-tuning from trained weights
         net.load_state_dict(init_state)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -183,8 +201,8 @@ def train_network(
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(total, 1))
-    w = torch.from_numpy(class_weights(grades, cfg.class_weight_power))
-    gvals = torch.arange(1, 6, dtype=torch.float32)
+    w = torch.from_numpy(class_weights(grades, cfg.class_weight_power, n_classes))
+    gvals = torch.arange(1, n_classes + 1, dtype=torch.float32)
     aug = _augmenter(cfg.augment, seed)
     rng = np.random.default_rng(seed)
     y_all = torch.from_numpy(grades.astype(np.int64) - 1)
@@ -243,16 +261,34 @@ def _write_predictions(
             f.write(f"{s}\t{lev}\t{g}\t{int(np.argmax(p)) + 1}\t{float(p @ grades):.3f}\t{pr}\n")
 
 
-def _metrics(rows: list[tuple[str, str, int]], probs: npt.NDArray[np.float32]) -> dict[str, Any]:
-    from discquant.evaluate.grading import grade_agreement
+def _write_binary_predictions(
+    path: Path, rows: list[tuple[str, str, int]], probs: npt.NDArray[np.float32]
+) -> None:
+    """Yes/no predictions; ``rows`` hold the class 1 (no) or 2 (yes)."""
+    with path.open("w") as f:
+        f.write("subject\tlevel\therniation\tpredicted\tp_herniation\n")
+        for (s, lev, c), p in zip(rows, probs, strict=True):
+            f.write(f"{s}\t{lev}\t{c - 1}\t{int(np.argmax(p))}\t{float(p[1]):.4f}\n")
+
+
+def _metrics(
+    rows: list[tuple[str, str, int]], probs: npt.NDArray[np.float32], *, binary: bool = False
+) -> dict[str, Any]:
+    """Agreement overall and per level (grades 1-5, or yes/no classes 1-2 when ``binary``)."""
+    from discquant.evaluate.grading import binary_agreement, grade_agreement
 
     ref = np.array([r[2] for r in rows])
     pred = probs.argmax(1) + 1
-    out: dict[str, Any] = {"all": grade_agreement(ref, pred).to_dict()}
+
+    def agree(m: npt.NDArray[np.bool_]) -> dict[str, Any]:
+        if binary:
+            return binary_agreement(ref[m] - 1, pred[m] - 1, scores=probs[m, 1]).to_dict()
+        return grade_agreement(ref[m], pred[m]).to_dict()
+
+    out: dict[str, Any] = {"all": agree(np.ones(len(rows), bool))}
     levels = sorted({r[1] for r in rows})
     for lev in levels:
-        m = np.array([r[1] == lev for r in rows])
-        out[lev] = grade_agreement(ref[m], pred[m]).to_dict()
+        out[lev] = agree(np.array([r[1] == lev for r in rows]))
     return out
 
 
@@ -321,10 +357,17 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     (out / "config.json").write_text(cfg.model_dump_json(indent=2))
     log_file = out / "log.jsonl"
     discs = collect_discs(cfg, base=base)
+    binary = cfg.target == "herniation"
+    if binary:
+        discs = [d for d in discs if d.herniation is not None]
+        if not discs:
+            raise InvalidInputError("target herniation needs discs graded for it (SPIDER)")
+    n_classes = 2 if binary else 5
     crop_kw = cfg.crop.model_dump()
     crops = build_crops(discs, **crop_kw)
-    grades = np.array([d.grade for d in discs])
-    rows = [(d.subject, d.level, d.grade) for d in discs]
+    grades = np.array([(d.herniation or 0) + 1 if binary else d.grade for d in discs])
+    rows = [(d.subject, d.level, int(g)) for d, g in zip(discs, grades, strict=True)]
+    write_predictions = _write_binary_predictions if binary else _write_predictions
     subjects = [d.subject for d in discs]
     held, fold_of = patient_splits(
         subjects, seed=cfg.seed, holdout=cfg.holdout_patients, folds=cfg.folds
@@ -334,16 +377,26 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     is_held = np.array([s in held_set for s in subjects])
     fold = np.array([fold_of.get(s, -1) for s in subjects])
     summary: dict[str, Any] = {"n_discs": len(discs), "n_holdout_discs": int(is_held.sum())}
-    meta = {"arch": cfg.arch or None, "seed": cfg.seed, "trained_on": "sudirman"}
+    sets = " + ".join(n for n, p in (("sudirman", cfg.sudirman), ("spider", cfg.spider)) if p)
+    meta = {"arch": cfg.arch or None, "seed": cfg.seed, "trained_on": sets, "target": cfg.target}
+
+    if cfg.test_model is not None:
+        summary["test"] = _test_model(cfg, discs, rows, out, base=base)
 
     if cfg.cross_validate:
-        probs = np.zeros((len(discs), 5), np.float32)
+        probs = np.zeros((len(discs), n_classes), np.float32)
         run_folds = list(range(cfg.folds)) if cfg.cv_folds is None else list(cfg.cv_folds)
         for k in run_folds:
             tr = (~is_held) & (fold != k)
             te = (~is_held) & (fold == k)
             net, _ = train_network(
-                crops[tr], grades[tr], cfg, seed=cfg.seed + 1 + k, log_file=log_file, tag=f"fold{k}"
+                crops[tr],
+                grades[tr],
+                cfg,
+                seed=cfg.seed + 1 + k,
+                log_file=log_file,
+                tag=f"fold{k}",
+                n_classes=n_classes,
             )
             probs[te] = predict_probabilities(_with_tta(net, cfg), crops[te])
             save_pfirrmann_model(
@@ -351,8 +404,8 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
             )
         cv = (~is_held) & np.isin(fold, run_folds)
         cv_rows = [r for r, c in zip(rows, cv, strict=True) if c]
-        _write_predictions(out / "cv_predictions.tsv", cv_rows, probs[cv])
-        summary["cv"] = _metrics(cv_rows, probs[cv])
+        write_predictions(out / "cv_predictions.tsv", cv_rows, probs[cv])
+        summary["cv"] = _metrics(cv_rows, probs[cv], binary=binary)
         (out / "cv_metrics.json").write_text(json.dumps(summary["cv"], indent=1))
 
     if cfg.train_final:
@@ -362,8 +415,10 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
             seeds = range(cfg.phantom_train_seed0, cfg.phantom_train_seed0 + cfg.phantoms_train)
             pc, pg, _ = _phantom_set(out / "phantoms_train.npz", list(seeds), crop_kw)
             x_tr, y_tr = np.concatenate([x_tr, pc]), np.concatenate([y_tr, pg])
-            meta["trained_on"] = f"sudirman + {cfg.phantoms_train} phantom studies"
-        net, losses = train_network(x_tr, y_tr, cfg, seed=cfg.seed, log_file=log_file, tag="final")
+            meta["trained_on"] = f"{sets} + {cfg.phantoms_train} phantom studies"
+        net, losses = train_network(
+            x_tr, y_tr, cfg, seed=cfg.seed, log_file=log_file, tag="final", n_classes=n_classes
+        )
         net = _with_tta(net, cfg)
         model = PfirrmannModel(net, crop_kw, {**meta, "holdout_subjects": held})
         save_pfirrmann_model(model, out / "pfirrmann.pt")
@@ -372,8 +427,8 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
         if is_held.any():
             hp = predict_probabilities(net, crops[is_held])
             h_rows = [r for r, h in zip(rows, is_held, strict=True) if h]
-            _write_predictions(out / "holdout_predictions.tsv", h_rows, hp)
-            summary["holdout"] = _metrics(h_rows, hp)
+            write_predictions(out / "holdout_predictions.tsv", h_rows, hp)
+            summary["holdout"] = _metrics(h_rows, hp, binary=binary)
             (out / "holdout_metrics.json").write_text(json.dumps(summary["holdout"], indent=1))
         if cfg.phantoms_test > 0:
             seeds = range(cfg.phantom_test_seed0, cfg.phantom_test_seed0 + cfg.phantoms_test)
@@ -383,3 +438,51 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
             summary["phantom_test"] = _metrics(p_rows, pp)
             (out / "phantom_metrics.json").write_text(json.dumps(summary["phantom_test"], indent=1))
     return summary
+
+
+def _test_model(
+    cfg: GradeTrainConfig,
+    discs: list[Any],
+    rows: list[tuple[str, str, int]],
+    out: Path,
+    *,
+    base: Path,
+) -> dict[str, Any]:
+    """Grade every configured disc with ``cfg.test_model`` (its own crop settings).
+
+    Parameters
+    ----------
+    cfg
+        The run's config; ``test_model`` is a ``.pt`` file (relative to ``base``) or
+        ``shipped`` for the packaged weights.
+    discs, rows
+        The configured discs and their prediction rows (subject, level, reference class).
+    out
+        Receives ``test_predictions.tsv`` and ``test_metrics.json``.
+    base
+        Directory that relative paths are read from.
+
+    Returns
+    -------
+    dict
+        Metrics overall and per level.
+    """
+    from discquant.grade.data import build_crops
+    from discquant.grade.pfirrmann import load_pfirrmann_model, predict_probabilities
+
+    path = None if cfg.test_model == "shipped" else base / str(cfg.test_model)
+    model = load_pfirrmann_model(path)
+    binary = cfg.target == "herniation"
+    probs = predict_probabilities(model.network, build_crops(discs, **model.crop))
+    if probs.shape[1] != (2 if binary else 5):
+        raise InvalidInputError(
+            f"test model has {probs.shape[1]} outputs, target {cfg.target} needs "
+            f"{2 if binary else 5}",
+            path=path,
+        )
+    (_write_binary_predictions if binary else _write_predictions)(
+        out / "test_predictions.tsv", rows, probs
+    )
+    metrics = _metrics(rows, probs, binary=binary)
+    (out / "test_metrics.json").write_text(json.dumps(metrics, indent=1))
+    return metrics
