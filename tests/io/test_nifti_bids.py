@@ -73,6 +73,20 @@ def test_explicit_files(tmp_path: Path) -> None:
     assert "given as --t2" in study.series[0].reason
 
 
+def test_nan_direction_of_a_b0_volume_reads_as_zero_but_not_of_a_weighted_one(
+    tmp_path: Path,
+) -> None:
+    dwi = _save(tmp_path / "d.nii.gz", _dwi_signal([0.0, 400.0, 800.0]))
+    (tmp_path / "d.bval").write_text("0 400 800\n")
+    (tmp_path / "d.bvec").write_text("nan 1 0\nnan 0 1\nnan 0 0\n")  # as dipy's small_64D
+    study = load_study(dwi=dwi)
+    assert study.dwi is not None and study.dwi.bvecs is not None
+    np.testing.assert_array_equal(study.dwi.bvecs, [[0, 0, 0], [1, 0, 0], [0, 1, 0]])
+    (tmp_path / "d.bvec").write_text("0 nan 0\n0 0 1\n0 0 0\n")
+    with pytest.raises(InvalidInputError, match=r"d\.bvec.*finite"):
+        load_study(dwi=dwi)
+
+
 def test_bids_subject_folder(tmp_path: Path) -> None:
     sub = tmp_path / "sub-07"
     _save(sub / "anat" / "sub-07_T2w.nii.gz", np.ones((8, 8, 5)), sidecar={"EchoTime": 0.1})

@@ -112,3 +112,13 @@ def test_upper_sacrum_called_body_beside_sacrum_voxels_is_not_a_missed_disc() ->
     named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
     assert [lv.label for lv in named.levels][-1] == 124
     assert "l5_s1_disc_possibly_missed" not in named.flags
+
+
+def test_a_lone_disc_is_not_a_spine() -> None:
+    cls = np.zeros((400, 60, 5), dtype=np.int16)
+    cls[100:125, 10:40] = BODY
+    cls[125:133, 10:40] = DISC
+    cls[133:200, 10:40] = SACRUM
+    named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
+    assert named.levels == [] and named.flags == ["no_discs_found"]
+    assert not named.labels.any()

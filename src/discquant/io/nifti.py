@@ -118,8 +118,18 @@ def read_bvals(path: Path, *, image: Path, n_vols: int) -> npt.NDArray[np.float6
     return bvals
 
 
-def read_bvecs(path: Path, *, image: Path, n_vols: int) -> npt.NDArray[np.float64]:
-    """FSL/BIDS .bvec (3 rows × N) returned as ``(N, 3)``."""
+def read_bvecs(
+    path: Path,
+    *,
+    image: Path,
+    n_vols: int,
+    bvals: npt.NDArray[np.float64] | None = None,
+) -> npt.NDArray[np.float64]:
+    """FSL/BIDS .bvec (3 rows × N) returned as ``(N, 3)``.
+
+    NaN directions of b ≈ 0 volumes (b ≤ 50 s/mm², given ``bvals``), as some converters
+    and dipy's ``small_64D`` write them, carry no direction and are read as zeros.
+    """
     if not path.is_file():
         raise InputNotFoundError("gradient-direction file does not exist", path=path)
     try:
@@ -133,8 +143,13 @@ def read_bvecs(path: Path, *, image: Path, n_vols: int) -> npt.NDArray[np.float6
             f"has shape {bvecs.shape}; expected 3 rows of {n_vols} values for {image.name}",
             path=path,
         )
+    if bvals is not None:
+        b0 = bvals <= 50.0
+        bvecs[:, b0] = np.where(np.isfinite(bvecs[:, b0]), bvecs[:, b0], 0.0)
     if not np.isfinite(bvecs).all():
-        raise InvalidInputError("b-vectors must be finite", path=path)
+        raise InvalidInputError(
+            "b-vectors must be finite (NaN on a diffusion-weighted volume)", path=path
+        )
     return np.ascontiguousarray(bvecs.T)
 
 
@@ -177,7 +192,7 @@ def load_nifti(
     bval = Path(bval) if bval is not None else sibling(path, ".bval")
     bvec = Path(bvec) if bvec is not None else sibling(path, ".bvec")
     bvals = read_bvals(bval, image=path, n_vols=nv) if bval is not None else None
-    bvecs = read_bvecs(bvec, image=path, n_vols=nv) if bvec is not None else None
+    bvecs = read_bvecs(bvec, image=path, n_vols=nv, bvals=bvals) if bvec is not None else None
     sidecar_path = sibling(path, ".json")
     sidecar = read_sidecar(sidecar_path, keep_phi=keep_phi)
     description = str(sidecar.get("SeriesDescription") or nifti_stem(path))

@@ -257,6 +257,12 @@ def name_levels(
     centroids = [_centroid_mm(d, affine) for d in discs]
     discs, centroids = _merge_close(discs, centroids, tol_mm=6.0)
     centroids = [_centroid_mm(d, affine) for d in discs]
+    if len(discs) < 2:
+        # A lone disc-like blob has no neighbour to order or name it by, and every lumbar
+        # field of view holds at least two discs. The network found one in a real sagittal
+        # brain DWI (../shared/data/dwi-dicom/siemens-prisma-sag): it is not a spine.
+        logger.info("one disc-like component only: not taken for a lumbar spine")
+        return NamedLevels(labels=out, levels=[], flags=[FLAG_NO_DISCS])
     # Ordered superior → inferior: RAS z decreases down the spine. Along a lumbar spine
     # (lordosis < 90° between neighbours) this is the order along the curve.
     order = np.argsort([-c[2] for c in centroids])

@@ -1,0 +1,238 @@
+"""`discquant analyze` end to end through the command line, with the shipped models.
+
+A phantom study (seed 7: the demo's anatomy, noise at SNR 20, the DWI grid offset from
+the T2 grid and EPI distortion on) is analysed from its DICOM folder and from its BIDS
+NIfTI files; its truth is known per disc. Bad input follows: a brain DWI (no lumbar
+disc), a T2 and a DWI from two different studies, and corrupted files.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pydicom
+import pytest
+from click.testing import Result
+from typer.testing import CliRunner
+
+from discquant.cli import app
+from discquant.outputs.results_json import validate_results
+from discquant.phantom import PhantomConfig, PhantomTruth, generate_study, write_study
+from discquant.results import LEVELS
+
+SEED = 7
+SUBJECT = "e2e"
+
+
+def _analyze(*args: str) -> Result:
+    return CliRunner().invoke(app, ["analyze", *args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def phantom(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, PhantomTruth]:
+    root = tmp_path_factory.mktemp("phantom")
+    study = generate_study(SEED, PhantomConfig(epi_distortion=True))
+    write_study(study, root, subject=SUBJECT, format="both")
+    return root, study.truth
+
+
+@pytest.fixture(scope="module")
+def from_dicom(
+    phantom: tuple[Path, PhantomTruth], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Result]:
+    out = tmp_path_factory.mktemp("out-dicom")
+    dicom_dir = phantom[0] / "dicom" / f"sub-{SUBJECT}"
+    res = _analyze(str(dicom_dir), "--out", str(out), "--subject", SUBJECT, "--dicom", "--json")
+    return out, res
+
+
+@pytest.fixture(scope="module")
+def from_nifti(
+    phantom: tuple[Path, PhantomTruth], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, Result]:
+    out = tmp_path_factory.mktemp("out-nifti")
+    res = _analyze(str(phantom[0] / f"sub-{SUBJECT}"), "--out", str(out), "--quiet")
+    return out, res
+
+
+def _results(out: Path) -> dict:  # type: ignore[type-arg]
+    return json.loads((out / f"sub-{SUBJECT}" / f"sub-{SUBJECT}_results.json").read_text())
+
+
+@pytest.mark.parametrize("source", ["from_dicom", "from_nifti"])
+def test_phantom_outputs_exist_validate_and_match_truth(
+    source: str, request: pytest.FixtureRequest, phantom: tuple[Path, PhantomTruth]
+) -> None:
+    out, res = request.getfixturevalue(source)
+    assert res.exit_code == 0, res.output
+    sub = out / f"sub-{SUBJECT}"
+    names = ["dseg.nii.gz", "dseg.tsv", "space-dwi_dseg.nii.gz", "adc.nii.gz", "adc.json",
+             "discs.tsv", "discs.json", "results.json", "report.html"]  # fmt: skip
+    if source == "from_dicom":
+        names += ["desc-discs_seg.dcm", "desc-discs_sr.dcm"]
+    for name in names:
+        assert (sub / f"sub-{SUBJECT}_{name}").is_file(), name
+    description = json.loads((out / "dataset_description.json").read_text())
+    assert description["DatasetType"] == "derivative"
+
+    doc = _results(out)
+    validate_results(doc)
+    assert doc["failed_stages"] == []
+    truth = {d.level: d for d in phantom[1].discs}
+    discs = {d["level"]: d for d in doc["discs"]}
+    assert list(discs) == list(LEVELS)
+    for level, disc in discs.items():
+        assert disc["found"], level
+        measured = disc["adc_np_um2_per_ms"]["median"]
+        expected = truth[level].np_region_adc_um2_per_ms
+        assert measured == pytest.approx(expected, rel=0.05), level
+    # The segmentation names the levels where the phantom has them: each named disc's
+    # label overlaps the phantom's disc of that level on the T2 grid.
+    # (DICOM goes through dcm2niix, which stores another voxel order: compare in RAS.)
+    pred_img = nib.as_closest_canonical(nib.load(sub / f"sub-{SUBJECT}_dseg.nii.gz"))
+    anat = phantom[0] / "derivatives" / "phantom" / f"sub-{SUBJECT}" / "anat"
+    ref_img = nib.as_closest_canonical(nib.load(next(anat.glob("*_dseg.nii.gz"))))
+    np.testing.assert_allclose(pred_img.affine, ref_img.affine, atol=1e-3)
+    labels, ref = np.asarray(pred_img.dataobj), np.asarray(ref_img.dataobj)
+    for label in range(120, 125):
+        pred, true = labels == label, ref == label
+        assert 2 * (pred & true).sum() / (pred.sum() + true.sum()) > 0.7, label
+
+    table = pd.read_csv(sub / f"sub-{SUBJECT}_discs.tsv", sep="\t", na_values=["n/a"])
+    assert list(table["level"]) == list(LEVELS)
+    np.testing.assert_allclose(
+        table["adc_np_median"], [discs[lv]["adc_np_um2_per_ms"]["median"] for lv in LEVELS],
+        rtol=1e-5,
+    )  # fmt: skip
+
+
+def test_dicom_and_nifti_inputs_agree(
+    from_dicom: tuple[Path, Result], from_nifti: tuple[Path, Result]
+) -> None:
+    a = {d["level"]: d for d in _results(from_dicom[0])["discs"]}
+    b = {d["level"]: d for d in _results(from_nifti[0])["discs"]}
+    for level in LEVELS:
+        adc_a = a[level]["adc_np_um2_per_ms"]["median"]
+        adc_b = b[level]["adc_np_um2_per_ms"]["median"]
+        assert adc_a == pytest.approx(adc_b, rel=0.01), level
+        assert a[level]["pfirrmann_grade"] == b[level]["pfirrmann_grade"], level
+
+
+def test_json_on_stdout_is_the_results_document(from_dicom: tuple[Path, Result]) -> None:
+    out, res = from_dicom
+    printed = json.loads(res.stdout)
+    assert printed["discs"] == _results(out)["discs"]
+
+
+def test_dicom_seg_references_the_source_t2_and_no_patient_name_leaks(
+    phantom: tuple[Path, PhantomTruth], from_dicom: tuple[Path, Result]
+) -> None:
+    out, _ = from_dicom
+    t2_files = list((phantom[0] / "dicom" / f"sub-{SUBJECT}" / "T2_TSE_SAG").glob("*.dcm"))
+    source_uids = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in t2_files}
+    seg = pydicom.dcmread(out / f"sub-{SUBJECT}" / f"sub-{SUBJECT}_desc-discs_seg.dcm")
+    referenced = {
+        item.ReferencedSOPInstanceUID
+        for series in seg.ReferencedSeriesSequence
+        for item in series.ReferencedInstanceSequence
+    }
+    assert referenced and referenced <= source_uids
+    patient_name = str(pydicom.dcmread(t2_files[0], stop_before_pixels=True).PatientName)
+    sub = out / f"sub-{SUBJECT}"
+    for name in ("results.json", "report.html", "discs.tsv", "adc.json"):
+        assert patient_name not in (sub / f"sub-{SUBJECT}_{name}").read_text(), name
+
+
+def _assert_no_discs(out: Path, subject: str, res: Result) -> None:
+    assert res.exit_code == 3, res.output
+    assert "no lumbar discs found" in res.output
+    table = pd.read_csv(out / f"sub-{subject}" / f"sub-{subject}_discs.tsv", sep="\t")
+    assert len(table) == 5 and not table["found"].any()
+    assert table["adc_np_median"].isna().all() and table["pfirrmann_grade"].isna().all()
+
+
+def test_brain_dwi_from_dipy_finds_no_lumbar_disc(tmp_path: Path) -> None:
+    from dipy.data import get_fnames
+    from dipy.io.gradients import read_bvals_bvecs
+
+    fimg, fbval, fbvec = get_fnames(name="small_64D")
+    bvals, bvecs = read_bvals_bvecs(str(fbval), str(fbvec))
+    np.savetxt(tmp_path / "dwi.bval", bvals[None], fmt="%g")
+    np.savetxt(tmp_path / "dwi.bvec", bvecs.T, fmt="%.6f")
+    out = tmp_path / "out"
+    res = _analyze("--dwi", fimg, "--bval", str(tmp_path / "dwi.bval"),
+                   "--bvec", str(tmp_path / "dwi.bvec"), "--subject", "brain",
+                   "--out", str(out))  # fmt: skip
+    _assert_no_discs(out, "brain", res)
+
+
+def test_real_sagittal_brain_dwi_dicom_finds_no_lumbar_disc(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    folder = shared_data / "dwi-dicom" / "siemens-prisma-sag"
+    res = _analyze(str(folder), "--subject", "brain", "--out", str(out))
+    _assert_no_discs(out, "brain", res)
+    # The ADC map was still computed and written: the part that worked is kept.
+    assert (out / "sub-brain" / "sub-brain_adc.nii.gz").is_file()
+
+
+def test_t2_and_dwi_from_different_studies_warn(tmp_path: Path) -> None:
+    folder = tmp_path / "mixed"
+    for seed, series in ((SEED, "T2_TSE_SAG"), (SEED + 1, "DWI_EPI_SAG")):
+        staging = tmp_path / f"seed{seed}"
+        write_study(generate_study(seed, PhantomConfig(noise=False)), staging,
+                    subject="mix", format="dicom")  # fmt: skip
+        shutil.copytree(staging / "dicom" / "sub-mix" / series, folder / series)
+    out = tmp_path / "out"
+    res = _analyze(str(folder), "--subject", "mix", "--out", str(out))
+    assert "different frames of reference" in res.output
+    doc = json.loads((out / "sub-mix" / "sub-mix_results.json").read_text())
+    assert "frames_of_reference_differ" in doc["flags"]
+    assert any("frames of reference" in w for w in doc["warnings"])
+
+
+def test_corrupted_files_skipped_with_a_warning_when_the_rest_suffices(
+    phantom: tuple[Path, PhantomTruth], tmp_path: Path
+) -> None:
+    folder = tmp_path / "study"
+    shutil.copytree(phantom[0] / "dicom" / f"sub-{SUBJECT}", folder)
+    t2_file = sorted((folder / "T2_TSE_SAG").glob("*.dcm"))[3]
+    broken = folder / "T2_TSE_SAG" / "copy_of_slice.dcm"  # an interrupted copy
+    broken.write_bytes(t2_file.read_bytes()[:2000])
+    (folder / "notes.dcm").write_bytes(b"not a DICOM file at all" * 10)
+    out = tmp_path / "out"
+    res = _analyze(str(folder), "--subject", SUBJECT, "--out", str(out))
+    assert res.exit_code == 0, res.output
+    assert "copy_of_slice.dcm" in res.output and "skipped" in res.output
+    doc = json.loads((out / f"sub-{SUBJECT}" / f"sub-{SUBJECT}_results.json").read_text())
+    assert all(d["found"] for d in doc["discs"])
+
+
+def test_a_truncated_slice_is_bad_input_and_nothing_is_written(
+    phantom: tuple[Path, PhantomTruth], tmp_path: Path
+) -> None:
+    folder = tmp_path / "study"
+    shutil.copytree(phantom[0] / "dicom" / f"sub-{SUBJECT}", folder)
+    t2_file = sorted((folder / "T2_TSE_SAG").glob("*.dcm"))[3]
+    t2_file.write_bytes(t2_file.read_bytes()[:2000])
+    out = tmp_path / "out"
+    res = _analyze(str(folder), "--subject", SUBJECT, "--out", str(out))
+    assert res.exit_code == 2
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and t2_file.name in lines[0], res.output
+    assert not out.exists() or not any(out.rglob("*"))
+
+
+def test_no_t2_and_no_dwi_is_bad_input(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("nothing here")
+    res = _analyze(str(empty), "--out", str(tmp_path / "out"))
+    assert res.exit_code == 2
+    assert str(empty) in res.output or "empty" in res.output
