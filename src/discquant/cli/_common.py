@@ -29,6 +29,10 @@ def setup_logging(*, quiet: bool = False, verbose: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # Libraries' own progress (highdicom copies attributes module by module, distributed
+    # announces every connection) only at --verbose.
+    for name in ("highdicom", "distributed", "numba", "matplotlib", "PIL"):
+        logging.getLogger(name).setLevel(level if verbose else max(level, logging.WARNING))
 
 
 @contextmanager
