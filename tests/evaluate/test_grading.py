@@ -152,6 +152,7 @@ def test_binary_agreement_by_hand() -> None:
     assert b.confusion == [[3, 1], [1, 1]]
     none = binary_agreement([0, 0], [0, 1])
     assert np.isnan(none.sensitivity) and none.specificity == 0.5 and np.isnan(none.auc)
+    assert np.isnan(none.balanced_accuracy)  # not the specificity alone
     with pytest.raises(ValueError, match="0 or 1"):
         binary_agreement([0, 2], [0, 1])
 

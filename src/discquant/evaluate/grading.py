@@ -109,8 +109,8 @@ def binary_agreement(
     Returns
     -------
     BinaryAgreement
-        Sensitivity or specificity is NaN when the reference has no positives or no
-        negatives.
+        Sensitivity (specificity) is NaN when the reference has no positives (negatives),
+        and so is the balanced accuracy.
 
     Examples
     --------
@@ -141,7 +141,7 @@ def binary_agreement(
         prevalence=float(pos.mean()),
         sensitivity=sens,
         specificity=spec,
-        balanced_accuracy=float(np.nanmean([sens, spec])) if pos.any() or neg.any() else nan,
+        balanced_accuracy=(sens + spec) / 2,
         accuracy=float(np.mean(ref == pred)),
         auc=auc,
         confusion=confusion,
