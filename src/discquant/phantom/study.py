@@ -361,8 +361,6 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
         gain = gain * coil_bias(bias_field, dwi_grid, posterior_y=post_y, spine_y=spine_y, amp=0.1)
     sigma_dwi = DWI_SCALE / cfg.snr
     acq = [s * gain for s in dws.signals]
-    if cfg.noise:
-        acq = [rician(a, sigma_dwi, noise_rng) for a in acq]
     labels_dwi = dws.labels
     nucleus_dwi = dws.nucleus
     posterior_dwi = dws.posterior
@@ -375,6 +373,12 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
         nucleus_dwi = distort(nucleus_dwi, shift, order=0).astype(np.uint8)
         posterior_dwi = distort(posterior_dwi, shift, order=0).astype(np.uint8)
         adc_true = distort(adc_true, shift, order=0)
+    if cfg.noise:
+        # Thermal noise enters the reconstructed image after the EPI geometry: distortion
+        # displaces the signal, not the noise. Noise added before the (interpolating)
+        # distortion would be smoothed and scaled by the Jacobian, and the log of averaged
+        # magnitudes biased the fitted ADC low (docs/phantom.md).
+        acq = [rician(a, sigma_dwi, noise_rng) for a in acq]
     # Assemble output volumes: trace = geometric mean of the three directions per b.
     vols: list[np.ndarray] = []
     bvals_out: list[float] = []
