@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--snr", type=float, default=20.0)
     parser.add_argument("--segmenter", choices=("cnn", "truth"), default="cnn")
     parser.add_argument("--first-seed", type=int, default=5000)
+    parser.add_argument("--tsv", type=Path, default=None, help="write one row per disc here")
     args = parser.parse_args()
 
     rows: list[dict[str, Any]] = []
@@ -72,9 +74,21 @@ def main() -> None:
                     else np.nan,
                     "grade_ok": disc.pfirrmann_grade == t.grade if disc.pfirrmann_grade else np.nan,
                     "grade": t.grade,
+                    "imprecise": "adc_np_imprecise" in disc.flags,
+                    "seed": seed,
+                    "level": disc.level,
+                    "adc_np_median": disc.adc_np.median if disc.adc_np else np.nan,
+                    "adc_np_truth": t.np_region_adc_um2_per_ms,
+                    "np_voxels": disc.adc_np.n_voxels if disc.adc_np else 0,
+                    "adc_np_p10": disc.adc_np.p10 if disc.adc_np else np.nan,
+                    "adc_np_p90": disc.adc_np.p90 if disc.adc_np else np.nan,
                 }
             )
     seconds = time.perf_counter() - t0
+    if args.tsv is not None:
+        import pandas as pd
+
+        pd.DataFrame(rows).to_csv(args.tsv, sep="\t", index=False)
     adc = np.array([r["adc_err"] for r in rows], dtype=float)
     vol = np.array([r["vol_err"] for r in rows], dtype=float)
     h = np.array([r["h_err"] for r in rows], dtype=float)
@@ -93,6 +107,13 @@ def main() -> None:
         if sel.any():
             print(f"  grade {g}: bias {100 * adc[sel].mean():+.2f} %, p95 |error| "
                   f"{100 * np.percentile(np.abs(adc[sel]), 95):.2f} % (n={sel.sum()})")  # fmt: skip
+    sure = ~np.array([r["imprecise"] for r in rows]) & np.isfinite(adc)
+    print(
+        f"without adc_np_imprecise ({int(sure.sum())} discs; flagged "
+        f"{int(np.isfinite(adc).sum() - sure.sum())}): bias {100 * adc[sure].mean():+.2f} %, "
+        f"p95 |error| {100 * np.percentile(np.abs(adc[sure]), 95):.2f} %, "
+        f"within 5 % {100 * np.mean(np.abs(adc[sure]) < 0.05):.1f} %"
+    )
     print(f"volume error: mean {100 * np.nanmean(vol):+.2f} %, p95 |error| "
           f"{100 * np.nanpercentile(np.abs(vol), 95):.2f} %")  # fmt: skip
     print(f"middle height error: mean {np.nanmean(h):+.2f} mm, p95 |error| "

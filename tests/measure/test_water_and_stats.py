@@ -62,3 +62,16 @@ def test_calibrate_command_writes_a_usable_file(tmp_path) -> None:  # type: igno
     bad = CliRunner().invoke(app, ["calibrate", str(pairs), "-o", str(out), "--adc-column", "x"])
     assert bad.exit_code == 2
     assert "missing column" in bad.output
+
+
+def test_median_standard_error_matches_monte_carlo() -> None:
+    from discquant.measure.discs import median_rel_se
+    from discquant.results import AdcStats
+
+    rng = np.random.default_rng(3)
+    n, sd, centre = 25, 0.3, 1.5
+    medians = np.median(rng.normal(centre, sd, size=(20000, n)), axis=1)
+    stats = AdcStats(mean=centre, median=centre, sd=sd, p10=0.0, p90=0.0, n_voxels=n)
+    # The asymptotic formula is within a few % of the spread of real medians at n = 25.
+    assert median_rel_se(stats) == pytest.approx(medians.std() / centre, rel=0.06)
+    assert median_rel_se(AdcStats(1.0, 1.0, 0.2, 0.0, 0.0, 4)) == pytest.approx(0.12533)

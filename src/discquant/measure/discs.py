@@ -7,6 +7,7 @@ This module only assembles; the definitions live in :mod:`.regions` (masks),
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +23,7 @@ from discquant.measure.water import (
     WaterCalibration,
     water_index,
 )
-from discquant.results import CANAL_LABEL, DISC_LABELS, LEVELS, DiscResult
+from discquant.results import CANAL_LABEL, DISC_LABELS, LEVELS, AdcStats, DiscResult
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,19 @@ class MeasureConfig:
     reference_np_adc_um2_per_ms: float = DEFAULT_REFERENCE_NP_ADC_UM2_PER_MS
     max_fit_rmse: float = 0.15
     """Median RMSE of the log-signal fit in a disc above this → ``poor_fit`` flag."""
+    max_np_median_rel_se: float = 0.05
+    """Relative standard error of the nucleus median ADC above this → ``adc_np_imprecise``.
+
+    SE of a median ≈ 1.2533 · SD / √n (normal approximation). Small, heterogeneous nuclei
+    (collapsed grade V discs: 5–50 DWI voxels with fluid clefts) carry it; on phantoms
+    their median missed the truth by up to 30 % (docs/measurement.md)."""
+
+
+def median_rel_se(stats: AdcStats) -> float:
+    """Standard error of a region's median ADC relative to the median: 1.2533·SD/(√n·median)."""
+    if stats.n_voxels < 1 or not stats.median > 0:
+        return float("inf")
+    return 1.2533 * stats.sd / (math.sqrt(stats.n_voxels) * stats.median)
 
 
 @dataclass
@@ -100,6 +114,8 @@ def _adc_measures(result: DiscResult, inputs: MeasureInputs, config: MeasureConf
     result.adc_np = region_stats(adc, np_mask, min_voxels=config.min_core_voxels)
     if result.adc_disc is None or result.adc_np is None:
         result.flags.append("adc_withheld_too_few_voxels")
+    elif median_rel_se(result.adc_np) > config.max_np_median_rel_se:
+        result.flags.append("adc_np_imprecise")
     if inputs.fit_rmse is not None:
         rmse = inputs.fit_rmse.data[disc_core]
         rmse = rmse[np.isfinite(rmse)]

@@ -104,7 +104,8 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "flags",
         "Comma-separated notes for the reader (partial_fov, low_snr, poor_fit, "
-        "level_uncertain, adc_withheld_too_few_voxels, ...); n/a when none.",
+        "level_uncertain, adc_withheld_too_few_voxels, adc_np_imprecise, ...); "
+        "n/a when none.",
     ),
 )
 """Every column of ``sub-<id>_discs.tsv``, in order."""
