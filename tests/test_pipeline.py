@@ -143,3 +143,17 @@ def test_study_without_t2_or_dwi_is_bad_input(phantom: PhantomStudy) -> None:
     other = Series(SeriesRole.OTHER, "localizer", "Localizer", phantom.t2, "sagittal")
     with pytest.raises(InvalidInputError, match="no sagittal T2 and no diffusion"):
         analyze(Study("ph", (other,)))
+
+
+@pytest.mark.parametrize(("scale", "warned"), [(1.0, False), (1.1, True)])
+def test_scanner_adc_map_compared_like_with_like(scale: float, warned: bool) -> None:
+    """The scanner's map (OLS on the trace) agrees with the engine's OLS fit even when the
+    default WLS map differs by noise alone; a map 10 % off (wrong b-values) is reported."""
+    ph = generate_study(7, PhantomConfig(epi_distortion=True))  # noise on: WLS ≠ OLS by ~5 %
+    assert ph.adc_scanner is not None
+    scanner = Volume(ph.adc_scanner.data * scale, ph.adc_scanner.affine)
+    adc = Series(SeriesRole.ADC, "test", "ADC", scanner, "sagittal", adc_scale_to_um2_per_ms=1.0)
+    study = Study("ph", (*_study(ph).series, adc))
+    res = analyze(study, segmenter=_truth_segmenter(ph.labels_t2, ph.nucleus_t2))
+    messages = [w for w in res.warnings if "scanner's ADC map differs" in w]
+    assert bool(messages) == warned, res.warnings
