@@ -198,12 +198,17 @@ def test_t2_and_dwi_from_different_studies_warn(tmp_path: Path) -> None:
     assert any("frames of reference" in w for w in doc["warnings"])
 
 
+def _copy_study(phantom: tuple[Path, PhantomTruth], folder: Path) -> Path:
+    """Copy the phantom's DICOM folder; return one of its T2 slices."""
+    shutil.copytree(phantom[0] / "dicom" / f"sub-{SUBJECT}", folder)
+    return sorted((folder / "T2_TSE_SAG").glob("*.dcm"))[3]
+
+
 def test_corrupted_files_skipped_with_a_warning_when_the_rest_suffices(
     phantom: tuple[Path, PhantomTruth], tmp_path: Path
 ) -> None:
     folder = tmp_path / "study"
-    shutil.copytree(phantom[0] / "dicom" / f"sub-{SUBJECT}", folder)
-    t2_file = sorted((folder / "T2_TSE_SAG").glob("*.dcm"))[3]
+    t2_file = _copy_study(phantom, folder)
     broken = folder / "T2_TSE_SAG" / "copy_of_slice.dcm"  # an interrupted copy
     broken.write_bytes(t2_file.read_bytes()[:2000])
     (folder / "notes.dcm").write_bytes(b"not a DICOM file at all" * 10)
@@ -219,8 +224,7 @@ def test_a_truncated_slice_is_bad_input_and_nothing_is_written(
     phantom: tuple[Path, PhantomTruth], tmp_path: Path
 ) -> None:
     folder = tmp_path / "study"
-    shutil.copytree(phantom[0] / "dicom" / f"sub-{SUBJECT}", folder)
-    t2_file = sorted((folder / "T2_TSE_SAG").glob("*.dcm"))[3]
+    t2_file = _copy_study(phantom, folder)
     t2_file.write_bytes(t2_file.read_bytes()[:2000])
     out = tmp_path / "out"
     res = _analyze(str(folder), "--subject", SUBJECT, "--out", str(out))
