@@ -122,3 +122,17 @@ def test_a_lone_disc_is_not_a_spine() -> None:
     named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
     assert named.levels == [] and named.flags == ["no_discs_found"]
     assert not named.labels.any()
+
+
+def test_a_small_blob_behind_the_spine_takes_no_level_name() -> None:
+    """A bright blob against bone 30 mm behind the discs (a facet joint) is not a disc."""
+    cls = spine(6, sacrum=True)
+    rows = np.nonzero(cls[:, 20, 2] == BODY)[0]
+    r0 = int(rows[rows > 130].min())  # a lower lumbar body
+    cls[r0 : r0 + 10, 40:52] = BODY  # posterior elements
+    cls[r0 + 2 : r0 + 9, 52:58] = DISC  # 7 × 6 × 5 voxels: 17 % of a disc, touching bone
+    named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
+    assert [lv.name for lv in named.levels] == [
+        "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1",
+    ]  # fmt: skip
+    assert not (named.labels[r0 + 2 : r0 + 9, 52:58] >= 100).any()

@@ -121,6 +121,40 @@ def _components(mask: npt.NDArray[np.bool_], min_fraction: float) -> list[npt.ND
     return [lab == i for i in keep]
 
 
+def _distance_to_axis_mm(point: npt.NDArray[np.float64], axis: npt.NDArray[np.float64]) -> float:
+    """Distance from ``point`` to the polyline ``axis`` (K × 3), its end segments extended."""
+    best = float("inf")
+    k = len(axis) - 1
+    for i in range(k):
+        a, b = axis[i], axis[i + 1]
+        ab = b - a
+        t = float((point - a) @ ab / max(float(ab @ ab), 1e-9))
+        lo = -np.inf if i == 0 else 0.0
+        hi = np.inf if i == k - 1 else 1.0
+        t = min(max(t, lo), hi)
+        best = min(best, float(np.linalg.norm(point - (a + t * ab))))
+    return best
+
+
+def _on_spine_axis(
+    discs: list[npt.NDArray[np.bool_]], affine: npt.NDArray[np.float64], max_mm: float = 20.0
+) -> list[npt.NDArray[np.bool_]]:
+    """Drop small disc components lying off the axis through the large ones.
+
+    The axis is the polyline through the centroids of the components at least half the
+    largest (three or more needed), extended beyond its ends. A facet joint or another
+    bright blob against bone 20 mm or more from it is not an intervertebral disc: on
+    unseen phantoms such a blob behind the spine took a level name and shifted the names
+    above it (3 of 100 studies; docs/segmentation.md).
+    """
+    sizes = [int(d.sum()) for d in discs]
+    big = [d for d, n in zip(discs, sizes, strict=True) if n >= 0.5 * max(sizes)]
+    if len(big) < 3:
+        return discs
+    axis = np.array(sorted((_centroid_mm(d, affine) for d in big), key=lambda c: -c[2]))
+    return [d for d in discs if _distance_to_axis_mm(_centroid_mm(d, affine), axis) < max_mm]
+
+
 def _merge_close(
     comps: list[npt.NDArray[np.bool_]], centroids: list[npt.NDArray[np.float64]], tol_mm: float
 ) -> tuple[list[npt.NDArray[np.bool_]], list[npt.NDArray[np.float64]]]:
@@ -252,6 +286,7 @@ def name_levels(
     if discs:
         sizes = [int(d.sum()) for d in discs]
         discs = [d for d, n in zip(discs, sizes, strict=True) if n >= min_fraction * max(sizes)]
+        discs = _on_spine_axis(discs, affine)
     if not discs:
         return NamedLevels(labels=out, levels=[], flags=[FLAG_NO_DISCS])
     centroids = [_centroid_mm(d, affine) for d in discs]
