@@ -147,6 +147,11 @@ def test_dicom_seg_references_the_source_t2_and_no_patient_name_leaks(
     sub = out / f"sub-{SUBJECT}"
     for name in ("results.json", "report.html", "discs.tsv", "adc.json"):
         assert patient_name not in (sub / f"sub-{SUBJECT}_{name}").read_text(), name
+    for name in ("desc-discs_seg.dcm", "desc-discs_sr.dcm"):
+        ds = pydicom.dcmread(sub / f"sub-{SUBJECT}_{name}")
+        assert (str(ds.PatientName), ds.PatientID) == (SUBJECT, SUBJECT), name
+        assert ds.PatientBirthDate == "" and ds.AccessionNumber == "", name
+        assert ds.StudyInstanceUID == pydicom.dcmread(t2_files[0]).StudyInstanceUID
 
 
 def _assert_no_discs(out: Path, subject: str, res: Result) -> None:

@@ -125,3 +125,22 @@ def test_rewrite_replaces_the_subject_folder(tmp_path: Path) -> None:
     again = write_outputs(_partial(), tmp_path)
     assert again.subject_dir == first.subject_dir and not stale.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset_description.json", "sub-p1"]
+
+
+@pytest.mark.parametrize("keep_phi", [False, True])
+def test_dicom_outputs_carry_the_patient_only_with_keep_phi(
+    synthetic: Synthetic, tmp_path: Path, keep_phi: bool
+) -> None:
+    import pydicom
+
+    source = synthetic.datasets[0]
+    assert str(source.PatientName)  # the factory writes a name and an ID
+    paths = write_outputs(
+        synthetic.result, tmp_path, source_t2_datasets=synthetic.datasets, keep_phi=keep_phi
+    )
+    for path in (paths.dicom_seg, paths.dicom_sr):
+        assert path is not None
+        ds = pydicom.dcmread(path)
+        expected = (str(source.PatientName), source.PatientID) if keep_phi else ("demo01",) * 2
+        assert (str(ds.PatientName), ds.PatientID) == expected
+        assert ds.StudyInstanceUID == source.StudyInstanceUID

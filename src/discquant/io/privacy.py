@@ -54,3 +54,37 @@ def scrub_sidecar(sidecar: dict[str, Any], *, keep_phi: bool = False) -> dict[st
     if keep_phi:
         return dict(sidecar)
     return {k: v for k, v in sidecar.items() if not is_phi_key(k)}
+
+
+_DICOM_OUTPUT_CLEARED = (
+    "PatientBirthDate",
+    "PatientBirthTime",
+    "PatientSex",
+    "PatientAge",
+    "PatientWeight",
+    "PatientSize",
+    "PatientComments",
+    "OtherPatientIDs",
+    "OtherPatientNames",
+    "AccessionNumber",
+    "ReferringPhysicianName",
+    "StudyID",
+    "StudyDate",
+    "StudyTime",
+)
+
+
+def deidentify_dataset(ds: Any, *, subject: str) -> None:
+    """Replace the patient module copied from the source images in a DICOM output, in place.
+
+    highdicom copies the source's patient and study modules into a SEG or SR, as DICOM
+    requires for objects of the same study. Without ``keep_phi`` the name and ID become
+    the subject label, and birth date, sex, age, accession number, referring physician,
+    study ID, date and time are emptied (type 2: present, empty). UIDs stay, so that the
+    SEG and SR still reference their source images.
+    """
+    ds.PatientName = subject
+    ds.PatientID = subject
+    for keyword in _DICOM_OUTPUT_CLEARED:
+        if keyword in ds:
+            ds.data_element(keyword).value = ""

@@ -70,6 +70,18 @@ def _write_dataset_description(root: Path) -> Path:
     return path
 
 
+def _deidentify_files(paths: Sequence[Path], subject: str) -> None:
+    """Rewrite DICOM outputs without the source's patient-identifying fields."""
+    import pydicom
+
+    from discquant.io.privacy import deidentify_dataset
+
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        deidentify_dataset(ds, subject=bids_label(subject))
+        ds.save_as(path)
+
+
 def _write_subject(
     result: AnalysisResult,
     tmp: Path,
@@ -129,6 +141,10 @@ def _write_subject(
             written["dicom_sr"] = sr_path.name
         except DiscquantError as exc:
             skipped["dicom_sr"] = str(exc)
+        if not keep_phi:
+            _deidentify_files(
+                [p for p in (seg_path, sr_path) if p and p.name in written.values()], result.subject
+            )
     else:
         skipped["dicom_seg"] = skipped["dicom_sr"] = "no source DICOM T2 images"
 
@@ -165,8 +181,10 @@ def write_outputs(
         The derivative dataset's root; created if needed.
     keep_phi
         Keep patient-identifying fields (name, ID, birth date, accession number) in the
-        results JSON and the report. DICOM SEG/SR always carry the source's patient module,
-        as DICOM requires for them to sit in the same study.
+        results JSON, the report and the DICOM SEG/SR. Without it the SEG and SR carry the
+        subject label as patient name and ID and no birth date, accession number or study
+        date (:func:`discquant.io.privacy.deidentify_dataset`); pass it to file them in a
+        PACS beside the source study.
     source_t2_datasets
         The source T2 DICOM images (pydicom datasets); when given, a DICOM SEG and SR are
         written too.
