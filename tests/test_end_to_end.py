@@ -223,6 +223,9 @@ def test_corrupted_files_skipped_with_a_warning_when_the_rest_suffices(
     assert "copy_of_slice.dcm" in res.output and "skipped" in res.output
     doc = json.loads((out / f"sub-{SUBJECT}" / f"sub-{SUBJECT}_results.json").read_text())
     assert all(d["found"] for d in doc["discs"])
+    # Named relative to the input folder in the outputs (folder names may carry a name).
+    assert any(w.startswith("T2_TSE_SAG/copy_of_slice.dcm") for w in doc["warnings"])
+    assert str(tmp_path) not in json.dumps(doc)
 
 
 def test_a_truncated_slice_is_bad_input_and_nothing_is_written(

@@ -410,6 +410,10 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
             images.extend(_convert_series(series, staging, i, keep_phi=keep_phi, warnings=warnings))
     if not images:
         raise DicomConversionError("dcm2niix produced no image from any series", path=path)
+    # The warnings travel into the results JSON and the report: name files relative to the
+    # input folder there (folder names above it often carry a patient's name).
+    if path.is_dir():
+        warnings = [w.replace(f"{path}{os.sep}", "") for w in warnings]
     return images, warnings
 
 
