@@ -1,8 +1,8 @@
 """`discquant analyze` end to end through the command line, with the shipped models.
 
-A phantom study (seed 7: the demo's anatomy, noise at SNR 20, the DWI grid offset from
-the T2 grid and EPI distortion on) is analysed from its DICOM folder and from its BIDS
-NIfTI files; its truth is known per disc. Bad input follows: a brain DWI (no lumbar
+A phantom study (seed 7: the demo's study, Rician noise at the default SNR 30, the DWI
+grid offset from the T2 grid and EPI distortion on) is analysed from its DICOM folder and
+from its BIDS NIfTI files; its truth is known per disc. Bad input follows: a brain DWI (no lumbar
 disc), a T2 and a DWI from two different studies, and corrupted files.
 """
 
@@ -91,7 +91,7 @@ def test_phantom_outputs_exist_validate_and_match_truth(
         assert disc["found"], level
         measured = disc["adc_np_um2_per_ms"]["median"]
         expected = truth[level].np_region_adc_um2_per_ms
-        assert measured == pytest.approx(expected, rel=0.05), level
+        assert measured == pytest.approx(expected, rel=0.05), level  # issue 7's tolerance
     # The segmentation names the levels where the phantom has them: each named disc's
     # label overlaps the phantom's disc of that level on the T2 grid.
     # (DICOM goes through dcm2niix, which stores another voxel order: compare in RAS.)
@@ -100,6 +100,8 @@ def test_phantom_outputs_exist_validate_and_match_truth(
     ref_img = nib.as_closest_canonical(nib.load(next(anat.glob("*_dseg.nii.gz"))))
     np.testing.assert_allclose(pred_img.affine, ref_img.affine, atol=1e-3)
     labels, ref = np.asarray(pred_img.dataobj), np.asarray(ref_img.dataobj)
+    # A disc named one level off overlaps the reference disc of that name by 0; correctly
+    # named discs scored 0.77 (L5-S1) to 0.93 on 100 unseen phantoms (model card).
     for label in range(120, 125):
         pred, true = labels == label, ref == label
         assert 2 * (pred & true).sum() / (pred.sum() + true.sum()) > 0.7, label
@@ -242,10 +244,46 @@ def test_a_truncated_slice_is_bad_input_and_nothing_is_written(
     assert not out.exists() or not any(out.rglob("*"))
 
 
+def _assert_bad_input(res: Result, name: str, out: Path) -> None:
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("discquant: error:"), res.output
+    assert name in lines[0]
+    assert not out.exists() or not any(out.rglob("*"))
+
+
 def test_no_t2_and_no_dwi_is_bad_input(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     (empty / "readme.txt").write_text("nothing here")
-    res = _analyze(str(empty), "--out", str(tmp_path / "out"))
-    assert res.exit_code == 2
-    assert str(empty) in res.output or "empty" in res.output
+    out = tmp_path / "out"
+    _assert_bad_input(_analyze(str(empty), "--out", str(out)), str(empty), out)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "named"),
+    [
+        ("--method", "bogus", "bogus"),
+        ("--device", "tpu", "tpu"),
+        ("--calibration", "calibration.json", "calibration.json"),
+    ],
+)
+def test_bad_options_fail_before_the_analysis(
+    phantom: tuple[Path, PhantomTruth], tmp_path: Path, option: str, value: str, named: str
+) -> None:
+    (tmp_path / "calibration.json").write_text("{not json")
+    if option == "--calibration":
+        value = str(tmp_path / value)
+    out = tmp_path / "out"
+    res = _analyze(str(phantom[0] / f"sub-{SUBJECT}"), "--out", str(out), option, value)
+    _assert_bad_input(res, named, out)
+
+
+def test_output_path_that_is_a_file_is_bad_input(
+    phantom: tuple[Path, PhantomTruth], tmp_path: Path
+) -> None:
+    out = tmp_path / "results.txt"
+    out.write_text("not a folder")
+    res = _analyze(str(phantom[0] / f"sub-{SUBJECT}"), "--out", str(out))
+    assert res.exit_code == 2 and "results.txt" in res.output
+    assert out.read_text() == "not a folder"

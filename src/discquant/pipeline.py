@@ -126,6 +126,25 @@ def _same_frame(a: Series, b: Series) -> bool:
     return fa is None or fb is None or fa == fb
 
 
+def check_config(config: AnalysisConfig) -> None:
+    """Raise :class:`InvalidInputError` for options that would only fail mid-analysis.
+
+    An unknown ADC method or device, or an unreadable water calibration, is bad input
+    (exit 2, nothing written), not a failed stage.
+    """
+    from discquant.diffusion.adc import METHODS
+    from discquant.measure.water import WaterCalibration
+
+    if config.adc_method not in METHODS:
+        raise InvalidInputError(
+            f"unknown ADC method {config.adc_method!r}; choose one of {', '.join(METHODS)}"
+        )
+    if config.device not in ("cpu", "cuda") and not config.device.startswith("cuda:"):
+        raise InvalidInputError(f"unknown device {config.device!r}; use cpu or cuda")
+    if config.calibration is not None:
+        WaterCalibration.load(config.calibration)  # raises with the file's name
+
+
 def analyze(
     study: Study,
     *,
@@ -164,6 +183,7 @@ def analyze(
         reported).
     """
     config = config or AnalysisConfig()
+    check_config(config)
     if study.t2 is None and study.dwi is None and study.adc is None:
         found = ", ".join(f"{s.description} ({s.role.value})" for s in study.series) or "nothing"
         raise InvalidInputError(
@@ -488,6 +508,9 @@ def run_study(
     """
     from discquant.outputs import write_outputs
 
+    check_config(config or AnalysisConfig())
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise InvalidInputError("output path exists and is not a folder", path=out_dir)
     study = load_inputs(inputs, keep_phi=keep_phi)
     result = analyze(
         study,
