@@ -75,3 +75,28 @@ def test_median_standard_error_matches_monte_carlo() -> None:
     # The asymptotic formula is within a few % of the spread of real medians at n = 25.
     assert median_rel_se(stats) == pytest.approx(medians.std() / centre, rel=0.06)
     assert median_rel_se(AdcStats(1.0, 1.0, 0.2, 0.0, 0.0, 4)) == pytest.approx(0.12533)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("adc,water\n1.0,sixty\n1.5,70\n2.0,80\n", "non-numeric"),
+        ("", "not a CSV"),
+        ("adc,water\n1.0,60\n1.0,70\n", "at least 3 pairs"),
+    ],
+)
+def test_calibrate_command_bad_tables_are_one_line_errors(
+    tmp_path, content: str, problem: str
+) -> None:  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from discquant.cli import app
+
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(content)
+    out = tmp_path / "cal.json"
+    res = CliRunner().invoke(app, ["calibrate", str(pairs), "-o", str(out)])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(pairs) in lines[0] and problem in lines[0], res.output
+    assert not out.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Annotated
 
@@ -29,15 +30,22 @@ def calibrate_cmd(
     with user_errors():
         if not pairs.is_file():
             raise InvalidInputError("file not found", path=pairs)
-        table = pd.read_csv(pairs, sep=None, engine="python")
+        try:
+            table = pd.read_csv(pairs, sep=None, engine="python")
+        except (ValueError, UnicodeDecodeError, pd.errors.ParserError, csv.Error) as exc:
+            raise InvalidInputError(f"not a CSV/TSV table ({exc})", path=pairs) from exc
         missing = {adc_column, water_column} - set(table.columns)
         if missing:
             raise InvalidInputError(f"missing column(s) {sorted(missing)}", path=pairs)
-        cal = fit_calibration(
-            table[adc_column].to_numpy(float),
-            table[water_column].to_numpy(float),
-            label=label or f"fitted from {pairs.name}",
-        )
+        try:
+            adc = pd.to_numeric(table[adc_column]).to_numpy(float)
+            water = pd.to_numeric(table[water_column]).to_numpy(float)
+        except (ValueError, TypeError) as exc:
+            raise InvalidInputError(f"non-numeric values ({exc})", path=pairs) from exc
+        try:
+            cal = fit_calibration(adc, water, label=label or f"fitted from {pairs.name}")
+        except InvalidInputError as exc:
+            raise InvalidInputError(str(exc), path=pairs) from exc
         cal.save(out)
     typer.echo(
         f"water % = {cal.intercept_percent:.2f} + {cal.slope_percent_per_um2_per_ms:.2f} × ADC "
