@@ -30,6 +30,10 @@ def segment_cmd(
 
         if not image.is_file():
             raise InputNotFoundError("image not found", path=image)
+        if not out.name.endswith((".nii", ".nii.gz")):
+            raise InvalidInputError(
+                "the label map is written as NIfTI: end it in .nii.gz", path=out
+            )
         try:
             img: Any = nib.load(str(image))
             vol = Volume(data=np.asarray(img.dataobj, dtype=np.float32), affine=img.affine)
