@@ -139,3 +139,12 @@ def test_second_run_on_the_same_folder_is_refused(tmp_path: Path) -> None:
     with _exclusive(out), pytest.raises(InvalidInputError, match="another discquant cohort run"):
         _run(read_cohort(tmp_path / "data"), out)
     assert not (out / "sub-s00").exists()
+
+
+def test_a_manifest_that_is_not_utf8_is_bad_input(tmp_path: Path) -> None:
+    from discquant.errors import InvalidInputError
+
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_bytes("subject,dicom\nMüller,studies/m\n".encode("latin-1"))
+    with pytest.raises(InvalidInputError, match=r"cohort\.csv: manifest is not UTF-8"):
+        read_cohort(manifest)

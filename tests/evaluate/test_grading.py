@@ -174,3 +174,16 @@ def test_cli_evaluate_binary(tmp_path: Path) -> None:
     assert js["all"]["sensitivity"] == 1.0
     assert js["all"]["specificity"] == 0.5
     assert js["all"]["auc"] == 1.0
+
+
+def test_evaluate_grade_with_text_grades_is_a_one_line_error(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from discquant.cli import app
+
+    ref = tmp_path / "ref.tsv"
+    ref.write_text("subject\tlevel\tgrade\ns1\tL4-L5\tthree\ns1\tL5-S1\t4\n")
+    res = CliRunner().invoke(app, ["evaluate", "grade", "--pred", str(ref), "--ref", str(ref)])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "ref.tsv" in lines[0] and "1-5" in lines[0], res.output

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import nibabel as nib
 import numpy as np
 
 from discquant.evaluate.segmentation import evaluate_case, midsag_check
@@ -43,3 +46,20 @@ def test_midsag_box_check() -> None:
     ]
     r2 = midsag_check("s", shifted, aff, shape, boxes)
     assert r2.three_found and r2.in_boxes is False and not r2.strict_ok
+
+
+def test_evaluate_segment_with_a_damaged_file_is_a_one_line_error(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from discquant.cli import app
+
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    pred.mkdir()
+    ref.mkdir()
+    good = nib.Nifti1Image(np.zeros((4, 4, 2), np.int16), np.eye(4))
+    nib.save(good, str(ref / "sub-01_dseg.nii.gz"))
+    (pred / "sub-01_dseg.nii.gz").write_bytes(b"\x1f\x8b not really gzip")
+    res = CliRunner().invoke(app, ["evaluate", "segment", "--pred", str(pred), "--ref", str(ref)])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "sub-01_dseg.nii.gz" in lines[0], res.output

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -147,7 +148,13 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
     """
     manifest = Path(manifest)
     delimiter = "\t" if manifest.suffix.lower() in (".tsv", ".tab") else ","
-    with manifest.open(newline="", encoding="utf-8-sig") as fh:
+    try:
+        text = manifest.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(
+            f"manifest is not UTF-8 text ({exc.reason})", path=manifest
+        ) from exc
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
         columns = [c.strip() for c in reader.fieldnames or []]
         reader.fieldnames = columns

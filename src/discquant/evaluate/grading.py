@@ -356,7 +356,7 @@ def evaluate_tables(
             report["plot"] = str(plot)
     elif binary:
         for col, path in (("ref", ref), ("pred", pred)):
-            if not np.all(np.isin(m[col].to_numpy(float), (0, 1))):
+            if not np.all(np.isin(pd.to_numeric(m[col], errors="coerce"), (0, 1))):
                 raise InvalidInputError(f"yes/no values must be 0 or 1 in {col} column", path=path)
         for name, g in groups:
             sc = g["score"].to_numpy(float) if score_column else None
@@ -365,7 +365,7 @@ def evaluate_tables(
             lines.append(format_binary(b, title=f"== {name} =="))
     else:
         for col, path in (("ref", ref), ("pred", pred)):
-            vals = m[col].to_numpy(float)
+            vals = pd.to_numeric(m[col], errors="coerce").to_numpy(float)  # text → NaN
             if not np.all(np.isin(vals, GRADES)):
                 raise InvalidInputError(f"grades must be integers 1-5 in {col} column", path=path)
         for name, g in groups:
