@@ -106,6 +106,10 @@ def test_phantom_outputs_exist_validate_and_match_truth(
         pred, true = labels == label, ref == label
         assert 2 * (pred & true).sum() / (pred.sum() + true.sum()) > 0.7, label
 
+    # Every label in the map has its row in the look-up table.
+    lut = pd.read_csv(sub / f"sub-{SUBJECT}_dseg.tsv", sep="\t")
+    assert set(np.unique(labels).tolist()) - {0} <= set(lut["index"])
+
     table = pd.read_csv(sub / f"sub-{SUBJECT}_discs.tsv", sep="\t", na_values=["n/a"])
     assert list(table["level"]) == list(LEVELS)
     np.testing.assert_allclose(

@@ -5,11 +5,11 @@ disc: rows run along the disc normal (row 0 is superior), columns run anterior â
 posterior within the sagittal plane, as radiologists view a sagittal slice. Channels are
 neighbouring sagittal slices (the mid slice repeated when the image has one slice only).
 
-Intensities are normalised with percentiles taken over the **whole image** (not the
-crop), so a crop keeps its brightness relative to CSF and fat: a dark grade V disc stays
-dark, whereas crop-only percentiles would stretch it to full range. Percentiles are
-invariant to a linear rescaling, so 8-bit and 16-bit versions of one image give the same
-crop (tested).
+Intensities are normalised with percentiles, over the whole image (``normalise="image"``,
+the function's default) or over the crop (``"crop"``, which holds the canal's CSF: what
+the shipped Pfirrmann model was trained with; pass ``**load_pfirrmann_model().crop`` to
+get its settings). Percentiles are invariant to a linear rescaling, so 8-bit and 16-bit
+versions of one image give the same crop (tested).
 """
 
 from __future__ import annotations

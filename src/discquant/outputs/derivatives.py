@@ -32,6 +32,11 @@ LABEL_NAMES: dict[int, tuple[str, str]] = {
         for name, value in VERTEBRA_LABELS.items()
     },
     **{value: (f"{level} disc", level) for level, value in DISC_LABELS.items()},
+    # Thoracic levels at the top of a lumbar field of view (segmented, named, not
+    # measured): VerSe numbers T1 … T12 as 8 … 19, a disc as 100 + the vertebra above.
+    **{7 + k: (f"T{k} vertebra", f"T{k}") for k in range(1, 13)},
+    **{107 + k: (f"T{k}-T{k + 1} disc", f"T{k}-T{k + 1}") for k in range(1, 12)},
+    119: ("T12-L1 disc", "T12-L1"),
     CANAL_LABEL: ("spinal canal", "canal"),
 }
 """``label value -> (name, abbreviation)`` for the VerSe/SPINEPS labels discquant writes."""
