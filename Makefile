@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of PyTorch that this project pins first; any other request pulls a CUDA build.
 TORCH  := torch==2.13.0
 
-.PHONY: demo test lint install clean bench
+.PHONY: demo test lint install clean
 
 install: $(STAMP)
 

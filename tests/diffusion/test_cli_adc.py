@@ -45,7 +45,7 @@ def test_cli_writes_float32_map_with_input_affine_and_sidecar(dwi_files):
     # int16 storage rounds S(b=800) ≥ 2000·e^{-2.4} ≈ 181 by ≤ 0.5: ADC error ≤ ~0.4 %.
     np.testing.assert_allclose(data[valid], adc[valid], rtol=5e-3)
     meta = json.loads((tmp / "maps" / "adc.json").read_text())
-    assert meta["Units"] == "um2/ms"
+    assert meta["Units"] == "um^2/ms"
     assert meta["Method"] == "wls"
     assert meta["BValuesUsed_s_per_mm2"] == [0, 400, 800]
     assert meta["ValidVoxels"] == adc.size - 1

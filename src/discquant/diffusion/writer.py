@@ -110,7 +110,7 @@ def write_adc_nifti(
     img.header["descrip"] = b"ADC um2/ms (1e-3 mm2/s)"
     meta: dict[str, Any] = {
         "Quantity": "apparent diffusion coefficient of the trace (mean over directions)",
-        "Units": "um2/ms",
+        "Units": "um^2/ms",  # as the analyze outputs (BIDS/CMIXF style)
         "UnitsNote": "µm²/ms = 1e-3 mm²/s; multiply by 1000 for the 1e-6 mm²/s of scanner maps",
         "InvalidValue": "NaN",
         "Method": fit.method,

@@ -40,7 +40,7 @@ DISC_DEPTH = (30.2, 32.0, 32.9, 33.1, 31.3)
 # Assumption: thoracolumbar discs T10-T11, T11-T12, T12-L1 (thinner than lumbar).
 TL_DISC_H = ((5.6, 6.0, 5.4), (6.2, 6.6, 5.8), (7.4, 7.8, 6.6))
 TL_DISC_DEPTH = (27.0, 28.0, 29.0)
-# science.md: vertebral bodies 20–30 mm high, 30–35 mm deep, 40–50 mm wide [?]. Per-level
+# science.md: vertebral bodies 20–30 mm high, 30–35 mm deep, 40–50 mm wide. Per-level
 # values (T10..L5) are our assumption inside those ranges; thoracic bodies smaller.
 BODY_HEIGHT = (21.0, 22.5, 24.0, 25.5, 26.5, 27.0, 27.0, 26.0)
 BODY_DEPTH = (26.0, 27.0, 28.5, 30.0, 31.0, 32.0, 32.5, 32.0)
