@@ -69,7 +69,7 @@ def test_siemens_prisma_trace_adc_matches_dipy_md(siemens_dwi):
     vs_md, vs_along, spread, n = compare_with_dipy(data, bvals, bvecs)
     assert n > 10_000
     assert spread < 0.02  # 20 directions balanced over the sphere
-    assert vs_md < 0.005  # measured 0.21 % (all slices)
+    assert vs_md < 0.005  # measured 0.20 % on these 8 central slices (0.21 % on all)
     assert vs_along < 0.005
 
 

@@ -105,7 +105,7 @@ def test_rician_snr30_bias_below_one_percent(method, rician_snr30):
 @pytest.mark.parametrize("adc_true", [0.5, 1.5, 3.0])
 def test_rician_correction_keeps_every_adc_level_within_one_percent(method, adc_true):
     """With σ known, √(M²−σ²) removes the floor: bias < 1 % at each ADC, even 3.0 where
-    the b=800 SNR is 2.7 (without correction WLS is 1.1 % low there)."""
+    the b=800 SNR is 2.7 (without correction WLS is 1.2 % low there, docs/adc.md)."""
     rng = np.random.default_rng(int(adc_true * 10))
     sigma = 1000.0 / 30.0
     adc = np.full(10_000, adc_true)
