@@ -98,7 +98,7 @@ def test_reference_run_tables(reference: Path) -> None:
     measured = discs["adc_np_median"].notna()
     withheld = discs["flags"].str.contains("adc_withheld_too_few_voxels")
     assert (measured | withheld).all()
-    assert measured.sum() >= 40, measured.sum()  # on 2.4 mm DWI most nuclei keep a core
+    assert measured.sum() >= 40, measured.sum()  # measured 42 of 50 on 2.4 mm DWI (2026-11-29)
     assert set(discs["status"]) == {"complete"}
     assert list(failures["subject"]) == list(CORRUPTED)
     assert failures["error_type"].eq("InvalidInputError").all()
