@@ -29,10 +29,12 @@ DONE_STATUSES = ("complete", "partial")
 
 
 def state_dir(out_dir: Path) -> Path:
+    """The cohort's bookkeeping folder inside ``out_dir`` (records, locks, scheduler files)."""
     return Path(out_dir) / STATE_DIR
 
 
 def record_path(out_dir: Path, subject: str) -> Path:
+    """Where the completion record of one study lives."""
     return state_dir(out_dir) / "records" / f"sub-{subject}.json"
 
 
@@ -64,10 +66,12 @@ def write_json_atomic(path: Path, document: Any) -> Path:
 
 
 def write_record(out_dir: Path, subject: str, record: dict[str, Any]) -> Path:
+    """Write one study's completion record atomically; return its path."""
     return write_json_atomic(record_path(out_dir, subject), record)
 
 
 def remove_record(out_dir: Path, subject: str) -> None:
+    """Forget a study's record (it will be redone)."""
     record_path(out_dir, subject).unlink(missing_ok=True)
 
 

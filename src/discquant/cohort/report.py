@@ -66,6 +66,7 @@ def _boxplot(groups: list[tuple[str, np.ndarray]], *, xlabel: str, title: str) -
 
 
 def adc_by_level_figure(discs: pd.DataFrame) -> str | None:
+    """Box plots of nucleus ADC per level (base64 PNG); None without values."""
     found = _found(discs)
     if found.empty or ADC_COLUMN not in found:
         return None
@@ -76,6 +77,7 @@ def adc_by_level_figure(discs: pd.DataFrame) -> str | None:
 
 
 def adc_by_grade_figure(discs: pd.DataFrame) -> str | None:
+    """Box plots of nucleus ADC per Pfirrmann grade (base64 PNG); None without values."""
     found = _found(discs)
     if found.empty or ADC_COLUMN not in found or "pfirrmann_grade" not in found:
         return None
@@ -101,6 +103,7 @@ def grade_distribution(discs: pd.DataFrame) -> pd.DataFrame:
 
 
 def grade_distribution_figure(discs: pd.DataFrame) -> str | None:
+    """Stacked bars of the grade counts per level (base64 PNG); None without grades."""
     counts = grade_distribution(discs)
     if counts.to_numpy().sum() == 0:
         return None

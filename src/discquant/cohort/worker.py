@@ -107,6 +107,7 @@ def worker_models(
 
 
 def options_models(options: CohortOptions) -> dict[str, Any]:
+    """The models these options need, loaded once per worker process."""
     return worker_models(options.segmentation_model, options.pfirrmann_model)
 
 
@@ -195,6 +196,7 @@ def record_key(fingerprint: str, options: CohortOptions) -> dict[str, Any]:
 
 
 def config_document(options: CohortOptions) -> dict[str, Any]:
+    """The analysis configuration as JSON-ready data (part of each study's fingerprint record)."""
     raw = asdict(options.config)
     raw["calibration"] = str(options.config.calibration) if options.config.calibration else None
     return {"analysis": raw, "dicom": options.dicom, "keep_phi": options.keep_phi}

@@ -47,6 +47,7 @@ class RawImage:
 
 
 def is_nifti(path: Path) -> bool:
+    """Whether ``path`` names a NIfTI file (``.nii`` or ``.nii.gz``, any case)."""
     return path.name.lower().endswith(NIFTI_SUFFIXES)
 
 

@@ -60,6 +60,7 @@ def dataset_description() -> dict[str, Any]:
 
 
 def write_dataset_description(path: Path) -> Path:
+    """Write the BIDS ``dataset_description.json`` of the derivative dataset."""
     path.write_text(json.dumps(dataset_description(), indent=2) + "\n", encoding="utf-8")
     return path
 

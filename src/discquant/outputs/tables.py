@@ -206,5 +206,6 @@ def data_dictionary() -> dict[str, dict[str, Any]]:
 
 
 def write_data_dictionary(path: Path) -> Path:
+    """Write the BIDS data dictionary (``discs.json``) of the disc table."""
     path.write_text(json.dumps(data_dictionary(), indent=2, ensure_ascii=False) + "\n", "utf-8")
     return path
