@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.diffusion.adc import AdcFit, AdcModel
-from discquant.errors import InvalidInputError
+from discquant.errors import InputNotFoundError, InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +197,8 @@ def compute_and_write_adc(
     out = Path(output)
     _suffix(out)  # fail before the (slow) import on a bad output name
     sigma = parse_noise_sigma(noise_sigma)
+    if not src.exists():
+        raise InputNotFoundError("input does not exist", path=src)
     if src.is_dir():
         if bval is not None or bvec is not None:
             raise InvalidInputError("--bval/--bvec apply to a NIfTI input, not a folder", path=src)
