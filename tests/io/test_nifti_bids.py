@@ -172,3 +172,10 @@ def test_shells_group_near_zero_and_rounded_bvalues() -> None:
     philips = np.array([0, 1000, 1000, 0.001, 1000, 0.002, 995, 0.004])
     assert shells(philips) == pytest.approx([0.00175, 998.75])
     assert len(shells(np.array([0, 50, 400, 800]))) == 4
+
+
+def test_subject_of_a_bids_named_file_is_its_sub_entity(tmp_path: Path) -> None:
+    t2 = _save(tmp_path / "sub-fcs11_T2w.nii.gz", np.ones((8, 8, 3)))
+    assert load_study(t2=t2).subject == "fcs11"
+    other = _save(tmp_path / "patient7.nii.gz", np.ones((8, 8, 3)))
+    assert load_study(other).subject == "patient7"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from discquant.errors import InputNotFoundError, InvalidInputError
@@ -20,6 +21,13 @@ from discquant.io.study import Study
 log = logging.getLogger(__name__)
 
 PathLike = str | Path
+
+
+def subject_from_name(name: str) -> str:
+    """The subject label of a file name: its BIDS ``sub-`` entity when there is one
+    (``sub-01_T2w`` → ``01``), else the name itself."""
+    m = re.match(r"sub-([A-Za-z0-9]+)", name)
+    return m.group(1) if m else name
 
 
 def _existing(path: PathLike, what: str) -> Path:
@@ -129,7 +137,7 @@ def load_study(
     ordered = order_series(series, explicit=explicit)
     if subject is None:
         base = root if root is not None else Path(str(t2 or dwi or adc))
-        subject = base.name.split(".")[0] if base.is_file() else base.name
+        subject = subject_from_name(base.name.split(".")[0]) if base.is_file() else base.name
     log.info("%s: %d series imported", subject, len(ordered))
     for s in ordered:
         log.debug(
