@@ -117,6 +117,8 @@ def test_single_mid_sagittal_slice(phantom: PhantomStudy) -> None:
         assert disc.found
         assert disc.height_middle_mm == pytest.approx(truth.height_middle_mm, abs=0.8)
         assert disc.t2_np_csf_ratio is not None
+        # One slice holds an area, not a volume: withheld with its reason.
+        assert disc.volume_mm3 is None and "volume_withheld_single_slice" in disc.flags
 
 
 def test_no_discs_found_is_flagged_without_numbers(phantom: PhantomStudy) -> None:

@@ -83,6 +83,13 @@ def _touches_border(mask: npt.NDArray[np.bool_]) -> bool:
     return False
 
 
+def _slices_spanned(mask: npt.NDArray[np.bool_]) -> int:
+    """Number of slices (along the thinnest axis) that hold part of ``mask``."""
+    axis = int(np.argmin(mask.shape))
+    other = tuple(a for a in range(mask.ndim) if a != axis)
+    return int(np.count_nonzero(mask.any(axis=other)))
+
+
 def axis_is_inplane(mask: npt.NDArray[np.bool_], axis: int) -> bool:
     """Slices run along the thinnest axis; touching the first/last slice is not 'partial FOV'."""
     return axis != int(np.argmin(mask.shape))
@@ -207,7 +214,10 @@ def measure_discs(
             result.height_middle_mm = geom.height_middle_mm
             result.height_posterior_mm = geom.height_posterior_mm
             result.ap_depth_mm = geom.ap_depth_mm
-            result.volume_mm3 = geom.volume_mm3
+            if _slices_spanned(disc) >= 2:
+                result.volume_mm3 = geom.volume_mm3
+            else:  # one sagittal slice: area × slice thickness is not the disc's volume
+                result.flags.append("volume_withheld_single_slice")
             result.disc_height_index = _disc_height_index(lab, labels.affine, label, geom)
         centroid_vox = np.argwhere(disc).mean(axis=0)
         world = labels.affine[:3, :3] @ centroid_vox + labels.affine[:3, 3]
