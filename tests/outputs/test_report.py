@@ -76,6 +76,15 @@ def test_partial_result_says_what_is_missing_and_why() -> None:
     assert RESEARCH_DISCLAIMER in html
 
 
+def test_t2_only_study_says_there_was_no_diffusion_series() -> None:
+    result = AnalysisResult(
+        subject="p2", discs=[], stages=[StageStatus("segmentation", True, 1.0, "")]
+    )
+    html = render_report(result)
+    assert "the study has no diffusion series" in html
+    assert "no stage reported it" not in html.split("ADC map not available")[1][:200]
+
+
 def test_mid_sagittal_slice_is_oriented_and_holds_the_discs(synthetic: Synthetic) -> None:
     t2, labels = synthetic.result.t2, synthetic.result.labels_t2
     assert t2 is not None and labels is not None

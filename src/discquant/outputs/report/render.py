@@ -106,6 +106,10 @@ def missing_reason(result: AnalysisResult, item: str) -> str:
             f"{_esc(s.message or 'no message')}"
             for s in chosen
         )
+    if item == "adc" and not any("diffusion" in s.name.lower() for s in result.stages):
+        return "the study has no diffusion series (no DWI and no scanner ADC map)."
+    if item == "t2" and result.t2 is None:
+        return "the study has no sagittal T2 series."
     return "not produced by this run (no stage reported it)."
 
 
