@@ -136,3 +136,64 @@ def test_a_small_blob_behind_the_spine_takes_no_level_name() -> None:
         "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1",
     ]  # fmt: skip
     assert not (named.labels[r0 + 2 : r0 + 9, 52:58] >= 100).any()
+
+
+def _lordotic_spine(turns_deg: list[float], small: set[int]) -> np.ndarray:
+    """Discs 38 mm apart along a curve bending by ``turns_deg`` (degrees) from one disc to
+    the next; discs listed in ``small`` are 4 rows high instead of 10 (collapsed)."""
+    pts, p, d = [], np.array([100.0, 40.0]), np.array([0.0, 1.0])  # (column, row)
+    pts.append(p.copy())
+    for a in turns_deg:
+        th = np.deg2rad(a)
+        d = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]]) @ d
+        p = p + 38 * d
+        pts.append(p.copy())
+    cls = np.zeros((320, 260, 6), dtype=np.int16)
+    heights = [4 if i in small else 10 for i in range(len(pts))]
+    for i, (c, r) in enumerate(np.round(pts).astype(int)):
+        top = r - heights[i] // 2
+        prev = round(pts[i - 1][1]) + heights[i - 1] - heights[i - 1] // 2 if i else top - 28
+        pc = round((pts[i - 1][0] + c) / 2) if i else c
+        cls[prev:top, pc - 20 : pc + 20] = BODY
+        cls[top : top + heights[i], c - 20 : c + 20] = DISC
+    c, r = np.round(pts[-1]).astype(int)
+    bottom = r + heights[-1] - heights[-1] // 2
+    cls[bottom : bottom + 40, c - 10 : c + 30] = SACRUM
+    return cls
+
+
+def test_collapsed_lowest_discs_on_a_lordotic_curve_keep_their_names() -> None:
+    """Beyond the axis of the large discs the spine bends away; small discs there stay."""
+    cls = _lordotic_spine([6, 8, 10, 12, 15], small={4, 5})
+    named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
+    assert [lv.name for lv in named.levels] == [
+        "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1",
+    ]  # fmt: skip
+
+
+def test_a_lateral_piece_of_a_disc_stays_with_its_disc() -> None:
+    affine = AFFINE.copy()
+    affine[0, 2] = 4.0  # 4 mm sagittal slices
+    cls = np.zeros((400, 60, 13), dtype=np.int16)
+    r, disc_rows = 5, []
+    for i in range(7):
+        cls[r : r + 25, 10:40] = BODY
+        r += 25
+        if i < 6:
+            cls[r : r + 8, 10:40, 3:9] = DISC
+            disc_rows.append(r)
+            r += 8
+    cls[r - 25 : r + 40, 10:40] = SACRUM
+    r0 = disc_rows[3]
+    cls[r0 : r0 + 8, 10:40, 10:12] = DISC  # 26 mm lateral, a slice apart (foraminal)
+    named = name_levels(cls, affine, sacrum_class=SACRUM)
+    assert [lv.name for lv in named.levels][3] == "L3-L4"
+    assert set(np.unique(named.labels[r0 : r0 + 8, 10:40, 10:12]).tolist()) == {122}
+
+
+def test_no_bodies_between_discs_raise_no_missed_disc_flag() -> None:
+    cls = spine(6, sacrum=True)
+    rows = np.nonzero(cls[:, 20, 2] == DISC)[0]
+    cls[(cls == BODY) & (np.arange(400)[:, None, None] > rows.min())] = 0  # bodies gone
+    named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
+    assert "l5_s1_disc_possibly_missed" not in named.flags

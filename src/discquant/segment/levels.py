@@ -121,19 +121,28 @@ def _components(mask: npt.NDArray[np.bool_], min_fraction: float) -> list[npt.ND
     return [lab == i for i in keep]
 
 
-def _distance_to_axis_mm(point: npt.NDArray[np.float64], axis: npt.NDArray[np.float64]) -> float:
-    """Distance from ``point`` to the polyline ``axis`` (K × 3), its end segments extended."""
-    best = float("inf")
-    k = len(axis) - 1
-    for i in range(k):
-        a, b = axis[i], axis[i + 1]
-        ab = b - a
-        t = float((point - a) @ ab / max(float(ab @ ab), 1e-9))
-        lo = -np.inf if i == 0 else 0.0
-        hi = np.inf if i == k - 1 else 1.0
-        t = min(max(t, lo), hi)
-        best = min(best, float(np.linalg.norm(point - (a + t * ab))))
-    return best
+def _offset_within_axis_mm(
+    point: npt.NDArray[np.float64], axis: npt.NDArray[np.float64]
+) -> float | None:
+    """Sagittal-plane (A, S) distance from ``point`` to the polyline ``axis`` (K × 3).
+
+    None when the point lies beyond either end of the axis (there the spine curves away
+    from the straight line, so a distance would say nothing). Left-right is ignored: a
+    lateral piece of a disc (a foraminal bulge) is still that disc.
+    """
+    p, ax = point[1:], axis[:, 1:]
+
+    def t_on(i: int) -> float:
+        ab = ax[i + 1] - ax[i]
+        return float((p - ax[i]) @ ab / max(float(ab @ ab), 1e-9))
+
+    k = len(ax) - 1
+    if t_on(0) < 0 or t_on(k - 1) > 1:
+        return None
+    return min(
+        float(np.linalg.norm(p - (ax[i] + min(max(t_on(i), 0.0), 1.0) * (ax[i + 1] - ax[i]))))
+        for i in range(k)
+    )
 
 
 def _on_spine_axis(
@@ -142,17 +151,24 @@ def _on_spine_axis(
     """Drop small disc components lying off the axis through the large ones.
 
     The axis is the polyline through the centroids of the components at least half the
-    largest (three or more needed), extended beyond its ends. A facet joint or another
-    bright blob against bone 20 mm or more from it is not an intervertebral disc: on
-    unseen phantoms such a blob behind the spine took a level name and shifted the names
-    above it (3 of 100 studies; docs/segmentation.md).
+    largest (three or more needed). A component between its ends whose centroid lies
+    20 mm or more from it in the sagittal plane is not an intervertebral disc (a disc is
+    35–45 mm deep, so its centroid sits on the axis): on unseen phantoms a bright blob
+    against the posterior elements (a facet joint) took a level name and shifted the
+    names above it (3 of 100 studies; docs/segmentation.md). Components beyond the
+    axis ends (a small L5-S1 or T12-L1 where lordosis bends the spine away) are kept.
     """
     sizes = [int(d.sum()) for d in discs]
     big = [d for d, n in zip(discs, sizes, strict=True) if n >= 0.5 * max(sizes)]
     if len(big) < 3:
         return discs
     axis = np.array(sorted((_centroid_mm(d, affine) for d in big), key=lambda c: -c[2]))
-    return [d for d in discs if _distance_to_axis_mm(_centroid_mm(d, affine), axis) < max_mm]
+    kept = []
+    for d in discs:
+        offset = _offset_within_axis_mm(_centroid_mm(d, affine), axis)
+        if offset is None or offset < max_mm:
+            kept.append(d)
+    return kept
 
 
 def _merge_close(
@@ -226,7 +242,8 @@ def _body_below_lowest(
     s_xyz = (affine @ np.c_[s_idx, np.ones(len(s_idx))].T)[:3].T
     sacrum_top = float(np.percentile((s_xyz - pts[-1]) @ tangents[-1], 5))
     below = int(((nearest == n - 1) & (side > 0) & (side < sacrum_top)).sum())
-    return bool(between) and below >= 0.5 * float(np.median(between))
+    typical = float(np.median(between)) if between else 0.0
+    return typical > 0 and below >= 0.5 * typical  # no bodies between discs: nothing to compare
 
 
 def _centroid_mm(
