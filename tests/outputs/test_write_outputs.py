@@ -131,16 +131,36 @@ def test_rewrite_replaces_the_subject_folder(tmp_path: Path) -> None:
 def test_dicom_outputs_carry_the_patient_only_with_keep_phi(
     synthetic: Synthetic, tmp_path: Path, keep_phi: bool
 ) -> None:
-    import pydicom
+    import copy
 
-    source = synthetic.datasets[0]
-    assert str(source.PatientName)  # the factory writes a name and an ID
-    paths = write_outputs(
-        synthetic.result, tmp_path, source_t2_datasets=synthetic.datasets, keep_phi=keep_phi
-    )
+    import pydicom
+    from pydicom.dataset import Dataset
+
+    sources = [copy.deepcopy(ds) for ds in synthetic.datasets]
+    for ds in sources:  # more of what clinical images carry
+        other = Dataset()
+        other.PatientID = "OTHER-555"
+        ds.OtherPatientIDsSequence = [other]
+        ds.AdditionalPatientHistory = "back pain since 2019"
+        ds.PhysiciansOfRecord = "House^Gregory"
+        ds.PatientAddress = "1 Main Street"
+    source = sources[0]
+    paths = write_outputs(synthetic.result, tmp_path, source_t2_datasets=sources, keep_phi=keep_phi)
     for path in (paths.dicom_seg, paths.dicom_sr):
         assert path is not None
         ds = pydicom.dcmread(path)
-        expected = (str(source.PatientName), source.PatientID) if keep_phi else ("demo01",) * 2
-        assert (str(ds.PatientName), ds.PatientID) == expected
-        assert ds.StudyInstanceUID == source.StudyInstanceUID
+        assert ds.StudyInstanceUID == source.StudyInstanceUID  # still the source's study
+        if keep_phi:
+            assert (str(ds.PatientName), ds.PatientID) == ("Doe^Jane", "PHI-12345")
+            continue
+        assert (str(ds.PatientName), ds.PatientID) == ("demo01", "demo01")
+        assert ds.PatientBirthDate == "" and ds.AccessionNumber == "" and ds.PatientSex == ""
+        assert ds.PatientIdentityRemoved == "YES"
+        import highdicom as hd
+
+        if path == paths.dicom_seg:  # still a valid SEG for highdicom
+            assert len(hd.seg.segread(path).SegmentSequence) >= 5
+        text = str(ds)
+        for value in ("Doe", "PHI-12345", "19700101", "ACC-98765", "OTHER-555", "back pain",
+                      "House", "Main Street"):  # fmt: skip
+            assert value not in text, (path.name, value)

@@ -56,35 +56,61 @@ def scrub_sidecar(sidecar: dict[str, Any], *, keep_phi: bool = False) -> dict[st
     return {k: v for k, v in sidecar.items() if not is_phi_key(k)}
 
 
-_DICOM_OUTPUT_CLEARED = (
+_DICOM_EMPTIED = (
     "PatientBirthDate",
-    "PatientBirthTime",
     "PatientSex",
-    "PatientAge",
-    "PatientWeight",
-    "PatientSize",
-    "PatientComments",
-    "OtherPatientIDs",
-    "OtherPatientNames",
     "AccessionNumber",
     "ReferringPhysicianName",
     "StudyID",
     "StudyDate",
     "StudyTime",
 )
+"""Type 2 attributes of the Patient and General Study modules: kept, but empty."""
+
+_DICOM_REMOVED = (
+    "OtherPatientIDsSequence",
+    "IssuerOfPatientID",
+    "IssuerOfPatientIDQualifiersSequence",
+    "AdditionalPatientHistory",
+    "Occupation",
+    "ResponsibleOrganization",
+    "EthnicGroup",
+    "MedicalAlerts",
+    "Allergies",
+    "SmokingStatus",
+    "PregnancyStatus",
+    "MilitaryRank",
+    "BranchOfService",
+    "CountryOfResidence",
+    "RegionOfResidence",
+    "MedicalRecordLocator",
+)
+"""Type 3 attributes that describe the patient: removed (besides every ``Patient*`` one)."""
+
+_PATIENT_KEPT = frozenset({"PatientName", "PatientID", "PatientBirthDate", "PatientSex"})
 
 
 def deidentify_dataset(ds: Any, *, subject: str) -> None:
-    """Replace the patient module copied from the source images in a DICOM output, in place.
+    """Replace the patient and study identifiers copied from the source in a DICOM output.
 
-    highdicom copies the source's patient and study modules into a SEG or SR, as DICOM
-    requires for objects of the same study. Without ``keep_phi`` the name and ID become
-    the subject label, and birth date, sex, age, accession number, referring physician,
-    study ID, date and time are emptied (type 2: present, empty). UIDs stay, so that the
-    SEG and SR still reference their source images.
+    highdicom copies the source's Patient and General Study modules into a SEG or SR, as
+    DICOM requires for objects of the same study. Without ``keep_phi``: patient name and
+    ID become the subject label; birth date, sex, accession number, referring physician,
+    study ID, date and time are emptied (type 2: present, empty); every other ``Patient*``
+    attribute, every other person name (VR PN: physicians, operators, responsible person)
+    and the patient-describing attributes in ``_DICOM_REMOVED`` are deleted; and
+    PatientIdentityRemoved/DeidentificationMethod say so. UIDs stay, so that the SEG and
+    SR still reference their source images.
     """
+    for elem in list(ds):
+        keyword = elem.keyword
+        if keyword in _PATIENT_KEPT or keyword in _DICOM_EMPTIED:
+            continue
+        if keyword.startswith("Patient") or keyword in _DICOM_REMOVED or elem.VR == "PN":
+            del ds[elem.tag]
     ds.PatientName = subject
     ds.PatientID = subject
-    for keyword in _DICOM_OUTPUT_CLEARED:
-        if keyword in ds:
-            ds.data_element(keyword).value = ""
+    for keyword in _DICOM_EMPTIED:
+        setattr(ds, keyword, "")
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = "discquant: patient and study identifiers replaced or removed"
