@@ -283,6 +283,18 @@ def test_bad_options_fail_before_the_analysis(
     _assert_bad_input(res, named, out)
 
 
+def test_cuda_without_a_cuda_device_is_bad_input(
+    phantom: tuple[Path, PhantomTruth], tmp_path: Path
+) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    out = tmp_path / "out"
+    res = _analyze(str(phantom[0] / f"sub-{SUBJECT}"), "--out", str(out), "--device", "cuda")
+    _assert_bad_input(res, "no CUDA device", out)
+
+
 def test_output_path_that_is_a_file_is_bad_input(
     phantom: tuple[Path, PhantomTruth], tmp_path: Path
 ) -> None:

@@ -141,6 +141,11 @@ def check_config(config: AnalysisConfig) -> None:
         )
     if config.device not in ("cpu", "cuda") and not config.device.startswith("cuda:"):
         raise InvalidInputError(f"unknown device {config.device!r}; use cpu or cuda")
+    if config.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InvalidInputError("--device cuda: no CUDA device is available here; use cpu")
     if config.calibration is not None:
         WaterCalibration.load(config.calibration)  # raises with the file's name
 

@@ -177,5 +177,7 @@ def test_shells_group_near_zero_and_rounded_bvalues() -> None:
 def test_subject_of_a_bids_named_file_is_its_sub_entity(tmp_path: Path) -> None:
     t2 = _save(tmp_path / "sub-fcs11_T2w.nii.gz", np.ones((8, 8, 3)))
     assert load_study(t2=t2).subject == "fcs11"
+    session = _save(tmp_path / "sub-fcs11_ses-2_T2w.nii.gz", np.ones((8, 8, 3)))
+    assert load_study(t2=session).subject == "fcs11ses2"
     other = _save(tmp_path / "patient7.nii.gz", np.ones((8, 8, 3)))
     assert load_study(other).subject == "patient7"

@@ -413,7 +413,8 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
     # The warnings travel into the results JSON and the report: name files relative to the
     # input folder there (folder names above it often carry a patient's name).
     if path.is_dir():
-        warnings = [w.replace(f"{path}{os.sep}", "") for w in warnings]
+        prefix = f"{path}{os.sep}"
+        warnings = [w[len(prefix) :] if w.startswith(prefix) else w for w in warnings]
     return images, warnings
 
 

@@ -24,10 +24,13 @@ PathLike = str | Path
 
 
 def subject_from_name(name: str) -> str:
-    """The subject label of a file name: its BIDS ``sub-`` entity when there is one
-    (``sub-01_T2w`` → ``01``), else the name itself."""
-    m = re.match(r"sub-([A-Za-z0-9]+)", name)
-    return m.group(1) if m else name
+    """The subject label of a file name: its BIDS ``sub-`` entity, with the ``ses-``
+    entity when there is one (``sub-01_T2w`` → ``01``, ``sub-01_ses-2_T2w`` → ``01ses2``,
+    so that two sessions do not share an output folder), else the name itself."""
+    m = re.match(r"sub-([A-Za-z0-9]+)(?:_ses-([A-Za-z0-9]+))?(?:_|$)", name)
+    if m is None:
+        return name
+    return m.group(1) + (f"ses{m.group(2)}" if m.group(2) else "")
 
 
 def _existing(path: PathLike, what: str) -> Path:

@@ -16,7 +16,12 @@ import numpy.typing as npt
 
 from discquant.io.study import Volume
 from discquant.measure import regions
-from discquant.measure.geometry import DiscGeometry, body_height_mm, disc_geometry
+from discquant.measure.geometry import (
+    DiscGeometry,
+    body_height_mm,
+    disc_geometry,
+    left_right_axis,
+)
 from discquant.measure.stats import region_stats
 from discquant.measure.water import (
     DEFAULT_REFERENCE_NP_ADC_UM2_PER_MS,
@@ -83,9 +88,9 @@ def _touches_border(mask: npt.NDArray[np.bool_]) -> bool:
     return False
 
 
-def _slices_spanned(mask: npt.NDArray[np.bool_]) -> int:
-    """Number of slices (along the thinnest axis) that hold part of ``mask``."""
-    axis = int(np.argmin(mask.shape))
+def _slices_spanned(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> int:
+    """Number of sagittal slices (voxel axis nearest left-right) that hold part of ``mask``."""
+    axis = left_right_axis(affine)
     other = tuple(a for a in range(mask.ndim) if a != axis)
     return int(np.count_nonzero(mask.any(axis=other)))
 
@@ -214,7 +219,7 @@ def measure_discs(
             result.height_middle_mm = geom.height_middle_mm
             result.height_posterior_mm = geom.height_posterior_mm
             result.ap_depth_mm = geom.ap_depth_mm
-            if _slices_spanned(disc) >= 2:
+            if _slices_spanned(disc, labels.affine) >= 2:
                 result.volume_mm3 = geom.volume_mm3
             else:  # one sagittal slice: area × slice thickness is not the disc's volume
                 result.flags.append("volume_withheld_single_slice")
