@@ -121,28 +121,33 @@ def _components(mask: npt.NDArray[np.bool_], min_fraction: float) -> list[npt.ND
     return [lab == i for i in keep]
 
 
-def _offset_within_axis_mm(
+def _axis_offset_mm(
     point: npt.NDArray[np.float64], axis: npt.NDArray[np.float64]
-) -> float | None:
-    """Sagittal-plane (A, S) distance from ``point`` to the polyline ``axis`` (K × 3).
+) -> tuple[float, float]:
+    """Sagittal-plane (A, S) distance from ``point`` to the polyline ``axis`` (K × 3), its
+    end segments extended, and how far beyond the axis ends the point lies (0 within).
 
-    None when the point lies beyond either end of the axis (there the spine curves away
-    from the straight line, so a distance would say nothing). Left-right is ignored: a
-    lateral piece of a disc (a foraminal bulge) is still that disc.
+    Left-right is ignored: a lateral piece of a disc (a foraminal bulge) is that disc.
     """
     p, ax = point[1:], axis[:, 1:]
-
-    def t_on(i: int) -> float:
-        ab = ax[i + 1] - ax[i]
-        return float((p - ax[i]) @ ab / max(float(ab @ ab), 1e-9))
-
     k = len(ax) - 1
-    if t_on(0) < 0 or t_on(k - 1) > 1:
-        return None
-    return min(
-        float(np.linalg.norm(p - (ax[i] + min(max(t_on(i), 0.0), 1.0) * (ax[i + 1] - ax[i]))))
-        for i in range(k)
-    )
+    best, beyond = np.inf, 0.0
+    for i in range(k):
+        a, ab = ax[i], ax[i + 1] - ax[i]
+        length = max(float(np.linalg.norm(ab)), 1e-9)
+        t = float((p - a) @ ab) / length**2
+        lo = -np.inf if i == 0 else 0.0
+        hi = np.inf if i == k - 1 else 1.0
+        tc = min(max(t, lo), hi)
+        d = float(np.linalg.norm(p - (a + tc * ab)))
+        if d < best:
+            best = d
+            beyond = (
+                max(-t, t - 1.0, 0.0) * length
+                if (i == 0 and t < 0) or (i == k - 1 and t > 1)
+                else 0.0
+            )
+    return best, beyond
 
 
 def _on_spine_axis(
@@ -151,12 +156,17 @@ def _on_spine_axis(
     """Drop small disc components lying off the axis through the large ones.
 
     The axis is the polyline through the centroids of the components at least half the
-    largest (three or more needed). A component between its ends whose centroid lies
-    20 mm or more from it in the sagittal plane is not an intervertebral disc (a disc is
-    35–45 mm deep, so its centroid sits on the axis): on unseen phantoms a bright blob
-    against the posterior elements (a facet joint) took a level name and shifted the
-    names above it (3 of 100 studies; docs/segmentation.md). Components beyond the
-    axis ends (a small L5-S1 or T12-L1 where lordosis bends the spine away) are kept.
+    largest (three or more needed). A component whose centroid lies 20 mm or more from
+    it in the sagittal plane is not an intervertebral disc (a disc is 35–45 mm deep, so
+    its centroid sits on the axis): on unseen phantoms a bright blob against the
+    posterior elements (a facet joint) took a level name and shifted the names above it
+    (3 of 100 studies; docs/segmentation.md). Above the axis the thoracic spine curves
+    away from the extended line, so there the tolerance grows by half the distance beyond
+    the end. Below it, it does not: on the 505 Sudirman slices small remnant discs under
+    L5-S1 otherwise took its name (L3-L4 … L5-S1 named within the annotated boxes: 96.6 %
+    with this rule, 95.6 % with no limit below the axis). A collapsed L5-S1 under a
+    collapsed L4-L5 on a strong lordosis can then be dropped; the missed-disc flag
+    reports it.
     """
     sizes = [int(d.sum()) for d in discs]
     big = [d for d, n in zip(discs, sizes, strict=True) if n >= 0.5 * max(sizes)]
@@ -165,8 +175,9 @@ def _on_spine_axis(
     axis = np.array(sorted((_centroid_mm(d, affine) for d in big), key=lambda c: -c[2]))
     kept = []
     for d in discs:
-        offset = _offset_within_axis_mm(_centroid_mm(d, affine), axis)
-        if offset is None or offset < max_mm:
+        offset, beyond = _axis_offset_mm(_centroid_mm(d, affine), axis)
+        above_top = _centroid_mm(d, affine)[2] > axis[0][2]
+        if offset < max_mm + (0.5 * beyond if above_top else 0.0):
             kept.append(d)
     return kept
 
