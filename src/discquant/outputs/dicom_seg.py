@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant import __version__
+from discquant.io.privacy import deidentify_dataset
 from discquant.io.study import Volume
 from discquant.results import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS, AnalysisResult
 
@@ -166,6 +167,8 @@ def write_dicom_seg(
     result: AnalysisResult,
     source_t2_datasets: Sequence[Any],
     out_path: Path,
+    *,
+    deidentify_as: str | None = None,
 ) -> Path:
     """Write a binary DICOM SEG of the discs and vertebrae on the source T2 images.
 
@@ -177,6 +180,9 @@ def write_dicom_seg(
         The source T2 images as pydicom datasets (pixel data need not be loaded).
     out_path
         The ``.dcm`` file to write.
+    deidentify_as
+        When given, the patient module copied from the source is replaced with this
+        subject label (:func:`discquant.io.privacy.deidentify_dataset`) before writing.
 
     Raises
     ------
@@ -238,6 +244,8 @@ def write_dicom_seg(
         content_label="DISCS",
         content_description="Lumbar discs and vertebrae (research use only)",
     )
+    if deidentify_as is not None:
+        deidentify_dataset(seg, subject=deidentify_as)
     seg.save_as(out_path)
     log.debug("wrote DICOM SEG %s with %d segments", out_path, len(concepts))
     return out_path

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from discquant import __version__
+from discquant.io.privacy import deidentify_dataset
 from discquant.outputs.dicom_seg import SEGMENT_CONCEPTS
 from discquant.results import DISC_LABELS, AnalysisResult, DiscResult
 
@@ -128,8 +129,12 @@ def write_dicom_sr(
     out_path: Path,
     *,
     seg_path: Path | None = None,
+    deidentify_as: str | None = None,
 ) -> Path:
     """Write the per-disc measurement report as a Comprehensive 3D SR.
+
+    ``deidentify_as``, when given, replaces the patient module copied from the evidence
+    with that subject label before writing (:func:`discquant.io.privacy.deidentify_dataset`).
 
     Raises
     ------
@@ -204,6 +209,8 @@ def write_dicom_sr(
         manufacturer="discquant",
         series_description="discquant disc measurements",
     )
+    if deidentify_as is not None:
+        deidentify_dataset(sr, subject=deidentify_as)
     sr.save_as(out_path)
     log.debug("wrote DICOM SR %s with %d disc groups", out_path, len(groups))
     return out_path

@@ -70,18 +70,6 @@ def _write_dataset_description(root: Path) -> Path:
     return path
 
 
-def _deidentify_files(paths: Sequence[Path], subject: str) -> None:
-    """Rewrite DICOM outputs without the source's patient-identifying fields."""
-    import pydicom
-
-    from discquant.io.privacy import deidentify_dataset
-
-    for path in paths:
-        ds = pydicom.dcmread(path)
-        deidentify_dataset(ds, subject=bids_label(subject))
-        ds.save_as(path)
-
-
 def _write_subject(
     result: AnalysisResult,
     tmp: Path,
@@ -127,24 +115,23 @@ def _write_subject(
         from discquant.outputs.dicom_seg import write_dicom_seg
         from discquant.outputs.dicom_sr import write_dicom_sr
 
+        deidentify_as = None if keep_phi else bids_label(result.subject)
         seg_path: Path | None = name("seg.dcm", "desc-discs")
         try:
             assert seg_path is not None
-            write_dicom_seg(result, source_t2_datasets, seg_path)
+            write_dicom_seg(result, source_t2_datasets, seg_path, deidentify_as=deidentify_as)
             written["dicom_seg"] = seg_path.name
         except DiscquantError as exc:
             skipped["dicom_seg"] = str(exc)
             seg_path = None
         sr_path = name("sr.dcm", "desc-discs")
         try:
-            write_dicom_sr(result, source_t2_datasets, sr_path, seg_path=seg_path)
+            write_dicom_sr(
+                result, source_t2_datasets, sr_path, seg_path=seg_path, deidentify_as=deidentify_as
+            )
             written["dicom_sr"] = sr_path.name
         except DiscquantError as exc:
             skipped["dicom_sr"] = str(exc)
-        if not keep_phi:
-            _deidentify_files(
-                [p for p in (seg_path, sr_path) if p and p.name in written.values()], result.subject
-            )
     else:
         skipped["dicom_seg"] = skipped["dicom_sr"] = "no source DICOM T2 images"
 
