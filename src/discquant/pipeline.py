@@ -513,6 +513,8 @@ def run_study(
     """
     from discquant.outputs import write_outputs
 
+    # Checked here before the (slow) import so that bad options fail first; analyze()
+    # checks again for API callers (a dict lookup and a small JSON read).
     check_config(config or AnalysisConfig())
     if Path(out_dir).exists() and not Path(out_dir).is_dir():
         raise InvalidInputError("output path exists and is not a folder", path=out_dir)

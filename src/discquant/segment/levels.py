@@ -169,14 +169,17 @@ def _on_spine_axis(
     reports it.
     """
     sizes = [int(d.sum()) for d in discs]
-    big = [d for d, n in zip(discs, sizes, strict=True) if n >= 0.5 * max(sizes)]
-    if len(big) < 3:
+    if sum(n >= 0.5 * max(sizes) for n in sizes) < 3:
         return discs
-    axis = np.array(sorted((_centroid_mm(d, affine) for d in big), key=lambda c: -c[2]))
+    centroids = [_centroid_mm(d, affine) for d in discs]
+    axis = np.array(
+        sorted((c for c, n in zip(centroids, sizes, strict=True) if n >= 0.5 * max(sizes)),
+               key=lambda c: -c[2])
+    )  # fmt: skip
     kept = []
-    for d in discs:
-        offset, beyond = _axis_offset_mm(_centroid_mm(d, affine), axis)
-        above_top = _centroid_mm(d, affine)[2] > axis[0][2]
+    for d, c in zip(discs, centroids, strict=True):
+        offset, beyond = _axis_offset_mm(c, axis)
+        above_top = c[2] > axis[0][2]
         if offset < max_mm + (0.5 * beyond if above_top else 0.0):
             kept.append(d)
     return kept
