@@ -10,6 +10,7 @@ Values: Bland-Altman bias and 95 % limits of agreement (bias ± 1.96 SD of diffe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -148,17 +149,26 @@ def binary_agreement(
     )
 
 
+def _metric_lines(title: str, rows: list[tuple[str, str]]) -> list[str]:
+    """``title`` then one ``name  value`` line per metric, names padded to one column."""
+    return ([title] if title else []) + [f"{name:<19}{value}" for name, value in rows]
+
+
 def format_binary(a: BinaryAgreement, *, title: str = "") -> str:
     """A plain-text table of yes/no agreement and its 2 × 2 confusion matrix."""
-    lines = [title] if title else []
+    lines = _metric_lines(
+        title,
+        [
+            ("n", str(a.n)),
+            ("prevalence", f"{a.prevalence:.3f}"),
+            ("sensitivity", f"{a.sensitivity:.3f}"),
+            ("specificity", f"{a.specificity:.3f}"),
+            ("balanced accuracy", f"{a.balanced_accuracy:.3f}"),
+            ("accuracy", f"{a.accuracy:.3f}"),
+            ("ROC AUC", f"{a.auc:.3f}"),
+        ],
+    )
     lines += [
-        f"n                  {a.n}",
-        f"prevalence         {a.prevalence:.3f}",
-        f"sensitivity        {a.sensitivity:.3f}",
-        f"specificity        {a.specificity:.3f}",
-        f"balanced accuracy  {a.balanced_accuracy:.3f}",
-        f"accuracy           {a.accuracy:.3f}",
-        f"ROC AUC            {a.auc:.3f}",
         "confusion (rows = reference, columns = predicted)",
         "           no   yes",
         f"    no {a.confusion[0][0]:>6d}{a.confusion[0][1]:>6d}",
@@ -259,14 +269,18 @@ def bland_altman_plot(
 
 def format_agreement(a: GradeAgreement, *, title: str = "") -> str:
     """A plain-text table of the metrics and the confusion matrix."""
-    lines = [title] if title else []
+    lines = _metric_lines(
+        title,
+        [
+            ("n", str(a.n)),
+            ("exact accuracy", f"{a.exact_accuracy:.3f}"),
+            ("balanced accuracy", f"{a.balanced_accuracy:.3f}"),
+            ("kappa (linear)", f"{a.kappa_linear:.3f}"),
+            ("kappa (quadratic)", f"{a.kappa_quadratic:.3f}"),
+            ("within ±1 grade", f"{a.within_one:.3f}"),
+        ],
+    )
     lines += [
-        f"n                  {a.n}",
-        f"exact accuracy     {a.exact_accuracy:.3f}",
-        f"balanced accuracy  {a.balanced_accuracy:.3f}",
-        f"kappa (linear)     {a.kappa_linear:.3f}",
-        f"kappa (quadratic)  {a.kappa_quadratic:.3f}",
-        f"within ±1 grade    {a.within_one:.3f}",
         "confusion (rows = reference, columns = predicted)",
         "      " + "".join(f"{g:>6d}" for g in a.labels),
     ]
@@ -292,6 +306,20 @@ def read_table(path: Path) -> Any:
     if missing:
         raise InvalidInputError(f"missing column(s) {sorted(missing)}", path=path)
     return df
+
+
+def _check_values(
+    merged: Any, allowed: Sequence[int], problem: str, *, ref: Path, pred: Path
+) -> None:
+    """Raise, naming the file, unless both columns hold only ``allowed`` values (text → NaN)."""
+    import pandas as pd
+
+    from discquant.errors import InvalidInputError
+
+    for col, path in (("ref", ref), ("pred", pred)):
+        vals = pd.to_numeric(merged[col], errors="coerce").to_numpy(float)
+        if not np.all(np.isin(vals, allowed)):
+            raise InvalidInputError(f"{problem} in {col} column", path=path)
 
 
 def evaluate_tables(
@@ -355,19 +383,14 @@ def evaluate_tables(
             bland_altman_plot(m["ref"].to_numpy(float), m["pred"].to_numpy(float), plot)
             report["plot"] = str(plot)
     elif binary:
-        for col, path in (("ref", ref), ("pred", pred)):
-            if not np.all(np.isin(pd.to_numeric(m[col], errors="coerce"), (0, 1))):
-                raise InvalidInputError(f"yes/no values must be 0 or 1 in {col} column", path=path)
+        _check_values(m, (0, 1), "yes/no values must be 0 or 1", ref=ref, pred=pred)
         for name, g in groups:
             sc = g["score"].to_numpy(float) if score_column else None
             b = binary_agreement(g["ref"].to_numpy(int), g["pred"].to_numpy(int), scores=sc)
             report[name] = b.to_dict()
             lines.append(format_binary(b, title=f"== {name} =="))
     else:
-        for col, path in (("ref", ref), ("pred", pred)):
-            vals = pd.to_numeric(m[col], errors="coerce").to_numpy(float)  # text → NaN
-            if not np.all(np.isin(vals, GRADES)):
-                raise InvalidInputError(f"grades must be integers 1-5 in {col} column", path=path)
+        _check_values(m, GRADES, "grades must be integers 1-5", ref=ref, pred=pred)
         for name, g in groups:
             a = grade_agreement(g["ref"].to_numpy(int), g["pred"].to_numpy(int))
             report[name] = a.to_dict()

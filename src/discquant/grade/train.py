@@ -381,7 +381,7 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     meta = {"arch": cfg.arch or None, "seed": cfg.seed, "trained_on": sets, "target": cfg.target}
 
     if cfg.test_model is not None:
-        summary["test"] = _test_model(cfg, discs, rows, out, base=base)
+        summary["test"] = _test_model(cfg, discs, rows, out, base=base, n_classes=n_classes)
 
     if cfg.cross_validate:
         probs = np.zeros((len(discs), n_classes), np.float32)
@@ -447,6 +447,7 @@ def _test_model(
     out: Path,
     *,
     base: Path,
+    n_classes: int,
 ) -> dict[str, Any]:
     """Grade every configured disc with ``cfg.test_model`` (its own crop settings).
 
@@ -461,6 +462,8 @@ def _test_model(
         Receives ``test_predictions.tsv`` and ``test_metrics.json``.
     base
         Directory that relative paths are read from.
+    n_classes
+        Outputs the target needs (5 grades, or 2 for yes/no).
 
     Returns
     -------
@@ -472,14 +475,13 @@ def _test_model(
 
     path = None if cfg.test_model == "shipped" else base / str(cfg.test_model)
     model = load_pfirrmann_model(path)
-    binary = cfg.target == "herniation"
     probs = predict_probabilities(model.network, build_crops(discs, **model.crop))
-    if probs.shape[1] != (2 if binary else 5):
+    if probs.shape[1] != n_classes:
         raise InvalidInputError(
-            f"test model has {probs.shape[1]} outputs, target {cfg.target} needs "
-            f"{2 if binary else 5}",
+            f"test model has {probs.shape[1]} outputs, target {cfg.target} needs {n_classes}",
             path=path,
         )
+    binary = n_classes == 2
     (_write_binary_predictions if binary else _write_predictions)(
         out / "test_predictions.tsv", rows, probs
     )
