@@ -114,19 +114,6 @@ def _subject_of(path: Path) -> str:
     return m.group(1) if m else path.name.split(".")[0]
 
 
-def _load_nifti(path: Path) -> Any:
-    import nibabel as nib
-
-    from discquant.errors import InvalidInputError
-
-    try:
-        img: Any = nib.load(str(path))
-        np.asarray(img.dataobj[..., :1])  # reads the header and the first voxels
-        return img
-    except Exception as exc:  # nibabel raises several types for damaged files
-        raise InvalidInputError(f"not a readable NIfTI file ({exc})", path=path) from exc
-
-
 def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
     """Match ``sub-*`` NIfTI files in two folders and score every pair.
 
@@ -135,6 +122,7 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
     """
 
     from discquant.errors import InputNotFoundError
+    from discquant.io.nifti import read_volume
 
     refs = {
         _subject_of(p): p
@@ -151,16 +139,14 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
         raise InputNotFoundError(f"no matching sub-* NIfTI files in {pred_dir} and {ref_dir}")
     cases = []
     for sub in common:
-        ref_img: Any = _load_nifti(refs[sub])
-        pred_img: Any = _load_nifti(preds[sub])
-        if not np.allclose(ref_img.affine, pred_img.affine, atol=1e-3):
+        ref_vol, pred_vol = read_volume(refs[sub]), read_volume(preds[sub])
+        if not np.allclose(ref_vol.affine, pred_vol.affine, atol=1e-3):
             logger.warning("%s: prediction and reference affines differ", sub)
-        spacing = [float(z) for z in ref_img.header.get_zooms()[:3]]
         cases.append(
             evaluate_case(
-                np.asarray(pred_img.dataobj).astype(np.int32),
-                np.asarray(ref_img.dataobj).astype(np.int32),
-                spacing,
+                pred_vol.data.astype(np.int32),
+                ref_vol.data.astype(np.int32),
+                list(ref_vol.voxel_mm),
                 case=sub,
             )
         )
