@@ -87,8 +87,6 @@ _DICOM_REMOVED = (
 )
 """Type 3 attributes that describe the patient: removed (besides every ``Patient*`` one)."""
 
-_PATIENT_KEPT = frozenset({"PatientName", "PatientID", "PatientBirthDate", "PatientSex"})
-
 
 def deidentify_dataset(ds: Any, *, subject: str) -> None:
     """Replace the patient and study identifiers copied from the source in a DICOM output.
@@ -102,11 +100,8 @@ def deidentify_dataset(ds: Any, *, subject: str) -> None:
     PatientIdentityRemoved/DeidentificationMethod say so. UIDs stay, so that the SEG and
     SR still reference their source images.
     """
-    for elem in list(ds):
-        keyword = elem.keyword
-        if keyword in _PATIENT_KEPT or keyword in _DICOM_EMPTIED:
-            continue
-        if keyword.startswith("Patient") or keyword in _DICOM_REMOVED or elem.VR == "PN":
+    for elem in list(ds):  # everything identifying goes; name, ID and type 2 come back below
+        if elem.keyword.startswith("Patient") or elem.keyword in _DICOM_REMOVED or elem.VR == "PN":
             del ds[elem.tag]
     ds.PatientName = subject
     ds.PatientID = subject
