@@ -1,0 +1,53 @@
+"""The Cramér–Rao bound of the ADC against Monte-Carlo fits of the ADC engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from discquant.diffusion.adc import AdcModel
+from discquant.diffusion.precision import adc_sd_lower_bound_um2_per_ms, pooled_sd_lower_bound
+
+
+def _rician(signal: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    return np.hypot(
+        signal + sigma * rng.standard_normal(signal.shape),
+        sigma * rng.standard_normal(signal.shape),
+    )
+
+
+@pytest.mark.parametrize("snr", [60.0, 200.0])
+def test_wls_fit_reaches_the_bound_at_high_snr(snr):
+    """At high SNR the weighted log-linear fit is efficient: its SD equals the bound."""
+    rng = np.random.default_rng(0)
+    bvals = np.array([0.0, 400.0, 800.0])
+    adc = 1.2
+    s0 = np.full(40_000, snr)
+    clean = s0[:, None] * np.exp(-bvals * 1e-3 * adc)
+    fit = AdcModel(bvals, method="wls").fit(_rician(clean, 1.0, rng))
+    bound = adc_sd_lower_bound_um2_per_ms(snr, adc, bvals, 1.0)
+    assert np.std(fit.adc_um2_per_ms) == pytest.approx(float(bound), rel=0.03)
+
+
+def test_trace_images_count_their_directions():
+    """A three-direction trace image (geometric mean) has a third of the noise variance."""
+    rng = np.random.default_rng(1)
+    b, adc, snr = 800.0, 1.0, 80.0
+    s0 = np.full(40_000, snr)
+    b0 = _rician(s0, 1.0, rng)
+    dirs = _rician(np.repeat((s0 * np.exp(-b * 1e-3 * adc))[:, None], 3, axis=1), 1.0, rng)
+    trace = np.cbrt(dirs.prod(axis=1))
+    fit = AdcModel([0.0, b], method="ols").fit(np.stack([b0, trace], axis=1))
+    bound = adc_sd_lower_bound_um2_per_ms(snr, adc, [0.0, b], 1.0, n_averages=[1, 3])
+    single = adc_sd_lower_bound_um2_per_ms(snr, adc, [0.0, b], 1.0)
+    assert np.std(fit.adc_um2_per_ms) == pytest.approx(float(bound), rel=0.03)
+    assert float(single) > 1.2 * float(bound)
+
+
+def test_bound_rejects_bad_input_and_pools_voxels():
+    assert adc_sd_lower_bound_um2_per_ms(0.0, 1.0, [0, 1000], 1.0) == np.inf
+    assert adc_sd_lower_bound_um2_per_ms(10.0, 1.0, [1000, 1000], 1.0) == np.inf
+    with pytest.raises(ValueError):
+        adc_sd_lower_bound_um2_per_ms(10.0, 1.0, [0, 1000], 0.0)
+    assert pooled_sd_lower_bound([0.1, np.inf, 0.1]) == pytest.approx(0.1 / np.sqrt(2))
+    assert pooled_sd_lower_bound([np.inf]) == np.inf
