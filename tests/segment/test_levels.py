@@ -199,3 +199,26 @@ def test_no_bodies_between_discs_raise_no_missed_disc_flag() -> None:
     cls[(cls == BODY) & (np.arange(400)[:, None, None] > rows.min())] = 0  # bodies gone
     named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
     assert "l5_s1_disc_possibly_missed" not in named.flags
+
+
+def _discs_at(centres: list[tuple[int, int]]) -> np.ndarray:
+    """Equal disc blobs (8 rows × 30 columns × 5 slices) centred at (row, column)."""
+    cls = np.zeros((400, 260, 5), dtype=np.int16)
+    for r, c in centres:
+        cls[r - 4 : r + 4, c - 15 : c + 15] = DISC
+    return cls
+
+
+def test_disc_like_blobs_that_do_not_form_a_chain_are_not_a_spine() -> None:
+    """Every three consecutive blobs turn by more than 45° (as the network's "discs" in a
+    real sagittal brain DWI did): no spine, no names."""
+    zigzag = _discs_at([(40, 60), (110, 70), (130, 160), (150, 70), (190, 150)])
+    named = name_levels(zigzag, AFFINE)
+    assert named.levels == [] and named.flags == ["no_discs_found"]
+
+
+def test_one_irregular_triple_keeps_the_spine() -> None:
+    """A missed disc doubles one link (ratio 2.2 at two triples): the chain stays a spine."""
+    gap = _discs_at([(40, 60), (77, 62), (114, 64), (196, 66), (233, 68), (270, 70)])
+    named = name_levels(gap, AFFINE)
+    assert len(named.levels) == 6

@@ -1,0 +1,79 @@
+"""How regular is the chain of disc centroids along real spines? (run by hand, ~2 min)
+
+    .venv/bin/python benchmarks/spine_geometry.py [--model MODEL]
+
+Segments the real mid-sagittal slices (SPIDER, Sudirman), the 10 real labelled volumes
+and 20 unseen phantoms with the shipped (or given) model and, for every three consecutive
+named discs, prints the distribution of the turning angle between the two links (disc
+centroid to disc centroid) and of the ratio of the longer link to the shorter. These
+figures set the limits of ``segment.levels._spine_like``, which refuses a chain with no
+triple inside both limits; the script also counts the images where that would happen
+(run it with the rule in place and the count is of images segmented before the rule, on
+the raw chain the network gave).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from discquant.segment import load_segmentation_model, segment_spine
+from discquant.segment.data import load_nifti_volume
+from discquant.segment.levels import MAX_LINK_RATIO, MAX_TURN_DEG, chain_geometry
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def main() -> None:
+    from segment_eval import phantom_case
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", type=Path, default=None)
+    ap.add_argument("--phantoms", type=int, default=20)
+    args = ap.parse_args()
+    model = load_segmentation_model(args.model)
+    sets = {
+        "spider": sorted((DATA / "spider-midsag-t2").glob("sub-*_T2w.nii.gz")),
+        "sudirman": sorted((DATA / "sudirman-midsag-t2").glob("sub-*_T2w.nii.gz")),
+        "volumes": sorted((DATA / "lumbar-t2-discs").glob("sub-*_T2w.nii.gz"))
+        + sorted((DATA / "lumbar-t2-vertebrae").glob("sub-*_mr.nii.gz")),
+    }
+    for name, paths in sets.items():
+        _report(name, [segment_spine(load_nifti_volume(p), model=model) for p in paths])
+    cache = ROOT / "runs" / "phantom-eval-cache"
+    segs = [
+        segment_spine(phantom_case(10_000 + i, cache)[0], model=model) for i in range(args.phantoms)
+    ]
+    _report("phantoms", segs)
+
+
+def _report(name: str, segs: list) -> None:
+    angles: list[float] = []
+    ratios: list[float] = []
+    refused = no_discs = 0
+    for seg in segs:
+        a, r = chain_geometry([np.array(lv.centroid_mm) for lv in seg.levels])
+        angles += a
+        ratios += r
+        no_discs += not seg.levels
+        refused += bool(a) and not any(
+            x <= MAX_TURN_DEG and y <= MAX_LINK_RATIO for x, y in zip(a, r, strict=True)
+        )
+    a, r = np.asarray(angles), np.asarray(ratios)
+    print(
+        f"{name}: {len(segs)} images ({no_discs} without discs, {refused} chains with no "
+        f"triple within {MAX_TURN_DEG:.0f} deg and x{MAX_LINK_RATIO:.1f}), {a.size} disc "
+        f"triples; turning angle p50 {np.median(a):.1f}, "
+        f"p99 {np.percentile(a, 99):.1f}, max {a.max():.1f} deg; link ratio p50 "
+        f"{np.median(r):.2f}, p99 {np.percentile(r, 99):.2f}, max {r.max():.2f}",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
