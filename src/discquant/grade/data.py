@@ -168,11 +168,12 @@ DISC_LABELS = {"L1-L2": 120, "L2-L3": 121, "L3-L4": 122, "L4-L5": 123, "L5-S1": 
 """Segmentation labels of the lumbar discs (VerSe/SPINEPS: 100 + the vertebra above)."""
 
 
-def spider_discs(root: Path) -> list[GradedDisc]:
+def spider_discs(root: Path, subjects: set[str] | None = None) -> list[GradedDisc]:
     """Graded SPIDER discs located by the segmentation model.
 
-    Each image is segmented with :func:`discquant.segment.segment_spine`; a graded level
-    whose disc label is missing from the segmentation is skipped (logged). The source's
+    Each image (of ``subjects`` only, when given) is segmented with
+    :func:`discquant.segment.segment_spine`; a graded level whose disc label is missing
+    from the segmentation is skipped (logged). The source's
     ``disc_herniation`` (0/1) is kept in :attr:`GradedDisc.herniation`.
     """
     import pandas as pd
@@ -193,6 +194,8 @@ def spider_discs(root: Path) -> list[GradedDisc]:
     out: list[GradedDisc] = []
     missing = 0
     for subject, g in grades.groupby("subject"):
+        if subjects is not None and subject not in subjects:
+            continue
         path = root / f"{subject}_T2w.nii.gz"
         vol = load_nifti_volume(path)
         labels = segment_spine(vol).labels.data
