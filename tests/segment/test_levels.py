@@ -222,3 +222,30 @@ def test_one_irregular_triple_keeps_the_spine() -> None:
     gap = _discs_at([(40, 60), (77, 62), (114, 64), (196, 66), (233, 68), (270, 70)])
     named = name_levels(gap, AFFINE)
     assert len(named.levels) == 6
+
+
+@pytest.mark.parametrize(("turn_deg", "kept"), [(40, True), (50, False)])
+def test_the_turn_limit_is_45_degrees(turn_deg: int, kept: bool) -> None:
+    """Four discs whose links alternate straight down and ``turn_deg`` forward."""
+    dr, dc = 40 * np.cos(np.radians(turn_deg)), 40 * np.sin(np.radians(turn_deg))
+    chain = [
+        (40, 60),
+        (80, 60),
+        (round(80 + dr), round(60 + dc)),
+        (round(120 + dr), round(60 + dc)),
+    ]
+    named = name_levels(_discs_at(chain), AFFINE)
+    assert (len(named.levels) == 4) is kept
+
+
+@pytest.mark.parametrize(
+    ("rows", "kept"),
+    [
+        ((40, 80, 156, 196), True),  # links 40, 76, 40: ratio 1.9
+        ((40, 80, 180, 220), False),  # links 40, 100, 40: ratio 2.5
+        ((40, 80, 180), True),  # three discs: only the turn counts (a disc missed between)
+    ],
+)
+def test_the_link_ratio_limit_is_2(rows: tuple[int, ...], kept: bool) -> None:
+    named = name_levels(_discs_at([(r, 60) for r in rows]), AFFINE)
+    assert (len(named.levels) == len(rows)) is kept

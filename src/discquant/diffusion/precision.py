@@ -85,6 +85,17 @@ def pooled_sd_lower_bound(voxel_sd: npt.ArrayLike) -> float:
 
     The information of independent voxels adds: ``1 / √(Σ 1/sd_i²)``.
 
+    Parameters
+    ----------
+    voxel_sd
+        Per-voxel bounds (:func:`adc_sd_lower_bound_um2_per_ms`); non-finite and
+        non-positive values carry no information and are skipped.
+
+    Returns
+    -------
+    float
+        The pooled bound, same unit; ``inf`` when no voxel carries information.
+
     Examples
     --------
     >>> pooled_sd_lower_bound([0.2, 0.2, 0.2, 0.2])

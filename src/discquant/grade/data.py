@@ -175,6 +175,13 @@ def spider_discs(root: Path, subjects: set[str] | None = None) -> list[GradedDis
     :func:`discquant.segment.segment_spine`; a graded level whose disc label is missing
     from the segmentation is skipped (logged). The source's
     ``disc_herniation`` (0/1) is kept in :attr:`GradedDisc.herniation`.
+
+    Parameters
+    ----------
+    root
+        The ``spider-midsag-t2`` folder (images and ``gradings.tsv``).
+    subjects
+        Only these subjects (e.g. a model's held-out patients); None for all.
     """
     import pandas as pd
 

@@ -265,9 +265,26 @@ def chain_geometry(
 ) -> tuple[list[float], list[float]]:
     """Turning angles (degrees) and link-length ratios (longer / shorter) along a chain.
 
-    ``centroids`` are the disc centroids in spine order; a link joins two neighbours, and
-    each three consecutive discs give the angle between their two links and the ratio of
-    the longer link to the shorter. A spine is a smooth chain of near-equal links.
+    A link joins two neighbouring discs; each three consecutive discs give the angle
+    between their two links and the ratio of the longer link to the shorter. A spine is a
+    smooth chain of near-equal links.
+
+    Parameters
+    ----------
+    centroids
+        Disc centroids in mm, in spine order.
+
+    Returns
+    -------
+    angles_deg, ratios
+        One value per three consecutive discs (empty for fewer than three).
+
+    Examples
+    --------
+    >>> a, r = chain_geometry([np.array([0.0, 0, 0]), np.array([0.0, 0, -40]),
+    ...                        np.array([0.0, 40, -80])])
+    >>> [round(x, 1) for x in a], [round(x, 2) for x in r]
+    ([45.0], [1.41])
     """
     pts = np.asarray(centroids, dtype=np.float64)
     if len(pts) < 3:
@@ -285,24 +302,41 @@ def chain_geometry(
 
 
 MAX_TURN_DEG = 45.0
+"""Largest turn between the two links of a regular disc triple (see :func:`spine_like`)."""
 MAX_LINK_RATIO = 2.0
+"""Largest ratio of the longer to the shorter link of a regular triple (four discs or more)."""
 
 
-def _spine_like(centroids: list[npt.NDArray[np.float64]]) -> bool:
-    """Whether some three consecutive discs form a piece of spine: their two links turn
-    by at most 45° and differ in length by at most a factor 2.
+def spine_like(centroids: list[npt.NDArray[np.float64]]) -> bool:
+    """Whether a chain of disc centroids (in spine order) can be a spine.
+
+    Some three consecutive discs must form a piece of spine: their two links turn by at
+    most 45° and, when four or more discs were found, differ in length by at most a
+    factor 2. With three discs the one triple has only its turn checked: a disc missed in
+    between doubles a link but keeps the chain straight.
 
     Along real spines the median turn is 5–7° and the median ratio 1.04–1.05; single
-    triples reach 78° and 6× where a disc is missed or a remnant disc is found
-    (benchmarks/spine_geometry.py: 99th percentiles 36° and 3.0 on SPIDER, 28° and 1.2
-    on Sudirman), so one odd triple is tolerated and only a chain with no regular triple
+    triples reach 78° and ×3.2 where a disc is missed or a remnant disc is found
+    (``benchmarks/spine_geometry.py``: 99th percentiles 36° and ×2.6 on SPIDER, 28° and
+    ×1.2 on Sudirman), so odd triples are tolerated and only a chain with no regular triple
     at all is refused. Five "discs" that the network found in a real sagittal brain DWI
     turned by 80–128° at every triple.
+
+    Parameters
+    ----------
+    centroids
+        Disc centroids in mm, superior to inferior.
+
+    Returns
+    -------
+    bool
+        True for fewer than three discs (nothing to judge) or when a regular triple exists.
     """
     angles, ratios = chain_geometry(centroids)
-    return any(
-        a <= MAX_TURN_DEG and r <= MAX_LINK_RATIO for a, r in zip(angles, ratios, strict=True)
-    )
+    if not angles:
+        return True
+    max_ratio = MAX_LINK_RATIO if len(centroids) >= 4 else np.inf
+    return any(a <= MAX_TURN_DEG and r <= max_ratio for a, r in zip(angles, ratios, strict=True))
 
 
 def _centroid_mm(
@@ -380,7 +414,7 @@ def name_levels(
     discs = [discs[i] for i in order]
     centroids = [centroids[i] for i in order]
     n = len(discs)
-    if n >= 3 and not _spine_like(centroids):
+    if not spine_like(centroids):
         logger.info("disc-like components do not form a spine: not taken for a lumbar spine")
         return NamedLevels(labels=out, levels=[], flags=[FLAG_NO_DISCS])
 
