@@ -55,11 +55,14 @@ def main() -> None:
 def _report(name: str, segs: list) -> None:
     angles: list[float] = []
     ratios: list[float] = []
+    lr_steps: list[float] = []
     refused = no_discs = 0
     for seg in segs:
         a, r = chain_geometry([np.array(lv.centroid_mm) for lv in seg.levels])
         angles += a
         ratios += r
+        x = [lv.centroid_mm[0] for lv in seg.levels]
+        lr_steps += [abs(float(d)) for d in np.diff(x)]
         no_discs += not seg.levels
         refused += not spine_like([np.array(lv.centroid_mm) for lv in seg.levels])
     a, r = np.asarray(angles), np.asarray(ratios)
@@ -68,7 +71,9 @@ def _report(name: str, segs: list) -> None:
         f"spine rule refuses), {a.size} disc "
         f"triples; turning angle p50 {np.median(a):.1f}, "
         f"p99 {np.percentile(a, 99):.1f}, max {a.max():.1f} deg; link ratio p50 "
-        f"{np.median(r):.2f}, p99 {np.percentile(r, 99):.2f}, max {r.max():.2f}",
+        f"{np.median(r):.2f}, p99 {np.percentile(r, 99):.2f}, max {r.max():.2f}; "
+        f"left-right step between neighbours p99 {np.percentile(lr_steps, 99):.1f}, "
+        f"max {max(lr_steps):.1f} mm",
         flush=True,
     )
 

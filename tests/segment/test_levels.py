@@ -249,3 +249,14 @@ def test_the_turn_limit_is_45_degrees(turn_deg: int, kept: bool) -> None:
 def test_the_link_ratio_limit_is_2(rows: tuple[int, ...], kept: bool) -> None:
     named = name_levels(_discs_at([(r, 60) for r in rows]), AFFINE)
     assert (len(named.levels) == len(rows)) is kept
+
+
+def test_two_discs_far_apart_left_right_are_not_a_spine() -> None:
+    """Two disc-like blobs 60 mm apart left-right (as in a real brain DWI) are refused;
+    a 10 mm step (real volumes reach 11 mm) is kept."""
+    for step_mm, kept in ((60, False), (10, True)):
+        cls = np.zeros((200, 100, 80), dtype=np.int16)
+        cls[40:48, 20:50, 5:15] = DISC
+        cls[80:88, 20:50, 5 + step_mm : 15 + step_mm] = DISC
+        named = name_levels(cls, AFFINE)
+        assert (len(named.levels) == 2) is kept, step_mm

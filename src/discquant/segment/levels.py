@@ -305,12 +305,18 @@ MAX_TURN_DEG = 45.0
 """Largest turn between the two links of a regular disc triple (see :func:`spine_like`)."""
 MAX_LINK_RATIO = 2.0
 """Largest ratio of the longer to the shorter link of a regular triple (four discs or more)."""
+MAX_LR_STEP_MM = 30.0
+"""Largest left-right step between neighbouring discs of a spine (real volumes: ≤ 11.3 mm)."""
 
 
 def spine_like(centroids: list[npt.NDArray[np.float64]]) -> bool:
     """Whether a chain of disc centroids (in spine order) can be a spine.
 
-    Some three consecutive discs must form a piece of spine: their two links turn by at
+    Neighbouring discs of a spine lie at most 30 mm apart left-right (the largest step on
+    the 10 real volumes is 11.3 mm; a sagittal series shows no lateral step): a chain in
+    which every step is larger is refused, as were the two "discs", 60 mm apart
+    left-right, that the 6000-step network found in a real sagittal brain DWI. Then some
+    three consecutive discs must form a piece of spine: their two links turn by at
     most 45° and, when four or more discs were found, differ in length by at most a
     factor 2. With three discs the one triple has only its turn checked: a disc missed in
     between doubles a link but keeps the chain straight.
@@ -330,8 +336,12 @@ def spine_like(centroids: list[npt.NDArray[np.float64]]) -> bool:
     Returns
     -------
     bool
-        True for fewer than three discs (nothing to judge) or when a regular triple exists.
+        False when every left-right step is too large, or when three or more discs hold
+        no regular triple; True otherwise (a single disc is judged elsewhere).
     """
+    pts = np.asarray(centroids, dtype=np.float64)
+    if len(pts) >= 2 and np.all(np.abs(np.diff(pts[:, 0])) > MAX_LR_STEP_MM):
+        return False
     angles, ratios = chain_geometry(centroids)
     if not angles:
         return True
