@@ -315,18 +315,19 @@ def spine_like(centroids: list[npt.NDArray[np.float64]]) -> bool:
     Neighbouring discs of a spine lie at most 30 mm apart left-right (the largest step on
     the 10 real volumes is 11.3 mm; a sagittal series shows no lateral step): a chain in
     which every step is larger is refused, as were the two "discs", 60 mm apart
-    left-right, that the 6000-step network found in a real sagittal brain DWI. Then some
+    left-right, that the shipped network found in a real sagittal brain DWI. Then some
     three consecutive discs must form a piece of spine: their two links turn by at
     most 45° and, when four or more discs were found, differ in length by at most a
     factor 2. With three discs the one triple has only its turn checked: a disc missed in
     between doubles a link but keeps the chain straight.
 
-    Along real spines the median turn is 5–7° and the median ratio 1.04–1.05; single
-    triples reach 78° and ×3.2 where a disc is missed or a remnant disc is found
-    (``benchmarks/spine_geometry.py``: 99th percentiles 36° and ×2.6 on SPIDER, 28° and
-    ×1.2 on Sudirman), so odd triples are tolerated and only a chain with no regular triple
-    at all is refused. Five "discs" that the network found in a real sagittal brain DWI
-    turned by 80–128° at every triple.
+    Along real spines the median turn is 5–6° and the median ratio 1.04–1.05, but single
+    triples reach 136–145° and ×2.7 where a disc is missed or a small blob joins the chain
+    (``benchmarks/spine_geometry.py``, shipped model: 99th percentiles 72° and ×2.0 on
+    SPIDER, 27° and ×1.2 on Sudirman, 23° and ×1.14 on the real volumes), so odd triples
+    are tolerated and only a chain with no regular triple at all is refused; no real image
+    was. Five "discs" that an earlier network found in a real sagittal brain DWI turned by
+    80–128° at every triple.
 
     Parameters
     ----------
