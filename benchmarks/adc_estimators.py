@@ -16,16 +16,16 @@
 from __future__ import annotations
 
 import argparse
-from types import SimpleNamespace
 
 import numpy as np
+from measure_phantoms import as_study, truth_segmenter, validation_phantoms  # benchmarks/
 from scipy import stats
 
 from discquant.diffusion.adc import AdcModel
-from discquant.io.study import Series, SeriesRole, Study, Volume
+from discquant.io.study import Volume
 from discquant.measure.discs import _nucleus_mask
 from discquant.measure.transfer import transfer_labels
-from discquant.phantom import PhantomConfig, generate_study
+from discquant.phantom.acquisition import rician
 from discquant.pipeline import AnalysisConfig, analyze
 from discquant.results import LEVELS
 
@@ -37,20 +37,18 @@ SUMMARIES = {
 }
 
 
-def _rician(signal: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.hypot(signal + rng.standard_normal(signal.shape), rng.standard_normal(signal.shape))
-
-
 def simulate(n: int = 200_000) -> None:
     rng = np.random.default_rng(0)
     print("simulation: bias of the region summary, % (valid voxels)")
     for adc, snr in ((2.0, 15.0), (1.85, 13.5), (1.25, 6.0), (1.0, 4.5)):
         s0 = np.full(n, snr)
         trace = [
-            np.cbrt(_rician(np.repeat((s0 * np.exp(-b * 1e-3 * adc))[:, None], 3, 1), rng).prod(1))
+            np.cbrt(
+                rician(np.repeat((s0 * np.exp(-b * 1e-3 * adc))[:, None], 3, 1), 1.0, rng).prod(1)
+            )
             for b in BVALS[1:]
         ]
-        data = np.stack([_rician(s0, rng), *trace], axis=1)
+        data = np.stack([rician(s0, 1.0, rng), *trace], axis=1)
         parts = []
         for method in ("ols", "wls", "nlls"):
             a = AdcModel(BVALS, method=method).fit(data).adc_um2_per_ms
@@ -63,26 +61,9 @@ def simulate(n: int = 200_000) -> None:
 
 
 def phantoms(n: int) -> None:
-    rng = np.random.default_rng(0)
     errors: dict[str, list[float]] = {}
-    for i in range(n):
-        seed = 5000 + i
-        grades = tuple(int(g) for g in rng.integers(1, 6, size=5))
-        ph = generate_study(seed, PhantomConfig(snr=20.0, epi_distortion=True, grades=grades))  # type: ignore[arg-type]
-        study = Study(
-            f"ph{seed}",
-            (
-                Series(SeriesRole.T2, "phantom", "T2", ph.t2, "sagittal"),
-                Series(
-                    SeriesRole.DWI, "phantom", "DWI", ph.dwi, "sagittal",
-                    bvals_s_per_mm2=ph.bvals, bvecs=ph.bvecs,
-                ),
-            ),
-        )  # fmt: skip
-        seg = SimpleNamespace(
-            labels=ph.labels_t2, nucleus=ph.nucleus_t2, canal=None, levels=[], flags=[]
-        )
-        res = analyze(study, config=AnalysisConfig(), segmenter=lambda im, seg=seg: seg)
+    for _, ph in validation_phantoms(n):
+        res = analyze(as_study(ph), config=AnalysisConfig(), segmenter=truth_segmenter(ph))
         assert res.adc_map is not None and res.labels_dwi is not None
         shape3 = (res.adc_map.shape[0], res.adc_map.shape[1], res.adc_map.shape[2])
         nuc = transfer_labels(ph.nucleus_t2, res.adc_map.affine, shape3).labels

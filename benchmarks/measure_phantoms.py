@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -61,6 +62,40 @@ def nucleus_adc_bound(ph: PhantomStudy, clean: PhantomStudy) -> dict[str, float]
     return bounds
 
 
+def validation_phantoms(
+    n: int, *, snr: float = 20.0, first_seed: int = 5000
+) -> Iterator[tuple[PhantomConfig, PhantomStudy]]:
+    """The validation phantoms: seeds ``first_seed + i``, five grades drawn at random (rng
+    seed 0), DWI at ``snr`` with the grid offset and EPI distortion on."""
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        grades = tuple(int(g) for g in rng.integers(1, 6, size=5))
+        config = PhantomConfig(snr=snr, epi_distortion=True, grades=grades)  # type: ignore[arg-type]
+        yield config, generate_study(first_seed + i, config)
+
+
+def as_study(ph: PhantomStudy) -> Study:
+    """The phantom's T2 and DWI as an imported study."""
+    return Study(
+        f"ph{ph.seed}",
+        (
+            Series(SeriesRole.T2, "phantom", "T2", ph.t2, "sagittal"),
+            Series(
+                SeriesRole.DWI, "phantom", "DWI", ph.dwi, "sagittal",
+                bvals_s_per_mm2=ph.bvals, bvecs=ph.bvecs,
+            ),
+        ),
+    )  # fmt: skip
+
+
+def truth_segmenter(ph: PhantomStudy) -> Callable[[Any], Any]:
+    """A segmenter that returns the phantom's own T2 labels and nucleus (no network)."""
+    seg = SimpleNamespace(
+        labels=ph.labels_t2, nucleus=ph.nucleus_t2, canal=None, levels=[], flags=[]
+    )
+    return lambda image: seg
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=50)
@@ -72,30 +107,11 @@ def main() -> None:
 
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    rng = np.random.default_rng(0)
-    for i in range(args.n):
-        seed = args.first_seed + i
-        grades = tuple(int(g) for g in rng.integers(1, 6, size=5))
-        config = PhantomConfig(snr=args.snr, epi_distortion=True, grades=grades)  # type: ignore[arg-type]
-        ph = generate_study(seed, config)
+    for config, ph in validation_phantoms(args.n, snr=args.snr, first_seed=args.first_seed):
+        seed = ph.seed
         bounds = nucleus_adc_bound(ph, generate_study(seed, replace(config, noise=False)))
-        study = Study(
-            f"ph{seed}",
-            (
-                Series(SeriesRole.T2, "phantom", "T2", ph.t2, "sagittal"),
-                Series(
-                    SeriesRole.DWI, "phantom", "DWI", ph.dwi, "sagittal",
-                    bvals_s_per_mm2=ph.bvals, bvecs=ph.bvecs,
-                ),
-            ),
-        )  # fmt: skip
-        segmenter = None
-        if args.segmenter == "truth":
-            seg = SimpleNamespace(
-                labels=ph.labels_t2, nucleus=ph.nucleus_t2, canal=None, levels=[], flags=[]
-            )
-            segmenter = lambda image, seg=seg: seg  # noqa: E731
-        res = analyze(study, config=AnalysisConfig(), segmenter=segmenter)
+        segmenter = truth_segmenter(ph) if args.segmenter == "truth" else None
+        res = analyze(as_study(ph), config=AnalysisConfig(), segmenter=segmenter)
         for disc in res.discs:
             t = ph.truth.disc(disc.level)
             rows.append(

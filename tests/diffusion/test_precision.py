@@ -7,13 +7,7 @@ import pytest
 
 from discquant.diffusion.adc import AdcModel
 from discquant.diffusion.precision import adc_sd_lower_bound_um2_per_ms, pooled_sd_lower_bound
-
-
-def _rician(signal: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
-    return np.hypot(
-        signal + sigma * rng.standard_normal(signal.shape),
-        sigma * rng.standard_normal(signal.shape),
-    )
+from discquant.phantom.acquisition import rician
 
 
 @pytest.mark.parametrize("snr", [60.0, 200.0])
@@ -24,7 +18,7 @@ def test_wls_fit_reaches_the_bound_at_high_snr(snr):
     adc = 1.2
     s0 = np.full(40_000, snr)
     clean = s0[:, None] * np.exp(-bvals * 1e-3 * adc)
-    fit = AdcModel(bvals, method="wls").fit(_rician(clean, 1.0, rng))
+    fit = AdcModel(bvals, method="wls").fit(rician(clean, 1.0, rng))
     bound = adc_sd_lower_bound_um2_per_ms(snr, adc, bvals, 1.0)
     assert np.std(fit.adc_um2_per_ms) == pytest.approx(float(bound), rel=0.03)
 
@@ -34,8 +28,8 @@ def test_trace_images_count_their_directions():
     rng = np.random.default_rng(1)
     b, adc, snr = 800.0, 1.0, 80.0
     s0 = np.full(40_000, snr)
-    b0 = _rician(s0, 1.0, rng)
-    dirs = _rician(np.repeat((s0 * np.exp(-b * 1e-3 * adc))[:, None], 3, axis=1), 1.0, rng)
+    b0 = rician(s0, 1.0, rng)
+    dirs = rician(np.repeat((s0 * np.exp(-b * 1e-3 * adc))[:, None], 3, axis=1), 1.0, rng)
     trace = np.cbrt(dirs.prod(axis=1))
     fit = AdcModel([0.0, b], method="ols").fit(np.stack([b0, trace], axis=1))
     bound = adc_sd_lower_bound_um2_per_ms(snr, adc, [0.0, b], 1.0, n_averages=[1, 3])
