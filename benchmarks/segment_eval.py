@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/segment_eval.py midsag --model MODEL --out /work/runs/eval
     .venv/bin/python benchmarks/segment_eval.py phantom --model MODEL --n 100 --out ...
 
-``cv``: each fold's model (``RUNS/segment-cv{0,1}/model.pt``) segments its held-out real
-subjects (the ``val_subjects`` of ``configs/segment-cv{0,1}.yaml``); the predictions and
+``cv``: each fold's model (``RUNS/segment-cvK/model.pt``) segments its held-out real
+subjects (the ``val_subjects`` of ``configs/segment-cvK.yaml``, K = 0..4: five folds of two
+subjects, so each model trains on eight of the ten, like the shipped one on ten); the predictions and
 the references (converted to SPINEPS labels) are then scored exactly as
 ``discquant evaluate segment --pred DIR --ref DIR`` does.
 ``midsag``: fraction of SPIDER / Sudirman mid-sagittal slices where L3-L4, L4-L5 and
@@ -57,9 +58,9 @@ def run_cv(runs: Path, out: Path) -> dict[str, Any]:
     ref_dir = out / "ref"
     convert_real_references(DATA, ref_dir)
     pred_dir = out / "cv-pred"
-    for fold in (0, 1):
-        cfg = yaml.safe_load((ROOT / "configs" / f"segment-cv{fold}.yaml").read_text())
-        model = load_segmentation_model(runs / f"segment-cv{fold}" / "model.pt")
+    for config in sorted((ROOT / "configs").glob("segment-cv*.yaml")):
+        cfg = yaml.safe_load(config.read_text())
+        model = load_segmentation_model(runs / config.stem / "model.pt")
         for sub in cfg["val_subjects"]:
             seg = segment_spine(load_nifti_volume(_image_path(sub)), model=model)
             write_segmentation(seg, pred_dir / f"{sub}_dseg.nii.gz")
