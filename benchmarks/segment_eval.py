@@ -5,9 +5,9 @@
     .venv/bin/python benchmarks/segment_eval.py phantom --model MODEL --n 100 --out ...
 
 ``cv``: each fold's model (``RUNS/segment-cvK/model.pt``) segments its held-out real
-subjects (the ``val_subjects`` of ``configs/segment-cvK.yaml``, K = 0..4: five folds of two
-subjects, so each model trains on eight of the ten, like the shipped one on ten); the predictions and
-the references (converted to SPINEPS labels) are then scored exactly as
+subjects (the ``val_subjects`` of ``configs/segment-cvK.yaml``, K = 0..4: five folds of
+two subjects, so each model trains on eight of the ten, the shipped one on all ten); the
+predictions and the references (converted to SPINEPS labels) are then scored exactly as
 ``discquant evaluate segment --pred DIR --ref DIR`` does.
 ``midsag``: fraction of SPIDER / Sudirman mid-sagittal slices where L3-L4, L4-L5 and
 L5-S1 are found and named (Sudirman: centres inside the annotated disc boxes, order).

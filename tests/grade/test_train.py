@@ -179,3 +179,45 @@ def test_ensemble_averages_members_and_survives_half_storage(tmp_path: Path) -> 
     loaded = load_pfirrmann_model(path)
     assert loaded.metadata["members"] == 2
     np.testing.assert_allclose(predict_probabilities(loaded.network, crops), p, atol=2e-3)
+
+
+def test_ship_folds_is_the_mean_of_the_fold_networks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ship: folds``: pfirrmann.pt averages the fold checkpoints and is scored on held-out."""
+    import discquant.grade.data as data_mod
+    import discquant.grade.train as train_mod
+    from discquant.grade.crops import DiscLocation
+    from discquant.grade.data import GradedDisc
+    from discquant.grade.pfirrmann import predict_probabilities
+
+    crops, grades = _synthetic_crops(120, seed=6)
+    loc = DiscLocation((0.0, 0.0, 0.0))
+    discs = [
+        GradedDisc(f"p{i // 2:02d}", ("L4-L5", "L5-S1")[i % 2], int(g), tmp_path, loc)
+        for i, g in enumerate(grades)
+    ]
+    monkeypatch.setattr(train_mod, "collect_discs", lambda cfg, base: discs)
+    monkeypatch.setattr(data_mod, "build_crops", lambda d, **kw: crops[: len(d)])
+    cfg = GradeTrainConfig(
+        holdout_patients=6, folds=2, train_final=False, ship="folds", epochs=10, batch_size=8,
+        lr=3e-3, arch={"block_inplanes": [8, 8, 16, 16]}, tta_shifts=[(0, 0), (1, 0)],
+        augment=AugmentConfig(prob=0.0),
+    )  # fmt: skip
+    summary = run_training(cfg, tmp_path / "run")
+    shipped = load_pfirrmann_model(tmp_path / "run" / "pfirrmann.pt")
+    assert shipped.metadata["members"] == 2
+    assert "mean of 2 folds" in shipped.metadata["trained_on"]
+    held = summary["holdout"]["all"]
+    assert held["n"] == 12  # 6 patients x 2 discs, never in a fold
+    assert held["exact_accuracy"] >= 0.9, held
+    # the shipped probabilities are the mean over fold networks and shifts, by hand
+    folds = [load_pfirrmann_model(tmp_path / "run" / "checkpoints" / f"fold{k}.pt") for k in (0, 1)]
+    x = crops[:4]
+    by_hand = np.mean(
+        [predict_probabilities(f.network, c) for f in folds for c in (x, np.roll(x, 1, axis=2))],
+        axis=0,
+    )
+    np.testing.assert_allclose(predict_probabilities(shipped.network, x), by_hand, atol=1e-5)
+    with pytest.raises(InvalidInputError, match="every fold"):
+        run_training(cfg.model_copy(update={"cv_folds": [0]}), tmp_path / "part")

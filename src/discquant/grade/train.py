@@ -7,8 +7,9 @@
 - ``log.jsonl``: one line per epoch (fold, epoch, loss, learning rate);
 - ``cv_predictions.tsv`` (subject, level, grade, predicted, expected, p1..p5) and
   ``cv_metrics.json`` when cross-validation is on;
-- ``pfirrmann.pt`` (the final model, trained on every non-held-out patient),
-  ``holdout_predictions.tsv`` and ``holdout_metrics.json``;
+- ``pfirrmann.pt`` (the shipped model: with ``ship: final`` one network trained on every
+  non-held-out patient; with ``ship: folds`` the mean of the cross-validation fold
+  networks), ``holdout_predictions.tsv`` and ``holdout_metrics.json``;
 - ``checkpoints/``: the model after each fold and the final one;
 - with ``test_model`` set: ``test_predictions.tsv`` and ``test_metrics.json``, that
   model's grades of every configured disc (an external test, e.g. the shipped model on
@@ -83,7 +84,15 @@ class GradeTrainConfig(BaseModel):
     ordinal_weight: float = 0.5
     num_threads: int = 1
     phantoms_train: int = 0
-    """Phantom studies (5 lumbar discs each, random grades) added to the final training."""
+    """Phantom studies (5 lumbar discs each, random grades) added to the final training
+    (and to each fold's with ``phantoms_in_folds``)."""
+    phantoms_in_folds: bool = False
+    """Add the phantom training studies to every cross-validation fold's training too
+    (phantoms are not patients, so nothing leaks into the scored folds)."""
+    ship: Literal["final", "folds"] = "final"
+    """The model written to ``pfirrmann.pt``: ``final``, one network trained on every
+    non-held-out patient; ``folds``, the mean probability of the cross-validation fold
+    networks (as nnU-Net ships its five folds; needs all folds)."""
     phantoms_test: int = 0
     """Unseen phantom studies to measure the final model's exact accuracy on."""
     phantom_train_seed0: int = 1000
@@ -383,15 +392,33 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     if cfg.test_model is not None:
         summary["test"] = _test_model(cfg, discs, rows, out, base=base, n_classes=n_classes)
 
+    if cfg.ship == "folds" and not (cfg.cross_validate and cfg.cv_folds is None):
+        raise InvalidInputError("ship: folds needs cross_validate on and every fold run")
+
+    def with_phantoms(
+        x: npt.NDArray[np.float32], y: npt.NDArray[np.int_]
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int_]]:
+        """Training crops plus the phantom training studies (rendered once, cached)."""
+        if cfg.phantoms_train <= 0:
+            return x, y
+        seeds = range(cfg.phantom_train_seed0, cfg.phantom_train_seed0 + cfg.phantoms_train)
+        px, py, _ = _phantom_set(out / "phantoms_train.npz", list(seeds), crop_kw)
+        meta["trained_on"] = f"{sets} + {cfg.phantoms_train} phantom studies"
+        return np.concatenate([x, px]), np.concatenate([y, py])
+
+    fold_nets: list[Any] = []
     if cfg.cross_validate:
         probs = np.zeros((len(discs), n_classes), np.float32)
         run_folds = list(range(cfg.folds)) if cfg.cv_folds is None else list(cfg.cv_folds)
         for k in run_folds:
             tr = (~is_held) & (fold != k)
             te = (~is_held) & (fold == k)
+            x_tr, y_tr = crops[tr], grades[tr]
+            if cfg.phantoms_in_folds:
+                x_tr, y_tr = with_phantoms(x_tr, y_tr)
             net, _ = train_network(
-                crops[tr],
-                grades[tr],
+                x_tr,
+                y_tr,
                 cfg,
                 seed=cfg.seed + 1 + k,
                 log_file=log_file,
@@ -402,42 +429,70 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
             save_pfirrmann_model(
                 PfirrmannModel(net, crop_kw, meta), out / "checkpoints" / f"fold{k}.pt"
             )
+            fold_nets.append(net)
         cv = (~is_held) & np.isin(fold, run_folds)
         cv_rows = [r for r, c in zip(rows, cv, strict=True) if c]
         write_predictions(out / "cv_predictions.tsv", cv_rows, probs[cv])
         summary["cv"] = _metrics(cv_rows, probs[cv], binary=binary)
         (out / "cv_metrics.json").write_text(json.dumps(summary["cv"], indent=1))
 
+    shipped = None
     if cfg.train_final:
-        tr = ~is_held
-        x_tr, y_tr = crops[tr], grades[tr]
-        if cfg.phantoms_train > 0:
-            seeds = range(cfg.phantom_train_seed0, cfg.phantom_train_seed0 + cfg.phantoms_train)
-            pc, pg, _ = _phantom_set(out / "phantoms_train.npz", list(seeds), crop_kw)
-            x_tr, y_tr = np.concatenate([x_tr, pc]), np.concatenate([y_tr, pg])
-            meta["trained_on"] = f"{sets} + {cfg.phantoms_train} phantom studies"
+        x_tr, y_tr = with_phantoms(crops[~is_held], grades[~is_held])
         net, losses = train_network(
             x_tr, y_tr, cfg, seed=cfg.seed, log_file=log_file, tag="final", n_classes=n_classes
         )
-        net = _with_tta(net, cfg)
-        model = PfirrmannModel(net, crop_kw, {**meta, "holdout_subjects": held})
-        save_pfirrmann_model(model, out / "pfirrmann.pt")
-        save_pfirrmann_model(model, out / "checkpoints" / "final.pt")
         summary["final_losses"] = losses
-        if is_held.any():
-            hp = predict_probabilities(net, crops[is_held])
-            h_rows = [r for r, h in zip(rows, is_held, strict=True) if h]
-            write_predictions(out / "holdout_predictions.tsv", h_rows, hp)
-            summary["holdout"] = _metrics(h_rows, hp, binary=binary)
-            (out / "holdout_metrics.json").write_text(json.dumps(summary["holdout"], indent=1))
-        if cfg.phantoms_test > 0:
-            seeds = range(cfg.phantom_test_seed0, cfg.phantom_test_seed0 + cfg.phantoms_test)
-            pc, _, p_rows = _phantom_set(out / "phantoms_test.npz", list(seeds), crop_kw)
-            pp = predict_probabilities(net, pc)
-            _write_predictions(out / "phantom_predictions.tsv", p_rows, pp)
-            summary["phantom_test"] = _metrics(p_rows, pp)
-            (out / "phantom_metrics.json").write_text(json.dumps(summary["phantom_test"], indent=1))
+        save_pfirrmann_model(
+            PfirrmannModel(_with_tta(net, cfg), crop_kw, meta), out / "checkpoints" / "final.pt"
+        )
+        if cfg.ship == "final":
+            shipped = _with_tta(net, cfg)
+    if cfg.ship == "folds" and fold_nets:
+        from discquant.grade.ensemble import GradeEnsemble
+
+        shifts = [(int(r), int(c)) for r, c in cfg.tta_shifts] or [(0, 0)]
+        shipped = GradeEnsemble(fold_nets, shifts)
+        meta["trained_on"] = f"mean of {len(fold_nets)} folds: {meta['trained_on']}"
+    if shipped is not None:
+        save_pfirrmann_model(
+            PfirrmannModel(shipped, crop_kw, {**meta, "holdout_subjects": held}),
+            out / "pfirrmann.pt",
+        )
+        summary.update(_test_shipped(cfg, shipped, crops, rows, is_held, out, binary=binary))
     return summary
+
+
+def _test_shipped(
+    cfg: GradeTrainConfig,
+    net: Any,
+    crops: npt.NDArray[np.float32],
+    rows: list[tuple[str, str, int]],
+    is_held: npt.NDArray[np.bool_],
+    out: Path,
+    *,
+    binary: bool,
+) -> dict[str, Any]:
+    """Scores of the shipped network on the held-out patients and on unseen phantoms."""
+    from discquant.grade.pfirrmann import predict_probabilities
+
+    write_predictions = _write_binary_predictions if binary else _write_predictions
+    result: dict[str, Any] = {}
+    if is_held.any():
+        hp = predict_probabilities(net, crops[is_held])
+        h_rows = [r for r, h in zip(rows, is_held, strict=True) if h]
+        write_predictions(out / "holdout_predictions.tsv", h_rows, hp)
+        result["holdout"] = _metrics(h_rows, hp, binary=binary)
+        (out / "holdout_metrics.json").write_text(json.dumps(result["holdout"], indent=1))
+    if cfg.phantoms_test > 0:
+        seeds = range(cfg.phantom_test_seed0, cfg.phantom_test_seed0 + cfg.phantoms_test)
+        crop_kw = cfg.crop.model_dump()
+        pc, _, p_rows = _phantom_set(out / "phantoms_test.npz", list(seeds), crop_kw)
+        pp = predict_probabilities(net, pc)
+        _write_predictions(out / "phantom_predictions.tsv", p_rows, pp)
+        result["phantom_test"] = _metrics(p_rows, pp)
+        (out / "phantom_metrics.json").write_text(json.dumps(result["phantom_test"], indent=1))
+    return result
 
 
 def _test_model(
