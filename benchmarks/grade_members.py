@@ -6,9 +6,10 @@ Reads RUN/splits.json (the held-out patients), RUN/checkpoints/fold*.pt (and fin
 the run trained one) and RUN/phantoms_test.npz, and prints for each fold network alone,
 for the mean of the fold networks and for that mean plus the final network: balanced
 accuracy, κ and within ±1 on the held-out discs (both sets, then each set) and exact
-accuracy on the unseen phantom studies. Every network is averaged over the run's
-test-time shifts, as the shipped model is. This is how the averaged model of
-MODEL_CARD.md was chosen; needs ../shared/data.
+accuracy on the unseen phantom studies (when the run made them). Every network is
+averaged over the run's test-time shifts, as the shipped model is. This is how the
+averaged model of MODEL_CARD.md was chosen. Run from the folder the training ran in: the
+data paths of the run's config are relative to it.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from discquant.grade.ensemble import GradeEnsemble
 from discquant.grade.pfirrmann import load_pfirrmann_model, predict_probabilities
 from discquant.grade.train import load_config
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
-
-def _line(name: str, ref: np.ndarray, pred: np.ndarray, spider: np.ndarray, phantom: float) -> str:
+def _line(
+    name: str, ref: np.ndarray, pred: np.ndarray, spider: np.ndarray, phantom: float | None
+) -> str:
     a = grade_agreement(ref, pred)
     parts = [
         f"{name:18s} held-out n={ref.size}: BA {a.balanced_accuracy:.3f} "
@@ -38,7 +39,8 @@ def _line(name: str, ref: np.ndarray, pred: np.ndarray, spider: np.ndarray, phan
     for label, m in (("sudirman", ~spider), ("spider", spider)):
         b = grade_agreement(ref[m], pred[m])
         parts.append(f"{label} BA {b.balanced_accuracy:.3f} kL {b.kappa_linear:.3f}")
-    parts.append(f"phantom exact {phantom:.3f}")
+    if phantom is not None:
+        parts.append(f"phantom exact {phantom:.3f}")
     return " | ".join(parts)
 
 
@@ -48,13 +50,16 @@ def main() -> None:
     args = ap.parse_args()
     cfg = load_config(args.run / "config.json")  # JSON is YAML
     held = set(json.loads((args.run / "splits.json").read_text())["holdout"])
-    discs = [d for d in sudirman_discs(DATA / "sudirman-midsag-t2") if d.subject in held]
-    spider_held = {s for s in held if s.startswith("sub-spider")}
-    discs += spider_discs(DATA / "spider-midsag-t2", subjects=spider_held)
+    discs = []
+    if cfg.sudirman is not None:
+        discs += [d for d in sudirman_discs(cfg.sudirman.resolve()) if d.subject in held]
+    if cfg.spider is not None:
+        discs += spider_discs(cfg.spider.resolve(), subjects=held)
     crops = build_crops(discs, **cfg.crop.model_dump())
     ref = np.array([d.grade for d in discs])
     spider = np.array([d.subject.startswith("sub-spider") for d in discs])
-    phantoms = np.load(args.run / "phantoms_test.npz")
+    phantom_file = args.run / "phantoms_test.npz"
+    phantoms = np.load(phantom_file) if phantom_file.is_file() else None
     shifts = [(int(r), int(c)) for r, c in cfg.tta_shifts] or [(0, 0)]
 
     def network(path: Path) -> torch.nn.Module:
@@ -71,8 +76,11 @@ def main() -> None:
     for name, members in groups.items():
         ensemble = GradeEnsemble(members, shifts)
         pred = predict_probabilities(ensemble, crops).argmax(1) + 1
-        p_pred = predict_probabilities(ensemble, phantoms["crops"]).argmax(1) + 1
-        print(_line(name, ref, pred, spider, float(np.mean(p_pred == phantoms["grades"]))))
+        exact = None
+        if phantoms is not None:
+            p_pred = predict_probabilities(ensemble, phantoms["crops"]).argmax(1) + 1
+            exact = float(np.mean(p_pred == phantoms["grades"]))
+        print(_line(name, ref, pred, spider, exact))
 
 
 if __name__ == "__main__":

@@ -219,5 +219,16 @@ def test_ship_folds_is_the_mean_of_the_fold_networks(
         axis=0,
     )
     np.testing.assert_allclose(predict_probabilities(shipped.network, x), by_hand, atol=1e-5)
+    assert [f.metadata["seed"] for f in folds] == [1, 2]
     with pytest.raises(InvalidInputError, match="every fold"):
         run_training(cfg.model_copy(update={"cv_folds": [0]}), tmp_path / "part")
+
+
+def test_config_refuses_what_cannot_run() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="every fold"):
+        GradeTrainConfig(ship="folds", cross_validate=False)
+    with pytest.raises(ValidationError, match="Pfirrmann grades only"):
+        GradeTrainConfig(target="herniation", phantoms_train=10)
+    assert GradeTrainConfig(ship="folds", folds=3, cv_folds=[2, 0, 1]).ship == "folds"

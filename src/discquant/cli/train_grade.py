@@ -16,7 +16,13 @@ def train_grade_cmd(
         None, "--cv/--no-cv", help="Patient-level cross-validation on/off (default: config)."
     ),
     final: bool | None = typer.Option(
-        None, "--final/--no-final", help="Train the final model on all non-held-out patients."
+        None, "--final/--no-final", help="Train one network on all non-held-out patients."
+    ),
+    ship: str | None = typer.Option(
+        None,
+        "--ship",
+        help="What pfirrmann.pt holds: 'final' (that one network) or 'folds' (the mean of "
+        "the cross-validation fold networks). Default: config.",
     ),
     test_model: str | None = typer.Option(
         None,
@@ -47,6 +53,12 @@ def train_grade_cmd(
             upd["train_final"] = final
         if test_model is not None:
             upd["test_model"] = test_model
+        if ship is not None:
+            if ship not in ("final", "folds"):
+                from discquant.errors import InvalidInputError
+
+                raise InvalidInputError(f"--ship must be 'final' or 'folds', not {ship!r}")
+            upd["ship"] = ship
         cfg = cfg.model_copy(update=upd)
         summary = run_training(cfg, out)
         summary.pop("final_losses", None)

@@ -1,8 +1,8 @@
-"""Training of the Pfirrmann network: patient-level splits, cross-validation, final model.
+"""Training of the Pfirrmann network: patient-level splits, cross-validation, shipped model.
 
 ``run_training(config, out)`` writes to ``out``:
 
-- ``splits.json``: the held-out test patients (never trained on by the final model) and
+- ``splits.json``: the held-out test patients (never trained on by any network) and
   the cross-validation fold of every other patient;
 - ``log.jsonl``: one line per epoch (fold, epoch, loss, learning rate);
 - ``cv_predictions.tsv`` (subject, level, grade, predicted, expected, p1..p5) and
@@ -34,7 +34,7 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from discquant.errors import InvalidInputError
 
@@ -94,7 +94,7 @@ class GradeTrainConfig(BaseModel):
     non-held-out patient; ``folds``, the mean probability of the cross-validation fold
     networks (as nnU-Net ships its five folds; needs all folds)."""
     phantoms_test: int = 0
-    """Unseen phantom studies to measure the final model's exact accuracy on."""
+    """Unseen phantom studies to measure the shipped model's exact accuracy on."""
     phantom_train_seed0: int = 1000
     phantom_test_seed0: int = 5000
     tta_shifts: list[tuple[int, int]] = [(0, 0), (1, 0), (-1, 0), (0, 2), (0, -2)]
@@ -106,6 +106,23 @@ class GradeTrainConfig(BaseModel):
     crop: CropConfig = Field(default_factory=CropConfig)
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     arch: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> GradeTrainConfig:
+        problem = config_problem(self)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
+def config_problem(cfg: GradeTrainConfig) -> str | None:
+    """Why ``cfg`` cannot run as written, or None (checked on load and before training)."""
+    every_fold = cfg.cv_folds is None or sorted(cfg.cv_folds) == list(range(cfg.folds))
+    if cfg.ship == "folds" and not (cfg.cross_validate and every_fold):
+        return "ship: folds needs cross_validate on and every fold run"
+    if cfg.target != "pfirrmann" and (cfg.phantoms_train > 0 or cfg.phantoms_test > 0):
+        return "phantom studies carry Pfirrmann grades only: set phantoms_train/test to 0"
+    return None
 
 
 def load_config(path: Path) -> GradeTrainConfig:
@@ -360,6 +377,9 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
         save_pfirrmann_model,
     )
 
+    problem = config_problem(cfg)  # again: the CLI's overrides skip validation
+    if problem:
+        raise InvalidInputError(f"invalid grade config: {problem}")
     torch.set_num_threads(cfg.num_threads)
     out.mkdir(parents=True, exist_ok=True)
     (out / "checkpoints").mkdir(exist_ok=True)
@@ -392,9 +412,6 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     if cfg.test_model is not None:
         summary["test"] = _test_model(cfg, discs, rows, out, base=base, n_classes=n_classes)
 
-    if cfg.ship == "folds" and not (cfg.cross_validate and cfg.cv_folds is None):
-        raise InvalidInputError("ship: folds needs cross_validate on and every fold run")
-
     def with_phantoms(
         x: npt.NDArray[np.float32], y: npt.NDArray[np.int_]
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int_]]:
@@ -403,10 +420,11 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
             return x, y
         seeds = range(cfg.phantom_train_seed0, cfg.phantom_train_seed0 + cfg.phantoms_train)
         px, py, _ = _phantom_set(out / "phantoms_train.npz", list(seeds), crop_kw)
-        meta["trained_on"] = f"{sets} + {cfg.phantoms_train} phantom studies"
         return np.concatenate([x, px]), np.concatenate([y, py])
 
-    fold_nets: list[Any] = []
+    with_phantoms_note = f"{sets} + {cfg.phantoms_train} phantom studies"
+
+    fold_nets: list[tuple[Any, str]] = []  # (network, what it was trained on)
     if cfg.cross_validate:
         probs = np.zeros((len(discs), n_classes), np.float32)
         run_folds = list(range(cfg.folds)) if cfg.cv_folds is None else list(cfg.cv_folds)
@@ -414,8 +432,10 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
             tr = (~is_held) & (fold != k)
             te = (~is_held) & (fold == k)
             x_tr, y_tr = crops[tr], grades[tr]
-            if cfg.phantoms_in_folds:
+            fold_meta = {**meta, "seed": cfg.seed + 1 + k}
+            if cfg.phantoms_in_folds and cfg.phantoms_train > 0:
                 x_tr, y_tr = with_phantoms(x_tr, y_tr)
+                fold_meta["trained_on"] = with_phantoms_note
             net, _ = train_network(
                 x_tr,
                 y_tr,
@@ -427,9 +447,9 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
             )
             probs[te] = predict_probabilities(_with_tta(net, cfg), crops[te])
             save_pfirrmann_model(
-                PfirrmannModel(net, crop_kw, meta), out / "checkpoints" / f"fold{k}.pt"
+                PfirrmannModel(net, crop_kw, fold_meta), out / "checkpoints" / f"fold{k}.pt"
             )
-            fold_nets.append(net)
+            fold_nets.append((net, str(fold_meta["trained_on"])))
         cv = (~is_held) & np.isin(fold, run_folds)
         cv_rows = [r for r, c in zip(rows, cv, strict=True) if c]
         write_predictions(out / "cv_predictions.tsv", cv_rows, probs[cv])
@@ -439,21 +459,23 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     shipped = None
     if cfg.train_final:
         x_tr, y_tr = with_phantoms(crops[~is_held], grades[~is_held])
+        final_meta = {**meta, "trained_on": with_phantoms_note if cfg.phantoms_train else sets}
         net, losses = train_network(
             x_tr, y_tr, cfg, seed=cfg.seed, log_file=log_file, tag="final", n_classes=n_classes
         )
         summary["final_losses"] = losses
         save_pfirrmann_model(
-            PfirrmannModel(_with_tta(net, cfg), crop_kw, meta), out / "checkpoints" / "final.pt"
+            PfirrmannModel(_with_tta(net, cfg), crop_kw, final_meta),
+            out / "checkpoints" / "final.pt",
         )
         if cfg.ship == "final":
-            shipped = _with_tta(net, cfg)
+            shipped, meta = _with_tta(net, cfg), final_meta
     if cfg.ship == "folds" and fold_nets:
         from discquant.grade.ensemble import GradeEnsemble
 
         shifts = [(int(r), int(c)) for r, c in cfg.tta_shifts] or [(0, 0)]
-        shipped = GradeEnsemble(fold_nets, shifts)
-        meta["trained_on"] = f"mean of {len(fold_nets)} folds: {meta['trained_on']}"
+        shipped = GradeEnsemble([net for net, _ in fold_nets], shifts)
+        meta = {**meta, "trained_on": f"mean of {len(fold_nets)} folds: {fold_nets[0][1]}"}
     if shipped is not None:
         save_pfirrmann_model(
             PfirrmannModel(shipped, crop_kw, {**meta, "holdout_subjects": held}),
