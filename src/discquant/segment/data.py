@@ -92,7 +92,10 @@ def _label_to_grid(labels: npt.NDArray[np.integer], vol: Volume, spacing_mm: flo
     sp = ro.spacing_mm
     size = inplane_size(ro.data.shape[:2], (sp[0], sp[1]), spacing_mm)
     if tuple(stack.shape[2:]) != size:
-        stack = torch.nn.functional.interpolate(stack, size=size, mode="nearest")
+        # "nearest-exact" samples at pixel centres, as the image's bilinear resampling
+        # (align_corners=False) does; plain "nearest" takes floor(i * scale) and put the
+        # labels up to one input pixel before the image (tests/segment/test_data.py).
+        stack = torch.nn.functional.interpolate(stack, size=size, mode="nearest-exact")
     return stack[:, 0].numpy().astype(np.int32)
 
 
@@ -209,7 +212,9 @@ def phantom_subjects(
     groups: Groups = [present[n] for n in names]
     out: list[TrainSubject] = []
     for seed in seeds:
-        cached = None if cache_dir is None else cache_dir / f"phantom-{seed}-{spacing_mm}.npz"
+        # "-v2": samples rendered since the label resampling was centre-aligned
+        name = f"phantom-{seed}-{spacing_mm}-v2.npz"
+        cached = None if cache_dir is None else cache_dir / name
         if cached is not None and cached.is_file():
             z = np.load(cached)
             image, target = z["image"], z["target"]
