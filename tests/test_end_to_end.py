@@ -9,7 +9,6 @@ disc), a T2 and a DWI from two different studies, and corrupted files.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from pathlib import Path
 
@@ -22,9 +21,10 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from discquant.cli import app
+from discquant.measure.discs import median_rel_se
 from discquant.outputs.results_json import validate_results
 from discquant.phantom import PhantomConfig, PhantomTruth, generate_study, write_study
-from discquant.results import LEVELS
+from discquant.results import LEVELS, AdcStats
 
 SEED = 7
 SUBJECT = "e2e"
@@ -96,8 +96,7 @@ def test_phantom_outputs_exist_validate_and_match_truth(
         # (Cramér-Rao bound, docs/measurement.md): there the median must lie within 2.58
         # of its own standard errors (1.2533 SD / sqrt(n), the value the pipeline reports
         # and flags above 5 %). Here L5-S1 (grade V, 36 voxels, SE 4 %) needs it.
-        rel_se = 1.2533 * stats["sd"] / (math.sqrt(stats["n_voxels"]) * stats["median"])
-        tolerance = max(0.05, 2.58 * rel_se)
+        tolerance = max(0.05, 2.58 * median_rel_se(AdcStats(**stats)))
         assert stats["median"] == pytest.approx(expected, rel=tolerance), level
     # The segmentation names the levels where the phantom has them: each named disc's
     # label overlaps the phantom's disc of that level on the T2 grid.

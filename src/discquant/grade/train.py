@@ -26,6 +26,7 @@ Runs are deterministic for a seed on one CPU thread.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -412,14 +413,20 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     if cfg.test_model is not None:
         summary["test"] = _test_model(cfg, discs, rows, out, base=base, n_classes=n_classes)
 
+    @functools.cache
+    def phantom_train_set() -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int_]]:
+        """The phantom training crops, rendered (or read from the cache) once per run."""
+        seeds = range(cfg.phantom_train_seed0, cfg.phantom_train_seed0 + cfg.phantoms_train)
+        px, py, _ = _phantom_set(out / "phantoms_train.npz", list(seeds), crop_kw)
+        return px, py
+
     def with_phantoms(
         x: npt.NDArray[np.float32], y: npt.NDArray[np.int_]
     ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int_]]:
-        """Training crops plus the phantom training studies (rendered once, cached)."""
+        """Training crops plus the phantom training studies."""
         if cfg.phantoms_train <= 0:
             return x, y
-        seeds = range(cfg.phantom_train_seed0, cfg.phantom_train_seed0 + cfg.phantoms_train)
-        px, py, _ = _phantom_set(out / "phantoms_train.npz", list(seeds), crop_kw)
+        px, py = phantom_train_set()
         return np.concatenate([x, px]), np.concatenate([y, py])
 
     with_phantoms_note = f"{sets} + {cfg.phantoms_train} phantom studies"
