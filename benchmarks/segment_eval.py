@@ -1,6 +1,6 @@
 """Accuracy figures of the segmentation model card (run by hand, not a test).
 
-    .venv/bin/python benchmarks/segment_eval.py cv --runs /work/runs --out /work/runs/eval
+    .venv/bin/python benchmarks/segment_eval.py cv --runs runs --out runs/eval [--folds 3 4]
     .venv/bin/python benchmarks/segment_eval.py midsag --model MODEL --out /work/runs/eval
     .venv/bin/python benchmarks/segment_eval.py phantom --model MODEL --n 100 --out ...
 
@@ -54,11 +54,14 @@ def _image_path(sub: str) -> Path:
     raise FileNotFoundError(sub)
 
 
-def run_cv(runs: Path, out: Path) -> dict[str, Any]:
+def run_cv(runs: Path, out: Path, folds: list[int] | None = None) -> dict[str, Any]:
+    """Score the fold models on their held-out subjects (``folds``: a subset, e.g. a rerun)."""
     ref_dir = out / "ref"
     convert_real_references(DATA, ref_dir)
     pred_dir = out / "cv-pred"
     for config in sorted((ROOT / "configs").glob("segment-cv*.yaml")):
+        if folds is not None and int(config.stem.removeprefix("segment-cv")) not in folds:
+            continue
         cfg = yaml.safe_load(config.read_text())
         model = load_segmentation_model(runs / config.stem / "model.pt")
         for sub in cfg["val_subjects"]:
@@ -73,6 +76,8 @@ def run_cv(runs: Path, out: Path) -> dict[str, Any]:
             d.mkdir(parents=True, exist_ok=True)
             for p in src.glob(f"{prefix}*_dseg.nii.gz"):
                 (d / p.name).write_bytes(p.read_bytes())
+        if not any(sub_pred.iterdir()):  # no fold of the selection holds this set
+            continue
         res[name] = evaluate_dirs(sub_pred, sub_ref)
         print(f"\n== cross-validated, lumbar-t2-{name} ==")
         print(format_table(res[name]))
@@ -188,10 +193,11 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--limit", type=int, default=None, help="midsag: first N images per set")
     ap.add_argument("--out", type=Path, default=ROOT / "runs" / "eval")
+    ap.add_argument("--folds", type=int, nargs="+", default=None, help="cv: only these folds")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     if a.what == "cv":
-        run_cv(a.runs, a.out)
+        run_cv(a.runs, a.out, a.folds)
     elif a.what == "midsag":
         run_midsag(a.model, a.out, a.limit)
     elif a.what == "phantom-cache":
