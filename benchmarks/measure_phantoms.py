@@ -1,6 +1,7 @@
 """Per-disc measurement accuracy on unseen phantoms (issue 6 targets; run by hand).
 
     .venv/bin/python benchmarks/measure_phantoms.py --n 50 [--segmenter cnn|truth] [--snr 20]
+        [--segment-model runs/segment-12k/model.pt]   # not the shipped segmentation
 
 Each phantom (seeds 5000 + i, never used in training: the segmentation and grading
 models train on other seeds) has its DWI at the given SNR (b = 0, nucleus of a grade-II
@@ -25,6 +26,7 @@ import argparse
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -38,6 +40,7 @@ from discquant.measure.discs import _nucleus_mask
 from discquant.phantom import PhantomConfig, generate_study
 from discquant.phantom.study import PhantomStudy
 from discquant.pipeline import AnalysisConfig, analyze
+from discquant.segment import load_segmentation_model, segment_spine
 
 
 def nucleus_adc_bound(ph: PhantomStudy, clean: PhantomStudy) -> dict[str, float]:
@@ -102,15 +105,21 @@ def main() -> None:
     parser.add_argument("--snr", type=float, default=20.0)
     parser.add_argument("--segmenter", choices=("cnn", "truth"), default="cnn")
     parser.add_argument("--first-seed", type=int, default=5000)
+    parser.add_argument("--segment-model", type=Path, default=None, help="cnn: model.pt to use")
     parser.add_argument("--tsv", type=Path, default=None, help="write one row per disc here")
     args = parser.parse_args()
 
     rows: list[dict[str, Any]] = []
+    model = load_segmentation_model(args.segment_model) if args.segment_model else None
     t0 = time.perf_counter()
     for config, ph in validation_phantoms(args.n, snr=args.snr, first_seed=args.first_seed):
         seed = ph.seed
         bounds = nucleus_adc_bound(ph, generate_study(seed, replace(config, noise=False)))
-        segmenter = truth_segmenter(ph) if args.segmenter == "truth" else None
+        segmenter: Callable[[Any], Any] | None = None
+        if args.segmenter == "truth":
+            segmenter = truth_segmenter(ph)
+        elif model is not None:
+            segmenter = partial(segment_spine, model=model)
         res = analyze(as_study(ph), config=AnalysisConfig(), segmenter=segmenter)
         for disc in res.discs:
             t = ph.truth.disc(disc.level)
