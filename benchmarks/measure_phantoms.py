@@ -110,16 +110,14 @@ def main() -> None:
     args = parser.parse_args()
 
     rows: list[dict[str, Any]] = []
-    model = load_segmentation_model(args.segment_model) if args.segment_model else None
+    cnn = None  # None: analyze() loads the shipped segmentation
+    if args.segment_model is not None:
+        cnn = partial(segment_spine, model=load_segmentation_model(args.segment_model))
     t0 = time.perf_counter()
     for config, ph in validation_phantoms(args.n, snr=args.snr, first_seed=args.first_seed):
         seed = ph.seed
         bounds = nucleus_adc_bound(ph, generate_study(seed, replace(config, noise=False)))
-        segmenter: Callable[[Any], Any] | None = None
-        if args.segmenter == "truth":
-            segmenter = truth_segmenter(ph)
-        elif model is not None:
-            segmenter = partial(segment_spine, model=model)
+        segmenter = truth_segmenter(ph) if args.segmenter == "truth" else cnn
         res = analyze(as_study(ph), config=AnalysisConfig(), segmenter=segmenter)
         for disc in res.discs:
             t = ph.truth.disc(disc.level)
