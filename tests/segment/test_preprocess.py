@@ -9,10 +9,12 @@ import torch
 from discquant.io.study import Volume
 from discquant.segment.preprocess import (
     back_to_input,
+    context_offset,
     from_network_grid,
     normalise_intensity,
     reorient,
     to_network_grid,
+    with_context,
 )
 
 # A few input orientations: (permutation of axes, flips), as scanners write them.
@@ -96,3 +98,20 @@ def test_training_labels_sit_where_the_resampled_image_puts_them() -> None:
         offsets.append(label_edge - image_edge)
     assert abs(np.mean(offsets)) < 0.05  # network pixels (1 mm); "nearest" gave +0.4
     assert np.max(np.abs(offsets)) <= 0.5 + 1e-6  # never more than half a pixel
+
+
+def test_context_offset_is_physical() -> None:
+    assert context_offset(1.0, 4.0) == 4  # 1 mm isotropic: the slice 4 mm away
+    assert context_offset(4.0, 4.0) == 1
+    assert context_offset(6.0, 4.0) == 1  # never the slice itself
+
+
+def test_with_context_stacks_neighbours_and_repeats_edges() -> None:
+    stack = torch.arange(5, dtype=torch.float32).reshape(5, 1, 1, 1).expand(5, 1, 2, 3)
+    x = with_context(stack.contiguous(), 2)
+    assert x.shape == (5, 3, 2, 3)
+    assert x[:, 0, 0, 0].tolist() == [0, 0, 0, 1, 2]
+    assert x[:, 1, 0, 0].tolist() == [0, 1, 2, 3, 4]
+    assert x[:, 2, 0, 0].tolist() == [2, 3, 4, 4, 4]
+    one = with_context(stack[:1].contiguous(), 1)  # a single slice: three equal channels
+    assert one[0, :, 0, 0].tolist() == [0, 0, 0]

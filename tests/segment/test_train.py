@@ -53,3 +53,22 @@ def test_tiny_training_decreases_loss_and_resumes(shared_data: Path, tmp_path: P
     assert model.classes == ["background", "body", "disc", "sacrum"]
     vals = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert any("val_dice_mean" in v for v in vals)
+
+
+def test_context_model_trains_and_segments_any_slice_count(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    from discquant.io.study import Volume
+    from discquant.segment import segment_spine
+    from discquant.segment.data import load_nifti_volume
+
+    final = train(_config(shared_data, steps=20, val_every=20, context_mm=4.0), tmp_path / "r")
+    model = load_segmentation_model(final)
+    assert model.context_mm == 4.0
+    first = next(p for p in model.net.parameters() if p.ndim == 4)
+    assert first.shape[1] == 3  # the slice and its two neighbours
+    vol = load_nifti_volume(shared_data / "lumbar-t2-discs" / "sub-fcs20_T2w.nii.gz")
+    mid = vol.data.shape[2] // 2
+    for data in (vol.data[:, :, mid - 8 : mid + 8], vol.data[:, :, mid : mid + 1]):
+        seg = segment_spine(Volume(data=data, affine=vol.affine), model=model)
+        assert seg.labels.data.shape == data.shape

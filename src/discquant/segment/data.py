@@ -54,6 +54,9 @@ class TrainSubject:
         Class-index groups for the target values.
     slices
         Slice indices worth sampling (those with labels, plus a margin).
+    slice_mm
+        Distance between slices (for the 2.5D context of :func:`~discquant.segment.
+        preprocess.context_offset`).
     """
 
     name: str
@@ -62,6 +65,7 @@ class TrainSubject:
     target: npt.NDArray[np.uint8]
     groups: Groups
     slices: list[int]
+    slice_mm: float = 1.0
 
 
 def _load(path: Path) -> Any:
@@ -111,7 +115,8 @@ def _subject(
 ) -> TrainSubject:
     vol = load_nifti_volume(image_path)
     raw = np.asarray(_load(label_path).dataobj).astype(np.int32)
-    image = to_network_grid(reorient(vol), spacing_mm=spacing_mm)[:, 0].numpy()
+    ro = reorient(vol)
+    image = to_network_grid(ro, spacing_mm=spacing_mm)[:, 0].numpy()
     lab = _label_to_grid(raw, vol, spacing_mm)
     target = np.zeros(lab.shape, dtype=np.uint8)
     for value, group in target_of_label.items():
@@ -125,6 +130,7 @@ def _subject(
         target=target,
         groups=groups,
         slices=list(range(lo, hi + 1)),
+        slice_mm=ro.spacing_mm[2],
     )
 
 
@@ -199,6 +205,7 @@ def phantom_subjects(
     that several runs (cross-validation folds) render each seed once.
     """
     from discquant.phantom import training_sample
+    from discquant.phantom.randomize import draw_training_params
 
     present = {
         "bg": _group_index(classes, ("background",)),
@@ -244,6 +251,7 @@ def phantom_subjects(
                 target=target.astype(np.uint8),
                 groups=groups,
                 slices=list(range(image.shape[0])),
+                slice_mm=float(draw_training_params(int(seed))["slice_mm"]),
             )
         )
     logger.info("loaded %d phantom training samples", len(out))

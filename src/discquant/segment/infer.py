@@ -17,10 +17,12 @@ from discquant.segment.levels import DiscLevel, name_levels
 from discquant.segment.network import network_from_meta
 from discquant.segment.preprocess import (
     back_to_input,
+    context_offset,
     from_network_grid,
     pad_to_multiple,
     reorient,
     to_network_grid,
+    with_context,
 )
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,11 @@ class SegmentationModel:
     @property
     def spacing_mm(self) -> float:
         return float(self.meta["spacing_mm"])
+
+    @property
+    def context_mm(self) -> float:
+        """Distance of the neighbouring slices the network sees (0: single slices)."""
+        return float(self.meta.get("context_mm") or 0.0)
 
 
 @dataclass
@@ -108,6 +115,8 @@ def predict_probabilities(
     """Class probabilities on the reoriented input grid ``(rows, cols, slices, C)``."""
     ro = reorient(image)
     x = to_network_grid(ro, spacing_mm=model.spacing_mm)
+    if model.context_mm > 0:
+        x = with_context(x, context_offset(ro.spacing_mm[2], model.context_mm))
     x, (h, w) = pad_to_multiple(x, 16)
     net = model.net.to(device)
     outs = []

@@ -1,6 +1,7 @@
 """The 2D segmentation network and its marginal loss for partially labelled data.
 
-Network: MONAI ``UNet`` (residual units) on single-channel sagittal slices. It is kept
+Network: MONAI ``UNet`` (residual units) on sagittal slices: one channel, or three (the
+slice between its neighbours, "2.5D") for a model trained with ``context_mm``. It is kept
 small on purpose (about 0.8 M parameters, 1.7 MB in float16) so that it trains on a
 laptop CPU and segments a 15-slice series in well under a second per slice.
 
@@ -33,11 +34,12 @@ def build_network(
     channels: Sequence[int] = (16, 32, 64, 128, 256),
     num_res_units: int = 1,
     dropout: float = 0.0,
+    in_channels: int = 1,
 ) -> torch.nn.Module:
-    """MONAI 2D U-Net with one input channel and ``n_classes`` outputs (logits)."""
+    """MONAI 2D U-Net with ``in_channels`` inputs and ``n_classes`` outputs (logits)."""
     return UNet(
         spatial_dims=2,
-        in_channels=1,
+        in_channels=in_channels,
         out_channels=n_classes,
         channels=tuple(channels),
         strides=tuple([2] * (len(channels) - 1)),
@@ -52,7 +54,13 @@ def network_from_meta(meta: dict[str, Any]) -> torch.nn.Module:
         n_classes=len(meta["classes"]),
         channels=meta["channels"],
         num_res_units=meta["num_res_units"],
+        in_channels=input_channels(meta),
     )
+
+
+def input_channels(meta: dict[str, Any]) -> int:
+    """1 for a single-slice model, 3 for one with slice context (``context_mm`` > 0)."""
+    return 3 if float(meta.get("context_mm") or 0.0) > 0 else 1
 
 
 class MarginalDiceCELoss(torch.nn.Module):

@@ -141,6 +141,33 @@ def from_network_grid(prob: torch.Tensor, reoriented: Reoriented) -> torch.Tenso
     return prob.permute(2, 3, 0, 1)
 
 
+def context_offset(slice_mm: float, context_mm: float) -> int:
+    """Slices between a slice and its neighbours in the network input (at least 1).
+
+    ``context_mm`` is a physical distance, so a 1 mm isotropic volume and a 4 mm
+    clinical series give the network neighbours about as far apart.
+    """
+    return max(1, round(context_mm / slice_mm))
+
+
+def neighbour_slices(k: int, n: int, offset: int) -> list[int]:
+    """Slices ``k - offset``, ``k``, ``k + offset`` of ``n``, repeating the edge slice past
+    either end: the three channels of slice ``k`` in a 2.5D input."""
+    return [min(max(k - offset, 0), n - 1), k, min(k + offset, n - 1)]
+
+
+def with_context(stack: torch.Tensor, offset: int) -> torch.Tensor:
+    """``(slices, 1, rows, cols)`` → ``(slices, 3, rows, cols)``: each slice between its
+    neighbours ``offset`` slices to either side (:func:`neighbour_slices`; 2.5D input).
+
+    A single slice gives three identical channels (the network is trained on such
+    inputs too).
+    """
+    n = stack.shape[0]
+    idx = torch.tensor([neighbour_slices(k, n, offset) for k in range(n)])  # (slices, 3)
+    return stack[idx.reshape(-1), 0].reshape(n, 3, *stack.shape[2:])
+
+
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Zero-pad the last two axes up to a multiple (bottom/right); return the old size."""
     h, w = x.shape[-2:]

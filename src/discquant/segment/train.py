@@ -23,6 +23,12 @@ import torch
 
 from discquant.segment.data import TrainSubject, load_real_subjects, phantom_subjects
 from discquant.segment.network import IGNORE, MarginalDiceCELoss, build_network
+from discquant.segment.preprocess import (
+    context_offset,
+    neighbour_slices,
+    pad_to_multiple,
+    with_context,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +42,8 @@ class TrainConfig:
     channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128, 256])
     num_res_units: int = 1
     spacing_mm: float = 1.0
+    #: > 0: the network also sees the slices this far (mm) to either side (2.5D input).
+    context_mm: float = 0.0
     patch: int = 192
     batch_size: int = 8
     steps: int = 2000
@@ -113,7 +121,15 @@ def make_augment(patch: int, seed: int) -> Any:
 
 
 class SliceSampler:
-    """Draws augmented 2D training samples from the subjects, seeded."""
+    """Draws augmented 2D training samples from the subjects, seeded.
+
+    With ``context_mm`` > 0 a sample has three channels, the slice between its
+    neighbours (as :func:`~discquant.segment.preprocess.with_context` builds them at
+    inference); one sample in ten repeats the slice instead, as a single-slice input does.
+    """
+
+    #: Share of 2.5D samples whose neighbours are the slice itself (single-slice inputs).
+    SINGLE_SLICE_SHARE = 0.1
 
     def __init__(
         self,
@@ -122,9 +138,11 @@ class SliceSampler:
         patch: int,
         seed: int,
         phantom_weight: float,
+        context_mm: float = 0.0,
     ) -> None:
         self.subjects = list(subjects)
         self.patch = patch
+        self.context_mm = context_mm
         self.rng = np.random.default_rng(seed)
         self.augment = make_augment(patch, seed)
         has_phantom = any(s.dataset == "phantom" for s in self.subjects)
@@ -147,7 +165,12 @@ class SliceSampler:
     def sample(self) -> tuple[torch.Tensor, torch.Tensor, list[tuple[int, ...]]]:
         s = self.subjects[int(self.rng.choice(len(self.subjects), p=self.p))]
         k = int(self.rng.choice(s.slices))
-        img = s.image[k]
+        img = s.image[k][None]
+        if self.context_mm > 0:
+            off = context_offset(s.slice_mm, self.context_mm)
+            if self.rng.random() < self.SINGLE_SLICE_SHARE:
+                off = 0
+            img = s.image[neighbour_slices(k, s.image.shape[0], off)]
         tgt = s.target[k].astype(np.int32)
         # Pre-crop around a labelled pixel most of the time, so that small discs are seen.
         big = int(self.patch * 1.4)
@@ -155,15 +178,15 @@ class SliceSampler:
         if len(fg) and self.rng.random() < 0.8:
             cy, cx = fg[int(self.rng.integers(len(fg)))]
         else:
-            cy, cx = self.rng.integers(img.shape[0]), self.rng.integers(img.shape[1])
-        y0 = int(np.clip(cy - big // 2, 0, max(img.shape[0] - big, 0)))
-        x0 = int(np.clip(cx - big // 2, 0, max(img.shape[1] - big, 0)))
-        img = img[y0 : y0 + big, x0 : x0 + big]
+            cy, cx = self.rng.integers(tgt.shape[0]), self.rng.integers(tgt.shape[1])
+        y0 = int(np.clip(cy - big // 2, 0, max(tgt.shape[0] - big, 0)))
+        x0 = int(np.clip(cx - big // 2, 0, max(tgt.shape[1] - big, 0)))
+        img = img[:, y0 : y0 + big, x0 : x0 + big]
         tgt = tgt[y0 : y0 + big, x0 : x0 + big]
         if self.rng.random() < 0.15:  # contrast inversion (T1/T2 robustness)
             img = 1.0 - img
         d = self.augment(
-            {"image": img[None].astype(np.float32), "label": (tgt[None] + 1).astype(np.float32)}
+            {"image": img.astype(np.float32), "label": (tgt[None] + 1).astype(np.float32)}
         )
         lab = torch.as_tensor(np.asarray(d["label"]))[0].round().long()
         lab = torch.where(lab == 0, torch.full_like(lab, IGNORE), lab - 1)
@@ -191,6 +214,7 @@ def save_model(net: torch.nn.Module, config: TrainConfig, path: Path, **extra: A
         "channels": list(config.channels),
         "num_res_units": config.num_res_units,
         "spacing_mm": config.spacing_mm,
+        "context_mm": config.context_mm,
         "format": "discquant-segment-v1",
         **extra,
     }
@@ -198,17 +222,23 @@ def save_model(net: torch.nn.Module, config: TrainConfig, path: Path, **extra: A
     torch.save({"meta": meta, "state_dict": state}, path)
 
 
-def validate(net: torch.nn.Module, subjects: Sequence[TrainSubject], n_classes: int) -> dict:
+def validate(
+    net: torch.nn.Module,
+    subjects: Sequence[TrainSubject],
+    n_classes: int,
+    *,
+    context_mm: float = 0.0,
+) -> dict:
     """Dice of each labelled group (not background) over each validation subject."""
-    from discquant.segment.preprocess import pad_to_multiple
-
     net.eval()
     out: dict[str, float] = {}
     with torch.no_grad():
         for s in subjects:
             idx = s.slices
-            x = torch.from_numpy(s.image[idx][:, None])
-            x, (h, w) = pad_to_multiple(x, 16)
+            x = torch.from_numpy(s.image[:, None])
+            if context_mm > 0:
+                x = with_context(x, context_offset(s.slice_mm, context_mm))
+            x, (h, w) = pad_to_multiple(x[idx], 16)
             probs = []
             for i in range(0, x.shape[0], 8):
                 probs.append(torch.softmax(net(x[i : i + 8]), dim=1)[:, :, :h, :w])
@@ -258,7 +288,10 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
         [s.name for s in val],
     )
     net = build_network(
-        n_classes=len(config.classes), channels=config.channels, num_res_units=config.num_res_units
+        n_classes=len(config.classes),
+        channels=config.channels,
+        num_res_units=config.num_res_units,
+        in_channels=3 if config.context_mm > 0 else 1,
     )
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(
@@ -266,7 +299,11 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
     )
     loss_fn = MarginalDiceCELoss()
     sampler = SliceSampler(
-        train_set, patch=config.patch, seed=config.seed, phantom_weight=config.phantom_weight
+        train_set,
+        patch=config.patch,
+        seed=config.seed,
+        phantom_weight=config.phantom_weight,
+        context_mm=config.context_mm,
     )
     step = 0
     best = -1.0
@@ -311,7 +348,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
             logger.info("step %d loss %.4f", step, rec["loss"])
             running = []
         if val and (step % config.val_every == 0 or step == config.steps):
-            scores = validate(net, val, len(config.classes))
+            scores = validate(net, val, len(config.classes), context_mm=config.context_mm)
             mean = float(np.mean(list(scores.values()))) if scores else 0.0
             log.write(json.dumps({"step": step, "val_dice_mean": mean, "val": scores}) + "\n")
             log.flush()
