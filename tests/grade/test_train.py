@@ -232,3 +232,76 @@ def test_config_refuses_what_cannot_run() -> None:
     with pytest.raises(ValidationError, match="Pfirrmann grades only"):
         GradeTrainConfig(target="herniation", phantoms_train=10)
     assert GradeTrainConfig(ship="folds", folds=3, cv_folds=[2, 0, 1]).ship == "folds"
+
+
+def test_soft_ordinal_targets_by_hand() -> None:
+    from discquant.grade.train import soft_ordinal_targets
+
+    t = soft_ordinal_targets(5, 2.0)
+    z = 1 + 2 * np.exp(-2.0) + 2 * np.exp(-8.0)  # grade 3: distances 0, ±1, ±2
+    np.testing.assert_allclose(t[2], [np.exp(-8) / z, np.exp(-2) / z, 1 / z, np.exp(-2) / z,
+                                      np.exp(-8) / z], rtol=1e-6)  # fmt: skip
+    z1 = 1 + np.exp(-2.0) + np.exp(-8.0) + np.exp(-18.0) + np.exp(-32.0)  # grade 1
+    assert t[0, 0] == pytest.approx(1 / z1) and t[0, 1] == pytest.approx(np.exp(-2) / z1)
+    np.testing.assert_allclose(t.sum(1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(soft_ordinal_targets(5, 50.0), np.eye(5), atol=1e-12)
+
+
+def test_soft_label_training_learns() -> None:
+    crops, grades = _synthetic_crops(64, seed=0)
+    cfg = GradeTrainConfig(
+        epochs=5, batch_size=16, lr=3e-3, arch={"block_inplanes": [8, 8, 16, 16]},
+        soft_labels_phi=2.0,
+    )  # fmt: skip
+    net, losses = train_network(crops, grades, cfg, seed=0)
+    assert losses[-1] < 0.7 * losses[0]
+    model = PfirrmannModel(net, {"slices": 3, "shape": (24, 32)}, {"arch": cfg.arch})
+    test_crops, test_grades = _synthetic_crops(20, seed=1)
+    pred = np.array([g.grade for g in grade_disc_crops(test_crops, model=model)])
+    assert np.mean(pred == test_grades) >= 0.9
+
+
+def test_seeds_per_fold_averages_each_folds_networks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two networks per fold: CV predictions are their mean; member 0 is the 1-seed network."""
+    import pandas as pd
+
+    import discquant.grade.data as data_mod
+    import discquant.grade.train as train_mod
+    from discquant.grade.crops import DiscLocation
+    from discquant.grade.data import GradedDisc
+    from discquant.grade.pfirrmann import predict_probabilities
+
+    crops, grades = _synthetic_crops(48, seed=7)
+    loc = DiscLocation((0.0, 0.0, 0.0))
+    discs = [
+        GradedDisc(f"p{i // 2:02d}", ("L4-L5", "L5-S1")[i % 2], int(g), tmp_path, loc)
+        for i, g in enumerate(grades)
+    ]
+    monkeypatch.setattr(train_mod, "collect_discs", lambda cfg, base: discs)
+    monkeypatch.setattr(data_mod, "build_crops", lambda d, **kw: crops[: len(d)])
+    one = GradeTrainConfig(
+        holdout_patients=4, folds=2, train_final=False, ship="folds", max_steps=4,
+        batch_size=8, arch={"block_inplanes": [8, 8, 16, 16]}, tta_shifts=[(0, 0)],
+        augment=AugmentConfig(prob=0.0),
+    )  # fmt: skip
+    two = one.model_copy(update={"seeds_per_fold": 2})
+    run_training(one, tmp_path / "one")
+    run_training(two, tmp_path / "two")
+    shipped = load_pfirrmann_model(tmp_path / "two" / "pfirrmann.pt")
+    assert shipped.metadata["members"] == 4
+    fold0_one = load_pfirrmann_model(tmp_path / "one" / "checkpoints" / "fold0.pt").network
+    fold0_two = load_pfirrmann_model(tmp_path / "two" / "checkpoints" / "fold0.pt").network
+    members = list(fold0_two.members)
+    assert len(members) == 2
+    x = crops[:6]
+    p_first = predict_probabilities(members[0], x)
+    np.testing.assert_allclose(p_first, predict_probabilities(fold0_one, x), atol=1e-6)
+    p_second = predict_probabilities(members[1], x)
+    assert np.abs(p_second - p_first).max() > 1e-4  # another seed, another network
+    np.testing.assert_allclose(
+        predict_probabilities(fold0_two, x), (p_first + p_second) / 2, atol=1e-5
+    )
+    cv = pd.read_csv(tmp_path / "two" / "cv_predictions.tsv", sep="\t")
+    assert len(cv) == 48 - 8  # every disc outside the 4 held-out patients, once

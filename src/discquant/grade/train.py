@@ -76,6 +76,9 @@ class GradeTrainConfig(BaseModel):
     cross_validate: bool = True
     cv_folds: list[int] | None = None
     """Run only these folds (to spread cross-validation over processes); None = all."""
+    seeds_per_fold: int = 1
+    """Networks trained per fold, each from its own seed; the fold's CV predictions are
+    their mean, and ``ship: folds`` ships every one of them."""
     train_final: bool = True
     epochs: int = 40
     batch_size: int = 32
@@ -83,6 +86,10 @@ class GradeTrainConfig(BaseModel):
     weight_decay: float = 1e-4
     class_weight_power: float = 1.0
     ordinal_weight: float = 0.5
+    soft_labels_phi: float = 0.0
+    """0: cross-entropy against the reference grade. > 0: against soft ordinal labels
+    (SORD, Díaz & Marathe, CVPR 2019), ``softmax(-phi × (k - grade)²)`` over the grades
+    k, which tells the network that a neighbouring grade is a smaller mistake."""
     num_threads: int = 1
     phantoms_train: int = 0
     """Phantom studies (5 lumbar discs each, random grades) added to the final training
@@ -194,6 +201,14 @@ def class_weights(
     return w.astype(np.float32)
 
 
+def soft_ordinal_targets(n_classes: int, phi: float) -> npt.NDArray[np.float32]:
+    """SORD targets: row ``r`` is ``softmax_k(-phi × (k - r)²)``, the soft label of class r."""
+    k = np.arange(n_classes, dtype=np.float64)
+    logits = -phi * (k[None, :] - k[:, None]) ** 2
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return (e / e.sum(1, keepdims=True)).astype(np.float32)
+
+
 def train_network(
     crops: npt.NDArray[np.float32],
     grades: npt.NDArray[np.int_],
@@ -233,6 +248,9 @@ def train_network(
     aug = _augmenter(cfg.augment, seed)
     rng = np.random.default_rng(seed)
     y_all = torch.from_numpy(grades.astype(np.int64) - 1)
+    soft = None
+    if cfg.soft_labels_phi > 0:
+        soft = torch.from_numpy(soft_ordinal_targets(n_classes, cfg.soft_labels_phi))
     losses: list[float] = []
     step = 0
     t0 = time.time()
@@ -247,7 +265,11 @@ def train_network(
             x = torch.stack([torch.as_tensor(aug(crops[i])) for i in idx]).float()
             y = y_all[idx]
             logits = net(x)
-            ce = torch.nn.functional.cross_entropy(logits, y, weight=w)
+            if soft is None:
+                ce = torch.nn.functional.cross_entropy(logits, y, weight=w)
+            else:  # weighted mean, as cross_entropy's weight= does for hard labels
+                nll = -(soft[y] * torch.log_softmax(logits, 1)).sum(1)
+                ce = (w[y] * nll).sum() / w[y].sum()
             expected = torch.softmax(logits, 1) @ gvals
             ordinal = (w[y] * (expected - (y + 1).float()).abs()).mean()
             loss = ce + cfg.ordinal_weight * ordinal
@@ -319,6 +341,11 @@ def _metrics(
     return out
 
 
+def _member_seed(seed: int, fold: int, member: int) -> int:
+    """Seed of a fold's ``member``-th network (member 0: the single-network seed)."""
+    return seed + 1 + fold + 100 * member
+
+
 def _with_tta(net: Any, cfg: GradeTrainConfig) -> Any:
     """Wrap a trained network so that it averages over the test-time shifts."""
     from discquant.grade.ensemble import GradeEnsemble
@@ -372,6 +399,7 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     import torch
 
     from discquant.grade.data import build_crops
+    from discquant.grade.ensemble import GradeEnsemble
     from discquant.grade.pfirrmann import (
         PfirrmannModel,
         predict_probabilities,
@@ -443,20 +471,24 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
             if cfg.phantoms_in_folds and cfg.phantoms_train > 0:
                 x_tr, y_tr = with_phantoms(x_tr, y_tr)
                 fold_meta["trained_on"] = with_phantoms_note
-            net, _ = train_network(
-                x_tr,
-                y_tr,
-                cfg,
-                seed=cfg.seed + 1 + k,
-                log_file=log_file,
-                tag=f"fold{k}",
-                n_classes=n_classes,
-            )
+            members = [
+                train_network(
+                    x_tr,
+                    y_tr,
+                    cfg,
+                    seed=_member_seed(cfg.seed, k, j),
+                    log_file=log_file,
+                    tag=f"fold{k}" if j == 0 else f"fold{k}-seed{j}",
+                    n_classes=n_classes,
+                )[0]
+                for j in range(cfg.seeds_per_fold)
+            ]
+            net = members[0] if len(members) == 1 else GradeEnsemble(members)
             probs[te] = predict_probabilities(_with_tta(net, cfg), crops[te])
             save_pfirrmann_model(
                 PfirrmannModel(net, crop_kw, fold_meta), out / "checkpoints" / f"fold{k}.pt"
             )
-            fold_nets.append((net, str(fold_meta["trained_on"])))
+            fold_nets += [(m, str(fold_meta["trained_on"])) for m in members]
         cv = (~is_held) & np.isin(fold, run_folds)
         cv_rows = [r for r, c in zip(rows, cv, strict=True) if c]
         write_predictions(out / "cv_predictions.tsv", cv_rows, probs[cv])
@@ -478,8 +510,6 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
         if cfg.ship == "final":
             shipped, meta = _with_tta(net, cfg), final_meta
     if cfg.ship == "folds" and fold_nets:
-        from discquant.grade.ensemble import GradeEnsemble
-
         shifts = [(int(r), int(c)) for r, c in cfg.tta_shifts] or [(0, 0)]
         shipped = GradeEnsemble([net for net, _ in fold_nets], shifts)
         meta = {**meta, "trained_on": f"mean of {len(fold_nets)} folds: {fold_nets[0][1]}"}
