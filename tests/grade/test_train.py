@@ -181,17 +181,16 @@ def test_ensemble_averages_members_and_survives_half_storage(tmp_path: Path) -> 
     np.testing.assert_allclose(predict_probabilities(loaded.network, crops), p, atol=2e-3)
 
 
-def test_ship_folds_is_the_mean_of_the_fold_networks(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``ship: folds``: pfirrmann.pt averages the fold checkpoints and is scored on held-out."""
+def _patch_graded_discs(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, n: int, *, seed: int
+) -> np.ndarray:
+    """Make run_training read ``n`` synthetic graded discs (2 per patient); their crops."""
     import discquant.grade.data as data_mod
     import discquant.grade.train as train_mod
     from discquant.grade.crops import DiscLocation
     from discquant.grade.data import GradedDisc
-    from discquant.grade.pfirrmann import predict_probabilities
 
-    crops, grades = _synthetic_crops(120, seed=6)
+    crops, grades = _synthetic_crops(n, seed=seed)
     loc = DiscLocation((0.0, 0.0, 0.0))
     discs = [
         GradedDisc(f"p{i // 2:02d}", ("L4-L5", "L5-S1")[i % 2], int(g), tmp_path, loc)
@@ -199,6 +198,16 @@ def test_ship_folds_is_the_mean_of_the_fold_networks(
     ]
     monkeypatch.setattr(train_mod, "collect_discs", lambda cfg, base: discs)
     monkeypatch.setattr(data_mod, "build_crops", lambda d, **kw: crops[: len(d)])
+    return crops
+
+
+def test_ship_folds_is_the_mean_of_the_fold_networks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``ship: folds``: pfirrmann.pt averages the fold checkpoints and is scored on held-out."""
+    from discquant.grade.pfirrmann import predict_probabilities
+
+    crops = _patch_graded_discs(monkeypatch, tmp_path, 120, seed=6)
     cfg = GradeTrainConfig(
         holdout_patients=6, folds=2, train_final=False, ship="folds", epochs=10, batch_size=8,
         lr=3e-3, arch={"block_inplanes": [8, 8, 16, 16]}, tta_shifts=[(0, 0), (1, 0)],
@@ -267,20 +276,9 @@ def test_seeds_per_fold_averages_each_folds_networks(
     """Two networks per fold: CV predictions are their mean; member 0 is the 1-seed network."""
     import pandas as pd
 
-    import discquant.grade.data as data_mod
-    import discquant.grade.train as train_mod
-    from discquant.grade.crops import DiscLocation
-    from discquant.grade.data import GradedDisc
     from discquant.grade.pfirrmann import predict_probabilities
 
-    crops, grades = _synthetic_crops(48, seed=7)
-    loc = DiscLocation((0.0, 0.0, 0.0))
-    discs = [
-        GradedDisc(f"p{i // 2:02d}", ("L4-L5", "L5-S1")[i % 2], int(g), tmp_path, loc)
-        for i, g in enumerate(grades)
-    ]
-    monkeypatch.setattr(train_mod, "collect_discs", lambda cfg, base: discs)
-    monkeypatch.setattr(data_mod, "build_crops", lambda d, **kw: crops[: len(d)])
+    crops = _patch_graded_discs(monkeypatch, tmp_path, 48, seed=7)
     one = GradeTrainConfig(
         holdout_patients=4, folds=2, train_final=False, ship="folds", max_steps=4,
         batch_size=8, arch={"block_inplanes": [8, 8, 16, 16]}, tta_shifts=[(0, 0)],
@@ -293,6 +291,9 @@ def test_seeds_per_fold_averages_each_folds_networks(
     assert shipped.metadata["members"] == 4
     fold0_one = load_pfirrmann_model(tmp_path / "one" / "checkpoints" / "fold0.pt").network
     fold0_two = load_pfirrmann_model(tmp_path / "two" / "checkpoints" / "fold0.pt").network
+    from discquant.grade.ensemble import GradeEnsemble
+
+    assert isinstance(fold0_two, GradeEnsemble)
     members = list(fold0_two.members)
     assert len(members) == 2
     x = crops[:6]
