@@ -512,7 +512,9 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     if cfg.ship == "folds" and fold_nets:
         shifts = [(int(r), int(c)) for r, c in cfg.tta_shifts] or [(0, 0)]
         shipped = GradeEnsemble([net for net, _ in fold_nets], shifts)
-        meta = {**meta, "trained_on": f"mean of {len(fold_nets)} folds: {fold_nets[0][1]}"}
+        n_folds = len(fold_nets) // cfg.seeds_per_fold
+        seeds = f" x {cfg.seeds_per_fold} seeds" if cfg.seeds_per_fold > 1 else ""
+        meta = {**meta, "trained_on": f"mean of {n_folds} folds{seeds}: {fold_nets[0][1]}"}
     if shipped is not None:
         save_pfirrmann_model(
             PfirrmannModel(shipped, crop_kw, {**meta, "holdout_subjects": held}),
