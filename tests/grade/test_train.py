@@ -306,3 +306,42 @@ def test_seeds_per_fold_averages_each_folds_networks(
     )
     cv = pd.read_csv(tmp_path / "two" / "cv_predictions.tsv", sep="\t")
     assert len(cv) == 48 - 8  # every disc outside the 4 held-out patients, once
+
+
+def test_fold_checkpoints_are_reused_only_with_the_same_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Folds run apart (cv_folds) gather into one ship: folds run without retraining."""
+    import shutil
+
+    import discquant.grade.train as train_mod
+
+    _patch_graded_discs(monkeypatch, tmp_path, 48, seed=8)
+    cfg = GradeTrainConfig(
+        holdout_patients=4, folds=2, train_final=False, ship="folds", max_steps=4,
+        batch_size=8, arch={"block_inplanes": [8, 8, 16, 16]}, tta_shifts=[(0, 0)],
+        augment=AugmentConfig(prob=0.0),
+    )  # fmt: skip
+    whole = run_training(cfg, tmp_path / "whole")
+    for k in (0, 1):  # each fold in its own run, as two processes would
+        part = cfg.model_copy(update={"cv_folds": [k], "ship": "final"})
+        run_training(part, tmp_path / f"part{k}")
+    gathered = tmp_path / "gathered" / "checkpoints"
+    gathered.mkdir(parents=True)
+    for k in (0, 1):
+        shutil.copy(tmp_path / f"part{k}" / "checkpoints" / f"fold{k}.pt", gathered)
+    trained: list[str] = []
+    real_train = train_mod.train_network
+    monkeypatch.setattr(
+        train_mod,
+        "train_network",
+        lambda *a, **kw: trained.append(kw["tag"]) or real_train(*a, **kw),
+    )
+    again = run_training(cfg, tmp_path / "gathered")
+    assert trained == []  # both folds came from their checkpoints
+    # one thread, same seeds: the gathered run scores exactly as the one-process run
+    assert again["cv"]["all"] == whole["cv"]["all"]
+    assert again["holdout"]["all"] == whole["holdout"]["all"]
+    # another setting (epochs) refuses the old checkpoints instead of mixing networks
+    with pytest.raises(InvalidInputError, match="other settings"):
+        run_training(cfg.model_copy(update={"max_steps": 5}), tmp_path / "gathered")

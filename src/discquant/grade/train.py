@@ -10,7 +10,11 @@
 - ``pfirrmann.pt`` (the shipped model: with ``ship: final`` one network trained on every
   non-held-out patient; with ``ship: folds`` the mean of the cross-validation fold
   networks), ``holdout_predictions.tsv`` and ``holdout_metrics.json``;
-- ``checkpoints/``: the model after each fold and the final one;
+- ``checkpoints/``: the model after each fold and the final one. A fold checkpoint
+  already in ``out`` that was trained with the same settings (its ``config_sha256``) is
+  reused rather than retrained, so an interrupted run resumes at the fold it stopped in,
+  and folds run in separate processes (``cv_folds``) can be gathered into one ``ship:
+  folds`` run by copying their checkpoints into its ``out``;
 - with ``test_model`` set: ``test_predictions.tsv`` and ``test_metrics.json``, that
   model's grades of every configured disc (an external test, e.g. the shipped model on
   SPIDER).
@@ -27,6 +31,7 @@ Runs are deterministic for a seed on one CPU thread.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import time
@@ -146,6 +151,39 @@ def load_config(path: Path) -> GradeTrainConfig:
         return GradeTrainConfig.model_validate(yaml.safe_load(path.read_text()) or {})
     except (ValidationError, yaml.YAMLError) as exc:
         raise InvalidInputError(f"invalid grade config: {exc}", path=path) from exc
+
+
+_NOT_IN_FOLD_NETWORKS = {
+    "cv_folds", "num_threads", "cross_validate", "train_final", "ship", "phantoms_test",
+    "phantom_test_seed0", "test_model", "tta_shifts",
+}  # fmt: skip
+
+
+def fold_config_sha256(cfg: GradeTrainConfig) -> str:
+    """Hash of the settings a cross-validation fold's networks depend on.
+
+    Which folds run, thread count, test-time shifts and what is shipped do not change a
+    fold's networks, so runs that differ only in those share fold checkpoints.
+    """
+    blob = cfg.model_dump(mode="json", exclude=_NOT_IN_FOLD_NETWORKS)
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def _reusable_fold(path: Path, sha256: str) -> list[Any] | None:
+    """The member networks of a fold checkpoint trained with the same settings, or None."""
+    from discquant.grade.ensemble import GradeEnsemble
+    from discquant.grade.pfirrmann import load_pfirrmann_model
+
+    if not path.is_file():
+        return None
+    model = load_pfirrmann_model(path)
+    if model.metadata.get("config_sha256") != sha256:
+        raise InvalidInputError(
+            "fold checkpoint was trained with other settings; use a new --out directory",
+            path=path,
+        )
+    net = model.network
+    return list(net.members) if isinstance(net, GradeEnsemble) else [net]
 
 
 def patient_splits(
@@ -463,31 +501,36 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     if cfg.cross_validate:
         probs = np.zeros((len(discs), n_classes), np.float32)
         run_folds = list(range(cfg.folds)) if cfg.cv_folds is None else list(cfg.cv_folds)
+        sha256 = fold_config_sha256(cfg)
         for k in run_folds:
             tr = (~is_held) & (fold != k)
             te = (~is_held) & (fold == k)
             x_tr, y_tr = crops[tr], grades[tr]
-            fold_meta = {**meta, "seed": cfg.seed + 1 + k}
+            fold_meta = {**meta, "seed": cfg.seed + 1 + k, "config_sha256": sha256}
             if cfg.phantoms_in_folds and cfg.phantoms_train > 0:
-                x_tr, y_tr = with_phantoms(x_tr, y_tr)
                 fold_meta["trained_on"] = with_phantoms_note
-            members = [
-                train_network(
-                    x_tr,
-                    y_tr,
-                    cfg,
-                    seed=_member_seed(cfg.seed, k, j),
-                    log_file=log_file,
-                    tag=f"fold{k}" if j == 0 else f"fold{k}-seed{j}",
-                    n_classes=n_classes,
-                )[0]
-                for j in range(cfg.seeds_per_fold)
-            ]
+            ckpt = out / "checkpoints" / f"fold{k}.pt"
+            members = _reusable_fold(ckpt, sha256)
+            if members is not None:
+                log.info("fold %d: reusing the networks in %s", k, ckpt)
+            else:
+                if cfg.phantoms_in_folds and cfg.phantoms_train > 0:
+                    x_tr, y_tr = with_phantoms(x_tr, y_tr)
+                members = [
+                    train_network(
+                        x_tr,
+                        y_tr,
+                        cfg,
+                        seed=_member_seed(cfg.seed, k, j),
+                        log_file=log_file,
+                        tag=f"fold{k}" if j == 0 else f"fold{k}-seed{j}",
+                        n_classes=n_classes,
+                    )[0]
+                    for j in range(cfg.seeds_per_fold)
+                ]
             net = members[0] if len(members) == 1 else GradeEnsemble(members)
             probs[te] = predict_probabilities(_with_tta(net, cfg), crops[te])
-            save_pfirrmann_model(
-                PfirrmannModel(net, crop_kw, fold_meta), out / "checkpoints" / f"fold{k}.pt"
-            )
+            save_pfirrmann_model(PfirrmannModel(net, crop_kw, fold_meta), ckpt)
             fold_nets += [(m, str(fold_meta["trained_on"])) for m in members]
         cv = (~is_held) & np.isin(fold, run_folds)
         cv_rows = [r for r, c in zip(rows, cv, strict=True) if c]
