@@ -19,9 +19,9 @@ from discquant.evaluate.grading import grade_agreement
 from discquant.grade import grade_disc_crops, load_pfirrmann_model
 
 # measured on these subsets with the shipped weights (see the model card)
-REAL_BALANCED_ACCURACY = 0.591
-REAL_KAPPA_LINEAR = 0.675
-REAL_WITHIN_ONE = 0.964
+REAL_BALANCED_ACCURACY = 0.624
+REAL_KAPPA_LINEAR = 0.712
+REAL_WITHIN_ONE = 0.982
 PHANTOM_EXACT = 1.0
 MARGIN = 0.05
 
@@ -34,8 +34,14 @@ def model():  # type: ignore[no-untyped-def]
 def test_packaged_model_is_small_and_documented(model) -> None:  # type: ignore[no-untyped-def]
     from importlib import resources
 
-    folder = resources.files("discquant") / "models" / "pfirrmann"
-    assert (folder / "pfirrmann.pt").stat().st_size <= 8 * 1024 * 1024  # type: ignore[attr-defined]
+    models = resources.files("discquant") / "models"
+    folder = models / "pfirrmann"
+    # ten networks of 0.7 M parameters in float16: 14.5 MB
+    assert (folder / "pfirrmann.pt").stat().st_size <= 16 * 1024 * 1024  # type: ignore[attr-defined]
+    shipped = [f for d in models.iterdir() if d.is_dir() for f in d.iterdir()]
+    shipped = [f for f in shipped if f.name.endswith(".pt")]
+    assert len(shipped) == 2  # the segmentation and the Pfirrmann weights
+    assert sum(f.stat().st_size for f in shipped) <= 25 * 1024 * 1024  # type: ignore[attr-defined]
     assert "50 held-out patients" in (folder / "MODEL_CARD.md").read_text()
     assert len(model.metadata["holdout_subjects"]) == 50
 

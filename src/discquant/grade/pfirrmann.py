@@ -1,10 +1,11 @@
 """Pfirrmann grade (I-V) of a disc from a sagittal T2 crop, by a small CNN.
 
 The network is MONAI's 2-D ``ResNet`` (basic blocks, layers 2-2-2-2, 16→128 channels,
-about 0.7 M parameters; the packaged model averages five of them, 7.2 MB in float16)
-reading a crop from :func:`~discquant.grade.crops.extract_disc_crop` (3 sagittal slices
-as channels). It outputs five probabilities; the
-grade is the most probable class and the expected grade is ``sum(p_k * k)``.
+about 0.7 M parameters; the packaged model averages ten of them, two per
+cross-validation fold, 14.5 MB in float16) reading a crop from
+:func:`~discquant.grade.crops.extract_disc_crop` (3 sagittal slices as channels). It
+outputs five probabilities; the grade is the most probable class and the expected grade
+is ``sum(p_k * k)``.
 The packaged weights and their model card live in ``discquant/models/pfirrmann/``.
 """
 
