@@ -255,6 +255,7 @@ def analyze(
             nucleus_dwi=nucleus_dwi,
             fit_rmse=result.adc_fit_rmse,
             level_flags=_level_flags(segmentation),
+            disc_probability=getattr(segmentation, "disc_probability", None),
         )
         result.discs = measure_discs(inputs, config=config.measure, calibration=calibration)
 

@@ -65,6 +65,8 @@ class MeasureInputs:
 
     ``anatomy`` is the image that was segmented (the T2, or the DWI b≈0 when no T2
     exists, then ``anatomy_is_t2`` is False and no T2 measures are made).
+    ``disc_probability`` (the segmentation's, on the ``labels`` grid) makes the disc
+    heights partial-volume chords (:func:`~discquant.measure.geometry.disc_geometry`).
     """
 
     labels: Volume | None = None
@@ -76,6 +78,7 @@ class MeasureInputs:
     nucleus_dwi: Volume | None = None
     fit_rmse: Volume | None = None
     level_flags: dict[str, list[str]] = field(default_factory=dict)
+    disc_probability: Volume | None = None
 
 
 def _touches_border(mask: npt.NDArray[np.bool_]) -> bool:
@@ -213,7 +216,8 @@ def measure_discs(
         result.flags.extend(inputs.level_flags.get(result.level, []))
         if _touches_border(disc):
             result.flags.append("partial_fov")
-        geom = disc_geometry(disc, labels.affine)
+        prob = inputs.disc_probability
+        geom = disc_geometry(disc, labels.affine, probability=None if prob is None else prob.data)
         if geom is not None:
             result.height_anterior_mm = geom.height_anterior_mm
             result.height_middle_mm = geom.height_middle_mm

@@ -8,16 +8,29 @@ of a world line inside the mask, sampled every 0.1 mm. The AP depth is the chord
 the AP axis through the centroid; the anterior, middle and posterior heights are the
 median chords along the height axis of lines every 0.25 mm in 2 mm bands centred at
 10 %, 50 % and 90 % of the depth from the anterior edge. Chords follow the disc's own
-axes, so a tilted or wedge-shaped disc is measured the same as an upright one."""
+axes, so a tilted or wedge-shaped disc is measured the same as an upright one.
+
+When the segmentation's disc probability is given, the height chords are
+partial-volume chords: the integral of the probability (linearly interpolated, kept
+within two voxels of the disc's mask) along the line, instead of the count of mask
+samples. A border voxel then adds the part of it that is disc rather than all or
+nothing; on 50 unseen phantoms this cut the 95th percentile of the middle-height error
+from 1.02 to 0.76 mm (docs/measurement.md)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
+from scipy import ndimage
 
 from discquant.io.study import Volume
+
+PARTIAL_VOLUME_VOXELS = 2
+"""Disc probability further than this from the disc's mask is not counted in a height
+(it may belong to the next disc along a long caliper line)."""
 
 
 @dataclass(frozen=True)
@@ -68,10 +81,48 @@ def _chord_mm(
     return float(hits.sum() * step_mm)
 
 
+def _soft_chord_mm(
+    probability: npt.NDArray[np.floating],
+    affine: npt.NDArray[np.float64],
+    origin: npt.NDArray[np.float64],
+    direction: npt.NDArray[np.float64],
+    *,
+    reach_mm: float,
+    step_mm: float,
+) -> float:
+    """Integral (mm) of a probability map along a world line (linear interpolation)."""
+    t = np.arange(-reach_mm, reach_mm + step_mm / 2, step_mm)
+    world = origin[:, None] + direction[:, None] * t[None, :]
+    inv = np.linalg.inv(affine)
+    vox = inv[:3, :3] @ world + inv[:3, 3:4]
+    values = ndimage.map_coordinates(probability, vox, order=1, mode="constant", cval=0.0)
+    return float(values.sum() * step_mm)
+
+
+def _near_mask(
+    probability: npt.NDArray[np.floating],
+    mask: npt.NDArray[np.bool_],
+    affine: npt.NDArray[np.float64],
+    *,
+    voxels: int,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The probability within ``voxels`` of the mask (zero elsewhere), cropped to the
+    mask's bounding box plus that margin, and the affine of the crop."""
+    idx = np.argwhere(mask)
+    lo = np.maximum(idx.min(axis=0) - voxels, 0)
+    hi = np.minimum(idx.max(axis=0) + voxels + 1, mask.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    near = ndimage.binary_dilation(mask[box], iterations=voxels)
+    crop_affine = affine.copy()
+    crop_affine[:3, 3] = affine[:3, :3] @ lo + affine[:3, 3]
+    return np.where(near, probability[box], 0.0).astype(np.float64), crop_affine
+
+
 def disc_geometry(
     mask: npt.NDArray[np.bool_],
     affine: npt.NDArray[np.float64],
     *,
+    probability: npt.NDArray[np.floating] | None = None,
     band_mm: float = 2.0,
     positions: tuple[float, float, float] = (0.1, 0.5, 0.9),
     step_mm: float = 0.1,
@@ -84,6 +135,10 @@ def disc_geometry(
         Boolean disc mask on the T2 grid.
     affine
         Voxel-to-RAS mm affine of that grid.
+    probability
+        The segmentation's disc probability on the same grid (0–1), or None. When
+        given, heights are partial-volume chords of it near the mask; the AP depth,
+        the band positions and the volume still come from the mask.
     band_mm
         Width of the bands in which heights are measured.
     positions
@@ -121,13 +176,17 @@ def disc_geometry(
     depth = _chord_mm(mask, affine, origin, ap3, reach_mm=reach, step_mm=step_mm)
     u = (pts - centre) @ ap_dir
     anterior_edge = float(u.max()) + 0.5 * _pixel_width_along(ap_dir, affine, lr)
+    if probability is None:
+        chord = partial(_chord_mm, mask, affine)
+    else:
+        near, near_affine = _near_mask(probability, mask, affine, voxels=PARTIAL_VOLUME_VOXELS)
+        chord = partial(_soft_chord_mm, near, near_affine)
     heights: list[float | None] = []
     for frac in positions:
         at = anterior_edge - frac * depth
         offsets = np.arange(-band_mm / 2, band_mm / 2 + 1e-9, 0.25)
         chords = [
-            _chord_mm(mask, affine, origin + ap3 * (at + o), h3, reach_mm=reach, step_mm=step_mm)
-            for o in offsets
+            chord(origin + ap3 * (at + o), h3, reach_mm=reach, step_mm=step_mm) for o in offsets
         ]
         chords = [c for c in chords if c > 0]
         heights.append(float(np.median(chords)) if chords else None)

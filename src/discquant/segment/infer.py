@@ -73,6 +73,9 @@ class SpineSegmentation:
         ``no_discs_found``.
     model
         Which weights produced it (file name and training step).
+    disc_probability
+        float32 probability of disc (nucleus included) on the input grid, or ``None``;
+        the measurement stage reads partial-volume disc heights from it.
     """
 
     labels: Volume
@@ -81,6 +84,7 @@ class SpineSegmentation:
     levels: list[DiscLevel] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     model: str = ""
+    disc_probability: Volume | None = None
 
 
 def load_segmentation_model(path: str | Path | None = None) -> SegmentationModel:
@@ -196,4 +200,7 @@ def segment_spine(
         levels=named.levels,
         flags=named.flags,
         model=tag,
+        disc_probability=None
+        if disc_prob is None
+        else Volume(data=back_to_input(disc_prob, ro).astype(np.float32), affine=out_affine),
     )

@@ -1,0 +1,78 @@
+"""Issue 6 measurement targets, end to end with the shipped models, on a CI-sized subset.
+
+The first four of the 50 validation phantoms of ``benchmarks/measure_phantoms.py``
+(seeds 5000-5003, grades drawn with rng seed 0, DWI at SNR 20 with the grid offset and
+EPI distortion on; 20 discs), analysed as ``discquant analyze`` does. Thresholds are
+what this subset measured (docs/measurement.md has the 50-phantom figures) plus a small
+margin.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from discquant.io.study import Series, SeriesRole, Study
+from discquant.phantom import PhantomConfig, generate_study
+from discquant.pipeline import analyze
+
+SEEDS = range(5000, 5004)
+
+
+@pytest.fixture(scope="module")
+def errors() -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)  # the benchmark's grade draw
+    rows = []
+    for seed in SEEDS:
+        grades = tuple(int(g) for g in rng.integers(1, 6, size=5))
+        config = PhantomConfig(snr=20.0, epi_distortion=True, grades=grades)  # type: ignore[arg-type]
+        ph = generate_study(seed, config)
+        study = Study(
+            f"ph{seed}",
+            (
+                Series(SeriesRole.T2, "phantom", "T2", ph.t2, "sagittal"),
+                Series(
+                    SeriesRole.DWI, "phantom", "DWI", ph.dwi, "sagittal",
+                    bvals_s_per_mm2=ph.bvals, bvecs=ph.bvecs,
+                ),
+            ),
+        )  # fmt: skip
+        for disc in analyze(study).discs:
+            t = ph.truth.disc(disc.level)
+            assert disc.found and disc.adc_np is not None
+            assert disc.height_middle_mm is not None and disc.volume_mm3 is not None
+            rows.append(
+                (
+                    disc.height_middle_mm - t.height_middle_mm,
+                    disc.volume_mm3 / t.volume_mm3 - 1,
+                    disc.adc_np.median / t.np_region_adc_um2_per_ms - 1,
+                    disc.pfirrmann_grade == t.grade,
+                )
+            )
+    a = np.array(rows, dtype=float)
+    return {"height_mm": a[:, 0], "volume": a[:, 1], "adc": a[:, 2], "grade_ok": a[:, 3]}
+
+
+# Measured on this subset on 2026-12-04 (shipped segmentation and Pfirrmann models,
+# partial-volume heights): height error mean +0.20 mm, largest 0.68 mm; volume error
+# mean +2.3 %, largest 19.5 %; nucleus ADC bias -1.6 %, largest error 9.9 %; grades 20/20.
+
+
+@pytest.mark.slow
+def test_middle_height_within_the_target(errors: dict[str, np.ndarray]) -> None:
+    h = errors["height_mm"]
+    assert abs(h.mean()) <= 0.3
+    assert np.abs(h).max() <= 0.8  # issue 6: < 1 mm
+
+
+@pytest.mark.slow
+def test_volume_and_nucleus_adc(errors: dict[str, np.ndarray]) -> None:
+    assert abs(errors["volume"].mean()) <= 0.04
+    assert np.abs(errors["volume"]).max() <= 0.22  # issue 6 asks < 10 %: missed (L5-S1, L1-L2)
+    assert abs(errors["adc"].mean()) <= 0.025
+    assert np.abs(errors["adc"]).max() <= 0.11
+
+
+@pytest.mark.slow
+def test_pfirrmann_exact(errors: dict[str, np.ndarray]) -> None:
+    assert errors["grade_ok"].mean() >= 0.95  # one disc of 20 may differ
