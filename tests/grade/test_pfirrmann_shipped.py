@@ -23,7 +23,10 @@ REAL_BALANCED_ACCURACY = 0.624
 REAL_KAPPA_LINEAR = 0.712
 REAL_WITHIN_ONE = 0.982
 PHANTOM_EXACT = 1.0
-MARGIN = 0.05
+# Inference is deterministic; the margins allow a disc or two to flip with float
+# differences across machines (one grade-1 disc moves balanced accuracy by 0.029).
+MARGIN = 0.02
+BALANCED_ACCURACY_MARGIN = 0.03
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,7 @@ def test_shipped_model_on_held_out_patients(model, shared_data: Path) -> None:  
     crops = build_crops(discs, **model.crop)
     pred = [g.grade for g in grade_disc_crops(crops, model=model)]
     a = grade_agreement([d.grade for d in discs], pred)
-    assert a.balanced_accuracy >= REAL_BALANCED_ACCURACY - MARGIN
+    assert a.balanced_accuracy >= REAL_BALANCED_ACCURACY - BALANCED_ACCURACY_MARGIN
     assert a.kappa_linear >= REAL_KAPPA_LINEAR - MARGIN
     assert a.within_one >= REAL_WITHIN_ONE - MARGIN
 

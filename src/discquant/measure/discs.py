@@ -193,6 +193,7 @@ def measure_discs(
     if labels is None:
         return results
     lab = labels.data
+    disc_probability = _probability_on_grid(inputs.disc_probability, labels)
     csf_signal = marrow_signal = None
     csf_adc = None
     if inputs.anatomy is not None and inputs.anatomy_is_t2:
@@ -216,8 +217,7 @@ def measure_discs(
         result.flags.extend(inputs.level_flags.get(result.level, []))
         if _touches_border(disc):
             result.flags.append("partial_fov")
-        prob = inputs.disc_probability
-        geom = disc_geometry(disc, labels.affine, probability=None if prob is None else prob.data)
+        geom = disc_geometry(disc, labels.affine, probability=disc_probability)
         if geom is not None:
             result.height_anterior_mm = geom.height_anterior_mm
             result.height_middle_mm = geom.height_middle_mm
@@ -241,6 +241,22 @@ def measure_discs(
                 if calibration is not None:
                     result.water_percent = calibration.water_percent(result.adc_np.median)
     return results
+
+
+def _probability_on_grid(probability: Volume | None, labels: Volume) -> npt.NDArray[Any] | None:
+    """The disc probability's array when it lies on the label grid, else None (mask chords)."""
+    if probability is None:
+        return None
+    if probability.shape != labels.shape or not np.allclose(
+        probability.affine, labels.affine, atol=1e-4
+    ):
+        log.warning(
+            "disc probability %s is not on the label grid %s: heights from the mask",
+            probability.shape,
+            labels.shape,
+        )
+        return None
+    return np.asarray(probability.data)
 
 
 def _disc_height_index(

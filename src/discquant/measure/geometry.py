@@ -107,7 +107,10 @@ def _near_mask(
     voxels: int,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """The probability within ``voxels`` of the mask (zero elsewhere), cropped to the
-    mask's bounding box plus that margin, and the affine of the crop."""
+    mask's bounding box plus that margin, and the affine of the crop.
+
+    "Within" is ``voxels`` steps of 6-connected (face-neighbour) dilation in 3-D, so it
+    reaches across sagittal slices as well as in-plane."""
     idx = np.argwhere(mask)
     lo = np.maximum(idx.min(axis=0) - voxels, 0)
     hi = np.minimum(idx.max(axis=0) + voxels + 1, mask.shape)
@@ -176,19 +179,19 @@ def disc_geometry(
     depth = _chord_mm(mask, affine, origin, ap3, reach_mm=reach, step_mm=step_mm)
     u = (pts - centre) @ ap_dir
     anterior_edge = float(u.max()) + 0.5 * _pixel_width_along(ap_dir, affine, lr)
-    if probability is None:
-        chord = partial(_chord_mm, mask, affine)
-    else:
+    mask_chord = partial(_chord_mm, mask, affine, reach_mm=reach, step_mm=step_mm)
+    chord = mask_chord
+    if probability is not None:
         near, near_affine = _near_mask(probability, mask, affine, voxels=PARTIAL_VOLUME_VOXELS)
-        chord = partial(_soft_chord_mm, near, near_affine)
+        chord = partial(_soft_chord_mm, near, near_affine, reach_mm=reach, step_mm=step_mm)
     heights: list[float | None] = []
     for frac in positions:
         at = anterior_edge - frac * depth
         offsets = np.arange(-band_mm / 2, band_mm / 2 + 1e-9, 0.25)
-        chords = [
-            chord(origin + ap3 * (at + o), h3, reach_mm=reach, step_mm=step_mm) for o in offsets
-        ]
-        chords = [c for c in chords if c > 0]
+        lines = [origin + ap3 * (at + o) for o in offsets]
+        # Only lines that cross the mask count (a line past the disc's end would add
+        # the small probabilities of the margin around it).
+        chords = [chord(p, h3) for p in lines if mask_chord(p, h3) > 0]
         heights.append(float(np.median(chords)) if chords else None)
     return DiscGeometry(heights[0], heights[1], heights[2], depth, volume, mid)
 
