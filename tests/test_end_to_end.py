@@ -85,6 +85,7 @@ def test_phantom_outputs_exist_validate_and_match_truth(
     validate_results(doc)
     assert doc["failed_stages"] == []
     assert doc["warnings"] == []  # e.g. the scanner's ADC map (DICOM form) agrees
+    assert doc["provenance"]["disc_heights"].startswith("partial-volume chords")
     truth = {d.level: d for d in phantom[1].discs}
     discs = {d["level"]: d for d in doc["discs"]}
     assert list(discs) == list(LEVELS)

@@ -66,6 +66,8 @@ def test_full_study_recovers_truth(phantom: PhantomStudy) -> None:
     assert all(r is not None for r in ratios)
     assert ratios[0] > ratios[1] and ratios[2] > ratios[3] > ratios[4]  # type: ignore[operator]
     assert {s.name for s in res.stages if s.ok} >= {"diffusion", "segmentation", "measurement"}
+    # A label map without a probability (here the phantom's own) is measured with mask chords.
+    assert res.provenance["disc_heights"] == "caliper chords of the disc mask"
 
 
 def test_t2_only_gives_geometry_and_t2_without_adc(phantom: PhantomStudy) -> None:

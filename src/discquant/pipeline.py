@@ -24,7 +24,12 @@ import numpy as np
 from discquant import __version__
 from discquant.errors import DiscquantError, InvalidInputError, NoDiscsFoundError
 from discquant.io.study import Series, Study, Volume
-from discquant.measure.discs import MeasureConfig, MeasureInputs, measure_discs
+from discquant.measure.discs import (
+    MeasureConfig,
+    MeasureInputs,
+    measure_discs,
+    probability_on_grid,
+)
 from discquant.results import CANAL_LABEL, DISC_LABELS, AnalysisResult, DiscResult, StageStatus
 
 log = logging.getLogger(__name__)
@@ -258,6 +263,12 @@ def analyze(
             disc_probability=getattr(segmentation, "disc_probability", None),
         )
         result.discs = measure_discs(inputs, config=config.measure, calibration=calibration)
+        soft = probability_on_grid(inputs.disc_probability, segmentation.labels) is not None
+        result.provenance["disc_heights"] = (
+            "partial-volume chords of the segmentation's disc probability"
+            if soft
+            else "caliper chords of the disc mask"
+        )
 
     with stages.run("grading"):
         _grade(result, anatomy if t2 is not None else None, pfirrmann_model)

@@ -193,7 +193,7 @@ def measure_discs(
     if labels is None:
         return results
     lab = labels.data
-    disc_probability = _probability_on_grid(inputs.disc_probability, labels)
+    disc_probability = probability_on_grid(inputs.disc_probability, labels)
     csf_signal = marrow_signal = None
     csf_adc = None
     if inputs.anatomy is not None and inputs.anatomy_is_t2:
@@ -243,7 +243,7 @@ def measure_discs(
     return results
 
 
-def _probability_on_grid(probability: Volume | None, labels: Volume) -> npt.NDArray[Any] | None:
+def probability_on_grid(probability: Volume | None, labels: Volume) -> npt.NDArray[Any] | None:
     """The disc probability's array when it lies on the label grid, else None (mask chords)."""
     if probability is None:
         return None
