@@ -61,6 +61,22 @@ def _sagittal_points(
     return world[:, 1:3]
 
 
+def _line_voxels(
+    affine: npt.NDArray[np.float64],
+    origin: npt.NDArray[np.float64],
+    direction: npt.NDArray[np.float64],
+    *,
+    reach_mm: float,
+    step_mm: float,
+) -> npt.NDArray[np.float64]:
+    """Voxel coordinates (3 × n) of points every ``step_mm`` along a world line through
+    ``origin``, ``reach_mm`` to either side."""
+    t = np.arange(-reach_mm, reach_mm + step_mm / 2, step_mm)
+    world = origin[:, None] + direction[:, None] * t[None, :]
+    inv = np.linalg.inv(affine)
+    return inv[:3, :3] @ world + inv[:3, 3:4]
+
+
 def _chord_mm(
     mask: npt.NDArray[np.bool_],
     affine: npt.NDArray[np.float64],
@@ -71,12 +87,10 @@ def _chord_mm(
     step_mm: float,
 ) -> float:
     """Length (mm) of the part of a world line inside the mask (nearest-neighbour samples)."""
-    t = np.arange(-reach_mm, reach_mm + step_mm / 2, step_mm)
-    world = origin[:, None] + direction[:, None] * t[None, :]
-    inv = np.linalg.inv(affine)
-    vox = np.rint(inv[:3, :3] @ world + inv[:3, 3:4]).astype(int)
+    line = _line_voxels(affine, origin, direction, reach_mm=reach_mm, step_mm=step_mm)
+    vox = np.rint(line).astype(int)
     inside = np.all((vox >= 0) & (vox < np.asarray(mask.shape)[:, None]), axis=0)
-    hits = np.zeros(t.size, dtype=bool)
+    hits = np.zeros(vox.shape[1], dtype=bool)
     hits[inside] = mask[tuple(vox[:, inside])]
     return float(hits.sum() * step_mm)
 
@@ -91,11 +105,8 @@ def _soft_chord_mm(
     step_mm: float,
 ) -> float:
     """Integral (mm) of a probability map along a world line (linear interpolation)."""
-    t = np.arange(-reach_mm, reach_mm + step_mm / 2, step_mm)
-    world = origin[:, None] + direction[:, None] * t[None, :]
-    inv = np.linalg.inv(affine)
-    vox = inv[:3, :3] @ world + inv[:3, 3:4]
-    values = ndimage.map_coordinates(probability, vox, order=1, mode="constant", cval=0.0)
+    line = _line_voxels(affine, origin, direction, reach_mm=reach_mm, step_mm=step_mm)
+    values = ndimage.map_coordinates(probability, line, order=1, mode="constant", cval=0.0)
     return float(values.sum() * step_mm)
 
 
