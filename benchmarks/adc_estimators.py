@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from measure_phantoms import as_study, truth_segmenter, validation_phantoms  # benchmarks/
+from measure_phantoms import truth_segmenter, validation_phantoms  # benchmarks/
 from scipy import stats
 
 from discquant.diffusion.adc import AdcModel
@@ -63,7 +63,7 @@ def simulate(n: int = 200_000) -> None:
 def phantoms(n: int) -> None:
     errors: dict[str, list[float]] = {}
     for _, ph in validation_phantoms(n):
-        res = analyze(as_study(ph), config=AnalysisConfig(), segmenter=truth_segmenter(ph))
+        res = analyze(ph.as_study(), config=AnalysisConfig(), segmenter=truth_segmenter(ph))
         assert res.adc_map is not None and res.labels_dwi is not None
         shape3 = (res.adc_map.shape[0], res.adc_map.shape[1], res.adc_map.shape[2])
         nuc = transfer_labels(ph.nucleus_t2, res.adc_map.affine, shape3).labels

@@ -35,7 +35,6 @@ import numpy as np
 
 from discquant.diffusion.adc import AdcModel
 from discquant.diffusion.precision import adc_sd_lower_bound_um2_per_ms, pooled_sd_lower_bound
-from discquant.io.study import Series, SeriesRole, Study
 from discquant.measure.discs import _nucleus_mask
 from discquant.phantom import PhantomConfig, generate_study
 from discquant.phantom.study import PhantomStudy
@@ -77,20 +76,6 @@ def validation_phantoms(
         yield config, generate_study(first_seed + i, config)
 
 
-def as_study(ph: PhantomStudy) -> Study:
-    """The phantom's T2 and DWI as an imported study."""
-    return Study(
-        f"ph{ph.seed}",
-        (
-            Series(SeriesRole.T2, "phantom", "T2", ph.t2, "sagittal"),
-            Series(
-                SeriesRole.DWI, "phantom", "DWI", ph.dwi, "sagittal",
-                bvals_s_per_mm2=ph.bvals, bvecs=ph.bvecs,
-            ),
-        ),
-    )  # fmt: skip
-
-
 def truth_segmenter(ph: PhantomStudy) -> Callable[[Any], Any]:
     """A segmenter that returns the phantom's own T2 labels and nucleus (no network)."""
     seg = SimpleNamespace(
@@ -118,7 +103,7 @@ def main() -> None:
         seed = ph.seed
         bounds = nucleus_adc_bound(ph, generate_study(seed, replace(config, noise=False)))
         segmenter = truth_segmenter(ph) if args.segmenter == "truth" else cnn
-        res = analyze(as_study(ph), config=AnalysisConfig(), segmenter=segmenter)
+        res = analyze(ph.as_study(), config=AnalysisConfig(), segmenter=segmenter)
         for disc in res.discs:
             t = ph.truth.disc(disc.level)
             rows.append(

@@ -28,7 +28,7 @@ from discquant.measure.discs import (
     MeasureConfig,
     MeasureInputs,
     measure_discs,
-    probability_on_grid,
+    on_label_grid,
 )
 from discquant.results import CANAL_LABEL, DISC_LABELS, AnalysisResult, DiscResult, StageStatus
 
@@ -263,10 +263,9 @@ def analyze(
             disc_probability=getattr(segmentation, "disc_probability", None),
         )
         result.discs = measure_discs(inputs, config=config.measure, calibration=calibration)
-        soft = probability_on_grid(inputs.disc_probability, segmentation.labels) is not None
         result.provenance["disc_heights"] = (
             "partial-volume chords of the segmentation's disc probability"
-            if soft
+            if on_label_grid(inputs.disc_probability, segmentation.labels)
             else "caliper chords of the disc mask"
         )
 

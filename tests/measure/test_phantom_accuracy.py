@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from discquant.io.study import Series, SeriesRole, Study
 from discquant.phantom import PhantomConfig, generate_study
 from discquant.pipeline import analyze
 
@@ -28,17 +27,7 @@ def errors() -> dict[str, np.ndarray]:
         grades = tuple(int(g) for g in rng.integers(1, 6, size=5))
         config = PhantomConfig(snr=20.0, epi_distortion=True, grades=grades)  # type: ignore[arg-type]
         ph = generate_study(seed, config)
-        study = Study(
-            f"ph{seed}",
-            (
-                Series(SeriesRole.T2, "phantom", "T2", ph.t2, "sagittal"),
-                Series(
-                    SeriesRole.DWI, "phantom", "DWI", ph.dwi, "sagittal",
-                    bvals_s_per_mm2=ph.bvals, bvecs=ph.bvecs,
-                ),
-            ),
-        )  # fmt: skip
-        for disc in analyze(study).discs:
+        for disc in analyze(ph.as_study()).discs:
             t = ph.truth.disc(disc.level)
             assert disc.found and disc.adc_np is not None
             assert disc.height_middle_mm is not None and disc.volume_mm3 is not None

@@ -193,7 +193,12 @@ def measure_discs(
     if labels is None:
         return results
     lab = labels.data
-    disc_probability = probability_on_grid(inputs.disc_probability, labels)
+    disc_probability = None
+    if inputs.disc_probability is not None:
+        if on_label_grid(inputs.disc_probability, labels):
+            disc_probability = np.asarray(inputs.disc_probability.data)
+        else:
+            log.warning("disc probability is not on the label grid: heights from the mask")
     csf_signal = marrow_signal = None
     csf_adc = None
     if inputs.anatomy is not None and inputs.anatomy_is_t2:
@@ -243,20 +248,14 @@ def measure_discs(
     return results
 
 
-def probability_on_grid(probability: Volume | None, labels: Volume) -> npt.NDArray[Any] | None:
-    """The disc probability's array when it lies on the label grid, else None (mask chords)."""
-    if probability is None:
-        return None
-    if probability.shape != labels.shape or not np.allclose(
-        probability.affine, labels.affine, atol=1e-4
-    ):
-        log.warning(
-            "disc probability %s is not on the label grid %s: heights from the mask",
-            probability.shape,
-            labels.shape,
-        )
-        return None
-    return np.asarray(probability.data)
+def on_label_grid(probability: Volume | None, labels: Volume) -> bool:
+    """Whether a disc probability exists and lies on the label grid (partial-volume
+    heights); otherwise heights come from the mask."""
+    return (
+        probability is not None
+        and probability.shape == labels.shape
+        and bool(np.allclose(probability.affine, labels.affine, atol=1e-4))
+    )
 
 
 def _disc_height_index(

@@ -191,18 +191,22 @@ def disc_geometry(
     u = (pts - centre) @ ap_dir
     anterior_edge = float(u.max()) + 0.5 * _pixel_width_along(ap_dir, affine, lr)
     mask_chord = partial(_chord_mm, mask, affine, reach_mm=reach, step_mm=step_mm)
-    chord = mask_chord
+    soft_chord = None
     if probability is not None:
         near, near_affine = _near_mask(probability, mask, affine, voxels=PARTIAL_VOLUME_VOXELS)
-        chord = partial(_soft_chord_mm, near, near_affine, reach_mm=reach, step_mm=step_mm)
+        soft_chord = partial(_soft_chord_mm, near, near_affine, reach_mm=reach, step_mm=step_mm)
     heights: list[float | None] = []
     for frac in positions:
         at = anterior_edge - frac * depth
         offsets = np.arange(-band_mm / 2, band_mm / 2 + 1e-9, 0.25)
         lines = [origin + ap3 * (at + o) for o in offsets]
+        crossing = [(p, c) for p in lines if (c := mask_chord(p, h3)) > 0]
         # Only lines that cross the mask count (a line past the disc's end would add
         # the small probabilities of the margin around it).
-        chords = [chord(p, h3) for p in lines if mask_chord(p, h3) > 0]
+        if soft_chord is None:
+            chords = [c for _, c in crossing]
+        else:
+            chords = [soft_chord(p, h3) for p, _ in crossing]
         heights.append(float(np.median(chords)) if chords else None)
     return DiscGeometry(heights[0], heights[1], heights[2], depth, volume, mid)
 

@@ -10,7 +10,7 @@ from typing import Any, cast
 import numpy as np
 from scipy.ndimage import binary_erosion, gaussian_filter
 
-from discquant.io.study import FloatArray, Volume
+from discquant.io.study import FloatArray, Series, SeriesRole, Study, Volume
 from discquant.phantom import tissue as T
 from discquant.phantom.acquisition import (
     Grid,
@@ -205,6 +205,19 @@ class PhantomStudy:
     seed: int
     posterior_t2: Volume | None = None
     posterior_dwi: Volume | None = None
+
+    def as_study(self) -> Study:
+        """The sagittal T2 and DWI as an imported study (subject ``ph<seed>``)."""
+        return Study(
+            f"ph{self.seed}",
+            (
+                Series(SeriesRole.T2, "phantom", "T2", self.t2, "sagittal"),
+                Series(
+                    SeriesRole.DWI, "phantom", "DWI", self.dwi, "sagittal",
+                    bvals_s_per_mm2=self.bvals, bvecs=self.bvecs,
+                ),
+            ),
+        )  # fmt: skip
 
 
 def _disc_specs(
