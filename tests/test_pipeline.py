@@ -70,6 +70,27 @@ def test_full_study_recovers_truth(phantom: PhantomStudy) -> None:
     assert res.provenance["disc_heights"] == "caliper chords of the disc mask"
 
 
+def test_grading_uses_the_crops_the_model_was_trained_on(phantom: PhantomStudy) -> None:
+    """The pipeline's Pfirrmann probabilities are those of the model on crops made with the
+    model's own crop settings (the shipped model normalises per crop, not per image)."""
+    from discquant.grade.crops import extract_disc_crop
+    from discquant.grade.pfirrmann import grade_disc_crops, load_pfirrmann_model
+
+    model = load_pfirrmann_model()
+    assert model.crop["normalise"] == "crop"
+    res = analyze(
+        _study(phantom, dwi=False),
+        segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2),
+        pfirrmann_model=model,
+    )
+    crops = [extract_disc_crop(phantom.t2, phantom.labels_t2.data == lab, **model.crop)
+             for lab in (120, 124)]  # fmt: skip
+    direct = grade_disc_crops(crops, model=model)
+    for disc, ref in zip((res.discs[0], res.discs[4]), direct, strict=True):
+        np.testing.assert_allclose(disc.pfirrmann_probabilities, ref.probabilities, atol=1e-5)
+    assert res.provenance["models"]["pfirrmann"] == "shipped"
+
+
 def test_t2_only_gives_geometry_and_t2_without_adc(phantom: PhantomStudy) -> None:
     res = analyze(
         _study(phantom, dwi=False),

@@ -320,7 +320,8 @@ def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> 
 
 
 def _snr(b0: Volume) -> float | None:
-    """Signal-to-noise of the b≈0 image: bright-tissue median over background noise σ.
+    """Signal-to-noise of the b≈0 image: the 95th percentile of the signal (bright
+    tissue) over the background noise σ.
 
     σ comes from the background (the darkest 10 % of voxels) as Rayleigh-distributed
     magnitude: σ = mean / √(π/2).
@@ -411,12 +412,17 @@ def _grade(result: AnalysisResult, t2: Volume | None, model: Any) -> None:
         disc.pfirrmann_grade = grade.grade
         disc.pfirrmann_probabilities = tuple(float(p) for p in grade.probabilities)
         disc.pfirrmann_expected = grade.expected_grade
-    result.provenance.setdefault("models", {})["pfirrmann"] = getattr(model, "version", "shipped")
+    result.provenance.setdefault("models", {})["pfirrmann"] = getattr(model, "source", "unknown")
 
 
 def _crop_arguments(model: Any) -> dict[str, Any]:
+    """The crop settings the grading model was trained with (``model.crop``), as keyword
+    arguments of :func:`~discquant.grade.crops.extract_disc_crop`. A model that records no
+    ``normalise`` was trained with the function's default (whole-image percentiles)."""
     crop = dict(getattr(model, "crop", {}) or {})
     args: dict[str, Any] = {}
+    if "normalise" in crop:
+        args["normalise"] = str(crop["normalise"])
     if "slices" in crop:
         args["slices"] = int(crop["slices"])
     if "shape" in crop:

@@ -89,6 +89,8 @@ def test_model_round_trip_and_outputs(tmp_path: Path) -> None:
     path = tmp_path / "m.pt"
     save_pfirrmann_model(model, path)
     loaded = load_pfirrmann_model(path)
+    assert loaded.source == "m.pt"  # recorded in each study's provenance
+    assert load_pfirrmann_model().source == "shipped"
     crops, _ = _synthetic_crops(4, seed=2)
     a = grade_disc_crops(crops, model=model)
     b = grade_disc_crops(crops, model=loaded)

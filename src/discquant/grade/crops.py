@@ -159,7 +159,8 @@ def extract_disc_crop(
         over the whole image.
     normalise
         ``"image"`` (default): percentiles of the whole image; ``"crop"``: percentiles of
-        the crop itself (kept for comparison, see docs/grading.md). Ignored with ``window``.
+        the crop itself, what the shipped model was trained with (pass the model's
+        ``crop`` settings, which say so). Ignored with ``window``.
 
     Returns
     -------

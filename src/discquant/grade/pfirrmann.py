@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import pickle
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,6 +66,8 @@ class PfirrmannModel:
     crop: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments for :func:`extract_disc_crop` (slices, size_mm, shape)."""
     metadata: dict[str, Any] = field(default_factory=dict)
+    source: str = "shipped"
+    """Where the weights came from: ``"shipped"`` or the loaded file's name (provenance)."""
 
 
 def build_network(
@@ -122,7 +124,7 @@ def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
     if path is None:
         ref = resources.files("discquant") / "models" / "pfirrmann" / WEIGHTS_FILE
         with resources.as_file(ref) as p:
-            return load_pfirrmann_model(p)
+            return replace(load_pfirrmann_model(p), source="shipped")
     path = Path(path)
     if not path.is_file():
         raise ModelError("Pfirrmann model file not found", path=path)
@@ -159,7 +161,7 @@ def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
     for key in ("size_mm", "shape"):
         if key in crop:
             crop[key] = tuple(crop[key])
-    return PfirrmannModel(net, crop, meta)
+    return PfirrmannModel(net, crop, meta, source=path.name)
 
 
 def predict_probabilities(
