@@ -120,3 +120,43 @@ def test_partial_volume_height_ignores_the_next_disc() -> None:
     assert alone is not None and with_neighbour is not None
     assert alone.height_middle_mm == pytest.approx(10.7, abs=0.06)
     assert with_neighbour.height_middle_mm == pytest.approx(alone.height_middle_mm)
+
+
+def elliptic_disc_on_oblique_grid(tilt_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """An elliptic disc (left-right 44 mm, AP 34 mm, height 10 mm, centred at the world
+    origin) on a sagittal grid rotated by ``tilt_deg`` about the superior axis (voxel
+    axes: R, A, S; 3.5 × 0.6 × 0.6 mm). As in a real field of view the disc lies far
+    (96 mm) from the slices' first voxel."""
+    t = np.deg2rad(tilt_deg)
+    rot = np.array([[np.cos(t), -np.sin(t), 0.0], [np.sin(t), np.cos(t), 0.0], [0.0, 0.0, 1.0]])
+    shape = (13, 200, 40)
+    affine = np.eye(4)
+    affine[:3, :3] = rot @ np.diag([3.5, 0.6, 0.6])
+    affine[:3, 3] = -affine[:3, :3] @ np.array([6.0, 160.0, 19.5])
+    ijk = np.indices(shape).reshape(3, -1)
+    x, y, z = affine[:3, :3] @ ijk + affine[:3, 3:4]
+    inside = ((x / 22) ** 2 + (y / 17) ** 2 <= 1) & (np.abs(z) < 5)
+    return inside.reshape(shape), affine
+
+
+@pytest.mark.parametrize("tilt", [0.0, 4.0, 8.0, 20.0])
+def test_oblique_sagittal_grid_measures_in_the_slice_plane(tilt: float) -> None:
+    # The caliper lines once ran along world A at the x of voxel (0, 0) of the slice:
+    # on this grid tilted by 4° the depth read 0 mm and no height was found.
+    mask, affine = elliptic_disc_on_oblique_grid(tilt)
+    g = disc_geometry(mask, affine)
+    assert g is not None and g.height_middle_mm is not None and g.ap_depth_mm is not None
+    # The central slice cuts the ellipse along its own anterior axis, at ``tilt`` to
+    # world A: that chord (34 mm untilted, 34.8 mm at 20°), up to the 0.6 mm pixels; the
+    # height is 10 mm up to them too.
+    t = np.deg2rad(tilt)
+    chord = 2 / np.hypot(np.sin(t) / 22, np.cos(t) / 17)
+    assert g.ap_depth_mm == pytest.approx(chord, abs=0.7)
+    assert g.height_middle_mm == pytest.approx(10.0, abs=0.7)
+
+
+def test_too_few_voxels_give_no_depth() -> None:
+    mask = np.zeros((10, 10, 3), dtype=bool)
+    mask[4, 4:6, 1] = True
+    g = disc_geometry(mask, sagittal_affine(1.0))
+    assert g is not None and g.ap_depth_mm is None and g.volume_mm3 == pytest.approx(2 * 4.0)

@@ -26,8 +26,6 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from discquant.io.study import Volume
-
 PARTIAL_VOLUME_VOXELS = 2
 """Disc probability further than this from the disc's mask is not counted in a height
 (it may belong to the next disc along a long caliper line)."""
@@ -40,7 +38,7 @@ class DiscGeometry:
     height_anterior_mm: float | None
     height_middle_mm: float | None
     height_posterior_mm: float | None
-    ap_depth_mm: float
+    ap_depth_mm: float | None
     volume_mm3: float
     mid_slice: int
 
@@ -54,11 +52,30 @@ def left_right_axis(affine: npt.NDArray[np.float64]) -> int:
 def _sagittal_points(
     mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64], lr_axis: int, slice_index: int
 ) -> npt.NDArray[np.float64]:
-    """World (A, S) coordinates of the mask's voxels on one sagittal slice."""
+    """World (RAS mm) coordinates ``(n, 3)`` of the mask's voxels on one sagittal slice."""
     idx = np.argwhere(np.take(mask, slice_index, axis=lr_axis))
     vox = np.insert(idx.astype(np.float64), lr_axis, slice_index, axis=1)
-    world = vox @ affine[:3, :3].T + affine[:3, 3]
-    return world[:, 1:3]
+    return vox @ affine[:3, :3].T + affine[:3, 3]
+
+
+def _slice_plane_axes(
+    affine: npt.NDArray[np.float64], lr_axis: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Unit world vectors spanning a sagittal slice's plane: the one closest to anterior
+    and, perpendicular to it, the one closest to superior.
+
+    For a true sagittal grid they are world A and S; on an oblique one they stay in the
+    slice, so caliper lines do not leave it (a line along world A at a fixed x would).
+    """
+    a, b = (affine[:3, k] for k in range(3) if k != lr_axis)
+    normal = np.cross(a, b)
+    normal /= np.linalg.norm(normal)
+    anterior = np.array([0.0, 1.0, 0.0]) - normal[1] * normal
+    anterior /= np.linalg.norm(anterior)
+    superior = np.cross(normal, anterior)
+    if superior[2] < 0:
+        superior = -superior
+    return anterior, superior
 
 
 def _line_voxels(
@@ -173,23 +190,23 @@ def disc_geometry(
     lr = left_right_axis(affine)
     other = tuple(a for a in range(3) if a != lr)
     mid = int(np.argmax(mask.sum(axis=other)))
-    pts = _sagittal_points(mask, affine, lr, mid)
-    if len(pts) < 3:
-        return DiscGeometry(None, None, None, 0.0, volume, mid)
-    centre = pts.mean(axis=0)
-    _, vecs = np.linalg.eigh(np.cov((pts - centre).T))
+    world = _sagittal_points(mask, affine, lr, mid)
+    if len(world) < 3:
+        return DiscGeometry(None, None, None, None, volume, mid)
+    # 2-D coordinates in the slice's own plane (world A and S on a true sagittal grid).
+    plane = np.stack(_slice_plane_axes(affine, lr), axis=1)  # (3, 2)
+    origin = world.mean(axis=0)
+    pts = (world - origin) @ plane
+    _, vecs = np.linalg.eigh(np.cov(pts.T))
     ap_dir = vecs[:, 1]  # largest eigenvalue: the disc's long (AP) axis
-    if ap_dir[0] < 0:  # point anteriorly (+A)
+    if ap_dir[0] < 0:  # point anteriorly
         ap_dir = -ap_dir
-    height_dir = np.array([-ap_dir[1], ap_dir[0]])
-    slice_x = float((affine[:3, :3] @ np.insert(np.zeros(2), lr, mid) + affine[:3, 3])[0])
-    origin = np.array([slice_x, centre[0], centre[1]])
-    ap3 = np.array([0.0, ap_dir[0], ap_dir[1]])
-    h3 = np.array([0.0, height_dir[0], height_dir[1]])
+    ap3 = plane @ ap_dir
+    h3 = plane @ np.array([-ap_dir[1], ap_dir[0]])
     reach = float(np.ptp(pts, axis=0).max()) + 5.0
     depth = _chord_mm(mask, affine, origin, ap3, reach_mm=reach, step_mm=step_mm)
-    u = (pts - centre) @ ap_dir
-    anterior_edge = float(u.max()) + 0.5 * _pixel_width_along(ap_dir, affine, lr)
+    u = pts @ ap_dir
+    anterior_edge = float(u.max()) + 0.5 * _pixel_width_along(ap3, affine, lr)
     mask_chord = partial(_chord_mm, mask, affine, reach_mm=reach, step_mm=step_mm)
     soft_chord = None
     if probability is not None:
@@ -214,17 +231,12 @@ def disc_geometry(
 def _pixel_width_along(
     direction: npt.NDArray[np.float64], affine: npt.NDArray[np.float64], lr_axis: int
 ) -> float:
-    """Width of one in-plane pixel projected on a unit (A, S) direction."""
+    """Width of one in-plane pixel projected on a unit world direction in the slice."""
     inplane = [a for a in range(3) if a != lr_axis]
-    return float(sum(abs(affine[1:3, a] @ direction) for a in inplane))
+    return float(sum(abs(affine[:3, a] @ direction) for a in inplane))
 
 
 def body_height_mm(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> float | None:
     """Middle height of a vertebral body (same method as a disc's middle height)."""
     geom = disc_geometry(mask, affine)
     return None if geom is None else geom.height_middle_mm
-
-
-def volume_of(labels: Volume, label: int) -> float:
-    """Volume (mm³) of one label: voxel count × voxel volume."""
-    return float((labels.data == label).sum()) * labels.voxel_volume_mm3
