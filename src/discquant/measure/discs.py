@@ -81,13 +81,17 @@ class MeasureInputs:
     disc_probability: Volume | None = None
 
 
-def _touches_border(mask: npt.NDArray[np.bool_]) -> bool:
-    """True when the mask reaches the in-plane edge of the field of view."""
+def _touches_border(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> bool:
+    """True when the mask reaches the in-plane edge of the field of view.
+
+    Touching the first or last sagittal slice (the voxel axis nearest left-right) is not
+    a partial field of view: lateral disc edges often lie beyond a narrow slab."""
+    slice_axis = left_right_axis(affine)
     for axis in range(mask.ndim):
-        if mask.shape[axis] <= 1:
+        if axis == slice_axis or mask.shape[axis] <= 1:
             continue
         if np.take(mask, 0, axis=axis).any() or np.take(mask, -1, axis=axis).any():
-            return axis_is_inplane(mask, axis)
+            return True
     return False
 
 
@@ -98,21 +102,20 @@ def _slices_spanned(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]
     return int(np.count_nonzero(mask.any(axis=other)))
 
 
-def axis_is_inplane(mask: npt.NDArray[np.bool_], axis: int) -> bool:
-    """Slices run along the thinnest axis; touching the first/last slice is not 'partial FOV'."""
-    return axis != int(np.argmin(mask.shape))
-
-
 def _nucleus_mask(
     disc: npt.NDArray[np.bool_], nucleus: Volume | None, *, border_voxels: int
 ) -> npt.NDArray[np.bool_]:
-    """The network's nucleus inside the disc core, or the disc's central core."""
+    """The network's nucleus inside the disc core, or the central core of the disc core.
+
+    Always inside the disc core: a disc too thin to have one (a collapsed disc two DWI
+    voxels thick) has no nucleus region, and its statistics are withheld, not taken from
+    voxels on the endplates."""
     disc_core = regions.core(disc, border_voxels=border_voxels)
     if nucleus is not None:
         np_mask = disc_core & (nucleus.data > 0)
         if np_mask.any():
             return np_mask
-    return regions.central_core(disc_core) if disc_core.any() else regions.central_core(disc)
+    return regions.central_core(disc_core)
 
 
 def _adc_measures(result: DiscResult, inputs: MeasureInputs, config: MeasureConfig) -> None:
@@ -220,7 +223,7 @@ def measure_discs(
             continue
         result.found = True
         result.flags.extend(inputs.level_flags.get(result.level, []))
-        if _touches_border(disc):
+        if _touches_border(disc, labels.affine):
             result.flags.append("partial_fov")
         geom = disc_geometry(disc, labels.affine, probability=disc_probability)
         if geom is not None:

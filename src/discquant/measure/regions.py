@@ -5,9 +5,9 @@ Definitions (documented in docs/measurement.md):
 - **core** of a region: its voxels whose full 3×3×3 neighbourhood lies inside the region,
   i.e. voxels at least one voxel away from the endplates and the disc border, so that
   partial volume with bone, CSF or fat does not enter the statistics.
-- **central core** (the nucleus when the network gives none): the disc's voxels within the
-  central half of the disc along each in-plane axis and across slices, measured on the
-  disc's own bounding box.
+- **central core** (the nucleus when the network gives none): the voxels of the disc core
+  within the central half of the core's own bounding box along each in-plane axis and
+  across slices.
 - **CSF**: the spinal-canal label (61) eroded by one voxel.
 """
 

@@ -2,9 +2,9 @@
 
 DWI and T2 differ in resolution and slice positions. The transfer is done in world
 coordinates (both affines map voxels to RAS mm), each DWI voxel sampled at
-``supersample`` points (4 × 4 × 4 by default), so that a label covers a DWI voxel only
-when most of the voxel lies inside it: real partial volume, not nearest-neighbour luck
-at one centre point.
+``supersample`` points (4 × 4 × 4 by default); a DWI voxel takes the label that covers
+the largest share of it (the most frequent label among its points, background included):
+real partial volume, not nearest-neighbour luck at one centre point.
 
 EPI distortion is not modelled here. A per-disc registration refinement (translation
 maximising the correlation of T2 or of the disc mask with the b≈0 image) was measured on
