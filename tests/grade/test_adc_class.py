@@ -55,6 +55,9 @@ def test_bad_config_and_values(tmp_path: Path) -> None:
     cfg.write_text("unit: mm2_per_s\nclasses: []\n")
     with pytest.raises(InvalidInputError, match=r"bad\.yaml"):
         load_adc_thresholds(cfg)
+    cfg.write_text("unit: um2_per_ms\nclasses: []\n")
+    with pytest.raises(InvalidInputError, match="no classes"):
+        load_adc_thresholds(cfg)
     with pytest.raises(ValueError, match="finite"):
         adc_class(float("nan"))
     with pytest.raises(ValueError, match="negative"):

@@ -15,8 +15,6 @@ from pathlib import Path
 
 from discquant.errors import InvalidInputError
 
-ADC_CLASSES = ("normal", "mild", "moderate", "severe")
-
 
 @dataclass(frozen=True)
 class AdcClassThresholds:
@@ -53,6 +51,8 @@ def _parse(text: str, where: str) -> AdcClassThresholds:
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise InvalidInputError(f"invalid ADC class config: {exc}", path=where) from exc
+    if not classes:
+        raise InvalidInputError("the ADC class config lists no classes", path=where)
     bounds = [u for _, u in classes if u is not None]
     if bounds != sorted(bounds) or classes[-1][1] is not None:
         raise InvalidInputError(
