@@ -6,6 +6,7 @@ phantom's truth; the end-to-end tests with the shipped network are in test_end_t
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -164,6 +165,28 @@ def test_failed_stage_keeps_the_others(phantom: PhantomStudy) -> None:
     assert "out of memory" in status["segmentation"].message
 
 
+def test_axial_dwi_without_t2_is_not_segmented(phantom: PhantomStudy) -> None:
+    # The same DWI data on an axial grid (slice normal along superior): the ADC map is
+    # made, but the network, trained on sagittal images, is not run on it (on a real
+    # axial brain DWI it had "found" three lumbar discs).
+    axial = Volume(phantom.dwi.data, np.diag([1.8, 1.8, 4.0, 1.0]))
+    dwi = Series(
+        SeriesRole.DWI, "test", "DWI", axial, "axial", bvals_s_per_mm2=phantom.bvals,
+        bvecs=phantom.bvecs,
+    )  # fmt: skip
+    calls: list[Volume] = []
+
+    def segmenter(image: Volume) -> Any:
+        calls.append(image)
+        raise AssertionError("must not be called")
+
+    res = analyze(Study("ph", (dwi,)), segmenter=segmenter)
+    status = {s.name: s for s in res.stages}
+    assert status["diffusion"].ok and res.adc_map is not None
+    assert not status["segmentation"].ok and "axial" in status["segmentation"].message
+    assert not calls and not any(d.found for d in res.discs)
+
+
 def test_study_without_t2_or_dwi_is_bad_input(phantom: PhantomStudy) -> None:
     other = Series(SeriesRole.OTHER, "localizer", "Localizer", phantom.t2, "sagittal")
     with pytest.raises(InvalidInputError, match="no sagittal T2 and no diffusion"):
@@ -182,3 +205,17 @@ def test_scanner_adc_map_compared_like_with_like(scale: float, warned: bool) -> 
     res = analyze(study, segmenter=_truth_segmenter(ph.labels_t2, ph.nucleus_t2))
     messages = [w for w in res.warnings if "scanner's ADC map differs" in w]
     assert bool(messages) == warned, res.warnings
+
+
+def test_unusable_output_folder_fails_before_any_work(tmp_path: Path) -> None:
+    from discquant.pipeline import StudyInputs, run_study
+
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("not a folder")
+    # The input does not exist either: the output is checked first, before the import.
+    missing = StudyInputs(t2=tmp_path / "missing.nii.gz")
+    with pytest.raises(InvalidInputError, match="exists and is not a folder"):
+        run_study(missing, a_file)
+    with pytest.raises(InvalidInputError, match=r"results\.txt is a file"):
+        run_study(missing, a_file / "sub" / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.txt"]

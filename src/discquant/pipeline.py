@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +24,7 @@ import numpy as np
 
 from discquant import __version__
 from discquant.errors import DiscquantError, InvalidInputError, NoDiscsFoundError
+from discquant.io.roles import orientation_from_affine
 from discquant.io.study import Series, Study, Volume
 from discquant.measure.discs import (
     MeasureConfig,
@@ -221,6 +223,26 @@ def analyze(
 
     anatomy = t2.image if t2 is not None else result.b0
     assert anatomy is not None
+    plane = orientation_from_affine(anatomy.affine)
+    if t2 is None and plane != "sagittal":
+        # The network segments sagittal images; an axial DWI (a brain, or axial lumbar
+        # diffusion) resampled to sagittal slices is not what it has seen, and on a real
+        # axial brain DWI it "found" three lumbar discs.
+        stages.statuses.append(
+            StageStatus(
+                "segmentation",
+                ok=False,
+                message=f"no sagittal T2, and the DWI is {plane}: discs are segmented on "
+                "sagittal images only",
+            )
+        )
+        result.stages = stages.statuses
+        return result
+    if plane != "sagittal":
+        result.warnings.append(
+            f"the T2 is {plane}; the segmentation network was trained on sagittal images, "
+            "check the levels"
+        )
     result.t2 = anatomy
     segmentation: Any = None
     try:
@@ -512,6 +534,23 @@ def source_t2_datasets(study: Study) -> list[Any] | None:
     return datasets or None
 
 
+def _check_output_folder(out_dir: Path) -> None:
+    """Bad input (one line, before any work) when ``out_dir`` cannot become a folder."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InvalidInputError("output path exists and is not a folder", path=out_dir)
+    parent = out_dir
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InvalidInputError(
+            f"cannot create the output folder: {parent} is a file", path=out_dir
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInputError(
+            f"cannot write the output folder: {parent} is not writable", path=out_dir
+        )
+
+
 def run_study(
     inputs: StudyInputs,
     out_dir: Path,
@@ -533,8 +572,7 @@ def run_study(
     # Checked here before the (slow) import so that bad options fail first; analyze()
     # checks again for API callers (a dict lookup and a small JSON read).
     check_config(config or AnalysisConfig())
-    if Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise InvalidInputError("output path exists and is not a folder", path=out_dir)
+    _check_output_folder(Path(out_dir))
     study = load_inputs(inputs, keep_phi=keep_phi)
     result = analyze(
         study,
