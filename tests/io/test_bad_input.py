@@ -166,3 +166,20 @@ def test_truncated_gzipped_dicom(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError) as err:
         load_study(tmp_path / "gz")
     assert str(victim) in str(err.value) and "gzip stream is truncated" in str(err.value)
+
+
+def test_4d_image_given_as_t2(tmp_path: Path) -> None:
+    dwi = _nifti(tmp_path / "dwi4d.nii.gz", np.ones((8, 8, 2, 3)))
+    with pytest.raises(InvalidInputError) as err:
+        load_study(t2=dwi)
+    assert str(dwi) in str(err.value) and "has 3 volumes; a T2 series has one" in str(err.value)
+    out = tmp_path / "O"
+    line = _cli_error(["analyze", "--t2", str(dwi), "--out", str(out)])
+    assert f"{dwi}: given as --t2 but has 3 volumes" in line
+    assert not out.exists()
+    # the same for a BIDS anat/*_T2w file
+    (tmp_path / "sub-01" / "anat").mkdir(parents=True)
+    bids_t2 = _nifti(tmp_path / "sub-01" / "anat" / "sub-01_T2w.nii.gz", np.ones((8, 8, 2, 2)))
+    with pytest.raises(InvalidInputError) as err:
+        load_study(tmp_path / "sub-01")
+    assert str(bids_t2) in str(err.value) and "has 2 volumes" in str(err.value)

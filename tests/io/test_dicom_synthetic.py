@@ -113,3 +113,60 @@ def test_inspect_json(lumbar_dicom: WrittenStudy) -> None:
     assert by_role["t2"]["shape"] == [32, 32, 5]
     assert by_role["t2"]["voxel_mm"] == pytest.approx([1.0, 1.0, 4.0])
     assert by_role["adc"]["adc_scale_to_um2_per_ms"] == pytest.approx(1e-3)
+
+
+def test_non_image_dicom_objects_are_ignored_and_listed(tmp_path: Path) -> None:
+    """A DICOM SEG and SR from an earlier analysis, stored in the study folder, are not
+    image series: the SEG, named like a T2 with more slices, must not outrank the T2."""
+    import pydicom
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import (
+        ComprehensiveSRStorage,
+        ExplicitVRLittleEndian,
+        SegmentationStorage,
+        generate_uid,
+    )
+    from tests.io.dicom_factory import write_series
+
+    study_uid, frame_uid = generate_uid(), generate_uid()
+    rng = np.random.default_rng(2)
+    t2 = write_series(
+        tmp_path / "T2_TSE_SAG",
+        rng.integers(100, 1000, size=(32, 32, 5)),
+        description="T2_TSE_SAG",
+        series_number=3,
+        study_uid=study_uid,
+        frame_uid=frame_uid,
+    )
+    seg = write_series(
+        tmp_path / "derived",
+        rng.integers(0, 2, size=(32, 32, 9)),
+        description="T2 discs",
+        series_number=900,
+        study_uid=study_uid,
+        frame_uid=frame_uid,
+        file_prefix="SEG",
+    )
+    for f in seg.files:
+        ds = pydicom.dcmread(f)
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = SegmentationStorage
+        ds.save_as(f)
+    sr = Dataset()
+    sr.SOPClassUID, sr.SOPInstanceUID = ComprehensiveSRStorage, generate_uid()
+    sr.StudyInstanceUID, sr.SeriesInstanceUID = study_uid, generate_uid()
+    sr.Modality, sr.SeriesDescription = "SR", "T2 disc measurements"
+    sr.file_meta = FileMetaDataset()
+    sr.file_meta.MediaStorageSOPClassUID = sr.SOPClassUID
+    sr.file_meta.MediaStorageSOPInstanceUID = sr.SOPInstanceUID
+    sr.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    sr_path = tmp_path / "derived" / "report_sr.dcm"
+    sr.save_as(sr_path, enforce_file_format=True)
+
+    study = load_study(tmp_path)
+    assert [s.provenance.series_instance_uid for s in study.series] == [t2.series_instance_uid]
+    assert study.t2 is not None
+    seg_first = sorted(seg.files)[0].relative_to(tmp_path)
+    assert study.warnings == (
+        f"{seg_first}: Segmentation Storage object, not an image; ignored (and 8 more like it)",
+        f"{sr_path.relative_to(tmp_path)}: Comprehensive SR Storage object, not an image; ignored",
+    )

@@ -1,4 +1,4 @@
-"""`discquant segment`: a phantom T2 through the command line, and a bad output name."""
+"""`discquant segment`: a phantom T2 through the command line, and bad input or options."""
 
 from __future__ import annotations
 
@@ -37,3 +37,46 @@ def test_segment_command_rejects_a_non_nifti_output_before_running(tmp_path: Pat
     assert res.exit_code == 2
     assert "seg.txt" in res.output and ".nii.gz" in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t2.nii.gz"]
+
+
+def _cli_error(args: list[str], folder: Path) -> str:
+    """Run the CLI: exit 2, one error line, nothing new under ``folder``."""
+    before = sorted(folder.rglob("*"))
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("INFO")]
+    assert len(lines) == 1 and lines[0].startswith("discquant: error: "), res.stderr
+    assert sorted(folder.rglob("*")) == before
+    return lines[0]
+
+
+def _t2(path: Path, *, nan: bool = False) -> Path:
+    data = np.random.default_rng(3).uniform(100, 1000, (64, 64, 3)).astype(np.float32)
+    if nan:
+        data[10, 20, 1] = np.nan
+    nib.save(nib.Nifti1Image(data, np.diag([1.0, 1.0, 4.0, 1.0])), path)
+    return path
+
+
+def test_segment_command_rejects_nan_voxels_as_analyze_does(tmp_path: Path) -> None:
+    image = _t2(tmp_path / "t2.nii.gz", nan=True)
+    line = _cli_error(["segment", str(image), "-o", str(tmp_path / "seg.nii.gz")], tmp_path)
+    assert f"{image}: " in line and "1 NaN" in line
+    inspect = CliRunner().invoke(app, ["inspect", "--t2", str(image)])  # the analyze reader
+    assert inspect.exit_code == 2 and line in inspect.stderr
+
+
+def test_segment_command_rejects_an_unknown_device(tmp_path: Path) -> None:
+    image = _t2(tmp_path / "t2.nii.gz")
+    args = ["segment", str(image), "-o", str(tmp_path / "seg.nii.gz"), "--device", "foo"]
+    assert "unknown device 'foo'" in _cli_error(args, tmp_path)
+
+
+def test_segment_command_rejects_a_file_that_is_not_a_model(tmp_path: Path) -> None:
+    image = _t2(tmp_path / "t2.nii.gz")
+    weights = tmp_path / "weights.pt"
+    weights.write_text("adc,water\n1.0,80\n")
+    args = ["segment", str(image), "-o", str(tmp_path / "seg.nii.gz"), "--model", str(weights)]
+    line = _cli_error(args, tmp_path)
+    assert f"{weights}: not a discquant segmentation model" in line

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from discquant.cli._common import setup_logging, user_errors
+from discquant.cli._common import check_output_file, setup_logging, user_errors
 
 METHOD_HELP = "two-point | ols | wls (weights Ŝ², default) | nlls (bounded, from WLS)."
 
@@ -45,6 +45,7 @@ def adc_cmd(
     from discquant.diffusion.writer import compute_and_write_adc
 
     with user_errors():
+        check_output_file(output)
         result = compute_and_write_adc(
             input_path,
             output,

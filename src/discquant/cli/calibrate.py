@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from discquant.cli._common import setup_logging, user_errors
+from discquant.cli._common import check_output_file, setup_logging, user_errors
 
 
 def calibrate_cmd(
@@ -30,6 +30,7 @@ def calibrate_cmd(
     with user_errors():
         if not pairs.is_file():
             raise InvalidInputError("file not found", path=pairs)
+        check_output_file(out)
         try:
             table = pd.read_csv(pairs, sep=None, engine="python")
         except (ValueError, UnicodeDecodeError, pd.errors.ParserError, csv.Error) as exc:

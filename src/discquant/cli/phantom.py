@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from discquant.cli._common import setup_logging, user_errors
+from discquant.cli._common import check_output_folder, setup_logging, user_errors
 
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
@@ -48,6 +48,7 @@ def phantom_cmd(
     from discquant.phantom import PhantomConfig, generate_study, write_study
 
     with user_errors():
+        check_output_folder(out)
         try:
             cfg = PhantomConfig(
                 grades=(g[0], g[1], g[2], g[3], g[4]),

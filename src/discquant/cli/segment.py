@@ -15,17 +15,13 @@ def segment_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:
     """Segment discs, vertebral bodies and sacrum; name the levels (labels on the input grid)."""
-    from discquant.cli._common import setup_logging, user_errors
+    from discquant.cli._common import check_output_file, setup_logging, user_errors
 
     setup_logging(quiet=quiet)
     with user_errors():
-        from typing import Any
-
-        import nibabel as nib
-        import numpy as np
-
         from discquant.errors import InputNotFoundError, InvalidInputError
-        from discquant.io.study import Volume
+        from discquant.io.nifti import read_volume
+        from discquant.pipeline import AnalysisConfig, check_config
         from discquant.segment import load_segmentation_model, segment_spine, write_segmentation
 
         if not image.is_file():
@@ -34,11 +30,10 @@ def segment_cmd(
             raise InvalidInputError(
                 "the label map is written as NIfTI: end it in .nii.gz", path=out
             )
-        try:
-            img: Any = nib.load(str(image))
-            vol = Volume(data=np.asarray(img.dataobj, dtype=np.float32), affine=img.affine)
-        except Exception as exc:  # nibabel raises several types for unreadable files
-            raise InvalidInputError(f"cannot read as NIfTI ({exc})", path=image) from exc
+        check_output_file(out)
+        check_config(AnalysisConfig(device=device))  # the device check `analyze` makes
+        # The reader `analyze` uses: rejects NaN/Inf voxels, empty and singular images.
+        vol = read_volume(image)
         seg = segment_spine(vol, model=load_segmentation_model(model), device=device)
         for p in write_segmentation(seg, out):
             if not quiet:

@@ -36,6 +36,12 @@ log = logging.getLogger(__name__)
 _SIDECAR_EXTS = (".json", ".bval", ".bvec")
 _GZIP_MAGIC = b"\x1f\x8b"
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+_STORAGE_ROOT = "1.2.840.10008.5.1.4.1.1."
+_NON_IMAGE_FAMILIES = frozenset({"9", "11", "66", "88", "104", "481"})
+"""Storage SOP class families (the component after ``1.2.840.10008.5.1.4.1.1.``) that
+hold no image: waveforms, presentation states, segmentations/registrations/raw data,
+structured reports and key-object selections, encapsulated documents, RT objects. Used
+for classes newer than pydicom's dictionary (e.g. Label Map Segmentation)."""
 SPACING_TOLERANCE_MM = 0.05
 SPACING_TOLERANCE_REL = 0.05
 """A gap between neighbouring slice positions differing from the median gap by more
@@ -91,7 +97,35 @@ class _Scan:
     series: dict[str, _DicomSeries] = field(default_factory=dict)
     truncated: list[tuple[Path, str, str | None]] = field(default_factory=list)
     """(file, problem, SeriesInstanceUID if the header got that far)."""
+    non_image: dict[str, list[Path]] = field(default_factory=dict)
+    """Files of SOP classes that hold no image (SEG, SR, KOS, ...), by class name."""
     n_files: int = 0
+
+
+def non_image_class(sop_class: str | None) -> str | None:
+    """The name of ``sop_class`` when it is a DICOM class that holds no image, else None.
+
+    Image storage classes (MR, enhanced MR, secondary capture, ... "Image Storage") and
+    Parametric Map Storage (float maps such as ADC) are images; so are files without a
+    SOP class and private classes, which are left for dcm2niix to judge. Everything else
+    pydicom knows (Segmentation, SR, presentation states, Key Object Selection, RT
+    structures, encapsulated PDF, raw data, ...) is not.
+    """
+    from pydicom.uid import UID
+
+    if not sop_class:
+        return None
+    uid = UID(str(sop_class))
+    name = uid.name
+    if name != str(uid):  # in pydicom's dictionary
+        if "Image Storage" in name or name == "Parametric Map Storage":
+            return None
+        return name
+    if str(uid).startswith(_STORAGE_ROOT):
+        family = str(uid)[len(_STORAGE_ROOT) :].split(".")[0]
+        if family in _NON_IMAGE_FAMILIES:
+            return f"non-image SOP class {uid}"
+    return None
 
 
 def _head(path: Path) -> tuple[bytes, bool]:
@@ -227,6 +261,13 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
         meta_class = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
         sop_class = ds.get("SOPClassUID", meta_class)
         if sop_class == _DICOMDIR_CLASS:
+            continue
+        not_image = non_image_class(sop_class)
+        if not_image is not None:
+            # e.g. a DICOM SEG or SR from an earlier analysis stored in the study folder:
+            # never an image series (one with "T2" in its description could outrank the
+            # real T2).
+            scan.non_image.setdefault(not_image, []).append(path)
             continue
         uid = ds.get("SeriesInstanceUID")
         is_image = sop_class is not None and "Image Storage" in UID(str(sop_class)).name
@@ -395,9 +436,13 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
         staging = Path(tmp)
         scan = _scan(files, staging)
         if not scan.series and not scan.truncated:
+            n_other = sum(len(v) for v in scan.non_image.values())
+            other = f"; {n_other} non-image DICOM files ignored" if n_other else ""
             raise InputNotFoundError(
-                f"no DICOM files found (looked at {scan.n_files} files, any depth)", path=path
+                f"no DICOM files found (looked at {scan.n_files} files, any depth{other})",
+                path=path,
             )
+        _report_non_image(scan, warnings)
         _check_truncated(scan, warnings)
         for series in scan.series.values():
             problem = _spacing_problem(series)
@@ -416,6 +461,15 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
         prefix = f"{path}{os.sep}"
         warnings = [w[len(prefix) :] if w.startswith(prefix) else w for w in warnings]
     return images, warnings
+
+
+def _report_non_image(scan: _Scan, warnings: list[str]) -> None:
+    """One warning per non-image SOP class found: its first file and how many."""
+    for name, paths in scan.non_image.items():
+        more = f" (and {len(paths) - 1} more like it)" if len(paths) > 1 else ""
+        msg = f"{paths[0]}: {name} object, not an image; ignored{more}"
+        log.info(msg)
+        warnings.append(msg)
 
 
 def _check_truncated(scan: _Scan, warnings: list[str]) -> None:

@@ -98,7 +98,8 @@ def load_study(
         A path does not exist, a folder is empty or holds no DICOM/NIfTI.
     InvalidInputError
         Truncated DICOM, inconsistent slice spacing, NaN/Inf voxels, b-value count not
-        matching the volumes, a DWI with one b-value, an ADC map in no known unit.
+        matching the volumes, a DWI with one b-value, a T2 (``--t2`` or BIDS ``_T2w``)
+        with several volumes, an ADC map in no known unit.
 
     Examples
     --------

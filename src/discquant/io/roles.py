@@ -127,12 +127,34 @@ def validate_dwi(raw: RawImage) -> None:
         )
 
 
+def validate_t2(raw: RawImage) -> None:
+    """An image asserted to be T2 (``--t2``, BIDS ``anat/*_T2w``) must be one volume.
+
+    A 4D image given as T2 is most often a DWI passed to the wrong option; grading its
+    first volume as if it were T2 would give wrong numbers without a word.
+
+    Raises
+    ------
+    InvalidInputError
+        The image has more than one volume.
+    """
+    nv = n_volumes(raw.volume)
+    if nv > 1:
+        where = f"{raw.hint_reason} but " if raw.hint_reason else ""
+        raise InvalidInputError(
+            f"{where}has {nv} volumes; a T2 series has one (a DWI? give it as --dwi)",
+            path=raw.path,
+        )
+
+
 def _classify(raw: RawImage, *, assume_t2: bool) -> tuple[SeriesRole, str]:
     orient = orientation_from_affine(raw.volume.affine)
     itype = _image_type(raw)
     desc = raw.description
     if raw.hint == "dwi":
         validate_dwi(raw)
+    if raw.hint == "t2":
+        validate_t2(raw)
     if raw.hint == "adc" or "ADC" in itype:
         # dcm2niix names the ADC part it splits off a Philips/GE DWI series "*_ADC".
         why = "ImageType contains ADC" if "ADC" in itype else raw.hint_reason
@@ -197,7 +219,8 @@ def to_series(raw: RawImage, *, assume_t2: bool = False) -> Series:
     Raises
     ------
     InvalidInputError
-        An image asserted to be DWI has one b-value, or an ADC map has no known unit.
+        An image asserted to be DWI has one b-value, one asserted to be T2 has more than
+        one volume, or an ADC map has no known unit.
     """
     role, reason = _classify(raw, assume_t2=assume_t2)
     image = raw.volume

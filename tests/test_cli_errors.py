@@ -1,0 +1,92 @@
+"""Output paths that cannot be written: one error line naming the path, exit 2, nothing left.
+
+Every writing command checks its output location before the work (an output folder that
+is a file, an output file that is a folder), and the shared error handling turns any
+remaining :class:`OSError` about a file into the same one-line error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from discquant.cli import app
+from discquant.cli._common import user_errors
+
+
+def _files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+def _cli_error(args: list[str], *, cwd: Path) -> str:
+    """Run the CLI, require exit 2 and one error line; return it."""
+    before = _files(cwd)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith("INFO")]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("discquant: error: ")
+    assert _files(cwd) == before  # no output file or folder, no temporary left behind
+    return lines[0]
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> Path:
+    """A small DWI with b-values, a small T2, a pairs table, a file and a folder in the way."""
+    rng = np.random.default_rng(0)
+    adc = rng.uniform(0.5, 3.0, (6, 5, 3))
+    dwi = 2000.0 * np.exp(-adc[..., None] * np.array([0.0, 400.0, 800.0]) * 1e-3)
+    nib.save(nib.Nifti1Image(dwi.astype(np.float32), np.eye(4)), tmp_path / "dwi.nii.gz")
+    (tmp_path / "dwi.bval").write_text("0 400 800\n")
+    t2 = rng.uniform(100, 1000, (64, 64, 3)).astype(np.float32)
+    nib.save(nib.Nifti1Image(t2, np.diag([1.0, 1.0, 4.0, 1.0])), tmp_path / "t2.nii.gz")
+    (tmp_path / "pairs.csv").write_text("adc,water\n1.0,80\n1.5,75\n2.0,70\n")
+    (tmp_path / "outfile").write_text("x\n")
+    (tmp_path / "taken.nii.gz").mkdir()
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("command", "output", "problem"),
+    [
+        (["adc", "dwi.nii.gz", "-o"], "outfile/a.nii.gz", "not a folder"),
+        (["adc", "dwi.nii.gz", "-o"], "taken.nii.gz", "existing folder"),
+        (["segment", "t2.nii.gz", "-o"], "outfile/s.nii.gz", "not a folder"),
+        (["segment", "t2.nii.gz", "-o"], "taken.nii.gz", "existing folder"),
+        (["calibrate", "pairs.csv", "-o"], "outfile/c.json", "not a folder"),
+        (["phantom", "--out"], "outfile", "not a folder"),
+        (["phantom", "--out"], "outfile/p", "not a folder"),
+    ],
+    ids=["adc-parent-file", "adc-is-folder", "segment-parent-file", "segment-is-folder",
+         "calibrate-parent-file", "phantom-out-file", "phantom-parent-file"],
+)  # fmt: skip
+def test_unwritable_output_path_is_one_line_exit_2(
+    inputs: Path, command: list[str], output: str, problem: str
+) -> None:
+    args = [command[0], *(str(inputs / a) if "." in a else a for a in command[1:])]
+    line = _cli_error([*args, str(inputs / output)], cwd=inputs)
+    assert line.startswith(f"discquant: error: {inputs / output}: ")
+    assert problem in line
+
+
+def test_os_error_about_a_file_becomes_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    # e.g. os.replace(tmp, out) when out turned into a folder after the early check
+    with pytest.raises(typer.Exit) as done, user_errors():
+        raise IsADirectoryError(21, "Is a directory", ".out.partial1.nii.gz", None, "out.nii.gz")
+    assert done.value.exit_code == 2
+    assert capsys.readouterr().err == "discquant: error: out.nii.gz: Is a directory\n"
+    with pytest.raises(typer.Exit) as done, user_errors():
+        raise PermissionError(13, "Permission denied", "/results/c.json")
+    assert done.value.exit_code == 2
+    assert capsys.readouterr().err == "discquant: error: /results/c.json: Permission denied\n"
+
+
+def test_os_error_without_a_file_is_not_hidden() -> None:
+    with pytest.raises(ConnectionResetError), user_errors():
+        raise ConnectionResetError(104, "Connection reset by peer")
