@@ -12,7 +12,6 @@ The packaged weights and their model card live in ``discquant/models/pfirrmann/`
 from __future__ import annotations
 
 import logging
-import pickle
 from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
@@ -22,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.errors import InvalidInputError, ModelError
+from discquant.models import read_torch_file
 
 if TYPE_CHECKING:
     import torch
@@ -119,7 +119,6 @@ def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
     path
         A ``.pt`` file; default the weights shipped in ``discquant/models/pfirrmann``.
     """
-    import torch
 
     if path is None:
         ref = resources.files("discquant") / "models" / "pfirrmann" / WEIGHTS_FILE
@@ -128,8 +127,8 @@ def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
     path = Path(path)
     if not path.is_file():
         raise ModelError("Pfirrmann model file not found", path=path)
+    blob = read_torch_file(path, what="Pfirrmann model")
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
         meta = dict(blob.get("metadata", {}))
         in_ch = int(blob["crop"].get("slices", 3))
         n_out = 2 if meta.get("target") == "herniation" else N_GRADES
@@ -147,14 +146,7 @@ def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
         net.load_state_dict(
             {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         )
-    except (
-        RuntimeError,
-        KeyError,
-        OSError,
-        AttributeError,
-        EOFError,
-        pickle.UnpicklingError,
-    ) as exc:
+    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
         raise ModelError(f"cannot load the Pfirrmann model: {exc}", path=path) from exc
     net.eval()
     crop = dict(blob["crop"])

@@ -13,6 +13,7 @@ import torch
 
 from discquant.errors import InvalidInputError, ModelError
 from discquant.io.study import Volume
+from discquant.models import read_torch_file
 from discquant.segment.levels import DiscLevel, name_levels
 from discquant.segment.network import network_from_meta
 from discquant.segment.preprocess import (
@@ -102,12 +103,12 @@ def load_segmentation_model(path: str | Path | None = None) -> SegmentationModel
     p = Path(path)
     if not p.is_file():
         raise ModelError("segmentation model file not found", path=p)
+    ck = read_torch_file(p, what="segmentation model")
     try:
-        ck = torch.load(p, map_location="cpu", weights_only=False)
         meta = ck["meta"]
         net = network_from_meta(meta)
         net.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
-    except (KeyError, RuntimeError, OSError, EOFError) as exc:
+    except (KeyError, TypeError, RuntimeError) as exc:
         raise ModelError(f"not a discquant segmentation model ({exc})", path=p) from exc
     net.eval()
     return SegmentationModel(net=net, meta=meta, path=str(p))

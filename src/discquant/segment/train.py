@@ -309,7 +309,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
     best = -1.0
     last = out_dir / "last.pt"
     if last.exists():
-        ck = torch.load(last, map_location="cpu", weights_only=False)
+        ck = torch.load(last, map_location="cpu", weights_only=True)
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])

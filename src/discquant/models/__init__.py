@@ -1,0 +1,37 @@
+"""The shipped model weights (``segment/``, ``pfirrmann/``, each with its model card) and
+the one reader that every model loader uses for weight files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from discquant.errors import ModelError
+
+
+def read_torch_file(path: Path, *, what: str) -> Any:
+    """Read a PyTorch weight file as data.
+
+    ``weights_only=True``: a model file that a user names is unpickled as tensors,
+    containers, numbers and strings only, never run as code.
+
+    Parameters
+    ----------
+    path
+        The ``.pt`` file.
+    what
+        What it should be, for the error message (``"segmentation model"``).
+
+    Raises
+    ------
+    ModelError
+        The file is not a PyTorch file of plain data (the message names the file).
+    """
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch.load raises pickle, zip, Index, ... errors on foreign files
+        raise ModelError(
+            f"not a discquant {what} ({type(exc).__name__}: {exc})", path=path
+        ) from exc
