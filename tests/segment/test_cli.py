@@ -80,3 +80,13 @@ def test_segment_command_rejects_a_file_that_is_not_a_model(tmp_path: Path) -> N
     args = ["segment", str(image), "-o", str(tmp_path / "seg.nii.gz"), "--model", str(weights)]
     line = _cli_error(args, tmp_path)
     assert f"{weights}: not a discquant segmentation model" in line
+
+
+def test_segment_command_refuses_an_image_too_small_to_hold_a_disc(tmp_path: Path) -> None:
+    # Three sagittal slices of 16 × 20 pixels of 1 mm: the network's four stride-2 levels
+    # once failed inside PyTorch with a traceback.
+    image = tmp_path / "tiny.nii.gz"
+    data = np.random.default_rng(0).uniform(100, 1000, (3, 16, 20)).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.diag([4.0, 1.0, 1.0, 1.0])), image)
+    line = _cli_error(["segment", str(image), "-o", str(tmp_path / "seg.nii.gz")], tmp_path)
+    assert f"{image}: the sagittal field of view is 20 × 16 mm; at least 64 mm" in line

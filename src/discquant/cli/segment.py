@@ -34,7 +34,12 @@ def segment_cmd(
         check_config(AnalysisConfig(device=device))  # the device check `analyze` makes
         # The reader `analyze` uses: rejects NaN/Inf voxels, empty and singular images.
         vol = read_volume(image)
-        seg = segment_spine(vol, model=load_segmentation_model(model), device=device)
+        try:
+            seg = segment_spine(vol, model=load_segmentation_model(model), device=device)
+        except InvalidInputError as exc:  # about the image: say which
+            if exc.path is not None:
+                raise
+            raise InvalidInputError(str(exc), path=image) from exc
         for p in write_segmentation(seg, out):
             if not quiet:
                 typer.echo(str(p))

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 
 SHIPPED_MODEL = "model.pt"
 
+MIN_FIELD_OF_VIEW_MM = 64.0
+"""Smallest in-plane extent (mm) of an image the network segments."""
+
 
 @dataclass
 class SegmentationModel:
@@ -119,6 +122,13 @@ def predict_probabilities(
 ) -> tuple[np.ndarray, Any]:
     """Class probabilities on the reoriented input grid ``(rows, cols, slices, C)``."""
     ro = reorient(image)
+    fov_mm = [n * s for n, s in zip(ro.data.shape[:2], ro.spacing_mm[:2], strict=True)]
+    if min(fov_mm) < MIN_FIELD_OF_VIEW_MM:
+        # Four stride-2 levels need 32 network pixels; a lumbar field of view has hundreds.
+        raise InvalidInputError(
+            f"the sagittal field of view is {fov_mm[0]:.0f} × {fov_mm[1]:.0f} mm; at least "
+            f"{MIN_FIELD_OF_VIEW_MM:.0f} mm is needed to segment a disc and its vertebrae"
+        )
     x = to_network_grid(ro, spacing_mm=model.spacing_mm)
     if model.context_mm > 0:
         x = with_context(x, context_offset(ro.spacing_mm[2], model.context_mm))
