@@ -455,8 +455,25 @@ def _crop_arguments(model: Any) -> dict[str, Any]:
 
 
 def _provenance(study: Study, config: AnalysisConfig) -> dict[str, Any]:
+    """What the analysis ran on and with. ``patient`` (name, ID, birth date, accession
+    number) is there only when the import kept them (``keep_phi``; otherwise the sidecars
+    no longer hold them); ``adc_source`` says who computed the ADC map."""
     paths: tuple[Path, ...] = tuple(p for s in study.series for p in s.provenance.source_paths)
+    patient_keys = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber")
+    sidecars = [s.provenance.sidecar for s in (study.t2, *study.series) if s is not None]
+    patient = next(
+        (
+            {k: sc[k] for k in patient_keys if sc.get(k) not in (None, "")}
+            for sc in sidecars
+            if any(sc.get(k) not in (None, "") for k in patient_keys)
+        ),
+        None,
+    )
+    adc_source = (
+        "discquant" if study.dwi is not None else "scanner" if study.adc is not None else None
+    )
     return {
+        **({"patient": patient} if patient else {}),
         "software": {"name": "discquant", "version": __version__},
         "python": platform.python_version(),
         "input_fingerprint_sha256": _fingerprint(paths) if paths else None,
@@ -471,6 +488,7 @@ def _provenance(study: Study, config: AnalysisConfig) -> dict[str, Any]:
             for s in study.series
         ],
         "config": _jsonable_config(config),
+        "adc_source": adc_source,
     }
 
 
@@ -524,7 +542,11 @@ def source_t2_datasets(study: Study) -> list[Any] | None:
     datasets = []
     for path in t2.provenance.source_paths:
         try:
-            if path.suffix == ".gz":  # gzip'd DICOM, as some archives keep them
+            # gzip'd DICOM, as some archives keep them, often without a .gz suffix:
+            # recognised by the gzip signature, as the importer does.
+            with path.open("rb") as raw:
+                gzipped = raw.read(2) == b"\x1f\x8b"
+            if gzipped:
                 with gzip.open(path) as fh:
                     datasets.append(pydicom.dcmread(fh))
             else:

@@ -31,8 +31,8 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant import __version__
-from discquant.io.privacy import deidentify_dataset
 from discquant.io.study import Volume
+from discquant.outputs._dicom import deidentify_output, with_type2_attributes
 from discquant.results import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS, AnalysisResult
 
 log = logging.getLogger(__name__)
@@ -160,7 +160,7 @@ def _check_sources(source_datasets: Sequence[Any], out_path: Path) -> list[Any]:
             f"source images come from {len(series)} series; a SEG needs exactly one",
             path=out_path,
         )
-    return list(source_datasets)
+    return with_type2_attributes(source_datasets)
 
 
 def write_dicom_seg(
@@ -182,7 +182,14 @@ def write_dicom_seg(
         The ``.dcm`` file to write.
     deidentify_as
         When given, the patient module copied from the source is replaced with this
-        subject label (:func:`discquant.io.privacy.deidentify_dataset`) before writing.
+        subject label and the source's study description and equipment details are
+        removed (:func:`discquant.outputs._dicom.deidentify_output`) before writing.
+
+    Notes
+    -----
+    A source without some type 2 patient or study attribute (PatientID, StudyDate, ...,
+    as anonymisers leave them) is given to highdicom as a copy with them empty; the
+    source datasets themselves are not modified.
 
     Raises
     ------
@@ -245,7 +252,7 @@ def write_dicom_seg(
         content_description="Lumbar discs and vertebrae (research use only)",
     )
     if deidentify_as is not None:
-        deidentify_dataset(seg, subject=deidentify_as)
+        deidentify_output(seg, subject=deidentify_as)
     seg.save_as(out_path)
     log.debug("wrote DICOM SEG %s with %d segments", out_path, len(concepts))
     return out_path

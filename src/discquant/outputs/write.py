@@ -12,7 +12,8 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import numpy as np
 
 from discquant.outputs import derivatives, results_json, tables
 from discquant.outputs._common import bids_label
-from discquant.results import AnalysisResult
+from discquant.results import AnalysisResult, StageStatus
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +71,88 @@ def _write_dataset_description(root: Path) -> Path:
     return path
 
 
+def _adc_origin(result: AnalysisResult) -> dict[str, str]:
+    """``Description`` and ``AdcSource`` of the ADC sidecar: who computed the map.
+
+    ``result.provenance["adc_source"]`` (set by the pipeline) is ``"scanner"`` when the
+    study had no raw DWI and the scanner's ADC map was used as it is, ``"discquant"`` when
+    discquant fitted the DWI. Without it (results built by hand), a fit residual map means
+    discquant fitted it; otherwise the origin is said to be unknown.
+    """
+    source = result.provenance.get("adc_source")
+    if source is None and result.adc_fit_rmse is not None:
+        source = "discquant"
+    if source == "scanner":
+        return {
+            "Description": "Apparent diffusion coefficient (trace) map computed by the "
+            "scanner, taken from the input as it is (not fitted by discquant); values "
+            "converted to um^2/ms.",
+            "AdcSource": "scanner",
+        }
+    if source == "discquant":
+        config = result.provenance.get("config")
+        method = config.get("adc_method") if isinstance(config, dict) else None
+        how = f" ({method} fit)" if method else ""
+        return {
+            "Description": "Apparent diffusion coefficient (trace) fitted by discquant "
+            f"from the diffusion-weighted images{how}.",
+            "AdcSource": "discquant",
+        }
+    return {
+        "Description": "Apparent diffusion coefficient (trace); where it was computed "
+        "was not recorded.",
+        "AdcSource": "unknown",
+    }
+
+
+def _one_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _write_dicom(
+    key: str,
+    path: Path,
+    write: Callable[[Path], Any],
+    *,
+    result: AnalysisResult,
+    skipped: dict[str, str],
+    sources: Sequence[Any],
+    keep_phi: bool,
+) -> bool:
+    """Run one DICOM writer; on failure record why in ``skipped`` and return False.
+
+    A :class:`~discquant.errors.DiscquantError` (nothing to write, e.g. no disc found) only
+    skips the output. Any other exception (highdicom or pydicom refusing the sources) also
+    adds a failed stage named ``key`` to ``result.stages``, so the analysis does not read
+    as complete. The reason is one line, without the source's identifying values unless
+    ``keep_phi``. A partly written file is removed. KeyboardInterrupt is not caught.
+    """
+    from discquant.errors import DiscquantError
+    from discquant.outputs._dicom import phi_values, redact
+
+    start = time.perf_counter()
+    try:
+        write(path)
+        return True
+    except DiscquantError as exc:
+        why = str(exc)
+        failed = False
+    except Exception as exc:  # highdicom/pydicom: the other outputs are still written
+        why = _one_line(exc)
+        failed = True
+        log.debug("%s traceback", key, exc_info=True)
+    path.unlink(missing_ok=True)
+    if not keep_phi:
+        why = redact(why, phi_values(sources))
+    skipped[key] = why
+    if failed:
+        result.stages.append(
+            StageStatus(key, ok=False, seconds=time.perf_counter() - start, message=why)
+        )
+    return False
+
+
 def _write_subject(
     result: AnalysisResult,
     tmp: Path,
@@ -101,7 +184,7 @@ def _write_subject(
         adc_path = derivatives.write_adc_map(
             result.adc_map,
             name("adc.nii.gz"),
-            sidecar={"SnrEstimate": result.snr_estimate},
+            sidecar={**_adc_origin(result), "SnrEstimate": result.snr_estimate},
         )
         written["adc"] = adc_path.name
         written["adc_json"] = adc_path.name.removesuffix(".nii.gz") + ".json"
@@ -110,33 +193,49 @@ def _write_subject(
     written["discs_tsv"] = tables.write_discs_tsv(result.discs, name("discs.tsv")).name
     written["discs_json"] = tables.write_data_dictionary(name("discs.json")).name
 
+    if any(s.name in ("dicom_seg", "dicom_sr") for s in result.stages):
+        # A failure recorded by an earlier write of this result is not carried over.
+        result.stages = [s for s in result.stages if s.name not in ("dicom_seg", "dicom_sr")]
     if source_t2_datasets:
-        from discquant.errors import DiscquantError
         from discquant.outputs.dicom_seg import write_dicom_seg
         from discquant.outputs.dicom_sr import write_dicom_sr
 
         deidentify_as = None if keep_phi else bids_label(result.subject)
         seg_path: Path | None = name("seg.dcm", "desc-discs")
-        try:
-            assert seg_path is not None
-            write_dicom_seg(result, source_t2_datasets, seg_path, deidentify_as=deidentify_as)
+        assert seg_path is not None
+        if _write_dicom(
+            "dicom_seg",
+            seg_path,
+            lambda path: write_dicom_seg(
+                result, source_t2_datasets, path, deidentify_as=deidentify_as
+            ),
+            result=result,
+            skipped=skipped,
+            sources=source_t2_datasets,
+            keep_phi=keep_phi,
+        ):
             written["dicom_seg"] = seg_path.name
-        except DiscquantError as exc:
-            skipped["dicom_seg"] = str(exc)
+        else:
             seg_path = None
         sr_path = name("sr.dcm", "desc-discs")
-        try:
-            write_dicom_sr(
-                result, source_t2_datasets, sr_path, seg_path=seg_path, deidentify_as=deidentify_as
-            )
+        if _write_dicom(
+            "dicom_sr",
+            sr_path,
+            lambda path: write_dicom_sr(
+                result, source_t2_datasets, path, seg_path=seg_path, deidentify_as=deidentify_as
+            ),
+            result=result,
+            skipped=skipped,
+            sources=source_t2_datasets,
+            keep_phi=keep_phi,
+        ):
             written["dicom_sr"] = sr_path.name
-        except DiscquantError as exc:
-            skipped["dicom_sr"] = str(exc)
     else:
         skipped["dicom_seg"] = skipped["dicom_sr"] = "no source DICOM T2 images"
 
+    failed = {s.name for s in result.failed_stages}
     for key, why in skipped.items():
-        log.info("%s not written: %s", key, why)
+        log.log(logging.WARNING if key in failed else logging.INFO, "%s not written: %s", key, why)
     written["results_json"] = name("results.json").name
     written["report_html"] = name("report.html").name
     files: dict[str, str | None] = {k: written.get(k) for k in (*written, *skipped)}
@@ -169,12 +268,16 @@ def write_outputs(
     keep_phi
         Keep patient-identifying fields (name, ID, birth date, accession number) in the
         results JSON, the report and the DICOM SEG/SR. Without it the SEG and SR carry the
-        subject label as patient name and ID and no birth date, accession number or study
-        date (:func:`discquant.io.privacy.deidentify_dataset`); pass it to file them in a
-        PACS beside the source study.
+        subject label as patient name and ID and no birth date, accession number, study
+        date or description, nor the source's institution address, station name or device
+        serial number (:func:`discquant.outputs._dicom.deidentify_output`); pass it to file
+        them in a PACS beside the source study.
     source_t2_datasets
-        The source T2 DICOM images (pydicom datasets); when given, a DICOM SEG and SR are
-        written too.
+        The source T2 DICOM images (pydicom datasets, not modified); when given, a DICOM
+        SEG and SR are written too. When one of them fails (highdicom or pydicom raising),
+        the rest is still written, ``skipped`` says why in one line, and a failed stage
+        named ``dicom_seg`` or ``dicom_sr`` is added to ``result.stages`` (so the exit code
+        of ``discquant analyze`` is 3).
 
     Returns
     -------

@@ -1,0 +1,229 @@
+"""DICOM SEG/SR from anonymised, gzip'd or otherwise awkward sources, and when writing fails."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import gzip
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import highdicom as hd
+import pydicom
+import pytest
+from tests.outputs.conftest import Synthetic
+
+from discquant.cli._summary import exit_code_for
+from discquant.io.study import Provenance, Series, SeriesRole, Study
+from discquant.outputs import write_outputs
+from discquant.pipeline import source_t2_datasets
+from discquant.results import AnalysisResult
+
+ANONYMISED = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "PatientSex",
+    "StudyDate",
+    "StudyTime",
+    "AccessionNumber",
+    "StudyID",
+    "ReferringPhysicianName",
+)
+
+
+def _own_result(synthetic: Synthetic) -> AnalysisResult:
+    """A copy of the shared result whose stage list a test may change."""
+    return dataclasses.replace(synthetic.result, stages=list(synthetic.result.stages))
+
+
+def _all_items(ds: pydicom.Dataset) -> list[pydicom.Dataset]:
+    """``ds`` and every item of every sequence in it, at any depth."""
+    out = [ds]
+    for elem in ds:
+        if elem.VR == "SQ":
+            for item in elem.value:
+                out.extend(_all_items(item))
+    return out
+
+
+@pytest.mark.parametrize("keep_phi", [False, True])
+def test_anonymised_sources_give_seg_and_sr_with_empty_type2_attributes(
+    synthetic: Synthetic, tmp_path: Path, keep_phi: bool
+) -> None:
+    """Sources without the patient/study attributes anonymisers remove: SEG and SR are
+    written (they crashed in highdicom), those attributes are present and empty, and the
+    sources are not modified."""
+    sources = [copy.deepcopy(ds) for ds in synthetic.datasets]
+    for ds in sources:
+        for keyword in ANONYMISED:
+            delattr(ds, keyword)
+    result = _own_result(synthetic)
+    paths = write_outputs(result, tmp_path, source_t2_datasets=sources, keep_phi=keep_phi)
+    assert paths.skipped == {}
+    assert exit_code_for(result) == 0
+    assert paths.dicom_seg is not None and paths.dicom_sr is not None
+    for path in (paths.dicom_seg, paths.dicom_sr):
+        ds = pydicom.dcmread(path)
+        patient = "" if keep_phi else "demo01"
+        assert (str(ds.PatientName), ds.PatientID) == (patient, patient)
+        for keyword in ANONYMISED[2:]:
+            assert ds[keyword].value in ("", None), (path.name, keyword)
+        assert ds.StudyInstanceUID == sources[0].StudyInstanceUID
+    seg = hd.seg.segread(paths.dicom_seg)
+    labels = {seg.get_segment_description(n).segment_label for n in seg.get_segment_numbers()}
+    assert "L4-L5 disc" in labels
+    # The SR still references the SEG (written first) as evidence.
+    sr = pydicom.dcmread(paths.dicom_sr)
+    evidence = {
+        i.ReferencedSOPInstanceUID
+        for study in sr.CurrentRequestedProcedureEvidenceSequence
+        for series in study.ReferencedSeriesSequence
+        for i in series.ReferencedSOPSequence
+    }
+    assert seg.SOPInstanceUID in evidence
+    for ds in sources:
+        assert [k for k in ANONYMISED if k in ds] == []
+
+
+@pytest.mark.parametrize("keep_phi", [False, True])
+def test_study_description_and_source_equipment_only_with_keep_phi(
+    synthetic: Synthetic, tmp_path: Path, keep_phi: bool
+) -> None:
+    """StudyDescription and the source's equipment (copied by highdicom into
+    ContributingEquipmentSequence) identify the patient or the site: gone without keep_phi."""
+    sources = [copy.deepcopy(ds) for ds in synthetic.datasets]
+    for ds in sources:
+        ds.StudyDescription = "LSPINE Doe"
+        ds.InstitutionName = "General Hospital"
+        ds.InstitutionAddress = "99 Hospital Rd Springfield"
+        ds.StationName = "STATIONQQ"
+        ds.DeviceSerialNumber = "SN55555"
+    paths = write_outputs(
+        _own_result(synthetic), tmp_path, source_t2_datasets=sources, keep_phi=keep_phi
+    )
+    for path in (paths.dicom_seg, paths.dicom_sr):
+        assert path is not None
+        ds = pydicom.dcmread(path)
+        source_equipment = ds.ContributingEquipmentSequence[0]
+        assert source_equipment.Manufacturer == "TestVendor"  # type 1: kept
+        if keep_phi:
+            assert ds.StudyDescription == "LSPINE Doe"
+            assert source_equipment.InstitutionAddress == "99 Hospital Rd Springfield"
+            assert source_equipment.StationName == "STATIONQQ"
+            assert source_equipment.DeviceSerialNumber == "SN55555"
+            continue
+        assert ds.StudyDescription == ""
+        for item in _all_items(ds):
+            for keyword in ("InstitutionAddress", "StationName"):
+                assert keyword not in item, (path.name, keyword)
+        nested = _all_items(ds)[1:]
+        assert [i.DeviceSerialNumber for i in nested if "DeviceSerialNumber" in i] == []
+        text = str(ds)
+        for value in ("Doe", "Hospital Rd", "STATIONQQ", "SN55555"):
+            assert value not in text, (path.name, value)
+    if not keep_phi:
+        assert paths.dicom_seg is not None
+        seg = hd.seg.segread(paths.dicom_seg)  # still a valid SEG
+        assert seg.DeviceSerialNumber == "none"  # discquant's own (type 1), not the source's
+
+
+def test_a_failing_seg_writer_skips_the_seg_and_fails_the_analysis(
+    synthetic: Synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """highdicom refusing the sources: every other file is written, the SR without the
+    SEG, the SEG is listed as skipped with a one-line reason free of patient values, and
+    the analysis counts as partly failed (exit 3)."""
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise ValueError("Value 'Doe^Jane' of PatientName is invalid\nmore detail")
+
+    monkeypatch.setattr("highdicom.seg.Segmentation", refuse)
+    result = _own_result(synthetic)
+    paths = write_outputs(result, tmp_path, source_t2_datasets=synthetic.datasets)
+    assert paths.dicom_seg is None
+    assert paths.dicom_sr is not None and paths.report_html.exists() and paths.adc is not None
+    why = "ValueError: Value '<removed>' of PatientName is invalid"
+    assert paths.skipped == {"dicom_seg": why}
+    assert [(s.name, s.message) for s in result.failed_stages] == [("dicom_seg", why)]
+    assert exit_code_for(result) == 3
+    names = sorted(p.name for p in paths.subject_dir.iterdir())
+    assert "sub-demo01_desc-discs_seg.dcm" not in names and len(names) == 10
+    doc = json.loads(paths.results_json.read_text())
+    assert doc["skipped_outputs"] == {"dicom_seg": why}
+    assert doc["failed_stages"] == ["dicom_seg"]
+    assert doc["files"]["dicom_seg"] is None
+    html = paths.report_html.read_text()
+    assert "Doe^Jane" not in html and "dicom_seg" in html and "PatientName is invalid" in html
+    sr = pydicom.dcmread(paths.dicom_sr)
+    assert "ReferencedSegmentNumber" not in str(sr)
+
+
+def test_a_half_written_sr_is_removed_and_reported(
+    synthetic: Synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def half(_result: Any, _sources: Any, out_path: Path, **kwargs: Any) -> Path:
+        out_path.write_bytes(b"DICM half")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr("discquant.outputs.dicom_sr.write_dicom_sr", half)
+    result = _own_result(synthetic)
+    paths = write_outputs(result, tmp_path, source_t2_datasets=synthetic.datasets)
+    assert paths.dicom_seg is not None and paths.dicom_sr is None
+    assert paths.skipped == {"dicom_sr": "OSError: No space left on device"}
+    assert not list(paths.subject_dir.glob("*_sr.dcm"))
+    assert [s.name for s in result.failed_stages] == ["dicom_sr"]
+    # Writing again with a working writer clears the earlier failure.
+    monkeypatch.undo()
+    again = write_outputs(result, tmp_path, source_t2_datasets=synthetic.datasets)
+    assert again.skipped == {} and result.failed_stages == []
+
+
+def test_keyboard_interrupt_while_writing_dicom_is_not_swallowed(
+    synthetic: Synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupt(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("highdicom.seg.Segmentation", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_outputs(_own_result(synthetic), tmp_path, source_t2_datasets=synthetic.datasets)
+    assert list(tmp_path.iterdir()) == []
+
+
+def _dicom_bytes(ds: pydicom.Dataset) -> bytes:
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_gzipped_source_without_gz_suffix_is_read_back(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """Archives keep gzip'd DICOM under names like IM0200001: found by their signature."""
+    paths = []
+    for k, ds in enumerate(synthetic.datasets):
+        path = tmp_path / f"IM020000{k + 1}"
+        raw = _dicom_bytes(ds)
+        path.write_bytes(gzip.compress(raw) if k % 2 == 0 else raw)  # plain ones too
+        paths.append(path)
+    assert paths[0].read_bytes()[:2] == b"\x1f\x8b"
+    series = Series(
+        SeriesRole.T2,
+        "test",
+        "T2 TSE SAG",
+        synthetic.result.labels_t2,  # type: ignore[arg-type]
+        "sagittal",
+        provenance=Provenance(
+            source_paths=tuple(paths),
+            sop_instance_uids=tuple(str(ds.SOPInstanceUID) for ds in synthetic.datasets),
+        ),
+    )
+    datasets = source_t2_datasets(Study("gz", (series,)))
+    assert datasets is not None
+    assert [str(ds.SOPInstanceUID) for ds in datasets] == [
+        str(ds.SOPInstanceUID) for ds in synthetic.datasets
+    ]
+    assert datasets[2].PixelData == synthetic.datasets[2].PixelData
