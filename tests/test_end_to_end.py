@@ -167,9 +167,11 @@ def test_dicom_seg_references_the_source_t2_and_no_patient_name_leaks(
         assert ds.StudyInstanceUID == pydicom.dcmread(t2_files[0]).StudyInstanceUID
 
 
-def _assert_no_discs(out: Path, subject: str, res: Result) -> None:
+def _assert_no_discs(
+    out: Path, subject: str, res: Result, why: str = "no lumbar discs found"
+) -> None:
     assert res.exit_code == 3, res.output
-    assert "no lumbar discs found" in res.output
+    assert why in res.output
     table = pd.read_csv(out / f"sub-{subject}" / f"sub-{subject}_discs.tsv", sep="\t")
     assert len(table) == 5 and not table["found"].any()
     assert table["adc_np_median"].isna().all() and table["pfirrmann_grade"].isna().all()
@@ -187,7 +189,8 @@ def test_brain_dwi_from_dipy_finds_no_lumbar_disc(tmp_path: Path) -> None:
     res = _analyze("--dwi", fimg, "--bval", str(tmp_path / "dwi.bval"),
                    "--bvec", str(tmp_path / "dwi.bvec"), "--subject", "brain",
                    "--out", str(out))  # fmt: skip
-    _assert_no_discs(out, "brain", res)
+    # An axial DWI alone is not segmented (the network was trained on sagittal images).
+    _assert_no_discs(out, "brain", res, why="the DWI is axial")
 
 
 def test_real_sagittal_brain_dwi_dicom_finds_no_lumbar_disc(
