@@ -211,6 +211,20 @@ def distort(image: np.ndarray, shift: np.ndarray, *, order: int) -> np.ndarray:
     return one(image)
 
 
+def distort_pure(image: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """Pull a voxel-wise truth map (I, J, K) along J as :func:`distort` pulls the images,
+    keeping a value only where their linear interpolation reads one voxel or two voxels
+    of that same value; NaN where it blends two different values (the distorted signal
+    there is a mixture, and no single truth describes it)."""
+    n = image.shape[1]
+    j = np.clip(np.arange(n)[None, :, None] - shift, 0, n - 1)
+    lo = np.floor(j).astype(int)
+    hi = np.minimum(lo + 1, n - 1)
+    a = np.take_along_axis(image, lo, axis=1)
+    b = np.take_along_axis(image, hi, axis=1)
+    return np.where((a == b) | (j == lo), a, np.nan)
+
+
 def scanner_adc(trace: np.ndarray, bvals: np.ndarray, *, threshold: float) -> np.ndarray:
     """ADC as scanners compute it: log-linear least-squares slope of the trace images over b.
 

@@ -33,6 +33,12 @@ def _uid(*parts: object) -> str:
     return generate_uid(entropy_srcs=["discquant-phantom", *(str(p) for p in parts)])
 
 
+def _study_key(study: PhantomStudy) -> str:
+    """Seed and configuration: two studies of one seed with different settings (SNR,
+    diffusion mode, ...) hold different pixels and must not share UIDs."""
+    return f"{study.seed}:{study.config!r}"
+
+
 def _geometry(vol: Volume) -> tuple[list[float], list[float], list[list[float]]]:
     """ImageOrientationPatient, PixelSpacing and per-slice ImagePositionPatient (LPS)."""
     a = vol.affine
@@ -59,9 +65,9 @@ def _base(study: PhantomStudy, subject: str, *, series: int, description: str) -
     ds.PatientBirthDate = ""
     ds.PatientSex = "O"
     ds.AccessionNumber = ""
-    ds.StudyInstanceUID = _uid(study.seed, subject, "study")
-    ds.SeriesInstanceUID = _uid(study.seed, subject, "series", series)
-    ds.FrameOfReferenceUID = _uid(study.seed, subject, "frame")
+    ds.StudyInstanceUID = _uid(_study_key(study), subject, "study")
+    ds.SeriesInstanceUID = _uid(_study_key(study), subject, "series", series)
+    ds.FrameOfReferenceUID = _uid(_study_key(study), subject, "frame")
     ds.StudyDate = "20000101"
     ds.SeriesDate = "20000101"
     ds.StudyTime = "120000"
@@ -121,7 +127,7 @@ def _write_series(
         for k in range(n_slices):
             inst += 1
             ds = _base(study, subject, series=series, description=description)
-            ds.SOPInstanceUID = _uid(study.seed, subject, "sop", series, v, k)
+            ds.SOPInstanceUID = _uid(_study_key(study), subject, "sop", series, v, k)
             ds.InstanceNumber = inst
             ds.AcquisitionNumber = v + 1
             ds.ImageType = list(image_type)

@@ -16,6 +16,7 @@ from discquant.phantom.acquisition import (
     Grid,
     coil_bias,
     distort,
+    distort_pure,
     epi_shift,
     rician,
     sample,
@@ -385,7 +386,7 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
         labels_dwi = distort(labels_dwi, shift, order=0).astype(np.int16)
         nucleus_dwi = distort(nucleus_dwi, shift, order=0).astype(np.uint8)
         posterior_dwi = distort(posterior_dwi, shift, order=0).astype(np.uint8)
-        adc_true = distort(adc_true, shift, order=0)
+        adc_true = distort_pure(adc_true, shift)
     if cfg.noise:
         # Thermal noise enters the reconstructed image after the EPI geometry: distortion
         # displaces the signal, not the noise. Noise added before the (interpolating)

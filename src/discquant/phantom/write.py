@@ -21,6 +21,7 @@ leaves nothing half-written.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -71,7 +72,18 @@ def _nifti(vol: Volume, path: Path, dtype: type) -> None:
 
 
 def _json(obj: Any, path: Path) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Strict JSON: NaN (a region the phantom does not have) is written as null."""
+    path.write_text(json.dumps(_nan_to_none(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def _nan_to_none(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(v) for v in obj]
+    return obj
 
 
 def _sidecar(study: PhantomStudy, kind: str) -> dict[str, Any]:
