@@ -65,6 +65,23 @@ def test_missing_sacrum_is_flagged() -> None:
     assert all(lv.confidence <= 0.5 for lv in named.levels)
 
 
+def test_small_sacrum_fragments_below_a_cut_field_of_view_are_not_the_sacrum() -> None:
+    # The field of view ends in the L5 body; the network leaves a few small "sacrum"
+    # voxels at the lower edge. They once counted as the sacrum: every disc named one
+    # level off, no flag.
+    cls = spine(4, sacrum=False)
+    lowest_body = 5 + 4 * 33
+    cls[lowest_body + 20 : lowest_body + 25, 12:16, 1:3] = SACRUM  # 40 voxels, body 3750
+    named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
+    assert FLAG_NO_SACRUM in named.flags and FLAG_LEVEL_UNCERTAIN in named.flags
+    # Nothing is labelled sacrum (26) when no sacrum was found.
+    assert 26 not in np.unique(named.labels)
+    # A sacrum over half the size of a body is still one (a field of view that cuts it).
+    cls = spine(4, sacrum=False)
+    cls[lowest_body + 33 : lowest_body + 33 + 15, 10:40, :] = SACRUM  # 2250 voxels
+    assert FLAG_NO_SACRUM not in name_levels(cls, AFFINE, sacrum_class=SACRUM).flags
+
+
 def test_rudimentary_lowest_disc_flags_transitional_anatomy() -> None:
     named = name_levels(spine(6, sacrum=True, last_disc_height=2), AFFINE, sacrum_class=SACRUM)
     assert FLAG_TRANSITIONAL in named.flags
