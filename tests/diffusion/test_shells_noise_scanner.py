@@ -93,6 +93,19 @@ def test_auto_noise_sigma_uses_the_background(bvals):
     assert fit.noise_sigma == pytest.approx(sigma, rel=0.05)
 
 
+def test_zero_filled_background_is_not_taken_for_noise():
+    """A converter that zero-fills the air leaves only tissue: its darkest half once gave
+    σ ≈ 40 × the truth (and every tissue voxel invalid after the correction)."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:128, :128]
+    r = np.hypot(yy - 64, xx - 64)
+    tissue = np.where(r < 40, 400 + 300 * np.cos(r / 12) ** 2, 0.0)
+    img = np.hypot(tissue + rng.normal(0, 10, tissue.shape), rng.normal(0, 10, tissue.shape))
+    assert estimate_noise_sigma(img) == pytest.approx(10.0, rel=0.05)  # with its air
+    with pytest.raises(InvalidInputError, match="not Rayleigh noise"):
+        estimate_noise_sigma(np.where(r < 40, img, 0.0))
+
+
 def test_auto_noise_sigma_without_background_is_an_error():
     dwi = np.full((20, 20, 3), 100.0) * np.array([1.0, 0.6, 0.3])
     with pytest.raises(InvalidInputError, match="noise"):
@@ -170,3 +183,21 @@ def test_engine_reproduces_a_scanner_adc_series_written_as_a_study(tmp_path, bva
         rel = np.abs(fit.adc_um2_per_ms[both] / ref[both] - 1)
         assert np.median(rel) < 1e-3
         assert np.max(np.abs(fit.adc_um2_per_ms[both] - ref[both])) <= 0.5e-3 + 1e-6
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"), [(None, None), ("auto", "auto"), (" AUTO ", "auto"), ("12.5", 12.5),
+                          (12, 12.0), (0.0, 0.0)],
+)  # fmt: skip
+def test_noise_sigma_from_text_or_numbers(value: object, parsed: object) -> None:
+    from discquant.diffusion.writer import parse_noise_sigma
+
+    assert parse_noise_sigma(value) == parsed  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["x", "-1", float("nan"), -2])
+def test_bad_noise_sigma_is_an_input_error(value: object) -> None:
+    from discquant.diffusion.writer import parse_noise_sigma
+
+    with pytest.raises(InvalidInputError, match="noise sigma"):
+        parse_noise_sigma(value)  # type: ignore[arg-type]

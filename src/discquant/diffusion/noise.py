@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 _TRUNC = 3.0
 _TRUNC_FACTOR = 1.0 - (_TRUNC**2 / 2) * np.exp(-(_TRUNC**2) / 2) / (1.0 - np.exp(-(_TRUNC**2) / 2))
 _MIN_BACKGROUND = 100
+_MAX_RAYLEIGH_SHAPE = 0.95
+"""Largest mean/RMS of the background voxels accepted as Rayleigh noise (0.893 below 3σ)."""
 
 
 def rician_correct(magnitude: npt.ArrayLike, sigma: float) -> npt.NDArray[np.floating]:
@@ -98,6 +100,15 @@ def estimate_noise_sigma(image: npt.ArrayLike) -> float:
     background = m[m < _TRUNC * sigma0]
     if background.size < _MIN_BACKGROUND:
         raise InvalidInputError("no background (air) found to estimate the noise level")
+    # Rayleigh noise below 3σ has mean / RMS = 0.893; tissue (what is left when a scanner
+    # or converter zero-fills the air) is far narrower (≈ 0.99). Without this check a
+    # zero-filled image gave σ 40 times too large, and every tissue voxel invalid.
+    shape = float(background.mean() / np.sqrt(np.mean(background**2)))
+    if shape > _MAX_RAYLEIGH_SHAPE:
+        raise InvalidInputError(
+            "the darkest voxels are not Rayleigh noise (zero-filled background?): "
+            "cannot estimate the noise level; give it explicitly"
+        )
     sigma = float(np.sqrt(np.mean(background**2) / (2.0 * _TRUNC_FACTOR)))
     log.debug(
         "noise sigma %.4g from %d background voxels (mode %.4g)", sigma, background.size, sigma0

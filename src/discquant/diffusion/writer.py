@@ -53,12 +53,12 @@ def sidecar_path(output: Path) -> Path:
 
 def parse_noise_sigma(value: str | float | None) -> float | Literal["auto"] | None:
     """``None``, ``"auto"`` or a non-negative number (command-line text accepted)."""
-    if value is None or isinstance(value, float):
-        return value
-    if value.strip().lower() == "auto":
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() == "auto":
         return "auto"
     try:
-        sigma = float(value)
+        sigma = float(value)  # text from the command line, or an int or float from Python
     except ValueError:
         raise InvalidInputError(f"noise sigma must be a number or 'auto', got {value!r}") from None
     if not np.isfinite(sigma) or sigma < 0:
