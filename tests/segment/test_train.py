@@ -39,14 +39,24 @@ def _losses(out: Path) -> list[tuple[int, float]]:
 
 
 def test_tiny_training_decreases_loss_and_resumes(shared_data: Path, tmp_path: Path) -> None:
+    import torch
+
     out = tmp_path / "run"
-    # Interrupted after 20 of 40 steps: a resumable checkpoint, no final model yet.
-    train(_config(shared_data, max_steps_this_run=20), out)
+    # Interrupted after 15 of 40 steps (between checkpoints): a resumable checkpoint at
+    # step 15, no final model yet.
+    train(_config(shared_data, max_steps_this_run=15), out)
     assert (out / "last.pt").is_file() and not (out / "model.pt").exists()
-    assert [s for s, _ in _losses(out)] == [10, 20]
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 15
+    assert [s for s, _ in _losses(out)] == [10]
     final = train(_config(shared_data), out)
     steps_losses = _losses(out)
-    assert [s for s, _ in steps_losses] == [10, 20, 30, 40]  # resumed at 20, not restarted
+    assert [s for s, _ in steps_losses] == [10, 20, 30, 40]  # resumed at 15, not restarted
+    # The same as a run never interrupted: data order, augmentation and weights.
+    whole = train(_config(shared_data), tmp_path / "whole")
+    assert dict(_losses(tmp_path / "whole"))[40] == dict(steps_losses)[40]
+    a = torch.load(final, weights_only=True)["state_dict"]
+    b = torch.load(whole, weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
     losses = [v for _, v in steps_losses]
     assert np.mean(losses[2:]) < losses[0]
     model = load_segmentation_model(final)

@@ -120,6 +120,51 @@ def make_augment(patch: int, seed: int) -> Any:
     return t
 
 
+def _random_state_objects(transform: Any) -> list[np.random.RandomState]:
+    """Every NumPy RandomState inside a MONAI transform (nested ones included), in the
+    fixed order of their attributes."""
+    found: list[np.random.RandomState] = []
+    seen: set[int] = set()
+
+    def walk(obj: Any) -> None:
+        if id(obj) in seen:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, np.random.RandomState):
+            found.append(obj)
+        elif isinstance(obj, (list, tuple)):
+            for item in obj:
+                walk(item)
+        elif type(obj).__module__.startswith("monai") and hasattr(obj, "__dict__"):
+            for _, value in sorted(vars(obj).items()):
+                walk(value)
+
+    walk(transform)
+    return found
+
+
+def random_states(transform: Any) -> list[list[Any]]:
+    """The augmentation's random states as plain lists (storable with weights_only)."""
+    return [
+        [name, keys.tolist(), pos, has_gauss, cached]
+        for name, keys, pos, has_gauss, cached in (
+            r.get_state() for r in _random_state_objects(transform)
+        )
+    ]
+
+
+def set_random_states(transform: Any, states: list[list[Any]]) -> None:
+    """Restore what :func:`random_states` saved (a resumed run then draws the same
+    augmentations as one never interrupted)."""
+    objects = _random_state_objects(transform)
+    if len(objects) != len(states):
+        raise ValueError(
+            f"checkpoint has {len(states)} augmentation states, expected {len(objects)}"
+        )
+    for r, (name, keys, pos, has_gauss, cached) in zip(objects, states, strict=True):
+        r.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+
+
 class SliceSampler:
     """Draws augmented 2D training samples from the subjects, seeded.
 
@@ -317,15 +362,35 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
         best = float(ck.get("best", -1.0))
         sampler.rng.bit_generator.state = ck["sampler_rng"]
         torch.set_rng_state(ck["torch_rng"])
-        sampler.augment.set_random_state(seed=config.seed + step)
+        if "augment_rng" in ck:
+            set_random_states(sampler.augment, ck["augment_rng"])
+        else:  # a checkpoint from before the states were saved: reseeded, not identical
+            sampler.augment.set_random_state(seed=config.seed + step)
         logger.info("resumed from %s at step %d", last, step)
     log = (out_dir / "log.jsonl").open("a")
     t0 = time.time()
     run_steps = 0
     running: list[float] = []
     net.train()
+
+    def checkpoint() -> None:
+        torch.save(
+            {
+                "model": net.state_dict(),
+                "opt": opt.state_dict(),
+                "sched": sched.state_dict(),
+                "step": step,
+                "best": best,
+                "sampler_rng": sampler.rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "augment_rng": random_states(sampler.augment),
+            },
+            last,
+        )
+
     while step < config.steps:
         if config.max_steps_this_run is not None and run_steps >= config.max_steps_this_run:
+            checkpoint()  # so that the next run starts here, not at the last multiple
             break
         x, y, groups = sampler.batch(config.batch_size)
         loss = loss_fn(net(x), y, groups)
@@ -356,18 +421,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
                 best = mean
                 save_model(net, config, out_dir / "best.pt", step=step, val_dice=mean)
         if step % config.checkpoint_every == 0 or step == config.steps:
-            torch.save(
-                {
-                    "model": net.state_dict(),
-                    "opt": opt.state_dict(),
-                    "sched": sched.state_dict(),
-                    "step": step,
-                    "best": best,
-                    "sampler_rng": sampler.rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(),
-                },
-                last,
-            )
+            checkpoint()
     log.close()
     final = out_dir / "model.pt"
     if step >= config.steps:
