@@ -145,12 +145,11 @@ def _random_state_objects(transform: Any) -> list[np.random.RandomState]:
 
 def random_states(transform: Any) -> list[list[Any]]:
     """The augmentation's random states as plain lists (storable with weights_only)."""
-    return [
-        [name, keys.tolist(), pos, has_gauss, cached]
-        for name, keys, pos, has_gauss, cached in (
-            r.get_state() for r in _random_state_objects(transform)
-        )
-    ]
+    states = []
+    for r in _random_state_objects(transform):
+        name, keys, pos, has_gauss, cached = r.get_state(legacy=True)
+        states.append([name, np.asarray(keys).tolist(), pos, has_gauss, cached])
+    return states
 
 
 def set_random_states(transform: Any, states: list[list[Any]]) -> None:
