@@ -59,3 +59,16 @@ def test_real_midsagittal_slice(shared_data: Path, model) -> None:  # type: igno
     boxes = read_boxes(folder / "boxes.tsv")["sub-sud0002"]
     r = midsag_check("sub-sud0002", seg.levels, vol.affine, vol.shape, boxes)
     assert r.three_found and r.in_boxes and r.order_ok and r.strict_ok
+
+
+def test_real_volume_cut_above_the_sacrum_is_flagged(shared_data: Path, model) -> None:  # type: ignore[no-untyped-def]
+    # The field of view ends in the L5 body: no sacrum in view. The network leaves small
+    # "sacrum" fragments at the lower edge, which once named every disc one level off
+    # without a flag.
+    img = shared_data / "lumbar-t2-discs" / "sub-fcs11_T2w.nii.gz"
+    vol = load_nifti_volume(img)
+    ref = np.asarray(nib.load(str(img.with_name("sub-fcs11_dseg.nii.gz"))).dataobj)
+    cut = int(np.nonzero((ref == 4).any(axis=(1, 2)))[0].max()) + 12  # below L4-L5, in L5
+    seg = segment_spine(type(vol)(np.ascontiguousarray(vol.data[:cut]), vol.affine), model=model)
+    assert {"sacrum_not_in_fov", "level_uncertain"} <= set(seg.flags)
+    assert 26 not in np.unique(seg.labels.data)
