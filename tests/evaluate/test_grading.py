@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from discquant.cli import app
 from discquant.evaluate.grading import (
@@ -187,3 +187,127 @@ def test_evaluate_grade_with_text_grades_is_a_one_line_error(tmp_path: Path) -> 
     assert res.exit_code == 2, res.output
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "ref.tsv" in lines[0] and "1-5" in lines[0], res.output
+
+
+def _kappa_by_hand(ref: list[int], pred: list[int], power: int) -> float:
+    """Weighted κ over grades 1..5: 1 - sum(W * O) / sum(W * E), W = |i - j| ** power."""
+    obs = np.zeros((5, 5))
+    np.add.at(obs, (np.asarray(ref) - 1, np.asarray(pred) - 1), 1)
+    exp = np.outer(obs.sum(1), obs.sum(0)) / obs.sum()
+    i = np.arange(5)
+    w = np.abs(i[:, None] - i[None, :]) ** power
+    return float(1 - (w * obs).sum() / (w * exp).sum())
+
+
+def test_weighted_kappa_uses_grade_distance_when_grades_are_absent() -> None:
+    # Grades 3 and 4 occur in neither column: 2 vs 5 is 3 grades apart, not 1 rank.
+    # Linear: observed mean distance (1 + 1 + 0 + 3 + 0) / 5 = 1; expected from the
+    # marginals ref (1:1, 2:2, 5:2) and pred (1:1, 2:3, 5:1): sum r_i p_j |i - j| / 25
+    # = (7 + 2*4 + 2*13) / 25 = 41/25, so κ = 1 - 25/41 = 16/41 = 0.390.
+    # Quadratic: observed (1 + 1 + 0 + 9 + 0) / 5 = 2.2, expected (19 + 2*10 + 2*43) / 25
+    # = 5, so κ = 1 - 2.2/5 = 0.56. (Ranks among present grades gave 0.211 and 0.400.)
+    from sklearn.metrics import cohen_kappa_score
+
+    ref, pred = [1, 2, 5, 5, 2], [2, 1, 5, 2, 2]
+    a = grade_agreement(ref, pred)
+    assert a.kappa_linear == pytest.approx(16 / 41)
+    assert a.kappa_quadratic == pytest.approx(0.56)
+    assert a.kappa_linear == pytest.approx(_kappa_by_hand(ref, pred, 1))
+    assert a.kappa_quadratic == pytest.approx(_kappa_by_hand(ref, pred, 2))
+    labels = [1, 2, 3, 4, 5]
+    for ref, pred in (([1, 1, 2, 5, 5], [1, 2, 2, 5, 1]), ([2, 2, 5, 5, 1], [2, 5, 5, 2, 1])):
+        a = grade_agreement(ref, pred)
+        for w, got in (("linear", a.kappa_linear), ("quadratic", a.kappa_quadratic)):
+            want = cohen_kappa_score(ref, pred, weights=w, labels=labels)
+            assert got == pytest.approx(want)
+            assert got == pytest.approx(_kappa_by_hand(ref, pred, 1 if w == "linear" else 2))
+
+
+def test_weighted_kappa_uses_the_given_label_set() -> None:
+    from sklearn.metrics import cohen_kappa_score
+
+    ref, pred = [0, 0, 3, 3, 1], [1, 0, 3, 0, 1]  # 2 absent from both
+    a = grade_agreement(ref, pred, labels=(0, 1, 2, 3))
+    want = cohen_kappa_score(ref, pred, weights="quadratic", labels=[0, 1, 2, 3])
+    assert a.kappa_quadratic == pytest.approx(want)
+    assert a.confusion == [[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0], [1, 0, 0, 1]]
+    with pytest.raises(ValueError, match=r"\[6\] not among the labels"):
+        grade_agreement([1, 6], [1, 2])
+
+
+def _one_line_error(res: Result, name: str) -> str:
+    out = res.output
+    assert res.exit_code == 2, out
+    lines = [line for line in out.splitlines() if line.strip()]
+    assert len(lines) == 1 and name in lines[0], out
+    return lines[0]
+
+
+@pytest.mark.parametrize("which", ["pred", "ref"])
+def test_cli_evaluate_grade_rejects_duplicate_rows(tmp_path: Path, which: str) -> None:
+    rows = ["A\tL4-L5\t3", "B\tL4-L5\t2", "B\tL5-S1\t4"]
+    dup = rows[:1] + rows  # (A, L4-L5) twice: it would be counted twice
+    pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tgrade", dup if which == "pred" else rows)
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", dup if which == "ref" else rows)
+    res = CliRunner().invoke(app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref)])
+    line = _one_line_error(res, f"{which}.tsv")
+    assert "duplicate" in line and "(A, L4-L5)" in line and "lines 2, 3" in line
+
+
+def test_cli_evaluate_grade_matches_numeric_and_text_subjects(tmp_path: Path) -> None:
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["1\tL4-L5\t3", "2\tL4-L5\t2"])
+    pred = _write(
+        tmp_path / "pred.tsv", "subject\tlevel\tgrade", ["sub-1\tL4-L5\t3", "2\tL4-L5\t4"]
+    )
+    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--no-by-level"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    js = json.loads(res.output[res.output.index("{") :])
+    assert js["n_matched"] == 1  # subject "2" only
+    assert js["all"]["exact_accuracy"] == 0.0
+    assert js["all"]["confusion"][1] == [0, 0, 0, 1, 0]  # reference 2, predicted 4
+
+
+def test_cli_evaluate_grade_counts_empty_values(tmp_path: Path) -> None:
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["A\tL4-L5\t3", "B\tL4-L5\t2"])
+    pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tgrade", ["A\tL4-L5\t", "B\tL4-L5\t2"])
+    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--no-by-level"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    js = json.loads(res.output[res.output.index("{") :])
+    assert (js["n_matched"], js["n_empty"], js["all"]["n"]) == (1, 1, 1)
+
+
+def test_cli_evaluate_bland_altman_with_text_is_a_one_line_error(tmp_path: Path) -> None:
+    header = "subject\tlevel\tadc"
+    ref = _write(tmp_path / "ref.tsv", header, ["A\tL4-L5\t1.2", "A\tL5-S1\t1.0"])
+    pred = _write(tmp_path / "pred.tsv", header, ["A\tL4-L5\t1.1", "A\tL5-S1\tabc"])
+    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--bland-altman"]
+    res = CliRunner().invoke(app, [*args, "--column", "adc"])
+    line = _one_line_error(res, "pred.tsv")
+    assert "'abc'" in line and "L5-S1" in line
+
+
+def test_cli_evaluate_binary_with_an_empty_score_is_a_one_line_error(tmp_path: Path) -> None:
+    pred = _write(
+        tmp_path / "pred.tsv",
+        "subject\tlevel\th\tp",
+        ["A\tL4-L5\t0\t0.3", "A\tL5-S1\t1\t0.6", "B\tL4-L5\t0\t", "B\tL5-S1\t1\t0.9"],
+    )
+    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(pred), "--binary"]
+    res = CliRunner().invoke(app, [*args, "--column", "h", "--score-column", "p"])
+    line = _one_line_error(res, "pred.tsv")
+    assert "empty" in line and "'p'" in line and "subject B, level L4-L5" in line
+
+
+def test_cli_evaluate_grade_checks_every_output_before_writing(tmp_path: Path) -> None:
+    header = "subject\tlevel\tadc"
+    table = _write(tmp_path / "t.tsv", header, ["A\tL4-L5\t1.2", "A\tL5-S1\t1.0"])
+    png = tmp_path / "ba.png"
+    folder = tmp_path / "afolder"
+    folder.mkdir()
+    args = ["evaluate", "grade", "--pred", str(table), "--ref", str(table), "--bland-altman"]
+    args += ["--column", "adc", "--plot", str(png), "--json", str(folder)]
+    line = _one_line_error(CliRunner().invoke(app, args), "afolder")
+    assert "folder" in line
+    assert not png.exists()  # nothing half-written

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
+from typer.testing import CliRunner
 
-from discquant.evaluate.segmentation import evaluate_case, midsag_check
+from discquant.cli import app
+from discquant.evaluate.segmentation import (
+    evaluate_case,
+    evaluate_dirs,
+    format_table,
+    midsag_check,
+    summarise,
+)
 from discquant.segment.levels import DiscLevel
 
 
@@ -63,3 +73,104 @@ def test_evaluate_segment_with_a_damaged_file_is_a_one_line_error(tmp_path: Path
     assert res.exit_code == 2, res.output
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "sub-01_dseg.nii.gz" in lines[0], res.output
+
+
+def test_class_scores_leave_out_levels_the_reference_does_not_label() -> None:
+    ref = np.zeros((40, 20, 4), dtype=np.int16)
+    ref[10:20, 5:15, :] = 120  # L1-L2 only (lumbar reference)
+    pred = np.zeros_like(ref)
+    pred[10:20, 5:15, :] = 120  # exact
+    pred[0:5, 5:15, :] = 119  # T12-L1: not labelled in the reference, left out
+    pred[30:35, 2:4, :] = 20  # a body, but the reference has no bodies: not scored
+    res = evaluate_case(pred, ref, (1.0, 1.0, 1.0))
+    # Counting the 119 voxels (200 more) would give Dice 2*400/(600+400) = 0.8.
+    assert res.dice == {"disc": 1.0}
+    assert res.hd95_mm == {"disc": 0.0}
+    assert res.unscored_labels == {"disc": [119]}
+    assert res.level_dice == {"L1-L2": 1.0}
+    # Predicted reference labels in the wrong place still count against the class.
+    pred[30:35, 5:15, :] = 120  # 200 false-positive voxels
+    res = evaluate_case(pred, ref, (1.0, 1.0, 1.0))
+    assert res.dice["disc"] == pytest.approx(2 * 400 / (600 + 400))
+    assert res.level_dice["L1-L2"] == pytest.approx(2 * 400 / (600 + 400))
+
+
+def test_hd95_summary_counts_cases_without_a_prediction() -> None:
+    ref = np.zeros((20, 20, 5), dtype=np.int16)
+    ref[2:6, 2:10, :] = 122
+    perfect = evaluate_case(ref.copy(), ref, (1.0, 1.0, 1.0), case="a")
+    missed = evaluate_case(np.zeros_like(ref), ref, (1.0, 1.0, 1.0), case="b")
+    assert np.isnan(missed.hd95_mm["disc"])
+    s = summarise([perfect, missed])
+    assert s["dice"]["disc"] == pytest.approx(0.5)
+    assert s["hd95_mm"]["disc"] == 0.0  # mean of the one defined value ...
+    assert s["hd95_n"]["disc"] == 1  # ... over one case
+    assert s["hd95_missing"]["disc"] == 1  # the other had no predicted disc
+    from dataclasses import asdict
+
+    table = format_table({"cases": [asdict(perfect), asdict(missed)], "summary": s})
+    assert "disc 0.0 (n=1; 1 without a prediction)" in table
+
+
+def test_levels_named_rule_counts_any_predicted_label_towards_10_percent() -> None:
+    ref = np.zeros((10, 10, 1), dtype=np.int16)
+    ref[:, :, 0] = 123  # 100 voxels
+    pred = np.zeros_like(ref)
+    pred[0, :6, 0] = 123  # 6 % with its own label
+    pred[1, :5, 0] = 124  # 5 % with another: 11 % labelled, 123 the most frequent
+    assert evaluate_case(pred, ref, (1.0, 1.0, 1.0)).levels_named == {"L4-L5": True}
+    pred[1, :5, 0] = 0  # 6 % labelled: below 10 %
+    assert evaluate_case(pred, ref, (1.0, 1.0, 1.0)).levels_named == {"L4-L5": False}
+    pred[0, :, 0] = 124  # 10 % labelled, but by another level
+    assert evaluate_case(pred, ref, (1.0, 1.0, 1.0)).levels_named == {"L4-L5": False}
+
+
+def _pair(tmp_path: Path, pred: np.ndarray, ref: np.ndarray, pred_affine: np.ndarray) -> tuple:
+    pdir, rdir = tmp_path / "pred", tmp_path / "ref"
+    pdir.mkdir()
+    rdir.mkdir()
+    nib.save(nib.Nifti1Image(ref.astype(np.int16), np.eye(4)), str(rdir / "sub-01_dseg.nii.gz"))
+    nib.save(nib.Nifti1Image(pred.astype(np.int16), pred_affine), str(pdir / "sub-01_dseg.nii.gz"))
+    return pdir, rdir
+
+
+def test_evaluate_segment_shape_mismatch_is_a_one_line_error(tmp_path: Path) -> None:
+    ref = np.zeros((20, 20, 5))
+    ref[2:6, 2:10] = 122
+    pdir, rdir = _pair(tmp_path, ref[:19], ref, np.eye(4))
+    res = CliRunner().invoke(app, ["evaluate", "segment", "--pred", str(pdir), "--ref", str(rdir)])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"discquant: error: {pdir}"), res.output
+    assert "(19, 20, 5)" in lines[0] and "(20, 20, 5)" in lines[0]
+
+
+def test_evaluate_segment_rejects_a_different_affine(tmp_path: Path) -> None:
+    ref = np.zeros((20, 20, 5))
+    ref[2:6, 2:10] = 122
+    shifted = np.eye(4)
+    shifted[0, 3] = 2.0  # 2 mm off
+    pdir, rdir = _pair(tmp_path, ref, ref, shifted)
+    json_out = tmp_path / "out.json"
+    args = ["evaluate", "segment", "--pred", str(pdir), "--ref", str(rdir)]
+    res = CliRunner().invoke(app, [*args, "--json", str(json_out)])
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"discquant: error: {pdir}"), res.output
+    assert "affine" in lines[0] and not json_out.exists()
+
+
+def test_evaluate_dirs_tolerates_rounding_and_notes_what_classes_count(tmp_path: Path) -> None:
+    ref = np.zeros((20, 20, 5))
+    ref[2:6, 2:10] = 122
+    pred = ref.copy()
+    pred[10:14, 2:10] = 121  # a level the reference does not label
+    nudged = np.eye(4)
+    nudged[0, 3] = 1e-5
+    pdir, rdir = _pair(tmp_path, pred, ref, nudged)
+    result = evaluate_dirs(pdir, rdir)
+    assert result["cases"][0]["dice"] == {"disc": 1.0}
+    assert result["cases"][0]["unscored_labels"] == {"disc": [121]}
+    assert "reference uses" in result["note"]
+    assert json.loads(json.dumps(result))["summary"]["hd95_n"] == {"disc": 1}
+    assert "note:" in format_table(result)

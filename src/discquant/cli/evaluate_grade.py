@@ -42,8 +42,25 @@ def evaluate_grade_cmd(
     from discquant.cli._common import user_errors
 
     with user_errors():
+        from discquant.cli._common import check_output_file
+        from discquant.errors import InvalidInputError
         from discquant.evaluate.grading import evaluate_tables
 
+        # Every output path is checked before anything is written.
+        outputs = [o for o in (plot, json_out) if o is not None]
+        for o in outputs:
+            check_output_file(o)
+        if plot is not None:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+            kinds = FigureCanvasAgg.get_supported_filetypes()
+            if plot.suffix.lower().lstrip(".") not in kinds:
+                raise InvalidInputError(
+                    f"plot file must end in one of {', '.join('.' + k for k in kinds)}",
+                    path=plot,
+                )
+            if json_out is not None and plot.resolve() == json_out.resolve():
+                raise InvalidInputError("--plot and --json name the same file", path=plot)
         report, text = evaluate_tables(
             pred,
             ref,
@@ -59,4 +76,5 @@ def evaluate_grade_cmd(
         js = json.dumps(report, indent=1)
         typer.echo(js)
         if json_out is not None:
+            json_out.parent.mkdir(parents=True, exist_ok=True)
             json_out.write_text(js + "\n")

@@ -13,17 +13,25 @@ def evaluate_segment_cmd(
     json_out: Path | None = typer.Option(None, "--json", help="Also write the results as JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:
-    """Dice per class and level, HD95 and level-naming accuracy (SPINEPS labels)."""
+    """Dice per class and level, HD95 and level-naming accuracy (SPINEPS labels).
+
+    Each prediction must share its reference's grid (shape and affine). Class scores
+    count only predicted labels the reference uses (a predicted T12-L1 disc is left out
+    against lumbar-only references).
+    """
     from discquant.cli._common import setup_logging, user_errors
 
     setup_logging(quiet=quiet)
     with user_errors():
+        from discquant.cli._common import check_output_file
         from discquant.errors import InputNotFoundError
         from discquant.evaluate.segmentation import evaluate_dirs, format_table, write_result
 
         for p in (pred, ref):
             if not p.is_dir():
                 raise InputNotFoundError("folder not found", path=p)
+        if json_out is not None:
+            check_output_file(json_out)  # before the work, so a bad path fails at once
         result = evaluate_dirs(pred, ref)
         if json_out is not None:
             write_result(result, json_out)

@@ -1,8 +1,10 @@
 """Agreement of ordinal grades (Pfirrmann I-V) and of continuous values (Bland-Altman).
 
 Grades: exact accuracy, balanced accuracy (mean per-class recall over the classes present
-in the reference), Cohen's κ with linear and quadratic weights (scikit-learn), the share
-within ±1 grade and the confusion matrix (rows = reference, columns = prediction).
+in the reference), Cohen's κ with linear and quadratic weights (scikit-learn, over the full
+label set 1..5, so the weight of a disagreement is the distance between the grades even
+when a grade between them occurs in neither column), the share within ±1 grade and the
+confusion matrix (rows = reference, columns = prediction).
 Yes/no findings (e.g. herniation): sensitivity, specificity, balanced accuracy (their
 mean), prevalence and, given scores, the ROC AUC.
 Values: Bland-Altman bias and 95 % limits of agreement (bias ± 1.96 SD of differences).
@@ -44,12 +46,28 @@ def grade_agreement(
 ) -> GradeAgreement:
     """Compare predicted with reference grades.
 
+    Parameters
+    ----------
+    reference, predicted
+        One grade per case, each one of ``labels``.
+    labels
+        The ordered grades. Cohen's κ weights a disagreement by the distance between the
+        two grades' positions in ``labels`` (for 1..5: the grade difference), also when
+        grades in between occur in neither column.
+
+    Raises
+    ------
+    ValueError
+        Different lengths, no grades, or a grade not in ``labels``.
+
     Examples
     --------
     >>> a = grade_agreement([1, 2, 3, 3], [1, 2, 3, 4])
     >>> a.exact_accuracy, a.within_one
     (0.75, 1.0)
     """
+    import warnings
+
     from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, confusion_matrix
 
     ref = np.asarray(reference, dtype=int).ravel()
@@ -58,19 +76,32 @@ def grade_agreement(
         raise ValueError(f"{ref.size} reference grades but {pred.size} predictions")
     if ref.size == 0:
         raise ValueError("no grades to compare")
+    label_list = [int(g) for g in labels]
+    outside = sorted(set(np.concatenate([ref, pred]).tolist()) - set(label_list))
+    if outside:
+        raise ValueError(f"grade(s) {outside} not among the labels {label_list}")
     nan = float("nan")
     single = np.unique(np.concatenate([ref, pred])).size < 2
+
+    def kappa(weights: str) -> float:
+        if single:
+            return nan
+        return float(cohen_kappa_score(ref, pred, weights=weights, labels=label_list))
+
+    with warnings.catch_warnings():
+        # Predicted grades absent from the reference are expected; they count as errors.
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        warnings.filterwarnings("ignore", message="A single label was found")
+        balanced = float(balanced_accuracy_score(ref, pred))
     return GradeAgreement(
         n=int(ref.size),
         exact_accuracy=float(np.mean(ref == pred)),
-        balanced_accuracy=float(balanced_accuracy_score(ref, pred)),
-        kappa_linear=nan if single else float(cohen_kappa_score(ref, pred, weights="linear")),
-        kappa_quadratic=(
-            nan if single else float(cohen_kappa_score(ref, pred, weights="quadratic"))
-        ),
+        balanced_accuracy=balanced,
+        kappa_linear=kappa("linear"),
+        kappa_quadratic=kappa("quadratic"),
         within_one=float(np.mean(np.abs(ref - pred) <= 1)),
-        confusion=confusion_matrix(ref, pred, labels=list(labels)).tolist(),
-        labels=tuple(labels),
+        confusion=confusion_matrix(ref, pred, labels=label_list).tolist(),
+        labels=tuple(label_list),
     )
 
 
@@ -290,7 +321,18 @@ def format_agreement(a: GradeAgreement, *, title: str = "") -> str:
 
 
 def read_table(path: Path) -> Any:
-    """Read a TSV or CSV (by extension; ``.tsv``/``.txt`` tab, else comma) as a DataFrame."""
+    """Read a TSV or CSV (by extension; ``.tsv``/``.txt`` tab, else comma) as a DataFrame.
+
+    ``subject`` and ``level`` are read as text (``1`` in one table matches ``1`` in the
+    other, whether or not the rest of the column looks numeric), stripped of surrounding
+    blanks.
+
+    Raises
+    ------
+    InvalidInputError
+        Unreadable, no ``subject`` or ``level`` column, an empty subject or level, or a
+        (subject, level) pair on more than one row (it would be counted twice).
+    """
     import pandas as pd
 
     from discquant.errors import InputNotFoundError, InvalidInputError
@@ -299,27 +341,60 @@ def read_table(path: Path) -> Any:
         raise InputNotFoundError("file not found", path=path)
     sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
     try:
-        df = pd.read_csv(path, sep=sep)
+        df = pd.read_csv(path, sep=sep, dtype={"subject": str, "level": str})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise InvalidInputError(f"cannot read table: {exc}", path=path) from exc
     missing = {"subject", "level"} - set(df.columns)
     if missing:
         raise InvalidInputError(f"missing column(s) {sorted(missing)}", path=path)
+    for key in ("subject", "level"):
+        df[key] = df[key].str.strip()
+        empty = df[key].isna() | (df[key] == "")
+        if empty.any():
+            line = int(np.flatnonzero(empty.to_numpy())[0]) + 2  # header is line 1
+            raise InvalidInputError(f"empty {key} on line {line}", path=path)
+    dup = df.duplicated(["subject", "level"], keep=False).to_numpy()
+    if dup.any():
+        first = int(np.flatnonzero(dup)[0])
+        subject, level = df["subject"].iloc[first], df["level"].iloc[first]
+        same = (df["subject"] == subject) & (df["level"] == level)
+        lines = ", ".join(str(int(k) + 2) for k in np.flatnonzero(same.to_numpy()))
+        raise InvalidInputError(
+            f"duplicate (subject, level) row ({subject}, {level}) on lines {lines}", path=path
+        )
     return df
 
 
-def _check_values(
-    merged: Any, allowed: Sequence[int], problem: str, *, ref: Path, pred: Path
-) -> None:
-    """Raise, naming the file, unless both columns hold only ``allowed`` values (text → NaN)."""
+def _numeric_column(
+    merged: Any, col: str, name: str, path: Path, allowed: Sequence[int] | None = None
+) -> Any:
+    """``merged[col]`` as floats; raise, naming ``path``, at the first unusable value.
+
+    Empty cells must have been dropped before. Unusable: text, or with ``allowed`` a value
+    not in it.
+    """
     import pandas as pd
 
     from discquant.errors import InvalidInputError
 
-    for col, path in (("ref", ref), ("pred", pred)):
-        vals = pd.to_numeric(merged[col], errors="coerce").to_numpy(float)
-        if not np.all(np.isin(vals, allowed)):
-            raise InvalidInputError(f"{problem} in {col} column", path=path)
+    vals = pd.to_numeric(merged[col], errors="coerce")
+    bad = vals.isna().to_numpy().copy()
+    if allowed is not None:
+        bad |= ~np.isin(vals.to_numpy(float), list(allowed))
+    if bad.any():
+        row = merged.iloc[int(np.flatnonzero(bad)[0])]
+        if allowed is None:
+            what = "values must be numbers"
+        elif tuple(allowed) == GRADES:
+            what = "grades must be integers 1-5"
+        else:
+            what = "values must be one of " + ", ".join(str(a) for a in allowed)
+        cell = "an empty cell" if pd.isna(row[col]) else repr(str(row[col]))
+        raise InvalidInputError(
+            f"{what}: {cell} in column {name!r} (subject {row['subject']}, level {row['level']})",
+            path=path,
+        )
+    return vals.astype(float)
 
 
 def evaluate_tables(
@@ -338,6 +413,9 @@ def evaluate_tables(
 
     ``binary`` compares yes/no columns (0/1) with :func:`binary_agreement`; its
     ``score_column`` in the predictions (e.g. ``p_herniation``) gives the ROC AUC.
+    Matched rows with an empty value in either compared column are left out (counted in
+    ``n_empty``); text in a compared column, or an empty or non-numeric score, is an
+    error naming the file. ``plot`` is written only after every check has passed.
     """
     import pandas as pd
 
@@ -355,19 +433,38 @@ def evaluate_tables(
     if score_column:
         p = p.rename(columns={score_column: "score"})
     r = r[["subject", "level", ref_column]].rename(columns={ref_column: "ref"})
-    m = pd.merge(r, p, on=["subject", "level"], how="inner").dropna(subset=["ref", "pred"])
+    both = pd.merge(r, p, on=["subject", "level"], how="inner", validate="one_to_one")
+    m = both.dropna(subset=["ref", "pred"]).reset_index(drop=True)
     report: dict[str, Any] = {
         "n_pred": len(p),
         "n_ref": len(r),
         "n_matched": len(m),
+        "n_empty": len(both) - len(m),
         "column": ref_column,
     }
     if m.empty:
-        raise InvalidInputError("no (subject, level) row is in both tables", path=pred)
+        raise InvalidInputError(
+            "no (subject, level) row is in both tables with a value in both", path=pred
+        )
+    allowed: Sequence[int] | None = None
+    if binary:
+        allowed = (0, 1)
+    elif not bland_altman_mode:
+        allowed = GRADES
+    m["ref"] = _numeric_column(m, "ref", ref_column, ref, allowed)
+    m["pred"] = _numeric_column(m, "pred", pred_column, pred, allowed)
+    if binary and score_column:
+        m["score"] = _numeric_column(m, "score", score_column, pred)
+    if bland_altman_mode and len(m) < 2:
+        raise InvalidInputError(
+            f"Bland-Altman needs at least two matched rows, found {len(m)}", path=pred
+        )
     groups: list[tuple[str, Any]] = [("all", m)]
     if by_level:
         groups += [(str(lev), g) for lev, g in m.groupby("level")]
     lines: list[str] = [f"matched {len(m)} of {len(r)} reference rows ({len(p)} predictions)"]
+    if report["n_empty"]:
+        lines[0] += f"; {report['n_empty']} matched row(s) left out for an empty value"
     if bland_altman_mode:
         for name, g in groups:
             if len(g) < 2:
@@ -383,14 +480,12 @@ def evaluate_tables(
             bland_altman_plot(m["ref"].to_numpy(float), m["pred"].to_numpy(float), plot)
             report["plot"] = str(plot)
     elif binary:
-        _check_values(m, (0, 1), "yes/no values must be 0 or 1", ref=ref, pred=pred)
         for name, g in groups:
             sc = g["score"].to_numpy(float) if score_column else None
             b = binary_agreement(g["ref"].to_numpy(int), g["pred"].to_numpy(int), scores=sc)
             report[name] = b.to_dict()
             lines.append(format_binary(b, title=f"== {name} =="))
     else:
-        _check_values(m, GRADES, "grades must be integers 1-5", ref=ref, pred=pred)
         for name, g in groups:
             a = grade_agreement(g["ref"].to_numpy(int), g["pred"].to_numpy(int))
             report[name] = a.to_dict()

@@ -2,8 +2,22 @@
 
 Label maps follow the SPINEPS convention (bodies 17..25, sacrum 26, discs 100 + the
 vertebra above). A class or level is scored only where the reference labels it, so that
-partially labelled references (discs only, bodies only) are fair. Dice and the 95th
-percentile Hausdorff distance are MONAI's (``monai.metrics``).
+partially labelled references (discs only, bodies only, lumbar levels only) are fair:
+
+- a class (disc, body, sacrum) is scored in a case only when the reference has it, and
+  its Dice and HD95 count only the predicted voxels whose label the case's reference
+  uses (a predicted T12-L1 disc, 119, is left out when the reference labels only
+  120-124; :attr:`CaseResult.unscored_labels` lists what was left out). Labels are
+  otherwise ignored within a class, so a disc predicted with the name of another
+  reference disc still counts. A prediction whose names are all shifted by one level
+  loses the voxels of its label the reference does not use; the per-level scores show
+  the shift.
+- a level (one label) is scored when the reference has it: Dice of that label alone, and
+  whether it was named correctly.
+
+Dice and the 95th percentile Hausdorff distance are MONAI's (``monai.metrics``); HD95 is
+NaN when the prediction has none of the (scored) class, and the summary counts such
+cases apart (``hd95_missing``) rather than averaging them in.
 
 Also here: the mid-sagittal checks on sets without masks (SPIDER: which levels exist;
 Sudirman: disc bounding boxes) and the conversion of the real reference masks in
@@ -32,6 +46,15 @@ CLASS_RANGES: dict[str, tuple[int, int]] = {
 }
 LUMBAR_DISCS = (120, 121, 122, 123, 124)
 LUMBAR_BODIES = (20, 21, 22, 23, 24)
+#: Largest difference (mm) between a prediction's and its reference's affine entries.
+AFFINE_TOLERANCE_MM = 1e-3
+#: What the class scores count (written with every :func:`evaluate_dirs` result).
+NOTE = (
+    "class Dice/HD95 count only predicted voxels whose label the case's reference uses "
+    "(levels the reference does not label, e.g. a predicted T12-L1 disc against lumbar "
+    "references, are left out: see unscored_labels); hd95_mm means leave out cases "
+    "without a predicted voxel of the class (hd95_missing)"
+)
 
 
 @dataclass
@@ -43,6 +66,8 @@ class CaseResult:
     hd95_mm: dict[str, float] = field(default_factory=dict)
     level_dice: dict[str, float] = field(default_factory=dict)
     levels_named: dict[str, bool] = field(default_factory=dict)
+    unscored_labels: dict[str, list[int]] = field(default_factory=dict)
+    """Per class, predicted labels absent from the reference (left out of its scores)."""
 
 
 def _class_mask(labels: npt.NDArray, name: str) -> npt.NDArray[np.bool_]:
@@ -79,8 +104,13 @@ def evaluate_case(
 ) -> CaseResult:
     """Dice/HD95 per class present in ``ref``; Dice and naming per reference level.
 
-    A reference level counts as *named correctly* when the predicted label that covers
-    most of it is the same label (and it covers at least 10 % of it).
+    A class is scored on the predicted voxels whose label ``ref`` uses somewhere (other
+    predicted labels of the class are listed in ``unscored_labels``), against all of
+    the class in ``ref``; HD95 is NaN when none is predicted.
+
+    A reference level counts as *named correctly* when the prediction labels (with any
+    non-background label) at least 10 % of its voxels and, among those predicted voxels,
+    the most frequent label is the level's own.
     """
     if pred.shape != ref.shape:
         raise ValueError(f"{case}: prediction shape {pred.shape} != reference {ref.shape}")
@@ -89,7 +119,13 @@ def evaluate_case(
         r = _class_mask(ref, name)
         if not r.any():
             continue
-        d, h = _dice_hd95(_class_mask(pred, name), r, spacing_mm)
+        ref_labels = np.unique(ref[r])
+        p_class = _class_mask(pred, name)
+        p = p_class & np.isin(pred, ref_labels)
+        extra = np.unique(pred[p_class & ~p])
+        if extra.size:
+            res.unscored_labels[name] = [int(v) for v in extra]
+        d, h = _dice_hd95(p, r, spacing_mm)
         res.dice[name] = d
         res.hd95_mm[name] = h
     from discquant.segment.levels import disc_name, vertebra_name
@@ -117,11 +153,17 @@ def _subject_of(path: Path) -> str:
 def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
     """Match ``sub-*`` NIfTI files in two folders and score every pair.
 
-    Returns a JSON-ready dict with ``cases`` and ``summary`` (means per class and level,
-    fraction of levels named correctly).
+    Returns a JSON-ready dict with ``cases``, ``summary`` (means per class and level,
+    fraction of levels named correctly) and ``note`` (what the class scores count).
+
+    Raises
+    ------
+    InvalidInputError
+        A prediction whose grid (shape or affine, beyond 0.001 mm) differs from its
+        reference's, or a label map that is not 3D or holds non-integer values.
     """
 
-    from discquant.errors import InputNotFoundError
+    from discquant.errors import InputNotFoundError, InvalidInputError
     from discquant.io.nifti import read_volume
 
     refs = {
@@ -140,8 +182,26 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
     cases = []
     for sub in common:
         ref_vol, pred_vol = read_volume(refs[sub]), read_volume(preds[sub])
-        if not np.allclose(ref_vol.affine, pred_vol.affine, atol=1e-3):
-            logger.warning("%s: prediction and reference affines differ", sub)
+        for vol, path in ((ref_vol, refs[sub]), (pred_vol, preds[sub])):
+            if vol.data.ndim != 3:
+                raise InvalidInputError(
+                    f"label map has shape {vol.data.shape}; expected 3D", path=path
+                )
+            if not np.array_equal(vol.data, np.round(vol.data)):
+                raise InvalidInputError("label map holds non-integer values", path=path)
+        if pred_vol.data.shape != ref_vol.data.shape:
+            raise InvalidInputError(
+                f"shape {pred_vol.data.shape} differs from the reference's "
+                f"{ref_vol.data.shape} ({refs[sub]}); resample it onto the reference grid",
+                path=preds[sub],
+            )
+        diff = float(np.abs(pred_vol.affine - ref_vol.affine).max())
+        if diff > AFFINE_TOLERANCE_MM:
+            raise InvalidInputError(
+                f"affine differs from the reference's ({refs[sub]}) by up to {diff:.3g} "
+                "mm; resample it onto the reference grid",
+                path=preds[sub],
+            )
         cases.append(
             evaluate_case(
                 pred_vol.data.astype(np.int32),
@@ -150,18 +210,28 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
                 case=sub,
             )
         )
-    return {"cases": [asdict(c) for c in cases], "summary": summarise(cases)}
+    return {"cases": [asdict(c) for c in cases], "summary": summarise(cases), "note": NOTE}
 
 
 def summarise(cases: Sequence[CaseResult]) -> dict[str, Any]:
-    """Means over cases of class Dice/HD95 and per-level Dice; naming accuracy."""
+    """Means over cases of class Dice/HD95 and per-level Dice; naming accuracy.
+
+    HD95 is undefined for a case whose prediction has none of the class: its mean is
+    over the other cases, ``hd95_n`` counts the cases averaged and ``hd95_missing`` those
+    left out for that reason (per class).
+    """
     out: dict[str, Any] = {"n_cases": len(cases), "dice": {}, "hd95_mm": {}, "level_dice": {}}
+    out["hd95_n"] = {}
+    out["hd95_missing"] = {}
     for attr in ("dice", "hd95_mm", "level_dice"):
         keys = sorted({k for c in cases for k in getattr(c, attr)})
         for k in keys:
             vals = [getattr(c, attr)[k] for c in cases if k in getattr(c, attr)]
-            vals = [v for v in vals if np.isfinite(v)]
-            out[attr][k] = float(np.mean(vals)) if vals else float("nan")
+            finite = [v for v in vals if np.isfinite(v)]
+            out[attr][k] = float(np.mean(finite)) if finite else float("nan")
+            if attr == "hd95_mm":
+                out["hd95_n"][k] = len(finite)
+                out["hd95_missing"][k] = len(vals) - len(finite)
     named = [v for c in cases for v in c.levels_named.values()]
     out["levels_named_fraction"] = float(np.mean(named)) if named else float("nan")
     out["levels_named"] = f"{int(np.sum(named))}/{len(named)}"
@@ -189,9 +259,23 @@ def format_table(result: dict[str, Any]) -> str:
     s = result["summary"]
     lines.append("")
     lines.append("mean Dice: " + ", ".join(f"{k} {v:.3f}" for k, v in s["dice"].items()))
-    lines.append("mean HD95 (mm): " + ", ".join(f"{k} {v:.1f}" for k, v in s["hd95_mm"].items()))
+    hd = []
+    for k, v in s["hd95_mm"].items():
+        n, miss = s.get("hd95_n", {}).get(k), s.get("hd95_missing", {}).get(k)
+        counts = (
+            "" if n is None else f" (n={n}" + (f"; {miss} without a prediction)" if miss else ")")
+        )
+        hd.append(f"{k} {v:.1f}{counts}")
+    lines.append("mean HD95 (mm): " + ", ".join(hd))
     lines.append("per level Dice: " + ", ".join(f"{k} {v:.3f}" for k, v in s["level_dice"].items()))
     lines.append(f"levels named correctly: {s['levels_named']} ({s['levels_named_fraction']:.1%})")
+    left = sorted(
+        {v for c in result["cases"] for vs in c.get("unscored_labels", {}).values() for v in vs}
+    )
+    if left:
+        lines.append(f"predicted labels not in the reference, left out of class scores: {left}")
+    if "note" in result:
+        lines.append(f"note: {result['note']}")
     return "\n".join(lines)
 
 
