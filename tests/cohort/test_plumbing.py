@@ -148,3 +148,79 @@ def test_a_manifest_that_is_not_utf8_is_bad_input(tmp_path: Path) -> None:
     manifest.write_bytes("subject,dicom\nMüller,studies/m\n".encode("latin-1"))
     with pytest.raises(InvalidInputError, match=r"cohort\.csv: manifest is not UTF-8"):
         read_cohort(manifest)
+
+
+def test_a_study_that_fails_now_loses_its_earlier_outputs(tmp_path: Path) -> None:
+    """A failed study is in cohort_failures.csv and has no DIR/sub-<id>/: outputs of an
+    earlier run no longer match its inputs and would be read as current."""
+    data = tmp_path / "data"
+    for i in range(3):
+        standin.make_study(data / f"sub-s{i:02d}", _adc(i))
+    out = tmp_path / "out"
+    studies = read_cohort(data)
+    first = _run(studies, out, workers=1)
+    assert first.done == 3 and (out / "sub-s02").is_dir()
+    (data / "sub-s01" / "values.json").write_text(json.dumps({"adc": _adc(11)}))  # redone
+    (data / "sub-s02" / "values.json").write_text("{broken")  # now fails
+    second = _run(studies, out, workers=1)
+    assert {o.subject: o.status for o in second.outcomes} == {
+        "s00": "skipped", "s01": "complete", "s02": "failed",
+    }  # fmt: skip
+    assert not (out / "sub-s02").exists()
+    assert sorted(p.name for p in out.glob("sub-*")) == ["sub-s00", "sub-s01"]
+    failures = pd.read_csv(out / "cohort_failures.csv")
+    assert list(failures["subject"]) == ["s02"]
+    assert set(pd.read_csv(out / "cohort_discs.csv")["subject"]) == {"s00", "s01"}
+
+
+@pytest.mark.parametrize("name", ["cohort.txt", "cohort.csv"])
+def test_a_tab_separated_manifest_is_read_whatever_its_extension(tmp_path: Path, name: str) -> None:
+    standin.make_study(tmp_path / "data" / "s00", _adc(0))
+    manifest = tmp_path / name
+    manifest.write_text("subject\tpath\ns00\tdata/s00\n")
+    studies = read_cohort(manifest)
+    assert [(s.subject, s.error) for s in studies] == [("s00", None)]
+    assert studies[0].inputs.path == tmp_path / "data" / "s00"
+    comma = tmp_path / "comma.txt"
+    comma.write_text("subject,path\ns00,data/s00\n")
+    assert read_cohort(comma)[0].inputs.path == tmp_path / "data" / "s00"
+
+
+def test_a_manifest_without_subject_column_says_what_it_found(tmp_path: Path) -> None:
+    from discquant.errors import InvalidInputError
+
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("patient,path\nP1,x\n")
+    with pytest.raises(InvalidInputError, match=r"no 'subject' column .*'patient', 'path'"):
+        read_cohort(manifest)
+
+
+def test_an_empty_study_folder_fails_with_its_path(tmp_path: Path) -> None:
+    from discquant.cohort import input_fingerprint
+    from discquant.errors import InputNotFoundError
+
+    standin.make_study(tmp_path / "data" / "sub-s00", _adc(0))
+    empty = tmp_path / "data" / "sub-s01"
+    empty.mkdir()
+    studies = read_cohort(tmp_path / "data")
+    with pytest.raises(InputNotFoundError, match=f"{empty}: the study folder holds no input"):
+        input_fingerprint(studies[1].inputs)
+    run = _run(studies, tmp_path / "out", workers=1)
+    assert (run.done, run.failed) == (1, 1)
+    failures = pd.read_csv(tmp_path / "out" / "cohort_failures.csv")
+    assert str(empty) in failures.loc[0, "error"]
+
+
+def test_a_manifest_row_that_cannot_run_now_loses_its_earlier_outputs(tmp_path: Path) -> None:
+    for i in range(2):
+        standin.make_study(tmp_path / "data" / f"s{i:02d}", _adc(i))
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("subject,path\ns00,data/s00\ns01,data/s01\n")
+    out = tmp_path / "out"
+    assert _run(read_cohort(manifest), out, workers=1).done == 2
+    # s01's folder moved away; a new row clashes with s00's label (s00 keeps its outputs)
+    manifest.write_text("subject,path\ns00,data/s00\ns01,data/gone\ns-00,data/s01\n")
+    run = _run(read_cohort(manifest), out, workers=1)
+    assert (run.skipped, run.failed) == (1, 2)
+    assert sorted(p.name for p in out.glob("sub-*")) == ["sub-s00"]
+    assert list(pd.read_csv(out / "cohort_failures.csv")["subject"]) == ["s00", "s01"]

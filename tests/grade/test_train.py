@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from discquant.errors import InvalidInputError, ModelError
@@ -124,7 +126,6 @@ def test_repository_config_is_valid() -> None:
 
 def test_herniation_cv_and_external_test(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Yes/no target: patient-level CV on two outputs, binary metrics, then a test model."""
-    import discquant.grade.data as data_mod
     import discquant.grade.train as train_mod
     from discquant.grade.crops import DiscLocation
     from discquant.grade.data import GradedDisc
@@ -137,7 +138,7 @@ def test_herniation_cv_and_external_test(tmp_path: Path, monkeypatch: pytest.Mon
     ]
     discs.append(GradedDisc("p99", "L4-L5", 3, tmp_path, loc, None))  # not graded: left out
     monkeypatch.setattr(train_mod, "collect_discs", lambda cfg, base: discs)
-    monkeypatch.setattr(data_mod, "build_crops", lambda d, **kw: crops[: len(d)])
+    _patch_crops(monkeypatch, discs, np.concatenate([crops, crops[:1]]))
     arch = {"block_inplanes": [8, 8, 16, 16]}
     cfg = GradeTrainConfig(
         target="herniation", holdout_patients=0, folds=2, train_final=False, epochs=12,
@@ -152,8 +153,17 @@ def test_herniation_cv_and_external_test(tmp_path: Path, monkeypatch: pytest.Mon
     model_path = tmp_path / "cv" / "checkpoints" / "fold0.pt"
     test = cfg.model_copy(update={"cross_validate": False, "test_model": str(model_path)})
     summary = run_training(test, tmp_path / "test")
-    assert summary["test"]["all"]["n"] == 80
-    assert (tmp_path / "test" / "test_metrics.json").is_file()
+    # fold 0's network trained on fold 1's patients: only fold 0's are a test
+    splits = json.loads((tmp_path / "cv" / "splits.json").read_text())
+    fold0 = {s for s, k in splits["folds"].items() if k == 0}
+    assert summary["test"]["all"]["n"] == 2 * len(fold0) == 40
+    assert summary["test"]["training_overlap"] == {
+        "known": True, "left_out_patients": 20, "left_out_discs": 40,
+    }  # fmt: skip
+    tested = pd.read_csv(tmp_path / "test" / "test_predictions.tsv", sep="\t")
+    assert set(tested["subject"]) == fold0
+    metrics = json.loads((tmp_path / "test" / "test_metrics.json").read_text())
+    assert metrics["training_overlap"]["left_out_patients"] == 20
     wrong = test.model_copy(update={"target": "pfirrmann"})
     with pytest.raises(InvalidInputError, match="outputs"):
         run_training(wrong, tmp_path / "wrong")
@@ -187,7 +197,6 @@ def _patch_graded_discs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, n: int, *, seed: int
 ) -> np.ndarray:
     """Make run_training read ``n`` synthetic graded discs (2 per patient); their crops."""
-    import discquant.grade.data as data_mod
     import discquant.grade.train as train_mod
     from discquant.grade.crops import DiscLocation
     from discquant.grade.data import GradedDisc
@@ -199,8 +208,18 @@ def _patch_graded_discs(
         for i, g in enumerate(grades)
     ]
     monkeypatch.setattr(train_mod, "collect_discs", lambda cfg, base: discs)
-    monkeypatch.setattr(data_mod, "build_crops", lambda d, **kw: crops[: len(d)])
+    _patch_crops(monkeypatch, discs, crops)
     return crops
+
+
+def _patch_crops(monkeypatch: pytest.MonkeyPatch, discs: list, crops: np.ndarray) -> None:  # type: ignore[type-arg]
+    """``build_crops`` returns each disc's own synthetic crop (also for a subset of discs)."""
+    import discquant.grade.data as data_mod
+
+    index = {(d.subject, d.level): i for i, d in enumerate(discs)}
+    monkeypatch.setattr(
+        data_mod, "build_crops", lambda d, **kw: crops[[index[x.subject, x.level] for x in d]]
+    )
 
 
 def test_ship_folds_is_the_mean_of_the_fold_networks(
@@ -347,3 +366,176 @@ def test_fold_checkpoints_are_reused_only_with_the_same_settings(
     # another setting (epochs) refuses the old checkpoints instead of mixing networks
     with pytest.raises(InvalidInputError, match="other settings"):
         run_training(cfg.model_copy(update={"max_steps": 5}), tmp_path / "gathered")
+
+
+def test_fold_checkpoints_of_another_patient_split_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The settings hash does not cover the patients: a changed subject list reshuffles the
+    seeded split, and a reused fold network would score patients it trained on."""
+    import shutil
+
+    import discquant.grade.train as train_mod
+
+    _patch_graded_discs(monkeypatch, tmp_path, 48, seed=8)
+    cfg = GradeTrainConfig(
+        holdout_patients=4, folds=2, train_final=False, max_steps=2, batch_size=8,
+        arch={"block_inplanes": [8, 8, 16, 16]}, tta_shifts=[(0, 0)],
+        augment=AugmentConfig(prob=0.0),
+    )  # fmt: skip
+    run_training(cfg, tmp_path / "run")
+    shutil.copytree(tmp_path / "run", tmp_path / "again")
+
+    # one patient fewer (say, a withdrawn consent): same settings, another split
+    discs = train_mod.collect_discs(cfg, base=Path("."))
+    monkeypatch.setattr(
+        train_mod, "collect_discs", lambda c, base: [d for d in discs if d.subject != "p23"]
+    )
+    before = (tmp_path / "run" / "splits.json").read_text()
+    with pytest.raises(InvalidInputError, match="another split of the patients"):
+        run_training(cfg, tmp_path / "run")
+    assert (tmp_path / "run" / "splits.json").read_text() == before  # the run is left as it was
+
+    fold0 = load_pfirrmann_model(tmp_path / "run" / "checkpoints" / "fold0.pt").metadata
+    splits = json.loads((tmp_path / "run" / "splits.json").read_text())
+    assert fold0["validation_subjects"] == sorted(s for s, k in splits["folds"].items() if k == 0)
+    assert fold0["train_subjects"] == sorted(s for s, k in splits["folds"].items() if k == 1)
+    assert fold0["holdout_subjects"] == splits["holdout"]
+    monkeypatch.setattr(train_mod, "collect_discs", lambda c, base: discs)
+    run_training(cfg, tmp_path / "again")  # the same patients: reused, no complaint
+
+    # a checkpoint that does not say which patients it saw is not reused either
+    old = load_pfirrmann_model(tmp_path / "again" / "checkpoints" / "fold1.pt")
+    meta = {k: v for k, v in old.metadata.items() if k not in train_mod.SPLIT_KEYS}
+    save_pfirrmann_model(
+        PfirrmannModel(old.network, old.crop, meta), tmp_path / "again" / "checkpoints" / "fold1.pt"
+    )
+    monkeypatch.setattr(train_mod, "collect_discs", lambda c, base: discs)
+    with pytest.raises(InvalidInputError, match="does not record which patients"):
+        run_training(cfg, tmp_path / "again")
+
+
+def test_test_model_skips_the_patients_it_was_trained_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A model that only names its held-out patients (as the shipped one does) is tested on
+    those alone when the data is its training set; one that says nothing is tested on all,
+    with a warning in the log and in test_metrics.json."""
+    import logging
+
+    import torch
+
+    import discquant.grade.train as train_mod
+    from discquant.grade.crops import DiscLocation
+    from discquant.grade.data import GradedDisc
+    from discquant.grade.pfirrmann import build_network
+
+    crops, grades = _synthetic_crops(40, seed=9)
+    loc = DiscLocation((0.0, 0.0, 0.0))
+    discs = [  # of unknown data set: counted as the model's own
+        GradedDisc(f"p{i // 2:02d}", ("L4-L5", "L5-S1")[i % 2], int(g), tmp_path, loc)
+        for i, g in enumerate(grades)
+    ]
+    monkeypatch.setattr(train_mod, "collect_discs", lambda cfg, base: discs)
+    _patch_crops(monkeypatch, discs, crops)
+    torch.manual_seed(0)
+    arch = {"block_inplanes": [8, 8, 16, 16]}
+    crop = {"slices": 3, "shape": (24, 32)}
+    held = ["p03", "p11", "p17"]
+    shipped_like = tmp_path / "shipped-like.pt"
+    meta = {"arch": arch, "trained_on": "sudirman + spider", "holdout_subjects": held}
+    save_pfirrmann_model(PfirrmannModel(build_network(arch), crop, meta), shipped_like)
+    cfg = GradeTrainConfig(
+        cross_validate=False, train_final=False, test_model=str(shipped_like), arch=arch
+    )
+    with caplog.at_level(logging.WARNING, logger="discquant.grade.train"):
+        summary = run_training(cfg, tmp_path / "test")
+    assert summary["test"]["all"]["n"] == 6  # the 3 held-out patients' discs
+    assert summary["test"]["training_overlap"] == {
+        "known": True, "left_out_patients": 17, "left_out_discs": 34,
+    }  # fmt: skip
+    tested = pd.read_csv(tmp_path / "test" / "test_predictions.tsv", sep="\t")
+    assert sorted(set(tested["subject"])) == held
+    assert "trained on 17 of the 20 test patients" in caplog.text
+    written = json.loads((tmp_path / "test" / "test_metrics.json").read_text())
+    assert written["training_overlap"]["left_out_discs"] == 34
+
+    # another data set (its patients are not the model's): every disc is a test
+    other = [GradedDisc(d.subject, d.level, d.grade, d.image_path, d.location,
+                        source="other") for d in discs]  # fmt: skip
+    monkeypatch.setattr(train_mod, "collect_discs", lambda cfg, base: other)
+    _patch_crops(monkeypatch, other, crops)
+    summary = run_training(cfg, tmp_path / "other")
+    assert summary["test"]["all"]["n"] == 40
+    assert summary["test"]["training_overlap"]["left_out_patients"] == 0
+
+    # no record of its training patients: all scored, the doubt said
+    silent = tmp_path / "silent.pt"
+    save_pfirrmann_model(PfirrmannModel(build_network(arch), crop, {"arch": arch}), silent)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="discquant.grade.train"):
+        summary = run_training(
+            cfg.model_copy(update={"test_model": str(silent)}), tmp_path / "silent"
+        )
+    assert summary["test"]["all"]["n"] == 40
+    assert summary["test"]["training_overlap"]["known"] is False
+    assert "cannot tell whether it was trained on the test patients" in caplog.text
+
+    # trained on every test patient: nothing to test, nothing written
+    every = tmp_path / "every.pt"
+    meta = {"arch": arch, "train_subjects": sorted({d.subject for d in discs})}
+    save_pfirrmann_model(PfirrmannModel(build_network(arch), crop, meta), every)
+    monkeypatch.setattr(train_mod, "collect_discs", lambda cfg, base: discs)
+    with pytest.raises(InvalidInputError, match="trained on every patient"):
+        run_training(cfg.model_copy(update={"test_model": str(every)}), tmp_path / "every")
+    assert not (tmp_path / "every").exists()
+
+
+def _sudirman_like(root: Path, grades: list[str]) -> Path:
+    """A Sudirman-shaped folder: gradings.tsv with these grades (no images needed to fail)."""
+    root.mkdir(parents=True)
+    lines = ["subject\tlevel\tpfirrmann_grade"]
+    lines += [f"sub-sud{i // 3:04d}\t{('L3-L4', 'L4-L5', 'L5-S1')[i % 3]}\t{g}"
+              for i, g in enumerate(grades)]  # fmt: skip
+    (root / "gradings.tsv").write_text("\n".join(lines) + "\n")
+    (root / "boxes.tsv").write_text("subject\tclass\tx_center\ty_center\twidth\theight\n")
+    return root
+
+
+@pytest.mark.parametrize("bad", ["6", "0", "n/a", "", "2.5"])
+def test_train_grade_refuses_bad_grades_before_writing(tmp_path: Path, bad: str) -> None:
+    from typer.testing import CliRunner
+
+    from discquant.cli import app
+
+    data = _sudirman_like(tmp_path / "sud", ["2", "3", "4", bad, "5"])
+    config = tmp_path / "grade.yaml"
+    config.write_text(f"sudirman: {data}\nspider: null\nholdout_patients: 0\nfolds: 2\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "grade", "--config", str(config), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    errors = [ln for ln in result.stderr.splitlines() if ln.startswith("discquant: error")]
+    assert len(errors) == 1 and "Traceback" not in result.output
+    assert f"{data / 'gradings.tsv'}: line 5 (sub-sud0001)" in errors[0]
+    assert f"grade {bad!r}" in errors[0] and "not one of 1-5" in errors[0]
+    assert not out.exists()
+
+
+def test_train_grade_with_a_missing_data_folder_writes_nothing(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from discquant.cli import app
+
+    config = tmp_path / "grade.yaml"
+    config.write_text(f"sudirman: {tmp_path / 'nowhere'}\nspider: null\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "grade", "--config", str(config), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert f"{tmp_path / 'nowhere'}: Sudirman data folder not found" in result.stderr
+    assert not out.exists()
+    # a test model that does not exist is found before anything is written too
+    data = _sudirman_like(tmp_path / "sud", ["2", "3", "4"])
+    config.write_text(f"sudirman: {data}\nspider: null\ntest_model: {tmp_path / 'no.pt'}\n")
+    result = CliRunner().invoke(app, ["train", "grade", "--config", str(config), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    assert not out.exists()

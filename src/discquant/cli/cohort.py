@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from discquant.cli._common import setup_logging, user_errors
+from discquant.cli._common import check_output_folder, setup_logging, user_errors
 
 
 class _CohortProgressDisplay:
@@ -93,7 +93,7 @@ def cohort_cmd(
     ),
     workers: Annotated[
         int | None,
-        typer.Option(help="Local worker processes, one thread each (default: CPU count)."),
+        typer.Option(min=1, help="Local worker processes, one thread each (default: CPU count)."),
     ] = None,
     scheduler: Annotated[
         str | None,
@@ -102,7 +102,7 @@ def cohort_cmd(
     resume: Annotated[
         bool, typer.Option(help="Skip studies already finished with the same inputs and config.")
     ] = True,
-    retries: Annotated[int, typer.Option(help="Retries of a study that crashed.")] = 1,
+    retries: Annotated[int, typer.Option(min=0, help="Retries of a study that crashed.")] = 1,
     dicom: Annotated[bool, typer.Option(help="Also write DICOM SEG and SR (DICOM input).")] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     method: Annotated[str, typer.Option(help="ADC fit: two-point, ols, wls, nlls.")] = "wls",
@@ -122,7 +122,9 @@ def cohort_cmd(
     Each study's outputs are those of `discquant analyze` in OUT/sub-<id>/; the cohort
     tables (cohort_discs.parquet/.csv, cohort_failures.csv) and cohort_report.html are
     rebuilt from them. Interrupt at any time and run again to resume.
-    Exit codes: 0 every study done; 2 bad cohort input; 3 some studies failed or are partial.
+    Exit codes: 0 every study done; 2 bad cohort input or options (an unknown --method or
+    --device, a model file that is missing or does not load: nothing is written); 3 some
+    studies failed or are partial.
     """
     setup_logging(quiet=quiet)
     import logging
@@ -145,7 +147,12 @@ def cohort_cmd(
     previous = signal.signal(signal.SIGTERM, _interrupt)  # close the cluster on SIGTERM too
     try:
         with user_errors():
+            check_output_folder(out)
             studies = read_cohort(input)
+            # run_cohort refuses options every study would fail on (--method, --device,
+            # --workers, a --segmentation-model/--grading-model file that is missing or does
+            # not load: never replaced by the shipped one) before it starts the cluster or
+            # creates OUT (check_options).
             with _CohortProgressDisplay(len(studies), enabled=not quiet) as progress:
                 run = run_cohort(
                     studies,

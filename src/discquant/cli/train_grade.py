@@ -27,15 +27,16 @@ def train_grade_cmd(
     test_model: str | None = typer.Option(
         None,
         "--test-model",
-        help="Also grade every configured disc with this model file ('shipped': the "
-        "packaged one): test_predictions.tsv, test_metrics.json.",
+        help="Also grade the configured discs with this model file ('shipped': the "
+        "packaged one): test_predictions.tsv, test_metrics.json. Patients the model was "
+        "trained on (its metadata) are left out, with a warning.",
     ),
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:
     """Train the Pfirrmann grading network (pfirrmann.pt, log.jsonl, checkpoints, metrics)."""
     import json
 
-    from discquant.cli._common import setup_logging, user_errors
+    from discquant.cli._common import check_output_folder, setup_logging, user_errors
 
     setup_logging(quiet=quiet)
     with user_errors():
@@ -60,6 +61,7 @@ def train_grade_cmd(
                 raise InvalidInputError(f"--ship must be 'final' or 'folds', not {ship!r}")
             upd["ship"] = ship
         cfg = cfg.model_copy(update=upd)
-        summary = run_training(cfg, out)
+        check_output_folder(out)
+        summary = run_training(cfg, out)  # reads and checks the data before creating out
         summary.pop("final_losses", None)
         typer.echo(json.dumps(summary, indent=1))

@@ -71,6 +71,8 @@ def input_files(inputs: StudyInputs) -> list[tuple[str, Path]]:
         else:
             raise InputNotFoundError("study path does not exist", path=root)
     if not files:
+        if inputs.path is not None:
+            raise InputNotFoundError("the study folder holds no input file", path=inputs.path)
         raise InputNotFoundError("the study names no input file")
     return files
 
@@ -139,6 +141,22 @@ def _cell(row: dict[str, str | None], key: str) -> str | None:
     return None if value in ("", "n/a", "NA") else value
 
 
+def manifest_delimiter(manifest: Path, text: str) -> str:
+    """Tab or comma: what the header line uses, else by extension (``.tsv``/``.tab``: tab).
+
+    A header with tabs and no comma is tab-separated, one with commas and no tab
+    comma-separated, whatever the extension (a tab-separated ``.txt`` or a ``.csv``
+    saved as TSV reads as written).
+    """
+    header = text.splitlines()[0] if text else ""
+    tabs, commas = header.count("\t"), header.count(",")
+    if tabs and not commas:
+        return "\t"
+    if commas and not tabs:
+        return ","
+    return "\t" if manifest.suffix.lower() in (".tsv", ".tab") else ","
+
+
 def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
     """Read a CSV/TSV manifest: ``subject`` plus ``t2``/``dwi``/``bval``/``bvec``/``adc`` files
     or a ``dicom`` (or ``path``) folder, one study per row.
@@ -147,19 +165,24 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
     no input column or a repeated subject becomes a study with ``error`` set.
     """
     manifest = Path(manifest)
-    delimiter = "\t" if manifest.suffix.lower() in (".tsv", ".tab") else ","
     try:
         text = manifest.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(
             f"manifest is not UTF-8 text ({exc.reason})", path=manifest
         ) from exc
+    delimiter = manifest_delimiter(manifest, text)
     with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
         columns = [c.strip() for c in reader.fieldnames or []]
         reader.fieldnames = columns
         if "subject" not in columns:
-            raise InvalidInputError("manifest has no 'subject' column", path=manifest)
+            found = ", ".join(repr(c) for c in columns) if columns else "none: the file is empty"
+            sep = "tab" if delimiter == "\t" else "comma"
+            raise InvalidInputError(
+                f"manifest has no 'subject' column ({sep}-separated; columns found: {found})",
+                path=manifest,
+            )
         if not any(c in columns for c in (*FILE_COLUMNS, *FOLDER_COLUMNS)):
             raise InvalidInputError(
                 "manifest needs t2/dwi/bval/bvec/adc file columns or a dicom column",

@@ -103,6 +103,25 @@ def move_into_place(written: Path, out_dir: Path, subject: str) -> Path:
     raise OSError(f"could not move {written} to {target}")
 
 
+def remove_outputs(out_dir: Path, subject: str) -> bool:
+    """Remove ``DIR/sub-<id>/`` (outputs of an earlier run of a study that has now failed).
+
+    The folder is renamed aside first and deleted after, so it is at every moment whole or
+    absent. Returns whether there was one.
+    """
+    target = subject_dir(out_dir, subject)
+    if not target.exists():
+        return False
+    aside = state_dir(out_dir) / "tmp" / f"stale-{subject}-{uuid.uuid4().hex[:12]}"
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(target, aside)
+    except FileNotFoundError:  # another writer removed it first
+        return False
+    shutil.rmtree(aside, ignore_errors=True)
+    return True
+
+
 def clean_tmp(out_dir: Path) -> None:
     """Delete leftovers of interrupted runs (call only when no other run uses ``DIR``)."""
     shutil.rmtree(state_dir(out_dir) / "tmp", ignore_errors=True)

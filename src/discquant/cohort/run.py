@@ -26,10 +26,10 @@ from discquant.cohort.worker import (
     PreloadModels,
     StudyFunction,
     StudyOutcome,
-    failure_record,
     process_study,
+    record_failure,
 )
-from discquant.errors import InvalidInputError
+from discquant.errors import DiscquantError, InvalidInputError, ModelError
 
 log = logging.getLogger(__name__)
 
@@ -209,9 +209,13 @@ def run_cohort(
     Raises
     ------
     InvalidInputError
-        When another run holds ``out_dir``.
+        When another run holds ``out_dir``, or an option is unusable (see
+        :func:`check_options`); nothing is written then.
+    ModelError
+        When a model file named in ``options`` is missing or does not load.
     """
     options = options or CohortOptions()
+    check_options(options, workers=workers, scheduler=scheduler, retries=retries)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
@@ -220,6 +224,67 @@ def run_cohort(
             study_fn=study_fn, retries=retries, allowed_failures=allowed_failures,
             preload_models=preload_models, progress=progress, build_outputs=build_outputs,
         )  # fmt: skip
+
+
+def check_options(
+    options: CohortOptions,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    retries: int = 1,
+) -> None:
+    """Refuse, before anything starts or is written, options every study would fail on.
+
+    Checks the analysis configuration (ADC method, device, calibration:
+    :func:`discquant.pipeline.check_config`; with ``scheduler`` the device is checked by
+    name only, since the workers, not this machine, need the GPU), the worker count and
+    retries, and loads each model file the options name (a study must never run with the
+    shipped model in place of the one asked for).
+
+    Raises
+    ------
+    InvalidInputError
+        An unknown ADC method or device, no CUDA here (local cluster), fewer than one
+        worker, negative retries.
+    ModelError
+        A segmentation or grading model file that is missing or does not load.
+    """
+    from dataclasses import replace
+
+    from discquant.pipeline import check_config
+
+    if workers is not None and workers < 1:
+        raise InvalidInputError(f"--workers must be 1 or more, not {workers}")
+    if retries < 0:
+        raise InvalidInputError(f"--retries must be 0 or more, not {retries}")
+    config = options.config
+    if scheduler and config.device != "cpu":
+        device = config.device
+        if device != "cuda" and not device.startswith("cuda:"):
+            raise InvalidInputError(f"unknown device {device!r}; use cpu or cuda")
+        config = replace(config, device="cpu")  # the workers' GPUs, not this machine's
+    check_config(config)
+    from discquant.grade.pfirrmann import load_pfirrmann_model
+    from discquant.segment import load_segmentation_model
+
+    for path, load, what in (
+        (options.segmentation_model, load_segmentation_model, "segmentation"),
+        (options.pfirrmann_model, load_pfirrmann_model, "grading"),
+    ):
+        if path is None:
+            continue
+        try:
+            load(path)
+        except Exception as exc:  # ModelError, or a file of another kind
+            reason = str(exc)
+            if isinstance(exc, DiscquantError) and exc.path is not None:
+                reason = reason.removeprefix(f"{exc.path}: ")
+            elif not isinstance(exc, DiscquantError):
+                reason = f"cannot load the {what} model ({type(exc).__name__}: {reason})"
+            if "\n" in reason:  # torch explains an unpickling error over many lines
+                first = reason.splitlines()[0].rstrip()
+                reason = first + ("…)" if first.count("(") > first.count(")") else "…")
+            raise ModelError(reason, path=path) from exc
 
 
 @contextmanager
@@ -284,9 +349,12 @@ def _run_locked(
             progress(state)
 
     todo: list[CohortStudy] = []
+    runnable = {s.subject for s in studies if s.error is None}
     for study in studies:
         if study.error is not None:  # reported from the manifest itself, no record (the
             # label may clash with another row's)
+            if study.subject not in runnable and records.remove_outputs(out, study.subject):
+                log.warning("sub-%s: removed its outputs of an earlier run", study.subject)
             finish(StudyOutcome(study.subject, "failed", 0.0, study.error))
         else:
             todo.append(study)
@@ -323,9 +391,7 @@ def _run_locked(
                 study = by_key[future.key]
                 error = _task_error(future, value)
                 log.error("sub-%s failed: %s: %s", study.subject, type(error).__name__, error)
-                records.write_record(
-                    out, study.subject, failure_record(study, error, where="worker")
-                )
+                record_failure(out, study, error, where="worker")
                 finish(
                     StudyOutcome(study.subject, "failed", 0.0, f"{type(error).__name__}: {error}")
                 )

@@ -26,7 +26,7 @@ from distributed import WorkerPlugin
 from discquant import __version__
 from discquant.cohort import records
 from discquant.cohort.manifest import CohortStudy, input_fingerprint
-from discquant.errors import DiscquantError
+from discquant.errors import DiscquantError, ModelError
 from discquant.pipeline import AnalysisConfig, StudyInputs
 
 log = logging.getLogger(__name__)
@@ -75,12 +75,17 @@ class StudyOutcome:
     worker: str = ""
 
 
+_LOAD_ERRORS: dict[tuple[str, Path | None], BaseException] = {}
+"""Why a model did not load in this process, by (model, weight file)."""
+
+
 @functools.lru_cache(maxsize=4)
 def worker_models(
     segmentation: Path | None = None, pfirrmann: Path | None = None
 ) -> dict[str, Any]:
-    """The models, loaded once per process (a model that cannot load is left out: the
-    study's stage then fails with the loader's message).
+    """The models, loaded once per process (a model that cannot load is left out and its
+    error kept: a shipped model's stage then fails with the loader's message, and a study
+    that asked for its own weights fails, see :func:`options_models`).
 
     Parameters
     ----------
@@ -96,19 +101,45 @@ def worker_models(
 
         models["pfirrmann"] = load_pfirrmann_model(pfirrmann)
     except Exception as exc:  # the study's grading stage reports it
+        _LOAD_ERRORS["pfirrmann", pfirrmann] = exc
         log.warning("pfirrmann model not preloaded: %s", exc)
     try:
         from discquant.segment import load_segmentation_model
 
         models["segmentation"] = load_segmentation_model(segmentation)
     except Exception as exc:  # the study's segmentation stage reports it
+        _LOAD_ERRORS["segmentation", segmentation] = exc
         log.warning("segmentation model not preloaded: %s", exc)
     return models
 
 
 def options_models(options: CohortOptions) -> dict[str, Any]:
-    """The models these options need, loaded once per worker process."""
-    return worker_models(options.segmentation_model, options.pfirrmann_model)
+    """The models these options need, loaded once per worker process.
+
+    Raises
+    ------
+    ModelError
+        When weights the options name (``segmentation_model``, ``pfirrmann_model``) did
+        not load in this process: the study fails rather than running with the shipped
+        model in their place.
+    """
+    models = worker_models(options.segmentation_model, options.pfirrmann_model)
+    for name, path, what in (
+        ("segmentation", options.segmentation_model, "segmentation"),
+        ("pfirrmann", options.pfirrmann_model, "grading"),
+    ):
+        if path is None or name in models:
+            continue
+        exc = _LOAD_ERRORS.get((name, path))
+        reason = str(exc) if exc is not None else "it did not load"
+        if isinstance(exc, DiscquantError) and exc.path is not None:
+            reason = reason.removeprefix(f"{exc.path}: ")
+        raise ModelError(
+            f"the {what} model given for this cohort did not load on this worker ({reason}); "
+            "the shipped one is not used in its place",
+            path=path,
+        )
+    return models
 
 
 def _weights_sha256(model: Any) -> str:
@@ -181,7 +212,8 @@ class PreloadModels(WorkerPlugin):
 
     def setup(self, worker: Any) -> None:
         start = time.perf_counter()
-        options_models(self.options)
+        # not options_models: a model that does not load fails each study, not the worker
+        worker_models(self.options.segmentation_model, self.options.pfirrmann_model)
         log.info("models loaded in %.1f s", time.perf_counter() - start)
 
 
@@ -229,6 +261,20 @@ def failure_record(study: CohortStudy, error: BaseException | str, *, where: str
     }
 
 
+def record_failure(
+    out: Path, study: CohortStudy, error: BaseException | str, *, where: str
+) -> None:
+    """Record a study as failed and remove its outputs of an earlier run.
+
+    Those outputs no longer match the study's record (its inputs, configuration or
+    models changed, or it failed where it once succeeded), so ``DIR/sub-<id>/`` exists
+    only for studies listed in the cohort tables as complete or partial.
+    """
+    records.write_record(out, study.subject, failure_record(study, error, where=where))
+    if records.remove_outputs(out, study.subject):
+        log.warning("sub-%s: removed its outputs of an earlier run (it failed now)", study.subject)
+
+
 def process_study(
     study: CohortStudy,
     out_dir: str,
@@ -249,7 +295,7 @@ def process_study(
     try:
         fingerprint, n_files = input_fingerprint(study.inputs)
     except DiscquantError as exc:
-        records.write_record(out, study.subject, failure_record(study, exc, where="import"))
+        record_failure(out, study, exc, where="import")
         return StudyOutcome(study.subject, "failed", time.perf_counter() - start, str(exc), worker)
     key = record_key(fingerprint, options)
     if study_fn is None:  # new weights make old results stale
@@ -272,8 +318,8 @@ def process_study(
             report = fn(inputs, tmp, options)
         except DiscquantError as exc:
             log.warning("sub-%s failed: %s", study.subject, exc)
-            records.remove_record(out, study.subject)
-            records.write_record(out, study.subject, failure_record(study, exc, where="import"))
+            where = "model" if isinstance(exc, ModelError) else "import"
+            record_failure(out, study, exc, where=where)
             return StudyOutcome(
                 study.subject, "failed", time.perf_counter() - start, str(exc), worker
             )

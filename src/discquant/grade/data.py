@@ -49,6 +49,8 @@ class GradedDisc:
     location: DiscLocation
     herniation: int | None = None
     """Disc herniation 0/1 where the source grades it (SPIDER), else None."""
+    source: str = ""
+    """The data set it comes from (``sudirman``, ``spider``); empty when not known."""
 
 
 def load_nifti_volume(path: Path) -> Volume:
@@ -109,13 +111,92 @@ def spine_normals(centres_rc: npt.NDArray[np.float64]) -> npt.NDArray[np.float64
     return normals
 
 
-def sudirman_discs(root: Path) -> list[GradedDisc]:
-    """Graded Sudirman discs with box-derived locations (subjects with < 3 disc boxes skipped)."""
+def _data_folder(root: Path, what: str) -> None:
+    if not root.is_dir():
+        raise InputNotFoundError(f"{what} data folder not found", path=root)
+
+
+def read_gradings(
+    path: Path, grade_columns: tuple[str, ...], *, levels: tuple[str, ...] | None = None
+) -> Any:
+    """A ``gradings.tsv`` as a DataFrame (text cells), its grades checked and made integers.
+
+    Parameters
+    ----------
+    path
+        The tab-separated file: ``subject``, ``level`` and a grade column.
+    grade_columns
+        Accepted names of the grade column, the first one present is used; its values
+        become the integer column ``grade``.
+    levels
+        Only rows of these levels are kept (and checked); None keeps every row.
+
+    Raises
+    ------
+    InputNotFoundError
+        No such file.
+    InvalidInputError
+        Unreadable, a column missing, or a kept row whose grade is not 1-5 (the message
+        names the file, the line and the value).
+    """
     import pandas as pd
 
-    grades = pd.read_csv(root / "gradings.tsv", sep="\t")
+    if not path.is_file():
+        raise InputNotFoundError("gradings file not found", path=path)
+    try:
+        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read the gradings: {exc}", path=path) from exc
+    frame.columns = [str(c).strip() for c in frame.columns]
+    col = next((c for c in grade_columns if c in frame.columns), None)
+    missing = [c for c in ("subject", "level") if c not in frame.columns]
+    if col is None:
+        missing.append(" or ".join(grade_columns))
+    if missing:
+        raise InvalidInputError(f"gradings have no {', '.join(missing)} column", path=path)
+    frame = frame.apply(lambda c: c.str.strip())
+    frame["line"] = np.arange(len(frame)) + 2  # line 1 is the header
+    if levels is not None:
+        frame = frame[frame["level"].isin(levels)]
+    grades: list[int] = []
+    for line, subject, raw in zip(frame["line"], frame["subject"], frame[col], strict=True):
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if value not in (1.0, 2.0, 3.0, 4.0, 5.0):
+            raise InvalidInputError(
+                f"line {line} ({subject or 'no subject'}): Pfirrmann grade {raw!r} in "
+                f"column {col} is not one of 1-5",
+                path=path,
+            )
+        grades.append(int(value))
+    return frame.assign(grade=np.array(grades, dtype=int))
+
+
+def sudirman_discs(root: Path) -> list[GradedDisc]:
+    """Graded Sudirman discs with box-derived locations (subjects with < 3 disc boxes skipped).
+
+    Raises
+    ------
+    InputNotFoundError
+        The folder, ``gradings.tsv``, ``boxes.tsv`` or a graded subject's image is missing.
+    InvalidInputError
+        A grade of L3-L4, L4-L5 or L5-S1 that is not 1-5 (:func:`read_gradings`).
+    """
+    import pandas as pd
+
+    _data_folder(root, "Sudirman")
+    grades = read_gradings(root / "gradings.tsv", ("pfirrmann_grade",), levels=SUDIRMAN_LEVELS)
+    if not (root / "boxes.tsv").is_file():
+        raise InputNotFoundError("disc boxes file not found", path=root / "boxes.tsv")
     boxes = pd.read_csv(root / "boxes.tsv", sep="\t")
     boxes = boxes[boxes["class"].isin(DISC_BOX_CLASSES)]
+    for subject in grades["subject"].unique():
+        if not (root / f"{subject}_T2w.nii.gz").is_file():
+            raise InputNotFoundError(
+                "image of a graded subject not found", path=root / f"{subject}_T2w.nii.gz"
+            )
     out: list[GradedDisc] = []
     skipped = 0
     for subject, g in grades.groupby("subject"):
@@ -138,7 +219,7 @@ def sudirman_discs(root: Path) -> list[GradedDisc]:
         centres_rc = merged[:, [1, 0]]
         normals = spine_normals(centres_rc)
         vol = Volume(np.zeros((1, 1, 1), np.float32), np.asarray(img.affine, np.float64))
-        grade_by_level = dict(zip(g.level, g.pfirrmann_grade, strict=True))
+        grade_by_level = dict(zip(g.level, g.grade, strict=True))
         for k, level in enumerate(SUDIRMAN_LEVELS):
             i = len(merged) - 3 + k
             if level not in grade_by_level:
@@ -146,7 +227,11 @@ def sudirman_discs(root: Path) -> list[GradedDisc]:
             r, c = centres_rc[i]
             nr, nc = normals[i]
             loc = DiscLocation.from_voxel(vol, (r, c, 0.0), normal_ijk=(nr, nc, 0.0))
-            out.append(GradedDisc(str(subject), level, int(grade_by_level[level]), path, loc))
+            out.append(
+                GradedDisc(
+                    str(subject), level, int(grade_by_level[level]), path, loc, source="sudirman"
+                )
+            )
     log.info("Sudirman: %d graded discs located, %d subjects skipped", len(out), skipped)
     return out
 
@@ -183,8 +268,6 @@ def spider_discs(root: Path, subjects: set[str] | None = None) -> list[GradedDis
     subjects
         Only these subjects (e.g. a model's held-out patients); None for all.
     """
-    import pandas as pd
-
     try:
         from discquant.segment import segment_spine
     except ImportError as exc:
@@ -192,30 +275,47 @@ def spider_discs(root: Path, subjects: set[str] | None = None) -> list[GradedDis
             "SPIDER discs need the segmentation model (discquant.segment.segment_spine), "
             "which is not available in this installation"
         ) from exc
-    grades = pd.read_csv(root / "gradings.tsv", sep="\t")
-    grades = grades[grades["level"].isin(DISC_LABELS)]
+    _data_folder(root, "SPIDER")
     # the source spells the column "pfirrman_grade"
-    col = "pfirrmann_grade" if "pfirrmann_grade" in grades.columns else "pfirrman_grade"
+    grades = read_gradings(
+        root / "gradings.tsv", ("pfirrmann_grade", "pfirrman_grade"), levels=tuple(DISC_LABELS)
+    )
     if "disc_herniation" not in grades.columns:
-        grades = grades.assign(disc_herniation=-1)  # -1: not graded
+        grades = grades.assign(disc_herniation="")  # not graded
+    if subjects is not None:
+        grades = grades[grades["subject"].isin(subjects)]
+    for subject in grades["subject"].unique():
+        if not (root / f"{subject}_T2w.nii.gz").is_file():
+            raise InputNotFoundError(
+                "image of a graded subject not found", path=root / f"{subject}_T2w.nii.gz"
+            )
     out: list[GradedDisc] = []
     missing = 0
     for subject, g in grades.groupby("subject"):
-        if subjects is not None and subject not in subjects:
-            continue
         path = root / f"{subject}_T2w.nii.gz"
         vol = load_nifti_volume(path)
         labels = segment_spine(vol).labels.data
-        for level, grade, hern in zip(g.level, g[col], g.disc_herniation, strict=True):
+        for level, grade, hern in zip(g.level, g.grade, g.disc_herniation, strict=True):
             mask = labels == DISC_LABELS[level]
             if mask.sum() < 10:
                 missing += 1
                 continue
             loc = DiscLocation.from_mask(vol, mask)
-            h = int(hern) if int(hern) in (0, 1) else None
-            out.append(GradedDisc(str(subject), str(level), int(grade), path, loc, h))
+            h = _herniation(hern)
+            out.append(
+                GradedDisc(str(subject), str(level), int(grade), path, loc, h, source="spider")
+            )
     log.info("SPIDER: %d graded discs located, %d graded levels not found", len(out), missing)
     return out
+
+
+def _herniation(raw: str) -> int | None:
+    """0/1 from a ``disc_herniation`` cell; None when it is anything else (not graded)."""
+    try:
+        value = float(raw)
+    except ValueError:
+        return None
+    return int(value) if value in (0.0, 1.0) else None
 
 
 def phantom_crops(

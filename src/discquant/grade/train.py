@@ -11,13 +11,21 @@
   non-held-out patient; with ``ship: folds`` the mean of the cross-validation fold
   networks), ``holdout_predictions.tsv`` and ``holdout_metrics.json``;
 - ``checkpoints/``: the model after each fold and the final one. A fold checkpoint
-  already in ``out`` that was trained with the same settings (its ``config_sha256``) is
-  reused rather than retrained, so an interrupted run resumes at the fold it stopped in,
-  and folds run in separate processes (``cv_folds``) can be gathered into one ``ship:
-  folds`` run by copying their checkpoints into its ``out``;
+  already in ``out`` that was trained with the same settings (its ``config_sha256``) on
+  the same patients (its sorted ``train_subjects``, ``validation_subjects`` and
+  ``holdout_subjects``) is reused rather than retrained, so an interrupted run resumes at
+  the fold it stopped in, and folds run in separate processes (``cv_folds``) can be
+  gathered into one ``ship: folds`` run by copying their checkpoints into its ``out``;
+  one trained on other settings or another split is refused;
 - with ``test_model`` set: ``test_predictions.tsv`` and ``test_metrics.json``, that
-  model's grades of every configured disc (an external test, e.g. the shipped model on
-  SPIDER).
+  model's grades of the configured discs of every patient it was not trained on (an
+  external test, e.g. the shipped model on SPIDER). Patients it was trained on (its
+  metadata's ``train_subjects``, or for the shipped model every patient of its data sets
+  outside ``holdout_subjects``) are left out with a WARNING and counted under
+  ``training_overlap`` in ``test_metrics.json``.
+
+Every model written records the patients it trained on (``train_subjects``). The data
+(gradings 1-5, images, the test model) is read and checked before ``out`` is created.
 
 ``target: herniation`` trains the same network with two outputs on SPIDER's
 ``disc_herniation`` (0/1) instead of the grade; its predictions hold ``herniation``,
@@ -169,8 +177,19 @@ def fold_config_sha256(cfg: GradeTrainConfig) -> str:
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
-def _reusable_fold(path: Path, sha256: str) -> list[Any] | None:
-    """The member networks of a fold checkpoint trained with the same settings, or None."""
+SPLIT_KEYS = ("train_subjects", "validation_subjects", "holdout_subjects")
+"""Metadata of a fold checkpoint naming its patients (sorted): part of the reuse check."""
+
+
+def _reusable_fold(path: Path, sha256: str, split: dict[str, list[str]]) -> list[Any] | None:
+    """The member networks of a fold checkpoint trained with the same settings on the
+    same patients, or None when there is no checkpoint.
+
+    ``split`` holds the fold's sorted ``train_subjects``, ``validation_subjects`` and
+    ``holdout_subjects``: the settings hash does not cover which patients the data
+    holds, and when the subject list changes the seeded split moves patients between
+    folds, so a reused network would score patients it trained on.
+    """
     from discquant.grade.ensemble import GradeEnsemble
     from discquant.grade.pfirrmann import load_pfirrmann_model
 
@@ -182,6 +201,21 @@ def _reusable_fold(path: Path, sha256: str) -> list[Any] | None:
             "fold checkpoint was trained with other settings; use a new --out directory",
             path=path,
         )
+    if any(key not in model.metadata for key in SPLIT_KEYS):
+        raise InvalidInputError(
+            "fold checkpoint does not record which patients it was trained and validated "
+            "on, so it cannot be reused safely; use a new --out directory",
+            path=path,
+        )
+    for key in SPLIT_KEYS:
+        if sorted(model.metadata[key]) != split[key]:
+            what = key.removesuffix("_subjects").replace("_", " ")
+            raise InvalidInputError(
+                f"fold checkpoint was trained on another split of the patients (its {what} "
+                "patients differ: the data's subject list changed); reusing it would score "
+                "patients it trained on; use a new --out directory",
+                path=path,
+            )
     net = model.network
     return list(net.members) if isinstance(net, GradeEnsemble) else [net]
 
@@ -448,10 +482,8 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     if problem:
         raise InvalidInputError(f"invalid grade config: {problem}")
     torch.set_num_threads(cfg.num_threads)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "checkpoints").mkdir(exist_ok=True)
-    (out / "config.json").write_text(cfg.model_dump_json(indent=2))
-    log_file = out / "log.jsonl"
+    # Everything that reads the user's data (gradings, images, the test model) runs before
+    # ``out`` is created: bad input leaves no half-written run behind.
     discs = collect_discs(cfg, base=base)
     binary = cfg.target == "herniation"
     if binary:
@@ -459,25 +491,57 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
         if not discs:
             raise InvalidInputError("target herniation needs discs graded for it (SPIDER)")
     n_classes = 2 if binary else 5
+    grades = np.array([(d.herniation or 0) + 1 if binary else d.grade for d in discs])
+    bad = [(d, int(g)) for d, g in zip(discs, grades, strict=True) if not 1 <= g <= n_classes]
+    if bad:  # the readers check the files; discs handed in by other code are checked here
+        d, g = bad[0]
+        raise InvalidInputError(
+            f"{d.subject} {d.level}: class {g} is not one of 1-{n_classes} ({len(bad)} such discs)",
+            path=d.image_path,
+        )
     crop_kw = cfg.crop.model_dump()
     crops = build_crops(discs, **crop_kw)
-    grades = np.array([(d.herniation or 0) + 1 if binary else d.grade for d in discs])
     rows = [(d.subject, d.level, int(g)) for d, g in zip(discs, grades, strict=True)]
     write_predictions = _write_binary_predictions if binary else _write_predictions
     subjects = [d.subject for d in discs]
     held, fold_of = patient_splits(
         subjects, seed=cfg.seed, holdout=cfg.holdout_patients, folds=cfg.folds
     )
-    (out / "splits.json").write_text(json.dumps({"holdout": held, "folds": fold_of}, indent=1))
+    test = None
+    if cfg.test_model is not None:
+        test = _test_model(cfg, discs, rows, base=base, n_classes=n_classes)
     held_set = set(held)
     is_held = np.array([s in held_set for s in subjects])
     fold = np.array([fold_of.get(s, -1) for s in subjects])
+    run_folds = list(range(cfg.folds)) if cfg.cv_folds is None else list(cfg.cv_folds)
+    sha256 = fold_config_sha256(cfg)
+    splits: dict[int, dict[str, list[str]]] = {}
+    reused: dict[int, list[Any] | None] = {}
+    if cfg.cross_validate:  # checkpoints of another run are refused before out is touched
+        for k in run_folds:
+            tr, te = (~is_held) & (fold != k), (~is_held) & (fold == k)
+            splits[k] = {
+                "train_subjects": sorted({s for s, t in zip(subjects, tr, strict=True) if t}),
+                "validation_subjects": sorted({s for s, t in zip(subjects, te, strict=True) if t}),
+                "holdout_subjects": list(held),
+            }
+            reused[k] = _reusable_fold(out / "checkpoints" / f"fold{k}.pt", sha256, splits[k])
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "checkpoints").mkdir(exist_ok=True)
+    (out / "config.json").write_text(cfg.model_dump_json(indent=2))
+    log_file = out / "log.jsonl"
+    (out / "splits.json").write_text(json.dumps({"holdout": held, "folds": fold_of}, indent=1))
     summary: dict[str, Any] = {"n_discs": len(discs), "n_holdout_discs": int(is_held.sum())}
     sets = " + ".join(n for n, p in (("sudirman", cfg.sudirman), ("spider", cfg.spider)) if p)
-    meta = {"arch": cfg.arch or None, "seed": cfg.seed, "trained_on": sets, "target": cfg.target}
+    train_subjects = sorted({s for s, h in zip(subjects, is_held, strict=True) if not h})
+    meta = {
+        "arch": cfg.arch or None, "seed": cfg.seed, "trained_on": sets, "target": cfg.target,
+        "train_subjects": train_subjects,
+    }  # fmt: skip
 
-    if cfg.test_model is not None:
-        summary["test"] = _test_model(cfg, discs, rows, out, base=base, n_classes=n_classes)
+    if test is not None:
+        summary["test"] = test.write(out)
 
     @functools.cache
     def phantom_train_set() -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int_]]:
@@ -500,17 +564,15 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     fold_nets: list[tuple[Any, str]] = []  # (network, what it was trained on)
     if cfg.cross_validate:
         probs = np.zeros((len(discs), n_classes), np.float32)
-        run_folds = list(range(cfg.folds)) if cfg.cv_folds is None else list(cfg.cv_folds)
-        sha256 = fold_config_sha256(cfg)
         for k in run_folds:
             tr = (~is_held) & (fold != k)
             te = (~is_held) & (fold == k)
             x_tr, y_tr = crops[tr], grades[tr]
-            fold_meta = {**meta, "seed": cfg.seed + 1 + k, "config_sha256": sha256}
+            fold_meta = {**meta, "seed": cfg.seed + 1 + k, "config_sha256": sha256, **splits[k]}
             if cfg.phantoms_in_folds and cfg.phantoms_train > 0:
                 fold_meta["trained_on"] = with_phantoms_note
             ckpt = out / "checkpoints" / f"fold{k}.pt"
-            members = _reusable_fold(ckpt, sha256)
+            members = reused[k]
             if members is not None:
                 log.info("fold %d: reusing the networks in %s", k, ckpt)
             else:
@@ -599,16 +661,62 @@ def _test_shipped(
     return result
 
 
+def model_training_subjects(metadata: dict[str, Any], discs: list[Any]) -> set[str] | None:
+    """The patients among ``discs`` that a grading model was (or may have been) trained on.
+
+    From the model's metadata: ``train_subjects`` (written by :func:`run_training` since
+    it records them) is exact. Otherwise ``holdout_subjects`` (the shipped model): every
+    patient of a data set its ``trained_on`` names, except the held-out ones, counts as
+    trained on (a disc of unknown data set too). None when the metadata says neither.
+    """
+    if metadata.get("train_subjects") is not None:
+        trained = set(metadata["train_subjects"])
+        return {d.subject for d in discs if d.subject in trained}
+    if metadata.get("holdout_subjects") is not None:
+        held = set(metadata["holdout_subjects"])
+        named = str(metadata.get("trained_on", ""))
+        return {
+            d.subject
+            for d in discs
+            if d.subject not in held and (not getattr(d, "source", "") or d.source in named)
+        }
+    return None
+
+
+class _TestRun:
+    """A test model's predictions and metrics, computed before the run writes anything."""
+
+    def __init__(
+        self, rows: list[tuple[str, str, int]], probs: npt.NDArray[np.float32],
+        metrics: dict[str, Any], *, binary: bool,
+    ) -> None:  # fmt: skip
+        self.rows, self.probs, self.metrics, self.binary = rows, probs, metrics, binary
+
+    def write(self, out: Path) -> dict[str, Any]:
+        """Write ``test_predictions.tsv`` and ``test_metrics.json``; return the metrics."""
+        (_write_binary_predictions if self.binary else _write_predictions)(
+            out / "test_predictions.tsv", self.rows, self.probs
+        )
+        (out / "test_metrics.json").write_text(json.dumps(self.metrics, indent=1))
+        return self.metrics
+
+
 def _test_model(
     cfg: GradeTrainConfig,
     discs: list[Any],
     rows: list[tuple[str, str, int]],
-    out: Path,
     *,
     base: Path,
     n_classes: int,
-) -> dict[str, Any]:
-    """Grade every configured disc with ``cfg.test_model`` (its own crop settings).
+) -> _TestRun:
+    """Grade the configured discs with ``cfg.test_model`` (its own crop settings).
+
+    Only patients the model was not trained on are scored: a test on its own training
+    patients would overstate its accuracy. The patients left out (found from the model's
+    ``train_subjects`` or ``holdout_subjects`` metadata, :func:`model_training_subjects`)
+    are logged as a WARNING and listed under ``training_overlap`` in ``test_metrics.json``;
+    when the metadata cannot tell, every disc is scored, with a WARNING and
+    ``training_overlap.known: false``.
 
     Parameters
     ----------
@@ -617,8 +725,6 @@ def _test_model(
         ``shipped`` for the packaged weights.
     discs, rows
         The configured discs and their prediction rows (subject, level, reference class).
-    out
-        Receives ``test_predictions.tsv`` and ``test_metrics.json``.
     base
         Directory that relative paths are read from.
     n_classes
@@ -626,24 +732,57 @@ def _test_model(
 
     Returns
     -------
-    dict
-        Metrics overall and per level.
+    _TestRun
+        Predictions and metrics (overall, per level, ``training_overlap``), to be written
+        to ``test_predictions.tsv`` and ``test_metrics.json`` by its ``write(out)``.
+
+    Raises
+    ------
+    InvalidInputError
+        The model's outputs do not fit the target, or it was trained on every patient of
+        the test data (nothing left to test).
     """
     from discquant.grade.data import build_crops
     from discquant.grade.pfirrmann import load_pfirrmann_model, predict_probabilities
 
     path = None if cfg.test_model == "shipped" else base / str(cfg.test_model)
+    name = "the shipped model" if path is None else str(path)
     model = load_pfirrmann_model(path)
-    probs = predict_probabilities(model.network, build_crops(discs, **model.crop))
+    seen = model_training_subjects(dict(model.metadata), discs)
+    overlap: dict[str, Any]
+    if seen is None:
+        log.warning(
+            "test model %s records neither train_subjects nor holdout_subjects: cannot tell "
+            "whether it was trained on the test patients; every disc is scored",
+            name,
+        )
+        overlap = {"known": False, "left_out_patients": 0, "left_out_discs": 0}
+        keep = [True] * len(discs)
+    else:
+        keep = [d.subject not in seen for d in discs]
+        n_left = len(discs) - sum(keep)
+        overlap = {"known": True, "left_out_patients": len(seen), "left_out_discs": n_left}
+        if not any(keep):
+            raise InvalidInputError(
+                f"test model {name} was trained on every patient of the configured data "
+                f"({len(seen)} patients); nothing is left to test it on",
+                path=path,
+            )
+        if seen:
+            log.warning(
+                "test model %s was trained on %d of the %d test patients: their %d discs are "
+                "left out of test_predictions.tsv and test_metrics.json (training_overlap)",
+                name, len(seen), len({d.subject for d in discs}), n_left,
+            )  # fmt: skip
+    test_discs = [d for d, k in zip(discs, keep, strict=True) if k]
+    test_rows = [r for r, k in zip(rows, keep, strict=True) if k]
+    probs = predict_probabilities(model.network, build_crops(test_discs, **model.crop))
     if probs.shape[1] != n_classes:
         raise InvalidInputError(
             f"test model has {probs.shape[1]} outputs, target {cfg.target} needs {n_classes}",
             path=path,
         )
     binary = n_classes == 2
-    (_write_binary_predictions if binary else _write_predictions)(
-        out / "test_predictions.tsv", rows, probs
-    )
-    metrics = _metrics(rows, probs, binary=binary)
-    (out / "test_metrics.json").write_text(json.dumps(metrics, indent=1))
-    return metrics
+    metrics = _metrics(test_rows, probs, binary=binary)
+    metrics["training_overlap"] = overlap
+    return _TestRun(test_rows, probs, metrics, binary=binary)

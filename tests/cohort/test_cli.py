@@ -1,0 +1,125 @@
+"""`discquant cohort` refuses options every study would fail on before it writes anything.
+
+A model file the user names must be used or the run refused: never replaced, silently, by
+the shipped one (on the client before the cluster starts, and on each worker).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.cohort import standin
+from typer.testing import CliRunner
+
+from discquant.cli import app
+from discquant.cohort import CohortOptions, pipeline_study, read_cohort
+from discquant.cohort import records as rec
+from discquant.cohort.worker import process_study
+from discquant.errors import ModelError
+from discquant.pipeline import StudyInputs
+
+
+@pytest.fixture
+def cohort(tmp_path: Path) -> Path:
+    data = tmp_path / "data"
+    for i in range(2):
+        standin.make_study(data / f"sub-s{i:02d}", [1.0, 1.1, 1.2, 1.3, 1.4])
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    return data
+
+
+def _refused(args: list[str], out: Path) -> str:
+    """Run the command; require exit 2, one error line, and no output folder."""
+    result = CliRunner().invoke(app, ["cohort", *args, "--out", str(out), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    errors = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1, result.stderr
+    assert not out.exists()
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    ("option", "name", "problem"),
+    [
+        ("--grading-model", "missing.pt", "Pfirrmann model file not found"),
+        ("--grading-model", "junk.pt", "not a discquant Pfirrmann model"),
+        ("--segmentation-model", "missing.pt", "segmentation model file not found"),
+        ("--segmentation-model", "junk.pt", "not a discquant segmentation model"),
+    ],
+)
+def test_a_model_that_does_not_load_is_refused_before_the_run(
+    cohort: Path, tmp_path: Path, option: str, name: str, problem: str
+) -> None:
+    model = tmp_path / name
+    line = _refused([str(cohort), option, str(model)], tmp_path / "out")
+    assert line.startswith(f"discquant: error: {model}: {problem}")
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--method", "cubic"], "unknown ADC method 'cubic'"),
+        (["--device", "tpu"], "unknown device 'tpu'"),
+    ],
+)
+def test_an_unusable_method_or_device_is_refused_before_the_run(
+    cohort: Path, tmp_path: Path, args: list[str], problem: str
+) -> None:
+    assert problem in _refused([str(cohort), *args], tmp_path / "out")
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_fewer_than_one_worker_is_refused(cohort: Path, tmp_path: Path, workers: str) -> None:
+    result = CliRunner().invoke(
+        app, ["cohort", str(cohort), "--out", str(tmp_path / "out"), "--workers", workers]
+    )
+    assert result.exit_code == 2, result.output
+    assert "--workers" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_cohort_checks_options_too(cohort: Path, tmp_path: Path) -> None:
+    from discquant.cohort import run_cohort
+    from discquant.errors import InvalidInputError
+    from discquant.pipeline import AnalysisConfig
+
+    studies = read_cohort(cohort)
+    with pytest.raises(InvalidInputError, match="--workers must be 1 or more"):
+        run_cohort(studies, tmp_path / "a", workers=-1, study_fn=standin.standin_study)
+    bad = CohortOptions(config=AnalysisConfig(adc_method="cubic"))
+    with pytest.raises(InvalidInputError, match="unknown ADC method"):
+        run_cohort(studies, tmp_path / "b", options=bad, study_fn=standin.standin_study)
+    with pytest.raises(ModelError, match="not found"):
+        run_cohort(
+            studies,
+            tmp_path / "c",
+            options=CohortOptions(pfirrmann_model=tmp_path / "missing.pt"),
+            study_fn=standin.standin_study,
+        )
+    assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_a_worker_without_the_given_model_fails_the_study(cohort: Path, tmp_path: Path) -> None:
+    """On a worker that cannot load the user's weights (a path it does not see), the study
+    fails with the loader's reason; the shipped model is not used in their place. Outputs
+    of an earlier run of the study are removed with it."""
+    missing = tmp_path / "missing.pt"
+    options = CohortOptions(pfirrmann_model=missing)
+    inputs = StudyInputs(path=cohort / "sub-s00", subject="s00")
+    with pytest.raises(ModelError, match=r"grading model .* did not load on this worker"):
+        pipeline_study(inputs, tmp_path / "tmp", options)
+
+    out = tmp_path / "out"
+    study = read_cohort(cohort)[0]
+    earlier = rec.subject_dir(out, study.subject)
+    earlier.mkdir(parents=True)  # outputs of an earlier run, with the shipped model
+    (earlier / f"sub-{study.subject}_discs.tsv").write_text("level\n")
+    outcome = process_study(study, str(out), options)
+    assert outcome.status == "failed"
+    assert str(missing) in outcome.error and "not found" in outcome.error
+    record = rec.read_record(out, study.subject)
+    assert record is not None and record["status"] == "failed"
+    assert record["where"] == "model" and record["error_type"] == "ModelError"
+    assert not earlier.exists()
