@@ -32,6 +32,7 @@ def read_torch_file(path: Path, *, what: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises pickle, zip, Index, ... errors on foreign files
+        first = (str(exc).strip().splitlines() or [""])[0]  # torch's messages run to pages
         raise ModelError(
-            f"not a discquant {what} ({type(exc).__name__}: {exc})", path=path
+            f"not a discquant {what} ({type(exc).__name__}: {first})", path=path
         ) from exc
