@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +31,7 @@ from discquant.measure.discs import (
     measure_discs,
     on_label_grid,
 )
+from discquant.output_paths import check_output_folder
 from discquant.results import CANAL_LABEL, DISC_LABELS, AnalysisResult, DiscResult, StageStatus
 
 log = logging.getLogger(__name__)
@@ -556,23 +556,6 @@ def source_t2_datasets(study: Study) -> list[Any] | None:
     return datasets or None
 
 
-def _check_output_folder(out_dir: Path) -> None:
-    """Bad input (one line, before any work) when ``out_dir`` cannot become a folder."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InvalidInputError("output path exists and is not a folder", path=out_dir)
-    parent = out_dir
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise InvalidInputError(
-            f"cannot create the output folder: {parent} is a file", path=out_dir
-        )
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InvalidInputError(
-            f"cannot write the output folder: {parent} is not writable", path=out_dir
-        )
-
-
 def run_study(
     inputs: StudyInputs,
     out_dir: Path,
@@ -594,7 +577,7 @@ def run_study(
     # Checked here before the (slow) import so that bad options fail first; analyze()
     # checks again for API callers (a dict lookup and a small JSON read).
     check_config(config or AnalysisConfig())
-    _check_output_folder(Path(out_dir))
+    check_output_folder(Path(out_dir))
     study = load_inputs(inputs, keep_phi=keep_phi)
     result = analyze(
         study,

@@ -7,7 +7,6 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TypeVar
 
 import typer
@@ -61,64 +60,6 @@ def user_errors() -> Iterator[None]:
         reason = exc.strerror or type(exc).__name__
         typer.echo(f"discquant: error: {os.fsdecode(name)}: {reason}", err=True)
         raise typer.Exit(code=2) from None
-
-
-def _check_folder_above(folder: Path, *, output: Path) -> None:
-    """The nearest existing folder at or above ``folder`` must be a writable folder."""
-    from discquant.errors import InvalidInputError
-
-    existing = folder
-    while not existing.exists() and not existing.is_symlink() and existing.parent != existing:
-        existing = existing.parent
-    if existing.exists() and not existing.is_dir():
-        raise InvalidInputError(
-            f"cannot write here: {existing} is a file, not a folder", path=output
-        )
-    if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
-        raise InvalidInputError(
-            f"cannot write here: no permission to write in {existing}", path=output
-        )
-
-
-def check_output_file(path: Path) -> None:
-    """Fail early when ``path`` cannot become an output file (before any work is done).
-
-    Parameters
-    ----------
-    path
-        The output file the user named; missing parent folders are fine (created later).
-
-    Raises
-    ------
-    InvalidInputError
-        ``path`` is an existing folder, a folder above it is a file, or the nearest
-        existing folder above it is not writable.
-    """
-    from discquant.errors import InvalidInputError
-
-    if path.is_dir():
-        raise InvalidInputError("output path is an existing folder; name a file", path=path)
-    _check_folder_above(path.parent, output=path)
-
-
-def check_output_folder(path: Path) -> None:
-    """Fail early when ``path`` cannot become (or be) an output folder.
-
-    Parameters
-    ----------
-    path
-        The output folder the user named; it may exist or not.
-
-    Raises
-    ------
-    InvalidInputError
-        ``path`` or a folder above it is a file, or it is not writable.
-    """
-    from discquant.errors import InvalidInputError
-
-    if path.exists() and not path.is_dir():
-        raise InvalidInputError("output path exists and is not a folder", path=path)
-    _check_folder_above(path, output=path)
 
 
 def not_yet(stage: str) -> Callable[..., None]:

@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from discquant.cli._common import check_output_file, setup_logging, user_errors
+from discquant.cli._common import setup_logging, user_errors
+from discquant.output_paths import check_output_file
 
 METHOD_HELP = "two-point | ols | wls (weights Ŝ², default) | nlls (bounded, from WLS)."
 

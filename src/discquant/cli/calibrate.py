@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from discquant.cli._common import check_output_file, setup_logging, user_errors
+from discquant.cli._common import setup_logging, user_errors
+from discquant.output_paths import check_output_file
 
 
 def calibrate_cmd(

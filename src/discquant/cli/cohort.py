@@ -12,7 +12,8 @@ from typing import Annotated, Any
 
 import typer
 
-from discquant.cli._common import check_output_folder, setup_logging, user_errors
+from discquant.cli._common import setup_logging, user_errors
+from discquant.output_paths import check_output_folder
 
 
 class _CohortProgressDisplay:

@@ -42,9 +42,9 @@ def evaluate_grade_cmd(
     from discquant.cli._common import user_errors
 
     with user_errors():
-        from discquant.cli._common import check_output_file
         from discquant.errors import InvalidInputError
         from discquant.evaluate.grading import evaluate_tables
+        from discquant.output_paths import check_output_file
 
         # Every output path is checked before anything is written.
         outputs = [o for o in (plot, json_out) if o is not None]

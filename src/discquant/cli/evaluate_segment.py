@@ -23,9 +23,9 @@ def evaluate_segment_cmd(
 
     setup_logging(quiet=quiet)
     with user_errors():
-        from discquant.cli._common import check_output_file
         from discquant.errors import InputNotFoundError
         from discquant.evaluate.segmentation import evaluate_dirs, format_table, write_result
+        from discquant.output_paths import check_output_file
 
         for p in (pred, ref):
             if not p.is_dir():

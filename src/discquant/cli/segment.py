@@ -15,7 +15,8 @@ def segment_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:
     """Segment discs, vertebral bodies and sacrum; name the levels (labels on the input grid)."""
-    from discquant.cli._common import check_output_file, setup_logging, user_errors
+    from discquant.cli._common import setup_logging, user_errors
+    from discquant.output_paths import check_output_file
 
     setup_logging(quiet=quiet)
     with user_errors():

@@ -36,7 +36,8 @@ def train_grade_cmd(
     """Train the Pfirrmann grading network (pfirrmann.pt, log.jsonl, checkpoints, metrics)."""
     import json
 
-    from discquant.cli._common import check_output_folder, setup_logging, user_errors
+    from discquant.cli._common import setup_logging, user_errors
+    from discquant.output_paths import check_output_folder
 
     setup_logging(quiet=quiet)
     with user_errors():

@@ -1,0 +1,67 @@
+"""Checks that an output path can be written, made before the work that fills it.
+
+Used by every command and by :func:`discquant.pipeline.run_study`, so that an output
+folder under a file, or in a folder without write permission, is a one-line error before
+any import or analysis rather than an OSError afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from discquant.errors import InvalidInputError
+
+__all__ = ["check_output_file", "check_output_folder"]
+
+
+def _check_folder_above(folder: Path, *, output: Path) -> None:
+    """The nearest existing folder at or above ``folder`` must be a writable folder."""
+    existing = folder
+    while not existing.exists() and not existing.is_symlink() and existing.parent != existing:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise InvalidInputError(
+            f"cannot write here: {existing} is a file, not a folder", path=output
+        )
+    if existing.is_dir() and not os.access(existing, os.W_OK | os.X_OK):
+        raise InvalidInputError(
+            f"cannot write here: no permission to write in {existing}", path=output
+        )
+
+
+def check_output_file(path: Path) -> None:
+    """Fail early when ``path`` cannot become an output file (before any work is done).
+
+    Parameters
+    ----------
+    path
+        The output file the user named; missing parent folders are fine (created later).
+
+    Raises
+    ------
+    InvalidInputError
+        ``path`` is an existing folder, a folder above it is a file, or the nearest
+        existing folder above it is not writable.
+    """
+    if path.is_dir():
+        raise InvalidInputError("output path is an existing folder; name a file", path=path)
+    _check_folder_above(path.parent, output=path)
+
+
+def check_output_folder(path: Path) -> None:
+    """Fail early when ``path`` cannot become (or be) an output folder.
+
+    Parameters
+    ----------
+    path
+        The output folder the user named; it may exist or not.
+
+    Raises
+    ------
+    InvalidInputError
+        ``path`` or a folder above it is a file, or it is not writable.
+    """
+    if path.exists() and not path.is_dir():
+        raise InvalidInputError("output path exists and is not a folder", path=path)
+    _check_folder_above(path, output=path)
