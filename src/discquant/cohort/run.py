@@ -29,7 +29,7 @@ from discquant.cohort.worker import (
     process_study,
     record_failure,
 )
-from discquant.errors import DiscquantError, InvalidInputError, ModelError
+from discquant.errors import InvalidInputError
 
 log = logging.getLogger(__name__)
 
@@ -267,24 +267,12 @@ def check_options(
     from discquant.grade.pfirrmann import load_pfirrmann_model
     from discquant.segment import load_segmentation_model
 
-    for path, load, what in (
-        (options.segmentation_model, load_segmentation_model, "segmentation"),
-        (options.pfirrmann_model, load_pfirrmann_model, "grading"),
+    for path, load in (
+        (options.segmentation_model, load_segmentation_model),
+        (options.pfirrmann_model, load_pfirrmann_model),
     ):
-        if path is None:
-            continue
-        try:
-            load(path)
-        except Exception as exc:  # ModelError, or a file of another kind
-            reason = str(exc)
-            if isinstance(exc, DiscquantError) and exc.path is not None:
-                reason = reason.removeprefix(f"{exc.path}: ")
-            elif not isinstance(exc, DiscquantError):
-                reason = f"cannot load the {what} model ({type(exc).__name__}: {reason})"
-            if "\n" in reason:  # torch explains an unpickling error over many lines
-                first = reason.splitlines()[0].rstrip()
-                reason = first + ("…)" if first.count("(") > first.count(")") else "…")
-            raise ModelError(reason, path=path) from exc
+        if path is not None:
+            load(path)  # a one-line ModelError naming the file when missing or unreadable
 
 
 @contextmanager
