@@ -116,6 +116,14 @@ def _data_folder(root: Path, what: str) -> None:
         raise InputNotFoundError(f"{what} data folder not found", path=root)
 
 
+def _check_images(root: Path, subjects: Any) -> None:
+    """Every graded subject has its ``<subject>_T2w.nii.gz`` (checked before any is read)."""
+    for subject in subjects:
+        image = root / f"{subject}_T2w.nii.gz"
+        if not image.is_file():
+            raise InputNotFoundError("image of a graded subject not found", path=image)
+
+
 def read_gradings(
     path: Path, grade_columns: tuple[str, ...], *, levels: tuple[str, ...] | None = None
 ) -> Any:
@@ -192,11 +200,7 @@ def sudirman_discs(root: Path) -> list[GradedDisc]:
         raise InputNotFoundError("disc boxes file not found", path=root / "boxes.tsv")
     boxes = pd.read_csv(root / "boxes.tsv", sep="\t")
     boxes = boxes[boxes["class"].isin(DISC_BOX_CLASSES)]
-    for subject in grades["subject"].unique():
-        if not (root / f"{subject}_T2w.nii.gz").is_file():
-            raise InputNotFoundError(
-                "image of a graded subject not found", path=root / f"{subject}_T2w.nii.gz"
-            )
+    _check_images(root, grades["subject"].unique())
     out: list[GradedDisc] = []
     skipped = 0
     for subject, g in grades.groupby("subject"):
@@ -284,11 +288,7 @@ def spider_discs(root: Path, subjects: set[str] | None = None) -> list[GradedDis
         grades = grades.assign(disc_herniation="")  # not graded
     if subjects is not None:
         grades = grades[grades["subject"].isin(subjects)]
-    for subject in grades["subject"].unique():
-        if not (root / f"{subject}_T2w.nii.gz").is_file():
-            raise InputNotFoundError(
-                "image of a graded subject not found", path=root / f"{subject}_T2w.nii.gz"
-            )
+    _check_images(root, grades["subject"].unique())
     out: list[GradedDisc] = []
     missing = 0
     for subject, g in grades.groupby("subject"):
