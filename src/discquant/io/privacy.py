@@ -64,6 +64,7 @@ _DICOM_EMPTIED = (
     "StudyID",
     "StudyDate",
     "StudyTime",
+    "StudyDescription",  # often the patient's name or the reason for the visit
 )
 """Type 2 attributes of the Patient and General Study modules: kept, but empty."""
 
@@ -84,8 +85,41 @@ _DICOM_REMOVED = (
     "CountryOfResidence",
     "RegionOfResidence",
     "MedicalRecordLocator",
+    "InstitutionAddress",
+    "StationName",
 )
 """Type 3 attributes that describe the patient: removed (besides every ``Patient*`` one)."""
+
+
+EQUIPMENT_KEYS: frozenset[str] = frozenset(
+    {"InstitutionAddress", "StationName", "DeviceSerialNumber", "InstitutionalDepartmentName"}
+)
+"""Identify the source's site or scanner (e.g. in ContributingEquipmentSequence)."""
+
+_NESTED_REMOVED = EQUIPMENT_KEYS | frozenset(
+    {
+        "PatientName",
+        "PatientID",
+        "PatientBirthDate",
+        "PatientBirthTime",
+        "PatientAddress",
+        "PatientTelephoneNumbers",
+        "PatientMotherBirthName",
+        "AccessionNumber",
+        "OtherPatientIDs",
+        "OtherPatientNames",
+    }
+)
+"""Removed from every item of every nested sequence, with every person name."""
+
+
+def _scrub_nested(items: Any) -> None:
+    for item in items:
+        for elem in list(item):
+            if elem.keyword in _NESTED_REMOVED or elem.VR == "PN":
+                del item[elem.tag]
+            elif elem.VR == "SQ":
+                _scrub_nested(elem.value)
 
 
 def deidentify_dataset(ds: Any, *, subject: str) -> None:
@@ -96,9 +130,13 @@ def deidentify_dataset(ds: Any, *, subject: str) -> None:
     ID become the subject label; birth date, sex, accession number, referring physician,
     study ID, date and time are emptied (type 2: present, empty); every other ``Patient*``
     attribute, every other person name (VR PN: physicians, operators, responsible person)
-    and the patient-describing attributes in ``_DICOM_REMOVED`` are deleted; and
+    and the patient-describing attributes in ``_DICOM_REMOVED`` (with the source's
+    institution address and station name) are deleted; the study description is emptied;
+    every nested sequence (the source's equipment in ContributingEquipmentSequence) loses
+    its person names, patient identifiers and :data:`EQUIPMENT_KEYS`; and
     PatientIdentityRemoved/DeidentificationMethod say so. UIDs stay, so that the SEG and
-    SR still reference their source images.
+    SR still reference their source images. The output's own DeviceSerialNumber (top
+    level, discquant's) stays.
     """
     for elem in list(ds):  # everything identifying goes; name, ID and type 2 come back below
         if elem.keyword.startswith("Patient") or elem.keyword in _DICOM_REMOVED or elem.VR == "PN":
@@ -107,5 +145,8 @@ def deidentify_dataset(ds: Any, *, subject: str) -> None:
     ds.PatientID = subject
     for keyword in _DICOM_EMPTIED:
         setattr(ds, keyword, "")
+    for elem in list(ds):
+        if elem.VR == "SQ":
+            _scrub_nested(elem.value)
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = "discquant: patient and study identifiers replaced or removed"

@@ -6,11 +6,9 @@ anonymiser removed, say, PatientID makes it fail. :func:`with_type2_attributes` 
 copies of such sources with the missing attributes present and empty, as DICOM allows for
 type 2 (the originals are never modified).
 
-:func:`deidentify_output` applies :func:`discquant.io.privacy.deidentify_dataset` and then
-removes what that leaves of the source's identifying text: the study description (often
-the patient's name or the reason for the visit) and, anywhere in nested sequences (the
-source's acquisition equipment in ContributingEquipmentSequence), the institution
-address, station name, device serial number and people's names.
+:func:`phi_values` and :func:`redact` keep the source's identifying values out of error
+messages; the outputs themselves are de-identified by
+:func:`discquant.io.privacy.deidentify_dataset`.
 """
 
 from __future__ import annotations
@@ -33,14 +31,6 @@ SOURCE_TYPE2_KEYWORDS: tuple[str, ...] = (
     "ReferringPhysicianName",
 )
 """Type 2 attributes of the Patient and General Study modules that highdicom copies."""
-
-_EQUIPMENT_KEYWORDS: frozenset[str] = frozenset(
-    {"InstitutionAddress", "StationName", "DeviceSerialNumber", "InstitutionalDepartmentName"}
-)
-"""Identify the site or the scanner of the source; removed from nested sequences."""
-
-_TOP_LEVEL_REMOVED: tuple[str, ...] = ("InstitutionAddress", "StationName")
-"""Removed from the output itself (its DeviceSerialNumber is discquant's, not the source's)."""
 
 
 def _copy(ds: Any) -> Any:
@@ -76,34 +66,6 @@ def with_type2_attributes(datasets: Sequence[Any]) -> list[Any]:
     return out
 
 
-def _scrub_nested(items: Iterable[Any]) -> None:
-    for item in items:
-        for elem in list(item):
-            if elem.keyword in _EQUIPMENT_KEYWORDS or elem.keyword in PHI_KEYS or elem.VR == "PN":
-                del item[elem.tag]
-            elif elem.VR == "SQ":
-                _scrub_nested(elem.value)
-
-
-def deidentify_output(ds: Any, *, subject: str) -> None:
-    """De-identify a SEG or SR before it is written (without ``keep_phi``).
-
-    :func:`discquant.io.privacy.deidentify_dataset` replaces the patient and study
-    identifiers; then StudyDescription is emptied, the source's InstitutionAddress and
-    StationName are removed, and every nested sequence loses its InstitutionAddress,
-    StationName, DeviceSerialNumber, InstitutionalDepartmentName, person names and the
-    keys of :data:`discquant.outputs._common.PHI_KEYS`.
-    """
-    privacy.deidentify_dataset(ds, subject=subject)
-    ds.StudyDescription = ""
-    for keyword in _TOP_LEVEL_REMOVED:
-        if keyword in ds:
-            delattr(ds, keyword)
-    for elem in list(ds):
-        if elem.VR == "SQ":
-            _scrub_nested(elem.value)
-
-
 def phi_values(datasets: Sequence[Any]) -> set[str]:
     """Identifying values of the source datasets (to keep them out of error messages).
 
@@ -121,7 +83,7 @@ def phi_values(datasets: Sequence[Any]) -> set[str]:
                 keyword.startswith("Patient")
                 or keyword in PHI_KEYS
                 or keyword in privacy.PHI_KEYS
-                or keyword in _EQUIPMENT_KEYWORDS
+                or keyword in privacy.EQUIPMENT_KEYS
                 or keyword == "StudyDescription"
                 or elem.VR == "PN"
             ):

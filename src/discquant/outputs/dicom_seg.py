@@ -31,8 +31,9 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant import __version__
+from discquant.io.privacy import deidentify_dataset
 from discquant.io.study import Volume
-from discquant.outputs._dicom import deidentify_output, with_type2_attributes
+from discquant.outputs._dicom import with_type2_attributes
 from discquant.results import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS, AnalysisResult
 
 log = logging.getLogger(__name__)
@@ -183,7 +184,7 @@ def write_dicom_seg(
     deidentify_as
         When given, the patient module copied from the source is replaced with this
         subject label and the source's study description and equipment details are
-        removed (:func:`discquant.outputs._dicom.deidentify_output`) before writing.
+        removed (:func:`discquant.io.privacy.deidentify_dataset`) before writing.
 
     Notes
     -----
@@ -252,7 +253,7 @@ def write_dicom_seg(
         content_description="Lumbar discs and vertebrae (research use only)",
     )
     if deidentify_as is not None:
-        deidentify_output(seg, subject=deidentify_as)
+        deidentify_dataset(seg, subject=deidentify_as)
     seg.save_as(out_path)
     log.debug("wrote DICOM SEG %s with %d segments", out_path, len(concepts))
     return out_path

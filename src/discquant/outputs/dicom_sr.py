@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from discquant import __version__
-from discquant.outputs._dicom import deidentify_output, with_type2_attributes
+from discquant.io.privacy import deidentify_dataset
+from discquant.outputs._dicom import with_type2_attributes
 from discquant.outputs.dicom_seg import SEGMENT_CONCEPTS
 from discquant.results import DISC_LABELS, AnalysisResult, DiscResult
 
@@ -135,7 +136,7 @@ def write_dicom_sr(
 
     ``deidentify_as``, when given, replaces the patient module copied from the evidence
     with that subject label and removes the source's study description and equipment
-    details before writing (:func:`discquant.outputs._dicom.deidentify_output`). Sources
+    details before writing (:func:`discquant.io.privacy.deidentify_dataset`). Sources
     without some type 2 patient or study attribute are used through copies with them
     empty; the given datasets are not modified.
 
@@ -213,7 +214,7 @@ def write_dicom_sr(
         series_description="discquant disc measurements",
     )
     if deidentify_as is not None:
-        deidentify_output(sr, subject=deidentify_as)
+        deidentify_dataset(sr, subject=deidentify_as)
     sr.save_as(out_path)
     log.debug("wrote DICOM SR %s with %d disc groups", out_path, len(groups))
     return out_path

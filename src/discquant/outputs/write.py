@@ -270,7 +270,7 @@ def write_outputs(
         results JSON, the report and the DICOM SEG/SR. Without it the SEG and SR carry the
         subject label as patient name and ID and no birth date, accession number, study
         date or description, nor the source's institution address, station name or device
-        serial number (:func:`discquant.outputs._dicom.deidentify_output`); pass it to file
+        serial number (:func:`discquant.io.privacy.deidentify_dataset`); pass it to file
         them in a PACS beside the source study.
     source_t2_datasets
         The source T2 DICOM images (pydicom datasets, not modified); when given, a DICOM
