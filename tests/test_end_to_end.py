@@ -1,4 +1,4 @@
-"""`discquant analyze` end to end through the command line, with the shipped models.
+"""`discquant analyze` and `discquant demo` end to end through the command line.
 
 A phantom study (seed 7: the demo's study, Rician noise at the default SNR 30, the DWI
 grid offset from the T2 grid and EPI distortion on) is analysed from its DICOM folder and
@@ -313,3 +313,16 @@ def test_output_path_that_is_a_file_is_bad_input(
     res = _analyze(str(phantom[0] / f"sub-{SUBJECT}"), "--out", str(out))
     assert res.exit_code == 2 and "results.txt" in res.output
     assert out.read_text() == "not a folder"
+
+
+def test_demo_writes_the_dicom_study_and_grades_it_as_its_truth(tmp_path: Path) -> None:
+    """`discquant demo`: the DICOM study lands in ``OUT/dicom/sub-demo`` (it was nested one
+    ``dicom`` deeper before), is analysed from there, and every level's Pfirrmann grade is
+    the phantom's (grades 2, 3, 3, 4, 5)."""
+    res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--quiet"])
+    assert res.exit_code == 0, res.output
+    series = sorted(p.name for p in (tmp_path / "dicom" / "sub-demo").iterdir())
+    assert series == ["DWI_EPI_SAG", "DWI_EPI_SAG_ADC", "T2_TSE_SAG"]
+    doc = json.loads((tmp_path / "derivatives" / "sub-demo" / "sub-demo_results.json").read_text())
+    grades = {d["level"]: d["pfirrmann_grade"] for d in doc["discs"]}
+    assert grades == dict(zip(LEVELS, (2, 3, 3, 4, 5), strict=True))

@@ -28,10 +28,10 @@ def demo_cmd(
     from discquant.phantom import PhantomConfig, generate_study, write_study
     from discquant.pipeline import AnalysisConfig, StudyInputs, run_study
 
-    dicom_dir = out / "dicom"
+    dicom_dir = out / "dicom" / "sub-demo"  # where write_study puts the DICOM series
     with user_errors():
         phantom = generate_study(seed, PhantomConfig(epi_distortion=True))
-        write_study(phantom, dicom_dir, subject="demo", format="dicom")
+        write_study(phantom, out, subject="demo", format="dicom")
         with StageProgress(enabled=not quiet) as progress:
             result, paths = run_study(
                 StudyInputs(path=dicom_dir, subject="demo"),
