@@ -111,18 +111,19 @@ def test_study_description_and_source_equipment_only_with_keep_phi(
         assert source_equipment.Manufacturer == "TestVendor"  # type 1: kept
         if keep_phi:
             assert ds.StudyDescription == "LSPINE Doe"
+            assert source_equipment.InstitutionName == "General Hospital"
             assert source_equipment.InstitutionAddress == "99 Hospital Rd Springfield"
             assert source_equipment.StationName == "STATIONQQ"
             assert source_equipment.DeviceSerialNumber == "SN55555"
             continue
         assert ds.StudyDescription == ""
         for item in _all_items(ds):
-            for keyword in ("InstitutionAddress", "StationName"):
+            for keyword in ("InstitutionName", "InstitutionAddress", "StationName"):
                 assert keyword not in item, (path.name, keyword)
         nested = _all_items(ds)[1:]
         assert [i.DeviceSerialNumber for i in nested if "DeviceSerialNumber" in i] == []
         text = str(ds)
-        for value in ("Doe", "Hospital Rd", "STATIONQQ", "SN55555"):
+        for value in ("Doe", "General Hospital", "Hospital Rd", "STATIONQQ", "SN55555"):
             assert value not in text, (path.name, value)
     if not keep_phi:
         assert paths.dicom_seg is not None
@@ -227,3 +228,38 @@ def test_gzipped_source_without_gz_suffix_is_read_back(
         str(ds.SOPInstanceUID) for ds in synthetic.datasets
     ]
     assert datasets[2].PixelData == synthetic.datasets[2].PixelData
+
+
+def test_visit_and_clinical_trial_attributes_do_not_reach_seg_or_sr(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """highdicom copies the Patient Study and Clinical Trial modules and the study's
+    physician and issuer sequences from the source; without keep_phi none of their values
+    reaches the SEG or the SR (admission ID, diagnoses and a trial subject ID did)."""
+    values = {
+        "AdmissionID": "ADM-777123",
+        "AdmittingDiagnosesDescription": "DIAG sciatica left",
+        "ClinicalTrialSubjectID": "CTSUBJ-991",
+        "ClinicalTrialSponsorName": "SPONSORQQ",
+        "ClinicalTrialSiteName": "SITEQQ",
+        "ReasonForTheRequestedProcedure": "REASONQQ",
+    }
+    sources = [copy.deepcopy(ds) for ds in synthetic.datasets]
+    for ds in sources:
+        for keyword, value in values.items():
+            setattr(ds, keyword, value)
+        issuer = pydicom.Dataset()
+        issuer.LocalNamespaceEntityID = "ISSUERACCQQ"
+        ds.IssuerOfAccessionNumberSequence = [issuer]
+        referring = pydicom.Dataset()
+        referring.PersonTelephoneNumbers = "555-0199"
+        ds.ReferringPhysicianIdentificationSequence = [referring]
+    paths = write_outputs(
+        _own_result(synthetic), tmp_path, source_t2_datasets=sources, keep_phi=False
+    )
+    assert paths.skipped == {}
+    for path in (paths.dicom_seg, paths.dicom_sr):
+        assert path is not None
+        raw = path.read_bytes()
+        for value in [*values.values(), "ISSUERACCQQ", "555-0199"]:
+            assert value.encode() not in raw, (path.name, value)

@@ -87,12 +87,36 @@ _DICOM_REMOVED = (
     "MedicalRecordLocator",
     "InstitutionAddress",
     "StationName",
+    # the visit and the people around it (Patient Study and General Study modules)
+    "AdmissionID",
+    "IssuerOfAdmissionIDSequence",
+    "ServiceEpisodeID",
+    "ServiceEpisodeDescription",
+    "IssuerOfServiceEpisodeIDSequence",
+    "ReasonForVisit",
+    "ReasonForVisitCodeSequence",
+    "ReasonForTheRequestedProcedure",
+    "IssuerOfAccessionNumberSequence",
+    "ReferringPhysicianIdentificationSequence",
+    "PhysiciansOfRecordIdentificationSequence",
+    "PhysiciansReadingStudyIdentificationSequence",
+    "RequestingPhysicianIdentificationSequence",
 )
-"""Type 3 attributes that describe the patient: removed (besides every ``Patient*`` one)."""
+"""Type 3 attributes that describe the patient or the visit: removed (besides every
+keyword starting with one of :data:`_REMOVED_PREFIXES`)."""
+
+_REMOVED_PREFIXES = ("Patient", "ClinicalTrial", "Admitting")
+"""Patient module, Clinical Trial Subject/Study/Series modules, admitting diagnoses."""
 
 
 EQUIPMENT_KEYS: frozenset[str] = frozenset(
-    {"InstitutionAddress", "StationName", "DeviceSerialNumber", "InstitutionalDepartmentName"}
+    {
+        "InstitutionName",
+        "InstitutionAddress",
+        "StationName",
+        "DeviceSerialNumber",
+        "InstitutionalDepartmentName",
+    }
 )
 """Identify the source's site or scanner (e.g. in ContributingEquipmentSequence)."""
 
@@ -129,9 +153,11 @@ def deidentify_dataset(ds: Any, *, subject: str) -> None:
     DICOM requires for objects of the same study. Without ``keep_phi``: patient name and
     ID become the subject label; birth date, sex, accession number, referring physician,
     study ID, date and time are emptied (type 2: present, empty); every other ``Patient*``
-    attribute, every other person name (VR PN: physicians, operators, responsible person)
-    and the patient-describing attributes in ``_DICOM_REMOVED`` (with the source's
-    institution address and station name) are deleted; the study description is emptied;
+    attribute, every ``ClinicalTrial*`` and ``Admitting*`` one, every other person name
+    (VR PN: physicians, operators, responsible person) and the patient- and
+    visit-describing attributes in ``_DICOM_REMOVED`` (admission ID, physicians'
+    identification sequences, the source's institution address and station name) are
+    deleted; the study description is emptied;
     every nested sequence (the source's equipment in ContributingEquipmentSequence) loses
     its person names, patient identifiers and :data:`EQUIPMENT_KEYS`; and
     PatientIdentityRemoved/DeidentificationMethod say so. UIDs stay, so that the SEG and
@@ -139,7 +165,11 @@ def deidentify_dataset(ds: Any, *, subject: str) -> None:
     level, discquant's) stays.
     """
     for elem in list(ds):  # everything identifying goes; name, ID and type 2 come back below
-        if elem.keyword.startswith("Patient") or elem.keyword in _DICOM_REMOVED or elem.VR == "PN":
+        if (
+            elem.keyword.startswith(_REMOVED_PREFIXES)
+            or elem.keyword in _DICOM_REMOVED
+            or elem.VR == "PN"
+        ):
             del ds[elem.tag]
     ds.PatientName = subject
     ds.PatientID = subject
