@@ -7,6 +7,7 @@ import dataclasses
 import gzip
 import io
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +264,23 @@ def test_visit_and_clinical_trial_attributes_do_not_reach_seg_or_sr(
         raw = path.read_bytes()
         for value in [*values.values(), "ISSUERACCQQ", "555-0199"]:
             assert value.encode() not in raw, (path.name, value)
+
+
+def test_highdicom_warnings_are_logged_without_the_patient_name(
+    synthetic: Synthetic, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """highdicom warns about a source PatientName without '^' and quotes it; the warning
+    reaches the log with the name removed, and is not re-raised as a Python warning."""
+    sources = [copy.deepcopy(ds) for ds in synthetic.datasets]
+    for ds in sources:
+        ds.PatientName = "John Doe Smithers"
+    with warnings.catch_warnings(record=True) as raised:
+        warnings.simplefilter("always")
+        paths = write_outputs(
+            _own_result(synthetic), tmp_path, source_t2_datasets=sources, keep_phi=False
+        )
+    assert paths.dicom_seg is not None and paths.dicom_sr is not None
+    logged = [r.getMessage() for r in caplog.records if "unlikely to represent" in r.getMessage()]
+    assert logged, "highdicom's person-name warning should be logged"
+    assert all("<removed>" in m and "Smithers" not in m for m in logged)
+    assert not any("Smithers" in str(w.message) for w in raised)

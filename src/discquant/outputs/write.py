@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -126,22 +127,31 @@ def _write_dicom(
     skips the output. Any other exception (highdicom or pydicom refusing the sources) also
     adds a failed stage named ``key`` to ``result.stages``, so the analysis does not read
     as complete. The reason is one line, without the source's identifying values unless
-    ``keep_phi``. A partly written file is removed. KeyboardInterrupt is not caught.
+    ``keep_phi``. Warnings of the writers (highdicom quotes a source's patient name it
+    finds odd) are logged, redacted the same way. A partly written file is removed.
+    KeyboardInterrupt is not caught.
     """
     from discquant.errors import DiscquantError
     from discquant.outputs._dicom import phi_values, redact
 
     start = time.perf_counter()
-    try:
-        write(path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            write(path)
+            ok = True
+        except DiscquantError as exc:
+            why = str(exc)
+            ok = failed = False
+        except Exception as exc:  # highdicom/pydicom: the other outputs are still written
+            why = _one_line(exc)
+            ok, failed = False, True
+            log.debug("%s traceback", key, exc_info=True)
+    for warning in caught:
+        text = str(warning.message)
+        log.warning("%s: %s", key, text if keep_phi else redact(text, phi_values(sources)))
+    if ok:
         return True
-    except DiscquantError as exc:
-        why = str(exc)
-        failed = False
-    except Exception as exc:  # highdicom/pydicom: the other outputs are still written
-        why = _one_line(exc)
-        failed = True
-        log.debug("%s traceback", key, exc_info=True)
     path.unlink(missing_ok=True)
     if not keep_phi:
         why = redact(why, phi_values(sources))
