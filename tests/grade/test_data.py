@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 
-from discquant.grade.data import merge_disc_boxes, spine_normals, sudirman_discs
+from discquant.grade.data import DISC_BOX_CLASSES, merge_disc_boxes, spine_normals, sudirman_discs
 
 
 def test_overlapping_boxes_of_one_disc_are_merged() -> None:
@@ -35,6 +36,30 @@ def test_spine_normals_follow_a_straight_tilted_spine() -> None:
     expected = np.array([-np.cos(t), np.sin(t)])
     for n in normals:
         np.testing.assert_allclose(n, expected, atol=1e-9)
+
+
+@pytest.mark.parametrize("subject", ["sub-a1", "17", "0042"])
+def test_sudirman_subjects_match_their_boxes_whatever_their_ids_look_like(
+    tmp_path: Path, subject: str
+) -> None:
+    """Grades and boxes are matched on the subject as text: a numeric ID ("17", "0042")
+    found no boxes and its three graded discs were dropped."""
+    nib.save(
+        nib.Nifti1Image(np.zeros((100, 100, 1), np.float32), np.eye(4)),
+        tmp_path / f"{subject}_T2w.nii.gz",
+    )
+    levels = ("L3-L4", "L4-L5", "L5-S1")
+    (tmp_path / "gradings.tsv").write_text(
+        "subject\tlevel\tpfirrmann_grade\n"
+        + "".join(f"{subject}\t{lvl}\t{g}\n" for lvl, g in zip(levels, (2, 3, 4), strict=True))
+    )
+    box_class = sorted(DISC_BOX_CLASSES)[0]
+    (tmp_path / "boxes.tsv").write_text(
+        "subject\tclass\tx_center\ty_center\twidth\theight\n"
+        + "".join(f"{subject}\t{box_class}\t0.5\t{y}\t0.2\t0.05\n" for y in (0.3, 0.5, 0.7))
+    )
+    discs = sudirman_discs(tmp_path)
+    assert [(d.level, d.grade) for d in discs] == list(zip(levels, (2, 3, 4), strict=True))
 
 
 @pytest.mark.shared

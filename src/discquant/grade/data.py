@@ -198,7 +198,9 @@ def sudirman_discs(root: Path) -> list[GradedDisc]:
     grades = read_gradings(root / "gradings.tsv", ("pfirrmann_grade",), levels=SUDIRMAN_LEVELS)
     if not (root / "boxes.tsv").is_file():
         raise InputNotFoundError("disc boxes file not found", path=root / "boxes.tsv")
-    boxes = pd.read_csv(root / "boxes.tsv", sep="\t")
+    # subjects as text, as read_gradings reads them: a numeric ID ("17") must match
+    boxes = pd.read_csv(root / "boxes.tsv", sep="\t", dtype={"subject": str, "class": str})
+    boxes["subject"] = boxes["subject"].str.strip()
     boxes = boxes[boxes["class"].isin(DISC_BOX_CLASSES)]
     _check_images(root, grades["subject"].unique())
     out: list[GradedDisc] = []
