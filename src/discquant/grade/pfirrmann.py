@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.errors import InvalidInputError, ModelError
-from discquant.models import read_torch_file
+from discquant.models import not_a_model, read_torch_file
 
 if TYPE_CHECKING:
     import torch
@@ -146,13 +146,13 @@ def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
         net.load_state_dict(
             {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
         )
-    except (RuntimeError, KeyError, TypeError, AttributeError) as exc:
-        raise ModelError(f"cannot load the Pfirrmann model: {exc}", path=path) from exc
+        crop = dict(blob["crop"])
+        for key in ("size_mm", "shape"):
+            if key in crop:
+                crop[key] = tuple(crop[key])
+    except (RuntimeError, KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise not_a_model(path, "Pfirrmann model", exc) from exc
     net.eval()
-    crop = dict(blob["crop"])
-    for key in ("size_mm", "shape"):
-        if key in crop:
-            crop[key] = tuple(crop[key])
     return PfirrmannModel(net, crop, meta, source=path.name)
 
 

@@ -32,7 +32,16 @@ def read_torch_file(path: Path, *, what: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch.load raises pickle, zip, Index, ... errors on foreign files
-        first = (str(exc).strip().splitlines() or [""])[0]  # torch's messages run to pages
-        raise ModelError(
-            f"not a discquant {what} ({type(exc).__name__}: {first})", path=path
-        ) from exc
+        raise not_a_model(path, what, exc) from exc
+
+
+def not_a_model(path: Path, what: str, exc: Exception) -> ModelError:
+    """The one-line error for a weight file that is not a discquant ``what``.
+
+    The reason is ``exc``'s lines joined and cut at 160 characters: torch's messages (a
+    state dict that does not fit the network lists every missing key) run to pages.
+    """
+    reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    if len(reason) > 160:
+        reason = reason[:159] + "…"
+    return ModelError(f"not a discquant {what} ({type(exc).__name__}: {reason})", path=path)

@@ -13,7 +13,7 @@ import torch
 
 from discquant.errors import InvalidInputError, ModelError
 from discquant.io.study import Volume
-from discquant.models import read_torch_file
+from discquant.models import not_a_model, read_torch_file
 from discquant.segment.levels import DiscLevel, name_levels
 from discquant.segment.network import network_from_meta
 from discquant.segment.preprocess import (
@@ -111,8 +111,8 @@ def load_segmentation_model(path: str | Path | None = None) -> SegmentationModel
         meta = ck["meta"]
         net = network_from_meta(meta)
         net.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
-    except (KeyError, TypeError, RuntimeError) as exc:
-        raise ModelError(f"not a discquant segmentation model ({exc})", path=p) from exc
+    except (KeyError, TypeError, RuntimeError, ValueError, AttributeError) as exc:
+        raise not_a_model(p, "segmentation model", exc) from exc
     net.eval()
     return SegmentationModel(net=net, meta=meta, path=str(p))
 

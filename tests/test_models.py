@@ -1,0 +1,60 @@
+"""Weight files that load as PyTorch data but do not fit a discquant model: one-line
+:class:`~discquant.errors.ModelError` naming the file, never a traceback or a page of
+missing state-dict keys."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from discquant.errors import ModelError
+from discquant.grade import load_pfirrmann_model
+from discquant.segment import load_segmentation_model
+
+
+def _shipped(kind: str, name: str) -> Any:
+    with resources.as_file(resources.files("discquant") / "models" / kind / name) as p:
+        return torch.load(p, map_location="cpu", weights_only=True)
+
+
+def _one_line_error(load: Any, path: Path, what: str) -> str:
+    with pytest.raises(ModelError) as info:
+        load(path)
+    message = str(info.value)
+    assert "\n" not in message.strip(), message
+    assert str(path) in message and f"not a discquant {what}" in message
+    return message
+
+
+def test_a_segmentation_file_missing_a_weight_is_one_line(tmp_path: Path) -> None:
+    blob = _shipped("segment", "model.pt")
+    first = next(iter(blob["state_dict"]))
+    del blob["state_dict"][first]
+    path = tmp_path / "seg.pt"
+    torch.save(blob, path)
+    message = _one_line_error(load_segmentation_model, path, "segmentation model")
+    assert "Missing key" in message
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ("drop_weight", "Missing key"),
+        ("bad_slices", "ValueError"),  # int("three") escaped as a traceback
+    ],
+)
+def test_a_pfirrmann_file_that_does_not_fit_is_one_line(
+    tmp_path: Path, change: str, expected: str
+) -> None:
+    blob = _shipped("pfirrmann", "pfirrmann.pt")
+    if change == "drop_weight":
+        del blob["state_dict"][next(iter(blob["state_dict"]))]
+    else:
+        blob["crop"]["slices"] = "three"
+    path = tmp_path / "pf.pt"
+    torch.save(blob, path)
+    assert expected in _one_line_error(load_pfirrmann_model, path, "Pfirrmann model")
