@@ -82,6 +82,23 @@ def test_small_sacrum_fragments_below_a_cut_field_of_view_are_not_the_sacrum() -
     assert FLAG_NO_SACRUM not in name_levels(cls, AFFINE, sacrum_class=SACRUM).flags
 
 
+def test_without_bodies_only_a_sacrum_below_the_lowest_disc_counts() -> None:
+    # No body voxels make the typical body size 0; "no sacrum voxels below" then passed
+    # the size rule as a sacrum of 0 voxels, and the lowest disc was named L5-S1 unflagged.
+    cls = spine(4, sacrum=True)
+    cls[cls == BODY] = 0
+    above = cls.copy()
+    above[cls == SACRUM] = 0
+    above[0:4, 10:40, :] = SACRUM  # a "sacrum" blob above the top disc only
+    named = name_levels(above, AFFINE, sacrum_class=SACRUM)
+    assert FLAG_NO_SACRUM in named.flags and FLAG_LEVEL_UNCERTAIN in named.flags
+    assert 26 not in np.unique(named.labels)
+    # The same discs with the sacrum below them and still no body: named from it.
+    named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
+    assert FLAG_NO_SACRUM not in named.flags
+    assert named.levels[-1].name == "L5-S1"
+
+
 def test_rudimentary_lowest_disc_flags_transitional_anatomy() -> None:
     named = name_levels(spine(6, sacrum=True, last_disc_height=2), AFFINE, sacrum_class=SACRUM)
     assert FLAG_TRANSITIONAL in named.flags

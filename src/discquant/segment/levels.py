@@ -463,7 +463,8 @@ def name_levels(
                 for comp in _components(sac, 0.3)
                 if float((_centroid_mm(comp, affine) - pts[-1]) @ tangents[-1]) > 0
             ]
-            if sum(int(c.sum()) for c in below) >= 0.5 * _typical_body_voxels(
+            # With no body in view there is no size to compare with: any sacrum below counts.
+            if below and sum(int(c.sum()) for c in below) >= 0.5 * _typical_body_voxels(
                 classes == body_class
             ):
                 sacrum_found = True
