@@ -58,3 +58,23 @@ def test_a_pfirrmann_file_that_does_not_fit_is_one_line(
     path = tmp_path / "pf.pt"
     torch.save(blob, path)
     assert expected in _one_line_error(load_pfirrmann_model, path, "Pfirrmann model")
+
+
+def test_an_interrupted_save_leaves_the_previous_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from discquant.models import save_torch_file
+
+    path = tmp_path / "last.pt"
+    save_torch_file({"step": 1}, path)
+
+    def cut_short(obj: Any, f: Any) -> None:
+        Path(f).write_bytes(b"PK\x03\x04")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", cut_short)
+    with pytest.raises(KeyboardInterrupt):
+        save_torch_file({"step": 2}, path)
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True) == {"step": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary left

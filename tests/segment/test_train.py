@@ -82,3 +82,33 @@ def test_context_model_trains_and_segments_any_slice_count(
     for data in (vol.data[:, :, mid - 8 : mid + 8], vol.data[:, :, mid : mid + 1]):
         seg = segment_spine(Volume(data=data, affine=vol.affine), model=model)
         assert seg.labels.data.shape == data.shape
+
+
+def test_a_checkpoint_of_another_configuration_is_a_one_line_error(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    from discquant.errors import ModelError
+
+    out = tmp_path / "run"
+    train(_config(shared_data, steps=20, max_steps_this_run=5), out)
+    config_json = (out / "config.json").read_text()
+    with pytest.raises(ModelError) as info:  # a wider network cannot take these weights
+        train(_config(shared_data, steps=20, channels=[8, 16, 32]), out)
+    message = str(info.value)
+    assert "\n" not in message and str(out / "last.pt") in message
+    assert "training checkpoint for this configuration" in message
+    assert (out / "config.json").read_text() == config_json  # not overwritten by the refused one
+    (out / "last.pt").write_bytes(b"PK\x03\x04 truncated")  # a save cut short
+    with pytest.raises(ModelError, match=r"last\.pt"):
+        train(_config(shared_data, steps=20), out)
+
+
+def test_too_few_steps_are_refused_before_anything_is_written(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    from discquant.errors import InvalidInputError
+
+    # 10 steps crashed inside PyTorch's one-cycle schedule (ZeroDivisionError).
+    with pytest.raises(InvalidInputError, match="at least 20"):
+        train(_config(shared_data, steps=10), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

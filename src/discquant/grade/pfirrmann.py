@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.errors import InvalidInputError, ModelError
-from discquant.models import not_a_model, read_torch_file
+from discquant.models import not_a_model, read_torch_file, save_torch_file
 
 if TYPE_CHECKING:
     import torch
@@ -96,7 +96,6 @@ def save_pfirrmann_model(model: PfirrmannModel, path: Path, *, half: bool = Fals
     An ensemble (:class:`~discquant.grade.ensemble.GradeEnsemble`) records its member
     count and test-time shifts in the metadata.
     """
-    import torch
 
     from discquant.grade.ensemble import GradeEnsemble
 
@@ -108,7 +107,7 @@ def save_pfirrmann_model(model: PfirrmannModel, path: Path, *, half: bool = Fals
     for k, v in model.network.state_dict().items():
         v = v.detach().cpu().clone()
         state[k] = v.half() if (half and v.is_floating_point()) else v
-    torch.save({"state_dict": state, "crop": model.crop, "metadata": meta}, path)
+    save_torch_file({"state_dict": state, "crop": model.crop, "metadata": meta}, path)
 
 
 def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:

@@ -3,6 +3,7 @@ the one reader that every model loader uses for weight files."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -45,3 +46,20 @@ def not_a_model(path: Path, what: str, exc: Exception) -> ModelError:
     if len(reason) > 160:
         reason = reason[:159] + "…"
     return ModelError(f"not a discquant {what} ({type(exc).__name__}: {reason})", path=path)
+
+
+def save_torch_file(obj: Any, path: str | Path) -> None:
+    """``torch.save`` through a temporary file beside ``path`` and a rename.
+
+    A run interrupted while saving (a resumable checkpoint is rewritten every few
+    hundred steps) leaves the previous file whole, never a truncated one.
+    """
+    import torch
+
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from discquant.models import not_a_model, read_torch_file, save_torch_file
 from discquant.segment.data import TrainSubject, load_real_subjects, phantom_subjects
 from discquant.segment.network import IGNORE, MarginalDiceCELoss, build_network
 from discquant.segment.preprocess import (
@@ -31,6 +32,9 @@ from discquant.segment.preprocess import (
 )
 
 logger = logging.getLogger(__name__)
+
+MIN_STEPS = 20
+"""Fewest training steps: the one-cycle schedule needs two warm-up steps (10 %)."""
 
 
 @dataclass
@@ -263,7 +267,7 @@ def save_model(net: torch.nn.Module, config: TrainConfig, path: Path, **extra: A
         **extra,
     }
     state = {k: v.detach().half() for k, v in net.state_dict().items()}
-    torch.save({"meta": meta, "state_dict": state}, path)
+    save_torch_file({"meta": meta, "state_dict": state}, path)
 
 
 def validate(
@@ -302,10 +306,17 @@ def validate(
 
 
 def train(config: TrainConfig, out_dir: Path) -> Path:
-    """Train (or resume) and return the path of the final ``model.pt``."""
+    """Train (or resume) and return the path of the final ``model.pt``.
+
+    Nothing is written to ``out_dir`` before the data are loaded and a checkpoint found
+    there (``last.pt``) is known to fit ``config``.
+    """
+    from discquant.errors import InvalidInputError
+
+    if config.steps < MIN_STEPS:
+        # OneCycleLR warms up over the first 10 % of the steps and divides by their count.
+        raise InvalidInputError(f"steps is {config.steps}; a run needs at least {MIN_STEPS}")
     torch.set_num_threads(config.threads)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     _set_seeds(config.seed)
     root = Path(config.data_root)
     names = None
@@ -322,8 +333,6 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
             cache_dir=Path(config.phantom_cache) if config.phantom_cache else None,
         )
     if not train_set:
-        from discquant.errors import InvalidInputError
-
         raise InvalidInputError("no training subjects found", path=root)
     logger.info(
         "training on %d subjects (%s), validating on %s",
@@ -353,19 +362,25 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
     best = -1.0
     last = out_dir / "last.pt"
     if last.exists():
-        ck = torch.load(last, map_location="cpu", weights_only=True)
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        sched.load_state_dict(ck["sched"])
-        step = int(ck["step"])
-        best = float(ck.get("best", -1.0))
-        sampler.rng.bit_generator.state = ck["sampler_rng"]
-        torch.set_rng_state(ck["torch_rng"])
-        if "augment_rng" in ck:
-            set_random_states(sampler.augment, ck["augment_rng"])
-        else:  # a checkpoint from before the states were saved: reseeded, not identical
-            sampler.augment.set_random_state(seed=config.seed + step)
+        ck = read_torch_file(last, what="training checkpoint")
+        try:
+            net.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["opt"])
+            sched.load_state_dict(ck["sched"])
+            step = int(ck["step"])
+            best = float(ck.get("best", -1.0))
+            sampler.rng.bit_generator.state = ck["sampler_rng"]
+            torch.set_rng_state(ck["torch_rng"])
+            if "augment_rng" in ck:
+                set_random_states(sampler.augment, ck["augment_rng"])
+            else:  # a checkpoint from before the states were saved: reseeded, not identical
+                sampler.augment.set_random_state(seed=config.seed + step)
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            # another configuration's checkpoint (other network, other optimiser)
+            raise not_a_model(last, "training checkpoint for this configuration", exc) from exc
         logger.info("resumed from %s at step %d", last, step)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     log = (out_dir / "log.jsonl").open("a")
     t0 = time.time()
     run_steps = 0
@@ -373,7 +388,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
     net.train()
 
     def checkpoint() -> None:
-        torch.save(
+        save_torch_file(
             {
                 "model": net.state_dict(),
                 "opt": opt.state_dict(),
