@@ -284,3 +284,25 @@ def test_highdicom_warnings_are_logged_without_the_patient_name(
     assert logged, "highdicom's person-name warning should be logged"
     assert all("<removed>" in m and "Smithers" not in m for m in logged)
     assert not any("Smithers" in str(w.message) for w in raised)
+
+
+def test_identifying_values_for_redaction_include_nested_and_multiple_values() -> None:
+    """Error messages are redacted with these values: they once came from the top level
+    only, with a multi-valued attribute as one "['A', 'B']" string."""
+    from discquant.outputs._dicom import phi_values
+
+    ds = pydicom.Dataset()
+    ds.PatientName = "Doe^Jane"
+    ds.PatientPosition = "HFS"
+    ds.SeriesDescription = "T2 TSE SAG"
+    ds.OtherPatientIDs = ["OPID-111", "OPID-222"]
+    other = pydicom.Dataset()
+    other.PatientID = "NESTED-PID"
+    ds.OtherPatientIDsSequence = [other]
+    issuer = pydicom.Dataset()
+    issuer.LocalNamespaceEntityID = "ISSUER-ACC"
+    ds.IssuerOfAccessionNumberSequence = [issuer]
+    ds.AdmissionID = "ADM-777"
+    assert phi_values([ds]) == {
+        "Doe^Jane", "OPID-111", "OPID-222", "NESTED-PID", "ISSUER-ACC", "ADM-777"
+    }  # fmt: skip

@@ -137,6 +137,11 @@ _NESTED_REMOVED = EQUIPMENT_KEYS | frozenset(
 """Removed from every item of every nested sequence, with every person name."""
 
 
+def is_removed_dicom_keyword(keyword: str) -> bool:
+    """Whether :func:`deidentify_dataset` deletes this attribute (person names aside)."""
+    return keyword.startswith(_REMOVED_PREFIXES) or keyword in _DICOM_REMOVED
+
+
 def _scrub_nested(items: Any) -> None:
     for item in items:
         for elem in list(item):
@@ -165,11 +170,7 @@ def deidentify_dataset(ds: Any, *, subject: str) -> None:
     level, discquant's) stays.
     """
     for elem in list(ds):  # everything identifying goes; name, ID and type 2 come back below
-        if (
-            elem.keyword.startswith(_REMOVED_PREFIXES)
-            or elem.keyword in _DICOM_REMOVED
-            or elem.VR == "PN"
-        ):
+        if is_removed_dicom_keyword(elem.keyword) or elem.VR == "PN":
             del ds[elem.tag]
     ds.PatientName = subject
     ds.PatientID = subject

@@ -69,27 +69,43 @@ def with_type2_attributes(datasets: Sequence[Any]) -> list[Any]:
 def phi_values(datasets: Sequence[Any]) -> set[str]:
     """Identifying values of the source datasets (to keep them out of error messages).
 
-    Every non-empty value of at least three characters of a ``Patient*`` attribute (except
-    PatientPosition and PatientIdentityRemoved), a person name, or an attribute listed in
-    :data:`discquant.io.privacy.PHI_KEYS` or :data:`discquant.outputs._common.PHI_KEYS`.
+    Every non-empty value of at least three characters, at any depth and each value of a
+    multi-valued attribute apart, of a ``Patient*`` attribute (except PatientPosition and
+    PatientIdentityRemoved), a person name, an attribute that
+    :func:`discquant.io.privacy.deidentify_dataset` removes (with everything inside it
+    when it is a sequence), or one listed in :data:`discquant.io.privacy.PHI_KEYS`,
+    :data:`~discquant.io.privacy.EQUIPMENT_KEYS` or
+    :data:`discquant.outputs._common.PHI_KEYS`.
     """
+    from pydicom.multival import MultiValue
+
     found: set[str] = set()
-    for ds in datasets[:1]:  # the patient and study modules are the same in every image
+
+    def identifying(keyword: str, vr: str) -> bool:
+        if keyword in ("PatientPosition", "PatientIdentityRemoved"):
+            return False
+        return (
+            keyword.startswith("Patient")
+            or privacy.is_removed_dicom_keyword(keyword)
+            or keyword in PHI_KEYS
+            or keyword in privacy.PHI_KEYS
+            or keyword in privacy.EQUIPMENT_KEYS
+            or keyword == "StudyDescription"
+            or vr == "PN"
+        )
+
+    def walk(ds: Any, inside_identifying: bool) -> None:
         for elem in ds:
-            keyword = elem.keyword
-            if elem.VR == "SQ" or keyword in ("PatientPosition", "PatientIdentityRemoved"):
-                continue
-            if (
-                keyword.startswith("Patient")
-                or keyword in PHI_KEYS
-                or keyword in privacy.PHI_KEYS
-                or keyword in privacy.EQUIPMENT_KEYS
-                or keyword == "StudyDescription"
-                or elem.VR == "PN"
-            ):
-                text = str(elem.value).strip()
-                if len(text) >= 3:
-                    found.add(text)
+            hit = inside_identifying or identifying(elem.keyword, elem.VR)
+            if elem.VR == "SQ":
+                for item in elem.value:
+                    walk(item, hit)
+            elif hit and elem.value is not None:
+                values = elem.value if isinstance(elem.value, MultiValue) else [elem.value]
+                found.update(t for v in values if len(t := str(v).strip()) >= 3)
+
+    for ds in datasets[:1]:  # the patient and study modules are the same in every image
+        walk(ds, False)
     return found
 
 
