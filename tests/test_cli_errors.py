@@ -90,3 +90,30 @@ def test_os_error_about_a_file_becomes_one_line(capsys: pytest.CaptureFixture[st
 def test_os_error_without_a_file_is_not_hidden() -> None:
     with pytest.raises(ConnectionResetError), user_errors():
         raise ConnectionResetError(104, "Connection reset by peer")
+
+
+@pytest.mark.parametrize(
+    ("command", "text", "expected"),
+    [
+        # a value of the wrong type was a TypeError traceback inside training
+        (["train", "segment"], "steps: many\n", "steps: Input should be a valid integer"),
+        (["train", "segment"], "steps: [1\n", "not YAML"),
+        (["train", "segment"], "- steps\n", "a mapping of keys"),
+        (["train", "segment"], "stepz: 10\n", "unknown config keys ['stepz']"),
+        # pydantic's message ran over six lines
+        (
+            ["train", "grade"],
+            "epochs: many\nfoo: 1\n",
+            "epochs: Input should be a valid integer, unable to parse string as an integer; "
+            "foo: Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_a_bad_training_configuration_is_one_line_exit_2(
+    tmp_path: Path, command: list[str], text: str, expected: str
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(text)
+    args = [*command, "--config", str(config), "--out", str(tmp_path / "run")]
+    line = _cli_error(args, cwd=tmp_path)
+    assert line.startswith(f"discquant: error: {config}: ") and expected in line

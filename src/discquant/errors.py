@@ -40,3 +40,18 @@ class NoDiscsFoundError(DiscquantError):
 
 class ModelError(DiscquantError):
     """A shipped or user-given model file is missing or does not fit the code."""
+
+
+def validation_summary(exc: Exception) -> str:
+    """A pydantic ``ValidationError`` as one line: ``field: problem; field: problem``.
+
+    pydantic's own message spans several lines per field, with links.
+    """
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return " ".join(str(exc).split())
+    parts = []
+    for e in errors():
+        where = ".".join(str(p) for p in e.get("loc", ())) or "config"
+        parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    return "; ".join(parts)

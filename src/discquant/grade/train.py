@@ -51,7 +51,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from discquant.errors import InvalidInputError
+from discquant.errors import InvalidInputError, validation_summary
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +159,8 @@ def load_config(path: Path) -> GradeTrainConfig:
     try:
         return GradeTrainConfig.model_validate(yaml.safe_load(path.read_text()) or {})
     except (ValidationError, yaml.YAMLError) as exc:
-        raise InvalidInputError(f"invalid grade config: {exc}", path=path) from exc
+        why = validation_summary(exc) if isinstance(exc, ValidationError) else exc
+        raise InvalidInputError(f"invalid grade config: {why}", path=path) from exc
 
 
 _NOT_IN_FOLD_NETWORKS = {

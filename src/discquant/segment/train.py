@@ -67,19 +67,36 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides: Any) -> TrainConfig:
+        """Read a YAML file; keys and value types are checked (one-line error naming it)."""
         import yaml
+        from pydantic import TypeAdapter, ValidationError
 
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        from discquant.errors import InvalidInputError, validation_summary
+
+        try:
+            raw = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise InvalidInputError(f"not YAML ({' '.join(str(exc).split())})", path=path) from exc
+        if not isinstance(raw, dict):
+            raise InvalidInputError("a training configuration is a mapping of keys", path=path)
         raw.update({k: v for k, v in overrides.items() if v is not None})
         unknown = set(raw) - set(cls.__dataclass_fields__)
         if unknown:
-            from discquant.errors import InvalidInputError
-
             raise InvalidInputError(f"unknown config keys {sorted(unknown)}", path=path)
-        if isinstance(raw.get("phantom_train_seeds"), dict):
-            r = raw["phantom_train_seeds"]
-            raw["phantom_train_seeds"] = list(range(int(r["start"]), int(r["stop"])))
-        return cls(**raw)
+        seeds = raw.get("phantom_train_seeds")
+        if isinstance(seeds, dict):
+            try:
+                raw["phantom_train_seeds"] = list(range(int(seeds["start"]), int(seeds["stop"])))
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InvalidInputError(
+                    "phantom_train_seeds as a mapping needs integer start and stop", path=path
+                ) from exc
+        try:  # pydantic checks the dataclass's annotated types ("many" steps is refused)
+            return TypeAdapter(cls).validate_python(raw)
+        except ValidationError as exc:
+            raise InvalidInputError(
+                f"invalid training configuration: {validation_summary(exc)}", path=path
+            ) from exc
 
 
 def make_augment(patch: int, seed: int) -> Any:
