@@ -25,7 +25,7 @@ from discquant.evaluate.grading import grade_agreement
 from discquant.grade.data import build_crops, spider_discs, sudirman_discs
 from discquant.grade.ensemble import GradeEnsemble
 from discquant.grade.pfirrmann import load_pfirrmann_model, predict_probabilities
-from discquant.grade.train import load_config
+from discquant.grade.train_config import load_config
 
 
 def _line(

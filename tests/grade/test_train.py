@@ -13,14 +13,12 @@ from discquant.errors import InvalidInputError, ModelError
 from discquant.grade import grade_disc_crops, load_pfirrmann_model
 from discquant.grade.pfirrmann import PfirrmannModel, save_pfirrmann_model
 from discquant.grade.train import (
-    AugmentConfig,
-    GradeTrainConfig,
     class_weights,
-    load_config,
     patient_splits,
     run_training,
     train_network,
 )
+from discquant.grade.train_config import AugmentConfig, GradeTrainConfig, load_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -41,7 +41,8 @@ def train_grade_cmd(
 
     setup_logging(quiet=quiet)
     with user_errors():
-        from discquant.grade.train import load_config, run_training
+        from discquant.grade.train import run_training
+        from discquant.grade.train_config import load_config
 
         cfg = load_config(config)
         upd: dict[str, object] = {}

@@ -39,144 +39,25 @@ Runs are deterministic for a seed on one CPU thread.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from discquant.errors import InvalidInputError, validation_summary
+from discquant.errors import InvalidInputError
+from discquant.grade.train_config import (
+    AugmentConfig,
+    GradeTrainConfig,
+    config_problem,
+    fold_config_sha256,
+)
 
 log = logging.getLogger(__name__)
-
-
-class CropConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    slices: int = 3
-    size_mm: tuple[float, float] = (48.0, 64.0)
-    shape: tuple[int, int] = (60, 80)
-    normalise: str = "image"
-
-
-class AugmentConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    prob: float = 0.8
-    rotate_deg: float = 10.0
-    scale: float = 0.1
-    translate_px: float = 3.0
-    gamma: tuple[float, float] = (0.8, 1.25)
-    intensity_scale: float = 0.1
-    intensity_shift: float = 0.05
-    noise_std: float = 0.02
-
-
-class GradeTrainConfig(BaseModel):
-    """``configs/grade.yaml``."""
-
-    model_config = ConfigDict(extra="forbid")
-    seed: int = 0
-    target: Literal["pfirrmann", "herniation"] = "pfirrmann"
-    """What the network learns: the Pfirrmann grade (5 classes) or herniation yes/no."""
-    sudirman: Path | None = Path("../shared/data/sudirman-midsag-t2")
-    spider: Path | None = None
-    holdout_patients: int = 50
-    folds: int = 5
-    cross_validate: bool = True
-    cv_folds: list[int] | None = None
-    """Run only these folds (to spread cross-validation over processes); None = all."""
-    seeds_per_fold: int = 1
-    """Networks trained per fold, each from its own seed; the fold's CV predictions are
-    their mean, and ``ship: folds`` ships every one of them."""
-    train_final: bool = True
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    class_weight_power: float = 1.0
-    ordinal_weight: float = 0.5
-    soft_labels_phi: float = 0.0
-    """0: cross-entropy against the reference grade. > 0: against soft ordinal labels
-    (SORD, Díaz & Marathe, CVPR 2019), ``softmax(-phi × (k - grade)²)`` over the grades
-    k, which tells the network that a neighbouring grade is a smaller mistake."""
-    num_threads: int = 1
-    phantoms_train: int = 0
-    """Phantom studies (5 lumbar discs each, random grades) added to the final training
-    (and to each fold's with ``phantoms_in_folds``)."""
-    phantoms_in_folds: bool = False
-    """Add the phantom training studies to every cross-validation fold's training too
-    (phantoms are not patients, so nothing leaks into the scored folds)."""
-    ship: Literal["final", "folds"] = "final"
-    """The model written to ``pfirrmann.pt``: ``final``, one network trained on every
-    non-held-out patient; ``folds``, the mean probability of the cross-validation fold
-    networks (as nnU-Net ships its five folds; needs all folds)."""
-    phantoms_test: int = 0
-    """Unseen phantom studies to measure the shipped model's exact accuracy on."""
-    phantom_train_seed0: int = 1000
-    phantom_test_seed0: int = 5000
-    tta_shifts: list[tuple[int, int]] = [(0, 0), (1, 0), (-1, 0), (0, 2), (0, -2)]
-    """Test-time crop shifts (rows, columns) whose probabilities are averaged."""
-    test_model: str | None = None
-    """A trained model file (or ``shipped``) to grade every configured disc with."""
-    max_steps: int | None = None
-    """Stop each training after this many optimiser steps (tests, smoke runs)."""
-    crop: CropConfig = Field(default_factory=CropConfig)
-    augment: AugmentConfig = Field(default_factory=AugmentConfig)
-    arch: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> GradeTrainConfig:
-        problem = config_problem(self)
-        if problem:
-            raise ValueError(problem)
-        return self
-
-
-def config_problem(cfg: GradeTrainConfig) -> str | None:
-    """Why ``cfg`` cannot run as written, or None (checked on load and before training)."""
-    every_fold = cfg.cv_folds is None or sorted(cfg.cv_folds) == list(range(cfg.folds))
-    if cfg.ship == "folds" and not (cfg.cross_validate and every_fold):
-        return "ship: folds needs cross_validate on and every fold run"
-    if cfg.target != "pfirrmann" and (cfg.phantoms_train > 0 or cfg.phantoms_test > 0):
-        return "phantom studies carry Pfirrmann grades only: set phantoms_train/test to 0"
-    return None
-
-
-def load_config(path: Path) -> GradeTrainConfig:
-    """Read and validate a YAML config; relative data paths are kept as written."""
-    import yaml
-    from pydantic import ValidationError
-
-    if not path.is_file():
-        from discquant.errors import InputNotFoundError
-
-        raise InputNotFoundError("config file not found", path=path)
-    try:
-        return GradeTrainConfig.model_validate(yaml.safe_load(path.read_text()) or {})
-    except (ValidationError, yaml.YAMLError) as exc:
-        why = validation_summary(exc) if isinstance(exc, ValidationError) else exc
-        raise InvalidInputError(f"invalid grade config: {why}", path=path) from exc
-
-
-_NOT_IN_FOLD_NETWORKS = {
-    "cv_folds", "num_threads", "cross_validate", "train_final", "ship", "phantoms_test",
-    "phantom_test_seed0", "test_model", "tta_shifts",
-}  # fmt: skip
-
-
-def fold_config_sha256(cfg: GradeTrainConfig) -> str:
-    """Hash of the settings a cross-validation fold's networks depend on.
-
-    Which folds run, thread count, test-time shifts and what is shipped do not change a
-    fold's networks, so runs that differ only in those share fold checkpoints.
-    """
-    blob = cfg.model_dump(mode="json", exclude=_NOT_IN_FOLD_NETWORKS)
-    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
 SPLIT_KEYS = ("train_subjects", "validation_subjects", "holdout_subjects")
