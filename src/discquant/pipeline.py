@@ -223,7 +223,7 @@ def analyze(
 
     anatomy = t2.image if t2 is not None else result.b0
     assert anatomy is not None
-    plane = orientation_from_affine(anatomy.affine)
+    plane = orientation_from_affine(anatomy.affine, anatomy.shape)
     if t2 is None and plane != "sagittal":
         # The network segments sagittal images; an axial DWI (a brain, or axial lumbar
         # diffusion) resampled to sagittal slices is not what it has seen, and on a real

@@ -10,7 +10,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 from pydicom.uid import generate_uid
-from tests.io.dicom_factory import WrittenSeries, write_series
+from tests.io.dicom_factory import AXIAL_IOP, WrittenSeries, write_series
 from typer.testing import CliRunner
 
 from discquant.cli import app
@@ -121,6 +121,28 @@ def test_inconsistent_slice_spacing(tmp_path: Path) -> None:
     assert str(written.files[3]) in msg  # the slice after the 8 mm gap
     assert "inconsistent slice spacing" in msg and "8.00 mm" in msg and "4.00 mm" in msg
     assert str(written.files[3]) in _cli_error(["inspect", str(tmp_path)])
+
+
+def test_an_unusable_series_beside_a_good_one_is_skipped_with_a_warning(tmp_path: Path) -> None:
+    """Axial T2 stacks in blocks (irregular gaps) are common in lumbar protocols; one such
+    series stopped the whole import. Now it is skipped, named in a warning, and the
+    sagittal T2 is read."""
+    good = _t2_series(tmp_path / "sag")
+    blocks = write_series(
+        tmp_path / "ax",
+        np.random.default_rng(2).integers(100, 1000, size=(32, 32, 6)),
+        description="T2_TSE_TRA_blocks",
+        series_number=8,
+        study_uid=generate_uid(),
+        frame_uid=generate_uid(),
+        iop=AXIAL_IOP,
+        slice_positions_mm=[0.0, 4.0, 8.0, 22.0, 26.0, 30.0],
+    )
+    study = load_study(tmp_path)
+    assert study.t2 is not None and study.t2.provenance.source_paths[0] == good.files[0]
+    (warning,) = [w for w in study.warnings if "series skipped" in w]
+    assert "inconsistent slice spacing" in warning and "T2_TSE_TRA_blocks" in warning
+    assert warning.startswith(str(blocks.files[3].relative_to(tmp_path)))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])

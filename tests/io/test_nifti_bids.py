@@ -181,3 +181,57 @@ def test_subject_of_a_bids_named_file_is_its_sub_entity(tmp_path: Path) -> None:
     assert load_study(t2=session).subject == "fcs11ses2"
     other = _save(tmp_path / "patient7.nii.gz", np.ones((8, 8, 3)))
     assert load_study(other).subject == "patient7"
+
+
+def test_a_sagittal_t2_in_ras_voxel_order_is_still_sagittal(tmp_path: Path) -> None:
+    """nibabel's as_closest_canonical (and fslreorient2std) put a sagittal series' slices
+    on the first voxel axis; the third axis then points superior and the T2 was refused
+    as axial."""
+    te = {"EchoTime": 0.1, "RepetitionTime": 3.5}
+    native = _save(tmp_path / "native" / "t2.nii.gz", np.ones((40, 30, 7)), sidecar=te)
+    canonical = tmp_path / "canonical" / "t2.nii.gz"
+    canonical.parent.mkdir()
+    img = nib.as_closest_canonical(nib.load(native))
+    assert img.shape == (7, 30, 40)
+    nib.save(img, canonical)
+    canonical.with_name("t2.json").write_text(json.dumps(te))
+    for path in (native, canonical):
+        study = load_study(path.parent)
+        assert study.t2 is not None and study.t2.orientation == "sagittal", study.series[0].reason
+    # Isotropic voxels: the axis with clearly fewer voxels is the slice axis (a 1 mm
+    # lumbar volume of 221 x 221 x 67 stored in RAS order as 67 x 221 x 221).
+    iso = np.diag([1.0, 1.0, 1.0, 1.0])
+    assert orientation_from_affine(iso, (67, 221, 221)) == "sagittal"
+    assert orientation_from_affine(iso, (82, 82, 48)) == "axial"
+    assert orientation_from_affine(iso, (64, 64, 64)) == "axial"  # no clue: the third axis
+
+
+def test_a_dwi_named_adc_with_bvalues_is_a_dwi(tmp_path: Path) -> None:
+    # dcm2niix names its outputs after the protocol: "DWI_ADC" held the diffusion images
+    # and was taken for an ADC map (its signal "scaled" to µm²/ms).
+    _save(tmp_path / "dwi" / "DWI_ADC.nii.gz", _dwi_signal([0, 400, 800]))
+    (tmp_path / "dwi" / "DWI_ADC.bval").write_text("0 400 800\n")
+    study = load_study(tmp_path / "dwi")  # a folder, as dcm2niix leaves it
+    assert study.dwi is not None and study.adc is None
+    assert study.dwi.image.data.max() == pytest.approx(1000.0)
+    _save(tmp_path / "adc" / "map_ADC.nii.gz", np.full((8, 8, 3), 1500.0))
+    assert load_study(tmp_path / "adc").adc is not None  # a map named *_ADC stays one
+
+
+@pytest.mark.parametrize(
+    ("image_type", "role"),
+    [
+        (None, SeriesRole.T2),  # "ImageType": null was a TypeError traceback
+        (["DERIVED", "PRIMARY", "DIXON", "WATER"], SeriesRole.T2),
+        (["DERIVED", "PRIMARY", "DIXON", "FAT"], SeriesRole.OTHER),
+        (["DERIVED", "PRIMARY", "DIXON", "OUT_PHASE"], SeriesRole.OTHER),
+        (["ORIGINAL", "PRIMARY", "P", "ND"], SeriesRole.OTHER),  # a phase image
+    ],
+)
+def test_image_type_decides_which_t2_weighted_image_is_the_t2(
+    tmp_path: Path, image_type: list[str] | None, role: SeriesRole
+) -> None:
+    sidecar = {"EchoTime": 0.1, "RepetitionTime": 3.5, "ImageType": image_type}
+    path = _save(tmp_path / "t2_tse_sag.nii.gz", np.ones((8, 8, 5)), sidecar=sidecar)  # type: ignore[arg-type]
+    (series,) = load_study(path).series
+    assert series.role is role, series.reason

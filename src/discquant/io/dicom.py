@@ -27,7 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from discquant.errors import DicomConversionError, InputNotFoundError, InvalidInputError
+from discquant.errors import (
+    DicomConversionError,
+    DiscquantError,
+    InputNotFoundError,
+    InvalidInputError,
+)
 from discquant.io.nifti import RawImage, is_nifti, load_nifti, n_volumes
 from discquant.io.study import Provenance, Volume
 
@@ -444,23 +449,47 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
             )
         _report_non_image(scan, warnings)
         _check_truncated(scan, warnings)
-        for series in scan.series.values():
-            problem = _spacing_problem(series)
-            if problem is not None:
-                raise InvalidInputError(problem[1], path=problem[0])
         images: list[RawImage] = []
+        skipped: list[tuple[Path, str]] = []
         for i, series in enumerate(
             sorted(scan.series.values(), key=lambda s: (s.number or 0, s.uid))
         ):
-            images.extend(_convert_series(series, staging, i, keep_phi=keep_phi, warnings=warnings))
+            # A series that cannot be used is skipped, not fatal: lumbar protocols hold
+            # axial T2 stacks in separate blocks (irregular gaps) and screen saves, and
+            # one such series must not keep the sagittal T2 and the DWI from being read.
+            problem = _spacing_problem(series)
+            if problem is not None:
+                skipped.append(problem)
+                continue
+            try:
+                images.extend(
+                    _convert_series(series, staging, i, keep_phi=keep_phi, warnings=warnings)
+                )
+            except DiscquantError as exc:
+                skipped.append((series.files[0], _reason(exc)))
+    if not images and skipped:  # nothing usable: the (first) series' own error, one line
+        more = f" (and {len(skipped) - 1} more series skipped)" if len(skipped) > 1 else ""
+        raise InvalidInputError(f"{skipped[0][1]}{more}", path=skipped[0][0])
     if not images:
         raise DicomConversionError("dcm2niix produced no image from any series", path=path)
+    for where, why in skipped:
+        msg = f"{where}: {why}; series skipped"
+        log.warning(msg)
+        warnings.append(msg)
     # The warnings travel into the results JSON and the report: name files relative to the
     # input folder there (folder names above it often carry a patient's name).
     if path.is_dir():
         prefix = f"{path}{os.sep}"
         warnings = [w[len(prefix) :] if w.startswith(prefix) else w for w in warnings]
     return images, warnings
+
+
+def _reason(exc: DiscquantError) -> str:
+    """The message of ``exc`` without its leading path (a temporary file, or the series)."""
+    text = str(exc)
+    if exc.path is not None and text.startswith(f"{exc.path}: "):
+        text = text[len(f"{exc.path}: ") :]
+    return text
 
 
 def _report_non_image(scan: _Scan, warnings: list[str]) -> None:
@@ -521,7 +550,13 @@ def _convert_series(
     )
     pieces: list[RawImage] = []
     for nii in outputs:
-        raw = load_nifti(nii, keep_phi=keep_phi)
+        try:
+            raw = load_nifti(nii, keep_phi=keep_phi)
+        except DiscquantError as exc:  # name the series, not the temporary NIfTI
+            raise InvalidInputError(
+                f"series {series.number} '{series.description}': {_reason(exc)}",
+                path=series.files[0],
+            ) from exc
         number = raw.sidecar.get("SeriesNumber")
         if series.number is not None and number is not None and int(number) != series.number:
             log.warning(

@@ -2,18 +2,23 @@
 
 Rules (documented in docs/import.md):
 
-* orientation comes from the affine: the slice normal is the third voxel axis, and its
-  dominant RAS component names the plane (x → sagittal, y → coronal, z → axial);
-  ``oblique`` when no component exceeds 0.75 (more than ~41° from every plane);
-* ``adc``: ImageType contains ``ADC`` (or the file is named ``*_ADC``); stored values are
-  scaled to µm²/ms by a magnitude rule (:func:`adc_scale_to_um2_per_ms`);
+* orientation comes from the affine: the slice normal is the slice axis (the voxel axis
+  of a single slice, else the one with the largest spacing when the voxels are
+  anisotropic, else one with clearly fewer voxels, else the third), and its dominant RAS
+  component names the plane
+  (x → sagittal, y → coronal, z → axial); ``oblique`` when no component exceeds 0.75
+  (more than ~41° from every plane);
+* ``adc``: ImageType contains ``ADC`` (or the file is named ``*_ADC`` and holds no
+  b-values of two shells, which would make it a DWI); stored values are scaled to
+  µm²/ms by a magnitude rule (:func:`adc_scale_to_um2_per_ms`);
 * ``trace``: ImageType contains ``TRACEW`` and the images hold one b-value shell;
 * ``dwi``: b-values with at least two distinct shells. A scanner series of b = 0 plus
   trace-weighted (TRACEW) images at b > 0 is ``dwi``: a trace image is the geometric
   mean over three orthogonal directions, so its mono-exponential decay gives the mean
   diffusivity, which is what the ADC engine fits;
 * ``t2``: sagittal and T2-weighted (TE ≥ 60 ms and TR ≥ 1500 ms from the sidecar, no
-  inversion pulse; or, without timing, a T2 hint in the description);
+  inversion pulse; or, without timing, a T2 hint in the description); not a phase image,
+  and of a Dixon series only the water image;
 * ``other``: everything else, with why.
 """
 
@@ -57,9 +62,48 @@ _T1_HINT = re.compile(r"t1", re.I)
 _IR_HINT = re.compile(r"stir|tirm|flair|\bir\b", re.I)
 
 
-def orientation_from_affine(affine: npt.NDArray[np.float64]) -> str:
-    """``sagittal``/``coronal``/``axial``/``oblique`` from the slice normal (third axis)."""
-    normal = np.asarray(affine, dtype=float)[:3, 2]
+ANISOTROPY = 1.5
+"""Largest / smallest voxel spacing above which the coarsest axis is taken as the slice
+axis (clinical slices are 3-5 mm against 0.3-1.2 mm in plane)."""
+FEWER_VOXELS = 0.75
+"""With isotropic voxels, an axis with at most this share of the others' voxel count is
+the slice axis (the acquisition covered less along it)."""
+
+
+def slice_axis(affine: npt.NDArray[np.float64], shape: Sequence[int] | None = None) -> int:
+    """The voxel axis that steps between slices.
+
+    A single slice (an axis of length 1 in ``shape``) is its own answer; otherwise the
+    axis with the largest spacing when the voxels are anisotropic (a sagittal series
+    stored in RAS voxel order, as ``nibabel.as_closest_canonical`` or fslreorient2std
+    write it, has its slices on the first axis); with isotropic voxels the axis with
+    clearly fewer voxels than the other two (a 1 mm sagittal lumbar volume of
+    67 × 221 × 221); otherwise the third, as scanners store.
+    """
+    spacing = np.linalg.norm(np.asarray(affine, dtype=float)[:3, :3], axis=0)
+    if spacing.max() > ANISOTROPY * spacing.min():
+        anisotropic = int(np.argmax(spacing))
+    else:
+        anisotropic = None
+    if shape is not None:
+        n = [int(v) for v in shape[:3]]
+        singles = [i for i, v in enumerate(n) if v == 1]
+        if len(singles) == 1:
+            return singles[0]
+        if anisotropic is None and len(n) == 3:
+            fewest = int(np.argmin(n))
+            others = [v for i, v in enumerate(n) if i != fewest]
+            if n[fewest] <= FEWER_VOXELS * min(others):
+                return fewest
+    return 2 if anisotropic is None else anisotropic
+
+
+def orientation_from_affine(
+    affine: npt.NDArray[np.float64], shape: Sequence[int] | None = None
+) -> str:
+    """``sagittal``/``coronal``/``axial``/``oblique`` from the slice normal
+    (:func:`slice_axis`; ``shape`` lets a single slice name its own axis)."""
+    normal = np.asarray(affine, dtype=float)[:3, slice_axis(affine, shape)]
     normal = normal / np.linalg.norm(normal)
     axis = int(np.argmax(np.abs(normal)))
     if abs(normal[axis]) < 0.75:
@@ -107,10 +151,15 @@ def _timing_ms(raw: RawImage, key: str) -> float | None:
 
 
 def _image_type(raw: RawImage) -> list[str]:
-    value = raw.sidecar.get("ImageType", [])
+    value = raw.sidecar.get("ImageType")
     if isinstance(value, str):
         value = value.split("\\")
+    if not isinstance(value, list | tuple):  # absent, null, or a number: no image type
+        return []
     return [str(v).upper() for v in value]
+
+
+_DIXON_NOT_WATER = frozenset({"FAT", "F", "IN_PHASE", "IP", "OUT_PHASE", "OPP_PHASE", "OP"})
 
 
 def validate_dwi(raw: RawImage) -> None:
@@ -148,14 +197,16 @@ def validate_t2(raw: RawImage) -> None:
 
 
 def _classify(raw: RawImage, *, assume_t2: bool) -> tuple[SeriesRole, str]:
-    orient = orientation_from_affine(raw.volume.affine)
+    orient = orientation_from_affine(raw.volume.affine, raw.volume.shape)
     itype = _image_type(raw)
     desc = raw.description
     if raw.hint == "dwi":
         validate_dwi(raw)
     if raw.hint == "t2":
         validate_t2(raw)
-    if raw.hint == "adc" or "ADC" in itype:
+    has_shells = raw.bvals is not None and len(shells(raw.bvals)) >= 2
+    # A name ending in ADC is only a hint: a DWI protocol named "DWI_ADC" holds b-values.
+    if (raw.hint == "adc" and not has_shells) or "ADC" in itype:
         # dcm2niix names the ADC part it splits off a Philips/GE DWI series "*_ADC".
         why = "ImageType contains ADC" if "ADC" in itype else raw.hint_reason
         return SeriesRole.ADC, why
@@ -188,6 +239,10 @@ def _classify(raw: RawImage, *, assume_t2: bool) -> tuple[SeriesRole, str]:
         return SeriesRole.OTHER, "diffusion image without b-values"
     if "LOCALIZER" in itype or _LOCALIZER.search(desc):
         return SeriesRole.OTHER, "localizer"
+    if "P" in itype or "PHASE" in itype:
+        return SeriesRole.OTHER, "phase image (ImageType P/PHASE), not magnitude"
+    if "DIXON" in itype and (part := next((t for t in itype if t in _DIXON_NOT_WATER), None)):
+        return SeriesRole.OTHER, f"Dixon {part} image (ImageType), not the water image"
     if len(raw.volume.shape) == 4:
         return SeriesRole.OTHER, f"{raw.volume.shape[3]} volumes without b-values"
     te, tr = _timing_ms(raw, "EchoTime"), _timing_ms(raw, "RepetitionTime")
@@ -240,7 +295,7 @@ def to_series(raw: RawImage, *, assume_t2: bool = False) -> Series:
         reason=reason,
         description=raw.description,
         image=image,
-        orientation=orientation_from_affine(image.affine),
+        orientation=orientation_from_affine(image.affine, image.shape),
         bvals_s_per_mm2=raw.bvals if is_dwi else None,
         bvecs=bvecs if is_dwi else None,
         adc_scale_to_um2_per_ms=scale,
