@@ -205,3 +205,18 @@ def test_4d_image_given_as_t2(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError) as err:
         load_study(tmp_path / "sub-01")
     assert str(bids_t2) in str(err.value) and "has 2 volumes" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("bvals", "unit"),
+    [
+        ("0 0 4e8 8e8", "s/m²"),  # was fitted: ADC 1.5e-06 µm²/ms, "1000 of 1000 voxels valid"
+        ("0 0 0.4 0.8", "ms/µm²"),  # was "a single b-value (0.3 s/mm²)"
+    ],
+)
+def test_bvalues_in_another_unit_are_refused(tmp_path: Path, bvals: str, unit: str) -> None:
+    dwi = _nifti(tmp_path / "dwi.nii.gz", np.ones((8, 8, 2, 4)))
+    bval = tmp_path / "dwi.bval"
+    bval.write_text(bvals + "\n")
+    line = _cli_error(["adc", str(dwi), "-o", str(tmp_path / "adc.nii.gz")])
+    assert line.startswith(f"discquant: error: {bval}: largest b-value") and unit in line

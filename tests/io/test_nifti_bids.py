@@ -235,3 +235,34 @@ def test_image_type_decides_which_t2_weighted_image_is_the_t2(
     path = _save(tmp_path / "t2_tse_sag.nii.gz", np.ones((8, 8, 5)), sidecar=sidecar)  # type: ignore[arg-type]
     (series,) = load_study(path).series
     assert series.role is role, series.reason
+
+
+def test_a_bids_subject_with_several_sessions_is_one_session_at_a_time(tmp_path: Path) -> None:
+    """A T2 of one visit and a DWI of another were paired without a word."""
+    sub = tmp_path / "sub-01"
+    _save(sub / "ses-1" / "anat" / "sub-01_ses-1_T2w.nii.gz", np.ones((8, 8, 5)))
+    _save(sub / "ses-2" / "anat" / "sub-01_ses-2_T2w.nii.gz", np.ones((8, 8, 4)))
+    _save(sub / "ses-2" / "dwi" / "sub-01_ses-2_dwi.nii.gz", _dwi_signal([0, 400, 800]))
+    (sub / "ses-2" / "dwi" / "sub-01_ses-2_dwi.bval").write_text("0 400 800\n")
+    with pytest.raises(InvalidInputError, match=r"holds 2 sessions \(ses-1, ses-2\)") as err:
+        load_study(sub)
+    assert str(err.value).startswith(f"{sub}: ")
+    study = load_study(sub / "ses-2")
+    assert study.subject == "sub-01_ses-2"
+    assert study.t2 is not None and study.t2.image.shape == (8, 8, 4)
+    assert study.dwi is not None
+    # one session only: the subject folder is that study
+    assert load_study(tmp_path / "sub-01" / "ses-1").t2 is not None
+
+
+def test_a_cohort_on_a_bids_root_runs_each_session_as_a_study(tmp_path: Path) -> None:
+    from discquant.cohort.manifest import studies_from_folder
+
+    for sub, sessions in (("sub-01", ["ses-1", "ses-2"]), ("sub-02", ["ses-1"]), ("sub-03", [])):
+        for ses in sessions or [""]:
+            folder = tmp_path / sub / ses / "anat" if ses else tmp_path / sub / "anat"
+            _save(folder / f"{sub}_T2w.nii.gz", np.ones((8, 8, 3)))
+    found = {(s.subject, Path(s.inputs.path).relative_to(tmp_path).as_posix())
+             for s in studies_from_folder(tmp_path)}  # fmt: skip
+    assert found == {("01ses1", "sub-01/ses-1"), ("01ses2", "sub-01/ses-2"),
+                     ("02", "sub-02"), ("03", "sub-03")}  # fmt: skip

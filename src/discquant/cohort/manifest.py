@@ -123,16 +123,25 @@ def _dedupe(studies: list[CohortStudy]) -> list[CohortStudy]:
 def studies_from_folder(folder: Path) -> list[CohortStudy]:
     """A BIDS root (``sub-*`` folders) or a folder whose subfolders are studies (DICOM trees)."""
     folder = Path(folder)
+    from discquant.io.nifti import bids_sessions
+
+    found: list[tuple[Path, str]] = []  # (study folder, subject label)
     if _is_bids_root(folder):
-        subs = sorted(p for p in folder.glob("sub-*") if p.is_dir())
+        for sub in sorted(p for p in folder.glob("sub-*") if p.is_dir()):
+            sessions = bids_sessions(sub)
+            if len(sessions) > 1:  # one study per session (sub-01/ses-2 → label 01ses2)
+                found += [(ses, bids_label(f"{sub.name}_{ses.name}")) for ses in sessions]
+            else:
+                found.append((sub, bids_label(sub.name)))
     else:
-        subs = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not subs:
+        found = [
+            (p, bids_label(p.name))
+            for p in sorted(folder.iterdir())
+            if p.is_dir() and not p.name.startswith(".")
+        ]
+    if not found:
         raise InputNotFoundError("no study folders (sub-* or subfolders) found", path=folder)
-    studies = [
-        CohortStudy(bids_label(p.name), StudyInputs(path=p, subject=bids_label(p.name)), str(p))
-        for p in subs
-    ]
+    studies = [CohortStudy(label, StudyInputs(path=p, subject=label), str(p)) for p, label in found]
     return _dedupe(studies)
 
 

@@ -141,7 +141,12 @@ def load_study(
     ordered = order_series(series, explicit=explicit)
     if subject is None:
         base = root if root is not None else Path(str(t2 or dwi or adc))
-        subject = subject_from_name(base.name.split(".")[0]) if base.is_file() else base.name
+        if base.is_file():
+            subject = subject_from_name(base.name.split(".")[0])
+        elif base.name.startswith("ses-") and base.parent.name.startswith("sub-"):
+            subject = f"{base.parent.name}_{base.name}"  # one session of a BIDS subject
+        else:
+            subject = base.name
     log.info("%s: %d series imported", subject, len(ordered))
     for s in ordered:
         log.debug(

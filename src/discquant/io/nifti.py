@@ -102,6 +102,12 @@ def n_volumes(volume: Volume) -> int:
     return volume.shape[3] if len(volume.shape) == 4 else 1
 
 
+MAX_B_S_PER_MM2 = 1e5
+"""Larger b-values are taken for another unit (s/m²) and refused."""
+MIN_WEIGHTED_B_S_PER_MM2 = 20.0
+"""A largest b-value below this (and above a b≈0 of 0.05) is taken for ms/µm² and refused."""
+
+
 def read_bvals(path: Path, *, image: Path, n_vols: int) -> npt.NDArray[np.float64]:
     """FSL/BIDS .bval: one row of b-values in s/mm², one per volume of ``image``."""
     if not path.is_file():
@@ -116,6 +122,19 @@ def read_bvals(path: Path, *, image: Path, n_vols: int) -> npt.NDArray[np.float6
         )
     if not np.isfinite(bvals).all() or (bvals < 0).any():
         raise InvalidInputError("b-values must be finite and non-negative", path=path)
+    top = float(bvals.max(initial=0.0))
+    # Clinical b-values are 50-10,000 s/mm²; the same numbers in another unit are off by
+    # 10⁶ (s/m²) or 10³ (ms/µm²), and fitting them gives ADCs off by that factor.
+    if top > MAX_B_S_PER_MM2:
+        raise InvalidInputError(
+            f"largest b-value is {top:.3g}: s/m²? discquant reads s/mm² (divide by 10⁶)",
+            path=path,
+        )
+    if MIN_WEIGHTED_B_S_PER_MM2 > top > 0.05:  # above Philips' b≈0 of 0.001-0.004
+        raise InvalidInputError(
+            f"largest b-value is {top:g}: ms/µm²? discquant reads s/mm² (multiply by 1000)",
+            path=path,
+        )
     return bvals
 
 
@@ -240,12 +259,39 @@ def is_bids_subject(folder: Path) -> bool:
     return False
 
 
+def bids_sessions(folder: Path) -> list[Path]:
+    """The ``ses-*`` folders of a BIDS subject that hold NIfTI in ``anat/`` or ``dwi/``."""
+    return [
+        ses
+        for ses in sorted(folder.glob("ses-*"))
+        if any(
+            (ses / sub).is_dir() and any(is_nifti(p) for p in (ses / sub).iterdir())
+            for sub in ("anat", "dwi")
+        )
+    ]
+
+
 def load_bids_subject(folder: Path, *, keep_phi: bool = False) -> list[RawImage]:
-    """All NIfTI images in a BIDS subject's ``anat/`` and ``dwi/`` folders (any session).
+    """All NIfTI images in a BIDS subject's (or session's) ``anat/`` and ``dwi/`` folders.
 
     ``anat/*_T2w`` is asserted T2, ``dwi/*_dwi`` asserted DWI (and then validated),
     ``*_ADC`` asserted ADC; other files (T1w, ...) are kept and classified as usual.
+
+    Raises
+    ------
+    InvalidInputError
+        The subject holds several sessions: one study is one session (a T2 of one visit
+        and a DWI of another would otherwise be measured together); give the session
+        folder (``discquant cohort`` on a BIDS root runs each session as its own study).
     """
+    sessions = bids_sessions(folder)
+    if len(sessions) > 1:
+        names = ", ".join(s.name for s in sessions)
+        raise InvalidInputError(
+            f"holds {len(sessions)} sessions ({names}); analyse one session folder at a "
+            f"time, e.g. {sessions[0]}",
+            path=folder,
+        )
     images: list[RawImage] = []
     for sub in ("anat", "dwi"):
         for cand in [folder / sub, *sorted(folder.glob(f"ses-*/{sub}"))]:
