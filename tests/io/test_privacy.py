@@ -74,6 +74,8 @@ def test_nifti_sidecar_is_scrubbed_too(tmp_path: Path) -> None:
         "EchoTime": 0.1,
         "RepetitionTime": 4.0,
         "PatientPosition": "HFS",
+        "StudyDescription": "Rorden^Rorden_Prisma",  # free text: a name, in real data
+        "ProcedureStepDescription": "LSPINE Doe",
         **PHI,
     }
     (tmp_path / "sub-01_T2w.json").write_text(json.dumps(sidecar))

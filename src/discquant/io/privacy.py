@@ -8,7 +8,8 @@ guarantee does not depend on where a sidecar came from.
 What is removed (unless the user passes ``keep_phi``): every key that starts with
 ``Patient`` except ``PatientPosition`` (an acquisition setting: head/feet first), the
 accession number, other patient IDs, people's names (referring/performing physician,
-operator), and calendar dates and date-times. Sex and age are removed too: they are
+operator), calendar dates and date-times, and the study and procedure descriptions
+(free text that often holds a name or the reason for the visit). Sex and age are removed too: they are
 quasi-identifiers, and dcm2niix drops them as well. Kept: scanner, sequence and timing
 parameters, institution name (not a patient identifier), UIDs (needed to reference the
 source images; they are not personal data on their own).
@@ -35,6 +36,11 @@ PHI_KEYS: frozenset[str] = frozenset(
         "SeriesDate",
         "ContentDate",
         "InstanceCreationDate",
+        # free text that often holds the patient's name or the reason for the visit
+        # (the real Siemens test series has "Rorden^Rorden_Prisma", a person name, in both)
+        "StudyDescription",
+        "ProcedureStepDescription",
+        "RequestedProcedureDescription",
     }
 )
 """Identifying keys removed besides every ``Patient*`` key (``PatientPosition`` stays)."""
