@@ -219,3 +219,21 @@ def test_unusable_output_folder_fails_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"results\.txt is a file"):
         run_study(missing, a_file / "sub" / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.txt"]
+
+
+def test_scanner_adc_map_zeros_are_not_adc_values(phantom: PhantomStudy) -> None:
+    """T2 and the scanner's ADC map only: voxels the scanner did not fit hold 0, which
+    entered the nucleus statistics as ADC 0 (a median of 0 at low SNR)."""
+    assert phantom.adc_scanner is not None
+    data = phantom.adc_scanner.data.copy()
+    nucleus = (phantom.labels_dwi.data == 124) & (phantom.nucleus_dwi.data > 0)
+    idx = np.argwhere(nucleus)
+    data[tuple(idx[: 2 * len(idx) // 3].T)] = 0.0  # two thirds of L5-S1's nucleus not fitted
+    scanner = Volume(data, phantom.adc_scanner.affine)
+    adc = Series(SeriesRole.ADC, "test", "ADC", scanner, "sagittal", adc_scale_to_um2_per_ms=1.0)
+    study = Study("ph", (*_study(phantom, dwi=False).series, adc))
+    res = analyze(study, segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2))
+    l5s1 = next(d for d in res.discs if d.level == "L5-S1")
+    truth = phantom.truth.disc("L5-S1").np_region_adc_um2_per_ms
+    assert l5s1.adc_np is not None and l5s1.adc_np.median == pytest.approx(truth, rel=0.05)
+    assert res.adc_map is not None and np.isnan(res.adc_map.data[nucleus]).sum() >= len(idx) // 2

@@ -304,8 +304,15 @@ def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> 
     dwi = study.dwi
     if dwi is None:
         assert study.adc is not None
-        result.adc_map = study.adc.image
-        result.warnings.append("no raw DWI: the scanner's ADC map is used as it is")
+        scanner = study.adc.image
+        # Scanners write 0 (or less) where they fitted nothing (background, too little
+        # signal); as numbers they entered the disc statistics (a nucleus median of 0 at
+        # low SNR). Here, as in discquant's own maps, a voxel without an ADC is NaN.
+        data = np.where(scanner.data > 0, scanner.data, np.nan).astype(np.float32)
+        result.adc_map = Volume(data, scanner.affine)
+        result.warnings.append(
+            "no raw DWI: the scanner's ADC map is used (its voxels ≤ 0, not fitted, as NaN)"
+        )
         trace = study.trace
         result.b0 = trace.image if trace is not None else None
         return
