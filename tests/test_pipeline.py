@@ -237,3 +237,20 @@ def test_scanner_adc_map_zeros_are_not_adc_values(phantom: PhantomStudy) -> None
     truth = phantom.truth.disc("L5-S1").np_region_adc_um2_per_ms
     assert l5s1.adc_np is not None and l5s1.adc_np.median == pytest.approx(truth, rel=0.05)
     assert res.adc_map is not None and np.isnan(res.adc_map.data[nucleus]).sum() >= len(idx) // 2
+
+
+def test_a_disc_too_small_to_crop_is_not_graded_and_the_others_are(
+    phantom: PhantomStudy,
+) -> None:
+    """A 2-voxel L1-L2 mask stopped the whole grading stage (no grade for any disc)."""
+    labels = phantom.labels_t2.data.copy()
+    l1l2 = np.argwhere(labels == 120)
+    labels[tuple(l1l2[2:].T)] = 0  # two voxels of L1-L2 left
+    seg = _truth_segmenter(Volume(labels, phantom.labels_t2.affine), phantom.nucleus_t2)
+    res = analyze(_study(phantom), segmenter=seg)
+    assert all(s.ok for s in res.stages), [(s.name, s.message) for s in res.stages]
+    grades = {d.level: d.pfirrmann_grade for d in res.discs}
+    assert grades["L1-L2"] is None
+    assert "pfirrmann_withheld" in next(d for d in res.discs if d.level == "L1-L2").flags
+    truth = {lv: phantom.truth.disc(lv).grade for lv in LEVELS[1:]}
+    assert {lv: grades[lv] for lv in LEVELS[1:]} == truth

@@ -429,12 +429,18 @@ def _grade(result: AnalysisResult, t2: Volume | None, model: Any) -> None:
     from discquant.grade.pfirrmann import grade_disc_crops, load_pfirrmann_model
 
     model = model if model is not None else load_pfirrmann_model()
-    found = [d for d in result.discs if d.found]
     crop_args = _crop_arguments(model)
-    crops = [
-        extract_disc_crop(t2, result.labels_t2.data == DISC_LABELS[d.level], **crop_args)
-        for d in found
-    ]
+    found, crops = [], []
+    for disc in (d for d in result.discs if d.found):
+        try:  # one disc that cannot be cropped (a mask of 2 voxels) must not stop the rest
+            crops.append(
+                extract_disc_crop(t2, result.labels_t2.data == DISC_LABELS[disc.level], **crop_args)
+            )
+        except InvalidInputError as exc:
+            disc.flags.append("pfirrmann_withheld")
+            result.warnings.append(f"{disc.level}: not graded ({exc})")
+            continue
+        found.append(disc)
     if not crops:
         return
     for disc, grade in zip(found, grade_disc_crops(crops, model=model), strict=True):
