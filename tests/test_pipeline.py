@@ -16,7 +16,7 @@ import pytest
 from discquant.errors import InvalidInputError
 from discquant.io.study import Series, SeriesRole, Study, Volume
 from discquant.phantom import PhantomConfig, PhantomStudy, generate_study
-from discquant.pipeline import analyze
+from discquant.pipeline import AnalysisConfig, analyze
 from discquant.results import LEVELS
 
 
@@ -254,3 +254,56 @@ def test_a_disc_too_small_to_crop_is_not_graded_and_the_others_are(
     assert "pfirrmann_withheld" in next(d for d in res.discs if d.level == "L1-L2").flags
     truth = {lv: phantom.truth.disc(lv).grade for lv in LEVELS[1:]}
     assert {lv: grades[lv] for lv in LEVELS[1:]} == truth
+
+
+def test_a_calibration_that_passes_100_percent_withholds_those_values(
+    phantom: PhantomStudy, tmp_path: Path
+) -> None:
+    """water % = 50 + 32 × ADC over 0.5-2.2 µm²/ms passes 100 % above 1.5625: such a value
+    made the results document fail its schema, and nothing at all was written. (This
+    phantom's nuclei: 1.70, 1.45, 1.55, 1.29, 1.04 µm²/ms from L1-L2 down.)"""
+    import json
+
+    from discquant.measure.water import WaterCalibration
+    from discquant.outputs import write_outputs
+
+    cal = tmp_path / "cal.json"
+    cal.write_text(json.dumps({
+        "intercept_percent": 50.0, "slope_percent_per_um2_per_ms": 32.0,
+        "adc_range_um2_per_ms": [0.5, 2.2], "label": "test", "n_pairs": 3, "r2": 1.0,
+    }))  # fmt: skip
+    loaded = WaterCalibration.load(cal)
+    assert loaded.water_percent(1.5) == pytest.approx(98.0)
+    assert loaded.water_percent(2.0) is None  # 114 %
+    assert loaded.water_percent(0.4) is None  # outside the calibrated range
+    res = analyze(
+        _study(phantom),
+        config=AnalysisConfig(calibration=cal),
+        segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2),
+    )
+    by_level = {d.level: d for d in res.discs}
+    for disc in res.discs:
+        assert disc.adc_np is not None
+        expected = 50.0 + 32.0 * disc.adc_np.median
+        if expected <= 100.0:
+            assert disc.water_percent == pytest.approx(expected)
+        else:
+            assert disc.water_percent is None
+    assert by_level["L1-L2"].water_percent is None  # 104 %
+    assert by_level["L5-S1"].water_percent is not None
+    paths = write_outputs(res, tmp_path / "out")
+    assert paths.results_json is not None and paths.results_json.is_file()
+
+
+@pytest.mark.parametrize("range_", [[2.0, 1.0], [1.0], [1.0, "x"], [1.0, float("nan")]])
+def test_a_calibration_with_a_bad_adc_range_is_bad_input(tmp_path: Path, range_: list) -> None:  # type: ignore[type-arg]
+    import json
+
+    from discquant.measure.water import WaterCalibration
+
+    cal = tmp_path / "cal.json"
+    body = {"intercept_percent": 40.0, "slope_percent_per_um2_per_ms": 32.0,
+            "adc_range_um2_per_ms": range_, "label": "t", "n_pairs": 3, "r2": 1.0}  # fmt: skip
+    cal.write_text(json.dumps(body))
+    with pytest.raises(InvalidInputError, match="not a water calibration file"):
+        WaterCalibration.load(cal)

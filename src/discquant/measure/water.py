@@ -40,7 +40,8 @@ class WaterCalibration:
     """A linear map from nucleus ADC (µm²/ms) to water content (%).
 
     ``water_percent = intercept_percent + slope_percent_per_um2_per_ms × ADC``, valid
-    over ``adc_range_um2_per_ms``; outside it the value is withheld.
+    over ``adc_range_um2_per_ms``; outside it, or where the line leaves 0–100 %, the
+    value is withheld.
     """
 
     intercept_percent: float
@@ -54,7 +55,10 @@ class WaterCalibration:
         lo, hi = self.adc_range_um2_per_ms
         if not (lo <= adc_um2_per_ms <= hi):
             return None
-        return float(self.intercept_percent + self.slope_percent_per_um2_per_ms * adc_um2_per_ms)
+        water = float(self.intercept_percent + self.slope_percent_per_um2_per_ms * adc_um2_per_ms)
+        # A user's line can pass 100 % inside its ADC range (a calibration fitted on few
+        # pairs); a water content outside 0-100 % is not a measurement.
+        return water if 0.0 <= water <= 100.0 else None
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -76,10 +80,24 @@ class WaterCalibration:
             source = str(path)
         try:
             raw = json.loads(text)
-            raw["adc_range_um2_per_ms"] = tuple(raw["adc_range_um2_per_ms"])
-            return cls(**raw)
+            low, high = (float(v) for v in raw["adc_range_um2_per_ms"])
+            raw["adc_range_um2_per_ms"] = (low, high)
+            calibration = cls(**raw)
+            numbers = (
+                calibration.intercept_percent,
+                calibration.slope_percent_per_um2_per_ms,
+                *calibration.adc_range_um2_per_ms,
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise InvalidInputError(f"not a water calibration file ({exc})", path=source) from exc
+        lo, hi = calibration.adc_range_um2_per_ms
+        if not all(isinstance(v, int | float) and np.isfinite(v) for v in numbers) or lo >= hi:
+            raise InvalidInputError(
+                "not a water calibration file (coefficients must be finite numbers and the "
+                "ADC range [low, high] with low < high)",
+                path=source,
+            )
+        return calibration
 
 
 def fit_calibration(
