@@ -318,11 +318,18 @@ def test_output_path_that_is_a_file_is_bad_input(
 def test_demo_writes_the_dicom_study_and_grades_it_as_its_truth(tmp_path: Path) -> None:
     """`discquant demo`: the DICOM study lands in ``OUT/dicom/sub-demo`` (it was nested one
     ``dicom`` deeper before), is analysed from there, and every level's Pfirrmann grade is
-    the phantom's (grades 2, 3, 3, 4, 5)."""
+    the phantom's (grades 2, 3, 3, 4, 5); the table's sidecar names the water calibration
+    (it said water % was given "only when one was configured")."""
     res = CliRunner().invoke(app, ["demo", "--out", str(tmp_path), "--quiet"])
     assert res.exit_code == 0, res.output
     series = sorted(p.name for p in (tmp_path / "dicom" / "sub-demo").iterdir())
     assert series == ["DWI_EPI_SAG", "DWI_EPI_SAG_ADC", "T2_TSE_SAG"]
-    doc = json.loads((tmp_path / "derivatives" / "sub-demo" / "sub-demo_results.json").read_text())
+    sub = tmp_path / "derivatives" / "sub-demo"
+    doc = json.loads((sub / "sub-demo_results.json").read_text())
     grades = {d["level"]: d["pfirrmann_grade"] for d in doc["discs"]}
     assert grades == dict(zip(LEVELS, (2, 3, 3, 4, 5), strict=True))
+    # The default water calibration is labelled where its numbers are: the table's sidecar.
+    sidecar = json.loads((sub / "sub-demo_discs.json").read_text())
+    water = sidecar["water_percent"]["Description"]
+    assert "Calibration used: phantom forward model" in water, water
+    assert doc["provenance"]["water_calibration"] in water

@@ -65,7 +65,10 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column(
         "water_percent",
-        "Water content from a calibration, only when one was configured (see provenance).",
+        "Water content from the water calibration named in results.json "
+        "(provenance.water_calibration): by default the phantom's forward model, a synthetic "
+        "calibration, not one measured on real discs; empty outside the calibrated ADC "
+        "range or 0-100 %.",
         "%",
     ),
     Column("t2_np_csf_ratio", "Mean T2 signal of the nucleus over that of CSF."),
@@ -81,7 +84,11 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "height_posterior_mm", "Disc height at 90 % of the AP depth from the anterior edge.", "mm"
     ),
-    Column("disc_height_index", "Middle disc height over the depth of the vertebra above."),
+    Column(
+        "disc_height_index",
+        "Middle disc height over the mean middle height of the adjacent vertebral bodies "
+        "(for L5-S1 the L5 body only).",
+    ),
     Column(
         "ap_depth_mm", "Anteroposterior depth of the disc on its largest sagittal section.", "mm"
     ),
@@ -192,11 +199,17 @@ def write_discs_tsv(discs: list[DiscResult], path: Path) -> Path:
     return path
 
 
-def data_dictionary() -> dict[str, dict[str, Any]]:
-    """The BIDS data dictionary of the disc table: ``{column: {Description, Units, Levels}}``."""
+def data_dictionary(water_calibration: str | None = None) -> dict[str, dict[str, Any]]:
+    """The BIDS data dictionary of the disc table: ``{column: {Description, Units, Levels}}``.
+
+    ``water_calibration``, the label of the calibration used, is added to the description
+    of ``water_percent``, so that the table's own sidecar says where the numbers come from.
+    """
     out: dict[str, dict[str, Any]] = {}
     for col in COLUMNS:
         entry: dict[str, Any] = {"Description": col.description}
+        if col.name == "water_percent" and water_calibration:
+            entry["Description"] += f" Calibration used: {water_calibration}."
         if col.units is not None:
             entry["Units"] = col.units
         if col.levels is not None:
@@ -205,7 +218,8 @@ def data_dictionary() -> dict[str, dict[str, Any]]:
     return out
 
 
-def write_data_dictionary(path: Path) -> Path:
+def write_data_dictionary(path: Path, *, water_calibration: str | None = None) -> Path:
     """Write the BIDS data dictionary (``discs.json``) of the disc table."""
-    path.write_text(json.dumps(data_dictionary(), indent=2, ensure_ascii=False) + "\n", "utf-8")
+    text = json.dumps(data_dictionary(water_calibration), indent=2, ensure_ascii=False)
+    path.write_text(text + "\n", "utf-8")
     return path

@@ -201,7 +201,9 @@ def _write_subject(
     else:
         skipped["adc"] = "no ADC map"
     written["discs_tsv"] = tables.write_discs_tsv(result.discs, name("discs.tsv")).name
-    written["discs_json"] = tables.write_data_dictionary(name("discs.json")).name
+    written["discs_json"] = tables.write_data_dictionary(
+        name("discs.json"), water_calibration=result.provenance.get("water_calibration")
+    ).name
 
     if any(s.name in ("dicom_seg", "dicom_sr") for s in result.stages):
         # A failure recorded by an earlier write of this result is not carried over.
