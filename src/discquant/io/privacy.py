@@ -9,8 +9,8 @@ What is removed (unless the user passes ``keep_phi``): every key that starts wit
 ``Patient`` except ``PatientPosition`` (an acquisition setting: head/feet first), the
 accession number, other patient IDs, people's names (referring/performing physician,
 operator), calendar dates and date-times, and the study and procedure descriptions
-(free text that often holds a name or the reason for the visit). Sex and age are removed too: they are
-quasi-identifiers, and dcm2niix drops them as well. Kept: scanner, sequence and timing
+(free text that often holds a name or the reason for the visit). Sex and age are removed
+too: they are quasi-identifiers, and dcm2niix drops them as well. Kept: scanner, sequence and timing
 parameters, institution name (not a patient identifier), UIDs (needed to reference the
 source images; they are not personal data on their own).
 """
