@@ -30,8 +30,6 @@ def make_study(folder: Path, adc: list[float], *, crash_marker: Path | None = No
 
 
 def standin_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -> StudyReport:
-    from discquant.outputs.tables import write_discs_tsv
-
     assert inputs.path is not None and inputs.subject is not None
     folder = Path(inputs.path)
     crash = folder / "crash"
@@ -43,11 +41,31 @@ def standin_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) ->
         if not marker.exists():
             marker.write_text("crashed")
             os._exit(17)  # the worker process dies mid-task, first attempt only
-    path = folder / "values.json"
+    return _write_study(_values(folder / "values.json"), inputs.subject, out_dir)
+
+
+def sidecar_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -> StudyReport:
+    """A stand-in for explicit files: the ADCs come from the ``.json`` sidecar next to
+    ``dwi`` (found by name, as the import finds it; the manifest does not name it)."""
+    from discquant.io.nifti import sibling
+
+    assert inputs.dwi is not None and inputs.subject is not None
+    sidecar = sibling(Path(inputs.dwi), ".json")
+    assert sidecar is not None
+    return _write_study(_values(sidecar), inputs.subject, out_dir)
+
+
+def _values(path: Path) -> list[float]:
     try:
-        values = json.loads(path.read_text())["adc"]
+        values: list[float] = json.loads(path.read_text())["adc"]
     except (OSError, ValueError, KeyError) as exc:
         raise InvalidInputError(f"not a stand-in study: {exc}", path=path) from exc
+    return values
+
+
+def _write_study(values: list[float], subject: str, out_dir: Path) -> StudyReport:
+    from discquant.outputs.tables import write_discs_tsv
+
     time.sleep(0.05)
     discs = [
         DiscResult(
@@ -58,9 +76,9 @@ def standin_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) ->
         )
         for i, (level, v) in enumerate(zip(LEVELS, values, strict=True))
     ]
-    sub = out_dir / f"sub-{inputs.subject}"
+    sub = out_dir / f"sub-{subject}"
     sub.mkdir(parents=True)
-    write_discs_tsv(discs, sub / f"sub-{inputs.subject}_discs.tsv")
+    write_discs_tsv(discs, sub / f"sub-{subject}_discs.tsv")
     return StudyReport(models={"standin": "1"}, n_discs_found=len(discs))
 
 

@@ -12,7 +12,7 @@ import csv
 import hashlib
 import io
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from discquant.errors import InputNotFoundError, InvalidInputError
@@ -26,6 +26,14 @@ FILE_COLUMNS: tuple[str, ...] = ("t2", "dwi", "bval", "bvec", "adc")
 
 FOLDER_COLUMNS: tuple[str, ...] = ("dicom", "path")
 """Manifest columns naming a study folder (a DICOM folder tree or a BIDS subject folder)."""
+
+SIDECAR_SUFFIXES: tuple[str, ...] = (".bval", ".bvec", ".json")
+"""Files next to a NIfTI image (same stem) that the import reads with it."""
+
+BIDS_NON_SUBJECT_FOLDERS: frozenset[str] = frozenset(
+    {"derivatives", "code", "sourcedata", "stimuli", "phenotype", "models"}
+)
+"""Folders of a BIDS root that hold no subject and are no study (BIDS specification)."""
 
 
 @dataclass(frozen=True)
@@ -44,8 +52,11 @@ class CohortStudy:
 def input_files(inputs: StudyInputs) -> list[tuple[str, Path]]:
     """The files a study reads, as ``(role, path)``: explicit files and every file in ``path``.
 
-    Hidden files (``.DS_Store``, ...) are left out. Raises :class:`InputNotFoundError` when a
-    named path does not exist.
+    The ``.bval``/``.bvec``/``.json`` files next to a named NIfTI file are included (role
+    ``dwi.bval`` etc.): the import reads them with the image
+    (:func:`discquant.io.nifti.sibling`), so a changed sidecar must change the fingerprint.
+    Hidden files (``.DS_Store``, ...) are left out. Raises :class:`InputNotFoundError` when
+    a named path does not exist.
     """
     files: list[tuple[str, Path]] = []
     for role in FILE_COLUMNS:
@@ -56,6 +67,7 @@ def input_files(inputs: StudyInputs) -> list[tuple[str, Path]]:
         if not path.is_file():
             raise InputNotFoundError(f"--{role} file does not exist", path=path)
         files.append((role, path))
+    files += _sidecars(files)
     if inputs.path is not None:
         root = Path(inputs.path)
         if root.is_file():
@@ -77,6 +89,35 @@ def input_files(inputs: StudyInputs) -> list[tuple[str, Path]]:
     return files
 
 
+def _sidecars(files: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
+    """The existing sidecars of the NIfTI files among ``files``, not already in ``files``.
+
+    Parameters
+    ----------
+    files
+        Named input files as ``(role, path)``.
+
+    Returns
+    -------
+    list of (str, Path)
+        ``(f"{role}{suffix}", sidecar)`` for each ``.bval``/``.bvec``/``.json`` found next
+        to a NIfTI file, each path once.
+    """
+    from discquant.io.nifti import is_nifti, sibling
+
+    seen = {path.absolute() for _, path in files}
+    found: list[tuple[str, Path]] = []
+    for role, path in files:
+        if not is_nifti(path):
+            continue
+        for suffix in SIDECAR_SUFFIXES:
+            side = sibling(path, suffix)
+            if side is not None and side.absolute() not in seen:
+                seen.add(side.absolute())
+                found.append((f"{role}{suffix}", side))
+    return found
+
+
 def input_fingerprint(inputs: StudyInputs) -> tuple[str, int]:
     """SHA-256 over the roles, relative names and bytes of a study's input files.
 
@@ -94,6 +135,39 @@ def input_fingerprint(inputs: StudyInputs) -> tuple[str, int]:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest(), len(files)
+
+
+def absolute_study(study: CohortStudy) -> CohortStudy:
+    """``study`` with its input paths made absolute against the current working directory.
+
+    Parameters
+    ----------
+    study
+        A study whose inputs may hold relative paths (e.g. built by hand).
+
+    Returns
+    -------
+    CohortStudy
+        The same study, every path of its :class:`StudyInputs` absolute (user ``~``
+        expanded), for workers that run in another working directory.
+    """
+
+    def absolute(value: Path | None) -> Path | None:
+        return None if value is None else Path(value).expanduser().absolute()
+
+    inputs = study.inputs
+    return replace(
+        study,
+        inputs=replace(
+            inputs,
+            path=absolute(inputs.path),
+            t2=absolute(inputs.t2),
+            dwi=absolute(inputs.dwi),
+            bval=absolute(inputs.bval),
+            bvec=absolute(inputs.bvec),
+            adc=absolute(inputs.adc),
+        ),
+    )
 
 
 def _is_bids_root(folder: Path) -> bool:
@@ -120,12 +194,53 @@ def _dedupe(studies: list[CohortStudy]) -> list[CohortStudy]:
     return out
 
 
+def _stray_folder_study(folder: Path) -> CohortStudy:
+    """A failed study for a folder of a BIDS root that is not named ``sub-<label>``."""
+    label = bids_label(folder.name)
+    error = (
+        "not a BIDS subject folder (the name does not start with 'sub-'): rename it "
+        "sub-<label> to analyse it, or move it out of the BIDS root"
+    )
+    log.warning("%s: %s", folder, error)
+    return CohortStudy(label, StudyInputs(path=folder, subject=label), str(folder), error=error)
+
+
+def _stray_folders(root: Path) -> list[Path]:
+    """Folders of a BIDS root that are neither ``sub-*``, hidden nor a BIDS non-subject folder.
+
+    Parameters
+    ----------
+    root
+        A BIDS dataset root.
+
+    Returns
+    -------
+    list of Path
+        Sorted by name; ``derivatives``, ``code``, ``sourcedata``, ``stimuli``,
+        ``phenotype`` and ``models`` are left out.
+    """
+    return sorted(
+        p
+        for p in root.iterdir()
+        if p.is_dir()
+        and not p.name.startswith((".", "sub-"))
+        and p.name not in BIDS_NON_SUBJECT_FOLDERS
+    )
+
+
 def studies_from_folder(folder: Path) -> list[CohortStudy]:
-    """A BIDS root (``sub-*`` folders) or a folder whose subfolders are studies (DICOM trees)."""
-    folder = Path(folder)
+    """A BIDS root (``sub-*`` folders) or a folder whose subfolders are studies (DICOM trees).
+
+    In a BIDS root, every other non-hidden folder (except the BIDS non-subject folders
+    ``derivatives``, ``code``, ``sourcedata``, ``stimuli``, ``phenotype``, ``models``) becomes
+    a failed study with a warning, so that a folder misnamed ``P001`` is not silently dropped.
+    Paths are made absolute (workers may run in another working directory).
+    """
+    folder = Path(folder).expanduser().absolute()
     from discquant.io.nifti import bids_sessions
 
     found: list[tuple[Path, str]] = []  # (study folder, subject label)
+    stray: list[CohortStudy] = []
     if _is_bids_root(folder):
         for sub in sorted(p for p in folder.glob("sub-*") if p.is_dir()):
             sessions = bids_sessions(sub)
@@ -133,21 +248,30 @@ def studies_from_folder(folder: Path) -> list[CohortStudy]:
                 found += [(ses, bids_label(f"{sub.name}_{ses.name}")) for ses in sessions]
             else:
                 found.append((sub, bids_label(sub.name)))
+        stray = [_stray_folder_study(p) for p in _stray_folders(folder)]
     else:
         found = [
             (p, bids_label(p.name))
             for p in sorted(folder.iterdir())
             if p.is_dir() and not p.name.startswith(".")
         ]
-    if not found:
+    if not found and not stray:
         raise InputNotFoundError("no study folders (sub-* or subfolders) found", path=folder)
     studies = [CohortStudy(label, StudyInputs(path=p, subject=label), str(p)) for p, label in found]
-    return _dedupe(studies)
+    return _dedupe(studies + stray)
 
 
 def _cell(row: dict[str, str | None], key: str) -> str | None:
     value = (row.get(key) or "").strip()
     return None if value in ("", "n/a", "NA") else value
+
+
+def _is_blank(row: dict[str | None, str | list[str] | None]) -> bool:
+    """Whether every cell of a manifest row is empty or whitespace (``,,,,`` lines)."""
+    cells: list[str | None] = []
+    for value in row.values():
+        cells += value if isinstance(value, list) else [value]
+    return all(not (cell or "").strip() for cell in cells)
 
 
 def manifest_delimiter(manifest: Path, text: str) -> str:
@@ -170,10 +294,13 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
     """Read a CSV/TSV manifest: ``subject`` plus ``t2``/``dwi``/``bval``/``bvec``/``adc`` files
     or a ``dicom`` (or ``path``) folder, one study per row.
 
-    Relative paths are resolved against the manifest's folder. A row with a missing path,
-    no input column or a repeated subject becomes a study with ``error`` set.
+    Relative paths are resolved against the manifest's folder and made absolute (workers may
+    run in another working directory). A row with a missing path, no input column or a
+    repeated subject becomes a study with ``error`` set; rows whose cells are all empty
+    (``,,,,`` at the end of spreadsheet exports) are skipped. ``source`` names the row's line
+    in the file (blank lines counted).
     """
-    manifest = Path(manifest)
+    manifest = Path(manifest).expanduser().absolute()
     try:
         text = manifest.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -197,10 +324,11 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
                 "manifest needs t2/dwi/bval/bvec/adc file columns or a dicom column",
                 path=manifest,
             )
-        rows = list(reader)
+        # csv skips blank lines: reader.line_num (lines read so far) is the row's own line
+        rows = [(reader.line_num, row) for row in reader if not _is_blank(row)]
     base = manifest.parent
     studies: list[CohortStudy] = []
-    for number, row in enumerate(rows, start=2):  # line 1 is the header
+    for number, row in rows:
         source = f"{manifest.name} line {number}"
         raw_subject = _cell(row, "subject")
         subject = bids_label(raw_subject) if raw_subject else f"row{number}"
@@ -250,7 +378,7 @@ def read_cohort(source: Path) -> list[CohortStudy]:
     InvalidInputError
         When a manifest lacks its required columns.
     """
-    source = Path(source).expanduser()
+    source = Path(source).expanduser().absolute()  # workers may run in another directory
     if not source.exists():
         raise InputNotFoundError("cohort input does not exist", path=source)
     if source.is_file():

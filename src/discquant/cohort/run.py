@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from discquant.cohort import records
-from discquant.cohort.manifest import CohortStudy
+from discquant.cohort.manifest import CohortStudy, absolute_study
 from discquant.cohort.worker import (
     CohortOptions,
     PreloadModels,
@@ -182,7 +182,9 @@ def run_cohort(
         are recorded as failures without being submitted.
     out_dir
         The cohort folder: ``sub-<id>/`` per study, ``cohort_discs.parquet``/``.csv``,
-        ``cohort_failures.csv``, ``cohort_report.html``.
+        ``cohort_failures.csv``, ``cohort_report.html``. It and the studies' relative input
+        paths are made absolute here, against this process's working directory, before any
+        task is sent (the workers may run elsewhere).
     options
         Analysis configuration and ``resume`` (skip studies finished with the same inputs,
         configuration and software version).
@@ -216,7 +218,8 @@ def run_cohort(
     """
     options = options or CohortOptions()
     check_options(options, workers=workers, scheduler=scheduler, retries=retries)
-    out = Path(out_dir)
+    out = Path(out_dir).expanduser().absolute()  # workers may run in another directory
+    studies = [absolute_study(s) for s in studies]
     out.mkdir(parents=True, exist_ok=True)
     with _exclusive(out):
         return _run_locked(
@@ -402,7 +405,6 @@ def _run_locked(
         scheduler=address,
         outcomes=outcomes,
     )
-    records.write_json_atomic(out / "cohort_run.json", run.to_json())
     if build_outputs:
         from discquant.cohort.report import write_cohort_report
         from discquant.cohort.tables import write_cohort_tables
@@ -412,6 +414,8 @@ def _run_locked(
             counts = tables.studies["status"].value_counts()
             run.cohort_status = {str(k): int(v) for k, v in counts.items()}
         write_cohort_report(out, tables, run.to_json())
+    # after the tables, which fill run.cohort_status
+    records.write_json_atomic(out / "cohort_run.json", run.to_json())
     return run
 
 

@@ -1,0 +1,241 @@
+"""What a cohort's input becomes: sidecars in the fingerprint, manifest line numbers, blank
+rows, folders of a BIDS root that are not ``sub-*``, absolute paths for remote workers, and
+the run summary ``cohort_run.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from tests.cohort import standin
+
+from discquant.cohort import CohortStudy, input_fingerprint, read_cohort, run_cohort
+from discquant.cohort import run as cohort_run
+from discquant.cohort.manifest import input_files
+from discquant.cohort.tables import write_cohort_tables
+from discquant.pipeline import StudyInputs
+
+ADC = [2.0, 1.9, 1.8, 1.7, 1.6]
+
+
+def _nifti_study(folder: Path, adc: list[float]) -> Path:
+    """T2 and DWI "images" with the sidecars the import would read next to them.
+
+    The stand-in never opens the images; only their bytes and names matter here.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "sub-a_T2w.nii.gz").write_bytes(b"t2 image")
+    (folder / "sub-a_T2w.json").write_text('{"SeriesDescription": "T2"}')
+    (folder / "sub-a_dwi.nii.gz").write_bytes(b"dwi image")
+    (folder / "sub-a_dwi.bval").write_text("0 800\n")
+    (folder / "sub-a_dwi.bvec").write_text("0 1\n0 0\n0 0\n")
+    (folder / "sub-a_dwi.json").write_text(json.dumps({"adc": adc}))
+    return folder
+
+
+# 1. sidecars next to a named NIfTI file are fingerprinted
+
+
+def test_sidecars_of_named_nifti_files_are_in_the_fingerprint(tmp_path: Path) -> None:
+    data = _nifti_study(tmp_path / "data", ADC)
+    inputs = StudyInputs(t2=data / "sub-a_T2w.nii.gz", dwi=data / "sub-a_dwi.nii.gz")
+    roles = [role for role, _ in input_files(inputs)]
+    assert roles == ["t2", "dwi", "t2.json", "dwi.bval", "dwi.bvec", "dwi.json"]
+    digest, n_files = input_fingerprint(inputs)
+    assert n_files == 6
+    (data / "sub-a_dwi.bval").write_text("0 1000\n")
+    changed, _ = input_fingerprint(inputs)
+    assert changed != digest
+    (data / "sub-a_dwi.bvec").write_text("0 0\n0 1\n0 0\n")
+    assert input_fingerprint(inputs)[0] != changed
+    # a sidecar named in its own column is hashed once, under that column
+    named = StudyInputs(dwi=data / "sub-a_dwi.nii.gz", bval=data / "sub-a_dwi.bval")
+    assert [role for role, _ in input_files(named)] == ["dwi", "bval", "dwi.bvec", "dwi.json"]
+
+
+def test_resume_redoes_a_study_whose_sidecar_changed(tmp_path: Path) -> None:
+    data = _nifti_study(tmp_path / "data", ADC)
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("subject,t2,dwi\na,data/sub-a_T2w.nii.gz,data/sub-a_dwi.nii.gz\n")
+    out = tmp_path / "out"
+    studies = read_cohort(manifest)
+    first = run_cohort(studies, out, workers=1, study_fn=standin.sidecar_study)
+    assert first.done == 1
+    new = [round(v - 0.5, 4) for v in ADC]
+    (data / "sub-a_dwi.json").write_text(json.dumps({"adc": new}))  # not a manifest column
+    second = run_cohort(studies, out, workers=1, study_fn=standin.sidecar_study)
+    assert [(o.subject, o.status) for o in second.outcomes] == [("a", "complete")]
+    assert second.skipped == 0
+    discs = pd.read_csv(out / "cohort_discs.csv")
+    assert discs["adc_np_median"].tolist() == pytest.approx(new)
+
+
+# 3. manifest line numbers after blank lines
+
+
+def test_manifest_sources_give_the_real_line_after_blank_lines(tmp_path: Path) -> None:
+    t2 = _nifti_study(tmp_path / "data", ADC) / "sub-a_T2w.nii.gz"
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(
+        "subject,t2,dwi\n"  # line 1
+        f"A1,{t2},\n"  # line 2
+        "\n"  # line 3: blank
+        f'"B 2","{t2}",\n'  # line 4
+        "\n\n"  # lines 5 and 6: blank
+        "C3,missing.nii.gz,\n"  # line 7
+    )
+    studies = read_cohort(manifest)
+    assert [(s.subject, s.source) for s in studies] == [
+        ("A1", "cohort.csv line 2"),
+        ("B2", "cohort.csv line 4"),
+        ("C3", "cohort.csv line 7"),
+    ]
+    out = tmp_path / "out"
+    out.mkdir()
+    write_cohort_tables(out, studies)  # A1 and B2 never ran: listed as "not run"
+    failures = pd.read_csv(out / "cohort_failures.csv").set_index("subject")
+    assert failures["source"].to_dict() == {
+        "A1": "cohort.csv line 2",
+        "B2": "cohort.csv line 4",
+        "C3": "cohort.csv line 7",
+    }
+    assert failures.loc["C3", "where"] == "manifest"
+
+
+# 4. rows of bare separators
+
+
+def test_rows_of_bare_separators_are_skipped(tmp_path: Path) -> None:
+    from discquant.errors import InvalidInputError
+
+    t2 = _nifti_study(tmp_path / "data", ADC) / "sub-a_T2w.nii.gz"
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(
+        "subject,t2,dwi,bval,bvec\n"
+        ",,,,\n"  # line 2: bare separators (spreadsheet export)
+        f"A1,{t2},,,\n"  # line 3
+        ",,,,\n"
+        " , ,\t, ,\n"  # whitespace only
+        ",,,,,,\n"  # more separators than columns
+    )
+    studies = read_cohort(manifest)
+    assert [(s.subject, s.source, s.error) for s in studies] == [("A1", "cohort.csv line 3", None)]
+    out = tmp_path / "out"
+    out.mkdir()
+    tables = write_cohort_tables(out, studies)
+    assert tables.failures["where"].tolist() == ["not run"]  # no "no subject" failure
+    manifest.write_text("subject,t2\n,\n\n , \n")
+    with pytest.raises(InvalidInputError, match="manifest has no rows"):
+        read_cohort(manifest)
+
+
+# 5. folders of a BIDS root that are not sub-*
+
+
+def test_non_subject_folders_of_a_bids_root_are_failed_studies(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = tmp_path / "bids"
+    standin.make_study(root / "sub-p00", ADC)
+    for name in ("P001", "P002", "derivatives", "code", "sourcedata", ".git"):
+        (root / name).mkdir()
+    (root / "README").write_text("not a folder")
+    with caplog.at_level(logging.WARNING, logger="discquant.cohort"):
+        studies = read_cohort(root)
+    assert [(s.subject, s.error is None) for s in studies] == [
+        ("p00", True),
+        ("P001", False),
+        ("P002", False),
+    ]
+    assert studies[1].source == str(root / "P001")
+    assert "does not start with 'sub-'" in (studies[1].error or "")
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 2 and all("not a BIDS subject folder" in m for m in warned)
+    assert str(root / "P002") in warned[1]
+
+    out = tmp_path / "out"
+    run = run_cohort(studies, out, workers=1, study_fn=standin.standin_study)
+    assert (run.total, run.done, run.failed) == (3, 1, 2)
+    failures = pd.read_csv(out / "cohort_failures.csv")
+    assert failures["subject"].tolist() == ["P001", "P002"]
+    assert failures["source"].tolist() == [str(root / "P001"), str(root / "P002")]
+    assert failures["error"].str.contains("not a BIDS subject folder").all()
+    assert set(pd.read_csv(out / "cohort_discs.csv")["subject"]) == {"p00"}
+
+
+# 2. relative input and output paths reach the workers absolute
+
+
+class _Submitted(Exception):
+    """Raised by the fake client once the tasks are submitted (nothing runs)."""
+
+
+class _FakeClient:
+    """Stands in for a ``distributed.Client`` on a remote scheduler: records what it is sent."""
+
+    def __init__(self) -> None:
+        self.scheduler = type("Scheduler", (), {"address": "tcp://remote:8786"})()
+        self.sent: dict[str, Any] = {}
+
+    def map(self, fn: Any, studies: list[CohortStudy], **kwargs: Any) -> list[Any]:
+        self.sent = {"studies": list(studies), **kwargs}
+        raise _Submitted
+
+    def close(self) -> None:
+        pass
+
+
+def test_relative_inputs_and_out_dir_are_sent_absolute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    standin.make_study(tmp_path / "data" / "s00", ADC)
+    _nifti_study(tmp_path / "nifti", ADC)
+    (tmp_path / "cohort.csv").write_text(
+        "subject,dicom,t2,dwi\ns00,data/s00,,\ns01,,nifti/sub-a_T2w.nii.gz,nifti/sub-a_dwi.nii.gz\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    client = _FakeClient()
+    monkeypatch.setattr(cohort_run, "_start_client", lambda **kw: (client, None))
+    studies = read_cohort(Path("cohort.csv"))
+    assert studies[0].inputs.path == tmp_path / "data" / "s00"
+    assert studies[1].inputs.dwi == tmp_path / "nifti" / "sub-a_dwi.nii.gz"
+    by_hand = CohortStudy("s02", StudyInputs(path=Path("data/s00"), subject="s02"), "by hand")
+    with pytest.raises(_Submitted):
+        run_cohort(
+            [*studies, by_hand],
+            Path("out"),
+            scheduler="tcp://remote:8786",
+            study_fn=standin.standin_study,
+        )
+    assert client.sent["out_dir"] == str(tmp_path / "out")
+    sent = client.sent["studies"]
+    assert [s.subject for s in sent] == ["s00", "s01", "s02"]
+    paths = [
+        getattr(s.inputs, role)
+        for s in sent
+        for role in ("path", "t2", "dwi")
+        if getattr(s.inputs, role) is not None
+    ]
+    assert len(paths) == 4 and all(p.is_absolute() for p in paths)
+    assert sent[2].inputs.path == tmp_path / "data" / "s00"
+
+
+# 6. cohort_run.json holds the cohort's status counts
+
+
+def test_cohort_run_json_has_the_cohort_status(tmp_path: Path) -> None:
+    for i in range(2):
+        standin.make_study(tmp_path / "data" / f"s{i:02d}", ADC)
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("subject,path\ns00,data/s00\ns01,data/s01\ns02,data/gone\n")
+    out = tmp_path / "out"
+    run = run_cohort(read_cohort(manifest), out, workers=1, study_fn=standin.standin_study)
+    assert run.cohort_status == {"complete": 2, "failed": 1}
+    written = json.loads((out / "cohort_run.json").read_text())
+    assert written["cohort_status"] == {"complete": 2, "failed": 1}
+    assert (written["total"], written["done"], written["failed"]) == (3, 2, 1)
