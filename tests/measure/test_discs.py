@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from discquant.io.study import Volume
 from discquant.measure.discs import MeasureInputs, measure_discs
-from discquant.results import DISC_LABELS
+from discquant.results import CANAL_LABEL, DISC_LABELS
 
 L5S1 = DISC_LABELS["L5-S1"]
 # Voxel axes (R, A, S): 4 mm sagittal slices first, then 1.8 mm in-plane, as a DWI grid
@@ -64,3 +65,60 @@ def test_partial_fov_on_a_left_right_first_grid() -> None:
     labels[:] = 0
     labels[:, 20:40, 10:16] = L5S1  # all slices, inside in-plane: not partial
     assert "partial_fov" not in _measure(labels, adc)["flags"]  # type: ignore[operator]
+
+
+def _t2_study(t2: np.ndarray) -> dict[str, object]:
+    """L5-S1 on a synthetic T2 (grid and axes as ``AFFINE``): disc, L5 body above it
+    within the disc's AP range, spinal canal behind them."""
+    labels = np.zeros(t2.shape, np.int16)
+    labels[1:8, 12:32, 10:16] = L5S1  # 6 voxels (10.8 mm) high, 20 deep
+    labels[1:8, 12:32, 16:30] = L5S1 - 100  # L5 (24)
+    labels[1:8, 3:9, 2:38] = CANAL_LABEL
+    [disc] = [
+        d
+        for d in measure_discs(
+            MeasureInputs(labels=Volume(labels, AFFINE), anatomy=Volume(t2, AFFINE))
+        )
+        if d.level == "L5-S1"
+    ]
+    return vars(disc)
+
+
+def _t2_image() -> np.ndarray:
+    t2 = np.full((9, 40, 40), 50.0, np.float32)  # background
+    t2[1:8, 12:32, 10:16] = 200.0  # nucleus signal (every disc voxel)
+    t2[1:8, 12:32, 16:30] = 100.0  # marrow
+    t2[1:8, 3:9, 2:38] = 400.0  # CSF
+    return t2
+
+
+def test_nan_voxels_in_the_t2_drop_out_of_the_ratios() -> None:
+    # A few NaN voxels in the canal, the marrow and the nucleus once made the CSF and
+    # marrow medians and the nucleus mean NaN, and every T2 ratio went missing unflagged.
+    t2 = _t2_image()
+    t2[4, 5, 10:30:3] = np.nan  # CSF core
+    t2[4, 20:24, 22] = np.nan  # marrow core
+    t2[4, 21, 12] = np.nan  # nucleus (central core)
+    d = _t2_study(t2)
+    assert d["t2_np_csf_ratio"] == pytest.approx(0.5)
+    assert d["t2_np_reference_ratio"] == pytest.approx(2.0)
+    assert d["t2_np_heterogeneity"] == pytest.approx(0.0)
+    assert "t2_withheld_too_few_voxels" not in d["flags"]  # type: ignore[operator]
+
+
+def test_a_nucleus_of_nan_t2_is_withheld_and_flagged() -> None:
+    t2 = _t2_image()
+    t2[1:8, 12:32, 10:16] = np.nan
+    t2[3, 20, 12] = 200.0  # one finite nucleus voxel: fewer than min_core_voxels (5)
+    d = _t2_study(t2)
+    assert "t2_withheld_too_few_voxels" in d["flags"]  # type: ignore[operator]
+    assert d["t2_np_csf_ratio"] is None and d["t2_np_reference_ratio"] is None
+    assert d["t2_np_heterogeneity"] is None
+
+
+def test_a_canal_of_nan_t2_gives_no_csf_ratio() -> None:
+    t2 = _t2_image()
+    t2[1:8, 3:9, 2:38] = np.nan
+    d = _t2_study(t2)
+    assert d["t2_np_csf_ratio"] is None
+    assert d["t2_np_reference_ratio"] == pytest.approx(2.0)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from discquant.measure.geometry import disc_geometry
+from discquant.io.study import Volume
+from discquant.measure.discs import MeasureInputs, measure_discs
+from discquant.measure.geometry import adjacent_body_height_mm, disc_geometry
+from discquant.measure.regions import core, marrow_mask
+from discquant.phantom import PhantomConfig, generate_study
+from discquant.phantom.study import PhantomStudy
+from discquant.results import DISC_LABELS
 
 
 def sagittal_affine(spacing_mm: float, slice_mm: float = 4.0) -> np.ndarray:
@@ -160,3 +166,176 @@ def test_too_few_voxels_give_no_depth() -> None:
     mask[4, 4:6, 1] = True
     g = disc_geometry(mask, sagittal_affine(1.0))
     assert g is not None and g.ap_depth_mm is None and g.volume_mm3 == pytest.approx(2 * 4.0)
+
+
+def test_stray_voxels_do_not_move_the_heights() -> None:
+    # A segmentation's islands: a 2 × 2-voxel speck of the disc label 11 mm in front of the
+    # disc and one 6 mm behind it, on the measurement slice. They once moved the anterior
+    # edge, so the 10 % band fell off the disc (anterior height None) and the middle band
+    # slid forward (middle 11.0 -> 12.4 mm on this wedge).
+    mask, affine = wedge_disc(0.6, depth_mm=32.0, h_ant=14.0, h_post=8.0, tilt_deg=0.0)
+    clean = disc_geometry(mask, affine)
+    islands = mask.copy()
+    front = round((16.0 + 11.0 + 40.0) / 0.6)  # voxel index of A = +27 mm
+    back = round((-16.0 - 6.0 + 40.0) / 0.6)
+    islands[front : front + 2, 66:68, 2] = True
+    islands[back : back + 2, 70:72, 2] = True
+    g = disc_geometry(islands, affine)
+    assert clean is not None and g is not None
+    assert g.height_anterior_mm == pytest.approx(13.4, abs=0.5)
+    assert g.height_middle_mm == pytest.approx(11.0, abs=0.5)
+    assert g.height_posterior_mm == pytest.approx(8.6, abs=0.5)
+    assert g.ap_depth_mm == pytest.approx(32.0, abs=0.6)
+    assert (g.height_anterior_mm, g.height_middle_mm, g.height_posterior_mm, g.ap_depth_mm) == (
+        clean.height_anterior_mm,
+        clean.height_middle_mm,
+        clean.height_posterior_mm,
+        clean.ap_depth_mm,
+    )
+    # The volume is the label's voxel count, islands included (documented).
+    assert g.volume_mm3 == pytest.approx(islands.sum() * 0.6 * 0.6 * 4.0)
+    assert g.volume_mm3 == pytest.approx(clean.volume_mm3 + 8 * 0.6 * 0.6 * 4.0)
+
+
+def test_partial_volume_heights_ignore_a_stray_piece_of_the_mask() -> None:
+    # The partial-volume chords count probability near the measured piece only: a speck
+    # of the label (with its probability) 3 mm above the disc is not part of its height.
+    mask, probability, affine = partial_volume_disc(1.0, height_mm=10.7, tilt_deg=0.0)
+    speck_mask, speck_prob = mask.copy(), probability.copy()
+    speck_mask[38:42, 48:50, 2] = True  # S = +8…+10 mm, over the middle band
+    speck_prob[38:42, 48:50, 2] = 1.0
+    g = disc_geometry(speck_mask, affine, probability=speck_prob)
+    assert g is not None
+    assert g.height_middle_mm == pytest.approx(10.7, abs=0.06)
+
+
+def spine_segment(tilt_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Two vertebrae and the disc between them (labels L3 = 22, L3-L4 = 122, L4 = 23) on
+    a 0.5 mm sagittal grid, tilted by ``tilt_deg``; in the segment's own frame (u anterior,
+    v superior, mm):
+
+    - disc: u in [-15, 15], v in [-5, 5] (height 10 mm);
+    - L3 body: v in [5, 32] (27 mm), L4 body: v in [-30, -5] (25 mm), same AP range;
+    - each vertebra's label also holds its posterior elements, joined to the body in the
+      slice: a pedicle behind the body (u in [-30, -15], 10 mm high, the canal under it)
+      and an arch behind that (u in [-50, -30]), as VerSe/SPINEPS labels and the
+      phantom's do;
+    - islands of the L3 label: a speck 30 mm in front of the body and one on the L3-L4
+      disc's height axis 12 mm above the L3 body.
+    """
+    n = 260
+    affine = sagittal_affine(0.5)
+    affine[1:3, 3] = -64.75  # voxel centres off the borders (±5, 32, -30 mm) at no tilt
+    a, s = np.meshgrid(np.arange(n) * 0.5 - 64.75, np.arange(n) * 0.5 - 64.75, indexing="ij")
+    t = np.deg2rad(tilt_deg)
+    u = np.cos(t) * a + np.sin(t) * s
+    v = -np.sin(t) * a + np.cos(t) * s
+    lab = np.zeros((n, n), np.int16)
+    body_u = np.abs(u) <= 15
+
+    def vertebra(lo: float, hi: float, label: int) -> None:
+        lab[body_u & (v >= lo) & (v <= hi)] = label
+        pedicle = (v >= hi - 12) & (v <= hi - 2)
+        lab[(u >= -30) & (u < -15) & pedicle] = label
+        lab[(u >= -50) & (u < -30) & (v >= lo) & (v <= hi)] = label
+
+    vertebra(5.0, 32.0, 22)
+    vertebra(-30.0, -5.0, 23)
+    lab[body_u & (np.abs(v) < 5)] = 122
+    lab[(np.abs(u - 46) <= 1) & (np.abs(v - 18) <= 1)] = 22  # 30 mm in front of L3
+    lab[(np.abs(u) <= 1) & (np.abs(v - 44) <= 1)] = 22  # on the disc's axis, above L3
+    labels = np.repeat(lab[:, :, None], 5, axis=2)
+    labels[:, :, [0, 4]] = 0
+    return labels, affine
+
+
+@pytest.mark.parametrize("tilt", [0.0, 8.0, -15.0])
+def test_adjacent_body_heights_with_posterior_elements_and_islands(tilt: float) -> None:
+    # Measured as a disc of its own, the whole L3 label's middle band fell behind the body
+    # (50 % of a 65 mm depth that includes the posterior elements) and read its pedicle.
+    labels, affine = spine_segment(tilt)
+    disc = labels == 122
+    above = adjacent_body_height_mm(labels == 22, disc, affine, above=True)
+    below = adjacent_body_height_mm(labels == 23, disc, affine, above=False)
+    assert above == pytest.approx(27.0, abs=0.5)
+    assert below == pytest.approx(25.0, abs=0.5)
+
+
+@pytest.mark.parametrize("tilt", [0.0, 8.0, -15.0])
+def test_disc_height_index_of_a_known_segment(tilt: float) -> None:
+    labels, affine = spine_segment(tilt)
+    [d] = [
+        d for d in measure_discs(MeasureInputs(labels=Volume(labels, affine))) if d.level == "L3-L4"
+    ]
+    assert d.height_middle_mm == pytest.approx(10.0, abs=0.5)
+    # 10 mm over the mean of the 27 and 25 mm bodies.
+    assert d.disc_height_index == pytest.approx(10.0 / 26.0, abs=0.02)
+
+
+def test_marrow_region_leaves_out_the_posterior_elements() -> None:
+    labels, affine = spine_segment(8.0)
+    marrow = marrow_mask(labels, affine)
+    vertebrae = (labels == 22) | (labels == 23)
+    assert marrow.any() and np.all(vertebrae[marrow])
+    # Every marrow voxel lies within the bodies' AP range (|u| <= 15 mm).
+    idx = np.argwhere(marrow)
+    world = idx @ affine[:3, :3].T + affine[:3, 3]
+    t = np.deg2rad(8.0)
+    u = np.cos(t) * world[:, 1] + np.sin(t) * world[:, 2]
+    assert np.abs(u).max() <= 15.0
+
+
+@pytest.fixture(scope="module")
+def phantom() -> PhantomStudy:
+    return generate_study(3, PhantomConfig(grades=(1, 2, 3, 4, 5)))
+
+
+def test_disc_height_index_on_phantom_labels_with_posterior_elements(
+    phantom: PhantomStudy,
+) -> None:
+    # The phantom's vertebra labels hold the posterior elements (37-40 % of their voxels).
+    # The L1 body once read 7.15 mm (its pedicle) and L1-L2's index 1.376.
+    lab, affine = phantom.labels_t2.data, phantom.labels_t2.affine
+    assert phantom.posterior_t2 is not None
+    body_only = (phantom.posterior_t2.data == 0) & (lab > 0)
+    # Truth: the body alone (the label without its posterior elements), on its own axes.
+    body_mm = {}
+    for v in range(20, 25):
+        g = disc_geometry((lab == v) & body_only, affine)
+        assert g is not None and g.height_middle_mm is not None
+        body_mm[v] = g.height_middle_mm
+    results = measure_discs(MeasureInputs(labels=phantom.labels_t2))
+    for r in results:
+        label = DISC_LABELS[r.level]
+        v = label - 100
+        truth = phantom.truth.disc(r.level).height_middle_mm
+        bodies = [body_mm[v]] if v + 1 >= 25 else [body_mm[v], body_mm[v + 1]]
+        assert r.disc_height_index == pytest.approx(truth / np.mean(bodies), abs=0.025)
+        disc = lab == label
+        above = adjacent_body_height_mm(lab == v, disc, affine, above=True)
+        assert above == pytest.approx(body_mm[v], abs=0.6)
+        if v + 1 < 25:
+            below = adjacent_body_height_mm(lab == v + 1, disc, affine, above=False)
+            assert below == pytest.approx(body_mm[v + 1], abs=0.6)
+
+
+def test_t2_reference_is_the_marrow_of_the_bodies(phantom: PhantomStudy) -> None:
+    # The marrow reference once pooled the posterior elements too (a quarter of its
+    # voxels; its median T2 5.6 % above the bodies').
+    lab, affine = phantom.labels_t2.data, phantom.labels_t2.affine
+    assert phantom.posterior_t2 is not None
+    post = phantom.posterior_t2.data > 0
+    t2 = phantom.t2.data
+    bodies = core((lab >= 20) & (lab <= 24) & ~post)
+    csf = core(lab == 61)
+    [r] = [
+        r
+        for r in measure_discs(
+            MeasureInputs(labels=phantom.labels_t2, anatomy=phantom.t2, nucleus=phantom.nucleus_t2)
+        )
+        if r.level == "L3-L4"
+    ]
+    assert r.t2_np_csf_ratio is not None and r.t2_np_reference_ratio is not None
+    csf_over_marrow = r.t2_np_reference_ratio / r.t2_np_csf_ratio
+    assert csf_over_marrow == pytest.approx(np.median(t2[csf]) / np.median(t2[bodies]), rel=0.01)
+    assert not post[marrow_mask(lab, affine)].any()

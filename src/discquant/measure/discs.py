@@ -18,7 +18,7 @@ from discquant.io.study import Volume
 from discquant.measure import regions
 from discquant.measure.geometry import (
     DiscGeometry,
-    body_height_mm,
+    adjacent_body_height_mm,
     disc_geometry,
     left_right_axis,
 )
@@ -155,16 +155,37 @@ def _t2_measures(
 ) -> None:
     assert inputs.anatomy is not None
     np_mask = _nucleus_mask(disc, inputs.nucleus, border_voxels=config.border_voxels)
-    values = inputs.anatomy.data[np_mask]
-    if values.size < config.min_core_voxels:
+    values = _finite_values(inputs.anatomy.data, np_mask)
+    if values.size < max(config.min_core_voxels, 1):
         result.flags.append("t2_withheld_too_few_voxels")
         return
     mean = float(values.mean())
-    result.t2_np_heterogeneity = float(values.std() / mean) if mean > 0 else None
-    if csf_signal:
+    if not mean > 0:
+        return
+    result.t2_np_heterogeneity = float(values.std() / mean)
+    if csf_signal is not None and csf_signal > 0:
         result.t2_np_csf_ratio = mean / csf_signal
-    if marrow_signal:
+    if marrow_signal is not None and marrow_signal > 0:
         result.t2_np_reference_ratio = mean / marrow_signal
+
+
+def _finite_values(
+    image: npt.NDArray[np.floating], mask: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.floating]:
+    """The finite values of ``image`` in ``mask`` (NaN and ±inf voxels drop out)."""
+    values = np.asarray(image[mask])
+    return values[np.isfinite(values)]
+
+
+def _reference_signal(
+    image: npt.NDArray[np.floating], mask: npt.NDArray[np.bool_], *, min_voxels: int
+) -> float | None:
+    """Median of the finite values of ``image`` in ``mask``; None with fewer than
+    ``min_voxels`` of them."""
+    values = _finite_values(image, mask)
+    if values.size < max(min_voxels, 1):
+        return None
+    return float(np.median(values))
 
 
 def measure_discs(
@@ -205,12 +226,11 @@ def measure_discs(
     csf_signal = marrow_signal = None
     csf_adc = None
     if inputs.anatomy is not None and inputs.anatomy_is_t2:
+        t2 = inputs.anatomy.data
         csf = regions.csf_mask(lab, canal_label=CANAL_LABEL)
-        if csf.sum() >= config.min_core_voxels:
-            csf_signal = float(np.median(inputs.anatomy.data[csf]))
-        bodies = regions.core((lab >= 18) & (lab <= 25))
-        if bodies.sum() >= config.min_core_voxels:
-            marrow_signal = float(np.median(inputs.anatomy.data[bodies]))
+        csf_signal = _reference_signal(t2, csf, min_voxels=config.min_core_voxels)
+        marrow = regions.marrow_mask(lab, labels.affine)
+        marrow_signal = _reference_signal(t2, marrow, min_voxels=config.min_core_voxels)
     if inputs.adc is not None and inputs.labels_dwi is not None:
         csf_dwi = regions.csf_mask(inputs.labels_dwi.data, canal_label=CANAL_LABEL)
         stats = region_stats(inputs.adc.data, csf_dwi, min_voxels=config.min_core_voxels)
@@ -267,12 +287,19 @@ def _disc_height_index(
     """Middle disc height over the mean middle height of the adjacent vertebral bodies.
 
     The body above is label − 100 (e.g. L4 = 23 for L4-L5); the body below is the next
-    vertebra, except the sacrum, whose S1 body is not measured like a lumbar body.
+    vertebra, except the sacrum, whose S1 body is not measured like a lumbar body. Each
+    body is measured along the disc's height axis on the rays of the disc's middle band
+    (:func:`~discquant.measure.geometry.adjacent_body_height_mm`), so a vertebra label
+    that includes the posterior elements still gives the body's height.
     """
     if geom.height_middle_mm is None:
         return None
+    disc = lab == label
     above = label - 100
-    neighbours = [above] if above + 1 >= 25 else [above, above + 1]
-    heights = [body_height_mm(lab == v, affine) for v in neighbours]
+    neighbours = [(above, True)] if above + 1 >= 25 else [(above, True), (above + 1, False)]
+    heights = [
+        adjacent_body_height_mm(lab == v, disc, affine, above=is_above)
+        for v, is_above in neighbours
+    ]
     valid = [h for h in heights if h]
     return float(geom.height_middle_mm / np.mean(valid)) if valid else None

@@ -8,7 +8,15 @@ of a world line inside the mask, sampled every 0.1 mm. The AP depth is the chord
 the AP axis through the centroid; the anterior, middle and posterior heights are the
 median chords along the height axis of lines every 0.25 mm in 2 mm bands centred at
 10 %, 50 % and 90 % of the depth from the anterior edge. Chords follow the disc's own
-axes, so a tilted or wedge-shaped disc is measured the same as an upright one.
+axes, so a tilted or wedge-shaped disc is measured the same as an upright one. All of
+this is done on the largest connected piece of the mask on that slice, so that stray
+voxels of the label (a segmentation's islands) move neither the axes nor the edges; the
+volume still counts every voxel of the label.
+
+The vertebral bodies of the disc height index are measured along the disc's own height
+axis, on the rays of the disc's middle band (:func:`adjacent_body_height_mm`): the body
+sits on the disc, so these rays cross it at its middle whether or not the vertebra's
+label also holds its posterior elements.
 
 When the segmentation's disc probability is given, the height chords are
 partial-volume chords: the integral of the probability (linearly interpolated, kept
@@ -149,6 +157,106 @@ def _near_mask(
     return np.where(near, probability[box], 0.0).astype(np.float64), crop_affine
 
 
+@dataclass(frozen=True)
+class _Frame:
+    """A mask's measurement frame on its measurement slice (world mm, unit vectors).
+
+    ``region`` is the mask's largest 2-D connected piece on that slice (a 3-D array, empty
+    off the slice); axes, edges, chords and bands are all taken on it."""
+
+    slice_index: int
+    region: npt.NDArray[np.bool_]
+    origin: npt.NDArray[np.float64]
+    ap: npt.NDArray[np.float64]
+    height: npt.NDArray[np.float64]
+    reach_mm: float
+    depth_mm: float
+    anterior_edge_mm: float
+    posterior_edge_mm: float
+
+
+def _largest_piece(
+    mask: npt.NDArray[np.bool_], lr_axis: int, slice_index: int
+) -> npt.NDArray[np.bool_]:
+    """The largest 8-connected piece of the mask on one sagittal slice, as a 3-D mask.
+
+    Stray voxels of the same label (a segmentation's islands, a few voxels painted in
+    front of a disc) are other pieces and drop out."""
+    plane = np.take(mask, slice_index, axis=lr_axis)
+    pieces, n = ndimage.label(plane, structure=np.ones((3, 3), dtype=bool))
+    out = np.zeros_like(mask, dtype=bool)
+    if n == 0:
+        return out
+    largest = int(np.argmax(np.bincount(pieces.ravel())[1:])) + 1
+    index: list[slice | int] = [slice(None)] * 3
+    index[lr_axis] = slice_index
+    out[tuple(index)] = pieces == largest
+    return out
+
+
+def _measurement_frame(
+    mask: npt.NDArray[np.bool_],
+    affine: npt.NDArray[np.float64],
+    slice_index: int,
+    *,
+    step_mm: float,
+) -> _Frame | None:
+    """Principal axes, AP depth and edges of the mask's largest piece on ``slice_index``;
+    None when that piece has fewer than 3 voxels."""
+    lr = left_right_axis(affine)
+    region = _largest_piece(mask, lr, slice_index)
+    world = _sagittal_points(region, affine, lr, slice_index)
+    if len(world) < 3:
+        return None
+    # 2-D coordinates in the slice's own plane (world A and S on a true sagittal grid).
+    plane = np.stack(_slice_plane_axes(affine, lr), axis=1)  # (3, 2)
+    origin = world.mean(axis=0)
+    pts = (world - origin) @ plane
+    _, vecs = np.linalg.eigh(np.cov(pts.T))
+    ap_dir = vecs[:, 1]  # largest eigenvalue: the long (AP) axis
+    if ap_dir[0] < 0:  # point anteriorly
+        ap_dir = -ap_dir
+    ap3 = plane @ ap_dir
+    h3 = plane @ np.array([-ap_dir[1], ap_dir[0]])  # superior (ap_dir[0] > 0)
+    reach = float(np.ptp(pts, axis=0).max()) + 5.0
+    depth = _chord_mm(region, affine, origin, ap3, reach_mm=reach, step_mm=step_mm)
+    u = pts @ ap_dir
+    half_pixel = 0.5 * _pixel_width_along(ap3, affine, lr)
+    return _Frame(
+        slice_index,
+        region,
+        origin,
+        ap3,
+        h3,
+        reach,
+        depth,
+        float(u.max()) + half_pixel,
+        float(u.min()) - half_pixel,
+    )
+
+
+def _band_origins(frame: _Frame, fraction: float, band_mm: float) -> list[npt.NDArray[np.float64]]:
+    """Points, every 0.25 mm across a band ``band_mm`` wide centred at ``fraction`` of the
+    depth from the anterior edge, on the frame's AP axis through its centroid."""
+    at = frame.anterior_edge_mm - fraction * frame.depth_mm
+    offsets = np.arange(-band_mm / 2, band_mm / 2 + 1e-9, 0.25)
+    return [frame.origin + frame.ap * (at + o) for o in offsets]
+
+
+def _connected_to(
+    mask: npt.NDArray[np.bool_], seed: npt.NDArray[np.bool_]
+) -> npt.NDArray[np.bool_]:
+    """The 26-connected 3-D pieces of ``mask`` that contain a voxel of ``seed``."""
+    idx = np.argwhere(mask)
+    lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
+    box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+    pieces, _ = ndimage.label(mask[box], structure=np.ones((3, 3, 3), dtype=bool))
+    keep = np.unique(pieces[seed[box]])
+    out = np.zeros_like(mask, dtype=bool)
+    out[box] = np.isin(pieces, keep[keep > 0])
+    return out
+
+
 def disc_geometry(
     mask: npt.NDArray[np.bool_],
     affine: npt.NDArray[np.float64],
@@ -160,6 +268,11 @@ def disc_geometry(
 ) -> DiscGeometry | None:
     """Heights, depth and volume of one disc mask on a sagittal grid.
 
+    Axes, depth, edges and heights are measured on the largest connected piece of the
+    mask on the measurement slice (8-connected in the slice), so stray voxels of the
+    label elsewhere do not move them. The volume counts every voxel of the mask, islands
+    included: it is the volume the segmentation gives the disc.
+
     Parameters
     ----------
     mask
@@ -168,8 +281,9 @@ def disc_geometry(
         Voxel-to-RAS mm affine of that grid.
     probability
         The segmentation's disc probability on the same grid (0–1), or None. When
-        given, heights are partial-volume chords of it near the mask; the AP depth,
-        the band positions and the volume still come from the mask.
+        given, heights are partial-volume chords of it near the mask (near the 3-D piece
+        of the mask that holds the measured piece); the AP depth, the band positions and
+        the volume still come from the mask.
     band_mm
         Width of the bands in which heights are measured.
     positions
@@ -187,45 +301,122 @@ def disc_geometry(
         return None
     voxel_volume = float(abs(np.linalg.det(affine[:3, :3])))
     volume = float(mask.sum()) * voxel_volume
-    lr = left_right_axis(affine)
-    other = tuple(a for a in range(3) if a != lr)
-    mid = int(np.argmax(mask.sum(axis=other)))
-    world = _sagittal_points(mask, affine, lr, mid)
-    if len(world) < 3:
+    mid = measurement_slice(mask, affine)
+    frame = _measurement_frame(mask, affine, mid, step_mm=step_mm)
+    if frame is None:
         return DiscGeometry(None, None, None, None, volume, mid)
-    # 2-D coordinates in the slice's own plane (world A and S on a true sagittal grid).
-    plane = np.stack(_slice_plane_axes(affine, lr), axis=1)  # (3, 2)
-    origin = world.mean(axis=0)
-    pts = (world - origin) @ plane
-    _, vecs = np.linalg.eigh(np.cov(pts.T))
-    ap_dir = vecs[:, 1]  # largest eigenvalue: the disc's long (AP) axis
-    if ap_dir[0] < 0:  # point anteriorly
-        ap_dir = -ap_dir
-    ap3 = plane @ ap_dir
-    h3 = plane @ np.array([-ap_dir[1], ap_dir[0]])
-    reach = float(np.ptp(pts, axis=0).max()) + 5.0
-    depth = _chord_mm(mask, affine, origin, ap3, reach_mm=reach, step_mm=step_mm)
-    u = pts @ ap_dir
-    anterior_edge = float(u.max()) + 0.5 * _pixel_width_along(ap3, affine, lr)
-    mask_chord = partial(_chord_mm, mask, affine, reach_mm=reach, step_mm=step_mm)
+    mask_chord = partial(_chord_mm, frame.region, affine, reach_mm=frame.reach_mm, step_mm=step_mm)
     soft_chord = None
     if probability is not None:
-        near, near_affine = _near_mask(probability, mask, affine, voxels=PARTIAL_VOLUME_VOXELS)
-        soft_chord = partial(_soft_chord_mm, near, near_affine, reach_mm=reach, step_mm=step_mm)
+        piece = _connected_to(mask, frame.region)
+        near, near_affine = _near_mask(probability, piece, affine, voxels=PARTIAL_VOLUME_VOXELS)
+        soft_chord = partial(
+            _soft_chord_mm, near, near_affine, reach_mm=frame.reach_mm, step_mm=step_mm
+        )
     heights: list[float | None] = []
     for frac in positions:
-        at = anterior_edge - frac * depth
-        offsets = np.arange(-band_mm / 2, band_mm / 2 + 1e-9, 0.25)
-        lines = [origin + ap3 * (at + o) for o in offsets]
-        crossing = [(p, c) for p in lines if (c := mask_chord(p, h3)) > 0]
+        lines = _band_origins(frame, frac, band_mm)
+        crossing = [(p, c) for p in lines if (c := mask_chord(p, frame.height)) > 0]
         # Only lines that cross the mask count (a line past the disc's end would add
         # the small probabilities of the margin around it).
         if soft_chord is None:
             chords = [c for _, c in crossing]
         else:
-            chords = [soft_chord(p, h3) for p, _ in crossing]
+            chords = [soft_chord(p, frame.height) for p, _ in crossing]
         heights.append(float(np.median(chords)) if chords else None)
-    return DiscGeometry(heights[0], heights[1], heights[2], depth, volume, mid)
+    return DiscGeometry(heights[0], heights[1], heights[2], frame.depth_mm, volume, mid)
+
+
+def measurement_slice(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> int:
+    """The sagittal slice (index along the voxel axis nearest left-right) where the mask's
+    area is largest."""
+    lr = left_right_axis(affine)
+    other = tuple(a for a in range(3) if a != lr)
+    return int(np.argmax(mask.sum(axis=other)))
+
+
+def adjacent_body_height_mm(
+    vertebra: npt.NDArray[np.bool_],
+    disc: npt.NDArray[np.bool_],
+    affine: npt.NDArray[np.float64],
+    *,
+    above: bool,
+    band_mm: float = 2.0,
+    step_mm: float = 0.1,
+) -> float | None:
+    """Middle height of the vertebral body that sits on a disc, along the disc's axes.
+
+    On the disc's measurement slice, the lines of the disc's middle band (every 0.25 mm
+    in ``band_mm`` at 50 % of the disc's depth) are followed from the disc along its
+    height axis, up for the body above (``above``) or down for the one below; the
+    body's middle height is the median length of those rays inside the vertebra's
+    largest connected piece on that slice. The rays stay within the disc's AP extent,
+    so a vertebra label that also holds the posterior elements (pedicles, laminae,
+    spinous process: VerSe/SPINEPS labels, the phantom's) is measured at its body, and
+    islands of the label elsewhere on the slice do not count.
+
+    Parameters
+    ----------
+    vertebra
+        Boolean mask of the vertebra (body, with or without its posterior elements).
+    disc
+        Boolean mask of the disc it borders, on the same grid.
+    affine
+        Voxel-to-RAS mm affine of that grid.
+    above
+        True for the vertebra above the disc, False for the one below.
+    band_mm, step_mm
+        As in :func:`disc_geometry`.
+
+    Returns
+    -------
+    float or None
+        None when the disc has no measurement frame or no ray meets the vertebra.
+    """
+    if not disc.any() or not vertebra.any():
+        return None
+    frame = _measurement_frame(disc, affine, measurement_slice(disc, affine), step_mm=step_mm)
+    if frame is None or frame.depth_mm <= 0:
+        return None
+    lr = left_right_axis(affine)
+    body = _largest_piece(vertebra, lr, frame.slice_index)
+    if not body.any():
+        return None
+    world = _sagittal_points(body, affine, lr, frame.slice_index)
+    reach = float(np.linalg.norm(world - frame.origin, axis=1).max()) + 5.0
+    direction = frame.height if above else -frame.height
+    chords = []
+    for p in _band_origins(frame, 0.5, band_mm):
+        # The ray from p: a line centred half its length further on.
+        centre = p + direction * (reach / 2)
+        c = _chord_mm(body, affine, centre, direction, reach_mm=reach / 2, step_mm=step_mm)
+        if c > 0:
+            chords.append(c)
+    return float(np.median(chords)) if chords else None
+
+
+def within_disc_depth(
+    vertebra: npt.NDArray[np.bool_],
+    disc: npt.NDArray[np.bool_],
+    affine: npt.NDArray[np.float64],
+) -> npt.NDArray[np.bool_]:
+    """The voxels of ``vertebra`` (3-D) whose position along the disc's AP axis lies
+    within the disc's AP extent on its measurement slice: the vertebral body that sits on
+    the disc, without the posterior elements behind the canal.
+
+    Empty when the disc has no measurement frame."""
+    out = np.zeros_like(vertebra, dtype=bool)
+    if not disc.any() or not vertebra.any():
+        return out
+    frame = _measurement_frame(disc, affine, measurement_slice(disc, affine), step_mm=0.1)
+    if frame is None:
+        return out
+    idx = np.argwhere(vertebra)
+    world = idx @ affine[:3, :3].T + affine[:3, 3]
+    u = (world - frame.origin) @ frame.ap
+    keep = (u >= frame.posterior_edge_mm) & (u <= frame.anterior_edge_mm)
+    out[tuple(idx[keep].T)] = True
+    return out
 
 
 def _pixel_width_along(
@@ -234,9 +425,3 @@ def _pixel_width_along(
     """Width of one in-plane pixel projected on a unit world direction in the slice."""
     inplane = [a for a in range(3) if a != lr_axis]
     return float(sum(abs(affine[:3, a] @ direction) for a in inplane))
-
-
-def body_height_mm(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> float | None:
-    """Middle height of a vertebral body (same method as a disc's middle height)."""
-    geom = disc_geometry(mask, affine)
-    return None if geom is None else geom.height_middle_mm

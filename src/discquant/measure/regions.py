@@ -9,6 +9,9 @@ Definitions (documented in docs/measurement.md):
   within the central half of the core's own bounding box along each in-plane axis and
   across slices.
 - **CSF**: the spinal-canal label (61) eroded by one voxel.
+- **marrow** (the T2 reference): the cores of the lumbar vertebral bodies L1–L5, each
+  vertebra label cut to the AP extent of the disc(s) it borders, so that posterior
+  elements in the label (VerSe/SPINEPS labels, the phantom's) do not count.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
+
+from discquant.measure.geometry import within_disc_depth
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -64,3 +69,31 @@ def central_core(mask: BoolArray, *, fraction: float = 0.5) -> BoolArray:
 def csf_mask(labels: npt.NDArray[Any], *, canal_label: int = 61) -> BoolArray:
     """The spinal canal label eroded by one voxel (in-plane for single slices)."""
     return core(labels == canal_label, border_voxels=1)
+
+
+LUMBAR_VERTEBRAE = range(20, 25)
+"""VerSe/SPINEPS labels of L1 … L5 (a disc's label is 100 + the vertebra above it)."""
+
+
+def marrow_mask(
+    labels: npt.NDArray[Any], affine: npt.NDArray[np.float64], *, border_voxels: int = 1
+) -> BoolArray:
+    """Cores of the lumbar vertebral bodies: each vertebra L1–L5 cut to the AP extent of
+    the disc(s) present above (label + 99) and below (label + 100) it, then eroded.
+
+    A vertebra without an adjacent disc in ``labels`` is left out: without a disc there
+    is no telling its body from its posterior elements.
+    """
+    bodies = np.zeros(labels.shape, dtype=bool)
+    for v in LUMBAR_VERTEBRAE:
+        vertebra = labels == v
+        if not vertebra.any():
+            continue
+        discs = [disc for d in (v + 99, v + 100) if (disc := labels == d).any()]
+        if not discs:
+            continue
+        body = vertebra
+        for disc in discs:
+            body = body & within_disc_depth(vertebra, disc, affine)
+        bodies |= body
+    return core(bodies, border_voxels=border_voxels)
