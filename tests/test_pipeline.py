@@ -307,3 +307,29 @@ def test_a_calibration_with_a_bad_adc_range_is_bad_input(tmp_path: Path, range_:
     cal.write_text(json.dumps(body))
     with pytest.raises(InvalidInputError, match="not a water calibration file"):
         WaterCalibration.load(cal)
+
+
+def test_a_disc_cut_by_the_dwi_field_of_view_is_flagged(phantom: PhantomStudy) -> None:
+    """A DWI slab that ends inside L5-S1: its ADC comes from the part in view, and only
+    the T2 field of view was checked (``partial_fov``)."""
+    lab = phantom.labels_dwi.data
+    si = int(np.argmax(np.abs(phantom.dwi.affine[2, :3])))  # the voxel axis nearest S-I
+    rows = np.nonzero((lab == 124).any(axis=tuple(a for a in range(3) if a != si)))[0]
+    keep = int(np.median(rows))
+    assert rows.mean() > lab.shape[si] / 2  # L5-S1 in the high-index half: [0:keep] cuts it
+    cut = [slice(None)] * 4
+    cut[si] = slice(0, keep)
+    dwi = Volume(phantom.dwi.data[tuple(cut)], phantom.dwi.affine)
+    study = Study(
+        "ph",
+        (
+            Series(SeriesRole.T2, "test", "T2", phantom.t2, "sagittal"),
+            Series(SeriesRole.DWI, "test", "DWI", dwi, "sagittal",
+                   bvals_s_per_mm2=phantom.bvals, bvecs=phantom.bvecs),
+        ),
+    )  # fmt: skip
+    res = analyze(study, segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2))
+    flags = {d.level: d.flags for d in res.discs}
+    assert "partial_fov_dwi" in flags["L5-S1"]
+    assert "partial_fov" not in flags["L5-S1"]  # the T2 shows all of it
+    assert all("partial_fov_dwi" not in flags[lv] for lv in ("L1-L2", "L2-L3", "L3-L4"))

@@ -262,6 +262,11 @@ def measure_discs(
         if inputs.anatomy is not None and inputs.anatomy_is_t2:
             _t2_measures(result, disc, inputs, csf_signal, marrow_signal, config)
         if inputs.adc is not None and inputs.labels_dwi is not None:
+            # The DWI's field of view is often smaller than the T2's: a disc cut by it
+            # gets its ADC from the part inside, which a reader should know.
+            disc_dwi = inputs.labels_dwi.data == label
+            if disc_dwi.any() and _touches_border(disc_dwi, inputs.labels_dwi.affine):
+                result.flags.append("partial_fov_dwi")
             _adc_measures(result, inputs, config)
             if result.adc_np is not None:
                 if csf_adc:
