@@ -311,3 +311,78 @@ def test_cli_evaluate_grade_checks_every_output_before_writing(tmp_path: Path) -
     line = _one_line_error(CliRunner().invoke(app, args), "afolder")
     assert "folder" in line
     assert not png.exists()  # nothing half-written
+
+
+def test_cli_evaluate_grade_writes_null_for_an_undefined_kappa(tmp_path: Path) -> None:
+    """Every grade 3 on both sides: κ is undefined; the JSON said NaN, which is not JSON."""
+    rows = [f"s{i},L4-L5,3" for i in range(4)]
+    ref = _write(tmp_path / "ref.csv", "subject,level,grade", rows)
+    pred = _write(tmp_path / "pred.csv", "subject,level,grade", rows)
+    out = tmp_path / "out.json"
+    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--json", str(out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    assert doc["all"]["kappa_linear"] is None and doc["all"]["exact_accuracy"] == 1.0
+
+
+def test_cli_bland_altman_names_the_column_and_says_which_levels_it_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The plot's axes said "ADC (µm²/ms)" whatever the column; a level with one pair was
+    missing from the output without a note."""
+    import matplotlib.axes
+
+    labels: list[str] = []
+    real = matplotlib.axes.Axes.set_xlabel
+    monkeypatch.setattr(
+        matplotlib.axes.Axes,
+        "set_xlabel",
+        lambda ax, t, *a, **k: (labels.append(t), real(ax, t, *a, **k))[1],
+    )
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\theight_mm",
+                 ["a\tL4-L5\t10.0", "b\tL4-L5\t11.0", "a\tL5-S1\t9.0"])  # fmt: skip
+    pred = _write(tmp_path / "pred.tsv", "subject\tlevel\theight_mm",
+                  ["a\tL4-L5\t10.5", "b\tL4-L5\t11.5", "a\tL5-S1\t9.5"])  # fmt: skip
+    png = tmp_path / "ba.png"
+    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--bland-altman"]
+    res = CliRunner().invoke(app, [*args, "--column", "height_mm", "--plot", str(png)])
+    assert res.exit_code == 0, res.output
+    assert labels == ["mean of measured and reference height_mm"]
+    js = json.loads(res.output[res.output.index("{") :])
+    assert js["L5-S1"] == {"n": 1, "note": "fewer than 2 pairs: not computed"}
+    assert js["all"]["bias"] == pytest.approx(0.5) and js["plot"] == str(png)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ba.png", "pred.tsv", "ref.tsv"]
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (["--plot", "x.png"], "add --bland-altman"),
+        (["--score-column", "p"], "add --binary"),
+        (["--binary", "--bland-altman"], "exclude each other"),
+    ],
+)
+def test_cli_evaluate_grade_refuses_options_that_do_nothing(
+    tmp_path: Path, extra: list[str], problem: str
+) -> None:
+    rows = ["s1,L4-L5,3", "s2,L4-L5,4"]
+    ref = _write(tmp_path / "ref.csv", "subject,level,grade", rows)
+    pred = _write(tmp_path / "pred.csv", "subject,level,grade", rows)
+    res = CliRunner().invoke(
+        app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), *extra]
+    )
+    assert problem in _one_line_error(res, problem)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_cli_bland_altman_leaves_no_plot_when_the_json_cannot_be_written(tmp_path: Path) -> None:
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tv", ["a\tL4-L5\t1.0", "b\tL4-L5\t2.0"])
+    pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tv", ["a\tL4-L5\t1.1", "b\tL4-L5\t2.1"])
+    dangling = tmp_path / "out.json"
+    dangling.symlink_to(tmp_path / "missing" / "out.json")
+    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--bland-altman"]
+    args += ["--column", "v", "--plot", str(tmp_path / "ba.png"), "--json", str(dangling)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "pred.tsv", "ref.tsv"]

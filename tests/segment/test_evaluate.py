@@ -174,3 +174,50 @@ def test_evaluate_dirs_tolerates_rounding_and_notes_what_classes_count(tmp_path:
     assert "reference uses" in result["note"]
     assert json.loads(json.dumps(result))["summary"]["hd95_n"] == {"disc": 1}
     assert "note:" in format_table(result)
+
+
+def test_evaluate_segment_lists_unmatched_cases_and_writes_strict_json(tmp_path: Path) -> None:
+    """A reference without a prediction was dropped without a word (raising the mean);
+    an empty prediction's HD95 was written as a bare NaN, which is not JSON."""
+    ref = np.zeros((20, 20, 5))
+    ref[2:6, 2:10] = 122
+    pdir, rdir = _pair(tmp_path, np.zeros_like(ref), ref, np.eye(4))  # predicts nothing
+    nib.save(nib.Nifti1Image(ref.astype(np.int16), np.eye(4)), str(rdir / "sub-02_dseg.nii.gz"))
+    json_out = tmp_path / "out.json"
+    args = ["evaluate", "segment", "--pred", str(pdir), "--ref", str(rdir), "--json", str(json_out)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(json_out.read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    assert doc["unmatched"] == {
+        "reference_without_prediction": ["sub-02"],
+        "prediction_without_reference": [],
+    }
+    assert doc["summary"]["hd95_mm"] == {"disc": None}
+    assert doc["summary"]["dice"] == {"disc": 0.0}
+    assert "reference without prediction, not scored: sub-02" in res.output
+
+
+def test_evaluate_segment_refuses_two_files_for_one_subject(tmp_path: Path) -> None:
+    """sub-01_T2w.nii.gz beside sub-01_dseg.nii.gz silently replaced the label map (Dice
+    0.011 instead of 1); sessions are kept apart."""
+    ref = np.zeros((20, 20, 5))
+    ref[2:6, 2:10] = 122
+    pdir, rdir = _pair(tmp_path, ref, ref, np.eye(4))
+    nib.save(
+        nib.Nifti1Image(np.full(ref.shape, 7, np.int16), np.eye(4)), str(pdir / "sub-01_T2w.nii.gz")
+    )
+    args = ["evaluate", "segment", "--pred", str(pdir), "--ref", str(rdir)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert "two files for sub-01: sub-01_T2w.nii.gz and sub-01_dseg.nii.gz" in res.output
+    (pdir / "sub-01_T2w.nii.gz").unlink()
+    for folder in (pdir, rdir):
+        (folder / "sub-01_dseg.nii.gz").rename(folder / "sub-01_ses-1_dseg.nii.gz")
+        nib.save(
+            nib.Nifti1Image(ref.astype(np.int16), np.eye(4)),
+            str(folder / "sub-01_ses-2_dseg.nii.gz"),
+        )
+    assert [c["case"] for c in evaluate_dirs(pdir, rdir)["cases"]] == [
+        "sub-01_ses-1",
+        "sub-01_ses-2",
+    ]

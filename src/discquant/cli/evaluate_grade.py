@@ -38,6 +38,7 @@ def evaluate_grade_cmd(
     Prints a table and then the JSON.
     """
     import json
+    import os
 
     from discquant.cli._common import user_errors
 
@@ -45,7 +46,14 @@ def evaluate_grade_cmd(
         from discquant.errors import InvalidInputError
         from discquant.evaluate.grading import evaluate_tables
         from discquant.output_paths import check_output_file
+        from discquant.outputs._common import to_jsonable
 
+        if plot is not None and not bland_altman:
+            raise InvalidInputError("--plot draws a Bland-Altman plot: add --bland-altman")
+        if score_column is not None and not binary:
+            raise InvalidInputError("--score-column is the ROC score of --binary: add --binary")
+        if binary and bland_altman:
+            raise InvalidInputError("--binary and --bland-altman exclude each other")
         # Every output path is checked before anything is written.
         outputs = [o for o in (plot, json_out) if o is not None]
         for o in outputs:
@@ -61,20 +69,31 @@ def evaluate_grade_cmd(
                 )
             if json_out is not None and plot.resolve() == json_out.resolve():
                 raise InvalidInputError("--plot and --json name the same file", path=plot)
-        report, text = evaluate_tables(
-            pred,
-            ref,
-            ref_column=column,
-            pred_column=pred_column or column,
-            by_level=by_level,
-            bland_altman_mode=bland_altman,
-            binary=binary,
-            score_column=score_column,
-            plot=plot,
-        )
-        typer.echo(text)
-        js = json.dumps(report, indent=1)
-        typer.echo(js)
-        if json_out is not None:
-            json_out.parent.mkdir(parents=True, exist_ok=True)
-            json_out.write_text(js + "\n")
+        # The plot is drawn to a temporary name and moved into place only once the JSON
+        # is written: a failure leaves neither file behind.
+        drawn = plot.with_name(f".{plot.stem}.partial{plot.suffix}") if plot else None
+        try:
+            report, text = evaluate_tables(
+                pred,
+                ref,
+                ref_column=column,
+                pred_column=pred_column or column,
+                by_level=by_level,
+                bland_altman_mode=bland_altman,
+                binary=binary,
+                score_column=score_column,
+                plot=drawn,
+            )
+            if plot is not None:
+                report["plot"] = str(plot)
+            typer.echo(text)
+            js = json.dumps(to_jsonable(report), indent=1, allow_nan=False)  # NaN → null
+            typer.echo(js)
+            if json_out is not None:
+                json_out.parent.mkdir(parents=True, exist_ok=True)
+                json_out.write_text(js + "\n")
+            if drawn is not None and plot is not None:
+                os.replace(drawn, plot)
+        finally:
+            if drawn is not None:
+                drawn.unlink(missing_ok=True)

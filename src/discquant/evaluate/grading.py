@@ -467,7 +467,9 @@ def evaluate_tables(
         lines[0] += f"; {report['n_empty']} matched row(s) left out for an empty value"
     if bland_altman_mode:
         for name, g in groups:
-            if len(g) < 2:
+            if len(g) < 2:  # said, not left out: a level missing from the output reads as lost
+                report[name] = {"n": len(g), "note": "fewer than 2 pairs: not computed"}
+                lines.append(f"{name:>8s}  n={len(g):<5d} fewer than 2 pairs: not computed")
                 continue
             ba = bland_altman(g["ref"].to_numpy(float), g["pred"].to_numpy(float))
             report[name] = ba.to_dict()
@@ -477,7 +479,9 @@ def evaluate_tables(
                 f"within 5 %: {ba.within_5_percent:.3f}"
             )
         if plot is not None:
-            bland_altman_plot(m["ref"].to_numpy(float), m["pred"].to_numpy(float), plot)
+            bland_altman_plot(
+                m["ref"].to_numpy(float), m["pred"].to_numpy(float), plot, quantity=ref_column
+            )
             report["plot"] = str(plot)
     elif binary:
         for name, g in groups:

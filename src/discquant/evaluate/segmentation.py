@@ -29,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -85,11 +86,19 @@ def _dice_hd95(
     r = torch.from_numpy(ref[None, None].astype(np.float32))
     dice = float(compute_dice(p, r, include_background=True)[0, 0])
     if pred.any() and ref.any():
-        hd = float(
-            compute_hausdorff_distance(
-                p, r, include_background=True, percentile=95, spacing=list(spacing)
-            )[0, 0]
-        )
+        with warnings.catch_warnings():
+            # MONAI 1.5+ passes its own deprecated argument internally; the warning is for
+            # MONAI, and on stderr it read as a problem with the user's files.
+            warnings.filterwarnings("ignore", ".*always_return_as_numpy", FutureWarning)
+            hd = float(
+                compute_hausdorff_distance(
+                    p,
+                    r,
+                    include_background=True,
+                    percentile=95,
+                    spacing=[float(v) for v in spacing],  # MONAI refuses mixed int/float
+                )[0, 0]
+            )
     else:
         hd = float("nan")
     return dice, hd
@@ -146,8 +155,36 @@ def evaluate_case(
 
 
 def _subject_of(path: Path) -> str:
-    m = re.match(r"(sub-[A-Za-z0-9]+)", path.name)
+    """``sub-<label>`` of a file name, with its ``_ses-<label>`` when there is one."""
+    m = re.match(r"(sub-[A-Za-z0-9]+(?:_ses-[A-Za-z0-9]+)?)", path.name)
     return m.group(1) if m else path.name.split(".")[0]
+
+
+def _label_maps(folder: Path) -> dict[str, Path]:
+    """The label map of each subject (session) in ``folder``: ``sub-*.nii[.gz]`` files
+    other than ``*_nucleus``/``*_canal`` masks.
+
+    Raises
+    ------
+    InvalidInputError
+        Two files for one subject (e.g. ``sub-01_dseg.nii.gz`` and ``sub-01_T2w.nii.gz``):
+        which one is the label map cannot be guessed (the later one was silently used).
+    """
+    from discquant.errors import InvalidInputError
+
+    found: dict[str, Path] = {}
+    for path in sorted(folder.glob("sub-*.nii*")):
+        if re.search(r"_(nucleus|canal)\.", path.name):
+            continue
+        subject = _subject_of(path)
+        if subject in found:
+            raise InvalidInputError(
+                f"two files for {subject}: {found[subject].name} and {path.name}; keep "
+                "only the label map in this folder",
+                path=folder,
+            )
+        found[subject] = path
+    return found
 
 
 def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
@@ -166,19 +203,17 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
     from discquant.errors import InputNotFoundError, InvalidInputError
     from discquant.io.nifti import read_volume
 
-    refs = {
-        _subject_of(p): p
-        for p in sorted(ref_dir.glob("sub-*.nii*"))
-        if not re.search(r"_(nucleus|canal)\.", p.name)
-    }
-    preds = {
-        _subject_of(p): p
-        for p in sorted(pred_dir.glob("sub-*.nii*"))
-        if not re.search(r"_(nucleus|canal)\.", p.name)
-    }
+    refs, preds = _label_maps(ref_dir), _label_maps(pred_dir)
     common = sorted(set(refs) & set(preds))
     if not common:
         raise InputNotFoundError(f"no matching sub-* NIfTI files in {pred_dir} and {ref_dir}")
+    unmatched = {
+        "reference_without_prediction": sorted(set(refs) - set(preds)),
+        "prediction_without_reference": sorted(set(preds) - set(refs)),
+    }
+    for what, subjects in unmatched.items():
+        if subjects:  # a missing prediction would otherwise raise the mean without a word
+            logger.warning("%s: %s (not scored)", what.replace("_", " "), ", ".join(subjects))
     cases = []
     for sub in common:
         ref_vol, pred_vol = read_volume(refs[sub]), read_volume(preds[sub])
@@ -210,7 +245,12 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
                 case=sub,
             )
         )
-    return {"cases": [asdict(c) for c in cases], "summary": summarise(cases), "note": NOTE}
+    return {
+        "cases": [asdict(c) for c in cases],
+        "summary": summarise(cases),
+        "unmatched": unmatched,
+        "note": NOTE,
+    }
 
 
 def summarise(cases: Sequence[CaseResult]) -> dict[str, Any]:
@@ -274,6 +314,9 @@ def format_table(result: dict[str, Any]) -> str:
     )
     if left:
         lines.append(f"predicted labels not in the reference, left out of class scores: {left}")
+    for what, subjects in result.get("unmatched", {}).items():
+        if subjects:
+            lines.append(f"{what.replace('_', ' ')}, not scored: {', '.join(subjects)}")
     if "note" in result:
         lines.append(f"note: {result['note']}")
     return "\n".join(lines)
@@ -423,6 +466,8 @@ def midsag_check(
 
 
 def write_result(result: dict[str, Any], path: Path) -> None:
-    """Write a result dict as indented JSON."""
+    """Write a result dict as indented JSON (strict: an undefined value is ``null``)."""
+    from discquant.outputs._common import to_jsonable
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2))
+    path.write_text(json.dumps(to_jsonable(result), indent=2, allow_nan=False))
