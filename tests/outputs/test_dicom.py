@@ -203,3 +203,25 @@ def test_seg_on_an_enhanced_multiframe_source(synthetic: Synthetic, tmp_path: Pa
         assert_missing_frames_are_empty=True,
     )
     np.testing.assert_array_equal(pixels > 0, expected == DISC_LABELS["L3-L4"])
+
+
+def test_a_non_finite_value_is_left_out_of_the_sr_not_the_whole_sr(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """One NaN volume made highdicom refuse the SR of every disc."""
+    import dataclasses
+
+    discs = [
+        dataclasses.replace(d, volume_mm3=float("nan")) if d.level == "L1-L2" else d
+        for d in synthetic.result.discs
+    ]
+    result = dataclasses.replace(synthetic.result, discs=discs)
+    sr = hd.sr.srread(write_dicom_sr(result, synthetic.datasets, tmp_path / "sr.dcm"))
+    groups = _groups_by_disc(sr)
+    assert set(groups) == {f"{lv} disc" for lv in FOUND_LEVELS}
+    volumes = {
+        level: [i for i in groups[f"{level} disc"]
+                if i.ValueType == "NUM" and i.ConceptNameCodeSequence[0].CodeValue == "118565006"]
+        for level in FOUND_LEVELS
+    }  # fmt: skip
+    assert volumes["L1-L2"] == [] and all(len(volumes[lv]) == 1 for lv in FOUND_LEVELS[1:])

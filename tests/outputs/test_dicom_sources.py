@@ -244,6 +244,7 @@ def test_visit_and_clinical_trial_attributes_do_not_reach_seg_or_sr(
         "ClinicalTrialSponsorName": "SPONSORQQ",
         "ClinicalTrialSiteName": "SITEQQ",
         "ReasonForTheRequestedProcedure": "REASONQQ",
+        "RequestingService": "RADSVC-XYZ",
     }
     sources = [copy.deepcopy(ds) for ds in synthetic.datasets]
     for ds in sources:
@@ -255,6 +256,9 @@ def test_visit_and_clinical_trial_attributes_do_not_reach_seg_or_sr(
         referring = pydicom.Dataset()
         referring.PersonTelephoneNumbers = "555-0199"
         ds.ReferringPhysicianIdentificationSequence = [referring]
+        consulting = pydicom.Dataset()
+        consulting.PersonTelephoneNumbers = "555-XYZ"
+        ds.ConsultingPhysicianIdentificationSequence = [consulting]
     paths = write_outputs(
         _own_result(synthetic), tmp_path, source_t2_datasets=sources, keep_phi=False
     )
@@ -262,7 +266,7 @@ def test_visit_and_clinical_trial_attributes_do_not_reach_seg_or_sr(
     for path in (paths.dicom_seg, paths.dicom_sr):
         assert path is not None
         raw = path.read_bytes()
-        for value in [*values.values(), "ISSUERACCQQ", "555-0199"]:
+        for value in [*values.values(), "ISSUERACCQQ", "555-0199", "555-XYZ"]:
             assert value.encode() not in raw, (path.name, value)
 
 

@@ -54,6 +54,11 @@ def test_schema_rejects_wrong_documents(synthetic: Synthetic) -> None:
     invented["discs"][4]["volume_mm3"] = 1000.0  # a level that was not found has no numbers
     with pytest.raises(jsonschema.ValidationError):
         validate_results(invented)
+    for key, value in (("height_middle_mm", 9.5), ("water_index", 0.8), ("adc_class", "mild")):
+        filled = copy.deepcopy(good)  # only ADC, volume and grade of such a level were checked
+        filled["discs"][4][key] = value
+        with pytest.raises(jsonschema.ValidationError):
+            validate_results(filled)
     grade = copy.deepcopy(good)
     grade["discs"][0]["pfirrmann_grade"] = 6
     with pytest.raises(jsonschema.ValidationError):

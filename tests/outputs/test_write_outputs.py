@@ -63,6 +63,9 @@ def test_nifti_outputs_round_trip(written: OutputPaths, synthetic: Synthetic) ->
     np.testing.assert_allclose(dseg.affine, r.labels_t2.affine)
     dwi = nib.load(written.dwi_dseg)
     np.testing.assert_array_equal(np.asarray(dwi.dataobj), r.labels_dwi.data)
+    for img in (adc, dseg, dwi):  # scanner space in both forms, in mm (units were unset)
+        assert (int(img.header["qform_code"]), int(img.header["sform_code"])) == (1, 1)
+        assert img.header.get_xyzt_units()[0] == "mm"
     with written.dseg_tsv.open() as fh:
         table = {int(row["index"]): row["name"] for row in csv.DictReader(fh, delimiter="\t")}
     assert table[123] == "L4-L5 disc" and table[26] == "sacrum" and table[61] == "spinal canal"

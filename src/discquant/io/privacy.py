@@ -102,6 +102,8 @@ _DICOM_REMOVED = (
     "ReasonForVisit",
     "ReasonForVisitCodeSequence",
     "ReasonForTheRequestedProcedure",
+    "RequestingService",
+    "RequestingServiceCodeSequence",
     "IssuerOfAccessionNumberSequence",
     "ReferringPhysicianIdentificationSequence",
     "PhysiciansOfRecordIdentificationSequence",
@@ -143,9 +145,18 @@ _NESTED_REMOVED = EQUIPMENT_KEYS | frozenset(
 """Removed from every item of every nested sequence, with every person name."""
 
 
+_REMOVED_SUFFIXES = ("PhysicianIdentificationSequence", "PhysiciansIdentificationSequence")
+"""Every physician's identification (name, institution, telephone): referring,
+consulting, requesting, performing, of record, reading."""
+
+
 def is_removed_dicom_keyword(keyword: str) -> bool:
     """Whether :func:`deidentify_dataset` deletes this attribute (person names aside)."""
-    return keyword.startswith(_REMOVED_PREFIXES) or keyword in _DICOM_REMOVED
+    return (
+        keyword.startswith(_REMOVED_PREFIXES)
+        or keyword.endswith(_REMOVED_SUFFIXES)
+        or keyword in _DICOM_REMOVED
+    )
 
 
 def _scrub_nested(items: Any) -> None:

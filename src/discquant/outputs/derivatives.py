@@ -75,9 +75,12 @@ def _nifti(data: np.ndarray, affine: np.ndarray) -> Any:
     import nibabel as nib
 
     img = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64))
-    # Scanner space for both forms, so every viewer places the image the same way.
+    # Scanner space for both forms, so every viewer places the image the same way. The
+    # input's own codes are not carried (an input with only an aligned sform, code 2,
+    # gets code 1 here: the same matrix, named scanner space); docs/outputs.md says so.
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
+    img.header.set_xyzt_units(xyz="mm")  # the affine is in mm; unset read as "unknown"
     return img
 
 

@@ -18,6 +18,7 @@ When ``seg_path`` is given, every group also references its disc's segment in th
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,8 @@ def _measurements(disc: DiscResult) -> list[Any]:
         if stats is None:
             continue
         for derivation, value in ((mean, stats.mean), (median, stats.median)):
+            if not _finite(value):  # withheld, as the tables' n/a and the JSON's null
+                continue
             out.append(
                 hd.sr.Measurement(
                     name=adc,
@@ -77,7 +80,7 @@ def _measurements(disc: DiscResult) -> list[Any]:
                     method=method,
                 )
             )
-    if disc.volume_mm3 is not None:
+    if disc.volume_mm3 is not None and _finite(disc.volume_mm3):
         out.append(
             hd.sr.Measurement(
                 name=Code("118565006", "SCT", "Volume"),
@@ -85,7 +88,7 @@ def _measurements(disc: DiscResult) -> list[Any]:
                 unit=Code("mm3", "UCUM", "mm3"),
             )
         )
-    if disc.height_middle_mm is not None:
+    if disc.height_middle_mm is not None and _finite(disc.height_middle_mm):
         out.append(
             hd.sr.Measurement(
                 name=Code("121207", "DCM", "Height"),
@@ -95,6 +98,12 @@ def _measurements(disc: DiscResult) -> list[Any]:
             )
         )
     return out
+
+
+def _finite(value: float | None) -> bool:
+    """A value the SR can encode: DICOM decimal strings have no NaN or infinity, and one
+    such value made highdicom refuse the whole report."""
+    return value is not None and math.isfinite(value)
 
 
 def _evaluations(disc: DiscResult) -> list[Any]:
