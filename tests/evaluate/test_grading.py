@@ -74,6 +74,11 @@ def test_bland_altman_hand_values(tmp_path: Path) -> None:
     # relative errors 10 %, -5 %, 10 %, 2.5 %
     assert ba.bias_percent == pytest.approx((10 - 5 + 10 + 2.5) / 4)
     assert ba.within_5_percent == pytest.approx(0.5)
+    assert ba.n_relative == 4
+    # A reference of 0 has no relative error: it counts in n, not in n_relative.
+    zero = bland_altman([0.0, 1.0, 2.0], [0.1, 1.1, 2.0])
+    assert (zero.n, zero.n_relative) == (3, 2)
+    assert zero.bias_percent == pytest.approx(5.0)
     png = tmp_path / "ba.png"
     assert bland_altman_plot(ref, mea, png).bias == pytest.approx(0.1)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -218,9 +218,12 @@ class BlandAltman:
     loa_low: float
     loa_high: float
     bias_percent: float
-    """Mean of ``(measured - reference) / reference`` × 100."""
+    """Mean of ``(measured - reference) / reference`` × 100, over the ``n_relative``
+    pairs whose reference is not 0."""
     within_5_percent: float
-    """Share of values whose relative error is within ±5 %."""
+    """Share of those pairs whose relative error is within ±5 %."""
+    n_relative: int = 0
+    """Pairs in the relative figures (a reference of 0 has no relative error)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -257,6 +260,7 @@ def bland_altman(reference: npt.ArrayLike, measured: npt.ArrayLike) -> BlandAltm
         loa_high=bias + 1.96 * sd,
         bias_percent=float(100 * rel.mean()) if rel.size else float("nan"),
         within_5_percent=float(np.mean(np.abs(rel) <= 0.05 + 1e-9)) if rel.size else float("nan"),
+        n_relative=int(rel.size),
     )
 
 
@@ -477,6 +481,7 @@ def evaluate_tables(
                 f"{name:>8s}  n={ba.n:<5d} bias={ba.bias:+.4f} ({ba.bias_percent:+.2f} %)  "
                 f"LoA [{ba.loa_low:+.4f}, {ba.loa_high:+.4f}]  "
                 f"within 5 %: {ba.within_5_percent:.3f}"
+                + (f" (relative figures over {ba.n_relative})" if ba.n_relative < ba.n else "")
             )
         if plot is not None:
             bland_altman_plot(
