@@ -119,3 +119,19 @@ def test_non_sagittal_image_is_rejected() -> None:
     axial = Volume(np.ones((50, 50, 5), np.float32), np.diag([0.5, 0.5, 4.0, 1.0]))
     with pytest.raises(InvalidInputError, match="not sagittal"):
         extract_disc_crop(axial, DiscLocation((0.0, 0.0, 0.0)))
+
+
+def test_the_same_anatomy_stored_right_to_left_gives_the_same_crop() -> None:
+    """The slice channels followed the voxel index: an image stored right-to-left (the
+    same anatomy, the slice axis and the affine's x column flipped) reversed them."""
+    vol, mask = _ellipse_volume((100.0, 120.0), n_slices=5)
+    for k in range(5):
+        vol.data[:, :, k] += 10.0 * k  # a left-to-right gradient across the slices
+    flipped_affine = vol.affine.copy()
+    flipped_affine[:, 2] *= -1
+    flipped_affine[:3, 3] = vol.affine[:3, :3] @ [0, 0, 4] + vol.affine[:3, 3]  # voxel 4 first
+    flipped = Volume(np.ascontiguousarray(vol.data[:, :, ::-1]), flipped_affine)
+    a = extract_disc_crop(vol, mask, slices=3)
+    b = extract_disc_crop(flipped, mask[:, :, ::-1], slices=3)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert a[2].mean() > a[0].mean()  # channel 2 is the right-hand slice in both

@@ -215,9 +215,12 @@ def extract_disc_crop(
         raise ValueError(f"normalise must be 'image' or 'crop', got {normalise!r}")
     out = np.empty((slices, rows, cols), dtype=np.float32)
     n_slices = data.shape[slice_axis]
+    # Channels run from the patient's left to right whatever the storage order (an image
+    # stored right-to-left reversed them and moved the grade probabilities by up to 0.04).
+    step = 1 if image.affine[0, slice_axis] >= 0 else -1
     for k, off in enumerate(range(-(slices // 2), slices // 2 + 1)):
         coords = vox.copy()
-        coords[slice_axis] = np.clip(np.round(vox[slice_axis]) + off, 0, n_slices - 1)
+        coords[slice_axis] = np.clip(np.round(vox[slice_axis]) + step * off, 0, n_slices - 1)
         out[k] = map_coordinates(data, coords, order=1, mode="nearest")
     if window is not None:
         lo, hi = window
