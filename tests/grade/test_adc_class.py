@@ -62,3 +62,27 @@ def test_bad_config_and_values(tmp_path: Path) -> None:
         adc_class(float("nan"))
     with pytest.raises(ValueError, match="negative"):
         adc_class(-0.1)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (None, "not found"),  # was a bare FileNotFoundError
+        ("unit: um2_per_ms\nclasses: [\n", "not YAML"),  # was a ParserError traceback
+        ("unit: um2_per_ms\nclasses:\n  - {name: a, upper: low}\n  - {name: b, upper: null}\n",
+         "invalid ADC class config"),  # was an uncaught ValueError
+        # an open first class loaded, and then every ADC read "severe"
+        ("unit: um2_per_ms\nclasses:\n  - {name: x, upper: null}\n  - {name: b, upper: null}\n",
+         "only the last class open"),
+    ],
+)  # fmt: skip
+def test_a_bad_site_threshold_file_is_a_one_line_error(
+    tmp_path: Path, text: str | None, problem: str
+) -> None:
+    cfg = tmp_path / "site.yaml"
+    if text is not None:
+        cfg.write_text(text)
+    with pytest.raises(InvalidInputError) as err:
+        load_adc_thresholds(cfg)
+    message = str(err.value)
+    assert message.startswith(f"{cfg}: ") and problem in message and "\n" not in message

@@ -29,7 +29,9 @@ def load_adc_thresholds(path: str | Path | None = None) -> AdcClassThresholds:
     """Read thresholds from a YAML file (default: the packaged config)."""
     if path is None:
         return _packaged()
-    return _parse(Path(path).read_text(), str(path))
+    if not Path(path).is_file():
+        raise InvalidInputError("ADC class config not found", path=path)
+    return _parse(Path(path).read_text(encoding="utf-8"), str(path))
 
 
 @lru_cache(maxsize=1)
@@ -41,7 +43,10 @@ def _packaged() -> AdcClassThresholds:
 def _parse(text: str, where: str) -> AdcClassThresholds:
     import yaml
 
-    raw = yaml.safe_load(text)
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInputError(f"not YAML ({' '.join(str(exc).split())})", path=where) from exc
     try:
         if raw.get("unit") != "um2_per_ms":
             raise InvalidInputError(f"unit must be um2_per_ms, got {raw.get('unit')!r}", path=where)
@@ -49,14 +54,16 @@ def _parse(text: str, where: str) -> AdcClassThresholds:
             (str(c["name"]), None if c["upper"] is None else float(c["upper"]))
             for c in raw["classes"]
         )
-    except (KeyError, TypeError, AttributeError) as exc:
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise InvalidInputError(f"invalid ADC class config: {exc}", path=where) from exc
     if not classes:
         raise InvalidInputError("the ADC class config lists no classes", path=where)
-    bounds = [u for _, u in classes if u is not None]
-    if bounds != sorted(bounds) or classes[-1][1] is not None:
+    bounds = [u for _, u in classes[:-1] if u is not None and math.isfinite(u)]
+    # Only the last class is open: an open first class took every value ("severe" at 2.0).
+    if len(bounds) != len(classes) - 1 or bounds != sorted(bounds) or classes[-1][1] is not None:
         raise InvalidInputError(
-            "ADC class bounds must increase and the last class must be open", path=where
+            "ADC class bounds must be numbers that increase, and only the last class open",
+            path=where,
         )
     return AdcClassThresholds(classes, str(raw.get("source", "")), bool(raw.get("derived", True)))
 
