@@ -87,3 +87,61 @@ def test_sudirman_lowest_three_boxes_are_l3_to_s1(shared_data: Path) -> None:
     assert len(high_with) >= 100
     assert np.mean(high_with) > 0.6
     assert np.mean(high_without) < 0.2
+
+
+BOX_HEADER = "subject\tclass\tx_center\ty_center\twidth\theight\n"
+
+
+def _sudirman_set(root: Path, *, boxes: str | None = None, gradings: str | None = None) -> Path:
+    root.mkdir()
+    nib.save(
+        nib.Nifti1Image(np.zeros((100, 100, 1), np.float32), np.eye(4)), root / "s1_T2w.nii.gz"
+    )
+    (root / "gradings.tsv").write_text(
+        gradings or "subject\tlevel\tpfirrmann_grade\ns1\tL3-L4\t2\ns1\tL4-L5\t3\ns1\tL5-S1\t4\n"
+    )
+    box_class = sorted(DISC_BOX_CLASSES)[0]
+    (root / "boxes.tsv").write_text(
+        boxes
+        if boxes is not None
+        else "subject\tclass\tx_center\ty_center\twidth\theight\n"
+        + "".join(f"s1\t{box_class}\t0.5\t{y}\t0.2\t0.05\n" for y in (0.3, 0.5, 0.7))
+    )
+    return root
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"boxes": "subject\tclass\ty_center\twidth\theight\ns1\tx\t0.5\t0.2\t0.05\n"},
+         "disc boxes have no x_center column"),  # was an AttributeError traceback
+        ({"boxes": BOX_HEADER + "s1\tnormal_ivd\tabc\t0.3\t0.2\t0.05\n"},
+         "line 2: x_center 'abc' is not a number in 0-1"),
+        ({"boxes": ""}, "cannot read the disc boxes"),  # was pandas' EmptyDataError
+        ({"gradings": "subject\tlevel\tpfirrmann_grade\ns1\tL3-L4\t2\ns1\tL3-L4\t3\n"},
+         "s1 L3-L4 is graded on more than one line (2, 3)"),  # the last one silently won
+    ],
+)  # fmt: skip
+def test_malformed_sudirman_inputs_are_one_line_errors(
+    tmp_path: Path, change: dict[str, str], problem: str
+) -> None:
+    from discquant.errors import InvalidInputError
+
+    root = _sudirman_set(tmp_path / "sud", **change)
+    with pytest.raises(InvalidInputError) as err:
+        sudirman_discs(root)
+    assert problem in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_corrupt_training_image_is_a_one_line_error(tmp_path: Path) -> None:
+    from discquant.errors import InvalidInputError
+    from discquant.grade.data import load_nifti_volume
+
+    root = _sudirman_set(tmp_path / "sud")
+    image = root / "s1_T2w.nii.gz"
+    image.write_bytes(b"not a nifti at all")
+    with pytest.raises(InvalidInputError, match="not a readable NIfTI image") as err:
+        sudirman_discs(root)
+    assert str(err.value).startswith(f"{image}: ")
+    with pytest.raises(InvalidInputError, match="not a readable NIfTI image"):
+        load_nifti_volume(image)

@@ -53,14 +53,64 @@ class GradedDisc:
     """The data set it comes from (``sudirman``, ``spider``); empty when not known."""
 
 
-def load_nifti_volume(path: Path) -> Volume:
-    """Read a NIfTI file as a float32 :class:`Volume`."""
+def _nifti_header(path: Path) -> Any:
+    """The nibabel image of ``path`` (header read, data not yet); a one-line error naming
+    the file when it is missing or not NIfTI."""
     import nibabel as nib
 
     if not path.is_file():
         raise InputNotFoundError("file not found", path=path)
-    img: Any = nib.load(str(path))
-    return Volume(np.asarray(img.dataobj, dtype=np.float32), np.asarray(img.affine, np.float64))
+    try:
+        return nib.load(str(path))
+    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError) as exc:
+        raise InvalidInputError(f"not a readable NIfTI image ({exc})", path=path) from exc
+
+
+def load_nifti_volume(path: Path) -> Volume:
+    """Read a NIfTI file as a float32 :class:`Volume`."""
+    img = _nifti_header(path)
+    try:
+        data = np.asarray(img.dataobj, dtype=np.float32)
+    except (OSError, EOFError, ValueError) as exc:  # a truncated gzip stream, ...
+        raise InvalidInputError(f"not a readable NIfTI image ({exc})", path=path) from exc
+    return Volume(data, np.asarray(img.affine, np.float64))
+
+
+BOX_COLUMNS = ("subject", "class", "x_center", "y_center", "width", "height")
+"""Columns of the Sudirman ``boxes.tsv`` (YOLO boxes, normalised to the image size)."""
+
+
+def _read_boxes(path: Path) -> Any:
+    """The disc boxes of ``boxes.tsv`` (other finding classes dropped), checked.
+
+    Raises
+    ------
+    InvalidInputError
+        Unreadable, a column missing, or a box coordinate that is not a number in 0-1 (the
+        message names the file and the line).
+    """
+    import pandas as pd
+
+    try:  # subjects as text, as read_gradings reads them: a numeric ID ("17") must match
+        boxes = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"cannot read the disc boxes: {exc}", path=path) from exc
+    boxes.columns = [str(c).strip() for c in boxes.columns]
+    missing = [c for c in BOX_COLUMNS if c not in boxes.columns]
+    if missing:
+        raise InvalidInputError(f"disc boxes have no {', '.join(missing)} column", path=path)
+    boxes = boxes.apply(lambda c: c.str.strip())
+    boxes["line"] = np.arange(len(boxes)) + 2  # line 1 is the header
+    for col in BOX_COLUMNS[2:]:
+        values = pd.to_numeric(boxes[col], errors="coerce")
+        bad = ~values.between(0.0, 1.0)
+        if bad.any():
+            row = boxes[bad].iloc[0]
+            raise InvalidInputError(
+                f"line {row['line']}: {col} {row[col][:20]!r} is not a number in 0-1", path=path
+            )
+        boxes[col] = values
+    return boxes[boxes["class"].isin(DISC_BOX_CLASSES)]
 
 
 def merge_disc_boxes(boxes: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -144,8 +194,8 @@ def read_gradings(
     InputNotFoundError
         No such file.
     InvalidInputError
-        Unreadable, a column missing, or a kept row whose grade is not 1-5 (the message
-        names the file, the line and the value).
+        Unreadable, a column missing, a kept row whose grade is not 1-5 (the message
+        names the file, the line and the value), or a kept (subject, level) on two lines.
     """
     import pandas as pd
 
@@ -179,6 +229,14 @@ def read_gradings(
                 path=path,
             )
         grades.append(int(value))
+    twice = frame[frame.duplicated(["subject", "level"], keep=False)]
+    if len(twice):  # two grades for one disc: the last one silently won
+        first = twice.iloc[0]
+        lines = ", ".join(str(v) for v in twice[twice["subject"] == first["subject"]]["line"])
+        raise InvalidInputError(
+            f"{first['subject']} {first['level']} is graded on more than one line ({lines})",
+            path=path,
+        )
     return frame.assign(grade=np.array(grades, dtype=int))
 
 
@@ -192,25 +250,19 @@ def sudirman_discs(root: Path) -> list[GradedDisc]:
     InvalidInputError
         A grade of L3-L4, L4-L5 or L5-S1 that is not 1-5 (:func:`read_gradings`).
     """
-    import pandas as pd
 
     _data_folder(root, "Sudirman")
     grades = read_gradings(root / "gradings.tsv", ("pfirrmann_grade",), levels=SUDIRMAN_LEVELS)
     if not (root / "boxes.tsv").is_file():
         raise InputNotFoundError("disc boxes file not found", path=root / "boxes.tsv")
-    # subjects as text, as read_gradings reads them: a numeric ID ("17") must match
-    boxes = pd.read_csv(root / "boxes.tsv", sep="\t", dtype={"subject": str, "class": str})
-    boxes["subject"] = boxes["subject"].str.strip()
-    boxes = boxes[boxes["class"].isin(DISC_BOX_CLASSES)]
+    boxes = _read_boxes(root / "boxes.tsv")
     _check_images(root, grades["subject"].unique())
     out: list[GradedDisc] = []
     skipped = 0
     for subject, g in grades.groupby("subject"):
         path = root / f"{subject}_T2w.nii.gz"
         b = boxes[boxes["subject"] == subject]
-        import nibabel as nib
-
-        img: Any = nib.load(str(path))
+        img = _nifti_header(path)
         rows, cols = img.shape[:2]
         px = np.column_stack(
             [b.x_center * cols, b.y_center * rows, b.width * cols, b.height * rows]
