@@ -465,9 +465,18 @@ def midsag_check(
     return res
 
 
+def _nan_to_null(value: Any) -> Any:
+    """``value`` with every non-finite float as ``None`` (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _nan_to_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_nan_to_null(v) for v in value]
+    if isinstance(value, float | np.floating):
+        return float(value) if np.isfinite(value) else None
+    return value
+
+
 def write_result(result: dict[str, Any], path: Path) -> None:
     """Write a result dict as indented JSON (strict: an undefined value is ``null``)."""
-    from discquant.outputs._common import to_jsonable
-
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(to_jsonable(result), indent=2, allow_nan=False))
+    path.write_text(json.dumps(_nan_to_null(result), indent=2, allow_nan=False))
