@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from discquant.cli import app
@@ -27,3 +28,17 @@ def test_phantom_command_rejects_bad_grades(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["phantom", "--out", str(tmp_path), "--grades", "2,3,6"])
     assert res.exit_code == 2
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--grades", "2.7,3,3,4,5.9"],  # was cut to 2,3,3,4,5 without a word
+        ["--seed", "-1"],  # was a ValueError traceback from numpy
+        ["--bvals", "0,0"],  # was a LinAlgError traceback
+    ],
+)
+def test_phantom_command_rejects_values_it_cannot_honour(tmp_path: Path, args: list[str]) -> None:
+    res = CliRunner().invoke(app, ["phantom", "--out", str(tmp_path / "out"), *args])
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output and not (tmp_path / "out").exists()

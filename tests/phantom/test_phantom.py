@@ -384,3 +384,35 @@ def test_dicom_uids_differ_between_settings_of_one_seed() -> None:
     b = generate_study(4, PhantomConfig(**{**SMALL.__dict__, "snr": SMALL.snr / 2}))
     assert a.seed == b.seed and _study_key(a) != _study_key(b)
     assert _study_key(a) == _study_key(generate_study(4, SMALL))  # still deterministic
+
+
+def test_the_scanner_adc_map_does_not_depend_on_the_order_of_the_bvalues() -> None:
+    """The "no signal" cut-off read the first b-value's image, not b = 0: listing b = 800
+    first (``--bvals 800,0,400``) blanked a fifth of an L5-S1 disc in the scanner's map."""
+    from discquant.phantom.acquisition import scanner_adc
+
+    rng = np.random.default_rng(0)
+    adc_true = rng.uniform(0.5, 3.0, (6, 5, 4))
+    s0 = rng.uniform(5.0, 200.0, (6, 5, 4))  # some voxels below the cut-off at b = 0
+    bvals = np.array([0.0, 400.0, 800.0])
+    trace = s0[..., None] * np.exp(-adc_true[..., None] * bvals * 1e-3)
+    ordered = scanner_adc(trace, bvals, threshold=50.0)
+    shuffled = scanner_adc(trace[..., [2, 0, 1]], bvals[[2, 0, 1]], threshold=50.0)
+    np.testing.assert_allclose(shuffled, ordered, atol=1e-6)
+    np.testing.assert_allclose(ordered[s0 >= 50.0], adc_true[s0 >= 50.0], rtol=1e-6)
+    assert (ordered[s0 < 50.0] == 0).all()
+
+
+def test_a_disc_without_a_core_has_no_nucleus_truth() -> None:
+    """A collapsed disc with no voxel one DWI voxel inside its border took its nucleus
+    truth from border voxels; the measurement withholds such a disc, so must the truth."""
+    ph = generate_study(0, PhantomConfig(grades=(5,) * 5, thoracolumbar_grade=5, noise=False))
+    coreless = 0
+    for disc in ph.truth.discs:
+        core = binary_erosion(ph.labels_dwi.data == disc.label, np.ones((3, 3, 3), bool))
+        if not core.any():
+            coreless += 1
+            assert np.isnan(disc.np_region_adc_um2_per_ms), disc.level
+        else:
+            assert np.isfinite(disc.np_region_adc_um2_per_ms), disc.level
+    assert coreless >= 1  # this phantom has one (T11-T12)

@@ -21,7 +21,9 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
 def phantom_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created).")],
     n: Annotated[int, typer.Option("--n", min=1, help="Number of subjects.")] = 1,
-    seed: Annotated[int, typer.Option(help="Seed of the first subject (then seed+1, ...).")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed of the first subject (then seed+1, ...).")
+    ] = 0,
     format: Annotated[str, typer.Option("--format", help="nifti | dicom | both.")] = "nifti",
     snr: Annotated[
         float, typer.Option(help="DWI SNR at b=0 in a grade-II nucleus pulposus.")
@@ -43,8 +45,11 @@ def phantom_cmd(
     if format not in ("nifti", "dicom", "both"):
         raise typer.BadParameter(f"--format must be nifti, dicom or both, got {format!r}")
     b = _floats(bvals, "--bvals")
-    g = tuple(int(v) for v in _floats(grades, "--grades"))
-    if len(g) != 5 or any(x not in (1, 2, 3, 4, 5) for x in g):
+    raw_grades = _floats(grades, "--grades")
+    g = tuple(int(v) for v in raw_grades)
+    # 2.7 was cut to 2 without a word
+    whole = all(x == v for x, v in zip(g, raw_grades, strict=True))
+    if len(g) != 5 or not whole or any(x not in (1, 2, 3, 4, 5) for x in g):
         raise typer.BadParameter(f"--grades needs five grades 1..5, got {grades!r}")
     from discquant.phantom import PhantomConfig, generate_study, write_study
 

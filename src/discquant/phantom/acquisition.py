@@ -228,12 +228,13 @@ def distort_pure(image: np.ndarray, shift: np.ndarray) -> np.ndarray:
 def scanner_adc(trace: np.ndarray, bvals: np.ndarray, *, threshold: float) -> np.ndarray:
     """ADC as scanners compute it: log-linear least-squares slope of the trace images over b.
 
-    Returns µm²/ms, clipped to [0, 5]; 0 where the b = 0 image is below ``threshold``.
+    Returns µm²/ms, clipped to [0, 5]; 0 where the image at the smallest b is below
+    ``threshold``.
     """
     b = np.asarray(bvals, dtype=float) * 1e-3  # s/mm² × µm²/ms → dimensionless
     logs = np.log(np.maximum(trace, 1e-6))
     bc = b - b.mean()
     slope = np.tensordot(logs, bc, axes=([3], [0])) / float((bc**2).sum())
     adc = np.clip(-slope, 0.0, 5.0)
-    adc[trace[..., 0] < threshold] = 0.0
+    adc[trace[..., int(np.argmin(b))] < threshold] = 0.0  # the b≈0 image, in any b order
     return adc

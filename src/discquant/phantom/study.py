@@ -109,8 +109,8 @@ class PhantomConfig:
             raise ValueError(f"grades must be five values in 1..5, got {self.grades}")
         if self.diffusion not in ("trace", "3dir"):
             raise ValueError(f"diffusion must be 'trace' or '3dir', got {self.diffusion!r}")
-        if len(self.bvals) < 2 or min(self.bvals) < 0:
-            raise ValueError(f"need at least two non-negative b-values, got {self.bvals}")
+        if len(set(self.bvals)) < 2 or min(self.bvals) < 0:
+            raise ValueError(f"need at least two different non-negative b-values, got {self.bvals}")
         if self.snr <= 0 or self.snr_t2 <= 0:
             raise ValueError("snr must be positive")
         for lvl in self.herniation:
@@ -298,8 +298,9 @@ def _nucleus_core(dws: Any, label: int) -> np.ndarray:
     """
     disc = dws.labels == label
     core = binary_erosion(disc, structure=np.ones((3, 3, 3), bool), border_value=0)
-    mask = core & (dws.nucleus > 0)
-    return mask if mask.any() else disc & (dws.nucleus > 0)
+    # No core (a collapsed disc two DWI voxels thick): no truth either, as the measurement
+    # withholds that disc's value; border voxels would be a truth of another definition.
+    return core & (dws.nucleus > 0)
 
 
 def _region_adc(
