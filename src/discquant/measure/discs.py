@@ -17,8 +17,10 @@ import numpy.typing as npt
 from discquant.io.study import Volume
 from discquant.measure import regions
 from discquant.measure.geometry import (
+    DiscFrame,
     DiscGeometry,
     adjacent_body_height_mm,
+    disc_frame,
     disc_geometry,
     left_right_axis,
 )
@@ -223,13 +225,20 @@ def measure_discs(
             disc_probability = np.asarray(inputs.disc_probability.data)
         else:
             log.warning("disc probability is not on the label grid: heights from the mask")
+    # Each disc's measurement frame once: the adjacent bodies' heights and the marrow
+    # reference are measured along it.
+    frames = {
+        label: frame
+        for label in DISC_LABELS.values()
+        if (frame := disc_frame(lab == label, labels.affine)) is not None
+    }
     csf_signal = marrow_signal = None
     csf_adc = None
     if inputs.anatomy is not None and inputs.anatomy_is_t2:
         t2 = inputs.anatomy.data
         csf = regions.csf_mask(lab, canal_label=CANAL_LABEL)
         csf_signal = _reference_signal(t2, csf, min_voxels=config.min_core_voxels)
-        marrow = regions.marrow_mask(lab, labels.affine)
+        marrow = regions.marrow_mask(lab, labels.affine, frames=frames)
         marrow_signal = _reference_signal(t2, marrow, min_voxels=config.min_core_voxels)
     if inputs.adc is not None and inputs.labels_dwi is not None:
         csf_dwi = regions.csf_mask(inputs.labels_dwi.data, canal_label=CANAL_LABEL)
@@ -255,7 +264,9 @@ def measure_discs(
                 result.volume_mm3 = geom.volume_mm3
             else:  # one sagittal slice: area × slice thickness is not the disc's volume
                 result.flags.append("volume_withheld_single_slice")
-            result.disc_height_index = _disc_height_index(lab, labels.affine, label, geom)
+            result.disc_height_index = _disc_height_index(
+                lab, labels.affine, label, geom, frames.get(label)
+            )
         centroid_vox = np.argwhere(disc).mean(axis=0)
         world = labels.affine[:3, :3] @ centroid_vox + labels.affine[:3, 3]
         result.centroid_ras_mm = (float(world[0]), float(world[1]), float(world[2]))
@@ -287,7 +298,11 @@ def on_label_grid(probability: Volume | None, labels: Volume) -> bool:
 
 
 def _disc_height_index(
-    lab: npt.NDArray[Any], affine: npt.NDArray[np.float64], label: int, geom: DiscGeometry
+    lab: npt.NDArray[Any],
+    affine: npt.NDArray[np.float64],
+    label: int,
+    geom: DiscGeometry,
+    frame: DiscFrame | None = None,
 ) -> float | None:
     """Middle disc height over the mean middle height of the adjacent vertebral bodies.
 
@@ -303,7 +318,7 @@ def _disc_height_index(
     above = label - 100
     neighbours = [(above, True)] if above + 1 >= 25 else [(above, True), (above + 1, False)]
     heights = [
-        adjacent_body_height_mm(lab == v, disc, affine, above=is_above)
+        adjacent_body_height_mm(lab == v, disc, affine, above=is_above, frame=frame)
         for v, is_above in neighbours
     ]
     valid = [h for h in heights if h]

@@ -158,7 +158,7 @@ def _near_mask(
 
 
 @dataclass(frozen=True)
-class _Frame:
+class DiscFrame:
     """A mask's measurement frame on its measurement slice (world mm, unit vectors).
 
     ``region`` is the mask's largest 2-D connected piece on that slice (a 3-D array, empty
@@ -200,7 +200,7 @@ def _measurement_frame(
     slice_index: int,
     *,
     step_mm: float,
-) -> _Frame | None:
+) -> DiscFrame | None:
     """Principal axes, AP depth and edges of the mask's largest piece on ``slice_index``;
     None when that piece has fewer than 3 voxels."""
     lr = left_right_axis(affine)
@@ -222,7 +222,7 @@ def _measurement_frame(
     depth = _chord_mm(region, affine, origin, ap3, reach_mm=reach, step_mm=step_mm)
     u = pts @ ap_dir
     half_pixel = 0.5 * _pixel_width_along(ap3, affine, lr)
-    return _Frame(
+    return DiscFrame(
         slice_index,
         region,
         origin,
@@ -235,7 +235,9 @@ def _measurement_frame(
     )
 
 
-def _band_origins(frame: _Frame, fraction: float, band_mm: float) -> list[npt.NDArray[np.float64]]:
+def _band_origins(
+    frame: DiscFrame, fraction: float, band_mm: float
+) -> list[npt.NDArray[np.float64]]:
     """Points, every 0.25 mm across a band ``band_mm`` wide centred at ``fraction`` of the
     depth from the anterior edge, on the frame's AP axis through its centroid."""
     at = frame.anterior_edge_mm - fraction * frame.depth_mm
@@ -327,6 +329,18 @@ def disc_geometry(
     return DiscGeometry(heights[0], heights[1], heights[2], frame.depth_mm, volume, mid)
 
 
+def disc_frame(
+    disc: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64], *, step_mm: float = 0.1
+) -> DiscFrame | None:
+    """A disc's measurement frame (axes, edges, depth on its largest slice), or None.
+
+    Computed once per disc by the caller and passed to :func:`adjacent_body_height_mm`
+    and :func:`within_disc_depth`, which would otherwise each compute it again."""
+    if not disc.any():
+        return None
+    return _measurement_frame(disc, affine, measurement_slice(disc, affine), step_mm=step_mm)
+
+
 def measurement_slice(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> int:
     """The sagittal slice (index along the voxel axis nearest left-right) where the mask's
     area is largest."""
@@ -343,6 +357,7 @@ def adjacent_body_height_mm(
     above: bool,
     band_mm: float = 2.0,
     step_mm: float = 0.1,
+    frame: DiscFrame | None = None,
 ) -> float | None:
     """Middle height of the vertebral body that sits on a disc, along the disc's axes.
 
@@ -367,15 +382,17 @@ def adjacent_body_height_mm(
         True for the vertebra above the disc, False for the one below.
     band_mm, step_mm
         As in :func:`disc_geometry`.
+    frame
+        The disc's :func:`disc_frame`, when the caller has it already.
 
     Returns
     -------
     float or None
         None when the disc has no measurement frame or no ray meets the vertebra.
     """
-    if not disc.any() or not vertebra.any():
+    if not vertebra.any():
         return None
-    frame = _measurement_frame(disc, affine, measurement_slice(disc, affine), step_mm=step_mm)
+    frame = frame if frame is not None else disc_frame(disc, affine, step_mm=step_mm)
     if frame is None or frame.depth_mm <= 0:
         return None
     lr = left_right_axis(affine)
@@ -399,16 +416,19 @@ def within_disc_depth(
     vertebra: npt.NDArray[np.bool_],
     disc: npt.NDArray[np.bool_],
     affine: npt.NDArray[np.float64],
+    *,
+    frame: DiscFrame | None = None,
 ) -> npt.NDArray[np.bool_]:
     """The voxels of ``vertebra`` (3-D) whose position along the disc's AP axis lies
     within the disc's AP extent on its measurement slice: the vertebral body that sits on
     the disc, without the posterior elements behind the canal.
 
-    Empty when the disc has no measurement frame."""
+    Empty when the disc has no measurement frame. ``frame``: the disc's
+    :func:`disc_frame`, when the caller has it already."""
     out = np.zeros_like(vertebra, dtype=bool)
-    if not disc.any() or not vertebra.any():
+    if not vertebra.any():
         return out
-    frame = _measurement_frame(disc, affine, measurement_slice(disc, affine), step_mm=0.1)
+    frame = frame if frame is not None else disc_frame(disc, affine)
     if frame is None:
         return out
     idx = np.argwhere(vertebra)

@@ -16,13 +16,14 @@ Definitions (documented in docs/measurement.md):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from discquant.measure.geometry import within_disc_depth
+from discquant.measure.geometry import DiscFrame, within_disc_depth
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -76,24 +77,30 @@ LUMBAR_VERTEBRAE = range(20, 25)
 
 
 def marrow_mask(
-    labels: npt.NDArray[Any], affine: npt.NDArray[np.float64], *, border_voxels: int = 1
+    labels: npt.NDArray[Any],
+    affine: npt.NDArray[np.float64],
+    *,
+    border_voxels: int = 1,
+    frames: Mapping[int, DiscFrame] | None = None,
 ) -> BoolArray:
     """Cores of the lumbar vertebral bodies: each vertebra L1–L5 cut to the AP extent of
     the disc(s) present above (label + 99) and below (label + 100) it, then eroded.
 
     A vertebra without an adjacent disc in ``labels`` is left out: without a disc there
-    is no telling its body from its posterior elements.
+    is no telling its body from its posterior elements. ``frames`` maps disc labels to
+    their :func:`~discquant.measure.geometry.disc_frame` when the caller has them.
     """
+    frames = frames or {}
     bodies = np.zeros(labels.shape, dtype=bool)
     for v in LUMBAR_VERTEBRAE:
         vertebra = labels == v
         if not vertebra.any():
             continue
-        discs = [disc for d in (v + 99, v + 100) if (disc := labels == d).any()]
+        discs = [(d, disc) for d in (v + 99, v + 100) if (disc := labels == d).any()]
         if not discs:
             continue
         body = vertebra
-        for disc in discs:
-            body = body & within_disc_depth(vertebra, disc, affine)
+        for d, disc in discs:
+            body = body & within_disc_depth(vertebra, disc, affine, frame=frames.get(d))
         bodies |= body
     return core(bodies, border_voxels=border_voxels)
