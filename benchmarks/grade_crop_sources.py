@@ -21,8 +21,9 @@ import numpy as np
 
 from discquant.evaluate.grading import grade_agreement
 from discquant.grade.crops import DiscLocation, extract_disc_crop
-from discquant.grade.data import load_nifti_volume, sudirman_discs
+from discquant.grade.data import sudirman_discs
 from discquant.grade.pfirrmann import grade_disc_crops, load_pfirrmann_model
+from discquant.io.nifti import read_volume
 from discquant.pipeline import _crop_arguments
 from discquant.segment import load_segmentation_model, segment_spine
 
@@ -38,7 +39,7 @@ def main() -> None:
     rows: list[tuple[str, int, float, np.ndarray, np.ndarray]] = []
     for subject in sorted({d.subject for d in discs}):
         mine = [d for d in discs if d.subject == subject]
-        image = load_nifti_volume(mine[0].image_path)
+        image = read_volume(mine[0].image_path)
         labels = segment_spine(image, model=seg_model).labels.data
         for d in mine:
             r, c, k = np.rint(

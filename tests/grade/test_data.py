@@ -135,7 +135,7 @@ def test_malformed_sudirman_inputs_are_one_line_errors(
 
 def test_a_corrupt_training_image_is_a_one_line_error(tmp_path: Path) -> None:
     from discquant.errors import InvalidInputError
-    from discquant.grade.data import load_nifti_volume
+    from discquant.io.nifti import read_volume
 
     root = _sudirman_set(tmp_path / "sud")
     image = root / "s1_T2w.nii.gz"
@@ -144,4 +144,4 @@ def test_a_corrupt_training_image_is_a_one_line_error(tmp_path: Path) -> None:
         sudirman_discs(root)
     assert str(err.value).startswith(f"{image}: ")
     with pytest.raises(InvalidInputError, match="not a readable NIfTI image"):
-        load_nifti_volume(image)
+        read_volume(image)

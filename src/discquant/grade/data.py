@@ -25,6 +25,7 @@ import numpy.typing as npt
 
 from discquant.errors import InputNotFoundError, InvalidInputError
 from discquant.grade.crops import DiscLocation, extract_disc_crop
+from discquant.io.nifti import read_volume
 from discquant.io.study import Volume
 
 log = logging.getLogger(__name__)
@@ -51,29 +52,6 @@ class GradedDisc:
     """Disc herniation 0/1 where the source grades it (SPIDER), else None."""
     source: str = ""
     """The data set it comes from (``sudirman``, ``spider``); empty when not known."""
-
-
-def _nifti_header(path: Path) -> Any:
-    """The nibabel image of ``path`` (header read, data not yet); a one-line error naming
-    the file when it is missing or not NIfTI."""
-    import nibabel as nib
-
-    if not path.is_file():
-        raise InputNotFoundError("file not found", path=path)
-    try:
-        return nib.load(str(path))
-    except (nib.filebasedimages.ImageFileError, OSError, EOFError, ValueError) as exc:
-        raise InvalidInputError(f"not a readable NIfTI image ({exc})", path=path) from exc
-
-
-def load_nifti_volume(path: Path) -> Volume:
-    """Read a NIfTI file as a float32 :class:`Volume`."""
-    img = _nifti_header(path)
-    try:
-        data = np.asarray(img.dataobj, dtype=np.float32)
-    except (OSError, EOFError, ValueError) as exc:  # a truncated gzip stream, ...
-        raise InvalidInputError(f"not a readable NIfTI image ({exc})", path=path) from exc
-    return Volume(data, np.asarray(img.affine, np.float64))
 
 
 BOX_COLUMNS = ("subject", "class", "x_center", "y_center", "width", "height")
@@ -262,7 +240,7 @@ def sudirman_discs(root: Path) -> list[GradedDisc]:
     for subject, g in grades.groupby("subject"):
         path = root / f"{subject}_T2w.nii.gz"
         b = boxes[boxes["subject"] == subject]
-        img = _nifti_header(path)
+        img = read_volume(path)
         rows, cols = img.shape[:2]
         px = np.column_stack(
             [b.x_center * cols, b.y_center * rows, b.width * cols, b.height * rows]
@@ -301,7 +279,7 @@ def build_crops(discs: list[GradedDisc], **crop_kw: object) -> npt.NDArray[np.fl
     for i, d in enumerate(discs):
         by_path.setdefault(d.image_path, []).append(i)
     for path, idx in by_path.items():
-        vol = load_nifti_volume(path)
+        vol = read_volume(path)
         for i in idx:
             crops[i] = extract_disc_crop(vol, discs[i].location, **crop_kw)  # type: ignore[arg-type]
     return np.stack([c for c in crops if c is not None])
@@ -347,7 +325,7 @@ def spider_discs(root: Path, subjects: set[str] | None = None) -> list[GradedDis
     missing = 0
     for subject, g in grades.groupby("subject"):
         path = root / f"{subject}_T2w.nii.gz"
-        vol = load_nifti_volume(path)
+        vol = read_volume(path)
         labels = segment_spine(vol).labels.data
         for level, grade, hern in zip(g.level, g.grade, g.disc_herniation, strict=True):
             mask = labels == DISC_LABELS[level]
