@@ -466,7 +466,7 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
                     _convert_series(series, staging, i, keep_phi=keep_phi, warnings=warnings)
                 )
             except DiscquantError as exc:
-                skipped.append((series.files[0], _reason(exc)))
+                skipped.append((series.files[0], exc.reason))
     if not images and skipped:  # nothing usable: the (first) series' own error, one line
         more = f" (and {len(skipped) - 1} more series skipped)" if len(skipped) > 1 else ""
         raise InvalidInputError(f"{skipped[0][1]}{more}", path=skipped[0][0])
@@ -482,14 +482,6 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
         prefix = f"{path}{os.sep}"
         warnings = [w[len(prefix) :] if w.startswith(prefix) else w for w in warnings]
     return images, warnings
-
-
-def _reason(exc: DiscquantError) -> str:
-    """The message of ``exc`` without its leading path (a temporary file, or the series)."""
-    text = str(exc)
-    if exc.path is not None and text.startswith(f"{exc.path}: "):
-        text = text[len(f"{exc.path}: ") :]
-    return text
 
 
 def _report_non_image(scan: _Scan, warnings: list[str]) -> None:
@@ -554,7 +546,7 @@ def _convert_series(
             raw = load_nifti(nii, keep_phi=keep_phi)
         except DiscquantError as exc:  # name the series, not the temporary NIfTI
             raise InvalidInputError(
-                f"series {series.number} '{series.description}': {_reason(exc)}",
+                f"series {series.number} '{series.description}': {exc.reason}",
                 path=series.files[0],
             ) from exc
         number = raw.sidecar.get("SeriesNumber")
