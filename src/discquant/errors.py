@@ -43,6 +43,12 @@ class ModelError(DiscquantError):
     """A shipped or user-given model file is missing or does not fit the code."""
 
 
+def one_line(text: object) -> str:
+    """``text`` (an exception's message, say) on one line: every run of whitespace,
+    newlines included, becomes one space. YAML, torch and pandas messages span lines."""
+    return " ".join(str(text).split())
+
+
 def validation_summary(exc: Exception) -> str:
     """A pydantic ``ValidationError`` as one line: ``field: problem; field: problem``.
 
@@ -50,7 +56,7 @@ def validation_summary(exc: Exception) -> str:
     """
     errors = getattr(exc, "errors", None)
     if not callable(errors):
-        return " ".join(str(exc).split())
+        return one_line(exc)
     parts = []
     for e in errors():
         where = ".".join(str(p) for p in e.get("loc", ())) or "config"

@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from discquant.errors import InvalidInputError
+from discquant.errors import InvalidInputError, one_line
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def _parse(text: str, where: str) -> AdcClassThresholds:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidInputError(f"not YAML ({' '.join(str(exc).split())})", path=where) from exc
+        raise InvalidInputError(f"not YAML ({one_line(exc)})", path=where) from exc
     try:
         if raw.get("unit") != "um2_per_ms":
             raise InvalidInputError(f"unit must be um2_per_ms, got {raw.get('unit')!r}", path=where)

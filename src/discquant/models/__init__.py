@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from discquant.errors import ModelError
+from discquant.errors import ModelError, one_line
 
 
 def read_torch_file(path: Path, *, what: str) -> Any:
@@ -42,7 +42,7 @@ def not_a_model(path: Path, what: str, exc: Exception) -> ModelError:
     The reason is ``exc``'s lines joined and cut at 160 characters: torch's messages (a
     state dict that does not fit the network lists every missing key) run to pages.
     """
-    reason = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    reason = one_line(exc)
     if len(reason) > 160:
         reason = reason[:159] + "…"
     return ModelError(f"not a discquant {what} ({type(exc).__name__}: {reason})", path=path)

@@ -147,14 +147,13 @@ def _write_dicom(
             why = _one_line(exc)
             ok, failed = False, True
             log.debug("%s traceback", key, exc_info=True)
+    values = set() if keep_phi or (ok and not caught) else phi_values(sources)
     for warning in caught:
-        text = str(warning.message)
-        log.warning("%s: %s", key, text if keep_phi else redact(text, phi_values(sources)))
+        log.warning("%s: %s", key, redact(str(warning.message), values))
     if ok:
         return True
     path.unlink(missing_ok=True)
-    if not keep_phi:
-        why = redact(why, phi_values(sources))
+    why = redact(why, values)
     skipped[key] = why
     if failed:
         result.stages.append(

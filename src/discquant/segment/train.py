@@ -71,12 +71,12 @@ class TrainConfig:
         import yaml
         from pydantic import TypeAdapter, ValidationError
 
-        from discquant.errors import InvalidInputError, validation_summary
+        from discquant.errors import InvalidInputError, one_line, validation_summary
 
         try:
             raw = yaml.safe_load(Path(path).read_text()) or {}
         except yaml.YAMLError as exc:
-            raise InvalidInputError(f"not YAML ({' '.join(str(exc).split())})", path=path) from exc
+            raise InvalidInputError(f"not YAML ({one_line(exc)})", path=path) from exc
         if not isinstance(raw, dict):
             raise InvalidInputError("a training configuration is a mapping of keys", path=path)
         raw.update({k: v for k, v in overrides.items() if v is not None})
