@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -218,8 +218,21 @@ def read_gradings(
     return frame.assign(grade=np.array(grades, dtype=int))
 
 
-def sudirman_discs(root: Path) -> list[GradedDisc]:
-    """Graded Sudirman discs with box-derived locations (subjects with < 3 disc boxes skipped).
+def sudirman_discs(root: Path, locate: Literal["boxes", "masks"] = "boxes") -> list[GradedDisc]:
+    """Graded Sudirman discs, located by their boxes or by the segmentation model.
+
+    The annotated boxes say which disc is which level (the lowest three are L3-L4, L4-L5,
+    L5-S1; subjects with < 3 disc boxes are skipped). ``locate`` says where each crop is
+    placed:
+
+    - ``boxes``: the box centre, oriented along the line through the neighbouring box
+      centres (extrapolated at L5-S1);
+    - ``masks``: as ``discquant analyze`` places it (``DiscLocation.from_mask``), from the
+      disc of the segmentation (:func:`discquant.segment.segment_spine`) with the most
+      voxels inside the box; the box placement is kept when no segmented disc has 10
+      voxels in the box (counted in the log). Training on these crops removes the
+      difference between training and analysis crops (13 degrees at L5-S1 on average,
+      ``benchmarks/grade_crop_sources.py``).
 
     Raises
     ------
@@ -235,8 +248,9 @@ def sudirman_discs(root: Path) -> list[GradedDisc]:
         raise InputNotFoundError("disc boxes file not found", path=root / "boxes.tsv")
     boxes = _read_boxes(root / "boxes.tsv")
     _check_images(root, grades["subject"].unique())
+    segment = _segmenter("Sudirman discs located by masks") if locate == "masks" else None
     out: list[GradedDisc] = []
-    skipped = 0
+    skipped = kept_box = 0
     for subject, g in grades.groupby("subject"):
         path = root / f"{subject}_T2w.nii.gz"
         b = boxes[boxes["subject"] == subject]
@@ -255,6 +269,7 @@ def sudirman_discs(root: Path) -> list[GradedDisc]:
         centres_rc = merged[:, [1, 0]]
         normals = spine_normals(centres_rc)
         vol = Volume(np.zeros((1, 1, 1), np.float32), np.asarray(img.affine, np.float64))
+        labels = segment(img).labels.data if segment is not None else None
         grade_by_level = dict(zip(g.level, g.grade, strict=True))
         for k, level in enumerate(SUDIRMAN_LEVELS):
             i = len(merged) - 3 + k
@@ -263,13 +278,52 @@ def sudirman_discs(root: Path) -> list[GradedDisc]:
             r, c = centres_rc[i]
             nr, nc = normals[i]
             loc = DiscLocation.from_voxel(vol, (r, c, 0.0), normal_ijk=(nr, nc, 0.0))
+            if labels is not None:
+                mask = disc_in_box(labels, merged[i])
+                if mask is None:
+                    kept_box += 1
+                else:
+                    loc = DiscLocation.from_mask(img, mask)
             out.append(
                 GradedDisc(
                     str(subject), level, int(grade_by_level[level]), path, loc, source="sudirman"
                 )
             )
     log.info("Sudirman: %d graded discs located, %d subjects skipped", len(out), skipped)
+    if segment is not None:
+        log.info("Sudirman: %d discs kept their box placement (no segmented disc)", kept_box)
     return out
+
+
+def disc_in_box(
+    labels: npt.NDArray[Any], box_xywh_px: npt.NDArray[np.float64], min_voxels: int = 10
+) -> npt.NDArray[np.bool_] | None:
+    """The segmented disc (label 100-199) with most voxels in a box, or None.
+
+    ``box_xywh_px`` is (column centre, row centre, width, height) in pixels of the
+    image's first two axes; a disc counts only with ``min_voxels`` inside the box. The
+    whole disc's mask is returned (also its voxels outside the box).
+    """
+    x, y, w, h = box_xywh_px
+    r0, r1 = max(0, int(np.floor(y - h / 2))), int(np.ceil(y + h / 2))
+    c0, c1 = max(0, int(np.floor(x - w / 2))), int(np.ceil(x + w / 2))
+    inside = labels[r0:r1, c0:c1]
+    values, counts = np.unique(inside[(inside >= 100) & (inside < 200)], return_counts=True)
+    if len(values) == 0 or counts.max() < min_voxels:
+        return None
+    return np.asarray(labels == values[np.argmax(counts)])
+
+
+def _segmenter(purpose: str) -> Any:
+    """:func:`discquant.segment.segment_spine`, or a one-line error naming ``purpose``."""
+    try:
+        from discquant.segment import segment_spine
+    except ImportError as exc:
+        raise InvalidInputError(
+            f"{purpose} need the segmentation model (discquant.segment.segment_spine), "
+            "which is not available in this installation"
+        ) from exc
+    return segment_spine
 
 
 def build_crops(discs: list[GradedDisc], **crop_kw: object) -> npt.NDArray[np.float32]:
@@ -304,13 +358,7 @@ def spider_discs(root: Path, subjects: set[str] | None = None) -> list[GradedDis
     subjects
         Only these subjects (e.g. a model's held-out patients); None for all.
     """
-    try:
-        from discquant.segment import segment_spine
-    except ImportError as exc:
-        raise InvalidInputError(
-            "SPIDER discs need the segmentation model (discquant.segment.segment_spine), "
-            "which is not available in this installation"
-        ) from exc
+    segment_spine = _segmenter("SPIDER discs")
     _data_folder(root, "SPIDER")
     # the source spells the column "pfirrman_grade"
     grades = read_gradings(

@@ -341,7 +341,7 @@ def collect_discs(cfg: GradeTrainConfig, *, base: Path) -> list[Any]:
 
     discs = []
     if cfg.sudirman is not None:
-        discs += sudirman_discs((base / cfg.sudirman).resolve())
+        discs += sudirman_discs((base / cfg.sudirman).resolve(), locate=cfg.sudirman_locate)
     if cfg.spider is not None:
         discs += spider_discs((base / cfg.spider).resolve())
     if not discs:

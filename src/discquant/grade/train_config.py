@@ -47,6 +47,9 @@ class GradeTrainConfig(BaseModel):
     """What the network learns: the Pfirrmann grade (5 classes) or herniation yes/no."""
     sudirman: Path | None = Path("../shared/data/sudirman-midsag-t2")
     spider: Path | None = None
+    sudirman_locate: Literal["boxes", "masks"] = "boxes"
+    """Where Sudirman crops are placed: by the annotated boxes, or as ``analyze`` places
+    them, by the segmentation model's disc (``discquant.grade.data.sudirman_discs``)."""
     holdout_patients: int = 50
     folds: int = 5
     cross_validate: bool = True
