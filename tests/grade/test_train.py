@@ -167,6 +167,34 @@ def test_herniation_cv_and_external_test(tmp_path: Path, monkeypatch: pytest.Mon
         run_training(wrong, tmp_path / "wrong")
 
 
+def _down_one_row(crops: np.ndarray) -> np.ndarray:
+    """Crops (N, C, H, W) moved one row down, the top row repeated."""
+    return np.concatenate([crops[:, :, :1], crops[:, :, :-1]], axis=2)
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 0), (-1, 0), (0, 2), (0, -2), (2, -3)])
+def test_test_time_shifts_repeat_the_border_instead_of_wrapping(rows: int, cols: int) -> None:
+    """Training fills uncovered edges with the border (RandAffine ``padding_mode="border"``);
+    the test-time shifts used ``torch.roll``, which put the far edge there instead."""
+    import torch
+
+    from discquant.grade.ensemble import shift_crops
+
+    x = np.random.default_rng(0).normal(size=(2, 3, 6, 7)).astype(np.float32)
+    h, w = x.shape[-2:]
+    padded = np.pad(
+        x, ((0, 0), (0, 0), (max(rows, 0), max(-rows, 0)), (max(cols, 0), max(-cols, 0))),
+        mode="edge",
+    )  # fmt: skip
+    expected = padded[..., max(-rows, 0) : max(-rows, 0) + h, max(-cols, 0) : max(-cols, 0) + w]
+    got = shift_crops(torch.from_numpy(x), rows, cols).numpy()
+    np.testing.assert_array_equal(got, expected)
+    # the content moved the right way: pixel (r, c) lands at (r + rows, c + cols)
+    assert got[0, 0, 3 + rows, 3 + cols] == x[0, 0, 3, 3]
+    with pytest.raises(ValueError, match="leaves nothing"):
+        shift_crops(torch.from_numpy(x), 6, 0)
+
+
 def test_ensemble_averages_members_and_survives_half_storage(tmp_path: Path) -> None:
     import torch
 
@@ -179,7 +207,7 @@ def test_ensemble_averages_members_and_survives_half_storage(tmp_path: Path) -> 
     ens = GradeEnsemble(nets, [(0, 0), (1, 0)])
     crops, _ = _synthetic_crops(3, seed=4)
     p = predict_probabilities(ens, crops)
-    shifted = np.roll(crops, 1, axis=2)
+    shifted = _down_one_row(crops)
     by_hand = np.mean([predict_probabilities(n, c) for n in nets for c in (crops, shifted)], axis=0)
     np.testing.assert_allclose(p, by_hand, atol=1e-5)
     path = tmp_path / "ens.pt"
@@ -243,7 +271,7 @@ def test_ship_folds_is_the_mean_of_the_fold_networks(
     folds = [load_pfirrmann_model(tmp_path / "run" / "checkpoints" / f"fold{k}.pt") for k in (0, 1)]
     x = crops[:4]
     by_hand = np.mean(
-        [predict_probabilities(f.network, c) for f in folds for c in (x, np.roll(x, 1, axis=2))],
+        [predict_probabilities(f.network, c) for f in folds for c in (x, _down_one_row(x))],
         axis=0,
     )
     np.testing.assert_allclose(predict_probabilities(shipped.network, x), by_hand, atol=1e-5)

@@ -3,6 +3,24 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+
+
+def shift_crops(x: torch.Tensor, rows: int, cols: int) -> torch.Tensor:
+    """Move a batch of crops (N, C, H, W) by whole pixels, repeating the border pixels.
+
+    Content moves down by ``rows`` and right by ``cols`` (negative: up, left). The
+    uncovered edge repeats the nearest border row or column, as training's
+    ``RandAffine(padding_mode="border")`` fills it. (``torch.roll`` would wrap the
+    opposite edge around, an image the network never saw in training.)
+    """
+    h, w = x.shape[-2:]
+    if abs(rows) >= h or abs(cols) >= w:
+        raise ValueError(f"a shift of ({rows}, {cols}) pixels leaves nothing of a {h}×{w} crop")
+    pad = (max(cols, 0), max(-cols, 0), max(rows, 0), max(-rows, 0))  # left, right, top, bottom
+    padded = F.pad(x, pad, mode="replicate")
+    r0, c0 = max(-rows, 0), max(-cols, 0)
+    return padded[..., r0 : r0 + h, c0 : c0 + w]
 
 
 class GradeEnsemble(torch.nn.Module):
@@ -23,6 +41,6 @@ class GradeEnsemble(torch.nn.Module):
         probs = []
         for net in self.members:
             for dr, dc in self.shifts:
-                xs = torch.roll(x, shifts=(dr, dc), dims=(2, 3)) if (dr or dc) else x
+                xs = shift_crops(x, dr, dc) if (dr or dc) else x
                 probs.append(torch.softmax(net(xs), dim=1))
         return torch.log(torch.stack(probs).mean(0).clamp_min(1e-12))
