@@ -151,6 +151,24 @@ def test_sr_has_each_disc_adc_and_grade(
             and hasattr(i.ReferencedSOPSequence[0], "ReferencedSegmentNumber")
         ]
         assert bool(referenced_segment) == with_seg
+    # one disc is one tracked finding across SEG and SR: the same tracking UID
+    group_uids = _tracking_uids_by_disc(sr)
+    assert len(set(group_uids.values())) == len(FOUND_LEVELS)
+    if with_seg:
+        seg = pydicom.dcmread(seg_path)
+        segment_uids = {str(s.SegmentLabel): str(s.TrackingUID) for s in seg.SegmentSequence}
+        for name, uid in group_uids.items():
+            assert segment_uids[name] == uid, name
+
+
+def _tracking_uids_by_disc(sr: pydicom.Dataset) -> dict[str, str]:
+    out = {}
+    for item in _content_items(sr):
+        if item.ConceptNameCodeSequence[0].CodeValue == "125007":  # Measurement Group
+            children = {c.ConceptNameCodeSequence[0].CodeValue: c for c in _content_items(item)}
+            # Tracking Identifier (112039) and Tracking Unique Identifier (112040)
+            out[str(children["112039"].TextValue)] = str(children["112040"].UID)
+    return out
 
 
 def test_seg_without_segmentation_is_a_typed_error(synthetic: Synthetic, tmp_path: Path) -> None:

@@ -128,9 +128,17 @@ def _evaluations(disc: DiscResult) -> list[Any]:
     return out
 
 
-def _segment_numbers(seg: Any) -> dict[str, int]:
-    """Tracking ID (segment label, e.g. ``L4-L5 disc``) -> segment number in a SEG dataset."""
-    return {str(item.SegmentLabel): int(item.SegmentNumber) for item in seg.SegmentSequence}
+def _segments(seg: Any) -> dict[str, tuple[int, str]]:
+    """Segment label (e.g. ``L4-L5 disc``) -> (segment number, tracking UID) in a SEG.
+
+    The SR's measurement group of a disc takes its segment's tracking UID, so that the
+    disc is one tracked finding across the SEG and the SR (DICOM PS3.3 C.8.20.4: the
+    Tracking UID identifies a finding "potentially across multiple reporting objects").
+    """
+    return {
+        str(item.SegmentLabel): (int(item.SegmentNumber), str(item.TrackingUID))
+        for item in seg.SegmentSequence
+    }
 
 
 def write_dicom_sr(
@@ -163,7 +171,7 @@ def write_dicom_sr(
     if not source_t2_datasets:
         raise InvalidInputError("no source T2 DICOM images were given", path=out_path)
     seg = pydicom.dcmread(seg_path) if seg_path is not None else None
-    segment_numbers = _segment_numbers(seg) if seg is not None else {}
+    segments = _segments(seg) if seg is not None else {}
     device = hd.sr.ObserverContext(
         observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -182,9 +190,10 @@ def write_dicom_sr(
         if not measurements and not evaluations:
             continue
         site = hd.sr.FindingSite(anatomic_location=disc_site_code(disc.level))
+        number, tracking_uid = segments.get(f"{disc.level} disc", (None, hd.UID()))
         common: dict[str, Any] = {
             "tracking_identifier": hd.sr.TrackingIdentifier(
-                uid=hd.UID(), identifier=f"{disc.level} disc"
+                uid=tracking_uid, identifier=f"{disc.level} disc"
             ),
             "finding_type": Code("91723000", "SCT", "Anatomical Structure"),
             "algorithm_id": algorithm,
@@ -192,7 +201,6 @@ def write_dicom_sr(
             "measurements": measurements or None,
             "qualitative_evaluations": evaluations or None,
         }
-        number = segment_numbers.get(f"{disc.level} disc")
         if seg is not None and number is not None:
             groups.append(
                 hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
