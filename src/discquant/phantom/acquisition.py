@@ -112,8 +112,15 @@ def sample(
     grid: Grid,
     sub: tuple[int, int, int],
     luts: list[np.ndarray],
+    texture_lut: np.ndarray | None = None,
 ) -> Sampled:
-    """Render the fine grid and average each LUT (signal per compartment) over the voxels."""
+    """Render the fine grid and average each LUT (signal per compartment) over the voxels.
+
+    The texture gain of a voxel that mixes compartments weights each compartment's texture
+    amplitude by ``texture_lut`` (its unweighted signal, e.g. the DWI S0; default
+    ``luts[0]``), so that one gain applies to every image of the acquisition whatever
+    order its LUTs come in.
+    """
     comps: Compartments = renderer.c
     zs, ys, xs = grid.axes(sub)
     fine = renderer.render(xs, ys, zs, group=sub[2])
@@ -121,7 +128,9 @@ def sample(
     nuc_lut = comps.nucleus().astype(np.float32)
     post_lut = comps.posterior().astype(np.float32)
     tex_amp = comps.lut(lambda c: c.tissue.texture)
-    ref_tex = luts[0] * tex_amp
+    ref_lut = luts[0] if texture_lut is None else texture_lut
+    ref_tex = ref_lut * tex_amp
+    ref_sig = np.zeros(grid.shape)
     nK = grid.shape[2]
     sig = [np.zeros(grid.shape) for _ in luts]
     tex_num = np.zeros(grid.shape)
@@ -140,6 +149,9 @@ def sample(
         v = ref_tex[first].astype(np.float64)
         v[mixed] = ref_tex[smp].mean(axis=1, dtype=np.float64)
         tex_num[:, :, k] = v
+        v = ref_lut[first].astype(np.float64)
+        v[mixed] = ref_lut[smp].mean(axis=1, dtype=np.float64)
+        ref_sig[:, :, k] = v
         lab = lab_lut[first]
         ls = lab_lut[smp]
         differ = ls.min(axis=1) != ls.max(axis=1)  # compartments differ, labels may not
@@ -159,7 +171,7 @@ def sample(
     zc, yc, xc = grid.axes()
     tex = np.stack([renderer.texture.plane(float(x), yc, zc) for x in xc], axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        amp = np.where(sig[0] > 0, tex_num / np.where(sig[0] > 0, sig[0], 1.0), 0.0)
+        amp = np.where(ref_sig > 0, tex_num / np.where(ref_sig > 0, ref_sig, 1.0), 0.0)
     gain = 1.0 + amp * np.clip(tex, -3.0, 3.0)
     nucleus &= (labels >= 100).astype(np.uint8)
     posterior &= ((labels >= 1) & (labels <= 28)).astype(np.uint8)

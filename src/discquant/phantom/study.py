@@ -370,7 +370,8 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
         return comps.lut(f)
 
     luts = [dwi_lut(float(b), int(d)) for b, d in zip(bl, dl, strict=True)]
-    dws = sample(renderer, dwi_grid, cfg.dwi_sub, luts)
+    # the S0 texture is weighted by S0 (b = 0, no direction), whichever b comes first
+    dws = sample(renderer, dwi_grid, cfg.dwi_sub, luts, texture_lut=dwi_lut(0.0, -1))
     gain = dws.texture_gain * (DWI_SCALE / np_ref)
     if cfg.bias:
         gain = gain * coil_bias(bias_field, dwi_grid, posterior_y=post_y, spine_y=spine_y, amp=0.1)
