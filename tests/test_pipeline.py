@@ -309,6 +309,18 @@ def test_a_calibration_with_a_bad_adc_range_is_bad_input(tmp_path: Path, range_:
         WaterCalibration.load(cal)
 
 
+def test_a_calibration_file_that_is_not_utf8_is_bad_input(tmp_path: Path) -> None:
+    """A JSON file saved as UTF-16 (the PowerShell default) gave a UnicodeDecodeError
+    traceback (exit 1) instead of the one-line bad-input error."""
+    from discquant.measure.water import WaterCalibration
+
+    cal = tmp_path / "cal.json"
+    cal.write_text('{"intercept_percent": 40.0}', encoding="utf-16")
+    with pytest.raises(InvalidInputError, match="cannot read it as UTF-8") as err:
+        WaterCalibration.load(cal)
+    assert str(cal) in str(err.value)
+
+
 def test_a_disc_cut_by_the_dwi_field_of_view_is_flagged(phantom: PhantomStudy) -> None:
     """A DWI slab that ends inside L5-S1: its ADC comes from the part in view, and only
     the T2 field of view was checked (``partial_fov``)."""

@@ -115,3 +115,42 @@ def test_dwi_only_study_names_the_b0_image(synthetic: Synthetic) -> None:
     assert 'alt="Mid-sagittal DWI b≈0 (no T2 in the study) with segmentation outlines"' in html
     assert len(_images(html)) == 3  # b0, ADC, chart; no residual map
     assert "Fit residual map not available" in html
+
+
+def test_adc_chart_shows_the_reported_median_and_every_value() -> None:
+    """The chart drew the mean with a p10-p90 bar: a mean above p90 (a few high voxels)
+    made matplotlib refuse the bar and the whole write failed; and the axis stopped at
+    0.7-2.35, so a nucleus at 2.6 or 0.6 was off the chart with no mark."""
+    from discquant.results import AdcStats, DiscResult
+
+    def disc(level: str, mean: float, median: float, p10: float, p90: float) -> DiscResult:
+        return DiscResult(level=level, found=True, adc_np=AdcStats(mean, median, 0.1, p10, p90, 64))
+
+    discs = [
+        disc("L1-L2", 2.7, 2.6, 2.5, 2.8),
+        disc("L2-L3", 1.129, 1.0, 0.95, 1.075),  # mean above p90
+        disc("L5-S1", 0.6, 0.6, 0.5, 0.66),
+    ]
+    points = figures.adc_chart_points(discs)
+    assert points["L2-L3"] == (0.95, 1.0, 1.075)  # the median, inside its bar
+    lo, hi = figures.adc_chart_range(points)
+    assert lo <= 0.5 and hi >= 2.8
+    assert figures.adc_chart_range({}) == (0.7, 2.35)
+    png = figures.adc_chart(discs)
+    assert Image.open(io.BytesIO(png)).format == "PNG"  # drawn: the bar of L2-L3 raised before
+
+
+def test_dwi_only_study_says_why_t2_values_and_grades_are_missing(synthetic: Synthetic) -> None:
+    """With the b≈0 image segmented, the notes blamed the segmentation stage's message
+    ("5 disc levels named") for the empty T2 columns and said grading "was not produced"."""
+    r = synthetic.result
+    result = AnalysisResult(
+        subject="d2",
+        discs=[],
+        t2=r.b0,
+        b0=r.b0,
+        stages=[StageStatus("segmentation", True, 1.0, "5 disc levels named")],
+    )
+    html = render_report(result)
+    for note in ("T2 columns are empty", "No Pfirrmann grades"):
+        assert f"{note}: the study has no sagittal T2 series" in html

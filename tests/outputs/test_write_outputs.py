@@ -121,6 +121,23 @@ def test_failure_leaves_nothing_half_written(
     assert {p.name: p.read_bytes() for p in first.subject_dir.iterdir()} == before
 
 
+def test_outputs_follow_the_umask_not_owner_only(tmp_path: Path) -> None:
+    """The subject folder came from tempfile.mkdtemp (0700) and dataset_description.json
+    from mkstemp (0600): moved into place as they were, the group could not read them."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        paths = write_outputs(_partial(), tmp_path)
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE
+    assert mode(paths.subject_dir.stat().st_mode) == 0o755
+    assert mode((tmp_path / "dataset_description.json").stat().st_mode) == 0o644
+    assert {mode(p.stat().st_mode) for p in paths.subject_dir.iterdir() if p.is_file()} == {0o644}
+
+
 def test_rewrite_replaces_the_subject_folder(tmp_path: Path) -> None:
     first = write_outputs(_partial(), tmp_path)
     stale = first.subject_dir / "stale.txt"

@@ -76,7 +76,13 @@ class WaterCalibration:
         else:
             if not Path(path).is_file():
                 raise InvalidInputError("calibration file not found", path=path)
-            text = Path(path).read_text()
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise InvalidInputError(
+                    f"not a water calibration file (cannot read it as UTF-8 text: {exc})",
+                    path=path,
+                ) from exc
             source = str(path)
         try:
             raw = json.loads(text)

@@ -63,7 +63,7 @@ def _measurements(disc: DiscResult) -> list[Any]:
     out = []
     regions = (
         (disc.adc_np, _local("NP_REGION", "Nucleus pulposus region (discquant)")),
-        (disc.adc_disc, _local("DISC_REGION", "Whole disc region (discquant)")),
+        (disc.adc_disc, _local("DISC_REGION", "Disc core region (discquant)")),
     )
     for stats, method in regions:
         if stats is None:

@@ -52,7 +52,11 @@ COLUMNS: tuple[Column, ...] = (
         "Whether the disc was segmented; when false every value column is n/a.",
         levels={"true": "disc found", "false": "disc not found in the image"},
     ),
-    *_stats_columns("adc_disc", "whole disc on the DWI grid"),
+    *_stats_columns(
+        "adc_disc",
+        "disc core on the DWI grid (the disc's voxels whose 3x3x3 neighbourhood is all disc: "
+        "at least one DWI voxel from its border and endplates)",
+    ),
     *_stats_columns("adc_np", "nucleus pulposus region on the DWI grid"),
     Column(
         "water_index",

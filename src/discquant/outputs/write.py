@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
@@ -61,8 +62,9 @@ class OutputPaths:
 
 def _write_dataset_description(root: Path) -> Path:
     path = root / "dataset_description.json"
-    fd, tmp = tempfile.mkstemp(prefix=".dataset_description.", suffix=".tmp", dir=root)
-    os.close(fd)
+    # a uniquely named file, not tempfile.mkstemp: mkstemp makes it owner-only (0600), and
+    # the moved file would stay unreadable to the group whatever the user's umask says
+    tmp = root / f".dataset_description.{uuid.uuid4().hex}.tmp"
     try:
         derivatives.write_dataset_description(Path(tmp))
         os.replace(tmp, path)
@@ -299,7 +301,9 @@ def write_outputs(
     root.mkdir(parents=True, exist_ok=True)
     label = bids_label(result.subject)
     final = root / f"sub-{label}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".sub-{label}.tmp-", dir=root))
+    # os.mkdir follows the umask; tempfile.mkdtemp would leave the moved folder owner-only
+    tmp = root / f".sub-{label}.tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()
     try:
         written, skipped = _write_subject(
             result, tmp, label, keep_phi=keep_phi, source_t2_datasets=source_t2_datasets

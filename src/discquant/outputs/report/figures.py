@@ -227,6 +227,33 @@ def _draw_outlines(ax: object, sl: SagittalSlice) -> None:
             )
 
 
+def adc_chart_points(discs: list[DiscResult]) -> dict[str, tuple[float, float, float]]:
+    """Level -> (p10, median, p90) of the nucleus ADC, for the levels that have one.
+
+    The median is the nucleus ADC the tables report, and it always lies between p10 and
+    p90 (a mean can lie above p90 when a few voxels read high).
+    """
+    out = {}
+    for d in discs:
+        s = d.adc_np
+        if d.level in LEVELS and s is not None:
+            values = (s.p10, s.median, s.p90)
+            if all(np.isfinite(v) for v in values):
+                out[d.level] = (float(s.p10), float(s.median), float(s.p90))
+    return out
+
+
+def adc_chart_range(
+    points: dict[str, tuple[float, float, float]], *, zones: tuple[float, float] = (0.7, 2.35)
+) -> tuple[float, float]:
+    """The chart's ADC axis: the grade zones, widened to hold every p10-p90 bar."""
+    lows = [p10 for p10, _, _ in points.values()]
+    highs = [p90 for _, _, p90 in points.values()]
+    lo = min([zones[0], *(v - 0.05 for v in lows)])
+    hi = max([zones[1], *(v + 0.05 for v in highs)])
+    return lo, hi
+
+
 def adc_chart(discs: list[DiscResult]) -> bytes:
     """Nucleus ADC by level against the reference zone of each Pfirrmann grade, as PNG bytes."""
     from matplotlib.figure import Figure
@@ -234,7 +261,10 @@ def adc_chart(discs: list[DiscResult]) -> bytes:
     fig = Figure(figsize=(6.4, 3.6), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
     centres = np.asarray(NP_ADC_BY_GRADE_UM2_PER_MS)
-    edges = np.concatenate([[centres[0] + 0.35], (centres[1:] + centres[:-1]) / 2, [0.7]])
+    points = adc_chart_points(discs)
+    lo, hi = adc_chart_range(points, zones=(0.7, float(centres[0]) + 0.35))
+    # grade zones split at the midpoints between grade centres; the outer zones reach the axis ends
+    edges = np.concatenate([[hi], (centres[1:] + centres[:-1]) / 2, [lo]])
     for g in range(5):
         ax.axhspan(edges[g + 1], edges[g], color=GRADE_COLOURS[g], alpha=0.18, lw=0)
         ax.axhline(centres[g], color=GRADE_COLOURS[g], lw=0.8, ls="--", alpha=0.9)
@@ -250,14 +280,15 @@ def adc_chart(discs: list[DiscResult]) -> bytes:
     by_level = {d.level: d for d in discs}
     for x, level in enumerate(LEVELS):
         d = by_level.get(level)
-        if d is None or d.adc_np is None:
-            ax.text(x, 0.78, "n/a", ha="center", fontsize=7, color="#777777")
+        if d is None or level not in points:
+            ax.text(x, lo + 0.08, "n/a", ha="center", fontsize=7, color="#777777")
             continue
+        p10, median, p90 = points[level]
         colour = "#222222" if d.pfirrmann_grade is None else GRADE_COLOURS[d.pfirrmann_grade - 1]
         ax.errorbar(
             x,
-            d.adc_np.mean,
-            yerr=[[d.adc_np.mean - d.adc_np.p10], [d.adc_np.p90 - d.adc_np.mean]],
+            median,
+            yerr=[[median - p10], [p90 - median]],
             fmt="o",
             color="#222222",
             mfc=colour,
@@ -266,16 +297,18 @@ def adc_chart(discs: list[DiscResult]) -> bytes:
             lw=1,
             zorder=3,
         )
-        if d.adc_disc is not None:
+        if d.adc_disc is not None and np.isfinite(d.adc_disc.median):
             ax.plot(
-                x + 0.18, d.adc_disc.mean, marker="s", ms=5, color="#555555", mfc="white", zorder=3
-            )
+                x + 0.18, d.adc_disc.median, marker="s", ms=5, color="#555555", mfc="white",
+                zorder=3,
+            )  # fmt: skip
     ax.set_xticks(range(len(LEVELS)), LEVELS)
     ax.set_xlim(-0.5, len(LEVELS) + 0.3)
-    ax.set_ylim(0.7, float(edges[0]))
+    ax.set_ylim(lo, hi)
     ax.set_ylabel("ADC (µm²/ms)", fontsize=8)
     ax.tick_params(labelsize=8)
     ax.set_title(
-        "Nucleus ADC (● mean, bar p10–p90; fill = CNN grade) · whole disc (□ mean)", fontsize=8.5
+        "Nucleus ADC (● median, bar p10–p90; fill = CNN grade) · disc core (□ median)",
+        fontsize=8.5,
     )
     return _png(fig)

@@ -49,8 +49,9 @@ spinal canal on the sagittal T2 (or, without T2, on the b≈0 DWI image); instan
 along the spine and named from the sacrum upwards (VerSe/SPINEPS labels). Outlines above show
 discs in yellow and vertebrae in blue. A field of view that does not reach the sacrum, or
 transitional anatomy, is flagged rather than guessed.</p>
-<p><strong>Measurements.</strong> ADC statistics are taken in the whole disc and in its central
-nucleus region on the DWI grid after the segmentation is brought there; T2 ratios use CSF in
+<p><strong>Measurements.</strong> ADC statistics are taken in the disc core (the disc without the
+voxels within one DWI voxel of its border and endplates) and in its central nucleus region, on
+the DWI grid after the segmentation is brought there; T2 ratios use CSF in
 the canal as reference. Heights are measured on each disc's largest sagittal section at 10 %,
 50 % and 90 % of its depth; the volume counts all disc voxels on the T2 grid.</p>
 <p><strong>Grading.</strong> The Pfirrmann grade (Pfirrmann 2001, Spine 26:1873) is predicted by a
@@ -96,6 +97,12 @@ def _missing(title: str, reason: str) -> str:
 
 def missing_reason(result: AnalysisResult, item: str) -> str:
     """Why ``item`` (t2, adc, segmentation, measurement, grading) is missing, from the stages."""
+    if item in ("t2", "grading") and _t2_is_b0(result):
+        # the stages ran (on the b≈0 image) and say nothing about the missing T2
+        return (
+            "the study has no sagittal T2 series (the DWI b≈0 image was segmented; "
+            "T2 ratios and Pfirrmann grades need a T2)."
+        )
     hints = _STAGE_HINTS.get(item, (item,))
     matching = [s for s in result.stages if any(h in s.name.lower() for h in hints)]
     failed = [s for s in matching if not s.ok]
@@ -215,7 +222,7 @@ def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
 _TABLE_HEAD = (
     '<tr><th class="l">Level</th><th class="l">Found</th>'
     "<th>NP ADC mean<br><small>µm²/ms</small></th><th>NP ADC median<br><small>µm²/ms</small></th>"
-    "<th>Disc ADC mean<br><small>µm²/ms</small></th><th>Water index</th>"
+    "<th>Disc core ADC mean<br><small>µm²/ms</small></th><th>Water index</th>"
     "<th>T2 NP/CSF</th><th>Height A / M / P<br><small>mm</small></th>"
     "<th>Volume<br><small>mm³</small></th><th>Pfirrmann<br><small>p</small></th>"
     '<th class="l">ADC class</th><th class="l">Flags</th></tr>'
