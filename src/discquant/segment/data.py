@@ -7,13 +7,15 @@ classes it may belong to (see :class:`~discquant.segment.network.MarginalDiceCEL
 Real sets (``../shared/data``; cite as in the model card):
 
 - ``lumbar-t2-discs`` (Menezes-Reis et al. 2016): disc masks 1..5 → group {disc,
-  nucleus}; everything else → "not a disc".
+  nucleus}; everything else → "not a disc", except what lies above the highest labelled
+  disc (the unlabelled T12-L1 disc is there): ignored (:func:`unlabelled_above`).
 - ``lumbar-t2-vertebrae`` (Chu et al. 2015 ``vb1x*``; Zukić et al. 2014 ``vb2x*``):
   vertebral-body instances numbered from the most inferior. In every ``vb1x*`` volume
   the lowest labelled body is the first sacral segment (it sits on the sacrum below the
   L5-S1 disc; checked by eye on all six), so it is the group {sacrum}; for ``vb2x*`` the
   lowest is L5 (the source says so). Unlabelled pixels → "not a body" (discs, canal and
-  the rest of the sacrum are free there).
+  the rest of the sacrum are free there), except above the highest labelled body, where
+  the next, unlabelled body is: ignored.
 """
 
 from __future__ import annotations
@@ -103,6 +105,42 @@ def _label_to_grid(labels: npt.NDArray[np.integer], vol: Volume, spacing_mm: flo
     return stack[:, 0].numpy().astype(np.int32)
 
 
+def unlabelled_above(
+    labels: npt.NDArray[np.integer],
+    *,
+    margin_px: int,
+    window_px: int,
+) -> npt.NDArray[np.bool_]:
+    """Pixels superior to the highest labelled instance, on (slices, rows, cols) network
+    slices whose rows run superior → inferior; ``labels`` holds instance numbers (0 = none).
+
+    The real sets label some levels only (discs L1-L2 … L5-S1; bodies up to the top one
+    annotated), so the disc or body above the highest labelled one is there in the image
+    but carries the "not a disc" / "not a body" label. Those pixels are marked to be
+    ignored instead. The highest instance (smallest mean row) is projected over the
+    slices; in each column, every row more than ``margin_px`` above its highest pixel in
+    the columns within ``window_px`` (which follows a tilted endplate) is ignored, in
+    every slice; columns farther from it use its highest row.
+    """
+    from scipy.ndimage import minimum_filter1d
+
+    values = [int(v) for v in np.unique(labels) if v > 0]
+    if not values:
+        return np.zeros(labels.shape, dtype=bool)
+    rows_of = np.arange(labels.shape[1])[None, :, None]
+    highest = min(
+        values, key=lambda v: float(np.broadcast_to(rows_of, labels.shape)[labels == v].mean())
+    )
+    n_rows = labels.shape[1]
+    rows = np.arange(n_rows)[:, None]
+    projected = (labels == highest).any(axis=0)  # (rows, cols)
+    top = np.where(projected, rows, n_rows).min(axis=0)  # n_rows = not in this column
+    edge = minimum_filter1d(top, size=2 * window_px + 1, mode="nearest")
+    edge = np.where(edge == n_rows, top.min(), edge)
+    above = rows < (edge - margin_px)[None, :]
+    return np.broadcast_to(above, labels.shape).copy()
+
+
 def _subject(
     name: str,
     dataset: str,
@@ -112,6 +150,7 @@ def _subject(
     groups: Groups,
     spacing_mm: float,
     margin: int = 3,
+    ignore_above_mm: float | None = 2.0,
 ) -> TrainSubject:
     vol = load_nifti_volume(image_path)
     raw = np.asarray(_load(label_path).dataobj).astype(np.int32)
@@ -121,6 +160,13 @@ def _subject(
     target = np.zeros(lab.shape, dtype=np.uint8)
     for value, group in target_of_label.items():
         target[lab == value] = group
+    if ignore_above_mm is not None:
+        above = unlabelled_above(
+            lab,
+            margin_px=int(round(ignore_above_mm / spacing_mm)),
+            window_px=int(round(10.0 / spacing_mm)),
+        )
+        target[above] = IGNORE
     has = np.nonzero((lab > 0).reshape(lab.shape[0], -1).any(axis=1))[0]
     lo, hi = max(int(has.min()) - margin, 0), min(int(has.max()) + margin, lab.shape[0] - 1)
     return TrainSubject(

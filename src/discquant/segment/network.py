@@ -63,21 +63,45 @@ def input_channels(meta: dict[str, Any]) -> int:
     return 3 if float(meta.get("context_mm") or 0.0) > 0 else 1
 
 
+def dice_pixels(groups: Sequence[Sequence[int]], gi: int) -> tuple[list[int], list[int]]:
+    """Target groups whose pixels are positives and negatives for group ``gi``'s Dice.
+
+    A pixel whose target group lies inside group ``gi`` is a positive; one whose target
+    group shares no class with it is a negative; a pixel whose target group only
+    overlaps it (e.g. the "not a body" group of the vertebra set, which holds the sacrum
+    class, for the sacrum group) may or may not belong to it and is left out. Counting
+    such pixels as negatives punished correct predictions: "sacrum" on the unlabelled
+    lower sacrum of the vertebra set, "body" wherever the phantom's background is.
+    """
+    member = set(groups[gi])
+    pos = [j for j, t in enumerate(groups) if set(t) <= member]
+    neg = [j for j, t in enumerate(groups) if not set(t) & member]
+    return pos, neg
+
+
+def dice_groups(groups: Sequence[Sequence[int]]) -> list[int]:
+    """The groups that get a Dice term: not group 0 and none that holds the background
+    class (index 0), as ``include_background=False`` leaves background out."""
+    return [gi for gi, g in enumerate(groups) if gi > 0 and 0 not in g]
+
+
 class MarginalDiceCELoss(torch.nn.Module):
     """Dice + cross-entropy on class groups that may differ from sample to sample.
 
     ``forward(logits, target, groups)``: ``logits`` ``(B, C, H, W)``; ``target``
     ``(B, H, W)`` integer group index per pixel (:data:`IGNORE` = no loss there);
     ``groups[b]`` the list of groups of sample ``b``, each a tuple of class indices.
-    Group 0 is the sample's background group and is left out of the Dice term (as
-    ``include_background=False`` does). With singleton groups this is plain DiceCE.
+    Group 0 is the sample's background group; it and any group holding the background
+    class are left out of the Dice term (as ``include_background=False`` does). Each
+    group's Dice counts only the pixels whose label is certain about it
+    (:func:`dice_pixels`). With singleton groups this is plain DiceCE.
     """
 
     def __init__(self, *, dice_weight: float = 1.0, ce_weight: float = 1.0) -> None:
         super().__init__()
         self.dice_weight = dice_weight
         self.ce_weight = ce_weight
-        self.dice = DiceLoss(include_background=False, softmax=False, to_onehot_y=False)
+        self.dice = DiceLoss(include_background=True, softmax=False, to_onehot_y=False)
 
     def forward(
         self,
@@ -99,10 +123,16 @@ class MarginalDiceCELoss(torch.nn.Module):
                 safe = torch.where(valid, tgt, torch.zeros_like(tgt))
                 nll = -merged_logp.gather(0, safe[None])[0]
                 ce_terms.append(nll[valid].mean())
-            if len(g) > 1:
-                prob = merged_logp.exp()[None] * valid[None, None]
-                onehot = torch.stack([(tgt == i) & valid for i in range(len(g))]).float()
-                dice_terms.append(self.dice(prob, onehot[None]))
+            scored = dice_groups(g)
+            if scored:
+                prob, truth = [], []
+                for gi in scored:
+                    pos, neg = dice_pixels(g, gi)
+                    is_pos = torch.isin(tgt, torch.tensor(pos)) & valid
+                    counted = is_pos | (torch.isin(tgt, torch.tensor(neg)) & valid)
+                    prob.append(merged_logp[gi].exp() * counted)
+                    truth.append(is_pos.float())
+                dice_terms.append(self.dice(torch.stack(prob)[None], torch.stack(truth)[None]))
         ce = torch.stack(ce_terms).mean() if ce_terms else logits.sum() * 0
         dice = torch.stack(dice_terms).mean() if dice_terms else logits.sum() * 0
         return self.ce_weight * ce + self.dice_weight * dice

@@ -23,7 +23,13 @@ import torch
 
 from discquant.models import not_a_model, read_torch_file, save_torch_file
 from discquant.segment.data import TrainSubject, load_real_subjects, phantom_subjects
-from discquant.segment.network import IGNORE, MarginalDiceCELoss, build_network
+from discquant.segment.network import (
+    IGNORE,
+    MarginalDiceCELoss,
+    build_network,
+    dice_groups,
+    dice_pixels,
+)
 from discquant.segment.preprocess import (
     context_offset,
     neighbour_slices,
@@ -294,7 +300,8 @@ def validate(
     *,
     context_mm: float = 0.0,
 ) -> dict:
-    """Dice of each labelled group (not background) over each validation subject."""
+    """Dice of each labelled group (not background) over each validation subject, on the
+    pixels whose label is certain about the group (:func:`~discquant.segment.network.dice_pixels`)."""
     net.eval()
     out: dict[str, float] = {}
     with torch.no_grad():
@@ -310,11 +317,11 @@ def validate(
             p = torch.cat(probs)
             pred = p.argmax(1).numpy()
             tgt = s.target[idx]
-            for gi, group in enumerate(s.groups):
-                if gi == 0:
-                    continue
-                pm = np.isin(pred, group)
-                tm = tgt == gi
+            for gi in dice_groups(s.groups):
+                pos, neg = dice_pixels(s.groups, gi)
+                counted = np.isin(tgt, pos + neg)  # pixels whose label is certain about gi
+                pm = np.isin(pred, s.groups[gi]) & counted
+                tm = np.isin(tgt, pos)
                 denom = pm.sum() + tm.sum()
                 if denom:
                     out[f"{s.name}/group{gi}"] = float(2 * (pm & tm).sum() / denom)
