@@ -7,6 +7,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from discquant.cli import app
@@ -90,3 +91,21 @@ def test_segment_command_refuses_an_image_too_small_to_hold_a_disc(tmp_path: Pat
     nib.save(nib.Nifti1Image(data, np.diag([4.0, 1.0, 1.0, 1.0])), image)
     line = _cli_error(["segment", str(image), "-o", str(tmp_path / "seg.nii.gz")], tmp_path)
     assert f"{image}: the sagittal field of view is 20 × 16 mm; at least 64 mm" in line
+
+
+@pytest.mark.shared
+def test_an_interrupted_training_prints_the_checkpoint_not_a_missing_model(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """A run stopped by max_steps_this_run printed DIR/model.pt, which it had not written."""
+    config = tmp_path / "tiny.yaml"
+    config.write_text(
+        f"channels: [4, 8, 16]\npatch: 64\nbatch_size: 2\nsteps: 20\nmax_steps_this_run: 5\n"
+        f"data_root: {shared_data}\ntrain_subjects: [sub-fcs11]\nval_subjects: []\n"
+    )
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["train", "segment", "--config", str(config), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    printed = res.output.strip().splitlines()[-1]
+    assert printed.startswith(str(out / "last.pt")) and "resume" in printed
+    assert not (out / "model.pt").exists()

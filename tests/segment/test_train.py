@@ -87,17 +87,32 @@ def test_context_model_trains_and_segments_any_slice_count(
 def test_a_checkpoint_of_another_configuration_is_a_one_line_error(
     shared_data: Path, tmp_path: Path
 ) -> None:
-    from discquant.errors import ModelError
+    from discquant.errors import InvalidInputError, ModelError
 
     out = tmp_path / "run"
     train(_config(shared_data, steps=20, max_steps_this_run=5), out)
     config_json = (out / "config.json").read_text()
-    with pytest.raises(ModelError) as info:  # a wider network cannot take these weights
-        train(_config(shared_data, steps=20, channels=[8, 16, 32]), out)
-    message = str(info.value)
-    assert "\n" not in message and str(out / "last.pt") in message
-    assert "training checkpoint for this configuration" in message
-    assert (out / "config.json").read_text() == config_json  # not overwritten by the refused one
+    # A wider network cannot take these weights; another step count would keep the old
+    # one-cycle schedule and crash past its end (step 21 of 20) with a traceback.
+    for changed, setting in ((dict(channels=[8, 16, 32]), "channels"), (dict(steps=40), "steps")):
+        with pytest.raises(InvalidInputError) as info:
+            train(_config(shared_data, **{"steps": 20, **changed}), out)
+        message = str(info.value)
+        assert "\n" not in message and str(out / "last.pt") in message
+        assert f"other settings ({setting})" in message
+        assert (out / "config.json").read_text() == config_json  # not overwritten
+    # a checkpoint saved before the settings were stored: its schedule length is checked
+    import torch
+
+    ck = torch.load(out / "last.pt", weights_only=True)
+    del ck["settings"]
+    torch.save(ck, out / "last.pt")
+    with pytest.raises(InvalidInputError, match=r"other settings \(steps\)"):
+        train(_config(shared_data, steps=40), out)
+    ck["model"] = {k: v[:1] for k, v in ck["model"].items()}  # weights that do not fit
+    torch.save(ck, out / "last.pt")
+    with pytest.raises(ModelError, match="training checkpoint for this configuration"):
+        train(_config(shared_data, steps=20), out)
     (out / "last.pt").write_bytes(b"PK\x03\x04 truncated")  # a save cut short
     with pytest.raises(ModelError, match=r"last\.pt"):
         train(_config(shared_data, steps=20), out)
@@ -112,3 +127,45 @@ def test_too_few_steps_are_refused_before_anything_is_written(
     with pytest.raises(InvalidInputError, match="at least 20"):
         train(_config(shared_data, steps=10), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_misnamed_subjects_and_a_missing_data_folder_are_refused(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A mistyped held-out subject was trained on ("validating on []"), and a data_root
+    relative to another folder trained on phantoms alone; both ran to the end, rc 0."""
+    from discquant.errors import InputNotFoundError, InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="no real subject named sub-FCS20"):
+        train(_config(shared_data, val_subjects=["sub-FCS20"]), tmp_path / "a")
+    with pytest.raises(InputNotFoundError, match="real-data folder not found"):
+        train(_config(tmp_path / "nowhere"), tmp_path / "b")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("problem", ["other grid", "no labels", "truncated"])
+def test_a_bad_label_map_is_a_one_line_error_naming_it(
+    shared_data: Path, tmp_path: Path, problem: str
+) -> None:
+    """A label map on another grid trained misaligned (rc 0); an empty one and a
+    truncated file gave tracebacks."""
+    import nibabel as nib
+
+    from discquant.errors import InvalidInputError
+
+    root = tmp_path / "data"
+    (root / "lumbar-t2-discs").mkdir(parents=True)
+    src = shared_data / "lumbar-t2-discs"
+    (root / "lumbar-t2-discs" / "sub-fcs11_T2w.nii.gz").symlink_to(src / "sub-fcs11_T2w.nii.gz")
+    label = root / "lumbar-t2-discs" / "sub-fcs11_dseg.nii.gz"
+    img = nib.load(src / "sub-fcs11_dseg.nii.gz")
+    data = np.asarray(img.dataobj)
+    if problem == "other grid":
+        nib.save(nib.Nifti1Image(data[:-8], img.affine), label)
+    elif problem == "no labels":
+        nib.save(nib.Nifti1Image(np.zeros_like(data), img.affine), label)
+    else:
+        label.write_bytes((src / "sub-fcs11_dseg.nii.gz").read_bytes()[:5000])
+    with pytest.raises(InvalidInputError) as info:
+        train(_config(root, train_subjects=["sub-fcs11"], val_subjects=[]), tmp_path / "run")
+    assert str(label) in str(info.value) and "\n" not in str(info.value)

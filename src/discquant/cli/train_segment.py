@@ -27,4 +27,7 @@ def train_segment_cmd(
             raise InputNotFoundError("training configuration not found", path=config)
         cfg = TrainConfig.from_yaml(config, steps=steps, seed=seed, data_root=data_root)
         final = train(cfg, out)
-        typer.echo(str(final))
+        if final.is_file():
+            typer.echo(str(final))
+        else:  # stopped by max_steps_this_run: only the checkpoint exists
+            typer.echo(f"{out / 'last.pt'} (stopped before the last step; run again to resume)")

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from discquant.errors import InputNotFoundError, InvalidInputError
 from discquant.io.study import Volume
 from discquant.segment.network import IGNORE
 from discquant.segment.preprocess import reorient, to_network_grid
@@ -70,13 +71,23 @@ class TrainSubject:
     slice_mm: float = 1.0
 
 
-def _load(path: Path) -> Any:
-    return nib.load(str(path))
+def _read(path: Path) -> Any:
+    """A NIfTI image with its data read, or a one-line error naming the file."""
+    import zlib
+
+    try:
+        img: Any = nib.load(str(path))
+        img.get_fdata(dtype=np.float32)  # reads (and checks) the whole file now
+    except FileNotFoundError as exc:
+        raise InputNotFoundError("training image or label map not found", path=path) from exc
+    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as exc:
+        raise InvalidInputError(f"cannot read this NIfTI file ({exc})", path=path) from exc
+    return img
 
 
 def load_nifti_volume(path: Path) -> Volume:
-    """A NIfTI file as a :class:`Volume` (float32 data)."""
-    img: Any = nib.load(str(path))
+    """A NIfTI file as a :class:`Volume` (float32 data); one-line error if unreadable."""
+    img = _read(path)
     return Volume(data=np.asarray(img.dataobj, dtype=np.float32), affine=img.affine)
 
 
@@ -153,7 +164,17 @@ def _subject(
     ignore_above_mm: float | None = 2.0,
 ) -> TrainSubject:
     vol = load_nifti_volume(image_path)
-    raw = np.asarray(_load(label_path).dataobj).astype(np.int32)
+    label_img = _read(label_path)
+    raw = np.asarray(label_img.dataobj).astype(np.int32)
+    label_affine = np.asarray(label_img.affine, dtype=float)
+    if raw.shape[:3] != vol.data.shape[:3] or not np.allclose(label_affine, vol.affine, atol=1e-3):
+        raise InvalidInputError(
+            f"label map is not on the grid of {image_path.name} "
+            f"(shape {raw.shape} against {vol.data.shape})",
+            path=label_path,
+        )
+    if not (raw > 0).any():
+        raise InvalidInputError("label map holds no labels", path=label_path)
     ro = reorient(vol)
     image = to_network_grid(ro, spacing_mm=spacing_mm)[:, 0].numpy()
     lab = _label_to_grid(raw, vol, spacing_mm)
@@ -163,8 +184,8 @@ def _subject(
     if ignore_above_mm is not None:
         above = unlabelled_above(
             lab,
-            margin_px=int(round(ignore_above_mm / spacing_mm)),
-            window_px=int(round(10.0 / spacing_mm)),
+            margin_px=round(ignore_above_mm / spacing_mm),
+            window_px=round(10.0 / spacing_mm),
         )
         target[above] = IGNORE
     has = np.nonzero((lab > 0).reshape(lab.shape[0], -1).any(axis=1))[0]
@@ -211,7 +232,7 @@ def load_real_subjects(
         if names is not None and sub not in names:
             continue
         seg = img.with_name(f"{sub}_vbseg.nii.gz")
-        n_labels = int(np.asarray(_load(seg).dataobj).max())
+        n_labels = int(np.asarray(_read(seg).dataobj).max())
         lowest_is_s1 = sub.startswith("sub-vb1x")
         groups: Groups = [_others(classes, ("body",)), _group_index(classes, ("body",))]
         mapping = dict.fromkeys(range(1, n_labels + 1), 1)

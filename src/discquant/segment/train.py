@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from discquant.errors import InputNotFoundError, InvalidInputError
 from discquant.models import not_a_model, read_torch_file, save_torch_file
 from discquant.segment.data import TrainSubject, load_real_subjects, phantom_subjects
 from discquant.segment.network import (
@@ -301,7 +302,7 @@ def validate(
     context_mm: float = 0.0,
 ) -> dict:
     """Dice of each labelled group (not background) over each validation subject, on the
-    pixels whose label is certain about the group (:func:`~discquant.segment.network.dice_pixels`)."""
+    pixels whose label is certain about the group (``network.dice_pixels``)."""
     net.eval()
     out: dict[str, float] = {}
     with torch.no_grad():
@@ -329,24 +330,51 @@ def validate(
     return out
 
 
+_NOT_IN_THE_WEIGHTS = ("threads", "log_every", "val_every", "checkpoint_every",
+                       "max_steps_this_run", "data_root", "phantom_cache")  # fmt: skip
+
+
+def _resume_settings(config: TrainConfig) -> dict[str, Any]:
+    """The settings a checkpoint's weights, optimiser and schedule depend on."""
+    return {k: v for k, v in asdict(config).items() if k not in _NOT_IN_THE_WEIGHTS}
+
+
+def _checkpoint_settings(ck: Any) -> dict[str, Any] | None:
+    """The settings a checkpoint was trained with; for checkpoints that did not store
+    them, the schedule's length at least (OneCycleLR keeps ``total_steps``)."""
+    if not isinstance(ck, dict):
+        return None
+    if isinstance(ck.get("settings"), dict):
+        return dict(ck["settings"])
+    total = ck.get("sched", {}).get("total_steps") if isinstance(ck.get("sched"), dict) else None
+    return None if total is None else {"steps": int(total)}
+
+
 def train(config: TrainConfig, out_dir: Path) -> Path:
     """Train (or resume) and return the path of the final ``model.pt``.
 
     Nothing is written to ``out_dir`` before the data are loaded and a checkpoint found
     there (``last.pt``) is known to fit ``config``.
     """
-    from discquant.errors import InvalidInputError
-
     if config.steps < MIN_STEPS:
         # OneCycleLR warms up over the first 10 % of the steps and divides by their count.
         raise InvalidInputError(f"steps is {config.steps}; a run needs at least {MIN_STEPS}")
     torch.set_num_threads(config.threads)
     _set_seeds(config.seed)
     root = Path(config.data_root)
+    if not root.is_dir():
+        raise InputNotFoundError(
+            "real-data folder not found (data_root is relative to the folder the command runs in)",
+            path=root,
+        )
     names = None
     if config.train_subjects is not None:
         names = list(config.train_subjects) + list(config.val_subjects)
     real = load_real_subjects(root, config.classes, spacing_mm=config.spacing_mm, names=names)
+    unknown = sorted(set(names or config.val_subjects) - {s.name for s in real})
+    if unknown:
+        # a mistyped held-out subject would silently be trained on
+        raise InvalidInputError(f"no real subject named {', '.join(unknown)}", path=root)
     val = [s for s in real if s.name in config.val_subjects]
     train_set = [s for s in real if s.name not in config.val_subjects]
     if config.phantom_train_seeds:
@@ -387,6 +415,15 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
     last = out_dir / "last.pt"
     if last.exists():
         ck = read_torch_file(last, what="training checkpoint")
+        trained_for = _checkpoint_settings(ck) or {}
+        current = _resume_settings(config)
+        changed = sorted(k for k in trained_for if trained_for[k] != current.get(k))
+        if changed:
+            raise InvalidInputError(
+                f"this checkpoint was trained with other settings ({', '.join(changed)}); "
+                "resume with the same configuration or use another --out folder",
+                path=last,
+            )
         try:
             net.load_state_dict(ck["model"])
             opt.load_state_dict(ck["opt"])
@@ -422,6 +459,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
                 "sampler_rng": sampler.rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
                 "augment_rng": random_states(sampler.augment),
+                "settings": _resume_settings(config),
             },
             last,
         )
