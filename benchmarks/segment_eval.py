@@ -5,8 +5,9 @@
     .venv/bin/python benchmarks/segment_eval.py phantom --model MODEL --n 100 --out ...
 
 ``cv``: each fold's model (``RUNS/segment-cvK/model.pt``) segments its held-out real
-subjects (the ``val_subjects`` of ``configs/segment-cvK.yaml``, K = 0..4: five folds of
-two subjects, so each model trains on eight of the ten, the shipped one on all ten); the
+subjects (the ``val_subjects`` of ``configs/segment-cvK.yaml``, K = 0..4: five folds split
+by patient, one to four volumes each, since vb1x02/03 and vb1x06/07/08 are one patient
+scanned with several sequences; the shipped model trains on all ten); the
 predictions and the references (converted to SPINEPS labels) are then scored exactly as
 ``discquant evaluate segment --pred DIR --ref DIR`` does.
 ``midsag``: fraction of SPIDER / Sudirman mid-sagittal slices where L3-L4, L4-L5 and
