@@ -391,3 +391,15 @@ def test_cli_bland_altman_leaves_no_plot_when_the_json_cannot_be_written(tmp_pat
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2, res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json", "pred.tsv", "ref.tsv"]
+
+
+@pytest.mark.parametrize("column", ["level", "subject"])
+def test_comparing_the_disc_key_columns_is_bad_input(tmp_path: Path, column: str) -> None:
+    """``--column level`` crashed with KeyError('level') (exit 1)."""
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["s1\tL4-L5\t3", "s1\tL5-S1\t4"])
+    res = CliRunner().invoke(
+        app, ["evaluate", "grade", "--pred", str(ref), "--ref", str(ref), "--column", column]
+    )
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and f"'{column}' names the disc" in lines[0], res.output

@@ -565,3 +565,40 @@ def test_train_grade_with_a_missing_data_folder_writes_nothing(tmp_path: Path) -
     result = CliRunner().invoke(app, ["train", "grade", "--config", str(config), "-o", str(out)])
     assert result.exit_code == 2, result.output
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"folds": 1}, {"folds": 0}, {"epochs": 0}, {"batch_size": 0}, {"seeds_per_fold": 0},
+        {"seed": -1}, {"holdout_patients": -5}, {"cv_folds": [7]}, {"cv_folds": []},
+        {"phantoms_train": 80, "phantoms_test": 50, "phantom_test_seed0": 1000},
+        {"tta_shifts": [(0, 0), (60, 0)]},
+    ],
+)  # fmt: skip
+def test_settings_that_cannot_train_are_refused_on_load(bad: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
+    """These trained on nothing and reported metrics, shipped an untrained network, tested
+    on training phantoms, or crashed with a traceback (some after a whole fold)."""
+    import yaml
+
+    from discquant.grade.train_config import load_config
+
+    path = tmp_path / "grade.yaml"
+    path.write_text(yaml.safe_dump({k: [list(v) for v in val] if k == "tta_shifts" else val
+                                    for k, val in bad.items()}))  # fmt: skip
+    with pytest.raises(InvalidInputError) as info:
+        load_config(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_command_line_overrides_are_checked_like_the_file(tmp_path: Path) -> None:
+    from discquant.grade.train_config import load_config, validated_update
+
+    path = tmp_path / "grade.yaml"
+    path.write_text("folds: 5\n")
+    cfg = load_config(path)
+    with pytest.raises(InvalidInputError, match="cv_folds"):
+        validated_update(cfg, {"cv_folds": [9]}, path)
+    path.write_bytes(b"# caf\xe9\n")  # not UTF-8
+    with pytest.raises(InvalidInputError, match="invalid grade config"):
+        load_config(path)

@@ -42,7 +42,7 @@ def train_grade_cmd(
     setup_logging(quiet=quiet)
     with user_errors():
         from discquant.grade.train import run_training
-        from discquant.grade.train_config import load_config
+        from discquant.grade.train_config import load_config, validated_update
 
         cfg = load_config(config)
         upd: dict[str, object] = {}
@@ -62,7 +62,7 @@ def train_grade_cmd(
 
                 raise InvalidInputError(f"--ship must be 'final' or 'folds', not {ship!r}")
             upd["ship"] = ship
-        cfg = cfg.model_copy(update=upd)
+        cfg = validated_update(cfg, upd, config)
         check_output_folder(out)
         summary = run_training(cfg, out)  # reads and checks the data before creating out
         summary.pop("final_losses", None)

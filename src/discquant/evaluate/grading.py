@@ -425,6 +425,9 @@ def evaluate_tables(
 
     from discquant.errors import InvalidInputError
 
+    for col in (pred_column, ref_column, score_column):
+        if col in ("subject", "level"):
+            raise InvalidInputError(f"{col!r} names the disc; it cannot be a compared column")
     p = read_table(pred)
     r = read_table(ref)
     for df, col, path in ((p, pred_column, pred), (r, ref_column, ref)):

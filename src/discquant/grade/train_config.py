@@ -42,7 +42,7 @@ class GradeTrainConfig(BaseModel):
     """``configs/grade.yaml``."""
 
     model_config = ConfigDict(extra="forbid")
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     target: Literal["pfirrmann", "herniation"] = "pfirrmann"
     """What the network learns: the Pfirrmann grade (5 classes) or herniation yes/no."""
     sudirman: Path | None = Path("../shared/data/sudirman-midsag-t2")
@@ -50,17 +50,17 @@ class GradeTrainConfig(BaseModel):
     sudirman_locate: Literal["boxes", "masks"] = "boxes"
     """Where Sudirman crops are placed: by the annotated boxes, or as ``analyze`` places
     them, by the segmentation model's disc (``discquant.grade.data.sudirman_discs``)."""
-    holdout_patients: int = 50
-    folds: int = 5
+    holdout_patients: int = Field(default=50, ge=0)
+    folds: int = Field(default=5, ge=2)
     cross_validate: bool = True
     cv_folds: list[int] | None = None
     """Run only these folds (to spread cross-validation over processes); None = all."""
-    seeds_per_fold: int = 1
+    seeds_per_fold: int = Field(default=1, ge=1)
     """Networks trained per fold, each from its own seed; the fold's CV predictions are
     their mean, and ``ship: folds`` ships every one of them."""
     train_final: bool = True
-    epochs: int = 40
-    batch_size: int = 32
+    epochs: int = Field(default=40, ge=1)
+    batch_size: int = Field(default=32, ge=1)
     lr: float = 1e-3
     weight_decay: float = 1e-4
     class_weight_power: float = 1.0
@@ -70,7 +70,7 @@ class GradeTrainConfig(BaseModel):
     (SORD, Díaz & Marathe, CVPR 2019), ``softmax(-phi × (k - grade)²)`` over the grades
     k, which tells the network that a neighbouring grade is a smaller mistake."""
     num_threads: int = 1
-    phantoms_train: int = 0
+    phantoms_train: int = Field(default=0, ge=0)
     """Phantom studies (5 lumbar discs each, random grades) added to the final training
     (and to each fold's with ``phantoms_in_folds``)."""
     phantoms_in_folds: bool = False
@@ -80,7 +80,7 @@ class GradeTrainConfig(BaseModel):
     """The model written to ``pfirrmann.pt``: ``final``, one network trained on every
     non-held-out patient; ``folds``, the mean probability of the cross-validation fold
     networks (as nnU-Net ships its five folds; needs all folds)."""
-    phantoms_test: int = 0
+    phantoms_test: int = Field(default=0, ge=0)
     """Unseen phantom studies to measure the shipped model's exact accuracy on."""
     phantom_train_seed0: int = 1000
     phantom_test_seed0: int = 5000
@@ -109,6 +109,17 @@ def config_problem(cfg: GradeTrainConfig) -> str | None:
         return "ship: folds needs cross_validate on and every fold run"
     if cfg.target != "pfirrmann" and (cfg.phantoms_train > 0 or cfg.phantoms_test > 0):
         return "phantom studies carry Pfirrmann grades only: set phantoms_train/test to 0"
+    if cfg.cv_folds is not None and (
+        not cfg.cv_folds or any(not 0 <= k < cfg.folds for k in cfg.cv_folds)
+    ):
+        return f"cv_folds must name folds 0..{cfg.folds - 1}"
+    train_seeds = range(cfg.phantom_train_seed0, cfg.phantom_train_seed0 + cfg.phantoms_train)
+    test_seeds = range(cfg.phantom_test_seed0, cfg.phantom_test_seed0 + cfg.phantoms_test)
+    if set(train_seeds) & set(test_seeds):
+        return "the unseen test phantoms share seeds with the training phantoms"
+    rows, cols = cfg.crop.shape
+    if any(abs(r) >= rows or abs(c) >= cols for r, c in cfg.tta_shifts):
+        return f"a test-time shift is as large as the {rows}×{cols} crop"
     return None
 
 
@@ -123,7 +134,7 @@ def load_config(path: Path) -> GradeTrainConfig:
         raise InputNotFoundError("config file not found", path=path)
     try:
         return GradeTrainConfig.model_validate(yaml.safe_load(path.read_text()) or {})
-    except (ValidationError, yaml.YAMLError) as exc:
+    except (ValidationError, yaml.YAMLError, UnicodeDecodeError) as exc:
         why = validation_summary(exc) if isinstance(exc, ValidationError) else exc
         raise InvalidInputError(f"invalid grade config: {why}", path=path) from exc
 
@@ -142,3 +153,15 @@ def fold_config_sha256(cfg: GradeTrainConfig) -> str:
     """
     blob = cfg.model_dump(mode="json", exclude=_NOT_IN_FOLD_NETWORKS)
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def validated_update(cfg: GradeTrainConfig, update: dict[str, Any], path: Path) -> GradeTrainConfig:
+    """``cfg`` with command-line overrides, checked as the file was (``model_copy`` is not)."""
+    from pydantic import ValidationError
+
+    try:
+        return GradeTrainConfig.model_validate({**cfg.model_dump(), **update})
+    except ValidationError as exc:
+        raise InvalidInputError(
+            f"invalid grade config: {validation_summary(exc)}", path=path
+        ) from exc
