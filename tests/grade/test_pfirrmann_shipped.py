@@ -18,9 +18,10 @@ import pytest
 from discquant.evaluate.grading import grade_agreement
 from discquant.grade import grade_disc_crops, load_pfirrmann_model
 
-# measured on these subsets with the shipped weights (see the model card)
-REAL_BALANCED_ACCURACY = 0.624
-REAL_KAPPA_LINEAR = 0.712
+# measured on these subsets with the shipped weights (see the model card), 2026-12-04,
+# with the border-repeating test-time shifts
+REAL_BALANCED_ACCURACY = 0.622
+REAL_KAPPA_LINEAR = 0.717
 REAL_WITHIN_ONE = 0.982
 PHANTOM_EXACT = 1.0
 # Inference is deterministic; the margins allow a disc or two to flip with float

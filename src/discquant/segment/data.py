@@ -202,9 +202,19 @@ def _subject(
 
 
 def load_real_subjects(
-    root: Path, classes: Sequence[str], *, spacing_mm: float, names: Sequence[str] | None = None
+    root: Path,
+    classes: Sequence[str],
+    *,
+    spacing_mm: float,
+    names: Sequence[str] | None = None,
+    ignore_above_mm: float | None = 2.0,
 ) -> list[TrainSubject]:
-    """Load the real disc and vertebra sets from ``root`` (``../shared/data``)."""
+    """Load the real disc and vertebra sets from ``root`` (``../shared/data``).
+
+    ``ignore_above_mm``: ignore what lies this far above the highest labelled instance
+    (:func:`unlabelled_above`); None teaches it as "not a disc" / "not a body", as the
+    shipped model was trained.
+    """
     subjects: list[TrainSubject] = []
     disc_dir = root / "lumbar-t2-discs"
     disc_groups: Groups = [
@@ -224,6 +234,7 @@ def load_real_subjects(
                 img.with_name(f"{sub}_dseg.nii.gz"),
                 disc_groups,
                 spacing_mm,
+                ignore_above_mm=ignore_above_mm,
             )
         )
     vb_dir = root / "lumbar-t2-vertebrae"
@@ -241,7 +252,12 @@ def load_real_subjects(
             mapping[1] = 2
         elif lowest_is_s1:
             mapping[1] = IGNORE
-        subjects.append(_subject(sub, "lumbar-t2-vertebrae", img, mapping, seg, groups, spacing_mm))
+        subjects.append(
+            _subject(
+                sub, "lumbar-t2-vertebrae", img, mapping, seg, groups, spacing_mm,
+                ignore_above_mm=ignore_above_mm,
+            )
+        )  # fmt: skip
     logger.info("loaded %d real subjects from %s", len(subjects), root)
     return subjects
 

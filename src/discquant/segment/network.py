@@ -97,10 +97,15 @@ class MarginalDiceCELoss(torch.nn.Module):
     (:func:`dice_pixels`). With singleton groups this is plain DiceCE.
     """
 
-    def __init__(self, *, dice_weight: float = 1.0, ce_weight: float = 1.0) -> None:
+    def __init__(
+        self, *, dice_weight: float = 1.0, ce_weight: float = 1.0, certain_pixels: bool = True
+    ) -> None:
         super().__init__()
         self.dice_weight = dice_weight
         self.ce_weight = ce_weight
+        self.certain_pixels = certain_pixels
+        """False: the Dice of the shipped model's training (groups other than 0 scored,
+        every pixel outside a group counted as a negative; see :func:`dice_pixels`)."""
         self.dice = DiceLoss(include_background=True, softmax=False, to_onehot_y=False)
 
     def forward(
@@ -123,11 +128,14 @@ class MarginalDiceCELoss(torch.nn.Module):
                 safe = torch.where(valid, tgt, torch.zeros_like(tgt))
                 nll = -merged_logp.gather(0, safe[None])[0]
                 ce_terms.append(nll[valid].mean())
-            scored = dice_groups(g)
+            scored = dice_groups(g) if self.certain_pixels else list(range(1, len(g)))
             if scored:
                 prob, truth = [], []
                 for gi in scored:
-                    pos, neg = dice_pixels(g, gi)
+                    if self.certain_pixels:
+                        pos, neg = dice_pixels(g, gi)
+                    else:
+                        pos, neg = [gi], [j for j in range(len(g)) if j != gi]
                     is_pos = torch.isin(tgt, torch.tensor(pos)) & valid
                     counted = is_pos | (torch.isin(tgt, torch.tensor(neg)) & valid)
                     prob.append(merged_logp[gi].exp() * counted)

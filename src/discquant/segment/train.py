@@ -71,6 +71,12 @@ class TrainConfig:
     phantom_weight: float = 0.3
     phantom_cache: str | None = None
     max_steps_this_run: int | None = None
+    #: Dice only on pixels whose label is certain about the group (network.dice_pixels);
+    #: False: every pixel outside the group is a negative (the shipped model's training).
+    dice_certain_pixels: bool = True
+    #: Ignore real pixels this far (mm) above the highest labelled instance
+    #: (data.unlabelled_above); None: teach them as "not a disc"/"not a body" (shipped).
+    ignore_above_label_mm: float | None = 2.0
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides: Any) -> TrainConfig:
@@ -370,7 +376,13 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
     names = None
     if config.train_subjects is not None:
         names = list(config.train_subjects) + list(config.val_subjects)
-    real = load_real_subjects(root, config.classes, spacing_mm=config.spacing_mm, names=names)
+    real = load_real_subjects(
+        root,
+        config.classes,
+        spacing_mm=config.spacing_mm,
+        names=names,
+        ignore_above_mm=config.ignore_above_label_mm,
+    )
     unknown = sorted(set(names or config.val_subjects) - {s.name for s in real})
     if unknown:
         # a mistyped held-out subject would silently be trained on
@@ -402,7 +414,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=config.lr, total_steps=config.steps, pct_start=0.1
     )
-    loss_fn = MarginalDiceCELoss()
+    loss_fn = MarginalDiceCELoss(certain_pixels=config.dice_certain_pixels)
     sampler = SliceSampler(
         train_set,
         patch=config.patch,
