@@ -250,15 +250,9 @@ def test_visit_and_clinical_trial_attributes_do_not_reach_seg_or_sr(
     for ds in sources:
         for keyword, value in values.items():
             setattr(ds, keyword, value)
-        issuer = pydicom.Dataset()
-        issuer.LocalNamespaceEntityID = "ISSUERACCQQ"
-        ds.IssuerOfAccessionNumberSequence = [issuer]
-        referring = pydicom.Dataset()
-        referring.PersonTelephoneNumbers = "555-0199"
-        ds.ReferringPhysicianIdentificationSequence = [referring]
-        consulting = pydicom.Dataset()
-        consulting.PersonTelephoneNumbers = "555-XYZ"
-        ds.ConsultingPhysicianIdentificationSequence = [consulting]
+        ds.IssuerOfAccessionNumberSequence = [_item(LocalNamespaceEntityID="ISSUERACCQQ")]
+        ds.ReferringPhysicianIdentificationSequence = [_item(PersonTelephoneNumbers="555-0199")]
+        ds.ConsultingPhysicianIdentificationSequence = [_item(PersonTelephoneNumbers="555-XYZ")]
     paths = write_outputs(
         _own_result(synthetic), tmp_path, source_t2_datasets=sources, keep_phi=False
     )
@@ -300,13 +294,17 @@ def test_identifying_values_for_redaction_include_nested_and_multiple_values() -
     ds.PatientPosition = "HFS"
     ds.SeriesDescription = "T2 TSE SAG"
     ds.OtherPatientIDs = ["OPID-111", "OPID-222"]
-    other = pydicom.Dataset()
-    other.PatientID = "NESTED-PID"
-    ds.OtherPatientIDsSequence = [other]
-    issuer = pydicom.Dataset()
-    issuer.LocalNamespaceEntityID = "ISSUER-ACC"
-    ds.IssuerOfAccessionNumberSequence = [issuer]
+    ds.OtherPatientIDsSequence = [_item(PatientID="NESTED-PID")]
+    ds.IssuerOfAccessionNumberSequence = [_item(LocalNamespaceEntityID="ISSUER-ACC")]
     ds.AdmissionID = "ADM-777"
     assert phi_values([ds]) == {
         "Doe^Jane", "OPID-111", "OPID-222", "NESTED-PID", "ISSUER-ACC", "ADM-777"
     }  # fmt: skip
+
+
+def _item(**attributes: str) -> pydicom.Dataset:
+    """A sequence item holding ``attributes``."""
+    item = pydicom.Dataset()
+    for keyword, value in attributes.items():
+        setattr(item, keyword, value)
+    return item

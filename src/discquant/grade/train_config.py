@@ -126,16 +126,26 @@ def config_problem(cfg: GradeTrainConfig) -> str | None:
 def load_config(path: Path) -> GradeTrainConfig:
     """Read and validate a YAML config; relative data paths are kept as written."""
     import yaml
-    from pydantic import ValidationError
 
     if not path.is_file():
         from discquant.errors import InputNotFoundError
 
         raise InputNotFoundError("config file not found", path=path)
     try:
-        return GradeTrainConfig.model_validate(yaml.safe_load(path.read_text()) or {})
-    except (ValidationError, yaml.YAMLError, UnicodeDecodeError) as exc:
-        why = validation_summary(exc) if isinstance(exc, ValidationError) else exc
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InvalidInputError(f"invalid grade config: {exc}", path=path) from exc
+    return _validated(raw, path)
+
+
+def _validated(raw: dict[str, Any], path: Path) -> GradeTrainConfig:
+    """``raw`` as a checked config, or a one-line error naming ``path``."""
+    from pydantic import ValidationError
+
+    try:
+        return GradeTrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        why = validation_summary(exc)
         raise InvalidInputError(f"invalid grade config: {why}", path=path) from exc
 
 
@@ -157,11 +167,4 @@ def fold_config_sha256(cfg: GradeTrainConfig) -> str:
 
 def validated_update(cfg: GradeTrainConfig, update: dict[str, Any], path: Path) -> GradeTrainConfig:
     """``cfg`` with command-line overrides, checked as the file was (``model_copy`` is not)."""
-    from pydantic import ValidationError
-
-    try:
-        return GradeTrainConfig.model_validate({**cfg.model_dump(), **update})
-    except ValidationError as exc:
-        raise InvalidInputError(
-            f"invalid grade config: {validation_summary(exc)}", path=path
-        ) from exc
+    return _validated({**cfg.model_dump(), **update}, path)

@@ -129,11 +129,10 @@ def sample(
     post_lut = comps.posterior().astype(np.float32)
     tex_amp = comps.lut(lambda c: c.tissue.texture)
     ref_lut = luts[0] if texture_lut is None else texture_lut
-    ref_tex = ref_lut * tex_amp
-    ref_sig = np.zeros(grid.shape)
+    # averaged like the signals: the signals, the texture numerator and its weight
+    averaged = [*luts, ref_lut * tex_amp, ref_lut]
     nK = grid.shape[2]
-    sig = [np.zeros(grid.shape) for _ in luts]
-    tex_num = np.zeros(grid.shape)
+    sums = [np.zeros(grid.shape) for _ in averaged]
     labels = np.zeros(grid.shape, dtype=np.int16)
     nucleus = np.zeros(grid.shape, dtype=np.uint8)
     posterior = np.zeros(grid.shape, dtype=np.uint8)
@@ -142,16 +141,10 @@ def sample(
     centre_idx = (sub[0] // 2) * sub[1] * sub[2] + (sub[1] // 2) * sub[2] + sub[2] // 2
     for k in range(nK):
         first, mixed, smp = _blocks(fine[k * sk : (k + 1) * sk], sub)
-        for i, lut in enumerate(luts):
+        for i, lut in enumerate(averaged):
             v = lut[first].astype(np.float64)
             v[mixed] = lut[smp].mean(axis=1, dtype=np.float64)
-            sig[i][:, :, k] = v
-        v = ref_tex[first].astype(np.float64)
-        v[mixed] = ref_tex[smp].mean(axis=1, dtype=np.float64)
-        tex_num[:, :, k] = v
-        v = ref_lut[first].astype(np.float64)
-        v[mixed] = ref_lut[smp].mean(axis=1, dtype=np.float64)
-        ref_sig[:, :, k] = v
+            sums[i][:, :, k] = v
         lab = lab_lut[first]
         ls = lab_lut[smp]
         differ = ls.min(axis=1) != ls.max(axis=1)  # compartments differ, labels may not
@@ -168,6 +161,7 @@ def sample(
         posterior[:, :, k] = post
         pure[:, :, k] = np.where(mixed, -1, first.astype(np.int16))
     # Texture: a smooth field sampled at voxel centres, weighted by each tissue's amplitude.
+    sig, (tex_num, ref_sig) = sums[: len(luts)], sums[len(luts) :]
     zc, yc, xc = grid.axes()
     tex = np.stack([renderer.texture.plane(float(x), yc, zc) for x in xc], axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):

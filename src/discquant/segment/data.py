@@ -24,14 +24,13 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import nibabel as nib
 import numpy as np
 import numpy.typing as npt
 import torch
 
-from discquant.errors import InputNotFoundError, InvalidInputError
+from discquant.errors import InvalidInputError
+from discquant.io.nifti import read_volume
 from discquant.io.study import Volume
 from discquant.segment.network import IGNORE
 from discquant.segment.preprocess import reorient, to_network_grid
@@ -71,24 +70,10 @@ class TrainSubject:
     slice_mm: float = 1.0
 
 
-def _read(path: Path) -> Any:
-    """A NIfTI image with its data read, or a one-line error naming the file."""
-    import zlib
-
-    try:
-        img: Any = nib.load(str(path))
-        img.get_fdata(dtype=np.float32)  # reads (and checks) the whole file now
-    except FileNotFoundError as exc:
-        raise InputNotFoundError("training image or label map not found", path=path) from exc
-    except (OSError, EOFError, ValueError, zlib.error, nib.filebasedimages.ImageFileError) as exc:
-        raise InvalidInputError(f"cannot read this NIfTI file ({exc})", path=path) from exc
-    return img
-
-
 def load_nifti_volume(path: Path) -> Volume:
-    """A NIfTI file as a :class:`Volume` (float32 data); one-line error if unreadable."""
-    img = _read(path)
-    return Volume(data=np.asarray(img.dataobj, dtype=np.float32), affine=img.affine)
+    """A NIfTI file as a float32 :class:`Volume`, with the importer's one-line errors
+    (:func:`discquant.io.nifti.read_volume`) for missing or unreadable files."""
+    return read_volume(path)
 
 
 def _group_index(classes: Sequence[str], members: Sequence[str]) -> tuple[int, ...]:
@@ -138,10 +123,7 @@ def unlabelled_above(
     values = [int(v) for v in np.unique(labels) if v > 0]
     if not values:
         return np.zeros(labels.shape, dtype=bool)
-    rows_of = np.arange(labels.shape[1])[None, :, None]
-    highest = min(
-        values, key=lambda v: float(np.broadcast_to(rows_of, labels.shape)[labels == v].mean())
-    )
+    highest = min(values, key=lambda v: float(np.nonzero(labels == v)[1].mean()))
     n_rows = labels.shape[1]
     rows = np.arange(n_rows)[:, None]
     projected = (labels == highest).any(axis=0)  # (rows, cols)
@@ -164,10 +146,9 @@ def _subject(
     ignore_above_mm: float | None = 2.0,
 ) -> TrainSubject:
     vol = load_nifti_volume(image_path)
-    label_img = _read(label_path)
-    raw = np.asarray(label_img.dataobj).astype(np.int32)
-    label_affine = np.asarray(label_img.affine, dtype=float)
-    if raw.shape[:3] != vol.data.shape[:3] or not np.allclose(label_affine, vol.affine, atol=1e-3):
+    label = read_volume(label_path)
+    raw = label.data.astype(np.int32)
+    if raw.shape[:3] != vol.data.shape[:3] or not np.allclose(label.affine, vol.affine, atol=1e-3):
         raise InvalidInputError(
             f"label map is not on the grid of {image_path.name} "
             f"(shape {raw.shape} against {vol.data.shape})",
@@ -243,7 +224,7 @@ def load_real_subjects(
         if names is not None and sub not in names:
             continue
         seg = img.with_name(f"{sub}_vbseg.nii.gz")
-        n_labels = int(np.asarray(_read(seg).dataobj).max())
+        n_labels = int(read_volume(seg).data.max())
         lowest_is_s1 = sub.startswith("sub-vb1x")
         groups: Groups = [_others(classes, ("body",)), _group_index(classes, ("body",))]
         mapping = dict.fromkeys(range(1, n_labels + 1), 1)

@@ -63,7 +63,9 @@ def input_channels(meta: dict[str, Any]) -> int:
     return 3 if float(meta.get("context_mm") or 0.0) > 0 else 1
 
 
-def dice_pixels(groups: Sequence[Sequence[int]], gi: int) -> tuple[list[int], list[int]]:
+def dice_pixels(
+    groups: Sequence[Sequence[int]], gi: int, *, certain: bool = True
+) -> tuple[list[int], list[int]]:
     """Target groups whose pixels are positives and negatives for group ``gi``'s Dice.
 
     A pixel whose target group lies inside group ``gi`` is a positive; one whose target
@@ -72,17 +74,22 @@ def dice_pixels(groups: Sequence[Sequence[int]], gi: int) -> tuple[list[int], li
     class, for the sacrum group) may or may not belong to it and is left out. Counting
     such pixels as negatives punished correct predictions: "sacrum" on the unlabelled
     lower sacrum of the vertebra set, "body" wherever the phantom's background is.
+    ``certain=False`` is that earlier rule, which the shipped model was trained with:
+    only group ``gi`` itself is positive, every other group negative.
     """
+    if not certain:
+        return [gi], [j for j in range(len(groups)) if j != gi]
     member = set(groups[gi])
     pos = [j for j, t in enumerate(groups) if set(t) <= member]
     neg = [j for j, t in enumerate(groups) if not set(t) & member]
     return pos, neg
 
 
-def dice_groups(groups: Sequence[Sequence[int]]) -> list[int]:
+def dice_groups(groups: Sequence[Sequence[int]], *, certain: bool = True) -> list[int]:
     """The groups that get a Dice term: not group 0 and none that holds the background
-    class (index 0), as ``include_background=False`` leaves background out."""
-    return [gi for gi, g in enumerate(groups) if gi > 0 and 0 not in g]
+    class (index 0), as ``include_background=False`` leaves background out
+    (``certain=False``, the shipped model's rule: every group but 0)."""
+    return [gi for gi, g in enumerate(groups) if gi > 0 and (0 not in g or not certain)]
 
 
 class MarginalDiceCELoss(torch.nn.Module):
@@ -128,14 +135,11 @@ class MarginalDiceCELoss(torch.nn.Module):
                 safe = torch.where(valid, tgt, torch.zeros_like(tgt))
                 nll = -merged_logp.gather(0, safe[None])[0]
                 ce_terms.append(nll[valid].mean())
-            scored = dice_groups(g) if self.certain_pixels else list(range(1, len(g)))
+            scored = dice_groups(g, certain=self.certain_pixels)
             if scored:
                 prob, truth = [], []
                 for gi in scored:
-                    if self.certain_pixels:
-                        pos, neg = dice_pixels(g, gi)
-                    else:
-                        pos, neg = [gi], [j for j in range(len(g)) if j != gi]
+                    pos, neg = dice_pixels(g, gi, certain=self.certain_pixels)
                     is_pos = torch.isin(tgt, torch.tensor(pos)) & valid
                     counted = is_pos | (torch.isin(tgt, torch.tensor(neg)) & valid)
                     prob.append(merged_logp[gi].exp() * counted)
