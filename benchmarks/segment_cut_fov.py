@@ -1,23 +1,41 @@
 """Level naming when the field of view ends above the sacrum (run by hand; needs ../shared).
 
-    .venv/bin/python benchmarks/segment_cut_fov.py
+    .venv/bin/python benchmarks/segment_cut_fov.py [--model M] [--limit N] [--out F.json]
+        [--min-sacrum-reach R]    # R = 0 switches the reach rule off (the ablation)
 
-Each real labelled volume of ``lumbar-t2-discs`` and four of ``lumbar-t2-vertebrae`` is
-cut through the L4 and through the L5 body (from its own labels), so no sacrum is in
-view; the shipped model must then flag ``sacrum_not_in_fov`` rather than name the
-lowest visible disc L5-S1 silently. Prints each crop's last two names and flags, and
-how many crops went unflagged.
+Two sets of crops, each segmented and named with no sacrum (or only part of it) in view:
+
+1. ``volumes``: each real labelled volume of ``lumbar-t2-discs`` and four of
+   ``lumbar-t2-vertebrae``, cut through the L4 and through the L5 body (from their own
+   labels). Every crop must be flagged ``sacrum_not_in_fov``.
+2. ``midsag``: the 605 real mid-sagittal slices of ``spider-midsag-t2`` and
+   ``sudirman-midsag-t2``, cut at six heights placed from the model's own names on the
+   whole slice (its L3-L4, L4-L5 and L5-S1 centres; ``d`` = the L4-L5 → L5-S1 distance):
+   through the L4 body, through the L5 body, 0.3 d / 0.2 d / 0.1 d above the L5-S1
+   centre (the lower L5 body, its endplate, the top of the disc), and 0.5 d below it
+   (in S1). A crop is *named one level off* when its lowest named disc is not the one
+   the whole slice calls L5-S1 (nearest centre); *silent* when that happens without the
+   flag. The whole slices are counted too: a flag there is a false alarm when the
+   whole slice names L5-S1 with the sacrum below it.
+
+Prints a table per crop height and the totals; the level-naming rule it measures is
+``discquant.segment.levels._reaches_below``.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+from collections import Counter
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
 from discquant.io.study import Volume
-from discquant.segment import load_segmentation_model, segment_spine
+from discquant.segment import levels, load_segmentation_model, segment_spine
+from discquant.segment.data import load_nifti_volume
+from discquant.segment.infer import SegmentationModel
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CASES = [  # (image, labels, kind)
@@ -27,6 +45,17 @@ CASES = [  # (image, labels, kind)
         (f"lumbar-t2-vertebrae/sub-{s}_mr.nii.gz", f"lumbar-t2-vertebrae/sub-{s}_vbseg.nii.gz", k)
         for s, k in (("vb2x02", "vb2"), ("vb2x04", "vb2"), ("vb1x02", "vb1"), ("vb1x06", "vb1"))
     ),
+]
+NO_SACRUM = "sacrum_not_in_fov"
+# Crop heights on a mid-sagittal slice: (name, reference disc, fraction of d below it).
+# Negative fractions lie above the reference disc's centre.
+HEIGHTS = [
+    ("L4 body", "L3-L4", 0.5),
+    ("L5 body", "L4-L5", 0.5),
+    ("0.3 d above L5-S1", "L5-S1", -0.3),
+    ("0.2 d above L5-S1", "L5-S1", -0.2),
+    ("0.1 d above L5-S1", "L5-S1", -0.1),
+    ("S1 (0.5 d below L5-S1)", "L5-S1", 0.5),
 ]
 
 
@@ -40,8 +69,7 @@ def cut_rows(labels: np.ndarray, kind: str) -> list[int]:
     return [int(r.mean()) for r in rows if len(r)]
 
 
-def main() -> None:
-    model = load_segmentation_model()
+def run_volumes(model: SegmentationModel) -> dict[str, int]:
     total = unflagged = 0
     for image, labels, kind in CASES:
         img = nib.load(str(DATA / image))
@@ -49,12 +77,88 @@ def main() -> None:
         ref = np.asarray(nib.load(str(DATA / labels)).dataobj).astype(int)
         for row in cut_rows(ref, kind):
             seg = segment_spine(Volume(np.ascontiguousarray(data[:row]), img.affine), model=model)
-            flagged = "sacrum_not_in_fov" in seg.flags
             total += 1
-            unflagged += not flagged
+            unflagged += NO_SACRUM not in seg.flags
             names = [lv.name for lv in seg.levels][-2:]
             print(f"{Path(image).name:28s} cut at row {row:3d}: {names} {seg.flags}")
-    print(f"crops without a sacrum left unflagged: {unflagged} of {total}")
+    print(f"volume crops without a sacrum left unflagged: {unflagged} of {total}\n")
+    return {"crops": total, "unflagged": unflagged}
+
+
+def _row(vol: Volume, centre_mm: np.ndarray) -> float:
+    return float((np.linalg.inv(vol.affine) @ np.append(centre_mm, 1.0))[0])
+
+
+def run_midsag(model: SegmentationModel, limit: int | None) -> dict[str, Counter[str]]:
+    counts: dict[str, Counter[str]] = {name: Counter() for name, _, _ in HEIGHTS}
+    whole: Counter[str] = Counter()
+    paths = [
+        p
+        for name in ("spider-midsag-t2", "sudirman-midsag-t2")
+        for p in sorted((DATA / name).glob("sub-*_T2w.nii.gz"))[:limit]
+    ]
+    for p in paths:
+        vol = load_nifti_volume(p)
+        seg = segment_spine(vol, model=model)
+        whole["slices"] += 1
+        centres = {lv.name: np.array(lv.centroid_mm) for lv in seg.levels}
+        if NO_SACRUM in seg.flags or "L5-S1" not in centres:
+            whole["flagged or no L5-S1"] += 1
+            continue
+        whole["named from a sacrum"] += 1
+        d = _row(vol, centres["L5-S1"]) - _row(vol, centres["L4-L5"])
+        data = np.asarray(vol.data)
+        for name, ref, fraction in HEIGHTS:
+            if ref not in centres:
+                continue
+            row = round(_row(vol, centres[ref]) + fraction * d)
+            if not 0 < row < data.shape[0] - 2:
+                continue
+            try:
+                crop = segment_spine(
+                    Volume(np.ascontiguousarray(data[:row]), vol.affine), model=model
+                )
+            except Exception as exc:  # a crop too small to segment is not a crop to count
+                print(f"{p.name}: {name}: {exc}")
+                continue
+            c = counts[name]
+            c["crops"] += 1
+            flagged = NO_SACRUM in crop.flags
+            c["flagged"] += flagged
+            if not crop.levels:
+                c["no discs"] += 1
+                continue
+            low = np.array(crop.levels[-1].centroid_mm)
+            nearest = min(centres, key=lambda k: float(np.linalg.norm(centres[k] - low)))
+            off = nearest != "L5-S1"
+            c["named one level off"] += off
+            c["silent (off, unflagged)"] += off and not flagged
+            c["flagged though right"] += flagged and not off
+    print(f"whole slices: {dict(whole)}")
+    keys = ["crops", "named one level off", "silent (off, unflagged)", "flagged though right"]
+    print(f"{'crop height':26s}" + "".join(f"{k:>26s}" for k in keys))
+    for name, c in counts.items():
+        print(f"{name:26s}" + "".join(f"{c[k]:>26d}" for k in keys))
+    total = sum(counts.values(), Counter())
+    print(f"{'all':26s}" + "".join(f"{total[k]:>26d}" for k in keys))
+    return {"whole": whole, **counts}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="model.pt (default: the shipped one)")
+    parser.add_argument("--limit", type=int, default=None, help="slices per mid-sagittal set")
+    parser.add_argument("--out", type=Path, default=None, help="write the counts as JSON")
+    parser.add_argument(
+        "--min-sacrum-reach", type=float, default=levels.MIN_SACRUM_REACH,
+        help="disc spacings a sacrum cut by the image edge must reach (0: rule off)",
+    )  # fmt: skip
+    args = parser.parse_args()
+    levels.MIN_SACRUM_REACH = args.min_sacrum_reach
+    model = load_segmentation_model(args.model)
+    result = {"volumes": run_volumes(model), "midsag": run_midsag(model, args.limit)}
+    if args.out is not None:
+        args.out.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

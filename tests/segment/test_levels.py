@@ -82,6 +82,28 @@ def test_small_sacrum_fragments_below_a_cut_field_of_view_are_not_the_sacrum() -
     assert FLAG_NO_SACRUM not in name_levels(cls, AFFINE, sacrum_class=SACRUM).flags
 
 
+@pytest.mark.parametrize(
+    ("last_row", "flagged"),
+    [
+        (150, True),  # the edge cuts the body below the lowest disc: half a body in view
+        (165, True),  # one body height in view: an S1 or an L5 whose lower disc is cut off
+        (180, False),  # 1.44 disc spacings of sacrum in view: past the S1 body
+        (400, False),  # the whole sacrum, not cut by the edge
+    ],
+)
+def test_a_sacrum_cut_by_the_lower_edge_must_reach_past_s1(last_row: int, flagged: bool) -> None:
+    # Discs every 33 mm, the lowest centred on row 132.5; the sacrum starts at row 137.
+    # A field of view ending in the L5 body lets the network call that body "sacrum":
+    # large enough for the size rule, it anchored the names one level off without a flag
+    # (552 of 3,612 real mid-sagittal crops, benchmarks/segment_cut_fov.py).
+    cls = spine(4, sacrum=True)[:last_row]
+    named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
+    assert (FLAG_NO_SACRUM in named.flags) is flagged
+    assert (FLAG_LEVEL_UNCERTAIN in named.flags) is flagged
+    assert (26 in np.unique(named.labels)) is not flagged
+    assert named.levels[-1].name == "L5-S1"
+
+
 def test_without_bodies_only_a_sacrum_below_the_lowest_disc_counts() -> None:
     # No body voxels make the typical body size 0; "no sacrum voxels below" then passed
     # the size rule as a sacrum of 0 voxels, and the lowest disc was named L5-S1 unflagged.
