@@ -194,7 +194,7 @@ def load_real_subjects(
 
     ``ignore_above_mm``: ignore what lies this far above the highest labelled instance
     (:func:`unlabelled_above`); None teaches it as "not a disc" / "not a body", as the
-    shipped model was trained.
+    previous model (v1) was trained.
     """
     subjects: list[TrainSubject] = []
     disc_dir = root / "lumbar-t2-discs"

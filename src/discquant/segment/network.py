@@ -74,7 +74,7 @@ def dice_pixels(
     class, for the sacrum group) may or may not belong to it and is left out. Counting
     such pixels as negatives punished correct predictions: "sacrum" on the unlabelled
     lower sacrum of the vertebra set, "body" wherever the phantom's background is.
-    ``certain=False`` is that earlier rule, which the shipped model was trained with:
+    ``certain=False`` is that earlier rule, which the previous model (v1) was trained with:
     only group ``gi`` itself is positive, every other group negative.
     """
     if not certain:
@@ -88,7 +88,7 @@ def dice_pixels(
 def dice_groups(groups: Sequence[Sequence[int]], *, certain: bool = True) -> list[int]:
     """The groups that get a Dice term: not group 0 and none that holds the background
     class (index 0), as ``include_background=False`` leaves background out
-    (``certain=False``, the shipped model's rule: every group but 0)."""
+    (``certain=False``, v1's rule: every group but 0)."""
     return [gi for gi, g in enumerate(groups) if gi > 0 and (0 not in g or not certain)]
 
 
@@ -111,7 +111,7 @@ class MarginalDiceCELoss(torch.nn.Module):
         self.dice_weight = dice_weight
         self.ce_weight = ce_weight
         self.certain_pixels = certain_pixels
-        """False: the Dice of the shipped model's training (groups other than 0 scored,
+        """False: the Dice of v1's training (groups other than 0 scored,
         every pixel outside a group counted as a negative; see :func:`dice_pixels`)."""
         self.dice = DiceLoss(include_background=True, softmax=False, to_onehot_y=False)
 

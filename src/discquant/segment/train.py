@@ -72,10 +72,10 @@ class TrainConfig:
     phantom_cache: str | None = None
     max_steps_this_run: int | None = None
     #: Dice only on pixels whose label is certain about the group (network.dice_pixels);
-    #: False: every pixel outside the group is a negative (the shipped model's training).
+    #: False: every pixel outside the group is a negative (v1, the previous model).
     dice_certain_pixels: bool = True
     #: Ignore real pixels this far (mm) above the highest labelled instance
-    #: (data.unlabelled_above); None: teach them as "not a disc"/"not a body" (shipped).
+    #: (data.unlabelled_above); None: teach them as "not a disc"/"not a body" (v1).
     ignore_above_label_mm: float | None = 2.0
 
     @classmethod
