@@ -602,3 +602,31 @@ def test_command_line_overrides_are_checked_like_the_file(tmp_path: Path) -> Non
     path.write_bytes(b"# caf\xe9\n")  # not UTF-8
     with pytest.raises(InvalidInputError, match="invalid grade config"):
         load_config(path)
+
+
+@pytest.mark.parametrize(
+    ("update", "message"),
+    [
+        ({"holdout_patients": 9, "folds": 2}, "leaves 1 of 10 patients to train on, fewer than"),
+        ({"holdout_patients": 10, "cross_validate": False}, "leaves 0 of 10 patients to train on:"),
+    ],
+)  # fmt: skip
+def test_a_holdout_that_leaves_a_fold_empty_is_refused_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, update: dict[str, object], message: str
+) -> None:
+    # 10 patients: holding out 9 left one patient for two folds, so one fold trained on
+    # nobody (or the final network on nobody) and its figures were of nothing.
+    _patch_graded_discs(monkeypatch, tmp_path, 20, seed=3)
+    cfg = GradeTrainConfig(arch={"block_inplanes": [8, 8, 16, 16]}, epochs=1, **update)
+    with pytest.raises(InvalidInputError, match=message):
+        run_training(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_no_crops_give_as_many_columns_as_the_network_has_outputs() -> None:
+    from discquant.grade.pfirrmann import build_network, predict_probabilities
+
+    arch = {"block_inplanes": [8, 8, 16, 16]}
+    for n in (2, 5):
+        net = build_network(arch, num_classes=n)
+        assert predict_probabilities(net, np.zeros((0, 3, 24, 32), np.float32)).shape == (0, n)

@@ -158,7 +158,8 @@ def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
 def predict_probabilities(
     network: torch.nn.Module, crops: npt.NDArray[np.float32], *, batch_size: int = 64
 ) -> npt.NDArray[np.float32]:
-    """Softmax probabilities ``(n, classes)`` (five for grades) for crops ``(n, C, H, W)``."""
+    """Softmax probabilities ``(n, classes)`` (five for grades, two for herniation) for
+    crops ``(n, C, H, W)``."""
     import torch
 
     network.eval()
@@ -167,8 +168,9 @@ def predict_probabilities(
         for i in range(0, len(crops), batch_size):
             x = torch.from_numpy(np.ascontiguousarray(crops[i : i + batch_size]))
             out.append(torch.softmax(network(x), dim=1).numpy())
-    if not out:
-        return np.zeros((0, N_GRADES), np.float32)
+    if not out:  # no crops: as many columns as the network's last linear layer has outputs
+        linear = [m for m in network.modules() if isinstance(m, torch.nn.Linear)]
+        return np.zeros((0, linear[-1].out_features if linear else N_GRADES), np.float32)
     return np.concatenate(out).astype(np.float32)
 
 

@@ -383,6 +383,16 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     held, fold_of = patient_splits(
         subjects, seed=cfg.seed, holdout=cfg.holdout_patients, folds=cfg.folds
     )
+    left = len(set(subjects)) - len(held)
+    if (cfg.cross_validate and left < cfg.folds) or (cfg.train_final and left < 1):
+        # A fold with nobody to score (or a final network with nobody to train on) would
+        # be trained and reported on nothing.
+        raise InvalidInputError(
+            f"holdout_patients {cfg.holdout_patients} leaves {left} of "
+            f"{len(set(subjects))} patients to train on"
+            + (f", fewer than the {cfg.folds} folds" if cfg.cross_validate else "")
+            + ": lower holdout_patients (or folds)"
+        )
     test = None
     if cfg.test_model is not None:
         test = _test_model(cfg, discs, rows, base=base, n_classes=n_classes)
