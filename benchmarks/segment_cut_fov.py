@@ -13,10 +13,13 @@ Two sets of crops, each segmented and named with no sacrum (or only part of it) 
    whole slice (its L3-L4, L4-L5 and L5-S1 centres; ``d`` = the L4-L5 → L5-S1 distance):
    through the L4 body, through the L5 body, 0.3 d / 0.2 d / 0.1 d above the L5-S1
    centre (the lower L5 body, its endplate, the top of the disc), and 0.5 d below it
-   (in S1). A crop is *named one level off* when its lowest named disc is not the one
-   the whole slice calls L5-S1 (nearest centre); *silent* when that happens without the
-   flag. The whole slices are counted too: a flag there is a false alarm when the
-   whole slice names L5-S1 with the sacrum below it.
+   (in S1). A crop's lowest disc is *misnamed* when it is not the disc the whole slice
+   calls L5-S1 (nearest centre; it is always named L5-S1), *unflagged* when that happens
+   without ``sacrum_not_in_fov``. Only slices whose whole image is named from a sacrum
+   (no flag, an L5-S1 found) are cut; the others are counted. Crops above S1 hold no
+   sacrum, so a flag on them is right even where the names are; on S1 crops it is the
+   rule's cost. Crops that cannot be made (reference disc missing, cut outside the
+   image, field of view too small to segment) are counted as skipped.
 
 Prints a table per crop height and the totals; the level-naming rule it measures is
 ``discquant.segment.levels._reaches_below``.
@@ -32,6 +35,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from discquant.errors import InvalidInputError
 from discquant.io.study import Volume
 from discquant.segment import levels, load_segmentation_model, segment_spine
 from discquant.segment.data import load_nifti_volume
@@ -109,19 +113,19 @@ def run_midsag(model: SegmentationModel, limit: int | None) -> dict[str, Counter
         d = _row(vol, centres["L5-S1"]) - _row(vol, centres["L4-L5"])
         data = np.asarray(vol.data)
         for name, ref, fraction in HEIGHTS:
-            if ref not in centres:
-                continue
-            row = round(_row(vol, centres[ref]) + fraction * d)
+            c = counts[name]
+            row = round(_row(vol, centres[ref]) + fraction * d) if ref in centres else -1
             if not 0 < row < data.shape[0] - 2:
+                c["skipped"] += 1
                 continue
             try:
                 crop = segment_spine(
                     Volume(np.ascontiguousarray(data[:row]), vol.affine), model=model
                 )
-            except Exception as exc:  # a crop too small to segment is not a crop to count
+            except InvalidInputError as exc:  # a field of view too small to segment
                 print(f"{p.name}: {name}: {exc}")
+                c["skipped"] += 1
                 continue
-            c = counts[name]
             c["crops"] += 1
             flagged = NO_SACRUM in crop.flags
             c["flagged"] += flagged
@@ -131,16 +135,17 @@ def run_midsag(model: SegmentationModel, limit: int | None) -> dict[str, Counter
             low = np.array(crop.levels[-1].centroid_mm)
             nearest = min(centres, key=lambda k: float(np.linalg.norm(centres[k] - low)))
             off = nearest != "L5-S1"
-            c["named one level off"] += off
-            c["silent (off, unflagged)"] += off and not flagged
-            c["flagged though right"] += flagged and not off
+            c["misnamed"] += off
+            c["misnamed, unflagged"] += off and not flagged
+            c["named right, flagged"] += flagged and not off
     print(f"whole slices: {dict(whole)}")
-    keys = ["crops", "named one level off", "silent (off, unflagged)", "flagged though right"]
-    print(f"{'crop height':26s}" + "".join(f"{k:>26s}" for k in keys))
+    keys = ["crops", "skipped", "no discs", "misnamed", "misnamed, unflagged"]
+    keys += ["named right, flagged"]
+    print(f"{'crop height':24s}" + "".join(f"{k:>21s}" for k in keys))
     for name, c in counts.items():
-        print(f"{name:26s}" + "".join(f"{c[k]:>26d}" for k in keys))
+        print(f"{name:24s}" + "".join(f"{c[k]:>21d}" for k in keys))
     total = sum(counts.values(), Counter())
-    print(f"{'all':26s}" + "".join(f"{total[k]:>26d}" for k in keys))
+    print(f"{'all':24s}" + "".join(f"{total[k]:>21d}" for k in keys))
     return {"whole": whole, **counts}
 
 

@@ -201,3 +201,34 @@ def test_sudirman_discs_placed_by_masks_move_onto_the_segmented_disc_of_their_le
     for a, b in zip(by_box, by_mask, strict=True):
         gap_mm = np.linalg.norm(np.subtract(a.location.centre_ras_mm, b.location.centre_ras_mm))
         assert 0.05 < gap_mm < 10.0  # moved off the box centre, onto the same disc
+
+
+@pytest.mark.shared
+def test_spider_discs_are_located_by_the_segmentation_model_given(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """``segment_model`` (config ``segment_model``) replaces the shipped segmentation: the
+    shipped grader's crops were placed by an earlier one, which must stay usable."""
+    import torch
+
+    from discquant.errors import ModelError
+    from discquant.grade.data import spider_discs
+    from discquant.segment.network import network_from_meta
+    from discquant.segment.train import TrainConfig, save_model
+
+    root = shared_data / "spider-midsag-t2"
+    subjects = {"sub-spider002", "sub-spider003"}
+    shipped = spider_discs(root, subjects)
+    assert len(shipped) >= 8  # five graded levels each, nearly all located
+    # a network with every weight zero calls everything background: nothing is located
+    config = TrainConfig(channels=[4, 8, 16, 32, 64])
+    meta = {"classes": list(config.classes), "channels": list(config.channels),
+            "num_res_units": config.num_res_units}  # fmt: skip
+    blank = network_from_meta(meta)
+    with torch.no_grad():
+        for p in blank.parameters():
+            p.zero_()
+    save_model(blank, config, tmp_path / "blank.pt")
+    assert spider_discs(root, subjects, segment_model=tmp_path / "blank.pt") == []
+    with pytest.raises(ModelError, match="not found"):
+        spider_discs(root, subjects, segment_model=tmp_path / "none.pt")

@@ -87,21 +87,51 @@ def test_small_sacrum_fragments_below_a_cut_field_of_view_are_not_the_sacrum() -
     [
         (150, True),  # the edge cuts the body below the lowest disc: half a body in view
         (165, True),  # one body height in view: an S1 or an L5 whose lower disc is cut off
-        (180, False),  # 1.44 disc spacings of sacrum in view: past the S1 body
+        (180, False),  # 1.41 disc spacings of sacrum in view: past the S1 body
         (400, False),  # the whole sacrum, not cut by the edge
     ],
 )
 def test_a_sacrum_cut_by_the_lower_edge_must_reach_past_s1(last_row: int, flagged: bool) -> None:
     # Discs every 33 mm, the lowest centred on row 132.5; the sacrum starts at row 137.
     # A field of view ending in the L5 body lets the network call that body "sacrum":
-    # large enough for the size rule, it anchored the names one level off without a flag
-    # (552 of 3,612 real mid-sagittal crops, benchmarks/segment_cut_fov.py).
+    # large enough for the size rule, it anchored the names one or two levels off without
+    # a flag (552 of 3,612 real mid-sagittal crops with v2, benchmarks/segment_cut_fov.py).
     cls = spine(4, sacrum=True)[:last_row]
     named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
     assert (FLAG_NO_SACRUM in named.flags) is flagged
     assert (FLAG_LEVEL_UNCERTAIN in named.flags) is flagged
     assert (26 in np.unique(named.labels)) is not flagged
     assert named.levels[-1].name == "L5-S1"
+
+
+def test_a_short_sacrum_inside_the_image_is_the_sacrum() -> None:
+    # Not cut by the edge: the whole "sacrum" is in view, however short the network drew it.
+    cls = spine(4, sacrum=True)
+    cls[155:] = 0  # the sacrum reaches 0.65 disc spacings; the image goes on to row 400
+    named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
+    assert FLAG_NO_SACRUM not in named.flags and 26 in np.unique(named.labels)
+
+
+def test_the_reach_is_measured_in_lumbar_disc_spacings() -> None:
+    # Six thoracic discs 20 mm apart above four lumbar ones 33 mm apart: a median over
+    # all gaps (26.5 mm) let a cut L5 body reaching 0.95 lumbar spacings (31.5 mm below
+    # the lowest disc's centre, 1.19 of the median) pass for the sacrum, unflagged.
+    cls = np.zeros((400, 60, 5), dtype=np.int16)
+    r = 5
+    for _ in range(6):
+        cls[r : r + 14, 10:40, :] = BODY
+        cls[r + 14 : r + 20, 10:40, :] = DISC
+        r += 20
+    for _ in range(4):
+        cls[r : r + 25, 10:40, :] = BODY
+        cls[r + 25 : r + 33, 10:40, :] = DISC
+        r += 33
+    lowest_centre = r - 4.5
+    cut = int(lowest_centre + 0.95 * 33) + 1
+    cls[r:cut] = SACRUM  # the L5 body below the lowest disc, painted "sacrum" to the edge
+    named = name_levels(cls[:cut], AFFINE, sacrum_class=SACRUM)
+    assert len(named.levels) == 10
+    assert FLAG_NO_SACRUM in named.flags and FLAG_LEVEL_UNCERTAIN in named.flags
 
 
 def test_without_bodies_only_a_sacrum_below_the_lowest_disc_counts() -> None:

@@ -15,6 +15,7 @@ segmentation model when one is installed (:func:`spider_locations`).
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,7 +219,9 @@ def read_gradings(
     return frame.assign(grade=np.array(grades, dtype=int))
 
 
-def sudirman_discs(root: Path, locate: Literal["boxes", "masks"] = "boxes") -> list[GradedDisc]:
+def sudirman_discs(
+    root: Path, locate: Literal["boxes", "masks"] = "boxes", *, segment_model: Path | None = None
+) -> list[GradedDisc]:
     """Graded Sudirman discs, located by their boxes or by the segmentation model.
 
     The annotated boxes say which disc is which level (the lowest three are L3-L4, L4-L5,
@@ -232,7 +235,8 @@ def sudirman_discs(root: Path, locate: Literal["boxes", "masks"] = "boxes") -> l
       voxels inside the box; the box placement is kept when no segmented disc has 10
       voxels in the box (counted in the log). Training on these crops removes the
       difference between training and analysis crops (13 degrees at L5-S1 on average,
-      ``benchmarks/grade_crop_sources.py``).
+      ``benchmarks/grade_crop_sources.py``). ``segment_model``: a segmentation
+      ``model.pt`` to use instead of the shipped one.
 
     Raises
     ------
@@ -248,7 +252,9 @@ def sudirman_discs(root: Path, locate: Literal["boxes", "masks"] = "boxes") -> l
         raise InputNotFoundError("disc boxes file not found", path=root / "boxes.tsv")
     boxes = _read_boxes(root / "boxes.tsv")
     _check_images(root, grades["subject"].unique())
-    segment = _segmenter("Sudirman discs located by masks") if locate == "masks" else None
+    segment = (
+        _segmenter("Sudirman discs located by masks", segment_model) if locate == "masks" else None
+    )
     out: list[GradedDisc] = []
     skipped = kept_box = 0
     for subject, g in grades.groupby("subject"):
@@ -314,16 +320,19 @@ def disc_in_box(
     return np.asarray(labels == values[np.argmax(counts)])
 
 
-def _segmenter(purpose: str) -> Any:
-    """:func:`discquant.segment.segment_spine`, or a one-line error naming ``purpose``."""
+def _segmenter(purpose: str, model_path: Path | None = None) -> Any:
+    """:func:`discquant.segment.segment_spine` with the shipped model (or the one at
+    ``model_path``), or a one-line error naming ``purpose``."""
     try:
-        from discquant.segment import segment_spine
+        from discquant.segment import load_segmentation_model, segment_spine
     except ImportError as exc:
         raise InvalidInputError(
             f"{purpose} need the segmentation model (discquant.segment.segment_spine), "
             "which is not available in this installation"
         ) from exc
-    return segment_spine
+    if model_path is None:
+        return segment_spine
+    return functools.partial(segment_spine, model=load_segmentation_model(model_path))
 
 
 def build_crops(discs: list[GradedDisc], **crop_kw: object) -> npt.NDArray[np.float32]:
@@ -343,7 +352,9 @@ DISC_LABELS = {"L1-L2": 120, "L2-L3": 121, "L3-L4": 122, "L4-L5": 123, "L5-S1": 
 """Segmentation labels of the lumbar discs (VerSe/SPINEPS: 100 + the vertebra above)."""
 
 
-def spider_discs(root: Path, subjects: set[str] | None = None) -> list[GradedDisc]:
+def spider_discs(
+    root: Path, subjects: set[str] | None = None, *, segment_model: Path | None = None
+) -> list[GradedDisc]:
     """Graded SPIDER discs located by the segmentation model.
 
     Each image (of ``subjects`` only, when given) is segmented with
@@ -357,8 +368,10 @@ def spider_discs(root: Path, subjects: set[str] | None = None) -> list[GradedDis
         The ``spider-midsag-t2`` folder (images and ``gradings.tsv``).
     subjects
         Only these subjects (e.g. a model's held-out patients); None for all.
+    segment_model
+        A segmentation ``model.pt`` to locate the discs with; None: the shipped one.
     """
-    segment_spine = _segmenter("SPIDER discs")
+    segment_spine = _segmenter("SPIDER discs", segment_model)
     _data_folder(root, "SPIDER")
     # the source spells the column "pfirrman_grade"
     grades = read_gradings(

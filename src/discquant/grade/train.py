@@ -339,11 +339,14 @@ def collect_discs(cfg: GradeTrainConfig, *, base: Path) -> list[Any]:
     """Graded discs from the configured sets (paths relative to ``base``)."""
     from discquant.grade.data import spider_discs, sudirman_discs
 
+    seg = None if cfg.segment_model is None else (base / cfg.segment_model).resolve()
     discs = []
     if cfg.sudirman is not None:
-        discs += sudirman_discs((base / cfg.sudirman).resolve(), locate=cfg.sudirman_locate)
+        discs += sudirman_discs(
+            (base / cfg.sudirman).resolve(), locate=cfg.sudirman_locate, segment_model=seg
+        )
     if cfg.spider is not None:
-        discs += spider_discs((base / cfg.spider).resolve())
+        discs += spider_discs((base / cfg.spider).resolve(), segment_model=seg)
     if not discs:
         raise InvalidInputError("the grade config names no training data")
     return discs

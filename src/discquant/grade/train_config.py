@@ -50,6 +50,10 @@ class GradeTrainConfig(BaseModel):
     sudirman_locate: Literal["boxes", "masks"] = "boxes"
     """Where Sudirman crops are placed: by the annotated boxes, or as ``analyze`` places
     them, by the segmentation model's disc (``discquant.grade.data.sudirman_discs``)."""
+    segment_model: Path | None = None
+    """Segmentation ``model.pt`` that locates the SPIDER discs (and Sudirman's with
+    ``sudirman_locate: masks``); None: the shipped one. The shipped grader's crops were
+    placed by segmentation v1 (see its model card for the command that reproduces it)."""
     holdout_patients: int = Field(default=50, ge=0)
     folds: int = Field(default=5, ge=2)
     cross_validate: bool = True
