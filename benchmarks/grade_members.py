@@ -51,10 +51,12 @@ def main() -> None:
     cfg = load_config(args.run / "config.json")  # JSON is YAML
     held = set(json.loads((args.run / "splits.json").read_text())["holdout"])
     discs = []
-    if cfg.sudirman is not None:
-        discs += [d for d in sudirman_discs(cfg.sudirman.resolve()) if d.subject in held]
+    seg = None if cfg.segment_model is None else cfg.segment_model.resolve()
+    if cfg.sudirman is not None:  # placed as the run placed them
+        located = sudirman_discs(cfg.sudirman.resolve(), cfg.sudirman_locate, segment_model=seg)
+        discs += [d for d in located if d.subject in held]
     if cfg.spider is not None:
-        discs += spider_discs(cfg.spider.resolve(), subjects=held)
+        discs += spider_discs(cfg.spider.resolve(), subjects=held, segment_model=seg)
     crops = build_crops(discs, **cfg.crop.model_dump())
     ref = np.array([d.grade for d in discs])
     spider = np.array([d.subject.startswith("sub-spider") for d in discs])

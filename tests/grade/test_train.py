@@ -630,3 +630,35 @@ def test_no_crops_give_as_many_columns_as_the_network_has_outputs() -> None:
     for n in (2, 5):
         net = build_network(arch, num_classes=n)
         assert predict_probabilities(net, np.zeros((0, 3, 24, 32), np.float32)).shape == (0, n)
+
+
+def test_fold_hash_follows_the_locator_weights_not_their_path(tmp_path: Path) -> None:
+    # Fold checkpoints are reused only under the same hash: a locator retrained into the
+    # same path (or the shipped one replaced) places other crops, so it must change it.
+    import hashlib
+    from importlib import resources
+
+    from discquant.grade.train import _locator_sha256
+    from discquant.grade.train_config import fold_config_sha256
+
+    cfg = GradeTrainConfig(spider=Path("spider"), segment_model=Path("seg.pt"))
+    moved = cfg.model_copy(update={"segment_model": Path("elsewhere/seg.pt")})
+    assert fold_config_sha256(cfg, "a") == fold_config_sha256(moved, "a")
+    assert fold_config_sha256(cfg, "a") != fold_config_sha256(cfg, "b")
+    (tmp_path / "seg.pt").write_bytes(b"one")
+    first = _locator_sha256(cfg, tmp_path)
+    (tmp_path / "seg.pt").write_bytes(b"two")
+    assert _locator_sha256(cfg, tmp_path) != first
+    shipped = resources.files("discquant") / "models" / "segment" / "model.pt"
+    no_path = cfg.model_copy(update={"segment_model": None})
+    assert _locator_sha256(no_path, tmp_path) == hashlib.sha256(shipped.read_bytes()).hexdigest()
+    boxes_only = GradeTrainConfig(spider=None, sudirman_locate="boxes")
+    assert _locator_sha256(boxes_only, tmp_path) is None
+
+
+def test_a_segment_model_that_places_no_crop_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="segment_model is set but places no crop"):
+        GradeTrainConfig(spider=None, sudirman_locate="boxes", segment_model=Path("seg.pt"))
+    GradeTrainConfig(spider=None, sudirman_locate="masks", segment_model=Path("seg.pt"))

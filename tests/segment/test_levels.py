@@ -114,8 +114,8 @@ def test_a_short_sacrum_inside_the_image_is_the_sacrum() -> None:
 
 def test_the_reach_is_measured_in_lumbar_disc_spacings() -> None:
     # Six thoracic discs 20 mm apart above four lumbar ones 33 mm apart: a median over
-    # all gaps (26.5 mm) let a cut L5 body reaching 0.95 lumbar spacings (31.5 mm below
-    # the lowest disc's centre, 1.19 of the median) pass for the sacrum, unflagged.
+    # all gaps (20 mm) let a cut L5 body reaching 0.92 lumbar spacings (30.5 mm below
+    # the lowest disc's centre, 1.53 of that median) pass for the sacrum, unflagged.
     cls = np.zeros((400, 60, 5), dtype=np.int16)
     r = 5
     for _ in range(6):

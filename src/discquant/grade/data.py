@@ -10,7 +10,7 @@ graded 4-5, see docs/grading.md). The disc normal is taken from the line through
 neighbouring disc centres (the local spine axis), extrapolated at L5-S1.
 
 SPIDER (``spider-midsag-t2``) has no disc boxes; its discs are located by the
-segmentation model when one is installed (:func:`spider_locations`).
+segmentation model when one is installed (:func:`spider_discs`).
 """
 
 from __future__ import annotations

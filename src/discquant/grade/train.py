@@ -39,10 +39,12 @@ Runs are deterministic for a seed on one CPU thread.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import time
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,7 @@ from discquant.grade.train_config import (
     GradeTrainConfig,
     config_problem,
     fold_config_sha256,
+    uses_segmentation,
 )
 
 log = logging.getLogger(__name__)
@@ -335,6 +338,18 @@ def _phantom_set(
     return crops, grades, rows
 
 
+def _locator_sha256(cfg: GradeTrainConfig, base: Path) -> str | None:
+    """sha256 of the segmentation weights that place the crops; None when none does."""
+    if not uses_segmentation(cfg):
+        return None
+    if cfg.segment_model is not None:
+        return hashlib.sha256((base / cfg.segment_model).resolve().read_bytes()).hexdigest()
+    from discquant.segment.infer import SHIPPED_MODEL
+
+    shipped = resources.files("discquant") / "models" / "segment" / SHIPPED_MODEL
+    return hashlib.sha256(shipped.read_bytes()).hexdigest()
+
+
 def collect_discs(cfg: GradeTrainConfig, *, base: Path) -> list[Any]:
     """Graded discs from the configured sets (paths relative to ``base``)."""
     from discquant.grade.data import spider_discs, sudirman_discs
@@ -403,7 +418,7 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     is_held = np.array([s in held_set for s in subjects])
     fold = np.array([fold_of.get(s, -1) for s in subjects])
     run_folds = list(range(cfg.folds)) if cfg.cv_folds is None else list(cfg.cv_folds)
-    sha256 = fold_config_sha256(cfg)
+    sha256 = fold_config_sha256(cfg, _locator_sha256(cfg, base))
     splits: dict[int, dict[str, list[str]]] = {}
     reused: dict[int, list[Any] | None] = {}
     if cfg.cross_validate:  # checkpoints of another run are refused before out is touched

@@ -117,6 +117,8 @@ def config_problem(cfg: GradeTrainConfig) -> str | None:
         not cfg.cv_folds or any(not 0 <= k < cfg.folds for k in cfg.cv_folds)
     ):
         return f"cv_folds must name folds 0..{cfg.folds - 1}"
+    if cfg.segment_model is not None and not uses_segmentation(cfg):
+        return "segment_model is set but places no crop (no spider, sudirman_locate: boxes)"
     train_seeds = range(cfg.phantom_train_seed0, cfg.phantom_train_seed0 + cfg.phantoms_train)
     test_seeds = range(cfg.phantom_test_seed0, cfg.phantom_test_seed0 + cfg.phantoms_test)
     if set(train_seeds) & set(test_seeds):
@@ -159,14 +161,22 @@ _NOT_IN_FOLD_NETWORKS = {
 }  # fmt: skip
 
 
-def fold_config_sha256(cfg: GradeTrainConfig) -> str:
+def fold_config_sha256(cfg: GradeTrainConfig, locator_sha256: str | None = None) -> str:
     """Hash of the settings a cross-validation fold's networks depend on.
 
     Which folds run, thread count, test-time shifts and what is shipped do not change a
     fold's networks, so runs that differ only in those share fold checkpoints.
+    ``locator_sha256`` is the hash of the segmentation weights that place the crops
+    (:func:`uses_segmentation`): the file, not its path, decides where the crops lie.
     """
-    blob = cfg.model_dump(mode="json", exclude=_NOT_IN_FOLD_NETWORKS)
+    blob = cfg.model_dump(mode="json", exclude=_NOT_IN_FOLD_NETWORKS | {"segment_model"})
+    blob["locator_sha256"] = locator_sha256
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
+
+
+def uses_segmentation(cfg: GradeTrainConfig) -> bool:
+    """Whether the segmentation places any training crop (SPIDER, or Sudirman by masks)."""
+    return cfg.spider is not None or (cfg.sudirman is not None and cfg.sudirman_locate == "masks")
 
 
 def validated_update(cfg: GradeTrainConfig, update: dict[str, Any], path: Path) -> GradeTrainConfig:
