@@ -636,10 +636,10 @@ def test_fold_hash_follows_the_locator_weights_not_their_path(tmp_path: Path) ->
     # Fold checkpoints are reused only under the same hash: a locator retrained into the
     # same path (or the shipped one replaced) places other crops, so it must change it.
     import hashlib
-    from importlib import resources
 
     from discquant.grade.train import _locator_sha256
     from discquant.grade.train_config import fold_config_sha256
+    from discquant.segment.infer import shipped_model_file
 
     cfg = GradeTrainConfig(spider=Path("spider"), segment_model=Path("seg.pt"))
     moved = cfg.model_copy(update={"segment_model": Path("elsewhere/seg.pt")})
@@ -649,9 +649,9 @@ def test_fold_hash_follows_the_locator_weights_not_their_path(tmp_path: Path) ->
     first = _locator_sha256(cfg, tmp_path)
     (tmp_path / "seg.pt").write_bytes(b"two")
     assert _locator_sha256(cfg, tmp_path) != first
-    shipped = resources.files("discquant") / "models" / "segment" / "model.pt"
     no_path = cfg.model_copy(update={"segment_model": None})
-    assert _locator_sha256(no_path, tmp_path) == hashlib.sha256(shipped.read_bytes()).hexdigest()
+    shipped = hashlib.sha256(shipped_model_file().read_bytes()).hexdigest()
+    assert _locator_sha256(no_path, tmp_path) == shipped
     boxes_only = GradeTrainConfig(spider=None, sudirman_locate="boxes")
     assert _locator_sha256(boxes_only, tmp_path) is None
 

@@ -44,7 +44,6 @@ import json
 import logging
 import time
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -344,10 +343,9 @@ def _locator_sha256(cfg: GradeTrainConfig, base: Path) -> str | None:
         return None
     if cfg.segment_model is not None:
         return hashlib.sha256((base / cfg.segment_model).resolve().read_bytes()).hexdigest()
-    from discquant.segment.infer import SHIPPED_MODEL
+    from discquant.segment.infer import shipped_model_file
 
-    shipped = resources.files("discquant") / "models" / "segment" / SHIPPED_MODEL
-    return hashlib.sha256(shipped.read_bytes()).hexdigest()
+    return hashlib.sha256(shipped_model_file().read_bytes()).hexdigest()
 
 
 def collect_discs(cfg: GradeTrainConfig, *, base: Path) -> list[Any]:
@@ -401,13 +399,13 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     held, fold_of = patient_splits(
         subjects, seed=cfg.seed, holdout=cfg.holdout_patients, folds=cfg.folds
     )
-    left = len(set(subjects)) - len(held)
+    left = len(fold_of)  # the patients not held out
     if (cfg.cross_validate and left < cfg.folds) or (cfg.train_final and left < 1):
         # A fold with nobody to score (or a final network with nobody to train on) would
         # be trained and reported on nothing.
         raise InvalidInputError(
             f"holdout_patients {cfg.holdout_patients} leaves {left} of "
-            f"{len(set(subjects))} patients to train on"
+            f"{left + len(held)} patients to train on"
             + (f", fewer than the {cfg.folds} folds" if cfg.cross_validate else "")
             + ": lower holdout_patients (or folds)"
         )

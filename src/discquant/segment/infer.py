@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,11 @@ class SpineSegmentation:
     disc_probability: Volume | None = None
 
 
+def shipped_model_file() -> Traversable:
+    """The shipped weights inside the installed package (``discquant/models/segment``)."""
+    return resources.files("discquant") / "models" / "segment" / SHIPPED_MODEL
+
+
 def load_segmentation_model(path: str | Path | None = None) -> SegmentationModel:
     """Load the shipped weights (``path=None``) or a ``model.pt``/``best.pt`` file.
 
@@ -98,7 +104,7 @@ def load_segmentation_model(path: str | Path | None = None) -> SegmentationModel
     nothing is downloaded.
     """
     if path is None:
-        ref = resources.files("discquant") / "models" / "segment" / SHIPPED_MODEL
+        ref = shipped_model_file()
         if not ref.is_file():
             raise ModelError("the shipped segmentation weights are missing from the package")
         with resources.as_file(ref) as p:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from nibabel.affines import apply_affine
 from scipy import ndimage
 
 logger = logging.getLogger(__name__)
@@ -245,7 +246,7 @@ def _body_below_lowest(
     idx = np.argwhere(body)
     if len(idx) == 0 or not sacrum.any():
         return False
-    xyz = (affine @ np.c_[idx, np.ones(len(idx))].T)[:3].T
+    xyz = apply_affine(affine, idx)
     nearest = np.linalg.norm(xyz[:, None, :] - pts[None, :, :], axis=2).argmin(axis=1)
     side = np.einsum("ij,ij->i", xyz - pts[nearest], np.array(tangents)[nearest])
     n = len(pts)
@@ -254,7 +255,7 @@ def _body_below_lowest(
         for i in range(n - 1)
     ]
     s_idx = np.argwhere(sacrum)
-    s_xyz = (affine @ np.c_[s_idx, np.ones(len(s_idx))].T)[:3].T
+    s_xyz = apply_affine(affine, s_idx)
     sacrum_top = float(np.percentile((s_xyz - pts[-1]) @ tangents[-1], 5))
     below = int(((nearest == n - 1) & (side > 0) & (side < sacrum_top)).sum())
     typical = float(np.median(between)) if between else 0.0
@@ -396,7 +397,7 @@ def _reaches_below(
     if not np.take(sacrum, edge, axis=axis).any():
         return True
     idx = np.argwhere(sacrum)
-    xyz = (affine @ np.c_[idx, np.ones(len(idx))].T)[:3].T
+    xyz = apply_affine(affine, idx)
     reach_mm = float(((xyz - pts[-1]) @ tangent).max())
     # The lowest three gaps: thoracic discs lie closer together, and with several in view
     # a median over all gaps shrank the spacing until a cut L5 body passed for the sacrum.
@@ -570,7 +571,7 @@ def name_levels(
     body = classes == body_class
     if body.any():
         idx = np.argwhere(body)
-        xyz = (affine @ np.c_[idx, np.ones(len(idx))].T)[:3].T
+        xyz = apply_affine(affine, idx)
         dist = np.linalg.norm(xyz[:, None, :] - pts[None, :, :], axis=2)
         nearest = dist.argmin(axis=1)
         side = np.einsum("ij,ij->i", xyz - pts[nearest], np.array(tangents)[nearest])
