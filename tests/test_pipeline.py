@@ -345,3 +345,35 @@ def test_a_disc_cut_by_the_dwi_field_of_view_is_flagged(phantom: PhantomStudy) -
     assert "partial_fov_dwi" in flags["L5-S1"]
     assert "partial_fov" not in flags["L5-S1"]  # the T2 shows all of it
     assert all("partial_fov_dwi" not in flags[lv] for lv in ("L1-L2", "L2-L3", "L3-L4"))
+
+
+@pytest.mark.parametrize("snr", [8.0, 20.0, 40.0])
+def test_snr_estimate_against_the_phantoms_noise(snr: float) -> None:
+    from discquant.pipeline import _mean_b0, _snr
+
+    ph = generate_study(5000, PhantomConfig(snr=snr, epi_distortion=True))
+    dwi = _study(ph, t2=False).dwi
+    assert dwi is not None
+    b0 = _mean_b0(dwi)
+    true_snr = float(np.percentile(b0.data, 95)) / ph.truth.noise_sigma_dwi
+    warnings: list[str] = []
+    estimate = _snr(dwi, b0, warnings)
+    assert estimate is not None and not warnings
+    # Measured 2026-12-04 on this seed: 0.73-0.79 of the truth (low-signal tissue mixes
+    # into the background; 0.60-0.79 over seeds 5000-5002); the mean of the darkest 10 %
+    # used before read 1.9-2.6 times the truth here.
+    assert 0.7 <= estimate / true_snr <= 1.0
+
+
+def test_snr_is_not_estimated_without_a_background() -> None:
+    from discquant.pipeline import _mean_b0, _snr
+
+    data = np.zeros((20, 20, 3, 2), np.float32)
+    data[5:8, 5:8, 1] = [100.0, 40.0]  # nine tissue voxels, air zero-filled: no noise to see
+    dwi = Series(
+        SeriesRole.DWI, "test", "DWI", Volume(data, np.eye(4)), "sagittal",
+        bvals_s_per_mm2=np.array([0.0, 800.0]),
+    )  # fmt: skip
+    warnings: list[str] = []
+    assert _snr(dwi, _mean_b0(dwi), warnings) is None
+    assert len(warnings) == 1 and warnings[0].startswith("SNR not estimated")

@@ -53,8 +53,9 @@ class DiscResult:
     """Everything discquant reports for one disc level.
 
     A level that was not found still has a row (``found=False``) with every value None.
-    ``flags`` lists what a reader should know: ``partial_fov``, ``low_snr``, ``poor_fit``,
-    ``level_uncertain``, ``adc_withheld_too_few_voxels``, ...
+    ``flags`` lists what a reader should know: ``partial_fov``, ``poor_fit``,
+    ``adc_np_imprecise`` (the noise of a small or low-signal nucleus: there is no separate
+    per-disc SNR flag), ``level_uncertain``, ``adc_withheld_too_few_voxels``, ...
     """
 
     level: str

@@ -115,7 +115,7 @@ def _disc(level: str, i: int) -> DiscResult:
         pfirrmann_probabilities=tuple(probs),
         pfirrmann_expected=float(np.dot(np.arange(1, 6), probs)),
         adc_class=("normal", "normal", "mild", "moderate")[i],
-        flags=["low_snr"] if level == "L4-L5" else [],
+        flags=["poor_fit"] if level == "L4-L5" else [],
     )
 
 

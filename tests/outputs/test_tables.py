@@ -44,7 +44,7 @@ def test_tsv_has_one_row_per_level_with_known_values(synthetic: Synthetic, tmp_p
     assert float(l4["volume_mm3"]) == pytest.approx(5580.0)
     assert float(l4["centroid_s_mm"]) == pytest.approx(50.0 - 28.0 * 3)
     assert l4["adc_class"] == "moderate"
-    assert l4["flags"] == "low_snr"
+    assert l4["flags"] == "poor_fit"
     # The level that was not found: every value column is n/a, its flag stays.
     l5 = rows[4]
     assert all(l5[c] == "n/a" for c in COLUMN_NAMES if c not in ("level", "found", "flags"))

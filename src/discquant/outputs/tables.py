@@ -114,7 +114,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("adc_class", "ADC class of the nucleus against the reference bands by grade."),
     Column(
         "flags",
-        "Comma-separated notes for the reader (partial_fov, low_snr, poor_fit, "
+        "Comma-separated notes for the reader (partial_fov, poor_fit, "
         "level_uncertain, adc_withheld_too_few_voxels, adc_np_imprecise, ...); "
         "n/a when none.",
     ),
