@@ -377,3 +377,17 @@ def test_snr_is_not_estimated_without_a_background() -> None:
     warnings: list[str] = []
     assert _snr(dwi, _mean_b0(dwi), warnings) is None
     assert len(warnings) == 1 and warnings[0].startswith("SNR not estimated")
+
+
+def test_snr_of_a_real_dwi_with_a_masked_background_is_withheld(shared_data: Path) -> None:
+    """The real Philips DWI stores its air as exact zeros (38 %) with a rim of low values:
+    no noise level can be measured there, and the SNR is not reported (without the
+    zero-share check the rim gave σ 60 and an SNR of 490)."""
+    from discquant.io.load import load_study
+    from discquant.pipeline import _mean_b0, _snr
+
+    dwi = load_study(shared_data / "dwi-dicom" / "philips-ingenia").dwi
+    assert dwi is not None
+    warnings: list[str] = []
+    assert _snr(dwi, _mean_b0(dwi), warnings) is None
+    assert len(warnings) == 1 and "38% of the voxels are exactly 0" in warnings[0]

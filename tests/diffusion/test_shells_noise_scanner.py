@@ -102,8 +102,25 @@ def test_zero_filled_background_is_not_taken_for_noise():
     tissue = np.where(r < 40, 400 + 300 * np.cos(r / 12) ** 2, 0.0)
     img = np.hypot(tissue + rng.normal(0, 10, tissue.shape), rng.normal(0, 10, tissue.shape))
     assert estimate_noise_sigma(img) == pytest.approx(10.0, rel=0.05)  # with its air
-    with pytest.raises(InvalidInputError, match="not Rayleigh noise"):
+    with pytest.raises(InvalidInputError, match="69% of the voxels are exactly 0"):
         estimate_noise_sigma(np.where(r < 40, img, 0.0))
+    with pytest.raises(InvalidInputError, match="not Rayleigh noise"):
+        estimate_noise_sigma(img[36:92, 36:92])  # tissue only, cropped: no air, no zeros
+
+
+def test_a_background_masked_to_zero_with_noise_left_at_its_edge_is_refused():
+    """As in a real Philips DWI (38 % exact zeros, a rim of low values): the rim once gave
+    a σ. A zero-filled edge of a few per cent is still measured through."""
+    rng = np.random.default_rng(1)
+    sigma = 10.0
+    yy, xx = np.mgrid[:128, :128]
+    r = np.hypot(yy - 64, xx - 64)
+    truth = np.where(r < 40, 400.0, 0.0)
+    img = np.hypot(truth + rng.normal(0, sigma, r.shape), rng.normal(0, sigma, r.shape))
+    assert estimate_noise_sigma(img) == pytest.approx(sigma, rel=0.05)
+    masked = np.where(r < 52, img, 0.0)  # 48 % zeros, a 12-pixel rim of noise kept
+    with pytest.raises(InvalidInputError, match="zero-filled background"):
+        estimate_noise_sigma(masked)
 
 
 def test_auto_noise_sigma_without_background_is_an_error():

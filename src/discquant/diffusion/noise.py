@@ -12,7 +12,8 @@ is pure noise and the magnitude is Rayleigh distributed with mode ``σ`` and
 ``E[M²] = 2σ²``. The estimator
 
 1. takes the non-zero voxels below the image median (zero-filled voxels outside the
-   reconstructed field are not noise and are skipped),
+   reconstructed field are not noise and are skipped; more than a fifth of the image
+   exactly 0 is a masked background, and no estimate is made),
 2. finds the mode of their histogram (the Rayleigh peak of the background), ``σ₀``,
 3. returns ``σ = √(mean(M² | M < 3σ₀) / (2 · 0.9494))``: the Rayleigh second moment of the
    background voxels, divided by its known truncation factor at ``3σ``
@@ -38,6 +39,9 @@ log = logging.getLogger(__name__)
 _TRUNC = 3.0
 _TRUNC_FACTOR = 1.0 - (_TRUNC**2 / 2) * np.exp(-(_TRUNC**2) / 2) / (1.0 - np.exp(-(_TRUNC**2) / 2))
 _MIN_BACKGROUND = 100
+_MAX_ZERO_SHARE = 0.2
+"""Largest share of exact zeros accepted (a zero-filled edge outside the reconstructed
+field); more is a masked background."""
 _MAX_RAYLEIGH_SHAPE = 0.95
 """Largest mean/RMS of the background voxels accepted as Rayleigh noise (0.893 below 3σ)."""
 
@@ -88,7 +92,17 @@ def estimate_noise_sigma(image: npt.ArrayLike) -> float:
         When fewer than 100 background voxels are found (the image has no air to measure).
     """
     m = np.asarray(image, dtype=np.float64).ravel()
-    m = m[np.isfinite(m) & (m > 0)]
+    m = m[np.isfinite(m)]
+    zero_share = float(np.mean(m == 0)) if m.size else 1.0
+    if zero_share > _MAX_ZERO_SHARE:
+        # Rician magnitudes are exactly 0 only by rounding; this much zero is air masked
+        # by the scanner (a real Philips DWI: 38 %), and what noise is left in view is not
+        # the background's.
+        raise InvalidInputError(
+            f"{zero_share:.0%} of the voxels are exactly 0 (a zero-filled background): "
+            "cannot estimate the noise level; give it explicitly"
+        )
+    m = m[m > 0]
     if m.size < _MIN_BACKGROUND:
         raise InvalidInputError("too few non-zero voxels to estimate the noise level")
     low = m[m < np.median(m)]
