@@ -100,6 +100,7 @@ def test_os_error_without_a_file_is_not_hidden() -> None:
         (["train", "segment"], "steps: [1\n", "not YAML"),
         (["train", "segment"], "- steps\n", "a mapping of keys"),
         (["train", "segment"], "stepz: 10\n", "unknown config keys ['stepz']"),
+        (["train", "grade"], "epochs: [1\n", "not YAML"),  # YAML's message spans 5 lines
         # pydantic's message ran over six lines
         (
             ["train", "grade"],
@@ -117,3 +118,29 @@ def test_a_bad_training_configuration_is_one_line_exit_2(
     args = [*command, "--config", str(config), "--out", str(tmp_path / "run")]
     line = _cli_error(args, cwd=tmp_path)
     assert line.startswith(f"discquant: error: {config}: ") and expected in line
+
+
+@pytest.mark.parametrize("command", [["train", "segment"], ["train", "grade"]])
+def test_a_training_configuration_that_is_not_utf8_is_one_line_exit_2(
+    tmp_path: Path, command: list[str]
+) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_bytes(b"# caf\xe9\nsteps: 10\n")  # Latin-1: was a traceback in segment
+    line = _cli_error(
+        [*command, "--config", str(config), "--out", str(tmp_path / "run")], cwd=tmp_path
+    )
+    assert (
+        line == f"discquant: error: {config}: not UTF-8 text (invalid continuation byte at byte 5)"
+    )
+
+
+def test_summary_title_names_the_subject_as_its_output_folder(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A BIDS folder's subject is 'sub-00': the title read 'sub-sub-00'."""
+    from discquant.cli._summary import print_summary
+    from discquant.results import AnalysisResult
+
+    print_summary(AnalysisResult(subject="sub-00", discs=[]), None)
+    out = capsys.readouterr().out
+    assert "sub-00: per-disc results" in out and "sub-sub-00" not in out

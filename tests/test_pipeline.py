@@ -309,6 +309,26 @@ def test_a_calibration_with_a_bad_adc_range_is_bad_input(tmp_path: Path, range_:
         WaterCalibration.load(cal)
 
 
+@pytest.mark.parametrize(
+    "change",
+    [{"n_pairs": "many"}, {"n_pairs": 2.5}, {"label": None}, {"r2": float("nan")}, {"r2": True}],
+)
+def test_a_calibration_with_bad_metadata_is_bad_input(tmp_path: Path, change: dict) -> None:  # type: ignore[type-arg]
+    import json
+
+    from discquant.measure.water import WaterCalibration
+
+    cal = tmp_path / "cal.json"
+    body = {"intercept_percent": 40.0, "slope_percent_per_um2_per_ms": 32.0,
+            "adc_range_um2_per_ms": [1.0, 2.0], "label": "t", "n_pairs": 3, "r2": 1.0}  # fmt: skip
+    cal.write_text(json.dumps({**body, **change}))
+    with pytest.raises(InvalidInputError, match="not a water calibration file"):
+        WaterCalibration.load(cal)
+    cal.write_text("[" * 100_000 + "]" * 100_000)  # nested too deep for json: was a traceback
+    with pytest.raises(InvalidInputError, match="not a water calibration file"):
+        WaterCalibration.load(cal)
+
+
 def test_a_calibration_file_that_is_not_utf8_is_bad_input(tmp_path: Path) -> None:
     """A JSON file saved as UTF-16 (the PowerShell default) gave a UnicodeDecodeError
     traceback (exit 1) instead of the one-line bad-input error."""

@@ -17,6 +17,7 @@ class DiscquantError(Exception):
 
     def __init__(self, message: str, *, path: str | Path | None = None) -> None:
         self.path = None if path is None else Path(path)
+        message = one_line(message)  # messages of other libraries (nibabel, YAML) span lines
         self.reason = message  # the problem without the path, to restate about another file
         super().__init__(f"{path}: {message}" if path is not None else message)
 

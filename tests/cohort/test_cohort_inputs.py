@@ -239,3 +239,13 @@ def test_cohort_run_json_has_the_cohort_status(tmp_path: Path) -> None:
     written = json.loads((out / "cohort_run.json").read_text())
     assert written["cohort_status"] == {"complete": 2, "failed": 1}
     assert (written["total"], written["done"], written["failed"]) == (3, 2, 1)
+
+
+def test_a_manifest_cell_over_the_csv_field_limit_is_one_error(tmp_path: Path) -> None:
+    """csv refuses fields over 131,072 characters: was a csv.Error traceback."""
+    from discquant.errors import InvalidInputError
+
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("subject,t2\nA1,x.nii.gz\n" + "B2," + "y" * 200_000 + "\n")
+    with pytest.raises(InvalidInputError, match=r"after line 2: field larger than field limit"):
+        read_cohort(manifest)

@@ -224,3 +224,17 @@ def test_a_manifest_row_that_cannot_run_now_loses_its_earlier_outputs(tmp_path: 
     assert (run.skipped, run.failed) == (1, 2)
     assert sorted(p.name for p in out.glob("sub-*")) == ["sub-s00"]
     assert list(pd.read_csv(out / "cohort_failures.csv")["subject"]) == ["s00", "s01"]
+
+
+def test_resume_key_follows_the_calibration_file_content(tmp_path: Path) -> None:
+    """A calibration refitted in place (same path) must not let old water_percent stand."""
+    from discquant.cohort.worker import record_key
+    from discquant.pipeline import AnalysisConfig
+
+    cal = tmp_path / "cal.json"
+    cal.write_text('{"slope": 20}')
+    options = CohortOptions(config=AnalysisConfig(calibration=cal))
+    before = record_key("abc", options)
+    assert record_key("abc", options) == before
+    cal.write_text('{"slope": 5}')
+    assert record_key("abc", options) != before

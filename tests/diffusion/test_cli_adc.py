@@ -102,6 +102,7 @@ def test_cli_bad_bval_count_exits_2_and_writes_nothing(dwi_files):
         (["--method", "ivim"], "unknown ADC method"),
         (["--noise-sigma", "loud"], "noise sigma"),
         (["--b-min", "500"], "fewer than two"),
+        (["--threads", "0"], "threads must be at least 1"),
     ],
 )
 def test_cli_bad_options_exit_2(dwi_files, extra, needle):
@@ -111,6 +112,23 @@ def test_cli_bad_options_exit_2(dwi_files, extra, needle):
     assert res.exit_code == 2
     assert needle in res.output
     assert not out.exists()
+
+
+def test_cli_sidecar_that_cannot_be_written_leaves_no_map(dwi_files):
+    tmp, _ = dwi_files
+    (tmp / "adc.json").mkdir()  # the sidecar's name is taken by a folder
+    out = tmp / "adc.nii.gz"
+    res = CliRunner().invoke(app, ["adc", str(tmp / "dwi.nii.gz"), "-o", str(out)])
+    assert res.exit_code == 2 and "adc.json: output path is an existing folder" in res.output
+    assert not out.exists()
+
+
+def test_cli_bad_method_is_refused_before_the_import(dwi_files):
+    tmp, _ = dwi_files
+    res = CliRunner().invoke(
+        app, ["adc", str(tmp / "missing.nii.gz"), "-o", str(tmp / "a.nii"), "--method", "ivim"]
+    )
+    assert res.exit_code == 2 and "unknown ADC method" in res.output  # not "does not exist"
 
 
 def test_cli_bad_output_name_and_missing_input_exit_2(dwi_files):

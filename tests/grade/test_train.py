@@ -600,7 +600,7 @@ def test_command_line_overrides_are_checked_like_the_file(tmp_path: Path) -> Non
     with pytest.raises(InvalidInputError, match="cv_folds"):
         validated_update(cfg, {"cv_folds": [9]}, path)
     path.write_bytes(b"# caf\xe9\n")  # not UTF-8
-    with pytest.raises(InvalidInputError, match="invalid grade config"):
+    with pytest.raises(InvalidInputError, match="not UTF-8 text"):
         load_config(path)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,26 @@ def test_truncated_dicom_breaking_its_series(tmp_path: Path) -> None:
         load_study(tmp_path)
     assert str(victim) in str(err.value) and "truncated" in str(err.value)
     assert str(victim) in _cli_error(["inspect", str(tmp_path)])
+
+
+def test_truncated_dicom_skips_only_its_series(tmp_path: Path) -> None:
+    """Another series broken by a file cut short is skipped; the T2 is still read."""
+    study_uid, frame_uid = generate_uid(), generate_uid()
+    rng = np.random.default_rng(2)
+    kw: dict[str, Any] = {"study_uid": study_uid, "frame_uid": frame_uid}
+    write_series(tmp_path / "t2", rng.integers(100, 1000, size=(32, 32, 5)),
+                 description="T2_TSE_SAG", series_number=3, **kw)  # fmt: skip
+    extra = write_series(tmp_path / "extra", rng.integers(100, 1000, size=(32, 32, 5)),
+                         description="T1_TSE_SAG", series_number=4, echo_ms=10.0,
+                         repetition_ms=500.0, **kw)  # fmt: skip
+    victim = extra.files[2]
+    victim.write_bytes(victim.read_bytes()[:-700])
+    study = load_study(tmp_path)
+    assert study.t2 is not None and study.t2.description == "T2_TSE_SAG"
+    warned = [w for w in study.warnings if "truncated" in w]
+    assert len(warned) == 1
+    assert warned[0].startswith(f"{victim.relative_to(tmp_path)}: ")
+    assert warned[0].endswith("its series is incomplete without it; series skipped")
 
 
 @pytest.mark.parametrize("keep_bytes", [300, -500], ids=["in-header", "in-pixels"])
@@ -220,3 +241,105 @@ def test_bvalues_in_another_unit_are_refused(tmp_path: Path, bvals: str, unit: s
     bval.write_text(bvals + "\n")
     line = _cli_error(["adc", str(dwi), "-o", str(tmp_path / "adc.nii.gz")])
     assert line.startswith(f"discquant: error: {bval}: largest b-value") and unit in line
+
+
+def test_unreadable_extra_image_in_a_bids_folder_is_skipped(tmp_path: Path) -> None:
+    """A damaged T1w next to the T2 is skipped with a warning; a damaged T2 is an error."""
+    anat = tmp_path / "sub-01" / "anat"
+    anat.mkdir(parents=True)
+    _nifti(anat / "sub-01_T2w.nii.gz", np.ones((8, 8, 3)))
+    t1 = _nifti(anat / "sub-01_T1w.nii.gz", np.ones((8, 8, 3)))
+    t1.write_bytes(t1.read_bytes()[:40])
+    study = load_study(tmp_path / "sub-01")
+    assert study.t2 is not None and study.t2.image.shape == (8, 8, 3)
+    assert len(study.warnings) == 1
+    assert study.warnings[0].startswith("anat/sub-01_T1w.nii.gz: not a readable NIfTI image")
+    assert study.warnings[0].endswith("; skipped")
+    t2 = anat / "sub-01_T2w.nii.gz"
+    t2.write_bytes(t2.read_bytes()[:40])
+    with pytest.raises(InvalidInputError) as err:
+        load_study(tmp_path / "sub-01")
+    assert str(t2) in str(err.value)
+
+
+def test_unreadable_extra_image_in_a_nifti_folder_is_skipped(tmp_path: Path) -> None:
+    _nifti(tmp_path / "t2_sag.nii.gz", np.ones((8, 8, 3)))
+    (tmp_path / "localiser.nii.gz").write_bytes(b"\x1f\x8b not really")
+    study = load_study(tmp_path)
+    assert study.t2 is not None
+    assert [w.split(":")[0] for w in study.warnings] == ["localiser.nii.gz"]
+
+
+def test_sidecar_series_number_that_is_not_finite(tmp_path: Path) -> None:
+    image = _nifti(tmp_path / "t2.nii.gz", np.ones((8, 8, 3)))
+    (tmp_path / "t2.json").write_text('{"SeriesNumber": NaN, "SeriesDescription": "T2"}')
+    study = load_study(t2=image)
+    assert study.t2 is not None and study.t2.provenance.series_number is None
+
+
+def test_error_messages_of_other_libraries_are_one_line(tmp_path: Path) -> None:
+    """nibabel's message for a truncated uncompressed NIfTI spans two lines."""
+    image = _nifti(tmp_path / "t2.nii", np.ones((16, 16, 8)))
+    image.write_bytes(image.read_bytes()[:600])
+    with pytest.raises(InvalidInputError) as err:
+        load_study(t2=image)
+    assert "\n" not in str(err.value) and str(image) in str(err.value)
+    assert str(image) in _cli_error(["inspect", "--t2", str(image)])
+
+
+def test_empty_bval_file_is_one_line(tmp_path: Path) -> None:
+    dwi = _nifti(tmp_path / "dwi.nii.gz", np.ones((8, 8, 3, 3)))
+    (tmp_path / "dwi.bval").write_text("")
+    with warnings.catch_warnings(record=True) as caught:  # numpy's would print 2 more lines
+        warnings.simplefilter("always")
+        line = _cli_error(["inspect", "--dwi", str(dwi), "--bval", str(tmp_path / "dwi.bval")])
+    assert "has 0 b-values" in line
+    assert not [w for w in caught if issubclass(w.category, UserWarning)]
+
+
+@pytest.mark.parametrize("label", ["", "sub-", " -_"])
+def test_subject_label_without_letters_or_digits(tmp_path: Path, label: str) -> None:
+    t2 = _nifti(tmp_path / "t2.nii.gz", np.ones((8, 8, 3)))
+    with pytest.raises(InvalidInputError, match="has no letter or digit"):
+        load_study(t2=t2, subject=label)
+    out = tmp_path / "O"
+    line = _cli_error(["analyze", "--t2", str(t2), "--subject", label, "--out", str(out)])
+    assert "has no letter or digit" in line and not out.exists()
+
+
+def test_bval_without_dwi_is_named_before_the_missing_input(tmp_path: Path) -> None:
+    bval = tmp_path / "x.bval"
+    bval.write_text("0 800\n")
+    assert "--bval/--bvec given without --dwi" in _cli_error(["inspect", "--bval", str(bval)])
+
+
+def _jpeg_series(folder: Path) -> Path:
+    """A one-slice series whose pixel data dcm2niix cannot decode (JPEG, 16-bit)."""
+    import pydicom
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    written = write_series(
+        folder, np.full((16, 16, 1), 500), description="T1_SAG_JPEG", series_number=9,
+        study_uid=generate_uid(), frame_uid=generate_uid(),
+    )  # fmt: skip
+    path = written.files[0]
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.PixelData = encapsulate([b"\xff\xd8not a jpeg\xff\xd9"])
+    ds["PixelData"].is_undefined_length = True
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_a_series_dcm2niix_cannot_convert_gives_its_reason(tmp_path: Path) -> None:
+    victim = _jpeg_series(tmp_path / "jpeg")
+    with pytest.raises(InvalidInputError) as err:  # alone: the error says why
+        load_study(tmp_path)
+    assert str(victim) in str(err.value) and "dcm2niix converted nothing" in str(err.value)
+    assert "Transfer Syntax" in str(err.value)
+    _t2_series(tmp_path / "t2")  # with a good T2: skipped, the reason in the warnings
+    study = load_study(tmp_path)
+    assert study.t2 is not None
+    warned = [w for w in study.warnings if "converted nothing" in w]
+    assert len(warned) == 1 and "Transfer Syntax" in warned[0]

@@ -59,6 +59,10 @@ def test_calibrate_command_writes_a_usable_file(tmp_path) -> None:  # type: igno
     cal = WaterCalibration.load(out)
     assert cal.water_percent(1.75) == pytest.approx(75.0)
     assert cal.label == "fitted from pairs.csv"
+    nested = tmp_path / "new" / "folder" / "cal.json"  # missing folders are created
+    res = CliRunner().invoke(app, ["calibrate", str(pairs), "-o", str(nested)])
+    assert res.exit_code == 0, res.output
+    assert WaterCalibration.load(nested).water_percent(1.75) == pytest.approx(75.0)
     bad = CliRunner().invoke(app, ["calibrate", str(pairs), "-o", str(out), "--adc-column", "x"])
     assert bad.exit_code == 2
     assert "missing column" in bad.output

@@ -96,6 +96,10 @@ def test_keep_phi_shows_the_patient_of_a_dicom_study(
     )
     html = paths.report_html.read_text()
     doc = json.loads(paths.results_json.read_text())
+    # The series UID (a scanner's holds its serial number and the scan's date-time)
+    # only with keep_phi.
+    uid = pydicom.dcmread(next(phantom_dicom.rglob("*.dcm"))).SeriesInstanceUID
+    assert (str(uid) in html, str(uid) in json.dumps(doc)) == (keep_phi, keep_phi)
     if not keep_phi:
         assert "patient" not in result.provenance
         for value in ("PHANTOM^kp", "PHANTOM-kp", "19610203", "1961-02-03", "ACCPH77"):

@@ -91,3 +91,23 @@ def test_other_levels_go_to_other_discs() -> None:
     doc = build_results_document(result)
     validate_results(doc)
     assert [d["level"] for d in doc["other_discs"]] == ["T12-L1"]
+
+
+def test_a_nan_inside_a_list_and_a_stage_without_time_still_write(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """A NaN grade probability or centroid coordinate made the list [.., null, ..], which the
+    schema refused, and a stage without its time broke the report: the subject was lost."""
+    from discquant.outputs import write_outputs
+
+    result = copy.deepcopy(synthetic.result)
+    result.discs[0].pfirrmann_probabilities = (0.1, float("nan"), 0.3, 0.4, 0.2)
+    result.discs[1].centroid_ras_mm = (1.0, float("nan"), 2.0)
+    result.stages.append(StageStatus("grading", ok=False, seconds=None, message="x"))  # type: ignore[arg-type]
+    paths = write_outputs(result, tmp_path, keep_phi=False)
+    doc = json.loads(paths.results_json.read_text())
+    assert doc["discs"][0]["pfirrmann_probabilities"] is None
+    assert doc["discs"][1]["centroid_ras_mm"] is None
+    assert doc["discs"][2]["pfirrmann_probabilities"] is not None
+    row = '<td class="l">grading</td><td class="l"><span class="failed">failed</span></td>'
+    assert row + '<td><span class="na">n/a</span></td>' in paths.report_html.read_text()

@@ -26,9 +26,11 @@ def print_summary(
     from rich.console import Console
     from rich.table import Table
 
+    from discquant.outputs._common import bids_label
+
     console = Console(width=None if sys.stdout.isatty() else 140)
     table = Table(
-        title=f"sub-{result.subject}: per-disc results",
+        title=f"sub-{bids_label(result.subject)}: per-disc results",  # as the output folder
         caption="ADC in µm²/ms (nucleus, whole disc); height = middle height in mm; "
         "volume in cm³; water = nucleus ADC / healthy reference",
     )

@@ -325,7 +325,12 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
                 path=manifest,
             )
         # csv skips blank lines: reader.line_num (lines read so far) is the row's own line
-        rows = [(reader.line_num, row) for row in reader if not _is_blank(row)]
+        try:
+            rows = [(reader.line_num, row) for row in reader if not _is_blank(row)]
+        except csv.Error as exc:  # a cell over the csv module's field size limit, ...
+            raise InvalidInputError(
+                f"not a readable manifest (after line {reader.line_num}: {exc})", path=manifest
+            ) from exc
     base = manifest.parent
     studies: list[CohortStudy] = []
     for number, row in rows:

@@ -9,6 +9,7 @@ them too.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import platform
@@ -148,7 +149,6 @@ def _weights_sha256(model: Any) -> str:
     Hashing the tensors rather than a file name or a version string identifies the weights
     themselves, wherever and however they were loaded.
     """
-    import hashlib
 
     import numpy as np
 
@@ -230,7 +230,15 @@ def record_key(fingerprint: str, options: CohortOptions) -> dict[str, Any]:
 def config_document(options: CohortOptions) -> dict[str, Any]:
     """The analysis configuration as JSON-ready data (part of each study's fingerprint record)."""
     raw = asdict(options.config)
-    raw["calibration"] = str(options.config.calibration) if options.config.calibration else None
+    calibration = options.config.calibration
+    raw["calibration"] = str(calibration) if calibration else None
+    # The file's content, not only its path: a calibration refitted in place changes
+    # every water_percent (as the models are keyed by their weights).
+    raw["calibration_sha256"] = (
+        hashlib.sha256(Path(calibration).read_bytes()).hexdigest()
+        if calibration and Path(calibration).is_file()
+        else None
+    )
     return {"analysis": raw, "dicom": options.dicom, "keep_phi": options.keep_phi}
 
 

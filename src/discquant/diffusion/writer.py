@@ -191,11 +191,21 @@ def compute_and_write_adc(
     threads
         Worker threads of the fit.
     """
+    from discquant.diffusion.adc import METHODS
     from discquant.io.load import load_study
+    from discquant.output_paths import check_output_file
 
     src = Path(input_path)
     out = Path(output)
-    _suffix(out)  # fail before the (slow) import on a bad output name
+    # Fail before the (slow) import: a bad output name, a sidecar that cannot be written
+    # (the map would be left without it), a bad method or thread count.
+    _suffix(out)
+    check_output_file(out)
+    check_output_file(sidecar_path(out))
+    if method not in METHODS:
+        raise InvalidInputError(f"unknown ADC method {method!r}; choose one of {METHODS}")
+    if threads is not None and threads < 1:
+        raise InvalidInputError(f"threads must be at least 1, got {threads}")
     sigma = parse_noise_sigma(noise_sigma)
     if not src.exists():
         raise InputNotFoundError("input does not exist", path=src)

@@ -131,17 +131,9 @@ def config_problem(cfg: GradeTrainConfig) -> str | None:
 
 def load_config(path: Path) -> GradeTrainConfig:
     """Read and validate a YAML config; relative data paths are kept as written."""
-    import yaml
+    from discquant.config import read_yaml
 
-    if not path.is_file():
-        from discquant.errors import InputNotFoundError
-
-        raise InputNotFoundError("config file not found", path=path)
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"invalid grade config: {exc}", path=path) from exc
-    return _validated(raw, path)
+    return _validated(read_yaml(path), path)
 
 
 def _validated(raw: dict[str, Any], path: Path) -> GradeTrainConfig:

@@ -448,15 +448,20 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
                 path=path,
             )
         _report_non_image(scan, warnings)
-        _check_truncated(scan, warnings)
+        broken = _check_truncated(scan, warnings)
         images: list[RawImage] = []
-        skipped: list[tuple[Path, str]] = []
+        # a truncated file whose series is unknown, with no series to skip for it
+        skipped: list[tuple[Path, str]] = [v for k, v in broken.items() if k not in scan.series]
         for i, series in enumerate(
             sorted(scan.series.values(), key=lambda s: (s.number or 0, s.uid))
         ):
             # A series that cannot be used is skipped, not fatal: lumbar protocols hold
-            # axial T2 stacks in separate blocks (irregular gaps) and screen saves, and
-            # one such series must not keep the sagittal T2 and the DWI from being read.
+            # axial T2 stacks in separate blocks (irregular gaps), screen saves and files
+            # cut short, and one such series must not keep the sagittal T2 and the DWI
+            # from being read.
+            if series.uid in broken:
+                skipped.append(broken[series.uid])
+                continue
             problem = _spacing_problem(series)
             if problem is not None:
                 skipped.append(problem)
@@ -493,22 +498,36 @@ def _report_non_image(scan: _Scan, warnings: list[str]) -> None:
         warnings.append(msg)
 
 
-def _check_truncated(scan: _Scan, warnings: list[str]) -> None:
-    """Drop truncated files with a warning when their series stays complete, else raise."""
+def _check_truncated(scan: _Scan, warnings: list[str]) -> dict[str | None, tuple[Path, str]]:
+    """Truncated files: dropped with a warning where their series stays complete.
+
+    Returns the series that are incomplete without them, by UID, with the file and the
+    reason (to be skipped). A file whose header ended before its series could be known
+    is blamed on every incomplete series; with no series at all it is returned under
+    None (the study then has nothing usable, and that file is the reason).
+    """
+    broken: dict[str | None, tuple[Path, str]] = {}
     for path, problem, uid in scan.truncated:
         series = scan.series.get(uid) if uid is not None else None
         if uid is None:
-            # The header ended before its series could be known. If every series is
-            # complete, the file held nothing we lack; otherwise it is the likely cause.
-            if not scan.series or any(
-                _incomplete(s) or _spacing_problem(s) is not None for s in scan.series.values()
-            ):
-                raise InvalidInputError(f"{problem}; no complete series remains", path=path)
+            suspects = [
+                s.uid
+                for s in scan.series.values()
+                if _incomplete(s) or _spacing_problem(s) is not None
+            ]
+            if not scan.series:
+                broken.setdefault(None, (path, f"{problem}; no complete series remains"))
+            for suspect in suspects:
+                broken.setdefault(suspect, (path, f"{problem}; a series is incomplete without it"))
+            if suspects or not scan.series:
+                continue
         elif series is None or _incomplete(series) or _spacing_problem(series) is not None:
-            raise InvalidInputError(f"{problem}; its series is incomplete without it", path=path)
+            broken.setdefault(uid, (path, f"{problem}; its series is incomplete without it"))
+            continue
         msg = f"{path}: {problem}; skipped (the rest of its series is complete)"
         log.warning(msg)
         warnings.append(msg)
+    return broken
 
 
 def _convert_series(
@@ -522,15 +541,13 @@ def _convert_series(
         (src / f"{j:06d}.dcm").symlink_to(readable.resolve())
     text = _run_dcm2niix(src, out, keep_phi=keep_phi, series=series)
     outputs = sorted(p for p in out.iterdir() if is_nifti(p))
-    if not outputs:
+    if not outputs:  # the caller skips the series with this reason (or reports it)
         last = next((ln for ln in reversed(text.splitlines()) if ln.strip()), "no output")
-        msg = (
-            f"{series.files[0]}: dcm2niix converted nothing from series {series.number} "
-            f"'{series.description}' ({last.strip()}); skipped"
+        raise DicomConversionError(
+            f"dcm2niix converted nothing from series {series.number} "
+            f"'{series.description}' ({last.strip()})",
+            path=series.files[0],
         )
-        log.warning(msg)
-        warnings.append(msg)
-        return []
     provenance = Provenance(
         source_paths=tuple(series.files),
         series_instance_uid=series.uid,

@@ -45,14 +45,14 @@ def _load_path(path: Path, *, keep_phi: bool) -> tuple[list[RawImage], list[str]
     if path.is_file() and is_nifti(path):
         return [load_nifti(path, keep_phi=keep_phi)], [], True
     if path.is_dir() and is_bids_subject(path):
-        return load_bids_subject(path, keep_phi=keep_phi), [], False
+        return (*load_bids_subject(path, keep_phi=keep_phi), False)
     from discquant.io.dicom import load_dicom
 
     try:
         return (*load_dicom(path, keep_phi=keep_phi), False)
     except InputNotFoundError:
         if path.is_dir() and any(is_nifti(p) for p in path.iterdir()):
-            return load_nifti_folder(path, keep_phi=keep_phi), [], False
+            return (*load_nifti_folder(path, keep_phi=keep_phi), False)
         raise
 
 
@@ -107,10 +107,13 @@ def load_study(
     >>> study.dwi.bvals_s_per_mm2  # doctest: +SKIP
     array([  0., 400., 800.])
     """
-    if path is None and t2 is None and dwi is None and adc is None:
-        raise InputNotFoundError("no input given: name a folder, a file, or --t2/--dwi/--adc")
     if (bval is not None or bvec is not None) and dwi is None:
         raise InvalidInputError("--bval/--bvec given without --dwi", path=bval or bvec)
+    if path is None and t2 is None and dwi is None and adc is None:
+        raise InputNotFoundError("no input given: name a folder, a file, or --t2/--dwi/--adc")
+    if subject is not None and not re.search(r"[A-Za-z0-9]", subject.removeprefix("sub-")):
+        # The outputs are named by the label's letters and digits (BIDS).
+        raise InvalidInputError(f"subject label {subject!r} has no letter or digit")
     raws: list[RawImage] = []
     explicit: list[bool] = []
     warnings: list[str] = []

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from discquant.errors import InputNotFoundError, InvalidInputError
+from discquant.errors import DiscquantError, InputNotFoundError, InvalidInputError
 from discquant.io.privacy import scrub_sidecar
 from discquant.io.study import Provenance, Volume
 
@@ -108,12 +110,20 @@ MIN_WEIGHTED_B_S_PER_MM2 = 20.0
 """A largest b-value below this (and above a b≈0 of 0.05) is taken for ms/µm² and refused."""
 
 
+def _loadtxt(path: Path, *, ndmin: Literal[1, 2]) -> npt.NDArray[np.float64]:
+    """``numpy.loadtxt`` without its warning on an empty file (which would add lines to a
+    one-line error: the empty file is reported by the count check of the caller)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return np.loadtxt(path, dtype=np.float64, ndmin=ndmin)
+
+
 def read_bvals(path: Path, *, image: Path, n_vols: int) -> npt.NDArray[np.float64]:
     """FSL/BIDS .bval: one row of b-values in s/mm², one per volume of ``image``."""
     if not path.is_file():
         raise InputNotFoundError("b-value file does not exist", path=path)
     try:
-        bvals = np.loadtxt(path, dtype=np.float64, ndmin=1).ravel()
+        bvals = _loadtxt(path, ndmin=1).ravel()
     except ValueError as exc:
         raise InvalidInputError(f"not a b-value file ({exc})", path=path) from exc
     if bvals.size != n_vols:
@@ -153,7 +163,7 @@ def read_bvecs(
     if not path.is_file():
         raise InputNotFoundError("gradient-direction file does not exist", path=path)
     try:
-        bvecs = np.loadtxt(path, dtype=np.float64, ndmin=2)
+        bvecs = _loadtxt(path, ndmin=2)
     except ValueError as exc:
         raise InvalidInputError(f"not a b-vector file ({exc})", path=path) from exc
     if bvecs.shape == (n_vols, 3) and n_vols != 3:
@@ -220,7 +230,9 @@ def load_nifti(
     series_number = sidecar.get("SeriesNumber")
     provenance = Provenance(
         source_paths=sources,
-        series_number=int(series_number) if isinstance(series_number, int | float) else None,
+        series_number=int(series_number)
+        if isinstance(series_number, int | float) and np.isfinite(series_number)
+        else None,
         sidecar=sidecar,
     )
     log.debug("read %s: shape %s", path.name, volume.shape)
@@ -271,8 +283,9 @@ def bids_sessions(folder: Path) -> list[Path]:
     ]
 
 
-def load_bids_subject(folder: Path, *, keep_phi: bool = False) -> list[RawImage]:
-    """All NIfTI images in a BIDS subject's (or session's) ``anat/`` and ``dwi/`` folders.
+def load_bids_subject(folder: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], list[str]]:
+    """All NIfTI images in a BIDS subject's (or session's) ``anat/`` and ``dwi/`` folders,
+    and the warnings of the files skipped (:func:`_load_images`).
 
     ``anat/*_T2w`` is asserted T2, ``dwi/*_dwi`` asserted DWI (and then validated),
     ``*_ADC`` asserted ADC; other files (T1w, ...) are kept and classified as usual.
@@ -292,20 +305,48 @@ def load_bids_subject(folder: Path, *, keep_phi: bool = False) -> list[RawImage]
             f"time, e.g. {sessions[0]}",
             path=folder,
         )
-    images: list[RawImage] = []
-    for sub in ("anat", "dwi"):
-        for cand in [folder / sub, *sorted(folder.glob(f"ses-*/{sub}"))]:
-            if not cand.is_dir():
-                continue
-            for path in sorted(p for p in cand.iterdir() if is_nifti(p)):
-                hint, why = _bids_hint(path)
-                images.append(load_nifti(path, keep_phi=keep_phi, hint=hint, hint_reason=why))
-    return images
-
-
-def load_nifti_folder(folder: Path, *, keep_phi: bool = False) -> list[RawImage]:
-    """Every NIfTI file directly in ``folder`` (e.g. a dcm2niix output folder)."""
-    return [
-        load_nifti(path, keep_phi=keep_phi)
-        for path in sorted(p for p in folder.iterdir() if is_nifti(p))
+    paths = [
+        path
+        for sub in ("anat", "dwi")
+        for cand in [folder / sub, *sorted(folder.glob(f"ses-*/{sub}"))]
+        if cand.is_dir()
+        for path in sorted(p for p in cand.iterdir() if is_nifti(p))
     ]
+    return _load_images(paths, folder, keep_phi=keep_phi, hints=_bids_hint)
+
+
+def load_nifti_folder(folder: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], list[str]]:
+    """Every NIfTI file directly in ``folder`` (e.g. a dcm2niix output folder), and the
+    warnings of the files that could not be read (:func:`_load_images`)."""
+    paths = sorted(p for p in folder.iterdir() if is_nifti(p))
+    return _load_images(paths, folder, keep_phi=keep_phi, hints=lambda p: (None, ""))
+
+
+def _load_images(
+    paths: list[Path],
+    folder: Path,
+    *,
+    keep_phi: bool,
+    hints: Callable[[Path], tuple[str | None, str]],
+) -> tuple[list[RawImage], list[str]]:
+    """Load each image; one without an asserted role (a T1w, a localiser) that cannot be
+    read is skipped with a warning naming it relative to ``folder``, as a DICOM series
+    is: it must not keep the T2 and the DWI from being analysed. An image with a role,
+    or every image failing, is an error."""
+    images: list[RawImage] = []
+    skipped: list[str] = []
+    first_error: DiscquantError | None = None
+    for path in paths:
+        hint, why = hints(path)
+        try:
+            images.append(load_nifti(path, keep_phi=keep_phi, hint=hint, hint_reason=why))
+        except DiscquantError as exc:
+            if hint is not None:
+                raise
+            first_error = first_error or exc
+            msg = f"{path.relative_to(folder)}: {exc.reason}; skipped"
+            log.warning(msg)
+            skipped.append(msg)
+    if not images and first_error is not None:
+        raise first_error
+    return images, skipped

@@ -61,6 +61,8 @@ class WaterCalibration:
         return water if 0.0 <= water <= 100.0 else None
 
     def save(self, path: Path) -> None:
+        """Write the calibration as JSON; missing folders above ``path`` are created."""
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
@@ -94,16 +96,31 @@ class WaterCalibration:
                 calibration.slope_percent_per_um2_per_ms,
                 *calibration.adc_range_um2_per_ms,
             )
-        except (ValueError, KeyError, TypeError) as exc:
+        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+            # RecursionError: JSON nested thousands of levels deep
             raise InvalidInputError(f"not a water calibration file ({exc})", path=source) from exc
         lo, hi = calibration.adc_range_um2_per_ms
-        if not all(isinstance(v, int | float) and np.isfinite(v) for v in numbers) or lo >= hi:
+        if not all(_is_number(v) and np.isfinite(v) for v in numbers) or lo >= hi:
             raise InvalidInputError(
                 "not a water calibration file (coefficients must be finite numbers and the "
                 "ADC range [low, high] with low < high)",
                 path=source,
             )
+        n, r2 = calibration.n_pairs, calibration.r2
+        if not isinstance(calibration.label, str) or not (
+            _is_number(n) and float(n).is_integer() and n >= 0 and _is_number(r2) and r2 <= 1
+        ):
+            raise InvalidInputError(
+                "not a water calibration file (label must be text, n_pairs a count and r2 a "
+                "number up to 1)",
+                path=source,
+            )
         return calibration
+
+
+def _is_number(value: object) -> bool:
+    """An int or float that is not a bool (JSON ``true`` is not a count)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def fit_calibration(

@@ -35,7 +35,22 @@ The first four are the ones the project rule names; the rest are the obvious com
 (DICOM PS3.15 Annex E lists them under the Basic Application Level Confidentiality Profile).
 """
 
-_PHI_KEYS_LOWER = frozenset(k.lower() for k in PHI_KEYS) | frozenset(
+SOURCE_KEYS: frozenset[str] = frozenset(
+    {
+        "series_instance_uid",
+        "SeriesInstanceUID",
+        "StudyInstanceUID",
+        "InstitutionName",
+        "InstitutionalDepartmentName",
+        "StationName",
+        "DeviceSerialNumber",
+    }
+)
+"""Keys that name the source's site, scanner or scan time (a Siemens series UID holds the
+scanner's serial number and the date-time of the scan): dropped with :data:`PHI_KEYS`.
+The DICOM SEG and SR still reference their source series, as they must."""
+
+_PHI_KEYS_LOWER = frozenset(k.lower() for k in PHI_KEYS | SOURCE_KEYS) | frozenset(
     {"patient_name", "patient_id", "patient_birth_date", "accession_number"}
 )
 

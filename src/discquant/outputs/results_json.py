@@ -56,6 +56,10 @@ def _disc(disc: DiscResult) -> dict[str, Any]:
     doc["adc_disc_um2_per_ms"] = _stats(disc.adc_disc)
     doc["adc_np_um2_per_ms"] = _stats(disc.adc_np)
     del doc["adc_disc"], doc["adc_np"]
+    for key in ("pfirrmann_probabilities", "centroid_ras_mm"):
+        # a NaN became null; the schema reads the list as a whole: null, not [0.1, null, ...]
+        if doc[key] is not None and None in doc[key]:
+            doc[key] = None
     return doc
 
 

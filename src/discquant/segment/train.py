@@ -81,15 +81,12 @@ class TrainConfig:
     @classmethod
     def from_yaml(cls, path: Path, **overrides: Any) -> TrainConfig:
         """Read a YAML file; keys and value types are checked (one-line error naming it)."""
-        import yaml
         from pydantic import TypeAdapter, ValidationError
 
-        from discquant.errors import InvalidInputError, one_line, validation_summary
+        from discquant.config import read_yaml
+        from discquant.errors import InvalidInputError, validation_summary
 
-        try:
-            raw = yaml.safe_load(Path(path).read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise InvalidInputError(f"not YAML ({one_line(exc)})", path=path) from exc
+        raw = read_yaml(Path(path))
         if not isinstance(raw, dict):
             raise InvalidInputError("a training configuration is a mapping of keys", path=path)
         raw.update({k: v for k, v in overrides.items() if v is not None})

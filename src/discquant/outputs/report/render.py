@@ -348,7 +348,7 @@ def _stage_table(stages: list[StageStatus]) -> str:
         return '<p class="na">No stage status was recorded.</p>'
     rows = "".join(
         f'<tr><td class="l">{_esc(s.name)}</td>'
-        f'<td class="l">{_STATUS[s.ok]}</td><td>{s.seconds:.1f} s</td>'
+        f'<td class="l">{_STATUS[s.ok]}</td><td>{_num(s.seconds, "{:.1f} s")}</td>'
         f'<td class="wrap">{_esc(s.message)}</td></tr>'
         for s in stages
     )
@@ -397,8 +397,8 @@ def render_report(
         chart = _figure(
             figures.adc_chart(result.discs),
             "Nucleus ADC by level",
-            "Points: nucleus ADC mean with its 10th–90th percentile range, filled with "
-            "the colour of the CNN grade; squares: whole-disc mean. Zones: typical "
+            "Points: nucleus ADC median with its 10th–90th percentile range, filled with "
+            "the colour of the CNN grade; squares: whole-disc median. Zones: typical "
             "nucleus ADC for Pfirrmann grades I–V.",
         )
     else:
