@@ -411,3 +411,96 @@ def test_snr_of_a_real_dwi_with_a_masked_background_is_withheld(shared_data: Pat
     warnings: list[str] = []
     assert _snr(dwi, _mean_b0(dwi), warnings) is None
     assert len(warnings) == 1 and "38% of the voxels are exactly 0" in warnings[0]
+
+
+def test_an_implausible_nucleus_adc_withholds_only_its_adc_class() -> None:
+    from discquant.pipeline import _grade
+    from discquant.results import AdcStats, AnalysisResult, DiscResult
+
+    def disc(level: str, median: float) -> DiscResult:
+        return DiscResult(
+            level, found=True, adc_np=AdcStats(median, median, 0.1, median, median, 50)
+        )
+
+    result = AnalysisResult("x", [disc("L3-L4", 1.7), disc("L4-L5", 0.01), disc("L5-S1", 1.1)])
+    _grade(result, None, None)
+    assert [d.adc_class for d in result.discs] == ["mild", None, "severe"]
+    assert result.discs[1].flags == ["adc_class_withheld_implausible_adc"]
+
+
+def _crop(v: Volume, axis: int, k0: int, k1: int | None = None) -> Volume:
+    """``v`` cut to voxels ``k0:k1`` along ``axis``, in place in the world."""
+    index = [slice(None)] * v.data.ndim
+    index[axis] = slice(k0, k1)
+    offset = np.zeros(3)
+    offset[axis] = k0
+    affine = v.affine.copy()
+    affine[:3, 3] = v.affine[:3, :3] @ offset + v.affine[:3, 3]
+    return Volume(np.ascontiguousarray(v.data[tuple(index)]), affine)
+
+
+def _with_images(ph: PhantomStudy, t2: Volume, dwi: Volume) -> Study:
+    series = (
+        Series(SeriesRole.T2, "test", "T2", t2, "sagittal"),
+        Series(SeriesRole.DWI, "test", "DWI", dwi, "sagittal",
+               bvals_s_per_mm2=ph.bvals, bvecs=ph.bvecs),
+    )  # fmt: skip
+    return Study("ph", series)
+
+
+def test_a_t2_slab_that_cuts_discs_laterally_withholds_their_volume(phantom: PhantomStudy) -> None:
+    """Sagittal slices 5-10 of the phantom's T2 cut every disc: the volumes read 19-25 %
+    low without a flag (a review reproduced it)."""
+    from discquant.measure.geometry import left_right_axis
+
+    axis = left_right_axis(phantom.t2.affine)
+    cut = lambda v: _crop(v, axis, 5, 11)  # noqa: E731
+    res = analyze(
+        _with_images(phantom, cut(phantom.t2), phantom.dwi),
+        segmenter=_truth_segmenter(cut(phantom.labels_t2), cut(phantom.nucleus_t2)),
+    )
+    for disc in res.discs:
+        assert disc.volume_mm3 is None and "volume_withheld_lateral_fov" in disc.flags
+        assert disc.height_middle_mm is not None  # the middle is in view: heights stay
+
+
+def test_a_vertebra_cut_by_the_image_edge_is_left_out_of_the_height_index(
+    phantom: PhantomStudy,
+) -> None:
+    """The top 100 rows removed cut L1 (17.0 mm of its 24.4): L1-L2's index read 0.467
+    instead of 0.397 (+18 %). Now L2 alone (25.0 mm) is the reference: 9.8 / 25.0."""
+    from discquant.measure.geometry import adjacent_body_height_mm, disc_frame
+
+    axis = int(np.argmax(np.abs(phantom.t2.affine[2, :3])))  # superior-inferior voxel axis
+    assert phantom.t2.affine[2, axis] < 0  # row 0 is the top of the image
+    labels = _crop(phantom.labels_t2, axis, 100)
+    assert (labels.data == 20).any() and (labels.data == 120).any()  # L1 cut, L1-L2 whole
+    res = analyze(
+        _with_images(phantom, _crop(phantom.t2, axis, 100), phantom.dwi),
+        segmenter=_truth_segmenter(labels, _crop(phantom.nucleus_t2, axis, 100)),
+    )
+    lab, aff = phantom.labels_t2.data, phantom.labels_t2.affine
+    frame = disc_frame(lab == 120, aff)
+    l2_mm = adjacent_body_height_mm(lab == 21, lab == 120, aff, above=False, frame=frame)
+    disc = res.discs[0]
+    assert disc.level == "L1-L2" and "partial_fov" not in disc.flags
+    assert disc.height_middle_mm is not None and l2_mm is not None
+    assert disc.disc_height_index == pytest.approx(disc.height_middle_mm / l2_mm)
+
+
+def test_a_dwi_slab_that_misses_the_middle_of_a_disc_is_flagged(phantom: PhantomStudy) -> None:
+    """DWI slices 0-6 end beside the middle of L2-L3 and L3-L4: their nucleus ADC read
+    4-7 % low without a flag."""
+    from discquant.measure.geometry import left_right_axis
+
+    axis = left_right_axis(phantom.dwi.affine)
+    res = analyze(
+        _with_images(phantom, phantom.t2, _crop(phantom.dwi, axis, 0, 7)),
+        segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2),
+    )
+    flagged = [d.level for d in res.discs if "partial_fov_dwi" in d.flags]
+    assert flagged == [d.level for d in res.discs]  # every disc's middle lies beyond slice 6
+    whole = analyze(
+        _study(phantom), segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)
+    )
+    assert not any("partial_fov_dwi" in d.flags for d in whole.discs)

@@ -433,10 +433,16 @@ def _to_dwi_grid(
 
 def _grade(result: AnalysisResult, t2: Volume | None, model: Any) -> None:
     from discquant.grade import adc_class
+    from discquant.grade.adc_class import PLAUSIBLE_ADC_UM2_PER_MS
 
+    lo, hi = PLAUSIBLE_ADC_UM2_PER_MS
     for disc in result.discs:
-        if disc.adc_np is not None:
+        if disc.adc_np is None:
+            continue
+        if lo <= disc.adc_np.median <= hi:
             disc.adc_class = adc_class(disc.adc_np.median)
+        else:  # one implausible disc must not cost the others their grades
+            disc.flags.append("adc_class_withheld_implausible_adc")
     if t2 is None or result.labels_t2 is None:
         return
     from discquant.grade.crops import extract_disc_crop

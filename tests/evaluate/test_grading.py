@@ -403,3 +403,14 @@ def test_comparing_the_disc_key_columns_is_bad_input(tmp_path: Path, column: str
     assert res.exit_code == 2, res.output
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and f"'{column}' names the disc" in lines[0], res.output
+
+
+def test_fractional_grades_are_refused_not_rounded_down() -> None:
+    """2.7 was read as 2 (exact accuracy 1.0 for [2.7, 3] against [2, 3])."""
+    from discquant.evaluate.grading import binary_agreement
+
+    with pytest.raises(ValueError, match=r"whole numbers, got 2\.7"):
+        grade_agreement([2.7, 3], [2, 3])
+    with pytest.raises(ValueError, match=r"whole numbers, got 0\.6"):
+        binary_agreement([0.6, 1, 0], [1, 1, 0])
+    assert grade_agreement([3.0, 2.0], [3, 2]).exact_accuracy == 1.0  # "3.0" is a grade

@@ -27,7 +27,7 @@ from discquant.grade.adc_class import load_adc_thresholds
         (1.5499, "moderate"),
         (1.25, "moderate"),
         (1.2499, "severe"),
-        (0.0, "severe"),
+        (0.05, "severe"),  # the lowest plausible nucleus ADC (PLAUSIBLE_ADC_UM2_PER_MS)
     ],
 )
 def test_adc_class_packaged_thresholds(adc: float, expected: str) -> None:
@@ -60,8 +60,12 @@ def test_bad_config_and_values(tmp_path: Path) -> None:
         load_adc_thresholds(cfg)
     with pytest.raises(ValueError, match="finite"):
         adc_class(float("nan"))
-    with pytest.raises(ValueError, match="negative"):
+    with pytest.raises(ValueError, match=r"outside 0\.05-5: another unit"):
         adc_class(-0.1)
+    with pytest.raises(ValueError, match=r"outside 0\.05-5: another unit"):
+        adc_class(0.0018)  # mm²/s: read "severe" before
+    with pytest.raises(ValueError, match=r"outside 0\.05-5: another unit"):
+        adc_class(1800.0)  # 10⁻⁶ mm²/s: read "normal" before
 
 
 @pytest.mark.parametrize(
@@ -74,6 +78,9 @@ def test_bad_config_and_values(tmp_path: Path) -> None:
         # an open first class loaded, and then every ADC read "severe"
         ("unit: um2_per_ms\nclasses:\n  - {name: x, upper: null}\n  - {name: b, upper: null}\n",
          "only the last class open"),
+        # equal bounds: class b could never be returned
+        ("unit: um2_per_ms\nclasses:\n  - {name: a, upper: 1.25}\n  - {name: b, upper: 1.25}\n"
+         "  - {name: c, upper: null}\n", "numbers that increase"),
     ],
 )  # fmt: skip
 def test_a_bad_site_threshold_file_is_a_one_line_error(

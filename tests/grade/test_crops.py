@@ -135,3 +135,15 @@ def test_the_same_anatomy_stored_right_to_left_gives_the_same_crop() -> None:
     b = extract_disc_crop(flipped, mask[:, :, ::-1], slices=3)
     np.testing.assert_allclose(a, b, atol=1e-5)
     assert a[2].mean() > a[0].mean()  # channel 2 is the right-hand slice in both
+
+
+@pytest.mark.parametrize("centre_rc", [(-100.0, 50.0), (50.0, 130.0), (1000.0, 1000.0)])
+def test_a_disc_centre_outside_the_image_is_refused(centre_rc: tuple[float, float]) -> None:
+    """Edge padding made every row a copy of the border row, and the crop was graded
+    (grade 5 on a real slice); far outside it failed with a message about normalising."""
+    img = Volume(np.ones((100, 100, 1), np.float32), AFFINE)
+    loc = DiscLocation.from_voxel(img, (*centre_rc, 0.0))
+    with pytest.raises(InvalidInputError, match="lies outside the image of shape"):
+        extract_disc_crop(img, loc)
+    inside = DiscLocation.from_voxel(img, (0.0, 99.0, 0.0))  # at the corner: still cropped
+    assert extract_disc_crop(img, inside).shape == (3, 60, 80)

@@ -41,6 +41,15 @@ class GradeAgreement:
         return asdict(self)
 
 
+def _whole_numbers(values: npt.ArrayLike, what: str) -> npt.NDArray[np.int_]:
+    """``values`` as integers; a fractional value (2.7) is an error, not rounded down."""
+    arr = np.asarray(values, dtype=float).ravel()
+    bad = arr[~np.isfinite(arr) | (arr != np.round(arr))]
+    if bad.size:
+        raise ValueError(f"{what} must be whole numbers, got {float(bad[0])!r}")
+    return arr.astype(int)
+
+
 def grade_agreement(
     reference: npt.ArrayLike, predicted: npt.ArrayLike, *, labels: tuple[int, ...] = GRADES
 ) -> GradeAgreement:
@@ -70,8 +79,8 @@ def grade_agreement(
 
     from sklearn.metrics import balanced_accuracy_score, cohen_kappa_score, confusion_matrix
 
-    ref = np.asarray(reference, dtype=int).ravel()
-    pred = np.asarray(predicted, dtype=int).ravel()
+    ref = _whole_numbers(reference, "grades")
+    pred = _whole_numbers(predicted, "grades")
     if ref.shape != pred.shape:
         raise ValueError(f"{ref.size} reference grades but {pred.size} predictions")
     if ref.size == 0:
@@ -150,8 +159,8 @@ def binary_agreement(
     >>> b.sensitivity, round(b.specificity, 3), round(b.balanced_accuracy, 3)
     (1.0, 0.667, 0.833)
     """
-    ref = np.asarray(reference, dtype=int).ravel()
-    pred = np.asarray(predicted, dtype=int).ravel()
+    ref = _whole_numbers(reference, "yes/no findings")
+    pred = _whole_numbers(predicted, "yes/no findings")
     if ref.shape != pred.shape:
         raise ValueError(f"{ref.size} reference values but {pred.size} predictions")
     if ref.size == 0:

@@ -7,6 +7,7 @@ how and from which sources.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -60,12 +61,18 @@ def _parse(text: str, where: str) -> AdcClassThresholds:
         raise InvalidInputError("the ADC class config lists no classes", path=where)
     bounds = [u for _, u in classes[:-1] if u is not None and math.isfinite(u)]
     # Only the last class is open: an open first class took every value ("severe" at 2.0).
-    if len(bounds) != len(classes) - 1 or bounds != sorted(bounds) or classes[-1][1] is not None:
+    increasing = all(a < b for a, b in itertools.pairwise(bounds))  # equal: a dead class
+    if len(bounds) != len(classes) - 1 or not increasing or classes[-1][1] is not None:
         raise InvalidInputError(
             "ADC class bounds must be numbers that increase, and only the last class open",
             path=where,
         )
     return AdcClassThresholds(classes, str(raw.get("source", "")), bool(raw.get("derived", True)))
+
+
+PLAUSIBLE_ADC_UM2_PER_MS = (0.05, 5.0)
+"""Nucleus ADCs outside this range are a unit mistake, not a disc (free water at body
+temperature is about 3 µm²/ms; a collapsed nucleus about 1)."""
 
 
 def adc_class(adc_np_um2_per_ms: float, *, thresholds: AdcClassThresholds | None = None) -> str:
@@ -78,8 +85,12 @@ def adc_class(adc_np_um2_per_ms: float, *, thresholds: AdcClassThresholds | None
     """
     if adc_np_um2_per_ms is None or not math.isfinite(adc_np_um2_per_ms):
         raise ValueError(f"ADC must be a finite number, got {adc_np_um2_per_ms!r}")
-    if adc_np_um2_per_ms < 0:
-        raise ValueError(f"ADC must not be negative, got {adc_np_um2_per_ms}")
+    if not PLAUSIBLE_ADC_UM2_PER_MS[0] <= adc_np_um2_per_ms <= PLAUSIBLE_ADC_UM2_PER_MS[1]:
+        lo, hi = PLAUSIBLE_ADC_UM2_PER_MS
+        raise ValueError(
+            f"ADC {adc_np_um2_per_ms:g} µm²/ms is outside {lo:g}-{hi:g}: another unit? "
+            "(mm²/s × 1000, or 10⁻⁶ mm²/s ÷ 1000)"
+        )
     th = thresholds if thresholds is not None else _packaged()
     for name, upper in th.classes:
         if upper is None or adc_np_um2_per_ms < upper:

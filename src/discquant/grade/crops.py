@@ -167,6 +167,11 @@ def extract_disc_crop(
     numpy.ndarray
         float32 array ``(slices, rows, columns)``; row 0 is superior, column 0 anterior.
 
+    Raises
+    ------
+    InvalidInputError
+        Not a 3-D image, or the disc centre lies outside the image in its sagittal plane.
+
     Examples
     --------
     >>> import numpy as np
@@ -210,6 +215,14 @@ def extract_disc_crop(
     world = centre[:, None, None] - u[:, None, None] * rr + p[:, None, None] * cc
     inv = np.linalg.inv(image.affine)
     vox = np.einsum("ij,jrc->irc", inv[:3, :3], world) + inv[:3, 3][:, None, None]
+    centre_vox = inv[:3, :3] @ centre + inv[:3, 3]
+    in_plane = [a for a in range(3) if a != slice_axis]
+    if any(not -0.5 <= centre_vox[a] <= data.shape[a] - 0.5 for a in in_plane):
+        # Edge padding would fill the crop with copies of the border row and still grade it.
+        raise InvalidInputError(
+            f"the disc centre (voxel {np.round(centre_vox, 1).tolist()}) lies outside the "
+            f"image of shape {list(data.shape)}: nothing to crop"
+        )
 
     if normalise not in ("image", "crop"):
         raise ValueError(f"normalise must be 'image' or 'crop', got {normalise!r}")

@@ -97,6 +97,35 @@ def _touches_border(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]
     return False
 
 
+LATERAL_CUT_SHARE = 0.5
+"""A disc whose area on the first or last sagittal slice is at least this share of its
+largest slice area is cut by the slab (a lateral speck of the segmentation on an end
+slice, as the CNN left on one of 20 phantom discs, is not)."""
+
+
+def _cut_laterally(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> bool:
+    """True when the first or last sagittal slice of a multi-slice image cuts the mask
+    through its body (:data:`LATERAL_CUT_SHARE`): its volume is then a part."""
+    axis = left_right_axis(affine)
+    if mask.shape[axis] <= 1:
+        return False
+    area = mask.sum(axis=tuple(a for a in range(mask.ndim) if a != axis))
+    return bool(max(area[0], area[-1]) >= LATERAL_CUT_SHARE * area.max() > 0)
+
+
+def _centre_outside_slab(
+    centre_ras_mm: npt.NDArray[np.float64],
+    mask: npt.NDArray[np.bool_],
+    affine: npt.NDArray[np.float64],
+) -> bool:
+    """True when a point (a disc's T2 centroid) lies beyond the first or last sagittal slice
+    of an image (the DWI): a slab that misses the disc's middle."""
+    axis = left_right_axis(affine)
+    inv = np.linalg.inv(affine)
+    lr = float((inv[:3, :3] @ centre_ras_mm + inv[:3, 3])[axis])
+    return not -0.5 <= lr <= mask.shape[axis] - 0.5
+
+
 def _slices_spanned(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> int:
     """Number of sagittal slices (voxel axis nearest left-right) that hold part of ``mask``."""
     axis = left_right_axis(affine)
@@ -260,10 +289,14 @@ def measure_discs(
             result.height_middle_mm = geom.height_middle_mm
             result.height_posterior_mm = geom.height_posterior_mm
             result.ap_depth_mm = geom.ap_depth_mm
-            if _slices_spanned(disc, labels.affine) >= 2:
-                result.volume_mm3 = geom.volume_mm3
-            else:  # one sagittal slice: area × slice thickness is not the disc's volume
+            if _slices_spanned(disc, labels.affine) < 2:
+                # one sagittal slice: area × slice thickness is not the disc's volume
                 result.flags.append("volume_withheld_single_slice")
+            elif _cut_laterally(disc, labels.affine):
+                # the slab ends inside the disc: what is counted is a part of it
+                result.flags.append("volume_withheld_lateral_fov")
+            else:
+                result.volume_mm3 = geom.volume_mm3
             result.disc_height_index = _disc_height_index(
                 lab, labels.affine, label, geom, frames.get(label)
             )
@@ -275,8 +308,17 @@ def measure_discs(
         if inputs.adc is not None and inputs.labels_dwi is not None:
             # The DWI's field of view is often smaller than the T2's: a disc cut by it
             # gets its ADC from the part inside, which a reader should know.
+            # A DWI slab that ends beside the disc's middle (its T2 centroid) measures
+            # only a lateral part, not the nucleus.
             disc_dwi = inputs.labels_dwi.data == label
-            if disc_dwi.any() and _touches_border(disc_dwi, inputs.labels_dwi.affine):
+            dwi_affine = inputs.labels_dwi.affine
+            if disc_dwi.any() and (
+                _touches_border(disc_dwi, dwi_affine)
+                or (
+                    _cut_laterally(disc_dwi, dwi_affine)
+                    and _centre_outside_slab(world, disc_dwi, dwi_affine)
+                )
+            ):
                 result.flags.append("partial_fov_dwi")
             _adc_measures(result, inputs, config)
             if result.adc_np is not None:
@@ -307,7 +349,8 @@ def _disc_height_index(
     """Middle disc height over the mean middle height of the adjacent vertebral bodies.
 
     The body above is label − 100 (e.g. L4 = 23 for L4-L5); the body below is the next
-    vertebra, except the sacrum, whose S1 body is not measured like a lumbar body. Each
+    vertebra, except the sacrum, whose S1 body is not measured like a lumbar body. A body
+    that reaches the in-plane edge of the image is left out (cut, it reads short). Each
     body is measured along the disc's height axis on the rays of the disc's middle band
     (:func:`~discquant.measure.geometry.adjacent_body_height_mm`), so a vertebra label
     that includes the posterior elements still gives the body's height.
@@ -317,9 +360,11 @@ def _disc_height_index(
     disc = lab == label
     above = label - 100
     neighbours = [(above, True)] if above + 1 >= 25 else [(above, True), (above + 1, False)]
+    # A body the image's edge cuts reads short (L1 cut at the top: 17 mm for 24 mm).
     heights = [
-        adjacent_body_height_mm(lab == v, disc, affine, above=is_above, frame=frame)
+        adjacent_body_height_mm(body, disc, affine, above=is_above, frame=frame)
         for v, is_above in neighbours
+        if not _touches_border(body := lab == v, affine)
     ]
     valid = [h for h in heights if h]
     return float(geom.height_middle_mm / np.mean(valid)) if valid else None

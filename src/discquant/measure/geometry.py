@@ -343,10 +343,23 @@ def disc_frame(
 
 def measurement_slice(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> int:
     """The sagittal slice (index along the voxel axis nearest left-right) where the mask's
-    area is largest."""
+    area is largest; among equal areas the one nearest the middle of the mask's slices
+    (the first of them was a box-shaped disc's lateral edge, where partial-volume heights
+    read 7.5 mm for 10).
+
+    Examples
+    --------
+    >>> m = np.zeros((4, 4, 5), bool); m[1:3, 1:3, :] = True
+    >>> measurement_slice(m, np.diag([1.0, 1.0, 1.0, 1.0])[[2, 1, 0, 3]])
+    2
+    """
     lr = left_right_axis(affine)
     other = tuple(a for a in range(3) if a != lr)
-    return int(np.argmax(mask.sum(axis=other)))
+    area = mask.sum(axis=other)
+    largest = np.flatnonzero(area == area.max())
+    spanned = np.flatnonzero(area)
+    middle = (spanned[0] + spanned[-1]) / 2 if spanned.size else 0.0
+    return int(largest[np.argmin(np.abs(largest - middle))])
 
 
 def adjacent_body_height_mm(
