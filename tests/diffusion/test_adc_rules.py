@@ -167,8 +167,33 @@ def test_bad_fit_arguments_raise_typed_errors():
         model.fit(np.ones((5, 3)), mask=np.ones(4, bool))
 
 
-def test_fsl_bvec_layout_is_accepted():
-    vecs = np.array([[0, 1, 0], [0, 0, 1], [0, 0, 0]], dtype=float)  # 3 x N, as in .bvec
-    model = AdcModel(B3, vecs)
-    assert model.bvecs is not None
-    np.testing.assert_array_equal(model.bvecs, vecs.T)
+@pytest.mark.parametrize("method", ["two-point", "ols", "wls", "nlls"])
+def test_b_values_spread_around_a_shell_are_one_shell(method: str) -> None:
+    """b = 995/1000/1016 along x/y/z of a tensor diag(1.7, 0.3, 0.3) was split into
+    {995, 1000} and {1016}: two-point read 0.300 (one direction), OLS 0.636. As one shell
+    the trace gives mean(b_i D_i) / mean(b) = 0.7626 µm²/ms with every method."""
+    b = np.array([0.0, 995.0, 1000.0, 1016.0])
+    d = np.array([0.0, 1.7, 0.3, 0.3])
+    signal = 1000.0 * np.exp(-b * 1e-3 * d)
+    fit = AdcModel(b, method=method).fit(signal[None])
+    expected = float(np.mean(b[1:] * d[1:]) / np.mean(b[1:]))
+    assert len(fit.bvals_used_s_per_mm2) == 2
+    assert float(fit.adc_um2_per_ms[0]) == pytest.approx(expected, rel=1e-4)
+    assert expected == pytest.approx(0.7626, abs=1e-4)
+
+
+def test_bvecs_of_three_volumes_in_the_documented_layout_are_kept() -> None:
+    """3 × 3 reads alike in both layouts: the documented (N, 3) wins (it was transposed)."""
+    vecs = [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]  # (N, 3), N = 3
+    np.testing.assert_array_equal(AdcModel([0, 500, 1000], vecs).bvecs, vecs)
+    fsl = np.array([[0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
+    model = AdcModel([0, 500, 500, 500], fsl)  # (3, N) of FSL's .bvec is transposed
+    np.testing.assert_array_equal(model.bvecs, fsl.T)
+
+
+def test_big_endian_float64_is_computed_in_float64() -> None:
+    b = np.array([0.0, 400.0, 800.0])
+    signal = 1000.0 * np.exp(-b * 1e-3 * 1.234567891)
+    native = AdcModel(b).fit(signal[None])
+    swapped = AdcModel(b).fit(signal[None].astype(">f8"))
+    assert float(swapped.adc_um2_per_ms[0]) == float(native.adc_um2_per_ms[0])

@@ -168,8 +168,9 @@ class AdcModel:
         self.bvecs = None
         if bvecs is not None:
             vecs = np.asarray(bvecs, dtype=np.float64)
-            if vecs.shape == (3, self.bvals.size):  # FSL .bvec layout
-                vecs = vecs.T
+            n = self.bvals.size
+            if vecs.shape == (3, n) and vecs.shape != (n, 3):  # FSL .bvec layout
+                vecs = vecs.T  # (with 3 volumes both read alike: the documented (N, 3) wins)
             if vecs.shape != (self.bvals.size, 3):
                 raise InvalidInputError(
                     f"bvecs must have shape ({self.bvals.size}, 3), got {vecs.shape}"
@@ -239,7 +240,8 @@ class AdcModel:
                 arr = np.ascontiguousarray(arr)
         x2d = arr.reshape(-1, self.n_volumes, order=order)
         n_vox = x2d.shape[0]
-        ftype = np.float64 if arr.dtype == np.float64 else np.float32
+        # any 8-byte float (also big-endian '>f8') is computed in float64
+        ftype = np.float64 if arr.dtype.kind == "f" and arr.dtype.itemsize == 8 else np.float32
 
         mask_flat = None
         if mask is not None:

@@ -22,9 +22,11 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.errors import InvalidInputError
+from discquant.io.roles import SHELL_TOLERANCE_S_PER_MM2, same_shell
 
-SHELL_TOL_S_PER_MM2 = 20.0
-"""Default tolerance for two b-values to count as one shell (s/mm²)."""
+SHELL_TOL_S_PER_MM2 = SHELL_TOLERANCE_S_PER_MM2
+"""Default absolute tolerance for two b-values to count as one shell (s/mm²); 5 % of the
+b-value when that is larger (:func:`discquant.io.roles.same_shell`, the import's rule)."""
 
 B0_MAX_S_PER_MM2 = 50.0
 """A lowest shell at or below this b-value is b≈0 and averaged arithmetically (dipy's default)."""
@@ -62,7 +64,8 @@ def group_shells(bvals: npt.ArrayLike, *, tol: float = SHELL_TOL_S_PER_MM2) -> t
     bvals
         One b-value per volume, s/mm².
     tol
-        Largest distance (s/mm²) from a shell's smallest member for a b-value to join it.
+        Largest distance (s/mm²) from a shell's smallest member for a b-value to join it,
+        or 5 % of the b-value when that is larger (:func:`~discquant.io.roles.same_shell`).
 
     Returns
     -------
@@ -73,6 +76,8 @@ def group_shells(bvals: npt.ArrayLike, *, tol: float = SHELL_TOL_S_PER_MM2) -> t
     --------
     >>> [s.bval_s_per_mm2 for s in group_shells([0, 2000, 1995, 0.004, 1000])]
     [0.002, 1000.0, 1997.5]
+    >>> [len(s.volumes) for s in group_shells([0, 995, 1000, 1016])]  # one spread shell
+    [1, 3]
     """
     b = np.asarray(bvals, dtype=np.float64)
     if b.ndim != 1 or b.size == 0:
@@ -85,9 +90,9 @@ def group_shells(bvals: npt.ArrayLike, *, tol: float = SHELL_TOL_S_PER_MM2) -> t
     groups: list[list[int]] = []
     start = -np.inf
     for i in order:
-        if b[i] - start > tol:
+        if not groups or not same_shell(start, float(b[i]), tol):
             groups.append([])
-            start = b[i]
+            start = float(b[i])
         groups[-1].append(int(i))
     shells = []
     for k, members in enumerate(groups):

@@ -41,9 +41,18 @@ T2_MIN_TE_MS = 60.0
 T2_MIN_TR_MS = 1500.0
 T1_MAX_TE_MS = 40.0
 T1_MAX_TR_MS = 1000.0
-SHELL_TOLERANCE_S_PER_MM2 = 25.0
-"""b-values closer than this (or within 5 %) belong to one shell: Philips writes
-b = 0.001 ... 0.004 for its b≈0 volumes, and scanners round nominal b-values."""
+SHELL_TOLERANCE_S_PER_MM2 = 20.0
+SHELL_RELATIVE_TOLERANCE = 0.05
+"""b-values within max(20 s/mm², 5 %) of a shell's smallest member belong to it: Philips
+writes b = 0.001 ... 0.004 for its b≈0 volumes, scanners round nominal b-values, and
+per-volume b-values spread around a shell (995/1000/1016 were split into two shells,
+and the fit then mixed one direction's ADC with the trace)."""
+
+
+def same_shell(shell_start: float, b: float, tol: float = SHELL_TOLERANCE_S_PER_MM2) -> bool:
+    """Whether ``b`` (≥ ``shell_start``, the shell's smallest b-value) joins that shell."""
+    return b - shell_start <= max(tol, SHELL_RELATIVE_TOLERANCE * b)
+
 
 ADC_PLAUSIBLE_MEDIAN_UM2_PER_MS = (0.05, 10.0)
 """Median of the positive ADC voxels after scaling must fall here (tissue ADC is
@@ -115,7 +124,7 @@ def shells(bvals: npt.NDArray[np.float64]) -> list[float]:
     """Distinct b-value shells (mean of each cluster), ascending."""
     out: list[list[float]] = []
     for b in sorted(float(x) for x in bvals):
-        if out and b - out[-1][0] <= max(SHELL_TOLERANCE_S_PER_MM2, 0.05 * b):
+        if out and same_shell(out[-1][0], b):
             out[-1].append(b)
         else:
             out.append([b])

@@ -109,7 +109,8 @@ class Series:
         ``"sagittal"``, ``"coronal"``, ``"axial"`` or ``"oblique"``, from the affine.
     bvals_s_per_mm2, bvecs
         For ``DWI`` only: one b-value per volume and an ``(N, 3)`` array of unit
-        gradient directions (zeros for b≈0), in the conventions of dcm2niix/FSL.
+        gradient directions, in the conventions of dcm2niix/FSL (b≈0 volumes carry zeros,
+        or unit vectors where the scanner wrote them: Philips).
     adc_scale_to_um2_per_ms
         For ``ADC`` only: the factor that converted the stored integers to µm²/ms
         (``1e-3`` for the usual 10⁻⁶ mm²/s units).
