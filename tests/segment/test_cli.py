@@ -28,7 +28,29 @@ def test_segment_command_writes_named_levels_on_the_input_grid(tmp_path: Path) -
     levels = json.loads((out.parent / "s_seg_levels.json").read_text())
     names = [lv["name"] for lv in levels["levels"]]
     assert names[-5:] == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
-    assert (out.parent / "dseg.tsv").is_file()
+    lut = (out.parent / "s_seg.tsv").read_text().splitlines()
+    assert lut[0] == "index\tname"
+    assert sorted(int(row.split("\t")[0]) for row in lut[1:]) == sorted(labels - {0})
+    assert seg.header.get_qform(coded=True)[1] == 1 and seg.header.get_sform(coded=True)[1] == 1
+    assert seg.header.get_xyzt_units()[0] == "mm"
+
+
+def test_outputs_of_an_empty_map_and_a_dotted_name(tmp_path: Path) -> None:
+    """No labels: a header-only table (it listed all 17). A dotted .nii name: its levels
+    JSON is <stem>_levels.json, not the input's BIDS sidecar name."""
+    from discquant.io.study import Volume
+    from discquant.segment.infer import SpineSegmentation
+    from discquant.segment.io import write_segmentation
+
+    empty = Volume(np.zeros((4, 4, 2), np.int16), np.eye(4))
+    seg = SpineSegmentation(labels=empty, nucleus=None, canal=None, model="m")
+    paths = write_segmentation(seg, tmp_path / "sub-012_T2w.v2.nii")
+    assert sorted(p.name for p in paths) == [
+        "sub-012_T2w.v2.nii",
+        "sub-012_T2w.v2.tsv",
+        "sub-012_T2w.v2_levels.json",
+    ]
+    assert (tmp_path / "sub-012_T2w.v2.tsv").read_text() == "index\tname\n"
 
 
 def test_segment_command_rejects_a_non_nifti_output_before_running(tmp_path: Path) -> None:

@@ -73,3 +73,22 @@ def test_real_volume_cut_above_the_sacrum_is_flagged(shared_data: Path, model) -
     seg = segment_spine(type(vol)(np.ascontiguousarray(vol.data[:cut]), vol.affine), model=model)
     assert {"sacrum_not_in_fov", "level_uncertain"} <= set(seg.flags)
     assert 26 not in np.unique(seg.labels.data)
+
+
+@pytest.mark.parametrize("pad", [1, 3, 60])
+def test_zero_padded_slices_change_no_level(shared_data: Path, model, pad: int) -> None:  # type: ignore[no-untyped-def]
+    """A real slice with empty slices added beside it: the network painted discs and sacrum
+    along the borders of empty slices, which joined into pieces that added T11-T12
+    (1 slice), lost T12-L1 (3) or every disc (60). Empty slices are now background."""
+    from discquant.io.study import Volume
+
+    vol = load_nifti_volume(shared_data / "spider-midsag-t2" / "sub-spider012_T2w.nii.gz")
+    plain = segment_spine(vol, model=model)
+    shift = np.eye(4)
+    shift[2, 3] = -pad  # the slice axis is the third: the original slice keeps its place
+    padded = Volume(np.pad(vol.data, ((0, 0), (0, 0), (pad, pad))), vol.affine @ shift)
+    seg = segment_spine(padded, model=model)
+    assert [lv.name for lv in seg.levels] == [lv.name for lv in plain.levels]
+    assert seg.flags == plain.flags
+    np.testing.assert_array_equal(seg.labels.data[:, :, pad], plain.labels.data[:, :, 0])
+    assert not seg.labels.data[:, :, :pad].any() and not seg.labels.data[:, :, pad + 1 :].any()

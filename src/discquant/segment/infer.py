@@ -145,8 +145,15 @@ def predict_probabilities(
         for i in range(0, x.shape[0], batch):
             logits = net(x[i : i + batch].to(device))
             outs.append(torch.softmax(logits.float(), dim=1)[:, :, :h, :w].cpu())
-    prob = from_network_grid(torch.cat(outs), ro)
-    return prob.numpy(), ro
+    prob = from_network_grid(torch.cat(outs), ro).numpy()
+    # A slice without signal (zero padding, an empty edge slice) holds no anatomy, but the
+    # network paints discs and sacrum along its borders, which joined across empty slices
+    # and renamed or hid the real levels. It is background.
+    empty = np.ptp(ro.data.reshape(-1, ro.data.shape[2]), axis=0) == 0
+    if empty.any() and "background" in model.classes:
+        prob[:, :, empty, :] = 0.0
+        prob[:, :, empty, model.classes.index("background")] = 1.0
+    return prob, ro
 
 
 def segment_spine(

@@ -36,8 +36,19 @@ def _nifti_path(path: Path, suffix: str) -> Path:
     return path.with_name(name + suffix + ".nii.gz")
 
 
+def _stem(path: Path) -> str:
+    """The file name without ``.nii.gz``/``.nii`` (``a.v2.nii`` → ``a.v2``)."""
+    name = path.name
+    for ext in (".nii.gz", ".nii"):
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return name
+
+
 def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
-    """Write the label map (``path``), ``dseg.tsv`` and ``<stem>_levels.json`` next to it.
+    """Write the label map (``path``), ``<stem>.tsv`` (BIDS look-up table of the labels
+    present: ``sub-01_dseg.nii.gz`` → ``sub-01_dseg.tsv``) and ``<stem>_levels.json``
+    next to it.
 
     The nucleus and canal masks, when the model has them, go to ``<stem>_nucleus`` and
     ``<stem>_canal``. Returns the written paths. Writes to temporary names first so
@@ -50,6 +61,9 @@ def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
     def _save(data: np.ndarray, affine: np.ndarray, dest: Path, dtype: type) -> None:
         img = nib.Nifti1Image(np.asarray(data, dtype=dtype), affine)
         img.header.set_data_dtype(dtype)
+        img.set_qform(affine, code=1)  # scanner coordinates, as the input's
+        img.set_sform(affine, code=1)
+        img.header.set_xyzt_units("mm")
         tmp = dest.with_name(".tmp-" + dest.name)
         nib.save(img, str(tmp))
         tmp.replace(dest)
@@ -59,11 +73,14 @@ def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
     for name, vol in (("_nucleus", seg.nucleus), ("_canal", seg.canal)):
         if vol is not None:
             _save(vol.data, vol.affine, _nifti_path(path, name), np.uint8)
+    # Exactly the labels in this map (none: a header only), in a file of its own: one
+    # dseg.tsv per folder listed every label for an empty map and was overwritten by
+    # the next output.
     present = sorted(int(v) for v in np.unique(seg.labels.data) if v > 0)
-    dseg = path.parent / "dseg.tsv"
-    dseg.write_text("index\tname\n" + "".join(f"{i}\t{n}\n" for i, n in dseg_rows(present or None)))
+    dseg = path.with_name(_stem(path) + ".tsv")
+    dseg.write_text("index\tname\n" + "".join(f"{i}\t{n}\n" for i, n in dseg_rows(present)))
     written.append(dseg)
-    levels = _nifti_path(path, "_levels").with_suffix("").with_suffix(".json")
+    levels = path.with_name(_stem(path) + "_levels.json")
     levels.write_text(
         json.dumps(
             {

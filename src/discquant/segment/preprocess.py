@@ -13,6 +13,7 @@ same call with the original size, which keeps the round trip exact to half a vox
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import nibabel as nib
@@ -99,10 +100,20 @@ def normalise_intensity(
 
     Percentiles (not min/max) make 8-bit, 12-bit and 16-bit inputs look alike. They are
     taken over the volume rather than per slice because lateral slices hold little
-    tissue and their own percentiles would be unstable.
+    tissue and their own percentiles would be unstable. Slices (last axis) that hold one
+    value only, such as zero padding, are left out: 60 padded slices on each side moved
+    the 99.5th percentile from 167 to 138 and lost two levels of a real volume.
     """
     finite = np.isfinite(data)
-    values = data[finite]
+    informative = finite.copy()
+    if data.ndim == 3:
+        flat = np.where(finite, data, np.nan).reshape(-1, data.shape[2])
+        with warnings.catch_warnings():  # an all-NaN slice is constant too
+            warnings.simplefilter("ignore", RuntimeWarning)
+            constant = ~(np.nanmax(flat, axis=0) > np.nanmin(flat, axis=0))
+        if not constant.all():
+            informative &= ~constant[None, None, :]
+    values = data[informative]
     if values.size == 0:
         return np.zeros(data.shape, dtype=np.float32)
     lo, hi = np.percentile(values, [low_pct, high_pct])
