@@ -99,6 +99,7 @@ def test_os_error_without_a_file_is_not_hidden() -> None:
         (["train", "segment"], "steps: many\n", "steps: Input should be a valid integer"),
         (["train", "segment"], "steps: [1\n", "not YAML"),
         (["train", "segment"], "- steps\n", "a mapping of keys"),
+        (["train", "segment"], "[]\n", "a mapping of keys"),  # read as {} and accepted
         (["train", "segment"], "stepz: 10\n", "unknown config keys ['stepz']"),
         (["train", "grade"], "epochs: [1\n", "not YAML"),  # YAML's message spans 5 lines
         # pydantic's message ran over six lines

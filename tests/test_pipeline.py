@@ -504,3 +504,16 @@ def test_a_dwi_slab_that_misses_the_middle_of_a_disc_is_flagged(phantom: Phantom
         _study(phantom), segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)
     )
     assert not any("partial_fov_dwi" in d.flags for d in whole.discs)
+
+
+def test_a_single_slice_dwi_beside_the_middle_of_a_disc_is_flagged(phantom: PhantomStudy) -> None:
+    """One DWI slice at the lateral edge of the discs: the slab misses every middle."""
+    from discquant.measure.geometry import left_right_axis
+
+    axis = left_right_axis(phantom.dwi.affine)
+    res = analyze(
+        _with_images(phantom, phantom.t2, _crop(phantom.dwi, axis, 4, 5)),
+        segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2),
+    )
+    in_dwi = [d for d in res.discs if "disc_not_in_dwi" not in d.flags]
+    assert in_dwi and all("partial_fov_dwi" in d.flags for d in in_dwi)

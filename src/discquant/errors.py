@@ -30,6 +30,10 @@ class InvalidInputError(DiscquantError):
     """A file exists but cannot be used: truncated, inconsistent, NaN-filled, ..."""
 
 
+class UnreadableImageError(InvalidInputError):
+    """A file cannot be opened as an image at all (damaged, truncated, not an image)."""
+
+
 class DicomConversionError(InvalidInputError):
     """dcm2niix failed or produced no volume for a DICOM series."""
 

@@ -102,9 +102,11 @@ def _fingerprint(paths: tuple[Path, ...]) -> str:
 
 
 def _b0_volumes(series: Series) -> npt.NDArray[np.intp]:
-    """Indices of the b≈0 volumes (the least diffusion-weighted when none is ≈0)."""
-    bvals = np.asarray(series.bvals_s_per_mm2)
-    return np.flatnonzero(bvals <= max(50.0, float(bvals.min())))
+    """Indices of the volumes of the lowest shell, as the ADC engine groups them (b≈0, or
+    the least diffusion-weighted when none is ≈0)."""
+    from discquant.diffusion.shells import group_shells
+
+    return np.asarray(group_shells(np.asarray(series.bvals_s_per_mm2))[0].volumes)
 
 
 def _mean_b0(series: Series) -> Volume:
@@ -433,15 +435,13 @@ def _to_dwi_grid(
 
 def _grade(result: AnalysisResult, t2: Volume | None, model: Any) -> None:
     from discquant.grade import adc_class
-    from discquant.grade.adc_class import PLAUSIBLE_ADC_UM2_PER_MS
 
-    lo, hi = PLAUSIBLE_ADC_UM2_PER_MS
     for disc in result.discs:
         if disc.adc_np is None:
             continue
-        if lo <= disc.adc_np.median <= hi:
+        try:
             disc.adc_class = adc_class(disc.adc_np.median)
-        else:  # one implausible disc must not cost the others their grades
+        except ValueError:  # an implausible ADC must not cost the other discs their classes
             disc.flags.append("adc_class_withheld_implausible_adc")
     if t2 is None or result.labels_t2 is None:
         return

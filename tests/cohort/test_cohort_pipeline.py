@@ -101,7 +101,7 @@ def test_reference_run_tables(reference: Path) -> None:
     assert measured.sum() >= 40, measured.sum()  # measured 42 of 50 on 2.4 mm DWI (2026-11-29)
     assert set(discs["status"]) == {"complete"}
     assert list(failures["subject"]) == list(CORRUPTED)
-    assert failures["error_type"].eq("InvalidInputError").all()
+    assert failures["error_type"].eq("UnreadableImageError").all()  # an InvalidInputError
     assert failures["error"].str.contains("not a readable NIfTI").all()
     # every row equals the study's own table
     one = pd.read_csv(reference / "sub-p05" / "sub-p05_discs.tsv", sep="\t", na_values=["n/a"])

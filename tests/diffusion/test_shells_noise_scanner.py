@@ -220,3 +220,9 @@ def test_bad_noise_sigma_is_an_input_error(value: object) -> None:
 
     with pytest.raises(InvalidInputError, match="noise sigma"):
         parse_noise_sigma(value)  # type: ignore[arg-type]
+
+
+def test_noise_of_an_image_without_finite_voxels_says_so() -> None:
+    """It said "100% of the voxels are exactly 0"."""
+    with pytest.raises(InvalidInputError, match="no finite voxel"):
+        estimate_noise_sigma(np.full((10, 10, 3), np.nan))

@@ -343,3 +343,23 @@ def test_a_series_dcm2niix_cannot_convert_gives_its_reason(tmp_path: Path) -> No
     assert study.t2 is not None
     warned = [w for w in study.warnings if "converted nothing" in w]
     assert len(warned) == 1 and "Transfer Syntax" in warned[0]
+
+
+def test_a_dwi_with_the_wrong_b_value_count_in_a_nifti_folder_is_still_an_error(
+    tmp_path: Path,
+) -> None:
+    """Only files that cannot be opened are skipped: a DWI whose .bval does not match it
+    must not be dropped (the study would run without ADC and exit 0)."""
+    _nifti(tmp_path / "t2.nii.gz", np.ones((8, 8, 3)))
+    _nifti(tmp_path / "dwi.nii.gz", np.ones((8, 8, 3, 3)))
+    (tmp_path / "dwi.bval").write_text("0 500\n")
+    with pytest.raises(InvalidInputError) as err:
+        load_study(tmp_path)
+    assert str(tmp_path / "dwi.bval") in str(err.value) and "has 2 b-values" in str(err.value)
+
+
+def test_a_huge_integer_series_number_is_read(tmp_path: Path) -> None:
+    image = _nifti(tmp_path / "t2.nii.gz", np.ones((8, 8, 3)))
+    (tmp_path / "t2.json").write_text('{"SeriesNumber": ' + "9" * 30 + "}")
+    study = load_study(t2=image)
+    assert study.t2 is not None and study.t2.provenance.series_number == int("9" * 30)

@@ -149,7 +149,6 @@ def _weights_sha256(model: Any) -> str:
     Hashing the tensors rather than a file name or a version string identifies the weights
     themselves, wherever and however they were loaded.
     """
-
     import numpy as np
 
     net = getattr(model, "net", None) or getattr(model, "network", None)

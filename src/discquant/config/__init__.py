@@ -23,10 +23,11 @@ def read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise InputNotFoundError("config file not found", path=path)
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise InvalidInputError(
             f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path
         ) from exc
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: nested too deep
         raise InvalidInputError(f"not YAML ({exc})", path=path) from exc
+    return {} if raw is None else raw  # an empty file; [] or 0 stay what they are

@@ -300,7 +300,10 @@ class AdcModel:
         # Each b≈0 image on its own (an average of magnitudes is no longer Rayleigh
         # distributed in the background), then the median over the images.
         b0 = self.shells[0]
-        sigma = float(np.median([estimate_noise_sigma(x2d[:, v]) for v in b0.volumes]))
+        try:
+            sigma = float(np.median([estimate_noise_sigma(x2d[:, v]) for v in b0.volumes]))
+        except InvalidInputError as exc:
+            raise InvalidInputError(f"{exc.reason}; give noise_sigma explicitly") from exc
         log.info("Rician noise sigma estimated from the background: %.4g", sigma)
         return sigma
 

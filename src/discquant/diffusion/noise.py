@@ -93,14 +93,16 @@ def estimate_noise_sigma(image: npt.ArrayLike) -> float:
     """
     m = np.asarray(image, dtype=np.float64).ravel()
     m = m[np.isfinite(m)]
-    zero_share = float(np.mean(m == 0)) if m.size else 1.0
+    if m.size == 0:
+        raise InvalidInputError("the image has no finite voxel to estimate the noise level")
+    zero_share = float(np.mean(m == 0))
     if zero_share > _MAX_ZERO_SHARE:
         # Rician magnitudes are exactly 0 only by rounding; this much zero is air masked
         # by the scanner (a real Philips DWI: 38 %), and what noise is left in view is not
         # the background's.
         raise InvalidInputError(
             f"{zero_share:.0%} of the voxels are exactly 0 (a zero-filled background): "
-            "cannot estimate the noise level; give it explicitly"
+            "cannot estimate the noise level"
         )
     m = m[m > 0]
     if m.size < _MIN_BACKGROUND:
@@ -121,7 +123,7 @@ def estimate_noise_sigma(image: npt.ArrayLike) -> float:
     if shape > _MAX_RAYLEIGH_SHAPE:
         raise InvalidInputError(
             "the darkest voxels are not Rayleigh noise (zero-filled background?): "
-            "cannot estimate the noise level; give it explicitly"
+            "cannot estimate the noise level"
         )
     sigma = float(np.sqrt(np.mean(background**2) / (2.0 * _TRUNC_FACTOR)))
     log.debug(

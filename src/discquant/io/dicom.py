@@ -420,10 +420,12 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
     InputNotFoundError
         The folder is empty or holds no DICOM file.
     InvalidInputError
-        A truncated file leaves its series incomplete, or a series has inconsistent slice
-        spacing (the message names the file).
+        No series is usable: the error of the first one skipped (a truncated file that
+        leaves it incomplete, inconsistent slice spacing, nothing dcm2niix could convert;
+        the message names the file). A series with such a problem among usable ones is
+        skipped with a warning.
     DicomConversionError
-        dcm2niix produced no image at all.
+        dcm2niix produced no image and no series reported why.
     """
     if path.is_dir():
         files = sorted(
@@ -467,9 +469,7 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
                 skipped.append(problem)
                 continue
             try:
-                images.extend(
-                    _convert_series(series, staging, i, keep_phi=keep_phi, warnings=warnings)
-                )
+                images.extend(_convert_series(series, staging, i, keep_phi=keep_phi))
             except DiscquantError as exc:
                 skipped.append((series.files[0], exc.reason))
     if not images and skipped:  # nothing usable: the (first) series' own error, one line
@@ -518,7 +518,9 @@ def _check_truncated(scan: _Scan, warnings: list[str]) -> dict[str | None, tuple
             if not scan.series:
                 broken.setdefault(None, (path, f"{problem}; no complete series remains"))
             for suspect in suspects:
-                broken.setdefault(suspect, (path, f"{problem}; a series is incomplete without it"))
+                s = scan.series[suspect]
+                why = f"{problem}; series {s.number} '{s.description}' may be incomplete without it"
+                broken.setdefault(suspect, (path, why))
             if suspects or not scan.series:
                 continue
         elif series is None or _incomplete(series) or _spacing_problem(series) is not None:
@@ -531,7 +533,7 @@ def _check_truncated(scan: _Scan, warnings: list[str]) -> dict[str | None, tuple
 
 
 def _convert_series(
-    series: _DicomSeries, staging: Path, index: int, *, keep_phi: bool, warnings: list[str]
+    series: _DicomSeries, staging: Path, index: int, *, keep_phi: bool
 ) -> list[RawImage]:
     src = staging / "in" / f"{index:04d}"
     out = staging / "out" / f"{index:04d}"

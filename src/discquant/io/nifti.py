@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from discquant.errors import DiscquantError, InputNotFoundError, InvalidInputError
+from discquant.errors import InputNotFoundError, InvalidInputError, UnreadableImageError
 from discquant.io.privacy import scrub_sidecar
 from discquant.io.study import Provenance, Volume
 
@@ -78,7 +79,7 @@ def read_volume(path: Path) -> Volume:
         img = nib.load(path)
         data = np.asarray(img.get_fdata(dtype=np.float32))  # type: ignore[attr-defined]
     except Exception as exc:  # nibabel raises many types for damaged files
-        raise InvalidInputError(f"not a readable NIfTI image ({exc})", path=path) from exc
+        raise UnreadableImageError(f"not a readable NIfTI image ({exc})", path=path) from exc
     affine = np.asarray(img.affine, dtype=np.float64)  # type: ignore[attr-defined]
     if data.ndim == 2:  # a bare 2D slice: make the slice axis explicit
         data = data[:, :, None]
@@ -231,7 +232,8 @@ def load_nifti(
     provenance = Provenance(
         source_paths=sources,
         series_number=int(series_number)
-        if isinstance(series_number, int | float) and np.isfinite(series_number)
+        if isinstance(series_number, int)
+        or (isinstance(series_number, float) and math.isfinite(series_number))
         else None,
         sidecar=sidecar,
     )
@@ -330,17 +332,18 @@ def _load_images(
     hints: Callable[[Path], tuple[str | None, str]],
 ) -> tuple[list[RawImage], list[str]]:
     """Load each image; one without an asserted role (a T1w, a localiser) that cannot be
-    read is skipped with a warning naming it relative to ``folder``, as a DICOM series
-    is: it must not keep the T2 and the DWI from being analysed. An image with a role,
-    or every image failing, is an error."""
+    opened at all is skipped with a warning naming it relative to ``folder``, as a DICOM
+    series is: it must not keep the T2 and the DWI from being analysed. Content errors
+    (b-values that do not match, NaN voxels) stay errors, as does a file with a role or
+    every file failing."""
     images: list[RawImage] = []
     skipped: list[str] = []
-    first_error: DiscquantError | None = None
+    first_error: UnreadableImageError | None = None
     for path in paths:
         hint, why = hints(path)
         try:
             images.append(load_nifti(path, keep_phi=keep_phi, hint=hint, hint_reason=why))
-        except DiscquantError as exc:
+        except UnreadableImageError as exc:
             if hint is not None:
                 raise
             first_error = first_error or exc

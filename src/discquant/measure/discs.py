@@ -119,7 +119,8 @@ def _centre_outside_slab(
     affine: npt.NDArray[np.float64],
 ) -> bool:
     """True when a point (a disc's T2 centroid) lies beyond the first or last sagittal slice
-    of an image (the DWI): a slab that misses the disc's middle."""
+    of an image (the DWI): a slab that misses the disc's middle. With part of the disc in
+    the image, the slab then ends inside the disc, also for a single-slice DWI."""
     axis = left_right_axis(affine)
     inv = np.linalg.inv(affine)
     lr = float((inv[:3, :3] @ centre_ras_mm + inv[:3, 3])[axis])
@@ -314,10 +315,7 @@ def measure_discs(
             dwi_affine = inputs.labels_dwi.affine
             if disc_dwi.any() and (
                 _touches_border(disc_dwi, dwi_affine)
-                or (
-                    _cut_laterally(disc_dwi, dwi_affine)
-                    and _centre_outside_slab(world, disc_dwi, dwi_affine)
-                )
+                or _centre_outside_slab(world, disc_dwi, dwi_affine)
             ):
                 result.flags.append("partial_fov_dwi")
             _adc_measures(result, inputs, config)

@@ -14,6 +14,7 @@ Two kinds, kept apart on purpose:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -100,16 +101,15 @@ class WaterCalibration:
             # RecursionError: JSON nested thousands of levels deep
             raise InvalidInputError(f"not a water calibration file ({exc})", path=source) from exc
         lo, hi = calibration.adc_range_um2_per_ms
-        if not all(_is_number(v) and np.isfinite(v) for v in numbers) or lo >= hi:
+        if not all(_finite_number(v) for v in numbers) or lo >= hi:
             raise InvalidInputError(
                 "not a water calibration file (coefficients must be finite numbers and the "
                 "ADC range [low, high] with low < high)",
                 path=source,
             )
         n, r2 = calibration.n_pairs, calibration.r2
-        if not isinstance(calibration.label, str) or not (
-            _is_number(n) and float(n).is_integer() and n >= 0 and _is_number(r2) and r2 <= 1
-        ):
+        count = isinstance(n, int) and not isinstance(n, bool) and n >= 0
+        if not isinstance(calibration.label, str) or not (count and _finite_number(r2) and r2 <= 1):
             raise InvalidInputError(
                 "not a water calibration file (label must be text, n_pairs a count and r2 a "
                 "number up to 1)",
@@ -118,9 +118,15 @@ class WaterCalibration:
         return calibration
 
 
-def _is_number(value: object) -> bool:
-    """An int or float that is not a bool (JSON ``true`` is not a count)."""
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _finite_number(value: object) -> bool:
+    """A finite int or float that is not a bool (JSON ``true`` is not a number); an int
+    too large for a float is not finite either."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def fit_calibration(

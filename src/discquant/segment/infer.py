@@ -20,6 +20,7 @@ from discquant.segment.network import network_from_meta
 from discquant.segment.preprocess import (
     back_to_input,
     context_offset,
+    empty_slices,
     from_network_grid,
     pad_to_multiple,
     reorient,
@@ -149,7 +150,7 @@ def predict_probabilities(
     # A slice without signal (zero padding, an empty edge slice) holds no anatomy, but the
     # network paints discs and sacrum along its borders, which joined across empty slices
     # and renamed or hid the real levels. It is background.
-    empty = np.ptp(ro.data.reshape(-1, ro.data.shape[2]), axis=0) == 0
+    empty = empty_slices(ro.data)
     if empty.any() and "background" in model.classes:
         prob[:, :, empty, :] = 0.0
         prob[:, :, empty, model.classes.index("background")] = 1.0

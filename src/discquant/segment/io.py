@@ -29,11 +29,10 @@ def dseg_rows(labels: list[int] | None = None) -> list[tuple[int, str]]:
 
 
 def _nifti_path(path: Path, suffix: str) -> Path:
-    name = path.name
-    for ext in (".nii.gz", ".nii"):
-        if name.endswith(ext):
-            return path.with_name(name[: -len(ext)] + suffix + ext)
-    return path.with_name(name + suffix + ".nii.gz")
+    """``a.nii.gz`` + ``_nucleus`` → ``a_nucleus.nii.gz`` (``.nii.gz`` for other names)."""
+    stem = _stem(path)
+    ext = path.name[len(stem) :] or ".nii.gz"
+    return path.with_name(stem + suffix + ext)
 
 
 def _stem(path: Path) -> str:

@@ -93,6 +93,15 @@ def _invert_transform(transform: npt.NDArray[np.float64]) -> npt.NDArray[np.floa
     return inv
 
 
+def empty_slices(data: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
+    """Which slices (last axis) of a 3-D array hold one value only (zero padding, a blank
+    edge slice), non-finite voxels ignored; an all-NaN slice is empty too."""
+    flat = np.where(np.isfinite(data), data, np.nan).reshape(-1, data.shape[-1])
+    with warnings.catch_warnings():  # all-NaN slices
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(~(np.nanmax(flat, axis=0) > np.nanmin(flat, axis=0)))
+
+
 def normalise_intensity(
     data: npt.NDArray[np.floating], *, low_pct: float = 0.5, high_pct: float = 99.5
 ) -> npt.NDArray[np.float32]:
@@ -107,10 +116,7 @@ def normalise_intensity(
     finite = np.isfinite(data)
     informative = finite.copy()
     if data.ndim == 3:
-        flat = np.where(finite, data, np.nan).reshape(-1, data.shape[2])
-        with warnings.catch_warnings():  # an all-NaN slice is constant too
-            warnings.simplefilter("ignore", RuntimeWarning)
-            constant = ~(np.nanmax(flat, axis=0) > np.nanmin(flat, axis=0))
+        constant = empty_slices(data)
         if not constant.all():
             informative &= ~constant[None, None, :]
     values = data[informative]
