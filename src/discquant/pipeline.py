@@ -359,20 +359,18 @@ def _snr(dwi: Series, b0: Volume, warnings: list[str]) -> float | None:
     """Signal-to-noise of the b≈0 image: the 95th percentile of the signal (bright
     tissue) over the noise σ of one image.
 
-    σ is :func:`~discquant.diffusion.noise.estimate_noise_sigma` of each b≈0 volume on its
-    own (the background of their mean is not Rayleigh distributed), the median over them.
+    σ is :func:`~discquant.diffusion.noise.estimate_noise_sigma_of_images` of the b≈0
+    volumes, as the ADC engine's ``noise_sigma="auto"`` measures it.
     On phantoms (SNR 8–40, 9 studies) it reads σ 1.27–1.68 times the truth, so the SNR
     low: tissue of little signal mixes into the background. The mean of the darkest 10 %
     of voxels used before read σ 0.38–0.61 times the truth (SNR 1.6–2.6 times too high;
     tests/test_pipeline.py, docs/measurement.md). None, with a warning, where no
     background is found.
     """
-    from discquant.diffusion.noise import estimate_noise_sigma
+    from discquant.diffusion.noise import estimate_noise_sigma_of_images
 
     try:
-        sigma = float(
-            np.median([estimate_noise_sigma(dwi.image.data[..., k]) for k in _b0_volumes(dwi)])
-        )
+        sigma = estimate_noise_sigma_of_images(dwi.image.data[..., k] for k in _b0_volumes(dwi))
     except InvalidInputError as exc:
         warnings.append(f"SNR not estimated: {exc}")
         return None

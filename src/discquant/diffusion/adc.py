@@ -61,7 +61,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.diffusion._kernel import NLLS_MAX_ITER, Kernel, make_plan
-from discquant.diffusion.noise import estimate_noise_sigma
+from discquant.diffusion.noise import estimate_noise_sigma_of_images
 from discquant.diffusion.shells import SHELL_TOL_S_PER_MM2, Shell, group_shells
 from discquant.errors import InvalidInputError
 
@@ -299,9 +299,8 @@ class AdcModel:
             return float(self.noise_sigma)
         # Each b≈0 image on its own (an average of magnitudes is no longer Rayleigh
         # distributed in the background), then the median over the images.
-        b0 = self.shells[0]
         try:
-            sigma = float(np.median([estimate_noise_sigma(x2d[:, v]) for v in b0.volumes]))
+            sigma = estimate_noise_sigma_of_images(x2d[:, v] for v in self.shells[0].volumes)
         except InvalidInputError as exc:
             raise InvalidInputError(f"{exc.reason}; give noise_sigma explicitly") from exc
         log.info("Rician noise sigma estimated from the background: %.4g", sigma)

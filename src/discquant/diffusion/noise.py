@@ -28,6 +28,7 @@ that varies in space) and enough air that the lowest histogram peak is the backg
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import numpy as np
 import numpy.typing as npt
@@ -70,6 +71,22 @@ def rician_correct(magnitude: npt.ArrayLike, sigma: float) -> npt.NDArray[np.flo
     out -= m.dtype.type(sigma) ** 2
     np.maximum(out, 0, out=out)
     return np.sqrt(out, out=out)
+
+
+def estimate_noise_sigma_of_images(images: Iterable[npt.ArrayLike]) -> float:
+    """The median of :func:`estimate_noise_sigma` over several magnitude images, each on
+    its own (the b≈0 volumes of a series: the background of their mean is not Rayleigh
+    distributed).
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`estimate_noise_sigma`, for any of the images, or when none is given.
+    """
+    sigmas = [estimate_noise_sigma(image) for image in images]
+    if not sigmas:
+        raise InvalidInputError("no image to estimate the noise level from")
+    return float(np.median(sigmas))
 
 
 def estimate_noise_sigma(image: npt.ArrayLike) -> float:

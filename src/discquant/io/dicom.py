@@ -509,19 +509,17 @@ def _check_truncated(scan: _Scan, warnings: list[str]) -> dict[str | None, tuple
     broken: dict[str | None, tuple[Path, str]] = {}
     for path, problem, uid in scan.truncated:
         series = scan.series.get(uid) if uid is not None else None
+        if uid is None and not scan.series:
+            broken.setdefault(None, (path, f"{problem}; no complete series remains"))
+            continue
         if uid is None:
             suspects = [
-                s.uid
-                for s in scan.series.values()
-                if _incomplete(s) or _spacing_problem(s) is not None
+                s for s in scan.series.values() if _incomplete(s) or _spacing_problem(s) is not None
             ]
-            if not scan.series:
-                broken.setdefault(None, (path, f"{problem}; no complete series remains"))
-            for suspect in suspects:
-                s = scan.series[suspect]
+            for s in suspects:
                 why = f"{problem}; series {s.number} '{s.description}' may be incomplete without it"
-                broken.setdefault(suspect, (path, why))
-            if suspects or not scan.series:
+                broken.setdefault(s.uid, (path, why))
+            if suspects:
                 continue
         elif series is None or _incomplete(series) or _spacing_problem(series) is not None:
             broken.setdefault(uid, (path, f"{problem}; its series is incomplete without it"))

@@ -136,7 +136,8 @@ def predict_probabilities(
             f"the sagittal field of view is {fov_mm[0]:.0f} × {fov_mm[1]:.0f} mm; at least "
             f"{MIN_FIELD_OF_VIEW_MM:.0f} mm is needed to segment a disc and its vertebrae"
         )
-    x = to_network_grid(ro, spacing_mm=model.spacing_mm)
+    empty = empty_slices(ro.data)  # once: the normalisation and the output both use it
+    x = to_network_grid(ro, spacing_mm=model.spacing_mm, empty=empty)
     if model.context_mm > 0:
         x = with_context(x, context_offset(ro.spacing_mm[2], model.context_mm))
     x, (h, w) = pad_to_multiple(x, 16)
@@ -150,7 +151,6 @@ def predict_probabilities(
     # A slice without signal (zero padding, an empty edge slice) holds no anatomy, but the
     # network paints discs and sacrum along its borders, which joined across empty slices
     # and renamed or hid the real levels. It is background.
-    empty = empty_slices(ro.data)
     if empty.any() and "background" in model.classes:
         prob[:, :, empty, :] = 0.0
         prob[:, :, empty, model.classes.index("background")] = 1.0

@@ -8,6 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from discquant.io.nifti import nifti_stem
 from discquant.segment.infer import SpineSegmentation
 from discquant.segment.levels import DISC_OFFSET, disc_name, vertebra_name
 
@@ -30,18 +31,9 @@ def dseg_rows(labels: list[int] | None = None) -> list[tuple[int, str]]:
 
 def _nifti_path(path: Path, suffix: str) -> Path:
     """``a.nii.gz`` + ``_nucleus`` → ``a_nucleus.nii.gz`` (``.nii.gz`` for other names)."""
-    stem = _stem(path)
+    stem = nifti_stem(path)
     ext = path.name[len(stem) :] or ".nii.gz"
     return path.with_name(stem + suffix + ext)
-
-
-def _stem(path: Path) -> str:
-    """The file name without ``.nii.gz``/``.nii`` (``a.v2.nii`` → ``a.v2``)."""
-    name = path.name
-    for ext in (".nii.gz", ".nii"):
-        if name.endswith(ext):
-            return name[: -len(ext)]
-    return name
 
 
 def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
@@ -76,10 +68,10 @@ def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
     # dseg.tsv per folder listed every label for an empty map and was overwritten by
     # the next output.
     present = sorted(int(v) for v in np.unique(seg.labels.data) if v > 0)
-    dseg = path.with_name(_stem(path) + ".tsv")
+    dseg = path.with_name(nifti_stem(path) + ".tsv")
     dseg.write_text("index\tname\n" + "".join(f"{i}\t{n}\n" for i, n in dseg_rows(present)))
     written.append(dseg)
-    levels = path.with_name(_stem(path) + "_levels.json")
+    levels = path.with_name(nifti_stem(path) + "_levels.json")
     levels.write_text(
         json.dumps(
             {
