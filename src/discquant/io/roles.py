@@ -135,14 +135,27 @@ def adc_scale_to_um2_per_ms(data: npt.NDArray[np.float32], *, path: object) -> t
     """Factor that converts stored ADC values to µm²/ms, and the unit it assumed.
 
     The unit is not in the DICOM header of scanner ADC maps, so it is decided from the
-    magnitude: the candidate unit for which the median positive voxel lands in
-    :data:`ADC_PLAUSIBLE_MEDIAN_UM2_PER_MS`.
+    values: whole numbers beyond 10 whose upper quartile is plausible as 10⁻⁶ mm²/s are
+    taken in that unit; otherwise the candidate unit for which the median positive
+    voxel lands in :data:`ADC_PLAUSIBLE_MEDIAN_UM2_PER_MS`.
     """
     positive = data[np.isfinite(data) & (data > 0)]
     if positive.size == 0:
         raise InvalidInputError("ADC map has no positive voxels", path=str(path))
-    median = float(np.median(positive))
     lo, hi = ADC_PLAUSIBLE_MEDIAN_UM2_PER_MS
+    # Whole numbers beyond 10 are the scanners' 10⁻⁶ mm²/s integers: no other unit is
+    # stored in steps of one (a step of 1 µm²/ms is a third of the tissue range). This
+    # holds when the positive voxels are mostly small background integers around the
+    # body, whose median (say 5) would otherwise pass for 5 µm²/ms. Tissue must still
+    # be there: the top quarter of the voxels has to be plausible in that unit.
+    scale, unit = ADC_CANDIDATE_SCALES[0]
+    if (
+        float(positive.max()) > hi
+        and np.array_equal(positive, np.round(positive))
+        and lo <= float(np.percentile(positive, 75)) * scale <= hi
+    ):
+        return scale, unit
+    median = float(np.median(positive))
     for scale, unit in ADC_CANDIDATE_SCALES:
         if lo <= median * scale <= hi:
             return scale, unit
