@@ -517,3 +517,24 @@ def test_a_single_slice_dwi_beside_the_middle_of_a_disc_is_flagged(phantom: Phan
     )
     in_dwi = [d for d in res.discs if "disc_not_in_dwi" not in d.flags]
     assert in_dwi and all("partial_fov_dwi" in d.flags for d in in_dwi)
+
+
+def test_a_segmentation_of_a_non_sagittal_image_marks_every_level_uncertain(
+    phantom: PhantomStudy,
+) -> None:
+    from discquant.segment.levels import DiscLevel
+
+    levels = [
+        DiscLevel(120 + i, name, (0.0, 0.0, 0.0), 1000.0, 0.95) for i, name in enumerate(LEVELS)
+    ]
+    seg = SimpleNamespace(
+        labels=phantom.labels_t2,
+        nucleus=phantom.nucleus_t2,
+        canal=None,
+        levels=levels,
+        flags=["input_not_sagittal"],
+    )
+    res = analyze(_study(phantom), segmenter=lambda image: seg)
+    discs = {d.level: d for d in res.discs}
+    assert "input_not_sagittal" in res.flags
+    assert all("level_uncertain" in discs[name].flags for name in LEVELS)

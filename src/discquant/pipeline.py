@@ -386,7 +386,12 @@ def _default_segmenter(config: AnalysisConfig) -> Segmenter:
 
 def _level_flags(segmentation: Any) -> dict[str, list[str]]:
     """Per-level flags: every level is uncertain when the naming had no anchor."""
-    study_wide = {"level_uncertain", "sacrum_not_in_fov", "transitional_anatomy_suspected"}
+    study_wide = {
+        "level_uncertain",
+        "sacrum_not_in_fov",
+        "transitional_anatomy_suspected",
+        "input_not_sagittal",
+    }
     uncertain = bool(study_wide & set(segmentation.flags))
     flags: dict[str, list[str]] = {}
     for level in segmentation.levels:

@@ -28,11 +28,26 @@ def test_segment_command_writes_named_levels_on_the_input_grid(tmp_path: Path) -
     levels = json.loads((out.parent / "s_seg_levels.json").read_text())
     names = [lv["name"] for lv in levels["levels"]]
     assert names[-5:] == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    assert "input_not_sagittal" not in levels["flags"]
     lut = (out.parent / "s_seg.tsv").read_text().splitlines()
     assert lut[0] == "index\tname"
     assert sorted(int(row.split("\t")[0]) for row in lut[1:]) == sorted(labels - {0})
     assert seg.header.get_qform(coded=True)[1] == 1 and seg.header.get_sform(coded=True)[1] == 1
     assert seg.header.get_xyzt_units()[0] == "mm"
+
+
+def test_an_axial_image_is_flagged_not_silently_reformatted(tmp_path: Path) -> None:
+    """The network was trained on sagittal slices: an axial input is resampled to them
+    and segmented, and the output says so (it did not)."""
+    rng = np.random.default_rng(5)
+    image = tmp_path / "axial.nii.gz"
+    data = rng.uniform(0, 500, (96, 96, 24)).astype(np.float32)
+    nib.save(nib.Nifti1Image(data, np.diag([0.9, 0.9, 4.0, 1.0])), image)
+    out = tmp_path / "seg.nii.gz"
+    res = CliRunner().invoke(app, ["segment", str(image), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "input_not_sagittal" in json.loads((tmp_path / "seg_levels.json").read_text())["flags"]
+    assert "axial" in res.stderr and "trained on sagittal" in res.stderr
 
 
 def test_outputs_of_an_empty_map_and_a_dotted_name(tmp_path: Path) -> None:

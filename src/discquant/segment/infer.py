@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from discquant.errors import InvalidInputError, ModelError
+from discquant.io.roles import orientation_from_affine
 from discquant.io.study import Volume
 from discquant.models import not_a_model, read_torch_file
 from discquant.segment.levels import DiscLevel, name_levels
@@ -29,6 +30,8 @@ from discquant.segment.preprocess import (
 )
 
 logger = logging.getLogger(__name__)
+
+FLAG_NOT_SAGITTAL = "input_not_sagittal"
 
 SHIPPED_MODEL = "model.pt"
 
@@ -76,7 +79,9 @@ class SpineSegmentation:
         Discs from superior to inferior with centroid (RAS mm) and confidence.
     flags
         ``sacrum_not_in_fov``, ``level_uncertain``, ``transitional_anatomy_suspected``,
-        ``no_discs_found``.
+        ``l5_s1_disc_possibly_missed``, ``no_discs_found``, ``input_not_sagittal`` (an
+        axial, coronal or oblique image, resampled to sagittal slices for a network
+        trained on sagittal ones).
     model
         Which weights produced it (file name and training step).
     disc_probability
@@ -200,6 +205,14 @@ def segment_spine(
     )
     labels = back_to_input(named.labels, ro).astype(np.int16)
     out_affine = image.affine
+    flags = list(named.flags)
+    plane = orientation_from_affine(image.affine, data.shape[:3])
+    if plane != "sagittal":
+        logger.warning(
+            "the image is %s; the network was trained on sagittal images, check the levels",
+            plane,
+        )
+        flags.append(FLAG_NOT_SAGITTAL)
 
     def _mask(name: str) -> Volume | None:
         if name not in classes:
@@ -216,14 +229,14 @@ def segment_spine(
         "segmentation: %d discs (%s), flags %s",
         len(named.levels),
         ", ".join(lv.name for lv in named.levels),
-        named.flags,
+        flags,
     )
     return SpineSegmentation(
         labels=Volume(data=labels, affine=out_affine),
         nucleus=nucleus,
         canal=_mask("canal"),
         levels=named.levels,
-        flags=named.flags,
+        flags=flags,
         model=tag,
         disc_probability=None
         if disc_prob is None
