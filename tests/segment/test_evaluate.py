@@ -221,3 +221,23 @@ def test_evaluate_segment_refuses_two_files_for_one_subject(tmp_path: Path) -> N
         "sub-01_ses-1",
         "sub-01_ses-2",
     ]
+
+
+def test_labels_that_are_not_levels_are_not_scored_as_levels(tmp_path: Path) -> None:
+    """Canal (61), cord (60) and endplates (2xx) in a SPINEPS reference were scored as
+    levels "V61", "V123-V124" (0/3 named, disc level Dice 0.5 for a perfect disc)."""
+    ref = np.zeros((40, 20, 4), np.int16)
+    ref[10:20, 5:15] = 123
+    ref[20:22, 5:15] = 223
+    ref[5:10, 5:15] = 60
+    ref[22:30, 5:15] = 61
+    pred = np.where(np.isin(ref, (60, 61, 223)), 0, ref)
+    case = evaluate_case(pred, ref, (1.0, 1.0, 1.0))
+    assert case.levels_named == {"L4-L5": True}
+    assert case.level_dice == {"L4-L5": 1.0}
+    # The phantom's truth folder as --ref: its *_label-<name>_mask files are not label maps.
+    pdir, rdir = _pair(tmp_path, pred, ref, np.eye(4))
+    mask = nib.Nifti1Image((ref == 123).astype(np.uint8), np.eye(4))
+    nib.save(mask, str(rdir / "sub-01_label-nucleus_mask.nii.gz"))
+    summary = evaluate_dirs(pdir, rdir)["summary"]
+    assert summary["levels_named"] == "1/1" and summary["mean_disc_level_dice"] == 1.0

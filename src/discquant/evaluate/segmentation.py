@@ -46,6 +46,8 @@ CLASS_RANGES: dict[str, tuple[int, int]] = {
     "sacrum": (26, 26),
 }
 LUMBAR_DISCS = (120, 121, 122, 123, 124)
+#: Disc labels that name a level: 100 + the vertebra above (C1 … L6).
+DISC_LEVELS = (101, 125)
 LUMBAR_BODIES = (20, 21, 22, 23, 24)
 #: Largest difference (mm) between a prediction's and its reference's affine entries.
 AFFINE_TOLERANCE_MM = 1e-3
@@ -139,7 +141,7 @@ def evaluate_case(
         res.hd95_mm[name] = h
     from discquant.segment.levels import disc_name, vertebra_name
 
-    for lab in (int(v) for v in np.unique(ref) if v > 0):
+    for lab in (int(v) for v in np.unique(ref) if _is_level(int(v))):
         r = ref == lab
         key = disc_name(lab) if lab >= 100 else vertebra_name(lab)
         p = pred == lab
@@ -154,6 +156,13 @@ def evaluate_case(
     return res
 
 
+def _is_level(label: int) -> bool:
+    """A vertebra (1-25), the sacrum (26) or a disc (101-125): the labels that are levels.
+    Others in a SPINEPS map (spinal cord 60, canal 61, endplates 2xx) are not; they
+    were scored as levels "V60", "V123-V124" and lowered the naming fraction."""
+    return 1 <= label <= 26 or DISC_LEVELS[0] <= label <= DISC_LEVELS[1]
+
+
 def _subject_of(path: Path) -> str:
     """``sub-<label>`` of a file name, with its ``_ses-<label>`` when there is one."""
     m = re.match(r"(sub-[A-Za-z0-9]+(?:_ses-[A-Za-z0-9]+)?)", path.name)
@@ -162,7 +171,7 @@ def _subject_of(path: Path) -> str:
 
 def _label_maps(folder: Path) -> dict[str, Path]:
     """The label map of each subject (session) in ``folder``: ``sub-*.nii[.gz]`` files
-    other than ``*_nucleus``/``*_canal`` masks.
+    other than ``*_nucleus``/``*_canal``/``*_mask`` masks.
 
     Raises
     ------
@@ -174,7 +183,9 @@ def _label_maps(folder: Path) -> dict[str, Path]:
 
     found: dict[str, Path] = {}
     for path in sorted(folder.glob("sub-*.nii*")):
-        if re.search(r"_(nucleus|canal)\.", path.name):
+        # Binary masks beside the label map (discquant's *_nucleus/*_canal, BIDS
+        # *_label-<name>_mask as the phantom's truth writes them) are not label maps.
+        if re.search(r"_(nucleus|canal)\.|_mask\.nii", path.name):
             continue
         subject = _subject_of(path)
         if subject in found:
