@@ -293,6 +293,32 @@ def test_cli_evaluate_bland_altman_with_text_is_a_one_line_error(tmp_path: Path)
     assert "'abc'" in line and "L5-S1" in line
 
 
+@pytest.mark.parametrize("extra", [[], ["--binary", "--score-column", "p"]])
+def test_cli_evaluate_with_an_infinite_value_is_a_one_line_error(
+    tmp_path: Path, extra: list[str]
+) -> None:
+    """inf was dropped from Bland-Altman without a word (n 3 of 4 matched), and as a
+    score it gave a traceback."""
+    header = "subject\tlevel\th\tp"
+    ref = _write(
+        tmp_path / "ref.tsv", header, ["A\tL4-L5\t1\t0.5", "A\tL5-S1\t0\t0.5", "B\tL4-L5\t1\t0.5"]
+    )
+    pred = _write(
+        tmp_path / "pred.tsv", header, ["A\tL4-L5\t1\t0.9", "A\tL5-S1\t0\t0.1", "B\tL4-L5\t1\tinf"]
+    )
+    column = ["--column", "p", "--bland-altman"] if not extra else ["--column", "h", *extra]
+    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), *column]
+    line = _one_line_error(CliRunner().invoke(app, args), "pred.tsv")
+    assert "'inf'" in line and "subject B, level L4-L5" in line
+
+
+def test_cli_evaluate_score_column_must_not_be_the_compared_column(tmp_path: Path) -> None:
+    pred = _write(tmp_path / "pred.tsv", "subject\tlevel\th", ["A\tL4-L5\t0", "A\tL5-S1\t1"])
+    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(pred), "--binary"]
+    res = CliRunner().invoke(app, [*args, "--column", "h", "--score-column", "h"])
+    assert "compared column" in _one_line_error(res, "pred.tsv")
+
+
 def test_cli_evaluate_binary_with_an_empty_score_is_a_one_line_error(tmp_path: Path) -> None:
     pred = _write(
         tmp_path / "pred.tsv",

@@ -383,21 +383,21 @@ def _numeric_column(
 ) -> Any:
     """``merged[col]`` as floats; raise, naming ``path``, at the first unusable value.
 
-    Empty cells must have been dropped before. Unusable: text, or with ``allowed`` a value
-    not in it.
+    Empty cells must have been dropped before. Unusable: text, ±inf, or with ``allowed`` a
+    value not in it.
     """
     import pandas as pd
 
     from discquant.errors import InvalidInputError
 
     vals = pd.to_numeric(merged[col], errors="coerce")
-    bad = vals.isna().to_numpy().copy()
+    bad = ~np.isfinite(vals.to_numpy(float))  # text and ±inf (inf left Bland-Altman silently)
     if allowed is not None:
         bad |= ~np.isin(vals.to_numpy(float), list(allowed))
     if bad.any():
         row = merged.iloc[int(np.flatnonzero(bad)[0])]
         if allowed is None:
-            what = "values must be numbers"
+            what = "values must be finite numbers"
         elif tuple(allowed) == GRADES:
             what = "grades must be integers 1-5"
         else:
@@ -437,6 +437,12 @@ def evaluate_tables(
     for col in (pred_column, ref_column, score_column):
         if col in ("subject", "level"):
             raise InvalidInputError(f"{col!r} names the disc; it cannot be a compared column")
+    if score_column is not None and score_column == pred_column:
+        raise InvalidInputError(
+            f"the score column {score_column!r} is the compared column; give the predicted "
+            "probability (e.g. p_herniation)",
+            path=pred,
+        )
     p = read_table(pred)
     r = read_table(ref)
     for df, col, path in ((p, pred_column, pred), (r, ref_column, ref)):
