@@ -36,9 +36,26 @@ def test_phantom_command_rejects_bad_grades(tmp_path: Path) -> None:
         ["--grades", "2.7,3,3,4,5.9"],  # was cut to 2,3,3,4,5 without a word
         ["--seed", "-1"],  # was a ValueError traceback from numpy
         ["--bvals", "0,0"],  # was a LinAlgError traceback
+        # NaN passed every check and crashed the generator; an SNR of 1e-40 or NaN
+        # crashed the NIfTI writer (NaN after making the output folder)
+        ["--bvals", "0,nan"],
+        ["--bvals", "0,inf"],
+        ["--snr", "nan"],
+        ["--snr", "1e-40"],
+        ["--grades", "nan,3,3,4,5"],
+        # written, then refused by `analyze` as another unit (ms/µm², s/m²)
+        ["--bvals", "0,0.8"],
+        ["--bvals", "0,1e6"],
     ],
 )
 def test_phantom_command_rejects_values_it_cannot_honour(tmp_path: Path, args: list[str]) -> None:
     res = CliRunner().invoke(app, ["phantom", "--out", str(tmp_path / "out"), *args])
     assert res.exit_code == 2, res.output
     assert "Traceback" not in res.output and not (tmp_path / "out").exists()
+
+
+def test_phantom_verbose_logs_each_step(tmp_path: Path) -> None:
+    res = CliRunner().invoke(app, ["phantom", "--out", str(tmp_path / "o"), "--verbose"])
+    assert res.exit_code == 0, res.output
+    steps = [s for s in ("anatomy", "T2 TSE image", "DWI, b =", "scanner ADC map", "truth")]
+    assert all(f"phantom 0: {s}" in res.stderr for s in steps), res.stderr

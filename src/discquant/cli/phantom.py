@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -13,9 +14,12 @@ from discquant.output_paths import check_output_folder
 
 def _floats(text: str, what: str) -> tuple[float, ...]:
     try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
+        values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise typer.BadParameter(f"{what} must be comma-separated numbers, got {text!r}") from None
+        values = (float("nan"),)
+    if not all(math.isfinite(v) for v in values):  # nan and inf crashed the generator
+        raise typer.BadParameter(f"{what} must be comma-separated numbers, got {text!r}")
+    return values
 
 
 def phantom_cmd(
@@ -38,7 +42,9 @@ def phantom_cmd(
     epi_distortion: Annotated[
         bool, typer.Option(help="Add EPI distortion along the phase-encode axis.")
     ] = False,
-    verbose: Annotated[bool, typer.Option(help="Log each step.")] = False,
+    verbose: Annotated[
+        bool, typer.Option(help="Log each step of each study (anatomy, T2, DWI, ADC, truth).")
+    ] = False,
 ) -> None:
     """Generate phantom studies (T2 TSE + DWI + scanner ADC, labels and truth JSON)."""
     setup_logging(verbose=verbose)
@@ -53,18 +59,18 @@ def phantom_cmd(
         raise typer.BadParameter(f"--grades needs five grades 1..5, got {grades!r}")
     from discquant.phantom import PhantomConfig, generate_study, write_study
 
+    try:  # before the output folder is made: a bad option leaves nothing behind
+        cfg = PhantomConfig(
+            grades=(g[0], g[1], g[2], g[3], g[4]),
+            snr=snr,
+            bvals=b,
+            diffusion=directions,
+            epi_distortion=epi_distortion,
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
     with user_errors():
         check_output_folder(out)
-        try:
-            cfg = PhantomConfig(
-                grades=(g[0], g[1], g[2], g[3], g[4]),
-                snr=snr,
-                bvals=b,
-                diffusion=directions,
-                epi_distortion=epi_distortion,
-            )
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc)) from None
         for i in range(n):
             study = generate_study(seed + i, cfg)
             subject = f"{seed + i:02d}"

@@ -10,6 +10,7 @@ from typing import Any, cast
 import numpy as np
 from scipy.ndimage import binary_erosion, gaussian_filter
 
+from discquant.io.nifti import MAX_B_S_PER_MM2, MIN_WEIGHTED_B_S_PER_MM2
 from discquant.io.study import FloatArray, Series, SeriesRole, Study, Volume
 from discquant.phantom import tissue as T
 from discquant.phantom.acquisition import (
@@ -35,6 +36,9 @@ from discquant.phantom.fields import Field
 from discquant.phantom.paint import Compartment, Renderer
 
 log = logging.getLogger(__name__)
+
+MIN_SNR, MAX_SNR = 0.1, 1e6
+"""SNR outside this range is refused: 1e-40 scaled the noise past what NIfTI stores."""
 
 T2_SCALE = 1000.0  # stored T2 units: CSF at unit coil sensitivity = 1000
 DWI_SCALE = 1000.0  # stored DWI units: grade-II NP at b = 0, unit sensitivity = 1000
@@ -109,10 +113,20 @@ class PhantomConfig:
             raise ValueError(f"grades must be five values in 1..5, got {self.grades}")
         if self.diffusion not in ("trace", "3dir"):
             raise ValueError(f"diffusion must be 'trace' or '3dir', got {self.diffusion!r}")
-        if len(set(self.bvals)) < 2 or min(self.bvals) < 0:
+        b = np.asarray(self.bvals, dtype=float)
+        if len(set(self.bvals)) < 2 or not np.isfinite(b).all() or b.min() < 0:
             raise ValueError(f"need at least two different non-negative b-values, got {self.bvals}")
-        if self.snr <= 0 or self.snr_t2 <= 0:
-            raise ValueError("snr must be positive")
+        # The range the importer reads as s/mm² (io.nifti): the phantom's own files
+        # must be readable by `analyze`.
+        if not MIN_WEIGHTED_B_S_PER_MM2 <= b.max() <= MAX_B_S_PER_MM2:
+            raise ValueError(
+                f"the largest b-value must be {MIN_WEIGHTED_B_S_PER_MM2:g}-"
+                f"{MAX_B_S_PER_MM2:g} s/mm², got {b.max():g}"
+            )
+        for name in ("snr", "snr_t2"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and MIN_SNR <= value <= MAX_SNR):
+                raise ValueError(f"{name} must be {MIN_SNR:g}-{MAX_SNR:g}, got {value}")
         for lvl in self.herniation:
             if lvl not in DISC_LEVELS:
                 raise ValueError(f"unknown disc level {lvl!r}")
@@ -331,6 +345,7 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
         Acquisition and pathology settings; defaults to :class:`PhantomConfig()`.
     """
     cfg = config or PhantomConfig()
+    log.debug("phantom %d: anatomy", seed)
     params, renderer, tissues, specs = build_subject(seed, cfg)
     comps = renderer.c
     t2_grid, dwi_grid, post_y, spine_y = _grids(cfg, renderer)
@@ -341,6 +356,7 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
     epi_field = Field(bias_rng, lo, hi, spacing_mm=10.0, sigma_mm=40.0)
 
     # ---- T2
+    log.debug("phantom %d: T2 TSE image", seed)
     t2_lut = comps.lut(lambda c: c.tissue.t2_signal())
     csf_ref = T.CSF.t2_signal()
     t2s = sample(renderer, t2_grid, cfg.t2_sub, [t2_lut])
@@ -356,6 +372,7 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
         t2_img = rician(t2_img, sigma_t2, noise_rng)
 
     # ---- DWI
+    log.debug("phantom %d: DWI, b = %s s/mm² (%s)", seed, list(cfg.bvals), cfg.diffusion)
     bl, dl = _dwi_directions(cfg)
     np_ref = T.disc_tissues(2).nucleus.dwi_s0()
 
@@ -421,6 +438,7 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
     dwi_data = np.stack(vols, axis=-1).astype(np.float32)
     bvals_arr = np.asarray(bvals_out)
     # ---- scanner ADC from trace images
+    log.debug("phantom %d: scanner ADC map", seed)
     adc_vol = None
     adc_int = None
     if cfg.scanner_adc:
@@ -435,6 +453,7 @@ def generate_study(seed: int, config: PhantomConfig | None = None) -> PhantomStu
         adc_vol = Volume((adc_int.astype(np.float32) / 1000.0), dwi_grid.affine)
 
     # ---- truth
+    log.debug("phantom %d: truth", seed)
     vox_t2 = float(np.prod(cfg.t2_voxel_mm))
     vox_dwi = float(np.prod(cfg.dwi_voxel_mm))
     discs = []
