@@ -184,3 +184,34 @@ def test_dicom_outputs_carry_the_patient_only_with_keep_phi(
         for value in ("Doe", "PHI-12345", "19700101", "ACC-98765", "OTHER-555", "back pain",
                       "House", "Main Street"):  # fmt: skip
             assert value not in text, (path.name, value)
+
+
+def test_an_unestimated_snr_is_null_in_the_adc_sidecar(tmp_path: Path) -> None:
+    """It was a bare NaN, which is not JSON (results.json wrote null)."""
+    from discquant.io.study import Volume
+    from discquant.results import DiscResult
+
+    result = AnalysisResult(subject="nan", discs=[DiscResult(level=lv) for lv in LEVELS])
+    result.adc_map = Volume(np.ones((4, 4, 4), np.float32), np.eye(4))
+    result.snr_estimate = float("nan")
+    paths = write_outputs(result, tmp_path)
+    assert paths.adc is not None
+    sidecar = paths.adc.with_name(paths.adc.name.removesuffix(".nii.gz") + ".json")
+    meta = json.loads(sidecar.read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    assert meta["SnrEstimate"] is None
+
+
+def test_a_sheared_affine_is_left_to_the_sform(tmp_path: Path) -> None:
+    """A quaternion holds no shear: the qform was an approximation (0.15 mm off here)
+    with the same code as the exact sform, so viewers placed the map differently."""
+    from discquant.io.study import Volume
+    from discquant.outputs.derivatives import write_label_map
+
+    sheared = np.array([[0, 0, 4, -28], [-0.6, 0, 0.3, 101.8], [0, 0.6, 0, -55], [0, 0, 0, 1.0]])
+    for affine, qcode in ((sheared, 0), (np.diag([0.6, 0.6, 4.0, 1.0]), 1)):
+        path = write_label_map(Volume(np.ones((4, 5, 6), np.int16), affine), tmp_path / "d.nii.gz")
+        img = nib.load(path)
+        assert img.header.get_sform(coded=True)[1] == 1
+        np.testing.assert_allclose(img.header.get_sform(), affine, atol=1e-6)
+        assert img.header.get_qform(coded=True)[1] == qcode
+        np.testing.assert_allclose(img.affine, affine, atol=1e-6)

@@ -20,6 +20,7 @@ import numpy as np
 
 from discquant import RESEARCH_DISCLAIMER, __version__
 from discquant.io.study import Volume
+from discquant.outputs._common import to_jsonable
 from discquant.results import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,10 @@ def subject_file(subject_dir: Path, label: str, suffix: str, *, entities: str = 
     return subject_dir / f"sub-{label}{middle}_{suffix}"
 
 
+QFORM_TOLERANCE_MM = 1e-4
+"""Largest difference between the quaternion form and the affine for a qform to be set."""
+
+
 def _nifti(data: np.ndarray, affine: np.ndarray) -> Any:
     import nibabel as nib
 
@@ -80,6 +85,11 @@ def _nifti(data: np.ndarray, affine: np.ndarray) -> Any:
     # gets code 1 here: the same matrix, named scanner space); docs/outputs.md says so.
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
+    if not np.allclose(img.get_qform(), img.affine, rtol=0.0, atol=QFORM_TOLERANCE_MM):
+        # A sheared affine (a NIfTI input with one) has no quaternion: nibabel
+        # approximates the qform silently, 0.15 mm off on one seen, and viewers that
+        # read the qform placed the map elsewhere. Unset, it leaves the sform to all.
+        img.set_qform(None, code=0)
     img.header.set_xyzt_units(xyz="mm")  # the affine is in mm; unset read as "unknown"
     return img
 
@@ -122,5 +132,8 @@ def write_adc_map(volume: Volume, path: Path, *, sidecar: dict[str, Any] | None 
     }
     meta.update(sidecar or {})
     sidecar_path = path.with_name(path.name.removesuffix(".nii.gz") + ".json")
-    sidecar_path.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    # NaN (an SNR that could not be estimated) is null, as in results.json: a bare NaN
+    # is not JSON and the BIDS validator rejects it.
+    text = json.dumps(to_jsonable(meta), indent=2, allow_nan=False)
+    sidecar_path.write_text(text + "\n", encoding="utf-8")
     return path

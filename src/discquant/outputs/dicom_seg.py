@@ -56,12 +56,24 @@ class SegmentConcept:
 
 
 SEGMENT_CONCEPTS: tuple[SegmentConcept, ...] = (
-    SegmentConcept(VERTEBRA_LABELS["T12"], "T12", "23215003", "T12 vertebra", (110, 160, 200)),
-    SegmentConcept(VERTEBRA_LABELS["L1"], "L1", "66794005", "L1 vertebra", (78, 179, 211)),
-    SegmentConcept(VERTEBRA_LABELS["L2"], "L2", "14293000", "L2 vertebra", (67, 162, 202)),
-    SegmentConcept(VERTEBRA_LABELS["L3"], "L3", "36470004", "L3 vertebra", (43, 140, 190)),
-    SegmentConcept(VERTEBRA_LABELS["L4"], "L4", "11994002", "L4 vertebra", (8, 104, 172)),
-    SegmentConcept(VERTEBRA_LABELS["L5"], "L5", "49668003", "L5 vertebra", (8, 64, 129)),
+    SegmentConcept(
+        VERTEBRA_LABELS["T12"], "T12 vertebral body", "23215003", "T12 vertebra", (110, 160, 200)
+    ),
+    SegmentConcept(
+        VERTEBRA_LABELS["L1"], "L1 vertebral body", "66794005", "L1 vertebra", (78, 179, 211)
+    ),
+    SegmentConcept(
+        VERTEBRA_LABELS["L2"], "L2 vertebral body", "14293000", "L2 vertebra", (67, 162, 202)
+    ),
+    SegmentConcept(
+        VERTEBRA_LABELS["L3"], "L3 vertebral body", "36470004", "L3 vertebra", (43, 140, 190)
+    ),
+    SegmentConcept(
+        VERTEBRA_LABELS["L4"], "L4 vertebral body", "11994002", "L4 vertebra", (8, 104, 172)
+    ),
+    SegmentConcept(
+        VERTEBRA_LABELS["L5"], "L5 vertebral body", "49668003", "L5 vertebra", (8, 64, 129)
+    ),
     SegmentConcept(VERTEBRA_LABELS["S1"], "sacrum", "54735007", "Sacrum", (90, 90, 160)),
     SegmentConcept(DISC_LABELS["L1-L2"], "L1-L2 disc", "80064006", "L1/L2 disc", (255, 237, 111)),
     SegmentConcept(DISC_LABELS["L2-L3"], "L2-L3 disc", "67459009", "L2/L3 disc", (254, 217, 118)),
