@@ -110,12 +110,12 @@ def test_failure_leaves_nothing_half_written(
     before = {p.name: p.read_bytes() for p in first.subject_dir.iterdir()}
 
     def boom(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("disk full")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("discquant.outputs.report.render.write_report", boom)
-    with pytest.raises(RuntimeError, match="disk full"):
+    with pytest.raises(OSError, match="No space left"):
         write_outputs(_partial(), tmp_path)
-    with pytest.raises(RuntimeError, match="disk full"):
+    with pytest.raises(OSError, match="No space left"):
         write_outputs(synthetic.result, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset_description.json", "sub-p1"]
     assert {p.name: p.read_bytes() for p in first.subject_dir.iterdir()} == before
@@ -215,3 +215,24 @@ def test_a_sheared_affine_is_left_to_the_sform(tmp_path: Path) -> None:
         np.testing.assert_allclose(img.header.get_sform(), affine, atol=1e-6)
         assert img.header.get_qform(coded=True)[1] == qcode
         np.testing.assert_allclose(img.affine, affine, atol=1e-6)
+
+
+def test_a_report_that_cannot_be_rendered_keeps_the_other_outputs(
+    synthetic: Synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A figure error in the report removed every output of the subject."""
+    import copy
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("cannot draw the figure")
+
+    monkeypatch.setattr("discquant.outputs.report.render.write_report", broken)
+    result = copy.deepcopy(synthetic.result)
+    paths = write_outputs(result, tmp_path, source_t2_datasets=synthetic.datasets)
+    assert paths.report_html is None and paths.dicom_seg is not None and paths.adc is not None
+    assert not list(paths.subject_dir.glob("*.html"))
+    doc = json.loads(paths.results_json.read_text())
+    assert doc["skipped_outputs"]["report_html"] == "ValueError: cannot draw the figure"
+    assert doc["files"]["report_html"] is None
+    report = [s for s in result.stages if s.name == "report"]
+    assert len(report) == 1 and not report[0].ok

@@ -39,7 +39,7 @@ class OutputPaths:
     discs_tsv: Path
     discs_json: Path
     results_json: Path
-    report_html: Path
+    report_html: Path | None
     dseg: Path | None = None
     dseg_tsv: Path | None = None
     dwi_dseg: Path | None = None
@@ -246,21 +246,52 @@ def _write_subject(
     else:
         skipped["dicom_seg"] = skipped["dicom_sr"] = "no source DICOM T2 images"
 
-    failed = {s.name for s in result.failed_stages}
-    for key, why in skipped.items():
-        log.log(logging.WARNING if key in failed else logging.INFO, "%s not written: %s", key, why)
     written["results_json"] = name("results.json").name
     written["report_html"] = name("report.html").name
     files: dict[str, str | None] = {k: written.get(k) for k in (*written, *skipped)}
+    why = _write_report(result, tmp / written["report_html"], keep_phi=keep_phi, files=files)
+    if why is not None:
+        skipped["report_html"] = why
+        del written["report_html"]
+        files["report_html"] = None
+
+    failed = {s.name for s in result.failed_stages}
+    for key, why in skipped.items():
+        log.log(logging.WARNING if key in failed else logging.INFO, "%s not written: %s", key, why)
     document = results_json.build_results_document(
         result, keep_phi=keep_phi, files=files, skipped=skipped
     )
     results_json.write_results_json(document, tmp / written["results_json"])
+    return written, skipped
 
+
+def _write_report(
+    result: AnalysisResult, path: Path, *, keep_phi: bool, files: dict[str, str | None]
+) -> str | None:
+    """Write the HTML report; a failure (a figure that cannot be drawn) is a failed stage
+    named ``report``, and the maps, tables and DICOM objects are still written. Before,
+    it removed every output of the subject. An OSError (disk full) still fails the whole
+    subject, which is then written atomically or not at all. The results JSON is not
+    guarded this way: it is the record of the analysis, and its schema check failing is
+    a bug to see. Returns why it was not written, or None.
+    """
     from discquant.outputs.report.render import write_report
 
-    write_report(result, tmp / written["report_html"], keep_phi=keep_phi, files=files)
-    return written, skipped
+    result.stages = [s for s in result.stages if s.name != "report"]
+    start = time.perf_counter()
+    try:
+        write_report(result, path, keep_phi=keep_phi, files=files)
+    except OSError:  # disk full, permissions: no output of this subject is written
+        raise
+    except Exception as exc:  # any rendering error: the rest is kept
+        log.debug("report traceback", exc_info=True)
+        path.unlink(missing_ok=True)
+        # Without keep_phi the result holds no patient fields to leak into the message.
+        why = _one_line(exc)
+        seconds = time.perf_counter() - start
+        result.stages.append(StageStatus("report", ok=False, seconds=seconds, message=why))
+        return why
+    return None
 
 
 def write_outputs(
@@ -290,7 +321,8 @@ def write_outputs(
         SEG and SR are written too. When one of them fails (highdicom or pydicom raising),
         the rest is still written, ``skipped`` says why in one line, and a failed stage
         named ``dicom_seg`` or ``dicom_sr`` is added to ``result.stages`` (so the exit code
-        of ``discquant analyze`` is 3).
+        of ``discquant analyze`` is 3). A report that cannot be rendered is handled the
+        same way (stage ``report``); an OSError fails the whole subject, nothing written.
 
     Returns
     -------
@@ -335,7 +367,7 @@ def write_outputs(
         discs_tsv=final / written["discs_tsv"],
         discs_json=final / written["discs_json"],
         results_json=final / written["results_json"],
-        report_html=final / written["report_html"],
+        report_html=path("report_html"),
         dseg=path("dseg"),
         dseg_tsv=path("dseg_tsv"),
         dwi_dseg=path("dwi_dseg"),
