@@ -81,6 +81,11 @@ def test_bad_config_and_values(tmp_path: Path) -> None:
         # equal bounds: class b could never be returned
         ("unit: um2_per_ms\nclasses:\n  - {name: a, upper: 1.25}\n  - {name: b, upper: 1.25}\n"
          "  - {name: c, upper: null}\n", "numbers that increase"),
+        # one DICOM SR code (ADCC_ + 11 letters) for two classes
+        ("unit: um2_per_ms\nclasses:\n  - {name: degenerated-a, upper: 1.25}\n"
+         "  - {name: Degenerated-B, upper: null}\n", "differ within their first 11 letters"),
+        ("unit: um2_per_ms\nclasses:\n  - {name: a, upper: 1.25}\n  - {name: A, upper: null}\n",
+         "differ within their first 11 letters"),
     ],
 )  # fmt: skip
 def test_a_bad_site_threshold_file_is_a_one_line_error(

@@ -59,6 +59,15 @@ def _parse(text: str, where: str) -> AdcClassThresholds:
         raise InvalidInputError(f"invalid ADC class config: {exc}", path=where) from exc
     if not classes:
         raise InvalidInputError("the ADC class config lists no classes", path=where)
+    # The DICOM SR codes a class as ADCC_<first 11 letters, upper case> (a code value
+    # holds 16 characters): names that agree there would be one code for two classes.
+    keys = [name.strip().upper()[:11] for name, _ in classes]
+    if "" in keys or len(set(keys)) != len(keys):
+        raise InvalidInputError(
+            "ADC class names must be non-empty and differ within their first 11 letters "
+            f"(ignoring case), got {[n for n, _ in classes]}",
+            path=where,
+        )
     bounds = [u for _, u in classes[:-1] if u is not None and math.isfinite(u)]
     # Only the last class is open: an open first class took every value ("severe" at 2.0).
     increasing = all(a < b for a, b in itertools.pairwise(bounds))  # equal: a dead class
