@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from discquant.cli import app
+from discquant.errors import InvalidInputError
 from discquant.evaluate.segmentation import (
     evaluate_case,
     evaluate_dirs,
@@ -191,6 +192,7 @@ def test_evaluate_segment_lists_unmatched_cases_and_writes_strict_json(tmp_path:
     assert doc["unmatched"] == {
         "reference_without_prediction": ["sub-02"],
         "prediction_without_reference": [],
+        "reference_without_labels": [],
     }
     assert doc["summary"]["hd95_mm"] == {"disc": None}
     assert doc["summary"]["dice"] == {"disc": 0.0}
@@ -241,3 +243,23 @@ def test_labels_that_are_not_levels_are_not_scored_as_levels(tmp_path: Path) -> 
     nib.save(mask, str(rdir / "sub-01_label-nucleus_mask.nii.gz"))
     summary = evaluate_dirs(pdir, rdir)["summary"]
     assert summary["levels_named"] == "1/1" and summary["mean_disc_level_dice"] == 1.0
+
+
+def test_a_reference_without_labels_is_listed_not_scored(tmp_path: Path) -> None:
+    """An empty reference was counted in n_cases with no score and its prediction's
+    voxels never counted against anything."""
+    ref = np.zeros((20, 20, 5))
+    ref[2:6, 2:10] = 122
+    pdir, rdir = _pair(tmp_path, ref, ref, np.eye(4))
+    nib.save(
+        nib.Nifti1Image(np.zeros((20, 20, 5), np.int16), np.eye(4)),
+        str(rdir / "sub-02_dseg.nii.gz"),
+    )
+    nib.save(nib.Nifti1Image(ref.astype(np.int16), np.eye(4)), str(pdir / "sub-02_dseg.nii.gz"))
+    result = evaluate_dirs(pdir, rdir)
+    assert result["summary"]["n_cases"] == 1
+    assert result["unmatched"]["reference_without_labels"] == ["sub-02"]
+    assert "reference without labels, not scored: sub-02" in format_table(result)
+    (rdir / "sub-01_dseg.nii.gz").unlink()
+    with pytest.raises(InvalidInputError, match="labels a disc or vertebra"):
+        evaluate_dirs(pdir, rdir)

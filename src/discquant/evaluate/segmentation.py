@@ -221,6 +221,7 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
     unmatched = {
         "reference_without_prediction": sorted(set(refs) - set(preds)),
         "prediction_without_reference": sorted(set(preds) - set(refs)),
+        "reference_without_labels": [],
     }
     for what, subjects in unmatched.items():
         if subjects:  # a missing prediction would otherwise raise the mean without a word
@@ -248,6 +249,12 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
                 "mm; resample it onto the reference grid",
                 path=preds[sub],
             )
+        ref_labels = np.unique(ref_vol.data.astype(np.int32))
+        if not any(_is_level(int(v)) for v in ref_labels):
+            # Nothing to score it on: it was counted in n_cases with no score at all.
+            unmatched["reference_without_labels"].append(sub)
+            logger.warning("%s: the reference labels no level (not scored)", sub)
+            continue
         cases.append(
             evaluate_case(
                 pred_vol.data.astype(np.int32),
@@ -256,6 +263,8 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
                 case=sub,
             )
         )
+    if not cases:
+        raise InvalidInputError(f"no reference in {ref_dir} labels a disc or vertebra")
     return {
         "cases": [asdict(c) for c in cases],
         "summary": summarise(cases),
