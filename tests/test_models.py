@@ -78,3 +78,23 @@ def test_an_interrupted_save_leaves_the_previous_file_whole(
     monkeypatch.undo()
     assert torch.load(path, weights_only=True) == {"step": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary left
+
+
+def test_a_cohort_worker_reloads_a_weight_file_replaced_in_place(tmp_path: Path) -> None:
+    """Its model cache was keyed on the path: a long-lived worker kept the old weights and
+    resume skipped the study by their hash."""
+    import os
+
+    from discquant.cohort.worker import file_stamps, worker_model_versions
+
+    blob = _shipped("segment", "model.pt")
+    path = tmp_path / "seg.pt"
+    torch.save(blob, path)
+    before = worker_model_versions(path, None, file_stamps(path, None))["segmentation"]
+    first = next(iter(blob["state_dict"]))
+    blob["state_dict"][first] = blob["state_dict"][first] + 0.01
+    torch.save(blob, path)
+    st = path.stat()
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # coarse-clock file systems
+    after = worker_model_versions(path, None, file_stamps(path, None))["segmentation"]
+    assert after != before

@@ -5,7 +5,8 @@ stand-in writes the real per-disc table (``outputs.tables.write_discs_tsv``) wit
 values, so the cohort tables can be compared with known numbers. A ``crash`` file makes
 the worker process die (``os._exit``) on the first attempt; its content names a marker
 file that records that the crash happened (later attempts see it and run normally), or
-is ``always`` (every attempt dies).
+is ``always`` (every attempt dies). A ``cancel_others`` file makes the study cancel
+every other task of the run.
 """
 
 from __future__ import annotations
@@ -41,7 +42,19 @@ def standin_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) ->
         if not marker.exists():
             marker.write_text("crashed")
             os._exit(17)  # the worker process dies mid-task, first attempt only
+    if (folder / "cancel_others").is_file():
+        _cancel_other_tasks(inputs.subject)
     return _write_study(_values(folder / "values.json"), inputs.subject, out_dir)
+
+
+def _cancel_other_tasks(subject: str) -> None:
+    """Cancel every other task of the run, as when the client loses its scheduler."""
+    from distributed import Future, get_client
+
+    client = get_client()
+    keys = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
+    others = [Future(k, client) for k in keys if f"-study-{subject}-" not in str(k)]
+    client.cancel(others, force=True)
 
 
 def sidecar_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -> StudyReport:

@@ -123,3 +123,43 @@ def test_a_worker_without_the_given_model_fails_the_study(cohort: Path, tmp_path
     assert record is not None and record["status"] == "failed"
     assert record["where"] == "model" and record["error_type"] == "ModelError"
     assert not earlier.exists()
+
+
+@pytest.mark.parametrize("scheduler", ["sched.json", "bad.json"])
+def test_a_scheduler_that_cannot_be_reached_is_refused_before_the_run(
+    cohort: Path, tmp_path: Path, scheduler: str
+) -> None:
+    """A misspelt scheduler file (read as an address) or one that is not JSON gave a
+    traceback and exit 1, after the output folder had been made."""
+    (tmp_path / "bad.json").write_text("not json")
+    path = tmp_path / scheduler
+    line = _refused([str(cohort), "--scheduler", str(path)], tmp_path / "out")
+    assert f"cannot connect to the Dask scheduler '{path}'" in line
+
+
+def test_an_output_folder_at_the_bids_root_is_refused(cohort: Path) -> None:
+    """The raw subject folders were replaced by their outputs."""
+    before = sorted(cohort.rglob("*"))
+    result = CliRunner().invoke(app, ["cohort", str(cohort), "--out", str(cohort), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "holds or lies inside the inputs of study s00" in result.stderr
+    assert sorted(cohort.rglob("*")) == before
+
+
+def test_studies_left_without_a_record_are_not_a_success(
+    cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers that write their records elsewhere (not sharing OUT) left every study
+    'not run' in the tables, and the command exited 0."""
+    from discquant.cohort.run import CohortRun
+
+    def run_elsewhere(studies: list, out: Path, **kwargs: object) -> CohortRun:  # type: ignore[type-arg]
+        run = CohortRun(out, total=2, done=2, partial=0, skipped=0, failed=0, wall_s=1.0,
+                        workers=1, scheduler="tcp://remote:8786", outcomes=[])  # fmt: skip
+        run.cohort_status = {"not run": 2}
+        return run
+
+    monkeypatch.setattr("discquant.cohort.run_cohort", run_elsewhere)
+    result = CliRunner().invoke(app, ["cohort", str(cohort), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 3, result.output
+    assert "2 studies have no record" in result.stderr

@@ -200,7 +200,7 @@ def test_relative_inputs_and_out_dir_are_sent_absolute(
     )
     monkeypatch.chdir(tmp_path)
     client = _FakeClient()
-    monkeypatch.setattr(cohort_run, "_start_client", lambda **kw: (client, None))
+    monkeypatch.setattr(cohort_run, "connect_scheduler", lambda scheduler: client)
     studies = read_cohort(Path("cohort.csv"))
     assert studies[0].inputs.path == tmp_path / "data" / "s00"
     assert studies[1].inputs.dwi == tmp_path / "nifti" / "sub-a_dwi.nii.gz"

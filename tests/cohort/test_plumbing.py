@@ -238,3 +238,48 @@ def test_resume_key_follows_the_calibration_file_content(tmp_path: Path) -> None
     assert record_key("abc", options) == before
     cal.write_text('{"slope": 5}')
     assert record_key("abc", options) != before
+
+
+def test_an_output_folder_over_the_inputs_is_refused_and_never_a_study(tmp_path: Path) -> None:
+    """OUT at the BIDS root replaced each raw sub-<label> folder with its outputs (the
+    input data were deleted, exit 0); OUT inside a folder of studies became a study on
+    the next run."""
+    from discquant.errors import InvalidInputError
+
+    bids = tmp_path / "bids"
+    for i in range(2):
+        standin.make_study(bids / f"sub-s{i:02d}", _adc(i))
+    before = sorted(p.relative_to(bids) for p in bids.rglob("*"))
+    for out in (bids, bids / "sub-s00", bids / "sub-s00" / "out"):
+        with pytest.raises(InvalidInputError, match="study s00"):
+            _run(read_cohort(bids), out, workers=1)
+    assert sorted(p.relative_to(bids) for p in bids.rglob("*")) == before
+    # beside the subjects in derivatives/, as BIDS puts them: allowed
+    run = _run(read_cohort(bids), bids / "derivatives" / "discquant", workers=1)
+    assert (run.done, run.failed) == (2, 0)
+
+    studies = tmp_path / "studies"  # a folder of studies with its results inside
+    for name in ("P001", "P002"):
+        standin.make_study(studies / name, _adc(1))
+    for _ in range(2):
+        run = _run(read_cohort(studies), studies / "results", workers=1)
+        assert run.total == 2 and run.failed == 0
+
+
+def test_cancelled_tasks_are_not_run_and_keep_earlier_outputs(tmp_path: Path) -> None:
+    """A lost scheduler cancels every pending task: each was recorded as a failure of its
+    study, which removed the outputs an earlier run had completed."""
+    data = tmp_path / "data"
+    for i in range(3):
+        standin.make_study(data / f"sub-s{i:02d}", _adc(i))
+    out = tmp_path / "out"
+    assert _run(read_cohort(data), out, workers=1).done == 3
+    (data / "sub-s00" / "cancel_others").write_text("")
+    run = _run(read_cohort(data), out, workers=1, options=CohortOptions(resume=False))
+    assert (run.done, run.failed) == (1, 2)
+    for subject in ("s01", "s02"):
+        outcome = next(o for o in run.outcomes if o.subject == subject)
+        assert outcome.error.startswith("not run: its task was cancelled")
+        record = rec.read_record(out, subject)
+        assert record is not None and record["status"] == "complete"
+        assert (out / f"sub-{subject}" / f"sub-{subject}_discs.tsv").is_file()

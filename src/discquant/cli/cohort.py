@@ -124,8 +124,9 @@ def cohort_cmd(
     tables (cohort_discs.parquet/.csv, cohort_failures.csv) and cohort_report.html are
     rebuilt from them. Interrupt at any time and run again to resume.
     Exit codes: 0 every study done; 2 bad cohort input or options (an unknown --method or
-    --device, a model file that is missing or does not load: nothing is written); 3 some
-    studies failed or are partial.
+    --device, a model file that is missing or does not load, an output folder over the
+    inputs, a scheduler that cannot be reached: nothing is written); 3 some studies
+    failed, are partial or have no record (not run).
     """
     setup_logging(quiet=quiet)
     import logging
@@ -179,5 +180,12 @@ def cohort_cmd(
             f"report: {out / 'cohort_report.html'}"
         )
     status = run.cohort_status
-    if status.get("failed") or status.get("partial") or run.failed:
+    if status.get("not run") and run.done:
+        # Analysed, and yet no record in OUT: remote workers that write elsewhere.
+        typer.echo(
+            f"discquant: {status['not run']} studies have no record in {out}; do the "
+            "workers see this folder at the same path?",
+            err=True,
+        )
+    if any(k != "complete" for k in status) or run.failed:  # "not run" exited 0
         raise typer.Exit(code=3)

@@ -12,9 +12,11 @@ import csv
 import hashlib
 import io
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from discquant.cohort.records import STATE_DIR
 from discquant.errors import InputNotFoundError, InvalidInputError
 from discquant.outputs._common import bids_label
 from discquant.pipeline import StudyInputs
@@ -234,7 +236,9 @@ def studies_from_folder(folder: Path) -> list[CohortStudy]:
     In a BIDS root, every other non-hidden folder (except the BIDS non-subject folders
     ``derivatives``, ``code``, ``sourcedata``, ``stimuli``, ``phenotype``, ``models``) becomes
     a failed study with a warning, so that a folder misnamed ``P001`` is not silently dropped.
-    Paths are made absolute (workers may run in another working directory).
+    A cohort's output folder (it holds ``.discquant-cohort``) is never a study:
+    ``studies/results`` inside a folder of studies became study ``results`` on the next
+    run. Paths are made absolute (workers may run in another working directory).
     """
     folder = Path(folder).expanduser().absolute()
     from discquant.io.nifti import bids_sessions
@@ -248,13 +252,16 @@ def studies_from_folder(folder: Path) -> list[CohortStudy]:
                 found += [(ses, bids_label(f"{sub.name}_{ses.name}")) for ses in sessions]
             else:
                 found.append((sub, bids_label(sub.name)))
-        stray = [_stray_folder_study(p) for p in _stray_folders(folder)]
+        stray = [
+            _stray_folder_study(p) for p in _stray_folders(folder) if not (p / STATE_DIR).is_dir()
+        ]
     else:
         found = [
             (p, bids_label(p.name))
             for p in sorted(folder.iterdir())
             if p.is_dir() and not p.name.startswith(".")
         ]
+    found = [(p, label) for p, label in found if not (p / STATE_DIR).is_dir()]
     if not found and not stray:
         raise InputNotFoundError("no study folders (sub-* or subfolders) found", path=folder)
     studies = [CohortStudy(label, StudyInputs(path=p, subject=label), str(p)) for p, label in found]
@@ -391,3 +398,34 @@ def read_cohort(source: Path) -> list[CohortStudy]:
             raise InvalidInputError("a cohort file must be a .csv or .tsv manifest", path=source)
         return studies_from_manifest(source)
     return studies_from_folder(source)
+
+
+def check_outputs_apart(out: Path, studies: Sequence[CohortStudy]) -> None:
+    """Refuse an output folder that holds a study's inputs or lies inside a study folder.
+
+    Each study's outputs replace ``OUT/sub-<label>/`` whole, and a failed study's are
+    removed: with ``OUT`` at a BIDS root, that was the raw subject folder, deleted after
+    its analysis. An output folder inside a study would be read as its input next time.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the first study whose inputs overlap ``out``.
+    """
+    root = Path(out).expanduser().absolute().resolve()
+    for study in studies:
+        for _, path in _study_paths(study.inputs):
+            p = path.expanduser().absolute().resolve()
+            if p == root or root in p.parents or (p.is_dir() and p in root.parents):
+                raise InvalidInputError(
+                    f"the output folder holds or lies inside the inputs of study "
+                    f"{study.subject} ({path}); choose a folder apart, e.g. "
+                    "<BIDS root>/derivatives/discquant",
+                    path=out,
+                )
+
+
+def _study_paths(inputs: StudyInputs) -> list[tuple[str, Path]]:
+    """The study folder (``path``) and the files a study names, as (field, path)."""
+    named = [(name, getattr(inputs, name)) for name in ("path", *FILE_COLUMNS)]
+    return [(name, Path(value)) for name, value in named if value is not None]

@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from discquant.cohort import records
-from discquant.cohort.manifest import CohortStudy, absolute_study
+from discquant.cohort.manifest import CohortStudy, absolute_study, check_outputs_apart
 from discquant.cohort.worker import (
     CohortOptions,
     PreloadModels,
@@ -29,7 +30,7 @@ from discquant.cohort.worker import (
     process_study,
     record_failure,
 )
-from discquant.errors import InvalidInputError
+from discquant.errors import InvalidInputError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,12 @@ class CohortRun:
         }
 
 
+NOT_RUN_CANCELLED = (
+    "not run: its task was cancelled (the connection to the Dask scheduler was lost?); "
+    "run the same command again to resume"
+)
+
+
 def _task_key(study: CohortStudy, token: str) -> str:
     return f"discquant-study-{study.subject}-{token}"
 
@@ -146,15 +153,32 @@ def local_cluster(workers: int = 1, *, allowed_failures: int = 2) -> Any:
         )
 
 
-def _start_client(
-    *, workers: int | None, scheduler: str | None, allowed_failures: int
-) -> tuple[Any, Any]:
+def connect_scheduler(scheduler: str) -> Any:
+    """A client of a running scheduler: its address, or the JSON file that
+    ``dask scheduler --scheduler-file`` writes.
+
+    Raises
+    ------
+    InvalidInputError
+        The scheduler cannot be reached or the file is not a scheduler file (these were
+        tracebacks, after the output folder had been made).
+    """
     from distributed import Client
 
-    if scheduler:
-        if Path(scheduler).is_file():  # a scheduler file (dask scheduler --scheduler-file)
-            return Client(scheduler_file=scheduler), None
-        return Client(scheduler), None
+    try:
+        if Path(scheduler).is_file():
+            return Client(scheduler_file=scheduler)
+        return Client(scheduler)
+    except Exception as exc:  # OSError (timeout), ValueError (no port), bad JSON, ...
+        raise InvalidInputError(
+            f"cannot connect to the Dask scheduler {scheduler!r} "
+            f"({type(exc).__name__}: {one_line(exc)})"
+        ) from exc
+
+
+def _start_local_client(*, workers: int | None, allowed_failures: int) -> tuple[Any, Any]:
+    from distributed import Client
+
     cluster = local_cluster(workers or 1, allowed_failures=allowed_failures)
     return Client(cluster), cluster
 
@@ -211,8 +235,9 @@ def run_cohort(
     Raises
     ------
     InvalidInputError
-        When another run holds ``out_dir``, or an option is unusable (see
-        :func:`check_options`); nothing is written then.
+        When another run holds ``out_dir``, ``out_dir`` overlaps a study's inputs
+        (:func:`~discquant.cohort.manifest.check_outputs_apart`), or an option is unusable
+        (see :func:`check_options`); nothing is written then.
     ModelError
         When a model file named in ``options`` is missing or does not load.
     """
@@ -220,13 +245,20 @@ def run_cohort(
     check_options(options, workers=workers, scheduler=scheduler, retries=retries)
     out = Path(out_dir).expanduser().absolute()  # workers may run in another directory
     studies = [absolute_study(s) for s in studies]
-    out.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out):
-        return _run_locked(
-            studies, out, options=options, workers=workers, scheduler=scheduler,
-            study_fn=study_fn, retries=retries, allowed_failures=allowed_failures,
-            preload_models=preload_models, progress=progress, build_outputs=build_outputs,
-        )  # fmt: skip
+    check_outputs_apart(out, studies)
+    # Reached before anything is written: an unreachable scheduler is bad input.
+    client = connect_scheduler(scheduler) if scheduler else None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with _exclusive(out):
+            return _run_locked(
+                studies, out, options=options, workers=workers, client=client,
+                study_fn=study_fn, retries=retries, allowed_failures=allowed_failures,
+                preload_models=preload_models, progress=progress, build_outputs=build_outputs,
+            )  # fmt: skip
+    finally:
+        if client is not None:
+            client.close()
 
 
 def check_options(
@@ -311,7 +343,7 @@ def _run_locked(
     *,
     options: CohortOptions,
     workers: int | None,
-    scheduler: str | None,
+    client: Any,
     study_fn: StudyFunction | None,
     retries: int,
     allowed_failures: int,
@@ -353,9 +385,11 @@ def _run_locked(
     n_workers = 0
     address = "none"
     if todo:
-        client, cluster = _start_client(
-            workers=workers, scheduler=scheduler, allowed_failures=allowed_failures
-        )
+        cluster = None
+        if client is None:
+            client, cluster = _start_local_client(
+                workers=workers, allowed_failures=allowed_failures
+            )
         try:
             address = str(client.scheduler.address)
             if preload_models if preload_models is not None else study_fn is None:
@@ -381,6 +415,15 @@ def _run_locked(
                     continue
                 study = by_key[future.key]
                 error = _task_error(future, value)
+                if isinstance(error, CancelledError) or future.cancelled():
+                    # The client lost its scheduler (or someone cancelled the task): the
+                    # study was not run here, and may still be running on a worker. It
+                    # is not a failure of the study: recording one removed outputs that
+                    # an earlier run had completed.
+                    log.error("sub-%s not run: its task was cancelled", study.subject)
+                    finish(StudyOutcome(study.subject, "failed", 0.0, NOT_RUN_CANCELLED))
+                    future.release()
+                    continue
                 log.error("sub-%s failed: %s: %s", study.subject, type(error).__name__, error)
                 record_failure(out, study, error, where="worker")
                 finish(
@@ -388,8 +431,8 @@ def _run_locked(
                 )
                 future.release()
         finally:
-            client.close()
-            if cluster is not None:
+            if cluster is not None:  # a scheduler's client is closed by run_cohort
+                client.close()
                 cluster.close()
         records.clean_tmp(out)  # folders of tasks whose worker died
 

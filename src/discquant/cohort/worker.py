@@ -80,9 +80,31 @@ _LOAD_ERRORS: dict[tuple[str, Path | None], BaseException] = {}
 """Why a model did not load in this process, by (model, weight file)."""
 
 
+FileStamp = tuple[int, int] | None
+"""(modification time in ns, size) of a weight file; None for the shipped model or a
+file that is not there."""
+
+
+def file_stamps(segmentation: Path | None, pfirrmann: Path | None) -> tuple[FileStamp, FileStamp]:
+    """The stamps of two weight files, part of the model cache's key: a file replaced in
+    place is loaded again. Keyed on the path alone, a long-lived worker kept the old
+    weights, and resume skipped the study by their hash."""
+
+    def stamp(path: Path | None) -> FileStamp:
+        try:
+            st = Path(path).stat() if path is not None else None
+        except OSError:
+            return None
+        return None if st is None else (st.st_mtime_ns, st.st_size)
+
+    return stamp(segmentation), stamp(pfirrmann)
+
+
 @functools.lru_cache(maxsize=4)
 def worker_models(
-    segmentation: Path | None = None, pfirrmann: Path | None = None
+    segmentation: Path | None = None,
+    pfirrmann: Path | None = None,
+    stamps: tuple[FileStamp, FileStamp] | None = None,
 ) -> dict[str, Any]:
     """The models, loaded once per process (a model that cannot load is left out and its
     error kept: a shipped model's stage then fails with the loader's message, and a study
@@ -92,6 +114,8 @@ def worker_models(
     ----------
     segmentation, pfirrmann
         Weight files; None: the shipped models.
+    stamps
+        :func:`file_stamps` of the two files: only a cache key.
     """
     import torch
 
@@ -124,7 +148,11 @@ def options_models(options: CohortOptions) -> dict[str, Any]:
         not load in this process: the study fails rather than running with the shipped
         model in their place.
     """
-    models = worker_models(options.segmentation_model, options.pfirrmann_model)
+    models = worker_models(
+        options.segmentation_model,
+        options.pfirrmann_model,
+        file_stamps(options.segmentation_model, options.pfirrmann_model),
+    )
     for name, path, what in (
         ("segmentation", options.segmentation_model, "segmentation"),
         ("pfirrmann", options.pfirrmann_model, "grading"),
@@ -163,10 +191,12 @@ def _weights_sha256(model: Any) -> str:
 
 @functools.lru_cache(maxsize=4)
 def worker_model_versions(
-    segmentation: Path | None = None, pfirrmann: Path | None = None
+    segmentation: Path | None = None,
+    pfirrmann: Path | None = None,
+    stamps: tuple[FileStamp, FileStamp] | None = None,
 ) -> dict[str, str]:
     """``{model: sha256 of its weights}`` of this worker's models (part of the resume key)."""
-    models = worker_models(segmentation, pfirrmann)
+    models = worker_models(segmentation, pfirrmann, stamps)
     return {name: _weights_sha256(model) for name, model in sorted(models.items())}
 
 
@@ -191,7 +221,11 @@ def pipeline_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -
         segmenter=segmenter,
         pfirrmann_model=models.get("pfirrmann"),
     )
-    shas = worker_model_versions(options.segmentation_model, options.pfirrmann_model)
+    shas = worker_model_versions(
+        options.segmentation_model,
+        options.pfirrmann_model,
+        file_stamps(options.segmentation_model, options.pfirrmann_model),
+    )
     versions = {f"{k}_weights_sha256": v for k, v in shas.items()}
     versions.update({k: str(v) for k, v in result.provenance.get("models", {}).items()})
     return StudyReport(
@@ -212,7 +246,11 @@ class PreloadModels(WorkerPlugin):
     def setup(self, worker: Any) -> None:
         start = time.perf_counter()
         # not options_models: a model that does not load fails each study, not the worker
-        worker_models(self.options.segmentation_model, self.options.pfirrmann_model)
+        worker_models(
+            self.options.segmentation_model,
+            self.options.pfirrmann_model,
+            file_stamps(self.options.segmentation_model, self.options.pfirrmann_model),
+        )
         log.info("models loaded in %.1f s", time.perf_counter() - start)
 
 
@@ -307,7 +345,11 @@ def process_study(
     key = record_key(fingerprint, options)
     if study_fn is None:  # new weights make old results stale
         key["models_weights_sha256"] = dict(
-            worker_model_versions(options.segmentation_model, options.pfirrmann_model)
+            worker_model_versions(
+                options.segmentation_model,
+                options.pfirrmann_model,
+                file_stamps(options.segmentation_model, options.pfirrmann_model),
+            )
         )
     if options.resume:
         old = records.read_record(out, study.subject)
