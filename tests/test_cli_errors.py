@@ -145,3 +145,21 @@ def test_summary_title_names_the_subject_as_its_output_folder(
     print_summary(AnalysisResult(subject="sub-00", discs=[]), None)
     out = capsys.readouterr().out
     assert "sub-00: per-disc results" in out and "sub-sub-00" not in out
+
+
+@pytest.mark.parametrize("how", ["subject-folder", "t2-file"])
+def test_analyze_refuses_outputs_that_would_replace_its_input(tmp_path: Path, how: str) -> None:
+    """`analyze bids/sub-00 -o bids` deleted the raw sub-00 folder and put its outputs in
+    its place (exit 0)."""
+    from discquant.phantom import PhantomConfig, generate_study, write_study
+
+    bids = tmp_path / "bids"
+    write_study(generate_study(3, PhantomConfig(noise=False)), bids, subject="00")
+    study = bids / "sub-00"
+    given = (
+        [str(study)]
+        if how == "subject-folder"
+        else ["--t2", str(study / "anat" / "sub-00_T2w.nii.gz"), "--subject", "00"]
+    )
+    line = _cli_error(["analyze", *given, "-o", str(bids)], cwd=tmp_path)
+    assert "the outputs would replace the input" in line and str(bids / "sub-00") in line

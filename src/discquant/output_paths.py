@@ -12,7 +12,7 @@ from pathlib import Path
 
 from discquant.errors import InvalidInputError
 
-__all__ = ["check_output_file", "check_output_folder"]
+__all__ = ["check_output_file", "check_output_folder", "check_not_over_inputs"]
 
 
 def _check_folder_above(folder: Path, *, output: Path) -> None:
@@ -65,3 +65,25 @@ def check_output_folder(path: Path) -> None:
     if path.exists() and not path.is_dir():
         raise InvalidInputError("output path exists and is not a folder", path=path)
     _check_folder_above(path, output=path)
+
+
+def check_not_over_inputs(subject_dir: Path, inputs: list[Path]) -> None:
+    """Refuse a subject output folder that is, or holds, one of the study's inputs.
+
+    The outputs replace ``subject_dir`` whole: ``discquant analyze bids/sub-00 -o bids``
+    deleted the raw ``bids/sub-00`` and left its outputs in its place (exit 0).
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the output folder and the input inside it.
+    """
+    target = subject_dir.expanduser().absolute().resolve()
+    for path in inputs:
+        p = path.expanduser().absolute().resolve()
+        if p == target or target in p.parents:
+            raise InvalidInputError(
+                f"the outputs would replace the input {path}; write them elsewhere, e.g. "
+                "<BIDS root>/derivatives/discquant",
+                path=subject_dir,
+            )

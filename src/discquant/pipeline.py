@@ -32,7 +32,7 @@ from discquant.measure.discs import (
     measure_discs,
     on_label_grid,
 )
-from discquant.output_paths import check_output_folder
+from discquant.output_paths import check_not_over_inputs, check_output_folder
 from discquant.results import CANAL_LABEL, DISC_LABELS, AnalysisResult, DiscResult, StageStatus
 
 log = logging.getLogger(__name__)
@@ -609,12 +609,16 @@ def run_study(
     input (nothing is written then); a partly failed analysis is written and returned.
     """
     from discquant.outputs import write_outputs
+    from discquant.outputs._common import bids_label
 
     # Checked here before the (slow) import so that bad options fail first; analyze()
     # checks again for API callers (a dict lookup and a small JSON read).
     check_config(config or AnalysisConfig())
     check_output_folder(Path(out_dir))
     study = load_inputs(inputs, keep_phi=keep_phi)
+    named = [inputs.path, inputs.t2, inputs.dwi, inputs.bval, inputs.bvec, inputs.adc]
+    subject_dir = Path(out_dir) / f"sub-{bids_label(study.subject)}"
+    check_not_over_inputs(subject_dir, [Path(p) for p in named if p is not None])
     result = analyze(
         study,
         config=config,
