@@ -12,7 +12,7 @@ from pathlib import Path
 
 from discquant.errors import InvalidInputError
 
-__all__ = ["check_output_file", "check_output_folder", "check_not_over_inputs"]
+__all__ = ["check_not_over_inputs", "check_output_file", "check_output_folder"]
 
 
 def _check_folder_above(folder: Path, *, output: Path) -> None:

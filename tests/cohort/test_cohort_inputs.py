@@ -249,3 +249,14 @@ def test_a_manifest_cell_over_the_csv_field_limit_is_one_error(tmp_path: Path) -
     manifest.write_text("subject,t2\nA1,x.nii.gz\n" + "B2," + "y" * 200_000 + "\n")
     with pytest.raises(InvalidInputError, match=r"after line 2: field larger than field limit"):
         read_cohort(manifest)
+
+
+def test_labels_that_differ_only_in_case_clash(tmp_path: Path) -> None:
+    """S01 and s01 name one folder on macOS and Windows: the second is refused."""
+    for name in ("S01", "s01"):
+        standin.make_study(tmp_path / "data" / name, ADC)
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("subject,dicom\nS01,data/S01\ns01,data/s01\n")
+    studies = read_cohort(manifest)
+    assert studies[0].error is None
+    assert studies[1].error is not None and "differ only in case" in studies[1].error

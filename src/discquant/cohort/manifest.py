@@ -179,19 +179,26 @@ def _is_bids_root(folder: Path) -> bool:
 
 
 def _dedupe(studies: list[CohortStudy]) -> list[CohortStudy]:
-    """Mark the second and later studies with the same label as failures (outputs would clash)."""
-    seen: dict[str, str] = {}
+    """Mark the second and later studies with the same label as failures (outputs would clash).
+
+    Labels that differ only in case (``S01``, ``s01``) clash too: on the case-insensitive
+    file systems of macOS and Windows they name one output folder and one record.
+    """
+    seen: dict[str, tuple[str, str]] = {}  # casefolded label -> (label, source)
     out: list[CohortStudy] = []
     for study in studies:
-        if study.error is None and study.subject in seen:
+        key = study.subject.casefold()
+        if study.error is None and key in seen:
+            label, source = seen[key]
             study = CohortStudy(
                 study.subject,
                 study.inputs,
                 study.source,
-                error=f"subject label '{study.subject}' already used by {seen[study.subject]}",
+                error=f"subject label '{study.subject}' already used by {source}"
+                + ("" if label == study.subject else f" as '{label}' (labels differ only in case)"),
             )
         elif study.error is None:
-            seen[study.subject] = study.source
+            seen[key] = (study.subject, study.source)
         out.append(study)
     return out
 
