@@ -156,3 +156,36 @@ def test_cli_on_a_dicom_folder_equals_the_scanner_style_map(siemens_dwi, tmp_pat
     both = ~np.isnan(ours) & (ref > 0)
     assert both.sum() > 50_000
     assert np.max(np.abs(ours[both] - ref[both])) <= 0.5e-3 + 1e-5
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (["--b-min", "500", "--b-max", "100"], "b_min 500 is above b_max 100"),
+        (["--b-min", "nan"], "b_min must be a finite b-value"),
+        (["--mask", "nonexist.nii.gz"], "mask file not found"),
+    ],
+)
+def test_cli_bad_b_range_or_mask_is_refused_before_the_import(dwi_files, extra, needle):
+    """They were refused after the import ('fewer than two shells ... [nan, inf]')."""
+    tmp, _ = dwi_files
+    args = ["adc", str(tmp / "missing.nii.gz"), "-o", str(tmp / "a.nii"), *extra]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and needle in res.output, res.output  # not "does not exist"
+
+
+@pytest.mark.parametrize(
+    "target", ["dwi.nii.gz", "dwi.bval"], ids=["map-over-dwi", "sidecar-over-bval"]
+)
+def test_cli_map_that_would_replace_its_input_is_refused(dwi_files, target):
+    """`adc dwi.nii.gz -o dwi.nii.gz` replaced the 4-D DWI with its map (exit 0)."""
+    tmp, _ = dwi_files
+    before = (tmp / "dwi.nii.gz").read_bytes()
+    out = "dwi.nii.gz" if target == "dwi.nii.gz" else "dwi.nii"  # dwi.nii's sidecar: dwi.json
+    args = ["adc", str(tmp / "dwi.nii.gz"), "-o", str(tmp / out)]
+    if target == "dwi.bval":
+        (tmp / "dwi.json").write_text("{}")
+        args += ["--bval", str(tmp / "dwi.json")]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "would replace the input" in res.output, res.output
+    assert (tmp / "dwi.nii.gz").read_bytes() == before

@@ -146,3 +146,35 @@ def test_an_interrupted_training_prints_the_checkpoint_not_a_missing_model(
     printed = res.output.strip().splitlines()[-1]
     assert printed.startswith(str(out / "last.pt")) and "resume" in printed
     assert not (out / "model.pt").exists()
+
+
+def test_every_output_is_checked_before_the_inference(tmp_path: Path) -> None:
+    """A side file whose name was a folder failed after the inference and left the
+    label map and masks behind; -o on the input replaced the T2 with labels."""
+    write_study(generate_study(12, PhantomConfig(noise=False)), tmp_path, subject="s")
+    t2 = tmp_path / "sub-s" / "anat" / "sub-s_T2w.nii.gz"
+    (tmp_path / "seg_levels.json").mkdir()
+    before = sorted(tmp_path.rglob("*"))
+    res = CliRunner().invoke(app, ["segment", str(t2), "-o", str(tmp_path / "seg.nii.gz")])
+    assert res.exit_code == 2 and "seg_levels.json" in res.stderr, res.output
+    assert "segmentation:" not in res.stderr  # refused before the network ran
+    res = CliRunner().invoke(app, ["segment", str(t2), "-o", str(t2)])
+    assert res.exit_code == 2 and "would replace the input" in res.stderr, res.output
+    assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_a_failed_write_leaves_none_of_the_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from discquant.io.study import Volume
+    from discquant.segment.infer import SpineSegmentation
+    from discquant.segment.io import write_segmentation
+
+    mask = Volume(np.ones((4, 4, 2), np.uint8), np.eye(4))
+    seg = SpineSegmentation(
+        labels=Volume(np.zeros((4, 4, 2), np.int16), np.eye(4)), nucleus=mask, canal=mask, model="m"
+    )
+    (tmp_path / "seg_levels.json").mkdir()  # taken after the CLI's checks
+    with pytest.raises(IsADirectoryError):
+        write_segmentation(seg, tmp_path / "seg.nii.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["seg_levels.json"]

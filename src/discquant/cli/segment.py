@@ -16,7 +16,7 @@ def segment_cmd(
 ) -> None:
     """Segment discs, vertebral bodies and sacrum; name the levels (labels on the input grid)."""
     from discquant.cli._common import setup_logging, user_errors
-    from discquant.output_paths import check_output_file
+    from discquant.output_paths import check_not_over_inputs, check_output_file
 
     setup_logging(quiet=quiet)
     with user_errors():
@@ -24,6 +24,7 @@ def segment_cmd(
         from discquant.io.nifti import read_volume
         from discquant.pipeline import AnalysisConfig, check_config
         from discquant.segment import load_segmentation_model, segment_spine, write_segmentation
+        from discquant.segment.io import segmentation_paths
 
         if not image.is_file():
             raise InputNotFoundError("image not found", path=image)
@@ -31,12 +32,19 @@ def segment_cmd(
             raise InvalidInputError(
                 "the label map is written as NIfTI: end it in .nii.gz", path=out
             )
-        check_output_file(out)
         check_config(AnalysisConfig(device=device))  # the device check `analyze` makes
+        net = load_segmentation_model(model)
+        # Every file it will write, before the inference: a side file whose name was a
+        # folder failed after it and left the others behind; -o on the input replaced it.
+        for dest in segmentation_paths(
+            out, nucleus="nucleus" in net.classes, canal="canal" in net.classes
+        ):
+            check_output_file(dest)
+            check_not_over_inputs(dest, [image])
         # The reader `analyze` uses: rejects NaN/Inf voxels, empty and singular images.
         vol = read_volume(image)
         try:
-            seg = segment_spine(vol, model=load_segmentation_model(model), device=device)
+            seg = segment_spine(vol, model=net, device=device)
         except InvalidInputError as exc:  # about the image: say which
             if exc.path is not None:
                 raise

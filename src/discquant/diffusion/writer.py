@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,6 +162,16 @@ def _read_mask(path: Path, shape: tuple[int, ...], affine: npt.NDArray[np.float6
     return np.asarray(data != 0)
 
 
+def _check_b_range(b_min: float | None, b_max: float | None) -> None:
+    """Finite, non-negative limits with b_min ≤ b_max (checked before the import: they
+    were refused only after it, as 'fewer than two shells' with range [nan, inf])."""
+    for name, value in (("b_min", b_min), ("b_max", b_max)):
+        if value is not None and not (math.isfinite(value) and value >= 0):
+            raise InvalidInputError(f"{name} must be a finite b-value ≥ 0 s/mm², got {value}")
+    if b_min is not None and b_max is not None and b_min > b_max:
+        raise InvalidInputError(f"b_min {b_min:g} is above b_max {b_max:g}")
+
+
 def compute_and_write_adc(
     input_path: str | Path,
     output: str | Path,
@@ -193,7 +204,7 @@ def compute_and_write_adc(
     """
     from discquant.diffusion.adc import METHODS
     from discquant.io.load import load_study
-    from discquant.output_paths import check_output_file
+    from discquant.output_paths import check_not_over_inputs, check_output_file
 
     src = Path(input_path)
     out = Path(output)
@@ -207,8 +218,15 @@ def compute_and_write_adc(
     if threads is not None and threads < 1:
         raise InvalidInputError(f"threads must be at least 1, got {threads}")
     sigma = parse_noise_sigma(noise_sigma)
+    _check_b_range(b_min, b_max)
+    if mask is not None and not Path(mask).is_file():
+        raise InputNotFoundError("mask file not found", path=mask)
     if not src.exists():
         raise InputNotFoundError("input does not exist", path=src)
+    # The map would replace its own input (`adc dwi.nii.gz -o dwi.nii.gz` overwrote the DWI).
+    named = [p for p in (src, bval, bvec, mask) if p is not None]
+    for dest in (out, sidecar_path(out)):
+        check_not_over_inputs(dest, [Path(p) for p in named])
     if src.is_dir():
         if bval is not None or bvec is not None:
             raise InvalidInputError("--bval/--bvec apply to a NIfTI input, not a folder", path=src)

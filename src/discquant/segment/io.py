@@ -36,60 +36,85 @@ def _nifti_path(path: Path, suffix: str) -> Path:
     return path.with_name(stem + suffix + ext)
 
 
+def segmentation_paths(path: str | Path, *, nucleus: bool = True, canal: bool = True) -> list[Path]:
+    """Every file :func:`write_segmentation` writes for the label map ``path``: the map,
+    ``<stem>_nucleus`` and ``<stem>_canal`` (when the model has them), ``<stem>.tsv`` and
+    ``<stem>_levels.json``; for checks made before the work."""
+    path = Path(path)
+    stem = nifti_stem(path)
+    masks = [name for name, on in (("_nucleus", nucleus), ("_canal", canal)) if on]
+    return [
+        path,
+        *(_nifti_path(path, name) for name in masks),
+        path.with_name(stem + ".tsv"),
+        path.with_name(stem + "_levels.json"),
+    ]
+
+
 def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
     """Write the label map (``path``), ``<stem>.tsv`` (BIDS look-up table of the labels
     present: ``sub-01_dseg.nii.gz`` → ``sub-01_dseg.tsv``) and ``<stem>_levels.json``
     next to it.
 
     The nucleus and canal masks, when the model has them, go to ``<stem>_nucleus`` and
-    ``<stem>_canal``. Returns the written paths. Writes to temporary names first so
-    that nothing half-written is left behind on failure.
+    ``<stem>_canal``. Returns the written paths. Every file is written to a temporary
+    name first and renamed only when all are written, so that a failure (one of the
+    names taken by a folder) leaves none of them behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    dests = segmentation_paths(path, nucleus=seg.nucleus is not None, canal=seg.canal is not None)
+    label_map, *masks, dseg, levels = dests
+    staged: list[tuple[Path, Path]] = []
 
-    def _save(data: np.ndarray, affine: np.ndarray, dest: Path, dtype: type) -> None:
+    def stage(dest: Path) -> Path:
+        tmp = dest.with_name(".tmp-" + dest.name)
+        staged.append((tmp, dest))
+        return tmp
+
+    def save(data: np.ndarray, affine: np.ndarray, dest: Path, dtype: type) -> None:
         img = nib.Nifti1Image(np.asarray(data, dtype=dtype), affine)
         img.header.set_data_dtype(dtype)
         img.set_qform(affine, code=1)  # scanner coordinates, as the input's
         img.set_sform(affine, code=1)
         img.header.set_xyzt_units("mm")
-        tmp = dest.with_name(".tmp-" + dest.name)
-        nib.save(img, str(tmp))
-        tmp.replace(dest)
-        written.append(dest)
+        nib.save(img, str(stage(dest)))
 
-    _save(seg.labels.data, seg.labels.affine, path, np.int16)
-    for name, vol in (("_nucleus", seg.nucleus), ("_canal", seg.canal)):
-        if vol is not None:
-            _save(vol.data, vol.affine, _nifti_path(path, name), np.uint8)
-    # Exactly the labels in this map (none: a header only), in a file of its own: one
-    # dseg.tsv per folder listed every label for an empty map and was overwritten by
-    # the next output.
-    present = sorted(int(v) for v in np.unique(seg.labels.data) if v > 0)
-    dseg = path.with_name(nifti_stem(path) + ".tsv")
-    dseg.write_text("index\tname\n" + "".join(f"{i}\t{n}\n" for i, n in dseg_rows(present)))
-    written.append(dseg)
-    levels = path.with_name(nifti_stem(path) + "_levels.json")
-    levels.write_text(
-        json.dumps(
-            {
-                "model": seg.model,
-                "flags": seg.flags,
-                "levels": [
-                    {
-                        "label": lv.label,
-                        "name": lv.name,
-                        "centroid_mm": [round(c, 2) for c in lv.centroid_mm],
-                        "volume_mm3": round(lv.volume_mm3, 1),
-                        "confidence": round(lv.confidence, 3),
-                    }
-                    for lv in seg.levels
-                ],
-            },
-            indent=2,
+    try:
+        save(seg.labels.data, seg.labels.affine, label_map, np.int16)
+        for vol, dest in zip(
+            [v for v in (seg.nucleus, seg.canal) if v is not None], masks, strict=True
+        ):
+            save(vol.data, vol.affine, dest, np.uint8)
+        # Exactly the labels in this map (none: a header only), in a file of its own: one
+        # dseg.tsv per folder listed every label for an empty map and was overwritten by
+        # the next output.
+        present = sorted(int(v) for v in np.unique(seg.labels.data) if v > 0)
+        stage(dseg).write_text(
+            "index\tname\n" + "".join(f"{i}\t{n}\n" for i, n in dseg_rows(present))
         )
-    )
-    written.append(levels)
-    return written
+        document = {
+            "model": seg.model,
+            "flags": seg.flags,
+            "levels": [
+                {
+                    "label": lv.label,
+                    "name": lv.name,
+                    "centroid_mm": [round(c, 2) for c in lv.centroid_mm],
+                    "volume_mm3": round(lv.volume_mm3, 1),
+                    "confidence": round(lv.confidence, 3),
+                }
+                for lv in seg.levels
+            ],
+        }
+        stage(levels).write_text(json.dumps(document, indent=2))
+        for dest in dests:
+            if dest.is_dir():
+                raise IsADirectoryError(21, "a folder has this name", str(dest))
+        for tmp, dest in staged:
+            tmp.replace(dest)
+    except BaseException:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+        raise
+    return dests
