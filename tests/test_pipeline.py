@@ -287,8 +287,10 @@ def test_a_calibration_that_passes_100_percent_withholds_those_values(
         expected = 50.0 + 32.0 * disc.adc_np.median
         if expected <= 100.0:
             assert disc.water_percent == pytest.approx(expected)
-        else:
+            assert "water_withheld_outside_calibration" not in disc.flags
+        else:  # withheld, and said so (it was left empty without a flag)
             assert disc.water_percent is None
+            assert "water_withheld_outside_calibration" in disc.flags
     assert by_level["L1-L2"].water_percent is None  # 104 %
     assert by_level["L5-S1"].water_percent is not None
     paths = write_outputs(res, tmp_path / "out")

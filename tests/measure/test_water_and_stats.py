@@ -87,6 +87,9 @@ def test_median_standard_error_matches_monte_carlo() -> None:
         ("adc,water\n1.0,sixty\n1.5,70\n2.0,80\n", "non-numeric"),
         ("", "not a CSV"),
         ("adc,water\n1.0,60\n1.0,70\n", "at least 3 pairs"),
+        # 10⁻⁶ mm²/s: fitted, then never applied by analyze (outside its range), silently
+        ("adc,water\n1000,80\n1500,75\n2000,70\n", "another unit?"),
+        ("adc,water\n1.0,800\n1.5,75\n2.0,-70\n", "outside 0-100 %"),
     ],
 )
 def test_calibrate_command_bad_tables_are_one_line_errors(

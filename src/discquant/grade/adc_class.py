@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 
 from discquant.errors import InvalidInputError, one_line
+from discquant.measure.water import PLAUSIBLE_ADC_UM2_PER_MS
 
 
 @dataclass(frozen=True)
@@ -77,11 +78,6 @@ def _parse(text: str, where: str) -> AdcClassThresholds:
             path=where,
         )
     return AdcClassThresholds(classes, str(raw.get("source", "")), bool(raw.get("derived", True)))
-
-
-PLAUSIBLE_ADC_UM2_PER_MS = (0.05, 5.0)
-"""Nucleus ADCs outside this range are a unit mistake, not a disc (free water at body
-temperature is about 3 µm²/ms; a collapsed nucleus about 1)."""
 
 
 def adc_class(adc_np_um2_per_ms: float, *, thresholds: AdcClassThresholds | None = None) -> str:

@@ -324,6 +324,8 @@ def measure_discs(
                     result.water_index_csf = result.adc_np.median / csf_adc
                 if calibration is not None:
                     result.water_percent = calibration.water_percent(result.adc_np.median)
+                    if result.water_percent is None:  # it was left empty without a word
+                        result.flags.append("water_withheld_outside_calibration")
     return results
 
 

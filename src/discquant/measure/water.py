@@ -129,6 +129,11 @@ def _finite_number(value: object) -> bool:
         return False
 
 
+PLAUSIBLE_ADC_UM2_PER_MS = (0.05, 5.0)
+"""Nucleus ADCs outside this range are a unit mistake, not a disc (free water at body
+temperature is about 3 µm²/ms; a collapsed nucleus about 1)."""
+
+
 def fit_calibration(
     adc_um2_per_ms: npt.ArrayLike, water_percent: npt.ArrayLike, *, label: str
 ) -> WaterCalibration:
@@ -137,7 +142,8 @@ def fit_calibration(
     Raises
     ------
     InvalidInputError
-        With fewer than 3 pairs or no spread in ADC.
+        With fewer than 3 pairs, no spread in ADC, an ADC outside
+        :data:`PLAUSIBLE_ADC_UM2_PER_MS` or a water content outside 0-100 %.
     """
     x = np.asarray(adc_um2_per_ms, dtype=np.float64)
     y = np.asarray(water_percent, dtype=np.float64)
@@ -145,6 +151,16 @@ def fit_calibration(
     x, y = x[ok], y[ok]
     if x.size < 3 or np.ptp(x) == 0:
         raise InvalidInputError("a calibration needs at least 3 pairs with different ADC values")
+    # ADC in another unit (1000 for 1.0 µm²/ms) fitted a line that `analyze` then never
+    # applied (every nucleus ADC outside its range), with no word at either end.
+    lo, hi = PLAUSIBLE_ADC_UM2_PER_MS
+    if x.min() < lo or x.max() > hi:
+        raise InvalidInputError(
+            f"ADC values {x.min():g}-{x.max():g} lie outside {lo:g}-{hi:g} µm²/ms: "
+            "another unit? (10⁻⁶ mm²/s: divide by 1000)"
+        )
+    if y.min() < 0 or y.max() > 100:
+        raise InvalidInputError(f"water values {y.min():g}-{y.max():g} % lie outside 0-100 %")
     slope, intercept = np.polyfit(x, y, 1)
     pred = intercept + slope * x
     ss_res = float(((y - pred) ** 2).sum())
