@@ -48,6 +48,7 @@ def inputs(tmp_path: Path) -> Path:
     nib.save(nib.Nifti1Image(t2, np.diag([1.0, 1.0, 4.0, 1.0])), tmp_path / "t2.nii.gz")
     (tmp_path / "pairs.csv").write_text("adc,water\n1.0,80\n1.5,75\n2.0,70\n")
     (tmp_path / "outfile").write_text("x\n")
+    (tmp_path / "train.yaml").write_text("steps: 1\n")
     (tmp_path / "taken.nii.gz").mkdir()
     return tmp_path
 
@@ -62,9 +63,14 @@ def inputs(tmp_path: Path) -> Path:
         (["calibrate", "pairs.csv", "-o"], "outfile/c.json", "not a folder"),
         (["phantom", "--out"], "outfile", "not a folder"),
         (["phantom", "--out"], "outfile/p", "not a folder"),
+        # checked after the phantom was made, naming an inner path
+        (["demo", "--out"], "outfile", "not a folder"),
+        # checked after the training data were loaded, with the OS's message
+        (["train", "segment", "--config", "train.yaml", "--out"], "outfile", "not a folder"),
     ],
     ids=["adc-parent-file", "adc-is-folder", "segment-parent-file", "segment-is-folder",
-         "calibrate-parent-file", "phantom-out-file", "phantom-parent-file"],
+         "calibrate-parent-file", "phantom-out-file", "phantom-parent-file", "demo-out-file",
+         "train-segment-out-file"],
 )  # fmt: skip
 def test_unwritable_output_path_is_one_line_exit_2(
     inputs: Path, command: list[str], output: str, problem: str
@@ -163,3 +169,20 @@ def test_analyze_refuses_outputs_that_would_replace_its_input(tmp_path: Path, ho
     )
     line = _cli_error(["analyze", *given, "-o", str(bids)], cwd=tmp_path)
     assert "the outputs would replace the input" in line and str(bids / "sub-00") in line
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["phantom", "--out", "p", "--seed", "-1"], "Invalid value for '--seed'"),
+        (["phantom", "--out", "p", "--snr", "0"], "snr must be 0.1-1e+06"),
+        (["analyze", "--bogus"], "No such option: --bogus"),
+        (["train", "segment"], "Missing option '--config'"),
+        (["demo", "--seed", "-1"], "Invalid value for '--seed'"),  # a traceback, exit 1
+        (["train", "segment", "--config", "c.yaml", "--out", "o", "--seed", "-1"], "'--seed'"),
+    ],
+)
+def test_option_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], problem: str) -> None:
+    """Click's usage block and framed message spanned several lines."""
+    line = _cli_error(args, cwd=tmp_path)
+    assert problem in line and "--help" in line, line

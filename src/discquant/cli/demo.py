@@ -14,7 +14,7 @@ def demo_cmd(
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Folder for the study and results.")
     ] = Path("demo-output"),
-    seed: Annotated[int, typer.Option(help="Phantom seed (anatomy, noise).")] = 7,
+    seed: Annotated[int, typer.Option(min=0, help="Phantom seed (anatomy, noise).")] = 7,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
 ) -> None:
     """Write the built-in synthetic lumbar study as DICOM, analyse it, and compare with its truth.
@@ -25,11 +25,13 @@ def demo_cmd(
     setup_logging(quiet=quiet)
     from discquant.cli._progress import StageProgress
     from discquant.cli._summary import exit_code_for, print_summary
+    from discquant.output_paths import check_output_folder
     from discquant.phantom import PhantomConfig, generate_study, write_study
     from discquant.pipeline import AnalysisConfig, StudyInputs, run_study
 
     dicom_dir = out / "dicom" / "sub-demo"  # where write_study puts the DICOM series
     with user_errors():
+        check_output_folder(out)  # before the phantom is made (the error named an inner path)
         phantom = generate_study(seed, PhantomConfig(epi_distortion=True))
         write_study(phantom, out, subject="demo", format="dicom")
         with StageProgress(enabled=not quiet) as progress:

@@ -11,7 +11,7 @@ def train_segment_cmd(
     config: Path = typer.Option(..., "--config", help="YAML training configuration."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumes if it has last.pt)."),
     steps: int | None = typer.Option(None, help="Override the number of training steps."),
-    seed: int | None = typer.Option(None, help="Override the random seed."),
+    seed: int | None = typer.Option(None, min=0, max=2**32 - 1, help="Override the random seed."),
     data_root: str | None = typer.Option(None, help="Override the real-data folder."),
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:
@@ -21,10 +21,12 @@ def train_segment_cmd(
     setup_logging(quiet=quiet)
     with user_errors():
         from discquant.errors import InputNotFoundError
+        from discquant.output_paths import check_output_folder
         from discquant.segment.train import TrainConfig, train
 
         if not config.is_file():
             raise InputNotFoundError("training configuration not found", path=config)
+        check_output_folder(out)  # before the data load (a file there failed after it)
         cfg = TrainConfig.from_yaml(config, steps=steps, seed=seed, data_root=data_root)
         final = train(cfg, out)
         if final.is_file():
