@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from discquant import __version__
 from discquant.errors import DiscquantError, InvalidInputError, NoDiscsFoundError
+from discquant.io.privacy import patient_summary
 from discquant.io.roles import orientation_from_affine
 from discquant.io.study import Series, Study, Volume
 from discquant.measure.discs import (
@@ -495,16 +496,8 @@ def _provenance(study: Study, config: AnalysisConfig) -> dict[str, Any]:
     number) is there only when the import kept them (``keep_phi``; otherwise the sidecars
     no longer hold them); ``adc_source`` says who computed the ADC map."""
     paths: tuple[Path, ...] = tuple(p for s in study.series for p in s.provenance.source_paths)
-    patient_keys = ("PatientName", "PatientID", "PatientBirthDate", "AccessionNumber")
     sidecars = [s.provenance.sidecar for s in (study.t2, *study.series) if s is not None]
-    patient = next(
-        (
-            {k: sc[k] for k in patient_keys if sc.get(k) not in (None, "")}
-            for sc in sidecars
-            if any(sc.get(k) not in (None, "") for k in patient_keys)
-        ),
-        None,
-    )
+    patient = next((found for sc in sidecars if (found := patient_summary(sc))), None)
     adc_source = (
         "discquant" if study.dwi is not None else "scanner" if study.adc is not None else None
     )

@@ -66,6 +66,18 @@ def test_keep_phi_keeps_identifiers_in_sidecar(lumbar_dicom: WrittenStudy) -> No
     assert sidecar["AccessionNumber"] == PHI["AccessionNumber"]
 
 
+def test_inspect_shows_the_patient_only_with_keep_phi(lumbar_dicom: WrittenStudy) -> None:
+    """--keep-phi was accepted and showed nothing."""
+    args = ["inspect", "--json", "--keep-phi", str(lumbar_dicom.root)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    t2 = next(s for s in json.loads(result.stdout)["series"] if s["role"] == "t2")
+    assert t2["patient"]["PatientName"] == PHI["PatientName"]
+    assert t2["patient"]["PatientID"] == PHI["PatientID"]
+    table = CliRunner(env={"COLUMNS": "400"}).invoke(app, args[:1] + args[2:])
+    assert PHI["PatientID"] in table.stdout
+
+
 def test_nifti_sidecar_is_scrubbed_too(tmp_path: Path) -> None:
     path = tmp_path / "sub-01_T2w.nii.gz"
     affine = np.array([[0, 0, 4.0, 0], [0, -1.0, 0, 0], [-1.0, 0, 0, 0], [0, 0, 0, 1]])

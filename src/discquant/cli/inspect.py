@@ -29,13 +29,18 @@ def inspect_cmd(
         bool, typer.Option("--json", help='Print {"series": [...]} as JSON on stdout.')
     ] = False,
     keep_phi: Annotated[
-        bool, typer.Option(help="Keep patient-identifying fields in sidecars.")
+        bool,
+        typer.Option(
+            help="Show each series' patient name, ID, birth date and accession number "
+            "(hidden by default)."
+        ),
     ] = False,
     verbose: Annotated[bool, typer.Option(help="Log each step.")] = False,
 ) -> None:
     """List the series found with role, shape, voxel size, orientation, b-values and reason."""
     setup_logging(quiet=json_out, verbose=verbose)
     from discquant.io.load import load_study
+    from discquant.io.privacy import patient_summary
 
     with user_errors():
         study = load_study(path, t2=t2, dwi=dwi, bval=bval, bvec=bvec, adc=adc, keep_phi=keep_phi)
@@ -53,6 +58,8 @@ def inspect_cmd(
                 "orientation": s.orientation,
                 "series_number": s.provenance.series_number,
                 "adc_scale_to_um2_per_ms": s.adc_scale_to_um2_per_ms,
+                # The option was accepted and showed nothing: the fields, only when asked.
+                **({"patient": patient_summary(s.provenance.sidecar)} if keep_phi else {}),
             }
         )
     if json_out:
@@ -65,9 +72,11 @@ def inspect_cmd(
     for col in ("role", "description", "shape", "voxel mm", "orientation", "b-values"):
         table.add_column(col, no_wrap=col in ("role", "shape"), overflow="fold")
     table.add_column("reason", ratio=2, overflow="fold")
+    if keep_phi:
+        table.add_column("patient", overflow="fold")
     for r in rows:
         shells = sorted({round(b) for b in r["bvals"]})
-        table.add_row(
+        cells = [
             r["role"],
             r["description"],
             "×".join(map(str, r["shape"])),
@@ -75,7 +84,10 @@ def inspect_cmd(
             r["orientation"],
             " ".join(map(str, shells)),
             r["reason"],
-        )
+        ]
+        if keep_phi:
+            cells.append(", ".join(str(v) for v in r["patient"].values()))
+        table.add_row(*cells)
     console = Console()
     console.print(table)
     for w in study.warnings:

@@ -45,6 +45,20 @@ PHI_KEYS: frozenset[str] = frozenset(
 )
 """Identifying keys removed besides every ``Patient*`` key (``PatientPosition`` stays)."""
 
+PATIENT_SUMMARY_KEYS: tuple[str, ...] = (
+    "PatientName",
+    "PatientID",
+    "PatientBirthDate",
+    "AccessionNumber",
+)
+"""The identifying fields shown with ``--keep-phi`` (results JSON, report, ``inspect``)."""
+
+
+def patient_summary(sidecar: dict[str, object]) -> dict[str, object]:
+    """The :data:`PATIENT_SUMMARY_KEYS` a sidecar holds (non-empty ones only)."""
+    return {k: sidecar[k] for k in PATIENT_SUMMARY_KEYS if sidecar.get(k) not in (None, "")}
+
+
 _KEEP_PATIENT_KEYS = frozenset({"PatientPosition"})
 
 
