@@ -180,6 +180,9 @@ def test_analyze_refuses_outputs_that_would_replace_its_input(tmp_path: Path, ho
         (["train", "segment"], "Missing option '--config'"),
         (["demo", "--seed", "-1"], "Invalid value for '--seed'"),  # a traceback, exit 1
         (["train", "segment", "--config", "c.yaml", "--out", "o", "--seed", "-1"], "'--seed'"),
+        # blamed the YAML file, which had no seed
+        (["train", "grade", "--config", "c.yaml", "--out", "o", "--seed", "-1"], "'--seed'"),
+        (["phantom", "--out", "p", "--directions", "bogus"], "--directions must be trace or 3dir"),
     ],
 )
 def test_option_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], problem: str) -> None:

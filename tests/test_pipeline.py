@@ -158,11 +158,14 @@ def test_failed_stage_keeps_the_others(phantom: PhantomStudy) -> None:
     def broken(image: Volume) -> Any:
         raise RuntimeError("out of memory")
 
-    res = analyze(_study(phantom), segmenter=broken)
+    events: list[tuple[str, str]] = []
+    res = analyze(_study(phantom), segmenter=broken, progress=lambda *e: events.append(e))
     status = {s.name: s for s in res.stages}
     assert status["diffusion"].ok and res.adc_map is not None
     assert not status["segmentation"].ok
     assert "out of memory" in status["segmentation"].message
+    # the progress display showed the failed stage with a green tick ("done")
+    assert ("diffusion", "done") in events and ("segmentation", "failed") in events
 
 
 def test_axial_dwi_without_t2_is_not_segmented(phantom: PhantomStudy) -> None:

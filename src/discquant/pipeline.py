@@ -39,7 +39,8 @@ from discquant.results import CANAL_LABEL, DISC_LABELS, AnalysisResult, DiscResu
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, str], None]
-"""Called as ``progress(stage, event)`` with event ``"start"`` or ``"done"``."""
+"""Called as ``progress(stage, event)`` with event ``"start"``, then ``"done"`` or
+``"failed"``."""
 
 Segmenter = Callable[[Volume], Any]
 """``segmenter(image) -> SpineSegmentation`` (see :func:`discquant.segment.segment_spine`)."""
@@ -86,8 +87,8 @@ class _Stages:
         finally:
             status.seconds = time.perf_counter() - start
             self.statuses.append(status)
-            if self._progress:
-                self._progress(name, "done")
+            if self._progress:  # "done" for a failed stage showed it with a green tick
+                self._progress(name, "done" if status.ok else "failed")
 
 
 def _fingerprint(paths: tuple[Path, ...]) -> str:

@@ -49,7 +49,11 @@ class StageProgress:
                 log.info("%s: started", stage)
             return
         seconds = time.perf_counter() - self._start.get(stage, time.perf_counter())
+        failed = event == "failed"
         if self._status is not None:
-            self._console.print(f"[green]✓[/green] {stage} [dim]{seconds:.1f} s[/dim]")
+            mark = "[red]✗[/red]" if failed else "[green]✓[/green]"
+            self._console.print(f"{mark} {stage} [dim]{seconds:.1f} s[/dim]")
+        elif failed:
+            log.info("%s: failed after %.1f s", stage, seconds)
         else:
             log.info("%s: done in %.1f s", stage, seconds)

@@ -50,6 +50,8 @@ def phantom_cmd(
     setup_logging(verbose=verbose)
     if format not in ("nifti", "dicom", "both"):
         raise typer.BadParameter(f"--format must be nifti, dicom or both, got {format!r}")
+    if directions not in ("trace", "3dir"):  # the config's message named its field
+        raise typer.BadParameter(f"--directions must be trace or 3dir, got {directions!r}")
     b = _floats(bvals, "--bvals")
     raw_grades = _floats(grades, "--grades")
     g = tuple(int(v) for v in raw_grades)

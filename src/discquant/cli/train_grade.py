@@ -10,7 +10,7 @@ import typer
 def train_grade_cmd(
     config: Path = typer.Option(..., "--config", help="YAML training configuration."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    seed: int | None = typer.Option(None, help="Override the random seed."),
+    seed: int | None = typer.Option(None, min=0, max=2**32 - 1, help="Override the random seed."),
     epochs: int | None = typer.Option(None, help="Override the number of epochs."),
     cv: bool | None = typer.Option(
         None, "--cv/--no-cv", help="Patient-level cross-validation on/off (default: config)."
