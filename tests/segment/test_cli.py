@@ -146,6 +146,9 @@ def test_an_interrupted_training_prints_the_checkpoint_not_a_missing_model(
     printed = res.output.strip().splitlines()[-1]
     assert printed.startswith(str(out / "last.pt")) and "resume" in printed
     assert not (out / "model.pt").exists()
+    args = ["train", "segment", "--config", str(config), "--out", str(out), "--quiet"]
+    res = CliRunner().invoke(app, args)  # resumed for 5 more steps
+    assert res.exit_code == 0 and res.stdout == "", res.output  # --quiet: errors only
 
 
 def test_every_output_is_checked_before_the_inference(tmp_path: Path) -> None:

@@ -66,4 +66,5 @@ def train_grade_cmd(
         check_output_folder(out)
         summary = run_training(cfg, out)  # reads and checks the data before creating out
         summary.pop("final_losses", None)
-        typer.echo(json.dumps(summary, indent=1))
+        if not quiet:  # its figures are in OUT/*_metrics.json (README: --quiet prints errors only)
+            typer.echo(json.dumps(summary, indent=1))

@@ -29,6 +29,8 @@ def train_segment_cmd(
         check_output_folder(out)  # before the data load (a file there failed after it)
         cfg = TrainConfig.from_yaml(config, steps=steps, seed=seed, data_root=data_root)
         final = train(cfg, out)
+        if quiet:  # README: --quiet prints only errors
+            return
         if final.is_file():
             typer.echo(str(final))
         else:  # stopped by max_steps_this_run: only the checkpoint exists
