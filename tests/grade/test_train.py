@@ -287,7 +287,7 @@ def test_config_refuses_what_cannot_run() -> None:
         GradeTrainConfig(ship="folds", cross_validate=False)
     with pytest.raises(ValidationError, match="Pfirrmann grades only"):
         GradeTrainConfig(target="herniation", phantoms_train=10)
-    with pytest.raises(ValidationError, match="nothing would be trained"):  # --no-cv --no-final
+    with pytest.raises(ValidationError, match="nothing would run"):  # --no-cv --no-final
         GradeTrainConfig(cross_validate=False, train_final=False)
     assert GradeTrainConfig(ship="folds", folds=3, cv_folds=[2, 0, 1]).ship == "folds"
 

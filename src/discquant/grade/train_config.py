@@ -111,8 +111,8 @@ def config_problem(cfg: GradeTrainConfig) -> str | None:
     every_fold = cfg.cv_folds is None or sorted(cfg.cv_folds) == list(range(cfg.folds))
     if cfg.ship == "folds" and not (cfg.cross_validate and every_fold):
         return "ship: folds needs cross_validate on and every fold run"
-    if not (cfg.cross_validate or cfg.train_final):  # it ran, trained nothing, exit 0
-        return "cross_validate and train_final are both off: nothing would be trained"
+    if not (cfg.cross_validate or cfg.train_final or cfg.test_model):  # ran, did nothing
+        return "cross_validate, train_final and test_model are all off: nothing would run"
     if cfg.target != "pfirrmann" and (cfg.phantoms_train > 0 or cfg.phantoms_test > 0):
         return "phantom studies carry Pfirrmann grades only: set phantoms_train/test to 0"
     if cfg.cv_folds is not None and (
