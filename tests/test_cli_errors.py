@@ -153,6 +153,23 @@ def test_summary_title_names_the_subject_as_its_output_folder(
     assert "sub-00: per-disc results" in out and "sub-sub-00" not in out
 
 
+def test_summary_prints_messages_as_text_not_markup(capsys: pytest.CaptureFixture[str]) -> None:
+    """'[b=0,800]' vanished from a warning; '[/red]' in a stage message raised
+    MarkupError after the outputs were written; a stage without seconds raised TypeError."""
+    from discquant.cli._summary import print_summary
+    from discquant.results import AnalysisResult, StageStatus
+
+    result = AnalysisResult(
+        subject="s",
+        discs=[],
+        warnings=["series 'ep2d_diff [b=0,800]' skipped"],
+        stages=[StageStatus("segmentation", False, None, "model [/red] died")],  # type: ignore[arg-type]
+    )
+    print_summary(result, None)
+    out = capsys.readouterr().out
+    assert "'ep2d_diff [b=0,800]' skipped" in out and "model [/red] died" in out
+
+
 @pytest.mark.parametrize("how", ["subject-folder", "t2-file"])
 def test_analyze_refuses_outputs_that_would_replace_its_input(tmp_path: Path, how: str) -> None:
     """`analyze bids/sub-00 -o bids` deleted the raw sub-00 folder and put its outputs in

@@ -154,3 +154,54 @@ def test_dwi_only_study_says_why_t2_values_and_grades_are_missing(synthetic: Syn
     html = render_report(result)
     for note in ("T2 columns are empty", "No Pfirrmann grades"):
         assert f"{note}: the study has no sagittal T2 series" in html
+
+
+def test_summary_counts_the_discs_flags(synthetic: Synthetic, html: str) -> None:
+    """It said "0 warnings and flags ... All stages completed without warnings" while
+    discs carried flags (shown only in the table)."""
+    r = synthetic.result
+    n = len(r.warnings) + len(r.flags) + sum(len(set(d.flags) - set(r.flags)) for d in r.discs)
+    assert n > 0
+    kpi = re.search(r'<div class="v">(\d+)</div><div class="k">warnings and flags', html)
+    assert kpi is not None and int(kpi.group(1)) == n
+    problems = html.split('id="problems"')[1].split("</ul>")[0]
+    assert 'L4-L5: <span class="flag">poor_fit</span>' in problems
+    assert "without warnings" not in html
+
+
+def test_a_missing_probability_is_na_not_nan(synthetic: Synthetic) -> None:
+    import copy
+
+    result = copy.deepcopy(synthetic.result)
+    disc = next(d for d in result.discs if d.pfirrmann_probabilities)
+    assert disc.pfirrmann_probabilities is not None
+    probs = list(disc.pfirrmann_probabilities)
+    probs[1] = float("nan")
+    disc.pfirrmann_probabilities = tuple(probs)
+    html = render_report(result)
+    assert ">nan<" not in html
+
+
+def test_scanner_adc_is_not_described_as_a_fit_and_empty_adc_columns_say_why(
+    synthetic: Synthetic,
+) -> None:
+    import copy
+
+    result = copy.deepcopy(synthetic.result)
+    result.provenance["adc_source"] = "scanner"
+    result.adc_fit_rmse = None
+    html = render_report(result)
+    assert "the ADC map is the scanner's own" in html
+    assert "is fitted voxel-wise" not in html
+    assert "discquant fitted none, so there is no residual" in html
+    assert "squares: disc-core median" in html  # "whole-disc" it is not
+    for d in result.discs:  # the map is there; no disc measured on it
+        d.adc_np = d.adc_disc = None
+        if d.found:
+            d.flags = ["disc_not_in_dwi"]
+    html = render_report(result)
+    assert (
+        "the ADC map was made, but no disc could be measured on it (their flags: disc_not_in_dwi)"
+        in html
+    )
+    assert "no stage reported it" not in html

@@ -24,6 +24,7 @@ def print_summary(
 ) -> None:
     """Print the per-disc table (and the phantom's truth beside it when given)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from discquant.outputs._common import bids_label
@@ -31,7 +32,7 @@ def print_summary(
     console = Console(width=None if sys.stdout.isatty() else 140)
     table = Table(
         title=f"sub-{bids_label(result.subject)}: per-disc results",  # as the output folder
-        caption="ADC in µm²/ms (nucleus, whole disc); height = middle height in mm; "
+        caption="ADC in µm²/ms (nucleus, disc core: medians); height = middle height in mm; "
         "volume in cm³; water = nucleus ADC / healthy reference",
     )
     columns = ["level", "ADC NP", "ADC disc", "water", "T2 NP/CSF", "height", "volume"]
@@ -51,7 +52,7 @@ def print_summary(
             _fmt(None if disc.volume_mm3 is None else disc.volume_mm3 / 1000, 1),
             "—" if disc.pfirrmann_grade is None else str(disc.pfirrmann_grade),
             disc.adc_class or "—",
-            ", ".join(disc.flags),
+            escape(", ".join(disc.flags)),
         ]
         if truth:
             t = truth.get(disc.level, {})
@@ -60,11 +61,16 @@ def print_summary(
     console.print(table)
     if not any(d.found for d in result.discs):
         console.print("[red]No lumbar disc was found.[/red]")
+    # Messages and paths are text, not markup: "[b=0,800]" vanished and "[/x" raised
+    # MarkupError after the outputs had been written.
     for status in result.stages:
         mark = "[green]ok[/green]" if status.ok else "[red]failed[/red]"
-        console.print(f"  {status.name:<12} {mark} {status.seconds:6.2f} s  {status.message}")
+        seconds = "     —" if status.seconds is None else f"{status.seconds:6.2f}"
+        console.print(
+            f"  {escape(status.name):<12} {mark} {seconds} s  {escape(status.message or '')}"
+        )
     for warning in result.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
     report = getattr(paths, "report_html", None)
     if report is not None:
-        console.print(f"Report: {report}")
+        console.print(f"Report: {escape(str(report))}")

@@ -75,8 +75,11 @@ COLUMNS: tuple[Column, ...] = (
         "range or 0-100 %.",
         "%",
     ),
-    Column("t2_np_csf_ratio", "Mean T2 signal of the nucleus over that of CSF."),
-    Column("t2_np_reference_ratio", "Mean T2 signal of the nucleus over the reference tissue."),
+    Column("t2_np_csf_ratio", "Mean T2 signal of the nucleus over the median T2 signal of CSF."),
+    Column(
+        "t2_np_reference_ratio",
+        "Mean T2 signal of the nucleus over the median of the reference tissue.",
+    ),
     Column(
         "t2_np_heterogeneity",
         "Coefficient of variation of the T2 signal in the nucleus (SD / mean).",
@@ -96,7 +99,11 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "ap_depth_mm", "Anteroposterior depth of the disc on its largest sagittal section.", "mm"
     ),
-    Column("volume_mm3", "Disc volume on the T2 grid.", "mm^3"),
+    Column(
+        "volume_mm3",
+        "Disc volume on the grid that was segmented (the T2; the DWI b≈0 in a DWI-only study).",
+        "mm^3",
+    ),
     Column("centroid_r_mm", "Disc centroid, right coordinate (RAS+, scanner space).", "mm"),
     Column("centroid_a_mm", "Disc centroid, anterior coordinate (RAS+).", "mm"),
     Column("centroid_s_mm", "Disc centroid, superior coordinate (RAS+).", "mm"),

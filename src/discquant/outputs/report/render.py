@@ -95,6 +95,41 @@ def _missing(title: str, reason: str) -> str:
     return f'<div class="missing"><strong>{_esc(title)}</strong><br>{reason}</div>'
 
 
+_FITTED_ADC = "<p><strong>Diffusion.</strong> The apparent diffusion coefficient"
+_SCANNER_ADC = (
+    "<p><strong>Diffusion.</strong> The study has no diffusion-weighted images: the ADC map is "
+    "the scanner's own, read in its stored unit and converted to µm²/ms (discquant fitted "
+    "none, so there is no fit residual).</p>"
+)
+
+
+def _scanner_adc_only(result: AnalysisResult) -> bool:
+    return result.provenance.get("adc_source") == "scanner"
+
+
+def _method_html(result: AnalysisResult) -> str:
+    """The method text; its diffusion paragraph says so when the ADC is the scanner's
+    (it described a fit discquant had not made)."""
+    if not _scanner_adc_only(result):
+        return METHOD_HTML
+    start = METHOD_HTML.index(_FITTED_ADC)
+    end = METHOD_HTML.index("</p>", start) + len("</p>")
+    return METHOD_HTML[:start] + _SCANNER_ADC + METHOD_HTML[end:]
+
+
+def _adc_values_missing(result: AnalysisResult) -> str:
+    """Why no disc has ADC values; with an ADC map, the reason is the discs, not the map
+    ("not produced by this run" was said of a map that was there)."""
+    if result.adc_map is None:
+        return missing_reason(result, "adc")
+    found = [d for d in result.discs if d.found]
+    if not found:
+        return "no lumbar discs were found (the ADC map was made)."
+    flags = sorted({f for d in found for f in d.flags})
+    listed = f" (their flags: {', '.join(_esc(f) for f in flags)})" if flags else ""
+    return f"the ADC map was made, but no disc could be measured on it{listed}."
+
+
 def missing_reason(result: AnalysisResult, item: str) -> str:
     """Why ``item`` (t2, adc, segmentation, measurement, grading) is missing, from the stages."""
     if item in ("t2", "grading") and _t2_is_b0(result):
@@ -130,9 +165,21 @@ def _flags(flags: list[str]) -> str:
     return "".join(f'<span class="flag">{_esc(f)}</span>' for f in flags) or ""
 
 
+def _disc_flags(result: AnalysisResult) -> list[tuple[str, list[str]]]:
+    """(level, flags) of each disc that has flags, study-wide flags left out (shown once)."""
+    study = set(result.flags)
+    out = []
+    for d in result.discs:
+        own = [f for f in d.flags if f not in study]
+        if own:
+            out.append((d.level, own))
+    return out
+
+
 def _kpis(result: AnalysisResult) -> str:
     found = sum(1 for d in result.discs if d.found and d.level in LEVELS)
     failed = result.failed_stages
+    n_disc_flags = sum(len(flags) for _, flags in _disc_flags(result))
     items = [
         (
             "good" if found == len(LEVELS) else ("bad" if found == 0 else ""),
@@ -141,7 +188,7 @@ def _kpis(result: AnalysisResult) -> str:
         ),
         ("bad" if failed else "good", str(len(failed)), "failed stages"),
         ("", _num(result.snr_estimate, "{:.1f}"), "SNR estimate (b≈0)"),
-        ("", str(len(result.warnings) + len(result.flags)), "warnings and flags"),
+        ("", str(len(result.warnings) + len(result.flags) + n_disc_flags), "warnings and flags"),
     ]
     return "".join(
         f'<div class="kpi {cls}"><div class="v">{v}</div><div class="k">{_esc(k)}</div></div>'
@@ -160,6 +207,9 @@ def _problems(result: AnalysisResult) -> str:
         lines.append(f"<li>Warning: {_esc(w)}</li>")
     for f in result.flags:
         lines.append(f'<li>Flag: <span class="flag">{_esc(f)}</span></li>')
+    # Per-disc flags: the summary said "without warnings" while discs had theirs.
+    for level, flags in _disc_flags(result):
+        lines.append(f"<li>{_esc(level)}: {_flags(flags)}</li>")
     if not lines:
         return '<p class="ok">All stages completed without warnings.</p>'
     return '<ul class="tight" id="problems">' + "".join(lines) + "</ul>"
@@ -255,7 +305,7 @@ def _disc_table(result: AnalysisResult) -> str:
         )
     notes = []
     if not any(d.adc_np is not None or d.adc_disc is not None for d in result.discs):
-        notes.append(f"ADC columns are empty: {missing_reason(result, 'adc')}")
+        notes.append(f"ADC columns are empty: {_adc_values_missing(result)}")
     if not any(d.t2_np_csf_ratio is not None for d in result.discs):
         notes.append(f"T2 columns are empty: {missing_reason(result, 't2')}")
     if not any(d.pfirrmann_grade is not None for d in result.discs):
@@ -283,7 +333,10 @@ def _grade_table(result: AnalysisResult) -> str:
             if probs is None or g >= len(probs):
                 cells.append(f"<td>{_NA}</td>")
                 continue
-            p = float(probs[g])
+            p = float(probs[g]) if probs[g] is not None else float("nan")
+            if not np.isfinite(p):  # shown as "nan" before; n/a as in the table and JSON
+                cells.append(f"<td>{_NA}</td>")
+                continue
             top = d is not None and d.pfirrmann_grade == g + 1
             cells.append(
                 f'<td><div class="prob{" top" if top else ""}">'
@@ -336,7 +389,12 @@ def _qc(result: AnalysisResult, r_mm: float | None) -> tuple[str, str]:
             "perfusion or noise floor) the residual is high.",
         )
     else:
-        fig = _missing("Fit residual map not available", missing_reason(result, "adc"))
+        reason = (
+            "the ADC map is the scanner's; discquant fitted none, so there is no residual."
+            if _scanner_adc_only(result)
+            else missing_reason(result, "adc")
+        )
+        fig = _missing("Fit residual map not available", reason)
     return qc_list, fig
 
 
@@ -398,11 +456,11 @@ def render_report(
             figures.adc_chart(result.discs),
             "Nucleus ADC by level",
             "Points: nucleus ADC median with its 10th–90th percentile range, filled with "
-            "the colour of the CNN grade; squares: whole-disc median. Zones: typical "
+            "the colour of the CNN grade; squares: disc-core median. Zones: typical "
             "nucleus ADC for Pfirrmann grades I–V.",
         )
     else:
-        chart = _missing("No ADC values to chart", missing_reason(result, "adc"))
+        chart = _missing("No ADC values to chart", _adc_values_missing(result))
     qc_list, qc_fig = _qc(result, r_mm)
     provenance = to_jsonable(result.provenance)
     if not keep_phi:
@@ -432,7 +490,7 @@ def render_report(
         qc_list=qc_list,
         stage_table=_stage_table(result.stages),
         qc_figure=qc_fig,
-        method=METHOD_HTML,
+        method=_method_html(result),
         provenance=prov_html,
         files=files_html,
     )
