@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from discquant import __version__
 from discquant.errors import DiscquantError, InvalidInputError, NoDiscsFoundError
-from discquant.io.privacy import patient_summary
+from discquant.io.privacy import label_holds_identifier, patient_summary
 from discquant.io.roles import orientation_from_affine
 from discquant.io.study import Series, Study, Volume
 from discquant.measure.discs import (
@@ -610,8 +610,19 @@ def run_study(
     check_config(config or AnalysisConfig())
     check_output_folder(Path(out_dir))
     study = load_inputs(inputs, keep_phi=keep_phi)
+    label = bids_label(study.subject)
+    if not keep_phi and label_holds_identifier(label, study.identifiers):
+        # A folder named after the patient (often the MRN) would name every output, and
+        # the de-identified SEG/SR would carry it as their patient ID. The label is not
+        # printed: it holds the identifier.
+        raise InvalidInputError(
+            "the subject label (from --subject, the manifest or the folder name) holds the "
+            "patient's ID or name from the DICOM header; give another subject label, or "
+            "--keep-phi to keep identifiers",
+            path=inputs.path or inputs.t2 or inputs.dwi or inputs.adc,
+        )
     named = [inputs.path, inputs.t2, inputs.dwi, inputs.bval, inputs.bvec, inputs.adc]
-    subject_dir = Path(out_dir) / f"sub-{bids_label(study.subject)}"
+    subject_dir = Path(out_dir) / f"sub-{label}"
     check_not_over_inputs(subject_dir, [Path(p) for p in named if p is not None])
     result = analyze(
         study,

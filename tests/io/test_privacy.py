@@ -96,3 +96,26 @@ def test_nifti_sidecar_is_scrubbed_too(tmp_path: Path) -> None:
     kept = study.t2.provenance.sidecar
     assert kept == {"EchoTime": 0.1, "RepetitionTime": 4.0, "PatientPosition": "HFS"}
     assert scrub_sidecar(sidecar, keep_phi=True) == sidecar
+
+
+def test_a_subject_label_holding_the_patient_id_is_refused(
+    lumbar_dicom: WrittenStudy, tmp_path: Path
+) -> None:
+    """A folder named after the patient (its MRN) named every output, and the
+    de-identified SEG/SR carried it as their patient ID."""
+    import shutil
+
+    from discquant.errors import InvalidInputError
+    from discquant.pipeline import StudyInputs, run_study
+
+    folder = tmp_path / f"{PHI['PatientID']}_lumbar"
+    shutil.copytree(lumbar_dicom.root, folder)
+    assert load_study(folder).identifiers  # read from the header, never written
+    out = tmp_path / "out"
+    with pytest.raises(InvalidInputError, match="holds the patient's ID or name") as err:
+        run_study(StudyInputs(path=folder), out)
+    assert PHI["PatientID"] not in str(err.value).split(": ", 1)[1]  # the path aside
+    assert not out.exists()
+    surname = PHI["PatientName"].split("^")[0]
+    with pytest.raises(InvalidInputError, match="holds the patient's ID or name"):
+        run_study(StudyInputs(path=lumbar_dicom.root, subject=f"x{surname}"), out)

@@ -68,14 +68,16 @@ PATIENT = {
 
 @pytest.fixture(scope="module")
 def phantom_dicom(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A phantom DICOM study with a birth date and an accession number added."""
+    """A phantom DICOM study with a patient name and ID, a birth date and an accession
+    number."""
     root = tmp_path_factory.mktemp("phantom-phi")
     study = generate_study(3, PhantomConfig(noise=False, epi_distortion=False))
     write_study(study, root, subject="kp", format="dicom")
     folder = root / "dicom" / "sub-kp"
     for path in folder.rglob("*.dcm"):
         ds = pydicom.dcmread(path)
-        assert (str(ds.PatientName), ds.PatientID) == ("PHANTOM^kp", "PHANTOM-kp")
+        ds.PatientName = PATIENT["PatientName"]
+        ds.PatientID = PATIENT["PatientID"]
         ds.PatientBirthDate = PATIENT["PatientBirthDate"]
         ds.AccessionNumber = PATIENT["AccessionNumber"]
         ds.save_as(path)

@@ -34,6 +34,7 @@ from discquant.errors import (
     InvalidInputError,
 )
 from discquant.io.nifti import RawImage, is_nifti, load_nifti, n_volumes
+from discquant.io.privacy import identifier_tokens
 from discquant.io.study import Provenance, Volume
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,8 @@ class _DicomSeries:
     sops: list[str] = field(default_factory=list)
     slices: list[tuple[Path, _Slice]] = field(default_factory=list)
     mosaic: bool = False
+    identifiers: frozenset[str] = frozenset()
+    """The patient's ID and name as label tokens (:func:`privacy.identifier_tokens`)."""
 
 
 @dataclass
@@ -299,6 +302,7 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
                 study_uid=ds.get("StudyInstanceUID"),
                 frame_uid=ds.get("FrameOfReferenceUID"),
                 sop_class=None if sop_class is None else str(sop_class),
+                identifiers=identifier_tokens(ds.get("PatientID"), ds.get("PatientName")),
             )
             scan.series[uid] = series
         series.files.append(path)
@@ -571,6 +575,7 @@ def _convert_series(
             log.warning(
                 "dcm2niix output %s reports series %s, expected %s", nii.name, number, series.number
             )
+        raw.identifiers = series.identifiers
         pieces.append(raw)
     images = _merge_diffusion_pieces(pieces)
     for raw in images:

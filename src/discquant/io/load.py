@@ -156,4 +156,11 @@ def load_study(
             "%s: %s %s (%s)", s.role.value, s.description, "x".join(map(str, s.image.shape)),
             s.reason,
         )  # fmt: skip
-    return Study(subject=subject, series=ordered, source=root, warnings=tuple(warnings))
+    identifiers = frozenset().union(*(r.identifiers for r in raws))
+    return Study(
+        subject=subject,
+        series=ordered,
+        source=root,
+        warnings=tuple(warnings),
+        identifiers=identifiers,
+    )

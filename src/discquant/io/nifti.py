@@ -47,6 +47,10 @@ class RawImage:
     hint_reason: str = ""
     notes: list[str] = field(default_factory=list)
     """Extra facts for the role's reason (e.g. merged dcm2niix outputs)."""
+    identifiers: frozenset[str] = frozenset()
+    """The patient's ID and name from the DICOM header, as label tokens, to keep them out
+    of the subject label (:func:`discquant.io.privacy.label_holds_identifier`); in
+    memory only."""
 
 
 def is_nifti(path: Path) -> bool:

@@ -17,6 +17,7 @@ source images; they are not personal data on their own).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 PHI_KEYS: frozenset[str] = frozenset(
@@ -212,3 +213,34 @@ def deidentify_dataset(ds: Any, *, subject: str) -> None:
             _scrub_nested(elem.value)
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = "discquant: patient and study identifiers replaced or removed"
+
+
+MIN_IDENTIFIER_CHARS = 4
+"""Identifier pieces shorter than this (a patient ID "7", a name part "Li") are not
+compared with labels: they would match by chance."""
+
+
+def _alnum(text: str) -> str:
+    return re.sub(r"[^0-9a-z]", "", text.lower())
+
+
+def identifier_tokens(patient_id: object, patient_name: object) -> frozenset[str]:
+    """The patient's ID and name, and each ``^`` component of the name, in lower-case
+    letters and digits (the form of a BIDS label), for :func:`label_holds_identifier`.
+    Kept in memory only, never written."""
+    pieces = [str(patient_id or ""), str(patient_name or "")]
+    pieces += str(patient_name or "").split("^")
+    return frozenset(t for t in map(_alnum, pieces) if len(t) >= MIN_IDENTIFIER_CHARS)
+
+
+def label_holds_identifier(label: str, tokens: frozenset[str]) -> bool:
+    """Whether a subject label contains the patient's ID or name (any of ``tokens``).
+
+    Examples
+    --------
+    >>> tokens = identifier_tokens("MRN-0012345", "DOE^JOHN")
+    >>> label_holds_identifier("sub-MRN0012345", tokens), label_holds_identifier("P001", tokens)
+    (True, False)
+    """
+    flat = _alnum(label)
+    return any(t in flat for t in tokens)

@@ -135,6 +135,9 @@ class Study:
     series: tuple[Series, ...]
     source: Path | None = None
     warnings: tuple[str, ...] = ()
+    identifiers: frozenset[str] = field(default=frozenset(), repr=False)
+    """The patient's ID and name from DICOM headers as label tokens; in memory only
+    (:func:`discquant.io.privacy.label_holds_identifier`)."""
 
     def first(self, role: SeriesRole) -> Series | None:
         """The first series with ``role``, or None (the loader orders best first)."""

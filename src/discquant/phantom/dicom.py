@@ -7,13 +7,15 @@ DiffusionGradientDirectionSequence with (0018,9089) DiffusionGradientOrientation
 patient LPS), and the scanner-style ADC map (ImageType ``DERIVED\\PRIMARY\\DIFFUSION\\ADC``,
 integers in 10⁻⁶ mm²/s). Only standard tags are used, so dcm2niix reads them without a
 vendor rule. UIDs are derived from the seed and subject, so the files are byte-identical
-for the same seed. Patient data are synthetic (``PHANTOM^<subject>``).
+for the same seed. Patient data are synthetic (``PHANTOM^SYNTHETIC``, ID ``PH`` + a
+checksum of the subject label).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,8 +62,10 @@ def _base(study: PhantomStudy, subject: str, *, series: int, description: str) -
     ds.Manufacturer = "discquant"
     ds.ManufacturerModelName = "lumbar phantom"
     ds.InstitutionName = "synthetic"
-    ds.PatientName = f"PHANTOM^{subject}"
-    ds.PatientID = f"PHANTOM-{subject}"
+    # Synthetic, and apart from the subject label: `analyze` refuses a label that holds
+    # the patient's name or ID (as a real one named after the patient would).
+    ds.PatientName = "PHANTOM^SYNTHETIC"
+    ds.PatientID = f"PH{zlib.crc32(subject.encode()):010d}"
     ds.PatientBirthDate = ""
     ds.PatientSex = "O"
     ds.AccessionNumber = ""
