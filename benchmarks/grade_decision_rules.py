@@ -1,6 +1,6 @@
 """Other ways to turn the Pfirrmann probabilities into a grade (run by hand, < 5 s).
 
-    .venv/bin/python benchmarks/grade_decision_rules.py [--run runs/combo]
+    .venv/bin/python benchmarks/grade_decision_rules.py [--run runs/grade]
 
 Reads a grading run's ``cv_predictions.tsv`` and ``holdout_predictions.tsv`` (written by
 ``discquant train grade``; columns grade, p1 … p5) and scores, without retraining, five
@@ -44,7 +44,7 @@ def rules(prior: npt.NDArray[np.float64]) -> dict[str, Rule]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", type=Path, default=ROOT / "runs" / "combo")
+    ap.add_argument("--run", type=Path, default=ROOT / "runs" / "grade")
     args = ap.parse_args()
     cv = pd.read_csv(args.run / "cv_predictions.tsv", sep="\t")
     holdout = pd.read_csv(args.run / "holdout_predictions.tsv", sep="\t")

@@ -1,8 +1,8 @@
 """Test-time shifts and through-plane smoothing on the real cross-validation (run by hand).
 
-    TTA=none  .venv/bin/python benchmarks/segment_tta_cv.py cv --runs runs/v2 --out runs/tta/none
-    TTA=shift .venv/bin/python benchmarks/segment_tta_cv.py cv --runs runs/v2 --out runs/tta/shift
-    TTA=z     .venv/bin/python benchmarks/segment_tta_cv.py cv --runs runs/v2 --out runs/tta/z
+    TTA=none  .venv/bin/python benchmarks/segment_tta_cv.py cv --runs runs --out runs/tta/none
+    TTA=shift .venv/bin/python benchmarks/segment_tta_cv.py cv --runs runs --out runs/tta/shift
+    TTA=z     .venv/bin/python benchmarks/segment_tta_cv.py cv --runs runs --out runs/tta/z
 
 Runs ``benchmarks/segment_eval.py`` (any of its commands and options) with
 ``predict_probabilities`` replaced: ``shift`` averages the softmax over the input shifted

@@ -308,14 +308,15 @@ MAX_TURN_DEG = 45.0
 MAX_LINK_RATIO = 2.0
 """Largest ratio of the longer to the shorter link of a regular triple (four discs or more)."""
 MAX_LR_STEP_MM = 30.0
-"""Largest left-right step between neighbouring discs of a spine (real volumes: ≤ 11.3 mm)."""
+"""Largest left-right step between neighbouring discs of a spine (real volumes: ≤ 10.9 mm
+with the shipped model, 11.3 mm with an earlier one)."""
 
 
 def spine_like(centroids: list[npt.NDArray[np.float64]]) -> bool:
     """Whether a chain of disc centroids (in spine order) can be a spine.
 
     Neighbouring discs of a spine lie at most 30 mm apart left-right (the largest step on
-    the 10 real volumes is 11.3 mm; a sagittal series shows no lateral step): a chain in
+    the 10 real volumes is 10.9 mm; a sagittal slice shows no lateral step): a chain in
     which every step is larger is refused, as were the two "discs", 60 mm apart
     left-right, that the shipped network found in a real sagittal brain DWI. Then some
     three consecutive discs must form a piece of spine: their two links turn by at
@@ -324,12 +325,12 @@ def spine_like(centroids: list[npt.NDArray[np.float64]]) -> bool:
     between doubles a link but keeps the chain straight.
 
     Along real spines the median turn is 5–6° and the median ratio 1.04–1.05, but single
-    triples reach 136–145° and ×2.7 where a disc is missed or a small blob joins the chain
-    (``benchmarks/spine_geometry.py``, shipped model: 99th percentiles 72° and ×2.0 on
-    SPIDER, 27° and ×1.2 on Sudirman, 23° and ×1.14 on the real volumes), so odd triples
-    are tolerated and only a chain with no regular triple at all is refused; no real image
-    was. Five "discs" that an earlier network found in a real sagittal brain DWI turned by
-    80–128° at every triple.
+    triples reach 137° and ×3.7 where a disc is missed or a small blob joins the chain
+    (``benchmarks/spine_geometry.py``, shipped model v2, 2026-12-04: 99th percentiles
+    49.8° and ×1.99 on SPIDER, 25.5° and ×1.18 on Sudirman, 23.5° and ×1.15 on the real
+    volumes), so odd triples are tolerated and only a chain with no regular triple at all
+    is refused: one real image is (the SPIDER slice sub-spider207). Five "discs" that an
+    earlier network found in a real sagittal brain DWI turned by 80–128° at every triple.
 
     Parameters
     ----------
