@@ -614,7 +614,7 @@ def run_study(
     if not keep_phi and label_holds_identifier(label, study.identifiers):
         # A folder named after the patient (often the MRN) would name every output, and
         # the de-identified SEG/SR would carry it as their patient ID. The label is not
-        # printed: it holds the identifier.
+        # in the message (the input path, which the user typed, is).
         raise InvalidInputError(
             "the subject label (from --subject, the manifest or the folder name) holds the "
             "patient's ID or name from the DICOM header; give another subject label, or "

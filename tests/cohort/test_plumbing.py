@@ -254,6 +254,15 @@ def test_an_output_folder_over_the_inputs_is_refused_and_never_a_study(tmp_path:
         with pytest.raises(InvalidInputError, match="study s00"):
             _run(read_cohort(bids), out, workers=1)
     assert sorted(p.relative_to(bids) for p in bids.rglob("*")) == before
+    # subject folders that are links to a store elsewhere: the resolved paths alone
+    # passed, and the raw dataset_description.json was overwritten
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    (linked / "sub-s00").symlink_to(bids / "sub-s00", target_is_directory=True)
+    (linked / "dataset_description.json").write_text('{"DatasetType": "raw"}')
+    with pytest.raises(InvalidInputError, match="study s00"):
+        _run(read_cohort(linked), linked, workers=1)
+    assert (linked / "dataset_description.json").read_text() == '{"DatasetType": "raw"}'
     # beside the subjects in derivatives/, as BIDS puts them: allowed
     run = _run(read_cohort(bids), bids / "derivatives" / "discquant", workers=1)
     assert (run.done, run.failed) == (2, 0)

@@ -119,3 +119,25 @@ def test_a_subject_label_holding_the_patient_id_is_refused(
     surname = PHI["PatientName"].split("^")[0]
     with pytest.raises(InvalidInputError, match="holds the patient's ID or name"):
         run_study(StudyInputs(path=lumbar_dicom.root, subject=f"x{surname}"), out)
+
+
+@pytest.mark.parametrize(
+    ("patient_id", "name", "removed", "label"),
+    [
+        ("P0001", "ANONYMOUS", "YES", "P0001"),  # pseudonymised: the ID is the subject code
+        ("0001", "ANON", None, "sub-00012"),  # placeholders and a short ID
+        ("ANON", "Anonymized", None, "anonymized03"),
+        ("PH0123456789", "PHANTOM^SYNTHETIC", None, "phantom01"),  # the project's phantom
+    ],
+)
+def test_pseudonyms_and_placeholders_are_not_identifiers(
+    patient_id: str, name: str, removed: str | None, label: str
+) -> None:
+    """Ordinary labels were refused as holding the patient's ID or name."""
+    from discquant.io.privacy import identifier_tokens, label_holds_identifier
+
+    tokens = identifier_tokens(patient_id, name, identity_removed=removed)
+    assert not label_holds_identifier(label, tokens)
+    assert label_holds_identifier("x" + patient_id, identifier_tokens(patient_id, "DOE^JOHN")) == (
+        len(patient_id) >= 4 and patient_id.lower() not in {"anon"}
+    )

@@ -208,8 +208,16 @@ def test_a_sheared_affine_is_left_to_the_sform(tmp_path: Path) -> None:
     from discquant.outputs.derivatives import write_label_map
 
     sheared = np.array([[0, 0, 4, -28], [-0.6, 0, 0.3, 101.8], [0, 0.6, 0, -55], [0, 0, 0, 1.0]])
-    for affine, qcode in ((sheared, 0), (np.diag([0.6, 0.6, 4.0, 1.0]), 1)):
-        path = write_label_map(Volume(np.ones((4, 5, 6), np.int16), affine), tmp_path / "d.nii.gz")
+    from discquant.segment.infer import SpineSegmentation
+    from discquant.segment.io import write_segmentation
+
+    def via_segment(vol: Volume, path: Path) -> Path:  # `discquant segment` writes its own
+        return write_segmentation(SpineSegmentation(labels=vol, nucleus=None, canal=None), path)[0]
+
+    cases = [(writer, affine, qcode) for writer in (write_label_map, via_segment)
+             for affine, qcode in ((sheared, 0), (np.diag([0.6, 0.6, 4.0, 1.0]), 1))]  # fmt: skip
+    for writer, affine, qcode in cases:
+        path = writer(Volume(np.ones((4, 5, 6), np.int16), affine), tmp_path / "d.nii.gz")
         img = nib.load(path)
         assert img.header.get_sform(coded=True)[1] == 1
         np.testing.assert_allclose(img.header.get_sform(), affine, atol=1e-6)

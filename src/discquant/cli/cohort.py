@@ -136,6 +136,7 @@ def cohort_cmd(
     # Dask's own INFO lines (nannies starting and closing) would drown the progress.
     logging.getLogger("distributed").setLevel(logging.WARNING)
     from discquant.cohort import CohortOptions, read_cohort, run_cohort
+    from discquant.cohort.run import NOT_RUN_CANCELLED
     from discquant.pipeline import AnalysisConfig
 
     options = CohortOptions(
@@ -180,7 +181,8 @@ def cohort_cmd(
             f"report: {out / 'cohort_report.html'}"
         )
     status = run.cohort_status
-    if status.get("not run") and run.done:
+    cancelled = any(o.error == NOT_RUN_CANCELLED for o in run.outcomes)
+    if status.get("not run") and run.done and not cancelled:
         # Analysed, and yet no record in OUT: remote workers that write elsewhere.
         typer.echo(
             f"discquant: {status['not run']} studies have no record in {out}; do the "

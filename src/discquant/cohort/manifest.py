@@ -419,11 +419,16 @@ def check_outputs_apart(out: Path, studies: Sequence[CohortStudy]) -> None:
     InvalidInputError
         Naming the first study whose inputs overlap ``out``.
     """
-    root = Path(out).expanduser().absolute().resolve()
+    out_abs = Path(out).expanduser().absolute()
     for study in studies:
         for _, path in _study_paths(study.inputs):
-            p = path.expanduser().absolute().resolve()
-            if p == root or root in p.parents or (p.is_dir() and p in root.parents):
+            p_abs = path.expanduser().absolute()
+            # As written and with links resolved: a BIDS root whose subject folders are
+            # links to elsewhere passed the resolved comparison alone.
+            if any(
+                p == root or root in p.parents or (p.is_dir() and p in root.parents)
+                for p, root in ((p_abs, out_abs), (p_abs.resolve(), out_abs.resolve()))
+            ):
                 raise InvalidInputError(
                     f"the output folder holds or lies inside the inputs of study "
                     f"{study.subject} ({path}); choose a folder apart, e.g. "

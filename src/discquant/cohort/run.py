@@ -372,11 +372,14 @@ def _run_locked(
             progress(state)
 
     todo: list[CohortStudy] = []
-    runnable = {s.subject for s in studies if s.error is None}
+    # casefolded: a label clashing in case only (S01, s01) names the runnable study's
+    # folder on macOS and Windows, whose outputs must not be removed for it
+    runnable = {s.subject.casefold() for s in studies if s.error is None}
     for study in studies:
         if study.error is not None:  # reported from the manifest itself, no record (the
             # label may clash with another row's)
-            if study.subject not in runnable and records.remove_outputs(out, study.subject):
+            clashes = study.subject.casefold() in runnable
+            if not clashes and records.remove_outputs(out, study.subject):
                 log.warning("sub-%s: removed its outputs of an earlier run", study.subject)
             finish(StudyOutcome(study.subject, "failed", 0.0, study.error))
         else:

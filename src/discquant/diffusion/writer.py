@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from discquant.diffusion.adc import AdcFit, AdcModel
 from discquant.errors import InputNotFoundError, InvalidInputError
+from discquant.io.nifti import set_scanner_space
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +106,7 @@ def write_adc_nifti(
     side = sidecar_path(out)
     aff = np.asarray(affine, dtype=np.float64)
     img = nib.Nifti1Image(np.asarray(fit.adc_um2_per_ms, dtype=np.float32), aff)
-    img.set_qform(aff, code=1)
-    img.set_sform(aff, code=1)
-    img.header.set_xyzt_units("mm")
+    set_scanner_space(img)
     img.header["descrip"] = b"ADC um2/ms (1e-3 mm2/s)"
     meta: dict[str, Any] = {
         "Quantity": "apparent diffusion coefficient of the trace (mean over directions)",

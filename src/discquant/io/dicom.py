@@ -302,7 +302,11 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
                 study_uid=ds.get("StudyInstanceUID"),
                 frame_uid=ds.get("FrameOfReferenceUID"),
                 sop_class=None if sop_class is None else str(sop_class),
-                identifiers=identifier_tokens(ds.get("PatientID"), ds.get("PatientName")),
+                identifiers=identifier_tokens(
+                    ds.get("PatientID"),
+                    ds.get("PatientName"),
+                    identity_removed=ds.get("PatientIdentityRemoved"),
+                ),
             )
             scan.series[uid] = series
         series.files.append(path)

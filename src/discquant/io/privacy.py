@@ -224,13 +224,34 @@ def _alnum(text: str) -> str:
     return re.sub(r"[^0-9a-z]", "", text.lower())
 
 
-def identifier_tokens(patient_id: object, patient_name: object) -> frozenset[str]:
+PLACEHOLDER_IDENTIFIERS = frozenset(
+    {"anon", "anonym", "anonymous", "anonymized", "anonymised", "unknown", "patient",
+     "phantom", "synthetic", "test", "none", "removed", "deidentified"}
+)  # fmt: skip
+"""Values anonymisers and test data put in PatientName/PatientID: not identifying, and a
+label may well contain them (``anonymized03``, ``phantom01``)."""
+
+
+def identifier_tokens(
+    patient_id: object, patient_name: object, *, identity_removed: object = None
+) -> frozenset[str]:
     """The patient's ID and name, and each ``^`` component of the name, in lower-case
     letters and digits (the form of a BIDS label), for :func:`label_holds_identifier`.
-    Kept in memory only, never written."""
+    Kept in memory only, never written.
+
+    None when the header says the identity was removed (PatientIdentityRemoved ``YES``):
+    a pseudonymised dataset often carries the subject code as its PatientID, which is
+    no identifier. Placeholders (:data:`PLACEHOLDER_IDENTIFIERS`) are left out.
+    """
+    if str(identity_removed or "").strip().upper() == "YES":
+        return frozenset()
     pieces = [str(patient_id or ""), str(patient_name or "")]
     pieces += str(patient_name or "").split("^")
-    return frozenset(t for t in map(_alnum, pieces) if len(t) >= MIN_IDENTIFIER_CHARS)
+    return frozenset(
+        t
+        for t in map(_alnum, pieces)
+        if len(t) >= MIN_IDENTIFIER_CHARS and t not in PLACEHOLDER_IDENTIFIERS
+    )
 
 
 def label_holds_identifier(label: str, tokens: frozenset[str]) -> bool:
@@ -243,4 +264,5 @@ def label_holds_identifier(label: str, tokens: frozenset[str]) -> bool:
     (True, False)
     """
     flat = _alnum(label)
-    return any(t in flat for t in tokens)
+    # An all-digit ID counts only as a whole number: ID 0001 is not in label 00012.
+    return any(re.search(rf"(?<!\d){t}(?!\d)", flat) if t.isdigit() else t in flat for t in tokens)

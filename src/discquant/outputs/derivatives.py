@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from discquant import RESEARCH_DISCLAIMER, __version__
+from discquant.io.nifti import set_scanner_space
 from discquant.io.study import Volume
 from discquant.outputs._common import to_jsonable
 from discquant.results import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS
@@ -72,26 +73,13 @@ def subject_file(subject_dir: Path, label: str, suffix: str, *, entities: str = 
     return subject_dir / f"sub-{label}{middle}_{suffix}"
 
 
-QFORM_TOLERANCE_MM = 1e-4
-"""Largest difference between the quaternion form and the affine for a qform to be set."""
-
-
 def _nifti(data: np.ndarray, affine: np.ndarray) -> Any:
     import nibabel as nib
 
     img = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64))
-    # Scanner space for both forms, so every viewer places the image the same way. The
-    # input's own codes are not carried (an input with only an aligned sform, code 2,
+    # The input's own codes are not carried (an input with only an aligned sform, code 2,
     # gets code 1 here: the same matrix, named scanner space); docs/outputs.md says so.
-    img.set_qform(img.affine, code=1)
-    img.set_sform(img.affine, code=1)
-    if not np.allclose(img.get_qform(), img.affine, rtol=0.0, atol=QFORM_TOLERANCE_MM):
-        # A sheared affine (a NIfTI input with one) has no quaternion: nibabel
-        # approximates the qform silently, 0.15 mm off on one seen, and viewers that
-        # read the qform placed the map elsewhere. Unset, it leaves the sform to all.
-        img.set_qform(None, code=0)
-    img.header.set_xyzt_units(xyz="mm")  # the affine is in mm; unset read as "unknown"
-    return img
+    return set_scanner_space(img)
 
 
 def write_label_map(volume: Volume, path: Path) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from discquant.io.nifti import nifti_stem
+from discquant.io.nifti import nifti_stem, set_scanner_space
 from discquant.segment.infer import SpineSegmentation
 from discquant.segment.levels import DISC_OFFSET, disc_name, vertebra_name
 
@@ -75,9 +75,7 @@ def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
     def save(data: np.ndarray, affine: np.ndarray, dest: Path, dtype: type) -> None:
         img = nib.Nifti1Image(np.asarray(data, dtype=dtype), affine)
         img.header.set_data_dtype(dtype)
-        img.set_qform(affine, code=1)  # scanner coordinates, as the input's
-        img.set_sform(affine, code=1)
-        img.header.set_xyzt_units("mm")
+        set_scanner_space(img)  # scanner coordinates, as the input's
         nib.save(img, str(stage(dest)))
 
     try:
