@@ -53,7 +53,8 @@ def test_tiny_training_decreases_loss_and_resumes(shared_data: Path, tmp_path: P
     assert [s for s, _ in steps_losses] == [10, 20, 30, 40]  # resumed at 15, not restarted
     # The same as a run never interrupted: data order, augmentation and weights.
     whole = train(_config(shared_data), tmp_path / "whole")
-    assert dict(_losses(tmp_path / "whole"))[40] == dict(steps_losses)[40]
+    # every logged loss, also the first after the resume (it averaged steps 16-20 only)
+    assert _losses(tmp_path / "whole") == steps_losses
     a = torch.load(final, weights_only=True)["state_dict"]
     b = torch.load(whole, weights_only=True)["state_dict"]
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -169,3 +170,28 @@ def test_a_bad_label_map_is_a_one_line_error_naming_it(
     with pytest.raises(InvalidInputError) as info:
         train(_config(root, train_subjects=["sub-fcs11"], val_subjects=[]), tmp_path / "run")
     assert str(label) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_run_killed_between_checkpoints_logs_each_step_once(
+    shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Lines logged after the last checkpoint were logged again by the resumed run."""
+    import discquant.segment.train as train_mod
+
+    calls = {"n": 0}
+    real = train_mod.MarginalDiceCELoss
+
+    class Killed(real):  # type: ignore[misc, valid-type]
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            calls["n"] += 1
+            if calls["n"] == 28:  # after the line of step 25, before the checkpoint at 30
+                raise KeyboardInterrupt
+            return super().__call__(*args, **kwargs)
+
+    monkeypatch.setattr(train_mod, "MarginalDiceCELoss", Killed)
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train(_config(shared_data, log_every=5), out)
+    monkeypatch.setattr(train_mod, "MarginalDiceCELoss", real)
+    train(_config(shared_data, log_every=5), out)
+    assert [s for s, _ in _losses(out)] == list(range(5, 45, 5))

@@ -353,6 +353,23 @@ def _checkpoint_settings(ck: Any) -> dict[str, Any] | None:
     return None if total is None else {"steps": int(total)}
 
 
+def _truncate_log(path: Path, step: int) -> None:
+    """Keep the lines of ``path`` (a log.jsonl) up to ``step``, rewritten atomically."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if int(json.loads(line).get("step", 0)) > step:
+                continue
+        except (ValueError, TypeError, AttributeError):
+            pass  # a line it cannot read is kept as it is
+        kept.append(line + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(kept))
+    tmp.replace(path)
+
+
 def train(config: TrainConfig, out_dir: Path) -> Path:
     """Train (or resume) and return the path of the final ``model.pt``.
 
@@ -421,6 +438,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
     )
     step = 0
     best = -1.0
+    resumed_running: list[float] = []
     last = out_dir / "last.pt"
     if last.exists():
         ck = read_torch_file(last, what="training checkpoint")
@@ -439,6 +457,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
             sched.load_state_dict(ck["sched"])
             step = int(ck["step"])
             best = float(ck.get("best", -1.0))
+            resumed_running = [float(v) for v in ck.get("running", [])]
             sampler.rng.bit_generator.state = ck["sampler_rng"]
             torch.set_rng_state(ck["torch_rng"])
             if "augment_rng" in ck:
@@ -449,12 +468,17 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
             # another configuration's checkpoint (other network, other optimiser)
             raise not_a_model(last, "training checkpoint for this configuration", exc) from exc
         logger.info("resumed from %s at step %d", last, step)
+        # Lines logged after that checkpoint by the run that stopped are logged again
+        # now: they were kept, and the log held steps 25, 25, 30 ...
+        _truncate_log(out_dir / "log.jsonl", step)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     log = (out_dir / "log.jsonl").open("a")
     t0 = time.time()
     run_steps = 0
-    running: list[float] = []
+    # the losses since the last log line, kept in the checkpoint: the first line after a
+    # resume averaged only the steps run since
+    running: list[float] = resumed_running
     net.train()
 
     def checkpoint() -> None:
@@ -469,6 +493,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
                 "torch_rng": torch.get_rng_state(),
                 "augment_rng": random_states(sampler.augment),
                 "settings": _resume_settings(config),
+                "running": list(running),
             },
             last,
         )
