@@ -664,3 +664,56 @@ def test_a_segment_model_that_places_no_crop_is_refused() -> None:
     with pytest.raises(ValidationError, match="segment_model is set but places no crop"):
         GradeTrainConfig(spider=None, sudirman_locate="boxes", segment_model=Path("seg.pt"))
     GradeTrainConfig(spider=None, sudirman_locate="masks", segment_model=Path("seg.pt"))
+
+
+def test_reruns_neither_reuse_networks_of_old_grades_nor_log_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A corrected gradings.tsv silently reused fold networks trained on the old grades;
+    every rerun appended a second copy of the lines of the networks it trained again; a
+    phantom cache cut short by a kill stopped every later run (BadZipFile)."""
+    import dataclasses
+
+    import discquant.grade.train as train_mod
+
+    _patch_graded_discs(monkeypatch, tmp_path, 48, seed=8)
+    cfg = GradeTrainConfig(
+        holdout_patients=4, folds=2, train_final=True, max_steps=2, batch_size=8,
+        arch={"block_inplanes": [8, 8, 16, 16]}, tta_shifts=[(0, 0)],
+        augment=AugmentConfig(prob=0.0),
+    )  # fmt: skip
+    out = tmp_path / "run"
+    run_training(cfg, out)
+    run_training(cfg, out)  # folds reused, the final network trained again
+    tags = [json.loads(line)["tag"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert sorted(set(tags)) == ["final", "fold0", "fold1"]
+    assert len(tags) == 3 * len([t for t in tags if t == "final"])  # each network's epochs once
+
+    discs = train_mod.collect_discs(cfg, base=Path("."))
+    regraded = [dataclasses.replace(d, grade=5 if d.grade == 4 else d.grade) for d in discs]
+    monkeypatch.setattr(train_mod, "collect_discs", lambda c, base: regraded)
+    with pytest.raises(InvalidInputError, match="trained on other labels"):
+        run_training(cfg, out)
+
+
+def test_a_phantom_cache_cut_short_is_rendered_again(tmp_path: Path) -> None:
+    from discquant.grade.train import _phantom_set
+
+    cache = tmp_path / "phantoms_train.npz"
+    crop_kw = {"slices": 3, "size_mm": [48.0, 64.0], "shape": [24, 32], "normalise": "crop"}
+    crops, grades, _ = _phantom_set(cache, [1000], crop_kw)
+    cache.write_bytes(cache.read_bytes()[: cache.stat().st_size // 2])  # killed mid-write
+    again, grades2, _ = _phantom_set(cache, [1000], crop_kw)
+    np.testing.assert_array_equal(again, crops)
+    np.testing.assert_array_equal(grades2, grades)
+    assert np.load(cache)["crops"].shape == crops.shape  # written whole this time
+
+
+def test_metrics_files_are_strict_json() -> None:
+    """A level without a positive herniation case has NaN sensitivity and AUC: the metrics
+    files held a bare NaN, which strict parsers refuse."""
+    from discquant.grade.train import _strict_json
+
+    text = _strict_json({"L1-L2": {"sensitivity": float("nan"), "auc": float("inf"), "n": 3}})
+    doc = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    assert doc == {"L1-L2": {"sensitivity": None, "auc": None, "n": 3}}

@@ -43,6 +43,7 @@ import hashlib
 import json
 import logging
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,16 +65,25 @@ log = logging.getLogger(__name__)
 
 SPLIT_KEYS = ("train_subjects", "validation_subjects", "holdout_subjects")
 """Metadata of a fold checkpoint naming its patients (sorted): part of the reuse check."""
+LABELS_KEY = "train_labels_sha256"
+"""Metadata of a fold checkpoint: SHA-256 of its training labels (subject, level, grade)."""
 
 
-def _reusable_fold(path: Path, sha256: str, split: dict[str, list[str]]) -> list[Any] | None:
+def _labels_sha256(rows: list[tuple[str, str, int]]) -> str:
+    """SHA-256 of (subject, level, label) rows, sorted: a corrected gradings.tsv changes it."""
+    text = "\n".join(f"{s}\t{lv}\t{g}" for s, lv, g in sorted(rows))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _reusable_fold(path: Path, sha256: str, split: dict[str, Any]) -> list[Any] | None:
     """The member networks of a fold checkpoint trained with the same settings on the
     same patients, or None when there is no checkpoint.
 
     ``split`` holds the fold's sorted ``train_subjects``, ``validation_subjects`` and
-    ``holdout_subjects``: the settings hash does not cover which patients the data
-    holds, and when the subject list changes the seeded split moves patients between
-    folds, so a reused network would score patients it trained on.
+    ``holdout_subjects``, and the hash of its training labels (``train_labels_sha256``):
+    the settings hash does not cover which patients the data holds, and when the subject
+    list changes the seeded split moves patients between folds, so a reused network
+    would score patients it trained on; nor does it cover their grades.
     """
     from discquant.grade.ensemble import GradeEnsemble
     from discquant.grade.pfirrmann import load_pfirrmann_model
@@ -101,6 +111,14 @@ def _reusable_fold(path: Path, sha256: str, split: dict[str, list[str]]) -> list
                 "patients it trained on; use a new --out directory",
                 path=path,
             )
+    if model.metadata.get(LABELS_KEY) != split[LABELS_KEY]:
+        # the settings and patients were checked, the grades were not: a corrected
+        # gradings.tsv reused networks trained on the old grades
+        raise InvalidInputError(
+            "fold checkpoint was trained on other labels (the grades changed, or it predates "
+            "the labels check); use a new --out directory",
+            path=path,
+        )
     net = model.network
     return list(net.members) if isinstance(net, GradeEnsemble) else [net]
 
@@ -298,6 +316,41 @@ def _metrics(
     return out
 
 
+def _strict_json(obj: Any) -> str:
+    """JSON with NaN and ±inf as null: a level without a positive herniation case has no
+    sensitivity, and a bare NaN is not JSON (strict parsers refused the metrics files)."""
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, list | tuple):
+            return [clean(x) for x in v]
+        if isinstance(v, float) and not np.isfinite(v):
+            return None
+        return v
+
+    return json.dumps(clean(obj), indent=1, allow_nan=False)
+
+
+def _drop_log_lines(path: Path, tag: str) -> None:
+    """Remove the lines of network ``tag`` (and its ``tag-seedN`` members) from a
+    log.jsonl before that network is trained again: a rerun appended a second copy."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            own = str(json.loads(line).get("tag", ""))
+        except (ValueError, AttributeError):
+            own = ""
+        if own == tag or own.startswith(f"{tag}-"):
+            continue
+        kept.append(line + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(kept))
+    tmp.replace(path)
+
+
 def _member_seed(seed: int, fold: int, member: int) -> int:
     """Seed of a fold's ``member``-th network (member 0: the single-network seed)."""
     return seed + 1 + fold + 100 * member
@@ -319,21 +372,27 @@ def _phantom_set(
     from discquant.grade.data import phantom_crops
 
     if cache.is_file():
-        z = np.load(cache, allow_pickle=False)
-        if z["seeds"].tolist() == seeds and json.loads(str(z["crop"])) == json.loads(
-            json.dumps(crop_kw)
-        ):
-            rows = [(str(s), str(lv), int(g)) for s, lv, g in z["rows"].tolist()]
-            return z["crops"], z["grades"], rows
+        try:
+            z = np.load(cache, allow_pickle=False)
+            if z["seeds"].tolist() == seeds and json.loads(str(z["crop"])) == json.loads(
+                json.dumps(crop_kw)
+            ):
+                rows = [(str(s), str(lv), int(g)) for s, lv, g in z["rows"].tolist()]
+                return z["crops"], z["grades"], rows
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            # a run killed while writing it left it cut short: made again
+            log.warning("%s: unreadable phantom cache (%s); rendering it again", cache, exc)
     crops, grades, rows = phantom_crops(seeds, **crop_kw)
+    tmp = cache.with_name(cache.stem + ".tmp.npz")  # renamed whole, never left half-written
     np.savez(
-        cache,
+        tmp,
         crops=crops,
         grades=grades,
         rows=np.array(rows, dtype=str),
         seeds=np.array(seeds),
         crop=json.dumps(crop_kw),
     )
+    tmp.replace(cache)
     return crops, grades, rows
 
 
@@ -417,7 +476,7 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     fold = np.array([fold_of.get(s, -1) for s in subjects])
     run_folds = list(range(cfg.folds)) if cfg.cv_folds is None else list(cfg.cv_folds)
     sha256 = fold_config_sha256(cfg, _locator_sha256(cfg, base))
-    splits: dict[int, dict[str, list[str]]] = {}
+    splits: dict[int, dict[str, Any]] = {}
     reused: dict[int, list[Any] | None] = {}
     if cfg.cross_validate:  # checkpoints of another run are refused before out is touched
         for k in run_folds:
@@ -426,6 +485,9 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
                 "train_subjects": sorted({s for s, t in zip(subjects, tr, strict=True) if t}),
                 "validation_subjects": sorted({s for s, t in zip(subjects, te, strict=True) if t}),
                 "holdout_subjects": list(held),
+                "train_labels_sha256": _labels_sha256(
+                    [r for r, t in zip(rows, tr, strict=True) if t]
+                ),
             }
             reused[k] = _reusable_fold(out / "checkpoints" / f"fold{k}.pt", sha256, splits[k])
 
@@ -478,6 +540,7 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
             if members is not None:
                 log.info("fold %d: reusing the networks in %s", k, ckpt)
             else:
+                _drop_log_lines(log_file, f"fold{k}")  # of a run that stopped in this fold
                 if cfg.phantoms_in_folds and cfg.phantoms_train > 0:
                     x_tr, y_tr = with_phantoms(x_tr, y_tr)
                 members = [
@@ -500,12 +563,13 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
         cv_rows = [r for r, c in zip(rows, cv, strict=True) if c]
         write_predictions(out / "cv_predictions.tsv", cv_rows, probs[cv])
         summary["cv"] = _metrics(cv_rows, probs[cv], binary=binary)
-        (out / "cv_metrics.json").write_text(json.dumps(summary["cv"], indent=1))
+        (out / "cv_metrics.json").write_text(_strict_json(summary["cv"]))
 
     shipped = None
     if cfg.train_final:
         x_tr, y_tr = with_phantoms(crops[~is_held], grades[~is_held])
         final_meta = {**meta, "trained_on": with_phantoms_note if cfg.phantoms_train else sets}
+        _drop_log_lines(log_file, "final")  # of an earlier run in this folder
         net, losses = train_network(
             x_tr, y_tr, cfg, seed=cfg.seed, log_file=log_file, tag="final", n_classes=n_classes
         )
@@ -551,7 +615,7 @@ def _test_shipped(
         h_rows = [r for r, h in zip(rows, is_held, strict=True) if h]
         write_predictions(out / "holdout_predictions.tsv", h_rows, hp)
         result["holdout"] = _metrics(h_rows, hp, binary=binary)
-        (out / "holdout_metrics.json").write_text(json.dumps(result["holdout"], indent=1))
+        (out / "holdout_metrics.json").write_text(_strict_json(result["holdout"]))
     if cfg.phantoms_test > 0:
         seeds = range(cfg.phantom_test_seed0, cfg.phantom_test_seed0 + cfg.phantoms_test)
         crop_kw = cfg.crop.model_dump()
@@ -559,7 +623,7 @@ def _test_shipped(
         pp = predict_probabilities(net, pc)
         _write_predictions(out / "phantom_predictions.tsv", p_rows, pp)
         result["phantom_test"] = _metrics(p_rows, pp)
-        (out / "phantom_metrics.json").write_text(json.dumps(result["phantom_test"], indent=1))
+        (out / "phantom_metrics.json").write_text(_strict_json(result["phantom_test"]))
     return result
 
 
@@ -599,7 +663,7 @@ class _TestRun:
         (_write_binary_predictions if self.binary else _write_predictions)(
             out / "test_predictions.tsv", self.rows, self.probs
         )
-        (out / "test_metrics.json").write_text(json.dumps(self.metrics, indent=1))
+        (out / "test_metrics.json").write_text(_strict_json(self.metrics))
         return self.metrics
 
 
