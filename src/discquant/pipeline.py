@@ -543,6 +543,11 @@ class StudyInputs:
     adc: Path | None = None
     subject: str | None = None
 
+    def named_paths(self) -> list[Path]:
+        """The study folder and every file given, as paths (what outputs must not replace)."""
+        given = (self.path, self.t2, self.dwi, self.bval, self.bvec, self.adc)
+        return [Path(p) for p in given if p is not None]
+
 
 def load_inputs(inputs: StudyInputs, *, keep_phi: bool = False) -> Study:
     """Import a study described by :class:`StudyInputs` (see :func:`discquant.load_study`)."""
@@ -621,9 +626,7 @@ def run_study(
             "--keep-phi to keep identifiers",
             path=inputs.path or inputs.t2 or inputs.dwi or inputs.adc,
         )
-    named = [inputs.path, inputs.t2, inputs.dwi, inputs.bval, inputs.bvec, inputs.adc]
-    subject_dir = Path(out_dir) / f"sub-{label}"
-    check_not_over_inputs(subject_dir, [Path(p) for p in named if p is not None])
+    check_not_over_inputs(Path(out_dir) / f"sub-{label}", inputs.named_paths())
     result = analyze(
         study,
         config=config,

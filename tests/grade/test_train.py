@@ -219,6 +219,15 @@ def test_ensemble_averages_members_and_survives_half_storage(tmp_path: Path) -> 
     np.testing.assert_allclose(predict_probabilities(loaded.network, crops), p, atol=2e-3)
 
 
+def _small_cv(**kw: object) -> GradeTrainConfig:
+    """Two folds and four held-out patients of a small network, no augmentation."""
+    base: dict[str, object] = dict(
+        holdout_patients=4, folds=2, batch_size=8, arch={"block_inplanes": [8, 8, 16, 16]},
+        tta_shifts=[(0, 0)], augment=AugmentConfig(prob=0.0),
+    )  # fmt: skip
+    return GradeTrainConfig(**{**base, **kw})  # type: ignore[arg-type]
+
+
 def _patch_graded_discs(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, n: int, *, seed: int
 ) -> np.ndarray:
@@ -328,11 +337,7 @@ def test_seeds_per_fold_averages_each_folds_networks(
     from discquant.grade.pfirrmann import predict_probabilities
 
     crops = _patch_graded_discs(monkeypatch, tmp_path, 48, seed=7)
-    one = GradeTrainConfig(
-        holdout_patients=4, folds=2, train_final=False, ship="folds", max_steps=4,
-        batch_size=8, arch={"block_inplanes": [8, 8, 16, 16]}, tta_shifts=[(0, 0)],
-        augment=AugmentConfig(prob=0.0),
-    )  # fmt: skip
+    one = _small_cv(train_final=False, ship="folds", max_steps=4)
     two = one.model_copy(update={"seeds_per_fold": 2})
     run_training(one, tmp_path / "one")
     run_training(two, tmp_path / "two")
@@ -366,11 +371,7 @@ def test_fold_checkpoints_are_reused_only_with_the_same_settings(
     import discquant.grade.train as train_mod
 
     _patch_graded_discs(monkeypatch, tmp_path, 48, seed=8)
-    cfg = GradeTrainConfig(
-        holdout_patients=4, folds=2, train_final=False, ship="folds", max_steps=4,
-        batch_size=8, arch={"block_inplanes": [8, 8, 16, 16]}, tta_shifts=[(0, 0)],
-        augment=AugmentConfig(prob=0.0),
-    )  # fmt: skip
+    cfg = _small_cv(train_final=False, ship="folds", max_steps=4)
     whole = run_training(cfg, tmp_path / "whole")
     for k in (0, 1):  # each fold in its own run, as two processes would
         part = cfg.model_copy(update={"cv_folds": [k], "ship": "final"})
@@ -406,11 +407,7 @@ def test_fold_checkpoints_of_another_patient_split_are_refused(
     import discquant.grade.train as train_mod
 
     _patch_graded_discs(monkeypatch, tmp_path, 48, seed=8)
-    cfg = GradeTrainConfig(
-        holdout_patients=4, folds=2, train_final=False, max_steps=2, batch_size=8,
-        arch={"block_inplanes": [8, 8, 16, 16]}, tta_shifts=[(0, 0)],
-        augment=AugmentConfig(prob=0.0),
-    )  # fmt: skip
+    cfg = _small_cv(train_final=False, max_steps=2)
     run_training(cfg, tmp_path / "run")
     shutil.copytree(tmp_path / "run", tmp_path / "again")
 
@@ -677,11 +674,7 @@ def test_reruns_neither_reuse_networks_of_old_grades_nor_log_twice(
     import discquant.grade.train as train_mod
 
     _patch_graded_discs(monkeypatch, tmp_path, 48, seed=8)
-    cfg = GradeTrainConfig(
-        holdout_patients=4, folds=2, train_final=True, max_steps=2, batch_size=8,
-        arch={"block_inplanes": [8, 8, 16, 16]}, tta_shifts=[(0, 0)],
-        augment=AugmentConfig(prob=0.0),
-    )  # fmt: skip
+    cfg = _small_cv(train_final=True, max_steps=2)
     out = tmp_path / "run"
     run_training(cfg, out)
     run_training(cfg, out)  # folds reused, the final network trained again
@@ -712,8 +705,8 @@ def test_a_phantom_cache_cut_short_is_rendered_again(tmp_path: Path) -> None:
 def test_metrics_files_are_strict_json() -> None:
     """A level without a positive herniation case has NaN sensitivity and AUC: the metrics
     files held a bare NaN, which strict parsers refuse."""
-    from discquant.grade.train import _strict_json
+    from discquant.grade.train import _metrics_json
 
-    text = _strict_json({"L1-L2": {"sensitivity": float("nan"), "auc": float("inf"), "n": 3}})
+    text = _metrics_json({"L1-L2": {"sensitivity": float("nan"), "auc": float("inf"), "n": 3}})
     doc = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}"))
     assert doc == {"L1-L2": {"sensitivity": None, "auc": None, "n": 3}}

@@ -421,7 +421,7 @@ def check_outputs_apart(out: Path, studies: Sequence[CohortStudy]) -> None:
     """
     out_abs = Path(out).expanduser().absolute()
     for study in studies:
-        for _, path in _study_paths(study.inputs):
+        for path in study.inputs.named_paths():
             p_abs = path.expanduser().absolute()
             # As written and with links resolved: a BIDS root whose subject folders are
             # links to elsewhere passed the resolved comparison alone.
@@ -435,9 +435,3 @@ def check_outputs_apart(out: Path, studies: Sequence[CohortStudy]) -> None:
                     "<BIDS root>/derivatives/discquant",
                     path=out,
                 )
-
-
-def _study_paths(inputs: StudyInputs) -> list[tuple[str, Path]]:
-    """The study folder (``path``) and the files a study names, as (field, path)."""
-    named = [(name, getattr(inputs, name)) for name in ("path", *FILE_COLUMNS)]
-    return [(name, Path(value)) for name, value in named if value is not None]

@@ -26,7 +26,6 @@ Sudirman: disc bounding boxes) and the conversion of the real reference masks in
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import warnings
@@ -37,6 +36,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from discquant.jsonfiles import dumps_strict
 
 logger = logging.getLogger(__name__)
 
@@ -485,18 +486,7 @@ def midsag_check(
     return res
 
 
-def _nan_to_null(value: Any) -> Any:
-    """``value`` with every non-finite float as ``None`` (JSON has no NaN)."""
-    if isinstance(value, dict):
-        return {k: _nan_to_null(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_nan_to_null(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if np.isfinite(value) else None
-    return value
-
-
 def write_result(result: dict[str, Any], path: Path) -> None:
     """Write a result dict as indented JSON (strict: an undefined value is ``null``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_nan_to_null(result), indent=2, allow_nan=False))
+    path.write_text(dumps_strict(result, indent=2))

@@ -59,6 +59,7 @@ from discquant.grade.train_config import (
     fold_config_sha256,
     uses_segmentation,
 )
+from discquant.jsonfiles import dumps_strict, keep_jsonl_lines
 
 log = logging.getLogger(__name__)
 
@@ -316,39 +317,21 @@ def _metrics(
     return out
 
 
-def _strict_json(obj: Any) -> str:
-    """JSON with NaN and ±inf as null: a level without a positive herniation case has no
-    sensitivity, and a bare NaN is not JSON (strict parsers refused the metrics files)."""
-
-    def clean(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: clean(x) for k, x in v.items()}
-        if isinstance(v, list | tuple):
-            return [clean(x) for x in v]
-        if isinstance(v, float) and not np.isfinite(v):
-            return None
-        return v
-
-    return json.dumps(clean(obj), indent=1, allow_nan=False)
+def _metrics_json(metrics: Any) -> str:
+    """A metrics file: NaN (a level without a positive herniation case has no
+    sensitivity) as null, since a bare NaN is not JSON."""
+    return dumps_strict(metrics, indent=1)
 
 
 def _drop_log_lines(path: Path, tag: str) -> None:
     """Remove the lines of network ``tag`` (and its ``tag-seedN`` members) from a
     log.jsonl before that network is trained again: a rerun appended a second copy."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            own = str(json.loads(line).get("tag", ""))
-        except (ValueError, AttributeError):
-            own = ""
-        if own == tag or own.startswith(f"{tag}-"):
-            continue
-        kept.append(line + "\n")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(kept))
-    tmp.replace(path)
+
+    def other(record: dict[str, Any]) -> bool:
+        own = str(record.get("tag", ""))
+        return own != tag and not own.startswith(f"{tag}-")
+
+    keep_jsonl_lines(path, other)
 
 
 def _member_seed(seed: int, fold: int, member: int) -> int:
@@ -563,7 +546,7 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
         cv_rows = [r for r, c in zip(rows, cv, strict=True) if c]
         write_predictions(out / "cv_predictions.tsv", cv_rows, probs[cv])
         summary["cv"] = _metrics(cv_rows, probs[cv], binary=binary)
-        (out / "cv_metrics.json").write_text(_strict_json(summary["cv"]))
+        (out / "cv_metrics.json").write_text(_metrics_json(summary["cv"]))
 
     shipped = None
     if cfg.train_final:
@@ -615,7 +598,7 @@ def _test_shipped(
         h_rows = [r for r, h in zip(rows, is_held, strict=True) if h]
         write_predictions(out / "holdout_predictions.tsv", h_rows, hp)
         result["holdout"] = _metrics(h_rows, hp, binary=binary)
-        (out / "holdout_metrics.json").write_text(_strict_json(result["holdout"]))
+        (out / "holdout_metrics.json").write_text(_metrics_json(result["holdout"]))
     if cfg.phantoms_test > 0:
         seeds = range(cfg.phantom_test_seed0, cfg.phantom_test_seed0 + cfg.phantoms_test)
         crop_kw = cfg.crop.model_dump()
@@ -623,7 +606,7 @@ def _test_shipped(
         pp = predict_probabilities(net, pc)
         _write_predictions(out / "phantom_predictions.tsv", p_rows, pp)
         result["phantom_test"] = _metrics(p_rows, pp)
-        (out / "phantom_metrics.json").write_text(_strict_json(result["phantom_test"]))
+        (out / "phantom_metrics.json").write_text(_metrics_json(result["phantom_test"]))
     return result
 
 
@@ -663,7 +646,7 @@ class _TestRun:
         (_write_binary_predictions if self.binary else _write_predictions)(
             out / "test_predictions.tsv", self.rows, self.probs
         )
-        (out / "test_metrics.json").write_text(_strict_json(self.metrics))
+        (out / "test_metrics.json").write_text(_metrics_json(self.metrics))
         return self.metrics
 
 

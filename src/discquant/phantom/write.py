@@ -20,8 +20,6 @@ leaves nothing half-written.
 
 from __future__ import annotations
 
-import json
-import math
 import shutil
 import tempfile
 from pathlib import Path
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from discquant.io.study import Volume
+from discquant.jsonfiles import dumps_strict
 from discquant.phantom import tissue as T
 from discquant.phantom.anatomy import (
     ALL_DISCS,
@@ -73,17 +72,7 @@ def _nifti(vol: Volume, path: Path, dtype: type) -> None:
 
 def _json(obj: Any, path: Path) -> None:
     """Strict JSON: NaN (a region the phantom does not have) is written as null."""
-    path.write_text(json.dumps(_nan_to_none(obj), indent=2, sort_keys=True, allow_nan=False) + "\n")
-
-
-def _nan_to_none(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_nan_to_none(v) for v in obj]
-    return obj
+    path.write_text(dumps_strict(obj, indent=2, sort_keys=True) + "\n")
 
 
 def _sidecar(study: PhantomStudy, kind: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from discquant.errors import InputNotFoundError, InvalidInputError
+from discquant.jsonfiles import keep_jsonl_lines
 from discquant.models import not_a_model, read_torch_file, save_torch_file
 from discquant.segment.data import TrainSubject, load_real_subjects, phantom_subjects
 from discquant.segment.network import (
@@ -353,23 +354,6 @@ def _checkpoint_settings(ck: Any) -> dict[str, Any] | None:
     return None if total is None else {"steps": int(total)}
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Keep the lines of ``path`` (a log.jsonl) up to ``step``, rewritten atomically."""
-    if not path.is_file():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if int(json.loads(line).get("step", 0)) > step:
-                continue
-        except (ValueError, TypeError, AttributeError):
-            pass  # a line it cannot read is kept as it is
-        kept.append(line + "\n")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(kept))
-    tmp.replace(path)
-
-
 def train(config: TrainConfig, out_dir: Path) -> Path:
     """Train (or resume) and return the path of the final ``model.pt``.
 
@@ -470,7 +454,9 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
         logger.info("resumed from %s at step %d", last, step)
         # Lines logged after that checkpoint by the run that stopped are logged again
         # now: they were kept, and the log held steps 25, 25, 30 ...
-        _truncate_log(out_dir / "log.jsonl", step)
+        keep_jsonl_lines(
+            out_dir / "log.jsonl", lambda r: not isinstance(r.get("step"), int) or r["step"] <= step
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     log = (out_dir / "log.jsonl").open("a")
