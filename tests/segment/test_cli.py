@@ -151,6 +151,36 @@ def test_an_interrupted_training_prints_the_checkpoint_not_a_missing_model(
     assert res.exit_code == 0 and res.stdout == "", res.output  # --quiet: errors only
 
 
+@pytest.mark.parametrize(
+    ("split", "message"),
+    [
+        # the default groups hold ../shared/data's patients; vb1x03 would be trained on
+        ("val_subjects: [sub-vb1x02]\n", "sub-vb1x02 (validation) and sub-vb1x03 (training)"),
+        (
+            "train_subjects: [sub-a, sub-b]\nval_subjects: [sub-c]\n"
+            "patient_groups: [[sub-b, sub-c]]\n",
+            "sub-c (validation) and sub-b (training) are one patient",
+        ),
+        ("patient_groups: [[sub-a, sub-b], [sub-b]]\n", "names sub-b in two groups"),
+    ],
+)
+def test_a_split_that_puts_one_patient_on_both_sides_is_refused(
+    tmp_path: Path, split: str, message: str
+) -> None:
+    """The split was by volume name: a config holding out one of a patient's volumes
+    validated on a spine it trained on, without a warning. Refused before any reading."""
+    root = tmp_path / "data"
+    (root / "lumbar-t2-vertebrae").mkdir(parents=True)
+    for name in ("sub-vb1x02", "sub-vb1x03", "sub-a", "sub-b", "sub-c"):
+        (root / "lumbar-t2-vertebrae" / f"{name}_mr.nii.gz").write_bytes(b"not read")
+    config = tmp_path / "leak.yaml"
+    config.write_text(f"steps: 20\ndata_root: {root}\n{split}")
+    out = tmp_path / "run"
+    line = _cli_error(["train", "segment", "--config", str(config), "--out", str(out)], tmp_path)
+    assert message in line
+    assert not out.exists()
+
+
 def test_every_output_is_checked_before_the_inference(tmp_path: Path) -> None:
     """A side file whose name was a folder failed after the inference and left the
     label map and masks behind; -o on the input replaced the T2 with labels."""

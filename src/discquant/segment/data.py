@@ -182,6 +182,23 @@ def _subject(
     )
 
 
+SHARED_DATA_PATIENT_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("sub-vb1x02", "sub-vb1x03"),
+    ("sub-vb1x06", "sub-vb1x07", "sub-vb1x08"),
+)
+"""Volumes of ``lumbar-t2-vertebrae`` that are one patient, scanned with several
+sequences: their masks agree at Dice 0.90–0.95 and the images side by side are the same
+spine (checked by eye on 2026-12-04; the data's README does not say). The segmentation
+trainer keeps each group on one side of its validation split."""
+
+
+def real_subject_names(root: Path) -> set[str]:
+    """Names of the labelled real volumes under ``root``, without reading them."""
+    discs = (p.name.split("_")[0] for p in (root / "lumbar-t2-discs").glob("sub-*_T2w.nii.gz"))
+    bodies = (p.name.split("_")[0] for p in (root / "lumbar-t2-vertebrae").glob("sub-*_mr.nii.gz"))
+    return {*discs, *bodies}
+
+
 def load_real_subjects(
     root: Path,
     classes: Sequence[str],

@@ -4,7 +4,8 @@
 It writes ``DIR/log.jsonl`` (one line per logging step and per validation),
 ``DIR/last.pt`` (model, optimiser, RNG states, step: resumable) and ``DIR/best.pt``;
 ``DIR/model.pt`` is the final weights in the shipped format (float16 state dict + meta).
-A run that finds ``DIR/last.pt`` resumes from it. The split is by subject.
+A run that finds ``DIR/last.pt`` resumes from it. The split is by patient
+(``TrainConfig.patient_groups``: volumes of one patient stay on one side).
 """
 
 from __future__ import annotations
@@ -24,7 +25,13 @@ import torch
 from discquant.errors import InputNotFoundError, InvalidInputError
 from discquant.jsonfiles import keep_jsonl_lines
 from discquant.models import not_a_model, read_torch_file, save_torch_file
-from discquant.segment.data import TrainSubject, load_real_subjects, phantom_subjects
+from discquant.segment.data import (
+    SHARED_DATA_PATIENT_GROUPS,
+    TrainSubject,
+    load_real_subjects,
+    phantom_subjects,
+    real_subject_names,
+)
 from discquant.segment.network import (
     IGNORE,
     MarginalDiceCELoss,
@@ -68,6 +75,11 @@ class TrainConfig:
     data_root: str = "../shared/data"
     train_subjects: list[str] | None = None
     val_subjects: list[str] = field(default_factory=list)
+    #: Volumes that are one patient: a group is never split between training and
+    #: validation (the run is refused). The default holds the groups of ../shared/data.
+    patient_groups: list[list[str]] = field(
+        default_factory=lambda: [list(g) for g in SHARED_DATA_PATIENT_GROUPS]
+    )
     phantom_train_seeds: list[int] = field(default_factory=list)
     phantom_weight: float = 0.3
     phantom_cache: str | None = None
@@ -335,7 +347,8 @@ def validate(
 
 
 _NOT_IN_THE_WEIGHTS = ("threads", "log_every", "val_every", "checkpoint_every",
-                       "max_steps_this_run", "data_root", "phantom_cache")  # fmt: skip
+                       "max_steps_this_run", "data_root", "phantom_cache",
+                       "patient_groups")  # fmt: skip
 
 
 def _resume_settings(config: TrainConfig) -> dict[str, Any]:
@@ -352,6 +365,31 @@ def _checkpoint_settings(ck: Any) -> dict[str, Any] | None:
         return dict(ck["settings"])
     total = ck.get("sched", {}).get("total_steps") if isinstance(ck.get("sched"), dict) else None
     return None if total is None else {"steps": int(total)}
+
+
+def check_patient_split(config: TrainConfig, available: set[str]) -> None:
+    """Refuse a split that puts one patient's volumes on both sides.
+
+    ``available``: the real volumes under ``data_root``; without ``train_subjects`` the
+    training side is every available volume not held out. A volume named in two groups
+    is refused too. Raises :class:`~discquant.errors.InvalidInputError`.
+    """
+    seen: dict[str, int] = {}
+    for k, group in enumerate(config.patient_groups):
+        for name in group:
+            if seen.setdefault(name, k) != k:
+                raise InvalidInputError(f"patient_groups names {name} in two groups")
+    val = set(config.val_subjects)
+    trained = set(config.train_subjects) if config.train_subjects is not None else available
+    trained = trained - val
+    for group in config.patient_groups:
+        held_out = sorted(val.intersection(group))
+        trained_on = sorted(trained.intersection(group))
+        if held_out and trained_on:
+            raise InvalidInputError(
+                f"{', '.join(held_out)} (validation) and {', '.join(trained_on)} (training) "
+                "are one patient (patient_groups): put them on one side"
+            )
 
 
 def train(config: TrainConfig, out_dir: Path) -> Path:
@@ -371,6 +409,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
             "real-data folder not found (data_root is relative to the folder the command runs in)",
             path=root,
         )
+    check_patient_split(config, real_subject_names(root))
     names = None
     if config.train_subjects is not None:
         names = list(config.train_subjects) + list(config.val_subjects)
