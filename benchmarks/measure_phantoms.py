@@ -138,6 +138,8 @@ def main() -> None:
                     "grade_ok": disc.pfirrmann_grade == t.grade if disc.pfirrmann_grade else np.nan,
                     "grade": t.grade,
                     "imprecise": "adc_np_imprecise" in disc.flags,
+                    "low_snr": "low_snr" in disc.flags,
+                    "snr_np_b0": disc.snr_np_b0 if disc.snr_np_b0 is not None else np.nan,
                     "seed": seed,
                     "level": disc.level,
                     "adc_np_median": disc.adc_np.median if disc.adc_np else np.nan,
@@ -189,7 +191,21 @@ def main() -> None:
         f"p95 |error| {100 * np.percentile(np.abs(adc[reach]), 95):.2f} %, "
         f"within 5 % {100 * np.mean(np.abs(adc[reach]) < 0.05):.1f} %"
     )
+    low = np.array([r["low_snr"] for r in rows]) & np.isfinite(adc)
     fin = np.isfinite(adc)
+    print(
+        f"low_snr flag (measured signal and sigma) against the truth's bound: flagged "
+        f"{int(low.sum())}; of the {int((fin & ~reach).sum())} discs where noise forbids 5 %, "
+        f"{int((low & ~reach).sum())} flagged; of the {int(reach.sum())} where it allows it, "
+        f"{int((low & reach).sum())} flagged"
+    )
+    if (fin & ~low).any():
+        print(
+            f"without low_snr ({int((fin & ~low).sum())} discs): bias "
+            f"{100 * adc[fin & ~low].mean():+.2f} %, p95 |error| "
+            f"{100 * np.percentile(np.abs(adc[fin & ~low]), 95):.2f} %, within 5 % "
+            f"{100 * np.mean(np.abs(adc[fin & ~low]) < 0.05):.1f} %"
+        )
     print(
         f"RMS of error / bound: {np.sqrt(np.mean((adc[fin] / bound[fin]) ** 2)):.2f} all discs; "
         + ", ".join(

@@ -292,6 +292,9 @@ def analyze(
             fit_rmse=result.adc_fit_rmse,
             level_flags=_level_flags(segmentation),
             disc_probability=getattr(segmentation, "disc_probability", None),
+            b0_dwi=result.b0 if result.adc_fit_bvals_s_per_mm2 is not None else None,
+            noise_sigma=result.noise_sigma,
+            fit_bvals_s_per_mm2=result.adc_fit_bvals_s_per_mm2,
         )
         result.discs = measure_discs(inputs, config=config.measure, calibration=calibration)
         result.provenance["disc_heights"] = (
@@ -336,8 +339,15 @@ def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> 
     rmse = getattr(fit, "rmse_log", None)
     if rmse is not None:
         result.adc_fit_rmse = Volume(np.asarray(rmse, dtype=np.float32), affine)
+    result.adc_fit_bvals_s_per_mm2 = tuple(
+        float(shell.bval_s_per_mm2) for shell in model.used_shells for _ in shell.volumes
+    )
     result.b0 = _mean_b0(dwi)
-    result.snr_estimate = _snr(dwi, result.b0, result.warnings)
+    result.noise_sigma = _noise_sigma(dwi, result.warnings)
+    if result.noise_sigma is not None:
+        data = result.b0.data[np.isfinite(result.b0.data)]
+        if data.size:
+            result.snr_estimate = float(np.percentile(data, 95)) / result.noise_sigma
     if study.adc is not None:
         # Scanners fit the trace by unweighted log-linear least squares: compare like with
         # like. Against the default WLS map, noise alone made the median differ by 5.2–6.0 %
@@ -357,13 +367,13 @@ def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> 
         )
 
 
-def _snr(dwi: Series, b0: Volume, warnings: list[str]) -> float | None:
-    """Signal-to-noise of the b≈0 image: the 95th percentile of the signal (bright
-    tissue) over the noise σ of one image.
+def _noise_sigma(dwi: Series, warnings: list[str]) -> float | None:
+    """Noise σ of one DWI volume, for the study's SNR estimate (the 95th percentile of
+    the b≈0 signal, bright tissue, over σ) and each disc's ``snr_np_b0`` and ``low_snr``.
 
     σ is :func:`~discquant.diffusion.noise.estimate_noise_sigma_of_images` of the b≈0
     volumes, as the ADC engine's ``noise_sigma="auto"`` measures it.
-    On phantoms (SNR 8–40, 9 studies) it reads σ 1.27–1.68 times the truth, so the SNR
+    On phantoms (SNR 8–40, 9 studies) it reads σ 1.27–1.68 times the truth, so SNRs read
     low: tissue of little signal mixes into the background. The mean of the darkest 10 %
     of voxels used before read σ 0.38–0.61 times the truth (SNR 1.6–2.6 times too high;
     tests/test_pipeline.py, docs/measurement.md). None, with a warning, where no
@@ -376,8 +386,7 @@ def _snr(dwi: Series, b0: Volume, warnings: list[str]) -> float | None:
     except InvalidInputError as exc:
         warnings.append(f"SNR not estimated: {exc}")
         return None
-    data = b0.data[np.isfinite(b0.data)]
-    return float(np.percentile(data, 95)) / sigma if sigma > 0 and data.size else None
+    return float(sigma) if sigma > 0 else None
 
 
 def _default_segmenter(config: AnalysisConfig) -> Segmenter:

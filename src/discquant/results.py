@@ -54,8 +54,8 @@ class DiscResult:
 
     A level that was not found still has a row (``found=False``) with every value None.
     ``flags`` lists what a reader should know: ``partial_fov``, ``poor_fit``,
-    ``adc_np_imprecise`` (the noise of a small or low-signal nucleus: there is no separate
-    per-disc SNR flag), ``level_uncertain``, ``adc_withheld_too_few_voxels``, ...
+    ``low_snr`` (noise alone keeps the nucleus ADC from ±5 %), ``adc_np_imprecise`` (the
+    measured spread of the nucleus), ``level_uncertain``, ``adc_withheld_too_few_voxels``, ...
     """
 
     level: str
@@ -63,6 +63,8 @@ class DiscResult:
     # Diffusion (µm²/ms)
     adc_disc: AdcStats | None = None
     adc_np: AdcStats | None = None
+    snr_np_b0: float | None = None
+    """Median b≈0 signal of the nucleus core over the noise σ of one DWI volume."""
     # Water
     water_index: float | None = None
     water_index_csf: float | None = None
@@ -120,6 +122,10 @@ class AnalysisResult:
     labels_dwi: Volume | None = None
     """Segmentation brought to the DWI grid."""
     snr_estimate: float | None = None
+    noise_sigma: float | None = None
+    """Noise σ of one DWI volume (background estimate), in the DWI's signal units."""
+    adc_fit_bvals_s_per_mm2: tuple[float, ...] | None = None
+    """One b-value per DWI volume that the ADC fit used (None for a scanner's ADC map)."""
 
     @property
     def failed_stages(self) -> list[StageStatus]:

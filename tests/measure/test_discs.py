@@ -122,3 +122,43 @@ def test_a_canal_of_nan_t2_gives_no_csf_ratio() -> None:
     d = _t2_study(t2)
     assert d["t2_np_csf_ratio"] is None
     assert d["t2_np_reference_ratio"] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("margin", [0.5, 2.0])
+def test_low_snr_follows_the_cramer_rao_bound_of_the_nucleus(margin: float) -> None:
+    """``low_snr``: noise alone keeps the nucleus ADC from ±5 % (1.96 × the pooled bound).
+
+    For b = 0 and b1 the bound of one voxel is the error propagation of ln(S0/S1)/b1,
+    √(σ²/S0² + σ²/S1²)/b1, and n voxels of one ADC pool to it / √n. σ is set so that
+    1.96 × the pooled bound is ``margin`` times 5 % of the ADC.
+    """
+    labels = np.zeros((9, 40, 40), np.int16)
+    labels[1:8, 10:30, 15:25] = L5S1
+    adc_true, s0, b1 = 1.2, 400.0, 800.0
+    adc = np.full(labels.shape, 3.0, np.float32)
+    adc[labels > 0] = adc_true
+    b0 = np.full(labels.shape, 50.0, np.float32)
+    b0[labels > 0] = s0
+    probe = _measure(labels, adc)
+    n = probe["adc_np"].n_voxels  # type: ignore[attr-defined]
+    s1 = s0 * np.exp(-b1 * 1e-3 * adc_true)
+    # pooled bound for σ = 1, relative; the bound is proportional to σ
+    per_sigma = np.sqrt(1 / s0**2 + 1 / s1**2) / (b1 * 1e-3) / np.sqrt(n) / adc_true
+    sigma = margin * 0.05 / (1.96 * per_sigma)
+    [disc] = [
+        d
+        for d in measure_discs(
+            MeasureInputs(
+                labels=Volume(labels, AFFINE),
+                adc=Volume(adc, AFFINE),
+                labels_dwi=Volume(labels, AFFINE),
+                b0_dwi=Volume(b0, AFFINE),
+                noise_sigma=float(sigma),
+                fit_bvals_s_per_mm2=(0.0, b1),
+            )
+        )
+        if d.level == "L5-S1"
+    ]
+    assert disc.snr_np_b0 == pytest.approx(s0 / sigma, rel=1e-6)
+    assert ("low_snr" in disc.flags) == (margin > 1)
+    assert "low_snr" not in probe["flags"] and probe["snr_np_b0"] is None  # no σ: no SNR

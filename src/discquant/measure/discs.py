@@ -52,6 +52,10 @@ class MeasureConfig:
     SE of a median ≈ 1.2533 · SD / √n (normal approximation). Small, heterogeneous nuclei
     (collapsed grade V discs: 5–50 DWI voxels with fluid clefts) carry it; on phantoms
     their median missed the truth by up to 30 % (docs/measurement.md)."""
+    max_noise_limited_error: float = 0.05
+    """1.96 × the Cramér–Rao bound of the nucleus ADC, relative to it, above this →
+    ``low_snr``: at the nucleus's signal, size and the study's noise no unbiased fit
+    could be within this share of the truth for 95 % of such discs (docs/measurement.md)."""
 
 
 def median_rel_se(stats: AdcStats) -> float:
@@ -81,6 +85,12 @@ class MeasureInputs:
     fit_rmse: Volume | None = None
     level_flags: dict[str, list[str]] = field(default_factory=dict)
     disc_probability: Volume | None = None
+    b0_dwi: Volume | None = None
+    noise_sigma: float | None = None
+    fit_bvals_s_per_mm2: tuple[float, ...] | None = None
+    """One b-value per DWI volume the ADC fit used; with ``b0_dwi`` (the mean b≈0 image)
+    and ``noise_sigma`` (σ of one DWI volume) they give each disc's ``snr_np_b0`` and
+    its ``low_snr`` flag."""
 
 
 def _touches_border(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> bool:
@@ -175,6 +185,45 @@ def _adc_measures(result: DiscResult, inputs: MeasureInputs, config: MeasureConf
         result.water_index = water_index(
             result.adc_np.median, reference_um2_per_ms=config.reference_np_adc_um2_per_ms
         )
+        _noise_measures(result, result.adc_np.median, np_mask, inputs, config)
+
+
+def _noise_measures(
+    result: DiscResult,
+    adc_um2_per_ms: float,
+    np_mask: npt.NDArray[np.bool_],
+    inputs: MeasureInputs,
+    config: MeasureConfig,
+) -> None:
+    """``snr_np_b0`` and the ``low_snr`` flag of one nucleus.
+
+    The flag compares the pooled Cramér–Rao bound of the nucleus ADC
+    (:mod:`discquant.diffusion.precision`: each core voxel's b≈0 signal, the nucleus
+    median ADC, the fit's b-values, the study's σ) with
+    :attr:`MeasureConfig.max_noise_limited_error`. It says what noise alone allows; the
+    measured spread (``adc_np_imprecise``) also holds the nucleus's own heterogeneity.
+    """
+    from discquant.diffusion.precision import (
+        adc_sd_lower_bound_um2_per_ms,
+        pooled_sd_lower_bound,
+    )
+
+    sigma = inputs.noise_sigma
+    if inputs.b0_dwi is None or inputs.fit_bvals_s_per_mm2 is None or not sigma or sigma <= 0:
+        return
+    if inputs.b0_dwi.shape[:3] != np_mask.shape or not adc_um2_per_ms > 0:
+        return
+    s0 = _finite_values(inputs.b0_dwi.data, np_mask)
+    s0 = s0[s0 > 0]
+    if not s0.size:
+        return
+    result.snr_np_b0 = float(np.median(s0)) / sigma
+    voxel_sd = adc_sd_lower_bound_um2_per_ms(
+        s0, adc_um2_per_ms, inputs.fit_bvals_s_per_mm2, sigma
+    )
+    bound_rel = pooled_sd_lower_bound(voxel_sd) / adc_um2_per_ms
+    if 1.96 * bound_rel > config.max_noise_limited_error:
+        result.flags.append("low_snr")
 
 
 def _t2_measures(

@@ -59,6 +59,12 @@ COLUMNS: tuple[Column, ...] = (
     ),
     *_stats_columns("adc_np", "nucleus pulposus region on the DWI grid"),
     Column(
+        "snr_np_b0",
+        "Signal-to-noise of the nucleus: its median b~0 signal over the noise SD of one DWI "
+        "volume, estimated from the image background (reads low by 20-40 % on phantoms). "
+        "Empty for a scanner's ADC map.",
+    ),
+    Column(
         "water_index",
         "Relative water index: nucleus ADC over the reference nucleus ADC of healthy young "
         "adults (2.0 um^2/ms by default; 1.0 = like a grade I disc). Not a water fraction.",
@@ -121,7 +127,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("adc_class", "ADC class of the nucleus against the reference bands by grade."),
     Column(
         "flags",
-        "Comma-separated notes for the reader (partial_fov, poor_fit, "
+        "Comma-separated notes for the reader (partial_fov, poor_fit, low_snr, "
         "level_uncertain, adc_withheld_too_few_voxels, adc_np_imprecise, ...); "
         "n/a when none.",
     ),
@@ -149,6 +155,7 @@ def disc_row(disc: DiscResult) -> dict[str, Any]:
         "found": disc.found,
         **_stats_values("adc_disc", disc.adc_disc),
         **_stats_values("adc_np", disc.adc_np),
+        "snr_np_b0": disc.snr_np_b0,
         "water_index": disc.water_index,
         "water_index_csf": disc.water_index_csf,
         "water_percent": disc.water_percent,
