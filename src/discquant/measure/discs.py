@@ -218,9 +218,7 @@ def _noise_measures(
     if not s0.size:
         return
     result.snr_np_b0 = float(np.median(s0)) / sigma
-    voxel_sd = adc_sd_lower_bound_um2_per_ms(
-        s0, adc_um2_per_ms, inputs.fit_bvals_s_per_mm2, sigma
-    )
+    voxel_sd = adc_sd_lower_bound_um2_per_ms(s0, adc_um2_per_ms, inputs.fit_bvals_s_per_mm2, sigma)
     bound_rel = pooled_sd_lower_bound(voxel_sd) / adc_um2_per_ms
     if 1.96 * bound_rel > config.max_noise_limited_error:
         result.flags.append("low_snr")

@@ -61,8 +61,9 @@ ADC chart mark typical nucleus ADC for grades I–V (about 2.0, 1.9, 1.7, 1.4, 1
 ±0.2–0.3; Kealey 2005, Niinimäki 2009, Kapoor 2023): reading aids, not thresholds.</p>
 <p><strong>Limits.</strong> Automated grades agree with radiologists about as well as radiologists
 agree with each other (κ ≈ 0.6–0.7); degeneration is common without symptoms. Values flagged
-<span class="flag">low_snr</span>, <span class="flag">adc_np_imprecise</span>, <span class="flag">poor_fit</span> or
-<span class="flag">partial_fov</span> deserve a look at the images.</p>
+<span class="flag">low_snr</span>, <span class="flag">adc_np_imprecise</span>,
+<span class="flag">poor_fit</span> or <span class="flag">partial_fov</span> deserve a look at the
+images.</p>
 """
 
 
