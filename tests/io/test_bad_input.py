@@ -363,3 +363,52 @@ def test_a_huge_integer_series_number_is_read(tmp_path: Path) -> None:
     (tmp_path / "t2.json").write_text('{"SeriesNumber": ' + "9" * 30 + "}")
     study = load_study(t2=image)
     assert study.t2 is not None and study.t2.provenance.series_number == int("9" * 30)
+
+
+@pytest.mark.parametrize(
+    ("tag", "value", "problem"),
+    [
+        ("ImagePositionPatient", None, "invalid plane geometry"),
+        ("ImagePositionPatient", [-60.0, -60.0], "invalid plane geometry"),
+        ("SeriesNumber", ["7", "8"], None),  # not one number: read as no number
+    ],
+)
+def test_a_damaged_header_value_in_another_series_does_not_stop_the_import(
+    tmp_path: Path, tag: str, value: Any, problem: str | None
+) -> None:
+    """An empty or two-valued ImagePositionPatient, or a two-valued SeriesNumber, in an
+    irrelevant axial series raised TypeError/IndexError: a traceback, exit 1."""
+    import pydicom
+
+    good = _t2_series(tmp_path / "sag")
+    axial = write_series(
+        tmp_path / "ax",
+        np.random.default_rng(2).integers(100, 1000, size=(32, 32, 4)),
+        description="T2_TSE_TRA",
+        series_number=8,
+        study_uid=generate_uid(),
+        frame_uid=generate_uid(),
+        iop=AXIAL_IOP,
+    )
+    for path in axial.files:
+        ds = pydicom.dcmread(path)
+        setattr(ds, tag, value)
+        ds.save_as(path, enforce_file_format=True)
+    study = load_study(tmp_path)
+    assert study.t2 is not None and study.t2.provenance.source_paths[0] == good.files[0]
+    skipped = [w for w in study.warnings if "series skipped" in w]
+    if problem is None:
+        assert not skipped and len(study.series) == 2
+    else:
+        assert len(skipped) == 1 and problem in skipped[0]
+        assert skipped[0].startswith(str(axial.files[0].relative_to(tmp_path)))
+
+
+def test_inspect_prints_brackets_in_names_as_text(tmp_path: Path) -> None:
+    """Descriptions went through rich markup: "[/tra]" raised MarkupError (a traceback,
+    exit 1) and "[fs]" vanished from the table."""
+    _nifti(tmp_path / "t2.nii.gz", np.ones((8, 8, 3)))
+    (tmp_path / "t2.json").write_text('{"SeriesDescription": "T2 sag [fs] [/tra]"}')
+    result = CliRunner().invoke(app, ["inspect", str(tmp_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "T2 sag [fs] [/tra]" in result.stdout

@@ -277,3 +277,42 @@ def test_a_cohort_on_a_bids_root_runs_each_session_as_a_study(tmp_path: Path) ->
              for s in studies_from_folder(tmp_path)}  # fmt: skip
     assert found == {("01ses1", "sub-01/ses-1"), ("01ses2", "sub-01/ses-2"),
                      ("02", "sub-02"), ("03", "sub-03")}  # fmt: skip
+
+
+def test_a_sagittal_bids_t2_goes_before_an_axial_one_with_more_slices(tmp_path: Path) -> None:
+    """BIDS names both ``anat/*_T2w`` T2; the axial stack (more slices) was taken and
+    segmented although the sagittal T2 was beside it."""
+    te = {"EchoTime": 0.1, "RepetitionTime": 4.0}
+    sub = tmp_path / "sub-01"
+    _save(sub / "anat" / "sub-01_T2w.nii.gz", np.ones((8, 8, 5)), sidecar=te)
+    _save(sub / "anat" / "sub-01_acq-ax_T2w.nii.gz", np.ones((8, 8, 40)), AX, sidecar=te)
+    study = load_study(sub)
+    assert study.t2 is not None and study.t2.description == "sub-01_T2w"
+    assert [s.orientation for s in study.series if s.role is SeriesRole.T2] == [
+        "sagittal",
+        "axial",
+    ]
+
+
+def test_slices_are_counted_on_the_slice_axis_when_ranking(tmp_path: Path) -> None:
+    """A single mid-sagittal slice stored with its slice axis first (1 × 400 × 480) was
+    ranked above a 15-slice T2: the third axis (480) was read as its slice count."""
+    te = {"EchoTime": 0.1, "RepetitionTime": 3.5}
+    _save(tmp_path / "volume.nii.gz", np.ones((48, 40, 15)), sidecar=te)
+    single = np.array([[4.0, 0, 0, 0], [0, 0.8, 0, 0], [0, 0, 0.8, 0], [0, 0, 0, 1]])
+    _save(tmp_path / "midsag.nii.gz", np.ones((1, 40, 48)), single, sidecar=te)
+    study = load_study(tmp_path)
+    assert [s.description for s in study.series] == ["volume", "midsag"]
+    assert all(s.role is SeriesRole.T2 for s in study.series)
+
+
+def test_an_inversion_time_of_zero_is_no_inversion(tmp_path: Path) -> None:
+    """Some converters write "InversionTime": 0 for every sequence: the T2 was refused
+    as inversion recovery. A real TI still is."""
+    _save(tmp_path / "a" / "t2.nii.gz", np.ones((8, 8, 5)),
+          sidecar={"EchoTime": 0.1, "RepetitionTime": 4.0, "InversionTime": 0})  # fmt: skip
+    _save(tmp_path / "b" / "stir.nii.gz", np.ones((8, 8, 5)),
+          sidecar={"EchoTime": 0.07, "RepetitionTime": 4.0, "InversionTime": 0.16})  # fmt: skip
+    assert load_study(tmp_path / "a").t2 is not None
+    [stir] = load_study(tmp_path / "b").series
+    assert stir.role is SeriesRole.OTHER and "inversion recovery" in stir.reason

@@ -66,9 +66,13 @@ def inspect_cmd(
         typer.echo(json.dumps({"series": rows}, ensure_ascii=False))
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=f"{study.subject}: {len(rows)} series")
+    # Descriptions, reasons, names and paths are data: printed as Text, never as markup
+    # ("T2 [/tra] ax" raised MarkupError, "DWI [b0,800]" lost its brackets).
+    table = Table(title=Text(f"{study.subject}: {len(rows)} series"))
     for col in ("role", "description", "shape", "voxel mm", "orientation", "b-values"):
         table.add_column(col, no_wrap=col in ("role", "shape"), overflow="fold")
     table.add_column("reason", ratio=2, overflow="fold")
@@ -87,8 +91,8 @@ def inspect_cmd(
         ]
         if keep_phi:
             cells.append(", ".join(str(v) for v in r["patient"].values()))
-        table.add_row(*cells)
+        table.add_row(*(Text(str(c)) for c in cells))
     console = Console()
     console.print(table)
     for w in study.warnings:
-        console.print(f"[yellow]warning:[/] {w}")
+        console.print(f"[yellow]warning:[/] {escape(w)}")

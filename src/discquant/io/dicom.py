@@ -214,8 +214,13 @@ def _geometry(ds: object, path: Path) -> list[tuple[Path, _Slice]]:
 
     out: list[tuple[Path, _Slice]] = []
     if "ImagePositionPatient" in ds and "ImageOrientationPatient" in ds:
-        iop = tuple(round(float(v), 4) for v in ds.ImageOrientationPatient)
-        ipp = tuple(float(v) for v in ds.ImagePositionPatient)
+        iop = tuple(round(float(v), 4) for v in ds.ImageOrientationPatient or ())
+        ipp = tuple(float(v) for v in ds.ImagePositionPatient or ())
+        if len(iop) != 6 or len(ipp) != 3:
+            raise ValueError(
+                f"ImageOrientationPatient has {len(iop)} values and ImagePositionPatient "
+                f"{len(ipp)} (6 and 3 expected)"
+            )
         out.append((path, _Slice(iop, (ipp[0], ipp[1], ipp[2]))))
         return out
     shared_seq = ds.get("SharedFunctionalGroupsSequence")
@@ -292,12 +297,16 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
         if uid is None:
             scan.truncated.append((path, "no SeriesInstanceUID in the header", None))
             continue
+        try:  # a damaged plane geometry makes the file unusable, not the whole study
+            geometry = _geometry(ds, path)
+        except (TypeError, ValueError, IndexError) as exc:
+            scan.truncated.append((path, f"invalid plane geometry ({exc})", uid))
+            continue
         series = scan.series.get(uid)
         if series is None:
-            number = ds.get("SeriesNumber")
             series = _DicomSeries(
                 uid=str(uid),
-                number=None if number in (None, "") else int(number),
+                number=_series_number(ds.get("SeriesNumber")),
                 description=str(ds.get("SeriesDescription", "") or ""),
                 study_uid=ds.get("StudyInstanceUID"),
                 frame_uid=ds.get("FrameOfReferenceUID"),
@@ -315,8 +324,16 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
         image_type = [str(t).upper() for t in ds.get("ImageType", [])]
         if "MOSAIC" in image_type:
             series.mosaic = True
-        series.slices.extend(_geometry(ds, path))
+        series.slices.extend(geometry)
     return scan
+
+
+def _series_number(value: object) -> int | None:
+    """SeriesNumber as an integer; None when absent or not one number (``7\\8``)."""
+    try:
+        return None if value in (None, "") else int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        return None
 
 
 def _spacing_problem(series: _DicomSeries) -> tuple[Path, str] | None:

@@ -271,7 +271,8 @@ def _classify(raw: RawImage, *, assume_t2: bool) -> tuple[SeriesRole, str]:
         return SeriesRole.OTHER, f"{raw.volume.shape[3]} volumes without b-values"
     te, tr = _timing_ms(raw, "EchoTime"), _timing_ms(raw, "RepetitionTime")
     ti = _timing_ms(raw, "InversionTime")
-    if ti is not None or _IR_HINT.search(desc):
+    # TI 0 is "no inversion" (some converters write it for every sequence)
+    if (ti is not None and ti > 0) or _IR_HINT.search(desc):
         return SeriesRole.OTHER, "inversion recovery (STIR/TIRM/FLAIR), not plain T2"
     if te is not None and tr is not None:
         timing = f"TE {te:.0f} ms, TR {tr:.0f} ms"
@@ -330,26 +331,31 @@ def to_series(raw: RawImage, *, assume_t2: bool = False) -> Series:
 _ROLE_ORDER = {r: i for i, r in enumerate(SeriesRole)}
 
 
-def _in_plane_area_mm2(volume: Volume) -> float:
+def _slices_and_in_plane_area_mm2(volume: Volume) -> tuple[int, float]:
+    """Number of slices and in-plane voxel area, on the slice axis of
+    :func:`slice_axis` (a sagittal series in RAS voxel order has its slices first)."""
+    axis = slice_axis(volume.affine, volume.shape)
     vx = volume.voxel_mm
-    return vx[0] * vx[1]
+    in_plane = [vx[i] for i in range(3) if i != axis]
+    return int(volume.shape[axis]), float(in_plane[0] * in_plane[1])
 
 
 def _quality_key(series: Series, explicit: bool) -> tuple[float, ...]:
     img = series.image
-    n_slices = img.shape[2]
-    area = _in_plane_area_mm2(img)
+    n_slices, area = _slices_and_in_plane_area_mm2(img)
     if series.role is SeriesRole.DWI and series.bvals_s_per_mm2 is not None:
         n_shells = len(shells(series.bvals_s_per_mm2))
         return (not explicit, -n_shells, -img.shape[3], area)
-    return (not explicit, -n_slices, area)
+    # A T2 named by its file (BIDS anat/*_T2w) may be axial: a sagittal one goes first.
+    return (not explicit, series.orientation != "sagittal", -n_slices, area)
 
 
 def order_series(series: Sequence[Series], *, explicit: Sequence[bool]) -> tuple[Series, ...]:
     """Roles in the order t2, dwi, adc, trace, other; best first within each role.
 
     Best: given explicitly by the user; then for DWI more shells and more volumes; for
-    the others more slices; then finer in-plane voxels (smaller area).
+    the others sagittal before any other orientation, then more slices; then finer
+    in-plane voxels (smaller area).
     """
     keyed = sorted(
         zip(series, explicit, strict=True),
