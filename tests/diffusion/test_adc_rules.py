@@ -95,6 +95,16 @@ def test_rician_correction_turns_signals_below_sigma_invalid():
     assert fit.noise_sigma == 30.0
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_rician_correction_keeps_negative_signals_invalid(method):
+    """Squared before σ² was subtracted, a negative M became the valid √(M² − σ²)."""
+    good = [1000.0, 548.8, 301.2]
+    rows = [good, [-1000.0, 548.8, 301.2], [1000.0, -548.8, -301.2], [1000.0, 548.8, -301.2]]
+    fit = fit_rows(rows, noise_sigma=10.0, method=method)
+    assert fit.valid.tolist() == [True, False, False, False]
+    assert np.isnan(fit.adc_um2_per_ms[1:]).all()
+
+
 def test_mask_excludes_voxels_and_leaves_the_rest_unchanged():
     rng = np.random.default_rng(0)
     adc = rng.uniform(0.5, 3.0, (40, 50))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import nibabel as nib
 import numpy as np
@@ -189,3 +190,51 @@ def test_cli_map_that_would_replace_its_input_is_refused(dwi_files, target):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 2 and "would replace the input" in res.output, res.output
     assert (tmp / "dwi.nii.gz").read_bytes() == before
+
+
+@pytest.mark.parametrize("given", ["folder", "file"])
+def test_cli_map_over_a_file_the_import_read_is_refused(dwi_files, given):
+    """Only the paths typed were checked: `adc FOLDER -o FOLDER/dwi.nii.gz` replaced the
+    raw DWI found in the folder, and `adc dwi.nii.gz -o dwi.nii` wrote its sidecar over
+    the DWI's own dwi.json (read by the import). Both exited 0."""
+    tmp, _ = dwi_files
+    (tmp / "dwi.json").write_text('{"SeriesDescription": "DWI"}')
+    before = {p.name: p.read_bytes() for p in tmp.iterdir()}
+    src, out = (
+        (tmp, tmp / "dwi.nii.gz") if given == "folder" else (tmp / "dwi.nii.gz", tmp / "dwi.nii")
+    )
+    res = CliRunner().invoke(app, ["adc", str(src), "-o", str(out)])
+    assert res.exit_code == 2 and "would replace the input" in res.output, res.output
+    assert {p.name: p.read_bytes() for p in tmp.iterdir()} == before
+
+
+def test_cli_complex_valued_dwi_is_refused(tmp_path):
+    """Only the real part was kept (a ComplexWarning): phase-rotated signals gave ADC 2.16
+    for 1.39 µm²/ms, exit 0."""
+    dwi = 1000.0 * np.exp(-1.4e-3 * BVALS) * np.exp(1j * np.array([0.0, 0.6, 1.2]))
+    image = tmp_path / "cx.nii.gz"
+    nib.save(
+        nib.Nifti1Image(np.broadcast_to(dwi, (6, 6, 3, 3)).astype(np.complex64), AFFINE), image
+    )
+    (tmp_path / "cx.bval").write_text("0 400 800\n")
+    res = CliRunner().invoke(app, ["adc", str(image), "-o", str(tmp_path / "adc.nii.gz")])
+    assert res.exit_code == 2 and "complex-valued" in res.stderr and str(image) in res.stderr
+    assert not (tmp_path / "adc.nii.gz").exists()
+
+
+def test_cli_long_output_name_is_written_and_errors_name_the_output(dwi_files):
+    """The temporary name was the output's plus ~14 characters: a legal 249-character
+    name failed, and write errors named the hidden temporary file."""
+    tmp, _ = dwi_files
+    long_out = tmp / ("a" * 245 + ".nii")
+    res = CliRunner().invoke(app, ["adc", str(tmp / "dwi.nii.gz"), "-o", str(long_out)])
+    assert res.exit_code == 0, res.output
+    assert long_out.is_file()
+    # a write that fails (here: a folder where the temporary file goes; CliRunner runs
+    # in this process, so it has this pid)
+    out = tmp / "maps" / "adc.nii.gz"
+    (tmp / "maps" / f".discquant-{os.getpid()}.partial.nii.gz").mkdir(parents=True)
+    res = CliRunner().invoke(app, ["adc", str(tmp / "dwi.nii.gz"), "-o", str(out)])
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert res.exit_code == 2 and lines[-1].startswith(f"discquant: error: {out}: "), res.output
+    assert not out.exists() and not (tmp / "maps" / "adc.json").exists()

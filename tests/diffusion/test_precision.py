@@ -41,6 +41,9 @@ def test_trace_images_count_their_directions():
 def test_bound_rejects_bad_input_and_pools_voxels():
     assert adc_sd_lower_bound_um2_per_ms(0.0, 1.0, [0, 1000], 1.0) == np.inf
     assert adc_sd_lower_bound_um2_per_ms(10.0, 1.0, [1000, 1000], 1.0) == np.inf
+    # one distinct b-value whose determinant rounds to a tiny positive number
+    s0 = np.array([50.0, 300.0, 1000.0])
+    assert np.isinf(adc_sd_lower_bound_um2_per_ms(s0, 1.2, [333, 333, 333], 1.0)).all()
     with pytest.raises(ValueError):
         adc_sd_lower_bound_um2_per_ms(10.0, 1.0, [0, 1000], 0.0)
     assert pooled_sd_lower_bound([0.1, np.inf, 0.1]) == pytest.approx(0.1 / np.sqrt(2))

@@ -203,12 +203,15 @@ class Kernel:
 
     # -- steps ----------------------------------------------------------------------------
     def _corrected(self, col: FloatArray, out: FloatArray) -> FloatArray:
-        """``√(max(M² − σ², 0))`` into ``out`` (Gudbjartsson & Patz 1995)."""
+        """``√(max(M² − σ², 0))`` into ``out`` (Gudbjartsson & Patz 1995); M ≤ 0 stays 0,
+        so rule 1 still finds it (squared, a negative M had become a valid signal)."""
         assert self.sigma2 is not None
         np.square(col, out=out)
         out -= self.sigma2
         np.maximum(out, 0, out=out)
-        return np.sqrt(out, out=out)
+        np.sqrt(out, out=out)
+        np.copyto(out, 0, where=col <= 0)
+        return out
 
     def _reference(self, xc: FloatArray, b: dict[str, np.ndarray]) -> tuple[FloatArray, FloatArray]:
         """The reference signal per voxel and the smallest image in it (for rule 1)."""

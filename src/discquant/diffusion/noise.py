@@ -59,8 +59,8 @@ def rician_correct(magnitude: npt.ArrayLike, sigma: float) -> npt.NDArray[np.flo
 
     Examples
     --------
-    >>> rician_correct([5.0, 1.0, 0.5], 3.0).tolist()
-    [4.0, 0.0, 0.0]
+    >>> rician_correct([5.0, 1.0, 0.5, -5.0], 3.0).tolist()
+    [4.0, 0.0, 0.0, 0.0]
     """
     m = np.asarray(magnitude)
     if m.dtype != np.float32:
@@ -70,7 +70,9 @@ def rician_correct(magnitude: npt.ArrayLike, sigma: float) -> npt.NDArray[np.flo
     out = np.square(m)
     out -= m.dtype.type(sigma) ** 2
     np.maximum(out, 0, out=out)
-    return np.sqrt(out, out=out)
+    np.sqrt(out, out=out)
+    np.copyto(out, 0, where=m <= 0)  # a negative M is no signal, not |M|
+    return out
 
 
 def estimate_noise_sigma_of_images(images: Iterable[npt.ArrayLike]) -> float:

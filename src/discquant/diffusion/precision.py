@@ -75,6 +75,8 @@ def adc_sd_lower_bound_um2_per_ms(
     w = signal**2 * n / sigma**2
     sw, swb, swbb = w.sum(-1), (w * b).sum(-1), (w * b * b).sum(-1)
     det = sw * swbb - swb**2
+    if np.unique(b).size < 2:  # the determinant is then 0 only up to rounding
+        return np.full(det.shape, np.inf)
     with np.errstate(divide="ignore", invalid="ignore"):
         var = np.where(det > 0, sw / det, np.inf)
     return np.sqrt(var)

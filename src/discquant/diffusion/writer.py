@@ -48,6 +48,18 @@ def _suffix(path: Path) -> str:
     raise InvalidInputError("output must be a NIfTI file ending in .nii or .nii.gz", path=path)
 
 
+def _files_read(sources: Any) -> list[Path]:
+    """The source files of a series and, for NIfTI ones, their .json/.bval/.bvec."""
+    from discquant.io.nifti import is_nifti, nifti_stem
+
+    read: list[Path] = []
+    for source in map(Path, sources or ()):
+        read.append(source)
+        if is_nifti(source):
+            read += [source.with_name(nifti_stem(source) + e) for e in (".json", ".bval", ".bvec")]
+    return read
+
+
 def sidecar_path(output: Path) -> Path:
     """``adc.nii.gz`` → ``adc.json``."""
     return output.with_name(output.name[: -len(_suffix(output))] + ".json")
@@ -125,16 +137,21 @@ def write_adc_nifti(
         meta["Source"] = source
     meta.update(settings or {})
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_img = out.with_name(f".{out.name[: -len(suffix)]}.partial{os.getpid()}{suffix}")
-    tmp_side = side.with_name(f".{side.name}.partial{os.getpid()}")
+    # Short temporary names: one built on the output's name made a legal 249-character
+    # name too long, and an error named the hidden file, not the output.
+    tmp_img = out.with_name(f".discquant-{os.getpid()}.partial{suffix}")
+    tmp_side = side.with_name(f".discquant-{os.getpid()}.partial.json")
     try:
         nib.save(img, tmp_img)
         tmp_side.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
         os.replace(tmp_img, out)
         os.replace(tmp_side, side)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(out)) from exc
     finally:
         for tmp in (tmp_img, tmp_side):
-            tmp.unlink(missing_ok=True)
+            if not tmp.is_dir():  # not ours: unlinking it hid the write's own error
+                tmp.unlink(missing_ok=True)
     return out, side
 
 
@@ -241,6 +258,11 @@ def compute_and_write_adc(
         series.image.shape,
         sorted({round(float(b)) for b in series.bvals_s_per_mm2}),
     )
+    # ... nor any file the import read: `adc bids/sub-00 -o bids/sub-00/dwi/sub-00_dwi.nii.gz`
+    # replaced the raw DWI (and its .json) with the map, exit 0.
+    read = _files_read(series.provenance.source_paths)
+    for dest in (out, sidecar_path(out)):
+        check_not_over_inputs(dest, read)
     data = series.image.data
     if data.ndim != 4:
         raise InvalidInputError(f"the DWI must be 4D, got shape {data.shape}", path=src)
