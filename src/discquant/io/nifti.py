@@ -89,7 +89,8 @@ def read_volume(path: Path) -> Volume:
     if complex_valued:
         # get_fdata keeps the real part with only a ComplexWarning: ADCs of the real part
         # of phase-rotated signals were wrong (2.16 for 1.39 µm²/ms) and exited 0.
-        raise InvalidInputError("image is complex-valued; give the magnitude images", path=path)
+        # Unreadable: an extra complex image in a folder is skipped like a damaged one.
+        raise UnreadableImageError("image is complex-valued; give the magnitude images", path=path)
     affine = np.asarray(img.affine, dtype=np.float64)  # type: ignore[attr-defined]
     if data.ndim == 2:  # a bare 2D slice: make the slice axis explicit
         data = data[:, :, None]
