@@ -47,6 +47,20 @@ def _t2_series(folder: Path, **kwargs: Any) -> WrittenSeries:
     )
 
 
+def _axial_series(folder: Path, n_slices: int, description: str, **kwargs: Any) -> WrittenSeries:
+    """An axial T2 series beside the sagittal one (series 8, its own study and frame)."""
+    return write_series(
+        folder,
+        np.random.default_rng(2).integers(100, 1000, size=(32, 32, n_slices)),
+        description=description,
+        series_number=8,
+        study_uid=generate_uid(),
+        frame_uid=generate_uid(),
+        iop=AXIAL_IOP,
+        **kwargs,
+    )
+
+
 def _nifti(path: Path, data: np.ndarray) -> Path:
     nib.save(nib.Nifti1Image(data.astype(np.float32), SAG_AFFINE), path)
     return path
@@ -149,16 +163,10 @@ def test_an_unusable_series_beside_a_good_one_is_skipped_with_a_warning(tmp_path
     series stopped the whole import. Now it is skipped, named in a warning, and the
     sagittal T2 is read."""
     good = _t2_series(tmp_path / "sag")
-    blocks = write_series(
-        tmp_path / "ax",
-        np.random.default_rng(2).integers(100, 1000, size=(32, 32, 6)),
-        description="T2_TSE_TRA_blocks",
-        series_number=8,
-        study_uid=generate_uid(),
-        frame_uid=generate_uid(),
-        iop=AXIAL_IOP,
+    blocks = _axial_series(
+        tmp_path / "ax", 6, "T2_TSE_TRA_blocks",
         slice_positions_mm=[0.0, 4.0, 8.0, 22.0, 26.0, 30.0],
-    )
+    )  # fmt: skip
     study = load_study(tmp_path)
     assert study.t2 is not None and study.t2.provenance.source_paths[0] == good.files[0]
     (warning,) = [w for w in study.warnings if "series skipped" in w]
@@ -381,15 +389,7 @@ def test_a_damaged_header_value_in_another_series_does_not_stop_the_import(
     import pydicom
 
     good = _t2_series(tmp_path / "sag")
-    axial = write_series(
-        tmp_path / "ax",
-        np.random.default_rng(2).integers(100, 1000, size=(32, 32, 4)),
-        description="T2_TSE_TRA",
-        series_number=8,
-        study_uid=generate_uid(),
-        frame_uid=generate_uid(),
-        iop=AXIAL_IOP,
-    )
+    axial = _axial_series(tmp_path / "ax", 4, "T2_TSE_TRA")
     for path in axial.files:
         ds = pydicom.dcmread(path)
         setattr(ds, tag, value)

@@ -15,18 +15,15 @@ L5S1 = DISC_LABELS["L5-S1"]
 AFFINE = np.diag([4.0, 1.8, 1.8, 1.0])
 
 
-def _measure(labels: np.ndarray, adc: np.ndarray) -> dict[str, object]:
-    [disc] = [
-        d
-        for d in measure_discs(
-            MeasureInputs(
-                labels=Volume(labels, AFFINE),
-                adc=Volume(adc, AFFINE),
-                labels_dwi=Volume(labels, AFFINE),
-            )
-        )
-        if d.level == "L5-S1"
-    ]
+def _measure(labels: np.ndarray, adc: np.ndarray, **more: object) -> dict[str, object]:
+    """The L5-S1 result; ``more``: further :class:`MeasureInputs` fields."""
+    inputs = MeasureInputs(
+        labels=Volume(labels, AFFINE),
+        adc=Volume(adc, AFFINE),
+        labels_dwi=Volume(labels, AFFINE),
+        **more,  # type: ignore[arg-type]
+    )
+    [disc] = [d for d in measure_discs(inputs) if d.level == "L5-S1"]
     return vars(disc)
 
 
@@ -145,20 +142,13 @@ def test_low_snr_follows_the_cramer_rao_bound_of_the_nucleus(margin: float) -> N
     # pooled bound for σ = 1, relative; the bound is proportional to σ
     per_sigma = np.sqrt(1 / s0**2 + 1 / s1**2) / (b1 * 1e-3) / np.sqrt(n) / adc_true
     sigma = margin * 0.05 / (1.96 * per_sigma)
-    [disc] = [
-        d
-        for d in measure_discs(
-            MeasureInputs(
-                labels=Volume(labels, AFFINE),
-                adc=Volume(adc, AFFINE),
-                labels_dwi=Volume(labels, AFFINE),
-                b0_dwi=Volume(b0, AFFINE),
-                noise_sigma=float(sigma),
-                fit_bvals_s_per_mm2=(0.0, b1),
-            )
-        )
-        if d.level == "L5-S1"
-    ]
-    assert disc.snr_np_b0 == pytest.approx(s0 / sigma, rel=1e-6)
-    assert ("low_snr" in disc.flags) == (margin > 1)
+    disc = _measure(
+        labels,
+        adc,
+        b0_dwi=Volume(b0, AFFINE),
+        noise_sigma=float(sigma),
+        fit_bvals_s_per_mm2=(0.0, b1),
+    )
+    assert disc["snr_np_b0"] == pytest.approx(s0 / sigma, rel=1e-6)
+    assert ("low_snr" in disc["flags"]) == (margin > 1)  # type: ignore[operator]
     assert "low_snr" not in probe["flags"] and probe["snr_np_b0"] is None  # no σ: no SNR
