@@ -233,8 +233,40 @@ def test_cli_long_output_name_is_written_and_errors_name_the_output(dwi_files):
     # a write that fails (here: a folder where the temporary file goes; CliRunner runs
     # in this process, so it has this pid)
     out = tmp / "maps" / "adc.nii.gz"
-    (tmp / "maps" / f".discquant-{os.getpid()}.partial.nii.gz").mkdir(parents=True)
+    (tmp / "maps" / f".adc.discquant-{os.getpid()}.partial.nii.gz").mkdir(parents=True)
     res = CliRunner().invoke(app, ["adc", str(tmp / "dwi.nii.gz"), "-o", str(out)])
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.exit_code == 2 and lines[-1].startswith(f"discquant: error: {out}: "), res.output
     assert not out.exists() and not (tmp / "maps" / "adc.json").exists()
+
+
+def test_cli_writers_sharing_a_pid_in_one_folder_do_not_collide(dwi_files):
+    """The temporary name held only the pid: two writers with the same pid (one per
+    container) writing different maps into one folder used the same temporary file.
+    Here a leftover of writer A (a folder at A's temporary name) must not touch B."""
+    tmp, _ = dwi_files
+    maps = tmp / "maps"
+    (maps / f".a.discquant-{os.getpid()}.partial.nii.gz").mkdir(parents=True)
+    res = CliRunner().invoke(app, ["adc", str(tmp / "dwi.nii.gz"), "-o", str(maps / "b.nii.gz")])
+    assert res.exit_code == 0, res.output
+    assert (maps / "b.nii.gz").is_file() and (maps / "b.json").is_file()
+    res = CliRunner().invoke(app, ["adc", str(tmp / "dwi.nii.gz"), "-o", str(maps / "a.nii.gz")])
+    assert res.exit_code == 2 and str(maps / "a.nii.gz") in res.stderr
+
+
+def test_cli_map_over_the_t2_beside_the_dwi_is_refused(tmp_path):
+    """Only the DWI's files were checked: `adc SUBJECT -o SUBJECT/anat/sub-01_T2w.nii.gz`
+    replaced the T2 the import had read (exit 0)."""
+    sub = tmp_path / "sub-01"
+    (sub / "anat").mkdir(parents=True)
+    (sub / "dwi").mkdir()
+    t2 = sub / "anat" / "sub-01_T2w.nii.gz"
+    nib.save(nib.Nifti1Image(np.full((10, 12, 5), 300, np.int16), AFFINE), t2)
+    dwi = np.broadcast_to(2000.0 * np.exp(-1.5e-3 * BVALS), (12, 10, 5, 3))
+    nib.save(nib.Nifti1Image(dwi.astype(np.int16), AFFINE), sub / "dwi" / "sub-01_dwi.nii.gz")
+    (sub / "dwi" / "sub-01_dwi.bval").write_text("0 400 800\n")
+    (sub / "dwi" / "sub-01_dwi.bvec").write_text("0 1 0\n0 0 1\n0 0 0\n")
+    before = t2.read_bytes()
+    res = CliRunner().invoke(app, ["adc", str(sub), "-o", str(t2)])
+    assert res.exit_code == 2 and "would replace the input" in res.output, res.output
+    assert t2.read_bytes() == before

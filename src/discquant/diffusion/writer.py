@@ -137,10 +137,12 @@ def write_adc_nifti(
         meta["Source"] = source
     meta.update(settings or {})
     out.parent.mkdir(parents=True, exist_ok=True)
-    # Short temporary names: one built on the output's name made a legal 249-character
-    # name too long, and an error named the hidden file, not the output.
-    tmp_img = out.with_name(f".discquant-{os.getpid()}.partial{suffix}")
-    tmp_side = side.with_name(f".discquant-{os.getpid()}.partial.json")
+    # Temporary names carry the output's name, cut short: the whole name made a legal
+    # 249-character name too long, and the pid alone collided between two writers that
+    # share a pid (one per container) in one folder.
+    stem = out.name[: -len(suffix)][:64]
+    tmp_img = out.with_name(f".{stem}.discquant-{os.getpid()}.partial{suffix}")
+    tmp_side = side.with_name(f".{stem}.discquant-{os.getpid()}.partial.json")
     try:
         nib.save(img, tmp_img)
         tmp_side.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
@@ -259,8 +261,9 @@ def compute_and_write_adc(
         sorted({round(float(b)) for b in series.bvals_s_per_mm2}),
     )
     # ... nor any file the import read: `adc bids/sub-00 -o bids/sub-00/dwi/sub-00_dwi.nii.gz`
-    # replaced the raw DWI (and its .json) with the map, exit 0.
-    read = _files_read(series.provenance.source_paths)
+    # replaced the raw DWI (and its .json) with the map, exit 0; `-o FOLDER/t2.nii.gz`
+    # replaced the T2 beside it.
+    read = [f for s in study.series for f in _files_read(s.provenance.source_paths)]
     for dest in (out, sidecar_path(out)):
         check_not_over_inputs(dest, read)
     data = series.image.data
