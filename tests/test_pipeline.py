@@ -145,6 +145,43 @@ def test_single_mid_sagittal_slice(phantom: PhantomStudy) -> None:
         assert disc.volume_mm3 is None and "volume_withheld_single_slice" in disc.flags
 
 
+def test_single_mid_sagittal_t2_with_a_dwi_gives_the_nucleus_adc(phantom: PhantomStudy) -> None:
+    """The labels of one T2 slice reached no DWI voxel (the transfer dropped samples
+    beyond the edge voxel's centre, and the DWI voxels half outside the slice counted
+    their unseen half as background) and, once they did, the 3 × 3 × 3 core erosion ate
+    across the DWI slices they lie in: every disc `disc_not_in_dwi`, no ADC."""
+    mid = phantom.t2.shape[2] // 2  # R -2 … 2 mm; the DWI slices 6 and 7 span R -4 … 4
+
+    def one_slice(v: Volume) -> Volume:
+        affine = v.affine.copy()
+        affine[:3, 3] = v.affine[:3, :3] @ np.array([0, 0, mid]) + v.affine[:3, 3]
+        return Volume(np.ascontiguousarray(v.data[..., mid : mid + 1]), affine)
+
+    def dwi_slices_6_7(v: Volume) -> Volume:
+        data = np.zeros_like(v.data)
+        data[..., 6:8] = v.data[..., 6:8]
+        return Volume(data, v.affine)
+
+    dwi = _study(phantom, t2=False).series[0]
+    t2 = Series(SeriesRole.T2, "test", "T2", one_slice(phantom.t2), "sagittal")
+    res = analyze(
+        Study("ph", (t2, dwi)),
+        segmenter=_truth_segmenter(one_slice(phantom.labels_t2), one_slice(phantom.nucleus_t2)),
+    )
+    # Reference: the truth's own DWI labels on the two DWI slices the T2 slice overlaps.
+    ref = analyze(
+        _study(phantom, t2=False),
+        segmenter=_truth_segmenter(
+            dwi_slices_6_7(phantom.labels_dwi), dwi_slices_6_7(phantom.nucleus_dwi)
+        ),
+    )
+    for disc, expected in zip(res.discs, ref.discs, strict=True):
+        assert "disc_not_in_dwi" not in disc.flags and disc.adc_np is not None, disc.flags
+        assert expected.adc_np is not None
+        # measured: within 0.7 % (L1-L2), the others equal
+        assert disc.adc_np.median == pytest.approx(expected.adc_np.median, rel=0.01)
+
+
 def test_no_discs_found_is_flagged_without_numbers(phantom: PhantomStudy) -> None:
     empty = Volume(np.zeros(phantom.t2.shape, np.int16), phantom.t2.affine)
     res = analyze(_study(phantom), segmenter=_truth_segmenter(empty, empty))

@@ -52,6 +52,23 @@ def test_a_disc_three_voxels_thick_is_measured_on_its_core() -> None:
     assert "adc_withheld_too_few_voxels" not in d["flags"]  # type: ignore[operator]
 
 
+@pytest.mark.parametrize("n_slices", [1, 2])
+def test_a_disc_in_one_or_two_dwi_slices_is_measured(n_slices: int) -> None:
+    """A mid-sagittal T2 brought onto the DWI lies in one DWI slice; the 3 × 3 × 3
+    erosion also ate across slices and withheld every ADC. In-plane the border voxels
+    (partial volume with the endplates) still drop out."""
+    labels = np.zeros((9, 40, 40), np.int16)
+    labels[4 : 4 + n_slices, 10:30, 18:26] = L5S1
+    adc = np.full(labels.shape, 3.0, np.float32)
+    adc[labels > 0] = 1.4  # in-plane border voxels: must not count
+    adc[4 : 4 + n_slices, 11:29, 19:25] = 1.1  # one voxel from every in-plane border
+    d = _measure(labels, adc)
+    assert "adc_withheld_too_few_voxels" not in d["flags"]  # type: ignore[operator]
+    assert d["adc_disc"].median == np.float32(1.1)  # type: ignore[attr-defined]
+    assert d["adc_disc"].n_voxels == n_slices * 18 * 6  # type: ignore[attr-defined]
+    assert d["adc_np"].median == np.float32(1.1)  # type: ignore[attr-defined]
+
+
 def test_partial_fov_on_a_left_right_first_grid() -> None:
     # The disc spans every sagittal slice (not a partial field of view by itself) and is
     # cut by the in-plane edge: flagged whichever axis is checked first.

@@ -45,7 +45,7 @@ def test_half_slice_offset_does_not_shift_the_disc() -> None:
     """T2 and DWI slices offset by half a slice: the transferred disc stays centred."""
     t2_aff = grid((0.6, 0.6, 4.0), (-30.0, -30.0, -20.0))
     t2_shape = (100, 100, 10)
-    disc = ellipsoid(t2_shape, t2_aff, (-2.0, 0.0, 0.0), (12.0, 18.0, 6.0))
+    disc = ellipsoid(t2_shape, t2_aff, (-10.0, 0.0, 0.0), (12.0, 18.0, 6.0))  # R -22 … 2
     labels = Volume(np.where(disc, 122, 0).astype(np.int16), t2_aff)
     dwi_aff = grid((1.8, 1.8, 4.0), (-28.0, -29.1, -28.7))  # slices 2 mm off the T2 slices
     out = transfer_labels(labels, dwi_aff, (34, 34, 10))
@@ -54,3 +54,43 @@ def test_half_slice_offset_does_not_shift_the_disc() -> None:
     got = np.argwhere(out.labels.data == 122).mean(axis=0)
     got_world = dwi_aff[:3, :3] @ got + dwi_aff[:3, 3]
     np.testing.assert_allclose(got_world, src_world, atol=0.5)
+
+
+def test_single_slice_t2_reaches_the_dwi_slice_it_covers() -> None:
+    """Samples beyond the edge voxels' centres were dropped ("constant" mode): a
+    single mid-sagittal T2 slice labelled no DWI voxel, so no disc got an ADC."""
+    t2_aff = grid((0.6, 0.6, 4.0), (0.0, -30.0, -30.0))  # one 4 mm slice, R from -2 to 2
+    t2_shape = (100, 100, 1)
+    disc = ellipsoid(t2_shape, t2_aff, (0.0, 0.0, 0.0), (50.0, 12.0, 18.0))
+    labels = Volume(np.where(disc, 122, 0).astype(np.int16), t2_aff)
+    dwi_aff = grid((1.8, 1.8, 4.0), (-8.0, -29.1, -28.7))  # DWI slice 2 spans R -2 to 2
+    out = transfer_labels(labels, dwi_aff, (34, 34, 5))
+    per_slice = [(out.labels.data[..., k] == 122).sum() for k in range(5)]
+    assert per_slice[2] * 1.8 * 1.8 == pytest.approx(disc.sum() * 0.36, rel=0.08)
+    assert per_slice[:2] == [0, 0] and per_slice[3:] == [0, 0]
+
+
+def test_edge_slices_keep_their_whole_thickness() -> None:
+    """A disc that fills a 3-slice T2 (R -6 to 6 mm) fills the 12 mm of DWI slices it
+    covers, not only the 8 mm between the edge slices' centres."""
+    t2_aff = grid((0.6, 0.6, 4.0), (-4.0, -30.0, -30.0))
+    labels = Volume(np.full((100, 100, 3), 122, np.int16), t2_aff)
+    dwi_aff = grid((1.8, 1.8, 2.0), (-9.0, -29.1, -28.7))  # 2 mm slices at R -9 … 9
+    out = transfer_labels(labels, dwi_aff, (30, 30, 10))
+    covered = [k for k in range(10) if (out.labels.data[..., k] == 122).any()]
+    assert covered == [2, 3, 4, 5, 6, 7]  # centres -5 … 5 mm
+
+
+def test_a_single_slice_half_a_slice_off_labels_both_dwi_slices_it_overlaps() -> None:
+    """T2 slice R -2…2 mm, DWI slices R -4…0 and 0…4: each DWI voxel is half in view.
+    Counting the unseen halves as background lost every tie, so no label arrived."""
+    t2_aff = grid((0.6, 0.6, 4.0), (0.0, -30.0, -30.0))
+    disc = ellipsoid((100, 100, 1), t2_aff, (0.0, 0.0, 0.0), (50.0, 12.0, 18.0))
+    labels = Volume(np.where(disc, 122, 0).astype(np.int16), t2_aff)
+    dwi_aff = grid((1.8, 1.8, 4.0), (-6.0, -29.1, -28.7))  # centres R -6, -2, 2, 6
+    out = transfer_labels(labels, dwi_aff, (34, 34, 4))
+    per_slice = [int((out.labels.data[..., k] == 122).sum()) for k in range(4)]
+    assert per_slice[0] == per_slice[3] == 0
+    for n in per_slice[1:3]:
+        assert n * 1.8 * 1.8 == pytest.approx(disc.sum() * 0.36, rel=0.08)
+    assert out.purity[out.labels.data == 122].min() >= 0.5

@@ -145,14 +145,18 @@ def _slices_spanned(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]
 
 
 def _nucleus_mask(
-    disc: npt.NDArray[np.bool_], nucleus: Volume | None, *, border_voxels: int
+    disc: npt.NDArray[np.bool_],
+    nucleus: Volume | None,
+    *,
+    border_voxels: int,
+    slice_axis: int | None = None,
 ) -> npt.NDArray[np.bool_]:
     """The network's nucleus inside the disc core, or the central core of the disc core.
 
     Always inside the disc core: a disc too thin to have one (a collapsed disc two DWI
     voxels thick) has no nucleus region, and its statistics are withheld, not taken from
     voxels on the endplates."""
-    disc_core = regions.core(disc, border_voxels=border_voxels)
+    disc_core = regions.core(disc, border_voxels=border_voxels, slice_axis=slice_axis)
     if nucleus is not None:
         np_mask = disc_core & (nucleus.data > 0)
         if np_mask.any():
@@ -168,9 +172,12 @@ def _adc_measures(result: DiscResult, inputs: MeasureInputs, config: MeasureConf
         result.flags.append("disc_not_in_dwi")
         return
     adc = inputs.adc.data
-    disc_core = regions.core(disc, border_voxels=config.border_voxels)
+    lr_axis = left_right_axis(inputs.adc.affine)
+    disc_core = regions.core(disc, border_voxels=config.border_voxels, slice_axis=lr_axis)
     result.adc_disc = region_stats(adc, disc_core, min_voxels=config.min_core_voxels)
-    np_mask = _nucleus_mask(disc, inputs.nucleus_dwi, border_voxels=config.border_voxels)
+    np_mask = _nucleus_mask(
+        disc, inputs.nucleus_dwi, border_voxels=config.border_voxels, slice_axis=lr_axis
+    )
     result.adc_np = region_stats(adc, np_mask, min_voxels=config.min_core_voxels)
     if result.adc_disc is None or result.adc_np is None:
         result.flags.append("adc_withheld_too_few_voxels")
@@ -233,7 +240,12 @@ def _t2_measures(
     config: MeasureConfig,
 ) -> None:
     assert inputs.anatomy is not None
-    np_mask = _nucleus_mask(disc, inputs.nucleus, border_voxels=config.border_voxels)
+    np_mask = _nucleus_mask(
+        disc,
+        inputs.nucleus,
+        border_voxels=config.border_voxels,
+        slice_axis=left_right_axis(inputs.anatomy.affine),
+    )
     values = _finite_values(inputs.anatomy.data, np_mask)
     if values.size < max(config.min_core_voxels, 1):
         result.flags.append("t2_withheld_too_few_voxels")

@@ -28,22 +28,37 @@ from discquant.measure.geometry import DiscFrame, within_disc_depth
 BoolArray = npt.NDArray[np.bool_]
 
 
-def core(mask: BoolArray, *, border_voxels: int = 1) -> BoolArray:
+def core(
+    mask: BoolArray, *, border_voxels: int = 1, slice_axis: int | None = None
+) -> BoolArray:
     """Erode ``mask`` by ``border_voxels`` with a full 3×3×3 neighbourhood.
+
+    Along an axis of length 1, and along ``slice_axis`` (the sagittal slice axis) where
+    the region spans fewer than ``2 · border_voxels + 1`` slices, the erosion is in-plane
+    only: such a region has no interior across slices. A mid-sagittal T2 brought onto a
+    DWI grid lies in one DWI slice, and a 3 × 3 × 3 erosion withheld every value of it;
+    the lateral disc border is ~20 mm from those slices, so there is no partial volume
+    across them to exclude. In-plane (endplates, anterior and posterior borders) the
+    erosion stays: a collapsed disc two voxels high still has no core.
 
     Examples
     --------
     >>> m = np.zeros((5, 5, 5), bool); m[1:4, 1:4, 1:4] = True
     >>> int(core(m).sum())
     1
+    >>> m = np.zeros((5, 5, 5), bool); m[1:4, 1:4, 2] = True  # one slice of a 5-slice grid
+    >>> int(core(m).sum()), int(core(m, slice_axis=2).sum())
+    (0, 1)
     """
     if border_voxels <= 0:
         return mask.copy()
+    flat_axes = {axis for axis, n in enumerate(mask.shape) if n == 1}
+    if slice_axis is not None and mask.any():
+        others = tuple(a for a in range(mask.ndim) if a != slice_axis)
+        if np.count_nonzero(mask.any(axis=others)) < 2 * border_voxels + 1:
+            flat_axes.add(slice_axis)
     structure = np.ones((3,) * mask.ndim, dtype=bool)
-    # A single-slice volume has no neighbours across slices: erode in-plane only.
-    if mask.ndim == 3 and 1 in mask.shape:
-        structure = np.ones((3, 3, 3), dtype=bool)
-        axis = mask.shape.index(1)
+    for axis in flat_axes:
         structure = np.take(structure, [1], axis=axis)
     eroded: BoolArray = ndimage.binary_erosion(
         mask, structure=structure, iterations=border_voxels, border_value=0

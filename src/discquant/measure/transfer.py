@@ -4,7 +4,10 @@ DWI and T2 differ in resolution and slice positions. The transfer is done in wor
 coordinates (both affines map voxels to RAS mm), each DWI voxel sampled at
 ``supersample`` points (4 × 4 × 4 by default); a DWI voxel takes the label that covers
 the largest share of it (the most frequent label among its points, background included):
-real partial volume, not nearest-neighbour luck at one centre point.
+real partial volume, not nearest-neighbour luck at one centre point. Points beyond the
+source's field of view are not counted: a DWI voxel at least half inside the T2's field
+of view takes the majority of its part in view (less than half: background), so a
+mid-sagittal T2 slice labels the DWI slices it overlaps by half or more.
 
 EPI distortion is not modelled here. A per-disc registration refinement (translation
 maximising the correlation of T2 or of the disc mask with the b≈0 image) was measured on
@@ -26,6 +29,10 @@ from scipy import ndimage
 from discquant.io.study import Volume
 
 
+NOT_SEEN = -1
+"""Sample value beyond the source grid's extent (label maps hold labels ≥ 0)."""
+
+
 @dataclass(frozen=True)
 class LabelTransfer:
     """Labels on a target grid.
@@ -35,7 +42,8 @@ class LabelTransfer:
     labels
         Majority label of each target voxel (int16).
     purity
-        Fraction of the voxel's sub-samples that carry the majority label (0–1).
+        Fraction of the voxel's sub-samples in the source's field of view that carry
+        the majority label (0–1).
     """
 
     labels: Volume
@@ -95,8 +103,8 @@ def transfer_labels(
     Returns
     -------
     LabelTransfer
-        Majority labels and their purity; voxels that no label reaches are 0 with
-        purity 1.
+        Majority labels and their purity; voxels that no label reaches, or that lie
+        less than half inside the source's field of view, are 0 with purity 1.
     """
     target_affine = np.asarray(target_affine, dtype=np.float64)
     majority = np.zeros(target_shape, dtype=np.int16)
@@ -116,15 +124,30 @@ def transfer_labels(
                 source,
                 inv[:3, :3] @ (idx + off[:, None]) + inv[:3, 3:4],
                 order=0,
-                mode="constant",
-                cval=0,
+                # A sample belongs to the source voxel whose extent holds it, edge voxels
+                # included ("constant" gave 0 beyond the edge voxels' centres); beyond the
+                # source's extent it is NOT_SEEN, not background.
+                mode="grid-constant",
+                cval=NOT_SEEN,
             )
             for off in _subsample_offsets(supersample)
         ]
     )
-    values = np.unique(samples)
+    values = np.unique(samples[samples != NOT_SEEN])
+    if values.size == 0:
+        return LabelTransfer(Volume(majority, target_affine), purity)
     counts = np.stack([(samples == v).sum(axis=0) for v in values])  # (L, N)
+    seen = counts.sum(axis=0)
+    # The vote is among the samples the source saw: a target voxel half outside the
+    # source's field of view takes the label of the half inside. A mid-sagittal T2
+    # slice offset by half a slice from the DWI's covers half of two DWI slices; as
+    # background the unseen halves won every tie, and no disc reached the DWI.
+    # A voxel with less than half of it in view stays background: its label would be a
+    # guess about a part the source never imaged.
+    in_view = 2 * seen >= samples.shape[0]
+    best = np.where(in_view, values[counts.argmax(axis=0)], 0)
+    share = np.where(in_view, counts.max(axis=0) / np.maximum(seen, 1), 1.0)
     inside = tuple(slice(int(a), int(a) + n) for a, n in zip(start, shape, strict=True))
-    majority[inside] = values[counts.argmax(axis=0)].reshape(shape)
-    purity[inside] = (counts.max(axis=0) / samples.shape[0]).reshape(shape)
+    majority[inside] = best.reshape(shape)
+    purity[inside] = share.reshape(shape)
     return LabelTransfer(Volume(majority, target_affine), purity)
