@@ -244,3 +244,127 @@ def test_a_non_finite_value_is_left_out_of_the_sr_not_the_whole_sr(
         for level in FOUND_LEVELS
     }  # fmt: skip
     assert volumes["L1-L2"] == [] and all(len(volumes[lv]) == 1 for lv in FOUND_LEVELS[1:])
+
+
+def _flags(items: list[pydicom.Dataset]) -> list[str]:
+    """Code values of a group's (or container's) ``99DISCQUANT FLAG`` evaluations."""
+    codes = [
+        i.ConceptCodeSequence[0]
+        for i in items
+        if i.ValueType == "CODE" and i.ConceptNameCodeSequence[0].CodeValue == "FLAG"
+    ]
+    # a value over 16 characters is a Long Code Value (PS3.3 8.9)
+    return [str(c.get("LongCodeValue") or c.CodeValue) for c in codes]
+
+
+@pytest.mark.parametrize("with_seg", [False, True])
+def test_sr_carries_each_disc_flags_and_the_study_flags(
+    synthetic: Synthetic, tmp_path: Path, with_seg: bool
+) -> None:
+    """A PACS reader saw an ADC without the doubt on its level name or its noise."""
+    import dataclasses
+
+    flagged = {"L2-L3": ["level_uncertain", "low_snr"], "L3-L4": ["adc_withheld_too_few_voxels"]}
+    discs = [
+        dataclasses.replace(
+            d,
+            flags=flagged.get(d.level, d.flags),
+            adc_np=None if d.level == "L3-L4" else d.adc_np,
+            adc_disc=None if d.level == "L3-L4" else d.adc_disc,
+        )
+        for d in synthetic.result.discs
+    ]
+    result = dataclasses.replace(
+        synthetic.result, discs=discs, flags=["sacrum_not_in_fov", "level_uncertain"]
+    )
+    seg_path = None
+    if with_seg:
+        seg_path = write_dicom_seg(result, synthetic.datasets, tmp_path / "seg.dcm")
+    sr = hd.sr.srread(
+        write_dicom_sr(result, synthetic.datasets, tmp_path / "sr.dcm", seg_path=seg_path)
+    )
+    groups = _groups_by_disc(sr)
+    assert _flags(groups["L2-L3 disc"]) == ["level_uncertain", "low_snr"]
+    assert _flags(groups["L1-L2 disc"]) == []  # unflagged
+    assert _flags(groups["L4-L5 disc"]) == ["poor_fit"]
+    meanings = {
+        i.ConceptCodeSequence[0].CodeMeaning
+        for i in groups["L2-L3 disc"]
+        if i.ConceptNameCodeSequence[0].CodeValue == "FLAG"
+    }
+    assert meanings == {"Level name uncertain", "Nucleus ADC noise-limited (low SNR)"}
+    # a withheld ADC is absent (not 0), and the group says why
+    adc_items = [
+        i
+        for i in groups["L3-L4 disc"]
+        if i.ValueType == "NUM" and i.ConceptNameCodeSequence[0].CodeValue == "113041"
+    ]
+    assert adc_items == []
+    assert _flags(groups["L3-L4 disc"]) == ["adc_withheld_too_few_voxels"]
+    # the study's flags: TID 1500's document-level Qualitative Evaluations container
+    containers = [
+        i
+        for i in sr.ContentSequence
+        if i.ValueType == "CONTAINER" and i.ConceptNameCodeSequence[0].CodeValue == "C0034375"
+    ]
+    assert len(containers) == 1
+    assert _flags(list(containers[0].ContentSequence)) == ["sacrum_not_in_fov", "level_uncertain"]
+    # highdicom reads the flags back as the groups' qualitative evaluations
+    parsed = {
+        str(g.tracking_identifier): [str(e.value.value) for e in g.get_qualitative_evaluations()]
+        for g in sr.content.get_volumetric_roi_measurement_groups()
+        + sr.content.get_planar_roi_measurement_groups()
+        + sr.content.get_image_measurement_groups()
+    }
+    assert "level_uncertain" in parsed["L2-L3 disc"] and "low_snr" in parsed["L2-L3 disc"]
+    assert "level_uncertain" not in parsed["L1-L2 disc"]
+
+
+def test_a_disc_with_every_value_withheld_keeps_its_flags_in_the_sr(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    empty = {"adc_np": None, "adc_disc": None, "volume_mm3": None, "height_middle_mm": None}
+    discs = [
+        dataclasses.replace(
+            d, **empty, pfirrmann_grade=None, adc_class=None, flags=["disc_not_in_dwi"]
+        )
+        if d.level == "L1-L2"
+        else d
+        for d in synthetic.result.discs
+    ]
+    result = dataclasses.replace(synthetic.result, discs=discs)
+    sr = hd.sr.srread(write_dicom_sr(result, synthetic.datasets, tmp_path / "sr.dcm"))
+    items = _groups_by_disc(sr)["L1-L2 disc"]
+    assert _flags(items) == ["disc_not_in_dwi"]
+    assert not [i for i in items if i.ValueType == "NUM"]
+    # flags alone are not a value to report
+    only_flags = dataclasses.replace(result, discs=[d for d in discs if d.level == "L1-L2"])
+    with pytest.raises(InvalidInputError, match="no lumbar disc"):
+        write_dicom_sr(only_flags, synthetic.datasets, tmp_path / "sr2.dcm")
+
+
+def test_seg_describes_a_segment_whose_level_is_uncertain(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    discs = [
+        dataclasses.replace(d, flags=["level_uncertain"]) if d.level == "L2-L3" else d
+        for d in synthetic.result.discs
+    ]
+    result = dataclasses.replace(synthetic.result, discs=discs, flags=[])
+
+    def described(result: AnalysisResult, name: str) -> dict[str, str | None]:
+        seg = pydicom.dcmread(write_dicom_seg(result, synthetic.datasets, tmp_path / name))
+        return {str(s.SegmentLabel): s.get("SegmentDescription") for s in seg.SegmentSequence}
+
+    by_label = described(result, "seg.dcm")
+    assert by_label["L2-L3 disc"] == "L2-L3 disc (level uncertain)"
+    assert by_label["L1-L2 disc"] is None and by_label["L2 vertebral body"] is None
+    # a study whose naming had no anchor: every disc and vertebra, not the canal
+    by_label = described(dataclasses.replace(result, flags=["level_uncertain"]), "seg2.dcm")
+    assert by_label["L1-L2 disc"] == "L1-L2 disc (level uncertain)"
+    assert by_label["L2 vertebral body"] == "L2 vertebral body (level uncertain)"
+    assert by_label.get("spinal canal") is None

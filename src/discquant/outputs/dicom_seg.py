@@ -176,6 +176,19 @@ def _check_sources(source_datasets: Sequence[Any], out_path: Path) -> list[Any]:
     return with_type2_attributes(source_datasets)
 
 
+def _level_uncertain_labels(result: AnalysisResult) -> set[int]:
+    """Labels whose level name is uncertain: the discs flagged ``level_uncertain``, and
+    every disc and vertebra when the study is (the naming had no anchor)."""
+    labels = {
+        DISC_LABELS[d.level]
+        for d in result.discs
+        if "level_uncertain" in d.flags and d.level in DISC_LABELS
+    }
+    if "level_uncertain" in result.flags:
+        labels |= set(DISC_LABELS.values()) | set(VERTEBRA_LABELS.values())
+    return labels
+
+
 def write_dicom_seg(
     result: AnalysisResult,
     source_t2_datasets: Sequence[Any],
@@ -230,23 +243,27 @@ def write_dicom_seg(
         family=Code("123110", "DCM", "Artificial Intelligence"),
         version=__version__,
     )
+    uncertain = _level_uncertain_labels(result)
     descriptions = []
     for number, concept in enumerate(concepts, start=1):
         segment_map[frames == concept.label] = number
-        descriptions.append(
-            hd.seg.SegmentDescription(
-                segment_number=number,
-                segment_label=concept.name,
-                segmented_property_category=Code("91723000", "SCT", "Anatomical Structure"),
-                segmented_property_type=Code(concept.code, "SCT", concept.meaning),
-                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-                algorithm_identification=algorithm,
-                tracking_uid=hd.UID(),
-                tracking_id=concept.name,
-                anatomic_regions=[Code("122496007", "SCT", "Lumbar spine")],
-                display_color=hd.color.CIELabColor.from_rgb(*concept.rgb),
-            )
+        description = hd.seg.SegmentDescription(
+            segment_number=number,
+            segment_label=concept.name,
+            segmented_property_category=Code("91723000", "SCT", "Anatomical Structure"),
+            segmented_property_type=Code(concept.code, "SCT", concept.meaning),
+            algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=algorithm,
+            tracking_uid=hd.UID(),
+            tracking_id=concept.name,
+            anatomic_regions=[Code("122496007", "SCT", "Lumbar spine")],
+            display_color=hd.color.CIELabColor.from_rgb(*concept.rgb),
         )
+        if concept.label in uncertain:
+            # Segment Description (0062,0006, type 3; highdicom has no argument for it). The
+            # label stays "<level> disc": it is the tracking ID the SR's groups join on.
+            description.SegmentDescription = f"{concept.name} (level uncertain)"
+        descriptions.append(description)
     seg = hd.seg.Segmentation(
         source_images=sources,
         pixel_array=segment_map,

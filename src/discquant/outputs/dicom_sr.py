@@ -7,7 +7,16 @@ One measurement group per disc that was found, tracked by its level name, with:
   10⁻³ mm²/s), mean (SCT 373098007) and median (SCT 373099004) in the nucleus pulposus
   region and in the whole disc, the region named by the measurement method;
 - volume, SCT 118565006 "Volume", UCUM ``mm3``; middle height, DCM 121207 "Height", ``mm``;
-- the Pfirrmann grade and the ADC class as qualitative evaluations.
+- the Pfirrmann grade and the ADC class as qualitative evaluations;
+- each of the disc's flags (``level_uncertain``, ``low_snr``, ``partial_fov``, the
+  ``*_withheld_*`` reasons, ...) as a qualitative evaluation ``99DISCQUANT FLAG``, its
+  value coded by the flag's name, so a reader sees e.g. an L4-L5 ADC together with the
+  doubt on its level name. A withheld value is absent from the group, never 0.
+
+The study's flags (``AnalysisResult.flags``) are coded the same way in the report's
+document-level "Qualitative Evaluations" container (TID 1500, UMLS C0034375). Its free-text
+warnings are not copied: they may name input files and series descriptions, which the
+de-identified SR must not carry; the results JSON holds them.
 
 No standard code exists for the Pfirrmann grade or for discquant's regions, so they use a
 private coding scheme, ``99DISCQUANT`` (PS3.16 allows local schemes prefixed "99").
@@ -128,6 +137,64 @@ def _evaluations(disc: DiscResult) -> list[Any]:
     return out
 
 
+FLAG_CONCEPT = ("FLAG", "discquant flag")
+FLAG_MEANINGS = {
+    "level_uncertain": "Level name uncertain",
+    "partial_fov": "Disc cut by the T2 field of view",
+    "partial_fov_dwi": "Disc cut by the DWI field of view",
+    "poor_fit": "Poor diffusion fit in the disc",
+    "low_snr": "Nucleus ADC noise-limited (low SNR)",
+    "adc_np_imprecise": "Nucleus median ADC imprecise",
+    "disc_not_in_dwi": "Disc not in the DWI",
+    "adc_withheld_too_few_voxels": "ADC withheld: too few voxels",
+    "t2_withheld_too_few_voxels": "T2 measures withheld: too few voxels",
+    "volume_withheld_single_slice": "Volume withheld: disc on one slice",
+    "volume_withheld_lateral_fov": "Volume withheld: slab cuts the disc",
+    "water_withheld_outside_calibration": "Water content withheld: outside calibration",
+    "adc_class_withheld_implausible_adc": "ADC class withheld: implausible ADC",
+    "pfirrmann_withheld": "Pfirrmann grade withheld",
+    "sacrum_not_in_fov": "Sacrum not in the field of view",
+    "transitional_anatomy_suspected": "Transitional anatomy suspected",
+    "l5_s1_disc_possibly_missed": "L5-S1 disc possibly missed",
+    "no_discs_found": "No discs found",
+    "no_lumbar_discs_found": "No lumbar discs found",
+    "input_not_sagittal": "Input not sagittal",
+    "frames_of_reference_differ": "T2 and DWI frames of reference differ",
+}
+"""Code meanings of discquant's flags; a flag not listed here is coded by its own name."""
+
+
+def flag_code(flag: str) -> Any:
+    """The ``99DISCQUANT`` code of a flag: the flag's name is the code value (as in the
+    tables and the JSON; highdicom writes one over 16 characters as a Long Code Value)."""
+    meaning = FLAG_MEANINGS.get(flag, flag.replace("_", " "))
+    return _local(flag, meaning[:64])
+
+
+def _flag_evaluations(flags: Sequence[str]) -> list[Any]:
+    import highdicom as hd
+
+    return [
+        hd.sr.QualitativeEvaluation(name=_local(*FLAG_CONCEPT), value=flag_code(flag))
+        for flag in dict.fromkeys(flags)  # once each, in order
+    ]
+
+
+def _study_flags_container(flags: Sequence[str]) -> Any:
+    """TID 1500's document-level "Qualitative Evaluations" container (UMLS C0034375) with
+    the study's flags; highdicom's MeasurementReport has no argument for it."""
+    import highdicom as hd
+
+    container = hd.sr.ContainerContentItem(
+        name=hd.sr.CodedConcept("C0034375", "UMLS", "Qualitative Evaluations"),
+        relationship_type=hd.sr.RelationshipTypeValues.CONTAINS,
+    )
+    container.ContentSequence = hd.sr.ContentSequence(
+        [item for evaluation in _flag_evaluations(flags) for item in evaluation]
+    )
+    return container
+
+
 def _segments(seg: Any) -> dict[str, tuple[int, str]]:
     """Segment label (e.g. ``L4-L5 disc``) -> (segment number, tracking UID) in a SEG.
 
@@ -182,11 +249,16 @@ def write_dicom_sr(
     )
     algorithm = hd.sr.AlgorithmIdentification(name="discquant", version=__version__)
     groups: list[Any] = []
+    with_values = 0
     for disc in result.discs:
         if not disc.found or disc.level not in DISC_LABELS:
             continue
         measurements = _measurements(disc)
         evaluations = _evaluations(disc)
+        if measurements or evaluations:
+            with_values += 1
+        # a disc whose every value was withheld still shows why (its flags)
+        evaluations += _flag_evaluations(disc.flags)
         if not measurements and not evaluations:
             continue
         site = hd.sr.FindingSite(anatomic_location=disc_site_code(disc.level))
@@ -210,7 +282,7 @@ def write_dicom_sr(
             )
         else:
             groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(**common))
-    if not groups:
+    if not with_values:
         raise InvalidInputError(
             "no lumbar disc with a value to report in a DICOM SR", path=out_path
         )
@@ -219,6 +291,8 @@ def write_dicom_sr(
         procedure_reported=Code("363679005", "SCT", "Imaging procedure"),
         imaging_measurements=groups,
     )
+    if result.flags:
+        report[0].ContentSequence.append(_study_flags_container(result.flags))
     evidence = with_type2_attributes(source_t2_datasets) + ([seg] if seg is not None else [])
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence,
