@@ -147,3 +147,20 @@ def test_a_disc_centre_outside_the_image_is_refused(centre_rc: tuple[float, floa
         extract_disc_crop(img, loc)
     inside = DiscLocation.from_voxel(img, (0.0, 99.0, 0.0))  # at the corner: still cropped
     assert extract_disc_crop(img, inside).shape == (3, 60, 80)
+
+
+def test_nan_voxels_around_the_disc_are_refused_and_far_ones_ignored() -> None:
+    """NaN voxels in the crop gave NaN probabilities, which argmax read as grade I."""
+    from discquant.grade.pfirrmann import grade_disc_crops
+
+    vol, mask = _ellipse_volume((100.0, 120.0), n_slices=3)
+    vol.data[:3, :3, :] = np.nan  # far corner, outside the crop: no harm
+    crop = extract_disc_crop(vol, mask, slices=3)
+    assert np.isfinite(crop).all()
+    vol.data[100, 120, 1] = np.nan  # the disc's centre
+    with pytest.raises(InvalidInputError, match="NaN or infinite voxels around the disc"):
+        extract_disc_crop(vol, mask, slices=3)
+    bad = crop.copy()
+    bad[1, 30, 40] = np.nan
+    with pytest.raises(InvalidInputError, match="NaN or infinite"):
+        grade_disc_crops([bad])

@@ -316,3 +316,19 @@ def test_an_inversion_time_of_zero_is_no_inversion(tmp_path: Path) -> None:
     assert load_study(tmp_path / "a").t2 is not None
     [stir] = load_study(tmp_path / "b").series
     assert stir.role is SeriesRole.OTHER and "inversion recovery" in stir.reason
+
+
+@pytest.mark.parametrize(("unit", "factor"), [("micron", 1000.0), ("meter", 1e-3), ("mm", 1.0)])
+def test_spatial_units_other_than_mm_are_converted(
+    tmp_path: Path, unit: str, factor: float
+) -> None:
+    """The affine was read as mm whatever the header's units: 800 µm voxels stored in
+    micron units read as 800 mm."""
+    img = nib.Nifti1Image(
+        np.ones((40, 30, 3), np.float32), SAG * np.r_[factor, factor, factor, 1][:, None]
+    )
+    img.header.set_xyzt_units(xyz=unit)
+    nib.save(img, tmp_path / "t2.nii.gz")
+    study = load_study(tmp_path / "t2.nii.gz")
+    assert study.t2 is not None
+    assert study.t2.image.voxel_mm == pytest.approx((0.8, 0.8, 4.0))

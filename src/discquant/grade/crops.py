@@ -235,6 +235,10 @@ def extract_disc_crop(
         coords = vox.copy()
         coords[slice_axis] = np.clip(np.round(vox[slice_axis]) + step * off, 0, n_slices - 1)
         out[k] = map_coordinates(data, coords, order=1, mode="nearest")
+    if not np.isfinite(out).all():
+        # NaN voxels (a resampled image's padding) reach the crop: the network then gave
+        # NaN probabilities, read as grade I.
+        raise InvalidInputError("the image has NaN or infinite voxels around the disc")
     if window is not None:
         lo, hi = window
     elif normalise == "image":

@@ -201,6 +201,8 @@ def grade_disc_crops(
         raise InvalidInputError(
             f"crops have shape {arr.shape}; the model expects (n, *{expected_shape})"
         )
+    if not np.isfinite(arr).all():  # NaN probabilities came out as grade I
+        raise InvalidInputError("crops hold NaN or infinite values")
     probs = predict_probabilities(model.network, arr)
     grades = np.arange(1, N_GRADES + 1, dtype=np.float32)
     return [PfirrmannGrade(int(np.argmax(p)) + 1, p, float(p @ grades)) for p in probs]

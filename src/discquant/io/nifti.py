@@ -73,6 +73,10 @@ def sibling(path: Path, ext: str) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
+SPACE_UNIT_TO_MM = {"mm": 1.0, "micron": 1e-3, "meter": 1e3}
+"""NIfTI ``xyzt_units`` spatial codes and their size in mm."""
+
+
 def read_volume(path: Path) -> Volume:
     """Load a NIfTI file as a float32 :class:`Volume`; reject NaN/Inf and empty images."""
     import nibabel as nib
@@ -92,6 +96,10 @@ def read_volume(path: Path) -> Volume:
         # Unreadable: an extra complex image in a folder is skipped like a damaged one.
         raise UnreadableImageError("image is complex-valued; give the magnitude images", path=path)
     affine = np.asarray(img.affine, dtype=np.float64)  # type: ignore[attr-defined]
+    # Spatial units other than mm (xyzt_units: micron from microscopy-style converters,
+    # meter): the affine was taken as mm, a 0.6 mm T2 read as 600 mm voxels.
+    space_unit = img.header.get_xyzt_units()[0]  # type: ignore[attr-defined]
+    affine[:3, :] *= SPACE_UNIT_TO_MM.get(space_unit, 1.0)  # "unknown": mm, as scanners write
     if data.ndim == 2:  # a bare 2D slice: make the slice axis explicit
         data = data[:, :, None]
     if data.ndim == 4 and data.shape[3] == 1:
