@@ -111,3 +111,22 @@ def test_a_nan_inside_a_list_and_a_stage_without_time_still_write(
     assert doc["discs"][2]["pfirrmann_probabilities"] is not None
     row = '<td class="l">grading</td><td class="l"><span class="failed">failed</span></td>'
     assert row + '<td><span class="na">n/a</span></td>' in paths.report_html.read_text()
+
+
+def test_the_schema_pins_the_version_that_added_snr_np_b0(synthetic: Synthetic) -> None:
+    """`snr_np_b0` became required while documents still said 1.0.0: a reader could not
+    tell old documents from new ones. The schema now names the writer's version, and a
+    1.0.0 document (no `snr_np_b0`) fails it on its version."""
+    from discquant.outputs.results_json import SCHEMA_VERSION
+
+    doc = build_results_document(synthetic.result)
+    assert doc["schema_version"] == SCHEMA_VERSION
+    validate_results(doc)
+    old = copy.deepcopy(doc)
+    old["schema_version"] = "1.0.0"
+    for disc in old["discs"]:
+        del disc["snr_np_b0"]
+    with pytest.raises(jsonschema.ValidationError) as err:
+        jsonschema.validate(old, load_schema())
+    errors = list(jsonschema.Draft202012Validator(load_schema()).iter_errors(old))
+    assert any(list(e.path) == ["schema_version"] for e in errors), err.value

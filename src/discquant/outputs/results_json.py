@@ -22,7 +22,10 @@ from discquant.results import LEVELS, AdcStats, AnalysisResult, DiscResult
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.0.0"
+SCHEMA_VERSION = "1.1.0"
+"""Version of the results document; the schema pins it (``const``). Bump the minor version
+when a key is added (1.1.0: per-disc ``snr_np_b0``), the major one when a key changes
+meaning or goes away."""
 SCHEMA_RESOURCE = "results.schema.json"
 
 
