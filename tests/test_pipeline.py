@@ -120,6 +120,8 @@ def test_dwi_only_segments_the_b0_and_gives_adc(phantom: PhantomStudy) -> None:
         # log-linear OLS in the truth; they differ on voxels mixing nucleus and bands).
         assert disc.adc_np.median == pytest.approx(truth.np_region_adc_um2_per_ms, rel=0.01)
         assert disc.t2_np_csf_ratio is None  # no T2 measures from a b≈0 image
+        # Pfirrmann grades are read on T2: withheld, and said (it was empty without a word)
+        assert disc.pfirrmann_grade is None and "pfirrmann_withheld_no_t2" in disc.flags
 
 
 def test_single_mid_sagittal_slice(phantom: PhantomStudy) -> None:
@@ -277,6 +279,76 @@ def test_scanner_adc_map_zeros_are_not_adc_values(phantom: PhantomStudy) -> None
     truth = phantom.truth.disc("L5-S1").np_region_adc_um2_per_ms
     assert l5s1.adc_np is not None and l5s1.adc_np.median == pytest.approx(truth, rel=0.05)
     assert res.adc_map is not None and np.isnan(res.adc_map.data[nucleus]).sum() >= len(idx) // 2
+
+
+def test_scanner_adc_map_only_says_the_snr_was_not_checked(phantom: PhantomStudy) -> None:
+    """Without raw DWI there is no σ: `low_snr` cannot be evaluated, and its absence read
+    as "noise is fine". Each disc with an ADC now says the check was not made."""
+    assert phantom.adc_scanner is not None
+    adc = Series(
+        SeriesRole.ADC, "test", "ADC", phantom.adc_scanner, "sagittal", adc_scale_to_um2_per_ms=1.0
+    )
+    study = Study("ph", (*_study(phantom, dwi=False).series, adc))
+    res = analyze(study, segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2))
+    assert all(d.adc_np is not None for d in res.discs)
+    assert all("snr_not_estimated" in d.flags and d.snr_np_b0 is None for d in res.discs)
+    full = analyze(
+        _study(phantom), segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)
+    )
+    assert not any("snr_not_estimated" in d.flags for d in full.discs)
+
+
+@pytest.mark.parametrize(("diffusion", "averages"), [("trace", (1, 3, 3)), ("3dir", (1,) * 7)])
+def test_trace_images_count_three_acquisitions(diffusion: str, averages: tuple[int, ...]) -> None:
+    """The Cramér–Rao bound behind `low_snr` took every trace image as one acquisition,
+    though a scanner's trace combines three orthogonal directions (σ²/3): the flag
+    over-flagged. Directional volumes stay one acquisition each."""
+    ph = generate_study(3, PhantomConfig(diffusion=diffusion, epi_distortion=False))
+    res = analyze(_study(ph, t2=False), segmenter=_truth_segmenter(ph.labels_dwi, ph.nucleus_dwi))
+    assert res.adc_fit_n_averages == averages
+
+
+def test_a_study_wide_naming_flag_marks_every_disc_when_the_segmenter_lists_no_levels(
+    phantom: PhantomStudy,
+) -> None:
+    """The per-disc `level_uncertain` looped over the segmenter's levels: a segmenter
+    that lists none (a user's own label map) left every disc unflagged although the
+    study was flagged `sacrum_not_in_fov`."""
+    seg = SimpleNamespace(
+        labels=phantom.labels_t2, nucleus=phantom.nucleus_t2, canal=None, levels=[],
+        flags=["sacrum_not_in_fov"],
+    )  # fmt: skip
+    res = analyze(_study(phantom, dwi=False), segmenter=lambda image: seg)
+    assert all(d.found and "level_uncertain" in d.flags for d in res.discs)
+    plain = analyze(
+        _study(phantom, dwi=False),
+        segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2),
+    )
+    assert not any("level_uncertain" in d.flags for d in plain.discs)
+
+
+def test_t2_and_a_scanner_adc_map_from_different_studies_are_flagged(
+    phantom: PhantomStudy,
+) -> None:
+    """Only a raw DWI was compared with the T2: a scanner ADC map from another study (another
+    frame of reference) was overlaid without a word."""
+    from discquant.io.study import Provenance
+
+    assert phantom.adc_scanner is not None
+
+    def series(role: SeriesRole, image: Volume, frame: str, **kw: Any) -> Series:
+        return Series(role, "test", role.value, image, "sagittal",
+                      provenance=Provenance(frame_of_reference_uid=frame), **kw)  # fmt: skip
+
+    t2 = series(SeriesRole.T2, phantom.t2, "1.2.3.1")
+    for frame, flagged in (("1.2.3.9", True), ("1.2.3.1", False)):
+        adc = series(SeriesRole.ADC, phantom.adc_scanner, frame, adc_scale_to_um2_per_ms=1.0)
+        res = analyze(
+            Study("ph", (t2, adc)),
+            segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2),
+        )
+        assert ("frames_of_reference_differ" in res.flags) == flagged
+        assert any("scanner ADC map have different frames" in w for w in res.warnings) == flagged
 
 
 def test_a_disc_too_small_to_crop_is_not_graded_and_the_others_are(
@@ -466,7 +538,11 @@ def test_an_implausible_nucleus_adc_withholds_only_its_adc_class() -> None:
     result = AnalysisResult("x", [disc("L3-L4", 1.7), disc("L4-L5", 0.01), disc("L5-S1", 1.1)])
     _grade(result, None, None)
     assert [d.adc_class for d in result.discs] == ["mild", None, "severe"]
-    assert result.discs[1].flags == ["adc_class_withheld_implausible_adc"]
+    assert [("adc_class_withheld_implausible_adc" in d.flags) for d in result.discs] == [
+        False,
+        True,
+        False,
+    ]
 
 
 def _crop(v: Volume, axis: int, k0: int, k1: int | None = None) -> Volume:
@@ -527,6 +603,36 @@ def test_a_vertebra_cut_by_the_image_edge_is_left_out_of_the_height_index(
     assert disc.level == "L1-L2" and "partial_fov" not in disc.flags
     assert disc.height_middle_mm is not None and l2_mm is not None
     assert disc.disc_height_index == pytest.approx(disc.height_middle_mm / l2_mm)
+
+
+def test_posterior_elements_at_the_image_edge_keep_the_height_index(
+    phantom: PhantomStudy,
+) -> None:
+    """A field of view that ends behind the canal cuts the spinous processes, which the
+    vertebra labels include: every body was left out and every disc height index was
+    withheld, though the bodies are whole. Only the body (within the disc's AP depth)
+    must be in view."""
+    axis = int(np.argmax(np.abs(phantom.t2.affine[1, :3])))  # anterior-posterior voxel axis
+    lab = phantom.labels_t2.data
+    for v in range(20, 25):  # each lumbar label reaches past column 240 (its processes)
+        assert np.take(lab == v, range(240, lab.shape[axis]), axis=axis).any()
+    full = analyze(
+        _study(phantom, dwi=False),
+        segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2),
+    )
+    cut = analyze(
+        Study(
+            "ph",
+            (Series(SeriesRole.T2, "test", "T2", _crop(phantom.t2, axis, 0, 240), "sagittal"),),
+        ),
+        segmenter=_truth_segmenter(
+            _crop(phantom.labels_t2, axis, 0, 240), _crop(phantom.nucleus_t2, axis, 0, 240)
+        ),
+    )
+    for whole, disc in zip(full.discs, cut.discs, strict=True):
+        assert "partial_fov" not in disc.flags
+        assert whole.disc_height_index is not None
+        assert disc.disc_height_index == pytest.approx(whole.disc_height_index, rel=1e-6)
 
 
 def test_a_dwi_slab_that_misses_the_middle_of_a_disc_is_flagged(phantom: PhantomStudy) -> None:

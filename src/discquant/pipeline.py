@@ -34,7 +34,14 @@ from discquant.measure.discs import (
     on_label_grid,
 )
 from discquant.output_paths import check_not_over_inputs, check_output_folder
-from discquant.results import CANAL_LABEL, DISC_LABELS, AnalysisResult, DiscResult, StageStatus
+from discquant.results import (
+    CANAL_LABEL,
+    DISC_LABELS,
+    LEVELS,
+    AnalysisResult,
+    DiscResult,
+    StageStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +302,7 @@ def analyze(
             b0_dwi=result.b0 if result.adc_fit_bvals_s_per_mm2 is not None else None,
             noise_sigma=result.noise_sigma,
             fit_bvals_s_per_mm2=result.adc_fit_bvals_s_per_mm2,
+            fit_n_averages=result.adc_fit_n_averages,
         )
         result.discs = measure_discs(inputs, config=config.measure, calibration=calibration)
         result.provenance["disc_heights"] = (
@@ -342,6 +350,11 @@ def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> 
     result.adc_fit_bvals_s_per_mm2 = tuple(
         float(shell.bval_s_per_mm2) for shell in model.used_shells for _ in shell.volumes
     )
+    result.adc_fit_n_averages = tuple(
+        TRACE_DIRECTIONS if _is_trace_image(shell, dwi.bvecs) else 1
+        for shell in model.used_shells
+        for _ in shell.volumes
+    )
     result.b0 = _mean_b0(dwi)
     result.noise_sigma = _noise_sigma(dwi, result.warnings)
     if result.noise_sigma is not None:
@@ -365,6 +378,26 @@ def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> 
             config.scanner_adc_tolerance,
             result.warnings,
         )
+
+
+TRACE_DIRECTIONS = 3
+"""Orthogonal directions a scanner combines into one trace-weighted image."""
+
+
+def _is_trace_image(shell: Any, bvecs: np.ndarray | None) -> bool:
+    """Whether a diffusion-weighted shell is one scanner trace image: a single volume
+    without a gradient direction (zero or absent bvec, as dcm2niix writes for TRACEW).
+    Its noise is that of three averaged acquisitions; counting it as one made ``low_snr``
+    flag about 1.4 times too many discs on the phantoms (their DWI is trace images).
+    Several direction-less volumes of one b are taken as directional images whose
+    directions were lost: one acquisition each. A scanner's extra averages (NEX) are
+    not read; with them the flag stays conservative (it flags too much, never too few).
+    """
+    if shell.is_b0 or shell.n_volumes != 1:
+        return False
+    if bvecs is None:
+        return True
+    return bool(np.allclose(np.asarray(bvecs)[shell.volumes[0]], 0.0))
 
 
 def _noise_sigma(dwi: Series, warnings: list[str]) -> float | None:
@@ -403,12 +436,13 @@ def _level_flags(segmentation: Any) -> dict[str, list[str]]:
         "transitional_anatomy_suspected",
         "input_not_sagittal",
     }
-    uncertain = bool(study_wide & set(segmentation.flags))
-    flags: dict[str, list[str]] = {}
-    for level in segmentation.levels:
-        if uncertain or level.confidence < 0.5:
-            flags[level.name] = ["level_uncertain"]
-    return flags
+    if study_wide & set(segmentation.flags):
+        # every level, also when the segmenter lists none (a user's own label map):
+        # looping over its levels left such a study's discs without the flag
+        return {level: ["level_uncertain"] for level in LEVELS}
+    return {
+        level.name: ["level_uncertain"] for level in segmentation.levels if level.confidence < 0.5
+    }
 
 
 def _with_canal(segmentation: Any) -> Volume:
@@ -433,10 +467,13 @@ def _to_dwi_grid(
     if study.t2 is None:  # segmented on the DWI b≈0 itself: already on the DWI grid
         result.labels_dwi = segmentation.labels
         return segmentation.nucleus
-    if study.dwi is not None and not _same_frame(study.t2, study.dwi):
+    # the series the ADC map comes from: the raw DWI, else the scanner's map
+    diffusion = study.dwi if study.dwi is not None else study.adc
+    if diffusion is not None and not _same_frame(study.t2, diffusion):
         result.warnings.append(
-            "the T2 and the DWI have different frames of reference (different studies?): "
-            "the disc masks may not overlay the ADC map"
+            f"the T2 and the {'DWI' if diffusion is study.dwi else 'scanner ADC map'} have "
+            "different frames of reference (different studies?): the disc masks may not "
+            "overlay the ADC map"
         )
         result.flags.append("frames_of_reference_differ")
     transfer = transfer_labels(segmentation.labels, target.affine, shape3)
@@ -458,6 +495,11 @@ def _grade(result: AnalysisResult, t2: Volume | None, model: Any) -> None:
         except ValueError:  # an implausible ADC must not cost the other discs their classes
             disc.flags.append("adc_class_withheld_implausible_adc")
     if t2 is None or result.labels_t2 is None:
+        if t2 is None and any(d.found for d in result.discs):
+            # Pfirrmann grades are read on T2: a DWI-only study has none, and an empty
+            # grade without a word read like a failure
+            for disc in (d for d in result.discs if d.found):
+                disc.flags.append("pfirrmann_withheld_no_t2")
         return
     from discquant.grade.crops import extract_disc_crop
     from discquant.grade.pfirrmann import grade_disc_crops, load_pfirrmann_model

@@ -126,6 +126,9 @@ class AnalysisResult:
     """Noise σ of one DWI volume (background estimate), in the DWI's signal units."""
     adc_fit_bvals_s_per_mm2: tuple[float, ...] | None = None
     """One b-value per DWI volume that the ADC fit used (None for a scanner's ADC map)."""
+    adc_fit_n_averages: tuple[int, ...] | None = None
+    """Acquisitions combined into each of those volumes: 3 for a scanner's trace image
+    (three orthogonal directions), else 1."""
 
     @property
     def failed_stages(self) -> list[StageStatus]:

@@ -120,6 +120,16 @@ def test_nan_voxels_in_the_t2_drop_out_of_the_ratios() -> None:
     assert "t2_withheld_too_few_voxels" not in d["flags"]  # type: ignore[operator]
 
 
+def test_a_nucleus_without_t2_signal_is_withheld_and_flagged() -> None:
+    """A nucleus mean of 0 (a masked image) withheld the ratios without a flag."""
+    t2 = _t2_image()
+    t2[1:8, 12:32, 10:16] = 0.0
+    d = _t2_study(t2)
+    assert d["t2_np_csf_ratio"] is None and d["t2_np_heterogeneity"] is None
+    assert "t2_withheld_no_signal" in d["flags"]  # type: ignore[operator]
+    assert "t2_withheld_no_signal" not in _t2_study(_t2_image())["flags"]  # type: ignore[operator]
+
+
 def test_a_nucleus_of_nan_t2_is_withheld_and_flagged() -> None:
     t2 = _t2_image()
     t2[1:8, 12:32, 10:16] = np.nan
@@ -168,4 +178,38 @@ def test_low_snr_follows_the_cramer_rao_bound_of_the_nucleus(margin: float) -> N
     )
     assert disc["snr_np_b0"] == pytest.approx(s0 / sigma, rel=1e-6)
     assert ("low_snr" in disc["flags"]) == (margin > 1)  # type: ignore[operator]
-    assert "low_snr" not in probe["flags"] and probe["snr_np_b0"] is None  # no σ: no SNR
+    # no σ: no SNR, and the check that was not made is said, not left silent
+    assert "low_snr" not in probe["flags"] and probe["snr_np_b0"] is None
+    assert "snr_not_estimated" in probe["flags"]  # type: ignore[operator]
+    assert "snr_not_estimated" not in disc["flags"]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("averages", "flagged"), [(None, True), ((1, 3), False)])
+def test_low_snr_counts_the_averages_of_a_trace_image(
+    averages: tuple[int, ...] | None, flagged: bool
+) -> None:
+    """A trace image averages three directions: its variance is σ²/3. Counted as one
+    acquisition, the bound was too wide and the flag over-flagged (about 1.4 times on
+    the phantoms). σ here puts 1.96 × the bound at 1.3 × 5 % for one acquisition and
+    at √(1/S0² + 1/(3 S1²)) / √(1/S0² + 1/S1²) · 1.3 ≈ 0.86 × 5 % for a trace image."""
+    labels = np.zeros((9, 40, 40), np.int16)
+    labels[1:8, 10:30, 15:25] = L5S1
+    adc_true, s0, b1 = 1.2, 400.0, 800.0
+    adc = np.full(labels.shape, 3.0, np.float32)
+    adc[labels > 0] = adc_true
+    b0 = np.full(labels.shape, 50.0, np.float32)
+    b0[labels > 0] = s0
+    n = _measure(labels, adc)["adc_np"].n_voxels  # type: ignore[attr-defined]
+    s1 = s0 * np.exp(-b1 * 1e-3 * adc_true)
+    per_sigma = np.sqrt(1 / s0**2 + 1 / s1**2) / (b1 * 1e-3) / np.sqrt(n) / adc_true
+    trace_ratio = np.sqrt(1 / s0**2 + 1 / (3 * s1**2)) / np.sqrt(1 / s0**2 + 1 / s1**2)
+    assert 1.3 * trace_ratio < 0.95  # the case is not on the edge
+    disc = _measure(
+        labels,
+        adc,
+        b0_dwi=Volume(b0, AFFINE),
+        noise_sigma=float(1.3 * 0.05 / (1.96 * per_sigma)),
+        fit_bvals_s_per_mm2=(0.0, b1),
+        fit_n_averages=averages,
+    )
+    assert ("low_snr" in disc["flags"]) == flagged  # type: ignore[operator]

@@ -23,6 +23,7 @@ from discquant.measure.geometry import (
     disc_frame,
     disc_geometry,
     left_right_axis,
+    within_disc_depth,
 )
 from discquant.measure.stats import region_stats
 from discquant.measure.water import (
@@ -91,6 +92,8 @@ class MeasureInputs:
     """One b-value per DWI volume the ADC fit used; with ``b0_dwi`` (the mean b≈0 image)
     and ``noise_sigma`` (σ of one DWI volume) they give each disc's ``snr_np_b0`` and
     its ``low_snr`` flag."""
+    fit_n_averages: tuple[int, ...] | None = None
+    """Acquisitions combined into each fitted volume (3 for a trace image); None: 1 each."""
 
 
 def _touches_border(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> bool:
@@ -206,7 +209,7 @@ def _noise_measures(
 
     The flag compares the pooled Cramér–Rao bound of the nucleus ADC
     (:mod:`discquant.diffusion.precision`: each core voxel's b≈0 signal, the nucleus
-    median ADC, the fit's b-values, the study's σ) with
+    median ADC, the fit's b-values and averages, the study's σ) with
     :attr:`MeasureConfig.max_noise_limited_error`. It says what noise alone allows; the
     measured spread (``adc_np_imprecise``) also holds the nucleus's own heterogeneity.
     """
@@ -216,16 +219,31 @@ def _noise_measures(
     )
 
     sigma = inputs.noise_sigma
-    if inputs.b0_dwi is None or inputs.fit_bvals_s_per_mm2 is None or not sigma or sigma <= 0:
-        return
-    if inputs.b0_dwi.shape[:3] != np_mask.shape or not adc_um2_per_ms > 0:
-        return
-    s0 = _finite_values(inputs.b0_dwi.data, np_mask)
-    s0 = s0[s0 > 0]
+    s0: npt.NDArray[np.floating] = np.empty(0)
+    if (
+        inputs.b0_dwi is not None
+        and inputs.fit_bvals_s_per_mm2 is not None
+        and sigma is not None
+        and sigma > 0
+        and inputs.b0_dwi.shape[:3] == np_mask.shape
+        and adc_um2_per_ms > 0
+    ):
+        s0 = _finite_values(inputs.b0_dwi.data, np_mask)
+        s0 = s0[s0 > 0]
     if not s0.size:
+        # No σ (no background found), no raw DWI (a scanner's ADC map): the check was not
+        # made. Silence here read as "noise is not a problem".
+        result.flags.append("snr_not_estimated")
         return
+    assert sigma is not None and inputs.fit_bvals_s_per_mm2 is not None
     result.snr_np_b0 = float(np.median(s0)) / sigma
-    voxel_sd = adc_sd_lower_bound_um2_per_ms(s0, adc_um2_per_ms, inputs.fit_bvals_s_per_mm2, sigma)
+    voxel_sd = adc_sd_lower_bound_um2_per_ms(
+        s0,
+        adc_um2_per_ms,
+        inputs.fit_bvals_s_per_mm2,
+        sigma,
+        n_averages=inputs.fit_n_averages,
+    )
     bound_rel = pooled_sd_lower_bound(voxel_sd) / adc_um2_per_ms
     if 1.96 * bound_rel > config.max_noise_limited_error:
         result.flags.append("low_snr")
@@ -251,7 +269,8 @@ def _t2_measures(
         result.flags.append("t2_withheld_too_few_voxels")
         return
     mean = float(values.mean())
-    if not mean > 0:
+    if not mean > 0:  # a zero or negative nucleus signal (a masked or signed image)
+        result.flags.append("t2_withheld_no_signal")
         return
     result.t2_np_heterogeneity = float(values.std() / mean)
     if csf_signal is not None and csf_signal > 0:
@@ -408,8 +427,9 @@ def _disc_height_index(
     """Middle disc height over the mean middle height of the adjacent vertebral bodies.
 
     The body above is label − 100 (e.g. L4 = 23 for L4-L5); the body below is the next
-    vertebra, except the sacrum, whose S1 body is not measured like a lumbar body. A body
-    that reaches the in-plane edge of the image is left out (cut, it reads short). Each
+    vertebra, except the sacrum, whose S1 body is not measured like a lumbar body. A vertebra
+    whose body (the part within the disc's AP depth) reaches the in-plane edge of the
+    image is left out (cut, it reads short). Each
     body is measured along the disc's height axis on the rays of the disc's middle band
     (:func:`~discquant.measure.geometry.adjacent_body_height_mm`), so a vertebra label
     that includes the posterior elements still gives the body's height.
@@ -420,10 +440,14 @@ def _disc_height_index(
     above = label - 100
     neighbours = [(above, True)] if above + 1 >= 25 else [(above, True), (above + 1, False)]
     # A body the image's edge cuts reads short (L1 cut at the top: 17 mm for 24 mm).
+    # Only the body counts (the label within the disc's AP depth): a spinous process
+    # at the posterior edge of a tight field of view dropped an intact body.
     heights = [
         adjacent_body_height_mm(body, disc, affine, above=is_above, frame=frame)
         for v, is_above in neighbours
-        if not _touches_border(body := lab == v, affine)
+        if not _touches_border(
+            (body := lab == v) & within_disc_depth(body, disc, affine, frame=frame), affine
+        )
     ]
     valid = [h for h in heights if h]
     return float(geom.height_middle_mm / np.mean(valid)) if valid else None

@@ -28,9 +28,7 @@ from discquant.measure.geometry import DiscFrame, within_disc_depth
 BoolArray = npt.NDArray[np.bool_]
 
 
-def core(
-    mask: BoolArray, *, border_voxels: int = 1, slice_axis: int | None = None
-) -> BoolArray:
+def core(mask: BoolArray, *, border_voxels: int = 1, slice_axis: int | None = None) -> BoolArray:
     """Erode ``mask`` by ``border_voxels`` with a full 3×3×3 neighbourhood.
 
     Along an axis of length 1, and along ``slice_axis`` (the sagittal slice axis) where

@@ -28,7 +28,6 @@ from scipy import ndimage
 
 from discquant.io.study import Volume
 
-
 NOT_SEEN = -1
 """Sample value beyond the source grid's extent (label maps hold labels ≥ 0)."""
 
