@@ -141,3 +141,72 @@ def test_pseudonyms_and_placeholders_are_not_identifiers(
     assert label_holds_identifier("x" + patient_id, identifier_tokens(patient_id, "DOE^JOHN")) == (
         len(patient_id) >= 4 and patient_id.lower() not in {"anon"}
     )
+
+
+def test_identifier_tokens_hold_accession_other_ids_and_birth_date() -> None:
+    """Only the patient's ID and name were tokens: a label holding the accession number,
+    another patient ID or the birth date passed."""
+    from pydicom.dataset import Dataset
+
+    from discquant.io.privacy import identifier_tokens, label_holds_identifier
+
+    ds = Dataset()
+    ds.OtherPatientIDs = ["OPID-4242", "X7"]  # multi-valued; "X7" is too short to count
+    tokens = identifier_tokens(
+        "P0001",
+        "DOE^JOHN",
+        accession_number="ACC-55512",
+        other_patient_ids=ds.get("OtherPatientIDs"),
+        birth_date="19580312",
+    )
+    assert {"acc55512", "opid4242", "19580312"} <= tokens and "x7" not in tokens
+    for label in ("ACC55512", "sub-opid4242", "1958-03-12", "p19580312x"):
+        assert label_holds_identifier(label, tokens), label
+    assert not label_holds_identifier("195803120", tokens)  # an all-digit token: whole only
+    # a raw backslash-separated value is split like pydicom's MultiValue
+    assert "abcd5" in identifier_tokens(None, None, other_patient_ids="ZZ\\ABCD-5")
+    # a partial birth date (year only) or a placeholder accession would match by chance
+    assert identifier_tokens(None, None, birth_date="1958", accession_number="ANON") == set()
+    # a pseudonymised dataset's accession and birth date are replaced too: nothing counts
+    removed = identifier_tokens(
+        "P0001",
+        "DOE^JOHN",
+        identity_removed="YES",
+        accession_number="ACC-55512",
+        other_patient_ids="OPID-4242",
+        birth_date="19580312",
+    )
+    assert removed == set()
+    # the old two-argument call still works
+    assert identifier_tokens("P0001", "DOE^JOHN") == {"p0001", "doejohn", "john"}
+
+
+def _analyze_refused(folder: Path, out: Path) -> None:
+    result = CliRunner().invoke(app, ["analyze", str(folder), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    assert "holds the patient's ID or name" in result.output
+    assert not out.exists()  # nothing written: no output named after the identifier
+
+
+@pytest.mark.parametrize("field", ["AccessionNumber", "PatientBirthDate"])
+def test_a_folder_named_after_the_accession_or_birth_date_is_refused(
+    lumbar_dicom: WrittenStudy, tmp_path: Path, field: str
+) -> None:
+    """A folder named after the accession number or the birth date named every output
+    file and the DICOM SEG/SR."""
+    import shutil
+
+    folder = tmp_path / PHI[field]
+    shutil.copytree(lumbar_dicom.root, folder)
+    _analyze_refused(folder, tmp_path / "out")
+
+
+def test_a_folder_named_after_another_patient_id_is_refused(tmp_path: Path) -> None:
+    """A folder named after one of the OtherPatientIDs (multi-valued) was accepted."""
+    from tests.io.dicom_factory import write_lumbar_study
+
+    folder = tmp_path / "OPIDX-777777"
+    write_lumbar_study(
+        folder, size=16, phi={**PHI, "OtherPatientIDs": "OPIDX-424242\\OPIDX-777777"}
+    )
+    _analyze_refused(folder, tmp_path / "out")

@@ -97,7 +97,8 @@ class _DicomSeries:
     slices: list[tuple[Path, _Slice]] = field(default_factory=list)
     mosaic: bool = False
     identifiers: frozenset[str] = frozenset()
-    """The patient's ID and name as label tokens (:func:`privacy.identifier_tokens`)."""
+    """The patient's ID, name, accession number, other IDs and birth date as label tokens
+    (:func:`privacy.identifier_tokens`)."""
 
 
 @dataclass
@@ -315,6 +316,9 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
                     ds.get("PatientID"),
                     ds.get("PatientName"),
                     identity_removed=ds.get("PatientIdentityRemoved"),
+                    accession_number=ds.get("AccessionNumber"),
+                    other_patient_ids=ds.get("OtherPatientIDs"),
+                    birth_date=ds.get("PatientBirthDate"),
                 ),
             )
             scan.series[uid] = series

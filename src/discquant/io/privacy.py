@@ -18,6 +18,7 @@ source images; they are not personal data on their own).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 PHI_KEYS: frozenset[str] = frozenset(
@@ -232,21 +233,47 @@ PLACEHOLDER_IDENTIFIERS = frozenset(
 label may well contain them (``anonymized03``, ``phantom01``)."""
 
 
+def _values(value: object) -> list[str]:
+    """A DICOM value as strings: one per item of a multi-valued one (pydicom's
+    ``MultiValue``, a list, or a raw ``A\\B`` string)."""
+    if value is None:
+        return []
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        return str(value).split("\\")
+    return [str(v) for v in value if v is not None]
+
+
 def identifier_tokens(
-    patient_id: object, patient_name: object, *, identity_removed: object = None
+    patient_id: object,
+    patient_name: object,
+    *,
+    identity_removed: object = None,
+    accession_number: object = None,
+    other_patient_ids: object = None,
+    birth_date: object = None,
 ) -> frozenset[str]:
-    """The patient's ID and name, and each ``^`` component of the name, in lower-case
-    letters and digits (the form of a BIDS label), for :func:`label_holds_identifier`.
-    Kept in memory only, never written.
+    """The patient's ID and name, and each ``^`` component of the name, the accession
+    number, every other patient ID (multi-valued) and the birth date (``YYYYMMDD``, only
+    when it is a full 8-digit date), in lower-case letters and digits (the form of a BIDS
+    label), for :func:`label_holds_identifier`. Kept in memory only, never written.
 
     None when the header says the identity was removed (PatientIdentityRemoved ``YES``):
     a pseudonymised dataset often carries the subject code as its PatientID, which is
-    no identifier. Placeholders (:data:`PLACEHOLDER_IDENTIFIERS`) are left out.
+    no identifier; its accession number and birth date, if any, are replaced or shifted
+    as well, so the same rule covers them. Placeholders (:data:`PLACEHOLDER_IDENTIFIERS`)
+    and pieces shorter than :data:`MIN_IDENTIFIER_CHARS` are left out.
     """
     if str(identity_removed or "").strip().upper() == "YES":
         return frozenset()
     pieces = [str(patient_id or ""), str(patient_name or "")]
     pieces += str(patient_name or "").split("^")
+    pieces += _values(accession_number)
+    pieces += _values(other_patient_ids)
+    birth = str(birth_date or "").strip()
+    if re.fullmatch(r"\d{8}", birth):  # a partial date (year only) would match by chance
+        pieces.append(birth)
     return frozenset(
         t
         for t in map(_alnum, pieces)
@@ -255,7 +282,8 @@ def identifier_tokens(
 
 
 def label_holds_identifier(label: str, tokens: frozenset[str]) -> bool:
-    """Whether a subject label contains the patient's ID or name (any of ``tokens``).
+    """Whether a subject label contains the patient's ID, name, accession number, other
+    IDs or birth date (any of ``tokens``, from :func:`identifier_tokens`).
 
     Examples
     --------
