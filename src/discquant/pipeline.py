@@ -660,11 +660,13 @@ def run_study(
     """
     from discquant.outputs import write_outputs
     from discquant.outputs._common import bids_label
+    from discquant.outputs.write import check_dataset_description
 
     # Checked here before the (slow) import so that bad options fail first; analyze()
     # checks again for API callers (a dict lookup and a small JSON read).
     check_config(config or AnalysisConfig())
     check_output_folder(Path(out_dir))
+    check_dataset_description(Path(out_dir))  # a raw BIDS root's is never replaced
     study = load_inputs(inputs, keep_phi=keep_phi)
     label = bids_label(study.subject)
     if not keep_phi and label_holds_identifier(label, study.identifiers):
@@ -673,7 +675,8 @@ def run_study(
         # in the message (the input path, which the user typed, is).
         raise InvalidInputError(
             "the subject label (from --subject, the manifest or the folder name) holds the "
-            "patient's ID or name from the DICOM header; give another subject label, or "
+            "patient's ID or name (or an identifier such as the accession number or birth date) "
+            "from the DICOM header; give another subject label, or "
             "--keep-phi to keep identifiers",
             path=inputs.path or inputs.t2 or inputs.dwi or inputs.adc,
         )

@@ -260,3 +260,31 @@ def test_labels_that_differ_only_in_case_clash(tmp_path: Path) -> None:
     studies = read_cohort(manifest)
     assert studies[0].error is None
     assert studies[1].error is not None and "differ only in case" in studies[1].error
+
+
+def test_a_cohort_into_a_raw_root_is_refused_and_its_own_description_is_kept(
+    tmp_path: Path,
+) -> None:
+    """The cohort runner wrote its dataset_description.json over whatever was there (a
+    raw BIDS root's Name, Authors, License)."""
+    from discquant.errors import InvalidInputError
+    from discquant.outputs.derivatives import dataset_description
+
+    folder = standin.make_study(tmp_path / "s1", [1.5, 1.4, 1.3, 1.2, 1.1])
+    studies = [CohortStudy("s1", StudyInputs(path=folder, subject="s1"), "by hand")]
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    description = {"Name": "Lumbar cohort", "BIDSVersion": "1.9.0", "DatasetType": "raw"}
+    (raw / "dataset_description.json").write_text(json.dumps(description))
+    with pytest.raises(InvalidInputError, match="raw BIDS dataset"):
+        run_cohort(studies, raw, workers=1, study_fn=standin.standin_study)
+    assert sorted(p.name for p in raw.iterdir()) == ["dataset_description.json"]
+    assert json.loads((raw / "dataset_description.json").read_text()) == description
+    # discquant's own, with a note a user added: kept byte for byte
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    text = json.dumps({**dataset_description(), "Acknowledgements": "thanks"}, indent=1)
+    (ours / "dataset_description.json").write_text(text)
+    run = run_cohort(studies, ours, workers=1, study_fn=standin.standin_study)
+    assert [o.status for o in run.outcomes] == ["complete"]
+    assert (ours / "dataset_description.json").read_text() == text

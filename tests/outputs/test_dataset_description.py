@@ -144,3 +144,17 @@ def test_discquants_own_description_is_kept_as_it_is(tmp_path: Path) -> None:
     assert paths.dataset_description == tmp_path / "dataset_description.json"
     assert paths.dataset_description.read_text() == text
     assert paths.subject_dir.is_dir()
+
+
+def test_analyze_refuses_a_raw_root_before_the_import(tmp_path: Path) -> None:
+    """The check ran only when the outputs were written, after the whole analysis: the
+    input is missing here, and the error must still be about the description."""
+    root = tmp_path / "bids"
+    root.mkdir()
+    (root / "dataset_description.json").write_text(json.dumps(RAW))
+    res = CliRunner().invoke(
+        app, ["analyze", str(tmp_path / "missing"), "--subject", "x", "--out", str(root)]
+    )
+    assert res.exit_code == 2
+    assert f"{root / 'dataset_description.json'}: " in res.stderr, res.stderr
+    assert sorted(p.name for p in root.iterdir()) == ["dataset_description.json"]

@@ -31,6 +31,7 @@ from discquant.cohort.worker import (
     record_failure,
 )
 from discquant.errors import InvalidInputError, one_line
+from discquant.outputs.write import check_dataset_description
 
 log = logging.getLogger(__name__)
 
@@ -246,6 +247,9 @@ def run_cohort(
     out = Path(out_dir).expanduser().absolute()  # workers may run in another directory
     studies = [absolute_study(s) for s in studies]
     check_outputs_apart(out, studies)
+    # A raw BIDS root's or another pipeline's description is never replaced: refused
+    # here, before the cluster starts and anything is written.
+    check_dataset_description(out)
     # Reached before anything is written: an unreachable scheduler is bad input.
     client = connect_scheduler(scheduler) if scheduler else None
     try:
@@ -477,6 +481,8 @@ def _task_error(future: Any, value: Any) -> BaseException:
 
 
 def _write_dataset_description(out: Path) -> None:
+    """discquant's description, unless one of discquant's is there (left as it is)."""
     from discquant.outputs.derivatives import dataset_description
 
-    records.write_json_atomic(out / "dataset_description.json", dataset_description())
+    if not check_dataset_description(out):
+        records.write_json_atomic(out / "dataset_description.json", dataset_description())
