@@ -178,6 +178,9 @@ def test_analyze_refuses_outputs_that_would_replace_its_input(tmp_path: Path, ho
 
     bids = tmp_path / "bids"
     write_study(generate_study(3, PhantomConfig(noise=False)), bids, subject="00")
+    # The raw root's dataset_description.json is refused first (tests/outputs/
+    # test_dataset_description.py); without it, the subject folder is what is at stake.
+    (bids / "dataset_description.json").unlink()
     study = bids / "sub-00"
     given = (
         [str(study)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import nibabel as nib
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from discquant.cli import app
+from discquant.diffusion.writer import temporary_paths
 
 BVALS = np.array([0.0, 400.0, 800.0])
 AFFINE = np.array(
@@ -233,7 +233,7 @@ def test_cli_long_output_name_is_written_and_errors_name_the_output(dwi_files):
     # a write that fails (here: a folder where the temporary file goes; CliRunner runs
     # in this process, so it has this pid)
     out = tmp / "maps" / "adc.nii.gz"
-    (tmp / "maps" / f".adc.discquant-{os.getpid()}.partial.nii.gz").mkdir(parents=True)
+    temporary_paths(out)[0].mkdir(parents=True)
     res = CliRunner().invoke(app, ["adc", str(tmp / "dwi.nii.gz"), "-o", str(out)])
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
     assert res.exit_code == 2 and lines[-1].startswith(f"discquant: error: {out}: "), res.output
@@ -246,7 +246,7 @@ def test_cli_writers_sharing_a_pid_in_one_folder_do_not_collide(dwi_files):
     Here a leftover of writer A (a folder at A's temporary name) must not touch B."""
     tmp, _ = dwi_files
     maps = tmp / "maps"
-    (maps / f".a.discquant-{os.getpid()}.partial.nii.gz").mkdir(parents=True)
+    temporary_paths(maps / "a.nii.gz")[0].mkdir(parents=True)
     res = CliRunner().invoke(app, ["adc", str(tmp / "dwi.nii.gz"), "-o", str(maps / "b.nii.gz")])
     assert res.exit_code == 0, res.output
     assert (maps / "b.nii.gz").is_file() and (maps / "b.json").is_file()
@@ -270,3 +270,42 @@ def test_cli_map_over_the_t2_beside_the_dwi_is_refused(tmp_path):
     res = CliRunner().invoke(app, ["adc", str(sub), "-o", str(t2)])
     assert res.exit_code == 2 and "would replace the input" in res.output, res.output
     assert t2.read_bytes() == before
+
+
+def test_long_output_names_that_differ_at_their_end_get_distinct_temporary_names(
+    tmp_path,
+) -> None:
+    """Cut to its first 64 characters, the temporary name of two long BIDS outputs that
+    differ only at the end (run-01, run-02) was the same for writers sharing a pid."""
+    stem = "sub-0001_ses-baseline_acq-lumbarsagittalhighresolution_rec-trace"
+    a, b = (tmp_path / f"{stem}_run-0{k}_ADC.nii.gz" for k in (1, 2))
+    assert temporary_paths(a)[0] != temporary_paths(b)[0]
+    assert temporary_paths(a)[1] != temporary_paths(b)[1]
+    long_out = tmp_path / ("a" * 245 + ".nii")
+    assert all(len(p.name) <= 255 for p in temporary_paths(long_out))
+
+
+def test_a_mask_saved_in_the_dwis_micron_units_is_on_its_grid(tmp_path) -> None:
+    """The DWI's affine was converted to mm on import but the mask's was not: a mask
+    saved with the DWI's own micron header was refused as off the grid."""
+    affine = np.diag([600.0, 600.0, 4000.0, 1.0])  # micron: 0.6 × 0.6 × 4 mm
+    dwi = 1000.0 * np.exp(-1.5e-3 * BVALS) * np.ones((8, 8, 3, 1))
+    for name, data in (("dwi", dwi.astype(np.float32)), ("mask", np.ones((8, 8, 3), np.uint8))):
+        img = nib.Nifti1Image(data, affine)
+        img.header.set_xyzt_units(xyz="micron")
+        nib.save(img, tmp_path / f"{name}.nii.gz")
+    (tmp_path / "dwi.bval").write_text("0 400 800\n")
+    out = tmp_path / "adc.nii.gz"
+    res = CliRunner().invoke(
+        app,
+        [
+            "adc",
+            str(tmp_path / "dwi.nii.gz"),
+            "-o",
+            str(out),
+            "--mask",
+            str(tmp_path / "mask.nii.gz"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    np.testing.assert_allclose(np.asarray(nib.load(out).dataobj), 1.5, rtol=1e-4)

@@ -94,3 +94,22 @@ def test_a_single_slice_half_a_slice_off_labels_both_dwi_slices_it_overlaps() ->
     for n in per_slice[1:3]:
         assert n * 1.8 * 1.8 == pytest.approx(disc.sum() * 0.36, rel=0.08)
     assert out.purity[out.labels.data == 122].min() >= 0.5
+
+
+@pytest.mark.parametrize(
+    ("dwi_mm", "origin", "expected"), [(5.0, -7.5, [0, 1, 1, 0]), (4.0, -4.0, [0, 1, 0, 0])]
+)
+def test_a_t2_slice_thinner_than_the_dwi_slices_labels_the_ones_it_overlaps_most(
+    dwi_mm: float, origin: float, expected: list[int]
+) -> None:
+    """A 3 mm T2 slice (R -1.5 … 1.5) against 5 mm DWI slices meeting at R 0 covers 30 %
+    of each: under an "at least half in view" rule no DWI voxel was labelled and every
+    disc read `disc_not_in_dwi`. Against a 4 mm slice centred on it (75 % covered) only
+    that slice takes the label, not its neighbours (0 %)."""
+    t2_aff = grid((0.6, 0.6, 3.0), (0.0, -30.0, -30.0))
+    labels = np.zeros((100, 100, 1), np.int16)
+    labels[30:70, 40:60, 0] = 122
+    dwi_aff = grid((1.8, 1.8, dwi_mm), (origin, -29.1, -28.7))
+    out = transfer_labels(Volume(labels, t2_aff), dwi_aff, (34, 34, 4))
+    got = [int((out.labels.data[..., k] == 122).any()) for k in range(4)]
+    assert got == expected

@@ -8,6 +8,7 @@ to temporary names and renamed, so a failure never leaves a half-written map.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -58,6 +59,21 @@ def _files_read(sources: Any) -> list[Path]:
         if is_nifti(source):
             read += [source.with_name(nifti_stem(source) + e) for e in (".json", ".bval", ".bvec")]
     return read
+
+
+def temporary_paths(output: Path) -> tuple[Path, Path]:
+    """Where :func:`write_adc_nifti` writes the map and its sidecar before renaming them.
+
+    The names carry the output's name, cut to 40 characters, and a hash of the whole
+    name: the whole name made a legal 249-character name too long; the pid alone
+    collided between two writers that share a pid (one per container) in one folder; a
+    cut name alone collided for long names that differ only at their end (…_run-01_ADC,
+    …_run-02_ADC).
+    """
+    suffix = _suffix(output)
+    tag = f"{output.name[: -len(suffix)][:40]}-{hashlib.sha1(output.name.encode()).hexdigest()[:8]}"
+    stem = f".{tag}.discquant-{os.getpid()}.partial"
+    return output.with_name(stem + suffix), output.with_name(stem + ".json")
 
 
 def sidecar_path(output: Path) -> Path:
@@ -114,8 +130,7 @@ def write_adc_nifti(
     from discquant import __version__
 
     out = Path(output)
-    suffix = _suffix(out)
-    side = sidecar_path(out)
+    side = sidecar_path(out)  # also refuses a name that is not .nii/.nii.gz
     aff = np.asarray(affine, dtype=np.float64)
     img = nib.Nifti1Image(np.asarray(fit.adc_um2_per_ms, dtype=np.float32), aff)
     set_scanner_space(img)
@@ -137,12 +152,7 @@ def write_adc_nifti(
         meta["Source"] = source
     meta.update(settings or {})
     out.parent.mkdir(parents=True, exist_ok=True)
-    # Temporary names carry the output's name, cut short: the whole name made a legal
-    # 249-character name too long, and the pid alone collided between two writers that
-    # share a pid (one per container) in one folder.
-    stem = out.name[: -len(suffix)][:64]
-    tmp_img = out.with_name(f".{stem}.discquant-{os.getpid()}.partial{suffix}")
-    tmp_side = side.with_name(f".{stem}.discquant-{os.getpid()}.partial.json")
+    tmp_img, tmp_side = temporary_paths(out)
     try:
         nib.save(img, tmp_img)
         tmp_side.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
@@ -175,7 +185,10 @@ def _read_mask(path: Path, shape: tuple[int, ...], affine: npt.NDArray[np.float6
         raise InvalidInputError(
             f"mask shape {data.shape} does not match the DWI's {shape}", path=path
         )
-    if not np.allclose(img.affine, affine, atol=1e-3):  # type: ignore[attr-defined]
+    from discquant.io.nifti import affine_mm
+
+    # in mm, as the DWI's (a mask saved with the DWI's micron header was refused)
+    if not np.allclose(affine_mm(img), affine, atol=1e-3):
         raise InvalidInputError("mask is not on the DWI's grid (affines differ)", path=path)
     return np.asarray(data != 0)
 

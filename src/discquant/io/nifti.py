@@ -77,6 +77,18 @@ SPACE_UNIT_TO_MM = {"mm": 1.0, "micron": 1e-3, "meter": 1e3}
 """NIfTI ``xyzt_units`` spatial codes and their size in mm."""
 
 
+def affine_mm(img: Any) -> npt.NDArray[np.float64]:
+    """A nibabel image's affine in mm, whatever its header's spatial unit.
+
+    Units other than mm (``xyzt_units`` micron from microscopy-style converters, meter)
+    were taken as mm: a 0.6 mm T2 read as 600 mm voxels. "unknown" is mm, as scanners
+    write it.
+    """
+    affine = np.asarray(img.affine, dtype=np.float64)
+    affine[:3, :] *= SPACE_UNIT_TO_MM.get(img.header.get_xyzt_units()[0], 1.0)
+    return affine
+
+
 def read_volume(path: Path) -> Volume:
     """Load a NIfTI file as a float32 :class:`Volume`; reject NaN/Inf and empty images."""
     import nibabel as nib
@@ -95,11 +107,7 @@ def read_volume(path: Path) -> Volume:
         # of phase-rotated signals were wrong (2.16 for 1.39 µm²/ms) and exited 0.
         # Unreadable: an extra complex image in a folder is skipped like a damaged one.
         raise UnreadableImageError("image is complex-valued; give the magnitude images", path=path)
-    affine = np.asarray(img.affine, dtype=np.float64)  # type: ignore[attr-defined]
-    # Spatial units other than mm (xyzt_units: micron from microscopy-style converters,
-    # meter): the affine was taken as mm, a 0.6 mm T2 read as 600 mm voxels.
-    space_unit = img.header.get_xyzt_units()[0]  # type: ignore[attr-defined]
-    affine[:3, :] *= SPACE_UNIT_TO_MM.get(space_unit, 1.0)  # "unknown": mm, as scanners write
+    affine = affine_mm(img)
     if data.ndim == 2:  # a bare 2D slice: make the slice axis explicit
         data = data[:, :, None]
     if data.ndim == 4 and data.shape[3] == 1:

@@ -175,7 +175,13 @@ def _adc_measures(result: DiscResult, inputs: MeasureInputs, config: MeasureConf
         result.flags.append("disc_not_in_dwi")
         return
     adc = inputs.adc.data
-    lr_axis = left_right_axis(inputs.adc.affine)
+    # Erode across DWI slices unless the segmentation itself saw the disc in fewer than
+    # three sagittal slices (a mid-sagittal T2): then the thin DWI region is the middle
+    # of the disc. A DWI slab that catches only a disc's lateral tip in two slices is
+    # eroded in 3-D and withheld: in-plane only, its annulus read 8-14 % low as `adc_np`.
+    source = inputs.labels if inputs.labels is not None else inputs.labels_dwi
+    thin_source = _slices_spanned(source.data == label, source.affine) < 3
+    lr_axis = left_right_axis(inputs.adc.affine) if thin_source else None
     disc_core = regions.core(disc, border_voxels=config.border_voxels, slice_axis=lr_axis)
     result.adc_disc = region_stats(adc, disc_core, min_voxels=config.min_core_voxels)
     np_mask = _nucleus_mask(

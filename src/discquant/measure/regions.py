@@ -34,10 +34,12 @@ def core(mask: BoolArray, *, border_voxels: int = 1, slice_axis: int | None = No
     Along an axis of length 1, and along ``slice_axis`` (the sagittal slice axis) where
     the region spans fewer than ``2 · border_voxels + 1`` slices, the erosion is in-plane
     only: such a region has no interior across slices. A mid-sagittal T2 brought onto a
-    DWI grid lies in one DWI slice, and a 3 × 3 × 3 erosion withheld every value of it;
-    the lateral disc border is ~20 mm from those slices, so there is no partial volume
-    across them to exclude. In-plane (endplates, anterior and posterior borders) the
-    erosion stays: a collapsed disc two voxels high still has no core.
+    DWI grid lies in one or two DWI slices, and a 3 × 3 × 3 erosion withheld every value
+    of it; the lateral disc border is ~20 mm from those slices, so there is no partial
+    volume across them to exclude. Callers pass ``slice_axis`` only where the region is
+    known to be the disc's middle (:mod:`discquant.measure.discs`), not a lateral tip.
+    In-plane (endplates, anterior and posterior borders) the erosion stays: a collapsed
+    disc two voxels high still has no core.
 
     Examples
     --------

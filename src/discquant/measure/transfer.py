@@ -5,9 +5,10 @@ coordinates (both affines map voxels to RAS mm), each DWI voxel sampled at
 ``supersample`` points (4 × 4 × 4 by default); a DWI voxel takes the label that covers
 the largest share of it (the most frequent label among its points, background included):
 real partial volume, not nearest-neighbour luck at one centre point. Points beyond the
-source's field of view are not counted: a DWI voxel at least half inside the T2's field
-of view takes the majority of its part in view (less than half: background), so a
-mid-sagittal T2 slice labels the DWI slices it overlaps by half or more.
+source's field of view are not counted: a DWI voxel with at least half the view of the
+best-covered one (a whole voxel, except for a T2 slab thinner than a DWI slice) takes the
+majority of its part in view; with less it stays background. A mid-sagittal T2 slice thus
+labels the DWI slice(s) it overlaps most.
 
 EPI distortion is not modelled here. A per-disc registration refinement (translation
 maximising the correlation of T2 or of the disc mask with the b≈0 image) was measured on
@@ -102,8 +103,8 @@ def transfer_labels(
     Returns
     -------
     LabelTransfer
-        Majority labels and their purity; voxels that no label reaches, or that lie
-        less than half inside the source's field of view, are 0 with purity 1.
+        Majority labels and their purity; voxels that no label reaches, or with less
+        than half the view of the best-covered voxel, are 0 with purity 1.
     """
     target_affine = np.asarray(target_affine, dtype=np.float64)
     majority = np.zeros(target_shape, dtype=np.int16)
@@ -141,9 +142,12 @@ def transfer_labels(
     # source's field of view takes the label of the half inside. A mid-sagittal T2
     # slice offset by half a slice from the DWI's covers half of two DWI slices; as
     # background the unseen halves won every tie, and no disc reached the DWI.
-    # A voxel with less than half of it in view stays background: its label would be a
-    # guess about a part the source never imaged.
-    in_view = 2 * seen >= samples.shape[0]
+    # A voxel with less than half the view of the best-covered voxel stays background:
+    # its label would be a guess about a part the source never imaged. "The best-covered
+    # voxel" is a whole one in any ordinary transfer; for a T2 slab thinner than a DWI
+    # slice (one 3 mm slice, 5 mm DWI slices) no voxel is half in view, and the DWI
+    # slices that overlap the slab most take its labels.
+    in_view = (seen > 0) & (2 * seen >= seen.max())
     best = np.where(in_view, values[counts.argmax(axis=0)], 0)
     share = np.where(in_view, counts.max(axis=0) / np.maximum(seen, 1), 1.0)
     inside = tuple(slice(int(a), int(a) + n) for a, n in zip(start, shape, strict=True))

@@ -162,7 +162,7 @@ FLAG_MEANINGS = {
     "no_discs_found": "No discs found",
     "no_lumbar_discs_found": "No lumbar discs found",
     "input_not_sagittal": "Input not sagittal",
-    "frames_of_reference_differ": "T2 and DWI frames of reference differ",
+    "frames_of_reference_differ": "T2 and diffusion frames of reference differ",
 }
 """Code meanings of discquant's flags; a flag not listed here is coded by its own name."""
 
