@@ -320,6 +320,7 @@ def analyze(
 
 def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> None:
     from discquant.diffusion.adc import AdcModel
+    from discquant.diffusion.shells import acquisitions_per_volume
 
     dwi = study.dwi
     if dwi is None:
@@ -350,11 +351,7 @@ def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> 
     result.adc_fit_bvals_s_per_mm2 = tuple(
         float(shell.bval_s_per_mm2) for shell in model.used_shells for _ in shell.volumes
     )
-    result.adc_fit_n_averages = tuple(
-        TRACE_DIRECTIONS if _is_trace_image(shell, dwi.bvecs) else 1
-        for shell in model.used_shells
-        for _ in shell.volumes
-    )
+    result.adc_fit_n_averages = acquisitions_per_volume(model.used_shells, dwi.bvecs)
     result.b0 = _mean_b0(dwi)
     result.noise_sigma = _noise_sigma(dwi, result.warnings)
     if result.noise_sigma is not None:
@@ -378,26 +375,6 @@ def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> 
             config.scanner_adc_tolerance,
             result.warnings,
         )
-
-
-TRACE_DIRECTIONS = 3
-"""Orthogonal directions a scanner combines into one trace-weighted image."""
-
-
-def _is_trace_image(shell: Any, bvecs: np.ndarray | None) -> bool:
-    """Whether a diffusion-weighted shell is one scanner trace image: a single volume
-    without a gradient direction (zero or absent bvec, as dcm2niix writes for TRACEW).
-    Its noise is that of three averaged acquisitions; counting it as one made ``low_snr``
-    flag about 1.4 times too many discs on the phantoms (their DWI is trace images).
-    Several direction-less volumes of one b are taken as directional images whose
-    directions were lost: one acquisition each. A scanner's extra averages (NEX) are
-    not read; with them the flag stays conservative (it flags too much, never too few).
-    """
-    if shell.is_b0 or shell.n_volumes != 1:
-        return False
-    if bvecs is None:
-        return True
-    return bool(np.allclose(np.asarray(bvecs)[shell.volumes[0]], 0.0))
 
 
 def _noise_sigma(dwi: Series, warnings: list[str]) -> float | None:

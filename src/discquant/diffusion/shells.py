@@ -16,6 +16,7 @@ mean of its members. The lowest shell is "b≈0" when its b-value is at most
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,6 +106,43 @@ def group_shells(bvals: npt.ArrayLike, *, tol: float = SHELL_TOL_S_PER_MM2) -> t
             )
         )
     return tuple(shells)
+
+
+TRACE_DIRECTIONS = 3
+"""Orthogonal directions a scanner combines into one trace-weighted image."""
+
+
+def acquisitions_per_volume(
+    shells: Sequence[Shell], bvecs: npt.ArrayLike | None
+) -> tuple[int, ...]:
+    """Acquisitions averaged into each volume of ``shells``, in shell then volume order.
+
+    A diffusion-weighted shell of one volume without a gradient direction (zero or absent
+    bvec, as dcm2niix writes for TRACEW) is a scanner's trace image: three orthogonal
+    directions (:data:`TRACE_DIRECTIONS`), noise variance σ²/3. Counted as one, ``low_snr``
+    flagged about 1.4 times too many phantom discs. Every other volume counts once, also
+    several direction-less volumes of one b (directional images whose directions were
+    lost). Not known here: a scanner's extra averages (NEX: too many flags) and
+    single-acquisition trace modes (Siemens "1-scan trace": too few).
+
+    Examples
+    --------
+    >>> shells = group_shells([0, 800])
+    >>> acquisitions_per_volume(shells, None)  # a trace image at b = 800
+    (1, 3)
+    >>> acquisitions_per_volume(shells, [[0, 0, 0], [1, 0, 0]])  # one direction
+    (1, 1)
+    """
+    vecs = None if bvecs is None else np.asarray(bvecs, dtype=np.float64)
+
+    def is_trace(shell: Shell) -> bool:
+        if shell.is_b0 or shell.n_volumes != 1:
+            return False
+        return vecs is None or bool(np.allclose(vecs[shell.volumes[0]], 0.0))
+
+    return tuple(
+        TRACE_DIRECTIONS if is_trace(shell) else 1 for shell in shells for _ in shell.volumes
+    )
 
 
 def trace_shells(
