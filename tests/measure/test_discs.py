@@ -148,6 +148,28 @@ def test_a_canal_of_nan_t2_gives_no_csf_ratio() -> None:
     assert d["t2_np_reference_ratio"] == pytest.approx(2.0)
 
 
+ADC_NP, S0_NP, B1 = 1.2, 400.0, 800.0
+"""The nucleus of :func:`_two_b_nucleus`: its ADC (µm²/ms), b = 0 signal and upper b."""
+
+
+def _two_b_nucleus() -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, object], float]:
+    """Labels, ADC map and b≈0 image of a uniform L5-S1 nucleus (fit b = 0 and ``B1``),
+    its result without σ, and the relative pooled Cramér–Rao bound of its nucleus ADC for
+    σ = 1: one voxel's error propagation √(1/S0² + 1/S1²)/b1 over √n (the bound is
+    proportional to σ)."""
+    labels = np.zeros((9, 40, 40), np.int16)
+    labels[1:8, 10:30, 15:25] = L5S1
+    adc = np.full(labels.shape, 3.0, np.float32)
+    adc[labels > 0] = ADC_NP
+    b0 = np.full(labels.shape, 50.0, np.float32)
+    b0[labels > 0] = S0_NP
+    probe = _measure(labels, adc)
+    n = probe["adc_np"].n_voxels  # type: ignore[attr-defined]
+    s1 = S0_NP * np.exp(-B1 * 1e-3 * ADC_NP)
+    per_sigma = np.sqrt(1 / S0_NP**2 + 1 / s1**2) / (B1 * 1e-3) / np.sqrt(n) / ADC_NP
+    return labels, adc, b0, probe, float(per_sigma)
+
+
 @pytest.mark.parametrize("margin", [0.5, 2.0])
 def test_low_snr_follows_the_cramer_rao_bound_of_the_nucleus(margin: float) -> None:
     """``low_snr``: noise alone keeps the nucleus ADC from ±5 % (1.96 × the pooled bound).
@@ -156,27 +178,16 @@ def test_low_snr_follows_the_cramer_rao_bound_of_the_nucleus(margin: float) -> N
     √(σ²/S0² + σ²/S1²)/b1, and n voxels of one ADC pool to it / √n. σ is set so that
     1.96 × the pooled bound is ``margin`` times 5 % of the ADC.
     """
-    labels = np.zeros((9, 40, 40), np.int16)
-    labels[1:8, 10:30, 15:25] = L5S1
-    adc_true, s0, b1 = 1.2, 400.0, 800.0
-    adc = np.full(labels.shape, 3.0, np.float32)
-    adc[labels > 0] = adc_true
-    b0 = np.full(labels.shape, 50.0, np.float32)
-    b0[labels > 0] = s0
-    probe = _measure(labels, adc)
-    n = probe["adc_np"].n_voxels  # type: ignore[attr-defined]
-    s1 = s0 * np.exp(-b1 * 1e-3 * adc_true)
-    # pooled bound for σ = 1, relative; the bound is proportional to σ
-    per_sigma = np.sqrt(1 / s0**2 + 1 / s1**2) / (b1 * 1e-3) / np.sqrt(n) / adc_true
+    labels, adc, b0, probe, per_sigma = _two_b_nucleus()
     sigma = margin * 0.05 / (1.96 * per_sigma)
     disc = _measure(
         labels,
         adc,
         b0_dwi=Volume(b0, AFFINE),
         noise_sigma=float(sigma),
-        fit_bvals_s_per_mm2=(0.0, b1),
+        fit_bvals_s_per_mm2=(0.0, B1),
     )
-    assert disc["snr_np_b0"] == pytest.approx(s0 / sigma, rel=1e-6)
+    assert disc["snr_np_b0"] == pytest.approx(S0_NP / sigma, rel=1e-6)
     assert ("low_snr" in disc["flags"]) == (margin > 1)  # type: ignore[operator]
     # no σ: no SNR, and the check that was not made is said, not left silent
     assert "low_snr" not in probe["flags"] and probe["snr_np_b0"] is None
@@ -192,16 +203,9 @@ def test_low_snr_counts_the_averages_of_a_trace_image(
     acquisition, the bound was too wide and the flag over-flagged (about 1.4 times on
     the phantoms). σ here puts 1.96 × the bound at 1.3 × 5 % for one acquisition and
     at √(1/S0² + 1/(3 S1²)) / √(1/S0² + 1/S1²) · 1.3 ≈ 0.86 × 5 % for a trace image."""
-    labels = np.zeros((9, 40, 40), np.int16)
-    labels[1:8, 10:30, 15:25] = L5S1
-    adc_true, s0, b1 = 1.2, 400.0, 800.0
-    adc = np.full(labels.shape, 3.0, np.float32)
-    adc[labels > 0] = adc_true
-    b0 = np.full(labels.shape, 50.0, np.float32)
-    b0[labels > 0] = s0
-    n = _measure(labels, adc)["adc_np"].n_voxels  # type: ignore[attr-defined]
-    s1 = s0 * np.exp(-b1 * 1e-3 * adc_true)
-    per_sigma = np.sqrt(1 / s0**2 + 1 / s1**2) / (b1 * 1e-3) / np.sqrt(n) / adc_true
+    labels, adc, b0, _, per_sigma = _two_b_nucleus()
+    s0, b1 = S0_NP, B1
+    s1 = s0 * np.exp(-b1 * 1e-3 * ADC_NP)
     trace_ratio = np.sqrt(1 / s0**2 + 1 / (3 * s1**2)) / np.sqrt(1 / s0**2 + 1 / s1**2)
     assert 1.3 * trace_ratio < 0.95  # the case is not on the edge
     disc = _measure(

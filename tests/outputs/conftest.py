@@ -119,6 +119,19 @@ def _disc(level: str, i: int) -> DiscResult:
     )
 
 
+def partial_result() -> AnalysisResult:
+    """Subject p1: imported (T2 only), segmentation failed, no discs: what a partly failed
+    analysis hands the writers."""
+    return AnalysisResult(
+        subject="p1",
+        discs=[],
+        stages=[
+            StageStatus("import", True, 0.1, "T2 only"),
+            StageStatus("segment", False, 0.0, "no lumbar discs found"),
+        ],
+    )
+
+
 @pytest.fixture(scope="session")
 def synthetic() -> Synthetic:
     """Built once per session; tests must not modify it."""

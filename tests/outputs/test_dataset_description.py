@@ -13,13 +13,13 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.outputs.conftest import partial_result
 from typer.testing import CliRunner
 
 from discquant.cli import app
 from discquant.errors import InvalidInputError
 from discquant.outputs import write_outputs
 from discquant.outputs.derivatives import dataset_description
-from discquant.results import AnalysisResult, StageStatus
 
 RAW = {
     "Name": "Lumbar cohort",
@@ -35,17 +35,6 @@ def _files(root: Path) -> dict[str, bytes | None]:
         str(p.relative_to(root)): p.read_bytes() if p.is_file() else None
         for p in sorted(root.rglob("*"))
     }
-
-
-def _result() -> AnalysisResult:
-    return AnalysisResult(
-        subject="p1",
-        discs=[],
-        stages=[
-            StageStatus("import", True, 0.1, "T2 only"),
-            StageStatus("segment", False, 0.0, "no lumbar discs found"),
-        ],
-    )
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +108,7 @@ def test_another_description_is_refused_before_anything_is_written(
         description.write_text(content)
     before = _files(tmp_path)
     with pytest.raises(InvalidInputError, match="derivatives/discquant") as err:
-        write_outputs(_result(), tmp_path)
+        write_outputs(partial_result(), tmp_path)
     assert problem in str(err.value) and str(description) in str(err.value)
     assert _files(tmp_path) == before
 
@@ -131,7 +120,7 @@ def test_another_pipelines_derivative_folder_suggests_a_sibling(tmp_path: Path) 
         json.dumps({"DatasetType": "derivative", "GeneratedBy": [{"Name": "fMRIPrep"}]})
     )
     with pytest.raises(InvalidInputError, match=f"--out {tmp_path / 'derivatives' / 'discquant'}$"):
-        write_outputs(_result(), other)
+        write_outputs(partial_result(), other)
 
 
 def test_discquants_own_description_is_kept_as_it_is(tmp_path: Path) -> None:
@@ -140,7 +129,7 @@ def test_discquants_own_description_is_kept_as_it_is(tmp_path: Path) -> None:
     own["GeneratedBy"] = [{**own["GeneratedBy"][0], "Version": "0.0.1"}]
     text = json.dumps(own)
     (tmp_path / "dataset_description.json").write_text(text)
-    paths = write_outputs(_result(), tmp_path)
+    paths = write_outputs(partial_result(), tmp_path)
     assert paths.dataset_description == tmp_path / "dataset_description.json"
     assert paths.dataset_description.read_text() == text
     assert paths.subject_dir.is_dir()

@@ -9,12 +9,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import pytest
-from tests.outputs.conftest import Synthetic
+from tests.outputs.conftest import Synthetic, partial_result
 
 from discquant import __version__
 from discquant.outputs import OutputPaths, write_outputs
 from discquant.outputs.results_json import validate_results
-from discquant.results import LEVELS, AnalysisResult, StageStatus
+from discquant.results import LEVELS, AnalysisResult
 
 
 @pytest.fixture(scope="module")
@@ -80,19 +80,8 @@ def test_results_json_lists_the_files(written: OutputPaths) -> None:
     assert doc["subject"] == "sub-demo_01"
 
 
-def _partial() -> AnalysisResult:
-    return AnalysisResult(
-        subject="p1",
-        discs=[],
-        stages=[
-            StageStatus("import", True, 0.1, "T2 only"),
-            StageStatus("segment", False, 0.0, "no lumbar discs found"),
-        ],
-    )
-
-
 def test_partial_result_writes_what_it_can(tmp_path: Path) -> None:
-    paths = write_outputs(_partial(), tmp_path)
+    paths = write_outputs(partial_result(), tmp_path)
     assert paths.adc is None and paths.dseg is None and paths.dicom_seg is None
     assert set(paths.skipped) == {"dseg", "dwi_dseg", "adc", "dicom_seg", "dicom_sr"}
     with paths.discs_tsv.open() as fh:
@@ -106,7 +95,7 @@ def test_partial_result_writes_what_it_can(tmp_path: Path) -> None:
 def test_failure_leaves_nothing_half_written(
     synthetic: Synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = write_outputs(_partial(), tmp_path)  # subject p1
+    first = write_outputs(partial_result(), tmp_path)  # subject p1
     before = {p.name: p.read_bytes() for p in first.subject_dir.iterdir()}
 
     def boom(*args: object, **kwargs: object) -> None:
@@ -114,7 +103,7 @@ def test_failure_leaves_nothing_half_written(
 
     monkeypatch.setattr("discquant.outputs.report.render.write_report", boom)
     with pytest.raises(OSError, match="No space left"):
-        write_outputs(_partial(), tmp_path)
+        write_outputs(partial_result(), tmp_path)
     with pytest.raises(OSError, match="No space left"):
         write_outputs(synthetic.result, tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset_description.json", "sub-p1"]
@@ -129,7 +118,7 @@ def test_outputs_follow_the_umask_not_owner_only(tmp_path: Path) -> None:
 
     old = os.umask(0o022)
     try:
-        paths = write_outputs(_partial(), tmp_path)
+        paths = write_outputs(partial_result(), tmp_path)
     finally:
         os.umask(old)
     mode = stat.S_IMODE
@@ -139,10 +128,10 @@ def test_outputs_follow_the_umask_not_owner_only(tmp_path: Path) -> None:
 
 
 def test_rewrite_replaces_the_subject_folder(tmp_path: Path) -> None:
-    first = write_outputs(_partial(), tmp_path)
+    first = write_outputs(partial_result(), tmp_path)
     stale = first.subject_dir / "stale.txt"
     stale.write_text("old")
-    again = write_outputs(_partial(), tmp_path)
+    again = write_outputs(partial_result(), tmp_path)
     assert again.subject_dir == first.subject_dir and not stale.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset_description.json", "sub-p1"]
 

@@ -31,7 +31,7 @@ from discquant.cohort.worker import (
     record_failure,
 )
 from discquant.errors import InvalidInputError, one_line
-from discquant.outputs.write import check_dataset_description
+from discquant.outputs.write import check_dataset_description, ensure_dataset_description
 
 log = logging.getLogger(__name__)
 
@@ -358,7 +358,7 @@ def _run_locked(
     from distributed import as_completed
 
     records.clean_tmp(out)
-    _write_dataset_description(out)
+    ensure_dataset_description(out)
     start = time.perf_counter()
     state = CohortProgress(total=len(studies))
     outcomes: list[StudyOutcome] = []
@@ -478,11 +478,3 @@ def _task_error(future: Any, value: Any) -> BaseException:
     if isinstance(exc, BaseException):
         return exc
     return value if isinstance(value, BaseException) else RuntimeError(repr(value))
-
-
-def _write_dataset_description(out: Path) -> None:
-    """discquant's description, unless one of discquant's is there (left as it is)."""
-    from discquant.outputs.derivatives import dataset_description
-
-    if not check_dataset_description(out):
-        records.write_json_atomic(out / "dataset_description.json", dataset_description())

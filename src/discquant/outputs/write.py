@@ -146,8 +146,10 @@ def check_dataset_description(out_dir: Path) -> bool:
     )
 
 
-def _write_dataset_description(root: Path) -> Path:
-    """Write discquant's description unless it is there already (checked before)."""
+def ensure_dataset_description(root: Path) -> Path:
+    """Write discquant's ``dataset_description.json`` into ``root`` unless discquant's is
+    there already (one that is not discquant's is refused: :func:`check_dataset_description`).
+    Used by :func:`write_outputs` and by the cohort runner."""
     path = root / DATASET_DESCRIPTION
     if check_dataset_description(root):
         return path
@@ -439,7 +441,7 @@ def write_outputs(
         written, skipped = _write_subject(
             result, tmp, label, keep_phi=keep_phi, source_t2_datasets=source_t2_datasets
         )
-        description = _write_dataset_description(root)
+        description = ensure_dataset_description(root)
         backup: Path | None = None
         if final.exists():
             backup = Path(tempfile.mkdtemp(prefix=f".sub-{label}.old-", dir=root))
