@@ -61,3 +61,26 @@ def test_the_t12_l1_disc_of_the_disc_set_is_not_taught_as_not_a_disc(shared_data
     below_it = int(np.nonzero((grid == highest).any(axis=(0, 2)))[0].max())
     assert rows.max() - below_it > 100  # four more discs below it
     assert not (subject.target[:, below_it:] == IGNORE).any()
+
+
+def test_phantom_samples_are_rendered_once_into_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import discquant.phantom as phantom
+    from discquant.segment.data import phantom_subjects
+
+    classes = ["background", "body", "disc", "sacrum", "nucleus", "canal"]
+    first = phantom_subjects([3], classes, spacing_mm=2.0, cache_dir=tmp_path)
+    # one finished file per seed, no temporary left beside it (two training runs share
+    # this folder, each writing through its own temporary name)
+    assert [p.name for p in tmp_path.iterdir()] == ["phantom-3-2.0-v2.npz"]
+
+    def no_rendering(seed: int) -> None:
+        raise AssertionError(f"seed {seed} rendered again")
+
+    monkeypatch.setattr(phantom, "training_sample", no_rendering)
+    again = phantom_subjects([3], classes, spacing_mm=2.0, cache_dir=tmp_path)
+    np.testing.assert_array_equal(again[0].image, first[0].image)
+    np.testing.assert_array_equal(again[0].target, first[0].target)
+    # every group painted: background, vertebra, sacrum, disc, nucleus, canal
+    assert np.unique(first[0].target).tolist() == list(range(len(first[0].groups)))

@@ -21,6 +21,7 @@ Real sets (``../shared/data``; cite as in the model card):
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -320,10 +321,15 @@ def phantom_subjects(
             target = _label_to_grid(grp, vol, spacing_mm).astype(np.uint8)
             if cached is not None:
                 cached.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cached.with_name(f".tmp-{cached.name}")
-                with tmp.open("wb") as fh:
-                    np.savez_compressed(fh, image=image, target=target)
-                tmp.replace(cached)
+                # the pid in the name: two training runs (two cores, two folds) share
+                # one cache and may render the same sample at once
+                tmp = cached.with_name(f".tmp-{os.getpid()}-{cached.name}")
+                try:
+                    with tmp.open("wb") as fh:
+                        np.savez_compressed(fh, image=image, target=target)
+                    tmp.replace(cached)
+                finally:
+                    tmp.unlink(missing_ok=True)
         out.append(
             TrainSubject(
                 name=f"phantom-{seed}",
