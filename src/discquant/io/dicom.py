@@ -43,6 +43,11 @@ _SIDECAR_EXTS = (".json", ".bval", ".bvec")
 _GZIP_MAGIC = b"\x1f\x8b"
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _STORAGE_ROOT = "1.2.840.10008.5.1.4.1.1."
+_PARAMETRIC_MAP_NAME = "Parametric Map Storage"
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+"""The elements that hold an image's pixels: integers, or 32/64-bit floats (Parametric
+Map Storage, e.g. a scanner's ADC map in mm²/s)."""
+_FLOAT_BITS = {"FloatPixelData": 32, "DoubleFloatPixelData": 64}
 _NON_IMAGE_FAMILIES = frozenset({"9", "11", "66", "88", "104", "481"})
 """Storage SOP class families (the component after ``1.2.840.10008.5.1.4.1.1.``) that
 hold no image: waveforms, presentation states, segmentations/registrations/raw data,
@@ -105,7 +110,8 @@ class _DicomSeries:
 class _Scan:
     series: dict[str, _DicomSeries] = field(default_factory=dict)
     truncated: list[tuple[Path, str, str | None]] = field(default_factory=list)
-    """(file, problem, SeriesInstanceUID if the header got that far)."""
+    """Files that cannot be used (truncated, no pixel data, a header that fails a check):
+    (file, problem, SeriesInstanceUID if the header got that far)."""
     non_image: dict[str, list[Path]] = field(default_factory=dict)
     """Files of SOP classes that hold no image (SEG, SR, KOS, ...), by class name."""
     n_files: int = 0
@@ -127,14 +133,26 @@ def non_image_class(sop_class: str | None) -> str | None:
     uid = UID(str(sop_class))
     name = uid.name
     if name != str(uid):  # in pydicom's dictionary
-        if "Image Storage" in name or name == "Parametric Map Storage":
-            return None
-        return name
+        return None if is_image_class(uid) else name
     if str(uid).startswith(_STORAGE_ROOT):
         family = str(uid)[len(_STORAGE_ROOT) :].split(".")[0]
         if family in _NON_IMAGE_FAMILIES:
             return f"non-image SOP class {uid}"
     return None
+
+
+def is_image_class(sop_class: str | None) -> bool:
+    """Whether ``sop_class`` is a DICOM image storage class or Parametric Map Storage.
+
+    Files of these classes must hold pixel data; one without is reported, not ignored.
+    Private classes and files without a SOP class are not counted (False).
+    """
+    from pydicom.uid import UID
+
+    if not sop_class:
+        return False
+    name = UID(str(sop_class)).name
+    return "Image Storage" in name or name == _PARAMETRIC_MAP_NAME
 
 
 def _head(path: Path) -> tuple[bytes, bool]:
@@ -185,15 +203,35 @@ def _is_dicom(head: bytes) -> bool:
     return len(head) >= 132 and head[128:132] == b"DICM"
 
 
-def _expected_pixel_bytes(ds: object) -> int | None:
+def _pixel_keyword(ds: object) -> str | None:
+    """The element of ``ds`` that holds its pixels (see ``_PIXEL_KEYWORDS``), if any."""
     import pydicom
 
     assert isinstance(ds, pydicom.Dataset)
+    return next((kw for kw in _PIXEL_KEYWORDS if kw in ds), None)
+
+
+def _expected_pixel_bytes(ds: object, keyword: str = "PixelData") -> int | None:
+    """Bytes the native pixel element ``keyword`` of ``ds`` must hold; None if unknown.
+
+    Unknown when the data may be compressed (an encapsulated transfer syntax) or the
+    transfer syntax is private or unknown to pydicom (e.g. Philips'
+    ``1.3.46.670589.33.1.4.1``, for which pydicom 3's ``UID.is_compressed`` raises
+    ValueError): dcm2niix then judges the file. Float pixel data hold 32 bits
+    (FloatPixelData) or 64 bits (DoubleFloatPixelData) per sample.
+    """
+    import pydicom
+    from pydicom.uid import UID
+
+    assert isinstance(ds, pydicom.Dataset)
     ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-    if ts is None or ts.is_compressed:
+    if ts is None:
+        return None
+    ts = UID(str(ts))
+    if not ts.is_transfer_syntax or ts.is_compressed:
         return None
     try:
-        bits = int(ds.BitsAllocated)
+        bits = _FLOAT_BITS.get(keyword) or int(ds.BitsAllocated)
         n = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
         n *= int(ds.get("NumberOfFrames", 1) or 1)
     except (AttributeError, TypeError, ValueError):
@@ -237,10 +275,23 @@ def _geometry(ds: object, path: Path) -> list[tuple[Path, _Slice]]:
     return out
 
 
+class _Unusable(Exception):
+    """A DICOM file that cannot be used: the problem, and its SeriesInstanceUID if known."""
+
+    def __init__(self, problem: str, uid: str | None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.uid = uid
+
+
 def _scan(paths: list[Path], staging: Path) -> _Scan:
-    """Read every DICOM header under ``paths``; stage gzip'd files decompressed."""
+    """Read every DICOM header under ``paths``; stage gzip'd files decompressed.
+
+    A file that fails a check here (truncated, no pixel data, a header value that cannot
+    be read) goes to ``_Scan.truncated`` with the problem: it costs that file, or its
+    series when the series is incomplete without it, never the whole study.
+    """
     import pydicom
-    from pydicom.uid import UID
 
     scan = _Scan()
     gz_dir = staging / "gunzip"
@@ -272,64 +323,121 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
         except Exception as exc:  # pydicom raises many types on damaged files
             scan.truncated.append((path, f"unreadable DICOM header ({exc})", None))
             continue
-        meta_class = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
-        sop_class = ds.get("SOPClassUID", meta_class)
-        if sop_class == _DICOMDIR_CLASS:
+        not_image: str | None = None
+        entry: _DicomSeries | None = None
+        try:
+            meta_class = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
+            sop_class = ds.get("SOPClassUID", meta_class)
+            if sop_class == _DICOMDIR_CLASS:
+                continue
+            not_image = non_image_class(sop_class)
+            if not_image is None:
+                entry = _file_series(ds, path, readable, sop_class)
+        except _Unusable as exc:
+            scan.truncated.append((path, exc.problem, exc.uid))
             continue
-        not_image = non_image_class(sop_class)
+        except Exception as exc:  # an odd header costs this file, not the study
+            problem = f"header could not be checked ({type(exc).__name__}: {exc})"
+            scan.truncated.append((path, problem, _series_uid_or_none(ds)))
+            continue
         if not_image is not None:
             # e.g. a DICOM SEG or SR from an earlier analysis stored in the study folder:
             # never an image series (one with "T2" in its description could outrank the
             # real T2).
             scan.non_image.setdefault(not_image, []).append(path)
             continue
-        uid = ds.get("SeriesInstanceUID")
-        is_image = sop_class is not None and "Image Storage" in UID(str(sop_class)).name
-        if "PixelData" not in ds:
-            if is_image:
-                scan.truncated.append((path, "file ends before the pixel data", uid))
+        if entry is None:
             continue
-        expected = _expected_pixel_bytes(ds)
-        got = len(ds.PixelData)
-        if expected is not None and got < expected:
-            problem = f"truncated DICOM file: {got} of {expected} pixel-data bytes"
-            scan.truncated.append((path, problem, uid))
-            continue
-        if uid is None:
-            scan.truncated.append((path, "no SeriesInstanceUID in the header", None))
-            continue
-        try:  # a damaged plane geometry makes the file unusable, not the whole study
-            geometry = _geometry(ds, path)
-        except (TypeError, ValueError, IndexError) as exc:
-            scan.truncated.append((path, f"invalid plane geometry ({exc})", uid))
-            continue
-        series = scan.series.get(uid)
-        if series is None:
-            series = _DicomSeries(
-                uid=str(uid),
-                number=_series_number(ds.get("SeriesNumber")),
-                description=str(ds.get("SeriesDescription", "") or ""),
-                study_uid=ds.get("StudyInstanceUID"),
-                frame_uid=ds.get("FrameOfReferenceUID"),
-                sop_class=None if sop_class is None else str(sop_class),
-                identifiers=identifier_tokens(
-                    ds.get("PatientID"),
-                    ds.get("PatientName"),
-                    identity_removed=ds.get("PatientIdentityRemoved"),
-                    accession_number=ds.get("AccessionNumber"),
-                    other_patient_ids=ds.get("OtherPatientIDs"),
-                    birth_date=ds.get("PatientBirthDate"),
-                ),
-            )
-            scan.series[uid] = series
-        series.files.append(path)
-        series.readable.append(readable)
-        series.sops.append(str(ds.get("SOPInstanceUID", "")))
-        image_type = [str(t).upper() for t in ds.get("ImageType", [])]
-        if "MOSAIC" in image_type:
-            series.mosaic = True
-        series.slices.extend(geometry)
+        series = scan.series.setdefault(entry.uid, entry)
+        if series is not entry:
+            series.files.extend(entry.files)
+            series.readable.extend(entry.readable)
+            series.sops.extend(entry.sops)
+            series.slices.extend(entry.slices)
+            series.mosaic = series.mosaic or entry.mosaic
     return scan
+
+
+def _series_uid_or_none(ds: object) -> str | None:
+    """SeriesInstanceUID of ``ds`` as a string; None when absent or unreadable."""
+    try:
+        uid = getattr(ds, "SeriesInstanceUID", None)
+    except Exception:  # a malformed value raises when pydicom converts it
+        return None
+    return None if uid is None else str(uid)
+
+
+def _file_series(
+    ds: object, path: Path, readable: Path, sop_class: str | None
+) -> _DicomSeries | None:
+    """The image file ``path`` (read from ``readable``) as a series of that one file.
+
+    Parameters
+    ----------
+    ds
+        The file's pydicom dataset, pixel data included.
+    path, readable
+        The original file and what dcm2niix reads (its decompressed copy when gzip'd).
+    sop_class
+        The file's SOP Class UID, already known not to be a non-image class.
+
+    Returns
+    -------
+    _DicomSeries or None
+        None for a file without pixel data that need not have any (no SOP class, or a
+        private class).
+
+    Raises
+    ------
+    _Unusable
+        An image-class file without pixel data, pixel data shorter than the header
+        implies, no SeriesInstanceUID, or an unreadable plane geometry.
+    """
+    import pydicom
+
+    assert isinstance(ds, pydicom.Dataset)
+    uid = _series_uid_or_none(ds)
+    keyword = _pixel_keyword(ds)
+    if keyword is None:
+        if is_image_class(sop_class):
+            raise _Unusable(
+                "no pixel data (PixelData, FloatPixelData or DoubleFloatPixelData); "
+                "the file may end before it",
+                uid,
+            )
+        return None
+    expected = _expected_pixel_bytes(ds, keyword)
+    got = len(ds[keyword].value)
+    if expected is not None and got < expected:
+        raise _Unusable(f"truncated DICOM file: {got} of {expected} pixel-data bytes", uid)
+    if uid is None:
+        raise _Unusable("no SeriesInstanceUID in the header", None)
+    try:  # a damaged plane geometry makes the file unusable, not the whole study
+        geometry = _geometry(ds, path)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise _Unusable(f"invalid plane geometry ({exc})", uid) from exc
+    image_type = [str(t).upper() for t in ds.get("ImageType", [])]
+    return _DicomSeries(
+        uid=uid,
+        number=_series_number(ds.get("SeriesNumber")),
+        description=str(ds.get("SeriesDescription", "") or ""),
+        study_uid=ds.get("StudyInstanceUID"),
+        frame_uid=ds.get("FrameOfReferenceUID"),
+        sop_class=None if sop_class is None else str(sop_class),
+        files=[path],
+        readable=[readable],
+        sops=[str(ds.get("SOPInstanceUID", ""))],
+        slices=geometry,
+        mosaic="MOSAIC" in image_type,
+        identifiers=identifier_tokens(
+            ds.get("PatientID"),
+            ds.get("PatientName"),
+            identity_removed=ds.get("PatientIdentityRemoved"),
+            accession_number=ds.get("AccessionNumber"),
+            other_patient_ids=ds.get("OtherPatientIDs"),
+            birth_date=ds.get("PatientBirthDate"),
+        ),
+    )
 
 
 def _series_number(value: object) -> int | None:

@@ -1,0 +1,163 @@
+"""Odd files in a DICOM tree: a private transfer syntax, float Parametric Maps, and
+files whose header fails a check cost that file (or its series) with a warning, never
+the study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import UID, generate_uid
+from tests.io.dicom_factory import WrittenSeries, WrittenStudy, write_lumbar_study
+from typer.testing import CliRunner
+
+import discquant.io.dicom as dicom
+from discquant.cli import app
+from discquant.io.load import load_study
+from discquant.io.study import SeriesRole, Study
+
+PHILIPS_PRIVATE_TS = "1.3.46.670589.33.1.4.1"
+PARAMETRIC_MAP = "1.2.840.10008.5.1.4.1.1.30"
+
+
+def _study(tmp_path: Path) -> WrittenStudy:
+    return write_lumbar_study(tmp_path / "study", dwi_slices=5)
+
+
+def _assert_t2_and_dwi(study: Study) -> None:
+    assert study.t2 is not None and study.t2.description == "T2_TSE_SAG"
+    assert study.dwi is not None and study.dwi.bvals_s_per_mm2 is not None
+    np.testing.assert_allclose(study.dwi.bvals_s_per_mm2, [0.0, 400.0, 800.0], atol=1e-6)
+
+
+def _as_parametric_map(series: WrittenSeries, keyword: str) -> np.ndarray:
+    """Re-save ``series`` (the scanner ADC, integers in 10⁻⁶ mm²/s) as Parametric Map
+    Storage with float pixels in mm²/s; returns the floats written, all slices."""
+    dtype, bits = {"FloatPixelData": (np.float32, 32), "DoubleFloatPixelData": (np.float64, 64)}[
+        keyword
+    ]
+    uid = generate_uid()
+    written = []
+    for f in series.files:
+        ds = pydicom.dcmread(f)
+        values = (ds.pixel_array.astype(np.float64) * 1e-6).astype(dtype)
+        del ds.PixelData
+        for kw in ("PixelRepresentation", "RescaleSlope", "RescaleIntercept"):
+            if kw in ds:
+                del ds[kw]
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = UID(PARAMETRIC_MAP)
+        ds.SeriesInstanceUID = uid
+        ds.BitsAllocated = ds.BitsStored = bits
+        ds.HighBit = bits - 1
+        setattr(ds, keyword, values.tobytes())
+        ds.save_as(f)
+        written.append(values)
+    return np.stack(written)
+
+
+def test_private_transfer_syntax_file_is_passed_to_dcm2niix(tmp_path: Path) -> None:
+    """pydicom 3 raised "UID is not a transfer syntax." on the size check and the import
+    crashed; the file is now its own series, which dcm2niix cannot convert: skipped with a
+    warning naming it."""
+    written = _study(tmp_path)
+    ds = pydicom.dcmread(written.series["adc"].files[0])
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesNumber = 99
+    ds.file_meta.TransferSyntaxUID = UID(PHILIPS_PRIVATE_TS)
+    odd = written.root / "extra_private_ts.dcm"
+    ds.save_as(odd, enforce_file_format=False)
+
+    study = load_study(written.root)
+    _assert_t2_and_dwi(study)
+    assert study.adc is not None and study.adc.adc_scale_to_um2_per_ms == pytest.approx(1e-3)
+    warned = [w for w in study.warnings if w.startswith("extra_private_ts.dcm: ")]
+    assert len(warned) == 1, study.warnings
+    assert "dcm2niix converted nothing from series 99" in warned[0]
+    assert warned[0].endswith("series skipped")
+
+    result = CliRunner(env={"COLUMNS": "400"}).invoke(app, ["inspect", str(written.root)])
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert "warning: extra_private_ts.dcm: dcm2niix converted nothing" in result.output
+
+
+def test_header_check_failure_skips_only_that_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any exception while checking one header (here KeyError from the geometry) costs
+    that file's series with a warning naming the file, not the study."""
+    written = _study(tmp_path)
+    victim = written.series["adc"].files[1]  # the middle slice: its series breaks
+    geometry = dicom._geometry
+
+    def failing(ds: object, path: Path) -> list[tuple[Path, dicom._Slice]]:
+        if path == victim:
+            raise KeyError("odd vendor header")
+        return geometry(ds, path)
+
+    monkeypatch.setattr(dicom, "_geometry", failing)
+    study = load_study(written.root)
+    _assert_t2_and_dwi(study)
+    assert study.adc is None
+    assert [w for w in study.warnings if "header could not be checked" in w] == [
+        f"{victim.relative_to(written.root)}: header could not be checked "
+        "(KeyError: 'odd vendor header'); its series is incomplete without it; series skipped"
+    ]
+
+
+@pytest.mark.parametrize("keyword", ["FloatPixelData", "DoubleFloatPixelData"])
+def test_parametric_map_adc_is_read(tmp_path: Path, keyword: str) -> None:
+    """A float ADC map in mm²/s (Parametric Map Storage) was dropped without a word."""
+    written = _study(tmp_path)
+    floats = _as_parametric_map(written.series["adc"], keyword)
+    study = load_study(written.root)
+    _assert_t2_and_dwi(study)
+    adc = study.adc
+    assert adc is not None and adc.role is SeriesRole.ADC
+    assert adc.description == "ep2d_diff_tra_sag_ADC"
+    assert adc.provenance is not None and adc.provenance.sop_class_uid == PARAMETRIC_MAP
+    assert adc.adc_scale_to_um2_per_ms == pytest.approx(1e3)
+    assert adc.image.shape == (32, 32, 5)
+    # 1.6 µm²/ms in the disc-like region, 0.5 elsewhere (float32: within 1e-6 relative)
+    np.testing.assert_allclose(
+        np.sort(adc.image.data.ravel()), np.sort(floats.ravel() * 1e3), rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        np.sort(adc.image.data.ravel()),
+        np.sort(written.adc_mm2_per_s.ravel() * 1e3),
+        rtol=1e-6,
+    )
+    assert not study.warnings, study.warnings
+
+
+def test_truncated_float_pixel_data_is_reported(tmp_path: Path) -> None:
+    """The size check counts 4 bytes per float; the cut file is named in a warning."""
+    written = _study(tmp_path)
+    _as_parametric_map(written.series["adc"], "FloatPixelData")
+    victim = written.series["adc"].files[-1]  # an end slice: the rest stays regular
+    victim.write_bytes(victim.read_bytes()[:-1000])
+    study = load_study(written.root)
+    _assert_t2_and_dwi(study)
+    assert study.adc is not None and study.adc.image.shape == (32, 32, 4)
+    assert list(study.warnings) == [
+        f"{victim.relative_to(written.root)}: truncated DICOM file: 3096 of 4096 "
+        "pixel-data bytes; skipped (the rest of its series is complete)"
+    ]
+
+
+def test_parametric_map_without_pixel_data_is_reported(tmp_path: Path) -> None:
+    written = _study(tmp_path)
+    _as_parametric_map(written.series["adc"], "FloatPixelData")
+    victim = written.series["adc"].files[1]
+    ds = pydicom.dcmread(victim)
+    del ds.FloatPixelData
+    ds.save_as(victim)
+    study = load_study(written.root)
+    _assert_t2_and_dwi(study)
+    assert study.adc is None
+    warned = [w for w in study.warnings if "no pixel data" in w]
+    assert len(warned) == 1, study.warnings
+    assert warned[0].startswith(f"{victim.relative_to(written.root)}: no pixel data ")
+    assert warned[0].endswith("its series is incomplete without it; series skipped")
