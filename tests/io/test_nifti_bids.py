@@ -153,6 +153,30 @@ def test_adc_unit_not_misread_from_a_mostly_background_map() -> None:
         assert found == 1e-3 and "10⁻⁶" in unit
 
 
+def test_adc_unit_of_a_resampled_mostly_background_map() -> None:
+    # The same kind of map after a trilinear resampling (registration): its values are
+    # no longer whole numbers, which the earlier rule relied on to see 10⁻⁶ mm²/s.
+    from scipy.ndimage import shift
+
+    rng = np.random.default_rng(0)
+    data = rng.integers(1, 10, size=(64, 64, 15)).astype(np.float32)  # background 1-9
+    data[20:44, 20:44] = rng.integers(800, 2000, size=(24, 24, 15))  # tissue, 14 %
+    moved = np.clip(shift(data, (0.5, 0.3, 0), order=1), 0, None).astype(np.float32)
+    assert not np.array_equal(moved, np.round(moved))
+    found, unit = adc_scale_to_um2_per_ms(moved, path="x.nii")
+    assert found == 1e-3 and "10⁻⁶" in unit
+
+
+def test_adc_unit_of_a_map_whose_background_reaches_far_above_free_water() -> None:
+    # µm²/ms with 12 % noise voxels at 5-20 (an unmasked fit of noise: two noise-level
+    # signals give ln(ratio) / b, a few µm²/ms, rarely tens), 8 % of them above the
+    # window: no unit leaves the map possible and holds tissue, so the median decides.
+    rng = np.random.default_rng(1)
+    data = np.concatenate([rng.uniform(0.8, 2.0, 8800), rng.uniform(5, 20, 1200)])
+    found, _ = adc_scale_to_um2_per_ms(data.astype(np.float32), path="x.nii")
+    assert found == 1.0
+
+
 def test_adc_in_no_known_unit_is_rejected(tmp_path: Path) -> None:
     path = _save(tmp_path / "sub_ADC.nii.gz", np.full((4, 4, 2), 40.0))
     with pytest.raises(InvalidInputError, match="fits no known unit") as err:
@@ -332,3 +356,33 @@ def test_spatial_units_other_than_mm_are_converted(
     study = load_study(tmp_path / "t2.nii.gz")
     assert study.t2 is not None
     assert study.t2.image.voxel_mm == pytest.approx((0.8, 0.8, 4.0))
+
+
+def test_bids_t2w_outranks_an_epi_reference_with_more_slices(tmp_path: Path) -> None:
+    # dwi/*_sbref (EPI, TE 80 ms, TR 4 s, 20 slices) was classified T2 by its timing and
+    # chosen over the asserted anat/*_T2w (15 slices) for its slice count.
+    sub = tmp_path / "sub-01"
+    _save(sub / "anat" / "sub-01_T2w.nii.gz", np.ones((40, 30, 15)), sidecar={"EchoTime": 0.1})
+    epi = {"EchoTime": 0.08, "RepetitionTime": 4.0}
+    _save(sub / "dwi" / "sub-01_dwi.nii.gz", _dwi_signal([0.0, 800.0]), sidecar=epi)
+    (sub / "dwi" / "sub-01_dwi.bval").write_text("0 800\n")
+    _save(sub / "dwi" / "sub-01_sbref.nii.gz", np.ones((8, 8, 20)), sidecar=epi)
+    # an image with T2 timing and more slices that no name asserts
+    _save(sub / "anat" / "sub-01_acq-x_T1w.nii.gz", np.ones((8, 8, 20)), sidecar=epi)
+    study = load_study(sub)
+    roles = {s.description: s.role for s in study.series}
+    assert roles["sub-01_sbref"] is SeriesRole.OTHER
+    assert roles["sub-01_acq-x_T1w"] is SeriesRole.T2  # by its timing, ranked second
+    assert study.t2 is not None and study.t2.description == "sub-01_T2w"
+
+
+def test_a_classified_echo_planar_image_is_not_taken_for_a_t2(tmp_path: Path) -> None:
+    sidecar: dict[str, object] = {
+        "EchoTime": 0.08, "RepetitionTime": 4.0, "ScanningSequence": "SE_EP"
+    }  # fmt: skip
+    path = tmp_path / "b0.nii.gz"
+    _save(path, np.ones((8, 8, 20)))
+    path.with_name("b0.json").write_text(json.dumps(sidecar))
+    study = load_study(tmp_path)
+    assert study.t2 is None
+    assert study.series[0].role is SeriesRole.OTHER and "echo-planar" in study.series[0].reason

@@ -141,7 +141,8 @@ def load_study(
         explicit.extend([False] * len(found))
         warnings.extend(found_warnings)
     series = [to_series(r, assume_t2=single_file and r.hint is None) for r in raws]
-    ordered = order_series(series, explicit=explicit)
+    asserted = [r.hint == s.role.value for r, s in zip(raws, series, strict=True)]
+    ordered = order_series(series, explicit=explicit, asserted=asserted)
     if subject is None:
         base = root if root is not None else Path(str(t2 or dwi or adc))
         if base.is_file():

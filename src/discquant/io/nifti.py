@@ -286,6 +286,8 @@ def _bids_hint(path: Path) -> tuple[str | None, str]:
         return "t2", "BIDS anat/*_T2w"
     if folder == "dwi" and suffix == "dwi":
         return "dwi", "BIDS dwi/*_dwi"
+    if folder == "dwi" and suffix == "sbref":
+        return "other", "BIDS dwi/*_sbref (the DWI's single-band reference)"
     if suffix.lower() == "adc" or stem.lower().endswith("_adc"):
         return "adc", f"BIDS {folder}/*_{suffix}"
     return None, ""

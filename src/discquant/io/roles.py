@@ -58,10 +58,13 @@ ADC_PLAUSIBLE_MEDIAN_UM2_PER_MS = (0.05, 10.0)
 """Median of the positive ADC voxels after scaling must fall here (tissue ADC is
 0.3-3.2 µm²/ms; free water at 37 °C is 3.0). The window spans a factor 200, less than
 the factor 1000 between candidate units, so at most one unit fits."""
-INTEGER_UNIT_MIN_TISSUE_SHARE = 0.1
-"""Share of an integer map's positive voxels that must be plausible tissue in 10⁻⁶ mm²/s."""
+ADC_MAX_IMPOSSIBLE_SHARE = 0.05
+"""Share of the positive voxels that may lie above the plausible window in the unit
+chosen (noise of the fit); tissue 1000× too high is far more than this."""
+ADC_MIN_TISSUE_SHARE = 0.1
+"""Share of the positive voxels that must lie in the plausible window in that unit."""
 ADC_CANDIDATE_SCALES: tuple[tuple[float, str], ...] = (
-    (1e-3, "10⁻⁶ mm²/s (integers, the usual scanner ADC unit)"),
+    (1e-3, "10⁻⁶ mm²/s (the usual scanner ADC unit)"),
     (1.0, "10⁻³ mm²/s = µm²/ms"),
     (1e3, "mm²/s"),
     (1e9, "m²/s"),
@@ -137,26 +140,31 @@ def adc_scale_to_um2_per_ms(data: npt.NDArray[np.float32], *, path: object) -> t
     """Factor that converts stored ADC values to µm²/ms, and the unit it assumed.
 
     The unit is not in the DICOM header of scanner ADC maps, so it is decided from the
-    values: whole numbers beyond 10 of which at least
-    :data:`INTEGER_UNIT_MIN_TISSUE_SHARE` are plausible as 10⁻⁶ mm²/s are taken in that
-    unit; otherwise the candidate unit for which the median positive
-    voxel lands in :data:`ADC_PLAUSIBLE_MEDIAN_UM2_PER_MS`.
+    values: the largest candidate unit in which at most
+    :data:`ADC_MAX_IMPOSSIBLE_SHARE` of the positive voxels lie above the plausible
+    window (:data:`ADC_PLAUSIBLE_MEDIAN_UM2_PER_MS`) and at least
+    :data:`ADC_MIN_TISSUE_SHARE` inside it. When no unit passes (a map whose noisy
+    background reaches far above free water), the unit in which the median positive
+    voxel lands in the window.
     """
     positive = data[np.isfinite(data) & (data > 0)]
     if positive.size == 0:
         raise InvalidInputError("ADC map has no positive voxels", path=str(path))
     lo, hi = ADC_PLAUSIBLE_MEDIAN_UM2_PER_MS
-    # Whole numbers beyond 10 are the scanners' 10⁻⁶ mm²/s integers: no other unit is
-    # stored in steps of one (a step of 1 µm²/ms is a third of the tissue range). This
-    # holds when the positive voxels are mostly small background integers around the
-    # body, whose median (say 5) would otherwise pass for 5 µm²/ms. Tissue must still
-    # be there: a tenth of the voxels at least plausible in that unit (the upper
-    # quartile, asked before, failed with four fifths background).
-    scale, unit = ADC_CANDIDATE_SCALES[0]
-    if float(positive.max()) > hi and np.array_equal(positive, np.round(positive)):
-        tissue = float(np.mean((positive * scale >= lo) & (positive * scale <= hi)))
-        if tissue >= INTEGER_UNIT_MIN_TISSUE_SHARE:
+    # Values far below tissue are common (masked or noisy background, 1-9 in
+    # 10⁻⁶ mm²/s around the body); values far above free water are not. So the unit is
+    # the largest in which the map is not largely impossible: one unit larger would put
+    # the whole tissue share, 1000× too high, above the window. A median-only rule read
+    # a map of mostly background as µm²/ms (its median, about 5, passed for 5 µm²/ms);
+    # a whole-number rule that guarded against that failed once the map had been
+    # resampled (interpolated values are not whole).
+    for scale, unit in reversed(ADC_CANDIDATE_SCALES):
+        scaled = positive * scale
+        if float(np.mean(scaled > hi)) > ADC_MAX_IMPOSSIBLE_SHARE:
+            continue
+        if float(np.mean((scaled >= lo) & (scaled <= hi))) >= ADC_MIN_TISSUE_SHARE:
             return scale, unit
+        break  # the largest possible unit leaves too little tissue: fall back below
     median = float(np.median(positive))
     for scale, unit in ADC_CANDIDATE_SCALES:
         if lo <= median * scale <= hi:
@@ -181,6 +189,17 @@ def _image_type(raw: RawImage) -> list[str]:
     if not isinstance(value, list | tuple):  # absent, null, or a number: no image type
         return []
     return [str(v).upper() for v in value]
+
+
+def _scanning_sequence(raw: RawImage) -> list[str]:
+    """The sidecar's ``ScanningSequence`` (``SE``, ``GR``, ``EP``, ``IR`` …), upper case."""
+    value = raw.sidecar.get("ScanningSequence")
+    if isinstance(value, list | tuple):
+        value = "_".join(str(v) for v in value)
+    if not isinstance(value, str):
+        return []
+    # DICOM joins values with "\\"; dcm2niix writes them joined with "_" ("SE_EP")
+    return [v for v in re.split(r"[\\_,\s]+", value.upper()) if v]
 
 
 _DIXON_NOT_WATER = frozenset({"FAT", "F", "IN_PHASE", "IP", "OUT_PHASE", "OPP_PHASE", "OP"})
@@ -234,6 +253,8 @@ def _classify(raw: RawImage, *, assume_t2: bool) -> tuple[SeriesRole, str]:
         # dcm2niix names the ADC part it splits off a Philips/GE DWI series "*_ADC".
         why = "ImageType contains ADC" if "ADC" in itype else raw.hint_reason
         return SeriesRole.ADC, why
+    if raw.hint == "other":
+        return SeriesRole.OTHER, raw.hint_reason
     if raw.hint == "t2":
         note = "" if orient == "sagittal" else f" (note: {orient} by the affine)"
         return SeriesRole.T2, f"{raw.hint_reason}{note}"
@@ -269,6 +290,10 @@ def _classify(raw: RawImage, *, assume_t2: bool) -> tuple[SeriesRole, str]:
         return SeriesRole.OTHER, f"Dixon {part} image (ImageType), not the water image"
     if len(raw.volume.shape) == 4:
         return SeriesRole.OTHER, f"{raw.volume.shape[3]} volumes without b-values"
+    if "EP" in _scanning_sequence(raw):
+        # long TE and TR as a T2, but distorted, coarse: a DWI's b=0 or single-band
+        # reference (BIDS dwi/*_sbref) outranked the real T2 on its slice count
+        return SeriesRole.OTHER, "echo-planar (ScanningSequence EP), not an anatomical T2"
     te, tr = _timing_ms(raw, "EchoTime"), _timing_ms(raw, "RepetitionTime")
     ti = _timing_ms(raw, "InversionTime")
     # TI 0 is "no inversion" (some converters write it for every sequence)
@@ -340,25 +365,31 @@ def _slices_and_in_plane_area_mm2(volume: Volume) -> tuple[int, float]:
     return int(volume.shape[axis]), float(in_plane[0] * in_plane[1])
 
 
-def _quality_key(series: Series, explicit: bool) -> tuple[float, ...]:
+def _quality_key(series: Series, explicit: bool, asserted: bool) -> tuple[float, ...]:
     img = series.image
     n_slices, area = _slices_and_in_plane_area_mm2(img)
     if series.role is SeriesRole.DWI and series.bvals_s_per_mm2 is not None:
         n_shells = len(shells(series.bvals_s_per_mm2))
-        return (not explicit, -n_shells, -img.shape[3], area)
+        return (not explicit, not asserted, -n_shells, -img.shape[3], area)
     # A T2 named by its file (BIDS anat/*_T2w) may be axial: a sagittal one goes first.
-    return (not explicit, series.orientation != "sagittal", -n_slices, area)
+    return (not explicit, series.orientation != "sagittal", not asserted, -n_slices, area)
 
 
-def order_series(series: Sequence[Series], *, explicit: Sequence[bool]) -> tuple[Series, ...]:
+def order_series(
+    series: Sequence[Series], *, explicit: Sequence[bool], asserted: Sequence[bool] | None = None
+) -> tuple[Series, ...]:
     """Roles in the order t2, dwi, adc, trace, other; best first within each role.
 
-    Best: given explicitly by the user; then for DWI more shells and more volumes; for
-    the others sagittal before any other orientation, then more slices; then finer
-    in-plane voxels (smaller area).
+    Best: given explicitly by the user; then for DWI the role its file asserts
+    (``asserted``: BIDS ``dwi/*_dwi``) before one found by its contents, more shells
+    and more volumes; for the others sagittal before any other orientation, then the
+    asserted role (BIDS ``anat/*_T2w``: an EPI ``dwi/*_sbref`` with long TE and TR has
+    more slices but is no anatomical T2), then more slices; then finer in-plane voxels
+    (smaller area).
     """
+    asserted = [False] * len(series) if asserted is None else asserted
     keyed = sorted(
-        zip(series, explicit, strict=True),
-        key=lambda se: (_ROLE_ORDER[se[0].role], *_quality_key(se[0], se[1])),
+        zip(series, explicit, asserted, strict=True),
+        key=lambda sea: (_ROLE_ORDER[sea[0].role], *_quality_key(*sea)),
     )
-    return tuple(s for s, _ in keyed)
+    return tuple(s for s, _, _ in keyed)
