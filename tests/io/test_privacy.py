@@ -210,3 +210,19 @@ def test_a_folder_named_after_another_patient_id_is_refused(tmp_path: Path) -> N
         folder, size=16, phi={**PHI, "OtherPatientIDs": "OPIDX-424242\\OPIDX-777777"}
     )
     _analyze_refused(folder, tmp_path / "out")
+
+
+@pytest.mark.parametrize(
+    "name", [PHI["PatientID"], "Zyxwvut_Qpfrmlk", "19230417", PHI["AccessionNumber"]]
+)
+def test_a_nifti_named_after_its_sidecars_patient_is_refused(tmp_path: Path, name: str) -> None:
+    """dcm2niix -ba n -f %n_%i names files after the patient and keeps the identifiers in
+    the sidecar; the sidecar was scrubbed before they were read, so the label passed."""
+    path = tmp_path / f"{name}_T2.nii.gz"
+    affine = np.array([[0, 0, 4.0, 0], [0, -1.0, 0, 0], [-1.0, 0, 0, 0], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(np.ones((64, 64, 1), np.float32), affine), path)
+    sidecar = {"EchoTime": 0.1, "RepetitionTime": 4.0, **PHI, "PatientBirthDate": "1923-04-17"}
+    (tmp_path / f"{name}_T2.json").write_text(json.dumps(sidecar))
+    study = load_study(path)
+    assert study.t2 is not None and "PatientID" not in study.t2.provenance.sidecar
+    _analyze_refused(path, tmp_path / "out")

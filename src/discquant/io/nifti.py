@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.errors import InputNotFoundError, InvalidInputError, UnreadableImageError
-from discquant.io.privacy import scrub_sidecar
+from discquant.io.privacy import identifier_tokens, scrub_sidecar
 from discquant.io.study import Provenance, Volume
 
 log = logging.getLogger(__name__)
@@ -213,6 +214,10 @@ def read_bvecs(
 
 def read_sidecar(path: Path | None, *, keep_phi: bool) -> dict[str, Any]:
     """A BIDS JSON sidecar with identifying keys removed (unless ``keep_phi``)."""
+    return scrub_sidecar(_read_json_object(path), keep_phi=keep_phi)
+
+
+def _read_json_object(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
@@ -221,7 +226,26 @@ def read_sidecar(path: Path | None, *, keep_phi: bool) -> dict[str, Any]:
         raise InvalidInputError(f"not a readable JSON sidecar ({exc})", path=path) from exc
     if not isinstance(raw, dict):
         raise InvalidInputError("JSON sidecar is not an object", path=path)
-    return scrub_sidecar(raw, keep_phi=keep_phi)
+    return raw
+
+
+def sidecar_identifiers(sidecar: dict[str, Any]) -> frozenset[str]:
+    """The patient identifiers a sidecar holds before scrubbing (dcm2niix ``-ba n`` writes
+    PatientName, PatientID, AccessionNumber, PatientBirthDate), as
+    :func:`~discquant.io.privacy.identifier_tokens` gives them for DICOM headers.
+
+    dcm2niix writes the birth date as ``YYYY-MM-DD``; it is compared as ``YYYYMMDD``.
+    """
+    birth = str(sidecar.get("PatientBirthDate") or "")
+    digits = re.sub(r"\D", "", birth)
+    return identifier_tokens(
+        sidecar.get("PatientID"),
+        sidecar.get("PatientName"),
+        identity_removed=sidecar.get("PatientIdentityRemoved"),
+        accession_number=sidecar.get("AccessionNumber"),
+        other_patient_ids=sidecar.get("OtherPatientIDs"),
+        birth_date=digits if len(digits) == 8 else birth,
+    )
 
 
 def load_nifti(
@@ -252,7 +276,8 @@ def load_nifti(
     bvals = read_bvals(bval, image=path, n_vols=nv) if bval is not None else None
     bvecs = read_bvecs(bvec, image=path, n_vols=nv, bvals=bvals) if bvec is not None else None
     sidecar_path = sibling(path, ".json")
-    sidecar = read_sidecar(sidecar_path, keep_phi=keep_phi)
+    raw_sidecar = _read_json_object(sidecar_path)
+    sidecar = scrub_sidecar(raw_sidecar, keep_phi=keep_phi)
     description = str(sidecar.get("SeriesDescription") or nifti_stem(path))
     sources = tuple(p for p in (path, bval, bvec, sidecar_path) if p is not None)
     series_number = sidecar.get("SeriesNumber")
@@ -275,6 +300,7 @@ def load_nifti(
         provenance=provenance,
         hint=hint,
         hint_reason=hint_reason,
+        identifiers=sidecar_identifiers(raw_sidecar),
     )
 
 
