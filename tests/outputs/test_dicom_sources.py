@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import errno
 import gzip
 import io
 import json
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import highdicom as hd
+import numpy as np
 import pydicom
 import pytest
 from tests.outputs.conftest import Synthetic
@@ -21,7 +23,7 @@ from discquant.cli._summary import exit_code_for
 from discquant.io.study import Provenance, Series, SeriesRole, Study
 from discquant.outputs import write_outputs
 from discquant.pipeline import source_t2_datasets
-from discquant.results import AnalysisResult
+from discquant.results import LEVELS, AnalysisResult, DiscResult
 
 ANONYMISED = (
     "PatientName",
@@ -167,21 +169,83 @@ def test_a_failing_seg_writer_skips_the_seg_and_fails_the_analysis(
 def test_a_half_written_sr_is_removed_and_reported(
     synthetic: Synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """An SR writer that fails on the sources (not on the disk) after writing part of the
+    file: the part is removed, the other outputs are kept, and the reason names the file
+    by its name in the subject folder, not by its path in the temporary folder."""
+
     def half(_result: Any, _sources: Any, out_path: Path, **kwargs: Any) -> Path:
         out_path.write_bytes(b"DICM half")
-        raise OSError("No space left on device")
+        raise ValueError(f"{out_path}: cannot encode ContentSequence")
 
     monkeypatch.setattr("discquant.outputs.dicom_sr.write_dicom_sr", half)
     result = _own_result(synthetic)
     paths = write_outputs(result, tmp_path, source_t2_datasets=synthetic.datasets)
     assert paths.dicom_seg is not None and paths.dicom_sr is None
-    assert paths.skipped == {"dicom_sr": "OSError: No space left on device"}
+    why = "ValueError: sub-demo01_desc-discs_sr.dcm: cannot encode ContentSequence"
+    assert paths.skipped == {"dicom_sr": why}
+    assert json.loads(paths.results_json.read_text())["skipped_outputs"] == {"dicom_sr": why}
     assert not list(paths.subject_dir.glob("*_sr.dcm"))
-    assert [s.name for s in result.failed_stages] == ["dicom_sr"]
+    assert [(s.name, s.message) for s in result.failed_stages] == [("dicom_sr", why)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset_description.json", "sub-demo01"]
     # Writing again with a working writer clears the earlier failure.
     monkeypatch.undo()
     again = write_outputs(result, tmp_path, source_t2_datasets=synthetic.datasets)
     assert again.skipped == {} and result.failed_stages == []
+
+
+@pytest.mark.parametrize(
+    "writer",
+    ["discquant.outputs.dicom_seg.write_dicom_seg", "discquant.outputs.dicom_sr.write_dicom_sr"],
+)
+def test_disk_full_while_writing_seg_or_sr_fails_the_subject(
+    synthetic: Synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str
+) -> None:
+    """An OSError (disk full) while writing the SEG or SR was taken for a writer refusing
+    the sources: the subject folder was written without that file and replaced the
+    previous, complete one. It fails the whole subject, as for every other file: the
+    error is raised and the previous folder is left as it was."""
+    first = write_outputs(_own_result(synthetic), tmp_path, source_t2_datasets=synthetic.datasets)
+    assert first.dicom_seg is not None and first.dicom_sr is not None
+    before = {p.name: p.read_bytes() for p in first.subject_dir.iterdir()}
+
+    def full(_result: Any, _sources: Any, out_path: Path, **kwargs: Any) -> Path:
+        out_path.write_bytes(b"DICM half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer, full)
+    result = _own_result(synthetic)
+    with pytest.raises(OSError, match="No space left on device"):
+        write_outputs(result, tmp_path, source_t2_datasets=synthetic.datasets)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset_description.json", "sub-demo01"]
+    assert {p.name: p.read_bytes() for p in first.subject_dir.iterdir()} == before
+    assert result.failed_stages == []
+
+
+def test_nothing_to_encode_is_reported_without_the_temporary_path(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """No disc found: the SEG and SR writers have nothing to write and say so with a
+    DiscquantError, whose message starts with the file's path. That path, inside the
+    temporary folder that is gone afterwards and under the user's own folders, reached
+    ``skipped_outputs``; the reason alone is kept."""
+    result = _own_result(synthetic)
+    assert result.labels_t2 is not None
+    result.labels_t2 = dataclasses.replace(
+        result.labels_t2, data=np.zeros(result.labels_t2.shape, dtype=np.int16)
+    )
+    result.discs = [DiscResult(level) for level in LEVELS]
+    paths = write_outputs(result, tmp_path, source_t2_datasets=synthetic.datasets)
+    assert paths.dicom_seg is None and paths.dicom_sr is None
+    skipped = json.loads(paths.results_json.read_text())["skipped_outputs"]
+    assert skipped == paths.skipped
+    assert set(skipped) == {"dicom_seg", "dicom_sr"}
+    for why in skipped.values():
+        assert ".tmp-" not in why and str(tmp_path) not in why and "/" not in why, why
+    assert skipped["dicom_seg"] == (
+        "the segmentation has no disc or vertebra on the source T2 images"
+    )
+    assert skipped["dicom_sr"] == "no lumbar disc with a value to report in a DICOM SR"
+    assert result.failed_stages == []  # nothing to write is not a failure
 
 
 def test_keyboard_interrupt_while_writing_dicom_is_not_swallowed(

@@ -233,3 +233,20 @@ def test_a_report_that_cannot_be_rendered_keeps_the_other_outputs(
     assert doc["files"]["report_html"] is None
     report = [s for s in result.stages if s.name == "report"]
     assert len(report) == 1 and not report[0].ok
+
+
+def test_a_report_error_naming_its_file_does_not_show_the_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error message that holds the report's path put the temporary folder, gone once
+    the outputs are written and under the user's own folders, into the results JSON."""
+
+    def broken(_result: object, path: Path, **kwargs: object) -> None:
+        raise ValueError(f"cannot write {path} in {path.parent}")
+
+    monkeypatch.setattr("discquant.outputs.report.render.write_report", broken)
+    result = partial_result()
+    paths = write_outputs(result, tmp_path)
+    why = "ValueError: cannot write sub-p1_report.html in the subject folder"
+    assert json.loads(paths.results_json.read_text())["skipped_outputs"]["report_html"] == why
+    assert [s.message for s in result.failed_stages if s.name == "report"] == [why]

@@ -204,6 +204,31 @@ def _one_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+def _without_folder(text: str, folder: Path) -> str:
+    """``text`` without the temporary subject folder ``folder`` in any of its spellings.
+
+    A file in it is named by its base name, which is its name in the subject folder too;
+    the folder itself becomes "the subject folder". The temporary folder is gone once the
+    outputs are written, and its path shows the user's directory layout.
+
+    Parameters
+    ----------
+    text
+        A reason for ``skipped_outputs`` (an exception's message).
+    folder
+        The temporary folder the subject's files are written into.
+
+    Returns
+    -------
+    str
+        ``text`` with no path of ``folder`` left in it.
+    """
+    spellings = {str(folder), os.path.abspath(folder), str(folder.resolve())}
+    for spelling in sorted(spellings, key=len, reverse=True):  # the relative one is a suffix
+        text = text.replace(spelling + os.sep, "").replace(spelling, "the subject folder")
+    return text
+
+
 def _write_dicom(
     key: str,
     path: Path,
@@ -220,8 +245,11 @@ def _write_dicom(
     skips the output. Any other exception (highdicom or pydicom refusing the sources) also
     adds a failed stage named ``key`` to ``result.stages``, so the analysis does not read
     as complete. The reason is one line, without the source's identifying values unless
-    ``keep_phi``. Warnings of the writers (highdicom quotes a source's patient name it
-    finds odd) are logged, redacted the same way. A partly written file is removed.
+    ``keep_phi``, and without the path of the temporary folder (a DiscquantError's reason
+    has no path; a file is named by its base name). Warnings of the writers (highdicom
+    quotes a source's patient name it finds odd) are logged, redacted the same way. A
+    partly written file is removed. An OSError (disk full, permissions) is raised, as in
+    :func:`_write_report`: the whole subject fails and a previous subject folder is kept.
     KeyboardInterrupt is not caught.
     """
     from discquant.errors import DiscquantError
@@ -233,8 +261,10 @@ def _write_dicom(
         try:
             write(path)
             ok = True
+        except OSError:  # disk full, permissions: no output of this subject is written
+            raise
         except DiscquantError as exc:
-            why = str(exc)
+            why = exc.reason  # str(exc) starts with the path in the temporary folder
             ok = failed = False
         except Exception as exc:  # highdicom/pydicom: the other outputs are still written
             why = _one_line(exc)
@@ -246,7 +276,7 @@ def _write_dicom(
     if ok:
         return True
     path.unlink(missing_ok=True)
-    why = redact(why, values)
+    why = redact(_without_folder(why, path.parent), values)
     skipped[key] = why
     if failed:
         result.stages.append(
@@ -378,7 +408,7 @@ def _write_report(
         log.debug("report traceback", exc_info=True)
         path.unlink(missing_ok=True)
         # Without keep_phi the result holds no patient fields to leak into the message.
-        why = _one_line(exc)
+        why = _without_folder(_one_line(exc), path.parent)
         seconds = time.perf_counter() - start
         result.stages.append(StageStatus("report", ok=False, seconds=seconds, message=why))
         return why
@@ -415,7 +445,9 @@ def write_outputs(
         the rest is still written, ``skipped`` says why in one line, and a failed stage
         named ``dicom_seg`` or ``dicom_sr`` is added to ``result.stages`` (so the exit code
         of ``discquant analyze`` is 3). A report that cannot be rendered is handled the
-        same way (stage ``report``); an OSError fails the whole subject, nothing written.
+        same way (stage ``report``). An OSError (disk full) while writing any file, the
+        SEG, SR and report included, fails the whole subject: it is raised, nothing of
+        the subject is written and a previous subject folder is left as it was.
 
     Returns
     -------
@@ -428,6 +460,9 @@ def write_outputs(
         ``out_dir`` holds a ``dataset_description.json`` that is not discquant's (a raw
         BIDS dataset's, another pipeline's) or cannot be read as JSON; nothing is written
         (see :func:`check_dataset_description`).
+    OSError
+        A file of the subject could not be written (disk full, permissions); the subject
+        folder is not written and a previous one is left untouched.
     """
     root = Path(out_dir)
     check_dataset_description(root)  # before anything is written or created
