@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import csv
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -97,7 +99,8 @@ def test_a_nan_inside_a_list_and_a_stage_without_time_still_write(
     synthetic: Synthetic, tmp_path: Path
 ) -> None:
     """A NaN grade probability or centroid coordinate made the list [.., null, ..], which the
-    schema refused, and a stage without its time broke the report: the subject was lost."""
+    schema refused, and a stage without its time broke the report: the subject was lost.
+    Since 1.2.0 the null item is kept, and only that one: the other values stay."""
     from discquant.outputs import write_outputs
 
     result = copy.deepcopy(synthetic.result)
@@ -106,11 +109,62 @@ def test_a_nan_inside_a_list_and_a_stage_without_time_still_write(
     result.stages.append(StageStatus("grading", ok=False, seconds=None, message="x"))  # type: ignore[arg-type]
     paths = write_outputs(result, tmp_path, keep_phi=False)
     doc = json.loads(paths.results_json.read_text())
-    assert doc["discs"][0]["pfirrmann_probabilities"] is None
-    assert doc["discs"][1]["centroid_ras_mm"] is None
-    assert doc["discs"][2]["pfirrmann_probabilities"] is not None
+    validate_results(doc)
+    assert doc["discs"][0]["pfirrmann_probabilities"] == [0.1, None, 0.3, 0.4, 0.2]
+    assert doc["discs"][1]["centroid_ras_mm"] == [1.0, None, 2.0]
+    assert doc["discs"][2]["pfirrmann_probabilities"] == [0.02, 0.02, 0.92, 0.02, 0.02]
     row = '<td class="l">grading</td><td class="l"><span class="failed">failed</span></td>'
     assert row + '<td><span class="na">n/a</span></td>' in paths.report_html.read_text()
+
+
+def _tsv_number(cell: str) -> float | None:
+    return None if cell == "n/a" else float(cell)
+
+
+def test_json_table_and_report_agree_on_a_disc_with_one_nan_value(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """One NaN grade probability (or centroid coordinate) made the whole list null in the
+    results JSON, while the disc table and the report kept the other values: the outputs
+    of one disc disagreed. Now every output has that one value missing and the rest."""
+    from discquant.outputs import write_outputs
+
+    result = copy.deepcopy(synthetic.result)
+    l4 = result.discs[3]
+    assert l4.level == "L4-L5"
+    l4.pfirrmann_probabilities = (0.02, float("nan"), 0.04, 0.92, 0.02)
+    l4.centroid_ras_mm = (4.0, float("nan"), -34.0)
+    paths = write_outputs(result, tmp_path)
+    expected_probs = [0.02, None, 0.04, 0.92, 0.02]
+
+    doc = json.loads(paths.results_json.read_text())
+    jsonschema.validate(doc, load_schema())
+    disc = doc["discs"][3]
+    assert disc["pfirrmann_probabilities"] == expected_probs
+    assert disc["centroid_ras_mm"] == [4.0, None, -34.0]
+
+    with paths.discs_tsv.open(newline="") as fh:
+        row = list(csv.DictReader(fh, delimiter="\t"))[3]
+    assert row["level"] == "L4-L5"
+    assert [_tsv_number(row[f"pfirrmann_p{g}"]) for g in range(1, 6)] == expected_probs
+    assert [_tsv_number(row[f"centroid_{axis}_mm"]) for axis in "ras"] == [4.0, None, -34.0]
+    assert _tsv_number(row["pfirrmann_probability"]) == disc["pfirrmann_probabilities"][3]
+
+    assert paths.report_html is not None
+    html = paths.report_html.read_text()
+    grade_rows = [
+        r
+        for r in re.findall(r"<tr><td class=\"l\"><strong>L4-L5</strong></td>.*?</tr>", html)
+        if 'class="prob' in r
+    ]
+    assert len(grade_rows) == 1
+    cells = re.findall(r"<td>(.*?)</td>", grade_rows[0])[:5]
+    shown = []
+    for cell in cells:
+        number = re.search(r'class="txt">([^<]*)<', cell)
+        shown.append(float(number.group(1)) if number else None)
+        assert number or cell == '<span class="na">n/a</span>'
+    assert shown == expected_probs
 
 
 def test_the_schema_pins_the_version_that_added_snr_np_b0(synthetic: Synthetic) -> None:
@@ -130,3 +184,25 @@ def test_the_schema_pins_the_version_that_added_snr_np_b0(synthetic: Synthetic) 
         jsonschema.validate(old, load_schema())
     errors = list(jsonschema.Draft202012Validator(load_schema()).iter_errors(old))
     assert any(list(e.path) == ["schema_version"] for e in errors), err.value
+
+
+def test_null_items_came_with_a_new_schema_version(synthetic: Synthetic) -> None:
+    """A null item in a list (1.2.0) must not be written under 1.1.0, whose readers take
+    the list as all numbers or null: the writer and the schema say 1.2.0, and a 1.1.0
+    document fails the schema on its version."""
+    from discquant.outputs.results_json import SCHEMA_VERSION
+
+    result = copy.deepcopy(synthetic.result)
+    result.discs[0].pfirrmann_probabilities = (0.1, float("nan"), 0.3, 0.4, 0.2)
+    doc = build_results_document(result)
+    validate_results(doc)
+    assert SCHEMA_VERSION == doc["schema_version"] == "1.2.0"
+    assert load_schema()["properties"]["schema_version"]["const"] == "1.2.0"
+    old = copy.deepcopy(doc)
+    old["schema_version"] = "1.1.0"
+    errors = list(jsonschema.Draft202012Validator(load_schema()).iter_errors(old))
+    assert [list(e.path) for e in errors] == [["schema_version"]]
+    bad = copy.deepcopy(doc)
+    bad["discs"][0]["pfirrmann_probabilities"][0] = 1.5  # still a probability or null
+    with pytest.raises(jsonschema.ValidationError):
+        validate_results(bad)

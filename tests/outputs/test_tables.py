@@ -5,16 +5,19 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 from tests.outputs.conftest import NP_ADC, Synthetic
 
+from discquant.outputs.results_json import build_results_document
 from discquant.outputs.tables import (
     COLUMN_NAMES,
     data_dictionary,
     disc_rows,
+    format_cell,
     write_discs_tsv,
 )
-from discquant.results import LEVELS, DiscResult
+from discquant.results import LEVELS, AnalysisResult, DiscResult
 
 REQUIRED = (
     "level found adc_disc_mean adc_disc_median adc_np_mean adc_np_median water_index "
@@ -65,3 +68,29 @@ def test_data_dictionary_describes_every_column_with_units() -> None:
     assert dictionary["height_middle_mm"]["Units"] == "mm"
     assert dictionary["volume_mm3"]["Units"] == "mm^3"
     assert set(dictionary["level"]["Levels"]) == set(LEVELS)
+
+
+def test_numpy_scalars_are_spelled_as_in_the_results_json(tmp_path: Path) -> None:
+    """Measurements can be numpy scalars: np.float32('nan') was written ``nan`` and
+    np.bool_(True) ``True``, where the results JSON has null and true and BIDS wants
+    ``n/a`` and the table's own ``true``/``false``."""
+    disc = DiscResult(
+        level="L3-L4",
+        found=np.bool_(True),  # type: ignore[arg-type]
+        water_index=np.float32("nan"),  # type: ignore[arg-type]
+        t2_np_heterogeneity=np.float32("inf"),  # type: ignore[arg-type]
+        volume_mm3=np.float32(1234.5),  # type: ignore[arg-type]
+        pfirrmann_grade=np.int64(3),  # type: ignore[arg-type]
+    )
+    rows = _read(write_discs_tsv([disc], tmp_path / "discs.tsv"))
+    l3 = rows[2]
+    assert l3["found"] == "true" and rows[0]["found"] == "false"
+    assert l3["water_index"] == "n/a" and l3["t2_np_heterogeneity"] == "n/a"
+    assert (l3["volume_mm3"], l3["pfirrmann_grade"]) == ("1234.5", "3")
+    doc = build_results_document(AnalysisResult(subject="x", discs=[disc]))["discs"][2]
+    assert (doc["found"], doc["water_index"], doc["volume_mm3"]) == (True, None, 1234.5)
+    assert [format_cell(v) for v in (np.bool_(False), np.float64("nan"), np.int32(7))] == [
+        "false",
+        "n/a",
+        "7",
+    ]

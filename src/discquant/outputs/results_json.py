@@ -22,9 +22,10 @@ from discquant.results import LEVELS, AdcStats, AnalysisResult, DiscResult
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.1.0"
+SCHEMA_VERSION = "1.2.0"
 """Version of the results document; the schema pins it (``const``). Bump the minor version
-when a key is added (1.1.0: per-disc ``snr_np_b0``), the major one when a key changes
+when a key is added or allows more values (1.1.0: per-disc ``snr_np_b0``; 1.2.0: null items
+in ``pfirrmann_probabilities`` and ``centroid_ras_mm``), the major one when a key changes
 meaning or goes away."""
 SCHEMA_RESOURCE = "results.schema.json"
 
@@ -55,14 +56,13 @@ def _stats(stats: AdcStats | None) -> dict[str, Any] | None:
 
 
 def _disc(disc: DiscResult) -> dict[str, Any]:
+    """One disc's entry. A NaN inside ``pfirrmann_probabilities`` or ``centroid_ras_mm``
+    is a null item and the other items stay, as in the disc table and the report (before
+    1.2.0 the whole list became null)."""
     doc: dict[str, Any] = to_jsonable(disc)
     doc["adc_disc_um2_per_ms"] = _stats(disc.adc_disc)
     doc["adc_np_um2_per_ms"] = _stats(disc.adc_np)
     del doc["adc_disc"], doc["adc_np"]
-    for key in ("pfirrmann_probabilities", "centroid_ras_mm"):
-        # a NaN became null; the schema reads the list as a whole: null, not [0.1, null, ...]
-        if doc[key] is not None and None in doc[key]:
-            doc[key] = None
     return doc
 
 

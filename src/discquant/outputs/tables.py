@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from discquant.results import LEVELS, AdcStats, DiscResult
 
 N_GRADES = 5
@@ -195,7 +197,14 @@ def disc_rows(discs: list[DiscResult]) -> list[dict[str, Any]]:
 
 
 def format_cell(value: Any) -> str:
-    """The TSV spelling of a value: ``n/a`` if missing, ``true``/``false``, 6 significant digits."""
+    """The TSV spelling of a value: ``n/a`` if missing, ``true``/``false``, 6 significant digits.
+
+    A numpy scalar (``np.float32``, ``np.bool_``, ``np.int64``) is spelled as the Python
+    value it holds, so ``np.float32('nan')`` is ``n/a`` and ``np.bool_(True)`` is ``true``,
+    as in the results JSON and the report.
+    """
+    if isinstance(value, np.number | np.bool_):
+        value = value.item()
     if value is None:
         return MISSING
     if isinstance(value, bool):
