@@ -170,3 +170,31 @@ def test_non_image_dicom_objects_are_ignored_and_listed(tmp_path: Path) -> None:
         f"{seg_first}: Segmentation Storage object, not an image; ignored (and 8 more like it)",
         f"{sr_path.relative_to(tmp_path)}: Comprehensive SR Storage object, not an image; ignored",
     )
+
+
+@pytest.mark.parametrize("bvals", [(0.0, 800.0), (0.0, 400.0, 800.0)])
+def test_a_dcm2niix_output_folder_keeps_its_dwi(tmp_path: Path, bvals: tuple[float, ...]) -> None:
+    """dcm2niix writes a b=0 (ORIGINAL) + TRACEW series as two files with one b-value
+    each; read as a NIfTI folder the DWI was lost (0/800: a TRACE and an 'other') or lost
+    its b=0 (0/400/800), while the same DICOM read by discquant joined them."""
+    import subprocess
+
+    from tests.io.dicom_factory import write_lumbar_study
+
+    from discquant.io.dicom import dcm2niix_binary
+
+    written = write_lumbar_study(tmp_path / "dicom", size=16, bvals=bvals)
+    out = tmp_path / "nifti"
+    out.mkdir()
+    subprocess.run(
+        [dcm2niix_binary(), "-b", "y", "-ba", "y", "-z", "y", "-o", str(out), str(written.root)],
+        check=True,
+        capture_output=True,
+    )
+    assert len(list(out.glob("*.bval"))) == 2  # the two pieces this test is about
+    from_dicom, from_nifti = load_study(written.root), load_study(out)
+    assert from_nifti.dwi is not None and from_dicom.dwi is not None
+    np.testing.assert_allclose(np.unique(from_nifti.dwi.bvals_s_per_mm2), bvals)
+    np.testing.assert_array_equal(from_nifti.dwi.bvals_s_per_mm2, from_dicom.dwi.bvals_s_per_mm2)
+    np.testing.assert_array_equal(from_nifti.dwi.image.data, from_dicom.dwi.image.data)
+    assert len(from_nifti.dwi.provenance.source_paths) >= 2  # both files were read

@@ -33,9 +33,9 @@ from discquant.errors import (
     InputNotFoundError,
     InvalidInputError,
 )
-from discquant.io.nifti import RawImage, is_nifti, load_nifti, n_volumes
+from discquant.io.nifti import RawImage, is_nifti, load_nifti, merge_diffusion_pieces
 from discquant.io.privacy import identifier_tokens
-from discquant.io.study import Provenance, Volume
+from discquant.io.study import Provenance
 
 log = logging.getLogger(__name__)
 
@@ -513,36 +513,6 @@ def _run_dcm2niix(src: Path, out: Path, *, keep_phi: bool, series: _DicomSeries)
     return text
 
 
-def _merge_diffusion_pieces(pieces: list[RawImage]) -> list[RawImage]:
-    """Join dcm2niix's pieces of one diffusion series that share a grid into one DWI."""
-    diff = [p for p in pieces if p.bvals is not None]
-    rest = [p for p in pieces if p.bvals is None]
-    if len(diff) < 2:
-        return pieces
-    ref = diff[0].volume
-    same_grid = all(
-        p.volume.shape[:3] == ref.shape[:3] and np.allclose(p.volume.affine, ref.affine, atol=1e-3)
-        for p in diff
-    )
-    if not same_grid:
-        return pieces
-    diff.sort(key=lambda p: float(np.min(p.bvals)) if p.bvals is not None else 0.0)
-    datas = [p.volume.data if p.volume.data.ndim == 4 else p.volume.data[..., None] for p in diff]
-    bvals = np.concatenate([p.bvals for p in diff if p.bvals is not None])
-    bvecs = np.concatenate(
-        [p.bvecs if p.bvecs is not None else np.zeros((n_volumes(p.volume), 3)) for p in diff]
-    )
-    top = diff[-1]  # highest b: carries the TRACEW ImageType when there is one
-    merged = replace(
-        top,
-        volume=Volume(data=np.concatenate(datas, axis=3).astype(np.float32), affine=ref.affine),
-        bvals=bvals,
-        bvecs=bvecs,
-        notes=[*top.notes, f"joined the {len(diff)} parts dcm2niix wrote separately"],
-    )
-    return [merged, *rest]
-
-
 def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], list[str]]:
     """Convert every DICOM series under ``path`` (a folder tree or one file).
 
@@ -710,7 +680,7 @@ def _convert_series(
             )
         raw.identifiers = series.identifiers
         pieces.append(raw)
-    images = _merge_diffusion_pieces(pieces)
+    images = merge_diffusion_pieces(pieces)
     for raw in images:
         # Errors about this image name the source folder, not the temporary NIfTI.
         raw.path = series.files[0].parent if len(series.files) > 1 else series.files[0]

@@ -13,7 +13,7 @@ import math
 import re
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -374,9 +374,60 @@ def load_bids_subject(folder: Path, *, keep_phi: bool = False) -> tuple[list[Raw
 
 def load_nifti_folder(folder: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], list[str]]:
     """Every NIfTI file directly in ``folder`` (e.g. a dcm2niix output folder), and the
-    warnings of the files that could not be read (:func:`_load_images`)."""
+    warnings of the files that could not be read (:func:`_load_images`).
+
+    Images whose sidecars give the same ``SeriesNumber`` are one series: their diffusion
+    pieces are joined (:func:`merge_diffusion_pieces`), as when discquant converts the
+    DICOM itself.
+    """
     paths = sorted(p for p in folder.iterdir() if is_nifti(p))
-    return _load_images(paths, folder, keep_phi=keep_phi, hints=lambda p: (None, ""))
+    images, skipped = _load_images(paths, folder, keep_phi=keep_phi, hints=lambda p: (None, ""))
+    series: dict[object, list[RawImage]] = {}
+    for i, image in enumerate(images):
+        number = image.provenance.series_number
+        series.setdefault(("series", number) if number is not None else ("file", i), []).append(
+            image
+        )
+    return [m for group in series.values() for m in merge_diffusion_pieces(group)], skipped
+
+
+def merge_diffusion_pieces(pieces: list[RawImage]) -> list[RawImage]:
+    """Join dcm2niix's pieces of one diffusion series that share a grid into one DWI.
+
+    dcm2niix writes a series whose b=0 images are ``ORIGINAL`` and whose b>0 images are
+    ``TRACEW`` (Siemens) as two files (``…_5`` and ``…_5a``), each with one b-value:
+    alone, neither is a DWI. ``pieces`` are the images of one series.
+    """
+    diff = [p for p in pieces if p.bvals is not None]
+    rest = [p for p in pieces if p.bvals is None]
+    if len(diff) < 2:
+        return pieces
+    ref = diff[0].volume
+    same_grid = all(
+        p.volume.shape[:3] == ref.shape[:3] and np.allclose(p.volume.affine, ref.affine, atol=1e-3)
+        for p in diff
+    )
+    if not same_grid:
+        return pieces
+    diff.sort(key=lambda p: float(np.min(p.bvals)) if p.bvals is not None else 0.0)
+    datas = [p.volume.data if p.volume.data.ndim == 4 else p.volume.data[..., None] for p in diff]
+    bvals = np.concatenate([p.bvals for p in diff if p.bvals is not None])
+    bvecs = np.concatenate(
+        [p.bvecs if p.bvecs is not None else np.zeros((n_volumes(p.volume), 3)) for p in diff]
+    )
+    top = diff[-1]  # highest b: carries the TRACEW ImageType when there is one
+    merged = replace(
+        top,
+        volume=Volume(data=np.concatenate(datas, axis=3).astype(np.float32), affine=ref.affine),
+        bvals=bvals,
+        bvecs=bvecs,
+        notes=[*top.notes, f"joined the {len(diff)} parts dcm2niix wrote separately"],
+        provenance=replace(
+            top.provenance,
+            source_paths=tuple(dict.fromkeys(sp for p in diff for sp in p.provenance.source_paths)),
+        ),
+    )
+    return [merged, *rest]
 
 
 def _load_images(
