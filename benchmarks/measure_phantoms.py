@@ -142,12 +142,12 @@ def main() -> None:
                     "snr_np_b0": disc.snr_np_b0 if disc.snr_np_b0 is not None else np.nan,
                     "seed": seed,
                     "level": disc.level,
-                    "adc_np_median": disc.adc_np.median if disc.adc_np else np.nan,
-                    "adc_np_truth": t.np_region_adc_um2_per_ms,
+                    "adc_np_median_um2_per_ms": disc.adc_np.median if disc.adc_np else np.nan,
+                    "adc_np_truth_um2_per_ms": t.np_region_adc_um2_per_ms,
                     "adc_np_bound_rel": bounds[disc.level] / t.np_region_adc_um2_per_ms,
                     "np_voxels": disc.adc_np.n_voxels if disc.adc_np else 0,
-                    "adc_np_p10": disc.adc_np.p10 if disc.adc_np else np.nan,
-                    "adc_np_p90": disc.adc_np.p90 if disc.adc_np else np.nan,
+                    "adc_np_p10_um2_per_ms": disc.adc_np.p10 if disc.adc_np else np.nan,
+                    "adc_np_p90_um2_per_ms": disc.adc_np.p90 if disc.adc_np else np.nan,
                 }
             )
     seconds = time.perf_counter() - t0

@@ -120,7 +120,8 @@ def test_phantom_outputs_exist_validate_and_match_truth(
     table = pd.read_csv(sub / f"sub-{SUBJECT}_discs.tsv", sep="\t", na_values=["n/a"])
     assert list(table["level"]) == list(LEVELS)
     np.testing.assert_allclose(
-        table["adc_np_median"], [discs[lv]["adc_np_um2_per_ms"]["median"] for lv in LEVELS],
+        table["adc_np_median_um2_per_ms"],
+        [discs[lv]["adc_np_um2_per_ms"]["median"] for lv in LEVELS],
         rtol=1e-5,
     )  # fmt: skip
 
@@ -174,7 +175,7 @@ def _assert_no_discs(
     assert why in res.output
     table = pd.read_csv(out / f"sub-{subject}" / f"sub-{subject}_discs.tsv", sep="\t")
     assert len(table) == 5 and not table["found"].any()
-    assert table["adc_np_median"].isna().all() and table["pfirrmann_grade"].isna().all()
+    assert table["adc_np_median_um2_per_ms"].isna().all() and table["pfirrmann_grade"].isna().all()
 
 
 def test_brain_dwi_from_dipy_finds_no_lumbar_disc(tmp_path: Path) -> None:

@@ -72,7 +72,7 @@ def test_resume_redoes_a_study_whose_sidecar_changed(tmp_path: Path) -> None:
     assert [(o.subject, o.status) for o in second.outcomes] == [("a", "complete")]
     assert second.skipped == 0
     discs = pd.read_csv(out / "cohort_discs.csv")
-    assert discs["adc_np_median"].tolist() == pytest.approx(new)
+    assert discs["adc_np_median_um2_per_ms"].tolist() == pytest.approx(new)
 
 
 # 3. manifest line numbers after blank lines

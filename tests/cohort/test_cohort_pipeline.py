@@ -95,7 +95,7 @@ def test_reference_run_tables(reference: Path) -> None:
     assert not discs.duplicated(["subject", "level"]).any()
     assert discs.groupby("subject")["found"].sum().eq(5).all()  # five discs in every study
     # a nucleus value is either measured or withheld with its reason, never silently missing
-    measured = discs["adc_np_median"].notna()
+    measured = discs["adc_np_median_um2_per_ms"].notna()
     withheld = discs["flags"].str.contains("adc_withheld_too_few_voxels")
     assert (measured | withheld).all()
     assert measured.sum() >= 40, measured.sum()  # measured 42 of 50 on 2.4 mm DWI (2026-11-29)
@@ -107,7 +107,10 @@ def test_reference_run_tables(reference: Path) -> None:
     one = pd.read_csv(reference / "sub-p05" / "sub-p05_discs.tsv", sep="\t", na_values=["n/a"])
     mine = discs[discs["subject"] == "p05"].reset_index(drop=True)
     pd.testing.assert_series_equal(
-        mine["adc_np_median"], one["adc_np_median"], check_names=False, check_dtype=False
+        mine["adc_np_median_um2_per_ms"],
+        one["adc_np_median_um2_per_ms"],
+        check_names=False,
+        check_dtype=False,
     )
 
 
@@ -163,7 +166,7 @@ def test_killed_worker_retried_and_missing_manifest_path(
     assert (run.done, run.failed) == (2, 1)
     discs, failures = _tables(out)
     ref = _tables(reference)[0]
-    cols = ["subject", "level", "adc_np_median", "height_middle_mm", "pfirrmann_grade"]
+    cols = ["subject", "level", "adc_np_median_um2_per_ms", "height_middle_mm", "pfirrmann_grade"]
     pd.testing.assert_frame_equal(
         discs[cols], ref[ref["subject"].isin(["p00", "p01"])][cols].reset_index(drop=True)
     )

@@ -29,7 +29,7 @@ def _run(studies, out: Path, **kw):  # type: ignore[no-untyped-def]
 
 def _expected(n: int, skip: set[int] = frozenset()) -> pd.DataFrame:  # type: ignore[assignment]
     rows = [
-        {"subject": f"s{i:02d}", "level": lv, "adc_np_median": v}
+        {"subject": f"s{i:02d}", "level": lv, "adc_np_median_um2_per_ms": v}
         for i in range(n)
         if i not in skip
         for lv, v in zip(LEVELS, _adc(i), strict=True)
@@ -55,7 +55,7 @@ def test_manifest_missing_path_fails_that_row_only(tmp_path: Path) -> None:
     assert (run.done, run.failed, run.skipped) == (2, 2, 0)
     assert run.cohort_status == {"complete": 2, "failed": 2}
     discs = pd.read_csv(out / "cohort_discs.csv")
-    got = discs[["subject", "level", "adc_np_median"]].reset_index(drop=True)
+    got = discs[["subject", "level", "adc_np_median_um2_per_ms"]].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, _expected(3, skip={1}), check_dtype=False)
     failures = pd.read_csv(out / "cohort_failures.csv")
     assert list(failures["subject"]) == ["s01", "s02"]
@@ -82,7 +82,7 @@ def test_killed_worker_is_retried_and_bad_input_is_recorded(tmp_path: Path) -> N
     record = rec.read_record(out, "s01")
     assert record is not None and record["status"] == "complete"
     discs = pd.read_csv(out / "cohort_discs.csv")
-    got = discs[["subject", "level", "adc_np_median"]].reset_index(drop=True)
+    got = discs[["subject", "level", "adc_np_median_um2_per_ms"]].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, _expected(3), check_dtype=False)
     failures = pd.read_csv(out / "cohort_failures.csv").set_index("subject")
     assert failures.loc["s03", "error_type"] == "InvalidInputError"
@@ -121,12 +121,45 @@ def test_resume_skips_done_redoes_changed_partial_and_failed(tmp_path: Path) -> 
     assert not stale.exists()
     discs = pd.read_csv(out / "cohort_discs.csv")
     assert len(discs) == 20 and not discs.duplicated(["subject", "level"]).any()
-    s01 = discs.loc[discs["subject"] == "s01", "adc_np_median"].tolist()
+    s01 = discs.loc[discs["subject"] == "s01", "adc_np_median_um2_per_ms"].tolist()
     assert s01 == pytest.approx(_adc(11))
     assert pd.read_csv(out / "cohort_failures.csv").empty
 
     third = _run(studies, out, workers=1, options=CohortOptions(resume=False))
     assert third.skipped == 0 and third.done == 4
+
+
+def test_resume_reads_a_disc_table_written_before_the_adc_columns_had_units(
+    tmp_path: Path,
+) -> None:
+    """A study finished by an earlier version and skipped on resume keeps its old
+    ``sub-<id>_discs.tsv`` (``adc_np_median``, renamed 2026-12-05): the cohort tables read
+    it under the current names, so each ADC statistic is one column for every study."""
+    from discquant.outputs.tables import RENAMED_COLUMNS
+
+    data = tmp_path / "data"
+    for i in range(2):
+        standin.make_study(data / f"sub-s{i:02d}", _adc(i))
+    out = tmp_path / "out"
+    studies = read_cohort(data)
+    assert _run(studies, out, workers=1).done == 2
+    tsv = out / "sub-s00" / "sub-s00_discs.tsv"
+    header, rest = tsv.read_text().split("\n", 1)
+    new_to_old = {new: old for old, new in RENAMED_COLUMNS.items()}
+    old_header = [new_to_old.get(c, c) for c in header.split("\t")]
+    assert "adc_np_median" in old_header and "adc_np_n_voxels" in old_header
+    tsv.write_text("\t".join(old_header) + "\n" + rest)
+
+    second = _run(studies, out, workers=1)
+    assert second.skipped == 2
+    assert "adc_np_median" in tsv.read_text().split("\n", 1)[0]  # the old file is kept
+    discs = pd.read_csv(out / "cohort_discs.csv")
+    assert not set(RENAMED_COLUMNS) & set(discs.columns)
+    got = discs[["subject", "level", "adc_np_median_um2_per_ms"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, _expected(2), check_dtype=False)
+    assert discs["adc_np_p90_um2_per_ms"].notna().all()
+    report = (out / "cohort_report.html").read_text()
+    assert report.count("data:image/png;base64,") == 3
 
 
 def test_second_run_on_the_same_folder_is_refused(tmp_path: Path) -> None:

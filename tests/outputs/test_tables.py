@@ -12,6 +12,7 @@ from tests.outputs.conftest import NP_ADC, Synthetic
 from discquant.outputs.results_json import build_results_document
 from discquant.outputs.tables import (
     COLUMN_NAMES,
+    RENAMED_COLUMNS,
     data_dictionary,
     disc_rows,
     format_cell,
@@ -20,7 +21,8 @@ from discquant.outputs.tables import (
 from discquant.results import LEVELS, AnalysisResult, DiscResult
 
 REQUIRED = (
-    "level found adc_disc_mean adc_disc_median adc_np_mean adc_np_median water_index "
+    "level found adc_disc_mean_um2_per_ms adc_disc_median_um2_per_ms adc_np_mean_um2_per_ms "
+    "adc_np_median_um2_per_ms water_index "
     "t2_np_csf_ratio height_anterior_mm height_middle_mm height_posterior_mm volume_mm3 "
     "pfirrmann_grade pfirrmann_probability adc_class flags"
 ).split()
@@ -37,8 +39,10 @@ def test_tsv_has_one_row_per_level_with_known_values(synthetic: Synthetic, tmp_p
     assert [r["found"] for r in rows] == ["true"] * 4 + ["false"]
     assert set(REQUIRED) <= set(rows[0])
     for row in rows[:4]:
-        assert float(row["adc_np_mean"]) == pytest.approx(NP_ADC[row["level"]], abs=1e-6)
-        assert float(row["adc_disc_median"]) == pytest.approx(NP_ADC[row["level"]] - 0.28)
+        assert float(row["adc_np_mean_um2_per_ms"]) == pytest.approx(NP_ADC[row["level"]], abs=1e-6)
+        assert float(row["adc_disc_median_um2_per_ms"]) == pytest.approx(
+            NP_ADC[row["level"]] - 0.28
+        )
     l4 = rows[3]
     assert l4["pfirrmann_grade"] == "4"
     assert float(l4["pfirrmann_probability"]) == pytest.approx(0.92)
@@ -54,6 +58,17 @@ def test_tsv_has_one_row_per_level_with_known_values(synthetic: Synthetic, tmp_p
     assert l5["flags"] == "partial_fov"
 
 
+def test_every_column_with_a_unit_names_it() -> None:
+    dictionary = data_dictionary()
+    adc = [c for c, e in dictionary.items() if e.get("Units") == "um^2/ms"]
+    assert len(adc) == 10 and all(c.endswith("_um2_per_ms") for c in adc)
+    assert "adc_np_n_voxels" in dictionary and dictionary["adc_np_n_voxels"]["Units"] == "voxels"
+    # the columns renamed on 2026-12-05, old name -> current one
+    assert RENAMED_COLUMNS["adc_np_median"] == "adc_np_median_um2_per_ms"
+    assert sorted(RENAMED_COLUMNS.values()) == sorted(adc)
+    assert not set(RENAMED_COLUMNS) & set(COLUMN_NAMES)
+
+
 def test_levels_missing_from_the_result_still_get_rows() -> None:
     rows = disc_rows([DiscResult(level="L3-L4", found=True, volume_mm3=1.0)])
     assert [r["level"] for r in rows] == list(LEVELS)
@@ -64,7 +79,7 @@ def test_data_dictionary_describes_every_column_with_units() -> None:
     dictionary = data_dictionary()
     assert list(dictionary) == list(COLUMN_NAMES)
     assert all(entry["Description"] for entry in dictionary.values())
-    assert dictionary["adc_np_mean"]["Units"] == "um^2/ms"
+    assert dictionary["adc_np_mean_um2_per_ms"]["Units"] == "um^2/ms"
     assert dictionary["height_middle_mm"]["Units"] == "mm"
     assert dictionary["volume_mm3"]["Units"] == "mm^3"
     assert set(dictionary["level"]["Levels"]) == set(LEVELS)

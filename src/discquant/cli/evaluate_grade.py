@@ -15,7 +15,7 @@ def evaluate_grade_cmd(
     column: str = typer.Option(
         "grade",
         help="Column compared (both files). Pfirrmann grades are integers; "
-        "with --bland-altman any numeric column, e.g. adc_np_median.",
+        "with --bland-altman any numeric column, e.g. adc_np_median_um2_per_ms.",
     ),
     pred_column: str | None = typer.Option(None, help="Column in --pred if it differs."),
     by_level: bool = typer.Option(True, "--by-level/--no-by-level", help="Also per level."),

@@ -23,7 +23,7 @@ from discquant.results import LEVELS
 
 log = logging.getLogger(__name__)
 
-ADC_COLUMN = "adc_np_median"
+ADC_COLUMN = "adc_np_median_um2_per_ms"
 """The ADC shown in the box plots: median nucleus-pulposus ADC (µm²/ms)."""
 
 _GRADE_NAMES = ("I", "II", "III", "IV", "V")

@@ -23,6 +23,7 @@ import pandas as pd
 from discquant.cohort import records
 from discquant.cohort.manifest import CohortStudy
 from discquant.cohort.worker import failure_record
+from discquant.outputs.tables import RENAMED_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,14 @@ def discs_tsv_path(out_dir: Path, subject: str) -> Path:
 
 
 def _read_discs(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
+    """A study's disc table, its columns under their current names.
+
+    A study finished before the ADC columns got their unit (2026-12-05) and skipped on
+    resume keeps its old ``sub-<id>_discs.tsv`` (``adc_np_median``); its columns are renamed
+    here (same values, same unit), so the cohort tables have one column per quantity.
+    """
+    frame = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
+    return frame.rename(columns=RENAMED_COLUMNS)
 
 
 def _failure(study: CohortStudy, record: dict[str, Any] | None, why: str = "") -> dict[str, Any]:

@@ -35,14 +35,30 @@ class Column:
     levels: dict[str, str] | None = None
 
 
+ADC_UNIT_SUFFIX = "_um2_per_ms"
+"""Unit suffix of the ADC statistic columns (``adc_np_median_um2_per_ms``)."""
+
+_ADC_STATS = ("mean", "median", "sd", "p10", "p90")
+"""ADC statistics with a unit; ``n_voxels`` (a count) is spelled without one."""
+
+RENAMED_COLUMNS: dict[str, str] = {
+    f"{prefix}_{stat}": f"{prefix}_{stat}{ADC_UNIT_SUFFIX}"
+    for prefix in ("adc_disc", "adc_np")
+    for stat in _ADC_STATS
+}
+"""Old column name → current one, for tables written before 2026-12-05 (same values, same
+unit: only the unit was added to the name). The cohort tables read old files through it."""
+
+
 def _stats_columns(prefix: str, region: str) -> list[Column]:
     u = "um^2/ms"
+    s = ADC_UNIT_SUFFIX
     return [
-        Column(f"{prefix}_mean", f"Mean ADC in the {region} (10^-3 mm^2/s).", u),
-        Column(f"{prefix}_median", f"Median ADC in the {region}.", u),
-        Column(f"{prefix}_sd", f"Standard deviation of ADC in the {region}.", u),
-        Column(f"{prefix}_p10", f"10th percentile of ADC in the {region}.", u),
-        Column(f"{prefix}_p90", f"90th percentile of ADC in the {region}.", u),
+        Column(f"{prefix}_mean{s}", f"Mean ADC in the {region} (10^-3 mm^2/s).", u),
+        Column(f"{prefix}_median{s}", f"Median ADC in the {region}.", u),
+        Column(f"{prefix}_sd{s}", f"Standard deviation of ADC in the {region}.", u),
+        Column(f"{prefix}_p10{s}", f"10th percentile of ADC in the {region}.", u),
+        Column(f"{prefix}_p90{s}", f"90th percentile of ADC in the {region}.", u),
         Column(f"{prefix}_n_voxels", f"Number of DWI voxels in the {region}.", "voxels"),
     ]
 
@@ -140,8 +156,12 @@ COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 
 
 def _stats_values(prefix: str, stats: AdcStats | None) -> dict[str, Any]:
-    names = ("mean", "median", "sd", "p10", "p90", "n_voxels")
-    return {f"{prefix}_{n}": (None if stats is None else getattr(stats, n)) for n in names}
+    out = {
+        f"{prefix}_{n}{ADC_UNIT_SUFFIX}": (None if stats is None else getattr(stats, n))
+        for n in _ADC_STATS
+    }
+    out[f"{prefix}_n_voxels"] = None if stats is None else stats.n_voxels
+    return out
 
 
 def disc_row(disc: DiscResult) -> dict[str, Any]:

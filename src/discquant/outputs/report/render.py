@@ -296,8 +296,9 @@ def _disc_table(result: AnalysisResult) -> str:
             f'<tr class="{"found" if found else "notfound"}" data-level="{_esc(row["level"])}">'
             f'<td class="l"><strong>{_esc(row["level"])}</strong></td>'
             f'<td class="l">{"yes" if found else "not found"}</td>'
-            f"<td>{_num(row['adc_np_mean'])}</td><td>{_num(row['adc_np_median'])}</td>"
-            f"<td>{_num(row['adc_disc_mean'])}</td><td>{_num(row['water_index'])}</td>"
+            f"<td>{_num(row['adc_np_mean_um2_per_ms'])}</td>"
+            f"<td>{_num(row['adc_np_median_um2_per_ms'])}</td>"
+            f"<td>{_num(row['adc_disc_mean_um2_per_ms'])}</td><td>{_num(row['water_index'])}</td>"
             f"<td>{_num(row['t2_np_csf_ratio'])}</td><td>{heights}</td>"
             f"<td>{_num(row['volume_mm3'], '{:,.0f}')}</td>"
             f"<td>{_roman(grade)} {_num(row['pfirrmann_probability'], '{:.2f}') if grade else ''}"
