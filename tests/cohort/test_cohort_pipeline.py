@@ -172,4 +172,4 @@ def test_killed_worker_retried_and_missing_manifest_path(
     )
     assert list(failures["subject"]) == ["p99"]
     assert failures.loc[0, "where"] == "manifest"
-    assert "missing path" in failures.loc[0, "error"]
+    assert "input not found" in failures.loc[0, "error"]

@@ -129,12 +129,14 @@ def test_resume_skips_done_redoes_changed_partial_and_failed(tmp_path: Path) -> 
     assert third.skipped == 0 and third.done == 4
 
 
-def test_resume_reads_a_disc_table_written_before_the_adc_columns_had_units(
-    tmp_path: Path,
-) -> None:
-    """A study finished by an earlier version and skipped on resume keeps its old
-    ``sub-<id>_discs.tsv`` (``adc_np_median``, renamed 2026-12-05): the cohort tables read
-    it under the current names, so each ADC statistic is one column for every study."""
+def test_a_disc_table_written_before_the_adc_columns_had_units(tmp_path: Path) -> None:
+    """A study finished by an earlier version has a ``sub-<id>_discs.tsv`` with the old
+    ADC names (``adc_np_median``, renamed 2026-12-05) and a record of other code: resume
+    redoes it (the table gets the current names), and the tables of a run list such a
+    record as outdated. Tables rebuilt by hand over that folder read it under the current
+    names, so each ADC statistic is one column for every study."""
+    from discquant.cohort import write_cohort_tables
+    from discquant.cohort.worker import run_key
     from discquant.outputs.tables import RENAMED_COLUMNS
 
     data = tmp_path / "data"
@@ -144,22 +146,36 @@ def test_resume_reads_a_disc_table_written_before_the_adc_columns_had_units(
     studies = read_cohort(data)
     assert _run(studies, out, workers=1).done == 2
     tsv = out / "sub-s00" / "sub-s00_discs.tsv"
-    header, rest = tsv.read_text().split("\n", 1)
+    new_header, rest = tsv.read_text().split("\n", 1)
     new_to_old = {new: old for old, new in RENAMED_COLUMNS.items()}
-    old_header = [new_to_old.get(c, c) for c in header.split("\t")]
+    old_header = [new_to_old.get(c, c) for c in new_header.split("\t")]
     assert "adc_np_median" in old_header and "adc_np_n_voxels" in old_header
-    tsv.write_text("\t".join(old_header) + "\n" + rest)
 
+    def make_old() -> None:  # as an earlier version left the study
+        tsv.write_text("\t".join(old_header) + "\n" + rest)
+        record = rec.read_record(out, "s00")
+        assert record is not None
+        record["key"].pop("code_sha256")
+        rec.write_record(out, "s00", record)
+
+    make_old()
     second = _run(studies, out, workers=1)
-    assert second.skipped == 2
-    assert "adc_np_median" in tsv.read_text().split("\n", 1)[0]  # the old file is kept
-    discs = pd.read_csv(out / "cohort_discs.csv")
+    assert {o.subject: o.status for o in second.outcomes} == {"s00": "complete", "s01": "skipped"}
+    assert tsv.read_text().split("\n", 1)[0] == new_header  # redone
+
+    make_old()
+    outdated = write_cohort_tables(out, studies, run_key=run_key(CohortOptions()))
+    assert dict(zip(outdated.studies["subject"], outdated.studies["status"], strict=True)) == {
+        "s00": "outdated", "s01": "complete",
+    }  # fmt: skip
+    assert "code_sha256" in outdated.failures.loc[0, "error"]
+
+    by_hand = write_cohort_tables(out, studies)  # the records taken as they are
+    discs = by_hand.discs
     assert not set(RENAMED_COLUMNS) & set(discs.columns)
     got = discs[["subject", "level", "adc_np_median_um2_per_ms"]].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, _expected(2), check_dtype=False)
     assert discs["adc_np_p90_um2_per_ms"].notna().all()
-    report = (out / "cohort_report.html").read_text()
-    assert report.count("data:image/png;base64,") == 3
 
 
 def test_second_run_on_the_same_folder_is_refused(tmp_path: Path) -> None:
@@ -244,19 +260,26 @@ def test_an_empty_study_folder_fails_with_its_path(tmp_path: Path) -> None:
     assert str(empty) in failures.loc[0, "error"]
 
 
-def test_a_manifest_row_that_cannot_run_now_loses_its_earlier_outputs(tmp_path: Path) -> None:
+def test_a_manifest_row_that_cannot_run_now_keeps_or_loses_its_outputs(tmp_path: Path) -> None:
+    """A row whose input is not found (a share not mounted now) keeps its outputs and
+    record; a row whose label clashes with another's never touches that row's folder."""
     for i in range(2):
         standin.make_study(tmp_path / "data" / f"s{i:02d}", _adc(i))
     manifest = tmp_path / "cohort.csv"
     manifest.write_text("subject,path\ns00,data/s00\ns01,data/s01\n")
     out = tmp_path / "out"
     assert _run(read_cohort(manifest), out, workers=1).done == 2
+    record = rec.read_record(out, "s01")
     # s01's folder moved away; a new row clashes with s00's label (s00 keeps its outputs)
     manifest.write_text("subject,path\ns00,data/s00\ns01,data/gone\ns-00,data/s01\n")
     run = _run(read_cohort(manifest), out, workers=1)
     assert (run.skipped, run.failed) == (1, 2)
-    assert sorted(p.name for p in out.glob("sub-*")) == ["sub-s00"]
-    assert list(pd.read_csv(out / "cohort_failures.csv")["subject"]) == ["s00", "s01"]
+    assert sorted(p.name for p in out.glob("sub-*")) == ["sub-s00", "sub-s01"]
+    assert rec.read_record(out, "s01") == record
+    failures = pd.read_csv(out / "cohort_failures.csv")
+    assert list(failures["subject"]) == ["s00", "s01"]
+    assert failures.loc[1, "error"].startswith("input not found: dicom=")
+    assert set(pd.read_csv(out / "cohort_discs.csv")["subject"]) == {"s00"}
 
 
 def test_resume_key_follows_the_calibration_file_content(tmp_path: Path) -> None:

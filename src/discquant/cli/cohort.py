@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -14,6 +13,26 @@ import typer
 
 from discquant.cli._common import setup_logging, user_errors
 from discquant.output_paths import check_output_folder
+
+
+def format_duration(seconds: float) -> str:
+    """``H:MM:SS`` with as many hours as it takes (``41:35:00``, not wrapped at 24 h).
+
+    Parameters
+    ----------
+    seconds
+        A duration, e.g. the remaining time of a cohort run; rounded to whole seconds.
+
+    Returns
+    -------
+    str
+        Hours (at least two digits), minutes and seconds; ``time.strftime`` on
+        ``gmtime`` gave 17:35:00 for 41.6 h.
+    """
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}"
 
 
 class _CohortProgressDisplay:
@@ -60,7 +79,7 @@ class _CohortProgressDisplay:
         if not self.enabled:
             return
         rate = f"{state.rate_per_min:.1f}/min" if state.rate_per_min else "–"
-        eta = time.strftime("%H:%M:%S", time.gmtime(state.eta_s)) if state.eta_s else "–"
+        eta = format_duration(state.eta_s) if state.eta_s else "–"
         if self._progress is not None:
             self._progress.update(
                 self._task, completed=state.finished, done=state.done, skipped=state.skipped,
@@ -103,7 +122,16 @@ def cohort_cmd(
     resume: Annotated[
         bool, typer.Option(help="Skip studies already finished with the same inputs and config.")
     ] = True,
-    retries: Annotated[int, typer.Option(min=0, help="Retries of a study that crashed.")] = 1,
+    retries: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Retries of a study whose analysis raised an unexpected error (bad input is "
+            "not retried). A study whose worker process dies (killed, out of memory) is "
+            "re-run on another worker up to 2 times whatever --retries says (the "
+            "scheduler's allowed-failures), then fails with KilledWorker.",
+        ),
+    ] = 1,
     dicom: Annotated[bool, typer.Option(help="Also write DICOM SEG and SR (DICOM input).")] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     method: Annotated[str, typer.Option(help="ADC fit: two-point, ols, wls, nlls.")] = "wls",

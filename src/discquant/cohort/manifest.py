@@ -49,17 +49,28 @@ class CohortStudy:
     """Where the study came from, for tables and messages (a path or ``manifest.tsv row 3``)."""
     error: str | None = None
     """Why the study cannot run (set by the manifest reader); None when it can."""
+    input_missing: bool = False
+    """The row's error is that a path it names is not there (``input not found``): the
+    share may be unmounted, so the runner keeps the study's record and outputs of an
+    earlier run rather than removing them as for other manifest errors."""
 
 
 def input_files(inputs: StudyInputs) -> list[tuple[str, Path]]:
-    """The files a study reads, as ``(role, path)``: explicit files and every file in ``path``.
+    """The files a study's import reads, as ``(role, path)``: explicit files, every file in
+    ``path`` and the sidecars of each NIfTI file among them.
 
-    The ``.bval``/``.bvec``/``.json`` files next to a named NIfTI file are included (role
-    ``dwi.bval`` etc.): the import reads them with the image
-    (:func:`discquant.io.nifti.sibling`), so a changed sidecar must change the fingerprint.
-    Hidden files (``.DS_Store``, ...) are left out. Raises :class:`InputNotFoundError` when
-    a named path does not exist.
+    The ``.bval``/``.bvec``/``.json`` files next to a NIfTI file, named in a file column or
+    given as ``path``, are included (role ``dwi.bval``, ``path.json`` etc.): the import
+    reads them with the image (:func:`discquant.io.nifti.sibling`), so a changed sidecar
+    must change the fingerprint. In a study folder, the rule is the DICOM reader's
+    (:func:`discquant.io.dicom.load_dicom`, which walks every folder, hidden ones too, and
+    skips hidden file names): files with a hidden name (``.DS_Store``) are left out, files
+    in hidden folders are not; a NIfTI file with a hidden name is kept, since the NIfTI
+    folder readers take every ``*.nii``/``*.nii.gz``. Raises :class:`InputNotFoundError`
+    when a named path does not exist.
     """
+    from discquant.io.nifti import is_nifti
+
     files: list[tuple[str, Path]] = []
     for role in FILE_COLUMNS:
         value = getattr(inputs, role)
@@ -69,7 +80,6 @@ def input_files(inputs: StudyInputs) -> list[tuple[str, Path]]:
         if not path.is_file():
             raise InputNotFoundError(f"--{role} file does not exist", path=path)
         files.append((role, path))
-    files += _sidecars(files)
     if inputs.path is not None:
         root = Path(inputs.path)
         if root.is_file():
@@ -78,17 +88,67 @@ def input_files(inputs: StudyInputs) -> list[tuple[str, Path]]:
             found = sorted(
                 p
                 for p in root.rglob("*")
-                if p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(root).parts)
+                if p.is_file() and (not p.name.startswith(".") or is_nifti(p))
             )
             files.extend((f"path/{p.relative_to(root).as_posix()}", p) for p in found)
         else:
             raise InputNotFoundError("study path does not exist", path=root)
+    files += _sidecars(files)
     if not files:
         if inputs.path is not None:
             raise InputNotFoundError("the study folder holds no input file", path=inputs.path)
         raise InputNotFoundError("the study names no input file")
     return files
+
+
+def missing_inputs(inputs: StudyInputs) -> list[str]:
+    """The paths a study names that are not there, as ``role=path``.
+
+    Parameters
+    ----------
+    inputs
+        The study's inputs.
+
+    Returns
+    -------
+    list of str
+        ``dicom=/share/P001``, ``t2=...``, in column order; empty when every named path
+        exists.
+    """
+    named = (("dicom", inputs.path), *((role, getattr(inputs, role)) for role in FILE_COLUMNS))
+    return [
+        f"{role}={path}" for role, path in named if path is not None and not Path(path).exists()
+    ]
+
+
+def check_inputs_reachable(
+    studies: Sequence[CohortStudy], *, where: str | Path | None = None
+) -> None:
+    """Refuse a cohort none of whose studies' inputs exists (an unmounted share).
+
+    Each row would fail ``input not found``; nothing is gained by running, and a
+    one-line error says more than a table of identical failures.
+
+    Parameters
+    ----------
+    studies
+        The cohort's studies.
+    where
+        The cohort input (a manifest), named in the error; None: none named.
+
+    Raises
+    ------
+    InputNotFoundError
+        When the studies name input paths and none of them exists.
+    """
+    named = [p for s in studies for p in s.inputs.named_paths()]
+    if not named or any(Path(p).exists() for p in named):  # stops at the first one there
+        return
+    raise InputNotFoundError(
+        f"none of the inputs of the {len(studies)} studies exists (is the share that holds "
+        "them mounted?); nothing was run or removed",
+        path=where,
+    )
 
 
 def _sidecars(files: list[tuple[str, Path]]) -> list[tuple[str, Path]]:
@@ -309,10 +369,18 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
     or a ``dicom`` (or ``path``) folder, one study per row.
 
     Relative paths are resolved against the manifest's folder and made absolute (workers may
-    run in another working directory). A row with a missing path, no input column or a
-    repeated subject becomes a study with ``error`` set; rows whose cells are all empty
+    run in another working directory). A row with a missing path (``input not found``,
+    :attr:`CohortStudy.input_missing`), no input column or a repeated subject becomes a
+    study with ``error`` set; rows whose cells are all empty
     (``,,,,`` at the end of spreadsheet exports) are skipped. ``source`` names the row's line
     in the file (blank lines counted).
+
+    Raises
+    ------
+    InvalidInputError
+        The manifest is not UTF-8, lacks its required columns or has no rows.
+    InputNotFoundError
+        No row's input exists (:func:`check_inputs_reachable`).
     """
     manifest = Path(manifest).expanduser().absolute()
     try:
@@ -362,6 +430,7 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
         files = {key: resolve(_cell(row, key)) for key in FILE_COLUMNS}
         inputs = StudyInputs(path=folder, subject=subject, **files)
         error: str | None = None
+        missing = missing_inputs(inputs)
         if raw_subject is None:
             error = "no subject in this row"
         elif (
@@ -371,19 +440,17 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
             and (files["adc"] is None)
         ):
             error = "no input (t2, dwi, adc or dicom) in this row"
-        else:
-            missing = [
-                f"{key}={path}"
-                for key, path in (("dicom", folder), *files.items())
-                if path is not None and not path.exists()
-            ]
-            if missing:
-                error = "missing path: " + ", ".join(missing)
+        elif missing:
+            error = "input not found: " + ", ".join(missing)
         if error:
             log.warning("%s: %s", source, error)
-        studies.append(CohortStudy(subject, inputs, source, error=error))
+        input_missing = error is not None and error.startswith("input not found")
+        studies.append(
+            CohortStudy(subject, inputs, source, error=error, input_missing=input_missing)
+        )
     if not studies:
         raise InvalidInputError("manifest has no rows", path=manifest)
+    check_inputs_reachable(studies, where=manifest)
     return _dedupe(studies)
 
 
@@ -393,7 +460,8 @@ def read_cohort(source: Path) -> list[CohortStudy]:
     Raises
     ------
     InputNotFoundError
-        When ``source`` does not exist or holds no study.
+        When ``source`` does not exist or holds no study, or no manifest row's input
+        exists (an unmounted share).
     InvalidInputError
         When a manifest lacks its required columns.
     """

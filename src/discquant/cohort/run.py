@@ -4,9 +4,11 @@ The client submits one task per study (:func:`~discquant.cohort.worker.process_s
 a ``LocalCluster`` of single-threaded worker processes or to an existing scheduler, then
 collects outcomes as they finish. Work survives the client: every task writes its study's
 outputs and record itself, so a killed run resumes where it stopped. A task whose worker
-dies is re-run on another worker by the scheduler (up to ``allowed_failures`` times); a
-task that raises is retried ``retries`` times; what still fails is recorded and the others
-go on. The cohort tables and report are rebuilt from the per-study files at the end.
+dies is re-run on another worker by the scheduler (up to ``allowed_failures`` times,
+whatever ``retries`` says); a task that raises is retried ``retries`` times; what still
+fails is recorded and the others go on. A study whose result was lost with a killed worker
+after it was written is counted once, as analysed in this run (its record carries the
+run's token). The cohort tables and report are rebuilt from the per-study files at the end.
 """
 
 from __future__ import annotations
@@ -21,14 +23,22 @@ from pathlib import Path
 from typing import Any
 
 from discquant.cohort import records
-from discquant.cohort.manifest import CohortStudy, absolute_study, check_outputs_apart
+from discquant.cohort.manifest import (
+    CohortStudy,
+    absolute_study,
+    check_inputs_reachable,
+    check_outputs_apart,
+)
 from discquant.cohort.worker import (
     CohortOptions,
     PreloadModels,
     StudyFunction,
     StudyOutcome,
+    file_stamps,
     process_study,
     record_failure,
+    run_key,
+    worker_model_versions,
 )
 from discquant.errors import InvalidInputError, one_line
 from discquant.outputs.write import check_dataset_description, ensure_dataset_description
@@ -223,9 +233,11 @@ def run_cohort(
         tests and benchmarks pass a light stand-in.
     retries
         Re-runs of a task that raised an unexpected exception (bad input is not retried).
+        It does not govern a task whose worker process dies: see ``allowed_failures``.
     allowed_failures
-        Times a task may lose its worker before it is failed with ``KilledWorker`` (local
-        cluster only; an external scheduler uses its own ``allowed-failures``).
+        Times a task may lose its worker (killed, out of memory, node lost) and be re-run
+        on another before it is failed with ``KilledWorker``, whatever ``retries`` says
+        (local cluster only; an external scheduler uses its own ``allowed-failures``).
     preload_models
         Load the models in each worker at start-up (default: when ``study_fn`` is None).
     progress
@@ -239,6 +251,9 @@ def run_cohort(
         When another run holds ``out_dir``, ``out_dir`` overlaps a study's inputs
         (:func:`~discquant.cohort.manifest.check_outputs_apart`), or an option is unusable
         (see :func:`check_options`); nothing is written then.
+    InputNotFoundError
+        When no study's input exists (an unmounted share:
+        :func:`~discquant.cohort.manifest.check_inputs_reachable`); nothing is written.
     ModelError
         When a model file named in ``options`` is missing or does not load.
     """
@@ -246,6 +261,7 @@ def run_cohort(
     check_options(options, workers=workers, scheduler=scheduler, retries=retries)
     out = Path(out_dir).expanduser().absolute()  # workers may run in another directory
     studies = [absolute_study(s) for s in studies]
+    check_inputs_reachable(studies)
     check_outputs_apart(out, studies)
     # A raw BIDS root's or another pipeline's description is never replaced: refused
     # here, before the cluster starts and anything is written.
@@ -381,9 +397,11 @@ def _run_locked(
     runnable = {s.subject.casefold() for s in studies if s.error is None}
     for study in studies:
         if study.error is not None:  # reported from the manifest itself, no record (the
-            # label may clash with another row's)
+            # label may clash with another row's; an input not found may be on a share
+            # that is not mounted now: its record and outputs are kept)
             clashes = study.subject.casefold() in runnable
-            if not clashes and records.remove_outputs(out, study.subject):
+            keep = clashes or study.input_missing
+            if not keep and records.remove_outputs(out, study.subject):
                 log.warning("sub-%s: removed its outputs of an earlier run", study.subject)
             finish(StudyOutcome(study.subject, "failed", 0.0, study.error))
         else:
@@ -391,6 +409,9 @@ def _run_locked(
 
     n_workers = 0
     address = "none"
+    import uuid
+
+    token = uuid.uuid4().hex[:8]  # names the tasks, and marks the records of this run
     if todo:
         cluster = None
         if client is None:
@@ -401,15 +422,13 @@ def _run_locked(
             address = str(client.scheduler.address)
             if preload_models if preload_models is not None else study_fn is None:
                 client.register_plugin(PreloadModels(options))
-            import uuid
-
-            token = uuid.uuid4().hex[:8]
             futures = client.map(
                 process_study,
                 todo,
                 out_dir=str(out),
                 options=options,
                 study_fn=study_fn,
+                run_token=token,
                 key=[_task_key(s, token) for s in todo],
                 pure=False,
                 retries=retries,
@@ -459,7 +478,9 @@ def _run_locked(
         from discquant.cohort.report import write_cohort_report
         from discquant.cohort.tables import write_cohort_tables
 
-        tables = write_cohort_tables(out, studies)
+        outcome_of = {o.subject: o for o in outcomes}
+        current = _current_key(out, studies, outcome_of, options=options, study_fn=study_fn)
+        tables = write_cohort_tables(out, studies, run_key=current, outcomes=outcome_of)
         if not tables.studies.empty:
             counts = tables.studies["status"].value_counts()
             run.cohort_status = {str(k): int(v) for k, v in counts.items()}
@@ -467,6 +488,51 @@ def _run_locked(
     # after the tables, which fill run.cohort_status
     records.write_json_atomic(out / "cohort_run.json", run.to_json())
     return run
+
+
+def _current_key(
+    out: Path,
+    studies: Sequence[CohortStudy],
+    outcomes: dict[str, StudyOutcome],
+    *,
+    options: CohortOptions,
+    study_fn: StudyFunction | None,
+) -> dict[str, Any]:
+    """This run's key parts, to tell current records from those of another configuration.
+
+    Parameters
+    ----------
+    out
+        The cohort folder.
+    studies
+        The cohort's studies.
+    outcomes
+        This run's outcome per subject.
+    options, study_fn
+        The run's options and study function.
+
+    Returns
+    -------
+    dict
+        :func:`~discquant.cohort.worker.run_key`; with the pipeline (``study_fn`` None)
+        also the weights' SHA-256, computed here (loading the models) only when a
+        finished record was neither written nor checked by this run (a cancelled task).
+    """
+    key = run_key(options)
+    if study_fn is not None:
+        return key
+    unchecked = [
+        s.subject
+        for s in studies
+        if s.error is None
+        and outcomes.get(s.subject, StudyOutcome(s.subject, "failed")).status == "failed"
+        and (records.read_record(out, s.subject) or {}).get("status") in records.DONE_STATUSES
+    ]
+    if unchecked:
+        seg, grading = options.segmentation_model, options.pfirrmann_model
+        versions = worker_model_versions(seg, grading, file_stamps(seg, grading))
+        key["models_weights_sha256"] = dict(versions)
+    return key
 
 
 def _task_error(future: Any, value: Any) -> BaseException:

@@ -3,17 +3,20 @@
 ``cohort_discs.parquet`` / ``.csv``: one row per disc level per finished study, the columns
 of ``sub-<id>_discs.tsv`` after ``subject`` and the study's status, and provenance columns
 (source, input fingerprint, software and model versions, failed stages) from its record.
-``cohort_failures.csv``: one row per study that produced no outputs, with the reason.
-Only the studies of the current cohort input are included; a study is in exactly one table.
+``cohort_failures.csv``: one row per study without a current result, with the reason
+(it failed, has not run, its input was not found, or its record is from another
+configuration or code). Only the studies of the current cohort input are included; a
+study is in exactly one table.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ import pandas as pd
 
 from discquant.cohort import records
 from discquant.cohort.manifest import CohortStudy
-from discquant.cohort.worker import failure_record
+from discquant.cohort.worker import StudyOutcome, failure_record
 from discquant.outputs.tables import RENAMED_COLUMNS
 
 log = logging.getLogger(__name__)
@@ -40,12 +43,23 @@ FAILURE_COLUMNS: tuple[str, ...] = (
 PROVENANCE_COLUMNS: tuple[str, ...] = (
     "source",
     "input_fingerprint_sha256",
+    "config_sha256",
     "software_version",
+    "code_sha256",
     "models",
     "failed_stages",
     "finished_at",
 )
 """Columns appended to each disc row from the study's record."""
+
+OUTDATED = "outdated"
+"""Status of a study whose record was not written with this run's configuration or code
+(its task did not run: a cancelled run); listed in ``cohort_failures.csv``."""
+
+NOT_THIS_CONFIGURATION = (
+    "not run with this configuration or code: its record is from an earlier run "
+    "(it differs in {parts}); run the same command again to redo it"
+)
 
 
 @dataclass
@@ -63,12 +77,40 @@ def discs_tsv_path(out_dir: Path, subject: str) -> Path:
 def _read_discs(path: Path) -> pd.DataFrame:
     """A study's disc table, its columns under their current names.
 
-    A study finished before the ADC columns got their unit (2026-12-05) and skipped on
-    resume keeps its old ``sub-<id>_discs.tsv`` (``adc_np_median``); its columns are renamed
-    here (same values, same unit), so the cohort tables have one column per quantity.
+    A disc table written before the ADC columns got their unit (2026-12-05) has
+    ``adc_np_median`` for ``adc_np_median_um2_per_ms``. A resumed run never keeps one: the
+    code that wrote it has another :func:`~discquant.cohort.worker.code_sha256`, so the
+    study is redone, and the tables of a run list a record of other code as outdated. It
+    is read only when the tables are rebuilt by hand (:func:`write_cohort_tables` without
+    ``run_key``) over an earlier version's folder: its columns are renamed here (same
+    values, same unit), so that the cohort tables have one column per quantity.
     """
     frame = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
     return frame.rename(columns=RENAMED_COLUMNS)
+
+
+def config_sha256(config: Any) -> str | None:
+    """SHA-256 of a record's configuration (``key["config"]``, canonical JSON), or None.
+
+    Parameters
+    ----------
+    config
+        The configuration document of a record's key.
+
+    Returns
+    -------
+    str or None
+        The hex digest; None when the record holds no configuration.
+    """
+    if config is None:
+        return None
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _key_differences(key: Mapping[str, Any], run_key: Mapping[str, Any]) -> list[str]:
+    """The parts of ``run_key`` that a record's ``key`` does not equal (``config``, ...)."""
+    return [name for name, value in run_key.items() if key.get(name) != value]
 
 
 def _failure(study: CohortStudy, record: dict[str, Any] | None, why: str = "") -> dict[str, Any]:
@@ -83,9 +125,39 @@ def _failure(study: CohortStudy, record: dict[str, Any] | None, why: str = "") -
     }
 
 
-def collect_tables(out_dir: Path, studies: Sequence[CohortStudy]) -> CohortTables:
-    """Read every study's record and disc table into the cohort tables."""
+def collect_tables(
+    out_dir: Path,
+    studies: Sequence[CohortStudy],
+    *,
+    run_key: Mapping[str, Any] | None = None,
+    outcomes: Mapping[str, StudyOutcome] | None = None,
+) -> CohortTables:
+    """Read every study's record and disc table into the cohort tables.
+
+    Parameters
+    ----------
+    out_dir
+        The cohort folder.
+    studies
+        The studies of the current cohort input.
+    run_key
+        The run's key parts (:func:`~discquant.cohort.worker.run_key`, plus
+        ``models_weights_sha256`` for the pipeline). A finished record that this run did
+        not write or check (its task was cancelled) and whose key differs in one of these
+        parts is listed as ``outdated`` in the failures, never as complete. None: records
+        are taken as they are (tables rebuilt by hand).
+    outcomes
+        This run's outcome per subject: a study analysed, or skipped after its key was
+        checked, is current; one whose input was not found (``where`` = ``input``) is a
+        failure although its earlier record and outputs are kept.
+
+    Returns
+    -------
+    CohortTables
+        The disc rows, the failures and one row per study.
+    """
     out = Path(out_dir)
+    outcomes = outcomes or {}
     disc_frames: list[pd.DataFrame] = []
     failures: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
@@ -105,8 +177,26 @@ def collect_tables(out_dir: Path, studies: Sequence[CohortStudy]) -> CohortTable
                 "failed_stages": ",".join((record or {}).get("failed_stages", [])),
             }
         )
+        outcome = outcomes.get(study.subject)
+        if outcome is not None and outcome.where == "input":  # record and outputs kept
+            why = {"where": "input", "error_type": "InputNotFoundError", "error": outcome.error}
+            failures.append(_failure(study, {**why, "finished_at": records.now_iso()}))
+            rows[-1]["status"] = "failed"
+            continue
         if record is None or status not in records.DONE_STATUSES:
             failures.append(_failure(study, record, "no record: the study has not run yet"))
+            continue
+        checked = outcome is not None and outcome.status in ("skipped", *records.DONE_STATUSES)
+        differs = (
+            [] if run_key is None or checked else _key_differences(record.get("key", {}), run_key)
+        )
+        if differs:
+            error = NOT_THIS_CONFIGURATION.format(parts=", ".join(differs))
+            failures.append(
+                _failure(study, {"where": OUTDATED, "error_type": "", "error": error,
+                                 "finished_at": record.get("finished_at", "")})
+            )  # fmt: skip
+            rows[-1]["status"] = OUTDATED
             continue
         path = discs_tsv_path(out, study.subject)
         try:
@@ -123,7 +213,9 @@ def collect_tables(out_dir: Path, studies: Sequence[CohortStudy]) -> CohortTable
         key = record.get("key", {})
         frame["source"] = study.source
         frame["input_fingerprint_sha256"] = key.get("input_fingerprint_sha256")
+        frame["config_sha256"] = config_sha256(key.get("config"))
         frame["software_version"] = key.get("software_version")
+        frame["code_sha256"] = key.get("code_sha256")
         frame["models"] = json.dumps(record.get("models", {}), sort_keys=True)
         frame["failed_stages"] = ",".join(record.get("failed_stages", []))
         frame["finished_at"] = record.get("finished_at")
@@ -146,10 +238,20 @@ def _replace(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
-def write_cohort_tables(out_dir: Path, studies: Sequence[CohortStudy]) -> CohortTables:
-    """Rebuild ``cohort_discs.parquet``/``.csv`` and ``cohort_failures.csv`` in ``out_dir``."""
+def write_cohort_tables(
+    out_dir: Path,
+    studies: Sequence[CohortStudy],
+    *,
+    run_key: Mapping[str, Any] | None = None,
+    outcomes: Mapping[str, StudyOutcome] | None = None,
+) -> CohortTables:
+    """Rebuild ``cohort_discs.parquet``/``.csv`` and ``cohort_failures.csv`` in ``out_dir``.
+
+    ``run_key`` and ``outcomes`` are those of the run that just ended (see
+    :func:`collect_tables`); without them the records are taken as they are.
+    """
     out = Path(out_dir)
-    tables = collect_tables(out, studies)
+    tables = collect_tables(out, studies, run_key=run_key, outcomes=outcomes)
     _replace(out / "cohort_discs.parquet", lambda p: tables.discs.to_parquet(p, index=False))
     _replace(out / "cohort_discs.csv", lambda p: tables.discs.to_csv(p, index=False))
     _replace(out / "cohort_failures.csv", lambda p: tables.failures.to_csv(p, index=False))

@@ -17,7 +17,7 @@ import shutil
 import socket
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +26,8 @@ from distributed import WorkerPlugin
 
 from discquant import __version__
 from discquant.cohort import records
-from discquant.cohort.manifest import CohortStudy, input_fingerprint
-from discquant.errors import DiscquantError, ModelError
+from discquant.cohort.manifest import CohortStudy, input_fingerprint, missing_inputs
+from discquant.errors import DiscquantError, InputNotFoundError, ModelError
 from discquant.pipeline import AnalysisConfig, StudyInputs
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,9 @@ class StudyOutcome:
     seconds: float = 0.0
     error: str = ""
     worker: str = ""
+    where: str = ""
+    """Where a failure happened when it left no failure record: ``input`` (the study's
+    input paths were not found; its record and outputs of an earlier run are kept)."""
 
 
 _LOAD_ERRORS: dict[tuple[str, Path | None], BaseException] = {}
@@ -254,14 +257,112 @@ class PreloadModels(WorkerPlugin):
         log.info("models loaded in %.1f s", time.perf_counter() - start)
 
 
-def record_key(fingerprint: str, options: CohortOptions) -> dict[str, Any]:
-    """What must match for a finished study to be skipped on resume."""
+CODE_SUFFIXES: tuple[str, ...] = (".py", ".json", ".yaml", ".yml", ".html")
+"""Files of the installed package that make up :func:`code_sha256`: the source, the
+shipped configuration (ADC classes, water calibration), the results schema and the report
+template. Model weights (``.pt``) are left out: :func:`_weights_sha256` hashes them."""
+
+
+def _code_files(package: Path) -> Iterator[tuple[str, Path]]:
+    """``(relative POSIX name, path)`` of the package's code files, sorted by name.
+
+    Parameters
+    ----------
+    package
+        The folder of the installed ``discquant`` package.
+
+    Yields
+    ------
+    tuple of (str, Path)
+        Files whose name ends in one of :data:`CODE_SUFFIXES`; hidden files and folders
+        (editor backups, ``.mypy_cache``) and ``__pycache__`` are left out.
+    """
+    found = []
+    for path in package.rglob("*"):
+        parts = path.relative_to(package).parts
+        if any(p.startswith(".") or p == "__pycache__" for p in parts):
+            continue
+        if path.suffix.lower() in CODE_SUFFIXES and path.is_file():
+            found.append((path.relative_to(package).as_posix(), path))
+    yield from sorted(found)
+
+
+def package_code_sha256(package: Path) -> str:
+    """SHA-256 over the code files of a package folder (:func:`_code_files`).
+
+    Parameters
+    ----------
+    package
+        A package folder.
+
+    Returns
+    -------
+    str
+        The hex digest over each file's relative name, size and bytes, in name order:
+        the same for two copies of the same code wherever they are installed.
+    """
+    digest = hashlib.sha256()
+    for name, path in _code_files(package):
+        data = path.read_bytes()
+        digest.update(name.encode())
+        digest.update(b"\0")
+        digest.update(str(len(data)).encode())
+        digest.update(b"\0")
+        digest.update(data)
+    return digest.hexdigest()
+
+
+@functools.cache
+def code_sha256() -> str:
+    """SHA-256 of the installed ``discquant`` package's code (computed once per process).
+
+    The software version alone (``__version__``) stays the same across many commits, so
+    resume kept results of old code; this identity changes with any source file, the
+    shipped configuration, the results schema or the report template
+    (:data:`CODE_SUFFIXES`), and is part of each study's resume key (:func:`run_key`).
+    Names are relative to the package folder, so two installations of the same code (a
+    client and its remote workers) agree.
+
+    Returns
+    -------
+    str
+        :func:`package_code_sha256` of the folder ``discquant`` is imported from.
+    """
+    import discquant
+
+    return package_code_sha256(Path(discquant.__file__).parent)
+
+
+def run_key(options: CohortOptions) -> dict[str, Any]:
+    """The parts of a study's resume key that every study of a run shares.
+
+    That is :func:`record_key` without the input fingerprint (and without the model
+    weights, which the worker adds): the analysis configuration, the software version and
+    :func:`code_sha256`. The cohort tables compare a record's key with it
+    (:func:`discquant.cohort.tables.collect_tables`).
+
+    Parameters
+    ----------
+    options
+        The run's options.
+
+    Returns
+    -------
+    dict
+        JSON-ready, as it reads back from a record.
+    """
     key = {
-        "input_fingerprint_sha256": fingerprint,
         "config": config_document(options),
         "software_version": __version__,
+        "code_sha256": code_sha256(),
     }
     return dict(json.loads(json.dumps(key, default=str)))  # as it reads back from the record
+
+
+def record_key(fingerprint: str, options: CohortOptions) -> dict[str, Any]:
+    """What must match for a finished study to be skipped on resume: the input
+    fingerprint and :func:`run_key` (configuration, software version, code identity)."""
+    return {"input_fingerprint_sha256": fingerprint, **run_key(options)}
 
 
 def config_document(options: CohortOptions) -> dict[str, Any]:
@@ -301,7 +402,7 @@ def failure_record(study: CohortStudy, error: BaseException | str, *, where: str
         "where": where,
         "error_type": error_type,
         "error": message,
-        "software": {"name": "discquant", "version": __version__},
+        "software": {"name": "discquant", "version": __version__, "code_sha256": code_sha256()},
         "finished_at": records.now_iso(),
     }
 
@@ -325,13 +426,26 @@ def process_study(
     out_dir: str,
     options: CohortOptions,
     study_fn: StudyFunction | None = None,
+    run_token: str = "",
 ) -> StudyOutcome:
     """One cohort task: fingerprint, skip if already done, analyse into a temporary folder,
     move it into place, write the record.
 
     A :class:`DiscquantError` (bad input) is recorded as a failure and returned; any other
     exception propagates so that Dask retries the task (the client records it when the
-    retries are spent).
+    retries are spent). A study whose named input paths are not there (an unmounted
+    share) fails without a record: its record and outputs of an earlier run are kept.
+
+    Parameters
+    ----------
+    study, out_dir, options, study_fn
+        The study, the cohort folder, the run's options and the per-study function
+        (None: :func:`pipeline_study`).
+    run_token
+        Identifies the run; written into the record. A record that already carries it was
+        written by an earlier attempt of this very task (its result was lost with a killed
+        worker and Dask re-ran it): the study is reported with that record's status, as
+        analysed in this run, not as ``skipped`` and not analysed again.
     """
     out = Path(out_dir)
     start = time.perf_counter()
@@ -340,6 +454,12 @@ def process_study(
     try:
         fingerprint, n_files = input_fingerprint(study.inputs)
     except DiscquantError as exc:
+        missing = missing_inputs(study.inputs)
+        if isinstance(exc, InputNotFoundError) and missing:
+            error = "input not found: " + ", ".join(missing)
+            log.warning("sub-%s: %s (its earlier outputs are kept)", study.subject, error)
+            seconds = time.perf_counter() - start
+            return StudyOutcome(study.subject, "failed", seconds, error, worker, where="input")
         record_failure(out, study, exc, where="import")
         return StudyOutcome(study.subject, "failed", time.perf_counter() - start, str(exc), worker)
     key = record_key(fingerprint, options)
@@ -351,15 +471,18 @@ def process_study(
                 file_stamps(options.segmentation_model, options.pfirrmann_model),
             )
         )
-    if options.resume:
-        old = records.read_record(out, study.subject)
-        if (
-            old is not None
-            and old.get("status") in records.DONE_STATUSES
-            and old.get("key") == key
-            and records.subject_dir(out, study.subject).is_dir()
-        ):
-            return StudyOutcome(study.subject, "skipped", time.perf_counter() - start, "", worker)
+    old = records.read_record(out, study.subject)
+    if (
+        old is not None
+        and old.get("status") in records.DONE_STATUSES
+        and old.get("key") == key
+        and records.subject_dir(out, study.subject).is_dir()
+    ):
+        seconds = time.perf_counter() - start
+        if run_token and old.get("run_token") == run_token:
+            return StudyOutcome(study.subject, str(old["status"]), seconds, "", worker)
+        if options.resume:
+            return StudyOutcome(study.subject, "skipped", seconds, "", worker)
     tmp = records.new_tmp_dir(out, study.subject)
     try:
         inputs = StudyInputs(**{**asdict(study.inputs), "subject": study.subject})
@@ -387,12 +510,14 @@ def process_study(
                 "subject": study.subject,
                 "source": study.source,
                 "key": key,
+                "run_token": run_token,
                 "input_files": n_files,
                 "failed_stages": list(report.failed_stages),
                 "n_discs_found": report.n_discs_found,
                 "software": {
                     "name": "discquant",
                     "version": __version__,
+                    "code_sha256": code_sha256(),
                     "python": platform.python_version(),
                 },
                 "models": report.models,
