@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +30,10 @@ from discquant.io.nifti import read_volume
 from discquant.segment import load_segmentation_model, segment_spine
 from discquant.segment.data import load_nifti_volume
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from segment_eval import DATA, ROOT, _image_path  # benchmarks/: the same real volumes
+
 WEIGHTS = (0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 2.0)
-
-
-def _image_path(sub: str) -> Path:
-    for p in (
-        DATA / "lumbar-t2-discs" / f"{sub}_T2w.nii.gz",
-        DATA / "lumbar-t2-vertebrae" / f"{sub}_mr.nii.gz",
-    ):
-        if p.is_file():
-            return p
-    raise FileNotFoundError(sub)
 
 
 def main() -> None:
