@@ -13,7 +13,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "discquant"
 
 # The flow: a stage may import only the stages before it (and the leaf modules).
 ORDER = ["io", "diffusion", "segment", "measure", "grade", "outputs"]
-LEAVES = {"errors", "results", "config", "models", "output_paths", "jsonfiles"}
+LEAVES = {"errors", "results", "config", "models", "output_paths", "jsonfiles", "delimited"}
 # Side packages and what they may use.
 ALLOWED_EXTRA = {
     "phantom": {"io", "diffusion"},  # a data generator: writes studies, fits its own ADC maps

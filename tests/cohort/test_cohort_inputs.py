@@ -288,3 +288,18 @@ def test_a_cohort_into_a_raw_root_is_refused_and_its_own_description_is_kept(
     run = run_cohort(studies, ours, workers=1, study_fn=standin.standin_study)
     assert [o.status for o in run.outcomes] == ["complete"]
     assert (ours / "dataset_description.json").read_text() == text
+
+
+def test_a_manifest_row_with_a_field_beyond_the_header_fails_that_study(tmp_path: Path) -> None:
+    # The header lacks the dwi column: csv.DictReader dropped the row's DWI path unread,
+    # and the study would have run as T2-only without a word.
+    t2 = _nifti_study(tmp_path / "data", ADC) / "sub-a_T2w.nii.gz"
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(f"subject,t2\nA1,{t2},{t2}\nB2,{t2},,\n")
+    studies = read_cohort(manifest)
+    assert [(s.subject, s.source) for s in studies] == [
+        ("A1", "cohort.csv line 2"),
+        ("B2", "cohort.csv line 3"),
+    ]
+    assert "1 non-empty field(s) beyond the header's 2 columns" in (studies[0].error or "")
+    assert studies[1].error is None  # empty trailing fields are harmless

@@ -10,11 +10,13 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from discquant.cli import app
+from discquant.errors import InvalidInputError
 from discquant.evaluate.grading import (
     binary_agreement,
     bland_altman,
     bland_altman_plot,
     grade_agreement,
+    read_table,
 )
 
 # Hand example: reference 1,1,2,2,3,3 vs predicted 1,2,2,3,3,3.
@@ -440,3 +442,54 @@ def test_fractional_grades_are_refused_not_rounded_down() -> None:
     with pytest.raises(ValueError, match=r"whole numbers, got 0\.6"):
         binary_agreement([0.6, 1, 0], [1, 1, 0])
     assert grade_agreement([3.0, 2.0], [3, 2]).exact_accuracy == 1.0  # "3.0" is a grade
+
+
+@pytest.mark.parametrize(
+    ("bad_row", "problem"),
+    [
+        ("B\tL5-S1\t4\t", "line 4 has 4 field(s), the header has 3"),  # a trailing tab
+        ("B\tL5-S1", "line 4 has 2 field(s), the header has 3"),  # a grade left out
+    ],
+)
+def test_cli_evaluate_grade_refuses_a_row_with_another_field_count(
+    tmp_path: Path, bad_row: str, problem: str
+) -> None:
+    # pandas alone shifted every column of a row with one field too many (the subject
+    # became the index, the message then blamed the level) and read a short row as an
+    # empty grade, left out with exit 0. The blank line 3 must not shift the line number.
+    rows = ["A\tL4-L5\t3", "", bad_row, "C\tL4-L5\t2"]
+    pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tgrade", rows)
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["A\tL4-L5\t3", "B\tL5-S1\t4"])
+    res = CliRunner().invoke(app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref)])
+    assert problem in _one_line_error(res, "pred.tsv")
+
+
+def test_cli_evaluate_grade_error_lines_count_blank_lines(tmp_path: Path) -> None:
+    # Physical line numbers: header 1, blank 2 and 4 (one of spaces only), rows 3, 5, 6.
+    text = "subject,level,grade\n\nA,L4-L5,3\n   \nB,L4-L5,2\nA,L4-L5,4\n"
+    (tmp_path / "ref.csv").write_text(text)
+    pred = _write(tmp_path / "pred.csv", "subject,level,grade", ["A,L4-L5,3"])
+    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(tmp_path / "ref.csv")]
+    line = _one_line_error(CliRunner().invoke(app, args), "ref.csv")
+    assert "(A, L4-L5) on lines 3, 6" in line
+    (tmp_path / "ref.csv").write_text("subject,level,grade\n\nA,L4-L5,3\n\n,L5-S1,4\n")
+    assert "empty subject on line 5" in _one_line_error(CliRunner().invoke(app, args), "ref.csv")
+
+
+def test_cli_evaluate_grade_refuses_a_repeated_column_name(tmp_path: Path) -> None:
+    # pandas renamed the second "grade" to "grade.1": the comparison silently used the first.
+    pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tgrade\tgrade", ["A\tL4-L5\t3\t4"])
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["A\tL4-L5\t3"])
+    res = CliRunner().invoke(app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref)])
+    assert "['grade'] appear more than once" in _one_line_error(res, "pred.tsv")
+
+
+def test_read_table_keeps_quoted_multiline_fields_and_their_lines(tmp_path: Path) -> None:
+    # A quoted note spanning two lines is one row to both readers; the next row's line is 4.
+    path = tmp_path / "t.csv"
+    path.write_text('subject,level,note\nA,L4-L5,"two\nlines"\n,L5-S1,x\n')
+    with pytest.raises(InvalidInputError, match="empty subject on line 4"):
+        read_table(path)
+    path.write_text('subject,level,note\nA,L4-L5,"two\nlines"\nB,L5-S1,x\n')
+    df = read_table(path)
+    assert list(df["subject"]) == ["A", "B"] and df["note"].iloc[0] == "two\nlines"

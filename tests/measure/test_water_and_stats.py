@@ -63,6 +63,12 @@ def test_calibrate_command_writes_a_usable_file(tmp_path) -> None:  # type: igno
     res = CliRunner().invoke(app, ["calibrate", str(pairs), "-o", str(nested)])
     assert res.exit_code == 0, res.output
     assert WaterCalibration.load(nested).water_percent(1.75) == pytest.approx(75.0)
+    tsv = tmp_path / "pairs.tsv"  # tab-separated, one empty value: fitted on 4, said so
+    tsv.write_text("adc\twater\n1.0\t60\n1.5\t70\n1.7\t\n2.0\t80\n2.5\t90\n")
+    res = CliRunner().invoke(app, ["calibrate", str(tsv), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "(n = 4," in res.output and "1 row(s) with an empty value left out" in res.output
+    assert WaterCalibration.load(out).water_percent(1.75) == pytest.approx(75.0)
     bad = CliRunner().invoke(app, ["calibrate", str(pairs), "-o", str(out), "--adc-column", "x"])
     assert bad.exit_code == 2
     assert "missing column" in bad.output
@@ -90,6 +96,9 @@ def test_median_standard_error_matches_monte_carlo() -> None:
         # 10⁻⁶ mm²/s: fitted, then never applied by analyze (outside its range), silently
         ("adc,water\n1000,80\n1500,75\n2000,70\n", "another unit?"),
         ("adc,water\n1.0,800\n1.5,75\n2.0,-70\n", "outside 0-100 %"),
+        # a short row was read as an empty water value and left out without a word
+        ("adc,water\n1.0,60\n\n1.5\n2.0,80\n2.5,90\n", "line 4 has 1 field(s), the header has 2"),
+        ("adc\twater\n1.0\t60\n1.5\t70\t\n2.0\t80\n2.5\t90\n", "line 3 has 3 field(s)"),
     ],
 )
 def test_calibrate_command_bad_tables_are_one_line_errors(

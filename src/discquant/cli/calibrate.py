@@ -25,6 +25,7 @@ def calibrate_cmd(
     setup_logging()
     import pandas as pd
 
+    from discquant.delimited import data_row_lines, sniff_delimiter
     from discquant.errors import InvalidInputError
     from discquant.measure.water import fit_calibration
 
@@ -32,8 +33,10 @@ def calibrate_cmd(
         if not pairs.is_file():
             raise InvalidInputError("file not found", path=pairs)
         check_output_file(out)
+        sep = sniff_delimiter(pairs)
+        data_row_lines(pairs, sep)  # a short row read as an empty value was left out unsaid
         try:
-            table = pd.read_csv(pairs, sep=None, engine="python")
+            table = pd.read_csv(pairs, sep=sep)
         except (ValueError, UnicodeDecodeError, pd.errors.ParserError, csv.Error) as exc:
             raise InvalidInputError(f"not a CSV/TSV table ({exc})", path=pairs) from exc
         missing = {adc_column, water_column} - set(table.columns)
@@ -49,7 +52,9 @@ def calibrate_cmd(
         except InvalidInputError as exc:
             raise InvalidInputError(str(exc), path=pairs) from exc
         cal.save(out)
+    left_out = len(table) - cal.n_pairs
     typer.echo(
         f"water % = {cal.intercept_percent:.2f} + {cal.slope_percent_per_um2_per_ms:.2f} × ADC "
         f"(n = {cal.n_pairs}, R² = {cal.r2:.3f}) → {out}"
+        + (f"; {left_out} row(s) with an empty value left out" if left_out else "")
     )

@@ -431,7 +431,16 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
         inputs = StudyInputs(path=folder, subject=subject, **files)
         error: str | None = None
         missing = missing_inputs(inputs)
-        if raw_subject is None:
+        # csv.DictReader puts fields beyond the header under the key None and reads them
+        # nowhere: a path in one (a shifted row) would be lost without a word. Empty ones
+        # (trailing separators of a spreadsheet export) are harmless.
+        overflow = [v for v in row.get(None, []) or [] if v.strip()]
+        if overflow:
+            error = (
+                f"{len(overflow)} non-empty field(s) beyond the header's {len(columns)} "
+                f"columns (first: {overflow[0]!r}); is a separator missing from the header?"
+            )
+        elif raw_subject is None:
             error = "no subject in this row"
         elif (
             folder is None

@@ -338,25 +338,33 @@ def read_table(path: Path) -> Any:
 
     ``subject`` and ``level`` are read as text (``1`` in one table matches ``1`` in the
     other, whether or not the rest of the column looks numeric), stripped of surrounding
-    blanks.
+    blanks. Blank lines are skipped; error messages give the file's own line numbers.
 
     Raises
     ------
     InvalidInputError
-        Unreadable, no ``subject`` or ``level`` column, an empty subject or level, or a
-        (subject, level) pair on more than one row (it would be counted twice).
+        Unreadable, a header name twice, a row whose field count is not the header's, no
+        ``subject`` or ``level`` column, an empty subject or level, or a (subject, level)
+        pair on more than one row (it would be counted twice).
     """
     import pandas as pd
 
+    from discquant.delimited import data_row_lines
     from discquant.errors import InputNotFoundError, InvalidInputError
 
     if not path.is_file():
         raise InputNotFoundError("file not found", path=path)
     sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
+    lines = data_row_lines(path, sep)
     try:
         df = pd.read_csv(path, sep=sep, dtype={"subject": str, "level": str})
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise InvalidInputError(f"cannot read table: {exc}", path=path) from exc
+    if len(lines) != len(df):  # both readers follow the same rules; never seen to differ
+        raise InvalidInputError(
+            f"cannot read table: {len(df)} rows read but {len(lines)} lines with data",
+            path=path,
+        )
     missing = {"subject", "level"} - set(df.columns)
     if missing:
         raise InvalidInputError(f"missing column(s) {sorted(missing)}", path=path)
@@ -364,16 +372,16 @@ def read_table(path: Path) -> Any:
         df[key] = df[key].str.strip()
         empty = df[key].isna() | (df[key] == "")
         if empty.any():
-            line = int(np.flatnonzero(empty.to_numpy())[0]) + 2  # header is line 1
+            line = lines[int(np.flatnonzero(empty.to_numpy())[0])]
             raise InvalidInputError(f"empty {key} on line {line}", path=path)
     dup = df.duplicated(["subject", "level"], keep=False).to_numpy()
     if dup.any():
         first = int(np.flatnonzero(dup)[0])
         subject, level = df["subject"].iloc[first], df["level"].iloc[first]
         same = (df["subject"] == subject) & (df["level"] == level)
-        lines = ", ".join(str(int(k) + 2) for k in np.flatnonzero(same.to_numpy()))
+        where = ", ".join(str(lines[int(k)]) for k in np.flatnonzero(same.to_numpy()))
         raise InvalidInputError(
-            f"duplicate (subject, level) row ({subject}, {level}) on lines {lines}", path=path
+            f"duplicate (subject, level) row ({subject}, {level}) on lines {where}", path=path
         )
     return df
 
