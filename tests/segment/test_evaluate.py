@@ -41,6 +41,78 @@ def test_dice_hd95_and_naming_on_known_shift() -> None:
     assert "body" not in res.dice  # the reference has no bodies: not scored
 
 
+@pytest.mark.filterwarnings("ignore:.*always_return_as_numpy:FutureWarning")
+def test_hd95_of_a_single_slice_is_the_2d_outline_distance() -> None:
+    # One sagittal slice: two 20 x 14 rectangles 3 rows apart, rows 0.5 mm, columns 2 mm.
+    # Every outline pixel of either lies at most 3 rows (1.5 mm) from the other's outline,
+    # and the 14 pixels of the far edge (22 % of the 64 outline pixels) exactly 1.5 mm:
+    # HD95 = 1.5 mm. Kept 3-D, every pixel of the slice touched the image border, counted
+    # as a surface voxel, and HD95 read 1.02 mm.
+    ref2d = np.zeros((40, 30), dtype=np.int16)
+    ref2d[10:30, 8:22] = 124
+    pred2d = np.zeros_like(ref2d)
+    pred2d[13:33, 8:22] = 124
+    res = evaluate_case(pred2d[:, :, None], ref2d[:, :, None], (0.5, 2.0, 4.0))
+    assert res.hd95_mm["disc"] == pytest.approx(1.5)
+    assert res.dice["disc"] == pytest.approx(2 * 17 / 40)  # unchanged by the 2-D scoring
+    # The same as MONAI on the 2-D arrays, and as the slice stored 1 x N x M.
+    import torch
+    from monai.metrics import compute_hausdorff_distance
+
+    as_2d = compute_hausdorff_distance(
+        torch.from_numpy((pred2d > 0)[None, None].astype(np.float32)),
+        torch.from_numpy((ref2d > 0)[None, None].astype(np.float32)),
+        include_background=True,
+        percentile=95,
+        spacing=[0.5, 2.0],
+    )
+    assert res.hd95_mm["disc"] == pytest.approx(float(as_2d[0, 0]))
+    res_x = evaluate_case(pred2d[None], ref2d[None], (4.0, 0.5, 2.0))
+    assert res_x.hd95_mm == res.hd95_mm and res_x.dice == res.dice
+
+
+def test_a_reference_with_l6_keys_discs_l5_l6_and_l6_s1() -> None:
+    ref = np.zeros((60, 20, 4), dtype=np.int16)
+    ref[5:10, 5:15] = 123  # L4-L5
+    ref[10:20, 5:15] = 24  # L5
+    ref[20:25, 5:15] = 124  # L5-L6
+    ref[25:35, 5:15] = 25  # L6
+    ref[35:40, 5:15] = 125  # L6-S1
+    ref[40:55, 5:15] = 26  # sacrum
+    pred = ref.copy()
+    pred[20:25, 5:15] = 24  # L5-L6 missed, taken for body L5
+    pred[22:27, 5:15] = 124  # ... and painted 2 rows low: 3 of its 5 rows right
+    pred[35:40, 5:15] = 124  # L6-S1 found, but named as the disc above
+    res = evaluate_case(pred, ref, (1.0, 1.0, 1.0))
+    assert set(res.level_dice) == {"L4-L5", "L5-L6", "L6-S1", "L5", "L6", "S"}
+    assert res.level_dice["L4-L5"] == 1.0
+    # pred 124: 5 rows at 22:27 and 5 at 35:40 (10 rows), 3 on the reference's 5 rows.
+    assert res.level_dice["L5-L6"] == pytest.approx(2 * 3 / (10 + 5))
+    assert res.level_dice["L6-S1"] == 0.0
+    assert res.levels_named == {
+        "L4-L5": True,
+        "L5-L6": True,
+        "L6-S1": False,
+        "L5": True,
+        "L6": True,
+        "S": True,
+    }
+    # A discs-only reference holding 125 is an L6 spine too; without 25 / 125, 124 is L5-S1.
+    discs = np.where(ref >= 100, ref, 0)
+    assert set(evaluate_case(discs, discs, (1.0, 1.0, 1.0)).level_dice) == {
+        "L4-L5",
+        "L5-L6",
+        "L6-S1",
+    }
+    five = np.where(np.isin(ref, (25, 125)), 0, ref)
+    assert set(evaluate_case(five, five, (1.0, 1.0, 1.0)).level_dice) == {
+        "L4-L5",
+        "L5-S1",
+        "L5",
+        "S",
+    }
+
+
 def test_midsag_box_check() -> None:
     aff = np.eye(4)
     shape = (100, 100, 1)

@@ -162,15 +162,43 @@ def test_no_discs() -> None:
 
 
 @pytest.mark.parametrize(
-    ("label", "name"), [(119, "T12-L1"), (120, "L1-L2"), (123, "L4-L5"), (124, "L5-S1")]
+    ("label", "name"),
+    [
+        (101, "C1-C2"),
+        (107, "C7-T1"),
+        (108, "T1-T2"),
+        (119, "T12-L1"),
+        (120, "L1-L2"),
+        (123, "L4-L5"),
+        (124, "L5-S1"),
+        (125, "L6-S1"),
+        (128, "T13-L1"),
+    ],
 )
 def test_disc_names_round_trip(label: int, name: str) -> None:
     assert disc_name(label) == name
     assert disc_label(name) == label
 
 
+def test_disc_names_with_a_sixth_lumbar_vertebra() -> None:
+    # A disc is 100 + the vertebra above: with an L6 (25), disc 124 lies above L6.
+    assert disc_name(124, has_l6=True) == "L5-L6"
+    assert disc_name(125, has_l6=True) == "L6-S1"
+    assert disc_label("L5-L6") == 124
+    assert [disc_name(v, has_l6=True) for v in range(101, 124)] == [
+        disc_name(v) for v in range(101, 124)
+    ]
+    for has_l6 in (False, True):
+        for lab in (*range(101, 126), 128):
+            assert disc_label(disc_name(lab, has_l6=has_l6)) == lab
+    with pytest.raises(ValueError, match="unknown disc level"):
+        disc_label("L6-L7")
+
+
 def test_vertebra_names() -> None:
     assert [vertebra_name(v) for v in (19, 20, 24, 26)] == ["T12", "L1", "L5", "S"]
+    assert [vertebra_name(v) for v in range(1, 9)] == [f"C{i}" for i in range(1, 8)] + ["T1"]
+    assert [vertebra_name(v) for v in (25, 28)] == ["L6", "T13"]
 
 
 def test_a_body_between_lowest_disc_and_sacrum_is_flagged() -> None:

@@ -15,9 +15,12 @@ partially labelled references (discs only, bodies only, lumbar levels only) are 
 - a level (one label) is scored when the reference has it: Dice of that label alone, and
   whether it was named correctly.
 
-Dice and the 95th percentile Hausdorff distance are MONAI's (``monai.metrics``); HD95 is
-NaN when the prediction has none of the (scored) class, and the summary counts such
-cases apart (``hd95_missing``) rather than averaging them in.
+Dice and the 95th percentile Hausdorff distance are MONAI's (``monai.metrics``): HD95 is
+the larger of the two directed 95th-percentile distances between the surface voxels of
+prediction and reference, in mm on the reference's voxel spacing, the image border
+counted as background; a single slice (an axis of length 1) is scored as a 2-D image.
+HD95 is NaN when the prediction has none of the (scored) class, and the summary counts
+such cases apart (``hd95_missing``) rather than averaging them in.
 
 Also here: the mid-sagittal checks on sets without masks (SPIDER: which levels exist;
 Sudirman: disc bounding boxes) and the conversion of the real reference masks in
@@ -82,9 +85,23 @@ def _class_mask(labels: npt.NDArray, name: str) -> npt.NDArray[np.bool_]:
 def _dice_hd95(
     pred: npt.NDArray[np.bool_], ref: npt.NDArray[np.bool_], spacing: Sequence[float]
 ) -> tuple[float, float]:
+    """Dice and HD95 (mm) of two boolean masks of one grid, ``spacing`` in mm per axis.
+
+    HD95 is MONAI's: the larger of the two directed 95th-percentile distances between
+    the masks' surface voxels (a mask voxel with a background neighbour, the image border
+    counted as background). Axes of length 1 are dropped first, with their spacings, so
+    that a single slice (X×Y×1 or 1×Y×Z) is scored as a 2-D image: kept as 3-D, every
+    voxel of the slice lies on the border, is a surface voxel, and HD95 is not the
+    distance between the outlines. NaN when either mask is empty.
+    """
     import torch
     from monai.metrics import compute_dice, compute_hausdorff_distance
 
+    keep = [i for i, n in enumerate(pred.shape) if n > 1]
+    if 2 <= len(keep) < pred.ndim:
+        flat = tuple(n for n in pred.shape if n > 1)
+        pred, ref = pred.reshape(flat), ref.reshape(flat)
+        spacing = [spacing[i] for i in keep]
     p = torch.from_numpy(pred[None, None].astype(np.float32))
     r = torch.from_numpy(ref[None, None].astype(np.float32))
     dice = float(compute_dice(p, r, include_background=True)[0, 0])
@@ -123,6 +140,9 @@ def evaluate_case(
     A reference level counts as *named correctly* when the prediction labels (with any
     non-background label) at least 10 % of its voxels and, among those predicted voxels,
     the most frequent label is the level's own.
+
+    Levels are keyed by name; when ``ref`` holds an L6 (label 25 or its disc 125), disc
+    124 is ``"L5-L6"`` and 125 ``"L6-S1"``, otherwise 124 is ``"L5-S1"``.
     """
     if pred.shape != ref.shape:
         raise ValueError(f"{case}: prediction shape {pred.shape} != reference {ref.shape}")
@@ -140,11 +160,14 @@ def evaluate_case(
         d, h = _dice_hd95(p, r, spacing_mm)
         res.dice[name] = d
         res.hd95_mm[name] = h
-    from discquant.segment.levels import disc_name, vertebra_name
+    from discquant.segment.levels import DISC_OFFSET, L6, disc_name, vertebra_name
 
-    for lab in (int(v) for v in np.unique(ref) if _is_level(int(v))):
+    ref_levels = [int(v) for v in np.unique(ref) if _is_level(int(v))]
+    # With a sixth lumbar vertebra (or its disc) in the reference, disc 124 is L5-L6.
+    has_l6 = L6 in ref_levels or DISC_OFFSET + L6 in ref_levels
+    for lab in ref_levels:
         r = ref == lab
-        key = disc_name(lab) if lab >= 100 else vertebra_name(lab)
+        key = disc_name(lab, has_l6=has_l6) if lab >= 100 else vertebra_name(lab)
         p = pred == lab
         res.level_dice[key] = float(2 * (p & r).sum() / (p.sum() + r.sum()))
         under = pred[r]

@@ -1,8 +1,11 @@
 """Instances, order along the spine and level names.
 
-Conventions (VerSe / SPINEPS, as the phantom uses them): vertebrae T10 = 17, T11 = 18,
-T12 = 19, L1 … L5 = 20 … 24, sacrum = 26; a disc is 100 + the label of the vertebra
-above it (L1-L2 = 120 … L5-S1 = 124).
+Conventions (VerSe / SPINEPS, as the phantom uses them): vertebrae C1 … C7 = 1 … 7,
+T1 … T12 = 8 … 19, L1 … L5 = 20 … 24, a sixth lumbar vertebra L6 = 25, sacrum = 26, a
+thirteenth thoracic vertebra T13 = 28; a disc is 100 + the label of the vertebra above
+it (L1-L2 = 120 … L5-S1 = 124; with an L6, 124 is L5-L6 and 125 is L6-S1). The
+pipeline names L1-L2 … L5-S1 only: it flags transitional anatomy rather than naming an
+L6.
 
 Naming works on class maps (background / body / disc / sacrum) on the reoriented grid
 (rows superior→inferior, columns anterior→posterior, slices left→right):
@@ -37,6 +40,7 @@ L5 = 24
 DISC_OFFSET = 100
 
 _VERTEBRA_NAMES = {
+    **{i: f"C{i}" for i in range(1, 8)},
     **{16 - i: f"T{9 - i}" for i in range(9)},
     17: "T10",
     18: "T11",
@@ -48,7 +52,10 @@ _VERTEBRA_NAMES = {
     24: "L5",
     25: "L6",
     26: "S",
+    28: "T13",
 }
+L6 = 25
+T13 = 28
 
 FLAG_NO_SACRUM = "sacrum_not_in_fov"
 FLAG_TRANSITIONAL = "transitional_anatomy_suspected"
@@ -58,23 +65,38 @@ FLAG_L5S1_SUSPECT = "l5_s1_disc_possibly_missed"
 
 
 def vertebra_name(label: int) -> str:
-    """``20`` → ``"L1"``, ``26`` → ``"S"``."""
+    """``20`` → ``"L1"``, ``26`` → ``"S"``, ``1`` → ``"C1"``, ``28`` → ``"T13"``."""
     return _VERTEBRA_NAMES.get(int(label), f"V{label}")
 
 
-def disc_name(label: int) -> str:
-    """``120`` → ``"L1-L2"``, ``124`` → ``"L5-S1"``."""
+def disc_name(label: int, *, has_l6: bool = False) -> str:
+    """``120`` → ``"L1-L2"``, ``124`` → ``"L5-S1"``, ``125`` → ``"L6-S1"``.
+
+    A disc is 100 + the label of the vertebra above it, so the name of the vertebra below
+    depends on the spine: with a sixth lumbar vertebra (``has_l6``, label 25) disc 124 is
+    ``"L5-L6"``, without one ``"L5-S1"``. The disc below T13 (128) is ``"T13-L1"``.
+    """
     upper = int(label) - DISC_OFFSET
-    lower = upper + 1
-    lower_name = "S1" if upper == L5 else vertebra_name(lower)
+    if upper == T13:
+        lower_name = "L1"
+    elif upper == L6 or (upper == L5 and not has_l6):
+        lower_name = "S1"
+    else:
+        lower_name = vertebra_name(upper + 1)
     return f"{vertebra_name(upper)}-{lower_name}"
 
 
+#: Disc labels :func:`disc_label` knows: C1-C2 (101) … L6-S1 (125), T13-L1 (128).
+_DISC_LABELS = (*range(DISC_OFFSET + 1, DISC_OFFSET + L6 + 1), DISC_OFFSET + T13)
+
+
 def disc_label(name: str) -> int:
-    """``"L4-L5"`` → ``123`` (inverse of :func:`disc_name`)."""
-    for label in range(DISC_OFFSET + 1, DISC_OFFSET + 25):
-        if disc_name(label) == name:
-            return label
+    """``"L4-L5"`` → ``123`` (inverse of :func:`disc_name`, with or without ``has_l6``:
+    ``"L5-S1"`` and ``"L5-L6"`` → ``124``, ``"L6-S1"`` → ``125``)."""
+    for has_l6 in (False, True):
+        for label in _DISC_LABELS:
+            if disc_name(label, has_l6=has_l6) == name:
+                return label
     raise ValueError(f"unknown disc level name {name!r}")
 
 
