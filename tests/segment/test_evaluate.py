@@ -113,6 +113,25 @@ def test_a_reference_with_l6_keys_discs_l5_l6_and_l6_s1() -> None:
     }
 
 
+def test_a_reference_with_t13_scores_it_as_a_body_and_keys_t12_t13() -> None:
+    # VerSe's T13 is 28 and its disc 128; before, 28 was no body (its voxels were left
+    # out of the body Dice) and no level, and disc 119 was keyed T12-L1.
+    ref = np.zeros((50, 20, 3), dtype=np.int16)
+    ref[0:10, 5:15] = 19  # T12
+    ref[10:15, 5:15] = 119  # T12-T13
+    ref[15:25, 5:15] = 28  # T13
+    ref[25:30, 5:15] = 128  # T13-L1
+    ref[30:40, 5:15] = 20  # L1
+    pred = ref.copy()
+    pred[15:25, 5:15] = 0  # T13 body missed
+    res = evaluate_case(pred, ref, (1.0, 1.0, 1.0))
+    assert set(res.level_dice) == {"T12", "T12-T13", "T13", "T13-L1", "L1"}
+    assert res.level_dice["T13"] == 0.0 and not res.levels_named["T13"]
+    assert res.levels_named["T12-T13"] and res.levels_named["T13-L1"]
+    assert res.dice["body"] == pytest.approx(2 * 20 / (20 + 30))  # 2 of 3 bodies found
+    assert res.dice["disc"] == 1.0
+
+
 def test_midsag_box_check() -> None:
     aff = np.eye(4)
     shape = (100, 100, 1)

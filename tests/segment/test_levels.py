@@ -193,6 +193,9 @@ def test_disc_names_with_a_sixth_lumbar_vertebra() -> None:
             assert disc_label(disc_name(lab, has_l6=has_l6)) == lab
     with pytest.raises(ValueError, match="unknown disc level"):
         disc_label("L6-L7")
+    # Likewise a thirteenth thoracic vertebra (28): disc 119 lies above T13.
+    assert disc_name(119, has_t13=True) == "T12-T13" and disc_name(119) == "T12-L1"
+    assert disc_name(128, has_t13=True) == "T13-L1" and disc_label("T12-T13") == 119
 
 
 def test_vertebra_names() -> None:

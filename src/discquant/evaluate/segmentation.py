@@ -44,13 +44,14 @@ from discquant.jsonfiles import dumps_strict
 
 logger = logging.getLogger(__name__)
 
-CLASS_RANGES: dict[str, tuple[int, int]] = {
-    "disc": (100, 199),
-    "body": (1, 25),
-    "sacrum": (26, 26),
+#: Label ranges (inclusive) of each class; a body is C1 … L6 (1-25) or T13 (28).
+CLASS_RANGES: dict[str, tuple[tuple[int, int], ...]] = {
+    "disc": ((100, 199),),
+    "body": ((1, 25), (28, 28)),
+    "sacrum": ((26, 26),),
 }
 LUMBAR_DISCS = (120, 121, 122, 123, 124)
-#: Disc labels that name a level: 100 + the vertebra above (C1 … L6).
+#: Disc labels that name a level: 100 + the vertebra above (C1 … L6, and T13 = 128).
 DISC_LEVELS = (101, 125)
 LUMBAR_BODIES = (20, 21, 22, 23, 24)
 #: Largest difference (mm) between a prediction's and its reference's affine entries.
@@ -78,8 +79,10 @@ class CaseResult:
 
 
 def _class_mask(labels: npt.NDArray, name: str) -> npt.NDArray[np.bool_]:
-    lo, hi = CLASS_RANGES[name]
-    return (labels >= lo) & (labels <= hi)
+    mask = np.zeros(labels.shape, dtype=bool)
+    for lo, hi in CLASS_RANGES[name]:
+        mask |= (labels >= lo) & (labels <= hi)
+    return mask
 
 
 def _dice_hd95(
@@ -142,7 +145,8 @@ def evaluate_case(
     the most frequent label is the level's own.
 
     Levels are keyed by name; when ``ref`` holds an L6 (label 25 or its disc 125), disc
-    124 is ``"L5-L6"`` and 125 ``"L6-S1"``, otherwise 124 is ``"L5-S1"``.
+    124 is ``"L5-L6"`` and 125 ``"L6-S1"``, otherwise 124 is ``"L5-S1"``; when it holds a
+    T13 (28 or its disc 128), disc 119 is ``"T12-T13"`` and 128 ``"T13-L1"``.
     """
     if pred.shape != ref.shape:
         raise ValueError(f"{case}: prediction shape {pred.shape} != reference {ref.shape}")
@@ -160,14 +164,19 @@ def evaluate_case(
         d, h = _dice_hd95(p, r, spacing_mm)
         res.dice[name] = d
         res.hd95_mm[name] = h
-    from discquant.segment.levels import DISC_OFFSET, L6, disc_name, vertebra_name
+    from discquant.segment.levels import DISC_OFFSET, L6, T13, disc_name, vertebra_name
 
     ref_levels = [int(v) for v in np.unique(ref) if _is_level(int(v))]
-    # With a sixth lumbar vertebra (or its disc) in the reference, disc 124 is L5-L6.
+    # With a sixth lumbar vertebra (or its disc) in the reference, disc 124 is L5-L6;
+    # with a thirteenth thoracic one, 119 is T12-T13.
     has_l6 = L6 in ref_levels or DISC_OFFSET + L6 in ref_levels
+    has_t13 = T13 in ref_levels or DISC_OFFSET + T13 in ref_levels
     for lab in ref_levels:
         r = ref == lab
-        key = disc_name(lab, has_l6=has_l6) if lab >= 100 else vertebra_name(lab)
+        if lab >= 100:
+            key = disc_name(lab, has_l6=has_l6, has_t13=has_t13)
+        else:
+            key = vertebra_name(lab)
         p = pred == lab
         res.level_dice[key] = float(2 * (p & r).sum() / (p.sum() + r.sum()))
         under = pred[r]
@@ -181,10 +190,16 @@ def evaluate_case(
 
 
 def _is_level(label: int) -> bool:
-    """A vertebra (1-25), the sacrum (26) or a disc (101-125): the labels that are levels.
+    """A vertebra (1-25, T13 28), the sacrum (26) or a disc (101-125, 128): the levels.
     Others in a SPINEPS map (spinal cord 60, canal 61, endplates 2xx) are not; they
     were scored as levels "V60", "V123-V124" and lowered the naming fraction."""
-    return 1 <= label <= 26 or DISC_LEVELS[0] <= label <= DISC_LEVELS[1]
+    from discquant.segment.levels import DISC_OFFSET, T13
+
+    return (
+        1 <= label <= 26
+        or DISC_LEVELS[0] <= label <= DISC_LEVELS[1]
+        or label in (T13, DISC_OFFSET + T13)
+    )
 
 
 def _subject_of(path: Path) -> str:

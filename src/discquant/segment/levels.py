@@ -54,6 +54,7 @@ _VERTEBRA_NAMES = {
     26: "S",
     28: "T13",
 }
+T12 = 19
 L6 = 25
 T13 = 28
 
@@ -69,15 +70,19 @@ def vertebra_name(label: int) -> str:
     return _VERTEBRA_NAMES.get(int(label), f"V{label}")
 
 
-def disc_name(label: int, *, has_l6: bool = False) -> str:
+def disc_name(label: int, *, has_l6: bool = False, has_t13: bool = False) -> str:
     """``120`` → ``"L1-L2"``, ``124`` → ``"L5-S1"``, ``125`` → ``"L6-S1"``.
 
     A disc is 100 + the label of the vertebra above it, so the name of the vertebra below
     depends on the spine: with a sixth lumbar vertebra (``has_l6``, label 25) disc 124 is
-    ``"L5-L6"``, without one ``"L5-S1"``. The disc below T13 (128) is ``"T13-L1"``.
+    ``"L5-L6"``, without one ``"L5-S1"``. Likewise with a thirteenth thoracic vertebra
+    (``has_t13``, label 28) disc 119 is ``"T12-T13"``; the disc below T13 (128) is
+    ``"T13-L1"``.
     """
     upper = int(label) - DISC_OFFSET
-    if upper == T13:
+    if upper == T12 and has_t13:
+        lower_name = "T13"
+    elif upper == T13:
         lower_name = "L1"
     elif upper == L6 or (upper == L5 and not has_l6):
         lower_name = "S1"
@@ -91,11 +96,11 @@ _DISC_LABELS = (*range(DISC_OFFSET + 1, DISC_OFFSET + L6 + 1), DISC_OFFSET + T13
 
 
 def disc_label(name: str) -> int:
-    """``"L4-L5"`` → ``123`` (inverse of :func:`disc_name`, with or without ``has_l6``:
-    ``"L5-S1"`` and ``"L5-L6"`` → ``124``, ``"L6-S1"`` → ``125``)."""
-    for has_l6 in (False, True):
+    """``"L4-L5"`` → ``123`` (inverse of :func:`disc_name`, whatever its keywords:
+    ``"L5-S1"`` and ``"L5-L6"`` → ``124``, ``"L6-S1"`` → ``125``, ``"T12-T13"`` → ``119``)."""
+    for has_l6, has_t13 in ((False, False), (True, False), (False, True)):
         for label in _DISC_LABELS:
-            if disc_name(label, has_l6=has_l6) == name:
+            if disc_name(label, has_l6=has_l6, has_t13=has_t13) == name:
                 return label
     raise ValueError(f"unknown disc level name {name!r}")
 
