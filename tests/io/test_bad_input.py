@@ -236,6 +236,22 @@ def test_4d_image_given_as_t2(tmp_path: Path) -> None:
     assert str(bids_t2) in str(err.value) and "has 2 volumes" in str(err.value)
 
 
+def test_one_file_for_two_roles_and_a_dwi_given_as_adc(tmp_path: Path) -> None:
+    # The T2 as --adc too was read as an ADC map in 10⁻⁶ mm²/s: every disc "severe", exit 0.
+    t2 = _nifti(tmp_path / "t2.nii.gz", np.full((8, 8, 2), 900.0))
+    out = tmp_path / "O"
+    line = _cli_error(["analyze", "--t2", str(t2), "--adc", str(tmp_path / "." / "t2.nii.gz"),
+                       "--out", str(out)])  # fmt: skip
+    assert "t2.nii.gz: given as both --t2 and --adc" in line
+    assert not out.exists()
+    # A DWI given as --adc became the DWI (its .bval beside it won over the option).
+    dwi = _nifti(tmp_path / "dwi.nii.gz", np.ones((8, 8, 2, 3)))
+    (tmp_path / "dwi.bval").write_text("0 500 1000\n")
+    with pytest.raises(InvalidInputError) as err:
+        load_study(adc=dwi)
+    assert f"{dwi}: given as --adc but has 3 volumes" in str(err.value)
+
+
 @pytest.mark.parametrize(
     ("bvals", "unit"),
     [

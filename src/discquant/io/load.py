@@ -14,6 +14,7 @@ from discquant.io.nifti import (
     load_bids_subject,
     load_nifti,
     load_nifti_folder,
+    n_volumes,
 )
 from discquant.io.roles import order_series, to_series
 from discquant.io.study import Study
@@ -99,7 +100,8 @@ def load_study(
     InvalidInputError
         Truncated DICOM, inconsistent slice spacing, NaN/Inf voxels, b-value count not
         matching the volumes, a DWI with one b-value, a T2 (``--t2`` or BIDS ``_T2w``)
-        with several volumes, an ADC map in no known unit.
+        or an ``--adc`` map with several volumes, an ADC map in no known unit, one file
+        given for two roles.
 
     Examples
     --------
@@ -118,10 +120,15 @@ def load_study(
     explicit: list[bool] = []
     warnings: list[str] = []
     single_file = False
+    given: dict[Path, str] = {}
     for key, value in (("t2", t2), ("dwi", dwi), ("adc", adc)):
         if value is None:
             continue
         p = _existing(value, f"--{key} file")
+        same = given.get(p.resolve())
+        if same is not None:  # a T2 read as an ADC map gave plausible-looking, wrong ADC
+            raise InvalidInputError(f"given as both --{same} and --{key}", path=p)
+        given[p.resolve()] = key
         raws.append(
             load_nifti(
                 p,
@@ -132,6 +139,12 @@ def load_study(
                 hint_reason=f"given as --{key}",
             )
         )
+        if key == "adc" and (n := n_volumes(raws[-1].volume)) > 1:
+            # An image with b-values beside it would have become the DWI despite --adc.
+            raise InvalidInputError(
+                f"given as --adc but has {n} volumes; an ADC map has one (a DWI goes to --dwi)",
+                path=p,
+            )
         explicit.append(True)
     root: Path | None = None
     if path is not None:
