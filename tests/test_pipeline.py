@@ -122,6 +122,18 @@ def test_dwi_only_segments_the_b0_and_gives_adc(phantom: PhantomStudy) -> None:
         assert disc.t2_np_csf_ratio is None  # no T2 measures from a b≈0 image
         # Pfirrmann grades are read on T2: withheld, and said (it was empty without a word)
         assert disc.pfirrmann_grade is None and "pfirrmann_withheld_no_t2" in disc.flags
+    # Said study-wide too (only the HTML report had mentioned the b≈0 image).
+    assert "segmented_on_dwi_b0" in res.flags
+    said = [w for w in res.warnings if "segmented on the DWI b≈0 image" in w]
+    assert len(said) == 1 and "no T2 found (the study holds only diffusion series)" in said[0]
+    assert next(s for s in res.stages if s.name == "segmentation").message.endswith(
+        "disc levels named on the DWI b≈0 image"
+    )
+    # With a series that was not taken for a T2, the warning says which and why.
+    t1 = Series(SeriesRole.OTHER, "T1-weighted (TE 12 ms)", "T1 TSE SAG", phantom.t2, "sagittal")
+    study = Study("ph", (*_study(phantom, t2=False).series, t1))
+    res = analyze(study, segmenter=segmenter)
+    assert any("no T2 found (T1 TSE SAG: T1-weighted (TE 12 ms))" in w for w in res.warnings)
 
 
 def test_single_mid_sagittal_slice(phantom: PhantomStudy) -> None:

@@ -26,7 +26,7 @@ from discquant import __version__
 from discquant.errors import DiscquantError, InvalidInputError, NoDiscsFoundError
 from discquant.io.privacy import label_holds_identifier, patient_summary
 from discquant.io.roles import orientation_from_affine
-from discquant.io.study import Series, Study, Volume
+from discquant.io.study import Series, SeriesRole, Study, Volume
 from discquant.measure.discs import (
     MeasureConfig,
     MeasureInputs,
@@ -116,6 +116,18 @@ def _b0_volumes(series: Series) -> npt.NDArray[np.intp]:
     from discquant.diffusion.shells import group_shells
 
     return np.asarray(group_shells(np.asarray(series.bvals_s_per_mm2))[0].volumes)
+
+
+FLAG_SEGMENTED_ON_DWI = "segmented_on_dwi_b0"
+
+
+def _why_no_t2(study: Study, *, most: int = 3) -> str:
+    """Why no series was taken for a T2: the first ``most`` others with their reasons."""
+    others = [s for s in study.series if s.role is SeriesRole.OTHER]
+    if not others:
+        return "the study holds only diffusion series"
+    said = "; ".join(f"{s.description or 'unnamed series'}: {s.reason}" for s in others[:most])
+    return said + (f"; and {len(others) - most} more" if len(others) > most else "")
 
 
 def _mean_b0(series: Series) -> Volume:
@@ -259,6 +271,14 @@ def analyze(
             f"the T2 is {plane}; the segmentation network was trained on sagittal images, "
             "check the levels"
         )
+    if t2 is None:
+        # Said in the results, not only the report: the b≈0 image is coarser than a T2,
+        # so heights and volumes are less accurate, and no T2 measure or grade is made.
+        result.flags.append(FLAG_SEGMENTED_ON_DWI)
+        result.warnings.append(
+            f"no T2 found ({_why_no_t2(study)}): discs segmented on the DWI b≈0 image "
+            "(coarser: heights and volumes less accurate; no T2 measures or Pfirrmann grades)"
+        )
     result.t2 = anatomy
     segmentation: Any = None
     try:
@@ -269,7 +289,9 @@ def analyze(
             result.flags.extend(segmentation.flags)
             if not any((segmentation.labels.data == v).any() for v in DISC_LABELS.values()):
                 raise NoDiscsFoundError("no lumbar discs found")
-            status.message = f"{len(segmentation.levels)} disc levels named"
+            status.message = f"{len(segmentation.levels)} disc levels named" + (
+                "" if t2 is not None else " on the DWI b≈0 image"
+            )
     except NoDiscsFoundError:
         result.flags.append("no_lumbar_discs_found")
         result.stages = stages.statuses

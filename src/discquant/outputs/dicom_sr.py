@@ -163,6 +163,7 @@ FLAG_MEANINGS = {
     "no_lumbar_discs_found": "No lumbar discs found",
     "input_not_sagittal": "Input not sagittal",
     "frames_of_reference_differ": "T2 and diffusion frames of reference differ",
+    "segmented_on_dwi_b0": "No T2: segmented on the DWI b=0 image",
 }
 """Code meanings of discquant's flags; a flag not listed here is coded by its own name."""
 
