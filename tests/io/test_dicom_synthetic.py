@@ -198,3 +198,16 @@ def test_a_dcm2niix_output_folder_keeps_its_dwi(tmp_path: Path, bvals: tuple[flo
     np.testing.assert_array_equal(from_nifti.dwi.bvals_s_per_mm2, from_dicom.dwi.bvals_s_per_mm2)
     np.testing.assert_array_equal(from_nifti.dwi.image.data, from_dicom.dwi.image.data)
     assert len(from_nifti.dwi.provenance.source_paths) >= 2  # both files were read
+
+
+def test_inspect_table_keeps_reasons_whole_at_80_columns(lumbar_dicom: WrittenStudy) -> None:
+    # At 80 columns (rich's width whenever the output is piped) the reason column was 8
+    # characters wide: "trace-we|ighted". The reasons are now listed under the table.
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(app, ["inspect", str(lumbar_dicom.root)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(CliRunner().invoke(app, ["inspect", "--json", str(lumbar_dicom.root)]).stdout)
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    for number, series in enumerate(doc["series"], start=1):
+        first_words = f"{number:>2d} {series['role']}: {series['reason']}"[:60]
+        assert any(line.startswith(first_words) for line in lines), (first_words, lines)

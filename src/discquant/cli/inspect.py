@@ -72,27 +72,31 @@ def inspect_cmd(
 
     # Descriptions, reasons, names and paths are data: printed as Text, never as markup
     # ("T2 [/tra] ax" raised MarkupError, "DWI [b0,800]" lost its brackets).
+    # The reasons are sentences: listed under the table, where they wrap at words. As a
+    # column they were cut every 8 characters at 80 columns (the width of a pipe).
     table = Table(title=Text(f"{study.subject}: {len(rows)} series"))
-    for col in ("role", "description", "shape", "voxel mm", "orientation", "b-values"):
-        table.add_column(col, no_wrap=col in ("role", "shape"), overflow="fold")
-    table.add_column("reason", ratio=2, overflow="fold")
+    table.add_column("#", justify="right", no_wrap=True)
+    for col in ("role", "description", "shape", "voxel mm", "plane", "b-values"):
+        table.add_column(col, no_wrap=col in ("role", "shape", "plane"), overflow="fold")
     if keep_phi:
         table.add_column("patient", overflow="fold")
-    for r in rows:
+    for number, r in enumerate(rows, start=1):
         shells = sorted({round(b) for b in r["bvals"]})
         cells = [
+            str(number),
             r["role"],
             r["description"],
             "×".join(map(str, r["shape"])),
             _fmt(r["voxel_mm"], 3),
             r["orientation"],
             " ".join(map(str, shells)),
-            r["reason"],
         ]
         if keep_phi:
             cells.append(", ".join(str(v) for v in r["patient"].values()))
         table.add_row(*(Text(str(c)) for c in cells))
     console = Console()
     console.print(table)
+    for number, r in enumerate(rows, start=1):
+        console.print(Text(f"{number:>2d} {r['role']}: {r['reason']}"))
     for w in study.warnings:
         console.print(f"[yellow]warning:[/] {escape(w)}")
