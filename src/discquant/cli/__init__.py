@@ -27,6 +27,7 @@ from discquant.cli import (
     segment,
     train,
 )
+from discquant.cli._common import help_text
 
 # Typer raises click's exceptions (from the click it vendors since 0.24, from click before):
 # found through the public typer.BadParameter, whatever module they live in.
@@ -84,14 +85,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-app.command("inspect")(inspect.inspect_cmd)
-app.command("adc")(adc.adc_cmd)
-app.command("phantom")(phantom.phantom_cmd)
-app.command("segment")(segment.segment_cmd)
-app.command("analyze")(analyze.analyze_cmd)
-app.command("demo")(demo.demo_cmd)
-app.command("cohort")(cohort.cohort_cmd)
-app.command("calibrate")(calibrate.calibrate_cmd)
+for _name, _command in (
+    ("inspect", inspect.inspect_cmd),
+    ("adc", adc.adc_cmd),
+    ("phantom", phantom.phantom_cmd),
+    ("segment", segment.segment_cmd),
+    ("analyze", analyze.analyze_cmd),
+    ("demo", demo.demo_cmd),
+    ("cohort", cohort.cohort_cmd),
+    ("calibrate", calibrate.calibrate_cmd),
+):
+    app.command(_name, help=help_text(_command))(_command)
 app.add_typer(train.app, name="train", help="Train the shipped models on your own data.")
 app.add_typer(evaluate.app, name="evaluate", help="Compare predictions with references.")
 

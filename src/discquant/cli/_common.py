@@ -70,3 +70,16 @@ def not_yet(stage: str) -> Callable[..., None]:
         raise typer.Exit(code=2)
 
     return _cmd
+
+
+def help_text(command: Callable[..., object]) -> str:
+    """``command``'s docstring with each paragraph on one line, for ``--help``.
+
+    Typer's rich help keeps a docstring's line breaks and then wraps to the terminal, so
+    the docstring's own wrapping showed as ragged lines ("some stages failed (what⏎
+    succeeded"). Paragraphs (blank-line separated) stay apart.
+    """
+    import inspect
+
+    doc = inspect.getdoc(command) or ""
+    return "\n\n".join(" ".join(p.split()) for p in doc.split("\n\n") if p.strip())

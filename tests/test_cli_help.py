@@ -1,0 +1,19 @@
+"""Command help as a user reads it."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from discquant.cli import app
+
+
+def test_help_paragraphs_wrap_to_the_terminal_not_to_the_docstring() -> None:
+    # The docstring's own line breaks were kept and then wrapped again at the terminal's
+    # width: "... some stages failed (what" / "succeeded is still written ...".
+    res = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["analyze", "--help"])
+    assert res.exit_code == 0, res.output
+    assert "some stages failed (what succeeded is still written" in res.output
+    res = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["cohort", "--help"])
+    assert "resume. Exit codes: 0 every study done; 2 bad cohort input or options" in res.output
+    res = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["train", "grade", "--help"])
+    assert res.exit_code == 0, res.output
