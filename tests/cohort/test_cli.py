@@ -6,9 +6,14 @@ the shipped one (on the client before the cluster starts, and on each worker).
 
 from __future__ import annotations
 
+import socket
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from click.testing import Result
 from tests.cohort import standin
 from typer.testing import CliRunner
 
@@ -163,3 +168,67 @@ def test_studies_left_without_a_record_are_not_a_success(
     result = CliRunner().invoke(app, ["cohort", str(cohort), "--out", str(tmp_path / "out")])
     assert result.exit_code == 3, result.output
     assert "2 studies have no record" in result.stderr
+
+
+@pytest.fixture
+def port_8787_taken() -> Iterator[None]:
+    """Port 8787 held, as by another Dask or Jupyter dashboard (or already held by one)."""
+    holder = socket.socket()
+    try:
+        holder.bind(("127.0.0.1", 8787))
+        holder.listen()
+    except OSError:  # something else holds it already: just as good
+        pass
+    try:
+        yield
+    finally:
+        holder.close()
+
+
+def _run_cli(
+    cohort: Path, out: Path, monkeypatch: pytest.MonkeyPatch, *extra: str
+) -> tuple[Result, list[warnings.WarningMessage]]:
+    """Run `discquant cohort` on one local worker with the stand-in study function."""
+    from discquant import cohort as cohort_pkg
+
+    real = cohort_pkg.run_cohort
+
+    def run_standin(studies: list, out: Path, **kwargs: Any) -> Any:  # type: ignore[type-arg]
+        kwargs["workers"] = 1
+        return real(studies, out, study_fn=standin.standin_study, **kwargs)
+
+    monkeypatch.setattr("discquant.cohort.run_cohort", run_standin)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = CliRunner().invoke(app, ["cohort", str(cohort), "--out", str(out), *extra])
+    return result, caught
+
+
+@pytest.mark.usefixtures("port_8787_taken")
+def test_quiet_prints_nothing_when_port_8787_is_taken(
+    cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local cluster's scheduler served HTTP on port 8787 (``dashboard_address=None``
+    does not disable it): with another dashboard there, distributed warned, under --quiet,
+    "Port 8787 is already in use. Perhaps you already have a cluster running?"."""
+    result, caught = _run_cli(cohort, tmp_path / "out", monkeypatch, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.output == ""
+    messages = [str(w.message) for w in caught]
+    assert not [m for m in messages if "8787" in m or "already in use" in m], messages
+
+
+def test_the_summary_lists_every_table_written(
+    cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """cohort_discs.csv, the table to pass to `discquant evaluate grade`, was not listed."""
+    out = tmp_path / "out"
+    result, _ = _run_cli(cohort, out, monkeypatch)
+    assert result.exit_code == 0, result.output
+    line = next(ln for ln in result.stdout.splitlines() if ln.startswith("tables: "))
+    listed = line.removeprefix("tables: ").split(", ")
+    tables = [*out.glob("cohort_*.csv"), *out.glob("cohort_*.parquet")]
+    written = sorted(p.name for p in tables)
+    assert sorted(Path(p).name for p in listed) == written
+    assert {"cohort_discs.csv", "cohort_discs.parquet", "cohort_failures.csv"} <= set(written)
+    assert all(Path(p).parent == out for p in listed)

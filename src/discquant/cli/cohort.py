@@ -165,6 +165,7 @@ def cohort_cmd(
     logging.getLogger("distributed").setLevel(logging.WARNING)
     from discquant.cohort import CohortOptions, read_cohort, run_cohort
     from discquant.cohort.run import NOT_RUN_CANCELLED
+    from discquant.cohort.tables import TABLE_FILES
     from discquant.pipeline import AnalysisConfig
 
     options = CohortOptions(
@@ -205,7 +206,7 @@ def cohort_cmd(
             f"{run.skipped} skipped, {run.failed} failed in {run.wall_s:.1f} s "
             f"({run.studies_per_min:.1f} studies/min)\n"
             f"cohort: {', '.join(f'{n} {k}' for k, n in sorted(run.cohort_status.items()))}\n"
-            f"tables: {out / 'cohort_discs.parquet'}, {out / 'cohort_failures.csv'}\n"
+            f"tables: {', '.join(str(out / name) for name in TABLE_FILES)}\n"
             f"report: {out / 'cohort_report.html'}"
         )
     status = run.cohort_status

@@ -131,6 +131,10 @@ def _task_key(study: CohortStudy, token: str) -> str:
     return f"discquant-study-{study.subject}-{token}"
 
 
+LOCAL_HOST = "127.0.0.1"
+"""The interface the local cluster's scheduler (and its HTTP server) listens on."""
+
+
 def local_cluster(workers: int = 1, *, allowed_failures: int = 2) -> Any:
     """A ``LocalCluster`` of single-threaded worker processes set up for cohort tasks.
 
@@ -154,12 +158,19 @@ def local_cluster(workers: int = 1, *, allowed_failures: int = 2) -> Any:
         "distributed.scheduler.worker-saturation": 1.0,
         "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
     }
+    # The scheduler always serves HTTP (health and metrics routes), on port 8787 when
+    # given no address (``dashboard_address=None`` does not turn it off): with another
+    # Dask or Jupyter dashboard on that port, distributed warned "Port 8787 is already in
+    # use" even under --quiet. Bind any free port on the loopback interface instead, and
+    # start no Bokeh dashboard (``dashboard=False``; the address alone would enable it).
     with dask.config.set(settings):
         return LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            host=LOCAL_HOST,
+            dashboard_address=f"{LOCAL_HOST}:0",
+            scheduler_kwargs={"dashboard": False},
             silence_logs=logging.WARNING,
         )
 

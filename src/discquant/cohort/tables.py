@@ -52,6 +52,12 @@ PROVENANCE_COLUMNS: tuple[str, ...] = (
 )
 """Columns appended to each disc row from the study's record."""
 
+DISCS_PARQUET = "cohort_discs.parquet"
+DISCS_CSV = "cohort_discs.csv"
+FAILURES_CSV = "cohort_failures.csv"
+TABLE_FILES = (DISCS_PARQUET, DISCS_CSV, FAILURES_CSV)
+"""The files :func:`write_cohort_tables` writes in the cohort folder, in that order."""
+
 OUTDATED = "outdated"
 """Status of a study whose record was not written with this run's configuration or code
 (its task did not run: a cancelled run); listed in ``cohort_failures.csv``."""
@@ -252,9 +258,9 @@ def write_cohort_tables(
     """
     out = Path(out_dir)
     tables = collect_tables(out, studies, run_key=run_key, outcomes=outcomes)
-    _replace(out / "cohort_discs.parquet", lambda p: tables.discs.to_parquet(p, index=False))
-    _replace(out / "cohort_discs.csv", lambda p: tables.discs.to_csv(p, index=False))
-    _replace(out / "cohort_failures.csv", lambda p: tables.failures.to_csv(p, index=False))
+    _replace(out / DISCS_PARQUET, lambda p: tables.discs.to_parquet(p, index=False))
+    _replace(out / DISCS_CSV, lambda p: tables.discs.to_csv(p, index=False))
+    _replace(out / FAILURES_CSV, lambda p: tables.failures.to_csv(p, index=False))
     log.info(
         "cohort tables: %d disc rows from %d studies, %d failures",
         len(tables.discs),
