@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import nibabel as nib
 import numpy as np
@@ -309,3 +310,19 @@ def test_a_mask_saved_in_the_dwis_micron_units_is_on_its_grid(tmp_path) -> None:
     )
     assert res.exit_code == 0, res.output
     np.testing.assert_allclose(np.asarray(nib.load(out).dataobj), 1.5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("option", ["--out", "--output", "-o"])
+def test_cli_output_is_named_with_out_as_in_every_command(dwi_files, option):
+    """`adc` alone took --output/-o; every other command takes --out/-o. --output stays."""
+    tmp, _ = dwi_files
+    out = tmp / f"adc{option.strip('-')}.nii.gz"
+    res = CliRunner().invoke(app, ["adc", str(tmp / "dwi.nii.gz"), option, str(out)])
+    assert res.exit_code == 0, res.output
+    assert out.is_file() and out.with_name(out.name.replace(".nii.gz", ".json")).is_file()
+
+
+def test_cli_help_names_out_first():
+    res = CliRunner().invoke(app, ["adc", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert res.exit_code == 0, res.output
+    assert re.search(r"--out(?!put)", res.output) and "--output" in res.output

@@ -22,7 +22,13 @@ def adc_cmd(
         ),
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Output ADC NIfTI (.nii or .nii.gz).")
+        Path,
+        typer.Option(
+            "--out",
+            "--output",
+            "-o",
+            help="Output ADC NIfTI (.nii or .nii.gz); --output is the same option.",
+        ),
     ],
     bval: Annotated[Path | None, typer.Option(help="FSL .bval file (s/mm²).")] = None,
     bvec: Annotated[Path | None, typer.Option(help="FSL .bvec file.")] = None,
