@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -262,10 +263,9 @@ def test_cli_evaluate_grade_rejects_duplicate_rows(tmp_path: Path, which: str) -
 
 
 def test_cli_evaluate_grade_matches_numeric_and_text_subjects(tmp_path: Path) -> None:
-    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["1\tL4-L5\t3", "2\tL4-L5\t2"])
-    pred = _write(
-        tmp_path / "pred.tsv", "subject\tlevel\tgrade", ["sub-1\tL4-L5\t3", "2\tL4-L5\t4"]
-    )
+    # Subjects are text: "01" is not "1" (a numeric read made them one subject).
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["01\tL4-L5\t3", "2\tL4-L5\t2"])
+    pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tgrade", ["1\tL4-L5\t3", "2\tL4-L5\t4"])
     args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--no-by-level"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
@@ -273,6 +273,169 @@ def test_cli_evaluate_grade_matches_numeric_and_text_subjects(tmp_path: Path) ->
     assert js["n_matched"] == 1  # subject "2" only
     assert js["all"]["exact_accuracy"] == 0.0
     assert js["all"]["confusion"][1] == [0, 0, 0, 1, 0]  # reference 2, predicted 4
+
+
+def test_cli_evaluate_grade_matches_subjects_by_bids_label(tmp_path: Path) -> None:
+    """A cohort table writes subjects as BIDS labels (spider002, 00); a reference that
+    says sub-spider002 matched nothing: "no (subject, level) row is in both tables"."""
+    ref = _write(
+        tmp_path / "ref.tsv",
+        "subject\tlevel\tgrade",
+        ["sub-spider002\tL4-L5\t3", "sub-spider_003\tL4-L5\t2", "sub-00\tL5-S1\t5"],
+    )
+    pred = _write(
+        tmp_path / "cohort_discs.csv",
+        "subject,level,pfirrmann_grade",
+        ["spider002,L4-L5,3", "spider003,L4-L5,4", "00,L5-S1,5", "0,L5-S1,1"],
+    )
+    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--no-by-level"]
+    res = CliRunner().invoke(app, [*args, "--pred-column", "pfirrmann_grade"])
+    assert res.exit_code == 0, res.output
+    js = json.loads(res.output[res.output.index("{") :])
+    assert js["n_matched"] == 3  # "0" stays apart from "00"
+    assert js["all"]["exact_accuracy"] == pytest.approx(2 / 3)
+    assert js["all"]["confusion"][1] == [0, 0, 0, 1, 0]  # spider003: reference 2, predicted 4
+    assert js["all"]["confusion"][4] == [0, 0, 0, 0, 1]  # 00: 5 and 5, not 0's 1
+
+
+@pytest.mark.parametrize("which", ["pred", "ref"])
+def test_cli_evaluate_grade_refuses_rows_that_are_one_subject_by_bids_label(
+    tmp_path: Path, which: str
+) -> None:
+    rows = ["A\tL4-L5\t3", "B\tL4-L5\t2"]
+    dup = ["sub-A\tL4-L5\t3", *rows]  # sub-A and A: one subject, counted twice
+    pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tgrade", dup if which == "pred" else rows)
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", dup if which == "ref" else rows)
+    res = CliRunner().invoke(app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref)])
+    line = _one_line_error(res, f"{which}.tsv")
+    assert "duplicate (subject, level) row (A, L4-L5) on lines 2, 3" in line
+    assert "'sub-A', 'A'" in line and "BIDS label" in line
+
+
+def test_cli_evaluate_grade_says_which_subjects_each_side_has(tmp_path: Path) -> None:
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["sub-99\tL4-L5\t3"])
+    pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tgrade", ["00\tL4-L5\t3"])
+    res = CliRunner().invoke(app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref)])
+    line = _one_line_error(res, "pred.tsv")
+    assert "no (subject, level) row is in both tables" in line
+    assert "--pred has subjects 00 at levels L4-L5" in line
+    assert "--ref has subjects 99 at levels L4-L5" in line
+
+
+def _cohort_like(n_subjects: int = 2) -> Any:
+    """A table as ``discquant cohort`` writes it: BIDS-label subjects, pfirrmann_grade."""
+    import pandas as pd
+
+    levels = ["L3-L4", "L4-L5", "L5-S1"]
+    return pd.DataFrame(
+        {
+            "subject": [f"{i:02d}" for i in range(n_subjects) for _ in levels],
+            "status": "complete",
+            "level": levels * n_subjects,
+            "adc_np_median_um2_per_ms": [1.8, 1.5, 1.2] * n_subjects,
+            "pfirrmann_grade": [3, 4, 5] * n_subjects,
+        }
+    )
+
+
+def test_cli_evaluate_grade_reads_the_cohort_parquet(tmp_path: Path) -> None:
+    """cohort_discs.parquet, which discquant cohort prints, failed with "cannot read
+    table: 'utf-8' codec can't decode byte 0x8a"."""
+    table = tmp_path / "cohort_discs.parquet"
+    _cohort_like().to_parquet(table, index=False)  # as cohort/tables.py writes it
+    ref = _write(
+        tmp_path / "ref.tsv",
+        "subject\tlevel\tgrade",
+        ["sub-00\tL4-L5\t4", "sub-00\tL5-S1\t4", "sub-01\tL3-L4\t3"],
+    )
+    args = ["evaluate", "grade", "--pred", str(table), "--ref", str(ref), "--no-by-level"]
+    res = CliRunner().invoke(app, [*args, "--pred-column", "pfirrmann_grade"])
+    assert res.exit_code == 0, res.output
+    js = json.loads(res.output[res.output.index("{") :])
+    assert (js["n_pred"], js["n_matched"]) == (6, 3)
+    assert js["all"]["exact_accuracy"] == pytest.approx(2 / 3)  # L5-S1: 5 against 4
+
+
+def test_read_table_checks_a_parquet_table_and_names_its_rows(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from discquant.outputs._common import bids_label
+
+    path = tmp_path / "t.parquet"
+    df = _cohort_like(1)
+    df.loc[2, "subject"] = "sub-00"  # the same subject as rows 1 and 2 by BIDS label
+    df.loc[2, "level"] = "L3-L4"
+    df.to_parquet(path, index=False)
+    assert list(read_table(path)["subject"]) == ["00", "00", "sub-00"]
+    with pytest.raises(InvalidInputError, match=r"\(00, L3-L4\) in data rows 1, 3 \(written"):
+        read_table(path, subject_key=bids_label)
+    df = _cohort_like(1)
+    df["subject"] = pd.array([7, None, 9], dtype="Int64")  # numbers are read as text
+    df.to_parquet(path, index=False)
+    with pytest.raises(InvalidInputError, match=r"empty subject in data row 2$"):
+        read_table(path)
+    df.loc[1, "subject"] = 8
+    df.to_parquet(path, index=False)
+    assert list(read_table(path)["subject"]) == ["7", "8", "9"]
+    df.drop(columns="level").to_parquet(path, index=False)
+    with pytest.raises(InvalidInputError, match=r"missing column\(s\) \['level'\]"):
+        read_table(path)
+    path.write_bytes(b"PAR1 and then nothing")
+    with pytest.raises(InvalidInputError, match="cannot read Parquet table"):
+        read_table(path)
+
+
+def test_cli_evaluate_grade_refuses_binary_files_in_one_line(tmp_path: Path) -> None:
+    import gzip
+
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["A\tL4-L5\t3"])
+    nifti = tmp_path / "sub-A_dseg.nii.gz"
+    nifti.write_bytes(gzip.compress(b"\x5c\x01\x00\x00" + bytes(344)))
+    args = ["evaluate", "grade", "--pred", str(nifti), "--ref", str(ref)]
+    line = _one_line_error(CliRunner().invoke(app, args), "sub-A_dseg.nii.gz")
+    assert "not a CSV/TSV text table (gzip-compressed" in line and "codec" not in line
+    raw = tmp_path / "image.csv"
+    raw.write_bytes(b"subject,level\x00\x00\x01")
+    args = ["evaluate", "grade", "--pred", str(raw), "--ref", str(ref)]
+    assert "not a CSV/TSV text table (binary data)" in _one_line_error(
+        CliRunner().invoke(app, args), "image.csv"
+    )
+    latin = tmp_path / "latin.tsv"
+    latin.write_bytes(
+        "subject\tlevel\tgrade\nA\tL4-L5\t3\nM\u00fcller\tL4-L5\t2\n".encode("latin-1")
+    )
+    args = ["evaluate", "grade", "--pred", str(latin), "--ref", str(ref)]
+    line = _one_line_error(CliRunner().invoke(app, args), "latin.tsv")
+    assert "in UTF-8 (byte 0xfc on line 3)" in line and "codec" not in line
+
+
+@pytest.mark.parametrize(("which", "option"), [("pred", "--pred-column"), ("ref", "--column")])
+def test_cli_evaluate_grade_hints_at_pfirrmann_grade(
+    tmp_path: Path, which: str, option: str
+) -> None:
+    """The default --column grade failed on discquant's own tables (pfirrmann_grade)
+    without saying which column to give."""
+    ours = _write(tmp_path / "ours.csv", "subject,level,pfirrmann_grade", ["A,L4-L5,3"])
+    theirs = _write(tmp_path / "theirs.csv", "subject,level,grade", ["A,L4-L5,3"])
+    pred, ref = (ours, theirs) if which == "pred" else (theirs, ours)
+    res = CliRunner().invoke(app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref)])
+    line = _one_line_error(res, "ours.csv")
+    assert f"no column 'grade'; discquant's tables call it pfirrmann_grade: add {option} " in line
+    other = _write(tmp_path / "other.csv", "subject,level,score", ["A,L4-L5,3"])
+    res = CliRunner().invoke(app, ["evaluate", "grade", "--pred", str(other), "--ref", str(ref)])
+    assert "pfirrmann" not in _one_line_error(res, "other.csv").split("(has")[0]
+
+
+def test_cli_evaluate_grade_says_a_folder_is_not_a_table(tmp_path: Path) -> None:
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["A\tL4-L5\t3"])
+    out = tmp_path / "cohort"
+    out.mkdir()
+    args = ["evaluate", "grade", "--pred", str(out), "--ref", str(ref)]
+    line = _one_line_error(CliRunner().invoke(app, args), "cohort")
+    assert "a folder, not a table file" in line and "not found" not in line
+    _cohort_like().to_csv(out / "cohort_discs.csv", index=False)
+    line = _one_line_error(CliRunner().invoke(app, args), "cohort")
+    assert "it holds cohort_discs.csv: give that" in line
 
 
 def test_cli_evaluate_grade_counts_empty_values(tmp_path: Path) -> None:

@@ -9,9 +9,14 @@ import typer
 
 def evaluate_grade_cmd(
     pred: Path = typer.Option(
-        ..., "--pred", help="Predictions: TSV/CSV with subject, level, grade."
+        ...,
+        "--pred",
+        help="Predictions: TSV/CSV/Parquet with subject, level and the compared column "
+        "(a cohort's cohort_discs.csv or .parquet: add --pred-column pfirrmann_grade).",
     ),
-    ref: Path = typer.Option(..., "--ref", help="Reference: TSV/CSV with subject, level, grade."),
+    ref: Path = typer.Option(
+        ..., "--ref", help="Reference: TSV/CSV/Parquet with subject, level, grade."
+    ),
     column: str = typer.Option(
         "grade",
         help="Column compared (both files). Pfirrmann grades are integers; "
@@ -34,7 +39,8 @@ def evaluate_grade_cmd(
     """Agreement of predicted and reference grades (Bland-Altman for values such as ADC,
     --binary for yes/no findings such as herniation).
 
-    Rows are matched on (subject, level); unmatched rows are reported and left out.
+    Rows are matched on (subject, level), subjects by their BIDS label (sub-spider_002,
+    spider002 and spider_002 are one subject); unmatched rows are reported and left out.
     Prints a table and then the JSON.
     """
     import json
@@ -46,7 +52,7 @@ def evaluate_grade_cmd(
         from discquant.errors import InvalidInputError
         from discquant.evaluate.grading import evaluate_tables
         from discquant.output_paths import check_output_file
-        from discquant.outputs._common import to_jsonable
+        from discquant.outputs._common import bids_label, to_jsonable
 
         if plot is not None and not bland_altman:
             raise InvalidInputError("--plot draws a Bland-Altman plot: add --bland-altman")
@@ -83,6 +89,7 @@ def evaluate_grade_cmd(
                 binary=binary,
                 score_column=score_column,
                 plot=drawn,
+                subject_key=bids_label,
             )
             if plot is not None:
                 report["plot"] = str(plot)

@@ -12,7 +12,7 @@ Values: Bland-Altman bias and 95 % limits of agreement (bias ± 1.96 SD of diffe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -333,55 +333,176 @@ def format_agreement(a: GradeAgreement, *, title: str = "") -> str:
     return "\n".join(lines)
 
 
-def read_table(path: Path) -> Any:
-    """Read a TSV or CSV (by extension; ``.tsv``/``.txt`` tab, else comma) as a DataFrame.
+#: Leading bytes of binary files a user may give for a table by mistake.
+_BINARY_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed, e.g. a .nii.gz image"),
+    (b"PK\x03\x04", "a zip archive, e.g. an .xlsx workbook: export it as CSV"),
+    (b"\x89PNG", "a PNG image"),
+    (b"%PDF", "a PDF"),
+)
+_PARQUET_MAGIC = b"PAR1"
 
-    ``subject`` and ``level`` are read as text (``1`` in one table matches ``1`` in the
-    other, whether or not the rest of the column looks numeric), stripped of surrounding
-    blanks. Blank lines are skipped; error messages give the file's own line numbers.
+
+def _is_parquet(path: Path) -> bool:
+    """``.parquet`` by name, or a Parquet file by its leading bytes whatever its name."""
+    if path.suffix.lower() == ".parquet":
+        return True
+    with path.open("rb") as fh:
+        return fh.read(4) == _PARQUET_MAGIC
+
+
+def _check_text(path: Path) -> None:
+    """Refuse a binary or non-UTF-8 file before the CSV readers meet it.
 
     Raises
     ------
     InvalidInputError
-        Unreadable, a header name twice, a row whose field count is not the header's, no
-        ``subject`` or ``level`` column, an empty subject or level, or a (subject, level)
-        pair on more than one row (it would be counted twice).
+        "not a CSV/TSV text table" with what the file looks like (the readers' own message
+        was the codec's: "'utf-8' codec can't decode byte 0x8b in position 1").
+    """
+    from discquant.errors import InvalidInputError
+
+    data = path.read_bytes()
+    for magic, kind in _BINARY_MAGIC:
+        if data.startswith(magic):
+            raise InvalidInputError(f"not a CSV/TSV text table ({kind})", path=path)
+    if b"\x00" in data[:65536]:
+        raise InvalidInputError("not a CSV/TSV text table (binary data)", path=path)
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InvalidInputError(
+            f"not a CSV/TSV text table in UTF-8 (byte 0x{data[exc.start]:02x} on line "
+            f"{line}); save it as UTF-8 text",
+            path=path,
+        ) from exc
+
+
+def _read_parquet(path: Path) -> Any:
+    """A Parquet table (``discquant cohort``'s ``cohort_discs.parquet``) as a DataFrame."""
+    from discquant.errors import InvalidInputError
+
+    try:
+        import pandas as pd
+
+        df = pd.read_parquet(path)
+    except ImportError as exc:  # pyarrow is a dependency; a trimmed install may lack it
+        raise InvalidInputError(
+            "reading .parquet needs pyarrow, which is not installed; give the .csv beside it",
+            path=path,
+        ) from exc
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise InvalidInputError(
+            f"cannot read Parquet table: {str(exc).splitlines()[0] if str(exc) else exc!r}",
+            path=path,
+        ) from exc
+    repeated = sorted({str(c) for c in df.columns[df.columns.duplicated()]})
+    if repeated:
+        raise InvalidInputError(
+            f"column(s) {repeated} appear more than once in the header", path=path
+        )
+    for key in ("subject", "level"):
+        if key in df.columns:  # text, as in the CSV/TSV reader; empty stays empty
+            df[key] = df[key].map(lambda v: v if pd.isna(v) else str(v)).astype(object)
+    return df
+
+
+def read_table(path: Path, *, subject_key: Callable[[str], str] | None = None) -> Any:
+    """Read a TSV, CSV or Parquet table as a DataFrame.
+
+    ``.parquet`` (or a file that starts as one) is read with ``pandas.read_parquet``;
+    otherwise by extension ``.tsv``/``.txt`` tab, else comma. ``subject`` and ``level`` are
+    read as text (``1`` in one table matches ``1`` in the other, whether or not the rest
+    of the column looks numeric), stripped of surrounding blanks. Blank lines are skipped;
+    error messages give a text file's own line numbers, and a Parquet file's data rows
+    (counted from 1).
+
+    Parameters
+    ----------
+    path
+        The table.
+    subject_key
+        Applied to every subject after the checks for empty cells, before the check for
+        duplicates: e.g. ``discquant.outputs._common.bids_label``, under which
+        ``sub-spider_002`` and ``spider002`` are one subject (and two rows naming it at one
+        level are duplicates).
+
+    Raises
+    ------
+    InputNotFoundError
+        No such file.
+    InvalidInputError
+        A folder; a binary or non-UTF-8 file that is not Parquet; unreadable, a header
+        name twice, a row whose field count is not the header's, no ``subject`` or
+        ``level`` column, an empty subject or level, or a (subject, level) pair on more
+        than one row (it would be counted twice).
     """
     import pandas as pd
 
     from discquant.delimited import data_row_lines
     from discquant.errors import InputNotFoundError, InvalidInputError
 
+    if path.is_dir():
+        hint = ""
+        for name in ("cohort_discs.csv", "cohort_discs.parquet"):
+            if (path / name).is_file():
+                hint = f" (it holds {name}: give that)"
+                break
+        raise InvalidInputError(f"a folder, not a table file{hint}", path=path)
     if not path.is_file():
         raise InputNotFoundError("file not found", path=path)
-    sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
-    lines = data_row_lines(path, sep)
-    try:
-        df = pd.read_csv(path, sep=sep, dtype={"subject": str, "level": str})
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise InvalidInputError(f"cannot read table: {exc}", path=path) from exc
-    if len(lines) != len(df):  # both readers follow the same rules; never seen to differ
-        raise InvalidInputError(
-            f"cannot read table: {len(df)} rows read but {len(lines)} lines with data",
-            path=path,
-        )
+    parquet = _is_parquet(path)
+    if parquet:
+        df = _read_parquet(path)
+        rows = list(range(1, len(df) + 1))
+    else:
+        _check_text(path)
+        sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
+        rows = data_row_lines(path, sep)
+        try:
+            df = pd.read_csv(path, sep=sep, dtype={"subject": str, "level": str})
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise InvalidInputError(f"cannot read table: {exc}", path=path) from exc
+        if len(rows) != len(df):  # both readers follow the same rules; never seen to differ
+            raise InvalidInputError(
+                f"cannot read table: {len(df)} rows read but {len(rows)} lines with data",
+                path=path,
+            )
+
+    def where(positions: Sequence[int]) -> str:
+        """``on line(s) …`` of a text file, ``in data row(s) …`` of a Parquet file."""
+        nums = ", ".join(str(rows[int(k)]) for k in positions)
+        many = "s" if len(positions) > 1 else ""
+        return f"in data row{many} {nums}" if parquet else f"on line{many} {nums}"
+
     missing = {"subject", "level"} - set(df.columns)
     if missing:
         raise InvalidInputError(f"missing column(s) {sorted(missing)}", path=path)
+    df = df.reset_index(drop=True)
     for key in ("subject", "level"):
         df[key] = df[key].str.strip()
         empty = df[key].isna() | (df[key] == "")
         if empty.any():
-            line = lines[int(np.flatnonzero(empty.to_numpy())[0])]
-            raise InvalidInputError(f"empty {key} on line {line}", path=path)
+            first_empty = int(np.flatnonzero(empty.to_numpy())[0])
+            raise InvalidInputError(f"empty {key} {where([first_empty])}", path=path)
+    written = df["subject"].copy()
+    if subject_key is not None:
+        df["subject"] = written.map(subject_key)
     dup = df.duplicated(["subject", "level"], keep=False).to_numpy()
     if dup.any():
         first = int(np.flatnonzero(dup)[0])
         subject, level = df["subject"].iloc[first], df["level"].iloc[first]
-        same = (df["subject"] == subject) & (df["level"] == level)
-        where = ", ".join(str(lines[int(k)]) for k in np.flatnonzero(same.to_numpy()))
+        same = np.flatnonzero(((df["subject"] == subject) & (df["level"] == level)).to_numpy())
+        names = list(dict.fromkeys(str(written.iloc[int(k)]) for k in same))
+        as_written = (
+            f" (written {', '.join(repr(n) for n in names)}: subjects match by BIDS label)"
+            if len(names) > 1
+            else ""
+        )
         raise InvalidInputError(
-            f"duplicate (subject, level) row ({subject}, {level}) on lines {where}", path=path
+            f"duplicate (subject, level) row ({subject}, {level}) {where(list(same))}" + as_written,
+            path=path,
         )
     return df
 
@@ -418,6 +539,12 @@ def _numeric_column(
     return vals.astype(float)
 
 
+def _sample(values: Any, n: int = 3) -> str:
+    """The first ``n`` distinct values, then ``…`` when there are more."""
+    distinct = list(dict.fromkeys(str(v) for v in values))
+    return ", ".join(distinct[:n]) + (", …" if len(distinct) > n else "")
+
+
 def evaluate_tables(
     pred: Path,
     ref: Path,
@@ -429,8 +556,13 @@ def evaluate_tables(
     binary: bool = False,
     score_column: str | None = None,
     plot: Path | None = None,
+    subject_key: Callable[[str], str] | None = None,
 ) -> tuple[dict[str, Any], str]:
     """Match two tables on (subject, level) and compare one column; returns (JSON, text).
+
+    Subjects match as written, or as ``subject_key`` turns them (``discquant evaluate
+    grade`` passes ``bids_label``, so that ``sub-spider002`` matches the ``spider002`` of
+    a cohort table); see :func:`read_table`.
 
     ``binary`` compares yes/no columns (0/1) with :func:`binary_agreement`; its
     ``score_column`` in the predictions (e.g. ``p_herniation``) gives the ROC AUC.
@@ -451,11 +583,19 @@ def evaluate_tables(
             "probability (e.g. p_herniation)",
             path=pred,
         )
-    p = read_table(pred)
-    r = read_table(ref)
-    for df, col, path in ((p, pred_column, pred), (r, ref_column, ref)):
+    p = read_table(pred, subject_key=subject_key)
+    r = read_table(ref, subject_key=subject_key)
+    for df, col, path, option in (
+        (p, pred_column, pred, "--pred-column"),
+        (r, ref_column, ref, "--column"),
+    ):
         if col not in df.columns:
-            raise InvalidInputError(f"no column {col!r} (has {list(df.columns)})", path=path)
+            hint = ""
+            if col == "grade" and "pfirrmann_grade" in df.columns:
+                # discquant's own tables (cohort_discs, sub-*_discs.tsv) name it so; the
+                # column is not guessed, since another column may be meant.
+                hint = f"; discquant's tables call it pfirrmann_grade: add {option} pfirrmann_grade"
+            raise InvalidInputError(f"no column {col!r}{hint} (has {list(df.columns)})", path=path)
     if score_column is not None and score_column not in p.columns:
         raise InvalidInputError(f"no column {score_column!r} (has {list(p.columns)})", path=pred)
     keep = [pred_column] + ([score_column] if score_column else [])
@@ -473,6 +613,16 @@ def evaluate_tables(
         "column": ref_column,
     }
     if m.empty:
+        if both.empty:  # say what each side calls its subjects and levels
+            seen = "; ".join(
+                f"{side} has subjects {_sample(df['subject'])} at levels {_sample(df['level'])}"
+                for side, df in (("--pred", p), ("--ref", r))
+            )
+            how = "by BIDS label" if subject_key is not None else "as written"
+            raise InvalidInputError(
+                f"no (subject, level) row is in both tables (subjects compared {how}: {seen})",
+                path=pred,
+            )
         raise InvalidInputError(
             "no (subject, level) row is in both tables with a value in both", path=pred
         )
