@@ -354,3 +354,172 @@ def test_a_reference_without_labels_is_listed_not_scored(tmp_path: Path) -> None
     (rdir / "sub-01_dseg.nii.gz").unlink()
     with pytest.raises(InvalidInputError, match="labels a disc or vertebra"):
         evaluate_dirs(pdir, rdir)
+
+
+@pytest.fixture(scope="module")
+def phantom_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What ``discquant phantom --out P --n 1`` writes (the study and its truth)."""
+    root = tmp_path_factory.mktemp("phantom") / "P"
+    res = CliRunner().invoke(app, ["phantom", "--out", str(root), "--n", "1"])
+    assert res.exit_code == 0, res.output
+    return root
+
+
+def _analyze_like(out: Path, phantom: Path) -> Path:
+    """The label-map files of ``discquant analyze/cohort --out OUT``, by their names:
+    ``OUT/sub-00/sub-00_dseg.nii.gz`` beside its DWI-grid copy, the ADC map and masks,
+    and a cohort's hidden working folder; the label maps are the phantom's truth."""
+    import shutil
+
+    truth = phantom / "derivatives" / "phantom" / "sub-00"
+    sub = out / "sub-00"
+    sub.mkdir(parents=True)
+    shutil.copy(truth / "anat" / "sub-00_dseg.nii.gz", sub / "sub-00_dseg.nii.gz")
+    shutil.copy(
+        truth / "dwi" / "sub-00_space-dwi_dseg.nii.gz", sub / "sub-00_space-dwi_dseg.nii.gz"
+    )
+    shutil.copy(phantom / "sub-00" / "dwi" / "sub-00_ADC.nii.gz", sub / "sub-00_adc.nii.gz")
+    shutil.copy(truth / "anat" / "sub-00_label-nucleus_mask.nii.gz", sub / "sub-00_nucleus.nii.gz")
+    hidden = out / ".discquant-cohort" / "tmp"
+    hidden.mkdir(parents=True)
+    shutil.copy(truth / "anat" / "sub-00_dseg.nii.gz", hidden / "sub-00_dseg.nii.gz")
+    (out / "cohort_discs.csv").write_text("subject,level\n00,L4-L5\n")
+    return out
+
+
+def test_evaluate_segment_finds_label_maps_in_discquants_own_layouts(
+    tmp_path: Path, phantom_root: Path
+) -> None:
+    """Only flat folders were searched: an analyze/cohort --out folder against the
+    phantom's --out folder gave "no matching sub-* NIfTI files"."""
+    out = _analyze_like(tmp_path / "OUT", phantom_root)
+    for ref in (phantom_root, phantom_root / "derivatives" / "phantom"):
+        js = tmp_path / "seg.json"
+        args = ["evaluate", "segment", "--pred", str(out), "--ref", str(ref)]
+        res = CliRunner().invoke(app, [*args, "--json", str(js)])
+        assert res.exit_code == 0, res.output
+        doc = json.loads(js.read_text())
+        # The truth against itself: the T2-grid map was taken on both sides, not the
+        # DWI-grid copy (another grid), the T2w/ADC images or the masks.
+        assert [c["case"] for c in doc["cases"]] == ["sub-00"]
+        assert doc["cases"][0]["dice"] == {"disc": 1.0, "body": 1.0, "sacrum": 1.0}
+        assert doc["summary"]["levels_named_fraction"] == 1.0
+        assert doc["no_shared_level_label"] == {}
+        assert not any(doc["unmatched"].values())
+
+
+def test_evaluate_segment_refuses_two_label_maps_for_a_subject_in_subfolders(
+    tmp_path: Path, phantom_root: Path
+) -> None:
+    import shutil
+
+    out = _analyze_like(tmp_path / "OUT", phantom_root)
+    (out / "old").mkdir()
+    shutil.copy(out / "sub-00" / "sub-00_dseg.nii.gz", out / "old" / "sub-00_dseg.nii.gz")
+    args = ["evaluate", "segment", "--pred", str(out), "--ref", str(phantom_root)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1, res.output
+    assert "two files for sub-00: old/sub-00_dseg.nii.gz and sub-00/sub-00_dseg.nii.gz" in lines[0]
+
+
+def _cases(tmp_path: Path, pairs: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[Path, Path]:
+    pdir, rdir = tmp_path / "pred", tmp_path / "ref"
+    pdir.mkdir()
+    rdir.mkdir()
+    for sub, (pred, ref) in pairs.items():
+        nib.save(nib.Nifti1Image(ref.astype(np.int16), np.eye(4)), str(rdir / f"{sub}_dseg.nii.gz"))
+        nib.save(
+            nib.Nifti1Image(pred.astype(np.int16), np.eye(4)), str(pdir / f"{sub}_dseg.nii.gz")
+        )
+    return pdir, rdir
+
+
+def _discs(offset: int) -> np.ndarray:
+    """Five discs on a 40 x 10 x 3 grid, labelled ``offset + 1`` … ``offset + 5``."""
+    vol = np.zeros((40, 10, 3), np.int16)
+    for k in range(5):
+        vol[4 + 7 * k : 8 + 7 * k, 2:8] = offset + 1 + k
+    return vol
+
+
+def test_evaluate_segment_refuses_a_reference_in_another_label_convention(
+    tmp_path: Path,
+) -> None:
+    """lumbar-t2-discs labels its discs 1-5: a discquant prediction (120-124) scored
+    Dice 0.000 at "V1" … "V5", named 0/5, exit 0."""
+    pdir, rdir = _cases(tmp_path, {"sub-01": (_discs(119), _discs(0))})
+    js = tmp_path / "out.json"
+    args = ["evaluate", "segment", "--pred", str(pdir), "--ref", str(rdir), "--json", str(js)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"discquant: error: {rdir}"), res.output
+    assert "reference 1-5, prediction 120-124" in lines[0]
+    assert "label conventions differ" in lines[0] and "discs 117-124" in lines[0]
+    assert not js.exists()
+
+
+def test_evaluate_segment_warns_of_a_case_that_shares_no_level_label(tmp_path: Path) -> None:
+    pairs = {
+        "sub-01": (_discs(119), _discs(119)),
+        "sub-02": (_discs(119), _discs(0)),  # another convention
+        "sub-03": (np.zeros((40, 10, 3)), _discs(119)),  # predicts nothing: not that
+    }
+    pdir, rdir = _cases(tmp_path, pairs)
+    js = tmp_path / "out.json"
+    args = ["evaluate", "segment", "--pred", str(pdir), "--ref", str(rdir), "--json", str(js)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(js.read_text())
+    assert doc["no_shared_level_label"] == {"sub-02": {"reference": "1-5", "prediction": "120-124"}}
+    assert "sub-02: the prediction shares no level label with its reference" in res.output
+    assert [c["case"] for c in doc["cases"]] == ["sub-01", "sub-02", "sub-03"]  # still scored
+    # Partial references that share some labels raise nothing: discs only, bodies only.
+    bodies = np.zeros((40, 10, 3), np.int16)
+    bodies[:4, 2:8] = 23
+    with_bodies = np.where(bodies > 0, bodies, _discs(119))
+    for ref in (_discs(119), bodies):
+        d = tmp_path / f"partial{int(ref.max())}"
+        d.mkdir()
+        p, r = _cases(d, {"sub-01": (with_bodies, ref)})
+        assert evaluate_dirs(p, r)["no_shared_level_label"] == {}
+
+
+def test_evaluate_segment_against_the_real_lumbar_t2_discs_reference(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """The walkthrough's case: sub-fcs11_dseg.nii.gz (discs 1-5) against a prediction in
+    discquant's labels (here its own discs relabelled 120-124)."""
+    import shutil
+
+    src = shared_data / "lumbar-t2-discs" / "sub-fcs11_dseg.nii.gz"
+    if not src.is_file():
+        pytest.skip(f"{src} is absent")
+    pdir, rdir = tmp_path / "pred", tmp_path / "ref"
+    pdir.mkdir()
+    rdir.mkdir()
+    shutil.copy(src, rdir / src.name)
+    img = nib.load(str(src))
+    ref = np.asarray(img.dataobj).astype(np.int16)
+    pred = np.where(ref > 0, ref + 119, 0).astype(np.int16)
+    nib.save(nib.Nifti1Image(pred, img.affine), str(pdir / src.name))
+    with pytest.raises(InvalidInputError, match="reference 1-5, prediction 120-124"):
+        evaluate_dirs(pdir, rdir)
+
+
+def test_evaluate_segment_says_a_file_is_not_a_folder(tmp_path: Path) -> None:
+    ref = np.zeros((20, 20, 5))
+    ref[2:6, 2:10] = 122
+    pdir, rdir = _pair(tmp_path, ref, ref, np.eye(4))
+    for option in ("--pred", "--ref"):
+        paths = {"--pred": str(pdir), "--ref": str(rdir)}
+        paths[option] = str(pdir / "sub-01_dseg.nii.gz")
+        args = ["evaluate", "segment", "--pred", paths["--pred"], "--ref", paths["--ref"]]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2, res.output
+        lines = [line for line in res.output.splitlines() if line.strip()]
+        assert len(lines) == 1 and "sub-01_dseg.nii.gz: not a folder" in lines[0], res.output
+    args = ["evaluate", "segment", "--pred", str(tmp_path / "nope"), "--ref", str(rdir)]
+    assert "folder not found" in CliRunner().invoke(app, args).output

@@ -8,14 +8,26 @@ import typer
 
 
 def evaluate_segment_cmd(
-    pred: Path = typer.Option(..., "--pred", help="Folder of predicted sub-*.nii.gz label maps."),
-    ref: Path = typer.Option(..., "--ref", help="Folder of reference sub-*.nii.gz label maps."),
+    pred: Path = typer.Option(
+        ...,
+        "--pred",
+        help="Folder of predicted sub-*.nii.gz label maps, or the --out folder of "
+        "discquant analyze/cohort (its sub-*/sub-*_dseg.nii.gz).",
+    ),
+    ref: Path = typer.Option(
+        ...,
+        "--ref",
+        help="Folder of reference sub-*.nii.gz label maps, or a folder holding "
+        "sub-*_dseg.nii.gz at any depth (e.g. discquant phantom's --out folder).",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Also write the results as JSON."),
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:
     """Dice per class and level, HD95 and level-naming accuracy (SPINEPS labels).
 
-    Each prediction must share its reference's grid (shape and affine). Class scores
+    Label maps are matched by subject (and session). Files directly in a folder count;
+    in its subfolders only *_dseg.nii.gz (not *_space-dwi_dseg, nucleus, canal or mask
+    files). Each prediction must share its reference's grid (shape and affine). Class scores
     count only predicted labels the reference uses (a predicted T12-L1 disc is left out
     against lumbar-only references).
     """
@@ -23,11 +35,16 @@ def evaluate_segment_cmd(
 
     setup_logging(quiet=quiet)
     with user_errors():
-        from discquant.errors import InputNotFoundError
+        from discquant.errors import InputNotFoundError, InvalidInputError
         from discquant.evaluate.segmentation import evaluate_dirs, format_table, write_result
         from discquant.output_paths import check_output_file
 
         for p in (pred, ref):
+            if p.exists() and not p.is_dir():
+                raise InvalidInputError(
+                    "not a folder: give the folder that holds the sub-*.nii.gz label maps",
+                    path=p,
+                )
             if not p.is_dir():
                 raise InputNotFoundError("folder not found", path=p)
         if json_out is not None:

@@ -54,6 +54,8 @@ LUMBAR_DISCS = (120, 121, 122, 123, 124)
 #: Disc labels that name a level: 100 + the vertebra above (C1 … L6, and T13 = 128).
 DISC_LEVELS = (101, 125)
 LUMBAR_BODIES = (20, 21, 22, 23, 24)
+#: The labels discquant writes, as said when a reference uses another convention.
+SPINEPS_LABELS = "vertebrae 17-26 (T10 to sacrum), discs 117-124 (T10-T11 to L5-S1)"
 #: Largest difference (mm) between a prediction's and its reference's affine entries.
 AFFINE_TOLERANCE_MM = 1e-3
 #: What the class scores count (written with every :func:`evaluate_dirs` result).
@@ -208,9 +210,25 @@ def _subject_of(path: Path) -> str:
     return m.group(1) if m else path.name.split(".")[0]
 
 
+#: Binary masks beside a label map (discquant's ``*_nucleus``/``*_canal``, BIDS
+#: ``*_label-<name>_mask`` as the phantom's truth writes them) and copies on the DWI grid
+#: (``*_space-dwi_*``, which discquant and the phantom write beside the T2-grid map).
+_NOT_A_LABEL_MAP = re.compile(r"_(nucleus|canal)\.|_mask\.nii|_space-dwi_")
+#: A BIDS label map (``*_dseg.nii[.gz]``): the only files taken from subfolders.
+_DSEG = re.compile(r"_dseg\.nii(\.gz)?$")
+
+
 def _label_maps(folder: Path) -> dict[str, Path]:
-    """The label map of each subject (session) in ``folder``: ``sub-*.nii[.gz]`` files
-    other than ``*_nucleus``/``*_canal``/``*_mask`` masks.
+    """The label map of each subject (session) in ``folder``.
+
+    Directly in ``folder``: ``sub-*.nii[.gz]`` files. In its subfolders, at any depth:
+    ``sub-*_dseg.nii[.gz]`` files, so that discquant's own layouts are found:
+    ``discquant analyze/cohort --out OUT`` writes ``OUT/sub-X/sub-X_dseg.nii.gz`` and
+    ``discquant phantom --out P`` its truth as
+    ``P/derivatives/phantom/sub-X/anat/sub-X_dseg.nii.gz`` (beside the study's
+    ``P/sub-X/anat/sub-X_T2w.nii.gz``, which is not a ``_dseg`` and is passed over).
+    Binary masks (``*_nucleus``, ``*_canal``, ``*_mask``), DWI-grid copies
+    (``*_space-dwi_*``) and hidden folders are left out.
 
     Raises
     ------
@@ -221,33 +239,54 @@ def _label_maps(folder: Path) -> dict[str, Path]:
     from discquant.errors import InvalidInputError
 
     found: dict[str, Path] = {}
-    for path in sorted(folder.glob("sub-*.nii*")):
-        # Binary masks beside the label map (discquant's *_nucleus/*_canal, BIDS
-        # *_label-<name>_mask as the phantom's truth writes them) are not label maps.
-        if re.search(r"_(nucleus|canal)\.|_mask\.nii", path.name):
+    for path in sorted(folder.rglob("sub-*.nii*")):
+        rel = path.relative_to(folder)
+        if not path.is_file() or any(part.startswith(".") for part in rel.parts[:-1]):
+            continue
+        if _NOT_A_LABEL_MAP.search(path.name):
+            continue
+        if len(rel.parts) > 1 and not _DSEG.search(path.name):
             continue
         subject = _subject_of(path)
         if subject in found:
+            where = "in this folder" if len(rel.parts) == 1 else "under this folder"
             raise InvalidInputError(
-                f"two files for {subject}: {found[subject].name} and {path.name}; keep "
-                "only the label map in this folder",
+                f"two files for {subject}: {found[subject].relative_to(folder)} and {rel}; "
+                f"keep only the label map {where}",
                 path=folder,
             )
         found[subject] = path
     return found
 
 
+def _label_list(labels: Sequence[int]) -> str:
+    """``1-5``, ``17-26, 117-124``: sorted labels as runs of consecutive values."""
+    runs: list[list[int]] = []
+    for v in sorted(labels):
+        if runs and v == runs[-1][-1] + 1:
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
 def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
     """Match ``sub-*`` NIfTI files in two folders and score every pair.
 
-    Returns a JSON-ready dict with ``cases``, ``summary`` (means per class and level,
-    fraction of levels named correctly) and ``note`` (what the class scores count).
+    Label maps are found as :func:`_label_maps` says (flat folders, and discquant's
+    analyze/cohort/phantom layouts). Returns a JSON-ready dict with ``cases``, ``summary``
+    (means per class and level, fraction of levels named correctly), ``unmatched``,
+    ``no_shared_level_label`` (per case whose prediction labels levels but none of its
+    reference's: the reference's and the prediction's level labels; such a case is
+    scored, and warned of) and ``note`` (what the class scores count).
 
     Raises
     ------
     InvalidInputError
         A prediction whose grid (shape or affine, beyond 0.001 mm) differs from its
-        reference's, or a label map that is not 3D or holds non-integer values.
+        reference's, a label map that is not 3D or holds non-integer values, or no
+        prediction sharing a level label with its reference (another label convention,
+        e.g. discs 1-5).
     """
 
     from discquant.errors import InputNotFoundError, InvalidInputError
@@ -266,6 +305,10 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
         if subjects:  # a missing prediction would otherwise raise the mean without a word
             logger.warning("%s: %s (not scored)", what.replace("_", " "), ", ".join(subjects))
     cases = []
+    # Cases whose prediction labels levels, none of them the reference's, and the number
+    # of cases whose prediction shares at least one.
+    not_shared: dict[str, dict[str, str]] = {}
+    n_sharing = 0
     for sub in common:
         ref_vol, pred_vol = read_volume(refs[sub]), read_volume(preds[sub])
         for vol, path in ((ref_vol, refs[sub]), (pred_vol, preds[sub])):
@@ -288,12 +331,24 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
                 "mm; resample it onto the reference grid",
                 path=preds[sub],
             )
-        ref_labels = np.unique(ref_vol.data.astype(np.int32))
-        if not any(_is_level(int(v)) for v in ref_labels):
+        ref_levels = [int(v) for v in np.unique(ref_vol.data.astype(np.int32))]
+        ref_levels = [v for v in ref_levels if _is_level(v)]
+        if not ref_levels:
             # Nothing to score it on: it was counted in n_cases with no score at all.
             unmatched["reference_without_labels"].append(sub)
             logger.warning("%s: the reference labels no level (not scored)", sub)
             continue
+        pred_levels = [int(v) for v in np.unique(pred_vol.data.astype(np.int32))]
+        pred_levels = [v for v in pred_levels if _is_level(v)]
+        if pred_levels and not set(pred_levels) & set(ref_levels):
+            # Another label convention (lumbar-t2-discs: discs 1-5) scored Dice 0 at every
+            # level without a word. A prediction of nothing is a prediction, not this.
+            not_shared[sub] = {
+                "reference": _label_list(ref_levels),
+                "prediction": _label_list(pred_levels),
+            }
+        elif pred_levels:
+            n_sharing += 1
         cases.append(
             evaluate_case(
                 pred_vol.data.astype(np.int32),
@@ -304,10 +359,28 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
         )
     if not cases:
         raise InvalidInputError(f"no reference in {ref_dir} labels a disc or vertebra")
+    if not_shared and not n_sharing:
+        labels = next(iter(not_shared.values()))
+        raise InvalidInputError(
+            "no prediction shares a level label with its reference (e.g. "
+            f"{next(iter(not_shared))}: reference {labels['reference']}, prediction "
+            f"{labels['prediction']}): the label conventions differ; discquant writes "
+            f"VerSe/SPINEPS labels, {SPINEPS_LABELS}: relabel the references",
+            path=ref_dir,
+        )
+    for sub, labels in not_shared.items():
+        logger.warning(
+            "%s: the prediction shares no level label with its reference (reference %s, "
+            "prediction %s): another label convention? Its level Dice are 0",
+            sub,
+            labels["reference"],
+            labels["prediction"],
+        )
     return {
         "cases": [asdict(c) for c in cases],
         "summary": summarise(cases),
         "unmatched": unmatched,
+        "no_shared_level_label": not_shared,
         "note": NOTE,
     }
 
@@ -376,6 +449,12 @@ def format_table(result: dict[str, Any]) -> str:
     for what, subjects in result.get("unmatched", {}).items():
         if subjects:
             lines.append(f"{what.replace('_', ' ')}, not scored: {', '.join(subjects)}")
+    for case, labels in result.get("no_shared_level_label", {}).items():
+        lines.append(
+            f"{case}: the prediction shares no level label with its reference (reference "
+            f"{labels['reference']}, prediction {labels['prediction']}); another label "
+            "convention?"
+        )
     if "note" in result:
         lines.append(f"note: {result['note']}")
     return "\n".join(lines)
