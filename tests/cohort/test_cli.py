@@ -232,3 +232,22 @@ def test_the_summary_lists_every_table_written(
     assert sorted(Path(p).name for p in listed) == written
     assert {"cohort_discs.csv", "cohort_discs.parquet", "cohort_failures.csv"} <= set(written)
     assert all(Path(p).parent == out for p in listed)
+
+
+def test_a_file_that_is_not_a_manifest_names_every_manifest_extension(
+    tmp_path: Path,
+) -> None:
+    """The error said "must be a .csv or .tsv manifest"; .tab and .txt manifests are read too."""
+    image = tmp_path / "t2.nii.gz"
+    image.write_bytes(b"not a manifest")
+    line = _refused([str(image)], tmp_path / "out")
+    assert line.startswith(f"discquant: error: {image}: a cohort file must be a manifest")
+    assert ".csv, .tsv, .tab or .txt" in line
+
+
+@pytest.mark.parametrize("suffix", [".tab", ".txt", ".TSV"])
+def test_every_manifest_extension_the_error_names_is_read(tmp_path: Path, suffix: str) -> None:
+    standin.make_study(tmp_path / "data" / "s00", [1.0, 1.1, 1.2, 1.3, 1.4])
+    manifest = tmp_path / f"cohort{suffix}"
+    manifest.write_text("subject\tdicom\ns00\tdata/s00\n")
+    assert [s.subject for s in read_cohort(manifest)] == ["s00"]

@@ -463,6 +463,10 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
     return _dedupe(studies)
 
 
+MANIFEST_SUFFIXES = (".csv", ".tsv", ".tab", ".txt")
+"""The file extensions of a cohort manifest (any case)."""
+
+
 def read_cohort(source: Path) -> list[CohortStudy]:
     """The studies of a cohort: from a CSV/TSV manifest, a BIDS root, or a folder of studies.
 
@@ -478,8 +482,13 @@ def read_cohort(source: Path) -> list[CohortStudy]:
     if not source.exists():
         raise InputNotFoundError("cohort input does not exist", path=source)
     if source.is_file():
-        if source.suffix.lower() not in (".csv", ".tsv", ".tab", ".txt"):
-            raise InvalidInputError("a cohort file must be a .csv or .tsv manifest", path=source)
+        if source.suffix.lower() not in MANIFEST_SUFFIXES:
+            raise InvalidInputError(
+                "a cohort file must be a manifest: "
+                + ", ".join(MANIFEST_SUFFIXES[:-1])
+                + f" or {MANIFEST_SUFFIXES[-1]} (or give a BIDS root or a folder of studies)",
+                path=source,
+            )
         return studies_from_manifest(source)
     return studies_from_folder(source)
 
