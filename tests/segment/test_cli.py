@@ -30,8 +30,15 @@ def test_segment_command_writes_named_levels_on_the_input_grid(tmp_path: Path) -
     assert names[-5:] == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
     assert "input_not_sagittal" not in levels["flags"]
     lut = (out.parent / "s_seg.tsv").read_text().splitlines()
-    assert lut[0] == "index\tname"
+    assert lut[0] == "index\tname\tabbreviation"
     assert sorted(int(row.split("\t")[0]) for row in lut[1:]) == sorted(labels - {0})
+    # the names `analyze` writes in its _dseg.tsv (docs/outputs.md)
+    assert "124\tL5-S1 disc\tL5-S1" in lut and "20\tL1 vertebra\tL1" in lut
+    assert "26\tsacrum\tS1" in lut
+    for level in levels["levels"]:  # the keys docs/segmentation.md lists
+        assert set(level) == {"label", "name", "centroid_mm", "volume_mm3", "confidence"}
+        assert len(level["centroid_mm"]) == 3 and 0.0 <= level["confidence"] <= 1.0
+    assert set(levels) == {"model", "flags", "levels"}
     assert seg.header.get_qform(coded=True)[1] == 1 and seg.header.get_sform(coded=True)[1] == 1
     assert seg.header.get_xyzt_units()[0] == "mm"
 
@@ -45,7 +52,7 @@ def test_an_axial_image_is_flagged_not_silently_reformatted(tmp_path: Path) -> N
     nib.save(nib.Nifti1Image(data, np.diag([0.9, 0.9, 4.0, 1.0])), image)
     out = tmp_path / "seg.nii.gz"
     res = CliRunner().invoke(app, ["segment", str(image), "-o", str(out)])
-    assert res.exit_code == 0, res.output
+    assert res.exit_code == 3, res.output  # noise: segmented, and no disc found in it
     assert "input_not_sagittal" in json.loads((tmp_path / "seg_levels.json").read_text())["flags"]
     assert "axial" in res.stderr and "trained on sagittal" in res.stderr
 
@@ -65,7 +72,7 @@ def test_outputs_of_an_empty_map_and_a_dotted_name(tmp_path: Path) -> None:
         "sub-012_T2w.v2.tsv",
         "sub-012_T2w.v2_levels.json",
     ]
-    assert (tmp_path / "sub-012_T2w.v2.tsv").read_text() == "index\tname\n"
+    assert (tmp_path / "sub-012_T2w.v2.tsv").read_text() == "index\tname\tabbreviation\n"
 
 
 def test_segment_command_rejects_a_non_nifti_output_before_running(tmp_path: Path) -> None:
@@ -73,7 +80,7 @@ def test_segment_command_rejects_a_non_nifti_output_before_running(tmp_path: Pat
     nib.save(nib.Nifti1Image(np.zeros((8, 8, 2), np.float32), np.eye(4)), image)
     res = CliRunner().invoke(app, ["segment", str(image), "-o", str(tmp_path / "seg.txt")])
     assert res.exit_code == 2
-    assert "seg.txt" in res.output and ".nii.gz" in res.output
+    assert "seg.txt" in res.output and "end it in .nii or .nii.gz" in res.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["t2.nii.gz"]
 
 
@@ -211,3 +218,53 @@ def test_a_failed_write_leaves_none_of_the_files(
     with pytest.raises(IsADirectoryError):
         write_segmentation(seg, tmp_path / "seg.nii.gz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seg_levels.json"]
+
+
+def test_segment_and_analyze_write_one_look_up_table(tmp_path: Path) -> None:
+    """`segment` wrote `index, name` with "vertebral body T12" / "disc T12-L1", `analyze`
+    `index, name, abbreviation` with "T12 vertebra" / "T12-L1 disc": one writer now."""
+    from discquant.io.study import Volume
+    from discquant.outputs.derivatives import write_dseg_tsv
+    from discquant.segment.infer import SpineSegmentation
+    from discquant.segment.io import write_segmentation
+
+    labels = np.zeros((4, 4, 3), np.int16)
+    labels[0, 0, 0], labels[1, 1, 1], labels[2, 2, 2], labels[3, 3, 0] = 19, 119, 26, 124
+    seg = SpineSegmentation(labels=Volume(labels, np.eye(4)), nucleus=None, canal=None)
+    write_segmentation(seg, tmp_path / "seg.nii.gz")
+    analyze = write_dseg_tsv(tmp_path / "analyze_dseg.tsv", present={19, 26, 119, 124})
+    text = (tmp_path / "seg.tsv").read_text()
+    assert text == analyze.read_text()
+    assert text.splitlines() == [
+        "index\tname\tabbreviation",
+        "19\tT12 vertebra\tT12",
+        "26\tsacrum\tS1",
+        "119\tT12-L1 disc\tT12-L1",
+        "124\tL5-S1 disc\tL5-S1",
+    ]
+
+
+def test_docs_describe_the_levels_file_as_written() -> None:
+    """docs/segmentation.md promised per level "(level, centroid in RAS mm, volume,
+    confidence, flags)"; the file has the flags once, for the whole image."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "segmentation.md").read_text()
+    intro = doc.split("\n## ", 1)[0]
+    for key in ("model", "flags", "levels", "label", "name", "centroid_mm", "volume_mm3",
+                "confidence"):  # fmt: skip
+        assert f"`{key}`" in intro, key
+    assert "index, name, abbreviation" in intro
+
+
+def test_no_disc_found_exits_3_with_the_outputs_written(tmp_path: Path) -> None:
+    """An all-zero image: `segment` exited 0 (`flags: no_discs_found`), `analyze` 3."""
+    image = tmp_path / "t2.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((12, 96, 96), np.float32), np.diag([4.0, 1, 1, 1])), image)
+    out = tmp_path / "seg.nii.gz"
+    res = CliRunner().invoke(app, ["segment", str(image), "-o", str(out), "--quiet"])
+    assert res.exit_code == 3, res.output
+    assert "Traceback" not in res.output
+    assert f"no disc found in {image}" in res.stderr
+    levels = json.loads((tmp_path / "seg_levels.json").read_text())
+    assert levels["levels"] == [] and "no_discs_found" in levels["flags"]
+    assert not np.asarray(nib.load(out).dataobj).any()
+    assert (tmp_path / "seg.tsv").read_text() == "index\tname\tabbreviation\n"

@@ -14,7 +14,12 @@ def segment_cmd(
     device: str = typer.Option("cpu", help="cpu or cuda."),
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:
-    """Segment discs, vertebral bodies and sacrum; name the levels (labels on the input grid)."""
+    """Segment discs, vertebral bodies and sacrum; name the levels (labels on the input grid).
+
+    Writes OUT, its look-up table <stem>.tsv and <stem>_levels.json (and the nucleus and
+    canal masks). Exit codes: 0 discs found; 2 bad input (nothing written); 3 the
+    segmentation ran but found no disc (the outputs are written all the same).
+    """
     from discquant.cli._common import setup_logging, user_errors
     from discquant.output_paths import check_not_over_inputs, check_output_file
 
@@ -30,7 +35,7 @@ def segment_cmd(
             raise InputNotFoundError("image not found", path=image)
         if not out.name.endswith((".nii", ".nii.gz")):
             raise InvalidInputError(
-                "the label map is written as NIfTI: end it in .nii.gz", path=out
+                "the label map is written as NIfTI: end it in .nii or .nii.gz", path=out
             )
         check_config(AnalysisConfig(device=device))  # the device check `analyze` makes
         net = load_segmentation_model(model)
@@ -57,3 +62,10 @@ def segment_cmd(
                 typer.echo(f"{lv.name}\tconfidence {lv.confidence:.2f}")
             if seg.flags:
                 typer.echo("flags: " + ", ".join(seg.flags))
+    if not seg.levels:  # as `analyze`: the analysis ran but found nothing
+        typer.echo(
+            f"discquant: no disc found in {image}; the outputs are written (no disc "
+            "label in the map, no level in the levels file): exit code 3",
+            err=True,
+        )
+        raise typer.Exit(code=3)

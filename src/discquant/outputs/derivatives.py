@@ -4,7 +4,7 @@ Layout (BIDS 1.9 derivatives)::
 
     OUT/dataset_description.json
     OUT/sub-<label>/sub-<label>_dseg.nii.gz            segmentation on the T2 grid
-    OUT/sub-<label>/sub-<label>_dseg.tsv               its look-up table (index, name)
+    OUT/sub-<label>/sub-<label>_dseg.tsv               its look-up table (index, name, abbreviation)
     OUT/sub-<label>/sub-<label>_space-dwi_dseg.nii.gz  segmentation on the DWI grid
     OUT/sub-<label>/sub-<label>_adc.nii.gz (+ .json)   ADC, float32, um^2/ms
 """
@@ -22,26 +22,10 @@ from discquant import RESEARCH_DISCLAIMER, __version__
 from discquant.io.nifti import set_scanner_space
 from discquant.io.study import Volume
 from discquant.outputs._common import to_jsonable
-from discquant.results import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS
 
 log = logging.getLogger(__name__)
 
 BIDS_VERSION = "1.9.0"
-
-LABEL_NAMES: dict[int, tuple[str, str]] = {
-    **{
-        value: (f"{name} vertebra" if name != "S1" else "sacrum", name)
-        for name, value in VERTEBRA_LABELS.items()
-    },
-    **{value: (f"{level} disc", level) for level, value in DISC_LABELS.items()},
-    # Thoracic levels at the top of a lumbar field of view (segmented, named, not
-    # measured): VerSe numbers T1 … T12 as 8 … 19, a disc as 100 + the vertebra above.
-    **{7 + k: (f"T{k} vertebra", f"T{k}") for k in range(1, 13)},
-    **{107 + k: (f"T{k}-T{k + 1} disc", f"T{k}-T{k + 1}") for k in range(1, 12)},
-    119: ("T12-L1 disc", "T12-L1"),
-    CANAL_LABEL: ("spinal canal", "canal"),
-}
-"""``label value -> (name, abbreviation)`` for the VerSe/SPINEPS labels discquant writes."""
 
 
 def dataset_description() -> dict[str, Any]:
@@ -94,15 +78,15 @@ def write_label_map(volume: Volume, path: Path) -> Path:
 
 
 def write_dseg_tsv(path: Path, *, present: set[int] | None = None) -> Path:
-    """BIDS ``dseg.tsv``: index, name, abbreviation per label (only ``present`` ones if given)."""
-    lines = ["index\tname\tabbreviation"]
-    for value in sorted(LABEL_NAMES):
-        if present is not None and value not in present:
-            continue
-        name, abbr = LABEL_NAMES[value]
-        lines.append(f"{value}\t{name}\t{abbr}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
+    """BIDS ``dseg.tsv``: index, name, abbreviation per label (only ``present`` ones if given).
+
+    The segmentation stage's writer (:func:`discquant.segment.io.write_dseg_tsv`), which
+    ``discquant segment`` uses too, so that both commands name the labels alike.
+    """
+    # imported here: discquant.segment loads torch, which the rest of outputs does not need
+    from discquant.segment.io import write_dseg_tsv as write_segment_dseg_tsv
+
+    return write_segment_dseg_tsv(path, present=present)
 
 
 def write_adc_map(volume: Volume, path: Path, *, sidecar: dict[str, Any] | None = None) -> Path:

@@ -3,30 +3,73 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 
 from discquant.io.nifti import nifti_stem, set_scanner_space
+from discquant.results import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS
 from discquant.segment.infer import SpineSegmentation
-from discquant.segment.levels import DISC_OFFSET, disc_name, vertebra_name
 
-#: Labels the network can produce, for ``dseg.tsv``.
-ALL_LABELS = [*range(17, 25), 26, *range(DISC_OFFSET + 17, DISC_OFFSET + 25)]
+LABEL_NAMES: dict[int, tuple[str, str]] = {
+    **{
+        value: (f"{name} vertebra" if name != "S1" else "sacrum", name)
+        for name, value in VERTEBRA_LABELS.items()
+    },
+    **{value: (f"{level} disc", level) for level, value in DISC_LABELS.items()},
+    # Thoracic levels at the top of a lumbar field of view (segmented, named, not
+    # measured): VerSe numbers T1 … T12 as 8 … 19, a disc as 100 + the vertebra above.
+    **{7 + k: (f"T{k} vertebra", f"T{k}") for k in range(1, 13)},
+    **{107 + k: (f"T{k}-T{k + 1} disc", f"T{k}-T{k + 1}") for k in range(1, 12)},
+    119: ("T12-L1 disc", "T12-L1"),
+    CANAL_LABEL: ("spinal canal", "canal"),
+}
+"""``label value -> (name, abbreviation)`` for the VerSe/SPINEPS labels discquant writes."""
 
 
-def dseg_rows(labels: list[int] | None = None) -> list[tuple[int, str]]:
-    """``(index, name)`` rows of a BIDS ``dseg.tsv`` for the given labels."""
-    rows = []
-    for lab in labels if labels is not None else ALL_LABELS:
-        if lab >= DISC_OFFSET:
-            rows.append((lab, f"disc {disc_name(lab)}"))
-        elif lab == 26:
-            rows.append((lab, "sacrum"))
-        else:
-            rows.append((lab, f"vertebral body {vertebra_name(lab)}"))
-    return rows
+def dseg_tsv_text(present: Collection[int] | None = None) -> str:
+    """The BIDS look-up table (``dseg.tsv``) of discquant's labels.
+
+    Parameters
+    ----------
+    present
+        Only these label values (those in the label map); None: every label.
+
+    Returns
+    -------
+    str
+        A header ``index, name, abbreviation`` and one tab-separated row per label, in
+        label order (``20  L1 vertebra  L1``, ``124  L5-S1 disc  L5-S1``).
+    """
+    lines = ["index\tname\tabbreviation"]
+    for value in sorted(LABEL_NAMES):
+        if present is not None and value not in present:
+            continue
+        name, abbr = LABEL_NAMES[value]
+        lines.append(f"{value}\t{name}\t{abbr}")
+    return "\n".join(lines) + "\n"
+
+
+def write_dseg_tsv(path: Path, *, present: Collection[int] | None = None) -> Path:
+    """Write the BIDS look-up table of the labels (``discquant analyze``'s ``_dseg.tsv``,
+    ``discquant segment``'s ``<stem>.tsv``: one writer for both).
+
+    Parameters
+    ----------
+    path
+        The ``.tsv`` file.
+    present
+        Only these label values; None: every label (:func:`dseg_tsv_text`).
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path.write_text(dseg_tsv_text(present), encoding="utf-8")
+    return path
 
 
 def _nifti_path(path: Path, suffix: str) -> Path:
@@ -53,8 +96,8 @@ def segmentation_paths(path: str | Path, *, nucleus: bool = True, canal: bool = 
 
 def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
     """Write the label map (``path``), ``<stem>.tsv`` (BIDS look-up table of the labels
-    present: ``sub-01_dseg.nii.gz`` → ``sub-01_dseg.tsv``) and ``<stem>_levels.json``
-    next to it.
+    present, as ``discquant analyze`` writes it: :func:`write_dseg_tsv`;
+    ``sub-01_dseg.nii.gz`` → ``sub-01_dseg.tsv``) and ``<stem>_levels.json`` next to it.
 
     The nucleus and canal masks, when the model has them, go to ``<stem>_nucleus`` and
     ``<stem>_canal``. Returns the written paths. Every file is written to a temporary
@@ -88,9 +131,7 @@ def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
         # dseg.tsv per folder listed every label for an empty map and was overwritten by
         # the next output.
         present = sorted(int(v) for v in np.unique(seg.labels.data) if v > 0)
-        stage(dseg).write_text(
-            "index\tname\n" + "".join(f"{i}\t{n}\n" for i, n in dseg_rows(present))
-        )
+        write_dseg_tsv(stage(dseg), present=present)
         document = {
             "model": seg.model,
             "flags": seg.flags,
