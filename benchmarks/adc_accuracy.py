@@ -15,6 +15,7 @@ the body); then the bias and SD of WLS and NLLS at SNR 30 (b = 0/400/800, ADC un
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -93,6 +94,9 @@ def _noise() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     _real()
     _noiseless()
     _scanner()

@@ -15,6 +15,7 @@ disc component whose mask holds the box centre (the same disc in both).
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +31,11 @@ from discquant.segment import load_segmentation_model, segment_spine
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sudirman-midsag-t2"
 
 
-def main() -> None:
+def main(data: Path = DATA) -> None:
     grader = load_pfirrmann_model()
     crop_args = _crop_arguments(grader)
     held = set(grader.metadata["holdout_subjects"])
-    discs = [d for d in sudirman_discs(DATA) if d.subject in held]
+    discs = [d for d in sudirman_discs(data) if d.subject in held]
     seg_model = load_segmentation_model()
     rows: list[tuple[str, int, float, np.ndarray, np.ndarray]] = []
     for subject in sorted({d.subject for d in discs}):
@@ -75,4 +76,10 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--data", type=Path, default=DATA, help="sudirman-midsag-t2 folder (default: %(default)s)"
+    )
+    main(ap.parse_args().data)

@@ -10,6 +10,7 @@ docs/figures/phantom_training.png (domain-randomised training samples with label
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -117,6 +118,9 @@ def training_figure() -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    ).parse_args()
     FIG.mkdir(parents=True, exist_ok=True)
     main_figure()
     grades_figure()
