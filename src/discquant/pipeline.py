@@ -327,6 +327,8 @@ def analyze(
             fit_n_averages=result.adc_fit_n_averages,
         )
         result.discs = measure_discs(inputs, config=config.measure, calibration=calibration)
+        if t2 is not None:
+            _check_t2_contrast(result, config)
         result.provenance["disc_heights"] = (
             "partial-volume chords of the segmentation's disc probability"
             if on_label_grid(inputs.disc_probability, segmentation.labels)
@@ -483,6 +485,26 @@ def _to_dwi_grid(
     return Volume((nucleus.labels.data > 0).astype(np.uint8), target.affine)
 
 
+def _check_t2_contrast(result: AnalysisResult, config: AnalysisConfig) -> None:
+    """Flag a "T2" whose signal ratios look T1-weighted; its grades are then withheld."""
+    from discquant.measure.contrast import FLAG_T2_CONTRAST, check_t2_contrast
+
+    check = check_t2_contrast(
+        result.discs,
+        max_np_csf=config.measure.max_t2_np_csf_ratio,
+        min_csf_body=config.measure.min_t2_csf_body_ratio,
+    )
+    if check.plausible:
+        return
+    result.flags.append(FLAG_T2_CONTRAST)
+    result.warnings.append(
+        f"the image taken for the T2 does not look T2-weighted: the nuclei are brighter than "
+        f"CSF (median nucleus/CSF {check.np_csf:.2f}) and CSF darker than vertebral marrow "
+        f"(CSF/body {check.csf_body:.2f}), as on a T1; Pfirrmann grades withheld, T2 "
+        "ratios kept as measured"
+    )
+
+
 def _grade(result: AnalysisResult, t2: Volume | None, model: Any) -> None:
     from discquant.grade import adc_class
 
@@ -493,6 +515,10 @@ def _grade(result: AnalysisResult, t2: Volume | None, model: Any) -> None:
             disc.adc_class = adc_class(disc.adc_np.median)
         except ValueError:  # an implausible ADC must not cost the other discs their classes
             disc.flags.append("adc_class_withheld_implausible_adc")
+    if "t2_contrast_implausible" in result.flags:  # Pfirrmann grades are read on T2
+        for disc in (d for d in result.discs if d.found):
+            disc.flags.append("pfirrmann_withheld_t2_contrast")
+        return
     if t2 is None or result.labels_t2 is None:
         if t2 is None and any(d.found for d in result.discs):
             # Pfirrmann grades are read on T2: a DWI-only study has none, and an empty

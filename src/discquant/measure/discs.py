@@ -53,6 +53,11 @@ class MeasureConfig:
     SE of a median ≈ 1.2533 · SD / √n (normal approximation). Small, heterogeneous nuclei
     (collapsed grade V discs: 5–50 DWI voxels with fluid clefts) carry it; on phantoms
     their median missed the truth by up to 30 % (docs/measurement.md)."""
+    max_t2_np_csf_ratio: float = 1.0
+    """With :attr:`min_t2_csf_body_ratio`: the T2 contrast check (``t2_contrast_implausible``
+    when the median nucleus/CSF signal is above this and CSF/body below that;
+    :mod:`discquant.measure.contrast`)."""
+    min_t2_csf_body_ratio: float = 0.85
     max_noise_limited_error: float = 0.05
     """1.96 × the Cramér–Rao bound of the nucleus ADC, relative to it, above this →
     ``low_snr``: at the nucleus's signal, size and the study's noise no unbiased fit

@@ -151,6 +151,7 @@ FLAG_MEANINGS = {
     "t2_withheld_too_few_voxels": "T2 measures withheld: too few voxels",
     "t2_withheld_no_signal": "T2 measures withheld: no nucleus signal",
     "pfirrmann_withheld_no_t2": "Pfirrmann grade withheld: no T2",
+    "pfirrmann_withheld_t2_contrast": "Pfirrmann grade withheld: T2 contrast implausible",
     "volume_withheld_single_slice": "Volume withheld: disc on one slice",
     "volume_withheld_lateral_fov": "Volume withheld: slab cuts the disc",
     "water_withheld_outside_calibration": "Water content withheld: outside calibration",
@@ -164,6 +165,7 @@ FLAG_MEANINGS = {
     "input_not_sagittal": "Input not sagittal",
     "frames_of_reference_differ": "T2 and diffusion frames of reference differ",
     "segmented_on_dwi_b0": "No T2: segmented on the DWI b=0 image",
+    "t2_contrast_implausible": "Image taken for T2 does not look T2-weighted",
 }
 """Code meanings of discquant's flags; a flag not listed here is coded by its own name."""
 
