@@ -11,7 +11,7 @@ not given by the source, so they are listed one by one).
 
     python benchmarks/t2_contrast.py [--n 100] [--out runs/t2_contrast.tsv]
 
-With ``--n 1000`` (every slice; about 20 min on 2 cores) it gives the table in
+With ``--n 1000`` (every slice; 403 s on the 2-core machine) it gives the table in
 docs/measurement.md ("T2 contrast check").
 """
 
