@@ -51,7 +51,9 @@ def data_row_lines(path: Path, sep: str) -> list[int]:
                     continue
                 if header is None:
                     header = row
-                    seen = {n for n in header if header.count(n) > 1}
+                    # blank names (trailing separators of a spreadsheet export) are
+                    # empty columns, not a repeated one
+                    seen = {n for n in header if n.strip() and header.count(n) > 1}
                     if seen:
                         raise InvalidInputError(
                             f"column(s) {sorted(seen)} appear more than once in the header",

@@ -656,3 +656,19 @@ def test_read_table_keeps_quoted_multiline_fields_and_their_lines(tmp_path: Path
     path.write_text('subject,level,note\nA,L4-L5,"two\nlines"\nB,L5-S1,x\n')
     df = read_table(path)
     assert list(df["subject"]) == ["A", "B"] and df["note"].iloc[0] == "two\nlines"
+
+
+def test_cli_evaluate_grade_refuses_a_subject_without_letters_or_digits(tmp_path: Path) -> None:
+    # Both became the BIDS label "unknown": one patient's prediction was scored against
+    # another patient's reference, exit 0.
+    pred = _write(tmp_path / "pred.csv", "subject,level,grade", ["患者一,L4-L5,2"])
+    ref = _write(tmp_path / "ref.csv", "subject,level,grade", ["A1,L4-L5,3", "患者二,L4-L5,5"])
+    res = CliRunner().invoke(app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref)])
+    assert "has no letter or digit" in _one_line_error(res, "pred.csv")
+
+
+def test_trailing_empty_header_columns_are_not_a_repeated_name(tmp_path: Path) -> None:
+    # A spreadsheet export ends every line with ",,": two blank names, not a duplicate.
+    path = tmp_path / "t.csv"
+    path.write_text("subject,level,grade,,\nA,L4-L5,3,,\nB,L5-S1,4,,\n")
+    assert list(read_table(path)["grade"]) == [3, 4]

@@ -489,6 +489,16 @@ def read_table(path: Path, *, subject_key: Callable[[str], str] | None = None) -
     written = df["subject"].copy()
     if subject_key is not None:
         df["subject"] = written.map(subject_key)
+        # A subject with no letter or digit has no BIDS label (bids_label gives "unknown"
+        # for all of them): two such patients in the two tables were paired silently.
+        bare = ~written.str.removeprefix("sub-").str.contains(r"[A-Za-z0-9]", regex=True)
+        if bare.any():
+            k = int(np.flatnonzero(bare.to_numpy())[0])
+            raise InvalidInputError(
+                f"subject {written.iloc[k]!r} {where([k])} has no letter or digit (A-Z, 0-9), "
+                "so it has no BIDS label to match on",
+                path=path,
+            )
     dup = df.duplicated(["subject", "level"], keep=False).to_numpy()
     if dup.any():
         first = int(np.flatnonzero(dup)[0])
