@@ -27,6 +27,7 @@ from discquant.errors import DiscquantError, InvalidInputError, NoDiscsFoundErro
 from discquant.io.privacy import label_holds_identifier, patient_summary
 from discquant.io.roles import orientation_from_affine
 from discquant.io.study import Series, SeriesRole, Study, Volume
+from discquant.measure.contrast import FLAG_T2_CONTRAST
 from discquant.measure.discs import (
     MeasureConfig,
     MeasureInputs,
@@ -487,7 +488,7 @@ def _to_dwi_grid(
 
 def _check_t2_contrast(result: AnalysisResult, config: AnalysisConfig) -> None:
     """Flag a "T2" whose signal ratios look T1-weighted; its grades are then withheld."""
-    from discquant.measure.contrast import FLAG_T2_CONTRAST, check_t2_contrast
+    from discquant.measure.contrast import check_t2_contrast
 
     check = check_t2_contrast(
         result.discs,
@@ -515,7 +516,7 @@ def _grade(result: AnalysisResult, t2: Volume | None, model: Any) -> None:
             disc.adc_class = adc_class(disc.adc_np.median)
         except ValueError:  # an implausible ADC must not cost the other discs their classes
             disc.flags.append("adc_class_withheld_implausible_adc")
-    if "t2_contrast_implausible" in result.flags:  # Pfirrmann grades are read on T2
+    if FLAG_T2_CONTRAST in result.flags:  # Pfirrmann grades are read on T2
         for disc in (d for d in result.discs if d.found):
             disc.flags.append("pfirrmann_withheld_t2_contrast")
         return

@@ -71,14 +71,20 @@ def test_hd95_of_a_single_slice_is_the_2d_outline_distance() -> None:
     assert res_x.hd95_mm == res.hd95_mm and res_x.dice == res.dice
 
 
+def _stacked_levels(shape: tuple[int, int, int], rows: list[tuple[int, int, int]]) -> np.ndarray:
+    """A label map whose levels are row bands ``(first, stop, label)``, columns 5-14."""
+    ref = np.zeros(shape, dtype=np.int16)
+    for first, stop, label in rows:
+        ref[first:stop, 5:15] = label
+    return ref
+
+
 def test_a_reference_with_l6_keys_discs_l5_l6_and_l6_s1() -> None:
-    ref = np.zeros((60, 20, 4), dtype=np.int16)
-    ref[5:10, 5:15] = 123  # L4-L5
-    ref[10:20, 5:15] = 24  # L5
-    ref[20:25, 5:15] = 124  # L5-L6
-    ref[25:35, 5:15] = 25  # L6
-    ref[35:40, 5:15] = 125  # L6-S1
-    ref[40:55, 5:15] = 26  # sacrum
+    # rows: L4-L5, L5, L5-L6, L6, L6-S1, sacrum
+    ref = _stacked_levels(
+        (60, 20, 4),
+        [(5, 10, 123), (10, 20, 24), (20, 25, 124), (25, 35, 25), (35, 40, 125), (40, 55, 26)],
+    )
     pred = ref.copy()
     pred[20:25, 5:15] = 24  # L5-L6 missed, taken for body L5
     pred[22:27, 5:15] = 124  # ... and painted 2 rows low: 3 of its 5 rows right
@@ -116,12 +122,10 @@ def test_a_reference_with_l6_keys_discs_l5_l6_and_l6_s1() -> None:
 def test_a_reference_with_t13_scores_it_as_a_body_and_keys_t12_t13() -> None:
     # VerSe's T13 is 28 and its disc 128; before, 28 was no body (its voxels were left
     # out of the body Dice) and no level, and disc 119 was keyed T12-L1.
-    ref = np.zeros((50, 20, 3), dtype=np.int16)
-    ref[0:10, 5:15] = 19  # T12
-    ref[10:15, 5:15] = 119  # T12-T13
-    ref[15:25, 5:15] = 28  # T13
-    ref[25:30, 5:15] = 128  # T13-L1
-    ref[30:40, 5:15] = 20  # L1
+    # rows: T12, T12-T13, T13, T13-L1, L1
+    ref = _stacked_levels(
+        (50, 20, 3), [(0, 10, 19), (10, 15, 119), (15, 25, 28), (25, 30, 128), (30, 40, 20)]
+    )
     pred = ref.copy()
     pred[15:25, 5:15] = 0  # T13 body missed
     res = evaluate_case(pred, ref, (1.0, 1.0, 1.0))
