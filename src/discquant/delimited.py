@@ -32,7 +32,8 @@ def data_row_lines(path: Path, sep: str) -> list[int]:
     shifts every column (the first field becomes the index) without a word; it also
     renames a repeated header name (``grade`` → ``grade.1``). The standard ``csv`` module
     reads the same quoting rules and reports lines, so each row is checked here first.
-    Blank and whitespace-only lines are skipped, as pandas skips them.
+    Blank and whitespace-only lines are skipped, as pandas skips them; a line holding
+    only ``""`` is a row with one empty field, as pandas reads it.
 
     Raises
     ------
@@ -47,7 +48,9 @@ def data_row_lines(path: Path, sep: str) -> list[int]:
             last_line = 0
             for row in reader:
                 first, last_line = last_line + 1, reader.line_num
-                if not row or (len(row) == 1 and not row[0].strip()):
+                # csv gives [] for a blank line, [''] for a line of only "" (a row to
+                # pandas) and ['  '] for a whitespace-only one (skipped by pandas)
+                if not row or (len(row) == 1 and row[0] and not row[0].strip()):
                     continue
                 if header is None:
                     header = row

@@ -639,6 +639,25 @@ def test_cli_evaluate_grade_error_lines_count_blank_lines(tmp_path: Path) -> Non
     assert "empty subject on line 5" in _one_line_error(CliRunner().invoke(app, args), "ref.csv")
 
 
+def test_cli_evaluate_grade_names_a_table_with_no_data_rows(tmp_path: Path) -> None:
+    # The "no row in both tables" message had listed the empty side's subjects as "".
+    pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tgrade", [])
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["A\tL4-L5\t3"])
+    res = CliRunner().invoke(app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref)])
+    assert "--pred has no data rows" in _one_line_error(res, "pred.tsv")
+    args = ["evaluate", "grade", "--pred", str(ref), "--ref", str(pred)]
+    assert "--ref has no data rows" in _one_line_error(CliRunner().invoke(app, args), "pred.tsv")
+
+
+def test_cli_evaluate_grade_reads_a_quoted_empty_line_as_a_short_row(tmp_path: Path) -> None:
+    # pandas reads a line of only "" as a row; the checker had skipped it as blank, and
+    # the mismatch surfaced as "N rows read but M lines with data", naming no line.
+    pred = _write(tmp_path / "pred.csv", "subject,level,grade", ["A,L4-L5,3", '""'])
+    ref = _write(tmp_path / "ref.csv", "subject,level,grade", ["A,L4-L5,3"])
+    res = CliRunner().invoke(app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref)])
+    assert "line 3 has 1 field(s), the header has 3" in _one_line_error(res, "pred.csv")
+
+
 def test_cli_evaluate_grade_refuses_a_repeated_column_name(tmp_path: Path) -> None:
     # pandas renamed the second "grade" to "grade.1": the comparison silently used the first.
     pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tgrade\tgrade", ["A\tL4-L5\t3\t4"])

@@ -99,6 +99,12 @@ def test_median_standard_error_matches_monte_carlo() -> None:
         # a short row was read as an empty water value and left out without a word
         ("adc,water\n1.0,60\n\n1.5\n2.0,80\n2.5,90\n", "line 4 has 1 field(s), the header has 2"),
         ("adc\twater\n1.0\t60\n1.5\t70\t\n2.0\t80\n2.5\t90\n", "line 3 has 3 field(s)"),
+        # a line of only "" is a short row to pandas, not a blank line to skip
+        ('adc,water\n1.0,60\n""\n2.0,80\n2.5,90\n', "line 3 has 1 field(s), the header has 2"),
+        # "inf" parses as a number: it was counted as "an empty value left out"
+        ("adc,water\n1.0,60\n1.5,inf\n2.0,80\n\n-inf,90\n", "infinite value on line(s) 3, 6"),
+        # spaces are no separator: the message had been "missing column(s)"
+        ("adc water\n1.0 60\n1.5 70\n2.0 80\n", "separate the columns with a comma"),
     ],
 )
 def test_calibrate_command_bad_tables_are_one_line_errors(

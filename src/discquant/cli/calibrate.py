@@ -23,6 +23,7 @@ def calibrate_cmd(
 ) -> None:
     """Fit water % = a + b × ADC by least squares and write it for `analyze --calibration`."""
     setup_logging()
+    import numpy as np
     import pandas as pd
 
     from discquant.delimited import data_row_lines, sniff_delimiter
@@ -34,19 +35,32 @@ def calibrate_cmd(
             raise InvalidInputError("file not found", path=pairs)
         check_output_file(out)
         sep = sniff_delimiter(pairs)
-        data_row_lines(pairs, sep)  # a short row read as an empty value was left out unsaid
+        # a short row read as an empty value was left out unsaid
+        lines = data_row_lines(pairs, sep)
         try:
             table = pd.read_csv(pairs, sep=sep)
         except (ValueError, UnicodeDecodeError, pd.errors.ParserError, csv.Error) as exc:
             raise InvalidInputError(f"not a CSV/TSV table ({exc})", path=pairs) from exc
         missing = {adc_column, water_column} - set(table.columns)
         if missing:
+            only = str(table.columns[0]) if len(table.columns) == 1 else ""
+            if len(only.split()) > 1:  # "adc water": spaces are not read as a separator
+                raise InvalidInputError(
+                    f"one column {only!r}: separate the columns with a comma, tab or "
+                    "semicolon, not spaces",
+                    path=pairs,
+                )
             raise InvalidInputError(f"missing column(s) {sorted(missing)}", path=pairs)
         try:
             adc = pd.to_numeric(table[adc_column]).to_numpy(float)
             water = pd.to_numeric(table[water_column]).to_numpy(float)
         except (ValueError, TypeError) as exc:
             raise InvalidInputError(f"non-numeric values ({exc})", path=pairs) from exc
+        # "inf" parses as a number; it is no measurement, and was counted as left out
+        infinite = np.flatnonzero(np.isinf(adc) | np.isinf(water))
+        if infinite.size:
+            nums = ", ".join(str(lines[k]) for k in infinite)
+            raise InvalidInputError(f"infinite value on line(s) {nums}", path=pairs)
         try:
             cal = fit_calibration(adc, water, label=label or f"fitted from {pairs.name}")
         except InvalidInputError as exc:

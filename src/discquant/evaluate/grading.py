@@ -623,6 +623,9 @@ def evaluate_tables(
         "column": ref_column,
     }
     if m.empty:
+        for side, df, path in (("--pred", p, pred), ("--ref", r, ref)):
+            if df.empty:
+                raise InvalidInputError(f"{side} has no data rows", path=path)
         if both.empty:  # say what each side calls its subjects and levels
             seen = "; ".join(
                 f"{side} has subjects {_sample(df['subject'])} at levels {_sample(df['level'])}"
