@@ -96,6 +96,8 @@ def test_median_standard_error_matches_monte_carlo() -> None:
         # 10⁻⁶ mm²/s: fitted, then never applied by analyze (outside its range), silently
         ("adc,water\n1000,80\n1500,75\n2000,70\n", "another unit?"),
         ("adc,water\n1.0,800\n1.5,75\n2.0,-70\n", "outside 0-100 %"),
+        # water as a fraction: "water % = 0.57 + 0.13 × ADC" was fitted and applied
+        ("adc,water\n1.0,0.70\n1.4,0.75\n1.8,0.80\n", "a fraction? (give percent"),
         # a short row was read as an empty water value and left out without a word
         ("adc,water\n1.0,60\n\n1.5\n2.0,80\n2.5,90\n", "line 4 has 1 field(s), the header has 2"),
         ("adc\twater\n1.0\t60\n1.5\t70\t\n2.0\t80\n2.5\t90\n", "line 3 has 3 field(s)"),

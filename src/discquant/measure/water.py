@@ -143,7 +143,8 @@ def fit_calibration(
     ------
     InvalidInputError
         With fewer than 3 pairs, no spread in ADC, an ADC outside
-        :data:`PLAUSIBLE_ADC_UM2_PER_MS` or a water content outside 0-100 %.
+        :data:`PLAUSIBLE_ADC_UM2_PER_MS`, a water content outside 0-100 %, or water
+        contents all 1 % or less (fractions, not percent).
     """
     x = np.asarray(adc_um2_per_ms, dtype=np.float64)
     y = np.asarray(water_percent, dtype=np.float64)
@@ -161,6 +162,13 @@ def fit_calibration(
         )
     if y.min() < 0 or y.max() > 100:
         raise InvalidInputError(f"water values {y.min():g}-{y.max():g} % lie outside 0-100 %")
+    # Water as a fraction (0.75 for 75 %) fitted a line that gave "0.76 %" in every
+    # table; no real tissue holds 1 % water or less.
+    if y.max() <= 1:
+        raise InvalidInputError(
+            f"water values {y.min():g}-{y.max():g} are all 1 or less: a fraction? "
+            "(give percent: multiply by 100)"
+        )
     slope, intercept = np.polyfit(x, y, 1)
     pred = intercept + slope * x
     ss_res = float(((y - pred) ** 2).sum())
