@@ -428,3 +428,35 @@ def test_inspect_prints_brackets_in_names_as_text(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["inspect", str(tmp_path)], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "T2 sag [fs] [/tra]" in result.stdout
+
+
+def test_a_folder_of_two_patients_is_refused(tmp_path: Path) -> None:
+    # One patient's T2 masks were laid over the other's ADC map, with exit 0 and only a
+    # frame-of-reference warning.
+    from tests.io.dicom_factory import PHI, write_lumbar_study
+
+    write_lumbar_study(tmp_path / "both" / "p1")
+    other = {**PHI, "PatientID": "PIDX-OTHER-2", "PatientName": "Other^Person"}
+    write_lumbar_study(tmp_path / "both" / "p2", phi=other, seed=1)
+    with pytest.raises(InvalidInputError, match="image series of 2 patients") as err:
+        load_study(tmp_path / "both")
+    assert "PIDX" not in str(err.value) and "Other" not in str(err.value)  # no identifiers
+    # one patient's two studies (another StudyInstanceUID) are still one study folder
+    write_lumbar_study(tmp_path / "same" / "visit1")
+    write_lumbar_study(tmp_path / "same" / "visit2", seed=1)
+    assert load_study(tmp_path / "same").t2 is not None
+
+
+def test_a_bids_dataset_root_is_refused(tmp_path: Path) -> None:
+    # Its subjects' DICOM beside them (a phantom's dicom/ folder) was read as one study.
+    from tests.io.dicom_factory import write_lumbar_study
+
+    for sub in ("sub-01", "sub-02"):
+        (tmp_path / "ds" / sub / "anat").mkdir(parents=True)
+        img = nib.Nifti1Image(np.ones((4, 4, 3), np.float32), np.eye(4))
+        nib.save(img, tmp_path / "ds" / sub / "anat" / f"{sub}_T2w.nii.gz")
+    write_lumbar_study(tmp_path / "ds" / "dicom")
+    res = CliRunner().invoke(app, ["analyze", str(tmp_path / "ds"), "--out", str(tmp_path / "o")])
+    assert res.exit_code == 2, res.output
+    assert "a BIDS dataset with 2 subject folder(s)" in res.output
+    assert not (tmp_path / "o").exists()

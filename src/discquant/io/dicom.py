@@ -17,6 +17,7 @@ PyPI wheel. What this module adds around it:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import subprocess
@@ -104,6 +105,9 @@ class _DicomSeries:
     identifiers: frozenset[str] = frozenset()
     """The patient's ID, name, accession number, other IDs and birth date as label tokens
     (:func:`privacy.identifier_tokens`)."""
+    patient: str | None = None
+    """A digest of PatientID (of PatientName without one), to tell two patients apart
+    without keeping either; None when both are empty."""
 
 
 @dataclass
@@ -437,7 +441,17 @@ def _file_series(
             other_patient_ids=ds.get("OtherPatientIDs"),
             birth_date=ds.get("PatientBirthDate"),
         ),
+        patient=_patient_digest(ds),
     )
+
+
+def _patient_digest(ds: object) -> str | None:
+    """SHA-256 of the file's PatientID, or of its PatientName without one; None if neither."""
+    for keyword in ("PatientID", "PatientName"):
+        value = str(getattr(ds, keyword, "") or "").strip()
+        if value:
+            return hashlib.sha256(f"{keyword}={value}".encode()).hexdigest()
+    return None
 
 
 def _series_number(value: object) -> int | None:
@@ -556,6 +570,7 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
                 f"no DICOM files found (looked at {scan.n_files} files, any depth{other})",
                 path=path,
             )
+        _check_one_patient(scan, path)
         _report_non_image(scan, warnings)
         broken = _check_truncated(scan, warnings)
         images: list[RawImage] = []
@@ -594,6 +609,22 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
         prefix = f"{path}{os.sep}"
         warnings = [w[len(prefix) :] if w.startswith(prefix) else w for w in warnings]
     return images, warnings
+
+
+def _check_one_patient(scan: _Scan, path: Path) -> None:
+    """Refuse image series of more than one patient (by PatientID, else PatientName).
+
+    A folder of two patients' studies was analysed as one: one patient's T2 masks laid
+    over the other's ADC map, with only a frame-of-reference warning. Series without
+    either field are not counted (an anonymiser may have emptied them).
+    """
+    patients = {s.patient for s in scan.series.values() if s.patient is not None}
+    if len(patients) > 1:
+        raise InvalidInputError(
+            f"holds image series of {len(patients)} patients (different PatientID): give "
+            "one patient's folder, or a folder of patient folders to `discquant cohort`",
+            path=path,
+        )
 
 
 def _report_non_image(scan: _Scan, warnings: list[str]) -> None:

@@ -47,6 +47,16 @@ def _load_path(path: Path, *, keep_phi: bool) -> tuple[list[RawImage], list[str]
         return [load_nifti(path, keep_phi=keep_phi)], [], True
     if path.is_dir() and is_bids_subject(path):
         return (*load_bids_subject(path, keep_phi=keep_phi), False)
+    if path.is_dir():
+        # A BIDS dataset's root: its subjects' DICOM (a sourcedata/ or phantom dicom/
+        # folder) had been read as one study of several patients.
+        subjects = [c for c in path.iterdir() if c.is_dir() and is_bids_subject(c)]
+        if subjects:
+            raise InvalidInputError(
+                f"a BIDS dataset with {len(subjects)} subject folder(s): give one sub-* "
+                "folder, or the dataset to `discquant cohort`",
+                path=path,
+            )
     from discquant.io.dicom import load_dicom
 
     try:
@@ -101,7 +111,7 @@ def load_study(
         Truncated DICOM, inconsistent slice spacing, NaN/Inf voxels, b-value count not
         matching the volumes, a DWI with one b-value, a T2 (``--t2`` or BIDS ``_T2w``)
         or an ``--adc`` map with several volumes, an ADC map in no known unit, one file
-        given for two roles.
+        given for two roles, a DICOM folder of several patients, a BIDS dataset's root.
 
     Examples
     --------
