@@ -226,3 +226,44 @@ def test_a_nifti_named_after_its_sidecars_patient_is_refused(tmp_path: Path, nam
     study = load_study(path)
     assert study.t2 is not None and "PatientID" not in study.t2.provenance.sidecar
     _analyze_refused(path, tmp_path / "out")
+
+
+def test_deidentifying_an_output_leaves_the_elements_it_shares_with_the_source() -> None:
+    """highdicom adds the source's own element objects (sequences included) to a SEG or SR;
+    de-identifying the output emptied the source's StudyDate, accession number, study ID
+    and description, and removed the names and equipment inside the shared sequences."""
+    import copy
+
+    from pydicom.dataset import Dataset
+
+    from discquant.io.privacy import deidentify_dataset
+
+    referenced = Dataset()
+    referenced.ReferencedSOPInstanceUID = "1.2.3.4"
+    referenced.InstitutionName = "General Hospital"
+    referenced.PerformingPhysicianName = "House^Gregory"
+    source = Dataset()
+    source.PatientName, source.PatientID = "Doe^Jane", "PHI-12345"
+    source.StudyDate, source.StudyTime, source.StudyID = "20240101", "120000", "7"
+    source.AccessionNumber, source.StudyDescription = "ACC-98765", "LSPINE Doe"
+    source.DeidentificationMethod = "site pseudonymisation"
+    source.LastMenstrualDate = "20231020"
+    ethnic = Dataset()
+    ethnic.CodeValue, ethnic.CodingSchemeDesignator, ethnic.CodeMeaning = "X1", "99X", "Qx"
+    source.EthnicGroupCodeSequence = [ethnic]
+    source.ReferencedStudySequence = [referenced]
+    before = copy.deepcopy(source)
+    output = Dataset()
+    for elem in source:  # as highdicom's copy of the patient and study modules does
+        output.add(elem)
+    deidentify_dataset(output, subject="demo01")
+    assert source == before
+    assert source.ReferencedStudySequence[0] == before.ReferencedStudySequence[0]
+    assert (output.StudyDate, output.StudyTime, output.StudyID) == ("", "", "")
+    assert (output.AccessionNumber, output.StudyDescription) == ("", "")
+    assert (str(output.PatientName), output.PatientID) == ("demo01", "demo01")
+    assert output.DeidentificationMethod.startswith("discquant")
+    assert "LastMenstrualDate" not in output and "EthnicGroupCodeSequence" not in output
+    item = output.ReferencedStudySequence[0]
+    assert item.ReferencedSOPInstanceUID == "1.2.3.4"  # UIDs stay
+    assert "InstitutionName" not in item and "PerformingPhysicianName" not in item

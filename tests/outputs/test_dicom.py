@@ -152,6 +152,9 @@ def test_sr_has_each_disc_adc_and_grade(
             and hasattr(i.ReferencedSOPSequence[0], "ReferencedSegmentNumber")
         ]
         assert bool(referenced_segment) == with_seg
+        if with_seg:  # every disc is on the three middle slices (DISC_SLICES) only
+            on_disc = {str(ds.SOPInstanceUID): None for ds in synthetic.datasets[1:4]}
+            assert _referenced_segments(items)["sources"] == on_disc, level
     # one disc is one tracked finding across SEG and SR: the same tracking UID
     group_uids = _tracking_uids_by_disc(sr)
     assert len(set(group_uids.values())) == len(FOUND_LEVELS)
@@ -368,3 +371,102 @@ def test_seg_describes_a_segment_whose_level_is_uncertain(
     assert by_label["L1-L2 disc"] == "L1-L2 disc (level uncertain)"
     assert by_label["L2 vertebral body"] == "L2 vertebral body (level uncertain)"
     assert by_label.get("spinal canal") is None
+
+
+def _referenced_segments(items: list[pydicom.Dataset]) -> dict[str, object]:
+    """A group's segment reference: the segment number and the source images with their
+    frames (TID 1411 "Referenced Segment", DCM 121191, and "Source image for
+    segmentation", DCM 121233)."""
+    segment = [i for i in items if i.ConceptNameCodeSequence[0].CodeValue == "121191"]
+    sources = {
+        str(i.ReferencedSOPSequence[0].ReferencedSOPInstanceUID): i.ReferencedSOPSequence[0].get(
+            "ReferencedFrameNumber"
+        )
+        for i in items
+        if i.ConceptNameCodeSequence[0].CodeValue == "121233"
+    }
+    return {
+        "segments": [int(i.ReferencedSOPSequence[0].ReferencedSegmentNumber) for i in segment],
+        "sources": sources,
+    }
+
+
+def test_sr_references_the_segment_of_a_one_segment_seg(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """A SEG with one segment (a disc-only label map) has its segment number in the shared
+    functional groups, where highdicom's ReferencedSegment.from_segmentation did not look:
+    the SR failed and the analysis with it."""
+    import dataclasses
+
+    from discquant.io.study import Volume
+
+    labels = synthetic.result.labels_t2
+    assert labels is not None
+    data = np.where(labels.data == DISC_LABELS["L4-L5"], labels.data, 0)
+    result = dataclasses.replace(
+        synthetic.result, labels_t2=Volume(data.astype(np.float32), labels.affine)
+    )
+    seg_path = write_dicom_seg(result, synthetic.datasets, tmp_path / "seg.dcm")
+    seg = pydicom.dcmread(seg_path)
+    assert [(int(s.SegmentNumber), str(s.SegmentLabel)) for s in seg.SegmentSequence] == [
+        (1, "L4-L5 disc")
+    ]
+    assert "SegmentIdentificationSequence" in seg.SharedFunctionalGroupsSequence[0]
+    sr = hd.sr.srread(
+        write_dicom_sr(result, synthetic.datasets, tmp_path / "sr.dcm", seg_path=seg_path)
+    )
+    groups = _groups_by_disc(sr)
+    assert set(groups) == {f"{lv} disc" for lv in FOUND_LEVELS}
+    # the disc is on the three middle slices (DISC_SLICES) of the series only
+    on_disc = {str(ds.SOPInstanceUID): None for ds in synthetic.datasets[1:4]}
+    assert _referenced_segments(groups["L4-L5 disc"]) == {"segments": [1], "sources": on_disc}
+    # the other discs have no segment: plain measurement groups
+    assert _referenced_segments(groups["L1-L2 disc"]) == {"segments": [], "sources": {}}
+    volumetric = sr.content.get_volumetric_roi_measurement_groups()
+    assert [str(g.tracking_identifier) for g in volumetric] == ["L4-L5 disc"]
+
+
+def test_sr_references_the_frames_of_an_enhanced_source_with_one_segment(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """Of one multi-frame source, every frame holding the segment is referenced."""
+    import dataclasses
+
+    from discquant.io.study import Volume
+
+    enhanced = hd.legacy.LegacyConvertedEnhancedMRImage(
+        legacy_datasets=synthetic.datasets,
+        series_instance_uid=hd.UID(),
+        series_number=4,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+    )
+    labels = synthetic.result.labels_t2
+    assert labels is not None
+    data = np.where(labels.data == DISC_LABELS["L3-L4"], labels.data, 0)
+    disc_only = Volume(data.astype(np.float32), labels.affine)
+    result = dataclasses.replace(synthetic.result, labels_t2=disc_only)
+    frames = labels_on_source_frames(disc_only, [enhanced])
+    holding = [f + 1 for f in range(len(frames)) if (frames[f] == DISC_LABELS["L3-L4"]).any()]
+    assert len(holding) == 3
+    seg_path = write_dicom_seg(result, [enhanced], tmp_path / "seg.dcm")
+    sr = hd.sr.srread(write_dicom_sr(result, [enhanced], tmp_path / "sr.dcm", seg_path=seg_path))
+    reference = _referenced_segments(_groups_by_disc(sr)["L3-L4 disc"])
+    assert reference["segments"] == [1]
+    assert reference["sources"] == {str(enhanced.SOPInstanceUID): holding}
+
+
+def test_a_segment_reference_without_source_images_names_the_source_series(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    from discquant.outputs.dicom_sr import referenced_segment
+
+    seg = pydicom.dcmread(write_dicom_seg(synthetic.result, synthetic.datasets, tmp_path / "s"))
+    for frame in seg.PerFrameFunctionalGroupsSequence:
+        del frame.DerivationImageSequence
+    reference = referenced_segment(seg, 1)
+    assert not reference.has_source_images()
+    assert reference[1].UID == synthetic.datasets[0].SeriesInstanceUID
+    with pytest.raises(ValueError, match="no frame of segment 99"):
+        referenced_segment(seg, 99)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
 import csv
+import dataclasses
+import io
 import json
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+import pydicom
 import pytest
 from tests.outputs.conftest import Synthetic, partial_result
 
@@ -153,6 +157,9 @@ def test_dicom_outputs_carry_the_patient_only_with_keep_phi(
         ds.AdditionalPatientHistory = "back pain since 2019"
         ds.PhysiciansOfRecord = "House^Gregory"
         ds.PatientAddress = "1 Main Street"
+        # highdicom copies the acquisition date-time into ContributingEquipmentSequence
+        ds.AcquisitionDateTime = "20231114093015"
+        ds.LastMenstrualDate = "20231020"
     source = sources[0]
     paths = write_outputs(synthetic.result, tmp_path, source_t2_datasets=sources, keep_phi=keep_phi)
     for path in (paths.dicom_seg, paths.dicom_sr):
@@ -161,6 +168,7 @@ def test_dicom_outputs_carry_the_patient_only_with_keep_phi(
         assert ds.StudyInstanceUID == source.StudyInstanceUID  # still the source's study
         if keep_phi:
             assert (str(ds.PatientName), ds.PatientID) == ("Doe^Jane", "PHI-12345")
+            assert ds.LastMenstrualDate == "20231020"
             continue
         assert (str(ds.PatientName), ds.PatientID) == ("demo01", "demo01")
         assert ds.PatientBirthDate == "" and ds.AccessionNumber == "" and ds.PatientSex == ""
@@ -171,8 +179,65 @@ def test_dicom_outputs_carry_the_patient_only_with_keep_phi(
             assert len(hd.seg.segread(path).SegmentSequence) >= 5
         text = str(ds)
         for value in ("Doe", "PHI-12345", "19700101", "ACC-98765", "OTHER-555", "back pain",
-                      "House", "Main Street"):  # fmt: skip
+                      "House", "Main Street", "20231114", "20231020"):  # fmt: skip
             assert value not in text, (path.name, value)
+            assert value.encode() not in path.read_bytes(), (path.name, value)
+        assert "LastMenstrualDate" not in ds
+        nested = [i for e in ds if e.VR == "SQ" for i in e.value]
+        assert all("ContributionDateTime" not in i for i in nested), path.name
+
+
+def _encoded(ds: pydicom.Dataset) -> bytes:
+    buffer = io.BytesIO()
+    pydicom.dcmwrite(buffer, ds)
+    return buffer.getvalue()
+
+
+def test_a_deidentified_write_leaves_the_sources_as_they_were(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """highdicom puts the sources' own elements into the SEG and SR: de-identifying them
+    emptied the caller's StudyDate, accession number, study ID and description, and a
+    keep_phi write of the same sources afterwards carried them empty."""
+    sources = [copy.deepcopy(ds) for ds in synthetic.datasets]
+    for ds in sources:
+        ds.StudyDescription = "LSPINE Doe"
+        ds.ReferringPhysicianName = "Ref^Doctor"
+        ds.AcquisitionDateTime = "20231114093015"
+        ds.LastMenstrualDate = "20231020"
+    before = [_encoded(ds) for ds in sources]
+    result = dataclasses.replace(synthetic.result, stages=list(synthetic.result.stages))
+    deidentified = write_outputs(result, tmp_path / "deid", source_t2_datasets=sources)
+    assert deidentified.dicom_seg is not None and deidentified.dicom_sr is not None
+    assert [_encoded(ds) for ds in sources] == before
+    kept = write_outputs(result, tmp_path / "phi", keep_phi=True, source_t2_datasets=sources)
+    expected = {
+        "StudyDate": "20240101",
+        "StudyTime": "120000",
+        "AccessionNumber": "ACC-98765",
+        "StudyID": "1",
+        "StudyDescription": "LSPINE Doe",
+        "ReferringPhysicianName": "Ref^Doctor",
+        "PatientBirthDate": "19700101",
+        "PatientSex": "F",
+        "LastMenstrualDate": "20231020",
+    }
+    for path in (kept.dicom_seg, kept.dicom_sr):
+        assert path is not None
+        ds = pydicom.dcmread(path)
+        assert {k: str(ds.get(k)) for k in expected} == expected, path.name
+        acquisition = ds.ContributingEquipmentSequence[0]
+        assert str(acquisition.ContributionDateTime) == "20231114093015", path.name
+
+
+def test_the_shared_synthetic_sources_are_unchanged_by_the_module_write(
+    written: OutputPaths, synthetic: Synthetic
+) -> None:
+    """The module's de-identified write (``written``) uses the session's sources."""
+    assert written.dicom_seg is not None
+    for ds in synthetic.datasets:
+        assert (ds.StudyDate, ds.StudyTime, ds.StudyID) == ("20240101", "120000", "1")
+        assert (ds.AccessionNumber, str(ds.PatientName)) == ("ACC-98765", "Doe^Jane")
 
 
 def test_an_unestimated_snr_is_null_in_the_adc_sidecar(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ source images; they are not personal data on their own).
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -107,6 +108,9 @@ _DICOM_REMOVED = (
     "CountryOfResidence",
     "RegionOfResidence",
     "MedicalRecordLocator",
+    "LastMenstrualDate",  # a calendar date (Patient Study module)
+    "EthnicGroupCodeSequence",  # EthnicGroup, coded
+    "ReferencedPatientPhotoSequence",
     "InstitutionAddress",
     "StationName",
     # the visit and the people around it (Patient Study and General Study modules)
@@ -156,6 +160,9 @@ _NESTED_REMOVED = EQUIPMENT_KEYS | frozenset(
         "AccessionNumber",
         "OtherPatientIDs",
         "OtherPatientNames",
+        # highdicom copies the source's AcquisitionDateTime into its item of
+        # ContributingEquipmentSequence
+        "ContributionDateTime",
     }
 )
 """Removed from every item of every nested sequence, with every person name."""
@@ -175,13 +182,39 @@ def is_removed_dicom_keyword(keyword: str) -> bool:
     )
 
 
+def _removed_nested(elem: Any) -> bool:
+    return bool(elem.keyword in _NESTED_REMOVED or elem.VR == "PN")
+
+
+def _needs_scrub(items: Any) -> bool:
+    """Whether some item of a sequence, at any depth, holds what :func:`_scrub_nested`
+    removes."""
+    return any(
+        _removed_nested(elem) or (elem.VR == "SQ" and _needs_scrub(elem.value))
+        for item in items
+        for elem in item
+    )
+
+
 def _scrub_nested(items: Any) -> None:
     for item in items:
         for elem in list(item):
-            if elem.keyword in _NESTED_REMOVED or elem.VR == "PN":
+            if _removed_nested(elem):
                 del item[elem.tag]
             elif elem.VR == "SQ":
                 _scrub_nested(elem.value)
+
+
+def _set_new(ds: Any, keyword: str, value: Any) -> None:
+    """Give ``ds`` a new ``keyword`` element holding ``value``.
+
+    ``setattr`` on an attribute ``ds`` already holds changes its element in place, and
+    highdicom adds the source's own element objects to a SEG or SR: the source would
+    change with it.
+    """
+    if keyword in ds:
+        del ds[keyword]
+    setattr(ds, keyword, value)
 
 
 def deidentify_dataset(ds: Any, *, subject: str) -> None:
@@ -193,27 +226,36 @@ def deidentify_dataset(ds: Any, *, subject: str) -> None:
     study ID, date and time are emptied (type 2: present, empty); every other ``Patient*``
     attribute, every ``ClinicalTrial*`` and ``Admitting*`` one, every other person name
     (VR PN: physicians, operators, responsible person) and the patient- and
-    visit-describing attributes in ``_DICOM_REMOVED`` (admission ID, physicians'
-    identification sequences, the source's institution address and station name) are
-    deleted; the study description is emptied;
+    visit-describing attributes in ``_DICOM_REMOVED`` (admission ID, last menstrual date,
+    physicians' identification sequences, the source's institution address and station
+    name) are deleted; the study description is emptied;
     every nested sequence (the source's equipment in ContributingEquipmentSequence) loses
-    its person names, patient identifiers and :data:`EQUIPMENT_KEYS`; and
+    its person names, patient identifiers, :data:`EQUIPMENT_KEYS` and contribution
+    date-time (the source's acquisition date and time); and
     PatientIdentityRemoved/DeidentificationMethod say so. UIDs stay, so that the SEG and
     SR still reference their source images. The output's own DeviceSerialNumber (top
     level, discquant's) stays.
+
+    highdicom shares element objects, sequences included, with the source datasets: an
+    element is never changed in place but replaced by a new one, and a sequence is
+    scrubbed in a deep copy, so the source datasets are not modified.
     """
     for elem in list(ds):  # everything identifying goes; name, ID and type 2 come back below
         if is_removed_dicom_keyword(elem.keyword) or elem.VR == "PN":
             del ds[elem.tag]
-    ds.PatientName = subject
-    ds.PatientID = subject
+    _set_new(ds, "PatientName", subject)
+    _set_new(ds, "PatientID", subject)
     for keyword in _DICOM_EMPTIED:
-        setattr(ds, keyword, "")
+        _set_new(ds, keyword, "")
     for elem in list(ds):
-        if elem.VR == "SQ":
-            _scrub_nested(elem.value)
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = "discquant: patient and study identifiers replaced or removed"
+        if elem.VR == "SQ" and _needs_scrub(elem.value):
+            scrubbed = copy.deepcopy(elem)
+            _scrub_nested(scrubbed.value)
+            ds[elem.tag] = scrubbed
+    _set_new(ds, "PatientIdentityRemoved", "YES")
+    _set_new(
+        ds, "DeidentificationMethod", "discquant: patient and study identifiers replaced or removed"
+    )
 
 
 MIN_IDENTIFIER_CHARS = 4

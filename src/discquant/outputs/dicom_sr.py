@@ -214,6 +214,85 @@ def _segments(seg: Any) -> dict[str, tuple[int, str]]:
     }
 
 
+def referenced_segment(seg: Any, number: int) -> Any:
+    """TID 1411's reference to segment ``number`` of ``seg`` and to its source images.
+
+    Parameters
+    ----------
+    seg
+        The DICOM SEG (pydicom dataset).
+    number
+        The segment's number in ``seg``.
+
+    Returns
+    -------
+    highdicom.sr.ReferencedSegment
+        The segment, and every source image (with the frames of a multi-frame one) that
+        a frame of the segment was derived from.
+
+    Raises
+    ------
+    ValueError
+        ``seg`` has no frame of segment ``number``.
+
+    Notes
+    -----
+    highdicom's ``ReferencedSegment.from_segmentation`` (0.28) reads each frame's segment
+    number from the per-frame functional groups only, while highdicom writes it in the
+    shared ones when the SEG has a single segment (a disc-only label map): the SR failed
+    then. Here each functional group is looked up in the frame's item first, then in the
+    shared item (DICOM PS3.3 C.7.6.16.1.1). A SEG whose frames name no source image
+    references the source series (as highdicom does).
+    """
+    import highdicom as hd
+    from pydicom.multival import MultiValue
+
+    shared = seg.SharedFunctionalGroupsSequence[0]
+
+    def group(frame: Any, name: str) -> Any:
+        return frame.get(name) or shared.get(name) or []
+
+    images: dict[str, tuple[str, list[int]]] = {}  # instance UID -> class UID, frames
+    has_frames = False
+    for frame in seg.PerFrameFunctionalGroupsSequence:
+        identification = group(frame, "SegmentIdentificationSequence")
+        if not identification or int(identification[0].ReferencedSegmentNumber) != number:
+            continue
+        has_frames = True
+        for derivation in group(frame, "DerivationImageSequence"):
+            for image in derivation.get("SourceImageSequence", []):
+                uid = str(image.ReferencedSOPInstanceUID)
+                _, frames = images.setdefault(uid, (str(image.ReferencedSOPClassUID), []))
+                value = image.get("ReferencedFrameNumber")
+                if value is not None:
+                    values = value if isinstance(value, MultiValue) else [value]
+                    frames.extend(int(v) for v in values)
+    if not has_frames:
+        raise ValueError(f"the DICOM SEG has no frame of segment {number}")
+    if not images:
+        return hd.sr.ReferencedSegment(
+            sop_class_uid=seg.SOPClassUID,
+            sop_instance_uid=seg.SOPInstanceUID,
+            segment_number=number,
+            source_series=hd.sr.SourceSeriesForSegmentation(
+                seg.ReferencedSeriesSequence[0].SeriesInstanceUID
+            ),
+        )
+    return hd.sr.ReferencedSegment(
+        sop_class_uid=seg.SOPClassUID,
+        sop_instance_uid=seg.SOPInstanceUID,
+        segment_number=number,
+        source_images=[
+            hd.sr.SourceImageForSegmentation(
+                referenced_sop_class_uid=class_uid,
+                referenced_sop_instance_uid=uid,
+                referenced_frame_numbers=sorted(set(frames)) or None,
+            )
+            for uid, (class_uid, frames) in images.items()
+        ],
+    )
+
+
 def write_dicom_sr(
     result: AnalysisResult,
     source_t2_datasets: Sequence[Any],
@@ -282,7 +361,7 @@ def write_dicom_sr(
         if seg is not None and number is not None:
             groups.append(
                 hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
-                    referenced_segment=hd.sr.ReferencedSegment.from_segmentation(seg, number),
+                    referenced_segment=referenced_segment(seg, number),
                     **common,
                 )
             )
