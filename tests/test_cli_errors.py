@@ -7,6 +7,7 @@ remaining :class:`OSError` about a file into the same one-line error.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import nibabel as nib
@@ -189,6 +190,38 @@ def test_analyze_refuses_outputs_that_would_replace_its_input(tmp_path: Path, ho
     )
     line = _cli_error(["analyze", *given, "-o", str(bids)], cwd=tmp_path)
     assert "the outputs would replace the input" in line and str(bids / "sub-00") in line
+
+
+@pytest.mark.parametrize("inside", ["sub-00", "sub-00/anat"])
+def test_analyze_refuses_an_output_folder_inside_its_input(tmp_path: Path, inside: str) -> None:
+    """`analyze bids/sub-00 -o bids/sub-00` wrote into the raw subject folder (exit 0),
+    whose next analysis would read the outputs as inputs."""
+    from discquant.phantom import PhantomConfig, generate_study, write_study
+
+    bids = tmp_path / "bids"
+    write_study(generate_study(3, PhantomConfig(noise=False)), bids, subject="00")
+    line = _cli_error(["analyze", str(bids / "sub-00"), "-o", str(bids / inside)], cwd=tmp_path)
+    assert "the output folder lies inside the input folder" in line, line
+
+
+def test_analyze_keeps_the_outputs_of_another_subject_with_the_same_label(
+    tmp_path: Path,
+) -> None:
+    """`--subject P-1` then `--subject P_1` both write sub-P1: the second replaced the
+    first's outputs without a word. A rerun of the same subject still replaces them."""
+    from discquant.phantom import PhantomConfig, generate_study, write_study
+
+    write_study(generate_study(3, PhantomConfig(noise=False)), tmp_path / "bids", subject="00")
+    t2 = str(tmp_path / "bids" / "sub-00" / "anat" / "sub-00_T2w.nii.gz")
+    out = tmp_path / "out"
+    first = CliRunner().invoke(app, ["analyze", "--t2", t2, "-o", str(out), "--subject", "P-1"])
+    assert first.exit_code == 0, first.output
+    results = out / "sub-P1" / "sub-P1_results.json"
+    again = CliRunner().invoke(app, ["analyze", "--t2", t2, "-o", str(out), "--subject", "P-1"])
+    assert again.exit_code == 0, again.output
+    line = _cli_error(["analyze", "--t2", t2, "-o", str(out), "--subject", "P_1"], cwd=tmp_path)
+    assert "holds the outputs of subject 'P-1'" in line and "sub-P1" in line, line
+    assert json.loads(results.read_text())["subject"] == "P-1"
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,12 @@ from pathlib import Path
 
 from discquant.errors import InvalidInputError
 
-__all__ = ["check_not_over_inputs", "check_output_file", "check_output_folder"]
+__all__ = [
+    "check_not_over_inputs",
+    "check_output_file",
+    "check_output_folder",
+    "check_subject_folder_free",
+]
 
 
 def _check_folder_above(folder: Path, *, output: Path) -> None:
@@ -87,3 +92,38 @@ def check_not_over_inputs(subject_dir: Path, inputs: list[Path]) -> None:
                 "<BIDS root>/derivatives/discquant",
                 path=subject_dir,
             )
+        # An output folder inside an input folder (`analyze bids/sub-00 -o bids/sub-00`)
+        # wrote into the raw data, and the next run read the outputs as inputs.
+        if p.is_dir() and p in target.parents:
+            raise InvalidInputError(
+                f"the output folder lies inside the input folder {path}; write it "
+                "elsewhere, e.g. <BIDS root>/derivatives/discquant",
+                path=subject_dir.parent,
+            )
+
+
+def check_subject_folder_free(subject_dir: Path, subject: str) -> None:
+    """Refuse to replace the outputs of another subject that shares the folder's label.
+
+    Output folders are named by the label's letters and digits, so ``P-1`` and ``P_1``
+    both write ``sub-P1``: the second analysis replaced the first's outputs without a
+    word. A rerun of the same subject replaces its own outputs, as before.
+
+    Raises
+    ------
+    InvalidInputError
+        ``subject_dir`` holds a results document of a different subject label.
+    """
+    import json
+
+    document = subject_dir / f"{subject_dir.name}_results.json"
+    try:
+        previous = json.loads(document.read_text(encoding="utf-8")).get("subject")
+    except (OSError, ValueError, AttributeError):
+        return  # no readable results there: nothing of another subject to keep
+    if isinstance(previous, str) and previous != subject:
+        raise InvalidInputError(
+            f"it holds the outputs of subject {previous!r}, whose label is also "
+            f"{subject_dir.name!r}; give another --subject, or remove that folder",
+            path=subject_dir,
+        )

@@ -34,7 +34,11 @@ from discquant.measure.discs import (
     measure_discs,
     on_label_grid,
 )
-from discquant.output_paths import check_not_over_inputs, check_output_folder
+from discquant.output_paths import (
+    check_not_over_inputs,
+    check_output_folder,
+    check_subject_folder_free,
+)
 from discquant.results import (
     CANAL_LABEL,
     DISC_LABELS,
@@ -707,6 +711,7 @@ def run_study(
             path=inputs.path or inputs.t2 or inputs.dwi or inputs.adc,
         )
     check_not_over_inputs(Path(out_dir) / f"sub-{label}", inputs.named_paths())
+    check_subject_folder_free(Path(out_dir) / f"sub-{label}", study.subject)
     result = analyze(
         study,
         config=config,
