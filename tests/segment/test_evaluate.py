@@ -378,7 +378,12 @@ def _analyze_like(out: Path, phantom: Path) -> Path:
     truth = phantom / "derivatives" / "phantom" / "sub-00"
     sub = out / "sub-00"
     sub.mkdir(parents=True)
-    shutil.copy(truth / "anat" / "sub-00_dseg.nii.gz", sub / "sub-00_dseg.nii.gz")
+    # the truth's vertebrae cut to their bodies, as discquant labels them
+    dseg = nib.load(truth / "anat" / "sub-00_dseg.nii.gz")
+    posterior = np.asarray(nib.load(truth / "anat" / "sub-00_label-posterior_mask.nii.gz").dataobj)
+    labels = np.asarray(dseg.dataobj)
+    bodies = np.where((posterior > 0) & (labels < 100), 0, labels).astype(labels.dtype)
+    nib.save(nib.Nifti1Image(bodies, dseg.affine, dseg.header), sub / "sub-00_dseg.nii.gz")
     shutil.copy(
         truth / "dwi" / "sub-00_space-dwi_dseg.nii.gz", sub / "sub-00_space-dwi_dseg.nii.gz"
     )
@@ -406,7 +411,11 @@ def test_evaluate_segment_finds_label_maps_in_discquants_own_layouts(
         # The truth against itself: the T2-grid map was taken on both sides, not the
         # DWI-grid copy (another grid), the T2w/ADC images or the masks.
         assert [c["case"] for c in doc["cases"]] == ["sub-00"]
+        # The phantom labels whole vertebrae: scored against them, these bodies read
+        # Dice 0.57 without a word; the reference is cut to the bodies, and says so.
         assert doc["cases"][0]["dice"] == {"disc": 1.0, "body": 1.0, "sacrum": 1.0}
+        assert doc["posterior_elements_removed"] == ["sub-00"]
+        assert "references cut to the vertebral bodies" in res.output
         assert doc["summary"]["levels_named_fraction"] == 1.0
         assert doc["no_shared_level_label"] == {}
         assert not any(doc["unmatched"].values())
