@@ -116,6 +116,26 @@ def test_cli_evaluate_grade_json(tmp_path: Path) -> None:
     assert js["all"]["kappa_quadratic"] == pytest.approx(0.75)
 
 
+def test_cli_evaluate_grade_prints_nothing_when_its_json_cannot_be_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A --json path that passes the early check but cannot be written (e.g. under /proc,
+    # as root) printed the whole table and JSON, then failed with exit 2.
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["A\tL4-L5\t3", "B\tL4-L5\t2"])
+    target = tmp_path / "out.json"
+    original = Path.write_text
+
+    def refuse(self: Path, *args: object, **kwargs: object) -> int:
+        if self == target:
+            raise PermissionError(13, "Permission denied", str(self))
+        return original(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Path, "write_text", refuse)
+    args = ["evaluate", "grade", "--pred", str(ref), "--ref", str(ref), "--json", str(target)]
+    line = _one_line_error(CliRunner().invoke(app, args), "out.json")
+    assert "Permission denied" in line and not target.exists()
+
+
 def test_cli_evaluate_bland_altman(tmp_path: Path) -> None:
     ref = _write(
         tmp_path / "truth.tsv",

@@ -93,14 +93,17 @@ def evaluate_grade_cmd(
             )
             if plot is not None:
                 report["plot"] = str(plot)
-            typer.echo(text)
             js = json.dumps(to_jsonable(report), indent=1, allow_nan=False)  # NaN → null
-            typer.echo(js)
+            # Files first, then the results on stdout: a --json that could not be
+            # written (a path the permission check cannot foresee, e.g. under /proc)
+            # printed every result and then failed with exit 2.
             if json_out is not None:
                 json_out.parent.mkdir(parents=True, exist_ok=True)
                 json_out.write_text(js + "\n")
             if drawn is not None and plot is not None:
                 os.replace(drawn, plot)
+            typer.echo(text)
+            typer.echo(js)
         finally:
             if drawn is not None:
                 drawn.unlink(missing_ok=True)
