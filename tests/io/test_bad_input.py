@@ -186,6 +186,26 @@ def test_nifti_with_nan_or_inf(tmp_path: Path, bad: float) -> None:
     assert str(path) in _cli_error(["inspect", "--t2", str(path)])
 
 
+def test_an_adc_map_reads_nan_as_no_value_and_still_refuses_inf(tmp_path: Path) -> None:
+    # discquant's own ADC maps (`discquant adc`, analyze's sub-X_adc) mark voxels with no
+    # fit NaN; given back as --adc they were refused ("replace them before import").
+    rng = np.random.default_rng(0)
+    adc = rng.uniform(0.5, 2.5, (16, 16, 3)).astype(np.float32)
+    adc[:4] = np.nan
+    t2 = _nifti(tmp_path / "t2.nii.gz", rng.uniform(100, 900, (16, 16, 3)))
+    path = _nifti(tmp_path / "my_map.nii.gz", adc)
+    for given in ({"adc": path}, {"path": _nifti(tmp_path / "sub-01_adc.nii.gz", adc)}):
+        study = load_study(t2=t2, **given) if "adc" in given else load_study(given["path"])
+        assert study.adc is not None
+        got = study.adc.image.data
+        assert (got == 0).sum() == 4 * 16 * 3  # the scanners' "no value"
+        # the fitted voxels kept as they are (µm²/ms)
+        np.testing.assert_allclose(np.sort(got[got > 0]), np.sort(adc[4:].ravel()), rtol=1e-6)
+    adc[5, 5, 1] = np.inf
+    with pytest.raises(InvalidInputError, match="0 NaN and 1 Inf"):
+        load_study(t2=t2, adc=_nifti(tmp_path / "inf_adc.nii.gz", adc))
+
+
 def test_bval_count_mismatch(tmp_path: Path) -> None:
     dwi = _nifti(tmp_path / "dwi.nii.gz", np.ones((8, 8, 2, 3)))
     bval = tmp_path / "dwi.bval"

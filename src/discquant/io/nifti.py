@@ -90,8 +90,13 @@ def affine_mm(img: Any) -> npt.NDArray[np.float64]:
     return affine
 
 
-def read_volume(path: Path) -> Volume:
-    """Load a NIfTI file as a float32 :class:`Volume`; reject NaN/Inf and empty images."""
+def read_volume(path: Path, *, nan_as_zero: bool = False) -> Volume:
+    """Load a NIfTI file as a float32 :class:`Volume`; reject NaN/Inf and empty images.
+
+    With ``nan_as_zero`` (ADC maps), NaN voxels are read as 0, the value scanners store
+    where no ADC was fitted: discquant's own ADC maps mark such voxels NaN. Inf is still
+    refused.
+    """
     import nibabel as nib
 
     if not path.exists():
@@ -115,6 +120,11 @@ def read_volume(path: Path) -> Volume:
         data = data[..., 0]
     if data.ndim not in (3, 4) or data.size == 0:
         raise InvalidInputError(f"image has shape {data.shape}; expected 3D or 4D", path=path)
+    if nan_as_zero:
+        n_nan = int(np.isnan(data).sum())
+        if n_nan:
+            log.info("%s: %d NaN voxels (no ADC fitted) read as 0", path.name, n_nan)
+            data = np.nan_to_num(data, nan=0.0, posinf=np.inf, neginf=-np.inf)
     bad = ~np.isfinite(data)
     if bad.any():
         n_nan = int(np.isnan(data).sum())
@@ -269,7 +279,7 @@ def load_nifti(
     path = Path(path)
     if hint is None and nifti_stem(path).lower().endswith("adc"):
         hint, hint_reason = "adc", "file name ends in ADC"
-    volume = read_volume(path)
+    volume = read_volume(path, nan_as_zero=hint == "adc")
     nv = n_volumes(volume)
     bval = Path(bval) if bval is not None else sibling(path, ".bval")
     bvec = Path(bvec) if bvec is not None else sibling(path, ".bvec")
