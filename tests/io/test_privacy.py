@@ -99,7 +99,7 @@ def test_nifti_sidecar_is_scrubbed_too(tmp_path: Path) -> None:
 
 
 def test_a_subject_label_holding_the_patient_id_is_refused(
-    lumbar_dicom: WrittenStudy, tmp_path: Path
+    lumbar_dicom: WrittenStudy, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A folder named after the patient (its MRN) named every output, and the
     de-identified SEG/SR carried it as their patient ID."""
@@ -117,8 +117,11 @@ def test_a_subject_label_holding_the_patient_id_is_refused(
     assert PHI["PatientID"] not in str(err.value).split(": ", 1)[1]  # the path aside
     assert not out.exists()
     surname = PHI["PatientName"].split("^")[0]
-    with pytest.raises(InvalidInputError, match="holds the patient's ID or name"):
-        run_study(StudyInputs(path=lumbar_dicom.root, subject=f"x{surname}"), out)
+    with caplog.at_level(logging.DEBUG):  # the import's log had shown the refused label
+        with pytest.raises(InvalidInputError, match="holds the patient's ID or name"):
+            run_study(StudyInputs(path=lumbar_dicom.root, subject=f"x{surname}"), out)
+    assert "series imported" in caplog.text
+    _assert_clean(caplog.text, "the log of a refused label")
 
 
 @pytest.mark.parametrize(

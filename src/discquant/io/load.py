@@ -174,7 +174,9 @@ def load_study(
             subject = f"{base.parent.name}_{base.name}"  # one session of a BIDS subject
         else:
             subject = base.name
-    log.info("%s: %d series imported", subject, len(ordered))
+    # Not the subject label: a label that holds the patient's name or ID is refused
+    # after the import (run_study), and this line had already shown it.
+    log.info("%d series imported", len(ordered))
     for s in ordered:
         log.debug(
             "%s: %s %s (%s)", s.role.value, s.description, "x".join(map(str, s.image.shape)),
