@@ -47,7 +47,7 @@ def from_dicom(
     phantom: tuple[Path, PhantomTruth], tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, Result]:
     out = tmp_path_factory.mktemp("out-dicom")
-    dicom_dir = phantom[0] / "dicom" / f"sub-{SUBJECT}"
+    dicom_dir = phantom[0] / "sourcedata" / "dicom" / f"sub-{SUBJECT}"
     res = _analyze(str(dicom_dir), "--out", str(out), "--subject", SUBJECT, "--dicom", "--json")
     return out, res
 
@@ -148,7 +148,9 @@ def test_dicom_seg_references_the_source_t2_and_no_patient_name_leaks(
     phantom: tuple[Path, PhantomTruth], from_dicom: tuple[Path, Result]
 ) -> None:
     out, _ = from_dicom
-    t2_files = list((phantom[0] / "dicom" / f"sub-{SUBJECT}" / "T2_TSE_SAG").glob("*.dcm"))
+    t2_files = list(
+        (phantom[0] / "sourcedata" / "dicom" / f"sub-{SUBJECT}" / "T2_TSE_SAG").glob("*.dcm")
+    )
     source_uids = {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in t2_files}
     seg = pydicom.dcmread(out / f"sub-{SUBJECT}" / f"sub-{SUBJECT}_desc-discs_seg.dcm")
     referenced = {
@@ -222,7 +224,7 @@ def test_t2_and_dwi_from_different_studies_warn(tmp_path: Path) -> None:
 
 def _copy_study(phantom: tuple[Path, PhantomTruth], folder: Path) -> Path:
     """Copy the phantom's DICOM folder; return one of its T2 slices."""
-    shutil.copytree(phantom[0] / "dicom" / f"sub-{SUBJECT}", folder)
+    shutil.copytree(phantom[0] / "sourcedata" / "dicom" / f"sub-{SUBJECT}", folder)
     return sorted((folder / "T2_TSE_SAG").glob("*.dcm"))[3]
 
 

@@ -428,3 +428,16 @@ def test_the_noiseless_dwi_does_not_depend_on_the_order_of_the_bvalues() -> None
     a, b = ordered.dwi.data, shuffled.dwi.data[..., [1, 2, 0]]
     assert a[..., 0].max() > 500.0  # a real image, not two empty ones
     np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-3)
+
+
+def test_both_formats_make_a_bids_root_that_cohort_reads_as_its_subjects(tmp_path: Path) -> None:
+    # The DICOM copy lay in OUT/dicom beside the subjects: `discquant cohort OUT` took it
+    # for a study and failed it ("not a BIDS subject folder").
+    from discquant.cohort.manifest import studies_from_folder
+
+    cfg = PhantomConfig(**{**SMALL.__dict__, "t2_slices": 3, "dwi_slices": 3})
+    for i, sub in enumerate(("01", "02")):
+        write_study(generate_study(20 + i, cfg), tmp_path, subject=sub, format="both")
+    assert (tmp_path / "sourcedata" / "dicom" / "sub-02" / "T2_TSE_SAG").is_dir()
+    studies = studies_from_folder(tmp_path)
+    assert [(s.subject, s.error) for s in studies] == [("01", None), ("02", None)]

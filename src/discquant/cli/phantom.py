@@ -28,7 +28,14 @@ def phantom_cmd(
     seed: Annotated[
         int, typer.Option(min=0, help="Seed of the first subject (then seed+1, ...).")
     ] = 0,
-    format: Annotated[str, typer.Option("--format", help="nifti | dicom | both.")] = "nifti",
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="nifti | dicom | both. DICOM goes in OUT/dicom/sub-XX, with both in "
+            "OUT/sourcedata/dicom/sub-XX (BIDS's place for source data).",
+        ),
+    ] = "nifti",
     snr: Annotated[
         float, typer.Option(help="DWI SNR at b=0 in a grade-II nucleus pulposus.")
     ] = 30.0,

@@ -182,7 +182,10 @@ def write_study(
     study
         From :func:`~discquant.phantom.generate_study`.
     out_dir
-        Root folder (created). NIfTI goes in the BIDS tree, DICOM under ``dicom/sub-XX/``.
+        Root folder (created). NIfTI goes in the BIDS tree. DICOM goes under
+        ``dicom/sub-XX/``, or with ``"both"`` under ``sourcedata/dicom/sub-XX/``, where
+        BIDS keeps a dataset's source data (a ``dicom/`` folder beside the subjects
+        became a failed study of ``discquant cohort``).
     subject
         BIDS subject label (letters and digits).
     format
@@ -203,5 +206,6 @@ def write_study(
     if format in ("dicom", "both"):
         from discquant.phantom.dicom import write_dicom
 
-        paths += write_dicom(study, Path(out_dir) / "dicom" / f"sub-{subject}", subject=subject)
+        root = Path(out_dir) / ("sourcedata" if format == "both" else "") / "dicom"
+        paths += write_dicom(study, root / f"sub-{subject}", subject=subject)
     return paths
