@@ -187,6 +187,11 @@ def connect_scheduler(scheduler: str) -> Any:
     """
     from distributed import Client
 
+    if "://" not in scheduler and Path(scheduler).suffix.lower() == ".json":
+        # A scheduler file's name, not an address: "missing port number in address"
+        # did not say that the file was not there.
+        if not Path(scheduler).is_file():
+            raise InvalidInputError("scheduler file not found", path=scheduler)
     try:
         if Path(scheduler).is_file():
             return Client(scheduler_file=scheduler)
