@@ -82,6 +82,26 @@ def test_unwritable_output_path_is_one_line_exit_2(
     assert problem in line
 
 
+@pytest.mark.parametrize(
+    ("args", "named", "problem"),
+    [
+        # "no DICOM files found (looked at 1 files, any depth)" for one text file
+        (["inspect", "outfile"], "outfile", "not a DICOM or NIfTI file"),
+        # "file not found" for a folder that is there
+        (["calibrate", "taken.nii.gz", "-o", "c.json"], "taken.nii.gz", "a folder, not a table"),
+        # the fit's own errors named no file
+        (["adc", "dwi.nii.gz", "-o", "a.nii.gz", "--b-min", "5000"], "dwi.nii.gz", "fewer than"),
+    ],
+    ids=["inspect-text-file", "calibrate-folder", "adc-no-shells-in-range"],
+)
+def test_a_bad_input_is_named_in_its_error(
+    inputs: Path, args: list[str], named: str, problem: str
+) -> None:
+    given = [str(inputs / a) if "." in a or a == "outfile" else a for a in args]
+    line = _cli_error(given, cwd=inputs)
+    assert line.startswith(f"discquant: error: {inputs / named}: ") and problem in line, line
+
+
 def test_os_error_about_a_file_becomes_one_line(capsys: pytest.CaptureFixture[str]) -> None:
     # e.g. os.replace(tmp, out) when out turned into a folder after the early check
     with pytest.raises(typer.Exit) as done, user_errors():

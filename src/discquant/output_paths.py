@@ -13,6 +13,7 @@ from pathlib import Path
 from discquant.errors import InvalidInputError
 
 __all__ = [
+    "check_not_inside_inputs",
     "check_not_over_inputs",
     "check_output_file",
     "check_output_folder",
@@ -92,13 +93,27 @@ def check_not_over_inputs(subject_dir: Path, inputs: list[Path]) -> None:
                 "<BIDS root>/derivatives/discquant",
                 path=subject_dir,
             )
-        # An output folder inside an input folder (`analyze bids/sub-00 -o bids/sub-00`)
-        # wrote into the raw data, and the next run read the outputs as inputs.
-        if p.is_dir() and p in target.parents:
+
+
+def check_not_inside_inputs(out_dir: Path, inputs: list[Path]) -> None:
+    """Refuse an analysis output folder that lies inside one of the study's input folders.
+
+    ``analyze bids/sub-00 -o bids/sub-00`` wrote into the raw subject folder, and its
+    next analysis read the outputs as inputs (``cohort`` refused it already).
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the output folder and the input folder around it.
+    """
+    target = out_dir.expanduser().absolute().resolve()
+    for path in inputs:
+        p = path.expanduser().absolute().resolve()
+        if p.is_dir() and (p == target or p in target.parents):
             raise InvalidInputError(
                 f"the output folder lies inside the input folder {path}; write it "
                 "elsewhere, e.g. <BIDS root>/derivatives/discquant",
-                path=subject_dir.parent,
+                path=out_dir,
             )
 
 

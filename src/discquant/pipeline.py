@@ -35,6 +35,7 @@ from discquant.measure.discs import (
     on_label_grid,
 )
 from discquant.output_paths import (
+    check_not_inside_inputs,
     check_not_over_inputs,
     check_output_folder,
     check_subject_folder_free,
@@ -711,6 +712,7 @@ def run_study(
             path=inputs.path or inputs.t2 or inputs.dwi or inputs.adc,
         )
     check_not_over_inputs(Path(out_dir) / f"sub-{label}", inputs.named_paths())
+    check_not_inside_inputs(Path(out_dir), inputs.named_paths())
     check_subject_folder_free(Path(out_dir) / f"sub-{label}", study.subject)
     result = analyze(
         study,

@@ -31,6 +31,8 @@ def calibrate_cmd(
     from discquant.measure.water import fit_calibration
 
     with user_errors():
+        if pairs.is_dir():
+            raise InvalidInputError("a folder, not a table file", path=pairs)
         if not pairs.is_file():
             raise InvalidInputError("file not found", path=pairs)
         check_output_file(out)

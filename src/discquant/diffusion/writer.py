@@ -283,15 +283,20 @@ def compute_and_write_adc(
     if data.ndim != 4:
         raise InvalidInputError(f"the DWI must be 4D, got shape {data.shape}", path=src)
     mask_arr = None if mask is None else _read_mask(Path(mask), data.shape[:3], series.image.affine)
-    model = AdcModel(
-        series.bvals_s_per_mm2,
-        series.bvecs,
-        method=method,
-        b_min=b_min,
-        b_max=b_max,
-        noise_sigma=sigma,
-    )
-    fit = model.fit(data, mask_arr, n_threads=threads)
+    try:
+        model = AdcModel(
+            series.bvals_s_per_mm2,
+            series.bvecs,
+            method=method,
+            b_min=b_min,
+            b_max=b_max,
+            noise_sigma=sigma,
+        )
+        fit = model.fit(data, mask_arr, n_threads=threads)
+    except InvalidInputError as exc:  # about this DWI (its shells, its background)
+        if exc.path is not None:
+            raise
+        raise InvalidInputError(exc.reason, path=src) from exc
     settings = {"BMin_s_per_mm2": b_min, "BMax_s_per_mm2": b_max, "Masked": mask is not None}
     written, side = write_adc_nifti(fit, series.image.affine, out, settings=settings)
     n_fitted = int(np.prod(data.shape[:3]) if mask_arr is None else mask_arr.sum())

@@ -563,6 +563,8 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
     with tempfile.TemporaryDirectory(prefix="discquant-dicom-") as tmp:
         staging = Path(tmp)
         scan = _scan(files, staging)
+        if not scan.series and not scan.truncated and path.is_file() and not scan.non_image:
+            raise InputNotFoundError("not a DICOM or NIfTI file", path=path)
         if not scan.series and not scan.truncated:
             n_other = sum(len(v) for v in scan.non_image.values())
             other = f"; {n_other} non-image DICOM files ignored" if n_other else ""
