@@ -262,3 +262,11 @@ def test_option_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], prob
     """Click's usage block and framed message spanned several lines."""
     line = _cli_error(args, cwd=tmp_path)
     assert problem in line and "--help" in line, line
+
+
+def test_ctrl_c_says_so_and_exits_130(capsys: pytest.CaptureFixture[str]) -> None:
+    # analyze interrupted exited 130 without a word
+    with pytest.raises(typer.Exit) as done, user_errors():
+        raise KeyboardInterrupt
+    assert done.value.exit_code == 130
+    assert capsys.readouterr().err == "discquant: interrupted\n"

@@ -37,13 +37,14 @@ def setup_logging(*, quiet: bool = False, verbose: bool = False) -> None:
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
+def user_errors(interrupted: str = "discquant: interrupted") -> Iterator[None]:
     """Turn a user's error into one stderr line and its exit code.
 
     A :class:`~discquant.errors.DiscquantError` exits with its own code (2, or 3 for
     :class:`~discquant.errors.NoDiscsFoundError`). An :class:`OSError` about a named
     file (an output folder that is a file, an output file that is a folder, no
-    permission, ...) exits 2 with the path and the system's reason.
+    permission, ...) exits 2 with the path and the system's reason. Ctrl-C exits 130
+    with the line ``interrupted``.
     """
     from discquant.errors import DiscquantError
 
@@ -52,6 +53,9 @@ def user_errors() -> Iterator[None]:
     except DiscquantError as exc:
         typer.echo(f"discquant: error: {exc}", err=True)
         raise typer.Exit(code=exc.exit_code) from None
+    except KeyboardInterrupt:  # Ctrl-C exited 130 without a word
+        typer.echo(interrupted, err=True)
+        raise typer.Exit(code=130) from None
     except OSError as exc:
         if exc.filename is None:  # not about a file: a genuine failure, keep the traceback
             raise

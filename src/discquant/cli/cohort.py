@@ -96,6 +96,9 @@ class _CohortProgressDisplay:
         )  # fmt: skip
 
 
+INTERRUPTED = "discquant: interrupted; run the same command again to resume."
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -178,7 +181,7 @@ def cohort_cmd(
     )
     previous = signal.signal(signal.SIGTERM, _interrupt)  # close the cluster on SIGTERM too
     try:
-        with user_errors():
+        with user_errors(interrupted=INTERRUPTED):
             check_output_folder(out)
             studies = read_cohort(input)
             # run_cohort refuses options every study would fail on (--method, --device,
@@ -196,7 +199,7 @@ def cohort_cmd(
                     progress=progress,
                 )
     except KeyboardInterrupt:
-        typer.echo("discquant: interrupted; run the same command again to resume.", err=True)
+        typer.echo(INTERRUPTED, err=True)
         raise typer.Exit(code=130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
