@@ -17,3 +17,13 @@ def test_help_paragraphs_wrap_to_the_terminal_not_to_the_docstring() -> None:
     assert "resume. Exit codes: 0 every study done; 2 bad cohort input or options" in res.output
     res = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["train", "grade", "--help"])
     assert res.exit_code == 0, res.output
+
+
+def test_version() -> None:
+    from typer.testing import CliRunner
+
+    from discquant import __version__
+    from discquant.cli import app
+
+    res = CliRunner().invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.output == f"discquant {__version__}\n"

@@ -85,6 +85,29 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from discquant import __version__
+
+        typer.echo(f"discquant {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        help="Print the version and exit.",
+        callback=_show_version,
+        is_eager=True,
+    ),
+) -> None:
+    """Lumbar intervertebral disc degeneration from MRI."""
+
+
 for _name, _command in (
     ("inspect", inspect.inspect_cmd),
     ("adc", adc.adc_cmd),

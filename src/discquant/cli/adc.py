@@ -39,7 +39,9 @@ def adc_cmd(
     b_min: Annotated[
         float | None, typer.Option(help="Ignore b-values below this (s/mm²), e.g. 200.")
     ] = None,
-    b_max: Annotated[float | None, typer.Option(help="Ignore b-values above this.")] = None,
+    b_max: Annotated[
+        float | None, typer.Option(help="Ignore b-values above this (s/mm²), e.g. 1000.")
+    ] = None,
     noise_sigma: Annotated[
         str | None,
         typer.Option(help="Rician noise-floor correction: a σ in signal units, or 'auto'."),
