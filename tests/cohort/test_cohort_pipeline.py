@@ -94,6 +94,9 @@ def test_reference_run_tables(reference: Path) -> None:
     assert len(discs) == 10 * 5
     assert not discs.duplicated(["subject", "level"]).any()
     assert discs.groupby("subject")["found"].sum().eq(5).all()  # five discs in every study
+    # the CSV spells booleans as the subjects' TSVs do (it wrote True/False)
+    csv = pd.read_csv(reference / "cohort_discs.csv", dtype=str, keep_default_na=False)
+    assert set(csv["found"]) == {"true"}
     # a nucleus value is either measured or withheld with its reason, never silently missing
     measured = discs["adc_np_median_um2_per_ms"].notna()
     withheld = discs["flags"].str.contains("adc_withheld_too_few_voxels")

@@ -244,6 +244,13 @@ def _replace(path: Path, write: Any) -> None:
     os.replace(tmp, path)
 
 
+def _csv_spelling(table: Any) -> Any:
+    """``table`` with its boolean columns as ``true``/``false``, as the subjects'
+    ``*_discs.tsv`` spell them (pandas writes ``True``; it reads both)."""
+    flags = [c for c in table.columns if table[c].dtype == bool]
+    return table.assign(**{c: table[c].map({True: "true", False: "false"}) for c in flags})
+
+
 def write_cohort_tables(
     out_dir: Path,
     studies: Sequence[CohortStudy],
@@ -259,8 +266,8 @@ def write_cohort_tables(
     out = Path(out_dir)
     tables = collect_tables(out, studies, run_key=run_key, outcomes=outcomes)
     _replace(out / DISCS_PARQUET, lambda p: tables.discs.to_parquet(p, index=False))
-    _replace(out / DISCS_CSV, lambda p: tables.discs.to_csv(p, index=False))
-    _replace(out / FAILURES_CSV, lambda p: tables.failures.to_csv(p, index=False))
+    _replace(out / DISCS_CSV, lambda p: _csv_spelling(tables.discs).to_csv(p, index=False))
+    _replace(out / FAILURES_CSV, lambda p: _csv_spelling(tables.failures).to_csv(p, index=False))
     log.info(
         "cohort tables: %d disc rows from %d studies, %d failures",
         len(tables.discs),
