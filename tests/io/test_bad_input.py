@@ -467,6 +467,24 @@ def test_a_folder_of_two_patients_is_refused(tmp_path: Path) -> None:
     assert load_study(tmp_path / "same").t2 is not None
 
 
+def test_one_patient_anonymised_series_by_series_is_one_patient(tmp_path: Path) -> None:
+    # An anonymiser that emptied the PatientID of one series (the name kept), or gave a
+    # series an ID of its own in the same study, made the folder "2 patients".
+    import pydicom
+    from tests.io.dicom_factory import write_lumbar_study
+
+    written = write_lumbar_study(tmp_path / "anon")
+    for key, patient_id in (("dwi", ""), ("adc", "ANON-7f3a9c")):
+        for f in written.series[key].files:
+            ds = pydicom.dcmread(f)
+            ds.PatientID = patient_id
+            if key == "adc":
+                ds.PatientName = "Anon^Series"
+            ds.save_as(f)
+    study = load_study(tmp_path / "anon")
+    assert study.t2 is not None and study.dwi is not None and study.adc is not None
+
+
 def test_a_bids_dataset_root_is_refused(tmp_path: Path) -> None:
     # Its subjects' DICOM beside them (a phantom's dicom/ folder) was read as one study.
     from tests.io.dicom_factory import write_lumbar_study

@@ -105,9 +105,9 @@ class _DicomSeries:
     identifiers: frozenset[str] = frozenset()
     """The patient's ID, name, accession number, other IDs and birth date as label tokens
     (:func:`privacy.identifier_tokens`)."""
-    patient: str | None = None
-    """A digest of PatientID (of PatientName without one), to tell two patients apart
-    without keeping either; None when both are empty."""
+    patient: frozenset[str] = frozenset()
+    """Digests of the PatientID and PatientName that are not empty, to tell two patients
+    apart without keeping either."""
 
 
 @dataclass
@@ -445,13 +445,14 @@ def _file_series(
     )
 
 
-def _patient_digest(ds: object) -> str | None:
-    """SHA-256 of the file's PatientID, or of its PatientName without one; None if neither."""
+def _patient_digest(ds: object) -> frozenset[str]:
+    """SHA-256 digests of the file's PatientID and PatientName, each when not empty."""
+    found = set()
     for keyword in ("PatientID", "PatientName"):
         value = str(getattr(ds, keyword, "") or "").strip()
         if value:
-            return hashlib.sha256(f"{keyword}={value}".encode()).hexdigest()
-    return None
+            found.add(hashlib.sha256(f"{keyword}={value}".encode()).hexdigest())
+    return frozenset(found)
 
 
 def _series_number(value: object) -> int | None:
@@ -614,17 +615,41 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
 
 
 def _check_one_patient(scan: _Scan, path: Path) -> None:
-    """Refuse image series of more than one patient (by PatientID, else PatientName).
+    """Refuse image series of more than one patient.
 
     A folder of two patients' studies was analysed as one: one patient's T2 masks laid
-    over the other's ADC map, with only a frame-of-reference warning. Series without
-    either field are not counted (an anonymiser may have emptied them).
+    over the other's ADC map, with only a frame-of-reference warning. Two series belong
+    to one patient when they share a PatientID, a PatientName, a StudyInstanceUID or a
+    FrameOfReferenceUID, directly or through other series: an anonymiser that emptied
+    the ID of some series, or gave each series its own ID, leaves them one patient.
+    Series with neither an ID nor a name are not counted.
     """
-    patients = {s.patient for s in scan.series.values() if s.patient is not None}
+    series = list(scan.series.values())
+    keys = [
+        {*s.patient, *(f"{kind}={uid}" for kind, uid in (("study", s.study_uid),
+                                                          ("frame", s.frame_uid)) if uid)}
+        for s in series
+    ]  # fmt: skip
+    group = list(range(len(series)))  # union-find over shared keys
+
+    def root(i: int) -> int:
+        while group[i] != i:
+            i = group[i]
+        return i
+
+    owner: dict[str, int] = {}
+    for i, ks in enumerate(keys):
+        for k in ks:
+            if k in owner:
+                group[root(i)] = root(owner[k])
+            else:
+                owner[k] = i
+    patients = {root(i) for i, s in enumerate(series) if s.patient}
     if len(patients) > 1:
         raise InvalidInputError(
-            f"holds image series of {len(patients)} patients (different PatientID): give "
-            "one patient's folder, or a folder of patient folders to `discquant cohort`",
+            f"holds image series of {len(patients)} patients (no PatientID, PatientName, "
+            "study or frame of reference in common): give one patient's folder, or a "
+            "folder of patient folders to `discquant cohort`",
             path=path,
         )
 
