@@ -242,6 +242,11 @@ def test_analyze_keeps_the_outputs_of_another_subject_with_the_same_label(
     line = _cli_error(["analyze", "--t2", t2, "-o", str(out), "--subject", "P_1"], cwd=tmp_path)
     assert "holds the outputs of subject 'P-1'" in line and "sub-P1" in line, line
     assert json.loads(results.read_text())["subject"] == "P-1"
+    # one subject given as its folder ("sub-00") and then as its file ("00") is a rerun
+    folder = str(tmp_path / "bids" / "sub-00")
+    for args in (["analyze", folder], ["analyze", "--t2", t2], ["analyze", folder]):
+        res = CliRunner().invoke(app, [*args, "-o", str(tmp_path / "again")])
+        assert res.exit_code == 0, res.output
 
 
 @pytest.mark.parametrize(
@@ -270,3 +275,18 @@ def test_ctrl_c_says_so_and_exits_130(capsys: pytest.CaptureFixture[str]) -> Non
         raise KeyboardInterrupt
     assert done.value.exit_code == 130
     assert capsys.readouterr().err == "discquant: interrupted\n"
+
+
+def test_outputs_may_lie_inside_a_dicom_input_folder(tmp_path: Path) -> None:
+    # Only folders whose import reads NIfTI would read outputs back as inputs; results
+    # inside a DICOM study folder were allowed before, and stay allowed.
+    from tests.io.dicom_factory import write_lumbar_study
+
+    from discquant.phantom import PhantomConfig, generate_study, write_study
+    from discquant.pipeline import _reads_nifti
+
+    write_lumbar_study(tmp_path / "dicom")
+    write_study(generate_study(3, PhantomConfig(noise=False)), tmp_path / "bids", subject="00")
+    assert not _reads_nifti(tmp_path / "dicom")
+    assert _reads_nifti(tmp_path / "bids" / "sub-00")
+    assert not _reads_nifti(tmp_path / "bids" / "sub-00" / "anat" / "sub-00_T2w.nii.gz")

@@ -99,7 +99,8 @@ def check_not_inside_inputs(out_dir: Path, inputs: list[Path]) -> None:
     """Refuse an analysis output folder that lies inside one of the study's input folders.
 
     ``analyze bids/sub-00 -o bids/sub-00`` wrote into the raw subject folder, and its
-    next analysis read the outputs as inputs (``cohort`` refused it already).
+    next analysis read the outputs as inputs (``cohort`` refused it already). The caller
+    passes the input folders whose import would read the outputs back.
 
     Raises
     ------
@@ -136,9 +137,21 @@ def check_subject_folder_free(subject_dir: Path, subject: str) -> None:
         previous = json.loads(document.read_text(encoding="utf-8")).get("subject")
     except (OSError, ValueError, AttributeError):
         return  # no readable results there: nothing of another subject to keep
-    if isinstance(previous, str) and previous != subject:
+    if isinstance(previous, str) and _same_subject(previous) != _same_subject(subject):
         raise InvalidInputError(
             f"it holds the outputs of subject {previous!r}, whose label is also "
-            f"{subject_dir.name!r}; give another --subject, or remove that folder",
+            f"{subject_dir.name.removeprefix('sub-')!r}; give another --subject, or remove "
+            "that folder",
             path=subject_dir,
         )
+
+
+def _same_subject(subject: str) -> str:
+    """One spelling of a subject given as a folder or as a label: ``sub-01`` and ``01``,
+    ``sub-01_ses-2`` and ``01ses2`` are the same subject (``P-1`` and ``P_1`` are not)."""
+    import re
+
+    m = re.fullmatch(r"sub-([A-Za-z0-9]+)_ses-([A-Za-z0-9]+)", subject)
+    if m is not None:
+        return f"{m.group(1)}ses{m.group(2)}"
+    return subject.removeprefix("sub-")

@@ -673,6 +673,17 @@ def source_t2_datasets(study: Study) -> list[Any] | None:
     return datasets or None
 
 
+def _reads_nifti(path: Path) -> bool:
+    """Whether ``path`` is a folder whose import reads NIfTI files (a BIDS subject, a
+    folder of NIfTI), where outputs written inside would be read back as inputs. The
+    DICOM reader passes NIfTI files by, so outputs inside a DICOM folder stay allowed."""
+    from discquant.io.nifti import is_bids_subject, is_nifti
+
+    if not path.is_dir():
+        return False
+    return is_bids_subject(path) or any(is_nifti(c) for c in path.iterdir())
+
+
 def run_study(
     inputs: StudyInputs,
     out_dir: Path,
@@ -712,7 +723,7 @@ def run_study(
             path=inputs.path or inputs.t2 or inputs.dwi or inputs.adc,
         )
     check_not_over_inputs(Path(out_dir) / f"sub-{label}", inputs.named_paths())
-    check_not_inside_inputs(Path(out_dir), inputs.named_paths())
+    check_not_inside_inputs(Path(out_dir), [p for p in inputs.named_paths() if _reads_nifti(p)])
     check_subject_folder_free(Path(out_dir) / f"sub-{label}", study.subject)
     result = analyze(
         study,
