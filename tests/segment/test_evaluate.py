@@ -382,7 +382,9 @@ def _analyze_like(out: Path, phantom: Path) -> Path:
     dseg = nib.load(truth / "anat" / "sub-00_dseg.nii.gz")
     posterior = np.asarray(nib.load(truth / "anat" / "sub-00_label-posterior_mask.nii.gz").dataobj)
     labels = np.asarray(dseg.dataobj)
-    bodies = np.where((posterior > 0) & (labels < 100), 0, labels).astype(labels.dtype)
+    # the sacrum whole (the network labels its posterior elements too)
+    cut = (posterior > 0) & (labels < 100) & (labels != 26)
+    bodies = np.where(cut, 0, labels).astype(labels.dtype)
     nib.save(nib.Nifti1Image(bodies, dseg.affine, dseg.header), sub / "sub-00_dseg.nii.gz")
     shutil.copy(
         truth / "dwi" / "sub-00_space-dwi_dseg.nii.gz", sub / "sub-00_space-dwi_dseg.nii.gz"
@@ -419,6 +421,31 @@ def test_evaluate_segment_finds_label_maps_in_discquants_own_layouts(
         assert doc["summary"]["levels_named_fraction"] == 1.0
         assert doc["no_shared_level_label"] == {}
         assert not any(doc["unmatched"].values())
+
+
+def test_evaluate_segment_cuts_gunzipped_phantom_references_and_checks_their_mask(
+    tmp_path: Path, phantom_root: Path
+) -> None:
+    # A .nii reference tree was scored whole without a word (the mask was sought as .nii.gz).
+    out = _analyze_like(tmp_path / "OUT", phantom_root)
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    truth = phantom_root / "derivatives" / "phantom" / "sub-00" / "anat"
+    for name in ("sub-00_dseg", "sub-00_label-posterior_mask"):
+        img = nib.load(truth / f"{name}.nii.gz")
+        nib.save(img, ref / f"{name}.nii")
+    js = tmp_path / "seg.json"
+    args = ["evaluate", "segment", "--pred", str(out), "--ref", str(ref), "--json", str(js)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(js.read_text())
+    assert doc["cases"][0]["dice"]["body"] == 1.0
+    assert doc["posterior_elements_removed"] == ["sub-00"]
+    # a mask on another grid is an error, not a silent whole-vertebra score
+    small = nib.Nifti1Image(np.zeros((4, 4, 4), np.uint8), np.eye(4))
+    nib.save(small, ref / "sub-00_label-posterior_mask.nii")
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "differs from its reference's" in res.output, res.output
 
 
 def test_evaluate_segment_refuses_two_label_maps_for_a_subject_in_subfolders(

@@ -336,6 +336,10 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
         if posterior is not None:
             # The phantom's vertebra labels hold the posterior elements too, the network's
             # the bodies only: scored whole, a perfect body read Dice 0.57 without a word.
+            # The sacrum stays whole: the network labels it so.
+            from discquant.segment.levels import SACRUM
+
+            posterior &= ref_vol.data != SACRUM
             ref_vol = replace(
                 ref_vol, data=np.where(posterior & (ref_vol.data < 100), 0, ref_vol.data)
             )
@@ -400,15 +404,29 @@ def _posterior_mask(ref_path: Path, shape: tuple[int, ...]) -> npt.NDArray[np.bo
 
     ``discquant phantom`` labels whole vertebrae (body and posterior elements) and marks
     the posterior elements in that mask; discquant's body class is the vertebral body.
+
+    Raises
+    ------
+    InvalidInputError
+        The mask is not on the reference's grid.
     """
+    from discquant.errors import InvalidInputError
     from discquant.io.nifti import read_volume
 
-    name = _DSEG.sub("_label-posterior_mask.nii.gz", ref_path.name)
-    path = ref_path.with_name(name)
-    if name == ref_path.name or not path.is_file():
+    for suffix in (".nii.gz", ".nii"):  # a gunzipped tree holds .nii masks
+        name = _DSEG.sub(f"_label-posterior_mask{suffix}", ref_path.name)
+        path = ref_path.with_name(name)
+        if name != ref_path.name and path.is_file():
+            break
+    else:
         return None
     mask = read_volume(path).data
-    return mask > 0 if mask.shape == shape else None
+    if mask.shape != shape:
+        raise InvalidInputError(
+            f"shape {mask.shape} differs from its reference's {shape} ({ref_path.name})",
+            path=path,
+        )
+    return mask > 0
 
 
 def summarise(cases: Sequence[CaseResult]) -> dict[str, Any]:
