@@ -7,11 +7,13 @@ direction set balanced over the sphere). Several b≈0 images are averaged arith
 (they are repeated measurements of the same signal). This module holds that grouping so
 that the ADC engine, the scanner-style reference and the phantom agree on it.
 
-Grouping rule: b-values are sorted and a value joins the current shell when it lies within
-``tol`` of that shell's smallest member (``2000`` and ``1995`` are one shell; dipy's
-``unique_bvals_tolerance`` uses the same default of 20 s/mm²). A shell's b-value is the
-mean of its members. The lowest shell is "b≈0" when its b-value is at most
-:data:`B0_MAX_S_PER_MM2`.
+Grouping rule: b-values are sorted and a value joins the current shell when it lies
+within ``tol`` of that shell's smallest member or within 5 % of its own b-value, whichever
+is larger (:func:`discquant.io.roles.same_shell`, the import's rule): ``2000`` and ``1995``
+are one shell, and so are ``1000`` and ``1030``, but not ``1000`` and ``1100``. dipy's
+``unique_bvals_tolerance`` uses the same default ``tol`` of 20 s/mm², without the 5 %. A
+shell's b-value is the mean of its members. The lowest shell is "b≈0" when its b-value is
+at most :data:`B0_MAX_S_PER_MM2`.
 """
 
 from __future__ import annotations
