@@ -413,8 +413,9 @@ def _noise_sigma(dwi: Series, warnings: list[str]) -> float | None:
 
     σ is :func:`~discquant.diffusion.noise.estimate_noise_sigma_of_images` of the b≈0
     volumes, as the ADC engine's ``noise_sigma="auto"`` measures it.
-    On phantoms (SNR 8–40, 9 studies) it reads σ 1.27–1.68 times the truth, so SNRs read
-    low: tissue of little signal mixes into the background. The mean of the darkest 10 %
+    On phantoms (SNR 8–40, 9 studies) it reads σ 1.20–1.37 times the truth (1.27–1.68
+    before the estimator's fix of 2026-12-05), so SNRs read low: tissue of little signal
+    mixes into the background. The mean of the darkest 10 %
     of voxels used before read σ 0.38–0.61 times the truth (SNR 1.6–2.6 times too high;
     tests/test_pipeline.py, docs/measurement.md). None, with a warning, where no
     background is found.
