@@ -186,15 +186,20 @@ def test_seg_without_segmentation_is_a_typed_error(synthetic: Synthetic, tmp_pat
         )
 
 
-def test_seg_on_an_enhanced_multiframe_source(synthetic: Synthetic, tmp_path: Path) -> None:
-    """One enhanced MR image (frames from functional groups) works like the single frames."""
-    enhanced = hd.legacy.LegacyConvertedEnhancedMRImage(
+def _enhanced(synthetic: Synthetic) -> hd.legacy.LegacyConvertedEnhancedMRImage:
+    """The synthetic T2 slices as one enhanced (multi-frame) MR image."""
+    return hd.legacy.LegacyConvertedEnhancedMRImage(
         legacy_datasets=synthetic.datasets,
         series_instance_uid=hd.UID(),
         series_number=4,
         sop_instance_uid=hd.UID(),
         instance_number=1,
     )
+
+
+def test_seg_on_an_enhanced_multiframe_source(synthetic: Synthetic, tmp_path: Path) -> None:
+    """One enhanced MR image (frames from functional groups) works like the single frames."""
+    enhanced = _enhanced(synthetic)
     labels = synthetic.result.labels_t2
     assert labels is not None
     # The converter may reorder frames; compute the truth frame by frame from each position.
@@ -435,13 +440,7 @@ def test_sr_references_the_frames_of_an_enhanced_source_with_one_segment(
 
     from discquant.io.study import Volume
 
-    enhanced = hd.legacy.LegacyConvertedEnhancedMRImage(
-        legacy_datasets=synthetic.datasets,
-        series_instance_uid=hd.UID(),
-        series_number=4,
-        sop_instance_uid=hd.UID(),
-        instance_number=1,
-    )
+    enhanced = _enhanced(synthetic)
     labels = synthetic.result.labels_t2
     assert labels is not None
     data = np.where(labels.data == DISC_LABELS["L3-L4"], labels.data, 0)
