@@ -220,6 +220,28 @@ def test_a_failed_write_leaves_none_of_the_files(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seg_levels.json"]
 
 
+def test_a_failed_write_names_the_output_not_its_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `segment -o /proc/seg.nii.gz` said "/proc/.tmp-seg.nii.gz: No such file or directory"
+    import nibabel as nib
+
+    from discquant.io.study import Volume
+    from discquant.segment.infer import SpineSegmentation
+    from discquant.segment.io import write_segmentation
+
+    def refuse(img: object, filename: str) -> None:
+        raise FileNotFoundError(2, "No such file or directory", filename)
+
+    monkeypatch.setattr(nib, "save", refuse)
+    seg = SpineSegmentation(
+        labels=Volume(np.zeros((4, 4, 2), np.int16), np.eye(4)), nucleus=None, canal=None
+    )
+    with pytest.raises(FileNotFoundError) as err:
+        write_segmentation(seg, tmp_path / "seg.nii.gz")
+    assert err.value.filename == str(tmp_path / "seg.nii.gz")
+
+
 def test_segment_and_analyze_write_one_look_up_table(tmp_path: Path) -> None:
     """`segment` wrote `index, name` with "vertebral body T12" / "disc T12-L1", `analyze`
     `index, name, abbreviation` with "T12 vertebra" / "T12-L1 disc": one writer now."""

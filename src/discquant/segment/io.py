@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Collection
 from pathlib import Path
 
@@ -152,8 +153,15 @@ def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
                 raise IsADirectoryError(21, "a folder has this name", str(dest))
         for tmp, dest in staged:
             tmp.replace(dest)
-    except BaseException:
+    except BaseException as exc:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
+        final = {tmp: dest for tmp, dest in staged}
+        if isinstance(exc, OSError) and exc.filename is not None:
+            # An error about a temporary name ("/proc/.tmp-seg.nii.gz") names the output
+            # the user gave instead.
+            dest = final.get(Path(os.fsdecode(exc.filename)))
+            if dest is not None:
+                raise type(exc)(exc.errno, exc.strerror, str(dest)) from exc
         raise
     return dests
