@@ -160,8 +160,8 @@ def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
         if isinstance(exc, OSError) and exc.filename is not None:
             # An error about a temporary name ("/proc/.tmp-seg.nii.gz") names the output
             # the user gave instead.
-            dest = final.get(Path(os.fsdecode(exc.filename)))
-            if dest is not None:
-                raise type(exc)(exc.errno, exc.strerror, str(dest)) from exc
+            given = final.get(Path(os.fsdecode(exc.filename)))
+            if given is not None:
+                raise type(exc)(exc.errno, exc.strerror, str(given)) from exc
         raise
     return dests
