@@ -326,3 +326,16 @@ def test_cli_help_names_out_first():
     res = CliRunner().invoke(app, ["adc", "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert res.exit_code == 0, res.output
     assert re.search(r"--out(?!put)", res.output) and "--output" in res.output
+
+
+def test_cli_says_why_a_diffusion_series_was_not_taken(tmp_path):
+    # A Siemens series whose only b=0 file was truncated (skipped) kept one shell, and the
+    # error said only "no diffusion-weighted series with b-values found".
+    from tests.io.dicom_factory import write_lumbar_study
+
+    write_lumbar_study(tmp_path / "study", bvals=(800.0,))
+    out = tmp_path / "adc.nii.gz"
+    res = CliRunner().invoke(app, ["adc", str(tmp_path / "study"), "-o", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "no diffusion-weighted series with b-values found" in res.output
+    assert "single b-value (800 s/mm²)" in res.output and not out.exists()

@@ -266,7 +266,13 @@ def compute_and_write_adc(
         study = load_study(dwi=src, bval=bval, bvec=bvec)
     series = study.dwi
     if series is None or series.bvals_s_per_mm2 is None:
-        raise InvalidInputError("no diffusion-weighted series with b-values found", path=src)
+        # say why a diffusion series was not taken (e.g. its only b=0 file was truncated
+        # and skipped, leaving one shell): the bare message hid it
+        why = next((s.reason for s in study.series if "b-value" in s.reason), None)
+        raise InvalidInputError(
+            "no diffusion-weighted series with b-values found" + (f" ({why})" if why else ""),
+            path=src,
+        )
     log.info(
         "DWI: %s, %s, b = %s",
         series.description,
