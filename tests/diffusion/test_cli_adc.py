@@ -55,6 +55,18 @@ def test_cli_writes_float32_map_with_input_affine_and_sidecar(dwi_files):
     assert not list((tmp / "maps").glob(".*partial*"))
 
 
+def test_cli_quiet_prints_nothing_but_writes_the_map(dwi_files):
+    # adc had no --quiet (every other command has one)
+    tmp, _ = dwi_files
+    out = tmp / "q.nii.gz"
+    res = CliRunner().invoke(app, ["adc", str(tmp / "dwi.nii.gz"), "-o", str(out), "--quiet"])
+    assert res.exit_code == 0 and res.output == "" and out.is_file(), res.output
+    both = ["adc", str(tmp / "dwi.nii.gz"), "-o", str(tmp / "b.nii.gz"), "--quiet", "--verbose"]
+    res = CliRunner().invoke(app, both)
+    assert res.exit_code == 2 and "exclude each other" in res.output
+    assert not (tmp / "b.nii.gz").exists()
+
+
 def test_cli_method_bmin_and_mask(dwi_files):
     tmp, adc = dwi_files
     mask = np.zeros(adc.shape, np.uint8)

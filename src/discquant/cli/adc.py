@@ -48,9 +48,13 @@ def adc_cmd(
     ] = None,
     threads: Annotated[int | None, typer.Option(help="Worker threads (default: all CPUs).")] = None,
     verbose: Annotated[bool, typer.Option(help="Log each step.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Only print errors.")] = False,
 ) -> None:
     """Fit an ADC map and write it as float32 µm²/ms (NaN where invalid) plus a sidecar."""
-    setup_logging(verbose=verbose)
+    if quiet and verbose:
+        typer.echo("discquant: error: --quiet and --verbose exclude each other", err=True)
+        raise typer.Exit(code=2)
+    setup_logging(quiet=quiet, verbose=verbose)
     from discquant.diffusion.writer import compute_and_write_adc
 
     with user_errors():
@@ -67,7 +71,8 @@ def adc_cmd(
             noise_sigma=noise_sigma,
             threads=threads,
         )
-    typer.echo(
-        f"{output}: ADC ({result.method}) in µm²/ms, {result.n_valid} of {result.n_fitted} "
-        f"voxels valid, b = {', '.join(f'{b:g}' for b in result.bvals_used)} s/mm²"
-    )
+    if not quiet:
+        typer.echo(
+            f"{output}: ADC ({result.method}) in µm²/ms, {result.n_valid} of {result.n_fitted} "
+            f"voxels valid, b = {', '.join(f'{b:g}' for b in result.bvals_used)} s/mm²"
+        )
