@@ -8,6 +8,7 @@ any import or analysis rather than an OSError afterwards.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from discquant.errors import InvalidInputError
@@ -118,12 +119,14 @@ def check_not_inside_inputs(out_dir: Path, inputs: list[Path]) -> None:
             )
 
 
-def check_subject_folder_free(subject_dir: Path, subject: str) -> None:
+def check_subject_folder_free(subject_dir: Path, subject: str, key: Callable[[str], str]) -> None:
     """Refuse to replace the outputs of another subject that shares the folder's label.
 
     Output folders are named by the label's letters and digits, so ``P-1`` and ``P_1``
     both write ``sub-P1``: the second analysis replaced the first's outputs without a
-    word. A rerun of the same subject replaces its own outputs, as before.
+    word. A rerun of the same subject replaces its own outputs, as before. ``key`` gives
+    one spelling of a subject named as a folder or as a label (``sub-01`` and ``01``):
+    :func:`discquant.io.load.subject_from_name`.
 
     Raises
     ------
@@ -137,21 +140,10 @@ def check_subject_folder_free(subject_dir: Path, subject: str) -> None:
         previous = json.loads(document.read_text(encoding="utf-8")).get("subject")
     except (OSError, ValueError, AttributeError):
         return  # no readable results there: nothing of another subject to keep
-    if isinstance(previous, str) and _same_subject(previous) != _same_subject(subject):
+    if isinstance(previous, str) and key(previous) != key(subject):
         raise InvalidInputError(
             f"it holds the outputs of subject {previous!r}, whose label is also "
             f"{subject_dir.name.removeprefix('sub-')!r}; give another --subject, or remove "
             "that folder",
             path=subject_dir,
         )
-
-
-def _same_subject(subject: str) -> str:
-    """One spelling of a subject given as a folder or as a label: ``sub-01`` and ``01``,
-    ``sub-01_ses-2`` and ``01ses2`` are the same subject (``P-1`` and ``P_1`` are not)."""
-    import re
-
-    m = re.fullmatch(r"sub-([A-Za-z0-9]+)_ses-([A-Za-z0-9]+)", subject)
-    if m is not None:
-        return f"{m.group(1)}ses{m.group(2)}"
-    return subject.removeprefix("sub-")

@@ -678,11 +678,9 @@ def _reads_nifti(path: Path) -> bool:
     """Whether ``path`` is a folder whose import reads NIfTI files (a BIDS subject, a
     folder of NIfTI), where outputs written inside would be read back as inputs. The
     DICOM reader passes NIfTI files by, so outputs inside a DICOM folder stay allowed."""
-    from discquant.io.nifti import is_bids_subject, is_nifti
+    from discquant.io.nifti import holds_nifti, is_bids_subject
 
-    if not path.is_dir():
-        return False
-    return is_bids_subject(path) or any(is_nifti(c) for c in path.iterdir())
+    return path.is_dir() and (is_bids_subject(path) or holds_nifti(path))
 
 
 def run_study(
@@ -701,6 +699,7 @@ def run_study(
     Returns the result and the written paths. Raises a :class:`DiscquantError` for bad
     input (nothing is written then); a partly failed analysis is written and returned.
     """
+    from discquant.io.load import subject_from_name
     from discquant.outputs import write_outputs
     from discquant.outputs._common import bids_label
     from discquant.outputs.write import check_dataset_description
@@ -725,7 +724,7 @@ def run_study(
         )
     check_not_over_inputs(Path(out_dir) / f"sub-{label}", inputs.named_paths())
     check_not_inside_inputs(Path(out_dir), [p for p in inputs.named_paths() if _reads_nifti(p)])
-    check_subject_folder_free(Path(out_dir) / f"sub-{label}", study.subject)
+    check_subject_folder_free(Path(out_dir) / f"sub-{label}", study.subject, subject_from_name)
     result = analyze(
         study,
         config=config,

@@ -291,6 +291,7 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
 
     from discquant.errors import InputNotFoundError, InvalidInputError
     from discquant.io.nifti import read_volume
+    from discquant.segment.levels import SACRUM
 
     refs, preds = _label_maps(ref_dir), _label_maps(pred_dir)
     common = sorted(set(refs) & set(preds))
@@ -337,8 +338,6 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
             # The phantom's vertebra labels hold the posterior elements too, the network's
             # the bodies only: scored whole, a perfect body read Dice 0.57 without a word.
             # The sacrum stays whole: the network labels it so.
-            from discquant.segment.levels import SACRUM
-
             posterior &= ref_vol.data != SACRUM
             ref_vol = replace(
                 ref_vol, data=np.where(posterior & (ref_vol.data < 100), 0, ref_vol.data)

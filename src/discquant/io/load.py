@@ -9,6 +9,7 @@ from pathlib import Path
 from discquant.errors import InputNotFoundError, InvalidInputError
 from discquant.io.nifti import (
     RawImage,
+    holds_nifti,
     is_bids_subject,
     is_nifti,
     load_bids_subject,
@@ -68,7 +69,7 @@ def _load_path(path: Path, *, keep_phi: bool) -> tuple[list[RawImage], list[str]
     try:
         return (*load_dicom(path, keep_phi=keep_phi), False)
     except InputNotFoundError:
-        if path.is_dir() and any(is_nifti(p) for p in path.iterdir()):
+        if holds_nifti(path):
             return (*load_nifti_folder(path, keep_phi=keep_phi), False)
         raise
 

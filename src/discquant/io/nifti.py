@@ -121,10 +121,10 @@ def read_volume(path: Path, *, nan_as_zero: bool = False) -> Volume:
     if data.ndim not in (3, 4) or data.size == 0:
         raise InvalidInputError(f"image has shape {data.shape}; expected 3D or 4D", path=path)
     if nan_as_zero:
-        n_nan = int(np.isnan(data).sum())
-        if n_nan:
-            log.info("%s: %d NaN voxels (no ADC fitted) read as 0", path.name, n_nan)
-            data = np.nan_to_num(data, nan=0.0, posinf=np.inf, neginf=-np.inf)
+        nan = np.isnan(data)
+        if nan.any():
+            log.info("%s: %d NaN voxels (no ADC fitted) read as 0", path.name, int(nan.sum()))
+            data[nan] = 0.0
     bad = ~np.isfinite(data)
     if bad.any():
         n_nan = int(np.isnan(data).sum())
@@ -329,11 +329,16 @@ def _bids_hint(path: Path) -> tuple[str | None, str]:
     return None, ""
 
 
+def holds_nifti(folder: Path) -> bool:
+    """Whether ``folder`` is a folder with a NIfTI file directly in it."""
+    return folder.is_dir() and any(is_nifti(p) for p in folder.iterdir())
+
+
 def is_bids_subject(folder: Path) -> bool:
     """A folder with ``anat/`` or ``dwi/`` (directly or under ``ses-*/``) holding NIfTI."""
     for sub in ("anat", "dwi"):
         for cand in [folder / sub, *sorted(folder.glob(f"ses-*/{sub}"))]:
-            if cand.is_dir() and any(is_nifti(p) for p in cand.iterdir()):
+            if holds_nifti(cand):
                 return True
     return False
 
