@@ -83,6 +83,38 @@ def reference(cohort_root: Path, cluster: str, tmp_path_factory: pytest.TempPath
     return out
 
 
+def test_local_workers_ignore_ctrl_c_and_drop_shutdown_warnings(cluster: str) -> None:
+    """Ctrl-C reaches the workers too: they printed KeyboardInterrupt tracebacks and
+    "ended with CancelledError" warnings after discquant's "interrupted" line."""
+    from distributed import Client
+
+    def probe() -> tuple[bool, bool, bool, bool]:
+        import logging
+        import signal as worker_signal
+
+        def passes(name: str, message: str) -> bool:
+            logger = logging.getLogger(name)
+            return bool(logger.filter(logging.makeLogRecord({"name": name, "msg": message})))
+
+        return (
+            worker_signal.getsignal(worker_signal.SIGINT) == worker_signal.SIG_IGN,
+            passes(
+                "distributed.worker.state_machine",
+                "Async instruction for <T> ended with CancelledError",
+            ),
+            passes("distributed.nanny", "Worker process still alive after 4.0 seconds, killing"),
+            passes("distributed.worker.state_machine", "Something else went wrong"),
+        )
+
+    with Client(cluster) as client:
+        results = client.run(probe)
+    assert len(results) == 2
+    for ignored, cancelled_passes, alive_passes, other_passes in results.values():
+        assert ignored
+        assert not cancelled_passes and not alive_passes
+        assert other_passes
+
+
 def _tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     discs = pd.read_parquet(out / "cohort_discs.parquet").drop(columns=list(RUN_COLUMNS))
     failures = pd.read_csv(out / "cohort_failures.csv")

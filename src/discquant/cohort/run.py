@@ -36,6 +36,7 @@ from discquant.cohort.worker import (
     StudyOutcome,
     file_stamps,
     process_study,
+    quiet_shutdown_noise,
     record_failure,
     run_key,
     worker_model_versions,
@@ -157,7 +158,11 @@ def local_cluster(workers: int = 1, *, allowed_failures: int = 2) -> Any:
         "distributed.scheduler.allowed-failures": allowed_failures,
         "distributed.scheduler.worker-saturation": 1.0,
         "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+        # Workers ignore Ctrl-C and drop the warnings of being stopped mid-study (the
+        # main process closes them): worker.dask_setup.
+        "distributed.worker.preload": ["discquant.cohort.worker"],
     }
+    quiet_shutdown_noise()  # the nannies run in this process
     # The scheduler always serves HTTP (health and metrics routes), on port 8787 when
     # given no address (``dashboard_address=None`` does not turn it off): with another
     # Dask or Jupyter dashboard on that port, distributed warned "Port 8787 is already in

@@ -14,7 +14,9 @@ import json
 import logging
 import platform
 import shutil
+import signal
 import socket
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -255,6 +257,52 @@ class PreloadModels(WorkerPlugin):
             file_stamps(self.options.segmentation_model, self.options.pfirrmann_model),
         )
         log.info("models loaded in %.1f s", time.perf_counter() - start)
+
+
+class ShutdownNoiseFilter(logging.Filter):
+    """Drops distributed's warnings about stopping a worker in the middle of a study.
+
+    When a cohort is interrupted (Ctrl-C, SIGTERM) its local cluster closes while studies
+    run: each busy worker logged "Async instruction ... ended with CancelledError" and its
+    nanny "Worker process still alive after 4.0 seconds, killing" after discquant had
+    already said "interrupted; run the same command again to resume". Both are expected
+    then, and say nothing the user can act on; every other message passes.
+    """
+
+    MESSAGES: tuple[str, ...] = (
+        "ended with CancelledError",
+        "Worker process still alive after",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(part in message for part in self.MESSAGES)
+
+
+SHUTDOWN_NOISE_LOGGERS: tuple[str, ...] = ("distributed.worker.state_machine", "distributed.nanny")
+"""The loggers (worker process, nanny) that :class:`ShutdownNoiseFilter` is put on."""
+
+
+def quiet_shutdown_noise() -> None:
+    """Put one :class:`ShutdownNoiseFilter` on each of ``SHUTDOWN_NOISE_LOGGERS`` (idempotent)."""
+    for name in SHUTDOWN_NOISE_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ShutdownNoiseFilter) for f in logger.filters):
+            logger.addFilter(ShutdownNoiseFilter())
+
+
+def dask_setup(worker: Any) -> None:
+    """Dask preload hook, run in each worker process of a cohort's local cluster.
+
+    ``local_cluster`` names this module in ``distributed.worker.preload``. Ctrl-C in a
+    terminal reaches every process of its group: the workers took it as their own
+    KeyboardInterrupt and printed tracebacks beside discquant's "interrupted" line. The
+    workers ignore SIGINT instead; the main process closes them. The shutdown warnings
+    are dropped too (:func:`quiet_shutdown_noise`).
+    """
+    if threading.current_thread() is threading.main_thread():  # signal() needs it
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    quiet_shutdown_noise()
 
 
 CODE_SUFFIXES: tuple[str, ...] = (".py", ".json", ".yaml", ".yml", ".html")
