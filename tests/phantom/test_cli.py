@@ -17,6 +17,7 @@ def test_phantom_command_writes_bids_with_requested_grades(tmp_path: Path) -> No
               "--bvals", "0,600", "--snr", "25"],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
+    assert res.stdout == f"sub-04: 17 files under {tmp_path}\n"
     truth = json.loads((tmp_path / "derivatives/phantom/sub-04/sub-04_truth.json").read_text())
     grades = {d["level"]: d["grade"] for d in truth["discs"]}
     assert [grades[x] for x in ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")] == [1, 1, 2, 3, 4]
@@ -59,3 +60,11 @@ def test_phantom_verbose_logs_each_step(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     steps = [s for s in ("anatomy", "T2 TSE image", "DWI, b =", "scanner ADC map", "truth")]
     assert all(f"phantom 0: {s}" in res.stderr for s in steps), res.stderr
+
+
+def test_phantom_quiet_prints_nothing(tmp_path: Path) -> None:
+    """--quiet, as every other command has (it was "No such option: --quiet")."""
+    res = CliRunner().invoke(app, ["phantom", "--out", str(tmp_path / "o"), "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert res.stdout == "" and res.stderr == ""
+    assert (tmp_path / "o/sub-00/anat/sub-00_T2w.nii.gz").is_file()

@@ -52,9 +52,12 @@ def phantom_cmd(
     verbose: Annotated[
         bool, typer.Option(help="Log each step of each study (anatomy, T2, DWI, ADC, truth).")
     ] = False,
+    quiet: Annotated[
+        bool, typer.Option(help="Print only errors (no line per subject written).")
+    ] = False,
 ) -> None:
     """Generate phantom studies (T2 TSE + DWI + scanner ADC, labels and truth JSON)."""
-    setup_logging(verbose=verbose)
+    setup_logging(quiet=quiet, verbose=verbose)
     if format not in ("nifti", "dicom", "both"):
         raise typer.BadParameter(f"--format must be nifti, dicom or both, got {format!r}")
     if directions not in ("trace", "3dir"):  # the config's message named its field
@@ -84,4 +87,5 @@ def phantom_cmd(
             study = generate_study(seed + i, cfg)
             subject = f"{seed + i:02d}"
             paths = write_study(study, out, subject=subject, format=format)
-            typer.echo(f"sub-{subject}: {len(paths)} files under {out}")
+            if not quiet:
+                typer.echo(f"sub-{subject}: {len(paths)} files under {out}")
