@@ -1,28 +1,115 @@
-"""Row-by-row checks of delimited text tables (CSV/TSV) that pandas does not make."""
+"""Delimited text tables (CSV/TSV): their separator and header, the row-by-row checks
+that pandas does not make, and the check that an output file is none of the tables read."""
 
 from __future__ import annotations
 
 import csv
+import itertools
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from discquant.errors import InvalidInputError
 
+#: The separators a table may use, in the order that breaks a tie.
+SEPARATORS = (",", "\t", ";")
 
-def sniff_delimiter(path: Path) -> str:
-    """Comma, tab or semicolon, from the first non-blank line (comma when unclear).
+#: How a message names a separator.
+SEPARATOR_NAMES = {",": "comma", "\t": "tab", ";": "semicolon"}
 
-    The same guess pandas' ``sep=None`` makes (``csv.Sniffer``), made here so that the
-    row checks of :func:`data_row_lines` split the lines as pandas will.
-    """
+
+def _first_line(path: Path) -> str:
+    """The first non-blank line of a UTF-8 text file (a leading BOM dropped)."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as fh:
-            first = next((line for line in fh if line.strip()), "")
+            return next((line for line in fh if line.strip()), "")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(f"cannot read table: {exc}", path=path) from exc
+
+
+def sniff_delimiter(path: Path, *, prefer: str = ",", sample: int = 20) -> str:
+    """Comma, tab or semicolon, from the header and the first ``sample`` rows.
+
+    Each separator splits the rows as ``csv`` does, quotes respected. The one that splits
+    the header into the most fields (more than one) and every sampled row into as many is
+    taken; when no separator splits every row alike (a short row, an error later), the
+    one that splits the header into the most fields. A tie goes to ``prefer`` (e.g. tab
+    for a ``.tsv``), then to the order of :data:`SEPARATORS`. ``csv.Sniffer``, used
+    before, read the header alone and preferred a comma to a tab, so ``adc (µm², median)``
+    in a TSV header split the table at its comma.
+    """
+    order = [prefer, *(s for s in SEPARATORS if s != prefer)]
+    shapes: dict[str, tuple[int, bool]] = {}
     try:
-        return csv.Sniffer().sniff(first, delimiters=",\t;").delimiter
+        for sep in order:
+            with path.open(newline="", encoding="utf-8-sig") as fh:
+                filled = (r for r in csv.reader(fh, delimiter=sep) if any(f.strip() for f in r))
+                rows = list(itertools.islice(filled, sample + 1))
+            width = len(rows[0]) if rows else 1
+            shapes[sep] = (width, width > 1 and all(len(r) == width for r in rows))
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"cannot read table: {exc}", path=path) from exc
     except csv.Error:
-        return ","
+        return prefer
+    return max(order, key=lambda s: (shapes[s][1], shapes[s][0]))  # max keeps a tie's first
+
+
+def header_fields(path: Path, sep: str) -> list[str]:
+    """The header's names as ``csv`` reads them with ``sep`` (a leading BOM dropped)."""
+    try:
+        return next(csv.reader([_first_line(path)], delimiter=sep), [])
+    except csv.Error as exc:
+        raise InvalidInputError(f"cannot read table: {exc}", path=path) from exc
+
+
+def find_column(names: Sequence[object], wanted: str) -> str | None:
+    """The name in ``names`` that means ``wanted``: itself, else the one name equal to it
+    ignoring case and surrounding blanks (``Grade``, `` grade``). ``None`` when there is
+    none or several (``Grade`` and ``GRADE``: the caller names them)."""
+    text = [str(n) for n in names]
+    if wanted in text:
+        return wanted
+    key = wanted.strip().casefold()
+    same = [n for n in text if n.strip().lstrip("\ufeff").casefold() == key]
+    return same[0] if len(same) == 1 else None
+
+
+def check_not_an_input(output: Path, inputs: Sequence[tuple[str, Path]], *, option: str) -> None:
+    """Refuse an output file that is one of the command's input files.
+
+    ``calibrate pairs.csv -o pairs.csv`` and ``evaluate grade --json pred.csv`` replaced
+    the table they read with their JSON (exit 0). The paths are compared resolved
+    (symbolic links, ``./x`` and ``x``) and, when both exist, as one file
+    (:func:`os.path.samefile`: a hard link).
+
+    Parameters
+    ----------
+    output
+        The output file the user named.
+    inputs
+        ``(what it is, path)`` of each input, e.g. ``("the --pred table", p)``.
+    option
+        How the command line names the output, e.g. ``--json``.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the output, the option and the input it would replace.
+    """
+    target = output.expanduser().absolute().resolve()
+    for name, path in inputs:
+        same = path.expanduser().absolute().resolve() == target
+        if not same and output.exists() and path.exists():
+            try:
+                same = os.path.samefile(output, path)
+            except OSError:
+                same = False
+        if same:
+            raise InvalidInputError(
+                f"the output would replace the input: {option} is {name} {path}; "
+                "write it to another file",
+                path=output,
+            )
 
 
 def data_row_lines(path: Path, sep: str) -> list[int]:

@@ -4,12 +4,33 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from discquant.cli._common import setup_logging, user_errors
 from discquant.output_paths import check_output_file
+
+
+def _numbers(column: Any, name: str, lines: list[int], path: Path) -> Any:
+    """``column`` as floats; the first value that is not a number is an error naming its
+    line and column (and, for ``1,664``, the decimal comma: it is not read as a point)."""
+    import pandas as pd
+
+    from discquant.errors import InvalidInputError
+
+    values = pd.to_numeric(column, errors="coerce")
+    bad = column.notna().to_numpy() & values.isna().to_numpy()
+    if bad.any():
+        k = int(bad.argmax())
+        text = str(column.iloc[k]).strip()
+        hint = ""
+        if "," in text and pd.notna(pd.to_numeric(text.replace(",", "."), errors="coerce")):
+            hint = " (decimal comma? use a point)"
+        raise InvalidInputError(
+            f"non-numeric value {text!r} on line {lines[k]}, column {name!r}{hint}", path=path
+        )
+    return values.to_numpy(float)
 
 
 def calibrate_cmd(
@@ -26,7 +47,7 @@ def calibrate_cmd(
     import numpy as np
     import pandas as pd
 
-    from discquant.delimited import data_row_lines, sniff_delimiter
+    from discquant.delimited import check_not_an_input, data_row_lines, sniff_delimiter
     from discquant.errors import InvalidInputError
     from discquant.measure.water import fit_calibration
 
@@ -36,6 +57,7 @@ def calibrate_cmd(
         if not pairs.is_file():
             raise InvalidInputError("file not found", path=pairs)
         check_output_file(out)
+        check_not_an_input(out, [("the input table", pairs)], option="--out")
         sep = sniff_delimiter(pairs)
         # a short row read as an empty value was left out unsaid
         lines = data_row_lines(pairs, sep)
@@ -53,11 +75,8 @@ def calibrate_cmd(
                     path=pairs,
                 )
             raise InvalidInputError(f"missing column(s) {sorted(missing)}", path=pairs)
-        try:
-            adc = pd.to_numeric(table[adc_column]).to_numpy(float)
-            water = pd.to_numeric(table[water_column]).to_numpy(float)
-        except (ValueError, TypeError) as exc:
-            raise InvalidInputError(f"non-numeric values ({exc})", path=pairs) from exc
+        adc = _numbers(table[adc_column], adc_column, lines, pairs)
+        water = _numbers(table[water_column], water_column, lines, pairs)
         # "inf" parses as a number; it is no measurement, and was counted as left out
         infinite = np.flatnonzero(np.isinf(adc) | np.isinf(water))
         if infinite.size:

@@ -1,0 +1,94 @@
+"""`discquant calibrate`: an output over its own table, and European number formats."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from discquant.cli import app
+from discquant.measure.water import WaterCalibration
+
+PAIRS = "adc,water\n1.0,60\n1.5,70\n2.0,80\n2.5,90\n"
+
+
+def _one_line_error(res: Result, name: str) -> str:
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and name in lines[0], res.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("spelling", ["same", "dot-slash", "symlink", "hard-link"])
+def test_calibrate_refuses_to_write_over_its_own_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, spelling: str
+) -> None:
+    """`calibrate pairs.csv -o pairs.csv` replaced the table with the JSON, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(PAIRS)
+    table, out = "pairs.csv", "pairs.csv"
+    if spelling == "dot-slash":
+        out = "./pairs.csv"
+    elif spelling == "symlink":
+        os.symlink("pairs.csv", tmp_path / "link.csv")
+        table = "link.csv"
+    elif spelling == "hard-link":
+        os.link(pairs, tmp_path / "hard.csv")
+        out = "hard.csv"
+    line = _one_line_error(CliRunner().invoke(app, ["calibrate", table, "-o", out]), "pairs.csv")
+    assert "the output would replace the input" in line
+    assert pairs.read_text() == PAIRS  # nothing written
+
+
+def test_calibrate_writes_next_to_its_table(tmp_path: Path) -> None:
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(PAIRS)
+    res = CliRunner().invoke(app, ["calibrate", str(pairs), "-o", str(tmp_path / "cal.json")])
+    assert res.exit_code == 0, res.output
+    assert WaterCalibration.load(tmp_path / "cal.json").water_percent(1.75) == pytest.approx(75.0)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        # a European export: semicolons and decimal commas
+        (
+            "adc;water\n1,664;60\n1,5;70\n2,0;80\n",
+            "non-numeric value '1,664' on line 2, column 'adc' (decimal comma? use a point)",
+        ),
+        (
+            "adc\twater\n1.6\t60\n\n1.5\t70,5\n2.0\t80\n",
+            "non-numeric value '70,5' on line 4, column 'water' (decimal comma? use a point)",
+        ),
+        # text is no number, and no decimal comma either
+        ("adc,water\n1.0,60\n1.5,sixty\n", "non-numeric value 'sixty' on line 3, column 'water'"),
+    ],
+)
+def test_calibrate_names_the_line_and_column_of_a_value_that_is_no_number(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text(content)
+    out = tmp_path / "cal.json"
+    line = _one_line_error(
+        CliRunner().invoke(app, ["calibrate", str(pairs), "-o", str(out)]), str(pairs)
+    )
+    assert problem in line
+    assert ("decimal comma" in line) == ("decimal comma" in problem)
+    assert not out.exists()
+
+
+def test_calibrate_splits_a_tsv_at_its_tabs_when_a_column_name_holds_a_comma(
+    tmp_path: Path,
+) -> None:
+    """The separator is the one giving the most header fields (csv.Sniffer chose ',')."""
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("adc (µm², median)\twater\n1.0\t60\n1.5\t70\n2.0\t80\n")
+    out = tmp_path / "cal.json"
+    args = ["calibrate", str(pairs), "-o", str(out), "--adc-column", "adc (µm², median)"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "(n = 3," in res.output
