@@ -6,6 +6,10 @@ from pathlib import Path
 
 import typer
 
+INTERRUPTED = "discquant: interrupted"
+#: Ctrl-C during a cross-validation: its finished folds are reused by the next run.
+INTERRUPTED_RESUMES = "discquant: interrupted; run the same command again to resume."
+
 
 def train_grade_cmd(
     config: Path = typer.Option(..., "--config", help="YAML training configuration."),
@@ -64,7 +68,11 @@ def train_grade_cmd(
             upd["ship"] = ship
         cfg = validated_update(cfg, upd, config)
         check_output_folder(out)
-        summary = run_training(cfg, out)  # reads and checks the data before creating out
+        # Only the cross-validation resumes (its fold checkpoints are reused); a final
+        # network alone is trained again from the start.
+        resumes = cfg.cross_validate
+        with user_errors(interrupted=INTERRUPTED_RESUMES if resumes else INTERRUPTED):
+            summary = run_training(cfg, out)  # reads and checks the data before creating out
         summary.pop("final_losses", None)
         if not quiet:  # its figures are in OUT/*_metrics.json (README: --quiet prints errors only)
             typer.echo(json.dumps(summary, indent=1))

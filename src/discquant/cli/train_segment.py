@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+#: Ctrl-C: the line that ``discquant cohort`` prints too, since a run resumes.
+INTERRUPTED = "discquant: interrupted; run the same command again to resume."
+
 
 def train_segment_cmd(
     config: Path = typer.Option(..., "--config", help="YAML training configuration."),
@@ -28,7 +31,9 @@ def train_segment_cmd(
             raise InputNotFoundError("training configuration not found", path=config)
         check_output_folder(out)  # before the data load (a file there failed after it)
         cfg = TrainConfig.from_yaml(config, steps=steps, seed=seed, data_root=data_root)
-        final = train(cfg, out)
+        # The run resumes from its checkpoint in --out (last.pt), as cohort resumes studies.
+        with user_errors(interrupted=INTERRUPTED):
+            final = train(cfg, out)
         if quiet:  # README: --quiet prints only errors
             return
         if final.is_file():
