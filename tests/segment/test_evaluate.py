@@ -563,3 +563,123 @@ def test_evaluate_segment_says_a_file_is_not_a_folder(tmp_path: Path) -> None:
         assert len(lines) == 1 and "sub-01_dseg.nii.gz: not a folder" in lines[0], res.output
     args = ["evaluate", "segment", "--pred", str(tmp_path / "nope"), "--ref", str(rdir)]
     assert "folder not found" in CliRunner().invoke(app, args).output
+
+
+def _one_error_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+def test_evaluate_segment_never_writes_its_json_over_what_it_reads(tmp_path: Path) -> None:
+    """``--json segs/sub-01_dseg.nii.gz`` replaced that prediction with the metrics, exit 0."""
+    ref = np.zeros((20, 20, 5))
+    ref[2:6, 2:10] = 122
+    pdir, rdir = _pair(tmp_path, ref, ref, np.eye(4))
+    nib.save(nib.load(rdir / "sub-01_dseg.nii.gz"), str(rdir / "sub-01_dseg.nii"))  # .nii too
+    (rdir / "sub-01_dseg.nii.gz").unlink()
+    mask = nib.Nifti1Image(np.zeros((20, 20, 5), np.uint8), np.eye(4))
+    nib.save(mask, str(rdir / "sub-01_label-posterior_mask.nii.gz"))
+    before = {p: p.read_bytes() for d in (pdir, rdir) for p in d.iterdir()}
+    pred_file = pdir / "sub-01_dseg.nii.gz"
+    refused = [
+        (pred_file, "is an input this command reads"),  # the prediction found
+        (rdir / "sub-01_dseg.nii", "is an input this command reads"),  # the reference
+        (rdir / "sub-01_label-posterior_mask.nii.gz", "is an input"),  # its mask
+        # spelt otherwise: through another folder
+        (tmp_path / "ref" / ".." / "pred" / "sub-01_dseg.nii.gz", "is an input"),
+        # names read on the next run
+        (pdir / "sub-02_dseg.nii.gz", "has a name this command reads"),
+        (pdir / "sub-02.nii", "has a name this command reads"),
+        (rdir / "sub-03" / "anat" / "sub-03_dseg.nii.gz", "has a name this command reads"),
+        (rdir / "sub-02_label-posterior_mask.nii", "has a name this command reads"),
+    ]
+    for out, problem in refused:
+        args = ["evaluate", "segment", "--pred", str(pdir), "--ref", str(rdir)]
+        res = CliRunner().invoke(app, [*args, "--json", str(out)])
+        assert res.exit_code == 2, res.output
+        line = _one_error_line(res.output)
+        assert line.startswith(f"discquant: error: {out}: the --json file "), line
+        assert problem in line, line
+    # the --pred/--ref file itself (refused whatever the folder check says)
+    for option, given in (("--pred", pred_file), ("--ref", rdir / "sub-01_dseg.nii")):
+        paths = {"--pred": str(pdir), "--ref": str(rdir), option: str(given)}
+        args = ["evaluate", "segment", "--pred", paths["--pred"], "--ref", paths["--ref"]]
+        res = CliRunner().invoke(app, [*args, "--json", str(given)])
+        assert res.exit_code == 2, res.output
+        assert f"the --json file is the {option} input" in _one_error_line(res.output)
+    assert {p: p.read_bytes() for d in (pdir, rdir) for p in d.iterdir()} == before
+    assert not (rdir / "sub-03").exists()
+    # Other names inside the folders are fine: they are not read.
+    for out in (pdir / "metrics.json", pdir / "sub-01_metrics.json", rdir / "sub-01" / "x.json"):
+        args = ["evaluate", "segment", "--pred", str(pdir), "--ref", str(rdir)]
+        res = CliRunner().invoke(app, [*args, "--json", str(out), "--quiet"])
+        assert res.exit_code == 0, res.output
+        assert json.loads(out.read_text())["cases"][0]["dice"] == {"disc": 1.0}
+
+
+def _with_discquant_outputs(root: Path, phantom: Path, how: str) -> Path:
+    """A copy of the phantom's --out folder ``root`` with discquant's label maps of its
+    subjects in a folder of its own, as a cohort or analysis writes them."""
+    import shutil
+
+    from discquant.outputs.derivatives import write_dataset_description
+
+    shutil.copytree(phantom, root)
+    folder = root / "derivatives" / ("discquant" if how != "description" else "results")
+    _analyze_like(folder, root)  # it holds .discquant-cohort
+    if how == "description":  # e.g. analyze -o P/derivatives/results: its description only
+        shutil.rmtree(folder / ".discquant-cohort")
+        write_dataset_description(folder / "dataset_description.json")
+    elif how == "name":  # derivatives/discquant without a marker
+        shutil.rmtree(folder / ".discquant-cohort")
+    return folder
+
+
+@pytest.mark.parametrize("how", ["cohort", "description", "name"])
+def test_evaluate_segment_ref_root_leaves_out_discquants_own_outputs(
+    tmp_path: Path, phantom_root: Path, how: str
+) -> None:
+    """docs/cohort.md puts a cohort's outputs in <root>/derivatives/discquant, and
+    docs/segmentation.md says --ref P: together, "two files for sub-00", exit 2."""
+    root = tmp_path / "P"
+    out = _with_discquant_outputs(root, phantom_root, how)
+    for ref in (root, root / "derivatives" / "phantom"):
+        js = tmp_path / f"{ref.name}.json"
+        args = ["evaluate", "segment", "--pred", str(out), "--ref", str(ref), "--json", str(js)]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 0, res.output
+        doc = json.loads(js.read_text())
+        # scored against the phantom's truth (whole vertebrae, cut by its posterior mask)
+        assert [c["case"] for c in doc["cases"]] == ["sub-00"]
+        assert doc["posterior_elements_removed"] == ["sub-00"]
+        assert doc["cases"][0]["dice"] == {"disc": 1.0, "body": 1.0, "sacrum": 1.0}
+    # Explicitly, discquant's outputs are references all the same.
+    args = ["evaluate", "segment", "--pred", str(out), "--ref", str(out), "--quiet"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+
+
+def test_evaluate_segment_ref_root_still_refuses_two_other_label_maps(
+    tmp_path: Path, phantom_root: Path
+) -> None:
+    """Another pipeline's derivatives are references like the phantom's: two label maps
+    for a subject stay an error, and a folder of discquant's outputs alone is named."""
+    import shutil
+
+    root = tmp_path / "P"
+    out = _with_discquant_outputs(root, phantom_root, "cohort")
+    other = root / "derivatives" / "spineps"
+    shutil.copytree(root / "derivatives" / "phantom", other)
+    (other / "dataset_description.json").write_text(
+        '{"Name": "x", "DatasetType": "derivative", "GeneratedBy": [{"Name": "spineps"}]}'
+    )
+    args = ["evaluate", "segment", "--pred", str(out), "--ref", str(root)]
+    line = _one_error_line(CliRunner().invoke(app, args).output)
+    assert "two files for sub-00: derivatives/phantom/" in line, line
+    assert "derivatives/spineps/" in line and "derivatives/discquant" not in line, line
+    shutil.rmtree(other)
+    shutil.rmtree(root / "derivatives" / "phantom")
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    line = _one_error_line(res.output)
+    assert f"discquant's own outputs in {out} are not taken as references" in line, line

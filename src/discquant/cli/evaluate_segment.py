@@ -18,27 +18,39 @@ def evaluate_segment_cmd(
         ...,
         "--ref",
         help="Folder of reference sub-*.nii.gz label maps, or a folder holding "
-        "sub-*_dseg.nii.gz at any depth (e.g. discquant phantom's --out folder).",
+        "sub-*_dseg.nii.gz at any depth (e.g. discquant phantom's --out folder; "
+        "subfolders of discquant's own outputs, e.g. derivatives/discquant, are passed "
+        "over).",
     ),
-    json_out: Path | None = typer.Option(None, "--json", help="Also write the results as JSON."),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Also write the results as JSON (never over a file the command reads)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:
     """Dice per class and level, HD95 and level-naming accuracy (SPINEPS labels).
 
     Label maps are matched by subject (and session). Files directly in a folder count;
     in its subfolders only *_dseg.nii.gz (not *_space-dwi_dseg, nucleus, canal or mask
-    files). Each prediction must share its reference's grid (shape and affine). Class scores
-    count only predicted labels the reference uses (a predicted T12-L1 disc is left out
-    against lumbar-only references).
+    files; under --ref, not discquant's own outputs). Each prediction must share its
+    reference's grid (shape and affine). Class scores count only predicted labels the
+    reference uses (a predicted T12-L1 disc is left out against lumbar-only references).
     """
     from discquant.cli._common import setup_logging, user_errors
 
     setup_logging(quiet=quiet)
     with user_errors():
         from discquant.errors import InputNotFoundError, InvalidInputError
-        from discquant.evaluate.segmentation import evaluate_dirs, format_table, write_result
+        from discquant.evaluate.segmentation import (
+            check_outputs_not_inputs,
+            evaluate_dirs,
+            format_table,
+            write_result,
+        )
         from discquant.output_paths import check_output_file
 
+        outputs = {"--json": json_out} if json_out is not None else {}
+        # --json segs/sub-01_dseg.nii.gz replaced that prediction with the metrics (exit 0)
+        check_outputs_not_inputs(pred, ref, outputs)
         for p in (pred, ref):
             if p.exists() and not p.is_dir():
                 raise InvalidInputError(
