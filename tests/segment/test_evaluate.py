@@ -683,3 +683,47 @@ def test_evaluate_segment_ref_root_still_refuses_two_other_label_maps(
     assert res.exit_code == 2, res.output
     line = _one_error_line(res.output)
     assert f"discquant's own outputs in {out} are not taken as references" in line, line
+
+
+def test_evaluate_segment_reorients_a_prediction_stored_with_permuted_axes(
+    tmp_path: Path,
+) -> None:
+    """A DICOM-derived prediction (e.g. 400 x 480 x 15) against the phantom's NIfTI
+    truth (480 x 15 x 400) on the same grid was refused: "shape ... differs"."""
+    ref = np.zeros((24, 5, 20), np.int16)  # superior-inferior, left-right, anterior-posterior
+    ref[2:6, 1:4, 3:12] = 122
+    ref[8:12, 1:4, 3:12] = 123
+    ref[14:20, 1:4, 3:12] = 23
+    ref_affine = np.array(
+        [[0.0, 0.0, -0.8, 40.0], [0.0, 4.0, 0.0, -10.0], [-0.8, 0.0, 0.0, 30.0], [0, 0, 0, 1]]
+    )
+    ref_img = nib.Nifti1Image(ref, ref_affine)
+    # the same voxels with the axes in another order and one of them flipped
+    pred_img = ref_img.as_reoriented(np.array([[2, 1], [0, -1], [1, 1]]))
+    assert pred_img.shape == (5, 20, 24)
+    pred_data = np.asarray(pred_img.dataobj)
+    pdir, rdir = tmp_path / "pred", tmp_path / "ref"
+    pdir.mkdir()
+    rdir.mkdir()
+    nib.save(ref_img, str(rdir / "sub-01_dseg.nii.gz"))
+    nib.save(nib.Nifti1Image(pred_data, pred_img.affine), str(pdir / "sub-01_dseg.nii.gz"))
+    js = tmp_path / "out.json"
+    args = ["evaluate", "segment", "--pred", str(pdir), "--ref", str(rdir), "--json", str(js)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(js.read_text())
+    assert doc["predictions_reoriented"] == ["sub-01"]
+    assert "reoriented onto its grid: sub-01" in res.output
+    case = doc["cases"][0]  # voxel for voxel the reference
+    assert case["dice"] == {"disc": 1.0, "body": 1.0}
+    assert case["level_dice"] == {"L4": 1.0, "L3-L4": 1.0, "L4-L5": 1.0}
+    # Not the same grid up to the axis order: a 2 mm shift, or another voxel size, is
+    # still refused.
+    for affine in (pred_img.affine + np.array([[0, 0, 0, 2.0]] + [[0] * 4] * 3), None):
+        if affine is None:
+            affine = pred_img.affine.copy()
+            affine[:3, :3] *= 1.01
+        nib.save(nib.Nifti1Image(pred_data, affine), str(pdir / "sub-01_dseg.nii.gz"))
+        res = CliRunner().invoke(app, args[:-2])
+        assert res.exit_code == 2, res.output
+        assert "resample it onto the reference grid" in _one_error_line(res.output)

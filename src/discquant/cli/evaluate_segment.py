@@ -32,8 +32,9 @@ def evaluate_segment_cmd(
     Label maps are matched by subject (and session). Files directly in a folder count;
     in its subfolders only *_dseg.nii.gz (not *_space-dwi_dseg, nucleus, canal or mask
     files; under --ref, not discquant's own outputs). Each prediction must share its
-    reference's grid (shape and affine). Class scores count only predicted labels the
-    reference uses (a predicted T12-L1 disc is left out against lumbar-only references).
+    reference's grid (shape and affine; one stored with the axes permuted or flipped is
+    reoriented onto it). Class scores count only predicted labels the reference uses (a
+    predicted T12-L1 disc is left out against lumbar-only references).
     """
     from discquant.cli._common import setup_logging, user_errors
 

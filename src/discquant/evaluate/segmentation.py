@@ -416,16 +416,18 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
     level, fraction of levels named correctly), ``unmatched``, ``no_shared_level_label``
     (per case whose prediction labels levels but none of its reference's: the reference's
     and the prediction's level labels; such a case is scored, and warned of),
-    ``posterior_elements_removed`` (references cut to the vertebral bodies) and ``note``
-    (what the class scores count).
+    ``posterior_elements_removed`` (references cut to the vertebral bodies),
+    ``predictions_reoriented`` (predictions that stored their reference's grid with the
+    axes permuted or flipped, reoriented onto it) and ``note`` (what the class scores
+    count).
 
     Raises
     ------
     InvalidInputError
         A prediction whose grid (shape or affine, beyond 0.001 mm) differs from its
-        reference's, a label map that is not 3D or holds non-integer values, or no
-        prediction sharing a level label with its reference (another label convention,
-        e.g. discs 1-5).
+        reference's other than by the order and direction of the axes, a label map that
+        is not 3D or holds non-integer values, or no prediction sharing a level label with
+        its reference (another label convention, e.g. discs 1-5).
     """
 
     from discquant.errors import InputNotFoundError, InvalidInputError
@@ -458,6 +460,7 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
     not_shared: dict[str, dict[str, str]] = {}
     n_sharing = 0
     bodies_only: list[str] = []  # references cut to the vertebral bodies
+    reoriented: list[str] = []  # predictions reoriented onto their reference's grid
     for sub in common:
         ref_vol, pred_vol = read_volume(refs[sub]), read_volume(preds[sub])
         for vol, path in ((ref_vol, refs[sub]), (pred_vol, preds[sub])):
@@ -467,6 +470,19 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
                 )
             if not np.array_equal(vol.data, np.round(vol.data)):
                 raise InvalidInputError("label map holds non-integer values", path=path)
+        grid_differs = pred_vol.data.shape != ref_vol.data.shape or (
+            float(np.abs(pred_vol.affine - ref_vol.affine).max()) > AFFINE_TOLERANCE_MM
+        )
+        on_ref = (
+            _on_reference_grid(pred_vol.data, pred_vol.affine, ref_vol.data.shape, ref_vol.affine)
+            if grid_differs
+            else None
+        )
+        if on_ref is not None:
+            # A DICOM-derived prediction against the phantom's NIfTI truth: the same voxels
+            # stored with the axes in another order (or flipped) were refused.
+            pred_vol = replace(pred_vol, data=on_ref, affine=ref_vol.affine)
+            reoriented.append(sub)
         if pred_vol.data.shape != ref_vol.data.shape:
             raise InvalidInputError(
                 f"shape {pred_vol.data.shape} differs from the reference's "
@@ -541,8 +557,44 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
         "unmatched": unmatched,
         "no_shared_level_label": not_shared,
         "posterior_elements_removed": bodies_only,
+        "predictions_reoriented": reoriented,
         "note": NOTE,
     }
+
+
+def _on_reference_grid(
+    data: npt.NDArray[Any],
+    affine: npt.NDArray[np.float64],
+    ref_shape: tuple[int, ...],
+    ref_affine: npt.NDArray[np.float64],
+) -> npt.NDArray[Any] | None:
+    """``data`` reordered onto the reference grid, when its grid is the reference's with
+    the voxel axes permuted and/or flipped (the reoriented affine within
+    :data:`AFFINE_TOLERANCE_MM` of the reference's, the shapes equal); None otherwise.
+
+    A prediction converted from DICOM and a reference written as NIfTI can store one grid
+    with the axes in another order, e.g. (400, 480, 15) and (480, 15, 400).
+    """
+    from nibabel.orientations import (
+        apply_orientation,
+        inv_ornt_aff,
+        io_orientation,
+        ornt_transform,
+    )
+
+    if data.ndim != 3 or len(ref_shape) != 3:
+        return None
+    try:
+        transform = ornt_transform(io_orientation(affine), io_orientation(ref_affine))
+    except ValueError:  # a degenerate affine: no axis order to speak of
+        return None
+    moved = apply_orientation(data, transform)
+    moved_affine = affine @ inv_ornt_aff(transform, data.shape)
+    if tuple(moved.shape) != tuple(ref_shape):
+        return None
+    if float(np.abs(moved_affine - ref_affine).max()) > AFFINE_TOLERANCE_MM:
+        return None
+    return np.ascontiguousarray(moved)
 
 
 def _posterior_mask(ref_path: Path, shape: tuple[int, ...]) -> npt.NDArray[np.bool_] | None:
@@ -646,6 +698,12 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(
             f"references cut to the vertebral bodies (their *_label-posterior_mask "
             f"removed): {', '.join(cut)}"
+        )
+    turned = result.get("predictions_reoriented", [])
+    if turned:
+        lines.append(
+            "predictions stored with their axes in another order than their reference's, "
+            f"reoriented onto its grid: {', '.join(turned)}"
         )
     if "note" in result:
         lines.append(f"note: {result['note']}")
