@@ -107,10 +107,21 @@ def test_cli_evaluate_grade_json(tmp_path: Path) -> None:
         [f"{s},{lv},{g}" for s, lv, g in zip(subj, levels, PRED, strict=True)],
     )
     res = CliRunner().invoke(
-        app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--no-by-level"]
+        app,
+        [
+            "evaluate",
+            "grade",
+            "--json",
+            "-",
+            "--pred",
+            str(pred),
+            "--ref",
+            str(ref),
+            "--no-by-level",
+        ],
     )
     assert res.exit_code == 0, res.output
-    js = json.loads(res.output[res.output.index("{") :])
+    js = json.loads(res.stdout)  # --json -: the JSON alone on stdout
     assert js["n_matched"] == 6
     assert js["all"]["kappa_linear"] == pytest.approx(0.625)
     assert js["all"]["kappa_quadratic"] == pytest.approx(0.75)
@@ -148,11 +159,21 @@ def test_cli_evaluate_bland_altman(tmp_path: Path) -> None:
         ["p1\tL4-L5\t1.1", "p1\tL5-S1\t1.9", "p2\tL4-L5\t3.3", "p2\tL5-S1\t4.1"],
     )
     png = tmp_path / "ba.png"
-    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--bland-altman"]
+    args = [
+        "evaluate",
+        "grade",
+        "--json",
+        "-",
+        "--pred",
+        str(pred),
+        "--ref",
+        str(ref),
+        "--bland-altman",
+    ]
     args += ["--column", "adc_np_um2_per_ms", "--plot", str(png), "--no-by-level"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    js = json.loads(res.output[res.output.index("{") :])
+    js = json.loads(res.stdout)  # --json -: the JSON alone on stdout
     assert js["all"]["bias"] == pytest.approx(0.1)
     assert png.is_file()
 
@@ -192,13 +213,13 @@ def test_cli_evaluate_binary(tmp_path: Path) -> None:
         "subject\tlevel\therniation\tpredicted\tp_herniation",
         [f"{s}\t{lv}\t{r}\t{p}\t{q}" for s, lv, r, p, q in rows],
     )
-    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(pred), "--binary"]
+    args = ["evaluate", "grade", "--json", "-", "--pred", str(pred), "--ref", str(pred), "--binary"]
     args += ["--column", "herniation", "--pred-column", "predicted"]
     args += ["--score-column", "p_herniation", "--no-by-level"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "sensitivity" in res.output
-    js = json.loads(res.output[res.output.index("{") :])
+    js = json.loads(res.stdout)  # --json -: the JSON alone on stdout
     assert js["all"]["sensitivity"] == 1.0
     assert js["all"]["specificity"] == 0.5
     assert js["all"]["auc"] == 1.0
@@ -286,10 +307,20 @@ def test_cli_evaluate_grade_matches_numeric_and_text_subjects(tmp_path: Path) ->
     # Subjects are text: "01" is not "1" (a numeric read made them one subject).
     ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["01\tL4-L5\t3", "2\tL4-L5\t2"])
     pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tgrade", ["1\tL4-L5\t3", "2\tL4-L5\t4"])
-    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--no-by-level"]
+    args = [
+        "evaluate",
+        "grade",
+        "--json",
+        "-",
+        "--pred",
+        str(pred),
+        "--ref",
+        str(ref),
+        "--no-by-level",
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    js = json.loads(res.output[res.output.index("{") :])
+    js = json.loads(res.stdout)  # --json -: the JSON alone on stdout
     assert js["n_matched"] == 1  # subject "2" only
     assert js["all"]["exact_accuracy"] == 0.0
     assert js["all"]["confusion"][1] == [0, 0, 0, 1, 0]  # reference 2, predicted 4
@@ -308,10 +339,20 @@ def test_cli_evaluate_grade_matches_subjects_by_bids_label(tmp_path: Path) -> No
         "subject,level,pfirrmann_grade",
         ["spider002,L4-L5,3", "spider003,L4-L5,4", "00,L5-S1,5", "0,L5-S1,1"],
     )
-    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--no-by-level"]
+    args = [
+        "evaluate",
+        "grade",
+        "--json",
+        "-",
+        "--pred",
+        str(pred),
+        "--ref",
+        str(ref),
+        "--no-by-level",
+    ]
     res = CliRunner().invoke(app, [*args, "--pred-column", "pfirrmann_grade"])
     assert res.exit_code == 0, res.output
-    js = json.loads(res.output[res.output.index("{") :])
+    js = json.loads(res.stdout)  # --json -: the JSON alone on stdout
     assert js["n_matched"] == 3  # "0" stays apart from "00"
     assert js["all"]["exact_accuracy"] == pytest.approx(2 / 3)
     assert js["all"]["confusion"][1] == [0, 0, 0, 1, 0]  # spider003: reference 2, predicted 4
@@ -368,10 +409,20 @@ def test_cli_evaluate_grade_reads_the_cohort_parquet(tmp_path: Path) -> None:
         "subject\tlevel\tgrade",
         ["sub-00\tL4-L5\t4", "sub-00\tL5-S1\t4", "sub-01\tL3-L4\t3"],
     )
-    args = ["evaluate", "grade", "--pred", str(table), "--ref", str(ref), "--no-by-level"]
+    args = [
+        "evaluate",
+        "grade",
+        "--json",
+        "-",
+        "--pred",
+        str(table),
+        "--ref",
+        str(ref),
+        "--no-by-level",
+    ]
     res = CliRunner().invoke(app, [*args, "--pred-column", "pfirrmann_grade"])
     assert res.exit_code == 0, res.output
-    js = json.loads(res.output[res.output.index("{") :])
+    js = json.loads(res.stdout)  # --json -: the JSON alone on stdout
     assert (js["n_pred"], js["n_matched"]) == (6, 3)
     assert js["all"]["exact_accuracy"] == pytest.approx(2 / 3)  # L5-S1: 5 against 4
 
@@ -461,10 +512,20 @@ def test_cli_evaluate_grade_says_a_folder_is_not_a_table(tmp_path: Path) -> None
 def test_cli_evaluate_grade_counts_empty_values(tmp_path: Path) -> None:
     ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["A\tL4-L5\t3", "B\tL4-L5\t2"])
     pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tgrade", ["A\tL4-L5\t", "B\tL4-L5\t2"])
-    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--no-by-level"]
+    args = [
+        "evaluate",
+        "grade",
+        "--json",
+        "-",
+        "--pred",
+        str(pred),
+        "--ref",
+        str(ref),
+        "--no-by-level",
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    js = json.loads(res.output[res.output.index("{") :])
+    js = json.loads(res.stdout)  # --json -: the JSON alone on stdout
     assert (js["n_matched"], js["n_empty"], js["all"]["n"]) == (1, 1, 1)
 
 
@@ -561,11 +622,21 @@ def test_cli_bland_altman_names_the_column_and_says_which_levels_it_left_out(
     pred = _write(tmp_path / "pred.tsv", "subject\tlevel\theight_mm",
                   ["a\tL4-L5\t10.5", "b\tL4-L5\t11.5", "a\tL5-S1\t9.5"])  # fmt: skip
     png = tmp_path / "ba.png"
-    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--bland-altman"]
+    args = [
+        "evaluate",
+        "grade",
+        "--json",
+        "-",
+        "--pred",
+        str(pred),
+        "--ref",
+        str(ref),
+        "--bland-altman",
+    ]
     res = CliRunner().invoke(app, [*args, "--column", "height_mm", "--plot", str(png)])
     assert res.exit_code == 0, res.output
     assert labels == ["mean of measured and reference height_mm"]
-    js = json.loads(res.output[res.output.index("{") :])
+    js = json.loads(res.stdout)  # --json -: the JSON alone on stdout
     assert js["L5-S1"] == {"n": 1, "note": "fewer than 2 pairs: not computed"}
     assert js["all"]["bias"] == pytest.approx(0.5) and js["plot"] == str(png)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ba.png", "pred.tsv", "ref.tsv"]

@@ -34,14 +34,22 @@ def evaluate_grade_cmd(
         None, help="With --binary: probability column in --pred (ROC AUC), e.g. p_herniation."
     ),
     plot: Path | None = typer.Option(None, help="Bland-Altman plot (PNG) path."),
-    json_out: Path | None = typer.Option(None, "--json", help="Also write the JSON here."),
+    json_out: Path | None = typer.Option(
+        None,
+        "--json",
+        help="Write every figure and confusion matrix as JSON to this file; '-' prints it "
+        "on stdout (the summary then goes to stderr).",
+    ),
 ) -> None:
     """Agreement of predicted and reference grades (Bland-Altman for values such as ADC,
     --binary for yes/no findings such as herniation).
 
     Rows are matched on (subject, level), subjects by their BIDS label (sub-spider_002,
-    spider002 and spider_002 are one subject); unmatched rows are reported and left out.
-    Prints a table and then the JSON.
+    spider002 and spider_002 are one subject), levels with L4/L5, L4_L5, L4L5 and l4-l5
+    read as L4-L5; rows that match no row of the other table are left out and named in a
+    warning on stderr. Tables may be separated by commas, tabs or semicolons; column
+    names match ignoring case. Prints a compact summary (one line per level, the
+    confusion matrix of all discs); --json FILE writes every figure.
     """
     import json
     import os
@@ -49,8 +57,9 @@ def evaluate_grade_cmd(
     from discquant.cli._common import user_errors
 
     with user_errors():
+        from discquant.delimited import check_not_an_input
         from discquant.errors import InvalidInputError
-        from discquant.evaluate.grading import evaluate_tables
+        from discquant.evaluate.grading import evaluate_tables, unmatched_warnings
         from discquant.output_paths import check_output_file
         from discquant.outputs._common import bids_label, to_jsonable
 
@@ -60,10 +69,15 @@ def evaluate_grade_cmd(
             raise InvalidInputError("--score-column is the ROC score of --binary: add --binary")
         if binary and bland_altman:
             raise InvalidInputError("--binary and --bland-altman exclude each other")
-        # Every output path is checked before anything is written.
-        outputs = [o for o in (plot, json_out) if o is not None]
-        for o in outputs:
-            check_output_file(o)
+        to_stdout = json_out is not None and str(json_out) == "-"
+        json_file = None if to_stdout else json_out
+        # Every output path is checked before anything is written; none may be a table
+        # read (--json pred.csv replaced the predictions with the JSON, exit 0).
+        inputs = [("the --pred table", pred), ("the --ref table", ref)]
+        for option, o in (("--plot", plot), ("--json", json_file)):
+            if o is not None:
+                check_output_file(o)
+                check_not_an_input(o, inputs, option=option)
         if plot is not None:
             from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -73,7 +87,7 @@ def evaluate_grade_cmd(
                     f"plot file must end in one of {', '.join('.' + k for k in kinds)}",
                     path=plot,
                 )
-            if json_out is not None and plot.resolve() == json_out.resolve():
+            if json_file is not None and plot.resolve() == json_file.resolve():
                 raise InvalidInputError("--plot and --json name the same file", path=plot)
         # The plot is drawn to a temporary name and moved into place only once the JSON
         # is written: a failure leaves neither file behind.
@@ -97,13 +111,16 @@ def evaluate_grade_cmd(
             # Files first, then the results on stdout: a --json that could not be
             # written (a path the permission check cannot foresee, e.g. under /proc)
             # printed every result and then failed with exit 2.
-            if json_out is not None:
-                json_out.parent.mkdir(parents=True, exist_ok=True)
-                json_out.write_text(js + "\n")
+            if json_file is not None:
+                json_file.parent.mkdir(parents=True, exist_ok=True)
+                json_file.write_text(js + "\n")
             if drawn is not None and plot is not None:
                 os.replace(drawn, plot)
-            typer.echo(text)
-            typer.echo(js)
+            for line in unmatched_warnings(report, pred, ref):
+                typer.echo(f"discquant: warning: {line}", err=True)
+            typer.echo(text, err=to_stdout)
+            if to_stdout:
+                typer.echo(js)
         finally:
             if drawn is not None:
                 drawn.unlink(missing_ok=True)

@@ -12,6 +12,7 @@ Values: Bland-Altman bias and 95 % limits of agreement (bias ± 1.96 SD of diffe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -195,17 +196,18 @@ def _metric_lines(title: str, rows: list[tuple[str, str]]) -> list[str]:
 
 
 def format_binary(a: BinaryAgreement, *, title: str = "") -> str:
-    """A plain-text table of yes/no agreement and its 2 × 2 confusion matrix."""
+    """A plain-text table of yes/no agreement and its 2 × 2 confusion matrix (an
+    undefined figure, e.g. sensitivity without positives, reads ``n/a``)."""
     lines = _metric_lines(
         title,
         [
             ("n", str(a.n)),
-            ("prevalence", f"{a.prevalence:.3f}"),
-            ("sensitivity", f"{a.sensitivity:.3f}"),
-            ("specificity", f"{a.specificity:.3f}"),
-            ("balanced accuracy", f"{a.balanced_accuracy:.3f}"),
-            ("accuracy", f"{a.accuracy:.3f}"),
-            ("ROC AUC", f"{a.auc:.3f}"),
+            ("prevalence", _num(a.prevalence)),
+            ("sensitivity", _num(a.sensitivity)),
+            ("specificity", _num(a.specificity)),
+            ("balanced accuracy", _num(a.balanced_accuracy)),
+            ("accuracy", _num(a.accuracy)),
+            ("ROC AUC", _num(a.auc)),
         ],
     )
     lines += [
@@ -312,16 +314,17 @@ def bland_altman_plot(
 
 
 def format_agreement(a: GradeAgreement, *, title: str = "") -> str:
-    """A plain-text table of the metrics and the confusion matrix."""
+    """A plain-text table of the metrics and the confusion matrix (an undefined figure,
+    e.g. κ when one grade is all there is, reads ``n/a``)."""
     lines = _metric_lines(
         title,
         [
             ("n", str(a.n)),
-            ("exact accuracy", f"{a.exact_accuracy:.3f}"),
-            ("balanced accuracy", f"{a.balanced_accuracy:.3f}"),
-            ("kappa (linear)", f"{a.kappa_linear:.3f}"),
-            ("kappa (quadratic)", f"{a.kappa_quadratic:.3f}"),
-            ("within ±1 grade", f"{a.within_one:.3f}"),
+            ("exact accuracy", _num(a.exact_accuracy)),
+            ("balanced accuracy", _num(a.balanced_accuracy)),
+            ("kappa (linear)", _num(a.kappa_linear)),
+            ("kappa (quadratic)", _num(a.kappa_quadratic)),
+            ("within ±1 grade", _num(a.within_one)),
         ],
     )
     lines += [
@@ -402,21 +405,77 @@ def _read_parquet(path: Path) -> Any:
         raise InvalidInputError(
             f"column(s) {repeated} appear more than once in the header", path=path
         )
+    from discquant.delimited import find_column
+
     for key in ("subject", "level"):
-        if key in df.columns:  # text, as in the CSV/TSV reader; empty stays empty
-            df[key] = df[key].map(lambda v: v if pd.isna(v) else str(v)).astype(object)
+        name = find_column(list(df.columns), key)
+        if name is not None:  # text, as in the CSV/TSV reader; empty stays empty
+            df[name] = df[name].map(lambda v: v if pd.isna(v) else str(v)).astype(object)
     return df
+
+
+#: A disc level as ``L4-L5`` or the spellings of it read as the same level (``L4/L5``,
+#: ``L4_L5``, ``L4L5``, ``l4-l5``, ``L4 - L5``, ``L5S1``): a vertebra letter and number,
+#: then ``-``, ``/`` or ``_`` (blanks around it allowed) or nothing, then the next.
+_LEVEL = re.compile(r"([CTLS])(\d{1,2})(?:\s*[-/_]\s*|)([CTLS])(\d{1,2})", re.IGNORECASE)
+
+
+def normalise_level(level: str) -> str:
+    """``level`` as ``L4-L5`` when it is one of the unambiguous spellings of a level
+    (``L4/L5``, ``L4_L5``, ``L4L5``, ``l4-l5``, ``L4 - L5``, ``L5S1``); else unchanged.
+
+    >>> [normalise_level(v) for v in ("L4/L5", "l5s1", "L4 - L5", "L4-5", "disc 4")]
+    ['L4-L5', 'L5-S1', 'L4-L5', 'L4-5', 'disc 4']
+    """
+    m = _LEVEL.fullmatch(level.strip())
+    if m is None:
+        return level
+    return f"{m[1].upper()}{m[2]}-{m[3].upper()}{m[4]}"
+
+
+@dataclass(frozen=True)
+class _Table:
+    """A table read by :func:`read_table`, with what its messages need."""
+
+    df: Any
+    """Rows in file order, index 0..n-1; ``subject`` and ``level`` as they are matched."""
+    rows: list[int]
+    """Each row's line in a text file, or its data row (from 1) in a Parquet file."""
+    subject_written: Any
+    level_written: Any
+    """``subject`` and ``level`` as the file writes them (stripped of blanks)."""
+    sep: str | None
+    """The separator of a text table; ``None`` for Parquet."""
+
+    def where(self, positions: Sequence[int]) -> str:
+        """``on line(s) …`` of a text file, ``in data row(s) …`` of a Parquet file."""
+        nums = ", ".join(str(self.rows[int(k)]) for k in positions)
+        many = "s" if len(positions) > 1 else ""
+        return f"on line{many} {nums}" if self.sep is not None else f"in data row{many} {nums}"
+
+    def found(self) -> str:
+        """The columns found and, for a text table, the separator it was read with."""
+        from discquant.delimited import SEPARATOR_NAMES
+
+        text = f"found {[str(c) for c in self.df.columns]}"
+        if self.sep is not None:
+            text += f", read as {SEPARATOR_NAMES.get(self.sep, repr(self.sep))}-separated"
+        return text
 
 
 def read_table(path: Path, *, subject_key: Callable[[str], str] | None = None) -> Any:
     """Read a TSV, CSV or Parquet table as a DataFrame.
 
     ``.parquet`` (or a file that starts as one) is read with ``pandas.read_parquet``;
-    otherwise by extension ``.tsv``/``.txt`` tab, else comma. ``subject`` and ``level`` are
-    read as text (``1`` in one table matches ``1`` in the other, whether or not the rest
-    of the column looks numeric), stripped of surrounding blanks. Blank lines are skipped;
-    error messages give a text file's own line numbers, and a Parquet file's data rows
-    (counted from 1).
+    otherwise as text separated by commas, tabs or semicolons (the one that splits the
+    header and the first rows alike; a tie goes to tab for ``.tsv``/``.txt``, else to
+    comma), with or without a byte-order mark. Header names match ignoring case and
+    surrounding blanks (``Subject``); ``subject`` and ``level`` are renamed so.
+    ``subject`` and ``level`` are read as text (``1`` in one table matches ``1`` in the
+    other, whether or not the rest of the column looks numeric), stripped of surrounding
+    blanks; a level spelled ``L4/L5``, ``L4_L5``, ``L4L5``, ``l4-l5``, ``L4 - L5`` is read
+    as ``L4-L5`` (:func:`normalise_level`). Blank lines are skipped; error messages give a
+    text file's own line numbers, and a Parquet file's data rows (counted from 1).
 
     Parameters
     ----------
@@ -435,12 +494,18 @@ def read_table(path: Path, *, subject_key: Callable[[str], str] | None = None) -
     InvalidInputError
         A folder; a binary or non-UTF-8 file that is not Parquet; unreadable, a header
         name twice, a row whose field count is not the header's, no ``subject`` or
-        ``level`` column, an empty subject or level, or a (subject, level) pair on more
-        than one row (it would be counted twice).
+        ``level`` column (the message lists the columns found and the separator), an
+        empty subject or level, or a (subject, level) pair on more than one row (it
+        would be counted twice).
     """
+    return _read_table(path, subject_key=subject_key).df
+
+
+def _read_table(path: Path, *, subject_key: Callable[[str], str] | None = None) -> _Table:
+    """:func:`read_table`, keeping each row's line and the subjects and levels as written."""
     import pandas as pd
 
-    from discquant.delimited import data_row_lines
+    from discquant.delimited import data_row_lines, find_column, header_fields, sniff_delimiter
     from discquant.errors import InputNotFoundError, InvalidInputError
 
     if path.is_dir():
@@ -452,16 +517,18 @@ def read_table(path: Path, *, subject_key: Callable[[str], str] | None = None) -
         raise InvalidInputError(f"a folder, not a table file{hint}", path=path)
     if not path.is_file():
         raise InputNotFoundError("file not found", path=path)
-    parquet = _is_parquet(path)
-    if parquet:
+    sep: str | None = None
+    if _is_parquet(path):
         df = _read_parquet(path)
         rows = list(range(1, len(df) + 1))
     else:
         _check_text(path)
-        sep = "\t" if path.suffix.lower() in (".tsv", ".txt") else ","
+        sep = sniff_delimiter(path, prefer="\t" if path.suffix.lower() in (".tsv", ".txt") else ",")
         rows = data_row_lines(path, sep)
+        header = header_fields(path, sep)
+        text = {n for n in (find_column(header, k) for k in ("subject", "level")) if n}
         try:
-            df = pd.read_csv(path, sep=sep, dtype={"subject": str, "level": str})
+            df = pd.read_csv(path, sep=sep, dtype=dict.fromkeys(text, str), encoding="utf-8-sig")
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
             raise InvalidInputError(f"cannot read table: {exc}", path=path) from exc
         if len(rows) != len(df):  # both readers follow the same rules; never seen to differ
@@ -469,24 +536,22 @@ def read_table(path: Path, *, subject_key: Callable[[str], str] | None = None) -
                 f"cannot read table: {len(df)} rows read but {len(rows)} lines with data",
                 path=path,
             )
-
-    def where(positions: Sequence[int]) -> str:
-        """``on line(s) …`` of a text file, ``in data row(s) …`` of a Parquet file."""
-        nums = ", ".join(str(rows[int(k)]) for k in positions)
-        many = "s" if len(positions) > 1 else ""
-        return f"in data row{many} {nums}" if parquet else f"on line{many} {nums}"
-
-    missing = {"subject", "level"} - set(df.columns)
-    if missing:
-        raise InvalidInputError(f"missing column(s) {sorted(missing)}", path=path)
     df = df.reset_index(drop=True)
+    table = _Table(df, rows, None, None, sep)
+    names = {k: find_column(list(df.columns), k) for k in ("subject", "level")}
+    missing = sorted(k for k, n in names.items() if n is None)
+    if missing:
+        raise InvalidInputError(f"missing column(s) {missing} ({table.found()})", path=path)
+    df = df.rename(columns={n: k for k, n in names.items() if n != k})
     for key in ("subject", "level"):
         df[key] = df[key].str.strip()
         empty = df[key].isna() | (df[key] == "")
         if empty.any():
             first_empty = int(np.flatnonzero(empty.to_numpy())[0])
-            raise InvalidInputError(f"empty {key} {where([first_empty])}", path=path)
+            raise InvalidInputError(f"empty {key} {table.where([first_empty])}", path=path)
     written = df["subject"].copy()
+    level_written = df["level"].copy()
+    df["level"] = level_written.map(normalise_level)
     if subject_key is not None:
         df["subject"] = written.map(subject_key)
         # A subject with no letter or digit has no BIDS label (bids_label gives "unknown"
@@ -495,8 +560,8 @@ def read_table(path: Path, *, subject_key: Callable[[str], str] | None = None) -
         if bare.any():
             k = int(np.flatnonzero(bare.to_numpy())[0])
             raise InvalidInputError(
-                f"subject {written.iloc[k]!r} {where([k])} has no letter or digit (A-Z, 0-9), "
-                "so it has no BIDS label to match on",
+                f"subject {written.iloc[k]!r} {table.where([k])} has no letter or digit "
+                "(A-Z, 0-9), so it has no BIDS label to match on",
                 path=path,
             )
     dup = df.duplicated(["subject", "level"], keep=False).to_numpy()
@@ -504,17 +569,18 @@ def read_table(path: Path, *, subject_key: Callable[[str], str] | None = None) -
         first = int(np.flatnonzero(dup)[0])
         subject, level = df["subject"].iloc[first], df["level"].iloc[first]
         same = np.flatnonzero(((df["subject"] == subject) & (df["level"] == level)).to_numpy())
-        names = list(dict.fromkeys(str(written.iloc[int(k)]) for k in same))
-        as_written = (
-            f" (written {', '.join(repr(n) for n in names)}: subjects match by BIDS label)"
-            if len(names) > 1
-            else ""
-        )
+        as_written = ""
+        for col, why in ((written, "subjects match by BIDS label"), (level_written, None)):
+            spelled = list(dict.fromkeys(str(col.iloc[int(k)]) for k in same))
+            if len(spelled) > 1:
+                why = why or f"levels are read as {level}"
+                as_written += f" (written {', '.join(repr(n) for n in spelled)}: {why})"
         raise InvalidInputError(
-            f"duplicate (subject, level) row ({subject}, {level}) {where(list(same))}" + as_written,
+            f"duplicate (subject, level) row ({subject}, {level}) {table.where(list(same))}"
+            + as_written,
             path=path,
         )
-    return df
+    return _Table(df, rows, written, level_written, sep)
 
 
 def _numeric_column(
@@ -542,8 +608,11 @@ def _numeric_column(
         else:
             what = "values must be one of " + ", ".join(str(a) for a in allowed)
         cell = "an empty cell" if pd.isna(row[col]) else repr(str(row[col]))
+        text = "" if pd.isna(row[col]) else str(row[col]).strip()
+        comma = "," in text and pd.notna(pd.to_numeric(text.replace(",", "."), errors="coerce"))
         raise InvalidInputError(
-            f"{what}: {cell} in column {name!r} (subject {row['subject']}, level {row['level']})",
+            f"{what}: {cell} in column {name!r} (subject {row['subject']}, level {row['level']})"
+            + (" (decimal comma? use a point)" if comma else ""),
             path=path,
         )
     return vals.astype(float)
@@ -553,6 +622,118 @@ def _sample(values: Any, n: int = 3) -> str:
     """The first ``n`` distinct values, then ``…`` when there are more."""
     distinct = list(dict.fromkeys(str(v) for v in values))
     return ", ".join(distinct[:n]) + (", …" if len(distinct) > n else "")
+
+
+def _unmatched(table: _Table, other: _Table) -> list[dict[str, Any]]:
+    """The rows of ``table`` whose (subject, level) ``other`` lacks, as written, with
+    their line (a text table) or data row (Parquet)."""
+    keys = set(zip(other.df["subject"], other.df["level"], strict=True))
+    where = "line" if table.sep is not None else "row"
+    return [
+        {
+            "subject": str(table.subject_written.iloc[k]),
+            "level": str(table.level_written.iloc[k]),
+            where: table.rows[k],
+        }
+        for k, key in enumerate(zip(table.df["subject"], table.df["level"], strict=True))
+        if key not in keys
+    ]
+
+
+def unmatched_warnings(
+    report: dict[str, Any], pred: Path, ref: Path, *, limit: int = 5
+) -> list[str]:
+    """One line per table with rows that match no row of the other (the first ``limit``
+    of them, then a count), from ``report["unmatched_pred"]`` and ``["unmatched_ref"]``."""
+    lines = []
+    for key, path, what, other in (
+        ("unmatched_pred", pred, "prediction", "reference"),
+        ("unmatched_ref", ref, "reference", "prediction"),
+    ):
+        rows = report.get(key) or []
+        if not rows:
+            continue
+        shown = [
+            f"{r['subject']} {r['level']} ({'line' if 'line' in r else 'data row'} "
+            f"{r.get('line', r.get('row'))})"
+            for r in rows[:limit]
+        ]
+        more = f" and {len(rows) - limit} more" if len(rows) > limit else ""
+        lines.append(
+            f"{path}: {len(rows)} {what} row(s) match no {other} row (subject and level) "
+            f"and are left out: {', '.join(shown)}{more}"
+        )
+    return lines
+
+
+def _num(value: float, spec: str = ".3f") -> str:
+    """``value`` formatted, or ``n/a`` when it is undefined (NaN: e.g. κ of one class)."""
+    return format(value, spec) if np.isfinite(value) else "n/a"
+
+
+def _summary_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns right-aligned to their widest cell, the first (the level) left-aligned."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return [
+        "  ".join(
+            str(c).ljust(w) if i == 0 else str(c).rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ).rstrip()
+        for r in [header, *rows]
+    ]
+
+
+def format_grade_summary(results: Sequence[tuple[str, GradeAgreement]]) -> str:
+    """A compact summary of grade agreement: one line per group (``all`` and each level)
+    and the first group's confusion matrix. Undefined figures read ``n/a``."""
+    header = ["level", "n", "exact", "balanced", "kappa lin", "kappa quad", "within ±1"]
+    rows = [
+        [
+            name,
+            str(a.n),
+            _num(a.exact_accuracy),
+            _num(a.balanced_accuracy),
+            _num(a.kappa_linear),
+            _num(a.kappa_quadratic),
+            _num(a.within_one),
+        ]
+        for name, a in results
+    ]
+    lines = _summary_table(header, rows)
+    name, a = results[0]
+    lines.append(f"confusion, {name} (rows = reference, columns = predicted)")
+    width = max(3, *(len(str(c)) for row in a.confusion for c in row))
+    lines.append("   " + "".join(f"{g:>{width + 1}d}" for g in a.labels))
+    for g, row in zip(a.labels, a.confusion, strict=True):
+        lines.append(f"{g:>3d}" + "".join(f"{c:>{width + 1}d}" for c in row))
+    return "\n".join(lines)
+
+
+def format_binary_summary(results: Sequence[tuple[str, BinaryAgreement]]) -> str:
+    """A compact summary of yes/no agreement: one line per group and the first group's
+    2 × 2 confusion matrix. Undefined figures read ``n/a``."""
+    header = ["level", "n", "prevalence", "sensitivity", "specificity", "balanced", "accuracy"]
+    header.append("ROC AUC")
+    rows = [
+        [
+            name,
+            str(b.n),
+            _num(b.prevalence),
+            _num(b.sensitivity),
+            _num(b.specificity),
+            _num(b.balanced_accuracy),
+            _num(b.accuracy),
+            _num(b.auc),
+        ]
+        for name, b in results
+    ]
+    lines = _summary_table(header, rows)
+    name, b = results[0]
+    lines.append(f"confusion, {name} (rows = reference, columns = predicted)")
+    lines.append("           no   yes")
+    lines.append(f"    no {b.confusion[0][0]:>6d}{b.confusion[0][1]:>6d}")
+    lines.append(f"   yes {b.confusion[1][0]:>6d}{b.confusion[1][1]:>6d}")
+    return "\n".join(lines)
 
 
 def evaluate_tables(
@@ -572,20 +753,29 @@ def evaluate_tables(
 
     Subjects match as written, or as ``subject_key`` turns them (``discquant evaluate
     grade`` passes ``bids_label``, so that ``sub-spider002`` matches the ``spider002`` of
-    a cohort table); see :func:`read_table`.
+    a cohort table); levels as :func:`normalise_level` reads them (``L4/L5`` is
+    ``L4-L5``); see :func:`read_table`. Column names match ignoring case. Rows of either
+    table that match no row of the other are left out, and listed in the JSON
+    (``unmatched_pred``, ``unmatched_ref``: subject and level as written, and the line);
+    :func:`unmatched_warnings` says so in words.
 
     ``binary`` compares yes/no columns (0/1) with :func:`binary_agreement`; its
     ``score_column`` in the predictions (e.g. ``p_herniation``) gives the ROC AUC.
     Matched rows with an empty value in either compared column are left out (counted in
     ``n_empty``); text in a compared column, or an empty or non-numeric score, is an
     error naming the file. ``plot`` is written only after every check has passed.
+
+    The text is a compact summary: the match counts, one line per group (all, then each
+    level) and, for grades, the confusion matrix of all rows; the JSON holds every
+    group's figures and confusion matrix.
     """
     import pandas as pd
 
+    from discquant.delimited import find_column
     from discquant.errors import InvalidInputError
 
     for col in (pred_column, ref_column, score_column):
-        if col in ("subject", "level"):
+        if col is not None and col.strip().casefold() in ("subject", "level"):
             raise InvalidInputError(f"{col!r} names the disc; it cannot be a compared column")
     if score_column is not None and score_column == pred_column:
         raise InvalidInputError(
@@ -593,26 +783,36 @@ def evaluate_tables(
             "probability (e.g. p_herniation)",
             path=pred,
         )
-    p = read_table(pred, subject_key=subject_key)
-    r = read_table(ref, subject_key=subject_key)
-    for df, col, path, option in (
-        (p, pred_column, pred, "--pred-column"),
-        (r, ref_column, ref, "--column"),
-    ):
-        if col not in df.columns:
-            hint = ""
-            if col == "grade" and "pfirrmann_grade" in df.columns:
-                # discquant's own tables (cohort_discs, sub-*_discs.tsv) name it so; the
-                # column is not guessed, since another column may be meant.
-                hint = f"; discquant's tables call it pfirrmann_grade: add {option} pfirrmann_grade"
-            raise InvalidInputError(f"no column {col!r}{hint} (has {list(df.columns)})", path=path)
-    if score_column is not None and score_column not in p.columns:
-        raise InvalidInputError(f"no column {score_column!r} (has {list(p.columns)})", path=pred)
-    keep = [pred_column] + ([score_column] if score_column else [])
-    p = p[["subject", "level", *keep]].rename(columns={pred_column: "pred"})
-    if score_column:
-        p = p.rename(columns={score_column: "score"})
-    r = r[["subject", "level", ref_column]].rename(columns={ref_column: "ref"})
+    pt = _read_table(pred, subject_key=subject_key)
+    rt = _read_table(ref, subject_key=subject_key)
+    p, r = pt.df, rt.df
+
+    def column(table: _Table, col: str, path: Path, option: str) -> str:
+        """The name ``col`` has in ``table`` (case and blanks aside), or an error."""
+        name = find_column(list(table.df.columns), col)
+        if name is not None:
+            return name
+        hint = ""
+        if col == "grade" and "pfirrmann_grade" in table.df.columns:
+            # discquant's own tables (cohort_discs, sub-*_discs.tsv) name it so; the
+            # column is not guessed, since another column may be meant.
+            hint = f"; discquant's tables call it pfirrmann_grade: add {option} pfirrmann_grade"
+        raise InvalidInputError(f"no column {col!r}{hint} ({table.found()})", path=path)
+
+    pred_name = column(pt, pred_column, pred, "--pred-column")
+    ref_name = column(rt, ref_column, ref, "--column")
+    score_name = column(pt, score_column, pred, "--score-column") if score_column else None
+    if score_name is not None and score_name == pred_name:
+        raise InvalidInputError(
+            f"the score column {score_column!r} is the compared column; give the predicted "
+            "probability (e.g. p_herniation)",
+            path=pred,
+        )
+    keep = [pred_name] + ([score_name] if score_name else [])
+    p = p[["subject", "level", *keep]].rename(columns={pred_name: "pred"})
+    if score_name:
+        p = p.rename(columns={score_name: "score"})
+    r = r[["subject", "level", ref_name]].rename(columns={ref_name: "ref"})
     both = pd.merge(r, p, on=["subject", "level"], how="inner", validate="one_to_one")
     m = both.dropna(subset=["ref", "pred"]).reset_index(drop=True)
     report: dict[str, Any] = {
@@ -639,15 +839,17 @@ def evaluate_tables(
         raise InvalidInputError(
             "no (subject, level) row is in both tables with a value in both", path=pred
         )
+    report["unmatched_pred"] = _unmatched(pt, rt)
+    report["unmatched_ref"] = _unmatched(rt, pt)
     allowed: Sequence[int] | None = None
     if binary:
         allowed = (0, 1)
     elif not bland_altman_mode:
         allowed = GRADES
-    m["ref"] = _numeric_column(m, "ref", ref_column, ref, allowed)
-    m["pred"] = _numeric_column(m, "pred", pred_column, pred, allowed)
-    if binary and score_column:
-        m["score"] = _numeric_column(m, "score", score_column, pred)
+    m["ref"] = _numeric_column(m, "ref", ref_name, ref, allowed)
+    m["pred"] = _numeric_column(m, "pred", pred_name, pred, allowed)
+    if binary and score_name:
+        m["score"] = _numeric_column(m, "score", score_name, pred)
     if bland_altman_mode and len(m) < 2:
         raise InvalidInputError(
             f"Bland-Altman needs at least two matched rows, found {len(m)}", path=pred
@@ -667,9 +869,10 @@ def evaluate_tables(
             ba = bland_altman(g["ref"].to_numpy(float), g["pred"].to_numpy(float))
             report[name] = ba.to_dict()
             lines.append(
-                f"{name:>8s}  n={ba.n:<5d} bias={ba.bias:+.4f} ({ba.bias_percent:+.2f} %)  "
+                f"{name:>8s}  n={ba.n:<5d} bias={ba.bias:+.4f} "
+                f"({_num(ba.bias_percent, '+.2f')} %)  "
                 f"LoA [{ba.loa_low:+.4f}, {ba.loa_high:+.4f}]  "
-                f"within 5 %: {ba.within_5_percent:.3f}"
+                f"within 5 %: {_num(ba.within_5_percent)}"
                 + (f" (relative figures over {ba.n_relative})" if ba.n_relative < ba.n else "")
             )
         if plot is not None:
@@ -678,14 +881,18 @@ def evaluate_tables(
             )
             report["plot"] = str(plot)
     elif binary:
+        found: list[tuple[str, BinaryAgreement]] = []
         for name, g in groups:
-            sc = g["score"].to_numpy(float) if score_column else None
+            sc = g["score"].to_numpy(float) if score_name else None
             b = binary_agreement(g["ref"].to_numpy(int), g["pred"].to_numpy(int), scores=sc)
             report[name] = b.to_dict()
-            lines.append(format_binary(b, title=f"== {name} =="))
+            found.append((name, b))
+        lines.append(format_binary_summary(found))
     else:
+        graded: list[tuple[str, GradeAgreement]] = []
         for name, g in groups:
             a = grade_agreement(g["ref"].to_numpy(int), g["pred"].to_numpy(int))
             report[name] = a.to_dict()
-            lines.append(format_agreement(a, title=f"== {name} =="))
+            graded.append((name, a))
+        lines.append(format_grade_summary(graded))
     return report, "\n".join(lines)
