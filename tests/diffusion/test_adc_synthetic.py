@@ -23,6 +23,11 @@ def truth() -> tuple[np.ndarray, np.ndarray]:
 
 
 # Tolerances of the issue: 1e-6 for the closed forms, 1e-4 for the iterative/weighted ones.
+DIRECTIONAL = np.array([[0.0, 0.0, 0.0]] + [[1.0, 0.0, 0.0]] * 7)
+"""Gradient directions of a b = 0 volume then directional images: each volume one
+acquisition (without bvecs one volume per b-value is taken for a scanner's trace image,
+three acquisitions, and weighted so)."""
+
 TOL = {"two-point": 1e-6, "ols": 1e-6, "wls": 1e-4, "nlls": 1e-4}
 
 
@@ -129,7 +134,7 @@ def test_nlls_reaches_the_least_squares_optimum_of_scipy():
     bvals = np.array([0.0, 200.0, 500.0, 1000.0])
     adc = rng.uniform(0.5, 3.0, 40)
     dwi = rician(mono_exp(np.full(adc.size, 500.0), adc, bvals), 25.0, rng).astype(np.float64)
-    fit = AdcModel(bvals, method="nlls").fit(dwi)
+    fit = AdcModel(bvals, DIRECTIONAL[: bvals.size], method="nlls").fit(dwi)
     for i in range(adc.size):
         res = least_squares(
             lambda p, s=dwi[i]: p[0] * np.exp(-bvals * p[1] * 1e-3) - s,
@@ -142,18 +147,24 @@ def test_nlls_reaches_the_least_squares_optimum_of_scipy():
         assert fit.s0[i] == pytest.approx(res.x[0], rel=1e-5)
 
 
-def test_wls_matches_explicit_weighted_regression():
-    """WLS = one weighted LS of ln S on b with weights n_s·Ŝ² from the OLS fit (as dipy)."""
+@pytest.mark.parametrize("trace", [False, True])
+def test_wls_matches_explicit_weighted_regression(trace):
+    """WLS = one weighted LS of ln S on b with weights n_s·Ŝ² from the OLS fit (as dipy).
+
+    ``n_s`` is 1 for a directional image and 3 for a trace image (a diffusion-weighted
+    volume without gradient direction: three directions averaged)."""
     rng = np.random.default_rng(5)
     bvals = np.array([0.0, 300.0, 600.0, 1200.0])
     dwi = rician(mono_exp(np.full(200, 800.0), rng.uniform(0.5, 3, 200), bvals), 30.0, rng)
     dwi = dwi.astype(np.float64)
-    fit = AdcModel(bvals, method="wls").fit(dwi)
+    bvecs = None if trace else DIRECTIONAL[: bvals.size]
+    fit = AdcModel(bvals, bvecs, method="wls").fit(dwi)
     design = np.stack([np.ones_like(bvals), -bvals * 1e-3], axis=1)
+    n_s = np.array([1.0, 3.0, 3.0, 3.0]) if trace else np.ones(4)
     for i in range(0, 200, 17):
         y = np.log(dwi[i])
         beta_ols = np.linalg.lstsq(design, y, rcond=None)[0]
-        w = np.exp(2 * design @ beta_ols)
+        w = n_s * np.exp(2 * design @ beta_ols)
         beta = np.linalg.solve(design.T @ (w[:, None] * design), design.T @ (w * y))
         assert fit.adc_um2_per_ms[i] == pytest.approx(beta[1], rel=1e-6)
         assert fit.s0[i] == pytest.approx(np.exp(beta[0]), rel=1e-6)

@@ -40,7 +40,8 @@ class Plan:
     x_ref0: float
     """b_ref in ms/µm², to extrapolate S0 to b = 0."""
     nrel: npt.NDArray[np.float64]
-    """``(S-1,)`` volumes per shell relative to the reference's."""
+    """``(S-1,)`` acquisitions per shell relative to the reference's (a trace image counts
+    its three directions, :func:`discquant.diffusion.shells.acquisitions_per_volume`)."""
     dw_columns: tuple[int, ...]
     """The other shells' volumes, shell after shell."""
     averaging: npt.NDArray[np.float64] | None
@@ -52,12 +53,21 @@ class Plan:
     """``(5, 2(S-1))``: Σw, Σwx, Σwx², Σwy, Σwxy from stacked weights and weighted y."""
 
 
-def make_plan(used: Sequence[Shell]) -> Plan:
-    """Precompute coefficients for the shells ``used`` (lowest first, at least two)."""
+def make_plan(used: Sequence[Shell], acquisitions: Sequence[int] | None = None) -> Plan:
+    """Precompute coefficients for the shells ``used`` (lowest first, at least two).
+
+    ``acquisitions``: per shell, the acquisitions averaged into its volumes (the weights
+    ``n_s`` of WLS and NLLS); by default one per volume. A scanner's trace image holds
+    three (noise variance σ²/3): weighted as one, the b≈0 image counted three times too
+    much against it and the ADC spread up to 2.4 % more than with the right weights.
+    """
     ref, others = used[0], tuple(used[1:])
     b_ref = ref.bval_s_per_mm2
     x = np.array([s.bval_s_per_mm2 - b_ref for s in others]) * 1e-3
-    nrel = np.array([s.n_volumes / ref.n_volumes for s in others], dtype=np.float64)
+    n_acq = [s.n_volumes for s in used] if acquisitions is None else list(acquisitions)
+    if len(n_acq) != len(used) or min(n_acq) < 1:
+        raise ValueError(f"acquisitions {n_acq} do not fit {len(used)} shells")
+    nrel = np.array([n / n_acq[0] for n in n_acq[1:]], dtype=np.float64)
     dw_columns = tuple(v for s in others for v in s.volumes)
     averaging = None
     if any(s.n_volumes > 1 for s in others):

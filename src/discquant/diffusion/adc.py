@@ -12,8 +12,9 @@ Methods
     Unweighted least squares of ``ln S`` on ``b`` over the shells (the scanner's fit).
 ``wls``
     Weighted least squares of ``ln S`` with weights ``n_s · Ŝ_s²`` where ``Ŝ`` is the OLS
-    prediction (as dipy's WLS tensor fit; ``n_s`` is the number of images averaged into the
-    shell, whose log-signal variance is ``σ² / (n_s S²)``).
+    prediction (as dipy's WLS tensor fit; ``n_s`` is the number of acquisitions averaged into
+    the shell, whose log-signal variance is ``σ² / (n_s S²)``: one per volume, three for a
+    scanner's trace image, :func:`~discquant.diffusion.shells.acquisitions_per_volume`).
 ``nlls``
     Levenberg–Marquardt on ``Σ n_s (S_s − S0 e^{−b_s ADC})²`` in the signal domain, with
     ``ADC ≥ 0``, warm-started from WLS, at most :data:`NLLS_MAX_ITER` iterations, stopping
@@ -62,7 +63,12 @@ import numpy.typing as npt
 
 from discquant.diffusion._kernel import NLLS_MAX_ITER, Kernel, make_plan
 from discquant.diffusion.noise import estimate_noise_sigma_of_images
-from discquant.diffusion.shells import SHELL_TOL_S_PER_MM2, Shell, group_shells
+from discquant.diffusion.shells import (
+    SHELL_TOL_S_PER_MM2,
+    Shell,
+    acquisitions_per_volume,
+    group_shells,
+)
 from discquant.errors import InvalidInputError
 
 __all__ = ["METHODS", "NLLS_MAX_ITER", "AdcFit", "AdcModel", "Method"]
@@ -196,7 +202,8 @@ class AdcModel:
         if self.method == "two-point":
             used = [used[0], used[-1]]
         self.used_shells: tuple[Shell, ...] = tuple(used)
-        self._plan = make_plan(used)
+        per_volume = iter(acquisitions_per_volume(used, self.bvecs))
+        self._plan = make_plan(used, [sum(next(per_volume) for _ in s.volumes) for s in used])
 
     @property
     def n_volumes(self) -> int:
