@@ -84,7 +84,8 @@ def test_median_standard_error_matches_monte_carlo() -> None:
     stats = AdcStats(mean=centre, median=centre, sd=sd, p10=0.0, p90=0.0, n_voxels=n)
     # The asymptotic formula is within a few % of the spread of real medians at n = 25.
     assert median_rel_se(stats) == pytest.approx(medians.std() / centre, rel=0.06)
-    assert median_rel_se(AdcStats(1.0, 1.0, 0.2, 0.0, 0.0, 4)) == pytest.approx(0.12533)
+    # √(π/2) · 0.2 / √4 = 0.125331...
+    assert median_rel_se(AdcStats(1.0, 1.0, 0.2, 0.0, 0.0, 4)) == pytest.approx(0.1253314)
 
 
 @pytest.mark.parametrize(
