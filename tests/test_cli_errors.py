@@ -191,6 +191,19 @@ def test_summary_prints_messages_as_text_not_markup(capsys: pytest.CaptureFixtur
     assert "'ep2d_diff [b=0,800]' skipped" in out and "model [/red] died" in out
 
 
+def test_summary_shows_the_calibrated_water_percent(capsys: pytest.CaptureFixture[str]) -> None:
+    """With --calibration the table showed only the water index (0.88), not 76.5 %."""
+    from discquant.cli._summary import print_summary
+    from discquant.results import AnalysisResult, DiscResult
+
+    disc = DiscResult(level="L4-L5", found=True, water_index=0.88, water_percent=76.54)
+    result = AnalysisResult(subject="s", discs=[disc], provenance={"water_calibration": "site"})
+    print_summary(result, None)
+    out = capsys.readouterr().out
+    assert "water %" in out and "76.5" in out and "0.88" in out
+    assert "calibration: site" in out
+
+
 @pytest.mark.parametrize("how", ["subject-folder", "t2-file"])
 def test_analyze_refuses_outputs_that_would_replace_its_input(tmp_path: Path, how: str) -> None:
     """`analyze bids/sub-00 -o bids` deleted the raw sub-00 folder and put its outputs in

@@ -316,6 +316,9 @@ def analyze(
 
         calibration = WaterCalibration.load(config.calibration)
         result.provenance["water_calibration"] = calibration.label
+        # The line itself and the file's hash: with the label alone, a calibration
+        # refitted in place left no trace of the line that gave a study's water_percent.
+        result.provenance["water_calibration_line"] = calibration.provenance(config.calibration)
         inputs = MeasureInputs(
             labels=segmentation.labels,
             anatomy=anatomy,
@@ -607,7 +610,8 @@ def _provenance(study: Study, config: AnalysisConfig) -> dict[str, Any]:
 
 def _jsonable_config(config: AnalysisConfig) -> dict[str, Any]:
     raw = asdict(config)
-    raw["calibration"] = str(config.calibration) if config.calibration else None
+    # absolute: a relative path said nothing once the results left the folder it was run in
+    raw["calibration"] = str(Path(config.calibration).absolute()) if config.calibration else None
     return raw
 
 

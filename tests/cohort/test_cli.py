@@ -63,6 +63,43 @@ def test_a_model_that_does_not_load_is_refused_before_the_run(
 
 
 @pytest.mark.parametrize(
+    ("name", "problem"),
+    [("missing.json", "calibration file not found"), ("junk.pt", "not a water calibration file")],
+)
+def test_a_calibration_that_does_not_load_is_refused_before_the_run(
+    cohort: Path, tmp_path: Path, name: str, problem: str
+) -> None:
+    calibration = tmp_path / name
+    line = _refused([str(cohort), "--calibration", str(calibration)], tmp_path / "out")
+    assert line.startswith(f"discquant: error: {calibration}: {problem}"), line
+
+
+def test_the_calibration_reaches_every_study_as_an_absolute_path(
+    cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cohort` had no --calibration: its water_percent always came from the phantom line."""
+    import discquant.cohort
+
+    (tmp_path / "cal.json").write_text(
+        '{"intercept_percent": 40.0, "slope_percent_per_um2_per_ms": 20.0, '
+        '"adc_range_um2_per_ms": [0.5, 2.5], "label": "site", "n_pairs": 9, "r2": 0.9}'
+    )
+    seen: list[CohortOptions] = []
+
+    def fake_run(studies: Any, out: Path, *, options: CohortOptions, **kwargs: Any) -> Any:
+        seen.append(options)
+        raise KeyboardInterrupt  # stop here: the options are what this test is about
+
+    monkeypatch.setattr(discquant.cohort, "run_cohort", fake_run)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(
+        app, ["cohort", str(cohort), "--out", "out", "--calibration", "cal.json", "--quiet"]
+    )
+    assert result.exit_code == 130, result.output
+    assert seen[0].config.calibration == tmp_path / "cal.json"
+
+
+@pytest.mark.parametrize(
     ("args", "problem"),
     [
         (["--method", "cubic"], "unknown ADC method 'cubic'"),

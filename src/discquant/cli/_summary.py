@@ -33,9 +33,12 @@ def print_summary(
     table = Table(
         title=f"sub-{bids_label(result.subject)}: per-disc results",  # as the output folder
         caption="ADC in µm²/ms (nucleus, disc core: medians); height = middle height in mm; "
-        "volume in cm³; water = nucleus ADC / healthy reference",
+        "volume in cm³; water = nucleus ADC / healthy reference; water % through the "
+        f"calibration: {escape(str(result.provenance.get('water_calibration', 'none')))}",
     )
-    columns = ["level", "ADC NP", "ADC disc", "water", "T2 NP/CSF", "height", "volume"]
+    # water % beside the index: with --calibration the table showed only the index
+    columns = ["level", "ADC NP", "ADC disc", "water", "water %", "T2 NP/CSF", "height"]
+    columns += ["volume"]
     columns += ["Pfirrmann", "ADC class", "flags"]
     if truth:
         columns += ["truth ADC NP", "truth grade"]
@@ -47,6 +50,7 @@ def print_summary(
             _fmt(disc.adc_np.median if disc.adc_np else None),
             _fmt(disc.adc_disc.median if disc.adc_disc else None),
             _fmt(disc.water_index),
+            _fmt(disc.water_percent, 1),
             _fmt(disc.t2_np_csf_ratio),
             _fmt(disc.height_middle_mm, 1),
             _fmt(None if disc.volume_mm3 is None else disc.volume_mm3 / 1000, 1),

@@ -138,6 +138,10 @@ def cohort_cmd(
     dicom: Annotated[bool, typer.Option(help="Also write DICOM SEG and SR (DICOM input).")] = False,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     method: Annotated[str, typer.Option(help="ADC fit: two-point, ols, wls, nlls.")] = "wls",
+    calibration: Annotated[
+        Path | None,
+        typer.Option(help="Water calibration (discquant calibrate); default: phantom model."),
+    ] = None,
     keep_phi: Annotated[
         bool, typer.Option(help="Keep patient-identifying DICOM fields in the outputs.")
     ] = False,
@@ -155,9 +159,9 @@ def cohort_cmd(
     tables (cohort_discs.parquet/.csv, cohort_failures.csv) and cohort_report.html are
     rebuilt from them. Interrupt at any time and run again to resume.
     Exit codes: 0 every study done; 2 bad cohort input or options (an unknown --method or
-    --device, a model file that is missing or does not load, an output folder over the
-    inputs, a scheduler that cannot be reached: nothing is written); 3 some studies
-    failed, are partial or have no record (not run).
+    --device, a model or calibration file that is missing or does not load, an output
+    folder over the inputs, a scheduler that cannot be reached: nothing is written); 3
+    some studies failed, are partial or have no record (not run).
     """
     setup_logging(quiet=quiet)
     import logging
@@ -172,7 +176,12 @@ def cohort_cmd(
     from discquant.pipeline import AnalysisConfig
 
     options = CohortOptions(
-        config=AnalysisConfig(adc_method=method, device=device),
+        # resolved: every worker reads it, whatever its working folder
+        config=AnalysisConfig(
+            adc_method=method,
+            device=device,
+            calibration=calibration.resolve() if calibration else None,
+        ),
         dicom=dicom,
         keep_phi=keep_phi,
         resume=resume,

@@ -13,6 +13,7 @@ Two kinds, kept apart on purpose:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -25,6 +26,8 @@ import numpy.typing as npt
 from discquant.errors import InvalidInputError
 
 DEFAULT_REFERENCE_NP_ADC_UM2_PER_MS = 2.0
+DEFAULT_FILE = "water_calibration_phantom.json"
+"""The packaged default calibration in ``discquant.config`` (scripts/make_water_calibration.py)."""
 
 
 def water_index(
@@ -61,6 +64,28 @@ class WaterCalibration:
         # pairs); a water content outside 0-100 % is not a measurement.
         return water if 0.0 <= water <= 100.0 else None
 
+    def provenance(self, path: Path | None = None) -> dict[str, object]:
+        """The line, its range and where it came from, for a study's provenance.
+
+        ``path`` is the file it was loaded from (None: the packaged default); its SHA-256
+        ties a study's ``water_percent`` to one version of a file refitted in place.
+        """
+        if path is None:
+            data = resources.files("discquant.config").joinpath(DEFAULT_FILE).read_bytes()
+            source = "packaged default"
+        else:
+            data = Path(path).read_bytes()
+            source = str(Path(path).absolute())
+        return {
+            "intercept_percent": self.intercept_percent,
+            "slope_percent_per_um2_per_ms": self.slope_percent_per_um2_per_ms,
+            "adc_range_um2_per_ms": list(self.adc_range_um2_per_ms),
+            "n_pairs": self.n_pairs,
+            "r2": self.r2,
+            "file": source,
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }
+
     def save(self, path: Path) -> None:
         """Write the calibration as JSON; missing folders above ``path`` are created."""
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -70,11 +95,7 @@ class WaterCalibration:
     def load(cls, path: Path | None = None) -> WaterCalibration:
         """Load a calibration file; without a path, the packaged default (phantom model)."""
         if path is None:
-            text = (
-                resources.files("discquant.config")
-                .joinpath("water_calibration_phantom.json")
-                .read_text()
-            )
+            text = resources.files("discquant.config").joinpath(DEFAULT_FILE).read_text()
             source = "packaged default"
         else:
             if not Path(path).is_file():
