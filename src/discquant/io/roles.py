@@ -4,7 +4,8 @@ Rules (documented in docs/import.md):
 
 * orientation comes from the affine: the slice normal is the slice axis (the voxel axis
   of a single slice, else the one with the largest spacing when the voxels are
-  anisotropic, else one with clearly fewer voxels, else the third), and its dominant RAS
+  anisotropic, or the odd one out when two axes share it; else the one of clearly the
+  shortest extent, else the third; see :func:`slice_axis`), and its dominant RAS
   component names the plane
   (x → sagittal, y → coronal, z → axial); ``oblique`` when no component exceeds 0.75
   (more than ~41° from every plane);
@@ -77,39 +78,52 @@ _IR_HINT = re.compile(r"stir|tirm|flair|\bir\b", re.I)
 
 
 ANISOTROPY = 1.5
-"""Largest / smallest voxel spacing above which the coarsest axis is taken as the slice
-axis (clinical slices are 3-5 mm against 0.3-1.2 mm in plane)."""
-FEWER_VOXELS = 0.75
-"""With isotropic voxels, an axis with at most this share of the others' voxel count is
-the slice axis (the acquisition covered less along it)."""
+"""Largest / smallest voxel spacing above which the voxels are anisotropic and the slice
+axis is told by spacing (clinical slices are 3-5 mm against 0.3-1.2 mm in plane)."""
+SAME_SPACING = 1.1
+"""Two spacings within this factor are the same: the two in-plane axes of a series share
+their pixel spacing, so when the two largest spacings are the same the third axis, the odd
+one out, is the slice axis (1 mm slices resampled in plane to 1.6 mm)."""
+FEWER_VOXELS = 0.9
+"""With isotropic voxels, an axis whose extent (mm) is at most this share of each other
+axis's extent is the slice axis (the acquisition covered less along it)."""
 
 
 def slice_axis(affine: npt.NDArray[np.float64], shape: Sequence[int] | None = None) -> int:
     """The voxel axis that steps between slices.
 
-    A single slice (an axis of length 1 in ``shape``) is its own answer; otherwise the
-    axis with the largest spacing when the voxels are anisotropic (a sagittal series
-    stored in RAS voxel order, as ``nibabel.as_closest_canonical`` or fslreorient2std
-    write it, has its slices on the first axis); with isotropic voxels the axis with
-    clearly fewer voxels than the other two (a 1 mm sagittal lumbar volume of
-    67 × 221 × 221); otherwise the third, as scanners store.
+    A single slice (an axis of length 1 in ``shape``) is its own answer. With anisotropic
+    voxels (largest spacing over :data:`ANISOTROPY` × the smallest) it is the axis of the
+    largest spacing (a sagittal series stored in RAS voxel order, as
+    ``nibabel.as_closest_canonical`` or fslreorient2std write it, has its slices on the
+    first axis), unless two axes share the largest spacing: a series' pixels are square,
+    so those two are the in-plane axes and the third is the slice axis (1 mm slices
+    resampled in plane to 1.6 mm were read as axial: the first in-plane axis had the
+    largest spacing). With isotropic voxels it is the axis whose extent in mm is clearly
+    (:data:`FEWER_VOXELS`) the smallest: a 1 mm sagittal lumbar volume of
+    221 × 221 × 67, or a crop of it of 85 (S-I) × 221 (A-P) × 67 (L-R) mm, in whatever
+    voxel order it is stored. Only when no axis is clearly the shortest (a near-cube)
+    does the storage order decide: the third axis, as scanners store.
     """
     spacing = np.linalg.norm(np.asarray(affine, dtype=float)[:3, :3], axis=0)
-    if spacing.max() > ANISOTROPY * spacing.min():
-        anisotropic = int(np.argmax(spacing))
-    else:
-        anisotropic = None
-    if shape is not None:
-        n = [int(v) for v in shape[:3]]
+    n = None if shape is None else [int(v) for v in shape[:3]]
+    if n is not None:
         singles = [i for i, v in enumerate(n) if v == 1]
         if len(singles) == 1:
             return singles[0]
-        if anisotropic is None and len(n) == 3:
-            fewest = int(np.argmin(n))
-            others = [v for i, v in enumerate(n) if i != fewest]
-            if n[fewest] <= FEWER_VOXELS * min(others):
-                return fewest
-    return 2 if anisotropic is None else anisotropic
+    if spacing.max() > ANISOTROPY * spacing.min():
+        by_spacing = np.argsort(spacing)  # smallest … largest
+        largest, second = spacing[by_spacing[2]], spacing[by_spacing[1]]
+        if largest <= SAME_SPACING * second:
+            return int(by_spacing[0])
+        return int(by_spacing[2])
+    if n is not None and len(n) == 3:
+        extent = np.asarray(n, dtype=float) * spacing
+        shortest = int(np.argmin(extent))
+        others = [float(e) for i, e in enumerate(extent) if i != shortest]
+        if extent[shortest] <= FEWER_VOXELS * min(others):
+            return shortest
+    return 2
 
 
 def orientation_from_affine(
