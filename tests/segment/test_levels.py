@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 
 from discquant.segment.levels import (
+    FLAG_DISC_MISSED,
     FLAG_LEVEL_UNCERTAIN,
     FLAG_NO_SACRUM,
     FLAG_TRANSITIONAL,
+    MAX_GAP_RATIO,
     disc_label,
     disc_name,
+    link_gap_ratios,
     name_levels,
     vertebra_name,
 )
@@ -377,3 +380,40 @@ def test_two_discs_far_apart_left_right_are_not_a_spine() -> None:
         cls[80:88, 20:50, 5 + step_mm : 15 + step_mm] = DISC
         named = name_levels(cls, AFFINE)
         assert (len(named.levels) == 2) is kept, step_mm
+
+
+def test_a_disc_missed_between_named_discs_flags_the_names_above() -> None:
+    """A disc the network calls body renames every disc above it (names count up from
+    L5-S1): the names are kept, but flagged, and the discs above the gap lose confidence.
+    The real volume sub-vb1x03 resampled to 1.1 mm lost its T11-T12 this way, unflagged."""
+    cls = spine(7, sacrum=True)
+    rows = np.nonzero(cls[:, 20, 2] == DISC)[0]
+    third = rows[(rows >= 5 + 2 * 33 + 25) & (rows < 5 + 3 * 33)]
+    cls[third] = BODY  # the third disc from the top is missed
+    named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
+    assert [lv.name for lv in named.levels] == [
+        "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"
+    ]  # fmt: skip
+    assert FLAG_DISC_MISSED in named.flags and FLAG_LEVEL_UNCERTAIN in named.flags
+    assert [lv.confidence for lv in named.levels] == [0.5, 0.5, 1.0, 1.0, 1.0, 1.0]
+    assert name_levels(spine(7, sacrum=True), AFFINE, sacrum_class=SACRUM).flags == []
+
+
+@pytest.mark.parametrize(
+    ("rows", "flagged"),
+    [
+        ((40, 80, 148, 188, 228), False),  # links 40, 68, 40, 40: ratio 1.7
+        ((40, 80, 156, 196, 236), True),  # links 40, 76, 40, 40: ratio 1.9
+    ],
+)
+def test_the_gap_ratio_limit(rows: tuple[int, ...], flagged: bool) -> None:
+    named = name_levels(_discs_at([(r, 60) for r in rows]), AFFINE)
+    assert len(named.levels) == len(rows)
+    assert (FLAG_DISC_MISSED in named.flags) is flagged
+    assert MAX_GAP_RATIO == 1.75
+
+
+def test_link_gap_ratios() -> None:
+    pts = [np.array([0.0, 0.0, -z]) for z in (0, 30, 60, 120, 150)]
+    assert link_gap_ratios(pts) == pytest.approx([1.0, 30 / 45, 2.0, 0.5])
+    assert link_gap_ratios(pts[:2]) == []

@@ -79,7 +79,8 @@ class SpineSegmentation:
         Discs from superior to inferior with centroid (RAS mm) and confidence.
     flags
         ``sacrum_not_in_fov``, ``level_uncertain``, ``transitional_anatomy_suspected``,
-        ``l5_s1_disc_possibly_missed``, ``no_discs_found``, ``input_not_sagittal`` (an
+        ``l5_s1_disc_possibly_missed``, ``disc_possibly_missed`` (a link between named
+        discs about twice its neighbours), ``no_discs_found``, ``input_not_sagittal`` (an
         axial, coronal or oblique image, resampled to sagittal slices for a network
         trained on sagittal ones).
     model
