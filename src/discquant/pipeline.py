@@ -446,6 +446,7 @@ def _level_flags(segmentation: Any) -> dict[str, list[str]]:
         "sacrum_not_in_fov",
         "transitional_anatomy_suspected",
         "input_not_sagittal",
+        "disc_possibly_missed",  # comes with level_uncertain; listed for a user's flags
     }
     if study_wide & set(segmentation.flags):
         # every level, also when the segmenter lists none (a user's own label map):

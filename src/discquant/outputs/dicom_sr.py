@@ -160,6 +160,7 @@ FLAG_MEANINGS = {
     "sacrum_not_in_fov": "Sacrum not in the field of view",
     "transitional_anatomy_suspected": "Transitional anatomy suspected",
     "l5_s1_disc_possibly_missed": "L5-S1 disc possibly missed",
+    "disc_possibly_missed": "A disc between named discs possibly missed",
     "no_discs_found": "No discs found",
     "no_lumbar_discs_found": "No lumbar discs found",
     "input_not_sagittal": "Input not sagittal",
