@@ -11,10 +11,10 @@ from nibabel.orientations import apply_orientation, inv_ornt_aff, ornt_transform
 
 from discquant.io.roles import orientation_from_affine, slice_axis
 
-# A 1 mm crop of a sagittal lumbar volume: 85 mm superior-inferior, 221 mm anterior-
+# A 1 mm crop of a sagittal lumbar volume: 100 mm superior-inferior, 221 mm anterior-
 # posterior, 67 mm (slices) left-right, stored as scanners store it (I, P, R).
 IPR = np.array([[0, 0, 1.0, -33], [0, -1.0, 0, 110], [-1.0, 0, 0, 40], [0, 0, 0, 1]])
-SHAPE = (85, 221, 67)
+SHAPE = (100, 221, 67)
 
 
 def _stored_as(codes: str, data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Image:
@@ -30,8 +30,9 @@ def _stored_as(codes: str, data: np.ndarray, affine: np.ndarray) -> nib.Nifti1Im
 
 @pytest.mark.parametrize("codes", ["IPR", "PIR", "RAS", "RIP", "LPS", "SAR"])
 def test_an_isotropic_sagittal_crop_is_sagittal_in_every_storage_order(codes: str) -> None:
-    """The audit's crop was sagittal as IPR/PIR, axial as RAS and coronal as RIP: with no
-    axis having at most 0.75 × the voxels of the others, the third axis was taken."""
+    """Left-right is clearly (≤ 0.75 ×) the shortest extent: sagittal whatever the
+    storage order. (Compared as voxel counts, only for isotropic voxels; a first version
+    of the rule fell back on the third stored axis for 1.6 × 1.6 × 1 mm voxels, below.)"""
     img = _stored_as(codes, np.zeros(SHAPE, np.float32), IPR)
     assert "".join(nib.aff2axcodes(img.affine)) == codes
     assert orientation_from_affine(img.affine, img.shape) == "sagittal"
@@ -71,3 +72,14 @@ def test_a_single_coarsest_axis_is_still_the_slice_axis() -> None:
     iso = np.eye(4)
     assert slice_axis(iso, (64, 62, 64)) == 2
     assert slice_axis(iso, (240, 240, 256)) == 2
+
+
+@pytest.mark.parametrize("si_mm", [60, 85, 120])
+def test_a_crop_without_a_clearly_shortest_extent_keeps_the_scanners_order(si_mm: int) -> None:
+    """A sagittal crop 60 (S-I) × 221 (A-P) × 67 (L-R) mm is shorter from top to bottom
+    than from side to side: taking the shortest extent (at 0.9 ×) read it "axial" in every
+    storage order, flagging every level. With no clearly shortest extent the third stored
+    axis decides, which in the scanner's order is the slice axis."""
+    shape = (si_mm, 221, 67)
+    assert slice_axis(IPR, shape) == 2
+    assert orientation_from_affine(IPR, shape) == "sagittal"

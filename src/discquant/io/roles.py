@@ -84,9 +84,12 @@ SAME_SPACING = 1.1
 """Two spacings within this factor are the same: the two in-plane axes of a series share
 their pixel spacing, so when the two largest spacings are the same the third axis, the odd
 one out, is the slice axis (1 mm slices resampled in plane to 1.6 mm)."""
-FEWER_VOXELS = 0.9
+SHORTER_EXTENT = 0.75
 """With isotropic voxels, an axis whose extent (mm) is at most this share of each other
-axis's extent is the slice axis (the acquisition covered less along it)."""
+axis's extent is the slice axis (the acquisition covered less along it). Nearer than
+that, the extents do not tell: a sagittal crop 60 (S-I) × 221 (A-P) × 67 (L-R) mm is
+shorter from top to bottom than from side to side, and a share of 0.9 read it as axial
+in every storage order; the third stored axis, as scanners store, is taken instead."""
 
 
 def slice_axis(affine: npt.NDArray[np.float64], shape: Sequence[int] | None = None) -> int:
@@ -100,10 +103,11 @@ def slice_axis(affine: npt.NDArray[np.float64], shape: Sequence[int] | None = No
     so those two are the in-plane axes and the third is the slice axis (1 mm slices
     resampled in plane to 1.6 mm were read as axial: the first in-plane axis had the
     largest spacing). With isotropic voxels it is the axis whose extent in mm is clearly
-    (:data:`FEWER_VOXELS`) the smallest: a 1 mm sagittal lumbar volume of
-    221 × 221 × 67, or a crop of it of 85 (S-I) × 221 (A-P) × 67 (L-R) mm, in whatever
-    voxel order it is stored. Only when no axis is clearly the shortest (a near-cube)
-    does the storage order decide: the third axis, as scanners store.
+    (:data:`SHORTER_EXTENT`) the smallest: a 1 mm sagittal lumbar volume of
+    221 × 221 × 67, or a crop of it of 100 (S-I) × 221 (A-P) × 67 (L-R) mm, in whatever
+    voxel order it is stored. When no axis is clearly the shortest (a near-cube, or a
+    crop of 85 or 60 mm S-I) the storage order decides: the third axis, as scanners store
+    (such a crop re-stored in RAS order reads axial).
     """
     spacing = np.linalg.norm(np.asarray(affine, dtype=float)[:3, :3], axis=0)
     n = None if shape is None else [int(v) for v in shape[:3]]
@@ -121,7 +125,7 @@ def slice_axis(affine: npt.NDArray[np.float64], shape: Sequence[int] | None = No
         extent = np.asarray(n, dtype=float) * spacing
         shortest = int(np.argmin(extent))
         others = [float(e) for i, e in enumerate(extent) if i != shortest]
-        if extent[shortest] <= FEWER_VOXELS * min(others):
+        if extent[shortest] <= SHORTER_EXTENT * min(others):
             return shortest
     return 2
 
