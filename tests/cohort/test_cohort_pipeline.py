@@ -88,29 +88,42 @@ def test_local_workers_ignore_ctrl_c_and_drop_shutdown_warnings(cluster: str) ->
     "ended with CancelledError" warnings after discquant's "interrupted" line."""
     from distributed import Client
 
-    def probe() -> tuple[bool, bool, bool, bool]:
+    def probe() -> tuple[bool, bool, bool, bool, str]:
         import logging
         import signal as worker_signal
+        import subprocess as worker_subprocess
+        import sys as worker_sys
 
         def passes(name: str, message: str) -> bool:
             logger = logging.getLogger(name)
             return bool(logger.filter(logging.makeLogRecord({"name": name, "msg": message})))
 
+        handler = worker_signal.getsignal(worker_signal.SIGINT)
+        # a program the worker starts (dcm2niix) still stops on Ctrl-C: with SIG_IGN in
+        # the worker it inherited the ignored signal and outlived the worker
+        child = worker_subprocess.run(
+            [worker_sys.executable, "-c", "import signal; print(signal.getsignal(2))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
         return (
-            worker_signal.getsignal(worker_signal.SIGINT) == worker_signal.SIG_IGN,
+            callable(handler) and handler is not worker_signal.default_int_handler,
             passes(
                 "distributed.worker.state_machine",
                 "Async instruction for <T> ended with CancelledError",
             ),
             passes("distributed.nanny", "Worker process still alive after 4.0 seconds, killing"),
             passes("distributed.worker.state_machine", "Something else went wrong"),
+            child,
         )
 
     with Client(cluster) as client:
         results = client.run(probe)
     assert len(results) == 2
-    for ignored, cancelled_passes, alive_passes, other_passes in results.values():
+    for ignored, cancelled_passes, alive_passes, other_passes, child in results.values():
         assert ignored
+        assert child == "<built-in function default_int_handler>", child
         assert not cancelled_passes and not alive_passes
         assert other_passes
 

@@ -297,12 +297,18 @@ def dask_setup(worker: Any) -> None:
     ``local_cluster`` names this module in ``distributed.worker.preload``. Ctrl-C in a
     terminal reaches every process of its group: the workers took it as their own
     KeyboardInterrupt and printed tracebacks beside discquant's "interrupted" line. The
-    workers ignore SIGINT instead; the main process closes them. The shutdown warnings
-    are dropped too (:func:`quiet_shutdown_noise`).
+    workers now pass over SIGINT instead; the main process closes them. A Python handler
+    that does nothing, not ``SIG_IGN``: an ignored signal stays ignored across exec, so a
+    dcm2niix started by the worker outlived Ctrl-C. The shutdown warnings are dropped too
+    (:func:`quiet_shutdown_noise`).
     """
     if threading.current_thread() is threading.main_thread():  # signal() needs it
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, _pass_over_interrupt)
     quiet_shutdown_noise()
+
+
+def _pass_over_interrupt(signum: int, frame: object) -> None:
+    """SIGINT handler of a cohort worker: nothing (see :func:`dask_setup`)."""
 
 
 CODE_SUFFIXES: tuple[str, ...] = (".py", ".json", ".yaml", ".yml", ".html")
