@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import nibabel as nib
@@ -608,6 +609,16 @@ def test_evaluate_segment_never_writes_its_json_over_what_it_reads(tmp_path: Pat
         res = CliRunner().invoke(app, [*args, "--json", str(given)])
         assert res.exit_code == 2, res.output
         assert f"the --json file is the {option} input" in _one_error_line(res.output)
+    # a hard link to an input, outside the folders, is that input (it was written through)
+    for i, (given, what) in enumerate(((pred_file, "--pred"), (rdir / "sub-01_dseg.nii", "--ref"))):
+        link = tmp_path / f"metrics-{i}.json"
+        os.link(given, link)
+        args = ["evaluate", "segment", "--pred", str(pdir), "--ref", str(rdir)]
+        res = CliRunner().invoke(app, [*args, "--json", str(link)])
+        assert res.exit_code == 2, res.output
+        line = _one_error_line(res.output)
+        assert line.startswith(f"discquant: error: {link}: the output would replace the input: "
+                               f"--json is a {what} input"), line  # fmt: skip
     assert {p: p.read_bytes() for d in (pdir, rdir) for p in d.iterdir()} == before
     assert not (rdir / "sub-03").exists()
     # Other names inside the folders are fine: they are not read.

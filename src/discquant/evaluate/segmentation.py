@@ -359,6 +359,8 @@ def check_outputs_not_inputs(pred: Path, ref: Path, outputs: dict[str, Path]) ->
     def real(p: Path) -> Path:
         return p.expanduser().absolute().resolve()
 
+    from discquant.delimited import check_not_an_input
+
     targets = {option: real(out) for option, out in outputs.items()}
     for what, given in (("--pred", pred), ("--ref", ref)):
         if given.is_file():
@@ -368,17 +370,17 @@ def check_outputs_not_inputs(pred: Path, ref: Path, outputs: dict[str, Path]) ->
                         f"the {option} file is the {what} input; write it elsewhere",
                         path=outputs[option],
                     )
+                # a hard link to the input anywhere else (the shared rule)
+                check_not_an_input(outputs[option], [(f"the {what} input", given)], option=option)
             continue
         if not given.is_dir():
             continue
         folder = real(given)
-        inside = {o: t for o, t in targets.items() if folder in t.parents}
-        if not inside:
-            continue
         maps = list(_label_maps(given, references=what == "--ref").values())
-        read = {real(p) for p in maps}
         if what == "--ref":
-            read |= {real(m) for p in maps if (m := _posterior_mask_path(p)) is not None}
+            maps += [m for p in maps if (m := _posterior_mask_path(p)) is not None]
+        inside = {o: t for o, t in targets.items() if folder in t.parents}
+        read = {real(p) for p in maps}
         for option, target in inside.items():
             rel = target.relative_to(folder)
             if target in read:
@@ -393,6 +395,12 @@ def check_outputs_not_inputs(pred: Path, ref: Path, outputs: dict[str, Path]) ->
             raise InvalidInputError(
                 f"the {option} file {problem} (in the {what} folder {given}); {advice}",
                 path=outputs[option],
+            )
+        for option in outputs:
+            # An existing output that is a hard link to an input, wherever it lies,
+            # would be written through (a prediction became the metrics JSON).
+            check_not_an_input(
+                outputs[option], [(f"a {what} input", p) for p in maps], option=option
             )
 
 
