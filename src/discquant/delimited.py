@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import itertools
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -72,44 +71,6 @@ def find_column(names: Sequence[object], wanted: str) -> str | None:
     key = wanted.strip().casefold()
     same = [n for n in text if n.strip().lstrip("\ufeff").casefold() == key]
     return same[0] if len(same) == 1 else None
-
-
-def check_not_an_input(output: Path, inputs: Sequence[tuple[str, Path]], *, option: str) -> None:
-    """Refuse an output file that is one of the command's input files.
-
-    ``calibrate pairs.csv -o pairs.csv`` and ``evaluate grade --json pred.csv`` replaced
-    the table they read with their JSON (exit 0). The paths are compared resolved
-    (symbolic links, ``./x`` and ``x``) and, when both exist, as one file
-    (:func:`os.path.samefile`: a hard link).
-
-    Parameters
-    ----------
-    output
-        The output file the user named.
-    inputs
-        ``(what it is, path)`` of each input, e.g. ``("the --pred table", p)``.
-    option
-        How the command line names the output, e.g. ``--json``.
-
-    Raises
-    ------
-    InvalidInputError
-        Naming the output, the option and the input it would replace.
-    """
-    target = output.expanduser().absolute().resolve()
-    for name, path in inputs:
-        same = path.expanduser().absolute().resolve() == target
-        if not same and output.exists() and path.exists():
-            try:
-                same = os.path.samefile(output, path)
-            except OSError:
-                same = False
-        if same:
-            raise InvalidInputError(
-                f"the output would replace the input: {option} is {name} {path}; "
-                "write it to another file",
-                path=output,
-            )
 
 
 def data_row_lines(path: Path, sep: str) -> list[int]:

@@ -8,12 +8,13 @@ any import or analysis rather than an OSError afterwards.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from discquant.errors import InvalidInputError
 
 __all__ = [
+    "check_not_an_input",
     "check_not_inside_inputs",
     "check_not_over_inputs",
     "check_output_file",
@@ -147,3 +148,41 @@ def check_subject_folder_free(subject_dir: Path, subject: str, key: Callable[[st
             "that folder",
             path=subject_dir,
         )
+
+
+def check_not_an_input(output: Path, inputs: Sequence[tuple[str, Path]], *, option: str) -> None:
+    """Refuse an output file that is one of the command's input files.
+
+    ``calibrate pairs.csv -o pairs.csv`` and ``evaluate grade --json pred.csv`` replaced
+    the table they read with their JSON (exit 0). The paths are compared resolved
+    (symbolic links, ``./x`` and ``x``) and, when both exist, as one file
+    (:func:`os.path.samefile`: a hard link).
+
+    Parameters
+    ----------
+    output
+        The output file the user named.
+    inputs
+        ``(what it is, path)`` of each input, e.g. ``("the --pred table", p)``.
+    option
+        How the command line names the output, e.g. ``--json``.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the output, the option and the input it would replace.
+    """
+    target = output.expanduser().absolute().resolve()
+    for name, path in inputs:
+        same = path.expanduser().absolute().resolve() == target
+        if not same and output.exists() and path.exists():
+            try:
+                same = os.path.samefile(output, path)
+            except OSError:
+                same = False
+        if same:
+            raise InvalidInputError(
+                f"the output would replace the input: {option} is {name} {path}; "
+                "write it to another file",
+                path=output,
+            )

@@ -47,9 +47,10 @@ def calibrate_cmd(
     import numpy as np
     import pandas as pd
 
-    from discquant.delimited import check_not_an_input, data_row_lines, sniff_delimiter
+    from discquant.delimited import data_row_lines, sniff_delimiter
     from discquant.errors import InvalidInputError
     from discquant.measure.water import fit_calibration
+    from discquant.output_paths import check_not_an_input
 
     with user_errors():
         if pairs.is_dir():

@@ -57,10 +57,9 @@ def evaluate_grade_cmd(
     from discquant.cli._common import user_errors
 
     with user_errors():
-        from discquant.delimited import check_not_an_input
         from discquant.errors import InvalidInputError
         from discquant.evaluate.grading import evaluate_tables, unmatched_warnings
-        from discquant.output_paths import check_output_file
+        from discquant.output_paths import check_not_an_input, check_output_file
         from discquant.outputs._common import bids_label, to_jsonable
 
         if plot is not None and not bland_altman:

@@ -359,7 +359,7 @@ def check_outputs_not_inputs(pred: Path, ref: Path, outputs: dict[str, Path]) ->
     def real(p: Path) -> Path:
         return p.expanduser().absolute().resolve()
 
-    from discquant.delimited import check_not_an_input
+    from discquant.output_paths import check_not_an_input
 
     targets = {option: real(out) for option, out in outputs.items()}
     for what, given in (("--pred", pred), ("--ref", ref)):
