@@ -29,6 +29,11 @@ REF = [1, 1, 2, 2, 3, 3]
 PRED = [1, 2, 2, 3, 3, 3]
 
 
+def _json_args(pred: Path, ref: Path, *more: str) -> list[str]:
+    """``evaluate grade --json - --pred PRED --ref REF MORE…``: the JSON alone on stdout."""
+    return ["evaluate", "grade", "--json", "-", "--pred", str(pred), "--ref", str(ref), *more]
+
+
 def test_agreement_matches_hand_computation() -> None:
     a = grade_agreement(REF, PRED)
     assert a.n == 6
@@ -108,17 +113,7 @@ def test_cli_evaluate_grade_json(tmp_path: Path) -> None:
     )
     res = CliRunner().invoke(
         app,
-        [
-            "evaluate",
-            "grade",
-            "--json",
-            "-",
-            "--pred",
-            str(pred),
-            "--ref",
-            str(ref),
-            "--no-by-level",
-        ],
+        _json_args(pred, ref, "--no-by-level"),
     )
     assert res.exit_code == 0, res.output
     js = json.loads(res.stdout)  # --json -: the JSON alone on stdout
@@ -159,17 +154,7 @@ def test_cli_evaluate_bland_altman(tmp_path: Path) -> None:
         ["p1\tL4-L5\t1.1", "p1\tL5-S1\t1.9", "p2\tL4-L5\t3.3", "p2\tL5-S1\t4.1"],
     )
     png = tmp_path / "ba.png"
-    args = [
-        "evaluate",
-        "grade",
-        "--json",
-        "-",
-        "--pred",
-        str(pred),
-        "--ref",
-        str(ref),
-        "--bland-altman",
-    ]
+    args = _json_args(pred, ref, "--bland-altman")
     args += ["--column", "adc_np_um2_per_ms", "--plot", str(png), "--no-by-level"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
@@ -307,17 +292,7 @@ def test_cli_evaluate_grade_matches_numeric_and_text_subjects(tmp_path: Path) ->
     # Subjects are text: "01" is not "1" (a numeric read made them one subject).
     ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["01\tL4-L5\t3", "2\tL4-L5\t2"])
     pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tgrade", ["1\tL4-L5\t3", "2\tL4-L5\t4"])
-    args = [
-        "evaluate",
-        "grade",
-        "--json",
-        "-",
-        "--pred",
-        str(pred),
-        "--ref",
-        str(ref),
-        "--no-by-level",
-    ]
+    args = _json_args(pred, ref, "--no-by-level")
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     js = json.loads(res.stdout)  # --json -: the JSON alone on stdout
@@ -339,17 +314,7 @@ def test_cli_evaluate_grade_matches_subjects_by_bids_label(tmp_path: Path) -> No
         "subject,level,pfirrmann_grade",
         ["spider002,L4-L5,3", "spider003,L4-L5,4", "00,L5-S1,5", "0,L5-S1,1"],
     )
-    args = [
-        "evaluate",
-        "grade",
-        "--json",
-        "-",
-        "--pred",
-        str(pred),
-        "--ref",
-        str(ref),
-        "--no-by-level",
-    ]
+    args = _json_args(pred, ref, "--no-by-level")
     res = CliRunner().invoke(app, [*args, "--pred-column", "pfirrmann_grade"])
     assert res.exit_code == 0, res.output
     js = json.loads(res.stdout)  # --json -: the JSON alone on stdout
@@ -409,17 +374,7 @@ def test_cli_evaluate_grade_reads_the_cohort_parquet(tmp_path: Path) -> None:
         "subject\tlevel\tgrade",
         ["sub-00\tL4-L5\t4", "sub-00\tL5-S1\t4", "sub-01\tL3-L4\t3"],
     )
-    args = [
-        "evaluate",
-        "grade",
-        "--json",
-        "-",
-        "--pred",
-        str(table),
-        "--ref",
-        str(ref),
-        "--no-by-level",
-    ]
+    args = _json_args(table, ref, "--no-by-level")
     res = CliRunner().invoke(app, [*args, "--pred-column", "pfirrmann_grade"])
     assert res.exit_code == 0, res.output
     js = json.loads(res.stdout)  # --json -: the JSON alone on stdout
@@ -512,17 +467,7 @@ def test_cli_evaluate_grade_says_a_folder_is_not_a_table(tmp_path: Path) -> None
 def test_cli_evaluate_grade_counts_empty_values(tmp_path: Path) -> None:
     ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", ["A\tL4-L5\t3", "B\tL4-L5\t2"])
     pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tgrade", ["A\tL4-L5\t", "B\tL4-L5\t2"])
-    args = [
-        "evaluate",
-        "grade",
-        "--json",
-        "-",
-        "--pred",
-        str(pred),
-        "--ref",
-        str(ref),
-        "--no-by-level",
-    ]
+    args = _json_args(pred, ref, "--no-by-level")
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     js = json.loads(res.stdout)  # --json -: the JSON alone on stdout
@@ -622,17 +567,7 @@ def test_cli_bland_altman_names_the_column_and_says_which_levels_it_left_out(
     pred = _write(tmp_path / "pred.tsv", "subject\tlevel\theight_mm",
                   ["a\tL4-L5\t10.5", "b\tL4-L5\t11.5", "a\tL5-S1\t9.5"])  # fmt: skip
     png = tmp_path / "ba.png"
-    args = [
-        "evaluate",
-        "grade",
-        "--json",
-        "-",
-        "--pred",
-        str(pred),
-        "--ref",
-        str(ref),
-        "--bland-altman",
-    ]
+    args = _json_args(pred, ref, "--bland-altman")
     res = CliRunner().invoke(app, [*args, "--column", "height_mm", "--plot", str(png)])
     assert res.exit_code == 0, res.output
     assert labels == ["mean of measured and reference height_mm"]
