@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import warnings
 from pathlib import Path
 from typing import Any
@@ -465,6 +466,35 @@ def test_a_folder_of_two_patients_is_refused(tmp_path: Path) -> None:
     write_lumbar_study(tmp_path / "same" / "visit1")
     write_lumbar_study(tmp_path / "same" / "visit2", seed=1)
     assert load_study(tmp_path / "same").t2 is not None
+
+
+@pytest.mark.parametrize("json_out", [False, True])
+def test_inspect_lists_the_series_of_each_patient_then_refuses(
+    tmp_path: Path, json_out: bool
+) -> None:
+    """`inspect` refused a folder of two patients like every other command, without
+    saying which series were whose: it now lists them by patient number and folder."""
+    from tests.io.dicom_factory import PHI, write_lumbar_study
+
+    write_lumbar_study(tmp_path / "both" / "p1")
+    other = {**PHI, "PatientID": "PIDX-OTHER-2", "PatientName": "Other^Person"}
+    write_lumbar_study(tmp_path / "both" / "p2", phi=other, seed=1)
+    args = ["inspect", str(tmp_path / "both"), *(["--json"] if json_out else [])]
+    result = CliRunner().invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    errors = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(errors) == 1 and "image series of 2 patients" in errors[0], result.stderr
+    assert "PIDX" not in result.output and "Other" not in result.output  # no identifiers
+    if json_out:
+        listed = json.loads(result.stdout)
+        assert listed["patients"] == 2
+        by_patient = {p: {r["folder"].split("/")[0] for r in listed["series"] if r["patient"] == p}
+                      for p in (1, 2)}  # fmt: skip
+        assert by_patient == {1: {"p1"}, 2: {"p2"}} or by_patient == {1: {"p2"}, 2: {"p1"}}
+        assert all(r["files"] > 0 for r in listed["series"])
+    else:
+        assert "series of 2 patients" in result.stdout
+        assert "p1" in result.stdout and "p2" in result.stdout
 
 
 def test_one_patient_anonymised_series_by_series_is_one_patient(tmp_path: Path) -> None:

@@ -15,6 +15,36 @@ def _fmt(values: list[float], digits: int = 2) -> str:
     return "×".join(f"{v:.{digits}g}" if digits else str(v) for v in values)
 
 
+def _list_patients(exc: Any, *, json_out: bool) -> None:
+    """Print the series of a folder of several patients, by patient number (stdout)."""
+    rows = [
+        {
+            "patient": s.patient,
+            "series_number": s.series_number,
+            "description": s.description,
+            "files": s.n_files,
+            "folder": s.folder,
+        }
+        for s in exc.series
+    ]
+    if json_out:
+        n = len({r["patient"] for r in rows})
+        typer.echo(json.dumps({"patients": n, "series": rows}, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=Text(f"{exc.path}: series of {len({r['patient'] for r in rows})} patients"))
+    for col in ("patient", "series", "description", "files", "folder"):
+        table.add_column(col, overflow="fold", no_wrap=col in ("patient", "series", "files"))
+    for r in rows:
+        number = "" if r["series_number"] is None else str(r["series_number"])
+        cells = (str(r["patient"]), number, r["description"], str(r["files"]), r["folder"])
+        table.add_row(*(Text(c) for c in cells))
+    Console().print(table)
+
+
 def inspect_cmd(
     path: Annotated[
         Path | None,
@@ -39,11 +69,20 @@ def inspect_cmd(
 ) -> None:
     """List the series found with role, shape, voxel size, orientation, b-values and reason."""
     setup_logging(quiet=json_out, verbose=verbose)
+    from discquant.io.dicom import SeveralPatientsError
     from discquant.io.load import load_study
     from discquant.io.privacy import patient_summary
 
     with user_errors():
-        study = load_study(path, t2=t2, dwi=dwi, bval=bval, bvec=bvec, adc=adc, keep_phi=keep_phi)
+        try:
+            study = load_study(
+                path, t2=t2, dwi=dwi, bval=bval, bvec=bvec, adc=adc, keep_phi=keep_phi
+            )
+        except SeveralPatientsError as exc:
+            # Every other command refuses such a folder; inspect says which series belong
+            # together (patients numbered, never named) and where, then refuses too.
+            _list_patients(exc, json_out=json_out)
+            raise
     rows: list[dict[str, Any]] = []
     for s in study.series:
         bvals = s.bvals_s_per_mm2

@@ -614,6 +614,37 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
     return images, warnings
 
 
+@dataclass(frozen=True)
+class PatientSeries:
+    """One image series of a folder that holds several patients (:class:`SeveralPatientsError`)."""
+
+    patient: int
+    """1, 2, ...: which patient, by the order of their first series; never an identifier."""
+    series_number: int | None
+    description: str
+    n_files: int
+    folder: str
+    """The folder holding the series' files, relative to the folder given ("." for itself)."""
+
+
+class SeveralPatientsError(InvalidInputError):
+    """A DICOM folder holds image series of more than one patient; ``series`` says which
+    series belongs to which (numbered) patient, for ``discquant inspect`` to list."""
+
+    def __init__(self, message: str, *, path: Path, series: list[PatientSeries]) -> None:
+        super().__init__(message, path=path)
+        self.series = series
+
+
+def _series_folder(series: _DicomSeries, root: Path) -> str:
+    """The deepest folder holding all of ``series``' files, relative to ``root``."""
+    common = Path(os.path.commonpath([str(f.parent) for f in series.files]))
+    try:
+        return str(common.relative_to(root)) if root.is_dir() else "."
+    except ValueError:
+        return str(common)
+
+
 def _check_one_patient(scan: _Scan, path: Path) -> None:
     """Refuse image series of more than one patient.
 
@@ -646,11 +677,28 @@ def _check_one_patient(scan: _Scan, path: Path) -> None:
                 owner[k] = i
     patients = {root(i) for i, s in enumerate(series) if s.patient}
     if len(patients) > 1:
-        raise InvalidInputError(
+        order = sorted(range(len(series)), key=lambda i: (series[i].number or 0, series[i].uid))
+        numbers: dict[int, int] = {}
+        listed = []
+        for i in order:
+            if series[i].patient:  # series without ID or name belong to nobody in particular
+                number = numbers.setdefault(root(i), len(numbers) + 1)
+                listed.append(
+                    PatientSeries(
+                        number,
+                        series[i].number,
+                        series[i].description,
+                        len(series[i].files),
+                        _series_folder(series[i], path),
+                    )
+                )
+        listed.sort(key=lambda r: (r.patient, r.series_number or 0))
+        raise SeveralPatientsError(
             f"holds image series of {len(patients)} patients (no PatientID, PatientName, "
             "study or frame of reference in common): give one patient's folder, or a "
             "folder of patient folders to `discquant cohort`",
             path=path,
+            series=listed,
         )
 
 
