@@ -92,3 +92,21 @@ def test_calibrate_splits_a_tsv_at_its_tabs_when_a_column_name_holds_a_comma(
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "(n = 3," in res.output
+
+
+def test_calibrate_reads_column_names_whatever_their_case(tmp_path: Path) -> None:
+    """`ADC;Water` from a spreadsheet said "missing column(s) ['adc', 'water']", as
+    `evaluate grade` did before it read header names ignoring case and blanks."""
+    pairs = tmp_path / "pairs.csv"
+    pairs.write_text("\ufeffADC ; Water\n1.0;60\n1.5;70\n2.0;80\n2.5;90\n")
+    out = tmp_path / "cal.json"
+    res = CliRunner().invoke(app, ["calibrate", str(pairs), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    cal = WaterCalibration.load(out)
+    assert cal.water_percent(1.75) == pytest.approx(75.0)  # water = 40 + 20 × ADC
+    # a name that is not there lists the columns found
+    res = CliRunner().invoke(
+        app, ["calibrate", str(pairs), "-o", str(out), "--water-column", "h2o"]
+    )
+    line = _one_line_error(res, str(pairs))
+    assert "missing column(s) ['h2o'] (found ['ADC ', ' Water'])" in line, line

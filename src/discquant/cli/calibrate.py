@@ -47,7 +47,7 @@ def calibrate_cmd(
     import numpy as np
     import pandas as pd
 
-    from discquant.delimited import data_row_lines, sniff_delimiter
+    from discquant.delimited import data_row_lines, find_column, sniff_delimiter
     from discquant.errors import InvalidInputError
     from discquant.measure.water import fit_calibration
     from discquant.output_paths import check_not_an_input
@@ -66,7 +66,12 @@ def calibrate_cmd(
             table = pd.read_csv(pairs, sep=sep)
         except (ValueError, UnicodeDecodeError, pd.errors.ParserError, csv.Error) as exc:
             raise InvalidInputError(f"not a CSV/TSV table ({exc})", path=pairs) from exc
-        missing = {adc_column, water_column} - set(table.columns)
+        # "ADC", " Water", a BOM before the first name: the column meant, as evaluate
+        # grade reads them (it said "missing column(s)")
+        found = {
+            want: find_column(list(table.columns), want) for want in (adc_column, water_column)
+        }
+        missing = {want for want, name in found.items() if name is None}
         if missing:
             only = str(table.columns[0]) if len(table.columns) == 1 else ""
             if len(only.split()) > 1:  # "adc water": spaces are not read as a separator
@@ -75,9 +80,13 @@ def calibrate_cmd(
                     "semicolon, not spaces",
                     path=pairs,
                 )
-            raise InvalidInputError(f"missing column(s) {sorted(missing)}", path=pairs)
-        adc = _numbers(table[adc_column], adc_column, lines, pairs)
-        water = _numbers(table[water_column], water_column, lines, pairs)
+            columns = [str(c) for c in table.columns]
+            raise InvalidInputError(
+                f"missing column(s) {sorted(missing)} (found {columns})", path=pairs
+            )
+        adc_name, water_name = str(found[adc_column]), str(found[water_column])
+        adc = _numbers(table[adc_name], adc_name, lines, pairs)
+        water = _numbers(table[water_name], water_name, lines, pairs)
         # "inf" parses as a number; it is no measurement, and was counted as left out
         infinite = np.flatnonzero(np.isinf(adc) | np.isinf(water))
         if infinite.size:
