@@ -1,5 +1,5 @@
-"""Delimited text tables (CSV/TSV): their separator and header, the row-by-row checks
-that pandas does not make, and the check that an output file is none of the tables read."""
+"""Delimited text tables (CSV/TSV): their separator and header, and the row-by-row
+checks that pandas does not make."""
 
 from __future__ import annotations
 
@@ -120,3 +120,16 @@ def data_row_lines(path: Path, sep: str) -> list[int]:
     except (csv.Error, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"cannot read table: {exc}", path=path) from exc
     return lines
+
+
+def decimal_comma_hint(text: str) -> str:
+    """`` (decimal comma? use a point)`` when ``text`` is a number written with a decimal
+    comma (``1,664``), else ``""``: for the messages that refuse a value that is no number
+    (decimal commas are never read as points)."""
+    if "," not in text:
+        return ""
+    try:
+        float(text.strip().replace(",", "."))
+    except ValueError:
+        return ""
+    return " (decimal comma? use a point)"

@@ -17,6 +17,7 @@ def _numbers(column: Any, name: str, lines: list[int], path: Path) -> Any:
     line and column (and, for ``1,664``, the decimal comma: it is not read as a point)."""
     import pandas as pd
 
+    from discquant.delimited import decimal_comma_hint
     from discquant.errors import InvalidInputError
 
     values = pd.to_numeric(column, errors="coerce")
@@ -24,11 +25,10 @@ def _numbers(column: Any, name: str, lines: list[int], path: Path) -> Any:
     if bad.any():
         k = int(bad.argmax())
         text = str(column.iloc[k]).strip()
-        hint = ""
-        if "," in text and pd.notna(pd.to_numeric(text.replace(",", "."), errors="coerce")):
-            hint = " (decimal comma? use a point)"
         raise InvalidInputError(
-            f"non-numeric value {text!r} on line {lines[k]}, column {name!r}{hint}", path=path
+            f"non-numeric value {text!r} on line {lines[k]}, column {name!r}"
+            f"{decimal_comma_hint(text)}",
+            path=path,
         )
     return values.to_numpy(float)
 

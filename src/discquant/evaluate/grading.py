@@ -593,6 +593,7 @@ def _numeric_column(
     """
     import pandas as pd
 
+    from discquant.delimited import decimal_comma_hint
     from discquant.errors import InvalidInputError
 
     vals = pd.to_numeric(merged[col], errors="coerce")
@@ -609,10 +610,9 @@ def _numeric_column(
             what = "values must be one of " + ", ".join(str(a) for a in allowed)
         cell = "an empty cell" if pd.isna(row[col]) else repr(str(row[col]))
         text = "" if pd.isna(row[col]) else str(row[col]).strip()
-        comma = "," in text and pd.notna(pd.to_numeric(text.replace(",", "."), errors="coerce"))
         raise InvalidInputError(
             f"{what}: {cell} in column {name!r} (subject {row['subject']}, level {row['level']})"
-            + (" (decimal comma? use a point)" if comma else ""),
+            + decimal_comma_hint(text),
             path=path,
         )
     return vals.astype(float)
