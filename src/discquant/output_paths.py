@@ -14,13 +14,32 @@ from pathlib import Path
 from discquant.errors import InvalidInputError
 
 __all__ = [
+    "COHORT_STATE_DIR",
     "check_not_an_input",
     "check_not_inside_inputs",
     "check_not_over_inputs",
     "check_output_file",
     "check_output_folder",
     "check_subject_folder_free",
+    "generated_by_discquant",
 ]
+
+COHORT_STATE_DIR = ".discquant-cohort"
+"""The bookkeeping folder ``discquant cohort`` keeps in its output folder: a folder that
+holds it is a cohort's output folder (``cohort.records``, ``evaluate segment``)."""
+
+
+def generated_by_discquant(description: object) -> bool:
+    """True when ``description`` (a parsed ``dataset_description.json``) is a derivative
+    dataset's description that names discquant in ``GeneratedBy`` (what
+    ``outputs.derivatives.dataset_description`` writes, whatever its version, Name or
+    added fields)."""
+    if not isinstance(description, dict) or description.get("DatasetType") != "derivative":
+        return False
+    generated_by = description.get("GeneratedBy")
+    return isinstance(generated_by, list) and any(
+        isinstance(entry, dict) and entry.get("Name") == "discquant" for entry in generated_by
+    )
 
 
 def _check_folder_above(folder: Path, *, output: Path) -> None:

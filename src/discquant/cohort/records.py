@@ -23,7 +23,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-STATE_DIR = ".discquant-cohort"
+from discquant.output_paths import COHORT_STATE_DIR
+
+STATE_DIR = COHORT_STATE_DIR
 DONE_STATUSES = ("complete", "partial")
 """Record statuses of studies whose outputs exist (``partial``: some stages failed)."""
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from discquant.output_paths import generated_by_discquant
 from discquant.outputs import derivatives, results_json, tables
 from discquant.outputs._common import bids_label
 from discquant.results import AnalysisResult, StageStatus
@@ -64,18 +65,6 @@ class OutputPaths:
 
 
 DATASET_DESCRIPTION = "dataset_description.json"
-
-
-def _generated_by_discquant(description: object) -> bool:
-    """True when ``description`` is a derivative dataset's description that names
-    discquant in ``GeneratedBy`` (what :func:`derivatives.dataset_description` writes,
-    whatever its version, Name or added fields)."""
-    if not isinstance(description, dict) or description.get("DatasetType") != "derivative":
-        return False
-    generated_by = description.get("GeneratedBy")
-    return isinstance(generated_by, list) and any(
-        isinstance(entry, dict) and entry.get("Name") == "discquant" for entry in generated_by
-    )
 
 
 def _instead(root: Path) -> Path:
@@ -126,7 +115,7 @@ def check_dataset_description(out_dir: Path) -> bool:
             f"an existing dataset description that {problem} is not replaced; {instead}",
             path=path,
         )
-    if _generated_by_discquant(description):
+    if generated_by_discquant(description):
         return True
     generated_by = description.get("GeneratedBy") if isinstance(description, dict) else None
     if not isinstance(description, dict):
