@@ -777,12 +777,6 @@ def evaluate_tables(
     for col in (pred_column, ref_column, score_column):
         if col is not None and col.strip().casefold() in ("subject", "level"):
             raise InvalidInputError(f"{col!r} names the disc; it cannot be a compared column")
-    if score_column is not None and score_column == pred_column:
-        raise InvalidInputError(
-            f"the score column {score_column!r} is the compared column; give the predicted "
-            "probability (e.g. p_herniation)",
-            path=pred,
-        )
     pt = _read_table(pred, subject_key=subject_key)
     rt = _read_table(ref, subject_key=subject_key)
     p, r = pt.df, rt.df
@@ -802,7 +796,7 @@ def evaluate_tables(
     pred_name = column(pt, pred_column, pred, "--pred-column")
     ref_name = column(rt, ref_column, ref, "--column")
     score_name = column(pt, score_column, pred, "--score-column") if score_column else None
-    if score_name is not None and score_name == pred_name:
+    if score_name is not None and score_name == pred_name:  # also "P_Herniation" for both
         raise InvalidInputError(
             f"the score column {score_column!r} is the compared column; give the predicted "
             "probability (e.g. p_herniation)",
