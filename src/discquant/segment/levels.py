@@ -619,7 +619,8 @@ def name_levels(
     # too dark, or dropped as a blob) renames every disc above it. The names stay; a link
     # about twice its neighbours flags them (a missed T11-T12 renamed T10-T11 … T9-T10 of
     # a real volume resampled to 1.1 mm without a flag).
-    gaps = [i for i, r in enumerate(link_gap_ratios(centroids)) if r >= MAX_GAP_RATIO]
+    ratios = link_gap_ratios(centroids)
+    gaps = [i for i, r in enumerate(ratios) if r >= MAX_GAP_RATIO]
     above_gap = gaps[-1] if gaps else -1  # discs 0 … above_gap lie above the lowest gap
     if gaps:
         flags += [FLAG_DISC_MISSED, FLAG_LEVEL_UNCERTAIN]
@@ -630,7 +631,7 @@ def name_levels(
                 disc_name(disc_labels[i]) if disc_labels[i] > DISC_OFFSET else "?",
                 disc_name(disc_labels[i + 1]) if disc_labels[i + 1] > DISC_OFFSET else "?",
                 float(np.linalg.norm(pts[i + 1] - pts[i])),
-                link_gap_ratios(centroids)[i],
+                ratios[i],
             )
     levels: list[DiscLevel] = []
     for i, (d, c, lab, vol) in enumerate(zip(discs, centroids, disc_labels, volumes, strict=True)):
