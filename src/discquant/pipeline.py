@@ -318,7 +318,7 @@ def analyze(
         result.provenance["water_calibration"] = calibration.label
         # The line itself and the file's hash: with the label alone, a calibration
         # refitted in place left no trace of the line that gave a study's water_percent.
-        result.provenance["water_calibration_line"] = calibration.provenance(config.calibration)
+        result.provenance["water_calibration_line"] = calibration.provenance()
         inputs = MeasureInputs(
             labels=segmentation.labels,
             anatomy=anatomy,

@@ -64,26 +64,22 @@ class WaterCalibration:
         # pairs); a water content outside 0-100 % is not a measurement.
         return water if 0.0 <= water <= 100.0 else None
 
-    def provenance(self, path: Path | None = None) -> dict[str, object]:
+    def provenance(self) -> dict[str, object]:
         """The line, its range and where it came from, for a study's provenance.
 
-        ``path`` is the file it was loaded from (None: the packaged default); its SHA-256
-        ties a study's ``water_percent`` to one version of a file refitted in place.
+        ``file`` and ``sha256`` are those of the bytes :meth:`load` read (the file's
+        absolute path, or "packaged default"; both None for a calibration not loaded from
+        a file): the hash ties a study's ``water_percent`` to one version of a file
+        refitted in place.
         """
-        if path is None:
-            data = resources.files("discquant.config").joinpath(DEFAULT_FILE).read_bytes()
-            source = "packaged default"
-        else:
-            data = Path(path).read_bytes()
-            source = str(Path(path).absolute())
+        origin = getattr(self, "_origin", {"file": None, "sha256": None})
         return {
             "intercept_percent": self.intercept_percent,
             "slope_percent_per_um2_per_ms": self.slope_percent_per_um2_per_ms,
             "adc_range_um2_per_ms": list(self.adc_range_um2_per_ms),
             "n_pairs": self.n_pairs,
             "r2": self.r2,
-            "file": source,
-            "sha256": hashlib.sha256(data).hexdigest(),
+            **origin,
         }
 
     def save(self, path: Path) -> None:
@@ -95,19 +91,21 @@ class WaterCalibration:
     def load(cls, path: Path | None = None) -> WaterCalibration:
         """Load a calibration file; without a path, the packaged default (phantom model)."""
         if path is None:
-            text = resources.files("discquant.config").joinpath(DEFAULT_FILE).read_text()
-            source = "packaged default"
+            data = resources.files("discquant.config").joinpath(DEFAULT_FILE).read_bytes()
+            text = data.decode("utf-8")
+            source = origin = "packaged default"
         else:
             if not Path(path).is_file():
                 raise InvalidInputError("calibration file not found", path=path)
             try:
-                text = Path(path).read_text(encoding="utf-8")
+                data = Path(path).read_bytes()
+                text = data.decode("utf-8")
             except (OSError, UnicodeDecodeError) as exc:
                 raise InvalidInputError(
                     f"not a water calibration file (cannot read it as UTF-8 text: {exc})",
                     path=path,
                 ) from exc
-            source = str(path)
+            source, origin = str(path), str(Path(path).absolute())
         try:
             raw = json.loads(text)
             low, high = (float(v) for v in raw["adc_range_um2_per_ms"])
@@ -136,6 +134,10 @@ class WaterCalibration:
                 "number up to 1)",
                 path=source,
             )
+        # where it came from, for provenance(): not a field (save() writes the line only)
+        object.__setattr__(
+            calibration, "_origin", {"file": origin, "sha256": hashlib.sha256(data).hexdigest()}
+        )
         return calibration
 
 
