@@ -36,8 +36,15 @@ def setup_logging(*, quiet: bool = False, verbose: bool = False) -> None:
         logging.getLogger(name).setLevel(level if verbose else max(level, logging.WARNING))
 
 
+INTERRUPTED = "discquant: interrupted"
+"""What Ctrl-C prints (:func:`user_errors`)."""
+INTERRUPTED_RESUME = "discquant: interrupted; run the same command again to resume."
+"""What Ctrl-C prints where a rerun resumes (cohort, segmentation training, a grading
+cross-validation)."""
+
+
 @contextmanager
-def user_errors(interrupted: str = "discquant: interrupted") -> Iterator[None]:
+def user_errors(interrupted: str = INTERRUPTED) -> Iterator[None]:
     """Turn a user's error into one stderr line and its exit code.
 
     A :class:`~discquant.errors.DiscquantError` exits with its own code (2, or 3 for

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from discquant.cli._common import setup_logging, user_errors
+from discquant.cli._common import INTERRUPTED_RESUME, setup_logging, user_errors
 from discquant.output_paths import check_output_folder
 
 
@@ -94,9 +94,6 @@ class _CohortProgressDisplay:
             state.finished, state.total, state.done, state.skipped, state.failed, rate, eta,
             f" sub-{last.subject}: {last.status} {last.error}" if last else "",
         )  # fmt: skip
-
-
-INTERRUPTED = "discquant: interrupted; run the same command again to resume."
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -190,7 +187,7 @@ def cohort_cmd(
     )
     previous = signal.signal(signal.SIGTERM, _interrupt)  # close the cluster on SIGTERM too
     try:
-        with user_errors(interrupted=INTERRUPTED):
+        with user_errors(interrupted=INTERRUPTED_RESUME):
             check_output_folder(out)
             studies = read_cohort(input)
             # run_cohort refuses options every study would fail on (--method, --device,
@@ -208,7 +205,7 @@ def cohort_cmd(
                     progress=progress,
                 )
     except KeyboardInterrupt:
-        typer.echo(INTERRUPTED, err=True)
+        typer.echo(INTERRUPTED_RESUME, err=True)
         raise typer.Exit(code=130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -6,10 +6,6 @@ from pathlib import Path
 
 import typer
 
-INTERRUPTED = "discquant: interrupted"
-#: Ctrl-C during a cross-validation: its finished folds are reused by the next run.
-INTERRUPTED_RESUMES = "discquant: interrupted; run the same command again to resume."
-
 
 def train_grade_cmd(
     config: Path = typer.Option(..., "--config", help="YAML training configuration."),
@@ -40,7 +36,12 @@ def train_grade_cmd(
     """Train the Pfirrmann grading network (pfirrmann.pt, log.jsonl, checkpoints, metrics)."""
     import json
 
-    from discquant.cli._common import setup_logging, user_errors
+    from discquant.cli._common import (
+        INTERRUPTED,
+        INTERRUPTED_RESUME,
+        setup_logging,
+        user_errors,
+    )
     from discquant.output_paths import check_output_folder
 
     setup_logging(quiet=quiet)
@@ -71,7 +72,7 @@ def train_grade_cmd(
         # Only the cross-validation resumes (its fold checkpoints are reused); a final
         # network alone is trained again from the start.
         resumes = cfg.cross_validate
-        with user_errors(interrupted=INTERRUPTED_RESUMES if resumes else INTERRUPTED):
+        with user_errors(interrupted=INTERRUPTED_RESUME if resumes else INTERRUPTED):
             summary = run_training(cfg, out)  # reads and checks the data before creating out
         summary.pop("final_losses", None)
         if not quiet:  # its figures are in OUT/*_metrics.json (README: --quiet prints errors only)

@@ -6,9 +6,6 @@ from pathlib import Path
 
 import typer
 
-#: Ctrl-C: the line that ``discquant cohort`` prints too, since a run resumes.
-INTERRUPTED = "discquant: interrupted; run the same command again to resume."
-
 
 def train_segment_cmd(
     config: Path = typer.Option(..., "--config", help="YAML training configuration."),
@@ -19,7 +16,7 @@ def train_segment_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:
     """Train the disc/vertebra segmentation network (writes model.pt, log.jsonl, checkpoints)."""
-    from discquant.cli._common import setup_logging, user_errors
+    from discquant.cli._common import INTERRUPTED_RESUME, setup_logging, user_errors
 
     setup_logging(quiet=quiet)
     with user_errors():
@@ -32,7 +29,7 @@ def train_segment_cmd(
         check_output_folder(out)  # before the data load (a file there failed after it)
         cfg = TrainConfig.from_yaml(config, steps=steps, seed=seed, data_root=data_root)
         # The run resumes from its checkpoint in --out (last.pt), as cohort resumes studies.
-        with user_errors(interrupted=INTERRUPTED):
+        with user_errors(interrupted=INTERRUPTED_RESUME):  # a run resumes from last.pt
             final = train(cfg, out)
         if quiet:  # README: --quiet prints only errors
             return
