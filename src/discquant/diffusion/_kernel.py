@@ -59,7 +59,8 @@ def make_plan(used: Sequence[Shell], acquisitions: Sequence[int] | None = None) 
     ``acquisitions``: per shell, the acquisitions averaged into its volumes (the weights
     ``n_s`` of WLS and NLLS); by default one per volume. A scanner's trace image holds
     three (noise variance σ²/3): weighted as one, the b≈0 image counted three times too
-    much against it and the ADC spread up to 2.4 % more than with the right weights.
+    much against it and the ADC spread 2.5 % over the Cramér–Rao bound at b 0/400/800
+    and ADC 1.0 (within 1 % with these weights; tests/diffusion/test_precision.py).
     """
     ref, others = used[0], tuple(used[1:])
     b_ref = ref.bval_s_per_mm2
