@@ -670,6 +670,36 @@ def test_evaluate_segment_ref_root_leaves_out_discquants_own_outputs(
     assert CliRunner().invoke(app, args).exit_code == 0
 
 
+def test_evaluate_segment_pred_root_takes_discquants_own_outputs(
+    tmp_path: Path, phantom_root: Path
+) -> None:
+    """``--pred P --ref P`` on a root with the outputs in derivatives/discquant and the
+    truth in derivatives/phantom scores the outputs against the truth (it stopped with
+    "two files for sub-00": the truth was also read as a prediction)."""
+    root = tmp_path / "P"
+    out = _with_discquant_outputs(root, phantom_root, "cohort")
+    # the prediction misses the L1-L2 disc, so it cannot be mistaken for the truth
+    dseg = nib.load(out / "sub-00" / "sub-00_dseg.nii.gz")
+    labels = np.asarray(dseg.dataobj)
+    missed = int((labels == 120).sum())
+    discs = int(((labels >= 100) & (labels < 200)).sum())  # every disc label
+    assert missed > 0
+    nib.save(
+        nib.Nifti1Image(np.where(labels == 120, 0, labels).astype(labels.dtype), dseg.affine),
+        out / "sub-00" / "sub-00_dseg.nii.gz",
+    )
+    js = tmp_path / "m.json"
+    args = ["evaluate", "segment", "--pred", str(root), "--ref", str(root), "--json", str(js)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    case = json.loads(js.read_text())["cases"]
+    assert [c["case"] for c in case] == ["sub-00"]
+    # Dice of the disc class: 2 |P ∩ R| / (|P| + |R|) with P = R minus one disc
+    expected = 2 * (discs - missed) / ((discs - missed) + discs)
+    assert case[0]["dice"]["disc"] == pytest.approx(expected, abs=1e-6)
+    assert "predictions: discquant's outputs in derivatives/discquant" in res.output
+
+
 def test_evaluate_segment_ref_root_still_refuses_two_other_label_maps(
     tmp_path: Path, phantom_root: Path
 ) -> None:

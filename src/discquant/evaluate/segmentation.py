@@ -258,10 +258,16 @@ def _holds_discquant_outputs(folder: Path) -> bool:
 
 
 def _search(folder: Path, *, references: bool) -> tuple[list[Path], list[Path]]:
-    """The files under ``folder`` taken as label maps (sorted), and the subfolders passed
-    over as discquant's own outputs (only when searching ``references``)."""
+    """The files under ``folder`` taken as label maps (sorted), and the subfolders that hold
+    discquant's own outputs (:func:`_holds_discquant_outputs`).
+
+    Searching ``references``, those subfolders are passed over. Searching predictions, when
+    there are such subfolders, only the files inside them are taken: ``--pred P`` on a BIDS
+    root whose ``derivatives/discquant`` holds the outputs and ``derivatives/phantom`` the
+    truth scores discquant's outputs (it found two label maps per subject).
+    """
     files: list[Path] = []
-    passed_over: list[Path] = []
+    own: list[Path] = []
     for here, dirs, names in os.walk(folder):
         top = Path(here)
         kept = []
@@ -269,16 +275,19 @@ def _search(folder: Path, *, references: bool) -> tuple[list[Path], list[Path]]:
             sub = top / d
             if d.startswith("."):
                 continue
-            if references and _holds_discquant_outputs(sub):
-                passed_over.append(sub)
-                continue
+            if _holds_discquant_outputs(sub):
+                own.append(sub)
+                if references:
+                    continue
             kept.append(d)
         dirs[:] = kept
         for name in names:
             path = top / name
             if _is_label_map_name(path.relative_to(folder)) and path.is_file():
                 files.append(path)
-    return sorted(files), passed_over
+    if own and not references:
+        files = [f for f in files if any(f.is_relative_to(o) for o in own)]
+    return sorted(files), own
 
 
 def _label_maps(folder: Path, *, references: bool = False) -> dict[str, Path]:
@@ -294,7 +303,8 @@ def _label_maps(folder: Path, *, references: bool = False) -> dict[str, Path]:
     (``*_space-dwi_*``) and hidden folders are left out. With ``references``, so are the
     subfolders that hold discquant's own outputs (:func:`_holds_discquant_outputs`):
     with a cohort's outputs in ``P/derivatives/discquant``, as docs/cohort.md
-    recommends, ``--ref P`` found two label maps per subject.
+    recommends, ``--ref P`` found two label maps per subject. Without, when ``folder``
+    holds such subfolders, only their label maps are taken (``--pred P`` alike).
 
     Raises
     ------
@@ -305,7 +315,11 @@ def _label_maps(folder: Path, *, references: bool = False) -> dict[str, Path]:
     from discquant.errors import InvalidInputError
 
     found: dict[str, Path] = {}
-    for path in _search(folder, references=references)[0]:
+    files, own = _search(folder, references=references)
+    if own and not references:
+        where = ", ".join(str(o.relative_to(folder)) for o in own)
+        logger.info("predictions: discquant's outputs in %s (other label maps passed over)", where)
+    for path in files:
         rel = path.relative_to(folder)
         subject = _subject_of(path)
         if subject in found:
