@@ -113,18 +113,24 @@ def group_shells(bvals: npt.ArrayLike, *, tol: float = SHELL_TOL_S_PER_MM2) -> t
 TRACE_DIRECTIONS = 3
 """Orthogonal directions a scanner combines into one trace-weighted image."""
 
+TRACE_MIN_B_S_PER_MM2 = 5.0
+"""A direction-less volume above this b-value is diffusion-weighted, so a trace image; at or
+below it, a b = 0 image (one acquisition; dcm2niix writes 0, rounding can leave a few)."""
+
 
 def acquisitions_per_volume(
     shells: Sequence[Shell], bvecs: npt.ArrayLike | None
 ) -> tuple[int, ...]:
     """Acquisitions averaged into each volume of ``shells``, in shell then volume order.
 
-    A diffusion-weighted shell of one volume without a gradient direction (zero or absent
-    bvec, as dcm2niix writes for TRACEW) is a scanner's trace image: three orthogonal
-    directions (:data:`TRACE_DIRECTIONS`), noise variance σ²/3. Counted as one, ``low_snr``
-    flagged about 1.4 times too many phantom discs. Every other volume counts once, also
-    several direction-less volumes of one b (directional images whose directions were
-    lost). Not known here: a scanner's extra averages (NEX: too many flags) and
+    A diffusion-weighted shell (b above :data:`TRACE_MIN_B_S_PER_MM2`) of one volume
+    without a gradient direction (zero or absent bvec, as dcm2niix writes for TRACEW) is a
+    scanner's trace image: three orthogonal directions (:data:`TRACE_DIRECTIONS`), noise
+    variance σ²/3. Counted as one, ``low_snr`` flagged about 1.4 times too many phantom
+    discs. That holds for a lowest shell at b = 50 too, which the fit averages as b≈0
+    (:data:`B0_MAX_S_PER_MM2`) but the scanner acquired in three directions. Every other
+    volume counts once, also several direction-less volumes of one b (directional images
+    whose directions were lost). Not known here: a scanner's extra averages (NEX: too many flags) and
     single-acquisition trace modes (Siemens "1-scan trace": too few).
 
     Examples
@@ -134,11 +140,13 @@ def acquisitions_per_volume(
     (1, 3)
     >>> acquisitions_per_volume(shells, [[0, 0, 0], [1, 0, 0]])  # one direction
     (1, 1)
+    >>> acquisitions_per_volume(group_shells([50, 400, 800]), None)  # b = 50 trace too
+    (3, 3, 3)
     """
     vecs = None if bvecs is None else np.asarray(bvecs, dtype=np.float64)
 
     def is_trace(shell: Shell) -> bool:
-        if shell.is_b0 or shell.n_volumes != 1:
+        if shell.bval_s_per_mm2 <= TRACE_MIN_B_S_PER_MM2 or shell.n_volumes != 1:
             return False
         return vecs is None or bool(np.allclose(vecs[shell.volumes[0]], 0.0))
 
