@@ -130,8 +130,8 @@ def acquisitions_per_volume(
     discs. That holds for a lowest shell at b = 50 too, which the fit averages as b≈0
     (:data:`B0_MAX_S_PER_MM2`) but the scanner acquired in three directions. Every other
     volume counts once, also several direction-less volumes of one b (directional images
-    whose directions were lost). Not known here: a scanner's extra averages (NEX: too many flags) and
-    single-acquisition trace modes (Siemens "1-scan trace": too few).
+    whose directions were lost). Not known here: a scanner's extra averages (NEX: too many
+    flags) and single-acquisition trace modes (Siemens "1-scan trace": too few).
 
     Examples
     --------
