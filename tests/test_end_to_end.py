@@ -86,6 +86,17 @@ def test_phantom_outputs_exist_validate_and_match_truth(
     assert doc["failed_stages"] == []
     assert doc["warnings"] == []  # e.g. the scanner's ADC map (DICOM form) agrees
     assert doc["provenance"]["disc_heights"].startswith("partial-volume chords")
+    # Both models named and hashed, by the digest the cohort's resume key uses.
+    from discquant.grade.pfirrmann import load_pfirrmann_model
+    from discquant.models import weights_sha256
+    from discquant.segment import load_segmentation_model
+
+    models = doc["provenance"]["models"]
+    assert models["segmentation"] == "model.pt (step 6000)"
+    assert models["segmentation_weights_sha256"] == weights_sha256(load_segmentation_model().net)
+    assert models["pfirrmann"] == "shipped"
+    assert models["pfirrmann_weights_sha256"] == weights_sha256(load_pfirrmann_model().network)
+    assert len(doc["provenance"]["source_files_sha256"]) == 64
     truth = {d.level: d for d in phantom[1].discs}
     discs = {d["level"]: d for d in doc["discs"]}
     assert list(discs) == list(LEVELS)

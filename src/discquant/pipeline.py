@@ -104,8 +104,12 @@ class _Stages:
                 self._progress(name, "done" if status.ok else "failed")
 
 
-def _fingerprint(paths: tuple[Path, ...]) -> str:
-    """SHA-256 over the bytes of the input files (sorted by path)."""
+def _source_files_sha256(paths: tuple[Path, ...]) -> str:
+    """SHA-256 over the names and bytes of the series' source files (sorted by path).
+
+    Not the cohort's ``input_fingerprint_sha256`` (:func:`discquant.cohort.input_fingerprint`,
+    its resume key), which also covers every other file of a study folder and each file's
+    role, so the two differ for one study."""
     digest = hashlib.sha256()
     for path in sorted(paths):
         if path.is_file():
@@ -293,6 +297,7 @@ def analyze(
             segmentation.labels = _with_canal(segmentation)
             result.labels_t2 = segmentation.labels
             result.flags.extend(segmentation.flags)
+            _record_segmentation_model(result, segmentation)
             if not any((segmentation.labels.data == v).any() for v in DISC_LABELS.values()):
                 raise NoDiscsFoundError("no lumbar discs found")
             status.message = f"{len(segmentation.levels)} disc levels named" + (
@@ -559,7 +564,20 @@ def _grade(result: AnalysisResult, t2: Volume | None, model: Any) -> None:
         disc.pfirrmann_grade = grade.grade
         disc.pfirrmann_probabilities = tuple(float(p) for p in grade.probabilities)
         disc.pfirrmann_expected = grade.expected_grade
-    result.provenance.setdefault("models", {})["pfirrmann"] = getattr(model, "source", "unknown")
+    models = result.provenance.setdefault("models", {})
+    models["pfirrmann"] = getattr(model, "source", "unknown")
+    if sha := getattr(model, "weights_sha256", ""):
+        models["pfirrmann_weights_sha256"] = sha
+
+
+def _record_segmentation_model(result: AnalysisResult, segmentation: Any) -> None:
+    """``provenance.models``: the segmentation's weights (file and step) and their SHA-256,
+    as the cohort's resume key hashes them; nothing for a segmenter that names none."""
+    models = result.provenance.setdefault("models", {})
+    if tag := getattr(segmentation, "model", ""):
+        models["segmentation"] = tag
+    if sha := getattr(segmentation, "model_weights_sha256", ""):
+        models["segmentation_weights_sha256"] = sha
 
 
 def _crop_arguments(model: Any) -> dict[str, Any]:
@@ -593,7 +611,7 @@ def _provenance(study: Study, config: AnalysisConfig) -> dict[str, Any]:
         **({"patient": patient} if patient else {}),
         "software": {"name": "discquant", "version": __version__},
         "python": platform.python_version(),
-        "input_fingerprint_sha256": _fingerprint(paths) if paths else None,
+        "source_files_sha256": _source_files_sha256(paths) if paths else None,
         "series": [
             {
                 "role": s.role.value,

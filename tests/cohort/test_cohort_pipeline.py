@@ -9,6 +9,7 @@ resumed: its tables must equal the reference's, row for row and value for value.
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 import subprocess
@@ -148,6 +149,12 @@ def test_reference_run_tables(reference: Path) -> None:
     assert (measured | withheld).all()
     assert measured.sum() >= 40, measured.sum()  # measured 42 of 50 on 2.4 mm DWI (2026-11-29)
     assert set(discs["status"]) == {"complete"}
+    # the models column holds the digests the studies' results record
+    models = json.loads(pd.read_parquet(reference / "cohort_discs.parquet")["models"].iloc[0])
+    doc = json.loads((reference / "sub-p05" / "sub-p05_results.json").read_text())
+    for name in ("segmentation", "pfirrmann"):
+        key = f"{name}_weights_sha256"
+        assert models[key] == doc["provenance"]["models"][key], name
     assert list(failures["subject"]) == list(CORRUPTED)
     assert failures["error_type"].eq("UnreadableImageError").all()  # an InvalidInputError
     assert failures["error"].str.contains("not a readable NIfTI").all()

@@ -177,21 +177,14 @@ def options_models(options: CohortOptions) -> dict[str, Any]:
 
 
 def _weights_sha256(model: Any) -> str:
-    """SHA-256 of a model's weights (its ``net``/``network`` state dict, keys sorted).
-
-    Hashing the tensors rather than a file name or a version string identifies the weights
-    themselves, wherever and however they were loaded.
-    """
-    import numpy as np
+    """SHA-256 of a model's weights (:func:`discquant.models.weights_sha256` of its
+    ``net``/``network``), ``"unknown"`` for a model without one."""
+    from discquant.models import weights_sha256
 
     net = getattr(model, "net", None) or getattr(model, "network", None)
     if net is None or not hasattr(net, "state_dict"):
         return "unknown"
-    digest = hashlib.sha256()
-    for name, tensor in sorted(net.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(np.ascontiguousarray(tensor.detach().cpu().float().numpy()).tobytes())
-    return digest.hexdigest()
+    return weights_sha256(net)
 
 
 @functools.lru_cache(maxsize=4)

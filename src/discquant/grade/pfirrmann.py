@@ -11,6 +11,7 @@ The packaged weights and their model card live in ``discquant/models/pfirrmann/`
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field, replace
 from importlib import resources
@@ -21,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.errors import InvalidInputError, ModelError
-from discquant.models import not_a_model, read_torch_file, save_torch_file
+from discquant.models import not_a_model, read_torch_file, save_torch_file, weights_sha256
 
 if TYPE_CHECKING:
     import torch
@@ -68,6 +69,11 @@ class PfirrmannModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str = "shipped"
     """Where the weights came from: ``"shipped"`` or the loaded file's name (provenance)."""
+
+    @functools.cached_property
+    def weights_sha256(self) -> str:
+        """SHA-256 of the weights (:func:`discquant.models.weights_sha256`), for provenance."""
+        return weights_sha256(self.network)
 
 
 def build_network(

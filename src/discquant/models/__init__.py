@@ -3,6 +3,7 @@ the one reader that every model loader uses for weight files."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -63,3 +64,19 @@ def save_torch_file(obj: Any, path: str | Path) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def weights_sha256(network: Any) -> str:
+    """SHA-256 of a network's weights: its state dict, keys sorted, tensors as float32.
+
+    Hashing the tensors rather than a file name or a version string identifies the weights
+    themselves, wherever and however they were loaded (a float16 file and its float32
+    copy hash alike). The results' provenance and the cohort's resume key both use it.
+    """
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for name, tensor in sorted(network.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(tensor.detach().cpu().float().numpy()).tobytes())
+    return digest.hexdigest()

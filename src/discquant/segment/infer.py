@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from importlib import resources
@@ -15,7 +16,7 @@ import torch
 from discquant.errors import InvalidInputError, ModelError
 from discquant.io.roles import orientation_from_affine
 from discquant.io.study import Volume
-from discquant.models import not_a_model, read_torch_file
+from discquant.models import not_a_model, read_torch_file, weights_sha256
 from discquant.segment.levels import DiscLevel, name_levels
 from discquant.segment.network import network_from_meta
 from discquant.segment.preprocess import (
@@ -46,6 +47,11 @@ class SegmentationModel:
     net: torch.nn.Module
     meta: dict[str, Any]
     path: str
+
+    @functools.cached_property
+    def weights_sha256(self) -> str:
+        """SHA-256 of the weights (:func:`discquant.models.weights_sha256`), for provenance."""
+        return weights_sha256(self.net)
 
     @property
     def classes(self) -> list[str]:
@@ -85,6 +91,8 @@ class SpineSegmentation:
         trained on sagittal ones).
     model
         Which weights produced it (file name and training step).
+    model_weights_sha256
+        SHA-256 of those weights (:func:`discquant.models.weights_sha256`).
     disc_probability
         float32 probability of disc (nucleus included) on the input grid, or ``None``;
         the measurement stage reads partial-volume disc heights from it.
@@ -96,6 +104,7 @@ class SpineSegmentation:
     levels: list[DiscLevel] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     model: str = ""
+    model_weights_sha256: str = ""
     disc_probability: Volume | None = None
 
 
@@ -239,6 +248,7 @@ def segment_spine(
         levels=named.levels,
         flags=flags,
         model=tag,
+        model_weights_sha256=model.weights_sha256,
         disc_probability=None
         if disc_prob is None
         else Volume(data=back_to_input(disc_prob, ro).astype(np.float32), affine=out_affine),
