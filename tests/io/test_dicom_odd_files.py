@@ -161,3 +161,31 @@ def test_parametric_map_without_pixel_data_is_reported(tmp_path: Path) -> None:
     assert len(warned) == 1, study.warnings
     assert warned[0].startswith(f"{victim.relative_to(written.root)}: no pixel data ")
     assert warned[0].endswith("its series is incomplete without it; series skipped")
+
+
+def test_uncompressed_ybr_full_422_file_is_not_truncated(tmp_path: Path) -> None:
+    """YBR_FULL_422 stores 2 bytes per 3 samples (PS3.5 8.2.1): a complete 10 × 10
+    8-bit file holds 200 pixel-data bytes, not 300, and is no truncated file."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
+
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = uid = generate_uid()
+    ds.Rows = ds.Columns = 10
+    ds.SamplesPerPixel = 3
+    ds.PhotometricInterpretation = "YBR_FULL_422"
+    ds.PlanarConfiguration = 0
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit = 7
+    ds.PixelRepresentation = 0
+    ds.PixelData = bytes(200)
+    path = tmp_path / "ybr.dcm"
+    ds.save_as(path, enforce_file_format=True)
+
+    scan = dicom._scan([path], tmp_path / "staging")
+    assert scan.truncated == []
+    assert list(scan.series) == [uid]

@@ -221,10 +221,15 @@ def _expected_pixel_bytes(ds: object, keyword: str = "PixelData") -> int | None:
     Unknown when the data may be compressed (an encapsulated transfer syntax) or the
     transfer syntax is private or unknown to pydicom (e.g. Philips'
     ``1.3.46.670589.33.1.4.1``, for which pydicom 3's ``UID.is_compressed`` raises
-    ValueError): dcm2niix then judges the file. Float pixel data hold 32 bits
-    (FloatPixelData) or 64 bits (DoubleFloatPixelData) per sample.
+    ValueError): dcm2niix then judges the file. Otherwise pydicom's
+    ``get_expected_length`` (YBR_FULL_422 holds 2 bytes per 3 samples); float pixel data
+    hold 32 bits (FloatPixelData) or 64 bits (DoubleFloatPixelData) per sample. None too
+    when the header lacks a value the size needs (e.g. BitsAllocated).
     """
+    import warnings
+
     import pydicom
+    from pydicom.pixels.utils import get_expected_length
     from pydicom.uid import UID
 
     assert isinstance(ds, pydicom.Dataset)
@@ -235,12 +240,13 @@ def _expected_pixel_bytes(ds: object, keyword: str = "PixelData") -> int | None:
     if not ts.is_transfer_syntax or ts.is_compressed:
         return None
     try:
-        bits = _FLOAT_BITS.get(keyword) or int(ds.BitsAllocated)
-        n = int(ds.Rows) * int(ds.Columns) * int(ds.get("SamplesPerPixel", 1))
-        n *= int(ds.get("NumberOfFrames", 1) or 1)
+        with warnings.catch_warnings():  # NumberOfFrames 0 or empty: one frame
+            warnings.simplefilter("ignore", UserWarning)
+            if keyword in _FLOAT_BITS:
+                return get_expected_length(ds, "pixels") * _FLOAT_BITS[keyword] // 8
+            return get_expected_length(ds, "bytes")
     except (AttributeError, TypeError, ValueError):
         return None
-    return (n * bits + 7) // 8
 
 
 def _geometry(ds: object, path: Path) -> list[tuple[Path, _Slice]]:
