@@ -661,34 +661,30 @@ def _check_one_patient(scan: _Scan, path: Path) -> None:
     the ID of some series, or gave each series its own ID, leaves them one patient.
     Series with neither an ID nor a name are not counted.
     """
+    from scipy.cluster.hierarchy import DisjointSet
+
     series = list(scan.series.values())
     keys = [
         {*s.patient, *(f"{kind}={uid}" for kind, uid in (("study", s.study_uid),
                                                           ("frame", s.frame_uid)) if uid)}
         for s in series
     ]  # fmt: skip
-    group = list(range(len(series)))  # union-find over shared keys
-
-    def root(i: int) -> int:
-        while group[i] != i:
-            i = group[i]
-        return i
-
+    group = DisjointSet(range(len(series)))  # series joined by shared keys; group[i]: root
     owner: dict[str, int] = {}
     for i, ks in enumerate(keys):
         for k in ks:
             if k in owner:
-                group[root(i)] = root(owner[k])
+                group.merge(i, owner[k])
             else:
                 owner[k] = i
-    patients = {root(i) for i, s in enumerate(series) if s.patient}
+    patients = {group[i] for i, s in enumerate(series) if s.patient}
     if len(patients) > 1:
         order = sorted(range(len(series)), key=lambda i: (series[i].number or 0, series[i].uid))
         numbers: dict[int, int] = {}
         listed = []
         for i in order:
             if series[i].patient:  # series without ID or name belong to nobody in particular
-                number = numbers.setdefault(root(i), len(numbers) + 1)
+                number = numbers.setdefault(group[i], len(numbers) + 1)
                 listed.append(
                     PatientSeries(
                         number,
