@@ -750,3 +750,18 @@ def test_a_segmentation_of_a_non_sagittal_image_marks_every_level_uncertain(
     discs = {d.level: d for d in res.discs}
     assert "input_not_sagittal" in res.flags
     assert all("level_uncertain" in discs[name].flags for name in LEVELS)
+
+
+def test_the_segmentation_stage_counts_the_lumbar_levels_it_measures() -> None:
+    """A segmentation naming T11-T12 and T12-L1 too said "7 disc levels named" beside a
+    table of five lumbar discs."""
+    from types import SimpleNamespace
+
+    from discquant.pipeline import _levels_message
+
+    names = ["T11-T12", "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    levels = [SimpleNamespace(name=n) for n in names]
+    assert _levels_message(levels) == "5 lumbar disc levels named (and T11-T12, T12-L1)"
+    assert _levels_message(levels[2:3], " on the DWI b≈0 image") == (
+        "1 lumbar disc level named on the DWI b≈0 image"
+    )

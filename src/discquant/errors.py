@@ -1,7 +1,9 @@
 """Errors a user can cause, as typed exceptions.
 
 The command line turns every :class:`DiscquantError` into one line on stderr and exit
-code 2 (``NoDiscsFoundError`` is the exception: the analysis ran, so it exits 3).
+code 2. An analysis that ran but found no lumbar disc exits 3: ``analyze`` flags the result
+``no_lumbar_discs_found`` (:func:`discquant.cli._summary.exit_code_for`), ``segment``
+exits 3 itself.
 Each message names the file and the problem, so the user knows what to fix.
 """
 
@@ -39,7 +41,11 @@ class DicomConversionError(InvalidInputError):
 
 
 class NoDiscsFoundError(DiscquantError):
-    """The analysis ran but found no lumbar intervertebral disc."""
+    """The analysis ran but found no lumbar intervertebral disc.
+
+    The pipeline raises and catches it inside its segmentation stage (the result is
+    flagged ``no_lumbar_discs_found``); should it reach the command line, it exits 3.
+    """
 
     exit_code = 3
 

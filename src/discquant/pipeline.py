@@ -300,8 +300,8 @@ def analyze(
             _record_segmentation_model(result, segmentation)
             if not any((segmentation.labels.data == v).any() for v in DISC_LABELS.values()):
                 raise NoDiscsFoundError("no lumbar discs found")
-            status.message = f"{len(segmentation.levels)} disc levels named" + (
-                "" if t2 is not None else " on the DWI b≈0 image"
+            status.message = _levels_message(
+                segmentation.levels, "" if t2 is not None else " on the DWI b≈0 image"
             )
     except NoDiscsFoundError:
         result.flags.append("no_lumbar_discs_found")
@@ -568,6 +568,17 @@ def _grade(result: AnalysisResult, t2: Volume | None, model: Any) -> None:
     models["pfirrmann"] = getattr(model, "source", "unknown")
     if sha := getattr(model, "weights_sha256", ""):
         models["pfirrmann_weights_sha256"] = sha
+
+
+def _levels_message(levels: list[Any], where: str = "") -> str:
+    """``"5 lumbar disc levels named (and T11-T12, T12-L1)"``: the stage message counts the
+    levels the disc table measures and names the others apart (it said "7 disc levels
+    named" beside a table of five). ``where`` follows "named"."""
+    names = [str(level.name) for level in levels]
+    lumbar = [n for n in names if n in DISC_LABELS]
+    others = [n for n in names if n not in DISC_LABELS]
+    message = f"{len(lumbar)} lumbar disc level{'s' if len(lumbar) != 1 else ''} named{where}"
+    return message + (f" (and {', '.join(others)})" if others else "")
 
 
 def _record_segmentation_model(result: AnalysisResult, segmentation: Any) -> None:

@@ -3,11 +3,16 @@
 This module is a leaf: it imports only :mod:`discquant.io.study`, so every stage and the
 output writers can share these types without reaching back up the flow.
 
-Units are in the field names: ADC in µm²/ms (= 10⁻³ mm²/s), lengths in mm, volumes in mm³.
+Units are in the field names (lengths in mm, volumes in mm³), except the ADC statistics
+(:class:`AdcStats`: ``adc_np``, ``adc_disc``), which are in µm²/ms (= 10⁻³ mm²/s) throughout
+and get their unit in the names of the written tables and JSON (``adc_np_median_um2_per_ms``).
+The label values and names (VerSe/SPINEPS) of every label map discquant writes live here
+too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +39,44 @@ DISC_LABELS: dict[str, int] = {level: 120 + i for i, level in enumerate(LEVELS)}
 
 CANAL_LABEL = 61
 """SPINEPS label of the spinal canal."""
+
+LABEL_NAMES: dict[int, tuple[str, str]] = {
+    **{
+        value: (f"{name} vertebra" if name != "S1" else "sacrum", name)
+        for name, value in VERTEBRA_LABELS.items()
+    },
+    **{value: (f"{level} disc", level) for level, value in DISC_LABELS.items()},
+    # Thoracic levels at the top of a lumbar field of view (segmented, named, not
+    # measured): VerSe numbers T1 … T12 as 8 … 19, a disc as 100 + the vertebra above.
+    **{7 + k: (f"T{k} vertebra", f"T{k}") for k in range(1, 13)},
+    **{107 + k: (f"T{k}-T{k + 1} disc", f"T{k}-T{k + 1}") for k in range(1, 12)},
+    119: ("T12-L1 disc", "T12-L1"),
+    CANAL_LABEL: ("spinal canal", "canal"),
+}
+"""``label value -> (name, abbreviation)`` for the VerSe/SPINEPS labels discquant writes."""
+
+
+def dseg_tsv_text(present: Collection[int] | None = None) -> str:
+    """The BIDS look-up table (``dseg.tsv``) of discquant's labels.
+
+    Parameters
+    ----------
+    present
+        Only these label values (those in the label map); None: every label.
+
+    Returns
+    -------
+    str
+        A header ``index, name, abbreviation`` and one tab-separated row per label, in
+        label order (``20  L1 vertebra  L1``, ``124  L5-S1 disc  L5-S1``).
+    """
+    lines = ["index\tname\tabbreviation"]
+    for value in sorted(LABEL_NAMES):
+        if present is not None and value not in present:
+            continue
+        name, abbr = LABEL_NAMES[value]
+        lines.append(f"{value}\t{name}\t{abbr}")
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True)

@@ -315,3 +315,23 @@ def test_a_report_error_naming_its_file_does_not_show_the_temporary_folder(
     why = "ValueError: cannot write sub-p1_report.html in the subject folder"
     assert json.loads(paths.results_json.read_text())["skipped_outputs"]["report_html"] == why
     assert [s.message for s in result.failed_stages if s.name == "report"] == [why]
+
+
+def test_the_label_table_is_written_without_loading_pytorch(tmp_path: Path) -> None:
+    """The outputs' dseg.tsv called the segmentation stage's writer, whose import loaded
+    PyTorch (3 s) for a three-column table; the text is the same as `segment` writes."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; "
+        "from discquant.outputs.derivatives import write_dseg_tsv; "
+        f"write_dseg_tsv(Path({str(tmp_path / 'a.tsv')!r}), present={{20, 120, 61}}); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert (tmp_path / "a.tsv").read_text() == (
+        "index\tname\tabbreviation\n20\tL1 vertebra\tL1\n61\tspinal canal\tcanal\n"
+        "120\tL1-L2 disc\tL1-L2\n"
+    )

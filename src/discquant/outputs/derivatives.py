@@ -80,13 +80,14 @@ def write_label_map(volume: Volume, path: Path) -> Path:
 def write_dseg_tsv(path: Path, *, present: set[int] | None = None) -> Path:
     """BIDS ``dseg.tsv``: index, name, abbreviation per label (only ``present`` ones if given).
 
-    The segmentation stage's writer (:func:`discquant.segment.io.write_dseg_tsv`), which
-    ``discquant segment`` uses too, so that both commands name the labels alike.
+    The text is :func:`discquant.results.dseg_tsv_text`, which ``discquant segment``
+    writes too, so that both commands name the labels alike. (This called the
+    segmentation stage's writer, whose import loaded PyTorch: 3 s for a 3-column table.)
     """
-    # imported here: discquant.segment loads torch, which the rest of outputs does not need
-    from discquant.segment.io import write_dseg_tsv as write_segment_dseg_tsv
+    from discquant.results import dseg_tsv_text
 
-    return write_segment_dseg_tsv(path, present=present)
+    path.write_text(dseg_tsv_text(present), encoding="utf-8")
+    return path
 
 
 def write_adc_map(volume: Volume, path: Path, *, sidecar: dict[str, Any] | None = None) -> Path:

@@ -79,7 +79,8 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "snr_np_b0",
         "Signal-to-noise of the nucleus: its median b~0 signal over the noise SD of one DWI "
-        "volume, estimated from the image background (reads low by 20-40 % on phantoms). "
+        "volume, estimated from the image background (reads low on phantoms, where tissue "
+        "of little signal mixes into the background; docs/measurement.md). "
         "Empty for a scanner's ADC map.",
     ),
     Column(
@@ -102,7 +103,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("t2_np_csf_ratio", "Mean T2 signal of the nucleus over the median T2 signal of CSF."),
     Column(
         "t2_np_reference_ratio",
-        "Mean T2 signal of the nucleus over the median of the reference tissue.",
+        "Mean T2 signal of the nucleus over the median signal of the vertebral marrow (the "
+        "cores of the adjacent vertebral bodies), for fields of view without CSF.",
     ),
     Column(
         "t2_np_heterogeneity",

@@ -11,51 +11,14 @@ import nibabel as nib
 import numpy as np
 
 from discquant.io.nifti import nifti_stem, set_scanner_space
-from discquant.results import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS
+from discquant.results import dseg_tsv_text
 from discquant.segment.infer import SpineSegmentation
-
-LABEL_NAMES: dict[int, tuple[str, str]] = {
-    **{
-        value: (f"{name} vertebra" if name != "S1" else "sacrum", name)
-        for name, value in VERTEBRA_LABELS.items()
-    },
-    **{value: (f"{level} disc", level) for level, value in DISC_LABELS.items()},
-    # Thoracic levels at the top of a lumbar field of view (segmented, named, not
-    # measured): VerSe numbers T1 … T12 as 8 … 19, a disc as 100 + the vertebra above.
-    **{7 + k: (f"T{k} vertebra", f"T{k}") for k in range(1, 13)},
-    **{107 + k: (f"T{k}-T{k + 1} disc", f"T{k}-T{k + 1}") for k in range(1, 12)},
-    119: ("T12-L1 disc", "T12-L1"),
-    CANAL_LABEL: ("spinal canal", "canal"),
-}
-"""``label value -> (name, abbreviation)`` for the VerSe/SPINEPS labels discquant writes."""
-
-
-def dseg_tsv_text(present: Collection[int] | None = None) -> str:
-    """The BIDS look-up table (``dseg.tsv``) of discquant's labels.
-
-    Parameters
-    ----------
-    present
-        Only these label values (those in the label map); None: every label.
-
-    Returns
-    -------
-    str
-        A header ``index, name, abbreviation`` and one tab-separated row per label, in
-        label order (``20  L1 vertebra  L1``, ``124  L5-S1 disc  L5-S1``).
-    """
-    lines = ["index\tname\tabbreviation"]
-    for value in sorted(LABEL_NAMES):
-        if present is not None and value not in present:
-            continue
-        name, abbr = LABEL_NAMES[value]
-        lines.append(f"{value}\t{name}\t{abbr}")
-    return "\n".join(lines) + "\n"
 
 
 def write_dseg_tsv(path: Path, *, present: Collection[int] | None = None) -> Path:
-    """Write the BIDS look-up table of the labels (``discquant analyze``'s ``_dseg.tsv``,
-    ``discquant segment``'s ``<stem>.tsv``: one writer for both).
+    """Write the BIDS look-up table of the labels (``discquant segment``'s ``<stem>.tsv``;
+    ``discquant analyze``'s ``_dseg.tsv`` has the same text,
+    :func:`discquant.results.dseg_tsv_text`).
 
     Parameters
     ----------
