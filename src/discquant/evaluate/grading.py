@@ -168,21 +168,22 @@ def binary_agreement(
         raise ValueError("nothing to compare")
     if not (np.isin(ref, (0, 1)).all() and np.isin(pred, (0, 1)).all()):
         raise ValueError("yes/no findings must be 0 or 1")
-    nan = float("nan")
-    pos, neg = ref == 1, ref == 0
-    sens = float(np.mean(pred[pos] == 1)) if pos.any() else nan
-    spec = float(np.mean(pred[neg] == 0)) if neg.any() else nan
-    auc = nan
-    if scores is not None and pos.any() and neg.any():
-        from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import confusion_matrix, recall_score, roc_auc_score
 
+    pos, neg = ref == 1, ref == 0
+    # NaN when the reference has no positives (negatives)
+    sens = float(recall_score(ref, pred, labels=[0, 1], pos_label=1, zero_division=np.nan))
+    spec = float(recall_score(ref, pred, labels=[0, 1], pos_label=0, zero_division=np.nan))
+    auc = float("nan")
+    if scores is not None and pos.any() and neg.any():
         auc = float(roc_auc_score(ref, np.asarray(scores, dtype=float).ravel()))
-    confusion = [[int(np.sum((ref == r) & (pred == c))) for c in (0, 1)] for r in (0, 1)]
+    confusion = confusion_matrix(ref, pred, labels=[0, 1]).tolist()
     return BinaryAgreement(
         n=int(ref.size),
         prevalence=float(pos.mean()),
         sensitivity=sens,
         specificity=spec,
+        # not balanced_accuracy_score: it gives 0.667 for an all-negative reference, not NaN
         balanced_accuracy=(sens + spec) / 2,
         accuracy=float(np.mean(ref == pred)),
         auc=auc,
