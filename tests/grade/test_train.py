@@ -710,3 +710,15 @@ def test_metrics_files_are_strict_json() -> None:
     text = _metrics_json({"L1-L2": {"sensitivity": float("nan"), "auc": float("inf"), "n": 3}})
     doc = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}"))
     assert doc == {"L1-L2": {"sensitivity": None, "auc": None, "n": 3}}
+
+
+def test_soft_ordinal_targets_documented_values() -> None:
+    """At phi = 2 (configs/grade.yaml) grade 3's target is 0.79 on itself and 0.11 on each
+    neighbour; grades 1 and 5 put 0.88 on themselves and 0.12 on their one neighbour."""
+    from discquant.grade.train import soft_ordinal_targets
+
+    t = soft_ordinal_targets(5, 2.0)
+    assert t.dtype == np.float32 and t.shape == (5, 5)
+    np.testing.assert_allclose(t[2, 1:4], [0.11, 0.79, 0.11], atol=0.005)
+    np.testing.assert_allclose(t[0, :2], [0.88, 0.12], atol=0.005)
+    np.testing.assert_allclose(t[4, 3:], [0.12, 0.88], atol=0.005)

@@ -179,10 +179,10 @@ def class_weights(
 
 def soft_ordinal_targets(n_classes: int, phi: float) -> npt.NDArray[np.float32]:
     """SORD targets: row ``r`` is ``softmax_k(-phi × (k - r)²)``, the soft label of class r."""
+    from scipy.special import softmax
+
     k = np.arange(n_classes, dtype=np.float64)
-    logits = -phi * (k[None, :] - k[:, None]) ** 2
-    e = np.exp(logits - logits.max(1, keepdims=True))
-    return (e / e.sum(1, keepdims=True)).astype(np.float32)
+    return softmax(-phi * (k[None, :] - k[:, None]) ** 2, axis=1).astype(np.float32)
 
 
 def train_network(
