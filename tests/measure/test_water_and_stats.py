@@ -125,3 +125,15 @@ def test_calibrate_command_bad_tables_are_one_line_errors(
     lines = [line for line in res.output.splitlines() if line.strip()]
     assert len(lines) == 1 and str(pairs) in lines[0] and problem in lines[0], res.output
     assert not out.exists()
+
+
+def test_calibration_of_constant_water_has_r2_one() -> None:
+    """Water all alike is fitted exactly by a flat line: R² 1, whatever the rounding of
+    the fitted values (1 - ss_res / ss_tot on rounding noise gave -11; sklearn's
+    r2_score alone gives 0 when they are not bit-equal)."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        adc = rng.uniform(0.5, 3.0, 7)
+        cal = fit_calibration(adc, np.full(7, rng.uniform(2.0, 99.0)), label="flat")
+        assert cal.r2 == 1.0
+        assert cal.slope_percent_per_um2_per_ms == pytest.approx(0.0, abs=1e-9)

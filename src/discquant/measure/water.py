@@ -192,15 +192,17 @@ def fit_calibration(
             f"water values {y.min():g}-{y.max():g} are all 1 or less: a fraction? "
             "(give percent: multiply by 100)"
         )
+    from sklearn.metrics import r2_score
+
     slope, intercept = np.polyfit(x, y, 1)
-    pred = intercept + slope * x
-    ss_res = float(((y - pred) ** 2).sum())
-    ss_tot = float(((y - y.mean()) ** 2).sum())
+    # Water all alike: the flat line fits it, R² 1 (r2_score gives 0 unless the fitted
+    # values are bit-equal to the water values, which polyfit's rounding rarely allows).
+    r2 = float(r2_score(y, intercept + slope * x)) if np.ptp(y) > 0 else 1.0
     return WaterCalibration(
         intercept_percent=float(intercept),
         slope_percent_per_um2_per_ms=float(slope),
         adc_range_um2_per_ms=(float(x.min()), float(x.max())),
         label=label,
         n_pairs=int(x.size),
-        r2=1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0,
+        r2=r2,
     )
