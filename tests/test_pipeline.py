@@ -765,3 +765,26 @@ def test_the_segmentation_stage_counts_the_lumbar_levels_it_measures() -> None:
     assert _levels_message(levels[2:3], " on the DWI b≈0 image") == (
         "1 lumbar disc level named on the DWI b≈0 image"
     )
+
+
+@pytest.mark.parametrize(("b", "said"), [(0.0, False), (800.0, True)])
+def test_a_trace_series_standing_in_for_the_b0_image_says_its_b_value(
+    phantom: PhantomStudy, b: float, said: bool
+) -> None:
+    """Without raw DWI the scanner's trace series is the 'b≈0' image (segmented when there
+    is no T2, shown in the report) whatever its b-value; at b = 800 that went unsaid."""
+    assert phantom.adc_scanner is not None
+    adc = Series(
+        SeriesRole.ADC, "test", "ADC", phantom.adc_scanner, "sagittal", adc_scale_to_um2_per_ms=1.0
+    )
+    k = int(np.argmax(phantom.bvals)) if b else int(np.argmin(phantom.bvals))
+    image = Volume(phantom.dwi.data[..., k : k + 1], phantom.dwi.affine)
+    trace = Series(
+        SeriesRole.TRACE, "test", "TRACEW", image, "sagittal", bvals_s_per_mm2=np.array([b])
+    )
+    study = Study("ph", (*_study(phantom, dwi=False).series, adc, trace))
+    res = analyze(study, segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2))
+    assert res.b0 is image
+    warned = [w for w in res.warnings if "stands in for the b≈0 image" in w]
+    assert warned == (["no raw DWI: the scanner's trace image (b = 800 s/mm²) stands in for "
+                       "the b≈0 image"] if said else [])  # fmt: skip

@@ -1,10 +1,17 @@
-"""``analyze``: the one place where the stages are chained.
+"""The one place where the stages are chained.
 
-import → diffusion → segmentation → measurement → grading. Each stage runs inside
-:class:`_Stages`, which times it and records a :class:`~discquant.results.StageStatus`;
-a stage that fails is recorded with its reason and the stages that do not need it still
-run, so a partly failed analysis keeps what succeeded and says what did not.
-Outputs are written by the caller (:func:`discquant.outputs.write_outputs`).
+:func:`analyze` takes an imported :class:`~discquant.io.study.Study` through diffusion →
+segmentation → transfer (labels onto the DWI grid) → measurement → grading. Each stage
+runs inside :class:`_Stages`, which times it and records a
+:class:`~discquant.results.StageStatus`; a stage that fails is recorded with its reason and
+the stages that do not need it still run, so a partly failed analysis keeps what succeeded
+and says what did not. It writes nothing.
+
+:func:`run_study`, the entry point of ``discquant analyze`` and of each cohort study, wraps
+it: it checks the options and the output folder before the slow import, imports the study
+(:func:`load_inputs`), refuses a subject label that holds an identifier, runs
+:func:`analyze`, re-reads the T2's source DICOM when DICOM SEG/SR are asked for
+(:func:`source_t2_datasets`) and writes the outputs (:func:`discquant.outputs.write_outputs`).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -49,14 +56,43 @@ from discquant.results import (
     StageStatus,
 )
 
+if TYPE_CHECKING:  # the stages' types, without loading PyTorch for this module
+    from discquant.grade.pfirrmann import PfirrmannModel
+    from discquant.outputs.write import OutputPaths
+    from discquant.segment.levels import DiscLevel
+
+__all__ = [
+    "AnalysisConfig",
+    "DiscquantError",
+    "Segmentation",
+    "StudyInputs",
+    "analyze",
+    "load_inputs",
+    "run_study",
+    "source_t2_datasets",
+]
+
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, str], None]
 """Called as ``progress(stage, event)`` with event ``"start"``, then ``"done"`` or
 ``"failed"``."""
 
-Segmenter = Callable[[Volume], Any]
-"""``segmenter(image) -> SpineSegmentation`` (see :func:`discquant.segment.segment_spine`)."""
+
+class Segmentation(Protocol):
+    """What a segmenter returns: :class:`discquant.segment.SpineSegmentation`, or a user's
+    own object with these attributes. ``disc_probability`` (partial-volume heights),
+    ``model`` and ``model_weights_sha256`` (provenance) are read when present."""
+
+    labels: Volume
+    nucleus: Volume | None
+    canal: Volume | None
+    levels: list[DiscLevel]
+    flags: list[str]
+
+
+Segmenter = Callable[[Volume], Segmentation]
+"""``segmenter(image) -> Segmentation`` (default :func:`discquant.segment.segment_spine`)."""
 
 
 @dataclass(frozen=True)
@@ -201,7 +237,7 @@ def analyze(
     config: AnalysisConfig | None = None,
     progress: ProgressCallback | None = None,
     segmenter: Segmenter | None = None,
-    pfirrmann_model: Any = None,
+    pfirrmann_model: PfirrmannModel | None = None,
 ) -> AnalysisResult:
     """Analyse one study: ADC, segmentation and levels, per-disc measures and grades.
 
@@ -290,7 +326,7 @@ def analyze(
             "(coarser: heights and volumes less accurate; no T2 measures or Pfirrmann grades)"
         )
     result.t2 = anatomy
-    segmentation: Any = None
+    segmentation: Segmentation | None = None
     try:
         with stages.run("segmentation") as status:
             segmentation = (segmenter or _default_segmenter(config))(anatomy)
@@ -358,7 +394,7 @@ def analyze(
 
 def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> None:
     from discquant.diffusion.adc import AdcModel
-    from discquant.diffusion.shells import acquisitions_per_volume
+    from discquant.diffusion.shells import B0_MAX_S_PER_MM2, acquisitions_per_volume
 
     dwi = study.dwi
     if dwi is None:
@@ -374,6 +410,14 @@ def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> 
         )
         trace = study.trace
         result.b0 = trace.image if trace is not None else None
+        b = None if trace is None or trace.bvals_s_per_mm2 is None else trace.bvals_s_per_mm2
+        if b is not None and np.size(b) and float(np.min(b)) > B0_MAX_S_PER_MM2:
+            # It stands in for the b≈0 image (segmentation without a T2, the report's
+            # figures); said, since everything downstream calls that image "b≈0".
+            result.warnings.append(
+                f"no raw DWI: the scanner's trace image (b = {float(np.min(b)):g} s/mm²) "
+                "stands in for the b≈0 image"
+            )
         return
     if dwi.bvals_s_per_mm2 is None:
         raise DiscquantError(f"DWI series {dwi.description!r} has no b-values")
@@ -444,7 +488,7 @@ def _default_segmenter(config: AnalysisConfig) -> Segmenter:
     return lambda image: segment_spine(image, device=config.device)
 
 
-def _level_flags(segmentation: Any) -> dict[str, list[str]]:
+def _level_flags(segmentation: Segmentation) -> dict[str, list[str]]:
     """Per-level flags: every level is uncertain when the naming had no anchor."""
     study_wide = {
         "level_uncertain",
@@ -462,7 +506,7 @@ def _level_flags(segmentation: Any) -> dict[str, list[str]]:
     }
 
 
-def _with_canal(segmentation: Any) -> Volume:
+def _with_canal(segmentation: Segmentation) -> Volume:
     """The label map with the network's spinal canal as label 61 where nothing else is."""
     labels = segmentation.labels
     if segmentation.canal is None:
@@ -473,7 +517,7 @@ def _with_canal(segmentation: Any) -> Volume:
 
 
 def _to_dwi_grid(
-    study: Study, segmentation: Any, result: AnalysisResult, config: AnalysisConfig
+    study: Study, segmentation: Segmentation, result: AnalysisResult, config: AnalysisConfig
 ) -> Volume | None:
     """Bring the segmentation onto the DWI grid (world coordinates, partial volume)."""
     from discquant.measure.transfer import transfer_labels
@@ -521,7 +565,7 @@ def _check_t2_contrast(result: AnalysisResult, config: AnalysisConfig) -> None:
     )
 
 
-def _grade(result: AnalysisResult, t2: Volume | None, model: Any) -> None:
+def _grade(result: AnalysisResult, t2: Volume | None, model: PfirrmannModel | None) -> None:
     from discquant.grade import adc_class
 
     for disc in result.discs:
@@ -570,7 +614,7 @@ def _grade(result: AnalysisResult, t2: Volume | None, model: Any) -> None:
         models["pfirrmann_weights_sha256"] = sha
 
 
-def _levels_message(levels: list[Any], where: str = "") -> str:
+def _levels_message(levels: list[DiscLevel], where: str = "") -> str:
     """``"5 lumbar disc levels named (and T11-T12, T12-L1)"``: the stage message counts the
     levels the disc table measures and names the others apart (it said "7 disc levels
     named" beside a table of five). ``where`` follows "named"."""
@@ -581,7 +625,7 @@ def _levels_message(levels: list[Any], where: str = "") -> str:
     return message + (f" (and {', '.join(others)})" if others else "")
 
 
-def _record_segmentation_model(result: AnalysisResult, segmentation: Any) -> None:
+def _record_segmentation_model(result: AnalysisResult, segmentation: Segmentation) -> None:
     """``provenance.models``: the segmentation's weights (file and step) and their SHA-256,
     as the cohort's resume key hashes them; nothing for a segmenter that names none."""
     models = result.provenance.setdefault("models", {})
@@ -591,7 +635,7 @@ def _record_segmentation_model(result: AnalysisResult, segmentation: Any) -> Non
         models["segmentation_weights_sha256"] = sha
 
 
-def _crop_arguments(model: Any) -> dict[str, Any]:
+def _crop_arguments(model: PfirrmannModel) -> dict[str, Any]:
     """The crop settings the grading model was trained with (``model.crop``), as keyword
     arguments of :func:`~discquant.grade.crops.extract_disc_crop`. A model that records no
     ``normalise`` was trained with the function's default (whole-image percentiles)."""
@@ -643,9 +687,6 @@ def _jsonable_config(config: AnalysisConfig) -> dict[str, Any]:
     # absolute: a relative path said nothing once the results left the folder it was run in
     raw["calibration"] = str(Path(config.calibration).absolute()) if config.calibration else None
     return raw
-
-
-__all__ = ["AnalysisConfig", "DiscquantError", "analyze"]
 
 
 @dataclass(frozen=True)
@@ -726,8 +767,8 @@ def run_study(
     dicom: bool = False,
     progress: ProgressCallback | None = None,
     segmenter: Segmenter | None = None,
-    pfirrmann_model: Any = None,
-) -> tuple[AnalysisResult, Any]:
+    pfirrmann_model: PfirrmannModel | None = None,
+) -> tuple[AnalysisResult, OutputPaths]:
     """Import, analyse and write one study's outputs under ``out_dir`` (BIDS derivatives).
 
     Returns the result and the written paths. Raises a :class:`DiscquantError` for bad

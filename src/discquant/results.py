@@ -153,11 +153,13 @@ class AnalysisResult:
     flags: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
     t2: Volume | None = None
-    """Sagittal T2 (or the DWI b≈0 image when no T2 exists) that was segmented."""
+    """The image that was segmented: the sagittal T2, or :attr:`b0` when the study has no
+    T2 (flag ``segmented_on_dwi_b0``)."""
     labels_t2: Volume | None = None
-    """Segmentation on the T2 grid (VerSe/SPINEPS labels)."""
+    """Segmentation on the grid of :attr:`t2` (VerSe/SPINEPS labels)."""
     b0: Volume | None = None
-    """The mean b≈0 DWI image on the DWI grid."""
+    """The b≈0 image on the DWI grid: the mean of the raw DWI's lowest shell or, with only
+    a scanner's ADC map, its trace series (a warning says so when that is at b > 50)."""
     adc_map: Volume | None = None
     """ADC in µm²/ms on the DWI grid."""
     adc_fit_rmse: Volume | None = None
