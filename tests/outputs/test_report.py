@@ -57,23 +57,48 @@ def test_report_has_no_phi_unless_asked(synthetic: Synthetic, html: str) -> None
 
 
 def test_partial_result_says_what_is_missing_and_why() -> None:
+    """With the pipeline's stage names (this test used names of no stage: "adc", "segment")."""
     result = AnalysisResult(
         subject="p1",
         discs=[],
         stages=[
-            StageStatus("import", True, 0.1, "T2 missing; DWI only"),
-            StageStatus("adc", False, 0.0, "b-values missing for series 7"),
-            StageStatus("segment", False, 0.0, "no lumbar discs found"),
+            StageStatus("diffusion", False, 0.0, "DiscquantError: DWI series 'x' has no b-values"),
+            StageStatus("segmentation", False, 0.0, "no lumbar discs found"),
         ],
     )
     html = render_report(result)
     assert "T2 image not available" in html and "ADC map not available" in html
-    assert "b-values missing for series 7" in html and "no lumbar discs found" in html
+    assert (
+        "stage <em>diffusion</em> failed: DiscquantError: DWI series &#x27;x&#x27; has no b" in html
+    )
+    assert "Stage segmentation failed:</span> no lumbar discs found" in html
     assert "0 / 5" in html
     assert "ADC columns are empty" in html and "T2 columns are empty" in html
     assert re.findall(r'data-level="([^"]+)"', html) == list(LEVELS)
     assert _images(html) == []
     assert RESEARCH_DISCLAIMER in html
+
+
+def test_a_failed_grading_or_transfer_stage_is_named_where_its_values_are_missing() -> None:
+    """The stages were matched by substrings, and "grade" is not in "grading": a failed
+    grading stage was "not produced by this run (no stage reported it)"."""
+    from discquant.outputs.report.render import missing_reason
+
+    result = AnalysisResult(
+        subject="p3",
+        discs=[],
+        stages=[
+            StageStatus("segmentation", True, 1.0, "5 lumbar disc levels named"),
+            StageStatus("transfer", False, 0.1, "ValueError: grids differ"),
+            StageStatus("grading", False, 0.2, "ModelError: weights missing"),
+        ],
+    )
+    assert missing_reason(result, "grading") == (
+        "stage <em>grading</em> failed: ModelError: weights missing"
+    )
+    assert missing_reason(result, "measurement") == (
+        "stage <em>transfer</em> failed: ValueError: grids differ"
+    )
 
 
 def test_t2_only_study_says_there_was_no_diffusion_series() -> None:

@@ -29,13 +29,15 @@ log = logging.getLogger(__name__)
 
 _NA = '<span class="na">n/a</span>'
 
-# Which pipeline stages can explain a missing item (matched as substrings of stage names).
+# The pipeline stages (their exact names) that can explain a missing item. They were
+# substrings ("grade", "adc", "import"), some of no stage: a failed grading stage was not
+# found, and the report said "not produced by this run" beside its error.
 _STAGE_HINTS: dict[str, tuple[str, ...]] = {
-    "t2": ("import", "load", "segment"),
-    "adc": ("adc", "diffusion", "dwi"),
-    "segmentation": ("segment", "level"),
-    "measurement": ("measure",),
-    "grading": ("grade", "pfirrmann"),
+    "t2": (),  # comes from the import, which is not a stage (bad input stops the run)
+    "adc": ("diffusion",),
+    "segmentation": ("segmentation",),
+    "measurement": ("transfer", "measurement"),
+    "grading": ("grading",),
 }
 
 METHOD_HTML = """
@@ -140,7 +142,7 @@ def missing_reason(result: AnalysisResult, item: str) -> str:
             "T2 ratios and Pfirrmann grades need a T2)."
         )
     hints = _STAGE_HINTS.get(item, (item,))
-    matching = [s for s in result.stages if any(h in s.name.lower() for h in hints)]
+    matching = [s for s in result.stages if s.name in hints]
     failed = [s for s in matching if not s.ok]
     chosen: list[StageStatus] = failed or [s for s in matching if s.message]
     if chosen:
