@@ -10,9 +10,12 @@ What is removed (unless the user passes ``keep_phi``): every key that starts wit
 accession number, other patient IDs, people's names (referring/performing physician,
 operator), calendar dates and date-times, and the study and procedure descriptions
 (free text that often holds a name or the reason for the visit). Sex and age are removed
-too: they are quasi-identifiers, and dcm2niix drops them as well. Kept: scanner, sequence and timing
-parameters, institution name (not a patient identifier), UIDs (needed to reference the
-source images; they are not personal data on their own).
+too: they are quasi-identifiers, and dcm2niix drops them as well. Kept in the imported
+sidecars: scanner, sequence and timing parameters, institution name (not a patient
+identifier), UIDs (needed to reference the source images; they are not personal data on
+their own). The written results JSON and report drop more, the UIDs and the site and
+scanner names too (:data:`discquant.outputs._common.SOURCE_KEYS`, beside that module's
+own :data:`~discquant.outputs._common.PHI_KEYS`), unless ``keep_phi``.
 """
 
 from __future__ import annotations

@@ -29,7 +29,9 @@ PHI_KEYS: frozenset[str] = frozenset(
         "InstitutionAddress",
     }
 )
-"""Keys that identify a person; dropped from every output unless ``keep_phi`` is set.
+"""Keys that identify a person; dropped from every output unless ``keep_phi`` is set (the
+import's :data:`discquant.io.privacy.PHI_KEYS` is the list it removes from sidecars, with
+every ``Patient*`` key).
 
 The first four are the ones the project rule names; the rest are the obvious companions
 (DICOM PS3.15 Annex E lists them under the Basic Application Level Confidentiality Profile).
