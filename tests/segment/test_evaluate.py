@@ -18,6 +18,7 @@ from discquant.evaluate.segmentation import (
     evaluate_dirs,
     format_table,
     midsag_check,
+    read_boxes,
     summarise,
 )
 from discquant.segment.levels import DiscLevel
@@ -768,3 +769,25 @@ def test_evaluate_segment_reorients_a_prediction_stored_with_permuted_axes(
         res = CliRunner().invoke(app, args[:-2])
         assert res.exit_code == 2, res.output
         assert "resample it onto the reference grid" in _one_error_line(res.output)
+
+
+def test_read_boxes_ignores_a_byte_order_mark_and_a_trailing_blank_line(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "boxes.tsv"
+    path.write_text(
+        "\ufeffsubject\tclass\tx_center\ty_center\twidth\theight\n"
+        "007\tnormal_ivd\t0.5\t0.25\t0.1\t0.05\n"
+        "007\tspinal_stenosis\t0.4\t0.3\t0.1\t0.1\n"
+        "sub-2\tlumbar_disc_bulge\t0.6\t0.7\t0.2\t0.1\n"
+        "\n",
+        encoding="utf-8",
+    )
+    assert read_boxes(path) == {
+        "007": [(0.5, 0.25, 0.1, 0.05)],
+        "sub-2": [(0.6, 0.7, 0.2, 0.1)],
+    }
+    assert read_boxes(path, classes=None)["007"] == [
+        (0.5, 0.25, 0.1, 0.05),
+        (0.4, 0.3, 0.1, 0.1),
+    ]

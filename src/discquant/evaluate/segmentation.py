@@ -182,6 +182,8 @@ def evaluate_case(
         else:
             key = vertebra_name(lab)
         p = pred == lab
+        # By hand, not compute_dice: that copies the volume to float32 tensors per level
+        # and rounds the Dice to float32; here r is never empty, so there is no 0/0.
         res.level_dice[key] = float(2 * (p & r).sum() / (p.sum() + r.sum()))
         under = pred[r]
         under = under[under > 0]
@@ -794,18 +796,20 @@ def read_boxes(
 ) -> dict[str, list[tuple[float, float, float, float]]]:
     """Sudirman ``boxes.tsv``: per subject ``(x, y, w, h)`` normalised (x column, y row).
 
-    Only boxes of ``classes`` are kept (all when ``None``).
+    Only boxes of ``classes`` are kept (all when ``None``). Subjects are read as text (a
+    numeric ID such as ``007`` keeps its zeros); blank lines and a UTF-8 byte-order mark
+    are ignored.
     """
+    import pandas as pd
+
+    table = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    if classes is not None:
+        table = table[table["class"].isin(list(classes))]
     out: dict[str, list[tuple[float, float, float, float]]] = {}
-    lines = path.read_text().splitlines()
-    header = lines[0].split("\t")
-    ix = [header.index(k) for k in ("subject", "x_center", "y_center", "width", "height")]
-    ic = header.index("class")
-    for line in lines[1:]:
-        f = line.split("\t")
-        if classes is not None and f[ic] not in classes:
-            continue
-        out.setdefault(f[ix[0]], []).append(tuple(float(f[i]) for i in ix[1:]))  # type: ignore[arg-type]
+    for subject, x, y, w, h in table[
+        ["subject", "x_center", "y_center", "width", "height"]
+    ].itertuples(index=False):
+        out.setdefault(str(subject), []).append((float(x), float(y), float(w), float(h)))
     return out
 
 
@@ -829,11 +833,13 @@ def midsag_check(
     res = MidsagResult(case=case, found=found, three_found=len(found) == 3)
     if boxes is None:
         return res
+    from nibabel.affines import apply_affine
+
     inv = np.linalg.inv(affine)
     rows, cols = shape[0], shape[1]
     centres: dict[str, tuple[float, float]] = {}
     for w in found:
-        v = inv @ np.append(np.array(named[w].centroid_mm), 1.0)
+        v = apply_affine(inv, np.asarray(named[w].centroid_mm, dtype=float))
         centres[w] = (float(v[0]) / rows, float(v[1]) / cols)  # (row, col) normalised
 
     def box_of(rc: tuple[float, float]) -> int | None:
