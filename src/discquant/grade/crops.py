@@ -77,10 +77,12 @@ class DiscLocation:
             raise InvalidInputError(
                 f"disc mask shape {m.shape} does not match the image grid {image.shape[:3]}"
             )
+        from nibabel.affines import apply_affine
+
         ijk = np.argwhere(m).astype(float)
         if len(ijk) < 3:
             raise InvalidInputError("disc mask has fewer than 3 voxels")
-        world = ijk @ image.affine[:3, :3].T + image.affine[:3, 3]
+        world = apply_affine(image.affine, ijk)
         centre = world.mean(axis=0)
         slice_axis = sagittal_slice_axis(image)
         lr = image.affine[:3, slice_axis] / np.linalg.norm(image.affine[:3, slice_axis])
@@ -98,6 +100,8 @@ class DiscLocation:
 
 def sagittal_slice_axis(image: Volume) -> int:
     """The voxel axis closest to left-right; raises if the image is not sagittal-like."""
+    # The axis with the largest x cosine; nibabel's io_orientation assigns axes
+    # differently beyond ~40° obliquity.
     dirs = image.affine[:3, :3] / np.linalg.norm(image.affine[:3, :3], axis=0)
     axis = int(np.argmax(np.abs(dirs[0])))
     shape = image.shape[:3]
@@ -181,6 +185,7 @@ def extract_disc_crop(
     >>> extract_disc_crop(img, DiscLocation.from_voxel(img, (50, 50, 0))).shape
     (3, 60, 80)
     """
+    from nibabel.affines import apply_affine
     from scipy.ndimage import map_coordinates
 
     if slices < 1 or slices % 2 == 0:
@@ -214,8 +219,8 @@ def extract_disc_crop(
     centre = np.asarray(loc.centre_ras_mm, dtype=float)
     world = centre[:, None, None] - u[:, None, None] * rr + p[:, None, None] * cc
     inv = np.linalg.inv(image.affine)
-    vox = np.einsum("ij,jrc->irc", inv[:3, :3], world) + inv[:3, 3][:, None, None]
-    centre_vox = inv[:3, :3] @ centre + inv[:3, 3]
+    vox = np.moveaxis(apply_affine(inv, np.moveaxis(world, 0, -1)), -1, 0)  # (3, rows, cols)
+    centre_vox = apply_affine(inv, centre)
     in_plane = [a for a in range(3) if a != slice_axis]
     if any(not -0.5 <= centre_vox[a] <= data.shape[a] - 0.5 for a in in_plane):
         # Edge padding would fill the crop with copies of the border row and still grade it.

@@ -109,7 +109,9 @@ def slice_axis(affine: npt.NDArray[np.float64], shape: Sequence[int] | None = No
     crop of 85 or 60 mm S-I) the storage order decides: the third axis, as scanners store
     (such a crop re-stored in RAS order reads axial).
     """
-    spacing = np.linalg.norm(np.asarray(affine, dtype=float)[:3, :3], axis=0)
+    from nibabel.affines import voxel_sizes
+
+    spacing = voxel_sizes(np.asarray(affine, dtype=float))
     n = None if shape is None else [int(v) for v in shape[:3]]
     if n is not None:
         singles = [i for i, v in enumerate(n) if v == 1]

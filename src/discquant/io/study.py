@@ -58,7 +58,9 @@ class Volume:
     @property
     def voxel_mm(self) -> tuple[float, float, float]:
         """Voxel size along the three spatial axes in millimetres."""
-        zooms = np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+        from nibabel.affines import voxel_sizes
+
+        zooms = voxel_sizes(self.affine)
         return (float(zooms[0]), float(zooms[1]), float(zooms[2]))
 
     @property

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from nibabel.affines import apply_affine
 
 from discquant.io.study import Volume
 from discquant.measure import regions
@@ -150,8 +151,7 @@ def _centre_outside_slab(
     of an image (the DWI): a slab that misses the disc's middle. With part of the disc in
     the image, the slab then ends inside the disc, also for a single-slice DWI."""
     axis = left_right_axis(affine)
-    inv = np.linalg.inv(affine)
-    lr = float((inv[:3, :3] @ centre_ras_mm + inv[:3, 3])[axis])
+    lr = float(apply_affine(np.linalg.inv(affine), centre_ras_mm)[axis])
     return not -0.5 <= lr <= mask.shape[axis] - 0.5
 
 
@@ -403,7 +403,7 @@ def measure_discs(
                 lab, labels.affine, label, geom, frames.get(label)
             )
         centroid_vox = np.argwhere(disc).mean(axis=0)
-        world = labels.affine[:3, :3] @ centroid_vox + labels.affine[:3, 3]
+        world = apply_affine(labels.affine, centroid_vox)
         result.centroid_ras_mm = (float(world[0]), float(world[1]), float(world[2]))
         if inputs.anatomy is not None and inputs.anatomy_is_t2:
             _t2_measures(result, disc, inputs, csf_signal, marrow_signal, config)

@@ -32,6 +32,7 @@ from functools import partial
 
 import numpy as np
 import numpy.typing as npt
+from nibabel.affines import apply_affine
 from scipy import ndimage
 
 PARTIAL_VOLUME_VOXELS = 2
@@ -53,6 +54,8 @@ class DiscGeometry:
 
 def left_right_axis(affine: npt.NDArray[np.float64]) -> int:
     """Index of the voxel axis closest to the world left–right (x) axis."""
+    # The axis with the largest x cosine; nibabel's io_orientation assigns axes
+    # differently beyond ~40° obliquity.
     directions = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
     return int(np.argmax(np.abs(directions[0])))
 
@@ -63,7 +66,7 @@ def _sagittal_points(
     """World (RAS mm) coordinates ``(n, 3)`` of the mask's voxels on one sagittal slice."""
     idx = np.argwhere(np.take(mask, slice_index, axis=lr_axis))
     vox = np.insert(idx.astype(np.float64), lr_axis, slice_index, axis=1)
-    return vox @ affine[:3, :3].T + affine[:3, 3]
+    return apply_affine(affine, vox)
 
 
 def _slice_plane_axes(
@@ -98,8 +101,7 @@ def _line_voxels(
     ``origin``, ``reach_mm`` to either side."""
     t = np.arange(-reach_mm, reach_mm + step_mm / 2, step_mm)
     world = origin[:, None] + direction[:, None] * t[None, :]
-    inv = np.linalg.inv(affine)
-    return inv[:3, :3] @ world + inv[:3, 3:4]
+    return apply_affine(np.linalg.inv(affine), world.T).T
 
 
 def _chord_mm(
@@ -153,7 +155,7 @@ def _near_mask(
     box = tuple(slice(int(a), int(b)) for a, b in zip(lo, hi, strict=True))
     near = ndimage.binary_dilation(mask[box], iterations=voxels)
     crop_affine = affine.copy()
-    crop_affine[:3, 3] = affine[:3, :3] @ lo + affine[:3, 3]
+    crop_affine[:3, 3] = apply_affine(affine, lo)
     return np.where(near, probability[box], 0.0).astype(np.float64), crop_affine
 
 
@@ -445,7 +447,7 @@ def within_disc_depth(
     if frame is None:
         return out
     idx = np.argwhere(vertebra)
-    world = idx @ affine[:3, :3].T + affine[:3, 3]
+    world = apply_affine(affine, idx)
     u = (world - frame.origin) @ frame.ap
     keep = (u >= frame.posterior_edge_mm) & (u <= frame.anterior_edge_mm)
     out[tuple(idx[keep].T)] = True

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
+from nibabel.affines import apply_affine
 from scipy import ndimage
 
 from discquant.io.study import Volume
@@ -68,9 +69,8 @@ def _target_box(
     corners = np.array(
         [[a, b, c] for a in (lo[0], hi[0]) for b in (lo[1], hi[1]) for c in (lo[2], hi[2])]
     )
-    world = corners @ labels.affine[:3, :3].T + labels.affine[:3, 3]
-    inv = np.linalg.inv(target_affine)
-    tvox = world @ inv[:3, :3].T + inv[:3, 3]
+    world = apply_affine(labels.affine, corners)
+    tvox = apply_affine(np.linalg.inv(target_affine), world)
     start = np.maximum(np.floor(tvox.min(axis=0)).astype(int) - 1, 0)
     stop = np.minimum(np.ceil(tvox.max(axis=0)).astype(int) + 2, np.asarray(target_shape))
     if np.any(stop <= start):
@@ -122,7 +122,7 @@ def transfer_labels(
         [
             ndimage.map_coordinates(
                 source,
-                inv[:3, :3] @ (idx + off[:, None]) + inv[:3, 3:4],
+                apply_affine(inv, (idx + off[:, None]).T).T,
                 order=0,
                 # A sample belongs to the source voxel whose extent holds it, edge voxels
                 # included ("constant" gave 0 beyond the edge voxels' centres); beyond the

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
-from nibabel.affines import apply_affine
+from nibabel.affines import apply_affine, voxel_sizes
 from scipy import ndimage
 
 logger = logging.getLogger(__name__)
@@ -476,7 +476,7 @@ def _centroid_mm(
     mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
     idx = np.argwhere(mask).mean(axis=0)
-    return (affine @ np.append(idx, 1.0))[:3]
+    return apply_affine(affine, idx)
 
 
 def _typical_body_voxels(body: npt.NDArray[np.bool_]) -> float:
@@ -523,7 +523,7 @@ def name_levels(
     flags: list[str] = []
     voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
 
-    spacing = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    spacing = voxel_sizes(affine)
     bone = classes == body_class
     if sacrum_class is not None:
         bone = bone | (classes == sacrum_class)

@@ -84,6 +84,8 @@ def sagittal_slice(
     The slice is the one holding the most disc voxels; with no discs, the one nearest
     ``r_mm`` (world right coordinate), else the middle slice.
     """
+    from nibabel.affines import voxel_sizes
+
     data, affine = _canonical(image)
     lab = None
     if labels is not None and labels.shape[:3] == image.shape[:3]:
@@ -96,7 +98,7 @@ def sagittal_slice(
     elif r_mm is not None:
         r_of_index = affine[0, 0] * np.arange(n) + affine[0, 3]
         index = int(np.argmin(np.abs(r_of_index - r_mm)))
-    zooms = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    zooms = voxel_sizes(affine)
     a0, s0 = affine[1, 3], affine[2, 3]
     a_lo, a_hi = a0 - zooms[1] / 2, a0 + (data.shape[1] - 0.5) * zooms[1]
     s_lo, s_hi = s0 - zooms[2] / 2, s0 + (data.shape[2] - 0.5) * zooms[2]
