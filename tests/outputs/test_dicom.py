@@ -12,7 +12,7 @@ from tests.outputs.conftest import FOUND_LEVELS, NP_ADC, Synthetic
 from tests.outputs.dicom_factory import lps_of_pixel
 
 from discquant.errors import InvalidInputError
-from discquant.outputs.dicom_seg import labels_on_source_frames, write_dicom_seg
+from discquant.outputs.dicom_seg import labels_on_source_frames, pixel_to_ras, write_dicom_seg
 from discquant.outputs.dicom_sr import write_dicom_sr
 from discquant.results import DISC_LABELS, AnalysisResult
 
@@ -469,3 +469,18 @@ def test_a_segment_reference_without_source_images_names_the_source_series(
     assert reference[1].UID == synthetic.datasets[0].SeriesInstanceUID
     with pytest.raises(ValueError, match="no frame of segment 99"):
         referenced_segment(seg, 99)
+
+
+def test_pixel_to_ras_on_oblique_non_square_pixels() -> None:
+    """Row and column spacings are not swapped, and the third column is the unit normal."""
+    ds = pydicom.Dataset()
+    c, s = np.cos(0.3), np.sin(0.3)
+    ds.ImageOrientationPatient = [0.0, c, s, 0.0, -s, c]  # columns anterior-ish, rows down
+    ds.ImagePositionPatient = [12.5, -40.0, 80.0]
+    ds.PixelSpacing = [0.7, 1.9]  # (row spacing, column spacing)
+    m = pixel_to_ras(ds.ImagePositionPatient, ds.ImageOrientationPatient, ds.PixelSpacing)
+    for row, col in [(0, 0), (3, 0), (0, 5), (17, 9)]:
+        lps = lps_of_pixel(ds, row=row, col=col)
+        np.testing.assert_allclose(m @ [col, row, 0, 1], [-lps[0], -lps[1], lps[2], 1])
+    normal_lps = np.cross([0.0, c, s], [0.0, -s, c])
+    np.testing.assert_allclose(m[:3, 2], normal_lps * [-1, -1, 1])

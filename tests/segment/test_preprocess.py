@@ -52,6 +52,20 @@ def test_reorient_round_trip(perm: tuple[int, int, int], flips: tuple[int, int, 
     np.testing.assert_array_equal(back, vol.data)
 
 
+def test_back_to_input_inverts_every_axis_order_and_flip() -> None:
+    import itertools
+
+    for perm in itertools.permutations(range(3)):
+        for flips in itertools.product((1, -1), repeat=3):
+            vol = _volume(perm, flips)  # type: ignore[arg-type]
+            ro = reorient(vol)
+            # With trailing channels, as the network's class probabilities come back.
+            stacked = np.stack([ro.data, -ro.data], axis=-1)
+            back = back_to_input(stacked, ro)
+            np.testing.assert_array_equal(back[..., 0], vol.data)
+            np.testing.assert_array_equal(back[..., 1], -vol.data)
+
+
 def test_resampling_round_trip_keeps_shape_and_values() -> None:
     # rows I, cols P, slices R
     aff = np.array([[0, 0, 4.0, 0], [0, -0.6, 0, 0], [-0.6, 0, 0, 0], [0, 0, 0, 1]])

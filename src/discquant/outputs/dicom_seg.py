@@ -95,17 +95,18 @@ def pixel_to_ras(
     DICOM PS3.3 C.7.6.2.1.1: the first three ImageOrientationPatient values are the direction
     of increasing column index, the last three of increasing row index; PixelSpacing is
     (row spacing, column spacing); ImagePositionPatient is the centre of the first pixel,
-    in LPS.
+    in LPS. The third column is the unit plane normal (row cosines × column cosines).
+    highdicom's :func:`~highdicom.spatial.create_affine_matrix_from_attributes` builds
+    the LPS matrix; it raises ``ValueError`` for a spacing that is not positive.
     """
-    ipp = np.asarray([float(v) for v in position_lps])
-    iop = np.asarray([float(v) for v in orientation])
-    row_spacing, col_spacing = (float(v) for v in pixel_spacing)
-    m = np.eye(4)
-    m[:3, 0] = iop[:3] * col_spacing
-    m[:3, 1] = iop[3:] * row_spacing
-    m[:3, 2] = np.cross(iop[:3], iop[3:])
-    m[:3, 3] = ipp
-    return _LPS_TO_RAS @ m
+    from highdicom.spatial import create_affine_matrix_from_attributes
+
+    lps = create_affine_matrix_from_attributes(
+        [float(v) for v in position_lps],
+        [float(v) for v in orientation],
+        [float(v) for v in pixel_spacing],  # (row, column), as PixelSpacing
+    )
+    return np.asarray(_LPS_TO_RAS @ lps, dtype=np.float64)
 
 
 def source_planes(source_datasets: Sequence[Any]) -> list[npt.NDArray[np.float64]]:
@@ -154,6 +155,8 @@ def labels_on_source_frames(
     r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
     pix = np.stack([c.ravel(), r.ravel(), np.zeros(c.size), np.ones(c.size)])
     for f, plane in enumerate(planes):
+        # np.rint's tie rule; map_coordinates(order=0) breaks exact half-voxel ties
+        # differently, which half-voxel grid offsets produce.
         ijk = np.rint((inv @ plane @ pix)[:3]).astype(np.int64)
         inside = np.all((ijk >= 0) & (ijk < np.asarray(data.shape)[:, None]), axis=0)
         values = np.zeros(c.size, dtype=np.int32)

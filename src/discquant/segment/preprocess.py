@@ -51,7 +51,7 @@ class Reoriented:
 
     @property
     def spacing_mm(self) -> tuple[float, float, float]:
-        zooms = np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+        zooms = nib.affines.voxel_sizes(self.affine)
         return (float(zooms[0]), float(zooms[1]), float(zooms[2]))
 
 
@@ -86,11 +86,14 @@ def back_to_input(array: npt.NDArray[np.generic], reoriented: Reoriented) -> npt
 
 
 def _invert_transform(transform: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    """Inverse of a nibabel orientation transform (axis permutation + flips)."""
-    inv = np.zeros_like(transform)
-    for src_axis, (dst_axis, flip) in enumerate(transform):
-        inv[int(dst_axis)] = (src_axis, flip)
-    return inv
+    """Inverse of a nibabel orientation transform (axis permutation + flips).
+
+    ``transform`` read as an orientation gives each input axis's axis (and flip) on the
+    reoriented grid, so the transform from the reoriented grid's own (identity)
+    orientation to it is the inverse.
+    """
+    identity = np.column_stack([np.arange(len(transform)), np.ones(len(transform))])
+    return np.asarray(nib.orientations.ornt_transform(identity, transform), dtype=np.float64)
 
 
 def empty_slices(data: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
@@ -195,6 +198,7 @@ def with_context(stack: torch.Tensor, offset: int) -> torch.Tensor:
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """Zero-pad the last two axes up to a multiple (bottom/right); return the old size."""
+    # Pads a whole (N, C, H, W) batch; MONAI's DivisiblePad works per sample.
     h, w = x.shape[-2:]
     ph = (-h) % multiple
     pw = (-w) % multiple
