@@ -90,16 +90,24 @@ def adc_by_grade_figure(discs: pd.DataFrame) -> str | None:
 
 
 def grade_distribution(discs: pd.DataFrame) -> pd.DataFrame:
-    """Counts of discs per level (rows) and Pfirrmann grade (columns I–V)."""
+    """Counts of discs per level (rows) and Pfirrmann grade (columns I–V).
+
+    A value that is not one of the grades 1–5 (missing, 2.7, 6) is left out, as it is
+    from the box plots by grade.
+    """
     found = _found(discs)
     counts = pd.DataFrame(0, index=list(LEVELS), columns=list(_GRADE_NAMES))
     if found.empty or "pfirrmann_grade" not in found:
         return counts
     grades = pd.to_numeric(found["pfirrmann_grade"], errors="coerce")
-    for level, grade in zip(found["level"], grades, strict=True):
-        if level in counts.index and np.isfinite(grade) and 1 <= int(grade) <= 5:
-            counts.loc[level, _GRADE_NAMES[int(grade) - 1]] += 1
-    return counts
+    ok = grades.isin(range(1, 6)) & found["level"].isin(LEVELS)
+    names = grades[ok].map(dict(enumerate(_GRADE_NAMES, start=1)))
+    table = pd.crosstab(found.loc[ok, "level"], names)
+    return (
+        table.reindex(index=counts.index, columns=counts.columns, fill_value=0)
+        .rename_axis(index=None, columns=None)
+        .astype(np.int64)
+    )
 
 
 def grade_distribution_figure(discs: pd.DataFrame) -> str | None:

@@ -1,0 +1,29 @@
+"""The cohort report's tables (cohort/report.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from discquant.cohort.report import grade_distribution
+from discquant.results import LEVELS
+
+
+def test_grade_distribution_counts_only_whole_grades_one_to_five() -> None:
+    """A value that is no Pfirrmann grade (2.7, 5.5, 0.5, 6, missing) is left out, as a
+    missing grade is: 2.7 was counted as grade II, 5.5 as V."""
+    discs = pd.DataFrame(
+        {
+            "subject": list("abcdefghi"),
+            "level": ["L4-L5"] * 7 + ["L5-S1", "T12-L1"],
+            "pfirrmann_grade": [2.7, 5.5, 0.5, 6, np.nan, 3, "4", 2.0, 3],
+            "found": [True] * 8 + ["True"],
+        }
+    )
+    counts = grade_distribution(discs)
+    assert list(counts.index) == list(LEVELS)
+    assert list(counts.columns) == ["I", "II", "III", "IV", "V"]
+    assert counts.loc["L4-L5"].to_dict() == {"I": 0, "II": 0, "III": 1, "IV": 1, "V": 0}
+    assert counts.loc["L5-S1"].to_dict() == {"I": 0, "II": 1, "III": 0, "IV": 0, "V": 0}
+    assert int(counts.to_numpy().sum()) == 3  # T12-L1 is no lumbar level of the table
+    assert (counts.dtypes == np.int64).all()
