@@ -339,6 +339,7 @@ def validate(
                 counted = np.isin(tgt, pos + neg)  # pixels whose label is certain about gi
                 pm = np.isin(pred, s.groups[gi]) & counted
                 tm = np.isin(tgt, pos)
+                # not monai's compute_dice: both empty gives no score here, NaN or 1.0 there
                 denom = pm.sum() + tm.sum()
                 if denom:
                     out[f"{s.name}/group{gi}"] = float(2 * (pm & tm).sum() / denom)
