@@ -3,7 +3,7 @@
 Scanner ADC maps (Siemens, Philips, GE) are the unweighted log-linear fit of the
 geometric-mean trace image over the acquired b-values, stored as integers in units of
 10⁻⁶ mm²/s with 0 where the fit is undefined or negative (checked on a real Siemens XA30
-study; see the literature notes in ../shared/docs/science.md). :func:`scanner_adc_map`
+study; docs/literature.md, "Acquisition"). :func:`scanner_adc_map`
 reproduces that in plain float64 numpy, independently of the fast engine in
 :mod:`discquant.diffusion.adc`, so that the two can be compared (test of scanner
 equivalence). The phantom writes its scanner-style series with

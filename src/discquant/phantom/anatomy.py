@@ -4,9 +4,10 @@ The spine is built in the mid-sagittal plane (RAS: y = anterior, z = superior) a
 of rigid slabs from the S1 endplate upwards: disc L5-S1, body L5, disc L4-L5, ... up to
 T10, and downwards through the fused sacral segments. Each slab lies between a lower and
 an upper plane; a disc's planes are tilted by its wedge angle
-``atan((h_ant − h_post) / depth)``, so the disc heights from science.md produce the
-lordosis. Sizes follow science.md ("Geometry") with a seeded subject scale and per-level
-jitter; every draw is listed in :class:`SubjectParams` so a study is replayable.
+``atan((h_ant − h_post) / depth)``, so the literature's disc heights produce the
+lordosis. Sizes follow docs/literature.md ("Disc geometry") with a seeded subject scale
+and per-level jitter; every draw is listed in :class:`SubjectParams` so a study is
+replayable.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-# VerSe/SPINEPS labels (science.md "Label conventions").
+# VerSe/SPINEPS labels (docs/literature.md, "Label conventions").
 VERTEBRA_LABELS = {"T10": 17, "T11": 18, "T12": 19, "L1": 20, "L2": 21, "L3": 22, "L4": 23}
 VERTEBRA_LABELS["L5"] = 24
 SACRUM_LABEL = 26
@@ -32,7 +33,7 @@ def disc_label(level: str) -> int:
     return 100 + VERTEBRA_LABELS[level.split("-")[0]]
 
 
-# science.md "Geometry": disc heights (mm) L1-L2..L5-S1 and AP depth, MRI n = 14.
+# docs/literature.md, "Disc geometry": disc heights (mm) L1-L2..L5-S1 and AP depth, MRI n = 14.
 DISC_H_ANT = (10.8, 13.1, 15.2, 18.1, 18.7)
 DISC_H_MID = (10.0, 11.6, 12.5, 13.8, 13.0)
 DISC_H_POST = (7.3, 8.6, 9.1, 10.1, 8.5)
@@ -40,15 +41,17 @@ DISC_DEPTH = (30.2, 32.0, 32.9, 33.1, 31.3)
 # Assumption: thoracolumbar discs T10-T11, T11-T12, T12-L1 (thinner than lumbar).
 TL_DISC_H = ((5.6, 6.0, 5.4), (6.2, 6.6, 5.8), (7.4, 7.8, 6.6))
 TL_DISC_DEPTH = (27.0, 28.0, 29.0)
-# science.md: vertebral bodies 20–30 mm high, 30–35 mm deep, 40–50 mm wide. Per-level
-# values (T10..L5) are our assumption inside those ranges; thoracic bodies smaller.
+# docs/literature.md, "Disc geometry": vertebral bodies 20–30 mm high, 30–35 mm deep,
+# 40–50 mm wide. Per-level values (T10..L5) are our assumption inside those ranges;
+# thoracic bodies smaller.
 BODY_HEIGHT = (21.0, 22.5, 24.0, 25.5, 26.5, 27.0, 27.0, 26.0)
 BODY_DEPTH = (26.0, 27.0, 28.5, 30.0, 31.0, 32.0, 32.5, 32.0)
 # Assumption: width / depth ratio of bodies and discs. The real disc masks in
-# shared/data/lumbar-t2-discs have width/depth 1.2–1.3 but lower heights than science.md;
-# 1.15 keeps science.md heights and the real volumes (≤ 13.6 cm³) consistent.
+# shared/data/lumbar-t2-discs have width/depth 1.2–1.3 but lower heights than the literature's
+# (docs/literature.md, "Disc geometry"); 1.15 keeps those heights and the real volumes
+# (≤ 13.6 cm³) consistent.
 WIDTH_RATIO = 1.15
-# science.md: lumbar lordosis (T12-S1) 37 ± 13° supine.
+# docs/literature.md, "Disc geometry": lumbar lordosis (T12-S1) 37 ± 13° supine.
 LORDOSIS_MEAN_DEG = 37.0
 LORDOSIS_SD_DEG = 13.0
 

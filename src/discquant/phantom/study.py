@@ -56,11 +56,13 @@ class PhantomConfig:
         Grade of the discs above L1 (T10-T11 … T12-L1).
     snr
         DWI SNR, defined at b = 0 in the nucleus of a grade-II disc at unit coil
-        sensitivity: σ = S0(NP, grade II) / snr (science.md: disc SNR at b=0 of 20–40).
+        sensitivity: σ = S0(NP, grade II) / snr (docs/literature.md, "Acquisition": disc
+        SNR at b=0 of 20–40, unverified).
     snr_t2
         T2 SNR, defined as CSF signal / σ.
     bvals
-        b-values in s/mm² (science.md: b = 50/400/800, 0/400, 0/1000).
+        b-values in s/mm² (docs/literature.md, "Acquisition": b = 50/400/800 in
+        Dagestad 2022, 0/400 or 0/1000 in Park 2016).
     diffusion
         ``"trace"`` (one trace-weighted image per b) or ``"3dir"`` (three orthogonal
         directions per nonzero b).

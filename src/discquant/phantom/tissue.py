@@ -1,8 +1,9 @@
 """Tissue properties and the grade → water → T2/ADC forward model of the disc.
 
-Every number here is a phantom default taken from ``shared/docs/science.md`` (section
-"Other tissues (phantom defaults)" and "Disc ADC in the literature") unless the comment
-says *assumption*: those are our own choices, documented in ``docs/phantom.md``.
+Every number here is a phantom default taken from the literature, listed with its
+primary source in ``docs/literature.md`` (sections "Nucleus ADC by grade", "T2 by grade",
+"Acquisition" and "Other tissues"), unless the comment says *assumption*: those are our
+own choices, documented in ``docs/phantom.md``.
 
 Units: times in ms, ADC in µm²/ms (= 10⁻³ mm²/s), proton density relative to pure water.
 """
@@ -16,14 +17,18 @@ import numpy as np
 GRADES = (1, 2, 3, 4, 5)
 
 # --- nucleus pulposus, per Pfirrmann grade I..V -------------------------------------------
-# science.md, "Other tissues": NP ADC ≈ 2.0, 1.9, 1.7, 1.4, 1.1; NP T2 ≈ 210, 130, 85, 50, 40 ms.
+# docs/literature.md, "Nucleus ADC by grade" (a synthesis of Kealey 2005, Niinimäki 2009,
+# Kapoor 2023, Yu 2015): NP ADC ≈ 2.0, 1.9, 1.7, 1.4, 1.1; "T2 by grade": NP T2 ≈ 210, 130,
+# 85, 50, 40 ms.
 NP_ADC_BY_GRADE = (2.0, 1.9, 1.7, 1.4, 1.1)
 NP_T2_BY_GRADE_MS = (210.0, 130.0, 85.0, 50.0, 40.0)
-# Assumption: NP water fraction per grade. science.md: the healthy adult NP is 70–90 % water
-# and no published equation maps ADC to water, so these anchors are ours.
+# Assumption: NP water fraction per grade. docs/literature.md ("Nucleus ADC by grade"): the
+# healthy adult NP is 70–90 % water and no published equation maps ADC to water, so these
+# anchors are ours.
 NP_WATER_BY_GRADE = (0.86, 0.82, 0.78, 0.74, 0.70)
 # --- annulus fibrosus ----------------------------------------------------------------------
-# science.md: AF ADC 0.8–1.5 (line-scan 0.84 ± 0.32), AF T2 55–60 ms falling to ≈ 40.
+# docs/literature.md, "Other tissues": AF ADC 0.8–1.5 (line-scan DWI, AJNR PMC8148972:
+# 0.84 ± 0.32), AF T2 55–60 ms falling to ≈ 40.
 AF_ADC_BY_GRADE = (1.20, 1.15, 1.05, 0.95, 0.90)
 AF_T2_BY_GRADE_MS = (60.0, 57.0, 50.0, 44.0, 40.0)
 AF_WATER_BY_GRADE = (0.70, 0.68, 0.65, 0.62, 0.60)  # assumption
@@ -39,7 +44,8 @@ HEIGHT_FACTOR_BY_GRADE = (1.0, 1.0, 0.95, 0.85, 0.55)
 # without horizontal bands").
 BANDS_BY_GRADE = (0, 1, 2, 2, 1)
 
-# Acquisition defaults (science.md "Acquisition"; TR/TE are assumption: typical clinical values).
+# Acquisition defaults (docs/literature.md, "Acquisition"; TR/TE are assumption: typical
+# clinical values).
 T2_TR_MS = 3500.0
 T2_TE_MS = 100.0
 DWI_TR_MS = 4000.0
@@ -91,7 +97,7 @@ class Tissue:
         return s * (1.0 - self.fat_fraction * (1.0 - FAT_SUPPRESSION_RESIDUAL))
 
 
-# Non-disc tissues. science.md table "Other tissues" for CSF, marrow, muscle, fat, Modic.
+# Non-disc tissues. docs/literature.md, "Other tissues" for CSF, marrow, muscle, fat, Modic.
 AIR = Tissue("air", 0.0, 1000.0, 1.0, 0.0)
 FAT = Tissue("fat", 0.90, 300.0, 130.0, 0.02, fat_fraction=1.0, texture=0.04)
 MUSCLE = Tissue("muscle", 0.75, 1100.0, 42.0, 1.5, aniso=(0.3, -0.15, -0.15), texture=0.06)
@@ -107,7 +113,8 @@ CORD = Tissue("spinal_cord", 0.75, 900.0, 85.0, 1.1)  # assumption
 LIGAMENT = Tissue("ligament", 0.40, 800.0, 15.0, 0.8)  # assumption
 EPIDURAL_FAT = replace(FAT, name="epidural_fat")
 VENOUS = Tissue("slow_venous_blood", 0.90, 1400.0, 160.0, 2.0)  # assumption: slow flow, bright
-# Modic changes (science.md: ADC 1.20 / 0.80 / 0.58 for type 1 / 3 / 2, Dagestad 2022).
+# Modic changes: ADC 1.20 / 0.80 / 0.58 for type 1 / 3 / 2 (Dagestad 2022, BMC Musculoskelet
+# Disord 23; docs/literature.md, "Other tissues").
 MODIC = {
     1: Tissue("modic1", 0.90, 1000.0, 95.0, 1.20, fat_fraction=0.2, texture=0.1),
     2: Tissue("modic2", 0.90, 350.0, 110.0, 0.58, fat_fraction=0.8, texture=0.1),
@@ -151,8 +158,9 @@ def disc_tissues(grade: int, np_water: float | None = None) -> DiscTissues:
 
     The grade sets a nominal NP water fraction (``NP_WATER_BY_GRADE``); a subject's NP
     water may deviate from it. Water then sets NP T2 (log-linear between the grade
-    anchors of science.md) and NP ADC (linear between the anchors), so T2 and ADC fall
-    monotonically with water, and both equal the science.md table at the nominal water.
+    anchors of docs/literature.md, "T2 by grade") and NP ADC (linear between the anchors
+    of "Nucleus ADC by grade"), so T2 and ADC fall monotonically with water, and both equal
+    those tables at the nominal water.
 
     Parameters
     ----------
