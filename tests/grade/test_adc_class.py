@@ -14,7 +14,7 @@ from discquant.grade.adc_class import load_adc_thresholds
 @pytest.mark.parametrize(
     ("adc", "expected"),
     [
-        # typical nucleus ADC per Pfirrmann grade I..V (docs/science.md synthesis)
+        # typical nucleus ADC per Pfirrmann grade I..V (docs/literature.md, "Nucleus ADC by grade")
         (2.0, "normal"),
         (1.9, "normal"),
         (1.7, "mild"),

@@ -1,4 +1,4 @@
-"""The phantom against its own known truth and the numbers of science.md."""
+"""The phantom against its own known truth and the literature numbers of docs/literature.md."""
 
 from __future__ import annotations
 
@@ -153,7 +153,8 @@ def test_disc_heights_and_volumes_are_plausible(shared_data: Path) -> None:
     with open(shared_data / "lumbar-t2-discs" / "disc_volumes_mm3.tsv") as fh:
         for row in csv.DictReader(fh, delimiter="\t"):
             real.setdefault(row["level"], []).append(float(row["volume_mm3"]))
-    lo = min(3000.0, *(min(v) for v in real.values()))  # science.md: 3–12 cm³
+    # docs/literature.md "Disc geometry": 3–12 cm³
+    lo = min(3000.0, *(min(v) for v in real.values()))
     hi = max(12000.0, *(max(v) for v in real.values()))
     cfg = PhantomConfig(**{**SMALL.__dict__, "grades": HEALTHY, "noise": False})
     volumes: dict[str, list[float]] = {lvl: [] for lvl in DISC_LEVELS}
@@ -161,7 +162,8 @@ def test_disc_heights_and_volumes_are_plausible(shared_data: Path) -> None:
         st = generate_study(seed, cfg)
         for i, lvl in enumerate(DISC_LEVELS):
             d = st.truth.disc(lvl)
-            # science.md means (n = 14); the phantom's subject and level spread is ±13 %
+            # docs/literature.md "Disc geometry" means (n = 14); the phantom's subject and
+            # level spread is ±13 %
             for got, mean in (
                 (d.height_anterior_mm, DISC_H_ANT[i]),
                 (d.height_middle_mm, DISC_H_MID[i]),
@@ -262,7 +264,7 @@ def test_bids_tree_and_truth_json(tmp_path: Path) -> None:
     assert not any(p.name.startswith(".") for p in tmp_path.rglob("*"))
 
 
-def test_grade_forward_model_matches_science_table() -> None:
+def test_grade_forward_model_matches_the_literature_table() -> None:
     for g in T.GRADES:
         dt = T.disc_tissues(g)
         assert dt.nucleus.adc_um2_per_ms == pytest.approx(T.NP_ADC_BY_GRADE[g - 1])

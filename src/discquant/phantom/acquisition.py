@@ -6,7 +6,7 @@ Each acquisition voxel averages the signal of ``sub`` fine samples (default T2 2
 - T2 TSE: ``PD · (1 − e^(−TR/T1)) · e^(−TE/T2)`` per tissue (TR 3500, TE 100 ms).
 - DWI: ``S0 · e^(−b · ADC_d)`` per tissue and direction d, S0 from the same spin-echo
   equation (TR 4000, TE 70 ms) with fat suppressed; the trace image is the geometric
-  mean of three orthogonal directions (science.md "Scanner ADC").
+  mean of three orthogonal directions (docs/literature.md, "Acquisition").
 - A smooth coil bias (posterior array) and tissue texture multiply S0, identically for every
   b-value, so a pure-tissue voxel's noiseless signal is exactly mono-exponential.
 - Rician magnitude noise; EPI distortion along the phase-encode axis (AP) optional.

@@ -28,9 +28,9 @@ NP_ADC_BY_GRADE_UM2_PER_MS: tuple[float, ...] = (2.0, 1.9, 1.7, 1.4, 1.1)
 """Typical nucleus ADC by Pfirrmann grade I–V (µm²/ms), spread ±0.2–0.3 within a grade.
 
 A synthesis of Kealey 2005 (Radiology 235:569), Niinimäki 2009 (MRI 27:641) and Kapoor
-2023 (Pol J Radiol 88:e275), as tabulated in the project's science notes. The report draws
-each grade's zone between the midpoints of neighbouring centres, so the zones do not overlap;
-they are reading aids, not decision thresholds.
+2023 (Pol J Radiol 88:e275), as tabulated in docs/literature.md, 'Nucleus ADC by grade'.
+The report draws each grade's zone between the midpoints of neighbouring centres, so the
+zones do not overlap; they are reading aids, not decision thresholds.
 """
 
 GRADE_COLOURS = ("#1a9850", "#91cf60", "#fee08b", "#fc8d59", "#d73027")
