@@ -3,8 +3,9 @@
 Two kinds, kept apart on purpose:
 
 - a **relative water index**: nucleus ADC divided by a reference nucleus ADC of healthy
-  young adults (default 2.0 µm²/ms: grade I nucleus, ../shared/docs/science.md synthesis of
-  Kealey 2005 and Niinimäki 2009), and, when CSF is in the field, divided by the subject's
+  young adults (default 2.0 µm²/ms: grade I nucleus, a synthesis of Kealey 2005 and
+  Niinimäki 2009, docs/literature.md "Nucleus ADC by grade"), and, when CSF is in the
+  field, divided by the subject's
   own CSF ADC (free water, ≈3.0–3.2 µm²/ms);
 - an **absolute water percentage**, only through an explicit calibration file
   (:class:`WaterCalibration`), because no published equation maps ADC to water content.
