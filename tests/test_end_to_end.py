@@ -149,6 +149,33 @@ def test_dicom_and_nifti_inputs_agree(
         assert a[level]["pfirrmann_grade"] == b[level]["pfirrmann_grade"], level
 
 
+def test_own_weights_are_used_and_recorded(
+    phantom: tuple[Path, PhantomTruth], from_nifti: tuple[Path, Result], tmp_path: Path
+) -> None:
+    """`analyze --segmentation-model/--grading-model` (only `cohort` had them: a user's own
+    trained weights could not be used on one study). Copies of the shipped weights under
+    other names give the same numbers, recorded under their names and the same digests."""
+    from discquant.grade.pfirrmann import WEIGHTS_FILE
+    from discquant.segment.infer import SHIPPED_MODEL
+
+    models = Path(__file__).parents[1] / "src" / "discquant" / "models"
+    seg, grade = tmp_path / "my-seg.pt", tmp_path / "my-grade.pt"
+    shutil.copy(models / "segment" / SHIPPED_MODEL, seg)
+    shutil.copy(models / "pfirrmann" / WEIGHTS_FILE, grade)
+    out = tmp_path / "out"
+    args = ["--segmentation-model", str(seg), "--grading-model", str(grade), "--quiet"]
+    res = _analyze(str(phantom[0] / f"sub-{SUBJECT}"), "--out", str(out), *args)
+    assert res.exit_code == 0, res.output
+    mine, shipped = _results(out), _results(from_nifti[0])
+    assert mine["provenance"]["models"]["segmentation"] == "my-seg.pt (step 6000)"
+    assert mine["provenance"]["models"]["pfirrmann"] == "my-grade.pt"
+    for key in ("segmentation_weights_sha256", "pfirrmann_weights_sha256"):
+        assert mine["provenance"]["models"][key] == shipped["provenance"]["models"][key]
+    for a, b in zip(mine["discs"], shipped["discs"], strict=True):
+        assert a["volume_mm3"] == b["volume_mm3"] and a["pfirrmann_grade"] == b["pfirrmann_grade"]
+        assert a["pfirrmann_probabilities"] == pytest.approx(b["pfirrmann_probabilities"])
+
+
 def test_json_on_stdout_is_the_results_document(from_dicom: tuple[Path, Result]) -> None:
     out, res = from_dicom
     printed = json.loads(res.stdout)
@@ -301,13 +328,15 @@ def test_no_t2_and_no_dwi_is_bad_input(tmp_path: Path) -> None:
         ("--method", "bogus", "bogus"),
         ("--device", "tpu", "tpu"),
         ("--calibration", "calibration.json", "calibration.json"),
+        ("--segmentation-model", "calibration.json", "not a discquant segmentation model"),
+        ("--grading-model", "missing.pt", "Pfirrmann model file not found"),
     ],
 )
 def test_bad_options_fail_before_the_analysis(
     phantom: tuple[Path, PhantomTruth], tmp_path: Path, option: str, value: str, named: str
 ) -> None:
     (tmp_path / "calibration.json").write_text("{not json")
-    if option == "--calibration":
+    if option in ("--calibration", "--segmentation-model", "--grading-model"):
         value = str(tmp_path / value)
     out = tmp_path / "out"
     res = _analyze(str(phantom[0] / f"sub-{SUBJECT}"), "--out", str(out), option, value)

@@ -7,11 +7,37 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from pathlib import Path
+from typing import Annotated, TypeVar
 
 import typer
 
 T = TypeVar("T")
+
+# The analysis options `analyze` and `cohort` share, defined once so that both commands
+# spell and explain them alike.
+DicomOption = Annotated[bool, typer.Option(help="Also write DICOM SEG and SR (DICOM input).")]
+DeviceOption = Annotated[str, typer.Option(help="cpu or cuda.")]
+MethodOption = Annotated[str, typer.Option(help="ADC fit: two-point, ols, wls, nlls.")]
+CalibrationOption = Annotated[
+    Path | None,
+    typer.Option(help="Water calibration (discquant calibrate); default: phantom model."),
+]
+KeepPhiOption = Annotated[
+    bool, typer.Option(help="Keep patient-identifying DICOM fields in the outputs.")
+]
+SegmentationModelOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Segmentation weights (discquant train segment) instead of the shipped ones."
+    ),
+]
+GradingModelOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Pfirrmann grading weights (discquant train grade) instead of the shipped ones."
+    ),
+]
 
 
 def setup_logging(*, quiet: bool = False, verbose: bool = False) -> None:

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from discquant.cli._common import setup_logging, user_errors
+from discquant.cli._common import (
+    CalibrationOption,
+    DeviceOption,
+    DicomOption,
+    GradingModelOption,
+    KeepPhiOption,
+    MethodOption,
+    SegmentationModelOption,
+    setup_logging,
+    user_errors,
+)
 
 
 def analyze_cmd(
@@ -23,16 +33,13 @@ def analyze_cmd(
     bvec: Annotated[Path | None, typer.Option(help="Gradient directions of --dwi.")] = None,
     adc: Annotated[Path | None, typer.Option(help="Scanner ADC map NIfTI.")] = None,
     subject: Annotated[str | None, typer.Option(help="Subject label for the outputs.")] = None,
-    dicom: Annotated[bool, typer.Option(help="Also write DICOM SEG and SR (DICOM input).")] = False,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    method: Annotated[str, typer.Option(help="ADC fit: two-point, ols, wls, nlls.")] = "wls",
-    calibration: Annotated[
-        Path | None,
-        typer.Option(help="Water calibration (discquant calibrate); default: phantom model."),
-    ] = None,
-    keep_phi: Annotated[
-        bool, typer.Option(help="Keep patient-identifying DICOM fields in the outputs.")
-    ] = False,
+    dicom: DicomOption = False,
+    device: DeviceOption = "cpu",
+    method: MethodOption = "wls",
+    calibration: CalibrationOption = None,
+    keep_phi: KeepPhiOption = False,
+    segmentation_model: SegmentationModelOption = None,
+    grading_model: GradingModelOption = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the results document on stdout.")
     ] = False,
@@ -49,9 +56,20 @@ def analyze_cmd(
 
     inputs = StudyInputs(path=input, t2=t2, dwi=dwi, bval=bval, bvec=bvec, adc=adc, subject=subject)
     config = AnalysisConfig(adc_method=method, device=device, calibration=calibration)
+    with user_errors():
+        # Loaded before the study: weights that are missing or do not load are bad input
+        # (exit 2, nothing written), as in `cohort`, which had these options alone.
+        segmenter, pfirrmann = _models(segmentation_model, grading_model, device)
     with user_errors(), StageProgress(enabled=not (quiet or json_out)) as progress:
         result, paths = run_study(
-            inputs, out, config=config, keep_phi=keep_phi, dicom=dicom, progress=progress
+            inputs,
+            out,
+            config=config,
+            keep_phi=keep_phi,
+            dicom=dicom,
+            progress=progress,
+            segmenter=segmenter,
+            pfirrmann_model=pfirrmann,
         )
     from discquant.cli._summary import exit_code_for, print_summary
 
@@ -62,3 +80,20 @@ def analyze_cmd(
     code = exit_code_for(result)
     if code:
         raise typer.Exit(code=code)
+
+
+def _models(segmentation: Path | None, grading: Path | None, device: str) -> tuple[Any, Any]:
+    """The segmenter and grading model the options name (None: the shipped ones)."""
+    segmenter = pfirrmann = None
+    if segmentation is not None:
+        import functools
+
+        from discquant.segment import load_segmentation_model, segment_spine
+
+        model = load_segmentation_model(segmentation)
+        segmenter = functools.partial(segment_spine, model=model, device=device)
+    if grading is not None:
+        from discquant.grade.pfirrmann import load_pfirrmann_model
+
+        pfirrmann = load_pfirrmann_model(grading)
+    return segmenter, pfirrmann

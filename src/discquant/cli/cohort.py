@@ -11,7 +11,18 @@ from typing import Annotated, Any
 
 import typer
 
-from discquant.cli._common import INTERRUPTED_RESUME, setup_logging, user_errors
+from discquant.cli._common import (
+    INTERRUPTED_RESUME,
+    CalibrationOption,
+    DeviceOption,
+    DicomOption,
+    GradingModelOption,
+    KeepPhiOption,
+    MethodOption,
+    SegmentationModelOption,
+    setup_logging,
+    user_errors,
+)
 from discquant.output_paths import check_output_folder
 
 
@@ -132,22 +143,13 @@ def cohort_cmd(
             "scheduler's allowed-failures), then fails with KilledWorker.",
         ),
     ] = 1,
-    dicom: Annotated[bool, typer.Option(help="Also write DICOM SEG and SR (DICOM input).")] = False,
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    method: Annotated[str, typer.Option(help="ADC fit: two-point, ols, wls, nlls.")] = "wls",
-    calibration: Annotated[
-        Path | None,
-        typer.Option(help="Water calibration (discquant calibrate); default: phantom model."),
-    ] = None,
-    keep_phi: Annotated[
-        bool, typer.Option(help="Keep patient-identifying DICOM fields in the outputs.")
-    ] = False,
-    segmentation_model: Annotated[
-        Path | None, typer.Option(help="Segmentation weights instead of the shipped ones.")
-    ] = None,
-    grading_model: Annotated[
-        Path | None, typer.Option(help="Pfirrmann grading weights instead of the shipped ones.")
-    ] = None,
+    dicom: DicomOption = False,
+    device: DeviceOption = "cpu",
+    method: MethodOption = "wls",
+    calibration: CalibrationOption = None,
+    keep_phi: KeepPhiOption = False,
+    segmentation_model: SegmentationModelOption = None,
+    grading_model: GradingModelOption = None,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
 ) -> None:
     """Analyse every study of a cohort on Dask; rebuild the cohort tables and report.
