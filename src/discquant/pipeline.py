@@ -724,29 +724,14 @@ def load_inputs(inputs: StudyInputs, *, keep_phi: bool = False) -> Study:
 
 
 def source_t2_datasets(study: Study) -> list[Any] | None:
-    """The T2's source DICOM datasets (for DICOM SEG/SR), or None for NIfTI input."""
+    """The T2's source DICOM datasets (for DICOM SEG/SR), or None for NIfTI input
+    (:func:`discquant.io.dicom.read_source_datasets` of its source files)."""
+    from discquant.io.dicom import read_source_datasets
+
     t2 = study.t2
     if t2 is None or not t2.provenance.sop_instance_uids:
         return None
-    import gzip
-
-    import pydicom
-
-    datasets = []
-    for path in t2.provenance.source_paths:
-        try:
-            # gzip'd DICOM, as some archives keep them, often without a .gz suffix:
-            # recognised by the gzip signature, as the importer does.
-            with path.open("rb") as raw:
-                gzipped = raw.read(2) == b"\x1f\x8b"
-            if gzipped:
-                with gzip.open(path) as fh:
-                    datasets.append(pydicom.dcmread(fh))
-            else:
-                datasets.append(pydicom.dcmread(path))
-        except Exception as exc:  # unreadable source: SEG/SR cannot reference it
-            log.warning("cannot re-read source DICOM %s: %s", path, exc)
-    return datasets or None
+    return read_source_datasets(t2.provenance.source_paths)
 
 
 def _reads_nifti(path: Path) -> bool:

@@ -23,8 +23,10 @@ import os
 import subprocess
 import tempfile
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -796,3 +798,30 @@ def _convert_series(
         if "SeriesDescription" not in raw.sidecar and series.description:
             raw.description = series.description
     return images
+
+
+def read_source_datasets(paths: Sequence[Path]) -> list[Any] | None:
+    """The source DICOM datasets of a series, read again with pydicom (with pixel data), for
+    writers that must reference them (DICOM SEG and SR); None when none can be read.
+
+    A file that cannot be read is left out with a warning (the SEG/SR reference the
+    others). gzip'd DICOM, as some archives keep them, often without a ``.gz`` suffix, is
+    recognised by the gzip signature, as the importer does.
+    """
+    import gzip
+
+    import pydicom
+
+    datasets = []
+    for path in paths:
+        try:
+            with path.open("rb") as raw:
+                gzipped = raw.read(2) == b"\x1f\x8b"
+            if gzipped:
+                with gzip.open(path) as fh:
+                    datasets.append(pydicom.dcmread(fh))
+            else:
+                datasets.append(pydicom.dcmread(path))
+        except Exception as exc:  # unreadable source: SEG/SR cannot reference it
+            log.warning("cannot re-read source DICOM %s: %s", path, exc)
+    return datasets or None
