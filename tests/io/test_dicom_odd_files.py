@@ -4,6 +4,7 @@ the study."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -189,3 +190,37 @@ def test_uncompressed_ybr_full_422_file_is_not_truncated(tmp_path: Path) -> None
     scan = dicom._scan([path], tmp_path / "staging")
     assert scan.truncated == []
     assert list(scan.series) == [uid]
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ({"BitsAllocated": 16}, 200),  # no SamplesPerPixel, no PhotometricInterpretation: 1
+        ({"BitsAllocated": 16, "NumberOfFrames": "0"}, 200),  # 0 frames read as one
+        ({"BitsAllocated": 16, "NumberOfFrames": 3, "SamplesPerPixel": 1}, 600),
+        ({"BitsAllocated": 8, "SamplesPerPixel": 3, "PhotometricInterpretation": "RGB"}, 300),
+        (
+            {"BitsAllocated": 8, "SamplesPerPixel": 3, "PhotometricInterpretation": "YBR_FULL_422"},
+            200,
+        ),  # fmt: skip
+        ({"BitsAllocated": 1}, 13),  # bit-packed, rounded up to whole bytes
+    ],
+)
+def test_expected_pixel_bytes_of_a_header(
+    header: dict[str, object], expected: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The size a complete file's pixel data has, also for headers pydicom's
+    get_expected_length cannot size (no SamplesPerPixel: the truncation check stopped)
+    or warns about in the log, once per file (NumberOfFrames 0)."""
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = pydicom.Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.Rows = ds.Columns = 10
+    for key, value in header.items():
+        setattr(ds, key, value)
+    with caplog.at_level(logging.DEBUG):
+        assert dicom._expected_pixel_bytes(ds) == expected
+    assert not [r for r in caplog.records if r.name.startswith("pydicom")]

@@ -223,15 +223,16 @@ def _expected_pixel_bytes(ds: object, keyword: str = "PixelData") -> int | None:
     Unknown when the data may be compressed (an encapsulated transfer syntax) or the
     transfer syntax is private or unknown to pydicom (e.g. Philips'
     ``1.3.46.670589.33.1.4.1``, for which pydicom 3's ``UID.is_compressed`` raises
-    ValueError): dcm2niix then judges the file. Otherwise pydicom's
-    ``get_expected_length`` (YBR_FULL_422 holds 2 bytes per 3 samples); float pixel data
-    hold 32 bits (FloatPixelData) or 64 bits (DoubleFloatPixelData) per sample. None too
-    when the header lacks a value the size needs (e.g. BitsAllocated).
-    """
-    import warnings
+    ValueError): dcm2niix then judges the file. Float pixel data hold 32 bits
+    (FloatPixelData) or 64 bits (DoubleFloatPixelData) per sample; YBR_FULL_422 holds two
+    samples per pixel (a complete such file was reported truncated).
 
+    By hand rather than pydicom's ``get_expected_length``, which gives the same sizes on
+    complete headers but needs SamplesPerPixel and PhotometricInterpretation (a header
+    without them was no longer checked) and logs a warning per file for a NumberOfFrames
+    of 0 (a whole series of such files printed one line each).
+    """
     import pydicom
-    from pydicom.pixels.utils import get_expected_length
     from pydicom.uid import UID
 
     assert isinstance(ds, pydicom.Dataset)
@@ -242,13 +243,15 @@ def _expected_pixel_bytes(ds: object, keyword: str = "PixelData") -> int | None:
     if not ts.is_transfer_syntax or ts.is_compressed:
         return None
     try:
-        with warnings.catch_warnings():  # NumberOfFrames 0 or empty: one frame
-            warnings.simplefilter("ignore", UserWarning)
-            if keyword in _FLOAT_BITS:
-                return get_expected_length(ds, "pixels") * _FLOAT_BITS[keyword] // 8
-            return get_expected_length(ds, "bytes")
+        bits = _FLOAT_BITS.get(keyword) or int(ds.BitsAllocated)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        if keyword not in _FLOAT_BITS and ds.get("PhotometricInterpretation") == "YBR_FULL_422":
+            samples = 2  # Y for every pixel, Cb and Cr for every second one
+        n = int(ds.Rows) * int(ds.Columns) * samples
+        n *= int(ds.get("NumberOfFrames", 1) or 1)
     except (AttributeError, TypeError, ValueError):
         return None
+    return (n * bits + 7) // 8
 
 
 def _geometry(ds: object, path: Path) -> list[tuple[Path, _Slice]]:
