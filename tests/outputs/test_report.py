@@ -99,6 +99,24 @@ def test_a_failed_grading_or_transfer_stage_is_named_where_its_values_are_missin
     assert missing_reason(result, "measurement") == (
         "stage <em>transfer</em> failed: ValueError: grids differ"
     )
+    # A failed segmentation explains the empty T2 columns and the missing grades (the
+    # first fix matched T2 to no stage: "not produced by this run").
+    failed_seg = AnalysisResult(
+        subject="p4",
+        discs=[],
+        stages=[StageStatus("segmentation", False, 0.3, "RuntimeError: out of memory")],
+    )
+    for item in ("t2", "grading", "measurement"):
+        assert missing_reason(failed_seg, item) == (
+            "stage <em>segmentation</em> failed: RuntimeError: out of memory"
+        ), item
+    # The message of an upstream stage that did its work explains nothing: not shown.
+    done = AnalysisResult(
+        subject="p5",
+        discs=[],
+        stages=[StageStatus("segmentation", True, 1.0, "5 lumbar disc levels named")],
+    )
+    assert "levels named" not in missing_reason(done, "grading")
 
 
 def test_t2_only_study_says_there_was_no_diffusion_series() -> None:

@@ -29,15 +29,17 @@ log = logging.getLogger(__name__)
 
 _NA = '<span class="na">n/a</span>'
 
-# The pipeline stages (their exact names) that can explain a missing item. They were
-# substrings ("grade", "adc", "import"), some of no stage: a failed grading stage was not
-# found, and the report said "not produced by this run" beside its error.
+# The pipeline stages (their exact names) that can explain a missing item: a failure of
+# any of them, else the message of the last one. They were substrings ("grade", "adc",
+# "import"), some of no stage: a failed grading stage was not found, and the report said
+# "not produced by this run" beside its error. Values need the stages upstream too (T2
+# values and grades need the segmentation).
 _STAGE_HINTS: dict[str, tuple[str, ...]] = {
-    "t2": (),  # comes from the import, which is not a stage (bad input stops the run)
+    "t2": ("segmentation", "measurement"),
     "adc": ("diffusion",),
     "segmentation": ("segmentation",),
-    "measurement": ("transfer", "measurement"),
-    "grading": ("grading",),
+    "measurement": ("segmentation", "transfer", "measurement"),
+    "grading": ("segmentation", "grading"),
 }
 
 METHOD_HTML = """
@@ -144,7 +146,7 @@ def missing_reason(result: AnalysisResult, item: str) -> str:
     hints = _STAGE_HINTS.get(item, (item,))
     matching = [s for s in result.stages if s.name in hints]
     failed = [s for s in matching if not s.ok]
-    chosen: list[StageStatus] = failed or [s for s in matching if s.message]
+    chosen: list[StageStatus] = failed or [s for s in matching if s.message and s.name == hints[-1]]
     if chosen:
         return "; ".join(
             f"stage <em>{_esc(s.name)}</em> {'failed' if not s.ok else 'reported'}: "
