@@ -202,7 +202,7 @@ def test_uncompressed_ybr_full_422_file_is_not_truncated(tmp_path: Path) -> None
         (
             {"BitsAllocated": 8, "SamplesPerPixel": 3, "PhotometricInterpretation": "YBR_FULL_422"},
             200,
-        ),  # fmt: skip
+        ),
         ({"BitsAllocated": 1}, 13),  # bit-packed, rounded up to whole bytes
     ],
 )

@@ -12,7 +12,9 @@ def evaluate_segment_cmd(
         ...,
         "--pred",
         help="Folder of predicted sub-*.nii.gz label maps, or the --out folder of "
-        "discquant analyze/cohort (its sub-*/sub-*_dseg.nii.gz).",
+        "discquant analyze/cohort (its sub-*/sub-*_dseg.nii.gz). A folder holding "
+        "discquant's own outputs in a subfolder (e.g. derivatives/discquant) gives only "
+        "those as predictions.",
     ),
     ref: Path = typer.Option(
         ...,

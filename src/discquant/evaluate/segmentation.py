@@ -259,9 +259,10 @@ def _holds_discquant_outputs(folder: Path) -> bool:
     return generated_by_discquant(doc)
 
 
-def _search(folder: Path, *, references: bool) -> tuple[list[Path], list[Path]]:
-    """The files under ``folder`` taken as label maps (sorted), and the subfolders that hold
-    discquant's own outputs (:func:`_holds_discquant_outputs`).
+def _search(folder: Path, *, references: bool) -> tuple[list[Path], list[Path], int]:
+    """The files under ``folder`` taken as label maps (sorted), the subfolders that hold
+    discquant's own outputs (:func:`_holds_discquant_outputs`), and how many label maps
+    outside them were passed over (predictions only).
 
     Searching ``references``, those subfolders are passed over. Searching predictions, when
     there are such subfolders, only the files inside them are taken: ``--pred P`` on a BIDS
@@ -287,12 +288,16 @@ def _search(folder: Path, *, references: bool) -> tuple[list[Path], list[Path]]:
             path = top / name
             if _is_label_map_name(path.relative_to(folder)) and path.is_file():
                 files.append(path)
+    dropped = 0
     if own and not references:
-        files = [f for f in files if any(f.is_relative_to(o) for o in own)]
-    return sorted(files), own
+        theirs = [f for f in files if any(f.is_relative_to(o) for o in own)]
+        dropped, files = len(files) - len(theirs), theirs
+    return sorted(files), own, dropped
 
 
-def _label_maps(folder: Path, *, references: bool = False) -> dict[str, Path]:
+def _label_maps(
+    folder: Path, *, references: bool = False, announce: bool = False
+) -> dict[str, Path]:
     """The label map of each subject (session) in ``folder``.
 
     Directly in ``folder``: ``sub-*.nii[.gz]`` files. In its subfolders, at any depth:
@@ -317,10 +322,15 @@ def _label_maps(folder: Path, *, references: bool = False) -> dict[str, Path]:
     from discquant.errors import InvalidInputError
 
     found: dict[str, Path] = {}
-    files, own = _search(folder, references=references)
-    if own and not references:
+    files, own, dropped = _search(folder, references=references)
+    if own and not references and announce:
         where = ", ".join(str(o.relative_to(folder)) for o in own)
-        logger.info("predictions: discquant's outputs in %s (other label maps passed over)", where)
+        logger.info(
+            "predictions: discquant's outputs in %s (%d other label map%s passed over)",
+            where,
+            dropped,
+            "" if dropped == 1 else "s",
+        )
     for path in files:
         rel = path.relative_to(folder)
         subject = _subject_of(path)
@@ -450,7 +460,7 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
     from discquant.io.nifti import read_volume
     from discquant.segment.levels import SACRUM
 
-    refs, preds = _label_maps(ref_dir, references=True), _label_maps(pred_dir)
+    refs, preds = _label_maps(ref_dir, references=True), _label_maps(pred_dir, announce=True)
     common = sorted(set(refs) & set(preds))
     if not common:
         passed_over = _search(ref_dir, references=True)[1]

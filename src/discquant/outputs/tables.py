@@ -104,7 +104,8 @@ COLUMNS: tuple[Column, ...] = (
     Column(
         "t2_np_reference_ratio",
         "Mean T2 signal of the nucleus over the median signal of the vertebral marrow (the "
-        "cores of the adjacent vertebral bodies), for fields of view without CSF.",
+        "cores of the study's lumbar vertebral bodies, one value per study), for fields of "
+        "view without CSF.",
     ),
     Column(
         "t2_np_heterogeneity",
