@@ -271,6 +271,132 @@ def vertebra_truth_labels(subject: str, n_labels: int) -> dict[int, int]:
     return {k: 24 - (k - 1) for k in range(1, n_labels + 1)}
 
 
+LABELLED_CLASSES = ("disc", "body", "sacrum", "canal")
+"""Classes a user's label maps can label, in the VerSe/SPINEPS convention discquant writes:
+discs 100-199 (the nucleus inside them is not labelled apart), vertebrae 1-25, the sacrum
+26, the spinal canal 61."""
+
+
+def labelled_set_pairs(root: Path, image_suffix: str = "_T2w") -> list[tuple[str, Path, Path]]:
+    """``(subject, image, label map)`` for every ``sub-*_dseg.nii[.gz]`` under ``root``.
+
+    The image is the one file under ``root`` named ``<subject>_…<image_suffix>.nii[.gz]``
+    (``<subject>`` is ``sub-X`` or ``sub-X_ses-Y``), so a BIDS dataset whose label maps lie
+    in ``derivatives/<pipeline>`` beside the raw ``sub-X/anat/sub-X_T2w.nii.gz`` pairs up,
+    as does ``discquant phantom --out``'s. Label maps on another grid (``*_space-*``) and
+    hidden folders are passed over.
+
+    Raises
+    ------
+    InvalidInputError
+        A label map without exactly one image, or two label maps for one subject.
+    """
+    import re
+
+    def visible(path: Path) -> bool:
+        rel = path.relative_to(root)
+        return not any(part.startswith(".") for part in rel.parts) and "_space-" not in path.name
+
+    nifti = re.compile(r"\.nii(\.gz)?$")
+    files = [f for f in sorted(root.rglob("sub-*.nii*")) if nifti.search(f.name) and visible(f)]
+    pairs: dict[str, tuple[Path, Path]] = {}
+    for label in (f for f in files if nifti.sub("", f.name).endswith("_dseg")):
+        entities = nifti.sub("", label.name).split("_")
+        subject = "_".join(e for e in entities[:2] if e.startswith(("sub-", "ses-")))
+        images = [
+            f for f in files
+            if f.name.startswith(f"{subject}_") and nifti.sub("", f.name).endswith(image_suffix)
+        ]  # fmt: skip
+        if len(images) != 1:
+            found = ", ".join(str(f.relative_to(root)) for f in images) or "none"
+            raise InvalidInputError(
+                f"{subject}: needs exactly one {subject}_*{image_suffix}.nii[.gz] image for its "
+                f"label map, found {found}",
+                path=label,
+            )
+        if subject in pairs:
+            raise InvalidInputError(
+                f"two label maps for {subject}: {pairs[subject][1].relative_to(root)} and "
+                f"{label.relative_to(root)}",
+                path=root,
+            )
+        pairs[subject] = (images[0], label)
+    return [(sub, img, lab) for sub, (img, lab) in sorted(pairs.items())]
+
+
+def load_labelled_set(
+    root: Path,
+    classes: Sequence[str],
+    *,
+    labelled: Sequence[str],
+    whole_vertebrae: bool,
+    spacing_mm: float,
+    image_suffix: str = "_T2w",
+    names: Sequence[str] | None = None,
+    ignore_above_mm: float | None = 2.0,
+) -> list[TrainSubject]:
+    """A user's own labelled volumes (VerSe/SPINEPS labels, :func:`labelled_set_pairs`).
+
+    ``labelled``: which of :data:`LABELLED_CLASSES` the maps label everywhere in view; a
+    voxel of value 0 is taught as none of them (it may be any other class), a voxel of a
+    class not listed, or of a value no class has (e.g. SPINEPS' spinal cord 60), is
+    ignored. ``whole_vertebrae``: vertebra labels hold the posterior elements too (VerSe,
+    SPINEPS, the phantom), so a vertebra voxel may be "body" or background; otherwise
+    they are the vertebral bodies, as the network labels them.
+
+    Raises
+    ------
+    InvalidInputError
+        A class in ``labelled`` that is not a labelled class or not a network class, or a
+        label map that is not usable (:func:`labelled_set_pairs`, :func:`_subject`).
+    """
+    unknown = [c for c in labelled if c not in LABELLED_CLASSES or c not in classes]
+    if unknown:
+        raise InvalidInputError(
+            f"labelled classes {unknown}: each must be one of {list(LABELLED_CLASSES)} and a "
+            f"class of the network ({list(classes)})",
+            path=root,
+        )
+    covered = list(labelled) + (["nucleus"] if "disc" in labelled else [])
+    groups: Groups = [_others(classes, covered)]  # value 0: none of the labelled classes
+
+    def group(members: Sequence[str]) -> int:
+        members_in = _group_index(classes, members)
+        if members_in not in groups:
+            groups.append(members_in)
+        return groups.index(members_in)
+
+    pairs = labelled_set_pairs(root, image_suffix)
+    if not pairs:
+        raise InvalidInputError("no sub-*_dseg.nii[.gz] label maps found", path=root)
+    subjects: list[TrainSubject] = []
+    dataset = f"labelled:{root}"
+    for subject, image, label in pairs:
+        if names is not None and subject not in names:
+            continue
+        values = np.unique(read_volume(label).data.astype(np.int64))
+        mapping: dict[int, int] = {}
+        for v in (int(x) for x in values if x > 0):
+            if 100 <= v < 200 and "disc" in labelled:
+                mapping[v] = group(("disc", "nucleus"))
+            elif 1 <= v <= 25 and "body" in labelled:
+                mapping[v] = group(("body", "background") if whole_vertebrae else ("body",))
+            elif v == 26 and "sacrum" in labelled:
+                mapping[v] = group(("sacrum",))
+            elif v == 61 and "canal" in labelled:
+                mapping[v] = group(("canal",))
+            else:
+                mapping[v] = IGNORE
+        subjects.append(
+            _subject(
+                subject, dataset, image, mapping, label, groups, spacing_mm,
+                ignore_above_mm=ignore_above_mm,
+            )
+        )  # fmt: skip
+    logger.info("loaded %d labelled volumes from %s", len(subjects), root)
+    return subjects
+
+
 def phantom_subjects(
     seeds: Sequence[int],
     classes: Sequence[str],

@@ -28,6 +28,8 @@ from discquant.models import not_a_model, read_torch_file, save_torch_file
 from discquant.segment.data import (
     SHARED_DATA_PATIENT_GROUPS,
     TrainSubject,
+    labelled_set_pairs,
+    load_labelled_set,
     load_real_subjects,
     phantom_subjects,
     real_subject_names,
@@ -53,6 +55,21 @@ MIN_STEPS = 20
 
 
 @dataclass
+class LabelledSet:
+    """A user's own labelled volumes (``labelled_sets`` of :class:`TrainConfig`): every
+    ``sub-*_dseg.nii[.gz]`` under ``root`` with its ``sub-*_T2w.nii[.gz]``, labels in the
+    VerSe/SPINEPS convention (:func:`~discquant.segment.data.load_labelled_set`)."""
+
+    root: str
+    #: The classes the maps label everywhere in view (of disc, body, sacrum, canal).
+    labelled: list[str]
+    #: Vertebra labels hold the posterior elements too (VerSe, SPINEPS, the phantom);
+    #: False: they are the vertebral bodies alone.
+    whole_vertebrae: bool = True
+    image_suffix: str = "_T2w"
+
+
+@dataclass
 class TrainConfig:
     """Everything a training run depends on (the YAML file mirrors these fields)."""
 
@@ -72,7 +89,10 @@ class TrainConfig:
     val_every: int = 250
     checkpoint_every: int = 100
     threads: int = 1
-    data_root: str = "../shared/data"
+    #: The project's real sets (lumbar-t2-discs, lumbar-t2-vertebrae); null: none.
+    data_root: str | None = "../shared/data"
+    #: A user's own labelled volumes, each set sampled like one real set.
+    labelled_sets: list[LabelledSet] = field(default_factory=list)
     train_subjects: list[str] | None = None
     val_subjects: list[str] = field(default_factory=list)
     #: Volumes that are one patient: a group is never split between training and
@@ -353,8 +373,12 @@ _NOT_IN_THE_WEIGHTS = ("threads", "log_every", "val_every", "checkpoint_every",
 
 
 def _resume_settings(config: TrainConfig) -> dict[str, Any]:
-    """The settings a checkpoint's weights, optimiser and schedule depend on."""
-    return {k: v for k, v in asdict(config).items() if k not in _NOT_IN_THE_WEIGHTS}
+    """The settings a checkpoint's weights, optimiser and schedule depend on (without
+    ``labelled_sets`` when there are none, as checkpoints made before it existed)."""
+    settings = {k: v for k, v in asdict(config).items() if k not in _NOT_IN_THE_WEIGHTS}
+    if not settings["labelled_sets"]:
+        del settings["labelled_sets"]
+    return settings
 
 
 def _checkpoint_settings(ck: Any) -> dict[str, Any] | None:
@@ -404,27 +428,48 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
         raise InvalidInputError(f"steps is {config.steps}; a run needs at least {MIN_STEPS}")
     torch.set_num_threads(config.threads)
     _set_seeds(config.seed)
-    root = Path(config.data_root)
-    if not root.is_dir():
+    root = Path(config.data_root) if config.data_root is not None else None
+    if root is not None and not root.is_dir():
         raise InputNotFoundError(
             "real-data folder not found (data_root is relative to the folder the command runs in)",
             path=root,
         )
-    check_patient_split(config, real_subject_names(root))
+    for labelled in config.labelled_sets:
+        if not Path(labelled.root).is_dir():
+            raise InputNotFoundError("labelled set folder not found", path=Path(labelled.root))
+    available = real_subject_names(root) if root is not None else set()
+    for labelled in config.labelled_sets:
+        pairs = labelled_set_pairs(Path(labelled.root), labelled.image_suffix)
+        available |= {subject for subject, _, _ in pairs}
+    check_patient_split(config, available)
     names = None
     if config.train_subjects is not None:
         names = list(config.train_subjects) + list(config.val_subjects)
-    real = load_real_subjects(
-        root,
-        config.classes,
-        spacing_mm=config.spacing_mm,
-        names=names,
-        ignore_above_mm=config.ignore_above_label_mm,
-    )
+    real = []
+    if root is not None:
+        real = load_real_subjects(
+            root,
+            config.classes,
+            spacing_mm=config.spacing_mm,
+            names=names,
+            ignore_above_mm=config.ignore_above_label_mm,
+        )
+    for labelled in config.labelled_sets:
+        real += load_labelled_set(
+            Path(labelled.root),
+            config.classes,
+            labelled=labelled.labelled,
+            whole_vertebrae=labelled.whole_vertebrae,
+            spacing_mm=config.spacing_mm,
+            image_suffix=labelled.image_suffix,
+            names=names,
+            ignore_above_mm=config.ignore_above_label_mm,
+        )
     unknown = sorted(set(names or config.val_subjects) - {s.name for s in real})
     if unknown:
         # a mistyped held-out subject would silently be trained on
-        raise InvalidInputError(f"no real subject named {', '.join(unknown)}", path=root)
+        where = root if root is not None else Path(config.labelled_sets[0].root)
+        raise InvalidInputError(f"no real subject named {', '.join(unknown)}", path=where)
     val = [s for s in real if s.name in config.val_subjects]
     train_set = [s for s in real if s.name not in config.val_subjects]
     if config.phantom_train_seeds:
