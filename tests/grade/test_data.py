@@ -232,3 +232,38 @@ def test_spider_discs_are_located_by_the_segmentation_model_given(
     assert spider_discs(root, subjects, segment_model=tmp_path / "blank.pt") == []
     with pytest.raises(ModelError, match="not found"):
         spider_discs(root, subjects, segment_model=tmp_path / "none.pt")
+
+
+def test_a_users_graded_set_is_located_by_the_segmentation_and_keeps_its_name(
+    tmp_path: Path,
+) -> None:
+    """`graded_sets`: a folder of <subject>_T2w.nii.gz and gradings.tsv (the SPIDER
+    layout) from a user; here three phantom T2s graded with their true grades. Needs no
+    ../shared; the shipped segmentation finds every lumbar disc of these phantoms."""
+    from discquant.grade.data import GradedDisc, graded_discs
+    from discquant.grade.train import collect_discs
+    from discquant.grade.train_config import GradeTrainConfig, uses_segmentation
+    from discquant.phantom import PhantomConfig, generate_study
+
+    root = tmp_path / "my-grades"
+    root.mkdir()
+    rows = ["subject\tlevel\tpfirrmann_grade"]
+    truth: dict[tuple[str, str], int] = {}
+    for seed in (11, 12, 13):
+        study = generate_study(seed, PhantomConfig(noise=False))
+        subject = f"sub-g{seed}"
+        nib.save(nib.Nifti1Image(study.t2.data, study.t2.affine), root / f"{subject}_T2w.nii.gz")
+        for disc in study.truth.discs:
+            if disc.level in ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"):
+                truth[(subject, disc.level)] = disc.grade
+                rows.append(f"{subject}\t{disc.level}\t{disc.grade}")
+    (root / "gradings.tsv").write_text("\n".join(rows) + "\n")
+    discs = graded_discs(root, "my-grades")
+    assert {(d.subject, d.level): d.grade for d in discs} == truth  # every disc located
+    assert {d.source for d in discs} == {"my-grades"}
+    assert all(isinstance(d, GradedDisc) and d.herniation is None for d in discs)
+    cfg = GradeTrainConfig(sudirman=None, graded_sets=[root])
+    assert uses_segmentation(cfg)  # the fold hash then covers the locating weights
+    assert [(d.subject, d.level) for d in collect_discs(cfg, base=tmp_path)] == [
+        (d.subject, d.level) for d in discs
+    ]

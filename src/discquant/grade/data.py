@@ -355,12 +355,8 @@ DISC_LABELS = {"L1-L2": 120, "L2-L3": 121, "L3-L4": 122, "L4-L5": 123, "L5-S1": 
 def spider_discs(
     root: Path, subjects: set[str] | None = None, *, segment_model: Path | None = None
 ) -> list[GradedDisc]:
-    """Graded SPIDER discs located by the segmentation model.
-
-    Each image (of ``subjects`` only, when given) is segmented with
-    :func:`discquant.segment.segment_spine`; a graded level whose disc label is missing
-    from the segmentation is skipped (logged). The source's
-    ``disc_herniation`` (0/1) is kept in :attr:`GradedDisc.herniation`.
+    """Graded SPIDER discs located by the segmentation model (:func:`graded_discs` of the
+    ``spider-midsag-t2`` folder, source ``spider``; its disc 1 is L5-S1 in ``gradings.tsv``).
 
     Parameters
     ----------
@@ -371,9 +367,39 @@ def spider_discs(
     segment_model
         A segmentation ``model.pt`` to locate the discs with; None: the shipped one.
     """
-    segment_spine = _segmenter("SPIDER discs", segment_model)
-    _data_folder(root, "SPIDER")
-    # the source spells the column "pfirrman_grade"
+    return graded_discs(root, "spider", subjects, segment_model=segment_model)
+
+
+def graded_discs(
+    root: Path,
+    source: str,
+    subjects: set[str] | None = None,
+    *,
+    segment_model: Path | None = None,
+) -> list[GradedDisc]:
+    """Graded discs of a folder of ``<subject>_T2w.nii.gz`` images and a ``gradings.tsv``
+    (``subject``, ``level`` L1-L2 … L5-S1, ``pfirrmann_grade``; optional
+    ``disc_herniation`` 0/1), located by the segmentation model: the SPIDER layout, and
+    that of a user's own graded set (``graded_sets`` of the grading configuration).
+
+    Each image (of ``subjects`` only, when given) is segmented with
+    :func:`discquant.segment.segment_spine`; a graded level whose disc label is missing
+    from the segmentation is skipped (logged).
+
+    Parameters
+    ----------
+    root
+        The folder.
+    source
+        The set's name, kept in :attr:`GradedDisc.source`.
+    subjects
+        Only these subjects; None for all.
+    segment_model
+        A segmentation ``model.pt`` to locate the discs with; None: the shipped one.
+    """
+    segment_spine = _segmenter(f"{source} discs", segment_model)
+    _data_folder(root, source)
+    # SPIDER's source spells the column "pfirrman_grade"
     grades = read_gradings(
         root / "gradings.tsv", ("pfirrmann_grade", "pfirrman_grade"), levels=tuple(DISC_LABELS)
     )
@@ -395,10 +421,8 @@ def spider_discs(
                 continue
             loc = DiscLocation.from_mask(vol, mask)
             h = _herniation(hern)
-            out.append(
-                GradedDisc(str(subject), str(level), int(grade), path, loc, h, source="spider")
-            )
-    log.info("SPIDER: %d graded discs located, %d graded levels not found", len(out), missing)
+            out.append(GradedDisc(str(subject), str(level), int(grade), path, loc, h, source))
+    log.info("%s: %d graded discs located, %d graded levels not found", source, len(out), missing)
     return out
 
 

@@ -392,7 +392,7 @@ def _locator_sha256(cfg: GradeTrainConfig, base: Path) -> str | None:
 
 def collect_discs(cfg: GradeTrainConfig, *, base: Path) -> list[Any]:
     """Graded discs from the configured sets (paths relative to ``base``)."""
-    from discquant.grade.data import spider_discs, sudirman_discs
+    from discquant.grade.data import graded_discs, spider_discs, sudirman_discs
 
     seg = None if cfg.segment_model is None else (base / cfg.segment_model).resolve()
     discs = []
@@ -402,6 +402,9 @@ def collect_discs(cfg: GradeTrainConfig, *, base: Path) -> list[Any]:
         )
     if cfg.spider is not None:
         discs += spider_discs((base / cfg.spider).resolve(), segment_model=seg)
+    for folder in cfg.graded_sets:
+        root = (base / folder).resolve()
+        discs += graded_discs(root, root.name, segment_model=seg)
     if not discs:
         raise InvalidInputError("the grade config names no training data")
     return discs
@@ -480,7 +483,10 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     log_file = out / "log.jsonl"
     (out / "splits.json").write_text(json.dumps({"holdout": held, "folds": fold_of}, indent=1))
     summary: dict[str, Any] = {"n_discs": len(discs), "n_holdout_discs": int(is_held.sum())}
-    sets = " + ".join(n for n, p in (("sudirman", cfg.sudirman), ("spider", cfg.spider)) if p)
+    sets = " + ".join(
+        [n for n, p in (("sudirman", cfg.sudirman), ("spider", cfg.spider)) if p]
+        + [(base / folder).resolve().name for folder in cfg.graded_sets]
+    )
     train_subjects = sorted({s for s, h in zip(subjects, is_held, strict=True) if not h})
     meta = {
         "arch": cfg.arch or None, "seed": cfg.seed, "trained_on": sets, "target": cfg.target,

@@ -47,6 +47,11 @@ class GradeTrainConfig(BaseModel):
     """What the network learns: the Pfirrmann grade (5 classes) or herniation yes/no."""
     sudirman: Path | None = Path("../shared/data/sudirman-midsag-t2")
     spider: Path | None = None
+    graded_sets: list[Path] = Field(default_factory=list)
+    """A user's own graded sets, each a folder of ``<subject>_T2w.nii.gz`` images and a
+    ``gradings.tsv`` (``subject``, ``level``, ``pfirrmann_grade``), discs located by the
+    segmentation model (:func:`discquant.grade.data.graded_discs`); subjects must differ
+    from those of the other sets (folds and held-out patients are split by subject)."""
     sudirman_locate: Literal["boxes", "masks"] = "boxes"
     """Where Sudirman crops are placed: by the annotated boxes, or as ``analyze`` places
     them, by the segmentation model's disc (``discquant.grade.data.sudirman_discs``)."""
@@ -164,13 +169,20 @@ def fold_config_sha256(cfg: GradeTrainConfig, locator_sha256: str | None = None)
     (:func:`uses_segmentation`): the file, not its path, decides where the crops lie.
     """
     blob = cfg.model_dump(mode="json", exclude=_NOT_IN_FOLD_NETWORKS | {"segment_model"})
+    if not blob["graded_sets"]:  # as fold checkpoints made before the key existed
+        del blob["graded_sets"]
     blob["locator_sha256"] = locator_sha256
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
 def uses_segmentation(cfg: GradeTrainConfig) -> bool:
-    """Whether the segmentation places any training crop (SPIDER, or Sudirman by masks)."""
-    return cfg.spider is not None or (cfg.sudirman is not None and cfg.sudirman_locate == "masks")
+    """Whether the segmentation places any training crop (SPIDER, a user's graded set, or
+    Sudirman by masks)."""
+    return (
+        cfg.spider is not None
+        or bool(cfg.graded_sets)
+        or (cfg.sudirman is not None and cfg.sudirman_locate == "masks")
+    )
 
 
 def validated_update(cfg: GradeTrainConfig, update: dict[str, Any], path: Path) -> GradeTrainConfig:
