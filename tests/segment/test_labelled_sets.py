@@ -99,7 +99,7 @@ def test_tiny_training_on_a_labelled_set_alone(labelled: Path, tmp_path: Path) -
     losses = [r["loss"] for r in rows if "loss" in r]
     assert len(losses) == 4 and np.mean(losses[2:]) < losses[0]
     val = [r for r in rows if "val_dice_mean" in r]
-    assert val and all(k.startswith("sub-01/") for k in val[-1] if "/" in k)
+    assert val and set(val[-1]["val"]) and all(k.startswith("sub-01/") for k in val[-1]["val"])
     from discquant.segment.infer import load_segmentation_model
 
     assert load_segmentation_model(final).classes == ["background", "body", "disc", "sacrum"]
@@ -119,3 +119,66 @@ def test_labelled_sets_from_yaml(labelled: Path, tmp_path: Path) -> None:
     path.write_text(f"labelled_sets:\n  - root: {labelled}\n    labelled: disc\n")
     with pytest.raises(InvalidInputError, match="invalid training configuration"):
         TrainConfig.from_yaml(path)
+
+
+def _flat_set(labelled: Path, folder: Path, names: dict[str, str]) -> Path:
+    """A flat folder of ``<new>_T2w`` / ``<new>_dseg`` copies of the phantom subjects."""
+    import shutil
+
+    folder.mkdir(parents=True)
+    for old, new in names.items():
+        shutil.copy(labelled / old / "anat" / f"{old}_T2w.nii.gz", folder / f"{new}_T2w.nii.gz")
+        dseg = labelled / "derivatives" / "phantom" / old / "anat" / f"{old}_dseg.nii.gz"
+        shutil.copy(dseg, folder / f"{new}_dseg.nii.gz")
+    return folder
+
+
+def _tiny(root: Path | list[Path], **kw: object) -> TrainConfig:
+    roots = root if isinstance(root, list) else [root]
+    base: dict[str, object] = dict(
+        channels=[4, 8, 16], patch=64, batch_size=2, steps=20, log_every=10, val_every=20,
+        checkpoint_every=10, data_root=None,
+        labelled_sets=[LabelledSet(root=str(r), labelled=["disc"]) for r in roots],
+    )  # fmt: skip
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def test_sessions_of_one_subject_are_one_patient(labelled: Path, tmp_path: Path) -> None:
+    """sub-01_ses-1 held out while sub-01_ses-2 trained ran (a leak), and val_subjects
+    [sub-01] was 'no real subject named sub-01'."""
+    root = _flat_set(
+        labelled, tmp_path / "S",
+        {"sub-00": "sub-01_ses-1", "sub-01": "sub-01_ses-2"},
+    )  # fmt: skip
+    _flat_set(labelled, tmp_path / "S2", {"sub-00": "sub-02"})
+    for f in (tmp_path / "S2").iterdir():
+        f.rename(root / f.name)
+    with pytest.raises(InvalidInputError, match="are one patient"):
+        train(_tiny(root, val_subjects=["sub-01_ses-1"]), tmp_path / "a")
+    assert not (tmp_path / "a").exists()
+    train(_tiny(root, val_subjects=["sub-01"]), tmp_path / "b")
+    rows = [json.loads(x) for x in (tmp_path / "b" / "log.jsonl").read_text().splitlines()]
+    scored = {k.split("/")[0] for r in rows for k in r.get("val", {})}
+    assert scored == {"sub-01_ses-1", "sub-01_ses-2"}  # both sessions held out
+
+
+def test_bad_sets_are_one_line_errors(labelled: Path, tmp_path: Path) -> None:
+    a = _flat_set(labelled, tmp_path / "A", {"sub-00": "sub-00"})
+    b = _flat_set(labelled, tmp_path / "B", {"sub-01": "sub-00"})
+    with pytest.raises(InvalidInputError, match="sub-00 also in another set"):
+        train(_tiny([a, b]), tmp_path / "o1")
+    with pytest.raises(InvalidInputError, match="at least one labelled class"):
+        load_labelled_set(a, CLASSES, labelled=[], whole_vertebrae=True, spacing_mm=1.0)
+    # no labelled set and no data_root: an error, not an IndexError
+    with pytest.raises(InvalidInputError, match="no real subject named sub-01"):
+        train(_tiny(a, labelled_sets=[], phantom_train_seeds=[0], val_subjects=["sub-01"]),
+              tmp_path / "o2")  # fmt: skip
+    # a float label map: 25.9999 was read as 25 (the sacrum a vertebra)
+    img = nib.load(a / "sub-00_dseg.nii.gz")
+    data = np.asarray(img.dataobj).astype(np.float32)
+    data[data == 26] = 25.9999
+    nib.save(nib.Nifti1Image(data, img.affine), a / "sub-00_dseg.nii.gz")
+    with pytest.raises(InvalidInputError, match="non-integer values"):
+        load_labelled_set(a, CLASSES, labelled=["disc"], whole_vertebrae=True, spacing_mm=1.0)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()

@@ -148,11 +148,22 @@ def _subject(
 ) -> TrainSubject:
     vol = load_nifti_volume(image_path)
     label = read_volume(label_path)
-    raw = label.data.astype(np.int32)
-    if raw.shape[:3] != vol.data.shape[:3] or not np.allclose(label.affine, vol.affine, atol=1e-3):
+    data = np.asarray(label.data)
+    if np.issubdtype(data.dtype, np.floating) and not np.array_equal(data, np.rint(data)):
+        # int() of 25.9999 made the sacrum (26) a vertebra (25), as evaluate refuses too
+        raise InvalidInputError("label map holds non-integer values", path=label_path)
+    raw = np.rint(data).astype(np.int32)
+    if raw.shape[:3] != vol.data.shape[:3]:
         raise InvalidInputError(
             f"label map is not on the grid of {image_path.name} "
             f"(shape {raw.shape} against {vol.data.shape})",
+            path=label_path,
+        )
+    if not np.allclose(label.affine, vol.affine, atol=1e-3):
+        shift = float(np.abs(label.affine - vol.affine).max())
+        raise InvalidInputError(
+            f"label map is not on the grid of {image_path.name} (same shape, but the affines "
+            f"differ by up to {shift:.3g} mm)",
             path=label_path,
         )
     if not (raw > 0).any():
@@ -350,6 +361,8 @@ def load_labelled_set(
         A class in ``labelled`` that is not a labelled class or not a network class, or a
         label map that is not usable (:func:`labelled_set_pairs`, :func:`_subject`).
     """
+    if not labelled:
+        raise InvalidInputError("a labelled set needs at least one labelled class", path=root)
     unknown = [c for c in labelled if c not in LABELLED_CLASSES or c not in classes]
     if unknown:
         raise InvalidInputError(
@@ -374,7 +387,7 @@ def load_labelled_set(
     for subject, image, label in pairs:
         if names is not None and subject not in names:
             continue
-        values = np.unique(read_volume(label).data.astype(np.int64))
+        values = np.unique(np.rint(np.asarray(read_volume(label).data)).astype(np.int64))
         mapping: dict[int, int] = {}
         for v in (int(x) for x in values if x > 0):
             if 100 <= v < 200 and "disc" in labelled:

@@ -15,7 +15,7 @@ import logging
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -417,6 +417,31 @@ def check_patient_split(config: TrainConfig, available: set[str]) -> None:
             )
 
 
+def _with_session_groups(config: TrainConfig, available: set[str]) -> TrainConfig:
+    """``config`` with the sessions of one subject (``sub-X_ses-*``) as one patient in
+    ``patient_groups``, and ``sub-X`` in ``val_subjects``/``train_subjects`` standing for
+    all its sessions (one patient's sessions on both sides of the split leaked)."""
+    sessions: dict[str, list[str]] = {}
+    for name in sorted(available):
+        if "_ses-" in name:
+            sessions.setdefault(name.split("_ses-")[0], []).append(name)
+    if not sessions:
+        return config
+
+    def expand(names: list[str]) -> list[str]:
+        return [m for n in names for m in (sessions.get(n, [n]) if n not in available else [n])]
+
+    groups = [list(g) for g in config.patient_groups]
+    grouped = {n for g in groups for n in g}
+    groups += [names for names in sessions.values() if len(names) > 1 and not grouped & set(names)]
+    return replace(
+        config,
+        patient_groups=groups,
+        val_subjects=expand(list(config.val_subjects)),
+        train_subjects=None if config.train_subjects is None else expand(config.train_subjects),
+    )
+
+
 def train(config: TrainConfig, out_dir: Path) -> Path:
     """Train (or resume) and return the path of the final ``model.pt``.
 
@@ -436,11 +461,23 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
         )
     for labelled in config.labelled_sets:
         if not Path(labelled.root).is_dir():
-            raise InputNotFoundError("labelled set folder not found", path=Path(labelled.root))
+            raise InputNotFoundError(
+                "labelled set folder not found (root is relative to the folder the command "
+                "runs in)",
+                path=Path(labelled.root),
+            )
     available = real_subject_names(root) if root is not None else set()
     for labelled in config.labelled_sets:
         pairs = labelled_set_pairs(Path(labelled.root), labelled.image_suffix)
-        available |= {subject for subject, _, _ in pairs}
+        names_here = {subject for subject, _, _ in pairs}
+        if clash := sorted(available & names_here):
+            raise InvalidInputError(
+                f"{', '.join(clash[:3])} also in another set: subject names must differ "
+                "between sets (the split and the validation scores go by name)",
+                path=Path(labelled.root),
+            )
+        available |= names_here
+    config = _with_session_groups(config, available)
     check_patient_split(config, available)
     names = None
     if config.train_subjects is not None:
@@ -468,7 +505,9 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
     unknown = sorted(set(names or config.val_subjects) - {s.name for s in real})
     if unknown:
         # a mistyped held-out subject would silently be trained on
-        where = root if root is not None else Path(config.labelled_sets[0].root)
+        where = root if root is not None else None
+        if where is None and config.labelled_sets:
+            where = Path(config.labelled_sets[0].root)
         raise InvalidInputError(f"no real subject named {', '.join(unknown)}", path=where)
     val = [s for s in real if s.name in config.val_subjects]
     train_set = [s for s in real if s.name not in config.val_subjects]
