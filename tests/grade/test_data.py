@@ -240,6 +240,7 @@ def test_a_users_graded_set_is_located_by_the_segmentation_and_keeps_its_name(
     """`graded_sets`: a folder of <subject>_T2w.nii.gz and gradings.tsv (the SPIDER
     layout) from a user; here three phantom T2s graded with their true grades. Needs no
     ../shared; the shipped segmentation finds every lumbar disc of these phantoms."""
+    from discquant.errors import InvalidInputError
     from discquant.grade.data import GradedDisc, graded_discs
     from discquant.grade.train import collect_discs
     from discquant.grade.train_config import GradeTrainConfig, uses_segmentation
@@ -267,3 +268,25 @@ def test_a_users_graded_set_is_located_by_the_segmentation_and_keeps_its_name(
     assert [(d.subject, d.level) for d in collect_discs(cfg, base=tmp_path)] == [
         (d.subject, d.level) for d in discs
     ]
+    # Other spellings of a level are read (L4/L5 had been dropped without a word); a level
+    # that is none is refused, naming its line.
+    spelled = [rows[0]] + [
+        "\t".join((c.replace("-", "/") if k == 1 else c) for k, c in enumerate(r.split("\t")))
+        for r in rows[1:]
+    ]
+    (root / "gradings.tsv").write_text("\n".join(spelled) + "\n")
+    assert {(d.subject, d.level): d.grade for d in graded_discs(root, "my-grades")} == truth
+    (root / "gradings.tsv").write_text("\n".join([*rows, "sub-g11\tdisc 6\t3"]) + "\n")
+    with pytest.raises(InvalidInputError, match=r"line 17 \(sub-g11\): level 'disc 6' is not"):
+        graded_discs(root, "my-grades")
+    (root / "gradings.tsv").write_text("\n".join(rows) + "\n")
+    # A subject in two sets, or two sets of one name, is refused.
+    other = tmp_path / "b" / "my-grades"
+    other.mkdir(parents=True)
+    for f in root.iterdir():
+        (other / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(InvalidInputError, match="two sets named 'my-grades'"):
+        collect_discs(GradeTrainConfig(sudirman=None, graded_sets=[root, other]), base=tmp_path)
+    renamed = other.rename(tmp_path / "b" / "site-b")
+    with pytest.raises(InvalidInputError, match="sub-g11, sub-g12, sub-g13 also in my-grades"):
+        collect_discs(GradeTrainConfig(sudirman=None, graded_sets=[root, renamed]), base=tmp_path)

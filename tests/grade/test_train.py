@@ -722,3 +722,21 @@ def test_soft_ordinal_targets_documented_values() -> None:
     np.testing.assert_allclose(t[2, 1:4], [0.11, 0.79, 0.11], atol=0.005)
     np.testing.assert_allclose(t[0, :2], [0.88, 0.12], atol=0.005)
     np.testing.assert_allclose(t[4, 3:], [0.12, 0.88], atol=0.005)
+
+
+def test_sessions_of_one_patient_fall_on_one_side_of_every_split() -> None:
+    """sub-01_ses-1 held out while sub-01_ses-2 was in a training fold (a leak); names
+    without sessions split as before."""
+    from discquant.grade.train import patient_splits, subject_splits
+
+    plain = [f"sub-{i:02d}" for i in range(20)]
+    held, folds, held_p, left = subject_splits(plain, seed=3, holdout=4, folds=5)
+    assert (held, folds) == patient_splits(plain, seed=3, holdout=4, folds=5)
+    assert held_p == held and left == 16
+    with_sessions = [f"{s}_ses-{k}" for s in plain for k in (1, 2)]
+    held, folds, held_p, left = subject_splits(with_sessions, seed=3, holdout=4, folds=5)
+    assert len(held_p) == 4 and left == 16 and len(held) == 8
+    for s in plain:
+        a, b = f"{s}_ses-1", f"{s}_ses-2"
+        assert (a in held) == (b in held)
+        assert folds.get(a) == folds.get(b)

@@ -145,16 +145,27 @@ def _data_folder(root: Path, what: str) -> None:
         raise InputNotFoundError(f"{what} data folder not found", path=root)
 
 
+def _image_of(root: Path, subject: str) -> Path:
+    """``<subject>_T2w.nii.gz``, or ``.nii`` when only that exists."""
+    image = root / f"{subject}_T2w.nii.gz"
+    plain = root / f"{subject}_T2w.nii"
+    return plain if not image.is_file() and plain.is_file() else image
+
+
 def _check_images(root: Path, subjects: Any) -> None:
-    """Every graded subject has its ``<subject>_T2w.nii.gz`` (checked before any is read)."""
+    """Every graded subject has its ``<subject>_T2w.nii[.gz]`` (checked before any is read)."""
     for subject in subjects:
-        image = root / f"{subject}_T2w.nii.gz"
+        image = _image_of(root, str(subject))
         if not image.is_file():
             raise InputNotFoundError("image of a graded subject not found", path=image)
 
 
 def read_gradings(
-    path: Path, grade_columns: tuple[str, ...], *, levels: tuple[str, ...] | None = None
+    path: Path,
+    grade_columns: tuple[str, ...],
+    *,
+    levels: tuple[str, ...] | None = None,
+    strict_levels: bool = False,
 ) -> Any:
     """A ``gradings.tsv`` as a DataFrame (text cells), its grades checked and made integers.
 
@@ -167,6 +178,10 @@ def read_gradings(
         become the integer column ``grade``.
     levels
         Only rows of these levels are kept (and checked); None keeps every row.
+    strict_levels
+        Level spellings such as ``L4/L5`` or ``L4_L5`` are read as ``L4-L5``, and a row of
+        any other level is refused (a user's table: an unknown spelling was dropped
+        without a word), instead of leaving out the rows of other levels.
 
     Raises
     ------
@@ -193,7 +208,19 @@ def read_gradings(
         raise InvalidInputError(f"gradings have no {', '.join(missing)} column", path=path)
     frame = frame.apply(lambda c: c.str.strip())
     frame["line"] = np.arange(len(frame)) + 2  # line 1 is the header
-    if levels is not None:
+    if levels is not None and strict_levels:
+        from discquant.evaluate.grading import normalise_level
+
+        frame = frame.assign(level=frame["level"].map(normalise_level))
+        other = frame[~frame["level"].isin(levels)]
+        if len(other):
+            row = other.iloc[0]
+            raise InvalidInputError(
+                f"line {row['line']} ({row['subject'] or 'no subject'}): level "
+                f"{row['level']!r} is not one of {', '.join(levels)}",
+                path=path,
+            )
+    elif levels is not None:
         frame = frame[frame["level"].isin(levels)]
     grades: list[int] = []
     for line, subject, raw in zip(frame["line"], frame["subject"], frame[col], strict=True):
@@ -258,7 +285,7 @@ def sudirman_discs(
     out: list[GradedDisc] = []
     skipped = kept_box = 0
     for subject, g in grades.groupby("subject"):
-        path = root / f"{subject}_T2w.nii.gz"
+        path = _image_of(root, str(subject))
         b = boxes[boxes["subject"] == subject]
         img = read_volume(path)
         rows, cols = img.shape[:2]
@@ -367,7 +394,7 @@ def spider_discs(
     segment_model
         A segmentation ``model.pt`` to locate the discs with; None: the shipped one.
     """
-    return graded_discs(root, "spider", subjects, segment_model=segment_model)
+    return graded_discs(root, "spider", subjects, segment_model=segment_model, strict=False)
 
 
 def graded_discs(
@@ -376,8 +403,9 @@ def graded_discs(
     subjects: set[str] | None = None,
     *,
     segment_model: Path | None = None,
+    strict: bool = True,
 ) -> list[GradedDisc]:
-    """Graded discs of a folder of ``<subject>_T2w.nii.gz`` images and a ``gradings.tsv``
+    """Graded discs of a folder of ``<subject>_T2w.nii[.gz]`` images and a ``gradings.tsv``
     (``subject``, ``level`` L1-L2 … L5-S1, ``pfirrmann_grade``; optional
     ``disc_herniation`` 0/1), located by the segmentation model: the SPIDER layout, and
     that of a user's own graded set (``graded_sets`` of the grading configuration).
@@ -396,12 +424,19 @@ def graded_discs(
         Only these subjects; None for all.
     segment_model
         A segmentation ``model.pt`` to locate the discs with; None: the shipped one.
+    strict
+        Level spellings normalised and other levels refused
+        (:func:`read_gradings`'s ``strict_levels``); False for SPIDER, whose table also
+        grades levels discquant does not name, left out.
     """
     segment_spine = _segmenter(f"{source} discs", segment_model)
     _data_folder(root, source)
     # SPIDER's source spells the column "pfirrman_grade"
     grades = read_gradings(
-        root / "gradings.tsv", ("pfirrmann_grade", "pfirrman_grade"), levels=tuple(DISC_LABELS)
+        root / "gradings.tsv",
+        ("pfirrmann_grade", "pfirrman_grade"),
+        levels=tuple(DISC_LABELS),
+        strict_levels=strict,
     )
     if "disc_herniation" not in grades.columns:
         grades = grades.assign(disc_herniation="")  # not graded
@@ -411,7 +446,7 @@ def graded_discs(
     out: list[GradedDisc] = []
     missing = 0
     for subject, g in grades.groupby("subject"):
-        path = root / f"{subject}_T2w.nii.gz"
+        path = _image_of(root, str(subject))
         vol = read_volume(path)
         labels = segment_spine(vol).labels.data
         for level, grade, hern in zip(g.level, g.grade, g.disc_herniation, strict=True):

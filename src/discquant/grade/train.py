@@ -124,6 +124,32 @@ def _reusable_fold(path: Path, sha256: str, split: dict[str, Any]) -> list[Any] 
     return list(net.members) if isinstance(net, GradeEnsemble) else [net]
 
 
+def patient_of(subject: str) -> str:
+    """The patient of a subject name: ``sub-X`` of ``sub-X_ses-Y``, else the name itself."""
+    return subject.split("_ses-")[0]
+
+
+def subject_splits(
+    subjects: list[str], *, seed: int, holdout: int, folds: int
+) -> tuple[list[str], dict[str, int], list[str], int]:
+    """:func:`patient_splits` over patients, given back by subject: the held-out subjects,
+    each other subject's fold, the held-out patients and the number of patients left.
+
+    The sessions of a subject (``sub-X_ses-Y``, :func:`patient_of`) are one patient, so
+    they fall on one side together (one session held out and another trained on leaked).
+    Names without a session split exactly as :func:`patient_splits` splits them.
+    """
+    held_patients, fold_of_patient = patient_splits(
+        [patient_of(s) for s in subjects], seed=seed, holdout=holdout, folds=folds
+    )
+    held_set = set(held_patients)
+    held = sorted({s for s in subjects if patient_of(s) in held_set})
+    fold_of = {
+        s: fold_of_patient[patient_of(s)] for s in subjects if patient_of(s) in fold_of_patient
+    }
+    return held, fold_of, held_patients, len(fold_of_patient)
+
+
 def patient_splits(
     subjects: list[str], *, seed: int, holdout: int, folds: int
 ) -> tuple[list[str], dict[str, int]]:
@@ -404,7 +430,21 @@ def collect_discs(cfg: GradeTrainConfig, *, base: Path) -> list[Any]:
         discs += spider_discs((base / cfg.spider).resolve(), segment_model=seg)
     for folder in cfg.graded_sets:
         root = (base / folder).resolve()
-        discs += graded_discs(root, root.name, segment_model=seg)
+        if root.name in {d.source for d in discs}:
+            raise InvalidInputError(
+                f"two sets named {root.name!r}: a graded set is named by its folder; "
+                "rename one folder",
+                path=root,
+            )
+        here = graded_discs(root, root.name, segment_model=seg)
+        seen = {d.subject: d.source for d in discs}
+        if clash := sorted({d.subject for d in here if d.subject in seen}):
+            raise InvalidInputError(
+                f"{', '.join(clash[:3])} also in {seen[clash[0]]}: subject names must differ "
+                "between sets (folds and held-out patients are drawn by name)",
+                path=root,
+            )
+        discs += here
     if not discs:
         raise InvalidInputError("the grade config names no training data")
     return discs
@@ -441,16 +481,15 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     rows = [(d.subject, d.level, int(g)) for d, g in zip(discs, grades, strict=True)]
     write_predictions = _write_binary_predictions if binary else _write_predictions
     subjects = [d.subject for d in discs]
-    held, fold_of = patient_splits(
+    held, fold_of, held_patients, left = subject_splits(
         subjects, seed=cfg.seed, holdout=cfg.holdout_patients, folds=cfg.folds
     )
-    left = len(fold_of)  # the patients not held out
     if (cfg.cross_validate and left < cfg.folds) or (cfg.train_final and left < 1):
         # A fold with nobody to score (or a final network with nobody to train on) would
         # be trained and reported on nothing.
         raise InvalidInputError(
             f"holdout_patients {cfg.holdout_patients} leaves {left} of "
-            f"{left + len(held)} patients to train on"
+            f"{left + len(held_patients)} patients to train on"
             + (f", fewer than the {cfg.folds} folds" if cfg.cross_validate else "")
             + ": lower holdout_patients (or folds)"
         )
@@ -633,7 +672,10 @@ def model_training_subjects(metadata: dict[str, Any], discs: list[Any]) -> set[s
         return {
             d.subject
             for d in discs
-            if d.subject not in held and (not getattr(d, "source", "") or d.source in named)
+            if d.subject not in held
+            # exact names ("sudirman + spider + 80 phantom studies" after "mean of ...: ");
+            # a substring test took a set named "studies" as trained on
+            and (not getattr(d, "source", "") or d.source in named.rsplit(": ", 1)[-1].split(" + "))
         }
     return None
 
