@@ -17,12 +17,12 @@ sagittal slices the reference labels (its masks stop abruptly at their lateral e
 
 from __future__ import annotations
 
-import argparse
 import csv
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
+from segment_reference_extent import _lr_axis, cv_disc_predictions
 
 from discquant.measure.geometry import disc_geometry
 from discquant.results import DISC_LABELS
@@ -31,22 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "lumbar-t2-discs"
 
 
-def _lr_axis(img: nib.Nifti1Image) -> int:
-    """The array axis that runs left-right (the sagittal slice axis)."""
-    return next(i for i, c in enumerate(nib.aff2axcodes(img.affine)) if c in "LR")
-
-
 def _pct(a: float, b: float) -> float:
     return 100.0 * (a - b) / b
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--eval", type=Path, default=ROOT / "runs" / "eval")
-    a = ap.parse_args()
-    preds = sorted((a.eval / "cv-pred-discs").glob("*_dseg.nii.gz"))
-    if not preds:
-        raise SystemExit(f"no predictions in {a.eval / 'cv-pred-discs'}: run segment_eval.py cv")
+    eval_dir, preds = cv_disc_predictions(__doc__)
     with open(DATA / "disc_volumes_mm3.tsv") as fh:
         published = {(r["subject"], r["level"]): float(r["volume_mm3"])
                      for r in csv.DictReader(fh, delimiter="\t")}  # fmt: skip
@@ -55,7 +45,7 @@ def main() -> None:
     vol_err, vol_in_err, h_err, d_err = [], [], [], []
     for pred_path in preds:
         subject = pred_path.name.split("_")[0]
-        ref_img = nib.load(a.eval / "ref-discs" / pred_path.name)
+        ref_img = nib.load(eval_dir / "ref-discs" / pred_path.name)
         pred = np.asarray(nib.load(pred_path).dataobj)
         ref = np.asarray(ref_img.dataobj)
         affine = ref_img.affine

@@ -30,16 +30,23 @@ def _lr_axis(img: nib.Nifti1Image) -> int:
     return next(i for i, c in enumerate(nib.aff2axcodes(img.affine)) if c in "LR")
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def cv_disc_predictions(doc: str | None) -> tuple[Path, list[Path]]:
+    """``--eval`` from the command line and the CV disc predictions in it (exits with a
+    hint when there are none). Shared with ``real_disc_geometry.py``."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--eval", type=Path, default=ROOT / "runs" / "eval")
-    a = ap.parse_args()
-    preds = sorted((a.eval / "cv-pred-discs").glob("*_dseg.nii.gz"))
+    eval_dir = ap.parse_args().eval
+    preds = sorted((eval_dir / "cv-pred-discs").glob("*_dseg.nii.gz"))
     if not preds:
-        raise SystemExit(f"no predictions in {a.eval / 'cv-pred-discs'}: run segment_eval.py cv")
+        raise SystemExit(f"no predictions in {eval_dir / 'cv-pred-discs'}: run segment_eval.py cv")
+    return eval_dir, preds
+
+
+def main() -> None:
+    eval_dir, preds = cv_disc_predictions(__doc__)
     print("subject\tlevel\tref slices\tdice\tdice in ref slices\tpred voxels beyond")
     for pred_path in preds:
-        ref_img = nib.load(a.eval / "ref-discs" / pred_path.name)
+        ref_img = nib.load(eval_dir / "ref-discs" / pred_path.name)
         pred = np.asarray(nib.load(pred_path).dataobj)
         ref = np.asarray(ref_img.dataobj)
         ax = _lr_axis(ref_img)
