@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-from segment_reference_extent import _lr_axis, cv_disc_predictions
+from segment_reference_extent import cv_disc_predictions, lr_axis
 
 from discquant.measure.geometry import disc_geometry
 from discquant.results import DISC_LABELS
@@ -50,7 +50,7 @@ def main() -> None:
         ref = np.asarray(ref_img.dataobj)
         affine = ref_img.affine
         voxel = float(abs(np.linalg.det(affine[:3, :3])))
-        ax = _lr_axis(ref_img)
+        ax = lr_axis(ref_img)
         other = tuple(i for i in range(3) if i != ax)
         for level, label in DISC_LABELS.items():
             r, p = ref == label, pred == label

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DISC_LABELS = {120: "L1-L2", 121: "L2-L3", 122: "L3-L4", 123: "L4-L5", 124: "L5-S1"}
 
 
-def _lr_axis(img: nib.Nifti1Image) -> int:
+def lr_axis(img: nib.Nifti1Image) -> int:
     """The array axis that runs left-right (the sagittal slice axis)."""
     return next(i for i, c in enumerate(nib.aff2axcodes(img.affine)) if c in "LR")
 
@@ -49,7 +49,7 @@ def main() -> None:
         ref_img = nib.load(eval_dir / "ref-discs" / pred_path.name)
         pred = np.asarray(nib.load(pred_path).dataobj)
         ref = np.asarray(ref_img.dataobj)
-        ax = _lr_axis(ref_img)
+        ax = lr_axis(ref_img)
         other = tuple(i for i in range(3) if i != ax)
         whole, inside = [], []
         for label, level in DISC_LABELS.items():
