@@ -182,3 +182,39 @@ def test_bad_sets_are_one_line_errors(labelled: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="non-integer values"):
         load_labelled_set(a, CLASSES, labelled=["disc"], whole_vertebrae=True, spacing_mm=1.0)
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_one_pipelines_labels_and_the_image_of_the_same_acquisition(
+    labelled: Path, tmp_path: Path
+) -> None:
+    """Two pipelines' label maps under one root had no way to choose one; an image per
+    acquisition (acq-ax, acq-sag) had none to pair the label map's acq-sag with."""
+    import shutil
+
+    from discquant.segment.data import labelled_set_pairs
+
+    root = tmp_path / "P"
+    shutil.copytree(labelled, root)
+    manual = root / "derivatives" / "manual" / "sub-00" / "anat"
+    manual.mkdir(parents=True)
+    phantom_map = root / "derivatives/phantom/sub-00/anat/sub-00_dseg.nii.gz"
+    shutil.copy(phantom_map, manual / "sub-00_desc-manual_dseg.nii.gz")
+    with pytest.raises(InvalidInputError, match=r"two label maps for sub-00: .*\(labels: names"):
+        labelled_set_pairs(root)
+    pairs = labelled_set_pairs(root, labels="derivatives/manual")
+    assert [(s, i.name, m.name) for s, i, m in pairs] == [
+        ("sub-00", "sub-00_T2w.nii.gz", "sub-00_desc-manual_dseg.nii.gz")
+    ]
+    with pytest.raises(InvalidInputError, match="labels folder 'derivatives/nobody' not found"):
+        labelled_set_pairs(root, labels="derivatives/nobody")
+    # acquisitions: the label map's acq-sag picks the sagittal image
+    anat = root / "sub-01" / "anat"
+    (anat / "sub-01_T2w.nii.gz").rename(anat / "sub-01_acq-sag_T2w.nii.gz")
+    shutil.copy(anat / "sub-01_acq-sag_T2w.nii.gz", anat / "sub-01_acq-ax_T2w.nii.gz")
+    label = root / "derivatives/phantom/sub-01/anat/sub-01_dseg.nii.gz"
+    label.rename(label.with_name("sub-01_acq-sag_dseg.nii.gz"))
+    pairs = labelled_set_pairs(root, labels="derivatives/phantom")
+    assert [(s, i.name) for s, i, _ in pairs] == [
+        ("sub-00", "sub-00_T2w.nii.gz"),
+        ("sub-01", "sub-01_acq-sag_T2w.nii.gz"),
+    ]

@@ -288,19 +288,25 @@ discs 100-199 (the nucleus inside them is not labelled apart), vertebrae 1-25, t
 26, the spinal canal 61."""
 
 
-def labelled_set_pairs(root: Path, image_suffix: str = "_T2w") -> list[tuple[str, Path, Path]]:
-    """``(subject, image, label map)`` for every ``sub-*_dseg.nii[.gz]`` under ``root``.
+def labelled_set_pairs(
+    root: Path, image_suffix: str = "_T2w", labels: str | None = None
+) -> list[tuple[str, Path, Path]]:
+    """``(subject, image, label map)`` for every ``sub-*_dseg.nii[.gz]`` under ``root`` (or
+    under ``root/labels`` only, e.g. ``derivatives/manual``, when several pipelines' label
+    maps lie under ``root``).
 
-    The image is the one file under ``root`` named ``<subject>_…<image_suffix>.nii[.gz]``
+    The image is the file under ``root`` named ``<subject>_…<image_suffix>.nii[.gz]``
     (``<subject>`` is ``sub-X`` or ``sub-X_ses-Y``), so a BIDS dataset whose label maps lie
     in ``derivatives/<pipeline>`` beside the raw ``sub-X/anat/sub-X_T2w.nii.gz`` pairs up,
-    as does ``discquant phantom --out``'s. Label maps on another grid (``*_space-*``) and
-    hidden folders are passed over.
+    as does ``discquant phantom --out``'s. When several images match, the one carrying
+    every other entity of the label map (``acq-sag`` …, not ``desc-``) is taken. Label maps
+    on another grid (``*_space-*``) and hidden folders are passed over.
 
     Raises
     ------
     InvalidInputError
-        A label map without exactly one image, or two label maps for one subject.
+        A label map without exactly one image, two label maps for one subject, or a
+        ``labels`` folder that does not exist.
     """
     import re
 
@@ -310,14 +316,22 @@ def labelled_set_pairs(root: Path, image_suffix: str = "_T2w") -> list[tuple[str
 
     nifti = re.compile(r"\.nii(\.gz)?$")
     files = [f for f in sorted(root.rglob("sub-*.nii*")) if nifti.search(f.name) and visible(f)]
+    label_root = root if labels is None else root / labels
+    if not label_root.is_dir():
+        raise InvalidInputError(f"labels folder {labels!r} not found under the set", path=root)
     pairs: dict[str, tuple[Path, Path]] = {}
     for label in (f for f in files if nifti.sub("", f.name).endswith("_dseg")):
+        if not label.is_relative_to(label_root):
+            continue
         entities = nifti.sub("", label.name).split("_")
         subject = "_".join(e for e in entities[:2] if e.startswith(("sub-", "ses-")))
         images = [
             f for f in files
             if f.name.startswith(f"{subject}_") and nifti.sub("", f.name).endswith(image_suffix)
         ]  # fmt: skip
+        if len(images) > 1:  # the one with the label map's other entities (acq-sag, run-2)
+            wanted = [e for e in entities[:-1] if "-" in e and not e.startswith("desc-")]
+            images = [f for f in images if all(f"_{e}_" in f"_{f.name}" for e in wanted)]
         if len(images) != 1:
             found = ", ".join(str(f.relative_to(root)) for f in images) or "none"
             raise InvalidInputError(
@@ -328,7 +342,7 @@ def labelled_set_pairs(root: Path, image_suffix: str = "_T2w") -> list[tuple[str
         if subject in pairs:
             raise InvalidInputError(
                 f"two label maps for {subject}: {pairs[subject][1].relative_to(root)} and "
-                f"{label.relative_to(root)}",
+                f"{label.relative_to(root)} (labels: names the folder of one of them)",
                 path=root,
             )
         pairs[subject] = (images[0], label)
@@ -343,6 +357,7 @@ def load_labelled_set(
     whole_vertebrae: bool,
     spacing_mm: float,
     image_suffix: str = "_T2w",
+    labels: str | None = None,
     names: Sequence[str] | None = None,
     ignore_above_mm: float | None = 2.0,
 ) -> list[TrainSubject]:
@@ -379,7 +394,7 @@ def load_labelled_set(
             groups.append(members_in)
         return groups.index(members_in)
 
-    pairs = labelled_set_pairs(root, image_suffix)
+    pairs = labelled_set_pairs(root, image_suffix, labels)
     if not pairs:
         raise InvalidInputError("no sub-*_dseg.nii[.gz] label maps found", path=root)
     subjects: list[TrainSubject] = []

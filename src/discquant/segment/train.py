@@ -67,6 +67,9 @@ class LabelledSet:
     #: False: they are the vertebral bodies alone.
     whole_vertebrae: bool = True
     image_suffix: str = "_T2w"
+    #: The folder under ``root`` whose label maps to take (``derivatives/manual``) when
+    #: several pipelines' lie under it; None: every label map under ``root``.
+    labels: str | None = None
 
 
 @dataclass
@@ -468,7 +471,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
             )
     available = real_subject_names(root) if root is not None else set()
     for labelled in config.labelled_sets:
-        pairs = labelled_set_pairs(Path(labelled.root), labelled.image_suffix)
+        pairs = labelled_set_pairs(Path(labelled.root), labelled.image_suffix, labelled.labels)
         names_here = {subject for subject, _, _ in pairs}
         if clash := sorted(available & names_here):
             raise InvalidInputError(
@@ -499,6 +502,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
             whole_vertebrae=labelled.whole_vertebrae,
             spacing_mm=config.spacing_mm,
             image_suffix=labelled.image_suffix,
+            labels=labelled.labels,
             names=names,
             ignore_above_mm=config.ignore_above_label_mm,
         )
