@@ -12,6 +12,7 @@ too.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,25 @@ DISC_LABELS: dict[str, int] = {level: 120 + i for i, level in enumerate(LEVELS)}
 
 CANAL_LABEL = 61
 """SPINEPS label of the spinal canal."""
+
+#: A disc level as ``L4-L5`` or the spellings of it read as the same level (``L4/L5``,
+#: ``L4_L5``, ``L4L5``, ``l4-l5``, ``L4 - L5``, ``L5S1``): a vertebra letter and number,
+#: then ``-``, ``/`` or ``_`` (blanks around it allowed) or nothing, then the next.
+_LEVEL = re.compile(r"([CTLS])(\d{1,2})(?:\s*[-/_]\s*|)([CTLS])(\d{1,2})", re.IGNORECASE)
+
+
+def normalise_level(level: str) -> str:
+    """``level`` as ``L4-L5`` when it is one of the unambiguous spellings of a level
+    (``L4/L5``, ``L4_L5``, ``L4L5``, ``l4-l5``, ``L4 - L5``, ``L5S1``); else unchanged.
+
+    >>> [normalise_level(v) for v in ("L4/L5", "l5s1", "L4 - L5", "L4-5", "disc 4")]
+    ['L4-L5', 'L5-S1', 'L4-L5', 'L4-5', 'disc 4']
+    """
+    m = _LEVEL.fullmatch(level.strip())
+    if m is None:
+        return level
+    return f"{m[1].upper()}{m[2]}-{m[3].upper()}{m[4]}"
+
 
 LABEL_NAMES: dict[int, tuple[str, str]] = {
     **{

@@ -12,7 +12,6 @@ Values: Bland-Altman bias and 95 % limits of agreement (bias ± 1.96 SD of diffe
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from discquant.results import normalise_level
 
 GRADES = (1, 2, 3, 4, 5)
 
@@ -413,25 +414,6 @@ def _read_parquet(path: Path) -> Any:
         if name is not None:  # text, as in the CSV/TSV reader; empty stays empty
             df[name] = df[name].map(lambda v: v if pd.isna(v) else str(v)).astype(object)
     return df
-
-
-#: A disc level as ``L4-L5`` or the spellings of it read as the same level (``L4/L5``,
-#: ``L4_L5``, ``L4L5``, ``l4-l5``, ``L4 - L5``, ``L5S1``): a vertebra letter and number,
-#: then ``-``, ``/`` or ``_`` (blanks around it allowed) or nothing, then the next.
-_LEVEL = re.compile(r"([CTLS])(\d{1,2})(?:\s*[-/_]\s*|)([CTLS])(\d{1,2})", re.IGNORECASE)
-
-
-def normalise_level(level: str) -> str:
-    """``level`` as ``L4-L5`` when it is one of the unambiguous spellings of a level
-    (``L4/L5``, ``L4_L5``, ``L4L5``, ``l4-l5``, ``L4 - L5``, ``L5S1``); else unchanged.
-
-    >>> [normalise_level(v) for v in ("L4/L5", "l5s1", "L4 - L5", "L4-5", "disc 4")]
-    ['L4-L5', 'L5-S1', 'L4-L5', 'L4-5', 'disc 4']
-    """
-    m = _LEVEL.fullmatch(level.strip())
-    if m is None:
-        return level
-    return f"{m[1].upper()}{m[2]}-{m[3].upper()}{m[4]}"
 
 
 @dataclass(frozen=True)

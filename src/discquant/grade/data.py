@@ -209,7 +209,7 @@ def read_gradings(
     frame = frame.apply(lambda c: c.str.strip())
     frame["line"] = np.arange(len(frame)) + 2  # line 1 is the header
     if levels is not None and strict_levels:
-        from discquant.evaluate.grading import normalise_level
+        from discquant.results import normalise_level
 
         frame = frame.assign(level=frame["level"].map(normalise_level))
         other = frame[~frame["level"].isin(levels)]
