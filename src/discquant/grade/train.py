@@ -124,21 +124,19 @@ def _reusable_fold(path: Path, sha256: str, split: dict[str, Any]) -> list[Any] 
     return list(net.members) if isinstance(net, GradeEnsemble) else [net]
 
 
-def patient_of(subject: str) -> str:
-    """The patient of a subject name: ``sub-X`` of ``sub-X_ses-Y``, else the name itself."""
-    return subject.split("_ses-")[0]
-
-
 def subject_splits(
     subjects: list[str], *, seed: int, holdout: int, folds: int
 ) -> tuple[list[str], dict[str, int], list[str], int]:
     """:func:`patient_splits` over patients, given back by subject: the held-out subjects,
     each other subject's fold, the held-out patients and the number of patients left.
 
-    The sessions of a subject (``sub-X_ses-Y``, :func:`patient_of`) are one patient, so
+    The sessions of a subject (``sub-X_ses-Y``, :func:`discquant.io.load.patient_of`) are
+    one patient, so
     they fall on one side together (one session held out and another trained on leaked).
     Names without a session split exactly as :func:`patient_splits` splits them.
     """
+    from discquant.io.load import patient_of
+
     held_patients, fold_of_patient = patient_splits(
         [patient_of(s) for s in subjects], seed=seed, holdout=holdout, folds=folds
     )

@@ -25,6 +25,16 @@ log = logging.getLogger(__name__)
 PathLike = str | Path
 
 
+def patient_of(subject: str) -> str:
+    """The patient of a BIDS subject name: ``sub-X`` of ``sub-X_ses-Y``, else the name.
+    The trainers keep a patient's sessions on one side of every split.
+
+    >>> patient_of("sub-01_ses-2"), patient_of("sub-spider007")
+    ('sub-01', 'sub-spider007')
+    """
+    return subject.split("_ses-")[0]
+
+
 def subject_from_name(name: str) -> str:
     """The subject label of a file name: its BIDS ``sub-`` entity, with the ``ses-``
     entity when there is one (``sub-01_T2w`` → ``01``, ``sub-01_ses-2_T2w`` → ``01ses2``,

@@ -424,10 +424,12 @@ def _with_session_groups(config: TrainConfig, available: set[str]) -> TrainConfi
     """``config`` with the sessions of one subject (``sub-X_ses-*``) as one patient in
     ``patient_groups``, and ``sub-X`` in ``val_subjects``/``train_subjects`` standing for
     all its sessions (one patient's sessions on both sides of the split leaked)."""
+    from discquant.io.load import patient_of
+
     sessions: dict[str, list[str]] = {}
     for name in sorted(available):
-        if "_ses-" in name:
-            sessions.setdefault(name.split("_ses-")[0], []).append(name)
+        if patient_of(name) != name:
+            sessions.setdefault(patient_of(name), []).append(name)
     if not sessions:
         return config
 
