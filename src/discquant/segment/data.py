@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,7 +139,7 @@ def _subject(
     name: str,
     dataset: str,
     image_path: Path,
-    target_of_label: dict[int, int],
+    target_of_label: dict[int, int] | Callable[[int], int],
     label_path: Path,
     groups: Groups,
     spacing_mm: float,
@@ -168,6 +168,8 @@ def _subject(
         )
     if not (raw > 0).any():
         raise InvalidInputError("label map holds no labels", path=label_path)
+    if callable(target_of_label):  # a rule per label value present (one read of the map)
+        target_of_label = {int(v): target_of_label(int(v)) for v in np.unique(raw) if v > 0}
     ro = reorient(vol)
     image = to_network_grid(ro, spacing_mm=spacing_mm)[:, 0].numpy()
     lab = _label_to_grid(raw, vol, spacing_mm)
@@ -399,25 +401,25 @@ def load_labelled_set(
         raise InvalidInputError("no sub-*_dseg.nii[.gz] label maps found", path=root)
     subjects: list[TrainSubject] = []
     dataset = f"labelled:{root}"
+
+    def target(v: int) -> int:
+        """The group of a label value (VerSe/SPINEPS), IGNORE for what is not declared."""
+        if 100 <= v < 200 and "disc" in labelled:
+            return group(("disc", "nucleus"))
+        if 1 <= v <= 25 and "body" in labelled:
+            return group(("body", "background") if whole_vertebrae else ("body",))
+        if v == 26 and "sacrum" in labelled:
+            return group(("sacrum",))
+        if v == 61 and "canal" in labelled:
+            return group(("canal",))
+        return IGNORE
+
     for subject, image, label in pairs:
         if names is not None and subject not in names:
             continue
-        values = np.unique(np.rint(np.asarray(read_volume(label).data)).astype(np.int64))
-        mapping: dict[int, int] = {}
-        for v in (int(x) for x in values if x > 0):
-            if 100 <= v < 200 and "disc" in labelled:
-                mapping[v] = group(("disc", "nucleus"))
-            elif 1 <= v <= 25 and "body" in labelled:
-                mapping[v] = group(("body", "background") if whole_vertebrae else ("body",))
-            elif v == 26 and "sacrum" in labelled:
-                mapping[v] = group(("sacrum",))
-            elif v == 61 and "canal" in labelled:
-                mapping[v] = group(("canal",))
-            else:
-                mapping[v] = IGNORE
         subjects.append(
             _subject(
-                subject, dataset, image, mapping, label, groups, spacing_mm,
+                subject, dataset, image, target, label, groups, spacing_mm,
                 ignore_above_mm=ignore_above_mm,
             )
         )  # fmt: skip
