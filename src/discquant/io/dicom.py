@@ -819,7 +819,7 @@ def read_source_datasets(paths: Sequence[Path]) -> list[Any] | None:
     for path in paths:
         try:
             with path.open("rb") as raw:
-                gzipped = raw.read(2) == b"\x1f\x8b"
+                gzipped = raw.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC
             if gzipped:
                 with gzip.open(path) as fh:
                     datasets.append(pydicom.dcmread(fh))
