@@ -360,6 +360,7 @@ def load_labelled_set(
     spacing_mm: float,
     image_suffix: str = "_T2w",
     labels: str | None = None,
+    pairs: list[tuple[str, Path, Path]] | None = None,
     names: Sequence[str] | None = None,
     ignore_above_mm: float | None = 2.0,
 ) -> list[TrainSubject]:
@@ -370,7 +371,9 @@ def load_labelled_set(
     class not listed, or of a value no class has (e.g. SPINEPS' spinal cord 60), is
     ignored. ``whole_vertebrae``: vertebra labels hold the posterior elements too (VerSe,
     SPINEPS, the phantom), so a vertebra voxel may be "body" or background; otherwise
-    they are the vertebral bodies, as the network labels them.
+    they are the vertebral bodies, as the network labels them. ``pairs``: the set's
+    :func:`labelled_set_pairs`, when the caller has them (else found from ``root``,
+    ``image_suffix`` and ``labels``).
 
     Raises
     ------
@@ -396,7 +399,8 @@ def load_labelled_set(
             groups.append(members_in)
         return groups.index(members_in)
 
-    pairs = labelled_set_pairs(root, image_suffix, labels)
+    if pairs is None:  # the trainer passes the pairs it found already
+        pairs = labelled_set_pairs(root, image_suffix, labels)
     if not pairs:
         raise InvalidInputError("no sub-*_dseg.nii[.gz] label maps found", path=root)
     subjects: list[TrainSubject] = []

@@ -464,6 +464,8 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
             "real-data folder not found (data_root is relative to the folder the command runs in)",
             path=root,
         )
+    available = real_subject_names(root) if root is not None else set()
+    set_pairs = []  # each labelled set's (subject, image, label map), found once
     for labelled in config.labelled_sets:
         if not Path(labelled.root).is_dir():
             raise InputNotFoundError(
@@ -471,9 +473,8 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
                 "runs in)",
                 path=Path(labelled.root),
             )
-    available = real_subject_names(root) if root is not None else set()
-    for labelled in config.labelled_sets:
         pairs = labelled_set_pairs(Path(labelled.root), labelled.image_suffix, labelled.labels)
+        set_pairs.append(pairs)
         names_here = {subject for subject, _, _ in pairs}
         if clash := sorted(available & names_here):
             raise InvalidInputError(
@@ -496,22 +497,21 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
             names=names,
             ignore_above_mm=config.ignore_above_label_mm,
         )
-    for labelled in config.labelled_sets:
+    for labelled, pairs in zip(config.labelled_sets, set_pairs, strict=True):
         real += load_labelled_set(
             Path(labelled.root),
             config.classes,
             labelled=labelled.labelled,
             whole_vertebrae=labelled.whole_vertebrae,
             spacing_mm=config.spacing_mm,
-            image_suffix=labelled.image_suffix,
-            labels=labelled.labels,
+            pairs=pairs,
             names=names,
             ignore_above_mm=config.ignore_above_label_mm,
         )
     unknown = sorted(set(names or config.val_subjects) - {s.name for s in real})
     if unknown:
         # a mistyped held-out subject would silently be trained on
-        where = root if root is not None else None
+        where = root
         if where is None and config.labelled_sets:
             where = Path(config.labelled_sets[0].root)
         raise InvalidInputError(f"no real subject named {', '.join(unknown)}", path=where)
