@@ -558,11 +558,26 @@ def test_train_grade_with_a_missing_data_folder_writes_nothing(tmp_path: Path) -
     assert result.exit_code == 2, result.output
     assert f"{tmp_path / 'nowhere'}: Sudirman data folder not found" in result.stderr
     assert not out.exists()
-    # a test model that does not exist is found before anything is written too
-    data = _sudirman_like(tmp_path / "sud", ["2", "3", "4"])
-    config.write_text(f"sudirman: {data}\nspider: null\ntest_model: {tmp_path / 'no.pt'}\n")
-    result = CliRunner().invoke(app, ["train", "grade", "--config", str(config), "-o", str(out)])
+
+
+@pytest.mark.parametrize("option", ["--test-model", "--init-model"])
+def test_a_model_file_that_does_not_exist_is_found_before_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, option: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from discquant.cli import app
+
+    _patch_graded_discs(monkeypatch, tmp_path, 20, seed=3)  # the data reads fine
+    config = tmp_path / "grade.yaml"
+    config.write_text("spider: null\nholdout_patients: 2\nfolds: 2\n")
+    out = tmp_path / "run"
+    missing = tmp_path / "no.pt"
+    result = CliRunner().invoke(
+        app, ["train", "grade", "--config", str(config), "-o", str(out), option, str(missing)]
+    )
     assert result.exit_code == 2, result.output
+    assert f"{missing}: Pfirrmann model file not found" in result.stderr
     assert not out.exists()
 
 

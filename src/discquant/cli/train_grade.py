@@ -31,6 +31,13 @@ def train_grade_cmd(
         "packaged one): test_predictions.tsv, test_metrics.json. Patients the model was "
         "trained on (its metadata) are left out, with a warning.",
     ),
+    init_model: str | None = typer.Option(
+        None,
+        "--init-model",
+        help="Fine-tune: every network starts from this model file's weights ('shipped': "
+        "the packaged one) instead of random ones; usually with a lower lr and fewer "
+        "epochs in the config. Refused if it was trained on a patient this run scores.",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:
     """Train the Pfirrmann grading network (pfirrmann.pt, log.jsonl, checkpoints, metrics)."""
@@ -61,6 +68,8 @@ def train_grade_cmd(
             upd["train_final"] = final
         if test_model is not None:
             upd["test_model"] = test_model
+        if init_model is not None:
+            upd["init_model"] = init_model
         if ship is not None:
             if ship not in ("final", "folds"):
                 from discquant.errors import InvalidInputError

@@ -17,6 +17,8 @@
   the fold it stopped in, and folds run in separate processes (``cv_folds``) can be
   gathered into one ``ship: folds`` run by copying their checkpoints into its ``out``;
   one trained on other settings or another split is refused;
+- with ``init_model`` set, every network starts from that model's weights (fine-tuning;
+  refused when it was trained on a patient the run scores), recorded in the metadata;
 - with ``test_model`` set: ``test_predictions.tsv`` and ``test_metrics.json``, that
   model's grades of the configured discs of every patient it was not trained on (an
   external test, e.g. the shipped model on SPIDER). Patients it was trained on (its
@@ -220,7 +222,8 @@ def train_network(
     init_state: dict[str, Any] | None = None,
     n_classes: int = 5,
 ) -> tuple[Any, list[float]]:
-    """Train a fresh network; returns it and the mean loss of each epoch.
+    """Train a network (from random weights, or from ``init_state`` when fine-tuning);
+    returns it and the mean loss of each epoch.
 
     Loss: class-weighted cross-entropy plus ``ordinal_weight`` × the absolute error of the
     expected grade (penalises predictions far from the reference more than near ones).
@@ -498,7 +501,13 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     is_held = np.array([s in held_set for s in subjects])
     fold = np.array([fold_of.get(s, -1) for s in subjects])
     run_folds = list(range(cfg.folds)) if cfg.cv_folds is None else list(cfg.cv_folds)
-    sha256 = fold_config_sha256(cfg, _locator_sha256(cfg, base))
+    scored = held_set | (
+        {s for s in fold_of if fold_of[s] in run_folds} if cfg.cross_validate else set()
+    )
+    init = _init_model(cfg, discs, scored, base=base, n_classes=n_classes)
+    sha256 = fold_config_sha256(
+        cfg, _locator_sha256(cfg, base), init.weights_sha256 if init else None
+    )
     splits: dict[int, dict[str, Any]] = {}
     reused: dict[int, list[Any] | None] = {}
     if cfg.cross_validate:  # checkpoints of another run are refused before out is touched
@@ -529,6 +538,8 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
         "arch": cfg.arch or None, "seed": cfg.seed, "trained_on": sets, "target": cfg.target,
         "train_subjects": train_subjects,
     }  # fmt: skip
+    if init is not None:  # provenance: what the networks were fine-tuned from
+        meta["init_model"] = {"source": init.source, "weights_sha256": init.weights_sha256}
 
     if test is not None:
         summary["test"] = test.write(out)
@@ -577,6 +588,7 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
                         seed=_member_seed(cfg.seed, k, j),
                         log_file=log_file,
                         tag=f"fold{k}" if j == 0 else f"fold{k}-seed{j}",
+                        init_state=init.state(j) if init else None,
                         n_classes=n_classes,
                     )[0]
                     for j in range(cfg.seeds_per_fold)
@@ -597,8 +609,9 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
         final_meta = {**meta, "trained_on": with_phantoms_note if cfg.phantoms_train else sets}
         _drop_log_lines(log_file, "final")  # of an earlier run in this folder
         net, losses = train_network(
-            x_tr, y_tr, cfg, seed=cfg.seed, log_file=log_file, tag="final", n_classes=n_classes
-        )
+            x_tr, y_tr, cfg, seed=cfg.seed, log_file=log_file, tag="final",
+            init_state=init.state(0) if init else None, n_classes=n_classes,
+        )  # fmt: skip
         summary["final_losses"] = losses
         save_pfirrmann_model(
             PfirrmannModel(_with_tta(net, cfg), crop_kw, final_meta),
@@ -657,13 +670,17 @@ def model_training_subjects(metadata: dict[str, Any], discs: list[Any]) -> set[s
     """The patients among ``discs`` that a grading model was (or may have been) trained on.
 
     From the model's metadata: ``train_subjects`` (written by :func:`run_training` since
-    it records them) is exact. Otherwise ``holdout_subjects`` (the shipped model): every
-    patient of a data set its ``trained_on`` names, except the held-out ones, counts as
-    trained on (a disc of unknown data set too). None when the metadata says neither.
+    it records them) is exact, by patient (another session of a patient it trained on
+    counts as seen, :func:`discquant.io.load.patient_of`). Otherwise ``holdout_subjects``
+    (the shipped model): every patient of a data set its ``trained_on`` names, except the
+    held-out ones, counts as trained on (a disc of unknown data set too). None when the
+    metadata says neither.
     """
+    from discquant.io.load import patient_of
+
     if metadata.get("train_subjects") is not None:
-        trained = set(metadata["train_subjects"])
-        return {d.subject for d in discs if d.subject in trained}
+        trained = {patient_of(s) for s in metadata["train_subjects"]}
+        return {d.subject for d in discs if patient_of(d.subject) in trained}
     if metadata.get("holdout_subjects") is not None:
         held = set(metadata["holdout_subjects"])
         named = str(metadata.get("trained_on", ""))
@@ -676,6 +693,76 @@ def model_training_subjects(metadata: dict[str, Any], discs: list[Any]) -> set[s
             and (not getattr(d, "source", "") or d.source in named.rsplit(": ", 1)[-1].split(" + "))
         }
     return None
+
+
+@dataclass(frozen=True)
+class _InitModel:
+    """The weights fine-tuning starts from (``init_model``), read before ``out`` exists."""
+
+    states: list[dict[str, Any]]
+    """One state dict per network of the model (an ensemble's members, in order)."""
+    weights_sha256: str
+    source: str
+
+    def state(self, member: int) -> dict[str, Any]:
+        """Network ``member`` of a fold starts from the model's network ``member`` (cycled)."""
+        return self.states[member % len(self.states)]
+
+
+def _init_model(
+    cfg: GradeTrainConfig, discs: list[Any], scored: set[str], *, base: Path, n_classes: int
+) -> _InitModel | None:
+    """Read and check ``cfg.init_model``, or None when training starts from random weights.
+
+    Raises
+    ------
+    InvalidInputError
+        Its crop or network differs from the config's, or it was trained on patients this
+        run scores (``scored``: held out or in a cross-validation fold), whose figures it
+        would overstate.
+    """
+    if cfg.init_model is None:
+        return None
+    from discquant.grade.ensemble import GradeEnsemble
+    from discquant.grade.pfirrmann import build_network, load_pfirrmann_model
+
+    path = None if cfg.init_model == "shipped" else base / cfg.init_model
+    model = load_pfirrmann_model(path)
+    wanted = cfg.crop.model_dump()
+    if {k: list(v) if isinstance(v, tuple) else v for k, v in model.crop.items()} != {
+        k: list(v) if isinstance(v, tuple) else v for k, v in wanted.items()
+    }:
+        raise InvalidInputError(
+            f"init_model was trained on crops {model.crop}, the config asks for {wanted}",
+            path=path,
+        )
+    net = model.network
+    members = list(net.members) if isinstance(net, GradeEnsemble) else [net]
+    states = [m.state_dict() for m in members]
+    try:  # the config's network must take these weights as they are
+        build_network(cfg.arch, in_channels=cfg.crop.slices, num_classes=n_classes).load_state_dict(
+            states[0]
+        )
+    except RuntimeError as exc:
+        raise InvalidInputError(
+            f"init_model's network is not the config's arch/target ({str(exc).splitlines()[0]})",
+            path=path,
+        ) from exc
+    seen = model_training_subjects(dict(model.metadata), [d for d in discs if d.subject in scored])
+    if seen:
+        raise InvalidInputError(
+            f"init_model was trained on {len(seen)} of the patients this run scores "
+            f"(e.g. {sorted(seen)[0]}): their cross-validation or held-out figures would "
+            "be overstated; grade other patients, or start from another model",
+            path=path,
+        )
+    if seen is None:
+        log.warning(
+            "init_model %s records neither train_subjects nor holdout_subjects: cannot tell "
+            "whether it was trained on the patients this run scores",
+            model.source,
+        )
+    return _InitModel(states, model.weights_sha256, model.source)
 
 
 @dataclass

@@ -97,6 +97,12 @@ class GradeTrainConfig(BaseModel):
     """Test-time crop shifts (rows, columns) whose probabilities are averaged."""
     test_model: str | None = None
     """A trained model file (or ``shipped``) to grade every configured disc with."""
+    init_model: str | None = None
+    """Fine-tuning: a trained model file (or ``shipped``) whose weights every network
+    starts from instead of random ones (network j of each fold from the model's network
+    j, cycling when it has fewer; the final network from its first). Its crop and network
+    must be this config's; patients it was trained on may not be scored (held out or in
+    a cross-validation fold). ``lr`` and ``epochs`` are usually lowered with it."""
     max_steps: int | None = None
     """Stop each training after this many optimiser steps (tests, smoke runs)."""
     crop: CropConfig = Field(default_factory=CropConfig)
@@ -160,18 +166,24 @@ _NOT_IN_FOLD_NETWORKS = {
 }  # fmt: skip
 
 
-def fold_config_sha256(cfg: GradeTrainConfig, locator_sha256: str | None = None) -> str:
+def fold_config_sha256(
+    cfg: GradeTrainConfig, locator_sha256: str | None = None, init_sha256: str | None = None
+) -> str:
     """Hash of the settings a cross-validation fold's networks depend on.
 
     Which folds run, thread count, test-time shifts and what is shipped do not change a
     fold's networks, so runs that differ only in those share fold checkpoints.
     ``locator_sha256`` is the hash of the segmentation weights that place the crops
-    (:func:`uses_segmentation`): the file, not its path, decides where the crops lie.
+    (:func:`uses_segmentation`) and ``init_sha256`` that of the ``init_model`` weights:
+    the files, not their paths, decide where the crops lie and where training starts.
     """
-    blob = cfg.model_dump(mode="json", exclude=_NOT_IN_FOLD_NETWORKS | {"segment_model"})
+    paths = {"segment_model", "init_model"}
+    blob = cfg.model_dump(mode="json", exclude=_NOT_IN_FOLD_NETWORKS | paths)
     if not blob["graded_sets"]:  # as fold checkpoints made before the key existed
         del blob["graded_sets"]
     blob["locator_sha256"] = locator_sha256
+    if init_sha256 is not None:  # absent otherwise, as before the key existed
+        blob["init_sha256"] = init_sha256
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()
 
 
