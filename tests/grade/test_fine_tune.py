@@ -62,7 +62,8 @@ def test_fine_tuning_starts_from_the_model_and_keeps_what_it_learned(
     members = load_pfirrmann_model(init).network.members
     for k in (0, 1):
         fold = load_pfirrmann_model(tmp_path / "still" / "checkpoints" / f"fold{k}.pt")
-        assert fold.metadata["init_model"]["source"] == "init.pt"
+        assert fold.metadata["init_model"]["source"] == str(init)  # as configured
+        assert fold.metadata["init_model"]["train_subjects"][0] == "other00"
         assert (
             fold.metadata["init_model"]["weights_sha256"]
             == load_pfirrmann_model(init).weights_sha256
@@ -97,7 +98,7 @@ def test_a_model_trained_on_a_scored_patient_is_refused_before_writing(
     leaky = tmp_path / "leaky.pt"
     meta = {"arch": ARCH, "train_subjects": ["p07"]}
     save_pfirrmann_model(PfirrmannModel(build_network(ARCH), CROP, meta), leaky)
-    with pytest.raises(InvalidInputError, match="trained on 1 of the patients this run scores"):
+    with pytest.raises(InvalidInputError, match="trained on 1 of the subjects this run scores"):
         run_training(_cfg(init_model=str(leaky)), tmp_path / "out")
     assert not (tmp_path / "out").exists()
     # without cross-validation or held-out patients nothing is scored: fine-tuning on
@@ -109,26 +110,122 @@ def test_a_model_trained_on_a_scored_patient_is_refused_before_writing(
 
 
 @pytest.mark.parametrize(
-    ("arch", "crop", "message"),
+    ("meta", "crop", "message"),
     [
-        (ARCH, {**CROP, "normalise": "crop"}, "trained on crops"),
-        ({"block_inplanes": [16, 32, 64, 128]}, CROP, "not the config's arch"),
+        ({"arch": ARCH}, {**CROP, "normalise": "crop"},
+         "another crop than the config: crop normalise 'crop' (config: 'image')"),
+        ({"arch": {"block_inplanes": [16, 32, 64, 128]}}, CROP,
+         "another network than the config: arch block_inplanes [16, 32, 64, 128] "
+         "(config: [8, 8, 16, 16])"),
+        ({"arch": ARCH, "target": "herniation"}, CROP,
+         "another target than the config: target 'herniation' (config: 'pfirrmann')"),
     ],
-)
-def test_a_model_of_another_crop_or_network_is_refused(
+)  # fmt: skip
+def test_a_model_of_another_crop_network_or_target_is_refused_before_the_data_is_read(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    arch: dict,
+    meta: dict,
     crop: dict,
     message: str,  # type: ignore[type-arg]
 ) -> None:
-    _patch_graded_discs(monkeypatch, tmp_path, 40, seed=2)
+    import discquant.grade.train as train_mod
+
+    def no_data(cfg: object, base: object) -> None:
+        raise AssertionError("the data was read (minutes of segmentation) before the model")
+
+    monkeypatch.setattr(train_mod, "collect_discs", no_data)
     other = tmp_path / "other.pt"
-    save_pfirrmann_model(PfirrmannModel(build_network(arch), crop, {"arch": arch}), other)
-    with pytest.raises(InvalidInputError, match=message) as err:
+    n_out = 2 if meta.get("target") == "herniation" else 5
+    net = build_network(meta["arch"], num_classes=n_out)
+    save_pfirrmann_model(PfirrmannModel(net, crop, meta), other)
+    with pytest.raises(InvalidInputError) as err:
         run_training(_cfg(init_model=str(other)), tmp_path / "out")
-    assert "other.pt" in str(err.value)
+    assert str(err.value) == f"init_model {other} has {message}"
     assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_model_is_named_as_the_init_model(tmp_path: Path) -> None:
+    from discquant.errors import ModelError
+
+    with pytest.raises(ModelError) as err:
+        run_training(_cfg(init_model=str(tmp_path / "no.pt")), tmp_path / "out")
+    assert str(err.value) == f"{tmp_path / 'no.pt'}: init_model: Pfirrmann model file not found"
+
+
+def test_a_chain_of_fine_tunes_remembers_every_patient(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A trained on p00-p19; B fine-tuned from A on other patients. B may neither start a
+    cross-validation of p00-p19 nor be tested on them: its weights came from A."""
+    _patch_graded_discs(monkeypatch, tmp_path, 40, seed=2)  # patients p00 ... p19
+    final_only = dict(cross_validate=False, train_final=True, holdout_patients=0, max_steps=1)
+    run_training(_cfg(**final_only), tmp_path / "A")
+    a = tmp_path / "A" / "checkpoints" / "final.pt"
+    b = tmp_path / "B.pt"  # B: trained elsewhere, on q00..., starting from A
+    model_a = load_pfirrmann_model(a)
+    meta = {"arch": ARCH, "train_subjects": ["q00"], "init_model": {"source": str(a), **{
+        k: model_a.metadata[k] for k in ("train_subjects", "trained_on")}}}  # fmt: skip
+    save_pfirrmann_model(PfirrmannModel(build_network(ARCH), CROP, meta), b)
+    with pytest.raises(InvalidInputError, match="trained on 20 of the subjects this run scores"):
+        run_training(_cfg(init_model=str(b)), tmp_path / "cv")  # 4 held out + 16 in folds
+    assert not (tmp_path / "cv").exists()
+    # as a test model: every patient was A's, so nothing is left to test it on
+    test_b = _cfg(cross_validate=False, holdout_patients=0, test_model=str(b))
+    with pytest.raises(InvalidInputError, match=r"trained on every patient .*\(20 patients\)"):
+        run_training(test_b, tmp_path / "test")
+    # and a real fine-tune writes that chain itself
+    run_training(_cfg(**final_only, init_model=str(b)), tmp_path / "C")
+    c = load_pfirrmann_model(tmp_path / "C" / "checkpoints" / "final.pt").metadata
+    assert c["init_model"]["source"] == str(b)
+    assert c["init_model"]["init_model"]["source"] == str(a)
+    assert c["init_model"]["init_model"]["train_subjects"] == [f"p{i:02d}" for i in range(20)]
+
+
+def test_a_model_whose_start_cannot_tell_makes_its_patients_unknown(tmp_path: Path) -> None:
+    loc = DiscLocation((0.0, 0.0, 0.0))
+    discs = [GradedDisc("sub-02", "L4-L5", 2, tmp_path, loc)]
+    meta = {"train_subjects": ["sub-01"], "init_model": {"source": "x.pt"}}
+    assert model_training_subjects(meta, discs) is None
+
+
+def test_fine_tuning_into_a_folder_of_other_networks_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without cross-validation the old fold networks and cv_* results stayed beside the
+    new model, one folder describing two trainings."""
+    _patch_graded_discs(monkeypatch, tmp_path, 40, seed=2)
+    init = tmp_path / "init.pt"
+    _trained_on_other_patients(init)
+    out = tmp_path / "run"
+    run_training(_cfg(max_steps=1), out)
+    before = (out / "config.json").read_text()
+    tuned = _cfg(max_steps=1, init_model=str(init), cross_validate=False, train_final=True)
+    with pytest.raises(InvalidInputError, match="holds cross-validation networks trained with"):
+        run_training(tuned, out)
+    assert (out / "config.json").read_text() == before
+    assert not (out / "checkpoints" / "final.pt").exists()
+    # the same settings without cross-validation (a final network beside its folds): fine
+    run_training(_cfg(max_steps=1, cross_validate=False, train_final=True), out)
+    assert (out / "checkpoints" / "final.pt").is_file()
+
+
+def test_init_model_with_nothing_to_train_is_refused() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="init_model is set but nothing trains"):
+        _cfg(init_model="x.pt", cross_validate=False, train_final=False, test_model="y.pt")
+
+
+@pytest.mark.parametrize("name", ["spider", "sudirman"])
+def test_a_graded_set_named_like_a_project_set_is_refused(tmp_path: Path, name: str) -> None:
+    """Models record their sets by name: a user's folder called spider counted as the
+    shipped model's training patients."""
+    from discquant.grade.train import collect_discs
+
+    (tmp_path / name).mkdir()
+    cfg = GradeTrainConfig(sudirman=None, graded_sets=[tmp_path / name])
+    with pytest.raises(InvalidInputError, match=f"may not be named {name!r}"):
+        collect_discs(cfg, base=tmp_path)
 
 
 def test_fold_hash_follows_the_init_weights_and_is_unchanged_without_them() -> None:

@@ -577,7 +577,8 @@ def test_a_model_file_that_does_not_exist_is_found_before_writing(
         app, ["train", "grade", "--config", str(config), "-o", str(out), option, str(missing)]
     )
     assert result.exit_code == 2, result.output
-    assert f"{missing}: Pfirrmann model file not found" in result.stderr
+    key = option.removeprefix("--").replace("-", "_")
+    assert f"{missing}: {key}: Pfirrmann model file not found" in result.stderr
     assert not out.exists()
 
 

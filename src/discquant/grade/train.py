@@ -53,7 +53,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from discquant.errors import InvalidInputError
+from discquant.errors import DiscquantError, InvalidInputError, ModelError
 from discquant.grade.train_config import (
     AugmentConfig,
     GradeTrainConfig,
@@ -68,6 +68,8 @@ log = logging.getLogger(__name__)
 
 SPLIT_KEYS = ("train_subjects", "validation_subjects", "holdout_subjects")
 """Metadata of a fold checkpoint naming its patients (sorted): part of the reuse check."""
+PROJECT_SETS = ("sudirman", "spider")
+"""The source names of the project's graded sets (``GradedDisc.source``)."""
 LABELS_KEY = "train_labels_sha256"
 """Metadata of a fold checkpoint: SHA-256 of its training labels (subject, level, grade)."""
 
@@ -124,6 +126,21 @@ def _reusable_fold(path: Path, sha256: str, split: dict[str, Any]) -> list[Any] 
         )
     net = model.network
     return list(net.members) if isinstance(net, GradeEnsemble) else [net]
+
+
+def _refuse_other_folds(out: Path, sha256: str) -> None:
+    """Refuse an ``out`` whose fold checkpoints were trained with other settings: a run
+    without cross-validation would leave them and their ``cv_*`` results beside its own
+    model, one folder describing two trainings."""
+    from discquant.grade.pfirrmann import load_pfirrmann_model
+
+    for path in sorted((out / "checkpoints").glob("fold*.pt")):
+        if load_pfirrmann_model(path).metadata.get("config_sha256") != sha256:
+            raise InvalidInputError(
+                "the output folder holds cross-validation networks trained with other "
+                "settings; use a new --out directory",
+                path=path,
+            )
 
 
 def subject_splits(
@@ -422,6 +439,23 @@ def collect_discs(cfg: GradeTrainConfig, *, base: Path) -> list[Any]:
     from discquant.grade.data import graded_discs, spider_discs, sudirman_discs
 
     seg = None if cfg.segment_model is None else (base / cfg.segment_model).resolve()
+    names: set[str] = set()
+    for folder in cfg.graded_sets:  # before any image is read
+        root = (base / folder).resolve()
+        if root.name in PROJECT_SETS:
+            raise InvalidInputError(
+                f"a graded set may not be named {root.name!r}, as the project's set is: "
+                "models record their training sets by name, so its subjects would count "
+                "as that set's patients; rename the folder",
+                path=root,
+            )
+        if root.name in names:
+            raise InvalidInputError(
+                f"two sets named {root.name!r}: a graded set is named by its folder; "
+                "rename one folder",
+                path=root,
+            )
+        names.add(root.name)
     discs = []
     if cfg.sudirman is not None:
         discs += sudirman_discs(
@@ -431,12 +465,6 @@ def collect_discs(cfg: GradeTrainConfig, *, base: Path) -> list[Any]:
         discs += spider_discs((base / cfg.spider).resolve(), segment_model=seg)
     for folder in cfg.graded_sets:
         root = (base / folder).resolve()
-        if root.name in {d.source for d in discs}:
-            raise InvalidInputError(
-                f"two sets named {root.name!r}: a graded set is named by its folder; "
-                "rename one folder",
-                path=root,
-            )
         here = graded_discs(root, root.name, segment_model=seg)
         seen = {d.subject: d.source for d in discs}
         if clash := sorted({d.subject for d in here if d.subject in seen}):
@@ -469,8 +497,9 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     torch.set_num_threads(cfg.num_threads)
     # Everything that reads the user's data (gradings, images, the test model) runs before
     # ``out`` is created: bad input leaves no half-written run behind.
-    discs = collect_discs(cfg, base=base)
     binary = cfg.target == "herniation"
+    init = _read_init_model(cfg, base=base, n_classes=2 if binary else 5)
+    discs = collect_discs(cfg, base=base)
     if binary:
         discs = [d for d in discs if d.herniation is not None]
         if not discs:
@@ -504,7 +533,8 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     scored = held_set | (
         {s for s in fold_of if fold_of[s] in run_folds} if cfg.cross_validate else set()
     )
-    init = _init_model(cfg, discs, scored, base=base, n_classes=n_classes)
+    if init is not None:
+        _check_init_patients(init, discs, scored)
     sha256 = fold_config_sha256(
         cfg, _locator_sha256(cfg, base), init.weights_sha256 if init else None
     )
@@ -522,6 +552,8 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
                 ),
             }
             reused[k] = _reusable_fold(out / "checkpoints" / f"fold{k}.pt", sha256, splits[k])
+    else:  # this run leaves them, with their cv_* results, beside what it writes
+        _refuse_other_folds(out, sha256)
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "checkpoints").mkdir(exist_ok=True)
@@ -539,7 +571,7 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
         "train_subjects": train_subjects,
     }  # fmt: skip
     if init is not None:  # provenance: what the networks were fine-tuned from
-        meta["init_model"] = {"source": init.source, "weights_sha256": init.weights_sha256}
+        meta["init_model"] = init.provenance
 
     if test is not None:
         summary["test"] = test.write(out)
@@ -674,8 +706,20 @@ def model_training_subjects(metadata: dict[str, Any], discs: list[Any]) -> set[s
     counts as seen, :func:`discquant.io.load.patient_of`). Otherwise ``holdout_subjects``
     (the shipped model): every patient of a data set its ``trained_on`` names, except the
     held-out ones, counts as trained on (a disc of unknown data set too). None when the
-    metadata says neither.
+    metadata says neither. A fine-tuned model (``init_model`` in its metadata, written by
+    :func:`run_training`) also counts the patients of the model it started from, and so on
+    back; None when any model of that chain cannot tell.
     """
+    own = _own_training_subjects(metadata, discs)
+    parent = metadata.get("init_model")
+    if not isinstance(parent, dict):
+        return own
+    inherited = model_training_subjects(parent, discs)  # fine-tuned: its start's patients too
+    return None if own is None or inherited is None else own | inherited
+
+
+def _own_training_subjects(metadata: dict[str, Any], discs: list[Any]) -> set[str] | None:
+    """:func:`model_training_subjects` of the model's own training, not its start's."""
     from discquant.io.load import patient_of
 
     if metadata.get("train_subjects") is not None:
@@ -697,72 +741,115 @@ def model_training_subjects(metadata: dict[str, Any], discs: list[Any]) -> set[s
 
 @dataclass(frozen=True)
 class _InitModel:
-    """The weights fine-tuning starts from (``init_model``), read before ``out`` exists."""
+    """The weights fine-tuning starts from (``init_model``), read before the data."""
 
     states: list[dict[str, Any]]
     """One state dict per network of the model (an ensemble's members, in order)."""
     weights_sha256: str
-    source: str
+    name: str
+    """How messages name it: its path, or "the shipped model"."""
+    provenance: dict[str, Any]
+    """Written to the new model's metadata as ``init_model``: the file as configured, its
+    weights' SHA-256 and the patients it was trained on (its ``train_subjects`` or
+    ``holdout_subjects`` with ``trained_on``, and its own ``init_model``), so that
+    :func:`model_training_subjects` follows a chain of fine-tunes back to every patient."""
 
     def state(self, member: int) -> dict[str, Any]:
         """Network ``member`` of a fold starts from the model's network ``member`` (cycled)."""
         return self.states[member % len(self.states)]
 
 
-def _init_model(
-    cfg: GradeTrainConfig, discs: list[Any], scored: set[str], *, base: Path, n_classes: int
-) -> _InitModel | None:
-    """Read and check ``cfg.init_model``, or None when training starts from random weights.
+_TRAINED_ON_KEYS = ("train_subjects", "holdout_subjects", "trained_on", "init_model")
+"""Metadata that says which patients a model was trained on (:func:`model_training_subjects`)."""
+
+
+def _read_init_model(cfg: GradeTrainConfig, *, base: Path, n_classes: int) -> _InitModel | None:
+    """Read ``cfg.init_model`` and check that it fits the config, or None when training
+    starts from random weights. Runs before the data is read (which may take minutes).
 
     Raises
     ------
+    ModelError
+        The file is missing or not a grading model.
     InvalidInputError
-        Its crop or network differs from the config's, or it was trained on patients this
-        run scores (``scored``: held out or in a cross-validation fold), whose figures it
-        would overstate.
+        Its target, network or crop differs from the config's (each difference named).
     """
     if cfg.init_model is None:
         return None
     from discquant.grade.ensemble import GradeEnsemble
-    from discquant.grade.pfirrmann import build_network, load_pfirrmann_model
+    from discquant.grade.pfirrmann import DEFAULT_ARCH, build_network, load_pfirrmann_model
 
-    path = None if cfg.init_model == "shipped" else base / cfg.init_model
-    model = load_pfirrmann_model(path)
-    wanted = cfg.crop.model_dump()
-    if {k: list(v) if isinstance(v, tuple) else v for k, v in model.crop.items()} != {
-        k: list(v) if isinstance(v, tuple) else v for k, v in wanted.items()
-    }:
-        raise InvalidInputError(
-            f"init_model was trained on crops {model.crop}, the config asks for {wanted}",
-            path=path,
-        )
+    path = None if cfg.init_model == "shipped" else (base / cfg.init_model).absolute()
+    name = "the shipped model" if path is None else str(path)
+    try:
+        model = load_pfirrmann_model(path)
+    except DiscquantError as exc:
+        raise ModelError(f"init_model: {exc.reason}", path=exc.path) from exc
+
+    def refuse(what: str, differences: list[str]) -> InvalidInputError:
+        why = ", ".join(differences)
+        return InvalidInputError(f"init_model {name} has another {what} than the config: {why}")
+
+    target = str(model.metadata.get("target", "pfirrmann"))
+    if target != cfg.target:
+        raise refuse("target", [f"target {target!r} (config: {cfg.target!r})"])
+    have = {**DEFAULT_ARCH, **(model.metadata.get("arch") or {})}
+    want = {**DEFAULT_ARCH, **cfg.arch}
+    if diff := _differences(have, want):
+        raise refuse("network", [f"arch {d}" for d in diff])
+    if diff := _differences(model.crop, cfg.crop.model_dump()):
+        raise refuse("crop", [f"crop {d}" for d in diff])
     net = model.network
     members = list(net.members) if isinstance(net, GradeEnsemble) else [net]
     states = [m.state_dict() for m in members]
-    try:  # the config's network must take these weights as they are
+    try:  # the last word: the config's network takes these weights as they are
         build_network(cfg.arch, in_channels=cfg.crop.slices, num_classes=n_classes).load_state_dict(
             states[0]
         )
     except RuntimeError as exc:
-        raise InvalidInputError(
-            f"init_model's network is not the config's arch/target ({str(exc).splitlines()[0]})",
-            path=path,
-        ) from exc
-    seen = model_training_subjects(dict(model.metadata), [d for d in discs if d.subject in scored])
+        raise refuse("network", [str(exc).strip().splitlines()[-1].strip()]) from exc
+    meta = dict(model.metadata)
+    provenance = {"source": cfg.init_model, "weights_sha256": model.weights_sha256}
+    provenance |= {k: meta[k] for k in _TRAINED_ON_KEYS if meta.get(k) is not None}
+    return _InitModel(states, model.weights_sha256, name, provenance)
+
+
+def _differences(have: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    """``key model-value (config: config-value)`` for each setting that differs
+    (tuples and lists compare equal)."""
+
+    def plain(v: Any) -> Any:
+        return list(v) if isinstance(v, tuple) else v
+
+    return [
+        f"{k} {plain(have.get(k))!r} (config: {plain(want.get(k))!r})"
+        for k in sorted(set(have) | set(want))
+        if plain(have.get(k)) != plain(want.get(k))
+    ]
+
+
+def _check_init_patients(init: _InitModel, discs: list[Any], scored: set[str]) -> None:
+    """Refuse an ``init_model`` trained on a patient this run scores (held out or in a
+    cross-validation fold): those figures would be overstated.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming how many subjects and one of them.
+    """
+    seen = model_training_subjects(init.provenance, [d for d in discs if d.subject in scored])
     if seen:
         raise InvalidInputError(
-            f"init_model was trained on {len(seen)} of the patients this run scores "
-            f"(e.g. {sorted(seen)[0]}): their cross-validation or held-out figures would "
-            "be overstated; grade other patients, or start from another model",
-            path=path,
+            f"init_model {init.name} was trained on {len(seen)} of the subjects this run "
+            f"scores (e.g. {sorted(seen)[0]}): their cross-validation or held-out figures "
+            "would be overstated; grade other patients, or start from another model"
         )
     if seen is None:
         log.warning(
             "init_model %s records neither train_subjects nor holdout_subjects: cannot tell "
             "whether it was trained on the patients this run scores",
-            model.source,
+            init.name,
         )
-    return _InitModel(states, model.weights_sha256, model.source)
 
 
 @dataclass
@@ -829,7 +916,10 @@ def _test_model(
 
     path = None if cfg.test_model == "shipped" else base / str(cfg.test_model)
     name = "the shipped model" if path is None else str(path)
-    model = load_pfirrmann_model(path)
+    try:
+        model = load_pfirrmann_model(path)
+    except DiscquantError as exc:  # say which of the config's models it is
+        raise ModelError(f"test_model: {exc.reason}", path=exc.path) from exc
     seen = model_training_subjects(dict(model.metadata), discs)
     overlap: dict[str, Any]
     if seen is None:

@@ -124,6 +124,8 @@ def config_problem(cfg: GradeTrainConfig) -> str | None:
         return "ship: folds needs cross_validate on and every fold run"
     if not (cfg.cross_validate or cfg.train_final or cfg.test_model):  # ran, did nothing
         return "cross_validate, train_final and test_model are all off: nothing would run"
+    if cfg.init_model is not None and not (cfg.cross_validate or cfg.train_final):
+        return "init_model is set but nothing trains (cross_validate and train_final are off)"
     if cfg.target != "pfirrmann" and (cfg.phantoms_train > 0 or cfg.phantoms_test > 0):
         return "phantom studies carry Pfirrmann grades only: set phantoms_train/test to 0"
     if cfg.cv_folds is not None and (
