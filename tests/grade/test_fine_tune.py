@@ -113,21 +113,24 @@ def test_a_model_trained_on_a_scored_patient_is_refused_before_writing(
     ("meta", "crop", "message"),
     [
         ({"arch": ARCH}, {**CROP, "normalise": "crop"},
-         "another crop than the config: crop normalise 'crop' (config: 'image')"),
+         "crop normalise 'crop' (config: 'image')"),
         ({"arch": {"block_inplanes": [16, 32, 64, 128]}}, CROP,
-         "another network than the config: arch block_inplanes [16, 32, 64, 128] "
-         "(config: [8, 8, 16, 16])"),
+         "arch block_inplanes [16, 32, 64, 128] (config: [8, 8, 16, 16])"),
         ({"arch": ARCH, "target": "herniation"}, CROP,
-         "another target than the config: target 'herniation' (config: 'pfirrmann')"),
+         "target 'herniation' (config: 'pfirrmann')"),
+        ({"arch": {"block_inplanes": [16, 32, 64, 128]}}, {**CROP, "shape": (60, 80)},
+         "arch block_inplanes [16, 32, 64, 128] (config: [8, 8, 16, 16]), "
+         "crop shape [60, 80] (config: [24, 32])"),
     ],
 )  # fmt: skip
-def test_a_model_of_another_crop_network_or_target_is_refused_before_the_data_is_read(
+def test_a_model_of_other_settings_is_refused_before_the_data_is_read(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     meta: dict,
     crop: dict,
     message: str,  # type: ignore[type-arg]
 ) -> None:
+    """Every differing setting is named, in one line."""
     import discquant.grade.train as train_mod
 
     def no_data(cfg: object, base: object) -> None:
@@ -140,8 +143,87 @@ def test_a_model_of_another_crop_network_or_target_is_refused_before_the_data_is
     save_pfirrmann_model(PfirrmannModel(net, crop, meta), other)
     with pytest.raises(InvalidInputError) as err:
         run_training(_cfg(init_model=str(other)), tmp_path / "out")
-    assert str(err.value) == f"init_model {other} has {message}"
+    assert (
+        str(err.value)
+        == f"init_model {other} was trained with other settings than the config: {message}"
+    )
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_older_than_a_crop_setting_reads_as_its_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Models written before ``normalise`` existed crop as ``image`` does: not refused."""
+    _patch_graded_discs(monkeypatch, tmp_path, 40, seed=2)
+    old = tmp_path / "old.pt"
+    crop = {k: v for k, v in CROP.items() if k != "normalise"}
+    meta = {"arch": ARCH, "train_subjects": ["other00"]}
+    save_pfirrmann_model(PfirrmannModel(build_network(ARCH), crop, meta), old)
+    run_training(_cfg(init_model=str(old), max_steps=1), tmp_path / "out")
+    assert (tmp_path / "out" / "cv_metrics.json").is_file()
+
+
+def test_a_model_that_cannot_tell_its_patients_is_refused_when_anyone_is_scored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _patch_graded_discs(monkeypatch, tmp_path, 40, seed=2)
+    silent = tmp_path / "silent.pt"
+    save_pfirrmann_model(PfirrmannModel(build_network(ARCH), CROP, {"arch": ARCH}), silent)
+    with pytest.raises(InvalidInputError, match="records neither train_subjects nor holdout"):
+        run_training(_cfg(init_model=str(silent)), tmp_path / "cv")
+    # held-out patients alone are scored too
+    held_only = _cfg(init_model=str(silent), cross_validate=False, train_final=True)
+    with pytest.raises(InvalidInputError, match="records neither train_subjects nor holdout"):
+        run_training(held_only, tmp_path / "held")
+    assert not (tmp_path / "cv").exists() and not (tmp_path / "held").exists()
+    nobody = held_only.model_copy(update={"holdout_patients": 0, "max_steps": 1})
+    run_training(nobody, tmp_path / "final")  # nothing scored: nothing to overstate
+    assert (tmp_path / "final" / "checkpoints" / "final.pt").is_file()
+
+
+def test_a_held_out_patient_the_model_trained_on_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import discquant.grade.train as train_mod
+
+    _patch_graded_discs(monkeypatch, tmp_path, 40, seed=2)
+    cfg = _cfg(cross_validate=False, train_final=True, max_steps=1)
+    discs = train_mod.collect_discs(cfg, base=Path("."))
+    held, *_ = train_mod.subject_splits(
+        [d.subject for d in discs], seed=cfg.seed, holdout=cfg.holdout_patients, folds=cfg.folds
+    )
+    leaky = tmp_path / "leaky.pt"
+    meta = {"arch": ARCH, "train_subjects": [held[0]]}
+    save_pfirrmann_model(PfirrmannModel(build_network(ARCH), CROP, meta), leaky)
+    with pytest.raises(InvalidInputError, match=f"trained on 1 of the subjects .*e.g. {held[0]}"):
+        run_training(cfg.model_copy(update={"init_model": str(leaky)}), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_shipped_model_names_its_training_patients() -> None:
+    """Its weights file names the 50 held-out patients only; the list beside it names the
+    others, so that a copy of SPIDER in a folder of another name is still recognised."""
+    shipped = load_pfirrmann_model()
+    trained = set(shipped.metadata["train_subjects"])
+    held = set(shipped.metadata["holdout_subjects"])
+    assert len(held) == 50 and not trained & held
+    loc = DiscLocation((0.0, 0.0, 0.0))
+    names = ("sub-spider002", "sub-sud0001", sorted(held)[0], "sub-mine01")
+    renamed = [GradedDisc(s, "L4-L5", 2, Path("."), loc, source="copy") for s in names]
+    assert model_training_subjects(shipped.metadata, renamed) == {"sub-spider002", "sub-sud0001"}
+
+
+@pytest.mark.shared
+def test_the_shipped_models_patients_are_its_sets_but_the_held_out(shared_data: Path) -> None:
+    import pandas as pd
+
+    shipped = load_pfirrmann_model()
+    every = set()
+    for folder in ("sudirman-midsag-t2", "spider-midsag-t2"):
+        every |= set(pd.read_csv(shared_data / folder / "gradings.tsv", sep="\t")["subject"])
+    held = set(shipped.metadata["holdout_subjects"])
+    assert set(shipped.metadata["train_subjects"]) == every - held
+    assert len(every) == 605
 
 
 def test_a_missing_model_is_named_as_the_init_model(tmp_path: Path) -> None:

@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 N_GRADES = 5
 WEIGHTS_FILE = "pfirrmann.pt"
+TRAIN_SUBJECTS_FILE = "train_subjects.txt"
+"""The shipped model's training patients, one per line: every patient of the Sudirman
+and SPIDER gradings but its 50 held-out ones (its weights file names only those), so
+that ``--test-model`` and fine-tuning recognise them whatever folder holds them."""
 
 DEFAULT_ARCH: dict[str, Any] = {
     "layers": [2, 2, 2, 2],
@@ -126,9 +130,13 @@ def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
     """
 
     if path is None:
-        ref = resources.files("discquant") / "models" / "pfirrmann" / WEIGHTS_FILE
-        with resources.as_file(ref) as p:
-            return replace(load_pfirrmann_model(p), source="shipped")
+        folder = resources.files("discquant") / "models" / "pfirrmann"
+        with resources.as_file(folder / WEIGHTS_FILE) as p:
+            model = replace(load_pfirrmann_model(p), source="shipped")
+        if "train_subjects" not in model.metadata:  # provenance kept beside the weights
+            names = (folder / TRAIN_SUBJECTS_FILE).read_text().split()
+            model.metadata["train_subjects"] = names
+        return model
     path = Path(path)
     if not path.is_file():
         raise ModelError("Pfirrmann model file not found", path=path)

@@ -56,6 +56,7 @@ import numpy.typing as npt
 from discquant.errors import DiscquantError, InvalidInputError, ModelError
 from discquant.grade.train_config import (
     AugmentConfig,
+    CropConfig,
     GradeTrainConfig,
     config_problem,
     fold_config_sha256,
@@ -772,12 +773,12 @@ def _read_init_model(cfg: GradeTrainConfig, *, base: Path, n_classes: int) -> _I
     ModelError
         The file is missing or not a grading model.
     InvalidInputError
-        Its target, network or crop differs from the config's (each difference named).
+        Its target, network or crop differs from the config's (every difference named).
     """
     if cfg.init_model is None:
         return None
     from discquant.grade.ensemble import GradeEnsemble
-    from discquant.grade.pfirrmann import DEFAULT_ARCH, build_network, load_pfirrmann_model
+    from discquant.grade.pfirrmann import DEFAULT_ARCH, load_pfirrmann_model
 
     path = None if cfg.init_model == "shipped" else (base / cfg.init_model).absolute()
     name = "the shipped model" if path is None else str(path)
@@ -786,28 +787,19 @@ def _read_init_model(cfg: GradeTrainConfig, *, base: Path, n_classes: int) -> _I
     except DiscquantError as exc:
         raise ModelError(f"init_model: {exc.reason}", path=exc.path) from exc
 
-    def refuse(what: str, differences: list[str]) -> InvalidInputError:
-        why = ", ".join(differences)
-        return InvalidInputError(f"init_model {name} has another {what} than the config: {why}")
-
     target = str(model.metadata.get("target", "pfirrmann"))
-    if target != cfg.target:
-        raise refuse("target", [f"target {target!r} (config: {cfg.target!r})"])
+    differences = [f"target {target!r} (config: {cfg.target!r})"] if target != cfg.target else []
     have = {**DEFAULT_ARCH, **(model.metadata.get("arch") or {})}
-    want = {**DEFAULT_ARCH, **cfg.arch}
-    if diff := _differences(have, want):
-        raise refuse("network", [f"arch {d}" for d in diff])
-    if diff := _differences(model.crop, cfg.crop.model_dump()):
-        raise refuse("crop", [f"crop {d}" for d in diff])
-    net = model.network
-    members = list(net.members) if isinstance(net, GradeEnsemble) else [net]
-    states = [m.state_dict() for m in members]
-    try:  # the last word: the config's network takes these weights as they are
-        build_network(cfg.arch, in_channels=cfg.crop.slices, num_classes=n_classes).load_state_dict(
-            states[0]
+    differences += [f"arch {d}" for d in _differences(have, {**DEFAULT_ARCH, **cfg.arch})]
+    crop = {**CropConfig().model_dump(), **model.crop}  # old models lack later crop keys
+    differences += [f"crop {d}" for d in _differences(crop, cfg.crop.model_dump())]
+    if differences:  # their weights would not fit, or would read other crops
+        raise InvalidInputError(
+            f"init_model {name} was trained with other settings than the config: "
+            + ", ".join(differences)
         )
-    except RuntimeError as exc:
-        raise refuse("network", [str(exc).strip().splitlines()[-1].strip()]) from exc
+    net = model.network
+    states = [m.state_dict() for m in (net.members if isinstance(net, GradeEnsemble) else [net])]
     meta = dict(model.metadata)
     provenance = {"source": cfg.init_model, "weights_sha256": model.weights_sha256}
     provenance |= {k: meta[k] for k in _TRAINED_ON_KEYS if meta.get(k) is not None}
@@ -830,7 +822,9 @@ def _differences(have: dict[str, Any], want: dict[str, Any]) -> list[str]:
 
 def _check_init_patients(init: _InitModel, discs: list[Any], scored: set[str]) -> None:
     """Refuse an ``init_model`` trained on a patient this run scores (held out or in a
-    cross-validation fold): those figures would be overstated.
+    cross-validation fold), or one that cannot tell, when the run scores anyone: those
+    figures would be overstated. Patients are matched by subject name
+    (:func:`model_training_subjects`).
 
     Raises
     ------
@@ -841,14 +835,16 @@ def _check_init_patients(init: _InitModel, discs: list[Any], scored: set[str]) -
     if seen:
         raise InvalidInputError(
             f"init_model {init.name} was trained on {len(seen)} of the subjects this run "
-            f"scores (e.g. {sorted(seen)[0]}): their cross-validation or held-out figures "
-            "would be overstated; grade other patients, or start from another model"
+            f"scores (e.g. {sorted(seen)[0]}; matched by name): their cross-validation or "
+            "held-out figures would be overstated; score other patients (rename subjects "
+            "that are other people), or start from another model"
         )
-    if seen is None:
-        log.warning(
-            "init_model %s records neither train_subjects nor holdout_subjects: cannot tell "
-            "whether it was trained on the patients this run scores",
-            init.name,
+    if seen is None and scored:
+        raise InvalidInputError(
+            f"init_model {init.name} records neither train_subjects nor holdout_subjects: "
+            "cannot tell whether it was trained on the patients this run scores; start "
+            "from a model written by discquant train grade, or score nobody "
+            "(cross_validate: false, holdout_patients: 0)"
         )
 
 
