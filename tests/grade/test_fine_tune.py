@@ -342,3 +342,44 @@ def test_crops_of_the_synthetic_set_are_graded_by_the_trained_init(tmp_path: Pat
     crops, grades = _synthetic_crops(40, seed=6)
     pred = np.array([g.grade for g in grade_disc_crops(crops, model=load_pfirrmann_model(init))])
     assert np.mean(pred == grades) >= 0.95
+
+
+def test_test_phantoms_the_init_model_trained_on_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its phantom accuracy would be measured on its own training studies."""
+    _patch_graded_discs(monkeypatch, tmp_path, 40, seed=2)
+    start = tmp_path / "start.pt"
+    meta = {"arch": ARCH, "train_subjects": ["other00"], "phantom_train_seeds": [5000, 10]}
+    save_pfirrmann_model(PfirrmannModel(build_network(ARCH), CROP, meta), start)
+    child = tmp_path / "child.pt"  # fine-tuned from it elsewhere, without phantoms
+    meta = {"arch": ARCH, "train_subjects": ["other01"], "init_model": meta}
+    save_pfirrmann_model(PfirrmannModel(build_network(ARCH), CROP, meta), child)
+    cfg = _cfg(init_model=str(child), phantoms_test=3, phantom_test_seed0=5008)
+    with pytest.raises(
+        InvalidInputError, match=r"2 of this run's unseen test phantom studies \(seeds 5008-5009\)"
+    ):
+        run_training(cfg, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    assert load_pfirrmann_model().metadata["phantom_train_seeds"] == [1000, 80]
+
+
+def test_a_model_records_the_phantom_studies_it_trained_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import discquant.grade.train as train_mod
+
+    crops = _patch_graded_discs(monkeypatch, tmp_path, 40, seed=2)
+    asked: list[list[int]] = []
+
+    def tiny_phantoms(path: Path, seeds: list[int], crop_kw: dict) -> tuple:  # type: ignore[type-arg]
+        asked.append(seeds)  # stands in for rendering the studies
+        return crops[:10], np.full(10, 3), []
+
+    monkeypatch.setattr(train_mod, "_phantom_set", tiny_phantoms)
+    cfg = _cfg(cross_validate=False, train_final=True, holdout_patients=0, max_steps=1,
+               phantoms_train=2, phantom_train_seed0=1200)  # fmt: skip
+    run_training(cfg, tmp_path / "run")
+    assert asked == [[1200, 1201]]
+    meta = load_pfirrmann_model(tmp_path / "run" / "checkpoints" / "final.pt").metadata
+    assert meta["phantom_train_seeds"] == [1200, 2]

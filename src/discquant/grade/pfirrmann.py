@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 N_GRADES = 5
 WEIGHTS_FILE = "pfirrmann.pt"
+SHIPPED_PHANTOM_TRAIN_SEEDS = (1000, 80)
+"""First seed and count of the phantom studies the shipped model trained on (its model
+card; ``configs/grade.yaml``), which its weights file does not record."""
 TRAIN_SUBJECTS_FILE = "train_subjects.txt"
 """The shipped model's training patients, one per line: every patient of the Sudirman
 and SPIDER gradings but its 50 held-out ones (its weights file names only those), so
@@ -136,6 +139,7 @@ def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
         if "train_subjects" not in model.metadata:  # provenance kept beside the weights
             names = (folder / TRAIN_SUBJECTS_FILE).read_text().split()
             model.metadata["train_subjects"] = names
+        model.metadata.setdefault("phantom_train_seeds", list(SHIPPED_PHANTOM_TRAIN_SEEDS))
         return model
     path = Path(path)
     if not path.is_file():

@@ -536,6 +536,13 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     )
     if init is not None:
         _check_init_patients(init, discs, scored)
+        test_seeds = range(cfg.phantom_test_seed0, cfg.phantom_test_seed0 + cfg.phantoms_test)
+        if shared := sorted(_init_phantom_seeds(init.provenance) & set(test_seeds)):
+            raise InvalidInputError(
+                f"init_model {init.name} was trained on {len(shared)} of this run's unseen "
+                f"test phantom studies (seeds {shared[0]}-{shared[-1]}): its phantom "
+                "accuracy would be overstated; move phantom_test_seed0"
+            )
     sha256 = fold_config_sha256(
         cfg, _locator_sha256(cfg, base), init.weights_sha256 if init else None
     )
@@ -571,6 +578,8 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
         "arch": cfg.arch or None, "seed": cfg.seed, "trained_on": sets, "target": cfg.target,
         "train_subjects": train_subjects,
     }  # fmt: skip
+    if cfg.phantoms_train > 0:  # so that a later fine-tune does not test on them
+        meta["phantom_train_seeds"] = [cfg.phantom_train_seed0, cfg.phantoms_train]
     if init is not None:  # provenance: what the networks were fine-tuned from
         meta["init_model"] = init.provenance
 
@@ -760,8 +769,22 @@ class _InitModel:
         return self.states[member % len(self.states)]
 
 
-_TRAINED_ON_KEYS = ("train_subjects", "holdout_subjects", "trained_on", "init_model")
-"""Metadata that says which patients a model was trained on (:func:`model_training_subjects`)."""
+_TRAINED_ON_KEYS = (
+    "train_subjects", "holdout_subjects", "trained_on", "init_model", "phantom_train_seeds",
+)  # fmt: skip
+"""Metadata that says which patients (:func:`model_training_subjects`) and phantom studies
+(``phantom_train_seeds``: first seed, count) a model was trained on."""
+
+
+def _init_phantom_seeds(provenance: dict[str, Any]) -> set[int]:
+    """Seeds of the phantom studies an init model and the models it started from trained on."""
+    seeds: set[int] = set()
+    while isinstance(provenance, dict):
+        if provenance.get("phantom_train_seeds") is not None:
+            first, count = (int(v) for v in provenance["phantom_train_seeds"])
+            seeds |= set(range(first, first + count))
+        provenance = provenance.get("init_model")  # type: ignore[assignment]
+    return seeds
 
 
 def _read_init_model(cfg: GradeTrainConfig, *, base: Path, n_classes: int) -> _InitModel | None:
