@@ -531,18 +531,12 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     is_held = np.array([s in held_set for s in subjects])
     fold = np.array([fold_of.get(s, -1) for s in subjects])
     run_folds = list(range(cfg.folds)) if cfg.cv_folds is None else list(cfg.cv_folds)
-    scored = held_set | (
-        {s for s in fold_of if fold_of[s] in run_folds} if cfg.cross_validate else set()
-    )
     if init is not None:
-        _check_init_patients(init, discs, scored)
-        test_seeds = range(cfg.phantom_test_seed0, cfg.phantom_test_seed0 + cfg.phantoms_test)
-        if shared := sorted(_init_phantom_seeds(init.provenance) & set(test_seeds)):
-            raise InvalidInputError(
-                f"init_model {init.name} was trained on {len(shared)} of this run's unseen "
-                f"test phantom studies (seeds {shared[0]}-{shared[-1]}): its phantom "
-                "accuracy would be overstated; move phantom_test_seed0"
-            )
+        cv_scored = (
+            {s for s, k in fold_of.items() if k in run_folds} if cfg.cross_validate else set()
+        )
+        _check_init_patients(init, discs, held_set | cv_scored)
+        _check_init_phantoms(init, cfg)
     sha256 = fold_config_sha256(
         cfg, _locator_sha256(cfg, base), init.weights_sha256 if init else None
     )
@@ -589,8 +583,8 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
     @functools.cache
     def phantom_train_set() -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int_]]:
         """The phantom training crops, rendered (or read from the cache) once per run."""
-        seeds = range(cfg.phantom_train_seed0, cfg.phantom_train_seed0 + cfg.phantoms_train)
-        px, py, _ = _phantom_set(out / "phantoms_train.npz", list(seeds), crop_kw)
+        seeds = list(cfg.phantom_train_seeds)
+        px, py, _ = _phantom_set(out / "phantoms_train.npz", seeds, crop_kw)
         return px, py
 
     def with_phantoms(
@@ -698,9 +692,10 @@ def _test_shipped(
         result["holdout"] = _metrics(h_rows, hp, binary=binary)
         (out / "holdout_metrics.json").write_text(_metrics_json(result["holdout"]))
     if cfg.phantoms_test > 0:
-        seeds = range(cfg.phantom_test_seed0, cfg.phantom_test_seed0 + cfg.phantoms_test)
         crop_kw = cfg.crop.model_dump()
-        pc, _, p_rows = _phantom_set(out / "phantoms_test.npz", list(seeds), crop_kw)
+        pc, _, p_rows = _phantom_set(
+            out / "phantoms_test.npz", list(cfg.phantom_test_seeds), crop_kw
+        )
         pp = predict_probabilities(net, pc)
         _write_predictions(out / "phantom_predictions.tsv", p_rows, pp)
         result["phantom_test"] = _metrics(p_rows, pp)
@@ -868,6 +863,23 @@ def _check_init_patients(init: _InitModel, discs: list[Any], scored: set[str]) -
             "cannot tell whether it was trained on the patients this run scores; start "
             "from a model written by discquant train grade, or score nobody "
             "(cross_validate: false, holdout_patients: 0)"
+        )
+
+
+def _check_init_phantoms(init: _InitModel, cfg: GradeTrainConfig) -> None:
+    """Refuse unseen test phantoms that the ``init_model`` (or its start) trained on: its
+    phantom accuracy would be overstated.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming how many test studies and their seeds.
+    """
+    if shared := sorted(_init_phantom_seeds(init.provenance) & set(cfg.phantom_test_seeds)):
+        raise InvalidInputError(
+            f"init_model {init.name} was trained on {len(shared)} of this run's unseen "
+            f"test phantom studies (seeds {shared[0]}-{shared[-1]}): its phantom "
+            "accuracy would be overstated; move phantom_test_seed0"
         )
 
 

@@ -109,6 +109,16 @@ class GradeTrainConfig(BaseModel):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
     arch: dict[str, Any] = Field(default_factory=dict)
 
+    @property
+    def phantom_train_seeds(self) -> range:
+        """Seeds of the phantom training studies."""
+        return range(self.phantom_train_seed0, self.phantom_train_seed0 + self.phantoms_train)
+
+    @property
+    def phantom_test_seeds(self) -> range:
+        """Seeds of the unseen phantom test studies."""
+        return range(self.phantom_test_seed0, self.phantom_test_seed0 + self.phantoms_test)
+
     @model_validator(mode="after")
     def _consistent(self) -> GradeTrainConfig:
         problem = config_problem(self)
@@ -134,9 +144,7 @@ def config_problem(cfg: GradeTrainConfig) -> str | None:
         return f"cv_folds must name folds 0..{cfg.folds - 1}"
     if cfg.segment_model is not None and not uses_segmentation(cfg):
         return "segment_model is set but places no crop (no spider, sudirman_locate: boxes)"
-    train_seeds = range(cfg.phantom_train_seed0, cfg.phantom_train_seed0 + cfg.phantoms_train)
-    test_seeds = range(cfg.phantom_test_seed0, cfg.phantom_test_seed0 + cfg.phantoms_test)
-    if set(train_seeds) & set(test_seeds):
+    if set(cfg.phantom_train_seeds) & set(cfg.phantom_test_seeds):
         return "the unseen test phantoms share seeds with the training phantoms"
     rows, cols = cfg.crop.shape
     if any(abs(r) >= rows or abs(c) >= cols for r, c in cfg.tta_shifts):
