@@ -14,8 +14,9 @@ from discquant.grade import load_pfirrmann_model
 from discquant.grade.crops import DiscLocation
 from discquant.grade.data import GradedDisc
 from discquant.grade.ensemble import GradeEnsemble
+from discquant.grade.lineage import model_training_subjects
 from discquant.grade.pfirrmann import PfirrmannModel, build_network, save_pfirrmann_model
-from discquant.grade.train import model_training_subjects, run_training, train_network
+from discquant.grade.train import run_training, train_network
 from discquant.grade.train_config import AugmentConfig, GradeTrainConfig, fold_config_sha256
 
 ARCH = {"block_inplanes": [8, 8, 16, 16]}
