@@ -468,6 +468,36 @@ def test_a_folder_of_two_patients_is_refused(tmp_path: Path) -> None:
     assert load_study(tmp_path / "same").t2 is not None
 
 
+@pytest.mark.parametrize("name", ["ANONYMIZED", "PHANTOM^SYNTHETIC", "Anonymous^Patient"])
+def test_two_patients_sharing_a_placeholder_name_are_refused(tmp_path: Path, name: str) -> None:
+    """An export that wrote one placeholder name for every patient (IDs kept, each its own
+    study) was read as one patient: one's T2 masks on the other's ADC map, exit 0 (a
+    user trial)."""
+    from tests.io.dicom_factory import PHI, write_lumbar_study
+
+    for i in (1, 2):
+        phi = {**PHI, "PatientID": f"SUBJ00{i}", "PatientName": name}
+        write_lumbar_study(tmp_path / "both" / f"p{i}", phi=phi, seed=i)
+    with pytest.raises(InvalidInputError, match="image series of 2 patients"):
+        load_study(tmp_path / "both")
+
+
+def test_the_diffusion_of_the_t2s_visit_is_used(tmp_path: Path) -> None:
+    """One patient's two visits, each a T2 and a DWI: the first visit's T2 was measured on
+    the second visit's DWI (more b-values won; a user trial). The DWI and the scanner ADC
+    map of the T2's own study are used, whatever their size."""
+    from tests.io.dicom_factory import write_lumbar_study
+
+    first = write_lumbar_study(tmp_path / "pt" / "visit1", t2_slices=6)
+    write_lumbar_study(tmp_path / "pt" / "visit2", t2_slices=5, bvals=(0, 200, 400, 800), seed=1)
+    study = load_study(tmp_path / "pt")
+    assert study.t2 is not None and study.dwi is not None and study.adc is not None
+    assert study.t2.provenance.source_paths[0] in first.series["t2"].files
+    assert study.dwi.provenance.source_paths[0] in first.series["dwi"].files
+    assert study.adc.provenance.source_paths[0] in first.series["adc"].files
+    assert len(study.dwi.bvals_s_per_mm2) == 3  # not the other visit's 4 b-values
+
+
 @pytest.mark.parametrize("json_out", [False, True])
 def test_inspect_lists_the_series_of_each_patient_then_refuses(
     tmp_path: Path, json_out: bool

@@ -37,7 +37,7 @@ from discquant.errors import (
     InvalidInputError,
 )
 from discquant.io.nifti import RawImage, is_nifti, load_nifti, merge_diffusion_pieces
-from discquant.io.privacy import identifier_tokens
+from discquant.io.privacy import identifier_tokens, is_placeholder
 from discquant.io.study import Provenance
 
 log = logging.getLogger(__name__)
@@ -457,11 +457,13 @@ def _file_series(
 
 
 def _patient_digest(ds: object) -> frozenset[str]:
-    """SHA-256 digests of the file's PatientID and PatientName, each when not empty."""
+    """SHA-256 digests of the file's PatientID and PatientName, each when not empty and
+    not an anonymiser's placeholder (:func:`~discquant.io.privacy.is_placeholder`:
+    ``ANONYMIZED`` for every patient of an export made two patients one)."""
     found = set()
     for keyword in ("PatientID", "PatientName"):
         value = str(getattr(ds, keyword, "") or "").strip()
-        if value:
+        if value and not is_placeholder(value):
             found.add(hashlib.sha256(f"{keyword}={value}".encode()).hexdigest())
     return frozenset(found)
 
@@ -664,7 +666,8 @@ def _check_one_patient(scan: _Scan, path: Path) -> None:
     to one patient when they share a PatientID, a PatientName, a StudyInstanceUID or a
     FrameOfReferenceUID, directly or through other series: an anonymiser that emptied
     the ID of some series, or gave each series its own ID, leaves them one patient.
-    Series with neither an ID nor a name are not counted.
+    Series with neither an ID nor a name (or only placeholders, ``ANONYMIZED``) are not
+    counted.
     """
     from scipy.cluster.hierarchy import DisjointSet
 

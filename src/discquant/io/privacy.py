@@ -278,6 +278,18 @@ PLACEHOLDER_IDENTIFIERS = frozenset(
 label may well contain them (``anonymized03``, ``phantom01``)."""
 
 
+def is_placeholder(value: str) -> bool:
+    """Whether a PatientName or PatientID holds only placeholders
+    (:data:`PLACEHOLDER_IDENTIFIERS`: ``ANONYMIZED``, ``PHANTOM^SYNTHETIC``), which many
+    patients share: no evidence that two series are one patient.
+
+    >>> is_placeholder("Anonymous^Patient"), is_placeholder("ANON0042")
+    (True, False)
+    """
+    parts = [_alnum(p) for p in re.split(r"[\s^]+", value)]
+    return all(not p or p in PLACEHOLDER_IDENTIFIERS for p in parts)
+
+
 def _values(value: object) -> list[str]:
     """A DICOM value as strings: one per item of a multi-valued one (pydicom's
     ``MultiValue``, a list, or a raw ``A\\B`` string)."""

@@ -405,11 +405,38 @@ def order_series(
     and more volumes; for the others sagittal before any other orientation, then the
     asserted role (BIDS ``anat/*_T2w``: an EPI ``dwi/*_sbref`` with long TE and TR has
     more slices but is no anatomical T2), then more slices; then finer in-plane voxels
-    (smaller area).
+    (smaller area). Diffusion series in the frame of reference and study of the best T2
+    come before those of another (another visit's DWI does not overlay this T2), after
+    those given explicitly.
     """
     asserted = [False] * len(series) if asserted is None else asserted
     keyed = sorted(
         zip(series, explicit, asserted, strict=True),
         key=lambda sea: (_ROLE_ORDER[sea[0].role], *_quality_key(*sea)),
     )
+    t2 = next((s for s, _, _ in keyed if s.role is SeriesRole.T2), None)
+    if t2 is not None:  # stable: the quality order stays within each of these groups
+        keyed.sort(key=lambda sea: (_ROLE_ORDER[sea[0].role], not sea[1], _other_visit(t2, sea[0])))
     return tuple(s for s, _, _ in keyed)
+
+
+_DIFFUSION_ROLES = (SeriesRole.DWI, SeriesRole.ADC, SeriesRole.TRACE)
+
+
+def _other_visit(t2: Series, series: Series) -> tuple[bool, bool]:
+    """(another frame of reference, another study) than the chosen T2, for a diffusion
+    series; unknown UIDs (NIfTI) count as the same.
+
+    A folder of one patient's two visits, each with its T2 and DWI, had the first visit's
+    T2 masks measured on the second visit's ADC map (the larger DWI won)."""
+    if series.role not in _DIFFUSION_ROLES:
+        return (False, False)
+    a, b = t2.provenance, series.provenance
+
+    def differs(x: str | None, y: str | None) -> bool:
+        return x is not None and y is not None and x != y
+
+    return (
+        differs(a.frame_of_reference_uid, b.frame_of_reference_uid),
+        differs(a.study_instance_uid, b.study_instance_uid),
+    )
