@@ -40,6 +40,14 @@ class DicomConversionError(InvalidInputError):
     """dcm2niix failed or produced no volume for a DICOM series."""
 
 
+class ConversionStoppedError(DiscquantError):
+    """A converter (dcm2niix) was stopped by a signal: Ctrl-C reaches every process of
+    the terminal's process group. The study must be read again, not analysed without the
+    series (a cohort records it failed, so its next run redoes it)."""
+
+    exit_code = 130
+
+
 class NoDiscsFoundError(DiscquantError):
     """The analysis ran but found no lumbar intervertebral disc.
 

@@ -211,3 +211,31 @@ def test_inspect_table_keeps_reasons_whole_at_80_columns(lumbar_dicom: WrittenSt
     for number, series in enumerate(doc["series"], start=1):
         first_words = f"{number:>2d} {series['role']}: {series['reason']}"[:60]
         assert any(line.startswith(first_words) for line in lines), (first_words, lines)
+
+
+def test_a_dcm2niix_killed_by_a_signal_stops_the_import(
+    lumbar_dicom: WrittenStudy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during a cohort reached dcm2niix (the workers ignore it; their children did
+    not): its killed conversion read as "converted nothing, series skipped", the study
+    was analysed without that series and recorded complete, and resume never redid it (a
+    user trial). A killed converter now stops the study's import (exit 130 on the CLI;
+    a cohort records the study failed, so its next run redoes it)."""
+    import subprocess
+
+    from discquant.errors import ConversionStoppedError
+
+    real_run = subprocess.run
+    converted: list[str] = []
+
+    def killed_first(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        converted.append(cmd[-1])
+        if len(converted) == 1:
+            return subprocess.CompletedProcess(cmd, -2, "", "")  # SIGINT
+        return real_run(cmd, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+    monkeypatch.setattr(subprocess, "run", killed_first)
+    with pytest.raises(ConversionStoppedError, match="stopped by signal 2") as err:
+        load_study(lumbar_dicom.root)
+    assert err.value.exit_code == 130
+    assert len(converted) == 1  # no later series was converted after it

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from discquant.errors import (
+    ConversionStoppedError,
     DicomConversionError,
     DiscquantError,
     InputNotFoundError,
@@ -534,6 +535,12 @@ def _run_dcm2niix(src: Path, out: Path, *, keep_phi: bool, series: _DicomSeries)
         raise DicomConversionError(
             f"dcm2niix did not finish series {series.number} within 900 s", path=series.files[0]
         ) from exc
+    if done.returncode < 0:  # killed: what it wrote (or did not) says nothing of the series
+        raise ConversionStoppedError(
+            f"dcm2niix was stopped by signal {-done.returncode} while converting series "
+            f"{series.number} '{series.description}'; read the study again",
+            path=series.files[0],
+        )
     text = (done.stdout or "") + (done.stderr or "")
     for line in text.splitlines():
         if line.startswith(("Warning", "Error")):
@@ -561,6 +568,8 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
         skipped with a warning.
     DicomConversionError
         dcm2niix produced no image and no series reported why.
+    ConversionStoppedError
+        dcm2niix was killed by a signal (Ctrl-C in the terminal reaches it too).
     """
     if path.is_dir():
         files = sorted(
@@ -608,6 +617,9 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
                 continue
             try:
                 images.extend(_convert_series(series, staging, i, keep_phi=keep_phi))
+            except ConversionStoppedError:
+                raise  # not the series' fault: a cohort whose Ctrl-C killed dcm2niix
+                # had recorded the study complete without its T2, and never redid it
             except DiscquantError as exc:
                 skipped.append((series.files[0], exc.reason))
     if not images and skipped:  # nothing usable: the (first) series' own error, one line
