@@ -304,6 +304,12 @@ def test_a_truncated_slice_skips_its_series_and_the_rest_is_analysed(
     assert len(warned) == 1 and warned[0].endswith("incomplete without it; series skipped")
     assert "t2" not in [s["role"] for s in doc["provenance"]["series"]]
     assert all(d["found"] and d["t2_np_csf_ratio"] is None for d in doc["discs"])
+    # it had said "the study holds only diffusion series" (a user trial)
+    (no_t2,) = [w for w in doc["warnings"] if w.startswith("no T2 found")]
+    assert "1 series skipped on import" in no_t2 and "only diffusion" not in no_t2
+    # which file each series came from, relative to the folder given
+    files = {s["role"]: s["file"] for s in doc["provenance"]["series"]}
+    assert files["dwi"].startswith("DWI") and str(tmp_path) not in json.dumps(files)
 
 
 def _assert_bad_input(res: Result, name: str, out: Path) -> None:

@@ -169,8 +169,13 @@ FLAG_SEGMENTED_ON_DWI = "segmented_on_dwi_b0"
 
 def _why_no_t2(study: Study, *, most: int = 3) -> str:
     """Why no series was taken for a T2: the first ``most`` others with their reasons."""
+    from discquant.io.dicom import SERIES_SKIPPED
+
     others = [s for s in study.series if s.role is SeriesRole.OTHER]
-    if not others:
+    if not others:  # a T2 skipped at import (a truncated slice) is not "only diffusion"
+        skipped = sum(w.endswith(SERIES_SKIPPED) for w in study.warnings)
+        if skipped:
+            return f"{skipped} series skipped on import (see its warning), the rest diffusion"
         return "the study holds only diffusion series"
     said = "; ".join(f"{s.description or 'unnamed series'}: {s.reason}" for s in others[:most])
     return said + (f"; and {len(others) - most} more" if len(others) > most else "")
@@ -671,6 +676,7 @@ def _provenance(study: Study, config: AnalysisConfig) -> dict[str, Any]:
             {
                 "role": s.role.value,
                 "description": s.description,
+                "file": s.source_name(study.source),
                 "shape": list(s.image.shape),
                 "voxel_mm": list(s.image.voxel_mm),
                 "series_instance_uid": s.provenance.series_instance_uid,

@@ -386,3 +386,32 @@ def test_a_classified_echo_planar_image_is_not_taken_for_a_t2(tmp_path: Path) ->
     study = load_study(tmp_path)
     assert study.t2 is None
     assert study.series[0].role is SeriesRole.OTHER and "echo-planar" in study.series[0].reason
+
+
+@pytest.mark.parametrize("later", ["run-1", "run-2"])
+def test_of_two_alike_t2_runs_the_later_is_used_and_said(tmp_path: Path, later: str) -> None:
+    """Two BIDS T2w runs of one sequence: the first by file name was used without a word,
+    and neither `inspect` nor the provenance said which file it was (a user trial, whose
+    run-1 was a spoiled attempt). The later run is used, and a warning names both."""
+    te = {"EchoTime": 0.1, "RepetitionTime": 4.0}
+    sub = tmp_path / "sub-02"
+    for run in ("run-1", "run-2"):
+        data = np.full((8, 8, 5), 2.0 if run == later else 1.0)
+        _save(sub / "anat" / f"sub-02_{run}_T2w.nii.gz", data, sidecar=te)
+    if later == "run-1":  # the run number decides, not the file order: run-1 is relabelled
+        (sub / "anat" / "sub-02_run-2_T2w.nii.gz").rename(sub / "anat" / "sub-02_run-0_T2w.nii.gz")
+        (sub / "anat" / "sub-02_run-2_T2w.json").rename(sub / "anat" / "sub-02_run-0_T2w.json")
+    study = load_study(sub)
+    assert study.t2 is not None and float(study.t2.image.data.max()) == 2.0
+    assert study.t2.source_name(study.source) == f"anat/sub-02_{later}_T2w.nii.gz"
+    (warning,) = [w for w in study.warnings if "alike" in w]
+    assert "2 T2 series" in warning and "run-1_T2w.nii.gz" in warning
+    assert f"used anat/sub-02_{later}_T2w.nii.gz" in warning
+    from typer.testing import CliRunner
+
+    from discquant.cli import app
+
+    res = CliRunner().invoke(app, ["inspect", str(sub), "--json"])
+    assert res.exit_code == 0, res.output
+    files = [r["file"] for r in json.loads(res.stdout)["series"]]
+    assert files[0] == f"anat/sub-02_{later}_T2w.nii.gz" and len(set(files)) == 2

@@ -93,6 +93,7 @@ def inspect_cmd(
                 "shape": list(s.image.shape),
                 "voxel_mm": [round(v, 4) for v in s.image.voxel_mm],
                 "description": s.description,
+                "file": s.source_name(study.source),
                 "reason": s.reason,
                 "orientation": s.orientation,
                 "series_number": s.provenance.series_number,
@@ -115,7 +116,7 @@ def inspect_cmd(
     # column they were cut every 8 characters at 80 columns (the width of a pipe).
     table = Table(title=Text(f"{study.subject}: {len(rows)} series"))
     table.add_column("#", justify="right", no_wrap=True)
-    for col in ("role", "description", "shape", "voxel mm", "plane", "b-values"):
+    for col in ("role", "description", "file", "shape", "voxel mm", "plane", "b-values"):
         table.add_column(col, no_wrap=col in ("role", "shape", "plane"), overflow="fold")
     if keep_phi:
         table.add_column("patient", overflow="fold")
@@ -125,6 +126,7 @@ def inspect_cmd(
             str(number),
             r["role"],
             r["description"],
+            r["file"],
             "×".join(map(str, r["shape"])),
             _fmt(r["voxel_mm"], 3),
             r["orientation"],

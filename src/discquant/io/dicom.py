@@ -519,6 +519,11 @@ def _incomplete(series: _DicomSeries) -> bool:
     return len(set(counts.values())) > 1
 
 
+SERIES_SKIPPED = "; series skipped"
+"""How the import's warning about a series it could not use ends (``FILE: why; series
+skipped``)."""
+
+
 def _run_dcm2niix(src: Path, out: Path, *, keep_phi: bool, series: _DicomSeries) -> str:
     cmd = [
         dcm2niix_binary(),
@@ -628,7 +633,7 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
     if not images:
         raise DicomConversionError("dcm2niix produced no image from any series", path=path)
     for where, why in skipped:
-        msg = f"{where}: {why}; series skipped"
+        msg = f"{where}: {why}{SERIES_SKIPPED}"
         log.warning(msg)
         warnings.append(msg)
     # The warnings travel into the results JSON and the report: name files relative to the

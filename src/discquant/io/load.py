@@ -17,7 +17,7 @@ from discquant.io.nifti import (
     load_nifti_folder,
     n_volumes,
 )
-from discquant.io.roles import order_series, to_series
+from discquant.io.roles import order_series, tied_with_best, to_series
 from discquant.io.study import Study
 
 log = logging.getLogger(__name__)
@@ -183,6 +183,16 @@ def load_study(
     series = [to_series(r, assume_t2=single_file and r.hint is None) for r in raws]
     asserted = [r.hint == s.role.value for r, s in zip(raws, series, strict=True)]
     ordered = order_series(series, explicit=explicit, asserted=asserted)
+    for tied in tied_with_best(series, explicit=explicit, asserted=asserted):
+        # Two runs of one sequence: which one was measured must not be a silent choice.
+        names = [s.source_name(root) or s.description for s in tied]
+        msg = (
+            f"{len(tied)} {tied[0].role.value.upper()} series are alike by every rule but "
+            f"their acquisition number ({', '.join(names)}): used {names[0]}, the later "
+            f"acquisition; give another with --{tied[0].role.value}"
+        )
+        log.warning(msg)
+        warnings.append(msg)
     if subject is None:
         base = root if root is not None else Path(str(t2 or dwi or adc))
         if base.is_file():

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -395,29 +395,77 @@ def _quality_key(series: Series, explicit: bool, asserted: bool) -> tuple[float,
     return (not explicit, series.orientation != "sagittal", not asserted, -n_slices, area)
 
 
+def acquisition_number(series: Series) -> int:
+    """The BIDS ``run-`` number of the series' file, else its DICOM SeriesNumber, else 0:
+    of two series alike, the higher is the later acquisition (a repeat is usually made
+    because the first was spoiled)."""
+    first = series.provenance.source_paths[0].name if series.provenance.source_paths else ""
+    if match := re.search(r"_run-0*(\d+)_", first):
+        return int(match[1])
+    return series.provenance.series_number or 0
+
+
+_Candidate = tuple[Series, bool, bool]
+"""A series, whether the user gave it explicitly, and whether its file asserts its role."""
+
+
 def order_series(
     series: Sequence[Series], *, explicit: Sequence[bool], asserted: Sequence[bool] | None = None
 ) -> tuple[Series, ...]:
     """Roles in the order t2, dwi, adc, trace, other; best first within each role.
 
-    Best: given explicitly by the user; then for DWI the role its file asserts
-    (``asserted``: BIDS ``dwi/*_dwi``) before one found by its contents, more shells
-    and more volumes; for the others sagittal before any other orientation, then the
-    asserted role (BIDS ``anat/*_T2w``: an EPI ``dwi/*_sbref`` with long TE and TR has
-    more slices but is no anatomical T2), then more slices; then finer in-plane voxels
-    (smaller area). Diffusion series in the frame of reference and study of the best T2
-    come before those of another (another visit's DWI does not overlay this T2), after
-    those given explicitly.
+    Best: given explicitly by the user; then, for the diffusion series (DWI, ADC map,
+    trace), those in the frame of reference and study of the best T2 (another visit's
+    DWI does not overlay this T2); then for DWI the role its file asserts (``asserted``:
+    BIDS ``dwi/*_dwi``) before one found by its contents, more shells and more volumes;
+    for the others sagittal before any other orientation, then the asserted role (BIDS
+    ``anat/*_T2w``: an EPI ``dwi/*_sbref`` with long TE and TR has more slices but is
+    no anatomical T2), then more slices; then finer in-plane voxels (smaller area); then
+    the later acquisition (:func:`acquisition_number`).
     """
+    candidates = _candidates(series, explicit, asserted)
+    rank = _ranker(candidates)
+    ordered = sorted(candidates, key=lambda c: (*rank(c), -acquisition_number(c[0])))
+    return tuple(s for s, _, _ in ordered)
+
+
+def tied_with_best(
+    series: Sequence[Series], *, explicit: Sequence[bool], asserted: Sequence[bool] | None = None
+) -> list[list[Series]]:
+    """For the T2 and the DWI, where several are as good by every rule of
+    :func:`order_series` but the acquisition number: those series, best first."""
+    candidates = _candidates(series, explicit, asserted)
+    rank = _ranker(candidates)
+    found = []
+    for role in (SeriesRole.T2, SeriesRole.DWI):
+        mine = sorted(
+            (c for c in candidates if c[0].role is role),
+            key=lambda c: (*rank(c), -acquisition_number(c[0])),
+        )
+        tied = [c[0] for c in mine if rank(c) == rank(mine[0])]
+        if len(tied) > 1:
+            found.append(tied)
+    return found
+
+
+def _candidates(
+    series: Sequence[Series], explicit: Sequence[bool], asserted: Sequence[bool] | None
+) -> list[_Candidate]:
     asserted = [False] * len(series) if asserted is None else asserted
-    keyed = sorted(
-        zip(series, explicit, asserted, strict=True),
-        key=lambda sea: (_ROLE_ORDER[sea[0].role], *_quality_key(*sea)),
-    )
-    t2 = next((s for s, _, _ in keyed if s.role is SeriesRole.T2), None)
-    if t2 is not None:  # stable: the quality order stays within each of these groups
-        keyed.sort(key=lambda sea: (_ROLE_ORDER[sea[0].role], not sea[1], _other_visit(t2, sea[0])))
-    return tuple(s for s, _, _ in keyed)
+    return list(zip(series, explicit, asserted, strict=True))
+
+
+def _ranker(candidates: list[_Candidate]) -> Callable[[_Candidate], tuple[object, ...]]:
+    """The order of :func:`order_series` but the acquisition number, as a key."""
+    t2s = [c for c in candidates if c[0].role is SeriesRole.T2]
+    best_t2 = min(t2s, key=lambda c: (_quality_key(*c), -acquisition_number(c[0])), default=None)
+
+    def rank(c: _Candidate) -> tuple[object, ...]:
+        quality = _quality_key(*c)
+        visit = (False, False) if best_t2 is None else _other_visit(best_t2[0], c[0])
+        return (_ROLE_ORDER[c[0].role], quality[0], *visit, *quality[1:])
+
+    return rank
 
 
 _DIFFUSION_ROLES = (SeriesRole.DWI, SeriesRole.ADC, SeriesRole.TRACE)

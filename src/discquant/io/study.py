@@ -128,6 +128,20 @@ class Series:
     adc_scale_to_um2_per_ms: float | None = None
     provenance: Provenance = field(default_factory=Provenance)
 
+    def source_name(self, root: Path | None = None) -> str:
+        """The series' first source file, relative to ``root`` (the folder the study was
+        read from) when under it, else its name; "" when it came from no file. Folder
+        names above ``root`` are left out: they often carry a patient's name."""
+        if not self.provenance.source_paths:
+            return ""
+        first = self.provenance.source_paths[0]
+        if root is not None:
+            try:
+                return first.relative_to(root).as_posix()
+            except ValueError:
+                pass
+        return first.name
+
 
 @dataclass(frozen=True)
 class Study:
