@@ -788,3 +788,27 @@ def test_a_trace_series_standing_in_for_the_b0_image_says_its_b_value(
     warned = [w for w in res.warnings if "stands in for the b≈0 image" in w]
     assert warned == (["no raw DWI: the scanner's trace image (b = 800 s/mm²) stands in for "
                        "the b≈0 image"] if said else [])  # fmt: skip
+
+
+def test_one_gradient_direction_per_shell_is_flagged_not_a_trace() -> None:
+    """A DWI of one direction per b-value was fitted as if it were a trace, without a word
+    (a user trial): the nucleus ADC along that direction read under the truth (the
+    phantom's discs are anisotropic). The three-direction fit of the same study is a
+    trace, not flagged, and closer to the truth."""
+    ph = generate_study(1, PhantomConfig(diffusion="3dir", noise=False, epi_distortion=False))
+    assert ph.bvecs is not None
+    seg = _truth_segmenter(ph.labels_dwi, ph.nucleus_dwi)
+    x_only = [i for i, (b, g) in enumerate(zip(ph.bvals, ph.bvecs, strict=True))
+              if b == 0 or abs(g[0]) > 0.9]  # fmt: skip
+    assert len(x_only) == 3  # b = 0 and the x direction at each b
+    one = Series(SeriesRole.DWI, "test", "DWI x", Volume(ph.dwi.data[..., x_only], ph.dwi.affine),
+                 "sagittal", bvals_s_per_mm2=ph.bvals[x_only], bvecs=ph.bvecs[x_only])  # fmt: skip
+    directional = analyze(Study("ph", (one,)), segmenter=seg)
+    trace = analyze(_study(ph, t2=False), segmenter=seg)
+    assert "adc_not_trace" in directional.flags and "adc_not_trace" not in trace.flags
+    assert any("do not span space" in w for w in directional.warnings)
+    truth = {d.level: d.np_region_adc_um2_per_ms for d in ph.truth.discs}
+    for d_one, d_trace in zip(directional.discs, trace.discs, strict=True):
+        err_one = d_one.adc_np.median / truth[d_one.level] - 1
+        err_trace = d_trace.adc_np.median / truth[d_trace.level] - 1
+        assert abs(err_trace) < 0.03 and err_one < -0.03, (d_one.level, err_one, err_trace)

@@ -155,6 +155,45 @@ def acquisitions_per_volume(
     )
 
 
+MIN_DIRECTION_EIGENVALUE = 0.1
+"""A shell's gradient directions form a trace when the mean of their outer products
+g·gᵀ is near I/3 (each eigenvalue 1/3): the geometric mean of the images then gives the
+mean diffusivity for any diffusion tensor. Below this smallest eigenvalue the directions
+do not span space (one or two directions, or all in one plane). The 12-direction Philips
+scheme in ``../shared`` reaches 0.213, the 20-direction Siemens one 0.331."""
+
+
+def directional_shells(shells: Sequence[Shell], bvecs: npt.ArrayLike | None) -> tuple[float, ...]:
+    """b-values (s/mm²) of the diffusion-weighted shells whose gradient directions cannot
+    form a trace (:data:`MIN_DIRECTION_EIGENVALUE`): the ADC fitted from them is the ADC
+    along those directions, not the mean diffusivity a scanner's trace gives. Shells with
+    a volume without a direction (a scanner's trace image, or directions not known) are
+    not judged.
+
+    Examples
+    --------
+    >>> shells = group_shells([0, 800, 800, 800])
+    >>> directional_shells(shells, [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]])
+    ()
+    >>> directional_shells(shells, [[0, 0, 0], [1, 0, 0], [1, 0, 0], [-1, 0, 0]])
+    (800.0,)
+    """
+    if bvecs is None:
+        return ()
+    vecs = np.asarray(bvecs, dtype=np.float64)
+    found = []
+    for shell in shells:
+        g = vecs[list(shell.volumes)]
+        norms = np.linalg.norm(g, axis=1)
+        if shell.is_b0 or not np.all(norms > 0.5):
+            continue
+        g = g / norms[:, None]
+        smallest = float(np.linalg.eigvalsh(g.T @ g / len(g))[0])
+        if smallest < MIN_DIRECTION_EIGENVALUE:
+            found.append(float(shell.bval_s_per_mm2))
+    return tuple(found)
+
+
 def trace_shells(
     dwi: npt.ArrayLike, bvals: npt.ArrayLike, *, tol: float = SHELL_TOL_S_PER_MM2
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

@@ -165,6 +165,7 @@ FLAG_MEANINGS = {
     "no_lumbar_discs_found": "No lumbar discs found",
     "input_not_sagittal": "Input not sagittal",
     "frames_of_reference_differ": "T2 and diffusion frames of reference differ",
+    "adc_not_trace": "ADC along the DWI's directions, not the trace",
     "segmented_on_dwi_b0": "No T2: segmented on the DWI b=0 image",
     "t2_contrast_implausible": "Image taken for T2 does not look T2-weighted",
 }
