@@ -812,3 +812,22 @@ def test_one_gradient_direction_per_shell_is_flagged_not_a_trace() -> None:
         err_one = d_one.adc_np.median / truth[d_one.level] - 1
         err_trace = d_trace.adc_np.median / truth[d_trace.level] - 1
         assert abs(err_trace) < 0.03 and err_one < -0.03, (d_one.level, err_one, err_trace)
+
+
+def test_a_dwi_that_covers_no_disc_is_said_for_the_study(phantom: PhantomStudy) -> None:
+    """A DWI of another region (here the phantom's, moved 300 mm up) left every disc
+    flagged `disc_not_in_dwi` and the study without a warning or flag, exit 0 (a user
+    trial). The same study with its own DWI is not flagged."""
+    seg = _truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)
+    moved = phantom.dwi.affine.copy()
+    moved[2, 3] += 300.0
+    t2 = Series(SeriesRole.T2, "test", "T2", phantom.t2, "sagittal")
+    for affine, flagged in ((moved, True), (phantom.dwi.affine, False)):
+        dwi = Series(SeriesRole.DWI, "test", "DWI", Volume(phantom.dwi.data, affine), "sagittal",
+                     bvals_s_per_mm2=phantom.bvals, bvecs=phantom.bvecs)  # fmt: skip
+        res = analyze(Study("ph", (t2, dwi)), segmenter=seg)
+        found = [d for d in res.discs if d.found]
+        assert len(found) == 5
+        assert all(("disc_not_in_dwi" in d.flags) == flagged for d in found)
+        assert ("discs_not_in_dwi" in res.flags) == flagged
+        assert any("covers none of the discs" in w for w in res.warnings) == flagged

@@ -382,6 +382,19 @@ def analyze(
             fit_n_averages=result.adc_fit_n_averages,
         )
         result.discs = measure_discs(inputs, config=config.measure, calibration=calibration)
+        measured = [d for d in result.discs if d.found]
+        if (
+            result.adc_map is not None
+            and measured
+            and all("disc_not_in_dwi" in d.flags for d in measured)
+        ):
+            # Said only per disc, exit 0 and no study warning, for a DWI of another
+            # region or patient position (a user trial).
+            result.warnings.append(
+                "the DWI covers none of the discs found on the T2 (no disc ADC measured): "
+                "is it of this region and this visit?"
+            )
+            result.flags.append("discs_not_in_dwi")
         if t2 is not None:
             _check_t2_contrast(result, config)
         result.provenance["disc_heights"] = (

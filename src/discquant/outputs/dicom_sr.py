@@ -166,6 +166,7 @@ FLAG_MEANINGS = {
     "input_not_sagittal": "Input not sagittal",
     "frames_of_reference_differ": "T2 and diffusion frames of reference differ",
     "adc_not_trace": "ADC along the DWI's directions, not the trace",
+    "discs_not_in_dwi": "The DWI covers none of the discs",
     "segmented_on_dwi_b0": "No T2: segmented on the DWI b=0 image",
     "t2_contrast_implausible": "Image taken for T2 does not look T2-weighted",
 }
