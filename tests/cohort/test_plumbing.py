@@ -178,6 +178,31 @@ def test_a_disc_table_written_before_the_adc_columns_had_units(tmp_path: Path) -
     assert discs["adc_np_p90_um2_per_ms"].notna().all()
 
 
+def test_integer_columns_stay_integers_when_a_study_lacks_them(tmp_path: Path) -> None:
+    """One study without grades (its table says n/a) turned every study's grades into
+    floats in the cohort tables: the CSV read 3.0, the Parquet column was double (a user
+    trial). They stay integers, the missing ones empty."""
+    from discquant.cohort import write_cohort_tables
+
+    data = tmp_path / "data"
+    for i in range(2):
+        standin.make_study(data / f"sub-s{i:02d}", _adc(i))
+    out = tmp_path / "out"
+    studies = read_cohort(data)
+    assert _run(studies, out, workers=1).done == 2
+    tsv = out / "sub-s00" / "sub-s00_discs.tsv"
+    table = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)
+    table["pfirrmann_grade"] = "n/a"  # as a study without a T2 writes it
+    table.to_csv(tsv, sep="\t", index=False)
+    discs = write_cohort_tables(out, studies).discs
+    assert str(discs["pfirrmann_grade"].dtype) == "Int64"
+    grades = discs.set_index("subject")["pfirrmann_grade"]
+    assert grades["s00"].isna().all() and list(grades["s01"]) == [1, 2, 3, 4, 5]
+    csv = pd.read_csv(out / "cohort_discs.csv", dtype=str, keep_default_na=False)
+    assert list(csv.loc[csv["subject"] == "s01", "pfirrmann_grade"]) == ["1", "2", "3", "4", "5"]
+    assert str(pd.read_parquet(out / "cohort_discs.parquet")["pfirrmann_grade"].dtype) == "Int64"
+
+
 def test_second_run_on_the_same_folder_is_refused(tmp_path: Path) -> None:
     from discquant.cohort.run import _exclusive
     from discquant.errors import InvalidInputError

@@ -227,6 +227,13 @@ def collect_tables(
         frame["finished_at"] = record.get("finished_at")
         disc_frames.append(frame)
     discs = pd.concat(disc_frames, ignore_index=True) if disc_frames else pd.DataFrame()
+    # A study without grades (n/a) turned every study's grades into floats (3.0) when the
+    # frames were joined: an integer column stays one, with missing values (Int64).
+    integer = {c for f in disc_frames for c in f.columns if pd.api.types.is_integer_dtype(f[c])}
+    for c in sorted(integer):
+        values = discs[c].dropna()
+        if pd.api.types.is_float_dtype(discs[c]) and (values == values.round()).all():
+            discs[c] = discs[c].astype("Int64")
     if not discs.empty:
         # sort by subject, keeping each study's level order (L1-L2 … L5-S1)
         discs["_order"] = discs.groupby("subject").cumcount()
