@@ -373,3 +373,16 @@ def test_cancelled_tasks_are_not_run_and_keep_earlier_outputs(tmp_path: Path) ->
         record = rec.read_record(out, subject)
         assert record is not None and record["status"] == "complete"
         assert (out / f"sub-{subject}" / f"sub-{subject}_discs.tsv").is_file()
+
+
+def test_the_progress_rate_counts_analysed_studies_only() -> None:
+    """A failure without work (a missing manifest path) counted in the rate: the first
+    progress line read 1501163.3/min (a user trial)."""
+    from discquant.cohort.run import CohortProgress
+
+    progress = CohortProgress(total=10, failed=3, skipped=4)
+    assert progress.rate_per_min == 0.0 and progress.eta_s is None
+    progress.started -= 60.0  # one minute ago
+    progress.done = 2
+    assert progress.rate_per_min == pytest.approx(2.0, rel=0.01)
+    assert progress.eta_s == pytest.approx(30.0, rel=0.01)  # one study left at 2/min
