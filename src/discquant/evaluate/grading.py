@@ -305,12 +305,14 @@ def bland_altman_plot(
     ):
         ax.axhline(y, linestyle=style, color="k", linewidth=1)
         ax.annotate(text, (1.0, y), xycoords=("axes fraction", "data"), ha="right", va="bottom")
-    ax.set_xlabel(f"mean of measured and reference {quantity}")
-    ax.set_ylabel(f"measured − reference {quantity}")
+    # the quantity on a line of its own: a column name (adc_np_median_um2_per_ms) ran off
+    # the figure; "tight" keeps every label inside the saved image (a user trial)
+    ax.set_xlabel(f"mean of measured and reference\n{quantity}")
+    ax.set_ylabel(f"measured − reference\n{quantity}")
     ax.set_title(f"Bland-Altman (n = {ba.n})")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)
     return ba
 
