@@ -239,6 +239,16 @@ def test_dicom_round_trip_through_load_study(tmp_path: Path) -> None:
     a = nib.as_closest_canonical(nib.Nifti1Image(study.adc.image.data, study.adc.image.affine))
     b = nib.as_closest_canonical(nib.Nifti1Image(st.adc_scanner.data, st.adc_scanner.affine))
     assert np.allclose(np.asarray(a.dataobj), np.asarray(b.dataobj), atol=1e-4)
+    # The truth is written beside the DICOM (it was not: a user trial had to write the
+    # same seed again as NIfTI): the label map lies on the DICOM T2's grid in world space.
+    truth = tmp_path / "derivatives" / "phantom" / "sub-01"
+    assert json.loads((truth / "sub-01_truth.json").read_text())["seed"] == 9
+    labels = nib.load(truth / "anat" / "sub-01_dseg.nii.gz")
+    t2 = nib.Nifti1Image(study.t2.image.data, study.t2.image.affine)
+    assert np.allclose(
+        nib.as_closest_canonical(labels).affine, nib.as_closest_canonical(t2).affine, atol=1e-3
+    )
+    assert not (tmp_path / "sub-01").exists()  # no NIfTI images: the study is the DICOM
 
 
 def test_bids_tree_and_truth_json(tmp_path: Path) -> None:

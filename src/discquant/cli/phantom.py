@@ -33,7 +33,8 @@ def phantom_cmd(
         typer.Option(
             "--format",
             help="nifti | dicom | both. DICOM goes in OUT/dicom/sub-XX, with both in "
-            "OUT/sourcedata/dicom/sub-XX (BIDS's place for source data).",
+            "OUT/sourcedata/dicom/sub-XX (BIDS's place for source data); the truth (labels, "
+            "truth JSON) always in OUT/derivatives/phantom.",
         ),
     ] = "nifti",
     snr: Annotated[

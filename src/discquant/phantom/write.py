@@ -14,6 +14,9 @@ Layout (``sub-XX`` = ``sub-`` + ``subject``)::
         sub-XX_space-dwi_label-nucleus_mask.nii.gz, sub-XX_space-dwi_adctrue.nii.gz
     derivatives/phantom/sub-XX/sub-XX_truth.json
 
+With ``format="dicom"`` the images are DICOM under ``dicom/sub-XX/`` and the
+``derivatives/phantom/`` truth is written as above (NIfTI, in the same world space).
+
 Files are written to a temporary folder and moved into place at the end, so a failure
 leaves nothing half-written.
 """
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -103,14 +107,20 @@ def _sidecar(study: PhantomStudy, kind: str) -> dict[str, Any]:
     return base
 
 
-def write_nifti(study: PhantomStudy, out_dir: str | Path, *, subject: str = "01") -> list[Path]:
-    """Write the BIDS-style NIfTI form of ``study`` under ``out_dir``; returns the paths."""
+def write_nifti(
+    study: PhantomStudy, out_dir: str | Path, *, subject: str = "01", images: bool = True
+) -> list[Path]:
+    """Write the BIDS-style NIfTI form of ``study`` under ``out_dir``; returns the paths.
+
+    The truth (label maps, nucleus masks, true ADC, ``*_truth.json``) goes under
+    ``derivatives/phantom/``; with ``images=False`` only the truth is written (beside a
+    study written as DICOM)."""
     out = Path(out_dir)
     sub = f"sub-{subject}"
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".phantom-", dir=out))
     try:
-        written = _write_nifti_tree(study, tmp, sub)
+        written = _write_nifti_tree(study, tmp, sub, images=images)
         final = []
         for rel in written:
             dst = out / rel
@@ -122,7 +132,7 @@ def write_nifti(study: PhantomStudy, out_dir: str | Path, *, subject: str = "01"
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _write_nifti_tree(study: PhantomStudy, root: Path, sub: str) -> list[Path]:
+def _write_nifti_tree(study: PhantomStudy, root: Path, sub: str, *, images: bool) -> list[Path]:
     rels: list[Path] = []
 
     def p(*parts: str) -> Path:
@@ -131,6 +141,13 @@ def _write_nifti_tree(study: PhantomStudy, root: Path, sub: str) -> list[Path]:
         rels.append(rel)
         return root / rel
 
+    if images:
+        _write_images(study, sub, p)
+    _write_truth(study, sub, p)
+    return rels
+
+
+def _write_images(study: PhantomStudy, sub: str, p: Callable[..., Path]) -> None:
     _json(
         {"Name": "discquant lumbar phantom", "BIDSVersion": "1.9.0", "DatasetType": "raw"},
         p("dataset_description.json"),
@@ -146,6 +163,9 @@ def _write_nifti_tree(study: PhantomStudy, root: Path, sub: str) -> list[Path]:
     )
     if study.adc_scanner is not None:
         _nifti(study.adc_scanner, p(sub, "dwi", f"{sub}_ADC.nii.gz"), np.float32)
+
+
+def _write_truth(study: PhantomStudy, sub: str, p: Callable[..., Path]) -> None:
     d = ("derivatives", "phantom")
     _json(
         {
@@ -169,7 +189,6 @@ def _write_nifti_tree(study: PhantomStudy, root: Path, sub: str) -> list[Path]:
     )
     _nifti(study.adc_true_dwi, p(*d, sub, "dwi", f"{sub}_space-dwi_adctrue.nii.gz"), np.float32)
     _json(study.truth.to_dict(), p(*d, sub, f"{sub}_truth.json"))
-    return rels
 
 
 def write_study(
@@ -182,7 +201,8 @@ def write_study(
     study
         From :func:`~discquant.phantom.generate_study`.
     out_dir
-        Root folder (created). NIfTI goes in the BIDS tree. DICOM goes under
+        Root folder (created). NIfTI goes in the BIDS tree, the truth under
+        ``derivatives/phantom/`` (with every format). DICOM goes under
         ``dicom/sub-XX/``, or with ``"both"`` under ``sourcedata/dicom/sub-XX/``, where
         BIDS keeps a dataset's source data (a ``dicom/`` folder beside the subjects
         became a failed study of ``discquant cohort``).
@@ -208,4 +228,6 @@ def write_study(
 
         root = Path(out_dir) / ("sourcedata" if format == "both" else "") / "dicom"
         paths += write_dicom(study, root / f"sub-{subject}", subject=subject)
+        if format == "dicom":  # the truth, as NIfTI (its label maps are in world space)
+            paths += write_nifti(study, out_dir, subject=subject, images=False)
     return paths
