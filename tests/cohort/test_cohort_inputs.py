@@ -18,6 +18,7 @@ from discquant.cohort import CohortStudy, input_fingerprint, read_cohort, run_co
 from discquant.cohort import run as cohort_run
 from discquant.cohort.manifest import input_files
 from discquant.cohort.tables import write_cohort_tables
+from discquant.errors import InvalidInputError
 from discquant.pipeline import StudyInputs
 
 ADC = [2.0, 1.9, 1.8, 1.7, 1.6]
@@ -132,6 +133,19 @@ def test_rows_of_bare_separators_are_skipped(tmp_path: Path) -> None:
     manifest.write_text("subject,t2\n,\n\n , \n")
     with pytest.raises(InvalidInputError, match="manifest has no rows"):
         read_cohort(manifest)
+
+
+@pytest.mark.parametrize("parts", [("anat", "dwi"), ("ses-1", "ses-2")])
+def test_one_subjects_folder_is_not_a_folder_of_studies(
+    tmp_path: Path, parts: tuple[str, str]
+) -> None:
+    """A subject folder given as the cohort input made its anat/ and dwi/ two subjects,
+    a T2 alone and a DWI alone, both complete, exit 0 (a user trial)."""
+    for part in parts:
+        standin.make_study(tmp_path / "sub-01" / part, ADC)
+    with pytest.raises(InvalidInputError, match=r"is one subject's folder \(.*/\), not a folder"):
+        read_cohort(tmp_path / "sub-01")
+    assert len(read_cohort(tmp_path)) >= 1  # its parent is a cohort
 
 
 # 5. folders of a BIDS root that are not sub-*

@@ -328,11 +328,28 @@ def studies_from_folder(folder: Path) -> list[CohortStudy]:
             for p in sorted(folder.iterdir())
             if p.is_dir() and not p.name.startswith(".")
         ]
+        if parts := sorted(p.name + "/" for p, _ in found if _is_bids_part(p.name)):
+            # Its anat/ and dwi/ became two studies, "anat" a T2 alone and "dwi" a DWI
+            # alone, both complete, exit 0 (a user trial).
+            raise InvalidInputError(
+                f"is one subject's folder ({', '.join(parts)}), not a folder of studies: "
+                "analyse it with `discquant analyze`, or give the folder that holds the "
+                "subject folders",
+                path=folder,
+            )
     found = [(p, label) for p, label in found if not (p / STATE_DIR).is_dir()]
     if not found and not stray:
         raise InputNotFoundError("no study folders (sub-* or subfolders) found", path=folder)
     studies = [CohortStudy(label, StudyInputs(path=p, subject=label), str(p)) for p, label in found]
     return _dedupe(studies + stray)
+
+
+BIDS_SUBJECT_PARTS = ("anat", "dwi", "func", "fmap", "perf")
+"""BIDS data-type folders: inside a subject (or session) folder, never studies."""
+
+
+def _is_bids_part(name: str) -> bool:
+    return name in BIDS_SUBJECT_PARTS or name.startswith("ses-")
 
 
 def _cell(row: dict[str, str | None], key: str) -> str | None:
