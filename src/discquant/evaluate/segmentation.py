@@ -443,9 +443,11 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
     (per case whose prediction labels levels but none of its reference's: the reference's
     and the prediction's level labels; such a case is scored, and warned of),
     ``posterior_elements_removed`` (references cut to the vertebral bodies),
-    ``predictions_reoriented`` (predictions that stored their reference's grid with the
-    axes permuted or flipped, reoriented onto it) and ``note`` (what the class scores
-    count).
+    ``reference_vertebrae_larger`` (per case whose reference vertebrae hold over
+    :data:`WHOLE_VERTEBRA_RATIO` times the predicted voxels, where no posterior mask
+    cut them: the ratio), ``predictions_reoriented`` (predictions that stored their
+    reference's grid with the axes permuted or flipped, reoriented onto it) and ``note``
+    (what the class scores count).
 
     Raises
     ------
@@ -486,6 +488,7 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
     not_shared: dict[str, dict[str, str]] = {}
     n_sharing = 0
     bodies_only: list[str] = []  # references cut to the vertebral bodies
+    larger: dict[str, float] = {}  # reference vertebrae / predicted, where suspiciously many
     reoriented: list[str] = []  # predictions reoriented onto their reference's grid
     for sub in common:
         ref_vol, pred_vol = read_volume(refs[sub]), read_volume(preds[sub])
@@ -532,6 +535,18 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
                 ref_vol, data=np.where(posterior & (ref_vol.data < 100), 0, ref_vol.data)
             )
             bodies_only.append(sub)
+        elif (ratio := _vertebra_volume_ratio(pred_vol.data, ref_vol.data)) is not None:
+            if ratio > WHOLE_VERTEBRA_RATIO:
+                # A folder of the phantom's *_dseg files without their posterior masks:
+                # body Dice 0.58 against whole vertebrae, without a word (a user trial).
+                larger[sub] = round(ratio, 2)
+                logger.warning(
+                    "%s: the reference's vertebrae are %.2fx the predicted ones: whole "
+                    "vertebrae (with posterior elements), or bodies under-segmented? "
+                    "discquant labels vertebral bodies; body Dice are against the "
+                    "reference as given",
+                    sub, ratio,
+                )  # fmt: skip
         ref_levels = [int(v) for v in np.unique(ref_vol.data.astype(np.int32))]
         ref_levels = [v for v in ref_levels if _is_level(v)]
         if not ref_levels:
@@ -583,9 +598,32 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
         "unmatched": unmatched,
         "no_shared_level_label": not_shared,
         "posterior_elements_removed": bodies_only,
+        "reference_vertebrae_larger": larger,
         "predictions_reoriented": reoriented,
         "note": NOTE,
     }
+
+
+WHOLE_VERTEBRA_RATIO = 1.4
+"""Reference vertebrae above this multiple of the predicted ones (voxels, over the
+vertebrae both label, sacrum left out) are said to be whole vertebrae, or the bodies
+under-segmented: in the phantom's T2 slab a vertebra with its posterior elements is
+1.61-1.68 times its body (seeds 0-2)."""
+
+
+def _vertebra_volume_ratio(pred: npt.NDArray[Any], ref: npt.NDArray[Any]) -> float | None:
+    """Voxels of the reference's vertebrae over the prediction's, over the vertebra labels
+    (1-25, 28; not the sacrum) both hold; None when they share none."""
+    from discquant.segment.levels import SACRUM
+
+    shared = [
+        v for v in set(np.unique(ref).astype(int)) & set(np.unique(pred).astype(int))
+        if _is_level(v) and v < 100 and v != SACRUM
+    ]  # fmt: skip
+    if not shared:
+        return None
+    n_pred = int(np.isin(pred, shared).sum())
+    return int(np.isin(ref, shared).sum()) / n_pred if n_pred else None
 
 
 def _on_reference_grid(
@@ -724,6 +762,14 @@ def format_table(result: dict[str, Any]) -> str:
         lines.append(
             f"references cut to the vertebral bodies (their *_label-posterior_mask "
             f"removed): {', '.join(cut)}"
+        )
+    larger = result.get("reference_vertebrae_larger", {})
+    if larger:
+        lines.append(
+            f"reference vertebrae over {WHOLE_VERTEBRA_RATIO}x the predicted ones (whole "
+            "vertebrae with posterior elements, or bodies under-segmented? discquant labels "
+            "vertebral bodies): "
+            + ", ".join(f"{case} {ratio:.2f}x" for case, ratio in larger.items())
         )
     turned = result.get("predictions_reoriented", [])
     if turned:
