@@ -570,7 +570,7 @@ def test_cli_bland_altman_names_the_column_and_says_which_levels_it_left_out(
     args = _json_args(pred, ref, "--bland-altman")
     res = CliRunner().invoke(app, [*args, "--column", "height_mm", "--plot", str(png)])
     assert res.exit_code == 0, res.output
-    assert labels == ["mean of measured and reference height_mm"]
+    assert labels == ["mean of measured and reference\nheight_mm"]
     js = json.loads(res.stdout)  # --json -: the JSON alone on stdout
     assert js["L5-S1"] == {"n": 1, "note": "fewer than 2 pairs: not computed"}
     assert js["all"]["bias"] == pytest.approx(0.5) and js["plot"] == str(png)
