@@ -830,4 +830,16 @@ def test_a_dwi_that_covers_no_disc_is_said_for_the_study(phantom: PhantomStudy) 
         assert len(found) == 5
         assert all(("disc_not_in_dwi" in d.flags) == flagged for d in found)
         assert ("discs_not_in_dwi" in res.flags) == flagged
-        assert any("covers none of the discs" in w for w in res.warnings) == flagged
+        assert any("cover none of the discs" in w for w in res.warnings) == flagged
+
+
+def test_why_no_t2_names_a_skipped_series_beside_a_localizer(phantom: PhantomStudy) -> None:
+    """A T2 skipped on import was said only when no other series was left; real studies
+    keep a localizer, which was then named alone (a review)."""
+    from discquant.pipeline import _why_no_t2
+
+    loc = Series(SeriesRole.OTHER, "localizer", "LOC", phantom.t2, "sagittal")
+    warning = "T2_TSE_SAG/IM0008.dcm: truncated; series skipped"
+    said = _why_no_t2(Study("ph", (loc,), warnings=(warning,)))
+    assert said.startswith("1 series skipped on import") and "LOC: localizer" in said
+    assert _why_no_t2(Study("ph", (loc,))) == "LOC: localizer"

@@ -172,12 +172,13 @@ def _why_no_t2(study: Study, *, most: int = 3) -> str:
     from discquant.io.dicom import SERIES_SKIPPED
 
     others = [s for s in study.series if s.role is SeriesRole.OTHER]
-    if not others:  # a T2 skipped at import (a truncated slice) is not "only diffusion"
-        skipped = sum(w.endswith(SERIES_SKIPPED) for w in study.warnings)
-        if skipped:
-            return f"{skipped} series skipped on import (see its warning), the rest diffusion"
-        return "the study holds only diffusion series"
-    said = "; ".join(f"{s.description or 'unnamed series'}: {s.reason}" for s in others[:most])
+    # a T2 skipped on import (a truncated slice) is neither "only diffusion" nor a localizer
+    skipped = sum(w.endswith(SERIES_SKIPPED) for w in study.warnings)
+    said = f"{skipped} series skipped on import (see the warnings)" if skipped else ""
+    if not others:
+        return said + ", the rest diffusion" if said else "the study holds only diffusion series"
+    said += "; " if said else ""
+    said += "; ".join(f"{s.description or 'unnamed series'}: {s.reason}" for s in others[:most])
     return said + (f"; and {len(others) - most} more" if len(others) > most else "")
 
 
@@ -391,8 +392,8 @@ def analyze(
             # Said only per disc, exit 0 and no study warning, for a DWI of another
             # region or patient position (a user trial).
             result.warnings.append(
-                "the DWI covers none of the discs found on the T2 (no disc ADC measured): "
-                "is it of this region and this visit?"
+                "the diffusion images (DWI or ADC map) cover none of the discs found on "
+                "the T2 (no disc ADC measured): are they of this region and this visit?"
             )
             result.flags.append("discs_not_in_dwi")
         if t2 is not None:
@@ -461,7 +462,7 @@ def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> 
         # disc ADC read 4-10 % under the truth on a phantom (a user trial).
         result.warnings.append(
             f"the DWI's gradient directions at b = {', '.join(f'{b:g}' for b in directional)} "
-            "s/mm² do not span space (one or two directions): the ADC is along those "
+            "s/mm² do not span space (one, two or coplanar directions): the ADC is along those "
             "directions, not the trace (mean diffusivity) a scanner reports"
         )
         result.flags.append("adc_not_trace")
@@ -702,7 +703,7 @@ def _provenance(study: Study, config: AnalysisConfig) -> dict[str, Any]:
             {
                 "role": s.role.value,
                 "description": s.description,
-                "file": s.source_name(study.source),
+                "file": study.series_file(s),
                 "shape": list(s.image.shape),
                 "voxel_mm": list(s.image.voxel_mm),
                 "series_instance_uid": s.provenance.series_instance_uid,

@@ -194,12 +194,17 @@ def test_integer_columns_stay_integers_when_a_study_lacks_them(tmp_path: Path) -
     table = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)
     table["pfirrmann_grade"] = "n/a"  # as a study without a T2 writes it
     table.to_csv(tsv, sep="\t", index=False)
+    other = out / "sub-s01" / "sub-s01_discs.tsv"  # and one grade withheld in the other
+    table = pd.read_csv(other, sep="\t", dtype=str, keep_default_na=False)
+    table.loc[4, "pfirrmann_grade"] = "n/a"
+    table.to_csv(other, sep="\t", index=False)
     discs = write_cohort_tables(out, studies).discs
     assert str(discs["pfirrmann_grade"].dtype) == "Int64"
+    assert str(discs["adc_np_n_voxels"].dtype) == "Int64"
     grades = discs.set_index("subject")["pfirrmann_grade"]
-    assert grades["s00"].isna().all() and list(grades["s01"]) == [1, 2, 3, 4, 5]
+    assert grades["s00"].isna().all() and list(grades["s01"][:4]) == [1, 2, 3, 4]
     csv = pd.read_csv(out / "cohort_discs.csv", dtype=str, keep_default_na=False)
-    assert list(csv.loc[csv["subject"] == "s01", "pfirrmann_grade"]) == ["1", "2", "3", "4", "5"]
+    assert list(csv.loc[csv["subject"] == "s01", "pfirrmann_grade"]) == ["1", "2", "3", "4", ""]
     assert str(pd.read_parquet(out / "cohort_discs.parquet")["pfirrmann_grade"].dtype) == "Int64"
 
 

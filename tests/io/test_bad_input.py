@@ -496,6 +496,22 @@ def test_the_diffusion_of_the_t2s_visit_is_used(tmp_path: Path) -> None:
     assert study.dwi.provenance.source_paths[0] in first.series["dwi"].files
     assert study.adc.provenance.source_paths[0] in first.series["adc"].files
     assert len(study.dwi.bvals_s_per_mm2) == 3  # not the other visit's 4 b-values
+    (said,) = [w for w in study.warnings if "series of 2 studies" in w]
+    assert "analyse each study's folder on its own" in said
+
+
+def test_a_series_file_withholds_folder_names_that_hold_the_patients_identifiers(
+    tmp_path: Path,
+) -> None:
+    """`file` in inspect and in the results' provenance kept the folders below the input:
+    an export's NAME_MRN folder put the patient's ID into results.json (a review)."""
+    from tests.io.dicom_factory import write_lumbar_study
+
+    write_lumbar_study(tmp_path / "export" / "PIDX-8675309-Q_ZYXWVUT")
+    study = load_study(tmp_path / "export")
+    assert study.t2 is not None
+    file = study.series_file(study.t2)
+    assert file.startswith("(withheld)/a/b/s0003/") and "PIDX" not in file
 
 
 @pytest.mark.parametrize("json_out", [False, True])

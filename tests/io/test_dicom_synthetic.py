@@ -239,3 +239,26 @@ def test_a_dcm2niix_killed_by_a_signal_stops_the_import(
         load_study(lumbar_dicom.root)
     assert err.value.exit_code == 130
     assert len(converted) == 1  # no later series was converted after it
+
+
+def test_a_dcm2niix_crash_on_one_series_skips_that_series(
+    lumbar_dicom: WrittenStudy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A segfault (dcm2niix has crashed on odd data) is the series' fault, not a stop from
+    outside: that series is skipped with a warning and the others are read (a review of
+    the fix above: every signal had stopped the study)."""
+    import subprocess
+
+    real_run = subprocess.run
+    calls: list[str] = []
+
+    def crash_on_first(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        calls.append(cmd[-1])
+        if len(calls) == 1:
+            return subprocess.CompletedProcess(cmd, -11, "", "")  # SIGSEGV
+        return real_run(cmd, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+    monkeypatch.setattr(subprocess, "run", crash_on_first)
+    study = load_study(lumbar_dicom.root)
+    (warning,) = [w for w in study.warnings if "crashed (signal 11)" in w]
+    assert warning.endswith("series skipped") and len(study.series) >= 2

@@ -415,3 +415,19 @@ def test_of_two_alike_t2_runs_the_later_is_used_and_said(tmp_path: Path, later: 
     assert res.exit_code == 0, res.output
     files = [r["file"] for r in json.loads(res.stdout)["series"]]
     assert files[0] == f"anat/sub-02_{later}_T2w.nii.gz" and len(set(files)) == 2
+
+
+def test_of_two_alike_t2_without_run_numbers_the_first_by_path_is_used_and_said(
+    tmp_path: Path,
+) -> None:
+    """Series alike with the same acquisition number (no run-, no SeriesNumber) were said
+    to be "the later acquisition" (a review); the choice is the first by file path."""
+    te = {"EchoTime": 0.1, "RepetitionTime": 4.0}
+    sub = tmp_path / "sub-03"
+    for acq in ("b", "a"):
+        _save(sub / "anat" / f"sub-03_acq-{acq}_T2w.nii.gz", np.ones((8, 8, 5)), sidecar=te)
+    study = load_study(sub)
+    assert study.t2 is not None and study.t2.description == "sub-03_acq-a_T2w"
+    (warning,) = [w for w in study.warnings if "alike" in w]
+    assert "used anat/sub-03_acq-a_T2w.nii.gz, the first by file path" in warning
+    assert "later" not in warning

@@ -93,7 +93,7 @@ def inspect_cmd(
                 "shape": list(s.image.shape),
                 "voxel_mm": [round(v, 4) for v in s.image.voxel_mm],
                 "description": s.description,
-                "file": s.source_name(study.source),
+                "file": study.series_file(s),
                 "reason": s.reason,
                 "orientation": s.orientation,
                 "series_number": s.provenance.series_number,

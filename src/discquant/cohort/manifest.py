@@ -331,10 +331,14 @@ def studies_from_folder(folder: Path) -> list[CohortStudy]:
         if parts := sorted(p.name + "/" for p, _ in found if _is_bids_part(p.name)):
             # Its anat/ and dwi/ became two studies, "anat" a T2 alone and "dwi" a DWI
             # alone, both complete, exit 0 (a user trial).
+            remedy = (
+                "give the folder that holds it (each session becomes a study)"
+                if any(p.startswith("ses-") for p in parts)
+                else "analyse it with `discquant analyze`, or give the folder that holds "
+                "the subject folders"
+            )
             raise InvalidInputError(
-                f"is one subject's folder ({', '.join(parts)}), not a folder of studies: "
-                "analyse it with `discquant analyze`, or give the folder that holds the "
-                "subject folders",
+                f"is one subject's folder ({', '.join(parts)}), not a folder of studies: " + remedy,
                 path=folder,
             )
     found = [(p, label) for p, label in found if not (p / STATE_DIR).is_dir()]

@@ -26,7 +26,7 @@ import pandas as pd
 from discquant.cohort import records
 from discquant.cohort.manifest import CohortStudy
 from discquant.cohort.worker import StudyOutcome, failure_record
-from discquant.outputs.tables import RENAMED_COLUMNS
+from discquant.outputs.tables import INTEGER_COLUMNS, RENAMED_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -227,12 +227,11 @@ def collect_tables(
         frame["finished_at"] = record.get("finished_at")
         disc_frames.append(frame)
     discs = pd.concat(disc_frames, ignore_index=True) if disc_frames else pd.DataFrame()
-    # A study without grades (n/a) turned every study's grades into floats (3.0) when the
-    # frames were joined: an integer column stays one, with missing values (Int64).
-    integer = {c for f in disc_frames for c in f.columns if pd.api.types.is_integer_dtype(f[c])}
-    for c in sorted(integer):
+    # A grade withheld (n/a) made every grade a float (3.0): the integer columns of the
+    # disc table stay integers, with missing values (Int64).
+    for c in sorted(INTEGER_COLUMNS & set(discs.columns)):
         values = discs[c].dropna()
-        if pd.api.types.is_float_dtype(discs[c]) and (values == values.round()).all():
+        if pd.api.types.is_numeric_dtype(discs[c]) and (values == values.round()).all():
             discs[c] = discs[c].astype("Int64")
     if not discs.empty:
         # sort by subject, keeping each study's level order (L1-L2 … L5-S1)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import signal
 import subprocess
 import tempfile
 import zlib
@@ -524,6 +525,11 @@ SERIES_SKIPPED = "; series skipped"
 skipped``)."""
 
 
+_STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL})
+"""Signals that stop a conversion from outside (Ctrl-C, a job's end, a closed terminal, a
+killed worker): the study must be read again. Any other (SIGSEGV) is the series' crash."""
+
+
 def _run_dcm2niix(src: Path, out: Path, *, keep_phi: bool, series: _DicomSeries) -> str:
     cmd = [
         dcm2niix_binary(),
@@ -540,10 +546,16 @@ def _run_dcm2niix(src: Path, out: Path, *, keep_phi: bool, series: _DicomSeries)
         raise DicomConversionError(
             f"dcm2niix did not finish series {series.number} within 900 s", path=series.files[0]
         ) from exc
-    if done.returncode < 0:  # killed: what it wrote (or did not) says nothing of the series
+    if -done.returncode in _STOP_SIGNALS:  # what it wrote says nothing of the series
         raise ConversionStoppedError(
             f"dcm2niix was stopped by signal {-done.returncode} while converting series "
             f"{series.number} '{series.description}'; read the study again",
+            path=series.files[0],
+        )
+    if done.returncode < 0:  # a crash on this series (dcm2niix has segfaulted on odd data)
+        raise DicomConversionError(
+            f"dcm2niix crashed (signal {-done.returncode}) converting series {series.number} "
+            f"'{series.description}'",
             path=series.files[0],
         )
     text = (done.stdout or "") + (done.stderr or "")

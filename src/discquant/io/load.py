@@ -18,7 +18,7 @@ from discquant.io.nifti import (
     n_volumes,
 )
 from discquant.io.roles import order_series, tied_with_best, to_series
-from discquant.io.study import Study
+from discquant.io.study import Series, SeriesRole, Study
 
 log = logging.getLogger(__name__)
 
@@ -183,16 +183,8 @@ def load_study(
     series = [to_series(r, assume_t2=single_file and r.hint is None) for r in raws]
     asserted = [r.hint == s.role.value for r, s in zip(raws, series, strict=True)]
     ordered = order_series(series, explicit=explicit, asserted=asserted)
-    for tied in tied_with_best(series, explicit=explicit, asserted=asserted):
-        # Two runs of one sequence: which one was measured must not be a silent choice.
-        names = [s.source_name(root) or s.description for s in tied]
-        msg = (
-            f"{len(tied)} {tied[0].role.value.upper()} series are alike by every rule but "
-            f"their acquisition number ({', '.join(names)}): used {names[0]}, the later "
-            f"acquisition; give another with --{tied[0].role.value}"
-        )
-        log.warning(msg)
-        warnings.append(msg)
+    identifiers = frozenset().union(*(r.identifiers for r in raws))
+    warnings += _choice_warnings(series, ordered, explicit, asserted, root, identifiers)
     if subject is None:
         base = root if root is not None else Path(str(t2 or dwi or adc))
         if base.is_file():
@@ -209,7 +201,6 @@ def load_study(
             "%s: %s %s (%s)", s.role.value, s.description, "x".join(map(str, s.image.shape)),
             s.reason,
         )  # fmt: skip
-    identifiers = frozenset().union(*(r.identifiers for r in raws))
     return Study(
         subject=subject,
         series=ordered,
@@ -217,3 +208,37 @@ def load_study(
         warnings=tuple(warnings),
         identifiers=identifiers,
     )
+
+
+def _choice_warnings(
+    series: list[Series],
+    ordered: tuple[Series, ...],
+    explicit: list[bool],
+    asserted: list[bool],
+    root: Path | None,
+    identifiers: frozenset[str],
+) -> list[str]:
+    """Say the choices that were not obvious: between series alike (two runs of one
+    sequence), and of one study's series in a folder of several (two visits)."""
+    found = []
+    for tied, by_acquisition in tied_with_best(series, explicit=explicit, asserted=asserted):
+        names = [s.source_name(root, identifiers) or s.description for s in tied]
+        how = "the later acquisition" if by_acquisition else "the first by file path"
+        found.append(
+            f"{len(tied)} {tied[0].role.value.upper()} series are alike ({', '.join(names)}): "
+            f"used {names[0]}, {how}; to measure another, give a folder (or file) "
+            "holding only it"
+        )
+    roles = (SeriesRole.T2, SeriesRole.DWI, SeriesRole.ADC, SeriesRole.TRACE)
+    studies = {s.provenance.study_instance_uid for s in ordered if s.role in roles} - {None}
+    best_t2 = next((s for s in ordered if s.role is SeriesRole.T2), None)
+    if len(studies) > 1 and best_t2 is not None:
+        name = best_t2.source_name(root, identifiers) or best_t2.description
+        found.append(
+            f"the folder holds the series of {len(studies)} studies (visits?): the T2 {name} "
+            "and the diffusion series of its own study go first; analyse each study's "
+            "folder on its own to measure the others"
+        )
+    for msg in found:
+        log.warning(msg)
+    return found

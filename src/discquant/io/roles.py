@@ -395,14 +395,22 @@ def _quality_key(series: Series, explicit: bool, asserted: bool) -> tuple[float,
     return (not explicit, series.orientation != "sagittal", not asserted, -n_slices, area)
 
 
-def acquisition_number(series: Series) -> int:
-    """The BIDS ``run-`` number of the series' file, else its DICOM SeriesNumber, else 0:
-    of two series alike, the higher is the later acquisition (a repeat is usually made
-    because the first was spoiled)."""
+def acquisition_number(series: Series) -> tuple[int, int]:
+    """(the BIDS ``run-`` number of the series' file, its DICOM SeriesNumber), each 0 when
+    absent: of two series alike, the higher is the later acquisition (a repeat is usually
+    made because the first was spoiled). Compared as a pair, run first, so that a run
+    number and a series number are never compared with each other."""
     first = series.provenance.source_paths[0].name if series.provenance.source_paths else ""
-    if match := re.search(r"_run-0*(\d+)_", first):
-        return int(match[1])
-    return series.provenance.series_number or 0
+    match = re.search(r"_run-0*(\d+)_", first)
+    return (int(match[1]) if match else 0, series.provenance.series_number or 0)
+
+
+def _later_first(series: Series) -> tuple[int, int, str]:
+    """Sort key: the later acquisition first, then the first source file's path (so that
+    the choice between series alike in every respect does not depend on UIDs)."""
+    run, number = acquisition_number(series)
+    first = series.provenance.source_paths[0] if series.provenance.source_paths else ""
+    return (-run, -number, str(first))
 
 
 _Candidate = tuple[Series, bool, bool]
@@ -421,30 +429,32 @@ def order_series(
     for the others sagittal before any other orientation, then the asserted role (BIDS
     ``anat/*_T2w``: an EPI ``dwi/*_sbref`` with long TE and TR has more slices but is
     no anatomical T2), then more slices; then finer in-plane voxels (smaller area); then
-    the later acquisition (:func:`acquisition_number`).
+    the later acquisition (:func:`acquisition_number`); then the first file's path.
     """
     candidates = _candidates(series, explicit, asserted)
     rank = _ranker(candidates)
-    ordered = sorted(candidates, key=lambda c: (*rank(c), -acquisition_number(c[0])))
+    ordered = sorted(candidates, key=lambda c: (*rank(c), *_later_first(c[0])))
     return tuple(s for s, _, _ in ordered)
 
 
 def tied_with_best(
     series: Sequence[Series], *, explicit: Sequence[bool], asserted: Sequence[bool] | None = None
-) -> list[list[Series]]:
+) -> list[tuple[list[Series], bool]]:
     """For the T2 and the DWI, where several are as good by every rule of
-    :func:`order_series` but the acquisition number: those series, best first."""
+    :func:`order_series` but the acquisition number: those series, best first, and
+    whether the acquisition number told the best from the second (False: the first file's
+    path did)."""
     candidates = _candidates(series, explicit, asserted)
     rank = _ranker(candidates)
     found = []
     for role in (SeriesRole.T2, SeriesRole.DWI):
         mine = sorted(
             (c for c in candidates if c[0].role is role),
-            key=lambda c: (*rank(c), -acquisition_number(c[0])),
+            key=lambda c: (*rank(c), *_later_first(c[0])),
         )
         tied = [c[0] for c in mine if rank(c) == rank(mine[0])]
         if len(tied) > 1:
-            found.append(tied)
+            found.append((tied, acquisition_number(tied[0]) != acquisition_number(tied[1])))
     return found
 
 
@@ -458,7 +468,7 @@ def _candidates(
 def _ranker(candidates: list[_Candidate]) -> Callable[[_Candidate], tuple[object, ...]]:
     """The order of :func:`order_series` but the acquisition number, as a key."""
     t2s = [c for c in candidates if c[0].role is SeriesRole.T2]
-    best_t2 = min(t2s, key=lambda c: (_quality_key(*c), -acquisition_number(c[0])), default=None)
+    best_t2 = min(t2s, key=lambda c: (_quality_key(*c), _later_first(c[0])), default=None)
 
     def rank(c: _Candidate) -> tuple[object, ...]:
         quality = _quality_key(*c)

@@ -128,19 +128,28 @@ class Series:
     adc_scale_to_um2_per_ms: float | None = None
     provenance: Provenance = field(default_factory=Provenance)
 
-    def source_name(self, root: Path | None = None) -> str:
+    def source_name(
+        self, root: Path | None = None, identifiers: frozenset[str] = frozenset()
+    ) -> str:
         """The series' first source file, relative to ``root`` (the folder the study was
         read from) when under it, else its name; "" when it came from no file. Folder
-        names above ``root`` are left out: they often carry a patient's name."""
+        names above ``root`` are left out, and a part that holds one of the patient's
+        ``identifiers`` (:func:`~discquant.io.privacy.label_holds_identifier`; exports
+        name folders ``NAME_MRN``) reads ``(withheld)``."""
+        from discquant.io.privacy import label_holds_identifier
+
         if not self.provenance.source_paths:
             return ""
         first = self.provenance.source_paths[0]
+        parts: tuple[str, ...] = (first.name,)
         if root is not None:
             try:
-                return first.relative_to(root).as_posix()
+                parts = first.relative_to(root).parts
             except ValueError:
                 pass
-        return first.name
+        return "/".join(
+            "(withheld)" if label_holds_identifier(p, identifiers) else p for p in parts
+        )
 
 
 @dataclass(frozen=True)
@@ -154,6 +163,10 @@ class Study:
     identifiers: frozenset[str] = field(default=frozenset(), repr=False)
     """The patient's ID and name from DICOM headers as label tokens; in memory only
     (:func:`discquant.io.privacy.label_holds_identifier`)."""
+
+    def series_file(self, series: Series) -> str:
+        """:meth:`Series.source_name` under this study's folder, identifiers withheld."""
+        return series.source_name(self.source, self.identifiers)
 
     def first(self, role: SeriesRole) -> Series | None:
         """The first series with ``role``, or None (the loader orders best first)."""

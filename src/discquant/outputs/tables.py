@@ -33,6 +33,8 @@ class Column:
     description: str
     units: str | None = None
     levels: dict[str, str] | None = None
+    integer: bool = False
+    """Whole numbers (a count, a grade): kept integers in tables where some are missing."""
 
 
 ADC_UNIT_SUFFIX = "_um2_per_ms"
@@ -59,7 +61,9 @@ def _stats_columns(prefix: str, region: str) -> list[Column]:
         Column(f"{prefix}_sd{s}", f"Standard deviation of ADC in the {region}.", u),
         Column(f"{prefix}_p10{s}", f"10th percentile of ADC in the {region}.", u),
         Column(f"{prefix}_p90{s}", f"90th percentile of ADC in the {region}.", u),
-        Column(f"{prefix}_n_voxels", f"Number of DWI voxels in the {region}.", "voxels"),
+        Column(
+            f"{prefix}_n_voxels", f"Number of DWI voxels in the {region}.", "voxels", integer=True
+        ),
     ]
 
 
@@ -138,6 +142,7 @@ COLUMNS: tuple[Column, ...] = (
         "pfirrmann_grade",
         "Pfirrmann grade from the CNN (Pfirrmann 2001, Spine 26:1873): the most probable grade.",
         levels={str(g): f"grade {r}" for g, r in enumerate(("I", "II", "III", "IV", "V"), 1)},
+        integer=True,
     ),
     Column("pfirrmann_probability", "CNN probability of the reported grade.", "probability"),
     *(
@@ -156,6 +161,7 @@ COLUMNS: tuple[Column, ...] = (
 """Every column of ``sub-<id>_discs.tsv``, in order."""
 
 COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
+INTEGER_COLUMNS: frozenset[str] = frozenset(c.name for c in COLUMNS if c.integer)
 
 
 def _stats_values(prefix: str, stats: AdcStats | None) -> dict[str, Any]:
