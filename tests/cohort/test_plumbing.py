@@ -116,6 +116,10 @@ def test_resume_skips_done_redoes_changed_partial_and_failed(tmp_path: Path) -> 
     second = _run(studies, out, workers=1)
     by_subject = {o.subject: o.status for o in second.outcomes}
     assert by_subject == {"s00": "skipped", "s01": "complete", "s02": "complete", "s03": "complete"}
+    # why a finished study was analysed again is said (a user trial read it as a failed
+    # resume); s02 had no record and s03 had failed: nothing to say
+    redone = {o.subject: o.redone for o in second.outcomes}
+    assert redone == {"s00": "", "s01": "input_fingerprint_sha256", "s02": "", "s03": ""}
     assert second.cohort_status == {"complete": 4}  # s00 counted although skipped
     assert rec.read_record(out, "s00") == before["s00"]
     assert not stale.exists()

@@ -103,7 +103,9 @@ class _CohortProgressDisplay:
         logging.getLogger("discquant.cohort").info(
             "%d/%d (%d done, %d skipped, %d failed, %s, ETA %s)%s",
             state.finished, state.total, state.done, state.skipped, state.failed, rate, eta,
-            f" sub-{last.subject}: {last.status} {last.error}" if last else "",
+            f" sub-{last.subject}: {last.status} {last.error}"
+            + (f" (analysed again: its {last.redone} changed)" if last.redone else "")
+            if last else "",
         )  # fmt: skip
 
 
@@ -220,6 +222,12 @@ def cohort_cmd(
             f"tables: {', '.join(str(out / name) for name in TABLE_FILES)}\n"
             f"report: {out / 'cohort_report.html'}"
         )
+    redone: dict[str, int] = {}
+    for o in run.outcomes:
+        if o.redone:
+            redone[o.redone] = redone.get(o.redone, 0) + 1
+    for why, n in sorted(redone.items()):
+        typer.echo(f"{n} studies finished before were analysed again: their {why} changed")
     status = run.cohort_status
     cancelled = any(o.error == NOT_RUN_CANCELLED for o in run.outcomes)
     if status.get("not run") and run.done and not cancelled:

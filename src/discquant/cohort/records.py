@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,9 @@ def clean_tmp(out_dir: Path) -> None:
     """Delete leftovers of interrupted runs (call only when no other run uses ``DIR``)."""
     shutil.rmtree(state_dir(out_dir) / "tmp", ignore_errors=True)
     (state_dir(out_dir) / "tmp").mkdir(parents=True, exist_ok=True)
+
+
+def key_differences(key: Mapping[str, Any], run_key: Mapping[str, Any]) -> list[str]:
+    """The parts of ``run_key`` that a record's ``key`` does not equal (``config``,
+    ``code_sha256``, ...): why a finished study is outdated, or was analysed again."""
+    return [name for name, value in run_key.items() if key.get(name) != value]

@@ -114,11 +114,6 @@ def config_sha256(config: Any) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _key_differences(key: Mapping[str, Any], run_key: Mapping[str, Any]) -> list[str]:
-    """The parts of ``run_key`` that a record's ``key`` does not equal (``config``, ...)."""
-    return [name for name, value in run_key.items() if key.get(name) != value]
-
-
 def _failure(study: CohortStudy, record: dict[str, Any] | None, why: str = "") -> dict[str, Any]:
     record = record or {}
     return {
@@ -193,9 +188,8 @@ def collect_tables(
             failures.append(_failure(study, record, "no record: the study has not run yet"))
             continue
         checked = outcome is not None and outcome.status in ("skipped", *records.DONE_STATUSES)
-        differs = (
-            [] if run_key is None or checked else _key_differences(record.get("key", {}), run_key)
-        )
+        old_key = record.get("key", {})
+        differs = [] if run_key is None or checked else records.key_differences(old_key, run_key)
         if differs:
             error = NOT_THIS_CONFIGURATION.format(parts=", ".join(differs))
             failures.append(

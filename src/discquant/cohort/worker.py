@@ -79,6 +79,9 @@ class StudyOutcome:
     where: str = ""
     """Where a failure happened when it left no failure record: ``input`` (the study's
     input paths were not found; its record and outputs of an earlier run are kept)."""
+    redone: str = ""
+    """For a study finished by an earlier run and analysed again: the parts of its resume
+    key that changed (``code_sha256``, ``config``, ...), comma-separated."""
 
 
 _LOAD_ERRORS: dict[tuple[str, Path | None], BaseException] = {}
@@ -530,6 +533,11 @@ def process_study(
             return StudyOutcome(study.subject, str(old["status"]), seconds, "", worker)
         if options.resume:
             return StudyOutcome(study.subject, "skipped", seconds, "", worker)
+    redone = ""
+    if old is not None and old.get("status") in records.DONE_STATUSES and options.resume:
+        # A resumed run that redid every study after an update said only "complete" (a
+        # user trial took it for a failed resume).
+        redone = ", ".join(records.key_differences(old.get("key", {}), key))
     tmp = records.new_tmp_dir(out, study.subject)
     try:
         inputs = StudyInputs(**{**asdict(study.inputs), "subject": study.subject})
@@ -573,7 +581,7 @@ def process_study(
                 "finished_at": records.now_iso(),
             },
         )
-        return StudyOutcome(study.subject, status, seconds, "", worker)
+        return StudyOutcome(study.subject, status, seconds, "", worker, redone=redone)
     except DiscquantError:
         raise
     except Exception:
