@@ -1,7 +1,7 @@
 """Reproduce the figures behind the measurement definitions' known limits (docs/measurement.md,
 docs/phantom.md, config/adc_class.yaml, measure.discs.MEDIAN_SE_FACTOR).
 
-    .venv/bin/python benchmarks/measure_definitions.py          # about 2-4 min on 2 cores
+    .venv/bin/python benchmarks/measure_definitions.py          # about 3-5 min on 2 cores
 
 Prints, each on noiseless phantoms or simulated voxels with known truth:
 
@@ -16,7 +16,10 @@ Prints, each on noiseless phantoms or simulated voxels with known truth:
 5. the SD of the median and of the mean of 40 nucleus voxels over their pooled Cramér-Rao
    bound (SNR 15, ADC 1.4, trace images at b 0/400/800, WLS, 4000 repeats);
 6. the share of invalid voxels and the median of the valid ones at low SNR (homogeneous
-   nuclei, trace images, WLS), and the median with invalid voxels ranked lowest.
+   nuclei, trace images, WLS), and the median with invalid voxels ranked lowest;
+7. the nucleus ADC of each single gradient direction against the trace (seed 1,
+   noiseless, 3 directions) and the gradient schemes of the real DWI in ../shared;
+8. the phantom's whole vertebrae over their bodies (seeds 0-2).
 
 The runs of the 2026-12-05 review (scratch scripts) are what this script keeps.
 """
@@ -148,6 +151,58 @@ def invalid_voxels() -> None:
             )
 
 
+def one_direction() -> None:
+    """Part 7: the ADC of one gradient direction against the trace, and the gradient
+    schemes of the real DWI in ../shared (``adc_not_trace``)."""
+    from pathlib import Path
+
+    from discquant.diffusion.shells import directional_shells, group_shells
+    from discquant.io.study import Series, SeriesRole, Study, Volume
+    from discquant.pipeline import analyze
+
+    print("7. nucleus region median ADC of one gradient direction vs the trace, seed 1:")
+    st = generate_study(1, PhantomConfig(diffusion="3dir", noise=False, epi_distortion=False))
+    assert st.bvecs is not None
+    seg = _truth_segmenter(st)
+    truth = {d.level: d.np_region_adc_um2_per_ms for d in st.truth.discs}
+    for name, axis in (("x", 0), ("y", 1), ("z", 2), ("trace", None)):
+        keep = [i for i, (b, g) in enumerate(zip(st.bvals, st.bvecs, strict=True))
+                if b == 0 or axis is None or abs(g[axis]) > 0.9]  # fmt: skip
+        dwi = Series(SeriesRole.DWI, "", name, Volume(st.dwi.data[..., keep], st.dwi.affine),
+                     "sagittal", bvals_s_per_mm2=st.bvals[keep], bvecs=st.bvecs[keep])  # fmt: skip
+        res = analyze(Study("ph", (dwi,)), segmenter=seg)
+        err = [d.adc_np.median / truth[d.level] - 1 for d in res.discs if d.adc_np]
+        print(f"   {name}: {min(err):+.1%} to {max(err):+.1%}, adc_not_trace "
+              f"{'adc_not_trace' in res.flags}")  # fmt: skip
+    for ref in sorted(Path("../shared/data/dwi-dicom").glob("*/Ref/*.bvec")):
+        bvals = np.loadtxt(ref.with_suffix(".bval"))
+        g = np.loadtxt(ref).T
+        high = g[bvals > 50] / np.linalg.norm(g[bvals > 50], axis=1)[:, None]
+        smallest = np.linalg.eigvalsh(high.T @ high / len(high))[0]
+        flagged = directional_shells(group_shells(bvals), g)
+        print(f"   {ref.parent.parent.name}: smallest eigenvalue {smallest:.3f}, flagged {flagged}")
+
+
+def vertebra_over_body() -> None:
+    """Part 8: whole phantom vertebrae over their bodies (evaluate segment's
+    ``WHOLE_VERTEBRA_RATIO``)."""
+    print("8. phantom vertebrae (T12-L5, T2 slab) over their bodies, voxels:")
+    for seed in (0, 1, 2):
+        st = generate_study(seed, PhantomConfig(noise=False))
+        assert st.posterior_t2 is not None
+        vert = (st.labels_t2.data >= 19) & (st.labels_t2.data <= 25)
+        body = vert & (st.posterior_t2.data == 0)
+        print(f"   seed {seed}: {vert.sum() / body.sum():.2f}")
+
+
+def _truth_segmenter(st: object) -> object:
+    from types import SimpleNamespace
+
+    labels, nucleus = st.labels_dwi, st.nucleus_dwi  # type: ignore[attr-defined]
+    seg = SimpleNamespace(labels=labels, nucleus=nucleus, canal=None, levels=[], flags=[])
+    return lambda image: seg
+
+
 def main() -> None:
     region_over_tissue()
     csf_adc()
@@ -155,6 +210,8 @@ def main() -> None:
     t2_coil()
     median_spread()
     invalid_voxels()
+    one_direction()
+    vertebra_over_body()
 
 
 if __name__ == "__main__":

@@ -160,7 +160,8 @@ MIN_DIRECTION_EIGENVALUE = 0.1
 g·gᵀ is near I/3 (each eigenvalue 1/3): the geometric mean of the images then gives the
 mean diffusivity for any diffusion tensor. Below this smallest eigenvalue the directions
 do not span space (one or two directions, or all in one plane). The 12-direction Philips
-scheme in ``../shared`` reaches 0.213, the 20-direction Siemens one 0.331."""
+scheme in ``../shared`` reaches 0.213, the 20-direction Siemens one 0.331
+(``benchmarks/measure_definitions.py``, part 7)."""
 
 
 def directional_shells(shells: Sequence[Shell], bvecs: npt.ArrayLike | None) -> tuple[float, ...]:

@@ -608,7 +608,7 @@ WHOLE_VERTEBRA_RATIO = 1.4
 """Reference vertebrae above this multiple of the predicted ones (voxels, over the
 vertebrae both label, sacrum left out) are said to be whole vertebrae, or the bodies
 under-segmented: in the phantom's T2 slab a vertebra with its posterior elements is
-1.61-1.68 times its body (seeds 0-2)."""
+1.61-1.68 times its body (seeds 0-2; ``benchmarks/measure_definitions.py``, part 8)."""
 
 
 def _vertebra_volume_ratio(pred: npt.NDArray[Any], ref: npt.NDArray[Any]) -> float | None:
