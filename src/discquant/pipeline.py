@@ -32,7 +32,7 @@ import numpy.typing as npt
 from discquant import __version__
 from discquant.errors import DiscquantError, InvalidInputError, NoDiscsFoundError
 from discquant.io.privacy import label_holds_identifier, patient_summary
-from discquant.io.roles import orientation_from_affine
+from discquant.io.roles import frames_differ, orientation_from_affine
 from discquant.io.study import Series, SeriesRole, Study, Volume
 from discquant.measure.contrast import FLAG_T2_CONTRAST
 from discquant.measure.discs import (
@@ -206,11 +206,6 @@ def _compare_with_scanner(
             f"the scanner's ADC map differs from discquant's by {100 * median:.1f} % "
             f"(median) inside the body; check the b-values and the scanner's fit"
         )
-
-
-def _same_frame(a: Series, b: Series) -> bool:
-    fa, fb = a.provenance.frame_of_reference_uid, b.provenance.frame_of_reference_uid
-    return fa is None or fb is None or fa == fb
 
 
 def check_config(config: AnalysisConfig) -> None:
@@ -562,7 +557,7 @@ def _to_dwi_grid(
         return segmentation.nucleus
     # the series the ADC map comes from: the raw DWI, else the scanner's map
     diffusion = study.dwi if study.dwi is not None else study.adc
-    if diffusion is not None and not _same_frame(study.t2, diffusion):
+    if diffusion is not None and frames_differ(study.t2, diffusion):
         result.warnings.append(
             f"the T2 and the {'DWI' if diffusion is study.dwi else 'scanner ADC map'} have "
             "different frames of reference (different studies?): the disc masks may not "

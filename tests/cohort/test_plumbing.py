@@ -27,6 +27,17 @@ def _run(studies, out: Path, **kw):  # type: ignore[no-untyped-def]
     return run_cohort(studies, out, study_fn=standin.standin_study, **kw)
 
 
+def _two_finished(tmp_path: Path) -> tuple[list, Path]:  # type: ignore[type-arg]
+    """Two stand-in studies under ``tmp_path/data``, analysed into ``tmp_path/out``."""
+    data = tmp_path / "data"
+    for i in range(2):
+        standin.make_study(data / f"sub-s{i:02d}", _adc(i))
+    out = tmp_path / "out"
+    studies = read_cohort(data)
+    assert _run(studies, out, workers=1).done == 2
+    return studies, out
+
+
 def _expected(n: int, skip: set[int] = frozenset()) -> pd.DataFrame:  # type: ignore[assignment]
     rows = [
         {"subject": f"s{i:02d}", "level": lv, "adc_np_median_um2_per_ms": v}
@@ -143,12 +154,7 @@ def test_a_disc_table_written_before_the_adc_columns_had_units(tmp_path: Path) -
     from discquant.cohort.worker import run_key
     from discquant.outputs.tables import RENAMED_COLUMNS
 
-    data = tmp_path / "data"
-    for i in range(2):
-        standin.make_study(data / f"sub-s{i:02d}", _adc(i))
-    out = tmp_path / "out"
-    studies = read_cohort(data)
-    assert _run(studies, out, workers=1).done == 2
+    studies, out = _two_finished(tmp_path)
     tsv = out / "sub-s00" / "sub-s00_discs.tsv"
     new_header, rest = tsv.read_text().split("\n", 1)
     new_to_old = {new: old for old, new in RENAMED_COLUMNS.items()}
@@ -188,12 +194,7 @@ def test_integer_columns_stay_integers_when_a_study_lacks_them(tmp_path: Path) -
     trial). They stay integers, the missing ones empty."""
     from discquant.cohort import write_cohort_tables
 
-    data = tmp_path / "data"
-    for i in range(2):
-        standin.make_study(data / f"sub-s{i:02d}", _adc(i))
-    out = tmp_path / "out"
-    studies = read_cohort(data)
-    assert _run(studies, out, workers=1).done == 2
+    studies, out = _two_finished(tmp_path)
     tsv = out / "sub-s00" / "sub-s00_discs.tsv"
     table = pd.read_csv(tsv, sep="\t", dtype=str, keep_default_na=False)
     table["pfirrmann_grade"] = "n/a"  # as a study without a T2 writes it

@@ -221,20 +221,9 @@ def test_a_dcm2niix_killed_by_a_signal_stops_the_import(
     was analysed without that series and recorded complete, and resume never redid it (a
     user trial). A killed converter now stops the study's import (exit 130 on the CLI;
     a cohort records the study failed, so its next run redoes it)."""
-    import subprocess
-
     from discquant.errors import ConversionStoppedError
 
-    real_run = subprocess.run
-    converted: list[str] = []
-
-    def killed_first(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-        converted.append(cmd[-1])
-        if len(converted) == 1:
-            return subprocess.CompletedProcess(cmd, -2, "", "")  # SIGINT
-        return real_run(cmd, **kwargs)  # type: ignore[call-overload,no-any-return]
-
-    monkeypatch.setattr(subprocess, "run", killed_first)
+    converted = _first_conversion_ends(monkeypatch, -2)  # SIGINT
     with pytest.raises(ConversionStoppedError, match="stopped by signal 2") as err:
         load_study(lumbar_dicom.root)
     assert err.value.exit_code == 130
@@ -247,18 +236,25 @@ def test_a_dcm2niix_crash_on_one_series_skips_that_series(
     """A segfault (dcm2niix has crashed on odd data) is the series' fault, not a stop from
     outside: that series is skipped with a warning and the others are read (a review of
     the fix above: every signal had stopped the study)."""
-    import subprocess
-
-    real_run = subprocess.run
-    calls: list[str] = []
-
-    def crash_on_first(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
-        calls.append(cmd[-1])
-        if len(calls) == 1:
-            return subprocess.CompletedProcess(cmd, -11, "", "")  # SIGSEGV
-        return real_run(cmd, **kwargs)  # type: ignore[call-overload,no-any-return]
-
-    monkeypatch.setattr(subprocess, "run", crash_on_first)
+    _first_conversion_ends(monkeypatch, -11)  # SIGSEGV
     study = load_study(lumbar_dicom.root)
     (warning,) = [w for w in study.warnings if "crashed (signal 11)" in w]
     assert warning.endswith("series skipped") and len(study.series) >= 2
+
+
+def _first_conversion_ends(monkeypatch: pytest.MonkeyPatch, returncode: int) -> list[str]:
+    """Make the first dcm2niix run return ``returncode`` (negative: killed by that signal)
+    without converting; later runs are real. Returns the folders converted, as they go."""
+    import subprocess
+
+    real_run = subprocess.run
+    converted: list[str] = []
+
+    def first_ends(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        converted.append(cmd[-1])
+        if len(converted) == 1:
+            return subprocess.CompletedProcess(cmd, returncode, "", "")
+        return real_run(cmd, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+    monkeypatch.setattr(subprocess, "run", first_ends)
+    return converted

@@ -223,11 +223,9 @@ def cohort_cmd(
             f"tables: {', '.join(str(out / name) for name in TABLE_FILES)}\n"
             f"report: {out / 'cohort_report.html'}"
         )
-    redone: dict[str, int] = {}
-    for o in run.outcomes:
-        if o.redone:
-            redone[o.redone] = redone.get(o.redone, 0) + 1
-    for why, n in sorted(redone.items()):
+    from collections import Counter
+
+    for why, n in sorted(Counter(o.redone for o in run.outcomes if o.redone).items()):
         typer.echo(f"{n} studies finished before were analysed again: their {why} changed")
     status = run.cohort_status
     cancelled = any(o.error == NOT_RUN_CANCELLED for o in run.outcomes)

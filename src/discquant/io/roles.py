@@ -489,12 +489,12 @@ def _other_visit(t2: Series, series: Series) -> tuple[bool, bool]:
     T2 masks measured on the second visit's ADC map (the larger DWI won)."""
     if series.role not in _DIFFUSION_ROLES:
         return (False, False)
-    a, b = t2.provenance, series.provenance
+    a, b = t2.provenance.study_instance_uid, series.provenance.study_instance_uid
+    return (frames_differ(t2, series), a is not None and b is not None and a != b)
 
-    def differs(x: str | None, y: str | None) -> bool:
-        return x is not None and y is not None and x != y
 
-    return (
-        differs(a.frame_of_reference_uid, b.frame_of_reference_uid),
-        differs(a.study_instance_uid, b.study_instance_uid),
-    )
+def frames_differ(a: Series, b: Series) -> bool:
+    """Whether two series carry different DICOM frames of reference (unknown, as for
+    NIfTI, counts as the same)."""
+    fa, fb = a.provenance.frame_of_reference_uid, b.provenance.frame_of_reference_uid
+    return fa is not None and fb is not None and fa != fb

@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from discquant.io.privacy import label_holds_identifier
+
 FloatArray = npt.NDArray[np.float32]
 
 
@@ -136,8 +138,6 @@ class Series:
         names above ``root`` are left out, and a part that holds one of the patient's
         ``identifiers`` (:func:`~discquant.io.privacy.label_holds_identifier`; exports
         name folders ``NAME_MRN``) reads ``(withheld)``."""
-        from discquant.io.privacy import label_holds_identifier
-
         if not self.provenance.source_paths:
             return ""
         first = self.provenance.source_paths[0]
