@@ -262,6 +262,37 @@ def test_analyze_keeps_the_outputs_of_another_subject_with_the_same_label(
         assert res.exit_code == 0, res.output
 
 
+def test_analyze_writes_a_session_in_the_bids_derivatives_layout(tmp_path: Path) -> None:
+    """``analyze sub-00/ses-2`` wrote ``sub-00ses2/sub-00ses2_*``, a folder that is neither
+    the subject's nor BIDS's; each session now goes to ``sub-00/ses-<session>/``, and the
+    subject's folder with its sessions is not replaced by an analysis without a session."""
+    from discquant.phantom import PhantomConfig, generate_study, write_study
+
+    write_study(generate_study(3, PhantomConfig(noise=False)), tmp_path / "bids", subject="00")
+    sub = tmp_path / "bids" / "sub-00"
+    out = tmp_path / "out"
+    for ses in ("ses-1", "ses-2"):
+        (sub / ses).mkdir()
+        for kind in ("anat", "dwi"):
+            for f in (sub / kind).iterdir():
+                (sub / ses / kind).mkdir(exist_ok=True)
+                (sub / ses / kind / f.name).write_bytes(f.read_bytes())
+        res = CliRunner().invoke(app, ["analyze", str(sub / ses), "-o", str(out)])
+        assert res.exit_code == 0, res.output
+    for session in ("1", "2"):
+        doc = json.loads(
+            (out / "sub-00" / f"ses-{session}" / f"sub-00_ses-{session}_results.json").read_text()
+        )
+        assert doc["subject"] == f"sub-00_ses-{session}"
+        tsv = out / "sub-00" / f"ses-{session}" / f"sub-00_ses-{session}_discs.tsv"
+        assert tsv.read_text().count("\n") == 6  # header + L1-L2 … L5-S1
+    assert sorted(p.name for p in out.iterdir()) == ["dataset_description.json", "sub-00"]
+    t2 = str(sub / "anat" / "sub-00_T2w.nii.gz")
+    line = _cli_error(["analyze", "--t2", t2, "-o", str(out)], cwd=tmp_path)
+    assert "holds the outputs of the subject's sessions (ses-1, ses-2)" in line, line
+    assert (out / "sub-00" / "ses-1" / "sub-00_ses-1_discs.tsv").is_file()
+
+
 @pytest.mark.parametrize(
     ("args", "problem"),
     [

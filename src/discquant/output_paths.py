@@ -22,11 +22,39 @@ __all__ = [
     "check_output_folder",
     "check_subject_folder_free",
     "generated_by_discquant",
+    "split_study_label",
+    "study_folder",
 ]
 
 COHORT_STATE_DIR = ".discquant-cohort"
 """The bookkeeping folder ``discquant cohort`` keeps in its output folder: a folder that
 holds it is a cohort's output folder (``cohort.records``, ``evaluate segment``)."""
+
+
+SESSION_ENTITY = "_ses-"
+"""Joins a subject label and a BIDS session label into one study label (``01_ses-2``)."""
+
+
+def split_study_label(label: str) -> tuple[str, str | None]:
+    """The subject and the session (or None) of a study label.
+
+    >>> split_study_label("01_ses-2"), split_study_label("spider007")
+    (('01', '2'), ('spider007', None))
+    """
+    subject, sep, session = label.rpartition(SESSION_ENTITY)
+    return (subject, session) if sep and subject and session else (label, None)
+
+
+def study_folder(root: Path, label: str) -> Path:
+    """A study's output folder: ``root/sub-<subject>``, or ``root/sub-<subject>/ses-<session>``
+    for one session of a subject (the BIDS derivatives layout), from its label.
+
+    >>> study_folder(Path("out"), "01_ses-2").as_posix(), study_folder(Path("out"), "7").as_posix()
+    ('out/sub-01/ses-2', 'out/sub-7')
+    """
+    subject, session = split_study_label(label)
+    folder = Path(root) / f"sub-{subject}"
+    return folder / f"ses-{session}" if session is not None else folder
 
 
 def generated_by_discquant(description: object) -> bool:
@@ -139,23 +167,37 @@ def check_not_inside_inputs(out_dir: Path, inputs: list[Path]) -> None:
             )
 
 
-def check_subject_folder_free(subject_dir: Path, subject: str, key: Callable[[str], str]) -> None:
+def check_subject_folder_free(
+    out_dir: Path, label: str, subject: str, key: Callable[[str], str]
+) -> None:
     """Refuse to replace the outputs of another subject that shares the folder's label.
 
     Output folders are named by the label's letters and digits, so ``P-1`` and ``P_1``
     both write ``sub-P1``: the second analysis replaced the first's outputs without a
     word. A rerun of the same subject replaces its own outputs, as before. ``key`` gives
     one spelling of a subject named as a folder or as a label (``sub-01`` and ``01``):
-    :func:`discquant.io.load.subject_from_name`.
+    :func:`discquant.io.load.subject_from_name`. A subject's folder that holds its
+    sessions' outputs (``sub-01/ses-2/``) is not replaced by an analysis without a session.
 
     Raises
     ------
     InvalidInputError
-        ``subject_dir`` holds a results document of a different subject label.
+        The study's folder (:func:`study_folder`) holds a results document of a different
+        subject label, or session folders that an analysis without a session would delete.
     """
     import json
 
-    document = subject_dir / f"{subject_dir.name}_results.json"
+    folder = study_folder(out_dir, label)
+    if split_study_label(label)[1] is None and folder.is_dir():
+        sessions = sorted(p.name for p in folder.glob("ses-*") if p.is_dir())
+        if sessions:
+            raise InvalidInputError(
+                f"it holds the outputs of the subject's sessions ({', '.join(sessions)}), "
+                "which outputs without a session would replace; analyse one session's "
+                "folder (sub-X/ses-Y), or write elsewhere",
+                path=folder,
+            )
+    document = folder / f"sub-{label}_results.json"
     try:
         previous = json.loads(document.read_text(encoding="utf-8")).get("subject")
     except (OSError, ValueError, AttributeError):
@@ -163,9 +205,8 @@ def check_subject_folder_free(subject_dir: Path, subject: str, key: Callable[[st
     if isinstance(previous, str) and key(previous) != key(subject):
         raise InvalidInputError(
             f"it holds the outputs of subject {previous!r}, whose label is also "
-            f"{subject_dir.name.removeprefix('sub-')!r}; give another --subject, or remove "
-            "that folder",
-            path=subject_dir,
+            f"{label!r}; give another --subject, or remove that folder",
+            path=folder,
         )
 
 

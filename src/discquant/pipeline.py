@@ -46,6 +46,7 @@ from discquant.output_paths import (
     check_not_over_inputs,
     check_output_folder,
     check_subject_folder_free,
+    study_folder,
 )
 from discquant.results import (
     CANAL_LABEL,
@@ -810,9 +811,9 @@ def run_study(
             "--keep-phi to keep identifiers",
             path=inputs.path or inputs.t2 or inputs.dwi or inputs.adc,
         )
-    check_not_over_inputs(Path(out_dir) / f"sub-{label}", inputs.named_paths())
+    check_not_over_inputs(study_folder(Path(out_dir), label), inputs.named_paths())
     check_not_inside_inputs(Path(out_dir), [p for p in inputs.named_paths() if _reads_nifti(p)])
-    check_subject_folder_free(Path(out_dir) / f"sub-{label}", study.subject, subject_from_name)
+    check_subject_folder_free(Path(out_dir), label, study.subject, subject_from_name)
     result = analyze(
         study,
         config=config,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from discquant.cohort import CohortOptions, StudyReport
 from discquant.errors import InvalidInputError
+from discquant.output_paths import study_folder
 from discquant.pipeline import StudyInputs
 from discquant.results import LEVELS, AdcStats, DiscResult
 
@@ -89,7 +90,7 @@ def _write_study(values: list[float], subject: str, out_dir: Path) -> StudyRepor
         )
         for i, (level, v) in enumerate(zip(LEVELS, values, strict=True))
     ]
-    sub = out_dir / f"sub-{subject}"
+    sub = study_folder(out_dir, subject)  # sub-<id>/, or sub-<id>/ses-<session>/
     sub.mkdir(parents=True)
     write_discs_tsv(discs, sub / f"sub-{subject}_discs.tsv")
     return StudyReport(models={"standin": "1"}, n_discs_found=len(discs))

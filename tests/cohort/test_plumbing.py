@@ -213,6 +213,35 @@ def test_integer_columns_stay_integers_when_a_study_lacks_them(tmp_path: Path) -
     assert str(pd.read_parquet(out / "cohort_discs.parquet")["pfirrmann_grade"].dtype) == "Int64"
 
 
+def test_sessions_of_one_subject_are_one_subject_in_the_tables(tmp_path: Path) -> None:
+    """Two visits of one patient read ``01ses1`` and ``01ses2`` in the subject column and
+    lay in ``sub-01ses1/``: nothing said they were one patient. Each session now has its
+    BIDS folder and the tables a ``session`` column beside the subject."""
+    data = tmp_path / "data"
+    for i, name in enumerate(("v1", "v2", "other")):
+        standin.make_study(data / name, _adc(i))
+    manifest = tmp_path / "cohort.csv"
+    rows = "sub-01_ses-2,data/v2\nsub-01_ses-1,data/v1\n02,data/other\nsub-01_ses-3,data/gone\n"
+    # a study of the subject without a session would replace sub-01/ with its sessions in it
+    manifest.write_text("subject,path\n01,data/other\n" + rows)
+    out = tmp_path / "out"
+    assert _run(read_cohort(manifest), out, workers=1).done == 3
+    failures = pd.read_csv(out / "cohort_failures.csv", dtype=str, keep_default_na=False)
+    assert failures[["subject", "session"]].values.tolist() == [["01", ""], ["01", "3"]]
+    assert "has no session, but sessions of that subject" in failures["error"][0]
+    assert (out / "sub-01" / "ses-1" / "sub-01_ses-1_discs.tsv").is_file()
+    assert (out / "sub-01" / "ses-2" / "sub-01_ses-2_discs.tsv").is_file()
+    assert rec.read_record(out, "01_ses-2")["status"] == "complete"
+    discs = pd.read_csv(out / "cohort_discs.csv", dtype={"subject": str, "session": str})
+    assert list(discs.columns[:4]) == ["subject", "session", "status", "level"]
+    by_study = discs.groupby(["subject", "session"], dropna=False)["adc_np_median_um2_per_ms"]
+    got = {(s, "" if pd.isna(v) else v): list(x) for (s, v), x in by_study}
+    assert got == {("01", "1"): _adc(0), ("01", "2"): _adc(1), ("02", ""): _adc(2)}
+    # sorted by subject, then session, each study in its level order
+    assert list(discs["session"].fillna("-")[::5]) == ["1", "2", "-"]
+    assert list(discs["level"][:5]) == list(LEVELS)
+
+
 def test_second_run_on_the_same_folder_is_refused(tmp_path: Path) -> None:
     from discquant.cohort.run import _exclusive
     from discquant.errors import InvalidInputError

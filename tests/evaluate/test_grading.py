@@ -324,6 +324,29 @@ def test_cli_evaluate_grade_matches_subjects_by_bids_label(tmp_path: Path) -> No
     assert js["all"]["confusion"][4] == [0, 0, 0, 0, 1]  # 00: 5 and 5, not 0's 1
 
 
+def test_cli_evaluate_grade_matches_the_sessions_of_a_cohort_table(tmp_path: Path) -> None:
+    """A cohort of a BIDS dataset with sessions writes subject ``01`` and session ``2``;
+    matched on the subject alone, the two visits of one patient would be one (subject,
+    level) pair twice. Each session matches a reference's ``sub-01_ses-2``."""
+    ref = _write(
+        tmp_path / "ref.tsv",
+        "subject\tlevel\tgrade",
+        ["sub-01_ses-1\tL4-L5\t2", "sub-01_ses-2\tL4-L5\t4", "sub-02\tL4-L5\t3"],
+    )
+    pred = _write(
+        tmp_path / "cohort_discs.csv",
+        "subject,session,level,pfirrmann_grade",
+        ["01,1,L4-L5,2", "01,2,L4-L5,3", "02,,L4-L5,3", "01,3,L4-L5,1"],
+    )
+    args = _json_args(pred, ref, "--no-by-level")
+    res = CliRunner().invoke(app, [*args, "--pred-column", "pfirrmann_grade"])
+    assert res.exit_code == 0, res.output
+    js = json.loads(res.stdout)
+    assert js["n_matched"] == 3  # session 3 has no reference
+    assert js["all"]["confusion"][3] == [0, 0, 1, 0, 0]  # ses-2: reference 4, predicted 3
+    assert [r["subject"] for r in js["unmatched_pred"]] == ["01_ses-3"]
+
+
 @pytest.mark.parametrize("which", ["pred", "ref"])
 def test_cli_evaluate_grade_refuses_rows_that_are_one_subject_by_bids_label(
     tmp_path: Path, which: str

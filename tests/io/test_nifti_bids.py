@@ -213,7 +213,7 @@ def test_subject_of_a_bids_named_file_is_its_sub_entity(tmp_path: Path) -> None:
     t2 = _save(tmp_path / "sub-fcs11_T2w.nii.gz", np.ones((8, 8, 3)))
     assert load_study(t2=t2).subject == "fcs11"
     session = _save(tmp_path / "sub-fcs11_ses-2_T2w.nii.gz", np.ones((8, 8, 3)))
-    assert load_study(t2=session).subject == "fcs11ses2"
+    assert load_study(t2=session).subject == "fcs11_ses-2"
     other = _save(tmp_path / "patient7.nii.gz", np.ones((8, 8, 3)))
     assert load_study(other).subject == "patient7"
 
@@ -299,7 +299,7 @@ def test_a_cohort_on_a_bids_root_runs_each_session_as_a_study(tmp_path: Path) ->
             _save(folder / f"{sub}_T2w.nii.gz", np.ones((8, 8, 3)))
     found = {(s.subject, Path(s.inputs.path).relative_to(tmp_path).as_posix())
              for s in studies_from_folder(tmp_path)}  # fmt: skip
-    assert found == {("01ses1", "sub-01/ses-1"), ("01ses2", "sub-01/ses-2"),
+    assert found == {("01_ses-1", "sub-01/ses-1"), ("01_ses-2", "sub-01/ses-2"),
                      ("02", "sub-02"), ("03", "sub-03")}  # fmt: skip
 
 

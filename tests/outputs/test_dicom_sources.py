@@ -92,6 +92,19 @@ def test_anonymised_sources_give_seg_and_sr_with_empty_type2_attributes(
         assert [k for k in ANONYMISED if k in ds] == []
 
 
+def test_a_session_carries_its_subject_as_the_patient(synthetic: Synthetic, tmp_path: Path) -> None:
+    """Each visit of one patient (``sub-01/ses-2``) named a different patient in PACS
+    (``01ses2``): the de-identified SEG and SR carry the subject, the same for every
+    session, and lie in the session's folder."""
+    result = dataclasses.replace(_own_result(synthetic), subject="sub-01_ses-2")
+    paths = write_outputs(result, tmp_path, source_t2_datasets=synthetic.datasets)
+    assert paths.dicom_seg is not None and paths.dicom_sr is not None
+    for path in (paths.dicom_seg, paths.dicom_sr):
+        assert path.parent == tmp_path / "sub-01" / "ses-2"
+        ds = pydicom.dcmread(path)
+        assert (str(ds.PatientName), ds.PatientID) == ("01", "01")
+
+
 @pytest.mark.parametrize("keep_phi", [False, True])
 def test_study_description_and_source_equipment_only_with_keep_phi(
     synthetic: Synthetic, tmp_path: Path, keep_phi: bool

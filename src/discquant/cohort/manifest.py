@@ -18,6 +18,7 @@ from pathlib import Path
 
 from discquant.cohort.records import STATE_DIR
 from discquant.errors import InputNotFoundError, InvalidInputError
+from discquant.output_paths import split_study_label
 from discquant.outputs._common import bids_label
 from discquant.pipeline import StudyInputs
 
@@ -239,16 +240,33 @@ def _is_bids_root(folder: Path) -> bool:
 
 
 def _dedupe(studies: list[CohortStudy]) -> list[CohortStudy]:
-    """Mark the second and later studies with the same label as failures (outputs would clash).
+    """Mark the second and later studies with the same label as failures (outputs would clash),
+    and a subject's study without a session when studies of its sessions are in the cohort
+    (its folder ``sub-<id>/`` holds theirs, ``sub-<id>/ses-*/``).
 
     Labels that differ only in case (``S01``, ``s01``) clash too: on the case-insensitive
     file systems of macOS and Windows they name one output folder and one record.
     """
     seen: dict[str, tuple[str, str]] = {}  # casefolded label -> (label, source)
+    with_sessions: dict[str, str] = {}  # casefolded subject -> source of one of its sessions
+    for study in studies:
+        subject, session = split_study_label(study.subject)
+        if study.error is None and session is not None:
+            with_sessions.setdefault(subject.casefold(), study.source)
     out: list[CohortStudy] = []
     for study in studies:
         key = study.subject.casefold()
-        if study.error is None and key in seen:
+        if study.error is None and key in with_sessions:
+            # its outputs, sub-<id>/, would replace the sessions' sub-<id>/ses-*/ folders
+            study = CohortStudy(
+                study.subject,
+                study.inputs,
+                study.source,
+                error=f"subject label '{study.subject}' has no session, but sessions of "
+                f"that subject are studies too ({with_sessions[key]}): give it a session "
+                "label (sub-<id>_ses-<session>)",
+            )
+        elif study.error is None and key in seen:
             label, source = seen[key]
             study = CohortStudy(
                 study.subject,
@@ -315,7 +333,7 @@ def studies_from_folder(folder: Path) -> list[CohortStudy]:
     if _is_bids_root(folder):
         for sub in sorted(p for p in folder.glob("sub-*") if p.is_dir()):
             sessions = bids_sessions(sub)
-            if len(sessions) > 1:  # one study per session (sub-01/ses-2 → label 01ses2)
+            if len(sessions) > 1:  # one study per session (sub-01/ses-2 → label 01_ses-2)
                 found += [(ses, bids_label(f"{sub.name}_{ses.name}")) for ses in sessions]
             else:
                 found.append((sub, bids_label(sub.name)))

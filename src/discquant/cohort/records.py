@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from discquant.output_paths import COHORT_STATE_DIR
+from discquant.output_paths import COHORT_STATE_DIR, study_folder
 
 STATE_DIR = COHORT_STATE_DIR
 DONE_STATUSES = ("complete", "partial")
@@ -42,7 +42,8 @@ def record_path(out_dir: Path, subject: str) -> Path:
 
 
 def subject_dir(out_dir: Path, subject: str) -> Path:
-    return Path(out_dir) / f"sub-{subject}"
+    """A study's output folder: ``DIR/sub-<id>``, or ``DIR/sub-<id>/ses-<session>``."""
+    return study_folder(out_dir, subject)
 
 
 def now_iso() -> str:
@@ -92,6 +93,7 @@ def move_into_place(written: Path, out_dir: Path, subject: str) -> Path:
     so ``DIR/sub-<id>`` is at every moment either absent or a complete folder.
     """
     target = subject_dir(out_dir, subject)
+    target.parent.mkdir(parents=True, exist_ok=True)  # sub-<id>/ of a session's folder
     for _ in range(5):  # another writer may slip in between the two renames
         if target.exists():
             aside = state_dir(out_dir) / "tmp" / f"old-{subject}-{uuid.uuid4().hex[:12]}"

@@ -26,12 +26,14 @@ import pandas as pd
 from discquant.cohort import records
 from discquant.cohort.manifest import CohortStudy
 from discquant.cohort.worker import StudyOutcome, failure_record
+from discquant.output_paths import split_study_label
 from discquant.outputs.tables import INTEGER_COLUMNS, RENAMED_COLUMNS
 
 log = logging.getLogger(__name__)
 
 FAILURE_COLUMNS: tuple[str, ...] = (
     "subject",
+    "session",
     "source",
     "where",
     "error_type",
@@ -116,8 +118,10 @@ def config_sha256(config: Any) -> str | None:
 
 def _failure(study: CohortStudy, record: dict[str, Any] | None, why: str = "") -> dict[str, Any]:
     record = record or {}
+    subject, session = split_study_label(study.subject)
     return {
-        "subject": study.subject,
+        "subject": subject,
+        "session": session,
         "source": study.source,
         "where": record.get("where", "not run"),
         "error_type": record.get("error_type", ""),
@@ -209,7 +213,9 @@ def collect_tables(
             rows[-1]["status"] = "failed"
             continue
         frame.insert(0, "status", status)
-        frame.insert(0, "subject", study.subject)
+        subject, session = split_study_label(study.subject)
+        frame.insert(0, "session", session)  # BIDS ses- label; missing without sessions
+        frame.insert(0, "subject", subject)
         key = record.get("key", {})
         frame["source"] = study.source
         frame["input_fingerprint_sha256"] = key.get("input_fingerprint_sha256")
@@ -228,12 +234,14 @@ def collect_tables(
         if pd.api.types.is_numeric_dtype(discs[c]) and (values == values.round()).all():
             discs[c] = discs[c].astype("Int64")
     if not discs.empty:
-        # sort by subject, keeping each study's level order (L1-L2 … L5-S1)
-        discs["_order"] = discs.groupby("subject").cumcount()
-        discs = discs.sort_values(["subject", "_order"], kind="stable").drop(columns="_order")
+        # sort by subject and session, keeping each study's level order (L1-L2 … L5-S1)
+        discs["_order"] = discs.groupby(["subject", "session"], dropna=False).cumcount()
+        by = ["subject", "session", "_order"]
+        discs = discs.sort_values(by, kind="stable", na_position="first").drop(columns="_order")
         discs = discs.reset_index(drop=True)
     fails = pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))
-    fails = fails.sort_values("subject", kind="stable").reset_index(drop=True)
+    by = ["subject", "session"]
+    fails = fails.sort_values(by, kind="stable", na_position="first").reset_index(drop=True)
     return CohortTables(discs=discs, failures=fails, studies=pd.DataFrame(rows))
 
 
@@ -271,7 +279,7 @@ def write_cohort_tables(
     log.info(
         "cohort tables: %d disc rows from %d studies, %d failures",
         len(tables.discs),
-        tables.discs["subject"].nunique() if not tables.discs.empty else 0,
+        len(tables.discs.groupby(["subject", "session"], dropna=False)) if len(tables.discs) else 0,
         len(tables.failures),
     )
     return tables

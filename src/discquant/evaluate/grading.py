@@ -456,7 +456,10 @@ def read_table(path: Path, *, subject_key: Callable[[str], str] | None = None) -
     header and the first rows alike; a tie goes to tab for ``.tsv``/``.txt``, else to
     comma), with or without a byte-order mark. Header names match ignoring case and
     surrounding blanks (``Subject``); ``subject`` and ``level`` are renamed so.
-    ``subject`` and ``level`` are read as text (``1`` in one table matches ``1`` in the
+    A ``session`` column (a cohort's table of a BIDS dataset with sessions) joins its
+    non-empty cells to the subject: ``01`` of session ``2`` is the subject ``01_ses-2``, as
+    its output folder ``sub-01/ses-2`` and a reference's ``sub-01_ses-2`` are named.
+    ``subject``, ``session`` and ``level`` are read as text (``1`` in one table matches ``1`` in the
     other, whether or not the rest of the column looks numeric), stripped of surrounding
     blanks; a level spelled ``L4/L5``, ``L4_L5``, ``L4L5``, ``l4-l5``, ``L4 - L5`` is read
     as ``L4-L5`` (:func:`normalise_level`). Blank lines are skipped; error messages give a
@@ -511,7 +514,8 @@ def _read_table(path: Path, *, subject_key: Callable[[str], str] | None = None) 
         sep = sniff_delimiter(path, prefer="\t" if path.suffix.lower() in (".tsv", ".txt") else ",")
         rows = data_row_lines(path, sep)
         header = header_fields(path, sep)
-        text = {n for n in (find_column(header, k) for k in ("subject", "level")) if n}
+        keys = ("subject", "session", "level")
+        text = {n for n in (find_column(header, k) for k in keys) if n}
         try:
             df = pd.read_csv(path, sep=sep, dtype=dict.fromkeys(text, str), encoding="utf-8-sig")
         except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
@@ -534,6 +538,11 @@ def _read_table(path: Path, *, subject_key: Callable[[str], str] | None = None) 
         if empty.any():
             first_empty = int(np.flatnonzero(empty.to_numpy())[0])
             raise InvalidInputError(f"empty {key} {table.where([first_empty])}", path=path)
+    session = find_column(list(df.columns), "session")
+    if session is not None:  # a cohort's table of sessions: one study per subject and session
+        ses = df[session].astype("string").str.strip().str.removeprefix("ses-")
+        has = (ses.notna() & (ses != "")).to_numpy(dtype=bool)
+        df.loc[has, "subject"] = df["subject"][has] + "_ses-" + ses[has]
     written = df["subject"].copy()
     level_written = df["level"].copy()
     df["level"] = level_written.map(normalise_level)

@@ -37,18 +37,18 @@ def patient_of(subject: str) -> str:
 
 def subject_from_name(name: str) -> str:
     """The subject label of a file name: its BIDS ``sub-`` entity, with the ``ses-``
-    entity when there is one (``sub-01_T2w`` → ``01``, ``sub-01_ses-2_T2w`` → ``01ses2``,
-    so that two sessions do not share an output folder), else the name without a BIDS
-    image suffix (``sud2d_T2w`` → ``sud2d``; it was ``sud2dT2w``).
+    entity when there is one (``sub-01_T2w`` → ``01``, ``sub-01_ses-2_T2w`` → ``01_ses-2``,
+    whose outputs go to ``sub-01/ses-2/``), else the name without a BIDS image suffix
+    (``sud2d_T2w`` → ``sud2d``; it was ``sud2dT2w``).
 
     >>> subject_from_name("sub-01_ses-2_T2w"), subject_from_name("p7_dwi"), subject_from_name("x")
-    ('01ses2', 'p7', 'x')
+    ('01_ses-2', 'p7', 'x')
     """
     m = re.match(r"sub-([A-Za-z0-9]+)(?:_ses-([A-Za-z0-9]+))?(?:_|$)", name)
     if m is None:
         bare = re.sub(r"_(T2w|T1w|dwi|ADC|adc|TRACE|trace)$", "", name)
         return bare or name
-    return m.group(1) + (f"ses{m.group(2)}" if m.group(2) else "")
+    return m.group(1) + (f"_ses-{m.group(2)}" if m.group(2) else "")
 
 
 def _existing(path: PathLike, what: str) -> Path:

@@ -58,11 +58,16 @@ _PHI_KEYS_LOWER = frozenset(k.lower() for k in PHI_KEYS | SOURCE_KEYS) | frozens
 
 
 def bids_label(subject: str) -> str:
-    """Turn a subject identifier into a BIDS label (letters and digits only).
+    """Turn a subject identifier into a study label: a BIDS subject label (letters and
+    digits only), and for one session of a subject its session entity as well, whose
+    outputs go to ``sub-<subject>/ses-<session>/`` (:func:`discquant.output_paths.study_folder`).
 
-    >>> bids_label("sub-demo_01")
-    'demo01'
+    >>> bids_label("sub-demo_01"), bids_label("sub-01_ses-2"), bids_label("01_ses-pre")
+    ('demo01', '01_ses-2', '01_ses-pre')
     """
+    match = re.fullmatch(r"(.+)_ses-([A-Za-z0-9]+)", subject)
+    if match is not None:
+        return f"{bids_label(match.group(1))}_ses-{match.group(2)}"
     label = subject[4:] if subject.startswith("sub-") else subject
     label = re.sub(r"[^A-Za-z0-9]", "", label)
     return label or "unknown"

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from discquant.output_paths import generated_by_discquant
+from discquant.output_paths import generated_by_discquant, split_study_label, study_folder
 from discquant.outputs import derivatives, results_json, tables
 from discquant.outputs._common import bids_label
 from discquant.results import AnalysisResult, StageStatus
@@ -323,7 +323,8 @@ def _write_subject(
         from discquant.outputs.dicom_seg import write_dicom_seg
         from discquant.outputs.dicom_sr import write_dicom_sr
 
-        deidentify_as = None if keep_phi else bids_label(result.subject)
+        # one patient: a subject's sessions carry one patient ID (the session is the study)
+        deidentify_as = None if keep_phi else split_study_label(bids_label(result.subject))[0]
         seg_path: Path | None = name("seg.dcm", "desc-discs")
         assert seg_path is not None
         if _write_dicom(
@@ -457,9 +458,10 @@ def write_outputs(
     check_dataset_description(root)  # before anything is written or created
     root.mkdir(parents=True, exist_ok=True)
     label = bids_label(result.subject)
-    final = root / f"sub-{label}"
+    final = study_folder(root, label)  # sub-X/, or sub-X/ses-Y/ for one session
+    final.parent.mkdir(parents=True, exist_ok=True)
     # os.mkdir follows the umask; tempfile.mkdtemp would leave the moved folder owner-only
-    tmp = root / f".sub-{label}.tmp-{uuid.uuid4().hex}"
+    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
     try:
         written, skipped = _write_subject(
@@ -468,7 +470,7 @@ def write_outputs(
         description = ensure_dataset_description(root)
         backup: Path | None = None
         if final.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".sub-{label}.old-", dir=root))
+            backup = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
             os.replace(final, backup / "old")
         try:
             os.replace(tmp, final)
