@@ -107,6 +107,9 @@ class AnalysisConfig:
     """Warn when the engine's ADC and the scanner's differ by more (median relative)."""
     calibration: Path | None = None
     """Water calibration file; None uses the packaged phantom calibration."""
+    max_dwi_offset_voxels: float = 1.25
+    """T2 masks that lie farther than this many DWI voxels (in-plane) from the discs the
+    network finds on the DWI b≈0 image are moved onto them (0: never checked)."""
     measure: MeasureConfig = field(default_factory=MeasureConfig)
 
 
@@ -350,9 +353,14 @@ def analyze(
         return result
 
     nucleus_dwi = None
+    level_flags = _level_flags(segmentation)
     if result.adc_map is not None:
         with stages.run("transfer"):
-            nucleus_dwi = _to_dwi_grid(study, segmentation, result, config)
+            segment = segmenter or _default_segmenter(config)
+            nucleus_dwi = _to_dwi_grid(study, segmentation, result, config, segment)
+            if FLAG_DWI_OFFSET_CORRECTED in result.flags:
+                for level in DISC_LABELS:
+                    level_flags.setdefault(level, []).append(FLAG_DWI_OFFSET_CORRECTED)
 
     with stages.run("measurement"):
         from discquant.measure.water import WaterCalibration
@@ -371,7 +379,7 @@ def analyze(
             labels_dwi=result.labels_dwi,
             nucleus_dwi=nucleus_dwi,
             fit_rmse=result.adc_fit_rmse,
-            level_flags=_level_flags(segmentation),
+            level_flags=level_flags,
             disc_probability=getattr(segmentation, "disc_probability", None),
             b0_dwi=result.b0 if result.adc_fit_bvals_s_per_mm2 is not None else None,
             noise_sigma=result.noise_sigma,
@@ -544,10 +552,81 @@ def _with_canal(segmentation: Segmentation) -> Volume:
     return Volume(data, labels.affine)
 
 
+FLAG_DWI_OFFSET_CORRECTED = "dwi_offset_corrected"
+FLAG_DWI_MISALIGNED = "dwi_t2_misaligned"
+
+
+def _dwi_offset(
+    transferred: Volume, result: AnalysisResult, config: AnalysisConfig, segment: Segmenter
+) -> npt.NDArray[np.float64] | None:
+    """The shift to give the T2 masks so that they lie on the DWI's discs, or None.
+
+    The b≈0 image is segmented too and its discs matched to the transferred T2 discs
+    (:mod:`discquant.measure.alignment`); the estimate goes to the provenance
+    (``dwi_offset``). Above ``max_dwi_offset_voxels`` DWI voxels, an offset that every
+    matched disc agrees on (the spine moved as one) is returned; one they disagree on is
+    flagged ``dwi_t2_misaligned`` and not corrected.
+    """
+    from discquant.measure.alignment import estimate_disc_offset, in_plane_voxel_mm
+
+    assert result.b0 is not None
+    try:
+        own = segment(result.b0)
+    except Exception as exc:  # an extra check: the transfer goes on without it
+        log.debug("segmenting the b≈0 image failed", exc_info=True)
+        result.provenance["dwi_offset"] = {"checked": False, "why": f"{type(exc).__name__}: {exc}"}
+        return None
+    estimate = estimate_disc_offset(transferred, own.labels)
+    if estimate is None:
+        why = "fewer than 2 discs found on the b≈0 image near the T2's discs"
+        result.provenance["dwi_offset"] = {"checked": False, "why": why}
+        return None
+    limit_mm = config.max_dwi_offset_voxels * in_plane_voxel_mm(result.b0.affine)
+    moved = estimate.length_mm > limit_mm
+    agreed = estimate.spread_mm <= limit_mm
+    result.provenance["dwi_offset"] = {
+        "checked": True,
+        "offset_anterior_mm": round(float(estimate.offset_mm[1]), 2),
+        "offset_superior_mm": round(float(estimate.offset_mm[2]), 2),
+        "discs_matched": estimate.n_discs,
+        "spread_mm": round(estimate.spread_mm, 2),
+        "limit_mm": round(limit_mm, 2),
+        "corrected": moved and agreed,
+    }
+    if not moved:
+        return None
+    where = (
+        f"{estimate.length_mm:.1f} mm from the discs of the DWI b≈0 image (anterior "
+        f"{estimate.offset_mm[1]:+.1f} mm, superior {estimate.offset_mm[2]:+.1f} mm; "
+        f"limit {limit_mm:.1f} mm)"
+    )
+    if not agreed:
+        result.flags.append(FLAG_DWI_MISALIGNED)
+        result.warnings.append(
+            f"the discs of the T2 lie {where}, and the discs disagree on the shift (by up "
+            f"to {estimate.spread_mm:.1f} mm): the disc ADC may be measured off the discs; "
+            "did the patient move between the T2 and the DWI?"
+        )
+        return None
+    result.flags.append(FLAG_DWI_OFFSET_CORRECTED)
+    result.warnings.append(
+        f"the discs of the T2 lie {where} (the patient moved between the T2 and the DWI?): "
+        "the disc masks were moved onto the DWI's discs before the ADC was measured"
+    )
+    return estimate.offset_mm
+
+
 def _to_dwi_grid(
-    study: Study, segmentation: Segmentation, result: AnalysisResult, config: AnalysisConfig
+    study: Study,
+    segmentation: Segmentation,
+    result: AnalysisResult,
+    config: AnalysisConfig,
+    segment: Segmenter,
 ) -> Volume | None:
-    """Bring the segmentation onto the DWI grid (world coordinates, partial volume)."""
+    """Bring the segmentation onto the DWI grid (world coordinates, partial volume),
+    moved onto the DWI's own discs when the patient moved between the series
+    (:func:`_dwi_offset`)."""
+    from discquant.measure.alignment import shifted
     from discquant.measure.transfer import transfer_labels
 
     assert result.adc_map is not None
@@ -565,11 +644,18 @@ def _to_dwi_grid(
             "overlay the ADC map"
         )
         result.flags.append("frames_of_reference_differ")
-    transfer = transfer_labels(segmentation.labels, target.affine, shape3)
+    labels, nucleus_t2 = segmentation.labels, segmentation.nucleus
+    transfer = transfer_labels(labels, target.affine, shape3)
+    if result.b0 is not None and config.max_dwi_offset_voxels > 0:
+        offset = _dwi_offset(transfer.labels, result, config, segment)
+        if offset is not None:
+            labels = shifted(labels, offset)
+            nucleus_t2 = shifted(nucleus_t2, offset) if nucleus_t2 is not None else None
+            transfer = transfer_labels(labels, target.affine, shape3)
     result.labels_dwi = transfer.labels
-    if segmentation.nucleus is None:
+    if nucleus_t2 is None:
         return None
-    nucleus = transfer_labels(segmentation.nucleus, target.affine, shape3)
+    nucleus = transfer_labels(nucleus_t2, target.affine, shape3)
     return Volume((nucleus.labels.data > 0).astype(np.uint8), target.affine)
 
 
@@ -821,8 +907,17 @@ def run_study(
         segmenter=segmenter,
         pfirrmann_model=pfirrmann_model,
     )
+    from discquant.outputs.write import DICOM_NOT_REQUESTED, NO_SOURCE_DICOM
+
     datasets = source_t2_datasets(study) if dicom else None
     if dicom and datasets is None:
         result.warnings.append("--dicom needs DICOM input with a T2 series; no SEG/SR written")
-    paths = write_outputs(result, out_dir, keep_phi=keep_phi, source_t2_datasets=datasets)
+    dicom_t2 = study.t2 is not None and bool(study.t2.provenance.sop_instance_uids)
+    paths = write_outputs(
+        result,
+        out_dir,
+        keep_phi=keep_phi,
+        source_t2_datasets=datasets,
+        no_dicom_reason=DICOM_NOT_REQUESTED if dicom_t2 and not dicom else NO_SOURCE_DICOM,
+    )
     return result, paths

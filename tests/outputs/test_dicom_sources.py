@@ -92,6 +92,35 @@ def test_anonymised_sources_give_seg_and_sr_with_empty_type2_attributes(
         assert [k for k in ANONYMISED if k in ds] == []
 
 
+def _device_observer_uids(ds: pydicom.Dataset) -> list[str]:
+    """Values of every "Device Observer UID" (DCM 121012) item in the SR content tree."""
+    return [
+        str(item.UID)
+        for item in _all_items(ds)
+        if "ConceptNameCodeSequence" in item
+        and item.ConceptNameCodeSequence[0].CodeValue == "121012"
+    ]
+
+
+def test_the_seg_names_no_creator_and_the_sr_one_device(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """The SEG lacked Content Creator's Name (type 2: present, empty for software), and
+    each SR named a new device (a fresh Device Observer UID per run): a user trial."""
+    from discquant.outputs.dicom_sr import DEVICE_OBSERVER_UID
+
+    uids = []
+    for run in ("a", "b"):
+        paths = write_outputs(
+            _own_result(synthetic), tmp_path / run, source_t2_datasets=synthetic.datasets
+        )
+        assert paths.dicom_seg is not None and paths.dicom_sr is not None
+        seg = pydicom.dcmread(paths.dicom_seg)
+        assert "ContentCreatorName" in seg and str(seg.ContentCreatorName) == ""
+        uids += _device_observer_uids(pydicom.dcmread(paths.dicom_sr))
+    assert len(uids) >= 2 and set(uids) == {DEVICE_OBSERVER_UID}
+
+
 def test_a_session_carries_its_subject_as_the_patient(synthetic: Synthetic, tmp_path: Path) -> None:
     """Each visit of one patient (``sub-01/ses-2``) named a different patient in PACS
     (``01ses2``): the de-identified SEG and SR carry the subject, the same for every

@@ -120,3 +120,45 @@ def test_keep_phi_shows_the_patient_of_a_dicom_study(
     assert f"PatientBirthDate: <strong>{patient['PatientBirthDate']}</strong>" in block
     # At the top: before the summary.
     assert html.index('<div class="patient">') < html.index('id="summary"')
+
+
+def test_keep_phi_gives_the_patient_of_a_utf8_study_as_written(
+    phantom_dicom: Path, tmp_path: Path
+) -> None:
+    """dcm2niix writes the sidecar text of a UTF-8 (ISO_IR 192) series encoded twice: the
+    results JSON and the report of --keep-phi read ``MÃ¼ller^JÃ¼rgen`` (a user trial). And
+    a DICOM study analysed without --dicom said its SEG/SR were not written for lack of
+    "source DICOM T2 images"."""
+    import shutil
+
+    folder = tmp_path / "utf8"
+    shutil.copytree(phantom_dicom, folder)
+    for path in folder.rglob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.PatientName = "Müller^Jürgen"
+        ds.PatientID = "ÄÖÜ-77"
+        if "T2" in str(ds.SeriesDescription):
+            ds.SeriesDescription = "T2 Wirbelsäule sag"
+        ds.save_as(path, enforce_file_format=True)
+    _, paths = run_study(
+        StudyInputs(path=folder, subject="kp"), tmp_path / "out", keep_phi=True, segmenter=_no_discs
+    )
+    doc = json.loads(paths.results_json.read_text(encoding="utf-8"))
+    assert doc["provenance"]["patient"]["PatientName"] == "Müller^Jürgen"
+    assert doc["provenance"]["patient"]["PatientID"] == "ÄÖÜ-77"
+    t2 = next(s for s in doc["provenance"]["series"] if s["role"] == "t2")
+    assert t2["description"] == "T2 Wirbelsäule sag"
+    assert "PatientName: <strong>Müller^Jürgen</strong>" in paths.report_html.read_text()
+    assert doc["skipped_outputs"]["dicom_seg"] == "not requested (--dicom writes them)"
+
+
+def test_only_text_encoded_twice_is_decoded_again() -> None:
+    from discquant.io.dicom import _undo_double_utf8
+
+    assert _undo_double_utf8({"a": ["MÃ¼ller", 3], "b": "Müller"}) == {
+        "a": ["Müller", 3],
+        "b": "Müller",
+    }
+    assert _undo_double_utf8("plain ASCII") == "plain ASCII"
+    assert _undo_double_utf8("Zürich 東京") == "Zürich 東京"  # not Latin-1 only: as it is

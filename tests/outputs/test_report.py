@@ -248,3 +248,19 @@ def test_scanner_adc_is_not_described_as_a_fit_and_empty_adc_columns_say_why(
         in html
     )
     assert "no stage reported it" not in html
+
+
+@pytest.mark.parametrize(("grader", "quoted"), [("shipped", True), ("my-site.pt", False)])
+def test_the_shipped_graders_agreement_is_quoted_for_the_shipped_model_only(
+    synthetic: Synthetic, grader: str, quoted: bool
+) -> None:
+    """With --grading-model pointing at a user's model (held-out κ 0.0 in a user trial) the
+    report still said grades agree with radiologists at κ ≈ 0.6–0.7."""
+    import copy
+
+    result = copy.deepcopy(synthetic.result)
+    result.provenance.setdefault("models", {})["pfirrmann"] = grader
+    html = render_report(result)
+    assert ("κ ≈ 0.6–0.7" in html) == quoted
+    assert ("<code>my-site.pt</code>, not the shipped one" in html) == (not quoted)
+    assert "degeneration is common without symptoms" in html

@@ -112,6 +112,8 @@ class _DicomSeries:
     patient: frozenset[str] = frozenset()
     """Digests of the PatientID and PatientName that are not empty, to tell two patients
     apart without keeping either."""
+    utf8: bool = False
+    """Its text is UTF-8 (SpecificCharacterSet ``ISO_IR 192``): see :func:`_undo_double_utf8`."""
 
 
 @dataclass
@@ -455,7 +457,39 @@ def _file_series(
             birth_date=ds.get("PatientBirthDate"),
         ),
         patient=_patient_digest(ds),
+        utf8="ISO_IR 192" in _as_list(ds.get("SpecificCharacterSet")),
     )
+
+
+def _as_list(value: object) -> list[str]:
+    """A DICOM value of multiplicity 1 or more as a list of strings."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]  # type: ignore[attr-defined]
+
+
+def _undo_double_utf8(value: Any) -> Any:
+    """Text of a UTF-8 DICOM series as it was in the header (strings in nested lists and
+    dicts too).
+
+    dcm2niix (v1.0.20260724) writes the sidecar text of an ``ISO_IR 192`` series encoded
+    twice: a name ``Müller^Jürgen`` became ``MÃ¼ller^JÃ¼rgen`` in the results JSON and
+    the report of ``--keep-phi`` (a user trial; pydicom reads the header right). A string
+    whose characters are all Latin-1 and whose bytes are valid UTF-8 is decoded once
+    more; any other is left as it is.
+    """
+    if isinstance(value, str):
+        try:
+            return value.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return value
+    if isinstance(value, list):
+        return [_undo_double_utf8(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _undo_double_utf8(v) for k, v in value.items()}
+    return value
 
 
 def _patient_digest(ds: object) -> frozenset[str]:
@@ -824,6 +858,9 @@ def _convert_series(
                 "dcm2niix output %s reports series %s, expected %s", nii.name, number, series.number
             )
         raw.identifiers = series.identifiers
+        if series.utf8:  # the description was read from the sidecar too
+            raw.sidecar = _undo_double_utf8(raw.sidecar)
+            raw.description = _undo_double_utf8(raw.description)
         pieces.append(raw)
     images = merge_diffusion_pieces(pieces)
     for raw in images:

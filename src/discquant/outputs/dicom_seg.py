@@ -286,6 +286,9 @@ def write_dicom_seg(
     )
     if deidentify_as is not None:
         deidentify_dataset(seg, subject=deidentify_as)
+    # Content Creator's Name (0070,0084) is type 2 in the Segmentation Image module: present,
+    # empty for software. highdicom writes it only when given one (validators said missing).
+    seg.ContentCreatorName = ""
     seg.save_as(out_path)
     log.debug("wrote DICOM SEG %s with %d segments", out_path, len(concepts))
     return out_path

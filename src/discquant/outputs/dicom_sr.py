@@ -137,6 +137,12 @@ def _evaluations(disc: DiscResult) -> list[Any]:
     return out
 
 
+DEVICE_OBSERVER_UID = "2.25.133867343367038360348727868062648925697"
+"""The Device Observer UID of every SR: discquant as one device (it was a new UID on every
+run, so a PACS could not group the reports of one device). A UUID-derived OID (``2.25.``,
+PS3.5 B.2), made once with
+``pydicom.uid.generate_uid(prefix=None, entropy_srcs=["discquant"])``."""
+
 FLAG_CONCEPT = ("FLAG", "discquant flag")
 FLAG_MEANINGS = {
     "level_uncertain": "Level name uncertain",
@@ -167,6 +173,8 @@ FLAG_MEANINGS = {
     "frames_of_reference_differ": "T2 and diffusion frames of reference differ",
     "adc_not_trace": "ADC along the DWI's directions, not the trace",
     "discs_not_in_dwi": "The DWI covers none of the discs",
+    "dwi_offset_corrected": "Disc masks moved onto the DWI's discs (patient moved)",
+    "dwi_t2_misaligned": "T2 and DWI discs disagree: disc ADC may be off the disc",
     "segmented_on_dwi_b0": "No T2: segmented on the DWI b=0 image",
     "t2_contrast_implausible": "Image taken for T2 does not look T2-weighted",
 }
@@ -330,7 +338,7 @@ def write_dicom_sr(
     device = hd.sr.ObserverContext(
         observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
-            uid=hd.UID(),
+            uid=DEVICE_OBSERVER_UID,
             name="discquant",
             model_name=f"discquant {__version__}",
         ),

@@ -32,6 +32,11 @@ from discquant.results import AnalysisResult, StageStatus
 
 log = logging.getLogger(__name__)
 
+NO_SOURCE_DICOM = "no source DICOM T2 images"
+DICOM_NOT_REQUESTED = "not requested (--dicom writes them)"
+"""Why no DICOM SEG and SR were written: a study without DICOM T2 images, or a DICOM
+study analysed without ``--dicom`` (it read "no source DICOM T2 images": a user trial)."""
+
 
 @dataclass
 class OutputPaths:
@@ -281,6 +286,7 @@ def _write_subject(
     *,
     keep_phi: bool,
     source_t2_datasets: Sequence[Any] | None,
+    no_dicom_reason: str,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Write all subject files into ``tmp``; return (written name -> file name, skipped)."""
     written: dict[str, str] = {}
@@ -355,7 +361,7 @@ def _write_subject(
         ):
             written["dicom_sr"] = sr_path.name
     else:
-        skipped["dicom_seg"] = skipped["dicom_sr"] = "no source DICOM T2 images"
+        skipped["dicom_seg"] = skipped["dicom_sr"] = no_dicom_reason
 
     written["results_json"] = name("results.json").name
     written["report_html"] = name("report.html").name
@@ -411,6 +417,7 @@ def write_outputs(
     *,
     keep_phi: bool = False,
     source_t2_datasets: Sequence[Any] | None = None,
+    no_dicom_reason: str = NO_SOURCE_DICOM,
 ) -> OutputPaths:
     """Write the BIDS derivative outputs of one analysis.
 
@@ -438,6 +445,10 @@ def write_outputs(
         same way (stage ``report``). An OSError (disk full) while writing any file, the
         SEG, SR and report included, fails the whole subject: it is raised, nothing of
         the subject is written and a previous subject folder is left as it was.
+    no_dicom_reason
+        Why no SEG and SR were written, when ``source_t2_datasets`` is not given (in
+        ``skipped`` and the results JSON): :data:`NO_SOURCE_DICOM`, or
+        :data:`DICOM_NOT_REQUESTED` for a DICOM study analysed without ``--dicom``.
 
     Returns
     -------
@@ -465,7 +476,12 @@ def write_outputs(
     tmp.mkdir()
     try:
         written, skipped = _write_subject(
-            result, tmp, label, keep_phi=keep_phi, source_t2_datasets=source_t2_datasets
+            result,
+            tmp,
+            label,
+            keep_phi=keep_phi,
+            source_t2_datasets=source_t2_datasets,
+            no_dicom_reason=no_dicom_reason,
         )
         description = ensure_dataset_description(root)
         backup: Path | None = None

@@ -178,6 +178,14 @@ def draw_sagittal(
     return _png(fig)
 
 
+def _halo() -> list[object]:
+    """A dark rim around the level names: yellow text alone was unreadable on the viridis
+    ADC and inferno residual maps (a user trial)."""
+    from matplotlib import patheffects
+
+    return [patheffects.withStroke(linewidth=2.0, foreground="black")]
+
+
 def _draw_outlines(ax: object, sl: SagittalSlice) -> None:
     assert sl.labels is not None
     a, s = _mm_grid(sl)
@@ -216,6 +224,7 @@ def _draw_outlines(ax: object, sl: SagittalSlice) -> None:
                 va="center",
                 fontweight="bold",
                 arrowprops={"arrowstyle": "-", "color": DISC_COLOUR, "lw": 0.6},
+                path_effects=_halo(),
             )
         else:
             ax.text(  # type: ignore[attr-defined]
@@ -226,6 +235,7 @@ def _draw_outlines(ax: object, sl: SagittalSlice) -> None:
                 color="white",
                 ha="center",
                 va="center",
+                path_effects=_halo(),
             )
 
 

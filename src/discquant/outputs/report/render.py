@@ -112,14 +112,31 @@ def _scanner_adc_only(result: AnalysisResult) -> bool:
     return result.provenance.get("adc_source") == "scanner"
 
 
+_SHIPPED_GRADER_AGREEMENT = (
+    "Automated grades agree with radiologists about as well as radiologists\n"
+    "agree with each other (κ ≈ 0.6–0.7); "
+)
+
+
 def _method_html(result: AnalysisResult) -> str:
     """The method text; its diffusion paragraph says so when the ADC is the scanner's
-    (it described a fit discquant had not made)."""
-    if not _scanner_adc_only(result):
-        return METHOD_HTML
-    start = METHOD_HTML.index(_FITTED_ADC)
-    end = METHOD_HTML.index("</p>", start) + len("</p>")
-    return METHOD_HTML[:start] + _SCANNER_ADC + METHOD_HTML[end:]
+    (it described a fit discquant had not made), and its limits do not quote the shipped
+    grading model's agreement for another model (a user's fine-tuned model, whose held-out
+    κ was 0.0, read "κ ≈ 0.6–0.7": a user trial)."""
+    text = METHOD_HTML
+    if _scanner_adc_only(result):
+        start = text.index(_FITTED_ADC)
+        end = text.index("</p>", start) + len("</p>")
+        text = text[:start] + _SCANNER_ADC + text[end:]
+    grader = result.provenance.get("models", {}).get("pfirrmann")
+    if grader not in (None, "shipped"):
+        own = (
+            f"The Pfirrmann grades come from the grading model <code>{_esc(grader)}</code>, "
+            "not the shipped one: how well they agree with radiologists is what that model's "
+            "own evaluation measured; "
+        )
+        text = text.replace(_SHIPPED_GRADER_AGREEMENT, own)
+    return text
 
 
 def _adc_values_missing(result: AnalysisResult) -> str:

@@ -1,0 +1,72 @@
+"""The T2-to-DWI disc offset estimate (discquant.measure.alignment) on label maps whose
+shift is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from discquant.io.study import Volume
+from discquant.measure.alignment import estimate_disc_offset, in_plane_voxel_mm, shifted
+
+
+def _discs(shift_vox: tuple[int, int, int] = (0, 0, 0), *, drop: int | None = None) -> Volume:
+    """Five box discs (labels 120-124) 30 voxels apart along axis 2 (superior), on a
+    1 mm grid whose axes are R, A, S; moved by ``shift_vox``; ``drop`` leaves one out."""
+    data = np.zeros((30, 60, 200), dtype=np.int16)
+    for k in range(5):
+        if k != drop:
+            x, y, z = (10 + shift_vox[0], 20 + shift_vox[1], 30 + 30 * k + shift_vox[2])
+            data[x : x + 10, y : y + 20, z : z + 8] = 124 - k
+    return Volume(data, np.eye(4))
+
+
+def test_a_shift_of_the_whole_spine_is_measured_in_the_sagittal_plane() -> None:
+    est = estimate_disc_offset(_discs(), _discs((0, -2, 5)))
+    assert est is not None
+    assert est.offset_mm == pytest.approx([0.0, -2.0, 5.0])
+    assert est.n_discs == 5 and est.spread_mm == pytest.approx(0.0)
+    assert est.length_mm == pytest.approx(np.hypot(2.0, 5.0))
+
+
+def test_left_right_is_not_measured() -> None:
+    """The slab's lateral coverage, not the patient, sets a disc's left-right centre."""
+    est = estimate_disc_offset(_discs(), _discs((7, 0, 0)))
+    assert est is not None and est.offset_mm == pytest.approx([0.0, 0.0, 0.0])
+
+
+def test_a_disc_missed_on_the_b0_does_not_pull_the_estimate_to_its_neighbour() -> None:
+    """The T2 disc whose match is missing is 30 mm from the next b0 disc: not matched."""
+    est = estimate_disc_offset(_discs(), _discs((0, 0, 3), drop=2))
+    assert est is not None
+    assert est.n_discs == 4 and est.offset_mm == pytest.approx([0.0, 0.0, 3.0])
+
+
+def test_one_disc_that_disagrees_shows_in_the_spread_not_the_median() -> None:
+    own = _discs((0, 0, 4))
+    data = np.array(own.data)
+    moved = data == 122
+    data[moved] = 0
+    data[np.roll(moved, -8, axis=2)] = 122  # this disc 8 voxels from the others' shift
+    est = estimate_disc_offset(_discs(), Volume(data, own.affine))
+    assert est is not None
+    assert est.offset_mm == pytest.approx([0.0, 0.0, 4.0])
+    assert est.spread_mm == pytest.approx(8.0)
+
+
+def test_too_few_matched_discs_give_no_estimate() -> None:
+    one = np.where(_discs().data == 122, 122, 0).astype(np.int16)
+    two = np.where(np.isin(_discs().data, (122, 123)), _discs().data, 0).astype(np.int16)
+    assert estimate_disc_offset(_discs(), Volume(two, np.eye(4))) is not None  # 2 matched
+    assert estimate_disc_offset(_discs(), Volume(one, np.eye(4))) is None  # 1 is not enough
+    assert estimate_disc_offset(Volume(one, np.eye(4)), _discs()) is None
+    assert estimate_disc_offset(_discs(), Volume(np.zeros((5, 5, 5)), np.eye(4))) is None
+
+
+def test_in_plane_voxel_size_of_a_sagittal_grid_and_a_shifted_volume() -> None:
+    # storage axes I, P, R (as the phantom's DWI): 1.8 mm in plane, 4 mm slices
+    affine = np.array([[0, 0, 4.0, -30], [0, -1.8, 0, 80], [-1.8, 0, 0, 120], [0, 0, 0, 1]])
+    assert in_plane_voxel_mm(affine) == pytest.approx(1.8)
+    moved = shifted(Volume(np.zeros((2, 2, 2)), affine), np.array([0.0, 1.0, -2.0]))
+    assert moved.affine[:3, 3] == pytest.approx([-30, 81, 118])
+    assert moved.affine[:3, :3] == pytest.approx(affine[:3, :3])
