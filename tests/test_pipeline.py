@@ -902,3 +902,27 @@ def test_a_t2_moved_against_the_dwi_is_put_back_on_the_dwi_discs(phantom: Phanto
         aligned.provenance["dwi_offset"]["checked"]
         and not aligned.provenance["dwi_offset"]["corrected"]
     )
+
+
+def test_a_t2_moved_beyond_the_match_radius_is_flagged(phantom: PhantomStudy) -> None:
+    """The trial's 18 mm (a repeated T2 of another position): no T2 disc lies within
+    15 mm of a b≈0 disc, so no shift can be estimated; said, not passed in silence."""
+    ph = phantom
+    t2 = _moved(ph.t2, 18.0)
+    seg = SimpleNamespace(
+        labels=_moved(ph.labels_t2, 18.0), nucleus=_moved(ph.nucleus_t2, 18.0),
+        canal=None, levels=[], flags=[],
+    )  # fmt: skip
+    b0_seg = SimpleNamespace(labels=ph.labels_dwi, nucleus=ph.nucleus_dwi)
+    study = Study(
+        "ph",
+        (
+            Series(SeriesRole.T2, "test", "T2", t2, "sagittal"),
+            Series(SeriesRole.DWI, "test", "DWI", ph.dwi, "sagittal",
+                   bvals_s_per_mm2=ph.bvals, bvecs=ph.bvecs),
+        ),
+    )  # fmt: skip
+    res = analyze(study, segmenter=lambda im: seg if im.shape[:3] == t2.shape[:3] else b0_seg)
+    assert "dwi_t2_misaligned" in res.flags
+    assert res.provenance["dwi_offset"] == {"checked": True, "corrected": False, "discs_matched": 0}
+    assert any("no disc of the T2 lies within 15 mm" in w for w in res.warnings)

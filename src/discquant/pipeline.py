@@ -567,7 +567,12 @@ def _dwi_offset(
     matched disc agrees on (the spine moved as one) is returned; one they disagree on is
     flagged ``dwi_t2_misaligned`` and not corrected.
     """
-    from discquant.measure.alignment import estimate_disc_offset, in_plane_voxel_mm
+    from discquant.measure.alignment import (
+        MATCH_RADIUS_MM,
+        count_discs,
+        estimate_disc_offset,
+        in_plane_voxel_mm,
+    )
 
     assert result.b0 is not None
     try:
@@ -578,8 +583,19 @@ def _dwi_offset(
         return None
     estimate = estimate_disc_offset(transferred, own.labels)
     if estimate is None:
-        why = "fewer than 2 discs found on the b≈0 image near the T2's discs"
-        result.provenance["dwi_offset"] = {"checked": False, "why": why}
+        both = min(count_discs(transferred, lumbar=True), count_discs(own.labels)) >= 2
+        if not both:
+            why = "fewer than 2 discs found on the b≈0 image"
+            result.provenance["dwi_offset"] = {"checked": False, "why": why}
+            return None
+        # discs on both, none within MATCH_RADIUS_MM of another: moved by more than that
+        result.provenance["dwi_offset"] = {"checked": True, "corrected": False, "discs_matched": 0}
+        result.flags.append(FLAG_DWI_MISALIGNED)
+        result.warnings.append(
+            f"no disc of the T2 lies within {MATCH_RADIUS_MM:.0f} mm of a disc found on the "
+            "DWI b≈0 image: the disc ADC may be measured off the discs; did the patient "
+            "move between the T2 and the DWI, or are they of different positions?"
+        )
         return None
     limit_mm = config.max_dwi_offset_voxels * in_plane_voxel_mm(result.b0.affine)
     moved = estimate.length_mm > limit_mm

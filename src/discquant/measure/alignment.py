@@ -72,6 +72,11 @@ def _disc_centres(labels: Volume, labels_from: int) -> dict[int, npt.NDArray[np.
     return out
 
 
+def count_discs(labels: Volume, *, lumbar: bool = False) -> int:
+    """Disc labels present: the lumbar ones (120–124) or any (100–199)."""
+    return len(_disc_centres(labels, 120 if lumbar else 100))
+
+
 def estimate_disc_offset(transferred: Volume, own: Volume) -> DiscOffset | None:
     """Median offset from the transferred T2 lumbar discs to the nearest discs segmented on
     the DWI b≈0 image itself.
