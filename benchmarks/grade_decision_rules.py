@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/grade_decision_rules.py [--run runs/grade]
 
 Reads a grading run's ``cv_predictions.tsv`` and ``holdout_predictions.tsv`` (written by
-``discquant train grade``; columns grade, p1 … p5) and scores, without retraining, five
+``discquant train grade``; columns reference_grade, p1 … p5; runs written before the
+column was renamed, ``grade``) and scores, without retraining, five
 decision rules on SPIDER CV, Sudirman CV and the held-out patients: argmax (shipped),
 the median of the distribution (least expected absolute error), the rounded expected
 grade, and post-hoc logit adjustment (argmax of p / prior^tau, Menon et al., ICLR 2021)
@@ -20,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from discquant.evaluate.grading import grade_agreement
+from discquant.grade.train import REFERENCE_COLUMN, read_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBS = ["p1", "p2", "p3", "p4", "p5"]
@@ -46,17 +47,17 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--run", type=Path, default=ROOT / "runs" / "grade")
     args = ap.parse_args()
-    cv = pd.read_csv(args.run / "cv_predictions.tsv", sep="\t")
-    holdout = pd.read_csv(args.run / "holdout_predictions.tsv", sep="\t")
+    cv = read_predictions(args.run / "cv_predictions.tsv")
+    holdout = read_predictions(args.run / "holdout_predictions.tsv")
     spider = cv.subject.str.startswith("sub-spider")
     sets = {"SPIDER CV": cv[spider], "Sudirman CV": cv[~spider], "held-out": holdout}
-    prior = np.bincount(cv.grade, minlength=6)[1:] / len(cv)
+    prior = np.bincount(cv[REFERENCE_COLUMN], minlength=6)[1:] / len(cv)
     print("rule | " + " | ".join(sets) + "   (balanced acc. / kappa linear / within ±1)")
     for name, rule in rules(prior).items():
         cells = []
         for frame in sets.values():
             p = frame[PROBS].to_numpy(dtype=np.float64)
-            a = grade_agreement(frame.grade, rule(p / p.sum(axis=1, keepdims=True)))
+            a = grade_agreement(frame[REFERENCE_COLUMN], rule(p / p.sum(axis=1, keepdims=True)))
             cells.append(f"{a.balanced_accuracy:.3f} / {a.kappa_linear:.3f} / {a.within_one:.3f}")
         print(f"{name} | " + " | ".join(cells))
 

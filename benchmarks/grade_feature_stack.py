@@ -29,6 +29,7 @@ from sklearn.preprocessing import StandardScaler
 
 from discquant.evaluate.grading import grade_agreement
 from discquant.grade import data as gd
+from discquant.grade.train import REFERENCE_COLUMN, read_predictions
 from discquant.io.nifti import read_volume
 from discquant.measure.discs import MeasureInputs, measure_discs
 from discquant.pipeline import _with_canal
@@ -117,7 +118,7 @@ def _line(name: str, d: pd.DataFrame, pred: np.ndarray) -> str:
     parts = [f"{name:<14}"]
     for source in ("spider", "sudirman"):
         m = (d.src == source).to_numpy()
-        a = grade_agreement(d.grade[m], pred[m])
+        a = grade_agreement(d[REFERENCE_COLUMN][m], pred[m])
         parts.append(f"{source} {a.exact_accuracy:.3f}/{a.balanced_accuracy:.3f}/"
                      f"{a.kappa_linear:.3f}/{a.within_one:.3f}")  # fmt: skip
     return "  ".join(parts)
@@ -138,7 +139,7 @@ def main() -> None:
     folds = json.loads((args.run / "splits.json").read_text())["folds"]
     frames = {}
     for name in ("cv", "holdout"):
-        d = pd.read_csv(args.run / f"{name}_predictions.tsv", sep="\t")
+        d = read_predictions(args.run / f"{name}_predictions.tsv")
         d = d.merge(feats, on=["subject", "level"], how="left")
         d["src"] = np.where(d.subject.str.startswith("sub-spider"), "spider", "sudirman")
         frames[name] = d
@@ -153,14 +154,14 @@ def main() -> None:
             x_tr, median = _x(cv[tr], None, with_cnn)
             x_te, _ = _x(cv[te], median, with_cnn)
             model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-            pred[te] = model.fit(x_tr, cv.grade[tr]).predict(x_te)
+            pred[te] = model.fit(x_tr, cv[REFERENCE_COLUMN][tr]).predict(x_te)
         print(_line(f"{name}, CV", cv, pred))
     print(_line("CNN, held out", ho, ho.predicted.to_numpy()))
     for with_cnn, name in ((False, "features"), (True, "features+CNN")):
         x_tr, median = _x(cv, None, with_cnn)
         x_te, _ = _x(ho, median, with_cnn)
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-        print(_line(f"{name}, held out", ho, model.fit(x_tr, cv.grade).predict(x_te)))
+        print(_line(f"{name}, held out", ho, model.fit(x_tr, cv[REFERENCE_COLUMN]).predict(x_te)))
 
 
 if __name__ == "__main__":

@@ -290,3 +290,53 @@ def test_a_users_graded_set_is_located_by_the_segmentation_and_keeps_its_name(
     renamed = other.rename(tmp_path / "b" / "site-b")
     with pytest.raises(InvalidInputError, match="sub-g11, sub-g12, sub-g13 also in my-grades"):
         collect_discs(GradeTrainConfig(sudirman=None, graded_sets=[root, renamed]), base=tmp_path)
+
+
+@pytest.mark.parametrize("value", ["yes", "2", "no"])
+def test_a_herniation_that_is_not_0_or_1_is_refused_naming_its_line(
+    tmp_path: Path, value: str
+) -> None:
+    """``yes``, ``no`` and ``2`` dropped their discs from herniation training silently
+    (4 of 6 graded discs gone, exit 0); the Pfirrmann column was already checked so."""
+    from typer.testing import CliRunner
+
+    from discquant.cli import app
+    from discquant.errors import InvalidInputError
+    from discquant.grade.data import graded_discs
+
+    root = tmp_path / "mine"
+    root.mkdir()
+    (root / "gradings.tsv").write_text(
+        "subject\tlevel\tpfirrmann_grade\tdisc_herniation\n"
+        f"sub-a\tL3-L4\t3\t1\nsub-a\tL4-L5\t3\t{value}\nsub-a\tL5-S1\t4\t\n"
+        "sub-b\tL5-S1\t2\tn/a\n"
+    )
+    expected = f"line 3 (sub-a): disc_herniation '{value}' is not 0 (no), 1 (yes) or empty"
+    with pytest.raises(InvalidInputError) as info:
+        graded_discs(root, "mine")
+    assert str(info.value).startswith(f"{root / 'gradings.tsv'}: {expected}")
+    # through train grade: one line, exit 2, nothing written (no image is read first)
+    config = tmp_path / "h.yaml"
+    config.write_text(
+        f"sudirman: null\ngraded_sets: [{root}]\ntarget: herniation\ntrain_final: false\n"
+    )
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["train", "grade", "--config", str(config), "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip() and not ln.startswith("INFO")]
+    assert lines == [f"discquant: error: {root / 'gradings.tsv'}: {expected} (not graded)"]
+    assert not out.exists()
+
+
+def test_empty_and_na_herniation_cells_are_not_graded_not_refused(tmp_path: Path) -> None:
+    from discquant.errors import InputNotFoundError
+    from discquant.grade.data import graded_discs
+
+    root = tmp_path / "mine"
+    root.mkdir()
+    (root / "gradings.tsv").write_text(
+        "subject\tlevel\tpfirrmann_grade\tdisc_herniation\n"
+        "sub-a\tL3-L4\t3\t1\nsub-a\tL4-L5\t3\t0.0\nsub-a\tL5-S1\t4\t\nsub-b\tL5-S1\t2\tN/A\n"
+    )
+    with pytest.raises(InputNotFoundError, match="sub-a"):  # past the check: the images
+        graded_discs(root, "mine")

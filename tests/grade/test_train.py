@@ -756,3 +756,101 @@ def test_sessions_of_one_patient_fall_on_one_side_of_every_split() -> None:
         a, b = f"{s}_ses-1", f"{s}_ses-2"
         assert (a in held) == (b in held)
         assert folds.get(a) == folds.get(b)
+
+
+def test_evaluate_grade_on_the_trainers_predictions_gives_the_true_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reference grade sat in column ``grade``, evaluate grade's default column, so
+    ``evaluate grade --pred holdout_predictions.tsv --ref REF`` scored the reference
+    against itself: every figure 1.000."""
+    from sklearn.metrics import cohen_kappa_score
+    from typer.testing import CliRunner
+
+    from discquant.cli import app
+    from discquant.grade.train import REFERENCE_COLUMN, read_predictions
+
+    _patch_graded_discs(monkeypatch, tmp_path, 48, seed=9)
+    run_training(_small_cv(train_final=True, max_steps=1), tmp_path / "run")  # barely trained
+    for name in ("cv_predictions.tsv", "holdout_predictions.tsv"):
+        pred = tmp_path / "run" / name
+        header = pred.read_text().splitlines()[0].split("\t")
+        assert header[:5] == ["subject", "level", REFERENCE_COLUMN, "predicted", "expected"]
+        assert "grade" not in header
+        table = read_predictions(pred)
+        ref = tmp_path / f"ref-{name}"  # the user's reference table: subject, level, grade
+        table[["subject", "level", REFERENCE_COLUMN]].rename(
+            columns={REFERENCE_COLUMN: "grade"}
+        ).to_csv(ref, sep="\t", index=False)
+        truth = table[REFERENCE_COLUMN].to_numpy()
+        predicted = table["predicted"].to_numpy()
+        exact = float(np.mean(truth == predicted))
+        kappa = cohen_kappa_score(truth, predicted, weights="linear", labels=[1, 2, 3, 4, 5])
+        assert exact < 1.0  # so that a self-comparison could not pass
+        runner = CliRunner()
+        # the default column is no longer the reference: refused, not a perfect score
+        res = runner.invoke(app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref)])
+        assert res.exit_code == 2 and "grade" in res.stderr, res.output
+        for args in (
+            ["--ref", str(ref), "--pred-column", "predicted"],
+            ["--ref", str(pred), "--column", REFERENCE_COLUMN, "--pred-column", "predicted"],
+        ):
+            out = tmp_path / "ev.json"
+            res = runner.invoke(
+                app, ["evaluate", "grade", "--pred", str(pred), *args, "--json", str(out)]
+            )
+            assert res.exit_code == 0, res.output
+            overall = json.loads(out.read_text())["all"]
+            assert overall["n"] == len(table)
+            assert overall["exact_accuracy"] == pytest.approx(exact)
+            assert overall["kappa_linear"] == pytest.approx(kappa)
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        # failed only after every image had been segmented (a traceback)
+        ("crop: {normalise: Crop}", "crop.normalise is 'Crop'; it must be image or crop"),
+        ("crop: {slices: 0}", "crop.slices is 0; it must be a positive odd number"),
+        ("crop: {slices: 2}", "crop.slices is 2; it must be a positive odd number"),
+        # tracebacks after checkpoints/, config.json and splits.json were written
+        ("lr: -0.001", "lr is -0.001; it must be above 0"),
+        ("weight_decay: -1", "weight_decay is -1.0; it must be 0 or more"),
+        # accepted without a word
+        ("crop: {size_mm: [-48, 64]}", "crop.size_mm is (-48.0, 64.0); both must be above 0"),
+        ("augment: {prob: 1.5}", "augment.prob is 1.5; it must be 0 to 1"),
+        ("num_threads: 0", "num_threads is 0; it must be at least 1"),
+        # trained the default network and stored layerz in the model as if applied
+        ("arch: {layerz: [1, 1, 1, 1]}",
+         "arch: unknown keys ['layerz'] (valid keys: layers, block_inplanes, conv1_t_size"),
+        ("arch: {layers: [1, 1, 1]}", "arch.layers and arch.block_inplanes must have one entry"),
+        ("arch: {conv1_t_size: 0}", "arch.conv1_t_size is 0; it must be an integer at least 1"),
+    ],
+)  # fmt: skip
+def test_a_bad_grade_setting_is_one_line_before_any_image_is_read(
+    tmp_path: Path, setting: str, expected: str
+) -> None:
+    from typer.testing import CliRunner
+
+    from discquant.cli import app
+
+    graded = tmp_path / "mine"  # its images would be segmented first: there are none
+    graded.mkdir()
+    (graded / "gradings.tsv").write_text("subject\tlevel\tpfirrmann_grade\nsub-a\tL4-L5\t3\n")
+    config = tmp_path / "g.yaml"
+    config.write_text(f"sudirman: null\ngraded_sets: [{graded}]\n{setting}\n")
+    out = tmp_path / "run"
+    res = CliRunner().invoke(
+        app, ["train", "grade", "--config", str(config), "--out", str(out), "--quiet"]
+    )
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith(f"discquant: error: {config}: invalid grade config: ")
+    assert expected in lines[0], lines[0]
+    assert not out.exists()
+    # the same check in run_training, for a configuration built in code
+    cfg = load_config(config)
+    with pytest.raises(InvalidInputError, match="invalid grade config: "):
+        run_training(cfg, out, base=tmp_path)
+    assert not out.exists()

@@ -25,14 +25,6 @@ from discquant.segment.train import LabelledSet, TrainConfig, train
 CLASSES = ["background", "body", "disc", "sacrum", "nucleus", "canal"]
 
 
-@pytest.fixture(scope="module")
-def labelled(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("labelled") / "P"
-    res = CliRunner().invoke(app, ["phantom", "--out", str(root), "--n", "2", "--quiet"])
-    assert res.exit_code == 0, res.output
-    return root
-
-
 def test_each_label_teaches_its_class_and_unknown_ones_are_ignored(labelled: Path) -> None:
     subjects = load_labelled_set(
         labelled, CLASSES, labelled=["disc", "body", "sacrum"], whole_vertebrae=True,
@@ -218,3 +210,52 @@ def test_one_pipelines_labels_and_the_image_of_the_same_acquisition(
         ("sub-00", "sub-00_T2w.nii.gz"),
         ("sub-01", "sub-01_acq-sag_T2w.nii.gz"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("relabel", "expected"),
+    [
+        # disc maps left in their source convention (1-5) under labelled: [disc]: every
+        # disc was taught "not a disc", without a word
+        ({117: 1, 118: 2, 119: 3, 120: 4, 121: 5, 122: 0, 123: 0, 124: 0},
+         "label map holds 1-5, 17-24, 26, 60-61 but no value of its declared classes "
+         "(discs 100-199)"),
+        ({122: 1000}, "label map holds 1000, outside the VerSe/SPINEPS convention"),
+        ({122: -5}, "label map holds -5, outside the VerSe/SPINEPS convention"),
+    ],
+)  # fmt: skip
+def test_a_label_map_in_another_convention_is_refused(
+    labelled: Path, tmp_path: Path, relabel: dict[int, int], expected: str
+) -> None:
+    root = _flat_set(labelled, tmp_path / "A", {"sub-00": "sub-00"})
+    dseg = root / "sub-00_dseg.nii.gz"
+    img = nib.load(dseg)
+    data = np.asarray(img.dataobj).astype(np.int32)
+    out = data.copy()
+    for old, new in relabel.items():
+        out[data == old] = new
+    nib.save(nib.Nifti1Image(out, img.affine), dseg)
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "channels: [4, 8, 16]\npatch: 64\nbatch_size: 2\nsteps: 20\ndata_root: null\n"
+        f"patient_groups: []\nlabelled_sets:\n  - root: {root}\n    labelled: [disc]\n"
+    )
+    args = ["train", "segment", "--config", str(config), "--out", str(tmp_path / "run")]
+    res = CliRunner().invoke(app, [*args, "--quiet"])
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert lines == [lines[0]] and lines[0].startswith(f"discquant: error: {dseg}: "), lines
+    assert expected in lines[0] and "relabel it" in lines[0]
+    assert not (tmp_path / "run").exists()
+
+
+def test_values_of_undeclared_classes_are_still_accepted(labelled: Path) -> None:
+    """A full SPINEPS map under labelled: [disc] holds vertebrae, cord, canal and
+    endplates beside the discs: those are ignored, as documented, not refused."""
+    from discquant.segment.data import label_values_problem
+
+    assert label_values_problem([0, 20, 26, 28, 60, 61, 120, 201], ["disc"]) is None
+    assert label_values_problem([0, 20, 26], ["disc", "sacrum"]) is None
+    assert "no value of its declared classes (discs 100-199, sacrum 26)" in str(
+        label_values_problem([0, 20], ["disc", "sacrum"])
+    )

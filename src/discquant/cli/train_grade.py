@@ -53,7 +53,7 @@ def train_grade_cmd(
 
     setup_logging(quiet=quiet)
     with user_errors():
-        from discquant.grade.train import run_training
+        from discquant.grade.train import check_settings, run_training
         from discquant.grade.train_config import load_config, validated_update
 
         cfg = load_config(config)
@@ -77,6 +77,7 @@ def train_grade_cmd(
                 raise InvalidInputError(f"--ship must be 'final' or 'folds', not {ship!r}")
             upd["ship"] = ship
         cfg = validated_update(cfg, upd, config)
+        check_settings(cfg, config)  # value ranges, before any image is segmented
         check_output_folder(out)
         # Only the cross-validation resumes (its fold checkpoints are reused); a final
         # network alone is trained again from the start.

@@ -407,8 +407,9 @@ def graded_discs(
 ) -> list[GradedDisc]:
     """Graded discs of a folder of ``<subject>_T2w.nii[.gz]`` images and a ``gradings.tsv``
     (``subject``, ``level`` L1-L2 … L5-S1, ``pfirrmann_grade``; optional
-    ``disc_herniation`` 0/1), located by the segmentation model: the SPIDER layout, and
-    that of a user's own graded set (``graded_sets`` of the grading configuration).
+    ``disc_herniation`` 0/1, empty when not graded, any other value refused), located by
+    the segmentation model: the SPIDER layout, and that of a user's own graded set
+    (``graded_sets`` of the grading configuration).
 
     Each image (of ``subjects`` only, when given) is segmented with
     :func:`discquant.segment.segment_spine`; a graded level whose disc label is missing
@@ -440,6 +441,7 @@ def graded_discs(
     )
     if "disc_herniation" not in grades.columns:
         grades = grades.assign(disc_herniation="")  # not graded
+    _check_herniation(grades, root / "gradings.tsv")  # before any image is segmented
     if subjects is not None:
         grades = grades[grades["subject"].isin(subjects)]
     _check_images(root, grades["subject"].unique())
@@ -461,13 +463,37 @@ def graded_discs(
     return out
 
 
+NOT_GRADED = ("", "n/a")
+"""``disc_herniation`` cells of a disc not graded for it (empty, or BIDS' ``n/a``)."""
+
+
 def _herniation(raw: str) -> int | None:
-    """0/1 from a ``disc_herniation`` cell; None when it is anything else (not graded)."""
+    """0/1 from a ``disc_herniation`` cell; None when it is anything else (not graded:
+    :func:`_check_herniation` has refused every other value)."""
     try:
         value = float(raw)
     except ValueError:
         return None
     return int(value) if value in (0.0, 1.0) else None
+
+
+def _check_herniation(grades: Any, path: Path) -> None:
+    """Refuse a ``disc_herniation`` cell that is neither 0, 1 nor empty (``yes``, ``2``):
+    its disc was dropped from herniation training without a word.
+
+    Raises
+    ------
+    InvalidInputError
+        Naming the file, the line, the subject and the value.
+    """
+    cells = zip(grades["line"], grades["subject"], grades["disc_herniation"], strict=True)
+    for line, subject, raw in cells:
+        if _herniation(raw) is None and raw.lower() not in NOT_GRADED:
+            raise InvalidInputError(
+                f"line {line} ({subject or 'no subject'}): disc_herniation {raw!r} is not "
+                "0 (no), 1 (yes) or empty (not graded)",
+                path=path,
+            )
 
 
 def phantom_crops(

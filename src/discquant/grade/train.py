@@ -5,8 +5,11 @@
 - ``splits.json``: the held-out test patients (never trained on by any network) and
   the cross-validation fold of every other patient;
 - ``log.jsonl``: one line per epoch (fold, epoch, loss, learning rate);
-- ``cv_predictions.tsv`` (subject, level, grade, predicted, expected, p1..p5) and
-  ``cv_metrics.json`` when cross-validation is on;
+- ``cv_predictions.tsv`` (subject, level, reference_grade, predicted, expected,
+  p1..p5; :func:`read_predictions` reads it) and ``cv_metrics.json`` when
+  cross-validation is on. The reference is not in a column named ``grade``: that is
+  ``discquant evaluate grade``'s default column, which then compared the reference with
+  itself;
 - ``pfirrmann.pt`` (the shipped model: with ``ship: final`` one network trained on every
   non-held-out patient; with ``ship: folds`` the mean of the cross-validation fold
   networks), ``holdout_predictions.tsv`` and ``holdout_metrics.json``;
@@ -147,6 +150,95 @@ def _refuse_other_folds(out: Path, sha256: str) -> None:
                 "settings; use a new --out directory",
                 path=path,
             )
+
+
+def settings_problem(cfg: GradeTrainConfig) -> str | None:
+    """Why ``cfg``'s values cannot train, or None: the first field out of its range.
+
+    The types are checked when the file is read (:mod:`discquant.grade.train_config`);
+    these ranges are checked by :func:`check_settings` before any image is segmented
+    or file written (an unknown ``crop.normalise`` failed after segmenting every image, a
+    negative ``lr`` after the output folder was made, ``augment.prob: 1.5`` ran).
+
+    Returns
+    -------
+    str or None
+        ``"<field> is <value>; <what it must be>"``.
+    """
+    crop, aug = cfg.crop, cfg.augment
+    checks: list[tuple[str, Any, bool, str]] = [
+        ("crop.slices", crop.slices, crop.slices >= 1 and crop.slices % 2 == 1,
+         "it must be a positive odd number (the middle slice and as many on either side)"),
+        ("crop.size_mm", crop.size_mm, min(crop.size_mm) > 0, "both must be above 0"),
+        ("crop.shape", crop.shape, min(crop.shape) >= 1, "both must be at least 1"),
+        ("crop.normalise", crop.normalise, crop.normalise in ("image", "crop"),
+         "it must be image or crop"),
+        ("augment.prob", aug.prob, 0 <= aug.prob <= 1, "it must be 0 to 1"),
+        ("augment.rotate_deg", aug.rotate_deg, aug.rotate_deg >= 0, "it must be 0 or more"),
+        ("augment.scale", aug.scale, 0 <= aug.scale < 1, "it must be 0 to below 1"),
+        ("augment.translate_px", aug.translate_px, aug.translate_px >= 0, "it must be 0 or more"),
+        ("augment.gamma", aug.gamma, 0 < aug.gamma[0] <= aug.gamma[1],
+         "it must be [low, high] with 0 < low <= high"),
+        ("augment.intensity_scale", aug.intensity_scale, aug.intensity_scale >= 0,
+         "it must be 0 or more"),
+        ("augment.intensity_shift", aug.intensity_shift, aug.intensity_shift >= 0,
+         "it must be 0 or more"),
+        ("augment.noise_std", aug.noise_std, aug.noise_std >= 0, "it must be 0 or more"),
+        ("lr", cfg.lr, cfg.lr > 0, "it must be above 0"),
+        ("weight_decay", cfg.weight_decay, cfg.weight_decay >= 0, "it must be 0 or more"),
+        ("class_weight_power", cfg.class_weight_power, cfg.class_weight_power >= 0,
+         "it must be 0 or more"),
+        ("ordinal_weight", cfg.ordinal_weight, cfg.ordinal_weight >= 0, "it must be 0 or more"),
+        ("soft_labels_phi", cfg.soft_labels_phi, cfg.soft_labels_phi >= 0,
+         "it must be 0 (off) or more"),
+        ("num_threads", cfg.num_threads, cfg.num_threads >= 1, "it must be at least 1"),
+        ("max_steps", cfg.max_steps, cfg.max_steps is None or cfg.max_steps >= 1,
+         "it must be at least 1 (or null)"),
+    ]  # fmt: skip
+    for name, value, ok, allowed in checks:
+        if not ok:
+            return f"{name} is {value!r}; {allowed}"
+    return arch_problem(cfg.arch)
+
+
+def arch_problem(arch: dict[str, Any]) -> str | None:
+    """Why ``arch`` (the config's network settings) cannot build the grading network, or
+    None. An unknown key was stored in the model's metadata as if it had been applied
+    (``layerz`` trained the default network)."""
+    from discquant.grade.pfirrmann import DEFAULT_ARCH
+
+    unknown = sorted(str(k) for k in arch if k not in DEFAULT_ARCH)
+    if unknown:
+        return f"arch: unknown keys {unknown} (valid keys: {', '.join(DEFAULT_ARCH)})"
+    a = {**DEFAULT_ARCH, **arch}
+    for key, default in DEFAULT_ARCH.items():
+        value, wants_list = a[key], isinstance(default, list)
+        items = value if isinstance(value, list) else [value]
+        if (
+            isinstance(value, list) != wants_list
+            or not items
+            or any(type(v) is not int or v < 1 for v in items)
+        ):
+            kind = "a list of integers, each" if wants_list else "an integer"
+            return f"arch.{key} is {value!r}; it must be {kind} at least 1"
+    if len(a["layers"]) != len(a["block_inplanes"]):
+        return "arch.layers and arch.block_inplanes must have one entry per stage each"
+    return None
+
+
+def check_settings(cfg: GradeTrainConfig, path: Path | None = None) -> None:
+    """Refuse a config that cannot run (:func:`config_problem`) or holds a value out of
+    its range (:func:`settings_problem`): one line naming ``path`` (the config file, when
+    known) and the field.
+
+    Raises
+    ------
+    InvalidInputError
+        The first problem found.
+    """
+    problem = config_problem(cfg) or settings_problem(cfg)
+    if problem:
+        raise InvalidInputError(f"invalid grade config: {problem}", path=path)
 
 
 def subject_splits(
@@ -325,15 +417,34 @@ def train_network(
     return net, losses
 
 
+REFERENCE_COLUMN = "reference_grade"
+"""Column of the reference grade in the ``*_predictions.tsv`` files (``predicted`` holds
+the network's grade). Files written before it was named so call it ``grade``."""
+
+
 def _write_predictions(
     path: Path, rows: list[tuple[str, str, int]], probs: npt.NDArray[np.float32]
 ) -> None:
+    """A Pfirrmann predictions table: subject, level, the reference grade
+    (:data:`REFERENCE_COLUMN`), the predicted one, the expected grade and p1..p5."""
     grades = np.arange(1, 6)
     with path.open("w") as f:
-        f.write("subject\tlevel\tgrade\tpredicted\texpected\tp1\tp2\tp3\tp4\tp5\n")
+        header = ["subject", "level", REFERENCE_COLUMN, "predicted", "expected"]
+        f.write("\t".join(header + [f"p{g}" for g in grades]) + "\n")
         for (s, lev, g), p in zip(rows, probs, strict=True):
             pr = "\t".join(f"{v:.4f}" for v in p)
             f.write(f"{s}\t{lev}\t{g}\t{int(np.argmax(p)) + 1}\t{float(p @ grades):.3f}\t{pr}\n")
+
+
+def read_predictions(path: Path) -> Any:
+    """A ``*_predictions.tsv`` of :func:`run_training` as a DataFrame, the reference grade
+    in :data:`REFERENCE_COLUMN` also for files written when it was called ``grade``."""
+    import pandas as pd
+
+    frame = pd.read_csv(path, sep="\t")
+    if REFERENCE_COLUMN not in frame.columns and {"grade", "predicted"} <= set(frame.columns):
+        frame = frame.rename(columns={"grade": REFERENCE_COLUMN})
+    return frame
 
 
 def _write_binary_predictions(
@@ -497,9 +608,7 @@ def run_training(cfg: GradeTrainConfig, out: Path, *, base: Path = Path(".")) ->
         save_pfirrmann_model,
     )
 
-    problem = config_problem(cfg)  # again: the CLI's overrides skip validation
-    if problem:
-        raise InvalidInputError(f"invalid grade config: {problem}")
+    check_settings(cfg)  # again: the CLI's overrides and configs built in code skip it
     torch.set_num_threads(cfg.num_threads)
     # Everything that reads the user's data (gradings, images, the test model) runs before
     # ``out`` is created: bad input leaves no half-written run behind.

@@ -145,7 +145,10 @@ def _subject(
     spacing_mm: float,
     margin: int = 3,
     ignore_above_mm: float | None = 2.0,
+    values_problem: Callable[[list[int]], str | None] | None = None,
 ) -> TrainSubject:
+    """One subject on the network grid; ``values_problem`` (of the label values found,
+    sorted) says why a label map is in another convention (a one-line error naming it)."""
     vol = load_nifti_volume(image_path)
     label = read_volume(label_path)
     data = np.asarray(label.data)
@@ -166,6 +169,10 @@ def _subject(
             f"differ by up to {shift:.3g} mm)",
             path=label_path,
         )
+    values = [int(v) for v in np.unique(raw)]
+    problem = values_problem(values) if values_problem is not None else None
+    if problem:
+        raise InvalidInputError(problem, path=label_path)
     if not (raw > 0).any():
         raise InvalidInputError("label map holds no labels", path=label_path)
     if callable(target_of_label):  # a rule per label value present (one read of the map)
@@ -288,6 +295,65 @@ LABELLED_CLASSES = ("disc", "body", "sacrum", "canal")
 """Classes a user's label maps can label, in the VerSe/SPINEPS convention discquant writes:
 discs 100-199 (the nucleus inside them is not labelled apart), vertebrae 1-25, the sacrum
 26, the spinal canal 61."""
+LABEL_VALUES = {"disc": "discs 100-199", "body": "vertebrae 1-25", "sacrum": "sacrum 26",
+                "canal": "canal 61"}  # fmt: skip
+"""The label values of each of :data:`LABELLED_CLASSES`, in words."""
+CONVENTION = (
+    "vertebrae 1-25 (T13 28), sacrum 26, spinal cord 60, canal 61, discs 100-199, endplates 200-299"
+)
+"""Every value of the VerSe/SPINEPS convention a label map may hold (0: unlabelled)."""
+
+
+def convention_class(value: int) -> str | None:
+    """What a VerSe/SPINEPS label value stands for: one of :data:`LABELLED_CLASSES`;
+    ``""`` for a value of the convention that no network class has (T13 28, whose level
+    the network does not name; spinal cord 60; endplates 200-299); None for 0 and for a
+    value outside the convention (:data:`CONVENTION`)."""
+    if 1 <= value <= 25:
+        return "body"
+    if 100 <= value < 200:
+        return "disc"
+    named = {26: "sacrum", 61: "canal", 28: "", 60: ""}
+    if value in named:
+        return named[value]
+    return "" if 200 <= value < 300 else None
+
+
+def _value_ranges(values: Sequence[int]) -> str:
+    """Sorted integers in words, runs of consecutive ones as ranges: ``1-5, 26, 1000``."""
+    runs: list[list[int]] = []
+    for v in sorted(values):
+        if runs and v == runs[-1][-1] + 1:
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
+def label_values_problem(values: Sequence[int], labelled: Sequence[str]) -> str | None:
+    """Why a label map of a labelled set holding ``values`` (0 included) is not in the
+    VerSe/SPINEPS convention for the classes ``labelled``, or None.
+
+    A value outside the convention (negative, 1000), or a map without a voxel of any
+    declared class (disc maps labelled 1-5, the source convention of lumbar-t2-discs,
+    under ``labelled: [disc]``: every disc would be taught "not a disc"), is refused, as
+    ``discquant evaluate segment`` refuses references in another convention.
+    """
+    outside = [v for v in values if v != 0 and convention_class(v) is None]
+    expected = ", ".join(LABEL_VALUES[c] for c in labelled if c in LABEL_VALUES)
+    if outside:
+        return (
+            f"label map holds {_value_ranges(outside)}, outside the VerSe/SPINEPS convention "
+            f"({CONVENTION}); relabel it (labelled: {', '.join(labelled)} expects {expected})"
+        )
+    if not any(convention_class(v) in labelled for v in values):
+        found = _value_ranges([v for v in values if v != 0]) or "0 only"
+        return (
+            f"label map holds {found} but no value of its declared classes ({expected}): "
+            "another label convention? relabel it to VerSe/SPINEPS, or declare the classes "
+            "it labels (labelled)"
+        )
+    return None
 
 
 def labelled_set_pairs(
@@ -369,9 +435,11 @@ def load_labelled_set(
     ``labelled``: which of :data:`LABELLED_CLASSES` the maps label everywhere in view; a
     voxel of value 0 is taught as none of them (it may be any other class), a voxel of a
     class not listed, or of a value no class has (e.g. SPINEPS' spinal cord 60), is
-    ignored. ``whole_vertebrae``: vertebra labels hold the posterior elements too (VerSe,
-    SPINEPS, the phantom), so a vertebra voxel may be "body" or background; otherwise
-    they are the vertebral bodies, as the network labels them. ``pairs``: the set's
+    ignored; a value outside the convention, or a map without a voxel of any class in
+    ``labelled``, is refused (:func:`label_values_problem`). ``whole_vertebrae``: vertebra
+    labels hold the posterior elements too (VerSe, SPINEPS, the phantom), so a vertebra
+    voxel may be "body" or background; otherwise they are the vertebral bodies, as the
+    network labels them. ``pairs``: the set's
     :func:`labelled_set_pairs`, when the caller has them (else found from ``root``,
     ``image_suffix`` and ``labels``).
 
@@ -379,7 +447,8 @@ def load_labelled_set(
     ------
     InvalidInputError
         A class in ``labelled`` that is not a labelled class or not a network class, or a
-        label map that is not usable (:func:`labelled_set_pairs`, :func:`_subject`).
+        label map that is not usable (:func:`labelled_set_pairs`, :func:`_subject`) or in
+        another convention (:func:`label_values_problem`).
     """
     if not labelled:
         raise InvalidInputError("a labelled set needs at least one labelled class", path=root)
@@ -406,17 +475,20 @@ def load_labelled_set(
     subjects: list[TrainSubject] = []
     dataset = f"labelled:{root}"
 
+    members = {
+        "disc": ("disc", "nucleus"),
+        "body": ("body", "background") if whole_vertebrae else ("body",),
+        "sacrum": ("sacrum",),
+        "canal": ("canal",),
+    }
+
     def target(v: int) -> int:
         """The group of a label value (VerSe/SPINEPS), IGNORE for what is not declared."""
-        if 100 <= v < 200 and "disc" in labelled:
-            return group(("disc", "nucleus"))
-        if 1 <= v <= 25 and "body" in labelled:
-            return group(("body", "background") if whole_vertebrae else ("body",))
-        if v == 26 and "sacrum" in labelled:
-            return group(("sacrum",))
-        if v == 61 and "canal" in labelled:
-            return group(("canal",))
-        return IGNORE
+        what = convention_class(v)
+        return group(members[what]) if what and what in labelled else IGNORE
+
+    def values_problem(values: list[int]) -> str | None:
+        return label_values_problem(values, labelled)
 
     for subject, image, label in pairs:
         if names is not None and subject not in names:
@@ -424,7 +496,7 @@ def load_labelled_set(
         subjects.append(
             _subject(
                 subject, dataset, image, target, label, groups, spacing_mm,
-                ignore_above_mm=ignore_above_mm,
+                ignore_above_mm=ignore_above_mm, values_problem=values_problem,
             )
         )  # fmt: skip
     logger.info("loaded %d labelled volumes from %s", len(subjects), root)

@@ -26,6 +26,37 @@ from monai.networks.nets import UNet
 
 DEFAULT_CLASSES = ("background", "body", "disc", "sacrum")
 IGNORE = 255
+CLASS_NAMES = ("background", "body", "disc", "sacrum", "nucleus", "canal")
+"""Every class a network may have: the data loaders and the phantom teach these, and
+:func:`discquant.segment.segment_spine` reads these (and no other) from the output."""
+REQUIRED_CLASSES = ("background", "body", "disc")
+"""Classes a network must have: inference fills empty pixels with background, and names
+the levels from the bodies and discs."""
+
+
+def classes_problem(classes: Sequence[str]) -> str | None:
+    """Why ``classes`` cannot be a network's class list, or None when it can.
+
+    Parameters
+    ----------
+    classes
+        The class names, in output order (``classes`` of the segmentation config).
+
+    Returns
+    -------
+    str or None
+        One line naming the unknown, repeated or missing names and the valid ones.
+    """
+    unknown = [c for c in classes if c not in CLASS_NAMES]
+    twice = sorted({c for c in classes if list(classes).count(c) > 1})
+    missing = [c for c in REQUIRED_CLASSES if c not in classes]
+    for what, names in (("unknown", unknown), ("repeated", twice), ("missing", missing)):
+        if names:
+            return (
+                f"{what} {', '.join(map(str, names))}: classes are distinct names of "
+                f"{', '.join(CLASS_NAMES)}, with at least {', '.join(REQUIRED_CLASSES)}"
+            )
+    return None
 
 
 def build_network(

@@ -4,8 +4,11 @@
 It writes ``DIR/log.jsonl`` (one line per logging step and per validation),
 ``DIR/last.pt`` (model, optimiser, RNG states, step: resumable) and ``DIR/best.pt``;
 ``DIR/model.pt`` is the final weights in the shipped format (float16 state dict + meta).
-A run that finds ``DIR/last.pt`` resumes from it. The split is by patient
-(``TrainConfig.patient_groups``: volumes of one patient stay on one side).
+A run that finds ``DIR/last.pt`` resumes from it when it was trained with the same
+settings on the same subjects (refused otherwise). A folder holding an earlier run's
+files but no checkpoint is refused when that run's ``config.json`` differs, and started
+over (its log and ``best.pt`` removed) when it is the same configuration. The split is
+by patient (``TrainConfig.patient_groups``: volumes of one patient stay on one side).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from discquant.segment.network import (
     IGNORE,
     MarginalDiceCELoss,
     build_network,
+    classes_problem,
     dice_groups,
     dice_pixels,
 )
@@ -116,21 +120,27 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: Path, **overrides: Any) -> TrainConfig:
-        """Read a YAML file; keys and value types are checked (one-line error naming it)."""
+        """Read a YAML file; keys (nested ones too), value types and ranges are checked
+        (:func:`settings_problem`): a one-line error naming the file and the field."""
         from pydantic import TypeAdapter, ValidationError
 
         from discquant.config import read_yaml
-        from discquant.errors import InvalidInputError, validation_summary
+        from discquant.errors import validation_summary
 
         raw = read_yaml(Path(path))
         if not isinstance(raw, dict):
             raise InvalidInputError("a training configuration is a mapping of keys", path=path)
         raw.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(raw) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise InvalidInputError(f"unknown config keys {sorted(unknown)}", path=path)
+        _refuse_unknown_keys(raw, list(cls.__dataclass_fields__), "", path)
+        for k, entry in enumerate(raw.get("labelled_sets") or []):
+            # pydantic drops a dataclass's unknown keys: whole_vertebra: false trained
+            # whole vertebrae
+            _refuse_unknown_keys(
+                entry, list(LabelledSet.__dataclass_fields__), f"labelled_sets[{k}]: ", path
+            )
         seeds = raw.get("phantom_train_seeds")
         if isinstance(seeds, dict):
+            _refuse_unknown_keys(seeds, ["start", "stop"], "phantom_train_seeds: ", path)
             try:
                 raw["phantom_train_seeds"] = list(range(int(seeds["start"]), int(seeds["stop"])))
             except (KeyError, TypeError, ValueError) as exc:
@@ -138,11 +148,75 @@ class TrainConfig:
                     "phantom_train_seeds as a mapping needs integer start and stop", path=path
                 ) from exc
         try:  # pydantic checks the dataclass's annotated types ("many" steps is refused)
-            return TypeAdapter(cls).validate_python(raw)
+            config = TypeAdapter(cls).validate_python(raw)
         except ValidationError as exc:
             raise InvalidInputError(
                 f"invalid training configuration: {validation_summary(exc)}", path=path
             ) from exc
+        problem = settings_problem(config)
+        if problem:
+            raise InvalidInputError(f"invalid training configuration: {problem}", path=path)
+        return config
+
+
+def _refuse_unknown_keys(raw: Any, valid: list[str], where: str, path: Path) -> None:
+    """Refuse the keys of the mapping ``raw`` that are not ``valid`` (one line naming the
+    file, ``where`` they are, the unknown keys and the valid ones); anything but a mapping
+    is left to the type check."""
+    if not isinstance(raw, dict):
+        return
+    unknown = sorted(str(k) for k in raw if k not in valid)
+    if unknown:
+        raise InvalidInputError(
+            f"{where}unknown config keys {unknown} (valid keys: {', '.join(valid)})", path=path
+        )
+
+
+def settings_problem(config: TrainConfig) -> str | None:
+    """Why ``config``'s values cannot train, or None: the first field out of its range.
+
+    Checked when the file is read (:meth:`TrainConfig.from_yaml`) and again by
+    :func:`train` before anything is read or written, so that a bad value is one line
+    (exit 2), not a traceback from PyTorch or MONAI after the output folder was made.
+    ``steps`` (at least :data:`MIN_STEPS`) is checked by :func:`train` alone, as before.
+
+    Returns
+    -------
+    str or None
+        ``"<field> is <value>; <what it must be>"``.
+    """
+    levels = len(config.channels)
+    multiple = 2 ** max(levels - 1, 0)
+    checks: list[tuple[str, bool, str]] = [
+        ("seed", 0 <= config.seed < 2**32, "it must be 0 to 2**32 - 1"),
+        ("channels", 2 <= levels <= 5, "it needs 2 to 5 levels (inference pads to 16 pixels)"),
+        ("channels", all(c >= 1 for c in config.channels), "each must be at least 1"),
+        ("num_res_units", config.num_res_units >= 0, "it must be at least 0"),
+        ("spacing_mm", config.spacing_mm > 0, "it must be above 0"),
+        ("context_mm", config.context_mm >= 0, "it must be 0 (none) or more"),
+        ("patch", config.patch > 0 and config.patch % multiple == 0,
+         f"it must be a positive multiple of {multiple} (2 ** (levels of channels - 1))"),
+        ("batch_size", config.batch_size >= 1, "it must be at least 1"),
+        ("lr", config.lr > 0, "it must be above 0"),
+        ("weight_decay", config.weight_decay >= 0, "it must be 0 or more"),
+        ("log_every", config.log_every >= 1, "it must be at least 1"),
+        ("val_every", config.val_every >= 1, "it must be at least 1"),
+        ("checkpoint_every", config.checkpoint_every >= 1, "it must be at least 1"),
+        ("threads", config.threads >= 1, "it must be at least 1"),
+        ("phantom_train_seeds", all(0 <= s < 2**32 for s in config.phantom_train_seeds),
+         "each must be 0 to 2**32 - 1"),
+        ("phantom_weight", 0 <= config.phantom_weight <= 1, "it must be 0 to 1"),
+        ("max_steps_this_run", config.max_steps_this_run is None or config.max_steps_this_run >= 1,
+         "it must be at least 1 (or null)"),
+        ("ignore_above_label_mm",
+         config.ignore_above_label_mm is None or config.ignore_above_label_mm >= 0,
+         "it must be 0 or more (or null)"),
+    ]  # fmt: skip
+    for name, ok, allowed in checks:
+        if not ok:
+            return f"{name} is {getattr(config, name)!r}; {allowed}"
+    problem = classes_problem(config.classes)
+    return f"classes {config.classes}: {problem}" if problem else None
 
 
 def make_augment(patch: int, seed: int) -> Any:
@@ -370,9 +444,13 @@ def validate(
     return out
 
 
+# data_root is a path relative to where the command runs (and data move): a resume is
+# checked against the subjects found instead (_subjects_problem).
 _NOT_IN_THE_WEIGHTS = ("threads", "log_every", "val_every", "checkpoint_every",
                        "max_steps_this_run", "data_root", "phantom_cache",
                        "patient_groups")  # fmt: skip
+_RUN_FILES = ("config.json", "log.jsonl", "best.pt", "model.pt")
+"""What a run writes beside its checkpoint ``last.pt``."""
 
 
 def _resume_settings(config: TrainConfig) -> dict[str, Any]:
@@ -393,6 +471,66 @@ def _checkpoint_settings(ck: Any) -> dict[str, Any] | None:
         return dict(ck["settings"])
     total = ck.get("sched", {}).get("total_steps") if isinstance(ck.get("sched"), dict) else None
     return None if total is None else {"steps": int(total)}
+
+
+def _changed_settings(earlier: dict[str, Any], config: TrainConfig) -> list[str]:
+    """The settings of ``config`` that differ from ``earlier`` (a checkpoint's stored
+    settings, or an earlier run's config.json); only the keys ``earlier`` holds count
+    (older checkpoints stored fewer)."""
+    current = _resume_settings(config)
+    return sorted(k for k in current if k in earlier and earlier[k] != current[k])
+
+
+def _subjects_problem(earlier: dict[str, list[str]], now: dict[str, list[str]]) -> str | None:
+    """Why a checkpoint trained on the subjects ``earlier`` may not go on with ``now``
+    (``{"train": [...], "validation": [...]}``), or None when they are the same."""
+
+    def first_few(names: set[str]) -> str:
+        shown = sorted(names)[:3]
+        return ", ".join(shown) + (" ..." if len(names) > len(shown) else "")
+
+    parts = []
+    for side in ("train", "validation"):
+        before, after = set(earlier.get(side, [])), set(now.get(side, []))
+        if after - before:
+            parts.append(f"{side} now also {first_few(after - before)}")
+        if before - after:
+            parts.append(f"{side} no longer {first_few(before - after)}")
+    if not parts:
+        return None
+    return (
+        f"this checkpoint was trained on other subjects ({'; '.join(parts)}): the data "
+        "(data_root, labelled_sets) changed; resume on the same data or use another --out folder"
+    )
+
+
+def _refuse_an_earlier_run(out_dir: Path, config: TrainConfig) -> None:
+    """Refuse an ``out_dir`` without a checkpoint that holds an earlier run's files
+    (:data:`_RUN_FILES`) of another configuration, or of a configuration its missing or
+    unreadable config.json cannot tell: the new run would mix its log and ``best.pt``
+    with that run's. An earlier run of the same configuration (killed before its first
+    checkpoint) is started over by :func:`train`."""
+    found = [name for name in _RUN_FILES if (out_dir / name).exists()]
+    if not found:
+        return
+    saved = out_dir / "config.json"
+    try:
+        earlier = json.loads(saved.read_text())
+    except (OSError, ValueError):
+        earlier = None
+    if not isinstance(earlier, dict):
+        raise InvalidInputError(
+            f"the output folder holds an earlier run's {', '.join(found)} without a readable "
+            "config.json saying how it was trained; use another --out folder",
+            path=out_dir,
+        )
+    changed = _changed_settings(earlier, config)
+    if changed:
+        raise InvalidInputError(
+            f"the output folder holds an earlier run ({', '.join(found)}) with other settings "
+            f"({', '.join(changed)}) and no checkpoint; use another --out folder",
+            path=saved,
+        )
 
 
 def check_patient_split(config: TrainConfig, available: set[str]) -> None:
@@ -453,6 +591,9 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
     Nothing is written to ``out_dir`` before the data are loaded and a checkpoint found
     there (``last.pt``) is known to fit ``config``.
     """
+    problem = settings_problem(config)  # again: a config built in code was not checked
+    if problem:
+        raise InvalidInputError(f"invalid training configuration: {problem}")
     if config.steps < MIN_STEPS:
         # OneCycleLR warms up over the first 10 % of the steps and divides by their count.
         raise InvalidInputError(f"steps is {config.steps}; a run needs at least {MIN_STEPS}")
@@ -553,18 +694,26 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
     step = 0
     best = -1.0
     resumed_running: list[float] = []
+    subjects = {
+        "train": sorted(s.name for s in train_set),
+        "validation": sorted(s.name for s in val),
+    }
     last = out_dir / "last.pt"
-    if last.exists():
+    resumed = last.exists()
+    if resumed:
         ck = read_torch_file(last, what="training checkpoint")
-        trained_for = _checkpoint_settings(ck) or {}
-        current = _resume_settings(config)
-        changed = sorted(k for k in trained_for if trained_for[k] != current.get(k))
+        changed = _changed_settings(_checkpoint_settings(ck) or {}, config)
         if changed:
             raise InvalidInputError(
                 f"this checkpoint was trained with other settings ({', '.join(changed)}); "
                 "resume with the same configuration or use another --out folder",
                 path=last,
             )
+        # checkpoints made before the subjects were stored are not checked
+        stored = ck.get("subjects") if isinstance(ck, dict) else None
+        problem = _subjects_problem(stored, subjects) if isinstance(stored, dict) else None
+        if problem:
+            raise InvalidInputError(problem, path=last)
         try:
             net.load_state_dict(ck["model"])
             opt.load_state_dict(ck["opt"])
@@ -587,7 +736,12 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
         keep_jsonl_lines(
             out_dir / "log.jsonl", lambda r: not isinstance(r.get("step"), int) or r["step"] <= step
         )
+    else:
+        _refuse_an_earlier_run(out_dir, config)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not resumed:  # the same configuration, killed before its first checkpoint: anew
+        for name in _RUN_FILES:
+            (out_dir / name).unlink(missing_ok=True)
     (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     log = (out_dir / "log.jsonl").open("a")
     t0 = time.time()
@@ -609,6 +763,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
                 "torch_rng": torch.get_rng_state(),
                 "augment_rng": random_states(sampler.augment),
                 "settings": _resume_settings(config),
+                "subjects": subjects,
                 "running": list(running),
             },
             last,
