@@ -270,3 +270,32 @@ def test_deidentifying_an_output_leaves_the_elements_it_shares_with_the_source()
     item = output.ReferencedStudySequence[0]
     assert item.ReferencedSOPInstanceUID == "1.2.3.4"  # UIDs stay
     assert "InstitutionName" not in item and "PerformingPhysicianName" not in item
+
+
+def test_a_patient_name_typed_into_a_series_description_is_withheld(
+    lumbar_dicom: WrittenStudy, tmp_path: Path
+) -> None:
+    """A technologist's ``T2_TSE_SAG Zyxwvut`` (the patient's name) reached the results
+    JSON, the report and ``inspect`` (a user trial). The word is withheld; the rest still
+    names the sequence, and the series is still the T2. Kept with keep_phi."""
+    import shutil
+
+    import pydicom
+
+    folder = tmp_path / "study"
+    shutil.copytree(lumbar_dicom.root, folder)
+    for path in (p for p in folder.rglob("*") if p.is_file()):
+        path.chmod(0o644)
+        ds = pydicom.dcmread(path)
+        if ds.SeriesDescription == "T2_TSE_SAG":
+            ds.SeriesDescription = "T2_TSE_SAG Zyxwvut"
+            ds.save_as(path)
+    study = load_study(folder)
+    assert study.t2 is not None and study.t2.description == "T2_TSE_SAG [withheld]"
+    assert study.t2.provenance.sidecar["SeriesDescription"] == "T2_TSE_SAG [withheld]"
+    result = CliRunner(env={"COLUMNS": "400"}).invoke(app, ["inspect", "--json", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "T2_TSE_SAG [withheld]" in result.stdout
+    _assert_clean(result.stdout + result.stderr, "inspect")
+    kept = load_study(folder, keep_phi=True)
+    assert kept.t2 is not None and kept.t2.description == "T2_TSE_SAG Zyxwvut"

@@ -39,7 +39,7 @@ from discquant.errors import (
     InvalidInputError,
 )
 from discquant.io.nifti import RawImage, is_nifti, load_nifti, merge_diffusion_pieces
-from discquant.io.privacy import identifier_tokens, is_placeholder
+from discquant.io.privacy import identifier_tokens, is_placeholder, redact_identifiers
 from discquant.io.study import Provenance
 
 log = logging.getLogger(__name__)
@@ -647,6 +647,9 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
                 path=path,
             )
         _check_one_patient(scan, path)
+        if not keep_phi:  # before any warning or image carries the description
+            for series in scan.series.values():
+                series.description = redact_identifiers(series.description, series.identifiers)
         _report_non_image(scan, warnings)
         broken = _check_truncated(scan, warnings)
         images: list[RawImage] = []
@@ -861,6 +864,11 @@ def _convert_series(
         if series.utf8:  # the description was read from the sidecar too
             raw.sidecar = _undo_double_utf8(raw.sidecar)
             raw.description = _undo_double_utf8(raw.description)
+        if not keep_phi:
+            raw.description = redact_identifiers(raw.description, series.identifiers)
+            for key in ("SeriesDescription", "ProtocolName"):
+                if isinstance(raw.sidecar.get(key), str):
+                    raw.sidecar[key] = redact_identifiers(raw.sidecar[key], series.identifiers)
         pieces.append(raw)
     images = merge_diffusion_pieces(pieces)
     for raw in images:

@@ -338,6 +338,31 @@ def identifier_tokens(
     )
 
 
+WITHHELD_WORD = "[withheld]"
+
+
+def redact_identifiers(text: str, tokens: frozenset[str]) -> str:
+    """``text`` with each word (between blanks and underscores) that holds one of
+    ``tokens`` (:func:`identifier_tokens`) replaced by ``[withheld]``.
+
+    For series descriptions: a technologist may type the patient's name into one (a user
+    trial's ``T2 TSE SAG Janeqz`` reached the results JSON, the report and ``inspect``;
+    PS3.15's basic profile removes the attribute). The rest of the description stays, as
+    it names the sequence.
+
+    >>> t = identifier_tokens("MRN-0012345", "JANEQZ^MARY")
+    >>> redact_identifiers("T2_TSE_SAG Janeqz", t), redact_identifiers("DWI MRN-0012345", t)
+    ('T2_TSE_SAG [withheld]', 'DWI [withheld]')
+    """
+    if not tokens:
+        return text
+    return re.sub(
+        r"[^\s_]+",
+        lambda m: WITHHELD_WORD if label_holds_identifier(m.group(0), tokens) else m.group(0),
+        text,
+    )
+
+
 def label_holds_identifier(label: str, tokens: frozenset[str]) -> bool:
     """Whether a subject label contains the patient's ID, name, accession number, other
     IDs or birth date (any of ``tokens``, from :func:`identifier_tokens`).
