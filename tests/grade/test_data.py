@@ -340,3 +340,46 @@ def test_empty_and_na_herniation_cells_are_not_graded_not_refused(tmp_path: Path
     )
     with pytest.raises(InputNotFoundError, match="sub-a"):  # past the check: the images
         graded_discs(root, "mine")
+
+
+def test_graded_levels_not_found_and_uncertain_names_are_warnings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A graded disc the segmentation does not find is left out of training and of the
+    held-out scores; that was an INFO line, hidden by --quiet (a user trial). And a grade
+    taken from an image whose level names are uncertain was not said at all."""
+    import logging
+    from types import SimpleNamespace
+
+    from discquant.grade import data
+    from discquant.results import DISC_LABELS
+
+    root = tmp_path / "mine"
+    root.mkdir()
+    for subject in ("sub-a", "sub-b"):
+        nib.save(
+            nib.Nifti1Image(np.ones((16, 16, 3), np.float32), np.eye(4)),
+            root / f"{subject}_T2w.nii.gz",
+        )
+    rows = [
+        "subject\tlevel\tpfirrmann_grade",
+        "sub-a\tL4-L5\t3",
+        "sub-a\tL5-S1\t4",
+        "sub-b\tL4-L5\t2",
+    ]
+    (root / "gradings.tsv").write_text("\n".join(rows) + "\n")
+    labels = np.zeros((16, 16, 3), np.int16)
+    labels[4:10, 4:10, :] = DISC_LABELS["L4-L5"]  # L5-S1 not found
+
+    flags = iter([[], ["level_uncertain"]])  # sub-a, then sub-b (grouped by subject)
+
+    def segment(vol: object) -> SimpleNamespace:
+        return SimpleNamespace(labels=SimpleNamespace(data=labels), flags=next(flags))
+
+    monkeypatch.setattr(data, "_segmenter", lambda *a, **k: segment)
+    with caplog.at_level(logging.WARNING, logger="discquant.grade.data"):
+        discs = data.graded_discs(root, "mine")
+    assert [(d.subject, d.level) for d in discs] == [("sub-a", "L4-L5"), ("sub-b", "L4-L5")]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("1 graded levels not found" in w and "sub-a L5-S1" in w for w in warned), warned
+    assert any("level names of 1 images are uncertain" in w and "sub-b" in w for w in warned)

@@ -446,21 +446,50 @@ def graded_discs(
         grades = grades[grades["subject"].isin(subjects)]
     _check_images(root, grades["subject"].unique())
     out: list[GradedDisc] = []
-    missing = 0
+    missing: list[str] = []
+    uncertain: list[str] = []
     for subject, g in grades.groupby("subject"):
         path = _image_of(root, str(subject))
         vol = read_volume(path)
-        labels = segment_spine(vol).labels.data
+        segmentation = segment_spine(vol)
+        labels = segmentation.labels.data
+        if "level_uncertain" in segmentation.flags:
+            uncertain.append(str(subject))
         for level, grade, hern in zip(g.level, g.grade, g.disc_herniation, strict=True):
             mask = labels == DISC_LABELS[level]
             if mask.sum() < 10:
-                missing += 1
+                missing.append(f"{subject} {level}")
                 continue
             loc = DiscLocation.from_mask(vol, mask)
             h = _herniation(hern)
             out.append(GradedDisc(str(subject), str(level), int(grade), path, loc, h, source))
-    log.info("%s: %d graded discs located, %d graded levels not found", source, len(out), missing)
+    log.info("%s: %d graded discs located", source, len(out))
+    # Said as warnings (they were INFO, hidden by --quiet): a disc the segmentation does
+    # not find is neither trained on nor scored, and a level name the segmentation is
+    # unsure of may attach a grade to the neighbouring disc (a user trial).
+    if missing:
+        log.warning(
+            "%s: %d graded levels not found by the segmentation, left out of training and "
+            "scoring: %s",
+            source,
+            len(missing),
+            _first_few(missing),
+        )
+    if uncertain:
+        log.warning(
+            "%s: the level names of %d images are uncertain (level_uncertain), so a grade "
+            "may sit on the neighbouring disc: %s",
+            source,
+            len(uncertain),
+            _first_few(uncertain),
+        )
     return out
+
+
+def _first_few(names: list[str], most: int = 5) -> str:
+    """``a, b, c`` and ``and N more`` beyond ``most``."""
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
 
 
 NOT_GRADED = ("", "n/a")
