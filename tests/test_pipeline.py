@@ -926,3 +926,31 @@ def test_a_t2_moved_beyond_the_match_radius_is_flagged(phantom: PhantomStudy) ->
     assert "dwi_t2_misaligned" in res.flags
     assert res.provenance["dwi_offset"] == {"checked": True, "corrected": False, "discs_matched": 0}
     assert any("no disc of the T2 lies within 15 mm" in w for w in res.warnings)
+
+
+def test_the_b0_segmentations_own_level_warnings_are_not_logged(
+    phantom: PhantomStudy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The alignment check segments the b≈0 image too; its level-naming warnings ("a disc
+    may be missing between ...", seen on 50 phantoms) read as if about the T2's names."""
+    import logging
+
+    t2_seg = SimpleNamespace(
+        labels=phantom.labels_t2, nucleus=phantom.nucleus_t2, canal=None, levels=[], flags=[]
+    )
+    b0_seg = SimpleNamespace(labels=phantom.labels_dwi, nucleus=phantom.nucleus_dwi)
+    naming = logging.getLogger("discquant.segment.levels")
+
+    def segmenter(image: Volume) -> Any:
+        if image.shape[:3] == phantom.t2.shape[:3]:
+            naming.warning("about the T2")
+            return t2_seg
+        naming.warning("about the b0")
+        return b0_seg
+
+    with caplog.at_level(logging.INFO):
+        res = analyze(_study(phantom), segmenter=segmenter)
+    said = [r.getMessage() for r in caplog.records]
+    assert "about the T2" in said and "about the b0" not in said
+    assert res.provenance["dwi_offset"]["checked"]
+    assert logging.getLogger("discquant.segment").level == logging.NOTSET  # restored

@@ -575,12 +575,19 @@ def _dwi_offset(
     )
 
     assert result.b0 is not None
+    segment_log = logging.getLogger("discquant.segment")
+    level = segment_log.level
+    # The b≈0 image's own level naming is not reported: its warnings ("a disc may be
+    # missing between ...") read as if about the T2's names.
+    segment_log.setLevel(logging.ERROR)
     try:
         own = segment(result.b0)
     except Exception as exc:  # an extra check: the transfer goes on without it
         log.debug("segmenting the b≈0 image failed", exc_info=True)
         result.provenance["dwi_offset"] = {"checked": False, "why": f"{type(exc).__name__}: {exc}"}
         return None
+    finally:
+        segment_log.setLevel(level)
     estimate = estimate_disc_offset(transferred, own.labels)
     if estimate is None:
         both = min(count_discs(transferred, lumbar=True), count_discs(own.labels)) >= 2
