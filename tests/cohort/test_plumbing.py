@@ -240,6 +240,17 @@ def test_sessions_of_one_subject_are_one_subject_in_the_tables(tmp_path: Path) -
     # sorted by subject, then session, each study in its level order
     assert list(discs["session"].fillna("-")[::5]) == ["1", "2", "-"]
     assert list(discs["level"][:5]) == list(LEVELS)
+    # resumed: the refused study without a session did not remove sub-01/ with the
+    # sessions' outputs in it (they were analysed again on every resume, a review found)
+    again = _run(read_cohort(manifest), out, workers=1)
+    assert (again.done, again.skipped) == (0, 3)
+    # another manifest on the folder with the subject alone: refused, the sessions kept
+    other = tmp_path / "other.csv"
+    other.write_text("subject,path\n01,data/other\n")
+    alone = _run(read_cohort(other), out, workers=1)
+    assert (alone.done, alone.failed) == (0, 1)
+    assert sorted(p.name for p in (out / "sub-01").iterdir()) == ["ses-1", "ses-2"]
+    assert (out / "sub-01" / "ses-1" / "sub-01_ses-1_discs.tsv").is_file()
 
 
 def test_second_run_on_the_same_folder_is_refused(tmp_path: Path) -> None:

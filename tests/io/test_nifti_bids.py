@@ -286,8 +286,12 @@ def test_a_bids_subject_with_several_sessions_is_one_session_at_a_time(tmp_path:
     assert study.subject == "sub-01_ses-2"
     assert study.t2 is not None and study.t2.image.shape == (8, 8, 4)
     assert study.dwi is not None
-    # one session only: the subject folder is that study
+    # one session only: the subject folder is that study, named with its session (its
+    # outputs go to sub-02/ses-1/, where a second visit added later does not mix with them)
     assert load_study(tmp_path / "sub-01" / "ses-1").t2 is not None
+    one = tmp_path / "sub-02"
+    _save(one / "ses-1" / "anat" / "sub-02_ses-1_T2w.nii.gz", np.ones((8, 8, 5)))
+    assert load_study(one).subject == "sub-02_ses-1"
 
 
 def test_a_cohort_on_a_bids_root_runs_each_session_as_a_study(tmp_path: Path) -> None:
@@ -300,7 +304,7 @@ def test_a_cohort_on_a_bids_root_runs_each_session_as_a_study(tmp_path: Path) ->
     found = {(s.subject, Path(s.inputs.path).relative_to(tmp_path).as_posix())
              for s in studies_from_folder(tmp_path)}  # fmt: skip
     assert found == {("01_ses-1", "sub-01/ses-1"), ("01_ses-2", "sub-01/ses-2"),
-                     ("02", "sub-02"), ("03", "sub-03")}  # fmt: skip
+                     ("02_ses-1", "sub-02/ses-1"), ("03", "sub-03")}  # fmt: skip
 
 
 def test_a_sagittal_bids_t2_goes_before_an_axial_one_with_more_slices(tmp_path: Path) -> None:

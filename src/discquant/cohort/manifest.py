@@ -333,7 +333,8 @@ def studies_from_folder(folder: Path) -> list[CohortStudy]:
     if _is_bids_root(folder):
         for sub in sorted(p for p in folder.glob("sub-*") if p.is_dir()):
             sessions = bids_sessions(sub)
-            if len(sessions) > 1:  # one study per session (sub-01/ses-2 → label 01_ses-2)
+            if sessions:  # one study per session (sub-01/ses-2 → label 01_ses-2), one too:
+                # its outputs are sub-01/ses-2/ and a second visit added later sits beside it
                 found += [(ses, bids_label(f"{sub.name}_{ses.name}")) for ses in sessions]
             else:
                 found.append((sub, bids_label(sub.name)))

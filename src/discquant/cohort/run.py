@@ -42,6 +42,7 @@ from discquant.cohort.worker import (
     worker_model_versions,
 )
 from discquant.errors import InvalidInputError, one_line
+from discquant.output_paths import split_study_label
 from discquant.outputs.write import check_dataset_description, ensure_dataset_description
 
 log = logging.getLogger(__name__)
@@ -417,6 +418,8 @@ def _run_locked(
     # casefolded: a label clashing in case only (S01, s01) names the runnable study's
     # folder on macOS and Windows, whose outputs must not be removed for it
     runnable = {s.subject.casefold() for s in studies if s.error is None}
+    # ... and a subject whose sessions run: its folder sub-<id>/ holds theirs
+    runnable |= {split_study_label(label)[0] for label in runnable}
     for study in studies:
         if study.error is not None:  # reported from the manifest itself, no record (the
             # label may clash with another row's; an input not found may be on a share

@@ -29,7 +29,7 @@ from distributed import WorkerPlugin
 from discquant import __version__
 from discquant.cohort import records
 from discquant.cohort.manifest import CohortStudy, input_fingerprint, missing_inputs
-from discquant.errors import DiscquantError, InputNotFoundError, ModelError
+from discquant.errors import DiscquantError, InputNotFoundError, InvalidInputError, ModelError
 from discquant.pipeline import AnalysisConfig, StudyInputs
 
 log = logging.getLogger(__name__)
@@ -538,6 +538,18 @@ def process_study(
         # A resumed run that redid every study after an update said only "complete" (a
         # user trial took it for a failed resume).
         redone = ", ".join(records.key_differences(old.get("key", {}), key))
+    if sessions := records.sessions_inside(out, study.subject):
+        # another run's sessions of this subject: outputs without a session would replace
+        # sub-<id>/ and them with it (two manifests on one folder)
+        refused = InvalidInputError(
+            f"{records.subject_dir(out, study.subject)} holds the outputs of this subject's "
+            f"sessions ({', '.join(sessions)}), which outputs without a session would replace; "
+            "give the study a session label (sub-<id>_ses-<session>)",
+            path=study.source,
+        )
+        record_failure(out, study, refused, where="outputs")
+        seconds = time.perf_counter() - start
+        return StudyOutcome(study.subject, "failed", seconds, str(refused), worker)
     tmp = records.new_tmp_dir(out, study.subject)
     try:
         inputs = StudyInputs(**{**asdict(study.inputs), "subject": study.subject})

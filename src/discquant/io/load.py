@@ -9,6 +9,7 @@ from pathlib import Path
 from discquant.errors import InputNotFoundError, InvalidInputError
 from discquant.io.nifti import (
     RawImage,
+    bids_sessions,
     holds_nifti,
     is_bids_subject,
     is_nifti,
@@ -191,6 +192,8 @@ def load_study(
             subject = subject_from_name(base.name.split(".")[0])
         elif base.name.startswith("ses-") and base.parent.name.startswith("sub-"):
             subject = f"{base.parent.name}_{base.name}"  # one session of a BIDS subject
+        elif base.name.startswith("sub-") and len(sessions := bids_sessions(base)) == 1:
+            subject = f"{base.name}_{sessions[0].name}"  # a subject with one session
         else:
             subject = base.name
     # Not the subject label: a label that holds the patient's name or ID is refused

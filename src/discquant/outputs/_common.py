@@ -64,10 +64,17 @@ def bids_label(subject: str) -> str:
 
     >>> bids_label("sub-demo_01"), bids_label("sub-01_ses-2"), bids_label("01_ses-pre")
     ('demo01', '01_ses-2', '01_ses-pre')
+    >>> bids_label("sub-01_ses-2_ses-3")  # the last session entity only
+    '01ses2_ses-3'
     """
     match = re.fullmatch(r"(.+)_ses-([A-Za-z0-9]+)", subject)
     if match is not None:
-        return f"{bids_label(match.group(1))}_ses-{match.group(2)}"
+        return f"{_subject_label(match.group(1))}_ses-{match.group(2)}"
+    return _subject_label(subject)
+
+
+def _subject_label(subject: str) -> str:
+    """Letters and digits of ``subject`` without its ``sub-`` (``unknown`` when none)."""
     label = subject[4:] if subject.startswith("sub-") else subject
     label = re.sub(r"[^A-Za-z0-9]", "", label)
     return label or "unknown"
