@@ -904,13 +904,12 @@ def test_a_t2_moved_against_the_dwi_is_put_back_on_the_dwi_discs(phantom: Phanto
     )
 
 
-def test_a_t2_moved_beyond_the_match_radius_is_flagged(phantom: PhantomStudy) -> None:
-    """The trial's 18 mm (a repeated T2 of another position): no T2 disc lies within
-    15 mm of a b≈0 disc, so no shift can be estimated; said, not passed in silence."""
-    ph = phantom
-    t2 = _moved(ph.t2, 18.0)
+def _moved_study(ph: PhantomStudy, superior_mm: float) -> tuple[Study, Any]:
+    """The phantom with its T2 moved ``superior_mm``, and a segmenter giving the truth of
+    whichever image it is given (the moved T2's labels, or the DWI's)."""
+    t2 = _moved(ph.t2, superior_mm)
     seg = SimpleNamespace(
-        labels=_moved(ph.labels_t2, 18.0), nucleus=_moved(ph.nucleus_t2, 18.0),
+        labels=_moved(ph.labels_t2, superior_mm), nucleus=_moved(ph.nucleus_t2, superior_mm),
         canal=None, levels=[], flags=[],
     )  # fmt: skip
     b0_seg = SimpleNamespace(labels=ph.labels_dwi, nucleus=ph.nucleus_dwi)
@@ -922,10 +921,56 @@ def test_a_t2_moved_beyond_the_match_radius_is_flagged(phantom: PhantomStudy) ->
                    bvals_s_per_mm2=ph.bvals, bvecs=ph.bvecs),
         ),
     )  # fmt: skip
-    res = analyze(study, segmenter=lambda im: seg if im.shape[:3] == t2.shape[:3] else b0_seg)
-    assert "dwi_t2_misaligned" in res.flags
-    assert res.provenance["dwi_offset"] == {"checked": True, "corrected": False, "discs_matched": 0}
-    assert any("no disc of the T2 lies within 15 mm" in w for w in res.warnings)
+    return study, lambda im: seg if im.shape[:3] == t2.shape[:3] else b0_seg
+
+
+@pytest.mark.parametrize("superior_mm", [8.0, 12.0, 18.0, 25.0])
+def test_a_t2_moved_too_far_to_match_safely_is_flagged_on_every_disc(
+    phantom: PhantomStudy, superior_mm: float
+) -> None:
+    """Phantom 11's discs lie 26-37 mm apart. A review moved a T2 16-18 mm: its discs met
+    the neighbouring b≈0 discs, the masks were "corrected" onto them (ADC off by up to
+    69 %) and every disc read dwi_offset_corrected. Beyond 10 mm (which can reach a
+    neighbour), or matched onto other level names (25 mm meets the neighbour 7 mm away),
+    or without a match within 15 mm (18 mm), the study and every disc are flagged
+    dwi_t2_misaligned and nothing is moved; 8 mm is still corrected."""
+    study, segmenter = _moved_study(phantom, superior_mm)
+    res = analyze(study, segmenter=segmenter)
+    found = [d for d in res.discs if d.found]
+    assert len(found) == 5
+    if superior_mm <= 8.0:
+        assert res.provenance["dwi_offset"]["corrected"]
+        assert all("dwi_offset_corrected" in d.flags for d in found)
+        return
+    assert "dwi_t2_misaligned" in res.flags and "dwi_offset_corrected" not in res.flags
+    assert not res.provenance["dwi_offset"]["corrected"]
+    assert all("dwi_t2_misaligned" in d.flags for d in found)  # in the tables and the SR too
+    said = " ".join(res.warnings)
+    if superior_mm == 18.0:  # no disc within 15 mm
+        assert res.provenance["dwi_offset"]["discs_matched"] == 0
+        assert "no disc of the T2 lies within 15 mm" in said
+    elif superior_mm == 25.0:
+        assert "matched to b≈0 discs of other level names" in said
+    else:
+        assert "more than 10 mm" in said
+
+
+def test_a_scanner_adc_map_alone_says_movement_was_not_checked(phantom: PhantomStudy) -> None:
+    """Without a b≈0 image nothing can be segmented for the check: said in the provenance
+    (it was silent)."""
+    assert phantom.adc_scanner is not None
+    study = Study(
+        "ph",
+        (
+            Series(SeriesRole.T2, "test", "T2", phantom.t2, "sagittal"),
+            Series(SeriesRole.ADC, "test", "ADC", phantom.adc_scanner, "sagittal"),
+        ),
+    )
+    res = analyze(study, segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2))
+    assert res.provenance["dwi_offset"] == {
+        "checked": False,
+        "why": "no b≈0 image (the scanner's ADC map only): patient movement not checked",
+    }
 
 
 def test_the_b0_segmentations_own_level_warnings_are_not_logged(

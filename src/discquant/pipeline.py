@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import platform
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -358,9 +359,11 @@ def analyze(
         with stages.run("transfer"):
             segment = segmenter or _default_segmenter(config)
             nucleus_dwi = _to_dwi_grid(study, segmentation, result, config, segment)
-            if FLAG_DWI_OFFSET_CORRECTED in result.flags:
-                for level in DISC_LABELS:
-                    level_flags.setdefault(level, []).append(FLAG_DWI_OFFSET_CORRECTED)
+            # said on every disc, as the tables and the SR show per-disc flags only
+            for flag in (FLAG_DWI_OFFSET_CORRECTED, FLAG_DWI_MISALIGNED):
+                if flag in result.flags:
+                    for level in DISC_LABELS:
+                        level_flags.setdefault(level, []).append(flag)
 
     with stages.run("measurement"):
         from discquant.measure.water import WaterCalibration
@@ -556,6 +559,40 @@ FLAG_DWI_OFFSET_CORRECTED = "dwi_offset_corrected"
 FLAG_DWI_MISALIGNED = "dwi_t2_misaligned"
 
 
+class _QuietSegmentationLog:
+    """Holds back the segmentation's warnings (level ERROR on ``discquant.segment``) while
+    the b≈0 image is segmented for the alignment check: its own level naming ("a disc
+    may be missing between ...", seen on 50 phantoms) read as if about the T2's names.
+
+    Counted under a lock, so that analyses in threads of one process never leave the level
+    raised (while one holds it, another thread's segmentation warnings are held back too).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved = logging.NOTSET
+
+    @contextmanager
+    def __call__(self) -> Iterator[None]:
+        segment_log = logging.getLogger("discquant.segment")
+        with self._lock:
+            if self._depth == 0:
+                self._saved = segment_log.level
+                segment_log.setLevel(logging.ERROR)
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0:
+                    segment_log.setLevel(self._saved)
+
+
+_quiet_segmentation_log = _QuietSegmentationLog()
+
+
 def _dwi_offset(
     transferred: Volume, result: AnalysisResult, config: AnalysisConfig, segment: Segmenter
 ) -> npt.NDArray[np.float64] | None:
@@ -563,31 +600,29 @@ def _dwi_offset(
 
     The b≈0 image is segmented too and its discs matched to the transferred T2 discs
     (:mod:`discquant.measure.alignment`); the estimate goes to the provenance
-    (``dwi_offset``). Above ``max_dwi_offset_voxels`` DWI voxels, an offset that every
-    matched disc agrees on (the spine moved as one) is returned; one they disagree on is
-    flagged ``dwi_t2_misaligned`` and not corrected.
+    (``dwi_offset``). Within ``max_dwi_offset_voxels`` DWI voxels nothing is done. Beyond,
+    the offset is returned (flag ``dwi_offset_corrected``) only when the whole spine moved
+    as one and the matches can be trusted: every matched disc agrees with the median within
+    that limit, most of the T2's discs are matched, each onto the b≈0 disc of its own level
+    name, and the offset is at most :data:`~discquant.measure.alignment.MAX_CORRECTED_MM`;
+    otherwise the study is flagged ``dwi_t2_misaligned`` and nothing is moved.
     """
     from discquant.measure.alignment import (
         MATCH_RADIUS_MM,
+        MAX_CORRECTED_MM,
         count_discs,
         estimate_disc_offset,
         in_plane_voxel_mm,
     )
 
     assert result.b0 is not None
-    segment_log = logging.getLogger("discquant.segment")
-    level = segment_log.level
-    # The b≈0 image's own level naming is not reported: its warnings ("a disc may be
-    # missing between ...") read as if about the T2's names.
-    segment_log.setLevel(logging.ERROR)
     try:
-        own = segment(result.b0)
+        with _quiet_segmentation_log():
+            own = segment(result.b0)
     except Exception as exc:  # an extra check: the transfer goes on without it
         log.debug("segmenting the b≈0 image failed", exc_info=True)
         result.provenance["dwi_offset"] = {"checked": False, "why": f"{type(exc).__name__}: {exc}"}
         return None
-    finally:
-        segment_log.setLevel(level)
     estimate = estimate_disc_offset(transferred, own.labels)
     if estimate is None:
         both = min(count_discs(transferred, lumbar=True), count_discs(own.labels)) >= 2
@@ -597,16 +632,33 @@ def _dwi_offset(
             return None
         # discs on both, none within MATCH_RADIUS_MM of another: moved by more than that
         result.provenance["dwi_offset"] = {"checked": True, "corrected": False, "discs_matched": 0}
-        result.flags.append(FLAG_DWI_MISALIGNED)
-        result.warnings.append(
+        _misaligned(
+            result,
             f"no disc of the T2 lies within {MATCH_RADIUS_MM:.0f} mm of a disc found on the "
-            "DWI b≈0 image: the disc ADC may be measured off the discs; did the patient "
-            "move between the T2 and the DWI, or are they of different positions?"
+            "DWI b≈0 image",
         )
         return None
     limit_mm = config.max_dwi_offset_voxels * in_plane_voxel_mm(result.b0.affine)
     moved = estimate.length_mm > limit_mm
-    agreed = estimate.spread_mm <= limit_mm
+    doubts = [
+        why
+        for why, doubtful in (
+            (
+                f"they disagree on it by up to {estimate.spread_mm:.1f} mm",
+                estimate.spread_mm > limit_mm,
+            ),
+            (
+                f"only {estimate.n_discs} of its {estimate.n_t2_discs} discs were matched",
+                estimate.n_discs < max(MIN_DISCS_TO_CORRECT, 0.6 * estimate.n_t2_discs),
+            ),
+            ("they were matched to b≈0 discs of other level names", not estimate.same_names),
+            (
+                f"more than {MAX_CORRECTED_MM:.0f} mm, which can reach the neighbouring disc",
+                estimate.length_mm > MAX_CORRECTED_MM,
+            ),
+        )
+        if doubtful
+    ]
     result.provenance["dwi_offset"] = {
         "checked": True,
         "offset_anterior_mm": round(float(estimate.offset_mm[1]), 2),
@@ -614,29 +666,37 @@ def _dwi_offset(
         "discs_matched": estimate.n_discs,
         "spread_mm": round(estimate.spread_mm, 2),
         "limit_mm": round(limit_mm, 2),
-        "corrected": moved and agreed,
+        "corrected": moved and not doubts,
     }
     if not moved:
         return None
     where = (
-        f"{estimate.length_mm:.1f} mm from the discs of the DWI b≈0 image (anterior "
-        f"{estimate.offset_mm[1]:+.1f} mm, superior {estimate.offset_mm[2]:+.1f} mm; "
-        f"limit {limit_mm:.1f} mm)"
+        f"the discs of the T2 lie {estimate.length_mm:.1f} mm from the discs of the DWI b≈0 "
+        f"image (anterior {estimate.offset_mm[1]:+.1f} mm, superior "
+        f"{estimate.offset_mm[2]:+.1f} mm; limit {limit_mm:.1f} mm)"
     )
-    if not agreed:
-        result.flags.append(FLAG_DWI_MISALIGNED)
-        result.warnings.append(
-            f"the discs of the T2 lie {where}, and the discs disagree on the shift (by up "
-            f"to {estimate.spread_mm:.1f} mm): the disc ADC may be measured off the discs; "
-            "did the patient move between the T2 and the DWI?"
-        )
+    if doubts:
+        _misaligned(result, f"{where}, not corrected: {'; '.join(doubts)}")
         return None
     result.flags.append(FLAG_DWI_OFFSET_CORRECTED)
     result.warnings.append(
-        f"the discs of the T2 lie {where} (the patient moved between the T2 and the DWI?): "
-        "the disc masks were moved onto the DWI's discs before the ADC was measured"
+        f"{where} (the patient moved between the T2 and the DWI?): the disc masks were "
+        "moved onto the DWI's discs before the ADC was measured"
     )
     return estimate.offset_mm
+
+
+MIN_DISCS_TO_CORRECT = 2
+"""A correction needs at least this many matched discs, and 60 % of the T2's."""
+
+
+def _misaligned(result: AnalysisResult, what: str) -> None:
+    """Flag the study ``dwi_t2_misaligned`` (every disc too, in the pipeline) and say why."""
+    result.flags.append(FLAG_DWI_MISALIGNED)
+    result.warnings.append(
+        f"{what}: the disc ADC may be measured off the discs; did the patient move between "
+        "the T2 and the DWI, or are they of different positions?"
+    )
 
 
 def _to_dwi_grid(
@@ -669,7 +729,10 @@ def _to_dwi_grid(
         result.flags.append("frames_of_reference_differ")
     labels, nucleus_t2 = segmentation.labels, segmentation.nucleus
     transfer = transfer_labels(labels, target.affine, shape3)
-    if result.b0 is not None and config.max_dwi_offset_voxels > 0:
+    if result.b0 is None and config.max_dwi_offset_voxels > 0:
+        why = "no b≈0 image (the scanner's ADC map only): patient movement not checked"
+        result.provenance["dwi_offset"] = {"checked": False, "why": why}
+    elif config.max_dwi_offset_voxels > 0:
         offset = _dwi_offset(transfer.labels, result, config, segment)
         if offset is not None:
             labels = shifted(labels, offset)

@@ -823,7 +823,10 @@ def test_evaluate_grade_on_the_trainers_predictions_gives_the_true_figures(
         # trained the default network and stored layerz in the model as if applied
         ("arch: {layerz: [1, 1, 1, 1]}",
          "arch: unknown keys ['layerz'] (valid keys: layers, block_inplanes, conv1_t_size"),
-        ("arch: {layers: [1, 1, 1]}", "arch.layers and arch.block_inplanes must have one entry"),
+        ("arch: {layers: [1, 1, 1]}",
+         "arch.layers and arch.block_inplanes need one entry for each of the 4 stages"),
+        ("arch: {layers: [1, 1, 1, 1, 1], block_inplanes: [8, 8, 8, 8, 8]}",
+         "each of the 4 stages"),
         ("arch: {conv1_t_size: 0}", "arch.conv1_t_size is 0; it must be an integer at least 1"),
     ],
 )  # fmt: skip

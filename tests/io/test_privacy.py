@@ -299,3 +299,21 @@ def test_a_patient_name_typed_into_a_series_description_is_withheld(
     _assert_clean(result.stdout + result.stderr, "inspect")
     kept = load_study(folder, keep_phi=True)
     assert kept.t2 is not None and kept.t2.description == "T2_TSE_SAG Zyxwvut"
+
+
+def test_redaction_takes_whole_name_parts_and_each_word_of_a_name() -> None:
+    """A review: "Ann Marie^Smith" typed as "Ann Marie" leaked (only ^ components were
+    tokens); "Doe^Gitta" withheld SAGITTAL and ID 1000 withheld "b1000" (substrings)."""
+    from discquant.io.privacy import identifier_tokens, redact_identifiers
+
+    ann = identifier_tokens("P-77", "Ann Marie^Smith")
+    assert redact_identifiers("T2 SAG Ann Marie Smith", ann) == "T2 SAG Ann [withheld] [withheld]"
+    assert redact_identifiers("T2_TSE_SAGITTAL", identifier_tokens("X", "Doe^Gitta")) == (
+        "T2_TSE_SAGITTAL"
+    )
+    assert redact_identifiers("ep2d_diff_b50_b1000", identifier_tokens("1000", "Q")) == (
+        "ep2d_diff_b50_b1000"
+    )
+    assert redact_identifiers("DWI 1000", identifier_tokens("1000", "Q")) == "DWI [withheld]"
+    sagi = identifier_tokens("X", "Sagi^Tal")
+    assert redact_identifiers("t2-tse-sag-Sagi", sagi) == "t2-tse-sag-[withheld]"

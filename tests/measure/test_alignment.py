@@ -70,3 +70,16 @@ def test_in_plane_voxel_size_of_a_sagittal_grid_and_a_shifted_volume() -> None:
     moved = shifted(Volume(np.zeros((2, 2, 2)), affine), np.array([0.0, 1.0, -2.0]))
     assert moved.affine[:3, 3] == pytest.approx([-30, 81, 118])
     assert moved.affine[:3, :3] == pytest.approx(affine[:3, :3])
+
+
+def test_each_b0_disc_matches_one_t2_disc_and_names_are_compared() -> None:
+    """Moved 18 voxels (spacing 30), two T2 discs met one b0 disc each way; matched one to
+    one, nearest first. A match onto the neighbouring level's disc says so (same_names)."""
+    est = estimate_disc_offset(_discs(), _discs((0, 0, 12)))
+    assert est is not None and est.same_names and est.n_t2_discs == 5
+    assert est.offset_mm == pytest.approx([0.0, 0.0, 12.0])
+    # 18 voxels: each T2 disc is nearer the b0 disc of the level above (12 voxels away)
+    est = estimate_disc_offset(_discs(), _discs((0, 0, 18)))
+    assert est is not None and not est.same_names
+    assert est.offset_mm == pytest.approx([0.0, 0.0, -12.0])
+    assert est.n_discs == 4  # the top T2 disc's neighbour is its own match's: one to one

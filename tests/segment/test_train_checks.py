@@ -232,3 +232,17 @@ def test_a_resume_on_other_subjects_is_refused(labelled: Path, tmp_path: Path) -
     train(_tiny(labelled, data_root=str(moved)), out)  # resumes: the same subjects
     assert (out / "model.pt").is_file()
     assert json.loads((out / "config.json").read_text())["data_root"] == str(moved)
+
+
+def test_a_finished_run_without_its_checkpoint_is_not_started_over(
+    labelled: Path, tmp_path: Path
+) -> None:
+    """A user who deleted the large last.pt after training and ran the command again lost
+    model.pt, best.pt and the log without a word: the run "started over" (a review)."""
+    out = tmp_path / "run"
+    train(_tiny(labelled), out)
+    (out / "last.pt").unlink()
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(InvalidInputError, match=r"holds a finished run's model\.pt"):
+        train(_tiny(labelled), out)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -221,8 +221,10 @@ def arch_problem(arch: dict[str, Any]) -> str | None:
         ):
             kind = "a list of integers, each" if wants_list else "an integer"
             return f"arch.{key} is {value!r}; it must be {kind} at least 1"
-    if len(a["layers"]) != len(a["block_inplanes"]):
-        return "arch.layers and arch.block_inplanes must have one entry per stage each"
+    if len(a["layers"]) != 4 or len(a["block_inplanes"]) != 4:
+        # MONAI's ResNet has four stages: three entries raised IndexError after this check
+        # passed, and a fifth was dropped but stored in the metadata as applied (a review)
+        return "arch.layers and arch.block_inplanes need one entry for each of the 4 stages"
     return None
 
 

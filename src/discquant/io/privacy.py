@@ -325,7 +325,9 @@ def identifier_tokens(
     if str(identity_removed or "").strip().upper() == "YES":
         return frozenset()
     pieces = [str(patient_id or ""), str(patient_name or "")]
-    pieces += str(patient_name or "").split("^")
+    components = str(patient_name or "").split("^")
+    # and each word of a component: "Ann Marie^Smith" is typed as "Ann Marie" too
+    pieces += components + [w for c in components for w in c.split()]
     pieces += _values(accession_number)
     pieces += _values(other_patient_ids)
     birth = str(birth_date or "").strip()
@@ -342,25 +344,40 @@ WITHHELD_WORD = "[withheld]"
 
 
 def redact_identifiers(text: str, tokens: frozenset[str]) -> str:
-    """``text`` with each word (between blanks and underscores) that holds one of
-    ``tokens`` (:func:`identifier_tokens`) replaced by ``[withheld]``.
+    """``text`` with the patient's identifiers (``tokens``, :func:`identifier_tokens`)
+    replaced by ``[withheld]``.
 
     For series descriptions: a technologist may type the patient's name into one (a user
     trial's ``T2 TSE SAG Janeqz`` reached the results JSON, the report and ``inspect``;
     PS3.15's basic profile removes the attribute). The rest of the description stays, as
-    it names the sequence.
+    it names the sequence. A name or an all-digit ID counts as a whole part between
+    punctuation (``Gitta`` is not withheld from ``SAGITTAL``, ID ``1000`` not from
+    ``b1000``) and only that part is withheld (``t2-tse-sag-[withheld]``); an ID of letters
+    and digits (``MRN-0012345``) withholds the word (between blanks and underscores) that
+    holds it anywhere.
 
     >>> t = identifier_tokens("MRN-0012345", "JANEQZ^MARY")
     >>> redact_identifiers("T2_TSE_SAG Janeqz", t), redact_identifiers("DWI MRN-0012345", t)
     ('T2_TSE_SAG [withheld]', 'DWI [withheld]')
+    >>> redact_identifiers("t2-tse-sag-Mary b1000", identifier_tokens("1000", "GITTA^MARY"))
+    't2-tse-sag-[withheld] b1000'
     """
     if not tokens:
         return text
-    return re.sub(
-        r"[^\s_]+",
-        lambda m: WITHHELD_WORD if label_holds_identifier(m.group(0), tokens) else m.group(0),
-        text,
-    )
+    ids = {t for t in tokens if not (t.isalpha() or t.isdigit())}
+    whole = tokens - ids
+
+    def word(match: re.Match[str]) -> str:
+        flat = _alnum(match.group(0))
+        if flat in whole or any(t in flat for t in ids):
+            return WITHHELD_WORD
+        return re.sub(
+            r"[A-Za-z0-9]+",
+            lambda part: WITHHELD_WORD if part.group(0).lower() in whole else part.group(0),
+            match.group(0),
+        )
+
+    return re.sub(r"[^\s_]+", word, text)
 
 
 def label_holds_identifier(label: str, tokens: frozenset[str]) -> bool:

@@ -34,6 +34,12 @@ missed must not pull the estimate towards its neighbour."""
 MIN_MATCHED_DISCS = 2
 """Fewer matched discs give no estimate."""
 
+MAX_CORRECTED_MM = 10.0
+"""Larger offsets are flagged, never corrected: lumbar discs lie 26-37 mm apart on the
+phantoms, so a T2 moved by more than about a third of that can meet the neighbouring disc
+on the b≈0 image (a review moved phantom 5000's T2 16-18 mm: matched to the neighbours,
+"corrected" by +12-13 mm)."""
+
 
 @dataclass(frozen=True)
 class DiscOffset:
@@ -46,15 +52,22 @@ class DiscOffset:
         own discs: the median over matched discs of each component; the left-right
         component is 0 (the slab's lateral coverage sets it, not the patient).
     n_discs
-        Discs matched.
+        Discs matched (each b≈0 disc to one T2 disc at most).
+    n_t2_discs
+        Lumbar discs of the T2 on the DWI grid.
     spread_mm
         The largest distance of one disc's offset from the median (mm): small when the
         whole spine moved as one.
+    same_names
+        Whether every matched b≈0 disc has the level name of its T2 disc (a match onto
+        the neighbouring disc has not, where the b≈0 image's names are right).
     """
 
     offset_mm: npt.NDArray[np.float64]
     n_discs: int
+    n_t2_discs: int
     spread_mm: float
+    same_names: bool
 
     @property
     def length_mm(self) -> float:
@@ -78,8 +91,8 @@ def count_discs(labels: Volume, *, lumbar: bool = False) -> int:
 
 
 def estimate_disc_offset(transferred: Volume, own: Volume) -> DiscOffset | None:
-    """Median offset from the transferred T2 lumbar discs to the nearest discs segmented on
-    the DWI b≈0 image itself.
+    """Median offset from the transferred T2 lumbar discs to the discs segmented on the
+    DWI b≈0 image itself, each matched one to one with the nearest.
 
     Parameters
     ----------
@@ -95,22 +108,34 @@ def estimate_disc_offset(transferred: Volume, own: Volume) -> DiscOffset | None:
         None when fewer than :data:`MIN_MATCHED_DISCS` discs match within
         :data:`MATCH_RADIUS_MM`.
     """
-    ours = np.array(list(_disc_centres(own, 100).values()))
-    if ours.size == 0:
+    ours = _disc_centres(own, 100)
+    theirs = _disc_centres(transferred, 120)
+    candidates = []  # (distance, T2 label, b0 label, offset)
+    for t2_label, centre in theirs.items():
+        for own_label, own_centre in ours.items():
+            d = own_centre - centre
+            d[0] = 0.0  # sagittal plane: anterior-posterior and superior-inferior
+            if np.linalg.norm(d) <= MATCH_RADIUS_MM:
+                candidates.append((float(np.linalg.norm(d)), t2_label, own_label, d))
+    pairs: list[tuple[int, int, npt.NDArray[np.float64]]] = []
+    used_t2: set[int] = set()
+    used_own: set[int] = set()
+    for _, t2_label, own_label, d in sorted(candidates, key=lambda c: c[0]):
+        if t2_label not in used_t2 and own_label not in used_own:  # nearest first, once each
+            pairs.append((t2_label, own_label, d))
+            used_t2.add(t2_label)
+            used_own.add(own_label)
+    if len(pairs) < MIN_MATCHED_DISCS:
         return None
-    offsets = []
-    for centre in _disc_centres(transferred, 120).values():
-        d = ours - centre
-        d[:, 0] = 0.0  # sagittal plane: anterior-posterior and superior-inferior
-        k = int(np.argmin(np.linalg.norm(d, axis=1)))
-        if np.linalg.norm(d[k]) <= MATCH_RADIUS_MM:
-            offsets.append(d[k])
-    if len(offsets) < MIN_MATCHED_DISCS:
-        return None
-    stacked = np.array(offsets)
+    stacked = np.array([d for _, _, d in pairs])
     median = np.median(stacked, axis=0)
-    spread = float(np.max(np.linalg.norm(stacked - median, axis=1)))
-    return DiscOffset(offset_mm=median, n_discs=len(offsets), spread_mm=spread)
+    return DiscOffset(
+        offset_mm=median,
+        n_discs=len(pairs),
+        n_t2_discs=len(theirs),
+        spread_mm=float(np.max(np.linalg.norm(stacked - median, axis=1))),
+        same_names=all(t == o for t, o, _ in pairs),
+    )
 
 
 def in_plane_voxel_mm(affine: npt.NDArray[np.float64]) -> float:

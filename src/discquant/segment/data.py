@@ -299,21 +299,23 @@ LABEL_VALUES = {"disc": "discs 100-199", "body": "vertebrae 1-25", "sacrum": "sa
                 "canal": "canal 61"}  # fmt: skip
 """The label values of each of :data:`LABELLED_CLASSES`, in words."""
 CONVENTION = (
-    "vertebrae 1-25 (T13 28), sacrum 26, spinal cord 60, canal 61, discs 100-199, endplates 200-299"
+    "vertebrae 1-25 (T13 28), sacrum 26, coccyx 27, spinal cord 60, canal 61, discs 100-199, "
+    "endplates 200-299"
 )
 """Every value of the VerSe/SPINEPS convention a label map may hold (0: unlabelled)."""
 
 
 def convention_class(value: int) -> str | None:
     """What a VerSe/SPINEPS label value stands for: one of :data:`LABELLED_CLASSES`;
-    ``""`` for a value of the convention that no network class has (T13 28, whose level
-    the network does not name; spinal cord 60; endplates 200-299); None for 0 and for a
+    ``""`` for a value of the convention that no network class has (coccyx 27, T13 28,
+    whose level the network does not name; spinal cord 60; endplates 200-299); None for 0
+    and for a
     value outside the convention (:data:`CONVENTION`)."""
     if 1 <= value <= 25:
         return "body"
     if 100 <= value < 200:
         return "disc"
-    named = {26: "sacrum", 61: "canal", 28: "", 60: ""}
+    named = {26: "sacrum", 61: "canal", 27: "", 28: "", 60: ""}
     if value in named:
         return named[value]
     return "" if 200 <= value < 300 else None

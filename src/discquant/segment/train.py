@@ -513,6 +513,12 @@ def _refuse_an_earlier_run(out_dir: Path, config: TrainConfig) -> None:
     found = [name for name in _RUN_FILES if (out_dir / name).exists()]
     if not found:
         return
+    if "model.pt" in found:  # a finished run whose last.pt was removed: not started over
+        raise InvalidInputError(
+            "the output folder holds a finished run's model.pt without its checkpoint "
+            "last.pt; use another --out folder (or remove model.pt to train it again)",
+            path=out_dir / "model.pt",
+        )
     saved = out_dir / "config.json"
     try:
         earlier = json.loads(saved.read_text())
