@@ -857,24 +857,7 @@ def test_a_t2_moved_against_the_dwi_is_put_back_on_the_dwi_discs(phantom: Phanto
     ADC moved by up to −40 % without a flag. The discs found on the b≈0 image give the
     shift; the masks are moved onto them, flagged and said."""
     ph = phantom
-    t2 = _moved(ph.t2, 5.0)
-    study = Study(
-        "ph",
-        (
-            Series(SeriesRole.T2, "test", "T2", t2, "sagittal"),
-            Series(SeriesRole.DWI, "test", "DWI", ph.dwi, "sagittal",
-                   bvals_s_per_mm2=ph.bvals, bvecs=ph.bvecs),
-        ),
-    )  # fmt: skip
-    t2_seg = SimpleNamespace(
-        labels=_moved(ph.labels_t2, 5.0), nucleus=_moved(ph.nucleus_t2, 5.0),
-        canal=None, levels=[], flags=[],
-    )  # fmt: skip
-    b0_seg = SimpleNamespace(labels=ph.labels_dwi, nucleus=ph.nucleus_dwi)
-
-    def segmenter(image: Volume) -> Any:  # the truth of whichever image it is given
-        return t2_seg if image.shape[:3] == t2.shape[:3] else b0_seg
-
+    study, segmenter = _moved_study(ph, 5.0)
     aligned = analyze(_study(ph), segmenter=_truth_segmenter(ph.labels_t2, ph.nucleus_t2))
     moved = analyze(study, segmenter=segmenter)
     unchecked = analyze(study, segmenter=segmenter, config=AnalysisConfig(max_dwi_offset_voxels=0))
