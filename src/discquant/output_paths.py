@@ -22,6 +22,7 @@ __all__ = [
     "check_output_folder",
     "check_subject_folder_free",
     "generated_by_discquant",
+    "sessions_inside",
     "split_study_label",
     "study_folder",
 ]
@@ -55,6 +56,15 @@ def study_folder(root: Path, label: str) -> Path:
     subject, session = split_study_label(label)
     folder = Path(root) / f"sub-{subject}"
     return folder / f"ses-{session}" if session is not None else folder
+
+
+def sessions_inside(out_dir: Path, label: str) -> list[str]:
+    """The ``ses-*`` output folders inside the folder of a study without a session
+    (``out_dir/sub-<id>/ses-*``), which its own outputs would replace; [] for a session."""
+    if split_study_label(label)[1] is not None:
+        return []
+    folder = study_folder(out_dir, label)
+    return sorted(p.name for p in folder.glob("ses-*") if p.is_dir()) if folder.is_dir() else []
 
 
 def generated_by_discquant(description: object) -> bool:
@@ -188,15 +198,13 @@ def check_subject_folder_free(
     import json
 
     folder = study_folder(out_dir, label)
-    if split_study_label(label)[1] is None and folder.is_dir():
-        sessions = sorted(p.name for p in folder.glob("ses-*") if p.is_dir())
-        if sessions:
-            raise InvalidInputError(
-                f"it holds the outputs of the subject's sessions ({', '.join(sessions)}), "
-                "which outputs without a session would replace; analyse one session's "
-                "folder (sub-X/ses-Y), or write elsewhere",
-                path=folder,
-            )
+    if sessions := sessions_inside(out_dir, label):
+        raise InvalidInputError(
+            f"it holds the outputs of the subject's sessions ({', '.join(sessions)}), "
+            "which outputs without a session would replace; analyse one session's "
+            "folder (sub-X/ses-Y), or write elsewhere",
+            path=folder,
+        )
     document = folder / f"sub-{label}_results.json"
     try:
         previous = json.loads(document.read_text(encoding="utf-8")).get("subject")

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from discquant.output_paths import COHORT_STATE_DIR, split_study_label, study_folder
+from discquant.output_paths import COHORT_STATE_DIR, sessions_inside, study_folder
 
 STATE_DIR = COHORT_STATE_DIR
 DONE_STATUSES = ("complete", "partial")
@@ -108,21 +108,13 @@ def move_into_place(written: Path, out_dir: Path, subject: str) -> Path:
     raise OSError(f"could not move {written} to {target}")
 
 
-def sessions_inside(out_dir: Path, subject: str) -> list[str]:
-    """The ``ses-*`` output folders inside the folder of a study without a session
-    (``DIR/sub-<id>/ses-*``), which its own outputs would replace; [] for a session."""
-    if split_study_label(subject)[1] is not None:
-        return []
-    folder = subject_dir(out_dir, subject)
-    return sorted(p.name for p in folder.glob("ses-*") if p.is_dir()) if folder.is_dir() else []
-
-
 def remove_outputs(out_dir: Path, subject: str) -> bool:
     """Remove ``DIR/sub-<id>/`` (outputs of an earlier run of a study that has now failed).
 
     The folder is renamed aside first and deleted after, so it is at every moment whole or
     absent. Returns whether there was one. A subject's folder that holds its sessions'
-    outputs (:func:`sessions_inside`) is not removed for a study without a session.
+    outputs (:func:`~discquant.output_paths.sessions_inside`) is not removed for a study
+    without a session.
     """
     target = subject_dir(out_dir, subject)
     if not target.exists() or sessions_inside(out_dir, subject):

@@ -30,6 +30,7 @@ from discquant import __version__
 from discquant.cohort import records
 from discquant.cohort.manifest import CohortStudy, input_fingerprint, missing_inputs
 from discquant.errors import DiscquantError, InputNotFoundError, InvalidInputError, ModelError
+from discquant.output_paths import sessions_inside
 from discquant.pipeline import AnalysisConfig, StudyInputs
 
 log = logging.getLogger(__name__)
@@ -538,7 +539,7 @@ def process_study(
         # A resumed run that redid every study after an update said only "complete" (a
         # user trial took it for a failed resume).
         redone = ", ".join(records.key_differences(old.get("key", {}), key))
-    if sessions := records.sessions_inside(out, study.subject):
+    if sessions := sessions_inside(out, study.subject):
         # another run's sessions of this subject: outputs without a session would replace
         # sub-<id>/ and them with it (two manifests on one folder)
         refused = InvalidInputError(

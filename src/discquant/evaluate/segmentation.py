@@ -422,17 +422,6 @@ def check_outputs_not_inputs(pred: Path, ref: Path, outputs: dict[str, Path]) ->
             )
 
 
-def _label_list(labels: Sequence[int]) -> str:
-    """``1-5``, ``17-26, 117-124``: sorted labels as runs of consecutive values."""
-    runs: list[list[int]] = []
-    for v in sorted(labels):
-        if runs and v == runs[-1][-1] + 1:
-            runs[-1].append(v)
-        else:
-            runs.append([v])
-    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
-
-
 def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
     """Match ``sub-*`` NIfTI files in two folders and score every pair.
 
@@ -460,7 +449,7 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
 
     from discquant.errors import InputNotFoundError, InvalidInputError
     from discquant.io.nifti import read_volume
-    from discquant.segment.levels import SACRUM
+    from discquant.segment.levels import SACRUM, label_runs
 
     refs, preds = _label_maps(ref_dir, references=True), _label_maps(pred_dir, announce=True)
     common = sorted(set(refs) & set(preds))
@@ -560,8 +549,8 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
             # Another label convention (lumbar-t2-discs: discs 1-5) scored Dice 0 at every
             # level without a word. A prediction of nothing is a prediction, not this.
             not_shared[sub] = {
-                "reference": _label_list(ref_levels),
-                "prediction": _label_list(pred_levels),
+                "reference": label_runs(ref_levels),
+                "prediction": label_runs(pred_levels),
             }
         elif pred_levels:
             n_sharing += 1

@@ -33,6 +33,7 @@ import torch
 from discquant.errors import InvalidInputError
 from discquant.io.nifti import read_volume
 from discquant.io.study import Volume
+from discquant.segment.levels import label_runs
 from discquant.segment.network import IGNORE
 from discquant.segment.preprocess import reorient, to_network_grid
 
@@ -321,17 +322,6 @@ def convention_class(value: int) -> str | None:
     return "" if 200 <= value < 300 else None
 
 
-def _value_ranges(values: Sequence[int]) -> str:
-    """Sorted integers in words, runs of consecutive ones as ranges: ``1-5, 26, 1000``."""
-    runs: list[list[int]] = []
-    for v in sorted(values):
-        if runs and v == runs[-1][-1] + 1:
-            runs[-1].append(v)
-        else:
-            runs.append([v])
-    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
-
-
 def label_values_problem(values: Sequence[int], labelled: Sequence[str]) -> str | None:
     """Why a label map of a labelled set holding ``values`` (0 included) is not in the
     VerSe/SPINEPS convention for the classes ``labelled``, or None.
@@ -345,11 +335,11 @@ def label_values_problem(values: Sequence[int], labelled: Sequence[str]) -> str 
     expected = ", ".join(LABEL_VALUES[c] for c in labelled if c in LABEL_VALUES)
     if outside:
         return (
-            f"label map holds {_value_ranges(outside)}, outside the VerSe/SPINEPS convention "
+            f"label map holds {label_runs(outside)}, outside the VerSe/SPINEPS convention "
             f"({CONVENTION}); relabel it (labelled: {', '.join(labelled)} expects {expected})"
         )
     if not any(convention_class(v) in labelled for v in values):
-        found = _value_ranges([v for v in values if v != 0]) or "0 only"
+        found = label_runs([v for v in values if v != 0]) or "0 only"
         return (
             f"label map holds {found} but no value of its declared classes ({expected}): "
             "another label convention? relabel it to VerSe/SPINEPS, or declare the classes "

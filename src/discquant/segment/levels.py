@@ -29,6 +29,7 @@ Naming works on class maps (background / body / disc / sacrum) on the reoriented
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -668,3 +669,18 @@ def name_levels(
         vert = np.where(dist.min(axis=1) > 60.0, 0, vert)
         out[tuple(idx.T)] = np.where(out[tuple(idx.T)] == 0, vert, out[tuple(idx.T)])
     return NamedLevels(labels=out, levels=levels, flags=sorted(set(flags)))
+
+
+def label_runs(labels: Sequence[int]) -> str:
+    """Sorted labels in words, runs of consecutive values as ranges (for messages).
+
+    >>> label_runs([26, 3, 1, 2, 1000, 117, 118])
+    '1-3, 26, 117-118, 1000'
+    """
+    runs: list[list[int]] = []
+    for v in sorted(labels):
+        if runs and v == runs[-1][-1] + 1:
+            runs[-1].append(v)
+        else:
+            runs.append([v])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
