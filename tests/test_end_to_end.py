@@ -208,6 +208,35 @@ def test_dicom_seg_references_the_source_t2_and_no_patient_name_leaks(
         assert ds.StudyInstanceUID == pydicom.dcmread(t2_files[0]).StudyInstanceUID
 
 
+def test_dicom_sr_lists_the_dwi_it_measured_the_adc_on(
+    phantom: tuple[Path, PhantomTruth], from_dicom: tuple[Path, Result]
+) -> None:
+    """The SR's ADC values come from the raw DWI (discquant fitted it): its evidence lists
+    every DWI image beside the T2 and the SEG, and not the scanner's ADC map, which was
+    not used. Before, a PACS reader could not tell which series the ADC came from."""
+    out, _ = from_dicom
+    source = phantom[0] / "sourcedata" / "dicom" / f"sub-{SUBJECT}"
+
+    def uids(folder: str) -> set[str]:
+        files = (source / folder).glob("*.dcm")
+        return {pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID for f in files}
+
+    sub = out / f"sub-{SUBJECT}"
+    sr = pydicom.dcmread(sub / f"sub-{SUBJECT}_desc-discs_sr.dcm")
+    seg = pydicom.dcmread(sub / f"sub-{SUBJECT}_desc-discs_seg.dcm", stop_before_pixels=True)
+    listed = {
+        item.ReferencedSOPInstanceUID
+        for study in sr.CurrentRequestedProcedureEvidenceSequence
+        for series in study.ReferencedSeriesSequence
+        for item in series.ReferencedSOPSequence
+    }
+    dwi, t2, scanner_adc = uids("DWI_EPI_SAG"), uids("T2_TSE_SAG"), uids("DWI_EPI_SAG_ADC")
+    assert len(dwi) == 45 and len(t2) == 15
+    assert listed == dwi | t2 | {seg.SOPInstanceUID}
+    assert not listed & scanner_adc
+    assert "PertinentOtherEvidenceSequence" not in sr  # one study
+
+
 def _assert_no_discs(
     out: Path, subject: str, res: Result, why: str = "no lumbar discs found"
 ) -> None:

@@ -71,6 +71,7 @@ __all__ = [
     "analyze",
     "load_inputs",
     "run_study",
+    "source_adc_datasets",
     "source_t2_datasets",
 ]
 
@@ -935,6 +936,19 @@ def source_t2_datasets(study: Study) -> list[Any] | None:
     return read_source_datasets(t2.provenance.source_paths)
 
 
+def source_adc_datasets(study: Study, result: AnalysisResult) -> list[Any] | None:
+    """The headers of the DICOM series the ADC values come from (the raw DWI discquant
+    fitted, or the scanner's ADC map used as it is), for the SR's evidence; None when the
+    analysis has no ADC map or that series was not read from DICOM."""
+    from discquant.io.dicom import read_source_datasets
+
+    source = result.provenance.get("adc_source")
+    series = study.dwi if source == "discquant" else study.adc if source == "scanner" else None
+    if result.adc_map is None or series is None or not series.provenance.sop_instance_uids:
+        return None
+    return read_source_datasets(series.provenance.source_paths, pixels=False)
+
+
 def _reads_nifti(path: Path) -> bool:
     """Whether ``path`` is a folder whose import reads NIfTI files (a BIDS subject, a
     folder of NIfTI), where outputs written inside would be read back as inputs. The
@@ -996,6 +1010,7 @@ def run_study(
     from discquant.outputs.write import DICOM_NOT_REQUESTED, NO_SOURCE_DICOM
 
     datasets = source_t2_datasets(study) if dicom else None
+    adc_datasets = source_adc_datasets(study, result) if datasets else None
     if dicom and datasets is None:
         result.warnings.append("--dicom needs DICOM input with a T2 series; no SEG/SR written")
     dicom_t2 = study.t2 is not None and bool(study.t2.provenance.sop_instance_uids)
@@ -1004,6 +1019,7 @@ def run_study(
         out_dir,
         keep_phi=keep_phi,
         source_t2_datasets=datasets,
+        source_adc_datasets=adc_datasets,
         no_dicom_reason=DICOM_NOT_REQUESTED if dicom_t2 and not dicom else NO_SOURCE_DICOM,
     )
     return result, paths

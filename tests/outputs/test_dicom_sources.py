@@ -20,9 +20,9 @@ import pytest
 from tests.outputs.conftest import Synthetic
 
 from discquant.cli._summary import exit_code_for
-from discquant.io.study import Provenance, Series, SeriesRole, Study
+from discquant.io.study import Provenance, Series, SeriesRole, Study, Volume
 from discquant.outputs import write_outputs
-from discquant.pipeline import source_t2_datasets
+from discquant.pipeline import source_adc_datasets, source_t2_datasets
 from discquant.results import LEVELS, AnalysisResult, DiscResult
 
 ANONYMISED = (
@@ -418,3 +418,80 @@ def _item(**attributes: str) -> pydicom.Dataset:
     for keyword, value in attributes.items():
         setattr(item, keyword, value)
     return item
+
+
+def test_sr_lists_the_adc_source_of_another_study_as_other_evidence(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """The images the ADC came from go to the SR's evidence: those of the T2's study in
+    the Current Requested Procedure Evidence, a DWI of another study (a repeat visit's
+    diffusion sent with the T2) in the Pertinent Other Evidence, never dropped."""
+    dwi = []
+    for k, ds in enumerate(synthetic.datasets[:3]):
+        copy_ = copy.deepcopy(ds)
+        copy_.StudyInstanceUID = "1.2.3.4.99"
+        copy_.SeriesInstanceUID = "1.2.3.4.99.1"
+        copy_.SOPInstanceUID = f"1.2.3.4.99.1.{k + 1}"
+        dwi.append(copy_)
+    paths = write_outputs(
+        _own_result(synthetic),
+        tmp_path,
+        source_t2_datasets=synthetic.datasets,
+        source_adc_datasets=dwi,
+    )
+    assert paths.dicom_sr is not None
+    sr = pydicom.dcmread(paths.dicom_sr)
+    other = sr.PertinentOtherEvidenceSequence
+    assert [s.StudyInstanceUID for s in other] == ["1.2.3.4.99"]
+    items = other[0].ReferencedSeriesSequence[0].ReferencedSOPSequence
+    assert [i.ReferencedSOPInstanceUID for i in items] == [f"1.2.3.4.99.1.{k}" for k in (1, 2, 3)]
+    current = {
+        item.ReferencedSOPInstanceUID
+        for study in sr.CurrentRequestedProcedureEvidenceSequence
+        for series in study.ReferencedSeriesSequence
+        for item in series.ReferencedSOPSequence
+    }
+    assert {str(ds.SOPInstanceUID) for ds in synthetic.datasets} < current
+
+
+def _series(role: SeriesRole, uids: tuple[str, ...], paths: tuple[Path, ...]) -> Series:
+    image = Volume(np.zeros((2, 2, 2), np.float32), np.eye(4))
+    provenance = Provenance(source_paths=paths, sop_instance_uids=uids)
+    return Series(role, "test", role.value, image, "sagittal", provenance=provenance)
+
+
+@pytest.mark.parametrize(
+    ("adc_source", "has_map", "expected"),
+    [("discquant", True, "dwi"), ("scanner", True, "adc"), ("discquant", False, None)],
+)
+def test_source_adc_datasets_are_the_series_the_adc_came_from(
+    synthetic: Synthetic, tmp_path: Path, adc_source: str, has_map: bool, expected: str | None
+) -> None:
+    """Raw DWI fitted by discquant, or the scanner's ADC map used as it is; none without
+    an ADC map (the diffusion stage failed): the SR must not claim a source it did not use."""
+    files = {}
+    for role in ("dwi", "adc"):
+        path = tmp_path / f"{role}.dcm"
+        ds = copy.deepcopy(synthetic.datasets[0])
+        ds.SOPInstanceUID = f"1.2.3.{len(files) + 1}"
+        path.write_bytes(_dicom_bytes(ds))
+        files[role] = (str(ds.SOPInstanceUID), path)
+    study = Study(
+        "s",
+        tuple(
+            _series(role, (files[key][0],), (files[key][1],))
+            for role, key in ((SeriesRole.DWI, "dwi"), (SeriesRole.ADC, "adc"))
+        ),
+    )
+    result = dataclasses.replace(
+        synthetic.result,
+        adc_map=synthetic.result.adc_map if has_map else None,
+        provenance={**synthetic.result.provenance, "adc_source": adc_source},
+    )
+    datasets = source_adc_datasets(study, result)
+    if expected is None:
+        assert datasets is None
+    else:
+        assert datasets is not None
+        assert [str(ds.SOPInstanceUID) for ds in datasets] == [files[expected][0]]
+        assert "PixelData" not in datasets[0]  # headers only

@@ -880,9 +880,10 @@ def _convert_series(
     return images
 
 
-def read_source_datasets(paths: Sequence[Path]) -> list[Any] | None:
-    """The source DICOM datasets of a series, read again with pydicom (with pixel data), for
-    writers that must reference them (DICOM SEG and SR); None when none can be read.
+def read_source_datasets(paths: Sequence[Path], *, pixels: bool = True) -> list[Any] | None:
+    """The source DICOM datasets of a series, read again with pydicom, for writers that
+    must reference them (DICOM SEG and SR); None when none can be read. ``pixels=False``
+    reads the headers only (an SR lists the diffusion images it used by their UIDs).
 
     A file that cannot be read is left out with a warning (the SEG/SR reference the
     others). gzip'd DICOM, as some archives keep them, often without a ``.gz`` suffix, is
@@ -899,9 +900,9 @@ def read_source_datasets(paths: Sequence[Path]) -> list[Any] | None:
                 gzipped = raw.read(len(_GZIP_MAGIC)) == _GZIP_MAGIC
             if gzipped:
                 with gzip.open(path) as fh:
-                    datasets.append(pydicom.dcmread(fh))
+                    datasets.append(pydicom.dcmread(fh, stop_before_pixels=not pixels))
             else:
-                datasets.append(pydicom.dcmread(path))
+                datasets.append(pydicom.dcmread(path, stop_before_pixels=not pixels))
         except Exception as exc:  # unreadable source: SEG/SR cannot reference it
             log.warning("cannot re-read source DICOM %s: %s", path, exc)
     return datasets or None

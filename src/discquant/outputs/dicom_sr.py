@@ -21,7 +21,8 @@ de-identified SR must not carry; the results JSON holds them.
 No standard code exists for the Pfirrmann grade or for discquant's regions, so they use a
 private coding scheme, ``99DISCQUANT`` (PS3.16 allows local schemes prefixed "99").
 When ``seg_path`` is given, every group also references its disc's segment in that SEG
-(TID 1411 volumetric ROI), so a viewer can show the region the numbers come from.
+(TID 1411 volumetric ROI), so a viewer can show the region the numbers come from. The
+diffusion images the ADC values were computed from are listed in the SR's evidence.
 """
 
 from __future__ import annotations
@@ -310,9 +311,15 @@ def write_dicom_sr(
     out_path: Path,
     *,
     seg_path: Path | None = None,
+    adc_datasets: Sequence[Any] | None = None,
     deidentify_as: str | None = None,
 ) -> Path:
     """Write the per-disc measurement report as a Comprehensive 3D SR.
+
+    Its evidence is the T2 images, the SEG (``seg_path``) and ``adc_datasets``, the DICOM
+    images the ADC values come from (raw DWI or the scanner's ADC map; headers suffice):
+    those of the T2's study are listed in the Current Requested Procedure Evidence
+    Sequence, those of another study in the Pertinent Other Evidence Sequence.
 
     ``deidentify_as``, when given, replaces the patient module copied from the evidence
     with that subject label and removes the source's study description and equipment
@@ -389,7 +396,11 @@ def write_dicom_sr(
     )
     if result.flags:
         report[0].ContentSequence.append(_study_flags_container(result.flags))
-    evidence = with_type2_attributes(source_t2_datasets) + ([seg] if seg is not None else [])
+    evidence = [
+        *with_type2_attributes(source_t2_datasets),
+        *([seg] if seg is not None else []),
+        *(adc_datasets or []),
+    ]
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence,
         content=report,

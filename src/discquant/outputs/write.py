@@ -286,6 +286,7 @@ def _write_subject(
     *,
     keep_phi: bool,
     source_t2_datasets: Sequence[Any] | None,
+    source_adc_datasets: Sequence[Any] | None,
     no_dicom_reason: str,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Write all subject files into ``tmp``; return (written name -> file name, skipped)."""
@@ -352,7 +353,12 @@ def _write_subject(
             "dicom_sr",
             sr_path,
             lambda path: write_dicom_sr(
-                result, source_t2_datasets, path, seg_path=seg_path, deidentify_as=deidentify_as
+                result,
+                source_t2_datasets,
+                path,
+                seg_path=seg_path,
+                adc_datasets=source_adc_datasets,
+                deidentify_as=deidentify_as,
             ),
             result=result,
             skipped=skipped,
@@ -417,6 +423,7 @@ def write_outputs(
     *,
     keep_phi: bool = False,
     source_t2_datasets: Sequence[Any] | None = None,
+    source_adc_datasets: Sequence[Any] | None = None,
     no_dicom_reason: str = NO_SOURCE_DICOM,
 ) -> OutputPaths:
     """Write the BIDS derivative outputs of one analysis.
@@ -445,6 +452,12 @@ def write_outputs(
         same way (stage ``report``). An OSError (disk full) while writing any file, the
         SEG, SR and report included, fails the whole subject: it is raised, nothing of
         the subject is written and a previous subject folder is left as it was.
+    source_adc_datasets
+        The DICOM images the ADC values come from (the raw DWI, or the scanner's ADC map;
+        headers are enough): the SR lists them as evidence beside the T2 and the SEG, so a
+        reader can find the series behind every ADC (``Current Requested Procedure
+        Evidence`` when they are of the T2's study, ``Pertinent Other Evidence`` when not).
+        Without them the SR references the T2 and the SEG only.
     no_dicom_reason
         Why no SEG and SR were written, when ``source_t2_datasets`` is not given (in
         ``skipped`` and the results JSON): :data:`NO_SOURCE_DICOM`, or
@@ -481,6 +494,7 @@ def write_outputs(
             label,
             keep_phi=keep_phi,
             source_t2_datasets=source_t2_datasets,
+            source_adc_datasets=source_adc_datasets,
             no_dicom_reason=no_dicom_reason,
         )
         description = ensure_dataset_description(root)
