@@ -313,6 +313,31 @@ def test_option_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], prob
     assert problem in line and "--help" in line, line
 
 
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["calibrate", "pairs.csv", "-o", "new/"], "'--out' / '-o'"),
+        (["adc", "dwi.nii.gz", "-o", "new/"], "'--out' / '--output' / '-o'"),
+        (["segment", "t2.nii.gz", "-o", "new/"], "'--out' / '-o'"),
+        (["evaluate", "segment", "--pred", ".", "--ref", ".", "--json", "new/"], "'--json'"),
+        (["evaluate", "grade", "--pred", "pairs.csv", "--ref", "pairs.csv", "--json", "new/"],
+         "'--json'"),
+        (["evaluate", "grade", "--pred", "pairs.csv", "--ref", "pairs.csv", "--bland-altman",
+          "--plot", "new/"], "'--plot'"),
+    ],
+    ids=["calibrate", "adc", "segment", "evaluate-segment-json", "evaluate-grade-json",
+         "evaluate-grade-plot"],
+)  # fmt: skip
+def test_an_output_file_named_as_a_folder_is_refused(
+    inputs: Path, args: list[str], option: str
+) -> None:
+    """`calibrate -o results/` wrote a file named `results` (pathlib drops the '/')."""
+    given = [f"{inputs}/{a}" if a.endswith((".csv", ".gz", "/")) else a for a in args]
+    line = _cli_error(given, cwd=inputs)
+    assert f"Invalid value for {option}: '{inputs / 'new'}/' ends with '/'" in line, line
+    assert not (inputs / "new").exists()
+
+
 def test_ctrl_c_says_so_and_exits_130(capsys: pytest.CaptureFixture[str]) -> None:
     # analyze interrupted exited 130 without a word
     with pytest.raises(typer.Exit) as done, user_errors():

@@ -40,6 +40,15 @@ GradingModelOption = Annotated[
 ]
 
 
+def output_file(value: str) -> Path:
+    """Typer parser of an option naming an output file: a name ending in ``/`` is refused
+    (exit 2, naming the option and the value) before the command runs. pathlib drops the
+    ``/``, so ``calibrate -o results/`` wrote a file named ``results``."""
+    if value.endswith(("/", os.sep)):
+        raise typer.BadParameter(f"{value!r} ends with '/': name a file, not a folder")
+    return Path(value)
+
+
 def setup_logging(*, quiet: bool = False, verbose: bool = False) -> None:
     """Log to stderr: rich on a terminal, plain lines otherwise."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose else logging.INFO)

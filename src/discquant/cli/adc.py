@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from discquant.cli._common import setup_logging, user_errors
+from discquant.cli._common import output_file, setup_logging, user_errors
 from discquant.output_paths import check_output_file
 
 METHOD_HELP = "two-point | ols | wls (weights Ŝ², default) | nlls (bounded, from WLS)."
@@ -27,6 +27,7 @@ def adc_cmd(
             "--out",
             "--output",
             "-o",
+            parser=output_file,
             help="Output ADC NIfTI (.nii or .nii.gz); --output is the same option.",
         ),
     ],

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from discquant.cli._common import setup_logging, user_errors
+from discquant.cli._common import output_file, setup_logging, user_errors
 from discquant.output_paths import check_output_file
 
 
@@ -35,7 +35,10 @@ def _numbers(column: Any, name: str, lines: list[int], path: Path) -> Any:
 
 def calibrate_cmd(
     pairs: Annotated[Path, typer.Argument(help="CSV/TSV with paired ADC and water values.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Calibration file to write (JSON).")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", parser=output_file, help="Calibration file to write (JSON)."),
+    ],
     adc_column: Annotated[str, typer.Option(help="Column with nucleus ADC in µm²/ms.")] = "adc",
     water_column: Annotated[str, typer.Option(help="Column with water content in %.")] = "water",
     label: Annotated[

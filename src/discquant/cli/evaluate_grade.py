@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from discquant.cli._common import output_file
+
 
 def evaluate_grade_cmd(
     pred: Path = typer.Option(
@@ -33,10 +35,13 @@ def evaluate_grade_cmd(
     score_column: str | None = typer.Option(
         None, help="With --binary: probability column in --pred (ROC AUC), e.g. p_herniation."
     ),
-    plot: Path | None = typer.Option(None, help="Bland-Altman plot (PNG) path."),
+    plot: Path | None = typer.Option(
+        None, parser=output_file, help="Bland-Altman plot (PNG) path."
+    ),
     json_out: Path | None = typer.Option(
         None,
         "--json",
+        parser=output_file,
         help="Write every figure and confusion matrix as JSON to this file; '-' prints it "
         "on stdout (the summary then goes to stderr).",
     ),

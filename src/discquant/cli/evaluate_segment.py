@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from discquant.cli._common import output_file
+
 
 def evaluate_segment_cmd(
     pred: Path = typer.Option(
@@ -25,7 +27,10 @@ def evaluate_segment_cmd(
         "over).",
     ),
     json_out: Path | None = typer.Option(
-        None, "--json", help="Also write the results as JSON (never over a file the command reads)."
+        None,
+        "--json",
+        parser=output_file,
+        help="Also write the results as JSON (never over a file the command reads).",
     ),
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:

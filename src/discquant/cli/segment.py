@@ -6,10 +6,14 @@ from pathlib import Path
 
 import typer
 
+from discquant.cli._common import output_file
+
 
 def segment_cmd(
     image: Path = typer.Argument(..., help="Sagittal T2 (or DWI b0/trace) NIfTI image."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output label map, e.g. seg.nii.gz."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", parser=output_file, help="Output label map, e.g. seg.nii.gz."
+    ),
     model: Path | None = typer.Option(None, help="Weights file (default: the shipped model)."),
     device: str = typer.Option("cpu", help="cpu or cuda."),
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
