@@ -136,6 +136,14 @@ def test_os_error_without_a_file_is_not_hidden() -> None:
             "epochs: Input should be a valid integer, unable to parse string as an integer; "
             "foo: Extra inputs are not permitted",
         ),
+        # the errors a run raised from the configuration's values named no file
+        (["train", "segment"], "steps: 5\n", "steps is 5; a run needs at least 20"),
+        (
+            ["train", "segment"],
+            "data_root: null\npatient_groups: [[a, b]]\nval_subjects: [a]\ntrain_subjects: [b]\n",
+            "a (validation) and b (training) are one patient",
+        ),
+        (["train", "grade"], "sudirman: null\nspider: null\n", "names no training data"),
     ],
 )
 def test_a_bad_training_configuration_is_one_line_exit_2(
@@ -305,6 +313,8 @@ def test_analyze_writes_a_session_in_the_bids_derivatives_layout(tmp_path: Path)
         # blamed the YAML file, which had no seed
         (["train", "grade", "--config", "c.yaml", "--out", "o", "--seed", "-1"], "'--seed'"),
         (["phantom", "--out", "p", "--directions", "bogus"], "--directions must be trace or 3dir"),
+        # blamed the YAML file, which said epochs: 40
+        (["train", "grade", "--config", "c.yaml", "--out", "o", "--epochs", "0"], "'--epochs'"),
     ],
 )
 def test_option_errors_are_one_line_exit_2(tmp_path: Path, args: list[str], problem: str) -> None:
@@ -336,6 +346,15 @@ def test_an_output_file_named_as_a_folder_is_refused(
     line = _cli_error(given, cwd=inputs)
     assert f"Invalid value for {option}: '{inputs / 'new'}/' ends with '/'" in line, line
     assert not (inputs / "new").exists()
+
+
+def test_a_steps_option_too_small_names_the_option_not_the_file(tmp_path: Path) -> None:
+    """`--steps 5` over a file saying `steps: 100` blamed the file."""
+    config = tmp_path / "c.yaml"
+    config.write_text("steps: 100\n")
+    args = ["train", "segment", "--config", str(config), "--out", "o", "--steps", "5"]
+    line = _cli_error(args, cwd=tmp_path)
+    assert line == "discquant: error: --steps 5: a run needs at least 20"
 
 
 def test_ctrl_c_says_so_and_exits_130(capsys: pytest.CaptureFixture[str]) -> None:

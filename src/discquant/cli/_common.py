@@ -49,6 +49,21 @@ def output_file(value: str) -> Path:
     return Path(value)
 
 
+@contextmanager
+def about_config(config: Path) -> Iterator[None]:
+    """Name ``config`` in a training run's errors that name no file: the split, the
+    ``steps`` and the data a configuration asks for ("holdout_patients 50 leaves 3 of 53
+    patients to train on") said no file. Errors about a data file keep their path."""
+    from discquant.errors import DiscquantError
+
+    try:
+        yield
+    except DiscquantError as exc:
+        if exc.path is not None:
+            raise
+        raise type(exc)(exc.reason, path=config) from exc
+
+
 def setup_logging(*, quiet: bool = False, verbose: bool = False) -> None:
     """Log to stderr: rich on a terminal, plain lines otherwise."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose else logging.INFO)

@@ -11,7 +11,7 @@ def train_grade_cmd(
     config: Path = typer.Option(..., "--config", help="YAML training configuration."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
     seed: int | None = typer.Option(None, min=0, max=2**32 - 1, help="Override the random seed."),
-    epochs: int | None = typer.Option(None, help="Override the number of epochs."),
+    epochs: int | None = typer.Option(None, min=1, help="Override the number of epochs."),
     cv: bool | None = typer.Option(
         None, "--cv/--no-cv", help="Patient-level cross-validation on/off (default: config)."
     ),
@@ -46,6 +46,7 @@ def train_grade_cmd(
     from discquant.cli._common import (
         INTERRUPTED,
         INTERRUPTED_RESUME,
+        about_config,
         setup_logging,
         user_errors,
     )
@@ -82,7 +83,8 @@ def train_grade_cmd(
         # Only the cross-validation resumes (its fold checkpoints are reused); a final
         # network alone is trained again from the start.
         resumes = cfg.cross_validate
-        with user_errors(interrupted=INTERRUPTED_RESUME if resumes else INTERRUPTED):
+        interrupted = INTERRUPTED_RESUME if resumes else INTERRUPTED
+        with user_errors(interrupted=interrupted), about_config(config):
             summary = run_training(cfg, out)  # reads and checks the data before creating out
         summary.pop("final_losses", None)
         if not quiet:  # its figures are in OUT/*_metrics.json (README: --quiet prints errors only)

@@ -16,21 +16,23 @@ def train_segment_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:
     """Train the disc/vertebra segmentation network (writes model.pt, log.jsonl, checkpoints)."""
-    from discquant.cli._common import INTERRUPTED_RESUME, setup_logging, user_errors
+    from discquant.cli._common import INTERRUPTED_RESUME, about_config, setup_logging, user_errors
 
     setup_logging(quiet=quiet)
     with user_errors():
-        from discquant.errors import InputNotFoundError
+        from discquant.errors import InputNotFoundError, InvalidInputError
         from discquant.output_paths import check_output_folder
-        from discquant.segment.train import TrainConfig, train
+        from discquant.segment.train import MIN_STEPS, TrainConfig, train
 
+        if steps is not None and steps < MIN_STEPS:  # the option's, not the file's
+            raise InvalidInputError(f"--steps {steps}: a run needs at least {MIN_STEPS}")
         if not config.is_file():
             raise InputNotFoundError("training configuration not found", path=config)
         check_output_folder(out)  # before the data load (a file there failed after it)
         cfg = TrainConfig.from_yaml(config, steps=steps, seed=seed, data_root=data_root)
         # The run resumes from its checkpoint in --out (last.pt), as cohort resumes studies.
-        with user_errors(interrupted=INTERRUPTED_RESUME):  # a run resumes from last.pt
-            final = train(cfg, out)
+        with user_errors(interrupted=INTERRUPTED_RESUME), about_config(config):
+            final = train(cfg, out)  # a run resumes from last.pt
         if quiet:  # README: --quiet prints only errors
             return
         if final.is_file():
