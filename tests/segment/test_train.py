@@ -48,8 +48,17 @@ def test_tiny_training_decreases_loss_and_resumes(shared_data: Path, tmp_path: P
     assert (out / "last.pt").is_file() and not (out / "model.pt").exists()
     assert torch.load(out / "last.pt", weights_only=True)["step"] == 15
     assert [s for s, _ in _losses(out)] == [10]
+    stopped_after_s = torch.load(out / "last.pt", weights_only=True)["elapsed_s"]
     final = train(_config(shared_data), out)
     steps_losses = _losses(out)
+    # elapsed_s counts the whole run: it restarted from 0 after the resume (step 20 read
+    # the time of 5 steps, less than step 10's)
+    elapsed = [
+        r["elapsed_s"]
+        for r in map(json.loads, (out / "log.jsonl").read_text().split("\n")[:-1])
+        if "loss" in r
+    ]
+    assert elapsed == sorted(elapsed) and elapsed[1] >= stopped_after_s >= elapsed[0]
     assert [s for s, _ in steps_losses] == [10, 20, 30, 40]  # resumed at 15, not restarted
     # The same as a run never interrupted: data order, augmentation and weights.
     whole = train(_config(shared_data), tmp_path / "whole")

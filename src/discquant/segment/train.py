@@ -410,12 +410,15 @@ def save_model(net: torch.nn.Module, config: TrainConfig, path: Path, **extra: A
 def validate(
     net: torch.nn.Module,
     subjects: Sequence[TrainSubject],
-    n_classes: int,
+    class_names: Sequence[str],
     *,
     context_mm: float = 0.0,
-) -> dict:
+) -> dict[str, float]:
     """Dice of each labelled group (not background) over each validation subject, on the
-    pixels whose label is certain about the group (``network.dice_pixels``)."""
+    pixels whose label is certain about the group (``network.dice_pixels``), keyed
+    ``subject/classes`` (``sub-fcs20/disc``; a group of several classes joins their names
+    with ``+``). The keys were ``sub-fcs20/group1``: which class that was depended on the
+    set's labelled classes."""
     net.eval()
     out: dict[str, float] = {}
     with torch.no_grad():
@@ -439,7 +442,8 @@ def validate(
                 # not monai's compute_dice: both empty gives no score here, NaN or 1.0 there
                 denom = pm.sum() + tm.sum()
                 if denom:
-                    out[f"{s.name}/group{gi}"] = float(2 * (pm & tm).sum() / denom)
+                    group = "+".join(class_names[c] for c in s.groups[gi])
+                    out[f"{s.name}/{group}"] = float(2 * (pm & tm).sum() / denom)
     net.train()
     return out
 
@@ -700,6 +704,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
     step = 0
     best = -1.0
     resumed_running: list[float] = []
+    elapsed_before_s = 0.0  # the training time of the runs this one resumes
     subjects = {
         "train": sorted(s.name for s in train_set),
         "validation": sorted(s.name for s in val),
@@ -727,6 +732,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
             step = int(ck["step"])
             best = float(ck.get("best", -1.0))
             resumed_running = [float(v) for v in ck.get("running", [])]
+            elapsed_before_s = float(ck.get("elapsed_s", 0.0))
             sampler.rng.bit_generator.state = ck["sampler_rng"]
             torch.set_rng_state(ck["torch_rng"])
             if "augment_rng" in ck:
@@ -750,7 +756,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
             (out_dir / name).unlink(missing_ok=True)
     (out_dir / "config.json").write_text(json.dumps(asdict(config), indent=2))
     log = (out_dir / "log.jsonl").open("a")
-    t0 = time.time()
+    t0 = time.time() - elapsed_before_s  # elapsed_s counts the whole run, not this part
     run_steps = 0
     # the losses since the last log line, kept in the checkpoint: the first line after a
     # resume averaged only the steps run since
@@ -771,6 +777,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
                 "settings": _resume_settings(config),
                 "subjects": subjects,
                 "running": list(running),
+                "elapsed_s": time.time() - t0,
             },
             last,
         )
@@ -800,7 +807,7 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
             logger.info("step %d loss %.4f", step, rec["loss"])
             running = []
         if val and (step % config.val_every == 0 or step == config.steps):
-            scores = validate(net, val, len(config.classes), context_mm=config.context_mm)
+            scores = validate(net, val, config.classes, context_mm=config.context_mm)
             mean = float(np.mean(list(scores.values()))) if scores else 0.0
             log.write(json.dumps({"step": step, "val_dice_mean": mean, "val": scores}) + "\n")
             log.flush()
