@@ -15,6 +15,7 @@ from discquant.grade.data import (
     spine_normals,
     sudirman_discs,
 )
+from discquant.results import LEVELS
 
 
 def test_overlapping_boxes_of_one_disc_are_merged() -> None:
@@ -137,6 +138,45 @@ def test_malformed_sudirman_inputs_are_one_line_errors(
     with pytest.raises(InvalidInputError) as err:
         sudirman_discs(root)
     assert problem in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        # a field too many shifted the columns: "line 2 (L4-L5): level '3' is not one of"
+        ("subject\tlevel\tpfirrmann_grade\ns1\tL4-L5\t3\tnote\n",
+         "line 2 has 4 field(s), the header has 3"),
+        # after a blank line every line number was one short
+        ("subject\tlevel\tpfirrmann_grade\n\ns1\tL4-L5\t7\n",
+         "line 3 (s1): Pfirrmann grade '7' in column pfirrmann_grade is not one of 1-5"),
+    ],
+)  # fmt: skip
+def test_gradings_rows_are_checked_and_named_by_their_line(
+    tmp_path: Path, text: str, problem: str
+) -> None:
+    from discquant.errors import InvalidInputError
+    from discquant.grade.data import read_gradings
+
+    path = tmp_path / "gradings.tsv"
+    path.write_text(text)
+    with pytest.raises(InvalidInputError) as err:
+        read_gradings(path, ("pfirrmann_grade",), levels=LEVELS, strict_levels=True)
+    assert str(err.value) == f"{path}: {problem}"
+
+
+@pytest.mark.parametrize("sep", [",", ";"])
+def test_gradings_saved_with_commas_or_semicolons_are_read(tmp_path: Path, sep: str) -> None:
+    """A spreadsheet's export was read as one column: "gradings have no subject, level,
+    pfirrmann_grade column"."""
+    from discquant.grade.data import read_gradings
+
+    path = tmp_path / "gradings.tsv"
+    rows = [["subject", "level", "pfirrmann_grade"], ["s1", "L4/L5", "3"], ["s1", "L5-S1", "5"]]
+    path.write_text("".join(sep.join(row) + "\n" for row in rows))
+    frame = read_gradings(path, ("pfirrmann_grade",), levels=LEVELS, strict_levels=True)
+    assert list(zip(frame["level"], frame["grade"], frame["line"], strict=True)) == [
+        ("L4-L5", 3, 2), ("L5-S1", 5, 3),
+    ]  # fmt: skip
 
 
 def test_a_corrupt_training_image_is_a_one_line_error(tmp_path: Path) -> None:

@@ -172,7 +172,8 @@ def read_gradings(
     Parameters
     ----------
     path
-        The tab-separated file: ``subject``, ``level`` and a grade column.
+        The table (tab-separated; commas and semicolons are recognised too): ``subject``,
+        ``level`` and a grade column.
     grade_columns
         Accepted names of the grade column, the first one present is used; its values
         become the integer column ``grade``.
@@ -188,15 +189,23 @@ def read_gradings(
     InputNotFoundError
         No such file.
     InvalidInputError
-        Unreadable, a column missing, a kept row whose grade is not 1-5 (the message
-        names the file, the line and the value), or a kept (subject, level) on two lines.
+        Unreadable, a row with more or fewer fields than the header (its line), a
+        column missing, a kept row whose grade is not 1-5 (the message names the file,
+        the line and the value), or a kept (subject, level) on two lines.
     """
     import pandas as pd
 
+    from discquant.delimited import data_row_lines, sniff_delimiter
+
     if not path.is_file():
         raise InputNotFoundError("gradings file not found", path=path)
+    # A table saved with commas was read as one column ("no subject, level, ... column"),
+    # and a row with a field too many shifted its columns ("level '3'"): the separator is
+    # found and every row's field count checked, with its line, before pandas reads it.
+    sep = sniff_delimiter(path, prefer="\t")
+    lines = data_row_lines(path, sep)
     try:
-        frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
+        frame = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise InvalidInputError(f"cannot read the gradings: {exc}", path=path) from exc
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -207,7 +216,7 @@ def read_gradings(
     if missing:
         raise InvalidInputError(f"gradings have no {', '.join(missing)} column", path=path)
     frame = frame.apply(lambda c: c.str.strip())
-    frame["line"] = np.arange(len(frame)) + 2  # line 1 is the header
+    frame["line"] = lines  # physical lines (blank lines skipped by pandas counted)
     if levels is not None and strict_levels:
         from discquant.results import normalise_level
 
