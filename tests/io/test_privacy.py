@@ -180,8 +180,8 @@ def test_identifier_tokens_hold_accession_other_ids_and_birth_date() -> None:
         birth_date="19580312",
     )
     assert removed == set()
-    # the old two-argument call still works
-    assert identifier_tokens("P0001", "DOE^JOHN") == {"p0001", "doejohn", "john"}
+    # the old two-argument call still works ("doe", 3 letters, for descriptions only)
+    assert identifier_tokens("P0001", "DOE^JOHN") == {"p0001", "doejohn", "john", "doe"}
 
 
 def _analyze_refused(folder: Path, out: Path) -> None:
@@ -307,7 +307,10 @@ def test_redaction_takes_whole_name_parts_and_each_word_of_a_name() -> None:
     from discquant.io.privacy import identifier_tokens, redact_identifiers
 
     ann = identifier_tokens("P-77", "Ann Marie^Smith")
-    assert redact_identifiers("T2 SAG Ann Marie Smith", ann) == "T2 SAG Ann [withheld] [withheld]"
+    # every word of it: "Ann" (3 letters) was kept until names under 4 letters counted
+    assert redact_identifiers("T2 SAG Ann Marie Smith", ann) == (
+        "T2 SAG [withheld] [withheld] [withheld]"
+    )
     assert redact_identifiers("T2_TSE_SAGITTAL", identifier_tokens("X", "Doe^Gitta")) == (
         "T2_TSE_SAGITTAL"
     )
@@ -317,3 +320,20 @@ def test_redaction_takes_whole_name_parts_and_each_word_of_a_name() -> None:
     assert redact_identifiers("DWI 1000", identifier_tokens("1000", "Q")) == "DWI [withheld]"
     sagi = identifier_tokens("X", "Sagi^Tal")
     assert redact_identifiers("t2-tse-sag-Sagi", sagi) == "t2-tse-sag-[withheld]"
+
+
+def test_short_names_are_withheld_from_descriptions_but_not_sought_in_labels() -> None:
+    """Names under 4 letters (Li, Ng, Wu, Tan) stayed in series descriptions. They are
+    compared as whole words there; inside labels and file names (substrings) they would
+    match by chance ("li" in "lumbar"), so labels still skip them."""
+    from discquant.io.privacy import identifier_tokens, label_holds_identifier, redact_identifiers
+
+    li = identifier_tokens("MRN-0012345", "LI^WEI")
+    assert redact_identifiers("T2 TSE SAG Li Wei", li) == "T2 TSE SAG [withheld] [withheld]"
+    assert redact_identifiers("t2_sag_li", li) == "t2_sag_[withheld]"
+    assert redact_identifiers("T2 SAG LIMITED FOV", li) == "T2 SAG LIMITED FOV"  # whole words
+    assert not label_holds_identifier("sub-lumbar01", li)
+    assert not label_holds_identifier("sub-wei", li)  # under 4 letters: not in labels
+    assert label_holds_identifier("sub-mrn0012345", li)
+    # an ID under 4 characters and a one-letter name part stay out everywhere
+    assert identifier_tokens("X7", "A^NG") == frozenset({"ng"})

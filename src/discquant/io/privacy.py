@@ -263,7 +263,13 @@ def deidentify_dataset(ds: Any, *, subject: str) -> None:
 
 MIN_IDENTIFIER_CHARS = 4
 """Identifier pieces shorter than this (a patient ID "7", a name part "Li") are not
-compared with labels: they would match by chance."""
+compared with labels and file names, where they are looked for inside words: they would
+match by chance."""
+
+MIN_NAME_WORD_CHARS = 2
+"""Name words this long (``Li``, ``Ng``, ``Wu``) are still withheld from series
+descriptions (:func:`redact_identifiers`), which compares whole words: the short names
+of many families were shown."""
 
 
 def _alnum(text: str) -> str:
@@ -320,14 +326,17 @@ def identifier_tokens(
     a pseudonymised dataset often carries the subject code as its PatientID, which is
     no identifier; its accession number and birth date, if any, are replaced or shifted
     as well, so the same rule covers them. Placeholders (:data:`PLACEHOLDER_IDENTIFIERS`)
-    and pieces shorter than :data:`MIN_IDENTIFIER_CHARS` are left out.
+    and pieces shorter than :data:`MIN_IDENTIFIER_CHARS` are left out, but for the
+    letters-only words of the name, kept from :data:`MIN_NAME_WORD_CHARS` (the short ones
+    serve :func:`redact_identifiers` alone).
     """
     if str(identity_removed or "").strip().upper() == "YES":
         return frozenset()
     pieces = [str(patient_id or ""), str(patient_name or "")]
     components = str(patient_name or "").split("^")
     # and each word of a component: "Ann Marie^Smith" is typed as "Ann Marie" too
-    pieces += components + [w for c in components for w in c.split()]
+    words = {_alnum(w) for c in components for w in c.split()}
+    pieces += components + list(words)
     pieces += _values(accession_number)
     pieces += _values(other_patient_ids)
     birth = str(birth_date or "").strip()
@@ -336,7 +345,11 @@ def identifier_tokens(
     return frozenset(
         t
         for t in map(_alnum, pieces)
-        if len(t) >= MIN_IDENTIFIER_CHARS and t not in PLACEHOLDER_IDENTIFIERS
+        if t not in PLACEHOLDER_IDENTIFIERS
+        and (
+            len(t) >= MIN_IDENTIFIER_CHARS
+            or (t in words and t.isalpha() and len(t) >= MIN_NAME_WORD_CHARS)
+        )
     )
 
 
@@ -361,6 +374,8 @@ def redact_identifiers(text: str, tokens: frozenset[str]) -> str:
     ('T2_TSE_SAG [withheld]', 'DWI [withheld]')
     >>> redact_identifiers("t2-tse-sag-Mary b1000", identifier_tokens("1000", "GITTA^MARY"))
     't2-tse-sag-[withheld] b1000'
+    >>> redact_identifiers("T2 SAG LI Wei", identifier_tokens("P7", "LI^WEI"))
+    'T2 SAG [withheld] [withheld]'
     """
     if not tokens:
         return text
@@ -391,5 +406,8 @@ def label_holds_identifier(label: str, tokens: frozenset[str]) -> bool:
     (True, False)
     """
     flat = _alnum(label)
+    long_enough = (t for t in tokens if len(t) >= MIN_IDENTIFIER_CHARS)  # "li" in "lumbar"
     # An all-digit ID counts only as a whole number: ID 0001 is not in label 00012.
-    return any(re.search(rf"(?<!\d){t}(?!\d)", flat) if t.isdigit() else t in flat for t in tokens)
+    return any(
+        re.search(rf"(?<!\d){t}(?!\d)", flat) if t.isdigit() else t in flat for t in long_enough
+    )
