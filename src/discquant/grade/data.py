@@ -247,9 +247,9 @@ def read_gradings(
     twice = frame[frame.duplicated(["subject", "level"], keep=False)]
     if len(twice):  # two grades for one disc: the last one silently won
         first = twice.iloc[0]
-        lines = ", ".join(str(v) for v in twice[twice["subject"] == first["subject"]]["line"])
+        on = ", ".join(str(v) for v in twice[twice["subject"] == first["subject"]]["line"])
         raise InvalidInputError(
-            f"{first['subject']} {first['level']} is graded on more than one line ({lines})",
+            f"{first['subject']} {first['level']} is graded on more than one line ({on})",
             path=path,
         )
     return frame.assign(grade=np.array(grades, dtype=int))
