@@ -6,6 +6,7 @@ phantom's truth; the end-to-end tests with the shipped network are in test_end_t
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -384,6 +385,46 @@ def test_t2_and_a_scanner_adc_map_from_different_studies_are_flagged(
         )
         assert ("frames_of_reference_differ" in res.flags) == flagged
         assert any("scanner ADC map have different frames" in w for w in res.warnings) == flagged
+        # A scanner map has no b≈0 image whose discs could confirm the overlay: the disc
+        # ADCs are withheld, flagged on every disc (a brain DWI of another study gave
+        # "L4-L5" 0.43 µm²/ms, class severe, with exit 0: a user trial).
+        found = [d for d in res.discs if d.found]
+        assert len(found) == 5
+        for disc in found:
+            assert ("frames_of_reference_differ" in disc.flags) == flagged, disc.level
+            assert ("adc_withheld_frames_differ" in disc.flags) == flagged, disc.level
+            assert (disc.adc_np is None and disc.adc_class is None) == flagged, disc.level
+            assert (disc.water_percent is None) == flagged, disc.level
+        assert any("disc ADCs are withheld" in w for w in res.warnings) == flagged
+
+
+def test_a_dwi_of_another_study_whose_discs_confirm_the_overlay_is_measured(
+    phantom: PhantomStudy,
+) -> None:
+    """Different frames of reference, but the b≈0 image's own discs lie on the T2's (the
+    alignment check ran): the ADCs are measured, every disc carrying the flag."""
+    from discquant.io.study import Provenance
+
+    t2, dwi = _study(phantom).t2, _study(phantom).dwi
+    assert t2 is not None and dwi is not None
+    study = Study(
+        "ph",
+        (
+            dataclasses.replace(t2, provenance=Provenance(frame_of_reference_uid="1.2.3.1")),
+            dataclasses.replace(dwi, provenance=Provenance(frame_of_reference_uid="1.2.3.9")),
+        ),
+    )
+    res = analyze(study, segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2))
+    assert res.provenance["dwi_offset"]["checked"] is True
+    found = [d for d in res.discs if d.found]
+    assert len(found) == 5
+    assert all("frames_of_reference_differ" in d.flags for d in found)
+    assert not any("adc_withheld_frames_differ" in d.flags for d in found)
+    one_study = analyze(
+        _study(phantom), segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)
+    )
+    assert [d.adc_np for d in found] == [d.adc_np for d in one_study.discs if d.found]
+    assert all(d.adc_np is not None for d in found)
 
 
 def test_a_disc_too_small_to_crop_is_not_graded_and_the_others_are(

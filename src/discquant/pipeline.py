@@ -355,16 +355,21 @@ def analyze(
         return result
 
     nucleus_dwi = None
+    adc_withheld = False
     level_flags = _level_flags(segmentation)
     if result.adc_map is not None:
         with stages.run("transfer"):
             segment = segmenter or _default_segmenter(config)
             nucleus_dwi = _to_dwi_grid(study, segmentation, result, config, segment)
             # said on every disc, as the tables and the SR show per-disc flags only
-            for flag in (FLAG_DWI_OFFSET_CORRECTED, FLAG_DWI_MISALIGNED):
+            for flag in (FLAG_DWI_OFFSET_CORRECTED, FLAG_DWI_MISALIGNED, FLAG_FRAMES_DIFFER):
                 if flag in result.flags:
                     for level in DISC_LABELS:
                         level_flags.setdefault(level, []).append(flag)
+            adc_withheld = _unconfirmed_other_frame(result)
+            if adc_withheld:
+                for level in DISC_LABELS:
+                    level_flags.setdefault(level, []).append(FLAG_ADC_WITHHELD_FRAMES)
 
     with stages.run("measurement"):
         from discquant.measure.water import WaterCalibration
@@ -380,8 +385,8 @@ def analyze(
             anatomy_is_t2=t2 is not None,
             nucleus=segmentation.nucleus,
             adc=result.adc_map,
-            labels_dwi=result.labels_dwi,
-            nucleus_dwi=nucleus_dwi,
+            labels_dwi=None if adc_withheld else result.labels_dwi,
+            nucleus_dwi=None if adc_withheld else nucleus_dwi,
             fit_rmse=result.adc_fit_rmse,
             level_flags=level_flags,
             disc_probability=getattr(segmentation, "disc_probability", None),
@@ -558,6 +563,29 @@ def _with_canal(segmentation: Segmentation) -> Volume:
 
 FLAG_DWI_OFFSET_CORRECTED = "dwi_offset_corrected"
 FLAG_DWI_MISALIGNED = "dwi_t2_misaligned"
+FLAG_FRAMES_DIFFER = "frames_of_reference_differ"
+FLAG_ADC_WITHHELD_FRAMES = "adc_withheld_frames_differ"
+
+
+def _unconfirmed_other_frame(result: AnalysisResult) -> bool:
+    """Whether the T2 and the diffusion series carry different frames of reference (two
+    studies) and the b≈0 image's own discs did not confirm the overlay: then the scanner
+    coordinates of two studies are all that lays the masks on the ADC map, and a user
+    trial's brain DWI of another study gave "L4-L5" a nucleus ADC of 0.43 µm²/ms (class
+    severe) with exit 0. The disc ADCs are then withheld (``adc_withheld_frames_differ``)
+    and a warning says why; with the b≈0 discs matched (checked, corrected or flagged
+    ``dwi_t2_misaligned``) they are measured as for one study."""
+    if FLAG_FRAMES_DIFFER not in result.flags:
+        return False
+    offset = result.provenance.get("dwi_offset")
+    if isinstance(offset, dict) and offset.get("checked"):
+        return False
+    result.warnings.append(
+        "the disc ADCs are withheld: the T2 and the diffusion series are of different "
+        "studies (frames of reference) and the DWI b≈0 image's own discs could not confirm "
+        "that the masks lie on them; give the diffusion series of the T2's study"
+    )
+    return True
 
 
 class _QuietSegmentationLog:
@@ -727,7 +755,7 @@ def _to_dwi_grid(
             "different frames of reference (different studies?): the disc masks may not "
             "overlay the ADC map"
         )
-        result.flags.append("frames_of_reference_differ")
+        result.flags.append(FLAG_FRAMES_DIFFER)
     labels, nucleus_t2 = segmentation.labels, segmentation.nucleus
     transfer = transfer_labels(labels, target.affine, shape3)
     if result.b0 is None and config.max_dwi_offset_voxels > 0:

@@ -155,6 +155,7 @@ FLAG_MEANINGS = {
     "adc_np_imprecise": "Nucleus median ADC imprecise",
     "disc_not_in_dwi": "Disc not in the DWI",
     "adc_withheld_too_few_voxels": "ADC withheld: too few voxels",
+    "adc_withheld_frames_differ": "ADC withheld: T2 and DWI of different studies, unchecked",
     "t2_withheld_too_few_voxels": "T2 measures withheld: too few voxels",
     "t2_withheld_no_signal": "T2 measures withheld: no nucleus signal",
     "pfirrmann_withheld_no_t2": "Pfirrmann grade withheld: no T2",
