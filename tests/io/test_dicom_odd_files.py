@@ -108,6 +108,29 @@ def test_header_check_failure_skips_only_that_file(
     ]
 
 
+def test_a_series_stored_twice_is_read_once_with_a_warning(tmp_path: Path) -> None:
+    """The T2's files copied into a second folder (exported twice) went to dcm2niix and
+    the SEG writer twice: no warning, and the SEG failed ("Plane positions must not
+    contain duplicates", naming no file). Each image is kept once, the copies named."""
+    import shutil
+
+    written = _study(tmp_path)
+    t2 = written.series["t2"]
+    shutil.copytree(t2.folder, written.root / "zz_copy")  # read after the original
+    study = load_study(written.root)
+    _assert_t2_and_dwi(study)
+    assert study.t2 is not None
+    assert list(study.t2.provenance.sop_instance_uids) == t2.sop_instance_uids
+    assert len(study.t2.provenance.source_paths) == len(t2.files)
+    assert study.t2.image.shape[2] == len(t2.files)
+    first = sorted(t2.files)[0].name
+    assert [w for w in study.warnings if "the same image" in w] == [
+        f"zz_copy/{first}: the same image (SOP Instance UID) as "
+        f"{t2.folder.relative_to(written.root)}/{first} in series {t2.series_number} "
+        f"'{t2.description}'; the copy is ignored (and {len(t2.files) - 1} more copies)"
+    ]
+
+
 @pytest.mark.parametrize("keyword", ["FloatPixelData", "DoubleFloatPixelData"])
 def test_parametric_map_adc_is_read(tmp_path: Path, keyword: str) -> None:
     """A float ADC map in mm²/s (Parametric Map Storage) was dropped without a word."""

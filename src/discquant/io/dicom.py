@@ -124,6 +124,11 @@ class _Scan:
     (file, problem, SeriesInstanceUID if the header got that far)."""
     non_image: dict[str, list[Path]] = field(default_factory=dict)
     """Files of SOP classes that hold no image (SEG, SR, KOS, ...), by class name."""
+    duplicates: dict[str, list[tuple[Path, Path]]] = field(default_factory=dict)
+    """Files whose SOP Instance UID an earlier file of their series has, by series UID:
+    (the copy, the file kept)."""
+    first_of: dict[tuple[str, str], Path] = field(default_factory=dict)
+    """The first file of each (series UID, SOP Instance UID)."""
     n_files: int = 0
 
 
@@ -367,6 +372,15 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
             continue
         if entry is None:
             continue
+        # One image stored twice (a series exported twice, a DICOMDIR's copy beside the
+        # loose files): kept once. Both copies reached dcm2niix and the SEG writer, whose
+        # "Plane positions must not contain duplicates" failed the SEG, naming no file.
+        sop = entry.sops[0]
+        if sop:
+            kept = scan.first_of.setdefault((entry.uid, sop), path)
+            if kept != path:
+                scan.duplicates.setdefault(entry.uid, []).append((path, kept))
+                continue
         series = scan.series.setdefault(entry.uid, entry)
         if series is not entry:
             series.files.extend(entry.files)
@@ -651,6 +665,7 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
             for series in scan.series.values():
                 series.description = redact_identifiers(series.description, series.identifiers)
         _report_non_image(scan, warnings)
+        _report_duplicates(scan, warnings, path if path.is_dir() else path.parent)
         broken = _check_truncated(scan, warnings)
         images: list[RawImage] = []
         # a truncated file whose series is unknown, with no series to skip for it
@@ -784,6 +799,23 @@ def _report_non_image(scan: _Scan, warnings: list[str]) -> None:
         more = f" (and {len(paths) - 1} more like it)" if len(paths) > 1 else ""
         msg = f"{paths[0]}: {name} object, not an image; ignored{more}"
         log.info(msg)
+        warnings.append(msg)
+
+
+def _report_duplicates(scan: _Scan, warnings: list[str], root: Path) -> None:
+    """One warning per series with files stored twice: the first copy, the file it
+    repeats (relative to ``root``, the folder read: folders above it may name the
+    patient), and how many copies were left out."""
+    for uid, copies in scan.duplicates.items():
+        series = scan.series[uid]
+        copy, kept = copies[0]
+        more = f" (and {len(copies) - 1} more copies)" if len(copies) > 1 else ""
+        repeats = kept.relative_to(root) if kept.is_relative_to(root) else kept.name
+        msg = (
+            f"{copy}: the same image (SOP Instance UID) as {repeats} in series "
+            f"{series.number} '{series.description}'; the copy is ignored{more}"
+        )
+        log.warning(msg)
         warnings.append(msg)
 
 
