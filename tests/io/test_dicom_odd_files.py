@@ -131,6 +131,36 @@ def test_a_series_stored_twice_is_read_once_with_a_warning(tmp_path: Path) -> No
     ]
 
 
+@pytest.mark.parametrize("damage", ["missing", "garbage-header"])
+def test_a_dwi_missing_one_image_is_skipped_naming_the_file(tmp_path: Path, damage: str) -> None:
+    """One DWI file removed, or its header overwritten with noise after the DICM prefix:
+    dcm2niix converted nothing ("Recompiling with '-DmyInstanceNumberOrderIsNotSpatial'
+    might help"), the warning named the series' intact first file, and the damaged file
+    was passed by without a word (trial C)."""
+    written = _study(tmp_path)
+    files = sorted(written.series["dwi"].files)
+    victim = files[7]
+    if damage == "missing":
+        victim.unlink()
+    else:
+        victim.write_bytes(victim.read_bytes()[:132] + np.random.default_rng(0).bytes(3000))
+    study = load_study(written.root)
+    assert study.dwi is None and study.t2 is not None
+    skipped = [w for w in study.warnings if w.endswith("series skipped")]
+    assert len(skipped) == 1, study.warnings
+    assert "Recompiling" not in skipped[0]
+    if damage == "missing":
+        # named: a file at the slice position left with fewer images
+        named = written.root / skipped[0].split(":")[0]
+        assert named in files and named != files[0]
+        assert "has 2 image(s) at this file's slice position and 3 at most others" in skipped[0]
+    else:
+        assert skipped[0].startswith(
+            f"{victim.relative_to(written.root)}: damaged DICOM header (no SOP class, series "
+            "or pixel data); series 5 "
+        ), skipped[0]
+
+
 @pytest.mark.parametrize("keyword", ["FloatPixelData", "DoubleFloatPixelData"])
 def test_parametric_map_adc_is_read(tmp_path: Path, keyword: str) -> None:
     """A float ADC map in mm²/s (Parametric Map Storage) was dropped without a word."""

@@ -371,6 +371,11 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
             scan.non_image.setdefault(not_image, []).append(path)
             continue
         if entry is None:
+            if sop_class is None and _series_uid_or_none(ds) is None:
+                # the DICM prefix but neither a SOP class nor a series: a damaged header
+                # (it had been passed by without a word, its series then failing)
+                problem = "damaged DICOM header (no SOP class, series or pixel data)"
+                scan.truncated.append((path, problem, None))
             continue
         # One image stored twice (a series exported twice, a DICOMDIR's copy beside the
         # loose files): kept once. Both copies reached dcm2niix and the SEG writer, whose
@@ -568,6 +573,28 @@ def _incomplete(series: _DicomSeries) -> bool:
     return len(set(counts.values())) > 1
 
 
+def _missing_images(series: _DicomSeries) -> tuple[Path, str] | None:
+    """A multi-volume series (DWI) whose slice positions hold unequal numbers of images:
+    a file missing. dcm2niix then converted nothing ("Recompiling with
+    '-DmyInstanceNumberOrderIsNotSpatial' might help"), and the warning named the
+    series' first file. Names a file at the position with the fewest images."""
+    if series.mosaic:
+        return None
+    at: dict[tuple[float, ...], list[Path]] = {}
+    for path, sl in series.slices:
+        at.setdefault((*sl.orientation, *(round(v, 2) for v in sl.position)), []).append(path)
+    counts = [len(paths) for paths in at.values()]
+    usual = max(set(counts), key=counts.count)
+    fewest = min(at.values(), key=len)
+    if usual < 2 or len(fewest) >= usual:
+        return None
+    return sorted(fewest)[0], (
+        f"series {series.number} '{series.description}' has {len(fewest)} image(s) at this "
+        f"file's slice position and {usual} at most others: a file is missing (or damaged "
+        "and left out)"
+    )
+
+
 SERIES_SKIPPED = "; series skipped"
 """How the import's warning about a series it could not use ends (``FILE: why; series
 skipped``)."""
@@ -680,7 +707,7 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
             if series.uid in broken:
                 skipped.append(broken[series.uid])
                 continue
-            problem = _spacing_problem(series)
+            problem = _spacing_problem(series) or _missing_images(series)
             if problem is not None:
                 skipped.append(problem)
                 continue
