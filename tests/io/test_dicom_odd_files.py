@@ -4,6 +4,7 @@ the study."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -149,6 +150,12 @@ def test_a_dwi_missing_one_image_is_skipped_naming_the_file(tmp_path: Path, dama
     skipped = [w for w in study.warnings if w.endswith("series skipped")]
     assert len(skipped) == 1, study.warnings
     assert "Recompiling" not in skipped[0]
+    # inspect --json says so too: the series was simply absent, stderr empty
+    result = CliRunner().invoke(app, ["inspect", "--json", str(written.root)])
+    assert result.exit_code == 0 and result.stderr == ""
+    doc = json.loads(result.stdout)
+    assert doc["warnings"] == list(study.warnings)
+    assert "dwi" not in {s["role"] for s in doc["series"]}
     if damage == "missing":
         # named: a file at the slice position left with fewer images
         named = written.root / skipped[0].split(":")[0]

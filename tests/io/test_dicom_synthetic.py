@@ -105,7 +105,7 @@ def test_inspect_json(lumbar_dicom: WrittenStudy) -> None:
     result = CliRunner().invoke(app, ["inspect", "--json", str(lumbar_dicom.root)])
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
-    assert list(doc) == ["series"]
+    assert list(doc) == ["series", "warnings"] and doc["warnings"] == []
     first = doc["series"][0]
     assert {"role", "bvals", "shape", "voxel_mm", "description", "reason"} <= set(first)
     by_role = {s["role"]: s for s in reversed(doc["series"])}

@@ -56,7 +56,8 @@ def inspect_cmd(
     bvec: Annotated[Path | None, typer.Option(help="Gradient directions of --dwi.")] = None,
     adc: Annotated[Path | None, typer.Option(help="Scanner ADC map NIfTI.")] = None,
     json_out: Annotated[
-        bool, typer.Option("--json", help='Print {"series": [...]} as JSON on stdout.')
+        bool,
+        typer.Option("--json", help='Print {"series": [...], "warnings": [...]} as JSON.'),
     ] = False,
     keep_phi: Annotated[
         bool,
@@ -103,7 +104,10 @@ def inspect_cmd(
             }
         )
     if json_out:
-        typer.echo(json.dumps({"series": rows}, ensure_ascii=False))
+        # The import's warnings (a series skipped, files left out) went nowhere: --json
+        # quiets the log, and a skipped series was simply absent.
+        doc = {"series": rows, "warnings": list(study.warnings)}
+        typer.echo(json.dumps(doc, ensure_ascii=False))
         return
     from rich.console import Console
     from rich.markup import escape
