@@ -317,3 +317,66 @@ def test_a_manifest_row_with_a_field_beyond_the_header_fails_that_study(tmp_path
     ]
     assert "1 non-empty field(s) beyond the header's 2 columns" in (studies[0].error or "")
     assert studies[1].error is None  # empty trailing fields are harmless
+
+
+# manifest columns: spelling, covariates, sessions
+
+
+@pytest.mark.parametrize(
+    ("column", "meant"),
+    [("t2w", "t2"), ("T2w", "t2"), ("bvals", "bval"), ("dwi_file", "dwi"), ("sesion", "session")],
+)
+def test_a_manifest_column_meant_as_an_input_is_refused(
+    tmp_path: Path, column: str, meant: str
+) -> None:
+    """`t2w` was dropped without a word: every study ran from its DWI alone, reported
+    complete with exit 0 (a user trial)."""
+    data = _nifti_study(tmp_path / "data", ADC)
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(f"subject,{column},dicom\na,x,{data}\n")
+    with pytest.raises(InvalidInputError) as err:
+        read_cohort(manifest)
+    assert str(err.value) == (
+        f"{manifest}: manifest column {column!r} is not read: did you mean {meant!r}? "
+        "(columns read: subject, session, t2, dwi, bval, bvec, adc, dicom, path)"
+    )
+
+
+def test_manifest_columns_match_ignoring_case_and_covariates_are_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`T2`, `DWI` were dropped as `t2w` was, while `Subject` was refused; a covariate
+    column (age) is a study's own business: named once, not refused."""
+    data = _nifti_study(tmp_path / "data", ADC)
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("Subject, T2 ,DWI,age\na,data/sub-a_T2w.nii.gz,data/sub-a_dwi.nii.gz,61\n")
+    with caplog.at_level(logging.WARNING):
+        (study,) = read_cohort(manifest)
+    assert study.error is None
+    assert study.inputs.t2 == data / "sub-a_T2w.nii.gz"
+    assert study.inputs.dwi == data / "sub-a_dwi.nii.gz"
+    assert "cohort.csv: column(s) 'age' not read" in caplog.text
+
+
+def test_a_manifest_session_column_gives_each_visit_its_own_study(tmp_path: Path) -> None:
+    """A `session` column was ignored: the second visit failed as a repeated subject."""
+    first = _nifti_study(tmp_path / "v1", ADC)
+    second = _nifti_study(tmp_path / "v2", ADC)
+    ses3 = _nifti_study(tmp_path / "bids" / "sub-c" / "ses-3", ADC)
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(
+        "subject,session,dicom\n"
+        f"a,1,{first}\n"
+        f"a,ses-2,{second}\n"
+        f"b_ses-4,5,{second}\n"  # two sessions for one row
+        f"c,,{ses3}\n"  # a BIDS session folder keeps its session
+        f"d,x-1,{first}\n"
+    )
+    studies = read_cohort(manifest)
+    assert [(s.subject, s.error) for s in studies] == [
+        ("a_ses-1", None),
+        ("a_ses-2", None),
+        ("b_ses-4", "the subject names session '4' and the session column '5'"),
+        ("c_ses-3", None),
+        ("d", "session 'x-1' is not a BIDS label (letters and digits)"),
+    ]

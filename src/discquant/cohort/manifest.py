@@ -30,6 +30,9 @@ FILE_COLUMNS: tuple[str, ...] = ("t2", "dwi", "bval", "bvec", "adc")
 FOLDER_COLUMNS: tuple[str, ...] = ("dicom", "path")
 """Manifest columns naming a study folder (a DICOM folder tree or a BIDS subject folder)."""
 
+READ_COLUMNS: tuple[str, ...] = ("subject", "session", *FILE_COLUMNS, *FOLDER_COLUMNS)
+"""Every column a manifest's rows are read from (names match ignoring case and blanks)."""
+
 SIDECAR_SUFFIXES: tuple[str, ...] = (".bval", ".bvec", ".json")
 """Files next to a NIfTI image (same stem) that the import reads with it."""
 
@@ -375,6 +378,82 @@ def _is_bids_part(name: str) -> bool:
     return name in BIDS_SUBJECT_PARTS or name.startswith("ses-")
 
 
+def _meant_column(name: str) -> str | None:
+    """The read column an unknown header name was probably meant as, or None: one a
+    spelling away (``t2w``, ``bvals``, ``sesion``) or one of its words (``dwi_file``,
+    ``t2 path``). Such a column was dropped without a word: a manifest with ``t2w`` ran
+    every study from its DWI alone, reported complete (a user trial)."""
+    import difflib
+    import re
+
+    key = name.strip().casefold()
+    near = [c for c in READ_COLUMNS if len(key) <= len(c) + 2]  # not subject_age
+    close = difflib.get_close_matches(key, near, n=1, cutoff=0.8)
+    if close:
+        return close[0]
+    # an input's name as a word (not subject or session: subject_age is a covariate)
+    words = re.split(r"[^0-9a-z]+", key)
+    return next((c for c in (*FILE_COLUMNS, "dicom") if c in words), None)
+
+
+def _read_columns(header: list[str], manifest: Path) -> list[str]:
+    """The header with each read column's name in its canonical spelling (``T2``,
+    `` Subject`` → ``t2``, ``subject``); other columns (a study's own covariates) keep
+    theirs and are named in one warning, and a column that looks meant as a read one is
+    refused, naming the column it resembles."""
+    canonical = []
+    ignored = []
+    for name in header:
+        key = name.strip().casefold()
+        if key in READ_COLUMNS:
+            canonical.append(key)
+            continue
+        meant = _meant_column(name)
+        if meant is not None:
+            raise InvalidInputError(
+                f"manifest column {name.strip()!r} is not read: did you mean {meant!r}? "
+                f"(columns read: {', '.join(READ_COLUMNS)})",
+                path=manifest,
+            )
+        canonical.append(name.strip())
+        if name.strip():
+            ignored.append(name.strip())
+    twice = sorted({c for c in canonical if c in READ_COLUMNS and canonical.count(c) > 1})
+    if twice:
+        raise InvalidInputError(
+            f"manifest column(s) {twice} appear more than once (names match ignoring case)",
+            path=manifest,
+        )
+    if ignored:
+        log.warning(
+            "%s: column(s) %s not read (columns read: %s)",
+            manifest.name,
+            ", ".join(repr(c) for c in ignored),
+            ", ".join(READ_COLUMNS),
+        )
+    return canonical
+
+
+def _with_session(
+    subject: str, session: str | None, folder: Path | None
+) -> tuple[str, str | None]:
+    """The study label of a row: its subject, with its session (the ``session`` column, or
+    the name of a ``ses-*`` folder it names) as BIDS labels ``01_ses-2``; or why not."""
+    import re
+
+    if session is None and folder is not None and folder.name.startswith("ses-"):
+        session = folder.name[4:]  # a BIDS session folder keeps its session, as in analyze
+    if session is None:
+        return subject, None
+    label = session[4:] if session.startswith("ses-") else session
+    if not re.fullmatch(r"[A-Za-z0-9]+", label):
+        return subject, f"session {session!r} is not a BIDS label (letters and digits)"
+    given = split_study_label(subject)[1]
+    if given is not None and given != label:
+        return subject, f"the subject names session {given!r} and the session column {label!r}"
+    return f"{split_study_label(subject)[0]}_ses-{label}", None
+
+
 def _cell(row: dict[str, str | None], key: str) -> str | None:
     value = (row.get(key) or "").strip()
     return None if value in ("", "n/a", "NA") else value
@@ -406,7 +485,13 @@ def manifest_delimiter(manifest: Path, text: str) -> str:
 
 def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
     """Read a CSV/TSV manifest: ``subject`` plus ``t2``/``dwi``/``bval``/``bvec``/``adc`` files
-    or a ``dicom`` (or ``path``) folder, one study per row.
+    or a ``dicom`` (or ``path``) folder, one study per row, and an optional ``session``.
+
+    Column names match ignoring case and surrounding blanks. A column not read (a
+    covariate such as ``age``) is named in a warning; one that looks meant as a read
+    column (``t2w``, ``bvals``, ``dwi_file``) is refused. A row's session (the ``session``
+    column, ``sub-01_ses-2`` in the subject cell, or a ``ses-*`` folder it names) gives
+    the study label ``01_ses-2``, written to ``DIR/sub-01/ses-2/``.
 
     Relative paths are resolved against the manifest's folder and made absolute (workers may
     run in another working directory). A row with a missing path (``input not found``,
@@ -432,7 +517,7 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
     delimiter = manifest_delimiter(manifest, text)
     with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh, delimiter=delimiter)
-        columns = [c.strip() for c in reader.fieldnames or []]
+        columns = _read_columns(list(reader.fieldnames or []), manifest)
         reader.fieldnames = columns
         if "subject" not in columns:
             found = ", ".join(repr(c) for c in columns) if columns else "none: the file is empty"
@@ -468,6 +553,7 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
 
         folder = resolve(_cell(row, "dicom") or _cell(row, "path"))
         files = {key: resolve(_cell(row, key)) for key in FILE_COLUMNS}
+        subject, session_problem = _with_session(subject, _cell(row, "session"), folder)
         inputs = StudyInputs(path=folder, subject=subject, **files)
         error: str | None = None
         missing = missing_inputs(inputs)
@@ -482,6 +568,8 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
             )
         elif raw_subject is None:
             error = "no subject in this row"
+        elif session_problem is not None:
+            error = session_problem
         elif (
             folder is None
             and files["t2"] is None
