@@ -434,9 +434,7 @@ def _read_columns(header: list[str], manifest: Path) -> list[str]:
     return canonical
 
 
-def _with_session(
-    subject: str, session: str | None, folder: Path | None
-) -> tuple[str, str | None]:
+def _with_session(subject: str, session: str | None, folder: Path | None) -> tuple[str, str | None]:
     """The study label of a row: its subject, with its session (the ``session`` column, or
     the name of a ``ses-*`` folder it names) as BIDS labels ``01_ses-2``; or why not."""
     import re
