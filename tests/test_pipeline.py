@@ -1023,3 +1023,37 @@ def test_the_b0_segmentations_own_level_warnings_are_not_logged(
     assert "about the T2" in said and "about the b0" not in said
     assert res.provenance["dwi_offset"]["checked"]
     assert logging.getLogger("discquant.segment").level == logging.NOTSET  # restored
+
+
+def test_a_study_without_diffusion_says_why_each_disc_has_no_adc(phantom: PhantomStudy) -> None:
+    """A T2-only study was complete with empty ADC cells, no flag and no warning (a user
+    trial; a DWI-only study's discs were already flagged pfirrmann_withheld_no_t2)."""
+    res = analyze(
+        _study(phantom, dwi=False),
+        segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2),
+    )
+    found = [d for d in res.discs if d.found]
+    assert len(found) == 5 and all(d.adc_np is None for d in found)
+    assert all("adc_withheld_no_dwi" in d.flags for d in found)
+    assert "no_diffusion_series" in res.flags
+    assert any("has no diffusion series" in w for w in res.warnings)
+    with_dwi = analyze(
+        _study(phantom), segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)
+    )
+    assert not any(f.startswith("adc_withheld") for d in with_dwi.discs for f in d.flags)
+    assert "no_diffusion_series" not in with_dwi.flags
+
+
+def test_a_failed_diffusion_stage_is_named_on_every_disc(phantom: PhantomStudy) -> None:
+    """A DWI without b-values: the stage fails (exit 3) and each disc says why it has no ADC."""
+    t2 = Series(SeriesRole.T2, "test", "T2", phantom.t2, "sagittal")
+    dwi = Series(SeriesRole.DWI, "test", "DWI", phantom.dwi, "sagittal")  # no b-values
+    res = analyze(
+        Study("ph", (t2, dwi)),
+        segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2),
+    )
+    assert [s.name for s in res.stages if not s.ok] == ["diffusion"]
+    found = [d for d in res.discs if d.found]
+    assert len(found) == 5
+    assert all("adc_withheld_diffusion_failed" in d.flags for d in found)
+    assert "no_diffusion_series" not in res.flags

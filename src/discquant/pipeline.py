@@ -357,6 +357,19 @@ def analyze(
     nucleus_dwi = None
     adc_withheld = False
     level_flags = _level_flags(segmentation)
+    if result.adc_map is None:
+        # Said on every disc, as pfirrmann_withheld_no_t2 is for the opposite case: a
+        # cohort table showed empty ADC cells without a flag or a warning (a user trial).
+        no_series = dwi is None and study.adc is None
+        why = FLAG_ADC_WITHHELD_NO_DWI if no_series else FLAG_ADC_WITHHELD_DIFFUSION_FAILED
+        for level in DISC_LABELS:
+            level_flags.setdefault(level, []).append(why)
+        if no_series:
+            result.flags.append(FLAG_NO_DIFFUSION)
+            result.warnings.append(
+                "the study has no diffusion series (no DWI and no scanner ADC map): no disc "
+                "ADC, water measure or ADC class"
+            )
     if result.adc_map is not None:
         with stages.run("transfer"):
             segment = segmenter or _default_segmenter(config)
@@ -565,6 +578,9 @@ FLAG_DWI_OFFSET_CORRECTED = "dwi_offset_corrected"
 FLAG_DWI_MISALIGNED = "dwi_t2_misaligned"
 FLAG_FRAMES_DIFFER = "frames_of_reference_differ"
 FLAG_ADC_WITHHELD_FRAMES = "adc_withheld_frames_differ"
+FLAG_NO_DIFFUSION = "no_diffusion_series"
+FLAG_ADC_WITHHELD_NO_DWI = "adc_withheld_no_dwi"
+FLAG_ADC_WITHHELD_DIFFUSION_FAILED = "adc_withheld_diffusion_failed"
 
 
 def _unconfirmed_other_frame(result: AnalysisResult) -> bool:
