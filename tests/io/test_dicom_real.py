@@ -67,3 +67,18 @@ def test_shape_and_spacing_match_reference(case: tuple[Path, Study]) -> None:
     iop = np.asarray(meta["ImageOrientationPatientDICOM"])
     normal = np.abs(np.cross(iop[:3], iop[3:]))
     assert dwi.orientation == ("sagittal", "coronal", "axial")[int(np.argmax(normal))]
+
+
+def test_file_names_holding_uids_are_shown_without_them(case: tuple[Path, Study]) -> None:
+    """Siemens names files after the SOP Instance UID, which holds the scanner's serial
+    number (67060) and the acquisition date and time: the name reached the results JSON,
+    the report and inspect (trial C). Philips' names hold no UID and are kept."""
+    ref, study = case
+    assert study.dwi is not None
+    shown = study.series_file(study.dwi)
+    first = study.dwi.provenance.source_paths[0]
+    if "siemens" in str(ref):
+        assert first.name.startswith("0001_1.3.12.2.1107.5.2.43.67060.")
+        assert shown == "In/4_DWI_SagAPmosaic/0001_[uid].dcm"
+    else:
+        assert shown.endswith(first.name) and "[uid]" not in shown

@@ -39,7 +39,12 @@ from discquant.errors import (
     InvalidInputError,
 )
 from discquant.io.nifti import RawImage, is_nifti, load_nifti, merge_diffusion_pieces
-from discquant.io.privacy import identifier_tokens, is_placeholder, redact_identifiers
+from discquant.io.privacy import (
+    identifier_tokens,
+    is_placeholder,
+    redact_identifiers,
+    withhold_uids,
+)
 from discquant.io.study import Provenance
 
 log = logging.getLogger(__name__)
@@ -728,10 +733,14 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
         log.warning(msg)
         warnings.append(msg)
     # The warnings travel into the results JSON and the report: name files relative to the
-    # input folder there (folder names above it often carry a patient's name).
+    # input folder there (folder names above it often carry a patient's name), and without
+    # the UIDs exports name files after (a Siemens UID holds the scanner's serial number
+    # and the acquisition time).
     if path.is_dir():
         prefix = f"{path}{os.sep}"
         warnings = [w[len(prefix) :] if w.startswith(prefix) else w for w in warnings]
+    if not keep_phi:
+        warnings = [withhold_uids(w) for w in warnings]
     return images, warnings
 
 

@@ -395,6 +395,28 @@ def redact_identifiers(text: str, tokens: frozenset[str]) -> str:
     return re.sub(r"[^\s_]+", word, text)
 
 
+_UID_IN_TEXT = re.compile(r"(?<![\d.])\d+(?:\.\d+){4,}(?!\.?\d)")
+UID_WITHHELD = "[uid]"
+
+
+def withhold_uids(text: str) -> str:
+    """``text`` with every DICOM UID in it (five or more dot-separated numbers) read
+    ``[uid]``.
+
+    Exports (Siemens, Orthanc, dcm4che) name files after the SOP Instance UID, and a
+    Siemens UID holds the device serial number and the acquisition date and time
+    (``1.3.12.2.1107.5.2.43.67060.2024100913450581287107065``): such a file name reached the
+    results JSON, the report and ``inspect`` (a user trial), whose UIDs are otherwise
+    dropped.
+
+    >>> withhold_uids("4_DWI/0001_1.3.12.2.1107.5.2.43.67060.20241009134505812.dcm")
+    '4_DWI/0001_[uid].dcm'
+    >>> withhold_uids("IM0001.dcm, b1000, v1.2.3")
+    'IM0001.dcm, b1000, v1.2.3'
+    """
+    return _UID_IN_TEXT.sub(UID_WITHHELD, text)
+
+
 def label_holds_identifier(label: str, tokens: frozenset[str]) -> bool:
     """Whether a subject label contains the patient's ID, name, accession number, other
     IDs or birth date (any of ``tokens``, from :func:`identifier_tokens`).

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from discquant.io.privacy import label_holds_identifier
+from discquant.io.privacy import label_holds_identifier, withhold_uids
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -137,7 +137,8 @@ class Series:
         read from) when under it, else its name; "" when it came from no file. Folder
         names above ``root`` are left out, and a part that holds one of the patient's
         ``identifiers`` (:func:`~discquant.io.privacy.label_holds_identifier`; exports
-        name folders ``NAME_MRN``) reads ``(withheld)``."""
+        name folders ``NAME_MRN``) reads ``(withheld)``, and a DICOM UID in a name
+        (:func:`~discquant.io.privacy.withhold_uids`) ``[uid]``."""
         if not self.provenance.source_paths:
             return ""
         first = self.provenance.source_paths[0]
@@ -147,8 +148,8 @@ class Series:
                 parts = first.relative_to(root).parts
             except ValueError:
                 pass
-        return "/".join(
-            "(withheld)" if label_holds_identifier(p, identifiers) else p for p in parts
+        return withhold_uids(
+            "/".join("(withheld)" if label_holds_identifier(p, identifiers) else p for p in parts)
         )
 
 
