@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -27,3 +29,14 @@ def test_grade_distribution_counts_only_whole_grades_one_to_five() -> None:
     assert counts.loc["L5-S1"].to_dict() == {"I": 0, "II": 1, "III": 0, "IV": 0, "V": 0}
     assert int(counts.to_numpy().sum()) == 3  # T12-L1 is no lumbar level of the table
     assert (counts.dtypes == np.int64).all()
+
+
+def test_a_missing_text_is_an_empty_cell_and_a_missing_number_n_a() -> None:
+    """The failures table read `None` for a study without a session (trial D)."""
+    from discquant.cohort.report import _table
+
+    frame = pd.DataFrame(
+        {"subject": ["01", "02"], "session": ["2", None], "seconds": [1.5, float("nan")]}
+    )
+    cells = re.findall(r"<td>(.*?)</td>", _table(frame))
+    assert cells == ["01", "2", "1.5", "02", "", "n/a"]

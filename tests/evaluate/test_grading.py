@@ -161,6 +161,9 @@ def test_cli_evaluate_bland_altman(tmp_path: Path) -> None:
     js = json.loads(res.stdout)  # --json -: the JSON alone on stdout
     assert js["all"]["bias"] == pytest.approx(0.1)
     assert png.is_file()
+    # the percentage is the mean of the relative errors (+10, -5, +10, +2.5 %), not the
+    # bias over the mean: said, as "bias=+0.0005 (-0.25 %)" read as a contradiction
+    assert "bias=+0.1000 (mean relative error +4.37 %)" in res.stderr  # 4.375 in floats
 
 
 def test_cli_evaluate_grade_bad_input(tmp_path: Path) -> None:

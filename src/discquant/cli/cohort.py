@@ -163,7 +163,8 @@ def cohort_cmd(
     Exit codes: 0 every study done; 2 bad cohort input or options (an unknown --method or
     --device, a model or calibration file that is missing or does not load, an output
     folder over the inputs, a scheduler that cannot be reached: nothing is written); 3
-    some studies failed, are partial or have no record (not run).
+    some studies failed, are partial or have no record (not run); 130 interrupted (Ctrl-C:
+    run the same command again to resume).
     """
     setup_logging(quiet=quiet)
     import logging

@@ -134,8 +134,14 @@ def grade_distribution_figure(discs: pd.DataFrame) -> str | None:
 
 
 def _table(frame: pd.DataFrame, *, index: bool = False) -> str:
+    """An HTML table: a missing number reads ``n/a``, a missing text (a study without a
+    session) an empty cell, as in the CSV tables (it read ``None``)."""
     if frame.empty:
         return "<p>None.</p>"
+    text = [c for c in frame.columns if not pd.api.types.is_numeric_dtype(frame[c])]
+    frame = frame.assign(
+        **{str(c): frame[c].astype(object).where(frame[c].notna(), "") for c in text}
+    )
     return frame.to_html(index=index, border=0, classes="t", na_rep="n/a", escape=True)
 
 

@@ -858,7 +858,7 @@ def evaluate_tables(
             report[name] = ba.to_dict()
             lines.append(
                 f"{name:>8s}  n={ba.n:<5d} bias={ba.bias:+.4f} "
-                f"({_num(ba.bias_percent, '+.2f')} %)  "
+                f"(mean relative error {_num(ba.bias_percent, '+.2f')} %)  "
                 f"LoA [{ba.loa_low:+.4f}, {ba.loa_high:+.4f}]  "
                 f"within 5 %: {_num(ba.within_5_percent)}"
                 + (f" (relative figures over {ba.n_relative})" if ba.n_relative < ba.n else "")
