@@ -357,6 +357,22 @@ def test_a_steps_option_too_small_names_the_option_not_the_file(tmp_path: Path) 
     assert line == "discquant: error: --steps 5: a run needs at least 20"
 
 
+def test_a_damaged_nifti_header_is_one_line_without_nibabel_s_messages(
+    inputs: Path,
+) -> None:
+    """nibabel printed each header fix twice (its own handler and ours: "Level 35
+    nibabel.global: ...") before the one-line error, --quiet or not (trial D)."""
+    import gzip
+
+    raw = bytearray(gzip.decompress((inputs / "t2.nii.gz").read_bytes()))
+    raw[0:4] = b"\0\0\0\0"  # sizeof_hdr
+    raw[40:56] = b"\xff" * 16  # dims and pixdim
+    (inputs / "t2.nii.gz").write_bytes(gzip.compress(bytes(raw)))
+    args = ["segment", str(inputs / "t2.nii.gz"), "-o", str(inputs / "s.nii.gz")]
+    line = _cli_error(args, cwd=inputs)
+    assert line.startswith(f"discquant: error: {inputs / 't2.nii.gz'}: "), line
+
+
 def test_ctrl_c_says_so_and_exits_130(capsys: pytest.CaptureFixture[str]) -> None:
     # analyze interrupted exited 130 without a word
     with pytest.raises(typer.Exit) as done, user_errors():

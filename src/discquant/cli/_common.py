@@ -84,6 +84,18 @@ def setup_logging(*, quiet: bool = False, verbose: bool = False) -> None:
     # announces every connection) only at --verbose.
     for name in ("highdicom", "distributed", "numba", "matplotlib", "PIL"):
         logging.getLogger(name).setLevel(level if verbose else max(level, logging.WARNING))
+    # nibabel reports each header fix of a damaged NIfTI through its own stderr handler
+    # and again through ours (eight lines before the one-line error, --quiet or not; a
+    # user trial). Its errors become discquant's one-line error; the fixes show at
+    # --verbose, once.
+    nibabel_log = logging.getLogger("nibabel.global")
+    if verbose:
+        import nibabel.imageglobals
+
+        for own in list(nibabel.imageglobals.logger.handlers):
+            nibabel.imageglobals.logger.removeHandler(own)
+    else:
+        nibabel_log.setLevel(logging.CRITICAL)
 
 
 INTERRUPTED = "discquant: interrupted"
