@@ -436,3 +436,24 @@ def test_the_progress_rate_counts_analysed_studies_only() -> None:
     progress.done = 2
     assert progress.rate_per_min == pytest.approx(2.0, rel=0.01)
     assert progress.eta_s == pytest.approx(30.0, rel=0.01)  # one study left at 2/min
+
+
+def test_ctrl_c_removes_the_half_written_folders_of_its_local_workers(tmp_path: Path) -> None:
+    """After Ctrl-C (exit 130) a study's half-written outputs stayed in
+    .discquant-cohort/tmp/ until the next run, although the docs say they are removed at
+    the end of each run (trial D). The local cluster is closed first, so nothing writes
+    there any more."""
+    data = tmp_path / "data"
+    for i in range(2):
+        standin.make_study(data / f"sub-s{i:02d}", _adc(i))
+    out = tmp_path / "out"
+    half = rec.state_dir(out) / "tmp" / "sub-s01-x" / ".sub-s01.tmp-x"
+
+    def interrupt(state: object) -> None:
+        half.mkdir(parents=True)
+        (half / "sub-s01_dseg.nii.gz").write_bytes(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(read_cohort(data), out, workers=1, progress=interrupt)
+    assert list((rec.state_dir(out) / "tmp").iterdir()) == []

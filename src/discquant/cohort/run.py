@@ -485,6 +485,9 @@ def _run_locked(
             if cluster is not None:  # a scheduler's client is closed by run_cohort
                 client.close()
                 cluster.close()
+                # its workers are gone: their half-written folders are removed on Ctrl-C
+                # too (they were left until the next run, against the docs; a user trial)
+                records.clean_tmp(out)
         records.clean_tmp(out)  # folders of tasks whose worker died
 
     run = CohortRun(
