@@ -208,6 +208,18 @@ def test_dicom_seg_references_the_source_t2_and_no_patient_name_leaks(
         assert ds.StudyInstanceUID == pydicom.dcmread(t2_files[0]).StudyInstanceUID
 
 
+def test_adc_sidecar_names_its_fit_and_series(from_dicom: tuple[Path, Result]) -> None:
+    """analyze's ADC sidecar had neither the method, nor the b-values, nor the series
+    (`discquant adc` wrote the first two): a lone map could not be traced (trial C)."""
+    out, _ = from_dicom
+    meta = json.loads((out / f"sub-{SUBJECT}" / f"sub-{SUBJECT}_adc.json").read_text())
+    assert meta["AdcSource"] == "discquant" and meta["Method"] == "wls"
+    assert meta["BValuesUsed_s_per_mm2"] == [0.0, 400.0, 800.0]
+    assert meta["SourceSeries"] == {
+        "Role": "dwi", "Description": "DWI EPI SAG TRACEW", "File": "DWI_EPI_SAG/IM0300001.dcm",
+    }  # fmt: skip
+
+
 def test_dicom_sr_lists_the_dwi_it_measured_the_adc_on(
     phantom: tuple[Path, PhantomTruth], from_dicom: tuple[Path, Result]
 ) -> None:

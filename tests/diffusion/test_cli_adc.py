@@ -52,6 +52,8 @@ def test_cli_writes_float32_map_with_input_affine_and_sidecar(dwi_files):
     assert meta["BValuesUsed_s_per_mm2"] == [0, 400, 800]
     assert meta["ValidVoxels"] == adc.size - 1
     assert meta["SoftwareVersion"]
+    # the map names its series (a lone map could not be traced to it: trial C)
+    assert meta["SourceSeries"] == {"Role": "dwi", "Description": "dwi", "File": "dwi.nii.gz"}
     assert not list((tmp / "maps").glob(".*partial*"))
 
 

@@ -303,7 +303,18 @@ def compute_and_write_adc(
         if exc.path is not None:
             raise
         raise InvalidInputError(exc.reason, path=src) from exc
-    settings = {"BMin_s_per_mm2": b_min, "BMax_s_per_mm2": b_max, "Masked": mask is not None}
+    settings: dict[str, Any] = {
+        "BMin_s_per_mm2": b_min,
+        "BMax_s_per_mm2": b_max,
+        "Masked": mask is not None,
+        # the series as analyze's sidecar and results name it: its description and file
+        # (relative to the folder read, patient names and UIDs withheld)
+        "SourceSeries": {
+            "Role": series.role.value,
+            "Description": series.description,
+            "File": study.series_file(series),
+        },
+    }
     written, side = write_adc_nifti(fit, series.image.affine, out, settings=settings)
     n_fitted = int(np.prod(data.shape[:3]) if mask_arr is None else mask_arr.sum())
     return AdcMapResult(written, side, fit.method, fit.n_valid, n_fitted, fit.bvals_used_s_per_mm2)

@@ -193,6 +193,32 @@ def _adc_origin(result: AnalysisResult) -> dict[str, str]:
     }
 
 
+def _adc_fit_and_source(result: AnalysisResult) -> dict[str, Any]:
+    """The ADC sidecar's ``Method`` and ``BValuesUsed_s_per_mm2`` (as ``discquant adc``
+    writes them, when discquant fitted the map) and ``SourceSeries``: the role,
+    description and file (as the results JSON shows them) of the series the map comes
+    from. A map alone could not be traced to its series (a user trial)."""
+    meta: dict[str, Any] = {}
+    config = result.provenance.get("config")
+    source = result.provenance.get("adc_source")
+    if source == "discquant" and isinstance(config, dict) and config.get("adc_method"):
+        meta["Method"] = config["adc_method"]
+    if source == "discquant" and result.adc_fit_bvals_s_per_mm2 is not None:
+        meta["BValuesUsed_s_per_mm2"] = sorted(
+            {round(b, 6) for b in result.adc_fit_bvals_s_per_mm2}
+        )
+    role = {"discquant": "dwi", "scanner": "adc"}.get(str(source))
+    series = result.provenance.get("series") or []
+    found = next((s for s in series if isinstance(s, dict) and s.get("role") == role), None)
+    if found is not None:
+        meta["SourceSeries"] = {
+            "Role": found.get("role"),
+            "Description": found.get("description"),
+            "File": found.get("file"),
+        }
+    return meta
+
+
 def _one_line(exc: Exception) -> str:
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
@@ -312,7 +338,11 @@ def _write_subject(
         adc_path = derivatives.write_adc_map(
             result.adc_map,
             name("adc.nii.gz"),
-            sidecar={**_adc_origin(result), "SnrEstimate": result.snr_estimate},
+            sidecar={
+                **_adc_origin(result),
+                **_adc_fit_and_source(result),
+                "SnrEstimate": result.snr_estimate,
+            },
         )
         written["adc"] = adc_path.name
         written["adc_json"] = adc_path.name.removesuffix(".nii.gz") + ".json"
