@@ -825,3 +825,28 @@ def test_read_boxes_ignores_a_byte_order_mark_and_a_trailing_blank_line(
         (0.5, 0.25, 0.1, 0.05),
         (0.4, 0.3, 0.1, 0.1),
     ]
+
+
+def test_lumbar_only_leaves_out_the_thoracic_levels_of_both_maps(tmp_path: Path) -> None:
+    """A phantom's T10-T11 disc at the top of its image, which the network does not
+    label, read "levels named 45/48" beside a model card scoring L1-L2 … L5-S1 (trial D):
+    --lumbar-only scores as the card does."""
+    ref = _stacked_levels(
+        (60, 20, 3), [(2, 6, 110), (8, 12, 119), (14, 18, 120), (20, 24, 121), (26, 30, 20)]
+    )
+    pred = np.where(ref == 110, 0, ref)  # the thoracic disc missed
+    pred[8:12, 5:15] = 0  # and T12-L1 too
+    pdir, rdir = _pair(tmp_path, pred, ref, np.eye(4))
+    every = evaluate_dirs(pdir, rdir)
+    assert every["summary"]["levels_named"] == "3/5" and every["lumbar_only"] is False
+    lumbar = evaluate_dirs(pdir, rdir, lumbar=True)
+    assert lumbar["summary"]["levels_named"] == "3/3" and lumbar["lumbar_only"] is True
+    assert set(lumbar["cases"][0]["level_dice"]) == {"L1-L2", "L2-L3", "L1"}
+    out = tmp_path / "e.json"
+    res = CliRunner().invoke(
+        app,
+        ["evaluate", "segment", "--pred", str(pdir), "--ref", str(rdir), "--lumbar-only",
+         "--json", str(out), "--quiet"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["summary"]["levels_named"] == "3/3"

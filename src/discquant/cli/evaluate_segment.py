@@ -32,6 +32,12 @@ def evaluate_segment_cmd(
         parser=output_file,
         help="Also write the results as JSON (never over a file the command reads).",
     ),
+    lumbar_only: bool = typer.Option(
+        False,
+        "--lumbar-only",
+        help="Score only L1-L5, the sacrum and the discs L1-L2 … L5-S1 in both maps, as the "
+        "model card does (a phantom's thoracic levels at the top of its image are left out).",
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:
     """Dice per class and level, HD95 and level-naming accuracy (SPINEPS labels).
@@ -69,7 +75,7 @@ def evaluate_segment_cmd(
                 raise InputNotFoundError("folder not found", path=p)
         if json_out is not None:
             check_output_file(json_out)  # before the work, so a bad path fails at once
-        result = evaluate_dirs(pred, ref)
+        result = evaluate_dirs(pred, ref, lumbar=lumbar_only)
         if json_out is not None:
             write_result(result, json_out)
         if not quiet:

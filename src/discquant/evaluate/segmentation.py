@@ -422,8 +422,31 @@ def check_outputs_not_inputs(pred: Path, ref: Path, outputs: dict[str, Path]) ->
             )
 
 
-def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
+LUMBAR_LABELS: frozenset[int] = frozenset(
+    {20, 21, 22, 23, 24, 25, 26, 120, 121, 122, 123, 124, 125}
+)
+"""The labels ``--lumbar-only`` scores: the vertebrae L1-L5 (and an L6), the sacrum and the
+discs L1-L2 … L5-S1 (and L6-S1); T12-L1 (119) and above are thoracolumbar or thoracic."""
+
+
+def lumbar_only(labels: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """``labels`` with the levels outside :data:`LUMBAR_LABELS` set to 0; classes that
+    are no level (the canal, the spinal cord) are kept.
+
+    >>> lumbar_only(np.array([19, 20, 119, 120, 124, 26, 61])).tolist()
+    [0, 20, 0, 120, 124, 26, 61]
+    """
+    dropped = [v for v in np.unique(labels).tolist() if _is_level(v) and v not in LUMBAR_LABELS]
+    return np.where(np.isin(labels, dropped), 0, labels)
+
+
+def evaluate_dirs(pred_dir: Path, ref_dir: Path, *, lumbar: bool = False) -> dict[str, Any]:
     """Match ``sub-*`` NIfTI files in two folders and score every pair.
+
+    ``lumbar`` scores the lumbar levels alone (:func:`lumbar_only` on both maps), as the
+    segmentation model card does: a phantom's T10-T11 disc at the top of its image, which
+    the network does not label, lowered the naming fraction to 93.8 % and raised the mean
+    disc HD95 to 9.2 mm (a user trial), figures not comparable with the card's.
 
     Label maps are found as :func:`_label_maps` says (flat folders, and discquant's
     analyze/cohort/phantom layouts; under ``ref_dir`` not in subfolders of discquant's own
@@ -536,6 +559,9 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
                     "reference as given",
                     sub, ratio,
                 )  # fmt: skip
+        if lumbar:
+            ref_vol = replace(ref_vol, data=lumbar_only(ref_vol.data.astype(np.int32)))
+            pred_vol = replace(pred_vol, data=lumbar_only(pred_vol.data.astype(np.int32)))
         ref_levels = [int(v) for v in np.unique(ref_vol.data.astype(np.int32))]
         ref_levels = [v for v in ref_levels if _is_level(v)]
         if not ref_levels:
@@ -589,6 +615,7 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path) -> dict[str, Any]:
         "posterior_elements_removed": bodies_only,
         "reference_vertebrae_larger": larger,
         "predictions_reoriented": reoriented,
+        "lumbar_only": lumbar,
         "note": NOTE,
     }
 
