@@ -1057,3 +1057,30 @@ def test_a_failed_diffusion_stage_is_named_on_every_disc(phantom: PhantomStudy) 
     assert len(found) == 5
     assert all("adc_withheld_diffusion_failed" in d.flags for d in found)
     assert "no_diffusion_series" not in res.flags
+
+
+@pytest.mark.parametrize(
+    ("offset", "misaligned", "withheld"),
+    [
+        (None, False, True),  # no b≈0 image (a scanner map): nothing checked
+        ({"checked": False, "why": "fewer than 2 discs"}, False, True),
+        ({"checked": True, "corrected": False, "discs_matched": 0}, True, True),
+        ({"checked": True, "corrected": False, "discs_matched": 4}, True, True),  # doubts
+        ({"checked": True, "corrected": False, "discs_matched": 5}, False, False),  # in limit
+        ({"checked": True, "corrected": True, "discs_matched": 5}, False, False),
+    ],
+)
+def test_only_b0_discs_that_agree_confirm_a_dwi_of_another_study(
+    offset: dict[str, Any] | None, misaligned: bool, withheld: bool
+) -> None:
+    """Discs on both images that matched none (or disagreed) had counted as a check that
+    confirmed the overlay of a DWI of another study (a review)."""
+    from discquant.pipeline import _unconfirmed_other_frame
+    from discquant.results import AnalysisResult
+
+    result = AnalysisResult(subject="s", discs=[])
+    result.flags = ["frames_of_reference_differ", *(["dwi_t2_misaligned"] if misaligned else [])]
+    if offset is not None:
+        result.provenance["dwi_offset"] = offset
+    assert _unconfirmed_other_frame(result) == withheld
+    assert any("disc ADCs are withheld" in w for w in result.warnings) == withheld

@@ -589,12 +589,18 @@ def _unconfirmed_other_frame(result: AnalysisResult) -> bool:
     coordinates of two studies are all that lays the masks on the ADC map, and a user
     trial's brain DWI of another study gave "L4-L5" a nucleus ADC of 0.43 µm²/ms (class
     severe) with exit 0. The disc ADCs are then withheld (``adc_withheld_frames_differ``)
-    and a warning says why; with the b≈0 discs matched (checked, corrected or flagged
-    ``dwi_t2_misaligned``) they are measured as for one study."""
+    and a warning says why; with the b≈0 discs matched onto the T2's (within the limit, or
+    corrected) they are measured as for one study. Discs on both that do not agree
+    (``dwi_t2_misaligned``, none matched) confirm nothing: withheld too."""
     if FLAG_FRAMES_DIFFER not in result.flags:
         return False
     offset = result.provenance.get("dwi_offset")
-    if isinstance(offset, dict) and offset.get("checked"):
+    if (
+        isinstance(offset, dict)
+        and offset.get("checked")
+        and offset.get("discs_matched", 0) > 0
+        and FLAG_DWI_MISALIGNED not in result.flags
+    ):
         return False
     result.warnings.append(
         "the disc ADCs are withheld: the T2 and the diffusion series are of different "

@@ -324,8 +324,9 @@ def test_a_manifest_row_with_a_field_beyond_the_header_fails_that_study(tmp_path
 
 @pytest.mark.parametrize(
     ("column", "meant"),
-    [("t2w", "t2"), ("T2w", "t2"), ("bvals", "bval"), ("dwi_file", "dwi"), ("sesion", "session")],
-)
+    [("t2w", "t2"), ("T2w", "t2"), ("bvals", "bval"), ("dwi_file", "dwi"), ("sesion", "session"),
+     ("ses", "session"), ("t2 path", "t2")],
+)  # fmt: skip
 def test_a_manifest_column_meant_as_an_input_is_refused(
     tmp_path: Path, column: str, meant: str
 ) -> None:
@@ -349,13 +350,17 @@ def test_manifest_columns_match_ignoring_case_and_covariates_are_named(
     column (age) is a study's own business: named once, not refused."""
     data = _nifti_study(tmp_path / "data", ADC)
     manifest = tmp_path / "cohort.csv"
-    manifest.write_text("Subject, T2 ,DWI,age\na,data/sub-a_T2w.nii.gz,data/sub-a_dwi.nii.gz,61\n")
+    manifest.write_text(
+        "Subject, T2 ,DWI,age,adc_ref,t2_grade\n"
+        "a,data/sub-a_T2w.nii.gz,data/sub-a_dwi.nii.gz,61,1.4,3\n"
+    )
     with caplog.at_level(logging.WARNING):
         (study,) = read_cohort(manifest)
     assert study.error is None
     assert study.inputs.t2 == data / "sub-a_T2w.nii.gz"
     assert study.inputs.dwi == data / "sub-a_dwi.nii.gz"
-    assert "cohort.csv: column(s) 'age' not read" in caplog.text
+    # an input's name beside other words than "file", "path", ... is a covariate (a review)
+    assert "cohort.csv: column(s) 'age', 'adc_ref', 't2_grade' not read" in caplog.text
 
 
 def test_a_manifest_session_column_gives_each_visit_its_own_study(tmp_path: Path) -> None:
@@ -371,12 +376,14 @@ def test_a_manifest_session_column_gives_each_visit_its_own_study(tmp_path: Path
         f"b_ses-4,5,{second}\n"  # two sessions for one row
         f"c,,{ses3}\n"  # a BIDS session folder keeps its session
         f"d,x-1,{first}\n"
+        f"e_ses-2,,{ses3}\n"  # the subject's session against the folder's
     )
     studies = read_cohort(manifest)
     assert [(s.subject, s.error) for s in studies] == [
         ("a_ses-1", None),
         ("a_ses-2", None),
-        ("b_ses-4", "the subject names session '4' and the session column '5'"),
+        ("b_ses-4", "the session column names session '5' and the subject '4'"),
         ("c_ses-3", None),
         ("d", "session 'x-1' is not a BIDS label (letters and digits)"),
+        ("e_ses-2", "the folder ses-3 names session '3' and the subject '2'"),
     ]

@@ -172,7 +172,8 @@ def test_gradings_saved_with_commas_or_semicolons_are_read(tmp_path: Path, sep: 
 
     path = tmp_path / "gradings.tsv"
     rows = [["subject", "level", "pfirrmann_grade"], ["s1", "L4/L5", "3"], ["s1", "L5-S1", "5"]]
-    path.write_text("".join(sep.join(row) + "\n" for row in rows))
+    # with the empty rows a spreadsheet's export ends with (refused as "grade ''")
+    path.write_text("".join(sep.join(row) + "\n" for row in rows) + f"{sep}{sep}\n" * 2)
     frame = read_gradings(path, ("pfirrmann_grade",), levels=LEVELS, strict_levels=True)
     assert list(zip(frame["level"], frame["grade"], frame["line"], strict=True)) == [
         ("L4-L5", 3, 2), ("L5-S1", 5, 3),

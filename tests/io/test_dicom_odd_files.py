@@ -168,6 +168,23 @@ def test_a_dwi_missing_one_image_is_skipped_naming_the_file(tmp_path: Path, dama
         ), skipped[0]
 
 
+def test_a_screen_save_without_plane_geometry_does_not_stop_the_import(tmp_path: Path) -> None:
+    """A secondary capture with no ImagePositionPatient/ImageOrientationPatient has no
+    slice positions: the check for missing DWI images raised "max() arg is an empty
+    sequence", a traceback that failed the whole study (a review)."""
+    written = _study(tmp_path)
+    ds = pydicom.dcmread(written.series["t2"].files[0])
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = UID("1.2.840.10008.5.1.4.1.1.7")
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SeriesNumber = 99
+    for keyword in ("ImagePositionPatient", "ImageOrientationPatient"):
+        del ds[keyword]
+    (written.root / "screen").mkdir()
+    ds.save_as(written.root / "screen" / "SC0001.dcm")
+    _assert_t2_and_dwi(load_study(written.root))
+
+
 @pytest.mark.parametrize("keyword", ["FloatPixelData", "DoubleFloatPixelData"])
 def test_parametric_map_adc_is_read(tmp_path: Path, keyword: str) -> None:
     """A float ADC map in mm²/s (Parametric Map Storage) was dropped without a word."""

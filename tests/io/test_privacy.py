@@ -337,3 +337,7 @@ def test_short_names_are_withheld_from_descriptions_but_not_sought_in_labels() -
     assert label_holds_identifier("sub-mrn0012345", li)
     # an ID under 4 characters and a one-letter name part stay out everywhere
     assert identifier_tokens("X7", "A^NG") == frozenset({"ng"})
+    # a short name that is a sequence word keeps the description readable (a review:
+    # "T2_TSE_SAG" read "T2_[withheld]_SAG" for the surname Tse, "3-plane LOC" for Loc)
+    assert redact_identifiers("T2_TSE_SAG", identifier_tokens("X", "TSE^KA MING")) == "T2_TSE_SAG"
+    assert redact_identifiers("3-plane LOC", identifier_tokens("X", "VAN^LOC")) == "3-plane LOC"

@@ -387,13 +387,26 @@ def _meant_column(name: str) -> str | None:
     import re
 
     key = name.strip().casefold()
+    if key == "ses":  # BIDS's own abbreviation
+        return "session"
     near = [c for c in READ_COLUMNS if len(key) <= len(c) + 2]  # not subject_age
     close = difflib.get_close_matches(key, near, n=1, cutoff=0.8)
     if close:
         return close[0]
-    # an input's name as a word (not subject or session: subject_age is a covariate)
-    words = re.split(r"[^0-9a-z]+", key)
-    return next((c for c in (*FILE_COLUMNS, "dicom") if c in words), None)
+    # an input's name with words that say "a path" (dwi_file, t2 path); an input's name
+    # beside other words is a covariate (adc_ref, t2_grade, dwi_date): left alone
+    words = [w for w in re.split(r"[^0-9a-z]+", key) if w]
+    inputs = [w for w in words if w in (*FILE_COLUMNS, "dicom")]
+    if len(inputs) == 1 and all(w in _PATH_WORDS for w in words if w != inputs[0]):
+        return inputs[0]
+    return None
+
+
+_PATH_WORDS = frozenset(
+    {"file", "files", "path", "paths", "filename", "nii", "gz", "image", "img", "folder",
+     "dir", "directory", "series", "input"}
+)  # fmt: skip
+"""Words that, beside an input column's name, make a header name a path (``dwi_file``)."""
 
 
 def _read_columns(header: list[str], manifest: Path) -> list[str]:
@@ -439,16 +452,24 @@ def _with_session(subject: str, session: str | None, folder: Path | None) -> tup
     the name of a ``ses-*`` folder it names) as BIDS labels ``01_ses-2``; or why not."""
     import re
 
-    if session is None and folder is not None and folder.name.startswith("ses-"):
-        session = folder.name[4:]  # a BIDS session folder keeps its session, as in analyze
-    if session is None:
-        return subject, None
-    label = session[4:] if session.startswith("ses-") else session
-    if not re.fullmatch(r"[A-Za-z0-9]+", label):
-        return subject, f"session {session!r} is not a BIDS label (letters and digits)"
+    named = []  # (where, session)
+    if session is not None:
+        label = session[4:] if session.startswith("ses-") else session
+        if not re.fullmatch(r"[A-Za-z0-9]+", label):
+            return subject, f"session {session!r} is not a BIDS label (letters and digits)"
+        named.append(("the session column", label))
+    if folder is not None and folder.name.startswith("ses-"):
+        # a BIDS session folder keeps its session, as in analyze
+        named.append((f"the folder {folder.name}", folder.name[4:]))
     given = split_study_label(subject)[1]
-    if given is not None and given != label:
-        return subject, f"the subject names session {given!r} and the session column {label!r}"
+    if given is not None:
+        named.append(("the subject", given))
+    if not named:
+        return subject, None
+    (where, label), *others = named
+    for other, value in others:
+        if value != label:
+            return subject, f"{where} names session {label!r} and {other} {value!r}"
     return f"{split_study_label(subject)[0]}_ses-{label}", None
 
 

@@ -216,7 +216,9 @@ def read_gradings(
     if missing:
         raise InvalidInputError(f"gradings have no {', '.join(missing)} column", path=path)
     frame = frame.apply(lambda c: c.str.strip())
+    blank = (frame == "").all(axis=1).to_numpy()  # ",," rows a spreadsheet exports
     frame["line"] = lines  # physical lines (blank lines skipped by pandas counted)
+    frame = frame[~blank]
     if levels is not None and strict_levels:
         from discquant.results import normalise_level
 

@@ -583,7 +583,7 @@ def _missing_images(series: _DicomSeries) -> tuple[Path, str] | None:
     a file missing. dcm2niix then converted nothing ("Recompiling with
     '-DmyInstanceNumberOrderIsNotSpatial' might help"), and the warning named the
     series' first file. Names a file at the position with the fewest images."""
-    if series.mosaic:
+    if series.mosaic or not series.slices:  # a screen save has no plane geometry
         return None
     at: dict[tuple[float, ...], list[Path]] = {}
     for path, sl in series.slices:

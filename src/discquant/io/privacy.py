@@ -271,6 +271,14 @@ MIN_NAME_WORD_CHARS = 2
 descriptions (:func:`redact_identifiers`), which compares whole words: the short names
 of many families were shown."""
 
+PROTOCOL_WORDS = frozenset(
+    {"ax", "cor", "sag", "tra", "tse", "fse", "se", "ir", "ep", "dwi", "adc", "loc", "fat",
+     "sat", "fs", "t1", "t2", "b0", "mr", "mri"}
+)  # fmt: skip
+"""Short words of series descriptions (``T2_TSE_SAG``, ``3-plane LOC``) that a name word of
+2-3 letters (the surname Tse, the given name Loc) does not withhold: they name the
+sequence, and the importer reads descriptions to tell series apart."""
+
 
 def _alnum(text: str) -> str:
     return re.sub(r"[^0-9a-z]", "", text.lower())
@@ -348,7 +356,12 @@ def identifier_tokens(
         if t not in PLACEHOLDER_IDENTIFIERS
         and (
             len(t) >= MIN_IDENTIFIER_CHARS
-            or (t in words and t.isalpha() and len(t) >= MIN_NAME_WORD_CHARS)
+            or (
+                t in words
+                and t.isalpha()
+                and len(t) >= MIN_NAME_WORD_CHARS
+                and t not in PROTOCOL_WORDS
+            )
         )
     )
 
@@ -395,7 +408,10 @@ def redact_identifiers(text: str, tokens: frozenset[str]) -> str:
     return re.sub(r"[^\s_]+", word, text)
 
 
-_UID_IN_TEXT = re.compile(r"(?<![\d.])\d+(?:\.\d+){4,}(?!\.?\d)")
+_UID_IN_TEXT = re.compile(r"(?<!\d)(?<!\d\.)\d+(?:\.\d+){4,}(?!\.?\d)")
+_STANDARD_UID_ROOT = "1.2.840.10008."
+"""DICOM's own UIDs (SOP classes, transfer syntaxes) identify no one and name the problem
+in a warning ("Unsupported transfer syntax '1.2.840.10008.1.2.4.90'"): kept."""
 UID_WITHHELD = "[uid]"
 
 
@@ -413,8 +429,15 @@ def withhold_uids(text: str) -> str:
     '4_DWI/0001_[uid].dcm'
     >>> withhold_uids("IM0001.dcm, b1000, v1.2.3")
     'IM0001.dcm, b1000, v1.2.3'
+    >>> withhold_uids("MR.1.3.12.2.1107.5.2.43.67060.2024.dcm (syntax 1.2.840.10008.1.2.4.90)")
+    'MR.[uid].dcm (syntax 1.2.840.10008.1.2.4.90)'
     """
-    return _UID_IN_TEXT.sub(UID_WITHHELD, text)
+
+    def uid(match: re.Match[str]) -> str:
+        found = match.group(0)
+        return found if found.startswith(_STANDARD_UID_ROOT) else UID_WITHHELD
+
+    return _UID_IN_TEXT.sub(uid, text)
 
 
 def label_holds_identifier(label: str, tokens: frozenset[str]) -> bool:
