@@ -264,3 +264,49 @@ def test_the_shipped_graders_agreement_is_quoted_for_the_shipped_model_only(
     assert ("κ ≈ 0.6–0.7" in html) == quoted
     assert ("<code>my-site.pt</code>, not the shipped one" in html) == (not quoted)
     assert "degeneration is common without symptoms" in html
+
+
+def _drawn_names(result: AnalysisResult, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The level names the report's figures draw (annotations and texts), in order."""
+    from matplotlib.axes import Axes
+
+    drawn: list[str] = []
+    annotate, text = Axes.annotate, Axes.text
+
+    def annotate_spy(self: Axes, s: str, *args: object, **kwargs: object) -> object:
+        drawn.append(s)
+        return annotate(self, s, *args, **kwargs)  # type: ignore[arg-type]
+
+    def text_spy(self: Axes, x: float, y: float, s: str, *args: object, **kwargs: object) -> object:
+        drawn.append(s)
+        return text(self, x, y, s, *args, **kwargs)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Axes, "annotate", annotate_spy)
+        patch.setattr(Axes, "text", text_spy)
+        render_report(result)
+    return drawn
+
+
+def test_uncertain_level_names_are_marked_and_every_flag_is_explained(
+    synthetic: Synthetic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the sacrum cut off every name was one level off, drawn in the same bold yellow
+    as a sure study, and the flags were bare codes (a user trial)."""
+    import copy
+
+    plain = _drawn_names(synthetic.result, monkeypatch)
+    assert "L4-L5" in plain and not any(n.endswith("?") for n in plain if n in LEVELS)
+    result = copy.deepcopy(synthetic.result)
+    for disc in result.discs:
+        if disc.found:
+            disc.flags.append("level_uncertain")
+    result.flags.append("sacrum_not_in_fov")
+    drawn = _drawn_names(result, monkeypatch)
+    assert "L4-L5?" in drawn and not any(n in LEVELS for n in drawn)
+    html = render_report(result)
+    assert "Names ending in ? are uncertain (flag level_uncertain)" in html
+    legend = html.split('id="flag-legend"')[1].split("</ul>")[0]
+    assert '<span class="flag">level_uncertain</span> Level name uncertain: it may be' in legend
+    assert '<span class="flag">poor_fit</span> Poor diffusion fit in the disc' in legend
+    assert '<span class="flag">sacrum_not_in_fov</span> Sacrum not in view' in legend

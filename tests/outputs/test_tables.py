@@ -83,6 +83,18 @@ def test_data_dictionary_describes_every_column_with_units() -> None:
     assert dictionary["height_middle_mm"]["Units"] == "mm"
     assert dictionary["volume_mm3"]["Units"] == "mm^3"
     assert set(dictionary["level"]["Levels"]) == set(LEVELS)
+    # the ADC classes with their ranges and the grade each stands for: "against the
+    # reference bands by grade" let "moderate" beside grade III read as a contradiction
+    # (a user trial); each range is that of the class a value inside it gets
+    from discquant.grade import adc_class
+
+    classes = dictionary["adc_class"]["Levels"]
+    assert classes["moderate"] == "nucleus median ADC 1.25 to < 1.55 um2/ms, typical of grade IV"
+    assert classes["normal"] == "nucleus median ADC >= 1.80 um2/ms, typical of grades I-II"
+    assert [adc_class(v) for v in (1.0, 1.25, 1.549, 1.55, 1.8)] == [
+        "severe", "moderate", "moderate", "mild", "normal",
+    ]  # fmt: skip
+    assert "not published or validated" in dictionary["adc_class"]["Description"]
 
 
 def test_numpy_scalars_are_spelled_as_in_the_results_json(tmp_path: Path) -> None:

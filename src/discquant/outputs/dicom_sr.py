@@ -37,7 +37,7 @@ from discquant import __version__
 from discquant.io.privacy import deidentify_dataset
 from discquant.outputs._dicom import with_type2_attributes
 from discquant.outputs.dicom_seg import SEGMENT_CONCEPTS
-from discquant.results import DISC_LABELS, AnalysisResult, DiscResult
+from discquant.results import DISC_LABELS, FLAG_MEANINGS, AnalysisResult, DiscResult
 
 log = logging.getLogger(__name__)
 
@@ -145,45 +145,6 @@ PS3.5 B.2), made once with
 ``pydicom.uid.generate_uid(prefix=None, entropy_srcs=["discquant"])``."""
 
 FLAG_CONCEPT = ("FLAG", "discquant flag")
-FLAG_MEANINGS = {
-    "level_uncertain": "Level name uncertain",
-    "partial_fov": "Disc cut by the T2 field of view",
-    "partial_fov_dwi": "Disc cut by the DWI field of view",
-    "poor_fit": "Poor diffusion fit in the disc",
-    "low_snr": "Nucleus ADC noise-limited (low SNR)",
-    "snr_not_estimated": "Noise not estimated: SNR not checked",
-    "adc_np_imprecise": "Nucleus median ADC imprecise",
-    "disc_not_in_dwi": "Disc not in the DWI",
-    "adc_withheld_too_few_voxels": "ADC withheld: too few voxels",
-    "adc_withheld_frames_differ": "ADC withheld: T2 and DWI of different studies, unchecked",
-    "adc_withheld_no_dwi": "ADC withheld: the study has no diffusion series",
-    "adc_withheld_diffusion_failed": "ADC withheld: the diffusion stage failed",
-    "no_diffusion_series": "The study has no diffusion series",
-    "t2_withheld_too_few_voxels": "T2 measures withheld: too few voxels",
-    "t2_withheld_no_signal": "T2 measures withheld: no nucleus signal",
-    "pfirrmann_withheld_no_t2": "Pfirrmann grade withheld: no T2",
-    "pfirrmann_withheld_t2_contrast": "Pfirrmann grade withheld: T2 contrast implausible",
-    "volume_withheld_single_slice": "Volume withheld: disc on one slice",
-    "volume_withheld_lateral_fov": "Volume withheld: slab cuts the disc",
-    "water_withheld_outside_calibration": "Water content withheld: outside calibration",
-    "adc_class_withheld_implausible_adc": "ADC class withheld: implausible ADC",
-    "pfirrmann_withheld": "Pfirrmann grade withheld",
-    "sacrum_not_in_fov": "Sacrum not in the field of view",
-    "transitional_anatomy_suspected": "Transitional anatomy suspected",
-    "l5_s1_disc_possibly_missed": "L5-S1 disc possibly missed",
-    "disc_possibly_missed": "A disc between named discs possibly missed",
-    "no_discs_found": "No discs found",
-    "no_lumbar_discs_found": "No lumbar discs found",
-    "input_not_sagittal": "Input not sagittal",
-    "frames_of_reference_differ": "T2 and diffusion frames of reference differ",
-    "adc_not_trace": "ADC along the DWI's directions, not the trace",
-    "discs_not_in_dwi": "The DWI covers none of the discs",
-    "dwi_offset_corrected": "Disc masks moved onto the DWI's discs (patient moved)",
-    "dwi_t2_misaligned": "T2 and DWI discs disagree: disc ADC may be off the disc",
-    "segmented_on_dwi_b0": "No T2: segmented on the DWI b=0 image",
-    "t2_contrast_implausible": "Image taken for T2 does not look T2-weighted",
-}
-"""Code meanings of discquant's flags; a flag not listed here is coded by its own name."""
 
 
 def flag_code(flag: str) -> Any:

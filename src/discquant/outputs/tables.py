@@ -37,6 +37,29 @@ class Column:
     """Whole numbers (a count, a grade): kept integers in tables where some are missing."""
 
 
+def _adc_class_levels() -> dict[str, str]:
+    """Each ADC class's range in the packaged thresholds and the grade it stands for
+    (the mapping of ``config/adc_class.yaml``): the dictionary said "reference bands by
+    grade", and a reader took "moderate" beside grade III for a contradiction."""
+    from discquant.grade.adc_class import load_adc_thresholds
+
+    typical = {"normal": "grades I-II", "mild": "grade III", "moderate": "grade IV"}
+    typical["severe"] = "grade V"
+    levels: dict[str, str] = {}
+    lower: float | None = None
+    for name, upper in load_adc_thresholds().classes:  # most degenerated first
+        if lower is None:
+            span = f"< {upper:.2f}"
+        elif upper is None:
+            span = f">= {lower:.2f}"
+        else:
+            span = f"{lower:.2f} to < {upper:.2f}"
+        grade = f", typical of {typical[name]}" if name in typical else ""
+        levels[name] = f"nucleus median ADC {span} um2/ms{grade}"
+        lower = upper
+    return levels
+
+
 ADC_UNIT_SUFFIX = "_um2_per_ms"
 """Unit suffix of the ADC statistic columns (``adc_np_median_um2_per_ms``)."""
 
@@ -150,7 +173,13 @@ COLUMNS: tuple[Column, ...] = (
         for g in range(1, N_GRADES + 1)
     ),
     Column("pfirrmann_expected", "Probability-weighted mean grade (1 to 5)."),
-    Column("adc_class", "ADC class of the nucleus against the reference bands by grade."),
+    Column(
+        "adc_class",
+        "ADC class of the nucleus median ADC, between midpoints of the typical nucleus ADC of "
+        "adjacent Pfirrmann grades (discquant's derivation, not published or validated "
+        "cut-offs; within a grade the ADC spreads as much as between grades).",
+        levels=_adc_class_levels(),
+    ),
     Column(
         "flags",
         "Comma-separated notes for the reader (partial_fov, poor_fit, low_snr, "

@@ -139,8 +139,13 @@ def draw_sagittal(
     vmax: float | None = None,
     colorbar_label: str | None = None,
     width_in: float = 4.6,
+    uncertain: frozenset[int] = frozenset(),
 ) -> bytes:
-    """A sagittal panel with disc and vertebra outlines and level names, as PNG bytes."""
+    """A sagittal panel with disc and vertebra outlines and level names, as PNG bytes.
+
+    The names of the labels in ``uncertain`` end in ``?``: with the sacrum out of view every
+    name can be one level off, and they were drawn as sure as any (a user trial).
+    """
     from matplotlib.figure import Figure
 
     a_lo, a_hi, s_lo, s_hi = sl.extent
@@ -164,7 +169,7 @@ def draw_sagittal(
         interpolation="nearest",
     )
     if sl.labels is not None:
-        _draw_outlines(ax, sl)
+        _draw_outlines(ax, sl, uncertain)
     ax.set_xlim(a_hi, a_lo)  # radiological sagittal view: anterior on the left
     ax.set_ylim(s_lo, s_hi)
     ax.set_title(title, fontsize=10)
@@ -186,7 +191,7 @@ def _halo() -> list[object]:
     return [patheffects.withStroke(linewidth=2.0, foreground="black")]
 
 
-def _draw_outlines(ax: object, sl: SagittalSlice) -> None:
+def _draw_outlines(ax: object, sl: SagittalSlice, uncertain: frozenset[int]) -> None:
     assert sl.labels is not None
     a, s = _mm_grid(sl)
     grid_a, grid_s = np.meshgrid(a, s, indexing="ij")
@@ -215,7 +220,7 @@ def _draw_outlines(ax: object, sl: SagittalSlice) -> None:
             front = float(grid_a[mask].max())  # most anterior point of the disc
             x = min(front + 6.0, a_max - 1.0)
             ax.annotate(  # type: ignore[attr-defined]
-                _LEVEL_OF_LABEL[value],
+                _LEVEL_OF_LABEL[value] + ("?" if value in uncertain else ""),
                 xy=(front, cs),
                 xytext=(x, cs),
                 fontsize=7.5,
@@ -230,7 +235,8 @@ def _draw_outlines(ax: object, sl: SagittalSlice) -> None:
             ax.text(  # type: ignore[attr-defined]
                 ca,
                 cs,
-                _VERTEBRA_OF_LABEL[value] if value != 26 else "S",
+                (_VERTEBRA_OF_LABEL[value] if value != 26 else "S")
+                + ("?" if value in uncertain else ""),
                 fontsize=7,
                 color="white",
                 ha="center",

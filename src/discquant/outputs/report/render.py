@@ -23,7 +23,14 @@ from discquant import RESEARCH_DISCLAIMER, __version__
 from discquant.outputs._common import PHI_KEYS, scrub_phi, to_jsonable
 from discquant.outputs.report import figures
 from discquant.outputs.tables import disc_rows
-from discquant.results import LEVELS, AnalysisResult, StageStatus
+from discquant.results import (
+    DISC_LABELS,
+    FLAG_MEANINGS,
+    LEVELS,
+    VERTEBRA_LABELS,
+    AnalysisResult,
+    StageStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +67,11 @@ the canal as reference. Heights are measured on each disc's largest sagittal sec
 50 % and 90 % of its depth; the volume counts all disc voxels on the T2 grid.</p>
 <p><strong>Grading.</strong> The Pfirrmann grade (Pfirrmann 2001, Spine 26:1873) is predicted by a
 CNN from disc-centred sagittal T2 crops; the five probabilities and the expected grade are
-reported. The ADC class compares the nucleus ADC with literature bands. The coloured zones of the
+reported. The ADC class (normal, mild, moderate, severe) places the nucleus ADC between midpoints
+of the typical ADC of adjacent grades, our own derivation and not published or validated cut-offs;
+by that derivation normal stands for grades I–II, mild III, moderate IV, severe V (within a grade
+the ADC spreads as much as between grades, and the class often reads one step more severe than
+the grade). The coloured zones of the
 ADC chart mark typical nucleus ADC for grades I–V (about 2.0, 1.9, 1.7, 1.4, 1.1 µm²/ms, spread
 ±0.2–0.3; Kealey 2005, Niinimäki 2009, Kapoor 2023): reading aids, not thresholds.</p>
 <p><strong>Limits.</strong> Automated grades agree with radiologists about as well as radiologists
@@ -234,7 +245,22 @@ def _problems(result: AnalysisResult) -> str:
         lines.append(f"<li>{_esc(level)}: {_flags(flags)}</li>")
     if not lines:
         return '<p class="ok">All stages completed without warnings.</p>'
-    return '<ul class="tight" id="problems">' + "".join(lines) + "</ul>"
+    return '<ul class="tight" id="problems">' + "".join(lines) + "</ul>" + _flag_legend(result)
+
+
+def _flag_legend(result: AnalysisResult) -> str:
+    """Each flag the report shows, in words (:data:`~discquant.results.FLAG_MEANINGS`):
+    the report showed bare codes (``low_snr``, ``volume_withheld_single_slice``) that a
+    clinician could not read (a user trial)."""
+    flags = sorted(set(result.flags) | {f for d in result.discs for f in d.flags})
+    if not flags:
+        return ""
+    items = "".join(
+        f'<li><span class="flag">{_esc(f)}</span> '
+        f"{_esc(FLAG_MEANINGS.get(f, f.replace('_', ' ')))}</li>"
+        for f in flags
+    )
+    return f'<p>What the flags mean:</p><ul class="tight" id="flag-legend">{items}</ul>'
 
 
 def _t2_is_b0(result: AnalysisResult) -> bool:
@@ -251,9 +277,26 @@ def _t2_is_b0(result: AnalysisResult) -> bool:
     )
 
 
+def _uncertain_labels(result: AnalysisResult) -> frozenset[int]:
+    """The label values whose names the figures mark ``?``: each disc flagged
+    ``level_uncertain``, and every vertebra too when all the discs found are."""
+    found = [d for d in result.discs if d.found]
+    doubtful = [d for d in found if "level_uncertain" in d.flags]
+    values = {DISC_LABELS[d.level] for d in doubtful if d.level in DISC_LABELS}
+    if found and len(doubtful) == len(found):
+        values |= set(VERTEBRA_LABELS.values())
+    return frozenset(values)
+
+
 def _outline_note(result: AnalysisResult, has_labels: bool) -> str:
     if has_labels:
-        return "Discs yellow with level names, vertebrae blue."
+        note = "Discs yellow with level names, vertebrae blue."
+        if _uncertain_labels(result):
+            note += (
+                " Names ending in ? are uncertain (flag level_uncertain): they may be one "
+                "level off, e.g. when the sacrum is not in view."
+            )
+        return note
     return "No segmentation on this grid: " + missing_reason(result, "segmentation")
 
 
@@ -264,7 +307,9 @@ def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
         sl = figures.sagittal_slice(result.t2, result.labels_t2)
         r_mm = sl.r_mm
         kind = "DWI b≈0 (no T2 in the study)" if _t2_is_b0(result) else "T2-weighted"
-        png = figures.draw_sagittal(sl, title=f"{kind}, mid-sagittal")
+        png = figures.draw_sagittal(
+            sl, title=f"{kind}, mid-sagittal", uncertain=_uncertain_labels(result)
+        )
         caption = f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm). " + _outline_note(
             result, sl.labels is not None
         )
@@ -280,6 +325,7 @@ def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
             vmin=0.0,
             vmax=3.0,
             colorbar_label="ADC (µm²/ms)",
+            uncertain=_uncertain_labels(result),
         )
         caption = (
             f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm), window 0–3 µm²/ms. "
@@ -404,6 +450,7 @@ def _qc(result: AnalysisResult, r_mm: float | None) -> tuple[str, str]:
             cmap="magma",
             colorbar_label="RMSE",
             width_in=3.6,
+            uncertain=_uncertain_labels(result),
         )
         fig = _figure(
             png,
