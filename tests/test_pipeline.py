@@ -1084,3 +1084,9 @@ def test_only_b0_discs_that_agree_confirm_a_dwi_of_another_study(
         result.provenance["dwi_offset"] = offset
     assert _unconfirmed_other_frame(result) == withheld
     assert any("disc ADCs are withheld" in w for w in result.warnings) == withheld
+
+
+def test_analyze_given_a_path_says_what_it_takes() -> None:
+    """analyze("folder") failed with AttributeError: 'str' object has no attribute 't2'."""
+    with pytest.raises(TypeError, match=r"analyze takes a Study \(discquant.io.load.load_study"):
+        analyze("some/folder")  # type: ignore[arg-type]

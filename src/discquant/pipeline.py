@@ -277,6 +277,11 @@ def analyze(
     """
     config = config or AnalysisConfig()
     check_config(config)
+    if not isinstance(study, Study):  # "analyze('folder')" failed on 'str' has no 't2'
+        raise TypeError(
+            f"analyze takes a Study (discquant.io.load.load_study(path)), not "
+            f"{type(study).__name__}"
+        )
     if study.t2 is None and study.dwi is None and study.adc is None:
         found = ", ".join(f"{s.description} ({s.role.value})" for s in study.series) or "nothing"
         raise InvalidInputError(

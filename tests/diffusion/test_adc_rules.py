@@ -162,6 +162,8 @@ def test_repeated_b0_images_are_averaged_arithmetically():
         ({"bvals": [0, -5, 1000]}, "finite and ≥ 0"),
         ({"bvals": [0, 1000], "bvecs": np.zeros((3, 3))}, "bvecs must have shape"),
         ({"bvals": [0, 1000], "noise_sigma": -1.0}, "noise_sigma"),
+        # b in ms/µm² (1000 times too small): one shell, and the unit said (a user trial)
+        ({"bvals": [0, 0.4, 0.8]}, "b-values are in s/mm² .* these look like ms/µm²"),
     ],
 )
 def test_bad_model_arguments_raise_typed_errors(kwargs, message):
@@ -175,6 +177,9 @@ def test_bad_fit_arguments_raise_typed_errors():
         model.fit(np.ones((5, 4)))
     with pytest.raises(InvalidInputError, match="mask shape"):
         model.fit(np.ones((5, 3)), mask=np.ones(4, bool))
+    # a complex DWI's real part alone read ADC 2.32 for 1.0, with a ComplexWarning only
+    with pytest.raises(InvalidInputError, match="the DWI is complex"):
+        model.fit(np.ones((5, 3)) * (1 + 1j))
 
 
 @pytest.mark.parametrize("method", ["two-point", "ols", "wls", "nlls"])

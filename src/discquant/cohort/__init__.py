@@ -3,6 +3,7 @@
 This is, with :mod:`discquant.pipeline`, the only place that knows every stage. Importing
 it imports dask; the command line imports it inside the ``cohort`` command only.
 
+>>> from pathlib import Path                                     # doctest: +SKIP
 >>> from discquant.cohort import read_cohort, run_cohort          # doctest: +SKIP
 >>> run = run_cohort(read_cohort(Path("bids")), Path("out"), workers=2)  # doctest: +SKIP
 """

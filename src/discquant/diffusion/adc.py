@@ -194,10 +194,17 @@ class AdcModel:
         hi = np.inf if b_max is None else float(b_max)
         used = [s for s in self.shells if lo <= s.bval_s_per_mm2 <= hi]
         if len(used) < 2:
+            largest = max(float(np.max(self.bvals)), 0.0) if self.bvals.size else 0.0
+            # b = 0, 0.4, 0.8 in ms/µm² (1000 times too small) fall into one shell
+            hint = (
+                "; b-values are in s/mm² (e.g. 0, 400, 800), these look like ms/µm²"
+                if 0 < largest < 20
+                else ""
+            )
             raise InvalidInputError(
                 "fewer than two b-value shells to fit: shells "
                 f"{[round(s.bval_s_per_mm2, 3) for s in self.shells]} s/mm², "
-                f"allowed range [{lo}, {hi}]"
+                f"allowed range [{lo}, {hi}]{hint}"
             )
         if self.method == "two-point":
             used = [used[0], used[-1]]
@@ -233,6 +240,10 @@ class AdcModel:
         AdcFit
         """
         arr = np.asarray(dwi)
+        if np.iscomplexobj(arr):  # its real part alone read ADC 2.32 for 1.0 (a user trial)
+            raise InvalidInputError(
+                "the DWI is complex: give magnitude images (np.abs), as scanners reconstruct"
+            )
         if arr.ndim < 1 or arr.shape[-1] != self.n_volumes:
             raise InvalidInputError(
                 f"the DWI has {arr.shape[-1] if arr.ndim else 0} volumes but "
