@@ -373,6 +373,21 @@ def test_a_damaged_nifti_header_is_one_line_without_nibabel_s_messages(
     assert line.startswith(f"discquant: error: {inputs / 't2.nii.gz'}: "), line
 
 
+def test_a_label_map_given_as_the_t2_is_refused(inputs: Path) -> None:
+    """--t2 sub-01_dseg.nii.gz was segmented and graded: two grade I "discs", exit 0."""
+    labels = np.zeros((64, 64, 3), np.int16)
+    labels[10:20, 20:40] = 120
+    labels[25:35, 20:40] = 121
+    labels[20:25, 20:40] = 21
+    path = inputs / "sub-01_dseg.nii.gz"
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), path)
+    line = _cli_error(["analyze", "--t2", str(path), "-o", str(inputs / "o")], cwd=inputs)
+    assert line == (
+        f"discquant: error: {path}: the image taken for the T2 holds only 4 distinct values: "
+        "a label map or a mask, not an MR image"
+    )
+
+
 def test_ctrl_c_says_so_and_exits_130(capsys: pytest.CaptureFixture[str]) -> None:
     # analyze interrupted exited 130 without a word
     with pytest.raises(typer.Exit) as done, user_errors():

@@ -282,6 +282,7 @@ def analyze(
             f"analyze takes a Study (discquant.io.load.load_study(path)), not "
             f"{type(study).__name__}"
         )
+    _refuse_a_label_map_as_t2(study)
     if study.t2 is None and study.dwi is None and study.adc is None:
         found = ", ".join(f"{s.description} ({s.role.value})" for s in study.series) or "nothing"
         raise InvalidInputError(
@@ -586,6 +587,31 @@ FLAG_ADC_WITHHELD_FRAMES = "adc_withheld_frames_differ"
 FLAG_NO_DIFFUSION = "no_diffusion_series"
 FLAG_ADC_WITHHELD_NO_DWI = "adc_withheld_no_dwi"
 FLAG_ADC_WITHHELD_DIFFUSION_FAILED = "adc_withheld_diffusion_failed"
+
+
+MIN_T2_DISTINCT_VALUES = 17
+"""An image taken for the T2 with fewer distinct values is a label map or a mask, not an
+MR image (an 8-bit export holds hundreds; a label map of five discs and their vertebrae
+about a dozen)."""
+
+
+def _refuse_a_label_map_as_t2(study: Study) -> None:
+    """A label map given as the T2 (``--t2 sub-01_dseg.nii.gz``) was segmented and graded:
+    two grade I "discs", exit 0 (a user trial). Refused, naming the file."""
+    t2 = study.t2
+    if t2 is None:
+        return
+    data = np.asarray(t2.image.data).ravel()
+    if np.unique(data[: 1 << 20]).size >= MIN_T2_DISTINCT_VALUES:  # an MR image: at once
+        return
+    values = np.unique(data[np.isfinite(data)])
+    if values.size < MIN_T2_DISTINCT_VALUES:
+        where = t2.provenance.source_paths[0] if t2.provenance.source_paths else study.source
+        raise InvalidInputError(
+            f"the image taken for the T2 holds only {values.size} distinct values: "
+            "a label map or a mask, not an MR image",
+            path=where,
+        )
 
 
 def _unconfirmed_other_frame(result: AnalysisResult) -> bool:

@@ -300,7 +300,10 @@ def test_sr_carries_each_disc_flags_and_the_study_flags(
         for i in groups["L2-L3 disc"]
         if i.ConceptNameCodeSequence[0].CodeValue == "FLAG"
     }
-    assert meanings == {"Level name uncertain", "Nucleus ADC noise-limited (low SNR)"}
+    assert meanings == {
+        "Level name uncertain: it may be one level off",
+        "Nucleus ADC noise-limited (low SNR)",
+    }
     # a withheld ADC is absent (not 0), and the group says why
     adc_items = [
         i
