@@ -36,7 +36,8 @@ def test_segment_command_writes_named_levels_on_the_input_grid(tmp_path: Path) -
     assert "124\tL5-S1 disc\tL5-S1" in lut and "20\tL1 vertebra\tL1" in lut
     assert "26\tsacrum\tS1" in lut
     for level in levels["levels"]:  # the keys docs/segmentation.md lists
-        assert set(level) == {"label", "name", "centroid_mm", "volume_mm3", "confidence"}
+        assert set(level) == {"label", "name", "centroid_mm", "volume_mm3", "confidence", "flags"}
+        assert level["flags"] == [] and level["volume_mm3"] > 0  # a whole phantom disc
         assert len(level["centroid_mm"]) == 3 and 0.0 <= level["confidence"] <= 1.0
     assert set(levels) == {"model", "flags", "levels"}
     assert seg.header.get_qform(coded=True)[1] == 1 and seg.header.get_sform(coded=True)[1] == 1
@@ -290,3 +291,24 @@ def test_no_disc_found_exits_3_with_the_outputs_written(tmp_path: Path) -> None:
     assert levels["levels"] == [] and "no_discs_found" in levels["flags"]
     assert not np.asarray(nib.load(out).dataobj).any()
     assert (tmp_path / "seg.tsv").read_text() == "index\tname\tabbreviation\n"
+
+
+def test_a_single_slice_withholds_the_volumes_as_analyze_does(tmp_path: Path) -> None:
+    """On one mid-sagittal slice the levels file gave area × slice thickness as each disc's
+    volume, unflagged, where analyze withholds it (a user trial)."""
+    write_study(generate_study(12, PhantomConfig(noise=False)), tmp_path, subject="s")
+    image = nib.load(tmp_path / "sub-s" / "anat" / "sub-s_T2w.nii.gz")
+    mid = image.shape[2] // 2
+    affine = image.affine.copy()
+    affine[:3, 3] += affine[:3, 2] * mid  # the middle slice where it lies
+    one = nib.Nifti1Image(np.asarray(image.dataobj)[:, :, mid : mid + 1], affine)
+    nib.save(one, tmp_path / "one.nii.gz")
+    res = CliRunner().invoke(
+        app, ["segment", str(tmp_path / "one.nii.gz"), "-o", str(tmp_path / "o.nii.gz")]
+    )
+    assert res.exit_code == 0, res.output
+    levels = json.loads((tmp_path / "o_levels.json").read_text())["levels"]
+    assert [lv["name"] for lv in levels][-3:] == ["L3-L4", "L4-L5", "L5-S1"]
+    for level in levels:
+        assert level["volume_mm3"] is None
+        assert level["flags"] == ["volume_withheld_single_slice"]

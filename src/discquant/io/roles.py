@@ -498,3 +498,49 @@ def frames_differ(a: Series, b: Series) -> bool:
     NIfTI, counts as the same)."""
     fa, fb = a.provenance.frame_of_reference_uid, b.provenance.frame_of_reference_uid
     return fa is not None and fb is not None and fa != fb
+
+
+def left_right_axis(affine: npt.NDArray[np.float64]) -> int:
+    """Index of the voxel axis closest to the world left–right (x) axis: the sagittal
+    slice axis."""
+    # The axis with the largest x cosine; nibabel's io_orientation assigns axes
+    # differently beyond ~40° obliquity.
+    directions = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
+    return int(np.argmax(np.abs(directions[0])))
+
+
+def slices_spanned(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> int:
+    """Number of sagittal slices (voxel axis nearest left-right) that hold part of ``mask``."""
+    axis = left_right_axis(affine)
+    other = tuple(a for a in range(mask.ndim) if a != axis)
+    return int(np.count_nonzero(mask.any(axis=other)))
+
+
+LATERAL_CUT_SHARE = 0.5
+"""A structure whose area on the first or last sagittal slice is at least this share of
+its largest slice area is cut by the slab (a lateral speck of the segmentation on an end
+slice, as the CNN left on one of 20 phantom discs, is not)."""
+
+
+def cut_laterally(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> bool:
+    """True when the first or last sagittal slice of a multi-slice image cuts the mask
+    through its body (:data:`LATERAL_CUT_SHARE`): its volume is then a part."""
+    axis = left_right_axis(affine)
+    if mask.shape[axis] <= 1:
+        return False
+    area = mask.sum(axis=tuple(a for a in range(mask.ndim) if a != axis))
+    return bool(max(area[0], area[-1]) >= LATERAL_CUT_SHARE * area.max() > 0)
+
+
+def volume_withheld_flag(
+    mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]
+) -> str | None:
+    """Why the voxel count of ``mask`` is no volume, as a flag, or None: on one sagittal
+    slice, area × slice thickness (``volume_withheld_single_slice``); cut by the slab's
+    first or last slice, a part (``volume_withheld_lateral_fov``). ``analyze`` and
+    ``discquant segment`` withhold such volumes alike."""
+    if slices_spanned(mask, affine) < 2:
+        return "volume_withheld_single_slice"
+    if cut_laterally(mask, affine):
+        return "volume_withheld_lateral_fov"
+    return None

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from nibabel.affines import apply_affine
 
+from discquant.io.roles import slices_spanned, volume_withheld_flag
 from discquant.io.study import Volume
 from discquant.measure import regions
 from discquant.measure.geometry import (
@@ -126,22 +127,6 @@ def _touches_border(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]
     return False
 
 
-LATERAL_CUT_SHARE = 0.5
-"""A disc whose area on the first or last sagittal slice is at least this share of its
-largest slice area is cut by the slab (a lateral speck of the segmentation on an end
-slice, as the CNN left on one of 20 phantom discs, is not)."""
-
-
-def _cut_laterally(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> bool:
-    """True when the first or last sagittal slice of a multi-slice image cuts the mask
-    through its body (:data:`LATERAL_CUT_SHARE`): its volume is then a part."""
-    axis = left_right_axis(affine)
-    if mask.shape[axis] <= 1:
-        return False
-    area = mask.sum(axis=tuple(a for a in range(mask.ndim) if a != axis))
-    return bool(max(area[0], area[-1]) >= LATERAL_CUT_SHARE * area.max() > 0)
-
-
 def _centre_outside_slab(
     centre_ras_mm: npt.NDArray[np.float64],
     mask: npt.NDArray[np.bool_],
@@ -153,13 +138,6 @@ def _centre_outside_slab(
     axis = left_right_axis(affine)
     lr = float(apply_affine(np.linalg.inv(affine), centre_ras_mm)[axis])
     return not -0.5 <= lr <= mask.shape[axis] - 0.5
-
-
-def _slices_spanned(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> int:
-    """Number of sagittal slices (voxel axis nearest left-right) that hold part of ``mask``."""
-    axis = left_right_axis(affine)
-    other = tuple(a for a in range(mask.ndim) if a != axis)
-    return int(np.count_nonzero(mask.any(axis=other)))
 
 
 def _nucleus_mask(
@@ -195,7 +173,7 @@ def _adc_measures(result: DiscResult, inputs: MeasureInputs, config: MeasureConf
     # of the disc. A DWI slab that catches only a disc's lateral tip in two slices is
     # eroded in 3-D and withheld: in-plane only, its annulus read 8-14 % low as `adc_np`.
     source = inputs.labels if inputs.labels is not None else inputs.labels_dwi
-    thin_source = _slices_spanned(source.data == label, source.affine) < 3
+    thin_source = slices_spanned(source.data == label, source.affine) < 3
     lr_axis = left_right_axis(inputs.adc.affine) if thin_source else None
     disc_core = regions.core(disc, border_voxels=config.border_voxels, slice_axis=lr_axis)
     result.adc_disc = region_stats(adc, disc_core, min_voxels=config.min_core_voxels)
@@ -391,12 +369,11 @@ def measure_discs(
             result.height_middle_mm = geom.height_middle_mm
             result.height_posterior_mm = geom.height_posterior_mm
             result.ap_depth_mm = geom.ap_depth_mm
-            if _slices_spanned(disc, labels.affine) < 2:
-                # one sagittal slice: area × slice thickness is not the disc's volume
-                result.flags.append("volume_withheld_single_slice")
-            elif _cut_laterally(disc, labels.affine):
-                # the slab ends inside the disc: what is counted is a part of it
-                result.flags.append("volume_withheld_lateral_fov")
+            # one sagittal slice: area × slice thickness is not the disc's volume; the slab
+            # ends inside the disc: what is counted is a part of it
+            withheld = volume_withheld_flag(disc, labels.affine)
+            if withheld is not None:
+                result.flags.append(withheld)
             else:
                 result.volume_mm3 = geom.volume_mm3
             result.disc_height_index = _disc_height_index(

@@ -35,6 +35,8 @@ import numpy.typing as npt
 from nibabel.affines import apply_affine
 from scipy import ndimage
 
+from discquant.io.roles import left_right_axis  # the slice axis, also for the import
+
 PARTIAL_VOLUME_VOXELS = 2
 """Disc probability further than this from the disc's mask is not counted in a height
 (it may belong to the next disc along a long caliper line)."""
@@ -50,14 +52,6 @@ class DiscGeometry:
     ap_depth_mm: float | None
     volume_mm3: float
     mid_slice: int
-
-
-def left_right_axis(affine: npt.NDArray[np.float64]) -> int:
-    """Index of the voxel axis closest to the world left–right (x) axis."""
-    # The axis with the largest x cosine; nibabel's io_orientation assigns axes
-    # differently beyond ~40° obliquity.
-    directions = affine[:3, :3] / np.linalg.norm(affine[:3, :3], axis=0)
-    return int(np.argmax(np.abs(directions[0])))
 
 
 def _sagittal_points(

@@ -6,13 +6,17 @@ import json
 import os
 from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
 
 from discquant.io.nifti import nifti_stem, set_scanner_space
+from discquant.io.roles import volume_withheld_flag
+from discquant.io.study import Volume
 from discquant.results import dseg_tsv_text
 from discquant.segment.infer import SpineSegmentation
+from discquant.segment.levels import DiscLevel
 
 
 def write_dseg_tsv(path: Path, *, present: Collection[int] | None = None) -> Path:
@@ -99,16 +103,7 @@ def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
         document = {
             "model": seg.model,
             "flags": seg.flags,
-            "levels": [
-                {
-                    "label": lv.label,
-                    "name": lv.name,
-                    "centroid_mm": [round(c, 2) for c in lv.centroid_mm],
-                    "volume_mm3": round(lv.volume_mm3, 1),
-                    "confidence": round(lv.confidence, 3),
-                }
-                for lv in seg.levels
-            ],
+            "levels": [_level_entry(lv, seg.labels) for lv in seg.levels],
         }
         stage(levels).write_text(json.dumps(document, indent=2))
         for dest in dests:
@@ -128,3 +123,19 @@ def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
                 raise type(exc)(exc.errno, exc.strerror, str(given)) from exc
         raise
     return dests
+
+
+def _level_entry(level: DiscLevel, labels: Volume) -> dict[str, Any]:
+    """A disc of the levels file: its volume withheld with its reason as ``analyze``
+    withholds it (one sagittal slice, a slab that cuts it): on a mid-sagittal slice it
+    was the area times the slice thickness, on a 21-slice slab half the disc, unflagged
+    (a user trial)."""
+    withheld = volume_withheld_flag(labels.data == level.label, labels.affine)
+    return {
+        "label": level.label,
+        "name": level.name,
+        "centroid_mm": [round(c, 2) for c in level.centroid_mm],
+        "volume_mm3": None if withheld else round(level.volume_mm3, 1),
+        "confidence": round(level.confidence, 3),
+        "flags": [withheld] if withheld else [],
+    }
