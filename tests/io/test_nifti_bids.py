@@ -435,3 +435,26 @@ def test_of_two_alike_t2_without_run_numbers_the_first_by_path_is_used_and_said(
     (warning,) = [w for w in study.warnings if "alike" in w]
     assert "used anat/sub-03_acq-a_T2w.nii.gz, the first by file path" in warning
     assert "later" not in warning
+
+
+def test_a_qform_and_sform_that_disagree_are_warned_of(tmp_path: Path) -> None:
+    """A head-feet flip in the sform reversed every level name (the real L5-S1 named
+    T12-L1), exit 0, and nothing said the header's two forms disagree (a user trial)."""
+    data = np.random.default_rng(0).uniform(100, 200, (40, 30, 5)).astype(np.float32)
+    qform = np.diag([1.0, 1.0, 4.0, 1.0])
+    sform = qform.copy()
+    sform[1, 1], sform[1, 3] = -1.0, 29.0  # rows flipped about the centre
+    img = nib.Nifti1Image(data, sform)
+    img.set_qform(qform, code=1)
+    img.set_sform(sform, code=1)
+    nib.save(img, tmp_path / "t2.nii.gz")
+    study = load_study(t2=tmp_path / "t2.nii.gz")
+    assert [w for w in study.warnings if "qform and sform" in w] == [
+        "t2.nii.gz: its qform and sform place the image differently (corners up to 29 mm "
+        "apart); the sform is used, as nibabel does (ITK-based viewers use the qform): check "
+        "the orientation and the level names"
+    ]
+    np.testing.assert_allclose(study.t2.image.affine, sform)  # type: ignore[union-attr]
+    img.set_qform(sform, code=1)  # the two agree: nothing to say
+    nib.save(img, tmp_path / "t2.nii.gz")
+    assert not [w for w in load_study(t2=tmp_path / "t2.nii.gz").warnings if "qform" in w]

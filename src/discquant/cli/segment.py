@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import typer
@@ -52,6 +53,10 @@ def segment_cmd(
             check_not_over_inputs(dest, [image])
         # The reader `analyze` uses: rejects NaN/Inf voxels, empty and singular images.
         vol = read_volume(image)
+        from discquant.io.nifti import forms_disagree
+
+        if (disagree := forms_disagree(image)) is not None:
+            logging.getLogger("discquant.segment").warning(disagree)
         try:
             seg = segment_spine(vol, model=net, device=device)
         except InvalidInputError as exc:  # about the image: say which

@@ -185,6 +185,7 @@ def load_study(
     asserted = [r.hint == s.role.value for r, s in zip(raws, series, strict=True)]
     ordered = order_series(series, explicit=explicit, asserted=asserted)
     identifiers = frozenset().union(*(r.identifiers for r in raws))
+    warnings += [w for r in raws for w in r.warnings]
     warnings += _choice_warnings(series, ordered, explicit, asserted, root, identifiers)
     if subject is None:
         base = root if root is not None else Path(str(t2 or dwi or adc))

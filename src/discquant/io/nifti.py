@@ -48,6 +48,8 @@ class RawImage:
     hint_reason: str = ""
     notes: list[str] = field(default_factory=list)
     """Extra facts for the role's reason (e.g. merged dcm2niix outputs)."""
+    warnings: list[str] = field(default_factory=list)
+    """What the study's warnings must say about this file (e.g. :func:`forms_disagree`)."""
     identifiers: frozenset[str] = frozenset()
     """The patient's ID and name from the DICOM header, as label tokens, to keep them out
     of the subject label (:func:`discquant.io.privacy.label_holds_identifier`); in
@@ -88,6 +90,43 @@ def affine_mm(img: Any) -> npt.NDArray[np.float64]:
     affine = np.asarray(img.affine, dtype=np.float64)
     affine[:3, :] *= SPACE_UNIT_TO_MM.get(img.header.get_xyzt_units()[0], 1.0)
     return affine
+
+
+FORMS_TOLERANCE_MM = 1.0
+"""qform and sform placing a corner of the image further apart than this disagree."""
+
+
+def forms_disagree(path: Path) -> str | None:
+    """A warning when a NIfTI's qform and sform (both set) place the image differently.
+
+    nibabel, and so discquant, uses the sform; ITK-based viewers (ITK-SNAP, 3D Slicer's
+    ITK reader) use the qform. With a head-feet flip in the sform every level name was
+    reversed (the real L5-S1 named T12-L1), exit 0, and nothing said why (a user trial).
+    Returns None when they agree within :data:`FORMS_TOLERANCE_MM` or one is unset.
+    """
+    import nibabel as nib
+
+    try:
+        header = nib.load(path).header
+        qform, q_code = header.get_qform(coded=True)  # type: ignore[attr-defined]
+        sform, s_code = header.get_sform(coded=True)  # type: ignore[attr-defined]
+    except Exception:  # read_volume reports a damaged file; this is only an extra check
+        return None
+    if qform is None or sform is None or not q_code or not s_code:
+        return None
+    shape = [max(int(n), 1) for n in header.get_data_shape()[:3]]  # type: ignore[attr-defined]
+    corners = np.array(
+        [[i, j, k, 1.0] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
+         for k in (0, shape[2] - 1)]
+    ).T  # fmt: skip
+    apart = float(np.max(np.linalg.norm((qform @ corners - sform @ corners)[:3], axis=0)))
+    if apart <= FORMS_TOLERANCE_MM:
+        return None
+    return (
+        f"{path.name}: its qform and sform place the image differently (corners up to "
+        f"{apart:.0f} mm apart); the sform is used, as nibabel does (ITK-based viewers use "
+        "the qform): check the orientation and the level names"
+    )
 
 
 def read_volume(path: Path, *, nan_as_zero: bool = False) -> Volume:
@@ -311,6 +350,7 @@ def load_nifti(
         hint=hint,
         hint_reason=hint_reason,
         identifiers=sidecar_identifiers(raw_sidecar),
+        warnings=[w for w in (forms_disagree(path),) if w is not None],
     )
 
 
