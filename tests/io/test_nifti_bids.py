@@ -458,3 +458,28 @@ def test_a_qform_and_sform_that_disagree_are_warned_of(tmp_path: Path) -> None:
     img.set_qform(sform, code=1)  # the two agree: nothing to say
     nib.save(img, tmp_path / "t2.nii.gz")
     assert not [w for w in load_study(t2=tmp_path / "t2.nii.gz").warnings if "qform" in w]
+
+
+def test_a_sidecar_with_a_bom_is_read_and_a_broken_one_costs_its_series_only(
+    tmp_path: Path,
+) -> None:
+    """A UTF-8 byte-order mark was "not a readable JSON sidecar", and one broken sidecar (a
+    trailing comma) of a T1 nobody uses stopped the whole study with exit 2 (a user trial)."""
+    data = np.random.default_rng(0).uniform(100, 200, (40, 30, 5)).astype(np.float32)
+    affine = np.array([[0, 0, 4.0, 0], [0, 1.0, 0, 0], [1.0, 0, 0, 0], [0, 0, 0, 1]])  # sagittal
+    for name in ("t2sag", "t1sag"):
+        nib.save(nib.Nifti1Image(data, affine), tmp_path / f"{name}.nii.gz")
+    (tmp_path / "t2sag.json").write_bytes(
+        b'\xef\xbb\xbf{"EchoTime": 0.11, "RepetitionTime": 4.0, "SeriesDescription": "t2 sag"}'
+    )
+    (tmp_path / "t1sag.json").write_text('{"EchoTime": 0.012, "RepetitionTime": 0.6,}')
+    study = load_study(tmp_path)
+    assert study.t2 is not None and study.t2.description == "t2 sag"
+    assert [s.description for s in study.series] == ["t2 sag"]
+    skipped = [w for w in study.warnings if "t1sag" in w]
+    assert len(skipped) == 1 and skipped[0].startswith(
+        "t1sag.nii.gz: its JSON sidecar t1sag.json is not readable ("
+    ), skipped
+    # a file given with its role is still refused: the user named it
+    with pytest.raises(InvalidInputError, match="its JSON sidecar t1sag.json is not readable"):
+        load_study(t2=tmp_path / "t1sag.nii.gz")

@@ -270,9 +270,14 @@ def _read_json_object(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte-order mark (Windows editors write one) is no error
+        raw = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as exc:
-        raise InvalidInputError(f"not a readable JSON sidecar ({exc})", path=path) from exc
+        # Unreadable like a damaged image: in a folder, a series without an asserted role
+        # (a T1's sidecar with a trailing comma) is skipped with a warning, not the study
+        raise UnreadableImageError(
+            f"its JSON sidecar {path.name} is not readable ({exc})", path=path
+        ) from exc
     if not isinstance(raw, dict):
         raise InvalidInputError("JSON sidecar is not an object", path=path)
     return raw
