@@ -481,5 +481,5 @@ def test_a_sidecar_with_a_bom_is_read_and_a_broken_one_costs_its_series_only(
         "t1sag.nii.gz: its JSON sidecar t1sag.json is not readable ("
     ), skipped
     # a file given with its role is still refused: the user named it
-    with pytest.raises(InvalidInputError, match="its JSON sidecar t1sag.json is not readable"):
+    with pytest.raises(InvalidInputError, match=r"its JSON sidecar t1sag\.json is not readable"):
         load_study(t2=tmp_path / "t1sag.nii.gz")
