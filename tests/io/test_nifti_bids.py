@@ -483,3 +483,19 @@ def test_a_sidecar_with_a_bom_is_read_and_a_broken_one_costs_its_series_only(
     # a file given with its role is still refused: the user named it
     with pytest.raises(InvalidInputError, match=r"its JSON sidecar t1sag\.json is not readable"):
         load_study(t2=tmp_path / "t1sag.nii.gz")
+
+
+def test_of_two_t2_that_differ_the_one_used_and_why_are_said(tmp_path: Path) -> None:
+    """acq-hires and acq-lores T2w: the one with more slices was used, and inspect, the
+    results and the report gave both the same reason "BIDS anat/*_T2w" (a user trial)."""
+    te = {"EchoTime": 0.1, "RepetitionTime": 4.0}
+    sub = tmp_path / "sub-03"
+    _save(sub / "anat" / "sub-03_acq-lores_T2w.nii.gz", np.ones((8, 8, 3)), sidecar=te)
+    _save(sub / "anat" / "sub-03_acq-hires_T2w.nii.gz", np.ones((8, 8, 6)), sidecar=te)
+    study = load_study(sub)
+    assert study.t2 is not None and study.t2.image.shape[2] == 6
+    assert [w for w in study.warnings if "T2 series" in w] == [
+        "2 T2 series: used anat/sub-03_acq-hires_T2w.nii.gz (more slices; not "
+        "anat/sub-03_acq-lores_T2w.nii.gz); to measure another, give a folder (or file) "
+        "holding only it"
+    ]

@@ -18,7 +18,7 @@ from discquant.io.nifti import (
     load_nifti_folder,
     n_volumes,
 )
-from discquant.io.roles import order_series, tied_with_best, to_series
+from discquant.io.roles import chosen_over, order_series, tied_with_best, to_series
 from discquant.io.study import Series, SeriesRole, Study
 
 log = logging.getLogger(__name__)
@@ -232,6 +232,13 @@ def _choice_warnings(
             f"{len(tied)} {tied[0].role.value.upper()} series are alike ({', '.join(names)}): "
             f"used {names[0]}, {how}; to measure another, give a folder (or file) "
             "holding only it"
+        )
+    for used, others, why in chosen_over(series, explicit=explicit, asserted=asserted):
+        names = [s.source_name(root, identifiers) or s.description for s in (used, *others)]
+        found.append(
+            f"{len(names)} {used.role.value.upper()} series: used {names[0]} ({why}; not "
+            f"{', '.join(names[1:])}); to measure another, give a folder (or file) holding "
+            "only it"
         )
     roles = (SeriesRole.T2, SeriesRole.DWI, SeriesRole.ADC, SeriesRole.TRACE)
     studies = {s.provenance.study_instance_uid for s in ordered if s.role in roles} - {None}

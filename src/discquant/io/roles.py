@@ -458,6 +458,42 @@ def tied_with_best(
     return found
 
 
+_WHY_FIRST = {
+    SeriesRole.T2: (None, "given explicitly", "in the frame of reference of the T2",
+                    "of the T2's study", "sagittal", "named a T2 by its file (BIDS)",
+                    "more slices", "finer in-plane voxels"),
+    SeriesRole.DWI: (None, "given explicitly", "in the frame of reference of the T2",
+                     "of the T2's study", "named a DWI by its file (BIDS)",
+                     "more b-value shells", "more volumes", "finer in-plane voxels"),
+}  # fmt: skip
+"""What each place of the :func:`_ranker` key says of the series that won on it."""
+
+
+def chosen_over(
+    series: Sequence[Series], *, explicit: Sequence[bool], asserted: Sequence[bool] | None = None
+) -> list[tuple[Series, list[Series], str]]:
+    """For the T2 and the DWI, where :func:`order_series` chose between series that are
+    not alike: the series used, the others, and why it went first (the rule that told it
+    from the second). Two BIDS T2w of other acquisitions (``acq-hires``, ``acq-lores``)
+    were used without a word on which or why (a user trial); series alike are
+    :func:`tied_with_best`'s."""
+    candidates = _candidates(series, explicit, asserted)
+    rank = _ranker(candidates)
+    found = []
+    for role in (SeriesRole.T2, SeriesRole.DWI):
+        mine = sorted(
+            (c for c in candidates if c[0].role is role),
+            key=lambda c: (*rank(c), *_later_first(c[0])),
+        )
+        if len(mine) < 2 or rank(mine[0]) == rank(mine[1]):
+            continue
+        first, second = rank(mine[0]), rank(mine[1])
+        place = next(i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b)
+        why = _WHY_FIRST[role][place] if place < len(_WHY_FIRST[role]) else None
+        found.append((mine[0][0], [c[0] for c in mine[1:]], why or "ranked first"))
+    return found
+
+
 def _candidates(
     series: Sequence[Series], explicit: Sequence[bool], asserted: Sequence[bool] | None
 ) -> list[_Candidate]:
