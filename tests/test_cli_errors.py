@@ -383,9 +383,15 @@ def test_a_label_map_given_as_the_t2_is_refused(inputs: Path) -> None:
     nib.save(nib.Nifti1Image(labels, np.eye(4)), path)
     line = _cli_error(["analyze", "--t2", str(path), "-o", str(inputs / "o")], cwd=inputs)
     assert line == (
-        f"discquant: error: {path}: the image taken for the T2 holds only 4 distinct values: "
-        "a label map or a mask, not an MR image"
+        f"discquant: error: {path}: the image taken for the T2 holds only 4 distinct values "
+        "(spine labels): a label map or a mask, not an MR image"
     )
+    # a whole-spine map (the phantom's has 20 values: T11-S1, discs, canal, cord; a review)
+    for k, value in enumerate([18, 19, 22, 23, 24, 26, 60, 61, 118, 119, 122, 123, 124, 201]):
+        labels[40 + k % 20, k : k + 2] = value
+    nib.save(nib.Nifti1Image(labels, np.eye(4)), path)
+    line = _cli_error(["analyze", "--t2", str(path), "-o", str(inputs / "o")], cwd=inputs)
+    assert "holds only 18 distinct values (spine labels): a label map" in line, line
 
 
 def test_ctrl_c_says_so_and_exits_130(capsys: pytest.CaptureFixture[str]) -> None:

@@ -368,6 +368,7 @@ def test_a_manifest_session_column_gives_each_visit_its_own_study(tmp_path: Path
     first = _nifti_study(tmp_path / "v1", ADC)
     second = _nifti_study(tmp_path / "v2", ADC)
     ses3 = _nifti_study(tmp_path / "bids" / "sub-c" / "ses-3", ADC)
+    dated = _nifti_study(tmp_path / "bids" / "sub-f" / "ses-2024-01-05", ADC)
     manifest = tmp_path / "cohort.csv"
     manifest.write_text(
         "subject,session,dicom\n"
@@ -377,6 +378,7 @@ def test_a_manifest_session_column_gives_each_visit_its_own_study(tmp_path: Path
         f"c,,{ses3}\n"  # a BIDS session folder keeps its session
         f"d,x-1,{first}\n"
         f"e_ses-2,,{ses3}\n"  # the subject's session against the folder's
+        f"f,,{dated}\n"  # a folder's session is a label too
     )
     studies = read_cohort(manifest)
     assert [(s.subject, s.error) for s in studies] == [
@@ -384,6 +386,8 @@ def test_a_manifest_session_column_gives_each_visit_its_own_study(tmp_path: Path
         ("a_ses-2", None),
         ("b_ses-4", "the session column names session '5' and the subject '4'"),
         ("c_ses-3", None),
-        ("d", "session 'x-1' is not a BIDS label (letters and digits)"),
+        ("d", "the session column: session 'x-1' is not a BIDS label (letters and digits)"),
         ("e_ses-2", "the folder ses-3 names session '3' and the subject '2'"),
-    ]
+        ("f", "the folder ses-2024-01-05: session '2024-01-05' is not a BIDS label (letters "
+              "and digits)"),
+    ]  # fmt: skip

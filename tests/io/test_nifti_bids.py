@@ -460,11 +460,11 @@ def test_a_qform_and_sform_that_disagree_are_warned_of(tmp_path: Path) -> None:
     assert not [w for w in load_study(t2=tmp_path / "t2.nii.gz").warnings if "qform" in w]
 
 
-def test_a_sidecar_with_a_bom_is_read_and_a_broken_one_costs_its_series_only(
-    tmp_path: Path,
-) -> None:
+def test_a_sidecar_with_a_bom_is_read_and_a_broken_one_is_read_around(tmp_path: Path) -> None:
     """A UTF-8 byte-order mark was "not a readable JSON sidecar", and one broken sidecar (a
-    trailing comma) of a T1 nobody uses stopped the whole study with exit 2 (a user trial)."""
+    trailing comma) of a T1 nobody uses stopped the whole study with exit 2 (a user trial);
+    skipping the image instead lost a T2 whose sidecar was the broken one (a review). The
+    image is read without its sidecar, with a warning naming it."""
     data = np.random.default_rng(0).uniform(100, 200, (40, 30, 5)).astype(np.float32)
     affine = np.array([[0, 0, 4.0, 0], [0, 1.0, 0, 0], [1.0, 0, 0, 0], [0, 0, 0, 1]])  # sagittal
     for name in ("t2sag", "t1sag"):
@@ -475,14 +475,14 @@ def test_a_sidecar_with_a_bom_is_read_and_a_broken_one_costs_its_series_only(
     (tmp_path / "t1sag.json").write_text('{"EchoTime": 0.012, "RepetitionTime": 0.6,}')
     study = load_study(tmp_path)
     assert study.t2 is not None and study.t2.description == "t2 sag"
-    assert [s.description for s in study.series] == ["t2 sag"]
-    skipped = [w for w in study.warnings if "t1sag" in w]
-    assert len(skipped) == 1 and skipped[0].startswith(
-        "t1sag.nii.gz: its JSON sidecar t1sag.json is not readable ("
-    ), skipped
-    # a file given with its role is still refused: the user named it
-    with pytest.raises(InvalidInputError, match=r"its JSON sidecar t1sag\.json is not readable"):
-        load_study(t2=tmp_path / "t1sag.nii.gz")
+    broken = [w for w in study.warnings if "t1sag.json" in w]
+    assert len(broken) == 1 and broken[0].startswith("t1sag.json: not a readable JSON sidecar (")
+    assert broken[0].endswith("t1sag.nii.gz read without it (no echo or repetition time)")
+    # a T2 whose own sidecar is broken stays the T2, by its name
+    (tmp_path / "t1sag.json").unlink()
+    (tmp_path / "t2sag.json").write_text('{"EchoTime": 0.11,}')
+    study = load_study(tmp_path)
+    assert study.t2 is not None and study.t2.source_name(tmp_path) == "t2sag.nii.gz"
 
 
 def test_of_two_t2_that_differ_the_one_used_and_why_are_said(tmp_path: Path) -> None:
@@ -499,3 +499,18 @@ def test_of_two_t2_that_differ_the_one_used_and_why_are_said(tmp_path: Path) -> 
         "anat/sub-03_acq-lores_T2w.nii.gz); to measure another, give a folder (or file) "
         "holding only it"
     ]
+
+
+def test_an_axial_t2w_beside_the_sagittal_one_is_no_choice_to_tell(tmp_path: Path) -> None:
+    """acq-sag and acq-ax T2w: the sagittal one is the T2 by rule, and "used acq-sag
+    (sagittal; not acq-ax); to measure another ..." was noise (a review)."""
+    te = {"EchoTime": 0.1, "RepetitionTime": 4.0}
+    sub = tmp_path / "sub-04"
+    _save(sub / "anat" / "sub-04_acq-sag_T2w.nii.gz", np.ones((8, 8, 3)), sidecar=te)
+    axial = sub / "anat" / "sub-04_acq-ax_T2w.nii.gz"
+    _save(axial, np.ones((8, 8, 20)), sidecar=te)
+    img = nib.load(axial)
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj), np.diag([1.0, 1.0, 4.0, 1.0])), axial)
+    study = load_study(sub)
+    assert study.t2 is not None and "acq-sag" in study.t2.source_name(study.source)
+    assert not [w for w in study.warnings if "T2 series" in w], study.warnings

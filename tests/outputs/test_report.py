@@ -301,9 +301,12 @@ def test_uncertain_level_names_are_marked_and_every_flag_is_explained(
     for disc in result.discs:
         if disc.found:
             disc.flags.append("level_uncertain")
-    result.flags.append("sacrum_not_in_fov")
     drawn = _drawn_names(result, monkeypatch)
     assert "L4-L5?" in drawn and not any(n in LEVELS for n in drawn)
+    assert "L4" in drawn and "L4?" not in drawn  # the discs' own doubt only
+    result.flags += ["level_uncertain", "sacrum_not_in_fov"]  # the study's: vertebrae too
+    drawn = _drawn_names(result, monkeypatch)
+    assert "L4?" in drawn and "L4" not in drawn and "S" in drawn  # the sacrum by its shape
     html = render_report(result)
     assert "Names ending in ? are uncertain (flag level_uncertain)" in html
     legend = html.split('id="flag-legend"')[1].split("</ul>")[0]

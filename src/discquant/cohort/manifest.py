@@ -454,10 +454,7 @@ def _with_session(subject: str, session: str | None, folder: Path | None) -> tup
 
     named = []  # (where, session)
     if session is not None:
-        label = session[4:] if session.startswith("ses-") else session
-        if not re.fullmatch(r"[A-Za-z0-9]+", label):
-            return subject, f"session {session!r} is not a BIDS label (letters and digits)"
-        named.append(("the session column", label))
+        named.append(("the session column", session[4:] if session.startswith("ses-") else session))
     if folder is not None and folder.name.startswith("ses-"):
         # a BIDS session folder keeps its session, as in analyze
         named.append((f"the folder {folder.name}", folder.name[4:]))
@@ -466,6 +463,9 @@ def _with_session(subject: str, session: str | None, folder: Path | None) -> tup
         named.append(("the subject", given))
     if not named:
         return subject, None
+    for where, value in named:  # each: a folder ses-2024-01-05 made sub-01/ses-2024-01-05
+        if not re.fullmatch(r"[A-Za-z0-9]+", value):
+            return subject, f"{where}: session {value!r} is not a BIDS label (letters and digits)"
     (where, label), *others = named
     for other, value in others:
         if value != label:

@@ -266,6 +266,11 @@ def read_sidecar(path: Path | None, *, keep_phi: bool) -> dict[str, Any]:
     return scrub_sidecar(_read_json_object(path), keep_phi=keep_phi)
 
 
+class SidecarError(InvalidInputError):
+    """A JSON sidecar that cannot be read as JSON (:func:`load_nifti` reads its image
+    without it, with a warning)."""
+
+
 def _read_json_object(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
@@ -273,11 +278,7 @@ def _read_json_object(path: Path | None) -> dict[str, Any]:
         # utf-8-sig: a byte-order mark (Windows editors write one) is no error
         raw = json.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, ValueError) as exc:
-        # Unreadable like a damaged image: in a folder, a series without an asserted role
-        # (a T1's sidecar with a trailing comma) is skipped with a warning, not the study
-        raise UnreadableImageError(
-            f"its JSON sidecar {path.name} is not readable ({exc})", path=path
-        ) from exc
+        raise SidecarError(f"not a readable JSON sidecar ({exc})", path=path) from exc
     if not isinstance(raw, dict):
         raise InvalidInputError("JSON sidecar is not an object", path=path)
     return raw
@@ -330,7 +331,19 @@ def load_nifti(
     bvals = read_bvals(bval, image=path, n_vols=nv) if bval is not None else None
     bvecs = read_bvecs(bvec, image=path, n_vols=nv, bvals=bvals) if bvec is not None else None
     sidecar_path = sibling(path, ".json")
-    raw_sidecar = _read_json_object(sidecar_path)
+    file_warnings = [w for w in (forms_disagree(path),) if w is not None]
+    try:
+        raw_sidecar = _read_json_object(sidecar_path)
+    except SidecarError as exc:
+        # The image is read without it: a T1's sidecar with a trailing comma stopped the
+        # whole study, and skipping the image lost a T2 whose role the sidecar would have
+        # told (the file name or the layout may still tell it; a user trial, a review).
+        raw_sidecar = {}
+        file_warnings.append(
+            f"{exc.path.name if exc.path else path.name}: {exc.reason}; "
+            f"{path.name} read without it (no echo or repetition time)"
+        )
+        sidecar_path = None
     sidecar = scrub_sidecar(raw_sidecar, keep_phi=keep_phi)
     description = str(sidecar.get("SeriesDescription") or nifti_stem(path))
     sources = tuple(p for p in (path, bval, bvec, sidecar_path) if p is not None)
@@ -355,7 +368,7 @@ def load_nifti(
         hint=hint,
         hint_reason=hint_reason,
         identifiers=sidecar_identifiers(raw_sidecar),
-        warnings=[w for w in (forms_disagree(path),) if w is not None],
+        warnings=file_warnings,
     )
 
 

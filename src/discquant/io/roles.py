@@ -382,7 +382,9 @@ def _slices_and_in_plane_area_mm2(volume: Volume) -> tuple[int, float]:
     axis = slice_axis(volume.affine, volume.shape)
     vx = volume.voxel_mm
     in_plane = [vx[i] for i in range(3) if i != axis]
-    return int(volume.shape[axis]), float(in_plane[0] * in_plane[1])
+    # rounded: two repeats of one protocol at other obliquities differ by 1e-8 mm², which
+    # chose the earlier one as "finer" (a review); alike, the later acquisition goes first
+    return int(volume.shape[axis]), round(float(in_plane[0] * in_plane[1]), 3)
 
 
 def _quality_key(series: Series, explicit: bool, asserted: bool) -> tuple[float, ...]:
@@ -490,6 +492,8 @@ def chosen_over(
         first, second = rank(mine[0]), rank(mine[1])
         place = next(i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b)
         why = _WHY_FIRST[role][place] if place < len(_WHY_FIRST[role]) else None
+        if why == "sagittal":  # an axial T2w beside the sagittal one: no choice to tell
+            continue
         found.append((mine[0][0], [c[0] for c in mine[1:]], why or "ranked first"))
     return found
 

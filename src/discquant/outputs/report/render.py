@@ -279,12 +279,15 @@ def _t2_is_b0(result: AnalysisResult) -> bool:
 
 def _uncertain_labels(result: AnalysisResult) -> frozenset[int]:
     """The label values whose names the figures mark ``?``: each disc flagged
-    ``level_uncertain``, and every vertebra too when all the discs found are."""
-    found = [d for d in result.discs if d.found]
-    doubtful = [d for d in found if "level_uncertain" in d.flags]
-    values = {DISC_LABELS[d.level] for d in doubtful if d.level in DISC_LABELS}
-    if found and len(doubtful) == len(found):
-        values |= set(VERTEBRA_LABELS.values())
+    ``level_uncertain``, and every vertebra but the sacrum when the study is (as the
+    DICOM SEG marks its segments; the sacrum is found by its shape, not counted)."""
+    values = {
+        DISC_LABELS[d.level]
+        for d in result.discs
+        if d.found and "level_uncertain" in d.flags and d.level in DISC_LABELS
+    }
+    if "level_uncertain" in result.flags:
+        values |= {v for name, v in VERTEBRA_LABELS.items() if name != "S1"}
     return frozenset(values)
 
 
