@@ -65,11 +65,12 @@ def test_row_zero_is_superior_and_column_zero_anterior() -> None:
     vol.data[60:90, :, :] = 2000.0  # superior to the disc (smaller row = superior)
     vol.data[:, 50:70, :] = 3000.0  # anterior (smaller column = anterior)
     loc = DiscLocation.from_voxel(vol, (100.0, 120.0, 0.0))
-    crop = extract_disc_crop(vol, loc, size_mm=(40.0, 60.0), shape=(40, 60), window=(0, 1000))
-    assert crop[1, 2, 30] == pytest.approx(2.0)  # superior
-    assert crop[1, 38, 30] == pytest.approx(0.1)
-    assert crop[1, 20, 1] == pytest.approx(3.0)  # anterior
-    assert crop[1, 30, 58] == pytest.approx(0.1)
+    # (a window that keeps the values within CROP_CLIP, -1 ... 2)
+    crop = extract_disc_crop(vol, loc, size_mm=(40.0, 60.0), shape=(40, 60), window=(0, 2000))
+    assert crop[1, 2, 30] == pytest.approx(1.0)  # superior
+    assert crop[1, 38, 30] == pytest.approx(0.05)
+    assert crop[1, 20, 1] == pytest.approx(1.5)  # anterior
+    assert crop[1, 30, 58] == pytest.approx(0.05)
 
 
 def test_mask_gives_centre_normal_and_aligned_crop() -> None:
@@ -97,9 +98,9 @@ def test_neighbouring_slices_are_channels() -> None:
     for k in range(5):
         vol.data[:, :, k] += 10.0 * k
     loc = DiscLocation.from_voxel(vol, (100.0, 120.0, 0.0))  # first slice: edge repeats
-    crop = extract_disc_crop(vol, loc, window=(0.0, 1.0), slices=5)
+    crop = extract_disc_crop(vol, loc, window=(0.0, 1000.0), slices=5)  # within CROP_CLIP
     base = crop[2, 0, 0]
-    np.testing.assert_allclose(crop[:, 0, 0] - base, [0, 0, 0, 10, 20], atol=1e-3)
+    np.testing.assert_allclose(crop[:, 0, 0] - base, [0, 0, 0, 0.01, 0.02], atol=1e-6)
 
 
 def test_8_bit_and_16_bit_give_the_same_crop() -> None:
@@ -164,3 +165,21 @@ def test_nan_voxels_around_the_disc_are_refused_and_far_ones_ignored() -> None:
     bad[1, 30, 40] = np.nan
     with pytest.raises(InvalidInputError, match="NaN or infinite"):
         grade_disc_crops([bad])
+
+
+@pytest.mark.parametrize("normalise", ["crop", "image"])
+def test_one_saturated_voxel_is_clipped_and_the_rest_of_the_crop_kept(normalise: str) -> None:
+    """One voxel at 65535 in a 16-bit image reached about 100 at the grader's input and
+    moved a disc's expected grade from 1.92 to 2.75 (a user trial): the normalised crop is
+    clipped to CROP_CLIP, and every other pixel keeps its value."""
+    from discquant.grade.crops import CROP_CLIP
+
+    vol, _ = _ellipse_volume((100.0, 120.0), n_slices=1)
+    loc = DiscLocation.from_voxel(vol, (100.0, 120.0, 0.0))
+    clean = extract_disc_crop(vol, loc, normalise=normalise)
+    spiked = vol.data.copy()
+    spiked[100, 120, 0] = 65535.0  # the crop's centre
+    crop = extract_disc_crop(Volume(spiked, AFFINE), loc, normalise=normalise)
+    assert float(crop.max()) == CROP_CLIP[1] == 2.0 and float(clean.max()) < CROP_CLIP[1]
+    changed = ~np.isclose(crop, clean, atol=1e-5)
+    assert 0 < changed.sum() <= 3 * 4  # the pixels that sample the voxel, per channel
