@@ -514,3 +514,17 @@ def test_an_axial_t2w_beside_the_sagittal_one_is_no_choice_to_tell(tmp_path: Pat
     study = load_study(sub)
     assert study.t2 is not None and "acq-sag" in study.t2.source_name(study.source)
     assert not [w for w in study.warnings if "T2 series" in w], study.warnings
+
+
+def test_a_header_without_orientation_is_warned_of(tmp_path: Path) -> None:
+    """qform and sform codes 0: nibabel's fallback affine read the image as axial, and
+    the outputs claimed scanner coordinates, without a word (a user trial)."""
+    img = nib.Nifti1Image(np.random.default_rng(0).uniform(1, 2, (20, 20, 4)), None)
+    img.set_qform(None, code=0)
+    img.set_sform(None, code=0)
+    nib.save(img, tmp_path / "plain.nii.gz")
+    study = load_study(t2=tmp_path / "plain.nii.gz")
+    assert [w for w in study.warnings if "no orientation" in w] == [
+        "plain.nii.gz: its header gives no orientation (qform and sform codes 0): read with "
+        "voxel sizes only, so its plane, orientation and level names are guesses"
+    ]

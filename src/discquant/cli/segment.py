@@ -53,9 +53,9 @@ def segment_cmd(
             check_not_over_inputs(dest, [image])
         # The reader `analyze` uses: rejects NaN/Inf voxels, empty and singular images.
         vol = read_volume(image)
-        from discquant.io.nifti import forms_disagree
+        from discquant.io.nifti import header_warning
 
-        if (disagree := forms_disagree(image)) is not None:
+        if (disagree := header_warning(image)) is not None:
             logging.getLogger("discquant.segment").warning(disagree)
         try:
             seg = segment_spine(vol, model=net, device=device)

@@ -49,7 +49,7 @@ class RawImage:
     notes: list[str] = field(default_factory=list)
     """Extra facts for the role's reason (e.g. merged dcm2niix outputs)."""
     warnings: list[str] = field(default_factory=list)
-    """What the study's warnings must say about this file (e.g. :func:`forms_disagree`)."""
+    """What the study's warnings must say about this file (e.g. :func:`header_warning`)."""
     identifiers: frozenset[str] = frozenset()
     """The patient's ID and name from the DICOM header, as label tokens, to keep them out
     of the subject label (:func:`discquant.io.privacy.label_holds_identifier`); in
@@ -96,13 +96,16 @@ FORMS_TOLERANCE_MM = 1.0
 """qform and sform placing a corner of the image further apart than this disagree."""
 
 
-def forms_disagree(path: Path) -> str | None:
-    """A warning when a NIfTI's qform and sform (both set) place the image differently.
+def header_warning(path: Path) -> str | None:
+    """A warning about where a NIfTI's header places the image, or None.
 
-    nibabel, and so discquant, uses the sform; ITK-based viewers (ITK-SNAP, 3D Slicer's
-    ITK reader) use the qform. With a head-feet flip in the sform every level name was
-    reversed (the real L5-S1 named T12-L1), exit 0, and nothing said why (a user trial).
-    Returns None when they agree within :data:`FORMS_TOLERANCE_MM` or one is unset.
+    - qform and sform both set and placing the image differently: nibabel, and so
+      discquant, uses the sform; ITK-based viewers (ITK-SNAP, 3D Slicer's ITK reader) use
+      the qform. With a head-feet flip in the sform every level name was reversed (the
+      real L5-S1 named T12-L1), exit 0, and nothing said why (a user trial). None when
+      they agree within :data:`FORMS_TOLERANCE_MM`.
+    - neither set (both codes 0): the image has no orientation; nibabel's fallback
+      affine (voxel sizes only) read it as axial without a word (a user trial).
     """
     import nibabel as nib
 
@@ -112,6 +115,11 @@ def forms_disagree(path: Path) -> str | None:
         sform, s_code = header.get_sform(coded=True)  # type: ignore[attr-defined]
     except Exception:  # read_volume reports a damaged file; this is only an extra check
         return None
+    if not q_code and not s_code:
+        return (
+            f"{path.name}: its header gives no orientation (qform and sform codes 0): read "
+            "with voxel sizes only, so its plane, orientation and level names are guesses"
+        )
     if qform is None or sform is None or not q_code or not s_code:
         return None
     shape = [max(int(n), 1) for n in header.get_data_shape()[:3]]  # type: ignore[attr-defined]
@@ -331,7 +339,7 @@ def load_nifti(
     bvals = read_bvals(bval, image=path, n_vols=nv) if bval is not None else None
     bvecs = read_bvecs(bvec, image=path, n_vols=nv, bvals=bvals) if bvec is not None else None
     sidecar_path = sibling(path, ".json")
-    file_warnings = [w for w in (forms_disagree(path),) if w is not None]
+    file_warnings = [w for w in (header_warning(path),) if w is not None]
     try:
         raw_sidecar = _read_json_object(sidecar_path)
     except SidecarError as exc:

@@ -446,18 +446,32 @@ def tied_with_best(
     :func:`order_series` but the acquisition number: those series, best first, and
     whether the acquisition number told the best from the second (False: the first file's
     path did)."""
-    candidates = _candidates(series, explicit, asserted)
-    rank = _ranker(candidates)
     found = []
-    for role in (SeriesRole.T2, SeriesRole.DWI):
-        mine = sorted(
-            (c for c in candidates if c[0].role is role),
-            key=lambda c: (*rank(c), *_later_first(c[0])),
-        )
+    for _, mine, rank in _ranked_t2_and_dwi(series, explicit, asserted):
         tied = [c[0] for c in mine if rank(c) == rank(mine[0])]
         if len(tied) > 1:
             found.append((tied, acquisition_number(tied[0]) != acquisition_number(tied[1])))
     return found
+
+
+def _ranked_t2_and_dwi(
+    series: Sequence[Series], explicit: Sequence[bool], asserted: Sequence[bool] | None
+) -> list[tuple[SeriesRole, list[_Candidate], Callable[[_Candidate], tuple[object, ...]]]]:
+    """The T2 and the DWI candidates, each role's in :func:`order_series`' order, with the
+    rank key (the order but the acquisition number)."""
+    candidates = _candidates(series, explicit, asserted)
+    rank = _ranker(candidates)
+    return [
+        (
+            role,
+            sorted(
+                (c for c in candidates if c[0].role is role),
+                key=lambda c: (*rank(c), *_later_first(c[0])),
+            ),
+            rank,
+        )
+        for role in (SeriesRole.T2, SeriesRole.DWI)
+    ]
 
 
 _WHY_FIRST = {
@@ -479,14 +493,8 @@ def chosen_over(
     from the second). Two BIDS T2w of other acquisitions (``acq-hires``, ``acq-lores``)
     were used without a word on which or why (a user trial); series alike are
     :func:`tied_with_best`'s."""
-    candidates = _candidates(series, explicit, asserted)
-    rank = _ranker(candidates)
     found = []
-    for role in (SeriesRole.T2, SeriesRole.DWI):
-        mine = sorted(
-            (c for c in candidates if c[0].role is role),
-            key=lambda c: (*rank(c), *_later_first(c[0])),
-        )
+    for role, mine, rank in _ranked_t2_and_dwi(series, explicit, asserted):
         if len(mine) < 2 or rank(mine[0]) == rank(mine[1]):
             continue
         first, second = rank(mine[0]), rank(mine[1])
