@@ -614,11 +614,12 @@ def _refuse_a_label_map_as_t2(study: Study) -> None:
     if sample.size >= MIN_T2_DISTINCT_VALUES and not _spine_labels_only(sample):
         return
     values = np.unique(data[np.isfinite(data)])
-    if values.size < MIN_T2_DISTINCT_VALUES or _spine_labels_only(values):
+    labels_only = _spine_labels_only(values)
+    if values.size < MIN_T2_DISTINCT_VALUES or labels_only:
         where = t2.provenance.source_paths[0] if t2.provenance.source_paths else study.source
         raise InvalidInputError(
             f"the image taken for the T2 holds only {values.size} distinct values"
-            + (" (spine labels)" if _spine_labels_only(values) else "")
+            + (" (spine labels)" if labels_only else "")
             + ": a label map or a mask, not an MR image",
             path=where,
         )
