@@ -258,3 +258,16 @@ def _first_conversion_ends(monkeypatch: pytest.MonkeyPatch, returncode: int) -> 
 
     monkeypatch.setattr(subprocess, "run", first_ends)
     return converted
+
+
+def test_a_trace_series_keeps_its_b_value(tmp_path: Path) -> None:
+    """A scanner's TRACEW series at one b-value (no b=0 series beside it) is the trace
+    and keeps b = 800: the pipeline warns that it stands in for the b≈0 image only when it
+    knows that b-value, and the import had dropped it (read as None)."""
+    from tests.io.dicom_factory import write_lumbar_study
+
+    written = write_lumbar_study(tmp_path, size=16, bvals=(800.0,))
+    study = load_study(written.root)
+    assert study.dwi is None and study.trace is not None and study.adc is not None
+    assert study.trace.bvals_s_per_mm2 is not None
+    np.testing.assert_array_equal(study.trace.bvals_s_per_mm2, [800.0])

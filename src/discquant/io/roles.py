@@ -366,7 +366,9 @@ def to_series(raw: RawImage, *, assume_t2: bool = False) -> Series:
         description=raw.description,
         image=image,
         orientation=orientation_from_affine(image.affine, image.shape),
-        bvals_s_per_mm2=raw.bvals if is_dwi else None,
+        # A trace image keeps its b-value: without raw DWI it stands in for the b≈0 image,
+        # and the pipeline warns when that b-value is not ≈0.
+        bvals_s_per_mm2=raw.bvals if is_dwi or role is SeriesRole.TRACE else None,
         bvecs=bvecs if is_dwi else None,
         adc_scale_to_um2_per_ms=scale,
         provenance=raw.provenance,

@@ -112,9 +112,10 @@ class Series:
     orientation
         ``"sagittal"``, ``"coronal"``, ``"axial"`` or ``"oblique"``, from the affine.
     bvals_s_per_mm2, bvecs
-        For ``DWI`` only: one b-value per volume and an ``(N, 3)`` array of unit
-        gradient directions, in the conventions of dcm2niix/FSL (b≈0 volumes carry zeros,
-        or unit vectors where the scanner wrote them: Philips).
+        For ``DWI``: one b-value per volume and an ``(N, 3)`` array of unit gradient
+        directions, in the conventions of dcm2niix/FSL (b≈0 volumes carry zeros,
+        or unit vectors where the scanner wrote them: Philips). A ``TRACE`` series keeps
+        its b-values (no directions).
     adc_scale_to_um2_per_ms
         For ``ADC`` only: the factor that converted the stored integers to µm²/ms
         (``1e-3`` for the usual 10⁻⁶ mm²/s units).
