@@ -979,6 +979,53 @@ def test_a_t2_moved_too_far_to_match_safely_is_flagged_on_every_disc(
         assert "more than 10 mm" in said
 
 
+def test_one_matched_disc_is_said_as_one_not_as_none(phantom: PhantomStudy) -> None:
+    """The b≈0 segmentation holds L3-L4 in place and L1-L2 20 mm above its place: one T2
+    disc matched. The warning and the provenance said "no disc of the T2 lies within
+    15 mm" and 0 matched (a review); they now count the one."""
+    labels = phantom.labels_dwi
+    data = np.asarray(labels.data)
+    axis = int(np.argmax(np.abs(labels.affine[2, :3])))  # the voxel axis nearest superior
+    step_mm = float(labels.affine[2, axis])
+    shift = round(20.0 / step_mm)  # voxels that move 20 mm superior
+    own = np.where(data == 122, 122, 0).astype(np.int16)
+    own[np.roll(data == 120, shift, axis=axis)] = 120
+    t2_seg = SimpleNamespace(labels=phantom.labels_t2, nucleus=phantom.nucleus_t2, canal=None,
+                             levels=[], flags=[])  # fmt: skip
+    b0_seg = SimpleNamespace(labels=Volume(own, labels.affine), nucleus=phantom.nucleus_dwi)
+    res = analyze(
+        _study(phantom),
+        segmenter=lambda im: t2_seg if im.shape[:3] == phantom.t2.shape[:3] else b0_seg,
+    )
+    assert res.provenance["dwi_offset"] == {"checked": True, "corrected": False,
+                                            "discs_matched": 1}  # fmt: skip
+    assert "dwi_t2_misaligned" in res.flags
+    assert any(
+        w.startswith("only 1 of the 5 discs of the T2 lies within 15 mm of a disc found on")
+        for w in res.warnings
+    ), res.warnings
+
+
+def test_too_few_discs_for_the_check_names_the_image_that_has_too_few(
+    phantom: PhantomStudy,
+) -> None:
+    """The reason the movement check was not made named the b≈0 image whichever image
+    had fewer than two discs."""
+    t2_one = Volume(np.where(phantom.labels_t2.data == 122, 122, 0).astype(np.int16),
+                    phantom.labels_t2.affine)  # fmt: skip
+    t2_seg = SimpleNamespace(labels=t2_one, nucleus=phantom.nucleus_t2, canal=None, levels=[],
+                             flags=[])  # fmt: skip
+    b0_seg = SimpleNamespace(labels=phantom.labels_dwi, nucleus=phantom.nucleus_dwi)
+    res = analyze(
+        _study(phantom),
+        segmenter=lambda im: t2_seg if im.shape[:3] == phantom.t2.shape[:3] else b0_seg,
+    )
+    assert res.provenance["dwi_offset"] == {
+        "checked": False,
+        "why": "fewer than 2 discs found on the T2 within the DWI's field of view",
+    }
+
+
 def test_a_scanner_adc_map_alone_says_movement_was_not_checked(phantom: PhantomStudy) -> None:
     """Without a b≈0 image nothing can be segmented for the check: said in the provenance
     (it was silent)."""

@@ -711,9 +711,11 @@ def _dwi_offset(
     from discquant.measure.alignment import (
         MATCH_RADIUS_MM,
         MAX_CORRECTED_MM,
+        MIN_MATCHED_DISCS,
         count_discs,
         estimate_disc_offset,
         in_plane_voxel_mm,
+        match_discs,
     )
 
     assert result.b0 is not None
@@ -726,16 +728,31 @@ def _dwi_offset(
         return None
     estimate = estimate_disc_offset(transferred, own.labels)
     if estimate is None:
-        both = min(count_discs(transferred, lumbar=True), count_discs(own.labels)) >= 2
-        if not both:
-            why = "fewer than 2 discs found on the b≈0 image"
+        on_t2, on_b0 = count_discs(transferred, lumbar=True), count_discs(own.labels)
+        if min(on_t2, on_b0) < MIN_MATCHED_DISCS:
+            where = " and ".join(
+                name
+                for name, n in (
+                    ("on the T2 within the DWI's field of view", on_t2),
+                    ("on the b≈0 image", on_b0),
+                )
+                if n < MIN_MATCHED_DISCS
+            )
+            why = f"fewer than {MIN_MATCHED_DISCS} discs found {where}"
             result.provenance["dwi_offset"] = {"checked": False, "why": why}
             return None
-        # discs on both, none within MATCH_RADIUS_MM of another: moved by more than that
-        result.provenance["dwi_offset"] = {"checked": True, "corrected": False, "discs_matched": 0}
+        # Discs on both, fewer than MIN_MATCHED_DISCS of them within MATCH_RADIUS_MM of a
+        # b≈0 disc: moved by more than that, or the two images disagree on the discs.
+        matched = len(match_discs(transferred, own.labels))
+        result.provenance["dwi_offset"] = {
+            "checked": True,
+            "corrected": False,
+            "discs_matched": matched,
+        }
+        which = "no disc" if not matched else f"only {matched} of the {on_t2} discs"
         _misaligned(
             result,
-            f"no disc of the T2 lies within {MATCH_RADIUS_MM:.0f} mm of a disc found on the "
+            f"{which} of the T2 lies within {MATCH_RADIUS_MM:.0f} mm of a disc found on the "
             "DWI b≈0 image",
         )
         return None
@@ -750,7 +767,7 @@ def _dwi_offset(
             ),
             (
                 f"only {estimate.n_discs} of its {estimate.n_t2_discs} discs were matched",
-                estimate.n_discs < max(MIN_DISCS_TO_CORRECT, 0.6 * estimate.n_t2_discs),
+                estimate.n_discs < max(MIN_MATCHED_DISCS, 0.6 * estimate.n_t2_discs),
             ),
             ("they were matched to b≈0 discs of other level names", not estimate.same_names),
             (
@@ -785,10 +802,6 @@ def _dwi_offset(
         "moved onto the DWI's discs before the ADC was measured"
     )
     return estimate.offset_mm
-
-
-MIN_DISCS_TO_CORRECT = 2
-"""A correction needs at least this many matched discs, and 60 % of the T2's."""
 
 
 def _misaligned(result: AnalysisResult, what: str) -> None:

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from discquant.io.study import Volume
-from discquant.measure.alignment import estimate_disc_offset, in_plane_voxel_mm, shifted
+from discquant.measure.alignment import (
+    estimate_disc_offset,
+    in_plane_voxel_mm,
+    match_discs,
+    shifted,
+)
 
 
 def _discs(shift_vox: tuple[int, int, int] = (0, 0, 0), *, drop: int | None = None) -> Volume:
@@ -61,6 +66,9 @@ def test_too_few_matched_discs_give_no_estimate() -> None:
     assert estimate_disc_offset(_discs(), Volume(one, np.eye(4))) is None  # 1 is not enough
     assert estimate_disc_offset(Volume(one, np.eye(4)), _discs()) is None
     assert estimate_disc_offset(_discs(), Volume(np.zeros((5, 5, 5)), np.eye(4))) is None
+    assert [(t2, own) for t2, own, _ in match_discs(_discs(), Volume(one, np.eye(4)))] == [
+        (122, 122)
+    ]
 
 
 def test_in_plane_voxel_size_of_a_sagittal_grid_and_a_shifted_volume() -> None:

@@ -91,23 +91,15 @@ def count_discs(labels: Volume, *, lumbar: bool = False) -> int:
     return len(_disc_centres(labels, 120 if lumbar else 100))
 
 
-def estimate_disc_offset(transferred: Volume, own: Volume) -> DiscOffset | None:
-    """Median offset from the transferred T2 lumbar discs to the discs segmented on the
-    DWI b≈0 image itself, each matched one to one with the nearest.
-
-    Parameters
-    ----------
-    transferred
-        The T2 segmentation on the DWI grid (VerSe labels; lumbar discs 120–124 used).
-    own
-        The segmentation of the b≈0 image (any disc label counts: its level names may
-        differ where its field of view ends).
+def match_discs(transferred: Volume, own: Volume) -> list[tuple[int, int, npt.NDArray[np.float64]]]:
+    """Each transferred T2 lumbar disc matched one to one with the nearest b≈0 disc within
+    :data:`MATCH_RADIUS_MM` in the sagittal plane, nearest pairs first.
 
     Returns
     -------
-    DiscOffset or None
-        None when fewer than :data:`MIN_MATCHED_DISCS` discs match within
-        :data:`MATCH_RADIUS_MM`.
+    list of (T2 label, b≈0 label, offset in mm)
+        The offset goes from the T2 disc's centre to its match's (world coordinates, the
+        left-right component zero).
     """
     ours = _disc_centres(own, 100)
     theirs = _disc_centres(transferred, 120)
@@ -126,6 +118,28 @@ def estimate_disc_offset(transferred: Volume, own: Volume) -> DiscOffset | None:
             pairs.append((t2_label, own_label, d))
             used_t2.add(t2_label)
             used_own.add(own_label)
+    return pairs
+
+
+def estimate_disc_offset(transferred: Volume, own: Volume) -> DiscOffset | None:
+    """Median offset from the transferred T2 lumbar discs to the discs segmented on the
+    DWI b≈0 image itself, each matched one to one with the nearest (:func:`match_discs`).
+
+    Parameters
+    ----------
+    transferred
+        The T2 segmentation on the DWI grid (VerSe labels; lumbar discs 120–124 used).
+    own
+        The segmentation of the b≈0 image (any disc label counts: its level names may
+        differ where its field of view ends).
+
+    Returns
+    -------
+    DiscOffset or None
+        None when fewer than :data:`MIN_MATCHED_DISCS` discs match within
+        :data:`MATCH_RADIUS_MM`.
+    """
+    pairs = match_discs(transferred, own)
     if len(pairs) < MIN_MATCHED_DISCS:
         return None
     stacked = np.array([d for _, _, d in pairs])
@@ -133,7 +147,7 @@ def estimate_disc_offset(transferred: Volume, own: Volume) -> DiscOffset | None:
     return DiscOffset(
         offset_mm=median,
         n_discs=len(pairs),
-        n_t2_discs=len(theirs),
+        n_t2_discs=count_discs(transferred, lumbar=True),
         spread_mm=float(np.max(np.linalg.norm(stacked - median, axis=1))),
         same_names=all(t == o for t, o, _ in pairs),
     )
