@@ -477,7 +477,10 @@ def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> 
     if dwi.bvals_s_per_mm2 is None:
         raise DiscquantError(f"DWI series {dwi.description!r} has no b-values")
     model = AdcModel(
-        dwi.bvals_s_per_mm2, dwi.bvecs, method=config.adc_method, b_min=config.b_min_s_per_mm2
+        dwi.bvals_s_per_mm2,
+        dwi.bvecs,
+        method=config.adc_method,
+        b_min_s_per_mm2=config.b_min_s_per_mm2,
     )
     fit = model.fit(dwi.image.data)
     affine = dwi.image.affine

@@ -126,7 +126,7 @@ def test_b_min_excludes_perfusion_weighted_shells():
     bvals = np.array([0.0, 20.0, 50.0, 100.0, 400.0, 600.0, 800.0])
     dwi = ivim(bvals, d=1.2, f=0.15, d_star=60.0)[None]
     all_b = AdcModel(bvals, method="ols").fit(dwi)
-    high_b = AdcModel(bvals, method="ols", b_min=200).fit(dwi)
+    high_b = AdcModel(bvals, method="ols", b_min_s_per_mm2=200).fit(dwi)
     assert high_b.bvals_used_s_per_mm2 == (400.0, 600.0, 800.0)
     # Perfusion has decayed by e^{-60·0.4} at b = 400: the high-b fit is the tissue D.
     assert high_b.adc_um2_per_ms[0] == pytest.approx(1.2, rel=1e-5)
@@ -138,7 +138,7 @@ def test_b_min_excludes_perfusion_weighted_shells():
 def test_b_max_and_two_point_use_the_end_shells():
     bvals = [0.0, 500.0, 1000.0, 2000.0]
     dwi = np.array([[1000.0, 600.0, 400.0, 100.0]])
-    two = AdcModel(bvals, method="two-point", b_max=1000).fit(dwi)
+    two = AdcModel(bvals, method="two-point", b_max_s_per_mm2=1000).fit(dwi)
     assert two.bvals_used_s_per_mm2 == (0.0, 1000.0)
     assert two.adc_um2_per_ms[0] == pytest.approx(np.log(1000 / 400), rel=1e-6)
     assert two.rmse_log[0] == 0
@@ -156,7 +156,7 @@ def test_repeated_b0_images_are_averaged_arithmetically():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"bvals": [0, 1000], "b_min": 500}, "fewer than two b-value shells"),
+        ({"bvals": [0, 1000], "b_min_s_per_mm2": 500}, "fewer than two b-value shells"),
         ({"bvals": [1000, 1010]}, "fewer than two b-value shells"),
         ({"bvals": [0, 1000], "method": "ivim"}, "unknown ADC method"),
         ({"bvals": [0, -5, 1000]}, "finite and ≥ 0"),

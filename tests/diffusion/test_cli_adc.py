@@ -177,8 +177,11 @@ def test_cli_on_a_dicom_folder_equals_the_scanner_style_map(siemens_dwi, tmp_pat
 @pytest.mark.parametrize(
     ("extra", "needle"),
     [
-        (["--b-min", "500", "--b-max", "100"], "b_min 500 is above b_max 100"),
-        (["--b-min", "nan"], "b_min must be a finite b-value"),
+        (
+            ["--b-min", "500", "--b-max", "100"],
+            "the lowest b-value to use (500 s/mm²) is above the highest (100 s/mm²)",
+        ),
+        (["--b-min", "nan"], "the lowest b-value to use must be finite and ≥ 0 s/mm², got nan"),
         (["--mask", "nonexist.nii.gz"], "mask file not found"),
     ],
 )

@@ -67,8 +67,8 @@ def adc_cmd(
             bvec=bvec,
             method=method,
             mask=mask,
-            b_min=b_min,
-            b_max=b_max,
+            b_min_s_per_mm2=b_min,
+            b_max_s_per_mm2=b_max,
             noise_sigma=noise_sigma,
             threads=threads,
         )

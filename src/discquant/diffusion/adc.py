@@ -30,7 +30,7 @@ Invalid voxels (``valid`` False, ADC, S0 and RMSE NaN; never clipped):
 2. a diffusion-weighted shell's trace signal is above the reference signal ``S0`` (the
    lowest used shell, normally b≈0);
 3. fewer than two usable b-values: per voxel this cannot happen without rule 1, so a model
-   with fewer than two shells in ``[b_min, b_max]`` is refused when it is built;
+   with fewer than two shells in ``[b_min_s_per_mm2, b_max_s_per_mm2]`` is refused when it is built;
 4. the fit itself fails: ADC ≤ 0 (possible with three or more shells even when rule 2
    holds), or ADC or S0 not finite;
 
@@ -130,20 +130,23 @@ class AdcModel:
     bvals
         One b-value per DWI volume, s/mm².
     bvecs
-        Optional ``(N, 3)`` gradient directions; only checked for shape (the trace does
-        not depend on them).
+        Optional ``(N, 3)`` gradient directions (FSL's ``(3, N)`` is accepted). The trace
+        does not depend on them, but the fit weights do: a diffusion-weighted shell of one
+        volume without a direction is a scanner's trace image, three acquisitions
+        averaged, and weighs three times one direction in ``"wls"``/``"nlls"``
+        (:func:`discquant.diffusion.shells.acquisitions_per_volume`).
     method
         ``"two-point"``, ``"ols"``, ``"wls"`` (default) or ``"nlls"``.
-    b_min, b_max
-        Use only shells with ``b_min ≤ b ≤ b_max`` (s/mm²); ``b_min`` = 200 drops the
-        perfusion-weighted low b-values, for example.
+    b_min_s_per_mm2, b_max_s_per_mm2
+        Use only shells with ``b_min_s_per_mm2 ≤ b ≤ b_max_s_per_mm2``; 200 as the lower
+        limit drops the perfusion-weighted low b-values, for example.
     noise_sigma
         Rician ``σ`` of one image (signal units) to correct the noise floor with
         ``√(M² − σ²)`` before the fit; ``"auto"`` estimates it from the background of the
-        b≈0 image(s) (:func:`discquant.diffusion.noise.estimate_noise_sigma`); None
+        b≈0 image(s) (:func:`discquant.diffusion.noise.estimate_noise_sigma_of_images`); None
         (default) corrects nothing.
-    shell_tol
-        Tolerance for grouping b-values into shells, s/mm².
+    shell_tol_s_per_mm2
+        Tolerance for grouping b-values into shells.
 
     Examples
     --------
@@ -161,16 +164,16 @@ class AdcModel:
         bvecs: npt.ArrayLike | None = None,
         *,
         method: Method | str = "wls",
-        b_min: float | None = None,
-        b_max: float | None = None,
+        b_min_s_per_mm2: float | None = None,
+        b_max_s_per_mm2: float | None = None,
         noise_sigma: float | Literal["auto"] | None = None,
-        shell_tol: float = SHELL_TOL_S_PER_MM2,
+        shell_tol_s_per_mm2: float = SHELL_TOL_S_PER_MM2,
     ) -> None:
         if method not in METHODS:
             raise InvalidInputError(f"unknown ADC method {method!r}; choose one of {METHODS}")
         self.method = cast(Method, method)
         self.bvals = np.asarray(bvals, dtype=np.float64).ravel()
-        self.shells = group_shells(self.bvals, tol=shell_tol)
+        self.shells = group_shells(self.bvals, tol=shell_tol_s_per_mm2)
         self.bvecs = None
         if bvecs is not None:
             vecs = np.asarray(bvecs, dtype=np.float64)
@@ -190,8 +193,8 @@ class AdcModel:
         elif noise_sigma is not None and (not np.isfinite(noise_sigma) or noise_sigma < 0):
             raise InvalidInputError(f"noise_sigma must be finite and ≥ 0, got {noise_sigma}")
         self.noise_sigma = noise_sigma
-        lo = -np.inf if b_min is None else float(b_min)
-        hi = np.inf if b_max is None else float(b_max)
+        lo = -np.inf if b_min_s_per_mm2 is None else float(b_min_s_per_mm2)
+        hi = np.inf if b_max_s_per_mm2 is None else float(b_max_s_per_mm2)
         used = [s for s in self.shells if lo <= s.bval_s_per_mm2 <= hi]
         if len(used) < 2:
             largest = max(float(np.max(self.bvals)), 0.0) if self.bvals.size else 0.0

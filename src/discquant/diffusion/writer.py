@@ -193,14 +193,20 @@ def _read_mask(path: Path, shape: tuple[int, ...], affine: npt.NDArray[np.float6
     return np.asarray(data != 0)
 
 
-def _check_b_range(b_min: float | None, b_max: float | None) -> None:
-    """Finite, non-negative limits with b_min ≤ b_max (checked before the import: they
-    were refused only after it, as 'fewer than two shells' with range [nan, inf])."""
-    for name, value in (("b_min", b_min), ("b_max", b_max)):
+def _check_b_range(b_min_s_per_mm2: float | None, b_max_s_per_mm2: float | None) -> None:
+    """Finite, non-negative limits, the lower one not above the upper one (checked before
+    the import: they were refused only after it, as 'fewer than two shells' with range
+    [nan, inf])."""
+    for name, value in (("lowest", b_min_s_per_mm2), ("highest", b_max_s_per_mm2)):
         if value is not None and not (math.isfinite(value) and value >= 0):
-            raise InvalidInputError(f"{name} must be a finite b-value ≥ 0 s/mm², got {value}")
-    if b_min is not None and b_max is not None and b_min > b_max:
-        raise InvalidInputError(f"b_min {b_min:g} is above b_max {b_max:g}")
+            raise InvalidInputError(
+                f"the {name} b-value to use must be finite and ≥ 0 s/mm², got {value}"
+            )
+    lo, hi = b_min_s_per_mm2, b_max_s_per_mm2
+    if lo is not None and hi is not None and lo > hi:
+        raise InvalidInputError(
+            f"the lowest b-value to use ({lo:g} s/mm²) is above the highest ({hi:g} s/mm²)"
+        )
 
 
 def compute_and_write_adc(
@@ -211,8 +217,8 @@ def compute_and_write_adc(
     bvec: str | Path | None = None,
     method: str = "wls",
     mask: str | Path | None = None,
-    b_min: float | None = None,
-    b_max: float | None = None,
+    b_min_s_per_mm2: float | None = None,
+    b_max_s_per_mm2: float | None = None,
     noise_sigma: str | float | None = None,
     threads: int | None = None,
 ) -> AdcMapResult:
@@ -226,7 +232,7 @@ def compute_and_write_adc(
         ``.nii``/``.nii.gz`` path of the ADC map.
     bval, bvec
         FSL files for a NIfTI input (default: next to it with the same stem).
-    method, b_min, b_max, noise_sigma
+    method, b_min_s_per_mm2, b_max_s_per_mm2, noise_sigma
         As :class:`~discquant.diffusion.adc.AdcModel` (``noise_sigma`` may be text).
     mask
         Optional NIfTI mask on the DWI grid.
@@ -249,7 +255,7 @@ def compute_and_write_adc(
     if threads is not None and threads < 1:
         raise InvalidInputError(f"threads must be at least 1, got {threads}")
     sigma = parse_noise_sigma(noise_sigma)
-    _check_b_range(b_min, b_max)
+    _check_b_range(b_min_s_per_mm2, b_max_s_per_mm2)
     if mask is not None and not Path(mask).is_file():
         raise InputNotFoundError("mask file not found", path=mask)
     if not src.exists():
@@ -294,8 +300,8 @@ def compute_and_write_adc(
             series.bvals_s_per_mm2,
             series.bvecs,
             method=method,
-            b_min=b_min,
-            b_max=b_max,
+            b_min_s_per_mm2=b_min_s_per_mm2,
+            b_max_s_per_mm2=b_max_s_per_mm2,
             noise_sigma=sigma,
         )
         fit = model.fit(data, mask_arr, n_threads=threads)
@@ -304,8 +310,8 @@ def compute_and_write_adc(
             raise
         raise InvalidInputError(exc.reason, path=src) from exc
     settings: dict[str, Any] = {
-        "BMin_s_per_mm2": b_min,
-        "BMax_s_per_mm2": b_max,
+        "BMin_s_per_mm2": b_min_s_per_mm2,
+        "BMax_s_per_mm2": b_max_s_per_mm2,
         "Masked": mask is not None,
         # the series as analyze's sidecar and results name it: its description and file
         # (relative to the folder read, patient names and UIDs withheld)
