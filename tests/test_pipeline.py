@@ -632,16 +632,44 @@ def test_snr_of_a_real_dwi_with_a_masked_background_is_withheld(shared_data: Pat
     assert len(warnings) == 1 and "38% of the voxels are exactly 0" in warnings[0]
 
 
+@pytest.mark.parametrize("method", ["ols", "nlls"])
+def test_the_configured_fit_method_makes_the_adc_map(method: str) -> None:
+    """``AnalysisConfig.adc_method`` (``analyze --method``) reaches the fit: on a noisy
+    phantom the map is that method's fit of the DWI, not the default WLS one (no test ran
+    another method, so one hard-coded in the pipeline would have passed), and the ADC
+    sidecar names it."""
+    from discquant.diffusion.adc import AdcModel
+    from discquant.outputs.write import _adc_fit_and_source
+
+    ph = generate_study(3, PhantomConfig(epi_distortion=False))
+    res = analyze(
+        _study(ph, t2=False),
+        config=AnalysisConfig(adc_method=method),
+        segmenter=_truth_segmenter(ph.labels_dwi, ph.nucleus_dwi),
+    )
+    assert res.adc_map is not None
+    fits = {m: AdcModel(ph.bvals, ph.bvecs, method=m).fit(ph.dwi.data) for m in (method, "wls")}
+    got = np.nan_to_num(res.adc_map.data, nan=-1.0)
+    want = np.nan_to_num(fits[method].adc_um2_per_ms, nan=-1.0)
+    default = np.nan_to_num(fits["wls"].adc_um2_per_ms, nan=-1.0)
+    np.testing.assert_array_equal(got, want)
+    assert np.mean(np.abs(want - default) > 1e-3) > 0.1  # the methods differ on most voxels
+    assert _adc_fit_and_source(res)["Method"] == method
+
+
 def test_an_implausible_nucleus_adc_withholds_only_its_adc_class() -> None:
+    """The class comes from the nucleus median (docs/grading.md, `adc_np_median`); each
+    mean here lies in another class (1.85 normal, 1.3 moderate), so a class read from the
+    mean fails."""
     from discquant.pipeline import _grade
     from discquant.results import AdcStats, AnalysisResult, DiscResult
 
-    def disc(level: str, median: float) -> DiscResult:
-        return DiscResult(
-            level, found=True, adc_np=AdcStats(median, median, 0.1, median, median, 50)
-        )
+    def disc(level: str, median: float, mean: float) -> DiscResult:
+        return DiscResult(level, found=True, adc_np=AdcStats(mean, median, 0.1, mean, mean, 50))
 
-    result = AnalysisResult("x", [disc("L3-L4", 1.7), disc("L4-L5", 0.01), disc("L5-S1", 1.1)])
+    result = AnalysisResult(
+        "x", [disc("L3-L4", 1.7, 1.85), disc("L4-L5", 0.01, 1.2), disc("L5-S1", 1.1, 1.3)]
+    )
     _grade(result, None, None)
     assert [d.adc_class for d in result.discs] == ["mild", None, "severe"]
     assert [("adc_class_withheld_implausible_adc" in d.flags) for d in result.discs] == [

@@ -225,3 +225,91 @@ def test_low_snr_counts_the_averages_of_a_trace_image(
         fit_n_averages=averages,
     )
     assert ("low_snr" in disc["flags"]) == flagged  # type: ignore[operator]
+
+
+def _known_nucleus(nucleus_adc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """L5-S1 (7 × 20 × 8 voxels), a nucleus mask of ``nucleus_adc.size`` voxels inside its
+    core holding those ADCs, the rest of the disc 1.6 and the canal behind it 3.0 (CSF).
+    Returns labels, ADC map and nucleus mask."""
+    labels = np.zeros((9, 40, 40), np.int16)
+    labels[1:8, 10:30, 18:26] = L5S1
+    labels[1:8, 2:8, 5:38] = CANAL_LABEL
+    adc = np.full(labels.shape, 0.5, np.float32)
+    adc[labels == L5S1] = 1.6
+    adc[labels == CANAL_LABEL] = 3.0
+    nucleus = np.zeros(labels.shape, bool)
+    nucleus[3:6, 14:26, 20:24] = True  # 3 × 12 × 4 = 144 voxels, inside the disc's core
+    index = np.flatnonzero(nucleus)[: nucleus_adc.size]
+    nucleus[:] = False
+    nucleus.flat[index] = True
+    adc.flat[index] = nucleus_adc
+    return labels, adc, nucleus
+
+
+def test_nucleus_statistics_and_water_indices_of_known_values() -> None:
+    """Every figure of the nucleus against numpy on the values put there, and both water
+    indices against their definitions: median / 2.0 (the young-adult reference) and
+    median / the CSF's ADC (3.0). The CSF index had no test (an inverted ratio passed)."""
+    values = np.linspace(0.9, 1.5, 144).astype(np.float32)[::-1]  # not stored in order
+    labels, adc, nucleus = _known_nucleus(values)
+    d = _measure(labels, adc, nucleus_dwi=Volume(nucleus.astype(np.uint8), AFFINE))
+    np_stats = d["adc_np"]
+    p10, median, p90 = np.percentile(values, [10, 50, 90])
+    assert np_stats.n_voxels == 144  # type: ignore[attr-defined]
+    assert np_stats.median == pytest.approx(median, rel=1e-6)  # type: ignore[attr-defined]
+    assert np_stats.mean == pytest.approx(values.mean(), rel=1e-6)  # type: ignore[attr-defined]
+    assert np_stats.sd == pytest.approx(values.std(ddof=1), rel=1e-5)  # type: ignore[attr-defined]
+    assert (np_stats.p10, np_stats.p90) == pytest.approx((p10, p90), rel=1e-6)  # type: ignore[attr-defined]
+    assert p10 < median < p90
+    assert d["water_index"] == pytest.approx(median / 2.0, rel=1e-6)
+    assert d["water_index_csf"] == pytest.approx(median / 3.0, rel=1e-6)
+    # the disc's core (eroded by one voxel: 5 × 18 × 6 = 540 voxels) holds the nucleus too
+    assert d["adc_disc"].n_voxels == 540  # type: ignore[attr-defined]
+    assert "adc_np_imprecise" not in d["flags"]  # type: ignore[operator]
+
+
+def test_a_small_scattered_nucleus_is_flagged_imprecise() -> None:
+    """Six voxels of 0.6 … 2.0 µm²/ms: the standard error of their median (1.2533 × SD /
+    √6 = 0.28 of the median 1.3) is far above the 5 % limit; the 144 voxels of the test
+    above (0.9 … 1.5: 1.3 %) are not flagged."""
+    values = np.array([0.6, 2.0, 0.9, 1.7, 1.1, 1.5], np.float32)
+    labels, adc, nucleus = _known_nucleus(values)
+    d = _measure(labels, adc, nucleus_dwi=Volume(nucleus.astype(np.uint8), AFFINE))
+    assert d["adc_np"].median == pytest.approx(1.3)  # type: ignore[attr-defined]
+    assert "adc_np_imprecise" in d["flags"]  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(("rmse", "flagged"), [(0.10, False), (0.20, True)])
+def test_poor_fit_follows_the_median_fit_error_of_the_disc(rmse: float, flagged: bool) -> None:
+    """``poor_fit`` when the median log-signal RMSE over the disc's core is above 0.15
+    (MeasureConfig.max_fit_rmse); a few bad voxels (1.0) do not move the median."""
+    labels, adc, _ = _known_nucleus(np.full(144, 1.2, np.float32))
+    fit_rmse = np.full(labels.shape, 1.0, np.float32)  # outside the disc: not counted
+    fit_rmse[labels == L5S1] = rmse
+    fit_rmse[4, 20, 19:23] = 1.0  # four core voxels of 540
+    d = _measure(labels, adc, fit_rmse=Volume(fit_rmse, AFFINE))
+    assert ("poor_fit" in d["flags"]) is flagged  # type: ignore[operator]
+
+
+def test_t2_heterogeneity_and_ratios_of_a_two_valued_nucleus() -> None:
+    """Half the nucleus at 150, half at 250: mean 200, SD 50, heterogeneity 0.25; ratios
+    200 / 400 (CSF) and 200 / 100 (marrow). The heterogeneity was tested only on a uniform
+    nucleus, where any formula gives 0."""
+    t2 = _t2_image()
+    nucleus = np.zeros(t2.shape, np.uint8)
+    nucleus[3:5, 16:26, 12:14] = 1  # inside the disc's core; 40 voxels
+    t2[3, 16:26, 12:14] = 150.0
+    t2[4, 16:26, 12:14] = 250.0
+    labels = np.zeros(t2.shape, np.int16)
+    labels[1:8, 12:32, 10:16] = L5S1
+    labels[1:8, 12:32, 16:30] = L5S1 - 100
+    labels[1:8, 3:9, 2:38] = CANAL_LABEL
+    inputs = MeasureInputs(
+        labels=Volume(labels, AFFINE),
+        anatomy=Volume(t2, AFFINE),
+        nucleus=Volume(nucleus, AFFINE),
+    )
+    [d] = [d for d in measure_discs(inputs) if d.level == "L5-S1"]
+    assert d.t2_np_heterogeneity == pytest.approx(0.25)
+    assert d.t2_np_csf_ratio == pytest.approx(0.5)
+    assert d.t2_np_reference_ratio == pytest.approx(2.0)
