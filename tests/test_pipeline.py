@@ -131,6 +131,9 @@ def test_dwi_only_segments_the_b0_and_gives_adc(phantom: PhantomStudy) -> None:
         assert disc.t2_np_csf_ratio is None  # no T2 measures from a b≈0 image
         # Pfirrmann grades are read on T2: withheld, and said (it was empty without a word)
         assert disc.pfirrmann_grade is None and "pfirrmann_withheld_no_t2" in disc.flags
+        # on each disc too: why its T2 values are missing and its geometry coarser (the
+        # tables and the SR carry disc flags only; a user trial)
+        assert "segmented_on_dwi_b0" in disc.flags
     # Said study-wide too (only the HTML report had mentioned the b≈0 image).
     assert "segmented_on_dwi_b0" in res.flags
     said = [w for w in res.warnings if "segmented on the DWI b≈0 image" in w]

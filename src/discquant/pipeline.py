@@ -363,6 +363,12 @@ def analyze(
     nucleus_dwi = None
     adc_withheld = False
     level_flags = _level_flags(segmentation)
+    if t2 is None:
+        # Said on every disc, as the other study-wide flags are: its heights and volume
+        # come from the coarser b≈0 image and its T2 values are missing for that reason
+        # (the tables and the SR show per-disc flags only; a user trial).
+        for level in DISC_LABELS:
+            level_flags.setdefault(level, []).append(FLAG_SEGMENTED_ON_DWI)
     if result.adc_map is None:
         # Said on every disc, as pfirrmann_withheld_no_t2 is for the opposite case: a
         # cohort table showed empty ADC cells without a flag or a warning (a user trial).

@@ -44,6 +44,7 @@ DISC_SLICES = (1, 4)
 FOUND_LEVELS = tuple(DISC_ROWS)  # L5-S1 is missing on purpose
 
 # Known per-disc values (cranial to caudal), the kind the measure/grade stages produce.
+# Any two quantities differ for some disc, so a writer that swaps two is caught.
 NP_ADC = {"L1-L2": 2.01, "L2-L3": 1.88, "L3-L4": 1.69, "L4-L5": 1.42}
 GRADES = {"L1-L2": 1, "L2-L3": 2, "L3-L4": 3, "L4-L5": 4}
 
@@ -98,9 +99,10 @@ def _disc(level: str, i: int) -> DiscResult:
             p90=np_adc + 0.14,
             n_voxels=40 + i,
         ),
+        snr_np_b0=30.0 + 2.5 * i,
         water_index=np_adc / 2.0,
         water_index_csf=np_adc / 3.1,
-        water_percent=None,
+        water_percent=80.0 - 6.0 * i,
         t2_np_csf_ratio=0.8 - 0.1 * i,
         t2_np_reference_ratio=2.5 - 0.2 * i,
         t2_np_heterogeneity=0.1 + 0.02 * i,

@@ -8,13 +8,13 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from tests.outputs.conftest import FOUND_LEVELS, NP_ADC, Synthetic
+from tests.outputs.conftest import FOUND_LEVELS, GRADES, Synthetic
 from tests.outputs.dicom_factory import lps_of_pixel
 
 from discquant.errors import InvalidInputError
 from discquant.outputs.dicom_seg import labels_on_source_frames, pixel_to_ras, write_dicom_seg
 from discquant.outputs.dicom_sr import write_dicom_sr
-from discquant.results import DISC_LABELS, AnalysisResult
+from discquant.results import DISC_LABELS, AnalysisResult, DiscResult
 
 
 def test_label_voxels_land_on_the_right_frame_and_pixel(synthetic: Synthetic) -> None:
@@ -87,10 +87,68 @@ def _groups_by_disc(sr: pydicom.Dataset) -> dict[str, list[pydicom.Dataset]]:
     return groups
 
 
+def _code(item: pydicom.Dataset) -> str:
+    """A CODE item's value as ``CodeValue (scheme) meaning``."""
+    c = item.ConceptCodeSequence[0]
+    return f"{c.CodeValue} ({c.CodingSchemeDesignator}) {c.CodeMeaning}"
+
+
+def _numbers(items: list[pydicom.Dataset]) -> dict[tuple[str, ...], tuple[float, str]]:
+    """A group's NUM items (TID 1419 measurements), each keyed by its concept name (code
+    value, meaning), its derivation and its measurement method (code values, "" when absent),
+    as (value, ``UCUM``-scheme unit code)."""
+    out: dict[tuple[str, ...], tuple[float, str]] = {}
+    for item in (i for i in items if i.ValueType == "NUM"):
+        name = item.ConceptNameCodeSequence[0]
+        modifiers = {
+            c.ConceptNameCodeSequence[0].CodeValue: c.ConceptCodeSequence[0].CodeValue
+            for c in getattr(item, "ContentSequence", [])
+            if c.ValueType == "CODE"
+        }
+        key = (
+            str(name.CodeValue),
+            str(name.CodeMeaning),
+            modifiers.get("121401", ""),  # Derivation
+            modifiers.get("370129005", ""),  # Measurement Method
+        )
+        assert key not in out, f"measurement {key} written twice"
+        value = item.MeasuredValueSequence[0]
+        unit = value.MeasurementUnitsCodeSequence[0]
+        out[key] = (float(value.NumericValue), f"{unit.CodeValue} ({unit.CodingSchemeDesignator})")
+    return out
+
+
+SITE_CODES = {"L1-L2": "80064006", "L2-L3": "67459009", "L3-L4": "62551000", "L4-L5": "84020006"}
+"""SNOMED CT concepts of the lumbar discs (CID 7604)."""
+
+
+def _expected_numbers(disc: DiscResult) -> dict[tuple[str, ...], tuple[float, str]]:
+    """Every measurement the SR holds for ``disc``, from the fixture's values: ADC mean
+    (SCT 373098007) and median (SCT 373099004) in the nucleus and in the disc core, in
+    um2/ms as in the fixture; volume in mm3; middle height in mm."""
+    assert disc.adc_np is not None and disc.adc_disc is not None
+    assert disc.volume_mm3 is not None and disc.height_middle_mm is not None
+    adc, um2_ms = ("113041", "Apparent Diffusion Coefficient"), "um2/ms (UCUM)"
+    mean, median = "373098007", "373099004"
+    return {
+        (*adc, mean, "NP_REGION"): (disc.adc_np.mean, um2_ms),
+        (*adc, median, "NP_REGION"): (disc.adc_np.median, um2_ms),
+        (*adc, mean, "DISC_REGION"): (disc.adc_disc.mean, um2_ms),
+        (*adc, median, "DISC_REGION"): (disc.adc_disc.median, um2_ms),
+        ("118565006", "Volume", "", ""): (disc.volume_mm3, "mm3 (UCUM)"),
+        ("121207", "Height", "", "MIDDLE_HEIGHT"): (disc.height_middle_mm, "mm (UCUM)"),
+    }
+
+
 @pytest.mark.parametrize("with_seg", [False, True])
 def test_sr_has_each_disc_adc_and_grade(
     synthetic: Synthetic, tmp_path: Path, with_seg: bool
 ) -> None:
+    """Each found disc has one group, tracked by its level name and at its SNOMED CT site,
+    holding every value the fixture gives that disc: the four ADCs, the volume and the
+    middle height, each with its UCUM unit (and nothing else numeric), the Pfirrmann grade
+    and the ADC class. The fixture's values differ, so a value written under another
+    quantity, disc or unit fails."""
     seg_path = None
     if with_seg:
         seg_path = write_dicom_seg(synthetic.result, synthetic.datasets, tmp_path / "seg.dcm")
@@ -101,50 +159,34 @@ def test_sr_has_each_disc_adc_and_grade(
     assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
     groups = _groups_by_disc(sr)
     assert set(groups) == {f"{lv} disc" for lv in FOUND_LEVELS}
-    site_codes = {
-        "L1-L2": "80064006",
-        "L2-L3": "67459009",
-        "L3-L4": "62551000",
-        "L4-L5": "84020006",
-    }
+    fixture = {d.level: d for d in synthetic.result.discs}
     for level in FOUND_LEVELS:
+        disc = fixture[level]
         items = groups[f"{level} disc"]
-        adc_items = [
-            i
+        sites = [
+            i.ConceptCodeSequence[0]
             for i in items
-            if i.ValueType == "NUM" and i.ConceptNameCodeSequence[0].CodeValue == "113041"
+            if i.ConceptNameCodeSequence[0].CodeValue == "363698007"  # Finding Site
         ]
-        assert len(adc_items) == 4  # NP and whole disc, mean and median
-        by_kind = {
-            tuple(
-                sorted(
-                    c.ConceptCodeSequence[0].CodeValue
-                    for c in _content_items(i)
-                    if c.ValueType == "CODE"
-                )
-            ): float(i.MeasuredValueSequence[0].NumericValue)
-            for i in adc_items
+        assert [(s.CodeValue, s.CodingSchemeDesignator) for s in sites] == [
+            (SITE_CODES[level], "SCT")
+        ], level
+        expected = _expected_numbers(disc)
+        values = [v for v, _ in expected.values()]
+        assert len(set(values)) == len(values)  # the fixture tells the quantities apart
+        assert _numbers(items) == {
+            key: (pytest.approx(value, abs=1e-6), unit) for key, (value, unit) in expected.items()
+        }, level
+        evaluations = {
+            name: [_code(i) for i in items if i.ConceptNameCodeSequence[0].CodeValue == name]
+            for name in ("PFIRRMANN", "ADC_CLASS")
         }
-        # Mean (SCT 373098007) in the nucleus region (local NP_REGION): the known NP ADC.
-        assert by_kind[("373098007", "NP_REGION")] == pytest.approx(NP_ADC[level], abs=1e-9)
-        assert by_kind[("373099004", "DISC_REGION")] == pytest.approx(NP_ADC[level] - 0.28)
-        units = {
-            i.MeasuredValueSequence[0].MeasurementUnitsCodeSequence[0].CodeValue for i in adc_items
-        }
-        assert units == {"um2/ms"}
-        sites = {
-            i.ConceptCodeSequence[0].CodeValue
-            for i in items
-            if i.ConceptNameCodeSequence[0].CodeValue == "363698007"
-        }  # Finding Site
-        assert site_codes[level] in sites
-        grades = [
-            i.ConceptCodeSequence[0].CodeMeaning
-            for i in items
-            if i.ValueType == "CODE" and i.ConceptNameCodeSequence[0].CodeValue == "PFIRRMANN"
-        ]
-        roman = ("I", "II", "III", "IV")[FOUND_LEVELS.index(level)]
-        assert grades == [f"Pfirrmann grade {roman}"]
+        roman = ("I", "II", "III", "IV", "V")[GRADES[level] - 1]
+        assert disc.adc_class is not None
+        assert evaluations == {
+            "PFIRRMANN": [f"PFIRRMANN_{roman} (99DISCQUANT) Pfirrmann grade {roman}"],
+            "ADC_CLASS": [f"ADCC_{disc.adc_class.upper()} (99DISCQUANT) {disc.adc_class}"],
+        }, level
         referenced_segment = [
             i
             for i in items

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
+from itertools import combinations
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -33,16 +36,79 @@ def _read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh, delimiter="\t"))
 
 
+def _probability(grade: int | None) -> Callable[[DiscResult], object]:
+    """The fixture's CNN probability of ``grade`` (None: of the disc's own grade)."""
+
+    def get(d: DiscResult) -> object:
+        assert d.pfirrmann_probabilities is not None and d.pfirrmann_grade is not None
+        return d.pfirrmann_probabilities[(grade or d.pfirrmann_grade) - 1]
+
+    return get
+
+
+def _centroid(axis: int) -> Callable[[DiscResult], object]:
+    return lambda d: None if d.centroid_ras_mm is None else d.centroid_ras_mm[axis]
+
+
+TRUTH: dict[str, Callable[[DiscResult], object]] = {
+    # ADC statistics: um2/ms in the DiscResult and in the table, no conversion
+    **{
+        f"{region}_{stat}_um2_per_ms": attrgetter(f"{region}.{stat}")
+        for region in ("adc_disc", "adc_np")
+        for stat in ("mean", "median", "sd", "p10", "p90")
+    },
+    "adc_disc_n_voxels": attrgetter("adc_disc.n_voxels"),
+    "adc_np_n_voxels": attrgetter("adc_np.n_voxels"),
+    **{
+        name: attrgetter(name)
+        for name in (
+            "snr_np_b0 water_index water_index_csf water_percent t2_np_csf_ratio "
+            "t2_np_reference_ratio t2_np_heterogeneity height_anterior_mm height_middle_mm "
+            "height_posterior_mm disc_height_index ap_depth_mm volume_mm3 pfirrmann_grade "
+            "pfirrmann_expected"
+        ).split()
+    },
+    "centroid_r_mm": _centroid(0),
+    "centroid_a_mm": _centroid(1),
+    "centroid_s_mm": _centroid(2),
+    "pfirrmann_probability": _probability(None),
+    **{f"pfirrmann_p{g}": _probability(g) for g in range(1, 6)},
+}
+"""Each numeric column of the disc table -> the fixture's value it holds (same unit)."""
+
+
+def _differ(a: object, b: object) -> bool:
+    return not (a == b or (isinstance(a, float) and isinstance(b, float) and abs(a - b) < 1e-4))
+
+
 def test_tsv_has_one_row_per_level_with_known_values(synthetic: Synthetic, tmp_path: Path) -> None:
+    """Every numeric cell of every found level is the fixture's value of that level and
+    quantity (6 significant digits, integers exact). Any two columns differ on some level of
+    the fixture, so a writer that swaps two columns fails."""
     rows = _read(write_discs_tsv(synthetic.result.discs, tmp_path / "discs.tsv"))
     assert [r["level"] for r in rows] == list(LEVELS)
     assert [r["found"] for r in rows] == ["true"] * 4 + ["false"]
     assert set(REQUIRED) <= set(rows[0])
-    for row in rows[:4]:
-        assert float(row["adc_np_mean_um2_per_ms"]) == pytest.approx(NP_ADC[row["level"]], abs=1e-6)
-        assert float(row["adc_disc_median_um2_per_ms"]) == pytest.approx(
-            NP_ADC[row["level"]] - 0.28
-        )
+    text = {"level", "found", "adc_class", "flags"}
+    assert set(TRUTH) == set(rows[0]) - text  # every numeric column is checked
+    found = synthetic.result.discs[:4]
+    assert [d.level for d in found] == [r["level"] for r in rows[:4]]
+    for a, b in combinations(TRUTH, 2):  # a swap of any two columns is visible
+        assert any(_differ(TRUTH[a](d), TRUTH[b](d)) for d in found), (a, b)
+    for row, disc in zip(rows[:4], found, strict=True):
+        wrong = {}
+        for column, truth in TRUTH.items():
+            value = truth(disc)
+            if isinstance(value, int):
+                ok = row[column] == str(value)
+            else:
+                assert isinstance(value, float), column
+                ok = row[column] != "n/a" and float(row[column]) == pytest.approx(value, rel=1e-5)
+            if not ok:
+                wrong[column] = f"{row[column]} (fixture: {value})"
+        assert not wrong, f"{disc.level}: {wrong}"
+    assert [r["adc_class"] for r in rows[:4]] == [d.adc_class for d in found]
+    assert [r["flags"] for r in rows] == ["n/a", "n/a", "n/a", "poor_fit", "partial_fov"]
     l4 = rows[3]
     assert l4["pfirrmann_grade"] == "4"
     assert float(l4["pfirrmann_probability"]) == pytest.approx(0.92)
@@ -51,11 +117,9 @@ def test_tsv_has_one_row_per_level_with_known_values(synthetic: Synthetic, tmp_p
     assert float(l4["volume_mm3"]) == pytest.approx(5580.0)
     assert float(l4["centroid_s_mm"]) == pytest.approx(50.0 - 28.0 * 3)
     assert l4["adc_class"] == "moderate"
-    assert l4["flags"] == "poor_fit"
     # The level that was not found: every value column is n/a, its flag stays.
     l5 = rows[4]
     assert all(l5[c] == "n/a" for c in COLUMN_NAMES if c not in ("level", "found", "flags"))
-    assert l5["flags"] == "partial_fov"
 
 
 def test_every_column_with_a_unit_names_it() -> None:
