@@ -1168,3 +1168,28 @@ def test_analyze_given_a_path_says_what_it_takes() -> None:
     """analyze("folder") failed with AttributeError: 'str' object has no attribute 't2'."""
     with pytest.raises(TypeError, match=r"analyze takes a Study \(discquant.io.load.load_study"):
         analyze("some/folder")  # type: ignore[arg-type]
+
+
+def test_the_unit_a_scanner_adc_map_was_read_in_is_in_the_provenance_and_sidecar(
+    tmp_path: Path,
+) -> None:
+    """DICOM does not give an ADC map's unit; it is decided from the values (here stored
+    as round(ADC × 10⁶), the usual scanner unit). The choice was printed by ``inspect``
+    only: a wrong guess (× 1000) could not be traced from the results."""
+    from tests.io.dicom_factory import write_lumbar_study
+
+    from discquant.io.load import load_study
+    from discquant.outputs.write import _adc_fit_and_source
+
+    written = write_lumbar_study(tmp_path, size=16, bvals=(800.0,))  # a trace, no raw DWI
+    study = load_study(written.root)
+    assert study.dwi is None and study.adc is not None
+    nothing = SimpleNamespace(labels=Volume(np.zeros((16, 16, 5), np.int16), np.eye(4)),
+                              nucleus=None, canal=None, levels=[], flags=[])  # fmt: skip
+    res = analyze(study, segmenter=lambda image: nothing)
+    [adc] = [s for s in res.provenance["series"] if s["role"] == "adc"]
+    assert adc["scale_to_um2_per_ms"] == 1e-3
+    assert adc["stored_unit"].startswith("10⁻⁶ mm²/s")
+    assert not any("stored_unit" in s for s in res.provenance["series"] if s["role"] != "adc")
+    source = _adc_fit_and_source(res)["SourceSeries"]
+    assert source["StoredUnit"].startswith("10⁻⁶ mm²/s") and source["ScaleToUm2PerMs"] == 1e-3

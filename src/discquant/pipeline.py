@@ -998,12 +998,26 @@ def _provenance(study: Study, config: AnalysisConfig) -> dict[str, Any]:
                 "shape": list(s.image.shape),
                 "voxel_mm": list(s.image.voxel_mm),
                 "series_instance_uid": s.provenance.series_instance_uid,
+                **_stored_adc_unit(s),
             }
             for s in study.series
         ],
         "config": _jsonable_config(config),
         "adc_source": adc_source,
     }
+
+
+def _stored_adc_unit(series: Series) -> dict[str, Any]:
+    """For a scanner ADC map: the unit its stored values were read in and the factor to
+    µm²/ms. The unit is decided from the values (DICOM does not say it), and a wrong guess
+    is a factor of 1000; it was printed by ``discquant inspect`` only (a user trial)."""
+    from discquant.io.roles import ADC_CANDIDATE_SCALES
+
+    scale = series.adc_scale_to_um2_per_ms
+    if series.role is not SeriesRole.ADC or scale is None:
+        return {}
+    unit = dict(ADC_CANDIDATE_SCALES).get(scale, "unknown")
+    return {"stored_unit": unit, "scale_to_um2_per_ms": scale}
 
 
 def _jsonable_config(config: AnalysisConfig) -> dict[str, Any]:

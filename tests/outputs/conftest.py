@@ -112,7 +112,7 @@ def _disc(level: str, i: int) -> DiscResult:
         disc_height_index=0.35,
         ap_depth_mm=44.0,
         volume_mm3=5280.0 + 100 * i,
-        centroid_ras_mm=(4.0, 10.0 + i, 50.0 - 28.0 * i),
+        centroid_ras_mm=(4.0, 20.0 - 1.5 * i, 50.0 - 28.0 * i),
         pfirrmann_grade=grade,
         pfirrmann_probabilities=tuple(probs),
         pfirrmann_expected=float(np.dot(np.arange(1, 6), probs)),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.outputs.conftest import NP_ADC, Synthetic
+from tests.outputs.conftest import Synthetic
 
 from discquant.outputs.results_json import build_results_document
 from discquant.outputs.tables import (
@@ -78,7 +78,8 @@ TRUTH: dict[str, Callable[[DiscResult], object]] = {
 
 
 def _differ(a: object, b: object) -> bool:
-    return not (a == b or (isinstance(a, float) and isinstance(b, float) and abs(a - b) < 1e-4))
+    """Two fixture values the table's 6 significant digits tell apart."""
+    return a != pytest.approx(b, rel=1e-5)
 
 
 def test_tsv_has_one_row_per_level_with_known_values(synthetic: Synthetic, tmp_path: Path) -> None:

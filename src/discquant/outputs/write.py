@@ -216,6 +216,9 @@ def _adc_fit_and_source(result: AnalysisResult) -> dict[str, Any]:
             "Description": found.get("description"),
             "File": found.get("file"),
         }
+        if found.get("stored_unit"):  # a scanner map: the unit its values were read in
+            meta["SourceSeries"]["StoredUnit"] = found["stored_unit"]
+            meta["SourceSeries"]["ScaleToUm2PerMs"] = found.get("scale_to_um2_per_ms")
     return meta
 
 
