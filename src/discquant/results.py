@@ -221,6 +221,7 @@ FLAG_MEANINGS: dict[str, str] = {
     "volume_withheld_single_slice": "Volume withheld: disc on one slice",
     "volume_withheld_lateral_fov": "Volume withheld: slab cuts the disc",
     "water_withheld_outside_calibration": "Water content withheld: outside calibration",
+    "water_index_csf_withheld_no_csf": "CSF water index withheld: too little CSF on the ADC map",
     "adc_class_withheld_implausible_adc": "ADC class withheld: implausible ADC",
     "pfirrmann_withheld": "Pfirrmann grade withheld",
     "sacrum_not_in_fov": "Sacrum not in view: level names may be one level off",

@@ -9,7 +9,7 @@ import pytest
 
 from discquant.io.study import Volume
 from discquant.measure.discs import MeasureInputs, measure_discs
-from discquant.results import CANAL_LABEL, DISC_LABELS
+from discquant.results import CANAL_LABEL, DISC_LABELS, DiscResult
 
 MEDIAN_FACTOR = math.sqrt(math.pi / 2)
 """SD of a normal sample's median over the SD of its mean (large samples)."""
@@ -313,3 +313,34 @@ def test_t2_heterogeneity_and_ratios_of_a_two_valued_nucleus() -> None:
     assert d.t2_np_heterogeneity == pytest.approx(0.25)
     assert d.t2_np_csf_ratio == pytest.approx(0.5)
     assert d.t2_np_reference_ratio == pytest.approx(2.0)
+
+
+def test_the_csf_of_a_mid_sagittal_t2_on_the_dwi_grid_gives_the_csf_water_index() -> None:
+    """A mid-sagittal T2's canal lies in two DWI slices; the 3-D erosion emptied it and
+    ``water_index_csf`` was missing on every disc without a flag (a user trial). Eroded
+    in-plane, as the disc is, the canal's CSF (3.0) gives median / 3.0; with no canal at
+    all the index is withheld and flagged."""
+    labels_dwi = np.zeros((9, 40, 40), np.int16)
+    labels_dwi[4:6, 10:30, 18:26] = L5S1
+    labels_dwi[4:6, 2:8, 5:38] = CANAL_LABEL
+    adc = np.full(labels_dwi.shape, 0.5, np.float32)
+    adc[labels_dwi == L5S1] = 1.2
+    adc[labels_dwi == CANAL_LABEL] = 3.0
+    t2_affine = AFFINE.copy()
+    t2_affine[0, 3] = 4 * 4.0  # the T2's one slice is DWI slice 4
+
+    def measure(on_dwi: np.ndarray) -> DiscResult:
+        inputs = MeasureInputs(
+            labels=Volume(on_dwi[4:5].copy(), t2_affine),
+            adc=Volume(adc, AFFINE),
+            labels_dwi=Volume(on_dwi, AFFINE),
+        )
+        return next(d for d in measure_discs(inputs) if d.level == "L5-S1")
+
+    d = measure(labels_dwi)
+    assert d.adc_np is not None and d.adc_np.median == pytest.approx(1.2)
+    assert d.water_index_csf == pytest.approx(1.2 / 3.0)
+    assert "water_index_csf_withheld_no_csf" not in d.flags
+    d = measure(np.where(labels_dwi == CANAL_LABEL, 0, labels_dwi).astype(np.int16))
+    assert d.adc_np is not None and d.water_index_csf is None
+    assert "water_index_csf_withheld_no_csf" in d.flags

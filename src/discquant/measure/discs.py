@@ -350,7 +350,17 @@ def measure_discs(
         marrow = regions.marrow_mask(lab, labels.affine, frames=frames)
         marrow_signal = _reference_signal(t2, marrow, min_voxels=config.min_core_voxels)
     if inputs.adc is not None and inputs.labels_dwi is not None:
-        csf_dwi = regions.csf_mask(inputs.labels_dwi.data, canal_label=CANAL_LABEL)
+        # As for the discs: a canal the segmentation saw in fewer than three sagittal
+        # slices (a mid-sagittal T2) lies in one or two DWI slices, which a 3-D erosion
+        # emptied; `water_index_csf` was then missing on every disc without a word.
+        source = inputs.labels if inputs.labels is not None else inputs.labels_dwi
+        canal = source.data == CANAL_LABEL
+        thin = canal.any() and slices_spanned(canal, source.affine) < 3
+        csf_dwi = regions.csf_mask(
+            inputs.labels_dwi.data,
+            canal_label=CANAL_LABEL,
+            slice_axis=left_right_axis(inputs.labels_dwi.affine) if thin else None,
+        )
         stats = region_stats(inputs.adc.data, csf_dwi, min_voxels=config.min_core_voxels)
         csf_adc = stats.median if stats is not None else None
 
@@ -400,6 +410,8 @@ def measure_discs(
             if result.adc_np is not None:
                 if csf_adc:
                     result.water_index_csf = result.adc_np.median / csf_adc
+                else:  # said, as the other withheld values are
+                    result.flags.append("water_index_csf_withheld_no_csf")
                 if calibration is not None:
                     result.water_percent = calibration.water_percent(result.adc_np.median)
                     if result.water_percent is None:  # it was left empty without a word

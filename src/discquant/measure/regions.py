@@ -82,9 +82,12 @@ def central_core(mask: BoolArray, *, fraction: float = 0.5) -> BoolArray:
     return out
 
 
-def csf_mask(labels: npt.NDArray[Any], *, canal_label: int = 61) -> BoolArray:
-    """The spinal canal label eroded by one voxel (in-plane for single slices)."""
-    return core(labels == canal_label, border_voxels=1)
+def csf_mask(
+    labels: npt.NDArray[Any], *, canal_label: int = 61, slice_axis: int | None = None
+) -> BoolArray:
+    """The spinal canal label eroded by one voxel (in-plane for single slices, and along
+    ``slice_axis`` where the canal spans fewer than three slices: see :func:`core`)."""
+    return core(labels == canal_label, border_voxels=1, slice_axis=slice_axis)
 
 
 LUMBAR_VERTEBRAE = range(20, 25)
