@@ -1053,7 +1053,37 @@ def test_too_few_discs_for_the_check_names_the_image_that_has_too_few(
     )
     assert res.provenance["dwi_offset"] == {
         "checked": False,
-        "why": "fewer than 2 discs found on the T2 within the DWI's field of view",
+        "why": "fewer than 2 whole discs found on the T2 within the DWI's field of view",
+    }
+
+
+def test_discs_cut_by_the_t2s_field_of_view_are_not_matched_for_movement(
+    phantom: PhantomStudy,
+) -> None:
+    """A T2 cut through the front of its discs (voxel axis 1 runs anterior to posterior;
+    the discs span voxels 133-204) put their centres behind the DWI's: a 2.6 mm
+    "movement" was corrected on a study that had not moved (a user trial). Cut discs are
+    left out of the match; cut at voxel 150, all five are, so the check is not made and
+    nothing is moved or flagged."""
+    t2 = _crop(phantom.t2, 1, 150)
+    seg = SimpleNamespace(labels=_crop(phantom.labels_t2, 1, 150),
+                          nucleus=_crop(phantom.nucleus_t2, 1, 150),
+                          canal=None, levels=[], flags=[])  # fmt: skip
+    b0_seg = SimpleNamespace(labels=phantom.labels_dwi, nucleus=phantom.nucleus_dwi)
+    study = Study(
+        "ph",
+        (
+            Series(SeriesRole.T2, "test", "T2", t2, "sagittal"),
+            Series(SeriesRole.DWI, "test", "DWI", phantom.dwi, "sagittal",
+                   bvals_s_per_mm2=phantom.bvals, bvecs=phantom.bvecs),
+        ),
+    )  # fmt: skip
+    res = analyze(study, segmenter=lambda im: seg if im.shape[:3] == t2.shape[:3] else b0_seg)
+    assert all("partial_fov" in d.flags for d in res.discs)
+    assert "dwi_offset_corrected" not in res.flags and "dwi_t2_misaligned" not in res.flags
+    assert res.provenance["dwi_offset"] == {
+        "checked": False,
+        "why": "fewer than 2 whole discs found on the T2 within the DWI's field of view",
     }
 
 

@@ -704,7 +704,12 @@ _quiet_segmentation_log = _QuietSegmentationLog()
 
 
 def _dwi_offset(
-    transferred: Volume, result: AnalysisResult, config: AnalysisConfig, segment: Segmenter
+    transferred: Volume,
+    result: AnalysisResult,
+    config: AnalysisConfig,
+    segment: Segmenter,
+    *,
+    cut: frozenset[int] = frozenset(),
 ) -> npt.NDArray[np.float64] | None:
     """The shift to give the T2 masks so that they lie on the DWI's discs, or None.
 
@@ -715,7 +720,8 @@ def _dwi_offset(
     as one and the matches can be trusted: every matched disc agrees with the median within
     that limit, most of the T2's discs are matched, each onto the b≈0 disc of its own level
     name, and the offset is at most :data:`~discquant.measure.alignment.MAX_CORRECTED_MM`;
-    otherwise the study is flagged ``dwi_t2_misaligned`` and nothing is moved.
+    otherwise the study is flagged ``dwi_t2_misaligned`` and nothing is moved. Discs cut
+    by an image's in-plane edge (``cut``: by the T2's) are not matched.
     """
     from discquant.measure.alignment import (
         MATCH_RADIUS_MM,
@@ -735,9 +741,10 @@ def _dwi_offset(
         log.debug("segmenting the b≈0 image failed", exc_info=True)
         result.provenance["dwi_offset"] = {"checked": False, "why": f"{type(exc).__name__}: {exc}"}
         return None
-    estimate = estimate_disc_offset(transferred, own.labels)
+    estimate = estimate_disc_offset(transferred, own.labels, cut=cut)
     if estimate is None:
-        on_t2, on_b0 = count_discs(transferred, lumbar=True), count_discs(own.labels)
+        on_t2 = count_discs(transferred, lumbar=True, cut=cut)
+        on_b0 = count_discs(own.labels)
         if min(on_t2, on_b0) < MIN_MATCHED_DISCS:
             where = " and ".join(
                 name
@@ -747,12 +754,12 @@ def _dwi_offset(
                 )
                 if n < MIN_MATCHED_DISCS
             )
-            why = f"fewer than {MIN_MATCHED_DISCS} discs found {where}"
+            why = f"fewer than {MIN_MATCHED_DISCS} whole discs found {where}"
             result.provenance["dwi_offset"] = {"checked": False, "why": why}
             return None
         # Discs on both, fewer than MIN_MATCHED_DISCS of them within MATCH_RADIUS_MM of a
         # b≈0 disc: moved by more than that, or the two images disagree on the discs.
-        matched = len(match_discs(transferred, own.labels))
+        matched = len(match_discs(transferred, own.labels, cut=cut))
         result.provenance["dwi_offset"] = {
             "checked": True,
             "corrected": False,
@@ -856,7 +863,7 @@ def _to_dwi_grid(
         why = "no b≈0 image (the scanner's ADC map only): patient movement not checked"
         result.provenance["dwi_offset"] = {"checked": False, "why": why}
     elif config.max_dwi_offset_voxels > 0:
-        offset = _dwi_offset(transfer.labels, result, config, segment)
+        offset = _dwi_offset(transfer.labels, result, config, segment, cut=_cut_discs(labels))
         if offset is not None:
             labels = shifted(labels, offset)
             nucleus_t2 = shifted(nucleus_t2, offset) if nucleus_t2 is not None else None
@@ -866,6 +873,18 @@ def _to_dwi_grid(
         return None
     nucleus = transfer_labels(nucleus_t2, target.affine, shape3)
     return Volume((nucleus.labels.data > 0).astype(np.uint8), target.affine)
+
+
+def _cut_discs(labels: Volume) -> frozenset[int]:
+    """The lumbar disc labels that the image's in-plane edge cuts (partial field of view)."""
+    from discquant.measure.geometry import touches_in_plane_edge
+
+    data = np.asarray(labels.data)
+    return frozenset(
+        label
+        for label in DISC_LABELS.values()
+        if (data == label).any() and touches_in_plane_edge(data == label, labels.affine)
+    )
 
 
 def _check_t2_contrast(result: AnalysisResult, config: AnalysisConfig) -> None:

@@ -19,6 +19,7 @@ movement between the T2 and the DWI").
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,7 @@ import numpy.typing as npt
 from nibabel.affines import apply_affine, voxel_sizes
 
 from discquant.io.study import Volume
+from discquant.measure.geometry import touches_in_plane_edge
 
 MATCH_RADIUS_MM = 15.0
 """A b≈0 disc farther than this (in the sagittal plane) from a T2 disc is not its match
@@ -75,25 +77,40 @@ class DiscOffset:
         return float(np.linalg.norm(self.offset_mm))
 
 
-def _disc_centres(labels: Volume, labels_from: int) -> dict[int, npt.NDArray[np.float64]]:
+def _disc_centres(
+    labels: Volume, labels_from: int, *, whole_only: bool = False
+) -> dict[int, npt.NDArray[np.float64]]:
     """World centre of each disc label ``labels_from`` … 199 (VerSe discs are 100 + the
-    vertebra above)."""
+    vertebra above); with ``whole_only``, not of a disc the grid's in-plane edge cuts."""
     data = np.asarray(labels.data)
     out: dict[int, npt.NDArray[np.float64]] = {}
     for value in np.unique(data):
         if labels_from <= value < 200:
-            out[int(value)] = apply_affine(labels.affine, np.argwhere(data == value).mean(axis=0))
+            mask = data == value
+            if whole_only and touches_in_plane_edge(mask, labels.affine):
+                continue
+            out[int(value)] = apply_affine(labels.affine, np.argwhere(mask).mean(axis=0))
     return out
 
 
-def count_discs(labels: Volume, *, lumbar: bool = False) -> int:
-    """Disc labels present: the lumbar ones (120–124) or any (100–199)."""
-    return len(_disc_centres(labels, 120 if lumbar else 100))
+def count_discs(labels: Volume, *, lumbar: bool = False, cut: Collection[int] = ()) -> int:
+    """Whole discs present (the grid's in-plane edge cuts none of them, nor is it in
+    ``cut``): the lumbar ones (120–124) or any (100–199)."""
+    centres = _disc_centres(labels, 120 if lumbar else 100, whole_only=True)
+    return len(set(centres) - set(cut))
 
 
-def match_discs(transferred: Volume, own: Volume) -> list[tuple[int, int, npt.NDArray[np.float64]]]:
+def match_discs(
+    transferred: Volume, own: Volume, *, cut: Collection[int] = ()
+) -> list[tuple[int, int, npt.NDArray[np.float64]]]:
     """Each transferred T2 lumbar disc matched one to one with the nearest b≈0 disc within
     :data:`MATCH_RADIUS_MM` in the sagittal plane, nearest pairs first.
+
+    Discs that an image's in-plane edge cuts take no part: the centre of the part in view
+    is not the disc's, and a T2 cut through the front of its discs read as a 2.6 mm
+    "movement" and moved the masks (a user trial). Those are the T2 labels in ``cut``
+    (cut by the T2's own field of view) and the discs of either image that reach the DWI
+    grid's edge.
 
     Returns
     -------
@@ -101,8 +118,12 @@ def match_discs(transferred: Volume, own: Volume) -> list[tuple[int, int, npt.ND
         The offset goes from the T2 disc's centre to its match's (world coordinates, the
         left-right component zero).
     """
-    ours = _disc_centres(own, 100)
-    theirs = _disc_centres(transferred, 120)
+    ours = _disc_centres(own, 100, whole_only=True)
+    theirs = {
+        label: centre
+        for label, centre in _disc_centres(transferred, 120, whole_only=True).items()
+        if label not in cut
+    }
     candidates = []  # (distance, T2 label, b0 label, offset)
     for t2_label, centre in theirs.items():
         for own_label, own_centre in ours.items():
@@ -121,7 +142,9 @@ def match_discs(transferred: Volume, own: Volume) -> list[tuple[int, int, npt.ND
     return pairs
 
 
-def estimate_disc_offset(transferred: Volume, own: Volume) -> DiscOffset | None:
+def estimate_disc_offset(
+    transferred: Volume, own: Volume, *, cut: Collection[int] = ()
+) -> DiscOffset | None:
     """Median offset from the transferred T2 lumbar discs to the discs segmented on the
     DWI b≈0 image itself, each matched one to one with the nearest (:func:`match_discs`).
 
@@ -132,6 +155,9 @@ def estimate_disc_offset(transferred: Volume, own: Volume) -> DiscOffset | None:
     own
         The segmentation of the b≈0 image (any disc label counts: its level names may
         differ where its field of view ends).
+    cut
+        Labels of T2 discs cut by the T2's own in-plane field of view: left out, as are
+        discs cut by the DWI grid's edge (:func:`match_discs`).
 
     Returns
     -------
@@ -139,7 +165,7 @@ def estimate_disc_offset(transferred: Volume, own: Volume) -> DiscOffset | None:
         None when fewer than :data:`MIN_MATCHED_DISCS` discs match within
         :data:`MATCH_RADIUS_MM`.
     """
-    pairs = match_discs(transferred, own)
+    pairs = match_discs(transferred, own, cut=cut)
     if len(pairs) < MIN_MATCHED_DISCS:
         return None
     stacked = np.array([d for _, _, d in pairs])
@@ -147,7 +173,7 @@ def estimate_disc_offset(transferred: Volume, own: Volume) -> DiscOffset | None:
     return DiscOffset(
         offset_mm=median,
         n_discs=len(pairs),
-        n_t2_discs=count_discs(transferred, lumbar=True),
+        n_t2_discs=count_discs(transferred, lumbar=True, cut=cut),
         spread_mm=float(np.max(np.linalg.norm(stacked - median, axis=1))),
         same_names=all(t == o for t, o, _ in pairs),
     )

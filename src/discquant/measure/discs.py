@@ -25,6 +25,7 @@ from discquant.measure.geometry import (
     disc_frame,
     disc_geometry,
     left_right_axis,
+    touches_in_plane_edge,
     within_disc_depth,
 )
 from discquant.measure.stats import region_stats
@@ -111,20 +112,6 @@ class MeasureInputs:
     its ``low_snr`` flag."""
     fit_n_averages: tuple[int, ...] | None = None
     """Acquisitions combined into each fitted volume (3 for a trace image); None: 1 each."""
-
-
-def _touches_border(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> bool:
-    """True when the mask reaches the in-plane edge of the field of view.
-
-    Touching the first or last sagittal slice (the voxel axis nearest left-right) is not
-    a partial field of view: lateral disc edges often lie beyond a narrow slab."""
-    slice_axis = left_right_axis(affine)
-    for axis in range(mask.ndim):
-        if axis == slice_axis or mask.shape[axis] <= 1:
-            continue
-        if np.take(mask, 0, axis=axis).any() or np.take(mask, -1, axis=axis).any():
-            return True
-    return False
 
 
 def _centre_outside_slab(
@@ -371,7 +358,7 @@ def measure_discs(
             continue
         result.found = True
         result.flags.extend(inputs.level_flags.get(result.level, []))
-        if _touches_border(disc, labels.affine):
+        if touches_in_plane_edge(disc, labels.affine):
             result.flags.append("partial_fov")
         geom = disc_geometry(disc, labels.affine, probability=disc_probability)
         if geom is not None:
@@ -402,7 +389,7 @@ def measure_discs(
             disc_dwi = inputs.labels_dwi.data == label
             dwi_affine = inputs.labels_dwi.affine
             if disc_dwi.any() and (
-                _touches_border(disc_dwi, dwi_affine)
+                touches_in_plane_edge(disc_dwi, dwi_affine)
                 or _centre_outside_slab(world, disc_dwi, dwi_affine)
             ):
                 result.flags.append("partial_fov_dwi")
@@ -457,7 +444,7 @@ def _disc_height_index(
     heights = [
         adjacent_body_height_mm(body, disc, affine, above=is_above, frame=frame)
         for v, is_above in neighbours
-        if not _touches_border(
+        if not touches_in_plane_edge(
             (body := lab == v) & within_disc_depth(body, disc, affine, frame=frame), affine
         )
     ]
