@@ -1080,6 +1080,9 @@ def test_discs_cut_by_the_t2s_field_of_view_are_not_matched_for_movement(
     )  # fmt: skip
     res = analyze(study, segmenter=lambda im: seg if im.shape[:3] == t2.shape[:3] else b0_seg)
     assert all("partial_fov" in d.flags for d in res.discs)
+    # the part in view is no volume and no depth (31-32 % low in the trial): withheld, said
+    assert all(d.volume_mm3 is None and d.ap_depth_mm is None for d in res.discs)
+    assert all("volume_withheld_partial_fov" in d.flags for d in res.discs)
     assert "dwi_offset_corrected" not in res.flags and "dwi_t2_misaligned" not in res.flags
     assert res.provenance["dwi_offset"] == {
         "checked": False,

@@ -877,7 +877,7 @@ def _to_dwi_grid(
 
 def _cut_discs(labels: Volume) -> frozenset[int]:
     """The lumbar disc labels that the image's in-plane edge cuts (partial field of view)."""
-    from discquant.measure.geometry import touches_in_plane_edge
+    from discquant.io.roles import touches_in_plane_edge
 
     data = np.asarray(labels.data)
     return frozenset(

@@ -26,8 +26,8 @@ import numpy as np
 import numpy.typing as npt
 from nibabel.affines import apply_affine, voxel_sizes
 
+from discquant.io.roles import touches_in_plane_edge
 from discquant.io.study import Volume
-from discquant.measure.geometry import touches_in_plane_edge
 
 MATCH_RADIUS_MM = 15.0
 """A b≈0 disc farther than this (in the sagittal plane) from a T2 disc is not its match

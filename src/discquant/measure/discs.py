@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from nibabel.affines import apply_affine
 
-from discquant.io.roles import slices_spanned, volume_withheld_flag
+from discquant.io.roles import slices_spanned, touches_in_plane_edge, volume_withheld_flag
 from discquant.io.study import Volume
 from discquant.measure import regions
 from discquant.measure.geometry import (
@@ -25,7 +25,6 @@ from discquant.measure.geometry import (
     disc_frame,
     disc_geometry,
     left_right_axis,
-    touches_in_plane_edge,
     within_disc_depth,
 )
 from discquant.measure.stats import region_stats
@@ -367,12 +366,14 @@ def measure_discs(
             result.height_posterior_mm = geom.height_posterior_mm
             result.ap_depth_mm = geom.ap_depth_mm
             # one sagittal slice: area × slice thickness is not the disc's volume; the slab
-            # ends inside the disc: what is counted is a part of it
+            # or the field of view ends inside the disc: what is counted is a part of it
             withheld = volume_withheld_flag(disc, labels.affine)
             if withheld is not None:
                 result.flags.append(withheld)
             else:
                 result.volume_mm3 = geom.volume_mm3
+            if withheld == "volume_withheld_partial_fov":
+                result.ap_depth_mm = None  # the depth of the part in view
             result.disc_height_index = _disc_height_index(
                 lab, labels.affine, label, geom, frames.get(label)
             )

@@ -255,21 +255,6 @@ def _connected_to(
     return out
 
 
-def touches_in_plane_edge(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> bool:
-    """True when the mask reaches the in-plane edge of the field of view (a partial field of
-    view: the disc's outline there is the image's edge, not the disc's).
-
-    Touching the first or last sagittal slice (the voxel axis nearest left-right) is not
-    a partial field of view: lateral disc edges often lie beyond a narrow slab."""
-    slice_axis = left_right_axis(affine)
-    for axis in range(mask.ndim):
-        if axis == slice_axis or mask.shape[axis] <= 1:
-            continue
-        if np.take(mask, 0, axis=axis).any() or np.take(mask, -1, axis=axis).any():
-            return True
-    return False
-
-
 def disc_geometry(
     mask: npt.NDArray[np.bool_],
     affine: npt.NDArray[np.float64],
