@@ -1,8 +1,12 @@
 """``cohort_report.html``: one self-contained page summarising a cohort run.
 
-ADC by level and by Pfirrmann grade (box plots), the grade distribution by level, counts,
-failures with their reasons, run time and throughput. Figures are matplotlib PNGs inlined
-as base64, so the file opens offline and can be mailed as it is.
+ADC by level and by Pfirrmann grade (box plots), the grade distribution by level, the
+disc flags, counts, failures with their reasons, run time and throughput. What is shown by
+level leaves out the discs whose level names are uncertain (flag ``level_uncertain``: a
+field of view without the sacrum, transitional anatomy), and says how many: one such
+study's "L5-S1", really L4-L5, had gone into the L5-S1 box without a mark (a user trial).
+Figures are matplotlib PNGs inlined as base64, so the file opens offline and can be mailed
+as it is.
 """
 
 from __future__ import annotations
@@ -45,6 +49,36 @@ def _found(discs: pd.DataFrame) -> pd.DataFrame:
     return discs[found]
 
 
+def _flag_lists(discs: pd.DataFrame) -> pd.Series:
+    """Each disc's flags as a list (the tables join them with commas)."""
+    if "flags" not in discs:
+        return pd.Series([[] for _ in range(len(discs))], index=discs.index, dtype=object)
+    return discs["flags"].map(lambda text: str(text).split(",") if pd.notna(text) else [])
+
+
+def _named(discs: pd.DataFrame) -> pd.DataFrame:
+    """The found discs whose level names are not flagged ``level_uncertain``."""
+    found = _found(discs)
+    if found.empty:
+        return found
+    return found[~_flag_lists(found).map(lambda flags: "level_uncertain" in flags)]
+
+
+def flag_counts(discs: pd.DataFrame) -> pd.DataFrame:
+    """Found discs per flag (most frequent first), with the flag's meaning."""
+    from discquant.results import FLAG_MEANINGS
+
+    found = _found(discs)
+    counts = _flag_lists(found).explode().dropna().value_counts()
+    return pd.DataFrame(
+        {
+            "flag": counts.index.astype(str),
+            "discs": counts.to_numpy(dtype=np.int64),
+            "meaning": [FLAG_MEANINGS.get(str(f), "") for f in counts.index],
+        }
+    )
+
+
 def _boxplot(groups: list[tuple[str, np.ndarray]], *, xlabel: str, title: str) -> str | None:
     import matplotlib
 
@@ -66,8 +100,9 @@ def _boxplot(groups: list[tuple[str, np.ndarray]], *, xlabel: str, title: str) -
 
 
 def adc_by_level_figure(discs: pd.DataFrame) -> str | None:
-    """Box plots of nucleus ADC per level (base64 PNG); None without values."""
-    found = _found(discs)
+    """Box plots of nucleus ADC per level (base64 PNG) of the discs whose level names are
+    certain; None without values."""
+    found = _named(discs)
     if found.empty or ADC_COLUMN not in found:
         return None
     groups = [
@@ -90,12 +125,13 @@ def adc_by_grade_figure(discs: pd.DataFrame) -> str | None:
 
 
 def grade_distribution(discs: pd.DataFrame) -> pd.DataFrame:
-    """Counts of discs per level (rows) and Pfirrmann grade (columns I–V).
+    """Counts of discs per level (rows) and Pfirrmann grade (columns I–V), of the discs
+    whose level names are certain.
 
     A value that is not one of the grades 1–5 (missing, 2.7, 6) is left out, as it is
     from the box plots by grade.
     """
-    found = _found(discs)
+    found = _named(discs)
     counts = pd.DataFrame(0, index=list(LEVELS), columns=list(_GRADE_NAMES))
     if found.empty or "pfirrmann_grade" not in found:
         return counts
@@ -178,6 +214,12 @@ def render_cohort_report(tables: CohortTables, run: dict[str, Any]) -> str:
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in run_rows
     )
     partial = studies[studies["status"] == "partial"] if not studies.empty else studies
+    uncertain = len(found) - len(_named(tables.discs))
+    by_level_note = (
+        f"<p class='muted'>By level: {len(found) - uncertain} discs; {uncertain} disc"
+        f"{'' if uncertain == 1 else 's'} whose level names are uncertain "
+        "(<code>level_uncertain</code>) left out here and counted by grade only.</p>"
+    )
     figures = "\n".join(
         [
             _figure(adc_by_level_figure(tables.discs), "nucleus ADC by level"),
@@ -198,8 +240,11 @@ img {{ max-width: 100%; display: block; margin: 0.5em 0 1.5em; }}
 <h1>discquant cohort report</h1>
 <h2>Run</h2><table class="run">{run_table}</table>
 <h2>Studies by status</h2>{_table(status_counts)}
-<h2>Nucleus ADC and grades</h2>{figures}
+<h2>Nucleus ADC and grades</h2>{by_level_note}{figures}
 <h3>Grade distribution by level (discs)</h3>{_table(grade_distribution(tables.discs), index=True)}
+<h2>Disc flags</h2>
+<p class="muted">Found discs carrying each flag; a withheld value's reason is among them
+(each study's report and tables say which disc).</p>{_table(flag_counts(tables.discs))}
 <h2>Failures ({len(tables.failures)})</h2>{_table(tables.failures)}
 <h2>Partial studies ({len(partial)})</h2>
 <p class="muted">Some stages failed; the outputs hold what succeeded
