@@ -340,9 +340,11 @@ def analyze(
         )
     result.t2 = anatomy
     segmentation: Segmentation | None = None
+    segment = segmenter
     try:
         with stages.run("segmentation") as status:
-            segmentation = (segmenter or _default_segmenter(config))(anatomy)
+            segment = segment or _default_segmenter(config)
+            segmentation = segment(anatomy)
             segmentation.labels = _with_canal(segmentation)
             result.labels_t2 = segmentation.labels
             result.flags.extend(segmentation.flags)
@@ -384,7 +386,7 @@ def analyze(
             )
     if result.adc_map is not None:
         with stages.run("transfer"):
-            segment = segmenter or _default_segmenter(config)
+            assert segment is not None  # the segmentation stage set it
             nucleus_dwi = _to_dwi_grid(study, segmentation, result, config, segment)
             # said on every disc, as the tables and the SR show per-disc flags only
             for flag in (FLAG_DWI_OFFSET_CORRECTED, FLAG_DWI_MISALIGNED, FLAG_FRAMES_DIFFER):
@@ -556,9 +558,11 @@ def _noise_sigma(dwi: Series, warnings: list[str]) -> float | None:
 
 
 def _default_segmenter(config: AnalysisConfig) -> Segmenter:
-    from discquant.segment import segment_spine
+    """The shipped network, loaded once for the T2 and the b≈0 image of a study."""
+    from discquant.segment import load_segmentation_model, segment_spine
 
-    return lambda image: segment_spine(image, device=config.device)
+    model = load_segmentation_model()
+    return lambda image: segment_spine(image, model=model, device=config.device)
 
 
 def _level_flags(segmentation: Segmentation) -> dict[str, list[str]]:

@@ -134,8 +134,12 @@ class DiscResult:
     water_percent: float | None = None
     # T2
     t2_np_csf_ratio: float | None = None
+    """Mean T2 signal of the nucleus core over the median signal of CSF (the canal)."""
     t2_np_reference_ratio: float | None = None
+    """Mean T2 signal of the nucleus core over the median signal of the lumbar vertebral
+    bodies' marrow (the reference region when CSF is missing)."""
     t2_np_heterogeneity: float | None = None
+    """SD / mean of the nucleus core's T2 signal."""
     # Geometry
     height_anterior_mm: float | None = None
     height_middle_mm: float | None = None

@@ -135,16 +135,6 @@ def user_errors(interrupted: str = INTERRUPTED) -> Iterator[None]:
         raise typer.Exit(code=2) from None
 
 
-def not_yet(stage: str) -> Callable[..., None]:
-    """A placeholder command body for a stage that has not landed yet."""
-
-    def _cmd(*_: object, **__: object) -> None:
-        typer.echo(f"discquant: '{stage}' is not implemented yet in this version.", err=True)
-        raise typer.Exit(code=2)
-
-    return _cmd
-
-
 def help_text(command: Callable[..., object]) -> str:
     """``command``'s docstring with each paragraph on one line, for ``--help``.
 

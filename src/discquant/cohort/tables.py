@@ -217,14 +217,18 @@ def collect_tables(
         frame.insert(0, "session", session)  # BIDS ses- label; missing without sessions
         frame.insert(0, "subject", subject)
         key = record.get("key", {})
-        frame["source"] = study.source
-        frame["input_fingerprint_sha256"] = key.get("input_fingerprint_sha256")
-        frame["config_sha256"] = config_sha256(key.get("config"))
-        frame["software_version"] = key.get("software_version")
-        frame["code_sha256"] = key.get("code_sha256")
-        frame["models"] = json.dumps(record.get("models", {}), sort_keys=True)
-        frame["failed_stages"] = ",".join(record.get("failed_stages", []))
-        frame["finished_at"] = record.get("finished_at")
+        provenance = {
+            "source": study.source,
+            "input_fingerprint_sha256": key.get("input_fingerprint_sha256"),
+            "config_sha256": config_sha256(key.get("config")),
+            "software_version": key.get("software_version"),
+            "code_sha256": key.get("code_sha256"),
+            "models": json.dumps(record.get("models", {}), sort_keys=True),
+            "failed_stages": ",".join(record.get("failed_stages", [])),
+            "finished_at": record.get("finished_at"),
+        }
+        for column in PROVENANCE_COLUMNS:  # the documented columns, in their order
+            frame[column] = provenance[column]
         disc_frames.append(frame)
     discs = pd.concat(disc_frames, ignore_index=True) if disc_frames else pd.DataFrame()
     # A grade withheld (n/a) made every grade a float (3.0): the integer columns of the

@@ -197,30 +197,6 @@ def _metric_lines(title: str, rows: list[tuple[str, str]]) -> list[str]:
     return ([title] if title else []) + [f"{name:<19}{value}" for name, value in rows]
 
 
-def format_binary(a: BinaryAgreement, *, title: str = "") -> str:
-    """A plain-text table of yes/no agreement and its 2 × 2 confusion matrix (an
-    undefined figure, e.g. sensitivity without positives, reads ``n/a``)."""
-    lines = _metric_lines(
-        title,
-        [
-            ("n", str(a.n)),
-            ("prevalence", _num(a.prevalence)),
-            ("sensitivity", _num(a.sensitivity)),
-            ("specificity", _num(a.specificity)),
-            ("balanced accuracy", _num(a.balanced_accuracy)),
-            ("accuracy", _num(a.accuracy)),
-            ("ROC AUC", _num(a.auc)),
-        ],
-    )
-    lines += [
-        "confusion (rows = reference, columns = predicted)",
-        "           no   yes",
-        f"    no {a.confusion[0][0]:>6d}{a.confusion[0][1]:>6d}",
-        f"   yes {a.confusion[1][0]:>6d}{a.confusion[1][1]:>6d}",
-    ]
-    return "\n".join(lines)
-
-
 @dataclass(frozen=True)
 class BlandAltman:
     """Bland-Altman summary of ``measured - reference``."""
@@ -315,29 +291,6 @@ def bland_altman_plot(
     fig.savefig(path, dpi=120, bbox_inches="tight", pad_inches=0.1)
     plt.close(fig)
     return ba
-
-
-def format_agreement(a: GradeAgreement, *, title: str = "") -> str:
-    """A plain-text table of the metrics and the confusion matrix (an undefined figure,
-    e.g. κ when one grade is all there is, reads ``n/a``)."""
-    lines = _metric_lines(
-        title,
-        [
-            ("n", str(a.n)),
-            ("exact accuracy", _num(a.exact_accuracy)),
-            ("balanced accuracy", _num(a.balanced_accuracy)),
-            ("kappa (linear)", _num(a.kappa_linear)),
-            ("kappa (quadratic)", _num(a.kappa_quadratic)),
-            ("within ±1 grade", _num(a.within_one)),
-        ],
-    )
-    lines += [
-        "confusion (rows = reference, columns = predicted)",
-        "      " + "".join(f"{g:>6d}" for g in a.labels),
-    ]
-    for g, row in zip(a.labels, a.confusion, strict=True):
-        lines.append(f"{g:>6d}" + "".join(f"{c:>6d}" for c in row))
-    return "\n".join(lines)
 
 
 #: Leading bytes of binary files a user may give for a table by mistake.

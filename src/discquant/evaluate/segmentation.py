@@ -52,10 +52,8 @@ CLASS_RANGES: dict[str, tuple[tuple[int, int], ...]] = {
     "body": ((1, 25), (28, 28)),
     "sacrum": ((26, 26),),
 }
-LUMBAR_DISCS = (120, 121, 122, 123, 124)
 #: Disc labels that name a level: 100 + the vertebra above (C1 … L6, and T13 = 128).
 DISC_LEVELS = (101, 125)
-LUMBAR_BODIES = (20, 21, 22, 23, 24)
 #: The labels discquant writes, as said when a reference uses another convention.
 SPINEPS_LABELS = "vertebrae 17-26 (T10 to sacrum), discs 117-124 (T10-T11 to L5-S1)"
 #: Largest difference (mm) between a prediction's and its reference's affine entries.

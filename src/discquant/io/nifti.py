@@ -269,11 +269,6 @@ def read_bvecs(
     return np.ascontiguousarray(bvecs.T)
 
 
-def read_sidecar(path: Path | None, *, keep_phi: bool) -> dict[str, Any]:
-    """A BIDS JSON sidecar with identifying keys removed (unless ``keep_phi``)."""
-    return scrub_sidecar(_read_json_object(path), keep_phi=keep_phi)
-
-
 class SidecarError(InvalidInputError):
     """A JSON sidecar that cannot be read as JSON (:func:`load_nifti` reads its image
     without it, with a warning)."""

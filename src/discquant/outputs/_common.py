@@ -135,10 +135,3 @@ def to_jsonable(value: Any) -> Any:
     if value is None or isinstance(value, str):
         return value
     return str(value)
-
-
-def finite_or_none(value: float | None) -> float | None:
-    if value is None:
-        return None
-    f = float(value)
-    return f if math.isfinite(f) else None

@@ -24,7 +24,6 @@ import torch
 from monai.losses import DiceLoss
 from monai.networks.nets import UNet
 
-DEFAULT_CLASSES = ("background", "body", "disc", "sacrum")
 IGNORE = 255
 CLASS_NAMES = ("background", "body", "disc", "sacrum", "nucleus", "canal")
 """Every class a network may have: the data loaders and the phantom teach these, and

@@ -62,9 +62,11 @@ discs in yellow and vertebrae in blue. A field of view that does not reach the s
 transitional anatomy, is flagged rather than guessed.</p>
 <p><strong>Measurements.</strong> ADC statistics are taken in the disc core (the disc without the
 voxels within one DWI voxel of its border and endplates) and in its central nucleus region, on
-the DWI grid after the segmentation is brought there; T2 ratios use CSF in
-the canal as reference. Heights are measured on each disc's largest sagittal section at 10 %,
-50 % and 90 % of its depth; the volume counts all disc voxels on the T2 grid.</p>
+the DWI grid after the segmentation is brought there. The nucleus T2 signal is given relative
+to CSF in the canal (<code>t2_np_csf_ratio</code>) and to the marrow of the lumbar vertebral
+bodies (<code>t2_np_reference_ratio</code>). Heights are measured on each disc's largest
+sagittal section at 10 %, 50 % and 90 % of its depth; the volume counts all disc voxels on the
+T2 grid.</p>
 <p><strong>Grading.</strong> The Pfirrmann grade (Pfirrmann 2001, Spine 26:1873) is predicted by a
 CNN from disc-centred sagittal T2 crops; the five probabilities and the expected grade are
 reported. The ADC class (normal, mild, moderate, severe) places the nucleus ADC between midpoints
