@@ -24,7 +24,7 @@ from discquant.cli import app
 from discquant.measure.discs import median_rel_se
 from discquant.outputs.results_json import validate_results
 from discquant.phantom import PhantomConfig, PhantomTruth, generate_study, write_study
-from discquant.results import LEVELS, AdcStats
+from discquant.results import DISC_LABELS, LEVELS, AdcStats
 
 SEED = 7
 SUBJECT = "e2e"
@@ -218,6 +218,37 @@ def test_adc_sidecar_names_its_fit_and_series(from_dicom: tuple[Path, Result]) -
     assert meta["SourceSeries"] == {
         "Role": "dwi", "Description": "DWI EPI SAG TRACEW", "File": "DWI_EPI_SAG/IM0300001.dcm",
     }  # fmt: skip
+
+
+def test_the_nucleus_cores_written_reproduce_the_nucleus_adc(
+    from_nifti: tuple[Path, Result],
+) -> None:
+    """The region behind every nucleus figure (adc_np, water index, ADC class) was in no
+    output, so they could not be reproduced (trial G: the documented fallback region gave
+    n = 6 against the reported 122). The nucleus-core label map on the DWI grid and the
+    ADC map now give each disc's reported count and median exactly."""
+
+    out, _ = from_nifti
+    sub = out / f"sub-{SUBJECT}"
+    cores = nib.load(sub / f"sub-{SUBJECT}_space-dwi_desc-nucleuscore_dseg.nii.gz")
+    adc = nib.load(sub / f"sub-{SUBJECT}_adc.nii.gz")
+    np.testing.assert_allclose(cores.affine, adc.affine)
+    labels, values = np.asarray(cores.dataobj), np.asarray(adc.dataobj)
+    doc = _results(out)
+    assert doc["files"]["nucleus_core"] == f"sub-{SUBJECT}_space-dwi_desc-nucleuscore_dseg.nii.gz"
+    checked = 0
+    for disc in doc["discs"]:
+        if disc["adc_np_um2_per_ms"] is None:
+            assert not (labels == DISC_LABELS[disc["level"]]).any()
+            continue
+        inside = values[labels == DISC_LABELS[disc["level"]]]
+        inside = inside[np.isfinite(inside)]
+        assert inside.size == disc["adc_np_um2_per_ms"]["n_voxels"]
+        assert float(np.median(inside)) == pytest.approx(
+            disc["adc_np_um2_per_ms"]["median"], rel=1e-6
+        )
+        checked += 1
+    assert checked == 5
 
 
 def test_dicom_sr_lists_the_dwi_it_measured_the_adc_on(

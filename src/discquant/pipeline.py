@@ -40,6 +40,7 @@ from discquant.measure.discs import (
     MeasureConfig,
     MeasureInputs,
     measure_discs,
+    nucleus_core_labels,
     on_label_grid,
 )
 from discquant.output_paths import (
@@ -423,6 +424,7 @@ def analyze(
             fit_n_averages=result.adc_fit_n_averages,
         )
         result.discs = measure_discs(inputs, config=config.measure, calibration=calibration)
+        result.nucleus_core_dwi = nucleus_core_labels(inputs, result.discs, config=config.measure)
         measured = [d for d in result.discs if d.found]
         if (
             result.adc_map is not None

@@ -190,6 +190,9 @@ class AnalysisResult:
     """RMSE of the log-signal fit on the DWI grid (a QC map)."""
     labels_dwi: Volume | None = None
     """Segmentation brought to the DWI grid."""
+    nucleus_core_dwi: Volume | None = None
+    """The nucleus cores the ``adc_np`` statistics were measured over, on the DWI grid,
+    each voxel labelled with its disc's label (120 for L1-L2)."""
     snr_estimate: float | None = None
     noise_sigma: float | None = None
     """Noise σ of one DWI volume (background estimate), in the DWI's signal units."""

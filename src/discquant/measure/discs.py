@@ -146,26 +146,76 @@ def _nucleus_mask(
     return regions.central_core(disc_core)
 
 
-def _adc_measures(result: DiscResult, inputs: MeasureInputs, config: MeasureConfig) -> None:
-    label = DISC_LABELS[result.level]
-    assert inputs.adc is not None and inputs.labels_dwi is not None
+def _adc_regions(
+    label: int, inputs: MeasureInputs, config: MeasureConfig
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]] | None:
+    """The disc core and the nucleus core of disc ``label`` on the DWI grid (the regions
+    of ``adc_disc`` and ``adc_np``), or None when the disc is not on that grid."""
+    assert inputs.labels_dwi is not None
     disc = inputs.labels_dwi.data == label
     if not disc.any():
-        result.flags.append("disc_not_in_dwi")
-        return
-    adc = inputs.adc.data
+        return None
     # Erode across DWI slices unless the segmentation itself saw the disc in fewer than
     # three sagittal slices (a mid-sagittal T2): then the thin DWI region is the middle
     # of the disc. A DWI slab that catches only a disc's lateral tip in two slices is
     # eroded in 3-D and withheld: in-plane only, its annulus read 8-14 % low as `adc_np`.
     source = inputs.labels if inputs.labels is not None else inputs.labels_dwi
     thin_source = slices_spanned(source.data == label, source.affine) < 3
-    lr_axis = left_right_axis(inputs.adc.affine) if thin_source else None
+    lr_axis = left_right_axis(inputs.labels_dwi.affine) if thin_source else None
     disc_core = regions.core(disc, border_voxels=config.border_voxels, slice_axis=lr_axis)
-    result.adc_disc = region_stats(adc, disc_core, min_voxels=config.min_core_voxels)
     np_mask = _nucleus_mask(
         disc, inputs.nucleus_dwi, border_voxels=config.border_voxels, slice_axis=lr_axis
     )
+    return disc_core, np_mask
+
+
+def nucleus_core_labels(
+    inputs: MeasureInputs, discs: list[DiscResult], *, config: MeasureConfig | None = None
+) -> Volume | None:
+    """The nucleus cores that the reported ``adc_np`` statistics were measured over, as a
+    label map on the DWI grid (each voxel the label of its disc, 120 for L1-L2; 0
+    elsewhere). Written beside the ADC map so that the nucleus figures, the water index
+    and the ADC class can be reproduced (a user trial could not: the region was in no
+    output). A disc whose ``adc_np`` is withheld has no voxel here; the region's finite
+    ADC voxels are the ones counted.
+
+    Parameters
+    ----------
+    inputs
+        The inputs :func:`measure_discs` measured.
+    discs
+        Its results (which discs have a nucleus ADC).
+    config
+        The options it measured with.
+
+    Returns
+    -------
+    Volume or None
+        None without an ADC map on a DWI grid.
+    """
+    config = config or MeasureConfig()
+    if inputs.adc is None or inputs.labels_dwi is None:
+        return None
+    out = np.zeros(inputs.labels_dwi.shape[:3], dtype=np.int16)
+    for disc in discs:
+        if disc.adc_np is None:
+            continue
+        found = _adc_regions(DISC_LABELS[disc.level], inputs, config)
+        if found is not None:
+            out[found[1]] = DISC_LABELS[disc.level]
+    return Volume(out, inputs.labels_dwi.affine)
+
+
+def _adc_measures(result: DiscResult, inputs: MeasureInputs, config: MeasureConfig) -> None:
+    label = DISC_LABELS[result.level]
+    assert inputs.adc is not None and inputs.labels_dwi is not None
+    found = _adc_regions(label, inputs, config)
+    if found is None:
+        result.flags.append("disc_not_in_dwi")
+        return
+    disc_core, np_mask = found
+    adc = inputs.adc.data
+    result.adc_disc = region_stats(adc, disc_core, min_voxels=config.min_core_voxels)
     result.adc_np = region_stats(adc, np_mask, min_voxels=config.min_core_voxels)
     if result.adc_disc is None or result.adc_np is None:
         result.flags.append("adc_withheld_too_few_voxels")

@@ -125,11 +125,20 @@ def build_results_document(
         "qc": {"snr_estimate": to_jsonable(result.snr_estimate)},
         "images": {
             "t2": _image(result.t2, role="segmented anatomy (T2 or b0)", units=None),
-            "labels_t2": _image(result.labels_t2, role="segmentation, T2 grid", units="label"),
+            "labels_t2": _image(
+                result.labels_t2,
+                role="segmentation, b0 grid"
+                if "segmented_on_dwi_b0" in result.flags
+                else "segmentation, T2 grid",
+                units="label",
+            ),
             "b0": _image(result.b0, role="mean b~0 DWI", units=None),
             "adc_map": _image(result.adc_map, role="ADC map, DWI grid", units="um^2/ms"),
             "adc_fit_rmse": _image(result.adc_fit_rmse, role="log-signal fit RMSE", units=None),
             "labels_dwi": _image(result.labels_dwi, role="segmentation, DWI grid", units="label"),
+            "nucleus_core_dwi": _image(
+                result.nucleus_core_dwi, role="nucleus cores of adc_np, DWI grid", units="label"
+            ),
         },
         "files": dict(files or {}),
         "skipped_outputs": dict(skipped or {}),

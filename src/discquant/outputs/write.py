@@ -337,6 +337,10 @@ def _write_subject(
         ).name
     else:
         skipped["dwi_dseg"] = "no segmentation on the DWI grid"
+    if result.nucleus_core_dwi is not None:
+        written["nucleus_core"] = derivatives.write_label_map(
+            result.nucleus_core_dwi, name("dseg.nii.gz", "space-dwi_desc-nucleuscore")
+        ).name
     if result.adc_map is not None:
         adc_path = derivatives.write_adc_map(
             result.adc_map,
