@@ -47,7 +47,36 @@ def test_report_is_self_contained_and_complete(html: str) -> None:
     assert re.findall(r'data-level="([^"]+)"', html) == list(LEVELS)
     assert html.count('class="notfound"') == 1
     assert RESEARCH_DISCLAIMER in html
-    assert "2.01" in html and "5,580" in html  # L1-L2 nucleus ADC, L4-L5 volume
+
+
+def test_report_disc_table_shows_each_discs_values(synthetic: Synthetic, html: str) -> None:
+    """Every number of a found disc's row against the fixture, in its column: the report
+    showed the disc core's mean where the console showed its median, and no water
+    content (a user trial); a substring check had stood for the whole table."""
+    for disc in (d for d in synthetic.result.discs if d.found):
+        row = re.search(rf'<tr class="found" data-level="{disc.level}">(.*?)</tr>', html)
+        assert row is not None, disc.level
+        cells = [re.sub(r"<[^>]+>", "", c).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>",
+                                                                      row.group(1))]  # fmt: skip
+        assert disc.adc_np is not None and disc.adc_disc is not None
+        assert disc.water_index is not None and disc.water_percent is not None
+        assert disc.t2_np_csf_ratio is not None and disc.volume_mm3 is not None
+        assert cells[:11] == [
+            disc.level,
+            "yes",
+            f"{disc.adc_np.mean:.2f}",
+            f"{disc.adc_np.median:.2f}",
+            f"{disc.adc_disc.median:.2f}",
+            f"{disc.water_index:.2f}",
+            f"{disc.water_percent:.1f}",
+            f"{disc.t2_np_csf_ratio:.2f}",
+            f"{disc.height_anterior_mm:.1f} / {disc.height_middle_mm:.1f} / "
+            f"{disc.height_posterior_mm:.1f}",
+            f"{disc.volume_mm3:,.0f}",
+            f"{'I II III IV V'.split()[disc.pfirrmann_grade - 1]} 0.92"  # type: ignore[operator]
+            if disc.pfirrmann_grade
+            else "n/a",
+        ], disc.level
 
 
 def test_report_has_no_phi_unless_asked(synthetic: Synthetic, html: str) -> None:

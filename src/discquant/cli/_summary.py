@@ -16,7 +16,8 @@ def exit_code_for(result: AnalysisResult) -> int:
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
+    """A value as the tables and the report write a missing one: ``n/a``."""
+    return "n/a" if value is None else f"{value:.{digits}f}"
 
 
 def print_summary(
@@ -33,7 +34,8 @@ def print_summary(
     table = Table(
         title=f"sub-{bids_label(result.subject)}: per-disc results",  # as the output folder
         caption="ADC in µm²/ms (nucleus, disc core: medians); height = middle height in mm; "
-        "volume in cm³; water = nucleus ADC / healthy reference; water % through the "
+        "volume in mm³ (as in every file); water = nucleus ADC / healthy reference; "
+        "water % through the "
         f"calibration: {escape(str(result.provenance.get('water_calibration', 'none')))}",
     )
     # water % beside the index: with --calibration the table showed only the index
@@ -53,14 +55,14 @@ def print_summary(
             _fmt(disc.water_percent, 1),
             _fmt(disc.t2_np_csf_ratio),
             _fmt(disc.height_middle_mm, 1),
-            _fmt(None if disc.volume_mm3 is None else disc.volume_mm3 / 1000, 1),
-            "—" if disc.pfirrmann_grade is None else str(disc.pfirrmann_grade),
-            disc.adc_class or "—",
+            _fmt(disc.volume_mm3, 0),
+            "n/a" if disc.pfirrmann_grade is None else str(disc.pfirrmann_grade),
+            disc.adc_class or "n/a",
             escape(", ".join(disc.flags)),
         ]
         if truth:
             t = truth.get(disc.level, {})
-            row += [_fmt(t.get("adc_np_um2_per_ms")), str(t.get("grade", "—"))]
+            row += [_fmt(t.get("adc_np_um2_per_ms")), str(t.get("grade", "n/a"))]
         table.add_row(*row)
     console.print(table)
     if not any(d.found for d in result.discs):

@@ -345,7 +345,8 @@ def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
 _TABLE_HEAD = (
     '<tr><th class="l">Level</th><th class="l">Found</th>'
     "<th>NP ADC mean<br><small>µm²/ms</small></th><th>NP ADC median<br><small>µm²/ms</small></th>"
-    "<th>Disc core ADC mean<br><small>µm²/ms</small></th><th>Water index</th>"
+    "<th>Disc core ADC median<br><small>µm²/ms</small></th><th>Water index</th>"
+    "<th>Water<br><small>%</small></th>"
     "<th>T2 NP/CSF</th><th>Height A / M / P<br><small>mm</small></th>"
     "<th>Volume<br><small>mm³</small></th><th>Pfirrmann<br><small>p</small></th>"
     '<th class="l">ADC class</th><th class="l">Flags</th></tr>'
@@ -370,7 +371,8 @@ def _disc_table(result: AnalysisResult) -> str:
             f'<td class="l">{"yes" if found else "not found"}</td>'
             f"<td>{_num(row['adc_np_mean_um2_per_ms'])}</td>"
             f"<td>{_num(row['adc_np_median_um2_per_ms'])}</td>"
-            f"<td>{_num(row['adc_disc_mean_um2_per_ms'])}</td><td>{_num(row['water_index'])}</td>"
+            f"<td>{_num(row['adc_disc_median_um2_per_ms'])}</td><td>{_num(row['water_index'])}</td>"
+            f"<td>{_num(row['water_percent'], '{:.1f}')}</td>"
             f"<td>{_num(row['t2_np_csf_ratio'])}</td><td>{heights}</td>"
             f"<td>{_num(row['volume_mm3'], '{:,.0f}')}</td>"
             f"<td>{_roman(grade)} {_num(row['pfirrmann_probability'], '{:.2f}') if grade else ''}"
