@@ -233,6 +233,7 @@ def test_the_nucleus_cores_written_reproduce_the_nucleus_adc(
     cores = nib.load(sub / f"sub-{SUBJECT}_space-dwi_desc-nucleuscore_dseg.nii.gz")
     adc = nib.load(sub / f"sub-{SUBJECT}_adc.nii.gz")
     np.testing.assert_allclose(cores.affine, adc.affine)
+    assert adc.header["descrip"].tobytes().rstrip(b"\0") == b"ADC um2/ms (1e-3 mm2/s)"
     labels, values = np.asarray(cores.dataobj), np.asarray(adc.dataobj)
     doc = _results(out)
     assert doc["files"]["nucleus_core"] == f"sub-{SUBJECT}_space-dwi_desc-nucleuscore_dseg.nii.gz"

@@ -11,6 +11,7 @@ import pytest
 from tests.outputs.conftest import FOUND_LEVELS, GRADES, Synthetic
 from tests.outputs.dicom_factory import lps_of_pixel
 
+from discquant import __version__
 from discquant.errors import InvalidInputError
 from discquant.outputs.dicom_seg import labels_on_source_frames, pixel_to_ras, write_dicom_seg
 from discquant.outputs.dicom_sr import write_dicom_sr
@@ -157,6 +158,8 @@ def test_sr_has_each_disc_adc_and_grade(
     )
     sr = hd.sr.srread(path)
     assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+    # which discquant wrote it, as the SEG says (the SR had no SoftwareVersions)
+    assert (sr.Manufacturer, sr.SoftwareVersions) == ("discquant", __version__)
     groups = _groups_by_disc(sr)
     assert set(groups) == {f"{lv} disc" for lv in FOUND_LEVELS}
     fixture = {d.level: d for d in synthetic.result.discs}

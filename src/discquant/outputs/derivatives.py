@@ -96,6 +96,9 @@ def write_adc_map(volume: Volume, path: Path, *, sidecar: dict[str, Any] | None 
 
     img = _nifti(np.asarray(volume.data, dtype=np.float32), volume.affine)
     img.header.set_xyzt_units(xyz="mm")
+    # NIfTI has no code for this unit: said in the header text too, as `discquant adc`
+    # writes it, for a map read without its sidecar (a user trial)
+    img.header["descrip"] = b"ADC um2/ms (1e-3 mm2/s)"
     nib.save(img, path)
     meta: dict[str, Any] = {
         "Description": "Apparent diffusion coefficient (trace) fitted by discquant.",

@@ -376,6 +376,10 @@ def write_dicom_sr(
         manufacturer="discquant",
         series_description="discquant disc measurements",
     )
+    # highdicom's SR takes no software version (its SEG does): set as the SEG has them, so
+    # a PACS can tell which discquant wrote the measurements (a user trial).
+    sr.ManufacturerModelName = "discquant"
+    sr.SoftwareVersions = __version__
     if deidentify_as is not None:
         deidentify_dataset(sr, subject=deidentify_as)
     sr.save_as(out_path)

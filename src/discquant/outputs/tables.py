@@ -81,7 +81,11 @@ def _stats_columns(prefix: str, region: str) -> list[Column]:
     return [
         Column(f"{prefix}_mean{s}", f"Mean ADC in the {region} (10^-3 mm^2/s).", u),
         Column(f"{prefix}_median{s}", f"Median ADC in the {region}.", u),
-        Column(f"{prefix}_sd{s}", f"Standard deviation of ADC in the {region}.", u),
+        Column(
+            f"{prefix}_sd{s}",
+            f"Standard deviation of ADC in the {region} (sample SD, n - 1).",
+            u,
+        ),
         Column(f"{prefix}_p10{s}", f"10th percentile of ADC in the {region}.", u),
         Column(f"{prefix}_p90{s}", f"90th percentile of ADC in the {region}.", u),
         Column(
@@ -102,7 +106,11 @@ COLUMNS: tuple[Column, ...] = (
         "disc core on the DWI grid (the disc's voxels whose 3x3x3 neighbourhood is all disc: "
         "at least one DWI voxel from its border and endplates)",
     ),
-    *_stats_columns("adc_np", "nucleus pulposus region on the DWI grid"),
+    *_stats_columns(
+        "adc_np",
+        "nucleus core on the DWI grid (the network's nucleus inside the disc core, else the "
+        "disc core's central half; written as space-dwi_desc-nucleuscore_dseg.nii.gz)",
+    ),
     Column(
         "snr_np_b0",
         "Signal-to-noise of the nucleus: its median b~0 signal over the noise SD of one DWI "
@@ -112,12 +120,14 @@ COLUMNS: tuple[Column, ...] = (
     ),
     Column(
         "water_index",
-        "Relative water index: nucleus ADC over the reference nucleus ADC of healthy young "
-        "adults (2.0 um^2/ms by default; 1.0 = like a grade I disc). Not a water fraction.",
+        "Relative water index: nucleus median ADC over the reference nucleus ADC of healthy "
+        "young adults (2.0 um^2/ms by default; 1.0 = like a grade I disc). Not a water "
+        "fraction.",
     ),
     Column(
         "water_index_csf",
-        "Nucleus ADC over the subject's own CSF ADC (free water), when CSF is in the field.",
+        "Nucleus median ADC over the subject's own CSF median ADC (free water), when CSF is "
+        "in the field (flag water_index_csf_withheld_no_csf otherwise).",
     ),
     Column(
         "water_percent",
