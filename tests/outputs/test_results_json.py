@@ -206,3 +206,23 @@ def test_null_items_came_with_a_new_schema_version(synthetic: Synthetic) -> None
     bad["discs"][0]["pfirrmann_probabilities"][0] = 1.5  # still a probability or null
     with pytest.raises(jsonschema.ValidationError):
         validate_results(bad)
+
+
+def test_the_outputs_drop_every_key_the_import_removes() -> None:
+    """The outputs' PHI rule was a list of its own that missed keys the import removes
+    (PatientSex, PatientAge, StudyDate): a result built through the API with an unscrubbed
+    sidecar carried them into results.json. One rule now; PatientPosition is no PHI."""
+    from discquant.outputs._common import scrub_phi
+
+    sidecar = {
+        "PatientSex": "F",
+        "PatientAge": "091Y",
+        "StudyDate": "20200101",
+        "patientname": "Doe^Jane",
+        "InstitutionName": "General",
+        "PatientPosition": "HFS",
+        "EchoTime": 0.1,
+    }
+    assert scrub_phi({"series": [{"sidecar": sidecar}]}) == {
+        "series": [{"sidecar": {"PatientPosition": "HFS", "EchoTime": 0.1}}]
+    }

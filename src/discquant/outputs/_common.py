@@ -81,7 +81,14 @@ def _subject_label(subject: str) -> str:
 
 
 def is_phi_key(key: str) -> bool:
-    return key.lower() in _PHI_KEYS_LOWER
+    """Whether a key may identify the patient, the site or the scan time: one of
+    :data:`PHI_KEYS` or :data:`SOURCE_KEYS` (any case), or one the import removes from
+    sidecars (:func:`discquant.io.privacy.is_phi_key`: every ``Patient*`` key but
+    ``PatientPosition``, study dates and descriptions). One rule for both: the outputs'
+    list had missed ``PatientSex``, ``PatientAge`` and ``StudyDate`` (a review)."""
+    from discquant.io.privacy import is_phi_key as removed_on_import
+
+    return key.lower() in _PHI_KEYS_LOWER or removed_on_import(key)
 
 
 def scrub_phi(value: Any) -> Any:
