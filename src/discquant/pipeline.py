@@ -266,7 +266,11 @@ def analyze(
     Raises
     ------
     InvalidInputError
-        When the study has no sagittal T2, no DWI and no ADC map.
+        When the study has no T2, no DWI and no ADC map, when the image taken for the T2
+        is a label map, or when ``config`` names an unknown ADC method or device or an
+        unreadable water calibration (:func:`check_config`).
+    TypeError
+        When ``study`` is not a :class:`~discquant.io.study.Study` (e.g. a path).
 
     Returns
     -------
@@ -278,6 +282,22 @@ def analyze(
     """
     config = config or AnalysisConfig()
     check_config(config)
+    _check_study(study)
+    stages = _Stages(progress)
+    result = AnalysisResult(
+        subject=study.subject, discs=[DiscResult(level=lv) for lv in DISC_LABELS]
+    )
+    result.warnings.extend(study.warnings)
+    result.provenance = _provenance(study, config)
+    try:
+        _run_stages(study, config, result, stages, segmenter, pfirrmann_model)
+    finally:
+        result.stages = stages.statuses
+    return result
+
+
+def _check_study(study: Study) -> None:
+    """Refuse what cannot be analysed at all (before anything runs)."""
     if not isinstance(study, Study):  # "analyze('folder')" failed on 'str' has no 't2'
         raise TypeError(
             f"analyze takes a Study (discquant.io.load.load_study(path)), not "
@@ -290,25 +310,65 @@ def analyze(
             f"no sagittal T2 and no diffusion series to analyse (found: {found})",
             path=study.source,
         )
-    stages = _Stages(progress)
-    result = AnalysisResult(
-        subject=study.subject, discs=[DiscResult(level=lv) for lv in DISC_LABELS]
-    )
-    result.warnings.extend(study.warnings)
-    result.provenance = _provenance(study, config)
-    t2, dwi = study.t2, study.dwi
 
-    if dwi is not None or study.adc is not None:
+
+def _run_stages(
+    study: Study,
+    config: AnalysisConfig,
+    result: AnalysisResult,
+    stages: _Stages,
+    segmenter: Segmenter | None,
+    pfirrmann_model: PfirrmannModel | None,
+) -> None:
+    """The stages in their order; each one that cannot run says why in ``stages``."""
+    if study.dwi is not None or study.adc is not None:
         with stages.run("diffusion"):
             _diffusion(study, config, result)
+    anatomy = _image_to_segment(study, result, stages)
+    if anatomy is None:
+        return
+    segment = segmenter
+    segmentation: Segmentation | None = None
+    try:
+        with stages.run("segmentation") as status:
+            segment = segment or _default_segmenter(config)
+            segmentation = _segment(segment, anatomy, study, result, status)
+    except NoDiscsFoundError:  # a user's segmenter may say so itself
+        result.flags.append("no_lumbar_discs_found")
+    if segmentation is None:  # the stage failed, or found no lumbar disc
+        return
+    assert segment is not None
+    level_flags = _study_flags_on_every_disc(study, segmentation, result)
+    nucleus_dwi, adc_withheld = None, False
+    if result.adc_map is not None:
+        with stages.run("transfer"):
+            nucleus_dwi = _to_dwi_grid(study, segmentation, result, config, segment)
+            adc_withheld = _transfer_flags(result, level_flags)
+    with stages.run("measurement"):
+        _measure(
+            study,
+            anatomy,
+            segmentation,
+            None if adc_withheld else nucleus_dwi,
+            level_flags,
+            config,
+            result,
+            adc_withheld=adc_withheld,
+        )
+    with stages.run("grading"):
+        _grade(result, anatomy if study.t2 is not None else None, pfirrmann_model)
 
+
+def _image_to_segment(study: Study, result: AnalysisResult, stages: _Stages) -> Volume | None:
+    """The T2, else the DWI b≈0 image (flagged ``segmented_on_dwi_b0``), to segment; None,
+    with the segmentation stage failed and why, when there is neither or the DWI is not
+    sagittal."""
+    t2 = study.t2
     if t2 is None and result.b0 is None:
         stages.statuses.append(
             StageStatus("segmentation", ok=False, message="no image to segment (no T2, no DWI b≈0)")
         )
-        result.stages = stages.statuses
-        return result
-
+        return None
     anatomy = t2.image if t2 is not None else result.b0
     assert anatomy is not None
     plane = orientation_from_affine(anatomy.affine, anatomy.shape)
@@ -324,8 +384,7 @@ def analyze(
                 "sagittal images only",
             )
         )
-        result.stages = stages.statuses
-        return result
+        return None
     if plane != "sagittal":
         result.warnings.append(
             f"the T2 is {plane}; the segmentation network was trained on sagittal images, "
@@ -340,117 +399,136 @@ def analyze(
             "(coarser: heights and volumes less accurate; no T2 measures or Pfirrmann grades)"
         )
     result.t2 = anatomy
-    segmentation: Segmentation | None = None
-    segment = segmenter
-    try:
-        with stages.run("segmentation") as status:
-            segment = segment or _default_segmenter(config)
-            segmentation = segment(anatomy)
-            segmentation.labels = _with_canal(segmentation)
-            result.labels_t2 = segmentation.labels
-            result.flags.extend(segmentation.flags)
-            _record_segmentation_model(result, segmentation)
-            if not any((segmentation.labels.data == v).any() for v in DISC_LABELS.values()):
-                raise NoDiscsFoundError("no lumbar discs found")
-            status.message = _levels_message(
-                segmentation.levels, "" if t2 is not None else " on the DWI b≈0 image"
-            )
-    except NoDiscsFoundError:
-        result.flags.append("no_lumbar_discs_found")
-        result.stages = stages.statuses
-        return result
-    if segmentation is None:
-        result.stages = stages.statuses
-        return result
+    return anatomy
 
-    nucleus_dwi = None
-    adc_withheld = False
+
+def _segment(
+    segment: Segmenter,
+    anatomy: Volume,
+    study: Study,
+    result: AnalysisResult,
+    status: StageStatus,
+) -> Segmentation | None:
+    """Segment and name the levels; None (the stage failed, flag
+    ``no_lumbar_discs_found``) when no lumbar disc is found."""
+    segmentation = segment(anatomy)
+    segmentation.labels = _with_canal(segmentation)
+    result.labels_t2 = segmentation.labels
+    result.flags.extend(segmentation.flags)
+    _record_segmentation_model(result, segmentation)
+    if not any((segmentation.labels.data == v).any() for v in DISC_LABELS.values()):
+        status.ok = False
+        status.message = "no lumbar discs found"
+        result.flags.append("no_lumbar_discs_found")
+        return None
+    status.message = _levels_message(
+        segmentation.levels, "" if study.t2 is not None else " on the DWI b≈0 image"
+    )
+    return segmentation
+
+
+def _study_flags_on_every_disc(
+    study: Study, segmentation: Segmentation, result: AnalysisResult
+) -> dict[str, list[str]]:
+    """The per-level flags of the segmentation, and the study-wide reasons that go on
+    every disc (the tables and the SR show per-disc flags only; user trials)."""
     level_flags = _level_flags(segmentation)
-    if t2 is None:
-        # Said on every disc, as the other study-wide flags are: its heights and volume
-        # come from the coarser b≈0 image and its T2 values are missing for that reason
-        # (the tables and the SR show per-disc flags only; a user trial).
-        for level in DISC_LABELS:
-            level_flags.setdefault(level, []).append(FLAG_SEGMENTED_ON_DWI)
+    every_disc: list[str] = []
+    if study.t2 is None:
+        # its heights and volume come from the coarser b≈0 image, its T2 values are
+        # missing for that reason
+        every_disc.append(FLAG_SEGMENTED_ON_DWI)
     if result.adc_map is None:
-        # Said on every disc, as pfirrmann_withheld_no_t2 is for the opposite case: a
-        # cohort table showed empty ADC cells without a flag or a warning (a user trial).
-        no_series = dwi is None and study.adc is None
-        why = FLAG_ADC_WITHHELD_NO_DWI if no_series else FLAG_ADC_WITHHELD_DIFFUSION_FAILED
-        for level in DISC_LABELS:
-            level_flags.setdefault(level, []).append(why)
+        # as pfirrmann_withheld_no_t2 is for the opposite case: a cohort table showed
+        # empty ADC cells without a flag or a warning
+        no_series = study.dwi is None and study.adc is None
+        every_disc.append(
+            FLAG_ADC_WITHHELD_NO_DWI if no_series else FLAG_ADC_WITHHELD_DIFFUSION_FAILED
+        )
         if no_series:
             result.flags.append(FLAG_NO_DIFFUSION)
             result.warnings.append(
                 "the study has no diffusion series (no DWI and no scanner ADC map): no disc "
                 "ADC, water measure or ADC class"
             )
-    if result.adc_map is not None:
-        with stages.run("transfer"):
-            assert segment is not None  # the segmentation stage set it
-            nucleus_dwi = _to_dwi_grid(study, segmentation, result, config, segment)
-            # said on every disc, as the tables and the SR show per-disc flags only
-            for flag in (FLAG_DWI_OFFSET_CORRECTED, FLAG_DWI_MISALIGNED, FLAG_FRAMES_DIFFER):
-                if flag in result.flags:
-                    for level in DISC_LABELS:
-                        level_flags.setdefault(level, []).append(flag)
-            adc_withheld = _unconfirmed_other_frame(result)
-            if adc_withheld:
-                for level in DISC_LABELS:
-                    level_flags.setdefault(level, []).append(FLAG_ADC_WITHHELD_FRAMES)
+    for level in DISC_LABELS:
+        level_flags.setdefault(level, []).extend(every_disc)
+    return level_flags
 
-    with stages.run("measurement"):
-        from discquant.measure.water import WaterCalibration
 
-        calibration = WaterCalibration.load(config.calibration)
-        result.provenance["water_calibration"] = calibration.label
-        # The line itself and the file's hash: with the label alone, a calibration
-        # refitted in place left no trace of the line that gave a study's water_percent.
-        result.provenance["water_calibration_line"] = calibration.provenance()
-        inputs = MeasureInputs(
-            labels=segmentation.labels,
-            anatomy=anatomy,
-            anatomy_is_t2=t2 is not None,
-            nucleus=segmentation.nucleus,
-            adc=result.adc_map,
-            labels_dwi=None if adc_withheld else result.labels_dwi,
-            nucleus_dwi=None if adc_withheld else nucleus_dwi,
-            fit_rmse=result.adc_fit_rmse,
-            level_flags=level_flags,
-            disc_probability=getattr(segmentation, "disc_probability", None),
-            b0_dwi=result.b0 if result.adc_fit_bvals_s_per_mm2 is not None else None,
-            noise_sigma=result.noise_sigma,
-            fit_bvals_s_per_mm2=result.adc_fit_bvals_s_per_mm2,
-            fit_n_averages=result.adc_fit_n_averages,
+def _transfer_flags(result: AnalysisResult, level_flags: dict[str, list[str]]) -> bool:
+    """Put the transfer's study flags on every disc; True when the disc ADCs are to be
+    withheld (two studies whose overlay the b≈0 discs did not confirm)."""
+    every_disc = [
+        flag
+        for flag in (FLAG_DWI_OFFSET_CORRECTED, FLAG_DWI_MISALIGNED, FLAG_FRAMES_DIFFER)
+        if flag in result.flags
+    ]
+    withheld = _unconfirmed_other_frame(result)
+    if withheld:
+        every_disc.append(FLAG_ADC_WITHHELD_FRAMES)
+    for level in DISC_LABELS:
+        level_flags.setdefault(level, []).extend(every_disc)
+    return withheld
+
+
+def _measure(
+    study: Study,
+    anatomy: Volume,
+    segmentation: Segmentation,
+    nucleus_dwi: Volume | None,
+    level_flags: dict[str, list[str]],
+    config: AnalysisConfig,
+    result: AnalysisResult,
+    *,
+    adc_withheld: bool,
+) -> None:
+    """Measure every disc, make the nucleus-core map and the study-wide checks."""
+    from discquant.measure.water import WaterCalibration
+
+    calibration = WaterCalibration.load(config.calibration)
+    result.provenance["water_calibration"] = calibration.label
+    # The line itself and the file's hash: with the label alone, a calibration
+    # refitted in place left no trace of the line that gave a study's water_percent.
+    result.provenance["water_calibration_line"] = calibration.provenance()
+    inputs = MeasureInputs(
+        labels=segmentation.labels,
+        anatomy=anatomy,
+        anatomy_is_t2=study.t2 is not None,
+        nucleus=segmentation.nucleus,
+        adc=result.adc_map,
+        labels_dwi=None if adc_withheld else result.labels_dwi,
+        nucleus_dwi=nucleus_dwi,
+        fit_rmse=result.adc_fit_rmse,
+        level_flags=level_flags,
+        disc_probability=getattr(segmentation, "disc_probability", None),
+        b0_dwi=result.b0 if result.adc_fit_bvals_s_per_mm2 is not None else None,
+        noise_sigma=result.noise_sigma,
+        fit_bvals_s_per_mm2=result.adc_fit_bvals_s_per_mm2,
+        fit_n_averages=result.adc_fit_n_averages,
+    )
+    result.discs = measure_discs(inputs, config=config.measure, calibration=calibration)
+    result.nucleus_core_dwi = nucleus_core_labels(inputs, result.discs, config=config.measure)
+    measured = [d for d in result.discs if d.found]
+    if (
+        result.adc_map is not None
+        and measured
+        and all("disc_not_in_dwi" in d.flags for d in measured)
+    ):
+        # Said only per disc, exit 0 and no study warning, for a DWI of another
+        # region or patient position (a user trial).
+        result.warnings.append(
+            "the diffusion images (DWI or ADC map) cover none of the discs found on "
+            "the T2 (no disc ADC measured): are they of this region and this visit?"
         )
-        result.discs = measure_discs(inputs, config=config.measure, calibration=calibration)
-        result.nucleus_core_dwi = nucleus_core_labels(inputs, result.discs, config=config.measure)
-        measured = [d for d in result.discs if d.found]
-        if (
-            result.adc_map is not None
-            and measured
-            and all("disc_not_in_dwi" in d.flags for d in measured)
-        ):
-            # Said only per disc, exit 0 and no study warning, for a DWI of another
-            # region or patient position (a user trial).
-            result.warnings.append(
-                "the diffusion images (DWI or ADC map) cover none of the discs found on "
-                "the T2 (no disc ADC measured): are they of this region and this visit?"
-            )
-            result.flags.append("discs_not_in_dwi")
-        if t2 is not None:
-            _check_t2_contrast(result, config)
-        result.provenance["disc_heights"] = (
-            "partial-volume chords of the segmentation's disc probability"
-            if on_label_grid(inputs.disc_probability, segmentation.labels)
-            else "caliper chords of the disc mask"
-        )
-
-    with stages.run("grading"):
-        _grade(result, anatomy if t2 is not None else None, pfirrmann_model)
-
-    result.stages = stages.statuses
-    return result
+        result.flags.append("discs_not_in_dwi")
+    if study.t2 is not None:
+        _check_t2_contrast(result, config)
+    result.provenance["disc_heights"] = (
+        "partial-volume chords of the segmentation's disc probability"
+        if on_label_grid(inputs.disc_probability, segmentation.labels)
+        else "caliper chords of the disc mask"
+    )
 
 
 def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> None:
@@ -1130,15 +1208,44 @@ def run_study(
     segmenter: Segmenter | None = None,
     pfirrmann_model: PfirrmannModel | None = None,
 ) -> tuple[AnalysisResult, OutputPaths]:
-    """Import, analyse and write one study's outputs under ``out_dir`` (BIDS derivatives).
+    """Import, analyse and write one study's outputs under ``out_dir`` (BIDS derivatives):
+    what ``discquant analyze`` and each cohort worker run.
 
-    Returns the result and the written paths. Raises a :class:`DiscquantError` for bad
-    input (nothing is written then); a partly failed analysis is written and returned.
+    Parameters
+    ----------
+    inputs
+        Where the study comes from (a folder, or the T2/DWI/ADC files).
+    out_dir
+        The derivatives folder; the study's outputs go to ``sub-<label>/``.
+    config
+        Analysis options (:class:`AnalysisConfig`).
+    keep_phi
+        Keep identifying DICOM fields in the outputs (off: withheld everywhere).
+    dicom
+        Also write DICOM SEG and SR (needs a DICOM T2).
+    progress, segmenter, pfirrmann_model
+        As :func:`analyze`.
+
+    Returns
+    -------
+    (AnalysisResult, OutputPaths)
+        The result (its ``stages`` also list the output writers that failed) and the
+        written paths.
+
+    Raises
+    ------
+    DiscquantError
+        Bad input or options, before anything is written; a partly failed analysis is
+        written and returned instead.
     """
     from discquant.io.load import subject_from_name
     from discquant.outputs import write_outputs
     from discquant.outputs._common import bids_label
-    from discquant.outputs.write import check_dataset_description
+    from discquant.outputs.write import (
+        DICOM_NOT_REQUESTED,
+        NO_SOURCE_DICOM,
+        check_dataset_description,
+    )
 
     # Checked here before the (slow) import so that bad options fail first; analyze()
     # checks again for API callers (a dict lookup and a small JSON read).
@@ -1168,8 +1275,6 @@ def run_study(
         segmenter=segmenter,
         pfirrmann_model=pfirrmann_model,
     )
-    from discquant.outputs.write import DICOM_NOT_REQUESTED, NO_SOURCE_DICOM
-
     datasets = source_t2_datasets(study) if dicom else None
     adc_datasets = source_adc_datasets(study, result) if datasets else None
     if dicom and datasets is None:
