@@ -42,6 +42,7 @@ def test_segment_command_writes_named_levels_on_the_input_grid(tmp_path: Path) -
     assert set(levels) == {"model", "flags", "levels"}
     assert seg.header.get_qform(coded=True)[1] == 1 and seg.header.get_sform(coded=True)[1] == 1
     assert seg.header.get_xyzt_units()[0] == "mm"
+    assert seg.header.get_intent()[0] == "label"  # as analyze's _dseg.nii.gz
 
 
 def test_an_axial_image_is_flagged_not_silently_reformatted(tmp_path: Path) -> None:

@@ -83,18 +83,19 @@ def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
         staged.append((tmp, dest))
         return tmp
 
-    def save(data: np.ndarray, affine: np.ndarray, dest: Path, dtype: type) -> None:
+    def save(data: np.ndarray, affine: np.ndarray, dest: Path, dtype: type, intent: str) -> None:
         img = nib.Nifti1Image(np.asarray(data, dtype=dtype), affine)
         img.header.set_data_dtype(dtype)
+        img.header.set_intent(intent)  # "label" as analyze's dseg (a review: it had none)
         set_scanner_space(img)  # scanner coordinates, as the input's
         nib.save(img, str(stage(dest)))
 
     try:
-        save(seg.labels.data, seg.labels.affine, label_map, np.int16)
+        save(seg.labels.data, seg.labels.affine, label_map, np.int16, "label")
         for vol, dest in zip(
             [v for v in (seg.nucleus, seg.canal) if v is not None], masks, strict=True
         ):
-            save(vol.data, vol.affine, dest, np.uint8)
+            save(vol.data, vol.affine, dest, np.uint8, "none")
         # Exactly the labels in this map (none: a header only), in a file of its own: one
         # dseg.tsv per folder listed every label for an empty map and was overwritten by
         # the next output.
