@@ -47,3 +47,12 @@ def test_every_flag_in_the_source_has_a_meaning() -> None:
     assert "volume_withheld_partial_fov" in found  # returned by io.roles.volume_withheld_flag
     missing = {flag: where for flag, where in found.items() if flag not in FLAG_MEANINGS}
     assert not missing, f"flags without a meaning in results.FLAG_MEANINGS: {missing}"
+
+
+def test_every_flag_is_documented() -> None:
+    """Each flag (in the source or in FLAG_MEANINGS) is named in docs/ as `flag`, where a
+    user looks it up."""
+    docs = Path(__file__).parents[1] / "docs"
+    text = "".join(p.read_text(encoding="utf-8") for p in sorted(docs.glob("*.md")))
+    flags = set(_flags_in_source()) | set(FLAG_MEANINGS)
+    assert not sorted(f for f in flags if f"`{f}`" not in text)
