@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.errors import InvalidInputError
+from discquant.io.roles import left_right_axis
 from discquant.io.study import Volume
 
 log = logging.getLogger(__name__)
@@ -107,10 +108,8 @@ class DiscLocation:
 
 def sagittal_slice_axis(image: Volume) -> int:
     """The voxel axis closest to left-right; raises if the image is not sagittal-like."""
-    # The axis with the largest x cosine; nibabel's io_orientation assigns axes
-    # differently beyond ~40° obliquity.
+    axis = left_right_axis(image.affine)
     dirs = image.affine[:3, :3] / np.linalg.norm(image.affine[:3, :3], axis=0)
-    axis = int(np.argmax(np.abs(dirs[0])))
     shape = image.shape[:3]
     zooms = image.voxel_mm
     is_slice_axis = shape[axis] == min(shape) or zooms[axis] == max(zooms)

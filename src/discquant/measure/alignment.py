@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from nibabel.affines import apply_affine, voxel_sizes
 
-from discquant.io.roles import touches_in_plane_edge
+from discquant.io.roles import left_right_axis, touches_in_plane_edge
 from discquant.io.study import Volume
 
 MATCH_RADIUS_MM = 15.0
@@ -183,8 +183,7 @@ def in_plane_voxel_mm(affine: npt.NDArray[np.float64]) -> float:
     """Mean voxel size (mm) of the two voxel axes closest to the sagittal plane (the axis
     closest to left-right is the slice axis of a sagittal DWI)."""
     sizes = voxel_sizes(affine)
-    directions = np.abs(np.asarray(affine)[:3, :3] / sizes)
-    slice_axis = int(np.argmax(directions[0]))
+    slice_axis = left_right_axis(np.asarray(affine))
     return float(np.mean([s for i, s in enumerate(sizes) if i != slice_axis]))
 
 
