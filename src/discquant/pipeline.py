@@ -833,12 +833,12 @@ def _dwi_offset(
             where = " and ".join(
                 name
                 for name, n in (
-                    ("on the T2 within the DWI's field of view", on_t2),
+                    ("on the T2 (whole, within the DWI's field of view)", on_t2),
                     ("on the b≈0 image", on_b0),
                 )
                 if n < MIN_MATCHED_DISCS
             )
-            why = f"fewer than {MIN_MATCHED_DISCS} whole discs found {where}"
+            why = f"fewer than {MIN_MATCHED_DISCS} discs found {where}"
             result.provenance["dwi_offset"] = {"checked": False, "why": why}
             return None
         # Discs on both, fewer than MIN_MATCHED_DISCS of them within MATCH_RADIUS_MM of a

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from nibabel.affines import apply_affine, voxel_sizes
 
-from discquant.io.roles import left_right_axis, touches_in_plane_edge
+from discquant.io.roles import left_right_axis
 from discquant.io.study import Volume
 
 MATCH_RADIUS_MM = 15.0
@@ -77,27 +77,21 @@ class DiscOffset:
         return float(np.linalg.norm(self.offset_mm))
 
 
-def _disc_centres(
-    labels: Volume, labels_from: int, *, whole_only: bool = False
-) -> dict[int, npt.NDArray[np.float64]]:
+def _disc_centres(labels: Volume, labels_from: int) -> dict[int, npt.NDArray[np.float64]]:
     """World centre of each disc label ``labels_from`` … 199 (VerSe discs are 100 + the
-    vertebra above); with ``whole_only``, not of a disc the grid's in-plane edge cuts."""
+    vertebra above)."""
     data = np.asarray(labels.data)
     out: dict[int, npt.NDArray[np.float64]] = {}
     for value in np.unique(data):
         if labels_from <= value < 200:
-            mask = data == value
-            if whole_only and touches_in_plane_edge(mask, labels.affine):
-                continue
-            out[int(value)] = apply_affine(labels.affine, np.argwhere(mask).mean(axis=0))
+            out[int(value)] = apply_affine(labels.affine, np.argwhere(data == value).mean(axis=0))
     return out
 
 
 def count_discs(labels: Volume, *, lumbar: bool = False, cut: Collection[int] = ()) -> int:
-    """Whole discs present (the grid's in-plane edge cuts none of them, nor is it in
-    ``cut``): the lumbar ones (120–124) or any (100–199)."""
-    centres = _disc_centres(labels, 120 if lumbar else 100, whole_only=True)
-    return len(set(centres) - set(cut))
+    """Disc labels present, those in ``cut`` left out: the lumbar ones (120–124) or any
+    (100–199)."""
+    return len(set(_disc_centres(labels, 120 if lumbar else 100)) - set(cut))
 
 
 def match_discs(
@@ -106,11 +100,13 @@ def match_discs(
     """Each transferred T2 lumbar disc matched one to one with the nearest b≈0 disc within
     :data:`MATCH_RADIUS_MM` in the sagittal plane, nearest pairs first.
 
-    Discs that an image's in-plane edge cuts take no part: the centre of the part in view
-    is not the disc's, and a T2 cut through the front of its discs read as a 2.6 mm
-    "movement" and moved the masks (a user trial). Those are the T2 labels in ``cut``
-    (cut by the T2's own field of view) and the discs of either image that reach the DWI
-    grid's edge.
+    T2 discs that the T2's own in-plane field of view cuts (labels in ``cut``) take no
+    part: the centre of the part in view is not the disc's, while the b≈0 image shows the
+    whole disc, and a T2 cut through the front of its discs read as a 2.6 mm "movement"
+    and moved the masks (a user trial). Discs that the DWI grid's edge cuts stay: both
+    images are cut there alike (on a DWI whose field of view cuts the front of every
+    disc, leaving them out had turned the check off and a 4.8 mm movement went
+    uncorrected and unflagged; a review).
 
     Returns
     -------
@@ -118,12 +114,8 @@ def match_discs(
         The offset goes from the T2 disc's centre to its match's (world coordinates, the
         left-right component zero).
     """
-    ours = _disc_centres(own, 100, whole_only=True)
-    theirs = {
-        label: centre
-        for label, centre in _disc_centres(transferred, 120, whole_only=True).items()
-        if label not in cut
-    }
+    ours = _disc_centres(own, 100)
+    theirs = {k: v for k, v in _disc_centres(transferred, 120).items() if k not in cut}
     candidates = []  # (distance, T2 label, b0 label, offset)
     for t2_label, centre in theirs.items():
         for own_label, own_centre in ours.items():
@@ -156,8 +148,8 @@ def estimate_disc_offset(
         The segmentation of the b≈0 image (any disc label counts: its level names may
         differ where its field of view ends).
     cut
-        Labels of T2 discs cut by the T2's own in-plane field of view: left out, as are
-        discs cut by the DWI grid's edge (:func:`match_discs`).
+        Labels of T2 discs cut by the T2's own in-plane field of view: left out
+        (:func:`match_discs`).
 
     Returns
     -------

@@ -407,7 +407,8 @@ def measure_discs(
             continue
         result.found = True
         result.flags.extend(inputs.level_flags.get(result.level, []))
-        if touches_in_plane_edge(disc, labels.affine):
+        cut = touches_in_plane_edge(disc, labels.affine)
+        if cut:
             result.flags.append("partial_fov")
         geom = disc_geometry(disc, labels.affine, probability=disc_probability)
         if geom is not None:
@@ -422,8 +423,8 @@ def measure_discs(
                 result.flags.append(withheld)
             else:
                 result.volume_mm3 = geom.volume_mm3
-            if withheld == "volume_withheld_partial_fov":
-                result.ap_depth_mm = None  # the depth of the part in view
+            if cut:  # the depth of the part in view, whatever else withheld the volume
+                result.ap_depth_mm = None
             result.disc_height_index = _disc_height_index(
                 lab, labels.affine, label, geom, frames.get(label)
             )
