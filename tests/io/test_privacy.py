@@ -57,6 +57,27 @@ def test_load_study_sidecars_and_log_hold_no_phi(
     _assert_clean(" ".join(study.warnings) + study.subject, "warnings/subject")
 
 
+def test_a_name_in_a_series_description_stays_out_of_the_debug_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """dcm2niix named its files after the series description ("%s_%d"), and the debug
+    log printed them: 'read 2_T2_TSE_SAG_Zyxwvut.nii.gz' with the description shown as
+    'T2_TSE_SAG [withheld]' everywhere else (a user trial following docs/import.md)."""
+    import pydicom
+    from tests.io.dicom_factory import write_lumbar_study
+
+    written = write_lumbar_study(tmp_path / "study", size=16)
+    for path in written.series["t2"].files:
+        ds = pydicom.dcmread(path)
+        ds.SeriesDescription = "T2_TSE_SAG Zyxwvut"
+        ds.save_as(path)
+    with caplog.at_level(logging.DEBUG):
+        study = load_study(written.root)
+    assert study.t2 is not None and study.t2.description == "T2_TSE_SAG [withheld]"
+    assert "read " in caplog.text  # the converted files' names were logged
+    _assert_clean(caplog.text, "the debug log")
+
+
 def test_keep_phi_keeps_identifiers_in_sidecar(lumbar_dicom: WrittenStudy) -> None:
     study = load_study(lumbar_dicom.root, keep_phi=True)
     assert study.t2 is not None

@@ -616,7 +616,9 @@ def _run_dcm2niix(src: Path, out: Path, *, keep_phi: bool, series: _DicomSeries)
         "-b", "y",
         "-ba", "n" if keep_phi else "y",
         "-z", "y",
-        "-f", "%s_%d",
+        # The series number only: "%d" (the description) put a name typed into it into
+        # the file names, which the debug log prints (a user trial).
+        "-f", "%s",
         "-o", str(out),
         str(src),
     ]  # fmt: skip
