@@ -682,48 +682,16 @@ FLAG_ADC_WITHHELD_NO_DWI = "adc_withheld_no_dwi"
 FLAG_ADC_WITHHELD_DIFFUSION_FAILED = "adc_withheld_diffusion_failed"
 
 
-MIN_T2_DISTINCT_VALUES = 17
-"""An image taken for the T2 with fewer distinct values is a label map or a mask, not an
-MR image (an 8-bit export holds hundreds; a label map of five discs and their vertebrae
-about a dozen)."""
-
-SPINE_LABEL_VALUES = frozenset(
-    [*range(1, 29), 60, 61, 62, *range(100, 129), *range(200, 229)]
-)  # fmt: skip
-"""The VerSe/SPINEPS labels (vertebrae 1-28, cord and canal 60-62, discs 100-128,
-endplates 200-228): an image of such integers and 0 alone is a spine label map."""
-
-
 def _refuse_a_label_map_as_t2(study: Study) -> None:
-    """A label map given as the T2 (``--t2 sub-01_dseg.nii.gz``) was segmented and graded:
-    two grade I "discs", exit 0 (a user trial). Refused, naming the file: fewer than
-    :data:`MIN_T2_DISTINCT_VALUES` values, or only spine labels (a whole-spine map has
-    20; a review)."""
-    t2 = study.t2
-    if t2 is None:
-        return
-    data = np.asarray(t2.image.data).ravel()
-    sample = np.unique(data[: 1 << 20])  # an MR image shows itself at once
-    if sample.size >= MIN_T2_DISTINCT_VALUES and not _spine_labels_only(sample):
-        return
-    values = np.unique(data[np.isfinite(data)])
-    labels_only = _spine_labels_only(values)
-    if values.size < MIN_T2_DISTINCT_VALUES or labels_only:
-        where = t2.provenance.source_paths[0] if t2.provenance.source_paths else study.source
-        raise InvalidInputError(
-            f"the image taken for the T2 holds only {values.size} distinct values"
-            + (" (spine labels)" if labels_only else "")
-            + ": a label map or a mask, not an MR image",
-            path=where,
+    """A label map given as the T2 is refused naming its file
+    (:func:`discquant.io.roles.refuse_label_map`)."""
+    from discquant.io.roles import refuse_label_map
+
+    if study.t2 is not None:
+        t2 = study.t2
+        refuse_label_map(
+            t2.image, t2.provenance.source_paths[0] if t2.provenance.source_paths else study.source
         )
-
-
-def _spine_labels_only(values: npt.NDArray[Any]) -> bool:
-    """Whether sorted distinct ``values`` are 0 and :data:`SPINE_LABEL_VALUES` alone."""
-    finite = values[np.isfinite(values)]
-    if finite.size < 3 or not np.all(finite == np.round(finite)):
-        return False
-    return set(finite.astype(np.int64).tolist()) - {0} <= SPINE_LABEL_VALUES
 
 
 def _unconfirmed_other_frame(result: AnalysisResult) -> bool:

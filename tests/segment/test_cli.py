@@ -313,3 +313,18 @@ def test_a_single_slice_withholds_the_volumes_as_analyze_does(tmp_path: Path) ->
     for level in levels:
         assert level["volume_mm3"] is None
         assert level["flags"] == ["volume_withheld_single_slice"]
+
+
+def test_a_label_map_is_refused_as_analyze_refuses_it(tmp_path: Path) -> None:
+    """`discquant segment sub-01_dseg.nii.gz` named levels on a label map with exit 0
+    (a docs trial: docs/import.md says such an image is refused); now exit 2 naming the
+    file, nothing written, as `analyze --t2` does."""
+    ph = generate_study(12, PhantomConfig(noise=False))
+    labels = tmp_path / "sub-s_dseg.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(ph.labels_t2.data, np.int16), ph.labels_t2.affine), labels)
+    out = tmp_path / "seg" / "s_seg.nii.gz"
+    res = CliRunner().invoke(app, ["segment", str(labels), "-o", str(out)])
+    assert res.exit_code == 2, res.output
+    assert res.stderr.strip().startswith(f"discquant: error: {labels}: the image taken for the T2")
+    assert "(spine labels): a label map or a mask, not an MR image" in res.stderr
+    assert not out.parent.exists() or not any(out.parent.iterdir())

@@ -54,6 +54,9 @@ def segment_cmd(
         # The reader `analyze` uses: rejects NaN/Inf voxels, empty and singular images.
         vol = read_volume(image)
         from discquant.io.nifti import header_warning
+        from discquant.io.roles import refuse_label_map
+
+        refuse_label_map(vol, image)  # as analyze: a label map is no image to segment
 
         if (disagree := header_warning(image)) is not None:
             logging.getLogger("discquant.segment").warning(disagree)

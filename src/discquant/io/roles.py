@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -614,3 +615,44 @@ def volume_withheld_flag(
     if touches_in_plane_edge(mask, affine):
         return "volume_withheld_partial_fov"
     return None
+
+
+MIN_T2_DISTINCT_VALUES = 17
+"""An image taken for the T2 with fewer distinct values is a label map or a mask, not an
+MR image (an 8-bit export holds hundreds; a label map of five discs and their vertebrae
+about a dozen)."""
+
+SPINE_LABEL_VALUES = frozenset(
+    [*range(1, 29), 60, 61, 62, *range(100, 129), *range(200, 229)]
+)  # fmt: skip
+"""The VerSe/SPINEPS labels (vertebrae 1-28, cord and canal 60-62, discs 100-128,
+endplates 200-228): an image of such integers and 0 alone is a spine label map."""
+
+
+def refuse_label_map(image: Volume, path: object) -> None:
+    """Raise :class:`InvalidInputError` naming ``path`` when the image to segment is a label
+    map or a mask: fewer than :data:`MIN_T2_DISTINCT_VALUES` values, or only spine labels
+    (a whole-spine map has 20; a review). Given as the T2 (``--t2 sub-01_dseg.nii.gz``) one
+    was segmented and graded, two grade I "discs" with exit 0 (a user trial); ``discquant
+    segment`` named its levels (a docs trial)."""
+    data = np.asarray(image.data).ravel()
+    sample = np.unique(data[: 1 << 20])  # an MR image shows itself at once
+    if sample.size >= MIN_T2_DISTINCT_VALUES and not _spine_labels_only(sample):
+        return
+    values = np.unique(data[np.isfinite(data)])
+    labels_only = _spine_labels_only(values)
+    if values.size < MIN_T2_DISTINCT_VALUES or labels_only:
+        raise InvalidInputError(
+            f"the image taken for the T2 holds only {values.size} distinct values"
+            + (" (spine labels)" if labels_only else "")
+            + ": a label map or a mask, not an MR image",
+            path=str(path),
+        )
+
+
+def _spine_labels_only(values: npt.NDArray[Any]) -> bool:
+    """Whether sorted distinct ``values`` are 0 and :data:`SPINE_LABEL_VALUES` alone."""
+    finite = values[np.isfinite(values)]
+    if finite.size < 3 or not np.all(finite == np.round(finite)):
+        return False
+    return set(finite.astype(np.int64).tolist()) - {0} <= SPINE_LABEL_VALUES
