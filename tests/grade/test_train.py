@@ -857,3 +857,21 @@ def test_a_bad_grade_setting_is_one_line_before_any_image_is_read(
     with pytest.raises(InvalidInputError, match="invalid grade config: "):
         run_training(cfg, out, base=tmp_path)
     assert not out.exists()
+
+
+def test_train_grade_prints_strict_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The summary printed on stdout had bare NaN (a κ undefined in a fold), which no
+    JSON reader accepts (a docs trial); it reads null now, as in the metrics files."""
+    import json
+
+    from typer.testing import CliRunner
+
+    import discquant.grade.train as train
+    from discquant.cli import app
+
+    monkeypatch.setattr(train, "run_training", lambda cfg, out: {"kappa": float("nan"), "n": 3})
+    config = Path(__file__).parents[2] / "configs" / "grade.yaml"
+    res = CliRunner().invoke(app, ["train", "grade", "--config", str(config), "-o",
+                                   str(tmp_path / "run")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout) == {"kappa": None, "n": 3}

@@ -183,6 +183,13 @@ def synthetic() -> Synthetic:
         adc_map=_canonical(adc, dwi_affine),
         adc_fit_rmse=_canonical(rmse, dwi_affine),
         labels_dwi=_canonical(lab_dwi, dwi_affine),
+        # the found discs' nucleus cores (here each disc's DWI label, found discs only)
+        nucleus_core_dwi=_canonical(
+            np.where(np.isin(lab_dwi, [DISC_LABELS[lv] for lv in LEVELS[:4]]), lab_dwi, 0).astype(
+                np.int16
+            ),
+            dwi_affine,
+        ),
         snr_estimate=24.5,
     )
     return Synthetic(result=result, storage_labels=lab, datasets=datasets)

@@ -197,7 +197,7 @@ def test_a_failing_seg_writer_skips_the_seg_and_fails_the_analysis(
     assert [(s.name, s.message) for s in result.failed_stages] == [("dicom_seg", why)]
     assert exit_code_for(result) == 3
     names = sorted(p.name for p in paths.subject_dir.iterdir())
-    assert "sub-demo01_desc-discs_seg.dcm" not in names and len(names) == 10
+    assert "sub-demo01_desc-discs_seg.dcm" not in names and len(names) == 11
     doc = json.loads(paths.results_json.read_text())
     assert doc["skipped_outputs"] == {"dicom_seg": why}
     assert doc["failed_stages"] == ["dicom_seg"]

@@ -36,6 +36,7 @@ def test_layout_and_dataset_description(written: OutputPaths) -> None:
             "sub-demo01_dseg.nii.gz",
             "sub-demo01_dseg.tsv",
             "sub-demo01_space-dwi_dseg.nii.gz",
+            "sub-demo01_space-dwi_desc-nucleuscore_dseg.nii.gz",
             "sub-demo01_adc.nii.gz",
             "sub-demo01_adc.json",
             "sub-demo01_discs.tsv",
@@ -87,7 +88,14 @@ def test_results_json_lists_the_files(written: OutputPaths) -> None:
 def test_partial_result_writes_what_it_can(tmp_path: Path) -> None:
     paths = write_outputs(partial_result(), tmp_path)
     assert paths.adc is None and paths.dseg is None and paths.dicom_seg is None
-    assert set(paths.skipped) == {"dseg", "dwi_dseg", "adc", "dicom_seg", "dicom_sr"}
+    assert set(paths.skipped) == {
+        "dseg",
+        "dwi_dseg",
+        "nucleus_core",
+        "adc",
+        "dicom_seg",
+        "dicom_sr",
+    }
     with paths.discs_tsv.open() as fh:
         rows = list(csv.DictReader(fh, delimiter="\t"))
     assert [r["level"] for r in rows] == list(LEVELS) and {r["found"] for r in rows} == {"false"}

@@ -47,7 +47,9 @@ def adc_cmd(
         str | None,
         typer.Option(help="Rician noise-floor correction: a σ in signal units, or 'auto'."),
     ] = None,
-    threads: Annotated[int | None, typer.Option(help="Worker threads (default: all CPUs).")] = None,
+    threads: Annotated[
+        int | None, typer.Option(help="Worker threads (default: the CPUs available, at most 8).")
+    ] = None,
     verbose: Annotated[bool, typer.Option(help="Log each step.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="Only print errors.")] = False,
 ) -> None:

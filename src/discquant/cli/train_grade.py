@@ -41,8 +41,6 @@ def train_grade_cmd(
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:
     """Train the Pfirrmann grading network (pfirrmann.pt, log.jsonl, checkpoints, metrics)."""
-    import json
-
     from discquant.cli._common import (
         INTERRUPTED,
         INTERRUPTED_RESUME,
@@ -50,6 +48,7 @@ def train_grade_cmd(
         setup_logging,
         user_errors,
     )
+    from discquant.jsonfiles import dumps_strict
     from discquant.output_paths import check_output_folder
 
     setup_logging(quiet=quiet)
@@ -88,4 +87,5 @@ def train_grade_cmd(
             summary = run_training(cfg, out)  # reads and checks the data before creating out
         summary.pop("final_losses", None)
         if not quiet:  # its figures are in OUT/*_metrics.json (README: --quiet prints errors only)
-            typer.echo(json.dumps(summary, indent=1))
+            # NaN (a κ with one grade in a fold) as null: bare NaN is not JSON (a docs trial)
+            typer.echo(dumps_strict(summary, indent=1))

@@ -52,6 +52,8 @@ class OutputPaths:
     dseg: Path | None = None
     dseg_tsv: Path | None = None
     dwi_dseg: Path | None = None
+    nucleus_core: Path | None = None
+    """The nucleus cores of the ``adc_np`` figures on the DWI grid."""
     adc: Path | None = None
     adc_json: Path | None = None
     dicom_seg: Path | None = None
@@ -341,6 +343,8 @@ def _write_subject(
         written["nucleus_core"] = derivatives.write_label_map(
             result.nucleus_core_dwi, name("dseg.nii.gz", "space-dwi_desc-nucleuscore")
         ).name
+    else:
+        skipped["nucleus_core"] = "no nucleus ADC measured (no ADC map on the DWI grid)"
     if result.adc_map is not None:
         adc_path = derivatives.write_adc_map(
             result.adc_map,
@@ -565,6 +569,7 @@ def write_outputs(
         dseg=path("dseg"),
         dseg_tsv=path("dseg_tsv"),
         dwi_dseg=path("dwi_dseg"),
+        nucleus_core=path("nucleus_core"),
         adc=path("adc"),
         adc_json=path("adc_json"),
         dicom_seg=path("dicom_seg"),
