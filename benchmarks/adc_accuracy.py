@@ -87,7 +87,10 @@ def _noise() -> None:
     s = 1000.0 * np.exp(-np.outer(adc, b) * 1e-3)
     m = np.hypot(s + sigma * rng.standard_normal(s.shape), sigma * rng.standard_normal(s.shape))
     for method in ("wls", "nlls"):
-        fit = AdcModel(b, method=method).fit(m.astype(np.float32)[:, None, None, :])
+        # single acquisitions (the same σ at every b): one direction each, so that the
+        # weights match them (without directions a b > 0 volume is a trace image, 3×)
+        one = np.array([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
+        fit = AdcModel(b, one, method=method).fit(m.astype(np.float32)[:, None, None, :])
         err = fit.adc_um2_per_ms.ravel() / adc - 1
         print(f"SNR 30 {method:<4} bias {100 * np.nanmean(err):+.2f} %, "
               f"SD {100 * np.nanstd(err):.1f} %")  # fmt: skip
