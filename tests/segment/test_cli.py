@@ -280,9 +280,12 @@ def test_docs_describe_the_levels_file_as_written() -> None:
 
 
 def test_no_disc_found_exits_3_with_the_outputs_written(tmp_path: Path) -> None:
-    """An all-zero image: `segment` exited 0 (`flags: no_discs_found`), `analyze` 3."""
+    """An image of noise without a spine: `segment` exited 0 (`flags: no_discs_found`),
+    `analyze` 3. (An all-zero image, used here before, is refused as a mask since
+    2026-12-06: it holds one value.)"""
     image = tmp_path / "t2.nii.gz"
-    nib.save(nib.Nifti1Image(np.zeros((12, 96, 96), np.float32), np.diag([4.0, 1, 1, 1])), image)
+    noise = np.random.default_rng(0).uniform(0, 50, (12, 96, 96)).astype(np.float32)
+    nib.save(nib.Nifti1Image(noise, np.diag([4.0, 1, 1, 1])), image)
     out = tmp_path / "seg.nii.gz"
     res = CliRunner().invoke(app, ["segment", str(image), "-o", str(out), "--quiet"])
     assert res.exit_code == 3, res.output
