@@ -33,7 +33,12 @@ import numpy.typing as npt
 from discquant import __version__
 from discquant.errors import DiscquantError, InvalidInputError, NoDiscsFoundError
 from discquant.io.privacy import label_holds_identifier, patient_summary
-from discquant.io.roles import frames_differ, orientation_from_affine
+from discquant.io.roles import (
+    frames_differ,
+    orientation_from_affine,
+    refuse_label_map,
+    touches_in_plane_edge,
+)
 from discquant.io.study import Series, SeriesRole, Study, Volume
 from discquant.measure.contrast import FLAG_T2_CONTRAST
 from discquant.measure.discs import (
@@ -303,7 +308,9 @@ def _check_study(study: Study) -> None:
             f"analyze takes a Study (discquant.io.load.load_study(path)), not "
             f"{type(study).__name__}"
         )
-    _refuse_a_label_map_as_t2(study)
+    if study.t2 is not None:  # a label map given as the T2 is refused naming its file
+        sources = study.t2.provenance.source_paths
+        refuse_label_map(study.t2.image, sources[0] if sources else study.source)
     if study.t2 is None and study.dwi is None and study.adc is None:
         found = ", ".join(f"{s.description} ({s.role.value})" for s in study.series) or "nothing"
         raise InvalidInputError(
@@ -682,18 +689,6 @@ FLAG_ADC_WITHHELD_NO_DWI = "adc_withheld_no_dwi"
 FLAG_ADC_WITHHELD_DIFFUSION_FAILED = "adc_withheld_diffusion_failed"
 
 
-def _refuse_a_label_map_as_t2(study: Study) -> None:
-    """A label map given as the T2 is refused naming its file
-    (:func:`discquant.io.roles.refuse_label_map`)."""
-    from discquant.io.roles import refuse_label_map
-
-    if study.t2 is not None:
-        t2 = study.t2
-        refuse_label_map(
-            t2.image, t2.provenance.source_paths[0] if t2.provenance.source_paths else study.source
-        )
-
-
 def _unconfirmed_other_frame(result: AnalysisResult) -> bool:
     """Whether the T2 and the diffusion series carry different frames of reference (two
     studies) and the b≈0 image's own discs did not confirm the overlay: then the scanner
@@ -929,13 +924,11 @@ def _to_dwi_grid(
 
 def _cut_discs(labels: Volume) -> frozenset[int]:
     """The lumbar disc labels that the image's in-plane edge cuts (partial field of view)."""
-    from discquant.io.roles import touches_in_plane_edge
-
     data = np.asarray(labels.data)
     return frozenset(
         label
         for label in DISC_LABELS.values()
-        if (data == label).any() and touches_in_plane_edge(data == label, labels.affine)
+        if touches_in_plane_edge(data == label, labels.affine)  # an absent disc touches nothing
     )
 
 

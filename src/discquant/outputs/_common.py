@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from discquant.io.privacy import is_phi_key as removed_on_import
+
 PHI_KEYS: frozenset[str] = frozenset(
     {
         "PatientName",
@@ -86,8 +88,6 @@ def is_phi_key(key: str) -> bool:
     sidecars (:func:`discquant.io.privacy.is_phi_key`: every ``Patient*`` key but
     ``PatientPosition``, study dates and descriptions). One rule for both: the outputs'
     list had missed ``PatientSex``, ``PatientAge`` and ``StudyDate`` (a review)."""
-    from discquant.io.privacy import is_phi_key as removed_on_import
-
     return key.lower() in _PHI_KEYS_LOWER or removed_on_import(key)
 
 
