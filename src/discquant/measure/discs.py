@@ -126,6 +126,29 @@ def _centre_outside_slab(
     return not -0.5 <= lr <= mask.shape[axis] - 0.5
 
 
+def _thin_middle(
+    source: npt.NDArray[np.bool_],
+    source_affine: npt.NDArray[np.float64],
+    on_dwi: npt.NDArray[np.bool_],
+    dwi_affine: npt.NDArray[np.float64],
+) -> bool:
+    """Whether a structure's region on the DWI grid (``on_dwi``) is its middle in fewer than
+    three sagittal slices, to be eroded in-plane only: the segmentation (``source``, on its
+    own grid) saw it in fewer than three slices (a mid-sagittal T2), or the DWI holds it
+    in one or two slices that contain its centre (a thin DWI slab through the middle).
+    False for an empty ``source``."""
+    if not source.any():
+        return False
+    if slices_spanned(source, source_affine) < 3:
+        return True
+    centre_ras_mm = apply_affine(source_affine, np.argwhere(source).mean(axis=0))
+    return (
+        bool(on_dwi.any())
+        and slices_spanned(on_dwi, dwi_affine) < 3
+        and not _centre_outside_slab(centre_ras_mm, on_dwi, dwi_affine)
+    )
+
+
 def _nucleus_mask(
     disc: npt.NDArray[np.bool_],
     nucleus: Volume | None,
@@ -155,13 +178,15 @@ def _adc_regions(
     disc = inputs.labels_dwi.data == label
     if not disc.any():
         return None
-    # Erode across DWI slices unless the segmentation itself saw the disc in fewer than
-    # three sagittal slices (a mid-sagittal T2): then the thin DWI region is the middle
-    # of the disc. A DWI slab that catches only a disc's lateral tip in two slices is
-    # eroded in 3-D and withheld: in-plane only, its annulus read 8-14 % low as `adc_np`.
+    # Erode across DWI slices unless the disc's region is fewer than three sagittal slices
+    # thick and lies in the disc's middle: the segmentation itself saw it so (a
+    # mid-sagittal T2), or a DWI slab of one or two slices holds the disc's centre (3-D
+    # erosion emptied such a slab: every ADC withheld, a user trial). A DWI slab that
+    # catches only a disc's lateral tip is eroded in 3-D and withheld: in-plane only, its
+    # annulus read 8-14 % low as `adc_np`.
     source = inputs.labels if inputs.labels is not None else inputs.labels_dwi
-    thin_source = slices_spanned(source.data == label, source.affine) < 3
-    lr_axis = left_right_axis(inputs.labels_dwi.affine) if thin_source else None
+    thin = _thin_middle(source.data == label, source.affine, disc, inputs.labels_dwi.affine)
+    lr_axis = left_right_axis(inputs.labels_dwi.affine) if thin else None
     disc_core = regions.core(disc, border_voxels=config.border_voxels, slice_axis=lr_axis)
     np_mask = _nucleus_mask(
         disc, inputs.nucleus_dwi, border_voxels=config.border_voxels, slice_axis=lr_axis
@@ -386,12 +411,16 @@ def measure_discs(
         marrow = regions.marrow_mask(lab, labels.affine, frames=frames)
         marrow_signal = _reference_signal(t2, marrow, min_voxels=config.min_core_voxels)
     if inputs.adc is not None and inputs.labels_dwi is not None:
-        # As for the discs: a canal the segmentation saw in fewer than three sagittal
-        # slices (a mid-sagittal T2) lies in one or two DWI slices, which a 3-D erosion
+        # As for the discs: a canal in fewer than three sagittal slices (a mid-sagittal
+        # T2, a thin DWI slab) lies in one or two DWI slices, which a 3-D erosion
         # emptied; `water_index_csf` was then missing on every disc without a word.
         source = inputs.labels if inputs.labels is not None else inputs.labels_dwi
-        canal = source.data == CANAL_LABEL
-        thin = canal.any() and slices_spanned(canal, source.affine) < 3
+        thin = _thin_middle(
+            source.data == CANAL_LABEL,
+            source.affine,
+            inputs.labels_dwi.data == CANAL_LABEL,
+            inputs.labels_dwi.affine,
+        )
         csf_dwi = regions.csf_mask(
             inputs.labels_dwi.data,
             canal_label=CANAL_LABEL,
