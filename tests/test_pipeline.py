@@ -256,6 +256,32 @@ def test_a_two_slice_dwi_through_the_middle_gives_the_nucleus_and_csf_adc(
         )
 
 
+def test_a_level_not_found_says_whether_it_lies_beyond_the_field_of_view(
+    phantom: PhantomStudy,
+) -> None:
+    """A T2 cut above the L2-L3 disc (rows from 170 of the phantom's 480, superior to
+    inferior) and a segmentation that misses L3-L4: L1-L2 lies beyond the image's edge,
+    L3-L4 within it. Both were `found` false without a word (a user trial)."""
+
+    def from_row_170(v: Volume) -> Volume:
+        affine = v.affine.copy()
+        affine[:3, 3] = v.affine[:3, :3] @ np.array([170, 0, 0]) + v.affine[:3, 3]
+        return Volume(v.data[170:].copy(), affine)  # a copy: the fixture is shared
+
+    labels = from_row_170(phantom.labels_t2)
+    labels.data[labels.data == 122] = 0
+    res = analyze(
+        _with_images(phantom, from_row_170(phantom.t2), phantom.dwi),
+        segmenter=_truth_segmenter(labels, from_row_170(phantom.nucleus_t2)),
+    )
+    by_level = {d.level: d for d in res.discs}
+    assert not by_level["L1-L2"].found and "not_in_fov" in by_level["L1-L2"].flags
+    assert not by_level["L3-L4"].found and "not_found" in by_level["L3-L4"].flags
+    for level in ("L2-L3", "L4-L5", "L5-S1"):
+        assert by_level[level].found
+        assert not {"not_in_fov", "not_found"} & set(by_level[level].flags)
+
+
 def test_no_discs_found_is_flagged_without_numbers(phantom: PhantomStudy) -> None:
     empty = Volume(np.zeros(phantom.t2.shape, np.int16), phantom.t2.affine)
     res = analyze(_study(phantom), segmenter=_truth_segmenter(empty, empty))

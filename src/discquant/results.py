@@ -215,6 +215,8 @@ FLAG_MEANINGS: dict[str, str] = {
     "low_snr": "Nucleus ADC noise-limited (low SNR)",
     "snr_not_estimated": "Noise not estimated: SNR not checked",
     "adc_np_imprecise": "Nucleus median ADC imprecise",
+    "not_in_fov": "Level beyond the image's field of view (its disc's expected place)",
+    "not_found": "Level not found within the field of view (missed, or absent)",
     "disc_not_in_dwi": "Disc not in the DWI",
     "adc_withheld_too_few_voxels": "ADC withheld: too few voxels",
     "adc_withheld_frames_differ": "ADC withheld: T2 and DWI of different studies, unchecked",

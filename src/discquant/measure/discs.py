@@ -484,7 +484,30 @@ def measure_discs(
                     result.water_percent = calibration.water_percent(result.adc_np.median)
                     if result.water_percent is None:  # it was left empty without a word
                         result.flags.append("water_withheld_outside_calibration")
+    _flag_missing_levels(results, labels)
     return results
+
+
+def _flag_missing_levels(results: list[DiscResult], labels: Volume) -> None:
+    """Say why a level has no disc: ``not_in_fov`` when its expected centre lies beyond the
+    image's edge, else ``not_found``. The expected centre is extrapolated (or
+    interpolated) along the spine from the two nearest discs found, one disc spacing per
+    level; with fewer than two discs found nothing is said. A user trial could not tell a
+    level cut off by the field of view from one the network missed."""
+    found = [(i, np.asarray(r.centroid_ras_mm)) for i, r in enumerate(results) if r.found]
+    if len(found) < 2:
+        return
+    to_voxel = np.linalg.inv(labels.affine)
+    lr_axis = left_right_axis(labels.affine)
+    for i, result in enumerate(results):
+        if result.found:
+            continue
+        (i0, c0), (i1, c1) = sorted(found, key=lambda f: (abs(f[0] - i), f[0]))[:2]
+        expected = c0 + (c1 - c0) * (i - i0) / (i1 - i0)
+        voxel = apply_affine(to_voxel, expected)
+        in_plane = [a for a in range(3) if a != lr_axis]
+        inside = all(-0.5 <= voxel[a] <= labels.shape[a] - 0.5 for a in in_plane)
+        result.flags.append("not_found" if inside else "not_in_fov")
 
 
 def on_label_grid(probability: Volume | None, labels: Volume) -> bool:
