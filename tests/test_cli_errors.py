@@ -114,6 +114,26 @@ def test_os_error_about_a_file_becomes_one_line(capsys: pytest.CaptureFixture[st
     assert capsys.readouterr().err == "discquant: error: /results/c.json: Permission denied\n"
 
 
+def test_sigterm_unwinds_as_ctrl_c_does_and_exits_143(capsys: pytest.CaptureFixture[str]) -> None:
+    """SIGTERM (`timeout`, a batch system's time limit) killed `analyze` without its
+    clean-up: partial outputs stayed in hidden folders (a user trial)."""
+    import os
+    import signal
+    import time
+
+    before = signal.getsignal(signal.SIGTERM)
+    cleaned = []
+    with pytest.raises(typer.Exit) as done, user_errors():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(10)  # the handler raises before this ends
+        finally:
+            cleaned.append("temporary files")
+    assert done.value.exit_code == 143 and cleaned == ["temporary files"]
+    assert capsys.readouterr().err == "discquant: interrupted\n"
+    assert signal.getsignal(signal.SIGTERM) is before
+
+
 def test_os_error_without_a_file_is_not_hidden() -> None:
     with pytest.raises(ConnectionResetError), user_errors():
         raise ConnectionResetError(104, "Connection reset by peer")

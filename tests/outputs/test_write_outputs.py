@@ -343,3 +343,62 @@ def test_the_label_table_is_written_without_loading_pytorch(tmp_path: Path) -> N
         "index\tname\tabbreviation\n20\tL1 vertebra\tL1\n61\tspinal canal\tcanal\n"
         "120\tL1-L2 disc\tL1-L2\n"
     )
+
+
+def test_a_full_disk_names_the_subject_folder_and_leaves_no_folder_it_made(
+    synthetic: Synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """gzip (nibabel) and pydicom raise ENOSPC without a file name, which the CLI showed
+    as a 60-line traceback; a failed run also left the output folder it had created,
+    empty (a user trial)."""
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("discquant.outputs.derivatives.write_adc_map", full)
+    out = tmp_path / "new" / "out"
+    with pytest.raises(OSError) as info:
+        write_outputs(synthetic.result, out)
+    assert info.value.errno == 28 and info.value.strerror == "No space left on device"
+    assert info.value.filename == str(out / "sub-demo01")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_folders_a_killed_run_left_are_cleared_and_its_moved_results_put_back(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL (or a lost node) during the writing left `.sub-p1.tmp-*` folders of partial
+    files that no later run removed (a user trial), or, between the two moves, the
+    previous results in `.sub-p1.old-*` and no `sub-p1`."""
+    import os
+    import subprocess
+    import sys
+
+    from discquant.outputs import _staging
+
+    first = write_outputs(partial_result(), tmp_path)  # sub-p1
+    before = {p.name: p.read_bytes() for p in first.subject_dir.iterdir()}
+    host = _staging.owner_tag().rsplit("-", 1)[0]
+    ended = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)  # fmt: skip
+    dead = int(ended.stdout)
+    half = tmp_path / f".sub-p1.tmp-{host}-{dead}-0a1b"
+    half.mkdir()
+    (half / "sub-p1_adc.nii.gz").write_bytes(b"partial")
+    moved = tmp_path / f".sub-p1.old-{host}-{dead}-2c3d"
+    moved.mkdir()
+    os.replace(first.subject_dir, moved / "old")
+    running = tmp_path / f".sub-p1.tmp-{host}-{os.getpid()}-4e5f"  # a live process's
+    elsewhere = tmp_path / f".sub-p1.tmp-otherhost-{dead}-6a7b"  # another machine's
+    running.mkdir()
+    elsewhere.mkdir()
+
+    assert sorted(_staging.clear_stale(first.subject_dir)) == sorted([half, moved])
+    assert {p.name: p.read_bytes() for p in first.subject_dir.iterdir()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        ["dataset_description.json", "sub-p1", running.name, elsewhere.name]
+    )
+    # and write_outputs clears them itself
+    half.mkdir()
+    write_outputs(partial_result(), tmp_path)
+    assert not half.exists() and running.exists() and elsewhere.exists()

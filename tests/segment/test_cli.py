@@ -222,6 +222,20 @@ def test_a_failed_write_leaves_none_of_the_files(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["seg_levels.json"]
 
 
+def test_masks_a_model_does_not_make_are_not_left_from_an_earlier_run(tmp_path: Path) -> None:
+    """A map written by a model without nucleus and canal classes beside the masks of an
+    earlier run: the old masks read as this run's (a review)."""
+    from discquant.io.study import Volume
+    from discquant.segment.infer import SpineSegmentation
+    from discquant.segment.io import write_segmentation
+
+    labels = Volume(np.zeros((4, 4, 2), np.int16), np.eye(4))
+    mask = Volume(np.ones((4, 4, 2), np.uint8), np.eye(4))
+    write_segmentation(SpineSegmentation(labels, nucleus=mask, canal=mask), tmp_path / "s.nii.gz")
+    write_segmentation(SpineSegmentation(labels, nucleus=None, canal=None), tmp_path / "s.nii.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.nii.gz", "s.tsv", "s_levels.json"]
+
+
 def test_a_failed_write_names_the_output_not_its_temporary_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

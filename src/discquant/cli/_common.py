@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, TypeVar
 
 import typer
@@ -113,18 +116,24 @@ def user_errors(interrupted: str = INTERRUPTED) -> Iterator[None]:
     :class:`~discquant.errors.NoDiscsFoundError`). An :class:`OSError` about a named
     file (an output folder that is a file, an output file that is a folder, no
     permission, ...) exits 2 with the path and the system's reason. Ctrl-C exits 130
-    with the line ``interrupted``.
+    with the line ``interrupted``, SIGTERM 143 with the same line, after the clean-up
+    that an exception runs (temporary files and folders removed).
     """
     from discquant.errors import DiscquantError
 
+    # SIGTERM (`timeout`, a batch system's time limit, a shutdown) killed the process
+    # without its clean-up: half-written outputs stayed in hidden folders (a user trial).
+    # As an exception it unwinds like Ctrl-C. Signal handlers live in the main thread only.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main else None
     try:
         yield
     except DiscquantError as exc:
         typer.echo(f"discquant: error: {exc}", err=True)
         raise typer.Exit(code=exc.exit_code) from None
-    except KeyboardInterrupt:  # Ctrl-C exited 130 without a word
+    except KeyboardInterrupt as exc:  # Ctrl-C exited 130 without a word
         typer.echo(interrupted, err=True)
-        raise typer.Exit(code=130) from None
+        raise typer.Exit(code=143 if isinstance(exc, Terminated) else 130) from None
     except OSError as exc:
         if exc.filename is None:  # not about a file: a genuine failure, keep the traceback
             raise
@@ -133,6 +142,18 @@ def user_errors(interrupted: str = INTERRUPTED) -> Iterator[None]:
         reason = exc.strerror or type(exc).__name__
         typer.echo(f"discquant: error: {os.fsdecode(name)}: {reason}", err=True)
         raise typer.Exit(code=2) from None
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is so that it unwinds and cleans up as after
+    Ctrl-C; :func:`user_errors` exits 143 (128 + 15), as the signal itself would."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated(f"signal {signum}")
 
 
 def help_text(command: Callable[..., object]) -> str:

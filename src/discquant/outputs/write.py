@@ -10,11 +10,11 @@ root's, another pipeline's) makes :func:`write_outputs` refuse before it writes 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 import uuid
 import warnings
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from discquant.output_paths import generated_by_discquant, split_study_label, study_folder
-from discquant.outputs import derivatives, results_json, tables
+from discquant.outputs import _staging, derivatives, results_json, tables
 from discquant.outputs._common import bids_label
 from discquant.results import AnalysisResult, StageStatus
 
@@ -222,6 +222,16 @@ def _adc_fit_and_source(result: AnalysisResult) -> dict[str, Any]:
             meta["SourceSeries"]["StoredUnit"] = found["stored_unit"]
             meta["SourceSeries"]["ScaleToUm2PerMs"] = found.get("scale_to_um2_per_ms")
     return meta
+
+
+def _missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    return missing
 
 
 def _one_line(exc: Exception) -> str:
@@ -521,13 +531,15 @@ def write_outputs(
     """
     root = Path(out_dir)
     check_dataset_description(root)  # before anything is written or created
-    root.mkdir(parents=True, exist_ok=True)
     label = bids_label(result.subject)
     final = study_folder(root, label)  # sub-X/, or sub-X/ses-Y/ for one session
+    created = _missing_folders(final.parent)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _staging.clear_stale(final)
     # os.mkdir follows the umask; tempfile.mkdtemp would leave the moved folder owner-only
-    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex}"
+    tmp = _staging.staging_folder(final, "tmp")
     tmp.mkdir()
+    had_description = (root / DATASET_DESCRIPTION).exists()
     try:
         written, skipped = _write_subject(
             result,
@@ -541,7 +553,8 @@ def write_outputs(
         description = ensure_dataset_description(root)
         backup: Path | None = None
         if final.exists():
-            backup = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+            backup = _staging.staging_folder(final, "old")
+            backup.mkdir()
             os.replace(final, backup / "old")
         try:
             os.replace(tmp, final)
@@ -551,8 +564,17 @@ def write_outputs(
             raise
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not had_description:  # nothing half-written: no folder or file this call made
+            (root / DATASET_DESCRIPTION).unlink(missing_ok=True)
+        for folder in created:  # deepest first; one another run has filled stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        if isinstance(exc, OSError) and exc.filename is None:
+            # gzip (nibabel) and pydicom raise ENOSPC without a file name, which the CLI
+            # showed as a 60-line traceback (a user trial): name the subject's folder
+            raise OSError(exc.errno, exc.strerror or _one_line(exc), os.fspath(final)) from exc
         raise
 
     def path(key: str) -> Path | None:

@@ -112,6 +112,10 @@ def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
                 raise IsADirectoryError(21, "a folder has this name", str(dest))
         for tmp, dest in staged:
             tmp.replace(dest)
+        # A mask this model does not make, left by an earlier run beside the map, would
+        # read as this run's (a review)
+        for old in set(segmentation_paths(path)) - set(dests):
+            old.unlink(missing_ok=True)
     except BaseException as exc:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
