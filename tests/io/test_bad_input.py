@@ -574,3 +574,25 @@ def test_a_bids_dataset_root_is_refused(tmp_path: Path) -> None:
     assert res.exit_code == 2, res.output
     assert "a BIDS dataset with 2 subject folder(s)" in res.output
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "compress", "rename"),
+    [("x_T2w.nii", True, "x_T2w.nii.gz"), ("x_T2w.nii.gz", False, "x_T2w.nii")],
+)
+def test_a_nifti_whose_name_and_compression_disagree_says_what_to_rename_it_to(
+    tmp_path: Path, name: str, compress: bool, rename: str
+) -> None:
+    """nibabel goes by the name: a gzip file named .nii was "Cannot work out file type"
+    (a user trial)."""
+    from discquant.errors import UnreadableImageError
+    from discquant.io.nifti import read_volume
+
+    plain = tmp_path / "plain.nii"
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 3), np.float32), np.eye(4)), str(plain))
+    data = plain.read_bytes()
+    (tmp_path / name).write_bytes(gzip.compress(data) if compress else data)
+    with pytest.raises(UnreadableImageError, match=f"rename it to {rename}$"):
+        read_volume(tmp_path / name)
+    (tmp_path / rename).write_bytes((tmp_path / name).read_bytes())
+    assert read_volume(tmp_path / rename).data.shape == (4, 4, 3)  # renamed as said, it reads

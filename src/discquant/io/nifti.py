@@ -137,6 +137,36 @@ def header_warning(path: Path) -> str | None:
     )
 
 
+def _compression_hint(path: Path) -> str | None:
+    """What to rename an unreadable file to when its name and its compression disagree:
+    nibabel goes by the name, and said only "Cannot work out file type" of a gzip file
+    named ``.nii`` (a user trial)."""
+    import gzip
+
+    def nifti_header(first: bytes) -> bool:  # sizeof_hdr: 348 (NIfTI-1) or 540 (NIfTI-2)
+        return len(first) >= 4 and any(
+            int.from_bytes(first[:4], order) in (348, 540) for order in ("little", "big")
+        )
+
+    try:
+        with open(path, "rb") as fh:
+            start = fh.read(4)
+        gzipped = start[:2] == b"\x1f\x8b"
+        if gzipped:
+            with gzip.open(path, "rb") as fh:
+                start = fh.read(4)
+    except (OSError, EOFError):
+        return None
+    if not nifti_header(start):  # not a NIfTI file whatever its name: no renaming helps
+        return None
+    named_gz = path.name.lower().endswith(".gz")
+    if gzipped and not named_gz:
+        return f"the file is gzip-compressed but not named .gz: rename it to {path.name}.gz"
+    if named_gz and not gzipped:
+        return f"the file is not gzip-compressed but named .gz: rename it to {path.name[:-3]}"
+    return None
+
+
 def read_volume(path: Path, *, nan_as_zero: bool = False) -> Volume:
     """Load a NIfTI file as a float32 :class:`Volume`; reject NaN/Inf and empty images.
 
@@ -154,7 +184,10 @@ def read_volume(path: Path, *, nan_as_zero: bool = False) -> Volume:
         if not complex_valued:
             data = np.asarray(img.get_fdata(dtype=np.float32))  # type: ignore[attr-defined]
     except Exception as exc:  # nibabel raises many types for damaged files
-        raise UnreadableImageError(f"not a readable NIfTI image ({exc})", path=path) from exc
+        hint = _compression_hint(path)
+        raise UnreadableImageError(
+            hint or f"not a readable NIfTI image ({exc})", path=path
+        ) from exc
     if complex_valued:
         # get_fdata keeps the real part with only a ComplexWarning: ADCs of the real part
         # of phase-rotated signals were wrong (2.16 for 1.39 µm²/ms) and exited 0.
