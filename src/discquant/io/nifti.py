@@ -153,8 +153,8 @@ def _compression_hint(path: Path) -> str | None:
             start = fh.read(4)
         gzipped = start[:2] == b"\x1f\x8b"
         if gzipped:
-            with gzip.open(path, "rb") as fh:
-                start = fh.read(4)
+            with gzip.open(path, "rb") as unzipped:
+                start = unzipped.read(4)
     except (OSError, EOFError):
         return None
     if not nifti_header(start):  # not a NIfTI file whatever its name: no renaming helps
