@@ -196,8 +196,8 @@ def test_null_items_came_with_a_new_schema_version(synthetic: Synthetic) -> None
     result.discs[0].pfirrmann_probabilities = (0.1, float("nan"), 0.3, 0.4, 0.2)
     doc = build_results_document(result)
     validate_results(doc)
-    assert SCHEMA_VERSION == doc["schema_version"] == "1.2.0"
-    assert load_schema()["properties"]["schema_version"]["const"] == "1.2.0"
+    assert SCHEMA_VERSION == doc["schema_version"] not in ("1.0.0", "1.1.0")
+    assert load_schema()["properties"]["schema_version"]["const"] == SCHEMA_VERSION
     old = copy.deepcopy(doc)
     old["schema_version"] = "1.1.0"
     errors = list(jsonschema.Draft202012Validator(load_schema()).iter_errors(old))
@@ -226,3 +226,20 @@ def test_the_outputs_drop_every_key_the_import_removes() -> None:
     assert scrub_phi({"series": [{"sidecar": sidecar}]}) == {
         "series": [{"sidecar": {"PatientPosition": "HFS", "EchoTime": 0.1}}]
     }
+
+
+@pytest.mark.parametrize(
+    ("subject", "labels"),
+    [("sub-demo_01", {"subject": "demo01", "session": None}),
+     ("01_ses-2", {"subject": "01", "session": "2"})],
+)  # fmt: skip
+def test_the_bids_labels_of_the_output_folder_are_fields_of_their_own(
+    synthetic: Synthetic, subject: str, labels: dict[str, str | None]
+) -> None:
+    """`subject` is the identifier as given (`01_ses-2`): a reader had to parse the
+    session out of it, as the output folder `sub-01/ses-2` does."""
+    result = copy.deepcopy(synthetic.result)
+    result.subject = subject
+    doc = build_results_document(result)
+    validate_results(doc)
+    assert doc["subject"] == subject and doc["bids"] == labels

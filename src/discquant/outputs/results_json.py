@@ -17,16 +17,18 @@ from typing import Any
 
 from discquant import RESEARCH_DISCLAIMER, __version__
 from discquant.io.study import Volume
-from discquant.outputs._common import scrub_phi, to_jsonable
+from discquant.output_paths import split_study_label
+from discquant.outputs._common import bids_label, scrub_phi, to_jsonable
 from discquant.results import LEVELS, AdcStats, AnalysisResult, DiscResult
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.2.0"
+SCHEMA_VERSION = "1.3.0"
 """Version of the results document; the schema pins it (``const``). Bump the minor version
 when a key is added or allows more values (1.1.0: per-disc ``snr_np_b0``; 1.2.0: null items
-in ``pfirrmann_probabilities`` and ``centroid_ras_mm``), the major one when a key changes
-meaning or goes away."""
+in ``pfirrmann_probabilities`` and ``centroid_ras_mm``; 1.3.0: ``bids``, the subject and
+session labels of the output folder), the major one when a key changes meaning or goes
+away."""
 SCHEMA_RESOURCE = "results.schema.json"
 
 
@@ -111,6 +113,9 @@ def build_results_document(
         "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "disclaimer": RESEARCH_DISCLAIMER,
         "subject": result.subject,
+        "bids": dict(
+            zip(("subject", "session"), split_study_label(bids_label(result.subject)), strict=True)
+        ),
         "units": {
             "adc": "um^2/ms (= 10^-3 mm^2/s)",
             "length": "mm",
