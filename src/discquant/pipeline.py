@@ -513,6 +513,7 @@ def _measure(
         noise_sigma=result.noise_sigma,
         fit_bvals_s_per_mm2=result.adc_fit_bvals_s_per_mm2,
         fit_n_averages=result.adc_fit_n_averages,
+        fit_method=config.adc_method,
     )
     result.discs = measure_discs(inputs, config=config.measure, calibration=calibration)
     result.nucleus_core_dwi = nucleus_core_labels(inputs, result.discs, config=config.measure)
@@ -872,8 +873,9 @@ def _misaligned(result: AnalysisResult, what: str) -> None:
     result.flags.append(FLAG_DWI_MISALIGNED)
     result.warnings.append(
         f"{what}: the disc ADC may be measured off the discs; did the patient move between "
-        "the T2 and the DWI, or are they of different positions?"
-    )
+        "the T2 and the DWI, are they of different positions, or is the b≈0 image too "
+        "noisy for its own discs to be found?"
+    )  # the last: at SNR 5 the b≈0 segmentation found discs that matched none (a trial)
 
 
 def _to_dwi_grid(

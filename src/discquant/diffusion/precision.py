@@ -106,3 +106,85 @@ def pooled_sd_lower_bound(voxel_sd: npt.ArrayLike) -> float:
     sd = np.asarray(voxel_sd, dtype=np.float64).ravel()
     info = np.sum(1.0 / sd[np.isfinite(sd) & (sd > 0)] ** 2)
     return float(1.0 / np.sqrt(info)) if info > 0 else float("inf")
+
+
+def noise_floor_bias(
+    s0: float,
+    adc_um2_per_ms: float,
+    bvals_s_per_mm2: npt.ArrayLike,
+    sigma: float,
+    *,
+    n_averages: npt.ArrayLike | None = None,
+    method: str = "wls",
+    n_samples: int = 4000,
+    seed: int = 0,
+) -> float:
+    """Relative error of the median fitted ADC of a region whose voxels share one ADC,
+    from magnitude (Rician) noise: the noise floor at high b (low) and the voxels the fit
+    drops (high).
+
+    The bound above holds for unbiased fits; magnitude images are not. Where a shell's
+    signal nears the noise (σ to 2σ in a nucleus at b = 1500 and SNR 20 at b = 0) its
+    magnitude keeps a floor of about σ·√(π/2), and the ADC reads low (−12 % to −16 % on
+    phantom nuclei at b = 0/1500, a user trial); a variance bound does not see it, since
+    a bias does not shrink with the number of voxels. Simulated, not approximated:
+    ``n_samples`` voxels of the signal ``S0·exp(−b·ADC)`` with Rician noise (a volume of
+    ``n`` acquisitions is their geometric mean, as a scanner's trace image), fitted by
+    :class:`~discquant.diffusion.adc.AdcModel` with ``method``, so its weights and its
+    rules for dropping voxels are the measurement's. A fixed ``seed`` gives the same
+    answer each time (±0.3 % sampling error at 4000 voxels and a per-voxel spread of 15 %).
+
+    Parameters
+    ----------
+    s0
+        The region's signal at b ≈ 0 (median), signal units.
+    adc_um2_per_ms
+        The true ADC of the region.
+    bvals_s_per_mm2
+        One b-value per fitted volume.
+    sigma
+        Noise SD of one acquisition (one real channel), signal units.
+    n_averages
+        Acquisitions combined into each volume (3 for a trace image); default 1 each.
+    method
+        The fit (:data:`discquant.diffusion.adc.METHODS`).
+    n_samples, seed
+        Simulated voxels and the seed of their noise.
+
+    Returns
+    -------
+    float
+        Median fitted ADC / true ADC − 1 (NaN when every simulated voxel was dropped).
+
+    Examples
+    --------
+    Nucleus-like, at b = 0 and 1500 s/mm² (trace), S0/σ = 8.8: about −14 %; at b = 0, 400
+    and 800 with S0/σ = 20: within 1 %.
+
+    >>> round(noise_floor_bias(8.8, 1.44, [0, 1500], 1.0, n_averages=[1, 3]), 2)
+    -0.14
+    >>> abs(noise_floor_bias(20.0, 1.44, [0, 400, 800], 1.0, n_averages=[1, 3, 3])) < 0.01
+    True
+    """
+    from discquant.diffusion.adc import AdcModel
+
+    b = np.asarray(bvals_s_per_mm2, dtype=np.float64).ravel()
+    n = np.ones(b.size, dtype=int) if n_averages is None else np.asarray(n_averages, dtype=int)
+    if n.shape != b.shape:
+        raise ValueError("bvals and n_averages must be 1-D and of the same length")
+    rng = np.random.default_rng(seed)
+    signal = s0 * np.exp(-b * 1e-3 * adc_um2_per_ms)
+    volumes = np.empty((n_samples, b.size))
+    for v, (mean, count) in enumerate(zip(signal, n, strict=True)):
+        noise = rng.normal(0.0, sigma, (2, n_samples, int(count)))
+        magnitude = np.hypot(mean + noise[0], noise[1])
+        volumes[:, v] = np.exp(np.log(magnitude).mean(axis=1))  # geometric mean
+    # The fit groups volumes as the measurement's did: a trace volume (3 acquisitions)
+    # has no direction, the others one each (their directions do not change an isotropic
+    # signal).
+    bvecs = np.zeros((b.size, 3))
+    bvecs[n == 1] = np.eye(3)[np.arange(int((n == 1).sum())) % 3]
+    fit = AdcModel(b, bvecs, method=method).fit(volumes, n_threads=1)
+    adc = np.asarray(fit.adc_um2_per_ms, dtype=np.float64)
+    adc = adc[np.isfinite(adc)]
+    return float(np.median(adc) / adc_um2_per_ms - 1) if adc.size else float("nan")
