@@ -215,6 +215,7 @@ FLAG_MEANINGS: dict[str, str] = {
     "low_snr": "Nucleus ADC noise-limited (low SNR)",
     "snr_not_estimated": "Noise not estimated: SNR not checked",
     "adc_np_imprecise": "Nucleus median ADC imprecise",
+    "adc_disc_voxels_dropped": "Whole-disc ADC reads high: over 5 % of its voxels not fitted",
     "adc_noise_floor_bias": "Nucleus ADC biased by the noise floor (expected beyond 5 %)",
     "not_in_fov": "Level beyond the image's field of view (its disc's expected place)",
     "not_found": "Level not found within the field of view (missed, or absent)",

@@ -65,6 +65,12 @@ class MeasureConfig:
     its Cramér–Rao bound), relative to it, above this → ``low_snr``: at the nucleus's
     signal, size and the study's noise the reported median could not be within this share
     of the truth for 95 % of such discs (docs/measurement.md)."""
+    max_dropped_share: float = 0.05
+    """Share of the disc core's voxels without an ADC (the fit dropped them: a
+    diffusion-weighted signal above the b≈0 one, from noise) above this →
+    ``adc_disc_voxels_dropped``. They are the lowest ADCs, so the median of the others
+    reads high: +6.5 % to +17 % where 7–9 % were dropped on grade V phantom discs at
+    SNR 20 (a user trial; docs/measurement.md)."""
     max_noise_floor_bias: float = 0.05
     """The nucleus median ADC's expected error from magnitude noise (the noise floor at
     high b, voxels the fit drops; :func:`discquant.diffusion.precision.noise_floor_bias`),
@@ -254,6 +260,8 @@ def _adc_measures(result: DiscResult, inputs: MeasureInputs, config: MeasureConf
     result.adc_np = region_stats(adc, np_mask, min_voxels=config.min_core_voxels)
     if result.adc_disc is None or result.adc_np is None:
         result.flags.append("adc_withheld_too_few_voxels")
+    elif 1.0 - result.adc_disc.n_voxels / int(disc_core.sum()) > config.max_dropped_share:
+        result.flags.append("adc_disc_voxels_dropped")
     elif median_rel_se(result.adc_np) > config.max_np_median_rel_se:
         result.flags.append("adc_np_imprecise")
     if inputs.fit_rmse is not None:
