@@ -13,7 +13,16 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "discquant"
 
 # The flow: a stage may import only the stages before it (and the leaf modules).
 ORDER = ["io", "diffusion", "segment", "measure", "grade", "outputs"]
-LEAVES = {"errors", "results", "config", "models", "output_paths", "jsonfiles", "delimited"}
+LEAVES = {
+    "errors",
+    "results",
+    "config",
+    "models",
+    "output_paths",
+    "jsonfiles",
+    "delimited",
+    "literature",
+}
 # Side packages and what they may use.
 ALLOWED_EXTRA = {
     "phantom": {"io", "diffusion"},  # a data generator: writes studies, fits its own ADC maps
@@ -53,6 +62,14 @@ def test_stage_imports_only_earlier_stages(stage: str) -> None:
         if bad:
             offenders[str(path.relative_to(SRC))] = sorted(bad)
     assert not offenders, f"imports against the flow: {offenders}"
+
+
+@pytest.mark.parametrize("leaf", sorted(LEAVES - {"config", "models"}))
+def test_leaf_modules_import_no_stage(leaf: str) -> None:
+    """A leaf is used by every stage, so it may use no stage (io's data types excepted
+    for results)."""
+    allowed = {"io"} if leaf == "results" else set()
+    assert _stage_imports(SRC / f"{leaf}.py") - LEAVES <= allowed
 
 
 def test_results_module_is_a_leaf() -> None:

@@ -25,8 +25,10 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.errors import InvalidInputError
+from discquant.literature import NP_ADC_BY_GRADE_UM2_PER_MS
 
-DEFAULT_REFERENCE_NP_ADC_UM2_PER_MS = 2.0
+DEFAULT_REFERENCE_NP_ADC_UM2_PER_MS = NP_ADC_BY_GRADE_UM2_PER_MS[0]
+"""The grade I nucleus (:data:`discquant.literature.NP_ADC_BY_GRADE_UM2_PER_MS`): 2.0."""
 DEFAULT_FILE = "water_calibration_phantom.json"
 """The packaged default calibration in ``discquant.config`` (scripts/make_water_calibration.py)."""
 

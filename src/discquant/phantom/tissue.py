@@ -14,14 +14,15 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from discquant import literature
+from discquant.literature import NP_ADC_BY_GRADE_UM2_PER_MS
+
 GRADES = (1, 2, 3, 4, 5)
 
 # --- nucleus pulposus, per Pfirrmann grade I..V -------------------------------------------
-# docs/literature.md, "Nucleus ADC by grade" (a synthesis of Kealey 2005, Niinimäki 2009,
-# Kapoor 2023, Yu 2015): NP ADC ≈ 2.0, 1.9, 1.7, 1.4, 1.1; "T2 by grade": NP T2 ≈ 210, 130,
-# 85, 50, 40 ms.
-NP_ADC_BY_GRADE = (2.0, 1.9, 1.7, 1.4, 1.1)
-NP_T2_BY_GRADE_MS = (210.0, 130.0, 85.0, 50.0, 40.0)
+# The literature's typical values (discquant.literature, docs/literature.md).
+NP_ADC_BY_GRADE = NP_ADC_BY_GRADE_UM2_PER_MS
+NP_T2_BY_GRADE_MS = literature.NP_T2_BY_GRADE_MS
 # Assumption: NP water fraction per grade. docs/literature.md ("Nucleus ADC by grade"): the
 # healthy adult NP is 70–90 % water and no published equation maps ADC to water, so these
 # anchors are ours.

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.io.study import Volume
+from discquant.literature import NP_ADC_BY_GRADE_UM2_PER_MS
 from discquant.results import DISC_LABELS, LEVELS, VERTEBRA_LABELS, DiscResult
 
 if TYPE_CHECKING:
@@ -24,14 +25,6 @@ if TYPE_CHECKING:
 
 GRADE_NAMES = ("I", "II", "III", "IV", "V")
 
-NP_ADC_BY_GRADE_UM2_PER_MS: tuple[float, ...] = (2.0, 1.9, 1.7, 1.4, 1.1)
-"""Typical nucleus ADC by Pfirrmann grade I–V (µm²/ms), spread ±0.2–0.3 within a grade.
-
-A synthesis of Kealey 2005 (Radiology 235:569), Niinimäki 2009 (MRI 27:641) and Kapoor
-2023 (Pol J Radiol 88:e275), as tabulated in docs/literature.md, 'Nucleus ADC by grade'.
-The report draws each grade's zone between the midpoints of neighbouring centres, so the
-zones do not overlap; they are reading aids, not decision thresholds.
-"""
 
 GRADE_COLOURS = ("#1a9850", "#91cf60", "#fee08b", "#fc8d59", "#d73027")
 DISC_COLOUR = "#ffd92f"
@@ -278,6 +271,8 @@ def adc_chart(discs: list[DiscResult]) -> bytes:
 
     fig = Figure(figsize=(6.4, 3.6), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
+    # each grade's zone between the midpoints of neighbouring centres, so the zones do
+    # not overlap; reading aids, not decision thresholds
     centres = np.asarray(NP_ADC_BY_GRADE_UM2_PER_MS)
     points = adc_chart_points(discs)
     lo, hi = adc_chart_range(points, zones=(0.7, float(centres[0]) + 0.35))
