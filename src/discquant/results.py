@@ -31,11 +31,19 @@ VERTEBRA_LABELS: dict[str, int] = {
     "L4": 23,
     "L5": 24,
     "L6": 25,
-    "S1": 26,
+    "S1": 26,  # SACRUM_LABEL
 }
 """VerSe/SPINEPS vertebra labels (the sacrum is 26)."""
 
-DISC_LABELS: dict[str, int] = {level: 120 + i for i, level in enumerate(LEVELS)}
+SACRUM_LABEL = 26
+"""VerSe/SPINEPS label of the sacrum (S1 and below)."""
+
+DISC_OFFSET = 100
+"""A disc's VerSe/SPINEPS label is this plus the label of the vertebra above it."""
+
+DISC_LABELS: dict[str, int] = {
+    level: DISC_OFFSET + VERTEBRA_LABELS[level.split("-")[0]] for level in LEVELS
+}
 """VerSe/SPINEPS disc labels: 100 + label of the vertebra above (L1-L2 = 120 … L5-S1 = 124)."""
 
 CANAL_LABEL = 61

@@ -43,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.jsonfiles import dumps_strict
+from discquant.results import DISC_OFFSET, SACRUM_LABEL
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ def evaluate_case(
         d, h = _dice_hd95(p, r, spacing_mm)
         res.dice[name] = d
         res.hd95_mm[name] = h
-    from discquant.segment.levels import DISC_OFFSET, L6, T13, disc_name, vertebra_name
+    from discquant.segment.levels import L6, T13, disc_name, vertebra_name
 
     ref_levels = [int(v) for v in np.unique(ref) if _is_level(int(v))]
     # With a sixth lumbar vertebra (or its disc) in the reference, disc 124 is L5-L6;
@@ -175,7 +176,7 @@ def evaluate_case(
     has_t13 = T13 in ref_levels or DISC_OFFSET + T13 in ref_levels
     for lab in ref_levels:
         r = ref == lab
-        if lab >= 100:
+        if lab >= DISC_OFFSET:
             key = disc_name(lab, has_l6=has_l6, has_t13=has_t13)
         else:
             key = vertebra_name(lab)
@@ -197,10 +198,10 @@ def _is_level(label: int) -> bool:
     """A vertebra (1-25, T13 28), the sacrum (26) or a disc (101-125, 128): the levels.
     Others in a SPINEPS map (spinal cord 60, canal 61, endplates 2xx) are not; they
     were scored as levels "V60", "V123-V124" and lowered the naming fraction."""
-    from discquant.segment.levels import DISC_OFFSET, T13
+    from discquant.segment.levels import T13
 
     return (
-        1 <= label <= 26
+        1 <= label <= SACRUM_LABEL
         or DISC_LEVELS[0] <= label <= DISC_LEVELS[1]
         or label in (T13, DISC_OFFSET + T13)
     )
@@ -827,7 +828,7 @@ def convert_real_references(data_root: Path, out_dir: Path) -> list[Path]:
         mapping = vertebra_truth_labels(sub, int(d.max()))
         out = np.zeros(d.shape, dtype=np.int16)
         for k, lab in mapping.items():
-            if lab != 26:
+            if lab != SACRUM_LABEL:
                 out[d == k] = lab
         dest = out_dir / f"{sub}_dseg.nii.gz"
         nib.save(nib.Nifti1Image(out, img.affine), str(dest))

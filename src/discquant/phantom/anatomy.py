@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from discquant.results import DISC_OFFSET, SACRUM_LABEL
+
 # VerSe/SPINEPS labels (docs/literature.md, "Label conventions").
 VERTEBRA_LABELS = {"T10": 17, "T11": 18, "T12": 19, "L1": 20, "L2": 21, "L3": 22, "L4": 23}
 VERTEBRA_LABELS["L5"] = 24
-SACRUM_LABEL = 26
 CORD_LABEL = 60
-CANAL_LABEL = 61
 DISC_LEVELS = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
 ALL_DISCS = ("T10-T11", "T11-T12", "T12-L1", *DISC_LEVELS)
 VERTEBRAE = ("T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5")
@@ -30,7 +30,7 @@ VERTEBRAE = ("T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5")
 
 def disc_label(level: str) -> int:
     """VerSe disc label: 100 + the label of the vertebra above (L4-L5 → 123)."""
-    return 100 + VERTEBRA_LABELS[level.split("-")[0]]
+    return DISC_OFFSET + VERTEBRA_LABELS[level.split("-")[0]]
 
 
 # docs/literature.md, "Disc geometry": disc heights (mm) L1-L2..L5-S1 and AP depth, MRI n = 14.

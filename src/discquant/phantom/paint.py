@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from discquant.phantom import tissue as T
-from discquant.phantom.anatomy import CANAL_LABEL, CORD_LABEL, Plane, Slab, SubjectParams
+from discquant.phantom.anatomy import CORD_LABEL, Plane, Slab, SubjectParams
 from discquant.phantom.fields import Field
+from discquant.results import CANAL_LABEL
 
 CORTEX_MM = 0.9  # assumption: cortical shell and endplate thickness seen on MRI
 

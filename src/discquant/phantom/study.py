@@ -25,7 +25,6 @@ from discquant.phantom.acquisition import (
 )
 from discquant.phantom.anatomy import (
     ALL_DISCS,
-    CANAL_LABEL,
     DISC_LEVELS,
     DiscSpec,
     SubjectParams,
@@ -34,6 +33,7 @@ from discquant.phantom.anatomy import (
 )
 from discquant.phantom.fields import Field
 from discquant.phantom.paint import Compartment, Renderer
+from discquant.results import CANAL_LABEL
 
 log = logging.getLogger(__name__)
 

@@ -34,15 +34,9 @@ import numpy as np
 from discquant.io.study import Volume
 from discquant.jsonfiles import dumps_strict
 from discquant.phantom import tissue as T
-from discquant.phantom.anatomy import (
-    ALL_DISCS,
-    CANAL_LABEL,
-    CORD_LABEL,
-    SACRUM_LABEL,
-    VERTEBRA_LABELS,
-    disc_label,
-)
+from discquant.phantom.anatomy import ALL_DISCS, CORD_LABEL, VERTEBRA_LABELS, disc_label
 from discquant.phantom.study import PhantomStudy
+from discquant.results import CANAL_LABEL, SACRUM_LABEL
 
 
 def dseg_rows() -> list[tuple[int, str]]:

@@ -33,6 +33,7 @@ import torch
 from discquant.errors import InvalidInputError
 from discquant.io.nifti import read_volume
 from discquant.io.study import Volume
+from discquant.results import CANAL_LABEL, DISC_OFFSET, SACRUM_LABEL
 from discquant.segment.levels import label_runs
 from discquant.segment.network import IGNORE
 from discquant.segment.preprocess import reorient, to_network_grid
@@ -535,10 +536,10 @@ def phantom_subjects(
             sample = training_sample(int(seed))
             lab = np.asarray(sample.labels.data).astype(np.int32)
             grp = np.zeros(lab.shape, dtype=np.int32)
-            grp[(lab >= 1) & (lab <= 25)] = names.index("vertebra")
-            grp[lab == 26] = names.index("sacrum")
-            grp[(lab >= 100) & (lab < 200)] = names.index("disc")
-            grp[lab == 61] = names.index("canal")
+            grp[(lab >= 1) & (lab < SACRUM_LABEL)] = names.index("vertebra")
+            grp[lab == SACRUM_LABEL] = names.index("sacrum")
+            grp[(lab >= DISC_OFFSET) & (lab < 2 * DISC_OFFSET)] = names.index("disc")
+            grp[lab == CANAL_LABEL] = names.index("canal")
             grp[np.asarray(sample.nucleus.data) > 0] = names.index("nucleus")
             vol = sample.image
             image = to_network_grid(reorient(vol), spacing_mm=spacing_mm)[:, 0].numpy()

@@ -37,11 +37,12 @@ import numpy.typing as npt
 from nibabel.affines import apply_affine, voxel_sizes
 from scipy import ndimage
 
+from discquant.results import DISC_OFFSET, SACRUM_LABEL, VERTEBRA_LABELS
+
 logger = logging.getLogger(__name__)
 
-SACRUM = 26
-L5 = 24
-DISC_OFFSET = 100
+SACRUM = SACRUM_LABEL
+L5 = VERTEBRA_LABELS["L5"]
 
 _VERTEBRA_NAMES = {
     **{i: f"C{i}" for i in range(1, 8)},

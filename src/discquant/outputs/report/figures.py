@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from discquant.io.study import Volume
 from discquant.literature import NP_ADC_BY_GRADE_UM2_PER_MS
-from discquant.results import DISC_LABELS, LEVELS, VERTEBRA_LABELS, DiscResult
+from discquant.results import DISC_LABELS, LEVELS, SACRUM_LABEL, VERTEBRA_LABELS, DiscResult
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -228,7 +228,7 @@ def _draw_outlines(ax: object, sl: SagittalSlice, uncertain: frozenset[int]) -> 
             ax.text(  # type: ignore[attr-defined]
                 ca,
                 cs,
-                (_VERTEBRA_OF_LABEL[value] if value != 26 else "S")
+                (_VERTEBRA_OF_LABEL[value] if value != SACRUM_LABEL else "S")
                 + ("?" if value in uncertain else ""),
                 fontsize=7,
                 color="white",
