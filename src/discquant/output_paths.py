@@ -8,6 +8,7 @@ any import or analysis rather than an OSError afterwards.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from discquant.errors import InvalidInputError
 
 __all__ = [
     "COHORT_STATE_DIR",
+    "bids_prefix",
+    "bids_subject_session",
     "check_not_an_input",
     "check_not_inside_inputs",
     "check_not_over_inputs",
@@ -44,6 +47,38 @@ def split_study_label(label: str) -> tuple[str, str | None]:
     """
     subject, sep, session = label.rpartition(SESSION_ENTITY)
     return (subject, session) if sep and subject and session else (label, None)
+
+
+_BIDS_NAME = re.compile(r"sub-([A-Za-z0-9]+)(?:_ses-([A-Za-z0-9]+))?(?=[_.]|$)")
+"""The leading ``sub-<label>[_ses-<label>]`` of a BIDS file or folder name."""
+
+
+def bids_subject_session(name: str) -> tuple[str, str | None] | None:
+    """The subject and session labels that a BIDS file or folder name begins with (the
+    first ``ses-`` entity, right after the subject), or None when it does not begin with
+    a ``sub-`` entity. The one reading of BIDS names: the import, the trainers' patient
+    split and the evaluation's pairing of files use it.
+
+    >>> bids_subject_session("sub-01_ses-2_T2w.nii.gz"), bids_subject_session("sub-fcs11_T2w")
+    (('01', '2'), ('fcs11', None))
+    >>> bids_subject_session("sub-01_ses-2_ses-3_T2w"), bids_subject_session("p7_dwi")
+    (('01', '2'), None)
+    """
+    match = _BIDS_NAME.match(name)
+    return None if match is None else (match.group(1), match.group(2))
+
+
+def bids_prefix(name: str) -> str | None:
+    """``sub-<subject>[_ses-<session>]`` of a BIDS name (:func:`bids_subject_session`).
+
+    >>> bids_prefix("sub-01_ses-2_dseg.nii.gz"), bids_prefix("sub-01_dseg"), bids_prefix("x")
+    ('sub-01_ses-2', 'sub-01', None)
+    """
+    found = bids_subject_session(name)
+    if found is None:
+        return None
+    subject, session = found
+    return f"sub-{subject}" + (f"_ses-{session}" if session is not None else "")
 
 
 def study_folder(root: Path, label: str) -> Path:

@@ -43,6 +43,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.jsonfiles import dumps_strict
+from discquant.output_paths import bids_prefix
 from discquant.results import DISC_OFFSET, SACRUM_LABEL
 
 logger = logging.getLogger(__name__)
@@ -209,8 +210,7 @@ def _is_level(label: int) -> bool:
 
 def _subject_of(path: Path) -> str:
     """``sub-<label>`` of a file name, with its ``_ses-<label>`` when there is one."""
-    m = re.match(r"(sub-[A-Za-z0-9]+(?:_ses-[A-Za-z0-9]+)?)", path.name)
-    return m.group(1) if m else path.name.split(".")[0]
+    return bids_prefix(path.name) or path.name.split(".")[0]
 
 
 #: Binary masks beside a label map (discquant's ``*_nucleus``/``*_canal``, BIDS

@@ -20,6 +20,7 @@ from discquant.io.nifti import (
 )
 from discquant.io.roles import chosen_over, order_series, tied_with_best, to_series
 from discquant.io.study import Series, SeriesRole, Study
+from discquant.output_paths import bids_subject_session
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ def patient_of(subject: str) -> str:
     >>> patient_of("sub-01_ses-2"), patient_of("sub-spider007")
     ('sub-01', 'sub-spider007')
     """
-    return subject.split("_ses-")[0]
+    found = bids_subject_session(subject)
+    return f"sub-{found[0]}" if found is not None else subject.split("_ses-")[0]
 
 
 def subject_from_name(name: str) -> str:
@@ -45,11 +47,12 @@ def subject_from_name(name: str) -> str:
     >>> subject_from_name("sub-01_ses-2_T2w"), subject_from_name("p7_dwi"), subject_from_name("x")
     ('01_ses-2', 'p7', 'x')
     """
-    m = re.match(r"sub-([A-Za-z0-9]+)(?:_ses-([A-Za-z0-9]+))?(?:_|$)", name)
-    if m is None:
+    found = bids_subject_session(name)
+    if found is None:
         bare = re.sub(r"_(T2w|T1w|dwi|ADC|adc|TRACE|trace)$", "", name)
         return bare or name
-    return m.group(1) + (f"_ses-{m.group(2)}" if m.group(2) else "")
+    subject, session = found
+    return subject + (f"_ses-{session}" if session is not None else "")
 
 
 def _existing(path: PathLike, what: str) -> Path:

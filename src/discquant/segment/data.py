@@ -33,6 +33,7 @@ import torch
 from discquant.errors import InvalidInputError
 from discquant.io.nifti import read_volume
 from discquant.io.study import Volume
+from discquant.output_paths import bids_prefix
 from discquant.results import CANAL_LABEL, DISC_OFFSET, SACRUM_LABEL
 from discquant.segment.levels import label_runs
 from discquant.segment.network import IGNORE
@@ -385,7 +386,7 @@ def labelled_set_pairs(
         if not label.is_relative_to(label_root):
             continue
         entities = nifti.sub("", label.name).split("_")
-        subject = "_".join(e for e in entities[:2] if e.startswith(("sub-", "ses-")))
+        subject = bids_prefix(label.name) or entities[0]
         images = [
             f for f in files
             if f.name.startswith(f"{subject}_") and nifti.sub("", f.name).endswith(image_suffix)
