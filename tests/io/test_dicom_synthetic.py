@@ -170,6 +170,14 @@ def test_non_image_dicom_objects_are_ignored_and_listed(tmp_path: Path) -> None:
         f"{seg_first}: Segmentation Storage object, not an image; ignored (and 8 more like it)",
         f"{sr_path.relative_to(tmp_path)}: Comprehensive SR Storage object, not an image; ignored",
     )
+    # discquant's own SEG and SR (an output folder inside the study folder) are passed
+    # by without a warning: every rerun warned about them (a user trial)
+    for f in [*seg.files, sr_path]:
+        ds = pydicom.dcmread(f)
+        ds.Manufacturer = "discquant"
+        ds.save_as(f)
+    again = load_study(tmp_path)
+    assert again.warnings == () and again.t2 is not None
 
 
 @pytest.mark.parametrize("bvals", [(0.0, 800.0), (0.0, 400.0, 800.0)])

@@ -372,8 +372,10 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
         if not_image is not None:
             # e.g. a DICOM SEG or SR from an earlier analysis stored in the study folder:
             # never an image series (one with "T2" in its description could outrank the
-            # real T2).
-            scan.non_image.setdefault(not_image, []).append(path)
+            # real T2). discquant's own are passed by without a word: an output folder
+            # inside the study folder warned about them on every rerun (a user trial).
+            if ds.get("Manufacturer") != "discquant":
+                scan.non_image.setdefault(not_image, []).append(path)
             continue
         if entry is None:
             if sop_class is None and _series_uid_or_none(ds) is None:
