@@ -596,3 +596,19 @@ def test_a_nifti_whose_name_and_compression_disagree_says_what_to_rename_it_to(
         read_volume(tmp_path / name)
     (tmp_path / rename).write_bytes((tmp_path / name).read_bytes())
     assert read_volume(tmp_path / rename).data.shape == (4, 4, 3)  # renamed as said, it reads
+
+
+def test_a_damaged_gzip_stream_is_one_unreadable_image_error(tmp_path: Path) -> None:
+    """The renaming hint read the stream and let zlib.error out: a traceback, exit 1,
+    where the file had been a one-line error (a review)."""
+    from discquant.errors import UnreadableImageError
+    from discquant.io.nifti import read_volume
+
+    plain = tmp_path / "plain.nii"
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 3), np.float32), np.eye(4)), str(plain))
+    packed = bytearray(gzip.compress(plain.read_bytes()))
+    packed[20:40] = b"\xff" * 20  # the deflate stream, not its header
+    damaged = tmp_path / "x_T2w.nii.gz"
+    damaged.write_bytes(bytes(packed))
+    with pytest.raises(UnreadableImageError, match="not a readable NIfTI image"):
+        read_volume(damaged)

@@ -8,6 +8,7 @@ import dataclasses
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -363,6 +364,15 @@ def test_a_full_disk_names_the_subject_folder_and_leaves_no_folder_it_made(
     assert info.value.filename == str(out / "sub-demo01")
     assert list(tmp_path.iterdir()) == []
 
+    def reset(*args: object, **kwargs: object) -> None:
+        raise ConnectionResetError(104, "Connection reset by peer")
+
+    # another OSError without a file keeps its type (and the CLI its traceback)
+    monkeypatch.setattr("discquant.outputs.derivatives.write_adc_map", reset)
+    with pytest.raises(ConnectionResetError) as other:
+        write_outputs(synthetic.result, out)
+    assert other.value.filename is None
+
 
 def test_folders_a_killed_run_left_are_cleared_and_its_moved_results_put_back(
     tmp_path: Path,
@@ -388,17 +398,52 @@ def test_folders_a_killed_run_left_are_cleared_and_its_moved_results_put_back(
     moved = tmp_path / f".sub-p1.old-{host}-{dead}-2c3d"
     moved.mkdir()
     os.replace(first.subject_dir, moved / "old")
-    running = tmp_path / f".sub-p1.tmp-{host}-{os.getpid()}-4e5f"  # a live process's
-    elsewhere = tmp_path / f".sub-p1.tmp-otherhost-{dead}-6a7b"  # another machine's
-    running.mkdir()
+    # a live writer's folder (it holds the lock), and one of another machine
+    running, held = _staging.make_held(first.subject_dir, "tmp")
+    elsewhere = tmp_path / f".sub-p1.tmp-otherhost-{dead}-6a7b"
     elsewhere.mkdir()
+    # a folder named with a live process id but held by none: a process of another pid
+    # namespace (a container sharing the host name) had died; the lock decides, not the
+    # id (a review: the id alone kept such folders, and removed live ones of a container)
+    unheld = tmp_path / f".sub-p1.tmp-{host}-{os.getpid()}-8c9d"
+    unheld.mkdir()
+    try:
+        removed = _staging.clear_stale(first.subject_dir)
+        assert sorted(removed) == sorted([half, moved, unheld])
+        assert {p.name: p.read_bytes() for p in first.subject_dir.iterdir()} == before
+        assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+            ["dataset_description.json", "sub-p1", running.name, elsewhere.name]
+        )
+        # and write_outputs clears them itself
+        half.mkdir()
+        write_outputs(partial_result(), tmp_path)
+        assert not half.exists() and running.exists() and elsewhere.exists()
+    finally:
+        _staging.release(held)
 
-    assert sorted(_staging.clear_stale(first.subject_dir)) == sorted([half, moved])
-    assert {p.name: p.read_bytes() for p in first.subject_dir.iterdir()} == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["dataset_description.json", "sub-p1", running.name, elsewhere.name]
-    )
-    # and write_outputs clears them itself
-    half.mkdir()
-    write_outputs(partial_result(), tmp_path)
-    assert not half.exists() and running.exists() and elsewhere.exists()
+
+def test_a_failed_write_keeps_the_dataset_description_of_an_existing_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The clean-up removed the description whenever it had been missing when the run
+    began: with a second run finishing in the meantime, its subject was left without
+    one (a review). Only an output folder the failed call created, holding nothing else,
+    loses it."""
+    from discquant.outputs.report import render
+
+    out = tmp_path / "out"
+    out.mkdir()
+    real = render.write_report
+    calls = []
+
+    def another_run_finishes_then_the_disk_is_full(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:  # this run's report: another run writes its subject first
+            write_outputs(dataclasses.replace(partial_result(), subject="p2"), out)
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(render, "write_report", another_run_finishes_then_the_disk_is_full)
+    with pytest.raises(OSError, match="No space left"):
+        write_outputs(partial_result(), out)
+    assert sorted(p.name for p in out.iterdir()) == ["dataset_description.json", "sub-p2"]

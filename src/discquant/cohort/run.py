@@ -219,7 +219,9 @@ def _silence_interrupted_cluster() -> None:
     """After an interrupt, only errors at CRITICAL from :data:`INTERRUPT_NOISE_LOGGERS`
     (unless ``--verbose``): the local cluster closing under running tasks printed ~30
     lines of ``CommClosedError`` and "Future exception was never retrieved" tracebacks
-    beside the one line "interrupted" in 2 of 6 tries (a user trial)."""
+    beside the one line "interrupted" in 2 of 6 tries (a user trial). The levels stay
+    for the rest of the process, which the command ends; a notebook that calls
+    :func:`run_cohort` again after an interrupt and wants those messages sets them back."""
     if logging.getLogger().isEnabledFor(logging.DEBUG):
         return
     for name in INTERRUPT_NOISE_LOGGERS:

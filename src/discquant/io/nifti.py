@@ -155,7 +155,7 @@ def _compression_hint(path: Path) -> str | None:
         if gzipped:
             with gzip.open(path, "rb") as unzipped:
                 start = unzipped.read(4)
-    except (OSError, EOFError):
+    except Exception:  # a damaged gzip stream raises zlib.error: no hint, nibabel's error
         return None
     if not nifti_header(start):  # not a NIfTI file whatever its name: no renaming helps
         return None

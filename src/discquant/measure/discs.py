@@ -69,7 +69,7 @@ class MeasureConfig:
     """Share of the disc core's voxels without an ADC (the fit dropped them: a
     diffusion-weighted signal above the b≈0 one, from noise) above this →
     ``adc_disc_voxels_dropped``. They are the lowest ADCs, so the median of the others
-    reads high: +6.5 % to +17 % where 7–9 % were dropped on grade V phantom discs at
+    reads high: +6.5 % to +14 % where 7–9 % were dropped on grade V phantom discs at
     SNR 20 (a user trial; docs/measurement.md)."""
     max_noise_floor_bias: float = 0.05
     """The nucleus median ADC's expected error from magnitude noise (the noise floor at
@@ -150,8 +150,9 @@ def _thin_middle(
 ) -> bool:
     """Whether a structure's region on the DWI grid (``on_dwi``) is its middle in fewer than
     three sagittal slices, to be eroded in-plane only: the segmentation (``source``, on its
-    own grid) saw it in fewer than three slices (a mid-sagittal T2), or the DWI holds it
-    in one or two slices that contain its centre (a thin DWI slab through the middle).
+    own grid) saw it in fewer than three slices (a mid-sagittal T2), or the DWI image is a
+    slab of one or two sagittal slices whose extent holds the structure's centre (a thin
+    DWI slab through the middle; a narrow canal in two slices of a thick DWI is not one).
     False for an empty ``source``."""
     if not source.any():
         return False
@@ -160,7 +161,7 @@ def _thin_middle(
     centre_ras_mm = apply_affine(source_affine, np.argwhere(source).mean(axis=0))
     return (
         bool(on_dwi.any())
-        and slices_spanned(on_dwi, dwi_affine) < 3
+        and on_dwi.shape[left_right_axis(dwi_affine)] < 3
         and not _centre_outside_slab(centre_ras_mm, on_dwi, dwi_affine)
     )
 
@@ -260,10 +261,11 @@ def _adc_measures(result: DiscResult, inputs: MeasureInputs, config: MeasureConf
     result.adc_np = region_stats(adc, np_mask, min_voxels=config.min_core_voxels)
     if result.adc_disc is None or result.adc_np is None:
         result.flags.append("adc_withheld_too_few_voxels")
-    elif 1.0 - result.adc_disc.n_voxels / int(disc_core.sum()) > config.max_dropped_share:
-        result.flags.append("adc_disc_voxels_dropped")
-    elif median_rel_se(result.adc_np) > config.max_np_median_rel_se:
-        result.flags.append("adc_np_imprecise")
+    else:
+        if 1.0 - result.adc_disc.n_voxels / int(disc_core.sum()) > config.max_dropped_share:
+            result.flags.append("adc_disc_voxels_dropped")
+        if median_rel_se(result.adc_np) > config.max_np_median_rel_se:
+            result.flags.append("adc_np_imprecise")
     if inputs.fit_rmse is not None:
         rmse = inputs.fit_rmse.data[disc_core]
         rmse = rmse[np.isfinite(rmse)]
@@ -328,7 +330,7 @@ def _noise_measures(
     if 1.96 * MEDIAN_SE_FACTOR * bound_rel > config.max_noise_limited_error:
         result.flags.append("low_snr")
     bias = _noise_floor_bias(float(np.median(s0)), adc_um2_per_ms, sigma, inputs)
-    if abs(bias) > config.max_noise_floor_bias:
+    if not abs(bias) <= config.max_noise_floor_bias:  # NaN too
         result.flags.append("adc_noise_floor_bias")
 
 
@@ -338,25 +340,31 @@ def _noise_floor_bias(
     """The expected relative error of a nucleus median ADC from magnitude noise
     (:func:`~discquant.diffusion.precision.noise_floor_bias`) at the true ADC that would
     read as ``measured_um2_per_ms``: the measured value is itself biased, and the bias
-    grows as the ADC does (less signal at high b). Three fixed-point steps; 0.0 when
-    every simulated voxel is dropped (the check cannot be made)."""
+    grows as the ADC does (less signal at high b). Fixed-point steps until the bias moves
+    by less than 0.2 % (at most eight); NaN when every simulated voxel is dropped (no
+    ADC can be trusted then: flagged). ``s0`` is the signal of the lowest shell (b = 50
+    where the study has no b = 0): the simulation starts from the b = 0 signal."""
     from discquant.diffusion.precision import noise_floor_bias
 
-    assert inputs.fit_bvals_s_per_mm2 is not None
+    bvals = inputs.fit_bvals_s_per_mm2
+    assert bvals is not None
     bias = 0.0
-    for _ in range(3):
+    for _ in range(8):
         true_um2_per_ms = measured_um2_per_ms / (1.0 + bias)
         step = noise_floor_bias(
-            s0,
+            s0 * math.exp(min(bvals) * 1e-3 * true_um2_per_ms),
             true_um2_per_ms,
-            inputs.fit_bvals_s_per_mm2,
+            bvals,
             sigma,
             n_averages=inputs.fit_n_averages,
             method=inputs.fit_method,
         )
         if not math.isfinite(step) or step <= -1.0:
-            return 0.0
+            return float("nan")
+        converged = abs(step - bias) < 0.002
         bias = step
+        if converged:
+            break
     return bias
 
 

@@ -1,7 +1,8 @@
 """Write every output of one analysis into a BIDS derivative folder, atomically.
 
 All files of a subject are written into a temporary folder next to the target
-(``OUT/.sub-<label>.tmp-XXXX``) and moved into place only when every writer succeeded, so
+(``OUT/.sub-<label>.tmp-<host>-<pid>-XXXX``, :mod:`discquant.outputs._staging`) and moved
+into place only when every writer succeeded, so
 a failure never leaves a half-written subject folder. A previous subject folder is
 replaced as a whole. ``OUT/dataset_description.json`` is written when missing and left as
 it is when it is discquant's (:func:`check_dataset_description`); any other one (a raw BIDS
@@ -11,6 +12,7 @@ root's, another pipeline's) makes :func:`write_outputs` refuse before it writes 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -222,6 +224,29 @@ def _adc_fit_and_source(result: AnalysisResult) -> dict[str, Any]:
             meta["SourceSeries"]["StoredUnit"] = found["stored_unit"]
             meta["SourceSeries"]["ScaleToUm2PerMs"] = found.get("scale_to_um2_per_ms")
     return meta
+
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _out_of_space(exc: OSError) -> bool:
+    """A full disk or quota, also as pydicom reports it (its own OSError without an
+    errno, the system's message inside)."""
+    return exc.errno in _NO_SPACE or any(f"[Errno {n}]" in str(exc) for n in _NO_SPACE)
+
+
+def _remove_created(created: list[Path], root: Path) -> None:
+    """After a failed write, the folders this call created (deepest first) where nothing
+    else is in them; the dataset description only in an output folder this call
+    created and that holds nothing else: in an existing one it may be another run's (a
+    review: a failed run removed the description of a finished one)."""
+    for folder in created:
+        if folder == root:
+            with contextlib.suppress(OSError):
+                if [p.name for p in root.iterdir()] == [DATASET_DESCRIPTION]:
+                    (root / DATASET_DESCRIPTION).unlink()
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 def _missing_folders(folder: Path) -> list[Path]:
@@ -536,10 +561,8 @@ def write_outputs(
     created = _missing_folders(final.parent)
     final.parent.mkdir(parents=True, exist_ok=True)
     _staging.clear_stale(final)
-    # os.mkdir follows the umask; tempfile.mkdtemp would leave the moved folder owner-only
-    tmp = _staging.staging_folder(final, "tmp")
-    tmp.mkdir()
-    had_description = (root / DATASET_DESCRIPTION).exists()
+    tmp, tmp_held = _staging.make_held(final, "tmp")
+    backup_held: int | None = None
     try:
         written, skipped = _write_subject(
             result,
@@ -553,8 +576,7 @@ def write_outputs(
         description = ensure_dataset_description(root)
         backup: Path | None = None
         if final.exists():
-            backup = _staging.staging_folder(final, "old")
-            backup.mkdir()
+            backup, backup_held = _staging.make_held(final, "old")
             os.replace(final, backup / "old")
         try:
             os.replace(tmp, final)
@@ -566,16 +588,14 @@ def write_outputs(
             shutil.rmtree(backup, ignore_errors=True)
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        if not had_description:  # nothing half-written: no folder or file this call made
-            (root / DATASET_DESCRIPTION).unlink(missing_ok=True)
-        for folder in created:  # deepest first; one another run has filled stays
-            with contextlib.suppress(OSError):
-                folder.rmdir()
-        if isinstance(exc, OSError) and exc.filename is None:
+        _remove_created(created, root)
+        if isinstance(exc, OSError) and exc.filename is None and _out_of_space(exc):
             # gzip (nibabel) and pydicom raise ENOSPC without a file name, which the CLI
             # showed as a 60-line traceback (a user trial): name the subject's folder
             raise OSError(exc.errno, exc.strerror or _one_line(exc), os.fspath(final)) from exc
         raise
+    finally:
+        _staging.release(tmp_held, backup_held)
 
     def path(key: str) -> Path | None:
         return final / written[key] if key in written else None

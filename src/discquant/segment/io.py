@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Collection
 from pathlib import Path
@@ -17,6 +18,8 @@ from discquant.io.study import Volume
 from discquant.results import dseg_tsv_text
 from discquant.segment.infer import SpineSegmentation
 from discquant.segment.levels import DiscLevel
+
+log = logging.getLogger(__name__)
 
 
 def write_dseg_tsv(path: Path, *, present: Collection[int] | None = None) -> Path:
@@ -115,7 +118,9 @@ def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
         # A mask this model does not make, left by an earlier run beside the map, would
         # read as this run's (a review)
         for old in set(segmentation_paths(path)) - set(dests):
-            old.unlink(missing_ok=True)
+            if old.is_file():
+                old.unlink()
+                log.info("%s: removed, from an earlier run (this model makes none)", old)
     except BaseException as exc:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
