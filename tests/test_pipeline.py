@@ -171,6 +171,13 @@ def test_single_mid_sagittal_slice(phantom: PhantomStudy) -> None:
         assert disc.volume_mm3 is None and "volume_withheld_single_slice" in disc.flags
 
 
+def _dwi_slices_6_7(v: Volume) -> Volume:
+    """``v`` with every sagittal slice but 6 and 7 zeroed (the phantom's DWI middle)."""
+    data = np.zeros_like(v.data)
+    data[..., 6:8] = v.data[..., 6:8]
+    return Volume(data, v.affine)
+
+
 def test_single_mid_sagittal_t2_with_a_dwi_gives_the_nucleus_adc(phantom: PhantomStudy) -> None:
     """The labels of one T2 slice reached no DWI voxel (the transfer dropped samples
     beyond the edge voxel's centre, and the DWI voxels half outside the slice counted
@@ -183,11 +190,6 @@ def test_single_mid_sagittal_t2_with_a_dwi_gives_the_nucleus_adc(phantom: Phanto
         affine[:3, 3] = v.affine[:3, :3] @ np.array([0, 0, mid]) + v.affine[:3, 3]
         return Volume(np.ascontiguousarray(v.data[..., mid : mid + 1]), affine)
 
-    def dwi_slices_6_7(v: Volume) -> Volume:
-        data = np.zeros_like(v.data)
-        data[..., 6:8] = v.data[..., 6:8]
-        return Volume(data, v.affine)
-
     dwi = _study(phantom, t2=False).series[0]
     t2 = Series(SeriesRole.T2, "test", "T2", one_slice(phantom.t2), "sagittal")
     res = analyze(
@@ -198,7 +200,7 @@ def test_single_mid_sagittal_t2_with_a_dwi_gives_the_nucleus_adc(phantom: Phanto
     ref = analyze(
         _study(phantom, t2=False),
         segmenter=_truth_segmenter(
-            dwi_slices_6_7(phantom.labels_dwi), dwi_slices_6_7(phantom.nucleus_dwi)
+            _dwi_slices_6_7(phantom.labels_dwi), _dwi_slices_6_7(phantom.nucleus_dwi)
         ),
     )
     for disc, expected in zip(res.discs, ref.discs, strict=True):
@@ -236,15 +238,11 @@ def test_a_two_slice_dwi_through_the_middle_gives_the_nucleus_and_csf_adc(
         _with_images(phantom, phantom.t2, slab),
         segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2),
     )
-
-    def slices_6_7(v: Volume) -> Volume:
-        data = np.zeros_like(v.data)
-        data[..., 6:8] = v.data[..., 6:8]
-        return Volume(data, v.affine)
-
     ref = analyze(
         _study(phantom, t2=False),
-        segmenter=_truth_segmenter(slices_6_7(phantom.labels_dwi), slices_6_7(phantom.nucleus_dwi)),
+        segmenter=_truth_segmenter(
+            _dwi_slices_6_7(phantom.labels_dwi), _dwi_slices_6_7(phantom.nucleus_dwi)
+        ),
     )
     for disc, expected in zip(res.discs, ref.discs, strict=True):
         assert disc.adc_np is not None and expected.adc_np is not None, disc.flags
