@@ -1025,15 +1025,13 @@ def _moved_study(ph: PhantomStudy, superior_mm: float) -> tuple[Study, Any]:
         canal=None, levels=[], flags=[],
     )  # fmt: skip
     b0_seg = SimpleNamespace(labels=ph.labels_dwi, nucleus=ph.nucleus_dwi)
-    study = Study(
-        "ph",
-        (
-            Series(SeriesRole.T2, "test", "T2", t2, "sagittal"),
-            Series(SeriesRole.DWI, "test", "DWI", ph.dwi, "sagittal",
-                   bvals_s_per_mm2=ph.bvals, bvecs=ph.bvecs),
-        ),
-    )  # fmt: skip
-    return study, lambda im: seg if im.shape[:3] == t2.shape[:3] else b0_seg
+    return _with_images(ph, t2, ph.dwi), _by_grid(t2, seg, b0_seg)
+
+
+def _by_grid(t2: Volume, t2_seg: Any, b0_seg: Any) -> Any:
+    """A segmenter giving ``t2_seg`` for an image on the T2's grid, ``b0_seg`` for any
+    other (the DWI b≈0 image of the movement check)."""
+    return lambda image: t2_seg if image.shape[:3] == t2.shape[:3] else b0_seg
 
 
 @pytest.mark.parametrize("superior_mm", [8.0, 12.0, 18.0, 25.0])
@@ -1083,7 +1081,7 @@ def test_one_matched_disc_is_said_as_one_not_as_none(phantom: PhantomStudy) -> N
     b0_seg = SimpleNamespace(labels=Volume(own, labels.affine), nucleus=phantom.nucleus_dwi)
     res = analyze(
         _study(phantom),
-        segmenter=lambda im: t2_seg if im.shape[:3] == phantom.t2.shape[:3] else b0_seg,
+        segmenter=_by_grid(phantom.t2, t2_seg, b0_seg),
     )
     assert res.provenance["dwi_offset"] == {"checked": True, "corrected": False,
                                             "discs_matched": 1}  # fmt: skip
@@ -1106,7 +1104,7 @@ def test_too_few_discs_for_the_check_names_the_image_that_has_too_few(
     b0_seg = SimpleNamespace(labels=phantom.labels_dwi, nucleus=phantom.nucleus_dwi)
     res = analyze(
         _study(phantom),
-        segmenter=lambda im: t2_seg if im.shape[:3] == phantom.t2.shape[:3] else b0_seg,
+        segmenter=_by_grid(phantom.t2, t2_seg, b0_seg),
     )
     assert res.provenance["dwi_offset"] == {
         "checked": False,
@@ -1127,15 +1125,7 @@ def test_discs_cut_by_the_t2s_field_of_view_are_not_matched_for_movement(
                           nucleus=_crop(phantom.nucleus_t2, 1, 150),
                           canal=None, levels=[], flags=[])  # fmt: skip
     b0_seg = SimpleNamespace(labels=phantom.labels_dwi, nucleus=phantom.nucleus_dwi)
-    study = Study(
-        "ph",
-        (
-            Series(SeriesRole.T2, "test", "T2", t2, "sagittal"),
-            Series(SeriesRole.DWI, "test", "DWI", phantom.dwi, "sagittal",
-                   bvals_s_per_mm2=phantom.bvals, bvecs=phantom.bvecs),
-        ),
-    )  # fmt: skip
-    res = analyze(study, segmenter=lambda im: seg if im.shape[:3] == t2.shape[:3] else b0_seg)
+    res = analyze(_with_images(phantom, t2, phantom.dwi), segmenter=_by_grid(t2, seg, b0_seg))
     assert all("partial_fov" in d.flags for d in res.discs)
     # the part in view is no volume and no depth (31-32 % low in the trial): withheld, said
     assert all(d.volume_mm3 is None and d.ap_depth_mm is None for d in res.discs)
@@ -1161,15 +1151,10 @@ def test_a_movement_is_corrected_on_a_dwi_that_cuts_the_front_of_every_disc(
     b0_seg = SimpleNamespace(labels=_crop(phantom.labels_dwi, 1, 50, 100),
                              nucleus=_crop(phantom.nucleus_dwi, 1, 50, 100))  # fmt: skip
     t2 = _moved(phantom.t2, 4.8)
-    study = Study(
-        "ph",
-        (
-            Series(SeriesRole.T2, "test", "T2", t2, "sagittal"),
-            Series(SeriesRole.DWI, "test", "DWI", _crop(phantom.dwi, 1, 50, 100), "sagittal",
-                   bvals_s_per_mm2=phantom.bvals, bvecs=phantom.bvecs),
-        ),
-    )  # fmt: skip
-    res = analyze(study, segmenter=lambda im: t2_seg if im.shape[:3] == t2.shape[:3] else b0_seg)
+    res = analyze(
+        _with_images(phantom, t2, _crop(phantom.dwi, 1, 50, 100)),
+        segmenter=_by_grid(t2, t2_seg, b0_seg),
+    )
     assert all("partial_fov_dwi" in d.flags for d in res.discs)  # the DWI cuts every disc
     assert "dwi_offset_corrected" in res.flags
     assert res.provenance["dwi_offset"]["discs_matched"] == 5

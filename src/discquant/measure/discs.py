@@ -555,14 +555,13 @@ def _flag_missing_levels(results: list[DiscResult], labels: Volume) -> None:
     if len(found) < 2:
         return
     to_voxel = np.linalg.inv(labels.affine)
-    lr_axis = left_right_axis(labels.affine)
+    in_plane = [a for a in range(3) if a != left_right_axis(labels.affine)]
     for i, result in enumerate(results):
         if result.found:
             continue
         (i0, c0), (i1, c1) = sorted(found, key=lambda f: (abs(f[0] - i), f[0]))[:2]
         expected = c0 + (c1 - c0) * (i - i0) / (i1 - i0)
         voxel = apply_affine(to_voxel, expected)
-        in_plane = [a for a in range(3) if a != lr_axis]
         inside = all(-0.5 <= voxel[a] <= labels.shape[a] - 0.5 for a in in_plane)
         result.flags.append("not_found" if inside else "not_in_fov")
 
