@@ -153,6 +153,7 @@ def main() -> None:
                     "imprecise": "adc_np_imprecise" in disc.flags,
                     "low_snr": "low_snr" in disc.flags,
                     "noise_floor": "adc_noise_floor_bias" in disc.flags,
+                    "poor_fit": "poor_fit" in disc.flags,
                     "snr_np_b0": disc.snr_np_b0 if disc.snr_np_b0 is not None else np.nan,
                     "seed": seed,
                     "level": disc.level,
@@ -226,6 +227,11 @@ def main() -> None:
     print(
         f"adc_noise_floor_bias flagged {int(floor.sum())} (of them {int((floor & ~low).sum())} "
         f"without low_snr): their error bias {floor_bias:+.2f} %"
+    )
+    poor_fit = np.array([r["poor_fit"] for r in rows])
+    print(
+        f"poor_fit flagged {int(poor_fit.sum())} of {len(rows)} discs "
+        "(the phantom is mono-exponential)"
     )
     if (fin & ~low & ~floor).any():
         sel = fin & ~low & ~floor

@@ -73,3 +73,19 @@ def test_weighted_fits_of_trace_images_reach_the_trace_bound(method, lowest_b, c
     fit = AdcModel(bvals, method=method).fit(np.stack(images, axis=1))
     bound = float(adc_sd_lower_bound_um2_per_ms(snr, adc, bvals, 1.0, n_averages=counts))
     assert np.std(fit.adc_um2_per_ms) == pytest.approx(bound, rel=0.01)
+
+
+@pytest.mark.parametrize("s0_over_sigma", [100.0, 400.0])
+def test_noise_fit_residual_matches_its_analytic_median_at_high_snr(s0_over_sigma):
+    """Three equally spaced b-values, the log-linear least-squares fit: the residual lies
+    along c = (1, −2, 1)/√6, so ``rmse_log`` = |c·e|/√3 with e the log-signal noise
+    (σ/S per shell at high SNR), and its median is 0.6745 × SD(c·e)/√3, a half-normal's."""
+    from discquant.diffusion.precision import noise_fit_rmse_log
+
+    b = np.array([0.0, 500.0, 1000.0])
+    log_sd = 1.0 / (s0_over_sigma * np.exp(-b * 1e-3 * 1.2))
+    sd_c = np.sqrt(np.sum(np.array([1.0, 4.0, 1.0]) / 6 * log_sd**2))
+    expected = 0.67449 * sd_c / np.sqrt(3)
+    got = noise_fit_rmse_log(s0_over_sigma, 1.2, b, 1.0, method="ols", n_samples=20000)
+    assert got == pytest.approx(expected, rel=0.03)
+    assert noise_fit_rmse_log(s0_over_sigma, 1.2, [0, 1000], 1.0) == 0.0  # exact fit

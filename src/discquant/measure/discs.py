@@ -48,7 +48,16 @@ class MeasureConfig:
     """Core = region eroded by this many voxels (excludes endplates and disc border)."""
     reference_np_adc_um2_per_ms: float = DEFAULT_REFERENCE_NP_ADC_UM2_PER_MS
     max_fit_rmse: float = 0.15
-    """Median RMSE of the log-signal fit in a disc above this → ``poor_fit`` flag."""
+    """Median RMSE of the log-signal fit in a disc's core above this, and above
+    :attr:`min_fit_rmse_over_noise` times what noise alone gives → ``poor_fit`` flag."""
+    min_fit_rmse_over_noise: float = 1.5
+    """The residual noise alone gives a mono-exponential disc
+    (:func:`discquant.diffusion.precision.noise_fit_rmse_log`, at the core's median b≈0
+    signal and ADC and the study's σ) times this is the least a ``poor_fit`` residual
+    must reach, where σ is known. Noise-only discs read 0.8–1.1 times it on phantoms at
+    b = 0/500/1000/1500 (σ from the background reads high, which lowers the ratio), and
+    at SNR 20 every one of them was over 0.15 before (a user trial). Noise this large also
+    hides a real misfit: a shell 30 % off read 1.1–1.5 times it (docs/measurement.md)."""
     max_np_median_rel_se: float = 0.05
     """Relative standard error of the nucleus median ADC above this → ``adc_np_imprecise``.
 
@@ -266,16 +275,59 @@ def _adc_measures(result: DiscResult, inputs: MeasureInputs, config: MeasureConf
             result.flags.append("adc_disc_voxels_dropped")
         if median_rel_se(result.adc_np) > config.max_np_median_rel_se:
             result.flags.append("adc_np_imprecise")
-    if inputs.fit_rmse is not None:
-        rmse = inputs.fit_rmse.data[disc_core]
-        rmse = rmse[np.isfinite(rmse)]
-        if rmse.size and float(np.median(rmse)) > config.max_fit_rmse:
-            result.flags.append("poor_fit")
+    if inputs.fit_rmse is not None and _poor_fit(result, disc_core, inputs, config):
+        result.flags.append("poor_fit")
     if result.adc_np is not None:
         result.water_index = water_index(
             result.adc_np.median, reference_um2_per_ms=config.reference_np_adc_um2_per_ms
         )
         _noise_measures(result, result.adc_np.median, np_mask, inputs, config)
+
+
+def _poor_fit(
+    result: DiscResult,
+    disc_core: npt.NDArray[np.bool_],
+    inputs: MeasureInputs,
+    config: MeasureConfig,
+) -> bool:
+    """Whether the disc core's median log-signal residual is above
+    :attr:`MeasureConfig.max_fit_rmse` and, where σ is known, above
+    :attr:`MeasureConfig.min_fit_rmse_over_noise` times the residual that noise alone
+    gives a mono-exponential disc of the same signal and ADC."""
+    from discquant.diffusion.precision import noise_fit_rmse_log
+
+    assert inputs.fit_rmse is not None
+    rmse = _finite_values(inputs.fit_rmse.data, disc_core)
+    if not rmse.size:
+        return False
+    median_rmse = float(np.median(rmse))
+    if median_rmse <= config.max_fit_rmse:
+        return False
+    sigma = inputs.noise_sigma
+    if (
+        result.adc_disc is None
+        or not result.adc_disc.median > 0
+        or inputs.b0_dwi is None
+        or inputs.fit_bvals_s_per_mm2 is None
+        or sigma is None
+        or not sigma > 0
+        or inputs.b0_dwi.shape[:3] != disc_core.shape
+    ):
+        return True  # no σ: the fixed limit alone, as before the noise check
+    s0 = _finite_values(inputs.b0_dwi.data, disc_core)
+    s0 = s0[s0 > 0]
+    if not s0.size:
+        return True
+    noise_rmse = noise_fit_rmse_log(
+        float(np.median(s0)),
+        result.adc_disc.median,
+        inputs.fit_bvals_s_per_mm2,
+        sigma,
+        n_averages=inputs.fit_n_averages,
+        method=inputs.fit_method,
+    )
+    # NaN (the simulated fit kept no voxel): noise swamps the fit, nothing to compare.
+    return bool(median_rmse > config.min_fit_rmse_over_noise * noise_rmse)
 
 
 def _noise_measures(
