@@ -29,6 +29,20 @@ def test_calibration_recovers_a_known_line(tmp_path) -> None:  # type: ignore[no
     assert again.water_percent(3.0) is None  # outside the calibrated range: withheld
 
 
+def test_a_calibration_applies_a_little_beyond_its_pairs() -> None:
+    """Pairs over 1.0–2.0 µm²/ms: a nucleus at 2.005 (a grade I disc measured 0.3 % above
+    the default's range end, a user trial) gets the line's value, within 5 % of either end;
+    further out the line would be extrapolated and the value is withheld."""
+    cal = fit_calibration([1.0, 1.5, 2.0], [60.0, 70.0, 80.0], label="three pairs")
+    assert cal.adc_range_um2_per_ms == (1.0, 2.0)
+    assert cal.water_percent(2.005) == pytest.approx(80.1)
+    assert cal.water_percent(2.09) == pytest.approx(81.8)
+    assert cal.water_percent(0.96) == pytest.approx(59.2)
+    assert cal.water_percent(2.11) is None
+    assert cal.water_percent(0.94) is None
+    assert cal.provenance()["adc_range_margin"] == 0.05
+
+
 def test_calibration_needs_spread() -> None:
     with pytest.raises(InvalidInputError):
         fit_calibration([1.0, 1.0, 1.0], [50, 60, 70], label="x")

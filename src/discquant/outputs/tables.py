@@ -133,8 +133,8 @@ COLUMNS: tuple[Column, ...] = (
         "water_percent",
         "Water content from the water calibration named in results.json "
         "(provenance.water_calibration): by default the phantom's forward model, a synthetic "
-        "calibration, not one measured on real discs; n/a outside the calibrated ADC range "
-        "or 0-100 % (flag water_withheld_outside_calibration).",
+        "calibration, not one measured on real discs; n/a more than 5 % beyond the calibrated "
+        "ADC range or outside 0-100 % (flag water_withheld_outside_calibration).",
         "%",
     ),
     Column("t2_np_csf_ratio", "Mean T2 signal of the nucleus over the median T2 signal of CSF."),
