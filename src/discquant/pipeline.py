@@ -39,7 +39,7 @@ from discquant.io.roles import (
     refuse_label_map,
     touches_in_plane_edge,
 )
-from discquant.io.study import Series, SeriesRole, Study, Volume
+from discquant.io.study import SERIES_SKIPPED, Series, SeriesRole, Study, Volume
 from discquant.measure.contrast import FLAG_T2_CONTRAST
 from discquant.measure.discs import (
     MeasureConfig,
@@ -181,8 +181,6 @@ FLAG_SEGMENTED_ON_DWI = "segmented_on_dwi_b0"
 
 def _why_no_t2(study: Study, *, most: int = 3) -> str:
     """Why no series was taken for a T2: the first ``most`` others with their reasons."""
-    from discquant.io.dicom import SERIES_SKIPPED
-
     others = [s for s in study.series if s.role is SeriesRole.OTHER]
     # a T2 skipped on import (a truncated slice) is neither "only diffusion" nor a localizer
     skipped = sum(w.endswith(SERIES_SKIPPED) for w in study.warnings)

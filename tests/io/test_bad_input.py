@@ -299,7 +299,7 @@ def test_unreadable_extra_image_in_a_bids_folder_is_skipped(tmp_path: Path) -> N
     assert study.t2 is not None and study.t2.image.shape == (8, 8, 3)
     assert len(study.warnings) == 1
     assert study.warnings[0].startswith("anat/sub-01_T1w.nii.gz: not a readable NIfTI image")
-    assert study.warnings[0].endswith("; skipped")
+    assert study.warnings[0].endswith("; series skipped")
     t2 = anat / "sub-01_T2w.nii.gz"
     t2.write_bytes(t2.read_bytes()[:40])
     with pytest.raises(InvalidInputError) as err:
@@ -313,6 +313,25 @@ def test_unreadable_extra_image_in_a_nifti_folder_is_skipped(tmp_path: Path) -> 
     study = load_study(tmp_path)
     assert study.t2 is not None
     assert [w.split(":")[0] for w in study.warnings] == ["localiser.nii.gz"]
+
+
+def test_a_damaged_t2_in_a_nifti_folder_is_named_as_the_reason_for_no_t2(
+    tmp_path: Path,
+) -> None:
+    """A plain NIfTI folder's skipped files ended "; skipped", not the DICOM import's
+    "; series skipped" that the pipeline counts, so a study whose T2 was damaged was said
+    to hold "only diffusion series" (a review)."""
+    from discquant.pipeline import _why_no_t2
+
+    bvals = [0.0, 400.0, 800.0]
+    _nifti(tmp_path / "p7_dwi.nii.gz", np.stack([np.full((8, 8, 3), 100.0)] * 3, -1))
+    (tmp_path / "p7_dwi.bval").write_text(" ".join(map(str, bvals)) + "\n")
+    (tmp_path / "p7_dwi.bvec").write_text("0 1 0\n0 0 1\n0 0 0\n")
+    t2 = _nifti(tmp_path / "p7_T2w.nii.gz", np.ones((8, 8, 3)))
+    t2.write_bytes(t2.read_bytes()[:40])
+    study = load_study(tmp_path)
+    assert study.t2 is None and study.dwi is not None
+    assert _why_no_t2(study) == "1 series skipped on import (see the warnings), the rest diffusion"
 
 
 def test_sidecar_series_number_that_is_not_finite(tmp_path: Path) -> None:

@@ -45,7 +45,7 @@ from discquant.io.privacy import (
     redact_identifiers,
     withhold_uids,
 )
-from discquant.io.study import Provenance
+from discquant.io.study import SERIES_SKIPPED, Provenance
 
 log = logging.getLogger(__name__)
 
@@ -602,9 +602,6 @@ def _missing_images(series: _DicomSeries) -> tuple[Path, str] | None:
     )
 
 
-SERIES_SKIPPED = "; series skipped"
-"""How the import's warning about a series it could not use ends (``FILE: why; series
-skipped``)."""
 
 
 _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL})

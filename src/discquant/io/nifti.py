@@ -22,7 +22,7 @@ import numpy.typing as npt
 
 from discquant.errors import InputNotFoundError, InvalidInputError, UnreadableImageError
 from discquant.io.privacy import identifier_tokens, scrub_sidecar
-from discquant.io.study import Provenance, Volume
+from discquant.io.study import SERIES_SKIPPED, Provenance, Volume
 
 log = logging.getLogger(__name__)
 
@@ -562,7 +562,7 @@ def _load_images(
             if hint is not None:
                 raise
             first_error = first_error or exc
-            msg = f"{path.relative_to(folder)}: {exc.reason}; skipped"
+            msg = f"{path.relative_to(folder)}: {exc.reason}{SERIES_SKIPPED}"
             log.warning(msg)
             skipped.append(msg)
     if not images and first_error is not None:

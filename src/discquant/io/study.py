@@ -21,6 +21,11 @@ from discquant.io.privacy import label_holds_identifier, withhold_uids
 FloatArray = npt.NDArray[np.float32]
 
 
+SERIES_SKIPPED = "; series skipped"
+"""How every importer's warning about a series or file it could not use ends (``FILE:
+why; series skipped``): the pipeline counts them to say why a study has no T2."""
+
+
 class SeriesRole(str, Enum):
     """What a series is used for."""
 
