@@ -602,8 +602,6 @@ def _missing_images(series: _DicomSeries) -> tuple[Path, str] | None:
     )
 
 
-
-
 _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL})
 """Signals that stop a conversion from outside (Ctrl-C, a job's end, a closed terminal, a
 killed worker): the study must be read again. Any other (SIGSEGV) is the series' crash."""
