@@ -93,7 +93,7 @@ def _models(segmentation: Path | None, grading: Path | None, device: str) -> tup
         model = load_segmentation_model(segmentation)
         segmenter = functools.partial(segment_spine, model=model, device=device)
     if grading is not None:
-        from discquant.grade.pfirrmann import load_pfirrmann_model
+        from discquant.grade.pfirrmann import load_grading_model
 
-        pfirrmann = load_pfirrmann_model(grading)
+        pfirrmann = load_grading_model(grading)
     return segmenter, pfirrmann

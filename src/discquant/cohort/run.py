@@ -360,12 +360,12 @@ def check_options(
             raise InvalidInputError(f"unknown device {device!r}; use cpu or cuda")
         config = replace(config, device="cpu")  # the workers' GPUs, not this machine's
     check_config(config)
-    from discquant.grade.pfirrmann import load_pfirrmann_model
+    from discquant.grade.pfirrmann import load_grading_model
     from discquant.segment import load_segmentation_model
 
     for path, load in (
         (options.segmentation_model, load_segmentation_model),
-        (options.pfirrmann_model, load_pfirrmann_model),
+        (options.pfirrmann_model, load_grading_model),
     ):
         if path is not None:
             load(path)  # a one-line ModelError naming the file when missing or unreadable

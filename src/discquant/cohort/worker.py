@@ -131,9 +131,9 @@ def worker_models(
     torch.set_num_threads(1)
     models: dict[str, Any] = {}
     try:
-        from discquant.grade.pfirrmann import load_pfirrmann_model
+        from discquant.grade.pfirrmann import load_grading_model
 
-        models["pfirrmann"] = load_pfirrmann_model(pfirrmann)
+        models["pfirrmann"] = load_grading_model(pfirrmann)
     except Exception as exc:  # the study's grading stage reports it
         _LOAD_ERRORS["pfirrmann", pfirrmann] = exc
         log.warning("pfirrmann model not preloaded: %s", exc)

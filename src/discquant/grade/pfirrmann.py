@@ -82,6 +82,12 @@ class PfirrmannModel:
         """SHA-256 of the weights (:func:`discquant.models.weights_sha256`), for provenance."""
         return weights_sha256(self.network)
 
+    @property
+    def target(self) -> str:
+        """What the network predicts: ``"pfirrmann"`` (five grades) or ``"herniation"``
+        (``discquant train grade`` with ``target: herniation``: two outputs)."""
+        return str(self.metadata.get("target") or "pfirrmann")
+
 
 def build_network(
     arch: dict[str, Any] | None = None, *, in_channels: int = 3, num_classes: int = N_GRADES
@@ -173,6 +179,29 @@ def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
     return PfirrmannModel(net, crop, meta, source=path.name)
 
 
+def load_grading_model(path: str | Path | None = None) -> PfirrmannModel:
+    """:func:`load_pfirrmann_model` for ``analyze`` and ``cohort``: a model trained for
+    another target (herniation) is refused when it is loaded, not when it grades.
+
+    Raises
+    ------
+    ModelError
+        The file is missing, unreadable, or holds a model of another target.
+    """
+    model = load_pfirrmann_model(path)
+    _require_pfirrmann(model, path)
+    return model
+
+
+def _require_pfirrmann(model: PfirrmannModel, path: str | Path | None) -> None:
+    if model.target != "pfirrmann":
+        raise ModelError(
+            f"a {model.target} model (trained with target: {model.target}); discs are "
+            "graded by a Pfirrmann model (target: pfirrmann)",
+            path=path if path is not None else model.source,
+        )
+
+
 def predict_probabilities(
     network: torch.nn.Module, crops: npt.NDArray[np.float32], *, batch_size: int = 64
 ) -> npt.NDArray[np.float32]:
@@ -211,6 +240,7 @@ def grade_disc_crops(
         One per crop, in order.
     """
     model = model if model is not None else load_pfirrmann_model()
+    _require_pfirrmann(model, None)  # its five grades: a herniation model has two outputs
     arr = np.asarray(crops, dtype=np.float32)
     if arr.ndim == 3:
         arr = arr[None]
