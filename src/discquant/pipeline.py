@@ -192,6 +192,15 @@ def _why_no_t2(study: Study, *, most: int = 3) -> str:
     return said + (f"; and {len(others) - most} more" if len(others) > most else "")
 
 
+def _lowest_bval(series: Series | None) -> float:
+    """The b-value of :func:`_mean_b0`'s image (0 without a DWI)."""
+    if series is None or series.bvals_s_per_mm2 is None:
+        return 0.0
+    from discquant.diffusion.shells import group_shells
+
+    return float(group_shells(np.asarray(series.bvals_s_per_mm2))[0].bval_s_per_mm2)
+
+
 def _mean_b0(series: Series) -> Volume:
     """The mean of the b≈0 volumes (:func:`_b0_volumes`)."""
     low = _b0_volumes(series)
@@ -508,6 +517,7 @@ def _measure(
         level_flags=level_flags,
         disc_probability=getattr(segmentation, "disc_probability", None),
         b0_dwi=result.b0 if result.adc_fit_bvals_s_per_mm2 is not None else None,
+        b0_bval_s_per_mm2=_lowest_bval(study.dwi),
         noise_sigma=result.noise_sigma,
         fit_bvals_s_per_mm2=result.adc_fit_bvals_s_per_mm2,
         fit_n_averages=result.adc_fit_n_averages,

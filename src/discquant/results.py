@@ -235,6 +235,8 @@ FLAG_MEANINGS: dict[str, str] = {
     "no_diffusion_series": "The study has no diffusion series",
     "t2_withheld_too_few_voxels": "T2 measures withheld: too few voxels",
     "t2_withheld_no_signal": "T2 measures withheld: no nucleus signal",
+    "t2_csf_ratio_withheld_no_csf": "T2 nucleus/CSF ratio withheld: too little CSF on the T2",
+    "t2_reference_ratio_withheld_no_marrow": "T2 nucleus/marrow ratio withheld: no marrow",
     "pfirrmann_withheld_no_t2": "Pfirrmann grade withheld: no T2",
     "pfirrmann_withheld_t2_contrast": "Pfirrmann grade withheld: T2 contrast implausible",
     "volume_withheld_single_slice": "Volume withheld: disc on one slice",

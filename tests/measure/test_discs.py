@@ -400,3 +400,28 @@ def test_the_csf_of_a_mid_sagittal_t2_on_the_dwi_grid_gives_the_csf_water_index(
     d = measure(np.where(labels_dwi == CANAL_LABEL, 0, labels_dwi).astype(np.int16))
     assert d.adc_np is not None and d.water_index_csf is None
     assert "water_index_csf_withheld_no_csf" in d.flags
+
+
+def test_t2_ratios_withheld_for_want_of_csf_or_marrow_say_why() -> None:
+    """A label map without a canal (a user's segmenter without that class) left
+    ``t2_np_csf_ratio`` empty with no flag, as one without bodies left the marrow ratio
+    (a review); a withheld value carries its reason."""
+    t2 = _t2_image()
+    whole = _t2_study(t2)
+    assert whole["t2_np_csf_ratio"] == pytest.approx(0.5)
+    assert not {"t2_csf_ratio_withheld_no_csf", "t2_reference_ratio_withheld_no_marrow"} & set(
+        whole["flags"]  # type: ignore[arg-type]
+    )
+    labels = np.zeros(t2.shape, np.int16)
+    labels[1:8, 12:32, 10:16] = L5S1  # the disc alone: no canal, no L5 body
+    [disc] = [
+        d
+        for d in measure_discs(
+            MeasureInputs(labels=Volume(labels, AFFINE), anatomy=Volume(t2, AFFINE))
+        )
+        if d.level == "L5-S1"
+    ]
+    assert disc.t2_np_csf_ratio is None and disc.t2_np_reference_ratio is None
+    assert disc.t2_np_heterogeneity == pytest.approx(0.0)  # measured: the nucleus is there
+    assert "t2_csf_ratio_withheld_no_csf" in disc.flags
+    assert "t2_reference_ratio_withheld_no_marrow" in disc.flags

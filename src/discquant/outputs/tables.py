@@ -137,12 +137,16 @@ COLUMNS: tuple[Column, ...] = (
         "ADC range or outside 0-100 % (flag water_withheld_outside_calibration).",
         "%",
     ),
-    Column("t2_np_csf_ratio", "Mean T2 signal of the nucleus over the median T2 signal of CSF."),
+    Column(
+        "t2_np_csf_ratio",
+        "Mean T2 signal of the nucleus over the median T2 signal of CSF (flag "
+        "t2_csf_ratio_withheld_no_csf when the canal holds too little).",
+    ),
     Column(
         "t2_np_reference_ratio",
         "Mean T2 signal of the nucleus over the median signal of the vertebral marrow (the "
         "cores of the study's lumbar vertebral bodies, one value per study), for fields of "
-        "view without CSF.",
+        "view without CSF (flag t2_reference_ratio_withheld_no_marrow when none is found).",
     ),
     Column(
         "t2_np_heterogeneity",
