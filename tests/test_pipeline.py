@@ -20,7 +20,7 @@ from discquant.errors import InvalidInputError
 from discquant.io.study import Series, SeriesRole, Study, Volume
 from discquant.measure.water import WaterCalibration
 from discquant.phantom import PhantomConfig, PhantomStudy, generate_study
-from discquant.pipeline import AnalysisConfig, analyze
+from discquant.pipeline import AnalysisConfig, analyze, check_config
 from discquant.results import LEVELS
 
 
@@ -1318,3 +1318,57 @@ def test_the_unit_a_scanner_adc_map_was_read_in_is_in_the_provenance_and_sidecar
     assert not any("stored_unit" in s for s in res.provenance["series"] if s["role"] != "adc")
     source = _adc_fit_and_source(res)["SourceSeries"]
     assert source["StoredUnit"].startswith("10⁻⁶ mm²/s") and source["ScaleToUm2PerMs"] == 1e-3
+
+
+def test_site_adc_class_thresholds_are_used_and_recorded(
+    phantom: PhantomStudy, tmp_path: Path
+) -> None:
+    """docs/grading.md and the packaged YAML told users to replace the thresholds with
+    their site's, but nothing passed them to the analysis (a review). Two classes split
+    at 1.5 µm²/ms (this phantom's nuclei: 1.70, 1.45, 1.55, 1.29, 1.04 from L1-L2 down)."""
+    from discquant.outputs import write_outputs
+
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        "unit: um2_per_ms\nsource: site study\nclasses:\n"
+        "  - {name: dry, upper: 1.5}\n  - {name: wet, upper: null}\n"
+    )
+    res = analyze(
+        _study(phantom),
+        config=AnalysisConfig(adc_class_thresholds=site),
+        segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2),
+    )
+    classes = {d.level: d.adc_class for d in res.discs}
+    medians = {d.level: d.adc_np.median for d in res.discs if d.adc_np is not None}
+    assert len(medians) == 5
+    assert classes == {lv: "dry" if m < 1.5 else "wet" for lv, m in medians.items()}
+    assert set(classes.values()) == {"dry", "wet"}
+    doc = json.loads(write_outputs(res, tmp_path / "out").results_json.read_text())  # type: ignore[union-attr]
+    recorded = doc["provenance"]["adc_class_thresholds"]
+    assert recorded["file"] == str(site.absolute())
+    assert recorded["sha256"] == hashlib.sha256(site.read_bytes()).hexdigest()
+    assert recorded["classes"] == [["dry", 1.5], ["wet", None]]
+    [discs_json] = (tmp_path / "out").rglob("*_discs.json")
+    entry = json.loads(discs_json.read_text())["adc_class"]
+    assert "by the thresholds of site.yaml (site study)" in entry["Description"]
+    levels = entry["Levels"]
+    assert levels == {
+        "dry": "nucleus median ADC < 1.50 um2/ms",
+        "wet": "nucleus median ADC >= 1.50 um2/ms",
+    }
+    # the packaged ones by default, named as such
+    default = analyze(
+        _study(phantom), segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)
+    )
+    assert default.provenance["adc_class_thresholds"]["file"] == "packaged default"
+    assert {d.adc_class for d in default.discs} <= {"normal", "mild", "moderate", "severe"}
+
+
+def test_unreadable_adc_class_thresholds_are_bad_input(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("unit: um2_per_ms\nclasses: []\n")
+    with pytest.raises(InvalidInputError) as err:
+        check_config(AnalysisConfig(adc_class_thresholds=bad))
+    assert err.value.path == bad or str(bad) in str(err.value)
+    with pytest.raises(InvalidInputError):
+        check_config(AnalysisConfig(adc_class_thresholds=tmp_path / "missing.yaml"))

@@ -51,8 +51,11 @@ class ConversionStoppedError(DiscquantError):
 class NoDiscsFoundError(DiscquantError):
     """The analysis ran but found no lumbar intervertebral disc.
 
-    The pipeline raises and catches it inside its segmentation stage (the result is
-    flagged ``no_lumbar_discs_found``); should it reach the command line, it exits 3.
+    For a user's segmenter to raise (:data:`discquant.pipeline.Segmenter`): ``analyze``
+    records it as the segmentation stage's failure and flags the result
+    ``no_lumbar_discs_found``, as it does when the shipped segmenter finds no disc (that
+    case returns an empty segmentation, it does not raise). Should it reach the command
+    line, it exits 3.
     """
 
     exit_code = 3

@@ -115,6 +115,9 @@ class AnalysisConfig:
     """Warn when the engine's ADC and the scanner's differ by more (median relative)."""
     calibration: Path | None = None
     """Water calibration file; None uses the packaged phantom calibration."""
+    adc_class_thresholds: Path | None = None
+    """ADC class thresholds (YAML as ``discquant/config/adc_class.yaml``); None uses the
+    packaged ones."""
     max_dwi_offset_voxels: float = 1.25
     """T2 masks that lie farther than this many DWI voxels (in-plane) from the discs the
     network finds on the DWI b≈0 image are moved onto them (0: never checked)."""
@@ -249,6 +252,10 @@ def check_config(config: AnalysisConfig) -> None:
             raise InvalidInputError("--device cuda: no CUDA device is available here; use cpu")
     if config.calibration is not None:
         WaterCalibration.load(config.calibration)  # raises with the file's name
+    if config.adc_class_thresholds is not None:
+        from discquant.grade.adc_class import load_adc_thresholds
+
+        load_adc_thresholds(config.adc_class_thresholds)  # the same
 
 
 def analyze(
@@ -370,7 +377,12 @@ def _run_stages(
             adc_withheld=adc_withheld,
         )
     with stages.run("grading"):
-        _grade(result, anatomy if study.t2 is not None else None, pfirrmann_model)
+        _grade(
+            result,
+            anatomy if study.t2 is not None else None,
+            pfirrmann_model,
+            thresholds=config.adc_class_thresholds,
+        )
 
 
 def _image_to_segment(study: Study, result: AnalysisResult, stages: _Stages) -> Volume | None:
@@ -962,14 +974,24 @@ def _check_t2_contrast(result: AnalysisResult, config: AnalysisConfig) -> None:
     )
 
 
-def _grade(result: AnalysisResult, t2: Volume | None, model: PfirrmannModel | None) -> None:
+def _grade(
+    result: AnalysisResult,
+    t2: Volume | None,
+    model: PfirrmannModel | None,
+    *,
+    thresholds: Path | None = None,
+) -> None:
+    """Each disc's ADC class (``thresholds``: a site's file, None the packaged ones) and
+    Pfirrmann grade (read on the T2 ``t2``, None without one)."""
     from discquant.grade import adc_class
+    from discquant.grade.adc_class import load_adc_thresholds
 
+    classes = load_adc_thresholds(thresholds)
     for disc in result.discs:
         if disc.adc_np is None:
             continue
         try:
-            disc.adc_class = adc_class(disc.adc_np.median)
+            disc.adc_class = adc_class(disc.adc_np.median, thresholds=classes)
         except ValueError:  # an implausible ADC must not cost the other discs their classes
             disc.flags.append("adc_class_withheld_implausible_adc")
     if FLAG_T2_CONTRAST in result.flags:  # Pfirrmann grades are read on T2
@@ -1053,6 +1075,8 @@ def _provenance(study: Study, config: AnalysisConfig) -> dict[str, Any]:
     """What the analysis ran on and with. ``patient`` (name, ID, birth date, accession
     number) is there only when the import kept them (``keep_phi``; otherwise the sidecars
     no longer hold them); ``adc_source`` says who computed the ADC map."""
+    from discquant.grade.adc_class import thresholds_provenance
+
     paths: tuple[Path, ...] = tuple(p for s in study.series for p in s.provenance.source_paths)
     sidecars = [s.provenance.sidecar for s in (study.t2, *study.series) if s is not None]
     patient = next((found for sc in sidecars if (found := patient_summary(sc))), None)
@@ -1078,6 +1102,7 @@ def _provenance(study: Study, config: AnalysisConfig) -> dict[str, Any]:
         ],
         "config": _jsonable_config(config),
         "adc_source": adc_source,
+        "adc_class_thresholds": thresholds_provenance(config.adc_class_thresholds),
     }
 
 
@@ -1098,6 +1123,8 @@ def _jsonable_config(config: AnalysisConfig) -> dict[str, Any]:
     raw = asdict(config)
     # absolute: a relative path said nothing once the results left the folder it was run in
     raw["calibration"] = str(Path(config.calibration).absolute()) if config.calibration else None
+    thresholds = config.adc_class_thresholds
+    raw["adc_class_thresholds"] = str(Path(thresholds).absolute()) if thresholds else None
     return raw
 
 

@@ -1,4 +1,5 @@
-"""A grading model trained for another target (herniation) is refused where discs are
+"""Model and threshold files given to `analyze` are checked before the run. A grading
+model trained for another target (herniation) is refused where discs are
 graded: it loaded without complaint, and the grading stage then failed on a numpy matmul
 (two outputs against five grades) with exit 3 (a review)."""
 
@@ -66,4 +67,20 @@ def test_analyze_refuses_a_herniation_model_before_the_run(
         f"discquant: error: {herniation_model}: a herniation model (trained with target: "
         "herniation); discs are graded by a Pfirrmann model (target: pfirrmann)"
     ]
+    assert not out.exists()
+
+
+def test_analyze_refuses_unreadable_adc_thresholds_before_the_run(tmp_path: Path) -> None:
+    """``--adc-thresholds`` (a site's ADC classes) is checked as the other files are."""
+    t2 = tmp_path / "t2.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((64, 64, 3), np.float32), np.eye(4)), t2)
+    bad = tmp_path / "site.yaml"
+    bad.write_text("unit: um2_per_ms\nclasses:\n  - {name: wet, upper: 1.5}\n")  # last not open
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["analyze", "--t2", str(t2), "--adc-thresholds", str(bad), "-o", str(out)]
+    )
+    assert result.exit_code == 2, result.output
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"discquant: error: {bad}: ADC class bounds")
     assert not out.exists()

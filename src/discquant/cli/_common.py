@@ -26,6 +26,14 @@ CalibrationOption = Annotated[
     Path | None,
     typer.Option(help="Water calibration (discquant calibrate); default: phantom model."),
 ]
+AdcThresholdsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--adc-thresholds",
+        help="ADC class thresholds (YAML as discquant/config/adc_class.yaml); default: the "
+        "packaged, literature-derived ones.",
+    ),
+]
 KeepPhiOption = Annotated[
     bool, typer.Option(help="Keep patient-identifying DICOM fields in the outputs.")
 ]

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from discquant.cli._common import (
+    AdcThresholdsOption,
     CalibrationOption,
     DeviceOption,
     DicomOption,
@@ -37,6 +38,7 @@ def analyze_cmd(
     device: DeviceOption = "cpu",
     method: MethodOption = "wls",
     calibration: CalibrationOption = None,
+    adc_thresholds: AdcThresholdsOption = None,
     keep_phi: KeepPhiOption = False,
     segmentation_model: SegmentationModelOption = None,
     grading_model: GradingModelOption = None,
@@ -55,7 +57,12 @@ def analyze_cmd(
     from discquant.pipeline import AnalysisConfig, StudyInputs, run_study
 
     inputs = StudyInputs(path=input, t2=t2, dwi=dwi, bval=bval, bvec=bvec, adc=adc, subject=subject)
-    config = AnalysisConfig(adc_method=method, device=device, calibration=calibration)
+    config = AnalysisConfig(
+        adc_method=method,
+        device=device,
+        calibration=calibration,
+        adc_class_thresholds=adc_thresholds,
+    )
     with user_errors():
         # Loaded before the study: weights that are missing or do not load are bad input
         # (exit 2, nothing written), as in `cohort`, which had these options alone.

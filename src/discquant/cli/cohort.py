@@ -13,6 +13,7 @@ import typer
 
 from discquant.cli._common import (
     INTERRUPTED_RESUME,
+    AdcThresholdsOption,
     CalibrationOption,
     DeviceOption,
     DicomOption,
@@ -150,6 +151,7 @@ def cohort_cmd(
     device: DeviceOption = "cpu",
     method: MethodOption = "wls",
     calibration: CalibrationOption = None,
+    adc_thresholds: AdcThresholdsOption = None,
     keep_phi: KeepPhiOption = False,
     segmentation_model: SegmentationModelOption = None,
     grading_model: GradingModelOption = None,
@@ -161,7 +163,7 @@ def cohort_cmd(
     tables (cohort_discs.parquet/.csv, cohort_failures.csv) and cohort_report.html are
     rebuilt from them. Interrupt at any time and run again to resume.
     Exit codes: 0 every study done; 2 bad cohort input or options (an unknown --method or
-    --device, a model or calibration file that is missing or does not load, an output
+    --device, a model, calibration or thresholds file that is missing or does not load, an output
     folder over the inputs, a scheduler that cannot be reached: nothing is written); 3
     some studies failed, are partial or have no record (not run); 130 interrupted (Ctrl-C:
     run the same command again to resume).
@@ -184,6 +186,7 @@ def cohort_cmd(
             adc_method=method,
             device=device,
             calibration=calibration.resolve() if calibration else None,
+            adc_class_thresholds=adc_thresholds.resolve() if adc_thresholds else None,
         ),
         dicom=dicom,
         keep_phi=keep_phi,

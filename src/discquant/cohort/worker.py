@@ -431,6 +431,13 @@ def config_document(options: CohortOptions) -> dict[str, Any]:
         if calibration and Path(calibration).is_file()
         else None
     )
+    thresholds = options.config.adc_class_thresholds  # the same for the ADC classes
+    raw["adc_class_thresholds"] = str(thresholds) if thresholds else None
+    raw["adc_class_thresholds_sha256"] = (
+        hashlib.sha256(Path(thresholds).read_bytes()).hexdigest()
+        if thresholds and Path(thresholds).is_file()
+        else None
+    )
     return {"analysis": raw, "dicom": options.dicom, "keep_phi": options.keep_phi}
 
 

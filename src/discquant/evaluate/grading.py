@@ -192,11 +192,6 @@ def binary_agreement(
     )
 
 
-def _metric_lines(title: str, rows: list[tuple[str, str]]) -> list[str]:
-    """``title`` then one ``name  value`` line per metric, names padded to one column."""
-    return ([title] if title else []) + [f"{name:<19}{value}" for name, value in rows]
-
-
 @dataclass(frozen=True)
 class BlandAltman:
     """Bland-Altman summary of ``measured - reference``."""

@@ -2,11 +2,13 @@
 
 Thresholds come from the packaged ``discquant/config/adc_class.yaml``; they are derived
 (midpoints between typical nucleus ADC of adjacent Pfirrmann grades), and the file says
-how and from which sources.
+how and from which sources. A site's own file in the same format replaces them
+(``AnalysisConfig.adc_class_thresholds``, ``--adc-thresholds``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from dataclasses import dataclass
@@ -40,6 +42,24 @@ def load_adc_thresholds(path: str | Path | None = None) -> AdcClassThresholds:
 def _packaged() -> AdcClassThresholds:
     text = (resources.files("discquant") / "config" / "adc_class.yaml").read_text()
     return _parse(text, "adc_class.yaml")
+
+
+def thresholds_provenance(path: str | Path | None = None) -> dict[str, object]:
+    """The thresholds a study was classed with, for its provenance: ``file`` (the absolute
+    path, or "packaged default"), the file's ``sha256`` (a file edited in place leaves a
+    trace), its ``source`` and the ``classes`` as ``[name, upper bound or None]``."""
+    if path is None:
+        data = (resources.files("discquant") / "config" / "adc_class.yaml").read_bytes()
+        file = "packaged default"
+    else:
+        data, file = Path(path).read_bytes(), str(Path(path).absolute())
+    thresholds = load_adc_thresholds(path)
+    return {
+        "file": file,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "source": thresholds.source,
+        "classes": [[name, upper] for name, upper in thresholds.classes],
+    }
 
 
 def _parse(text: str, where: str) -> AdcClassThresholds:

@@ -72,7 +72,10 @@ class PfirrmannModel:
 
     network: torch.nn.Module
     crop: dict[str, Any] = field(default_factory=dict)
-    """Keyword arguments for :func:`extract_disc_crop` (slices, size_mm, shape)."""
+    """Keyword arguments for :func:`~discquant.grade.crops.extract_disc_crop` the network was
+    trained with: ``slices``, ``size_mm``, ``shape`` and ``normalise`` (the shipped model's
+    is ``"crop"``, the function's default ``"image"``: crops made without it grade
+    differently, with no error)."""
     metadata: dict[str, Any] = field(default_factory=dict)
     source: str = "shipped"
     """Where the weights came from: ``"shipped"`` or the loaded file's name (provenance)."""

@@ -37,17 +37,22 @@ class Column:
     """Whole numbers (a count, a grade): kept integers in tables where some are missing."""
 
 
-def _adc_class_levels() -> dict[str, str]:
-    """Each ADC class's range in the packaged thresholds and the grade it stands for
-    (the mapping of ``config/adc_class.yaml``): the dictionary said "reference bands by
-    grade", and a reader took "moderate" beside grade III for a contradiction."""
+def _adc_class_levels(
+    classes: list[tuple[str, float | None]] | None = None,
+) -> dict[str, str]:
+    """Each ADC class's range and, for the packaged thresholds (``classes`` None), the
+    grade it stands for (the mapping of ``config/adc_class.yaml``): the dictionary said
+    "reference bands by grade", and a reader took "moderate" beside grade III for a
+    contradiction. A site's own ``classes`` (name, upper bound) get their ranges only."""
     from discquant.grade.adc_class import load_adc_thresholds
 
     typical = {"normal": "grades I-II", "mild": "grade III", "moderate": "grade IV"}
     typical["severe"] = "grade V"
+    if classes is not None:
+        typical = {}
     levels: dict[str, str] = {}
     lower: float | None = None
-    for name, upper in load_adc_thresholds().classes:  # most degenerated first
+    for name, upper in classes or load_adc_thresholds().classes:  # most degenerated first
         if lower is None:
             span = f"< {upper:.2f}"
         elif upper is None:
@@ -298,12 +303,21 @@ def write_discs_tsv(discs: list[DiscResult], path: Path) -> Path:
     return path
 
 
-def data_dictionary(water_calibration: str | None = None) -> dict[str, dict[str, Any]]:
+def data_dictionary(
+    water_calibration: str | None = None,
+    *,
+    adc_class_thresholds: dict[str, Any] | None = None,
+) -> dict[str, dict[str, Any]]:
     """The BIDS data dictionary of the disc table: ``{column: {Description, Units, Levels}}``.
 
     ``water_calibration``, the label of the calibration used, is added to the description
-    of ``water_percent``, so that the table's own sidecar says where the numbers come from.
+    of ``water_percent``, so that the table's own sidecar says where the numbers come from;
+    ``adc_class_thresholds`` (the results' provenance entry,
+    :func:`~discquant.grade.adc_class.thresholds_provenance`) gives ``adc_class`` the
+    levels of a site's own thresholds.
     """
+    site = adc_class_thresholds or {}
+    own = site.get("file", "packaged default") != "packaged default"
     out: dict[str, dict[str, Any]] = {}
     for col in COLUMNS:
         entry: dict[str, Any] = {"Description": col.description}
@@ -313,12 +327,25 @@ def data_dictionary(water_calibration: str | None = None) -> dict[str, dict[str,
             entry["Units"] = col.units
         if col.levels is not None:
             entry["Levels"] = col.levels
+        if col.name == "adc_class" and own:
+            name = Path(site["file"]).name
+            entry["Description"] = (
+                f"ADC class of the nucleus median ADC, by the thresholds of {name} "
+                f"({site.get('source') or 'no source given'})."
+            )
+            entry["Levels"] = _adc_class_levels([(n, u) for n, u in site["classes"]])
         out[col.name] = entry
     return out
 
 
-def write_data_dictionary(path: Path, *, water_calibration: str | None = None) -> Path:
+def write_data_dictionary(
+    path: Path,
+    *,
+    water_calibration: str | None = None,
+    adc_class_thresholds: dict[str, Any] | None = None,
+) -> Path:
     """Write the BIDS data dictionary (``discs.json``) of the disc table."""
-    text = json.dumps(data_dictionary(water_calibration), indent=2, ensure_ascii=False)
+    dictionary = data_dictionary(water_calibration, adc_class_thresholds=adc_class_thresholds)
+    text = json.dumps(dictionary, indent=2, ensure_ascii=False)
     path.write_text(text + "\n", "utf-8")
     return path

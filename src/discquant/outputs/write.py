@@ -396,7 +396,9 @@ def _write_subject(
         skipped["adc"] = "no ADC map"
     written["discs_tsv"] = tables.write_discs_tsv(result.discs, name("discs.tsv")).name
     written["discs_json"] = tables.write_data_dictionary(
-        name("discs.json"), water_calibration=result.provenance.get("water_calibration")
+        name("discs.json"),
+        water_calibration=result.provenance.get("water_calibration"),
+        adc_class_thresholds=result.provenance.get("adc_class_thresholds"),
     ).name
 
     if any(s.name in ("dicom_seg", "dicom_sr") for s in result.stages):
