@@ -41,6 +41,13 @@ SACRUM_LABEL = 26
 DISC_OFFSET = 100
 """A disc's VerSe/SPINEPS label is this plus the label of the vertebra above it."""
 
+ENDPLATE_OFFSET = 200
+"""VerSe/SPINEPS endplates are this plus their vertebra's label: disc labels lie in
+``DISC_OFFSET`` … ``ENDPLATE_OFFSET - 1``."""
+
+LUMBAR_VERTEBRA_LABELS: tuple[int, ...] = tuple(VERTEBRA_LABELS[f"L{k}"] for k in range(1, 6))
+"""L1 … L5 (20 … 24)."""
+
 DISC_LABELS: dict[str, int] = {
     level: DISC_OFFSET + VERTEBRA_LABELS[level.split("-")[0]] for level in LEVELS
 }

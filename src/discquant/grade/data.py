@@ -28,6 +28,7 @@ from discquant.errors import InputNotFoundError, InvalidInputError
 from discquant.grade.crops import DiscLocation, extract_disc_crop
 from discquant.io.nifti import read_volume
 from discquant.io.study import Volume
+from discquant.results import DISC_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -384,10 +385,6 @@ def build_crops(discs: list[GradedDisc], **crop_kw: object) -> npt.NDArray[np.fl
         for i in idx:
             crops[i] = extract_disc_crop(vol, discs[i].location, **crop_kw)  # type: ignore[arg-type]
     return np.stack([c for c in crops if c is not None])
-
-
-DISC_LABELS = {"L1-L2": 120, "L2-L3": 121, "L3-L4": 122, "L4-L5": 123, "L5-S1": 124}
-"""Segmentation labels of the lumbar discs (VerSe/SPINEPS: 100 + the vertebra above)."""
 
 
 def spider_discs(

@@ -28,6 +28,7 @@ from nibabel.affines import apply_affine, voxel_sizes
 
 from discquant.io.roles import left_right_axis
 from discquant.io.study import Volume
+from discquant.results import DISC_LABELS, DISC_OFFSET, ENDPLATE_OFFSET
 
 MATCH_RADIUS_MM = 15.0
 """A b≈0 disc farther than this (in the sagittal plane) from a T2 disc is not its match
@@ -79,11 +80,11 @@ class DiscOffset:
 
 def _disc_centres(labels: Volume, labels_from: int) -> dict[int, npt.NDArray[np.float64]]:
     """World centre of each disc label ``labels_from`` … 199 (VerSe discs are 100 + the
-    vertebra above)."""
+    vertebra above, endplates from 200 on)."""
     data = np.asarray(labels.data)
     out: dict[int, npt.NDArray[np.float64]] = {}
     for value in np.unique(data):
-        if labels_from <= value < 200:
+        if labels_from <= value < ENDPLATE_OFFSET:
             out[int(value)] = apply_affine(labels.affine, np.argwhere(data == value).mean(axis=0))
     return out
 
@@ -91,7 +92,8 @@ def _disc_centres(labels: Volume, labels_from: int) -> dict[int, npt.NDArray[np.
 def count_discs(labels: Volume, *, lumbar: bool = False, cut: Collection[int] = ()) -> int:
     """Disc labels present, those in ``cut`` left out: the lumbar ones (120–124) or any
     (100–199)."""
-    return len(set(_disc_centres(labels, 120 if lumbar else 100)) - set(cut))
+    first = DISC_LABELS["L1-L2"] if lumbar else DISC_OFFSET
+    return len(set(_disc_centres(labels, first)) - set(cut))
 
 
 def match_discs(
@@ -114,11 +116,12 @@ def match_discs(
         The offset goes from the T2 disc's centre to its match's (world coordinates, the
         left-right component zero).
     """
-    ours = _disc_centres(own, 100)
-    theirs = {k: v for k, v in _disc_centres(transferred, 120).items() if k not in cut}
+    b0_centres = _disc_centres(own, DISC_OFFSET)
+    t2_centres = _disc_centres(transferred, DISC_LABELS["L1-L2"])
+    t2_centres = {k: v for k, v in t2_centres.items() if k not in cut}
     candidates = []  # (distance, T2 label, b0 label, offset)
-    for t2_label, centre in theirs.items():
-        for own_label, own_centre in ours.items():
+    for t2_label, centre in t2_centres.items():
+        for own_label, own_centre in b0_centres.items():
             d = own_centre - centre
             d[0] = 0.0  # sagittal plane: anterior-posterior and superior-inferior
             if np.linalg.norm(d) <= MATCH_RADIUS_MM:

@@ -33,7 +33,14 @@ from discquant.measure.water import (
     WaterCalibration,
     water_index,
 )
-from discquant.results import CANAL_LABEL, DISC_LABELS, LEVELS, AdcStats, DiscResult
+from discquant.results import (
+    CANAL_LABEL,
+    DISC_LABELS,
+    DISC_OFFSET,
+    LEVELS,
+    AdcStats,
+    DiscResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -667,8 +674,10 @@ def _disc_height_index(
     if geom.height_middle_mm is None:
         return None
     disc = lab == label
-    above = label - 100
-    neighbours = [(above, True)] if above + 1 >= 25 else [(above, True), (above + 1, False)]
+    above = label - DISC_OFFSET
+    neighbours = [(above, True)]
+    if label != DISC_LABELS["L5-S1"]:  # below L5 the sacrum: not a lumbar body
+        neighbours.append((above + 1, False))
     # A body the image's edge cuts reads short (L1 cut at the top: 17 mm for 24 mm).
     # Only the body counts (the label within the disc's AP depth): a spinous process
     # at the posterior edge of a tight field of view dropped an intact body.

@@ -24,6 +24,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from discquant.measure.geometry import DiscFrame, within_disc_depth
+from discquant.results import CANAL_LABEL, DISC_OFFSET, LUMBAR_VERTEBRA_LABELS
 
 BoolArray = npt.NDArray[np.bool_]
 
@@ -83,15 +84,11 @@ def central_core(mask: BoolArray, *, fraction: float = 0.5) -> BoolArray:
 
 
 def csf_mask(
-    labels: npt.NDArray[Any], *, canal_label: int = 61, slice_axis: int | None = None
+    labels: npt.NDArray[Any], *, canal_label: int = CANAL_LABEL, slice_axis: int | None = None
 ) -> BoolArray:
     """The spinal canal label eroded by one voxel (in-plane for single slices, and along
     ``slice_axis`` where the canal spans fewer than three slices: see :func:`core`)."""
     return core(labels == canal_label, border_voxels=1, slice_axis=slice_axis)
-
-
-LUMBAR_VERTEBRAE = range(20, 25)
-"""VerSe/SPINEPS labels of L1 … L5 (a disc's label is 100 + the vertebra above it)."""
 
 
 def marrow_mask(
@@ -110,11 +107,12 @@ def marrow_mask(
     """
     frames = frames or {}
     bodies = np.zeros(labels.shape, dtype=bool)
-    for v in LUMBAR_VERTEBRAE:
+    for v in LUMBAR_VERTEBRA_LABELS:
         vertebra = labels == v
         if not vertebra.any():
             continue
-        discs = [(d, disc) for d in (v + 99, v + 100) if (disc := labels == d).any()]
+        above_below = (v - 1 + DISC_OFFSET, v + DISC_OFFSET)  # the discs above and below
+        discs = [(d, disc) for d in above_below if (disc := labels == d).any()]
         if not discs:
             continue
         body = vertebra

@@ -59,9 +59,9 @@ _VERTEBRA_NAMES = {
     26: "S",
     28: "T13",
 }
-T12 = 19
-L6 = 25
-T13 = 28
+T12 = VERTEBRA_LABELS["T12"]
+L6 = VERTEBRA_LABELS["L6"]
+T13 = 28  # VerSe's label of a thirteenth thoracic vertebra
 
 FLAG_NO_SACRUM = "sacrum_not_in_fov"
 FLAG_TRANSITIONAL = "transitional_anatomy_suspected"
