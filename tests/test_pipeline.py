@@ -404,15 +404,17 @@ def test_trace_images_count_three_acquisitions(diffusion: str, averages: tuple[i
     assert res.adc_fit_n_averages == averages
 
 
+@pytest.mark.parametrize("flag", ["sacrum_not_in_fov", "l5_s1_disc_possibly_missed"])
 def test_a_study_wide_naming_flag_marks_every_disc_when_the_segmenter_lists_no_levels(
-    phantom: PhantomStudy,
+    phantom: PhantomStudy, flag: str
 ) -> None:
     """The per-disc `level_uncertain` looped over the segmenter's levels: a segmenter
     that lists none (a user's own label map) left every disc unflagged although the
-    study was flagged `sacrum_not_in_fov`."""
+    study was flagged `sacrum_not_in_fov`. A missed L5-S1 shifts every name too; the
+    pipeline's own list of such flags had left it out (results.STUDY_WIDE_LEVEL_FLAGS)."""
     seg = SimpleNamespace(
         labels=phantom.labels_t2, nucleus=phantom.nucleus_t2, canal=None, levels=[],
-        flags=["sacrum_not_in_fov"],
+        flags=[flag],
     )  # fmt: skip
     res = analyze(_study(phantom, dwi=False), segmenter=lambda image: seg)
     assert all(d.found and "level_uncertain" in d.flags for d in res.discs)

@@ -59,6 +59,7 @@ from discquant.results import (
     CANAL_LABEL,
     DISC_LABELS,
     LEVELS,
+    STUDY_WIDE_LEVEL_FLAGS,
     AnalysisResult,
     DiscResult,
     StageStatus,
@@ -179,7 +180,15 @@ def _b0_volumes(series: Series) -> npt.NDArray[np.intp]:
     return np.asarray(group_shells(np.asarray(series.bvals_s_per_mm2))[0].volumes)
 
 
+# The pipeline's own study-wide flags (their meanings: results.FLAG_MEANINGS).
 FLAG_SEGMENTED_ON_DWI = "segmented_on_dwi_b0"
+FLAG_DWI_OFFSET_CORRECTED = "dwi_offset_corrected"
+FLAG_DWI_MISALIGNED = "dwi_t2_misaligned"
+FLAG_FRAMES_DIFFER = "frames_of_reference_differ"
+FLAG_ADC_WITHHELD_FRAMES = "adc_withheld_frames_differ"
+FLAG_NO_DIFFUSION = "no_diffusion_series"
+FLAG_ADC_WITHHELD_NO_DWI = "adc_withheld_no_dwi"
+FLAG_ADC_WITHHELD_DIFFUSION_FAILED = "adc_withheld_diffusion_failed"
 
 
 def _why_no_t2(study: Study, *, most: int = 3) -> str:
@@ -675,14 +684,7 @@ def _default_segmenter(config: AnalysisConfig) -> Segmenter:
 
 def _level_flags(segmentation: Segmentation) -> dict[str, list[str]]:
     """Per-level flags: every level is uncertain when the naming had no anchor."""
-    study_wide = {
-        "level_uncertain",
-        "sacrum_not_in_fov",
-        "transitional_anatomy_suspected",
-        "input_not_sagittal",
-        "disc_possibly_missed",  # comes with level_uncertain; listed for a user's flags
-    }
-    if study_wide & set(segmentation.flags):
+    if STUDY_WIDE_LEVEL_FLAGS & set(segmentation.flags):
         # every level, also when the segmenter lists none (a user's own label map):
         # looping over its levels left such a study's discs without the flag
         return {level: ["level_uncertain"] for level in LEVELS}
@@ -699,15 +701,6 @@ def _with_canal(segmentation: Segmentation) -> Volume:
     data = labels.data.copy()
     data[(segmentation.canal.data > 0) & (data == 0)] = CANAL_LABEL
     return Volume(data, labels.affine)
-
-
-FLAG_DWI_OFFSET_CORRECTED = "dwi_offset_corrected"
-FLAG_DWI_MISALIGNED = "dwi_t2_misaligned"
-FLAG_FRAMES_DIFFER = "frames_of_reference_differ"
-FLAG_ADC_WITHHELD_FRAMES = "adc_withheld_frames_differ"
-FLAG_NO_DIFFUSION = "no_diffusion_series"
-FLAG_ADC_WITHHELD_NO_DWI = "adc_withheld_no_dwi"
-FLAG_ADC_WITHHELD_DIFFUSION_FAILED = "adc_withheld_diffusion_failed"
 
 
 def _unconfirmed_other_frame(result: AnalysisResult) -> bool:

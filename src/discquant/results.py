@@ -222,6 +222,30 @@ class AnalysisResult:
         return [s for s in self.stages if not s.ok]
 
 
+# Flags of the segmentation's level naming (segment/levels.py, segment/infer.py), here so
+# that the pipeline reads them without loading torch.
+FLAG_NO_SACRUM = "sacrum_not_in_fov"
+FLAG_TRANSITIONAL = "transitional_anatomy_suspected"
+FLAG_LEVEL_UNCERTAIN = "level_uncertain"
+FLAG_NO_DISCS = "no_discs_found"
+FLAG_L5S1_SUSPECT = "l5_s1_disc_possibly_missed"
+FLAG_DISC_MISSED = "disc_possibly_missed"
+FLAG_NOT_SAGITTAL = "input_not_sagittal"
+
+STUDY_WIDE_LEVEL_FLAGS = frozenset(
+    {
+        FLAG_LEVEL_UNCERTAIN,
+        FLAG_NO_SACRUM,
+        FLAG_TRANSITIONAL,
+        FLAG_NOT_SAGITTAL,
+        FLAG_DISC_MISSED,
+        FLAG_L5S1_SUSPECT,
+    }
+)
+"""Segmentation flags that make every level's name uncertain (``analyze`` then flags each
+disc ``level_uncertain``): names may be a level off. The shipped segmenter sends the last
+two with ``level_uncertain``; a user's may send them alone."""
+
 FLAG_MEANINGS: dict[str, str] = {
     "level_uncertain": "Level name uncertain: it may be one level off",
     "partial_fov": "Disc cut by the T2 field of view: AP depth withheld",

@@ -17,6 +17,7 @@ from discquant.errors import InvalidInputError, ModelError
 from discquant.io.roles import orientation_from_affine
 from discquant.io.study import Volume
 from discquant.models import not_a_model, read_torch_file, weights_sha256
+from discquant.results import FLAG_NOT_SAGITTAL
 from discquant.segment.levels import DiscLevel, name_levels
 from discquant.segment.network import network_from_meta
 from discquant.segment.preprocess import (
@@ -31,8 +32,6 @@ from discquant.segment.preprocess import (
 )
 
 logger = logging.getLogger(__name__)
-
-FLAG_NOT_SAGITTAL = "input_not_sagittal"
 
 SHIPPED_MODEL = "model.pt"
 

@@ -37,7 +37,17 @@ import numpy.typing as npt
 from nibabel.affines import apply_affine, voxel_sizes
 from scipy import ndimage
 
-from discquant.results import DISC_OFFSET, SACRUM_LABEL, VERTEBRA_LABELS
+from discquant.results import (
+    DISC_OFFSET,
+    FLAG_DISC_MISSED,
+    FLAG_L5S1_SUSPECT,
+    FLAG_LEVEL_UNCERTAIN,
+    FLAG_NO_DISCS,
+    FLAG_NO_SACRUM,
+    FLAG_TRANSITIONAL,
+    SACRUM_LABEL,
+    VERTEBRA_LABELS,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,13 +72,6 @@ _VERTEBRA_NAMES = {
 T12 = VERTEBRA_LABELS["T12"]
 L6 = VERTEBRA_LABELS["L6"]
 T13 = 28  # VerSe's label of a thirteenth thoracic vertebra
-
-FLAG_NO_SACRUM = "sacrum_not_in_fov"
-FLAG_TRANSITIONAL = "transitional_anatomy_suspected"
-FLAG_LEVEL_UNCERTAIN = "level_uncertain"
-FLAG_NO_DISCS = "no_discs_found"
-FLAG_L5S1_SUSPECT = "l5_s1_disc_possibly_missed"
-FLAG_DISC_MISSED = "disc_possibly_missed"
 
 
 def vertebra_name(label: int) -> str:
