@@ -22,6 +22,7 @@ LEAVES = {
     "jsonfiles",
     "delimited",
     "literature",
+    "grid",
 }
 # Side packages and what they may use.
 ALLOWED_EXTRA = {

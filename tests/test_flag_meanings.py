@@ -44,7 +44,7 @@ def _flags_in_source() -> dict[str, str]:
 def test_every_flag_in_the_source_has_a_meaning() -> None:
     found = _flags_in_source()
     assert len(found) >= 30  # the scan sees the flags (35 when written)
-    assert "volume_withheld_partial_fov" in found  # returned by io.roles.volume_withheld_flag
+    assert "volume_withheld_partial_fov" in found  # returned by grid.volume_withheld_flag
     missing = {flag: where for flag, where in found.items() if flag not in FLAG_MEANINGS}
     assert not missing, f"flags without a meaning in results.FLAG_MEANINGS: {missing}"
 

@@ -764,7 +764,7 @@ def _with_images(ph: PhantomStudy, t2: Volume, dwi: Volume) -> Study:
 def test_a_t2_slab_that_cuts_discs_laterally_withholds_their_volume(phantom: PhantomStudy) -> None:
     """Sagittal slices 5-10 of the phantom's T2 cut every disc: the volumes read 19-25 %
     low without a flag (a review reproduced it)."""
-    from discquant.measure.geometry import left_right_axis
+    from discquant.grid import left_right_axis
 
     axis = left_right_axis(phantom.t2.affine)
     cut = lambda v: _crop(v, axis, 5, 11)  # noqa: E731
@@ -834,7 +834,7 @@ def test_posterior_elements_at_the_image_edge_keep_the_height_index(
 def test_a_dwi_slab_that_misses_the_middle_of_a_disc_is_flagged(phantom: PhantomStudy) -> None:
     """DWI slices 0-6 end beside the middle of L2-L3 and L3-L4: their nucleus ADC read
     4-7 % low without a flag."""
-    from discquant.measure.geometry import left_right_axis
+    from discquant.grid import left_right_axis
 
     axis = left_right_axis(phantom.dwi.affine)
     res = analyze(
@@ -851,7 +851,7 @@ def test_a_dwi_slab_that_misses_the_middle_of_a_disc_is_flagged(phantom: Phantom
 
 def test_a_single_slice_dwi_beside_the_middle_of_a_disc_is_flagged(phantom: PhantomStudy) -> None:
     """One DWI slice at the lateral edge of the discs: the slab misses every middle."""
-    from discquant.measure.geometry import left_right_axis
+    from discquant.grid import left_right_axis
 
     axis = left_right_axis(phantom.dwi.affine)
     res = analyze(

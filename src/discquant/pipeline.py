@@ -32,13 +32,9 @@ import numpy.typing as npt
 
 from discquant import __version__
 from discquant.errors import DiscquantError, InvalidInputError, NoDiscsFoundError
+from discquant.grid import touches_in_plane_edge
 from discquant.io.privacy import label_holds_identifier, patient_summary
-from discquant.io.roles import (
-    frames_differ,
-    orientation_from_affine,
-    refuse_label_map,
-    touches_in_plane_edge,
-)
+from discquant.io.roles import frames_differ, orientation_from_affine, refuse_label_map
 from discquant.io.study import SERIES_SKIPPED, Series, SeriesRole, Study, Volume
 from discquant.measure.contrast import FLAG_T2_CONTRAST
 from discquant.measure.discs import (

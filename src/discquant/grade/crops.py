@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.errors import InvalidInputError
-from discquant.io.roles import left_right_axis
+from discquant.grid import left_right_axis
 from discquant.io.study import Volume
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from nibabel.affines import apply_affine, voxel_sizes
 
-from discquant.io.roles import left_right_axis
+from discquant.grid import left_right_axis
 from discquant.io.study import Volume
 from discquant.results import DISC_LABELS, DISC_OFFSET, ENDPLATE_OFFSET
 

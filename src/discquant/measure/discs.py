@@ -15,7 +15,12 @@ import numpy as np
 import numpy.typing as npt
 from nibabel.affines import apply_affine
 
-from discquant.io.roles import slices_spanned, touches_in_plane_edge, volume_withheld_flag
+from discquant.grid import (
+    left_right_axis,
+    slices_spanned,
+    touches_in_plane_edge,
+    volume_withheld_flag,
+)
 from discquant.io.study import Volume
 from discquant.measure import regions
 from discquant.measure.geometry import (
@@ -24,7 +29,6 @@ from discquant.measure.geometry import (
     adjacent_body_height_mm,
     disc_frame,
     disc_geometry,
-    left_right_axis,
     within_disc_depth,
 )
 from discquant.measure.stats import region_stats

@@ -35,7 +35,7 @@ import numpy.typing as npt
 from nibabel.affines import apply_affine
 from scipy import ndimage
 
-from discquant.io.roles import left_right_axis  # the slice axis, also for the import
+from discquant.grid import left_right_axis
 
 PARTIAL_VOLUME_VOXELS = 2
 """Disc probability further than this from the disc's mask is not counted in a height

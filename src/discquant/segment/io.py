@@ -12,8 +12,8 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 
+from discquant.grid import volume_withheld_flag
 from discquant.io.nifti import nifti_stem, set_scanner_space
-from discquant.io.roles import volume_withheld_flag
 from discquant.io.study import Volume
 from discquant.results import dseg_tsv_text
 from discquant.segment.infer import SpineSegmentation
