@@ -41,6 +41,9 @@ SACRUM_LABEL = 26
 DISC_OFFSET = 100
 """A disc's VerSe/SPINEPS label is this plus the label of the vertebra above it."""
 
+CANAL_LABEL = 61
+"""SPINEPS label of the spinal canal."""
+
 ENDPLATE_OFFSET = 200
 """VerSe/SPINEPS endplates are this plus their vertebra's label: disc labels lie in
 ``DISC_OFFSET`` … ``ENDPLATE_OFFSET - 1``."""
@@ -48,13 +51,30 @@ ENDPLATE_OFFSET = 200
 LUMBAR_VERTEBRA_LABELS: tuple[int, ...] = tuple(VERTEBRA_LABELS[f"L{k}"] for k in range(1, 6))
 """L1 … L5 (20 … 24)."""
 
+MAX_VERTEBRA_LABEL = 28
+"""VerSe numbers vertebrae C1 … L6 as 1 … 25, the sacrum 26, the coccyx 27 and a
+thirteenth thoracic vertebra 28."""
+
+SPINE_LABEL_VALUES: frozenset[int] = frozenset(
+    [
+        *range(1, MAX_VERTEBRA_LABEL + 1),
+        60,  # spinal cord
+        CANAL_LABEL,
+        62,
+        *range(DISC_OFFSET, DISC_OFFSET + MAX_VERTEBRA_LABEL + 1),
+        *range(ENDPLATE_OFFSET, ENDPLATE_OFFSET + MAX_VERTEBRA_LABEL + 1),
+    ]
+)
+"""Every VerSe/SPINEPS label value (vertebrae 1-28, cord and canal 60-62, discs 100-128,
+endplates 200-228). An image of such integers and 0 alone is a spine label map
+(:func:`discquant.io.roles.refuse_label_map`), and a user's label map must hold no other
+(:func:`discquant.segment.data.convention_class`)."""
+
 DISC_LABELS: dict[str, int] = {
     level: DISC_OFFSET + VERTEBRA_LABELS[level.split("-")[0]] for level in LEVELS
 }
 """VerSe/SPINEPS disc labels: 100 + label of the vertebra above (L1-L2 = 120 … L5-S1 = 124)."""
 
-CANAL_LABEL = 61
-"""SPINEPS label of the spinal canal."""
 
 #: A disc level as ``L4-L5`` or the spellings of it read as the same level (``L4/L5``,
 #: ``L4_L5``, ``L4L5``, ``l4-l5``, ``L4 - L5``, ``L5S1``): a vertebra letter and number,

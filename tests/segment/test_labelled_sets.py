@@ -223,7 +223,7 @@ def test_one_pipelines_labels_and_the_image_of_the_same_acquisition(
         # disc was taught "not a disc", without a word
         ({117: 1, 118: 2, 119: 3, 120: 4, 121: 5, 122: 0, 123: 0, 124: 0},
          "label map holds 1-5, 17-24, 26, 60-61 but no value of its declared classes "
-         "(discs 100-199)"),
+         "(discs 100-128)"),
         ({122: 1000}, "label map holds 1000, outside the VerSe/SPINEPS convention"),
         ({122: -5}, "label map holds -5, outside the VerSe/SPINEPS convention"),
     ],
@@ -262,6 +262,21 @@ def test_values_of_undeclared_classes_are_still_accepted(labelled: Path) -> None
     assert label_values_problem([0, 20, 26], ["disc", "sacrum"]) is None
     # VerSe's coccyx (27) too: it was refused as outside the convention (a review)
     assert label_values_problem([0, 20, 26, 27, 120, 121], ["disc", "body"]) is None
-    assert "no value of its declared classes (discs 100-199, sacrum 26)" in str(
+    assert "no value of its declared classes (discs 100-128, sacrum 26)" in str(
         label_values_problem([0, 20], ["disc", "sacrum"])
     )
+
+
+def test_the_label_convention_is_one_set_of_values() -> None:
+    """A user's label map is checked against the same values the T2 import takes for a
+    spine label map (results.SPINE_LABEL_VALUES): discs 129-199 and endplates 229-299 were
+    accepted by one and unknown to the other (a review)."""
+    from discquant.results import SPINE_LABEL_VALUES
+    from discquant.segment.data import convention_class, label_values_problem
+
+    assert {v for v in range(0, 1000) if convention_class(v) is not None} == SPINE_LABEL_VALUES
+    assert [convention_class(v) for v in (20, 26, 28, 61, 62, 100, 124, 128, 201)] == [
+        "body", "sacrum", "", "canal", "", "disc", "disc", "disc", "",
+    ]  # fmt: skip
+    problem = label_values_problem([0, 20, 150], ["disc", "body"])
+    assert problem is not None and "150" in problem

@@ -36,6 +36,7 @@ import numpy.typing as npt
 from discquant.errors import InvalidInputError
 from discquant.io.nifti import RawImage, n_volumes
 from discquant.io.study import Series, SeriesRole, Volume
+from discquant.results import SPINE_LABEL_VALUES
 
 log = logging.getLogger(__name__)
 
@@ -555,12 +556,6 @@ MIN_T2_DISTINCT_VALUES = 17
 """An image taken for the T2 with fewer distinct values is a label map or a mask, not an
 MR image (an 8-bit export holds hundreds; a label map of five discs and their vertebrae
 about a dozen)."""
-
-SPINE_LABEL_VALUES = frozenset(
-    [*range(1, 29), 60, 61, 62, *range(100, 129), *range(200, 229)]
-)  # fmt: skip
-"""The VerSe/SPINEPS labels (vertebrae 1-28, cord and canal 60-62, discs 100-128,
-endplates 200-228): an image of such integers and 0 alone is a spine label map."""
 
 
 def refuse_label_map(image: Volume, path: object) -> None:

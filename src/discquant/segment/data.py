@@ -34,7 +34,13 @@ from discquant.errors import InvalidInputError
 from discquant.io.nifti import read_volume
 from discquant.io.study import Volume
 from discquant.output_paths import bids_prefix
-from discquant.results import CANAL_LABEL, DISC_OFFSET, SACRUM_LABEL
+from discquant.results import (
+    CANAL_LABEL,
+    DISC_OFFSET,
+    ENDPLATE_OFFSET,
+    SACRUM_LABEL,
+    SPINE_LABEL_VALUES,
+)
 from discquant.segment.levels import label_runs
 from discquant.segment.network import IGNORE
 from discquant.segment.preprocess import reorient, to_network_grid
@@ -296,32 +302,33 @@ def vertebra_truth_labels(subject: str, n_labels: int) -> dict[int, int]:
 
 LABELLED_CLASSES = ("disc", "body", "sacrum", "canal")
 """Classes a user's label maps can label, in the VerSe/SPINEPS convention discquant writes:
-discs 100-199 (the nucleus inside them is not labelled apart), vertebrae 1-25, the sacrum
+discs 100-128 (the nucleus inside them is not labelled apart), vertebrae 1-25, the sacrum
 26, the spinal canal 61."""
-LABEL_VALUES = {"disc": "discs 100-199", "body": "vertebrae 1-25", "sacrum": "sacrum 26",
+LABEL_VALUES = {"disc": "discs 100-128", "body": "vertebrae 1-25", "sacrum": "sacrum 26",
                 "canal": "canal 61"}  # fmt: skip
 """The label values of each of :data:`LABELLED_CLASSES`, in words."""
 CONVENTION = (
-    "vertebrae 1-25 (T13 28), sacrum 26, coccyx 27, spinal cord 60, canal 61, discs 100-199, "
-    "endplates 200-299"
+    "vertebrae 1-25 (T13 28), sacrum 26, coccyx 27, spinal cord 60, canal 61, 62, "
+    "discs 100-128, endplates 200-228"
 )
-"""Every value of the VerSe/SPINEPS convention a label map may hold (0: unlabelled)."""
+"""Every value of the VerSe/SPINEPS convention a label map may hold (0: unlabelled):
+:data:`discquant.results.SPINE_LABEL_VALUES`."""
 
 
 def convention_class(value: int) -> str | None:
     """What a VerSe/SPINEPS label value stands for: one of :data:`LABELLED_CLASSES`;
     ``""`` for a value of the convention that no network class has (coccyx 27, T13 28,
-    whose level the network does not name; spinal cord 60; endplates 200-299); None for 0
-    and for a
-    value outside the convention (:data:`CONVENTION`)."""
+    whose level the network does not name; spinal cord 60, 62; endplates 200-228); None
+    for 0 and for a value outside the convention (:data:`CONVENTION`; until 2026-12-06
+    discs 129-199 and endplates 229-299 passed here while the T2 import's label-map check
+    did not know them, a review)."""
+    if value not in SPINE_LABEL_VALUES:
+        return None
     if 1 <= value <= 25:
         return "body"
-    if 100 <= value < 200:
+    if DISC_OFFSET <= value < ENDPLATE_OFFSET:
         return "disc"
-    named = {26: "sacrum", 61: "canal", 27: "", 28: "", 60: ""}
-    if value in named:
-        return named[value]
-    return "" if 200 <= value < 300 else None
+    return {SACRUM_LABEL: "sacrum", CANAL_LABEL: "canal"}.get(value, "")
 
 
 def label_values_problem(values: Sequence[int], labelled: Sequence[str]) -> str | None:
