@@ -527,80 +527,25 @@ def name_levels(
     out = np.zeros(classes.shape, dtype=np.int16)
     flags: list[str] = []
     voxel_mm3 = float(abs(np.linalg.det(affine[:3, :3])))
-
-    spacing = voxel_sizes(affine)
-    bone = classes == body_class
-    if sacrum_class is not None:
-        bone = bone | (classes == sacrum_class)
-    # Large components (at least half the largest) are discs; smaller ones must lie
-    # against bone (a bright blob in the soft tissue or canal does not).
-    candidates = _components(classes == disc_class, min_fraction * 0.5)
-    largest = max((int(d.sum()) for d in candidates), default=0)
-    discs = [
-        d
-        for d in candidates
-        if d.sum() >= 0.5 * largest or _touches_bone(d, bone, spacing, radius_mm=3.0, min_ratio=0.3)
-    ]
-    if discs:
-        sizes = [int(d.sum()) for d in discs]
-        discs = [d for d, n in zip(discs, sizes, strict=True) if n >= min_fraction * max(sizes)]
-        discs = _on_spine_axis(discs, affine)
+    discs, centroids = _disc_chain(
+        classes,
+        affine,
+        body_class=body_class,
+        disc_class=disc_class,
+        sacrum_class=sacrum_class,
+        min_fraction=min_fraction,
+    )
     if not discs:
         return NamedLevels(labels=out, levels=[], flags=[FLAG_NO_DISCS])
-    centroids = [_centroid_mm(d, affine) for d in discs]
-    discs, centroids = _merge_close(discs, centroids, tol_mm=6.0)
-    centroids = [_centroid_mm(d, affine) for d in discs]
-    if len(discs) < 2:
-        # A lone disc-like blob has no neighbour to order or name it by, and every lumbar
-        # field of view holds at least two discs. The network found one in a real sagittal
-        # brain DWI (../shared/data/dwi-dicom/siemens-prisma-sag): it is not a spine.
-        logger.info("one disc-like component only: not taken for a lumbar spine")
-        return NamedLevels(labels=out, levels=[], flags=[FLAG_NO_DISCS])
-    # Ordered superior → inferior: RAS z decreases down the spine. Along a lumbar spine
-    # (lordosis < 90° between neighbours) this is the order along the curve.
-    order = np.argsort([-c[2] for c in centroids])
-    discs = [discs[i] for i in order]
-    centroids = [centroids[i] for i in order]
     n = len(discs)
-    if not spine_like(centroids):
-        logger.info("disc-like components do not form a spine: not taken for a lumbar spine")
-        return NamedLevels(labels=out, levels=[], flags=[FLAG_NO_DISCS])
-
-    # Local spine direction (pointing inferior) at each disc.
     pts = np.array(centroids)
-    tangents = []
-    for i in range(n):
-        a = pts[max(i - 1, 0)]
-        b = pts[min(i + 1, n - 1)]
-        t = b - a if n > 1 else np.array([0.0, 0.0, -1.0])
-        t = t / (np.linalg.norm(t) + 1e-9)
-        tangents.append(t)
+    tangents = _spine_tangents(pts)
 
-    # Sacrum: sacrum-class voxels below the lowest disc, together at least half the size
-    # of a typical vertebral body. With the sacrum out of view the network leaves a few
-    # small "sacrum" fragments at the lower edge (164-449 voxels against ~20,000 for a
-    # body in real volumes cut through L4 or L5); taken for the sacrum, they named every
-    # disc one level off without a flag.
-    sacrum_found = False
-    if sacrum_class is not None:
-        sac = classes == sacrum_class
-        if sac.any():
-            below = [
-                comp
-                for comp in _components(sac, 0.3)
-                if float((_centroid_mm(comp, affine) - pts[-1]) @ tangents[-1]) > 0
-            ]
-            # With no body in view there is no size to compare with: any sacrum below counts.
-            if (
-                below
-                and sum(int(c.sum()) for c in below)
-                >= 0.5 * _typical_body_voxels(classes == body_class)
-                and _reaches_below(np.logical_or.reduce(below), affine, pts, tangents[-1])
-            ):
-                sacrum_found = True
-                for comp in below:
-                    out[comp] = SACRUM
-    if not sacrum_found:
+    sacrum = _find_sacrum(classes, affine, body_class, sacrum_class, pts, tangents[-1])
+    sacrum_found = sacrum is not None
+    if sacrum is not None:
+        out[sacrum] = SACRUM
+    else:
         flags += [FLAG_NO_SACRUM, FLAG_LEVEL_UNCERTAIN]
 
     # Rudimentary lowest disc (much smaller than the others) suggests a transitional
@@ -655,24 +600,133 @@ def name_levels(
                 confidence=conf,
             )
         )
-
-    # Bodies: each body voxel joins the vertebra above or below its nearest disc (below
-    # the lowest disc: the sacrum when one was found, else left unnamed).
-    body = classes == body_class
-    if body.any():
-        idx = np.argwhere(body)
-        xyz = apply_affine(affine, idx)
-        dist = np.linalg.norm(xyz[:, None, :] - pts[None, :, :], axis=2)
-        nearest = dist.argmin(axis=1)
-        side = np.einsum("ij,ij->i", xyz - pts[nearest], np.array(tangents)[nearest])
-        upper = np.array(disc_labels)[nearest] - DISC_OFFSET
-        vert = np.where(side < 0, upper, upper + 1)
-        vert = np.where(vert > L5, SACRUM if sacrum_found else 0, vert)
-        # Too far from every disc (e.g. a body half outside the FOV above the top disc
-        # is kept; stray bright blobs 6 cm away are not).
-        vert = np.where(dist.min(axis=1) > 60.0, 0, vert)
-        out[tuple(idx.T)] = np.where(out[tuple(idx.T)] == 0, vert, out[tuple(idx.T)])
+    _name_bodies(out, classes == body_class, affine, pts, tangents, disc_labels, sacrum_found)
     return NamedLevels(labels=out, levels=levels, flags=sorted(set(flags)))
+
+
+def _disc_chain(
+    classes: npt.NDArray[np.integer],
+    affine: npt.NDArray[np.float64],
+    *,
+    body_class: int,
+    disc_class: int,
+    sacrum_class: int | None,
+    min_fraction: float,
+) -> tuple[list[npt.NDArray[np.bool_]], list[npt.NDArray[np.float64]]]:
+    """The disc components of a class map and their centroids (mm), superior to inferior;
+    empty when they do not form a lumbar spine (:func:`name_levels`)."""
+    spacing = voxel_sizes(affine)
+    bone = classes == body_class
+    if sacrum_class is not None:
+        bone = bone | (classes == sacrum_class)
+    # Large components (at least half the largest) are discs; smaller ones must lie
+    # against bone (a bright blob in the soft tissue or canal does not).
+    candidates = _components(classes == disc_class, min_fraction * 0.5)
+    largest = max((int(d.sum()) for d in candidates), default=0)
+    discs = [
+        d
+        for d in candidates
+        if d.sum() >= 0.5 * largest or _touches_bone(d, bone, spacing, radius_mm=3.0, min_ratio=0.3)
+    ]
+    if discs:
+        sizes = [int(d.sum()) for d in discs]
+        discs = [d for d, n in zip(discs, sizes, strict=True) if n >= min_fraction * max(sizes)]
+        discs = _on_spine_axis(discs, affine)
+    if not discs:
+        return [], []
+    centroids = [_centroid_mm(d, affine) for d in discs]
+    discs, centroids = _merge_close(discs, centroids, tol_mm=6.0)
+    centroids = [_centroid_mm(d, affine) for d in discs]
+    if len(discs) < 2:
+        # A lone disc-like blob has no neighbour to order or name it by, and every lumbar
+        # field of view holds at least two discs. The network found one in a real sagittal
+        # brain DWI (../shared/data/dwi-dicom/siemens-prisma-sag): it is not a spine.
+        logger.info("one disc-like component only: not taken for a lumbar spine")
+        return [], []
+    # Ordered superior → inferior: RAS z decreases down the spine. Along a lumbar spine
+    # (lordosis < 90° between neighbours) this is the order along the curve.
+    order = np.argsort([-c[2] for c in centroids])
+    discs = [discs[i] for i in order]
+    centroids = [centroids[i] for i in order]
+    if not spine_like(centroids):
+        logger.info("disc-like components do not form a spine: not taken for a lumbar spine")
+        return [], []
+    return discs, centroids
+
+
+def _spine_tangents(pts: npt.NDArray[np.float64]) -> list[npt.NDArray[np.float64]]:
+    """The local spine direction (unit, pointing inferior) at each disc centre of ``pts``
+    (superior to inferior): from the disc above to the disc below."""
+    n = len(pts)
+    tangents = []
+    for i in range(n):
+        a = pts[max(i - 1, 0)]
+        b = pts[min(i + 1, n - 1)]
+        t = b - a if n > 1 else np.array([0.0, 0.0, -1.0])
+        tangents.append(t / (np.linalg.norm(t) + 1e-9))
+    return tangents
+
+
+def _find_sacrum(
+    classes: npt.NDArray[np.integer],
+    affine: npt.NDArray[np.float64],
+    body_class: int,
+    sacrum_class: int | None,
+    pts: npt.NDArray[np.float64],
+    lowest_tangent: npt.NDArray[np.float64],
+) -> npt.NDArray[np.bool_] | None:
+    """The sacrum: sacrum-class voxels below the lowest disc, together at least half the
+    size of a typical vertebral body and reaching far enough below it; None otherwise.
+
+    With the sacrum out of view the network leaves a few small "sacrum" fragments at the
+    lower edge (164-449 voxels against ~20,000 for a body in real volumes cut through L4
+    or L5); taken for the sacrum, they named every disc one level off without a flag.
+    """
+    if sacrum_class is None:
+        return None
+    sac = classes == sacrum_class
+    if not sac.any():
+        return None
+    below = [
+        comp
+        for comp in _components(sac, 0.3)
+        if float((_centroid_mm(comp, affine) - pts[-1]) @ lowest_tangent) > 0
+    ]
+    if not below:
+        return None
+    union = np.logical_or.reduce(below)
+    # With no body in view there is no size to compare with: any sacrum below counts.
+    if int(union.sum()) < 0.5 * _typical_body_voxels(classes == body_class):
+        return None
+    return union if _reaches_below(union, affine, pts, lowest_tangent) else None
+
+
+def _name_bodies(
+    out: npt.NDArray[np.int16],
+    body: npt.NDArray[np.bool_],
+    affine: npt.NDArray[np.float64],
+    pts: npt.NDArray[np.float64],
+    tangents: list[npt.NDArray[np.float64]],
+    disc_labels: list[int],
+    sacrum_found: bool,
+) -> None:
+    """Label the body voxels in ``out`` (where it is still 0): each joins the vertebra above
+    or below its nearest disc (below the lowest disc: the sacrum when one was found, else
+    left unnamed)."""
+    if not body.any():
+        return
+    idx = np.argwhere(body)
+    xyz = apply_affine(affine, idx)
+    dist = np.linalg.norm(xyz[:, None, :] - pts[None, :, :], axis=2)
+    nearest = dist.argmin(axis=1)
+    side = np.einsum("ij,ij->i", xyz - pts[nearest], np.array(tangents)[nearest])
+    upper = np.array(disc_labels)[nearest] - DISC_OFFSET
+    vert = np.where(side < 0, upper, upper + 1)
+    vert = np.where(vert > L5, SACRUM if sacrum_found else 0, vert)
+    # Too far from every disc (e.g. a body half outside the FOV above the top disc
+    # is kept; stray bright blobs 6 cm away are not).
+    vert = np.where(dist.min(axis=1) > 60.0, 0, vert)
+    out[tuple(idx.T)] = np.where(out[tuple(idx.T)] == 0, vert, out[tuple(idx.T)])
 
 
 def label_runs(labels: Sequence[int]) -> str:
