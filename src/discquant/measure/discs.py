@@ -541,33 +541,8 @@ def measure_discs(
         for label in DISC_LABELS.values()
         if (frame := disc_frame(lab == label, labels.affine)) is not None
     }
-    csf_signal = marrow_signal = None
-    csf_adc = None
-    if inputs.anatomy is not None and inputs.anatomy_is_t2:
-        t2 = inputs.anatomy.data
-        csf = regions.csf_mask(lab, canal_label=CANAL_LABEL)
-        csf_signal = _reference_signal(t2, csf, min_voxels=config.min_core_voxels)
-        marrow = regions.marrow_mask(lab, labels.affine, frames=frames)
-        marrow_signal = _reference_signal(t2, marrow, min_voxels=config.min_core_voxels)
-    if inputs.adc is not None and inputs.labels_dwi is not None:
-        # As for the discs: a canal in fewer than three sagittal slices (a mid-sagittal
-        # T2, a thin DWI slab) lies in one or two DWI slices, which a 3-D erosion
-        # emptied; `water_index_csf` was then missing on every disc without a word.
-        source = inputs.labels if inputs.labels is not None else inputs.labels_dwi
-        thin = _thin_middle(
-            source.data == CANAL_LABEL,
-            source.affine,
-            inputs.labels_dwi.data == CANAL_LABEL,
-            inputs.labels_dwi.affine,
-        )
-        csf_dwi = regions.csf_mask(
-            inputs.labels_dwi.data,
-            canal_label=CANAL_LABEL,
-            slice_axis=left_right_axis(inputs.labels_dwi.affine) if thin else None,
-        )
-        stats = region_stats(inputs.adc.data, csf_dwi, min_voxels=config.min_core_voxels)
-        csf_adc = stats.median if stats is not None else None
-
+    csf_signal, marrow_signal = _t2_references(inputs, labels, frames, config)
+    csf_adc = _csf_adc(inputs, config)
     for result in results:
         label = DISC_LABELS[result.level]
         disc = lab == label
@@ -575,56 +550,125 @@ def measure_discs(
             continue
         result.found = True
         result.flags.extend(inputs.level_flags.get(result.level, []))
-        cut = touches_in_plane_edge(disc, labels.affine)
-        if cut:
-            result.flags.append("partial_fov")
-        geom = disc_geometry(disc, labels.affine, probability=disc_probability)
-        if geom is not None:
-            result.height_anterior_mm = geom.height_anterior_mm
-            result.height_middle_mm = geom.height_middle_mm
-            result.height_posterior_mm = geom.height_posterior_mm
-            result.ap_depth_mm = geom.ap_depth_mm
-            # one sagittal slice: area × slice thickness is not the disc's volume; the slab
-            # or the field of view ends inside the disc: what is counted is a part of it
-            withheld = volume_withheld_flag(disc, labels.affine)
-            if withheld is not None:
-                result.flags.append(withheld)
-            else:
-                result.volume_mm3 = geom.volume_mm3
-            if cut:  # the depth of the part in view, whatever else withheld the volume
-                result.ap_depth_mm = None
-            result.disc_height_index = _disc_height_index(
-                lab, labels.affine, label, geom, frames.get(label)
-            )
-        centroid_vox = np.argwhere(disc).mean(axis=0)
-        world = apply_affine(labels.affine, centroid_vox)
+        _geometry_measures(result, disc, labels, disc_probability, frames.get(label))
+        world = apply_affine(labels.affine, np.argwhere(disc).mean(axis=0))
         result.centroid_ras_mm = (float(world[0]), float(world[1]), float(world[2]))
         if inputs.anatomy is not None and inputs.anatomy_is_t2:
             _t2_measures(result, disc, inputs, csf_signal, marrow_signal, config)
         if inputs.adc is not None and inputs.labels_dwi is not None:
-            # The DWI's field of view is often smaller than the T2's: a disc cut by it
-            # gets its ADC from the part inside, which a reader should know.
-            # A DWI slab that ends beside the disc's middle (its T2 centroid) measures
-            # only a lateral part, not the nucleus.
-            disc_dwi = inputs.labels_dwi.data == label
-            dwi_affine = inputs.labels_dwi.affine
-            if disc_dwi.any() and (
-                touches_in_plane_edge(disc_dwi, dwi_affine)
-                or _centre_outside_slab(world, disc_dwi, dwi_affine)
-            ):
-                result.flags.append("partial_fov_dwi")
-            _adc_measures(result, inputs, config)
-            if result.adc_np is not None:
-                if csf_adc:
-                    result.water_index_csf = result.adc_np.median / csf_adc
-                else:  # said, as the other withheld values are
-                    result.flags.append("water_index_csf_withheld_no_csf")
-                if calibration is not None:
-                    result.water_percent = calibration.water_percent(result.adc_np.median)
-                    if result.water_percent is None:  # it was left empty without a word
-                        result.flags.append("water_withheld_outside_calibration")
+            _dwi_measures(result, world, inputs, config, csf_adc, calibration)
     _flag_missing_levels(results, labels)
     return results
+
+
+def _t2_references(
+    inputs: MeasureInputs,
+    labels: Volume,
+    frames: dict[int, DiscFrame],
+    config: MeasureConfig,
+) -> tuple[float | None, float | None]:
+    """The study's CSF and vertebral-marrow T2 signals (medians), the T2 ratios'
+    denominators; None each without a T2 or without enough voxels."""
+    if inputs.anatomy is None or not inputs.anatomy_is_t2:
+        return None, None
+    t2, lab = inputs.anatomy.data, labels.data
+    csf = regions.csf_mask(lab, canal_label=CANAL_LABEL)
+    marrow = regions.marrow_mask(lab, labels.affine, frames=frames)
+    return (
+        _reference_signal(t2, csf, min_voxels=config.min_core_voxels),
+        _reference_signal(t2, marrow, min_voxels=config.min_core_voxels),
+    )
+
+
+def _csf_adc(inputs: MeasureInputs, config: MeasureConfig) -> float | None:
+    """The median ADC of the canal's core on the DWI grid (``water_index_csf``'s
+    denominator); None without an ADC map or enough CSF voxels."""
+    if inputs.adc is None or inputs.labels_dwi is None:
+        return None
+    # As for the discs: a canal in fewer than three sagittal slices (a mid-sagittal
+    # T2, a thin DWI slab) lies in one or two DWI slices, which a 3-D erosion
+    # emptied; `water_index_csf` was then missing on every disc without a word.
+    source = inputs.labels if inputs.labels is not None else inputs.labels_dwi
+    thin = _thin_middle(
+        source.data == CANAL_LABEL,
+        source.affine,
+        inputs.labels_dwi.data == CANAL_LABEL,
+        inputs.labels_dwi.affine,
+    )
+    csf_dwi = regions.csf_mask(
+        inputs.labels_dwi.data,
+        canal_label=CANAL_LABEL,
+        slice_axis=left_right_axis(inputs.labels_dwi.affine) if thin else None,
+    )
+    stats = region_stats(inputs.adc.data, csf_dwi, min_voxels=config.min_core_voxels)
+    return stats.median if stats is not None else None
+
+
+def _geometry_measures(
+    result: DiscResult,
+    disc: npt.NDArray[np.bool_],
+    labels: Volume,
+    disc_probability: npt.NDArray[np.floating] | None,
+    frame: DiscFrame | None,
+) -> None:
+    """Heights, AP depth, volume and disc height index of one disc, with the flags of a
+    field of view that cuts it."""
+    cut = touches_in_plane_edge(disc, labels.affine)
+    if cut:
+        result.flags.append("partial_fov")
+    geom = disc_geometry(disc, labels.affine, probability=disc_probability)
+    if geom is None:
+        return
+    result.height_anterior_mm = geom.height_anterior_mm
+    result.height_middle_mm = geom.height_middle_mm
+    result.height_posterior_mm = geom.height_posterior_mm
+    result.ap_depth_mm = geom.ap_depth_mm
+    # one sagittal slice: area × slice thickness is not the disc's volume; the slab
+    # or the field of view ends inside the disc: what is counted is a part of it
+    withheld = volume_withheld_flag(disc, labels.affine)
+    if withheld is not None:
+        result.flags.append(withheld)
+    else:
+        result.volume_mm3 = geom.volume_mm3
+    if cut:  # the depth of the part in view, whatever else withheld the volume
+        result.ap_depth_mm = None
+    label = DISC_LABELS[result.level]
+    result.disc_height_index = _disc_height_index(labels.data, labels.affine, label, geom, frame)
+
+
+def _dwi_measures(
+    result: DiscResult,
+    centre_ras_mm: npt.NDArray[np.float64],
+    inputs: MeasureInputs,
+    config: MeasureConfig,
+    csf_adc: float | None,
+    calibration: WaterCalibration | None,
+) -> None:
+    """ADC values, noise checks and water measures of one disc (its T2 centre
+    ``centre_ras_mm``)."""
+    assert inputs.labels_dwi is not None
+    # The DWI's field of view is often smaller than the T2's: a disc cut by it
+    # gets its ADC from the part inside, which a reader should know.
+    # A DWI slab that ends beside the disc's middle (its T2 centroid) measures
+    # only a lateral part, not the nucleus.
+    disc_dwi = inputs.labels_dwi.data == DISC_LABELS[result.level]
+    dwi_affine = inputs.labels_dwi.affine
+    if disc_dwi.any() and (
+        touches_in_plane_edge(disc_dwi, dwi_affine)
+        or _centre_outside_slab(centre_ras_mm, disc_dwi, dwi_affine)
+    ):
+        result.flags.append("partial_fov_dwi")
+    _adc_measures(result, inputs, config)
+    if result.adc_np is None:
+        return
+    if csf_adc:
+        result.water_index_csf = result.adc_np.median / csf_adc
+    else:  # said, as the other withheld values are
+        result.flags.append("water_index_csf_withheld_no_csf")
+    if calibration is not None:
+        result.water_percent = calibration.water_percent(result.adc_np.median)
+        if result.water_percent is None:  # it was left empty without a word
+            result.flags.append("water_withheld_outside_calibration")
 
 
 def _flag_missing_levels(results: list[DiscResult], labels: Volume) -> None:
