@@ -21,6 +21,7 @@ from click.testing import Result
 from typer.testing import CliRunner
 
 from discquant.cli import app
+from discquant.diffusion.writer import ADC_SIDECAR_KEYS
 from discquant.measure.discs import median_rel_se
 from discquant.outputs.results_json import validate_results
 from discquant.phantom import PhantomConfig, PhantomTruth, generate_study, write_study
@@ -215,9 +216,12 @@ def test_adc_sidecar_names_its_fit_and_series(from_dicom: tuple[Path, Result]) -
     meta = json.loads((out / f"sub-{SUBJECT}" / f"sub-{SUBJECT}_adc.json").read_text())
     assert meta["AdcSource"] == "discquant" and meta["Method"] == "wls"
     assert meta["BValuesUsed_s_per_mm2"] == [0.0, 400.0, 800.0]
+    assert meta["VolumesPerShell"] == [1, 1, 1] and meta["Masked"] is False
     assert meta["SourceSeries"] == {
         "Role": "dwi", "Description": "DWI EPI SAG TRACEW", "File": "DWI_EPI_SAG/IM0300001.dcm",
+        "StoredUnit": None, "ScaleToUm2PerMs": None,
     }  # fmt: skip
+    assert list(meta) == list(ADC_SIDECAR_KEYS)  # `discquant adc`'s schema
 
 
 def test_the_nucleus_cores_written_reproduce_the_nucleus_adc(

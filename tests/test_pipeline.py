@@ -701,7 +701,8 @@ def test_the_configured_fit_method_makes_the_adc_map(method: str) -> None:
     another method, so one hard-coded in the pipeline would have passed), and the ADC
     sidecar names it."""
     from discquant.diffusion.adc import AdcModel
-    from discquant.outputs.write import _adc_fit_and_source
+    from discquant.diffusion.writer import adc_sidecar
+    from discquant.outputs.write import _adc_provenance
 
     ph = generate_study(3, PhantomConfig(epi_distortion=False))
     res = analyze(
@@ -716,7 +717,7 @@ def test_the_configured_fit_method_makes_the_adc_map(method: str) -> None:
     default = np.nan_to_num(fits["wls"].adc_um2_per_ms, nan=-1.0)
     np.testing.assert_array_equal(got, want)
     assert np.mean(np.abs(want - default) > 1e-3) > 0.1  # the methods differ on most voxels
-    assert _adc_fit_and_source(res)["Method"] == method
+    assert adc_sidecar(res.adc_map.data, _adc_provenance(res))["Method"] == method
 
 
 def test_an_implausible_nucleus_adc_withholds_only_its_adc_class() -> None:
@@ -1305,8 +1306,9 @@ def test_the_unit_a_scanner_adc_map_was_read_in_is_in_the_provenance_and_sidecar
     only: a wrong guess (× 1000) could not be traced from the results."""
     from tests.io.dicom_factory import write_lumbar_study
 
+    from discquant.diffusion.writer import adc_sidecar
     from discquant.io.load import load_study
-    from discquant.outputs.write import _adc_fit_and_source
+    from discquant.outputs.write import _adc_provenance
 
     written = write_lumbar_study(tmp_path, size=16, bvals=(800.0,))  # a trace, no raw DWI
     study = load_study(written.root)
@@ -1318,7 +1320,8 @@ def test_the_unit_a_scanner_adc_map_was_read_in_is_in_the_provenance_and_sidecar
     assert adc["scale_to_um2_per_ms"] == 1e-3
     assert adc["stored_unit"].startswith("10⁻⁶ mm²/s")
     assert not any("stored_unit" in s for s in res.provenance["series"] if s["role"] != "adc")
-    source = _adc_fit_and_source(res)["SourceSeries"]
+    assert res.adc_map is not None
+    source = adc_sidecar(res.adc_map.data, _adc_provenance(res))["SourceSeries"]
     assert source["StoredUnit"].startswith("10⁻⁶ mm²/s") and source["ScaleToUm2PerMs"] == 1e-3
 
 

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from discquant import __version__
 from discquant.cli import app
-from discquant.diffusion.writer import temporary_paths
+from discquant.diffusion.writer import ADC_SIDECAR_KEYS, temporary_paths
 
 BVALS = np.array([0.0, 400.0, 800.0])
 AFFINE = np.array(
@@ -46,14 +47,29 @@ def test_cli_writes_float32_map_with_input_affine_and_sidecar(dwi_files):
     assert valid.sum() == adc.size - 1
     # int16 storage rounds S(b=800) ≥ 2000·e^{-2.4} ≈ 181 by ≤ 0.5: ADC error ≤ ~0.4 %.
     np.testing.assert_allclose(data[valid], adc[valid], rtol=5e-3)
-    meta = json.loads((tmp / "maps" / "adc.json").read_text())
-    assert meta["Units"] == "um^2/ms"
+    assert img.header["descrip"].tobytes().rstrip(b"\0") == b"ADC um2/ms (1e-3 mm2/s)"
+    assert img.header.get_sform(coded=True)[1] == 1 and img.header.get_qform(coded=True)[1] == 1
+    assert img.header.get_xyzt_units()[0] == "mm"
+    text = (tmp / "maps" / "adc.json").read_text(encoding="utf-8")
+    meta = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    # the one schema of ADC sidecars, analyze's too (tests/outputs/test_adc_sidecar_schema.py)
+    assert list(meta) == list(ADC_SIDECAR_KEYS)
+    assert meta["Units"] == "um^2/ms" and meta["InvalidValue"] == "NaN"
+    assert meta["AdcSource"] == "discquant" and "(wls fit)" in meta["Description"]
     assert meta["Method"] == "wls"
     assert meta["BValuesUsed_s_per_mm2"] == [0, 400, 800]
+    assert meta["VolumesPerShell"] == [1, 1, 1]
     assert meta["ValidVoxels"] == adc.size - 1
-    assert meta["SoftwareVersion"]
+    assert meta["Masked"] is False and meta["RicianNoiseSigma"] is None
+    assert meta["BMin_s_per_mm2"] is None and meta["BMax_s_per_mm2"] is None
+    assert meta["SnrEstimate"] is None  # analyze's estimate; adc makes none
+    assert meta["Software"] == "discquant" and meta["SoftwareVersion"] == __version__
+    assert meta["GeneratedBy"] == [{"Name": "discquant", "Version": __version__}]
     # the map names its series (a lone map could not be traced to it: trial C)
-    assert meta["SourceSeries"] == {"Role": "dwi", "Description": "dwi", "File": "dwi.nii.gz"}
+    assert meta["SourceSeries"] == {
+        "Role": "dwi", "Description": "dwi", "File": "dwi.nii.gz",
+        "StoredUnit": None, "ScaleToUm2PerMs": None,
+    }  # fmt: skip
     assert not list((tmp / "maps").glob(".*partial*"))
 
 
@@ -96,8 +112,12 @@ def test_cli_method_bmin_and_mask(dwi_files):
     sel = mask.astype(bool)
     np.testing.assert_allclose(data[sel], adc[sel], rtol=1e-2)
     meta = json.loads((tmp / "adc.json").read_text())
+    assert list(meta) == list(ADC_SIDECAR_KEYS)
     assert meta["Method"] == "ols"
     assert meta["BValuesUsed_s_per_mm2"] == [400, 800]
+    assert meta["VolumesPerShell"] == [1, 1]
+    assert meta["BMin_s_per_mm2"] == 100 and meta["BMax_s_per_mm2"] is None
+    assert meta["Masked"] is True and meta["ValidVoxels"] == mask.sum()
 
 
 def test_cli_bad_bval_count_exits_2_and_writes_nothing(dwi_files):

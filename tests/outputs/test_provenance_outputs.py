@@ -11,6 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 
+from discquant.diffusion.writer import ADC_SIDECAR_KEYS
 from discquant.io.study import Series, SeriesRole, Study, Volume
 from discquant.outputs import write_outputs
 from discquant.phantom import PhantomConfig, generate_study, write_study
@@ -30,6 +31,7 @@ def _adc_sidecar(study: Study, out: Path) -> dict[str, Any]:
     paths = write_outputs(result, out)
     assert paths.adc_json is not None
     sidecar: dict[str, Any] = json.loads(paths.adc_json.read_text())
+    assert list(sidecar) == list(ADC_SIDECAR_KEYS)  # `discquant adc`'s schema
     return sidecar
 
 
@@ -41,6 +43,11 @@ def test_adc_sidecar_of_an_adc_only_study_names_the_scanner(tmp_path: Path) -> N
     assert "computed by the scanner" in sidecar["Description"]
     assert sidecar["AdcSource"] == "scanner"
     assert sidecar["Units"] == "um^2/ms"
+    # not fitted by discquant: the fit's keys are there, null
+    for key in ("Method", "BValuesUsed_s_per_mm2", "VolumesPerShell", "RicianNoiseSigma"):
+        assert sidecar[key] is None, key
+    assert sidecar["Masked"] is None and sidecar["ValidVoxels"] == 8 * 8 * 4
+    assert sidecar["SourceSeries"]["Role"] == "adc"
 
 
 def test_adc_sidecar_of_a_dwi_study_says_discquant_fitted_it(tmp_path: Path) -> None:
@@ -56,6 +63,9 @@ def test_adc_sidecar_of_a_dwi_study_says_discquant_fitted_it(tmp_path: Path) -> 
     assert sidecar["Description"].startswith("Apparent diffusion coefficient (trace) fitted")
     assert "(wls fit)" in sidecar["Description"]
     assert sidecar["AdcSource"] == "discquant"
+    assert sidecar["Method"] == "wls" and sidecar["BValuesUsed_s_per_mm2"] == [0, 500, 1000]
+    assert sidecar["VolumesPerShell"] == [1, 1, 1] and sidecar["Masked"] is False
+    assert sidecar["RicianNoiseSigma"] is None  # analyze corrects no noise floor
 
 
 PATIENT = {

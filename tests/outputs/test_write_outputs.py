@@ -262,6 +262,7 @@ def test_an_unestimated_snr_is_null_in_the_adc_sidecar(tmp_path: Path) -> None:
     sidecar = paths.adc.with_name(paths.adc.name.removesuffix(".nii.gz") + ".json")
     meta = json.loads(sidecar.read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}"))
     assert meta["SnrEstimate"] is None
+    assert meta["AdcSource"] == "unknown" and meta["SourceSeries"] is None
 
 
 def test_a_sheared_affine_is_left_to_the_sform(tmp_path: Path) -> None:

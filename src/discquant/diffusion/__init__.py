@@ -5,7 +5,7 @@
 - :mod:`discquant.diffusion.shells`: b-value shells and the trace image.
 - :mod:`discquant.diffusion.noise`: Rician noise-floor correction and σ from background.
 - :mod:`discquant.diffusion.scanner`: the integer ADC map a scanner would store.
-- :mod:`discquant.diffusion.writer`: ADC NIfTI + JSON sidecar (used by ``discquant adc``).
+- :mod:`discquant.diffusion.writer`: ADC NIfTI + JSON sidecar (``discquant adc`` and ``analyze``).
 
 Method, rules, validation and speed: ``docs/adc.md``.
 """

@@ -2,8 +2,11 @@
 
 The NIfTI keeps the DWI's affine and stores ADC in µm²/ms (10⁻³ mm²/s) as float32, NaN
 where the voxel is invalid. The sidecar (same name, ``.json``) says what the numbers are:
-unit, method, shells used, noise correction, discquant version. Both files are written
-to temporary names and renamed, so a failure never leaves a half-written map.
+unit, who computed the map, method, shells used, noise correction, source series,
+discquant version. :func:`write_adc_nifti` is the one writer of ADC maps, for
+``discquant adc`` and ``analyze`` alike (one sidecar schema, :data:`ADC_SIDECAR_KEYS`).
+Both files are written to temporary names and renamed, so a failure never leaves a
+half-written map.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +27,7 @@ import numpy.typing as npt
 from discquant.diffusion.adc import AdcFit, AdcModel
 from discquant.errors import InputNotFoundError, InvalidInputError
 from discquant.io.nifti import set_scanner_space
+from discquant.jsonfiles import finite_or_null
 
 log = logging.getLogger(__name__)
 
@@ -96,29 +101,187 @@ def parse_noise_sigma(value: str | float | None) -> float | Literal["auto"] | No
     return sigma
 
 
+ADC_SIDECAR_KEYS: tuple[str, ...] = (
+    "Description",
+    "AdcSource",
+    "Quantity",
+    "Units",
+    "UnitsDescription",
+    "UnitsNote",
+    "InvalidValue",
+    "Method",
+    "BValuesUsed_s_per_mm2",
+    "VolumesPerShell",
+    "BMin_s_per_mm2",
+    "BMax_s_per_mm2",
+    "RicianNoiseSigma",
+    "Masked",
+    "ValidVoxels",
+    "SnrEstimate",
+    "SourceSeries",
+    "GeneratedBy",
+    "Software",
+    "SoftwareVersion",
+)
+"""Every key of an ADC map's sidecar, in the order written, whoever wrote the map
+(``discquant adc`` or ``analyze``); a value that does not apply is ``null``. ``Source``
+follows them only when a Python caller names the input (:class:`AdcProvenance`).
+docs/outputs.md ("The ADC map and its sidecar") describes each."""
+
+SOURCE_SERIES_KEYS: tuple[str, ...] = (
+    "Role",
+    "Description",
+    "File",
+    "StoredUnit",
+    "ScaleToUm2PerMs",
+)
+"""The keys of the sidecar's ``SourceSeries`` (the last two ``null`` but for a scanner map)."""
+
+AdcSource = Literal["discquant", "scanner", "unknown"]
+
+
+@dataclass(frozen=True)
+class AdcProvenance:
+    """Where an ADC map came from: what its sidecar says besides the constant keys.
+
+    The fit's fields (``method`` … ``masked``) are for a map that discquant fitted
+    (``adc_source="discquant"``); for a scanner's map they stay ``None`` (``null``).
+
+    Attributes
+    ----------
+    adc_source
+        ``"discquant"`` (fitted from the DWI), ``"scanner"`` (the scanner's own map, rescaled
+        to µm²/ms) or ``"unknown"`` (not recorded).
+    method
+        The fit method (``wls``, ...).
+    bvals_used_s_per_mm2, volumes_per_shell
+        The shells fitted (ascending) and the DWI volumes averaged into each.
+    b_min_s_per_mm2, b_max_s_per_mm2
+        The b-value limits asked for (``None``: none).
+    rician_noise_sigma
+        The Rician σ removed from the signals before the fit (``None``: no correction).
+    masked
+        Whether the fit was restricted to a mask.
+    snr_estimate
+        The b≈0 image's SNR (95th percentile over the noise σ), where estimated.
+    source_series
+        ``Role``, ``Description``, ``File`` (and for a scanner map ``StoredUnit``,
+        ``ScaleToUm2PerMs``) of the series the map comes from.
+    source
+        A name for the input (Python callers only: the command line leaves it out, as file
+        and folder names can carry patient names); written as ``Source`` when given.
+    """
+
+    adc_source: AdcSource
+    method: str | None = None
+    bvals_used_s_per_mm2: tuple[float, ...] | None = None
+    volumes_per_shell: tuple[int, ...] | None = None
+    b_min_s_per_mm2: float | None = None
+    b_max_s_per_mm2: float | None = None
+    rician_noise_sigma: float | None = None
+    masked: bool | None = None
+    snr_estimate: float | None = None
+    source_series: Mapping[str, Any] | None = None
+    source: str | None = None
+
+    @classmethod
+    def of_fit(cls, fit: AdcFit, **fields: Any) -> AdcProvenance:
+        """A discquant fit's provenance: method, shells and noise σ from ``fit``, the
+        other fields (limits, mask, series, ...) as given."""
+        return cls(
+            adc_source="discquant",
+            method=fit.method,
+            bvals_used_s_per_mm2=tuple(fit.bvals_used_s_per_mm2),
+            volumes_per_shell=tuple(fit.volumes_per_shell),
+            rician_noise_sigma=fit.noise_sigma,
+            **fields,
+        )
+
+
+def adc_description(adc_source: str, method: str | None = None) -> str:
+    """The sidecar's ``Description``: who computed the map (and the fit method)."""
+    if adc_source == "scanner":
+        return (
+            "Apparent diffusion coefficient (trace) map computed by the scanner, taken from "
+            "the input as it is (not fitted by discquant); values converted to um^2/ms."
+        )
+    if adc_source == "discquant":
+        how = f" ({method} fit)" if method else ""
+        return (
+            "Apparent diffusion coefficient (trace) fitted by discquant from the "
+            f"diffusion-weighted images{how}."
+        )
+    return "Apparent diffusion coefficient (trace); where it was computed was not recorded."
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def adc_sidecar(adc_um2_per_ms: npt.ArrayLike, provenance: AdcProvenance) -> dict[str, Any]:
+    """The sidecar of an ADC map: every key of :data:`ADC_SIDECAR_KEYS` (and ``Source``
+    when ``provenance.source`` is given); NaN and ±inf are ``None``."""
+    from discquant import __version__
+
+    p = provenance
+    series = None
+    if p.source_series is not None:
+        series = {key: p.source_series.get(key) for key in SOURCE_SERIES_KEYS}
+    meta: dict[str, Any] = {
+        "Description": adc_description(p.adc_source, p.method),
+        "AdcSource": p.adc_source,
+        "Quantity": "apparent diffusion coefficient of the trace (mean over directions)",
+        "Units": "um^2/ms",  # BIDS/CMIXF style
+        "UnitsDescription": "micrometre^2 per millisecond = 10^-3 mm^2/s",
+        "UnitsNote": "µm²/ms = 1e-3 mm²/s; multiply by 1000 for the 1e-6 mm²/s of scanner maps",
+        "InvalidValue": "NaN",
+        "Method": p.method,
+        "BValuesUsed_s_per_mm2": None
+        if p.bvals_used_s_per_mm2 is None
+        else [round(float(b), 6) for b in p.bvals_used_s_per_mm2],
+        "VolumesPerShell": None
+        if p.volumes_per_shell is None
+        else [int(n) for n in p.volumes_per_shell],
+        "BMin_s_per_mm2": _float(p.b_min_s_per_mm2),
+        "BMax_s_per_mm2": _float(p.b_max_s_per_mm2),
+        "RicianNoiseSigma": _float(p.rician_noise_sigma),
+        "Masked": p.masked,
+        "ValidVoxels": int(np.count_nonzero(np.isfinite(np.asarray(adc_um2_per_ms)))),
+        "SnrEstimate": _float(p.snr_estimate),
+        "SourceSeries": series,
+        "GeneratedBy": [{"Name": "discquant", "Version": __version__}],
+        "Software": "discquant",
+        "SoftwareVersion": __version__,
+    }
+    assert tuple(meta) == ADC_SIDECAR_KEYS
+    if p.source is not None:
+        meta["Source"] = p.source
+    cleaned: dict[str, Any] = finite_or_null(meta)
+    return cleaned
+
+
 def write_adc_nifti(
-    fit: AdcFit,
+    adc_um2_per_ms: npt.ArrayLike,
     affine: npt.ArrayLike,
     output: str | Path,
-    *,
-    source: str | None = None,
-    settings: dict[str, Any] | None = None,
+    provenance: AdcProvenance,
 ) -> tuple[Path, Path]:
-    """Write ``fit.adc_um2_per_ms`` as float32 NIfTI with the given affine, plus sidecar.
+    """Write an ADC map as float32 NIfTI with the given affine, plus its JSON sidecar.
+
+    The one writer of ADC maps: ``discquant adc`` (:func:`compute_and_write_adc`) and
+    ``analyze`` (:func:`discquant.outputs.derivatives.write_adc_map`) both call it, so
+    their files have one header and one sidecar schema (:func:`adc_sidecar`).
 
     Parameters
     ----------
-    fit
-        The ADC fit.
+    adc_um2_per_ms
+        ADC in µm²/ms, NaN where invalid.
     affine
         4×4 voxel-to-RAS+ mm transform of the DWI the map was fitted from.
     output
         ``.nii`` or ``.nii.gz`` path; the sidecar goes next to it as ``.json``.
-    source
-        A name for the input to record in the sidecar. The command line leaves it out:
-        file and folder names can carry patient names.
-    settings
-        Extra keys for the sidecar (``BMin_s_per_mm2``, ...).
+    provenance
+        Where the map came from (:class:`AdcProvenance`).
 
     Returns
     -------
@@ -127,35 +290,21 @@ def write_adc_nifti(
     """
     import nibabel as nib
 
-    from discquant import __version__
-
     out = Path(output)
     side = sidecar_path(out)  # also refuses a name that is not .nii/.nii.gz
-    aff = np.asarray(affine, dtype=np.float64)
-    img = nib.Nifti1Image(np.asarray(fit.adc_um2_per_ms, dtype=np.float32), aff)
-    set_scanner_space(img)
+    data = np.asarray(adc_um2_per_ms, dtype=np.float32)
+    img = nib.Nifti1Image(data, np.asarray(affine, dtype=np.float64))
+    set_scanner_space(img)  # qform/sform code 1 (sform only when sheared), units mm
+    # NIfTI has no code for this unit: said in the header text, for a map read without
+    # its sidecar (a user trial)
     img.header["descrip"] = b"ADC um2/ms (1e-3 mm2/s)"
-    meta: dict[str, Any] = {
-        "Quantity": "apparent diffusion coefficient of the trace (mean over directions)",
-        "Units": "um^2/ms",  # as the analyze outputs (BIDS/CMIXF style)
-        "UnitsNote": "µm²/ms = 1e-3 mm²/s; multiply by 1000 for the 1e-6 mm²/s of scanner maps",
-        "InvalidValue": "NaN",
-        "Method": fit.method,
-        "BValuesUsed_s_per_mm2": [round(b, 6) for b in fit.bvals_used_s_per_mm2],
-        "VolumesPerShell": list(fit.volumes_per_shell),
-        "RicianNoiseSigma": fit.noise_sigma,
-        "ValidVoxels": fit.n_valid,
-        "Software": "discquant",
-        "SoftwareVersion": __version__,
-    }
-    if source is not None:
-        meta["Source"] = source
-    meta.update(settings or {})
+    # NaN or inf is null: a bare NaN is not JSON and the BIDS validator rejects it
+    text = json.dumps(adc_sidecar(data, provenance), indent=2, ensure_ascii=False, allow_nan=False)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp_img, tmp_side = temporary_paths(out)
     try:
         nib.save(img, tmp_img)
-        tmp_side.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        tmp_side.write_text(text + "\n", encoding="utf-8")
         os.replace(tmp_img, out)
         os.replace(tmp_side, side)
     except OSError as exc:
@@ -309,18 +458,19 @@ def compute_and_write_adc(
         if exc.path is not None:
             raise
         raise InvalidInputError(exc.reason, path=src) from exc
-    settings: dict[str, Any] = {
-        "BMin_s_per_mm2": b_min_s_per_mm2,
-        "BMax_s_per_mm2": b_max_s_per_mm2,
-        "Masked": mask is not None,
+    provenance = AdcProvenance.of_fit(
+        fit,
+        b_min_s_per_mm2=b_min_s_per_mm2,
+        b_max_s_per_mm2=b_max_s_per_mm2,
+        masked=mask is not None,
         # the series as analyze's sidecar and results name it: its description and file
         # (relative to the folder read, patient names and UIDs withheld)
-        "SourceSeries": {
+        source_series={
             "Role": series.role.value,
             "Description": series.description,
             "File": study.series_file(series),
         },
-    }
-    written, side = write_adc_nifti(fit, series.image.affine, out, settings=settings)
+    )
+    written, side = write_adc_nifti(fit.adc_um2_per_ms, series.image.affine, out, provenance)
     n_fitted = int(np.prod(data.shape[:3]) if mask_arr is None else mask_arr.sum())
     return AdcMapResult(written, side, fit.method, fit.n_valid, n_fitted, fit.bvals_used_s_per_mm2)

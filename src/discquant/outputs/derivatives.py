@@ -6,7 +6,7 @@ Layout (BIDS 1.9 derivatives)::
     OUT/sub-<label>/sub-<label>_dseg.nii.gz            segmentation on the T2 grid
     OUT/sub-<label>/sub-<label>_dseg.tsv               its look-up table (index, name, abbreviation)
     OUT/sub-<label>/sub-<label>_space-dwi_dseg.nii.gz  segmentation on the DWI grid
-    OUT/sub-<label>/sub-<label>_adc.nii.gz (+ .json)   ADC, float32, um^2/ms
+    OUT/sub-<label>/sub-<label>_adc.nii.gz (+ .json)   ADC, float32, um^2/ms (adc's writer)
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from discquant import RESEARCH_DISCLAIMER, __version__
+from discquant.diffusion.writer import AdcProvenance, write_adc_nifti
 from discquant.io.nifti import set_scanner_space
 from discquant.io.study import Volume
-from discquant.outputs._common import to_jsonable
 
 log = logging.getLogger(__name__)
 
@@ -90,26 +90,19 @@ def write_dseg_tsv(path: Path, *, present: set[int] | None = None) -> Path:
     return path
 
 
-def write_adc_map(volume: Volume, path: Path, *, sidecar: dict[str, Any] | None = None) -> Path:
-    """Write the ADC map as float32 NIfTI in µm²/ms with a BIDS JSON sidecar next to it."""
-    import nibabel as nib
+def write_adc_map(volume: Volume, path: Path, provenance: AdcProvenance) -> Path:
+    """Write the ADC map as float32 NIfTI in µm²/ms with its JSON sidecar next to it.
 
-    img = _nifti(np.asarray(volume.data, dtype=np.float32), volume.affine)
-    img.header.set_xyzt_units(xyz="mm")
-    # NIfTI has no code for this unit: said in the header text too, as `discquant adc`
-    # writes it, for a map read without its sidecar (a user trial)
-    img.header["descrip"] = b"ADC um2/ms (1e-3 mm2/s)"
-    nib.save(img, path)
-    meta: dict[str, Any] = {
-        "Description": "Apparent diffusion coefficient (trace) fitted by discquant.",
-        "Units": "um^2/ms",
-        "UnitsDescription": "micrometre^2 per millisecond = 10^-3 mm^2/s",
-        "GeneratedBy": [{"Name": "discquant", "Version": __version__}],
-    }
-    meta.update(sidecar or {})
-    sidecar_path = path.with_name(path.name.removesuffix(".nii.gz") + ".json")
-    # NaN (an SNR that could not be estimated) is null, as in results.json: a bare NaN
-    # is not JSON and the BIDS validator rejects it.
-    text = json.dumps(to_jsonable(meta), indent=2, allow_nan=False)
-    sidecar_path.write_text(text + "\n", encoding="utf-8")
-    return path
+    The writer is ``discquant adc``'s own (:func:`discquant.diffusion.writer.write_adc_nifti`):
+    one header, one sidecar schema for both commands.
+    """
+    try:
+        written, _ = write_adc_nifti(volume.data, volume.affine, path, provenance)
+    except OSError as exc:
+        # The writer names the map, here in the subject's temporary folder, which is gone
+        # once the failure is reported: the error as raised (gzip's ENOSPC has no file
+        # name), so that write_outputs names the subject folder instead.
+        if isinstance(exc.__cause__, OSError):
+            raise exc.__cause__ from None
+        raise
+    return written

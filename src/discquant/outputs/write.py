@@ -20,6 +20,7 @@ import shutil
 import time
 import uuid
 import warnings
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from discquant.diffusion.writer import AdcProvenance, AdcSource
 from discquant.output_paths import generated_by_discquant, split_study_label, study_folder
 from discquant.outputs import _staging, derivatives, results_json, tables
 from discquant.outputs._common import bids_label
@@ -163,67 +165,61 @@ def ensure_dataset_description(root: Path) -> Path:
     return path
 
 
-def _adc_origin(result: AnalysisResult) -> dict[str, str]:
-    """``Description`` and ``AdcSource`` of the ADC sidecar: who computed the map.
+def _adc_provenance(result: AnalysisResult) -> AdcProvenance:
+    """What the ADC sidecar says about the map's origin (the schema is ``discquant adc``'s,
+    :func:`discquant.diffusion.writer.adc_sidecar`).
 
     ``result.provenance["adc_source"]`` (set by the pipeline) is ``"scanner"`` when the
     study had no raw DWI and the scanner's ADC map was used as it is, ``"discquant"`` when
     discquant fitted the DWI. Without it (results built by hand), a fit residual map means
-    discquant fitted it; otherwise the origin is said to be unknown.
+    discquant fitted it; otherwise the origin is said to be unknown. A fitted map has the
+    fit's method, shells and b-value limit (analyze fits without a mask or noise
+    correction); every map names the series it comes from, ``SourceSeries`` (role,
+    description, file as the results JSON shows them, and for a scanner map the unit its
+    values were read in): a map alone could not be traced to its series (a user trial).
     """
-    source = result.provenance.get("adc_source")
-    if source is None and result.adc_fit_rmse is not None:
-        source = "discquant"
-    if source == "scanner":
-        return {
-            "Description": "Apparent diffusion coefficient (trace) map computed by the "
-            "scanner, taken from the input as it is (not fitted by discquant); values "
-            "converted to um^2/ms.",
-            "AdcSource": "scanner",
-        }
-    if source == "discquant":
-        config = result.provenance.get("config")
-        method = config.get("adc_method") if isinstance(config, dict) else None
-        how = f" ({method} fit)" if method else ""
-        return {
-            "Description": "Apparent diffusion coefficient (trace) fitted by discquant "
-            f"from the diffusion-weighted images{how}.",
-            "AdcSource": "discquant",
-        }
-    return {
-        "Description": "Apparent diffusion coefficient (trace); where it was computed "
-        "was not recorded.",
-        "AdcSource": "unknown",
-    }
-
-
-def _adc_fit_and_source(result: AnalysisResult) -> dict[str, Any]:
-    """The ADC sidecar's ``Method`` and ``BValuesUsed_s_per_mm2`` (as ``discquant adc``
-    writes them, when discquant fitted the map) and ``SourceSeries``: the role,
-    description and file (as the results JSON shows them) of the series the map comes
-    from. A map alone could not be traced to its series (a user trial)."""
-    meta: dict[str, Any] = {}
-    config = result.provenance.get("config")
-    source = result.provenance.get("adc_source")
-    if source == "discquant" and isinstance(config, dict) and config.get("adc_method"):
-        meta["Method"] = config["adc_method"]
-    if source == "discquant" and result.adc_fit_bvals_s_per_mm2 is not None:
-        meta["BValuesUsed_s_per_mm2"] = sorted(
-            {round(b, 6) for b in result.adc_fit_bvals_s_per_mm2}
-        )
-    role = {"discquant": "dwi", "scanner": "adc"}.get(str(source))
+    recorded = result.provenance.get("adc_source")
+    if recorded is None and result.adc_fit_rmse is not None:
+        recorded = "discquant"
+    source: AdcSource = (
+        "discquant"
+        if recorded == "discquant"
+        else "scanner"
+        if recorded == "scanner"
+        else "unknown"
+    )
+    role = {"discquant": "dwi", "scanner": "adc"}.get(source)
     series = result.provenance.get("series") or []
     found = next((s for s in series if isinstance(s, dict) and s.get("role") == role), None)
+    source_series = None
     if found is not None:
-        meta["SourceSeries"] = {
+        source_series = {
             "Role": found.get("role"),
             "Description": found.get("description"),
             "File": found.get("file"),
+            "StoredUnit": found.get("stored_unit"),
+            "ScaleToUm2PerMs": found.get("scale_to_um2_per_ms"),
         }
-        if found.get("stored_unit"):  # a scanner map: the unit its values were read in
-            meta["SourceSeries"]["StoredUnit"] = found["stored_unit"]
-            meta["SourceSeries"]["ScaleToUm2PerMs"] = found.get("scale_to_um2_per_ms")
-    return meta
+    if source != "discquant":
+        return AdcProvenance(source, snr_estimate=result.snr_estimate, source_series=source_series)
+    config = result.provenance.get("config")
+    config = config if isinstance(config, dict) else {}
+    shells: tuple[float, ...] | None = None
+    volumes: tuple[int, ...] | None = None
+    if result.adc_fit_bvals_s_per_mm2 is not None:  # one per volume fitted
+        counts = Counter(round(b, 6) for b in result.adc_fit_bvals_s_per_mm2)
+        shells = tuple(sorted(counts))
+        volumes = tuple(counts[b] for b in shells)
+    return AdcProvenance(
+        "discquant",
+        method=config.get("adc_method") or None,
+        bvals_used_s_per_mm2=shells,
+        volumes_per_shell=volumes,
+        b_min_s_per_mm2=config.get("b_min_s_per_mm2"),
+        masked=False,  # analyze fits every voxel, without noise correction
+        snr_estimate=result.snr_estimate,
+        source_series=source_series,
+    )
 
 
 _NO_SPACE = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
@@ -382,13 +378,7 @@ def _write_subject(
         skipped["nucleus_core"] = "no nucleus ADC measured (no ADC map on the DWI grid)"
     if result.adc_map is not None:
         adc_path = derivatives.write_adc_map(
-            result.adc_map,
-            name("adc.nii.gz"),
-            sidecar={
-                **_adc_origin(result),
-                **_adc_fit_and_source(result),
-                "SnrEstimate": result.snr_estimate,
-            },
+            result.adc_map, name("adc.nii.gz"), _adc_provenance(result)
         )
         written["adc"] = adc_path.name
         written["adc_json"] = adc_path.name.removesuffix(".nii.gz") + ".json"
