@@ -64,7 +64,7 @@ import numpy.typing as npt
 from discquant.diffusion._kernel import NLLS_MAX_ITER, Kernel, make_plan
 from discquant.diffusion.noise import estimate_noise_sigma_of_images
 from discquant.diffusion.shells import (
-    SHELL_TOL_S_PER_MM2,
+    SHELL_TOLERANCE_S_PER_MM2,
     Shell,
     acquisitions_per_volume,
     group_shells,
@@ -167,7 +167,7 @@ class AdcModel:
         b_min_s_per_mm2: float | None = None,
         b_max_s_per_mm2: float | None = None,
         noise_sigma: float | Literal["auto"] | None = None,
-        shell_tol_s_per_mm2: float = SHELL_TOL_S_PER_MM2,
+        shell_tol_s_per_mm2: float = SHELL_TOLERANCE_S_PER_MM2,
     ) -> None:
         if method not in METHODS:
             raise InvalidInputError(f"unknown ADC method {method!r}; choose one of {METHODS}")

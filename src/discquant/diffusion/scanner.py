@@ -6,7 +6,9 @@ geometric-mean trace image over the acquired b-values, stored as integers in uni
 study; docs/literature.md, "Acquisition"). :func:`scanner_adc_map`
 reproduces that in plain float64 numpy, independently of the fast engine in
 :mod:`discquant.diffusion.adc`, so that the two can be compared (test of scanner
-equivalence). The phantom writes its scanner-style series with
+equivalence). ``analyze`` compares a study's scanner map with
+``AdcModel(method="ols")`` of the same DWI, which that test holds equal to this function.
+The phantom writes its scanner-style series with
 :func:`discquant.phantom.acquisition.scanner_adc`, the same fit that also clips to
 0–5 µm²/ms and zeroes voxels whose b = 0 signal is below 3σ.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from discquant.diffusion.shells import SHELL_TOL_S_PER_MM2, trace_shells
+from discquant.diffusion.shells import SHELL_TOLERANCE_S_PER_MM2, trace_shells
 from discquant.errors import InvalidInputError
 
 SCANNER_UNIT_MM2_PER_S = 1e-6
@@ -27,7 +29,7 @@ def scanner_adc_map(
     dwi: npt.ArrayLike,
     bvals: npt.ArrayLike,
     *,
-    tol: float = SHELL_TOL_S_PER_MM2,
+    tol: float = SHELL_TOLERANCE_S_PER_MM2,
     unit_mm2_per_s: float = SCANNER_UNIT_MM2_PER_S,
 ) -> npt.NDArray[np.int32]:
     """Scanner-style ADC: trace per shell, unweighted log-linear fit, rounded integers.

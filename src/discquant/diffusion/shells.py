@@ -5,7 +5,9 @@ into a *trace-weighted* image, the geometric mean of the directional images, so 
 ADC fitted from it is the mean of the directional ADCs (rotation invariant for any
 direction set balanced over the sphere). Several b≈0 images are averaged arithmetically
 (they are repeated measurements of the same signal). This module holds that grouping so
-that the ADC engine, the scanner-style reference and the phantom agree on it.
+that the ADC engine and the scanner-style reference agree on it (the phantom's own
+scanner-style map has its own rules: :mod:`discquant.diffusion.scanner`). The default
+tolerance is the import's, :data:`discquant.io.roles.SHELL_TOLERANCE_S_PER_MM2`.
 
 Grouping rule: b-values are sorted and a value joins the current shell when it lies
 within ``tol`` of that shell's smallest member or within 5 % of its own b-value, whichever
@@ -26,10 +28,6 @@ import numpy.typing as npt
 
 from discquant.errors import InvalidInputError
 from discquant.io.roles import SHELL_TOLERANCE_S_PER_MM2, same_shell
-
-SHELL_TOL_S_PER_MM2 = SHELL_TOLERANCE_S_PER_MM2
-"""Default absolute tolerance for two b-values to count as one shell (s/mm²); 5 % of the
-b-value when that is larger (:func:`discquant.io.roles.same_shell`, the import's rule)."""
 
 B0_MAX_S_PER_MM2 = 50.0
 """A lowest shell at or below this b-value is b≈0 and averaged arithmetically (dipy's default)."""
@@ -59,7 +57,9 @@ class Shell:
         return len(self.volumes)
 
 
-def group_shells(bvals: npt.ArrayLike, *, tol: float = SHELL_TOL_S_PER_MM2) -> tuple[Shell, ...]:
+def group_shells(
+    bvals: npt.ArrayLike, *, tol: float = SHELL_TOLERANCE_S_PER_MM2
+) -> tuple[Shell, ...]:
     """Group b-values into shells, lowest first.
 
     Parameters
@@ -196,7 +196,7 @@ def directional_shells(shells: Sequence[Shell], bvecs: npt.ArrayLike | None) -> 
 
 
 def trace_shells(
-    dwi: npt.ArrayLike, bvals: npt.ArrayLike, *, tol: float = SHELL_TOL_S_PER_MM2
+    dwi: npt.ArrayLike, bvals: npt.ArrayLike, *, tol: float = SHELL_TOLERANCE_S_PER_MM2
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """One image per shell: the b≈0 mean and the geometric-mean trace of each other shell.
 
