@@ -565,6 +565,10 @@ def _measure(
 
 
 def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> None:
+    """The ADC map into ``result``: fitted from the raw DWI (with its residual map, the
+    fitted b-values and averages, the mean b≈0 image, the noise σ and SNR, and a
+    comparison with the scanner's map when the study has one), or, without a raw DWI,
+    the scanner's map itself (its trace image standing in for b≈0)."""
     from discquant.diffusion.adc import AdcModel
     from discquant.diffusion.shells import (
         B0_MAX_S_PER_MM2,
