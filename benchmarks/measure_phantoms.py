@@ -32,7 +32,6 @@ import argparse
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -46,7 +45,7 @@ from discquant.measure.discs import MEDIAN_SE_FACTOR, _nucleus_mask
 from discquant.phantom import PhantomConfig, generate_study
 from discquant.phantom.study import PhantomStudy
 from discquant.pipeline import AnalysisConfig, analyze
-from discquant.segment import load_segmentation_model, segment_spine
+from discquant.segment import load_segmentation_model, make_segmenter
 
 
 def nucleus_adc_bound(ph: PhantomStudy, clean: PhantomStudy) -> dict[str, float]:
@@ -119,7 +118,7 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     cnn = None  # None: analyze() loads the shipped segmentation
     if args.segment_model is not None:
-        cnn = partial(segment_spine, model=load_segmentation_model(args.segment_model))
+        cnn = make_segmenter(load_segmentation_model(args.segment_model))
     t0 = time.perf_counter()
     bvals = tuple(float(b) for b in args.bvals.split(","))
     phantoms = validation_phantoms(args.n, snr=args.snr, first_seed=args.first_seed, bvals=bvals)

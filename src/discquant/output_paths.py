@@ -2,7 +2,9 @@
 
 Used by every command and by :func:`discquant.pipeline.run_study`, so that an output
 folder under a file, or in a folder without write permission, is a one-line error before
-any import or analysis rather than an OSError afterwards.
+any import or analysis rather than an OSError afterwards. Also the names of those paths:
+study labels (:func:`bids_label`, :func:`split_study_label`, :func:`study_folder`) and the
+reading of BIDS names (:func:`bids_subject_session`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from discquant.errors import InvalidInputError
 
 __all__ = [
     "COHORT_STATE_DIR",
+    "bids_label",
     "bids_prefix",
     "bids_subject_session",
     "check_not_an_input",
@@ -47,6 +50,33 @@ def split_study_label(label: str) -> tuple[str, str | None]:
     """
     subject, sep, session = label.rpartition(SESSION_ENTITY)
     return (subject, session) if sep and subject and session else (label, None)
+
+
+_STUDY_LABEL = re.compile(rf"(.+){SESSION_ENTITY}([A-Za-z0-9]+)")
+"""A subject identifier that ends in a BIDS session entity (the last one)."""
+
+
+def bids_label(subject: str) -> str:
+    """Turn a subject identifier into a study label: a BIDS subject label (letters and
+    digits only), and for one session of a subject its session entity as well, whose
+    outputs go to ``sub-<subject>/ses-<session>/`` (:func:`study_folder`).
+
+    >>> bids_label("sub-demo_01"), bids_label("sub-01_ses-2"), bids_label("01_ses-pre")
+    ('demo01', '01_ses-2', '01_ses-pre')
+    >>> bids_label("sub-01_ses-2_ses-3")  # the last session entity only
+    '01ses2_ses-3'
+    """
+    match = _STUDY_LABEL.fullmatch(subject)
+    if match is not None:
+        return f"{_subject_label(match.group(1))}{SESSION_ENTITY}{match.group(2)}"
+    return _subject_label(subject)
+
+
+def _subject_label(subject: str) -> str:
+    """Letters and digits of ``subject`` without its ``sub-`` (``unknown`` when none)."""
+    label = subject.removeprefix("sub-")
+    label = re.sub(r"[^A-Za-z0-9]", "", label)
+    return label or "unknown"
 
 
 _BIDS_NAME = re.compile(r"sub-([A-Za-z0-9]+)(?:_ses-([A-Za-z0-9]+))?(?=[_.]|$)")

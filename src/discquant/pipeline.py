@@ -45,6 +45,7 @@ from discquant.measure.discs import (
     on_label_grid,
 )
 from discquant.output_paths import (
+    bids_label,
     check_not_inside_inputs,
     check_not_over_inputs,
     check_output_folder,
@@ -68,10 +69,10 @@ if TYPE_CHECKING:  # the stages' types, without loading PyTorch for this module
 
 __all__ = [
     "AnalysisConfig",
-    "DiscquantError",
     "Segmentation",
     "StudyInputs",
     "analyze",
+    "check_config",
     "load_inputs",
     "run_study",
     "source_adc_datasets",
@@ -357,7 +358,10 @@ def _run_stages(
     segmentation: Segmentation | None = None
     try:
         with stages.run("segmentation") as status:
-            segment = segment or _default_segmenter(config)
+            if segment is None:  # the shipped network, loaded once for the T2 and b≈0
+                from discquant.segment import make_segmenter
+
+                segment = make_segmenter(device=config.device)
             segmentation = _segment(segment, anatomy, study, result, status)
     except NoDiscsFoundError:  # a user's segmenter may say so itself
         result.flags.append("no_lumbar_discs_found")
@@ -672,14 +676,6 @@ def _noise_sigma(dwi: Series, warnings: list[str]) -> float | None:
         warnings.append(f"SNR not estimated: {exc}")
         return None
     return float(sigma) if sigma > 0 else None
-
-
-def _default_segmenter(config: AnalysisConfig) -> Segmenter:
-    """The shipped network, loaded once for the T2 and the b≈0 image of a study."""
-    from discquant.segment import load_segmentation_model, segment_spine
-
-    model = load_segmentation_model()
-    return lambda image: segment_spine(image, model=model, device=config.device)
 
 
 def _level_flags(segmentation: Segmentation) -> dict[str, list[str]]:
@@ -1231,7 +1227,6 @@ def run_study(
     """
     from discquant.io.load import subject_from_name
     from discquant.outputs import write_outputs
-    from discquant.outputs._common import bids_label
     from discquant.outputs.write import (
         DICOM_NOT_REQUESTED,
         NO_SOURCE_DICOM,

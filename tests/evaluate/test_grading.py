@@ -411,7 +411,7 @@ def test_cli_evaluate_grade_reads_the_cohort_parquet(tmp_path: Path) -> None:
 def test_read_table_checks_a_parquet_table_and_names_its_rows(tmp_path: Path) -> None:
     import pandas as pd
 
-    from discquant.outputs._common import bids_label
+    from discquant.output_paths import bids_label
 
     path = tmp_path / "t.parquet"
     df = _cohort_like(1)

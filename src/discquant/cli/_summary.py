@@ -28,7 +28,7 @@ def print_summary(
     from rich.markup import escape
     from rich.table import Table
 
-    from discquant.outputs._common import bids_label
+    from discquant.output_paths import bids_label
 
     console = Console(width=None if sys.stdout.isatty() else 140)
     table = Table(

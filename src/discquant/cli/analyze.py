@@ -93,12 +93,9 @@ def _models(segmentation: Path | None, grading: Path | None, device: str) -> tup
     """The segmenter and grading model the options name (None: the shipped ones)."""
     segmenter = pfirrmann = None
     if segmentation is not None:
-        import functools
+        from discquant.segment import load_segmentation_model, make_segmenter
 
-        from discquant.segment import load_segmentation_model, segment_spine
-
-        model = load_segmentation_model(segmentation)
-        segmenter = functools.partial(segment_spine, model=model, device=device)
+        segmenter = make_segmenter(load_segmentation_model(segmentation), device=device)
     if grading is not None:
         from discquant.grade.pfirrmann import load_grading_model
 

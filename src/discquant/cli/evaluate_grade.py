@@ -64,8 +64,8 @@ def evaluate_grade_cmd(
     with user_errors():
         from discquant.errors import InvalidInputError
         from discquant.evaluate.grading import evaluate_tables, unmatched_warnings
-        from discquant.output_paths import check_not_an_input, check_output_file
-        from discquant.outputs._common import bids_label, to_jsonable
+        from discquant.output_paths import bids_label, check_not_an_input, check_output_file
+        from discquant.outputs._common import to_jsonable
 
         if plot is not None and not bland_altman:
             raise InvalidInputError("--plot draws a Bland-Altman plot: add --bland-altman")

@@ -18,8 +18,7 @@ from pathlib import Path
 
 from discquant.cohort.records import STATE_DIR
 from discquant.errors import InputNotFoundError, InvalidInputError
-from discquant.output_paths import split_study_label
-from discquant.outputs._common import bids_label
+from discquant.output_paths import bids_label, split_study_label
 from discquant.pipeline import StudyInputs
 
 log = logging.getLogger(__name__)

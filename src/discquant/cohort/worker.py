@@ -180,17 +180,6 @@ def options_models(options: CohortOptions) -> dict[str, Any]:
     return models
 
 
-def _weights_sha256(model: Any) -> str:
-    """SHA-256 of a model's weights (:func:`discquant.models.weights_sha256` of its
-    ``net``/``network``), ``"unknown"`` for a model without one."""
-    from discquant.models import weights_sha256
-
-    net = getattr(model, "net", None) or getattr(model, "network", None)
-    if net is None or not hasattr(net, "state_dict"):
-        return "unknown"
-    return weights_sha256(net)
-
-
 @functools.lru_cache(maxsize=4)
 def worker_model_versions(
     segmentation: Path | None = None,
@@ -199,7 +188,7 @@ def worker_model_versions(
 ) -> dict[str, str]:
     """``{model: sha256 of its weights}`` of this worker's models (part of the resume key)."""
     models = worker_models(segmentation, pfirrmann, stamps)
-    return {name: _weights_sha256(model) for name, model in sorted(models.items())}
+    return {name: model.weights_sha256 for name, model in sorted(models.items())}
 
 
 def pipeline_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -> StudyReport:
@@ -209,11 +198,9 @@ def pipeline_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -
     models = options_models(options)
     segmenter = None
     if "segmentation" in models:
-        from discquant.segment import segment_spine
+        from discquant.segment import make_segmenter
 
-        segmenter = functools.partial(
-            segment_spine, model=models["segmentation"], device=options.config.device
-        )
+        segmenter = make_segmenter(models["segmentation"], device=options.config.device)
     result, _ = run_study(
         inputs,
         out_dir,
@@ -314,7 +301,7 @@ def _pass_over_interrupt(signum: int, frame: object) -> None:
 CODE_SUFFIXES: tuple[str, ...] = (".py", ".json", ".yaml", ".yml", ".html")
 """Files of the installed package that make up :func:`code_sha256`: the source, the
 shipped configuration (ADC classes, water calibration), the results schema and the report
-template. Model weights (``.pt``) are left out: :func:`_weights_sha256` hashes them."""
+template. Model weights (``.pt``) are left out: :func:`worker_model_versions` hashes them."""
 
 
 def _code_files(package: Path) -> Iterator[tuple[str, Path]]:

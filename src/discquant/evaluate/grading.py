@@ -419,7 +419,7 @@ def read_table(path: Path, *, subject_key: Callable[[str], str] | None = None) -
         The table.
     subject_key
         Applied to every subject after the checks for empty cells, before the check for
-        duplicates: e.g. ``discquant.outputs._common.bids_label``, under which
+        duplicates: e.g. ``discquant.output_paths.bids_label``, under which
         ``sub-spider_002`` and ``spider002`` are one subject (and two rows naming it at one
         level are duplicates).
 

@@ -1,10 +1,9 @@
-"""Small helpers shared by the output writers: subject labels, PHI scrubbing, JSON-safe values."""
+"""Small helpers shared by the output writers: PHI scrubbing, JSON-safe values."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -57,29 +56,6 @@ The DICOM SEG and SR still reference their source series, as they must."""
 _PHI_KEYS_LOWER = frozenset(k.lower() for k in PHI_KEYS | SOURCE_KEYS) | frozenset(
     {"patient_name", "patient_id", "patient_birth_date", "accession_number"}
 )
-
-
-def bids_label(subject: str) -> str:
-    """Turn a subject identifier into a study label: a BIDS subject label (letters and
-    digits only), and for one session of a subject its session entity as well, whose
-    outputs go to ``sub-<subject>/ses-<session>/`` (:func:`discquant.output_paths.study_folder`).
-
-    >>> bids_label("sub-demo_01"), bids_label("sub-01_ses-2"), bids_label("01_ses-pre")
-    ('demo01', '01_ses-2', '01_ses-pre')
-    >>> bids_label("sub-01_ses-2_ses-3")  # the last session entity only
-    '01ses2_ses-3'
-    """
-    match = re.fullmatch(r"(.+)_ses-([A-Za-z0-9]+)", subject)
-    if match is not None:
-        return f"{_subject_label(match.group(1))}_ses-{match.group(2)}"
-    return _subject_label(subject)
-
-
-def _subject_label(subject: str) -> str:
-    """Letters and digits of ``subject`` without its ``sub-`` (``unknown`` when none)."""
-    label = subject[4:] if subject.startswith("sub-") else subject
-    label = re.sub(r"[^A-Za-z0-9]", "", label)
-    return label or "unknown"
 
 
 def is_phi_key(key: str) -> bool:

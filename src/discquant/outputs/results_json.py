@@ -17,8 +17,8 @@ from typing import Any
 
 from discquant import RESEARCH_DISCLAIMER, __version__
 from discquant.io.study import Volume
-from discquant.output_paths import split_study_label
-from discquant.outputs._common import bids_label, scrub_phi, to_jsonable
+from discquant.output_paths import bids_label, split_study_label
+from discquant.outputs._common import scrub_phi, to_jsonable
 from discquant.results import LEVELS, AdcStats, AnalysisResult, DiscResult
 
 log = logging.getLogger(__name__)

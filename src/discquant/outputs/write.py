@@ -29,9 +29,13 @@ from typing import Any
 import numpy as np
 
 from discquant.diffusion.writer import AdcProvenance, AdcSource
-from discquant.output_paths import generated_by_discquant, split_study_label, study_folder
+from discquant.output_paths import (
+    bids_label,
+    generated_by_discquant,
+    split_study_label,
+    study_folder,
+)
 from discquant.outputs import _staging, derivatives, results_json, tables
-from discquant.outputs._common import bids_label
 from discquant.results import AnalysisResult, StageStatus
 
 log = logging.getLogger(__name__)

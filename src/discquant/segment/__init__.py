@@ -1,6 +1,6 @@
 """Stage: segment. CNN segmentation of lumbar discs, vertebral bodies and sacrum with level names.
 
-Public API: :func:`segment_spine`, :func:`load_segmentation_model`,
+Public API: :func:`segment_spine`, :func:`make_segmenter`, :func:`load_segmentation_model`,
 :class:`SpineSegmentation`, :class:`DiscLevel`, :func:`write_segmentation`.
 """
 
@@ -8,6 +8,7 @@ from discquant.segment.infer import (
     SegmentationModel,
     SpineSegmentation,
     load_segmentation_model,
+    make_segmenter,
     segment_spine,
 )
 from discquant.segment.io import write_segmentation
@@ -20,6 +21,7 @@ __all__ = [
     "disc_label",
     "disc_name",
     "load_segmentation_model",
+    "make_segmenter",
     "segment_spine",
     "vertebra_name",
     "write_segmentation",

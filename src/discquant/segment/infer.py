@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -136,6 +137,35 @@ def load_segmentation_model(path: str | Path | None = None) -> SegmentationModel
         raise not_a_model(p, "segmentation model", exc) from exc
     net.eval()
     return SegmentationModel(net=net, meta=meta, path=str(p))
+
+
+def make_segmenter(
+    model: SegmentationModel | None = None, *, device: str = "cpu"
+) -> Callable[[Volume], SpineSegmentation]:
+    """A segmenter for :func:`discquant.pipeline.run_study`: :func:`segment_spine` with one
+    model and device.
+
+    Parameters
+    ----------
+    model
+        A loaded model (:func:`load_segmentation_model`); the shipped one when ``None``,
+        loaded here, once, so that every image the segmenter is given uses it.
+    device
+        ``"cpu"`` or ``"cuda"``.
+
+    Returns
+    -------
+    Callable[[Volume], SpineSegmentation]
+        ``segmenter(image)``, i.e. ``segment_spine(image, model=model, device=device)``.
+
+    Raises
+    ------
+    ModelError
+        ``model`` is None and the shipped weights are missing or do not load.
+    """
+    if model is None:
+        model = load_segmentation_model()
+    return functools.partial(segment_spine, model=model, device=device)
 
 
 def predict_probabilities(
