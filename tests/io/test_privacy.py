@@ -212,6 +212,26 @@ def _analyze_refused(folder: Path, out: Path) -> None:
     assert not out.exists()  # nothing written: no output named after the identifier
 
 
+def test_series_folders_named_after_the_patient_stay_out_of_the_debug_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Exports name series folders NAME_MRN: the importer's debug line gave the folder's
+    own name ('Zyxwvut_T2 -> t2') while every output showed it as '(withheld)' (a
+    review)."""
+    from tests.io.dicom_factory import write_lumbar_study
+
+    written = write_lumbar_study(tmp_path / "study", size=16)
+    for role in ("t2", "dwi"):
+        folder = written.series[role].files[0].parent
+        assert folder != written.root  # each series in a folder of its own
+        folder.rename(folder.with_name(f"{PHI['PatientName'].split('^')[0]}_{role}"))
+    with caplog.at_level(logging.DEBUG):
+        study = load_study(written.root)
+    assert study.t2 is not None and study.dwi is not None
+    _assert_clean(caplog.text, "the debug log")
+    assert "(withheld)" in caplog.text  # the series were logged, their folders withheld
+
+
 @pytest.mark.parametrize("field", ["AccessionNumber", "PatientBirthDate"])
 def test_a_folder_named_after_the_accession_or_birth_date_is_refused(
     lumbar_dicom: WrittenStudy, tmp_path: Path, field: str

@@ -182,6 +182,9 @@ def test_dicom_outputs_carry_the_patient_only_with_keep_phi(
         assert (str(ds.PatientName), ds.PatientID) == ("demo01", "demo01")
         assert ds.PatientBirthDate == "" and ds.AccessionNumber == "" and ds.PatientSex == ""
         assert ds.PatientIdentityRemoved == "YES"
+        # the source's UIDs are kept (they may hold a serial number and a date): coded
+        [method] = ds.DeidentificationMethodCodeSequence
+        assert (method.CodeValue, method.CodingSchemeDesignator) == ("113110", "DCM")
         import highdicom as hd
 
         if path == paths.dicom_seg:  # still a valid SEG for highdicom

@@ -204,9 +204,11 @@ def load_study(
     # after the import (run_study), and this line had already shown it.
     log.info("%d series imported", len(ordered))
     for s in ordered:
+        # Named as in every output (identifiers withheld): the folder's own name, logged
+        # here once, showed "Roe_Richard_T2" under --verbose (a review).
         log.debug(
-            "%s: %s %s (%s)", s.role.value, s.description, "x".join(map(str, s.image.shape)),
-            s.reason,
+            "%s: %s %s %s (%s)", s.role.value, s.source_name(root, identifiers),
+            s.description, "x".join(map(str, s.image.shape)), s.reason,
         )  # fmt: skip
     return Study(
         subject=subject,

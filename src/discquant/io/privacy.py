@@ -236,7 +236,9 @@ def deidentify_dataset(ds: Any, *, subject: str) -> None:
     its person names, patient identifiers, :data:`EQUIPMENT_KEYS` and contribution
     date-time (the source's acquisition date and time); and
     PatientIdentityRemoved/DeidentificationMethod say so. UIDs stay, so that the SEG and
-    SR still reference their source images. The output's own DeviceSerialNumber (top
+    SR still reference their source images (DeidentificationMethodCodeSequence: DCM
+    113110 "Retain UIDs Option"); a vendor's UID may encode the scanner's serial number
+    and the acquisition time. The output's own DeviceSerialNumber (top
     level, discquant's) stays.
 
     highdicom shares element objects, sequences included, with the source datasets: an
@@ -259,6 +261,23 @@ def deidentify_dataset(ds: Any, *, subject: str) -> None:
     _set_new(
         ds, "DeidentificationMethod", "discquant: patient and study identifiers replaced or removed"
     )
+    _set_new(ds, "DeidentificationMethodCodeSequence", [_retain_uids_code()])
+
+
+def _retain_uids_code() -> Any:
+    """DCM 113110 "Retain UIDs Option": the de-identified SEG and SR keep the source's
+    UIDs (to reference its images), and a vendor's UID can hold the scanner's serial
+    number and the acquisition date and time (:func:`withhold_uids`): said in the object,
+    not only in the docs (a review)."""
+    from pydicom.dataset import Dataset
+    from pydicom.sr.codedict import codes
+
+    code = codes.DCM.RetainUidsOption
+    item = Dataset()
+    item.CodeValue = code.value
+    item.CodingSchemeDesignator = code.scheme_designator
+    item.CodeMeaning = code.meaning
+    return item
 
 
 MIN_IDENTIFIER_CHARS = 4

@@ -25,7 +25,6 @@ Rules (documented in docs/import.md):
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -37,8 +36,6 @@ from discquant.errors import InvalidInputError
 from discquant.io.nifti import RawImage, n_volumes
 from discquant.io.study import Series, SeriesRole, Volume
 from discquant.results import SPINE_LABEL_VALUES
-
-log = logging.getLogger(__name__)
 
 T2_MIN_TE_MS = 60.0
 T2_MIN_TR_MS = 1500.0
@@ -361,7 +358,6 @@ def to_series(raw: RawImage, *, assume_t2: bool = False) -> Series:
     bvecs = raw.bvecs
     if is_dwi and bvecs is None and raw.bvals is not None:
         bvecs = np.zeros((raw.bvals.size, 3))
-    log.debug("%s -> %s (%s)", raw.path.name, role.value, reason)
     return Series(
         role=role,
         reason=reason,
