@@ -10,8 +10,11 @@ prints, per disc, the median log-signal fit residual over the disc core (the lab
 DWI grid eroded by one voxel), the residual noise alone gives a mono-exponential disc of
 the core's median b≈0 signal and ADC at the study's σ
 (:func:`discquant.diffusion.precision.noise_fit_rmse_log`), their ratio and the disc's
-fit and noise flags. ``--shell-gain`` scales the second-highest b-value's images (a misfit
-the model cannot explain, as from motion in one shell). docs/measurement.md, "Fit
+fit and noise flags; then the shell test: the shell whose residual, averaged over the
+core, lies furthest from the mean noise alone gives
+(:func:`discquant.diffusion.precision.noise_shell_residuals`), that distance and its
+ratio to the mean's standard error. ``--shell-gain`` scales the second-highest b-value's
+images (a misfit the model cannot explain, as from motion in one shell). docs/measurement.md, "Fit
 residual", quotes its output.
 """
 
@@ -25,7 +28,7 @@ import numpy as np
 from scipy.ndimage import binary_erosion
 
 from discquant import load_study
-from discquant.diffusion.precision import noise_fit_rmse_log
+from discquant.diffusion.precision import noise_fit_rmse_log, noise_shell_residuals
 from discquant.phantom import PhantomConfig, generate_study, write_study
 from discquant.pipeline import analyze
 from discquant.results import DISC_LABELS
@@ -54,7 +57,9 @@ def main() -> None:
         f"{args.shell_gain:g}; σ {result.noise_sigma:.1f} (truth "
         f"{study.truth.noise_sigma_dwi:.1f})"
     )
-    print("level  residual  noise-only  ratio  S0/σ  flags")
+    assert result.adc_fit_shell_residuals is not None
+    shells = sorted(set(result.adc_fit_bvals_s_per_mm2))
+    print("level  residual  noise-only  ratio  S0/σ  worst-shell  off    z  flags")
     for disc in result.discs:
         core = binary_erosion(result.labels_dwi.data == DISC_LABELS[disc.level])
         if disc.adc_disc is None or not core.any():
@@ -70,10 +75,24 @@ def main() -> None:
             n_averages=result.adc_fit_n_averages,
         )
         median = float(np.nanmedian(rmse))
+        per_voxel = result.adc_fit_shell_residuals.data[core].astype(np.float64)
+        per_voxel = per_voxel[np.all(np.isfinite(per_voxel), axis=1)]
+        s0_voxels = result.b0.data[core].astype(np.float64)
+        expected = noise_shell_residuals(
+            s0_voxels[s0_voxels > 0],
+            disc.adc_disc.median,
+            result.adc_fit_bvals_s_per_mm2,
+            result.noise_sigma,
+            n_averages=result.adc_fit_n_averages,
+        )
+        off = per_voxel.mean(axis=0) - expected
+        z = np.abs(off) / (per_voxel.std(axis=0, ddof=1) / np.sqrt(per_voxel.shape[0]))
+        worst = int(np.argmax(np.abs(off)))
         flags = [f for f in disc.flags if f in {"poor_fit", "low_snr", "adc_noise_floor_bias"}]
         print(
             f"{disc.level}  {median:8.3f}  {noise:10.3f}  {median / noise:5.2f}  "
-            f"{s0 / result.noise_sigma:4.1f}  {','.join(flags) or '-'}"
+            f"{s0 / result.noise_sigma:4.1f}  b {shells[worst]:>6g}  {off[worst]:+.3f} "
+            f"{z[worst]:5.1f}  {','.join(flags) or '-'}"
         )
 
 

@@ -535,6 +535,7 @@ def _measure(
         labels_dwi=None if adc_withheld else result.labels_dwi,
         nucleus_dwi=nucleus_dwi,
         fit_rmse=result.adc_fit_rmse,
+        fit_shell_residuals=result.adc_fit_shell_residuals,
         level_flags=level_flags,
         disc_probability=getattr(segmentation, "disc_probability", None),
         b0_dwi=result.b0 if result.adc_fit_bvals_s_per_mm2 is not None else None,
@@ -574,6 +575,7 @@ def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> 
     comparison with the scanner's map when the study has one), or, without a raw DWI,
     the scanner's map itself (its trace image standing in for b≈0)."""
     from discquant.diffusion.adc import AdcModel
+    from discquant.diffusion.residuals import shell_residuals
     from discquant.diffusion.shells import (
         B0_MAX_S_PER_MM2,
         acquisitions_per_volume,
@@ -617,6 +619,7 @@ def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> 
     rmse = getattr(fit, "rmse_log", None)
     if rmse is not None:
         result.adc_fit_rmse = Volume(np.asarray(rmse, dtype=np.float32), affine)
+    result.adc_fit_shell_residuals = Volume(shell_residuals(model, dwi.image.data, fit), affine)
     result.adc_fit_bvals_s_per_mm2 = tuple(
         float(shell.bval_s_per_mm2) for shell in model.used_shells for _ in shell.volumes
     )

@@ -223,6 +223,9 @@ class AnalysisResult:
     """ADC in µm²/ms on the DWI grid."""
     adc_fit_rmse: Volume | None = None
     """RMSE of the log-signal fit on the DWI grid (a QC map)."""
+    adc_fit_shell_residuals: Volume | None = None
+    """Each used shell's log-signal residual from the fit, on the DWI grid: 4-D, one
+    volume per shell, lowest b first (:func:`discquant.diffusion.residuals.shell_residuals`)."""
     labels_dwi: Volume | None = None
     """Segmentation brought to the DWI grid."""
     nucleus_core_dwi: Volume | None = None

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from discquant.diffusion.adc import AdcFit
+    from discquant.diffusion.adc import AdcFit, AdcModel
 
 
 def adc_sd_lower_bound_um2_per_ms(
@@ -171,7 +171,7 @@ def noise_floor_bias(
     >>> abs(noise_floor_bias(20.0, 1.44, [0, 400, 800], 1.0, n_averages=[1, 3, 3])) < 0.01
     True
     """
-    fit = _simulated_fit(
+    _, _, fit = _simulated_fit(
         s0, adc_um2_per_ms, bvals_s_per_mm2, sigma, n_averages, method, n_samples, seed
     )
     adc = np.asarray(fit.adc_um2_per_ms, dtype=np.float64)
@@ -220,7 +220,7 @@ def noise_fit_rmse_log(
     >>> round(noise_fit_rmse_log(100.0, 1.4, b, 1.0, n_averages=n), 3)
     0.017
     """
-    fit = _simulated_fit(
+    _, _, fit = _simulated_fit(
         s0, adc_um2_per_ms, bvals_s_per_mm2, sigma, n_averages, method, n_samples, seed
     )
     rmse = np.asarray(fit.rmse_log, dtype=np.float64)
@@ -228,8 +228,66 @@ def noise_fit_rmse_log(
     return float(np.median(rmse)) if rmse.size else float("nan")
 
 
+def noise_shell_residuals(
+    s0: npt.ArrayLike,
+    adc_um2_per_ms: float,
+    bvals_s_per_mm2: npt.ArrayLike,
+    sigma: float,
+    *,
+    n_averages: npt.ArrayLike | None = None,
+    method: str = "wls",
+    n_samples: int = 4000,
+    seed: int = 0,
+) -> npt.NDArray[np.float64]:
+    """Mean log-signal residual of each shell that noise alone gives voxels that follow
+    the mono-exponential model exactly
+    (:func:`~discquant.diffusion.residuals.shell_residuals` of simulated voxels).
+
+    Not zero: at low signal the noise floor lifts the high shells' magnitudes and the
+    logarithm bends the rest, the same way in every voxel, so a region's mean residual
+    is read against this, not against zero.
+
+    Parameters
+    ----------
+    s0
+        Noiseless b = 0 signal: one value, or the values of a region's voxels (the
+        simulated voxels cycle through them, so a region's spread of signal, whose low
+        voxels carry most of the floor, is kept).
+    adc_um2_per_ms, bvals_s_per_mm2, sigma, n_averages, method, n_samples, seed
+        As :func:`noise_floor_bias`.
+
+    Returns
+    -------
+    numpy.ndarray
+        One mean residual per shell of the fit, lowest b first (NaN where the fit kept
+        no simulated voxel).
+
+    Examples
+    --------
+    Nucleus-like at b = 0, 500, 1000 and 1500 s/mm² (trace images): at S0/σ = 10 the
+    floor lifts the b = 1500 shell, whose signal is 1.2 σ, 0.1 above the line; at 1000
+    the residuals vanish.
+
+    >>> b, n = [0, 500, 1000, 1500], [1, 3, 3, 3]
+    >>> np.round(noise_shell_residuals(10.0, 1.4, b, 1.0, n_averages=n), 2)
+    array([ 0.02, -0.01, -0.04,  0.1 ])
+    >>> bool(np.all(abs(noise_shell_residuals(1000.0, 1.4, b, 1.0, n_averages=n)) < 1e-3))
+    True
+    """
+    from discquant.diffusion.residuals import shell_residuals
+
+    model, volumes, fit = _simulated_fit(
+        s0, adc_um2_per_ms, bvals_s_per_mm2, sigma, n_averages, method, n_samples, seed
+    )
+    residuals = shell_residuals(model, volumes, fit).astype(np.float64)
+    kept = residuals[np.all(np.isfinite(residuals), axis=1)]
+    if not kept.size:
+        return np.full(residuals.shape[1], np.nan)
+    return np.asarray(kept.mean(axis=0))
+
+
 def _simulated_fit(
-    s0: float,
+    s0: npt.ArrayLike,
     adc_um2_per_ms: float,
     bvals_s_per_mm2: npt.ArrayLike,
     sigma: float,
@@ -237,8 +295,9 @@ def _simulated_fit(
     method: str,
     n_samples: int,
     seed: int,
-) -> AdcFit:
-    """``n_samples`` voxels of ``s0·exp(−b·ADC)`` with Rician noise, fitted as a study is."""
+) -> tuple[AdcModel, npt.NDArray[np.float64], AdcFit]:
+    """``n_samples`` voxels of ``s0·exp(−b·ADC)`` with Rician noise, fitted as a study is
+    (``s0`` one value or several, cycled through); the model, the images and the fit."""
     from discquant.diffusion.adc import AdcModel
 
     b = np.asarray(bvals_s_per_mm2, dtype=np.float64).ravel()
@@ -246,15 +305,17 @@ def _simulated_fit(
     if n.shape != b.shape:
         raise ValueError("bvals and n_averages must be 1-D and of the same length")
     rng = np.random.default_rng(seed)
-    signal = s0 * np.exp(-b * 1e-3 * adc_um2_per_ms)
+    s0_voxels = np.resize(np.asarray(s0, dtype=np.float64).ravel(), n_samples)
+    signal = s0_voxels[:, None] * np.exp(-b * 1e-3 * adc_um2_per_ms)
     volumes = np.empty((n_samples, b.size))
-    for v, (mean, count) in enumerate(zip(signal, n, strict=True)):
+    for v, count in enumerate(n):
         noise = rng.normal(0.0, sigma, (2, n_samples, int(count)))
-        magnitude = np.hypot(mean + noise[0], noise[1])
+        magnitude = np.hypot(signal[:, v, None] + noise[0], noise[1])
         volumes[:, v] = np.exp(np.log(magnitude).mean(axis=1))  # geometric mean
     # The fit groups volumes as the measurement's did: a trace volume (3 acquisitions)
     # has no direction, the others one each (their directions do not change an isotropic
     # signal).
     bvecs = np.zeros((b.size, 3))
     bvecs[n == 1] = np.eye(3)[np.arange(int((n == 1).sum())) % 3]
-    return AdcModel(b, bvecs, method=method).fit(volumes, n_threads=1)
+    model = AdcModel(b, bvecs, method=method)
+    return model, volumes, model.fit(volumes, n_threads=1)

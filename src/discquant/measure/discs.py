@@ -69,6 +69,25 @@ class MeasureConfig:
     b = 0/500/1000/1500 (σ from the background reads high, which lowers the ratio), and
     at SNR 20 every one of them was over 0.15 before (a user trial). Noise this large also
     hides a real misfit: a shell 30 % off read 1.1–1.5 times it (docs/measurement.md)."""
+    min_shell_misfit_log: float = 0.05
+    """With :attr:`min_shell_misfit_z`: a shell whose log-signal residual, averaged over
+    the disc core, differs from what noise alone gives
+    (:func:`discquant.diffusion.precision.noise_shell_residuals`) by more than this (5 %
+    of its signal, after the fit took up its share) and by more than
+    :attr:`min_shell_misfit_z` standard errors of that mean → ``poor_fit``. A shell off
+    in every voxel (motion in one shell, a misstated b-value) moves the mean; noise,
+    which the voxel residual above cannot see past at low SNR, averages out."""
+    min_shell_misfit_z: float = 5.0
+    """Standard errors (the core's voxel residual SD / √voxels) a shell's mean residual
+    must lie from noise's. Five, not two: neighbouring voxels of a scanner's
+    interpolated images share noise, so the voxels are fewer than they count, and every
+    disc tests every shell."""
+    max_shell_noise_residual: float = 0.02
+    """The shell test looks only at shells whose mean residual from noise alone is at most
+    this: where the noise floor shapes a shell's residual (b = 1500 at SNR 20), what it
+    gives depends on σ, which the background estimate reads 1.2–1.4 times too high on
+    phantoms, and on the spread of ADC in the disc, and mono-exponential phantom discs
+    read up to 0.15 from it (docs/measurement.md)."""
     max_np_median_rel_se: float = 0.05
     """Relative standard error of the nucleus median ADC above this → ``adc_np_imprecise``.
 
@@ -135,6 +154,9 @@ class MeasureInputs:
     labels_dwi: Volume | None = None
     nucleus_dwi: Volume | None = None
     fit_rmse: Volume | None = None
+    fit_shell_residuals: Volume | None = None
+    """Each fitted shell's log-signal residual (4-D, lowest b first), for ``poor_fit``'s
+    test of a shell that misses the fit in the whole disc."""
     level_flags: dict[str, list[str]] = field(default_factory=dict)
     disc_probability: Volume | None = None
     b0_dwi: Volume | None = None
@@ -290,7 +312,9 @@ def _adc_measures(result: DiscResult, inputs: MeasureInputs, config: MeasureConf
             result.flags.append("adc_disc_voxels_dropped")
         if median_rel_se(result.adc_np) > config.max_np_median_rel_se:
             result.flags.append("adc_np_imprecise")
-    if inputs.fit_rmse is not None and _poor_fit(result, disc_core, inputs, config):
+    if (inputs.fit_rmse is not None and _poor_fit(result, disc_core, inputs, config)) or (
+        _shell_misfit(result, disc_core, inputs, config)
+    ):
         result.flags.append("poor_fit")
     if result.adc_np is not None:
         result.water_index = water_index(
@@ -343,6 +367,72 @@ def _poor_fit(
     )
     # NaN (the simulated fit kept no voxel): noise swamps the fit, nothing to compare.
     return bool(median_rmse > config.min_fit_rmse_over_noise * noise_rmse)
+
+
+def _shell_misfit(
+    result: DiscResult,
+    disc_core: npt.NDArray[np.bool_],
+    inputs: MeasureInputs,
+    config: MeasureConfig,
+) -> bool:
+    """Whether one fitted shell misses the mono-exponential in the whole disc core: its
+    residual's mean over the core lies :attr:`MeasureConfig.min_shell_misfit_z` standard
+    errors and :attr:`MeasureConfig.min_shell_misfit_log` from the mean noise alone gives
+    voxels of the core's b≈0 signals and the disc's ADC. Needs σ (else False); shells
+    whose residual the noise floor shapes are not tested
+    (:attr:`MeasureConfig.max_shell_noise_residual`)."""
+    from discquant.diffusion.precision import noise_shell_residuals
+
+    residuals, b0, sigma = inputs.fit_shell_residuals, inputs.b0_dwi, inputs.noise_sigma
+    if (
+        residuals is None
+        or b0 is None
+        or inputs.fit_bvals_s_per_mm2 is None
+        or sigma is None
+        or not sigma > 0
+        or result.adc_disc is None
+        or not result.adc_disc.median > 0
+        or residuals.shape[:3] != disc_core.shape
+        or b0.shape[:3] != disc_core.shape
+    ):
+        return False
+    per_voxel = np.asarray(residuals.data, dtype=np.float64)[disc_core]
+    per_voxel = per_voxel[np.all(np.isfinite(per_voxel), axis=1)]
+    if per_voxel.shape[0] < max(config.min_core_voxels, 2):
+        return False
+    s0 = np.asarray(b0.data, dtype=np.float64)[disc_core]
+    s0 = s0[np.isfinite(s0) & (s0 > 0)] * _to_b0(inputs, result.adc_disc.median)
+    if not s0.size:
+        return False
+    expected = noise_shell_residuals(
+        s0,
+        result.adc_disc.median,
+        inputs.fit_bvals_s_per_mm2,
+        sigma,
+        n_averages=inputs.fit_n_averages,
+        method=inputs.fit_method,
+    )
+    if expected.shape != per_voxel.shape[1:]:
+        return False
+    # Shells the noise floor shapes are not tested (NaN: noise swamps the simulated fit).
+    tested = np.abs(expected) <= config.max_shell_noise_residual
+    mean = per_voxel.mean(axis=0)
+    standard_error = per_voxel.std(axis=0, ddof=1) / math.sqrt(per_voxel.shape[0])
+    off = np.abs(mean - expected)
+    log.debug(
+        "%s: shell residual minus noise's %s, in standard errors %s, tested %s",
+        result.level,
+        np.round(mean - expected, 3).tolist(),
+        np.round(off / standard_error, 1).tolist(),
+        tested.tolist(),
+    )
+    return bool(
+        np.any(
+            tested
+            & (off > config.min_shell_misfit_log)
+            & (off > config.min_shell_misfit_z * standard_error)
+        )
+    )
 
 
 def _noise_measures(
