@@ -98,6 +98,12 @@ def test_grading_uses_the_crops_the_model_was_trained_on(phantom: PhantomStudy) 
     direct = grade_disc_crops(crops, model=model)
     for disc, ref in zip((res.discs[0], res.discs[4]), direct, strict=True):
         np.testing.assert_allclose(disc.pfirrmann_probabilities, ref.probabilities, atol=1e-5)
+        # The expected grade is sum(k * p_k) over grades k = 1..5 of those probabilities,
+        # a continuous grade, not the most probable grade.
+        assert disc.pfirrmann_expected == pytest.approx(
+            float(np.dot(np.arange(1, 6), ref.probabilities)), abs=1e-4
+        )
+        assert disc.pfirrmann_expected != pytest.approx(disc.pfirrmann_grade, abs=1e-3)
     assert res.provenance["models"]["pfirrmann"] == "shipped"
 
 
@@ -882,6 +888,26 @@ def test_a_segmentation_of_a_non_sagittal_image_marks_every_level_uncertain(
     discs = {d.level: d for d in res.discs}
     assert "input_not_sagittal" in res.flags
     assert all("level_uncertain" in discs[name].flags for name in LEVELS)
+
+
+def test_only_the_level_named_with_low_confidence_is_uncertain(phantom: PhantomStudy) -> None:
+    """A level whose naming confidence is under 0.5 (here L3-L4 at 0.3; the others 0.9,
+    no study-wide naming flag) flags that disc alone `level_uncertain`."""
+    from discquant.segment.levels import DiscLevel
+
+    confidence = {name: 0.3 if name == "L3-L4" else 0.9 for name in LEVELS}
+    levels = [
+        DiscLevel(120 + i, name, (0.0, 0.0, 0.0), 1000.0, confidence[name])
+        for i, name in enumerate(LEVELS)
+    ]
+    seg = SimpleNamespace(
+        labels=phantom.labels_t2, nucleus=phantom.nucleus_t2, canal=None, levels=levels,
+        flags=[],
+    )  # fmt: skip
+    res = analyze(_study(phantom, dwi=False), segmenter=lambda image: seg)
+    assert all(d.found for d in res.discs)
+    uncertain = [d.level for d in res.discs if "level_uncertain" in d.flags]
+    assert uncertain == ["L3-L4"]
 
 
 def test_the_segmentation_stage_counts_the_lumbar_levels_it_measures() -> None:

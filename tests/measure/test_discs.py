@@ -391,14 +391,17 @@ def test_a_shell_misfit_must_reach_five_percent_to_be_poor(
 
 
 def test_t2_heterogeneity_and_ratios_of_a_two_valued_nucleus() -> None:
-    """Half the nucleus at 150, half at 250: mean 200, SD 50, heterogeneity 0.25; ratios
-    200 / 400 (CSF) and 200 / 100 (marrow). The heterogeneity was tested only on a uniform
-    nucleus, where any formula gives 0."""
+    """Three quarters of the nucleus (30 voxels) at 150, a quarter (10) at 350: mean
+    (30 * 150 + 10 * 350) / 40 = 200, median 150, variance 0.75 * 50**2 + 0.25 * 150**2 =
+    7500, SD 50 * sqrt(3) = 86.6, heterogeneity SD / mean = sqrt(3) / 4 = 0.433; ratios
+    200 / 400 (CSF) and 200 / 100 (marrow). The split is unequal, so a median in place
+    of the mean reads 0.577, 0.375 and 1.5. The heterogeneity was tested only on a
+    uniform nucleus, where any formula gives 0, then on a 50/50 split (median = mean)."""
     t2 = _t2_image()
     nucleus = np.zeros(t2.shape, np.uint8)
     nucleus[3:5, 16:26, 12:14] = 1  # inside the disc's core; 40 voxels
-    t2[3, 16:26, 12:14] = 150.0
-    t2[4, 16:26, 12:14] = 250.0
+    t2[3:5, 16:26, 12:14] = 150.0
+    t2[4, 16:21, 12:14] = 350.0  # 10 of the 40
     labels = np.zeros(t2.shape, np.int16)
     labels[1:8, 12:32, 10:16] = L5S1
     labels[1:8, 12:32, 16:30] = L5S1 - 100
@@ -409,7 +412,7 @@ def test_t2_heterogeneity_and_ratios_of_a_two_valued_nucleus() -> None:
         nucleus=Volume(nucleus, AFFINE),
     )
     [d] = [d for d in measure_discs(inputs) if d.level == "L5-S1"]
-    assert d.t2_np_heterogeneity == pytest.approx(0.25)
+    assert d.t2_np_heterogeneity == pytest.approx(np.sqrt(3) / 4)
     assert d.t2_np_csf_ratio == pytest.approx(0.5)
     assert d.t2_np_reference_ratio == pytest.approx(2.0)
 

@@ -197,6 +197,28 @@ def test_stray_voxels_do_not_move_the_heights() -> None:
     assert g.volume_mm3 == pytest.approx(clean.volume_mm3 + 8 * 0.6 * 0.6 * 4.0)
 
 
+def test_a_one_voxel_notch_does_not_move_the_middle_height() -> None:
+    """A height is the median chord of a band's lines, not their mean. A box disc 64 x 20
+    voxels of 0.5 mm (32 mm deep, 10 mm high) on slice 2, with a notch 4 mm deep cut into
+    its top in the one voxel column at the middle of its depth (A = 0 … 0.5 mm). The
+    middle band (2 mm: 9 lines 0.25 mm apart) puts 2 or 3 of its lines in that 0.5 mm
+    column (6 mm chords) and at least 6 outside it (10 mm chords): the median is 10 mm,
+    where a mean would read 10 - 4 * 2/9 = 9.1 mm or less. The anterior and posterior
+    bands miss the notch (10 mm)."""
+    affine = sagittal_affine(0.5)  # A = 0.5 i - 40, S = 0.5 j - 40 (voxel centres)
+    mask = np.zeros((160, 160, 5), dtype=bool)
+    mask[48:112, 70:90, 2] = True  # A -16 … +16 mm, S -5 … +5 mm (voxel edges)
+    mask[48:112, 75:85, [1, 3]] = True  # thinner lateral slices: slice 2 is the largest
+    mask[80, 82:90, 2] = False  # the notch: S +1 … +5 mm in the column at A 0 … 0.5 mm
+    g = disc_geometry(mask, affine)
+    assert g is not None and g.mid_slice == 2
+    assert g.ap_depth_mm == pytest.approx(32.0, abs=0.15)
+    # 0.1 mm sampling of the caliper lines: within a step of the truth
+    assert g.height_middle_mm == pytest.approx(10.0, abs=0.15)
+    assert g.height_anterior_mm == pytest.approx(10.0, abs=0.15)
+    assert g.height_posterior_mm == pytest.approx(10.0, abs=0.15)
+
+
 def test_partial_volume_heights_ignore_a_stray_piece_of_the_mask() -> None:
     # The partial-volume chords count probability near the measured piece only: a speck
     # of the label (with its probability) 3 mm above the disc is not part of its height.
@@ -209,13 +231,16 @@ def test_partial_volume_heights_ignore_a_stray_piece_of_the_mask() -> None:
     assert g.height_middle_mm == pytest.approx(10.7, abs=0.06)
 
 
-def spine_segment(tilt_deg: float) -> tuple[np.ndarray, np.ndarray]:
+def spine_segment(
+    tilt_deg: float, *, above_mm: float = 27.0, below_mm: float = 25.0
+) -> tuple[np.ndarray, np.ndarray]:
     """Two vertebrae and the disc between them (labels L3 = 22, L3-L4 = 122, L4 = 23) on
     a 0.5 mm sagittal grid, tilted by ``tilt_deg``; in the segment's own frame (u anterior,
     v superior, mm):
 
     - disc: u in [-15, 15], v in [-5, 5] (height 10 mm);
-    - L3 body: v in [5, 32] (27 mm), L4 body: v in [-30, -5] (25 mm), same AP range;
+    - L3 body: v in [5, 5 + above_mm] (27 mm by default), L4 body: v in
+      [-5 - below_mm, -5] (25 mm), same AP range;
     - each vertebra's label also holds its posterior elements, joined to the body in the
       slice: a pedicle behind the body (u in [-30, -15], 10 mm high, the canal under it)
       and an arch behind that (u in [-50, -30]), as VerSe/SPINEPS labels and the
@@ -239,11 +264,12 @@ def spine_segment(tilt_deg: float) -> tuple[np.ndarray, np.ndarray]:
         lab[(u >= -30) & (u < -15) & pedicle] = label
         lab[(u >= -50) & (u < -30) & (v >= lo) & (v <= hi)] = label
 
-    vertebra(5.0, 32.0, 22)
-    vertebra(-30.0, -5.0, 23)
+    top = 5.0 + above_mm
+    vertebra(5.0, top, 22)
+    vertebra(-5.0 - below_mm, -5.0, 23)
     lab[body_u & (np.abs(v) < 5)] = 122
     lab[(np.abs(u - 46) <= 1) & (np.abs(v - 18) <= 1)] = 22  # 30 mm in front of L3
-    lab[(np.abs(u) <= 1) & (np.abs(v - 44) <= 1)] = 22  # on the disc's axis, above L3
+    lab[(np.abs(u) <= 1) & (np.abs(v - (top + 12.0)) <= 1)] = 22  # on the disc's axis
     labels = np.repeat(lab[:, :, None], 5, axis=2)
     labels[:, :, [0, 4]] = 0
     return labels, affine
@@ -263,13 +289,20 @@ def test_adjacent_body_heights_with_posterior_elements_and_islands(tilt: float) 
 
 @pytest.mark.parametrize("tilt", [0.0, 8.0, -15.0])
 def test_disc_height_index_of_a_known_segment(tilt: float) -> None:
-    labels, affine = spine_segment(tilt)
+    """The disc height index is the disc's middle height over the mean middle height of
+    the two bodies beside it: 10 mm / ((30 + 20) / 2 mm) = 0.4. The bodies differ by a
+    third, so either body alone (10 / 30 = 0.33, 10 / 20 = 0.5) is far outside the
+    tolerances. Tilted on the 0.5 mm grid the disc's mask chords read up to 0.2 mm (2 %)
+    off its 10 mm (measured: 9.8-10.1 mm), so the denominator is checked on the disc's
+    own height: the measured height over 25 mm, within 2 % (the bodies read within
+    0.3 mm of 30 and 20 mm); and the index against 0.4 within 3 %."""
+    labels, affine = spine_segment(tilt, above_mm=30.0, below_mm=20.0)
     [d] = [
         d for d in measure_discs(MeasureInputs(labels=Volume(labels, affine))) if d.level == "L3-L4"
     ]
-    assert d.height_middle_mm == pytest.approx(10.0, abs=0.5)
-    # 10 mm over the mean of the 27 and 25 mm bodies.
-    assert d.disc_height_index == pytest.approx(10.0 / 26.0, abs=0.02)
+    assert d.height_middle_mm == pytest.approx(10.0, abs=0.25)
+    assert d.disc_height_index == pytest.approx(d.height_middle_mm / 25.0, rel=0.02)
+    assert d.disc_height_index == pytest.approx(10.0 / 25.0, rel=0.03)
 
 
 def test_marrow_region_leaves_out_the_posterior_elements() -> None:

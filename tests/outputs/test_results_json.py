@@ -37,6 +37,32 @@ def test_document_validates_and_round_trips(synthetic: Synthetic, tmp_path: Path
     assert doc["provenance"]["software"]["models"]["segment"] == "sha256:abc123"
 
 
+def test_both_adc_blocks_carry_their_own_regions_stats(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """Every field of the disc and the nucleus ADC blocks, for every found level, against
+    the values the fixture was built with (conftest._disc, i = level index, a = NP_ADC):
+    disc region mean a - 0.3, median a - 0.28, SD 0.21, p10 a - 0.6, p90 a + 0.1, 120 + i
+    voxels; nucleus mean a, median a + 0.01, SD 0.12, p10 a - 0.15, p90 a + 0.14, 40 + i
+    voxels. The two regions differ in every field, so a writer that puts one region's
+    stats under the other's key is caught (only the nucleus mean was checked)."""
+    path = write_results_json(build_results_document(synthetic.result), tmp_path / "r.json")
+    doc = json.loads(path.read_text())
+    found = [d for d in doc["discs"] if d["found"]]
+    assert [d["level"] for d in found] == list(NP_ADC)
+    for i, d in enumerate(found):
+        a = NP_ADC[d["level"]]
+        disc_truth = {"mean": a - 0.3, "median": a - 0.28, "sd": 0.21,
+                      "p10": a - 0.6, "p90": a + 0.1, "n_voxels": 120 + i}  # fmt: skip
+        np_truth = {"mean": a, "median": a + 0.01, "sd": 0.12,
+                    "p10": a - 0.15, "p90": a + 0.14, "n_voxels": 40 + i}  # fmt: skip
+        assert all(disc_truth[k] != np_truth[k] for k in disc_truth)  # the regions differ
+        assert d["adc_disc_um2_per_ms"] == pytest.approx(disc_truth, abs=1e-12)
+        assert d["adc_np_um2_per_ms"] == pytest.approx(np_truth, abs=1e-12)
+        assert d["adc_disc_um2_per_ms"]["n_voxels"] == 120 + i
+        assert d["adc_np_um2_per_ms"]["n_voxels"] == 40 + i
+
+
 def test_schema_rejects_wrong_documents(synthetic: Synthetic) -> None:
     good = build_results_document(synthetic.result)
     validate_results(good)

@@ -44,6 +44,22 @@ def test_dice_hd95_and_naming_on_known_shift() -> None:
     assert "body" not in res.dice  # the reference has no bodies: not scored
 
 
+def test_hd95_leaves_out_a_small_far_island() -> None:
+    """HD95 is the 95th percentile of the surface distances, not their maximum. The
+    prediction is the reference disc (a 20 x 20 x 20 block: 20**3 - 18**3 = 2168 surface
+    voxels) plus a 2 x 2 x 2 island (8 surface voxels, 0.4 % of the prediction's 2176)
+    whose nearest voxel lies 11 rows below the block's last row. Every other surface
+    voxel of either mask lies on the other's surface: HD95 = 0 mm, while the Hausdorff
+    distance (the maximum) is the island's far row to the block's bottom face, 12 mm."""
+    ref = np.zeros((48, 30, 30), dtype=np.int16)
+    ref[5:25, 5:25, 5:25] = 123  # rows 5 … 24
+    pred = ref.copy()
+    pred[35:37, 14:16, 14:16] = 123  # rows 35-36: 11 and 12 rows below row 24
+    res = evaluate_case(pred, ref, (1.0, 1.0, 1.0))
+    assert res.hd95_mm["disc"] == pytest.approx(0.0, abs=1e-9)
+    assert res.dice["disc"] == pytest.approx(2 * 8000 / (8008 + 8000))
+
+
 @pytest.mark.filterwarnings("ignore:.*always_return_as_numpy:FutureWarning")
 def test_hd95_of_a_single_slice_is_the_2d_outline_distance() -> None:
     # One sagittal slice: two 20 x 14 rectangles 3 rows apart, rows 0.5 mm, columns 2 mm.

@@ -67,6 +67,29 @@ def test_missing_sacrum_is_flagged() -> None:
     assert all(lv.confidence <= 0.5 for lv in named.levels)
 
 
+def test_confidence_is_the_mean_disc_probability_of_each_disc() -> None:
+    """Each disc's confidence is the mean of the disc probability over its voxels (the
+    sacrum is found, so nothing halves it). Every disc's 8 rows hold two values, 4 rows
+    each: L3-L4 0.1 and 0.5 (mean 0.3, max 0.5), every other disc 0.8 and 1.0 (mean 0.9,
+    max 1.0)."""
+    cls = spine(6, sacrum=True)
+    prob = np.zeros(cls.shape, dtype=np.float32)
+    r = 5 + 25  # the first disc's top row (spine(): bodies 25 rows, discs 8)
+    names = ["T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    for name in names:
+        low, high = (0.1, 0.5) if name == "L3-L4" else (0.8, 1.0)
+        prob[r : r + 4, 10:40, :] = low
+        prob[r + 4 : r + 8, 10:40, :] = high
+        r += 33
+    assert np.all(prob[cls == DISC] > 0) and not np.any(prob[cls != DISC])
+    named = name_levels(cls, AFFINE, sacrum_class=SACRUM, disc_prob=prob)
+    assert named.flags == []
+    conf = {lv.name: lv.confidence for lv in named.levels}
+    assert list(conf) == names
+    assert conf["L3-L4"] == pytest.approx(0.3, abs=1e-6)
+    assert all(conf[n] == pytest.approx(0.9, abs=1e-6) for n in names if n != "L3-L4")
+
+
 def test_small_sacrum_fragments_below_a_cut_field_of_view_are_not_the_sacrum() -> None:
     # The field of view ends in the L5 body; the network leaves a few small "sacrum"
     # voxels at the lower edge. They once counted as the sacrum: every disc named one
