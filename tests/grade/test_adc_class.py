@@ -86,13 +86,22 @@ def test_bad_config_and_values(tmp_path: Path) -> None:
          "  - {name: Degenerated-B, upper: null}\n", "differ within their first 11 letters"),
         ("unit: um2_per_ms\nclasses:\n  - {name: a, upper: 1.25}\n  - {name: A, upper: null}\n",
          "differ within their first 11 letters"),
+        # a list became the class "[1, 2]", true a bound of 1.0 (exit 0; a review)
+        ("unit: um2_per_ms\nclasses:\n  - {name: [1, 2], upper: 1.5}\n  - {name: b, upper: null}\n",
+         "a class name must be text"),
+        ("unit: um2_per_ms\nclasses:\n  - {name: a, upper: true}\n  - {name: b, upper: null}\n",
+         "an upper bound must be a number or null"),
+        # Latin-1 bytes: a UnicodeDecodeError traceback, exit 1 (a review)
+        (b"unit: um2_per_ms\n# caf\xe9\nclasses:\n  - {name: a, upper: 1.5}\n", "UTF-8"),
     ],
 )  # fmt: skip
 def test_a_bad_site_threshold_file_is_a_one_line_error(
-    tmp_path: Path, text: str | None, problem: str
+    tmp_path: Path, text: str | bytes | None, problem: str
 ) -> None:
     cfg = tmp_path / "site.yaml"
-    if text is not None:
+    if isinstance(text, bytes):
+        cfg.write_bytes(text)
+    elif text is not None:
         cfg.write_text(text)
     with pytest.raises(InvalidInputError) as err:
         load_adc_thresholds(cfg)

@@ -35,7 +35,13 @@ def load_adc_thresholds(path: str | Path | None = None) -> AdcClassThresholds:
         return _packaged()
     if not Path(path).is_file():
         raise InvalidInputError("ADC class config not found", path=path)
-    return _parse(Path(path).read_text(encoding="utf-8"), str(path))
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:  # not an OSError: it had reached the user as a traceback
+        raise InvalidInputError("cannot read it as UTF-8 text", path=path) from exc
+    except OSError as exc:
+        raise InvalidInputError(f"cannot read it ({exc.strerror or exc})", path=path) from exc
+    return _parse(text, str(path))
 
 
 @lru_cache(maxsize=1)
@@ -62,6 +68,22 @@ def thresholds_provenance(path: str | Path | None = None) -> dict[str, object]:
     }
 
 
+def _class_name(value: object) -> str:
+    """A class name: text or a number written as one (``[1, 2]`` became the class "[1, 2]")."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise TypeError(f"a class name must be text, got {value!r}")
+    return str(value)
+
+
+def _upper(value: object) -> float | None:
+    """An upper bound: a number or null (``true`` became a bound of 1.0)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"an upper bound must be a number or null, got {value!r}")
+    return float(value)
+
+
 def _parse(text: str, where: str) -> AdcClassThresholds:
     import yaml
 
@@ -72,10 +94,7 @@ def _parse(text: str, where: str) -> AdcClassThresholds:
     try:
         if raw.get("unit") != "um2_per_ms":
             raise InvalidInputError(f"unit must be um2_per_ms, got {raw.get('unit')!r}", path=where)
-        classes = tuple(
-            (str(c["name"]), None if c["upper"] is None else float(c["upper"]))
-            for c in raw["classes"]
-        )
+        classes = tuple((_class_name(c["name"]), _upper(c["upper"])) for c in raw["classes"])
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise InvalidInputError(f"invalid ADC class config: {exc}", path=where) from exc
     if not classes:
