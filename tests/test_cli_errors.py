@@ -290,6 +290,28 @@ def test_analyze_keeps_the_outputs_of_another_subject_with_the_same_label(
         assert res.exit_code == 0, res.output
 
 
+@pytest.mark.parametrize("kind", ["folder", "file"])
+def test_analyze_keeps_a_users_files_where_its_outputs_would_go(tmp_path: Path, kind: str) -> None:
+    """A user's ``out/sub-00/notes.txt`` (or a plain file ``out/sub-00``) was deleted by
+    the outputs replacing the folder, exit 0 and not a word (a review)."""
+    from discquant.phantom import PhantomConfig, generate_study, write_study
+
+    write_study(generate_study(3, PhantomConfig(noise=False)), tmp_path / "bids", subject="00")
+    mine = tmp_path / "out" / "sub-00"
+    if kind == "folder":
+        mine.mkdir(parents=True)
+        (mine / "notes.txt").write_text("precious\n")
+    else:
+        mine.parent.mkdir()
+        mine.write_text("precious\n")
+    args = ["analyze", str(tmp_path / "bids" / "sub-00"), "-o", str(tmp_path / "out")]
+    line = _cli_error(args, cwd=tmp_path)
+    assert "not discquant's outputs" in line and "sub-00" in line, line
+    kept = mine / "notes.txt" if kind == "folder" else mine
+    assert kept.read_text() == "precious\n"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["sub-00"]  # nothing else
+
+
 def test_analyze_writes_a_session_in_the_bids_derivatives_layout(tmp_path: Path) -> None:
     """``analyze sub-00/ses-2`` wrote ``sub-00ses2/sub-00ses2_*``, a folder that is neither
     the subject's nor BIDS's; each session now goes to ``sub-00/ses-<session>/``, and the

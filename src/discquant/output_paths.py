@@ -271,6 +271,15 @@ def check_subject_folder_free(
             path=folder,
         )
     document = folder / f"sub-{label}_results.json"
+    # The writer replaces the whole folder: one that holds no results document of
+    # discquant's (a user's notes, a plain file of that name) was deleted without a word
+    # (a review).
+    if folder.is_file() or (folder.is_dir() and not document.is_file() and any(folder.iterdir())):
+        raise InvalidInputError(
+            f"it holds files that are not discquant's outputs (no {document.name}), which "
+            "the outputs would replace; remove it, or write elsewhere",
+            path=folder,
+        )
     try:
         previous = json.loads(document.read_text(encoding="utf-8")).get("subject")
     except (OSError, ValueError, AttributeError):
