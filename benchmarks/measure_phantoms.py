@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/measure_phantoms.py --n 50 [--segmenter cnn|truth] [--snr 20]
         [--segment-model runs/segment-12k/model.pt]   # not the shipped segmentation
-        [--mask-source t2|dwi] [--shell-gain 1.0]
+        [--mask-source t2|dwi] [--shell-gain 1.0] [--shell-log]
 
 Each phantom (seeds 5000 + i, never used in training: the segmentation and grading
 models train on other seeds) has its DWI at the given SNR (b = 0, nucleus of a grade-II
@@ -28,12 +28,15 @@ RMS of error / bound (1 = an efficient estimator; a median costs ≈ 1.25), and 
 ``--shell-gain`` scales the second-highest b-value's images of every phantom (a misfit the
 mono-exponential model cannot explain, as from motion in one shell): the ``poor_fit``
 count is then the share of discs in which the misfit is seen (docs/measurement.md, "Fit
-residual").
+residual"). ``--shell-log`` prints the shell test's line for every disc (each shell's mean
+residual minus noise's, in standard errors, and the shells tested).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -119,7 +122,14 @@ def main() -> None:
     parser.add_argument(
         "--shell-gain", type=float, default=1.0, help="scale the second-highest b's images"
     )
+    parser.add_argument("--shell-log", action="store_true", help="print the shell test per disc")
     args = parser.parse_args()
+    if args.shell_log:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        shell_log = logging.getLogger("discquant.measure.discs")
+        shell_log.addHandler(handler)
+        shell_log.setLevel(logging.DEBUG)
     if args.mask_source == "dwi" and args.segmenter == "truth":
         parser.error("--mask-source dwi needs --segmenter cnn")
 
