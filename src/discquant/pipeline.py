@@ -773,25 +773,14 @@ def _dwi_offset(
 ) -> npt.NDArray[np.float64] | None:
     """The shift to give the T2 masks so that they lie on the DWI's discs, or None.
 
-    The b≈0 image is segmented too and its discs matched to the transferred T2 discs
-    (:mod:`discquant.measure.alignment`); the estimate goes to the provenance
-    (``dwi_offset``). Within ``max_dwi_offset_voxels`` DWI voxels nothing is done. Beyond,
-    the offset is returned (flag ``dwi_offset_corrected``) only when the whole spine moved
-    as one and the matches can be trusted: every matched disc agrees with the median within
-    that limit, most of the T2's discs are matched, each onto the b≈0 disc of its own level
-    name, and the offset is at most :data:`~discquant.measure.alignment.MAX_CORRECTED_MM`;
-    otherwise the study is flagged ``dwi_t2_misaligned`` and nothing is moved. Discs cut
-    by an image's in-plane edge (``cut``: by the T2's) are not matched.
+    The b≈0 image is segmented too and its discs matched to the transferred T2 discs;
+    :func:`discquant.measure.alignment.decide_offset` decides, with a limit of
+    ``max_dwi_offset_voxels`` DWI voxels. Its record goes to the provenance
+    (``dwi_offset``); a correction is flagged ``dwi_offset_corrected``, a shift that may
+    not be corrected ``dwi_t2_misaligned``. Discs cut by the T2's in-plane edge (``cut``)
+    are not matched.
     """
-    from discquant.measure.alignment import (
-        MATCH_RADIUS_MM,
-        MAX_CORRECTED_MM,
-        MIN_MATCHED_DISCS,
-        count_discs,
-        estimate_disc_offset,
-        in_plane_voxel_mm,
-        match_discs,
-    )
+    from discquant.measure.alignment import decide_offset, in_plane_voxel_mm
 
     assert result.b0 is not None
     try:
@@ -801,83 +790,19 @@ def _dwi_offset(
         log.debug("segmenting the b≈0 image failed", exc_info=True)
         result.provenance["dwi_offset"] = {"checked": False, "why": f"{type(exc).__name__}: {exc}"}
         return None
-    estimate = estimate_disc_offset(transferred, own.labels, cut=cut)
-    if estimate is None:
-        on_t2 = count_discs(transferred, lumbar=True, cut=cut)
-        on_b0 = count_discs(own.labels)
-        if min(on_t2, on_b0) < MIN_MATCHED_DISCS:
-            where = " and ".join(
-                name
-                for name, n in (
-                    ("on the T2 (whole, within the DWI's field of view)", on_t2),
-                    ("on the b≈0 image", on_b0),
-                )
-                if n < MIN_MATCHED_DISCS
-            )
-            why = f"fewer than {MIN_MATCHED_DISCS} discs found {where}"
-            result.provenance["dwi_offset"] = {"checked": False, "why": why}
-            return None
-        # Discs on both, fewer than MIN_MATCHED_DISCS of them within MATCH_RADIUS_MM of a
-        # b≈0 disc: moved by more than that, or the two images disagree on the discs.
-        matched = len(match_discs(transferred, own.labels, cut=cut))
-        result.provenance["dwi_offset"] = {
-            "checked": True,
-            "corrected": False,
-            "discs_matched": matched,
-        }
-        which = "no disc" if not matched else f"only {matched} of the {on_t2} discs"
-        _misaligned(
-            result,
-            f"{which} of the T2 lies within {MATCH_RADIUS_MM:.0f} mm of a disc found on the "
-            "DWI b≈0 image",
-        )
-        return None
     limit_mm = config.max_dwi_offset_voxels * in_plane_voxel_mm(result.b0.affine)
-    moved = estimate.length_mm > limit_mm
-    doubts = [
-        why
-        for why, doubtful in (
-            (
-                f"they disagree on it by up to {estimate.spread_mm:.1f} mm",
-                estimate.spread_mm > limit_mm,
-            ),
-            (
-                f"only {estimate.n_discs} of its {estimate.n_t2_discs} discs were matched",
-                estimate.n_discs < max(MIN_MATCHED_DISCS, 0.6 * estimate.n_t2_discs),
-            ),
-            ("they were matched to b≈0 discs of other level names", not estimate.same_names),
-            (
-                f"more than {MAX_CORRECTED_MM:.0f} mm, which can reach the neighbouring disc",
-                estimate.length_mm > MAX_CORRECTED_MM,
-            ),
+    decision = decide_offset(transferred, own.labels, limit_mm, cut=cut)
+    result.provenance["dwi_offset"] = decision.record
+    if decision.misaligned:
+        assert decision.message is not None
+        _misaligned(result, decision.message)
+    elif decision.offset_mm is not None:
+        result.flags.append(FLAG_DWI_OFFSET_CORRECTED)
+        result.warnings.append(
+            f"{decision.message} (the patient moved between the T2 and the DWI?): the disc "
+            "masks were moved onto the DWI's discs before the ADC was measured"
         )
-        if doubtful
-    ]
-    result.provenance["dwi_offset"] = {
-        "checked": True,
-        "offset_anterior_mm": round(float(estimate.offset_mm[1]), 2),
-        "offset_superior_mm": round(float(estimate.offset_mm[2]), 2),
-        "discs_matched": estimate.n_discs,
-        "spread_mm": round(estimate.spread_mm, 2),
-        "limit_mm": round(limit_mm, 2),
-        "corrected": moved and not doubts,
-    }
-    if not moved:
-        return None
-    where = (
-        f"the discs of the T2 lie {estimate.length_mm:.1f} mm from the discs of the DWI b≈0 "
-        f"image (anterior {estimate.offset_mm[1]:+.1f} mm, superior "
-        f"{estimate.offset_mm[2]:+.1f} mm; limit {limit_mm:.1f} mm)"
-    )
-    if doubts:
-        _misaligned(result, f"{where}, not corrected: {'; '.join(doubts)}")
-        return None
-    result.flags.append(FLAG_DWI_OFFSET_CORRECTED)
-    result.warnings.append(
-        f"{where} (the patient moved between the T2 and the DWI?): the disc masks were "
-        "moved onto the DWI's discs before the ADC was measured"
-    )
-    return estimate.offset_mm
+    return decision.offset_mm
 
 
 def _misaligned(result: AnalysisResult, what: str) -> None:

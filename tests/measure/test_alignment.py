@@ -8,6 +8,8 @@ import pytest
 
 from discquant.io.study import Volume
 from discquant.measure.alignment import (
+    MAX_CORRECTED_MM,
+    decide_offset,
     estimate_disc_offset,
     in_plane_voxel_mm,
     match_discs,
@@ -91,3 +93,81 @@ def test_each_b0_disc_matches_one_t2_disc_and_names_are_compared() -> None:
     assert est is not None and not est.same_names
     assert est.offset_mm == pytest.approx([0.0, 0.0, -12.0])
     assert est.n_discs == 4  # the top T2 disc's neighbour is its own match's: one to one
+
+
+def _relabelled(volume: Volume, mapping: dict[int, int]) -> Volume:
+    data = np.array(volume.data)
+    out = data.copy()
+    for old, new in mapping.items():
+        out[data == old] = new
+    return Volume(out, volume.affine)
+
+
+@pytest.mark.parametrize(
+    ("shift", "limit_mm", "expected_mm"),
+    [
+        ((0, 0, 2), 2.5, None),
+        ((0, 0, 3), 2.5, [0.0, 0.0, 3.0]),
+        ((0, 3, 4), 4.9, [0.0, 3.0, 4.0]),
+        ((0, 3, 4), 5.1, None),
+    ],
+)
+def test_the_offset_is_corrected_only_beyond_the_limit(
+    shift: tuple[int, int, int], limit_mm: float, expected_mm: list[float] | None
+) -> None:
+    """The limit applies to the length of the shift (5 mm for (3, 4)), not to a component."""
+    decision = decide_offset(_discs(), _discs(shift), limit_mm)
+    assert not decision.misaligned
+    if expected_mm is None:
+        assert decision.offset_mm is None and decision.message is None
+    else:
+        assert decision.offset_mm == pytest.approx(expected_mm)
+        length = f"lie {np.hypot(shift[1], shift[2]):.1f} mm from"
+        assert decision.message is not None and length in decision.message
+    assert decision.record["corrected"] is (expected_mm is not None)
+    assert decision.record["discs_matched"] == 5 and decision.record["limit_mm"] == limit_mm
+    assert decision.record["offset_superior_mm"] == shift[2]
+
+
+def test_a_shift_with_any_doubt_is_flagged_not_corrected() -> None:
+    """Each doubt alone keeps the masks where they are and says why."""
+    t2 = _discs()
+    spread = np.array(_discs((0, 0, 4)).data)
+    moved = spread == 122
+    spread[moved] = 0
+    spread[np.roll(moved, 4, axis=2)] = 122  # one disc 4 mm beyond the others' 4 mm
+    cases = {
+        "disagree on it by up to 4.0 mm": Volume(spread, np.eye(4)),
+        "only 2 of its 5 discs": Volume(
+            np.where(np.isin(_discs((0, 0, 4)).data, (120, 121)), _discs((0, 0, 4)).data, 0),
+            np.eye(4),
+        ),
+        "other level names": _relabelled(_discs((0, 0, 4)), {120: 121, 121: 120}),
+        f"more than {MAX_CORRECTED_MM:.0f} mm": _discs((0, 0, 12)),
+    }
+    for why, own in cases.items():
+        decision = decide_offset(t2, own, 2.5)
+        assert decision.misaligned and decision.offset_mm is None, why
+        assert decision.record["corrected"] is False
+        assert decision.message is not None and why in decision.message
+        assert decision.message.count(";") == 1  # the limit's "; limit", no other doubt
+
+
+def test_discs_on_both_images_that_do_not_match_are_misaligned() -> None:
+    """Discs on both, none within 15 mm of the other's: moved too far, or wrong discs."""
+    decision = decide_offset(_discs(), _discs((0, 16, 0)), 2.5)
+    assert decision.misaligned and decision.offset_mm is None
+    assert decision.record == {"checked": True, "corrected": False, "discs_matched": 0}
+    assert decision.message is not None and decision.message.startswith("no disc of the T2")
+
+
+def test_too_few_discs_on_one_image_leave_the_study_unchecked() -> None:
+    one = Volume(np.where(_discs().data == 122, 122, 0).astype(np.int16), np.eye(4))
+    decision = decide_offset(_discs(), one, 2.5)
+    assert not decision.misaligned and decision.offset_mm is None
+    assert decision.record == {
+        "checked": False,
+        "why": "fewer than 2 discs found on the b≈0 image",
+    }
+    cut = decide_offset(_discs(), _discs(), 2.5, cut={120, 121, 122, 123})
+    assert cut.record["why"].startswith("fewer than 2 discs found on the T2")

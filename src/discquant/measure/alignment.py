@@ -14,13 +14,15 @@ refinement and made the ADC worse (T2 TSE and fat-suppressed EPI differ in marro
 contrast; docs/measurement.md); matching the network's discs in both images does not
 depend on those contrasts. The estimate is used only when it exceeds about one DWI
 voxel, which the nucleus core's border erosion absorbs (docs/measurement.md, "Patient
-movement between the T2 and the DWI").
+movement between the T2 and the DWI"), and only when it can be trusted
+(:func:`decide_offset`, which the pipeline follows).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -187,3 +189,139 @@ def shifted(volume: Volume, offset_mm: npt.NDArray[np.float64]) -> Volume:
     affine = np.array(volume.affine, dtype=np.float64)
     affine[:3, 3] += offset_mm
     return Volume(volume.data, affine)
+
+
+@dataclass(frozen=True)
+class OffsetDecision:
+    """What the alignment check concludes for one study (:func:`decide_offset`).
+
+    Attributes
+    ----------
+    record
+        For the analysis's provenance (``dwi_offset``): ``checked``, ``corrected``,
+        ``discs_matched`` and, with an estimate, the offset, its spread and the limit (mm);
+        with ``checked`` False, ``why``.
+    offset_mm
+        The shift (world mm) to give the T2 masks, or None: within the limit, not to be
+        trusted, or not checked.
+    misaligned
+        Whether the T2 and DWI discs disagree and nothing may be corrected.
+    message
+        What the user is told, without the advice the caller adds: where the discs lie
+        and, when ``misaligned``, why the shift is not corrected. None when all is well.
+    """
+
+    record: dict[str, Any]
+    offset_mm: npt.NDArray[np.float64] | None = None
+    misaligned: bool = False
+    message: str | None = None
+
+
+def decide_offset(
+    transferred: Volume, own: Volume, limit_mm: float, *, cut: Collection[int] = ()
+) -> OffsetDecision:
+    """Whether to move the T2 masks onto the discs of the DWI b≈0 image, and by how much.
+
+    Within ``limit_mm`` nothing is done. Beyond, the offset is returned only when the whole
+    spine moved as one and the matches can be trusted: every matched disc agrees with the
+    median within ``limit_mm``, most of the T2's discs are matched (at least
+    :data:`MIN_MATCHED_DISCS` and 60 %), each onto the b≈0 disc of its own level name, and
+    the offset is at most :data:`MAX_CORRECTED_MM`; otherwise the study is ``misaligned``
+    and nothing is moved. Discs on both images of which fewer than
+    :data:`MIN_MATCHED_DISCS` match are ``misaligned`` too; too few discs on either image
+    leave the study unchecked.
+
+    Parameters
+    ----------
+    transferred
+        The T2 segmentation on the DWI grid (:func:`estimate_disc_offset`).
+    own
+        The segmentation of the b≈0 image.
+    limit_mm
+        The largest offset left uncorrected, in mm (the pipeline's
+        ``max_dwi_offset_voxels`` × :func:`in_plane_voxel_mm` of the DWI).
+    cut
+        Labels of T2 discs cut by the T2's in-plane field of view (:func:`match_discs`).
+
+    Returns
+    -------
+    OffsetDecision
+
+    Examples
+    --------
+    Two discs, each 5 mm higher on the b≈0 image, and a limit of 2.5 mm: moved.
+
+    >>> data = np.zeros((3, 40, 60), np.int16)
+    >>> data[1, 10:30, 10:14], data[1, 10:30, 40:44] = 123, 124
+    >>> t2 = Volume(data, np.eye(4))
+    >>> b0 = shifted(t2, np.array([0.0, 0.0, 5.0]))
+    >>> decision = decide_offset(t2, b0, 2.5)
+    >>> decision.offset_mm.tolist(), decision.misaligned, decision.record["corrected"]
+    ([0.0, 0.0, 5.0], False, True)
+    """
+    estimate = estimate_disc_offset(transferred, own, cut=cut)
+    if estimate is None:
+        on_t2 = count_discs(transferred, lumbar=True, cut=cut)
+        on_b0 = count_discs(own)
+        if min(on_t2, on_b0) < MIN_MATCHED_DISCS:
+            where = " and ".join(
+                name
+                for name, n in (
+                    ("on the T2 (whole, within the DWI's field of view)", on_t2),
+                    ("on the b≈0 image", on_b0),
+                )
+                if n < MIN_MATCHED_DISCS
+            )
+            why = f"fewer than {MIN_MATCHED_DISCS} discs found {where}"
+            return OffsetDecision({"checked": False, "why": why})
+        # Discs on both, fewer than MIN_MATCHED_DISCS of them within MATCH_RADIUS_MM of a
+        # b≈0 disc: moved by more than that, or the two images disagree on the discs.
+        matched = len(match_discs(transferred, own, cut=cut))
+        which = "no disc" if not matched else f"only {matched} of the {on_t2} discs"
+        return OffsetDecision(
+            {"checked": True, "corrected": False, "discs_matched": matched},
+            misaligned=True,
+            message=f"{which} of the T2 lies within {MATCH_RADIUS_MM:.0f} mm of a disc found "
+            "on the DWI b≈0 image",
+        )
+    moved = estimate.length_mm > limit_mm
+    doubts = [
+        why
+        for why, doubtful in (
+            (
+                f"they disagree on it by up to {estimate.spread_mm:.1f} mm",
+                estimate.spread_mm > limit_mm,
+            ),
+            (
+                f"only {estimate.n_discs} of its {estimate.n_t2_discs} discs were matched",
+                estimate.n_discs < max(MIN_MATCHED_DISCS, 0.6 * estimate.n_t2_discs),
+            ),
+            ("they were matched to b≈0 discs of other level names", not estimate.same_names),
+            (
+                f"more than {MAX_CORRECTED_MM:.0f} mm, which can reach the neighbouring disc",
+                estimate.length_mm > MAX_CORRECTED_MM,
+            ),
+        )
+        if doubtful
+    ]
+    record = {
+        "checked": True,
+        "offset_anterior_mm": round(float(estimate.offset_mm[1]), 2),
+        "offset_superior_mm": round(float(estimate.offset_mm[2]), 2),
+        "discs_matched": estimate.n_discs,
+        "spread_mm": round(estimate.spread_mm, 2),
+        "limit_mm": round(limit_mm, 2),
+        "corrected": moved and not doubts,
+    }
+    if not moved:
+        return OffsetDecision(record)
+    where = (
+        f"the discs of the T2 lie {estimate.length_mm:.1f} mm from the discs of the DWI b≈0 "
+        f"image (anterior {estimate.offset_mm[1]:+.1f} mm, superior "
+        f"{estimate.offset_mm[2]:+.1f} mm; limit {limit_mm:.1f} mm)"
+    )
+    if doubts:
+        return OffsetDecision(
+            record, misaligned=True, message=f"{where}, not corrected: {'; '.join(doubts)}"
+        )
+    return OffsetDecision(record, offset_mm=estimate.offset_mm, message=where)

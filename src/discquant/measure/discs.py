@@ -420,11 +420,13 @@ def _shell_misfit(
     mean = per_voxel.mean(axis=0)
     standard_error = per_voxel.std(axis=0, ddof=1) / math.sqrt(per_voxel.shape[0])
     off = np.abs(mean - expected)
+    with np.errstate(divide="ignore", invalid="ignore"):  # noise-free residuals: inf, NaN
+        in_standard_errors = np.round(off / standard_error, 1).tolist()
     log.debug(
         "%s: shell residual minus noise's %s, in standard errors %s, tested %s",
         result.level,
         np.round(mean - expected, 3).tolist(),
-        np.round(off / standard_error, 1).tolist(),
+        in_standard_errors,
         tested.tolist(),
     )
     return bool(
