@@ -50,6 +50,14 @@ from discquant.io.study import SERIES_SKIPPED, Provenance
 log = logging.getLogger(__name__)
 
 _SIDECAR_EXTS = (".json", ".bval", ".bvec")
+_DOCUMENT_EXTS = frozenset(
+    {".txt", ".md", ".pdf", ".htm", ".html", ".xml", ".csv", ".tsv", ".log", ".yaml",
+     ".yml", ".ini", ".inf", ".exe", ".dll", ".bat", ".sh", ".js", ".css", ".jpg",
+     ".jpeg", ".png", ".gif", ".bmp", ".ico", ".svg", ".zip"}
+)  # fmt: skip
+"""Suffixes of files that are plainly no DICOM (a CD's README, viewer and autorun, an
+earlier analysis' report): passed by without a word. Any other file without the DICM
+prefix is counted in one warning (:func:`_report_not_dicom`)."""
 _GZIP_MAGIC = b"\x1f\x8b"
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _STORAGE_ROOT = "1.2.840.10008.5.1.4.1.1."
@@ -94,6 +102,8 @@ def dcm2niix_binary() -> str:
 class _Slice:
     orientation: tuple[float, ...]
     position: tuple[float, float, float]
+    matrix: tuple[int, int] | None = None
+    """Rows and Columns of the file's images; None where the header lacks them."""
 
 
 @dataclass
@@ -134,6 +144,8 @@ class _Scan:
     (the copy, the file kept)."""
     first_of: dict[tuple[str, str], Path] = field(default_factory=dict)
     """The first file of each (series UID, SOP Instance UID)."""
+    not_dicom: list[Path] = field(default_factory=list)
+    """Files without the DICM prefix that could have been images (no document suffix)."""
     n_files: int = 0
 
 
@@ -268,6 +280,29 @@ def _expected_pixel_bytes(ds: object, keyword: str = "PixelData") -> int | None:
     return (n * bits + 7) // 8
 
 
+def _full_ybr(ds: object, got: int, expected: int) -> bool:
+    """Whether ``ds`` says YBR_FULL_422 but holds three full samples per pixel, as
+    pydicom reads such files (``got`` is then 3/2 of ``expected``)."""
+    import pydicom
+
+    assert isinstance(ds, pydicom.Dataset)
+    return ds.get("PhotometricInterpretation") == "YBR_FULL_422" and got in (
+        expected * 3 // 2,
+        expected * 3 // 2 + 1,
+    )
+
+
+def _matrix(ds: object) -> tuple[int, int] | None:
+    """Rows and Columns of ``ds``; None when either is missing or not a number."""
+    import pydicom
+
+    assert isinstance(ds, pydicom.Dataset)
+    try:
+        return int(ds.Rows), int(ds.Columns)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
 def _geometry(ds: object, path: Path) -> list[tuple[Path, _Slice]]:
     """One entry per frame: (file, orientation, position), classic or enhanced."""
     import pydicom
@@ -290,7 +325,7 @@ def _geometry(ds: object, path: Path) -> list[tuple[Path, _Slice]]:
                 f"{len(ipp)} (6 and 3 expected)"
             )
         out.append((path, _Slice(iop, (ipp[0], ipp[1], ipp[2]))))
-        return out
+        return _finite(out)
     shared_seq = ds.get("SharedFunctionalGroupsSequence")
     shared = shared_seq[0] if shared_seq else None
     shared_iop = _plane(shared, "PlaneOrientationSequence", "ImageOrientationPatient")
@@ -301,7 +336,22 @@ def _geometry(ds: object, path: Path) -> list[tuple[Path, _Slice]]:
             continue
         iop = tuple(round(v, 4) for v in iop_l)
         out.append((path, _Slice(iop, (ipp_l[0], ipp_l[1], ipp_l[2]))))
-    return out
+    return _finite(out)
+
+
+def _finite(slices: list[tuple[Path, _Slice]]) -> list[tuple[Path, _Slice]]:
+    """``slices`` when every orientation and position value is a finite number.
+
+    Raises
+    ------
+    ValueError
+        A value is NaN or infinite (a DS of ``nan`` or ``1e999``): the spacing check
+        passed NaN by, and numpy warned of overflow on stderr.
+    """
+    for _, sl in slices:
+        if not np.all(np.isfinite([*sl.orientation, *sl.position])):
+            raise ValueError("ImageOrientationPatient or ImagePositionPatient is not finite")
+    return slices
 
 
 class _Unusable(Exception):
@@ -331,10 +381,17 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
         scan.n_files += 1
         try:
             head, gzipped = _head(path)
-        except OSError as exc:
-            log.debug("skipping unreadable %s (%s)", path, exc)
+        except OSError as exc:  # no permission, a broken link: it may be a slice
+            scan.truncated.append((path, f"cannot be read ({exc.strerror or exc})", None))
+            continue
+        if not head and not gzipped:  # a failed copy: its series misses a slice
+            scan.truncated.append((path, "empty file (0 bytes)", None))
             continue
         if not _is_dicom(head):
+            if path.suffix.lower() in _DOCUMENT_EXTS:
+                log.debug("skipping %s: not DICOM", path)
+            else:
+                scan.not_dicom.append(path)
             continue
         readable = path
         if gzipped:
@@ -435,8 +492,8 @@ def _file_series(
     Raises
     ------
     _Unusable
-        An image-class file without pixel data, pixel data shorter than the header
-        implies, no SeriesInstanceUID, or an unreadable plane geometry.
+        An image-class file without pixel data, pixel data shorter or longer than the
+        header implies, no SeriesInstanceUID, or an unreadable plane geometry.
     """
     import pydicom
 
@@ -455,12 +512,26 @@ def _file_series(
     got = len(ds[keyword].value)
     if expected is not None and got < expected:
         raise _Unusable(f"truncated DICOM file: {got} of {expected} pixel-data bytes", uid)
+    if expected is not None and got > expected + 1 and not _full_ybr(ds, got, expected):
+        # One more byte pads an odd length to an even one. More: Rows or Columns (or
+        # the frames, samples or bits) are wrong. dcm2niix read such a slice (Rows 31
+        # beside 32) by its header, split the series and stacked 14 slices with a
+        # hidden gap: 7 slices 4 mm off, without a word.
+        size = " × ".join(str(ds.get(k, "?")) for k in ("Rows", "Columns"))
+        raise _Unusable(
+            f"pixel data longer than the header implies: {got} bytes, {expected} for "
+            f"Rows × Columns {size} (a wrong Rows or Columns?)",
+            uid,
+        )
     if uid is None:
         raise _Unusable("no SeriesInstanceUID in the header", None)
     try:  # a damaged plane geometry makes the file unusable, not the whole study
         geometry = _geometry(ds, path)
     except (TypeError, ValueError, IndexError) as exc:
         raise _Unusable(f"invalid plane geometry ({exc})", uid) from exc
+    matrix = _matrix(ds)
+    for _, sl in geometry:
+        sl.matrix = matrix
     image_type = [str(t).upper() for t in ds.get("ImageType", [])]
     return _DicomSeries(
         uid=uid,
@@ -555,16 +626,65 @@ def _spacing_problem(series: _DicomSeries) -> tuple[Path, str] | None:
                 distinct.append((d, p))
         if len(distinct) < 3:
             continue
-        gaps = np.diff([d for d, _ in distinct])
-        median = float(np.median(gaps))
+        with np.errstate(over="ignore", invalid="ignore"):  # positions of 1e308 mm
+            gaps = np.diff([d for d, _ in distinct])
+            median = float(np.median(gaps))
         tol = max(SPACING_TOLERANCE_MM, SPACING_TOLERANCE_REL * median)
         bad = np.flatnonzero(np.abs(gaps - median) > tol)
         if bad.size:
             i = int(bad[0])
-            return distinct[i + 1][1], (
+            after, before = distinct[i + 1][1], distinct[i][1]
+            return after, (
                 f"inconsistent slice spacing in series {series.number} "
-                f"'{series.description}': gap of {gaps[i]:.2f} mm next to this slice, "
-                f"median {median:.2f} mm (missing or extra slice?)"
+                f"'{series.description}': gap of {_mm(gaps[i])} mm between this slice and "
+                f"{_beside(before, after)}, median {_mm(median)} mm (missing or extra slice?)"
+            )
+    return None
+
+
+def _beside(other: Path, named: Path) -> str:
+    """``other`` relative to the folder of ``named``, the file a message starts with.
+
+    The message names ``named`` in full (made relative to the input folder where it is
+    kept); a second full path would carry the folders above the input, which often hold
+    a patient's name. Only the first named the slice after a gap, which read as the same
+    file twice where the two sat at one position.
+    """
+    return os.path.relpath(other, named.parent)
+
+
+def _mm(value: float) -> str:
+    """A distance for a message: two decimals, or three significant digits when huge (a
+    damaged ImagePositionPatient of 1e308 printed 300 digits)."""
+    return f"{value:.2f}" if abs(value) < 1e6 else f"{value:.3g}"
+
+
+def _matrix_problem(series: _DicomSeries) -> tuple[Path, str] | None:
+    """A slice whose Rows × Columns differ from the other slices of its orientation.
+
+    Slices of mixed matrix sizes do not stack into one volume: dcm2niix split such a
+    series and stacked the rest across the gap left. A 3-plane localizer may hold other
+    sizes in other planes; within one plane the size that most slices have is the
+    series', and the first other slice (along the slice normal) is named.
+    """
+    groups: dict[tuple[float, ...], list[tuple[float, Path, tuple[int, int]]]] = {}
+    for path, sl in series.slices:
+        if sl.matrix is None:
+            continue
+        iop = np.asarray(sl.orientation, dtype=float)
+        normal = np.cross(iop[:3], iop[3:])
+        d = float(np.dot(normal, sl.position))
+        groups.setdefault(sl.orientation, []).append((d, path, sl.matrix))
+    for entries in groups.values():
+        sizes = [m for _, _, m in entries]
+        usual = max(sorted(set(sizes)), key=sizes.count)
+        odd = sorted((e for e in entries if e[2] != usual), key=lambda e: (e[0], e[1]))
+        if odd:
+            _, path, (rows, cols) = odd[0]
+            return path, (
+                f"series {series.number} '{series.description}' mixes matrix sizes: this "
+                f"slice is {rows} × {cols} (Rows × Columns), {sizes.count(usual)} others "
+                f"{usual[0]} × {usual[1]}; its slices do not stack into one volume"
             )
     return None
 
@@ -581,10 +701,15 @@ def _incomplete(series: _DicomSeries) -> bool:
 
 
 def _missing_images(series: _DicomSeries) -> tuple[Path, str] | None:
-    """A multi-volume series (DWI) whose slice positions hold unequal numbers of images:
-    a file missing. dcm2niix then converted nothing ("Recompiling with
-    '-DmyInstanceNumberOrderIsNotSpatial' might help"), and the warning named the
-    series' first file. Names a file at the position with the fewest images."""
+    """A series whose slice positions hold unequal numbers of images.
+
+    A multi-volume series (DWI) with a file missing: dcm2niix then converted nothing
+    ("Recompiling with '-DmyInstanceNumberOrderIsNotSpatial' might help"), and the
+    warning named the series' first file; a file at the position with the fewest images
+    is named. A position with more images than the others (two slices 0 mm apart):
+    dcm2niix stacked them all into a volume of uneven spacing; a file there beyond the
+    usual number is named, with the first.
+    """
     if series.mosaic or not series.slices:  # a screen save has no plane geometry
         return None
     at: dict[tuple[float, ...], list[Path]] = {}
@@ -593,13 +718,20 @@ def _missing_images(series: _DicomSeries) -> tuple[Path, str] | None:
     counts = [len(paths) for paths in at.values()]
     usual = max(set(counts), key=counts.count)
     fewest = min(at.values(), key=len)
-    if usual < 2 or len(fewest) >= usual:
-        return None
-    return sorted(fewest)[0], (
-        f"series {series.number} '{series.description}' has {len(fewest)} image(s) at this "
-        f"file's slice position and {usual} at most others: a file is missing (or damaged "
-        "and left out)"
-    )
+    if usual >= 2 and len(fewest) < usual:
+        return sorted(fewest)[0], (
+            f"series {series.number} '{series.description}' has {len(fewest)} image(s) at "
+            f"this file's slice position and {usual} at most others: a file is missing (or "
+            "damaged and left out)"
+        )
+    most = sorted(next(paths for paths in at.values() if len(paths) == max(counts)))
+    if len(most) > usual:  # two slices 0 mm apart: dcm2niix stacked both, without a word
+        return most[usual], (
+            f"series {series.number} '{series.description}' has {len(most)} images at this "
+            f"file's slice position (with {_beside(most[0], most[usual])}) and {usual} at "
+            "most others: an extra image, 0 mm from its neighbour"
+        )
+    return None
 
 
 _STOP_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGKILL})
@@ -696,6 +828,7 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
             for series in scan.series.values():
                 series.description = redact_identifiers(series.description, series.identifiers)
         _report_non_image(scan, warnings)
+        _report_not_dicom(scan, warnings)
         _report_duplicates(scan, warnings, path if path.is_dir() else path.parent)
         broken = _check_truncated(scan, warnings)
         images: list[RawImage] = []
@@ -711,7 +844,7 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
             if series.uid in broken:
                 skipped.append(broken[series.uid])
                 continue
-            problem = _spacing_problem(series) or _missing_images(series)
+            problem = _matrix_problem(series) or _spacing_problem(series) or _missing_images(series)
             if problem is not None:
                 skipped.append(problem)
                 continue
@@ -837,6 +970,21 @@ def _report_non_image(scan: _Scan, warnings: list[str]) -> None:
         warnings.append(msg)
 
 
+def _report_not_dicom(scan: _Scan, warnings: list[str]) -> None:
+    """One warning for the files skipped as not DICOM: the first and how many more.
+
+    A slice saved without the DICM prefix (a raw data set, an ACR-NEMA file) was passed
+    by without a word, its series then failing on a gap that named another file.
+    Documents (``_DOCUMENT_EXTS``), hidden files and DICOMDIR are not counted.
+    """
+    if not scan.not_dicom:
+        return
+    more = f" (and {len(scan.not_dicom) - 1} more like it)" if len(scan.not_dicom) > 1 else ""
+    msg = f"{scan.not_dicom[0]}: not a DICOM file (no DICM prefix); skipped{more}"
+    log.warning(msg)
+    warnings.append(msg)
+
+
 def _report_duplicates(scan: _Scan, warnings: list[str], root: Path) -> None:
     """One warning per series with files stored twice: the first copy, the file it
     repeats (relative to ``root``, the folder read: folders above it may name the
@@ -880,7 +1028,12 @@ def _check_truncated(scan: _Scan, warnings: list[str]) -> dict[str | None, tuple
         elif series is None or _incomplete(series) or _spacing_problem(series) is not None:
             broken.setdefault(uid, (path, f"{problem}; its series is incomplete without it"))
             continue
-        msg = f"{path}: {problem}; skipped (the rest of its series is complete)"
+        kept = (
+            "no series is incomplete without it"
+            if uid is None
+            else ("the rest of its series is complete")
+        )
+        msg = f"{path}: {problem}; skipped ({kept})"
         log.warning(msg)
         warnings.append(msg)
     return broken

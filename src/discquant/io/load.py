@@ -219,6 +219,36 @@ def load_study(
     )
 
 
+def _names(series: list[Series], root: Path | None, identifiers: frozenset[str]) -> list[str]:
+    """Names of ``series`` for a warning: each one's first source file, or description.
+
+    dcm2niix makes several images of one DICOM series it splits (two echoes, slices of
+    two matrix sizes); each then has the series' first file, and a warning read "used
+    t2/IM0001 (more slices; not t2/IM0001)". Names alike are told apart
+    (:func:`_told_apart`).
+    """
+    names = [s.source_name(root, identifiers) or s.description for s in series]
+    out = []
+    for name, one in zip(names, series, strict=True):
+        twins = [s for n, s in zip(names, series, strict=True) if n == name]
+        out.append(name if len(twins) == 1 else f"{name} ({_told_apart(one, twins)})")
+    return out
+
+
+def _told_apart(one: Series, twins: list[Series]) -> str:
+    """What tells ``one`` from the other ``twins`` (images of one source series): its
+    shape, else its echo time, else its place among them."""
+    shapes = [s.image.shape for s in twins]
+    if len(set(shapes)) == len(shapes):
+        return "×".join(str(n) for n in one.image.shape)
+    echoes = [s.provenance.sidecar.get("EchoTime") for s in twins]
+    te = one.provenance.sidecar.get("EchoTime")
+    if len(set(map(str, echoes))) == len(echoes) and isinstance(te, int | float):
+        return f"TE {te * 1000:g} ms"
+    place = next(i for i, s in enumerate(twins) if s is one)
+    return f"image {place + 1} of {len(twins)}"
+
+
 def _choice_warnings(
     series: list[Series],
     ordered: tuple[Series, ...],
@@ -231,7 +261,7 @@ def _choice_warnings(
     sequence), and of one study's series in a folder of several (two visits)."""
     found = []
     for tied, by_acquisition in tied_with_best(series, explicit=explicit, asserted=asserted):
-        names = [s.source_name(root, identifiers) or s.description for s in tied]
+        names = _names(tied, root, identifiers)
         how = "the later acquisition" if by_acquisition else "the first by file path"
         found.append(
             f"{len(tied)} {tied[0].role.value.upper()} series are alike ({', '.join(names)}): "
@@ -239,7 +269,7 @@ def _choice_warnings(
             "holding only it"
         )
     for used, others, why in chosen_over(series, explicit=explicit, asserted=asserted):
-        names = [s.source_name(root, identifiers) or s.description for s in (used, *others)]
+        names = _names([used, *others], root, identifiers)
         found.append(
             f"{len(names)} {used.role.value.upper()} series: used {names[0]} ({why}; not "
             f"{', '.join(names[1:])}); to measure another, give a folder (or file) holding "
