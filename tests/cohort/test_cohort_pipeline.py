@@ -129,6 +129,29 @@ def test_local_workers_ignore_ctrl_c_and_drop_shutdown_warnings(cluster: str) ->
         assert other_passes
 
 
+def test_local_workers_keep_library_warnings_off_the_terminal(cluster: str) -> None:
+    """A damaged header's pydicom warnings and Python warnings (raw lines naming no file)
+    are debug lines in the workers, as in the CLI; pydicom's errors still pass."""
+    from distributed import Client
+
+    def probe() -> tuple[bool, bool, str]:
+        import logging
+        import warnings
+
+        def passes(level: int) -> bool:
+            record = logging.makeLogRecord({"name": "pydicom", "levelno": level, "msg": "m"})
+            return bool(logging.getLogger("pydicom").filter(record))
+
+        return passes(logging.WARNING), passes(logging.ERROR), warnings.showwarning.__module__
+
+    with Client(cluster) as client:
+        results = client.run(probe)
+    assert len(results) == 2
+    for warning_passes, error_passes, shown_by in results.values():
+        assert not warning_passes and error_passes
+        assert shown_by == "discquant.library_logs"
+
+
 def _tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     discs = pd.read_parquet(out / "cohort_discs.parquet").drop(columns=list(RUN_COLUMNS))
     failures = pd.read_csv(out / "cohort_failures.csv")

@@ -7,14 +7,15 @@ import os
 import signal
 import sys
 import threading
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, TextIO, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
+
+from discquant.library_logs import quiet_libraries
 
 T = TypeVar("T")
 
@@ -96,64 +97,7 @@ def setup_logging(*, quiet: bool = False, verbose: bool = False) -> None:
     # announces every connection) only at --verbose.
     for name in ("highdicom", "distributed", "numba", "matplotlib", "PIL"):
         logging.getLogger(name).setLevel(level if verbose else max(level, logging.WARNING))
-    # nibabel reports each header fix of a damaged NIfTI through its own stderr handler
-    # and again through ours (eight lines before the one-line error, --quiet or not; a
-    # user trial). Its errors become discquant's one-line error; the fixes show at
-    # --verbose, once.
-    nibabel_log = logging.getLogger("nibabel.global")
-    if verbose:
-        import nibabel.imageglobals
-
-        for own in list(nibabel.imageglobals.logger.handlers):
-            nibabel.imageglobals.logger.removeHandler(own)
-    else:
-        nibabel_log.setLevel(logging.CRITICAL)
-    # pydicom logs each header value it tolerates ("The PN component length (80) exceeds
-    # the maximum allowed length of 64") once per file, naming none, and warns it again
-    # through Python's warnings; numpy's RuntimeWarnings on damaged values came as raw
-    # "file.py:440: UserWarning: ..." pairs of lines. What makes a file unusable the
-    # importer reports itself, one line naming the file; these show at --verbose.
-    # A filter, not a level: importing pydicom sets its logger's level to WARNING.
-    pydicom_log = logging.getLogger("pydicom")
-    for old in [f for f in pydicom_log.filters if isinstance(f, _AtLeast)]:
-        pydicom_log.removeFilter(old)
-    pydicom_log.addFilter(_AtLeast(logging.WARNING if verbose else logging.ERROR))
-    warnings.showwarning = _log_warning
-
-
-class _AtLeast(logging.Filter):
-    """Pass a logger's records of ``level`` and above only."""
-
-    def __init__(self, level: int) -> None:
-        super().__init__()
-        self.level = level
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Whether ``record`` is at least as severe as ``level``."""
-        return record.levelno >= self.level
-
-
-def _log_warning(
-    message: Warning | str,
-    category: type[Warning],
-    filename: str,
-    lineno: int,
-    file: TextIO | None = None,
-    line: str | None = None,
-) -> None:
-    """:func:`warnings.showwarning` for the CLI: a library's Python warning as one debug
-    line of the ``py.warnings`` logger (shown at ``--verbose``), not two raw lines on
-    stderr.
-
-    Parameters
-    ----------
-    message, category, filename, lineno, file, line
-        As :func:`warnings.showwarning` receives them; ``file`` and ``line`` are unused.
-    """
-    text = " ".join(str(message).split())
-    logging.getLogger("py.warnings").debug(
-        "%s: %s (%s:%d)", category.__name__, text, Path(filename).name, lineno
-    )
+    quiet_libraries(verbose=verbose)
 
 
 INTERRUPTED = "discquant: interrupted"

@@ -284,14 +284,17 @@ def dask_setup(worker: Any) -> None:
     workers now pass over SIGINT instead; the main process closes them. A Python handler
     that does nothing, not ``SIG_IGN``: an ignored signal stays ignored across exec, so a
     dcm2niix started by the worker outlived Ctrl-C. The shutdown warnings are dropped too
-    (:func:`quiet_shutdown_noise`), and nibabel's messages about a damaged header.
+    (:func:`quiet_shutdown_noise`), and the libraries' messages about a damaged header
+    (:func:`discquant.library_logs.quiet_libraries`).
     """
     if threading.current_thread() is threading.main_thread():  # signal() needs it
         signal.signal(signal.SIGINT, _pass_over_interrupt)
     quiet_shutdown_noise()
     # nibabel's header fixes of a damaged NIfTI printed through its own handler beside
-    # the study's one-line failure (`discquant.cli._common.setup_logging` does the same)
-    logging.getLogger("nibabel.global").setLevel(logging.CRITICAL)
+    # the study's one-line failure; pydicom's and Python's warnings likewise
+    from discquant.library_logs import quiet_libraries
+
+    quiet_libraries()
 
 
 def _pass_over_interrupt(signum: int, frame: object) -> None:
