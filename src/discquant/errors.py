@@ -32,6 +32,13 @@ class InvalidInputError(DiscquantError):
     """A file exists but cannot be used: truncated, inconsistent, NaN-filled, ..."""
 
 
+class IdentifyingLabelError(InvalidInputError):
+    """A subject label holds the patient's ID, name or another identifier of the DICOM
+    header (:func:`discquant.io.privacy.label_holds_identifier`), refused without
+    ``keep_phi``. A cohort records such a study by its place in the cohort, not by its
+    label or folder (:func:`discquant.cohort.worker.failure_record`)."""
+
+
 class UnreadableImageError(InvalidInputError):
     """A file cannot be opened as an image at all (damaged, truncated, not an image)."""
 

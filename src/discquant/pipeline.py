@@ -31,7 +31,12 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant import __version__
-from discquant.errors import DiscquantError, InvalidInputError, NoDiscsFoundError
+from discquant.errors import (
+    DiscquantError,
+    IdentifyingLabelError,
+    InvalidInputError,
+    NoDiscsFoundError,
+)
 from discquant.grid import touches_in_plane_edge
 from discquant.io.privacy import label_holds_identifier, patient_summary
 from discquant.io.roles import frames_differ, orientation_from_affine, refuse_label_map
@@ -1172,7 +1177,7 @@ def run_study(
         # A folder named after the patient (often the MRN) would name every output, and
         # the de-identified SEG/SR would carry it as their patient ID. The label is not
         # in the message (the input path, which the user typed, is).
-        raise InvalidInputError(
+        raise IdentifyingLabelError(
             "the subject label (from --subject, the manifest or the folder name) holds the "
             "patient's ID or name (or an identifier such as the accession number or birth date) "
             "from the DICOM header; give another subject label, or "

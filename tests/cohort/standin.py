@@ -48,6 +48,19 @@ def standin_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) ->
     return _write_study(_values(folder / "values.json"), inputs.subject, out_dir)
 
 
+def label_checked_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -> StudyReport:
+    """The stand-in for a stand-in study; a folder without ``values.json`` (a DICOM study)
+    goes through :func:`discquant.pipeline.run_study` up to its subject-label check, which
+    refuses a label that holds the patient's ID or name before the (slow) analysis."""
+    assert inputs.path is not None
+    if (Path(inputs.path) / "values.json").is_file():
+        return standin_study(inputs, out_dir, options)
+    from discquant.pipeline import run_study
+
+    run_study(inputs, out_dir, keep_phi=options.keep_phi)
+    raise AssertionError(f"{inputs.path} was not refused")
+
+
 def _cancel_other_tasks(subject: str) -> None:
     """Cancel every other task of the run, as when the client loses its scheduler."""
     from distributed import Future, get_client

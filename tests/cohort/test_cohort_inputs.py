@@ -5,6 +5,7 @@ the run summary ``cohort_run.json``.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -17,7 +18,7 @@ from tests.cohort import standin
 from discquant.cohort import CohortStudy, input_fingerprint, read_cohort, run_cohort
 from discquant.cohort import run as cohort_run
 from discquant.cohort.manifest import input_files
-from discquant.cohort.tables import write_cohort_tables
+from discquant.cohort.tables import DISCS_PARQUET, write_cohort_tables
 from discquant.errors import InvalidInputError
 from discquant.pipeline import StudyInputs
 
@@ -391,3 +392,49 @@ def test_a_manifest_session_column_gives_each_visit_its_own_study(tmp_path: Path
         ("f", "the folder ses-2024-01-05: session '2024-01-05' is not a BIDS label (letters "
               "and digits)"),
     ]  # fmt: skip
+
+
+# privacy: a study whose label holds the patient's ID, and the disc table's source
+
+
+def test_a_study_refused_for_an_identifying_label_is_recorded_without_it(tmp_path: Path) -> None:
+    """A study folder named after the patient's ID was refused (as ``discquant analyze``
+    refuses it), and then listed under that label and its absolute path in
+    cohort_failures.csv, the report and its record (named after the label). The disc
+    table's source held absolute paths."""
+    from tests.io.dicom_factory import PHI, write_lumbar_study
+
+    root = tmp_path / "studies"
+    standin.make_study(root / "s01", ADC)
+    write_lumbar_study(root / PHI["PatientID"], size=16)  # PIDX-8675309-Q
+    out = tmp_path / "out"
+    run = run_cohort(read_cohort(root), out, workers=1, study_fn=standin.label_checked_study)
+    assert (run.total, run.done, run.failed) == (2, 1, 1)
+    failures = pd.read_csv(out / "cohort_failures.csv", keep_default_na=False)
+    assert failures[["subject", "session", "source"]].values.tolist() == [
+        ["(withheld)", "", "study folder 1 of 2"]
+    ]
+    assert failures.loc[0, "error"].startswith("the subject label")
+    assert "holds the patient's ID or name" in failures.loc[0, "error"]
+    withheld = next(o for o in run.outcomes if o.status == "failed")  # the progress line's
+    assert withheld.name == "study folder 1 of 2" and "PIDX" not in withheld.error
+    (record_file,) = (out / ".discquant-cohort" / "records").glob("withheld-*.json")
+    record = json.loads(record_file.read_text())
+    assert record["withheld"] is True and record["subject"] == "(withheld)"
+    # named by a keyed digest: a plain hash of a guessed ID would confirm it
+    plain = {
+        hashlib.sha256(x.encode()).hexdigest()[:16] for x in ("PIDX8675309Q", PHI["PatientID"])
+    }
+    assert record_file.stem.removeprefix("withheld-") not in plain
+    key = out / ".discquant-cohort" / "withheld-key"
+    assert len(key.read_bytes()) == 32 and key.stat().st_mode & 0o077 == 0
+    written = {p.relative_to(out).as_posix(): p for p in out.rglob("*") if p.is_file()}
+    for name, path in written.items():
+        text = name + (path.read_text(errors="replace") if path.suffix != ".parquet" else "")
+        for needle in ("pidx", "8675309"):
+            assert needle not in text.lower(), (needle, name)
+    for name in ("cohort_discs.csv", "cohort_failures.csv", "cohort_report.html"):
+        assert str(tmp_path) not in (out / name).read_text(), name
+    discs = pd.read_csv(out / "cohort_discs.csv")
+    assert set(discs["source"]) == {"s01"}  # relative to the folder of studies
+    assert pd.read_parquet(out / DISCS_PARQUET)["source"].tolist() == ["s01"] * len(ADC)

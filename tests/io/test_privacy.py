@@ -382,3 +382,106 @@ def test_short_names_are_withheld_from_descriptions_but_not_sought_in_labels() -
     # "T2_TSE_SAG" read "T2_[withheld]_SAG" for the surname Tse, "3-plane LOC" for Loc)
     assert redact_identifiers("T2_TSE_SAG", identifier_tokens("X", "TSE^KA MING")) == "T2_TSE_SAG"
     assert redact_identifiers("3-plane LOC", identifier_tokens("X", "VAN^LOC")) == "3-plane LOC"
+
+
+def test_the_site_and_the_dates_are_withheld_from_descriptions() -> None:
+    """Only the patient's name and IDs were withheld: ``T2 SAG Mercy 2024-03-15`` (the
+    institution and the study's date, typed by a technologist) passed into every output."""
+    from discquant.io.privacy import description_tokens, identifier_tokens, redact_identifiers
+
+    tokens = description_tokens(
+        identifier_tokens("P-77", "DOE^JANE", birth_date="19580312"),
+        institution_name="Qzmercy Spine Imaging Center",
+        dates=["20240315", "20240316", None, "2024-03-17T09:30:00"],
+    )
+    withheld = {
+        "T2 SAG Qzmercy 2024-03-15": "T2 SAG [withheld] [withheld]",
+        "T2_SAG_QZMERCY_20240316": "T2_SAG_[withheld]_[withheld]",
+        "t2-sag-15.03.2024": "t2-sag-[withheld]",
+        "DWI 03/17/2024": "DWI [withheld]",
+        "DWI 17.3.2024": "DWI [withheld]",
+        "T2 Qzmercy Spine Imaging Center": "T2 [withheld] Spine Imaging [withheld]",
+        "T2 QzmercySpineImagingCenter": "T2 [withheld]",
+        "T2 SAG 12.03.1958": "T2 SAG [withheld]",  # the birth date as written, too
+    }
+    for text, expected in withheld.items():
+        assert redact_identifiers(text, tokens) == expected, text
+    # no false positives: sequence words, numbers and other dates stay
+    for text in (
+        "T2_TSE_SAG",
+        "3D T2 SPACE 2D",
+        "ep2d_diff_b50_b800_b1000",
+        "L-SPINE T2 SAG",
+        "Imaging 2024-03-18",
+        "v1.2.2024",
+        "T2 20240314",
+    ):
+        assert redact_identifiers(text, tokens) == text, text
+    # the site and the study's dates are not sought in labels, and count where the
+    # identity was removed (they are no pseudonym)
+    from discquant.io.privacy import label_holds_identifier
+
+    assert not label_holds_identifier("sub-20240315qzmercy", identifier_tokens("P-77", "DOE"))
+    removed = description_tokens(
+        identifier_tokens("P-77", "DOE", identity_removed="YES"),
+        institution_name="Qzmercy",
+        dates=["20240315"],
+    )
+    assert removed == {"qzmercy", "20240315"}
+
+
+def test_a_site_and_a_date_typed_into_a_dicom_description_are_withheld(
+    lumbar_dicom: WrittenStudy, tmp_path: Path
+) -> None:
+    """The study's date and the institution's name in a series description reached the
+    results JSON, the report and ``inspect``. Kept with keep_phi."""
+    import shutil
+
+    import pydicom
+
+    folder = tmp_path / "study"
+    shutil.copytree(lumbar_dicom.root, folder)
+    for path in (p for p in folder.rglob("*") if p.is_file()):
+        path.chmod(0o644)
+        ds = pydicom.dcmread(path)
+        ds.InstitutionName = "Qzmercy General Hospital"
+        if ds.SeriesDescription == "T2_TSE_SAG":  # the factory's StudyDate is 20240102
+            ds.SeriesDescription = "T2_TSE_SAG Qzmercy 02.01.2024"
+        ds.save_as(path)
+    study = load_study(folder)
+    expected = "T2_TSE_SAG [withheld] [withheld]"
+    assert study.t2 is not None and study.t2.description == expected
+    assert study.t2.provenance.sidecar["SeriesDescription"] == expected
+    result = CliRunner(env={"COLUMNS": "400"}).invoke(app, ["inspect", "--json", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert expected in result.stdout
+    for needle in ("Qzmercy", "02.01.2024"):
+        assert needle not in result.stdout + result.stderr
+    kept = load_study(folder, keep_phi=True)
+    assert kept.t2 is not None and kept.t2.description == "T2_TSE_SAG Qzmercy 02.01.2024"
+
+
+def test_a_nifti_sidecars_description_is_withheld_of_the_patient_site_and_dates(
+    tmp_path: Path,
+) -> None:
+    """A NIfTI's sidecar description was shown as it was: the patient's name, the site
+    and the date in it reached every output."""
+    path = tmp_path / "sub-01_T2w.nii.gz"
+    affine = np.array([[0, 0, 4.0, 0], [0, -1.0, 0, 0], [-1.0, 0, 0, 0], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 1), np.float32), affine), path)
+    sidecar = {
+        "EchoTime": 0.1,
+        "RepetitionTime": 4.0,
+        "SeriesDescription": "T2_SAG Zyxwvut Qzmercy 2024-01-02",
+        "ProtocolName": "T2_SAG_Qzmercy",
+        "InstitutionName": "Qzmercy",
+        "AcquisitionDateTime": "2024-01-02T10:15:00.000000",
+        **PHI,
+    }
+    (tmp_path / "sub-01_T2w.json").write_text(json.dumps(sidecar))
+    study = load_study(path)
+    assert study.t2 is not None
+    assert study.t2.description == "T2_SAG [withheld] [withheld] [withheld]"
+    assert study.t2.provenance.sidecar["ProtocolName"] == "T2_SAG_[withheld]"
+    kept = load_study(path, keep_phi=True)
+    assert kept.t2 is not None and kept.t2.description == sidecar["SeriesDescription"]

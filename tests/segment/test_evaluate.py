@@ -576,6 +576,41 @@ def test_evaluate_segment_warns_of_a_case_that_shares_no_level_label(tmp_path: P
         assert evaluate_dirs(p, r)["no_shared_level_label"] == {}
 
 
+def test_evaluate_segment_refuses_a_prediction_without_a_spineps_label(tmp_path: Path) -> None:
+    """A prediction of values >= 1000 (or negative ones) was scored Dice 0 at every level,
+    exit 0, while the same map given as the reference was refused. A prediction of nothing
+    is still scored; unknown labels beside known ones are scored and warned of."""
+    ref = _discs(119)
+    cases = {"large": (ref + 1000) * (ref > 0), "negative": -ref}
+    for name, pred in cases.items():
+        (tmp_path / name).mkdir()
+        pdir, rdir = _cases(tmp_path / name, {"sub-01": (pred, ref)})
+        js = tmp_path / name / "out.json"
+        args = ["evaluate", "segment", "--pred", str(pdir), "--ref", str(rdir), "--json", str(js)]
+        res = CliRunner().invoke(app, args)
+        assert res.exit_code == 2, res.output
+        line = _one_error_line(res.output)
+        assert line.startswith(f"discquant: error: {pdir / 'sub-01_dseg.nii.gz'}: "), line
+        values = "1120-1124" if name == "large" else "-124--120"
+        assert f"holds no VerSe/SPINEPS label ({values})" in line and not js.exists()
+    nothing = tmp_path / "nothing"
+    nothing.mkdir()
+    pdir, rdir = _cases(nothing, {"sub-01": (np.zeros_like(ref), ref)})
+    res = CliRunner().invoke(app, ["evaluate", "segment", "--pred", str(pdir), "--ref", str(rdir)])
+    assert res.exit_code == 0, res.output
+    assert evaluate_dirs(pdir, rdir)["cases"][0]["dice"] == {"disc": 0.0}
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    pred = ref.copy()
+    pred[38:40] = 1500
+    pdir, rdir = _cases(mixed, {"sub-01": (pred, ref)})
+    res = CliRunner().invoke(app, ["evaluate", "segment", "--pred", str(pdir), "--ref", str(rdir)])
+    assert res.exit_code == 0, res.output
+    assert f"{pdir / 'sub-01_dseg.nii.gz'}: the prediction holds labels that are not" in res.output
+    assert "VerSe/SPINEPS ones: 1500" in res.output
+    assert evaluate_dirs(pdir, rdir)["cases"][0]["dice"] == {"disc": 1.0}
+
+
 def test_evaluate_segment_against_the_real_lumbar_t2_discs_reference(
     tmp_path: Path, shared_data: Path
 ) -> None:

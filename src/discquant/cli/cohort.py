@@ -104,7 +104,7 @@ class _CohortProgressDisplay:
         logging.getLogger("discquant.cohort").info(
             "%d/%d (%d done, %d skipped, %d failed, %s, ETA %s)%s",
             state.finished, state.total, state.done, state.skipped, state.failed, rate, eta,
-            f" sub-{last.subject}: {last.status}"
+            f" {last.name}: {last.status}"
             + (f" {last.error}" if last.error else "")
             + (f" (analysed again: its {last.redone} changed)" if last.redone else "")
             if last else "",

@@ -56,6 +56,38 @@ class CohortStudy:
     """The row's error is that a path it names is not there (``input not found``): the
     share may be unmounted, so the runner keeps the study's record and outputs of an
     earlier run rather than removing them as for other manifest errors."""
+    root: Path | None = None
+    """The folder of studies or BIDS root ``source`` lies under: the cohort's disc table
+    gives ``source`` relative to it (:func:`table_source`); None for a manifest's rows."""
+    place: str = ""
+    """Where the study is in the cohort input without its name: the manifest's line
+    (``cohort.csv line 3``) or its number among the study folders (``study folder 2 of
+    5``). A study refused because its label holds the patient's ID or name is recorded
+    under it (:func:`withheld_name`)."""
+
+
+WITHHELD = "(withheld)"
+"""The subject and source of a study whose label holds an identifier, as single-study
+outputs show a folder name that holds one."""
+
+
+def withheld_name(study: CohortStudy) -> str:
+    """How tables, records and messages name a study whose label holds the patient's ID or
+    name: its :attr:`~CohortStudy.place`, or ``(withheld)`` without one."""
+    return study.place or WITHHELD
+
+
+def table_source(study: CohortStudy) -> str:
+    """The study's ``source`` for the cohort's disc table: relative to its
+    :attr:`~CohortStudy.root` (``P001``, ``sub-01/ses-2``) when it lies under it, else as
+    it is (a manifest's ``cohort.csv line 3``). Absolute paths named the user's folders
+    above the cohort (a home folder, a share) in a table meant to be passed on."""
+    if study.root is not None:
+        try:
+            return Path(study.source).relative_to(study.root).as_posix()
+        except ValueError:
+            pass
+    return study.source
 
 
 def input_files(inputs: StudyInputs) -> list[tuple[str, Path]]:
@@ -260,20 +292,16 @@ def _dedupe(studies: list[CohortStudy]) -> list[CohortStudy]:
         key = study.subject.casefold()
         if study.error is None and key in with_sessions:
             # its outputs, sub-<id>/, would replace the sessions' sub-<id>/ses-*/ folders
-            study = CohortStudy(
-                study.subject,
-                study.inputs,
-                study.source,
+            study = replace(
+                study,
                 error=f"subject label '{study.subject}' has no session, but sessions of "
                 f"that subject are studies too ({with_sessions[key]}): give it a session "
                 "label (sub-<id>_ses-<session>)",
             )
         elif study.error is None and key in seen:
             label, source = seen[key]
-            study = CohortStudy(
-                study.subject,
-                study.inputs,
-                study.source,
+            study = replace(
+                study,
                 error=f"subject label '{study.subject}' already used by {source}"
                 + ("" if label == study.subject else f" as '{label}' (labels differ only in case)"),
             )
@@ -365,7 +393,16 @@ def studies_from_folder(folder: Path) -> list[CohortStudy]:
     found = [(p, label) for p, label in found if not (p / STATE_DIR).is_dir()]
     if not found and not stray:
         raise InputNotFoundError("no study folders (sub-* or subfolders) found", path=folder)
-    studies = [CohortStudy(label, StudyInputs(path=p, subject=label), str(p)) for p, label in found]
+    studies = [
+        CohortStudy(
+            label,
+            StudyInputs(path=p, subject=label),
+            str(p),
+            root=folder,
+            place=f"study folder {k} of {len(found)}",
+        )
+        for k, (p, label) in enumerate(found, start=1)
+    ]
     return _dedupe(studies + stray)
 
 
@@ -601,7 +638,9 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
             log.warning("%s: %s", source, error)
         input_missing = error is not None and error.startswith("input not found")
         studies.append(
-            CohortStudy(subject, inputs, source, error=error, input_missing=input_missing)
+            CohortStudy(
+                subject, inputs, source, error=error, input_missing=input_missing, place=source
+            )
         )
     if not studies:
         raise InvalidInputError("manifest has no rows", path=manifest)

@@ -4,6 +4,8 @@ Layout inside the cohort folder ``DIR``::
 
     DIR/sub-<id>/                         outputs of one study (as ``discquant analyze``)
     DIR/.discquant-cohort/records/sub-<id>.json   what happened to the study, last run
+    DIR/.discquant-cohort/records/withheld-<digest>.json   the same, of a study refused
+                                          because its label holds an identifier
     DIR/.discquant-cohort/tmp/            outputs being written (never read)
 
 A study's outputs are written under ``tmp/`` and renamed into ``DIR/sub-<id>/`` (one
@@ -15,10 +17,15 @@ between the two steps leaves a folder without record, which is redone.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import hashlib
+import hmac
 import json
 import os
+import secrets
 import shutil
+import tempfile
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -41,6 +48,46 @@ def record_path(out_dir: Path, subject: str) -> Path:
     return state_dir(out_dir) / "records" / f"sub-{subject}.json"
 
 
+def withheld_record_path(out_dir: Path, subject: str, *, create_key: bool = False) -> Path | None:
+    """Where the record of a study refused because its label holds an identifier lives
+    (``"withheld": true`` in it): named by a keyed digest of the label, not the label.
+
+    A plain hash would not hide it: a medical record number has few enough values that a
+    guessed one could be confirmed against the name. The key is random, made once per
+    cohort folder when ``create_key`` (:func:`_record_key`), so the name says nothing
+    without it. None when the folder has no key yet (so no such record).
+    """
+    key = _record_key(out_dir, create=create_key)
+    if key is None:
+        return None
+    digest = hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()
+    return state_dir(out_dir) / "records" / f"withheld-{digest[:16]}.json"
+
+
+def _record_key(out_dir: Path, *, create: bool) -> bytes | None:
+    """The cohort folder's random key for :func:`withheld_record_path`, made on first use
+    when ``create`` (readable by its owner only); concurrent workers agree on the first
+    one written. None when there is none and ``create`` is False."""
+    path = state_dir(out_dir) / "withheld-key"
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        if not create:
+            return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # written whole under a name of its own, then linked into place: a worker never
+    # reads a key another is still writing, and the first link wins
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".withheld-key-")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(tmp, path)
+    finally:
+        os.unlink(tmp)
+    return path.read_bytes()
+
+
 def subject_dir(out_dir: Path, subject: str) -> Path:
     """A study's output folder: ``DIR/sub-<id>``, or ``DIR/sub-<id>/ses-<session>``."""
     return study_folder(out_dir, subject)
@@ -51,8 +98,13 @@ def now_iso() -> str:
 
 
 def read_record(out_dir: Path, subject: str) -> dict[str, Any] | None:
-    """The study's record, or None when there is none (or it cannot be read)."""
-    path = record_path(out_dir, subject)
+    """The study's record (:func:`record_path`, else :func:`withheld_record_path`), or None
+    when there is none (or it cannot be read)."""
+    path: Path | None = record_path(out_dir, subject)
+    if path is None or not path.exists():
+        path = withheld_record_path(out_dir, subject)
+    if path is None:
+        return None
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -70,13 +122,24 @@ def write_json_atomic(path: Path, document: Any) -> Path:
 
 
 def write_record(out_dir: Path, subject: str, record: dict[str, Any]) -> Path:
-    """Write one study's completion record atomically; return its path."""
-    return write_json_atomic(record_path(out_dir, subject), record)
+    """Write one study's completion record atomically, under :func:`withheld_record_path`
+    when it says ``"withheld": true``, and remove the other; return its path."""
+    plain = record_path(out_dir, subject)
+    withheld = withheld_record_path(out_dir, subject, create_key=bool(record.get("withheld")))
+    if withheld is not None and record.get("withheld"):
+        plain.unlink(missing_ok=True)
+        return write_json_atomic(withheld, record)
+    if withheld is not None:
+        withheld.unlink(missing_ok=True)
+    return write_json_atomic(plain, record)
 
 
 def remove_record(out_dir: Path, subject: str) -> None:
     """Forget a study's record (it will be redone)."""
     record_path(out_dir, subject).unlink(missing_ok=True)
+    withheld = withheld_record_path(out_dir, subject)
+    if withheld is not None:
+        withheld.unlink(missing_ok=True)
 
 
 def new_tmp_dir(out_dir: Path, subject: str) -> Path:

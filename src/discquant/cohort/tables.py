@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from discquant.cohort import records
-from discquant.cohort.manifest import CohortStudy
+from discquant.cohort.manifest import WITHHELD, CohortStudy, table_source, withheld_name
 from discquant.cohort.worker import StudyOutcome, failure_record
 from discquant.output_paths import split_study_label
 from discquant.outputs.tables import INTEGER_COLUMNS, RENAMED_COLUMNS
@@ -117,12 +117,18 @@ def config_sha256(config: Any) -> str | None:
 
 
 def _failure(study: CohortStudy, record: dict[str, Any] | None, why: str = "") -> dict[str, Any]:
+    """A row of ``cohort_failures.csv``; a withheld record's (the study's label holds an
+    identifier: :func:`~discquant.cohort.worker.failure_record`) names neither its subject
+    and session nor its folder."""
     record = record or {}
     subject, session = split_study_label(study.subject)
+    source = study.source
+    if record.get("withheld"):
+        subject, session, source = WITHHELD, None, withheld_name(study)
     return {
         "subject": subject,
         "session": session,
-        "source": study.source,
+        "source": source,
         "where": record.get("where", "not run"),
         "error_type": record.get("error_type", ""),
         "error": record.get("error", why),
@@ -175,7 +181,7 @@ def collect_tables(
         status = (record or {}).get("status", "not run")
         rows.append(
             {
-                "subject": study.subject,
+                "subject": WITHHELD if (record or {}).get("withheld") else study.subject,
                 "status": status,
                 "seconds": (record or {}).get("seconds"),
                 "worker": (record or {}).get("worker", ""),
@@ -218,7 +224,7 @@ def collect_tables(
         frame.insert(0, "subject", subject)
         key = record.get("key", {})
         provenance = {
-            "source": study.source,
+            "source": table_source(study),
             "input_fingerprint_sha256": key.get("input_fingerprint_sha256"),
             "config_sha256": config_sha256(key.get("config")),
             "software_version": key.get("software_version"),

@@ -28,8 +28,20 @@ from distributed import WorkerPlugin
 
 from discquant import __version__
 from discquant.cohort import records
-from discquant.cohort.manifest import CohortStudy, input_fingerprint, missing_inputs
-from discquant.errors import DiscquantError, InputNotFoundError, InvalidInputError, ModelError
+from discquant.cohort.manifest import (
+    WITHHELD,
+    CohortStudy,
+    input_fingerprint,
+    missing_inputs,
+    withheld_name,
+)
+from discquant.errors import (
+    DiscquantError,
+    IdentifyingLabelError,
+    InputNotFoundError,
+    InvalidInputError,
+    ModelError,
+)
 from discquant.output_paths import sessions_inside
 from discquant.pipeline import AnalysisConfig, StudyInputs
 
@@ -83,6 +95,14 @@ class StudyOutcome:
     redone: str = ""
     """For a study finished by an earlier run and analysed again: the parts of its resume
     key that changed (``code_sha256``, ``config``, ...), comma-separated."""
+    withheld: str = ""
+    """For a study refused because its label holds the patient's ID or name: how messages
+    name it instead of ``sub-<label>`` (:func:`~discquant.cohort.manifest.withheld_name`)."""
+
+    @property
+    def name(self) -> str:
+        """``sub-<label>``, or :attr:`withheld` when it is set."""
+        return self.withheld or f"sub-{self.subject}"
 
 
 _LOAD_ERRORS: dict[tuple[str, Path | None], BaseException] = {}
@@ -441,7 +461,27 @@ def _worker_name() -> str:
 
 
 def failure_record(study: CohortStudy, error: BaseException | str, *, where: str) -> dict[str, Any]:
-    """The record of a failed study (``where``: manifest, import, worker, ...)."""
+    """The record of a failed study (``where``: manifest, import, worker, ...).
+
+    A study refused because its label holds the patient's ID or name
+    (:class:`~discquant.errors.IdentifyingLabelError`, never raised with ``keep_phi``)
+    is recorded by its place in the cohort (:func:`~discquant.cohort.manifest.withheld_name`)
+    as subject and source, ``(withheld)`` where it has none, and the error without its
+    path; ``"withheld": true`` says so (:func:`~discquant.cohort.records.write_record`).
+    """
+    if isinstance(error, IdentifyingLabelError):
+        name = withheld_name(study)
+        return {
+            "status": "failed",
+            "subject": WITHHELD,
+            "source": name,
+            "withheld": True,
+            "where": where,
+            "error_type": type(error).__name__,
+            "error": error.reason,
+            "software": {"name": "discquant", "version": __version__, "code_sha256": code_sha256()},
+            "finished_at": records.now_iso(),
+        }
     if isinstance(error, BaseException):
         error_type, message = type(error).__name__, str(error) or repr(error)
     else:
@@ -467,9 +507,11 @@ def record_failure(
     models changed, or it failed where it once succeeded), so ``DIR/sub-<id>/`` exists
     only for studies listed in the cohort tables as complete or partial.
     """
-    records.write_record(out, study.subject, failure_record(study, error, where=where))
+    record = failure_record(study, error, where=where)
+    records.write_record(out, study.subject, record)
     if records.remove_outputs(out, study.subject):
-        log.warning("sub-%s: removed its outputs of an earlier run (it failed now)", study.subject)
+        name = withheld_name(study) if record.get("withheld") else f"sub-{study.subject}"
+        log.warning("%s: removed its outputs of an earlier run (it failed now)", name)
 
 
 def process_study(
@@ -557,12 +599,17 @@ def process_study(
         try:
             report = fn(inputs, tmp, options)
         except DiscquantError as exc:
-            log.warning("sub-%s failed: %s", study.subject, exc)
             where = "model" if isinstance(exc, ModelError) else "import"
             record_failure(out, study, exc, where=where)
-            return StudyOutcome(
-                study.subject, "failed", time.perf_counter() - start, str(exc), worker
-            )
+            seconds = time.perf_counter() - start
+            if isinstance(exc, IdentifyingLabelError):  # neither its label nor its folder
+                name = withheld_name(study)
+                log.warning("%s failed: %s", name, exc.reason)
+                return StudyOutcome(
+                    study.subject, "failed", seconds, exc.reason, worker, withheld=name
+                )
+            log.warning("sub-%s failed: %s", study.subject, exc)
+            return StudyOutcome(study.subject, "failed", seconds, str(exc), worker)
         written = records.subject_dir(tmp, study.subject)
         if not written.is_dir():
             raise RuntimeError(f"the study function wrote no {written.name} folder")

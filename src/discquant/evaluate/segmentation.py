@@ -44,7 +44,7 @@ import numpy.typing as npt
 
 from discquant.jsonfiles import dumps_strict
 from discquant.output_paths import bids_prefix
-from discquant.results import DISC_OFFSET, SACRUM_LABEL
+from discquant.results import DISC_OFFSET, SACRUM_LABEL, SPINE_LABEL_VALUES
 
 logger = logging.getLogger(__name__)
 
@@ -428,6 +428,59 @@ LUMBAR_LABELS: frozenset[int] = frozenset(
 discs L1-L2 … L5-S1 (and L6-S1); T12-L1 (119) and above are thoracolumbar or thoracic."""
 
 
+#: How many unknown labels a message lists before it gives their count and range.
+_LISTED_LABELS = 12
+
+
+def _some_labels(labels: Sequence[int]) -> str:
+    """``labels`` for a message: their runs (:func:`~discquant.segment.levels.label_runs`),
+    or their count and range when there are more than :data:`_LISTED_LABELS` (an image
+    given as a label map holds thousands).
+
+    >>> _some_labels([1000, 1001, 1003]), _some_labels(list(range(-20, 1000, 7)))
+    ('1000-1001, 1003', '146 values from -20 to 995')
+    """
+    from discquant.segment.levels import label_runs
+
+    if len(labels) > _LISTED_LABELS:
+        return f"{len(labels)} values from {min(labels)} to {max(labels)}"
+    return label_runs(labels)
+
+
+def _check_prediction_labels(labels: npt.NDArray[Any], path: Path) -> None:
+    """Refuse a prediction none of whose labels is a VerSe/SPINEPS one; warn of some.
+
+    A reference that labels no level is not scored (and refused when no reference
+    does); a prediction of values ≥ 1000 or negative ones was scored Dice 0 at every
+    level without a word: another convention, or not a label map. A prediction of
+    background alone (the model found nothing) is scored. Unknown labels beside known
+    ones are scored as before (no class or level counts them as its own), and said.
+
+    Raises
+    ------
+    InvalidInputError
+        ``labels`` holds non-zero voxels and none of
+        :data:`~discquant.results.SPINE_LABEL_VALUES`.
+    """
+    from discquant.errors import InvalidInputError
+
+    values = [int(v) for v in np.unique(labels.astype(np.int64)) if v != 0]
+    unknown = [v for v in values if v not in SPINE_LABEL_VALUES]
+    if not unknown:
+        return
+    if len(unknown) == len(values):
+        raise InvalidInputError(
+            f"the prediction holds no VerSe/SPINEPS label ({_some_labels(unknown)}): another "
+            f"label convention, or not a label map? discquant writes {SPINEPS_LABELS}",
+            path=path,
+        )
+    logger.warning(
+        "%s: the prediction holds labels that are not VerSe/SPINEPS ones: %s",
+        path,
+        _some_labels(unknown),
+    )
+
+
 def lumbar_only(labels: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """``labels`` with the levels outside :data:`LUMBAR_LABELS` set to 0; classes that
     are no level (the canal, the spinal cord) are kept.
@@ -465,8 +518,10 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path, *, lumbar: bool = False) -> dic
     InvalidInputError
         A prediction whose grid (shape or affine, beyond 0.001 mm) differs from its
         reference's other than by the order and direction of the axes, a label map that
-        is not 3D or holds non-integer values, or no prediction sharing a level label with
-        its reference (another label convention, e.g. discs 1-5).
+        is not 3D or holds non-integer values, a prediction holding no VerSe/SPINEPS label
+        but other non-zero values (:func:`_check_prediction_labels`), or no prediction
+        sharing a level label with its reference (another label convention, e.g. discs
+        1-5).
     """
 
     from discquant.errors import InputNotFoundError, InvalidInputError
@@ -510,6 +565,7 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path, *, lumbar: bool = False) -> dic
                 )
             if not np.array_equal(vol.data, np.round(vol.data)):
                 raise InvalidInputError("label map holds non-integer values", path=path)
+        _check_prediction_labels(pred_vol.data, preds[sub])
         grid_differs = pred_vol.data.shape != ref_vol.data.shape or (
             float(np.abs(pred_vol.affine - ref_vol.affine).max()) > AFFINE_TOLERANCE_MM
         )

@@ -40,6 +40,8 @@ from discquant.errors import (
 )
 from discquant.io.nifti import RawImage, is_nifti, load_nifti, merge_diffusion_pieces
 from discquant.io.privacy import (
+    DESCRIPTION_DATE_KEYS,
+    description_tokens,
     identifier_tokens,
     is_placeholder,
     redact_identifiers,
@@ -124,6 +126,9 @@ class _DicomSeries:
     identifiers: frozenset[str] = frozenset()
     """The patient's ID, name, accession number, other IDs and birth date as label tokens
     (:func:`privacy.identifier_tokens`)."""
+    withheld: frozenset[str] = frozenset()
+    """What its description withholds: ``identifiers``, the institution's name and the
+    header's dates (:func:`privacy.description_tokens`)."""
     patient: frozenset[str] = frozenset()
     """Digests of the PatientID and PatientName that are not empty, to tell two patients
     apart without keeping either."""
@@ -533,6 +538,14 @@ def _file_series(
     for _, sl in geometry:
         sl.matrix = matrix
     image_type = [str(t).upper() for t in ds.get("ImageType", [])]
+    identifiers = identifier_tokens(
+        ds.get("PatientID"),
+        ds.get("PatientName"),
+        identity_removed=ds.get("PatientIdentityRemoved"),
+        accession_number=ds.get("AccessionNumber"),
+        other_patient_ids=ds.get("OtherPatientIDs"),
+        birth_date=ds.get("PatientBirthDate"),
+    )
     return _DicomSeries(
         uid=uid,
         number=_series_number(ds.get("SeriesNumber")),
@@ -545,13 +558,11 @@ def _file_series(
         sops=[str(ds.get("SOPInstanceUID", ""))],
         slices=geometry,
         mosaic="MOSAIC" in image_type,
-        identifiers=identifier_tokens(
-            ds.get("PatientID"),
-            ds.get("PatientName"),
-            identity_removed=ds.get("PatientIdentityRemoved"),
-            accession_number=ds.get("AccessionNumber"),
-            other_patient_ids=ds.get("OtherPatientIDs"),
-            birth_date=ds.get("PatientBirthDate"),
+        identifiers=identifiers,
+        withheld=description_tokens(
+            identifiers,
+            institution_name=ds.get("InstitutionName"),
+            dates=[ds.get(key) for key in DESCRIPTION_DATE_KEYS],
         ),
         patient=_patient_digest(ds),
         utf8="ISO_IR 192" in _as_list(ds.get("SpecificCharacterSet")),
@@ -826,7 +837,7 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
         _check_one_patient(scan, path)
         if not keep_phi:  # before any warning or image carries the description
             for series in scan.series.values():
-                series.description = redact_identifiers(series.description, series.identifiers)
+                series.description = redact_identifiers(series.description, series.withheld)
         _report_non_image(scan, warnings)
         _report_not_dicom(scan, warnings)
         _report_duplicates(scan, warnings, path if path.is_dir() else path.parent)
@@ -1085,10 +1096,10 @@ def _convert_series(
             raw.sidecar = _undo_double_utf8(raw.sidecar)
             raw.description = _undo_double_utf8(raw.description)
         if not keep_phi:
-            raw.description = redact_identifiers(raw.description, series.identifiers)
+            raw.description = redact_identifiers(raw.description, series.withheld)
             for key in ("SeriesDescription", "ProtocolName"):
                 if isinstance(raw.sidecar.get(key), str):
-                    raw.sidecar[key] = redact_identifiers(raw.sidecar[key], series.identifiers)
+                    raw.sidecar[key] = redact_identifiers(raw.sidecar[key], series.withheld)
         pieces.append(raw)
     images = merge_diffusion_pieces(pieces)
     for raw in images:

@@ -385,6 +385,109 @@ def identifier_tokens(
     )
 
 
+SITE_WORDS_KEPT = PROTOCOL_WORDS | frozenset(
+    {"spine", "spinal", "lumbar", "imaging", "diffusion", "neuro", "body", "scan",
+     "magnetic", "resonance", "tomography", "stir", "tirm", "flair", "scout", "survey",
+     "localizer", "localiser"}
+)  # fmt: skip
+"""Words of an institution's name (``Spine Imaging Center``) that series descriptions use
+for the sequence or the body part: not withheld on their own (:func:`description_tokens`),
+as the importer reads descriptions to tell series apart (``STIR``, ``SCOUT``: the hints
+of :mod:`discquant.io.roles`)."""
+
+MIN_SITE_CHARS = 3
+"""An institution's name, or a word of it, this long (``MGH``, ``Basel``) is withheld from
+series descriptions; shorter ones (``St``, ``of``) would match by chance."""
+
+DESCRIPTION_DATE_KEYS: tuple[str, ...] = (
+    "PatientBirthDate",
+    "StudyDate",
+    "SeriesDate",
+    "AcquisitionDate",
+    "ContentDate",
+    "AcquisitionDateTime",
+)
+"""The header's dates that :func:`description_tokens` withholds from series descriptions
+(a date-time counts by its date)."""
+
+
+def _date_token(value: object) -> str | None:
+    """A DICOM date (``YYYYMMDD``), date-time or ISO date (``YYYY-MM-DD``, as dcm2niix
+    writes one) as ``YYYYMMDD``; None for anything else (a year alone, an empty value).
+
+    >>> _date_token("20240102"), _date_token("2024-01-02T10:15:00"), _date_token("1958")
+    ('20240102', '20240102', None)
+    """
+    text = str(value or "").strip()
+    found = re.match(r"(\d{4})-?(\d{2})-?(\d{2})", text)
+    if found is None:
+        return None
+    year, month, day = (int(g) for g in found.groups())
+    if not (1 <= month <= 12 and 1 <= day <= 31 and year >= 1800):
+        return None
+    return "".join(found.groups())
+
+
+def description_tokens(
+    identifiers: frozenset[str],
+    *,
+    institution_name: object = None,
+    dates: Iterable[object] = (),
+) -> frozenset[str]:
+    """What :func:`redact_identifiers` withholds from a series description: the patient's
+    ``identifiers`` (:func:`identifier_tokens`), the institution's name and each of its
+    words, and the header's ``dates`` (:data:`DESCRIPTION_DATE_KEYS`) as ``YYYYMMDD``.
+
+    A technologist may type the site or the day into a description (``T2 SAG Mercy
+    2024-03-15``) as well as the patient's name. The site and the study's dates are not
+    the patient's identifiers: they are not sought in subject labels and folder names
+    (:func:`label_holds_identifier`), where a folder named after the study's date is
+    common, and they are withheld even where the identity was removed (a pseudonymised
+    header keeps its site, and its dates shifted or not). Words of the institution's name
+    shorter than :data:`MIN_SITE_CHARS` or in :data:`SITE_WORDS_KEPT` are left out.
+
+    >>> site, dates = "St Mary's Spine Center", ["20240315", "", "2024-03-16T10:00:00"]
+    >>> sorted(description_tokens(frozenset({"doe"}), institution_name=site, dates=dates))
+    ['20240315', '20240316', 'center', 'doe', 'marys', 'stmarysspinecenter']
+    """
+    tokens = set(identifiers)
+    for name in _values(institution_name):
+        whole = _alnum(name)
+        words = [_alnum(w) for w in re.split(r"[\s^,;/()&+-]+", name)]
+        tokens.update(
+            t
+            for t in (whole, *words)
+            if len(t) >= MIN_SITE_CHARS and t not in SITE_WORDS_KEPT and not t.isdigit()
+        )
+    tokens.update(t for t in map(_date_token, dates) if t is not None)
+    return frozenset(tokens)
+
+
+def _dates_in(text: str) -> list[tuple[int, int, set[str]]]:
+    """The spans of written dates in ``text`` (``20240315``, ``2024-03-15``,
+    ``2024.3.15``, ``15.03.2024``, ``3/15/2024``) and what each may mean as ``YYYYMMDD``
+    (day or month first, when the year is last)."""
+    found = []
+    for match in _DATE_IN_TEXT.finditer(text):
+        g = match.groupdict()
+        if g["compact"]:
+            meant = {g["compact"]}
+        elif g["y1"]:
+            meant = {f"{g['y1']}{int(g['m1']):02d}{int(g['d1']):02d}"}
+        else:
+            a, b = int(g["a"]), int(g["b"])
+            meant = {f"{g['y2']}{b:02d}{a:02d}", f"{g['y2']}{a:02d}{b:02d}"}
+        found.append((match.start(), match.end(), meant))
+    return found
+
+
+_DATE_IN_TEXT = re.compile(
+    r"(?<!\d)(?:(?P<compact>\d{8})"
+    r"|(?P<y1>\d{4})(?P<s1>[-./])(?P<m1>\d{1,2})(?P=s1)(?P<d1>\d{1,2})"
+    r"|(?P<a>\d{1,2})(?P<s2>[-./])(?P<b>\d{1,2})(?P=s2)(?P<y2>\d{4}))(?!\d)"
+)
+
+
 WITHHELD_WORD = "[withheld]"
 
 
@@ -408,9 +511,20 @@ def redact_identifiers(text: str, tokens: frozenset[str]) -> str:
     't2-tse-sag-[withheld] b1000'
     >>> redact_identifiers("T2 SAG LI Wei", identifier_tokens("P7", "LI^WEI"))
     'T2 SAG [withheld] [withheld]'
+
+    A date among ``tokens`` (``YYYYMMDD``: the birth date, or the study's from
+    :func:`description_tokens`) is withheld as written in ``text``: ``20240315``,
+    ``2024-03-15``, ``15.03.2024`` or ``03/15/2024``, inside a word too.
+
+    >>> t = description_tokens(frozenset(), institution_name="Mercy", dates=["20240315"])
+    >>> redact_identifiers("t2-sag-15.03.2024 MERCY", t), redact_identifiers("DWI_2024-03-16", t)
+    ('t2-sag-[withheld] [withheld]', 'DWI_2024-03-16')
     """
     if not tokens:
         return text
+    for start, end, meant in reversed(_dates_in(text)):
+        if meant & tokens:
+            text = text[:start] + WITHHELD_WORD + text[end:]
     ids = {t for t in tokens if not (t.isalpha() or t.isdigit())}
     whole = tokens - ids
 
