@@ -528,3 +528,74 @@ def test_a_header_without_orientation_is_warned_of(tmp_path: Path) -> None:
         "plain.nii.gz: its header gives no orientation (qform and sform codes 0): read with "
         "voxel sizes only, so its plane, orientation and level names are guesses"
     ]
+
+
+def _bids_dwi(root: Path, bvals: list[float]) -> Path:
+    """A BIDS subject with a sagittal T2 and a DWI of ``bvals``."""
+    subject = root / "sub-01"
+    _save(subject / "anat" / "sub-01_T2w.nii.gz", np.ones((8, 8, 3)))
+    _save(subject / "dwi" / "sub-01_dwi.nii.gz", _dwi_signal(bvals))
+    (subject / "dwi" / "sub-01_dwi.bval").write_text(" ".join(f"{b:g}" for b in bvals))
+    return subject
+
+
+def test_a_dwi_whose_sidecar_image_type_says_adc_stays_the_dwi(tmp_path: Path) -> None:
+    """ImageType ADC over a BIDS DWI of three shells made its signal the "ADC map": disc
+    ADCs of 0.17-0.43 µm²/ms (the signal × 10⁻³), exit 0 (an audit)."""
+    subject = _bids_dwi(tmp_path, [0, 400, 800])
+    sidecar = {"ImageType": ["DERIVED", "PRIMARY", "DIFFUSION", "ADC"]}
+    (subject / "dwi" / "sub-01_dwi.json").write_text(json.dumps(sidecar))
+    study = load_study(subject)
+    assert study.adc is None and study.dwi is not None
+    assert study.dwi.bvals_s_per_mm2 is not None
+    assert study.dwi.bvals_s_per_mm2.tolist() == [0.0, 400.0, 800.0]
+    # a single volume with ImageType ADC is still the scanner's map
+    _save(subject / "dwi" / "sub-01_ADC.nii.gz", np.full((8, 8, 3), 1500.0), sidecar=sidecar)
+    assert load_study(subject).adc is not None
+
+
+def test_an_adc_map_of_several_volumes_is_not_used_and_said(tmp_path: Path) -> None:
+    """A BIDS ``*_ADC`` with a second volume (an exponential ADC) was measured as one map:
+    nucleus ADC 0.98 for 1.79 µm²/ms, exit 0 (an audit); ``--adc`` already refused it."""
+    subject = tmp_path / "sub-01"
+    _save(subject / "anat" / "sub-01_T2w.nii.gz", np.ones((8, 8, 3)))
+    adc = np.full((8, 8, 3), 1790.0)
+    _save(subject / "dwi" / "sub-01_ADC.nii.gz", np.stack([adc, np.exp(-adc / 1000)], -1))
+    study = load_study(subject)
+    assert study.adc is None and study.t2 is not None
+    (series,) = [s for s in study.series if s.role is SeriesRole.OTHER]
+    assert series.reason == "BIDS dwi/*_ADC, but 2 volumes: an ADC map has one; not used"
+    assert [w for w in study.warnings if "not used" in w] == [
+        f"dwi/sub-01_ADC.nii.gz: {series.reason}"
+    ]
+
+
+@pytest.mark.parametrize("role", ["T2w", "acq-scout_T1w"])
+def test_a_two_dimensional_nifti_is_read_as_one_slice(tmp_path: Path, role: str) -> None:
+    """A 2-D image (no third dimension) stopped the study with an IndexError traceback,
+    also as an unrelated scout beside the T2 (an audit)."""
+    subject = tmp_path / "sub-01"
+    if role != "T2w":
+        _save(subject / "anat" / "sub-01_T2w.nii.gz", np.ones((8, 8, 3)))
+    img = nib.Nifti1Image(np.ones((40, 30), np.float32), SAG)
+    img.set_qform(SAG, code=1)  # both forms set: the scanner's placement, as the audit's
+    img.set_sform(SAG, code=1)
+    (subject / "anat").mkdir(parents=True, exist_ok=True)
+    nib.save(img, subject / "anat" / f"sub-01_{role}.nii.gz")
+    study = load_study(subject)
+    assert study.t2 is not None
+    assert study.t2.image.shape == ((40, 30, 1) if role == "T2w" else (8, 8, 3))
+
+
+def test_a_broken_link_to_an_image_without_a_role_is_skipped(tmp_path: Path) -> None:
+    """A dangling ``sub-01_T1w.nii.gz`` link stopped the study, where an empty file of that
+    name is skipped with a warning (an audit)."""
+    subject = _bids_dwi(tmp_path, [0, 400, 800])
+    (subject / "anat" / "sub-01_T1w.nii.gz").symlink_to(tmp_path / "nowhere.nii.gz")
+    study = load_study(subject)
+    assert study.t2 is not None and study.dwi is not None
+    assert any(w.startswith("anat/sub-01_T1w.nii.gz: broken symbolic link") for w in study.warnings)
+    (subject / "anat" / "sub-01_T2w.nii.gz").unlink()
+    (subject / "anat" / "sub-01_T2w.nii.gz").symlink_to(tmp_path / "nowhere.nii.gz")
+    with pytest.raises(InvalidInputError, match="broken symbolic link"):
+        load_study(subject)  # the T2's own link: the study cannot go on

@@ -18,7 +18,7 @@ from discquant.io.nifti import (
     load_nifti_folder,
     n_volumes,
 )
-from discquant.io.roles import chosen_over, order_series, tied_with_best, to_series
+from discquant.io.roles import ADC_MAP_VOLUMES, chosen_over, order_series, tied_with_best, to_series
 from discquant.io.study import Series, SeriesRole, Study
 from discquant.output_paths import bids_subject_session
 
@@ -189,6 +189,11 @@ def load_study(
     ordered = order_series(series, explicit=explicit, asserted=asserted)
     identifiers = frozenset().union(*(r.identifiers for r in raws))
     warnings += [w for r in raws for w in r.warnings]
+    warnings.extend(  # pooled, they gave wrong disc ADCs (an audit)
+        f"{s.source_name(root, identifiers) or s.description}: {s.reason}"
+        for s in series
+        if s.role is SeriesRole.OTHER and s.reason.endswith(ADC_MAP_VOLUMES)
+    )
     warnings += _choice_warnings(series, ordered, explicit, asserted, root, identifiers)
     if subject is None:
         base = root if root is not None else Path(str(t2 or dwi or adc))

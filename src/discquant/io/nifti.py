@@ -129,6 +129,7 @@ def header_warning(path: Path) -> str | None:
     if qform is None or sform is None or not q_code or not s_code:
         return None
     shape = [max(int(n), 1) for n in header.get_data_shape()[:3]]  # type: ignore[attr-defined]
+    shape += [1] * (3 - len(shape))  # a 2-D slice (its traceback stopped the study: an audit)
     corners = np.array(
         [[i, j, k, 1.0] for i in (0, shape[0] - 1) for j in (0, shape[1] - 1)
          for k in (0, shape[2] - 1)]
@@ -183,6 +184,10 @@ def read_volume(path: Path, *, nan_as_zero: bool = False) -> Volume:
     import nibabel as nib
 
     if not path.exists():
+        if path.is_symlink():  # skipped like a damaged file where it has no role
+            raise UnreadableImageError(
+                "broken symbolic link (its target does not exist)", path=path
+            )
         raise InputNotFoundError("file does not exist", path=path)
     try:
         img = nib.load(path)

@@ -9,9 +9,10 @@ Rules (documented in docs/import.md):
   component names the plane
   (x → sagittal, y → coronal, z → axial); ``oblique`` when no component exceeds 0.75
   (more than ~41° from every plane);
-* ``adc``: ImageType contains ``ADC`` (or the file is named ``*_ADC`` and holds no
-  b-values of two shells, which would make it a DWI); stored values are scaled to
-  µm²/ms by a magnitude rule (:func:`adc_scale_to_um2_per_ms`);
+* ``adc``: ImageType contains ``ADC`` or the file is named ``*_ADC``, and it holds no
+  b-values of two shells (which make it a DWI) and one volume (several: ``other``, with a
+  warning); stored values are scaled to µm²/ms by a magnitude rule
+  (:func:`adc_scale_to_um2_per_ms`);
 * ``trace``: ImageType contains ``TRACEW`` and the images hold one b-value shell;
 * ``dwi``: b-values with at least two distinct shells. A scanner series of b = 0 plus
   trace-weighted (TRACEW) images at b > 0 is ``dwi``: a trace image is the geometric
@@ -41,6 +42,9 @@ T2_MIN_TE_MS = 60.0
 T2_MIN_TR_MS = 1500.0
 T1_MAX_TE_MS = 40.0
 T1_MAX_TR_MS = 1000.0
+ADC_MAP_VOLUMES = "an ADC map has one; not used"
+"""Why an image that looks like an ADC map but holds several volumes (an exponential ADC
+beside it, a map per b-value) is not used: which volume is the ADC cannot be told."""
 SHELL_TOLERANCE_S_PER_MM2 = 20.0
 SHELL_RELATIVE_TOLERANCE = 0.05
 """b-values within max(20 s/mm², 5 %) of a shell's smallest member belong to it: Philips
@@ -267,10 +271,14 @@ def _classify(raw: RawImage, *, assume_t2: bool) -> tuple[SeriesRole, str]:
     if raw.hint == "t2":
         validate_t2(raw)
     has_shells = raw.bvals is not None and len(shells(raw.bvals)) >= 2
-    # A name ending in ADC is only a hint: a DWI protocol named "DWI_ADC" holds b-values.
-    if (raw.hint == "adc" and not has_shells) or "ADC" in itype:
+    # A name ending in ADC, or ADC in the ImageType, is only a hint: a DWI protocol named
+    # "DWI_ADC" holds b-values, and a sidecar's ImageType that says ADC over a DWI of
+    # three shells had its signal reported as the discs' ADC (an audit).
+    if (raw.hint == "adc" or "ADC" in itype) and not has_shells:
         # dcm2niix names the ADC part it splits off a Philips/GE DWI series "*_ADC".
         why = "ImageType contains ADC" if "ADC" in itype else raw.hint_reason
+        if (nv := n_volumes(raw.volume)) > 1:  # pooled, two maps read as one (an audit)
+            return SeriesRole.OTHER, f"{why}, but {nv} volumes: {ADC_MAP_VOLUMES}"
         return SeriesRole.ADC, why
     if raw.hint == "other":
         return SeriesRole.OTHER, raw.hint_reason
