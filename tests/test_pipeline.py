@@ -351,6 +351,35 @@ def test_scanner_adc_map_compared_like_with_like(scale: float, warned: bool) -> 
     assert bool(messages) == warned, res.warnings
 
 
+def test_scanner_adc_map_is_compared_in_world_coordinates() -> None:
+    """A map in the right place stored flipped anterior-posterior (its affine saying so)
+    was compared index by index, "differs by 35.5 %"; one on a grid of another shape was
+    not compared at all (an audit). A map off by 10 % is still told, on either grid."""
+    ph = generate_study(7, PhantomConfig(epi_distortion=True))
+    assert ph.adc_scanner is not None
+    data, affine = np.asarray(ph.adc_scanner.data), np.array(ph.adc_scanner.affine)
+    flip = np.eye(4)
+    flip[1, 1], flip[1, 3] = -1.0, data.shape[1] - 1  # voxel j -> n-1-j, same world place
+    flipped = Volume(data[:, ::-1, :].copy(), affine @ flip)
+    crop = np.eye(4)
+    crop[:3, 3] = (1, 2, 0)  # a smaller grid inside the DWI's: starts at voxel (1, 2, 0)
+    cropped = Volume(data[1:-1, 2:-3, :].copy(), affine @ crop)
+    for image in (flipped, cropped):
+        for scale, warned in ((1.0, False), (1.1, True)):
+            scanner = Volume(image.data * scale, image.affine)
+            adc = Series(
+                SeriesRole.ADC, "test", "ADC", scanner, "sagittal", adc_scale_to_um2_per_ms=1.0
+            )
+            res = analyze(
+                Study("ph", (*_study(ph).series, adc)),
+                segmenter=_truth_segmenter(ph.labels_t2, ph.nucleus_t2),
+            )
+            messages = [w for w in res.warnings if "scanner's ADC map" in w]
+            assert bool(messages) == warned, (image.shape, scale, messages)
+            if warned:
+                assert "differs from discquant's by 9.1 %" in messages[0]  # 0.1 / 1.1
+
+
 def test_unusable_output_folder_fails_before_any_work(tmp_path: Path) -> None:
     from discquant.pipeline import StudyInputs, run_study
 
