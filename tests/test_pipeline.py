@@ -351,6 +351,31 @@ def test_scanner_adc_map_compared_like_with_like(scale: float, warned: bool) -> 
     assert bool(messages) == warned, res.warnings
 
 
+@pytest.mark.parametrize(("scale", "warned"), [(1e-3, True), (1.0, False)])
+def test_a_scanner_map_read_in_the_wrong_unit_is_said_once_for_the_study(
+    scale: float, warned: bool
+) -> None:
+    """A map in µm²/ms read as 10⁻⁶ mm²/s gave every disc about 0.002 µm²/ms with only a
+    flag per disc (an audit); the study's warnings now say to check the unit."""
+    ph = generate_study(7, PhantomConfig())
+    assert ph.adc_scanner is not None
+    scanner = Volume(ph.adc_scanner.data * scale, ph.adc_scanner.affine)
+    adc = Series(SeriesRole.ADC, "test", "ADC", scanner, "sagittal", adc_scale_to_um2_per_ms=1.0)
+    res = analyze(
+        Study("ph", (*_study(ph, dwi=False).series, adc)),
+        segmenter=_truth_segmenter(ph.labels_t2, ph.nucleus_t2),
+    )
+    measured = [d for d in res.discs if d.adc_np is not None]
+    assert len(measured) == 5
+    implausible = ["adc_class_withheld_implausible_adc" in d.flags for d in measured]
+    assert implausible == [warned] * 5
+    said = [w for w in res.warnings if w.startswith("every disc's nucleus ADC is implausible")]
+    assert len(said) == int(warned)
+    if warned:
+        median = np.median([d.adc_np.median for d in measured if d.adc_np is not None])
+        assert 0.0005 < median < 0.003 and f"(median {median:.3g} µm²/ms)" in said[0]
+
+
 def test_scanner_adc_map_is_compared_in_world_coordinates() -> None:
     """A map in the right place stored flipped anterior-posterior (its affine saying so)
     was compared index by index, "differs by 35.5 %"; one on a grid of another shape was

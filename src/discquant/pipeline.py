@@ -936,6 +936,16 @@ def _grade(
             disc.adc_class = adc_class(disc.adc_np.median, thresholds=classes)
         except ValueError:  # an implausible ADC must not cost the other discs their classes
             disc.flags.append("adc_class_withheld_implausible_adc")
+    measured = [d for d in result.discs if d.adc_np is not None]
+    if measured and all("adc_class_withheld_implausible_adc" in d.flags for d in measured):
+        # a scanner map in µm²/ms whose noisy background made it read as 10⁻⁶ mm²/s gave
+        # every disc 0.002 µm²/ms, with a flag per disc and no word on the study (an audit)
+        median = float(np.median([d.adc_np.median for d in measured if d.adc_np is not None]))
+        result.warnings.append(
+            f"every disc's nucleus ADC is implausible for tissue (median {median:.3g} µm²/ms): "
+            "check the unit of the scanner's ADC map (the results' provenance: stored_unit) "
+            "or the b-values"
+        )
     if FLAG_T2_CONTRAST in result.flags:  # Pfirrmann grades are read on T2
         for disc in (d for d in result.discs if d.found):
             disc.flags.append("pfirrmann_withheld_t2_contrast")
