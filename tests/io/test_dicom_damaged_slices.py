@@ -70,18 +70,37 @@ def test_a_slice_whose_matrix_header_is_wrong_is_refused(tmp_path: Path, keyword
     assert [s.description for s in study.series] == ["T2_TSE_SAG_2"]
     skipped = [w for w in study.warnings if w.endswith("series skipped")]
     assert skipped == [
-        f"{victim.relative_to(tmp_path)}: pixel data longer than the header implies: 2048 "
-        f"bytes, 1984 for Rows × Columns {'31 × 32' if keyword == 'Rows' else '32 × 31'} "
-        "(a wrong Rows or Columns?); its series is incomplete without it; series skipped"
+        f"{victim.relative_to(tmp_path)}: series 3 'T2_TSE_SAG' mixes matrix sizes: this "
+        f"slice is {'31 × 32' if keyword == 'Rows' else '32 × 31'} (Rows × Columns), 14 "
+        "others 32 × 32; its slices do not stack into one volume; series skipped"
     ]
     # alone, the series is the one-line error
     for path in _two_t2(tmp_path / "alone")[1].files:
         path.unlink()
     alone = sorted((tmp_path / "alone" / "t2").iterdir())[7]
     _set_matrix(alone, keyword, 31, pixels_too=False)
-    with pytest.raises(InvalidInputError, match="pixel data longer than the header implies"):
+    with pytest.raises(InvalidInputError, match="mixes matrix sizes"):
         load_study(tmp_path / "alone")
     assert str(alone) in _one_error_line(["inspect", str(tmp_path / "alone")])
+
+
+def test_pixel_data_padded_beyond_the_header_is_read(tmp_path: Path) -> None:
+    """PS3.5 §8.1.1 lets a sender pad the pixel data; pydicom trims it. Four bytes on
+    every slice had the whole study refused as "longer than the header implies" (a
+    review)."""
+    damaged, _ = _two_t2(tmp_path)
+    before = load_study(tmp_path)
+    assert before.t2 is not None
+    expected = before.t2.image.data.copy()
+    for path in damaged.files:
+        ds = pydicom.dcmread(path)
+        ds.PixelData = ds.PixelData + b"\0" * 4
+        ds.save_as(path)
+    study = load_study(tmp_path)
+    assert not [w for w in study.warnings if w.endswith("series skipped")]
+    assert len(study.series) == 2
+    padded = next(s for s in study.series if s.description == before.t2.description)
+    np.testing.assert_array_equal(padded.image.data, expected)
 
 
 def test_a_slice_of_another_matrix_size_is_named(tmp_path: Path) -> None:
@@ -126,6 +145,12 @@ def test_an_empty_slice_file_is_named_not_its_neighbour(tmp_path: Path) -> None:
         f"{victim.relative_to(tmp_path)}: empty file (0 bytes); series 3 'T2_TSE_SAG' may be "
         "incomplete without it; series skipped"
     ]
+    # an empty document beside the slices (notes.txt, a lock file of a viewer) is no
+    # slice: passed by without a word, as documents are (a review)
+    (tmp_path / "t2b" / "notes.txt").write_bytes(b"")
+    again = load_study(tmp_path)
+    assert [w for w in again.warnings if "notes.txt" in w] == []
+    assert again.t2 is not None and again.t2.description == "T2_TSE_SAG_2"
 
 
 def test_two_slices_at_one_position_are_named(tmp_path: Path) -> None:

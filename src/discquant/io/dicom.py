@@ -285,18 +285,6 @@ def _expected_pixel_bytes(ds: object, keyword: str = "PixelData") -> int | None:
     return (n * bits + 7) // 8
 
 
-def _full_ybr(ds: object, got: int, expected: int) -> bool:
-    """Whether ``ds`` says YBR_FULL_422 but holds three full samples per pixel, as
-    pydicom reads such files (``got`` is then 3/2 of ``expected``)."""
-    import pydicom
-
-    assert isinstance(ds, pydicom.Dataset)
-    return ds.get("PhotometricInterpretation") == "YBR_FULL_422" and got in (
-        expected * 3 // 2,
-        expected * 3 // 2 + 1,
-    )
-
-
 def _matrix(ds: object) -> tuple[int, int] | None:
     """Rows and Columns of ``ds``; None when either is missing or not a number."""
     import pydicom
@@ -389,8 +377,8 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
         except OSError as exc:  # no permission, a broken link: it may be a slice
             scan.truncated.append((path, f"cannot be read ({exc.strerror or exc})", None))
             continue
-        if not head and not gzipped:  # a failed copy: its series misses a slice
-            scan.truncated.append((path, "empty file (0 bytes)", None))
+        if not head and not gzipped and path.suffix.lower() not in _DOCUMENT_EXTS:
+            scan.truncated.append((path, "empty file (0 bytes)", None))  # a failed copy?
             continue
         if not _is_dicom(head):
             if path.suffix.lower() in _DOCUMENT_EXTS:
@@ -517,17 +505,10 @@ def _file_series(
     got = len(ds[keyword].value)
     if expected is not None and got < expected:
         raise _Unusable(f"truncated DICOM file: {got} of {expected} pixel-data bytes", uid)
-    if expected is not None and got > expected + 1 and not _full_ybr(ds, got, expected):
-        # One more byte pads an odd length to an even one. More: Rows or Columns (or
-        # the frames, samples or bits) are wrong. dcm2niix read such a slice (Rows 31
-        # beside 32) by its header, split the series and stacked 14 slices with a
-        # hidden gap: 7 slices 4 mm off, without a word.
-        size = " × ".join(str(ds.get(k, "?")) for k in ("Rows", "Columns"))
-        raise _Unusable(
-            f"pixel data longer than the header implies: {got} bytes, {expected} for "
-            f"Rows × Columns {size} (a wrong Rows or Columns?)",
-            uid,
-        )
+    # Pixel data longer than the header implies is not refused: PS3.5 §8.1.1 lets a
+    # sender pad it and pydicom trims the excess (a review: four bytes of padding on every
+    # slice had the whole study refused). A slice whose Rows or Columns are wrong beside
+    # its series' is refused by _matrix_problem instead.
     if uid is None:
         raise _Unusable("no SeriesInstanceUID in the header", None)
     try:  # a damaged plane geometry makes the file unusable, not the whole study
