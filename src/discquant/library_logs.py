@@ -27,8 +27,11 @@ def quiet_libraries(*, verbose: bool = False) -> None:
       the maximum allowed length of 64") once per file, naming none, and warns it again
       through Python's warnings; numpy's RuntimeWarnings on damaged values came as raw
       ``file.py:440: UserWarning: ...`` pairs of lines. What makes a file unusable the
-      importer reports itself; these show at ``--verbose``. A filter, not a level:
-      importing pydicom sets its logger's level to WARNING.
+      importer reports itself; these show at ``--verbose``. The level is set on the
+      ``pydicom`` logger after pydicom is imported (importing it sets that level), so
+      its child loggers (``pydicom.pixels.*``) follow it.
+    - Python's warnings become debug lines of ``py.warnings`` (:func:`_log_warning`).
+      :func:`logging.captureWarnings` would log them at WARNING, on the terminal again.
 
     Parameters
     ----------
@@ -36,31 +39,19 @@ def quiet_libraries(*, verbose: bool = False) -> None:
         Let the libraries' messages through (pydicom's warnings, nibabel's header fixes;
         Python's warnings as debug lines of ``py.warnings``).
     """
+    import pydicom  # noqa: F401  (its import sets the level set below)
+
     nibabel_log = logging.getLogger("nibabel.global")
     if verbose:
         import nibabel.imageglobals
 
         for own in list(nibabel.imageglobals.logger.handlers):
             nibabel.imageglobals.logger.removeHandler(own)
+        nibabel_log.setLevel(logging.NOTSET)
     else:
         nibabel_log.setLevel(logging.CRITICAL)
-    pydicom_log = logging.getLogger("pydicom")
-    for old in [f for f in pydicom_log.filters if isinstance(f, _AtLeast)]:
-        pydicom_log.removeFilter(old)
-    pydicom_log.addFilter(_AtLeast(logging.WARNING if verbose else logging.ERROR))
+    logging.getLogger("pydicom").setLevel(logging.WARNING if verbose else logging.ERROR)
     warnings.showwarning = _log_warning
-
-
-class _AtLeast(logging.Filter):
-    """Pass a logger's records of ``level`` and above only."""
-
-    def __init__(self, level: int) -> None:
-        super().__init__()
-        self.level = level
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Whether ``record`` is at least as severe as ``level``."""
-        return record.levelno >= self.level
 
 
 def _log_warning(
