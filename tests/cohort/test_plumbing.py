@@ -332,7 +332,12 @@ def test_an_empty_study_folder_fails_with_its_path(tmp_path: Path) -> None:
     run = _run(studies, tmp_path / "out", workers=1)
     assert (run.done, run.failed) == (1, 1)
     failures = pd.read_csv(tmp_path / "out" / "cohort_failures.csv")
-    assert str(empty) in failures.loc[0, "error"]
+    # named relative to the folder of studies: the folders above it (a home folder, a
+    # share) stay out of a table meant to be passed on (a review)
+    assert failures.loc[0, "error"] == "sub-s01: the study folder holds no input file"
+    assert failures.loc[0, "source"] == "sub-s01"
+    for name in ("cohort_failures.csv", "cohort_report.html"):
+        assert str(tmp_path) not in (tmp_path / "out" / name).read_text(), name
 
 
 def test_a_manifest_row_that_cannot_run_now_keeps_or_loses_its_outputs(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ Layout inside the cohort folder ``DIR``::
     DIR/.discquant-cohort/records/sub-<id>.json   what happened to the study, last run
     DIR/.discquant-cohort/records/withheld-<digest>.json   the same, of a study refused
                                           because its label holds an identifier
+    DIR/.discquant-cohort/withheld-key    the random key of those digests
     DIR/.discquant-cohort/tmp/            outputs being written (never read)
 
 A study's outputs are written under ``tmp/`` and renamed into ``DIR/sub-<id>/`` (one
@@ -17,15 +18,14 @@ between the two steps leaves a folder without record, which is redone.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import shutil
-import tempfile
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -38,6 +38,9 @@ DONE_STATUSES = ("complete", "partial")
 """Record statuses of studies whose outputs exist (``partial``: some stages failed)."""
 
 
+log = logging.getLogger(__name__)
+
+
 def state_dir(out_dir: Path) -> Path:
     """The cohort's bookkeeping folder inside ``out_dir`` (records, locks, scheduler files)."""
     return Path(out_dir) / STATE_DIR
@@ -48,44 +51,43 @@ def record_path(out_dir: Path, subject: str) -> Path:
     return state_dir(out_dir) / "records" / f"sub-{subject}.json"
 
 
-def withheld_record_path(out_dir: Path, subject: str, *, create_key: bool = False) -> Path | None:
+def withheld_record_path(out_dir: Path, subject: str) -> Path | None:
     """Where the record of a study refused because its label holds an identifier lives
     (``"withheld": true`` in it): named by a keyed digest of the label, not the label.
 
     A plain hash would not hide it: a medical record number has few enough values that a
     guessed one could be confirmed against the name. The key is random, made once per
-    cohort folder when ``create_key`` (:func:`_record_key`), so the name says nothing
-    without it. None when the folder has no key yet (so no such record).
+    cohort folder (:func:`ensure_record_key`), so the name says nothing without it. None
+    when the folder has no key (so no such record) or it cannot be read.
     """
-    key = _record_key(out_dir, create=create_key)
-    if key is None:
+    path = _key_path(out_dir)
+    try:
+        key = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:  # another user's cohort folder: as a record that cannot be read
+        log.debug("%s: cannot be read (%s)", path, exc)
         return None
     digest = hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()
     return state_dir(out_dir) / "records" / f"withheld-{digest[:16]}.json"
 
 
-def _record_key(out_dir: Path, *, create: bool) -> bytes | None:
-    """The cohort folder's random key for :func:`withheld_record_path`, made on first use
-    when ``create`` (readable by its owner only); concurrent workers agree on the first
-    one written. None when there is none and ``create`` is False."""
-    path = state_dir(out_dir) / "withheld-key"
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        if not create:
-            return None
+def _key_path(out_dir: Path) -> Path:
+    return state_dir(out_dir) / "withheld-key"
+
+
+def ensure_record_key(out_dir: Path) -> None:
+    """Make the cohort folder's random key for :func:`withheld_record_path` unless it has
+    one. The runner calls it before the studies start, so workers only read it; readable
+    by its owner and group (a group-shared cohort folder is resumed by its members)."""
+    path = _key_path(out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # written whole under a name of its own, then linked into place: a worker never
-    # reads a key another is still writing, and the first link wins
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".withheld-key-")  # mode 0600
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(secrets.token_bytes(32))
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
-    return path.read_bytes()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_bytes(32))
 
 
 def subject_dir(out_dir: Path, subject: str) -> Path:
@@ -101,7 +103,7 @@ def read_record(out_dir: Path, subject: str) -> dict[str, Any] | None:
     """The study's record (:func:`record_path`, else :func:`withheld_record_path`), or None
     when there is none (or it cannot be read)."""
     path: Path | None = record_path(out_dir, subject)
-    if path is None or not path.exists():
+    if not record_path(out_dir, subject).exists():
         path = withheld_record_path(out_dir, subject)
     if path is None:
         return None
@@ -125,8 +127,12 @@ def write_record(out_dir: Path, subject: str, record: dict[str, Any]) -> Path:
     """Write one study's completion record atomically, under :func:`withheld_record_path`
     when it says ``"withheld": true``, and remove the other; return its path."""
     plain = record_path(out_dir, subject)
-    withheld = withheld_record_path(out_dir, subject, create_key=bool(record.get("withheld")))
-    if withheld is not None and record.get("withheld"):
+    if record.get("withheld"):
+        ensure_record_key(out_dir)  # made by the runner already; here for tables by hand
+    withheld = withheld_record_path(out_dir, subject)
+    if record.get("withheld"):
+        if withheld is None:  # never under the label's name
+            raise PermissionError(f"{_key_path(out_dir)}: cannot be read")
         plain.unlink(missing_ok=True)
         return write_json_atomic(withheld, record)
     if withheld is not None:

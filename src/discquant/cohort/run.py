@@ -312,6 +312,7 @@ def run_cohort(
     try:
         out.mkdir(parents=True, exist_ok=True)
         with _exclusive(out):
+            records.ensure_record_key(out)  # before the workers, which only read it
             return _run_locked(
                 studies, out, options=options, workers=workers, client=client,
                 study_fn=study_fn, retries=retries, allowed_failures=allowed_failures,

@@ -122,7 +122,10 @@ def _failure(study: CohortStudy, record: dict[str, Any] | None, why: str = "") -
     and session nor its folder."""
     record = record or {}
     subject, session = split_study_label(study.subject)
-    source = study.source
+    source = table_source(study)
+    error = str(record.get("error", why))
+    if study.root is not None:  # the folders above the cohort's, as in `source`
+        error = error.replace(f"{study.root}{os.sep}", "")
     if record.get("withheld"):
         subject, session, source = WITHHELD, None, withheld_name(study)
     return {
@@ -131,7 +134,7 @@ def _failure(study: CohortStudy, record: dict[str, Any] | None, why: str = "") -
         "source": source,
         "where": record.get("where", "not run"),
         "error_type": record.get("error_type", ""),
-        "error": record.get("error", why),
+        "error": error,
         "finished_at": record.get("finished_at", ""),
     }
 
