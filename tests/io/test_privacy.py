@@ -485,3 +485,157 @@ def test_a_nifti_sidecars_description_is_withheld_of_the_patient_site_and_dates(
     assert study.t2.provenance.sidecar["ProtocolName"] == "T2_SAG_[withheld]"
     kept = load_study(path, keep_phi=True)
     assert kept.t2 is not None and kept.t2.description == sidecar["SeriesDescription"]
+
+
+def test_more_written_forms_of_the_headers_dates_are_withheld() -> None:
+    """A review: ``T2 SAG 2024_03_15`` (scanners turn blanks into underscores), ``2024 03
+    15``, a date-time ``20240315103000``, a two-digit year (``15.03.24``) and a month's
+    name (``15-Mar-2024``, ``Mar 15 2024``) passed with StudyDate 20240315 in the header."""
+    from discquant.io.privacy import description_tokens, identifier_tokens, redact_identifiers
+
+    tokens = description_tokens(
+        identifier_tokens("P-77", "DOE^JANE", birth_date="19580312"),
+        dates=["20240315", "2024-03-16T10:00:00"],
+    )
+    withheld = {
+        "T2 SAG 2024_03_15": "T2 SAG [withheld]",
+        "T2_SAG_2024_03_15": "T2_SAG_[withheld]",
+        "T2 SAG 2024 03 15": "T2 SAG [withheld]",
+        "T2 SAG 15_03_2024": "T2 SAG [withheld]",
+        "DWI 20240315103000": "DWI [withheld]",
+        "DWI_202403151030": "DWI_[withheld]",
+        "DWI 20240316103000.123": "DWI [withheld]",
+        "t2 15.03.24": "t2 [withheld]",
+        "t2 15-03-24": "t2 [withheld]",
+        "t2 03/15/24": "t2 [withheld]",
+        "t2 16.3.24 SAG": "t2 [withheld] SAG",
+        "T2 15-Mar-2024": "T2 [withheld]",
+        "T2 15Mar2024": "T2 [withheld]",
+        "T2_15MAR24": "T2_[withheld]",
+        "T2 Mar 15 2024": "T2 [withheld]",
+        "T2 March 16, 2024": "T2 [withheld]",
+        "T2 2024-Mar-15": "T2 [withheld]",
+        "T2 SAG 12.03.58": "T2 SAG [withheld]",  # the birth date, two-digit year
+        "T2 SAG 12 Mar 1958": "T2 SAG [withheld]",
+    }
+    for text, expected in withheld.items():
+        assert redact_identifiers(text, tokens) == expected, text
+    # no false positives: sequence words, numbers, versions and other dates stay
+    for text in (
+        "ep2d_diff_b50_b800_b1000",
+        "3D T2 SPACE 2D",
+        "v1.2.3 b1000",
+        "T2 SAG 2024_03_14",
+        "t2 14.03.24",
+        "T2 14-Mar-2024 Mar 17 2024",
+        "DWI 20240314103000",
+        "DWI 2024031510300",  # 13 digits: no date-time
+        "T2 SAG 3 15 24",  # a two-digit year after a blank: numbers, not a date
+        "Summary 15 2024 mar15",
+    ):
+        assert redact_identifiers(text, tokens) == text, text
+
+
+def test_site_words_are_withheld_whole_and_without_function_words() -> None:
+    """A review: InstitutionName "Hospital for Special Surgery" turned ``T2 SAG for disc``
+    into ``T2 SAG [withheld] disc``, and "MR1 Zentrum" withheld ``dwi_mr1x`` (a site
+    word of letters and digits was sought inside words, as a patient's ID is)."""
+    from discquant.io.privacy import description_tokens, identifier_tokens, redact_identifiers
+
+    hss = description_tokens(frozenset(), institution_name="Hospital for Special Surgery")
+    assert redact_identifiers("T2 SAG for disc", hss) == "T2 SAG for disc"
+    assert redact_identifiers("T2 SAG Special", hss) == "T2 SAG [withheld]"
+    assert redact_identifiers("T2 HospitalForSpecialSurgery", hss) == "T2 [withheld]"
+    for site, text in (
+        ("Klinikum der Stadt und des Landes", "T2 der und des Landes"),
+        ("Saint Mary of the Lake", "T2 SAG of the Saint"),
+    ):
+        tokens = description_tokens(frozenset(), institution_name=site)
+        assert redact_identifiers(text, tokens) == text.replace(site.split()[-1], "[withheld]")
+
+    mr1 = description_tokens(
+        identifier_tokens("AB1234", "DOE^JANE"), institution_name="MR1 Zentrum"
+    )
+    for text in ("dwi_mr1x", "DWI XMR1", "t2-mr12-sag"):
+        assert redact_identifiers(text, mr1) == text, text
+    assert redact_identifiers("dwi_mr1", mr1) == "dwi_[withheld]"
+    assert redact_identifiers("t2-MR1-sag", mr1) == "t2-[withheld]-sag"
+    assert redact_identifiers("T2 MR1-Zentrum", mr1) == "T2 [withheld]"
+    # the patient's ID of letters and digits is still withheld inside a word
+    assert redact_identifiers("dwi_xab1234y", mr1) == "dwi_[withheld]"
+
+
+def test_one_function_gives_both_importers_the_tokens_and_the_redaction() -> None:
+    """The description's tokens and the sidecar's redaction were written out twice, in
+    the DICOM and the NIfTI importer."""
+    import pydicom
+
+    from discquant.io.privacy import header_description_tokens, redact_sidecar_descriptions
+
+    ds = pydicom.Dataset()
+    ds.InstitutionName = "MR1 Zentrum"
+    ds.StudyDate = "20240315"
+    ds.AcquisitionDateTime = "20240316101500"
+    sidecar = {"InstitutionName": "MR1 Zentrum", "StudyDate": "2024-03-15",
+               "AcquisitionDateTime": "2024-03-16T10:15:00"}  # fmt: skip
+    tokens = header_description_tokens(ds, frozenset({"doe"}))
+    assert tokens == header_description_tokens(sidecar, frozenset({"doe"}))
+    assert {"doe", "20240315", "20240316", "zentrum"} <= tokens
+    described = {
+        "SeriesDescription": "T2 Doe 15Mar2024 MR1",
+        "ProtocolName": "t2_zentrum_mr1x",
+        "EchoTime": 0.1,
+    }
+    redact_sidecar_descriptions(described, tokens)
+    assert described == {
+        "SeriesDescription": "T2 [withheld] [withheld] [withheld]",
+        "ProtocolName": "t2_[withheld]_mr1x",
+        "EchoTime": 0.1,
+    }
+
+
+def test_a_dicom_description_keeps_function_words_and_loses_an_underscored_date(
+    lumbar_dicom: WrittenStudy, tmp_path: Path
+) -> None:
+    """``T2_TSE_SAG_for_2024_01_02`` (the factory's StudyDate, underscored) kept its date,
+    and lost the ``for`` of "Hospital for Special Surgery"."""
+    import shutil
+
+    import pydicom
+
+    folder = tmp_path / "study"
+    shutil.copytree(lumbar_dicom.root, folder)
+    for path in (p for p in folder.rglob("*") if p.is_file()):
+        path.chmod(0o644)
+        ds = pydicom.dcmread(path)
+        ds.InstitutionName = "Hospital for Special Surgery"
+        if ds.SeriesDescription == "T2_TSE_SAG":
+            ds.SeriesDescription = "T2_TSE_SAG_for_2024_01_02"
+        ds.save_as(path)
+    study = load_study(folder)
+    expected = "T2_TSE_SAG_for_[withheld]"
+    assert study.t2 is not None and study.t2.description == expected
+    assert study.t2.provenance.sidecar["SeriesDescription"] == expected
+
+
+def test_a_nifti_description_loses_a_dated_time_and_keeps_a_longer_site_word(
+    tmp_path: Path,
+) -> None:
+    """A NIfTI sidecar's ``20240102101500`` (its date-time, written out) was kept, and
+    ``MR1`` of the site withheld the protocol's ``mr1x``."""
+    path = tmp_path / "sub-01_T2w.nii.gz"
+    affine = np.array([[0, 0, 4.0, 0], [0, -1.0, 0, 0], [-1.0, 0, 0, 0], [0, 0, 0, 1]])
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 1), np.float32), affine), path)
+    sidecar = {
+        "EchoTime": 0.1,
+        "RepetitionTime": 4.0,
+        "SeriesDescription": "T2_SAG 20240102101500 MR1",
+        "ProtocolName": "T2_SAG_mr1x",
+        "InstitutionName": "MR1 Zentrum",
+        "AcquisitionDateTime": "2024-01-02T10:15:00.000000",
+    }
+    (tmp_path / "sub-01_T2w.json").write_text(json.dumps(sidecar))
+    study = load_study(path)
+    assert study.t2 is not None
+    assert study.t2.description == "T2_SAG [withheld] [withheld]"
+    assert study.t2.provenance.sidecar["ProtocolName"] == "T2_SAG_mr1x"

@@ -40,11 +40,11 @@ from discquant.errors import (
 )
 from discquant.io.nifti import RawImage, is_nifti, load_nifti, merge_diffusion_pieces
 from discquant.io.privacy import (
-    DESCRIPTION_DATE_KEYS,
-    description_tokens,
+    header_description_tokens,
     identifier_tokens,
     is_placeholder,
     redact_identifiers,
+    redact_sidecar_descriptions,
     withhold_uids,
 )
 from discquant.io.study import SERIES_SKIPPED, Provenance
@@ -128,7 +128,7 @@ class _DicomSeries:
     (:func:`privacy.identifier_tokens`)."""
     withheld: frozenset[str] = frozenset()
     """What its description withholds: ``identifiers``, the institution's name and the
-    header's dates (:func:`privacy.description_tokens`)."""
+    header's dates (:func:`privacy.header_description_tokens`)."""
     patient: frozenset[str] = frozenset()
     """Digests of the PatientID and PatientName that are not empty, to tell two patients
     apart without keeping either."""
@@ -540,11 +540,7 @@ def _file_series(
         slices=geometry,
         mosaic="MOSAIC" in image_type,
         identifiers=identifiers,
-        withheld=description_tokens(
-            identifiers,
-            institution_name=ds.get("InstitutionName"),
-            dates=[ds.get(key) for key in DESCRIPTION_DATE_KEYS],
-        ),
+        withheld=header_description_tokens(ds, identifiers),
         patient=_patient_digest(ds),
         utf8="ISO_IR 192" in _as_list(ds.get("SpecificCharacterSet")),
     )
@@ -1078,9 +1074,7 @@ def _convert_series(
             raw.description = _undo_double_utf8(raw.description)
         if not keep_phi:
             raw.description = redact_identifiers(raw.description, series.withheld)
-            for key in ("SeriesDescription", "ProtocolName"):
-                if isinstance(raw.sidecar.get(key), str):
-                    raw.sidecar[key] = redact_identifiers(raw.sidecar[key], series.withheld)
+            redact_sidecar_descriptions(raw.sidecar, series.withheld)
         pieces.append(raw)
     images = merge_diffusion_pieces(pieces)
     for raw in images:

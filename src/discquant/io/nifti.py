@@ -22,10 +22,9 @@ import numpy.typing as npt
 
 from discquant.errors import InputNotFoundError, InvalidInputError, UnreadableImageError
 from discquant.io.privacy import (
-    DESCRIPTION_DATE_KEYS,
-    description_tokens,
+    header_description_tokens,
     identifier_tokens,
-    redact_identifiers,
+    redact_sidecar_descriptions,
     scrub_sidecar,
 )
 from discquant.io.study import SERIES_SKIPPED, Provenance, Volume
@@ -394,14 +393,7 @@ def load_nifti(
     sidecar = scrub_sidecar(raw_sidecar, keep_phi=keep_phi)
     identifiers = sidecar_identifiers(raw_sidecar)
     if not keep_phi:  # a hand-made or dcm2niix -ba n sidecar's description, as DICOM's
-        withheld = description_tokens(
-            identifiers,
-            institution_name=raw_sidecar.get("InstitutionName"),
-            dates=[raw_sidecar.get(key) for key in DESCRIPTION_DATE_KEYS],
-        )
-        for key in ("SeriesDescription", "ProtocolName"):
-            if isinstance(sidecar.get(key), str):
-                sidecar[key] = redact_identifiers(sidecar[key], withheld)
+        redact_sidecar_descriptions(sidecar, header_description_tokens(raw_sidecar, identifiers))
     description = str(sidecar.get("SeriesDescription") or nifti_stem(path))
     sources = tuple(p for p in (path, bval, bvec, sidecar_path) if p is not None)
     series_number = sidecar.get("SeriesNumber")

@@ -399,6 +399,21 @@ MIN_SITE_CHARS = 3
 """An institution's name, or a word of it, this long (``MGH``, ``Basel``) is withheld from
 series descriptions; shorter ones (``St``, ``of``) would match by chance."""
 
+SITE_STOPWORDS = frozenset(
+    {"for", "the", "and", "of", "at", "in", "on", "und", "der", "die", "das", "den", "dem",
+     "de", "la", "le", "les", "du", "des", "del", "della", "di", "da", "do", "dos", "et",
+     "en", "het", "van", "von", "zu", "zum", "zur", "am", "im", "st", "ste", "saint",
+     "sainte", "sankt", "san", "santa", "santo"}
+)  # fmt: skip
+"""Function words of an institution's name (``Hospital for Special Surgery``, ``Klinikum
+der Universitat``, ``Saint Mary``): not withheld on their own (:func:`description_tokens`;
+``T2 SAG for disc`` read ``T2 SAG [withheld] disc``), only as part of the whole name."""
+
+WHOLE_PART_MARK = "="
+"""Marks a token of :func:`description_tokens` (a site word holding letters and digits,
+``=mr1`` of ``MR1 Zentrum``) that :func:`redact_identifiers` withholds only as a whole
+part of a description, never inside a longer word (``dwi_mr1x`` stays)."""
+
 DESCRIPTION_DATE_KEYS: tuple[str, ...] = (
     "PatientBirthDate",
     "StudyDate",
@@ -444,29 +459,74 @@ def description_tokens(
     (:func:`label_holds_identifier`), where a folder named after the study's date is
     common, and they are withheld even where the identity was removed (a pseudonymised
     header keeps its site, and its dates shifted or not). Words of the institution's name
-    shorter than :data:`MIN_SITE_CHARS` or in :data:`SITE_WORDS_KEPT` are left out.
+    shorter than :data:`MIN_SITE_CHARS` or in :data:`SITE_WORDS_KEPT` or
+    :data:`SITE_STOPWORDS` are left out; one of letters and digits (``MR1``) is marked
+    with :data:`WHOLE_PART_MARK`, as it counts only as a whole part of a description.
 
     >>> site, dates = "St Mary's Spine Center", ["20240315", "", "2024-03-16T10:00:00"]
     >>> sorted(description_tokens(frozenset({"doe"}), institution_name=site, dates=dates))
     ['20240315', '20240316', 'center', 'doe', 'marys', 'stmarysspinecenter']
+    >>> sorted(description_tokens(frozenset(), institution_name="MR1 Zentrum der Stadt"))
+    ['=mr1', '=mr1zentrumderstadt', 'stadt', 'zentrum']
     """
     tokens = set(identifiers)
     for name in _values(institution_name):
         whole = _alnum(name)
         words = [_alnum(w) for w in re.split(r"[\s^,;/()&+-]+", name)]
-        tokens.update(
+        site = {
             t
             for t in (whole, *words)
-            if len(t) >= MIN_SITE_CHARS and t not in SITE_WORDS_KEPT and not t.isdigit()
-        )
+            if len(t) >= MIN_SITE_CHARS
+            and t not in SITE_WORDS_KEPT
+            and not t.isdigit()
+            and t not in SITE_STOPWORDS
+        }
+        # letters and digits: an ID's rule (inside any word) would take dwi_mr1x for MR1
+        tokens.update(t if t.isalpha() else WHOLE_PART_MARK + t for t in site)
     tokens.update(t for t in map(_date_token, dates) if t is not None)
     return frozenset(tokens)
 
 
+def header_description_tokens(header: Any, identifiers: frozenset[str]) -> frozenset[str]:
+    """:func:`description_tokens` of a DICOM header (a pydicom dataset) or of a sidecar
+    (a dict, read before :func:`scrub_sidecar`): ``identifiers``, its InstitutionName
+    and its :data:`DESCRIPTION_DATE_KEYS`; for the DICOM and the NIfTI importer alike.
+
+    >>> sorted(header_description_tokens({"InstitutionName": "Mercy", "StudyDate": "20240315"},
+    ...                                  frozenset({"doe"})))
+    ['20240315', 'doe', 'mercy']
+    """
+    return description_tokens(
+        identifiers,
+        institution_name=header.get("InstitutionName"),
+        dates=[header.get(key) for key in DESCRIPTION_DATE_KEYS],
+    )
+
+
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTH = (
+    r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+)
+
+
+def _years(year: str) -> list[str]:
+    """A written year as four digits: a two-digit one (``24``, ``58``) may be of either
+    century."""
+    return [year] if len(year) == 4 else [f"19{year}", f"20{year}"]
+
+
 def _dates_in(text: str) -> list[tuple[int, int, set[str]]]:
-    """The spans of written dates in ``text`` (``20240315``, ``2024-03-15``,
-    ``2024.3.15``, ``15.03.2024``, ``3/15/2024``) and what each may mean as ``YYYYMMDD``
-    (day or month first, when the year is last)."""
+    """The spans of written dates in ``text`` and what each may mean as ``YYYYMMDD``: with
+    the year first (``20240315``, a date-time ``20240315103000``, ``2024-03-15``,
+    ``2024.3.15``, ``2024_03_15``, ``2024 03 15``), last (``15.03.2024``, ``3/15/2024``,
+    ``15_03_2024``, ``15.03.24``: day or month first, a two-digit year of either century)
+    or with the month's English name (``15-Mar-2024``, ``15Mar2024``, ``Mar 15 2024``,
+    ``March 15, 2024``, ``2024-Mar-15``).
+
+    >>> [sorted(m) for _, _, m in _dates_in("T2 2024_03_15 20240316103000 17-Mar-24")]
+    [['20240315'], ['20240316'], ['19240317', '20240317']]
+    """
     found = []
     for match in _DATE_IN_TEXT.finditer(text):
         g = match.groupdict()
@@ -474,17 +534,33 @@ def _dates_in(text: str) -> list[tuple[int, int, set[str]]]:
             meant = {g["compact"]}
         elif g["y1"]:
             meant = {f"{g['y1']}{int(g['m1']):02d}{int(g['d1']):02d}"}
-        else:
+        elif g["a"]:
             a, b = int(g["a"]), int(g["b"])
-            meant = {f"{g['y2']}{b:02d}{a:02d}", f"{g['y2']}{a:02d}{b:02d}"}
+            meant = {
+                f"{y}{m:02d}{d:02d}"
+                for y in _years(g["y2"] or g["yy"])
+                for m, d in ((b, a), (a, b))
+            }
+        else:
+            month = _MONTHS.index((g["n3"] or g["n4"] or g["n5"]).lower()[:3]) + 1
+            day = int(g["d3"] or g["d4"] or g["d5"])
+            meant = {f"{y}{month:02d}{day:02d}" for y in _years(g["y3"] or g["y4"] or g["y5"])}
         found.append((match.start(), match.end(), meant))
     return found
 
 
 _DATE_IN_TEXT = re.compile(
-    r"(?<!\d)(?:(?P<compact>\d{8})"
-    r"|(?P<y1>\d{4})(?P<s1>[-./])(?P<m1>\d{1,2})(?P=s1)(?P<d1>\d{1,2})"
-    r"|(?P<a>\d{1,2})(?P<s2>[-./])(?P<b>\d{1,2})(?P=s2)(?P<y2>\d{4}))(?!\d)"
+    r"(?<!\d)(?:"
+    # YYYYMMDD, alone or beginning a DICOM date-time (YYYYMMDDHHMM[SS][.FFFFFF])
+    r"(?P<compact>\d{8})(?:\d{4}(?:\d{2}(?:\.\d{1,6})?)?)?"
+    r"|(?P<y1>\d{4})(?P<s1>[-./_ ])(?P<m1>\d{1,2})(?P=s1)(?P<d1>\d{1,2})"
+    # day or month first; a two-digit year not after a blank (``DWI 5 10 15``, ``T2 Mar 15``)
+    r"|(?P<a>\d{1,2})(?P<s2>[-./_ ])(?P<b>\d{1,2})(?P=s2)(?:(?P<y2>\d{4})|(?<! )(?P<yy>\d{2}))"
+    rf"|(?P<d3>\d{{1,2}})(?P<s3>[-./_ ]?)(?P<n3>{_MONTH})(?P=s3)(?P<y3>\d{{4}}|(?<! )\d{{2}})"
+    rf"|(?<![a-z])(?P<n4>{_MONTH})(?P<s4>[-./_ ]?)(?P<d4>\d{{1,2}})(?:(?P=s4)|, ?)(?P<y4>\d{{4}})"
+    rf"|(?P<y5>\d{{4}})(?P<s5>[-./_ ]?)(?P<n5>{_MONTH})(?P=s5)(?P<d5>\d{{1,2}})"
+    r")(?!\d)",
+    re.IGNORECASE,
 )
 
 
@@ -512,21 +588,28 @@ def redact_identifiers(text: str, tokens: frozenset[str]) -> str:
     >>> redact_identifiers("T2 SAG LI Wei", identifier_tokens("P7", "LI^WEI"))
     'T2 SAG [withheld] [withheld]'
 
+    A site word of letters and digits (marked ``=mr1``: :func:`description_tokens`) counts
+    as a whole part only, as names do.
+
     A date among ``tokens`` (``YYYYMMDD``: the birth date, or the study's from
-    :func:`description_tokens`) is withheld as written in ``text``: ``20240315``,
-    ``2024-03-15``, ``15.03.2024`` or ``03/15/2024``, inside a word too.
+    :func:`description_tokens`) is withheld as written in ``text`` (:func:`_dates_in`:
+    ``20240315``, ``2024-03-15``, ``2024_03_15``, ``15.03.2024``, ``03/15/24``,
+    ``15Mar2024``, ...), inside a word too.
 
     >>> t = description_tokens(frozenset(), institution_name="Mercy", dates=["20240315"])
     >>> redact_identifiers("t2-sag-15.03.2024 MERCY", t), redact_identifiers("DWI_2024-03-16", t)
     ('t2-sag-[withheld] [withheld]', 'DWI_2024-03-16')
+    >>> redact_identifiers("T2_SAG_2024_03_15 DWI 15Mar2024 t1 20240315103000", t)
+    'T2_SAG_[withheld] DWI [withheld] t1 [withheld]'
     """
     if not tokens:
         return text
     for start, end, meant in reversed(_dates_in(text)):
         if meant & tokens:
             text = text[:start] + WITHHELD_WORD + text[end:]
-    ids = {t for t in tokens if not (t.isalpha() or t.isdigit())}
-    whole = tokens - ids
+    marked = {t for t in tokens if t.startswith(WHOLE_PART_MARK)}
+    ids = {t for t in tokens - marked if not (t.isalpha() or t.isdigit())}
+    whole = (tokens - marked - ids) | {t[len(WHOLE_PART_MARK) :] for t in marked}
 
     def word(match: re.Match[str]) -> str:
         flat = _alnum(match.group(0))
@@ -539,6 +622,26 @@ def redact_identifiers(text: str, tokens: frozenset[str]) -> str:
         )
 
     return re.sub(r"[^\s_]+", word, text)
+
+
+DESCRIPTION_KEYS: tuple[str, ...] = ("SeriesDescription", "ProtocolName")
+"""The free-text sidecar keys that name a series, kept in sidecars and withheld of
+identifiers by :func:`redact_sidecar_descriptions`."""
+
+
+def redact_sidecar_descriptions(sidecar: dict[str, Any], tokens: frozenset[str]) -> None:
+    """Withhold ``tokens`` (:func:`redact_identifiers`) from the :data:`DESCRIPTION_KEYS`
+    of ``sidecar`` that hold text, in place; for the DICOM and the NIfTI importer alike.
+
+    >>> sidecar = {"SeriesDescription": "T2 Doe", "ProtocolName": "t2_doe", "EchoTime": 0.1}
+    >>> redact_sidecar_descriptions(sidecar, frozenset({"doe"}))
+    >>> sidecar
+    {'SeriesDescription': 'T2 [withheld]', 'ProtocolName': 't2_[withheld]', 'EchoTime': 0.1}
+    """
+    for key in DESCRIPTION_KEYS:
+        value = sidecar.get(key)
+        if isinstance(value, str):
+            sidecar[key] = redact_identifiers(value, tokens)
 
 
 _UID_IN_TEXT = re.compile(r"(?<!\d)(?<!\d\.)\d+(?:\.\d+){4,}(?!\.?\d)")
