@@ -44,7 +44,7 @@ def standin_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) ->
             marker.write_text("crashed")
             os._exit(17)  # the worker process dies mid-task, first attempt only
     if (folder / "cancel_others").is_file():
-        _cancel_other_tasks(inputs.subject)
+        _cancel_other_tasks()
     return _write_study(_values(folder / "values.json"), inputs.subject, out_dir)
 
 
@@ -61,13 +61,14 @@ def label_checked_study(inputs: StudyInputs, out_dir: Path, options: CohortOptio
     raise AssertionError(f"{inputs.path} was not refused")
 
 
-def _cancel_other_tasks(subject: str) -> None:
+def _cancel_other_tasks() -> None:
     """Cancel every other task of the run, as when the client loses its scheduler."""
-    from distributed import Future, get_client
+    from distributed import Future, get_client, get_worker
 
     client = get_client()
+    own = get_worker().get_current_task()
     keys = client.run_on_scheduler(lambda dask_scheduler: list(dask_scheduler.tasks))
-    others = [Future(k, client) for k in keys if f"-study-{subject}-" not in str(k)]
+    others = [Future(k, client) for k in keys if k != own]
     client.cancel(others, force=True)
 
 

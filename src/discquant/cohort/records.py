@@ -148,9 +148,13 @@ def remove_record(out_dir: Path, subject: str) -> None:
         withheld.unlink(missing_ok=True)
 
 
-def new_tmp_dir(out_dir: Path, subject: str) -> Path:
-    """A fresh folder under ``DIR/.discquant-cohort/tmp`` (same file system as ``DIR``)."""
-    path = state_dir(out_dir) / "tmp" / f"sub-{subject}-{uuid.uuid4().hex[:12]}"
+def new_tmp_dir(out_dir: Path) -> Path:
+    """A fresh folder under ``DIR/.discquant-cohort/tmp`` (same file system as ``DIR``).
+
+    Named without the study's label: it is made before the label is checked, and a study
+    refused because its label holds an identifier must leave it nowhere, also where a
+    killed worker leaves its folder behind (a review)."""
+    path = state_dir(out_dir) / "tmp" / f"study-{uuid.uuid4().hex[:12]}"
     path.mkdir(parents=True)
     return path
 

@@ -593,7 +593,7 @@ def process_study(
         record_failure(out, study, refused, where="outputs")
         seconds = time.perf_counter() - start
         return StudyOutcome(study.subject, "failed", seconds, str(refused), worker)
-    tmp = records.new_tmp_dir(out, study.subject)
+    tmp = records.new_tmp_dir(out)
     try:
         inputs = StudyInputs(**{**asdict(study.inputs), "subject": study.subject})
         try:
