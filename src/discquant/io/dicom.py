@@ -597,15 +597,19 @@ def _series_number(value: object) -> int | None:
         return None
 
 
+def _along_normal(sl: _Slice) -> float:
+    """A slice's position (mm) along the normal of its plane (ImageOrientationPatient)."""
+    iop = np.asarray(sl.orientation, dtype=float)
+    return float(np.dot(np.cross(iop[:3], iop[3:]), sl.position))
+
+
 def _spacing_problem(series: _DicomSeries) -> tuple[Path, str] | None:
     """The first irregular gap between slice positions along the normal, if any."""
     if series.mosaic:  # one file per volume: slice positions are inside dcm2niix's reach
         return None
     groups: dict[tuple[float, ...], list[tuple[float, Path]]] = {}
     for path, sl in series.slices:
-        iop = np.asarray(sl.orientation, dtype=float)
-        normal = np.cross(iop[:3], iop[3:])
-        groups.setdefault(sl.orientation, []).append((float(np.dot(normal, sl.position)), path))
+        groups.setdefault(sl.orientation, []).append((_along_normal(sl), path))
     for entries in groups.values():
         entries.sort(key=lambda e: e[0])
         distinct: list[tuple[float, Path]] = []
@@ -657,12 +661,8 @@ def _matrix_problem(series: _DicomSeries) -> tuple[Path, str] | None:
     """
     groups: dict[tuple[float, ...], list[tuple[float, Path, tuple[int, int]]]] = {}
     for path, sl in series.slices:
-        if sl.matrix is None:
-            continue
-        iop = np.asarray(sl.orientation, dtype=float)
-        normal = np.cross(iop[:3], iop[3:])
-        d = float(np.dot(normal, sl.position))
-        groups.setdefault(sl.orientation, []).append((d, path, sl.matrix))
+        if sl.matrix is not None:
+            groups.setdefault(sl.orientation, []).append((_along_normal(sl), path, sl.matrix))
     for entries in groups.values():
         sizes = [m for _, _, m in entries]
         usual = max(sorted(set(sizes)), key=sizes.count)
