@@ -911,9 +911,10 @@ def _check_t2_contrast(result: AnalysisResult, config: AnalysisConfig) -> None:
     result.warnings.append(
         f"the image taken for the T2 does not look T2-weighted: the nuclei are brighter than "
         f"CSF (median nucleus/CSF {check.np_csf:.2f}) and CSF darker than vertebral marrow "
-        f"(CSF/body {check.csf_body:.2f}), as on a T1; Pfirrmann grades withheld, T2 "
-        "ratios kept as measured"
-    )
+        f"(CSF/body {check.csf_body:.2f}), as on a T1, or where the masks missed the discs "
+        "and the canal (check them in the report: a header whose orientation mirrors the "
+        "image?); Pfirrmann grades withheld, T2 ratios kept as measured"
+    )  # the second: a T2 whose qform negated x and y read heights 33 % low (an audit)
 
 
 def _grade(
