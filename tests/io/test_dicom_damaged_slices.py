@@ -22,6 +22,12 @@ import discquant
 from discquant.cli import app
 from discquant.errors import InvalidInputError
 from discquant.io.load import load_study
+from discquant.io.study import Study
+
+
+def _skipped(study: Study) -> list[str]:
+    """The study's warnings of series skipped on import."""
+    return [w for w in study.warnings if w.endswith("series skipped")]
 
 
 def _two_t2(
@@ -68,8 +74,7 @@ def test_a_slice_whose_matrix_header_is_wrong_is_refused(tmp_path: Path, keyword
     study = load_study(tmp_path)
     assert study.t2 is not None and study.t2.description == "T2_TSE_SAG_2"
     assert [s.description for s in study.series] == ["T2_TSE_SAG_2"]
-    skipped = [w for w in study.warnings if w.endswith("series skipped")]
-    assert skipped == [
+    assert _skipped(study) == [
         f"{victim.relative_to(tmp_path)}: series 3 'T2_TSE_SAG' mixes matrix sizes: this "
         f"slice is {'31 × 32' if keyword == 'Rows' else '32 × 31'} (Rows × Columns), 14 "
         "others 32 × 32; its slices do not stack into one volume; series skipped"
@@ -97,7 +102,7 @@ def test_pixel_data_padded_beyond_the_header_is_read(tmp_path: Path) -> None:
         ds.PixelData = ds.PixelData + b"\0" * 4
         ds.save_as(path)
     study = load_study(tmp_path)
-    assert not [w for w in study.warnings if w.endswith("series skipped")]
+    assert _skipped(study) == []
     assert len(study.series) == 2
     padded = next(s for s in study.series if s.description == before.t2.description)
     np.testing.assert_array_equal(padded.image.data, expected)
@@ -111,8 +116,7 @@ def test_a_slice_of_another_matrix_size_is_named(tmp_path: Path) -> None:
     _set_matrix(victim, "Rows", 31, pixels_too=True)
     study = load_study(tmp_path)
     assert study.t2 is not None and study.t2.description == "T2_TSE_SAG_2"
-    skipped = [w for w in study.warnings if w.endswith("series skipped")]
-    assert skipped == [
+    assert _skipped(study) == [
         f"{victim.relative_to(tmp_path)}: series 3 'T2_TSE_SAG' mixes matrix sizes: this "
         "slice is 31 × 32 (Rows × Columns), 14 others 32 × 32; its slices do not stack into "
         "one volume; series skipped"
@@ -124,8 +128,7 @@ def test_a_gap_names_the_slices_on_either_side(tmp_path: Path) -> None:
     the gap was on was left to guess."""
     damaged, _ = _two_t2(tmp_path, positions=[0.0, 4.0, 8.0, 16.0, 20.0])
     study = load_study(tmp_path)
-    skipped = [w for w in study.warnings if w.endswith("series skipped")]
-    assert skipped == [
+    assert _skipped(study) == [
         f"{damaged.files[3].relative_to(tmp_path)}: inconsistent slice spacing in series 3 "
         f"'T2_TSE_SAG': gap of 8.00 mm between this slice and {damaged.files[2].name}, "
         "median 4.00 mm (missing or extra slice?); series skipped"
@@ -140,8 +143,7 @@ def test_an_empty_slice_file_is_named_not_its_neighbour(tmp_path: Path) -> None:
     victim.write_bytes(b"")
     study = load_study(tmp_path)
     assert study.t2 is not None and study.t2.description == "T2_TSE_SAG_2"
-    skipped = [w for w in study.warnings if w.endswith("series skipped")]
-    assert skipped == [
+    assert _skipped(study) == [
         f"{victim.relative_to(tmp_path)}: empty file (0 bytes); series 3 'T2_TSE_SAG' may be "
         "incomplete without it; series skipped"
     ]
@@ -159,8 +161,7 @@ def test_two_slices_at_one_position_are_named(tmp_path: Path) -> None:
     damaged, _ = _two_t2(tmp_path, positions=[0.0, 4.0, 8.0, 8.0, 12.0, 16.0])
     study = load_study(tmp_path)
     assert study.t2 is not None and study.t2.description == "T2_TSE_SAG_2"
-    skipped = [w for w in study.warnings if w.endswith("series skipped")]
-    assert skipped == [
+    assert _skipped(study) == [
         f"{damaged.files[3].relative_to(tmp_path)}: series 3 'T2_TSE_SAG' has 2 images at "
         f"this file's slice position (with {damaged.files[2].name}) and 1 at most others: "
         "an extra image, 0 mm from its neighbour; series skipped"

@@ -99,19 +99,24 @@ def test_inspect_shows_the_patient_only_with_keep_phi(lumbar_dicom: WrittenStudy
     assert PHI["PatientID"] in table.stdout
 
 
-def test_nifti_sidecar_is_scrubbed_too(tmp_path: Path) -> None:
-    path = tmp_path / "sub-01_T2w.nii.gz"
+def _t2_with_sidecar(folder: Path, sidecar: dict[str, object]) -> Path:
+    """A one-slice sagittal ``sub-01_T2w.nii.gz`` with ``sidecar`` after a T2's timing."""
+    path = folder / "sub-01_T2w.nii.gz"
     affine = np.array([[0, 0, 4.0, 0], [0, -1.0, 0, 0], [-1.0, 0, 0, 0], [0, 0, 0, 1]])
     nib.save(nib.Nifti1Image(np.ones((8, 8, 1), np.float32), affine), path)
+    timing = {"EchoTime": 0.1, "RepetitionTime": 4.0}
+    (folder / "sub-01_T2w.json").write_text(json.dumps({**timing, **sidecar}))
+    return path
+
+
+def test_nifti_sidecar_is_scrubbed_too(tmp_path: Path) -> None:
     sidecar = {
-        "EchoTime": 0.1,
-        "RepetitionTime": 4.0,
         "PatientPosition": "HFS",
         "StudyDescription": "Rorden^Rorden_Prisma",  # free text: a name, in real data
         "ProcedureStepDescription": "LSPINE Doe",
         **PHI,
     }
-    (tmp_path / "sub-01_T2w.json").write_text(json.dumps(sidecar))
+    path = _t2_with_sidecar(tmp_path, sidecar)
     study = load_study(path)
     assert study.t2 is not None
     kept = study.t2.provenance.sidecar
@@ -466,19 +471,14 @@ def test_a_nifti_sidecars_description_is_withheld_of_the_patient_site_and_dates(
 ) -> None:
     """A NIfTI's sidecar description was shown as it was: the patient's name, the site
     and the date in it reached every output."""
-    path = tmp_path / "sub-01_T2w.nii.gz"
-    affine = np.array([[0, 0, 4.0, 0], [0, -1.0, 0, 0], [-1.0, 0, 0, 0], [0, 0, 0, 1]])
-    nib.save(nib.Nifti1Image(np.ones((8, 8, 1), np.float32), affine), path)
     sidecar = {
-        "EchoTime": 0.1,
-        "RepetitionTime": 4.0,
         "SeriesDescription": "T2_SAG Zyxwvut Qzmercy 2024-01-02",
         "ProtocolName": "T2_SAG_Qzmercy",
         "InstitutionName": "Qzmercy",
         "AcquisitionDateTime": "2024-01-02T10:15:00.000000",
         **PHI,
     }
-    (tmp_path / "sub-01_T2w.json").write_text(json.dumps(sidecar))
+    path = _t2_with_sidecar(tmp_path, sidecar)
     study = load_study(path)
     assert study.t2 is not None
     assert study.t2.description == "T2_SAG [withheld] [withheld] [withheld]"
@@ -623,18 +623,13 @@ def test_a_nifti_description_loses_a_dated_time_and_keeps_a_longer_site_word(
 ) -> None:
     """A NIfTI sidecar's ``20240102101500`` (its date-time, written out) was kept, and
     ``MR1`` of the site withheld the protocol's ``mr1x``."""
-    path = tmp_path / "sub-01_T2w.nii.gz"
-    affine = np.array([[0, 0, 4.0, 0], [0, -1.0, 0, 0], [-1.0, 0, 0, 0], [0, 0, 0, 1]])
-    nib.save(nib.Nifti1Image(np.ones((8, 8, 1), np.float32), affine), path)
     sidecar = {
-        "EchoTime": 0.1,
-        "RepetitionTime": 4.0,
         "SeriesDescription": "T2_SAG 20240102101500 MR1",
         "ProtocolName": "T2_SAG_mr1x",
         "InstitutionName": "MR1 Zentrum",
         "AcquisitionDateTime": "2024-01-02T10:15:00.000000",
     }
-    (tmp_path / "sub-01_T2w.json").write_text(json.dumps(sidecar))
+    path = _t2_with_sidecar(tmp_path, sidecar)
     study = load_study(path)
     assert study.t2 is not None
     assert study.t2.description == "T2_SAG [withheld] [withheld]"
