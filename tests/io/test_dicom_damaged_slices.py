@@ -75,18 +75,31 @@ def test_a_slice_whose_matrix_header_is_wrong_is_refused(tmp_path: Path, keyword
     assert study.t2 is not None and study.t2.description == "T2_TSE_SAG_2"
     assert [s.description for s in study.series] == ["T2_TSE_SAG_2"]
     assert _skipped(study) == [
-        f"{victim.relative_to(tmp_path)}: series 3 'T2_TSE_SAG' mixes matrix sizes: this "
-        f"slice is {'31 × 32' if keyword == 'Rows' else '32 × 31'} (Rows × Columns), 14 "
-        "others 32 × 32; its slices do not stack into one volume; series skipped"
+        f"{victim.relative_to(tmp_path)}: pixel data longer than the header implies: 2048 "
+        f"bytes, 1984 for Rows × Columns {'31 × 32' if keyword == 'Rows' else '32 × 31'} "
+        "(a wrong Rows or Columns?); its series is incomplete without it; series skipped"
     ]
     # alone, the series is the one-line error
     for path in _two_t2(tmp_path / "alone")[1].files:
         path.unlink()
     alone = sorted((tmp_path / "alone" / "t2").iterdir())[7]
     _set_matrix(alone, keyword, 31, pixels_too=False)
-    with pytest.raises(InvalidInputError, match="mixes matrix sizes"):
+    with pytest.raises(InvalidInputError, match="pixel data longer than the header implies"):
         load_study(tmp_path / "alone")
     assert str(alone) in _one_error_line(["inspect", str(tmp_path / "alone")])
+
+
+def test_a_series_whose_every_slice_says_too_few_rows_is_refused(tmp_path: Path) -> None:
+    """Every slice said Rows 16 over 32 × 32 pixels: alike, the mixed-matrix check cannot
+    see it, and the series was read as 32 × 16 and taken for the T2 (a review)."""
+    damaged, _ = _two_t2(tmp_path)
+    for path in damaged.files:
+        _set_matrix(path, "Rows", 16, pixels_too=False)
+    study = load_study(tmp_path)
+    assert study.t2 is not None and study.t2.description == "T2_TSE_SAG_2"
+    assert [s.description for s in study.series] == ["T2_TSE_SAG_2"]
+    assert len(_skipped(study)) == 1
+    assert "pixel data longer than the header implies: 2048 bytes, 1024" in _skipped(study)[0]
 
 
 def test_pixel_data_padded_beyond_the_header_is_read(tmp_path: Path) -> None:

@@ -517,6 +517,15 @@ def test_more_written_forms_of_the_headers_dates_are_withheld() -> None:
         "T2 2024-Mar-15": "T2 [withheld]",
         "T2 SAG 12.03.58": "T2 SAG [withheld]",  # the birth date, two-digit year
         "T2 SAG 12 Mar 1958": "T2 SAG [withheld]",
+        # a match that is no header date began on the 2 of T2 and hid the date behind it
+        "T2-15-03-2024": "T2-[withheld]",
+        "T2.15.03.2024": "T2.[withheld]",
+        "T1/03/15/2024": "T1/[withheld]",
+        "T2_15_03_2024": "T2_[withheld]",
+        "T1_MAR_2024_03_15": "T1_MAR_[withheld]",
+        "T2 MAR 2024 03 15": "T2 MAR [withheld]",
+        "T2 SAG 1 2 2024_03_15": "T2 SAG 1 2 [withheld]",
+        "b1000 Mar 15 2024": "b1000 [withheld]",
     }
     for text, expected in withheld.items():
         assert redact_identifiers(text, tokens) == expected, text

@@ -505,10 +505,25 @@ def _file_series(
     got = len(ds[keyword].value)
     if expected is not None and got < expected:
         raise _Unusable(f"truncated DICOM file: {got} of {expected} pixel-data bytes", uid)
-    # Pixel data longer than the header implies is not refused: PS3.5 §8.1.1 lets a
-    # sender pad it and pydicom trims the excess (a review: four bytes of padding on every
-    # slice had the whole study refused). A slice whose Rows or Columns are wrong beside
-    # its series' is refused by _matrix_problem instead.
+    # Pixel data a little longer than the header implies is read: PS3.5 §8.1.1 lets a
+    # sender pad it and pydicom trims the excess (four bytes of padding on every slice had
+    # the whole study refused; a review). A row's worth or more is a wrong Rows, Columns
+    # or NumberOfFrames: every slice of a series saying Rows 16 over 32 × 32 pixels was
+    # read as 32 × 16 without a word (a review). A slice whose matrix differs from its
+    # series' is refused by _matrix_problem too.
+    rows = ds.get("Rows")
+    row_bytes = expected // int(rows) if expected and isinstance(rows, int) and rows > 0 else 0
+    full_ybr = ds.get("PhotometricInterpretation") == "YBR_FULL_422" and got in (
+        expected * 3 // 2 if expected else -1,
+        expected * 3 // 2 + 1 if expected else -1,
+    )  # three full samples a pixel, as pydicom reads such files
+    if expected is not None and row_bytes and got - expected >= row_bytes and not full_ybr:
+        size = " × ".join(str(ds.get(k, "?")) for k in ("Rows", "Columns"))
+        raise _Unusable(
+            f"pixel data longer than the header implies: {got} bytes, {expected} for "
+            f"Rows × Columns {size} (a wrong Rows or Columns?)",
+            uid,
+        )
     if uid is None:
         raise _Unusable("no SeriesInstanceUID in the header", None)
     try:  # a damaged plane geometry makes the file unusable, not the whole study

@@ -528,7 +528,11 @@ def _dates_in(text: str) -> list[tuple[int, int, set[str]]]:
     [['20240315'], ['20240316'], ['19240317', '20240317']]
     """
     found = []
-    for match in _DATE_IN_TEXT.finditer(text):
+    pos = 0
+    while (match := _DATE_IN_TEXT.search(text, pos)) is not None:
+        # from the next character, not the match's end: a match that is no date of the
+        # header (``2-15-03`` of ``T2-15-03-2024``) hid the real one inside it (a review)
+        pos = match.start() + 1
         g = match.groupdict()
         if g["compact"]:
             meant = {g["compact"]}
@@ -604,9 +608,12 @@ def redact_identifiers(text: str, tokens: frozenset[str]) -> str:
     """
     if not tokens:
         return text
-    for start, end, meant in reversed(_dates_in(text)):
-        if meant & tokens:
-            text = text[:start] + WITHHELD_WORD + text[end:]
+    spans: list[tuple[int, int]] = []  # the header's dates, the first of overlapping ones
+    for start, end, meant in _dates_in(text):
+        if meant & tokens and (not spans or start >= spans[-1][1]):
+            spans.append((start, end))
+    for start, end in reversed(spans):
+        text = text[:start] + WITHHELD_WORD + text[end:]
     marked = {t for t in tokens if t.startswith(WHOLE_PART_MARK)}
     ids = {t for t in tokens - marked if not (t.isalpha() or t.isdigit())}
     whole = (tokens - marked - ids) | {t[len(WHOLE_PART_MARK) :] for t in marked}
