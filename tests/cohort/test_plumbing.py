@@ -486,3 +486,45 @@ def test_ctrl_c_holds_back_the_closing_clusters_messages(tmp_path: Path) -> None
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+def test_a_withheld_record_needs_a_whole_key_and_never_takes_the_labels_name(
+    tmp_path: Path,
+) -> None:
+    """An empty key (a kill while writing it) named the record by HMAC with an empty key,
+    which anyone can compute; an unreadable key raised in the worker, and a retry
+    recorded the study under ``sub-<label>.json`` (a review)."""
+    import hashlib
+    import hmac
+
+    out = tmp_path / "out"
+    key = rec.state_dir(out) / "withheld-key"
+    key.parent.mkdir(parents=True)
+    key.write_bytes(b"")
+    assert rec.withheld_record_path(out, "MRN0012345") is None  # not a key
+    record = {"subject": "(withheld)", "withheld": True, "status": "failed"}
+    assert rec.write_record(out, "MRN0012345", record) is not None  # made anew, then used
+    assert len(key.read_bytes()) == rec.KEY_BYTES
+    (written,) = (rec.state_dir(out) / "records").iterdir()
+    empty_keyed = hmac.new(b"", b"MRN0012345", hashlib.sha256).hexdigest()[:16]
+    assert written.name.startswith("withheld-") and empty_keyed not in written.name
+    assert rec.read_record(out, "MRN0012345") == record
+    # a key that cannot be read: no record rather than one under the label's name
+    key.unlink()
+    key.mkdir()
+    assert rec.read_record(out, "MRN0012345") is None
+    assert rec.write_record(out, "MRN0012345", record) is None
+    assert not rec.record_path(out, "MRN0012345").exists()
+
+
+def test_failure_errors_lose_the_folders_above_input_only_where_a_path_begins() -> None:
+    from discquant.cohort.manifest import CohortStudy
+    from discquant.cohort.tables import _failure
+    from discquant.pipeline import StudyInputs
+
+    root = Path("/data/in")
+    study = CohortStudy("P1", StudyInputs(path=root / "P1"), str(root / "P1"), root=root)
+    error = "/data/in/P1/x.dcm: truncated; copied from /mnt/backup/data/in/P1 ('/data/in/P1')"
+    row = _failure(study, {"error": error, "where": "import"})
+    assert row["source"] == "P1"
+    assert row["error"] == "P1/x.dcm: truncated; copied from /mnt/backup/data/in/P1 ('P1')"

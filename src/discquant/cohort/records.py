@@ -18,6 +18,7 @@ between the two steps leaves a folder without record, which is redone.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import hmac
@@ -68,8 +69,15 @@ def withheld_record_path(out_dir: Path, subject: str) -> Path | None:
     except OSError as exc:  # another user's cohort folder: as a record that cannot be read
         log.debug("%s: cannot be read (%s)", path, exc)
         return None
+    if len(key) != KEY_BYTES:  # an empty key names records that anyone can compute
+        log.debug("%s: %d bytes, not a key of %d", path, len(key), KEY_BYTES)
+        return None
     digest = hmac.new(key, subject.encode(), hashlib.sha256).hexdigest()
     return state_dir(out_dir) / "records" / f"withheld-{digest[:16]}.json"
+
+
+KEY_BYTES = 32
+"""Length of the key of :func:`withheld_record_path` (random bytes)."""
 
 
 def _key_path(out_dir: Path) -> Path:
@@ -78,16 +86,42 @@ def _key_path(out_dir: Path) -> Path:
 
 def ensure_record_key(out_dir: Path) -> None:
     """Make the cohort folder's random key for :func:`withheld_record_path` unless it has
-    one. The runner calls it before the studies start, so workers only read it; readable
-    by its owner and group (a group-shared cohort folder is resumed by its members)."""
+    one. The runner calls it before the studies start, so workers only read it. Asked
+    readable by its owner and group (a group-shared cohort folder is resumed by its
+    members), the umask permitting. Written whole under another name and linked into
+    place: a process killed while writing it leaves no empty key, which would name the
+    records as a plain hash does (a review)."""
     path = _key_path(out_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        if path.stat().st_size == KEY_BYTES:
+            return
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
-    except FileExistsError:
-        return
-    with os.fdopen(fd, "wb") as f:
-        f.write(secrets.token_bytes(32))
+        _write_key(path)
+    except OSError as exc:  # the records of refused studies are then not written
+        log.warning("%s: cannot be made (%s)", path, exc)
+
+
+def _write_key(path: Path) -> None:
+    """Write a new key to ``path`` (:func:`ensure_record_key`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".withheld-key-{uuid.uuid4().hex}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(KEY_BYTES))
+            f.flush()
+            os.fsync(f.fileno())
+        if path.exists():  # not a key (a kill while writing one): replaced
+            os.replace(tmp, path)
+            return
+        try:
+            os.link(tmp, path)  # the first key written stays
+        except FileExistsError:
+            pass
+        except OSError:  # a file system without hard links
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def subject_dir(out_dir: Path, subject: str) -> Path:
@@ -123,17 +157,23 @@ def write_json_atomic(path: Path, document: Any) -> Path:
     return path
 
 
-def write_record(out_dir: Path, subject: str, record: dict[str, Any]) -> Path:
+def write_record(out_dir: Path, subject: str, record: dict[str, Any]) -> Path | None:
     """Write one study's completion record atomically, under :func:`withheld_record_path`
-    when it says ``"withheld": true``, and remove the other; return its path."""
+    when it says ``"withheld": true``, and remove the other; return its path (None: a
+    withheld record whose key cannot be read is not written, never under the label)."""
     plain = record_path(out_dir, subject)
     if record.get("withheld"):
         ensure_record_key(out_dir)  # made by the runner already; here for tables by hand
     withheld = withheld_record_path(out_dir, subject)
     if record.get("withheld"):
-        if withheld is None:  # never under the label's name
-            raise PermissionError(f"{_key_path(out_dir)}: cannot be read")
         plain.unlink(missing_ok=True)
+        if withheld is None:  # never under the label's name: not written, the study redone
+            log.warning(
+                "%s cannot be read: the record of a study refused for its label is not "
+                "written (it is redone next time)",
+                _key_path(out_dir),
+            )
+            return None
         return write_json_atomic(withheld, record)
     if withheld is not None:
         withheld.unlink(missing_ok=True)
@@ -169,7 +209,7 @@ def move_into_place(written: Path, out_dir: Path, subject: str) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)  # sub-<id>/ of a session's folder
     for _ in range(5):  # another writer may slip in between the two renames
         if target.exists():
-            aside = state_dir(out_dir) / "tmp" / f"old-{subject}-{uuid.uuid4().hex[:12]}"
+            aside = state_dir(out_dir) / "tmp" / f"old-{uuid.uuid4().hex[:12]}"
             os.replace(target, aside)
             shutil.rmtree(aside, ignore_errors=True)
         try:
@@ -192,7 +232,7 @@ def remove_outputs(out_dir: Path, subject: str) -> bool:
     target = subject_dir(out_dir, subject)
     if not target.exists() or sessions_inside(out_dir, subject):
         return False
-    aside = state_dir(out_dir) / "tmp" / f"stale-{subject}-{uuid.uuid4().hex[:12]}"
+    aside = state_dir(out_dir) / "tmp" / f"stale-{uuid.uuid4().hex[:12]}"
     aside.parent.mkdir(parents=True, exist_ok=True)
     try:
         os.replace(target, aside)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -125,7 +126,10 @@ def _failure(study: CohortStudy, record: dict[str, Any] | None, why: str = "") -
     source = table_source(study)
     error = str(record.get("error", why))
     if study.root is not None:  # the folders above the cohort's, as in `source`
-        error = error.replace(f"{study.root}{os.sep}", "")
+        # only where a path begins (text start, a blank, a quote, a bracket): the root's
+        # name inside another path (/mnt/backup/data/in/...) stays whole (a review)
+        root = re.escape(f"{study.root}{os.sep}")
+        error = re.sub(rf"(?:^|(?<=[\s'\"(\[]))(?:{root})", "", error)
     if record.get("withheld"):
         subject, session, source = WITHHELD, None, withheld_name(study)
     return {
