@@ -78,7 +78,7 @@ def withheld_name(study: CohortStudy) -> str:
 
 
 def table_source(study: CohortStudy) -> str:
-    """The study's ``source`` for the cohort's disc table: relative to its
+    """The study's ``source`` for the cohort's tables: relative to its
     :attr:`~CohortStudy.root` (``P001``, ``sub-01/ses-2``) when it lies under it, else as
     it is (a manifest's ``cohort.csv line 3``). Absolute paths named the user's folders
     above the cohort (a home folder, a share) in a table meant to be passed on."""

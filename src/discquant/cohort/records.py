@@ -136,9 +136,8 @@ def now_iso() -> str:
 def read_record(out_dir: Path, subject: str) -> dict[str, Any] | None:
     """The study's record (:func:`record_path`, else :func:`withheld_record_path`), or None
     when there is none (or it cannot be read)."""
-    path: Path | None = record_path(out_dir, subject)
-    if not record_path(out_dir, subject).exists():
-        path = withheld_record_path(out_dir, subject)
+    plain = record_path(out_dir, subject)
+    path = plain if plain.exists() else withheld_record_path(out_dir, subject)
     if path is None:
         return None
     try:

@@ -469,27 +469,19 @@ def failure_record(study: CohortStudy, error: BaseException | str, *, where: str
     as subject and source, ``(withheld)`` where it has none, and the error without its
     path; ``"withheld": true`` says so (:func:`~discquant.cohort.records.write_record`).
     """
+    subject, source, withheld = study.subject, study.source, {}
     if isinstance(error, IdentifyingLabelError):
-        name = withheld_name(study)
-        return {
-            "status": "failed",
-            "subject": WITHHELD,
-            "source": name,
-            "withheld": True,
-            "where": where,
-            "error_type": type(error).__name__,
-            "error": error.reason,
-            "software": {"name": "discquant", "version": __version__, "code_sha256": code_sha256()},
-            "finished_at": records.now_iso(),
-        }
-    if isinstance(error, BaseException):
+        subject, source, withheld = WITHHELD, withheld_name(study), {"withheld": True}
+        error_type, message = type(error).__name__, error.reason
+    elif isinstance(error, BaseException):
         error_type, message = type(error).__name__, str(error) or repr(error)
     else:
         error_type, message = "ManifestError", error
     return {
         "status": "failed",
-        "subject": study.subject,
-        "source": study.source,
+        "subject": subject,
+        "source": source,
+        **withheld,
         "where": where,
         "error_type": error_type,
         "error": message,
