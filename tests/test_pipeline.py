@@ -376,6 +376,31 @@ def test_a_scanner_map_read_in_the_wrong_unit_is_said_once_for_the_study(
         assert 0.0005 < median < 0.003 and f"(median {median:.3g} µm²/ms)" in said[0]
 
 
+@pytest.mark.parametrize(("scale", "warned"), [(0.1, True), (1.0, False)])
+def test_a_scanner_map_ten_times_low_is_told_by_its_csf(scale: float, warned: bool) -> None:
+    """A map in 10⁻⁵ mm²/s read as the usual 10⁻⁶ put every nucleus ten times low, still
+    inside the plausible range, with class "severe" and no word (an audit). Its CSF,
+    about 3 µm²/ms as free water, read 0.3: the study is flagged, the classes withheld."""
+    ph = generate_study(7, PhantomConfig())
+    assert ph.adc_scanner is not None
+    scanner = Volume(ph.adc_scanner.data * scale, ph.adc_scanner.affine)
+    adc = Series(SeriesRole.ADC, "test", "ADC", scanner, "sagittal", adc_scale_to_um2_per_ms=1.0)
+    res = analyze(
+        Study("ph", (*_study(ph, dwi=False).series, adc)),
+        segmenter=_truth_segmenter(ph.labels_t2, ph.nucleus_t2),
+    )
+    assert res.csf_adc_um2_per_ms is not None
+    assert res.csf_adc_um2_per_ms == pytest.approx(ph.truth.csf_adc_um2_per_ms * scale, rel=0.05)
+    assert ("csf_adc_implausible" in res.flags) == warned
+    said = [w for w in res.warnings if w.startswith("the CSF in the spinal canal reads")]
+    assert len(said) == int(warned)
+    measured = [d for d in res.discs if d.adc_np is not None]
+    assert len(measured) == 5
+    withheld = ["adc_class_withheld_csf_adc_implausible" in d.flags for d in measured]
+    assert withheld == [warned] * 5
+    assert all((d.adc_class is None) == warned for d in measured)
+
+
 def test_scanner_adc_map_is_compared_in_world_coordinates() -> None:
     """A map in the right place stored flipped anterior-posterior (its affine saying so)
     was compared index by index, "differs by 35.5 %"; one on a grid of another shape was

@@ -45,10 +45,12 @@ from discquant.measure.contrast import FLAG_T2_CONTRAST
 from discquant.measure.discs import (
     MeasureConfig,
     MeasureInputs,
+    csf_adc_um2_per_ms,
     measure_discs,
     nucleus_core_labels,
     on_label_grid,
 )
+from discquant.measure.water import FLAG_CSF_ADC, MIN_CSF_ADC_UM2_PER_MS
 from discquant.output_paths import (
     bids_label,
     check_not_inside_inputs,
@@ -571,6 +573,8 @@ def _measure(
         fit_method=config.adc_method,
     )
     result.discs = measure_discs(inputs, config=config.measure, calibration=calibration)
+    if not adc_withheld:
+        _check_csf_adc(result, csf_adc_um2_per_ms(inputs, config.measure))
     result.nucleus_core_dwi = nucleus_core_labels(inputs, result.discs, config=config.measure)
     measured = [d for d in result.discs if d.found]
     if (
@@ -591,6 +595,21 @@ def _measure(
         "partial-volume chords of the segmentation's disc probability"
         if on_label_grid(inputs.disc_probability, segmentation.labels)
         else "caliper chords of the disc mask"
+    )
+
+
+def _check_csf_adc(result: AnalysisResult, csf_adc: float | None) -> None:
+    """Record the CSF's ADC and flag a map whose CSF reads far below free water: its
+    unit is not the one it was read in, and its discs' ADC classes are withheld."""
+    result.csf_adc_um2_per_ms = csf_adc
+    if csf_adc is None or csf_adc >= MIN_CSF_ADC_UM2_PER_MS:
+        return
+    result.flags.append(FLAG_CSF_ADC)
+    result.warnings.append(
+        f"the CSF in the spinal canal reads {csf_adc:.3g} µm²/ms on the ADC map, where free "
+        "water reads about 3: check the map's unit (the results' provenance: stored_unit; "
+        "a map in 10⁻⁵ mm²/s reads ten times low) or the b-values; ADC classes withheld, "
+        "ADC values kept as measured"
     )
 
 
@@ -937,6 +956,10 @@ def _grade(
             disc.adc_class = adc_class(disc.adc_np.median, thresholds=classes)
         except ValueError:  # an implausible ADC must not cost the other discs their classes
             disc.flags.append("adc_class_withheld_implausible_adc")
+            continue
+        if FLAG_CSF_ADC in result.flags:  # the map's unit is suspect: so is every class
+            disc.adc_class = None
+            disc.flags.append("adc_class_withheld_csf_adc_implausible")
     measured = [d for d in result.discs if d.adc_np is not None]
     if measured and all("adc_class_withheld_implausible_adc" in d.flags for d in measured):
         # a scanner map in µm²/ms whose noisy background made it read as 10⁻⁶ mm²/s gave

@@ -234,6 +234,9 @@ class AnalysisResult:
     snr_estimate: float | None = None
     noise_sigma: float | None = None
     """Noise σ of one DWI volume (background estimate), in the DWI's signal units."""
+    csf_adc_um2_per_ms: float | None = None
+    """Median ADC of the canal's CSF core (about 3 for free water; ``water_index_csf``'s
+    denominator); None without enough CSF on the ADC map."""
     adc_fit_bvals_s_per_mm2: tuple[float, ...] | None = None
     """One b-value per DWI volume that the ADC fit used (None for a scanner's ADC map)."""
     adc_fit_n_averages: tuple[int, ...] | None = None
@@ -299,6 +302,8 @@ FLAG_MEANINGS: dict[str, str] = {
     "water_withheld_outside_calibration": "Water content withheld: outside calibration",
     "water_index_csf_withheld_no_csf": "CSF water index withheld: too little CSF on the ADC map",
     "adc_class_withheld_implausible_adc": "ADC class withheld: implausible ADC",
+    "adc_class_withheld_csf_adc_implausible": "ADC class withheld: CSF's ADC implausible",
+    "csf_adc_implausible": "CSF's ADC far below free water: ADC map's unit suspect",
     "pfirrmann_withheld": "Pfirrmann grade withheld",
     "sacrum_not_in_fov": "Sacrum not in view: level names may be one level off",
     "transitional_anatomy_suspected": "Transitional anatomy suspected",

@@ -191,5 +191,6 @@ def synthetic() -> Synthetic:
             dwi_affine,
         ),
         snr_estimate=24.5,
+        csf_adc_um2_per_ms=2.91,
     )
     return Synthetic(result=result, storage_labels=lab, datasets=datasets)

@@ -47,6 +47,7 @@ def test_report_is_self_contained_and_complete(html: str) -> None:
     assert re.findall(r'data-level="([^"]+)"', html) == list(LEVELS)
     assert html.count('class="notfound"') == 1
     assert RESEARCH_DISCLAIMER in html
+    assert "CSF ADC (canal core, free water ≈ 3 µm²/ms): <strong>2.91</strong>" in html
 
 
 def test_report_disc_table_shows_each_discs_values(synthetic: Synthetic, html: str) -> None:

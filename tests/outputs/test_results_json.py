@@ -33,6 +33,7 @@ def test_document_validates_and_round_trips(synthetic: Synthetic, tmp_path: Path
     assert doc["discs"][3]["pfirrmann_probabilities"] == [0.02, 0.02, 0.02, 0.92, 0.02]
     assert doc["discs"][4]["found"] is False and doc["discs"][4]["adc_np_um2_per_ms"] is None
     assert doc["qc"]["snr_estimate"] == 24.5
+    assert doc["qc"]["csf_adc_um2_per_ms"] == 2.91
     assert doc["images"]["adc_map"]["units"] == "um^2/ms"
     assert doc["provenance"]["software"]["models"]["segment"] == "sha256:abc123"
 

@@ -635,7 +635,7 @@ def measure_discs(
         if (frame := disc_frame(lab == label, labels.affine)) is not None
     }
     csf_signal, marrow_signal = _t2_references(inputs, labels, frames, config)
-    csf_adc = _csf_adc(inputs, config)
+    csf_adc = csf_adc_um2_per_ms(inputs, config)
     for result in results:
         label = DISC_LABELS[result.level]
         disc = lab == label
@@ -673,9 +673,19 @@ def _t2_references(
     )
 
 
-def _csf_adc(inputs: MeasureInputs, config: MeasureConfig) -> float | None:
-    """The median ADC of the canal's core on the DWI grid (``water_index_csf``'s
-    denominator); None without an ADC map or enough CSF voxels."""
+def csf_adc_um2_per_ms(inputs: MeasureInputs, config: MeasureConfig | None = None) -> float | None:
+    """The median ADC of the canal's core on the DWI grid.
+
+    ``water_index_csf``'s denominator, and the study's check of the ADC map's unit
+    (:data:`discquant.measure.water.MIN_CSF_ADC_UM2_PER_MS`).
+
+    Returns
+    -------
+    float or None
+        In µm²/ms; None without an ADC map, a segmentation on the DWI grid or enough
+        CSF voxels.
+    """
+    config = config or MeasureConfig()
     if inputs.adc is None or inputs.labels_dwi is None:
         return None
     # As for the discs: a canal in fewer than three sagittal slices (a mid-sagittal

@@ -127,7 +127,10 @@ def build_results_document(
         "failed_stages": [s.name for s in result.failed_stages],
         "warnings": list(result.warnings),
         "flags": list(result.flags),
-        "qc": {"snr_estimate": to_jsonable(result.snr_estimate)},
+        "qc": {
+            "snr_estimate": to_jsonable(result.snr_estimate),
+            "csf_adc_um2_per_ms": to_jsonable(result.csf_adc_um2_per_ms),
+        },
         "images": {
             "t2": _image(result.t2, role="segmented anatomy (T2 or b0)", units=None),
             "labels_t2": _image(

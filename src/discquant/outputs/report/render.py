@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from discquant import RESEARCH_DISCLAIMER, __version__
+from discquant.measure.water import FLAG_CSF_ADC
 from discquant.outputs._common import PHI_KEYS, scrub_phi, to_jsonable
 from discquant.outputs.report import figures
 from discquant.outputs.tables import disc_rows
@@ -434,6 +435,13 @@ def _qc(result: AnalysisResult, r_mm: float | None) -> tuple[str, str]:
         + (' <span class="flag">low</span>' if snr is not None and snr < 10 else "")
         + "</li>"
     ]
+    if result.csf_adc_um2_per_ms is not None:
+        items.append(
+            "<li>CSF ADC (canal core, free water ≈ 3 µm²/ms): "
+            f"<strong>{_num(result.csf_adc_um2_per_ms, '{:.2f}')}</strong> µm²/ms"
+            + (' <span class="flag">implausible</span>' if FLAG_CSF_ADC in result.flags else "")
+            + "</li>"
+        )
     if result.adc_fit_rmse is not None:
         rmse = np.asarray(result.adc_fit_rmse.data, dtype=np.float64)
         mask = None
