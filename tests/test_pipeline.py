@@ -1049,6 +1049,14 @@ def test_one_gradient_direction_per_shell_is_flagged_not_a_trace() -> None:
         err_one = d_one.adc_np.median / truth[d_one.level] - 1
         err_trace = d_trace.adc_np.median / truth[d_trace.level] - 1
         assert abs(err_trace) < 0.03 and err_one < -0.03, (d_one.level, err_one, err_trace)
+    # and the map's sidecar says what it holds (it said "of the trace")
+    from discquant.diffusion.writer import adc_sidecar
+    from discquant.outputs.write import _adc_provenance
+
+    assert directional.adc_map is not None and trace.adc_map is not None
+    quantity = adc_sidecar(directional.adc_map.data, _adc_provenance(directional))["Quantity"]
+    assert quantity.endswith("the directions at b = 400, 800 s/mm² do not span space")
+    assert "of the trace" in adc_sidecar(trace.adc_map.data, _adc_provenance(trace))["Quantity"]
 
 
 def test_a_dwi_that_covers_no_disc_is_said_for_the_study(phantom: PhantomStudy) -> None:

@@ -677,6 +677,7 @@ def _diffusion(study: Study, config: AnalysisConfig, result: AnalysisResult) -> 
             "directions, not the trace (mean diffusivity) a scanner reports"
         )
         result.flags.append("adc_not_trace")
+        result.provenance["adc_not_trace_bvals_s_per_mm2"] = list(directional)
     result.b0 = _mean_b0(dwi)
     result.noise_sigma = _noise_sigma(dwi, result.warnings)
     if result.noise_sigma is not None:

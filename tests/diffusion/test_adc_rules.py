@@ -87,12 +87,21 @@ def test_rule_1_applies_to_every_image_of_a_directional_shell(method):
 
 
 def test_rician_correction_turns_signals_below_sigma_invalid():
-    fit = fit_rows([[1000.0, 500.0, 250.0], [1000.0, 500.0, 20.0]], noise_sigma=30.0)
-    assert fit.valid.tolist() == [True, False]
-    corrected = np.sqrt(np.array(GOOD) ** 2 - 30.0**2)
-    expected_wls = AdcModel(B3).fit(corrected[None]).adc_um2_per_ms[0]
-    assert fit.adc_um2_per_ms[0] == pytest.approx(expected_wls, rel=1e-6)
-    assert fit.noise_sigma == 30.0
+    """Each image loses its own noise variance: σ² for one acquisition, σ²/3 for a
+    scanner's trace image (a b > 0 volume without a direction), so 20 stays above a
+    trace's σ/√3 = 17.3 but not above one image's σ = 30."""
+    rows = [GOOD, [1000.0, 500.0, 20.0], [1000.0, 500.0, 15.0]]
+    directions = [[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    for bvecs, variances, valid in (
+        (None, [900.0, 300.0, 300.0], [True, True, False]),
+        (directions, [900.0, 900.0, 900.0], [True, False, False]),
+    ):
+        fit = fit_rows(rows, bvecs=bvecs, noise_sigma=30.0)
+        assert fit.valid.tolist() == valid
+        corrected = np.sqrt(np.array(GOOD) ** 2 - np.array(variances))
+        expected_wls = AdcModel(B3, bvecs).fit(corrected[None]).adc_um2_per_ms[0]
+        assert fit.adc_um2_per_ms[0] == pytest.approx(expected_wls, rel=1e-6)
+        assert fit.noise_sigma == 30.0
 
 
 @pytest.mark.parametrize("method", METHODS)

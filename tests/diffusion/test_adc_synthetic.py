@@ -122,6 +122,24 @@ def test_rician_correction_keeps_every_adc_level_within_one_percent(method, adc_
     assert abs(np.mean(est) / adc_true - 1) < 0.01
 
 
+@pytest.mark.parametrize("method", ["ols", "wls"])
+def test_a_trace_image_is_corrected_for_its_own_noise(method):
+    """A scanner's trace image is the geometric mean of three Rician images: its noise
+    variance is σ²/3. Corrected by the σ² of one image (an audit), ADC 3.0 read +5.8 % by
+    OLS with 3.6 % of the voxels made invalid; by σ²/3, +0.9 % (WLS −0.6 %)."""
+    rng = np.random.default_rng(6)
+    sigma, adc = 50.0, np.full(50_000, 3.0)  # SNR 20 at b = 0
+    clean = mono_exp(np.full(adc.size, 1000.0), adc, B3)
+    trace = [
+        np.exp(np.mean([np.log(rician(clean[:, k], sigma, rng)) for _ in range(3)], axis=0))
+        for k in (1, 2)
+    ]
+    dwi = np.stack([rician(clean[:, 0], sigma, rng), *trace], axis=-1)
+    fit = AdcModel(B3, method=method, noise_sigma=sigma).fit(dwi)  # no bvecs: trace images
+    assert np.mean(fit.valid) > 0.995
+    assert abs(np.mean(fit.adc_um2_per_ms[fit.valid]) / 3.0 - 1) < 0.015
+
+
 def test_wls_is_more_precise_than_ols_under_noise(rician_snr30):
     dwi, adc, _ = rician_snr30
     sd = {

@@ -376,3 +376,64 @@ def test_cli_says_why_a_diffusion_series_was_not_taken(tmp_path):
     assert res.exit_code == 2, res.output
     assert "no diffusion-weighted series with b-values found" in res.output
     assert "single b-value (800 s/mm²)" in res.output and not out.exists()
+
+
+def _write_dwi(folder, dwi, bvals, bvecs):
+    nib.save(nib.Nifti1Image(dwi.astype(np.float32), AFFINE), folder / "d.nii.gz")
+    (folder / "d.bval").write_text(" ".join(f"{b:g}" for b in bvals) + "\n")
+    rows = np.asarray(bvecs, dtype=np.float64).T
+    (folder / "d.bvec").write_text("\n".join(" ".join(f"{v:.6f}" for v in r) for r in rows))
+    return folder / "d.nii.gz"
+
+
+def test_cli_map_of_one_direction_says_it_is_not_the_trace(tmp_path):
+    """Diffusion along x 2.4, y 1.35, z 0.75 µm²/ms (trace 1.5), imaged along x only: the
+    map is 2.4, the ADC along x. It was written as "the trace" without a word (an audit);
+    the same tensor imaged along x, y and z gives the trace."""
+    lam = np.array([2.4, 1.35, 0.75])
+    bvals = [0.0, 800.0, 800.0, 800.0]
+    maps = {}
+    for name, dirs in {"x": [[1, 0, 0]] * 3, "xyz": np.eye(3)}.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        signal = [1000.0] + [1000.0 * np.exp(-0.8 * float(lam @ np.square(g))) for g in dirs]
+        dwi = np.broadcast_to(np.array(signal), (4, 4, 3, 4))
+        src = _write_dwi(folder, dwi, bvals, [[0, 0, 0], *dirs])
+        out = folder / "adc.nii.gz"
+        res = CliRunner().invoke(app, ["adc", str(src), "-o", str(out)])
+        assert res.exit_code == 0, res.output
+        maps[name] = np.asarray(nib.load(out).dataobj)
+        quantity = json.loads((folder / "adc.json").read_text())["Quantity"]
+        said = "do not span space" in res.output
+        assert said == (name == "x") and ("not the trace" in quantity) == (name == "x")
+    np.testing.assert_allclose(maps["x"], 2.4, rtol=1e-5)
+    np.testing.assert_allclose(maps["xyz"], 1.5, rtol=1e-5)
+
+
+def test_cli_b_vectors_not_of_unit_length_are_refused(tmp_path):
+    """Vectors of length √0.5 at b = 1000 (the b-value scaled by |g|² in some tools: an
+    effective b of 500) fitted 1.125 for 1.5 µm²/ms, exit 0 (an audit)."""
+    g = np.eye(3) * np.sqrt(0.5)
+    signal = [1000.0] + [1000.0 * np.exp(-0.5 * 1.5)] * 3
+    src = _write_dwi(tmp_path, np.broadcast_to(np.array(signal), (4, 4, 3, 4)),
+                     [0, 1000, 1000, 1000], [[0, 0, 0], *g])  # fmt: skip
+    out = tmp_path / "adc.nii.gz"
+    res = CliRunner().invoke(app, ["adc", str(src), "-o", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "d.nii.gz" in res.output and "not of length 1" in res.output
+    assert "volume 1: length 0.707 at b = 1000 s/mm²" in res.output
+    assert not out.exists() and not (tmp_path / "adc.json").exists()
+
+
+def test_cli_map_without_a_valid_voxel_is_refused_naming_the_empty_volume(dwi_files):
+    """One b = 800 volume all zeros left every voxel invalid: an all-NaN map was written,
+    exit 0 (an audit)."""
+    tmp, adc = dwi_files
+    dwi = 2000.0 * np.exp(-adc[..., None] * BVALS * 1e-3)
+    dwi[..., 2] = 0.0
+    src = _write_dwi(tmp, dwi, BVALS, np.eye(3))
+    out = tmp / "adc.nii.gz"
+    res = CliRunner().invoke(app, ["adc", str(src), "-o", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "volume 2 (b = 800 s/mm²) has no positive signal" in res.output
+    assert not out.exists() and not (tmp / "adc.json").exists()

@@ -136,11 +136,12 @@ class Kernel:
         plan: Plan,
         method: str,
         ftype: type[np.floating],
-        sigma: float | None,
+        sigma2: npt.NDArray[np.float64] | None,
         chunk: int,
     ) -> None:
         self.plan, self.method, self.ft, self.chunk = plan, method, ftype, chunk
-        self.sigma2 = None if not sigma else float(sigma) ** 2
+        # the Rician σ² of each DWI volume (None: no correction); σ²/3 for a trace image
+        self.sigma2 = None if sigma2 is None or not np.any(sigma2) else sigma2
         self.k = len(plan.others)
         self.x = plan.x.astype(ftype)
         # Logs are base 2 (numpy's float32 log2/exp2 are 1.5-2x faster than log/exp and at
@@ -213,12 +214,14 @@ class Kernel:
             self._fit(data, *outs)
 
     # -- steps ----------------------------------------------------------------------------
-    def _corrected(self, col: FloatArray, out: FloatArray) -> FloatArray:
-        """``√(max(M² − σ², 0))`` into ``out`` (Gudbjartsson & Patz 1995); M ≤ 0 stays 0,
-        so rule 1 still finds it (squared, a negative M had become a valid signal)."""
+    def _corrected(self, xc: FloatArray, v: int, out: FloatArray) -> FloatArray:
+        """Volume ``v``'s ``√(max(M² − σ_v², 0))`` into ``out`` (Gudbjartsson & Patz 1995);
+        M ≤ 0 stays 0, so rule 1 still finds it (squared, a negative M had become a valid
+        signal)."""
         assert self.sigma2 is not None
+        col = xc[:, v]
         np.square(col, out=out)
-        out -= self.sigma2
+        out -= self.sigma2[v]
         np.maximum(out, 0, out=out)
         np.sqrt(out, out=out)
         np.copyto(out, 0, where=col <= 0)
@@ -236,7 +239,7 @@ class Kernel:
             low = b["t2"]
             low.fill(np.inf)
         for v in ref.volumes:
-            col = xc[:, v] if self.sigma2 is None else self._corrected(xc[:, v], b["t1"])
+            col = xc[:, v] if self.sigma2 is None else self._corrected(xc, v, b["t1"])
             if ref.is_b0 or ref.n_volumes == 1:
                 out += col
                 if low is not out:
@@ -257,7 +260,7 @@ class Kernel:
             np.divide(xc[:, self.dw_index].T, ref, out=ratio)
         else:
             for k, j in enumerate(self.plan.dw_columns):
-                np.divide(self._corrected(xc[:, j], b["t1"]), ref, out=ratio[k])
+                np.divide(self._corrected(xc, j, b["t1"]), ref, out=ratio[k])
         y = b["y"]
         if self.averaging is None:
             np.log2(ratio, out=y)

@@ -62,7 +62,7 @@ def shell_residuals(model: AdcModel, dwi: npt.ArrayLike, fit: AdcFit) -> npt.NDA
     True
     """
     data = np.asarray(dwi)  # each shell's images in float64 in turn, not all at once
-    sigma2 = None if not fit.noise_sigma else float(fit.noise_sigma) ** 2
+    sigma2 = None if not fit.noise_sigma else model.noise_variances(fit.noise_sigma)
     adc = np.asarray(fit.adc_um2_per_ms, dtype=np.float64)
     log_s0 = np.log(np.asarray(fit.s0, dtype=np.float64))
     out = np.empty((*adc.shape, len(model.used_shells)), dtype=np.float32)
@@ -70,7 +70,8 @@ def shell_residuals(model: AdcModel, dwi: npt.ArrayLike, fit: AdcFit) -> npt.NDA
         for k, shell in enumerate(model.used_shells):
             images = data[..., list(shell.volumes)].astype(np.float64)
             if sigma2 is not None:  # as the fit's kernel corrects (Gudbjartsson & Patz)
-                images = np.where(images > 0, np.sqrt(np.maximum(images**2 - sigma2, 0)), 0)
+                var = sigma2[list(shell.volumes)]
+                images = np.where(images > 0, np.sqrt(np.maximum(images**2 - var, 0)), 0)
             if shell.is_b0:
                 log_signal = np.log(images.mean(axis=-1))
             else:

@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.diffusion.adc import AdcFit, AdcModel
+from discquant.diffusion.shells import directional_shells
 from discquant.errors import InputNotFoundError, InvalidInputError
 from discquant.io.nifti import set_scanner_space
 from discquant.jsonfiles import finite_or_null
@@ -170,6 +171,10 @@ class AdcProvenance:
     source
         A name for the input (Python callers only: the command line leaves it out, as file
         and folder names can carry patient names); written as ``Source`` when given.
+    not_trace_bvals_s_per_mm2
+        The shells whose gradient directions cannot form a trace
+        (:func:`~discquant.diffusion.shells.directional_shells`): the map is then the ADC
+        along those directions, and ``Quantity`` says so.
     """
 
     adc_source: AdcSource
@@ -183,6 +188,7 @@ class AdcProvenance:
     snr_estimate: float | None = None
     source_series: Mapping[str, Any] | None = None
     source: str | None = None
+    not_trace_bvals_s_per_mm2: tuple[float, ...] = ()
 
     @classmethod
     def of_fit(cls, fit: AdcFit, **fields: Any) -> AdcProvenance:
@@ -214,6 +220,36 @@ def adc_description(adc_source: str, method: str | None = None) -> str:
     return "Apparent diffusion coefficient (trace); where it was computed was not recorded."
 
 
+def _quantity(not_trace_bvals_s_per_mm2: Sequence[float]) -> str:
+    """The sidecar's ``Quantity``: the trace's ADC, unless some shell's directions could
+    not form one."""
+    if not not_trace_bvals_s_per_mm2:
+        return "apparent diffusion coefficient of the trace (mean over directions)"
+    shells = ", ".join(f"{b:g}" for b in not_trace_bvals_s_per_mm2)
+    return (
+        "apparent diffusion coefficient along the DWI's gradient directions, not the trace: "
+        f"the directions at b = {shells} s/mm² do not span space"
+    )
+
+
+def _why_no_voxel(data: npt.NDArray[Any], model: AdcModel) -> str:
+    """Why a fit left no voxel valid: a used volume without signal (each voxel of its
+    shell's geometric mean is then 0), else the rules in general."""
+    for shell in model.used_shells:
+        for v in shell.volumes:
+            image = data[..., v]
+            if not np.any(np.isfinite(image) & (image > 0)):
+                return (
+                    f"no voxel could be fitted: volume {v} (b = {model.bvals[v]:g} s/mm²) "
+                    "has no positive signal; leave it out of the DWI"
+                )
+    sigma = "" if not model.noise_sigma else f", or at the noise σ given ({model.noise_sigma})"
+    return (
+        "no voxel could be fitted: in each, a signal is 0 or less, a diffusion-weighted "
+        f"signal lies above its b≈0 signal{sigma} (docs/adc.md, the invalid-voxel rules)"
+    )
+
+
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
@@ -230,7 +266,7 @@ def adc_sidecar(adc_um2_per_ms: npt.ArrayLike, provenance: AdcProvenance) -> dic
     meta: dict[str, Any] = {
         "Description": adc_description(p.adc_source, p.method),
         "AdcSource": p.adc_source,
-        "Quantity": "apparent diffusion coefficient of the trace (mean over directions)",
+        "Quantity": _quantity(p.not_trace_bvals_s_per_mm2),
         "Units": "um^2/ms",  # BIDS/CMIXF style
         "UnitsDescription": "micrometre^2 per millisecond = 10^-3 mm^2/s",
         "UnitsNote": "µm²/ms = 1e-3 mm²/s; multiply by 1000 for the 1e-6 mm²/s of scanner maps",
@@ -458,11 +494,17 @@ def compute_and_write_adc(
         if exc.path is not None:
             raise
         raise InvalidInputError(exc.reason, path=src) from exc
+    if fit.n_valid == 0:  # an all-NaN map written with exit 0 (an audit)
+        raise InvalidInputError(_why_no_voxel(data, model), path=src)
+    not_trace = directional_shells(model.used_shells, model.bvecs)
+    if not_trace:  # a single direction was written as "the trace", silently (an audit)
+        log.warning("%s", _quantity(not_trace))
     provenance = AdcProvenance.of_fit(
         fit,
         b_min_s_per_mm2=b_min_s_per_mm2,
         b_max_s_per_mm2=b_max_s_per_mm2,
         masked=mask is not None,
+        not_trace_bvals_s_per_mm2=not_trace,
         # the series as analyze's sidecar and results name it: its description and file
         # (relative to the folder read, patient names and UIDs withheld)
         source_series={

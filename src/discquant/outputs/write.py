@@ -221,6 +221,7 @@ def _adc_provenance(result: AnalysisResult) -> AdcProvenance:
         volumes_per_shell=volumes,
         b_min_s_per_mm2=config.get("b_min_s_per_mm2"),
         masked=False,  # analyze fits every voxel, without noise correction
+        not_trace_bvals_s_per_mm2=tuple(result.provenance.get("adc_not_trace_bvals_s_per_mm2", ())),
         snr_estimate=result.snr_estimate,
         source_series=source_series,
     )
