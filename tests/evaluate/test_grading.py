@@ -122,6 +122,23 @@ def test_cli_evaluate_grade_json(tmp_path: Path) -> None:
     assert js["all"]["kappa_quadratic"] == pytest.approx(0.75)
 
 
+@pytest.mark.parametrize("level", ["all", "n_matched"])
+def test_a_level_named_as_a_result_of_the_report_is_refused(tmp_path: Path, level: str) -> None:
+    """Each level's results sit beside the report's own keys: a level written "all"
+    replaced the overall figures (and "n_matched" the count) with exit 0 (an audit)."""
+    rows = [f"A\t{level}\t3", "B\tL4-L5\t2", "C\tL4-L5\t4"]
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tgrade", rows)
+    pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tgrade", rows)
+    res = CliRunner().invoke(app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref)])
+    assert res.exit_code == 2, res.output
+    assert f"level '{level}' is a name of the report's own results" in res.output
+    assert "ref.tsv" in res.output
+    alone = CliRunner().invoke(
+        app, ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--no-by-level"]
+    )
+    assert alone.exit_code == 0, alone.output  # not grouped by level: nothing to confuse
+
+
 def test_cli_evaluate_grade_prints_nothing_when_its_json_cannot_be_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -163,7 +180,7 @@ def test_cli_evaluate_bland_altman(tmp_path: Path) -> None:
     assert png.is_file()
     # the percentage is the mean of the relative errors (+10, -5, +10, +2.5 %), not the
     # bias over the mean: said, as "bias=+0.0005 (-0.25 %)" read as a contradiction
-    assert "bias=+0.1000 (mean relative error +4.37 %)" in res.stderr  # 4.375 in floats
+    assert "bias=+0.1000 (mean relative difference +4.37 %)" in res.stderr  # 4.375 in floats
 
 
 def test_cli_evaluate_grade_bad_input(tmp_path: Path) -> None:

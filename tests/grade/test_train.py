@@ -289,6 +289,26 @@ def test_ship_folds_is_the_mean_of_the_fold_networks(
         run_training(cfg.model_copy(update={"cv_folds": [0]}), tmp_path / "part")
 
 
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("seed: true", "seed"),
+        ("cross_validate: 'yes'", "cross_validate"),
+        ("epochs: '3'", "epochs"),
+    ],
+)
+def test_config_values_of_another_type_are_refused(tmp_path, line: str, problem: str) -> None:
+    """pydantic's lax mode took seed: true as 1 and "yes" as True (an audit)."""
+    from discquant.grade.train_config import load_config
+
+    path = tmp_path / "g.yaml"
+    path.write_text(line + "\n")
+    with pytest.raises(InvalidInputError, match=f"invalid grade config: .*{problem}"):
+        load_config(path)
+    path.write_text("lr: 1e-3\nseed: 3\n")  # YAML 1.2's float, text to PyYAML
+    assert load_config(path).lr == 0.001
+
+
 def test_config_refuses_what_cannot_run() -> None:
     from pydantic import ValidationError
 

@@ -77,11 +77,11 @@ def test_calibrate_command_writes_a_usable_file(tmp_path) -> None:  # type: igno
     res = CliRunner().invoke(app, ["calibrate", str(pairs), "-o", str(nested)])
     assert res.exit_code == 0, res.output
     assert WaterCalibration.load(nested).water_percent(1.75) == pytest.approx(75.0)
-    tsv = tmp_path / "pairs.tsv"  # tab-separated, one empty value: fitted on 4, said so
-    tsv.write_text("adc\twater\n1.0\t60\n1.5\t70\n1.7\t\n2.0\t80\n2.5\t90\n")
+    tsv = tmp_path / "pairs.tsv"  # tab-separated, an empty value and an NA: fitted on 4
+    tsv.write_text("adc\twater\n1.0\t60\n1.5\t70\n1.7\t\n2.0\t80\nNA\t85\n2.5\t90\n")
     res = CliRunner().invoke(app, ["calibrate", str(tsv), "-o", str(out)])
     assert res.exit_code == 0, res.output
-    assert "(n = 4," in res.output and "1 row(s) with an empty value left out" in res.output
+    assert "(n = 4," in res.output and "2 row(s) with an empty or NA value left out" in res.output
     assert WaterCalibration.load(out).water_percent(1.75) == pytest.approx(75.0)
     bad = CliRunner().invoke(app, ["calibrate", str(pairs), "-o", str(out), "--adc-column", "x"])
     assert bad.exit_code == 2
@@ -109,7 +109,9 @@ def test_median_standard_error_matches_monte_carlo() -> None:
         ("", "not a CSV"),
         ("adc,water\n1.0,60\n1.0,70\n", "at least 3 pairs"),
         # 10⁻⁶ mm²/s: fitted, then never applied by analyze (outside its range), silently
-        ("adc,water\n1000,80\n1500,75\n2000,70\n", "another unit?"),
+        ("adc,water\n1000,80\n1500,75\n2000,70\n", "another unit? (10⁻⁶ mm²/s: divide by 1000)"),
+        # mm²/s: the hint had been "divide by 1000" too (an audit)
+        ("adc,water\n0.001,70\n0.0015,78\n0.002,80\n", "another unit? (mm²/s: multiply by 1000)"),
         ("adc,water\n1.0,800\n1.5,75\n2.0,-70\n", "outside 0-100 %"),
         # water as a fraction: "water % = 0.57 + 0.13 × ADC" was fitted and applied
         ("adc,water\n1.0,0.70\n1.4,0.75\n1.8,0.80\n", "a fraction? (give percent"),

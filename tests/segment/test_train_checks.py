@@ -71,6 +71,9 @@ def _cli_error(config: Path, out: Path) -> str:
         ("classes: [background, disc, sacrum]\n", "missing body"),
         ("classes: [backgound, body, disc]\n", "unknown backgound"),
         ("classes: [background, body, disc, disc]\n", "repeated disc"),
+        # pydantic's lax mode trained these with seed 1 and lr 0.01 (an audit)
+        ("seed: true\n", "seed: Input should be a valid integer"),
+        ("lr: '0.01'\n", "lr: Input should be a valid number"),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_the_file_and_field(

@@ -104,5 +104,5 @@ def calibrate_cmd(
     typer.echo(
         f"water % = {cal.intercept_percent:.2f} + {cal.slope_percent_per_um2_per_ms:.2f} × ADC "
         f"(n = {cal.n_pairs}, R² = {cal.r2:.3f}) → {out}"
-        + (f"; {left_out} row(s) with an empty value left out" if left_out else "")
+        + (f"; {left_out} row(s) with an empty or NA value left out" if left_out else "")
     )

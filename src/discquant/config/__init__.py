@@ -2,8 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+
+_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$")
+"""A number such as ``1e-3``: a float in YAML 1.2, text in PyYAML's YAML 1.1 (which
+needs a dot, ``1.0e-3``). Configs are now checked strictly, so ``lr: 1e-3`` would be
+refused as text; it is read as the number its writer meant."""
+
+
+def _loader() -> Any:
+    """PyYAML's safe loader that also reads :data:`_EXPONENT_FLOAT` numbers as floats
+    (PyYAML has no YAML 1.2 mode; ruamel.yaml would be a dependency for this alone)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+    return Loader
 
 
 def read_yaml(path: Path) -> Any:
@@ -23,7 +41,7 @@ def read_yaml(path: Path) -> Any:
     if not path.is_file():
         raise InputNotFoundError("config file not found", path=path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_loader())  # a SafeLoader
     except UnicodeDecodeError as exc:
         raise InvalidInputError(
             f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path

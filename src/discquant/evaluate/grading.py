@@ -703,7 +703,8 @@ def evaluate_tables(
 
     ``binary`` compares yes/no columns (0/1) with :func:`binary_agreement`; its
     ``score_column`` in the predictions (e.g. ``p_herniation``) gives the ROC AUC.
-    Matched rows with an empty value in either compared column are left out (counted in
+    Matched rows with an empty value (or pandas' missing marks: NA, NaN, null, ...) in
+    either compared column are left out (counted in
     ``n_empty``); text in a compared column, or an empty or non-numeric score, is an
     error naming the file. ``plot`` is written only after every check has passed.
 
@@ -793,9 +794,17 @@ def evaluate_tables(
     groups: list[tuple[str, Any]] = [("all", m)]
     if by_level:
         groups += [(str(lev), g) for lev, g in m.groupby("level")]
+        # each level's results sit beside the report's own keys: a level written "all"
+        # replaced the overall figures, exit 0 (an audit)
+        reserved = {*report, "all", "plot"}
+        if clash := sorted(name for name, _ in groups[1:] if name in reserved):
+            raise InvalidInputError(
+                f"level {clash[0]!r} is a name of the report's own results: rename it",
+                path=ref,
+            )
     lines: list[str] = [f"matched {len(m)} of {len(r)} reference rows ({len(p)} predictions)"]
     if report["n_empty"]:
-        lines[0] += f"; {report['n_empty']} matched row(s) left out for an empty value"
+        lines[0] += f"; {report['n_empty']} matched row(s) left out for an empty or NA value"
     if bland_altman_mode:
         for name, g in groups:
             if len(g) < 2:  # said, not left out: a level missing from the output reads as lost
@@ -806,7 +815,7 @@ def evaluate_tables(
             report[name] = ba.to_dict()
             lines.append(
                 f"{name:>8s}  n={ba.n:<5d} bias={ba.bias:+.4f} "
-                f"(mean relative error {_num(ba.bias_percent, '+.2f')} %)  "
+                f"(mean relative difference {_num(ba.bias_percent, '+.2f')} %)  "
                 f"LoA [{ba.loa_low:+.4f}, {ba.loa_high:+.4f}]  "
                 f"within 5 %: {_num(ba.within_5_percent)}"
                 + (f" (relative figures over {ba.n_relative})" if ba.n_relative < ba.n else "")

@@ -164,7 +164,10 @@ def _validated(raw: dict[str, Any], path: Path) -> GradeTrainConfig:
     from pydantic import ValidationError
 
     try:
-        return GradeTrainConfig.model_validate(raw)
+        # strict, on the file's JSON form (so that lists may fill tuples and text paths):
+        # pydantic's lax mode took seed: true as 1 and cross_validate: "yes" as True
+        # (an audit)
+        return GradeTrainConfig.model_validate_json(json.dumps(raw, default=str), strict=True)
     except ValidationError as exc:
         why = validation_summary(exc)
         raise InvalidInputError(f"invalid grade config: {why}", path=path) from exc

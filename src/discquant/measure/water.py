@@ -202,9 +202,12 @@ def fit_calibration(
     # applied (every nucleus ADC outside its range), with no word at either end.
     lo, hi = PLAUSIBLE_ADC_UM2_PER_MS
     if x.min() < lo or x.max() > hi:
+        # the hint by the side the values fall on: 0.001-0.002 are mm²/s, which "divide by
+        # 1000" sent further off (an audit)
+        hint = "10⁻⁶ mm²/s: divide by 1000" if x.max() > hi else "mm²/s: multiply by 1000"
         raise InvalidInputError(
             f"ADC values {x.min():g}-{x.max():g} lie outside {lo:g}-{hi:g} µm²/ms: "
-            "another unit? (10⁻⁶ mm²/s: divide by 1000)"
+            f"another unit? ({hint})"
         )
     if y.min() < 0 or y.max() > 100:
         raise InvalidInputError(f"water values {y.min():g}-{y.max():g} % lie outside 0-100 %")

@@ -147,8 +147,10 @@ class TrainConfig:
                 raise InvalidInputError(
                     "phantom_train_seeds as a mapping needs integer start and stop", path=path
                 ) from exc
-        try:  # pydantic checks the dataclass's annotated types ("many" steps is refused)
-            config = TypeAdapter(cls).validate_python(raw)
+        try:  # pydantic checks the dataclass's annotated types ("many" steps is refused),
+            # strictly on the file's JSON form: lax, it took seed: true as 1 and lr: "0.01"
+            # as a number (an audit)
+            config = TypeAdapter(cls).validate_json(json.dumps(raw, default=str), strict=True)
         except ValidationError as exc:
             raise InvalidInputError(
                 f"invalid training configuration: {validation_summary(exc)}", path=path
