@@ -105,6 +105,32 @@ def test_partial_result_writes_what_it_can(tmp_path: Path) -> None:
     assert "no lumbar discs found" in paths.report_html.read_text()
 
 
+def test_outputs_not_on_the_dwi_grid_say_why(synthetic: Synthetic, tmp_path: Path) -> None:
+    """A study whose segmentation found no disc wrote its ADC map, and said of the DWI
+    label maps "no segmentation on the DWI grid" and "no ADC map on the DWI grid" (an
+    audit); a DWI-only study's dseg is itself on the DWI grid."""
+    from discquant.results import StageStatus
+
+    failed = dataclasses.replace(
+        synthetic.result,
+        labels_dwi=None,
+        nucleus_core_dwi=None,
+        stages=[StageStatus("segmentation", False, 0.0, "no lumbar discs found")],
+    )
+    skipped = write_outputs(failed, tmp_path / "failed").skipped
+    assert skipped["dwi_dseg"] == "the segmentation failed (no lumbar discs found)"
+    assert skipped["nucleus_core"] == (
+        "no nucleus ADC measured: the segmentation failed (no lumbar discs found)"
+    )
+    on_b0 = dataclasses.replace(failed, stages=[], flags=["segmented_on_dwi_b0"], labels_dwi=None)
+    skipped = write_outputs(on_b0, tmp_path / "b0").skipped
+    assert skipped["dwi_dseg"] == "the segmentation is on the DWI grid itself (dseg)"
+    no_adc = dataclasses.replace(failed, stages=[], adc_map=None)
+    skipped = write_outputs(no_adc, tmp_path / "t2").skipped
+    assert skipped["dwi_dseg"] == "no diffusion images"
+    assert skipped["nucleus_core"] == "no nucleus ADC measured: no ADC map"
+
+
 def test_failure_leaves_nothing_half_written(
     synthetic: Synthetic, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -346,6 +346,22 @@ def _write_dicom(
     return False
 
 
+def _why_not_on_dwi(result: AnalysisResult) -> str:
+    """Why no segmentation was brought to the DWI grid (each reason was "no segmentation
+    on the DWI grid" or "no ADC map", also where a map was written: an audit)."""
+    if result.adc_map is None:
+        return "no diffusion images"
+    segmentation = next((s for s in result.stages if s.name == "segmentation"), None)
+    if segmentation is not None and not segmentation.ok:
+        return f"the segmentation failed ({segmentation.message})"
+    if "segmented_on_dwi_b0" in result.flags:
+        return "the segmentation is on the DWI grid itself (dseg)"
+    transfer = next((s for s in result.stages if s.name == "transfer"), None)
+    if transfer is not None and not transfer.ok:
+        return f"the transfer to the DWI grid failed ({transfer.message})"
+    return "no segmentation on the DWI grid"
+
+
 def _write_subject(
     result: AnalysisResult,
     tmp: Path,
@@ -374,13 +390,15 @@ def _write_subject(
             result.labels_dwi, name("dseg.nii.gz", "space-dwi")
         ).name
     else:
-        skipped["dwi_dseg"] = "no segmentation on the DWI grid"
+        skipped["dwi_dseg"] = _why_not_on_dwi(result)
     if result.nucleus_core_dwi is not None:
         written["nucleus_core"] = derivatives.write_label_map(
             result.nucleus_core_dwi, name("dseg.nii.gz", "space-dwi_desc-nucleuscore")
         ).name
     else:
-        skipped["nucleus_core"] = "no nucleus ADC measured (no ADC map on the DWI grid)"
+        skipped["nucleus_core"] = "no nucleus ADC measured: " + (
+            "no ADC map" if result.adc_map is None else _why_not_on_dwi(result)
+        )
     if result.adc_map is not None:
         adc_path = derivatives.write_adc_map(
             result.adc_map, name("adc.nii.gz"), _adc_provenance(result)
