@@ -302,6 +302,9 @@ def main() -> None:
           f"{np.nanpercentile(np.abs(h), 95):.2f} mm")  # fmt: skip
     for key, name in (("ha_err", "anterior"), ("hp_err", "posterior")):
         e = np.array([r[key] for r in rows], dtype=float)
+        if not np.isfinite(e).any():
+            print(f"{name} height: none measured")
+            continue
         worst = int(np.nanargmax(np.abs(e)))
         print(
             f"{name} height error (10 % inside the edge vs the truth's margin): mean "

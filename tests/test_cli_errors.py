@@ -153,8 +153,7 @@ def test_os_error_without_a_file_is_not_hidden() -> None:
         (
             ["train", "grade"],
             "epochs: many\nfoo: 1\n",
-            "epochs: Input should be a valid integer, unable to parse string as an integer; "
-            "foo: Extra inputs are not permitted",
+            "epochs: Input should be a valid integer; foo: Extra inputs are not permitted",
         ),
         # the errors a run raised from the configuration's values named no file
         (["train", "segment"], "steps: 5\n", "steps is 5; a run needs at least 20"),

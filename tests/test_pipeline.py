@@ -394,6 +394,7 @@ def test_a_scanner_map_ten_times_low_is_told_by_its_csf(scale: float, warned: bo
     assert ("csf_adc_implausible" in res.flags) == warned
     said = [w for w in res.warnings if w.startswith("the CSF in the spinal canal reads")]
     assert len(said) == int(warned)
+    assert all("check the scanner map's unit" in w for w in said)
     measured = [d for d in res.discs if d.adc_np is not None]
     assert len(measured) == 5
     withheld = ["adc_class_withheld_csf_adc_implausible" in d.flags for d in measured]

@@ -599,17 +599,23 @@ def _measure(
 
 
 def _check_csf_adc(result: AnalysisResult, csf_adc: float | None) -> None:
-    """Record the CSF's ADC and flag a map whose CSF reads far below free water: its
-    unit is not the one it was read in, and its discs' ADC classes are withheld."""
+    """Record the CSF's ADC and flag a map whose CSF reads far below free water (a
+    scanner map in another unit than it was read in, or a fit's wrong b-values); the
+    discs' ADC classes are then withheld."""
     result.csf_adc_um2_per_ms = csf_adc
     if csf_adc is None or csf_adc >= MIN_CSF_ADC_UM2_PER_MS:
         return
     result.flags.append(FLAG_CSF_ADC)
+    if result.provenance.get("adc_source") == "scanner":
+        check = (
+            "check the scanner map's unit (the results' provenance: stored_unit; a map in "
+            "10⁻⁵ mm²/s reads ten times low)"
+        )
+    else:  # discquant's own fit: no unit was guessed
+        check = "check the DWI's b-values (a b-value unit ten times off?)"
     result.warnings.append(
         f"the CSF in the spinal canal reads {csf_adc:.3g} µm²/ms on the ADC map, where free "
-        "water reads about 3: check the map's unit (the results' provenance: stored_unit; "
-        "a map in 10⁻⁵ mm²/s reads ten times low) or the b-values; ADC classes withheld, "
-        "ADC values kept as measured"
+        f"water reads about 3: {check}; ADC classes withheld, ADC values kept as measured"
     )
 
 

@@ -104,6 +104,29 @@ def test_rician_correction_turns_signals_below_sigma_invalid():
         assert fit.noise_sigma == 30.0
 
 
+@pytest.mark.parametrize("method", ["ols", "nlls"])
+def test_each_volume_is_corrected_by_its_own_variance_in_any_order(method):
+    """Volumes shuffled, a b = 1500 volume left out by b_max, two trace images (b = 800,
+    1200: one volume without a direction each) and two directional b = 400 images: the
+    fit equals the fit of the images corrected by hand, σ² for each single acquisition and
+    σ²/3 for each trace (a review: variances given by position would have passed the test
+    above)."""
+    rng = np.random.default_rng(2)
+    bvals = np.array([800.0, 0.0, 400.0, 1500.0, 0.0, 400.0, 1200.0])
+    bvecs = np.zeros((7, 3))
+    bvecs[[2, 3, 5]] = [[1, 0, 0], [0, 0, 1], [0, 1, 0]]
+    clean = 1000.0 * np.exp(-1e-3 * bvals * rng.uniform(0.5, 2.5, (500, 1)))
+    dwi = clean + rng.normal(0, 20.0, clean.shape)
+    sigma = 40.0
+    fit = AdcModel(bvals, bvecs, method=method, b_max_s_per_mm2=1300, noise_sigma=sigma).fit(dwi)
+    n = np.array([3, 1, 1, 1, 1, 1, 3])
+    by_hand = np.sqrt(np.maximum(dwi**2 - sigma**2 / n, 0))
+    want = AdcModel(bvals, bvecs, method=method, b_max_s_per_mm2=1300).fit(by_hand)
+    assert fit.valid.mean() > 0.9
+    np.testing.assert_array_equal(fit.valid, want.valid)
+    np.testing.assert_allclose(fit.adc_um2_per_ms, want.adc_um2_per_ms, rtol=1e-6)
+
+
 @pytest.mark.parametrize("method", METHODS)
 def test_rician_correction_keeps_negative_signals_invalid(method):
     """Squared before σ² was subtracted, a negative M became the valid √(M² − σ²)."""

@@ -126,7 +126,7 @@ def test_rician_correction_keeps_every_adc_level_within_one_percent(method, adc_
 def test_a_trace_image_is_corrected_for_its_own_noise(method):
     """A scanner's trace image is the geometric mean of three Rician images: its noise
     variance is σ²/3. Corrected by the σ² of one image (an audit), ADC 3.0 read +5.8 % by
-    OLS with 3.6 % of the voxels made invalid; by σ²/3, +0.9 % (WLS −0.6 %)."""
+    OLS with 3.6 % of the voxels made invalid; by σ²/3, +0.8 % (WLS −0.7 %)."""
     rng = np.random.default_rng(6)
     sigma, adc = 50.0, np.full(50_000, 3.0)  # SNR 20 at b = 0
     clean = mono_exp(np.full(adc.size, 1000.0), adc, B3)

@@ -305,8 +305,18 @@ def test_config_values_of_another_type_are_refused(tmp_path, line: str, problem:
     path.write_text(line + "\n")
     with pytest.raises(InvalidInputError, match=f"invalid grade config: .*{problem}"):
         load_config(path)
-    path.write_text("lr: 1e-3\nseed: 3\n")  # YAML 1.2's float, text to PyYAML
-    assert load_config(path).lr == 0.001
+    path.write_text(  # YAML 1.2's float (text to PyYAML), lists for tuples, text paths
+        "lr: 1e-3\nseed: 3\nweight_decay: 1\ncrop: {size_mm: [48, 64]}\n"
+        "tta_shifts: [[0, 0], [1, 0]]\nsudirman: data/sud\nspider: null\n"
+    )
+    read = load_config(path)
+    assert (read.lr, read.weight_decay, read.crop.size_mm) == (0.001, 1.0, (48.0, 64.0))
+    assert read.tta_shifts == [(0, 0), (1, 0)] and read.spider is None
+    assert read.sudirman == Path("data/sud")
+    from discquant.grade.train_config import validated_update
+
+    model = tmp_path / "m.pt"  # the command line's Path, for a field of text
+    assert validated_update(read, {"test_model": model}, path).test_model == str(model)
 
 
 def test_config_refuses_what_cannot_run() -> None:

@@ -129,6 +129,24 @@ def test_outputs_not_on_the_dwi_grid_say_why(synthetic: Synthetic, tmp_path: Pat
     skipped = write_outputs(no_adc, tmp_path / "t2").skipped
     assert skipped["dwi_dseg"] == "no diffusion images"
     assert skipped["nucleus_core"] == "no nucleus ADC measured: no ADC map"
+    # a DWI refused by the diffusion stage (b-vectors not of length 1: a review)
+    stage = StageStatus("diffusion", False, 0.0, "InvalidInputError: b-vectors")
+    refused = dataclasses.replace(no_adc, stages=[stage])
+    skipped = write_outputs(refused, tmp_path / "refused").skipped
+    assert skipped["dwi_dseg"] == "the diffusion failed (InvalidInputError: b-vectors)"
+    assert skipped["nucleus_core"] == (
+        "no nucleus ADC measured: the diffusion failed (InvalidInputError: b-vectors)"
+    )
+    # the DWI label map written, the ADC withheld: its reason is not the label map's
+    discs = copy.deepcopy(synthetic.result.discs)
+    for d in discs:
+        d.flags.append("adc_withheld_frames_differ")
+    withheld = dataclasses.replace(synthetic.result, nucleus_core_dwi=None, discs=discs)
+    paths = write_outputs(withheld, tmp_path / "withheld")
+    assert "dwi_dseg" not in paths.skipped
+    assert paths.skipped["nucleus_core"] == (
+        "no nucleus ADC measured: the discs' ADC was withheld (adc_withheld_frames_differ)"
+    )
 
 
 def test_failure_leaves_nothing_half_written(

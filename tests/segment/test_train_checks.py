@@ -40,6 +40,25 @@ def _cli_error(config: Path, out: Path) -> str:
     return lines[0]
 
 
+def test_a_strictly_checked_configuration_still_reads_what_a_user_writes(
+    labelled: Path, tmp_path: Path
+) -> None:
+    """Strict types (since 2026-12-06) keep integers for decimals, numbers with an exponent
+    (text to PyYAML), null for an optional field and a mapping of seeds."""
+    from discquant.segment.train import TrainConfig
+
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        TINY.format(root=labelled)
+        + "lr: 1e-3\nweight_decay: 2.5E-5\nspacing_mm: 1\ntrain_subjects: null\n"
+        + "phantom_train_seeds: {start: 0, stop: 2}\n"
+    )
+    read = TrainConfig.from_yaml(config, seed=7)
+    assert (read.lr, read.weight_decay, read.spacing_mm) == (0.001, 2.5e-5, 1.0)
+    assert read.train_subjects is None and read.phantom_train_seeds == [0, 1]
+    assert read.seed == 7 and read.labelled_sets[0].labelled == ["disc"]
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [

@@ -6,10 +6,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-_EXPONENT_FLOAT = re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$")
-"""A number such as ``1e-3``: a float in YAML 1.2, text in PyYAML's YAML 1.1 (which
-needs a dot, ``1.0e-3``). Configs are now checked strictly, so ``lr: 1e-3`` would be
-refused as text; it is read as the number its writer meant."""
+_EXPONENT_FLOAT = re.compile(r"^[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9_]*)?)[eE][-+]?[0-9]+$")
+"""A number with an exponent (``1e-3``, ``1.5e3``, ``5.0E4``): a float in YAML 1.2, text in
+PyYAML's YAML 1.1 unless it has both a dot and a signed exponent (``1.0e-3``). Configs are
+checked strictly, so ``lr: 1e-3`` would be refused as text; it is read as the number its
+writer meant (YAML 1.2's float form, those with an exponent)."""
 
 
 def _loader() -> Any:
@@ -20,7 +21,7 @@ def _loader() -> Any:
     class Loader(yaml.SafeLoader):
         pass
 
-    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+0123456789"))
+    Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+.0123456789"))
     return Loader
 
 

@@ -65,6 +65,7 @@ from discquant.diffusion._kernel import NLLS_MAX_ITER, Kernel, make_plan
 from discquant.diffusion.noise import estimate_noise_sigma_of_images
 from discquant.diffusion.shells import (
     B0_MAX_S_PER_MM2,
+    NO_DIRECTION_MAX_NORM,
     SHELL_TOLERANCE_S_PER_MM2,
     Shell,
     acquisitions_per_volume,
@@ -327,8 +328,10 @@ class AdcModel:
 
         A scanner's trace image is the geometric mean of three acquisitions
         (:func:`~discquant.diffusion.shells.acquisitions_per_volume`), so its variance is
-        σ²/3. Correcting it by σ² (an audit) read ADC 3.0 +5.8 % by OLS at SNR 20 and
-        invalidated 3.6 % of voxels; by σ²/3, +0.9 %.
+        about σ²/3 where the signal is well above the noise (near σ, the floor of a
+        geometric mean of three images stays near σ: there σ²/3 under-corrects).
+        Correcting it by σ² (an audit) read ADC 3.0 +5.8 % by OLS at SNR 20 and
+        invalidated 3.6 % of voxels; by σ²/3, +0.8 %.
         """
         return float(sigma) ** 2 / self._acquisitions
 
@@ -360,7 +363,7 @@ def _n_threads(requested: int | None) -> int:
 UNIT_DIRECTION_TOLERANCE = 0.1
 """A diffusion-weighted volume's b-vector must be of length 1 within this (text files
 round to 4-6 digits; scanners' own directions differ from 1 by less than 1e-3), or 0 for
-an image without a direction (a scanner's trace)."""
+an image without a direction (a scanner's trace, :data:`NO_DIRECTION_MAX_NORM`)."""
 
 
 def _check_unit_directions(bvals: npt.NDArray[np.float64], bvecs: npt.NDArray[np.float64]) -> None:
@@ -376,7 +379,7 @@ def _check_unit_directions(bvals: npt.NDArray[np.float64], bvecs: npt.NDArray[np
     bad = np.flatnonzero(
         weighted
         & np.isfinite(norms)
-        & (norms > 1e-6)
+        & (norms > NO_DIRECTION_MAX_NORM)
         & (np.abs(norms - 1.0) > UNIT_DIRECTION_TOLERANCE)
     )
     if bad.size:

@@ -29,6 +29,11 @@ import numpy.typing as npt
 from discquant.errors import InvalidInputError
 from discquant.io.roles import SHELL_TOLERANCE_S_PER_MM2, same_shell
 
+NO_DIRECTION_MAX_NORM = 1e-3
+"""A b-vector no longer than this is "no direction" (dcm2niix writes 0 0 0 for a
+scanner's trace image); a diffusion-weighted volume's vector between this and a unit
+vector is refused (:class:`~discquant.diffusion.adc.AdcModel`)."""
+
 B0_MAX_S_PER_MM2 = 50.0
 """A lowest shell at or below this b-value is b≈0 and averaged arithmetically (dipy's default)."""
 
@@ -148,7 +153,7 @@ def acquisitions_per_volume(
     def is_trace(shell: Shell) -> bool:
         if shell.bval_s_per_mm2 <= TRACE_MIN_B_S_PER_MM2 or shell.n_volumes != 1:
             return False
-        return vecs is None or bool(np.allclose(vecs[shell.volumes[0]], 0.0))
+        return vecs is None or bool(np.linalg.norm(vecs[shell.volumes[0]]) <= NO_DIRECTION_MAX_NORM)
 
     return tuple(
         TRACE_DIRECTIONS if is_trace(shell) else 1 for shell in shells for _ in shell.volumes
@@ -186,7 +191,7 @@ def directional_shells(shells: Sequence[Shell], bvecs: npt.ArrayLike | None) -> 
     for shell in shells:
         g = vecs[list(shell.volumes)]
         norms = np.linalg.norm(g, axis=1)
-        if shell.is_b0 or not np.all(norms > 0.5):
+        if shell.is_b0 or not np.all(norms > NO_DIRECTION_MAX_NORM):
             continue
         g = g / norms[:, None]
         smallest = float(np.linalg.eigvalsh(g.T @ g / len(g))[0])

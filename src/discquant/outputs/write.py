@@ -346,20 +346,37 @@ def _write_dicom(
     return False
 
 
+def _failed_stage(result: AnalysisResult, *names: str) -> str | None:
+    """``"the <name> failed (<message>)"`` for the first of ``names`` that failed."""
+    for status in result.stages:
+        if status.name in names and not status.ok:
+            return f"the {status.name} failed ({status.message})"
+    return None
+
+
 def _why_not_on_dwi(result: AnalysisResult) -> str:
     """Why no segmentation was brought to the DWI grid (each reason was "no segmentation
     on the DWI grid" or "no ADC map", also where a map was written: an audit)."""
+    if failed := _failed_stage(result, "diffusion", "segmentation", "transfer"):
+        return failed
     if result.adc_map is None:
         return "no diffusion images"
-    segmentation = next((s for s in result.stages if s.name == "segmentation"), None)
-    if segmentation is not None and not segmentation.ok:
-        return f"the segmentation failed ({segmentation.message})"
     if "segmented_on_dwi_b0" in result.flags:
         return "the segmentation is on the DWI grid itself (dseg)"
-    transfer = next((s for s in result.stages if s.name == "transfer"), None)
-    if transfer is not None and not transfer.ok:
-        return f"the transfer to the DWI grid failed ({transfer.message})"
     return "no segmentation on the DWI grid"
+
+
+def _why_no_nucleus_core(result: AnalysisResult) -> str:
+    """Why no nucleus-core map was written (a review: the DWI label map's reason was
+    given where that map had been written)."""
+    if result.adc_map is None:
+        return _failed_stage(result, "diffusion") or "no ADC map"
+    if result.labels_dwi is None:
+        return _why_not_on_dwi(result)
+    withheld = {f for d in result.discs for f in d.flags if f.startswith("adc_withheld_")}
+    if withheld:
+        return f"the discs' ADC was withheld ({', '.join(sorted(withheld))})"
+    return _failed_stage(result, "measurement") or "no disc's nucleus ADC measured"
 
 
 def _write_subject(
@@ -396,9 +413,7 @@ def _write_subject(
             result.nucleus_core_dwi, name("dseg.nii.gz", "space-dwi_desc-nucleuscore")
         ).name
     else:
-        skipped["nucleus_core"] = "no nucleus ADC measured: " + (
-            "no ADC map" if result.adc_map is None else _why_not_on_dwi(result)
-        )
+        skipped["nucleus_core"] = "no nucleus ADC measured: " + _why_no_nucleus_core(result)
     if result.adc_map is not None:
         adc_path = derivatives.write_adc_map(
             result.adc_map, name("adc.nii.gz"), _adc_provenance(result)
