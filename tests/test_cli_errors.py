@@ -389,6 +389,25 @@ def test_an_output_file_named_as_a_folder_is_refused(
     assert not (inputs / "new").exists()
 
 
+@pytest.mark.parametrize("name", [".nii.gz", ".json"])
+def test_an_output_file_without_a_name_before_its_suffix_is_refused(
+    inputs: Path, name: str
+) -> None:
+    """`segment -o out/.nii.gz` wrote the hidden files .nii.gz, .tsv and _levels.json (an
+    audit)."""
+    line = _cli_error(["segment", str(inputs / "t2.nii.gz"), "-o", str(inputs / name)],
+                      cwd=inputs)  # fmt: skip
+    assert f"'{inputs / name}' has no name before its suffix" in line, line
+
+
+def test_segment_given_a_folder_says_it_reads_one_image(inputs: Path) -> None:
+    """A DICOM folder given to `segment` was "image not found" (an audit)."""
+    folder = inputs / "series"
+    folder.mkdir()
+    line = _cli_error(["segment", str(folder), "-o", str(inputs / "seg.nii.gz")], cwd=inputs)
+    assert f"{folder}: a folder: segment reads one NIfTI image" in line, line
+
+
 def test_a_steps_option_too_small_names_the_option_not_the_file(tmp_path: Path) -> None:
     """`--steps 5` over a file saying `steps: 100` blamed the file."""
     config = tmp_path / "c.yaml"

@@ -59,6 +59,8 @@ def output_file(value: str) -> Path:
     ``/``, so ``calibrate -o results/`` wrote a file named ``results``."""
     if value.endswith(("/", os.sep)):
         raise typer.BadParameter(f"{value!r} ends with '/': name a file, not a folder")
+    if Path(value).name.startswith("."):  # segment -o out/.nii.gz wrote .nii.gz, _levels.json
+        raise typer.BadParameter(f"{value!r} has no name before its suffix")
     return Path(value)
 
 

@@ -37,7 +37,10 @@ def demo_cmd(
         with StageProgress(enabled=not quiet) as progress:
             result, paths = run_study(
                 StudyInputs(path=dicom_dir, subject="demo"),
-                out / "derivatives",
+                # beside the phantom's truth (derivatives/phantom), as the docs place
+                # an analysis's outputs: in derivatives itself, evaluate segment found the
+                # truth's label map among the results (an audit)
+                out / "derivatives" / "discquant",
                 config=AnalysisConfig(),
                 dicom=True,
                 progress=progress,

@@ -30,7 +30,8 @@ def evaluate_segment_cmd(
         None,
         "--json",
         parser=output_file,
-        help="Also write the results as JSON (never over a file the command reads).",
+        help="Also write the results as JSON (never over a file the command reads); '-' "
+        "prints it on stdout (the table then goes to stderr), as evaluate grade does.",
     ),
     lumbar_only: bool = typer.Option(
         False,
@@ -60,8 +61,13 @@ def evaluate_segment_cmd(
             format_table,
             write_result,
         )
+        from discquant.jsonfiles import dumps_strict
         from discquant.output_paths import check_output_file
 
+        # "-" wrote a file named "-" (evaluate grade prints its JSON there: an audit)
+        to_stdout = json_out is not None and str(json_out) == "-"
+        if to_stdout:
+            json_out = None
         outputs = {"--json": json_out} if json_out is not None else {}
         # --json segs/sub-01_dseg.nii.gz replaced that prediction with the metrics (exit 0)
         check_outputs_not_inputs(pred, ref, outputs)
@@ -79,4 +85,6 @@ def evaluate_segment_cmd(
         if json_out is not None:
             write_result(result, json_out)
         if not quiet:
-            typer.echo(format_table(result))
+            typer.echo(format_table(result), err=to_stdout)
+        if to_stdout:
+            typer.echo(dumps_strict(result, indent=2))

@@ -36,6 +36,12 @@ def segment_cmd(
         from discquant.segment import load_segmentation_model, segment_spine, write_segmentation
         from discquant.segment.io import segmentation_paths
 
+        if image.is_dir():  # it said "image not found" (an audit)
+            raise InvalidInputError(
+                "a folder: segment reads one NIfTI image (analyze reads a DICOM or BIDS "
+                "folder; dcm2niix converts one series)",
+                path=image,
+            )
         if not image.is_file():
             raise InputNotFoundError("image not found", path=image)
         if not out.name.endswith((".nii", ".nii.gz")):
