@@ -400,6 +400,20 @@ def test_an_output_file_without_a_name_before_its_suffix_is_refused(
     assert f"'{inputs / name}' has no name before its suffix" in line, line
 
 
+def test_a_folder_whose_nifti_lie_in_a_subfolder_says_so_without_its_name(
+    inputs: Path,
+) -> None:
+    """A study folder holding one patient-named folder of NIfTI files read "no DICOM
+    files found (looked at 0 files, any depth)" (an audit); the subfolder's name, which
+    may be the patient's, is not given."""
+    study = inputs / "study"
+    (study / "SMITH_JANE").mkdir(parents=True)
+    (inputs / "t2.nii.gz").rename(study / "SMITH_JANE" / "t2.nii.gz")
+    line = _cli_error(["inspect", str(study)], cwd=inputs)
+    assert "1 NIfTI file(s) lie in subfolders: give the folder that holds them" in line, line
+    assert "SMITH" not in line
+
+
 def test_segment_given_a_folder_says_it_reads_one_image(inputs: Path) -> None:
     """A DICOM folder given to `segment` was "image not found" (an audit)."""
     folder = inputs / "series"

@@ -822,6 +822,13 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
         if not scan.series and not scan.truncated:
             n_other = sum(len(v) for v in scan.non_image.values())
             other = f"; {n_other} non-image DICOM files ignored" if n_other else ""
+            # NIfTI files in a subfolder: "looked at 0 files" read as an empty folder (an
+            # audit). The subfolder is not named: its name may be the patient's.
+            n_nifti = sum(1 for f in files if is_nifti(f))
+            if n_nifti:
+                other += (
+                    f"; {n_nifti} NIfTI file(s) lie in subfolders: give the folder that holds them"
+                )
             raise InputNotFoundError(
                 f"no DICOM files found (looked at {scan.n_files} files, any depth{other})",
                 path=path,
