@@ -736,7 +736,7 @@ def test_a_disc_cut_by_the_dwi_field_of_view_is_flagged(phantom: PhantomStudy) -
 
 @pytest.mark.parametrize("snr", [8.0, 20.0, 40.0])
 def test_snr_estimate_against_the_phantoms_noise(snr: float) -> None:
-    from discquant.pipeline import _noise_sigma
+    from discquant.diffusion.stage import _noise_sigma
 
     ph = generate_study(5000, PhantomConfig(snr=snr, epi_distortion=True))
     dwi = _study(ph, t2=False).dwi
@@ -753,7 +753,7 @@ def test_snr_estimate_against_the_phantoms_noise(snr: float) -> None:
 
 
 def test_snr_is_not_estimated_without_a_background() -> None:
-    from discquant.pipeline import _noise_sigma
+    from discquant.diffusion.stage import _noise_sigma
 
     data = np.zeros((20, 20, 3, 2), np.float32)
     data[5:8, 5:8, 1] = [100.0, 40.0]  # nine tissue voxels, air zero-filled: no noise to see
@@ -770,8 +770,8 @@ def test_snr_of_a_real_dwi_with_a_masked_background_is_withheld(shared_data: Pat
     """The real Philips DWI stores its air as exact zeros (38 %) with a rim of low values:
     no noise level can be measured there, and the SNR is not reported (without the
     zero-share check the rim gave σ 60 and an SNR of 490)."""
+    from discquant.diffusion.stage import _noise_sigma
     from discquant.io.load import load_study
-    from discquant.pipeline import _noise_sigma
 
     dwi = load_study(shared_data / "dwi-dicom" / "philips-ingenia").dwi
     assert dwi is not None
