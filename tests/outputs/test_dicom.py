@@ -158,6 +158,7 @@ def test_sr_has_each_disc_adc_and_grade(
     )
     sr = hd.sr.srread(path)
     assert sr.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.34"  # Comprehensive 3D SR
+    assert sr.SeriesDescription.endswith("(research use only)")  # as the SEG says (an audit)
     # which discquant wrote it, as the SEG says (the SR had no SoftwareVersions)
     assert (sr.Manufacturer, sr.SoftwareVersions) == ("discquant", __version__)
     groups = _groups_by_disc(sr)

@@ -374,7 +374,7 @@ def write_dicom_sr(
         sop_instance_uid=hd.UID(),
         instance_number=1,
         manufacturer="discquant",
-        series_description="discquant disc measurements",
+        series_description="discquant disc measurements (research use only)",
     )
     # highdicom's SR takes no software version (its SEG does): set as the SEG has them, so
     # a PACS can tell which discquant wrote the measurements (a user trial).
