@@ -45,6 +45,33 @@ def test_segment_command_writes_named_levels_on_the_input_grid(tmp_path: Path) -
     assert seg.header.get_intent()[0] == "label"  # as analyze's _dseg.nii.gz
 
 
+def test_a_two_dimensional_image_gets_two_dimensional_maps(tmp_path: Path) -> None:
+    """A mid-sagittal slice stored as a 2-D NIfTI got maps of shape (…, …, 1), not the
+    input's own grid (an audit); they are 2-D now, with the same affine and the discs."""
+    from discquant.io.roles import slice_axis
+
+    write_study(generate_study(12, PhantomConfig(noise=False)), tmp_path, subject="s")
+    t2 = nib.load(tmp_path / "sub-s" / "anat" / "sub-s_T2w.nii.gz")
+    axis = slice_axis(t2.affine, t2.shape)
+    order = [a for a in range(3) if a != axis] + [axis]  # the slice axis last
+    data = np.transpose(np.asarray(t2.dataobj, dtype=np.float32), order)
+    affine = t2.affine.copy()
+    affine[:, :3] = t2.affine[:, order]
+    middle = data.shape[2] // 2
+    affine[:3, 3] += affine[:3, 2] * middle
+    image = tmp_path / "midsag.nii.gz"
+    nib.save(nib.Nifti1Image(data[:, :, middle], affine), image)
+    out = tmp_path / "seg.nii.gz"
+    res = CliRunner().invoke(app, ["segment", str(image), "-o", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    seg = nib.load(out)
+    assert seg.shape == data.shape[:2]
+    np.testing.assert_allclose(seg.affine, nib.load(image).affine)
+    assert {120, 121, 122, 123, 124} <= set(np.unique(np.asarray(seg.dataobj)).tolist())
+    for mask in ("seg_nucleus.nii.gz", "seg_canal.nii.gz"):
+        assert nib.load(tmp_path / mask).shape == data.shape[:2]
+
+
 def test_an_axial_image_is_flagged_not_silently_reformatted(tmp_path: Path) -> None:
     """The network was trained on sagittal slices: an axial input is resampled to them
     and segmented, and the output says so (it did not)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -72,7 +73,11 @@ def segment_cmd(
             if exc.path is not None:
                 raise
             raise InvalidInputError(str(exc), path=image) from exc
-        for p in write_segmentation(seg, out):
+        import nibabel as nib
+
+        header: Any = nib.load(str(image)).header
+        two_d = len(header.get_data_shape()) == 2  # its maps written 2-D, as it came
+        for p in write_segmentation(seg, out, two_d=two_d):
             if not quiet:
                 typer.echo(str(p))
         if not quiet:

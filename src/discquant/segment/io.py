@@ -65,10 +65,14 @@ def segmentation_paths(path: str | Path, *, nucleus: bool = True, canal: bool = 
     ]
 
 
-def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
+def write_segmentation(
+    seg: SpineSegmentation, path: str | Path, *, two_d: bool = False
+) -> list[Path]:
     """Write the label map (``path``), ``<stem>.tsv`` (BIDS look-up table of the labels
     present, as ``discquant analyze`` writes it: :func:`write_dseg_tsv`;
     ``sub-01_dseg.nii.gz`` → ``sub-01_dseg.tsv``) and ``<stem>_levels.json`` next to it.
+    ``two_d``: the input was a 2-D image (one slice, read as 3-D with one slice); its
+    maps are written 2-D too, on the input's own grid.
 
     The nucleus and canal masks, when the model has them, go to ``<stem>_nucleus`` and
     ``<stem>_canal``. Returns the written paths. Every file is written to a temporary
@@ -87,7 +91,12 @@ def write_segmentation(seg: SpineSegmentation, path: str | Path) -> list[Path]:
         return tmp
 
     def save(data: np.ndarray, affine: np.ndarray, dest: Path, dtype: type, intent: str) -> None:
-        img = nib.Nifti1Image(np.asarray(data, dtype=dtype), affine)
+        array: np.ndarray = np.asarray(data, dtype=dtype)
+        if two_d:  # a 2-D input's maps were written 3-D, one slice (an audit)
+            if array.ndim != 3 or array.shape[2] != 1:
+                raise ValueError(f"a 2-D input's map has shape {array.shape}")
+            array = array[:, :, 0]
+        img = nib.Nifti1Image(array, affine)
         img.header.set_data_dtype(dtype)
         img.header.set_intent(intent)  # "label" as analyze's dseg (a review: it had none)
         set_scanner_space(img)  # scanner coordinates, as the input's
