@@ -515,9 +515,13 @@ def _measure(
         fit_n_averages=result.adc_fit_n_averages,
         fit_method=config.adc_method,
     )
-    result.discs = measure_discs(inputs, config=config.measure, calibration=calibration)
+    # measured once: the discs' water_index_csf and the study's check of the map's unit
+    csf_adc = csf_adc_um2_per_ms(inputs, config.measure)
+    result.discs = measure_discs(
+        inputs, config=config.measure, calibration=calibration, csf_adc=csf_adc
+    )
     if not adc_withheld:
-        _check_csf_adc(result, csf_adc_um2_per_ms(inputs, config.measure))
+        _check_csf_adc(result, csf_adc)
     result.nucleus_core_dwi = nucleus_core_labels(inputs, result.discs, config=config.measure)
     measured = [d for d in result.discs if d.found]
     if (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -597,6 +597,7 @@ def measure_discs(
     *,
     config: MeasureConfig | None = None,
     calibration: WaterCalibration | None = None,
+    csf_adc: float | Literal["measure"] | None = "measure",
 ) -> list[DiscResult]:
     """Measure every lumbar level that the segmentation found.
 
@@ -608,6 +609,10 @@ def measure_discs(
         Measurement options.
     calibration
         Water calibration for ``water_percent``; None leaves it empty.
+    csf_adc
+        The CSF's ADC of ``water_index_csf`` when the caller has measured it
+        (:func:`csf_adc_um2_per_ms`, which the pipeline also records); ``"measure"``
+        measures it here.
 
     Returns
     -------
@@ -635,7 +640,8 @@ def measure_discs(
         if (frame := disc_frame(lab == label, labels.affine)) is not None
     }
     csf_signal, marrow_signal = _t2_references(inputs, labels, frames, config)
-    csf_adc = csf_adc_um2_per_ms(inputs, config)
+    if csf_adc == "measure":
+        csf_adc = csf_adc_um2_per_ms(inputs, config)
     for result in results:
         label = DISC_LABELS[result.level]
         disc = lab == label

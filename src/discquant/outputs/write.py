@@ -348,10 +348,8 @@ def _write_dicom(
 
 def _failed_stage(result: AnalysisResult, *names: str) -> str | None:
     """``"the <name> failed (<message>)"`` for the first of ``names`` that failed."""
-    for status in result.stages:
-        if status.name in names and not status.ok:
-            return f"the {status.name} failed ({status.message})"
-    return None
+    failed = next((s for s in result.failed_stages if s.name in names), None)
+    return None if failed is None else f"the {failed.name} failed ({failed.message})"
 
 
 def _why_not_on_dwi(result: AnalysisResult) -> str:
