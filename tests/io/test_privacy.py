@@ -466,23 +466,45 @@ def test_a_site_and_a_date_typed_into_a_dicom_description_are_withheld(
     assert kept.t2 is not None and kept.t2.description == "T2_TSE_SAG Qzmercy 02.01.2024"
 
 
+@pytest.mark.parametrize(
+    ("sidecar", "description", "protocol"),
+    [
+        # the patient's name, the site and the date reached every output as written
+        (
+            {
+                "SeriesDescription": "T2_SAG Zyxwvut Qzmercy 2024-01-02",
+                "ProtocolName": "T2_SAG_Qzmercy",
+                "InstitutionName": "Qzmercy",
+                "AcquisitionDateTime": "2024-01-02T10:15:00.000000",
+                **PHI,
+            },
+            "T2_SAG [withheld] [withheld] [withheld]",
+            "T2_SAG_[withheld]",
+        ),
+        # ``20240102101500`` (the date-time, written out) was kept, and ``MR1`` of the site
+        # withheld the protocol's ``mr1x``
+        (
+            {
+                "SeriesDescription": "T2_SAG 20240102101500 MR1",
+                "ProtocolName": "T2_SAG_mr1x",
+                "InstitutionName": "MR1 Zentrum",
+                "AcquisitionDateTime": "2024-01-02T10:15:00.000000",
+            },
+            "T2_SAG [withheld] [withheld]",
+            "T2_SAG_mr1x",
+        ),
+    ],
+    ids=["patient-site-date", "date-time-and-site-word"],
+)
 def test_a_nifti_sidecars_description_is_withheld_of_the_patient_site_and_dates(
-    tmp_path: Path,
+    tmp_path: Path, sidecar: dict[str, str], description: str, protocol: str
 ) -> None:
-    """A NIfTI's sidecar description was shown as it was: the patient's name, the site
-    and the date in it reached every output."""
-    sidecar = {
-        "SeriesDescription": "T2_SAG Zyxwvut Qzmercy 2024-01-02",
-        "ProtocolName": "T2_SAG_Qzmercy",
-        "InstitutionName": "Qzmercy",
-        "AcquisitionDateTime": "2024-01-02T10:15:00.000000",
-        **PHI,
-    }
+    """A NIfTI's sidecar description was shown as it was (two audits' cases)."""
     path = _t2_with_sidecar(tmp_path, sidecar)
     study = load_study(path)
     assert study.t2 is not None
-    assert study.t2.description == "T2_SAG [withheld] [withheld] [withheld]"
-    assert study.t2.provenance.sidecar["ProtocolName"] == "T2_SAG_[withheld]"
+    assert study.t2.description == description
+    assert study.t2.provenance.sidecar["ProtocolName"] == protocol
     kept = load_study(path, keep_phi=True)
     assert kept.t2 is not None and kept.t2.description == sidecar["SeriesDescription"]
 
@@ -625,21 +647,3 @@ def test_a_dicom_description_keeps_function_words_and_loses_an_underscored_date(
     expected = "T2_TSE_SAG_for_[withheld]"
     assert study.t2 is not None and study.t2.description == expected
     assert study.t2.provenance.sidecar["SeriesDescription"] == expected
-
-
-def test_a_nifti_description_loses_a_dated_time_and_keeps_a_longer_site_word(
-    tmp_path: Path,
-) -> None:
-    """A NIfTI sidecar's ``20240102101500`` (its date-time, written out) was kept, and
-    ``MR1`` of the site withheld the protocol's ``mr1x``."""
-    sidecar = {
-        "SeriesDescription": "T2_SAG 20240102101500 MR1",
-        "ProtocolName": "T2_SAG_mr1x",
-        "InstitutionName": "MR1 Zentrum",
-        "AcquisitionDateTime": "2024-01-02T10:15:00.000000",
-    }
-    path = _t2_with_sidecar(tmp_path, sidecar)
-    study = load_study(path)
-    assert study.t2 is not None
-    assert study.t2.description == "T2_SAG [withheld] [withheld]"
-    assert study.t2.provenance.sidecar["ProtocolName"] == "T2_SAG_mr1x"
