@@ -97,18 +97,22 @@ def normalise_level(level: str) -> str:
 
 LABEL_NAMES: dict[int, tuple[str, str]] = {
     **{
-        value: (f"{name} vertebra" if name != "S1" else "sacrum", name)
+        value: (f"{name} vertebral body" if name != "S1" else "sacrum", name)
         for name, value in VERTEBRA_LABELS.items()
     },
     **{value: (f"{level} disc", level) for level, value in DISC_LABELS.items()},
     # Thoracic levels at the top of a lumbar field of view (segmented, named, not
     # measured): VerSe numbers T1 … T12 as 8 … 19, a disc as 100 + the vertebra above.
-    **{7 + k: (f"T{k} vertebra", f"T{k}") for k in range(1, 13)},
+    **{7 + k: (f"T{k} vertebral body", f"T{k}") for k in range(1, 13)},
     **{107 + k: (f"T{k}-T{k + 1} disc", f"T{k}-T{k + 1}") for k in range(1, 12)},
     119: ("T12-L1 disc", "T12-L1"),
     CANAL_LABEL: ("spinal canal", "canal"),
 }
-"""``label value -> (name, abbreviation)`` for the VerSe/SPINEPS labels discquant writes."""
+"""``label value -> (name, abbreviation)`` for the VerSe/SPINEPS labels discquant writes.
+
+Labels 8 … 24 are vertebral bodies only (the network's class, and the phantom's): the
+posterior elements are not segmented. The DICOM SEG names its segments from this table.
+"""
 
 
 def dseg_tsv_text(present: Collection[int] | None = None) -> str:

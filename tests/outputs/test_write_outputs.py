@@ -389,7 +389,7 @@ def test_the_label_table_is_written_without_loading_pytorch(tmp_path: Path) -> N
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     assert (tmp_path / "a.tsv").read_text() == (
-        "index\tname\tabbreviation\n20\tL1 vertebra\tL1\n61\tspinal canal\tcanal\n"
+        "index\tname\tabbreviation\n20\tL1 vertebral body\tL1\n61\tspinal canal\tcanal\n"
         "120\tL1-L2 disc\tL1-L2\n"
     )
 

@@ -33,7 +33,7 @@ def test_segment_command_writes_named_levels_on_the_input_grid(tmp_path: Path) -
     assert lut[0] == "index\tname\tabbreviation"
     assert sorted(int(row.split("\t")[0]) for row in lut[1:]) == sorted(labels - {0})
     # the names `analyze` writes in its _dseg.tsv (docs/outputs.md)
-    assert "124\tL5-S1 disc\tL5-S1" in lut and "20\tL1 vertebra\tL1" in lut
+    assert "124\tL5-S1 disc\tL5-S1" in lut and "20\tL1 vertebral body\tL1" in lut
     assert "26\tsacrum\tS1" in lut
     for level in levels["levels"]:  # the keys docs/segmentation.md lists
         assert set(level) == {"label", "name", "centroid_mm", "volume_mm3", "confidence", "flags"}
@@ -302,7 +302,7 @@ def test_segment_and_analyze_write_one_look_up_table(tmp_path: Path) -> None:
     assert text == analyze.read_text()
     assert text.splitlines() == [
         "index\tname\tabbreviation",
-        "19\tT12 vertebra\tT12",
+        "19\tT12 vertebral body\tT12",
         "26\tsacrum\tS1",
         "119\tT12-L1 disc\tT12-L1",
         "124\tL5-S1 disc\tL5-S1",

@@ -34,7 +34,13 @@ from discquant import __version__
 from discquant.io.privacy import deidentify_dataset
 from discquant.io.study import Volume
 from discquant.outputs._dicom import with_type2_attributes
-from discquant.results import CANAL_LABEL, DISC_LABELS, VERTEBRA_LABELS, AnalysisResult
+from discquant.results import (
+    CANAL_LABEL,
+    DISC_LABELS,
+    LABEL_NAMES,
+    VERTEBRA_LABELS,
+    AnalysisResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,38 +55,30 @@ class SegmentConcept:
     """One segment: label value, SNOMED CT code, meaning, and a display colour."""
 
     label: int
-    name: str
     code: str
     meaning: str
     rgb: tuple[int, int, int]
 
+    @property
+    def name(self) -> str:
+        """The segment's label, the name ``dseg.tsv`` gives its label value."""
+        return LABEL_NAMES[self.label][0]
+
 
 SEGMENT_CONCEPTS: tuple[SegmentConcept, ...] = (
-    SegmentConcept(
-        VERTEBRA_LABELS["T12"], "T12 vertebral body", "23215003", "T12 vertebra", (110, 160, 200)
-    ),
-    SegmentConcept(
-        VERTEBRA_LABELS["L1"], "L1 vertebral body", "66794005", "L1 vertebra", (78, 179, 211)
-    ),
-    SegmentConcept(
-        VERTEBRA_LABELS["L2"], "L2 vertebral body", "14293000", "L2 vertebra", (67, 162, 202)
-    ),
-    SegmentConcept(
-        VERTEBRA_LABELS["L3"], "L3 vertebral body", "36470004", "L3 vertebra", (43, 140, 190)
-    ),
-    SegmentConcept(
-        VERTEBRA_LABELS["L4"], "L4 vertebral body", "11994002", "L4 vertebra", (8, 104, 172)
-    ),
-    SegmentConcept(
-        VERTEBRA_LABELS["L5"], "L5 vertebral body", "49668003", "L5 vertebra", (8, 64, 129)
-    ),
-    SegmentConcept(VERTEBRA_LABELS["S1"], "sacrum", "54735007", "Sacrum", (90, 90, 160)),
-    SegmentConcept(DISC_LABELS["L1-L2"], "L1-L2 disc", "80064006", "L1/L2 disc", (255, 237, 111)),
-    SegmentConcept(DISC_LABELS["L2-L3"], "L2-L3 disc", "67459009", "L2/L3 disc", (254, 217, 118)),
-    SegmentConcept(DISC_LABELS["L3-L4"], "L3-L4 disc", "62551000", "L3/L4 disc", (254, 178, 76)),
-    SegmentConcept(DISC_LABELS["L4-L5"], "L4-L5 disc", "84020006", "L4/L5 disc", (253, 141, 60)),
-    SegmentConcept(DISC_LABELS["L5-S1"], "L5-S1 disc", "715056000", "L5/S1 disc", (240, 59, 32)),
-    SegmentConcept(CANAL_LABEL, "spinal canal", "61853006", "Vertebral canal", (180, 180, 180)),
+    SegmentConcept(VERTEBRA_LABELS["T12"], "23215003", "T12 vertebra", (110, 160, 200)),
+    SegmentConcept(VERTEBRA_LABELS["L1"], "66794005", "L1 vertebra", (78, 179, 211)),
+    SegmentConcept(VERTEBRA_LABELS["L2"], "14293000", "L2 vertebra", (67, 162, 202)),
+    SegmentConcept(VERTEBRA_LABELS["L3"], "36470004", "L3 vertebra", (43, 140, 190)),
+    SegmentConcept(VERTEBRA_LABELS["L4"], "11994002", "L4 vertebra", (8, 104, 172)),
+    SegmentConcept(VERTEBRA_LABELS["L5"], "49668003", "L5 vertebra", (8, 64, 129)),
+    SegmentConcept(VERTEBRA_LABELS["S1"], "54735007", "Sacrum", (90, 90, 160)),
+    SegmentConcept(DISC_LABELS["L1-L2"], "80064006", "L1/L2 disc", (255, 237, 111)),
+    SegmentConcept(DISC_LABELS["L2-L3"], "67459009", "L2/L3 disc", (254, 217, 118)),
+    SegmentConcept(DISC_LABELS["L3-L4"], "62551000", "L3/L4 disc", (254, 178, 76)),
+    SegmentConcept(DISC_LABELS["L4-L5"], "84020006", "L4/L5 disc", (253, 141, 60)),
+    SegmentConcept(DISC_LABELS["L5-S1"], "715056000", "L5/S1 disc", (240, 59, 32)),
+    SegmentConcept(CANAL_LABEL, "61853006", "Vertebral canal", (180, 180, 180)),
 )
 """Segments written to the SEG, in segment-number order (only those present are written)."""
 
