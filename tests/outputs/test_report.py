@@ -343,3 +343,40 @@ def test_uncertain_level_names_are_marked_and_every_flag_is_explained(
     assert '<span class="flag">level_uncertain</span> Level name uncertain: it may be' in legend
     assert '<span class="flag">poor_fit</span> Poor diffusion fit in the disc' in legend
     assert '<span class="flag">sacrum_not_in_fov</span> Sacrum not in view' in legend
+
+
+def test_water_columns_are_defined_with_the_runs_reference_and_calibration(
+    synthetic: Synthetic,
+) -> None:
+    """ "Water index" and "Water %" were explained only in the provenance JSON (an audit):
+    the method and a table note define them with the run's own reference ADC, and say when
+    Water % is the phantom's forward model rather than a tissue calibration."""
+    import copy
+
+    from discquant.measure.water import WaterCalibration
+
+    default = WaterCalibration.load()
+    result = copy.deepcopy(synthetic.result)
+    result.provenance["config"] = {"measure": {"reference_np_adc_um2_per_ms": 1.8}}
+    result.provenance["water_calibration"] = default.label
+    result.provenance["water_calibration_line"] = default.provenance()
+    html = render_report(result)
+    method = html.split('id="water-method"')[1].split("</p>")[0]
+    assert "nucleus median ADC divided by 1.80 µm²/ms" in method
+    assert "<code>water_index_csf</code>" in method and "CSF ADC" in method
+    assert f"the water calibration “{default.label}”" in method
+    assert "the phantom's forward model" in method and "not a calibration measured on" in method
+    note = html.split('id="water-note"')[1].split("</p>")[0]
+    assert "nucleus median ADC ÷ 1.80 µm²/ms" in note
+    assert "the phantom's forward model, not a tissue calibration" in note
+    # A user's calibration, even one whose label says phantom, is named and not called
+    # the phantom's forward model.
+    result.provenance["water_calibration"] = "site phantom <gel> 2026"
+    result.provenance["water_calibration_line"] = {"file": "/cal/site.json", "sha256": "ab"}
+    html = render_report(result)
+    assert "forward model" not in html
+    assert "the water calibration “site phantom &lt;gel&gt; 2026”" in html
+    # The synthetic result records none: the report says so, with the default reference.
+    html = render_report(synthetic.result)
+    assert "No water calibration was recorded for this run" in html
+    assert "nucleus median ADC ÷ 2.00 µm²/ms" in html

@@ -20,7 +20,11 @@ from typing import Any
 import numpy as np
 
 from discquant import RESEARCH_DISCLAIMER, __version__
-from discquant.measure.water import FLAG_CSF_ADC
+from discquant.measure.water import (
+    DEFAULT_REFERENCE_NP_ADC_UM2_PER_MS,
+    FLAG_CSF_ADC,
+    WaterCalibration,
+)
 from discquant.outputs._common import PHI_KEYS, scrub_phi, to_jsonable
 from discquant.outputs.report import figures
 from discquant.outputs.tables import disc_rows
@@ -132,12 +136,145 @@ _SHIPPED_GRADER_AGREEMENT = (
 )
 
 
+def _water_reference_um2_per_ms(result: AnalysisResult) -> float:
+    """The healthy nucleus ADC the water index divides by.
+
+    Parameters
+    ----------
+    result
+        The analysis; its ``provenance["config"]["measure"]`` holds the configured value.
+
+    Returns
+    -------
+    float
+        ``reference_np_adc_um2_per_ms`` of the run's configuration, else the default
+        (:data:`~discquant.measure.water.DEFAULT_REFERENCE_NP_ADC_UM2_PER_MS`).
+    """
+    measure = result.provenance.get("config", {}).get("measure", {})
+    value = measure.get("reference_np_adc_um2_per_ms") if isinstance(measure, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return float(DEFAULT_REFERENCE_NP_ADC_UM2_PER_MS)
+
+
+def _calibration_is_phantom_model(result: AnalysisResult) -> bool:
+    """Whether the run's water calibration is the packaged phantom forward model.
+
+    Parameters
+    ----------
+    result
+        The analysis; the pipeline records the calibration's label in
+        ``provenance["water_calibration"]`` and its file and hash in
+        ``provenance["water_calibration_line"]``.
+
+    Returns
+    -------
+    bool
+        True for the packaged default (by its file, its hash or its label): a synthetic
+        line from discquant's own phantom, not a tissue calibration. A user's calibration
+        whose label merely mentions a phantom is not it.
+    """
+    line = result.provenance.get("water_calibration_line")
+    line = line if isinstance(line, dict) else {}
+    if line.get("file") == "packaged default":
+        return True
+    default = WaterCalibration.load()
+    sha256 = default.provenance()["sha256"]
+    return line.get("sha256") == sha256 or (
+        result.provenance.get("water_calibration") == default.label
+    )
+
+
+def _water_calibration_words(result: AnalysisResult) -> str:
+    """Where the Water % column comes from, in a sentence (HTML).
+
+    Parameters
+    ----------
+    result
+        The analysis (its provenance names the calibration).
+
+    Returns
+    -------
+    str
+        The calibration's label and, for the packaged default, that it is the phantom's
+        forward model and not a tissue calibration; without a recorded calibration, that
+        there is none.
+    """
+    label = result.provenance.get("water_calibration")
+    if not label:
+        return "No water calibration was recorded for this run, so Water % is not given."
+    words = f"Water % comes from the water calibration “{_esc(label)}”"
+    if _calibration_is_phantom_model(result):
+        return (
+            words + ": the phantom's forward model, a synthetic line from discquant's own "
+            "phantom and not a calibration measured on disc tissue, so Water % is not a "
+            "measured tissue water content."
+        )
+    return words + ", supplied to this run (its line and file are in the provenance)."
+
+
+def _water_method_html(result: AnalysisResult) -> str:
+    """The method's paragraph on the water index and Water % (HTML).
+
+    Parameters
+    ----------
+    result
+        The analysis (its configured reference ADC and water calibration).
+
+    Returns
+    -------
+    str
+        One ``<p>``: the water index's definition with the configured reference, the
+        CSF-relative index, and the calibration behind Water %.
+    """
+    ref = _water_reference_um2_per_ms(result)
+    return (
+        '<p id="water-method"><strong>Water.</strong> The <em>water index</em> is the nucleus '
+        f"median ADC divided by {ref:.2f} µm²/ms, the configured reference of a healthy young "
+        "(grade I) nucleus: 1.0 reads like a grade I disc. It is a ratio, not a water "
+        "fraction. The CSF water index (<code>water_index_csf</code> in the results JSON "
+        "and TSV) divides the nucleus median ADC by the subject's own CSF ADC (free water, "
+        f"about 3 µm²/ms) instead. {_water_calibration_words(result)} Outside the "
+        "calibrated ADC range it is withheld (n/a).</p>"
+    )
+
+
+def _water_note(result: AnalysisResult) -> str:
+    """The disc table's note on its water columns (HTML).
+
+    Parameters
+    ----------
+    result
+        The analysis.
+
+    Returns
+    -------
+    str
+        A short caption: the water index's divisor and where Water % comes from.
+    """
+    ref = _water_reference_um2_per_ms(result)
+    if not result.provenance.get("water_calibration"):
+        source = "no water calibration recorded"
+    elif _calibration_is_phantom_model(result):
+        source = "the phantom's forward model, not a tissue calibration"
+    else:
+        source = f"the water calibration “{_esc(result.provenance['water_calibration'])}”"
+    return (
+        f'<p class="note" id="water-note">Water index: nucleus median ADC ÷ {ref:.2f} '
+        f"µm²/ms (healthy grade I reference; 1.0 = like grade I). Water %: from {source}. "
+        "See Method.</p>"
+    )
+
+
 def _method_html(result: AnalysisResult) -> str:
     """The method text; its diffusion paragraph says so when the ADC is the scanner's
     (it described a fit discquant had not made), and its limits do not quote the shipped
     grading model's agreement for another model (a user's fine-tuned model, whose held-out
-    κ was 0.0, read "κ ≈ 0.6–0.7": a user trial)."""
+    κ was 0.0, read "κ ≈ 0.6–0.7": a user trial). The water index and Water % are defined
+    (they were explained only in the provenance JSON: an audit)."""
     text = METHOD_HTML
+    grading = "<p><strong>Grading.</strong>"
+    text = text.replace(grading, _water_method_html(result) + "\n" + grading)
     if _scanner_adc_only(result):
         start = text.index(_FITTED_ADC)
         end = text.index("</p>", start) + len("</p>")
@@ -390,7 +527,7 @@ def _disc_table(result: AnalysisResult) -> str:
     note_html = "".join(f'<p class="na">{n}</p>' for n in notes)
     return (
         f'<table id="disc-table"><thead>{_TABLE_HEAD}</thead><tbody>{"".join(rows)}'
-        f"</tbody></table>{note_html}"
+        f"</tbody></table>{_water_note(result)}{note_html}"
     )
 
 
