@@ -380,3 +380,46 @@ def test_water_columns_are_defined_with_the_runs_reference_and_calibration(
     html = render_report(synthetic.result)
     assert "No water calibration was recorded for this run" in html
     assert "nucleus median ADC ÷ 2.00 µm²/ms" in html
+
+
+def _level_cells(html: str, table_start: str) -> list[str]:
+    """The first cell's text of each body row of the table that starts at ``table_start``."""
+    body = html.split(table_start, 1)[1].split("<tbody>", 1)[1].split("</tbody>", 1)[0]
+    rows = re.findall(r"<tr[^>]*>\s*<td[^>]*>(.*?)</td>", body)
+    return [re.sub(r"<[^>]+>", "", c).strip() for c in rows]
+
+
+def test_uncertain_levels_are_marked_alike_in_tables_chart_and_summary(
+    synthetic: Synthetic,
+) -> None:
+    """The "?" of an uncertain level was on the images only: the disc table, the grade
+    table and the chart's axis showed plain "L4-L5", and the "5 / 5 discs found" box stayed
+    green (an audit)."""
+    import copy
+
+    def found_kpi(html: str) -> str:
+        kpi = re.search(r'<div class="kpi ([a-z]*)"><div class="v">\d / 5</div>', html)
+        assert kpi is not None
+        return kpi.group(1)
+
+    sure = copy.deepcopy(synthetic.result)
+    sure.discs[-1].found = True  # five found, none uncertain: the box is green
+    assert found_kpi(render_report(sure)) == "good"
+    assert found_kpi(render_report(synthetic.result)) == ""  # four of five
+
+    result = copy.deepcopy(sure)
+    disc = next(d for d in result.discs if d.level == "L4-L5")
+    disc.flags.append("level_uncertain")
+    html = render_report(result)
+    expected = ["L1-L2", "L2-L3", "L3-L4", "L4-L5?", "L5-S1"]
+    assert _level_cells(html, '<table id="disc-table">') == expected
+    assert _level_cells(html, '<h2 id="grades">') == expected
+    ticks = figures.adc_chart_figure(result.discs).axes[0].get_xticklabels()
+    assert [t.get_text() for t in ticks] == expected
+    assert found_kpi(html) == "warn"
+    assert "lumbar discs found, names uncertain (?)" in html
+    assert "<li>L4-L5?: " in html.split('id="problems"')[1].split("</ul>")[0]
+    # explained once, in the summary, not in each figure's caption
+    assert html.count("Names ending in ? are uncertain (flag level_uncertain)") == 1
+    assert 'id="uncertain-note"' in html.split('<h2 id="images">')[0]
+    assert all("?" not in c for c in re.findall(r"<figcaption>(.*?)</figcaption>", html))

@@ -18,7 +18,14 @@ import numpy.typing as npt
 
 from discquant.io.study import Volume
 from discquant.literature import NP_ADC_BY_GRADE_UM2_PER_MS
-from discquant.results import DISC_LABELS, LEVELS, SACRUM_LABEL, VERTEBRA_LABELS, DiscResult
+from discquant.results import (
+    DISC_LABELS,
+    FLAG_LEVEL_UNCERTAIN,
+    LEVELS,
+    SACRUM_LABEL,
+    VERTEBRA_LABELS,
+    DiscResult,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -238,6 +245,42 @@ def _draw_outlines(ax: object, sl: SagittalSlice, uncertain: frozenset[int]) -> 
             )
 
 
+def uncertain_levels(discs: list[DiscResult]) -> frozenset[str]:
+    """The levels whose names the report marks ``?``: each found disc flagged
+    ``level_uncertain``.
+
+    Parameters
+    ----------
+    discs
+        The study's discs.
+
+    Returns
+    -------
+    frozenset of str
+        Their level names (``"L4-L5"``); the images, the tables and the ADC chart mark
+        the same set (the chart and tables showed plain names: an audit).
+    """
+    return frozenset(d.level for d in discs if d.found and FLAG_LEVEL_UNCERTAIN in d.flags)
+
+
+def level_name(level: str, uncertain: frozenset[str]) -> str:
+    """A level's name as the report shows it: with ``?`` when it is uncertain.
+
+    Parameters
+    ----------
+    level
+        The level, e.g. ``"L4-L5"``.
+    uncertain
+        The uncertain levels (:func:`uncertain_levels`).
+
+    Returns
+    -------
+    str
+        ``"L4-L5?"`` for an uncertain level, else the level itself.
+    """
+    return level + ("?" if level in uncertain else "")
+
+
 def adc_chart_points(discs: list[DiscResult]) -> dict[str, tuple[float, float, float]]:
     """Level -> (p10, median, p90) of the nucleus ADC, for the levels that have one.
 
@@ -267,6 +310,23 @@ def adc_chart_range(
 
 def adc_chart(discs: list[DiscResult]) -> bytes:
     """Nucleus ADC by level against the reference zone of each Pfirrmann grade, as PNG bytes."""
+    return _png(adc_chart_figure(discs))
+
+
+def adc_chart_figure(discs: list[DiscResult]) -> Figure:
+    """The figure of :func:`adc_chart`, for drawing or inspection.
+
+    Parameters
+    ----------
+    discs
+        The study's discs.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes: the nucleus ADC median and p10-p90 bar of each level, the disc core's
+        median beside it, over the grade zones; uncertain level names end in ``?``.
+    """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.4, 3.6), dpi=110)
@@ -315,7 +375,8 @@ def adc_chart(discs: list[DiscResult]) -> bytes:
                 x + 0.18, d.adc_disc.median, marker="s", ms=5, color="#555555", mfc="white",
                 zorder=3,
             )  # fmt: skip
-    ax.set_xticks(range(len(LEVELS)), LEVELS)
+    uncertain = uncertain_levels(discs)
+    ax.set_xticks(range(len(LEVELS)), [level_name(lv, uncertain) for lv in LEVELS])
     ax.set_xlim(-0.5, len(LEVELS) + 0.3)
     ax.set_ylim(lo, hi)
     ax.set_ylabel("ADC (µm²/ms)", fontsize=8)
@@ -324,4 +385,4 @@ def adc_chart(discs: list[DiscResult]) -> bytes:
         "Nucleus ADC (● median, bar p10–p90; fill = CNN grade) · disc core (□ median)",
         fontsize=8.5,
     )
-    return _png(fig)
+    return fig

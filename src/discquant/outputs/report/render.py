@@ -349,15 +349,40 @@ def _disc_flags(result: AnalysisResult) -> list[tuple[str, list[str]]]:
     return out
 
 
+def _found_kpi_class(found: int, *, uncertain: bool) -> str:
+    """The style of the "discs found" box.
+
+    Parameters
+    ----------
+    found
+        How many of the five lumbar discs were found.
+    uncertain
+        Whether any level name is uncertain (flag ``level_uncertain``).
+
+    Returns
+    -------
+    str
+        ``"bad"`` with none found; ``"warn"`` when names are uncertain (the box read green
+        for five discs whose names may all be one level off: an audit); ``"good"`` for all
+        five, surely named; else no style.
+    """
+    if found == 0:
+        return "bad"
+    if uncertain:
+        return "warn"
+    return "good" if found == len(LEVELS) else ""
+
+
 def _kpis(result: AnalysisResult) -> str:
     found = sum(1 for d in result.discs if d.found and d.level in LEVELS)
     failed = result.failed_stages
     n_disc_flags = sum(len(flags) for _, flags in _disc_flags(result))
+    uncertain = bool(_uncertain_labels(result))
     items = [
         (
-            "good" if found == len(LEVELS) else ("bad" if found == 0 else ""),
+            _found_kpi_class(found, uncertain=uncertain),
             f"{found} / {len(LEVELS)}",
-            "lumbar discs found",
+            "lumbar discs found" + (", names uncertain (?)" if uncertain else ""),
         ),
         ("bad" if failed else "good", str(len(failed)), "failed stages"),
         ("", _num(result.snr_estimate, "{:.1f}"), "SNR estimate (b≈0)"),
@@ -381,8 +406,9 @@ def _problems(result: AnalysisResult) -> str:
     for f in result.flags:
         lines.append(f'<li>Flag: <span class="flag">{_esc(f)}</span></li>')
     # Per-disc flags: the summary said "without warnings" while discs had theirs.
+    uncertain = figures.uncertain_levels(result.discs)
     for level, flags in _disc_flags(result):
-        lines.append(f"<li>{_esc(level)}: {_flags(flags)}</li>")
+        lines.append(f"<li>{_esc(figures.level_name(level, uncertain))}: {_flags(flags)}</li>")
     if not lines:
         return '<p class="ok">All stages completed without warnings.</p>'
     return '<ul class="tight" id="problems">' + "".join(lines) + "</ul>" + _flag_legend(result)
@@ -422,24 +448,41 @@ def _uncertain_labels(result: AnalysisResult) -> frozenset[int]:
     ``level_uncertain``, and every vertebra but the sacrum when the study is (as the
     DICOM SEG marks its segments; the sacrum is found by its shape, not counted)."""
     values = {
-        DISC_LABELS[d.level]
-        for d in result.discs
-        if d.found and "level_uncertain" in d.flags and d.level in DISC_LABELS
+        DISC_LABELS[level]
+        for level in figures.uncertain_levels(result.discs)
+        if level in DISC_LABELS
     }
     if "level_uncertain" in result.flags:
         values |= {v for name, v in VERTEBRA_LABELS.items() if name != "S1"}
     return frozenset(values)
 
 
+def _uncertain_note(result: AnalysisResult) -> str:
+    """The one explanation of the ``?`` after uncertain level names (HTML).
+
+    Parameters
+    ----------
+    result
+        The analysis.
+
+    Returns
+    -------
+    str
+        A note for the summary when any name is uncertain, else ``""``. It was in each
+        image's caption only, while the tables and the chart showed plain names (an audit).
+    """
+    if not _uncertain_labels(result):
+        return ""
+    return (
+        '<p class="note warn" id="uncertain-note">Names ending in ? are uncertain (flag '
+        "level_uncertain): they may be one level off, e.g. when the sacrum is not in view. "
+        "The images, the tables and the ADC chart mark them alike.</p>"
+    )
+
+
 def _outline_note(result: AnalysisResult, has_labels: bool) -> str:
     if has_labels:
-        note = "Discs yellow with level names, vertebrae blue."
-        if _uncertain_labels(result):
-            note += (
-                " Names ending in ? are uncertain (flag level_uncertain): they may be one "
-                "level off, e.g. when the sacrum is not in view."
-            )
-        return note
+        return "Discs yellow with level names, vertebrae blue."
     return "No segmentation on this grid: " + missing_reason(result, "segmentation")
 
 
@@ -493,8 +536,10 @@ _TABLE_HEAD = (
 
 def _disc_table(result: AnalysisResult) -> str:
     rows = []
+    uncertain = figures.uncertain_levels(result.discs)
     for row in disc_rows(result.discs):
         found = bool(row["found"])
+        level = str(row["level"])
         height_keys = ("height_anterior_mm", "height_middle_mm", "height_posterior_mm")
         heights = (
             " / ".join(_num(row[k], "{:.1f}") for k in height_keys)
@@ -505,7 +550,7 @@ def _disc_table(result: AnalysisResult) -> str:
         flags = row["flags"].split(",") if row["flags"] else []
         rows.append(
             f'<tr class="{"found" if found else "notfound"}" data-level="{_esc(row["level"])}">'
-            f'<td class="l"><strong>{_esc(row["level"])}</strong></td>'
+            f'<td class="l"><strong>{_esc(figures.level_name(level, uncertain))}</strong></td>'
             f'<td class="l">{"yes" if found else "not found"}</td>'
             f"<td>{_num(row['adc_np_mean_um2_per_ms'])}</td>"
             f"<td>{_num(row['adc_np_median_um2_per_ms'])}</td>"
@@ -538,6 +583,7 @@ def _grade_table(result: AnalysisResult) -> str:
         + "<th>Expected grade</th><th>Grade</th></tr>"
     )
     by_level = {d.level: d for d in result.discs}
+    uncertain = figures.uncertain_levels(result.discs)
     rows = []
     for level in LEVELS:
         d = by_level.get(level)
@@ -558,7 +604,8 @@ def _grade_table(result: AnalysisResult) -> str:
                 f'<span class="txt">{p:.2f}</span></div></td>'
             )
         rows.append(
-            f'<tr><td class="l"><strong>{_esc(level)}</strong></td>{"".join(cells)}'
+            f'<tr><td class="l"><strong>{_esc(figures.level_name(level, uncertain))}</strong>'
+            f"</td>{''.join(cells)}"
             f"<td>{_num(None if d is None else d.pfirrmann_expected)}</td>"
             f"<td>{_roman(None if d is None else d.pfirrmann_grade)}</td></tr>"
         )
@@ -704,7 +751,7 @@ def render_report(
         disclaimer=_esc(RESEARCH_DISCLAIMER),
         patient_block=_patient_block(result, keep_phi),
         kpis=_kpis(result),
-        problems=_problems(result),
+        problems=_uncertain_note(result) + _problems(result),
         image_figures=image_figs,
         disc_table=_disc_table(result),
         adc_chart=chart,
