@@ -423,3 +423,35 @@ def test_uncertain_levels_are_marked_alike_in_tables_chart_and_summary(
     assert html.count("Names ending in ? are uncertain (flag level_uncertain)") == 1
     assert 'id="uncertain-note"' in html.split('<h2 id="images">')[0]
     assert all("?" not in c for c in re.findall(r"<figcaption>(.*?)</figcaption>", html))
+
+
+def test_map_pixels_without_a_value_are_grey_and_the_captions_say_so(
+    synthetic: Synthetic,
+) -> None:
+    """NaN pixels of the ADC and residual maps were white, which on the magma residual map
+    reads as "very high" (an audit): they are mid grey, a colour in neither map, and the
+    captions say what grey means."""
+    import copy
+
+    from discquant.io.study import Volume
+
+    result = copy.deepcopy(synthetic.result)
+    for name in ("adc_map", "adc_fit_rmse"):
+        vol = getattr(result, name)
+        data = np.array(vol.data, dtype=np.float32)
+        data[:, : data.shape[1] // 2, :] = np.nan  # the posterior half has no value
+        setattr(result, name, Volume(data, vol.affine))
+    html = render_report(result)
+    images = _images(html)
+    assert len(images) == 4  # T2, ADC, chart, residual
+
+    def share(img: Image.Image, rgb: tuple[int, int, int]) -> float:
+        pixels = np.asarray(img.convert("RGB")).reshape(-1, 3)
+        return float(np.all(pixels == rgb, axis=1).mean())
+
+    grey = (128, 128, 128)  # figures.NO_VALUE_COLOUR, #808080
+    for img in (images[1], images[3]):  # the ADC map and the fit residual
+        assert share(img, grey) > 0.1  # about a quarter of the panel
+    assert share(images[0], grey) < 0.01  # the T2 has no NaN
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", html)
+    assert sum("Mid grey: no value" in c for c in captions) == 2

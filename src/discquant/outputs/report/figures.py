@@ -36,6 +36,9 @@ GRADE_NAMES = ("I", "II", "III", "IV", "V")
 GRADE_COLOURS = ("#1a9850", "#91cf60", "#fee08b", "#fc8d59", "#d73027")
 DISC_COLOUR = "#ffd92f"
 VERTEBRA_COLOUR = "#4eb3d3"
+NO_VALUE_COLOUR = "#808080"
+"""Mid grey for map pixels without a value (NaN): outside the viridis and magma ranges,
+where white read as the magma map's highest residual (an audit)."""
 _DISC_VALUES = set(DISC_LABELS.values())
 _LEVEL_OF_LABEL = {v: k for k, v in DISC_LABELS.items()}
 _VERTEBRA_OF_LABEL = {v: k for k, v in VERTEBRA_LABELS.items()}
@@ -140,12 +143,16 @@ def draw_sagittal(
     colorbar_label: str | None = None,
     width_in: float = 4.6,
     uncertain: frozenset[int] = frozenset(),
+    no_value_colour: str | None = None,
 ) -> bytes:
     """A sagittal panel with disc and vertebra outlines and level names, as PNG bytes.
 
     The names of the labels in ``uncertain`` end in ``?``: with the sacrum out of view every
-    name can be one level off, and they were drawn as sure as any (a user trial).
+    name can be one level off, and they were drawn as sure as any (a user trial). Pixels
+    without a value (NaN) are drawn in ``no_value_colour`` (e.g. :data:`NO_VALUE_COLOUR`);
+    without one they are left transparent, which shows white.
     """
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
 
     a_lo, a_hi, s_lo, s_hi = sl.extent
@@ -163,7 +170,7 @@ def draw_sagittal(
         img.T,
         origin="lower",
         extent=sl.extent,
-        cmap=cmap,
+        cmap=colormaps[cmap].with_extremes(bad=no_value_colour) if no_value_colour else cmap,
         vmin=vmin,
         vmax=vmax,
         interpolation="nearest",

@@ -486,6 +486,27 @@ def _outline_note(result: AnalysisResult, has_labels: bool) -> str:
     return "No segmentation on this grid: " + missing_reason(result, "segmentation")
 
 
+def _no_value_note(result: AnalysisResult) -> str:
+    """What the ADC map's grey pixels mean, for its caption.
+
+    Parameters
+    ----------
+    result
+        The analysis (whether the ADC map is the scanner's or discquant's fit).
+
+    Returns
+    -------
+    str
+        One sentence: grey is no value, and why a voxel has none.
+    """
+    why = (
+        "the scanner's map holds none there, or ≤ 0"
+        if _scanner_adc_only(result)
+        else "voxel not fitted: its signal at or below the noise, or the fit failed"
+    )
+    return f"Mid grey: no value ({why}), not an ADC."
+
+
 def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
     parts: list[str] = []
     r_mm: float | None = None
@@ -512,10 +533,13 @@ def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
             vmax=3.0,
             colorbar_label="ADC (µm²/ms)",
             uncertain=_uncertain_labels(result),
+            no_value_colour=figures.NO_VALUE_COLOUR,
         )
         caption = (
             f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm), window 0–3 µm²/ms. "
             + _outline_note(result, sl.labels is not None)
+            + " "
+            + _no_value_note(result)
         )
         parts.append(_figure(png, "Mid-sagittal ADC map with segmentation outlines", caption))
     else:
@@ -650,12 +674,15 @@ def _qc(result: AnalysisResult, r_mm: float | None) -> tuple[str, str]:
             colorbar_label="RMSE",
             width_in=3.6,
             uncertain=_uncertain_labels(result),
+            no_value_colour=figures.NO_VALUE_COLOUR,
         )
         fig = _figure(
             png,
             "ADC fit residual map",
             "Where the mono-exponential model fits poorly (motion, artefact, "
-            "perfusion or noise floor) the residual is high.",
+            "perfusion or noise floor) the residual is high. "
+            "Mid grey: no value (voxel not fitted: its signal at or below the noise, or "
+            "the fit failed), not a low or high residual.",
         )
     else:
         reason = (
