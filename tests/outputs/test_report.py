@@ -455,3 +455,38 @@ def test_map_pixels_without_a_value_are_grey_and_the_captions_say_so(
     assert share(images[0], grey) < 0.01  # the T2 has no NaN
     captions = re.findall(r"<figcaption>(.*?)</figcaption>", html)
     assert sum("Mid grey: no value" in c for c in captions) == 2
+
+
+def test_adc_chart_points_carry_their_grade_in_a_label_and_a_legend(
+    synthetic: Synthetic,
+) -> None:
+    """The chart told grades apart by a red-yellow-green fill alone, with no legend (an
+    audit): each point is labelled with its grade's numeral, and a legend says what the
+    fills, the dark point without a grade and the squares are."""
+    import copy
+
+    from matplotlib.colors import to_hex
+
+    discs = copy.deepcopy(synthetic.result.discs)
+    discs[0].pfirrmann_grade = None  # L1-L2: measured, not graded
+    ax = figures.adc_chart_figure(discs).axes[0]
+    legend = ax.get_legend()
+    assert legend is not None
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "grade I", "grade II", "grade III", "grade IV", "grade V", "– no grade",
+        "disc core median",
+    ]  # fmt: skip
+    fills = [to_hex(h.get_markerfacecolor()) for h in legend.legend_handles[:6]]  # type: ignore[union-attr]
+    assert fills == [*figures.GRADE_COLOURS, figures.NO_GRADE_COLOUR]
+    labels = {(round(t.get_position()[0] + 0.13, 6), t.get_position()[1]): t.get_text()
+              for t in ax.texts}  # fmt: skip
+    for x, level in enumerate(LEVELS):
+        disc = next(d for d in discs if d.level == level)
+        if disc.adc_np is None:
+            continue
+        expected = (
+            "–"
+            if disc.pfirrmann_grade is None
+            else "I II III IV V".split()[disc.pfirrmann_grade - 1]
+        )
+        assert labels.get((x, disc.adc_np.median)) == expected, level

@@ -28,12 +28,14 @@ from discquant.results import (
 )
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 GRADE_NAMES = ("I", "II", "III", "IV", "V")
 
 
 GRADE_COLOURS = ("#1a9850", "#91cf60", "#fee08b", "#fc8d59", "#d73027")
+NO_GRADE_COLOUR = "#222222"
 DISC_COLOUR = "#ffd92f"
 VERTEBRA_COLOUR = "#4eb3d3"
 NO_VALUE_COLOUR = "#808080"
@@ -331,19 +333,46 @@ def adc_chart_figure(discs: list[DiscResult]) -> Figure:
     Returns
     -------
     matplotlib.figure.Figure
-        One axes: the nucleus ADC median and p10-p90 bar of each level, the disc core's
-        median beside it, over the grade zones; uncertain level names end in ``?``.
+        One axes: the nucleus ADC median and p10-p90 bar of each level, filled with the
+        colour of its CNN grade and labelled with the grade's numeral (colour alone could
+        not be read by a colour-blind reader, and there was no legend: an audit), the disc
+        core's median beside it, over the grade zones, with a legend; uncertain level names
+        end in ``?``.
     """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(6.4, 3.6), dpi=110)
     ax = fig.add_subplot(1, 1, 1)
-    # each grade's zone between the midpoints of neighbouring centres, so the zones do
-    # not overlap; reading aids, not decision thresholds
     centres = np.asarray(NP_ADC_BY_GRADE_UM2_PER_MS)
     points = adc_chart_points(discs)
     lo, hi = adc_chart_range(points, zones=(0.7, float(centres[0]) + 0.35))
-    # grade zones split at the midpoints between grade centres; the outer zones reach the axis ends
+    _draw_grade_zones(ax, lo, hi)
+    by_level = {d.level: d for d in discs}
+    for x, level in enumerate(LEVELS):
+        d = by_level.get(level)
+        if d is None or level not in points:
+            ax.text(x, lo + 0.08, "n/a", ha="center", fontsize=7, color="#777777")
+            continue
+        _draw_level(ax, x, d, points[level])
+    uncertain = uncertain_levels(discs)
+    ax.set_xticks(range(len(LEVELS)), [level_name(lv, uncertain) for lv in LEVELS])
+    ax.set_xlim(-0.5, len(LEVELS) + 0.3)
+    ax.set_ylim(lo, hi)
+    ax.set_ylabel("ADC (µm²/ms)", fontsize=8)
+    ax.tick_params(labelsize=8)
+    ax.set_title(
+        "Nucleus ADC (● median, bar p10–p90; fill and label = CNN grade) · disc core (□ median)",
+        fontsize=8.5,
+    )
+    _chart_legend(ax)
+    return fig
+
+
+def _draw_grade_zones(ax: Axes, lo: float, hi: float) -> None:
+    """Each grade's zone of typical nucleus ADC, split at the midpoints of neighbouring
+    centres so that they do not overlap; the outer zones reach the axis ends (``lo``,
+    ``hi``). Reading aids, not decision thresholds."""
+    centres = np.asarray(NP_ADC_BY_GRADE_UM2_PER_MS)
     edges = np.concatenate([[hi], (centres[1:] + centres[:-1]) / 2, [lo]])
     for g in range(5):
         ax.axhspan(edges[g + 1], edges[g], color=GRADE_COLOURS[g], alpha=0.18, lw=0)
@@ -357,39 +386,69 @@ def adc_chart_figure(discs: list[DiscResult]) -> Figure:
             ha="left",
             color="#333333",
         )
-    by_level = {d.level: d for d in discs}
-    for x, level in enumerate(LEVELS):
-        d = by_level.get(level)
-        if d is None or level not in points:
-            ax.text(x, lo + 0.08, "n/a", ha="center", fontsize=7, color="#777777")
-            continue
-        p10, median, p90 = points[level]
-        colour = "#222222" if d.pfirrmann_grade is None else GRADE_COLOURS[d.pfirrmann_grade - 1]
-        ax.errorbar(
-            x,
-            median,
-            yerr=[[median - p10], [p90 - median]],
-            fmt="o",
-            color="#222222",
-            mfc=colour,
-            ms=8,
-            capsize=3,
-            lw=1,
-            zorder=3,
-        )
-        if d.adc_disc is not None and np.isfinite(d.adc_disc.median):
-            ax.plot(
-                x + 0.18, d.adc_disc.median, marker="s", ms=5, color="#555555", mfc="white",
-                zorder=3,
-            )  # fmt: skip
-    uncertain = uncertain_levels(discs)
-    ax.set_xticks(range(len(LEVELS)), [level_name(lv, uncertain) for lv in LEVELS])
-    ax.set_xlim(-0.5, len(LEVELS) + 0.3)
-    ax.set_ylim(lo, hi)
-    ax.set_ylabel("ADC (µm²/ms)", fontsize=8)
-    ax.tick_params(labelsize=8)
-    ax.set_title(
-        "Nucleus ADC (● median, bar p10–p90; fill = CNN grade) · disc core (□ median)",
-        fontsize=8.5,
+
+
+def _grade_label(grade: int | None) -> str:
+    """The text beside a point: the CNN grade's numeral, or an en dash without a grade."""
+    return "–" if grade is None else GRADE_NAMES[grade - 1]
+
+
+def _draw_level(ax: Axes, x: int, disc: DiscResult, point: tuple[float, float, float]) -> None:
+    """One level's nucleus point (median and p10-p90 bar, filled with the grade's colour
+    and labelled with its numeral to the left) and its disc core median (a square)."""
+    p10, median, p90 = point
+    grade = disc.pfirrmann_grade
+    colour = NO_GRADE_COLOUR if grade is None else GRADE_COLOURS[grade - 1]
+    ax.errorbar(
+        x,
+        median,
+        yerr=[[median - p10], [p90 - median]],
+        fmt="o",
+        color="#222222",
+        mfc=colour,
+        ms=8,
+        capsize=3,
+        lw=1,
+        zorder=3,
     )
-    return fig
+    ax.text(
+        x - 0.13,
+        median,
+        _grade_label(grade),
+        ha="right",
+        va="center",
+        fontsize=7.5,
+        fontweight="bold",
+        color="#222222",
+        zorder=4,
+    )
+    if disc.adc_disc is not None and np.isfinite(disc.adc_disc.median):
+        ax.plot(
+            x + 0.18, disc.adc_disc.median, marker="s", ms=5, color="#555555", mfc="white",
+            zorder=3,
+        )  # fmt: skip
+
+
+def _chart_legend(ax: Axes) -> None:
+    """The chart's legend, outside the axes on the right: each grade's fill and numeral,
+    the point without a grade, and the disc core's square."""
+    from matplotlib.lines import Line2D
+
+    def point(fill: str, label: str, marker: str = "o", size: float = 7) -> Line2D:
+        return Line2D(
+            [], [], ls="none", marker=marker, ms=size, mfc=fill, mec="#222222", label=label
+        )
+
+    handles = [point(GRADE_COLOURS[g], f"grade {GRADE_NAMES[g]}") for g in range(5)]
+    handles.append(point(NO_GRADE_COLOUR, "– no grade"))
+    handles.append(point("white", "disc core median", marker="s", size=5))
+    ax.legend(
+        handles=handles,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+        fontsize=7,
+        frameon=False,
+        title="CNN grade (fill, label)",
+        title_fontsize=7.5,
+        alignment="left",
+    )

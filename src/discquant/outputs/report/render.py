@@ -752,8 +752,9 @@ def render_report(
             figures.adc_chart(result.discs),
             "Nucleus ADC by level",
             "Points: nucleus ADC median with its 10th–90th percentile range, filled with "
-            "the colour of the CNN grade; squares: disc-core median. Zones: typical "
-            "nucleus ADC for Pfirrmann grades I–V.",
+            "the colour of the CNN grade and labelled with its numeral (I–V; – without a "
+            "grade); squares: disc-core median. Zones: typical nucleus ADC for Pfirrmann "
+            "grades I–V.",
         )
     else:
         chart = _missing("No ADC values to chart", _adc_values_missing(result))
