@@ -490,3 +490,45 @@ def test_adc_chart_points_carry_their_grade_in_a_label_and_a_legend(
             else "I II III IV V".split()[disc.pfirrmann_grade - 1]
         )
         assert labels.get((x, disc.adc_np.median)) == expected, level
+
+
+def test_values_that_read_low_from_the_noise_floor_are_marked(synthetic: Synthetic) -> None:
+    """A disc flagged adc_noise_floor_bias (its nucleus ADC reads low) looked like any
+    other in the table and the chart (an audit): its nucleus ADC and the values computed
+    from it carry a footnote mark, and its chart point is hollow."""
+    import copy
+
+    from matplotlib.colors import to_hex
+
+    result = copy.deepcopy(synthetic.result)
+    low = next(d for d in result.discs if d.level == "L2-L3")
+    low.flags.append("adc_noise_floor_bias")
+    html = render_report(result)
+    table = html.split('<table id="disc-table">')[1].split("</table>")[0]
+    rows = dict(re.findall(r'data-level="([^"]+)">(.*?)</tr>', table))
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", rows["L2-L3"])
+    marked = [i for i, c in enumerate(cells) if "<sup>†</sup>" in c]
+    # NP ADC mean, median, water index, Water %, ADC class; not the disc core's ADC
+    assert marked == [2, 3, 5, 6, 11]
+    assert all('class="flagged"' in cells[i] for i in marked)
+    assert re.sub(r"<[^>]+>", "", cells[3]) == f"{low.adc_np.median:.2f}†"  # type: ignore[union-attr]
+    assert not any("†" in r for level, r in rows.items() if level != "L2-L3")
+    note = html.split('id="noise-floor-note"')[1].split("</p>")[0]
+    assert "† Reads low: the noise floor biases" in note and "adc_noise_floor_bias" in note
+    assert "Hollow points (†): the nucleus ADC reads low" in html
+    assert 'id="noise-floor-note"' not in render_report(synthetic.result)
+
+    ax = figures.adc_chart_figure(result.discs).axes[0]
+    fills = {
+        int(line.get_xdata()[0]): to_hex(line.get_markerfacecolor())  # type: ignore[index]
+        for line in ax.lines
+        if line.get_marker() == "o"
+    }
+    assert fills[LEVELS.index("L2-L3")] == "#ffffff"
+    grades = {LEVELS.index(d.level): d.pfirrmann_grade for d in result.discs if d.adc_np}
+    for x, grade in grades.items():
+        if x != LEVELS.index("L2-L3"):
+            assert fills[x] == figures.GRADE_COLOURS[grade - 1]  # type: ignore[operator]
+    legend = ax.get_legend()
+    assert legend is not None
+    assert "hollow †: reads low (noise floor)" in [t.get_text() for t in legend.get_texts()]

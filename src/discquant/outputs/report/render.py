@@ -547,6 +547,55 @@ def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
     return "".join(parts), r_mm
 
 
+def _low(cell: str, reads_low: bool) -> str:
+    """A table value, marked when it reads low because of the noise floor.
+
+    Parameters
+    ----------
+    cell
+        The value's HTML (:func:`_num`).
+    reads_low
+        Whether the disc is flagged ``adc_noise_floor_bias``.
+
+    Returns
+    -------
+    str
+        ``cell`` in a ``flagged`` span with the footnote mark; n/a and unflagged values as
+        they are.
+    """
+    if not reads_low or cell == _NA:
+        return cell
+    return (
+        f'<span class="flagged" title="reads low: noise floor (adc_noise_floor_bias)">'
+        f"{cell}<sup>{figures.NOISE_FLOOR_MARK}</sup></span>"
+    )
+
+
+def _noise_floor_note(result: AnalysisResult) -> str:
+    """The footnote of the values marked :data:`figures.NOISE_FLOOR_MARK` (HTML).
+
+    Parameters
+    ----------
+    result
+        The analysis.
+
+    Returns
+    -------
+    str
+        A note when any disc's nucleus ADC reads low because of the noise floor, else
+        ``""`` (such values looked like ordinary ones: an audit).
+    """
+    if not any(figures.reads_low(d) for d in result.discs):
+        return ""
+    return (
+        f'<p class="note warn" id="noise-floor-note">{figures.NOISE_FLOOR_MARK} Reads low: '
+        "the noise floor biases the marked discs' nucleus ADC downwards (flag "
+        "adc_noise_floor_bias), and with it the water index, Water % and ADC class "
+        "computed from it; "
+        "hollow points on the ADC chart.</p>"
+    )
+
+
 _TABLE_HEAD = (
     '<tr><th class="l">Level</th><th class="l">Found</th>'
     "<th>NP ADC mean<br><small>µm²/ms</small></th><th>NP ADC median<br><small>µm²/ms</small></th>"
@@ -572,18 +621,21 @@ def _disc_table(result: AnalysisResult) -> str:
         )
         grade = row["pfirrmann_grade"]
         flags = row["flags"].split(",") if row["flags"] else []
+        low = figures.FLAG_NOISE_FLOOR_BIAS in flags
         rows.append(
             f'<tr class="{"found" if found else "notfound"}" data-level="{_esc(row["level"])}">'
             f'<td class="l"><strong>{_esc(figures.level_name(level, uncertain))}</strong></td>'
             f'<td class="l">{"yes" if found else "not found"}</td>'
-            f"<td>{_num(row['adc_np_mean_um2_per_ms'])}</td>"
-            f"<td>{_num(row['adc_np_median_um2_per_ms'])}</td>"
-            f"<td>{_num(row['adc_disc_median_um2_per_ms'])}</td><td>{_num(row['water_index'])}</td>"
-            f"<td>{_num(row['water_percent'], '{:.1f}')}</td>"
+            f"<td>{_low(_num(row['adc_np_mean_um2_per_ms']), low)}</td>"
+            f"<td>{_low(_num(row['adc_np_median_um2_per_ms']), low)}</td>"
+            f"<td>{_num(row['adc_disc_median_um2_per_ms'])}</td>"
+            f"<td>{_low(_num(row['water_index']), low)}</td>"
+            f"<td>{_low(_num(row['water_percent'], '{:.1f}'), low)}</td>"
             f"<td>{_num(row['t2_np_csf_ratio'])}</td><td>{heights}</td>"
             f"<td>{_num(row['volume_mm3'], '{:,.0f}')}</td>"
             f"<td>{_roman(grade)} {_num(row['pfirrmann_probability'], '{:.2f}') if grade else ''}"
-            f'</td><td class="l">{_esc(row["adc_class"]) if row["adc_class"] else _NA}</td>'
+            f'</td><td class="l">{_low(_esc(row["adc_class"]) if row["adc_class"] else _NA, low)}'
+            "</td>"
             f'<td class="wrap">{_flags(flags)}</td></tr>'
         )
     notes = []
@@ -596,7 +648,7 @@ def _disc_table(result: AnalysisResult) -> str:
     note_html = "".join(f'<p class="na">{n}</p>' for n in notes)
     return (
         f'<table id="disc-table"><thead>{_TABLE_HEAD}</thead><tbody>{"".join(rows)}'
-        f"</tbody></table>{_water_note(result)}{note_html}"
+        f"</tbody></table>{_noise_floor_note(result)}{_water_note(result)}{note_html}"
     )
 
 
@@ -754,7 +806,13 @@ def render_report(
             "Points: nucleus ADC median with its 10th–90th percentile range, filled with "
             "the colour of the CNN grade and labelled with its numeral (I–V; – without a "
             "grade); squares: disc-core median. Zones: typical nucleus ADC for Pfirrmann "
-            "grades I–V.",
+            "grades I–V."
+            + (
+                f" Hollow points ({figures.NOISE_FLOOR_MARK}): the nucleus ADC reads low "
+                "because of the noise floor (flag adc_noise_floor_bias)."
+                if any(figures.reads_low(d) for d in result.discs)
+                else ""
+            ),
         )
     else:
         chart = _missing("No ADC values to chart", _adc_values_missing(result))
