@@ -90,3 +90,40 @@ def test_report_renders_in_headless_chromium(synthetic: Synthetic, tmp_path: Pat
     # The inlined sagittal images are mostly dark; a page of broken images would be white.
     dark = sum(histogram[:40]) / (1280 * 2000)
     assert dark > 0.03
+
+
+_WIDTH_PROBE = """<script>
+window.addEventListener('load', function () {
+  var box = document.getElementById('disc-table').parentElement;
+  document.body.setAttribute('data-widths', [
+    document.documentElement.scrollWidth, window.innerWidth,
+    box.scrollWidth, box.clientWidth, getComputedStyle(box).overflowX
+  ].join(' '));
+});
+</script>"""
+
+
+def test_report_on_a_phone_scrolls_the_disc_table_not_the_page(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """At 390 px the disc table (cells do not wrap) ran off the screen, the whole page
+    wider than the window (an audit): the table scrolls sideways in its own box and the
+    page fits the window."""
+    probe = tmp_path / "narrow.html"
+    probe.write_text(
+        render_report(synthetic.result).replace("</body>", _WIDTH_PROBE + "</body>"),
+        encoding="utf-8",
+    )
+    dumped = _chromium(
+        tmp_path,
+        "--window-size=390,900",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        probe.as_uri(),
+    )
+    widths = re.search(r'data-widths="(\d+) (\d+) (\d+) (\d+) (\w+)"', dumped.stdout)
+    assert widths is not None
+    page, window, box, box_visible, overflow = widths.groups()
+    assert int(window) <= 500  # headless Chromium keeps a window at least 500 px wide
+    assert int(page) <= int(window)  # nothing runs off the page
+    assert overflow == "auto" and int(box) > int(box_visible)  # the table scrolls in its box

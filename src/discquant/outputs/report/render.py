@@ -547,6 +547,23 @@ def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
     return "".join(parts), r_mm
 
 
+def _scrollable(table: str) -> str:
+    """A table in a container that scrolls sideways when the screen is narrower.
+
+    Parameters
+    ----------
+    table
+        The table's HTML.
+
+    Returns
+    -------
+    str
+        The table inside ``<div class="scroll">``: on a 390 px phone the disc table's
+        unwrapped columns ran off the screen with no way to reach them (an audit).
+    """
+    return f'<div class="scroll">{table}</div>'
+
+
 def _low(cell: str, reads_low: bool) -> str:
     """A table value, marked when it reads low because of the noise floor.
 
@@ -647,8 +664,11 @@ def _disc_table(result: AnalysisResult) -> str:
         notes.append(f"No Pfirrmann grades: {missing_reason(result, 'grading')}")
     note_html = "".join(f'<p class="na">{n}</p>' for n in notes)
     return (
-        f'<table id="disc-table"><thead>{_TABLE_HEAD}</thead><tbody>{"".join(rows)}'
-        f"</tbody></table>{_noise_floor_note(result)}{_water_note(result)}{note_html}"
+        _scrollable(
+            f'<table id="disc-table"><thead>{_TABLE_HEAD}</thead><tbody>{"".join(rows)}'
+            "</tbody></table>"
+        )
+        + f"{_noise_floor_note(result)}{_water_note(result)}{note_html}"
     )
 
 
@@ -685,7 +705,9 @@ def _grade_table(result: AnalysisResult) -> str:
             f"<td>{_num(None if d is None else d.pfirrmann_expected)}</td>"
             f"<td>{_roman(None if d is None else d.pfirrmann_grade)}</td></tr>"
         )
-    return f"<table><thead>{head}</thead><tbody>{''.join(rows)}</tbody></table>"
+    return _scrollable(
+        f'<table id="grade-table"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+    )
 
 
 def _qc(result: AnalysisResult, r_mm: float | None) -> tuple[str, str]:
@@ -758,7 +780,7 @@ def _stage_table(stages: list[StageStatus]) -> str:
         f'<td class="wrap">{_esc(s.message)}</td></tr>'
         for s in stages
     )
-    return (
+    return _scrollable(
         '<table id="stages"><thead><tr><th class="l">Stage</th><th class="l">Status</th>'
         f'<th>Time</th><th class="l">Message</th></tr></thead><tbody>{rows}</tbody></table>'
     )
