@@ -127,3 +127,35 @@ def test_report_on_a_phone_scrolls_the_disc_table_not_the_page(
     assert int(window) <= 500  # headless Chromium keeps a window at least 500 px wide
     assert int(page) <= int(window)  # nothing runs off the page
     assert overflow == "auto" and int(box) > int(box_visible)  # the table scrolls in its box
+
+
+PDFTOTEXT = shutil.which("pdftotext")
+
+
+@pytest.mark.skipif(PDFTOTEXT is None, reason="pdftotext is not installed (poppler-utils)")
+def test_report_prints_on_a4_whole(synthetic: Synthetic, tmp_path: Path) -> None:
+    """Printed (A4, Chromium's print to PDF), the provenance was cut at its screen height
+    inside a scroll box, long lines cut at its edge, and the T2 filled page 1 alone with the
+    ADC map on page 2 (an audit): the provenance prints whole and the pair stays together."""
+    import copy
+
+    result = copy.deepcopy(synthetic.result)
+    result.provenance["many"] = {f"entry_{i:03d}": i for i in range(150)}
+    long_line = "/data/" + "segment_" * 60 + "end"
+    result.provenance["path"] = long_line
+    result.provenance["zz_last"] = "END-OF-PROVENANCE"
+    html = render_report(result).replace("</style>", "@page { size: A4; }</style>", 1)
+    report = tmp_path / "report.html"
+    report.write_text(html, encoding="utf-8")
+    pdf = tmp_path / "report.pdf"
+    _chromium(tmp_path, "--no-pdf-header-footer", f"--print-to-pdf={pdf}", report.as_uri())
+    assert PDFTOTEXT is not None
+    text = subprocess.run(
+        [PDFTOTEXT, str(pdf), "-"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    pages = [re.sub(r"\s+", "", page) for page in text.split("\f")]
+    whole = "".join(pages)
+    assert "END-OF-PROVENANCE" in whole and '"entry_149":149' in whole
+    assert long_line in whole  # wrapped, not cut at the box's edge
+    # both image captions (T2 and ADC) on the first page, beside each other
+    assert pages[0].count("Discsyellowwithlevelnames") == 2
