@@ -1479,3 +1479,27 @@ def test_unreadable_adc_class_thresholds_are_bad_input(tmp_path: Path) -> None:
     assert err.value.path == bad or str(bad) in str(err.value)
     with pytest.raises(InvalidInputError):
         check_config(AnalysisConfig(adc_class_thresholds=tmp_path / "missing.yaml"))
+
+
+def test_fsl_layout_b_vectors_are_read_as_the_fit_reads_them() -> None:
+    """`AdcModel` takes b-vectors in FSL's (3, N) layout as well as (N, 3), but the
+    diffusion stage counted the acquisitions of each volume on the series' own array:
+    (3, N) raised IndexError and the stage failed. Both layouts now give one result."""
+    from discquant.diffusion.stage import run_diffusion
+    from discquant.results import AnalysisResult
+
+    ph = generate_study(3, PhantomConfig(diffusion="3dir", epi_distortion=False))
+    assert ph.bvecs is not None
+    results = []
+    for bvecs in (np.asarray(ph.bvecs), np.asarray(ph.bvecs).T):
+        dwi = Series(SeriesRole.DWI, "test", "DWI", ph.dwi, "sagittal",
+                     bvals_s_per_mm2=ph.bvals, bvecs=bvecs)  # fmt: skip
+        res = AnalysisResult(subject="ph", discs=[])
+        run_diffusion(Study("ph", (dwi,)), res, adc_method="wls", b_min_s_per_mm2=None,
+                      scanner_adc_tolerance=0.05)  # fmt: skip
+        results.append(res)
+    ours, fsl = results
+    assert np.asarray(ph.bvecs).shape == (7, 3) and fsl.adc_fit_n_averages == (1,) * 7
+    assert ours.adc_fit_n_averages == fsl.adc_fit_n_averages and "adc_not_trace" not in ours.flags
+    assert ours.adc_map is not None and fsl.adc_map is not None
+    np.testing.assert_array_equal(ours.adc_map.data, fsl.adc_map.data)

@@ -116,8 +116,8 @@ def run_diffusion(
     result.adc_fit_bvals_s_per_mm2 = tuple(
         float(shell.bval_s_per_mm2) for shell in model.used_shells for _ in shell.volumes
     )
-    result.adc_fit_n_averages = acquisitions_per_volume(model.used_shells, dwi.bvecs)
-    if directional := directional_shells(model.used_shells, dwi.bvecs):
+    result.adc_fit_n_averages = acquisitions_per_volume(model.used_shells, model.bvecs)
+    if directional := directional_shells(model.used_shells, model.bvecs):
         # One gradient direction per shell was fitted as if it were a trace, silently (a
         # user trial): one phantom direction read the nucleus ADC -8 % to +12 % off.
         result.warnings.append(
