@@ -56,7 +56,7 @@ def test_bad_config_and_values(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"bad\.yaml"):
         load_adc_thresholds(cfg)
     cfg.write_text("unit: um2_per_ms\nclasses: []\n")
-    with pytest.raises(InvalidInputError, match="no classes"):
+    with pytest.raises(InvalidInputError, match=r"lists 0 class\(es\)"):
         load_adc_thresholds(cfg)
     with pytest.raises(ValueError, match="finite"):
         adc_class(float("nan"))
@@ -91,6 +91,9 @@ def test_bad_config_and_values(tmp_path: Path) -> None:
          "a class name must be text"),
         ("unit: um2_per_ms\nclasses:\n  - {name: a, upper: true}\n  - {name: b, upper: null}\n",
          "an upper bound must be a number or null"),
+        # one open class loaded, and writing the outputs' legend raised TypeError after the
+        # whole analysis (exit 1; a code review)
+        ("unit: um2_per_ms\nclasses:\n  - {name: any, upper: null}\n", "it needs two or more"),
         # Latin-1 bytes: a UnicodeDecodeError traceback, exit 1 (a review)
         (b"unit: um2_per_ms\n# caf\xe9\nclasses:\n  - {name: a, upper: 1.5}\n", "UTF-8"),
     ],

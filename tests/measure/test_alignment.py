@@ -9,6 +9,7 @@ import pytest
 from discquant.io.study import Volume
 from discquant.measure.alignment import (
     MAX_CORRECTED_MM,
+    count_discs,
     decide_offset,
     estimate_disc_offset,
     in_plane_voxel_mm,
@@ -171,3 +172,16 @@ def test_too_few_discs_on_one_image_leave_the_study_unchecked() -> None:
     }
     cut = decide_offset(_discs(), _discs(), 2.5, cut={120, 121, 122, 123})
     assert cut.record["why"].startswith("fewer than 2 discs found on the T2")
+
+
+def test_the_lumbar_disc_count_takes_l1_l2_to_l5_s1_only() -> None:
+    """`count_discs(lumbar=True)` counted every label from 120 to 199 (an L6-S1 disc, 125,
+    or a user's label 150), though it says L1-L2 … L5-S1; the match rule compares it with
+    the matched discs."""
+    data = np.zeros((4, 4, 8), np.int16)
+    for k, value in enumerate((119, 120, 124, 125, 150)):
+        data[0, 0, k] = value
+    labels = Volume(data, np.eye(4))
+    assert count_discs(labels, lumbar=True) == 2
+    assert count_discs(labels, lumbar=True, cut=(124,)) == 1
+    assert count_discs(labels) == 5

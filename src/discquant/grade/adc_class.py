@@ -97,8 +97,13 @@ def _parse(text: str, where: str) -> AdcClassThresholds:
         classes = tuple((_class_name(c["name"]), _upper(c["upper"])) for c in raw["classes"])
     except (KeyError, TypeError, AttributeError, ValueError) as exc:
         raise InvalidInputError(f"invalid ADC class config: {exc}", path=where) from exc
-    if not classes:
-        raise InvalidInputError("the ADC class config lists no classes", path=where)
+    if len(classes) < 2:
+        # one open class passed the bounds check below and failed the outputs' legend
+        # (no bound to print) after the whole analysis: a traceback, exit 1
+        raise InvalidInputError(
+            f"the ADC class config lists {len(classes)} class(es); it needs two or more",
+            path=where,
+        )
     # The DICOM SR codes a class as ADCC_<first 11 letters, upper case> (a code value
     # holds 16 characters): names that agree there would be one code for two classes.
     keys = [name.strip().upper()[:11] for name, _ in classes]

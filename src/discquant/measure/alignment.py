@@ -95,7 +95,8 @@ def count_discs(labels: Volume, *, lumbar: bool = False, cut: Collection[int] = 
     """Disc labels present, those in ``cut`` left out: the lumbar ones (120–124) or any
     (100–199)."""
     first = DISC_LABELS["L1-L2"] if lumbar else DISC_OFFSET
-    return len(set(_disc_centres(labels, first)) - set(cut))
+    last = DISC_LABELS["L5-S1"] if lumbar else ENDPLATE_OFFSET - 1
+    return len({v for v in _disc_centres(labels, first) if v <= last} - set(cut))
 
 
 def match_discs(
