@@ -1503,3 +1503,26 @@ def test_fsl_layout_b_vectors_are_read_as_the_fit_reads_them() -> None:
     assert ours.adc_fit_n_averages == fsl.adc_fit_n_averages and "adc_not_trace" not in ours.flags
     assert ours.adc_map is not None and fsl.adc_map is not None
     np.testing.assert_array_equal(ours.adc_map.data, fsl.adc_map.data)
+
+
+def test_a_failed_transfer_stage_is_named_on_every_disc(
+    phantom: PhantomStudy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When carrying the masks to the DWI grid failed, the analysis went on and every disc
+    had empty ADC cells with no flag and no study word but the stage's (a code review)."""
+    import discquant.pipeline as pipeline
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("transfer broke")
+
+    monkeypatch.setattr(pipeline, "_to_dwi_grid", broken)
+    res = analyze(
+        _study(phantom), segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)
+    )
+    assert [(s.name, s.message) for s in res.stages if not s.ok] == [
+        ("transfer", "RuntimeError: transfer broke")
+    ]
+    found = [d for d in res.discs if d.found]
+    assert len(found) == 5 and all(d.adc_np is None and d.adc_class is None for d in found)
+    assert all("adc_withheld_transfer_failed" in d.flags for d in found)
+    assert all(d.height_middle_mm is not None for d in found)  # the T2 measures are kept

@@ -185,6 +185,7 @@ FLAG_ADC_WITHHELD_FRAMES = "adc_withheld_frames_differ"
 FLAG_NO_DIFFUSION = "no_diffusion_series"
 FLAG_ADC_WITHHELD_NO_DWI = "adc_withheld_no_dwi"
 FLAG_ADC_WITHHELD_DIFFUSION_FAILED = "adc_withheld_diffusion_failed"
+FLAG_ADC_WITHHELD_TRANSFER_FAILED = "adc_withheld_transfer_failed"
 
 
 def _why_no_t2(study: Study, *, most: int = 3) -> str:
@@ -341,9 +342,15 @@ def _run_stages(
     level_flags = _study_flags_on_every_disc(study, segmentation, result)
     nucleus_dwi, adc_withheld = None, False
     if result.adc_map is not None:
-        with stages.run("transfer"):
+        with stages.run("transfer") as transfer:
             nucleus_dwi = _to_dwi_grid(study, segmentation, result, config, segment)
             adc_withheld = _transfer_flags(result, level_flags)
+        if not transfer.ok:
+            # the masks are not on the ADC map: each disc's empty ADC cells said nothing
+            # (a code review), as they did for a failed diffusion stage before
+            adc_withheld = True
+            for level in DISC_LABELS:
+                level_flags.setdefault(level, []).append(FLAG_ADC_WITHHELD_TRANSFER_FAILED)
     with stages.run("measurement"):
         _measure(
             study,

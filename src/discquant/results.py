@@ -293,6 +293,7 @@ FLAG_MEANINGS: dict[str, str] = {
     "adc_withheld_frames_differ": "ADC withheld: T2 and DWI of different studies, unchecked",
     "adc_withheld_no_dwi": "ADC withheld: the study has no diffusion series",
     "adc_withheld_diffusion_failed": "ADC withheld: the diffusion stage failed",
+    "adc_withheld_transfer_failed": "ADC withheld: masks not carried to the DWI grid",
     "no_diffusion_series": "The study has no diffusion series",
     "t2_withheld_too_few_voxels": "T2 measures withheld: too few voxels",
     "t2_withheld_no_signal": "T2 measures withheld: no nucleus signal",
