@@ -1526,3 +1526,30 @@ def test_a_failed_transfer_stage_is_named_on_every_disc(
     assert len(found) == 5 and all(d.adc_np is None and d.adc_class is None for d in found)
     assert all("adc_withheld_transfer_failed" in d.flags for d in found)
     assert all(d.height_middle_mm is not None for d in found)  # the T2 measures are kept
+
+
+def test_a_diffusion_series_with_no_fittable_voxel_fails_its_stage(phantom: PhantomStudy) -> None:
+    """b > 0 volumes of NaN gave an all-NaN ADC map with the diffusion stage "ok": a blank
+    report panel and every disc "too few voxels" (an audit). The stage now fails, saying
+    which volume has no signal, and each disc says why it has no ADC. A scanner map of
+    zeros alone does the same."""
+    data = np.array(phantom.dwi.data, dtype=np.float32)
+    data[..., phantom.bvals > 0] = np.nan
+    t2 = Series(SeriesRole.T2, "test", "T2", phantom.t2, "sagittal")
+    dwi = Series(SeriesRole.DWI, "test", "DWI", Volume(data, phantom.dwi.affine), "sagittal",
+                 bvals_s_per_mm2=phantom.bvals, bvecs=phantom.bvecs)  # fmt: skip
+    zeros = Volume(np.zeros(phantom.dwi.data.shape[:3], np.float32), phantom.dwi.affine)
+    adc = Series(SeriesRole.ADC, "test", "ADC", zeros, "sagittal", adc_scale_to_um2_per_ms=1.0)
+    first = int(np.flatnonzero(phantom.bvals > 0)[0])
+    for series, message in [
+        (dwi, f"volume {first} (b = {phantom.bvals[first]:g} s/mm²) has no positive signal"),
+        (adc, "the scanner's ADC map 'ADC' holds no positive value"),
+    ]:
+        res = analyze(Study("ph", (t2, series)),
+                      segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2))  # fmt: skip
+        failed = [s for s in res.stages if not s.ok]
+        assert [s.name for s in failed] == ["diffusion"] and message in failed[0].message
+        assert res.adc_map is None
+        found = [d for d in res.discs if d.found]
+        assert len(found) == 5
+        assert all("adc_withheld_diffusion_failed" in d.flags for d in found)

@@ -390,3 +390,41 @@ def _check_unit_directions(bvals: npt.NDArray[np.float64], bvecs: npt.NDArray[np
             "normalise them, with the b-values scaled by their squared length if that is "
             "the file's convention"
         )
+
+
+def why_no_valid_voxel(
+    data: npt.NDArray[np.floating],
+    model: AdcModel,
+    fit: AdcFit,
+    mask: npt.NDArray[np.generic] | None = None,
+) -> str:
+    """Why a fit left no voxel valid (``fit.n_valid == 0``), in one line.
+
+    An empty mask; a used volume without positive signal (each voxel of its shell's
+    geometric mean is then 0: one b = 800 volume of zeros, or of NaN); else the
+    invalid-voxel rules in general.
+
+    Parameters
+    ----------
+    data
+        The DWI that was fitted, volumes last.
+    model, fit
+        The model and its fit.
+    mask
+        The mask the fit was restricted to, if any.
+    """
+    if mask is not None and not mask.any():
+        return "no voxel could be fitted: the mask selects none"
+    for shell in model.used_shells:
+        for v in shell.volumes:
+            image = data[..., v]
+            if not np.any(np.isfinite(image) & (image > 0)):
+                return (
+                    f"no voxel could be fitted: volume {v} (b = {model.bvals[v]:g} s/mm²) "
+                    "has no positive signal; leave it out of the DWI"
+                )
+    sigma = "" if not fit.noise_sigma else f", or at the noise σ ({fit.noise_sigma:.4g})"
+    return (
+        "no voxel could be fitted: in each, a signal is 0 or less, a diffusion-weighted "
+        f"signal lies above its b≈0 signal{sigma} (docs/adc.md, the invalid-voxel rules)"
+    )

@@ -62,12 +62,13 @@ def run_diffusion(
     Raises
     ------
     DiscquantError
-        When the DWI has no b-values.
+        When the DWI has no b-values, or no voxel could be fitted (or the scanner's map,
+        used alone, holds no positive value).
     InvalidInputError
         When :class:`~discquant.diffusion.adc.AdcModel` refuses the b-values or the
         method.
     """
-    from discquant.diffusion.adc import AdcModel
+    from discquant.diffusion.adc import AdcModel, why_no_valid_voxel
     from discquant.diffusion.residuals import shell_residuals
     from discquant.diffusion.shells import (
         B0_MAX_S_PER_MM2,
@@ -83,6 +84,10 @@ def run_diffusion(
         # signal); as numbers they entered the disc statistics (a nucleus median of 0 at
         # low SNR). Here, as in discquant's own maps, a voxel without an ADC is NaN.
         data = np.where(scanner.data > 0, scanner.data, np.nan).astype(np.float32)
+        if not np.isfinite(data).any():  # as for a fit without a valid voxel, below
+            raise DiscquantError(
+                f"the scanner's ADC map {study.adc.description!r} holds no positive value"
+            )
         result.adc_map = Volume(data, scanner.affine)
         result.warnings.append(
             "no raw DWI: the scanner's ADC map is used (its voxels ≤ 0, not fitted, as NaN)"
@@ -107,6 +112,10 @@ def run_diffusion(
         b_min_s_per_mm2=b_min_s_per_mm2,
     )
     fit = model.fit(dwi.image.data)
+    if fit.n_valid == 0:
+        # an all-NaN map went on: the stage "ok", a blank report panel, and each disc
+        # "too few voxels" (an audit: the b > 0 volumes NaN)
+        raise DiscquantError(why_no_valid_voxel(dwi.image.data, model, fit))
     affine = dwi.image.affine
     result.adc_map = Volume(np.asarray(fit.adc_um2_per_ms, dtype=np.float32), affine)
     rmse = getattr(fit, "rmse_log", None)

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from discquant.diffusion.adc import AdcFit, AdcModel
+from discquant.diffusion.adc import AdcFit, AdcModel, why_no_valid_voxel
 from discquant.diffusion.shells import directional_shells
 from discquant.errors import InputNotFoundError, InvalidInputError
 from discquant.io.nifti import set_scanner_space
@@ -229,28 +229,6 @@ def _quantity(not_trace_bvals_s_per_mm2: Sequence[float]) -> str:
     return (
         "apparent diffusion coefficient along the DWI's gradient directions, not the trace: "
         f"the directions at b = {shells} s/mm² do not span space"
-    )
-
-
-def _why_no_voxel(
-    data: npt.NDArray[Any], model: AdcModel, fit: AdcFit, mask: npt.NDArray[Any] | None
-) -> str:
-    """Why a fit left no voxel valid: an empty mask, a used volume without signal (each
-    voxel of its shell's geometric mean is then 0), else the rules in general."""
-    if mask is not None and not mask.any():
-        return "no voxel could be fitted: the mask selects none"
-    for shell in model.used_shells:
-        for v in shell.volumes:
-            image = data[..., v]
-            if not np.any(np.isfinite(image) & (image > 0)):
-                return (
-                    f"no voxel could be fitted: volume {v} (b = {model.bvals[v]:g} s/mm²) "
-                    "has no positive signal; leave it out of the DWI"
-                )
-    sigma = "" if not fit.noise_sigma else f", or at the noise σ ({fit.noise_sigma:.4g})"
-    return (
-        "no voxel could be fitted: in each, a signal is 0 or less, a diffusion-weighted "
-        f"signal lies above its b≈0 signal{sigma} (docs/adc.md, the invalid-voxel rules)"
     )
 
 
@@ -499,7 +477,7 @@ def compute_and_write_adc(
             raise
         raise InvalidInputError(exc.reason, path=src) from exc
     if fit.n_valid == 0:  # an all-NaN map written with exit 0 (an audit)
-        raise InvalidInputError(_why_no_voxel(data, model, fit, mask_arr), path=src)
+        raise InvalidInputError(why_no_valid_voxel(data, model, fit, mask_arr), path=src)
     not_trace = directional_shells(model.used_shells, model.bvecs)
     if not_trace:  # a single direction was written as "the trace", silently (an audit)
         log.warning("%s", _quantity(not_trace))
