@@ -1545,11 +1545,28 @@ def test_a_diffusion_series_with_no_fittable_voxel_fails_its_stage(phantom: Phan
         (dwi, f"volume {first} (b = {phantom.bvals[first]:g} s/mm²) has no positive signal"),
         (adc, "the scanner's ADC map 'ADC' holds no positive value"),
     ]:
-        res = analyze(Study("ph", (t2, series)),
-                      segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2))  # fmt: skip
+        seg = _truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)
+        res = analyze(Study("ph", (t2, series)), segmenter=seg)
         failed = [s for s in res.stages if not s.ok]
         assert [s.name for s in failed] == ["diffusion"] and message in failed[0].message
         assert res.adc_map is None
         found = [d for d in res.discs if d.found]
         assert len(found) == 5
         assert all("adc_withheld_diffusion_failed" in d.flags for d in found)
+
+
+def test_a_mirrored_header_is_said_and_every_level_is_uncertain(phantom: PhantomStudy) -> None:
+    """The segmenter's `header_looks_mirrored` (the canal not behind the bodies) makes
+    every level name uncertain and is said in words: heights and volumes are unreliable."""
+    seg = _truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)
+
+    def mirrored(image: Volume) -> Any:
+        return SimpleNamespace(**{**vars(seg(image)), "flags": ["header_looks_mirrored"]})
+
+    res = analyze(_study(phantom, dwi=False), segmenter=mirrored)
+    assert "header_looks_mirrored" in res.flags
+    assert [w for w in res.warnings if "look mirrored front to back" in w]
+    found = [d for d in res.discs if d.found]
+    assert len(found) == 5 and all("level_uncertain" in d.flags for d in found)
+    plain = analyze(_study(phantom, dwi=False), segmenter=seg)
+    assert not [w for w in plain.warnings if "mirrored" in w]

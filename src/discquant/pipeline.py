@@ -62,6 +62,7 @@ from discquant.output_paths import (
 from discquant.results import (
     CANAL_LABEL,
     DISC_LABELS,
+    FLAG_HEADER_MIRRORED,
     LEVELS,
     STUDY_WIDE_LEVEL_FLAGS,
     AnalysisResult,
@@ -436,6 +437,13 @@ def _segment(
     status.message = _levels_message(
         segmentation.levels, "" if study.t2 is not None else " on the DWI b≈0 image"
     )
+    if FLAG_HEADER_MIRRORED in segmentation.flags:
+        result.warnings.append(
+            "the spinal canal was not found behind the vertebral bodies (less than 10 mm): "
+            "the image header's directions look mirrored front to back, so level names, "
+            "anterior and posterior heights and volumes are unreliable; check the image's "
+            "orientation (qform/sform)"
+        )
     return segmentation
 
 

@@ -261,6 +261,7 @@ FLAG_NO_DISCS = "no_discs_found"
 FLAG_L5S1_SUSPECT = "l5_s1_disc_possibly_missed"
 FLAG_DISC_MISSED = "disc_possibly_missed"
 FLAG_NOT_SAGITTAL = "input_not_sagittal"
+FLAG_HEADER_MIRRORED = "header_looks_mirrored"
 
 STUDY_WIDE_LEVEL_FLAGS = frozenset(
     {
@@ -268,6 +269,7 @@ STUDY_WIDE_LEVEL_FLAGS = frozenset(
         FLAG_NO_SACRUM,
         FLAG_TRANSITIONAL,
         FLAG_NOT_SAGITTAL,
+        FLAG_HEADER_MIRRORED,
         FLAG_DISC_MISSED,
         FLAG_L5S1_SUSPECT,
     }
@@ -317,6 +319,7 @@ FLAG_MEANINGS: dict[str, str] = {
     "no_discs_found": "No discs found",
     "no_lumbar_discs_found": "No lumbar discs found",
     "input_not_sagittal": "Input not sagittal",
+    "header_looks_mirrored": "Canal not behind the vertebrae: image header looks mirrored",
     "frames_of_reference_differ": "T2 and diffusion frames of reference differ",
     "adc_not_trace": "ADC along the DWI's directions, not the trace",
     "discs_not_in_dwi": "The DWI covers none of the discs",

@@ -18,9 +18,10 @@ from discquant.errors import InvalidInputError, ModelError
 from discquant.io.roles import orientation_from_affine
 from discquant.io.study import Volume
 from discquant.models import not_a_model, read_torch_file, weights_sha256
-from discquant.results import FLAG_NOT_SAGITTAL
+from discquant.results import FLAG_HEADER_MIRRORED, FLAG_NOT_SAGITTAL
 from discquant.segment.levels import DiscLevel, name_levels
 from discquant.segment.network import network_from_meta
+from discquant.segment.orientation import canal_behind_bodies_mm, header_looks_mirrored
 from discquant.segment.preprocess import (
     back_to_input,
     context_offset,
@@ -88,7 +89,8 @@ class SpineSegmentation:
         ``l5_s1_disc_possibly_missed``, ``disc_possibly_missed`` (a link between named
         discs about twice its neighbours), ``no_discs_found``, ``input_not_sagittal`` (an
         axial, coronal or oblique image, resampled to sagittal slices for a network
-        trained on sagittal ones).
+        trained on sagittal ones), ``header_looks_mirrored`` (the spinal canal found
+        less than 10 mm behind the vertebral bodies: :mod:`discquant.segment.orientation`).
     model
         Which weights produced it (file name and training step).
     model_weights_sha256
@@ -252,6 +254,15 @@ def segment_spine(
             plane,
         )
         flags.append(FLAG_NOT_SAGITTAL)
+    canal_behind_mm = canal_behind_bodies_mm(cls, ro.affine, classes)
+    if header_looks_mirrored(canal_behind_mm):
+        assert canal_behind_mm is not None
+        logger.warning(
+            "the spinal canal lies %.0f mm behind the vertebral bodies (in front when "
+            "negative): the image header's directions look mirrored, check the levels",
+            canal_behind_mm,
+        )
+        flags.append(FLAG_HEADER_MIRRORED)
 
     def _mask(name: str) -> Volume | None:
         if name not in classes:
