@@ -981,16 +981,26 @@ def test_only_the_level_named_with_low_confidence_is_uncertain(phantom: PhantomS
 def test_the_segmentation_stage_counts_the_lumbar_levels_it_measures() -> None:
     """A segmentation naming T11-T12 and T12-L1 too said "7 disc levels named" beside a
     table of five lumbar discs."""
-    from types import SimpleNamespace
 
     from discquant.pipeline import _levels_message
 
     names = ["T11-T12", "T12-L1", "L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
-    levels = [SimpleNamespace(name=n) for n in names]
-    assert _levels_message(levels) == "5 lumbar disc levels named (and T11-T12, T12-L1)"
-    assert _levels_message(levels[2:3], " on the DWI b≈0 image") == (
+    assert _levels_message(names) == "5 lumbar disc levels named (and T11-T12, T12-L1)"
+    assert _levels_message(names[2:3], " on the DWI b≈0 image") == (
         "1 lumbar disc level named on the DWI b≈0 image"
     )
+
+
+def test_a_segmenter_that_lists_no_levels_is_counted_from_its_labels(
+    phantom: PhantomStudy,
+) -> None:
+    """A user's segmenter may return `levels=[]`: the stage said "0 lumbar disc levels
+    named" above a table of five measured discs (a code review)."""
+    seg = _truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)  # levels=[]
+    assert {118, 119} < set(np.unique(phantom.labels_t2.data))  # T11-T12, T12-L1 labelled
+    res = analyze(_study(phantom, dwi=False), segmenter=seg)
+    status = next(s for s in res.stages if s.name == "segmentation")
+    assert status.message == "5 lumbar disc levels named (and T11-T12, T12-L1)"
 
 
 @pytest.mark.parametrize(("b", "said"), [(0.0, False), (800.0, True)])

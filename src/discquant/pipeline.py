@@ -62,7 +62,9 @@ from discquant.output_paths import (
 from discquant.results import (
     CANAL_LABEL,
     DISC_LABELS,
+    DISC_OFFSET,
     FLAG_HEADER_MIRRORED,
+    LABEL_NAMES,
     LEVELS,
     STUDY_WIDE_LEVEL_FLAGS,
     AnalysisResult,
@@ -435,7 +437,7 @@ def _segment(
         result.flags.append("no_lumbar_discs_found")
         return None
     status.message = _levels_message(
-        segmentation.levels, "" if study.t2 is not None else " on the DWI b≈0 image"
+        _disc_names(segmentation), "" if study.t2 is not None else " on the DWI b≈0 image"
     )
     if FLAG_HEADER_MIRRORED in segmentation.flags:
         result.warnings.append(
@@ -865,11 +867,19 @@ def _grade(
         models["pfirrmann_weights_sha256"] = sha
 
 
-def _levels_message(levels: list[DiscLevel], where: str = "") -> str:
+def _disc_names(segmentation: Segmentation) -> list[str]:
+    """The names of the discs the segmentation found: its levels, or where it lists none
+    (a user's segmenter may not) the disc labels of its label map, superior first."""
+    if segmentation.levels:
+        return [str(level.name) for level in segmentation.levels]
+    present = np.unique(np.asarray(segmentation.labels.data))
+    return [LABEL_NAMES[int(v)][1] for v in present if v in LABEL_NAMES and v >= DISC_OFFSET]
+
+
+def _levels_message(names: list[str], where: str = "") -> str:
     """``"5 lumbar disc levels named (and T11-T12, T12-L1)"``: the stage message counts the
     levels the disc table measures and names the others apart (it said "7 disc levels
     named" beside a table of five). ``where`` follows "named"."""
-    names = [str(level.name) for level in levels]
     lumbar = [n for n in names if n in DISC_LABELS]
     others = [n for n in names if n not in DISC_LABELS]
     message = f"{len(lumbar)} lumbar disc level{'s' if len(lumbar) != 1 else ''} named{where}"

@@ -127,7 +127,7 @@ def dseg_tsv_text(present: Collection[int] | None = None) -> str:
     -------
     str
         A header ``index, name, abbreviation`` and one tab-separated row per label, in
-        label order (``20  L1 vertebra  L1``, ``124  L5-S1 disc  L5-S1``).
+        label order (``20  L1 vertebral body  L1``, ``124  L5-S1 disc  L5-S1``).
     """
     lines = ["index\tname\tabbreviation"]
     for value in sorted(LABEL_NAMES):
