@@ -167,6 +167,13 @@ class DiscResult:
     adc_np: AdcStats | None = None
     snr_np_b0: float | None = None
     """Median b≈0 signal of the nucleus core over the noise σ of one DWI volume."""
+    adc_np_noise_bias_percent: float | None = None
+    """The nucleus median ADC's expected error from magnitude noise, in percent of the
+    value: negative where the noise floor at high b makes it read low, positive where the
+    voxels the fit drops make it read high (flag ``adc_noise_floor_bias`` beyond ±5 %).
+    It errs large (σ from the background reads high): a warning and a direction, not a
+    correction. None where the noise was not estimated, or where every simulated voxel
+    was dropped."""
     # Water
     water_index: float | None = None
     water_index_csf: float | None = None
@@ -287,7 +294,7 @@ FLAG_MEANINGS: dict[str, str] = {
     "snr_not_estimated": "Noise not estimated: SNR not checked",
     "adc_np_imprecise": "Nucleus median ADC imprecise",
     "adc_disc_voxels_dropped": "Whole-disc ADC reads high: over 5 % of its voxels not fitted",
-    "adc_noise_floor_bias": "Nucleus ADC biased by the noise floor (expected beyond 5 %)",
+    "adc_noise_floor_bias": "Nucleus ADC biased >5 % by noise (adc_np_noise_bias_percent)",
     "not_in_fov": "Level beyond the image's field of view (its disc's expected place)",
     "not_found": "Level not found within the field of view (missed, or absent)",
     "disc_not_in_dwi": "Disc not in the DWI",

@@ -100,6 +100,7 @@ def _disc(level: str, i: int) -> DiscResult:
             n_voxels=40 + i,
         ),
         snr_np_b0=30.0 + 2.5 * i,
+        adc_np_noise_bias_percent=-1.7 - 1.3 * i,
         water_index=np_adc / 2.0,
         water_index_csf=np_adc / 3.1,
         water_percent=80.0 - 6.0 * i,

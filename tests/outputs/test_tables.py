@@ -62,7 +62,8 @@ TRUTH: dict[str, Callable[[DiscResult], object]] = {
     **{
         name: attrgetter(name)
         for name in (
-            "snr_np_b0 water_index water_index_csf water_percent t2_np_csf_ratio "
+            "snr_np_b0 adc_np_noise_bias_percent water_index water_index_csf water_percent "
+            "t2_np_csf_ratio "
             "t2_np_reference_ratio t2_np_heterogeneity height_anterior_mm height_middle_mm "
             "height_posterior_mm disc_height_index ap_depth_mm volume_mm3 pfirrmann_grade "
             "pfirrmann_expected"

@@ -490,6 +490,8 @@ def _noise_measures(
     if 1.96 * MEDIAN_SE_FACTOR * bound_rel > config.max_noise_limited_error:
         result.flags.append("low_snr")
     bias = _noise_floor_bias(float(np.median(s0)), adc_um2_per_ms, sigma, inputs)
+    # the size and the sign: the flag alone did not say which way the value reads (an audit)
+    result.adc_np_noise_bias_percent = 100.0 * bias if math.isfinite(bias) else None
     if not abs(bias) <= config.max_noise_floor_bias:  # NaN too
         result.flags.append("adc_noise_floor_bias")
 

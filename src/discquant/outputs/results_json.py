@@ -23,12 +23,12 @@ from discquant.results import LEVELS, AdcStats, AnalysisResult, DiscResult
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1.3.0"
+SCHEMA_VERSION = "1.4.0"
 """Version of the results document; the schema pins it (``const``). Bump the minor version
 when a key is added or allows more values (1.1.0: per-disc ``snr_np_b0``; 1.2.0: null items
 in ``pfirrmann_probabilities`` and ``centroid_ras_mm``; 1.3.0: ``bids``, the subject and
-session labels of the output folder), the major one when a key changes meaning or goes
-away."""
+session labels of the output folder; 1.4.0: per-disc ``adc_np_noise_bias_percent``), the
+major one when a key changes meaning or goes away."""
 SCHEMA_RESOURCE = "results.schema.json"
 
 
