@@ -492,10 +492,11 @@ def test_adc_chart_points_carry_their_grade_in_a_label_and_a_legend(
         assert labels.get((x, disc.adc_np.median)) == expected, level
 
 
-def test_values_that_read_low_from_the_noise_floor_are_marked(synthetic: Synthetic) -> None:
-    """A disc flagged adc_noise_floor_bias (its nucleus ADC reads low) looked like any
-    other in the table and the chart (an audit): its nucleus ADC and the values computed
-    from it carry a footnote mark, and its chart point is hollow."""
+def test_values_that_noise_biases_are_marked_with_the_expected_error(synthetic: Synthetic) -> None:
+    """A disc flagged adc_noise_floor_bias (its nucleus ADC biased by noise) looked like
+    any other in the table and the chart (an audit): its nucleus ADC and the values
+    computed from it carry a footnote mark with the expected error and its sign, and its
+    chart point is hollow."""
     import copy
 
     from matplotlib.colors import to_hex
@@ -503,6 +504,7 @@ def test_values_that_read_low_from_the_noise_floor_are_marked(synthetic: Synthet
     result = copy.deepcopy(synthetic.result)
     low = next(d for d in result.discs if d.level == "L2-L3")
     low.flags.append("adc_noise_floor_bias")
+    low.adc_np_noise_bias_percent = -23.9
     html = render_report(result)
     table = html.split('<table id="disc-table">')[1].split("</table>")[0]
     rows = dict(re.findall(r'data-level="([^"]+)">(.*?)</tr>', table))
@@ -513,9 +515,11 @@ def test_values_that_read_low_from_the_noise_floor_are_marked(synthetic: Synthet
     assert all('class="flagged"' in cells[i] for i in marked)
     assert re.sub(r"<[^>]+>", "", cells[3]) == f"{low.adc_np.median:.2f}†"  # type: ignore[union-attr]
     assert not any("†" in r for level, r in rows.items() if level != "L2-L3")
+    assert 'title="expected error from noise -24 % (adc_noise_floor_bias)"' in cells[3]
     note = html.split('id="noise-floor-note"')[1].split("</p>")[0]
-    assert "† Reads low: the noise floor biases" in note and "adc_noise_floor_bias" in note
-    assert "Hollow points (†): the nucleus ADC reads low" in html
+    assert "† Biased by noise: magnitude noise moves" in note and "adc_noise_floor_bias" in note
+    assert note.endswith("Expected error (an estimate that errs large): L2-L3 -24 %.")
+    assert "Hollow points (†): the nucleus ADC is biased by noise" in html
     assert 'id="noise-floor-note"' not in render_report(synthetic.result)
 
     ax = figures.adc_chart_figure(result.discs).axes[0]
@@ -531,4 +535,4 @@ def test_values_that_read_low_from_the_noise_floor_are_marked(synthetic: Synthet
             assert fills[x] == figures.GRADE_COLOURS[grade - 1]  # type: ignore[operator]
     legend = ax.get_legend()
     assert legend is not None
-    assert "hollow †: reads low (noise floor)" in [t.get_text() for t in legend.get_texts()]
+    assert "hollow †: biased by noise" in [t.get_text() for t in legend.get_texts()]

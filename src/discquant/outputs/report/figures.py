@@ -37,9 +37,10 @@ GRADE_NAMES = ("I", "II", "III", "IV", "V")
 GRADE_COLOURS = ("#1a9850", "#91cf60", "#fee08b", "#fc8d59", "#d73027")
 NO_GRADE_COLOUR = "#222222"
 FLAG_NOISE_FLOOR_BIAS = "adc_noise_floor_bias"
-"""A disc's flag: its nucleus ADC reads low, biased by the noise floor."""
+"""A disc's flag: its nucleus ADC is biased by magnitude noise beyond ±5 % (the noise floor
+makes it read low, the voxels the fit drops high: ``DiscResult.adc_np_noise_bias_percent``)."""
 NOISE_FLOOR_MARK = "†"
-"""The mark of a value that reads low because of the noise floor (tables and legend)."""
+"""The mark of a value biased by noise (tables and legend)."""
 DISC_COLOUR = "#ffd92f"
 VERTEBRA_COLOUR = "#4eb3d3"
 NO_VALUE_COLOUR = "#808080"
@@ -294,8 +295,8 @@ def level_name(level: str, uncertain: frozenset[str]) -> str:
     return level + ("?" if level in uncertain else "")
 
 
-def reads_low(disc: DiscResult) -> bool:
-    """Whether the disc's nucleus ADC reads low because of the noise floor.
+def noise_biased(disc: DiscResult) -> bool:
+    """Whether the disc's nucleus ADC is biased by noise beyond ±5 %.
 
     Parameters
     ----------
@@ -385,7 +386,7 @@ def adc_chart_figure(discs: list[DiscResult]) -> Figure:
         "Nucleus ADC (● median, bar p10–p90; fill and label = CNN grade) · disc core (□ median)",
         fontsize=8.5,
     )
-    _chart_legend(ax, hollow=any(reads_low(d) for d in discs if d.level in points))
+    _chart_legend(ax, hollow=any(noise_biased(d) for d in discs if d.level in points))
     return fig
 
 
@@ -416,12 +417,12 @@ def _grade_label(grade: int | None) -> str:
 
 def _draw_level(ax: Axes, x: int, disc: DiscResult, point: tuple[float, float, float]) -> None:
     """One level's nucleus point (median and p10-p90 bar, filled with the grade's colour
-    and labelled with its numeral to the left; hollow when it reads low because of the
-    noise floor) and its disc core median (a square)."""
+    and labelled with its numeral to the left; hollow when noise biases it) and its disc
+    core median (a square)."""
     p10, median, p90 = point
     grade = disc.pfirrmann_grade
     colour = NO_GRADE_COLOUR if grade is None else GRADE_COLOURS[grade - 1]
-    if reads_low(disc):  # hollow: the value reads low; the label still gives the grade
+    if noise_biased(disc):  # hollow: biased by noise; the label still gives the grade
         colour = "white"
     ax.errorbar(
         x,
@@ -455,7 +456,7 @@ def _draw_level(ax: Axes, x: int, disc: DiscResult, point: tuple[float, float, f
 
 def _chart_legend(ax: Axes, *, hollow: bool) -> None:
     """The chart's legend, outside the axes on the right: each grade's fill and numeral,
-    the point without a grade, the hollow point of a nucleus ADC that reads low (when
+    the point without a grade, the hollow point of a nucleus ADC biased by noise (when
     ``hollow``: the chart has one), and the disc core's square."""
     from matplotlib.lines import Line2D
 
@@ -467,7 +468,7 @@ def _chart_legend(ax: Axes, *, hollow: bool) -> None:
     handles = [point(GRADE_COLOURS[g], f"grade {GRADE_NAMES[g]}") for g in range(5)]
     handles.append(point(NO_GRADE_COLOUR, "– no grade"))
     if hollow:
-        handles.append(point("white", f"hollow {NOISE_FLOOR_MARK}: reads low (noise floor)"))
+        handles.append(point("white", f"hollow {NOISE_FLOOR_MARK}: biased by noise"))
     handles.append(point("white", "disc core median", marker="s", size=5))
     ax.legend(
         handles=handles,

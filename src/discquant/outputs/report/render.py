@@ -564,15 +564,16 @@ def _scrollable(table: str) -> str:
     return f'<div class="scroll">{table}</div>'
 
 
-def _low(cell: str, reads_low: bool) -> str:
-    """A table value, marked when it reads low because of the noise floor.
+def _low(cell: str, bias_percent: float | None) -> str:
+    """A table value, marked when noise biases it beyond ±5 %.
 
     Parameters
     ----------
     cell
         The value's HTML (:func:`_num`).
-    reads_low
-        Whether the disc is flagged ``adc_noise_floor_bias``.
+    bias_percent
+        The disc's expected error from noise (``adc_np_noise_bias_percent``) when it is
+        flagged ``adc_noise_floor_bias``, else None; NaN: flagged with no estimate.
 
     Returns
     -------
@@ -580,10 +581,15 @@ def _low(cell: str, reads_low: bool) -> str:
         ``cell`` in a ``flagged`` span with the footnote mark; n/a and unflagged values as
         they are.
     """
-    if not reads_low or cell == _NA:
+    if bias_percent is None or cell == _NA:
         return cell
+    size = (
+        f"expected error from noise {bias_percent:+.0f} %"
+        if np.isfinite(bias_percent)
+        else "biased by noise"
+    )
     return (
-        f'<span class="flagged" title="reads low: noise floor (adc_noise_floor_bias)">'
+        f'<span class="flagged" title="{size} (adc_noise_floor_bias)">'
         f"{cell}<sup>{figures.NOISE_FLOOR_MARK}</sup></span>"
     )
 
@@ -599,17 +605,25 @@ def _noise_floor_note(result: AnalysisResult) -> str:
     Returns
     -------
     str
-        A note when any disc's nucleus ADC reads low because of the noise floor, else
-        ``""`` (such values looked like ordinary ones: an audit).
+        A note when noise biases any disc's nucleus ADC, else ``""`` (such values
+        looked like ordinary ones: an audit).
     """
-    if not any(figures.reads_low(d) for d in result.discs):
+    biased = [d for d in result.discs if figures.noise_biased(d)]
+    if not biased:
         return ""
+    sizes = ", ".join(
+        f"{d.level} {d.adc_np_noise_bias_percent:+.0f} %"
+        for d in biased
+        if d.adc_np_noise_bias_percent is not None
+    )
     return (
-        f'<p class="note warn" id="noise-floor-note">{figures.NOISE_FLOOR_MARK} Reads low: '
-        "the noise floor biases the marked discs' nucleus ADC downwards (flag "
-        "adc_noise_floor_bias), and with it the water index, Water % and ADC class "
-        "computed from it; "
-        "hollow points on the ADC chart.</p>"
+        f'<p class="note warn" id="noise-floor-note">{figures.NOISE_FLOOR_MARK} Biased by '
+        "noise: magnitude noise moves the marked discs' nucleus ADC by more than 5 % (flag "
+        "adc_noise_floor_bias; the noise floor at high b makes it read low, voxels the fit "
+        "drops high), and with it the water index, Water % and ADC class computed from it; "
+        "hollow points on the ADC chart."
+        + (f" Expected error (an estimate that errs large): {sizes}." if sizes else "")
+        + "</p>"
     )
 
 
@@ -638,7 +652,12 @@ def _disc_table(result: AnalysisResult) -> str:
         )
         grade = row["pfirrmann_grade"]
         flags = row["flags"].split(",") if row["flags"] else []
-        low = figures.FLAG_NOISE_FLOOR_BIAS in flags
+        low = (
+            (float("nan") if row["adc_np_noise_bias_percent"] is None
+             else float(row["adc_np_noise_bias_percent"]))
+            if figures.FLAG_NOISE_FLOOR_BIAS in flags
+            else None
+        )  # fmt: skip
         rows.append(
             f'<tr class="{"found" if found else "notfound"}" data-level="{_esc(row["level"])}">'
             f'<td class="l"><strong>{_esc(figures.level_name(level, uncertain))}</strong></td>'
@@ -830,9 +849,9 @@ def render_report(
             "grade); squares: disc-core median. Zones: typical nucleus ADC for Pfirrmann "
             "grades I–V."
             + (
-                f" Hollow points ({figures.NOISE_FLOOR_MARK}): the nucleus ADC reads low "
-                "because of the noise floor (flag adc_noise_floor_bias)."
-                if any(figures.reads_low(d) for d in result.discs)
+                f" Hollow points ({figures.NOISE_FLOOR_MARK}): the nucleus ADC is biased "
+                "by noise (flag adc_noise_floor_bias)."
+                if any(figures.noise_biased(d) for d in result.discs)
                 else ""
             ),
         )
