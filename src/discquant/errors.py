@@ -68,6 +68,13 @@ class NoDiscsFoundError(DiscquantError):
     exit_code = 3
 
 
+class OutputNotWritableError(DiscquantError):
+    """The output folder cannot be written: its disk is full, a quota is reached, it is
+    read-only or this user may not write it. Every study would fail alike, so a cohort
+    run stops on it (exit 2) without recording failures or removing earlier outputs
+    (:func:`discquant.cohort.worker.output_storage_error`)."""
+
+
 class ModelError(DiscquantError):
     """A shipped or user-given model file is missing or does not fit the code."""
 

@@ -6,11 +6,14 @@ values, so the cohort tables can be compared with known numbers. A ``crash`` fil
 the worker process die (``os._exit``) on the first attempt; its content names a marker
 file that records that the crash happened (later attempts see it and run normally), or
 is ``always`` (every attempt dies). A ``cancel_others`` file makes the study cancel
-every other task of the run.
+every other task of the run. A ``full_disk`` file makes the study's writing fail as on a
+full disk (``OSError`` ENOSPC naming its temporary folder); each attempt appends a line to
+the file its content names.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import time
@@ -45,6 +48,11 @@ def standin_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) ->
             os._exit(17)  # the worker process dies mid-task, first attempt only
     if (folder / "cancel_others").is_file():
         _cancel_other_tasks()
+    if (folder / "full_disk").is_file():
+        with Path((folder / "full_disk").read_text()).open("a") as attempts:
+            attempts.write(f"{inputs.subject}\n")
+        written = study_folder(out_dir, inputs.subject)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(written))
     return _write_study(_values(folder / "values.json"), inputs.subject, out_dir)
 
 

@@ -229,9 +229,7 @@ def _run_cli(
     cohort: Path, out: Path, monkeypatch: pytest.MonkeyPatch, *extra: str
 ) -> tuple[Result, list[warnings.WarningMessage]]:
     """Run `discquant cohort` on one local worker with the stand-in study function."""
-    from discquant import cohort as cohort_pkg
-
-    real = cohort_pkg.run_cohort
+    from discquant.cohort.run import run_cohort as real  # not the patched one of a call before
 
     def run_standin(studies: list, out: Path, **kwargs: Any) -> Any:  # type: ignore[type-arg]
         kwargs["workers"] = 1
@@ -291,3 +289,31 @@ def test_every_manifest_extension_the_error_names_is_read(tmp_path: Path, suffix
     manifest = tmp_path / f"cohort{suffix}"
     manifest.write_text("subject\tdicom\ns00\tdata/s00\n")
     assert [s.subject for s in read_cohort(manifest)] == ["s00"]
+
+
+def test_a_full_disk_stops_the_run_and_keeps_the_earlier_results(
+    cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A re-run (--no-resume) on a full disk retried every study, recorded each failed with
+    a traceback per attempt, and removed each study's outputs of the earlier run (an
+    audit). The run stops with one error line naming the output folder, exit 2; the
+    earlier results stay as they were."""
+    out = tmp_path / "out"
+    first, _ = _run_cli(cohort, out, monkeypatch, "--quiet")
+    assert first.exit_code == 0, first.output
+    records = {s: rec.read_record(out, s) for s in ("s00", "s01")}
+    files = {p: p.read_bytes() for p in out.glob("sub-*/**/*") if p.is_file()}
+    attempts = tmp_path / "attempts"
+    for study in ("sub-s00", "sub-s01"):
+        (cohort / study / "full_disk").write_text(str(attempts))
+
+    result, _ = _run_cli(cohort, out, monkeypatch, "--quiet", "--no-resume", "--retries", "2")
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert line.startswith(f"discquant: error: {out}: cannot write the outputs (No space left")
+    assert "run the same command again to resume" in line
+    tried = attempts.read_text().split()
+    assert tried and len(tried) == len(set(tried)), tried  # none retried
+    assert {s: rec.read_record(out, s) for s in records} == records  # none recorded failed
+    assert {p: p.read_bytes() for p in out.glob("sub-*/**/*") if p.is_file()} == files

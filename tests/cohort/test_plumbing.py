@@ -528,3 +528,61 @@ def test_failure_errors_lose_the_folders_above_input_only_where_a_path_begins() 
     row = _failure(study, {"error": error, "where": "import"})
     assert row["source"] == "P1"
     assert row["error"] == "P1/x.dcm: truncated; copied from /mnt/backup/data/in/P1 ('P1')"
+
+
+def test_errors_of_the_output_folders_storage_are_told_from_a_studys_own(tmp_path: Path) -> None:
+    """A full disk, a quota, a read-only folder or no permission to write in the cohort
+    folder fails every study alike: it stops the run (output_storage_error) rather than
+    failing the study; a study's own errors do not."""
+    import errno
+
+    from discquant.cohort.worker import output_storage_error
+    from discquant.errors import InvalidInputError
+
+    out = tmp_path / "out"
+    inside = out / ".discquant-cohort" / "tmp" / "study-1" / "sub-01"
+    for code in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        error = OSError(code, "storage", str(tmp_path / "elsewhere"))
+        assert output_storage_error(error, out) is error
+    pydicom = OSError("[Errno 28] No space left on device")  # its own, without an errno
+    assert output_storage_error(pydicom, out) is pydicom
+    denied = PermissionError(errno.EACCES, "Permission denied", str(inside))
+    assert output_storage_error(denied, out) is denied
+    an_input = PermissionError(errno.EACCES, "Permission denied", str(tmp_path / "in"))
+    assert output_storage_error(an_input, out) is None
+    assert output_storage_error(FileNotFoundError(errno.ENOENT, "gone", str(inside)), out) is None
+    assert output_storage_error(InvalidInputError("truncated", path=inside), out) is None
+    full = OSError(errno.ENOSPC, "No space left on device")
+    try:
+        try:
+            raise full
+        except OSError as exc:
+            raise InvalidInputError("could not write the SEG") from exc
+    except InvalidInputError as wrapped:
+        assert output_storage_error(wrapped, out) is full
+
+
+def test_a_failure_record_that_a_full_disk_refuses_removes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study failing on bad input while the disk is full: its failure record cannot be
+    written, so its earlier outputs must stay (they were removed after the record only by
+    luck of order), and the task reports the storage error instead of raising."""
+    import errno
+
+    from discquant.cohort.worker import process_study
+
+    studies, out = _two_finished(tmp_path)
+    (tmp_path / "data" / "sub-s00" / "values.json").write_text("{broken")
+    before = rec.read_record(out, "s00")
+
+    def full(path: Path, document: object) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(rec, "write_json_atomic", full)
+    outcome = process_study(studies[0], str(out), CohortOptions(), standin.standin_study)
+    assert outcome.status == "failed" and outcome.storage_error is not None
+    assert outcome.storage_error.errno == errno.ENOSPC
+    assert (out / "sub-s00" / "sub-s00_discs.tsv").is_file()
+    assert rec.read_record(out, "s00") == before
+    assert not any((rec.state_dir(out) / "tmp").iterdir())

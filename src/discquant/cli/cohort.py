@@ -164,7 +164,9 @@ def cohort_cmd(
     rebuilt from them. Interrupt at any time and run again to resume.
     Exit codes: 0 every study done; 2 bad cohort input or options (an unknown --method or
     --device, a model, calibration or thresholds file that is missing or does not load, an output
-    folder over the inputs, a scheduler that cannot be reached: nothing is written); 3
+    folder over the inputs, a scheduler that cannot be reached: nothing is written; an
+    output folder that cannot be written, disk full or read-only: the run stops, nothing
+    recorded failed or removed); 3
     some studies failed, are partial or have no record (not run); 130 interrupted (Ctrl-C:
     run the same command again to resume).
     """

@@ -242,9 +242,14 @@ def remove_outputs(out_dir: Path, subject: str) -> bool:
 
 
 def clean_tmp(out_dir: Path) -> None:
-    """Delete leftovers of interrupted runs (call only when no other run uses ``DIR``)."""
+    """Delete leftovers of interrupted runs (call only when no other run uses ``DIR``).
+
+    The emptied ``tmp/`` is made again where it can be (:func:`new_tmp_dir` makes it
+    otherwise): on a full or read-only disk the clean-up after a stopped run raised in
+    place of the error that stopped it."""
     shutil.rmtree(state_dir(out_dir) / "tmp", ignore_errors=True)
-    (state_dir(out_dir) / "tmp").mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        (state_dir(out_dir) / "tmp").mkdir(parents=True, exist_ok=True)
 
 
 def key_differences(key: Mapping[str, Any], run_key: Mapping[str, Any]) -> list[str]:

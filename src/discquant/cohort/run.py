@@ -14,6 +14,7 @@ run's token). The cohort tables and report are rebuilt from the per-study files 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import CancelledError
@@ -35,13 +36,15 @@ from discquant.cohort.worker import (
     StudyFunction,
     StudyOutcome,
     file_stamps,
+    output_storage_error,
+    path_inside,
     process_study,
     quiet_shutdown_noise,
     record_failure,
     run_key,
     worker_model_versions,
 )
-from discquant.errors import InvalidInputError, one_line
+from discquant.errors import InvalidInputError, OutputNotWritableError, one_line
 from discquant.output_paths import split_study_label
 from discquant.outputs.write import check_dataset_description, ensure_dataset_description
 
@@ -128,6 +131,39 @@ NOT_RUN_CANCELLED = (
     "not run: its task was cancelled (the connection to the Dask scheduler was lost?); "
     "run the same command again to resume"
 )
+
+
+def storage_stop(error: OSError, out: Path, analysed: int) -> OutputNotWritableError:
+    """The error that stops a run whose output folder cannot be written.
+
+    Parameters
+    ----------
+    error
+        The storage error (:func:`~discquant.cohort.worker.output_storage_error`).
+    out
+        The cohort folder (absolute).
+    analysed
+        Studies analysed in this run before it stopped (kept).
+
+    Returns
+    -------
+    OutputNotWritableError
+        Naming ``out`` (not the temporary folder a study was written to), or the file
+        the error names when that lies elsewhere, and the system's reason.
+    """
+    named = [n for n in (error.filename, error.filename2) if n is not None]
+    folder = Path(os.path.normpath(out))
+    path: Path = folder
+    if named and not any(path_inside(n, folder) for n in named):
+        path = Path(os.path.normpath(Path(os.fsdecode(named[-1])).absolute()))
+    reason = one_line(error.strerror or error)
+    return OutputNotWritableError(
+        f"cannot write the outputs ({reason}); the run stopped: the {analysed} studies "
+        "analysed before are kept, no study was recorded failed and no earlier output "
+        "removed. Make room (or make the folder writable) and run the same command again "
+        "to resume",
+        path=path,
+    )
 
 
 def _task_key(number: int, token: str) -> str:
@@ -300,6 +336,10 @@ def run_cohort(
         :func:`~discquant.cohort.manifest.check_inputs_reachable`); nothing is written.
     ModelError
         When a model file named in ``options`` is missing or does not load.
+    OutputNotWritableError
+        When a study cannot be written because ``out_dir``'s storage refuses it (full,
+        over quota, read-only, no permission: :func:`storage_stop`); the run stops, its
+        other tasks are cancelled, no failure is recorded and no earlier output removed.
     """
     options = options or CohortOptions()
     check_options(options, workers=workers, scheduler=scheduler, retries=retries)
@@ -483,6 +523,9 @@ def _run_locked(
             by_key = {f.key: s for f, s in zip(futures, todo, strict=True)}
             n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
             for future, value in as_completed(futures, with_results=True, raise_errors=False):
+                if isinstance(value, StudyOutcome) and value.storage_error is not None:
+                    client.cancel(futures)  # every other study would fail alike
+                    raise storage_stop(value.storage_error, out, state.done)
                 if isinstance(value, StudyOutcome):
                     finish(value)
                     continue
@@ -497,8 +540,18 @@ def _run_locked(
                     finish(StudyOutcome(study.subject, "failed", 0.0, NOT_RUN_CANCELLED))
                     future.release()
                     continue
+                storage = output_storage_error(error, out)
+                try:
+                    if storage is None:  # a full disk is no failure of the study
+                        record_failure(out, study, error, where="worker")
+                except OSError as exc:  # the failure record itself cannot be written
+                    storage = output_storage_error(exc, out)
+                    if storage is None:
+                        raise
+                if storage is not None:
+                    client.cancel(futures)
+                    raise storage_stop(storage, out, state.done)
                 log.error("sub-%s failed: %s: %s", study.subject, type(error).__name__, error)
-                record_failure(out, study, error, where="worker")
                 finish(
                     StudyOutcome(study.subject, "failed", 0.0, f"{type(error).__name__}: {error}")
                 )

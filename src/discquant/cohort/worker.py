@@ -8,10 +8,12 @@ them too.
 
 from __future__ import annotations
 
+import errno
 import functools
 import hashlib
 import json
 import logging
+import os
 import platform
 import shutil
 import signal
@@ -98,6 +100,10 @@ class StudyOutcome:
     withheld: str = ""
     """For a study refused because its label holds the patient's ID or name: how messages
     name it instead of ``sub-<label>`` (:func:`~discquant.cohort.manifest.withheld_name`)."""
+    storage_error: OSError | None = None
+    """Set when the study could not be written because the output folder cannot be
+    (:func:`output_storage_error`): not a failure of the study, which is neither recorded
+    nor has its earlier outputs removed; the runner stops the run on it."""
 
     @property
     def name(self) -> str:
@@ -490,6 +496,64 @@ def failure_record(study: CohortStudy, error: BaseException | str, *, where: str
     }
 
 
+STORAGE_ERRNOS: frozenset[int] = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
+"""Errors of the storage itself (full, over quota, file too large, read-only): every
+study written there would fail alike."""
+
+PERMISSION_ERRNOS: frozenset[int] = frozenset({errno.EACCES, errno.EPERM})
+"""Errors that are the output folder's when the file they name lies inside it."""
+
+
+def path_inside(name: object, folder: Path) -> bool:
+    """Whether the file name of an :class:`OSError` (str, bytes or None) lies in ``folder``
+    (an absolute, normalised path) or is ``folder`` itself."""
+    if not isinstance(name, str | bytes | os.PathLike):
+        return False
+    path = Path(os.path.normpath(Path(os.fsdecode(name)).absolute()))
+    return path == folder or folder in path.parents
+
+
+def output_storage_error(error: BaseException, out: Path) -> OSError | None:
+    """The error in ``error``'s chain (itself, its cause or context) that says the cohort
+    folder cannot be written, or None.
+
+    Such an error is not the study's: a full disk failed every study of a re-run, each
+    retried and recorded failed, and each study's outputs of the earlier run were removed
+    (an audit). The runner stops the run on it instead.
+
+    Parameters
+    ----------
+    error
+        What a study's task raised.
+    out
+        The cohort folder.
+
+    Returns
+    -------
+    OSError or None
+        An :class:`OSError` of :data:`STORAGE_ERRNOS` (also as pydicom reports it, without
+        an errno, ``[Errno 28]`` in its message), or of :data:`PERMISSION_ERRNOS` about a
+        file inside ``out``; None for any other error (a study's own failure).
+    """
+    folder = Path(os.path.normpath(Path(out).absolute()))
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError):
+            if current.errno in STORAGE_ERRNOS or (
+                current.errno is None
+                and any(f"[Errno {n}]" in str(current) for n in STORAGE_ERRNOS)
+            ):
+                return current
+            if current.errno in PERMISSION_ERRNOS and (
+                path_inside(current.filename, folder) or path_inside(current.filename2, folder)
+            ):
+                return current
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def record_failure(
     out: Path, study: CohortStudy, error: BaseException | str, *, where: str
 ) -> None:
@@ -519,7 +583,10 @@ def process_study(
     A :class:`DiscquantError` (bad input) is recorded as a failure and returned; any other
     exception propagates so that Dask retries the task (the client records it when the
     retries are spent). A study whose named input paths are not there (an unmounted
-    share) fails without a record: its record and outputs of an earlier run are kept.
+    share) fails without a record: its record and outputs of an earlier run are kept. An
+    error of the output folder's storage (:func:`output_storage_error`: disk full,
+    read-only, ...) is returned in :attr:`StudyOutcome.storage_error`, neither retried nor
+    recorded, the study's earlier outputs kept: the runner stops the run on it.
 
     Parameters
     ----------
@@ -534,6 +601,27 @@ def process_study(
     """
     out = Path(out_dir)
     start = time.perf_counter()
+    try:
+        return _process_study(study, out, options, study_fn, run_token, start)
+    except Exception as exc:
+        storage = output_storage_error(exc, out)
+        if storage is None:
+            raise
+        seconds = time.perf_counter() - start
+        return StudyOutcome(
+            study.subject, "failed", seconds, str(storage), _worker_name(), storage_error=storage
+        )
+
+
+def _process_study(
+    study: CohortStudy,
+    out: Path,
+    options: CohortOptions,
+    study_fn: StudyFunction | None,
+    run_token: str,
+    start: float,
+) -> StudyOutcome:
+    """:func:`process_study`'s work; an error of the output folder's storage propagates."""
     worker = _worker_name()
     fn = study_fn or pipeline_study
     try:
@@ -591,6 +679,8 @@ def process_study(
         try:
             report = fn(inputs, tmp, options)
         except DiscquantError as exc:
+            if output_storage_error(exc, out) is not None:  # not the study's failure
+                raise
             where = "model" if isinstance(exc, ModelError) else "import"
             record_failure(out, study, exc, where=where)
             seconds = time.perf_counter() - start
@@ -636,8 +726,9 @@ def process_study(
         return StudyOutcome(study.subject, status, seconds, "", worker, redone=redone)
     except DiscquantError:
         raise
-    except Exception:
-        log.error("sub-%s crashed:\n%s", study.subject, traceback.format_exc())
+    except Exception as exc:
+        if output_storage_error(exc, out) is None:  # that one is the runner's to report
+            log.error("sub-%s crashed:\n%s", study.subject, traceback.format_exc())
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
