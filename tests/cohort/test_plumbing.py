@@ -586,3 +586,25 @@ def test_a_failure_record_that_a_full_disk_refuses_removes_nothing(
     assert (out / "sub-s00" / "sub-s00_discs.tsv").is_file()
     assert rec.read_record(out, "s00") == before
     assert not any((rec.state_dir(out) / "tmp").iterdir())
+
+
+def test_resume_redoes_a_study_whose_outputs_are_gone_or_damaged(tmp_path: Path) -> None:
+    """Resume skipped a study whose folder was there although its disc table had been
+    removed: every run said "skipped" and listed it in the failures (where = outputs),
+    exit 3, and none repaired it (an audit). Its record now lists its files and sizes."""
+    studies, out = _two_finished(tmp_path)
+    record = rec.read_record(out, "s01")
+    size = (out / "sub-s01" / "sub-s01_discs.tsv").stat().st_size
+    assert record is not None and record["outputs"] == {"sub-s01_discs.tsv": size}
+    (out / "sub-s00" / "sub-s00_discs.tsv").unlink()
+    tsv = out / "sub-s01" / "sub-s01_discs.tsv"
+    tsv.write_bytes(tsv.read_bytes()[:-40])  # cut short
+    run = _run(studies, out, workers=1)
+    assert {o.subject: (o.status, o.redone) for o in run.outcomes} == {
+        "s00": ("complete", "outputs"), "s01": ("complete", "outputs"),
+    }  # fmt: skip
+    assert run.cohort_status == {"complete": 2}
+    assert pd.read_csv(out / "cohort_failures.csv").empty
+    discs = pd.read_csv(out / "cohort_discs.csv")
+    got = discs[["subject", "level", "adc_np_median_um2_per_ms"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, _expected(2), check_dtype=False)

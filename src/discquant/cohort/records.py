@@ -129,6 +129,68 @@ def subject_dir(out_dir: Path, subject: str) -> Path:
     return study_folder(out_dir, subject)
 
 
+def discs_tsv_path(out_dir: Path, subject: str) -> Path:
+    """A study's disc table, ``DIR/sub-<id>/sub-<id>_discs.tsv``: what the cohort tables read."""
+    return subject_dir(out_dir, subject) / f"sub-{subject}_discs.tsv"
+
+
+def output_sizes(out_dir: Path, subject: str) -> dict[str, int]:
+    """``{name relative to the study's folder: size in bytes}`` of every file in it.
+
+    Parameters
+    ----------
+    out_dir
+        The cohort folder.
+    subject
+        The study's label.
+
+    Returns
+    -------
+    dict of str to int
+        POSIX names in sorted order; empty when the folder is not there.
+    """
+    folder = subject_dir(out_dir, subject)
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    return {p.relative_to(folder).as_posix(): p.stat().st_size for p in files}
+
+
+def outputs_intact(out_dir: Path, subject: str, record: Mapping[str, Any]) -> bool:
+    """Whether a finished study's outputs are as its record lists them.
+
+    Parameters
+    ----------
+    out_dir
+        The cohort folder.
+    subject
+        The study's label.
+    record
+        Its record, whose ``outputs`` (:func:`output_sizes` when it was written) name
+        every file of its folder.
+
+    Returns
+    -------
+    bool
+        The disc table (:func:`discs_tsv_path`) is there and every file the record lists
+        is there with its size; a record without the list (written before 2026-12-06)
+        needs the disc table only. Resume skips a study only then: with its folder alone
+        required, a removed or truncated disc table was never redone, and the tables
+        listed the study as a failure on every run (an audit).
+    """
+    if not discs_tsv_path(out_dir, subject).is_file():
+        return False
+    listed = record.get("outputs")
+    if not isinstance(listed, Mapping):
+        return True
+    folder = subject_dir(out_dir, subject)
+    for name, size in listed.items():
+        try:
+            if (folder / name).stat().st_size != size:
+                return False
+        except OSError:
+            return False
+    return True
+
+
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 

@@ -79,10 +79,6 @@ class CohortTables:
     """One row per study: subject, status, seconds, worker, failed stages (for the report)."""
 
 
-def discs_tsv_path(out_dir: Path, subject: str) -> Path:
-    return records.subject_dir(out_dir, subject) / f"sub-{subject}_discs.tsv"
-
-
 def _read_discs(path: Path) -> pd.DataFrame:
     """A study's disc table, its columns under their current names.
 
@@ -215,7 +211,7 @@ def collect_tables(
             )  # fmt: skip
             rows[-1]["status"] = OUTDATED
             continue
-        path = discs_tsv_path(out, study.subject)
+        path = records.discs_tsv_path(out, study.subject)
         try:
             frame = _read_discs(path)
         except (OSError, ValueError) as exc:

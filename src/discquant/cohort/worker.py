@@ -644,23 +644,22 @@ def _process_study(
                 file_stamps(options.segmentation_model, options.pfirrmann_model),
             )
         )
-    old = records.read_record(out, study.subject)
-    if (
-        old is not None
-        and old.get("status") in records.DONE_STATUSES
-        and old.get("key") == key
-        and records.subject_dir(out, study.subject).is_dir()
-    ):
+    old = records.read_record(out, study.subject) or {}
+    done = old.get("status") in records.DONE_STATUSES
+    # its outputs as recorded, not its folder alone: a removed disc table was never redone
+    intact = done and records.outputs_intact(out, study.subject, old)
+    if intact and old.get("key") == key:
         seconds = time.perf_counter() - start
         if run_token and old.get("run_token") == run_token:
             return StudyOutcome(study.subject, str(old["status"]), seconds, "", worker)
         if options.resume:
             return StudyOutcome(study.subject, "skipped", seconds, "", worker)
     redone = ""
-    if old is not None and old.get("status") in records.DONE_STATUSES and options.resume:
+    if done and options.resume:
         # A resumed run that redid every study after an update said only "complete" (a
         # user trial took it for a failed resume).
-        redone = ", ".join(records.key_differences(old.get("key", {}), key))
+        changed = records.key_differences(old.get("key", {}), key)
+        redone = ", ".join(changed + ([] if intact else ["outputs"]))
     if sessions := sessions_inside(out, study.subject):
         # another run's sessions of this subject: outputs without a session would replace
         # sub-<id>/ and them with it (two manifests on one folder)
@@ -709,6 +708,7 @@ def _process_study(
                 "key": key,
                 "run_token": run_token,
                 "input_files": n_files,
+                "outputs": records.output_sizes(out, study.subject),
                 "failed_stages": list(report.failed_stages),
                 "n_discs_found": report.n_discs_found,
                 "software": {
