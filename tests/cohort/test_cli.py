@@ -317,3 +317,24 @@ def test_a_full_disk_stops_the_run_and_keeps_the_earlier_results(
     assert tried and len(tried) == len(set(tried)), tried  # none retried
     assert {s: rec.read_record(out, s) for s in records} == records  # none recorded failed
     assert {p: p.read_bytes() for p in out.glob("sub-*/**/*") if p.is_file()} == files
+
+
+def test_the_summary_says_what_its_throughput_counts(
+    cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The summary line counted failed studies in its rate; it counts analysed ones and
+    says so."""
+    from discquant.cohort.run import CohortRun
+
+    def failed_only(studies: list, out: Path, **kwargs: object) -> CohortRun:  # type: ignore[type-arg]
+        run = CohortRun(out, total=2, done=0, partial=0, skipped=0, failed=2, wall_s=5.7,
+                        workers=1, scheduler="none", outcomes=[])  # fmt: skip
+        run.cohort_status = {"failed": 2}
+        return run
+
+    monkeypatch.setattr("discquant.cohort.run_cohort", failed_only)
+    result = CliRunner().invoke(app, ["cohort", str(cohort), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 3, result.output
+    assert "0 analysed (0 partial), 0 skipped, 2 failed in 5.7 s (0.0 studies analysed/min)" in (
+        result.stdout
+    )

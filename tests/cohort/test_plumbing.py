@@ -608,3 +608,19 @@ def test_resume_redoes_a_study_whose_outputs_are_gone_or_damaged(tmp_path: Path)
     discs = pd.read_csv(out / "cohort_discs.csv")
     got = discs[["subject", "level", "adc_np_median_um2_per_ms"]].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, _expected(2), check_dtype=False)
+
+
+def test_the_runs_throughput_counts_analysed_studies_only() -> None:
+    """A run that analysed none and failed two manifest rows that never ran said
+    "0 analysed ... 2 failed in 5.7 s (21.1 studies/min)", in its summary, its
+    cohort_run.json and its report (an audit)."""
+    from discquant.cohort.run import CohortRun
+
+    def run(done: int, failed: int, skipped: int) -> CohortRun:
+        return CohortRun(Path("out"), total=done + failed + skipped, done=done, partial=0,
+                         skipped=skipped, failed=failed, wall_s=60.0, workers=1,
+                         scheduler="none", outcomes=[])  # fmt: skip
+
+    assert run(done=0, failed=2, skipped=0).studies_per_min == 0.0
+    assert run(done=3, failed=5, skipped=7).studies_per_min == pytest.approx(3.0)
+    assert run(done=3, failed=5, skipped=7).to_json()["studies_per_min"] == 3.0

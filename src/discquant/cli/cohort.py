@@ -224,7 +224,7 @@ def cohort_cmd(
         typer.echo(
             f"{run.total} studies: {run.done} analysed ({run.partial} partial), "
             f"{run.skipped} skipped, {run.failed} failed in {run.wall_s:.1f} s "
-            f"({run.studies_per_min:.1f} studies/min)\n"
+            f"({run.studies_per_min:.1f} studies analysed/min)\n"
             f"cohort: {', '.join(f'{n} {k}' for k, n in sorted(run.cohort_status.items()))}\n"
             f"tables: {', '.join(str(out / name) for name in TABLE_FILES)}\n"
             f"report: {out / 'cohort_report.html'}"

@@ -204,7 +204,8 @@ def render_cohort_report(tables: CohortTables, run: dict[str, Any]) -> str:
         ("failed", str(len(tables.failures))),
         ("discs found", str(len(found))),
         ("wall time this run", f"{float(run.get('wall_s', 0.0)):.1f} s"),
-        ("throughput this run", f"{float(run.get('studies_per_min', 0.0)):.2f} studies/min"),
+        ("throughput this run (studies analysed)",
+         f"{float(run.get('studies_per_min', 0.0)):.2f} studies/min"),
         ("workers", str(run.get("workers", ""))),
         ("median time per study (in worker)", f"{seconds.median():.1f} s"
          if seconds.notna().any() else "n/a"),
