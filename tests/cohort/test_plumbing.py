@@ -624,3 +624,35 @@ def test_the_runs_throughput_counts_analysed_studies_only() -> None:
     assert run(done=0, failed=2, skipped=0).studies_per_min == 0.0
     assert run(done=3, failed=5, skipped=7).studies_per_min == pytest.approx(3.0)
     assert run(done=3, failed=5, skipped=7).to_json()["studies_per_min"] == 3.0
+
+
+def test_the_disc_table_of_a_cohort_without_a_finished_study_has_its_columns(
+    tmp_path: Path,
+) -> None:
+    """When no study finished, cohort_discs.csv was one empty line (pandas raised
+    EmptyDataError on it) and the Parquet file had no column (an audit): both have the
+    columns of a table with rows, and none."""
+    from discquant.cohort import write_cohort_tables
+    from discquant.cohort.report import write_cohort_report
+    from discquant.cohort.worker import process_study
+
+    standin.make_study(tmp_path / "data" / "sub-s00", _adc(0))
+    standin.make_study(tmp_path / "data" / "sub-s01", _adc(1))
+    (tmp_path / "data" / "sub-s01" / "values.json").write_text("{broken")
+    studies = read_cohort(tmp_path / "data")
+    out = tmp_path / "out"
+    for study in studies:
+        process_study(study, str(out), CohortOptions(), standin.standin_study)
+    with_rows = write_cohort_tables(out, studies).discs
+    assert len(with_rows) == 5
+
+    empty = write_cohort_tables(out, studies[1:]).discs  # the failed study alone
+    assert empty.empty and list(empty.columns) == list(with_rows.columns)
+    csv = pd.read_csv(out / "cohort_discs.csv")
+    assert csv.empty and list(csv.columns) == list(with_rows.columns)
+    parquet = pd.read_parquet(out / "cohort_discs.parquet")
+    assert parquet.empty and list(parquet.columns) == list(with_rows.columns)
+    assert str(parquet["pfirrmann_grade"].dtype) == "Int64"
+    assert str(parquet["adc_np_median_um2_per_ms"].dtype) == "float64"
+    tables = write_cohort_tables(out, studies[1:])
+    assert "Failures (1)" in write_cohort_report(out, tables, {}).read_text()

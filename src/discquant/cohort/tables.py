@@ -28,7 +28,7 @@ from discquant.cohort import records
 from discquant.cohort.manifest import WITHHELD, CohortStudy, table_source, withheld_name
 from discquant.cohort.worker import StudyOutcome, failure_record
 from discquant.output_paths import split_study_label
-from discquant.outputs.tables import INTEGER_COLUMNS, RENAMED_COLUMNS
+from discquant.outputs.tables import COLUMN_NAMES, INTEGER_COLUMNS, RENAMED_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,14 @@ PROVENANCE_COLUMNS: tuple[str, ...] = (
     "finished_at",
 )
 """Columns appended to each disc row from the study's record."""
+
+STUDY_COLUMNS: tuple[str, ...] = ("subject", "session", "status")
+"""Columns put before each disc row's own (those of ``sub-<id>_discs.tsv``)."""
+
+TEXT_COLUMNS: frozenset[str] = frozenset(
+    {*STUDY_COLUMNS, "level", "adc_class", "flags", *PROVENANCE_COLUMNS}
+)
+"""Columns of ``cohort_discs`` that hold text; ``found`` holds booleans, the others numbers."""
 
 DISCS_PARQUET = "cohort_discs.parquet"
 DISCS_CSV = "cohort_discs.csv"
@@ -92,6 +100,29 @@ def _read_discs(path: Path) -> pd.DataFrame:
     """
     frame = pd.read_csv(path, sep="\t", na_values=["n/a"], keep_default_na=False)
     return frame.rename(columns=RENAMED_COLUMNS)
+
+
+def empty_discs() -> pd.DataFrame:
+    """``cohort_discs`` without a row: its documented columns, in order, each typed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        :data:`STUDY_COLUMNS`, the disc table's columns and :data:`PROVENANCE_COLUMNS`;
+        text as objects, ``found`` boolean, the integer columns ``Int64``, the rest float.
+        When no study finished, ``cohort_discs.csv`` was one empty line (pandas could not
+        read it) and the Parquet file had no column (an audit).
+    """
+    names = (*STUDY_COLUMNS, *COLUMN_NAMES, *PROVENANCE_COLUMNS)
+
+    def dtype(name: str) -> str:
+        if name in TEXT_COLUMNS:
+            return "object"
+        if name == "found":
+            return "bool"
+        return "Int64" if name in INTEGER_COLUMNS else "float64"
+
+    return pd.DataFrame({name: pd.Series(dtype=dtype(name)) for name in names})
 
 
 def config_sha256(config: Any) -> str | None:
@@ -239,7 +270,7 @@ def collect_tables(
         for column in PROVENANCE_COLUMNS:  # the documented columns, in their order
             frame[column] = provenance[column]
         disc_frames.append(frame)
-    discs = pd.concat(disc_frames, ignore_index=True) if disc_frames else pd.DataFrame()
+    discs = pd.concat(disc_frames, ignore_index=True) if disc_frames else empty_discs()
     # A grade withheld (n/a) made every grade a float (3.0): the integer columns of the
     # disc table stay integers, with missing values (Int64).
     for c in sorted(INTEGER_COLUMNS & set(discs.columns)):
