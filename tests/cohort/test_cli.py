@@ -338,3 +338,20 @@ def test_the_summary_says_what_its_throughput_counts(
     assert "0 analysed (0 partial), 0 skipped, 2 failed in 5.7 s (0.0 studies analysed/min)" in (
         result.stdout
     )
+
+
+def test_an_unusable_option_is_refused_before_the_manifest_is_read(tmp_path: Path) -> None:
+    """--method foo printed the manifest's warnings (a column not read, a row whose input
+    is missing) before its one error line: the docs say the options are checked before a
+    study is read (an audit)."""
+    standin.make_study(tmp_path / "data" / "s00", [1.0, 1.1, 1.2, 1.3, 1.4])
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text("subject,path,age\ns00,data/s00,61\ns01,data/gone,63\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["cohort", str(manifest), "--out", str(out), "--method", "foo"]
+    )
+    assert result.exit_code == 2, result.output
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert line.startswith("discquant: error: ") and "unknown ADC method 'foo'" in line
+    assert not out.exists()

@@ -178,7 +178,7 @@ def cohort_cmd(
     # Dask's own INFO lines (nannies starting and closing) would drown the progress.
     logging.getLogger("distributed").setLevel(logging.WARNING)
     from discquant.cohort import CohortOptions, read_cohort, run_cohort
-    from discquant.cohort.run import NOT_RUN_CANCELLED
+    from discquant.cohort.run import NOT_RUN_CANCELLED, check_options
     from discquant.cohort.tables import TABLE_FILES
     from discquant.pipeline import AnalysisConfig
 
@@ -200,17 +200,20 @@ def cohort_cmd(
     try:
         with user_errors(interrupted=INTERRUPTED_RESUME):
             check_output_folder(out)
+            n_workers = workers or os.cpu_count() or 1
+            # Options every study would fail on (--method, --device, --workers, a
+            # --segmentation-model/--grading-model file that is missing or does not load:
+            # never replaced by the shipped one) are refused before the cohort is read: the
+            # manifest's warnings printed before the one error line (an audit). run_cohort
+            # checks them again, for callers from Python.
+            check_options(options, workers=n_workers, scheduler=scheduler, retries=retries)
             studies = read_cohort(input)
-            # run_cohort refuses options every study would fail on (--method, --device,
-            # --workers, a --segmentation-model/--grading-model file that is missing or does
-            # not load: never replaced by the shipped one) before it starts the cluster or
-            # creates OUT (check_options).
             with _CohortProgressDisplay(len(studies), enabled=not quiet) as progress:
                 run = run_cohort(
                     studies,
                     out,
                     options=options,
-                    workers=workers or os.cpu_count() or 1,
+                    workers=n_workers,
                     scheduler=scheduler,
                     retries=retries,
                     progress=progress,
