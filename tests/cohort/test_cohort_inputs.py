@@ -178,9 +178,13 @@ def test_non_subject_folders_of_a_bids_root_are_failed_studies(
     assert (run.total, run.done, run.failed) == (3, 1, 2)
     failures = pd.read_csv(out / "cohort_failures.csv")
     assert failures["subject"].tolist() == ["P001", "P002"]
-    assert failures["source"].tolist() == [str(root / "P001"), str(root / "P002")]
+    # relative to the BIDS root, as a subject folder's: the absolute path named the
+    # folders above the cohort in a table meant to be passed on (an audit)
+    assert failures["source"].tolist() == ["P001", "P002"]
     assert failures["error"].str.contains("not a BIDS subject folder").all()
     assert set(pd.read_csv(out / "cohort_discs.csv")["subject"]) == {"p00"}
+    for name in ("cohort_failures.csv", "cohort_report.html"):
+        assert str(tmp_path) not in (out / name).read_text(), name
 
 
 # 2. relative input and output paths reach the workers absolute

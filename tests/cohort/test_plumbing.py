@@ -70,7 +70,11 @@ def test_manifest_missing_path_fails_that_row_only(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(got, _expected(3, skip={1}), check_dtype=False)
     failures = pd.read_csv(out / "cohort_failures.csv")
     assert list(failures["subject"]) == ["s01", "s02"]
-    assert "does-not-exist" in failures.loc[0, "error"]
+    # as the manifest names it: the absolute path named the folders above the cohort in
+    # a table meant to be passed on (an audit)
+    assert failures.loc[0, "error"] == "input not found: dicom=data/does-not-exist"
+    for name in ("cohort_failures.csv", "cohort_report.html"):
+        assert str(tmp_path) not in (out / name).read_text(), name
     assert failures.loc[0, "source"] == "cohort.tsv line 3"
     assert "already used by cohort.tsv line 4" in failures.loc[1, "error"]
     assert set(failures["where"]) == {"manifest"}
@@ -656,3 +660,21 @@ def test_the_disc_table_of_a_cohort_without_a_finished_study_has_its_columns(
     assert str(parquet["adc_np_median_um2_per_ms"].dtype) == "float64"
     tables = write_cohort_tables(out, studies[1:])
     assert "Failures (1)" in write_cohort_report(out, tables, {}).read_text()
+
+
+def test_failure_errors_name_the_cohort_folders_files_relative_to_it(tmp_path: Path) -> None:
+    """An error about a study's outputs named the cohort folder's absolute path, and one
+    raised while the study was written its temporary folder's (an audit)."""
+    from discquant.cohort.manifest import CohortStudy
+    from discquant.cohort.tables import _failure
+    from discquant.pipeline import StudyInputs
+
+    out = tmp_path / "out"
+    study = CohortStudy("11", StudyInputs(path=tmp_path / "in" / "11"), "11", root=tmp_path / "in")
+    written = out / ".discquant-cohort" / "tmp" / "study-3fa274ab58ed" / "sub-11"
+    error = f"[Errno 5] Input/output error: '{written}/sub-11_report.html'"
+    row = _failure(study, {"error": error, "where": "worker"}, out=out)
+    assert row["error"] == "[Errno 5] Input/output error: 'sub-11/sub-11_report.html'"
+    tsv = out / "sub-11" / "sub-11_discs.tsv"
+    row = _failure(study, {"error": f"{tsv}: No columns to parse", "where": "outputs"}, out=out)
+    assert row["error"] == "sub-11/sub-11_discs.tsv: No columns to parse"

@@ -57,8 +57,9 @@ class CohortStudy:
     share may be unmounted, so the runner keeps the study's record and outputs of an
     earlier run rather than removing them as for other manifest errors."""
     root: Path | None = None
-    """The folder of studies or BIDS root ``source`` lies under: the cohort's disc table
-    gives ``source`` relative to it (:func:`table_source`); None for a manifest's rows."""
+    """The folder of studies or BIDS root ``source`` lies under, or a manifest's folder
+    (its relative paths are relative to it): the cohort's tables give ``source`` and the
+    paths in an error relative to it (:func:`table_source`); None: as they are."""
     place: str = ""
     """Where the study is in the cohort input without its name: the manifest's line
     (``cohort.csv line 3``) or its number among the study folders (``study folder 2 of
@@ -312,14 +313,17 @@ def _dedupe(studies: list[CohortStudy]) -> list[CohortStudy]:
 
 
 def _stray_folder_study(folder: Path) -> CohortStudy:
-    """A failed study for a folder of a BIDS root that is not named ``sub-<label>``."""
+    """A failed study for a folder of a BIDS root that is not named ``sub-<label>``; its
+    ``source`` is given relative to the root in the tables (its absolute path named the
+    folders above the cohort in them, an audit)."""
     label = bids_label(folder.name)
     error = (
         "not a BIDS subject folder (the name does not start with 'sub-'): rename it "
         "sub-<label> to analyse it, or move it out of the BIDS root"
     )
     log.warning("%s: %s", folder, error)
-    return CohortStudy(label, StudyInputs(path=folder, subject=label), str(folder), error=error)
+    inputs = StudyInputs(path=folder, subject=label)
+    return CohortStudy(label, inputs, str(folder), error=error, root=folder.parent)
 
 
 def _stray_folders(root: Path) -> list[Path]:
@@ -639,7 +643,13 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
         input_missing = error is not None and error.startswith("input not found")
         studies.append(
             CohortStudy(
-                subject, inputs, source, error=error, input_missing=input_missing, place=source
+                subject,
+                inputs,
+                source,
+                error=error,
+                input_missing=input_missing,
+                root=base,
+                place=source,
             )
         )
     if not studies:

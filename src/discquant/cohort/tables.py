@@ -144,19 +144,52 @@ def config_sha256(config: Any) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _failure(study: CohortStudy, record: dict[str, Any] | None, why: str = "") -> dict[str, Any]:
+PATH_START = r"(?:^|(?<=[\s'\"(\[=]))"
+"""Where a path begins in an error message: its start, after a blank, a quote, a bracket,
+or ``=`` (``input not found: dicom=/data/in/P001``)."""
+
+
+def shareable_error(error: str, *, root: Path | None = None, out: Path | None = None) -> str:
+    """An error message without the folders above the cohort, for the tables.
+
+    Parameters
+    ----------
+    error
+        The message, as recorded.
+    root
+        The cohort input's folder (:attr:`~discquant.cohort.manifest.CohortStudy.root`):
+        paths under it are given relative to it, as the study's ``source``.
+    out
+        The cohort folder: paths under it are given relative to it; a study's temporary
+        folder (``DIR/.discquant-cohort/tmp/study-<n>/``) is left out, so that the path
+        reads as the study's own outputs (``sub-11/sub-11_report.html``).
+
+    Returns
+    -------
+    str
+        The message, each path stripped only where it begins: a folder's name inside
+        another path (``/mnt/backup/data/in/...``) stays whole (a review).
+    """
+    sep = re.escape(os.sep)
+    tmp = re.escape(f"{records.STATE_DIR}{os.sep}tmp{os.sep}")
+    error = re.sub(rf"{PATH_START}[^\s'\"]*?{tmp}[^\s'\"{sep}]+{sep}", "", error)
+    for folder in (root, out):
+        if folder is not None:
+            error = re.sub(rf"{PATH_START}{re.escape(f'{folder}{os.sep}')}", "", error)
+    return error
+
+
+def _failure(
+    study: CohortStudy, record: dict[str, Any] | None, why: str = "", *, out: Path | None = None
+) -> dict[str, Any]:
     """A row of ``cohort_failures.csv``; a withheld record's (the study's label holds an
     identifier: :func:`~discquant.cohort.worker.failure_record`) names neither its subject
-    and session nor its folder."""
+    and session nor its folder. Its error names paths relative to the cohort input or the
+    cohort folder ``out`` (:func:`shareable_error`)."""
     record = record or {}
     subject, session = split_study_label(study.subject)
     source = table_source(study)
-    error = str(record.get("error", why))
-    if study.root is not None:  # the folders above the cohort's, as in `source`
-        # only where a path begins (text start, a blank, a quote, a bracket): the root's
-        # name inside another path (/mnt/backup/data/in/...) stays whole (a review)
-        root = re.escape(f"{study.root}{os.sep}")
-        error = re.sub(rf"(?:^|(?<=[\s'\"(\[]))(?:{root})", "", error)
+    error = shareable_error(str(record.get("error", why)), root=study.root, out=out)
     if record.get("withheld"):
         subject, session, source = WITHHELD, None, withheld_name(study)
     return {
@@ -208,7 +241,8 @@ def collect_tables(
     rows: list[dict[str, Any]] = []
     for study in studies:
         if study.error is not None:  # the manifest row itself is bad: never ran
-            failures.append(_failure(study, failure_record(study, study.error, where="manifest")))
+            refused = failure_record(study, study.error, where="manifest")
+            failures.append(_failure(study, refused, out=out))
             rows.append({"subject": study.subject, "status": "failed", "seconds": None})
             continue
         record = records.read_record(out, study.subject)
@@ -225,11 +259,13 @@ def collect_tables(
         outcome = outcomes.get(study.subject)
         if outcome is not None and outcome.where == "input":  # record and outputs kept
             why = {"where": "input", "error_type": "InputNotFoundError", "error": outcome.error}
-            failures.append(_failure(study, {**why, "finished_at": records.now_iso()}))
+            failures.append(_failure(study, {**why, "finished_at": records.now_iso()}, out=out))
             rows[-1]["status"] = "failed"
             continue
         if record is None or status not in records.DONE_STATUSES:
-            failures.append(_failure(study, record, "no record: the study has not run yet"))
+            failures.append(
+                _failure(study, record, "no record: the study has not run yet", out=out)
+            )
             continue
         checked = outcome is not None and outcome.status in ("skipped", *records.DONE_STATUSES)
         old_key = record.get("key", {})
@@ -238,7 +274,7 @@ def collect_tables(
             error = NOT_THIS_CONFIGURATION.format(parts=", ".join(differs))
             failures.append(
                 _failure(study, {"where": OUTDATED, "error_type": "", "error": error,
-                                 "finished_at": record.get("finished_at", "")})
+                                 "finished_at": record.get("finished_at", "")}, out=out)
             )  # fmt: skip
             rows[-1]["status"] = OUTDATED
             continue
@@ -248,7 +284,7 @@ def collect_tables(
         except (OSError, ValueError) as exc:
             failures.append(
                 _failure(study, {"where": "outputs", "error_type": type(exc).__name__,
-                                 "error": f"{path}: {exc}"})
+                                 "error": f"{path}: {exc}"}, out=out)
             )  # fmt: skip
             rows[-1]["status"] = "failed"
             continue
