@@ -442,3 +442,21 @@ def test_a_study_refused_for_an_identifying_label_is_recorded_without_it(tmp_pat
     discs = pd.read_csv(out / "cohort_discs.csv")
     assert set(discs["source"]) == {"s01"}  # relative to the folder of studies
     assert pd.read_parquet(out / DISCS_PARQUET)["source"].tolist() == ["s01"] * len(ADC)
+
+
+def test_a_folder_in_a_file_column_is_named_a_folder(tmp_path: Path) -> None:
+    """A folder in a manifest's t2 column failed with "--t2 file does not exist" (it
+    exists: it is a folder) and the path as given, ``man/../data`` (an audit)."""
+    folder = tmp_path / "data" / "s00"
+    standin.make_study(folder, ADC)
+    (tmp_path / "man").mkdir()
+    manifest = tmp_path / "man" / "cohort.csv"
+    manifest.write_text("subject,t2\ns00,../data/s00\n")
+    (study,) = read_cohort(manifest)
+    assert study.error is None
+    with pytest.raises(InvalidInputError) as raised:
+        input_fingerprint(study.inputs)
+    assert str(raised.value) == (
+        f"{folder}: the t2 input is a folder, not a file: name its image file (a DICOM "
+        "folder goes in the dicom column)"
+    )

@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import logging
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -103,7 +104,8 @@ def input_files(inputs: StudyInputs) -> list[tuple[str, Path]]:
     skips hidden file names): files with a hidden name (``.DS_Store``) are left out, files
     in hidden folders are not; a NIfTI file with a hidden name is kept, since the NIfTI
     folder readers take every ``*.nii``/``*.nii.gz``. Raises :class:`InputNotFoundError`
-    when a named path does not exist.
+    when a named path does not exist, :class:`InvalidInputError` when a file column
+    names a folder (it said the file did not exist, with the path's ``..`` as given).
     """
     from discquant.io.nifti import is_nifti
 
@@ -113,6 +115,12 @@ def input_files(inputs: StudyInputs) -> list[tuple[str, Path]]:
         if value is None:
             continue
         path = Path(value)
+        if path.is_dir():
+            raise InvalidInputError(
+                f"the {role} input is a folder, not a file: name its image file (a DICOM "
+                "folder goes in the dicom column)",
+                path=os.path.normpath(path),
+            )
         if not path.is_file():
             raise InputNotFoundError(f"--{role} file does not exist", path=path)
         files.append((role, path))
