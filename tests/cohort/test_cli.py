@@ -355,3 +355,49 @@ def test_an_unusable_option_is_refused_before_the_manifest_is_read(tmp_path: Pat
     (line,) = [ln for ln in result.stderr.splitlines() if ln.strip()]
     assert line.startswith("discquant: error: ") and "unknown ADC method 'foo'" in line
     assert not out.exists()
+
+
+@pytest.fixture
+def logging_kept() -> Iterator[None]:
+    """The root logger's handlers and the levels the command sets, put back after."""
+    import logging
+
+    from discquant.cohort.run import INTERRUPT_NOISE_LOGGERS
+
+    names = ["", *INTERRUPT_NOISE_LOGGERS, "highdicom", "numba", "matplotlib", "PIL"]
+    levels = {name: logging.getLogger(name).level for name in names}
+    handlers = list(logging.getLogger().handlers)
+    try:
+        yield
+    finally:
+        logging.getLogger().handlers[:] = handlers
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+@pytest.mark.usefixtures("logging_kept")
+def test_verbose_keeps_the_closing_clusters_messages_after_ctrl_c(
+    cohort: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The docs said "--verbose shows them" of the messages held back after Ctrl-C, but
+    the command had no --verbose (an audit)."""
+    import logging
+
+    from discquant.cohort.run import INTERRUPT_NOISE_LOGGERS, _silence_interrupted_cluster
+
+    levels: list[dict[str, int]] = []
+
+    def interrupted(studies: list, out: Path, **kwargs: object) -> None:  # type: ignore[type-arg]
+        levels.append({n: logging.getLogger(n).level for n in INTERRUPT_NOISE_LOGGERS})
+        _silence_interrupted_cluster()  # as run_cohort does on Ctrl-C
+        levels.append({n: logging.getLogger(n).level for n in INTERRUPT_NOISE_LOGGERS})
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("discquant.cohort.run_cohort", interrupted)
+    out = str(tmp_path / "out")
+    result = CliRunner().invoke(app, ["cohort", str(cohort), "--out", out, "--verbose"])
+    assert result.exit_code == 130, result.output
+    before, after = levels
+    assert after == before and before["distributed"] < logging.WARNING
+    both = CliRunner().invoke(app, ["cohort", str(cohort), "--out", out, "--quiet", "--verbose"])
+    assert both.exit_code == 2 and "exclude each other" in both.stderr

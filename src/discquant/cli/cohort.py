@@ -156,6 +156,13 @@ def cohort_cmd(
     segmentation_model: SegmentationModelOption = None,
     grading_model: GradingModelOption = None,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            help="Log each step, Dask's own messages, and after Ctrl-C those of the closing "
+            "cluster."
+        ),
+    ] = False,
 ) -> None:
     """Analyse every study of a cohort on Dask; rebuild the cohort tables and report.
 
@@ -170,13 +177,17 @@ def cohort_cmd(
     some studies failed, are partial or have no record (not run); 130 interrupted (Ctrl-C:
     run the same command again to resume).
     """
-    setup_logging(quiet=quiet)
+    if quiet and verbose:
+        typer.echo("discquant: error: --quiet and --verbose exclude each other", err=True)
+        raise typer.Exit(code=2)
+    setup_logging(quiet=quiet, verbose=verbose)
     import logging
 
     import distributed  # noqa: F401  (configures its loggers on import; quieten them after)
 
-    # Dask's own INFO lines (nannies starting and closing) would drown the progress.
-    logging.getLogger("distributed").setLevel(logging.WARNING)
+    # Dask's own INFO lines (nannies starting and closing) would drown the progress; its
+    # DEBUG lines (every message between the processes) would drown --verbose too.
+    logging.getLogger("distributed").setLevel(logging.INFO if verbose else logging.WARNING)
     from discquant.cohort import CohortOptions, read_cohort, run_cohort
     from discquant.cohort.run import NOT_RUN_CANCELLED, check_options
     from discquant.cohort.tables import TABLE_FILES
