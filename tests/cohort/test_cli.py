@@ -401,3 +401,61 @@ def test_verbose_keeps_the_closing_clusters_messages_after_ctrl_c(
     assert after == before and before["distributed"] < logging.WARNING
     both = CliRunner().invoke(app, ["cohort", str(cohort), "--out", out, "--quiet", "--verbose"])
     assert both.exit_code == 2 and "exclude each other" in both.stderr
+
+
+STANDIN_CLI = """
+import discquant.cohort
+from discquant.cli import app
+from discquant.cohort.run import run_cohort
+from tests.cohort import standin
+
+def run_standin(studies, out, **kwargs):
+    kwargs["workers"] = 1
+    return run_cohort(studies, out, study_fn=standin.standin_study, **kwargs)
+
+discquant.cohort.run_cohort = run_standin
+app(prog_name="discquant")
+"""
+"""`discquant` with the stand-in study function, for a subprocess: what the workers print
+reaches its stderr, not CliRunner's."""
+
+
+def test_quiet_counts_every_failure_alike_and_each_is_said_once(tmp_path: Path) -> None:
+    """Under --quiet a worker's line named a study that failed on bad input and nothing
+    named a manifest row that failed, one whose input was missing or one whose t2 was a
+    folder; without it the worker's line printed, unprefixed, beside the progress line of
+    the same study (an audit)."""
+    import subprocess
+    import sys
+
+    from tests.cohort.conftest import REPO
+
+    for name in ("s00", "s01", "s03"):
+        standin.make_study(tmp_path / "data" / name, [1.0, 1.1, 1.2, 1.3, 1.4])
+    (tmp_path / "data" / "s01" / "values.json").write_text("{broken")
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(
+        "subject,path,t2\ns00,data/s00,\ns01,data/s01,\ns02,data/gone,\ns-00,data/s00,\n"
+        "s03,,data/s03\n"
+    )
+    out = tmp_path / "out"
+
+    def cohort(*extra: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-c", STANDIN_CLI, "cohort", str(manifest), "--out", str(out)]
+        return subprocess.run(
+            [*command, *extra], cwd=REPO, capture_output=True, text=True, timeout=240
+        )
+
+    quiet = cohort("--quiet")
+    assert quiet.returncode == 3, quiet.stderr
+    assert quiet.stdout == ""
+    assert quiet.stderr.splitlines() == [
+        f"discquant: 4 failed of 5 studies: see {out / 'cohort_failures.csv'} and "
+        f"{out / 'cohort_report.html'}"
+    ]
+    loud = cohort()
+    assert loud.returncode == 3, loud.stderr
+    said = [ln for ln in loud.stderr.splitlines() if "not a stand-in study" in ln]
+    assert len(said) == 1 and "sub-s01: failed" in said[0], loud.stderr
+    said = [ln for ln in loud.stderr.splitlines() if "is a folder, not a file" in ln]
+    assert len(said) == 1 and "sub-s03: failed" in said[0], loud.stderr

@@ -278,9 +278,15 @@ def test_a_manifest_that_is_not_utf8_is_bad_input(tmp_path: Path) -> None:
         read_cohort(manifest)
 
 
-def test_a_study_that_fails_now_loses_its_earlier_outputs(tmp_path: Path) -> None:
+def test_a_study_that_fails_now_loses_its_earlier_outputs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A failed study is in cohort_failures.csv and has no DIR/sub-<id>/: outputs of an
-    earlier run no longer match its inputs and would be read as current."""
+    earlier run no longer match its inputs and would be read as current. The runner says
+    so once, in its own log (the worker's warning printed beside the progress line, and
+    under --quiet: an audit)."""
+    import logging
+
     data = tmp_path / "data"
     for i in range(3):
         standin.make_study(data / f"sub-s{i:02d}", _adc(i))
@@ -290,7 +296,10 @@ def test_a_study_that_fails_now_loses_its_earlier_outputs(tmp_path: Path) -> Non
     assert first.done == 3 and (out / "sub-s02").is_dir()
     (data / "sub-s01" / "values.json").write_text(json.dumps({"adc": _adc(11)}))  # redone
     (data / "sub-s02" / "values.json").write_text("{broken")  # now fails
-    second = _run(studies, out, workers=1)
+    with caplog.at_level(logging.WARNING, logger="discquant.cohort"):
+        second = _run(studies, out, workers=1)
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert said == ["sub-s02: removed its outputs of an earlier run (it failed now)"]
     assert {o.subject: o.status for o in second.outcomes} == {
         "s00": "skipped", "s01": "complete", "s02": "failed",
     }  # fmt: skip

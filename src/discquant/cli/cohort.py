@@ -7,7 +7,7 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -25,6 +25,9 @@ from discquant.cli._common import (
     user_errors,
 )
 from discquant.output_paths import check_output_folder
+
+if TYPE_CHECKING:
+    from discquant.cohort.run import CohortRun
 
 
 def format_duration(seconds: float) -> str:
@@ -155,7 +158,13 @@ def cohort_cmd(
     keep_phi: KeepPhiOption = False,
     segmentation_model: SegmentationModelOption = None,
     grading_model: GradingModelOption = None,
-    quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            help="Print nothing but errors: when not every study is complete, one line "
+            "that counts them."
+        ),
+    ] = False,
     verbose: Annotated[
         bool,
         typer.Option(
@@ -190,7 +199,6 @@ def cohort_cmd(
     logging.getLogger("distributed").setLevel(logging.INFO if verbose else logging.WARNING)
     from discquant.cohort import CohortOptions, read_cohort, run_cohort
     from discquant.cohort.run import NOT_RUN_CANCELLED, check_options
-    from discquant.cohort.tables import TABLE_FILES
     from discquant.pipeline import AnalysisConfig
 
     options = CohortOptions(
@@ -235,18 +243,7 @@ def cohort_cmd(
     finally:
         signal.signal(signal.SIGTERM, previous)
     if not quiet:
-        typer.echo(
-            f"{run.total} studies: {run.done} analysed ({run.partial} partial), "
-            f"{run.skipped} skipped, {run.failed} failed in {run.wall_s:.1f} s "
-            f"({run.studies_per_min:.1f} studies analysed/min)\n"
-            f"cohort: {', '.join(f'{n} {k}' for k, n in sorted(run.cohort_status.items()))}\n"
-            f"tables: {', '.join(str(out / name) for name in TABLE_FILES)}\n"
-            f"report: {out / 'cohort_report.html'}"
-        )
-    from collections import Counter
-
-    for why, n in sorted(Counter(o.redone for o in run.outcomes if o.redone).items()):
-        typer.echo(f"{n} studies finished before were analysed again: their {why} changed")
+        _echo_summary(run, out)
     status = run.cohort_status
     cancelled = any(o.error == NOT_RUN_CANCELLED for o in run.outcomes)
     if status.get("not run") and run.done and not cancelled:
@@ -257,4 +254,49 @@ def cohort_cmd(
             err=True,
         )
     if any(k != "complete" for k in status) or run.failed:  # "not run" exited 0
+        if quiet:
+            typer.echo(incomplete_line(run, out), err=True)
         raise typer.Exit(code=3)
+
+
+def _echo_summary(run: CohortRun, out: Path) -> None:
+    """What a run did and wrote, and why finished studies were analysed again (stdout)."""
+    from collections import Counter
+
+    from discquant.cohort.tables import TABLE_FILES
+
+    typer.echo(
+        f"{run.total} studies: {run.done} analysed ({run.partial} partial), "
+        f"{run.skipped} skipped, {run.failed} failed in {run.wall_s:.1f} s "
+        f"({run.studies_per_min:.1f} studies analysed/min)\n"
+        f"cohort: {', '.join(f'{n} {k}' for k, n in sorted(run.cohort_status.items()))}\n"
+        f"tables: {', '.join(str(out / name) for name in TABLE_FILES)}\n"
+        f"report: {out / 'cohort_report.html'}"
+    )
+    for why, n in sorted(Counter(o.redone for o in run.outcomes if o.redone).items()):
+        typer.echo(f"{n} studies finished before were analysed again: their {why} changed")
+
+
+def incomplete_line(run: CohortRun, out: Path) -> str:
+    """The one line ``--quiet`` prints when not every study of the cohort is complete.
+
+    Parameters
+    ----------
+    run
+        The run, with its ``cohort_status``.
+    out
+        The cohort folder, as the user named it.
+
+    Returns
+    -------
+    str
+        ``discquant: 1 partial, 2 failed of 5 studies: see OUT/cohort_failures.csv and
+        OUT/cohort_report.html``; every kind of failure counted alike (under ``--quiet``
+        a worker's line named some failed studies and nothing the others, an audit).
+    """
+    counts = {k: n for k, n in sorted(run.cohort_status.items()) if k != "complete"}
+    listed = ", ".join(f"{n} {k}" for k, n in counts.items()) or f"{run.failed} not run"
+    return (
+        f"discquant: {listed} of {run.total} studies: see {out / 'cohort_failures.csv'} "
+        f"and {out / 'cohort_report.html'}"
+    )

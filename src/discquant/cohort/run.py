@@ -469,6 +469,8 @@ def _run_locked(
 
     def finish(outcome: StudyOutcome) -> None:
         outcomes.append(outcome)
+        if outcome.removed_outputs:  # said here, once: not by a worker beside the progress
+            log.warning("%s: removed its outputs of an earlier run (it failed now)", outcome.name)
         if outcome.status == "failed":
             state.failed += 1
         elif outcome.status == "skipped":
@@ -539,14 +541,16 @@ def _run_locked(
                     # study was not run here, and may still be running on a worker. It
                     # is not a failure of the study: recording one removed outputs that
                     # an earlier run had completed.
-                    log.error("sub-%s not run: its task was cancelled", study.subject)
+                    # the progress line says it (with --quiet, the command's summary)
+                    log.debug("sub-%s not run: its task was cancelled", study.subject)
                     finish(StudyOutcome(study.subject, "failed", 0.0, NOT_RUN_CANCELLED))
                     future.release()
                     continue
                 storage = output_storage_error(error, out)
+                removed = False
                 try:
                     if storage is None:  # a full disk is no failure of the study
-                        record_failure(out, study, error, where="worker")
+                        removed = record_failure(out, study, error, where="worker")
                 except OSError as exc:  # the failure record itself cannot be written
                     storage = output_storage_error(exc, out)
                     if storage is None:
@@ -554,10 +558,11 @@ def _run_locked(
                 if storage is not None:
                     client.cancel(futures)
                     raise storage_stop(storage, out, state.done)
-                log.error("sub-%s failed: %s: %s", study.subject, type(error).__name__, error)
-                finish(
-                    StudyOutcome(study.subject, "failed", 0.0, f"{type(error).__name__}: {error}")
-                )
+                message = f"{type(error).__name__}: {error}"
+                # the progress line says it (with --quiet, the command's summary): an
+                # ERROR here printed it twice, and alone of all failures under --quiet
+                log.debug("sub-%s failed: %s", study.subject, message)
+                finish(StudyOutcome(study.subject, "failed", 0.0, message, removed_outputs=removed))
                 future.release()
         except KeyboardInterrupt:
             _silence_interrupted_cluster()

@@ -100,6 +100,9 @@ class StudyOutcome:
     withheld: str = ""
     """For a study refused because its label holds the patient's ID or name: how messages
     name it instead of ``sub-<label>`` (:func:`~discquant.cohort.manifest.withheld_name`)."""
+    removed_outputs: bool = False
+    """The study's outputs of an earlier run were removed as its failure was recorded
+    (:func:`record_failure`); the runner says so, once, in the client's log."""
     storage_error: OSError | None = None
     """Set when the study could not be written because the output folder cannot be
     (:func:`output_storage_error`): not a failure of the study, which is neither recorded
@@ -556,18 +559,23 @@ def output_storage_error(error: BaseException, out: Path) -> OSError | None:
 
 def record_failure(
     out: Path, study: CohortStudy, error: BaseException | str, *, where: str
-) -> None:
+) -> bool:
     """Record a study as failed and remove its outputs of an earlier run.
 
     Those outputs no longer match the study's record (its inputs, configuration or
     models changed, or it failed where it once succeeded), so ``DIR/sub-<id>/`` exists
-    only for studies listed in the cohort tables as complete or partial.
+    only for studies listed in the cohort tables as complete or partial. The record is
+    written first: when it cannot be (a full disk), nothing is removed.
+
+    Returns
+    -------
+    bool
+        Whether there were outputs, and they were removed (the caller says so: a worker's
+        own warning printed beside the progress line, and under ``--quiet``, an audit).
     """
     record = failure_record(study, error, where=where)
     records.write_record(out, study.subject, record)
-    if records.remove_outputs(out, study.subject):
-        name = withheld_name(study) if record.get("withheld") else f"sub-{study.subject}"
-        log.warning("%s: removed its outputs of an earlier run (it failed now)", name)
+    return records.remove_outputs(out, study.subject)
 
 
 def process_study(
@@ -630,11 +638,17 @@ def _process_study(
         missing = missing_inputs(study.inputs)
         if isinstance(exc, InputNotFoundError) and missing:
             error = "input not found: " + ", ".join(missing)
-            log.warning("sub-%s: %s (its earlier outputs are kept)", study.subject, error)
+            # said by the runner (the progress line): a worker's warning printed beside it,
+            # unprefixed, and under --quiet too (an audit)
+            log.info("sub-%s: %s (its earlier outputs are kept)", study.subject, error)
             seconds = time.perf_counter() - start
             return StudyOutcome(study.subject, "failed", seconds, error, worker, where="input")
-        record_failure(out, study, exc, where="import")
-        return StudyOutcome(study.subject, "failed", time.perf_counter() - start, str(exc), worker)
+        removed = record_failure(out, study, exc, where="import")
+        seconds = time.perf_counter() - start
+        log.info("sub-%s failed: %s", study.subject, exc)
+        return StudyOutcome(
+            study.subject, "failed", seconds, str(exc), worker, removed_outputs=removed
+        )
     key = record_key(fingerprint, options)
     if study_fn is None:  # new weights make old results stale
         key["models_weights_sha256"] = dict(
@@ -669,9 +683,11 @@ def _process_study(
             "give the study a session label (sub-<id>_ses-<session>)",
             path=study.source,
         )
-        record_failure(out, study, refused, where="outputs")
+        removed = record_failure(out, study, refused, where="outputs")
         seconds = time.perf_counter() - start
-        return StudyOutcome(study.subject, "failed", seconds, str(refused), worker)
+        return StudyOutcome(
+            study.subject, "failed", seconds, str(refused), worker, removed_outputs=removed
+        )
     tmp = records.new_tmp_dir(out)
     try:
         inputs = StudyInputs(**{**asdict(study.inputs), "subject": study.subject})
@@ -681,16 +697,19 @@ def _process_study(
             if output_storage_error(exc, out) is not None:  # not the study's failure
                 raise
             where = "model" if isinstance(exc, ModelError) else "import"
-            record_failure(out, study, exc, where=where)
+            removed = record_failure(out, study, exc, where=where)
             seconds = time.perf_counter() - start
             if isinstance(exc, IdentifyingLabelError):  # neither its label nor its folder
                 name = withheld_name(study)
-                log.warning("%s failed: %s", name, exc.reason)
+                log.info("%s failed: %s", name, exc.reason)
                 return StudyOutcome(
-                    study.subject, "failed", seconds, exc.reason, worker, withheld=name
-                )
-            log.warning("sub-%s failed: %s", study.subject, exc)
-            return StudyOutcome(study.subject, "failed", seconds, str(exc), worker)
+                    study.subject, "failed", seconds, exc.reason, worker, withheld=name,
+                    removed_outputs=removed,
+                )  # fmt: skip
+            log.info("sub-%s failed: %s", study.subject, exc)  # the runner says it
+            return StudyOutcome(
+                study.subject, "failed", seconds, str(exc), worker, removed_outputs=removed
+            )
         written = records.subject_dir(tmp, study.subject)
         if not written.is_dir():
             raise RuntimeError(f"the study function wrote no {written.name} folder")
