@@ -687,3 +687,42 @@ def test_failure_errors_name_the_cohort_folders_files_relative_to_it(tmp_path: P
     tsv = out / "sub-11" / "sub-11_discs.tsv"
     row = _failure(study, {"error": f"{tsv}: No columns to parse", "where": "outputs"}, out=out)
     assert row["error"] == "sub-11/sub-11_discs.tsv: No columns to parse"
+
+
+def _looping_enospc(inputs: object, out_dir: Path, options: object) -> object:
+    """Fails as a real full disk did in the ADC writer: the cause of the error handled is
+    raised again, so that the chain loops (each is the other's cause or context)."""
+    import errno
+
+    try:
+        try:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        except OSError as exc:
+            raise OSError(exc.errno, exc.strerror, str(out_dir / "sub-s00")) from exc
+    except OSError as named:
+        assert isinstance(named.__cause__, OSError)
+        raise named.__cause__ from None
+
+
+def test_a_storage_error_whose_chain_loops_reaches_the_client(tmp_path: Path) -> None:
+    """On a real full disk the task's outcome could not be pickled (its error's chain
+    loops): Dask lost the result and the run hung. The outcome carries a bare copy."""
+    import errno
+
+    from distributed.protocol.pickle import dumps, loads
+
+    from discquant.cohort.worker import output_storage_error, process_study
+
+    standin.make_study(tmp_path / "data" / "sub-s00", _adc(0))
+    (study,) = read_cohort(tmp_path / "data")
+    out = tmp_path / "out"
+    outcome = process_study(study, str(out), CohortOptions(), _looping_enospc)  # type: ignore[arg-type]
+    error = outcome.storage_error
+    assert error is not None and error.errno == errno.ENOSPC
+    assert error.__cause__ is None and error.__context__ is None
+    assert loads(dumps(outcome)).storage_error.errno == errno.ENOSPC
+    assert rec.read_record(out, "s00") is None  # not recorded failed
+    try:
+        _looping_enospc(None, out, None)
+    except OSError as looping:  # the chain walk ends
+        assert output_storage_error(looping, out) is looping

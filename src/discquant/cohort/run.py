@@ -161,10 +161,9 @@ def storage_stop(error: OSError, out: Path, analysed: int) -> OutputNotWritableE
         path = Path(os.path.normpath(Path(os.fsdecode(named[-1])).absolute()))
     reason = one_line(error.strerror or error)
     return OutputNotWritableError(
-        f"cannot write the outputs ({reason}); the run stopped: the {analysed} studies "
-        "analysed before are kept, no study was recorded failed and no earlier output "
-        "removed. Make room (or make the folder writable) and run the same command again "
-        "to resume",
+        f"cannot write the outputs ({reason}): the run stopped, with {analysed} studies "
+        "analysed (kept); no study was recorded failed and no earlier output removed. Make "
+        "room (or make the folder writable) and run the same command again to resume",
         path=path,
     )
 

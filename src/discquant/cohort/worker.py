@@ -557,6 +557,30 @@ def output_storage_error(error: BaseException, out: Path) -> OSError | None:
     return None
 
 
+def bare_os_error(error: OSError) -> OSError:
+    """A copy of ``error`` (its errno, reason and file names) without its traceback, cause
+    and context, to send from a worker to the client.
+
+    A real full disk's error came with a chain that loops (the ADC writer re-raises the
+    cause of the error it handles), which Dask could not pickle: the task's result was
+    lost and the run hung (a trial of :func:`output_storage_error`).
+
+    Parameters
+    ----------
+    error
+        The error as raised.
+
+    Returns
+    -------
+    OSError
+        A new, never raised :class:`OSError` (its errno's subclass, as ``OSError(errno,
+        ...)`` makes it); one without an errno keeps its arguments.
+    """
+    if error.errno is None:
+        return OSError(*error.args)
+    return OSError(error.errno, error.strerror, error.filename, None, error.filename2)
+
+
 def record_failure(
     out: Path, study: CohortStudy, error: BaseException | str, *, where: str
 ) -> bool:
@@ -616,8 +640,9 @@ def process_study(
         if storage is None:
             raise
         seconds = time.perf_counter() - start
+        bare = bare_os_error(storage)  # picklable: the chain as raised may loop
         return StudyOutcome(
-            study.subject, "failed", seconds, str(storage), _worker_name(), storage_error=storage
+            study.subject, "failed", seconds, str(bare), _worker_name(), storage_error=bare
         )
 
 
