@@ -726,3 +726,26 @@ def test_a_storage_error_whose_chain_loops_reaches_the_client(tmp_path: Path) ->
         _looping_enospc(None, out, None)
     except OSError as looping:  # the chain walk ends
         assert output_storage_error(looping, out) is looping
+
+
+def test_a_task_that_raised_is_recorded_unless_the_output_folder_is_to_blame(
+    tmp_path: Path,
+) -> None:
+    """The client recorded every task that raised as the study's failure and removed its
+    earlier outputs, a full disk's ENOSPC too (an audit)."""
+    import errno
+
+    from discquant.cohort.run import _task_failure
+
+    studies, out = _two_finished(tmp_path)
+    before = rec.read_record(out, "s00")
+    full = OSError(errno.ENOSPC, "No space left on device", str(out / "x"))
+    outcome = _task_failure(out, studies[0], full)
+    assert outcome.storage_error is not None and outcome.storage_error.errno == errno.ENOSPC
+    assert rec.read_record(out, "s00") == before and (out / "sub-s00").is_dir()
+
+    outcome = _task_failure(out, studies[1], RuntimeError("segfault in a library"))
+    assert (outcome.status, outcome.error) == ("failed", "RuntimeError: segfault in a library")
+    assert outcome.removed_outputs and not (out / "sub-s01").exists()
+    record = rec.read_record(out, "s01")
+    assert record is not None and (record["status"], record["where"]) == ("failed", "worker")

@@ -35,6 +35,7 @@ from discquant.cohort.worker import (
     PreloadModels,
     StudyFunction,
     StudyOutcome,
+    bare_os_error,
     file_stamps,
     output_storage_error,
     path_inside,
@@ -527,42 +528,24 @@ def _run_locked(
             by_key = {f.key: s for f, s in zip(futures, todo, strict=True)}
             n_workers = len(client.scheduler_info(n_workers=-1).get("workers", {}))
             for future, value in as_completed(futures, with_results=True, raise_errors=False):
-                if isinstance(value, StudyOutcome) and value.storage_error is not None:
+                if not isinstance(value, StudyOutcome):  # the task raised
+                    study = by_key[future.key]
+                    error = _task_error(future, value)
+                    if isinstance(error, CancelledError) or future.cancelled():
+                        # The client lost its scheduler (or someone cancelled the task):
+                        # the study was not run here, and may still be running on a
+                        # worker. It is not a failure of the study: recording one removed
+                        # outputs that an earlier run had completed. The progress line
+                        # says it (with --quiet, the command's summary).
+                        log.debug("sub-%s not run: its task was cancelled", study.subject)
+                        value = StudyOutcome(study.subject, "failed", 0.0, NOT_RUN_CANCELLED)
+                    else:
+                        value = _task_failure(out, study, error)
+                    future.release()
+                if value.storage_error is not None:
                     client.cancel(futures)  # every other study would fail alike
                     raise storage_stop(value.storage_error, out, state.done)
-                if isinstance(value, StudyOutcome):
-                    finish(value)
-                    continue
-                study = by_key[future.key]
-                error = _task_error(future, value)
-                if isinstance(error, CancelledError) or future.cancelled():
-                    # The client lost its scheduler (or someone cancelled the task): the
-                    # study was not run here, and may still be running on a worker. It
-                    # is not a failure of the study: recording one removed outputs that
-                    # an earlier run had completed.
-                    # the progress line says it (with --quiet, the command's summary)
-                    log.debug("sub-%s not run: its task was cancelled", study.subject)
-                    finish(StudyOutcome(study.subject, "failed", 0.0, NOT_RUN_CANCELLED))
-                    future.release()
-                    continue
-                storage = output_storage_error(error, out)
-                removed = False
-                try:
-                    if storage is None:  # a full disk is no failure of the study
-                        removed = record_failure(out, study, error, where="worker")
-                except OSError as exc:  # the failure record itself cannot be written
-                    storage = output_storage_error(exc, out)
-                    if storage is None:
-                        raise
-                if storage is not None:
-                    client.cancel(futures)
-                    raise storage_stop(storage, out, state.done)
-                message = f"{type(error).__name__}: {error}"
-                # the progress line says it (with --quiet, the command's summary): an
-                # ERROR here printed it twice, and alone of all failures under --quiet
-                log.debug("sub-%s failed: %s", study.subject, message)
-                finish(StudyOutcome(study.subject, "failed", 0.0, message, removed_outputs=removed))
-                future.release()
+                finish(value)
         except KeyboardInterrupt:
             _silence_interrupted_cluster()
             raise
@@ -646,6 +629,44 @@ def _current_key(
         versions = worker_model_versions(seg, grading, file_stamps(seg, grading))
         key["models_weights_sha256"] = dict(versions)
     return key
+
+
+def _task_failure(out: Path, study: CohortStudy, error: BaseException) -> StudyOutcome:
+    """Record the failure of a study whose task raised (after its retries), and its outcome.
+
+    Parameters
+    ----------
+    out
+        The cohort folder.
+    study
+        The study.
+    error
+        What its task raised (``KilledWorker`` when its workers kept dying).
+
+    Returns
+    -------
+    StudyOutcome
+        Failed, with the error; when the error is the output folder's storage, or the
+        failure record cannot be written for it
+        (:func:`~discquant.cohort.worker.output_storage_error`), nothing recorded or
+        removed and the error in ``storage_error``, on which the run stops.
+    """
+    storage = output_storage_error(error, out)
+    removed = False
+    try:
+        if storage is None:  # a full disk is no failure of the study
+            removed = record_failure(out, study, error, where="worker")
+    except OSError as exc:  # the failure record itself cannot be written
+        storage = output_storage_error(exc, out)
+        if storage is None:
+            raise
+    if storage is not None:
+        return StudyOutcome(study.subject, "failed", storage_error=bare_os_error(storage))
+    message = f"{type(error).__name__}: {error}"
+    # The progress line says it (with --quiet, the command's summary): an ERROR here
+    # printed it twice, and alone of all failures under --quiet (an audit).
+    log.debug("sub-%s failed: %s", study.subject, message)
+    return StudyOutcome(study.subject, "failed", 0.0, message, removed_outputs=removed)
 
 
 def _task_error(future: Any, value: Any) -> BaseException:
