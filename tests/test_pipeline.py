@@ -1580,3 +1580,15 @@ def test_a_mirrored_header_is_said_and_every_level_is_uncertain(phantom: Phantom
     assert len(found) == 5 and all("level_uncertain" in d.flags for d in found)
     plain = analyze(_study(phantom, dwi=False), segmenter=seg)
     assert not [w for w in plain.warnings if "mirrored" in w]
+
+
+def test_the_provenance_records_the_fit_and_its_b_value_shells(phantom: PhantomStudy) -> None:
+    """The fit's method and b-values were in the ADC sidecar only (an audit)."""
+    res = analyze(
+        _study(phantom), segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)
+    )
+    assert res.provenance["adc_fit"] == {
+        "method": "wls",
+        "bvals_s_per_mm2": sorted({float(b) for b in phantom.bvals}),
+        "n_volumes": len(phantom.bvals),
+    }

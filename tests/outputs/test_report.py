@@ -536,3 +536,17 @@ def test_values_that_noise_biases_are_marked_with_the_expected_error(synthetic: 
     legend = ax.get_legend()
     assert legend is not None
     assert "hollow †: biased by noise" in [t.get_text() for t in legend.get_texts()]
+
+
+def test_the_method_names_this_studys_fit_and_b_values(synthetic: Synthetic) -> None:
+    """The ADC depends on the b-values, but they and the fit were in the map's sidecar only
+    (an audit): the method's diffusion paragraph names them from the provenance."""
+    import copy
+
+    result = copy.deepcopy(synthetic.result)
+    result.provenance["adc_fit"] = {"method": "wls", "bvals_s_per_mm2": [0.0, 400.0, 800.0],
+                                    "n_volumes": 7}  # fmt: skip
+    html = render_report(result)
+    diffusion = html.split("<strong>Diffusion.</strong>")[1].split("</p>")[0]
+    assert diffusion.endswith(" This study: WLS fit over b = 0, 400, 800 s/mm² (7 volumes).")
+    assert "This study:" not in render_report(synthetic.result)

@@ -126,6 +126,12 @@ def run_diffusion(
         float(shell.bval_s_per_mm2) for shell in model.used_shells for _ in shell.volumes
     )
     result.adc_fit_n_averages = acquisitions_per_volume(model.used_shells, model.bvecs)
+    # the ADC depends on them: they were in the map's sidecar only (an audit)
+    result.provenance["adc_fit"] = {
+        "method": model.method,
+        "bvals_s_per_mm2": [float(shell.bval_s_per_mm2) for shell in model.used_shells],
+        "n_volumes": len(result.adc_fit_bvals_s_per_mm2),
+    }
     if directional := directional_shells(model.used_shells, model.bvecs):
         # One gradient direction per shell was fitted as if it were a trace, silently (a
         # user trial): one phantom direction read the nucleus ADC -8 % to +12 % off.

@@ -275,10 +275,18 @@ def _method_html(result: AnalysisResult) -> str:
     text = METHOD_HTML
     grading = "<p><strong>Grading.</strong>"
     text = text.replace(grading, _water_method_html(result) + "\n" + grading)
+    start = text.index(_FITTED_ADC)
+    end = text.index("</p>", start)
     if _scanner_adc_only(result):
-        start = text.index(_FITTED_ADC)
-        end = text.index("</p>", start) + len("</p>")
-        text = text[:start] + _SCANNER_ADC + text[end:]
+        text = text[:start] + _SCANNER_ADC + text[end + len("</p>") :]
+    elif fit := result.provenance.get("adc_fit"):
+        # the method and b-values of this study's fit (in the ADC sidecar only: an audit)
+        shells = ", ".join(f"{b:g}" for b in fit["bvals_s_per_mm2"])
+        this_study = (
+            f" This study: {_esc(str(fit['method']).upper())} fit over b = {shells} s/mm² "
+            f"({fit['n_volumes']} volumes)."
+        )
+        text = text[:end] + this_study + text[end:]
     grader = result.provenance.get("models", {}).get("pfirrmann")
     if grader not in (None, "shipped"):
         own = (
