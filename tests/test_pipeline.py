@@ -286,13 +286,26 @@ def test_a_level_not_found_says_whether_it_lies_beyond_the_field_of_view(
         assert not {"not_in_fov", "not_found"} & set(by_level[level].flags)
 
 
-def test_no_discs_found_is_flagged_without_numbers(phantom: PhantomStudy) -> None:
+@pytest.mark.parametrize("how", ["empty label map", "NoDiscsFoundError"])
+def test_no_discs_found_is_flagged_without_numbers(phantom: PhantomStudy, how: str) -> None:
+    """An empty label map, or a user's segmenter raising NoDiscsFoundError (a path no
+    test took: a code review), fail the segmentation stage alike."""
+    from discquant.errors import NoDiscsFoundError
+
     empty = Volume(np.zeros(phantom.t2.shape, np.int16), phantom.t2.affine)
-    res = analyze(_study(phantom), segmenter=_truth_segmenter(empty, empty))
-    assert "no_lumbar_discs_found" in res.flags
+
+    def refuses(image: Volume) -> Any:
+        raise NoDiscsFoundError("my segmenter found no disc")
+
+    segmenter = _truth_segmenter(empty, empty) if how == "empty label map" else refuses
+    res = analyze(_study(phantom), segmenter=segmenter)
+    assert res.flags.count("no_lumbar_discs_found") == 1
     assert not any(d.found for d in res.discs)
     assert all(d.adc_np is None and d.volume_mm3 is None for d in res.discs)
-    assert [s.ok for s in res.stages if s.name == "segmentation"] == [False]
+    assert [(s.ok, s.message) for s in res.stages if s.name == "segmentation"] == [
+        (False, "no lumbar discs found")
+    ]
+    assert [s.name for s in res.stages] == ["diffusion", "segmentation"]
 
 
 def test_failed_stage_keeps_the_others(phantom: PhantomStudy) -> None:

@@ -128,7 +128,10 @@ class AnalysisConfig:
     packaged ones."""
     max_dwi_offset_voxels: float = 1.25
     """T2 masks that lie farther than this many DWI voxels (in-plane) from the discs the
-    network finds on the DWI b≈0 image are moved onto them (0: never checked)."""
+    network finds on the DWI b≈0 image are moved onto them when the discs agree on the
+    shift (:func:`discquant.measure.alignment.decide_offset`: enough matched discs, little
+    spread, the same level names, at most 10 mm); otherwise the masks stay and every disc
+    is flagged ``dwi_t2_misaligned``. 0: never checked."""
     measure: MeasureConfig = field(default_factory=MeasureConfig)
 
 

@@ -71,10 +71,6 @@ class Volume:
         return (float(zooms[0]), float(zooms[1]), float(zooms[2]))
 
     @property
-    def voxel_volume_mm3(self) -> float:
-        return float(abs(np.linalg.det(self.affine[:3, :3])))
-
-    @property
     def axcodes(self) -> tuple[str, str, str]:
         """Orientation codes of the voxel axes, e.g. ``('P', 'S', 'R')``."""
         import nibabel as nib

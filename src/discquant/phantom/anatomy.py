@@ -158,10 +158,6 @@ class Slab:
         endplates are concave in the coronal plane too)."""
         return 0.15 * self.h_mid if self.kind == "disc" else 0.0
 
-    def radius(self) -> float:
-        """Half-diagonal of the slab in the sagittal plane (for bounding boxes)."""
-        return 0.5 * math.hypot(self.depth, max(self.h_ant, self.h_post, self.h_mid)) + 2.0
-
 
 def _rot(theta: float) -> tuple[float, float]:
     return (math.sin(theta), math.cos(theta))
