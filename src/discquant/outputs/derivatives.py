@@ -90,14 +90,15 @@ def write_dseg_tsv(path: Path, *, present: set[int] | None = None) -> Path:
     return path
 
 
-def write_adc_map(volume: Volume, path: Path, provenance: AdcProvenance) -> Path:
+def write_adc_map(volume: Volume, path: Path, provenance: AdcProvenance) -> tuple[Path, Path]:
     """Write the ADC map as float32 NIfTI in µm²/ms with its JSON sidecar next to it.
 
     The writer is ``discquant adc``'s own (:func:`discquant.diffusion.writer.write_adc_nifti`):
-    one header, one sidecar schema for both commands.
+    one header, one sidecar schema for both commands. Returns the map's path and the
+    sidecar's (the caller rebuilt the sidecar's name from the map's).
     """
     try:
-        written, _ = write_adc_nifti(volume.data, volume.affine, path, provenance)
+        written = write_adc_nifti(volume.data, volume.affine, path, provenance)
     except OSError as exc:
         # The writer names the map, here in the subject's temporary folder, which is gone
         # once the failure is reported: the error as raised (gzip's ENOSPC has no file

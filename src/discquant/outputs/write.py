@@ -413,11 +413,10 @@ def _write_subject(
     else:
         skipped["nucleus_core"] = "no nucleus ADC measured: " + _why_no_nucleus_core(result)
     if result.adc_map is not None:
-        adc_path = derivatives.write_adc_map(
+        adc_path, sidecar = derivatives.write_adc_map(
             result.adc_map, name("adc.nii.gz"), _adc_provenance(result)
         )
-        written["adc"] = adc_path.name
-        written["adc_json"] = adc_path.name.removesuffix(".nii.gz") + ".json"
+        written["adc"], written["adc_json"] = adc_path.name, sidecar.name
     else:
         skipped["adc"] = "no ADC map"
     written["discs_tsv"] = tables.write_discs_tsv(result.discs, name("discs.tsv")).name
