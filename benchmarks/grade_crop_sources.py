@@ -25,7 +25,6 @@ from discquant.grade.crops import DiscLocation, extract_disc_crop
 from discquant.grade.data import sudirman_discs
 from discquant.grade.pfirrmann import grade_disc_crops, load_pfirrmann_model
 from discquant.io.nifti import read_volume
-from discquant.pipeline import _crop_arguments
 from discquant.segment import load_segmentation_model, segment_spine
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sudirman-midsag-t2"
@@ -33,7 +32,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sudirman-midsa
 
 def main(data: Path = DATA) -> None:
     grader = load_pfirrmann_model()
-    crop_args = _crop_arguments(grader)
+    crop_args = grader.crop_kwargs()
     held = set(grader.metadata["holdout_subjects"])
     discs = [d for d in sudirman_discs(data) if d.subject in held]
     seg_model = load_segmentation_model()

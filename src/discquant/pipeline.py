@@ -846,7 +846,7 @@ def _grade(
     from discquant.grade.pfirrmann import grade_disc_crops, load_pfirrmann_model
 
     model = model if model is not None else load_pfirrmann_model()
-    crop_args = _crop_arguments(model)
+    crop_args = model.crop_kwargs()
     found, crops = [], []
     for disc in (d for d in result.discs if d.found):
         try:  # one disc that cannot be cropped (a mask of 2 voxels) must not stop the rest
@@ -897,23 +897,6 @@ def _record_segmentation_model(result: AnalysisResult, segmentation: Segmentatio
         models["segmentation"] = tag
     if sha := getattr(segmentation, "model_weights_sha256", ""):
         models["segmentation_weights_sha256"] = sha
-
-
-def _crop_arguments(model: PfirrmannModel) -> dict[str, Any]:
-    """The crop settings the grading model was trained with (``model.crop``), as keyword
-    arguments of :func:`~discquant.grade.crops.extract_disc_crop`. A model that records no
-    ``normalise`` was trained with the function's default (whole-image percentiles)."""
-    crop = dict(getattr(model, "crop", {}) or {})
-    args: dict[str, Any] = {}
-    if "normalise" in crop:
-        args["normalise"] = str(crop["normalise"])
-    if "slices" in crop:
-        args["slices"] = int(crop["slices"])
-    if "shape" in crop:
-        args["shape"] = tuple(crop["shape"])
-    if "size_mm" in crop:
-        args["size_mm"] = tuple(crop["size_mm"])
-    return args
 
 
 def _provenance(study: Study, config: AnalysisConfig) -> dict[str, Any]:

@@ -75,7 +75,9 @@ def test_analyze_refuses_unreadable_adc_thresholds_before_the_run(tmp_path: Path
     t2 = tmp_path / "t2.nii.gz"
     nib.save(nib.Nifti1Image(np.ones((64, 64, 3), np.float32), np.eye(4)), t2)
     bad = tmp_path / "site.yaml"
-    bad.write_text("unit: um2_per_ms\nclasses:\n  - {name: wet, upper: 1.5}\n")  # last not open
+    bad.write_text(  # the last class not open
+        "unit: um2_per_ms\nclasses:\n  - {name: wet, upper: 1.5}\n  - {name: dry, upper: 2.5}\n"
+    )
     out = tmp_path / "out"
     result = CliRunner().invoke(
         app, ["analyze", "--t2", str(t2), "--adc-thresholds", str(bad), "-o", str(out)]

@@ -30,6 +30,8 @@ CROP_SIZE_MM: tuple[float, float] = (48.0, 64.0)
 """Default crop extent (along the disc normal, along anterior→posterior) in mm."""
 CROP_SHAPE: tuple[int, int] = (60, 80)
 """Default crop grid (rows, columns): 0.8 mm pixels for the default extent."""
+CROP_SLICES = 3
+"""Default number of sagittal slices in a crop (the mid-sagittal one and its neighbours)."""
 PERCENTILES: tuple[float, float] = (1.0, 99.5)
 """Image-level percentiles mapped to 0 and 1."""
 CROP_CLIP: tuple[float, float] = (-1.0, 2.0)
@@ -139,7 +141,7 @@ def extract_disc_crop(
     image: Volume,
     disc: DiscLocation | npt.ArrayLike,
     *,
-    slices: int = 3,
+    slices: int = CROP_SLICES,
     size_mm: tuple[float, float] = CROP_SIZE_MM,
     shape: tuple[int, int] = CROP_SHAPE,
     align: bool = True,

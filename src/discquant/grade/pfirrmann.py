@@ -22,6 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.errors import InvalidInputError, ModelError
+from discquant.grade.crops import CROP_SHAPE, CROP_SLICES
 from discquant.models import not_a_model, read_torch_file, save_torch_file, weights_sha256
 
 if TYPE_CHECKING:
@@ -84,6 +85,23 @@ class PfirrmannModel:
     def weights_sha256(self) -> str:
         """SHA-256 of the weights (:func:`discquant.models.weights_sha256`), for provenance."""
         return weights_sha256(self.network)
+
+    def crop_kwargs(self) -> dict[str, Any]:
+        """The crop settings the network was trained with (:attr:`crop`), as keyword
+        arguments of :func:`~discquant.grade.crops.extract_disc_crop`; those it does not
+        record are the function's defaults (a model that records no ``normalise`` was
+        trained with whole-image percentiles)."""
+        crop = self.crop or {}
+        args: dict[str, Any] = {}
+        if "normalise" in crop:
+            args["normalise"] = str(crop["normalise"])
+        if "slices" in crop:
+            args["slices"] = int(crop["slices"])
+        if "shape" in crop:
+            args["shape"] = tuple(crop["shape"])
+        if "size_mm" in crop:
+            args["size_mm"] = tuple(crop["size_mm"])
+        return args
 
     @property
     def target(self) -> str:
@@ -247,7 +265,8 @@ def grade_disc_crops(
     arr = np.asarray(crops, dtype=np.float32)
     if arr.ndim == 3:
         arr = arr[None]
-    expected_shape = (int(model.crop.get("slices", 3)), *tuple(model.crop.get("shape", (60, 80))))
+    crop = model.crop_kwargs()
+    expected_shape = (int(crop.get("slices", CROP_SLICES)), *tuple(crop.get("shape", CROP_SHAPE)))
     if arr.ndim != 4 or arr.shape[1:] != expected_shape:
         raise InvalidInputError(
             f"crops have shape {arr.shape}; the model expects (n, *{expected_shape})"

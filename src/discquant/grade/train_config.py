@@ -16,13 +16,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from discquant.errors import InvalidInputError, validation_summary
+from discquant.grade.crops import CROP_SHAPE, CROP_SIZE_MM, CROP_SLICES
 
 
 class CropConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    slices: int = 3
-    size_mm: tuple[float, float] = (48.0, 64.0)
-    shape: tuple[int, int] = (60, 80)
+    slices: int = CROP_SLICES
+    size_mm: tuple[float, float] = CROP_SIZE_MM
+    shape: tuple[int, int] = CROP_SHAPE
     normalise: str = "image"
 
 
