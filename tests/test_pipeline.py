@@ -144,8 +144,8 @@ def test_dwi_only_segments_the_b0_and_gives_adc(phantom: PhantomStudy) -> None:
     assert "segmented_on_dwi_b0" in res.flags
     said = [w for w in res.warnings if "segmented on the DWI b≈0 image" in w]
     assert len(said) == 1 and "no T2 found (the study holds only diffusion series)" in said[0]
-    assert next(s for s in res.stages if s.name == "segmentation").message.endswith(
-        "disc levels named on the DWI b≈0 image"
+    assert next(s for s in res.stages if s.name == "segmentation").message == (
+        "5 lumbar disc levels named on the DWI b≈0 image (and T11-T12, T12-L1)"
     )
     # With a series that was not taken for a T2, the warning says which and why.
     t1 = Series(SeriesRole.OTHER, "T1-weighted (TE 12 ms)", "T1 TSE SAG", phantom.t2, "sagittal")
@@ -1406,7 +1406,7 @@ def test_only_b0_discs_that_agree_confirm_a_dwi_of_another_study(
 ) -> None:
     """Discs on both images that matched none (or disagreed) had counted as a check that
     confirmed the overlay of a DWI of another study (a review)."""
-    from discquant.pipeline import _unconfirmed_other_frame
+    from discquant.measure.transfer_stage import _unconfirmed_other_frame
     from discquant.results import AnalysisResult
 
     result = AnalysisResult(subject="s", discs=[])
@@ -1538,7 +1538,7 @@ def test_a_failed_transfer_stage_is_named_on_every_disc(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("transfer broke")
 
-    monkeypatch.setattr(pipeline, "_to_dwi_grid", broken)
+    monkeypatch.setattr(pipeline, "run_transfer", broken)
     res = analyze(
         _study(phantom), segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)
     )

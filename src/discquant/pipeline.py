@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import platform
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,7 +27,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-import numpy.typing as npt
 
 from discquant import __version__
 from discquant.diffusion.stage import lowest_bval, run_diffusion
@@ -37,9 +35,8 @@ from discquant.errors import (
     InvalidInputError,
     NoDiscsFoundError,
 )
-from discquant.grid import touches_in_plane_edge
 from discquant.io.privacy import label_holds_identifier, patient_summary
-from discquant.io.roles import frames_differ, orientation_from_affine, refuse_label_map
+from discquant.io.roles import orientation_from_affine, refuse_label_map
 from discquant.io.study import SERIES_SKIPPED, Series, SeriesRole, Study, Volume
 from discquant.measure.contrast import FLAG_T2_CONTRAST
 from discquant.measure.discs import (
@@ -50,6 +47,7 @@ from discquant.measure.discs import (
     nucleus_core_labels,
     on_label_grid,
 )
+from discquant.measure.transfer_stage import run_transfer, transfer_flags
 from discquant.measure.water import FLAG_CSF_ADC, MIN_CSF_ADC_UM2_PER_MS
 from discquant.output_paths import (
     bids_label,
@@ -184,10 +182,6 @@ def _source_files_sha256(paths: tuple[Path, ...]) -> str:
 
 # The pipeline's own study-wide flags (their meanings: results.FLAG_MEANINGS).
 FLAG_SEGMENTED_ON_DWI = "segmented_on_dwi_b0"
-FLAG_DWI_OFFSET_CORRECTED = "dwi_offset_corrected"
-FLAG_DWI_MISALIGNED = "dwi_t2_misaligned"
-FLAG_FRAMES_DIFFER = "frames_of_reference_differ"
-FLAG_ADC_WITHHELD_FRAMES = "adc_withheld_frames_differ"
 FLAG_NO_DIFFUSION = "no_diffusion_series"
 FLAG_ADC_WITHHELD_NO_DWI = "adc_withheld_no_dwi"
 FLAG_ADC_WITHHELD_DIFFUSION_FAILED = "adc_withheld_diffusion_failed"
@@ -349,8 +343,14 @@ def _run_stages(
     nucleus_dwi, adc_withheld = None, False
     if result.adc_map is not None:
         with stages.run("transfer") as transfer:
-            nucleus_dwi = _to_dwi_grid(study, segmentation, result, config, segment)
-            adc_withheld = _transfer_flags(result, level_flags)
+            nucleus_dwi = run_transfer(
+                study,
+                segmentation,
+                result,
+                max_dwi_offset_voxels=config.max_dwi_offset_voxels,
+                segment=segment,
+            )
+            adc_withheld = transfer_flags(result, level_flags)
         if not transfer.ok:
             # the masks are not on the ADC map: each disc's empty ADC cells said nothing
             # (a code review), as they did for a failed diffusion stage before
@@ -481,22 +481,6 @@ def _study_flags_on_every_disc(
     return level_flags
 
 
-def _transfer_flags(result: AnalysisResult, level_flags: dict[str, list[str]]) -> bool:
-    """Put the transfer's study flags on every disc; True when the disc ADCs are to be
-    withheld (two studies whose overlay the b≈0 discs did not confirm)."""
-    every_disc = [
-        flag
-        for flag in (FLAG_DWI_OFFSET_CORRECTED, FLAG_DWI_MISALIGNED, FLAG_FRAMES_DIFFER)
-        if flag in result.flags
-    ]
-    withheld = _unconfirmed_other_frame(result)
-    if withheld:
-        every_disc.append(FLAG_ADC_WITHHELD_FRAMES)
-    for level in DISC_LABELS:
-        level_flags.setdefault(level, []).extend(every_disc)
-    return withheld
-
-
 def _measure(
     study: Study,
     anatomy: Volume,
@@ -605,175 +589,6 @@ def _with_canal(segmentation: Segmentation) -> Volume:
     data = labels.data.copy()
     data[(segmentation.canal.data > 0) & (data == 0)] = CANAL_LABEL
     return Volume(data, labels.affine)
-
-
-def _unconfirmed_other_frame(result: AnalysisResult) -> bool:
-    """Whether the T2 and the diffusion series carry different frames of reference (two
-    studies) and the b≈0 image's own discs did not confirm the overlay: then the scanner
-    coordinates of two studies are all that lays the masks on the ADC map, and a user
-    trial's brain DWI of another study gave "L4-L5" a nucleus ADC of 0.43 µm²/ms (class
-    severe) with exit 0. The disc ADCs are then withheld (``adc_withheld_frames_differ``)
-    and a warning says why; with the b≈0 discs matched onto the T2's (within the limit, or
-    corrected) they are measured as for one study. Discs on both that do not agree
-    (``dwi_t2_misaligned``, none matched) confirm nothing: withheld too."""
-    if FLAG_FRAMES_DIFFER not in result.flags:
-        return False
-    offset = result.provenance.get("dwi_offset")
-    if (
-        isinstance(offset, dict)
-        and offset.get("checked")
-        and offset.get("discs_matched", 0) > 0
-        and FLAG_DWI_MISALIGNED not in result.flags
-    ):
-        return False
-    result.warnings.append(
-        "the disc ADCs are withheld: the T2 and the diffusion series are of different "
-        "studies (frames of reference) and the DWI b≈0 image's own discs could not confirm "
-        "that the masks lie on them; give the diffusion series of the T2's study"
-    )
-    return True
-
-
-class _QuietSegmentationLog:
-    """Holds back the segmentation's warnings (level ERROR on ``discquant.segment``) while
-    the b≈0 image is segmented for the alignment check: its own level naming ("a disc
-    may be missing between ...", seen on 50 phantoms) read as if about the T2's names.
-
-    Counted under a lock, so that analyses in threads of one process never leave the level
-    raised (while one holds it, another thread's segmentation warnings are held back too).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._depth = 0
-        self._saved = logging.NOTSET
-
-    @contextmanager
-    def __call__(self) -> Iterator[None]:
-        segment_log = logging.getLogger("discquant.segment")
-        with self._lock:
-            if self._depth == 0:
-                self._saved = segment_log.level
-                segment_log.setLevel(logging.ERROR)
-            self._depth += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._depth -= 1
-                if self._depth == 0:
-                    segment_log.setLevel(self._saved)
-
-
-_quiet_segmentation_log = _QuietSegmentationLog()
-
-
-def _dwi_offset(
-    transferred: Volume,
-    result: AnalysisResult,
-    config: AnalysisConfig,
-    segment: Segmenter,
-    *,
-    cut: frozenset[int] = frozenset(),
-) -> npt.NDArray[np.float64] | None:
-    """The shift to give the T2 masks so that they lie on the DWI's discs, or None.
-
-    The b≈0 image is segmented too and its discs matched to the transferred T2 discs;
-    :func:`discquant.measure.alignment.decide_offset` decides, with a limit of
-    ``max_dwi_offset_voxels`` DWI voxels. Its record goes to the provenance
-    (``dwi_offset``); a correction is flagged ``dwi_offset_corrected``, a shift that may
-    not be corrected ``dwi_t2_misaligned``. Discs cut by the T2's in-plane edge (``cut``)
-    are not matched.
-    """
-    from discquant.measure.alignment import decide_offset, in_plane_voxel_mm
-
-    assert result.b0 is not None
-    try:
-        with _quiet_segmentation_log():
-            own = segment(result.b0)
-    except Exception as exc:  # an extra check: the transfer goes on without it
-        log.debug("segmenting the b≈0 image failed", exc_info=True)
-        result.provenance["dwi_offset"] = {"checked": False, "why": f"{type(exc).__name__}: {exc}"}
-        return None
-    limit_mm = config.max_dwi_offset_voxels * in_plane_voxel_mm(result.b0.affine)
-    decision = decide_offset(transferred, own.labels, limit_mm, cut=cut)
-    result.provenance["dwi_offset"] = decision.record
-    if decision.misaligned:
-        assert decision.message is not None
-        _misaligned(result, decision.message)
-    elif decision.offset_mm is not None:
-        result.flags.append(FLAG_DWI_OFFSET_CORRECTED)
-        result.warnings.append(
-            f"{decision.message} (the patient moved between the T2 and the DWI?): the disc "
-            "masks were moved onto the DWI's discs before the ADC was measured"
-        )
-    return decision.offset_mm
-
-
-def _misaligned(result: AnalysisResult, what: str) -> None:
-    """Flag the study ``dwi_t2_misaligned`` (every disc too, in the pipeline) and say why."""
-    result.flags.append(FLAG_DWI_MISALIGNED)
-    result.warnings.append(
-        f"{what}: the disc ADC may be measured off the discs; did the patient move between "
-        "the T2 and the DWI, are they of different positions, or is the b≈0 image too "
-        "noisy for its own discs to be found?"
-    )  # the last: at SNR 5 the b≈0 segmentation found discs that matched none (a trial)
-
-
-def _to_dwi_grid(
-    study: Study,
-    segmentation: Segmentation,
-    result: AnalysisResult,
-    config: AnalysisConfig,
-    segment: Segmenter,
-) -> Volume | None:
-    """Bring the segmentation onto the DWI grid (world coordinates, partial volume),
-    moved onto the DWI's own discs when the patient moved between the series
-    (:func:`_dwi_offset`)."""
-    from discquant.measure.alignment import shifted
-    from discquant.measure.transfer import transfer_labels
-
-    assert result.adc_map is not None
-    target = result.adc_map
-    shape3 = (target.shape[0], target.shape[1], target.shape[2])
-    if study.t2 is None:  # segmented on the DWI b≈0 itself: already on the DWI grid
-        result.labels_dwi = segmentation.labels
-        return segmentation.nucleus
-    # the series the ADC map comes from: the raw DWI, else the scanner's map
-    diffusion = study.dwi if study.dwi is not None else study.adc
-    if diffusion is not None and frames_differ(study.t2, diffusion):
-        result.warnings.append(
-            f"the T2 and the {'DWI' if diffusion is study.dwi else 'scanner ADC map'} have "
-            "different frames of reference (different studies?): the disc masks may not "
-            "overlay the ADC map"
-        )
-        result.flags.append(FLAG_FRAMES_DIFFER)
-    labels, nucleus_t2 = segmentation.labels, segmentation.nucleus
-    transfer = transfer_labels(labels, target.affine, shape3)
-    if result.b0 is None and config.max_dwi_offset_voxels > 0:
-        why = "no b≈0 image (the scanner's ADC map only): patient movement not checked"
-        result.provenance["dwi_offset"] = {"checked": False, "why": why}
-    elif config.max_dwi_offset_voxels > 0:
-        offset = _dwi_offset(transfer.labels, result, config, segment, cut=_cut_discs(labels))
-        if offset is not None:
-            labels = shifted(labels, offset)
-            nucleus_t2 = shifted(nucleus_t2, offset) if nucleus_t2 is not None else None
-            transfer = transfer_labels(labels, target.affine, shape3)
-    result.labels_dwi = transfer.labels
-    if nucleus_t2 is None:
-        return None
-    nucleus = transfer_labels(nucleus_t2, target.affine, shape3)
-    return Volume((nucleus.labels.data > 0).astype(np.uint8), target.affine)
-
-
-def _cut_discs(labels: Volume) -> frozenset[int]:
-    """The lumbar disc labels that the image's in-plane edge cuts (partial field of view)."""
-    data = np.asarray(labels.data)
-    return frozenset(
-        label
-        for label in DISC_LABELS.values()
-        if touches_in_plane_edge(data == label, labels.affine)  # an absent disc touches nothing
-    )
 
 
 def _check_t2_contrast(result: AnalysisResult, config: AnalysisConfig) -> None:
