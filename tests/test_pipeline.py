@@ -1576,6 +1576,15 @@ def test_a_diffusion_series_with_no_fittable_voxel_fails_its_stage(phantom: Phan
         found = [d for d in res.discs if d.found]
         assert len(found) == 5
         assert all("adc_withheld_diffusion_failed" in d.flags for d in found)
+    # Without a T2 the b≈0 volumes, which are sound, are still segmented (the first fix
+    # raised before keeping them: "no image to segment" and no disc; a review).
+    seen: list[Volume] = []
+    seg_dwi = _truth_segmenter(phantom.labels_dwi, phantom.nucleus_dwi)
+    res = analyze(Study("ph", (dwi,)), segmenter=lambda image: seen.append(image) or seg_dwi(image))
+    assert [s.name for s in res.stages if not s.ok] == ["diffusion"]
+    b0 = np.asarray(phantom.dwi.data)[..., phantom.bvals == 0].mean(axis=-1)
+    assert len(seen) == 1 and np.allclose(seen[0].data, b0)
+    assert sum(d.found for d in res.discs) == 5
 
 
 def test_a_mirrored_header_is_said_and_every_level_is_uncertain(phantom: PhantomStudy) -> None:

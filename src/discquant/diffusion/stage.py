@@ -84,6 +84,8 @@ def run_diffusion(
         # signal); as numbers they entered the disc statistics (a nucleus median of 0 at
         # low SNR). Here, as in discquant's own maps, a voxel without an ADC is NaN.
         data = np.where(scanner.data > 0, scanner.data, np.nan).astype(np.float32)
+        trace = study.trace
+        result.b0 = trace.image if trace is not None else None
         if not np.isfinite(data).any():  # as for a fit without a valid voxel, below
             raise DiscquantError(
                 f"the scanner's ADC map {study.adc.description!r} holds no positive value"
@@ -92,8 +94,6 @@ def run_diffusion(
         result.warnings.append(
             "no raw DWI: the scanner's ADC map is used (its voxels ≤ 0, not fitted, as NaN)"
         )
-        trace = study.trace
-        result.b0 = trace.image if trace is not None else None
         b = None if trace is None or trace.bvals_s_per_mm2 is None else trace.bvals_s_per_mm2
         if b is not None and np.size(b) and float(np.min(b)) > B0_MAX_S_PER_MM2:
             # It stands in for the b≈0 image (segmentation without a T2, the report's
@@ -114,7 +114,9 @@ def run_diffusion(
     fit = model.fit(dwi.image.data)
     if fit.n_valid == 0:
         # an all-NaN map went on: the stage "ok", a blank report panel, and each disc
-        # "too few voxels" (an audit: the b > 0 volumes NaN)
+        # "too few voxels" (an audit: the b > 0 volumes NaN). The b≈0 image is kept: a
+        # study without a T2 is segmented on it (a review).
+        result.b0 = _mean_b0(dwi)
         raise DiscquantError(why_no_valid_voxel(dwi.image.data, model, fit))
     affine = dwi.image.affine
     result.adc_map = Volume(np.asarray(fit.adc_um2_per_ms, dtype=np.float32), affine)
