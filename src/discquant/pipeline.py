@@ -64,6 +64,7 @@ from discquant.results import (
     FLAG_HEADER_MIRRORED,
     LABEL_NAMES,
     LEVELS,
+    MIN_CANAL_BEHIND_BODIES_MM,
     STUDY_WIDE_LEVEL_FLAGS,
     AnalysisResult,
     DiscResult,
@@ -444,7 +445,8 @@ def _segment(
     )
     if FLAG_HEADER_MIRRORED in segmentation.flags:
         result.warnings.append(
-            "the spinal canal was not found behind the vertebral bodies (less than 10 mm): "
+            "the spinal canal was not found behind the vertebral bodies (less than "
+            f"{MIN_CANAL_BEHIND_BODIES_MM:g} mm): "
             "the image header's directions look mirrored front to back, so level names, "
             "anterior and posterior heights and volumes are unreliable; check the image's "
             "orientation (qform/sform)"

@@ -110,7 +110,7 @@ LABEL_NAMES: dict[int, tuple[str, str]] = {
 }
 """``label value -> (name, abbreviation)`` for the VerSe/SPINEPS labels discquant writes.
 
-Labels 8 … 24 are vertebral bodies only (the network's class, and the phantom's): the
+Labels 8 … 25 are vertebral bodies only (the network's class, and the phantom's): the
 posterior elements are not segmented. The DICOM SEG names its segments from this table.
 """
 
@@ -270,6 +270,13 @@ FLAG_DISC_MISSED = "disc_possibly_missed"
 FLAG_NOT_SAGITTAL = "input_not_sagittal"
 FLAG_HEADER_MIRRORED = "header_looks_mirrored"
 
+MIN_CANAL_BEHIND_BODIES_MM = 10.0
+"""The spinal canal must lie at least this far behind the vertebral bodies (RAS y, the
+median over the image rows holding both). The 615 real images and 20 phantoms read 13.5 mm
+and more as stored; with x and y negated, 42 of 50 real images and 8 of 20 phantoms read
+less (``benchmarks/segment_orientation.py``, docs/segmentation.md). Here, not in
+:mod:`discquant.segment.orientation`, so that the pipeline reads it without loading torch."""
+
 STUDY_WIDE_LEVEL_FLAGS = frozenset(
     {
         FLAG_LEVEL_UNCERTAIN,
@@ -294,8 +301,8 @@ FLAG_MEANINGS: dict[str, str] = {
     "snr_not_estimated": "Noise not estimated: SNR not checked",
     "adc_np_imprecise": "Nucleus median ADC imprecise",
     "adc_disc_voxels_dropped": "Whole-disc ADC reads high: over 5 % of its voxels not fitted",
-    "adc_noise_floor_bias": "Nucleus ADC biased >5 % by noise (adc_np_noise_bias_percent)",
-    "not_in_fov": "Level beyond the image's field of view (its disc's expected place)",
+    "adc_noise_floor_bias": "Nucleus ADC biased >5 % by noise (floor: low; drops: high)",
+    "not_in_fov": "Level outside the field of view (where its disc would lie)",
     "not_found": "Level not found within the field of view (missed, or absent)",
     "disc_not_in_dwi": "Disc not in the DWI",
     "adc_withheld_too_few_voxels": "ADC withheld: too few voxels",

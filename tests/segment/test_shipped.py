@@ -101,7 +101,7 @@ def test_a_header_mirrored_front_to_back_is_flagged(shared_data: Path, model, im
     """x and y negated in the header: the network still named six discs of sub-fcs11,
     with anterior and posterior heights swapped and nothing said (a user trial on a
     phantom). The canal then lies in front of the bodies, or level with them (5 mm behind
-    here, against 13.5 mm and more on every real image as stored:
+    here, against 13.5 mm and more on each of the 615 real images as stored:
     benchmarks/segment_orientation.py)."""
     from discquant.io.study import Volume
 
@@ -111,4 +111,6 @@ def test_a_header_mirrored_front_to_back_is_flagged(shared_data: Path, model, im
         Volume(vol.data, np.diag([-1.0, -1.0, 1.0, 1.0]) @ vol.affine), model=model
     )
     assert "header_looks_mirrored" not in stored.flags
-    assert "header_looks_mirrored" in mirrored.flags
+    # with level_uncertain, as sacrum_not_in_fov comes: the report's and the SEG's
+    # vertebra names read the study-wide flag (a review)
+    assert {"header_looks_mirrored", "level_uncertain"} <= set(mirrored.flags)

@@ -131,8 +131,9 @@ COLUMNS: tuple[Column, ...] = (
         "where the voxels the fit drops make it read high; beyond +-5 % the disc is flagged "
         "adc_noise_floor_bias. It errs large (the noise SD from the background reads high: "
         "-18 % to -27 % predicted where phantom nuclei read 12 % to 18 % low), so it is a "
-        "warning and a direction, not a correction. Empty for a scanner's ADC map or where "
-        "the noise was not estimated.",
+        "warning and a direction, not a correction. Empty for a scanner's ADC map, where "
+        "the noise was not estimated, or where every simulated voxel was dropped (then "
+        "flagged adc_noise_floor_bias: no ADC can be trusted).",
         "%",
     ),
     Column(

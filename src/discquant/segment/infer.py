@@ -18,7 +18,7 @@ from discquant.errors import InvalidInputError, ModelError
 from discquant.io.roles import orientation_from_affine
 from discquant.io.study import Volume
 from discquant.models import not_a_model, read_torch_file, weights_sha256
-from discquant.results import FLAG_HEADER_MIRRORED, FLAG_NOT_SAGITTAL
+from discquant.results import FLAG_HEADER_MIRRORED, FLAG_LEVEL_UNCERTAIN, FLAG_NOT_SAGITTAL
 from discquant.segment.levels import DiscLevel, name_levels
 from discquant.segment.network import network_from_meta
 from discquant.segment.orientation import canal_behind_bodies_mm, header_looks_mirrored
@@ -90,7 +90,8 @@ class SpineSegmentation:
         discs about twice its neighbours), ``no_discs_found``, ``input_not_sagittal`` (an
         axial, coronal or oblique image, resampled to sagittal slices for a network
         trained on sagittal ones), ``header_looks_mirrored`` (the spinal canal found
-        less than 10 mm behind the vertebral bodies: :mod:`discquant.segment.orientation`).
+        less than :data:`~discquant.segment.orientation.MIN_CANAL_BEHIND_BODIES_MM` behind
+        the vertebral bodies; with ``level_uncertain``).
     model
         Which weights produced it (file name and training step).
     model_weights_sha256
@@ -263,6 +264,8 @@ def segment_spine(
             canal_behind_mm,
         )
         flags.append(FLAG_HEADER_MIRRORED)
+        if FLAG_LEVEL_UNCERTAIN not in flags:  # as sacrum_not_in_fov comes with it: the
+            flags.append(FLAG_LEVEL_UNCERTAIN)  # report's and SEG's vertebra names read it
 
     def _mask(name: str) -> Volume | None:
         if name not in classes:

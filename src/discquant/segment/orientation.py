@@ -9,7 +9,7 @@ bodies whatever the patient's position, so where the network puts the two classe
 the header.
 
 The sacrum was tried as a second check, of head and feet (the sacrum below the discs), and
-left out: on one real SPIDER slice of 635 real images the network's largest "sacrum"
+left out: on one real SPIDER slice of 615 real images the network's largest "sacrum"
 piece lay at the top of a thoracolumbar view (``benchmarks/segment_orientation.py``,
 docs/segmentation.md).
 """
@@ -22,11 +22,9 @@ import numpy as np
 import numpy.typing as npt
 from nibabel.affines import apply_affine
 
-MIN_CANAL_BEHIND_BODIES_MM = 10.0
-"""The spinal canal must lie at least this far behind the vertebral bodies (RAS y, the
-median over the image rows holding both). The 635 real images and 20 phantoms read 13.5 mm
-and more as stored; with x and y negated, 42 of 50 real images and 8 of 20 phantoms read
-less (``benchmarks/segment_orientation.py``, docs/segmentation.md)."""
+from discquant.results import MIN_CANAL_BEHIND_BODIES_MM
+
+__all__ = ["MIN_CANAL_BEHIND_BODIES_MM", "canal_behind_bodies_mm", "header_looks_mirrored"]
 
 
 def canal_behind_bodies_mm(

@@ -619,8 +619,9 @@ def _noise_floor_note(result: AnalysisResult) -> str:
     biased = [d for d in result.discs if figures.noise_biased(d)]
     if not biased:
         return ""
+    uncertain = figures.uncertain_levels(result.discs)
     sizes = ", ".join(
-        f"{d.level} {d.adc_np_noise_bias_percent:+.0f} %"
+        f"{_esc(figures.level_name(d.level, uncertain))} {d.adc_np_noise_bias_percent:+.0f} %"
         for d in biased
         if d.adc_np_noise_bias_percent is not None
     )
@@ -859,7 +860,7 @@ def render_report(
             + (
                 f" Hollow points ({figures.NOISE_FLOOR_MARK}): the nucleus ADC is biased "
                 "by noise (flag adc_noise_floor_bias)."
-                if any(figures.noise_biased(d) for d in result.discs)
+                if any(figures.noise_biased(d) and d.adc_np is not None for d in result.discs)
                 else ""
             ),
         )
