@@ -129,6 +129,14 @@ def test_a_full_disk_is_raised_as_gzip_raised_it_by_the_derivative_writer(
     with pytest.raises(OSError) as bare:
         derivatives.write_adc_map(volume, tmp_path / "b.nii.gz", AdcProvenance("scanner"))
     assert bare.value.errno == 28 and bare.value.filename is None
+    # no loop in the chain of errors (the cause's context was the error whose cause it
+    # is: Dask could not send it, and a cohort on a full disk hung; a cohort audit)
+    seen: list[BaseException] = []
+    error: BaseException | None = bare.value
+    while error is not None:
+        assert all(error is not s for s in seen)
+        seen.append(error)
+        error = error.__cause__ or error.__context__
     assert list(tmp_path.iterdir()) == []
 
 

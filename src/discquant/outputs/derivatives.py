@@ -97,13 +97,18 @@ def write_adc_map(volume: Volume, path: Path, provenance: AdcProvenance) -> tupl
     one header, one sidecar schema for both commands. Returns the map's path and the
     sidecar's (the caller rebuilt the sidecar's name from the map's).
     """
+    cause: OSError | None = None
     try:
-        written = write_adc_nifti(volume.data, volume.affine, path, provenance)
+        return write_adc_nifti(volume.data, volume.affine, path, provenance)
     except OSError as exc:
         # The writer names the map, here in the subject's temporary folder, which is gone
         # once the failure is reported: the error as raised (gzip's ENOSPC has no file
         # name), so that write_outputs names the subject folder instead.
-        if isinstance(exc.__cause__, OSError):
-            raise exc.__cause__ from None
-        raise
-    return written
+        if not isinstance(exc.__cause__, OSError):
+            raise
+        cause = exc.__cause__
+    # Raised here, not inside the handler: there the cause's context became the error
+    # whose cause it is, a loop that Dask could not send to the cohort's client (the run
+    # hung on a full disk: a cohort audit).
+    assert cause is not None
+    raise cause
