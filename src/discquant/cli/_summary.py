@@ -71,9 +71,11 @@ def print_summary(
     # MarkupError after the outputs had been written.
     for status in result.stages:
         mark = "[green]ok[/green]" if status.ok else "[red]failed[/red]"
+        # None: a status built by hand through the API, whose TypeError once came after
+        # the outputs were written (tests/test_cli_errors.py); the type says float
+        seconds = "     —" if status.seconds is None else f"{status.seconds:6.2f}"
         console.print(
-            f"  {escape(status.name):<12} {mark} {status.seconds:6.2f} s  "
-            f"{escape(status.message or '')}"
+            f"  {escape(status.name):<12} {mark} {seconds} s  {escape(status.message or '')}"
         )
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
