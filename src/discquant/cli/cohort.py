@@ -223,8 +223,7 @@ def cohort_cmd(
             # Options every study would fail on (--method, --device, --workers, a
             # --segmentation-model/--grading-model file that is missing or does not load:
             # never replaced by the shipped one) are refused before the cohort is read: the
-            # manifest's warnings printed before the one error line (an audit). run_cohort
-            # checks them again, for callers from Python.
+            # manifest's warnings printed before the one error line (an audit).
             check_options(options, workers=n_workers, scheduler=scheduler, retries=retries)
             studies = read_cohort(input)
             with _CohortProgressDisplay(len(studies), enabled=not quiet) as progress:
@@ -236,6 +235,7 @@ def cohort_cmd(
                     scheduler=scheduler,
                     retries=retries,
                     progress=progress,
+                    options_checked=True,
                 )
     except KeyboardInterrupt:
         typer.echo(INTERRUPTED_RESUME, err=True)

@@ -290,6 +290,7 @@ def run_cohort(
     preload_models: bool | None = None,
     progress: ProgressCallback | None = None,
     build_outputs: bool = True,
+    options_checked: bool = False,
 ) -> CohortRun:
     """Analyse every study of a cohort on Dask and rebuild the cohort tables and report.
 
@@ -327,6 +328,10 @@ def run_cohort(
         Called after each finished study with the counts so far.
     build_outputs
         Rebuild the cohort tables and report at the end.
+    options_checked
+        The caller has run :func:`check_options` with these arguments (the command line
+        does, before it reads the cohort): not run again, which loaded a user's model
+        files twice.
 
     Raises
     ------
@@ -345,7 +350,8 @@ def run_cohort(
         other tasks are cancelled, no failure is recorded and no earlier output removed.
     """
     options = options or CohortOptions()
-    check_options(options, workers=workers, scheduler=scheduler, retries=retries)
+    if not options_checked:
+        check_options(options, workers=workers, scheduler=scheduler, retries=retries)
     out = Path(out_dir).expanduser().absolute()  # workers may run in another directory
     studies = [absolute_study(s) for s in studies]
     check_inputs_reachable(studies)
