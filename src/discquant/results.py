@@ -277,6 +277,38 @@ and more as stored; with x and y negated, 42 of 50 real images and 8 of 20 phant
 less (``benchmarks/segment_orientation.py``, docs/segmentation.md). Here, not in
 :mod:`discquant.segment.orientation`, so that the pipeline reads it without loading torch."""
 
+
+def uncertain_label_values(result: AnalysisResult) -> frozenset[int]:
+    """The label values whose level names may be wrong: every found disc flagged
+    ``level_uncertain`` and, when the study is (``analyze`` then flags every disc too),
+    every disc and every vertebra above the sacrum.
+
+    The sacrum is left out: it is found by its shape, not counted, so its name holds
+    when the counting does not. The figures and tables of the HTML report and the DICOM
+    SEG's segment descriptions mark the same set (they differed on the sacrum, and the
+    SEG marked discs that were not found).
+
+    Parameters
+    ----------
+    result
+        The analysis.
+
+    Returns
+    -------
+    frozenset of int
+        VerSe/SPINEPS label values (120 for L1-L2, 23 for L4).
+    """
+    values = {
+        DISC_LABELS[d.level]
+        for d in result.discs
+        if d.found and FLAG_LEVEL_UNCERTAIN in d.flags and d.level in DISC_LABELS
+    }
+    if FLAG_LEVEL_UNCERTAIN in result.flags:
+        values |= set(DISC_LABELS.values())
+        values |= {v for v in VERTEBRA_LABELS.values() if v != SACRUM_LABEL}
+    return frozenset(values)
+
+
 STUDY_WIDE_LEVEL_FLAGS = frozenset(
     {
         FLAG_LEVEL_UNCERTAIN,

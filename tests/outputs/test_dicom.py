@@ -420,11 +420,13 @@ def test_seg_describes_a_segment_whose_level_is_uncertain(
     by_label = described(result, "seg.dcm")
     assert by_label["L2-L3 disc"] == "L2-L3 disc (level uncertain)"
     assert by_label["L1-L2 disc"] is None and by_label["L2 vertebral body"] is None
-    # a study whose naming had no anchor: every disc and vertebra, not the canal
+    # a study whose naming had no anchor: every disc and vertebra, not the canal, and
+    # not the sacrum, which is found by its shape (the report's figures leave it plain)
     by_label = described(dataclasses.replace(result, flags=["level_uncertain"]), "seg2.dcm")
     assert by_label["L1-L2 disc"] == "L1-L2 disc (level uncertain)"
     assert by_label["L2 vertebral body"] == "L2 vertebral body (level uncertain)"
     assert by_label.get("spinal canal") is None
+    assert by_label["sacrum"] is None
 
 
 def _referenced_segments(items: list[pydicom.Dataset]) -> dict[str, object]:

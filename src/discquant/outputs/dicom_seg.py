@@ -40,6 +40,7 @@ from discquant.results import (
     LABEL_NAMES,
     VERTEBRA_LABELS,
     AnalysisResult,
+    uncertain_label_values,
 )
 
 log = logging.getLogger(__name__)
@@ -177,19 +178,6 @@ def _check_sources(source_datasets: Sequence[Any], out_path: Path) -> list[Any]:
     return with_type2_attributes(source_datasets)
 
 
-def _level_uncertain_labels(result: AnalysisResult) -> set[int]:
-    """Labels whose level name is uncertain: the discs flagged ``level_uncertain``, and
-    every disc and vertebra when the study is (the naming had no anchor)."""
-    labels = {
-        DISC_LABELS[d.level]
-        for d in result.discs
-        if "level_uncertain" in d.flags and d.level in DISC_LABELS
-    }
-    if "level_uncertain" in result.flags:
-        labels |= set(DISC_LABELS.values()) | set(VERTEBRA_LABELS.values())
-    return labels
-
-
 def write_dicom_seg(
     result: AnalysisResult,
     source_t2_datasets: Sequence[Any],
@@ -244,7 +232,7 @@ def write_dicom_seg(
         family=Code("123110", "DCM", "Artificial Intelligence"),
         version=__version__,
     )
-    uncertain = _level_uncertain_labels(result)
+    uncertain = uncertain_label_values(result)
     descriptions = []
     for number, concept in enumerate(concepts, start=1):
         segment_map[frames == concept.label] = number

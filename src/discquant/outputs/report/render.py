@@ -29,12 +29,11 @@ from discquant.outputs._common import PHI_KEYS, scrub_phi, to_jsonable
 from discquant.outputs.report import figures
 from discquant.outputs.tables import disc_rows
 from discquant.results import (
-    DISC_LABELS,
     FLAG_MEANINGS,
     LEVELS,
-    VERTEBRA_LABELS,
     AnalysisResult,
     StageStatus,
+    uncertain_label_values,
 )
 
 log = logging.getLogger(__name__)
@@ -385,7 +384,7 @@ def _kpis(result: AnalysisResult) -> str:
     found = sum(1 for d in result.discs if d.found and d.level in LEVELS)
     failed = result.failed_stages
     n_disc_flags = sum(len(flags) for _, flags in _disc_flags(result))
-    uncertain = bool(_uncertain_labels(result))
+    uncertain = bool(uncertain_label_values(result))
     items = [
         (
             _found_kpi_class(found, uncertain=uncertain),
@@ -451,20 +450,6 @@ def _t2_is_b0(result: AnalysisResult) -> bool:
     )
 
 
-def _uncertain_labels(result: AnalysisResult) -> frozenset[int]:
-    """The label values whose names the figures mark ``?``: each disc flagged
-    ``level_uncertain``, and every vertebra but the sacrum when the study is (as the
-    DICOM SEG marks its segments; the sacrum is found by its shape, not counted)."""
-    values = {
-        DISC_LABELS[level]
-        for level in figures.uncertain_levels(result.discs)
-        if level in DISC_LABELS
-    }
-    if "level_uncertain" in result.flags:
-        values |= {v for name, v in VERTEBRA_LABELS.items() if name != "S1"}
-    return frozenset(values)
-
-
 def _uncertain_note(result: AnalysisResult) -> str:
     """The one explanation of the ``?`` after uncertain level names (HTML).
 
@@ -479,7 +464,7 @@ def _uncertain_note(result: AnalysisResult) -> str:
         A note for the summary when any name is uncertain, else ``""``. It was in each
         image's caption only, while the tables and the chart showed plain names (an audit).
     """
-    if not _uncertain_labels(result):
+    if not uncertain_label_values(result):
         return ""
     return (
         '<p class="note warn" id="uncertain-note">Names ending in ? are uncertain (flag '
@@ -523,7 +508,7 @@ def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
         r_mm = sl.r_mm
         kind = "DWI b≈0 (no T2 in the study)" if _t2_is_b0(result) else "T2-weighted"
         png = figures.draw_sagittal(
-            sl, title=f"{kind}, mid-sagittal", uncertain=_uncertain_labels(result)
+            sl, title=f"{kind}, mid-sagittal", uncertain=uncertain_label_values(result)
         )
         caption = f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm). " + _outline_note(
             result, sl.labels is not None
@@ -540,7 +525,7 @@ def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
             vmin=0.0,
             vmax=3.0,
             colorbar_label="ADC (µm²/ms)",
-            uncertain=_uncertain_labels(result),
+            uncertain=uncertain_label_values(result),
             no_value_colour=figures.NO_VALUE_COLOUR,
         )
         caption = (
@@ -775,7 +760,7 @@ def _qc(result: AnalysisResult, r_mm: float | None) -> tuple[str, str]:
             cmap="magma",
             colorbar_label="RMSE",
             width_in=3.6,
-            uncertain=_uncertain_labels(result),
+            uncertain=uncertain_label_values(result),
             no_value_colour=figures.NO_VALUE_COLOUR,
         )
         fig = _figure(
