@@ -1136,7 +1136,11 @@ def test_a_t2_moved_against_the_dwi_is_put_back_on_the_dwi_discs(phantom: Phanto
         for a, u in zip(aligned.discs, unchecked.discs, strict=True)
     ]  # type: ignore[union-attr]
     assert max(abs(e) for e in errors) > 0.3
-    assert "dwi_offset" not in unchecked.provenance and unchecked.flags == []
+    # NIfTI carries no frame of reference: with the check off, only the flag says that
+    # nothing confirmed the overlay (the ADC is kept: the CSF reads as free water)
+    assert "dwi_offset" not in unchecked.provenance
+    assert unchecked.flags == ["dwi_overlay_unconfirmed"]
+    assert "dwi_overlay_unconfirmed" not in moved.flags + aligned.flags
     # aligned: checked, within the limit, left as it was
     assert (
         aligned.provenance["dwi_offset"]["checked"]
@@ -1614,3 +1618,53 @@ def test_the_provenance_records_the_fit_and_its_b_value_shells(phantom: PhantomS
         "bvals_s_per_mm2": sorted({float(b) for b in phantom.bvals}),
         "n_volumes": len(phantom.bvals),
     }
+
+
+def _dwi_of_adc(ph: PhantomStudy, adc_um2_per_ms: float) -> Volume:
+    """The phantom's DWI with every voxel's signal decaying at one ADC (a DWI of other
+    tissue: a brain's reads 0.2-0.8 µm²/ms in the canal's place)."""
+    b0 = np.asarray(ph.dwi.data)[..., np.asarray(ph.bvals) < 50].mean(axis=-1)
+    decay = np.exp(-np.asarray(ph.bvals, dtype=np.float64) * 1e-3 * adc_um2_per_ms)
+    return Volume((b0[..., None] * decay).astype(np.float32), ph.dwi.affine)
+
+
+@pytest.mark.parametrize("adc_um2_per_ms", [0.2, None])
+def test_a_nifti_dwi_whose_discs_are_not_found_is_flagged_and_withheld_if_csf_is_low(
+    phantom: PhantomStudy, adc_um2_per_ms: float | None
+) -> None:
+    """A brain DWI beside a lumbar T2, in NIfTI (no frames of reference to compare): the
+    b≈0 check found no discs, and "L3-L4" read a nucleus ADC of 0.77 µm²/ms with exit 0
+    and no word but a CSF hint about b-values (an audit). Now the study and every disc
+    are flagged ``dwi_overlay_unconfirmed`` with a warning; with the canal's CSF also far
+    below free water (0.2 here) the disc ADCs are withheld. A DWI whose CSF reads as
+    water (the phantom's own, None) is measured as before, flagged."""
+    ph = phantom
+    dwi = ph.dwi if adc_um2_per_ms is None else _dwi_of_adc(ph, adc_um2_per_ms)
+    t2_seg = SimpleNamespace(
+        labels=ph.labels_t2, nucleus=ph.nucleus_t2, canal=None, levels=[], flags=[]
+    )
+    nothing = SimpleNamespace(
+        labels=Volume(np.zeros(ph.dwi.shape[:3], np.int16), ph.dwi.affine), nucleus=None
+    )
+    res = analyze(_with_images(ph, ph.t2, dwi), segmenter=_by_grid(ph.t2, t2_seg, nothing))
+    withheld = adc_um2_per_ms is not None
+    assert res.provenance["dwi_offset"]["checked"] is False
+    assert "dwi_overlay_unconfirmed" in res.flags
+    assert any("nothing confirms that the disc masks lie" in w for w in res.warnings)
+    found = [d for d in res.discs if d.found]
+    assert len(found) == 5
+    for disc in found:
+        assert "dwi_overlay_unconfirmed" in disc.flags, disc.level
+        assert ("adc_withheld_overlay_unconfirmed" in disc.flags) == withheld, disc.level
+        assert (disc.adc_np is None and disc.adc_disc is None) == withheld, disc.level
+        assert (disc.water_index is None and disc.adc_class is None) == withheld, disc.level
+    assert any("disc ADCs are withheld" in w for w in res.warnings) == withheld
+    assert res.csf_adc_um2_per_ms is not None
+    if withheld:
+        assert res.csf_adc_um2_per_ms == pytest.approx(0.2, rel=0.02)
+    else:
+        assert res.csf_adc_um2_per_ms == pytest.approx(ph.truth.csf_adc_um2_per_ms, rel=0.05)
+        truth = ph.truth.disc("L3-L4").np_region_adc_um2_per_ms
+        l3 = next(d for d in found if d.level == "L3-L4")
+        assert l3.adc_np is not None
+        assert l3.adc_np.median == pytest.approx(truth, rel=0.035)

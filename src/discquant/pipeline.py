@@ -22,7 +22,7 @@ import platform
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -47,7 +47,11 @@ from discquant.measure.discs import (
     nucleus_core_labels,
     on_label_grid,
 )
-from discquant.measure.transfer_stage import run_transfer, transfer_flags
+from discquant.measure.transfer_stage import (
+    FLAG_OVERLAY_UNCONFIRMED,
+    run_transfer,
+    transfer_flags,
+)
 from discquant.measure.water import FLAG_CSF_ADC, MIN_CSF_ADC_UM2_PER_MS
 from discquant.output_paths import (
     bids_label,
@@ -187,6 +191,7 @@ FLAG_NO_DIFFUSION = "no_diffusion_series"
 FLAG_ADC_WITHHELD_NO_DWI = "adc_withheld_no_dwi"
 FLAG_ADC_WITHHELD_DIFFUSION_FAILED = "adc_withheld_diffusion_failed"
 FLAG_ADC_WITHHELD_TRANSFER_FAILED = "adc_withheld_transfer_failed"
+FLAG_ADC_WITHHELD_OVERLAY = "adc_withheld_overlay_unconfirmed"
 
 
 def _why_no_t2(study: Study, *, most: int = 3) -> str:
@@ -523,6 +528,11 @@ def _measure(
     )
     # measured once: the discs' water_index_csf and the study's check of the map's unit
     csf_adc = csf_adc_um2_per_ms(inputs, config.measure)
+    if not adc_withheld and _overlay_refuted(result, csf_adc):
+        adc_withheld = True
+        inputs = replace(inputs, labels_dwi=None, nucleus_dwi=None)
+        for level in DISC_LABELS:
+            level_flags.setdefault(level, []).append(FLAG_ADC_WITHHELD_OVERLAY)
     result.discs = measure_discs(
         inputs, config=config.measure, calibration=calibration, csf_adc=csf_adc
     )
@@ -551,6 +561,29 @@ def _measure(
     )
 
 
+def _overlay_refuted(result: AnalysisResult, csf_adc: float | None) -> bool:
+    """Whether the disc ADCs are to be withheld because nothing confirmed the overlay of
+    the masks on the diffusion images (``dwi_overlay_unconfirmed``) and the canal's CSF
+    reads far below free water: two signs that the DWI is not of this spine. A brain DWI
+    beside a lumbar T2 in NIfTI read CSF 0.197 µm²/ms and "L3-L4" 0.77 with exit 0 (an
+    audit). Either sign alone is only flagged: a real lumbar b≈0 image whose discs the
+    network does not find, or a scanner map in another unit; so is a scanner's ADC map
+    without a b≈0 or trace image, whose overlay cannot be checked at all (its low CSF
+    is most often the unit)."""
+    if FLAG_OVERLAY_UNCONFIRMED not in result.flags or result.b0 is None:
+        return False
+    if csf_adc is None or csf_adc >= MIN_CSF_ADC_UM2_PER_MS:
+        return False
+    result.csf_adc_um2_per_ms = csf_adc
+    result.warnings.append(
+        f"the disc ADCs are withheld: the CSF in the spinal canal reads {csf_adc:.3g} µm²/ms "
+        "on the ADC map, where free water reads about 3, and nothing confirmed that the "
+        "masks lie on the discs of the diffusion images: are they of this spine and this "
+        "visit?"
+    )
+    return True
+
+
 def _check_csf_adc(result: AnalysisResult, csf_adc: float | None) -> None:
     """Record the CSF's ADC and flag a map whose CSF reads far below free water (a
     scanner map in another unit than it was read in, or a fit's wrong b-values); the
@@ -566,6 +599,8 @@ def _check_csf_adc(result: AnalysisResult, csf_adc: float | None) -> None:
         )
     else:  # discquant's own fit: no unit was guessed
         check = "check the DWI's b-values (a b-value unit ten times off?)"
+    if FLAG_OVERLAY_UNCONFIRMED in result.flags:
+        check += " and that the diffusion images are of this spine"
     result.warnings.append(
         f"the CSF in the spinal canal reads {csf_adc:.3g} µm²/ms on the ADC map, where free "
         f"water reads about 3: {check}; ADC classes withheld, ADC values kept as measured"

@@ -339,6 +339,8 @@ FLAG_MEANINGS: dict[str, str] = {
     "disc_not_in_dwi": "Disc not in the DWI",
     "adc_withheld_too_few_voxels": "ADC withheld: too few voxels",
     "adc_withheld_frames_differ": "ADC withheld: T2 and DWI of different studies, unchecked",
+    "adc_withheld_overlay_unconfirmed": "ADC withheld: DWI overlay unconfirmed, CSF ADC low",
+    "dwi_overlay_unconfirmed": "Masks' overlay on the DWI not confirmed (NIfTI, no b≈0 discs)",
     "adc_withheld_no_dwi": "ADC withheld: the study has no diffusion series",
     "adc_withheld_diffusion_failed": "ADC withheld: the diffusion stage failed",
     "adc_withheld_transfer_failed": "ADC withheld: masks not carried to the DWI grid",

@@ -556,6 +556,13 @@ def frames_differ(a: Series, b: Series) -> bool:
     return fa is not None and fb is not None and fa != fb
 
 
+def frames_known_same(a: Series, b: Series) -> bool:
+    """Whether two series carry the same DICOM frame of reference (False when either is
+    unknown, as for NIfTI)."""
+    fa, fb = a.provenance.frame_of_reference_uid, b.provenance.frame_of_reference_uid
+    return fa is not None and fa == fb
+
+
 MIN_T2_DISTINCT_VALUES = 17
 """An image taken for the T2 with fewer distinct values is a label map or a mask, not an
 MR image (an 8-bit export holds hundreds; a label map of five discs and their vertebrae

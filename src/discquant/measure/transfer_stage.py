@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.grid import touches_in_plane_edge
-from discquant.io.roles import frames_differ
+from discquant.io.roles import frames_differ, frames_known_same
 from discquant.io.study import Study, Volume
 from discquant.results import DISC_LABELS, AnalysisResult
 
@@ -33,6 +33,7 @@ __all__ = [
     "FLAG_DWI_MISALIGNED",
     "FLAG_DWI_OFFSET_CORRECTED",
     "FLAG_FRAMES_DIFFER",
+    "FLAG_OVERLAY_UNCONFIRMED",
     "run_transfer",
     "transfer_flags",
 ]
@@ -51,6 +52,9 @@ FLAG_DWI_OFFSET_CORRECTED = "dwi_offset_corrected"
 FLAG_DWI_MISALIGNED = "dwi_t2_misaligned"
 FLAG_FRAMES_DIFFER = "frames_of_reference_differ"
 FLAG_ADC_WITHHELD_FRAMES = "adc_withheld_frames_differ"
+FLAG_OVERLAY_UNCONFIRMED = "dwi_overlay_unconfirmed"
+"""Nothing says that the T2 and the diffusion series are of one study (no frame of
+reference, as in NIfTI) and the b≈0 image's own discs did not confirm the overlay."""
 
 
 def transfer_flags(result: AnalysisResult, level_flags: dict[str, list[str]]) -> bool:
@@ -58,7 +62,12 @@ def transfer_flags(result: AnalysisResult, level_flags: dict[str, list[str]]) ->
     withheld (two studies whose overlay the b≈0 discs did not confirm)."""
     every_disc = [
         flag
-        for flag in (FLAG_DWI_OFFSET_CORRECTED, FLAG_DWI_MISALIGNED, FLAG_FRAMES_DIFFER)
+        for flag in (
+            FLAG_DWI_OFFSET_CORRECTED,
+            FLAG_DWI_MISALIGNED,
+            FLAG_FRAMES_DIFFER,
+            FLAG_OVERLAY_UNCONFIRMED,
+        )
         if flag in result.flags
     ]
     withheld = _unconfirmed_other_frame(result)
@@ -78,15 +87,7 @@ def _unconfirmed_other_frame(result: AnalysisResult) -> bool:
     and a warning says why; with the b≈0 discs matched onto the T2's (within the limit, or
     corrected) they are measured as for one study. Discs on both that do not agree
     (``dwi_t2_misaligned``, none matched) confirm nothing: withheld too."""
-    if FLAG_FRAMES_DIFFER not in result.flags:
-        return False
-    offset = result.provenance.get("dwi_offset")
-    if (
-        isinstance(offset, dict)
-        and offset.get("checked")
-        and offset.get("discs_matched", 0) > 0
-        and FLAG_DWI_MISALIGNED not in result.flags
-    ):
+    if FLAG_FRAMES_DIFFER not in result.flags or _overlay_confirmed(result):
         return False
     result.warnings.append(
         "the disc ADCs are withheld: the T2 and the diffusion series are of different "
@@ -94,6 +95,19 @@ def _unconfirmed_other_frame(result: AnalysisResult) -> bool:
         "that the masks lie on them; give the diffusion series of the T2's study"
     )
     return True
+
+
+def _overlay_confirmed(result: AnalysisResult) -> bool:
+    """Whether the alignment check matched the b≈0 image's own discs onto the T2's
+    (within the limit, or corrected): discs that match none or disagree
+    (``dwi_t2_misaligned``) confirm nothing."""
+    offset = result.provenance.get("dwi_offset")
+    return (
+        isinstance(offset, dict)
+        and bool(offset.get("checked"))
+        and offset.get("discs_matched", 0) > 0
+        and FLAG_DWI_MISALIGNED not in result.flags
+    )
 
 
 class _QuietSegmentationLog:
@@ -249,6 +263,21 @@ def run_transfer(
             nucleus_t2 = shifted(nucleus_t2, offset) if nucleus_t2 is not None else None
             transfer = transfer_labels(labels, target.affine, shape3)
     result.labels_dwi = transfer.labels
+    if (
+        diffusion is not None
+        and not frames_known_same(study.t2, diffusion)
+        and FLAG_FRAMES_DIFFER not in result.flags
+        and not _overlay_confirmed(result)
+    ):
+        # A NIfTI study says nothing of its frames: a brain DWI beside a lumbar T2 gave
+        # "L3-L4" a nucleus ADC of 0.77 µm²/ms with exit 0 and no word (an audit).
+        result.flags.append(FLAG_OVERLAY_UNCONFIRMED)
+        result.warnings.append(
+            "nothing confirms that the disc masks lie on the discs of the diffusion images: "
+            "the T2 and the diffusion series carry no frame of reference (NIfTI) and the "
+            "DWI b≈0 image's own discs were not matched onto the T2's "
+            f"({_why_unconfirmed(result)}); check the overlay in the report"
+        )
     if nucleus_t2 is None:
         return None
     nucleus = transfer_labels(nucleus_t2, target.affine, shape3)
@@ -263,3 +292,15 @@ def _cut_discs(labels: Volume) -> frozenset[int]:
         for label in DISC_LABELS.values()
         if touches_in_plane_edge(data == label, labels.affine)  # an absent disc touches nothing
     )
+
+
+def _why_unconfirmed(result: AnalysisResult) -> str:
+    """Why the alignment check confirmed nothing, in a few words."""
+    offset = result.provenance.get("dwi_offset")
+    if not isinstance(offset, dict):
+        return "the check is off"
+    if not offset.get("checked"):
+        return str(offset.get("why", "not checked"))
+    if FLAG_DWI_MISALIGNED in result.flags:
+        return "they disagree"
+    return "none matched"
