@@ -237,6 +237,28 @@ def test_series_folders_named_after_the_patient_stay_out_of_the_debug_log(
     assert "(withheld)" in caplog.text  # the series were logged, their folders withheld
 
 
+def test_import_warnings_withhold_folders_named_after_the_patient(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stray file in an export's NAME_MRN folder: the warning that skips it named the
+    folder in the log (with the absolute path above the input), the results JSON and the
+    report, while the series' own file names read '(withheld)' (an audit)."""
+    from tests.io.dicom_factory import write_lumbar_study
+
+    patient = tmp_path / "export" / "PIDX-8675309-Q_ZYXWVUT"
+    written = write_lumbar_study(patient)
+    stray = written.series["t2"].files[0].parent / "junk.raw"
+    stray.write_bytes(b"not an image" * 20)
+    with caplog.at_level(logging.WARNING):
+        study = load_study(tmp_path / "export")
+    (said,) = [w for w in study.warnings if "not a DICOM file" in w]
+    assert said.startswith("(withheld)/") and said.split(":")[0].endswith("/junk.raw")
+    logged = [r.getMessage() for r in caplog.records if "not a DICOM file" in r.getMessage()]
+    assert logged == [said]  # not the absolute path
+    for text in (*study.warnings, caplog.text):
+        assert "PIDX" not in text and "ZYXWVUT" not in text.upper(), text
+
+
 @pytest.mark.parametrize("field", ["AccessionNumber", "PatientBirthDate"])
 def test_a_folder_named_after_the_accession_or_birth_date_is_refused(
     lumbar_dicom: WrittenStudy, tmp_path: Path, field: str

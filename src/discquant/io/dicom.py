@@ -45,6 +45,7 @@ from discquant.io.privacy import (
     is_placeholder,
     redact_identifiers,
     redact_sidecar_descriptions,
+    withhold_identifier_folders,
     withhold_uids,
 )
 from discquant.io.study import SERIES_SKIPPED, Provenance
@@ -870,19 +871,20 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
         raise InvalidInputError(f"{skipped[0][1]}{more}", path=skipped[0][0])
     if not images:
         raise DicomConversionError("dcm2niix produced no image from any series", path=path)
-    for where, why in skipped:
-        msg = f"{where}: {why}{SERIES_SKIPPED}"
-        log.warning(msg)
-        warnings.append(msg)
-    # The warnings travel into the results JSON and the report: name files relative to the
-    # input folder there (folder names above it often carry a patient's name), and without
-    # the UIDs exports name files after (a Siemens UID holds the scanner's serial number
-    # and the acquisition time).
+    warnings.extend(f"{where}: {why}{SERIES_SKIPPED}" for where, why in skipped)
+    # The warnings travel into the log, the results JSON and the report: name files
+    # relative to the input folder (folder names above it often carry a patient's name),
+    # with a folder that holds the patient's ID or name withheld (a stray file in
+    # NAME_MRN/ reached all three: an audit), and without the UIDs exports name files
+    # after (a Siemens UID holds the scanner's serial number and the acquisition time).
     if path.is_dir():
         prefix = f"{path}{os.sep}"
-        warnings = [w[len(prefix) :] if w.startswith(prefix) else w for w in warnings]
+        warnings = [w.replace(prefix, "") for w in warnings]
     if not keep_phi:
-        warnings = [withhold_uids(w) for w in warnings]
+        identifiers = frozenset().union(*(s.identifiers for s in scan.series.values()))
+        warnings = [withhold_uids(withhold_identifier_folders(w, identifiers)) for w in warnings]
+    for warning in warnings:
+        log.warning(warning)
     return images, warnings
 
 
@@ -975,9 +977,7 @@ def _report_non_image(scan: _Scan, warnings: list[str]) -> None:
     """One warning per non-image SOP class found: its first file and how many."""
     for name, paths in scan.non_image.items():
         more = f" (and {len(paths) - 1} more like it)" if len(paths) > 1 else ""
-        msg = f"{paths[0]}: {name} object, not an image; ignored{more}"
-        log.info(msg)
-        warnings.append(msg)
+        warnings.append(f"{paths[0]}: {name} object, not an image; ignored{more}")
 
 
 def _report_not_dicom(scan: _Scan, warnings: list[str]) -> None:
@@ -990,9 +990,7 @@ def _report_not_dicom(scan: _Scan, warnings: list[str]) -> None:
     if not scan.not_dicom:
         return
     more = f" (and {len(scan.not_dicom) - 1} more like it)" if len(scan.not_dicom) > 1 else ""
-    msg = f"{scan.not_dicom[0]}: not a DICOM file (no DICM prefix); skipped{more}"
-    log.warning(msg)
-    warnings.append(msg)
+    warnings.append(f"{scan.not_dicom[0]}: not a DICOM file (no DICM prefix); skipped{more}")
 
 
 def _report_duplicates(scan: _Scan, warnings: list[str], root: Path) -> None:
@@ -1008,7 +1006,6 @@ def _report_duplicates(scan: _Scan, warnings: list[str], root: Path) -> None:
             f"{copy}: the same image (SOP Instance UID) as {repeats} in series "
             f"{series.number} '{series.description}'; the copy is ignored{more}"
         )
-        log.warning(msg)
         warnings.append(msg)
 
 
@@ -1043,9 +1040,7 @@ def _check_truncated(scan: _Scan, warnings: list[str]) -> dict[str | None, tuple
             if uid is None
             else ("the rest of its series is complete")
         )
-        msg = f"{path}: {problem}; skipped ({kept})"
-        log.warning(msg)
-        warnings.append(msg)
+        warnings.append(f"{path}: {problem}; skipped ({kept})")
     return broken
 
 

@@ -571,6 +571,32 @@ _DATE_IN_TEXT = re.compile(
 WITHHELD_WORD = "[withheld]"
 
 
+def withhold_identifier_folders(text: str, tokens: frozenset[str]) -> str:
+    """``text`` with every part of a path in it (between ``/`` or ``\\``) that holds one
+    of the patient's identifiers (``tokens``, :func:`label_holds_identifier`) read as
+    ``(withheld)``, as :meth:`discquant.io.study.Series.source_name` names files.
+
+    For the import's warnings, which name files: exports name folders ``NAME_MRN``, and a
+    stray file in one reached the log, the results JSON and the report (an audit). Only
+    path-like words (holding a separator) are looked at, so the message's own words stay.
+
+    >>> t = identifier_tokens("MRN12345", "DOE^JOHN")
+    >>> withhold_identifier_folders("DOE_JOHN_MRN12345/T2/x.raw: not a DICOM file", t)
+    '(withheld)/T2/x.raw: not a DICOM file'
+    """
+    if not tokens:
+        return text
+
+    def part(p: str) -> str:
+        return "(withheld)" if p and label_holds_identifier(p, tokens) else p
+
+    def path(match: re.Match[str]) -> str:
+        pieces = re.split(r"([/\\])", match[0])  # separators at the odd places
+        return "".join(part(p) if i % 2 == 0 else p for i, p in enumerate(pieces))
+
+    return re.sub(r"[^\s:'\"]*[/\\][^\s:'\"]*", path, text)
+
+
 def redact_identifiers(text: str, tokens: frozenset[str]) -> str:
     """``text`` with the patient's identifiers (``tokens``, :func:`identifier_tokens`)
     replaced by ``[withheld]``.
