@@ -259,6 +259,21 @@ def test_import_warnings_withhold_folders_named_after_the_patient(
         assert "PIDX" not in text and "ZYXWVUT" not in text.upper(), text
 
 
+def test_inspect_withholds_a_study_folder_named_after_the_patient(
+    lumbar_dicom: WrittenStudy, tmp_path: Path
+) -> None:
+    """`analyze` refuses a folder named NAME_MRN; `inspect` printed its name as the
+    table's title (an audit)."""
+    import shutil
+
+    folder = tmp_path / f"{PHI['PatientName'].split('^')[0]}_{PHI['PatientID']}"
+    shutil.copytree(lumbar_dicom.root, folder)
+    result = CliRunner(env={"COLUMNS": "400"}).invoke(app, ["inspect", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "(withheld): 5 series" in result.stdout
+    _assert_clean(result.stdout, "inspect's table")
+
+
 @pytest.mark.parametrize("field", ["AccessionNumber", "PatientBirthDate"])
 def test_a_folder_named_after_the_accession_or_birth_date_is_refused(
     lumbar_dicom: WrittenStudy, tmp_path: Path, field: str

@@ -72,7 +72,7 @@ def inspect_cmd(
     setup_logging(quiet=json_out, verbose=verbose)
     from discquant.io.dicom import SeveralPatientsError
     from discquant.io.load import load_study
-    from discquant.io.privacy import patient_summary
+    from discquant.io.privacy import label_holds_identifier, patient_summary
 
     with user_errors():
         try:
@@ -118,7 +118,12 @@ def inspect_cmd(
     # ("T2 [/tra] ax" raised MarkupError, "DWI [b0,800]" lost its brackets).
     # The reasons are sentences: listed under the table, where they wrap at words. As a
     # column they were cut every 8 characters at 80 columns (the width of a pipe).
-    table = Table(title=Text(f"{study.subject}: {len(rows)} series"))
+    # The subject is the folder's name, which `analyze` refuses when it holds the
+    # patient's ID or name (an export's NAME_MRN): the title showed it (an audit).
+    subject = study.subject
+    if not keep_phi and label_holds_identifier(subject, study.identifiers):
+        subject = "(withheld)"
+    table = Table(title=Text(f"{subject}: {len(rows)} series"))
     table.add_column("#", justify="right", no_wrap=True)
     for col in ("role", "description", "file", "shape", "voxel mm", "plane", "b-values"):
         table.add_column(col, no_wrap=col in ("role", "shape", "plane"), overflow="fold")
