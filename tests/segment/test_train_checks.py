@@ -268,3 +268,52 @@ def test_a_finished_run_without_its_checkpoint_is_not_started_over(
     with pytest.raises(InvalidInputError, match=r"holds a finished run's model\.pt"):
         train(_tiny(labelled), out)
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_a_nucleus_class_that_no_subject_labels_is_refused(labelled: Path, tmp_path: Path) -> None:
+    """A user's label maps mark the whole disc: a model with a nucleus class and no
+    phantoms to teach it called every disc voxel "nucleus", and `analyze` read the whole
+    disc's ADC as the nucleus's, without a flag (an audit). Refused before anything is
+    written; with phantoms, which label the nucleus, the same classes are accepted."""
+    classes = ["background", "body", "disc", "sacrum", "nucleus", "canal"]
+    sets = [LabelledSet(root=str(labelled), labelled=["disc", "body", "sacrum", "canal"])]
+    config = _tiny(labelled, classes=classes, labelled_sets=sets)
+    with pytest.raises(InvalidInputError, match=r"no training subject labels nucleus on its own"):
+        train(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+    from discquant.segment.data import classes_taught_alone, load_labelled_set, phantom_subjects
+
+    user = load_labelled_set(
+        labelled, classes, labelled=["disc", "body", "sacrum", "canal"], spacing_mm=1.0,
+        whole_vertebrae=True,
+    )  # fmt: skip
+    # a disc voxel is "disc or nucleus", a whole vertebra's "body or background": neither
+    # disc, nucleus nor body is taught alone
+    taught = {classes[i] for i in classes_taught_alone(user)}
+    assert taught == {"background", "sacrum", "canal"}
+    phantoms = phantom_subjects([0], classes, spacing_mm=1.0)
+    # the phantom's vertebrae hold their posterior elements: "body or background" too
+    assert {classes[i] for i in classes_taught_alone(phantoms)} == set(classes) - {"body"}
+
+
+def test_a_declared_class_that_no_map_of_the_set_holds_is_refused(
+    labelled: Path, tmp_path: Path
+) -> None:
+    """`labelled: [disc, sacrum]` on maps without a sacrum trained with exit 0, every
+    sacrum taught "not a sacrum" (an audit): each map holds a disc, which was all the
+    check per map asked."""
+    import nibabel as nib
+    import numpy as np
+
+    copy = tmp_path / "nosacrum"
+    shutil.copytree(labelled, copy)
+    for dseg in copy.rglob("*_dseg.nii.gz"):
+        img = nib.load(dseg)
+        data = np.asarray(img.dataobj)
+        assert (data == 26).any()  # the phantom's maps do hold a sacrum
+        data = np.where(data == 26, 0, data).astype(data.dtype)
+        nib.save(nib.Nifti1Image(data, img.affine, img.header), dseg)
+    sets = [LabelledSet(root=str(copy), labelled=["disc", "sacrum"])]
+    with pytest.raises(InvalidInputError, match=r"labelled declares sacrum, but no label map"):
+        train(_tiny(copy, labelled_sets=sets), tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -500,8 +500,36 @@ def load_labelled_set(
                 ignore_above_mm=ignore_above_mm, values_problem=values_problem,
             )
         )  # fmt: skip
+    for what in labelled if subjects else ():
+        # A declared class that no map holds was taught "not <class>" everywhere, with
+        # exit 0 (an audit): the check per map (label_values_problem) asks for any one.
+        index = _group_index(classes, members[what])
+        if index not in groups or not any(
+            (s.target == groups.index(index)).any() for s in subjects
+        ):
+            raise InvalidInputError(
+                f"labelled declares {what}, but no label map of the set holds a {what} "
+                f"voxel ({LABEL_VALUES[what]}): every {what} would be taught as none; "
+                f"leave {what} out of labelled",
+                path=root,
+            )
     logger.info("loaded %d labelled volumes from %s", len(subjects), root)
     return subjects
+
+
+def classes_taught_alone(subjects: Sequence[TrainSubject]) -> set[int]:
+    """The class indices that some voxel of ``subjects`` is taught as on its own (a
+    target group of one class). A class that is only ever part of a group (the nucleus
+    within "disc or nucleus" of a user's map) is never learnt apart: a user's model
+    called every disc voxel nucleus, and the nucleus ADC read the whole disc's (an
+    audit)."""
+    taught: set[int] = set()
+    for s in subjects:
+        counts = np.bincount(np.asarray(s.target, dtype=np.uint8).ravel(), minlength=256)
+        for index, group in enumerate(s.groups):
+            if len(group) == 1 and index != IGNORE and counts[index] > 0:
+                taught.add(group[0])
+    return taught
 
 
 def phantom_subjects(

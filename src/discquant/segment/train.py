@@ -31,6 +31,7 @@ from discquant.models import not_a_model, read_torch_file, save_torch_file
 from discquant.segment.data import (
     SHARED_DATA_PATIENT_GROUPS,
     TrainSubject,
+    classes_taught_alone,
     labelled_set_pairs,
     load_labelled_set,
     load_real_subjects,
@@ -679,6 +680,24 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
         )
     if not train_set:
         raise InvalidInputError("no training subjects found", path=root)
+    taught = classes_taught_alone(train_set)
+    untaught = [c for i, c in enumerate(config.classes) if c != "background" and i not in taught]
+    # The nucleus and the canal are measured through (nucleus ADC, CSF ratios): never
+    # taught, they are drawn anywhere and the values read wrong without a flag, so the
+    # run is refused. The others show in the level naming's flags: said, not refused.
+    measured = [c for c in untaught if c in ("nucleus", "canal")]
+    if measured:
+        raise InvalidInputError(
+            f"no training subject labels {', '.join(measured)} on its own (a user's label "
+            "maps mark the whole disc, not its nucleus; the phantoms label every class): "
+            "add phantom_train_seeds, or leave it out of classes"
+        )
+    if untaught:
+        logger.warning(
+            "no training subject labels %s on its own: the model will not learn it "
+            "(add phantom_train_seeds, or label it)",
+            ", ".join(untaught),
+        )
     logger.info(
         "training on %d subjects (%s), validating on %s",
         len(train_set),
