@@ -27,3 +27,18 @@ def test_version() -> None:
 
     res = CliRunner().invoke(app, ["--version"])
     assert res.exit_code == 0 and res.output == f"discquant {__version__}\n"
+
+
+def test_python_dash_m_runs_the_command_line() -> None:
+    """`python -m discquant` said "'discquant' is a package and cannot be directly
+    executed" (two audits used it first)."""
+    import subprocess
+    import sys
+
+    from discquant import __version__
+
+    done = subprocess.run(
+        [sys.executable, "-m", "discquant", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"discquant {__version__}\n"
