@@ -309,6 +309,13 @@ def test_brain_dwi_from_dipy_finds_no_lumbar_disc(tmp_path: Path) -> None:
                    "--out", str(out))  # fmt: skip
     # An axial DWI alone is not segmented (the network was trained on sagittal images).
     _assert_no_discs(out, "brain", res, why="the DWI is axial")
+    # --quiet said nothing at all before its exit code 3 (an audit): now one line
+    quiet = _analyze("--dwi", fimg, "--bval", str(tmp_path / "dwi.bval"),
+                     "--bvec", str(tmp_path / "dwi.bvec"), "--subject", "brain",
+                     "--out", str(tmp_path / "quiet"), "--quiet")  # fmt: skip
+    assert quiet.exit_code == 3
+    (line,) = quiet.output.splitlines()
+    assert line.startswith("discquant: partial: segmentation failed: ") and "axial" in line
 
 
 def test_real_sagittal_brain_dwi_dicom_finds_no_lumbar_disc(

@@ -15,6 +15,17 @@ def exit_code_for(result: AnalysisResult) -> int:
     return 0
 
 
+def why_partial(result: AnalysisResult) -> str:
+    """One line for ``--quiet`` when :func:`exit_code_for` is 3: what failed (each failed
+    stage and its message, or that no lumbar disc was found). Under ``--quiet`` an exit
+    code of 3 came with nothing said (an audit)."""
+    parts = [f"{s.name} failed: {s.message}" if s.message else f"{s.name} failed"
+             for s in result.failed_stages]  # fmt: skip
+    if "no_lumbar_discs_found" in result.flags and not parts:
+        parts.append("no lumbar disc found")
+    return "; ".join(parts)
+
+
 def _fmt(value: float | None, digits: int = 2) -> str:
     """A value as the tables and the report write a missing one: ``n/a``."""
     return "n/a" if value is None else f"{value:.{digits}f}"

@@ -45,7 +45,9 @@ def analyze_cmd(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print the results document on stdout.")
     ] = False,
-    quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,
+    quiet: Annotated[
+        bool, typer.Option(help="Print nothing but errors (and for exit 3, what failed).")
+    ] = False,
 ) -> None:
     """Analyse one study: ADC, segmentation, per-disc measures, grades and a report.
 
@@ -78,13 +80,15 @@ def analyze_cmd(
             segmenter=segmenter,
             pfirrmann_model=pfirrmann,
         )
-    from discquant.cli._summary import exit_code_for, print_summary
+    from discquant.cli._summary import exit_code_for, print_summary, why_partial
 
     if json_out:
         typer.echo(Path(paths.results_json).read_text())
     elif not quiet:
         print_summary(result, paths)
     code = exit_code_for(result)
+    if code and quiet:  # the only line --quiet prints for a partial analysis
+        typer.echo(f"discquant: partial: {why_partial(result)}", err=True)
     if code:
         raise typer.Exit(code=code)
 
