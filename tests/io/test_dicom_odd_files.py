@@ -301,3 +301,45 @@ def test_expected_pixel_bytes_of_a_header(
     with caplog.at_level(logging.DEBUG):
         assert dicom._expected_pixel_bytes(ds) == expected
     assert not [r for r in caplog.records if r.name.startswith("pydicom")]
+
+
+def test_linked_series_folders_are_read_and_a_link_loop_is_walked_once(tmp_path: Path) -> None:
+    """Archives and DataLad checkouts link series folders: a linked DWI folder beside a
+    T2 was passed over without a word, and a folder of links read "folder is empty" (an
+    audit)."""
+    written = _study(tmp_path)
+    links = tmp_path / "links"
+    links.mkdir()
+    for role in ("t2", "dwi"):
+        (links / role).symlink_to(written.series[role].files[0].parent, target_is_directory=True)
+    (links / "dwi" / "loop").symlink_to(links, target_is_directory=True)  # in the source
+    try:
+        study = load_study(links)
+    finally:
+        (written.series["dwi"].files[0].parent / "loop").unlink()
+    _assert_t2_and_dwi(study)
+    assert dicom._files_under(links) == sorted(
+        links / role / f.name for role in ("t2", "dwi") for f in written.series[role].files
+    )
+
+
+def test_a_nifti_file_in_a_dicom_folder_is_said_not_read(tmp_path: Path) -> None:
+    """A NIfTI T2 beside a DICOM DWI was left out without a word, and the study analysed
+    without a T2 (an audit). It is not read with the DICOM (a converted copy would be the
+    same series twice): a warning says how to give it."""
+    import shutil
+
+    import nibabel as nib
+
+    written = _study(tmp_path)
+    folder = tmp_path / "mixed"
+    shutil.copytree(written.series["dwi"].files[0].parent, folder / "dwi")
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)), folder / "t2.nii.gz")
+    nib.save(nib.Nifti1Image(np.ones((4, 4, 4), np.float32), np.eye(4)), folder / "x.nii")
+    study = load_study(folder)
+    assert study.t2 is None and study.dwi is not None
+    (said,) = [w for w in study.warnings if "NIfTI" in w]
+    assert said == (
+        "t2.nii.gz: a NIfTI file in a DICOM folder, not read (and 1 more); give it with "
+        "--t2, --dwi or --adc"
+    )

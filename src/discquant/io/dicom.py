@@ -804,12 +804,7 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
         dcm2niix was killed by a signal (Ctrl-C in the terminal reaches it too).
     """
     if path.is_dir():
-        files = sorted(
-            Path(root) / name
-            for root, _, names in os.walk(path)
-            for name in names
-            if not name.startswith(".")
-        )
+        files = _files_under(path)
         if not files:
             raise InputNotFoundError("folder is empty", path=path)
     else:
@@ -840,6 +835,7 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
                 series.description = redact_identifiers(series.description, series.withheld)
         _report_non_image(scan, warnings)
         _report_not_dicom(scan, warnings)
+        _report_nifti(files, warnings)
         _report_duplicates(scan, warnings, path if path.is_dir() else path.parent)
         broken = _check_truncated(scan, warnings)
         images: list[RawImage] = []
@@ -978,6 +974,37 @@ def _report_non_image(scan: _Scan, warnings: list[str]) -> None:
     for name, paths in scan.non_image.items():
         more = f" (and {len(paths) - 1} more like it)" if len(paths) > 1 else ""
         warnings.append(f"{paths[0]}: {name} object, not an image; ignored{more}")
+
+
+def _files_under(folder: Path) -> list[Path]:
+    """Every file under ``folder`` but hidden ones, sorted, following linked folders
+    (research archives and DataLad checkouts link series folders: a linked DWI folder
+    was passed over without a word, and a folder of links read "folder is empty", an
+    audit); a link back to a folder already walked is not followed again."""
+    seen: set[str] = set()
+    files: list[Path] = []
+    for root, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(root)
+        if real in seen:  # a loop, or a second link to one folder
+            dirs[:] = []
+            continue
+        seen.add(real)
+        files.extend(Path(root) / name for name in names if not name.startswith("."))
+    return sorted(files)
+
+
+def _report_nifti(files: list[Path], warnings: list[str]) -> None:
+    """One warning for NIfTI files in a folder read as DICOM: they are not read with it
+    (a converted copy beside its DICOM would be the same series twice). A NIfTI T2 beside
+    a DICOM DWI was left out without a word, and the study analysed without a T2 (an
+    audit)."""
+    nifti = [f for f in files if is_nifti(f)]
+    if nifti:
+        more = f" (and {len(nifti) - 1} more)" if len(nifti) > 1 else ""
+        warnings.append(
+            f"{nifti[0]}: a NIfTI file in a DICOM folder, not read{more}; give it with "
+            "--t2, --dwi or --adc"
+        )
 
 
 def _report_not_dicom(scan: _Scan, warnings: list[str]) -> None:
