@@ -109,6 +109,17 @@ def test_partial_result_says_what_is_missing_and_why() -> None:
     assert RESEARCH_DISCLAIMER in html
 
 
+def test_the_report_names_the_subject_as_its_output_files_do() -> None:
+    """A folder named siemens-prisma-sag gave files sub-siemensprismasag_* and a report
+    headed "sub-siemens-prisma-sag", which no file carried (an audit)."""
+    html = render_report(AnalysisResult(subject="siemens-prisma-sag", discs=[]))
+    assert "Subject <strong>sub-siemensprismasag</strong>" in html
+    assert "<title>Lumbar disc report: sub-siemensprismasag</title>" in html
+    assert "siemens-prisma-sag" not in html
+    session = render_report(AnalysisResult(subject="sub-01_ses-2", discs=[]))
+    assert "Subject <strong>sub-01_ses-2</strong>" in session
+
+
 def test_a_failed_grading_or_transfer_stage_is_named_where_its_values_are_missing() -> None:
     """The stages were matched by substrings, and "grade" is not in "grading": a failed
     grading stage was "not produced by this run (no stage reported it)"."""

@@ -25,6 +25,7 @@ from discquant.measure.water import (
     FLAG_CSF_ADC,
     WaterCalibration,
 )
+from discquant.output_paths import bids_label
 from discquant.outputs._common import PHI_KEYS, scrub_phi, to_jsonable
 from discquant.outputs.report import figures
 from discquant.outputs.tables import disc_rows
@@ -867,7 +868,9 @@ def render_report(
     when = (generated or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
     return template.substitute(
         version=_esc(__version__),
-        subject=_esc(result.subject.removeprefix("sub-")),
+        # the label the output files carry (sub-siemensprismasag_*), not the folder's
+        # name (the report said sub-siemens-prisma-sag: an audit)
+        subject=_esc(bids_label(result.subject)),
         generated=_esc(when),
         disclaimer=_esc(RESEARCH_DISCLAIMER),
         patient_block=_patient_block(result, keep_phi),
