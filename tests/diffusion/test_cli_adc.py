@@ -437,3 +437,21 @@ def test_cli_map_without_a_valid_voxel_is_refused_naming_the_empty_volume(dwi_fi
     assert res.exit_code == 2, res.output
     assert "volume 2 (b = 800 s/mm²) has no positive signal" in res.output
     assert not out.exists() and not (tmp / "adc.json").exists()
+
+
+def test_the_printed_b_values_are_whole_and_the_sidecar_keeps_the_shell_means(tmp_path):
+    """Philips stores its b≈0 volumes at b = 0.001-0.004: the line read "b = 0.002, 1000
+    s/mm²" (an audit). The sidecar keeps the mean the fit used."""
+    rng = np.random.default_rng(5)
+    adc = rng.uniform(0.5, 3.0, (6, 5, 4))
+    bvals = np.array([0.001, 0.003, 1000.0])
+    dwi = 2000.0 * np.exp(-adc[..., None] * bvals * 1e-3)
+    nib.save(nib.Nifti1Image(dwi.astype(np.float32), AFFINE), tmp_path / "dwi.nii.gz")
+    (tmp_path / "dwi.bval").write_text("0.001 0.003 1000\n")
+    (tmp_path / "dwi.bvec").write_text("0 0 1\n0 0 0\n0 0 0\n")
+    out = tmp_path / "adc.nii.gz"
+    res = CliRunner().invoke(app, ["adc", str(tmp_path / "dwi.nii.gz"), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "b = 0, 1000 s/mm²" in res.output
+    meta = json.loads((tmp_path / "adc.json").read_text(encoding="utf-8"))
+    assert meta["BValuesUsed_s_per_mm2"] == [0.002, 1000.0]

@@ -77,5 +77,7 @@ def adc_cmd(
     if not quiet:
         typer.echo(
             f"{output}: ADC ({result.method}) in µm²/ms, {result.n_valid} of {result.n_fitted} "
-            f"voxels valid, b = {', '.join(f'{b:g}' for b in result.bvals_used)} s/mm²"
+            # whole s/mm² as scanners show them: Philips' b≈0 shell (0.001-0.004) read
+            # "b = 0.002, 1000" (an audit); the sidecar keeps the exact shell means
+            f"voxels valid, b = {', '.join(f'{b:.0f}' for b in result.bvals_used)} s/mm²"
         )
