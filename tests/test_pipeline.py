@@ -430,6 +430,11 @@ def test_scanner_adc_map_is_compared_in_world_coordinates() -> None:
             assert bool(messages) == warned, (image.shape, scale, messages)
             if warned:
                 assert "differs from discquant's by 9.1 %" in messages[0]  # 0.1 / 1.1
+            # recorded whether or not it warned (kept in the warning alone: an audit)
+            record = res.provenance["scanner_adc_comparison"]
+            assert record["compared"] and record["n_voxels"] > 1000
+            difference = 0.1 / 1.1 if warned else 0.0  # OLS against the scanner's OLS
+            assert record["median_relative_difference"] == pytest.approx(difference, abs=0.002)
 
 
 def test_unusable_output_folder_fails_before_any_work(tmp_path: Path) -> None:

@@ -160,7 +160,7 @@ def run_diffusion(
             if same_fit
             else AdcModel(dwi.bvals_s_per_mm2, dwi.bvecs, method="ols").fit(dwi.image.data)
         )
-        _compare_with_scanner(
+        result.provenance["scanner_adc_comparison"] = _compare_with_scanner(
             Volume(np.asarray(ols.adc_um2_per_ms, dtype=np.float32), affine),
             study.adc.image,
             result.b0,
@@ -217,8 +217,10 @@ def _mean_b0(series: Series) -> Volume:
 
 def _compare_with_scanner(
     adc: Volume, scanner: Volume, b0: Volume, tolerance: float, warnings: list[str]
-) -> None:
-    """Warn when the engine's ADC and the scanner's ADC map disagree in the body.
+) -> dict[str, object]:
+    """Warn when the engine's ADC and the scanner's ADC map disagree in the body, and
+    return the comparison's record for the provenance (the measured difference was kept
+    only in a warning, when over the tolerance: an audit).
 
     The two are compared voxel by voxel in world coordinates: the scanner's map is
     resampled onto the DWI grid (nearest neighbour) unless it is stored on that grid. A
@@ -230,7 +232,7 @@ def _compare_with_scanner(
     body = b0.data > np.percentile(b0.data, 75) * 0.25
     ok = body & np.isfinite(adc.data) & (on_grid > 0)
     if ok.sum() < 10:
-        return
+        return {"compared": False, "why": "fewer than 10 body voxels on both maps"}
     rel = np.abs(adc.data[ok] - on_grid[ok]) / on_grid[ok]
     median = float(np.median(rel))
     if median > tolerance:
@@ -238,6 +240,13 @@ def _compare_with_scanner(
             f"the scanner's ADC map differs from discquant's by {100 * median:.1f} % "
             f"(median) inside the body; check the b-values and the scanner's fit"
         )
+    return {
+        "compared": True,
+        "method": "ols",
+        "median_relative_difference": round(median, 6),
+        "tolerance": tolerance,
+        "n_voxels": int(ok.sum()),
+    }
 
 
 def _on_grid(image: Volume, grid: Volume) -> npt.NDArray[np.float32]:
