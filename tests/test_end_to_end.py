@@ -95,6 +95,7 @@ def test_phantom_outputs_exist_validate_and_match_truth(
     models = doc["provenance"]["models"]
     assert models["segmentation"] == "model.pt (step 6000)"
     assert models["segmentation_weights_sha256"] == weights_sha256(load_segmentation_model().net)
+    assert models["segmentation_shipped"] is True
     assert models["pfirrmann"] == "shipped"
     assert models["pfirrmann_weights_sha256"] == weights_sha256(load_pfirrmann_model().network)
     assert len(doc["provenance"]["source_files_sha256"]) == 64

@@ -749,6 +749,9 @@ def _record_segmentation_model(result: AnalysisResult, segmentation: Segmentatio
         models["segmentation"] = tag
     if sha := getattr(segmentation, "model_weights_sha256", ""):
         models["segmentation_weights_sha256"] = sha
+    shipped = getattr(segmentation, "model_shipped", None)
+    if shipped is not None:
+        models["segmentation_shipped"] = shipped
 
 
 def _provenance(study: Study, config: AnalysisConfig) -> dict[str, Any]:

@@ -307,6 +307,24 @@ def test_the_shipped_graders_agreement_is_quoted_for_the_shipped_model_only(
     assert "degeneration is common without symptoms" in html
 
 
+@pytest.mark.parametrize("shipped", [True, False, None])
+def test_a_users_segmentation_model_is_named_in_the_method(
+    synthetic: Synthetic, shipped: bool | None
+) -> None:
+    """With --segmentation-model the report named only a non-shipped grader, though every
+    measure rests on the masks (an audit)."""
+    import copy
+
+    result = copy.deepcopy(synthetic.result)
+    models = result.provenance.setdefault("models", {})
+    models["segmentation"] = "model.pt (step 600)"
+    if shipped is not None:
+        models["segmentation_shipped"] = shipped
+    html = render_report(result)
+    said = "segmentation model <code>model.pt (step 600)</code>, not the shipped one"
+    assert (said in html) == (shipped is False)
+
+
 def _drawn_names(result: AnalysisResult, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The level names the report's figures draw (annotations and texts), in order."""
     from matplotlib.axes import Axes

@@ -8,6 +8,7 @@ VerSe/SPINEPS convention (whole vertebrae, sacrum 26, spinal cord 60, canal 61, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -98,7 +99,18 @@ def test_tiny_training_on_a_labelled_set_alone(labelled: Path, tmp_path: Path) -
     assert keys <= {"sub-01/body", "sub-01/disc", "sub-01/sacrum"}
     from discquant.segment.infer import load_segmentation_model
 
-    assert load_segmentation_model(final).classes == ["background", "body", "disc", "sacrum"]
+    model = load_segmentation_model(final)
+    assert model.classes == ["background", "body", "disc", "sacrum"]
+    # what it was trained on, in its meta (it held the classes and the step alone: an audit)
+    assert model.meta["subjects"] == {"train": ["sub-00"], "validation": ["sub-01"]}
+    assert model.meta["labelled_sets"] == [str(labelled.resolve())]
+    assert model.meta["data_root"] is None and model.meta["phantom_train_seeds"] == 0
+    config_json = json.loads((tmp_path / "run" / "config.json").read_text())
+    digest = hashlib.sha256(json.dumps(config_json, sort_keys=True).encode()).hexdigest()
+    assert model.meta["config_sha256"] == digest
+    from discquant.segment.infer import _is_shipped
+
+    assert not _is_shipped(model) and _is_shipped(load_segmentation_model())
 
 
 def test_labelled_sets_from_yaml(labelled: Path, tmp_path: Path) -> None:

@@ -109,6 +109,14 @@ class SpineSegmentation:
     model: str = ""
     model_weights_sha256: str = ""
     disc_probability: Volume | None = None
+    model_shipped: bool | None = None
+    """Whether the weights are the shipped ones (None: not known)."""
+
+
+def _is_shipped(model: SegmentationModel) -> bool:
+    """Whether ``model`` was read from the shipped weights' file."""
+    with resources.as_file(shipped_model_file()) as shipped:
+        return Path(model.path).resolve() == Path(shipped).resolve()
 
 
 def shipped_model_file() -> Traversable:
@@ -292,6 +300,7 @@ def segment_spine(
         flags=flags,
         model=tag,
         model_weights_sha256=model.weights_sha256,
+        model_shipped=_is_shipped(model),
         disc_probability=None
         if disc_prob is None
         else Volume(data=back_to_input(disc_prob, ro).astype(np.float32), affine=out_affine),

@@ -13,6 +13,7 @@ by patient (``TrainConfig.patient_groups``: volumes of one patient stay on one s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -730,6 +731,17 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
         "train": sorted(s.name for s in train_set),
         "validation": sorted(s.name for s in val),
     }
+    # What a user's model was trained on, in its meta: it held the classes and the step
+    # alone, so nothing told which volumes it had seen (an audit).
+    lineage = {
+        "subjects": subjects,
+        "data_root": None if root is None else str(root.resolve()),
+        "labelled_sets": [str(Path(ls.root).resolve()) for ls in config.labelled_sets],
+        "phantom_train_seeds": len(config.phantom_train_seeds),
+        "config_sha256": hashlib.sha256(
+            json.dumps(asdict(config), sort_keys=True).encode()
+        ).hexdigest(),
+    }
     last = out_dir / "last.pt"
     resumed = last.exists()
     if resumed:
@@ -834,11 +846,11 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
             log.flush()
             if mean > best:
                 best = mean
-                save_model(net, config, out_dir / "best.pt", step=step, val_dice=mean)
+                save_model(net, config, out_dir / "best.pt", step=step, val_dice=mean, **lineage)
         if step % config.checkpoint_every == 0 or step == config.steps:
             checkpoint()
     log.close()
     final = out_dir / "model.pt"
     if step >= config.steps:
-        save_model(net, config, final, step=step)
+        save_model(net, config, final, step=step, **lineage)
     return final

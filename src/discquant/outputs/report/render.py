@@ -287,7 +287,19 @@ def _method_html(result: AnalysisResult) -> str:
             f"({fit['n_volumes']} volumes)."
         )
         text = text[:end] + this_study + text[end:]
-    grader = result.provenance.get("models", {}).get("pfirrmann")
+    models = result.provenance.get("models", {})
+    if models.get("segmentation_shipped") is False:
+        # every measure rests on the masks, and the report named only another grader
+        # (an audit of a user's own segmentation model)
+        own_masks = (
+            "<p><strong>Segmentation model.</strong> The masks come from the segmentation "
+            f"model <code>{_esc(str(models.get('segmentation', 'unknown')))}</code>, not the "
+            "shipped one: every measurement rests on them, and how well they agree with "
+            "manual masks is what that model's own evaluation measured.</p>\n"
+        )
+        marker = "<p><strong>Measurements.</strong>"
+        text = text.replace(marker, own_masks + marker)
+    grader = models.get("pfirrmann")
     if grader not in (None, "shipped"):
         own = (
             f"The Pfirrmann grades come from the grading model <code>{_esc(grader)}</code>, "
