@@ -421,12 +421,21 @@ def test_no_t2_and_no_dwi_is_bad_input(tmp_path: Path) -> None:
         ("--calibration", "calibration.json", "calibration.json"),
         ("--segmentation-model", "calibration.json", "not a discquant segmentation model"),
         ("--grading-model", "missing.pt", "Pfirrmann model file not found"),
+        # a training run's folder read "file not found", and its last.pt "not a discquant
+        # segmentation model (KeyError: 'meta')" (an audit)
+        ("--grading-model", "run", "a folder, not a Pfirrmann model file: give its model.pt"),
+        ("--segmentation-model", "run/last.pt",
+         "a training checkpoint, not a segmentation model: give model.pt (or best.pt)"),
     ],
-)
+)  # fmt: skip
 def test_bad_options_fail_before_the_analysis(
     phantom: tuple[Path, PhantomTruth], tmp_path: Path, option: str, value: str, named: str
 ) -> None:
+    import torch
+
     (tmp_path / "calibration.json").write_text("{not json")
+    (tmp_path / "run").mkdir()
+    torch.save({"model": {}, "opt": {}, "step": 3}, tmp_path / "run" / "last.pt")
     if option in ("--calibration", "--segmentation-model", "--grading-model"):
         value = str(tmp_path / value)
     out = tmp_path / "out"

@@ -23,7 +23,14 @@ import numpy.typing as npt
 
 from discquant.errors import InvalidInputError, ModelError
 from discquant.grade.crops import CROP_SHAPE, CROP_SLICES
-from discquant.models import not_a_model, read_torch_file, save_torch_file, weights_sha256
+from discquant.models import (
+    missing_model_file,
+    not_a_model,
+    read_torch_file,
+    save_torch_file,
+    training_checkpoint_error,
+    weights_sha256,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -169,9 +176,11 @@ def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
         model.metadata.setdefault("phantom_train_seeds", list(SHIPPED_PHANTOM_TRAIN_SEEDS))
         return model
     path = Path(path)
-    if not path.is_file():
-        raise ModelError("Pfirrmann model file not found", path=path)
+    if missing := missing_model_file(path, "Pfirrmann model"):
+        raise missing
     blob = read_torch_file(path, what="Pfirrmann model")
+    if checkpoint := training_checkpoint_error(path, blob, "Pfirrmann model"):
+        raise checkpoint
     try:
         meta = dict(blob.get("metadata", {}))
         in_ch = int(blob["crop"].get("slices", 3))

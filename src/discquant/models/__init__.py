@@ -37,6 +37,33 @@ def read_torch_file(path: Path, *, what: str) -> Any:
         raise not_a_model(path, what, exc) from exc
 
 
+def missing_model_file(path: Path, what: str) -> ModelError | None:
+    """The one-line error for a model ``path`` that is not a file, or None when it is.
+
+    A folder (a training run's ``--out``, its ``checkpoints/``) read "file not found"
+    (an audit): the message names what to give instead.
+    """
+    if path.is_file():
+        return None
+    if path.is_dir():
+        return ModelError(f"a folder, not a {what} file: give its model.pt", path=path)
+    return ModelError(f"{what} file not found", path=path)
+
+
+def training_checkpoint_error(path: Path, blob: Any, what: str) -> ModelError | None:
+    """The one-line error for a resumable training checkpoint given as a model, or None.
+
+    ``last.pt`` (weights, optimiser and random states) read "not a discquant segmentation
+    model (KeyError: 'meta')" (an audit).
+    """
+    if isinstance(blob, dict) and "opt" in blob and "model" in blob:
+        return ModelError(
+            f"a training checkpoint, not a {what}: give model.pt (or best.pt) of its run",
+            path=path,
+        )
+    return None
+
+
 def not_a_model(path: Path, what: str, exc: Exception) -> ModelError:
     """The one-line error for a weight file that is not a discquant ``what``.
 

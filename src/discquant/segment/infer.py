@@ -17,7 +17,13 @@ import torch
 from discquant.errors import InvalidInputError, ModelError
 from discquant.io.roles import orientation_from_affine
 from discquant.io.study import Volume
-from discquant.models import not_a_model, read_torch_file, weights_sha256
+from discquant.models import (
+    missing_model_file,
+    not_a_model,
+    read_torch_file,
+    training_checkpoint_error,
+    weights_sha256,
+)
 from discquant.results import FLAG_HEADER_MIRRORED, FLAG_LEVEL_UNCERTAIN, FLAG_NOT_SAGITTAL
 from discquant.segment.levels import DiscLevel, name_levels
 from discquant.segment.network import network_from_meta
@@ -137,9 +143,11 @@ def load_segmentation_model(path: str | Path | None = None) -> SegmentationModel
         with resources.as_file(ref) as p:
             return load_segmentation_model(p)
     p = Path(path)
-    if not p.is_file():
-        raise ModelError("segmentation model file not found", path=p)
+    if missing := missing_model_file(p, "segmentation model"):
+        raise missing
     ck = read_torch_file(p, what="segmentation model")
+    if checkpoint := training_checkpoint_error(p, ck, "segmentation model"):
+        raise checkpoint
     try:
         meta = ck["meta"]
         net = network_from_meta(meta)
