@@ -240,6 +240,20 @@ def test_truncated_gzipped_dicom(tmp_path: Path) -> None:
     assert str(victim) in str(err.value) and "gzip stream is truncated" in str(err.value)
 
 
+def test_a_dicom_folder_given_as_t2_says_how_to_give_it(tmp_path: Path) -> None:
+    """`--t2 DICOM_FOLDER` read "not a readable NIfTI image (Cannot work out file type of
+    ...)" (an audit)."""
+    folder = tmp_path / "T2_TSE_SAG"
+    folder.mkdir()
+    out = tmp_path / "O"
+    line = _cli_error(["analyze", "--t2", str(folder), "--out", str(out)])
+    assert line == (
+        f"discquant: error: {folder}: a folder, where a NIfTI file is expected: give a DICOM "
+        "folder as the input (discquant analyze FOLDER), not with --t2/--dwi/--adc"
+    )
+    assert not out.exists()
+
+
 def test_4d_image_given_as_t2(tmp_path: Path) -> None:
     dwi = _nifti(tmp_path / "dwi4d.nii.gz", np.ones((8, 8, 2, 3)))
     with pytest.raises(InvalidInputError) as err:

@@ -188,6 +188,12 @@ def read_volume(path: Path, *, nan_as_zero: bool = False) -> Volume:
                 "broken symbolic link (its target does not exist)", path=path
             )
         raise InputNotFoundError("file does not exist", path=path)
+    if path.is_dir():  # --t2 DICOM_FOLDER read "Cannot work out file type" (an audit)
+        raise UnreadableImageError(
+            "a folder, where a NIfTI file is expected: give a DICOM folder as the input "
+            "(discquant analyze FOLDER), not with --t2/--dwi/--adc",
+            path=path,
+        )
     try:
         img = nib.load(path)
         complex_valued = np.issubdtype(img.get_data_dtype(), np.complexfloating)  # type: ignore[attr-defined]
