@@ -179,9 +179,19 @@ def test_bad_sets_are_one_line_errors(labelled: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="at least one labelled class"):
         load_labelled_set(a, CLASSES, labelled=[], whole_vertebrae=True, spacing_mm=1.0)
     # no labelled set and no data_root: an error, not an IndexError
-    with pytest.raises(InvalidInputError, match="no real subject named sub-01"):
+    # (it read "no real subject", naming the first set's folder, though every set is
+    # searched and phantoms never are: an audit)
+    with pytest.raises(InvalidInputError) as err:
         train(_tiny(a, labelled_sets=[], phantom_train_seeds=[0], val_subjects=["sub-01"]),
               tmp_path / "o2")  # fmt: skip
+    assert str(err.value) == (
+        "no subject named sub-01 (train_subjects/val_subjects) in no data set: subjects "
+        "are labelled volumes, never phantoms"
+    )
+    c = _flat_set(labelled, tmp_path / "C", {"sub-01": "sub-05"})
+    with pytest.raises(InvalidInputError) as err:
+        train(_tiny([a, c], val_subjects=["sub-09"]), tmp_path / "o3")
+    assert f"no subject named sub-09 (train_subjects/val_subjects) in {a}, {c}:" in str(err.value)
     # a float label map: 25.9999 was read as 25 (the sacrum a vertebra)
     img = nib.load(a / "sub-00_dseg.nii.gz")
     data = np.asarray(img.dataobj).astype(np.float32)

@@ -146,7 +146,7 @@ def test_misnamed_subjects_and_a_missing_data_folder_are_refused(
     relative to another folder trained on phantoms alone; both ran to the end, rc 0."""
     from discquant.errors import InputNotFoundError, InvalidInputError
 
-    with pytest.raises(InvalidInputError, match="no real subject named sub-FCS20"):
+    with pytest.raises(InvalidInputError, match="no subject named sub-FCS20"):
         train(_config(shared_data, val_subjects=["sub-FCS20"]), tmp_path / "a")
     with pytest.raises(InputNotFoundError, match="real-data folder not found"):
         train(_config(tmp_path / "nowhere"), tmp_path / "b")

@@ -665,11 +665,15 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
         )
     unknown = sorted(set(names or config.val_subjects) - {s.name for s in real})
     if unknown:
-        # a mistyped held-out subject would silently be trained on
-        where = root
-        if where is None and config.labelled_sets:
-            where = Path(config.labelled_sets[0].root)
-        raise InvalidInputError(f"no real subject named {', '.join(unknown)}", path=where)
+        # a mistyped held-out subject would silently be trained on. Not "real", nor the
+        # first set's folder alone: the subject is looked for in every set (an audit)
+        where = [str(root)] if root is not None else []
+        where += [str(ls.root) for ls in config.labelled_sets]
+        raise InvalidInputError(
+            f"no subject named {', '.join(unknown)} (train_subjects/val_subjects) in "
+            f"{', '.join(where) or 'no data set'}: subjects are labelled volumes, never "
+            "phantoms"
+        )
     val = [s for s in real if s.name in config.val_subjects]
     train_set = [s for s in real if s.name not in config.val_subjects]
     if config.phantom_train_seeds:
