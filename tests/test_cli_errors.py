@@ -231,6 +231,20 @@ def test_summary_shows_the_calibrated_water_percent(capsys: pytest.CaptureFixtur
     assert "calibration: site" in out
 
 
+def test_summary_says_a_level_was_not_found_and_no_calibration_was_used(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A DWI-only study whose measurement did not run: its rows read "L1-L2 —" and the
+    caption "water % through the calibration: none" (an audit)."""
+    from discquant.cli._summary import print_summary
+    from discquant.results import AnalysisResult, DiscResult
+
+    print_summary(AnalysisResult(subject="s", discs=[DiscResult(level="L1-L2")]), None)
+    out = capsys.readouterr().out
+    assert "L1-L2 (not found)" in out and "L1-L2 —" not in out
+    assert "calibration: not used" in out and "calibration: none" not in out
+
+
 @pytest.mark.parametrize("how", ["subject-folder", "t2-file"])
 def test_analyze_refuses_outputs_that_would_replace_its_input(tmp_path: Path, how: str) -> None:
     """`analyze bids/sub-00 -o bids` deleted the raw sub-00 folder and put its outputs in

@@ -47,7 +47,8 @@ def print_summary(
         caption="ADC in µm²/ms (nucleus, disc core: medians); height = middle height in mm; "
         "volume in mm³ (as in every file); water = nucleus ADC / healthy reference; "
         "water % through the "
-        f"calibration: {escape(str(result.provenance.get('water_calibration', 'none')))}",
+        # "none" read as if no calibration applied, when no disc was measured (an audit)
+        f"calibration: {escape(str(result.provenance.get('water_calibration', 'not used')))}",
     )
     # water % beside the index: with --calibration the table showed only the index
     columns = ["level", "ADC NP", "ADC disc", "water", "water %", "T2 NP/CSF", "height"]
@@ -59,7 +60,8 @@ def print_summary(
         table.add_column(col, no_wrap=col != "flags")
     for disc in result.discs:
         row = [
-            disc.level if disc.found else f"[dim]{disc.level} —[/dim]",
+            # "L1-L2 —" left the dash to be read (an audit)
+            disc.level if disc.found else f"[dim]{disc.level} (not found)[/dim]",
             _fmt(disc.adc_np.median if disc.adc_np else None),
             _fmt(disc.adc_disc.median if disc.adc_disc else None),
             _fmt(disc.water_index),
