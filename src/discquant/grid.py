@@ -2,10 +2,13 @@
 many sagittal slices a mask spans, and whether the slab's end slices or the in-plane edge
 of the field of view cut it (and so whether its voxel count is a volume).
 
-A leaf module: every stage may import it; it imports no stage, only numpy.
+A leaf module: every stage may import it; it imports no stage, only numpy (and
+nibabel's orientation helpers, in :func:`reordered_onto`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -75,3 +78,41 @@ def volume_withheld_flag(
     if touches_in_plane_edge(mask, affine):
         return "volume_withheld_partial_fov"
     return None
+
+
+def reordered_onto(
+    data: npt.NDArray[Any],
+    affine: npt.NDArray[np.float64],
+    ref_shape: tuple[int, ...],
+    ref_affine: npt.NDArray[np.float64],
+    tolerance_mm: float = 1e-3,
+) -> npt.NDArray[Any] | None:
+    """``data`` reordered onto the reference grid, when its grid is the reference's with
+    the voxel axes permuted and/or flipped (the reoriented affine within ``tolerance_mm``
+    of the reference's, the shapes equal); None otherwise.
+
+    A prediction converted from DICOM and a reference written as NIfTI can store one grid
+    with the axes in another order, e.g. (400, 480, 15) and (480, 15, 400); so can a
+    user's label map and its image (``discquant evaluate segment`` and training read
+    both).
+    """
+    from nibabel.orientations import (
+        apply_orientation,
+        inv_ornt_aff,
+        io_orientation,
+        ornt_transform,
+    )
+
+    if data.ndim != 3 or len(ref_shape) != 3:
+        return None
+    try:
+        transform = ornt_transform(io_orientation(affine), io_orientation(ref_affine))
+    except ValueError:  # a degenerate affine: no axis order to speak of
+        return None
+    moved = apply_orientation(data, transform)
+    moved_affine = affine @ inv_ornt_aff(transform, data.shape)
+    if tuple(moved.shape) != tuple(ref_shape):
+        return None
+    if float(np.abs(moved_affine - ref_affine).max()) > tolerance_mm:
+        return None
+    return np.ascontiguousarray(moved)

@@ -302,3 +302,30 @@ def test_the_label_convention_is_one_set_of_values() -> None:
     ]  # fmt: skip
     problem = label_values_problem([0, 20, 150], ["disc", "body"])
     assert problem is not None and "150" in problem
+
+
+def test_a_label_map_stored_in_another_voxel_order_is_read_onto_its_image(
+    labelled: Path, tmp_path: Path
+) -> None:
+    """The image's grid with the axes stored in another order (the affine saying so) was
+    refused: "shape (67, 221, 221) against (221, 221, 67)", where `evaluate segment`
+    reorders such maps (an audit). The targets are those of the map as stored first."""
+    import shutil
+
+    from nibabel.orientations import apply_orientation, inv_ornt_aff
+
+    copy = tmp_path / "P"
+    shutil.copytree(labelled, copy)
+    dseg = next(copy.rglob("sub-00_dseg.nii.gz"))
+    img = nib.load(dseg)
+    data = np.asarray(img.dataobj)
+    ornt = np.array([[2, 1], [0, -1], [1, 1]])  # axes permuted, one flipped
+    moved = apply_orientation(data, ornt)
+    affine = img.affine @ inv_ornt_aff(ornt, data.shape)
+    nib.save(nib.Nifti1Image(moved, affine), dseg)
+    assert moved.shape != data.shape
+    kwargs = dict(labelled=["disc", "sacrum"], whole_vertebrae=True, spacing_mm=1.0)
+    (before,) = load_labelled_set(labelled, CLASSES, names=["sub-00"], **kwargs)  # type: ignore[arg-type]
+    (after,) = load_labelled_set(copy, CLASSES, names=["sub-00"], **kwargs)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(after.target, before.target)
+    assert after.groups == before.groups

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from discquant.grid import reordered_onto
 from discquant.jsonfiles import dumps_strict
 from discquant.output_paths import bids_prefix
 from discquant.results import DISC_OFFSET, SACRUM_LABEL, SPINE_LABEL_VALUES
@@ -570,7 +571,13 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path, *, lumbar: bool = False) -> dic
             float(np.abs(pred_vol.affine - ref_vol.affine).max()) > AFFINE_TOLERANCE_MM
         )
         on_ref = (
-            _on_reference_grid(pred_vol.data, pred_vol.affine, ref_vol.data.shape, ref_vol.affine)
+            reordered_onto(
+                pred_vol.data,
+                pred_vol.affine,
+                ref_vol.data.shape,
+                ref_vol.affine,
+                AFFINE_TOLERANCE_MM,
+            )
             if grid_differs
             else None
         )
@@ -695,41 +702,6 @@ def _vertebra_volume_ratio(pred: npt.NDArray[Any], ref: npt.NDArray[Any]) -> flo
         return None
     n_pred = int(np.isin(pred, shared).sum())
     return int(np.isin(ref, shared).sum()) / n_pred if n_pred else None
-
-
-def _on_reference_grid(
-    data: npt.NDArray[Any],
-    affine: npt.NDArray[np.float64],
-    ref_shape: tuple[int, ...],
-    ref_affine: npt.NDArray[np.float64],
-) -> npt.NDArray[Any] | None:
-    """``data`` reordered onto the reference grid, when its grid is the reference's with
-    the voxel axes permuted and/or flipped (the reoriented affine within
-    :data:`AFFINE_TOLERANCE_MM` of the reference's, the shapes equal); None otherwise.
-
-    A prediction converted from DICOM and a reference written as NIfTI can store one grid
-    with the axes in another order, e.g. (400, 480, 15) and (480, 15, 400).
-    """
-    from nibabel.orientations import (
-        apply_orientation,
-        inv_ornt_aff,
-        io_orientation,
-        ornt_transform,
-    )
-
-    if data.ndim != 3 or len(ref_shape) != 3:
-        return None
-    try:
-        transform = ornt_transform(io_orientation(affine), io_orientation(ref_affine))
-    except ValueError:  # a degenerate affine: no axis order to speak of
-        return None
-    moved = apply_orientation(data, transform)
-    moved_affine = affine @ inv_ornt_aff(transform, data.shape)
-    if tuple(moved.shape) != tuple(ref_shape):
-        return None
-    if float(np.abs(moved_affine - ref_affine).max()) > AFFINE_TOLERANCE_MM:
-        return None
-    return np.ascontiguousarray(moved)
 
 
 def _posterior_mask(ref_path: Path, shape: tuple[int, ...]) -> npt.NDArray[np.bool_] | None:

@@ -31,6 +31,7 @@ import numpy.typing as npt
 import torch
 
 from discquant.errors import InvalidInputError
+from discquant.grid import reordered_onto
 from discquant.io.nifti import read_volume
 from discquant.io.study import Volume
 from discquant.output_paths import bids_prefix
@@ -165,6 +166,11 @@ def _subject(
         # int() of 25.9999 made the sacrum (26) a vertebra (25), as evaluate refuses too
         raise InvalidInputError("label map holds non-integer values", path=label_path)
     raw = np.rint(data).astype(np.int32)
+    # the image's grid stored in another voxel order (axes permuted or flipped, the
+    # affine saying so) was refused on its shape, where evaluate reorders it (an audit)
+    reordered = reordered_onto(raw, label.affine, vol.data.shape[:3], vol.affine)
+    if reordered is not None:
+        raw, label = reordered, Volume(reordered, vol.affine)
     if raw.shape[:3] != vol.data.shape[:3]:
         raise InvalidInputError(
             f"label map is not on the grid of {image_path.name} "
