@@ -110,6 +110,11 @@ def test_inspect_json(lumbar_dicom: WrittenStudy) -> None:
     assert {"role", "bvals", "shape", "voxel_mm", "description", "reason"} <= set(first)
     by_role = {s["role"]: s for s in reversed(doc["series"])}
     assert by_role["dwi"]["bvals"] == [0.0, 400.0, 800.0]
+    # the directions as read, one per volume (they were not shown: an audit)
+    study = load_study(lumbar_dicom.root)
+    assert study.dwi is not None and study.dwi.bvecs is not None
+    assert by_role["dwi"]["bvecs"] == np.round(study.dwi.bvecs, 6).tolist()
+    assert len(by_role["dwi"]["bvecs"]) == 3 and by_role["t2"]["bvecs"] == []
     assert by_role["t2"]["shape"] == [32, 32, 5]
     assert by_role["t2"]["voxel_mm"] == pytest.approx([1.0, 1.0, 4.0])
     assert by_role["adc"]["adc_scale_to_um2_per_ms"] == pytest.approx(1e-3)

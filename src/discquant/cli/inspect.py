@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 
 from discquant.cli._common import setup_logging, user_errors
@@ -91,6 +92,9 @@ def inspect_cmd(
             {
                 "role": s.role.value,
                 "bvals": [] if bvals is None else [round(float(b), 3) for b in bvals],
+                # one unit vector per volume, as read (a user could not check the
+                # gradient directions from the command line: an audit)
+                "bvecs": [] if s.bvecs is None else np.round(s.bvecs, 6).tolist(),
                 "shape": list(s.image.shape),
                 "voxel_mm": [round(v, 4) for v in s.image.voxel_mm],
                 "description": s.description,
