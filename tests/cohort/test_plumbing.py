@@ -749,3 +749,24 @@ def test_a_task_that_raised_is_recorded_unless_the_output_folder_is_to_blame(
     assert outcome.removed_outputs and not (out / "sub-s01").exists()
     record = rec.read_record(out, "s01")
     assert record is not None and (record["status"], record["where"]) == ("failed", "worker")
+
+
+def test_a_table_whose_write_fails_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """The disk filling while the cohort tables were written left `.cohort_discs.csv.<hex>
+    .tmp` beside them, and the error named that file, not the table (an audit)."""
+    import errno
+
+    from discquant.cohort.tables import _replace
+
+    table = tmp_path / "cohort_discs.csv"
+    table.write_text("old\n")
+
+    def full(path: Path) -> None:
+        path.write_text("half a ta")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    with pytest.raises(OSError) as err:
+        _replace(table, full)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(table)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort_discs.csv"]
+    assert table.read_text() == "old\n"  # the earlier table kept whole

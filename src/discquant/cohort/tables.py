@@ -326,10 +326,21 @@ def collect_tables(
 
 
 def _replace(path: Path, write: Any) -> None:
-    """Write through a temporary file and ``os.replace`` so readers never see half a table."""
+    """Write through a temporary file and ``os.replace`` so readers never see half a table.
+
+    A write that fails (a full disk) removes its temporary file: it was left beside the
+    tables, and the error named it rather than the table (an audit).
+    """
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _csv_spelling(table: Any) -> Any:
