@@ -313,6 +313,9 @@ def test_linked_series_folders_are_read_and_a_link_loop_is_walked_once(tmp_path:
     for role in ("t2", "dwi"):
         (links / role).symlink_to(written.series[role].files[0].parent, target_is_directory=True)
     (links / "dwi" / "loop").symlink_to(links, target_is_directory=True)  # in the source
+    (links / "up").symlink_to(tmp_path, target_is_directory=True)  # above the input
+    (links / ".git").mkdir()  # a DataLad checkout's annex holds copies of the files
+    (links / ".git" / "t2").symlink_to(written.series["t2"].files[0].parent)
     try:
         study = load_study(links)
     finally:

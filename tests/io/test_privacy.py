@@ -13,6 +13,7 @@ from tests.io.dicom_factory import PHI, WrittenStudy
 from typer.testing import CliRunner
 
 from discquant.cli import app
+from discquant.errors import DiscquantError
 from discquant.io.load import load_study
 from discquant.io.privacy import scrub_sidecar
 
@@ -237,26 +238,58 @@ def test_series_folders_named_after_the_patient_stay_out_of_the_debug_log(
     assert "(withheld)" in caplog.text  # the series were logged, their folders withheld
 
 
+@pytest.mark.parametrize(
+    "folder", ["PIDX-8675309-Q_ZYXWVUT", "Zyxwvut Qpfrmlk 8675309", "O'Zyxwvut"]
+)
 def test_import_warnings_withhold_folders_named_after_the_patient(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, folder: str
 ) -> None:
     """A stray file in an export's NAME_MRN folder: the warning that skips it named the
     folder in the log (with the absolute path above the input), the results JSON and the
-    report, while the series' own file names read '(withheld)' (an audit)."""
+    report, while the series' own file names read '(withheld)' (an audit). A search of
+    the finished text for path-like words then missed folders with spaces or quotes in
+    their names (a review): each part of the path is compared whole."""
     from tests.io.dicom_factory import write_lumbar_study
 
-    patient = tmp_path / "export" / "PIDX-8675309-Q_ZYXWVUT"
-    written = write_lumbar_study(patient)
-    stray = written.series["t2"].files[0].parent / "junk.raw"
-    stray.write_bytes(b"not an image" * 20)
+    phi = {**PHI, "PatientName": "O'Zyxwvut^Qpfrmlk"} if "'" in folder else PHI
+    written = write_lumbar_study(tmp_path / "export" / folder, phi=phi)
+    series_folder = written.series["t2"].files[0].parent
+    (series_folder / "junk.raw").write_bytes(b"not an image" * 20)
+    # a top-level file named after the patient: counted in the same warning
+    (tmp_path / "export" / "Zyxwvut_notes.raw").write_bytes(b"not an image" * 20)
     with caplog.at_level(logging.WARNING):
         study = load_study(tmp_path / "export")
     (said,) = [w for w in study.warnings if "not a DICOM file" in w]
-    assert said.startswith("(withheld)/") and said.split(":")[0].endswith("/junk.raw")
+    assert said.startswith("(withheld): not a DICOM file") or said.startswith("(withheld)/")
     logged = [r.getMessage() for r in caplog.records if "not a DICOM file" in r.getMessage()]
     assert logged == [said]  # not the absolute path
     for text in (*study.warnings, caplog.text):
         assert "PIDX" not in text and "ZYXWVUT" not in text.upper(), text
+
+
+def test_import_warnings_name_files_relative_to_the_input_and_are_logged_on_failure(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The input folder's name was cut wherever it stood in a warning ("st/old_st/x.raw"
+    read "old_x.raw"), and a warning made before the import failed was never logged (a
+    review)."""
+    from tests.io.dicom_factory import write_lumbar_study
+
+    root = tmp_path / "st"
+    write_lumbar_study(root)
+    (root / "old_st").mkdir()
+    (root / "old_st" / "junk.raw").write_bytes(b"not an image" * 20)
+    study = load_study(root)
+    assert [w for w in study.warnings if "junk.raw" in w] == [
+        "old_st/junk.raw: not a DICOM file (no DICM prefix); skipped"
+    ]
+    broken = tmp_path / "broken"
+    (broken / "old_st").mkdir(parents=True)
+    (broken / "old_st" / "junk.raw").write_bytes(b"not an image" * 20)
+    (broken / "x.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\x02\x00")  # cut short
+    with caplog.at_level(logging.WARNING), pytest.raises(DiscquantError):
+        load_study(broken)
+    assert "old_st/junk.raw: not a DICOM file" in caplog.text
 
 
 def test_inspect_withholds_a_study_folder_named_after_the_patient(

@@ -45,7 +45,7 @@ from discquant.io.privacy import (
     is_placeholder,
     redact_identifiers,
     redact_sidecar_descriptions,
-    withhold_identifier_folders,
+    shown_path,
     withhold_uids,
 )
 from discquant.io.study import SERIES_SKIPPED, Provenance
@@ -809,7 +809,6 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
             raise InputNotFoundError("folder is empty", path=path)
     else:
         files = [path]
-    warnings: list[str] = []
     with tempfile.TemporaryDirectory(prefix="discquant-dicom-") as tmp:
         staging = Path(tmp)
         scan = _scan(files, staging)
@@ -833,11 +832,15 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
         if not keep_phi:  # before any warning or image carries the description
             for series in scan.series.values():
                 series.description = redact_identifiers(series.description, series.withheld)
-        _report_non_image(scan, warnings)
-        _report_not_dicom(scan, warnings)
-        _report_nifti(files, warnings)
-        _report_duplicates(scan, warnings, path if path.is_dir() else path.parent)
-        broken = _check_truncated(scan, warnings)
+        identifiers: frozenset[str] = frozenset()
+        if not keep_phi:
+            identifiers = identifiers.union(*(s.identifiers for s in scan.series.values()))
+        said = _Said(path if path.is_dir() else path.parent, identifiers)
+        _report_non_image(scan, said)
+        _report_not_dicom(scan, said)
+        _report_nifti(files, said)
+        _report_duplicates(scan, said)
+        broken = _check_truncated(scan, said)
         images: list[RawImage] = []
         # a truncated file whose series is unknown, with no series to skip for it
         skipped: list[tuple[Path, str]] = [v for k, v in broken.items() if k not in scan.series]
@@ -867,20 +870,20 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
         raise InvalidInputError(f"{skipped[0][1]}{more}", path=skipped[0][0])
     if not images:
         raise DicomConversionError("dcm2niix produced no image from any series", path=path)
-    warnings.extend(f"{where}: {why}{SERIES_SKIPPED}" for where, why in skipped)
-    # The warnings travel into the log, the results JSON and the report: name files
+    for where, why in skipped:
+        said.add(f"{said.path(where)}: {why}{SERIES_SKIPPED}")
+    # The warnings travel into the log, the results JSON and the report. Files are named
     # relative to the input folder (folder names above it often carry a patient's name),
-    # with a folder that holds the patient's ID or name withheld (a stray file in
-    # NAME_MRN/ reached all three: an audit), and without the UIDs exports name files
-    # after (a Siemens UID holds the scanner's serial number and the acquisition time).
+    # a part that holds the patient's ID or name withheld (a stray file in NAME_MRN/
+    # reached all three: an audit), and without the UIDs exports name files after (a
+    # Siemens UID holds the scanner's serial number and the acquisition time): also in
+    # the reasons, which may quote another file.
+    warnings = said.messages
     if path.is_dir():
         prefix = f"{path}{os.sep}"
-        warnings = [w.replace(prefix, "") for w in warnings]
+        warnings = [w.replace(prefix, "", 1) if w.startswith(prefix) else w for w in warnings]
     if not keep_phi:
-        identifiers = frozenset().union(*(s.identifiers for s in scan.series.values()))
-        warnings = [withhold_uids(withhold_identifier_folders(w, identifiers)) for w in warnings]
-    for warning in warnings:
-        log.warning(warning)
+        warnings = [withhold_uids(w) for w in warnings]
     return images, warnings
 
 
@@ -969,11 +972,30 @@ def _check_one_patient(scan: _Scan, path: Path) -> None:
         )
 
 
-def _report_non_image(scan: _Scan, warnings: list[str]) -> None:
+@dataclass
+class _Said:
+    """The import's warnings: each logged when it is made (also when the import fails
+    after it) and kept for the study. Files are named by :meth:`path`."""
+
+    root: Path
+    identifiers: frozenset[str]
+    messages: list[str] = field(default_factory=list)
+
+    def path(self, path: Path) -> str:
+        """``path`` relative to the folder read, parts holding the patient's ID or name
+        and UIDs withheld (:func:`discquant.io.privacy.shown_path`)."""
+        return shown_path(path, self.root, self.identifiers)
+
+    def add(self, message: str) -> None:
+        log.warning(message)
+        self.messages.append(message)
+
+
+def _report_non_image(scan: _Scan, said: _Said) -> None:
     """One warning per non-image SOP class found: its first file and how many."""
     for name, paths in scan.non_image.items():
         more = f" (and {len(paths) - 1} more like it)" if len(paths) > 1 else ""
-        warnings.append(f"{paths[0]}: {name} object, not an image; ignored{more}")
+        said.add(f"{said.path(paths[0])}: {name} object, not an image; ignored{more}")
 
 
 def _files_under(folder: Path) -> list[Path]:
@@ -982,18 +1004,22 @@ def _files_under(folder: Path) -> list[Path]:
     was passed over without a word, and a folder of links read "folder is empty", an
     audit); a link back to a folder already walked is not followed again."""
     seen: set[str] = set()
+    top = os.path.realpath(folder)
     files: list[Path] = []
     for root, dirs, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(root)
-        if real in seen:  # a loop, or a second link to one folder
+        # a loop, a second link to one folder, or a link to a folder above the input
+        # (which would read other patients' folders beside it: a review)
+        if real in seen or (root != str(folder) and Path(top).is_relative_to(real)):
             dirs[:] = []
             continue
         seen.add(real)
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))  # .git/annex: copies
         files.extend(Path(root) / name for name in names if not name.startswith("."))
     return sorted(files)
 
 
-def _report_nifti(files: list[Path], warnings: list[str]) -> None:
+def _report_nifti(files: list[Path], said: _Said) -> None:
     """One warning for NIfTI files in a folder read as DICOM: they are not read with it
     (a converted copy beside its DICOM would be the same series twice). A NIfTI T2 beside
     a DICOM DWI was left out without a word, and the study analysed without a T2 (an
@@ -1001,13 +1027,13 @@ def _report_nifti(files: list[Path], warnings: list[str]) -> None:
     nifti = [f for f in files if is_nifti(f)]
     if nifti:
         more = f" (and {len(nifti) - 1} more)" if len(nifti) > 1 else ""
-        warnings.append(
-            f"{nifti[0]}: a NIfTI file in a DICOM folder, not read{more}; give it with "
-            "--t2, --dwi or --adc"
+        said.add(
+            f"{said.path(nifti[0])}: a NIfTI file in a DICOM folder, not read{more}; give it "
+            "with --t2, --dwi or --adc"
         )
 
 
-def _report_not_dicom(scan: _Scan, warnings: list[str]) -> None:
+def _report_not_dicom(scan: _Scan, said: _Said) -> None:
     """One warning for the files skipped as not DICOM: the first and how many more.
 
     A slice saved without the DICM prefix (a raw data set, an ACR-NEMA file) was passed
@@ -1017,26 +1043,23 @@ def _report_not_dicom(scan: _Scan, warnings: list[str]) -> None:
     if not scan.not_dicom:
         return
     more = f" (and {len(scan.not_dicom) - 1} more like it)" if len(scan.not_dicom) > 1 else ""
-    warnings.append(f"{scan.not_dicom[0]}: not a DICOM file (no DICM prefix); skipped{more}")
+    said.add(f"{said.path(scan.not_dicom[0])}: not a DICOM file (no DICM prefix); skipped{more}")
 
 
-def _report_duplicates(scan: _Scan, warnings: list[str], root: Path) -> None:
+def _report_duplicates(scan: _Scan, said: _Said) -> None:
     """One warning per series with files stored twice: the first copy, the file it
-    repeats (relative to ``root``, the folder read: folders above it may name the
-    patient), and how many copies were left out."""
+    repeats, and how many copies were left out."""
     for uid, copies in scan.duplicates.items():
         series = scan.series[uid]
         copy, kept = copies[0]
         more = f" (and {len(copies) - 1} more copies)" if len(copies) > 1 else ""
-        repeats = kept.relative_to(root) if kept.is_relative_to(root) else kept.name
-        msg = (
-            f"{copy}: the same image (SOP Instance UID) as {repeats} in series "
-            f"{series.number} '{series.description}'; the copy is ignored{more}"
+        said.add(
+            f"{said.path(copy)}: the same image (SOP Instance UID) as {said.path(kept)} in "
+            f"series {series.number} '{series.description}'; the copy is ignored{more}"
         )
-        warnings.append(msg)
 
 
-def _check_truncated(scan: _Scan, warnings: list[str]) -> dict[str | None, tuple[Path, str]]:
+def _check_truncated(scan: _Scan, said: _Said) -> dict[str | None, tuple[Path, str]]:
     """Truncated files: dropped with a warning where their series stays complete.
 
     Returns the series that are incomplete without them, by UID, with the file and the
@@ -1067,7 +1090,7 @@ def _check_truncated(scan: _Scan, warnings: list[str]) -> dict[str | None, tuple
             if uid is None
             else ("the rest of its series is complete")
         )
-        warnings.append(f"{path}: {problem}; skipped ({kept})")
+        said.add(f"{said.path(path)}: {problem}; skipped ({kept})")
     return broken
 
 
@@ -1154,5 +1177,6 @@ def read_source_datasets(paths: Sequence[Path], *, pixels: bool = True) -> list[
             else:
                 datasets.append(pydicom.dcmread(path, stop_before_pixels=not pixels))
         except Exception as exc:  # unreadable source: SEG/SR cannot reference it
-            log.warning("cannot re-read source DICOM %s: %s", path, exc)
+            # the file name only: folders above it may name the patient
+            log.warning("cannot re-read source DICOM %s: %s", path.name, exc)
     return datasets or None

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 PHI_KEYS: frozenset[str] = frozenset(
@@ -571,30 +572,32 @@ _DATE_IN_TEXT = re.compile(
 WITHHELD_WORD = "[withheld]"
 
 
-def withhold_identifier_folders(text: str, tokens: frozenset[str]) -> str:
-    """``text`` with every part of a path in it (between ``/`` or ``\\``) that holds one
-    of the patient's identifiers (``tokens``, :func:`label_holds_identifier`) read as
-    ``(withheld)``, as :meth:`discquant.io.study.Series.source_name` names files.
+def shown_path(path: Path, root: Path | None, identifiers: frozenset[str] = frozenset()) -> str:
+    """``path`` as outputs and logs name it: relative to ``root`` (the folder the study
+    was read from) when under it, else its file name alone (folder names above the input
+    often carry a patient's name); each part that holds one of the patient's
+    ``identifiers`` (:func:`label_holds_identifier`; exports name folders ``NAME_MRN``)
+    reads ``(withheld)``, and a DICOM UID in a name ``[uid]`` (:func:`withhold_uids`).
 
-    For the import's warnings, which name files: exports name folders ``NAME_MRN``, and a
-    stray file in one reached the log, the results JSON and the report (an audit). Only
-    path-like words (holding a separator) are looked at, so the message's own words stay.
+    Parts are compared whole, as a path holds them, so a folder named "DOE JOHN 12345"
+    or "O'BRIEN" is withheld too (an earlier search of the finished message text for
+    path-like words missed both: a review).
 
     >>> t = identifier_tokens("MRN12345", "DOE^JOHN")
-    >>> withhold_identifier_folders("DOE_JOHN_MRN12345/T2/x.raw: not a DICOM file", t)
-    '(withheld)/T2/x.raw: not a DICOM file'
+    >>> shown_path(Path("/in/DOE JOHN MRN12345/T2/x.raw"), Path("/in"), t)
+    '(withheld)/T2/x.raw'
+    >>> shown_path(Path("/elsewhere/a/x.dcm"), Path("/in"), t)
+    'x.dcm'
     """
-    if not tokens:
-        return text
-
-    def part(p: str) -> str:
-        return "(withheld)" if p and label_holds_identifier(p, tokens) else p
-
-    def path(match: re.Match[str]) -> str:
-        pieces = re.split(r"([/\\])", match[0])  # separators at the odd places
-        return "".join(part(p) if i % 2 == 0 else p for i, p in enumerate(pieces))
-
-    return re.sub(r"[^\s:'\"]*[/\\][^\s:'\"]*", path, text)
+    parts: tuple[str, ...] = (path.name,)
+    if root is not None:
+        try:
+            parts = path.relative_to(root).parts
+        except ValueError:
+            pass
+    return withhold_uids(
+        "/".join("(withheld)" if label_holds_identifier(p, identifiers) else p for p in parts)
+    )
 
 
 def redact_identifiers(text: str, tokens: frozenset[str]) -> str:

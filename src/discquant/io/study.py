@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from discquant.io.privacy import label_holds_identifier, withhold_uids
+from discquant.io.privacy import shown_path
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -143,16 +143,7 @@ class Series:
         (:func:`~discquant.io.privacy.withhold_uids`) ``[uid]``."""
         if not self.provenance.source_paths:
             return ""
-        first = self.provenance.source_paths[0]
-        parts: tuple[str, ...] = (first.name,)
-        if root is not None:
-            try:
-                parts = first.relative_to(root).parts
-            except ValueError:
-                pass
-        return withhold_uids(
-            "/".join("(withheld)" if label_holds_identifier(p, identifiers) else p for p in parts)
-        )
+        return shown_path(self.provenance.source_paths[0], root, identifiers)
 
 
 @dataclass(frozen=True)
