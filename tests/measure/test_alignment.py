@@ -43,6 +43,27 @@ def test_left_right_is_not_measured() -> None:
     assert est is not None and est.offset_mm == pytest.approx([0.0, 0.0, 0.0])
 
 
+@pytest.mark.parametrize("degrees", [0.0, 10.0, 20.0])
+def test_lateral_coverage_is_not_movement_on_an_oblique_grid(degrees: float) -> None:
+    """A T2 slab covering fewer sagittal slices than the b≈0 image, on a grid turned
+    about head-feet: zeroing world x left part of the lateral difference in "anterior"
+    (2.6 mm at 15°, and the masks were moved; an audit of obliquity). The normal of the
+    slices is removed instead; a real movement in the slice plane is still measured."""
+    t = np.deg2rad(degrees)
+    turn = np.eye(4)
+    turn[:2, :2] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
+    affine = turn @ _discs().affine
+    b0 = Volume(_discs().data, affine)
+    t2 = np.asarray(_discs().data).copy()
+    t2[:15] = 0  # the slab reaches half the discs' width (slices 15-19 of 10-19)
+    est = estimate_disc_offset(Volume(t2, affine), b0)
+    assert est is not None and est.offset_mm == pytest.approx([0.0, 0.0, 0.0], abs=1e-9)
+    moved = estimate_disc_offset(Volume(t2, affine), Volume(_discs((0, -2, 5)).data, affine))
+    assert moved is not None
+    expected = affine[:3, :3] @ np.array([0.0, -2.0, 5.0])  # 2 voxels back, 5 up, turned
+    assert moved.offset_mm == pytest.approx(expected, abs=1e-9)
+
+
 def test_a_disc_missed_on_the_b0_does_not_pull_the_estimate_to_its_neighbour() -> None:
     """The T2 disc whose match is missing is 30 mm from the next b0 disc: not matched."""
     est = estimate_disc_offset(_discs(), _discs((0, 0, 3), drop=2))

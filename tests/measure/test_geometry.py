@@ -161,6 +161,25 @@ def test_oblique_sagittal_grid_measures_in_the_slice_plane(tilt: float) -> None:
     assert g.height_middle_mm == pytest.approx(10.0, abs=0.7)
 
 
+@pytest.mark.parametrize("degrees", [0.0, 1e-4, 2.0, 20.0])
+def test_partial_volume_heights_on_an_oblique_single_slice(degrees: float) -> None:
+    """A single sagittal slice (or the slab's end slice) on a grid turned a little about
+    head-feet, as scanner headers are: the caliper lines lie in the slice, a rounding
+    error outside the array, and scipy's "constant" mode read the whole line as 0, so
+    the heights of a 12 mm disc read 0.00 mm without a flag (an audit of obliquity)."""
+    t = np.deg2rad(degrees)
+    turn = np.eye(4)
+    turn[:2, :2] = [[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]
+    # voxel axes I, P, R: one 4 mm slice, 0.6 mm pixels
+    affine = turn @ np.array([[0, 0, 4.0, 0], [0, -0.6, 0, 60], [-0.6, 0, 0, 60], [0, 0, 0, 1]])
+    mask = np.zeros((200, 200, 1), dtype=bool)
+    mask[90:110, 50:150, 0] = True  # 20 rows of 0.6 mm: 12 mm high, 60 mm deep
+    g = disc_geometry(mask, affine, probability=mask.astype(np.float32))
+    assert g is not None
+    for height in (g.height_anterior_mm, g.height_middle_mm, g.height_posterior_mm):
+        assert height == pytest.approx(12.0, abs=0.05)
+
+
 def test_too_few_voxels_give_no_depth() -> None:
     mask = np.zeros((10, 10, 3), dtype=bool)
     mask[4, 4:6, 1] = True

@@ -116,17 +116,24 @@ def match_discs(
     Returns
     -------
     list of (T2 label, b≈0 label, offset in mm)
-        The offset goes from the T2 disc's centre to its match's (world coordinates, the
-        left-right component zero).
+        The offset goes from the T2 disc's centre to its match's (world coordinates, in
+        the plane of the DWI's slices: no component along their normal).
     """
     b0_centres = _disc_centres(own, DISC_OFFSET)
     t2_centres = _disc_centres(transferred, DISC_LABELS["L1-L2"])
     t2_centres = {k: v for k, v in t2_centres.items() if k not in cut}
+    # The slices' normal (the grid's left-right axis): a centre moves along it when the
+    # two images cover the disc's width differently. Zeroing world x instead left part
+    # of that in "anterior" on an oblique slab, and a T2 covering 6 of 11 slices tilted
+    # 15° about head-feet read a 2.6 mm movement and was moved (an audit of obliquity).
+    axes = np.asarray(own.affine, dtype=np.float64)[:3, :3]
+    normal = axes[:, left_right_axis(own.affine)]
+    normal = normal / np.linalg.norm(normal)
     candidates = []  # (distance, T2 label, b0 label, offset)
     for t2_label, centre in t2_centres.items():
         for own_label, own_centre in b0_centres.items():
             d = own_centre - centre
-            d[0] = 0.0  # sagittal plane: anterior-posterior and superior-inferior
+            d -= (d @ normal) * normal  # in the slice plane: anterior and superior
             if np.linalg.norm(d) <= MATCH_RADIUS_MM:
                 candidates.append((float(np.linalg.norm(d)), t2_label, own_label, d))
     pairs: list[tuple[int, int, npt.NDArray[np.float64]]] = []

@@ -127,7 +127,7 @@ def _soft_chord_mm(
 ) -> float:
     """Integral (mm) of a probability map along a world line (linear interpolation)."""
     line = _line_voxels(affine, origin, direction, reach_mm=reach_mm, step_mm=step_mm)
-    values = ndimage.map_coordinates(probability, line, order=1, mode="constant", cval=0.0)
+    values = ndimage.map_coordinates(probability, line, order=1, mode="grid-constant", cval=0.0)
     return float(values.sum() * step_mm)
 
 
