@@ -56,3 +56,9 @@ def test_every_flag_is_documented() -> None:
     text = "".join(p.read_text(encoding="utf-8") for p in sorted(docs.glob("*.md")))
     flags = set(_flags_in_source()) | set(FLAG_MEANINGS)
     assert not sorted(f for f in flags if f"`{f}`" not in text)
+
+
+def test_flag_meanings_are_plain_ascii() -> None:
+    """The DICOM SR carries each meaning as a CodeMeaning with no SpecificCharacterSet:
+    "no b≈0 discs" was written "no b?0 discs" with an encoding warning (a review)."""
+    assert not {flag: m for flag, m in FLAG_MEANINGS.items() if not m.isascii()}

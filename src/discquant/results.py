@@ -278,10 +278,27 @@ less (``benchmarks/segment_orientation.py``, docs/segmentation.md). Here, not in
 :mod:`discquant.segment.orientation`, so that the pipeline reads it without loading torch."""
 
 
+STUDY_WIDE_LEVEL_FLAGS = frozenset(
+    {
+        FLAG_LEVEL_UNCERTAIN,
+        FLAG_NO_SACRUM,
+        FLAG_TRANSITIONAL,
+        FLAG_NOT_SAGITTAL,
+        FLAG_HEADER_MIRRORED,
+        FLAG_DISC_MISSED,
+        FLAG_L5S1_SUSPECT,
+    }
+)
+"""Segmentation flags that make every level's name uncertain (``analyze`` then flags each
+disc ``level_uncertain``): names may be a level off. The shipped segmenter sends the last
+two with ``level_uncertain``; a user's may send them alone."""
+
+
 def uncertain_label_values(result: AnalysisResult) -> frozenset[int]:
     """The label values whose level names may be wrong: every found disc flagged
-    ``level_uncertain`` and, when the study is (``analyze`` then flags every disc too),
-    every disc and every vertebra above the sacrum.
+    ``level_uncertain`` and, when the study carries a flag of
+    :data:`STUDY_WIDE_LEVEL_FLAGS` (``analyze`` then flags every disc too), every disc and
+    every vertebra above the sacrum.
 
     The sacrum is left out: it is found by its shape, not counted, so its name holds
     when the counting does not. The figures and tables of the HTML report and the DICOM
@@ -303,26 +320,13 @@ def uncertain_label_values(result: AnalysisResult) -> frozenset[int]:
         for d in result.discs
         if d.found and FLAG_LEVEL_UNCERTAIN in d.flags and d.level in DISC_LABELS
     }
-    if FLAG_LEVEL_UNCERTAIN in result.flags:
+    # any flag that makes every name uncertain: transitional anatomy or an input that is
+    # not sagittal come without level_uncertain, and left L1-L5 plain (a review)
+    if STUDY_WIDE_LEVEL_FLAGS & set(result.flags):
         values |= set(DISC_LABELS.values())
         values |= {v for v in VERTEBRA_LABELS.values() if v != SACRUM_LABEL}
     return frozenset(values)
 
-
-STUDY_WIDE_LEVEL_FLAGS = frozenset(
-    {
-        FLAG_LEVEL_UNCERTAIN,
-        FLAG_NO_SACRUM,
-        FLAG_TRANSITIONAL,
-        FLAG_NOT_SAGITTAL,
-        FLAG_HEADER_MIRRORED,
-        FLAG_DISC_MISSED,
-        FLAG_L5S1_SUSPECT,
-    }
-)
-"""Segmentation flags that make every level's name uncertain (``analyze`` then flags each
-disc ``level_uncertain``): names may be a level off. The shipped segmenter sends the last
-two with ``level_uncertain``; a user's may send them alone."""
 
 FLAG_MEANINGS: dict[str, str] = {
     "level_uncertain": "Level name uncertain: it may be one level off",
@@ -340,7 +344,7 @@ FLAG_MEANINGS: dict[str, str] = {
     "adc_withheld_too_few_voxels": "ADC withheld: too few voxels",
     "adc_withheld_frames_differ": "ADC withheld: T2 and DWI of different studies, unchecked",
     "adc_withheld_overlay_unconfirmed": "ADC withheld: DWI overlay unconfirmed, CSF ADC low",
-    "dwi_overlay_unconfirmed": "Masks' overlay on the DWI not confirmed (NIfTI, no b≈0 discs)",
+    "dwi_overlay_unconfirmed": "Mask overlay on the diffusion images not confirmed",
     "adc_withheld_no_dwi": "ADC withheld: the study has no diffusion series",
     "adc_withheld_diffusion_failed": "ADC withheld: the diffusion stage failed",
     "adc_withheld_transfer_failed": "ADC withheld: masks not carried to the DWI grid",

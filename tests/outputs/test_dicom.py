@@ -427,6 +427,13 @@ def test_seg_describes_a_segment_whose_level_is_uncertain(
     assert by_label["L2 vertebral body"] == "L2 vertebral body (level uncertain)"
     assert by_label.get("spinal canal") is None
     assert by_label["sacrum"] is None
+    # transitional anatomy comes without level_uncertain: every name is in doubt all the
+    # same, the L5/S1 naming first (vertebrae were left plain: a review)
+    by_label = described(
+        dataclasses.replace(result, flags=["transitional_anatomy_suspected"]), "seg3.dcm"
+    )
+    assert by_label["L5 vertebral body"] == "L5 vertebral body (level uncertain)"
+    assert by_label["L1-L2 disc"] == "L1-L2 disc (level uncertain)"
 
 
 def _referenced_segments(items: list[pydicom.Dataset]) -> dict[str, object]:

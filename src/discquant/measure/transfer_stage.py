@@ -53,8 +53,10 @@ FLAG_DWI_MISALIGNED = "dwi_t2_misaligned"
 FLAG_FRAMES_DIFFER = "frames_of_reference_differ"
 FLAG_ADC_WITHHELD_FRAMES = "adc_withheld_frames_differ"
 FLAG_OVERLAY_UNCONFIRMED = "dwi_overlay_unconfirmed"
-"""Nothing says that the T2 and the diffusion series are of one study (no frame of
-reference, as in NIfTI) and the b≈0 image's own discs did not confirm the overlay."""
+"""Nothing says that the T2 and the diffusion series are of one study (no shared DICOM
+frame of reference: NIfTI, a DICOM T2 beside a NIfTI DWI, a series without one) and the
+b≈0 image's own discs did not confirm the overlay (none found or matched, the check off,
+or no b≈0 image)."""
 
 
 def transfer_flags(result: AnalysisResult, level_flags: dict[str, list[str]]) -> bool:
@@ -274,9 +276,9 @@ def run_transfer(
         result.flags.append(FLAG_OVERLAY_UNCONFIRMED)
         result.warnings.append(
             "nothing confirms that the disc masks lie on the discs of the diffusion images: "
-            "the T2 and the diffusion series carry no frame of reference (NIfTI) and the "
-            "DWI b≈0 image's own discs were not matched onto the T2's "
-            f"({_why_unconfirmed(result)}); check the overlay in the report"
+            "no shared DICOM frame of reference says that the T2 and the diffusion series "
+            f"are of one study, and {_why_unconfirmed(result)}; check the overlay in the "
+            "report"
         )
     if nucleus_t2 is None:
         return None
@@ -295,12 +297,14 @@ def _cut_discs(labels: Volume) -> frozenset[int]:
 
 
 def _why_unconfirmed(result: AnalysisResult) -> str:
-    """Why the alignment check confirmed nothing, in a few words."""
+    """Why the alignment check confirmed nothing, as the end of a sentence."""
     offset = result.provenance.get("dwi_offset")
+    if result.b0 is None:
+        return "there is no b≈0 or trace image whose discs could confirm it"
     if not isinstance(offset, dict):
-        return "the check is off"
+        return "the check of the b≈0 image's discs is off (max_dwi_offset_voxels 0)"
     if not offset.get("checked"):
-        return str(offset.get("why", "not checked"))
+        return f"the b≈0 image's discs could not be checked: {offset.get('why', 'unknown')}"
     if FLAG_DWI_MISALIGNED in result.flags:
-        return "they disagree"
-    return "none matched"
+        return "the b≈0 image's discs do not lie where the T2's do"
+    return "none of the b≈0 image's discs matched the T2's"

@@ -513,10 +513,11 @@ def load_labelled_set(
         if index not in groups or not any(
             (s.target == groups.index(index)).any() for s in subjects
         ):
+            chosen = " selected (train_subjects, val_subjects)" if names is not None else ""
             raise InvalidInputError(
-                f"labelled declares {what}, but no label map of the set holds a {what} "
-                f"voxel ({LABEL_VALUES[what]}): every {what} would be taught as none; "
-                f"leave {what} out of labelled",
+                f"labelled declares {what}, but no label map of the set's subjects{chosen} "
+                f"holds a {what} voxel ({LABEL_VALUES[what]}): every {what} would be taught "
+                f"as none; leave {what} out of labelled",
                 path=root,
             )
     logger.info("loaded %d labelled volumes from %s", len(subjects), root)

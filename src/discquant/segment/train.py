@@ -694,14 +694,19 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
     if measured:
         raise InvalidInputError(
             f"no training subject labels {', '.join(measured)} on its own (a user's label "
-            "maps mark the whole disc, not its nucleus; the phantoms label every class): "
-            "add phantom_train_seeds, or leave it out of classes"
+            "maps mark the whole disc, not its nucleus; the phantoms label the nucleus and "
+            "the canal): add phantom_train_seeds, or leave it out of classes"
         )
     if untaught:
+        # the phantoms' vertebrae hold their posterior elements ("body or background"),
+        # so more phantoms never teach the body (a review)
         logger.warning(
-            "no training subject labels %s on its own: the model will not learn it "
-            "(add phantom_train_seeds, or label it)",
+            "no training subject labels %s on its own: the model will not learn it%s",
             ", ".join(untaught),
+            "; label vertebral bodies alone (a labelled set with whole_vertebrae: false) "
+            "or keep the project's sets (data_root), whose lumbar-t2-vertebrae does"
+            if "body" in untaught
+            else "",
         )
     logger.info(
         "training on %d subjects (%s), validating on %s",
