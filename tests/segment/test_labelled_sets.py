@@ -8,6 +8,7 @@ VerSe/SPINEPS convention (whole vertebrae, sacrum 26, spinal cord 60, canal 61, 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -105,9 +106,15 @@ def test_tiny_training_on_a_labelled_set_alone(labelled: Path, tmp_path: Path) -
     assert model.meta["subjects"] == {"train": ["sub-00"], "validation": ["sub-01"]}
     assert model.meta["labelled_sets"] == [str(labelled.resolve())]
     assert model.meta["data_root"] is None and model.meta["phantom_train_seeds"] == 0
-    config_json = json.loads((tmp_path / "run" / "config.json").read_text())
-    digest = hashlib.sha256(json.dumps(config_json, sort_keys=True).encode()).hexdigest()
-    assert model.meta["config_sha256"] == digest
+    from discquant.segment.train import _resume_settings
+
+    settings = json.dumps(_resume_settings(config), sort_keys=True, default=str)
+    assert model.meta["settings_sha256"] == hashlib.sha256(settings.encode()).hexdigest()
+    # what the weights depend on only: another thread count hashes alike
+    threads = json.dumps(
+        _resume_settings(dataclasses.replace(config, threads=2)), sort_keys=True, default=str
+    )
+    assert threads == settings
     from discquant.segment.infer import _is_shipped
 
     assert not _is_shipped(model) and _is_shipped(load_segmentation_model())

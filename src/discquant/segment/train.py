@@ -747,8 +747,10 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
         "data_root": None if root is None else str(root.resolve()),
         "labelled_sets": [str(Path(ls.root).resolve()) for ls in config.labelled_sets],
         "phantom_train_seeds": len(config.phantom_train_seeds),
-        "config_sha256": hashlib.sha256(
-            json.dumps(asdict(config), sort_keys=True).encode()
+        # the settings the weights depend on (not threads nor a run's step budget, so
+        # that best.pt and model.pt of a resumed run carry one hash: a review)
+        "settings_sha256": hashlib.sha256(
+            json.dumps(_resume_settings(config), sort_keys=True, default=str).encode()
         ).hexdigest(),
     }
     last = out_dir / "last.pt"
