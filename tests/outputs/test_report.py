@@ -184,6 +184,29 @@ def test_mid_sagittal_slice_is_oriented_and_holds_the_discs(synthetic: Synthetic
     assert a[canal].mean() < a[upper].mean() - 10
 
 
+@pytest.mark.parametrize("degrees", [0.0, 15.0])
+def test_the_slice_nearest_a_position_is_found_by_its_centre_on_an_oblique_grid(
+    degrees: float,
+) -> None:
+    """The slice nearest a world right position (the ADC panel's, without discs on the
+    DWI grid) went by each slice's corner: on a slab turned 15° about head-feet the
+    corner lies 13 mm right of the centre on this 100 mm field (an audit of obliquity)."""
+    from nibabel.affines import apply_affine
+
+    from discquant.io.study import Volume
+
+    t = np.deg2rad(degrees)
+    affine = np.eye(4)
+    affine[:3, :3] = [[np.cos(t), -np.sin(t), 0.0], [np.sin(t), np.cos(t), 0.0], [0, 0, 1]]
+    affine[:3, :3] = affine[:3, :3] @ np.diag([3.0, 1.0, 1.0])  # 3 mm slices, 1 mm pixels
+    affine[:3, 3] = [-15.0, -50.0, -40.0]
+    image = Volume(np.random.default_rng(0).random((11, 100, 80)).astype(np.float32), affine)
+    for k in (2, 7):
+        r_mm = float(apply_affine(affine, [k, 49.5, 39.5])[0])  # the slice's centre
+        sl = figures.sagittal_slice(image, r_mm=r_mm)
+        assert sl.index == k and sl.r_mm == pytest.approx(r_mm)
+
+
 def test_dwi_only_study_names_the_b0_image(synthetic: Synthetic) -> None:
     r = synthetic.result
     result = AnalysisResult(

@@ -105,8 +105,11 @@ def sagittal_slice(
     counts = _disc_counts(lab) if lab is not None else None
     if counts is not None and counts.max() > 0:
         index = int(np.argmax(counts))
-    elif r_mm is not None:
-        r_of_index = affine[0, 0] * np.arange(n) + affine[0, 3]
+    # world right of each slice's centre: the corner's, which the diagonal gave, lies
+    # tens of mm off on an oblique slab (an audit of obliquity)
+    centre = affine[0, 1] * (data.shape[1] - 1) / 2 + affine[0, 2] * (data.shape[2] - 1) / 2
+    r_of_index = affine[0, 0] * np.arange(n) + centre + affine[0, 3]
+    if (counts is None or counts.max() == 0) and r_mm is not None:
         index = int(np.argmin(np.abs(r_of_index - r_mm)))
     zooms = voxel_sizes(affine)
     a0, s0 = affine[1, 3], affine[2, 3]
@@ -116,7 +119,7 @@ def sagittal_slice(
         image=data[index],
         labels=None if lab is None else np.rint(lab[index]).astype(np.int32),
         extent=(float(a_lo), float(a_hi), float(s_lo), float(s_hi)),
-        r_mm=float(affine[0, 0] * index + affine[0, 3]),
+        r_mm=float(r_of_index[index]),
         index=index,
         n_slices=n,
     )
