@@ -159,6 +159,32 @@ def test_inconsistent_slice_spacing(tmp_path: Path) -> None:
     assert str(written.files[3]) in _cli_error(["inspect", str(tmp_path)])
 
 
+@pytest.mark.parametrize(("shift_mm", "refused"), [(0.5, True), (0.02, False)])
+def test_a_sheared_stack_is_refused_with_the_slice_that_lies_off(
+    tmp_path: Path, shift_mm: float, refused: bool
+) -> None:
+    """Slices moved along their columns, 0.5 mm more each: dcm2niix placed the stack as
+    if unsheared (the first slice's in-plane position for all), and the masks and the
+    DICOM SEG lay up to 7 mm off the anatomy without a word (an audit). A drift within
+    the tolerance (rounding in a header) is read."""
+    import pydicom
+
+    written = _t2_series(tmp_path / "s3")
+    for k, f in enumerate(written.files):
+        ds = pydicom.dcmread(f)
+        column = np.asarray(ds.ImageOrientationPatient[3:], dtype=float)
+        ds.ImagePositionPatient = list(np.asarray(ds.ImagePositionPatient) + k * shift_mm * column)
+        ds.save_as(f)
+    if not refused:
+        assert load_study(tmp_path).t2 is not None
+        return
+    with pytest.raises(InvalidInputError) as err:
+        load_study(tmp_path)
+    msg = str(err.value)
+    assert str(written.files[1]) in msg  # the first slice off the stack by 0.5 mm
+    assert "are not stacked along their normal: this one lies 0.50 mm off" in msg
+
+
 def test_an_unusable_series_beside_a_good_one_is_skipped_with_a_warning(tmp_path: Path) -> None:
     """Axial T2 stacks in blocks (irregular gaps) are common in lumbar protocols; one such
     series stopped the whole import. Now it is skipped, named in a warning, and the

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from discquant.errors import (
     ConversionStoppedError,
@@ -78,6 +79,13 @@ SPACING_TOLERANCE_MM = 0.05
 SPACING_TOLERANCE_REL = 0.05
 """A gap between neighbouring slice positions differing from the median gap by more
 than max(0.05 mm, 5 %) makes the spacing inconsistent (a missing slice is +100 %)."""
+
+SHEAR_TOLERANCE_MM = 0.1
+"""Slices whose positions drift more than this in their own plane (along the rows or
+columns), from the first slice of the stack, are not stacked along their normal: a
+sheared stack, which dcm2niix places as if unsheared (its affine takes the first
+slice's in-plane position for all), so that the masks and the DICOM SEG lay up to 7 mm
+off the anatomy (an audit)."""
 
 
 def dcm2niix_binary() -> str:
@@ -626,6 +634,8 @@ def _spacing_problem(series: _DicomSeries) -> tuple[Path, str] | None:
     groups: dict[tuple[float, ...], list[tuple[float, Path]]] = {}
     for path, sl in series.slices:
         groups.setdefault(sl.orientation, []).append((_along_normal(sl), path))
+    if (sheared := _shear_problem(series)) is not None:
+        return sheared
     for entries in groups.values():
         entries.sort(key=lambda e: e[0])
         distinct: list[tuple[float, Path]] = []
@@ -646,6 +656,26 @@ def _spacing_problem(series: _DicomSeries) -> tuple[Path, str] | None:
                 f"inconsistent slice spacing in series {series.number} "
                 f"'{series.description}': gap of {_mm(gaps[i])} mm between this slice and "
                 f"{_beside(before, after)}, median {_mm(median)} mm (missing or extra slice?)"
+            )
+    return None
+
+
+def _shear_problem(series: _DicomSeries) -> tuple[Path, str] | None:
+    """The first slice that lies off its stack in its own plane (:data:`SHEAR_TOLERANCE_MM`),
+    with the reason, or None."""
+    first: dict[tuple[float, ...], npt.NDArray[np.float64]] = {}
+    for path, sl in sorted(series.slices, key=lambda e: _along_normal(e[1])):
+        iop = np.asarray(sl.orientation, dtype=float)
+        position = np.asarray(sl.position, dtype=float)
+        origin = first.setdefault(sl.orientation, position)
+        with np.errstate(over="ignore", invalid="ignore"):  # positions of 1e308 mm
+            drift = np.abs([np.dot(iop[:3], position - origin), np.dot(iop[3:], position - origin)])
+        if np.nanmax(drift) > SHEAR_TOLERANCE_MM:
+            return path, (
+                f"slices of series {series.number} '{series.description}' are not stacked "
+                f"along their normal: this one lies {_mm(float(np.nanmax(drift)))} mm off the "
+                "first in its own plane (a sheared or tilted stack, which would be placed "
+                "as if it were not)"
             )
     return None
 
