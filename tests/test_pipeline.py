@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -1711,3 +1712,33 @@ def test_a_study_turned_as_a_whole_measures_alike(
         assert r.disc_height_index is not None and s.height_middle_mm is not None
         ratio = r.height_middle_mm / s.height_middle_mm  # type: ignore[operator]
         assert r.disc_height_index == pytest.approx(s.disc_height_index * ratio, rel=1e-9)
+
+
+@pytest.mark.parametrize("with_t2", [True, False])
+def test_dicom_outputs_asked_of_a_study_without_a_dicom_t2_say_why(
+    phantom: PhantomStudy, tmp_path: Path, with_t2: bool
+) -> None:
+    """`--dicom` said "needs DICOM input with a T2 series" of a DICOM T2 that the import
+    had skipped (a truncated slice) or found too oblique (an audit): the warning now
+    gives the reason."""
+    from discquant.phantom import write_study
+    from discquant.pipeline import StudyInputs, run_study
+
+    write_study(phantom, tmp_path / "in", subject="ph", format="nifti")
+    sub = tmp_path / "in" / "sub-ph"
+    if not with_t2:
+        shutil.rmtree(sub / "anat")
+    labels, nucleus = (
+        (phantom.labels_t2, phantom.nucleus_t2) if with_t2 else
+        (phantom.labels_dwi, phantom.nucleus_dwi)
+    )  # fmt: skip
+    result, _ = run_study(
+        StudyInputs(path=sub), tmp_path / "out", dicom=True,
+        segmenter=_truth_segmenter(labels, nucleus),
+    )  # fmt: skip
+    (said,) = [w for w in result.warnings if w.startswith("--dicom")]
+    why = (
+        "the T2 was not read from DICOM" if with_t2
+        else "no T2 series was used (the study holds only diffusion series)"
+    )  # fmt: skip
+    assert said == f"--dicom: {why}; no SEG/SR written"

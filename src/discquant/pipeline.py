@@ -958,7 +958,15 @@ def run_study(
     datasets = source_t2_datasets(study) if dicom else None
     adc_datasets = source_adc_datasets(study, result) if datasets else None
     if dicom and datasets is None:
-        result.warnings.append("--dicom needs DICOM input with a T2 series; no SEG/SR written")
+        # "needs DICOM input with a T2 series" was said of a DICOM T2 skipped on import
+        # or too oblique to use (an audit): the reason, as the import gave it
+        if study.t2 is None:
+            why = f"no T2 series was used ({_why_no_t2(study)})"
+        elif not study.t2.provenance.sop_instance_uids:
+            why = "the T2 was not read from DICOM"
+        else:
+            why = "the T2's source DICOM files could not be read again"
+        result.warnings.append(f"--dicom: {why}; no SEG/SR written")
     dicom_t2 = study.t2 is not None and bool(study.t2.provenance.sop_instance_uids)
     paths = write_outputs(
         result,

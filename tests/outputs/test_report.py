@@ -189,8 +189,9 @@ def test_the_slice_nearest_a_position_is_found_by_its_centre_on_an_oblique_grid(
     degrees: float,
 ) -> None:
     """The slice nearest a world right position (the ADC panel's, without discs on the
-    DWI grid) went by each slice's corner: on a slab turned 15° about head-feet the
-    corner lies 13 mm right of the centre on this 100 mm field (an audit of obliquity)."""
+    DWI grid) went by each slice's corner, and so did the mm axes: on a slab turned 15°
+    about head-feet the corner lies 13 mm right of the centre on this 100 mm field (an
+    audit of obliquity)."""
     from nibabel.affines import apply_affine
 
     from discquant.io.study import Volume
@@ -202,9 +203,17 @@ def test_the_slice_nearest_a_position_is_found_by_its_centre_on_an_oblique_grid(
     affine[:3, 3] = [-15.0, -50.0, -40.0]
     image = Volume(np.random.default_rng(0).random((11, 100, 80)).astype(np.float32), affine)
     for k in (2, 7):
-        r_mm = float(apply_affine(affine, [k, 49.5, 39.5])[0])  # the slice's centre
-        sl = figures.sagittal_slice(image, r_mm=r_mm)
-        assert sl.index == k and sl.r_mm == pytest.approx(r_mm)
+        centre = apply_affine(affine, [k, 49.5, 39.5])  # the slice's centre
+        sl = figures.sagittal_slice(image, r_mm=float(centre[0]))
+        assert sl.index == k and sl.r_mm == pytest.approx(centre[0])
+        # the mm axes are centred on the slice centre's A and S (from the corner they were
+        # off by up to 34 mm on an oblique slab: an audit), 100 and 80 mm long
+        a_lo, a_hi, s_lo, s_hi = sl.extent
+        assert ((a_lo + a_hi) / 2, (s_lo + s_hi) / 2) == pytest.approx(tuple(centre[1:]))
+        assert (a_hi - a_lo, s_hi - s_lo) == pytest.approx((100.0, 80.0))
+    from discquant.outputs.report.render import _mm1
+
+    assert (_mm1(-0.04), _mm1(-0.06), _mm1(0.0)) == ("0.0", "-0.1", "0.0")  # not "-0.0"
 
 
 def test_dwi_only_study_names_the_b0_image(synthetic: Synthetic) -> None:

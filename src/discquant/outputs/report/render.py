@@ -463,6 +463,13 @@ def _t2_is_b0(result: AnalysisResult) -> bool:
     )
 
 
+def _mm1(value: float) -> str:
+    """A length to 0.1 mm, without the sign of a value that rounds to zero ("R = -0.0 mm"
+    in the captions: an audit)."""
+    text = f"{value:.1f}"
+    return "0.0" if text == "-0.0" else text
+
+
 def _uncertain_note(result: AnalysisResult) -> str:
     """The one explanation of the ``?`` after uncertain level names (HTML).
 
@@ -523,9 +530,8 @@ def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
         png = figures.draw_sagittal(
             sl, title=f"{kind}, mid-sagittal", uncertain=uncertain_label_values(result)
         )
-        caption = f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm). " + _outline_note(
-            result, sl.labels is not None
-        )
+        caption = f"Slice {sl.index + 1} of {sl.n_slices} (R = {_mm1(sl.r_mm)} mm). "
+        caption += _outline_note(result, sl.labels is not None)
         parts.append(_figure(png, f"Mid-sagittal {kind} with segmentation outlines", caption))
     else:
         parts.append(_missing("T2 image not available", missing_reason(result, "t2")))
@@ -542,7 +548,7 @@ def _image_figures(result: AnalysisResult) -> tuple[str, float | None]:
             no_value_colour=figures.NO_VALUE_COLOUR,
         )
         caption = (
-            f"Slice {sl.index + 1} of {sl.n_slices} (R = {sl.r_mm:.1f} mm), window 0–3 µm²/ms. "
+            f"Slice {sl.index + 1} of {sl.n_slices} (R = {_mm1(sl.r_mm)} mm), window 0–3 µm²/ms. "
             + _outline_note(result, sl.labels is not None)
             + " "
             + _no_value_note(result)
