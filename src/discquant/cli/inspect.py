@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 
 from discquant.cli._common import setup_logging, user_errors
@@ -71,6 +70,8 @@ def inspect_cmd(
 ) -> None:
     """List the series found with role, shape, voxel size, orientation, b-values and reason."""
     setup_logging(quiet=json_out, verbose=verbose)
+    import numpy as np
+
     from discquant.io.dicom import SeveralPatientsError
     from discquant.io.load import load_study
     from discquant.io.privacy import label_holds_identifier, patient_summary
