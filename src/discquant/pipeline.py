@@ -528,7 +528,7 @@ def _measure(
     )
     # measured once: the discs' water_index_csf and the study's check of the map's unit
     csf_adc = csf_adc_um2_per_ms(inputs, config.measure)
-    if not adc_withheld and _overlay_refuted(result, csf_adc):
+    if not adc_withheld and _withhold_for_overlay(result, csf_adc):
         adc_withheld = True
         inputs = replace(inputs, labels_dwi=None, nucleus_dwi=None)
         for level in DISC_LABELS:
@@ -561,10 +561,11 @@ def _measure(
     )
 
 
-def _overlay_refuted(result: AnalysisResult, csf_adc: float | None) -> bool:
+def _withhold_for_overlay(result: AnalysisResult, csf_adc: float | None) -> bool:
     """Whether the disc ADCs are to be withheld because nothing confirmed the overlay of
     the masks on the diffusion images (``dwi_overlay_unconfirmed``) and the canal's CSF
-    reads far below free water: two signs that the DWI is not of this spine. A brain DWI
+    reads far below free water: two signs that the DWI is not of this spine. When they
+    are, the CSF's ADC is recorded and a warning says why. A brain DWI
     beside a lumbar T2 in NIfTI read CSF 0.197 µm²/ms and "L3-L4" 0.77 with exit 0 (an
     audit). Either sign alone is only flagged: a real lumbar b≈0 image whose discs the
     network does not find, or a scanner map in another unit; so is a scanner's ADC map

@@ -115,9 +115,7 @@ def test_tiny_training_on_a_labelled_set_alone(labelled: Path, tmp_path: Path) -
         _resume_settings(dataclasses.replace(config, threads=2)), sort_keys=True, default=str
     )
     assert threads == settings
-    from discquant.segment.infer import _is_shipped
-
-    assert not _is_shipped(model) and _is_shipped(load_segmentation_model())
+    assert not model.shipped and load_segmentation_model().shipped
 
 
 def test_labelled_sets_from_yaml(labelled: Path, tmp_path: Path) -> None:

@@ -628,14 +628,15 @@ def _along_normal(sl: _Slice) -> float:
 
 
 def _spacing_problem(series: _DicomSeries) -> tuple[Path, str] | None:
-    """The first irregular gap between slice positions along the normal, if any."""
+    """A sheared stack (:func:`_shear_problem`), else the first irregular gap between
+    slice positions along the normal, if any."""
     if series.mosaic:  # one file per volume: slice positions are inside dcm2niix's reach
         return None
+    if (sheared := _shear_problem(series)) is not None:
+        return sheared
     groups: dict[tuple[float, ...], list[tuple[float, Path]]] = {}
     for path, sl in series.slices:
         groups.setdefault(sl.orientation, []).append((_along_normal(sl), path))
-    if (sheared := _shear_problem(series)) is not None:
-        return sheared
     for entries in groups.values():
         entries.sort(key=lambda e: e[0])
         distinct: list[tuple[float, Path]] = []

@@ -60,6 +60,13 @@ class SegmentationModel:
         """SHA-256 of the weights (:func:`discquant.models.weights_sha256`), for provenance."""
         return weights_sha256(self.net)
 
+    @functools.cached_property
+    def shipped(self) -> bool:
+        """Whether these weights were read from the shipped file (for provenance and
+        the report, which names another model)."""
+        with resources.as_file(shipped_model_file()) as file:
+            return Path(self.path).resolve() == Path(file).resolve()
+
     @property
     def classes(self) -> list[str]:
         return list(self.meta["classes"])
@@ -117,12 +124,6 @@ class SpineSegmentation:
     disc_probability: Volume | None = None
     model_shipped: bool | None = None
     """Whether the weights are the shipped ones (None: not known)."""
-
-
-def _is_shipped(model: SegmentationModel) -> bool:
-    """Whether ``model`` was read from the shipped weights' file."""
-    with resources.as_file(shipped_model_file()) as shipped:
-        return Path(model.path).resolve() == Path(shipped).resolve()
 
 
 def shipped_model_file() -> Traversable:
@@ -308,7 +309,7 @@ def segment_spine(
         flags=flags,
         model=tag,
         model_weights_sha256=model.weights_sha256,
-        model_shipped=_is_shipped(model),
+        model_shipped=model.shipped,
         disc_probability=None
         if disc_prob is None
         else Volume(data=back_to_input(disc_prob, ro).astype(np.float32), affine=out_affine),
