@@ -8,6 +8,7 @@ remaining :class:`OSError` about a file into the same one-line error.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import nibabel as nib
@@ -503,3 +504,37 @@ def test_outputs_may_lie_inside_a_dicom_input_folder(tmp_path: Path) -> None:
     assert not _reads_nifti(tmp_path / "dicom")
     assert _reads_nifti(tmp_path / "bids" / "sub-00")
     assert not _reads_nifti(tmp_path / "bids" / "sub-00" / "anat" / "sub-00_T2w.nii.gz")
+
+
+@pytest.mark.parametrize(
+    ("options", "level"),
+    [
+        ({}, logging.WARNING),  # analyze, demo: their stage table says what ran
+        ({"verbose": True}, logging.DEBUG),
+        ({"quiet": True, "verbose": True}, logging.ERROR),  # --quiet wins
+    ],
+)
+def test_analyze_logs_warnings_only_unless_asked(
+    monkeypatch: pytest.MonkeyPatch, options: dict[str, bool], level: int
+) -> None:
+    """`analyze` printed about 15 INFO lines ("segmentation: started") before its stage
+    table, which says the same (a first-time user's audit)."""
+    import discquant.cli._common as common
+    from discquant.cli.analyze import analyze_cmd
+
+    seen: dict[str, int] = {}
+
+    def stop_at_logging(**kwargs: object) -> None:
+        common.setup_logging(**kwargs)  # type: ignore[arg-type]
+        seen["root"] = logging.getLogger().level
+        raise typer.Exit(0)
+
+    monkeypatch.setattr("discquant.cli.analyze.setup_logging", stop_at_logging)
+    root = logging.getLogger()
+    handlers, root_level = root.handlers[:], root.level
+    try:
+        with pytest.raises(typer.Exit):
+            analyze_cmd(**options)  # type: ignore[arg-type]
+    finally:  # leave the other tests' logging as it was
+        root.handlers[:], root.level = handlers, root_level
+    assert seen["root"] == level

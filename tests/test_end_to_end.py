@@ -363,6 +363,9 @@ def test_corrupted_files_skipped_with_a_warning_when_the_rest_suffices(
     res = _analyze(str(folder), "--subject", SUBJECT, "--out", str(out))
     assert res.exit_code == 0, res.output
     assert "copy_of_slice.dcm" in res.output and "skipped" in res.output
+    # Warnings, then the summary; no INFO progress lines repeating the stage table.
+    assert "per-disc results" in res.stdout
+    assert [ln for ln in res.stderr.splitlines() if ln.startswith("INFO")] == []
     doc = json.loads((out / f"sub-{SUBJECT}" / f"sub-{SUBJECT}_results.json").read_text())
     assert all(d["found"] for d in doc["discs"])
     # Named relative to the input folder in the outputs (folder names may carry a name).

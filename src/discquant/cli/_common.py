@@ -79,9 +79,16 @@ def about_config(config: Path) -> Iterator[None]:
         raise type(exc)(exc.reason, path=config) from exc
 
 
-def setup_logging(*, quiet: bool = False, verbose: bool = False) -> None:
-    """Log to stderr: rich on a terminal, plain lines otherwise."""
-    level = logging.ERROR if quiet else (logging.DEBUG if verbose else logging.INFO)
+def setup_logging(
+    *, quiet: bool = False, verbose: bool = False, default_level: int = logging.INFO
+) -> None:
+    """Log to stderr: rich on a terminal, plain lines otherwise.
+
+    ``default_level`` is the level without ``--quiet`` or ``--verbose``: WARNING for
+    commands whose stage table already says what ran (``analyze``, ``demo``), where the
+    INFO lines ("segmentation: started") repeated it before the summary.
+    """
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose else default_level)
     handler: logging.Handler
     if sys.stderr.isatty():
         from rich.logging import RichHandler

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,13 +49,17 @@ def analyze_cmd(
     quiet: Annotated[
         bool, typer.Option(help="Print nothing but errors (and for exit 3, what failed).")
     ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Also log each stage's progress (DEBUG).")
+    ] = False,
 ) -> None:
     """Analyse one study: ADC, segmentation, per-disc measures, grades and a report.
 
     Exit codes: 0 done; 2 bad input; 3 the analysis ran but some stages failed (what
     succeeded is still written, and the report says what failed).
     """
-    setup_logging(quiet=quiet or json_out)
+    # Warnings and errors only by default: the stage table says what ran.
+    setup_logging(quiet=quiet or json_out, verbose=verbose, default_level=logging.WARNING)
     from discquant.cli._progress import StageProgress
     from discquant.pipeline import AnalysisConfig, StudyInputs, run_study
 

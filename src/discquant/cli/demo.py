@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -22,7 +23,7 @@ def demo_cmd(
     The phantom (grades 2, 3, 3, 4, 5 at L1-L2 … L5-S1, DWI at b = 0/400/800 with the
     scanner's ADC map) is the only study whose disc ADC truth is known; see docs/phantom.md.
     """
-    setup_logging(quiet=quiet)
+    setup_logging(quiet=quiet, default_level=logging.WARNING)  # the stage table says what ran
     from discquant.cli._progress import StageProgress
     from discquant.cli._summary import exit_code_for, print_summary
     from discquant.output_paths import check_output_folder
