@@ -902,6 +902,33 @@ def test_train_grade_prints_strict_json(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(train, "run_training", lambda cfg, out: {"kappa": float("nan"), "n": 3})
     config = Path(__file__).parents[2] / "configs" / "grade.yaml"
     res = CliRunner().invoke(app, ["train", "grade", "--config", str(config), "-o",
-                                   str(tmp_path / "run")])  # fmt: skip
+                                   str(tmp_path / "run"), "--json"])  # fmt: skip
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout) == {"kappa": None, "n": 3}
+
+
+def test_train_grade_prints_one_line_per_scored_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --json, the figures over all levels and the file with the rest (the whole
+    summary was about 400 lines of JSON, a user's audit)."""
+    from typer.testing import CliRunner
+
+    import discquant.grade.train as train
+    from discquant.cli import app
+    from discquant.evaluate.grading import grade_agreement
+
+    cv = grade_agreement([1, 2, 3, 4, 5, 3], [1, 2, 4, 4, 5, 1]).to_dict()
+    summary = {"n_discs": 6, "cv": {"all": cv, "L4-L5": cv}, "final_losses": [0.3]}
+    monkeypatch.setattr(train, "run_training", lambda cfg, out: summary)
+    config = Path(__file__).parents[2] / "configs" / "grade.yaml"
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["train", "grade", "--config", str(config), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    lines = res.stdout.splitlines()
+    assert lines[0] == "6 discs"
+    # 4 of 6 exact; within ±1: 5 of 6 (3 -> 1 is two grades off)
+    assert lines[1].startswith("cv: 6 discs, exact 0.667, balanced accuracy ")
+    assert "within ±1 83.3 %" in lines[1] and f"{out / 'cv_metrics.json'}" in lines[1]
+    assert f"kappa linear {cv['kappa_linear']:.3f}" in lines[1]
+    assert len(lines) == 2

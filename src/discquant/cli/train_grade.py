@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -37,6 +38,9 @@ def train_grade_cmd(
         help="Fine-tune: every network starts from this model file's weights ('shipped': "
         "the packaged one) instead of random ones; usually with a lower lr and fewer "
         "epochs in the config. Refused if it was trained on a patient this run scores.",
+    ),
+    json_out: bool = typer.Option(
+        False, "--json", help="Print the whole metrics summary as JSON (default: a short table)."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="Only print errors."),
 ) -> None:
@@ -86,6 +90,58 @@ def train_grade_cmd(
         with user_errors(interrupted=interrupted), about_config(config):
             summary = run_training(cfg, out)  # reads and checks the data before creating out
         summary.pop("final_losses", None)
-        if not quiet:  # its figures are in OUT/*_metrics.json (README: --quiet prints errors only)
+        if quiet:  # its figures are in OUT/*_metrics.json (README: --quiet prints errors only)
+            return
+        if json_out:
             # NaN (a κ with one grade in a fold) as null: bare NaN is not JSON (a docs trial)
             typer.echo(dumps_strict(summary, indent=1))
+        else:  # the whole summary was about 400 lines of JSON (a user's audit)
+            typer.echo("\n".join(summary_lines(summary, out)))
+
+
+METRICS_FILES = {
+    "cv": "cv_metrics.json",
+    "holdout": "holdout_metrics.json",
+    "test": "test_metrics.json",
+    "phantom_test": "phantom_metrics.json",
+}
+"""Summary key -> the file under the output folder that holds its figures in full."""
+
+
+def summary_lines(summary: dict[str, Any], out: Path) -> list[str]:
+    """One line per scored set: its agreement over all levels and where the rest is.
+
+    >>> all_ = {"n": 3, "exact_accuracy": 2 / 3, "balanced_accuracy": 0.5,
+    ...         "kappa_linear": float("nan"), "kappa_quadratic": 0.4, "within_one": 1.0}
+    >>> summary_lines({"n_discs": 3, "cv": {"all": all_}}, Path("run"))
+    ['3 discs', 'cv: 3 discs, exact 0.667, balanced accuracy 0.500, kappa linear n/a, \
+within ±1 100.0 % (per level: run/cv_metrics.json)']
+    """
+    lines = [f"{summary.get('n_discs', '?')} discs"]
+    for key, file in METRICS_FILES.items():
+        if key not in summary:
+            continue
+        a = summary[key]["all"]
+        if "kappa_linear" in a:  # Pfirrmann grades
+            figures = [
+                f"exact {_f(a['exact_accuracy'])}",
+                f"balanced accuracy {_f(a['balanced_accuracy'])}",
+                f"kappa linear {_f(a['kappa_linear'])}",
+                f"within ±1 {_f(a['within_one'], percent=True)}",
+            ]
+        else:  # yes/no (herniation)
+            figures = [
+                f"balanced accuracy {_f(a['balanced_accuracy'])}",
+                f"sensitivity {_f(a['sensitivity'])}",
+                f"specificity {_f(a['specificity'])}",
+                f"AUC {_f(a['auc'])}",
+            ]
+        lines.append(f"{key}: {a['n']} discs, {', '.join(figures)} (per level: {out / file})")
+    return lines
+
+
+def _f(value: float | None, *, percent: bool = False) -> str:
+    """A figure, or "n/a" where it is undefined (NaN: one grade only in a fold)."""
+    if value is None or value != value:
+        return "n/a"
+    return f"{100 * value:.1f} %" if percent else f"{value:.3f}"
