@@ -98,3 +98,28 @@ def test_a_cohort_worker_reloads_a_weight_file_replaced_in_place(tmp_path: Path)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # coarse-clock file systems
     after = worker_model_versions(path, None, file_stamps(path, None))["segmentation"]
     assert after != before
+
+
+def test_a_copy_of_the_shipped_weights_is_the_shipped_model(tmp_path: Path) -> None:
+    """A byte-identical copy (a user's `--segmentation-model ~/models/model.pt`) read as a
+    user's model in the provenance and the report, and a copy of the shipped grader lost
+    the list of patients it was trained on, so `train grade --test-model` scored them as
+    unseen. A file that differs by one byte is not the shipped model."""
+    import shutil
+
+    package = resources.files("discquant") / "models"
+    for sub, name in (("segment", "model.pt"), ("pfirrmann", "pfirrmann.pt")):
+        with resources.as_file(package / sub / name) as f:
+            shutil.copy(f, tmp_path / f"copy-{name}")
+    seg = load_segmentation_model(tmp_path / "copy-model.pt")
+    assert seg.shipped
+    grader = load_pfirrmann_model(tmp_path / "copy-pfirrmann.pt")
+    shipped = load_pfirrmann_model()
+    assert grader.source == "shipped"
+    assert grader.metadata["train_subjects"] == shipped.metadata["train_subjects"]
+    assert len(shipped.metadata["train_subjects"]) > 100
+    # one byte changed in the stored metadata: another file, read as a user's model
+    blob = torch.load(tmp_path / "copy-model.pt", weights_only=True)
+    blob["meta"]["note"] = "mine"
+    torch.save(blob, tmp_path / "mine.pt")
+    assert not load_segmentation_model(tmp_path / "mine.pt").shipped

@@ -24,6 +24,7 @@ import numpy.typing as npt
 from discquant.errors import InvalidInputError, ModelError
 from discquant.grade.crops import CROP_SHAPE, CROP_SLICES
 from discquant.models import (
+    is_shipped_file,
     missing_model_file,
     not_a_model,
     read_torch_file,
@@ -166,16 +167,22 @@ def load_pfirrmann_model(path: str | Path | None = None) -> PfirrmannModel:
         A ``.pt`` file; default the weights shipped in ``discquant/models/pfirrmann``.
     """
 
-    if path is None:
-        folder = resources.files("discquant") / "models" / "pfirrmann"
+    folder = resources.files("discquant") / "models" / "pfirrmann"
+    # A copy of the shipped file is the shipped model too: without the list of its
+    # training patients, `train grade --test-model` scored them as unseen.
+    if path is None or is_shipped_file(path, folder / WEIGHTS_FILE):
         with resources.as_file(folder / WEIGHTS_FILE) as p:
-            model = replace(load_pfirrmann_model(p), source="shipped")
+            model = replace(_read_pfirrmann_file(p), source="shipped")
         if "train_subjects" not in model.metadata:  # provenance kept beside the weights
             names = (folder / TRAIN_SUBJECTS_FILE).read_text().split()
             model.metadata["train_subjects"] = names
         model.metadata.setdefault("phantom_train_seeds", list(SHIPPED_PHANTOM_TRAIN_SEEDS))
         return model
-    path = Path(path)
+    return _read_pfirrmann_file(Path(path))
+
+
+def _read_pfirrmann_file(path: Path) -> PfirrmannModel:
+    """The model in one ``.pt`` file, as stored (:func:`load_pfirrmann_model`)."""
     if missing := missing_model_file(path, "Pfirrmann model"):
         raise missing
     blob = read_torch_file(path, what="Pfirrmann model")

@@ -3,8 +3,11 @@ the one reader that every model loader uses for weight files."""
 
 from __future__ import annotations
 
+import filecmp
 import hashlib
 import os
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -107,3 +110,22 @@ def weights_sha256(network: Any) -> str:
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(tensor.detach().cpu().float().numpy()).tobytes())
     return digest.hexdigest()
+
+
+def is_shipped_file(path: str | Path, shipped: Traversable) -> bool:
+    """Whether ``path`` holds the shipped weights: the packaged file itself or a
+    byte-identical copy of it (a copy given as ``--segmentation-model`` read as a user's
+    model, and a copy of the shipped grader lost the list of its training patients).
+
+    Parameters
+    ----------
+    path
+        A model file.
+    shipped
+        The packaged file (``importlib.resources``).
+    """
+    with resources.as_file(shipped) as packaged:
+        a, b = Path(path), Path(packaged)
+        if not (a.is_file() and b.is_file()):
+            return False
+        return a.resolve() == b.resolve() or filecmp.cmp(a, b, shallow=False)

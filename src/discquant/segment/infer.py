@@ -18,6 +18,7 @@ from discquant.errors import InvalidInputError, ModelError
 from discquant.io.roles import orientation_from_affine
 from discquant.io.study import Volume
 from discquant.models import (
+    is_shipped_file,
     missing_model_file,
     not_a_model,
     read_torch_file,
@@ -62,10 +63,9 @@ class SegmentationModel:
 
     @functools.cached_property
     def shipped(self) -> bool:
-        """Whether these weights were read from the shipped file (for provenance and
-        the report, which names another model)."""
-        with resources.as_file(shipped_model_file()) as file:
-            return Path(self.path).resolve() == Path(file).resolve()
+        """Whether these weights were read from the shipped file or a copy of it (for
+        provenance and the report, which names another model)."""
+        return is_shipped_file(self.path, shipped_model_file())
 
     @property
     def classes(self) -> list[str]:
