@@ -770,3 +770,28 @@ def test_a_table_whose_write_fails_leaves_no_temporary_file(tmp_path: Path) -> N
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(table)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort_discs.csv"]
     assert table.read_text() == "old\n"  # the earlier table kept whole
+
+
+def test_a_parquet_write_error_without_errno_names_the_table(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """PyArrow's I/O errors have no errno and name the file they write in the message:
+    the temporary one, with a traceback. Now one line that names the table (exit 2)."""
+    import pyarrow as pa
+    import typer
+
+    from discquant.cli._common import user_errors
+    from discquant.cohort.tables import _replace
+
+    table = tmp_path / "cohort_discs.parquet"
+
+    def fails(path: Path) -> None:
+        raise pa.ArrowIOError(f"Failed to open local file '{path}'. Detail: [errno 28] full")
+
+    with pytest.raises(typer.Exit) as ended, user_errors():
+        _replace(table, fails)
+    assert ended.value.exit_code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"discquant: error: {table}: Failed to open local file '{table}'")
+    assert ".tmp" not in line
+    assert list(tmp_path.iterdir()) == []

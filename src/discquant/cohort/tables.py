@@ -336,9 +336,10 @@ def _replace(path: Path, write: Any) -> None:
         write(tmp)
         os.replace(tmp, path)
     except OSError as exc:
-        if exc.errno is None:
-            raise
-        raise OSError(exc.errno, exc.strerror, str(path)) from None
+        # PyArrow's I/O errors carry no errno, their reason only in the message, which
+        # named the temporary file: the table's name in its place.
+        reason = exc.strerror if exc.errno is not None else str(exc).replace(str(tmp), str(path))
+        raise OSError(exc.errno, reason, str(path)) from None
     finally:
         tmp.unlink(missing_ok=True)
 
