@@ -1268,11 +1268,38 @@ def test_discs_cut_by_the_t2s_field_of_view_are_not_matched_for_movement(
     # the part in view is no volume and no depth (31-32 % low in the trial): withheld, said
     assert all(d.volume_mm3 is None and d.ap_depth_mm is None for d in res.discs)
     assert all("volume_withheld_partial_fov" in d.flags for d in res.discs)
+    assert all(d.height_middle_mm is None for d in res.discs)
     assert "dwi_offset_corrected" not in res.flags and "dwi_t2_misaligned" not in res.flags
     assert res.provenance["dwi_offset"] == {
         "checked": False,
         "why": "fewer than 2 discs found on the T2 (whole, within the DWI's field of view)",
     }
+
+
+def test_a_disc_cut_by_the_t2s_field_of_view_has_no_heights(phantom: PhantomStudy) -> None:
+    """A T2 cropped above the sacrum through L5-S1 (rows 366-390; kept 0-379): the cut
+    disc's heights and height index are withheld and said (a crop like it read a middle
+    height of 9.2 mm for 7.3 mm, above the disc's own anterior and posterior heights, and
+    the DICOM SR carried it: an audit). The discs in view keep theirs."""
+    t2 = _crop(phantom.t2, 0, 0, 380)
+    seg = SimpleNamespace(labels=_crop(phantom.labels_t2, 0, 0, 380),
+                          nucleus=_crop(phantom.nucleus_t2, 0, 0, 380),
+                          canal=None, levels=[], flags=[])  # fmt: skip
+    b0_seg = SimpleNamespace(labels=phantom.labels_dwi, nucleus=phantom.nucleus_dwi)
+    res = analyze(_with_images(phantom, t2, phantom.dwi), segmenter=_by_grid(t2, seg, b0_seg))
+    by_level = {d.level: d for d in res.discs}
+    cut = by_level["L5-S1"]
+    assert {"partial_fov", "heights_withheld_partial_fov"} <= set(cut.flags)
+    assert (cut.height_anterior_mm, cut.height_middle_mm, cut.height_posterior_mm) == (
+        None, None, None,
+    )  # fmt: skip
+    assert cut.disc_height_index is None
+    truth = {d.level: d for d in phantom.truth.discs}
+    for level in ("L1-L2", "L2-L3", "L3-L4", "L4-L5"):
+        whole = by_level[level]
+        assert "heights_withheld_partial_fov" not in whole.flags
+        assert whole.height_middle_mm is not None
+        assert abs(whole.height_middle_mm - truth[level].height_middle_mm) < 0.5
 
 
 def test_a_movement_is_corrected_on_a_dwi_that_cuts_the_front_of_every_disc(

@@ -330,7 +330,7 @@ def uncertain_label_values(result: AnalysisResult) -> frozenset[int]:
 
 FLAG_MEANINGS: dict[str, str] = {
     "level_uncertain": "Level name uncertain: it may be one level off",
-    "partial_fov": "Disc cut by the T2 field of view: AP depth withheld",
+    "partial_fov": "Disc cut by the T2 field of view: AP depth and heights withheld",
     "partial_fov_dwi": "Disc cut by the DWI field of view",
     "poor_fit": "Poor diffusion fit in the disc",
     "low_snr": "Nucleus ADC noise-limited (low SNR)",
@@ -358,6 +358,7 @@ FLAG_MEANINGS: dict[str, str] = {
     "volume_withheld_single_slice": "Volume withheld: disc on one slice",
     "volume_withheld_lateral_fov": "Volume withheld: slab cuts the disc",
     "volume_withheld_partial_fov": "Volume withheld: field of view cuts the disc",
+    "heights_withheld_partial_fov": "Heights and height index withheld: field of view cuts disc",
     "water_withheld_outside_calibration": "Water content withheld: outside calibration",
     "water_index_csf_withheld_no_csf": "CSF water index withheld: too little CSF on the ADC map",
     "adc_class_withheld_implausible_adc": "ADC class withheld: implausible ADC",
