@@ -206,7 +206,7 @@ def test_sr_has_each_disc_adc_and_grade(
     assert len(set(group_uids.values())) == len(FOUND_LEVELS)
     if with_seg:
         seg = pydicom.dcmread(seg_path)
-        segment_uids = {str(s.SegmentLabel): str(s.TrackingUID) for s in seg.SegmentSequence}
+        segment_uids = {str(s.TrackingID): str(s.TrackingUID) for s in seg.SegmentSequence}
         for name, uid in group_uids.items():
             assert segment_uids[name] == uid, name
 
@@ -415,11 +415,22 @@ def test_seg_describes_a_segment_whose_level_is_uncertain(
 
     def described(result: AnalysisResult, name: str) -> dict[str, str | None]:
         seg = pydicom.dcmread(write_dicom_seg(result, synthetic.datasets, tmp_path / name))
-        return {str(s.SegmentLabel): s.get("SegmentDescription") for s in seg.SegmentSequence}
+        for s in seg.SegmentSequence:  # the label a viewer shows says it as well (an audit)
+            doubt = " (level uncertain)" if s.get("SegmentDescription") else ""
+            assert str(s.SegmentLabel) == f"{s.TrackingID}{doubt}"
+        return {str(s.TrackingID): s.get("SegmentDescription") for s in seg.SegmentSequence}
 
     by_label = described(result, "seg.dcm")
     assert by_label["L2-L3 disc"] == "L2-L3 disc (level uncertain)"
     assert by_label["L1-L2 disc"] is None and by_label["L2 vertebral body"] is None
+    # the SR's group of the doubtful disc still joins its segment (by tracking ID)
+    seg_path = tmp_path / "seg.dcm"
+    sr = pydicom.dcmread(
+        write_dicom_sr(result, synthetic.datasets, tmp_path / "sr.dcm", seg_path=seg_path)
+    )
+    seg = pydicom.dcmread(seg_path)
+    uids = {str(s.TrackingID): str(s.TrackingUID) for s in seg.SegmentSequence}
+    assert _tracking_uids_by_disc(sr)["L2-L3 disc"] == uids["L2-L3 disc"]
     # a study whose naming had no anchor: every disc and vertebra, not the canal, and
     # not the sacrum, which is found by its shape (the report's figures leave it plain)
     by_label = described(dataclasses.replace(result, flags=["level_uncertain"]), "seg2.dcm")

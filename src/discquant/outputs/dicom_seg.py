@@ -236,9 +236,12 @@ def write_dicom_seg(
     descriptions = []
     for number, concept in enumerate(concepts, start=1):
         segment_map[frames == concept.label] = number
+        doubt = concept.label in uncertain
         description = hd.seg.SegmentDescription(
             segment_number=number,
-            segment_label=concept.name,
+            # Viewers show the label, rarely the description: a doubtful name said only
+            # in the description read as certain in OHIF and Slicer (an audit).
+            segment_label=f"{concept.name} (level uncertain)" if doubt else concept.name,
             segmented_property_category=Code("91723000", "SCT", "Anatomical Structure"),
             segmented_property_type=Code(concept.code, "SCT", concept.meaning),
             algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
@@ -248,9 +251,9 @@ def write_dicom_seg(
             anatomic_regions=[Code("122496007", "SCT", "Lumbar spine")],
             display_color=hd.color.CIELabColor.from_rgb(*concept.rgb),
         )
-        if concept.label in uncertain:
+        if doubt:
             # Segment Description (0062,0006, type 3; highdicom has no argument for it). The
-            # label stays "<level> disc": it is the tracking ID the SR's groups join on.
+            # tracking ID stays "<level> disc": the SR's groups join on it.
             description.SegmentDescription = f"{concept.name} (level uncertain)"
         descriptions.append(description)
     seg = hd.seg.Segmentation(

@@ -179,14 +179,15 @@ def _study_flags_container(flags: Sequence[str]) -> Any:
 
 
 def _segments(seg: Any) -> dict[str, tuple[int, str]]:
-    """Segment label (e.g. ``L4-L5 disc``) -> (segment number, tracking UID) in a SEG.
+    """Tracking ID (e.g. ``L4-L5 disc``) -> (segment number, tracking UID) in a SEG. Not
+    the segment label, which says "(level uncertain)" where the name is in doubt.
 
     The SR's measurement group of a disc takes its segment's tracking UID, so that the
     disc is one tracked finding across the SEG and the SR (DICOM PS3.3 C.8.20.4: the
     Tracking UID identifies a finding "potentially across multiple reporting objects").
     """
     return {
-        str(item.SegmentLabel): (int(item.SegmentNumber), str(item.TrackingUID))
+        str(item.TrackingID): (int(item.SegmentNumber), str(item.TrackingUID))
         for item in seg.SegmentSequence
     }
 
