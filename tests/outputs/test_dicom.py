@@ -126,11 +126,20 @@ SITE_CODES = {"L1-L2": "80064006", "L2-L3": "67459009", "L3-L4": "62551000", "L4
 def _expected_numbers(disc: DiscResult) -> dict[tuple[str, ...], tuple[float, str]]:
     """Every measurement the SR holds for ``disc``, from the fixture's values: ADC mean
     (SCT 373098007) and median (SCT 373099004) in the nucleus and in the disc core, in
-    um2/ms as in the fixture; volume in mm3; middle height in mm."""
+    um2/ms as in the fixture; volume in mm3; middle height in mm; each region's DWI voxel
+    count; the Pfirrmann grade's probability and the expected grade."""
     assert disc.adc_np is not None and disc.adc_disc is not None
     assert disc.volume_mm3 is not None and disc.height_middle_mm is not None
     adc, um2_ms = ("113041", "Apparent Diffusion Coefficient"), "um2/ms (UCUM)"
     mean, median = "373098007", "373099004"
+    voxels = ("VOXEL_COUNT", "Number of DWI voxels in the ADC region")
+    grade_numbers: dict[tuple[str, ...], tuple[float, str]] = {}
+    if disc.pfirrmann_grade is not None and disc.pfirrmann_probabilities is not None:
+        key = ("PFIRRMANN_PROB", "Probability of the Pfirrmann grade", "", "")
+        grade_numbers[key] = (disc.pfirrmann_probabilities[disc.pfirrmann_grade - 1], "1 (UCUM)")
+    if disc.pfirrmann_grade is not None and disc.pfirrmann_expected is not None:
+        key = ("PFIRRMANN_EXP", "Expected Pfirrmann grade", "", "")
+        grade_numbers[key] = (disc.pfirrmann_expected, "1 (UCUM)")
     return {
         (*adc, mean, "NP_REGION"): (disc.adc_np.mean, um2_ms),
         (*adc, median, "NP_REGION"): (disc.adc_np.median, um2_ms),
@@ -138,6 +147,10 @@ def _expected_numbers(disc: DiscResult) -> dict[tuple[str, ...], tuple[float, st
         (*adc, median, "DISC_REGION"): (disc.adc_disc.median, um2_ms),
         ("118565006", "Volume", "", ""): (disc.volume_mm3, "mm3 (UCUM)"),
         ("121207", "Height", "", "MIDDLE_HEIGHT"): (disc.height_middle_mm, "mm (UCUM)"),
+        # how many DWI voxels each region's ADC rests on (an audit: not in the SR before)
+        (*voxels, "", "NP_REGION"): (disc.adc_np.n_voxels, "{voxels} (UCUM)"),
+        (*voxels, "", "DISC_REGION"): (disc.adc_disc.n_voxels, "{voxels} (UCUM)"),
+        **grade_numbers,
     }
 
 
@@ -161,6 +174,10 @@ def test_sr_has_each_disc_adc_and_grade(
     assert sr.SeriesDescription.endswith("(research use only)")  # as the SEG says (an audit)
     # which discquant wrote it, as the SEG says (the SR had no SoftwareVersions)
     assert (sr.Manufacturer, sr.SoftwareVersions) == ("discquant", __version__)
+    # the private scheme of its codes is declared (dciodvfy warned on each code: an audit)
+    assert [s.CodingSchemeDesignator for s in sr.CodingSchemeIdentificationSequence] == [
+        "99DISCQUANT"
+    ]
     groups = _groups_by_disc(sr)
     assert set(groups) == {f"{lv} disc" for lv in FOUND_LEVELS}
     fixture = {d.level: d for d in synthetic.result.discs}

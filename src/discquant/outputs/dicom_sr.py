@@ -5,9 +5,11 @@ One measurement group per disc that was found, tracked by its level name, with:
 - finding site: the SNOMED CT concept of the disc (CID 7604, see :mod:`.dicom_seg`);
 - ADC, DCM 113041 "Apparent Diffusion Coefficient", UCUM ``um2/ms`` (1 µm²/ms =
   10⁻³ mm²/s), mean (SCT 373098007) and median (SCT 373099004) in the nucleus pulposus
-  region and in the whole disc, the region named by the measurement method;
+  region and in the whole disc, the region named by the measurement method, with the
+  number of DWI voxels in each region;
 - volume, SCT 118565006 "Volume", UCUM ``mm3``; middle height, DCM 121207 "Height", ``mm``;
-- the Pfirrmann grade and the ADC class as qualitative evaluations;
+- the Pfirrmann grade and the ADC class as qualitative evaluations, with the grade's
+  probability and the expected grade;
 - each of the disc's flags (``level_uncertain``, ``low_snr``, ``partial_fov``, the
   ``*_withheld_*`` reasons, ...) as a qualitative evaluation ``99DISCQUANT FLAG``, its
   value coded by the flag's name, so a reader sees e.g. an L4-L5 ADC together with the
@@ -90,6 +92,17 @@ def _measurements(disc: DiscResult) -> list[Any]:
                     method=method,
                 )
             )
+        # The region is on the DWI grid and is not the SEG's disc segment the group
+        # references: how many DWI voxels a value rests on (49 for a grade V nucleus)
+        # was nowhere in the SR (an audit).
+        out.append(
+            hd.sr.Measurement(
+                name=_local("VOXEL_COUNT", "Number of DWI voxels in the ADC region"),
+                value=int(stats.n_voxels),
+                unit=Code("{voxels}", "UCUM", "voxels"),
+                method=method,
+            )
+        )
     if disc.volume_mm3 is not None and _finite(disc.volume_mm3):
         out.append(
             hd.sr.Measurement(
@@ -133,6 +146,36 @@ def _evaluations(disc: DiscResult) -> list[Any]:
             hd.sr.QualitativeEvaluation(
                 name=_local("ADC_CLASS", "Nucleus ADC class"),
                 value=_local(f"ADCC_{disc.adc_class.upper()}"[:16], disc.adc_class),
+            )
+        )
+    return out
+
+
+def _grade_measurements(disc: DiscResult) -> list[Any]:
+    """The grader's confidence beside its grade: the probability of the grade given and
+    the expected grade (the grade was a bare code; an audit)."""
+    import highdicom as hd
+    from pydicom.sr.coding import Code
+
+    out: list[Any] = []
+    if disc.pfirrmann_grade is None:  # withheld: no confidence in a grade not given
+        return out
+    if (probabilities := disc.pfirrmann_probabilities) is not None:
+        p = probabilities[disc.pfirrmann_grade - 1]
+        if _finite(p):
+            out.append(
+                hd.sr.Measurement(
+                    name=_local("PFIRRMANN_PROB", "Probability of the Pfirrmann grade"),
+                    value=float(p),
+                    unit=Code("1", "UCUM", "no units"),
+                )
+            )
+    if _finite(disc.pfirrmann_expected):
+        out.append(
+            hd.sr.Measurement(
+                name=_local("PFIRRMANN_EXP", "Expected Pfirrmann grade"),
+                value=float(disc.pfirrmann_expected),  # type: ignore[arg-type]
+                unit=Code("1", "UCUM", "no units"),
             )
         )
     return out
@@ -300,6 +343,7 @@ def write_dicom_sr(
     """
     import highdicom as hd
     import pydicom
+    from highdicom.coding_schemes import CodingSchemeIdentificationItem
     from pydicom.sr.coding import Code
 
     from discquant.errors import InvalidInputError
@@ -322,7 +366,7 @@ def write_dicom_sr(
     for disc in result.discs:
         if not disc.found or disc.level not in DISC_LABELS:
             continue
-        measurements = _measurements(disc)
+        measurements = _measurements(disc) + _grade_measurements(disc)
         evaluations = _evaluations(disc)
         if measurements or evaluations:
             with_values += 1
@@ -376,6 +420,14 @@ def write_dicom_sr(
         instance_number=1,
         manufacturer="discquant",
         series_description="discquant disc measurements (research use only)",
+        # the local scheme declared (PS3.3 C.12.1.1.2.1): validators warned on every code
+        coding_schemes=[
+            CodingSchemeIdentificationItem(
+                designator=LOCAL_SCHEME,
+                name="discquant local codes (Pfirrmann grade, regions, flags)",
+                responsible_organization="discquant project",
+            )
+        ],
     )
     # highdicom's SR takes no software version (its SEG does): set as the SEG has them, so
     # a PACS can tell which discquant wrote the measurements (a user trial).
