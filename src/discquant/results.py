@@ -298,7 +298,7 @@ def uncertain_label_values(result: AnalysisResult) -> frozenset[int]:
     """The label values whose level names may be wrong: every found disc flagged
     ``level_uncertain`` and, when the study carries a flag of
     :data:`STUDY_WIDE_LEVEL_FLAGS` (``analyze`` then flags every disc too), every disc and
-    every vertebra above the sacrum.
+    every vertebra above the sacrum, thoracic ones included.
 
     The sacrum is left out: it is found by its shape, not counted, so its name holds
     when the counting does not. The figures and tables of the HTML report and the DICOM
@@ -323,8 +323,8 @@ def uncertain_label_values(result: AnalysisResult) -> frozenset[int]:
     # any flag that makes every name uncertain: transitional anatomy or an input that is
     # not sagittal come without level_uncertain, and left L1-L5 plain (a review)
     if STUDY_WIDE_LEVEL_FLAGS & set(result.flags):
-        values |= set(DISC_LABELS.values())
-        values |= {v for v in VERTEBRA_LABELS.values() if v != SACRUM_LABEL}
+        # the thoracic levels too, which the SEG writes since 2026-12-07
+        values |= {v for v in LABEL_NAMES if v not in (SACRUM_LABEL, CANAL_LABEL)}
     return frozenset(values)
 
 

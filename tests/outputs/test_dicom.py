@@ -15,7 +15,7 @@ from discquant import __version__
 from discquant.errors import InvalidInputError
 from discquant.outputs.dicom_seg import labels_on_source_frames, pixel_to_ras, write_dicom_seg
 from discquant.outputs.dicom_sr import write_dicom_sr
-from discquant.results import DISC_LABELS, AnalysisResult, DiscResult
+from discquant.results import DISC_LABELS, VERTEBRA_LABELS, AnalysisResult, DiscResult
 
 
 def test_label_voxels_land_on_the_right_frame_and_pixel(synthetic: Synthetic) -> None:
@@ -174,7 +174,7 @@ def test_sr_has_each_disc_adc_and_grade(
     assert sr.SeriesDescription.endswith("(research use only)")  # as the SEG says (an audit)
     # which discquant wrote it, as the SEG says (the SR had no SoftwareVersions)
     assert (sr.Manufacturer, sr.SoftwareVersions) == ("discquant", __version__)
-    # the private scheme of its codes is declared (dciodvfy warned on each code: an audit)
+    # the private scheme of its codes is declared (it was not: an audit)
     assert [s.CodingSchemeDesignator for s in sr.CodingSchemeIdentificationSequence] == [
         "99DISCQUANT"
     ]
@@ -570,3 +570,50 @@ def test_pixel_to_ras_on_oblique_non_square_pixels() -> None:
         np.testing.assert_allclose(m @ [col, row, 0, 1], [-lps[0], -lps[1], lps[2], 1])
     normal_lps = np.cross([0.0, c, s], [0.0, -s, c])
     np.testing.assert_allclose(m[:3, 2], normal_lps * [-1, -1, 1])
+
+
+def test_thoracic_levels_in_view_are_segments_with_their_codes_and_regions(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """A lumbar field of view often shows T11, T11-T12 and T12-L1 at its top: the label
+    map held them and the SEG left them out, though CID 7603/7604 code them; T12 and the
+    sacrum were in the region "Lumbar spine" (an audit)."""
+    import dataclasses
+
+    from discquant.io.study import Volume
+
+    labels = synthetic.result.labels_t2
+    assert labels is not None
+    # L1 as T11, the L1-L2 disc as T11-T12, the L2-L3 disc as T12-L1: new segments
+    relabel = {VERTEBRA_LABELS["L1"]: 18, DISC_LABELS["L1-L2"]: 118, DISC_LABELS["L2-L3"]: 119}
+    data = labels.data.copy()
+    for old, new in relabel.items():
+        data[labels.data == old] = new
+    result = dataclasses.replace(synthetic.result, labels_t2=Volume(data, labels.affine), discs=[])
+    seg = hd.seg.segread(write_dicom_seg(result, synthetic.datasets, tmp_path / "seg.dcm"))
+    found = {}
+    for n in seg.get_segment_numbers():
+        d = seg.get_segment_description(n)
+        found[d.segment_label] = (
+            d.segmented_property_type.value,
+            d.anatomic_regions[0].meaning,
+        )
+    assert found["T11 vertebral body"] == ("12989004", "Thoracic spine")
+    assert found["T11-T12 disc"] == ("1537001", "Thoracic spine")
+    assert found["T12-L1 disc"] == ("76206002", "Thoraco-lumbar spine")
+    assert found["sacrum"] == ("54735007", "Lumbo-sacral spine")
+    assert found["L3-L4 disc"] == ("62551000", "Lumbar spine")
+    # their pixels are where the label map has them
+    pixels = seg.get_volume(combine_segments=True).array  # frames × rows × columns
+    numbers = {seg.get_segment_description(n).segment_label: n for n in seg.get_segment_numbers()}
+    storage = np.transpose(synthetic.storage_labels, (2, 1, 0))
+    np.testing.assert_array_equal(pixels == numbers["T12-L1 disc"], storage == DISC_LABELS["L2-L3"])
+    # counted from the sacrum as the lumbar names are: in doubt with them
+    doubtful = dataclasses.replace(result, flags=["level_uncertain"])
+    seg = hd.seg.segread(write_dicom_seg(doubtful, synthetic.datasets, tmp_path / "seg2.dcm"))
+    labels_shown = {seg.get_segment_description(n).segment_label for n in seg.get_segment_numbers()}
+    assert {
+        "T11-T12 disc (level uncertain)",
+        "T11 vertebral body (level uncertain)",
+    } <= labels_shown
+    assert "sacrum" in labels_shown

@@ -12,11 +12,15 @@ Codes (DICOM PS3.16, as bundled in :mod:`pydicom.sr.codedict`):
 - category: SCT 91723000 "Anatomical Structure" (CID 7150);
 - discs (CID 7604 "Spinal disc"): SCT 80064006 "L1/L2 disc", 67459009 "L2/L3 disc",
   62551000 "L3/L4 disc", 84020006 "L4/L5 disc", 715056000 "L5/S1 disc";
+- thoracic levels at the top of the field of view: T1 … T11 vertebrae (CID 7603) and
+  T1/T2 … T12/L1 discs (CID 7604), looked up in pydicom's bundled codes;
 - vertebrae (CID 7603 "Vertebra"): SCT 23215003 "T12 vertebra", 66794005 "L1 vertebra",
   14293000 "L2 vertebra", 36470004 "L3 vertebra", 11994002 "L4 vertebra",
   49668003 "L5 vertebra", and SCT 54735007 "Sacrum" (CID 7151);
 - spinal canal: SCT 61853006 "Vertebral canal";
-- anatomic region: SCT 122496007 "Lumbar spine".
+- anatomic region: SCT 122496007 "Lumbar spine"; 122495006 "Thoracic spine" (T1-T12
+  vertebrae, thoracic discs), 1217256009 "Thoraco-lumbar spine" (T12/L1 disc),
+  1217253001 "Lumbo-sacral spine" (sacrum).
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ class SegmentConcept:
     code: str
     meaning: str
     rgb: tuple[int, int, int]
+    region: tuple[str, str] = ("122496007", "Lumbar spine")
+    """Anatomic region (SCT code, meaning); T12 and the thoracic discs were "Lumbar spine"."""
 
     @property
     def name(self) -> str:
@@ -66,14 +72,39 @@ class SegmentConcept:
         return LABEL_NAMES[self.label][0]
 
 
+_THORACIC = ("122495006", "Thoracic spine")
+_THORACOLUMBAR = ("1217256009", "Thoraco-lumbar spine")
+_LUMBOSACRAL = ("1217253001", "Lumbo-sacral spine")
+
+
+def _thoracic_concepts() -> tuple[SegmentConcept, ...]:
+    """T1 … T11 vertebrae (labels 8 … 18) and the T1-T2 … T11-T12 and T12-L1 discs (108 …
+    119), which a lumbar field of view often shows at its top: CID 7603 and 7604 code them
+    (from pydicom's bundled PS3.16), and the SEG left them out (an audit)."""
+    from pydicom.sr.codedict import codes
+
+    grey = (150, 170, 190)
+    out = []
+    for k in range(1, 12):
+        code = getattr(codes.SCT, f"T{k}Vertebra")
+        out.append(SegmentConcept(7 + k, code.value, code.meaning, grey, _THORACIC))
+    for k in range(1, 12):
+        code = getattr(codes.SCT, f"T{k}T{k + 1}Disc")
+        out.append(SegmentConcept(107 + k, code.value, code.meaning, (230, 220, 160), _THORACIC))
+    code = codes.SCT.T12L1Disc
+    out.append(SegmentConcept(119, code.value, code.meaning, (240, 225, 140), _THORACOLUMBAR))
+    return tuple(out)
+
+
 SEGMENT_CONCEPTS: tuple[SegmentConcept, ...] = (
-    SegmentConcept(VERTEBRA_LABELS["T12"], "23215003", "T12 vertebra", (110, 160, 200)),
+    *_thoracic_concepts(),
+    SegmentConcept(VERTEBRA_LABELS["T12"], "23215003", "T12 vertebra", (110, 160, 200), _THORACIC),
     SegmentConcept(VERTEBRA_LABELS["L1"], "66794005", "L1 vertebra", (78, 179, 211)),
     SegmentConcept(VERTEBRA_LABELS["L2"], "14293000", "L2 vertebra", (67, 162, 202)),
     SegmentConcept(VERTEBRA_LABELS["L3"], "36470004", "L3 vertebra", (43, 140, 190)),
     SegmentConcept(VERTEBRA_LABELS["L4"], "11994002", "L4 vertebra", (8, 104, 172)),
     SegmentConcept(VERTEBRA_LABELS["L5"], "49668003", "L5 vertebra", (8, 64, 129)),
-    SegmentConcept(VERTEBRA_LABELS["S1"], "54735007", "Sacrum", (90, 90, 160)),
+    SegmentConcept(VERTEBRA_LABELS["S1"], "54735007", "Sacrum", (90, 90, 160), _LUMBOSACRAL),
     SegmentConcept(DISC_LABELS["L1-L2"], "80064006", "L1/L2 disc", (255, 237, 111)),
     SegmentConcept(DISC_LABELS["L2-L3"], "67459009", "L2/L3 disc", (254, 217, 118)),
     SegmentConcept(DISC_LABELS["L3-L4"], "62551000", "L3/L4 disc", (254, 178, 76)),
@@ -248,7 +279,7 @@ def write_dicom_seg(
             algorithm_identification=algorithm,
             tracking_uid=hd.UID(),
             tracking_id=concept.name,
-            anatomic_regions=[Code("122496007", "SCT", "Lumbar spine")],
+            anatomic_regions=[Code(concept.region[0], "SCT", concept.region[1])],
             display_color=hd.color.CIELabColor.from_rgb(*concept.rgb),
         )
         if doubt:
