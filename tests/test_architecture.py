@@ -85,3 +85,16 @@ def test_cli_help_does_not_import_heavy_modules() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_level_names_do_not_import_the_network() -> None:
+    """`from discquant.segment import disc_name` imported PyTorch and MONAI (3-7 s, and
+    MONAI replaces warnings.showwarning for the whole notebook): an audit of the API."""
+    code = (
+        "import sys; from discquant.segment import disc_name, DiscLevel; "
+        "print(','.join(m for m in ('torch', 'monai') if m in sys.modules)); "
+        "from discquant.segment import segment_spine; "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["True"]  # nothing heavy first; the network when asked
