@@ -45,7 +45,7 @@ import numpy.typing as npt
 from discquant.grid import reordered_onto
 from discquant.jsonfiles import dumps_strict
 from discquant.output_paths import bids_prefix
-from discquant.results import DISC_OFFSET, SACRUM_LABEL, SPINE_LABEL_VALUES
+from discquant.results import DISC_OFFSET, LABEL_NAMES, SACRUM_LABEL, SPINE_LABEL_VALUES
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +132,57 @@ def _dice_hd95(
     return dice, hd
 
 
+#: VerSe numbers the cervical vertebrae C1 … C7 as 1 … 7; the first thoracic one is 8.
+FIRST_THORACIC_LABEL = 8
+
+
+def check_reference_labels(ref: npt.NDArray[np.integer], *, case: str = "") -> None:
+    """Refuse a reference label map in another labelling than discquant's.
+
+    discquant writes VerSe/SPINEPS labels (:data:`discquant.results.LABEL_NAMES`: bodies
+    T1 … L6 as 8 … 25, the sacrum 26, discs 100 + the vertebra above, L1-L2 … L5-S1 as
+    120 … 124, the canal 61). A reference none of whose labels is one of them, or whose
+    labels are all below 8 (read as the cervical vertebrae C1 … C7), uses another
+    convention: the ``lumbar-t2-discs`` set numbers its discs 1 … 5, which
+    :func:`evaluate_case` scored Dice 0 at "C1" … "C5" without a word (an audit; mapped
+    to 120 … 124 the same prediction read disc Dice 0.906). A reference of background
+    alone passes (nothing is scored).
+
+    Parameters
+    ----------
+    ref
+        The reference label map (integers; 0 background).
+    case
+        The case's name, for the message.
+
+    Raises
+    ------
+    InvalidInputError
+        The reference shares no label with :data:`~discquant.results.LABEL_NAMES`, or
+        holds only labels 1 … 7.
+    """
+    from discquant.errors import InvalidInputError
+    from discquant.segment.levels import label_runs
+
+    values = {int(v) for v in np.unique(np.asarray(ref).astype(np.int64)) if v != 0}
+    if not values or (values & set(LABEL_NAMES) and max(values) >= FIRST_THORACIC_LABEL):
+        return
+    shown = _some_labels(sorted(values))
+    read_as = (
+        f", which VerSe reads as cervical C{min(values)}-C{max(values)}"
+        if min(values) >= 1 and max(values) < FIRST_THORACIC_LABEL
+        else ""
+    )
+    where = f"{case}: " if case else ""
+    raise InvalidInputError(
+        f"{where}the reference holds none of the VerSe/SPINEPS labels discquant writes "
+        f"(it holds {shown}{read_as}; discquant writes bodies 8-26, discs "
+        f"{label_runs([v for v in LABEL_NAMES if v >= DISC_OFFSET])}, canal 61): map its "
+        "labels first, e.g. lumbar-t2-discs' discs 1-5 to 120-124 as "
+        "discquant.evaluate.segmentation.convert_real_references does"
+    )
+
+
 def evaluate_case(
     pred: npt.NDArray[np.integer],
     ref: npt.NDArray[np.integer],
@@ -140,6 +191,12 @@ def evaluate_case(
     case: str = "",
 ) -> CaseResult:
     """Dice/HD95 per class present in ``ref``; Dice and naming per reference level.
+
+    Both maps must use discquant's VerSe/SPINEPS labels
+    (:data:`discquant.results.LABEL_NAMES`): vertebral bodies 8 … 25 (T1 … L6), the
+    sacrum 26, discs 100 + the vertebra above (L1-L2 = 120 … L5-S1 = 124), the canal 61.
+    A reference in another labelling is refused (:func:`check_reference_labels`): map
+    it first (:func:`convert_real_references` does so for the project's real sets).
 
     A class is scored on the predicted voxels whose label ``ref`` uses somewhere (other
     predicted labels of the class are listed in ``unscored_labels``), against all of
@@ -152,7 +209,55 @@ def evaluate_case(
     Levels are keyed by name; when ``ref`` holds an L6 (label 25 or its disc 125), disc
     124 is ``"L5-L6"`` and 125 ``"L6-S1"``, otherwise 124 is ``"L5-S1"``; when it holds a
     T13 (28 or its disc 128), disc 119 is ``"T12-T13"`` and 128 ``"T13-L1"``.
+
+    Parameters
+    ----------
+    pred, ref
+        Prediction and reference label maps of one grid (integers, 0 background).
+    spacing_mm
+        Voxel size along each axis of the grid, in mm (for HD95).
+    case
+        The case's name (kept in the result).
+
+    Returns
+    -------
+    CaseResult
+        Dice and HD95 (mm) per class, Dice and naming per reference level.
+
+    Raises
+    ------
+    ValueError
+        The two maps differ in shape.
+    InvalidInputError
+        The reference uses another labelling (:func:`check_reference_labels`).
+
+    Examples
+    --------
+    >>> ref = np.zeros((20, 10, 3), np.int16)
+    >>> ref[4:8, 2:8] = 123  # the L4-L5 disc
+    >>> evaluate_case(ref.copy(), ref, (1.0, 1.0, 1.0)).dice
+    {'disc': 1.0}
+    >>> evaluate_case(ref.copy(), (ref > 0).astype(np.int16), (1.0, 1.0, 1.0))
+    Traceback (most recent call last):
+    ...
+    discquant.errors.InvalidInputError: the reference holds none of the VerSe/SPINEPS ...
     """
+    if pred.shape != ref.shape:
+        raise ValueError(f"{case}: prediction shape {pred.shape} != reference {ref.shape}")
+    check_reference_labels(ref, case=case)
+    return _score_case(pred, ref, spacing_mm, case=case)
+
+
+def _score_case(
+    pred: npt.NDArray[np.integer],
+    ref: npt.NDArray[np.integer],
+    spacing_mm: Sequence[float],
+    *,
+    case: str = "",
+) -> CaseResult:
+    """:func:`evaluate_case` without the check of the reference's labels:
+    :func:`evaluate_dirs` scores such a case with a warning when other cases share
+    labels, and refuses the folder when none does."""
     if pred.shape != ref.shape:
         raise ValueError(f"{case}: prediction shape {pred.shape} != reference {ref.shape}")
     res = CaseResult(case=case)
@@ -643,7 +748,7 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path, *, lumbar: bool = False) -> dic
         elif pred_levels:
             n_sharing += 1
         cases.append(
-            evaluate_case(
+            _score_case(
                 pred_vol.data.astype(np.int32),
                 ref_vol.data.astype(np.int32),
                 list(ref_vol.voxel_mm),
