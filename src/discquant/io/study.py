@@ -52,11 +52,46 @@ class Volume:
         images, an integer type for label maps and masks. A single slice has one axis of
         length 1.
     affine
-        4×4 voxel-to-RAS+ millimetre transform.
+        4×4 voxel-to-RAS+ millimetre transform (finite); a nested list is taken as its
+        float64 array.
+
+    Raises
+    ------
+    TypeError
+        ``data`` is not a numpy array (a nibabel image: ``Volume(img.get_fdata(),
+        img.affine)``), or ``affine`` is not numeric.
+    ValueError
+        ``affine`` is not 4×4 or not finite.
     """
 
     data: npt.NDArray[Any]
     affine: npt.NDArray[np.float64]
+
+    def __post_init__(self) -> None:
+        # A nibabel image passed whole was stored as it was and failed later as an
+        # AttributeError far from the mistake (an audit).
+        if not isinstance(self.data, np.ndarray):
+            hint = (
+                "use Volume(img.get_fdata(), img.affine)"
+                if hasattr(self.data, "get_fdata")
+                else "use np.asarray(data)"
+            )
+            raise TypeError(
+                f"Volume data must be a numpy array, not {type(self.data).__name__}: {hint}"
+            )
+        if not isinstance(self.affine, np.ndarray):
+            try:
+                object.__setattr__(self, "affine", np.asarray(self.affine, dtype=np.float64))
+            except (TypeError, ValueError) as exc:
+                raise TypeError(
+                    f"Volume affine must be a 4×4 numeric array, not {type(self.affine).__name__}"
+                ) from exc
+        if self.affine.shape != (4, 4):
+            raise ValueError(f"Volume affine must be 4×4, got shape {self.affine.shape}")
+        if self.affine.dtype.kind not in "fiu":
+            raise TypeError(f"Volume affine must be numeric, got dtype {self.affine.dtype}")
+        if not np.isfinite(self.affine).all():
+            raise ValueError("Volume affine holds values that are not finite")
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -131,6 +166,13 @@ class Series:
     bvecs: npt.NDArray[np.float64] | None = None
     adc_scale_to_um2_per_ms: float | None = None
     provenance: Provenance = field(default_factory=Provenance)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.image, Volume):  # a nibabel image failed later (an audit)
+            raise TypeError(
+                f"Series image must be a Volume, not {type(self.image).__name__}: "
+                "use Volume(img.get_fdata(), img.affine)"
+            )
 
     def source_name(
         self, root: Path | None = None, identifiers: frozenset[str] = frozenset()
