@@ -214,7 +214,10 @@ class StageStatus:
 
 @dataclass
 class AnalysisResult:
-    """The result of :func:`discquant.pipeline.analyze` for one study."""
+    """The result of :func:`discquant.pipeline.analyze` for one study.
+
+    Its repr leaves out the images (``t2`` … ``nucleus_core_dwi``): printed, they made
+    ``repr(result)`` 42,000 characters long (an audit)."""
 
     subject: str
     discs: list[DiscResult]
@@ -222,24 +225,24 @@ class AnalysisResult:
     warnings: list[str] = field(default_factory=list)
     flags: list[str] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
-    t2: Volume | None = None
+    t2: Volume | None = field(default=None, repr=False)
     """The image that was segmented: the sagittal T2, or :attr:`b0` when the study has no
     T2 (flag ``segmented_on_dwi_b0``)."""
-    labels_t2: Volume | None = None
+    labels_t2: Volume | None = field(default=None, repr=False)
     """Segmentation on the grid of :attr:`t2` (VerSe/SPINEPS labels)."""
-    b0: Volume | None = None
+    b0: Volume | None = field(default=None, repr=False)
     """The b≈0 image on the DWI grid: the mean of the raw DWI's lowest shell or, with only
     a scanner's ADC map, its trace series (a warning says so when that is at b > 50)."""
-    adc_map: Volume | None = None
+    adc_map: Volume | None = field(default=None, repr=False)
     """ADC in µm²/ms on the DWI grid."""
-    adc_fit_rmse: Volume | None = None
+    adc_fit_rmse: Volume | None = field(default=None, repr=False)
     """RMSE of the log-signal fit on the DWI grid (a QC map)."""
-    adc_fit_shell_residuals: Volume | None = None
+    adc_fit_shell_residuals: Volume | None = field(default=None, repr=False)
     """Each used shell's log-signal residual from the fit, on the DWI grid: 4-D, one
     volume per shell, lowest b first (:func:`discquant.diffusion.residuals.shell_residuals`)."""
-    labels_dwi: Volume | None = None
+    labels_dwi: Volume | None = field(default=None, repr=False)
     """Segmentation brought to the DWI grid."""
-    nucleus_core_dwi: Volume | None = None
+    nucleus_core_dwi: Volume | None = field(default=None, repr=False)
     """The nucleus cores the ``adc_np`` statistics were measured over, on the DWI grid,
     each voxel labelled with its disc's label (120 for L1-L2)."""
     snr_estimate: float | None = None

@@ -204,24 +204,27 @@ class PhantomStudy:
     compartment, NaN elsewhere; ``adc_scanner_stored`` is the integer map (10⁻⁶ mm²/s)
     that the DICOM ADC series stores. ``posterior_t2``/``posterior_dwi`` (uint8) mark the
     vertebra voxels that belong to the posterior elements (the rest is the body).
+
+    Its repr leaves out the images and the stored ADC array (``repr(study)`` was 23,000
+    characters long, an audit): the seed, b-values, truth and configuration remain.
     """
 
-    t2: Volume
-    dwi: Volume
+    t2: Volume = field(repr=False)
+    dwi: Volume = field(repr=False)
     bvals: np.ndarray
-    bvecs: np.ndarray
-    adc_scanner: Volume | None
-    adc_scanner_stored: np.ndarray | None
-    labels_t2: Volume
-    labels_dwi: Volume
-    nucleus_t2: Volume
-    nucleus_dwi: Volume
-    adc_true_dwi: Volume
+    bvecs: np.ndarray = field(repr=False)
+    adc_scanner: Volume | None = field(repr=False)
+    adc_scanner_stored: np.ndarray | None = field(repr=False)
+    labels_t2: Volume = field(repr=False)
+    labels_dwi: Volume = field(repr=False)
+    nucleus_t2: Volume = field(repr=False)
+    nucleus_dwi: Volume = field(repr=False)
+    adc_true_dwi: Volume = field(repr=False)
     truth: PhantomTruth
     config: PhantomConfig
     seed: int
-    posterior_t2: Volume | None = None
-    posterior_dwi: Volume | None = None
+    posterior_t2: Volume | None = field(default=None, repr=False)
+    posterior_dwi: Volume | None = field(default=None, repr=False)
 
     def as_study(self) -> Study:
         """The sagittal T2 and DWI as an imported study (subject ``ph<seed>``)."""
