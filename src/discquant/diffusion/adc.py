@@ -72,6 +72,7 @@ from discquant.diffusion.shells import (
     group_shells,
 )
 from discquant.errors import InvalidInputError
+from discquant.io.study import Volume
 
 __all__ = ["METHODS", "NLLS_MAX_ITER", "AdcFit", "AdcModel", "Method"]
 
@@ -250,8 +251,25 @@ class AdcModel:
         Returns
         -------
         AdcFit
+
+        Raises
+        ------
+        TypeError
+            ``dwi`` or ``mask`` is not an array: a :class:`~discquant.io.study.Volume`
+            (pass its ``.data``), a nibabel image (pass ``img.get_fdata()``) or anything
+            else that is not numbers.
+        InvalidInputError
+            The DWI is complex, or its volumes or the mask's shape do not match.
         """
+        _check_array(dwi, "DWI", "series.image.data")
+        if mask is not None:
+            _check_array(mask, "mask", "mask.data")
         arr = np.asarray(dwi)
+        if arr.dtype.kind not in "biufc":
+            raise TypeError(
+                f"AdcModel.fit takes the DWI as a numeric array (..., N), volumes last; "
+                f"got {type(dwi).__name__} of dtype {arr.dtype}"
+            )
         if np.iscomplexobj(arr):  # its real part alone read ADC 2.32 for 1.0 (a user trial)
             raise InvalidInputError(
                 "the DWI is complex: give magnitude images (np.abs), as scanners reconstruct"
@@ -348,6 +366,24 @@ class AdcModel:
             raise InvalidInputError(f"{exc.reason}; give noise_sigma explicitly") from exc
         log.info("Rician noise sigma estimated from the background: %.4g", sigma)
         return sigma
+
+
+def _check_array(value: object, what: str, volume_hint: str) -> None:
+    """Refuse an image object where :meth:`AdcModel.fit` wants its array.
+
+    ``fit(volume)`` and ``fit(nib_img)`` were read as a 0-d object array and refused as
+    "the DWI has 0 volumes but 3 b-values were given" (an audit): say what to pass.
+    """
+    if isinstance(value, Volume):
+        raise TypeError(
+            f"AdcModel.fit takes the {what} as an array, not a Volume: pass its .data "
+            f"({volume_hint})"
+        )
+    if hasattr(value, "get_fdata"):
+        raise TypeError(
+            f"AdcModel.fit takes the {what} as an array, not a {type(value).__name__}: "
+            "pass img.get_fdata()"
+        )
 
 
 def _n_threads(requested: int | None) -> int:
