@@ -240,7 +240,9 @@ def n_volumes(volume: Volume) -> int:
 
 
 MAX_B_S_PER_MM2 = 1e5
-"""Larger b-values are taken for another unit (s/m²) and refused."""
+"""Larger b-values are taken for another unit (s/m²) and refused, here and by
+:class:`discquant.diffusion.adc.AdcModel`: research DWI goes to about 10,000 s/mm², the
+same b-values in s/m² are 10⁶ times larger."""
 MIN_WEIGHTED_B_S_PER_MM2 = 20.0
 """A largest b-value below this (and above a b≈0 of 0.05) is taken for ms/µm² and refused."""
 
