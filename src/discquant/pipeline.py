@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
+from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -879,6 +880,31 @@ def _reads_nifti(path: Path) -> bool:
     return path.is_dir() and (is_bids_subject(path) or holds_nifti(path))
 
 
+def _check_run_study_arguments(inputs: object, out_dir: object) -> None:
+    """Refuse arguments of the wrong type, with what to pass: ``run_study("out/sub-01",
+    "res")`` failed with AttributeError: 'str' object has no attribute 'path' (an audit),
+    where :func:`analyze` says what it takes."""
+    if isinstance(inputs, str | PathLike):
+        raise TypeError(
+            f"run_study takes StudyInputs, not {type(inputs).__name__}: use "
+            f"run_study(StudyInputs(path={str(inputs)!r}), out_dir)"
+        )
+    if isinstance(inputs, Study):
+        raise TypeError(
+            "run_study takes StudyInputs (it imports the study itself), not a Study: use "
+            "analyze(study), then discquant.outputs.write_outputs(result, out_dir)"
+        )
+    if not isinstance(inputs, StudyInputs):
+        raise TypeError(
+            f"run_study takes StudyInputs (StudyInputs(path=...) or its t2/dwi/bval/adc "
+            f"files), not {type(inputs).__name__}"
+        )
+    if not isinstance(out_dir, str | PathLike):
+        raise TypeError(
+            f"run_study's out_dir is the derivatives folder (a path), not {type(out_dir).__name__}"
+        )
+
+
 def run_study(
     inputs: StudyInputs,
     out_dir: Path,
@@ -919,7 +945,11 @@ def run_study(
     DiscquantError
         Bad input or options, before anything is written; a partly failed analysis is
         written and returned instead.
+    TypeError
+        ``inputs`` is not a :class:`StudyInputs` (a path: ``StudyInputs(path=...)``; a
+        loaded study: :func:`analyze`), or ``out_dir`` is not a path.
     """
+    _check_run_study_arguments(inputs, out_dir)
     from discquant.io.load import subject_from_name
     from discquant.outputs import write_outputs
     from discquant.outputs.write import (
