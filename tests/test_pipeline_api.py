@@ -1,15 +1,17 @@
-"""The pipeline used wrongly from Python: clear errors instead of AttributeError (an
-audit of discquant in a notebook)."""
+"""The pipeline used wrongly from Python: clear errors instead of AttributeError or a
+check that never fires (an audit of discquant in a notebook)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from discquant.errors import InvalidInputError
 from discquant.io.study import Series, SeriesRole, Study, Volume
-from discquant.pipeline import StudyInputs, run_study
+from discquant.pipeline import AnalysisConfig, StudyInputs, check_config, run_study
 
 
 def test_run_study_given_a_path_says_what_it_takes(tmp_path: Path) -> None:
@@ -31,3 +33,37 @@ def test_run_study_given_a_path_says_what_it_takes(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"out_dir is the derivatives folder .* not int"):
         run_study(StudyInputs(path=tmp_path), 5)  # type: ignore[arg-type]
     assert not out.exists()  # refused before anything was made
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"scanner_adc_tolerance": 5}, "scanner_adc_tolerance must be a fraction between 0"),
+        ({"scanner_adc_tolerance": 1.0}, "got 1.0"),
+        ({"scanner_adc_tolerance": 0}, "got 0"),
+        ({"scanner_adc_tolerance": "0.05"}, "got '0.05'"),
+        ({"scanner_adc_tolerance": float("nan")}, "got nan"),
+        ({"max_dwi_offset_voxels": -1}, "max_dwi_offset_voxels must be a finite number"),
+        ({"max_dwi_offset_voxels": float("inf")}, "got inf"),
+        ({"max_dwi_offset_voxels": True}, "got True"),
+        ({"b_min_s_per_mm2": "200"}, "b_min_s_per_mm2 must be None or a finite b-value"),
+        ({"b_min_s_per_mm2": -50.0}, "got -50.0"),
+        ({"device": 0}, "device must be a string"),
+    ],
+)
+def test_check_config_refuses_options_out_of_range(options: dict[str, Any], message: str) -> None:
+    """scanner_adc_tolerance=5 (500 %) never warned, max_dwi_offset_voxels=-1 and
+    b_min_s_per_mm2="200" were accepted."""
+    with pytest.raises(InvalidInputError, match=message) as err:
+        check_config(AnalysisConfig(**options))
+    assert "\n" not in str(err.value)
+
+
+def test_check_config_accepts_options_in_range() -> None:
+    for options in (
+        {},
+        {"scanner_adc_tolerance": 0.2, "max_dwi_offset_voxels": 0, "b_min_s_per_mm2": 0},
+        {"scanner_adc_tolerance": np.float32(0.05), "b_min_s_per_mm2": np.int64(200)},
+        {"max_dwi_offset_voxels": 3, "b_min_s_per_mm2": 200.0},
+    ):
+        check_config(AnalysisConfig(**options))  # type: ignore[arg-type]

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
+import numbers
 import platform
 import time
 from collections.abc import Callable, Iterator
@@ -208,11 +210,45 @@ def _why_no_t2(study: Study, *, most: int = 3) -> str:
     return said + (f"; and {len(others) - most} more" if len(others) > most else "")
 
 
+def _number(value: object) -> bool:
+    """A real number (an int, a float or a numpy one), not a bool or a string."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_)
+
+
+def _check_numbers(config: AnalysisConfig) -> None:
+    """The numeric options are numbers in their ranges.
+
+    ``scanner_adc_tolerance=5`` (500 %) made the comparison with the scanner's map never
+    warn, ``max_dwi_offset_voxels=-1`` read as "never checked" only by accident, and
+    ``b_min_s_per_mm2="200"`` failed mid-analysis (an audit).
+    """
+    tolerance = config.scanner_adc_tolerance
+    if not _number(tolerance) or not 0 < float(tolerance) < 1:
+        raise InvalidInputError(
+            f"scanner_adc_tolerance must be a fraction between 0 and 1 (0.05 = 5 %), "
+            f"got {tolerance!r}"
+        )
+    offset = config.max_dwi_offset_voxels
+    if not _number(offset) or not 0 <= float(offset) < math.inf:
+        raise InvalidInputError(
+            f"max_dwi_offset_voxels must be a finite number of DWI voxels ≥ 0 (0: never "
+            f"checked), got {offset!r}"
+        )
+    b_min = config.b_min_s_per_mm2
+    if b_min is not None and (not _number(b_min) or not 0 <= float(b_min) < math.inf):
+        raise InvalidInputError(
+            f"b_min_s_per_mm2 must be None or a finite b-value ≥ 0 in s/mm², got {b_min!r}"
+        )
+
+
 def check_config(config: AnalysisConfig) -> None:
     """Raise :class:`InvalidInputError` for options that would only fail mid-analysis.
 
-    An unknown ADC method or device, or an unreadable water calibration, is bad input
-    (exit 2, nothing written), not a failed stage.
+    An unknown ADC method or device, an unreadable water calibration or ADC class
+    thresholds, or a numeric option that is not a number in its range
+    (``scanner_adc_tolerance`` strictly between 0 and 1, ``max_dwi_offset_voxels`` and
+    ``b_min_s_per_mm2`` finite and ≥ 0) is bad input (exit 2, nothing written), not a
+    failed stage.
     """
     from discquant.diffusion.adc import METHODS
     from discquant.measure.water import WaterCalibration
@@ -221,6 +257,9 @@ def check_config(config: AnalysisConfig) -> None:
         raise InvalidInputError(
             f"unknown ADC method {config.adc_method!r}; choose one of {', '.join(METHODS)}"
         )
+    _check_numbers(config)
+    if not isinstance(config.device, str):
+        raise InvalidInputError(f"device must be a string (cpu or cuda), got {config.device!r}")
     if config.device not in ("cpu", "cuda") and not config.device.startswith("cuda:"):
         raise InvalidInputError(f"unknown device {config.device!r}; use cpu or cuda")
     if config.device.startswith("cuda"):
