@@ -5,7 +5,9 @@ The flow reads in one direction::
     io (import) -> diffusion (ADC) -> segment -> measure -> grade -> outputs
 
 and :mod:`discquant.pipeline` is the one place that chains the stages. Heavy modules
-(torch, monai, dask) are imported lazily by the functions that need them.
+(torch, monai, dask) are imported lazily by the functions that need them, and the names
+below (``discquant.load_study``, ``discquant.analyze``, ``discquant.AnalysisResult``, ...)
+on first use: ``import discquant`` alone loads neither numpy nor any stage.
 """
 
 from __future__ import annotations
@@ -28,12 +30,18 @@ _LAZY = {
     "load_study": "discquant.io.load",
     "AdcModel": "discquant.diffusion.adc",
     "AdcFit": "discquant.diffusion.adc",
+    "analyze": "discquant.pipeline",
+    "run_study": "discquant.pipeline",
+    "AnalysisResult": "discquant.results",
+    "DiscResult": "discquant.results",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from discquant.diffusion.adc import AdcFit, AdcModel
     from discquant.io.load import load_study
     from discquant.io.study import Series, SeriesRole, Study, Volume
+    from discquant.pipeline import analyze, run_study
+    from discquant.results import AnalysisResult, DiscResult
 
 
 def __getattr__(name: str) -> Any:
@@ -48,10 +56,14 @@ __all__ = [
     "RESEARCH_DISCLAIMER",
     "AdcFit",
     "AdcModel",
+    "AnalysisResult",
+    "DiscResult",
     "Series",
     "SeriesRole",
     "Study",
     "Volume",
     "__version__",
+    "analyze",
     "load_study",
+    "run_study",
 ]

@@ -38,6 +38,7 @@ from discquant.errors import (
     InvalidInputError,
     NoDiscsFoundError,
 )
+from discquant.grade.pfirrmann import PfirrmannModel  # for get_type_hints (see below)
 from discquant.io.privacy import label_holds_identifier, patient_summary
 from discquant.io.roles import orientation_from_affine, refuse_label_map
 from discquant.io.study import SERIES_SKIPPED, Series, SeriesRole, Study, Volume
@@ -64,6 +65,7 @@ from discquant.output_paths import (
     check_subject_folder_free,
     study_folder,
 )
+from discquant.outputs.write import OutputPaths  # for get_type_hints (see below)
 from discquant.results import (
     CANAL_LABEL,
     DISC_LABELS,
@@ -78,9 +80,11 @@ from discquant.results import (
     StageStatus,
 )
 
-if TYPE_CHECKING:  # the stages' types, without loading PyTorch for this module
-    from discquant.grade.pfirrmann import PfirrmannModel
-    from discquant.outputs.write import OutputPaths
+# PfirrmannModel and OutputPaths are imported, not only named for type checkers, so that
+# typing.get_type_hints(analyze) and get_type_hints(run_study) resolve (they raised
+# NameError: an audit). Neither module loads PyTorch (0.17 s more to import this module,
+# and run_study imports outputs anyway); segment does, so DiscLevel stays a name.
+if TYPE_CHECKING:
     from discquant.segment.levels import DiscLevel
 
 __all__ = [
