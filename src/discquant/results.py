@@ -15,9 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from discquant.io.study import Volume
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LEVELS: tuple[str, ...] = ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")
 """The lumbar disc levels discquant reports, cranial to caudal."""
@@ -260,6 +263,56 @@ class AnalysisResult:
     @property
     def failed_stages(self) -> list[StageStatus]:
         return [s for s in self.stages if not s.ok]
+
+    def to_frame(self) -> pd.DataFrame:
+        """The disc table as a pandas DataFrame: the rows and columns that
+        :func:`discquant.outputs.write_outputs` writes to ``sub-<label>_discs.tsv``.
+
+        One row per lumbar level, L1-L2 … L5-S1, always five (a level not found has
+        ``found`` False and every value missing); the columns of
+        :data:`discquant.outputs.tables.COLUMNS`, in order, with their units in their
+        names (``adc_np_median_um2_per_ms``, ``height_middle_mm``, ``volume_mm3``; their
+        descriptions in the TSV's ``discs.json``). The values are the results' own, not
+        rounded to the TSV's 6 significant digits.
+
+        Returns
+        -------
+        pandas.DataFrame
+            ``level``, ``adc_class`` and ``flags`` (comma-separated) text, ``found``
+            bool, the counts and grades (``*_n_voxels``, ``pfirrmann_grade``) ``Int64``
+            (``<NA>`` where missing), the rest float64 (NaN where missing); a missing
+            value is ``n/a`` in the TSV and ``pandas.isna`` here.
+
+        Examples
+        --------
+        >>> result = AnalysisResult("01", [DiscResult("L4-L5", found=True, volume_mm3=5280.0)])
+        >>> frame = result.to_frame()
+        >>> frame.shape, list(frame["level"])
+        ((5, 41), ['L1-L2', 'L2-L3', 'L3-L4', 'L4-L5', 'L5-S1'])
+        >>> print(*frame.loc[3, ["found", "volume_mm3", "pfirrmann_grade"]])
+        True 5280.0 <NA>
+        """
+        # Imported here: outputs.tables imports this module (a cycle at module level), and
+        # pandas is slow to import. The row builder is the TSV writer's own, so the frame
+        # and the file cannot disagree; disc_rows was the undocumented way (an audit).
+        import pandas as pd
+
+        from discquant.outputs.tables import COLUMN_NAMES, INTEGER_COLUMNS, disc_rows
+
+        frame = pd.DataFrame(disc_rows(self.discs), columns=list(COLUMN_NAMES))
+        for name in COLUMN_NAMES:
+            if name in _TEXT_COLUMNS:
+                continue
+            if name == "found":
+                frame[name] = frame[name].astype(bool)
+            else:  # all-missing columns were objects of None
+                dtype = "Int64" if name in INTEGER_COLUMNS else "float64"
+                frame[name] = frame[name].astype(dtype)
+        return frame
+
+
+_TEXT_COLUMNS = frozenset({"level", "adc_class", "flags"})
+"""Columns of the disc table that hold text (:meth:`AnalysisResult.to_frame`)."""
 
 
 # Flags of the segmentation's level naming (segment/levels.py, segment/infer.py), here so
