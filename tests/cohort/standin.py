@@ -2,7 +2,9 @@
 
 A stand-in study is a folder with ``values.json``: ``{"adc": [five nucleus ADCs]}``. The
 stand-in writes the real per-disc table (``outputs.tables.write_discs_tsv``) with those
-values, so the cohort tables can be compared with known numbers. A ``crash`` file makes
+values, so the cohort tables can be compared with known numbers. With ``"results"`` in it
+(``{"flags": [...], ...}``: part of a results document) it writes that as the study's
+``sub-<id>_results.json`` too; without, none. A ``crash`` file makes
 the worker process die (``os._exit``) on the first attempt; its content names a marker
 file that records that the crash happened (later attempts see it and run normally), or
 is ``always`` (every attempt dies). A ``cancel_others`` file makes the study cancel
@@ -18,6 +20,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 from discquant.cohort import CohortOptions, StudyReport
 from discquant.errors import InvalidInputError
@@ -26,9 +29,18 @@ from discquant.pipeline import StudyInputs
 from discquant.results import LEVELS, AdcStats, DiscResult
 
 
-def make_study(folder: Path, adc: list[float], *, crash_marker: Path | None = None) -> Path:
+def make_study(
+    folder: Path,
+    adc: list[float],
+    *,
+    crash_marker: Path | None = None,
+    results: dict[str, object] | None = None,
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "values.json").write_text(json.dumps({"adc": adc}))
+    values: dict[str, object] = {"adc": adc}
+    if results is not None:
+        values["results"] = results
+    (folder / "values.json").write_text(json.dumps(values))
     if crash_marker is not None:
         (folder / "crash").write_text(str(crash_marker))
     return folder
@@ -53,7 +65,8 @@ def standin_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) ->
             attempts.write(f"{inputs.subject}\n")
         written = study_folder(out_dir, inputs.subject)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(written))
-    return _write_study(_values(folder / "values.json"), inputs.subject, out_dir)
+    values = folder / "values.json"
+    return _write_study(_values(values), inputs.subject, out_dir, _values(values, "results"))
 
 
 def label_checked_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -> StudyReport:
@@ -91,15 +104,19 @@ def sidecar_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) ->
     return _write_study(_values(sidecar), inputs.subject, out_dir)
 
 
-def _values(path: Path) -> list[float]:
+def _values(path: Path, key: str = "adc") -> Any:
+    """``key`` of a stand-in's ``values.json``: its ADCs, or (``results``) what to write as
+    its results document (None when it names none)."""
     try:
-        values: list[float] = json.loads(path.read_text())["adc"]
-    except (OSError, ValueError, KeyError) as exc:
+        document = json.loads(path.read_text())
+        return document["adc"] if key == "adc" else document.get(key)
+    except (OSError, ValueError, KeyError, AttributeError) as exc:
         raise InvalidInputError(f"not a stand-in study: {exc}", path=path) from exc
-    return values
 
 
-def _write_study(values: list[float], subject: str, out_dir: Path) -> StudyReport:
+def _write_study(
+    values: list[float], subject: str, out_dir: Path, results: object = None
+) -> StudyReport:
     from discquant.outputs.tables import write_discs_tsv
 
     time.sleep(0.05)
@@ -115,6 +132,8 @@ def _write_study(values: list[float], subject: str, out_dir: Path) -> StudyRepor
     sub = study_folder(out_dir, subject)  # sub-<id>/, or sub-<id>/ses-<session>/
     sub.mkdir(parents=True)
     write_discs_tsv(discs, sub / f"sub-{subject}_discs.tsv")
+    if results is not None:
+        (sub / f"sub-{subject}_results.json").write_text(json.dumps(results))
     return StudyReport(models={"standin": "1"}, n_discs_found=len(discs))
 
 

@@ -250,3 +250,13 @@ def test_killed_worker_retried_and_missing_manifest_path(
     assert list(failures["subject"]) == ["p99"]
     assert failures.loc[0, "where"] == "manifest"
     assert "input not found" in failures.loc[0, "error"]
+
+
+def test_each_disc_row_carries_its_studys_own_flags(reference: Path) -> None:
+    """The study flags of each study's results.json, on each of its disc rows (they were
+    in no cohort table: an audit)."""
+    discs = pd.read_parquet(reference / "cohort_discs.parquet")
+    for subject, rows in discs.groupby("subject"):
+        doc = json.loads((reference / f"sub-{subject}" / f"sub-{subject}_results.json").read_text())
+        expected = ",".join(doc["flags"]) or None
+        assert list(rows["study_flags"]) == [expected] * len(rows), subject

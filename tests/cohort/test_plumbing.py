@@ -38,6 +38,16 @@ def _two_finished(tmp_path: Path) -> tuple[list, Path]:  # type: ignore[type-arg
     return studies, out
 
 
+def _in_process(studies: list, out: Path, options: CohortOptions | None = None) -> None:  # type: ignore[type-arg]
+    """Analyse stand-in studies into ``out`` in this process, as a worker would (no
+    cluster to start: a second instead of several)."""
+    from discquant.cohort.worker import process_study
+
+    for study in studies:
+        outcome = process_study(study, str(out), options or CohortOptions(), standin.standin_study)
+        assert outcome.status == "complete", outcome
+
+
 def _expected(n: int, skip: set[int] = frozenset()) -> pd.DataFrame:  # type: ignore[assignment]
     rows = [
         {"subject": f"s{i:02d}", "level": lv, "adc_np_median_um2_per_ms": v}
@@ -795,3 +805,43 @@ def test_a_parquet_write_error_without_errno_names_the_table(
     assert line.startswith(f"discquant: error: {table}: Failed to open local file '{table}'")
     assert ".tmp" not in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_study_flags_are_a_column_of_the_disc_tables(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A study's own flags (sacrum_not_in_fov, csf_adc_implausible, ...) were in no cohort
+    table: a study whose CSF read far below free water listed its disc ADCs as any other
+    (an audit). Each disc row now carries its study's flags, read from its results.json."""
+    import logging
+
+    from discquant.cohort import write_cohort_tables
+    from discquant.cohort.tables import DISCS_CSV, DISCS_PARQUET, PROVENANCE_COLUMNS, empty_discs
+
+    data = tmp_path / "data"
+    flagged = {"flags": ["sacrum_not_in_fov", "csf_adc_implausible"]}
+    standin.make_study(data / "sub-s00", _adc(0), results=flagged)
+    standin.make_study(data / "sub-s01", _adc(1), results={"flags": []})
+    standin.make_study(data / "sub-s02", _adc(2), results={"flags": ["x"]})
+    out = tmp_path / "out"
+    studies = read_cohort(data)
+    _in_process(studies, out)
+    (out / "sub-s02" / "sub-s02_results.json").write_text("{broken")
+    with caplog.at_level(logging.WARNING, logger="discquant.cohort"):
+        write_cohort_tables(out, studies)
+    assert "sub-s02_results.json: cannot be read" in caplog.text
+    for table in (
+        pd.read_parquet(out / DISCS_PARQUET),
+        pd.read_csv(out / DISCS_CSV, dtype={"session": str}),
+    ):
+        by_study = table.groupby("subject")["study_flags"].agg(lambda v: list(v.fillna("")))
+        assert by_study.to_dict() == {
+            "s00": ["sacrum_not_in_fov,csf_adc_implausible"] * 5,
+            "s01": [""] * 5,  # no flags: an empty cell, as a disc without flags
+            "s02": [""] * 5,  # its results.json could not be read (the WARNING above)
+        }
+        # after the disc table's own columns (flags last), before the provenance
+        columns = list(table.columns)
+        assert columns.index("study_flags") == columns.index("flags") + 1
+        assert columns[columns.index("study_flags") + 1 :] == list(PROVENANCE_COLUMNS)
+    assert list(empty_discs().columns) == columns

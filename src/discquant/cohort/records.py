@@ -134,6 +134,12 @@ def discs_tsv_path(out_dir: Path, subject: str) -> Path:
     return subject_dir(out_dir, subject) / f"sub-{subject}_discs.tsv"
 
 
+def results_json_path(out_dir: Path, subject: str) -> Path:
+    """A study's results document, ``DIR/sub-<id>/sub-<id>_results.json`` (its study flags,
+    the outputs it wrote and why others were not)."""
+    return subject_dir(out_dir, subject) / f"sub-{subject}_results.json"
+
+
 def output_sizes(out_dir: Path, subject: str) -> dict[str, int]:
     """``{name relative to the study's folder: size in bytes}`` of every file in it.
 

@@ -1,8 +1,9 @@
 """Cohort tables, rebuilt from the per-study files at the end of every run (never appended).
 
 ``cohort_discs.parquet`` / ``.csv``: one row per disc level per finished study, the columns
-of ``sub-<id>_discs.tsv`` after ``subject`` and the study's status, and provenance columns
-(source, input fingerprint, software and model versions, failed stages) from its record.
+of ``sub-<id>_discs.tsv`` after ``subject`` and the study's status, the study's own flags
+(``study_flags``, from its ``sub-<id>_results.json``), and provenance columns (source, input
+fingerprint, software and model versions, failed stages) from its record.
 ``cohort_failures.csv``: one row per study without a current result, with the reason
 (it failed, has not run, its input was not found, or its record is from another
 configuration or code). Only the studies of the current cohort input are included; a
@@ -58,8 +59,15 @@ PROVENANCE_COLUMNS: tuple[str, ...] = (
 STUDY_COLUMNS: tuple[str, ...] = ("subject", "session", "status")
 """Columns put before each disc row's own (those of ``sub-<id>_discs.tsv``)."""
 
+STUDY_FLAGS = "study_flags"
+"""Column after the disc row's own: the study's flags (``flags`` of its
+``sub-<id>_results.json``: ``sacrum_not_in_fov``, ``csf_adc_implausible``, ...), joined with
+commas, on each of its disc rows. They were in no cohort table: a study whose CSF read far
+below free water (b-values ten times off) listed its discs' ADCs with nothing to tell them
+apart (an audit)."""
+
 TEXT_COLUMNS: frozenset[str] = frozenset(
-    {*STUDY_COLUMNS, "level", "adc_class", "flags", *PROVENANCE_COLUMNS}
+    {*STUDY_COLUMNS, "level", "adc_class", "flags", STUDY_FLAGS, *PROVENANCE_COLUMNS}
 )
 """Columns of ``cohort_discs`` that hold text; ``found`` holds booleans, the others numbers."""
 
@@ -102,18 +110,70 @@ def _read_discs(path: Path) -> pd.DataFrame:
     return frame.rename(columns=RENAMED_COLUMNS)
 
 
+def read_study_document(path: Path) -> dict[str, Any] | None:
+    """A study's ``sub-<id>_results.json``, or None when it is not there.
+
+    Parameters
+    ----------
+    path
+        The document's path.
+
+    Returns
+    -------
+    dict or None
+        The document; None when there is no such file (a study written by a stand-in
+        study function, or before the cohort read it) or it cannot be read or parsed as a
+        JSON object: then a WARNING names the file, and the study's rows have no
+        :data:`STUDY_FLAGS` (a missing value, not "no flags").
+    """
+    if not path.is_file():
+        return None
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("%s: cannot be read (%s); its study's flags are not in the tables", path, exc)
+        return None
+    if not isinstance(document, dict):
+        log.warning("%s: not a results document; its study's flags are not in the tables", path)
+        return None
+    return document
+
+
+def study_flags(document: Mapping[str, Any] | None) -> str | None:
+    """The study's flags as the tables spell them: joined with commas, as ``flags``.
+
+    Parameters
+    ----------
+    document
+        The study's results document (:func:`read_study_document`), or None.
+
+    Returns
+    -------
+    str or None
+        ``"sacrum_not_in_fov,transitional_anatomy_suspected"``; an empty string when the
+        study has none, None when its document was not read.
+    """
+    if document is None:
+        return None
+    flags = document.get("flags")
+    if not isinstance(flags, list):
+        return None
+    return ",".join(str(f) for f in flags)
+
+
 def empty_discs() -> pd.DataFrame:
     """``cohort_discs`` without a row: its documented columns, in order, each typed.
 
     Returns
     -------
     pandas.DataFrame
-        :data:`STUDY_COLUMNS`, the disc table's columns and :data:`PROVENANCE_COLUMNS`;
+        :data:`STUDY_COLUMNS`, the disc table's columns, :data:`STUDY_FLAGS` and
+        :data:`PROVENANCE_COLUMNS`;
         text as objects, ``found`` boolean, the integer columns ``Int64``, the rest float.
         When no study finished, ``cohort_discs.csv`` was one empty line (pandas could not
         read it) and the Parquet file had no column (an audit).
     """
-    names = (*STUDY_COLUMNS, *COLUMN_NAMES, *PROVENANCE_COLUMNS)
+    names = (*STUDY_COLUMNS, *COLUMN_NAMES, STUDY_FLAGS, *PROVENANCE_COLUMNS)
 
     def dtype(name: str) -> str:
         if name in TEXT_COLUMNS:
@@ -292,6 +352,11 @@ def collect_tables(
         subject, session = split_study_label(study.subject)
         frame.insert(0, "session", session)  # BIDS ses- label; missing without sessions
         frame.insert(0, "subject", subject)
+        document = read_study_document(records.results_json_path(out, study.subject))
+        # a study without flags is an empty cell, as a disc without flags (``flags``)
+        flags = study_flags(document) or None
+        frame[STUDY_FLAGS] = flags
+        rows[-1][STUDY_FLAGS] = flags
         key = record.get("key", {})
         provenance = {
             "source": table_source(study),
