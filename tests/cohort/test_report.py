@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from discquant.cohort.report import grade_distribution
 from discquant.results import LEVELS
@@ -71,3 +72,69 @@ def test_discs_with_uncertain_level_names_are_left_out_by_level_and_flags_counte
     page = render_cohort_report(CohortTables(discs, pd.DataFrame(), studies), {"total": 2})
     assert "By level: 2 discs; 2 discs whose level names are uncertain" in page
     assert re.search(r"<td>level_uncertain</td>\s*<td>2</td>", page)
+
+
+def test_discs_whose_adc_is_suspect_are_left_out_of_the_adc_figures(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ADC box plots took every measured disc: a study whose b-values were ten times
+    too large (nucleus ADC 0.10-0.18 µm²/ms, its study flagged csf_adc_implausible) went
+    into the boxes as any other, and so did discs flagged dwi_t2_misaligned or
+    dwi_overlay_unconfirmed (an audit). They are left out, counted by reason."""
+    from discquant.cohort import report
+    from discquant.cohort.report import CohortTables, render_cohort_report
+    from discquant.results import FLAG_MEANINGS
+
+    discs = pd.DataFrame(
+        {
+            "subject": list("aabbcdefgh"),
+            "level": ["L4-L5", "L5-S1", "L4-L5", "L5-S1", "L4-L5", "L4-L5", "L4-L5",
+                      "L4-L5", "L3-L4", "L4-L5"],
+            "found": [True] * 10,
+            "pfirrmann_grade": [3, 4, 2, 2, 3, 3, 3, 3, 2, 4],
+            "adc_np_median_um2_per_ms": [1.5, 1.3, 0.12, 0.15, 1.7, 1.6, 0.01, 0.11, 1.8, 1.4],
+            "flags": [np.nan, np.nan, "adc_class_withheld_csf_adc_implausible",
+                      "adc_class_withheld_csf_adc_implausible,poor_fit", "dwi_t2_misaligned",
+                      "dwi_overlay_unconfirmed", "adc_class_withheld_implausible_adc",
+                      np.nan, "partial_fov_dwi", "level_uncertain"],
+            # f: its discs lack the class flag (no class computed): the study's flag tells
+            "study_flags": [np.nan, np.nan, "csf_adc_implausible", "csf_adc_implausible",
+                            "dwi_t2_misaligned", "dwi_overlay_unconfirmed", np.nan,
+                            "sacrum_not_in_fov,csf_adc_implausible", np.nan, np.nan],
+        }
+    )  # fmt: skip
+    plotted: dict[str, dict[str, list[float]]] = {}
+
+    def boxplot(groups: list[tuple[str, np.ndarray]], *, xlabel: str, title: str) -> str:
+        plotted[title] = {name: [float(v) for v in values] for name, values in groups}
+        return "png"
+
+    monkeypatch.setattr(report, "_boxplot", boxplot)
+    studies = pd.DataFrame({"subject": list("abcdefgh"), "status": ["complete"] * 8})
+    page = render_cohort_report(CohortTables(discs, pd.DataFrame(), studies), {"total": 8})
+    by_level = plotted["Nucleus ADC by level"]
+    assert by_level == {"L1-L2": [], "L2-L3": [], "L3-L4": [1.8], "L4-L5": [1.5], "L5-S1": [1.3]}
+    by_grade = plotted["Nucleus ADC by grade"]  # h's uncertain level name counts by grade
+    assert by_grade == {"I": [], "II": [1.8], "III": [1.5], "IV": [1.3, 1.4], "V": []}
+    assert "Nucleus ADC: 6 discs whose ADC the pipeline marks as suspect left out" in page
+    note = page.split("Nucleus ADC: 6 discs", 1)[1].split("</table>", 1)[0]
+    assert dict(re.findall(r"<td>(\w+)</td>\s*<td>(\d+)</td>", note)) == {
+        "csf_adc_implausible": "3",  # b's two discs and f's, by their study's flag
+        "adc_class_withheld_implausible_adc": "1",
+        "dwi_t2_misaligned": "1",
+        "dwi_overlay_unconfirmed": "1",
+    }
+    assert "CSF's ADC far below free water" in note  # each reason explained
+    assert set(report.ADC_SUSPECT_FLAGS) <= set(FLAG_MEANINGS)  # the pipeline's own flags
+
+
+def test_a_report_without_suspect_adcs_says_so() -> None:
+    from discquant.cohort.report import CohortTables, render_cohort_report
+
+    discs = pd.DataFrame(
+        {"subject": ["a"], "level": ["L4-L5"], "found": [True], "pfirrmann_grade": [3],
+         "adc_np_median_um2_per_ms": [1.5], "flags": ["dwi_offset_corrected"]}
+    )  # fmt: skip
+    studies = pd.DataFrame({"subject": ["a"], "status": ["complete"]})
+    page = render_cohort_report(CohortTables(discs, pd.DataFrame(), studies), {"total": 1})
+    assert "Nucleus ADC: no disc's ADC is marked as suspect." in page

@@ -5,8 +5,11 @@ disc flags, counts, failures with their reasons, run time and throughput. What i
 level leaves out the discs whose level names are uncertain (flag ``level_uncertain``: a
 field of view without the sacrum, transitional anatomy), and says how many: one such
 study's "L5-S1", really L4-L5, had gone into the L5-S1 box without a mark (a user trial).
-Figures are matplotlib PNGs inlined as base64, so the file opens offline and can be mailed
-as it is.
+Both ADC figures leave out the discs whose ADC the pipeline marks as suspect
+(:data:`ADC_SUSPECT_FLAGS`, on the disc or its study), and say how many and why: a study
+whose b-values were ten times too large (nucleus ADC 0.10-0.18 µm²/ms, flagged
+``csf_adc_implausible``) had gone into the boxes as any other (an audit). Figures are
+matplotlib PNGs inlined as base64, so the file opens offline and can be mailed as it is.
 """
 
 from __future__ import annotations
@@ -56,6 +59,93 @@ def _flag_lists(discs: pd.DataFrame) -> pd.Series:
     return discs["flags"].map(lambda text: str(text).split(",") if pd.notna(text) else [])
 
 
+ADC_SUSPECT_FLAGS: dict[str, str] = {
+    "csf_adc_implausible": "csf_adc_implausible",
+    "adc_class_withheld_csf_adc_implausible": "csf_adc_implausible",
+    "adc_class_withheld_implausible_adc": "adc_class_withheld_implausible_adc",
+    "dwi_t2_misaligned": "dwi_t2_misaligned",
+    "dwi_overlay_unconfirmed": "dwi_overlay_unconfirmed",
+}
+"""Flags that make a disc's ADC suspect (on the disc, in ``flags``, or on its study, in
+``study_flags``), each to the reason the report gives: the CSF's ADC far below free water
+(the b-values or the map's unit off; the discs carry it as their ADC class withheld), an
+ADC outside the range of tissue (a unit mistake), T2 and DWI discs that disagree, and an
+overlay of the masks on the diffusion images that nothing confirmed. The pipeline keeps
+these values and flags them; the cohort's ADC figures leave them out."""
+
+
+def _study_flag_lists(discs: pd.DataFrame) -> pd.Series:
+    """Each disc's study's flags as a list (``study_flags``; none in tables without it)."""
+    if "study_flags" not in discs:
+        return pd.Series([[] for _ in range(len(discs))], index=discs.index, dtype=object)
+    return discs["study_flags"].map(lambda text: str(text).split(",") if pd.notna(text) else [])
+
+
+def adc_suspect_reasons(discs: pd.DataFrame) -> pd.Series:
+    """Why each disc's ADC is suspect: the reasons of :data:`ADC_SUSPECT_FLAGS` its flags
+    and its study's flags hold, sorted (an empty list: not suspect).
+
+    Parameters
+    ----------
+    discs
+        Rows of ``cohort_discs``.
+
+    Returns
+    -------
+    pandas.Series
+        A list of reasons per row, on the rows' index.
+    """
+    both = _flag_lists(discs) + _study_flag_lists(discs)
+    return both.map(
+        lambda flags: sorted({ADC_SUSPECT_FLAGS[f] for f in flags if f in ADC_SUSPECT_FLAGS})
+    )
+
+
+def _adc_trusted(discs: pd.DataFrame) -> pd.DataFrame:
+    """The rows of ``discs`` whose ADC is not suspect (:func:`adc_suspect_reasons`)."""
+    if discs.empty:
+        return discs
+    return discs[adc_suspect_reasons(discs).map(len) == 0]
+
+
+def _measured_suspect(discs: pd.DataFrame) -> pd.Series:
+    """:func:`adc_suspect_reasons` of the found discs that have a nucleus ADC."""
+    found = _found(discs)
+    if found.empty or ADC_COLUMN not in found:
+        return pd.Series([], dtype=object)
+    measured = found[pd.to_numeric(found[ADC_COLUMN], errors="coerce").notna()]
+    return adc_suspect_reasons(measured)
+
+
+def left_out_of_adc(discs: pd.DataFrame) -> tuple[int, pd.DataFrame]:
+    """The found discs with a nucleus ADC that the ADC figures leave out, and why.
+
+    Parameters
+    ----------
+    discs
+        Rows of ``cohort_discs``.
+
+    Returns
+    -------
+    (int, pandas.DataFrame)
+        How many discs are left out, and per reason (a flag of
+        :data:`ADC_SUSPECT_FLAGS`) ``reason``, ``discs`` (how many carry it: a disc with
+        two reasons counts in both) and ``meaning``, most frequent first.
+    """
+    from discquant.results import FLAG_MEANINGS
+
+    reasons = _measured_suspect(discs)
+    counts = reasons.explode().dropna().value_counts()
+    table = pd.DataFrame(
+        {
+            "reason": counts.index.astype(str),
+            "discs": counts.to_numpy(dtype=np.int64),
+            "meaning": [FLAG_MEANINGS.get(str(f), "") for f in counts.index],
+        }
+    )
+    return int(reasons.map(len).gt(0).sum()), table
+
+
 def _named(discs: pd.DataFrame) -> pd.DataFrame:
     """The found discs whose level names are not flagged ``level_uncertain``."""
     found = _found(discs)
@@ -101,8 +191,9 @@ def _boxplot(groups: list[tuple[str, np.ndarray]], *, xlabel: str, title: str) -
 
 def adc_by_level_figure(discs: pd.DataFrame) -> str | None:
     """Box plots of nucleus ADC per level (base64 PNG) of the discs whose level names are
-    certain; None without values."""
-    found = _named(discs)
+    certain and whose ADC is not suspect (:func:`adc_suspect_reasons`); None without
+    values."""
+    found = _adc_trusted(_named(discs))
     if found.empty or ADC_COLUMN not in found:
         return None
     groups = [
@@ -112,8 +203,9 @@ def adc_by_level_figure(discs: pd.DataFrame) -> str | None:
 
 
 def adc_by_grade_figure(discs: pd.DataFrame) -> str | None:
-    """Box plots of nucleus ADC per Pfirrmann grade (base64 PNG); None without values."""
-    found = _found(discs)
+    """Box plots of nucleus ADC per Pfirrmann grade (base64 PNG) of the discs whose ADC is
+    not suspect (:func:`adc_suspect_reasons`); None without values."""
+    found = _adc_trusted(_found(discs))
     if found.empty or ADC_COLUMN not in found or "pfirrmann_grade" not in found:
         return None
     grades = pd.to_numeric(found["pfirrmann_grade"], errors="coerce")
@@ -221,6 +313,14 @@ def render_cohort_report(tables: CohortTables, run: dict[str, Any]) -> str:
         f"{'' if uncertain == 1 else 's'} whose level names are uncertain "
         "(<code>level_uncertain</code>) left out here and counted by grade only.</p>"
     )
+    n_suspect, suspect = left_out_of_adc(tables.discs)
+    adc_note = (
+        f"<p class='muted'>Nucleus ADC: {n_suspect} disc{'' if n_suspect == 1 else 's'} "
+        "whose ADC the pipeline marks as suspect left out of both ADC figures (kept in "
+        "<code>cohort_discs</code> with their flags), by reason:</p>" + _table(suspect)
+        if n_suspect
+        else "<p class='muted'>Nucleus ADC: no disc's ADC is marked as suspect.</p>"
+    )
     figures = "\n".join(
         [
             _figure(adc_by_level_figure(tables.discs), "nucleus ADC by level"),
@@ -241,7 +341,7 @@ img {{ max-width: 100%; display: block; margin: 0.5em 0 1.5em; }}
 <h1>discquant cohort report</h1>
 <h2>Run</h2><table class="run">{run_table}</table>
 <h2>Studies by status</h2>{_table(status_counts)}
-<h2>Nucleus ADC and grades</h2>{by_level_note}{figures}
+<h2>Nucleus ADC and grades</h2>{by_level_note}{adc_note}{figures}
 <h3>Grade distribution by level (discs)</h3>{_table(grade_distribution(tables.discs), index=True)}
 <h2>Disc flags</h2>
 <p class="muted">Found discs carrying each flag; a withheld value's reason is among them
