@@ -845,3 +845,80 @@ def test_the_study_flags_are_a_column_of_the_disc_tables(
         assert columns.index("study_flags") == columns.index("flags") + 1
         assert columns[columns.index("study_flags") + 1 :] == list(PROVENANCE_COLUMNS)
     assert list(empty_discs().columns) == columns
+
+
+@pytest.mark.parametrize("taken", ["cohort_discs.csv", "cohort_report.html", "cohort_run.json"])
+def test_files_of_a_run_that_cannot_all_be_written_are_none_of_them_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], taken: str
+) -> None:
+    """With cohort_discs.csv a folder, cohort_discs.parquet was rewritten by the new run
+    while the failures, the report and cohort_run.json stayed the last run's; with the
+    report a folder, the tables were rewritten, cohort_run.json not, and
+    .cohort_report.html.tmp left behind (an audit). Now all of a run's files or none,
+    one error line naming the file, and no temporary file."""
+    import typer
+
+    from discquant.cli._common import user_errors
+    from discquant.cohort.run import CohortRun, write_run_outputs
+
+    data = tmp_path / "data"
+    for i in range(2):
+        standin.make_study(data / f"sub-s{i:02d}", _adc(i))
+    out = tmp_path / "out"
+    studies = read_cohort(data)
+
+    def write(done: int) -> None:
+        run = CohortRun(out, total=2, done=done, partial=0, skipped=0, failed=2 - done,
+                        wall_s=1.0, workers=1, scheduler="none", outcomes=[])  # fmt: skip
+        fn = standin.standin_study
+        write_run_outputs(out, studies, run, options=CohortOptions(), study_fn=fn)
+
+    def files() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+
+    _in_process(studies[:1], out)
+    write(1)
+    before = files()
+    assert {"cohort_discs.parquet", "cohort_failures.csv", taken} <= set(before)
+    _in_process(studies[1:], out)  # the next run analyses the second study
+    (out / taken).unlink()
+    (out / taken).mkdir()  # and cannot write this file
+    capsys.readouterr()  # what the first write logged
+    with pytest.raises(typer.Exit) as ended, user_errors():
+        write(2)
+    assert ended.value.exit_code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"discquant: error: {out / taken}: Is a directory"
+    ]
+    del before[taken]
+    assert files() == before  # the last run's files, each as it was; no temporary file
+    (out / taken).rmdir()
+    write(2)
+    assert len(pd.read_parquet(out / "cohort_discs.parquet")) == 10
+    assert json.loads((out / "cohort_run.json").read_text())["done"] == 2
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and p.is_file()]
+
+
+def test_a_write_that_fails_midway_renames_no_file_and_removes_every_temporary(
+    tmp_path: Path,
+) -> None:
+    """The disk filling while the second of three files is written: the first, already
+    written to its temporary file, is not renamed into place either."""
+    import errno
+
+    from discquant.cohort.tables import replace_together
+
+    first, second, third = (tmp_path / n for n in ("a.parquet", "b.csv", "c.html"))
+    first.write_text("old a\n")
+
+    def full(path: Path) -> None:
+        path.write_text("half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    with pytest.raises(OSError) as err:
+        replace_together(
+            [(first, lambda p: p.write_text("new a\n")), (second, full), (third, full)]
+        )
+    assert (err.value.errno, err.value.filename) == (errno.ENOSPC, str(second))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet"]
+    assert first.read_text() == "old a\n"

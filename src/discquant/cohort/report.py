@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from discquant import RESEARCH_DISCLAIMER, __version__
-from discquant.cohort.tables import CohortTables
+from discquant.cohort.tables import CohortTables, FileWrite, replace_together
 from discquant.results import LEVELS
 
 log = logging.getLogger(__name__)
@@ -355,11 +355,25 @@ img {{ max-width: 100%; display: block; margin: 0.5em 0 1.5em; }}
 """
 
 
+REPORT_FILE = "cohort_report.html"
+"""The report's name in the cohort folder."""
+
+
+def report_write(out_dir: Path, tables: CohortTables, run: dict[str, Any]) -> FileWrite:
+    """The write of ``out_dir/cohort_report.html``, for
+    :func:`~discquant.cohort.tables.replace_together` (the report is rendered here)."""
+    text = render_cohort_report(tables, run)
+    return Path(out_dir) / REPORT_FILE, lambda path: path.write_text(text, encoding="utf-8")
+
+
 def write_cohort_report(out_dir: Path, tables: CohortTables, run: dict[str, Any]) -> Path:
-    """Write ``out_dir/cohort_report.html``."""
-    path = Path(out_dir) / "cohort_report.html"
-    tmp = path.with_name(".cohort_report.html.tmp")
-    tmp.write_text(render_cohort_report(tables, run), encoding="utf-8")
-    tmp.replace(path)
+    """Write ``out_dir/cohort_report.html`` through a temporary file and ``os.replace``.
+
+    A failed write leaves no temporary file and raises an :class:`OSError` naming the
+    report (:func:`~discquant.cohort.tables.replace_together`); ``.cohort_report.html.tmp``
+    was left behind (an audit).
+    """
+    path, write = report_write(out_dir, tables, run)
+    replace_together([(path, write)])
     log.info("wrote %s", path)
     return path

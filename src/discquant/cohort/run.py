@@ -131,6 +131,9 @@ class CohortRun:
         }
 
 
+RUN_FILE = "cohort_run.json"
+"""What the last run did (:meth:`CohortRun.to_json`), in the cohort folder."""
+
 NOT_RUN_CANCELLED = (
     "not run: its task was cancelled (the connection to the Dask scheduler was lost?); "
     "run the same command again to resume"
@@ -577,19 +580,65 @@ def _run_locked(
         outcomes=outcomes,
     )
     if build_outputs:
-        from discquant.cohort.report import write_cohort_report
-        from discquant.cohort.tables import write_cohort_tables
-
-        outcome_of = {o.subject: o for o in outcomes}
-        current = _current_key(out, studies, outcome_of, options=options, study_fn=study_fn)
-        tables = write_cohort_tables(out, studies, run_key=current, outcomes=outcome_of)
-        if not tables.studies.empty:
-            counts = tables.studies["status"].value_counts()
-            run.cohort_status = {str(k): int(v) for k, v in counts.items()}
-        write_cohort_report(out, tables, run.to_json())
-    # after the tables, which fill run.cohort_status
-    records.write_json_atomic(out / "cohort_run.json", run.to_json())
+        write_run_outputs(out, studies, run, options=options, study_fn=study_fn)
+    else:
+        records.write_json_atomic(out / RUN_FILE, run.to_json())
     return run
+
+
+def write_run_outputs(
+    out: Path,
+    studies: Sequence[CohortStudy],
+    run: CohortRun,
+    *,
+    options: CohortOptions,
+    study_fn: StudyFunction | None = None,
+) -> None:
+    """Rebuild the cohort tables and report and write ``cohort_run.json``: all, or none.
+
+    Parameters
+    ----------
+    out
+        The cohort folder.
+    studies
+        The cohort's studies.
+    run
+        What the run did; its ``cohort_status`` is filled from the tables here.
+    options, study_fn
+        The run's options and study function (:func:`_current_key`).
+
+    Raises
+    ------
+    OSError
+        One of the files cannot be written (a full disk, a folder in its place), naming
+        it: no file of this run is then written, those of the last run stay as they were
+        (:func:`~discquant.cohort.tables.replace_together`). A table or report that could
+        not be written left the files of two runs side by side (an audit).
+    """
+    from discquant.cohort.report import report_write
+    from discquant.cohort.tables import (
+        collect_tables,
+        log_tables,
+        replace_together,
+        table_writes,
+        write_json,
+    )
+
+    outcome_of = {o.subject: o for o in run.outcomes}
+    current = _current_key(out, studies, outcome_of, options=options, study_fn=study_fn)
+    tables = collect_tables(out, studies, run_key=current, outcomes=outcome_of)
+    if not tables.studies.empty:
+        counts = tables.studies["status"].value_counts()
+        run.cohort_status = {str(k): int(v) for k, v in counts.items()}
+    document = run.to_json()  # after the tables, which fill run.cohort_status
+    replace_together(
+        [
+            *table_writes(out, tables),
+            report_write(out, tables, document),
+            (out / RUN_FILE, write_json(document)),
+        ]
+    )
+    log_tables(tables)
 
 
 def _current_key(

@@ -12,13 +12,14 @@ study is in exactly one table.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -390,23 +391,77 @@ def collect_tables(
     return CohortTables(discs=discs, failures=fails, studies=pd.DataFrame(rows))
 
 
-def _replace(path: Path, write: Any) -> None:
-    """Write through a temporary file and ``os.replace`` so readers never see half a table.
+FileWrite = tuple[Path, Callable[[Path], Any]]
+"""A file to write and how: ``(path, write)``, where ``write(tmp)`` writes its content to
+the temporary file ``tmp`` (:func:`replace_together`)."""
 
-    A write that fails (a full disk) removes its temporary file: it was left beside the
-    tables, and the error named it rather than the table (an audit).
+
+def _named_error(exc: OSError, tmp: Path, path: Path) -> OSError:
+    """``exc`` as an :class:`OSError` naming ``path``, not its temporary file ``tmp``.
+
+    PyArrow's I/O errors carry no errno, their reason only in the message, which named
+    the temporary file: the table's name in its place.
     """
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    reason = exc.strerror if exc.errno is not None else str(exc).replace(str(tmp), str(path))
+    return OSError(exc.errno, reason, str(path))
+
+
+def replace_together(writes: Sequence[FileWrite]) -> None:
+    """Write every file to a temporary file beside it, then rename them all into place.
+
+    Parameters
+    ----------
+    writes
+        The files and their writers (:data:`FileWrite`), renamed in this order.
+
+    Raises
+    ------
+    OSError
+        A write failed, or a file's place is taken by a folder: naming that file (not its
+        temporary one, with the system's reason), before any file is renamed, so that the
+        earlier files all stay as they were. Every temporary file is removed.
+
+    Notes
+    -----
+    Readers never see half a file (``os.replace``), and a failure leaves no file of
+    this run beside those of the last: with ``cohort_discs.csv`` a folder, the Parquet
+    table was already rewritten while the failures, the report and ``cohort_run.json``
+    stayed the last run's; with the report a folder, the tables were rewritten and its
+    temporary file left behind (an audit). A temporary file was left too when the disk
+    filled, and the error named it rather than the table (an audit).
+    """
+    temps: list[tuple[Path, Path]] = []
     try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        # PyArrow's I/O errors carry no errno, their reason only in the message, which
-        # named the temporary file: the table's name in its place.
-        reason = exc.strerror if exc.errno is not None else str(exc).replace(str(tmp), str(path))
-        raise OSError(exc.errno, reason, str(path)) from None
+        for path, write in writes:
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+            temps.append((tmp, path))
+            try:
+                write(tmp)
+            except OSError as exc:
+                raise _named_error(exc, tmp, path) from None
+        for _, path in temps:  # what os.replace refuses, before the first file is renamed
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        for tmp, path in temps:
+            try:
+                os.replace(tmp, path)
+            except OSError as exc:
+                raise _named_error(exc, tmp, path) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        for tmp, _ in temps:
+            tmp.unlink(missing_ok=True)
+
+
+def _replace(path: Path, write: Any) -> None:
+    """Write one file through a temporary file and ``os.replace``
+    (:func:`replace_together`)."""
+    replace_together([(path, write)])
+
+
+def write_json(document: Any) -> Callable[[Path], Any]:
+    """A writer of ``document`` as indented UTF-8 JSON, for :func:`replace_together`."""
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return lambda path: path.write_text(text, encoding="utf-8")
 
 
 def _csv_spelling(table: Any) -> Any:
@@ -414,6 +469,39 @@ def _csv_spelling(table: Any) -> Any:
     ``*_discs.tsv`` spell them (pandas writes ``True``; it reads both)."""
     flags = [c for c in table.columns if table[c].dtype == bool]
     return table.assign(**{c: table[c].map({True: "true", False: "false"}) for c in flags})
+
+
+def table_writes(out_dir: Path, tables: CohortTables) -> list[FileWrite]:
+    """The writes of :data:`TABLE_FILES` in ``out_dir``, for :func:`replace_together`.
+
+    Parameters
+    ----------
+    out_dir
+        The cohort folder.
+    tables
+        The tables (:func:`collect_tables`).
+
+    Returns
+    -------
+    list of FileWrite
+        ``cohort_discs.parquet``, ``cohort_discs.csv`` and ``cohort_failures.csv``.
+    """
+    out = Path(out_dir)
+    return [
+        (out / DISCS_PARQUET, lambda p: tables.discs.to_parquet(p, index=False)),
+        (out / DISCS_CSV, lambda p: _csv_spelling(tables.discs).to_csv(p, index=False)),
+        (out / FAILURES_CSV, lambda p: _csv_spelling(tables.failures).to_csv(p, index=False)),
+    ]
+
+
+def log_tables(tables: CohortTables) -> None:
+    """Say (INFO) how many rows the tables written hold."""
+    log.info(
+        "cohort tables: %d disc rows from %d studies, %d failures",
+        len(tables.discs),
+        len(tables.discs.groupby(["subject", "session"], dropna=False)) if len(tables.discs) else 0,
+        len(tables.failures),
+    )
 
 
 def write_cohort_tables(
@@ -426,17 +514,11 @@ def write_cohort_tables(
     """Rebuild ``cohort_discs.parquet``/``.csv`` and ``cohort_failures.csv`` in ``out_dir``.
 
     ``run_key`` and ``outcomes`` are those of the run that just ended (see
-    :func:`collect_tables`); without them the records are taken as they are.
+    :func:`collect_tables`); without them the records are taken as they are. The three
+    are written together (:func:`replace_together`): all, or, when one cannot be, none.
     """
     out = Path(out_dir)
     tables = collect_tables(out, studies, run_key=run_key, outcomes=outcomes)
-    _replace(out / DISCS_PARQUET, lambda p: tables.discs.to_parquet(p, index=False))
-    _replace(out / DISCS_CSV, lambda p: _csv_spelling(tables.discs).to_csv(p, index=False))
-    _replace(out / FAILURES_CSV, lambda p: _csv_spelling(tables.failures).to_csv(p, index=False))
-    log.info(
-        "cohort tables: %d disc rows from %d studies, %d failures",
-        len(tables.discs),
-        len(tables.discs.groupby(["subject", "session"], dropna=False)) if len(tables.discs) else 0,
-        len(tables.failures),
-    )
+    replace_together(table_writes(out, tables))
+    log_tables(tables)
     return tables
