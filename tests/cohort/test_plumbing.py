@@ -7,6 +7,7 @@ must hold exactly those values, once each, and the failures exactly the bad stud
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -922,3 +923,78 @@ def test_a_write_that_fails_midway_renames_no_file_and_removes_every_temporary(
     assert (err.value.errno, err.value.filename) == (errno.ENOSPC, str(second))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet"]
     assert first.read_text() == "old a\n"
+
+
+def test_the_runs_options_are_in_cohort_run_json_and_the_report(tmp_path: Path) -> None:
+    """cohort_run.json held counts, timing, workers and scheduler, and the report's Run
+    table the version only: the ADC method, calibration, ADC thresholds, --dicom and
+    --keep-phi were only an opaque config_sha256 (an audit). They are both places now,
+    files by their names (the folders above them stay out of a file to pass on)."""
+    import hashlib
+    import html
+
+    from discquant.cohort.run import CohortRun, run_configuration, write_run_outputs
+    from discquant.pipeline import AnalysisConfig
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "water.json").write_text('{"fitted": "here"}')
+    (site / "classes.yaml").write_text("classes: []\n")
+    options = CohortOptions(
+        config=AnalysisConfig(adc_method="ols", calibration=site / "water.json",
+                              adc_class_thresholds=site / "classes.yaml"),
+        dicom=True, keep_phi=True,
+        segmentation_model=site / "seg.pt", pfirrmann_model=None,
+    )  # fmt: skip
+    data = tmp_path / "data"
+    standin.make_study(data / "sub-s00", _adc(0))
+    out = tmp_path / "out"
+    studies = read_cohort(data)
+    _in_process(studies, out, options)
+    configuration = run_configuration(options)
+    run = CohortRun(out, total=1, done=1, partial=0, skipped=0, failed=0, wall_s=1.0, workers=1,
+                    scheduler="none", outcomes=[], configuration=configuration)  # fmt: skip
+    write_run_outputs(out, studies, run, options=options, study_fn=standin.standin_study)
+
+    written = json.loads((out / "cohort_run.json").read_text())
+    config = written["configuration"]
+    water_sha = hashlib.sha256((site / "water.json").read_bytes()).hexdigest()
+    assert config["analysis"]["adc_method"] == "ols"
+    assert config["analysis"]["calibration"] == "water.json"
+    assert config["analysis"]["calibration_sha256"] == water_sha
+    assert config["analysis"]["adc_class_thresholds"] == "classes.yaml"
+    assert config["analysis"]["measure"]["min_core_voxels"] == 5
+    assert (config["dicom"], config["keep_phi"], config["resume"]) == (True, True, True)
+    assert (config["segmentation_model"], config["grading_model"]) == ("seg.pt", "shipped")
+    # the same configuration as the tables' config_sha256 names
+    discs = pd.read_parquet(out / "cohort_discs.parquet")
+    assert set(discs["config_sha256"]) == {config["config_sha256"]}
+    assert written["models"] == {"standin": "1"}  # the studies' records' models
+    page = (out / "cohort_report.html").read_text()
+    rows = dict(re.findall(r"<tr><th>(.*?)</th><td>(.*?)</td></tr>", html.unescape(page)))
+    assert rows["ADC method"] == "ols"
+    assert rows["water calibration (--calibration)"] == f"water.json (SHA-256 {water_sha})"
+    assert rows["ADC class thresholds (--adc-thresholds)"].startswith("classes.yaml (SHA-256 ")
+    assert rows["DICOM SEG and SR (--dicom)"] == "yes"
+    assert rows["identifiers kept (--keep-phi)"] == "yes"
+    assert (rows["segmentation model"], rows["grading model"]) == ("seg.pt", "shipped")
+    assert rows["configuration SHA-256 (config_sha256)"] == config["config_sha256"]
+    for text in ((out / "cohort_run.json").read_text(), page):
+        assert str(tmp_path) not in text
+
+
+def test_the_models_of_the_cohort_are_read_from_its_studies_records() -> None:
+    from discquant.cohort.report import configuration_rows
+    from discquant.cohort.tables import models_in_use
+
+    one = {"segmentation_weights_sha256": "aa", "pfirrmann": "mine.pt"}
+    other = {"segmentation_weights_sha256": "bb", "pfirrmann": "mine.pt"}
+    discs = pd.DataFrame({"models": [json.dumps(one)] * 5 + [json.dumps(other)] * 5})
+    models = models_in_use(discs)
+    assert models == {"pfirrmann": "mine.pt", "segmentation_weights_sha256": ["aa", "bb"]}
+    assert models_in_use(pd.DataFrame({"models": []})) == {}
+    run = {"configuration": {"grading_model": "mine.pt"},
+           "models": {**models, "pfirrmann_weights_sha256": "cc"}}  # fmt: skip
+    rows = dict(configuration_rows(run))
+    assert rows["segmentation model"] == "shipped (weights SHA-256: aa, bb)"
+    assert rows["grading model"] == "mine.pt (weights SHA-256 cc)"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import html
 import io
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,68 @@ def _figure(b64: str | None, alt: str) -> str:
     return f"<img alt='{html.escape(alt)}' src='data:image/png;base64,{b64}'>"
 
 
+def _file_and_sha(name: Any, sha: Any, default: str) -> str:
+    """``name (SHA-256 sha)``, or ``default`` without a file."""
+    if not name:
+        return default
+    return f"{name} (SHA-256 {sha})" if sha else str(name)
+
+
+def configuration_rows(run: dict[str, Any]) -> list[tuple[str, str]]:
+    """Rows of the report's Run table with the run's options and models.
+
+    Parameters
+    ----------
+    run
+        ``cohort_run.json``'s document: its ``configuration``
+        (:func:`~discquant.cohort.run.run_configuration`) and ``models``.
+
+    Returns
+    -------
+    list of (str, str)
+        ADC method, device, water calibration, ADC class thresholds, ``--dicom``,
+        ``--keep-phi``, each model with its weights' SHA-256, the other analysis settings
+        and the configuration's SHA-256 (as ``cohort_discs``' ``config_sha256``); none
+        without a configuration (tables rebuilt by hand). The Run table named the version
+        only (an audit).
+    """
+    config = run.get("configuration") or {}
+    if not config:
+        return []
+    analysis = dict(config.get("analysis") or {})
+    models = run.get("models") or {}
+    shown = {"adc_method", "device", "calibration", "calibration_sha256",
+             "adc_class_thresholds", "adc_class_thresholds_sha256"}  # fmt: skip
+    others = {k: v for k, v in analysis.items() if k not in shown}
+
+    def model(option: str, key: str) -> str:
+        sha = models.get(f"{key}_weights_sha256")
+        name = str(config.get(option, "shipped"))
+        if isinstance(sha, list):  # studies of this cohort differ
+            return f"{name} (weights SHA-256: {', '.join(sha)})"
+        return f"{name} (weights SHA-256 {sha})" if sha else name
+
+    def yes(value: Any) -> str:
+        return "yes" if value else "no"
+
+    return [
+        ("ADC method", str(analysis.get("adc_method", ""))),
+        ("device", str(analysis.get("device", ""))),
+        ("water calibration (--calibration)", _file_and_sha(
+            analysis.get("calibration"), analysis.get("calibration_sha256"),
+            "packaged default (the phantom's forward model)")),
+        ("ADC class thresholds (--adc-thresholds)", _file_and_sha(
+            analysis.get("adc_class_thresholds"), analysis.get("adc_class_thresholds_sha256"),
+            "packaged (config/adc_class.yaml)")),
+        ("DICOM SEG and SR (--dicom)", yes(config.get("dicom"))),
+        ("identifiers kept (--keep-phi)", yes(config.get("keep_phi"))),
+        ("segmentation model", model("segmentation_model", "segmentation")),
+        ("grading model", model("grading_model", "pfirrmann")),
+        ("other analysis settings", json.dumps(others, sort_keys=True)),
+        ("configuration SHA-256 (config_sha256)", str(config.get("config_sha256", ""))),
+    ]  # fmt: skip
+
+
 def render_cohort_report(tables: CohortTables, run: dict[str, Any]) -> str:
     """The report's HTML text."""
     studies = tables.studies
@@ -302,6 +365,7 @@ def render_cohort_report(tables: CohortTables, run: dict[str, Any]) -> str:
         ("median time per study (in worker)", f"{seconds.median():.1f} s"
          if seconds.notna().any() else "n/a"),
         ("discquant version", __version__),
+        *configuration_rows(run),
     ]  # fmt: skip
     run_table = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in run_rows

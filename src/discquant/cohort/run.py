@@ -106,6 +106,12 @@ class CohortRun:
     """Studies per status over the whole cohort after the run (``complete``, ``partial``,
     ``failed``, ...), skipped ones counted with their earlier status; empty when the tables
     were not rebuilt."""
+    configuration: dict[str, Any] = field(default_factory=dict)
+    """The run's analysis options (:func:`run_configuration`)."""
+    models: dict[str, Any] = field(default_factory=dict)
+    """The models of the cohort's finished studies, from their records
+    (:func:`~discquant.cohort.tables.models_in_use`); empty when the tables were not
+    rebuilt or no study finished."""
 
     @property
     def studies_per_min(self) -> float:
@@ -127,8 +133,59 @@ class CohortRun:
             "scheduler": self.scheduler,
             "studies_per_min": round(self.studies_per_min, 3),
             "cohort_status": dict(self.cohort_status),
+            "configuration": dict(self.configuration),
+            "models": dict(self.models),
             "finished_at": records.now_iso(),
         }
+
+
+def _file_names(value: Any) -> Any:
+    """``value`` (JSON-ready) with each absolute path reduced to its file's name."""
+    if isinstance(value, dict):
+        return {k: _file_names(v) for k, v in value.items()}
+    if isinstance(value, str) and os.path.isabs(value):
+        return Path(value).name
+    return value
+
+
+def run_configuration(options: CohortOptions) -> dict[str, Any]:
+    """The run's options as ``cohort_run.json`` and the report give them.
+
+    Parameters
+    ----------
+    options
+        The run's options.
+
+    Returns
+    -------
+    dict
+        ``config_sha256`` (as the column of ``cohort_discs``: SHA-256 of the configuration
+        in each study's resume key), ``analysis`` (ADC method, device, calibration and ADC
+        class thresholds with their SHA-256, the measurement settings), ``dicom``,
+        ``keep_phi``, ``resume``, and the ``segmentation_model`` and ``grading_model`` (a
+        file's name, ``shipped`` for the packaged one). Files by their names only: the
+        folders above them (a home folder, a share) stay out of a file meant to be passed
+        on, as they stay out of the tables' ``source``. The options were only in
+        ``config_sha256`` (an audit).
+    """
+    from discquant.cohort.tables import config_sha256
+
+    config = run_key(options)["config"]  # as the records hold it
+    document = _file_names(config)
+    return {
+        "config_sha256": config_sha256(config),
+        "analysis": document["analysis"],
+        "dicom": options.dicom,
+        "keep_phi": options.keep_phi,
+        "resume": options.resume,
+        "segmentation_model": _model_name(options.segmentation_model),
+        "grading_model": _model_name(options.pfirrmann_model),
+    }
+
+
+def _model_name(path: Path | None) -> str:
+    """A model file's name, ``shipped`` for the packaged model (None)."""
+    return "shipped" if path is None else Path(path).name
 
 
 RUN_FILE = "cohort_run.json"
@@ -578,6 +635,7 @@ def _run_locked(
         workers=n_workers,
         scheduler=address,
         outcomes=outcomes,
+        configuration=run_configuration(options),
     )
     if build_outputs:
         write_run_outputs(out, studies, run, options=options, study_fn=study_fn)
@@ -619,6 +677,7 @@ def write_run_outputs(
     from discquant.cohort.tables import (
         collect_tables,
         log_tables,
+        models_in_use,
         replace_together,
         table_writes,
         write_json,
@@ -630,6 +689,7 @@ def write_run_outputs(
     if not tables.studies.empty:
         counts = tables.studies["status"].value_counts()
         run.cohort_status = {str(k): int(v) for k, v in counts.items()}
+    run.models = models_in_use(tables.discs)
     document = run.to_json()  # after the tables, which fill run.cohort_status
     replace_together(
         [

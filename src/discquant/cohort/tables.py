@@ -205,6 +205,39 @@ def config_sha256(config: Any) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def models_in_use(discs: pd.DataFrame) -> dict[str, Any]:
+    """The models of the studies in ``cohort_discs`` (their ``models`` column).
+
+    Parameters
+    ----------
+    discs
+        The disc rows (:func:`collect_tables`).
+
+    Returns
+    -------
+    dict
+        Each key of the studies' ``models`` (``segmentation_weights_sha256``,
+        ``pfirrmann``: the grading weights' file, ...) with its value when every study
+        that has it agrees, else the sorted list of their values (workers on nodes that
+        read different files); empty without a study.
+    """
+    if discs.empty or "models" not in discs:
+        return {}
+    values: dict[str, set[str]] = {}
+    for text in discs["models"].dropna().unique():
+        try:
+            models = json.loads(text)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(models, dict):
+            for name, value in models.items():
+                values.setdefault(str(name), set()).add(str(value))
+    return {
+        name: next(iter(seen)) if len(seen) == 1 else sorted(seen)
+        for name, seen in sorted(values.items())
+    }
+
+
 PATH_START = r"(?:^|(?<=[\s'\"(\[=]))"
 """Where a path begins in an error message: its start, after a blank, a quote, a bracket,
 or ``=`` (``input not found: dicom=/data/in/P001``)."""
