@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 from tests.cohort import standin
 
-from discquant.cohort import local_cluster, read_cohort, run_cohort
+from discquant.cohort import CohortOptions, local_cluster, read_cohort, run_cohort
 from discquant.cohort import records as rec
 
 N_STUDIES = 12
@@ -260,3 +260,28 @@ def test_each_disc_row_carries_its_studys_own_flags(reference: Path) -> None:
         doc = json.loads((reference / f"sub-{subject}" / f"sub-{subject}_results.json").read_text())
         expected = ",".join(doc["flags"]) or None
         assert list(rows["study_flags"]) == [expected] * len(rows), subject
+
+
+def test_dicom_with_nifti_studies_says_once_that_no_seg_or_sr_was_written(
+    cohort_root: Path, cluster: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--dicom with NIfTI rows wrote no DICOM SEG/SR and the cohort said nothing: only
+    each study's results.json warned (an audit)."""
+    import logging
+
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(f"subject,path\np00,{cohort_root / 'sub-p00'}\n")
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING, logger="discquant.cohort"):
+        run = run_cohort(read_cohort(manifest), out, scheduler=cluster,
+                         options=CohortOptions(dicom=True))  # fmt: skip
+    assert run.done == 1
+    assert run.dicom_not_written == {"the T2 was not read from DICOM": 1}
+    written = json.loads((out / "cohort_run.json").read_text())
+    assert written["dicom_not_written"] == run.dicom_not_written
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("--dicom")]
+    assert said == [
+        "--dicom: 1 of 1 finished studies have no DICOM SEG/SR (1: the T2 was not read from "
+        "DICOM); each study's results.json says why (skipped_outputs)"
+    ]
+    assert not list((out / "sub-p00").glob("*.dcm"))

@@ -998,3 +998,62 @@ def test_the_models_of_the_cohort_are_read_from_its_studies_records() -> None:
     rows = dict(configuration_rows(run))
     assert rows["segmentation model"] == "shipped (weights SHA-256: aa, bb)"
     assert rows["grading model"] == "mine.pt (weights SHA-256 cc)"
+
+
+def test_studies_that_dicom_could_not_give_a_seg_and_sr_are_counted_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """--dicom with NIfTI rows wrote no DICOM SEG/SR and the cohort said nothing: only
+    each study's own results.json warned (an audit). One WARNING counts them, by reason,
+    and cohort_run.json and the report say it too."""
+    import logging
+
+    from discquant.cohort.run import CohortRun, run_configuration, write_run_outputs
+    from discquant.cohort.tables import DICOM_WRITER_REFUSED
+    from discquant.outputs.write import NO_SOURCE_DICOM
+
+    def results(written: bool, skipped: str = NO_SOURCE_DICOM, warning: str = "") -> object:
+        """A results document: SEG and SR written, or skipped for ``skipped``."""
+        names = ("dicom_seg", "dicom_sr")
+        if written:
+            return {"files": {n: f"{n}.dcm" for n in names}, "warnings": []}
+        said = [f"--dicom: {warning}; no SEG/SR written"] if warning else []
+        skips = dict.fromkeys(names, skipped)
+        return {"files": dict.fromkeys(names), "skipped_outputs": skips, "warnings": said}
+
+    documents = [
+        results(True),
+        results(False, warning="the T2 was not read from DICOM"),
+        results(False, warning="the T2 was not read from DICOM"),
+        results(False, skipped="no disc found"),  # the writer refused
+        results(False, warning="no T2 series was used (the study holds only diffusion series)"),
+    ]
+    data = tmp_path / "data"
+    for i, doc in enumerate(documents):
+        standin.make_study(data / f"sub-s{i:02d}", _adc(i), results=doc)
+    studies = read_cohort(data)
+    for dicom in (False, True):
+        out = tmp_path / f"out-{dicom}"
+        options = CohortOptions(dicom=dicom)
+        _in_process(studies, out, options)
+        run = CohortRun(out, total=5, done=5, partial=0, skipped=0, failed=0, wall_s=1.0,
+                        workers=1, scheduler="none", outcomes=[],
+                        configuration=run_configuration(options))  # fmt: skip
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="discquant.cohort"):
+            write_run_outputs(out, studies, run, options=options, study_fn=standin.standin_study)
+        said = [r.getMessage() for r in caplog.records if "--dicom" in r.getMessage()]
+        written = json.loads((out / "cohort_run.json").read_text())["dicom_not_written"]
+        page = (out / "cohort_report.html").read_text()
+        if not dicom:  # not asked: nothing to say
+            assert (said, written, run.dicom_not_written) == ([], None, None)
+            continue
+        expected = {"the T2 was not read from DICOM": 2, DICOM_WRITER_REFUSED: 1,
+                    "no T2 series was used": 1}  # fmt: skip
+        assert run.dicom_not_written == written == expected
+        assert said == [
+            "--dicom: 4 of 5 finished studies have no DICOM SEG/SR (2: the T2 was not read "
+            f"from DICOM; 1: {DICOM_WRITER_REFUSED}; 1: no T2 series was used); each study's "
+            "results.json says why (skipped_outputs)"
+        ]
+        assert "yes, but 4 finished studies have none (2: the T2 was not read from DICOM" in page

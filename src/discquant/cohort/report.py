@@ -299,9 +299,10 @@ def configuration_rows(run: dict[str, Any]) -> list[tuple[str, str]]:
     Returns
     -------
     list of (str, str)
-        ADC method, device, water calibration, ADC class thresholds, ``--dicom``,
-        ``--keep-phi``, each model with its weights' SHA-256, the other analysis settings
-        and the configuration's SHA-256 (as ``cohort_discs``' ``config_sha256``); none
+        ADC method, device, water calibration, ADC class thresholds, ``--dicom`` (with
+        the finished studies that have no SEG/SR, ``dicom_not_written``), ``--keep-phi``,
+        each model with its weights' SHA-256, the other analysis settings and the
+        configuration's SHA-256 (as ``cohort_discs``' ``config_sha256``); none
         without a configuration (tables rebuilt by hand). The Run table named the version
         only (an audit).
     """
@@ -324,6 +325,11 @@ def configuration_rows(run: dict[str, Any]) -> list[tuple[str, str]]:
     def yes(value: Any) -> str:
         return "yes" if value else "no"
 
+    missing = run.get("dicom_not_written")
+    dicom = yes(config.get("dicom"))
+    if config.get("dicom") and isinstance(missing, dict) and missing:
+        why = "; ".join(f"{n}: {reason}" for reason, n in missing.items())
+        dicom += f", but {sum(missing.values())} finished studies have none ({why})"
     return [
         ("ADC method", str(analysis.get("adc_method", ""))),
         ("device", str(analysis.get("device", ""))),
@@ -333,7 +339,7 @@ def configuration_rows(run: dict[str, Any]) -> list[tuple[str, str]]:
         ("ADC class thresholds (--adc-thresholds)", _file_and_sha(
             analysis.get("adc_class_thresholds"), analysis.get("adc_class_thresholds_sha256"),
             "packaged (config/adc_class.yaml)")),
-        ("DICOM SEG and SR (--dicom)", yes(config.get("dicom"))),
+        ("DICOM SEG and SR (--dicom)", dicom),
         ("identifiers kept (--keep-phi)", yes(config.get("keep_phi"))),
         ("segmentation model", model("segmentation_model", "segmentation")),
         ("grading model", model("grading_model", "pfirrmann")),

@@ -112,6 +112,10 @@ class CohortRun:
     """The models of the cohort's finished studies, from their records
     (:func:`~discquant.cohort.tables.models_in_use`); empty when the tables were not
     rebuilt or no study finished."""
+    dicom_not_written: dict[str, int] | None = None
+    """With ``--dicom``: how many finished studies have no DICOM SEG or SR, per reason
+    (:func:`~discquant.cohort.tables.dicom_not_written`); None without ``--dicom`` or
+    when the tables were not rebuilt."""
 
     @property
     def studies_per_min(self) -> float:
@@ -135,6 +139,9 @@ class CohortRun:
             "cohort_status": dict(self.cohort_status),
             "configuration": dict(self.configuration),
             "models": dict(self.models),
+            "dicom_not_written": (
+                None if self.dicom_not_written is None else dict(self.dicom_not_written)
+            ),
             "finished_at": records.now_iso(),
         }
 
@@ -676,6 +683,7 @@ def write_run_outputs(
     from discquant.cohort.report import report_write
     from discquant.cohort.tables import (
         collect_tables,
+        dicom_not_written,
         log_tables,
         models_in_use,
         replace_together,
@@ -690,6 +698,18 @@ def write_run_outputs(
         counts = tables.studies["status"].value_counts()
         run.cohort_status = {str(k): int(v) for k, v in counts.items()}
     run.models = models_in_use(tables.discs)
+    if options.dicom:
+        run.dicom_not_written = dicom_not_written(tables.studies)
+        if missing := sum(run.dicom_not_written.values()):
+            # said once for the cohort: a cohort of NIfTI rows with --dicom wrote no
+            # SEG/SR and said so only in each study's own warnings (an audit)
+            finished = sum(run.cohort_status.get(k, 0) for k in records.DONE_STATUSES)
+            why = "; ".join(f"{n}: {reason}" for reason, n in run.dicom_not_written.items())
+            log.warning(
+                "--dicom: %d of %d finished studies have no DICOM SEG/SR (%s); each "
+                "study's results.json says why (skipped_outputs)",
+                missing, finished, why,
+            )  # fmt: skip
     document = run.to_json()  # after the tables, which fill run.cohort_status
     replace_together(
         [
