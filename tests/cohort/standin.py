@@ -8,9 +8,10 @@ values, so the cohort tables can be compared with known numbers. With ``"results
 the worker process die (``os._exit``) on the first attempt; its content names a marker
 file that records that the crash happened (later attempts see it and run normally), or
 is ``always`` (every attempt dies). A ``cancel_others`` file makes the study cancel
-every other task of the run. A ``full_disk`` file makes the study's writing fail as on a
-full disk (``OSError`` ENOSPC naming its temporary folder); each attempt appends a line to
-the file its content names.
+every other task of the run. An ``error`` file makes the study raise a ``RuntimeError``
+(a bug, not bad input: retried, then recorded) on every attempt. A ``full_disk`` file makes
+the study's writing fail as on a full disk (``OSError`` ENOSPC naming its temporary
+folder); each attempt appends a line to the file its content names.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def standin_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) ->
         if not marker.exists():
             marker.write_text("crashed")
             os._exit(17)  # the worker process dies mid-task, first attempt only
+    if (folder / "error").is_file():
+        raise RuntimeError("a bug in the analysis")
     if (folder / "cancel_others").is_file():
         _cancel_other_tasks()
     if (folder / "full_disk").is_file():

@@ -459,3 +459,79 @@ def test_quiet_counts_every_failure_alike_and_each_is_said_once(tmp_path: Path) 
     assert len(said) == 1 and "sub-s01: failed" in said[0], loud.stderr
     said = [ln for ln in loud.stderr.splitlines() if "is a folder, not a file" in ln]
     assert len(said) == 1 and "sub-s03: failed" in said[0], loud.stderr
+
+
+def test_quiet_prints_a_crashing_studys_traceback_once_per_attempt(tmp_path: Path) -> None:
+    """Under --quiet a study that crashed printed its traceback twice per attempt:
+    discquant's "sub-X crashed:" block and Dask's "Compute Failed" block, which also
+    printed the task's arguments, the study's paths (an audit). Dask's is held back
+    unless --verbose; the failure row and the summary line stay."""
+    import subprocess
+    import sys
+
+    import pandas as pd
+    from tests.cohort.conftest import REPO
+
+    data = tmp_path / "data"
+    standin.make_study(data / "sub-s00", [1.0, 1.1, 1.2, 1.3, 1.4])
+    (standin.make_study(data / "sub-s01", [1.0, 1.1, 1.2, 1.3, 1.4]) / "error").write_text("")
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", STANDIN_CLI, "cohort", str(data), "--out", str(out)]
+    quiet = subprocess.run(
+        [*command, "--quiet", "--retries", "1"],
+        cwd=REPO, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert quiet.returncode == 3, quiet.stderr
+    assert quiet.stderr.count("sub-s01 crashed:") == 2, quiet.stderr  # two attempts
+    assert quiet.stderr.count("RuntimeError: a bug in the analysis") == 2, quiet.stderr
+    assert "Compute Failed" not in quiet.stderr
+    assert quiet.stderr.splitlines()[-1] == (
+        f"discquant: 1 failed of 2 studies: see {out / 'cohort_failures.csv'} and "
+        f"{out / 'cohort_report.html'}"
+    )
+    failures = pd.read_csv(out / "cohort_failures.csv")
+    assert failures[["subject", "where", "error_type"]].values.tolist() == [
+        ["s01", "worker", "RuntimeError"]
+    ]
+
+
+def test_verbose_lets_the_workers_log_dasks_compute_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The workers hold back Dask's "Compute Failed" block unless the cluster was made
+    for --verbose (the nannies hand the configuration to their workers)."""
+    import logging
+
+    import dask
+
+    from discquant.cohort import run as cohort_run
+    from discquant.cohort.worker import COMPUTE_FAILED_CONFIG, ComputeFailedFilter, dask_setup
+
+    made: list[object] = []
+    monkeypatch.setattr(
+        "distributed.LocalCluster",
+        lambda **kw: made.append(dask.config.get(COMPUTE_FAILED_CONFIG)),
+    )
+    root = logging.getLogger()
+    level = root.level
+    try:
+        root.setLevel(logging.DEBUG)
+        cohort_run.local_cluster(1)  # --verbose: the root logger at DEBUG
+        root.setLevel(logging.ERROR)
+        cohort_run.local_cluster(1)  # --quiet
+        cohort_run.local_cluster(1, verbose=True)
+    finally:
+        root.setLevel(level)
+    assert made == [True, False, True]
+
+    logger = logging.getLogger("distributed.worker")
+    monkeypatch.setattr(logger, "filters", [])
+    failed = logging.makeLogRecord({"name": logger.name, "msg": "Compute Failed\nKey: %s"})
+    other = logging.makeLogRecord({"name": logger.name, "msg": "Run out-of-band function"})
+    monkeypatch.setattr("signal.signal", lambda *args: None)  # not this process's SIGINT
+    with dask.config.set({COMPUTE_FAILED_CONFIG: True}):
+        dask_setup(None)
+    assert logger.filter(failed) and logger.filter(other)
+    with dask.config.set({COMPUTE_FAILED_CONFIG: False}):
+        dask_setup(None)
+        dask_setup(None)
+    assert not logger.filter(failed) and logger.filter(other)
+    assert sum(isinstance(f, ComputeFailedFilter) for f in logger.filters) == 1

@@ -31,6 +31,7 @@ from discquant.cohort.manifest import (
     check_outputs_apart,
 )
 from discquant.cohort.worker import (
+    COMPUTE_FAILED_CONFIG,
     CohortOptions,
     PreloadModels,
     StudyFunction,
@@ -247,11 +248,29 @@ LOCAL_HOST = "127.0.0.1"
 """The interface the local cluster's scheduler (and its HTTP server) listens on."""
 
 
-def local_cluster(workers: int = 1, *, allowed_failures: int = 2) -> Any:
+def local_cluster(
+    workers: int = 1, *, allowed_failures: int = 2, verbose: bool | None = None
+) -> Any:
     """A ``LocalCluster`` of single-threaded worker processes set up for cohort tasks.
 
     ``run_cohort`` makes one when given no scheduler; pass ``cluster.scheduler_address`` to
     several ``run_cohort`` calls to share one (and its loaded models) between them.
+
+    Parameters
+    ----------
+    workers
+        Worker processes, one thread each.
+    allowed_failures
+        Times a task may lose its worker before it fails with ``KilledWorker``.
+    verbose
+        Let the workers log Dask's "Compute Failed" block of a study that raised
+        (:class:`~discquant.cohort.worker.ComputeFailedFilter`); None: when this process
+        logs DEBUG (``--verbose``).
+
+    Returns
+    -------
+    distributed.LocalCluster
+        The started cluster.
     """
     import dask
     from distributed import LocalCluster
@@ -272,6 +291,9 @@ def local_cluster(workers: int = 1, *, allowed_failures: int = 2) -> Any:
         # Workers ignore Ctrl-C and drop the warnings of being stopped mid-study (the
         # main process closes them): worker.dask_setup.
         "distributed.worker.preload": ["discquant.cohort.worker"],
+        COMPUTE_FAILED_CONFIG: (
+            logging.getLogger().isEnabledFor(logging.DEBUG) if verbose is None else verbose
+        ),
     }
     quiet_shutdown_noise()  # the nannies run in this process
     # The scheduler always serves HTTP (health and metrics routes), on port 8787 when

@@ -304,6 +304,34 @@ def quiet_shutdown_noise() -> None:
             logger.addFilter(ShutdownNoiseFilter())
 
 
+COMPUTE_FAILED_CONFIG = "discquant.cohort-compute-failed-log"
+"""Dask configuration key: True lets the workers of a cohort's local cluster log Dask's own
+"Compute Failed" block of a study that raised (``--verbose``); off by default
+(:class:`ComputeFailedFilter`). :func:`~discquant.cohort.run.local_cluster` sets it; the
+nannies pass the configuration on to their workers."""
+
+
+class ComputeFailedFilter(logging.Filter):
+    """Drops ``distributed.worker``'s "Compute Failed" block of a task that raised.
+
+    A study that crashes (an unexpected exception) logs ``sub-<id> crashed:`` with its
+    traceback on the worker (:func:`process_study`); Dask then logged the same traceback
+    again in its own block, with the task's arguments (the study's paths), on every
+    attempt and under ``--quiet`` (an audit). Its failure row and the command's summary
+    line do not come from this log, and every other message passes.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Compute Failed")
+
+
+def quiet_compute_failed() -> None:
+    """Put one :class:`ComputeFailedFilter` on ``distributed.worker`` (idempotent)."""
+    logger = logging.getLogger("distributed.worker")
+    if not any(isinstance(f, ComputeFailedFilter) for f in logger.filters):
+        logger.addFilter(ComputeFailedFilter())
+
+
 def dask_setup(worker: Any) -> None:
     """Dask preload hook, run in each worker process of a cohort's local cluster.
 
@@ -313,12 +341,17 @@ def dask_setup(worker: Any) -> None:
     workers now pass over SIGINT instead; the main process closes them. A Python handler
     that does nothing, not ``SIG_IGN``: an ignored signal stays ignored across exec, so a
     dcm2niix started by the worker outlived Ctrl-C. The shutdown warnings are dropped too
-    (:func:`quiet_shutdown_noise`), and the libraries' messages about a damaged header
-    (:func:`discquant.library_logs.quiet_libraries`).
+    (:func:`quiet_shutdown_noise`), the libraries' messages about a damaged header
+    (:func:`discquant.library_logs.quiet_libraries`), and, unless :data:`COMPUTE_FAILED_CONFIG`
+    (``--verbose``), Dask's "Compute Failed" block (:func:`quiet_compute_failed`).
     """
+    import dask
+
     if threading.current_thread() is threading.main_thread():  # signal() needs it
         signal.signal(signal.SIGINT, _pass_over_interrupt)
     quiet_shutdown_noise()
+    if not dask.config.get(COMPUTE_FAILED_CONFIG, default=False):
+        quiet_compute_failed()
     # nibabel's header fixes of a damaged NIfTI printed through its own handler beside
     # the study's one-line failure; pydicom's and Python's warnings likewise
     from discquant.library_logs import quiet_libraries
