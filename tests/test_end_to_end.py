@@ -156,20 +156,27 @@ def test_own_weights_are_used_and_recorded(
 ) -> None:
     """`analyze --segmentation-model/--grading-model` (only `cohort` had them: a user's own
     trained weights could not be used on one study). Copies of the shipped weights under
-    other names give the same numbers, recorded under their names and the same digests."""
+    other names give the same numbers, recorded under their names and the same digests.
+    A byte-identical copy is the shipped model (`segmentation_shipped`); the grader here
+    is re-saved with a note in its metadata, so it is another file, read as the user's."""
+    import torch
+
     from discquant.grade.pfirrmann import WEIGHTS_FILE
     from discquant.segment.infer import SHIPPED_MODEL
 
     models = Path(__file__).parents[1] / "src" / "discquant" / "models"
     seg, grade = tmp_path / "my-seg.pt", tmp_path / "my-grade.pt"
     shutil.copy(models / "segment" / SHIPPED_MODEL, seg)
-    shutil.copy(models / "pfirrmann" / WEIGHTS_FILE, grade)
+    blob = torch.load(models / "pfirrmann" / WEIGHTS_FILE, weights_only=True)
+    blob["metadata"]["note"] = "fine-tuned on my own grades"
+    torch.save(blob, grade)
     out = tmp_path / "out"
     args = ["--segmentation-model", str(seg), "--grading-model", str(grade), "--quiet"]
     res = _analyze(str(phantom[0] / f"sub-{SUBJECT}"), "--out", str(out), *args)
     assert res.exit_code == 0, res.output
     mine, shipped = _results(out), _results(from_nifti[0])
     assert mine["provenance"]["models"]["segmentation"] == "my-seg.pt (step 6000)"
+    assert mine["provenance"]["models"]["segmentation_shipped"] is True
     assert mine["provenance"]["models"]["pfirrmann"] == "my-grade.pt"
     for key in ("segmentation_weights_sha256", "pfirrmann_weights_sha256"):
         assert mine["provenance"]["models"][key] == shipped["provenance"]["models"][key]
