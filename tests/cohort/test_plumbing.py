@@ -1057,3 +1057,31 @@ def test_studies_that_dicom_could_not_give_a_seg_and_sr_are_counted_once(
             "results.json says why (skipped_outputs)"
         ]
         assert "yes, but 4 finished studies have none (2: the T2 was not read from DICOM" in page
+
+
+def test_checking_a_finished_record_leaves_the_callers_pytorch_threads(tmp_path: Path) -> None:
+    """A record left by a cancelled task is checked against the weights' digests in the
+    user's process, through the workers' model loader, which sets PyTorch to one thread:
+    a notebook's thread count was changed by a cohort run (an audit of the Python API).
+    The key then holds the shipped models' digests."""
+    import torch
+
+    from discquant.cohort.manifest import CohortStudy
+    from discquant.cohort.run import _current_key
+    from discquant.pipeline import StudyInputs
+
+    study = CohortStudy("11", StudyInputs(path=tmp_path / "in" / "11"), "11", root=tmp_path)
+    rec.write_record(tmp_path, "11", {"subject": "11", "status": "complete"})
+    from discquant.cohort import worker
+
+    worker.worker_models.cache_clear()  # loaded here, not by an earlier test
+    worker.worker_model_versions.cache_clear()
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        key = _current_key(tmp_path, [study], {}, options=CohortOptions(), study_fn=None)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert set(key["models_weights_sha256"]) == {"pfirrmann", "segmentation"}
+    assert all(len(v) == 64 for v in key["models_weights_sha256"].values())

@@ -782,8 +782,16 @@ def _current_key(
         and (records.read_record(out, s.subject) or {}).get("status") in records.DONE_STATUSES
     ]
     if unchecked:
+        import torch
+
         seg, grading = options.segmentation_model, options.pfirrmann_model
-        versions = worker_model_versions(seg, grading, file_stamps(seg, grading))
+        # Loaded here, in the user's process (a notebook's): the workers' one PyTorch
+        # thread that worker_models sets is not left behind (an audit of the Python API).
+        threads = torch.get_num_threads()
+        try:
+            versions = worker_model_versions(seg, grading, file_stamps(seg, grading))
+        finally:
+            torch.set_num_threads(threads)
         key["models_weights_sha256"] = dict(versions)
     return key
 
