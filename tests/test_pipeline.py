@@ -1278,9 +1278,9 @@ def test_discs_cut_by_the_t2s_field_of_view_are_not_matched_for_movement(
 
 def test_a_disc_cut_by_the_t2s_field_of_view_has_no_heights(phantom: PhantomStudy) -> None:
     """A T2 cropped above the sacrum through L5-S1 (rows 366-390; kept 0-379): the cut
-    disc's heights and height index are withheld and said (a crop like it read a middle
-    height of 9.2 mm for 7.3 mm, above the disc's own anterior and posterior heights, and
-    the DICOM SR carried it: an audit). The discs in view keep theirs."""
+    disc's heights and height index are withheld and said (it read a middle height of
+    5.5 mm for 7.0 mm, above its own anterior and posterior heights, 3.6 and 4.9 mm, and
+    the DICOM SR carried such heights: an audit). The discs in view keep theirs."""
     t2 = _crop(phantom.t2, 0, 0, 380)
     seg = SimpleNamespace(labels=_crop(phantom.labels_t2, 0, 0, 380),
                           nucleus=_crop(phantom.nucleus_t2, 0, 0, 380),

@@ -743,9 +743,9 @@ def _geometry_measures(
         result.volume_mm3 = geom.volume_mm3
     if cut:  # the depth of the part in view, whatever else withheld the volume
         result.ap_depth_mm = None
-        # Heights too: the image's edge moves the disc's middle and ends, and a
-        # sacrum-less crop through L5-S1 read its middle height 9.2 mm for 7.3 mm, above
-        # its own anterior and posterior heights (an audit of the DICOM SR).
+        # Heights too: the image's edge moves the disc's middle and ends (a phantom cut
+        # through L5-S1 read its middle height 5.5 mm for 7.0 mm, above its anterior and
+        # posterior heights; docs/measurement.md). An audit of the DICOM SR found it.
         result.height_anterior_mm = result.height_middle_mm = None
         result.height_posterior_mm = None
         result.flags.append("heights_withheld_partial_fov")
