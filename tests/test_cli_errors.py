@@ -511,7 +511,7 @@ def test_outputs_may_lie_inside_a_dicom_input_folder(tmp_path: Path) -> None:
     [
         ({}, logging.WARNING),  # analyze, demo: their stage table says what ran
         ({"verbose": True}, logging.DEBUG),
-        ({"quiet": True, "verbose": True}, logging.ERROR),  # --quiet wins
+        ({"quiet": True}, logging.ERROR),
     ],
 )
 def test_analyze_logs_warnings_only_unless_asked(
@@ -538,3 +538,9 @@ def test_analyze_logs_warnings_only_unless_asked(
     finally:  # leave the other tests' logging as it was
         root.handlers[:], root.level = handlers, root_level
     assert seen["root"] == level
+
+
+def test_analyze_refuses_quiet_with_verbose(tmp_path: Path) -> None:
+    """`analyze --quiet --verbose` was quiet without a word; `adc` and `cohort` refuse it."""
+    line = _cli_error(["analyze", "--quiet", "--verbose", "x"], cwd=tmp_path)
+    assert line == "discquant: error: --quiet and --verbose exclude each other"

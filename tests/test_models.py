@@ -104,7 +104,7 @@ def test_a_copy_of_the_shipped_weights_is_the_shipped_model(tmp_path: Path) -> N
     """A byte-identical copy (a user's `--segmentation-model ~/models/model.pt`) read as a
     user's model in the provenance and the report, and a copy of the shipped grader lost
     the list of patients it was trained on, so `train grade --test-model` scored them as
-    unseen. A file that differs by one byte is not the shipped model."""
+    unseen. Another file (the metadata changed, the weights the same) is not."""
     import shutil
 
     package = resources.files("discquant") / "models"
@@ -123,3 +123,7 @@ def test_a_copy_of_the_shipped_weights_is_the_shipped_model(tmp_path: Path) -> N
     blob["meta"]["note"] = "mine"
     torch.save(blob, tmp_path / "mine.pt")
     assert not load_segmentation_model(tmp_path / "mine.pt").shipped
+    blob = torch.load(tmp_path / "copy-pfirrmann.pt", weights_only=True)
+    blob["metadata"]["note"] = "mine"
+    torch.save(blob, tmp_path / "mine-grader.pt")
+    assert load_pfirrmann_model(tmp_path / "mine-grader.pt").source == "mine-grader.pt"

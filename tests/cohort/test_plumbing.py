@@ -767,7 +767,7 @@ def test_a_table_whose_write_fails_leaves_no_temporary_file(tmp_path: Path) -> N
     .tmp` beside them, and the error named that file, not the table (an audit)."""
     import errno
 
-    from discquant.cohort.tables import _replace
+    from discquant.cohort.tables import replace_together
 
     table = tmp_path / "cohort_discs.csv"
     table.write_text("old\n")
@@ -777,7 +777,7 @@ def test_a_table_whose_write_fails_leaves_no_temporary_file(tmp_path: Path) -> N
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     with pytest.raises(OSError) as err:
-        _replace(table, full)
+        replace_together([(table, full)])
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(table)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cohort_discs.csv"]
     assert table.read_text() == "old\n"  # the earlier table kept whole
@@ -792,7 +792,7 @@ def test_a_parquet_write_error_without_errno_names_the_table(
     import typer
 
     from discquant.cli._common import user_errors
-    from discquant.cohort.tables import _replace
+    from discquant.cohort.tables import replace_together
 
     table = tmp_path / "cohort_discs.parquet"
 
@@ -800,7 +800,7 @@ def test_a_parquet_write_error_without_errno_names_the_table(
         raise pa.ArrowIOError(f"Failed to open local file '{path}'. Detail: [errno 28] full")
 
     with pytest.raises(typer.Exit) as ended, user_errors():
-        _replace(table, fails)
+        replace_together([(table, fails)])
     assert ended.value.exit_code == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith(f"discquant: error: {table}: Failed to open local file '{table}'")
@@ -1085,3 +1085,21 @@ def test_checking_a_finished_record_leaves_the_callers_pytorch_threads(tmp_path:
         torch.set_num_threads(before)
     assert set(key["models_weights_sha256"]) == {"pfirrmann", "segmentation"}
     assert all(len(v) == 64 for v in key["models_weights_sha256"].values())
+
+
+def test_the_runs_configuration_names_a_relative_calibration_by_its_file_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only absolute paths were reduced to their names: a calibration given from Python
+    as `sites/hospX/water.json` kept its folders in cohort_run.json (a review)."""
+    from discquant.cohort.run import run_configuration
+    from discquant.pipeline import AnalysisConfig
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sites" / "hospX").mkdir(parents=True)
+    (tmp_path / "sites" / "hospX" / "water.json").write_text("{}")
+    options = CohortOptions(config=AnalysisConfig(calibration=Path("sites/hospX/water.json")))
+    analysis = run_configuration(options)["analysis"]
+    assert analysis["calibration"] == "water.json"
+    assert analysis["adc_method"] == "wls"  # other settings as they are
+    assert "hospX" not in json.dumps(run_configuration(options))

@@ -598,6 +598,9 @@ def test_thoracic_levels_in_view_are_segments_with_their_codes_and_regions(
             d.segmented_property_type.value,
             d.anatomic_regions[0].meaning,
         )
+    order = list(found)  # in segment-number order: bodies head to feet, then discs
+    assert order.index("T11 vertebral body") < order.index("sacrum") < order.index("T11-T12 disc")
+    assert order.index("T12-L1 disc") < order.index("L3-L4 disc") < order.index("spinal canal")
     assert found["T11 vertebral body"] == ("12989004", "Thoracic spine")
     assert found["T11-T12 disc"] == ("1537001", "Thoracic spine")
     assert found["T12-L1 disc"] == ("76206002", "Thoraco-lumbar spine")

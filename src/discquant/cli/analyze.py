@@ -58,6 +58,9 @@ def analyze_cmd(
     Exit codes: 0 done; 2 bad input; 3 the analysis ran but some stages failed (what
     succeeded is still written, and the report says what failed).
     """
+    if quiet and verbose:  # as `adc` and `cohort` say
+        typer.echo("discquant: error: --quiet and --verbose exclude each other", err=True)
+        raise typer.Exit(code=2)
     # Warnings and errors only by default: the stage table says what ran.
     setup_logging(quiet=quiet or json_out, verbose=verbose, default_level=logging.WARNING)
     from discquant.cli._progress import StageProgress

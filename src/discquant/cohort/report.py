@@ -53,11 +53,27 @@ def _found(discs: pd.DataFrame) -> pd.DataFrame:
     return discs[found]
 
 
-def _flag_lists(discs: pd.DataFrame) -> pd.Series:
-    """Each disc's flags as a list (the tables join them with commas)."""
-    if "flags" not in discs:
+def _flag_lists(discs: pd.DataFrame, column: str = "flags") -> pd.Series:
+    """Each disc's flags (or its study's: ``study_flags``) as a list (the tables join them
+    with commas; none in tables without the column)."""
+    if column not in discs:
         return pd.Series([[] for _ in range(len(discs))], index=discs.index, dtype=object)
-    return discs["flags"].map(lambda text: str(text).split(",") if pd.notna(text) else [])
+    return discs[column].map(lambda text: str(text).split(",") if pd.notna(text) else [])
+
+
+def _counts_with_meanings(flags: pd.Series, name: str) -> pd.DataFrame:
+    """How many rows carry each flag of the lists ``flags`` (most frequent first): columns
+    ``name``, ``discs`` and ``meaning``."""
+    from discquant.results import FLAG_MEANINGS
+
+    counts = flags.explode().dropna().value_counts()
+    return pd.DataFrame(
+        {
+            name: counts.index.astype(str),
+            "discs": counts.to_numpy(dtype=np.int64),
+            "meaning": [FLAG_MEANINGS.get(str(f), "") for f in counts.index],
+        }
+    )
 
 
 ADC_SUSPECT_FLAGS: dict[str, str] = {
@@ -75,13 +91,6 @@ overlay of the masks on the diffusion images that nothing confirmed. The pipelin
 these values and flags them; the cohort's ADC figures leave them out."""
 
 
-def _study_flag_lists(discs: pd.DataFrame) -> pd.Series:
-    """Each disc's study's flags as a list (``study_flags``; none in tables without it)."""
-    if "study_flags" not in discs:
-        return pd.Series([[] for _ in range(len(discs))], index=discs.index, dtype=object)
-    return discs["study_flags"].map(lambda text: str(text).split(",") if pd.notna(text) else [])
-
-
 def adc_suspect_reasons(discs: pd.DataFrame) -> pd.Series:
     """Why each disc's ADC is suspect: the reasons of :data:`ADC_SUSPECT_FLAGS` its flags
     and its study's flags hold, sorted (an empty list: not suspect).
@@ -96,7 +105,7 @@ def adc_suspect_reasons(discs: pd.DataFrame) -> pd.Series:
     pandas.Series
         A list of reasons per row, on the rows' index.
     """
-    both = _flag_lists(discs) + _study_flag_lists(discs)
+    both = _flag_lists(discs) + _flag_lists(discs, "study_flags")
     return both.map(
         lambda flags: sorted({ADC_SUSPECT_FLAGS[f] for f in flags if f in ADC_SUSPECT_FLAGS})
     )
@@ -133,18 +142,8 @@ def left_out_of_adc(discs: pd.DataFrame) -> tuple[int, pd.DataFrame]:
         :data:`ADC_SUSPECT_FLAGS`) ``reason``, ``discs`` (how many carry it: a disc with
         two reasons counts in both) and ``meaning``, most frequent first.
     """
-    from discquant.results import FLAG_MEANINGS
-
     reasons = _measured_suspect(discs)
-    counts = reasons.explode().dropna().value_counts()
-    table = pd.DataFrame(
-        {
-            "reason": counts.index.astype(str),
-            "discs": counts.to_numpy(dtype=np.int64),
-            "meaning": [FLAG_MEANINGS.get(str(f), "") for f in counts.index],
-        }
-    )
-    return int(reasons.map(len).gt(0).sum()), table
+    return int(reasons.map(len).gt(0).sum()), _counts_with_meanings(reasons, "reason")
 
 
 def _named(discs: pd.DataFrame) -> pd.DataFrame:
@@ -157,17 +156,7 @@ def _named(discs: pd.DataFrame) -> pd.DataFrame:
 
 def flag_counts(discs: pd.DataFrame) -> pd.DataFrame:
     """Found discs per flag (most frequent first), with the flag's meaning."""
-    from discquant.results import FLAG_MEANINGS
-
-    found = _found(discs)
-    counts = _flag_lists(found).explode().dropna().value_counts()
-    return pd.DataFrame(
-        {
-            "flag": counts.index.astype(str),
-            "discs": counts.to_numpy(dtype=np.int64),
-            "meaning": [FLAG_MEANINGS.get(str(f), "") for f in counts.index],
-        }
-    )
+    return _counts_with_meanings(_flag_lists(_found(discs)), "flag")
 
 
 def _boxplot(groups: list[tuple[str, np.ndarray]], *, xlabel: str, title: str) -> str | None:

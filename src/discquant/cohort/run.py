@@ -147,11 +147,17 @@ class CohortRun:
         }
 
 
-def _file_names(value: Any) -> Any:
-    """``value`` (JSON-ready) with each absolute path reduced to its file's name."""
+_PATH_KEYS = ("calibration", "adc_class_thresholds")
+"""The analysis settings that name a file (their SHA-256 beside them says which)."""
+
+
+def _file_names(value: Any, key: str = "") -> Any:
+    """``value`` (JSON-ready) with each path reduced to its file's name: absolute ones
+    anywhere, and the files of :data:`_PATH_KEYS` however given (a relative
+    ``sites/hospX/water.json`` from Python kept its folders; a review)."""
     if isinstance(value, dict):
-        return {k: _file_names(v) for k, v in value.items()}
-    if isinstance(value, str) and os.path.isabs(value):
+        return {k: _file_names(v, k) for k, v in value.items()}
+    if isinstance(value, str) and (key in _PATH_KEYS or os.path.isabs(value)):
         return Path(value).name
     return value
 

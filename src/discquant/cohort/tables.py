@@ -124,8 +124,9 @@ def read_study_document(path: Path) -> dict[str, Any] | None:
     dict or None
         The document; None when there is no such file (a study written by a stand-in
         study function, or before the cohort read it) or it cannot be read or parsed as a
-        JSON object: then a WARNING names the file, and the study's rows have no
-        :data:`STUDY_FLAGS` (a missing value, not "no flags").
+        JSON object: then a WARNING names the file (not for a missing one). The study's
+        rows then have an empty :data:`STUDY_FLAGS` cell, as a study without flags has:
+        the WARNING is what tells the two apart.
     """
     if not path.is_file():
         return None
@@ -532,12 +533,6 @@ def replace_together(writes: Sequence[FileWrite]) -> None:
     finally:
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)
-
-
-def _replace(path: Path, write: Any) -> None:
-    """Write one file through a temporary file and ``os.replace``
-    (:func:`replace_together`)."""
-    replace_together([(path, write)])
 
 
 def write_json(document: Any) -> Callable[[Path], Any]:

@@ -77,27 +77,31 @@ _THORACOLUMBAR = ("1217256009", "Thoraco-lumbar spine")
 _LUMBOSACRAL = ("1217253001", "Lumbo-sacral spine")
 
 
-def _thoracic_concepts() -> tuple[SegmentConcept, ...]:
-    """T1 … T11 vertebrae (labels 8 … 18) and the T1-T2 … T11-T12 and T12-L1 discs (108 …
-    119), which a lumbar field of view often shows at its top: CID 7603 and 7604 code them
-    (from pydicom's bundled PS3.16), and the SEG left them out (an audit)."""
+def _thoracic_concepts(kind: str) -> tuple[SegmentConcept, ...]:
+    """T1 … T11 vertebrae (labels 8 … 18; ``kind`` "vertebrae") or the T1-T2 … T11-T12
+    and T12-L1 discs (108 … 119; "discs"), which a lumbar field of view often shows at its
+    top: CID 7603 and 7604 code them (from pydicom's bundled PS3.16), and the SEG left them
+    out (an audit)."""
     from pydicom.sr.codedict import codes
 
-    grey = (150, 170, 190)
-    out = []
-    for k in range(1, 12):
-        code = getattr(codes.SCT, f"T{k}Vertebra")
-        out.append(SegmentConcept(7 + k, code.value, code.meaning, grey, _THORACIC))
-    for k in range(1, 12):
-        code = getattr(codes.SCT, f"T{k}T{k + 1}Disc")
-        out.append(SegmentConcept(107 + k, code.value, code.meaning, (230, 220, 160), _THORACIC))
-    code = codes.SCT.T12L1Disc
-    out.append(SegmentConcept(119, code.value, code.meaning, (240, 225, 140), _THORACOLUMBAR))
-    return tuple(out)
+    if kind == "vertebrae":
+        return tuple(
+            SegmentConcept(7 + k, c.value, c.meaning, (150, 170, 190), _THORACIC)
+            for k in range(1, 12)
+            for c in [getattr(codes.SCT, f"T{k}Vertebra")]
+        )
+    discs = [
+        SegmentConcept(107 + k, c.value, c.meaning, (230, 220, 160), _THORACIC)
+        for k in range(1, 12)
+        for c in [getattr(codes.SCT, f"T{k}T{k + 1}Disc")]
+    ]
+    c = codes.SCT.T12L1Disc
+    discs.append(SegmentConcept(119, c.value, c.meaning, (240, 225, 140), _THORACOLUMBAR))
+    return tuple(discs)
 
 
-SEGMENT_CONCEPTS: tuple[SegmentConcept, ...] = (
-    *_thoracic_concepts(),
+SEGMENT_CONCEPTS: tuple[SegmentConcept, ...] = (  # vertebrae head to feet, then discs
+    *_thoracic_concepts("vertebrae"),
     SegmentConcept(VERTEBRA_LABELS["T12"], "23215003", "T12 vertebra", (110, 160, 200), _THORACIC),
     SegmentConcept(VERTEBRA_LABELS["L1"], "66794005", "L1 vertebra", (78, 179, 211)),
     SegmentConcept(VERTEBRA_LABELS["L2"], "14293000", "L2 vertebra", (67, 162, 202)),
@@ -105,6 +109,7 @@ SEGMENT_CONCEPTS: tuple[SegmentConcept, ...] = (
     SegmentConcept(VERTEBRA_LABELS["L4"], "11994002", "L4 vertebra", (8, 104, 172)),
     SegmentConcept(VERTEBRA_LABELS["L5"], "49668003", "L5 vertebra", (8, 64, 129)),
     SegmentConcept(VERTEBRA_LABELS["S1"], "54735007", "Sacrum", (90, 90, 160), _LUMBOSACRAL),
+    *_thoracic_concepts("discs"),
     SegmentConcept(DISC_LABELS["L1-L2"], "80064006", "L1/L2 disc", (255, 237, 111)),
     SegmentConcept(DISC_LABELS["L2-L3"], "67459009", "L2/L3 disc", (254, 217, 118)),
     SegmentConcept(DISC_LABELS["L3-L4"], "62551000", "L3/L4 disc", (254, 178, 76)),
