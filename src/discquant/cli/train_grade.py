@@ -111,6 +111,20 @@ METRICS_FILES = {
 def summary_lines(summary: dict[str, Any], out: Path) -> list[str]:
     """One line per scored set: its agreement over all levels and where the rest is.
 
+    Parameters
+    ----------
+    summary
+        What :func:`discquant.grade.train.run_training` returns: ``n_discs`` and, per
+        scored set (``cv``, ``holdout``, ``test``, ``phantom_test``), its metrics with
+        their ``all`` entry.
+    out
+        The run's output folder, where :data:`METRICS_FILES` hold the per-level figures.
+
+    Returns
+    -------
+    list of str
+        The number of discs, then one line per scored set present.
+
     >>> all_ = {"n": 3, "exact_accuracy": 2 / 3, "balanced_accuracy": 0.5,
     ...         "kappa_linear": float("nan"), "kappa_quadratic": 0.4, "within_one": 1.0}
     >>> summary_lines({"n_discs": 3, "cv": {"all": all_}}, Path("run"))

@@ -123,6 +123,11 @@ def is_shipped_file(path: str | Path, shipped: Traversable) -> bool:
         A model file.
     shipped
         The packaged file (``importlib.resources``).
+
+    Returns
+    -------
+    bool
+        False also when either file is missing.
     """
     with resources.as_file(shipped) as packaged:
         a, b = Path(path), Path(packaged)
