@@ -1103,3 +1103,25 @@ def test_the_runs_configuration_names_a_relative_calibration_by_its_file_alone(
     assert analysis["calibration"] == "water.json"
     assert analysis["adc_method"] == "wls"  # other settings as they are
     assert "hospX" not in json.dumps(run_configuration(options))
+
+
+def test_the_run_names_a_copy_of_the_shipped_grader_as_the_shipped_weights(
+    tmp_path: Path,
+) -> None:
+    """The studies' records call a byte copy of the shipped grader "shipped"; the run's
+    configuration named it as a user's model (a review). A file of its own keeps its name."""
+    import shutil
+    from importlib import resources
+
+    from discquant.cohort.run import run_configuration
+
+    with resources.as_file(
+        resources.files("discquant") / "models" / "pfirrmann" / "pfirrmann.pt"
+    ) as shipped:
+        shutil.copy(shipped, tmp_path / "copy.pt")
+    (tmp_path / "mine.pt").write_bytes(b"not the shipped weights")
+    names = run_configuration(CohortOptions(pfirrmann_model=tmp_path / "copy.pt"))
+    assert names["grading_model"] == "copy.pt (the shipped weights)"
+    assert names["segmentation_model"] == "shipped"
+    mine = run_configuration(CohortOptions(segmentation_model=tmp_path / "mine.pt"))
+    assert mine["segmentation_model"] == "mine.pt"

@@ -192,14 +192,25 @@ def run_configuration(options: CohortOptions) -> dict[str, Any]:
         "dicom": options.dicom,
         "keep_phi": options.keep_phi,
         "resume": options.resume,
-        "segmentation_model": _model_name(options.segmentation_model),
-        "grading_model": _model_name(options.pfirrmann_model),
+        "segmentation_model": _model_name(options.segmentation_model, "segment", "model.pt"),
+        "grading_model": _model_name(options.pfirrmann_model, "pfirrmann", "pfirrmann.pt"),
     }
 
 
-def _model_name(path: Path | None) -> str:
-    """A model file's name, ``shipped`` for the packaged model (None)."""
-    return "shipped" if path is None else Path(path).name
+def _model_name(path: Path | None, folder: str, shipped_file: str) -> str:
+    """A model file's name, ``shipped`` for the packaged model (None), and ``<name> (the
+    shipped weights)`` for a byte copy of it, which the studies' records call the shipped
+    model (the run named it as a user's: a review). ``folder`` and ``shipped_file``: where
+    the package holds the shipped file (``discquant/models/<folder>/<shipped_file>``)."""
+    if path is None:
+        return "shipped"
+    from importlib import resources
+
+    from discquant.models import is_shipped_file
+
+    packaged = resources.files("discquant") / "models" / folder / shipped_file
+    name = Path(path).name
+    return f"{name} (the shipped weights)" if is_shipped_file(path, packaged) else name
 
 
 RUN_FILE = "cohort_run.json"
