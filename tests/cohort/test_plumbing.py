@@ -1061,7 +1061,7 @@ def test_studies_that_dicom_could_not_give_a_seg_and_sr_are_counted_once(
 
 def test_checking_a_finished_record_leaves_the_callers_pytorch_threads(tmp_path: Path) -> None:
     """A record left by a cancelled task is checked against the weights' digests in the
-    user's process, through the workers' model loader, which sets PyTorch to one thread:
+    user's process, through the workers' model loader, which set PyTorch to one thread:
     a notebook's thread count was changed by a cohort run (an audit of the Python API).
     The key then holds the shipped models' digests."""
     import torch
@@ -1125,3 +1125,31 @@ def test_the_run_names_a_copy_of_the_shipped_grader_as_the_shipped_weights(
     assert names["segmentation_model"] == "shipped"
     mine = run_configuration(CohortOptions(segmentation_model=tmp_path / "mine.pt"))
     assert mine["segmentation_model"] == "mine.pt"
+
+
+def test_a_study_runs_on_one_pytorch_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker has one thread: its study runs on one PyTorch thread (set where the
+    study runs since the models also load in the user's process)."""
+    import torch
+
+    import discquant.pipeline
+    from discquant.cohort.worker import pipeline_study
+    from discquant.pipeline import StudyInputs
+
+    seen: list[int] = []
+
+    def fake_run_study(*args: object, **kwargs: object) -> None:
+        seen.append(torch.get_num_threads())
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(discquant.pipeline, "run_study", fake_run_study)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="stop here"):
+            pipeline_study(StudyInputs(path=tmp_path), tmp_path / "out", CohortOptions())
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]

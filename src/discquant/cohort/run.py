@@ -798,17 +798,9 @@ def _current_key(
         and outcomes.get(s.subject, StudyOutcome(s.subject, "failed")).status == "failed"
         and (records.read_record(out, s.subject) or {}).get("status") in records.DONE_STATUSES
     ]
-    if unchecked:
-        import torch
-
+    if unchecked:  # the models load in the user's process (pipeline_study sets threads)
         seg, grading = options.segmentation_model, options.pfirrmann_model
-        # Loaded here, in the user's process (a notebook's): the workers' one PyTorch
-        # thread that worker_models sets is not left behind (an audit of the Python API).
-        threads = torch.get_num_threads()
-        try:
-            versions = worker_model_versions(seg, grading, file_stamps(seg, grading))
-        finally:
-            torch.set_num_threads(threads)
+        versions = worker_model_versions(seg, grading, file_stamps(seg, grading))
         key["models_weights_sha256"] = dict(versions)
     return key
 

@@ -155,9 +155,6 @@ def worker_models(
     stamps
         :func:`file_stamps` of the two files: only a cache key.
     """
-    import torch
-
-    torch.set_num_threads(1)
     models: dict[str, Any] = {}
     try:
         from discquant.grade.pfirrmann import load_grading_model
@@ -221,8 +218,15 @@ def worker_model_versions(
 
 
 def pipeline_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -> StudyReport:
-    """The real study function: :func:`discquant.pipeline.run_study` with cached models."""
+    """The real study function: :func:`discquant.pipeline.run_study` with cached models,
+    on one PyTorch thread (each worker has one). Set here, where a study runs, not where
+    the models load: the runner loads them in the user's process too, to check a record
+    left by a cancelled task, and left a notebook's PyTorch on one thread (an audit)."""
+    import torch
+
     from discquant.pipeline import run_study
+
+    torch.set_num_threads(1)
 
     models = options_models(options)
     segmenter = None
