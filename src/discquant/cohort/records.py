@@ -215,11 +215,16 @@ def read_record(out_dir: Path, subject: str) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
+def json_text(document: Any) -> str:
+    """The text of a cohort JSON file (records, ``cohort_run.json``): indented, UTF-8."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
 def write_json_atomic(path: Path, document: Any) -> Path:
     """Write JSON to ``path`` so that readers see the old file or the new one, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.write_text(json_text(document), encoding="utf-8")
     os.replace(tmp, path)
     return path
 

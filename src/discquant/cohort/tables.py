@@ -537,7 +537,7 @@ def replace_together(writes: Sequence[FileWrite]) -> None:
 
 def write_json(document: Any) -> Callable[[Path], Any]:
     """A writer of ``document`` as indented UTF-8 JSON, for :func:`replace_together`."""
-    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    text = records.json_text(document)
     return lambda path: path.write_text(text, encoding="utf-8")
 
 
