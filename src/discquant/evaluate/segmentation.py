@@ -242,10 +242,8 @@ def evaluate_case(
     ...
     discquant.errors.InvalidInputError: the reference holds none of the VerSe/SPINEPS ...
     """
-    if pred.shape != ref.shape:
-        raise ValueError(f"{case}: prediction shape {pred.shape} != reference {ref.shape}")
     check_reference_labels(ref, case=case)
-    return _score_case(pred, ref, spacing_mm, case=case)
+    return _score_case(pred, ref, spacing_mm, case=case)  # checks the shapes
 
 
 def _score_case(
