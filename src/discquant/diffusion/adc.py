@@ -72,7 +72,7 @@ from discquant.diffusion.shells import (
     group_shells,
 )
 from discquant.errors import InvalidInputError
-from discquant.io.nifti import MAX_B_S_PER_MM2
+from discquant.io.nifti import bvalue_too_large
 from discquant.io.study import Volume
 
 __all__ = ["METHODS", "NLLS_MAX_ITER", "AdcFit", "AdcModel", "Method"]
@@ -389,24 +389,14 @@ def _check_array(value: object, what: str, volume_hint: str) -> None:
 
 
 def _check_bvalue_unit(bvals: npt.NDArray[np.float64]) -> None:
-    """Refuse b-values too large for s/mm², the unit of every b-value discquant reads.
+    """Refuse b-values too large for s/mm² (:func:`discquant.io.nifti.bvalue_too_large`).
 
-    Clinical DWI stays at or below about 3,000 s/mm² and research DWI goes to about
-    10,000; :data:`~discquant.io.nifti.MAX_B_S_PER_MM2` (100,000) leaves a tenfold
-    margin above that, while the same b-values in s/m² (SI, ×10⁶) are 5×10⁷ and more for
-    any diffusion-weighted shell (b ≥ 50 s/mm²). Given in s/m², b = 0/400/800 fitted a
-    median ADC of 1.5e-06 µm²/ms without an error (an audit); the b-value files
-    (:func:`discquant.io.nifti.read_bvals`) were already refused so.
+    Given in s/m², b = 0/400/800 fitted a median ADC of 1.5e-06 µm²/ms without an error
+    (an audit); the b-value files were already refused so.
     """
     finite = bvals[np.isfinite(bvals)]
-    top = float(finite.max(initial=0.0))
-    if top > MAX_B_S_PER_MM2:
-        unit = "s/m²? divide by 10⁶" if top >= 1e7 else "another unit?"
-        raise InvalidInputError(
-            f"largest b-value is {top:.3g}, beyond any diffusion protocol in s/mm² "
-            f"(at most {MAX_B_S_PER_MM2:,.0f} here): b-values are in s/mm² "
-            f"(e.g. 0, 400, 800); {unit}"
-        )
+    if too_large := bvalue_too_large(float(finite.max(initial=0.0))):
+        raise InvalidInputError(f"{too_large} (b-values are in s/mm², e.g. 0, 400, 800)")
 
 
 def _n_threads(requested: int | None) -> int:

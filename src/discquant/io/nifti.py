@@ -243,6 +243,26 @@ MAX_B_S_PER_MM2 = 1e5
 """Larger b-values are taken for another unit (s/m²) and refused, here and by
 :class:`discquant.diffusion.adc.AdcModel`: research DWI goes to about 10,000 s/mm², the
 same b-values in s/m² are 10⁶ times larger."""
+
+
+def bvalue_too_large(top: float) -> str | None:
+    """Why a largest b-value of ``top`` cannot be in s/mm², or None when it can be.
+
+    Above :data:`MAX_B_S_PER_MM2` it is another unit: s/m² (×10⁶) from 10⁷ on, for any
+    diffusion-weighted shell (b ≥ 50 s/mm²) reads 5×10⁷ and more there. The one check of
+    the b-value files (:func:`read_bvals`) and of :class:`discquant.diffusion.adc.AdcModel`.
+
+    >>> bvalue_too_large(800.0) is None
+    True
+    >>> bvalue_too_large(8e8)
+    'largest b-value is 8e+08, beyond any diffusion protocol in s/mm²: s/m²? divide by 10⁶'
+    """
+    if top <= MAX_B_S_PER_MM2:
+        return None
+    unit = "s/m²? divide by 10⁶" if top >= 1e7 else "another unit?"
+    return f"largest b-value is {top:.3g}, beyond any diffusion protocol in s/mm²: {unit}"
+
+
 MIN_WEIGHTED_B_S_PER_MM2 = 20.0
 """A largest b-value below this (and above a b≈0 of 0.05) is taken for ms/µm² and refused."""
 
@@ -272,11 +292,8 @@ def read_bvals(path: Path, *, image: Path, n_vols: int) -> npt.NDArray[np.float6
     top = float(bvals.max(initial=0.0))
     # Clinical b-values are 50-10,000 s/mm²; the same numbers in another unit are off by
     # 10⁶ (s/m²) or 10³ (ms/µm²), and fitting them gives ADCs off by that factor.
-    if top > MAX_B_S_PER_MM2:
-        raise InvalidInputError(
-            f"largest b-value is {top:.3g}: s/m²? discquant reads s/mm² (divide by 10⁶)",
-            path=path,
-        )
+    if too_large := bvalue_too_large(top):
+        raise InvalidInputError(f"{too_large} (discquant reads s/mm²)", path=path)
     if MIN_WEIGHTED_B_S_PER_MM2 > top > 0.05:  # above Philips' b≈0 of 0.001-0.004
         raise InvalidInputError(
             f"largest b-value is {top:g}: ms/µm²? discquant reads s/mm² (multiply by 1000)",
