@@ -54,7 +54,8 @@ def test_references_in_discquants_labels_pass() -> None:
     scores nothing and is not refused."""
     thoracic = _discs(7)  # T1 … T5 bodies
     assert evaluate_case(thoracic, thoracic, SPACING).dice == {"body": 1.0}
-    whole = np.where(_discs(0) == 1, 1, _discs(119))  # C1 beside L2-L3 … L5-S1
+    whole = np.where(_discs(0) == 1, 1, _discs(119))  # C1, T12 and L3-L4 … L5-S1
+    whole[whole == 121] = 19
     check_reference_labels(whole)
     empty = np.zeros((40, 10, 3), np.int16)
     assert evaluate_case(_discs(119), empty, SPACING).dice == {}
@@ -71,3 +72,16 @@ def test_the_real_lumbar_t2_discs_reference_is_refused_until_mapped(shared_data:
     with pytest.raises(InvalidInputError, match="cervical C1-C5"):
         evaluate_case(pred, ref, spacing)
     assert evaluate_case(pred, pred, spacing).dice["disc"] == 1.0
+
+
+@pytest.mark.parametrize("other", [26, 124, 20])
+def test_cervical_labels_beside_lumbar_ones_without_thoracic_are_refused(other: int) -> None:
+    """Discs 1-4 of another convention plus one label that is also discquant's (the
+    sacrum 26, say) passed and scored Dice 0 at "C1" … "C4": no spine in VerSe's
+    numbering runs from the neck to the sacrum without a thoracic level."""
+    ref = np.where(_discs(0) == 5, other, _discs(0))
+    with pytest.raises(InvalidInputError) as err:
+        evaluate_case(_discs(119), ref, SPACING, case="sub-02")
+    msg = str(err.value)
+    assert msg.startswith("sub-02: the reference mixes labels 1-4, which VerSe reads as")
+    assert "no thoracic level between them" in msg and "\n" not in msg

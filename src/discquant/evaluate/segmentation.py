@@ -158,13 +158,27 @@ def check_reference_labels(ref: npt.NDArray[np.integer], *, case: str = "") -> N
     Raises
     ------
     InvalidInputError
-        The reference shares no label with :data:`~discquant.results.LABEL_NAMES`, or
-        holds only labels 1 … 7.
+        The reference shares no label with :data:`~discquant.results.LABEL_NAMES`,
+        holds only labels 1 … 7, or holds labels 1 … 7 beside lumbar or sacral labels
+        with no thoracic level between them.
     """
     from discquant.errors import InvalidInputError
     from discquant.segment.levels import label_runs
 
     values = {int(v) for v in np.unique(np.asarray(ref).astype(np.int64)) if v != 0}
+    cervical = {v for v in values if 1 <= v < FIRST_THORACIC_LABEL}
+    if cervical and _lumbar_without_thoracic(values):
+        # Labels 1-7 beside lumbar or sacral ones with no thoracic level between them
+        # are no spine in VerSe's numbering: another convention's 1-5 with some label
+        # that happens to be discquant's (26, say). Such a reference passed before.
+        where = f"{case}: " if case else ""
+        raise InvalidInputError(
+            f"{where}the reference mixes labels {label_runs(sorted(cervical))}, which "
+            "VerSe reads as cervical vertebrae, with lumbar or sacral labels and no "
+            "thoracic level between them: it is not in the VerSe/SPINEPS labels "
+            "discquant writes; map its labels first, e.g. lumbar-t2-discs' discs 1-5 "
+            "to 120-124 as discquant.evaluate.segmentation.convert_real_references does"
+        )
     if not values or (values & set(LABEL_NAMES) and max(values) >= FIRST_THORACIC_LABEL):
         return
     shown = _some_labels(sorted(values))
@@ -181,6 +195,15 @@ def check_reference_labels(ref: npt.NDArray[np.integer], *, case: str = "") -> N
         "labels first, e.g. lumbar-t2-discs' discs 1-5 to 120-124 as "
         "discquant.evaluate.segmentation.convert_real_references does"
     )
+
+
+def _lumbar_without_thoracic(values: set[int]) -> bool:
+    """Whether ``values`` hold a lumbar or sacral body or disc (L1 = 20 … S1 = 26, discs
+    119 … 128) but no thoracic body or disc (T1 … T13: 8 … 19, 28, discs 108 … 118)."""
+    thoracic = set(range(FIRST_THORACIC_LABEL, 20)) | {28}
+    thoracic |= {DISC_OFFSET + v for v in thoracic if v < 19}
+    lumbar = set(range(20, 27)) | {DISC_OFFSET + v for v in (19, *range(20, 26), 28)}
+    return bool(values & lumbar) and not values & thoracic
 
 
 def evaluate_case(
