@@ -317,6 +317,35 @@ def test_a_non_finite_value_is_left_out_of_the_sr_not_the_whole_sr(
     assert volumes["L1-L2"] == [] and all(len(volumes[lv]) == 1 for lv in FOUND_LEVELS[1:])
 
 
+def test_sr_values_carry_the_tables_six_significant_digits(
+    synthetic: Synthetic, tmp_path: Path
+) -> None:
+    """The SR wrote every digit of a float (``1.2345678912345``): its numbers now read as
+    the disc table's (``tables.format_cell``), 6 significant digits."""
+    import dataclasses
+
+    from discquant.outputs.tables import format_cell
+
+    long_values = {"volume_mm3": 5280.123456789, "height_middle_mm": 8.87654321987}
+    discs = [
+        dataclasses.replace(d, **long_values) if d.level == "L1-L2" else d
+        for d in synthetic.result.discs
+    ]
+    result = dataclasses.replace(synthetic.result, discs=discs)
+    sr = hd.sr.srread(write_dicom_sr(result, synthetic.datasets, tmp_path / "sr.dcm"))
+    written = {
+        str(i.ConceptNameCodeSequence[0].CodeMeaning): str(i.MeasuredValueSequence[0].NumericValue)
+        for i in _groups_by_disc(sr)["L1-L2 disc"]
+        if i.ValueType == "NUM"
+        and i.ConceptNameCodeSequence[0].CodeValue in ("118565006", "121207")
+    }
+    assert written == {"Volume": "5280.12", "Height": "8.87654"}
+    assert written == {
+        "Volume": format_cell(long_values["volume_mm3"]),
+        "Height": format_cell(long_values["height_middle_mm"]),
+    }
+
+
 def _flags(items: list[pydicom.Dataset]) -> list[str]:
     """Code values of a group's (or container's) ``99DISCQUANT FLAG`` evaluations."""
     codes = [

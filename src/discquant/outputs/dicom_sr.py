@@ -86,7 +86,7 @@ def _measurements(disc: DiscResult) -> list[Any]:
             out.append(
                 hd.sr.Measurement(
                     name=adc,
-                    value=float(value),
+                    value=_decimal(value),
                     unit=um2_per_ms,
                     derivation=derivation,
                     method=method,
@@ -107,7 +107,7 @@ def _measurements(disc: DiscResult) -> list[Any]:
         out.append(
             hd.sr.Measurement(
                 name=Code("118565006", "SCT", "Volume"),
-                value=float(disc.volume_mm3),
+                value=_decimal(disc.volume_mm3),
                 unit=Code("mm3", "UCUM", "mm3"),
             )
         )
@@ -115,12 +115,19 @@ def _measurements(disc: DiscResult) -> list[Any]:
         out.append(
             hd.sr.Measurement(
                 name=Code("121207", "DCM", "Height"),
-                value=float(disc.height_middle_mm),
+                value=_decimal(disc.height_middle_mm),
                 unit=Code("mm", "UCUM", "mm"),
                 method=_local("MIDDLE_HEIGHT", "Disc height at mid-depth (discquant)"),
             )
         )
     return out
+
+
+def _decimal(value: float) -> float:
+    """``value`` to the 6 significant digits the disc table writes (``1.23457``): the SR
+    wrote every digit of a float (``1.2345678912345``), a precision no measurement has,
+    and the SR and the TSV then showed one value two ways (an audit)."""
+    return float(f"{float(value):.6g}")
 
 
 def _finite(value: float | None) -> bool:
@@ -166,7 +173,7 @@ def _grade_measurements(disc: DiscResult) -> list[Any]:
             out.append(
                 hd.sr.Measurement(
                     name=_local("PFIRRMANN_PROB", "Probability of the Pfirrmann grade"),
-                    value=float(p),
+                    value=_decimal(p),
                     unit=Code("1", "UCUM", "no units"),
                 )
             )
@@ -174,7 +181,7 @@ def _grade_measurements(disc: DiscResult) -> list[Any]:
         out.append(
             hd.sr.Measurement(
                 name=_local("PFIRRMANN_EXP", "Expected Pfirrmann grade"),
-                value=float(disc.pfirrmann_expected),  # type: ignore[arg-type]
+                value=_decimal(disc.pfirrmann_expected),  # type: ignore[arg-type]
                 unit=Code("1", "UCUM", "no units"),
             )
         )
