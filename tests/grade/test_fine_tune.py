@@ -312,7 +312,8 @@ def test_a_graded_set_named_like_a_project_set_is_refused(tmp_path: Path, name: 
 
 
 def test_fold_hash_follows_the_init_weights_and_is_unchanged_without_them() -> None:
-    cfg = GradeTrainConfig()
+    # sudirman: the default until configs without data paths stopped reaching for it
+    cfg = GradeTrainConfig(sudirman=Path("../shared/data/sudirman-midsag-t2"))
     tuned = cfg.model_copy(update={"init_model": "a/init.pt"})
     moved = cfg.model_copy(update={"init_model": "b/init.pt"})
     assert fold_config_sha256(tuned, None, "w1") == fold_config_sha256(moved, None, "w1")

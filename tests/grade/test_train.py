@@ -587,6 +587,7 @@ def test_train_grade_with_a_missing_data_folder_writes_nothing(tmp_path: Path) -
     result = CliRunner().invoke(app, ["train", "grade", "--config", str(config), "-o", str(out)])
     assert result.exit_code == 2, result.output
     assert f"{tmp_path / 'nowhere'}: Sudirman data folder not found" in result.stderr
+    assert "the training configuration's sudirman names it" in result.stderr
     assert not out.exists()
 
 
@@ -706,7 +707,11 @@ def test_a_segment_model_that_places_no_crop_is_refused() -> None:
 
     with pytest.raises(ValidationError, match="segment_model is set but places no crop"):
         GradeTrainConfig(spider=None, sudirman_locate="boxes", segment_model=Path("seg.pt"))
-    GradeTrainConfig(spider=None, sudirman_locate="masks", segment_model=Path("seg.pt"))
+    GradeTrainConfig(
+        sudirman=Path("sud"), spider=None, sudirman_locate="masks", segment_model=Path("seg.pt")
+    )
+    with pytest.raises(ValidationError, match="segment_model is set but places no crop"):
+        GradeTrainConfig(spider=None, sudirman_locate="masks", segment_model=Path("seg.pt"))
 
 
 def test_reruns_neither_reuse_networks_of_old_grades_nor_log_twice(

@@ -148,7 +148,7 @@ def test_misnamed_subjects_and_a_missing_data_folder_are_refused(
 
     with pytest.raises(InvalidInputError, match="no subject named sub-FCS20"):
         train(_config(shared_data, val_subjects=["sub-FCS20"]), tmp_path / "a")
-    with pytest.raises(InputNotFoundError, match="real-data folder not found"):
+    with pytest.raises(InputNotFoundError, match=r"not found .*data_root: null trains on"):
         train(_config(tmp_path / "nowhere"), tmp_path / "b")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 

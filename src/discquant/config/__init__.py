@@ -50,3 +50,28 @@ def read_yaml(path: Path) -> Any:
     except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: nested too deep
         raise InvalidInputError(f"not YAML ({exc})", path=path) from exc
     return {} if raw is None else raw  # an empty file; [] or 0 stay what they are
+
+
+TRAINING_CONFIGS = ("segment", "grade")
+"""The shipped models whose training configuration is packaged (``config/train/``)."""
+
+
+def training_config_text(model: str) -> str:
+    """The YAML configuration the shipped ``model`` was trained with (``segment``, ``grade``).
+
+    The repository's ``configs/segment.yaml`` and ``configs/grade.yaml`` link to these
+    packaged files, so an installed package has them too (its users had no ``configs``
+    folder to start from; an audit). Their data paths name the project's data folder.
+
+    Examples
+    --------
+    >>> training_config_text("grade").splitlines()[0]
+    '# `discquant train grade --config configs/grade.yaml --out DIR`'
+    """
+    from importlib import resources
+
+    if model not in TRAINING_CONFIGS:
+        raise ValueError(f"no packaged training configuration {model!r}; one of {TRAINING_CONFIGS}")
+    return (resources.files("discquant") / "config" / "train" / f"{model}.yaml").read_text(
+        encoding="utf-8"
+    )

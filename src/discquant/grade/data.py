@@ -143,7 +143,13 @@ def spine_normals(centres_rc: npt.NDArray[np.float64]) -> npt.NDArray[np.float64
 
 def _data_folder(root: Path, what: str) -> None:
     if not root.is_dir():
-        raise InputNotFoundError(f"{what} data folder not found", path=root)
+        # where the configuration names it: sudirman and spider, or graded_sets
+        key = what.lower() if what.lower() in ("sudirman", "spider") else "graded_sets"
+        raise InputNotFoundError(
+            f"{what} data folder not found (relative to the folder the command runs in; "
+            f"the training configuration's {key} names it)",
+            path=root,
+        )
 
 
 def _image_of(root: Path, subject: str) -> Path:

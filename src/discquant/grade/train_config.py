@@ -46,7 +46,9 @@ class GradeTrainConfig(BaseModel):
     seed: int = Field(default=0, ge=0)
     target: Literal["pfirrmann", "herniation"] = "pfirrmann"
     """What the network learns: the Pfirrmann grade (5 classes) or herniation yes/no."""
-    sudirman: Path | None = Path("../shared/data/sudirman-midsag-t2")
+    sudirman: Path | None = None
+    """The Sudirman set (``../shared/data/sudirman-midsag-t2`` in configs/grade.yaml);
+    null: not used."""
     spider: Path | None = None
     graded_sets: list[Path] = Field(default_factory=list)
     """A user's own graded sets, each a folder of ``<subject>_T2w.nii.gz`` images and a
@@ -144,7 +146,10 @@ def config_problem(cfg: GradeTrainConfig) -> str | None:
     ):
         return f"cv_folds must name folds 0..{cfg.folds - 1}"
     if cfg.segment_model is not None and not uses_segmentation(cfg):
-        return "segment_model is set but places no crop (no spider, sudirman_locate: boxes)"
+        return (
+            "segment_model is set but places no crop (no spider, no graded_sets, and no "
+            "sudirman or sudirman_locate: boxes)"
+        )
     if set(cfg.phantom_train_seeds) & set(cfg.phantom_test_seeds):
         return "the unseen test phantoms share seeds with the training phantoms"
     rows, cols = cfg.crop.shape

@@ -98,8 +98,9 @@ class TrainConfig:
     val_every: int = 250
     checkpoint_every: int = 100
     threads: int = 1
-    #: The project's real sets (lumbar-t2-discs, lumbar-t2-vertebrae); null: none.
-    data_root: str | None = "../shared/data"
+    #: The folder holding the project's real sets (lumbar-t2-discs, lumbar-t2-vertebrae;
+    #: ``../shared/data`` in configs/segment.yaml); null: none (a user's own labelled_sets).
+    data_root: str | None = None
     #: A user's own labelled volumes, each set sampled like one real set.
     labelled_sets: list[LabelledSet] = field(default_factory=list)
     train_subjects: list[str] | None = None
@@ -616,7 +617,8 @@ def train(config: TrainConfig, out_dir: Path) -> Path:
     root = Path(config.data_root) if config.data_root is not None else None
     if root is not None and not root.is_dir():
         raise InputNotFoundError(
-            "real-data folder not found (data_root is relative to the folder the command runs in)",
+            "real-data folder not found (data_root is relative to the folder the command "
+            "runs in; data_root: null trains on labelled_sets alone)",
             path=root,
         )
     available = real_subject_names(root) if root is not None else set()
