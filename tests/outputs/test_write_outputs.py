@@ -167,6 +167,61 @@ def test_failure_leaves_nothing_half_written(
     assert {p.name: p.read_bytes() for p in first.subject_dir.iterdir()} == before
 
 
+def test_an_interrupt_between_the_two_moves_puts_the_previous_folder_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C (or SIGTERM) after the previous subject folder was moved aside and before
+    the new one was moved in: only an OSError put it back, so the subject's results sat
+    in a hidden folder until that subject was analysed again (an audit)."""
+    import os
+
+    first = write_outputs(partial_result(), tmp_path)
+    marker = first.subject_dir / "mine.txt"
+    marker.write_text("the user's file")
+    before = {p.name: p.read_bytes() for p in first.subject_dir.iterdir()}
+    replace = os.replace
+
+    def interrupted(src: Any, dst: Any) -> None:
+        if ".tmp-" in Path(src).name:  # moving the new folder in
+            raise KeyboardInterrupt
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_outputs(partial_result(), tmp_path)
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset_description.json", "sub-p1"]
+    assert {p.name: p.read_bytes() for p in first.subject_dir.iterdir()} == before
+
+
+def test_an_interrupt_after_the_swap_leaves_no_hidden_copy_of_the_old_results(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An interrupt while the previous folder was being removed, the new one in place,
+    left a full copy of the previous results in a hidden folder (an audit)."""
+    import shutil
+
+    first = write_outputs(partial_result(), tmp_path)
+    (first.subject_dir / "stale.txt").write_text("old")
+    rmtree = shutil.rmtree
+    calls: list[str] = []
+
+    def interrupted(path: Any, *args: Any, **kwargs: Any) -> None:
+        calls.append(Path(path).name)
+        if ".old-" in Path(path).name and len(calls) == 1:
+            raise KeyboardInterrupt
+        rmtree(path, *args, **kwargs)
+
+    monkeypatch.setattr(shutil, "rmtree", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_outputs(partial_result(), tmp_path)
+    monkeypatch.undo()
+    assert len(calls) == 2 and calls[0] == calls[1]  # removed again after the interrupt
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset_description.json", "sub-p1"]
+    assert not (first.subject_dir / "stale.txt").exists()  # the new folder is in place
+    assert (first.subject_dir / "sub-p1_discs.tsv").is_file()
+
+
 def test_outputs_follow_the_umask_not_owner_only(tmp_path: Path) -> None:
     """The subject folder came from tempfile.mkdtemp (0700) and dataset_description.json
     from mkstemp (0600): moved into place as they were, the group could not read them."""

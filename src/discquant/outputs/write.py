@@ -589,7 +589,9 @@ def write_outputs(
     final.parent.mkdir(parents=True, exist_ok=True)
     _staging.clear_stale(final)
     tmp, tmp_held = _staging.make_held(final, "tmp")
+    backup: Path | None = None  # the previous subject folder's hidden parking place
     backup_held: int | None = None
+    committed = False  # the new folder is in place
     try:
         written, skipped = _write_subject(
             result,
@@ -601,21 +603,27 @@ def write_outputs(
             no_dicom_reason=no_dicom_reason,
         )
         description = ensure_dataset_description(root)
-        backup: Path | None = None
         if final.exists():
             backup, backup_held = _staging.make_held(final, "old")
             os.replace(final, backup / "old")
-        try:
-            os.replace(tmp, final)
-        except OSError:
-            if backup is not None:
-                os.replace(backup / "old", final)
-            raise
+        os.replace(tmp, final)
+        committed = True
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
     except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        _remove_created(created, root)
+        # Any failure, Ctrl-C and SIGTERM too, puts the previous folder back: only an
+        # OSError did, and an interrupt between the two moves left the subject's results
+        # in the hidden folder until that subject was analysed again (an audit).
+        if not committed:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if backup is not None and not final.exists():
+                with contextlib.suppress(OSError):  # else clear_stale restores it later
+                    os.replace(backup / "old", final)
+            _remove_created(created, root)
+        if backup is not None and (committed or not (backup / "old").exists()):
+            # the new results are in place, or the old ones are back: a full copy of the
+            # previous results was left hidden when an interrupt came after the swap
+            shutil.rmtree(backup, ignore_errors=True)
         if isinstance(exc, OSError) and exc.filename is None and _out_of_space(exc):
             # gzip (nibabel) and pydicom raise ENOSPC without a file name, which the CLI
             # showed as a 60-line traceback (a user trial): name the subject's folder
