@@ -323,6 +323,39 @@ def test_failed_stage_keeps_the_others(phantom: PhantomStudy) -> None:
     assert ("diffusion", "done") in events and ("segmentation", "failed") in events
 
 
+def test_an_interrupted_stage_is_reported_interrupted_not_done(phantom: PhantomStudy) -> None:
+    """Ctrl-C during segmentation was logged "segmentation: done in 6.7 s" (an audit)."""
+
+    def interrupted(image: Volume) -> Any:
+        raise KeyboardInterrupt
+
+    events: list[tuple[str, str]] = []
+    with pytest.raises(KeyboardInterrupt):
+        analyze(_study(phantom), segmenter=interrupted, progress=lambda *e: events.append(e))
+    assert events == [
+        ("diffusion", "start"),
+        ("diffusion", "done"),
+        ("segmentation", "start"),
+        ("segmentation", "interrupted"),
+    ]
+
+
+def test_the_progress_display_logs_an_interrupted_stage_as_such(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import logging
+
+    from discquant.cli._progress import StageProgress
+
+    with caplog.at_level(logging.INFO, logger="discquant"), StageProgress() as progress:
+        progress._status = None  # the log-line display (stderr is no terminal here anyway)
+        progress("segmentation", "start")
+        progress("segmentation", "interrupted")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "segmentation: started"
+    assert lines[1].startswith("segmentation: interrupted after ") and lines[1].endswith(" s")
+
+
 def test_axial_dwi_without_t2_is_not_segmented(phantom: PhantomStudy) -> None:
     # The same DWI data on an axial grid (slice normal along superior): the ADC map is
     # made, but the network, trained on sagittal images, is not run on it (on a real

@@ -102,8 +102,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, str], None]
-"""Called as ``progress(stage, event)`` with event ``"start"``, then ``"done"`` or
-``"failed"``."""
+"""Called as ``progress(stage, event)`` with event ``"start"``, then ``"done"``,
+``"failed"`` or ``"interrupted"`` (Ctrl-C, SIGTERM: the stage did not finish)."""
 
 
 class Segmentation(Protocol):
@@ -155,25 +155,27 @@ class _Stages:
     @contextmanager
     def run(self, name: str) -> Iterator[StageStatus]:
         status = StageStatus(name=name, ok=True)
+        event = "done"  # what the progress callback is told at the end
         if self._progress:
             self._progress(name, "start")
         start = time.perf_counter()
         try:
             yield status
         except NoDiscsFoundError:
-            status.ok = False
-            status.message = "no lumbar discs found"
+            status.ok, status.message, event = False, "no lumbar discs found", "failed"
             raise
         except Exception as exc:  # a failed stage is recorded; the others go on
-            status.ok = False
-            status.message = f"{type(exc).__name__}: {exc}"
+            status.ok, status.message, event = False, f"{type(exc).__name__}: {exc}", "failed"
             log.warning("stage %s failed: %s", name, status.message)
             log.debug("stage %s traceback", name, exc_info=True)
+        except BaseException:  # KeyboardInterrupt, SystemExit: it was logged "done"
+            status.ok, status.message, event = False, "interrupted", "interrupted"
+            raise
         finally:
             status.seconds = time.perf_counter() - start
             self.statuses.append(status)
             if self._progress:  # "done" for a failed stage showed it with a green tick
-                self._progress(name, "done" if status.ok else "failed")
+                self._progress(name, event)
 
 
 def _source_files_sha256(paths: tuple[Path, ...]) -> str:

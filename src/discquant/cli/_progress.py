@@ -49,11 +49,10 @@ class StageProgress:
                 log.info("%s: started", stage)
             return
         seconds = time.perf_counter() - self._start.get(stage, time.perf_counter())
-        failed = event == "failed"
         if self._status is not None:
-            mark = "[red]✗[/red]" if failed else "[green]✓[/green]"
+            mark = "[green]✓[/green]" if event == "done" else "[red]✗[/red]"
             self._console.print(f"{mark} {stage} [dim]{seconds:.1f} s[/dim]")
-        elif failed:
-            log.info("%s: failed after %.1f s", stage, seconds)
-        else:
+        elif event == "done":
             log.info("%s: done in %.1f s", stage, seconds)
+        else:  # "failed" or "interrupted"
+            log.info("%s: %s after %.1f s", stage, event, seconds)
