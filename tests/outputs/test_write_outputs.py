@@ -222,6 +222,23 @@ def test_an_interrupt_after_the_swap_leaves_no_hidden_copy_of_the_old_results(
     assert (first.subject_dir / "sub-p1_discs.tsv").is_file()
 
 
+def test_a_write_error_names_the_users_file_not_the_hidden_staging_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ "out/.sub-00.tmp-vm-9751-4bf9…/sub-00_discs.json: Operation not permitted" named
+    a folder that is gone once the error is shown (an audit)."""
+
+    def refused(discs: object, path: Path) -> Path:
+        raise PermissionError(1, "Operation not permitted", str(path))
+
+    monkeypatch.setattr("discquant.outputs.tables.write_discs_tsv", refused)
+    with pytest.raises(PermissionError) as err:
+        write_outputs(partial_result(), tmp_path)
+    assert err.value.filename == str(tmp_path / "sub-p1" / "sub-p1_discs.tsv")
+    assert err.value.strerror == "Operation not permitted"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_outputs_follow_the_umask_not_owner_only(tmp_path: Path) -> None:
     """The subject folder came from tempfile.mkdtemp (0700) and dataset_description.json
     from mkstemp (0600): moved into place as they were, the group could not read them."""

@@ -236,6 +236,18 @@ def _out_of_space(exc: OSError) -> bool:
     return exc.errno in _NO_SPACE or any(f"[Errno {n}]" in str(exc) for n in _NO_SPACE)
 
 
+def _in_final(filename: Any, tmp: Path, final: Path) -> str | None:
+    """``filename`` (an error's) moved from the staging folder ``tmp`` into ``final``;
+    None when it lies elsewhere or is not a path."""
+    if not isinstance(filename, str | os.PathLike):
+        return None
+    try:
+        relative = Path(filename).relative_to(tmp)
+    except ValueError:
+        return None
+    return os.fspath(final / relative)
+
+
 def _remove_created(created: list[Path], root: Path) -> None:
     """After a failed write, the folders this call created (deepest first) where nothing
     else is in them; the dataset description only in an output folder this call
@@ -628,6 +640,9 @@ def write_outputs(
             # gzip (nibabel) and pydicom raise ENOSPC without a file name, which the CLI
             # showed as a 60-line traceback (a user trial): name the subject's folder
             raise OSError(exc.errno, exc.strerror or _one_line(exc), os.fspath(final)) from exc
+        if isinstance(exc, OSError) and (shown := _in_final(exc.filename, tmp, final)):
+            # the hidden staging folder, gone by now, was the file the error named
+            raise OSError(exc.errno, exc.strerror or _one_line(exc), shown) from exc
         raise
     finally:
         _staging.release(tmp_held, backup_held)
