@@ -239,6 +239,31 @@ def test_a_write_error_names_the_users_file_not_the_hidden_staging_folder(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_run_that_finds_its_subject_written_by_another_run_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs writing one subject at the same moment: the loser's error read
+    "sub-p1: Directory not empty", as if its input were bad (an audit)."""
+    import os
+
+    first = write_outputs(partial_result(), tmp_path)
+    replace = os.replace
+
+    def raced(src: Any, dst: Any) -> None:
+        if ".tmp-" in Path(src).name:  # the other run's folder lands first
+            first.subject_dir.mkdir()
+            (first.subject_dir / "theirs.txt").write_text("the other run's")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", raced)
+    with pytest.raises(OSError, match="another run wrote this subject's folder") as err:
+        write_outputs(partial_result(), tmp_path)
+    monkeypatch.undo()
+    assert err.value.filename == str(first.subject_dir)
+    assert [p.name for p in first.subject_dir.iterdir()] == ["theirs.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset_description.json", "sub-p1"]
+
+
 def test_outputs_follow_the_umask_not_owner_only(tmp_path: Path) -> None:
     """The subject folder came from tempfile.mkdtemp (0700) and dataset_description.json
     from mkstemp (0600): moved into place as they were, the group could not read them."""

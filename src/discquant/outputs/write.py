@@ -618,7 +618,19 @@ def write_outputs(
         if final.exists():
             backup, backup_held = _staging.make_held(final, "old")
             os.replace(final, backup / "old")
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            # the folder came back between the two moves: another run wrote this subject
+            # at the same moment (it read "sub-00: Directory not empty", as bad input)
+            raise OSError(
+                exc.errno,
+                "another run wrote this subject's folder at the same moment; "
+                "its results are there, run again to replace them",
+                os.fspath(final),
+            ) from exc
         committed = True
         if backup is not None:
             shutil.rmtree(backup, ignore_errors=True)
@@ -632,9 +644,10 @@ def write_outputs(
                 with contextlib.suppress(OSError):  # else clear_stale restores it later
                     os.replace(backup / "old", final)
             _remove_created(created, root)
-        if backup is not None and (committed or not (backup / "old").exists()):
-            # the new results are in place, or the old ones are back: a full copy of the
-            # previous results was left hidden when an interrupt came after the swap
+        if backup is not None and final.exists():
+            # the new results are in place, the old ones are back, or another run's came
+            # in between: a full copy of the previous results was left hidden when an
+            # interrupt came after the swap
             shutil.rmtree(backup, ignore_errors=True)
         if isinstance(exc, OSError) and exc.filename is None and _out_of_space(exc):
             # gzip (nibabel) and pydicom raise ENOSPC without a file name, which the CLI
