@@ -1802,3 +1802,5 @@ def test_dicom_outputs_asked_of_a_study_without_a_dicom_t2_say_why(
         else "no T2 series was used (the study holds only diffusion series)"
     )  # fmt: skip
     assert said == f"--dicom: {why}; no SEG/SR written"
+    # the same reason as data, without the study's details (the cohort counts studies by it)
+    assert result.dicom_not_written == why.split(" (")[0]

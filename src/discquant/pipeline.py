@@ -1036,13 +1036,18 @@ def run_study(
     if dicom and datasets is None:
         # "needs DICOM input with a T2 series" was said of a DICOM T2 skipped on import
         # or too oblique to use (an audit): the reason, as the import gave it
+        detail = ""
         if study.t2 is None:
-            why = f"no T2 series was used ({_why_no_t2(study)})"
+            why, detail = "no T2 series was used", _why_no_t2(study)
         elif not study.t2.provenance.sop_instance_uids:
             why = "the T2 was not read from DICOM"
         else:
             why = "the T2's source DICOM files could not be read again"
-        result.warnings.append(f"--dicom: {why}; no SEG/SR written")
+        # the reason as data for the cohort, which counts studies by it; the warning
+        # adds this study's details
+        result.dicom_not_written = why
+        said = f"{why} ({detail})" if detail else why
+        result.warnings.append(f"--dicom: {said}; no SEG/SR written")
     dicom_t2 = study.t2 is not None and bool(study.t2.provenance.sop_instance_uids)
     paths = write_outputs(
         result,

@@ -259,6 +259,12 @@ class AnalysisResult:
     adc_fit_n_averages: tuple[int, ...] | None = None
     """Acquisitions combined into each of those volumes: 3 for a scanner's trace image
     (three orthogonal directions), else 1."""
+    dicom_not_written: str | None = None
+    """Why :func:`discquant.pipeline.run_study` asked for DICOM SEG and SR (``dicom=True``)
+    had no source DICOM T2 to build them on: ``the T2 was not read from DICOM``, ``no T2
+    series was used`` or ``the T2's source DICOM files could not be read again`` (its
+    ``--dicom:`` warning gives the study's details); None when it had one or none was
+    asked. Set by ``run_study``, not :func:`~discquant.pipeline.analyze`."""
 
     @property
     def failed_stages(self) -> list[StageStatus]:

@@ -4,7 +4,9 @@ A stand-in study is a folder with ``values.json``: ``{"adc": [five nucleus ADCs]
 stand-in writes the real per-disc table (``outputs.tables.write_discs_tsv``) with those
 values, so the cohort tables can be compared with known numbers. With ``"results"`` in it
 (``{"flags": [...], ...}``: part of a results document) it writes that as the study's
-``sub-<id>_results.json`` too; without, none. A ``crash`` file makes
+``sub-<id>_results.json`` too; without, none. With ``"dicom_not_written"`` (a reason), a
+run with ``--dicom`` reports it, as the pipeline reports why it wrote no DICOM SEG/SR
+(:func:`discquant.cohort.worker.no_dicom_reason`). A ``crash`` file makes
 the worker process die (``os._exit``) on the first attempt; its content names a marker
 file that records that the crash happened (later attempts see it and run normally), or
 is ``always`` (every attempt dies). A ``cancel_others`` file makes the study cancel
@@ -16,6 +18,7 @@ folder); each attempt appends a line to the file its content names.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import json
 import os
@@ -36,11 +39,14 @@ def make_study(
     *,
     crash_marker: Path | None = None,
     results: dict[str, object] | None = None,
+    dicom_not_written: str | None = None,
 ) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     values: dict[str, object] = {"adc": adc}
     if results is not None:
         values["results"] = results
+    if dicom_not_written is not None:
+        values["dicom_not_written"] = dicom_not_written
     (folder / "values.json").write_text(json.dumps(values))
     if crash_marker is not None:
         (folder / "crash").write_text(str(crash_marker))
@@ -69,7 +75,9 @@ def standin_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) ->
         written = study_folder(out_dir, inputs.subject)
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(written))
     values = folder / "values.json"
-    return _write_study(_values(values), inputs.subject, out_dir, _values(values, "results"))
+    report = _write_study(_values(values), inputs.subject, out_dir, _values(values, "results"))
+    no_dicom = _values(values, "dicom_not_written") if options.dicom else None
+    return dataclasses.replace(report, dicom_not_written=no_dicom) if no_dicom else report
 
 
 def label_checked_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -> StudyReport:
@@ -108,8 +116,8 @@ def sidecar_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) ->
 
 
 def _values(path: Path, key: str = "adc") -> Any:
-    """``key`` of a stand-in's ``values.json``: its ADCs, or (``results``) what to write as
-    its results document (None when it names none)."""
+    """``key`` of a stand-in's ``values.json``: its ADCs, or (``results``,
+    ``dicom_not_written``) what else it names (None when it names none)."""
     try:
         document = json.loads(path.read_text())
         return document["adc"] if key == "adc" else document.get(key)

@@ -277,6 +277,9 @@ def test_dicom_with_nifti_studies_says_once_that_no_seg_or_sr_was_written(
                          options=CohortOptions(dicom=True))  # fmt: skip
     assert run.done == 1
     assert run.dicom_not_written == {"the T2 was not read from DICOM": 1}
+    # carried from the pipeline in the study's record, not read back from its warning
+    record = json.loads((out / ".discquant-cohort" / "records" / "sub-p00.json").read_text())
+    assert record["dicom_not_written"] == "the T2 was not read from DICOM"
     written = json.loads((out / "cohort_run.json").read_text())
     assert written["dicom_not_written"] == run.dicom_not_written
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("--dicom")]

@@ -1005,32 +1005,23 @@ def test_studies_that_dicom_could_not_give_a_seg_and_sr_are_counted_once(
 ) -> None:
     """--dicom with NIfTI rows wrote no DICOM SEG/SR and the cohort said nothing: only
     each study's own results.json warned (an audit). One WARNING counts them, by reason,
-    and cohort_run.json and the report say it too."""
+    and cohort_run.json and the report say it too. The reasons come from the records
+    (:func:`~discquant.cohort.worker.no_dicom_reason`): the tables parsed them out of the
+    text of each results.json's ``--dicom:`` warning, which these studies do not have."""
     import logging
 
     from discquant.cohort.run import CohortRun, run_configuration, write_run_outputs
-    from discquant.cohort.tables import DICOM_WRITER_REFUSED
-    from discquant.outputs.write import NO_SOURCE_DICOM
 
-    def results(written: bool, skipped: str = NO_SOURCE_DICOM, warning: str = "") -> object:
-        """A results document: SEG and SR written, or skipped for ``skipped``."""
-        names = ("dicom_seg", "dicom_sr")
-        if written:
-            return {"files": {n: f"{n}.dcm" for n in names}, "warnings": []}
-        said = [f"--dicom: {warning}; no SEG/SR written"] if warning else []
-        skips = dict.fromkeys(names, skipped)
-        return {"files": dict.fromkeys(names), "skipped_outputs": skips, "warnings": said}
-
-    documents = [
-        results(True),
-        results(False, warning="the T2 was not read from DICOM"),
-        results(False, warning="the T2 was not read from DICOM"),
-        results(False, skipped="no disc found"),  # the writer refused
-        results(False, warning="no T2 series was used (the study holds only diffusion series)"),
+    reasons = [
+        None,  # SEG and SR written
+        "the T2 was not read from DICOM",
+        "the T2 was not read from DICOM",
+        "the T2's source DICOM files could not be read again",
+        "no T2 series was used",
     ]
     data = tmp_path / "data"
-    for i, doc in enumerate(documents):
-        standin.make_study(data / f"sub-s{i:02d}", _adc(i), results=doc)
+    for i, reason in enumerate(reasons):
+        standin.make_study(data / f"sub-s{i:02d}", _adc(i), dicom_not_written=reason)
     studies = read_cohort(data)
     for dicom in (False, True):
         out = tmp_path / f"out-{dicom}"
@@ -1048,15 +1039,80 @@ def test_studies_that_dicom_could_not_give_a_seg_and_sr_are_counted_once(
         if not dicom:  # not asked: nothing to say
             assert (said, written, run.dicom_not_written) == ([], None, None)
             continue
-        expected = {"the T2 was not read from DICOM": 2, DICOM_WRITER_REFUSED: 1,
+        expected = {"the T2 was not read from DICOM": 2, reasons[3]: 1,
                     "no T2 series was used": 1}  # fmt: skip
         assert run.dicom_not_written == written == expected
         assert said == [
             "--dicom: 4 of 5 finished studies have no DICOM SEG/SR (2: the T2 was not read "
-            f"from DICOM; 1: {DICOM_WRITER_REFUSED}; 1: no T2 series was used); each study's "
+            f"from DICOM; 1: {reasons[3]}; 1: no T2 series was used); each study's "
             "results.json says why (skipped_outputs)"
         ]
         assert "yes, but 4 finished studies have none (2: the T2 was not read from DICOM" in page
+
+
+def _edit_record(out: Path, subject: str, **fields: object) -> None:
+    """Set ``fields`` in a study's record, as a worker of this version writes them."""
+    record = rec.read_record(out, subject)
+    assert record is not None
+    rec.write_record(out, subject, {**record, **fields})
+
+
+def test_the_tables_take_why_no_dicom_was_written_from_the_record(tmp_path: Path) -> None:
+    """The reason was parsed out of the text of the results.json's ``--dicom:`` warning;
+    it is the record's now: a study without a results.json still counts by it."""
+    from discquant.cohort import collect_tables
+    from discquant.cohort.tables import DICOM_NOT_WRITTEN, dicom_not_written
+
+    data = tmp_path / "data"
+    for i in range(3):
+        standin.make_study(data / f"sub-s{i:02d}", _adc(i))  # no results.json
+    studies = read_cohort(data)
+    out = tmp_path / "out"
+    _in_process(studies, out, CohortOptions(dicom=True))
+    _edit_record(out, "s00", dicom_not_written="the T2 was not read from DICOM")
+    _edit_record(out, "s01", dicom_not_written="no T2 series was used")
+    _edit_record(out, "s02", dicom_not_written=None)  # SEG and SR written
+    tables = collect_tables(out, studies)
+    assert list(tables.studies[DICOM_NOT_WRITTEN].fillna("")) == [
+        "the T2 was not read from DICOM", "no T2 series was used", ""
+    ]  # fmt: skip
+    assert dicom_not_written(tables.studies) == {
+        "the T2 was not read from DICOM": 1, "no T2 series was used": 1
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("written", "skipped", "cause", "expected"),
+    [
+        (True, "", None, None),
+        (False, "no source DICOM T2 images", "the T2 was not read from DICOM",
+         "the T2 was not read from DICOM"),
+        (False, "no source DICOM T2 images", "no T2 series was used", "no T2 series was used"),
+        (False, "no disc found", None, "writer"),  # the SEG writer refused
+        (False, "no source DICOM T2 images", None, "no source DICOM T2 images"),
+    ],
+)  # fmt: skip
+def test_why_a_study_has_no_dicom_seg_or_sr_is_read_from_its_result(
+    tmp_path: Path, written: bool, skipped: str, cause: str | None, expected: str | None
+) -> None:
+    """The reason the cohort counts is the pipeline's own (run_study's result and written
+    outputs), not text recovered from the study's ``--dicom:`` warning (an audit)."""
+    from discquant.cohort.worker import DICOM_WRITER_REFUSED, no_dicom_reason
+    from discquant.outputs.write import OutputPaths
+    from discquant.results import AnalysisResult
+
+    sub = tmp_path / "sub-s00"
+    names = ("dicom_seg", "dicom_sr")
+    dicom = {n: sub / f"{n}.dcm" for n in names} if written else {}
+    paths = OutputPaths(
+        root=tmp_path, subject_dir=sub, dataset_description=tmp_path / "d.json",
+        discs_tsv=sub / "d.tsv", discs_json=sub / "d.json", results_json=sub / "r.json",
+        report_html=None, skipped={} if written else dict.fromkeys(names, skipped), **dicom,
+    )  # fmt: skip
+    result = AnalysisResult("s00", [], warnings=["--dicom: something else; no SEG/SR written"])
+    result.dicom_not_written = cause
+    reason = no_dicom_reason(result, paths)
+    assert reason == (DICOM_WRITER_REFUSED if expected == "writer" else expected)
 
 
 def test_checking_a_finished_record_leaves_the_callers_pytorch_threads(tmp_path: Path) -> None:

@@ -165,49 +165,12 @@ def study_flags(document: Mapping[str, Any] | None) -> str | None:
 
 DICOM_NOT_WRITTEN = "no_dicom"
 """Column of :attr:`CohortTables.studies`: why a finished study of a run with ``--dicom``
-has no DICOM SEG or SR (:func:`no_dicom_reason`); missing where it has both, or where
-``--dicom`` was not asked."""
-
-DICOM_WRITER_REFUSED = "a SEG or SR writer did not write it (the study's results.json says why)"
-"""The reason :func:`no_dicom_reason` gives for a SEG or SR whose writer refused or failed."""
-
-
-def no_dicom_reason(document: Mapping[str, Any] | None) -> str | None:
-    """Why a study analysed with ``--dicom`` has no DICOM SEG or SR, or None.
-
-    Parameters
-    ----------
-    document
-        The study's results document (:func:`read_study_document`).
-
-    Returns
-    -------
-    str or None
-        None when its ``files`` name both (or the document was not read); else the
-        reason ``discquant analyze`` gave in its warning (``--dicom: the T2 was not read
-        from DICOM; no SEG/SR written``), without the study's details in brackets, so that
-        studies count together: ``the T2 was not read from DICOM`` (NIfTI input), ``no T2
-        series was used``, ...; :data:`DICOM_WRITER_REFUSED` for a writer that refused or
-        failed. A cohort of NIfTI rows with ``--dicom`` wrote no SEG/SR and said so
-        nowhere but in each study's warnings (an audit).
-    """
-    from discquant.outputs.write import NO_SOURCE_DICOM
-
-    if document is None:
-        return None
-    files = document.get("files") or {}
-    if isinstance(files, dict) and files.get("dicom_seg") and files.get("dicom_sr"):
-        return None
-    skipped = document.get("skipped_outputs")
-    skipped = skipped if isinstance(skipped, dict) else {}
-    reason = skipped.get("dicom_seg") or skipped.get("dicom_sr")
-    if reason not in (None, NO_SOURCE_DICOM):
-        return DICOM_WRITER_REFUSED
-    for warning in document.get("warnings") or []:
-        if isinstance(warning, str) and warning.startswith("--dicom: "):
-            why = warning.removeprefix("--dicom: ").split("; no SEG/SR written")[0]
-            return why.split(" (")[0]
-    return NO_SOURCE_DICOM
+has no DICOM SEG or SR, its record's ``dicom_not_written``
+(:func:`~discquant.cohort.worker.no_dicom_reason`); missing where it has both, or where
+``--dicom`` was not asked. Until 2026-12-07 it was recovered from the text of the study's
+``--dicom:`` warning in its results.json. A record written before does not hold it: it is
+of other code (its key's ``code_sha256``), which a run lists as outdated and does not
+count; the reason is missing only in tables rebuilt by hand, whose files lack this column."""
 
 
 def empty_discs() -> pd.DataFrame:
@@ -441,7 +404,7 @@ def collect_tables(
         rows[-1][STUDY_FLAGS] = flags
         key = record.get("key") or {}
         if (key.get("config") or {}).get("dicom"):  # a run with --dicom
-            rows[-1][DICOM_NOT_WRITTEN] = no_dicom_reason(document)
+            rows[-1][DICOM_NOT_WRITTEN] = record.get("dicom_not_written")
         provenance = {
             "source": table_source(study),
             "input_fingerprint_sha256": key.get("input_fingerprint_sha256"),
@@ -582,8 +545,9 @@ def dicom_not_written(studies: pd.DataFrame) -> dict[str, int]:
     Returns
     -------
     dict of str to int
-        Reason (:func:`no_dicom_reason`) to number of studies; empty when every finished
-        study of a ``--dicom`` run has both, or none was analysed with ``--dicom``.
+        Reason (:func:`~discquant.cohort.worker.no_dicom_reason`) to number of studies;
+        empty when every finished study of a ``--dicom`` run has both, or none was
+        analysed with ``--dicom``.
     """
     if studies.empty or DICOM_NOT_WRITTEN not in studies:
         return {}

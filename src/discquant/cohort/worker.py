@@ -45,7 +45,9 @@ from discquant.errors import (
     ModelError,
 )
 from discquant.output_paths import sessions_inside
+from discquant.outputs.write import NO_SOURCE_DICOM, OutputPaths
 from discquant.pipeline import AnalysisConfig, StudyInputs
+from discquant.results import AnalysisResult
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,43 @@ class StudyReport:
     failed_stages: tuple[str, ...] = ()
     models: dict[str, str] = field(default_factory=dict)
     n_discs_found: int = 0
+    dicom_not_written: str | None = None
+    """Why a study analysed with ``--dicom`` has no DICOM SEG or SR
+    (:func:`no_dicom_reason`); None when it has both, or none was asked. The record
+    keeps it, and the cohort counts studies by it."""
+
+
+DICOM_WRITER_REFUSED = "a SEG or SR writer did not write it (the study's results.json says why)"
+"""The reason :func:`no_dicom_reason` gives for a SEG or SR whose writer refused or failed."""
+
+
+def no_dicom_reason(result: AnalysisResult, paths: OutputPaths) -> str | None:
+    """Why a study analysed with ``--dicom`` has no DICOM SEG or SR, or None.
+
+    Parameters
+    ----------
+    result
+        The study's result, as :func:`discquant.pipeline.run_study` returned it.
+    paths
+        Its written outputs, from the same call.
+
+    Returns
+    -------
+    str or None
+        None when both were written; :data:`DICOM_WRITER_REFUSED` for a writer that
+        refused or failed (its reason in ``paths.skipped``); else why there was no source
+        DICOM T2 (:attr:`~discquant.results.AnalysisResult.dicom_not_written`: ``the T2
+        was not read from DICOM``, ``no T2 series was used``, ...), without the study's
+        details, so that studies count together; the writers' own reason,
+        ``no source DICOM T2 images``, when run_study gave none. Until 2026-12-07 the
+        cohort tables recovered it from the text of the study's ``--dicom:`` warning.
+    """
+    if paths.dicom_seg is not None and paths.dicom_sr is not None:
+        return None
+    reason = paths.skipped.get("dicom_seg") or paths.skipped.get("dicom_sr")
+    if reason not in (None, NO_SOURCE_DICOM):
+        return DICOM_WRITER_REFUSED
+    return result.dicom_not_written or NO_SOURCE_DICOM
 
 
 StudyFunction = Callable[[StudyInputs, Path, CohortOptions], StudyReport]
@@ -234,7 +273,7 @@ def pipeline_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -
         from discquant.segment import make_segmenter
 
         segmenter = make_segmenter(models["segmentation"], device=options.config.device)
-    result, _ = run_study(
+    result, paths = run_study(
         inputs,
         out_dir,
         config=options.config,
@@ -254,6 +293,7 @@ def pipeline_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -
         failed_stages=tuple(s.name for s in result.failed_stages),
         models=versions,
         n_discs_found=sum(1 for d in result.discs if d.found),
+        dicom_not_written=no_dicom_reason(result, paths) if options.dicom else None,
     )
 
 
@@ -792,6 +832,7 @@ def _process_study(
                 "outputs": records.output_sizes(out, study.subject),
                 "failed_stages": list(report.failed_stages),
                 "n_discs_found": report.n_discs_found,
+                "dicom_not_written": report.dicom_not_written,
                 "software": {
                     "name": "discquant",
                     "version": __version__,
