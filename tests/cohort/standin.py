@@ -4,16 +4,16 @@ A stand-in study is a folder with ``values.json``: ``{"adc": [five nucleus ADCs]
 stand-in writes the real per-disc table (``outputs.tables.write_discs_tsv``) with those
 values, so the cohort tables can be compared with known numbers. With ``"results"`` in it
 (``{"flags": [...], ...}``: part of a results document) it writes that as the study's
-``sub-<id>_results.json`` too; without, none. With ``"dicom_not_written"`` (a reason), a
-run with ``--dicom`` reports it, as the pipeline reports why it wrote no DICOM SEG/SR
-(:func:`discquant.cohort.worker.no_dicom_reason`). A ``crash`` file makes
-the worker process die (``os._exit``) on the first attempt; its content names a marker
-file that records that the crash happened (later attempts see it and run normally), or
-is ``always`` (every attempt dies). A ``cancel_others`` file makes the study cancel
-every other task of the run. An ``error`` file makes the study raise a ``RuntimeError``
-(a bug, not bad input: retried, then recorded) on every attempt. A ``full_disk`` file makes
-the study's writing fail as on a full disk (``OSError`` ENOSPC naming its temporary
-folder); each attempt appends a line to the file its content names.
+``sub-<id>_results.json`` too, and reports its flags; without, neither. With
+``"dicom_not_written"`` (a reason), a run with ``--dicom`` reports it, as the pipeline
+reports why it wrote no DICOM SEG/SR (:func:`discquant.cohort.worker.no_dicom_reason`). A
+``crash`` file makes the worker process die (``os._exit``) on the first attempt; its
+content names a marker file that records that the crash happened (later attempts see it and
+run normally), or is ``always`` (every attempt dies). A ``cancel_others`` file makes the
+study cancel every other task of the run. An ``error`` file makes the study raise a
+``RuntimeError`` (a bug, not bad input: retried, then recorded) on every attempt. A
+``full_disk`` file makes the study's writing fail as on a full disk (``OSError`` ENOSPC
+naming its temporary folder); each attempt appends a line to the file its content names.
 """
 
 from __future__ import annotations
@@ -143,9 +143,13 @@ def _write_study(
     sub = study_folder(out_dir, subject)  # sub-<id>/, or sub-<id>/ses-<session>/
     sub.mkdir(parents=True)
     write_discs_tsv(discs, sub / f"sub-{subject}_discs.tsv")
+    report = StudyReport(models={"standin": "1"}, n_discs_found=len(discs))
     if results is not None:
         (sub / f"sub-{subject}_results.json").write_text(json.dumps(results))
-    return StudyReport(models={"standin": "1"}, n_discs_found=len(discs))
+        flags = results.get("flags") if isinstance(results, dict) else None
+        if flags is not None:  # reported as pipeline_study reports them (the record keeps them)
+            report = dataclasses.replace(report, study_flags=tuple(flags))
+    return report
 
 
 def crash_first_attempt(

@@ -254,12 +254,16 @@ def test_killed_worker_retried_and_missing_manifest_path(
 
 def test_each_disc_row_carries_its_studys_own_flags(reference: Path) -> None:
     """The study flags of each study's results.json, on each of its disc rows (they were
-    in no cohort table: an audit)."""
+    in no cohort table: an audit), kept in its record (the tables read no results.json)."""
     discs = pd.read_parquet(reference / "cohort_discs.parquet")
     for subject, rows in discs.groupby("subject"):
         doc = json.loads((reference / f"sub-{subject}" / f"sub-{subject}_results.json").read_text())
         expected = ",".join(doc["flags"]) or None
         assert list(rows["study_flags"]) == [expected] * len(rows), subject
+        record = json.loads(
+            (reference / ".discquant-cohort" / "records" / f"sub-{subject}.json").read_text()
+        )
+        assert record["study_flags"] == doc["flags"], subject
 
 
 def test_dicom_with_nifti_studies_says_once_that_no_seg_or_sr_was_written(

@@ -808,12 +808,20 @@ def test_a_parquet_write_error_without_errno_names_the_table(
     assert list(tmp_path.iterdir()) == []
 
 
+def _edit_record(out: Path, subject: str, **fields: object) -> None:
+    """Set ``fields`` in a study's record, as a worker of this version writes them."""
+    record = rec.read_record(out, subject)
+    assert record is not None
+    rec.write_record(out, subject, {**record, **fields})
+
+
 def test_the_study_flags_are_a_column_of_the_disc_tables(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A study's own flags (sacrum_not_in_fov, csf_adc_implausible, ...) were in no cohort
     table: a study whose CSF read far below free water listed its disc ADCs as any other
-    (an audit). Each disc row now carries its study's flags, read from its results.json."""
+    (an audit). Each disc row now carries its study's flags, which its record keeps; a
+    record without them (written before 2026-12-07) is read through its results.json."""
     import logging
 
     from discquant.cohort import write_cohort_tables
@@ -824,10 +832,18 @@ def test_the_study_flags_are_a_column_of_the_disc_tables(
     standin.make_study(data / "sub-s00", _adc(0), results=flagged)
     standin.make_study(data / "sub-s01", _adc(1), results={"flags": []})
     standin.make_study(data / "sub-s02", _adc(2), results={"flags": ["x"]})
+    standin.make_study(data / "sub-s03", _adc(3), results={"flags": ["dwi_t2_misaligned"]})
     out = tmp_path / "out"
     studies = read_cohort(data)
     _in_process(studies, out)
-    (out / "sub-s02" / "sub-s02_results.json").write_text("{broken")
+    for subject in ("s00", "s01"):  # from their records, not their results.json
+        rec.results_json_path(out, subject).unlink()
+    for subject in ("s02", "s03"):  # records of an earlier version: no study_flags
+        record = rec.read_record(out, subject)
+        assert record is not None and "study_flags" in record
+        del record["study_flags"]
+        rec.write_record(out, subject, record)
+    rec.results_json_path(out, "s02").write_text("{broken")
     with caplog.at_level(logging.WARNING, logger="discquant.cohort"):
         write_cohort_tables(out, studies)
     assert "sub-s02_results.json: cannot be read" in caplog.text
@@ -840,12 +856,46 @@ def test_the_study_flags_are_a_column_of_the_disc_tables(
             "s00": ["sacrum_not_in_fov,csf_adc_implausible"] * 5,
             "s01": [""] * 5,  # no flags: an empty cell, as a disc without flags
             "s02": [""] * 5,  # its results.json could not be read (the WARNING above)
+            "s03": ["dwi_t2_misaligned"] * 5,  # read from its results.json
         }
         # after the disc table's own columns (flags last), before the provenance
         columns = list(table.columns)
         assert columns.index("study_flags") == columns.index("flags") + 1
         assert columns[columns.index("study_flags") + 1 :] == list(PROVENANCE_COLUMNS)
     assert list(empty_discs().columns) == columns
+
+
+def test_the_tables_take_the_study_flags_from_the_record(tmp_path: Path) -> None:
+    """Every rebuild of the tables read each study's results.json for its flags, one more
+    file per study; the record keeps them now, and no results.json is opened (here each
+    says no flag, so that reading one would show)."""
+    from unittest import mock
+
+    from discquant.cohort import collect_tables
+
+    data = tmp_path / "data"
+    for i in range(2):
+        standin.make_study(data / f"sub-s{i:02d}", _adc(i))
+    studies = read_cohort(data)
+    out = tmp_path / "out"
+    _in_process(studies, out)
+    for subject in ("s00", "s01"):
+        rec.results_json_path(out, subject).write_text('{"flags": []}')
+    _edit_record(out, "s00", study_flags=["sacrum_not_in_fov", "csf_adc_implausible"])
+    _edit_record(out, "s01", study_flags=[])
+    opened: list[str] = []
+    real_read_text = Path.read_text
+
+    def read_text(path: Path, *args: object, **kwargs: object) -> str:
+        opened.append(path.name)
+        return real_read_text(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    with mock.patch.object(Path, "read_text", read_text):
+        tables = collect_tables(out, studies)
+    flags = tables.discs.groupby("subject")["study_flags"].agg(lambda v: list(v.fillna("")))
+    assert flags.to_dict() == {"s00": ["sacrum_not_in_fov,csf_adc_implausible"] * 5,
+                               "s01": [""] * 5}  # fmt: skip
+    assert [n for n in opened if n.endswith("_results.json")] == []
 
 
 @pytest.mark.parametrize("taken", ["cohort_discs.csv", "cohort_report.html", "cohort_run.json"])
@@ -1048,13 +1098,6 @@ def test_studies_that_dicom_could_not_give_a_seg_and_sr_are_counted_once(
             "results.json says why (skipped_outputs)"
         ]
         assert "yes, but 4 finished studies have none (2: the T2 was not read from DICOM" in page
-
-
-def _edit_record(out: Path, subject: str, **fields: object) -> None:
-    """Set ``fields`` in a study's record, as a worker of this version writes them."""
-    record = rec.read_record(out, subject)
-    assert record is not None
-    rec.write_record(out, subject, {**record, **fields})
 
 
 def test_the_tables_take_why_no_dicom_was_written_from_the_record(tmp_path: Path) -> None:

@@ -2,8 +2,9 @@
 
 ``cohort_discs.parquet`` / ``.csv``: one row per disc level per finished study, the columns
 of ``sub-<id>_discs.tsv`` after ``subject`` and the study's status, the study's own flags
-(``study_flags``, from its ``sub-<id>_results.json``), and provenance columns (source, input
-fingerprint, software and model versions, failed stages) from its record.
+(``study_flags``, those of its ``sub-<id>_results.json``, which its record keeps), and
+provenance columns (source, input fingerprint, software and model versions, failed stages)
+from its record.
 ``cohort_failures.csv``: one row per study without a current result, with the reason
 (it failed, has not run, its input was not found, or its record is from another
 configuration or code). Only the studies of the current cohort input are included; a
@@ -62,10 +63,10 @@ STUDY_COLUMNS: tuple[str, ...] = ("subject", "session", "status")
 
 STUDY_FLAGS = "study_flags"
 """Column after the disc row's own: the study's flags (``flags`` of its
-``sub-<id>_results.json``: ``sacrum_not_in_fov``, ``csf_adc_implausible``, ...), joined with
-commas, on each of its disc rows. They were in no cohort table: a study whose CSF read far
-below free water (b-values ten times off) listed its discs' ADCs with nothing to tell them
-apart (an audit)."""
+``sub-<id>_results.json``: ``sacrum_not_in_fov``, ``csf_adc_implausible``, ...; read from its
+record, :func:`record_study_flags`), joined with commas, on each of its disc rows. They
+were in no cohort table: a study whose CSF read far below free water (b-values ten times
+off) listed its discs' ADCs with nothing to tell them apart (an audit)."""
 
 TEXT_COLUMNS: frozenset[str] = frozenset(
     {*STUDY_COLUMNS, "level", "adc_class", "flags", STUDY_FLAGS, *PROVENANCE_COLUMNS}
@@ -161,6 +162,36 @@ def study_flags(document: Mapping[str, Any] | None) -> str | None:
     if not isinstance(flags, list):
         return None
     return ",".join(str(f) for f in flags)
+
+
+def record_study_flags(out_dir: Path, subject: str, record: Mapping[str, Any]) -> str | None:
+    """A finished study's flags as the tables spell them (:func:`study_flags`), from its
+    record.
+
+    Parameters
+    ----------
+    out_dir
+        The cohort folder.
+    subject
+        The study's label.
+    record
+        Its record, whose ``study_flags`` the worker wrote from the analysis
+        (:attr:`~discquant.cohort.worker.StudyReport.study_flags`).
+
+    Returns
+    -------
+    str or None
+        As :func:`study_flags`. Until 2026-12-07 every rebuild of the tables read each
+        study's ``sub-<id>_results.json`` for them, one more file per study. A record
+        without them (null: a study function that does not report them; missing: written
+        before) is still read that way (:func:`read_study_document`): a run lists the
+        records of earlier code as outdated, but tables rebuilt by hand over such a
+        folder read them.
+    """
+    flags = record.get("study_flags")
+    if isinstance(flags, list):
+        return ",".join(str(f) for f in flags)
+    return study_flags(read_study_document(records.results_json_path(out_dir, subject)))
 
 
 DICOM_NOT_WRITTEN = "no_dicom"
@@ -397,9 +428,8 @@ def collect_tables(
         subject, session = split_study_label(study.subject)
         frame.insert(0, "session", session)  # BIDS ses- label; missing without sessions
         frame.insert(0, "subject", subject)
-        document = read_study_document(records.results_json_path(out, study.subject))
         # a study without flags is an empty cell, as a disc without flags (``flags``)
-        flags = study_flags(document) or None
+        flags = record_study_flags(out, study.subject, record) or None
         frame[STUDY_FLAGS] = flags
         rows[-1][STUDY_FLAGS] = flags
         key = record.get("key") or {}

@@ -73,6 +73,10 @@ class StudyReport:
     failed_stages: tuple[str, ...] = ()
     models: dict[str, str] = field(default_factory=dict)
     n_discs_found: int = 0
+    study_flags: tuple[str, ...] | None = None
+    """The study's own flags, ``flags`` of its results.json (``sacrum_not_in_fov``, ...).
+    The record keeps them, so that the cohort tables need not read that file; None: not
+    reported (the tables then read it)."""
     dicom_not_written: str | None = None
     """Why a study analysed with ``--dicom`` has no DICOM SEG or SR
     (:func:`no_dicom_reason`); None when it has both, or none was asked. The record
@@ -293,6 +297,7 @@ def pipeline_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -
         failed_stages=tuple(s.name for s in result.failed_stages),
         models=versions,
         n_discs_found=sum(1 for d in result.discs if d.found),
+        study_flags=tuple(result.flags),
         dicom_not_written=no_dicom_reason(result, paths) if options.dicom else None,
     )
 
@@ -832,6 +837,7 @@ def _process_study(
                 "outputs": records.output_sizes(out, study.subject),
                 "failed_stages": list(report.failed_stages),
                 "n_discs_found": report.n_discs_found,
+                "study_flags": None if report.study_flags is None else list(report.study_flags),
                 "dicom_not_written": report.dicom_not_written,
                 "software": {
                     "name": "discquant",
