@@ -111,6 +111,25 @@ def test_cli_help_does_not_import_heavy_modules() -> None:
     assert out.stdout.strip() == ""
 
 
+def test_the_cohort_package_imports_dask_only_to_run_a_cohort(tmp_path: Path) -> None:
+    """`import discquant.cohort` imported Dask (the base class of its worker plugin), which
+    a notebook that only reads a cohort's manifest, tables or records never uses: Dask
+    loads when a run registers that plugin."""
+    code = (
+        "import sys; from pathlib import Path; "
+        "from discquant.cohort import collect_tables; "
+        "from discquant.cohort.records import read_record; "
+        "out = Path(sys.argv[1]); collect_tables(out, []); read_record(out, '01'); "
+        "print(','.join(m for m in ('dask', 'distributed') if m in sys.modules)); "
+        "from discquant.cohort.preload import PreloadModels; "
+        "print('distributed' in sys.modules)"
+    )
+    command = [sys.executable, "-c", code, str(tmp_path)]
+    out = subprocess.run(command, capture_output=True, text=True)
+    # nothing of Dask first (the line is empty); then the plugin's import loads it
+    assert out.stdout.split() == ["True"], out.stdout + out.stderr
+
+
 def test_level_names_do_not_import_the_network() -> None:
     """`from discquant.segment import disc_name` imported PyTorch and MONAI (3-7 s, and
     MONAI replaces warnings.showwarning for the whole notebook): an audit of the API."""

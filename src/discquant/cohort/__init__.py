@@ -1,7 +1,9 @@
 """Cohorts on dask.distributed: manifest → one task per study → atomic outputs → tables.
 
 This is, with :mod:`discquant.pipeline`, the only place that knows every stage. Importing
-it imports dask; the command line imports it inside the ``cohort`` command only.
+it does not import Dask (:func:`run_cohort` does, when it runs), so that reading a
+manifest, the tables or the records does not pay for it. The command line imports this
+package inside the ``cohort`` command only.
 
 >>> from pathlib import Path                                     # doctest: +SKIP
 >>> from discquant.cohort import read_cohort, run_cohort          # doctest: +SKIP

@@ -33,7 +33,6 @@ from discquant.cohort.manifest import (
 from discquant.cohort.worker import (
     COMPUTE_FAILED_CONFIG,
     CohortOptions,
-    PreloadModels,
     StudyFunction,
     StudyOutcome,
     bare_os_error,
@@ -625,6 +624,8 @@ def _run_locked(
         try:
             address = str(client.scheduler.address)
             if preload_models if preload_models is not None else study_fn is None:
+                from discquant.cohort.preload import PreloadModels  # imports Dask
+
                 client.register_plugin(PreloadModels(options))
             futures = client.map(
                 process_study,

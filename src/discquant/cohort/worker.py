@@ -1,9 +1,10 @@
 """What runs inside a Dask worker: the per-worker model cache and one study's task.
 
 Models load once per worker process: :func:`worker_models` is cached in the process, and
-:class:`PreloadModels` (a Dask ``WorkerPlugin``) calls it when a worker starts, so the first
-study does not pay for it and a worker that joins later (or replaces a killed one) loads
-them too.
+:class:`~discquant.cohort.preload.PreloadModels` (a Dask ``WorkerPlugin``) calls it when a
+worker starts, so the first study does not pay for it and a worker that joins later (or
+replaces a killed one) loads them too. Dask is imported only inside the functions that
+use it, so that ``import discquant.cohort`` does not pay for it.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-from distributed import WorkerPlugin
 
 from discquant import __version__
 from discquant.cohort import records
@@ -300,25 +299,6 @@ def pipeline_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -
         study_flags=tuple(result.flags),
         dicom_not_written=no_dicom_reason(result, paths) if options.dicom else None,
     )
-
-
-class PreloadModels(WorkerPlugin):
-    """Dask worker plugin: load the models when the worker starts (see :func:`worker_models`)."""
-
-    name = "discquant-preload-models"
-
-    def __init__(self, options: CohortOptions) -> None:
-        self.options = options
-
-    def setup(self, worker: Any) -> None:
-        start = time.perf_counter()
-        # not options_models: a model that does not load fails each study, not the worker
-        worker_models(
-            self.options.segmentation_model,
-            self.options.pfirrmann_model,
-            file_stamps(self.options.segmentation_model, self.options.pfirrmann_model),
-        )
-        log.info("models loaded in %.1f s", time.perf_counter() - start)
 
 
 class ShutdownNoiseFilter(logging.Filter):
