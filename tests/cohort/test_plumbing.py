@@ -1039,15 +1039,44 @@ def test_the_models_of_the_cohort_are_read_from_its_studies_records() -> None:
 
     one = {"segmentation_weights_sha256": "aa", "pfirrmann": "mine.pt"}
     other = {"segmentation_weights_sha256": "bb", "pfirrmann": "mine.pt"}
-    discs = pd.DataFrame({"models": [json.dumps(one)] * 5 + [json.dumps(other)] * 5})
-    models = models_in_use(discs)
+    models = models_in_use([one, one, other])
     assert models == {"pfirrmann": "mine.pt", "segmentation_weights_sha256": ["aa", "bb"]}
-    assert models_in_use(pd.DataFrame({"models": []})) == {}
+    assert models_in_use([]) == {}
     run = {"configuration": {"grading_model": "mine.pt"},
            "models": {**models, "pfirrmann_weights_sha256": "cc"}}  # fmt: skip
     rows = dict(configuration_rows(run))
     assert rows["segmentation model"] == "shipped (weights SHA-256: aa, bb)"
     assert rows["grading model"] == "mine.pt (weights SHA-256 cc)"
+
+
+def test_the_models_in_cohort_run_json_are_those_of_the_finished_studies_records(
+    tmp_path: Path,
+) -> None:
+    """cohort_run.json's models were parsed back from the JSON text of the disc table's
+    ``models`` column, so a finished study without a disc row (a disc table of its header
+    only) left its models out; they come from the records now."""
+    from discquant.cohort.run import CohortRun, run_configuration, write_run_outputs
+
+    data = tmp_path / "data"
+    for i in range(3):
+        standin.make_study(data / f"sub-s{i:02d}", _adc(i))
+    studies = read_cohort(data)
+    out = tmp_path / "out"
+    _in_process(studies, out)
+    _edit_record(out, "s00", models={"segmentation_weights_sha256": "aa"})
+    _edit_record(out, "s01", models={"segmentation_weights_sha256": "bb"})
+    _edit_record(out, "s02", models={"segmentation_weights_sha256": "aa", "pfirrmann": "x.pt"})
+    table = rec.discs_tsv_path(out, "s01")
+    table.write_text(table.read_text().splitlines()[0] + "\n")  # no disc row
+    run = CohortRun(out, total=3, done=3, partial=0, skipped=0, failed=0, wall_s=1.0, workers=1,
+                    scheduler="none", outcomes=[],
+                    configuration=run_configuration(CohortOptions()))  # fmt: skip
+    write_run_outputs(out, studies, run, options=CohortOptions(), study_fn=standin.standin_study)
+    written = json.loads((out / "cohort_run.json").read_text())
+    assert written["models"] == run.models == {
+        "pfirrmann": "x.pt", "segmentation_weights_sha256": ["aa", "bb"]
+    }  # fmt: skip
+    assert len(pd.read_parquet(out / "cohort_discs.parquet")) == 10  # s01 has no disc row
 
 
 def test_studies_that_dicom_could_not_give_a_seg_and_sr_are_counted_once(

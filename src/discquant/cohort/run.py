@@ -725,7 +725,6 @@ def write_run_outputs(
         collect_tables,
         dicom_not_written,
         log_tables,
-        models_in_use,
         replace_together,
         table_writes,
         write_json,
@@ -737,7 +736,7 @@ def write_run_outputs(
     if not tables.studies.empty:
         counts = tables.studies["status"].value_counts()
         run.cohort_status = {str(k): int(v) for k, v in counts.items()}
-    run.models = models_in_use(tables.discs)
+    run.models = tables.models
     if options.dicom:
         run.dicom_not_written = dicom_not_written(tables.studies)
         if missing := sum(run.dicom_not_written.values()):

@@ -20,8 +20,8 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +95,8 @@ class CohortTables:
     failures: pd.DataFrame
     studies: pd.DataFrame
     """One row per study: subject, status, seconds, worker, failed stages (for the report)."""
+    models: dict[str, Any] = field(default_factory=dict)
+    """The models of the studies in :attr:`discs`, from their records (:func:`models_in_use`)."""
 
 
 def _read_discs(path: Path) -> pd.DataFrame:
@@ -247,32 +249,29 @@ def config_sha256(config: Any) -> str | None:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def models_in_use(discs: pd.DataFrame) -> dict[str, Any]:
-    """The models of the studies in ``cohort_discs`` (their ``models`` column).
+def models_in_use(models: Iterable[Any]) -> dict[str, Any]:
+    """The models of a cohort's finished studies, from their records.
 
     Parameters
     ----------
-    discs
-        The disc rows (:func:`collect_tables`).
+    models
+        Each finished study's record's ``models`` (``segmentation_weights_sha256``,
+        ``pfirrmann``: the grading weights' file, ...); one that is not a mapping is
+        left out.
 
     Returns
     -------
     dict
-        Each key of the studies' ``models`` (``segmentation_weights_sha256``,
-        ``pfirrmann``: the grading weights' file, ...) with its value when every study
-        that has it agrees, else the sorted list of their values (workers on nodes that
-        read different files); empty without a study.
+        Each key with its value when every study that has it agrees, else the sorted
+        list of their values (workers on nodes that read different files); empty without
+        a study. Until 2026-12-07 they were parsed back from the JSON text of the
+        ``models`` column of ``cohort_discs``, which left out a finished study without a
+        disc row.
     """
-    if discs.empty or "models" not in discs:
-        return {}
     values: dict[str, set[str]] = {}
-    for text in discs["models"].dropna().unique():
-        try:
-            models = json.loads(text)
-        except (TypeError, ValueError):
-            continue
-        if isinstance(models, dict):
-            for name, value in models.items():
+    for study in models:
+        if isinstance(study, Mapping):
+            for name, value in study.items():
                 values.setdefault(str(name), set()).add(str(value))
     return {
         name: next(iter(seen)) if len(seen) == 1 else sorted(seen)
@@ -368,11 +367,13 @@ def collect_tables(
     Returns
     -------
     CohortTables
-        The disc rows, the failures and one row per study.
+        The disc rows, the failures, one row per study and the models of the studies in
+        the disc rows.
     """
     out = Path(out_dir)
     outcomes = outcomes or {}
     disc_frames: list[pd.DataFrame] = []
+    study_models: list[Any] = []  # each finished study's record's models
     failures: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
     for study in studies:
@@ -448,6 +449,7 @@ def collect_tables(
         for column in PROVENANCE_COLUMNS:  # the documented columns, in their order
             frame[column] = provenance[column]
         disc_frames.append(frame)
+        study_models.append(record.get("models", {}))
     discs = pd.concat(disc_frames, ignore_index=True) if disc_frames else empty_discs()
     # A grade withheld (n/a) made every grade a float (3.0): the integer columns of the
     # disc table stay integers, with missing values (Int64).
@@ -464,7 +466,9 @@ def collect_tables(
     fails = pd.DataFrame(failures, columns=list(FAILURE_COLUMNS))
     by = ["subject", "session"]
     fails = fails.sort_values(by, kind="stable", na_position="first").reset_index(drop=True)
-    return CohortTables(discs=discs, failures=fails, studies=pd.DataFrame(rows))
+    return CohortTables(
+        discs=discs, failures=fails, studies=pd.DataFrame(rows), models=models_in_use(study_models)
+    )
 
 
 FileWrite = tuple[Path, Callable[[Path], Any]]
