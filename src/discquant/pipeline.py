@@ -42,7 +42,7 @@ from discquant.grade.pfirrmann import PfirrmannModel  # for get_type_hints (see 
 from discquant.io.privacy import label_holds_identifier, patient_summary
 from discquant.io.roles import orientation_from_affine, refuse_label_map
 from discquant.io.study import SERIES_SKIPPED, Series, SeriesRole, Study, Volume
-from discquant.measure.contrast import FLAG_T2_CONTRAST
+from discquant.measure.contrast import FLAG_T2_CONTRAST, FLAG_T2_SIGNED
 from discquant.measure.discs import (
     MeasureConfig,
     MeasureInputs,
@@ -599,6 +599,7 @@ def _measure(
         )
         result.flags.append("discs_not_in_dwi")
     if study.t2 is not None:
+        _check_t2_baseline(result, study.t2.image)
         _check_t2_contrast(result, config)
     result.provenance["disc_heights"] = (
         "partial-volume chords of the segmentation's disc probability"
@@ -675,6 +676,32 @@ def _with_canal(segmentation: Segmentation) -> Volume:
     return Volume(data, labels.affine)
 
 
+def _check_t2_baseline(result: AnalysisResult, t2: Volume) -> None:
+    """Flag a T2 whose darkest voxels are far from 0 (an added constant, a signed image):
+    its T2 ratios are withheld, and for a signed one its grades (:func:`_grade`)."""
+    from discquant.measure.contrast import FLAG_T2_SIGNED, check_t2_baseline
+
+    check = check_t2_baseline(t2.data)
+    if check.flag is None:
+        return
+    result.flags.append(check.flag)
+    for disc in (d for d in result.discs if d.found):
+        disc.t2_np_csf_ratio = disc.t2_np_reference_ratio = disc.t2_np_heterogeneity = None
+        # the reason is the image's baseline, not the disc ("no nucleus signal")
+        disc.flags[:] = [f for f in disc.flags if f != "t2_withheld_no_signal"]
+        disc.flags.append("t2_withheld_intensity_baseline")
+    what = (
+        "holds negative values, as a signed or shifted image does"
+        if check.flag == FLAG_T2_SIGNED
+        else "has a constant added: its darkest voxels are far above 0"
+    )
+    grades = "; Pfirrmann grades withheld" if check.flag == FLAG_T2_SIGNED else ""
+    result.warnings.append(
+        f"the T2 {what} (0.5th percentile {check.low:.4g}, 99th {check.high:.4g}), unlike a "
+        f"magnitude MR image: T2 signal ratios and heterogeneity withheld{grades}"
+    )
+
+
 def _check_t2_contrast(result: AnalysisResult, config: AnalysisConfig) -> None:
     """Flag a "T2" whose signal ratios look T1-weighted; its grades are then withheld."""
     from discquant.measure.contrast import check_t2_contrast
@@ -733,6 +760,10 @@ def _grade(
     if FLAG_T2_CONTRAST in result.flags:  # Pfirrmann grades are read on T2
         for disc in (d for d in result.discs if d.found):
             disc.flags.append("pfirrmann_withheld_t2_contrast")
+        return
+    if FLAG_T2_SIGNED in result.flags:  # the crops are windowed on positive voxels
+        for disc in (d for d in result.discs if d.found):
+            disc.flags.append("pfirrmann_withheld_t2_signed")
         return
     if t2 is None or result.labels_t2 is None:
         if t2 is None and any(d.found for d in result.discs):

@@ -413,10 +413,12 @@ FLAG_MEANINGS: dict[str, str] = {
     "no_diffusion_series": "The study has no diffusion series",
     "t2_withheld_too_few_voxels": "T2 measures withheld: too few voxels",
     "t2_withheld_no_signal": "T2 measures withheld: no nucleus signal",
+    "t2_withheld_intensity_baseline": "T2 ratios withheld: T2 offset or signed (not magnitude)",
     "t2_csf_ratio_withheld_no_csf": "T2 nucleus/CSF ratio withheld: too little CSF on the T2",
     "t2_reference_ratio_withheld_no_marrow": "T2 nucleus/marrow ratio withheld: no marrow",
     "pfirrmann_withheld_no_t2": "Pfirrmann grade withheld: no T2",
     "pfirrmann_withheld_t2_contrast": "Pfirrmann grade withheld: T2 contrast implausible",
+    "pfirrmann_withheld_t2_signed": "Pfirrmann grade withheld: T2 holds negative values",
     "volume_withheld_single_slice": "Volume withheld: disc on one slice",
     "volume_withheld_lateral_fov": "Volume withheld: slab cuts the disc",
     "volume_withheld_partial_fov": "Volume withheld: field of view cuts the disc",
@@ -442,6 +444,8 @@ FLAG_MEANINGS: dict[str, str] = {
     "dwi_t2_misaligned": "T2 and DWI discs disagree: disc ADC may be off the disc",
     "segmented_on_dwi_b0": "No T2: segmented on the DWI b=0 image",
     "t2_contrast_implausible": "Image taken for T2 does not look T2-weighted",
+    "t2_intensity_offset": "T2 has a constant added: darkest voxels far above 0",
+    "t2_signed_intensities": "T2 holds negative values: signed or shifted, not magnitude",
 }
 """What each flag of :class:`DiscResult` and :class:`AnalysisResult` means, in words (at
 most 64 characters: the DICOM SR codes them with it, and the report explains the flags it

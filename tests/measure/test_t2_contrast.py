@@ -83,3 +83,59 @@ def test_a_real_t1_is_flagged_and_a_real_t2_is_not(shared_data: Path) -> None:
     t2 = analyze(load_study(t2=shared_data / "lumbar-t2-discs" / "sub-fcs11_T2w.nii.gz"))
     assert "t2_contrast_implausible" not in t2.flags
     assert sum(d.pfirrmann_grade is not None for d in t2.discs) == 5
+
+
+def test_a_t2_with_a_constant_added_or_negative_values_has_its_ratios_withheld(
+    phantom: PhantomStudy,
+) -> None:
+    """A constant added to the T2 read nucleus/CSF 0.99 instead of 0.40-0.59, and a T2
+    shifted below 0 moved every expected grade up by about one, both without a word (an
+    audit): the segmentation and the grader normalise intensities, the ratios do not."""
+    t2 = phantom.t2
+    high = float(np.percentile(t2.data, 99))
+    results = {}
+    for name, data in (
+        ("as is", t2.data),
+        ("offset", t2.data + 20 * high),
+        ("signed", t2.data - 0.3 * high),
+    ):
+        study = Study("ph", (Series(SeriesRole.T2, "test", "T2", Volume(data, t2.affine), "sag"),))
+        results[name] = analyze(study, segmenter=_truth(phantom))
+    found = {name: [d for d in res.discs if d.found] for name, res in results.items()}
+    assert len(found["as is"]) == 5
+    # grades II-V: nucleus/CSF 0.47 down to 0.08
+    assert all(0.05 < (d.t2_np_csf_ratio or 0) < 0.6 for d in found["as is"])
+    assert not {"t2_intensity_offset", "t2_signed_intensities"} & set(results["as is"].flags)
+    for name, flag in (("offset", "t2_intensity_offset"), ("signed", "t2_signed_intensities")):
+        assert flag in results[name].flags
+        assert any("unlike a magnitude MR image" in w for w in results[name].warnings)
+        for disc in found[name]:
+            assert (disc.t2_np_csf_ratio, disc.t2_np_reference_ratio) == (None, None)
+            assert disc.t2_np_heterogeneity is None
+            assert "t2_withheld_intensity_baseline" in disc.flags
+            assert "t2_withheld_no_signal" not in disc.flags
+    # the grader windows each crop: an added constant leaves its grades as they were;
+    # negative values move them, so they are withheld
+    grades = {name: [d.pfirrmann_grade for d in discs] for name, discs in found.items()}
+    assert grades["offset"] == grades["as is"] and None not in grades["as is"]
+    assert grades["signed"] == [None] * 5
+    assert all("pfirrmann_withheld_t2_signed" in d.flags for d in found["signed"])
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["lumbar-t2-discs/sub-fcs11_T2w.nii.gz", "lumbar-t2-vertebrae/sub-vb2x04_mr.nii.gz"],
+)
+def test_real_t2_images_pass_the_baseline_check(shared_data: Path, name: str) -> None:
+    """sub-vb2x04 has the highest baseline of the 623 real images (0.5th percentile 0.23
+    of the 99th: an 8-bit volume of low contrast); the threshold is 0.4."""
+    import nibabel as nib
+
+    from discquant.measure.contrast import check_t2_baseline
+
+    path = shared_data / name
+    if not path.is_file():
+        pytest.skip(f"{path} is absent")
+    check = check_t2_baseline(np.asarray(nib.load(str(path)).dataobj, dtype=np.float32))
+    assert check.flag is None
+    assert 0 <= check.low < 0.4 * check.high
