@@ -1804,3 +1804,37 @@ def test_dicom_outputs_asked_of_a_study_without_a_dicom_t2_say_why(
     assert said == f"--dicom: {why}; no SEG/SR written"
     # the same reason as data, without the study's details (the cohort counts studies by it)
     assert result.dicom_not_written == why.split(" (")[0]
+
+
+def test_a_subject_label_that_loses_characters_is_said(
+    phantom: PhantomStudy, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`--subject vb2x02_3mm` was written to sub-vb2x023mm without a word (an audit);
+    `sub-01` and a session label keep theirs and say nothing."""
+    import logging
+
+    from discquant.phantom import write_study
+    from discquant.pipeline import StudyInputs, run_study
+
+    write_study(phantom, tmp_path / "in", subject="ph", format="nifti")
+    t2 = tmp_path / "in" / "sub-ph" / "anat" / "sub-ph_T2w.nii.gz"
+    segmenter = _truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)
+    said = {}
+    for subject in ("vb2x02_3mm", "sub-01", "02_ses-pre"):
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="discquant.pipeline"):
+            _, paths = run_study(
+                StudyInputs(t2=t2, subject=subject), tmp_path / "out", segmenter=segmenter
+            )
+        said[subject] = (paths.subject_dir.relative_to(tmp_path / "out").as_posix(), [
+            r.getMessage() for r in caplog.records if "BIDS labels" in r.getMessage()
+        ])  # fmt: skip
+    assert said == {
+        "vb2x02_3mm": (
+            "sub-vb2x023mm",
+            ["subject 'vb2x02_3mm' is written as sub-vb2x023mm: BIDS labels hold letters "
+             "and digits only"],
+        ),
+        "sub-01": ("sub-01", []),
+        "02_ses-pre": ("sub-02/ses-pre", []),
+    }  # fmt: skip
