@@ -436,6 +436,7 @@ FLAG_MEANINGS: dict[str, str] = {
     "no_discs_found": "No discs found",
     "no_lumbar_discs_found": "No lumbar discs found",
     "input_not_sagittal": "Input not sagittal",
+    "inplane_spacing_coarse": "Image coarser than 1.2 mm in-plane: sizes may read high",
     "header_looks_mirrored": "Canal not behind the vertebrae: image header looks mirrored",
     "frames_of_reference_differ": "T2 and diffusion frames of reference differ",
     "adc_not_trace": "ADC along the DWI's directions, not the trace",
