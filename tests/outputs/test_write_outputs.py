@@ -247,6 +247,7 @@ def test_a_run_that_finds_its_subject_written_by_another_run_says_so(
     import os
 
     first = write_outputs(partial_result(), tmp_path)
+    before = {p.name: p.read_bytes() for p in first.subject_dir.iterdir()}
     replace = os.replace
 
     def raced(src: Any, dst: Any) -> None:
@@ -261,7 +262,13 @@ def test_a_run_that_finds_its_subject_written_by_another_run_says_so(
     monkeypatch.undo()
     assert err.value.filename == str(first.subject_dir)
     assert [p.name for p in first.subject_dir.iterdir()] == ["theirs.txt"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset_description.json", "sub-p1"]
+    # the previous results are never removed for what another run left (unchecked: a
+    # review made a session's staging folder appear there), but kept under their own name
+    (kept,) = [p for p in tmp_path.iterdir() if p.name.startswith("sub-p1.previous-")]
+    assert f"the previous results are kept in {kept.name}" in str(err.value)
+    assert {p.name: p.read_bytes() for p in kept.iterdir()} == before
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["dataset_description.json", "sub-p1", kept.name]
 
 
 def test_outputs_follow_the_umask_not_owner_only(tmp_path: Path) -> None:

@@ -591,7 +591,9 @@ def write_outputs(
         (see :func:`check_dataset_description`).
     OSError
         A file of the subject could not be written (disk full, permissions); the subject
-        folder is not written and a previous one is left untouched.
+        folder is not written and a previous one is left untouched. Or another run wrote
+        the subject's folder in the same moment; a previous one is then kept beside it as
+        ``sub-<label>.previous-<time>-<random>`` (the error names it).
     """
     root = Path(out_dir)
     check_dataset_description(root)  # before anything is written or created
@@ -624,11 +626,19 @@ def write_outputs(
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
             # the folder came back between the two moves: another run wrote this subject
-            # at the same moment (it read "sub-00: Directory not empty", as bad input)
+            # at the same moment (it read "sub-00: Directory not empty", as bad input).
+            # What is there now is not checked, so the previous results are kept beside
+            # it under a name of their own, never removed (a review).
+            kept = ""
+            if backup is not None:
+                stamp = time.strftime("%Y%m%dT%H%M%S")
+                previous = final.with_name(f"{final.name}.previous-{stamp}-{uuid.uuid4().hex[:6]}")
+                os.replace(backup / "old", previous)
+                kept = f"; the previous results are kept in {previous.name}"
             raise OSError(
                 exc.errno,
-                "another run wrote this subject's folder at the same moment; "
-                "its results are there, run again to replace them",
+                f"another run wrote this subject's folder at the same moment{kept}; run "
+                "again to replace it",
                 os.fspath(final),
             ) from exc
         committed = True
