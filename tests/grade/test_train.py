@@ -937,3 +937,16 @@ def test_train_grade_prints_one_line_per_scored_set(
     assert "within ±1 83.3 %" in lines[1] and f"{out / 'cv_metrics.json'}" in lines[1]
     assert f"kappa linear {cv['kappa_linear']:.3f}" in lines[1]
     assert len(lines) == 2
+
+
+def test_a_missing_graded_set_named_like_a_project_set_names_graded_sets(tmp_path: Path) -> None:
+    """A missing graded set at /data/Spider was said to come from the configuration's
+    ``spider`` (a review): the key is the caller's, not guessed from the folder name."""
+    from discquant.errors import InputNotFoundError
+    from discquant.grade.train import collect_discs
+
+    cfg = GradeTrainConfig(graded_sets=[tmp_path / "Spider"], phantoms_train=0, phantoms_test=0)
+    with pytest.raises(InputNotFoundError) as err:
+        collect_discs(cfg, base=tmp_path)
+    assert "the training configuration's graded_sets names it" in str(err.value)
+    assert str(tmp_path / "Spider") in str(err.value)

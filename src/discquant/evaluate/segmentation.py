@@ -167,17 +167,18 @@ def check_reference_labels(ref: npt.NDArray[np.integer], *, case: str = "") -> N
 
     values = {int(v) for v in np.unique(np.asarray(ref).astype(np.int64)) if v != 0}
     cervical = {v for v in values if 1 <= v < FIRST_THORACIC_LABEL}
-    if cervical and _lumbar_without_thoracic(values):
-        # Labels 1-7 beside lumbar or sacral ones with no thoracic level between them
+    others = values - cervical
+    if cervical and others and not others & _THORACIC_LABELS:
+        # Labels 1-7 beside others (lumbar, sacral, the canal) with no thoracic level
         # are no spine in VerSe's numbering: another convention's 1-5 with some label
-        # that happens to be discquant's (26, say). Such a reference passed before.
+        # that happens to be discquant's (26, 61). Such a reference passed before.
         where = f"{case}: " if case else ""
         raise InvalidInputError(
             f"{where}the reference mixes labels {label_runs(sorted(cervical))}, which "
-            "VerSe reads as cervical vertebrae, with lumbar or sacral labels and no "
-            "thoracic level between them: it is not in the VerSe/SPINEPS labels "
-            "discquant writes; map its labels first, e.g. lumbar-t2-discs' discs 1-5 "
-            "to 120-124 as discquant.evaluate.segmentation.convert_real_references does"
+            "VerSe reads as cervical vertebrae, with others and no thoracic level: it "
+            "is not in the VerSe/SPINEPS labels discquant writes; map its labels "
+            "first, e.g. lumbar-t2-discs' discs 1-5 to 120-124 as "
+            "discquant.evaluate.segmentation.convert_real_references does"
         )
     if not values or (values & set(LABEL_NAMES) and max(values) >= FIRST_THORACIC_LABEL):
         return
@@ -197,13 +198,12 @@ def check_reference_labels(ref: npt.NDArray[np.integer], *, case: str = "") -> N
     )
 
 
-def _lumbar_without_thoracic(values: set[int]) -> bool:
-    """Whether ``values`` hold a lumbar or sacral body or disc (L1 = 20 … S1 = 26, discs
-    119 … 128) but no thoracic body or disc (T1 … T13: 8 … 19, 28, discs 108 … 118)."""
-    thoracic = set(range(FIRST_THORACIC_LABEL, 20)) | {28}
-    thoracic |= {DISC_OFFSET + v for v in thoracic if v < 19}
-    lumbar = set(range(20, 27)) | {DISC_OFFSET + v for v in (19, *range(20, 26), 28)}
-    return bool(values & lumbar) and not values & thoracic
+_THORACIC_LABELS = frozenset(
+    {*range(FIRST_THORACIC_LABEL, 20), 28, *(DISC_OFFSET + v for v in (*range(7, 20), 28))}
+)
+"""Thoracic bodies T1 … T12 and T13 (8 … 19, 28) and the discs C7-T1 … T13-L1 (107 …
+119, 128): a spine in VerSe's numbering passes them between its cervical and lumbar
+labels."""
 
 
 def evaluate_case(

@@ -141,10 +141,10 @@ def spine_normals(centres_rc: npt.NDArray[np.float64]) -> npt.NDArray[np.float64
     return normals
 
 
-def _data_folder(root: Path, what: str) -> None:
+def _data_folder(root: Path, what: str, key: str) -> None:
+    """``root`` must be a folder; else an error naming ``what`` and the configuration's
+    ``key`` that gave it (``sudirman``, ``spider``, ``graded_sets``)."""
     if not root.is_dir():
-        # where the configuration names it: sudirman and spider, or graded_sets
-        key = what.lower() if what.lower() in ("sudirman", "spider") else "graded_sets"
         raise InputNotFoundError(
             f"{what} data folder not found (relative to the folder the command runs in; "
             f"the training configuration's {key} names it)",
@@ -291,7 +291,7 @@ def sudirman_discs(
         A grade of L3-L4, L4-L5 or L5-S1 that is not 1-5 (:func:`read_gradings`).
     """
 
-    _data_folder(root, "Sudirman")
+    _data_folder(root, "Sudirman", "sudirman")
     grades = read_gradings(root / "gradings.tsv", ("pfirrmann_grade",), levels=SUDIRMAN_LEVELS)
     if not (root / "boxes.tsv").is_file():
         raise InputNotFoundError("disc boxes file not found", path=root / "boxes.tsv")
@@ -408,7 +408,9 @@ def spider_discs(
     segment_model
         A segmentation ``model.pt`` to locate the discs with; None: the shipped one.
     """
-    return graded_discs(root, "spider", subjects, segment_model=segment_model, strict=False)
+    return graded_discs(
+        root, "spider", subjects, segment_model=segment_model, strict=False, config_key="spider"
+    )
 
 
 def graded_discs(
@@ -418,6 +420,7 @@ def graded_discs(
     *,
     segment_model: Path | None = None,
     strict: bool = True,
+    config_key: str = "graded_sets",
 ) -> list[GradedDisc]:
     """Graded discs of a folder of ``<subject>_T2w.nii[.gz]`` images and a ``gradings.tsv``
     (``subject``, ``level`` L1-L2 … L5-S1, ``pfirrmann_grade``; optional
@@ -443,9 +446,12 @@ def graded_discs(
         Level spellings normalised and other levels refused
         (:func:`read_gradings`'s ``strict_levels``); False for SPIDER, whose table also
         grades levels discquant does not name, left out.
+    config_key
+        The training configuration's key that named ``root``, for the error when it is
+        missing (a graded set named ``Spider`` was said to come from ``spider``).
     """
     segment_spine = _segmenter(f"{source} discs", segment_model)
-    _data_folder(root, source)
+    _data_folder(root, source, config_key)
     # SPIDER's source spells the column "pfirrman_grade"
     grades = read_gradings(
         root / "gradings.tsv",
