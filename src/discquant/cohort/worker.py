@@ -79,7 +79,10 @@ class StudyReport:
     dicom_not_written: str | None = None
     """Why a study analysed with ``--dicom`` has no DICOM SEG or SR
     (:func:`no_dicom_reason`); None when it has both, or none was asked. The record
-    keeps it, and the cohort counts studies by it."""
+    keeps it, and the cohort counts studies by it. A study function of one's own that
+    leaves it None is counted as having both (unlike ``study_flags``, nothing falls back
+    to reading its outputs): set it from :func:`no_dicom_reason`, as
+    :func:`pipeline_study` does."""
 
 
 DICOM_WRITER_REFUSED = "a SEG or SR writer did not write it (the study's results.json says why)"
