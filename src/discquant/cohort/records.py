@@ -198,7 +198,7 @@ def outputs_intact(out_dir: Path, subject: str, record: Mapping[str, Any]) -> bo
 
 
 def now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
 
 
 def read_record(out_dir: Path, subject: str) -> dict[str, Any] | None:

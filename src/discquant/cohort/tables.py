@@ -96,7 +96,8 @@ class CohortTables:
     studies: pd.DataFrame
     """One row per study: subject, status, seconds, worker, failed stages (for the report)."""
     models: dict[str, Any] = field(default_factory=dict)
-    """The models of the studies in :attr:`discs`, from their records (:func:`models_in_use`)."""
+    """The models of the finished studies (with disc rows or not), from their records
+    (:func:`models_in_use`)."""
 
 
 def _read_discs(path: Path) -> pd.DataFrame:
@@ -367,8 +368,8 @@ def collect_tables(
     Returns
     -------
     CohortTables
-        The disc rows, the failures, one row per study and the models of the studies in
-        the disc rows.
+        The disc rows, the failures, one row per study and the models of the finished
+        studies (those without a disc row too).
     """
     out = Path(out_dir)
     outcomes = outcomes or {}

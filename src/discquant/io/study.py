@@ -26,7 +26,7 @@ SERIES_SKIPPED = "; series skipped"
 why; series skipped``): the pipeline counts them to say why a study has no T2."""
 
 
-class SeriesRole(str, Enum):
+class SeriesRole(str, Enum):  # noqa: UP042 (StrEnum changes str() of members)
     """What a series is used for."""
 
     T2 = "t2"

@@ -127,7 +127,9 @@ def _decimal(value: float) -> float:
     """``value`` to the 6 significant digits the disc table writes (``1.23457``): the SR
     wrote every digit of a float (``1.2345678912345``), a precision no measurement has,
     and the SR and the TSV then showed one value two ways (an audit)."""
-    return float(f"{float(value):.6g}")
+    from discquant.outputs.tables import format_cell
+
+    return float(format_cell(float(value)))
 
 
 def _finite(value: float | None) -> bool:

@@ -110,7 +110,7 @@ def build_results_document(
     return {
         "schema_version": SCHEMA_VERSION,
         "software": {"name": "discquant", "version": __version__},
-        "generated_at": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "generated_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "disclaimer": RESEARCH_DISCLAIMER,
         "subject": result.subject,
         "bids": dict(

@@ -883,7 +883,7 @@ def render_report(
         ", ".join(f"<code>{_esc(v)}</code>" for v in (files or {}).values() if v)
         or "this report only"
     )
-    when = (generated or _dt.datetime.now(_dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    when = (generated or _dt.datetime.now(_dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     return template.substitute(
         version=_esc(__version__),
         # the label the output files carry (sub-siemensprismasag_*), not the folder's
