@@ -1864,3 +1864,28 @@ def test_a_t2_coarser_than_the_validated_spacing_is_flagged(phantom: PhantomStud
     assert flags == {"as is": False, "1.5 mm": True}
     assert said["as is"] == []
     assert said["1.5 mm"][0].startswith("the image segmented has a 1.5 mm in-plane spacing")
+
+
+def test_discs_not_graded_for_one_reason_share_one_warning(
+    phantom: PhantomStudy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An axial T2 gave the same "not graded (… is not sagittal …)" warning once per disc
+    (an audit); a reason of one disc alone keeps its own line."""
+    from discquant.errors import InvalidInputError
+
+    def refuse(t2: Volume, mask: Any, **kwargs: Any) -> Any:
+        if mask.sum() == (phantom.labels_t2.data == 124).sum():
+            raise InvalidInputError("too small")
+        raise InvalidInputError("image orientation is not sagittal")
+
+    monkeypatch.setattr("discquant.grade.crops.extract_disc_crop", refuse)
+    res = analyze(
+        _study(phantom, dwi=False),
+        segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2),
+    )
+    said = [w for w in res.warnings if "not graded" in w]
+    assert said == [
+        "L1-L2, L2-L3, L3-L4, L4-L5: not graded (image orientation is not sagittal)",
+        "L5-S1: not graded (too small)",
+    ]
+    assert all("pfirrmann_withheld" in d.flags for d in res.discs)

@@ -807,6 +807,7 @@ def _grade(
     model = model if model is not None else load_pfirrmann_model()
     crop_args = model.crop_kwargs()
     found, crops = [], []
+    not_graded: dict[str, list[str]] = {}  # why -> levels: one warning per reason
     for disc in (d for d in result.discs if d.found):
         try:  # one disc that cannot be cropped (a mask of 2 voxels) must not stop the rest
             crops.append(
@@ -814,9 +815,11 @@ def _grade(
             )
         except InvalidInputError as exc:
             disc.flags.append("pfirrmann_withheld")
-            result.warnings.append(f"{disc.level}: not graded ({exc})")
+            not_graded.setdefault(str(exc), []).append(disc.level)
             continue
         found.append(disc)
+    for why, levels in not_graded.items():  # an axial T2 said it once per disc (an audit)
+        result.warnings.append(f"{', '.join(levels)}: not graded ({why})")
     if not crops:
         return
     for disc, grade in zip(found, grade_disc_crops(crops, model=model), strict=True):
