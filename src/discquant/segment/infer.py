@@ -268,7 +268,9 @@ def segment_spine(
     plane = orientation_from_affine(image.affine, data.shape[:3])
     if plane != "sagittal":
         logger.warning(
-            "the image is %s; the network was trained on sagittal images, check the levels",
+            "the image is %s; the network was trained on sagittal images: check the levels, "
+            "and read disc heights and volumes with care (they are measured across its "
+            "slices)",
             plane,
         )
         flags.append(FLAG_NOT_SAGITTAL)
