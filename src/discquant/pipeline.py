@@ -1084,16 +1084,16 @@ def run_study(
             "--keep-phi to keep identifiers",
             path=inputs.path or inputs.t2 or inputs.dwi or inputs.adc,
         )
-    if label != study.subject.removeprefix("sub-"):  # after the identifier check
+    check_not_over_inputs(study_folder(Path(out_dir), label), inputs.named_paths())
+    check_not_inside_inputs(Path(out_dir), [p for p in inputs.named_paths() if _reads_nifti(p)])
+    check_subject_folder_free(Path(out_dir), label, study.subject, subject_from_name)
+    if label != study.subject.removeprefix("sub-"):  # after every refusal: one-line errors
         # "--subject vb2x02_3mm" was written to sub-vb2x023mm without a word (an audit)
         log.warning(
             "subject %r is written as sub-%s: BIDS labels hold letters and digits only",
             study.subject,
             label,
         )
-    check_not_over_inputs(study_folder(Path(out_dir), label), inputs.named_paths())
-    check_not_inside_inputs(Path(out_dir), [p for p in inputs.named_paths() if _reads_nifti(p)])
-    check_subject_folder_free(Path(out_dir), label, study.subject, subject_from_name)
     result = analyze(
         study,
         config=config,
