@@ -654,10 +654,10 @@ def write_outputs(
                 with contextlib.suppress(OSError):  # else clear_stale restores it later
                     os.replace(backup / "old", final)
             _remove_created(created, root)
-        if backup is not None and final.exists():
-            # the new results are in place, the old ones are back, or another run's came
-            # in between: a full copy of the previous results was left hidden when an
-            # interrupt came after the swap
+        if backup is not None and (committed or not (backup / "old").exists()):
+            # the new results are in place, or the old ones are back or kept beside them:
+            # a full copy of the previous results was left hidden when an interrupt came
+            # after the swap. Never while they are in it (a review).
             shutil.rmtree(backup, ignore_errors=True)
         if isinstance(exc, OSError) and exc.filename is None and _out_of_space(exc):
             # gzip (nibabel) and pydicom raise ENOSPC without a file name, which the CLI
