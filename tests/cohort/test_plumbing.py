@@ -49,6 +49,18 @@ def _in_process(studies: list, out: Path, options: CohortOptions | None = None) 
         assert outcome.status == "complete", outcome
 
 
+def _analysed(tmp_path: Path, n: int, options: CohortOptions | None = None) -> tuple[list, Path]:  # type: ignore[type-arg]
+    """``n`` stand-in studies under ``tmp_path/data``, analysed in this process into
+    ``tmp_path/out`` (:func:`_in_process`); their studies and the cohort folder."""
+    data = tmp_path / "data"
+    for i in range(n):
+        standin.make_study(data / f"sub-s{i:02d}", _adc(i))
+    studies = read_cohort(data)
+    out = tmp_path / "out"
+    _in_process(studies, out, options)
+    return studies, out
+
+
 def _expected(n: int, skip: set[int] = frozenset()) -> pd.DataFrame:  # type: ignore[assignment]
     rows = [
         {"subject": f"s{i:02d}", "level": lv, "adc_np_median_um2_per_ms": v}
@@ -873,12 +885,7 @@ def test_the_tables_take_the_study_flags_from_the_record(tmp_path: Path) -> None
 
     from discquant.cohort import collect_tables
 
-    data = tmp_path / "data"
-    for i in range(2):
-        standin.make_study(data / f"sub-s{i:02d}", _adc(i))
-    studies = read_cohort(data)
-    out = tmp_path / "out"
-    _in_process(studies, out)
+    studies, out = _analysed(tmp_path, 2)
     for subject in ("s00", "s01"):
         rec.results_json_path(out, subject).write_text('{"flags": []}')
     _edit_record(out, "s00", study_flags=["sacrum_not_in_fov", "csf_adc_implausible"])
@@ -1057,12 +1064,7 @@ def test_the_models_in_cohort_run_json_are_those_of_the_finished_studies_records
     only) left its models out; they come from the records now."""
     from discquant.cohort.run import CohortRun, run_configuration, write_run_outputs
 
-    data = tmp_path / "data"
-    for i in range(3):
-        standin.make_study(data / f"sub-s{i:02d}", _adc(i))
-    studies = read_cohort(data)
-    out = tmp_path / "out"
-    _in_process(studies, out)
+    studies, out = _analysed(tmp_path, 3)
     _edit_record(out, "s00", models={"segmentation_weights_sha256": "aa"})
     _edit_record(out, "s01", models={"segmentation_weights_sha256": "bb"})
     _edit_record(out, "s02", models={"segmentation_weights_sha256": "aa", "pfirrmann": "x.pt"})
@@ -1135,12 +1137,7 @@ def test_the_tables_take_why_no_dicom_was_written_from_the_record(tmp_path: Path
     from discquant.cohort import collect_tables
     from discquant.cohort.tables import DICOM_NOT_WRITTEN, dicom_not_written
 
-    data = tmp_path / "data"
-    for i in range(3):
-        standin.make_study(data / f"sub-s{i:02d}", _adc(i))  # no results.json
-    studies = read_cohort(data)
-    out = tmp_path / "out"
-    _in_process(studies, out, CohortOptions(dicom=True))
+    studies, out = _analysed(tmp_path, 3, CohortOptions(dicom=True))  # no results.json
     _edit_record(out, "s00", dicom_not_written="the T2 was not read from DICOM")
     _edit_record(out, "s01", dicom_not_written="no T2 series was used")
     _edit_record(out, "s02", dicom_not_written=None)  # SEG and SR written

@@ -193,7 +193,7 @@ def record_study_flags(out_dir: Path, subject: str, record: Mapping[str, Any]) -
     """
     flags = record.get("study_flags")
     if isinstance(flags, list):
-        return ",".join(str(f) for f in flags)
+        return study_flags({"flags": flags})
     return study_flags(read_study_document(records.results_json_path(out_dir, subject)))
 
 
