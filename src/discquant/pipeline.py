@@ -520,9 +520,8 @@ def _check_inplane_spacing(anatomy: Volume, result: AnalysisResult) -> None:
     ``benchmarks/segment_spacing.py``, docs/segmentation.md)."""
     from discquant.grid import left_right_axis
 
-    spacing = np.linalg.norm(np.asarray(anatomy.affine)[:3, :3], axis=0)
     lr = left_right_axis(anatomy.affine)
-    inplane = max(float(v) for k, v in enumerate(spacing) if k != lr)
+    inplane = max(v for k, v in enumerate(anatomy.voxel_mm) if k != lr)
     if inplane <= MAX_INPLANE_SPACING_MM + 0.01:  # 1.2 written as 1.2000000476837158
         return
     result.flags.append("inplane_spacing_coarse")
