@@ -127,7 +127,7 @@ def test_a_t2_with_a_constant_added_or_negative_values_has_its_ratios_withheld(
     ["lumbar-t2-discs/sub-fcs11_T2w.nii.gz", "lumbar-t2-vertebrae/sub-vb2x04_mr.nii.gz"],
 )
 def test_real_t2_images_pass_the_baseline_check(shared_data: Path, name: str) -> None:
-    """sub-vb2x04 has the highest baseline of the 623 real images (0.5th percentile 0.23
+    """sub-vb2x04 has the highest baseline of the 615 real images (0.5th percentile 0.23
     of the 99th: an 8-bit volume of low contrast); the threshold is 0.4."""
     import nibabel as nib
 

@@ -77,9 +77,8 @@ FLAG_T2_OFFSET = "t2_intensity_offset"
 FLAG_T2_SIGNED = "t2_signed_intensities"
 MAX_BASELINE_SHARE = 0.4
 """The T2's 0.5th percentile above this share of its 99th → :data:`FLAG_T2_OFFSET`. On
-the 623 real T2 images of ../shared/data it is at most 0.23 (a low-contrast 8-bit volume,
-sub-vb2x04; 0.03 on the two disc volumes, 0 on most slices); the T2 of a disc volume with
-20,000 added reads 0.97 (an audit)."""
+the 615 real T2 images of ../shared/data it is at most 0.227 (a low-contrast 8-bit volume,
+sub-vb2x04; ``benchmarks/t2_baseline.py``); sub-fcs11's T2 with 20,000 added is flagged."""
 MAX_NEGATIVE_SHARE = 0.05
 """The T2's 0.5th percentile below minus this share of its 99th →
 :data:`FLAG_T2_SIGNED`. No real image of ../shared/data has a negative voxel; resampling
