@@ -491,6 +491,32 @@ def test_ctrl_c_says_so_and_exits_130(capsys: pytest.CaptureFixture[str]) -> Non
     assert capsys.readouterr().err == "discquant: interrupted\n"
 
 
+def test_ctrl_c_during_the_summary_says_where_the_results_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C while `analyze` printed its summary (the outputs already written) left
+    click's bare "Aborted!" and exit 1 (a 2026-12-07 audit)."""
+    from types import SimpleNamespace
+
+    from discquant import pipeline
+    from discquant.cli import _summary
+
+    folder = tmp_path / "out" / "sub-01"
+
+    def analysed(*_: object, **__: object) -> tuple[None, SimpleNamespace]:
+        return None, SimpleNamespace(subject_dir=folder)
+
+    def interrupted(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "run_study", analysed)  # the study is not read
+    monkeypatch.setattr(_summary, "print_summary", interrupted)
+    t2 = str(tmp_path / "sub-01_T2w.nii.gz")
+    res = CliRunner().invoke(app, ["analyze", "--t2", t2, "-o", str(tmp_path / "out")])
+    assert res.exit_code == 130, res.output
+    assert res.stderr == f"discquant: interrupted; the results are written in {folder}\n"
+
+
 def test_outputs_may_lie_inside_a_dicom_input_folder(tmp_path: Path) -> None:
     # Only folders whose import reads NIfTI would read outputs back as inputs; results
     # inside a DICOM study folder were allowed before, and stay allowed.

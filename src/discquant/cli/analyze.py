@@ -90,10 +90,12 @@ def analyze_cmd(
         )
     from discquant.cli._summary import exit_code_for, print_summary, why_partial
 
-    if json_out:
-        typer.echo(Path(paths.results_json).read_text())
-    elif not quiet:
-        print_summary(result, paths)
+    # Ctrl-C while the summary prints: the results are whole, so say where they are.
+    with user_errors(f"discquant: interrupted; the results are written in {paths.subject_dir}"):
+        if json_out:
+            typer.echo(Path(paths.results_json).read_text())
+        elif not quiet:
+            print_summary(result, paths)
     code = exit_code_for(result)
     if code and quiet:  # the only line --quiet prints for a partial analysis
         typer.echo(f"discquant: partial: {why_partial(result)}", err=True)
