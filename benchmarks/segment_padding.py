@@ -6,8 +6,10 @@ Scanners and converters pad a field of view with zeros: a tall matrix holding a 
 spine, a rectangular field stored square (47 of the 100 SPIDER slices carry more than
 16 mm of it on a side). The zeros are not anatomy, but the network normalises its
 features over the whole slice and the intensity window is a percentile of the whole
-volume, so they change what it paints. The segmentation crops them away but for a
-margin (``discquant.segment.infer.PADDING_MARGIN_MM``; ``--margin-mm`` tries others).
+volume, so they change what it paints. The segmentation crops them away
+(``segment.preprocess.padding_crop``), keeping ``discquant.segment.infer.PADDING_MARGIN_MM``
+of them (0 mm; ``--margin-mm`` tries others). Run on the code before the crop, it shows
+what the padding did.
 
 1. A real 1 mm T2 volume with manual disc masks (``../shared/data/lumbar-t2-discs/
    sub-fcs11``) with zero rows above (380 mm, a whole-spine field of view) and zero
@@ -92,6 +94,7 @@ def sudirman(model: infer.SegmentationModel) -> None:
     for path in files:
         sub = path.name.split("_")[0]
         vol = load_nifti_volume(path)
+        assert nib.aff2axcodes(vol.affine) == ("I", "P", "R"), f"{path}: rows before = above"
         spacing = nib.affines.voxel_sizes(vol.affine)
         data, aff = _padded(
             np.asarray(vol.data),

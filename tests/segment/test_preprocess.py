@@ -116,11 +116,12 @@ def test_zero_padding_is_cropped_away_but_for_the_margin() -> None:
     assert padding_crop(padded) == (slice(40, 104), slice(10, 58))
     assert padding_crop(padded, margin=(5, 3)) == (slice(35, 104), slice(7, 61))
     assert padding_crop(padded, margin=(50, 11)) == (slice(0, 104), slice(0, 68))
-    # An empty slice beside them (all of it at the minimum) does not widen the crop.
-    with_empty = np.concatenate([padded, np.zeros((104, 68, 1))], axis=2)
+    # An empty slice beside them (one value throughout, not the lowest) does not widen it.
+    with_empty = np.concatenate([padded, np.full((104, 68, 1), 7.0)], axis=2)
     assert padding_crop(with_empty) == (slice(40, 104), slice(10, 58))
     empty = np.array([False, False, False, True])
     assert padding_crop(with_empty, empty) == (slice(40, 104), slice(10, 58))
+    assert padding_crop(with_empty, np.zeros(4, bool)) == (slice(0, 104), slice(0, 68))
 
 
 def test_lines_that_are_not_at_the_minimum_everywhere_are_image() -> None:
@@ -138,6 +139,8 @@ def test_lines_that_are_not_at_the_minimum_everywhere_are_image() -> None:
     img[3, 2, 1] = np.nan  # a non-finite voxel neither makes nor breaks a line
     img[:, -2] = 0.0
     img[4, -2, 0] = np.nan
+    assert padding_crop(img) == (slice(0, 32), slice(0, 22))
+    img[:, 5:7] = 0.0  # zero lines inside the image are image
     assert padding_crop(img) == (slice(0, 32), slice(0, 22))
 
 

@@ -52,7 +52,7 @@ MIN_FIELD_OF_VIEW_MM = 64.0
 
 PADDING_MARGIN_MM = 0.0
 """Zero padding (mm) kept on each side of the image when the rest is cropped away
-(:func:`~discquant.segment.preprocess.padding_crop`). None: the network never saw zero
+(:func:`~discquant.segment.preprocess.padding_crop`). 0 mm: the network never saw zero
 padding in training, and with 16 mm kept 84 of the 505 Sudirman slices padded by 100 mm
 above and 50 mm each side had other disc names than as stored (97.0 % in the boxes
 against 98.0 %; none with 0 mm) and the discs of sub-fcs11 changed by up to 4 %
@@ -201,25 +201,29 @@ def make_segmenter(
 
 def predict_probabilities(
     image: Volume, model: SegmentationModel, *, device: str = "cpu", batch: int = 4
-) -> tuple[np.ndarray, Any]:
+) -> tuple[np.ndarray, Reoriented]:
     """Class probabilities on the reoriented input grid ``(rows, cols, slices, C)``."""
     ro = reorient(image)
     # The network sees the field of view without its zero padding (padding_crop says
     # why); the padding is background.
     rows, cols = slice(None), slice(None)
+    empty = empty_slices(ro.data)
     if "background" in model.classes:
         margin = [math.ceil(PADDING_MARGIN_MM / sp) for sp in ro.spacing_mm[:2]]
-        rows, cols = padding_crop(ro.data, margin=(margin[0], margin[1]))
+        rows, cols = padding_crop(ro.data, empty, margin=(margin[0], margin[1]))
     inner = _cropped(ro, rows, cols)
-    # Once, on what the network sees: the normalisation and the output both use it. (An
-    # empty slice of the image is not empty with the padding around it.)
-    empty = empty_slices(inner.data)
+    if inner is not ro:
+        # A slice constant within the padding is not constant with the padding around
+        # it: take the empty slices of what the network sees (the normalisation and the
+        # output both use them).
+        empty = empty_slices(inner.data)
     fov_mm = [n * s for n, s in zip(inner.data.shape[:2], inner.spacing_mm[:2], strict=True)]
     if min(fov_mm) < MIN_FIELD_OF_VIEW_MM:
         # Four stride-2 levels need 32 network pixels; a lumbar field of view has hundreds.
+        padded = " without its zero padding" if inner is not ro else ""
         raise InvalidInputError(
-            f"the sagittal field of view is {fov_mm[0]:.0f} × {fov_mm[1]:.0f} mm; at least "
-            f"{MIN_FIELD_OF_VIEW_MM:.0f} mm is needed to segment a disc and its vertebrae"
+            f"the sagittal field of view{padded} is {fov_mm[0]:.0f} × {fov_mm[1]:.0f} mm; at "
+            f"least {MIN_FIELD_OF_VIEW_MM:.0f} mm is needed to segment a disc and its vertebrae"
         )
     x = to_network_grid(inner, spacing_mm=model.spacing_mm, empty=empty)
     if model.context_mm > 0:
@@ -247,7 +251,12 @@ def predict_probabilities(
 
 
 def _cropped(ro: Reoriented, rows: slice, cols: slice) -> Reoriented:
-    """``ro`` cut to ``rows`` and ``cols`` (itself when they take everything)."""
+    """``ro`` cut to ``rows`` and ``cols`` (itself when they take everything).
+
+    Only ``data`` and ``affine`` describe the cut grid: ``transform`` and ``input_shape``
+    stay those of the whole input, so map arrays back to the whole reoriented grid
+    before :func:`~discquant.segment.preprocess.back_to_input`.
+    """
     r0, r1, _ = rows.indices(ro.data.shape[0])
     c0, c1, _ = cols.indices(ro.data.shape[1])
     if (r0, r1, c0, c1) == (0, ro.data.shape[0], 0, ro.data.shape[1]):

@@ -111,43 +111,36 @@ def padding_crop(
     *,
     margin: tuple[int, int] = (0, 0),
 ) -> tuple[slice, slice]:
-    """Rows and columns of a 3-D array ``(rows, cols, slices)`` inside the zero padding at
-    the edges of its slices, with up to ``margin`` (rows, columns) of it kept each side.
+    """Rows and columns of a 3-D array ``(rows, cols, slices)`` within its padding, with up
+    to ``margin`` (rows, columns) of the padding kept on each side.
 
-    Padding is a line (row or column) at the array's lowest value in every slice that is
-    not empty (``empty``: :func:`empty_slices` of ``data``): a measured image has noise,
-    so a whole line at the minimum is filler, not signal. A line at another constant
-    value (the bright border burnt into the real ``sub-vb1x*`` volumes) is image.
-
-    Why crop: the network normalises its features over each whole slice (instance norm)
-    and the intensity window is a percentile of the whole volume, so a padded field of
-    view changes what the network paints on the anatomy. With 380 mm of zero rows above
-    sub-fcs11 and 100 mm of zero columns on each side, its disc Dice fell from 0.906 to
-    0.702 with 3 of 5 discs named (0.804, 5 named, its discs 18–35 % too large, with the
-    padding left out of the window alone); cropped, its labels are those of the
-    unpadded volume (``benchmarks/segment_padding.py``). None of the training volumes
-    holds such padding, so the segmentation keeps no margin
-    (:data:`discquant.segment.infer.PADDING_MARGIN_MM` says what one cost).
+    The box is that of the voxels that hold a finite value other than the array's
+    lowest, over the slices that are not empty (``empty``: :func:`empty_slices` of
+    ``data``). So a row or column at an edge that holds nothing but the lowest value (or
+    no finite value) in each of those slices is padding: a measured image has noise, and
+    zero padding is its lowest value. A line at another constant value (the bright
+    border burnt into the real ``sub-vb1x*`` volumes) is image, and so is every line
+    inside the box. Not padding by this rule: zeros that an interpolated image
+    undershoots below (then zero is not the lowest value), and zeros that do not fill
+    whole lines (the corners of an oblique reformat). Why the segmentation crops, and
+    what it changed: docs/segmentation.md, "Zero-padded fields of view".
     """
+    whole = (slice(None), slice(None))
     inside = ~empty_slices(data) if empty is None else ~empty
-    if not inside.any():
-        return slice(None), slice(None)
     sub = data if inside.all() else data[..., inside]
     finite = np.isfinite(sub)
-    if not finite.all():
-        sub = np.where(finite, sub, np.nan)
-    with warnings.catch_warnings():  # all-NaN lines
-        warnings.simplefilter("ignore", RuntimeWarning)
-        lowest = np.nanmin(sub)
-        rows = np.nanmax(sub, axis=1) == lowest  # (rows, slices)
-        cols = np.nanmax(sub, axis=0) == lowest  # (cols, slices)
-    keep = []
-    for padding, n, extra in ((rows, data.shape[0], margin[0]), (cols, data.shape[1], margin[1])):
-        image = np.flatnonzero(~padding.all(axis=1))
-        if image.size == 0:
-            return slice(None), slice(None)
-        keep.append(slice(max(int(image[0]) - extra, 0), min(int(image[-1]) + 1 + extra, n)))
-    return keep[0], keep[1]
+    if not finite.any():
+        return whole
+    lowest = np.min(sub, where=finite, initial=np.inf)
+    signal = finite & (sub != lowest)
+    rows = np.flatnonzero(signal.any(axis=(1, 2)))
+    cols = np.flatnonzero(signal.any(axis=(0, 2)))
+    if rows.size == 0:  # one value throughout: nothing to crop to
+        return whole
+    return (
+        slice(max(int(rows[0]) - margin[0], 0), min(int(rows[-1]) + 1 + margin[0], data.shape[0])),
+        slice(max(int(cols[0]) - margin[1], 0), min(int(cols[-1]) + 1 + margin[1], data.shape[1])),
+    )
 
 
 def normalise_intensity(
