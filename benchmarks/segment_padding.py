@@ -1,15 +1,13 @@
 """Segmentation of a zero-padded field of view (run by hand).
 
-    .venv/bin/python benchmarks/segment_padding.py [--margin-mm 16] [--skip-sudirman]
+    .venv/bin/python benchmarks/segment_padding.py [--skip-sudirman]
 
 Scanners and converters pad a field of view with zeros: a tall matrix holding a short
 spine, a rectangular field stored square (47 of the 100 SPIDER slices carry more than
 16 mm of it on a side). The zeros are not anatomy, but the network normalises its
 features over the whole slice and the intensity window is a percentile of the whole
-volume, so they change what it paints. The segmentation crops them away
-(``segment.preprocess.padding_crop``), keeping ``discquant.segment.infer.PADDING_MARGIN_MM``
-of them (0 mm; ``--margin-mm`` tries others). Run on the code before the crop, it shows
-what the padding did.
+volume, so they change what it paints. The segmentation does not crop them (a crop was
+tried on 2026-12-07 and reverted: docs/segmentation.md, "Zero-padded fields of view").
 
 1. A real 1 mm T2 volume with manual disc masks (``../shared/data/lumbar-t2-discs/
    sub-fcs11``) with zero rows above (380 mm, a whole-spine field of view) and zero
@@ -119,16 +117,8 @@ def sudirman(model: infer.SegmentationModel) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument(
-        "--margin-mm",
-        type=float,
-        default=infer.PADDING_MARGIN_MM,
-        help="padding kept around the image (default: the shipped value)",
-    )
     ap.add_argument("--skip-sudirman", action="store_true")
     a = ap.parse_args()
-    infer.PADDING_MARGIN_MM = a.margin_mm
-    print(f"padding margin {infer.PADDING_MARGIN_MM:g} mm")
     model = load_segmentation_model()
     real_volume(model)
     if not a.skip_sudirman:

@@ -13,7 +13,6 @@ from discquant.segment.preprocess import (
     context_offset,
     from_network_grid,
     normalise_intensity,
-    padding_crop,
     reorient,
     to_network_grid,
     with_context,
@@ -106,42 +105,6 @@ def test_normalisation_is_bit_depth_invariant() -> None:
     eight = np.clip(img / img.max() * 255, 0, 255).round()
     sixteen = np.clip(img / img.max() * 4095, 0, 4095).round()
     np.testing.assert_allclose(normalise_intensity(eight), normalise_intensity(sixteen), atol=0.01)
-
-
-def test_zero_padding_is_cropped_away_but_for_the_margin() -> None:
-    """Zero rows above and zero columns on both sides (a padded field of view)."""
-    rng = np.random.default_rng(2)
-    img = rng.gamma(2.0, 100.0, size=(64, 48, 3)) + 1.0
-    padded = np.pad(img, ((40, 0), (10, 10), (0, 0)))
-    assert padding_crop(padded) == (slice(40, 104), slice(10, 58))
-    assert padding_crop(padded, margin=(5, 3)) == (slice(35, 104), slice(7, 61))
-    assert padding_crop(padded, margin=(50, 11)) == (slice(0, 104), slice(0, 68))
-    # An empty slice beside them (one value throughout, not the lowest) does not widen it.
-    with_empty = np.concatenate([padded, np.full((104, 68, 1), 7.0)], axis=2)
-    assert padding_crop(with_empty) == (slice(40, 104), slice(10, 58))
-    empty = np.array([False, False, False, True])
-    assert padding_crop(with_empty, empty) == (slice(40, 104), slice(10, 58))
-    assert padding_crop(with_empty, np.zeros(4, bool)) == (slice(0, 104), slice(0, 68))
-
-
-def test_lines_that_are_not_at_the_minimum_everywhere_are_image() -> None:
-    """A constant bright line (the border burnt into the real sub-vb1x* training volumes),
-    a zero line in one slice only, and zeros that do not fill a line are not padding."""
-    rng = np.random.default_rng(3)
-    img = rng.gamma(2.0, 100.0, size=(32, 24, 2)) + 1.0
-    img[-1] = 4095.0
-    img[0, :, 0] = 0.0
-    img[5, :10, 1] = 0.0
-    img[:, -1, 1] = 0.0
-    assert padding_crop(img) == (slice(0, 32), slice(0, 24))
-    img[:, -1, 0] = 0.0  # now the last column is zero in both slices
-    assert padding_crop(img) == (slice(0, 32), slice(0, 23))
-    img[3, 2, 1] = np.nan  # a non-finite voxel neither makes nor breaks a line
-    img[:, -2] = 0.0
-    img[4, -2, 0] = np.nan
-    assert padding_crop(img) == (slice(0, 32), slice(0, 22))
-    img[:, 5:7] = 0.0  # zero lines inside the image are image
-    assert padding_crop(img) == (slice(0, 32), slice(0, 22))
 
 
 def test_training_labels_sit_where_the_resampled_image_puts_them() -> None:

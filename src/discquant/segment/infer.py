@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -31,13 +30,11 @@ from discquant.segment.levels import DiscLevel, name_levels
 from discquant.segment.network import network_from_meta
 from discquant.segment.orientation import canal_behind_bodies_mm, header_looks_mirrored
 from discquant.segment.preprocess import (
-    Reoriented,
     back_to_input,
     context_offset,
     empty_slices,
     from_network_grid,
     pad_to_multiple,
-    padding_crop,
     reorient,
     to_network_grid,
     with_context,
@@ -49,14 +46,6 @@ SHIPPED_MODEL = "model.pt"
 
 MIN_FIELD_OF_VIEW_MM = 64.0
 """Smallest in-plane extent (mm) of an image the network segments."""
-
-PADDING_MARGIN_MM = 0.0
-"""Zero padding (mm) kept on each side of the image when the rest is cropped away
-(:func:`~discquant.segment.preprocess.padding_crop`). 0 mm: the network never saw zero
-padding in training, and with 16 mm kept 84 of the 505 Sudirman slices padded by 100 mm
-above and 50 mm each side had other disc names than as stored (97.0 % in the boxes
-against 98.0 %; none with 0 mm) and the discs of sub-fcs11 changed by up to 4 %
-(``benchmarks/segment_padding.py --margin-mm 16``)."""
 
 
 @dataclass
@@ -201,31 +190,18 @@ def make_segmenter(
 
 def predict_probabilities(
     image: Volume, model: SegmentationModel, *, device: str = "cpu", batch: int = 4
-) -> tuple[np.ndarray, Reoriented]:
+) -> tuple[np.ndarray, Any]:
     """Class probabilities on the reoriented input grid ``(rows, cols, slices, C)``."""
     ro = reorient(image)
-    # The network sees the field of view without its zero padding (padding_crop says
-    # why); the padding is background.
-    rows, cols = slice(None), slice(None)
-    empty = empty_slices(ro.data)
-    if "background" in model.classes:
-        margin = [math.ceil(PADDING_MARGIN_MM / sp) for sp in ro.spacing_mm[:2]]
-        rows, cols = padding_crop(ro.data, empty, margin=(margin[0], margin[1]))
-    inner = _cropped(ro, rows, cols)
-    if inner is not ro:
-        # A slice constant within the padding is not constant with the padding around
-        # it: take the empty slices of what the network sees (the normalisation and the
-        # output both use them).
-        empty = empty_slices(inner.data)
-    fov_mm = [n * s for n, s in zip(inner.data.shape[:2], inner.spacing_mm[:2], strict=True)]
+    fov_mm = [n * s for n, s in zip(ro.data.shape[:2], ro.spacing_mm[:2], strict=True)]
     if min(fov_mm) < MIN_FIELD_OF_VIEW_MM:
         # Four stride-2 levels need 32 network pixels; a lumbar field of view has hundreds.
-        padded = " without its zero padding" if inner is not ro else ""
         raise InvalidInputError(
-            f"the sagittal field of view{padded} is {fov_mm[0]:.0f} × {fov_mm[1]:.0f} mm; at "
-            f"least {MIN_FIELD_OF_VIEW_MM:.0f} mm is needed to segment a disc and its vertebrae"
+            f"the sagittal field of view is {fov_mm[0]:.0f} × {fov_mm[1]:.0f} mm; at least "
+            f"{MIN_FIELD_OF_VIEW_MM:.0f} mm is needed to segment a disc and its vertebrae"
         )
-    x = to_network_grid(inner, spacing_mm=model.spacing_mm, empty=empty)
+    empty = empty_slices(ro.data)  # once: the normalisation and the output both use it
+    x = to_network_grid(ro, spacing_mm=model.spacing_mm, empty=empty)
     if model.context_mm > 0:
         x = with_context(x, context_offset(ro.spacing_mm[2], model.context_mm))
     x, (h, w) = pad_to_multiple(x, 16)
@@ -235,12 +211,7 @@ def predict_probabilities(
         for i in range(0, x.shape[0], batch):
             logits = net(x[i : i + batch].to(device))
             outs.append(torch.softmax(logits.float(), dim=1)[:, :, :h, :w].cpu())
-    prob = from_network_grid(torch.cat(outs), inner).numpy()
-    if inner is not ro:
-        full = np.zeros((*ro.data.shape, prob.shape[-1]), dtype=prob.dtype)
-        full[..., model.classes.index("background")] = 1.0
-        full[rows, cols] = prob
-        prob = full
+    prob = from_network_grid(torch.cat(outs), ro).numpy()
     # A slice without signal (zero padding, an empty edge slice) holds no anatomy, but the
     # network paints discs and sacrum along its borders, which joined across empty slices
     # and renamed or hid the real levels. It is background.
@@ -248,22 +219,6 @@ def predict_probabilities(
         prob[:, :, empty, :] = 0.0
         prob[:, :, empty, model.classes.index("background")] = 1.0
     return prob, ro
-
-
-def _cropped(ro: Reoriented, rows: slice, cols: slice) -> Reoriented:
-    """``ro`` cut to ``rows`` and ``cols`` (itself when they take everything).
-
-    Only ``data`` and ``affine`` describe the cut grid: ``transform`` and ``input_shape``
-    stay those of the whole input, so map arrays back to the whole reoriented grid
-    before :func:`~discquant.segment.preprocess.back_to_input`.
-    """
-    r0, r1, _ = rows.indices(ro.data.shape[0])
-    c0, c1, _ = cols.indices(ro.data.shape[1])
-    if (r0, r1, c0, c1) == (0, ro.data.shape[0], 0, ro.data.shape[1]):
-        return ro
-    shift = np.eye(4)
-    shift[:2, 3] = [r0, c0]
-    return replace(ro, data=np.ascontiguousarray(ro.data[rows, cols]), affine=ro.affine @ shift)
 
 
 def segment_spine(

@@ -365,10 +365,9 @@ def spine_like(centroids: list[npt.NDArray[np.float64]]) -> bool:
     triples reach 137° and ×3.7 where a disc is missed or a small blob joins the chain
     (``benchmarks/spine_geometry.py``, shipped model v2, 2026-12-04: 99th percentiles
     49.8° and ×1.99 on SPIDER, 25.5° and ×1.18 on Sudirman, 23.5° and ×1.15 on the real
-    volumes; 47.8° and ×1.93 on SPIDER with zero padding cropped, 2026-12-07), so odd
-    triples are tolerated and only a chain with no regular triple at all is refused: one
-    real image is (the SPIDER slice sub-spider207). Five "discs" that an earlier network
-    found in a real sagittal brain DWI turned by 80–128° at every triple.
+    volumes), so odd triples are tolerated and only a chain with no regular triple at all
+    is refused: one real image is (the SPIDER slice sub-spider207). Five "discs" that an
+    earlier network found in a real sagittal brain DWI turned by 80–128° at every triple.
 
     Parameters
     ----------

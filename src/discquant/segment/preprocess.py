@@ -105,44 +105,6 @@ def empty_slices(data: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
         return np.asarray(~(np.nanmax(flat, axis=0) > np.nanmin(flat, axis=0)))
 
 
-def padding_crop(
-    data: npt.NDArray[np.floating],
-    empty: npt.NDArray[np.bool_] | None = None,
-    *,
-    margin: tuple[int, int] = (0, 0),
-) -> tuple[slice, slice]:
-    """Rows and columns of a 3-D array ``(rows, cols, slices)`` within its padding, with up
-    to ``margin`` (rows, columns) of the padding kept on each side.
-
-    The box is that of the voxels that hold a finite value other than the array's
-    lowest, over the slices that are not empty (``empty``: :func:`empty_slices` of
-    ``data``). So a row or column at an edge that holds nothing but the lowest value (or
-    no finite value) in each of those slices is padding: a measured image has noise, and
-    zero padding is its lowest value. A line at another constant value (the bright
-    border burnt into the real ``sub-vb1x*`` volumes) is image, and so is every line
-    inside the box. Not padding by this rule: zeros that an interpolated image
-    undershoots below (then zero is not the lowest value), and zeros that do not fill
-    whole lines (the corners of an oblique reformat). Why the segmentation crops, and
-    what it changed: docs/segmentation.md, "Zero-padded fields of view".
-    """
-    whole = (slice(None), slice(None))
-    inside = ~empty_slices(data) if empty is None else ~empty
-    sub = data if inside.all() else data[..., inside]
-    finite = np.isfinite(sub)
-    if not finite.any():
-        return whole
-    lowest = np.min(sub, where=finite, initial=np.inf)
-    signal = finite & (sub != lowest)
-    rows = np.flatnonzero(signal.any(axis=(1, 2)))
-    cols = np.flatnonzero(signal.any(axis=(0, 2)))
-    if rows.size == 0:  # one value throughout: nothing to crop to
-        return whole
-    return (
-        slice(max(int(rows[0]) - margin[0], 0), min(int(rows[-1]) + 1 + margin[0], data.shape[0])),
-        slice(max(int(cols[0]) - margin[1], 0), min(int(cols[-1]) + 1 + margin[1], data.shape[1])),
-    )
-
-
 def normalise_intensity(
     data: npt.NDArray[np.floating],
     *,
