@@ -7,7 +7,7 @@ spine, a rectangular field stored square (47 of the 100 SPIDER slices carry more
 16 mm of it on a side). The zeros are not anatomy, but the network normalises its
 features over the whole slice and the intensity window is a percentile of the whole
 volume, so they change what it paints. The segmentation does not crop them (a crop was
-tried on 2026-12-07 and reverted: docs/segmentation.md, "Zero-padded fields of view").
+tried on 2026-12-07 and reverted: docs/segmentation.md, "Zero-padded fields of view (open)").
 
 1. A real 1 mm T2 volume with manual disc masks (``../shared/data/lumbar-t2-discs/
    sub-fcs11``) with zero rows above (380 mm, a whole-spine field of view) and zero
@@ -29,7 +29,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from discquant.evaluate.segmentation import midsag_check, read_boxes
+from discquant.evaluate.segmentation import evaluate_case, midsag_check, read_boxes
 from discquant.io.study import Volume
 from discquant.segment import infer, load_segmentation_model
 from discquant.segment.data import load_nifti_volume
@@ -70,14 +70,9 @@ def real_volume(model: infer.SegmentationModel) -> None:
         data, aff = _padded(t2, img.affine, rows_before=above, cols_each_side=side)
         ref, _ = _padded(mask, img.affine, rows_before=above, cols_each_side=side)
         pred = np.asarray(infer.segment_spine(Volume(data, aff), model=model).labels.data)
-        p, r = pred >= min(LABELS.values()), ref > 0
-        dice = 2 * (p & r).sum() / max(p.sum() + r.sum(), 1)
-        named = sum(
-            int(np.bincount(pred[(ref == k + 1) & p]).argmax() == LABELS[lv])
-            if ((ref == k + 1) & p).any()
-            else 0
-            for k, lv in enumerate(LEVELS)
-        )
+        ref_labels = np.where(ref > 0, ref + LABELS["L1-L2"] - 1, 0)  # 1..5 -> 120..124
+        scores = evaluate_case(pred.astype(np.int32), ref_labels.astype(np.int32), (1, 1, 1))
+        dice, named = scores.dice["disc"], sum(scores.levels_named.values())
         volumes[name] = {lv: float((pred == LABELS[lv]).sum()) * voxel_mm3 for lv in LEVELS}
         change = [f"{100 * (volumes[name][lv] / volumes['none'][lv] - 1):+.1f}" for lv in LEVELS]
         print(f"{name} | {dice:.3f} | {named}/5 | {' '.join(change)}", flush=True)
