@@ -202,7 +202,8 @@ def test_a_non_finite_slice_position_makes_its_file_unusable(tmp_path: Path) -> 
     damaged, _ = _two_t2(tmp_path, n_slices=5)
     victim = damaged.files[2]
     ds = pydicom.dcmread(victim)
-    ds.ImagePositionPatient = ["nan", *ds.ImagePositionPatient[1:]]
+    with pytest.warns(UserWarning, match="Invalid value for VR DS: 'nan'"):  # the damage
+        ds.ImagePositionPatient = ["nan", *ds.ImagePositionPatient[1:]]
     ds.save_as(victim)
     study = load_study(tmp_path)
     assert study.t2 is not None and study.t2.description == "T2_TSE_SAG_2"
@@ -224,7 +225,8 @@ def test_library_warnings_on_damaged_headers_stay_off_the_terminal(tmp_path: Pat
     try:
         for path in sorted(tmp_path.rglob("IM*")):
             ds = pydicom.dcmread(path)
-            ds.PatientName = "A" * 80
+            with pytest.warns(UserWarning, match="PN component length"):  # the damage
+                ds.PatientName = "A" * 80
             ds.save_as(path)
     finally:
         config.settings.writing_validation_mode = mode
