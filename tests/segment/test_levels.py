@@ -10,7 +10,9 @@ from discquant.segment.levels import (
     FLAG_LEVEL_UNCERTAIN,
     FLAG_NO_SACRUM,
     FLAG_TRANSITIONAL,
+    MAX_DISC_LENGTH_MM,
     disc_label,
+    disc_length_mm,
     disc_name,
     link_gap_ratios,
     name_levels,
@@ -264,6 +266,33 @@ def test_a_lone_disc_is_not_a_spine() -> None:
     named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
     assert named.levels == [] and named.flags == ["no_discs_found"]
     assert not named.labels.any()
+
+
+def test_disc_length_is_the_span_along_the_longest_principal_axis() -> None:
+    """A diagonal rod of 41 voxel centres 0.5 mm apart on both in-plane axes: 20√2 mm."""
+    mask = np.zeros((50, 50, 3), dtype=bool)
+    mask[np.arange(41), np.arange(41), 1] = True
+    affine = np.diag([0.5, 0.5, 4.0, 1.0])
+    assert disc_length_mm(mask, affine) == pytest.approx(20 * np.sqrt(2), rel=1e-9)
+    assert disc_length_mm(np.zeros((5, 5, 1), dtype=bool), affine) == 0.0
+
+
+@pytest.mark.parametrize("length_mm", [79, 81])
+def test_a_disc_longer_than_a_lumbar_disc_means_no_lumbar_spine(length_mm: int) -> None:
+    """One disc of five 81 mm deep (the limit is 80 mm; real discs as the shipped network
+    paints them reach 69 mm): no disc is named. Dropping that disc alone let three blobs
+    the network painted in a real brain DWI pass as L3-L4 … L5-S1."""
+    cls = np.zeros((400, 120, 5), dtype=np.int16)
+    cls[:, :60] = spine(5, sacrum=True)
+    assert (cls[96:104, 10:40] == DISC).all()  # the third disc (L3-L4)
+    cls[96:104, 10 : 10 + length_mm + 1] = DISC  # voxel centres length_mm apart
+    named = name_levels(cls, AFFINE, sacrum_class=SACRUM)
+    assert MAX_DISC_LENGTH_MM == 80.0
+    if length_mm < MAX_DISC_LENGTH_MM:
+        assert [lv.name for lv in named.levels] == ["L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1"]
+    else:
+        assert named.levels == [] and named.flags == ["no_discs_found"]
+        assert not named.labels.any()
 
 
 def test_a_small_blob_behind_the_spine_takes_no_level_name() -> None:

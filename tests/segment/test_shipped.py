@@ -114,3 +114,30 @@ def test_a_header_mirrored_front_to_back_is_flagged(shared_data: Path, model, im
     # with level_uncertain, as sacrum_not_in_fov comes: the report's and the SEG's
     # vertebra names read the study-wide flag (a review)
     assert {"header_looks_mirrored", "level_uncertain"} <= set(mirrored.flags)
+
+
+@pytest.mark.parametrize("crop", [False, True])
+def test_real_sagittal_brain_dwi_has_no_lumbar_spine(
+    shared_data: Path,
+    model,  # type: ignore[no-untyped-def]
+    crop: bool,
+) -> None:
+    """The b≈0 image of a real sagittal brain DWI, as stored and without its one zero edge
+    row and column: no disc is named. Cropped, the network painted four "discs" 25–182
+    mm long, and the chain rule took them for L2-L3 … L5-S1; a lumbar disc is 30–50 mm
+    (``benchmarks/disc_extent.py``). The refusal must not rest on one edge pixel."""
+    from discquant.io.load import load_study
+    from discquant.io.study import Volume
+
+    study = load_study(shared_data / "dwi-dicom" / "siemens-prisma-sag")
+    assert study.dwi is not None and study.dwi.bvals_s_per_mm2 is not None
+    b0 = np.asarray(study.dwi.image.data)[..., int(np.argmin(study.dwi.bvals_s_per_mm2))]
+    affine = study.dwi.image.affine
+    assert not b0[0].any() and not b0[:, -1].any() and b0[1].any() and b0[:, -2].any()
+    if crop:
+        b0 = b0[1:, :-1]
+        shift = np.eye(4)
+        shift[0, 3] = 1.0
+        affine = affine @ shift
+    seg = segment_spine(Volume(data=b0.astype(np.float32), affine=affine), model=model)
+    assert seg.levels == [] and seg.flags == ["no_discs_found"]
