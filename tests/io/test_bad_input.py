@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 from discquant.cli import app
 from discquant.errors import InputNotFoundError, InvalidInputError
 from discquant.io.load import load_study
+from discquant.io.study import SeriesRole
 
 SAG_AFFINE = np.array(
     [[0.0, 0.0, 4.0, 0.0], [0.0, -1.0, 0.0, 0.0], [-1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
@@ -557,6 +558,39 @@ def test_the_diffusion_of_the_t2s_visit_is_used(tmp_path: Path) -> None:
     assert len(study.dwi.bvals_s_per_mm2) == 3  # not the other visit's 4 b-values
     (said,) = [w for w in study.warnings if "series of 2 studies" in w]
     assert "analyse each study's folder on its own" in said
+
+
+def test_the_adc_map_of_the_t2s_visit_goes_before_another_visits_dwi(tmp_path: Path) -> None:
+    """The T2's visit has its scanner's ADC map but no DWI, the other visit a DWI: the
+    T2's discs were measured on the other visit's DWI, flagged frames_of_reference_differ
+    (an audit). The ADC map of the T2's own visit is used; a DWI given explicitly stays."""
+    import shutil
+    from dataclasses import replace
+
+    from tests.io.dicom_factory import write_lumbar_study
+
+    from discquant.io.roles import set_aside_other_visits_dwi
+
+    first = write_lumbar_study(tmp_path / "pt" / "visit1", t2_slices=6)
+    second = write_lumbar_study(tmp_path / "pt" / "visit2", t2_slices=5, seed=1)
+    shutil.rmtree(first.series["dwi"].folder)
+    study = load_study(tmp_path / "pt")
+    assert study.t2 is not None and study.adc is not None
+    assert study.t2.provenance.source_paths[0] in first.series["t2"].files
+    assert study.adc.provenance.source_paths[0] in first.series["adc"].files
+    assert study.dwi is None
+    (other,) = [
+        s for s in study.series if s.provenance.source_paths[0] in second.series["dwi"].files
+    ]
+    assert other.role is SeriesRole.OTHER and other.reason.startswith("DWI of another study")
+    (said,) = [w for w in study.warnings if "not used, a DWI of another visit" in w]
+    assert said.startswith("visit2/")
+    # Given explicitly (--dwi), the user's DWI is kept.
+    series = [replace(s, role=SeriesRole.DWI) if s is other else s for s in study.series]
+    for given in (False, True):
+        explicit = [s.role is SeriesRole.DWI and given for s in series]
+        kept = set_aside_other_visits_dwi(series, explicit=explicit)
+        assert [s.role for s in kept].count(SeriesRole.DWI) == int(given)
 
 
 def test_a_series_file_withholds_folder_names_that_hold_the_patients_identifiers(

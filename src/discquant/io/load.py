@@ -18,7 +18,14 @@ from discquant.io.nifti import (
     load_nifti_folder,
     n_volumes,
 )
-from discquant.io.roles import ADC_MAP_VOLUMES, chosen_over, order_series, tied_with_best, to_series
+from discquant.io.roles import (
+    ADC_MAP_VOLUMES,
+    chosen_over,
+    order_series,
+    set_aside_other_visits_dwi,
+    tied_with_best,
+    to_series,
+)
 from discquant.io.study import Series, SeriesRole, Study
 from discquant.output_paths import bids_subject_session
 
@@ -186,9 +193,19 @@ def load_study(
         warnings.extend(found_warnings)
     series = [to_series(r, assume_t2=single_file and r.hint is None) for r in raws]
     asserted = [r.hint == s.role.value for r, s in zip(raws, series, strict=True)]
+    kept = set_aside_other_visits_dwi(series, explicit=explicit, asserted=asserted)
+    set_aside = [s for s, k in zip(series, kept, strict=True) if k is not s]
+    series = kept
     ordered = order_series(series, explicit=explicit, asserted=asserted)
     identifiers = frozenset().union(*(r.identifiers for r in raws))
     warnings += [w for r in raws for w in r.warnings]
+    for s in set_aside:
+        msg = (
+            f"{s.source_name(root, identifiers) or s.description}: not used, a DWI of another "
+            "visit than the T2, whose own study has an ADC map"
+        )
+        log.warning(msg)
+        warnings.append(msg)
     warnings.extend(  # pooled, they gave wrong disc ADCs (an audit)
         f"{s.source_name(root, identifiers) or s.description}: {s.reason}"
         for s in series

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -445,6 +446,44 @@ def order_series(
     rank = _ranker(candidates)
     ordered = sorted(candidates, key=lambda c: (*rank(c), *_later_first(c[0])))
     return tuple(s for s, _, _ in ordered)
+
+
+def set_aside_other_visits_dwi(
+    series: Sequence[Series], *, explicit: Sequence[bool], asserted: Sequence[bool] | None = None
+) -> list[Series]:
+    """``series`` with every DWI of another visit than the best T2 made ``OTHER``, where
+    the T2's own study (and frame of reference) has a scanner ADC map but no DWI.
+
+    :func:`order_series` ranks a DWI of the T2's visit first, but only among DWIs, and a
+    raw DWI goes before an ADC map: a folder of two visits, the T2's with only its
+    scanner's ADC map, had that T2's discs measured on the other visit's DWI, flagged
+    ``frames_of_reference_differ`` (an audit). The map of the T2's own visit overlays it.
+    A DWI given explicitly (``--dwi``) is kept. Unknown UIDs (NIfTI) count as the same
+    visit, as in :func:`order_series`.
+    """
+    candidates = _candidates(series, explicit, asserted)
+    t2s = [c for c in candidates if c[0].role is SeriesRole.T2]
+    if not t2s:
+        return list(series)
+    t2 = min(t2s, key=lambda c: (_quality_key(*c), _later_first(c[0])))[0]
+
+    def own(role: SeriesRole) -> bool:
+        return any(s.role is role and not any(_other_visit(t2, s)) for s in series)
+
+    if not own(SeriesRole.ADC) or own(SeriesRole.DWI):
+        return list(series)
+    out = []
+    for s, given in zip(series, explicit, strict=True):
+        frame, study = _other_visit(t2, s)
+        if s.role is SeriesRole.DWI and not given and (frame or study):
+            other = "study" if study else "frame of reference"
+            s = replace(
+                s,
+                role=SeriesRole.OTHER,
+                reason=f"DWI of another {other} than the T2, whose own has an ADC map (used)",
+            )
+        out.append(s)
+    return out
 
 
 def tied_with_best(
