@@ -570,3 +570,35 @@ def test_analyze_refuses_quiet_with_verbose(tmp_path: Path) -> None:
     """`analyze --quiet --verbose` was quiet without a word; `adc` and `cohort` refuse it."""
     line = _cli_error(["analyze", "--quiet", "--verbose", "x"], cwd=tmp_path)
     assert line == "discquant: error: --quiet and --verbose exclude each other"
+
+
+def test_a_subject_label_longer_than_a_dicom_patient_id_is_refused_first(inputs: Path) -> None:
+    """A 300-character --subject ran the whole analysis, then failed on "File name too
+    long" naming a temporary folder, and left the output folder behind (an audit). The
+    DICOM SEG and SR carry the label as PatientID (at most 64 characters)."""
+    t2 = inputs / "t2.nii.gz"
+    args = ["analyze", "--t2", str(t2), "--subject", "x" * 65, "-o", str(inputs / "o")]
+    line = _cli_error(args, cwd=inputs)
+    assert line == (
+        f"discquant: error: {t2}: the subject label is 65 characters long; at most 64 "
+        "(give a shorter --subject)"
+    )
+
+
+@pytest.mark.parametrize("shape", [(40, 64, 3), (64, 15)])
+def test_a_t2_alone_too_small_to_segment_is_refused_first(
+    inputs: Path, shape: tuple[int, ...]
+) -> None:
+    """A T2 alone whose sagittal field of view is under 64 mm (40 mm head to feet, and a
+    2-D 64 × 15 image): `analyze` wrote a whole output folder of "not found" discs with
+    exit 3, where `discquant segment` refused it (an audit)."""
+    rng = np.random.default_rng(1)
+    path = inputs / "narrow.nii.gz"
+    ipr = np.array([[0, 0, 1, 0], [0, -1, 0, 0], [-1, 0, 0, 0], [0, 0, 0, 1]], dtype=float)
+    nib.save(nib.Nifti1Image(rng.uniform(100, 1000, shape).astype(np.float32), ipr), path)
+    line = _cli_error(["analyze", "--t2", str(path), "-o", str(inputs / "o")], cwd=inputs)
+    fov = "40 × 64" if len(shape) == 3 else "64 × 15"  # head-feet × front-back
+    assert line == (
+        f"discquant: error: {path}: the sagittal field of view is {fov} mm; at least 64 mm "
+        "is needed to segment a disc and its vertebrae"
+    )

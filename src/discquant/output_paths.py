@@ -56,6 +56,24 @@ _STUDY_LABEL = re.compile(rf"(.+){SESSION_ENTITY}([A-Za-z0-9]+)")
 """A subject identifier that ends in a BIDS session entity (the last one)."""
 
 
+MAX_LABEL_CHARS = 64
+"""Longest study label (:func:`bids_label`) written. The de-identified DICOM SEG and SR
+carry it as PatientID (VR LO: at most 64 characters), and every output file name holds
+it: a 300-character ``--subject`` ran the whole analysis, then failed on "File name too
+long", naming a temporary folder, and left the output folder behind (an audit)."""
+
+
+def check_label_length(label: str, *, path: Path | str | None = None) -> None:
+    """Refuse a study label longer than :data:`MAX_LABEL_CHARS` (the label itself is not
+    in the message: it may come from a folder named after the patient)."""
+    if len(label) > MAX_LABEL_CHARS:
+        raise InvalidInputError(
+            f"the subject label is {len(label)} characters long; at most {MAX_LABEL_CHARS} "
+            "(give a shorter --subject)",
+            path=path,
+        )
+
+
 def bids_label(subject: str) -> str:
     """Turn a subject identifier into a study label: a BIDS subject label (letters and
     digits only), and for one session of a subject its session entity as well, whose

@@ -40,7 +40,11 @@ from discquant.errors import (
 )
 from discquant.grade.pfirrmann import PfirrmannModel  # for get_type_hints (see below)
 from discquant.io.privacy import label_holds_identifier, patient_summary
-from discquant.io.roles import orientation_from_affine, refuse_label_map
+from discquant.io.roles import (
+    orientation_from_affine,
+    refuse_label_map,
+    refuse_small_field_of_view,
+)
 from discquant.io.study import SERIES_SKIPPED, Series, SeriesRole, Study, Volume
 from discquant.measure.contrast import FLAG_T2_CONTRAST, FLAG_T2_SIGNED
 from discquant.measure.discs import (
@@ -59,6 +63,7 @@ from discquant.measure.transfer_stage import (
 from discquant.measure.water import FLAG_CSF_ADC, MIN_CSF_ADC_UM2_PER_MS
 from discquant.output_paths import (
     bids_label,
+    check_label_length,
     check_not_inside_inputs,
     check_not_over_inputs,
     check_output_folder,
@@ -348,6 +353,8 @@ def _check_study(study: Study) -> None:
     if study.t2 is not None:  # a label map given as the T2 is refused naming its file
         sources = study.t2.provenance.source_paths
         refuse_label_map(study.t2.image, sources[0] if sources else study.source)
+        if study.dwi is None and study.adc is None:  # else its ADC map is still made
+            refuse_small_field_of_view(study.t2.image, sources[0] if sources else study.source)
     if study.t2 is None and study.dwi is None and study.adc is None:
         found = ", ".join(f"{s.description} ({s.role.value})" for s in study.series) or "nothing"
         raise InvalidInputError(
@@ -1071,8 +1078,12 @@ def run_study(
     check_config(config or AnalysisConfig())
     check_output_folder(Path(out_dir))
     check_dataset_description(Path(out_dir))  # a raw BIDS root's is never replaced
+    given_at = inputs.path or inputs.t2 or inputs.dwi or inputs.adc
+    if inputs.subject is not None:  # before the import; a folder's name after it
+        check_label_length(bids_label(inputs.subject), path=given_at)
     study = load_inputs(inputs, keep_phi=keep_phi)
     label = bids_label(study.subject)
+    check_label_length(label, path=given_at)
     if not keep_phi and label_holds_identifier(label, study.identifiers):
         # A folder named after the patient (often the MRN) would name every output, and
         # the de-identified SEG/SR would carry it as their patient ID. The label is not
@@ -1082,7 +1093,7 @@ def run_study(
             "patient's ID or name (or an identifier such as the accession number or birth date) "
             "from the DICOM header; give another subject label, or "
             "--keep-phi to keep identifiers",
-            path=inputs.path or inputs.t2 or inputs.dwi or inputs.adc,
+            path=given_at,
         )
     check_not_over_inputs(study_folder(Path(out_dir), label), inputs.named_paths())
     check_not_inside_inputs(Path(out_dir), [p for p in inputs.named_paths() if _reads_nifti(p)])

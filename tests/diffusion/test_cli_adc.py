@@ -455,3 +455,24 @@ def test_the_printed_b_values_are_whole_and_the_sidecar_keeps_the_shell_means(tm
     assert "b = 0, 1000 s/mm²" in res.output
     meta = json.loads((tmp_path / "adc.json").read_text(encoding="utf-8"))
     assert meta["BValuesUsed_s_per_mm2"] == [0.002, 1000.0]
+
+
+@pytest.mark.parametrize("value", [np.nan, 0.0])
+def test_a_mask_of_nan_or_of_zeros_is_refused_naming_the_mask(dwi_files, value):
+    """An all-NaN mask selected every voxel (NaN != 0), exit 0 and "Masked": true in the
+    sidecar; an all-zero one was refused naming the DWI (an audit)."""
+    tmp, adc = dwi_files
+    mask = tmp / "bad_mask.nii.gz"
+    nib.save(nib.Nifti1Image(np.full(adc.shape, value, np.float32), AFFINE), mask)
+    out = tmp / "m.nii.gz"
+    args = ["adc", str(tmp / "dwi.nii.gz"), "-o", str(out), "--mask", str(mask), "--quiet"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2, res.output
+    problem = (
+        "mask selects no voxel (all 0)"
+        if value == 0
+        else f"mask holds {adc.size} voxels that are not finite (NaN or inf); a mask is 0 "
+        "outside and non-zero inside"
+    )
+    assert res.output.strip().splitlines() == [f"discquant: error: {mask}: {problem}"]
+    assert not out.exists()

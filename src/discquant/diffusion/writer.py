@@ -357,7 +357,19 @@ def _read_mask(path: Path, shape: tuple[int, ...], affine: npt.NDArray[np.float6
     # in mm, as the DWI's (a mask saved with the DWI's micron header was refused)
     if not np.allclose(affine_mm(img), affine, atol=1e-3):
         raise InvalidInputError("mask is not on the DWI's grid (affines differ)", path=path)
-    return np.asarray(data != 0)
+    # NaN != 0: an all-NaN mask selected every voxel, and the sidecar said "Masked" (an
+    # audit). An empty one was refused naming the DWI.
+    if not np.isfinite(data).all():
+        bad = int(np.size(data) - np.isfinite(data).sum())
+        raise InvalidInputError(
+            f"mask holds {bad} voxels that are not finite (NaN or inf); a mask is 0 outside "
+            "and non-zero inside",
+            path=path,
+        )
+    inside = np.asarray(data != 0)
+    if not inside.any():
+        raise InvalidInputError("mask selects no voxel (all 0)", path=path)
+    return inside
 
 
 def _check_b_range(b_min_s_per_mm2: float | None, b_max_s_per_mm2: float | None) -> None:

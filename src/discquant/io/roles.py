@@ -31,8 +31,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
+import nibabel as nib
 import numpy as np
 import numpy.typing as npt
+from nibabel.affines import voxel_sizes
 
 from discquant.errors import InvalidInputError
 from discquant.io.nifti import RawImage, n_volumes
@@ -626,6 +628,36 @@ def refuse_label_map(image: Volume, path: object) -> None:
             + (" (spine labels)" if labels_only else "")
             + ": a label map or a mask, not an MR image",
             path=str(path),
+        )
+
+
+MIN_FIELD_OF_VIEW_MM = 64.0
+"""Smallest sagittal in-plane extent (mm) of an image the network segments: its four
+stride-2 levels need 32 network pixels; a lumbar field of view has hundreds."""
+
+
+def sagittal_field_of_view_mm(image: Volume) -> tuple[float, float]:
+    """Extent (mm) of ``image`` along its voxel axes closest to head-feet and to
+    front-back: what the segmentation network sees of each sagittal slice."""
+    shape = np.asarray(image.data).shape[:3]
+    world = nib.orientations.io_orientation(image.affine)[:, 0]
+    sizes = voxel_sizes(image.affine)
+    extent = {int(w): n * float(sp) for n, sp, w in zip(shape, sizes, world, strict=False)}
+    return extent.get(2, 0.0), extent.get(1, 0.0)
+
+
+def refuse_small_field_of_view(image: Volume, path: object = None) -> None:
+    """Raise :class:`InvalidInputError` naming ``path`` when the image to segment has a
+    sagittal field of view under :data:`MIN_FIELD_OF_VIEW_MM`. ``analyze`` checks a T2
+    without diffusion series before anything runs: it had written a whole output folder
+    of "not found" discs with exit 3, where ``discquant segment`` refused it (an audit).
+    With a DWI or an ADC map, the ADC map is still made and the segmentation fails."""
+    fov = sagittal_field_of_view_mm(image)
+    if min(fov) < MIN_FIELD_OF_VIEW_MM:
+        raise InvalidInputError(
+            f"the sagittal field of view is {fov[0]:.0f} × {fov[1]:.0f} mm; at least "
+            f"{MIN_FIELD_OF_VIEW_MM:.0f} mm is needed to segment a disc and its vertebrae",
+            path=None if path is None else str(path),
         )
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from discquant.errors import InvalidInputError, ModelError
-from discquant.io.roles import orientation_from_affine
+from discquant.io.roles import orientation_from_affine, refuse_small_field_of_view
 from discquant.io.study import Volume
 from discquant.models import (
     is_shipped_file,
@@ -43,9 +43,6 @@ from discquant.segment.preprocess import (
 logger = logging.getLogger(__name__)
 
 SHIPPED_MODEL = "model.pt"
-
-MIN_FIELD_OF_VIEW_MM = 64.0
-"""Smallest in-plane extent (mm) of an image the network segments."""
 
 
 @dataclass
@@ -192,14 +189,8 @@ def predict_probabilities(
     image: Volume, model: SegmentationModel, *, device: str = "cpu", batch: int = 4
 ) -> tuple[np.ndarray, Any]:
     """Class probabilities on the reoriented input grid ``(rows, cols, slices, C)``."""
+    refuse_small_field_of_view(image)
     ro = reorient(image)
-    fov_mm = [n * s for n, s in zip(ro.data.shape[:2], ro.spacing_mm[:2], strict=True)]
-    if min(fov_mm) < MIN_FIELD_OF_VIEW_MM:
-        # Four stride-2 levels need 32 network pixels; a lumbar field of view has hundreds.
-        raise InvalidInputError(
-            f"the sagittal field of view is {fov_mm[0]:.0f} × {fov_mm[1]:.0f} mm; at least "
-            f"{MIN_FIELD_OF_VIEW_MM:.0f} mm is needed to segment a disc and its vertebrae"
-        )
     empty = empty_slices(ro.data)  # once: the normalisation and the output both use it
     x = to_network_grid(ro, spacing_mm=model.spacing_mm, empty=empty)
     if model.context_mm > 0:
