@@ -167,12 +167,12 @@ a lumbar spine: no disc is named.
 Lumbar discs are about 30–35 mm deep and, like their vertebral bodies, 40–50 mm wide
 (../shared/docs/science.md). The longest disc the shipped network names on the real
 images is 69.2 mm (a thoracolumbar volume, sub-vb2x02; 65.9 mm on the SPIDER slices,
-46.6 mm on Sudirman's, 58.8 mm on 20 phantoms). In the real sagittal brain DWI it
+46.6 mm on Sudirman's, 58.8 mm on 100 unseen phantoms). In the real sagittal brain DWI it
 paints "discs" up to 167 mm long, and with the one zero edge row and column cropped
 away four of 25, 88, 119 and 182 mm, which the chain rule (:func:`spine_like`) took
 for L2-L3 … L5-S1. Dropping only the long ones let the rest of the brain pass as
-L3-L4 … L5-S1, so one refuses the chain (``benchmarks/disc_extent.py``, 2026-12-07:
-the limit changes none of the real images or phantoms)."""
+L3-L4 … L5-S1, so one refuses the chain (``benchmarks/disc_extent.py --phantoms 100``,
+2026-12-07: the limit changes none of the real images or phantoms)."""
 
 
 def disc_length_mm(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> float:
