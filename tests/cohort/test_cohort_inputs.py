@@ -444,6 +444,44 @@ def test_a_study_refused_for_an_identifying_label_is_recorded_without_it(tmp_pat
     assert pd.read_parquet(out / DISCS_PARQUET)["source"].tolist() == ["s01"] * len(ADC)
 
 
+def test_other_failed_rows_of_an_identifying_subject_are_withheld_too(tmp_path: Path) -> None:
+    """A manifest row whose label is the patient's ID was withheld, but a second row with
+    the same label (refused as a duplicate), one without its session and one whose input
+    was missing were tabled, reported and logged under the label (an audit)."""
+    from tests.io.dicom_factory import PHI, write_lumbar_study
+
+    label = "PIDX8675309Q"  # the letters and digits of PHI["PatientID"]
+    study = write_lumbar_study(tmp_path / "dicom" / "p1", size=16).root
+    ok = standin.make_study(tmp_path / "s01", ADC)
+    manifest = tmp_path / "cohort.csv"
+    manifest.write_text(
+        "subject,session,dicom\n"
+        f"{label},1,{study}\n"
+        f"{label},1,{study}\n"  # the same label again
+        f"{label},,{study}\n"  # no session, beside the subject's sessions
+        f"{label},3,{tmp_path / 'missing'}\n"
+        f"s01,,{ok}\n"
+    )
+    out = tmp_path / "out"
+    run = run_cohort(read_cohort(manifest), out, workers=1, study_fn=standin.label_checked_study)
+    assert (run.total, run.done, run.failed) == (5, 1, 4)
+    failures = pd.read_csv(out / "cohort_failures.csv", keep_default_na=False)
+    assert failures[["subject", "source"]].values.tolist() == [
+        ["(withheld)", f"cohort.csv line {n}"] for n in (2, 3, 4, 5)
+    ]
+    assert failures.loc[1, "error"] == "its subject label is already used by cohort.csv line 2"
+    assert sorted(o.name for o in run.outcomes if o.status == "failed") == [
+        f"cohort.csv line {n}" for n in (2, 3, 4, 5)
+    ]
+    for o in run.outcomes:
+        assert "8675309" not in o.error, o
+    written = [p for p in out.rglob("*") if p.is_file() and p.suffix != ".parquet"]
+    for path in written:
+        text = path.relative_to(out).as_posix() + path.read_text(errors="replace")
+        assert "8675309" not in text, path
+    assert PHI["PatientID"].replace("-", "") == label
+
+
 def test_a_folder_in_a_file_column_is_named_a_folder(tmp_path: Path) -> None:
     """A folder in a manifest's t2 column failed with "--t2 file does not exist" (it
     exists: it is a folder) and the path as given, ``man/../data`` (an audit)."""

@@ -303,16 +303,16 @@ def _dedupe(studies: list[CohortStudy]) -> list[CohortStudy]:
             # its outputs, sub-<id>/, would replace the sessions' sub-<id>/ses-*/ folders
             study = replace(
                 study,
-                error=f"subject label '{study.subject}' has no session, but sessions of "
-                f"that subject are studies too ({with_sessions[key]}): give it a session "
-                "label (sub-<id>_ses-<session>)",
+                error="its subject label has no session, but sessions of that subject are "
+                f"studies too ({with_sessions[key]}): give it a session label "
+                "(sub-<id>_ses-<session>)",
             )
         elif study.error is None and key in seen:
             label, source = seen[key]
             study = replace(
                 study,
-                error=f"subject label '{study.subject}' already used by {source}"
-                + ("" if label == study.subject else f" as '{label}' (labels differ only in case)"),
+                error=f"its subject label is already used by {source}"
+                + ("" if label == study.subject else " (the labels differ only in case)"),
             )
         elif study.error is None:
             seen[key] = (study.subject, study.source)

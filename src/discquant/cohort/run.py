@@ -606,7 +606,10 @@ def _run_locked(
             keep = clashes or study.input_missing
             if not keep and records.remove_outputs(out, study.subject):
                 log.warning("sub-%s: removed its outputs of an earlier run", study.subject)
-            finish(StudyOutcome(study.subject, "failed", 0.0, study.error))
+            # Named by its place (a manifest line): the label of a row refused before its
+            # import may hold the patient's ID, which only another row's import finds (a
+            # duplicate of a withheld label was logged and tabled under it: an audit).
+            finish(StudyOutcome(study.subject, "failed", 0.0, study.error, withheld=study.place))
         else:
             todo.append(study)
 

@@ -316,17 +316,23 @@ def shareable_error(error: str, *, root: Path | None = None, out: Path | None = 
 
 
 def _failure(
-    study: CohortStudy, record: dict[str, Any] | None, why: str = "", *, out: Path | None = None
+    study: CohortStudy,
+    record: dict[str, Any] | None,
+    why: str = "",
+    *,
+    out: Path | None = None,
+    withhold: bool = False,
 ) -> dict[str, Any]:
     """A row of ``cohort_failures.csv``; a withheld record's (the study's label holds an
-    identifier: :func:`~discquant.cohort.worker.failure_record`) names neither its subject
-    and session nor its folder. Its error names paths relative to the cohort input or the
-    cohort folder ``out`` (:func:`shareable_error`)."""
+    identifier: :func:`~discquant.cohort.worker.failure_record`), or one with
+    ``withhold``, names neither its subject and session nor its folder. Its error names
+    paths relative to the cohort input or the cohort folder ``out``
+    (:func:`shareable_error`)."""
     record = record or {}
     subject, session = split_study_label(study.subject)
     source = table_source(study)
     error = shareable_error(str(record.get("error", why)), root=study.root, out=out)
-    if record.get("withheld"):
+    if record.get("withheld") or withhold:
         subject, session, source = WITHHELD, None, withheld_name(study)
     return {
         "subject": subject,
@@ -377,17 +383,31 @@ def collect_tables(
     study_models: list[Any] = []  # each finished study's record's models
     failures: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
+    read = {s.subject: records.read_record(out, s.subject) for s in studies if s.error is None}
+    # Subjects found to be the patient's ID or name: the other failed rows of the same
+    # subject (a duplicate line, a session left out, an input not found) are withheld too
+    # (they were tabled under the label: an audit).
+    identifying = {
+        split_study_label(label)[0].casefold()
+        for label, record in read.items()
+        if (record or {}).get("withheld")
+    }
     for study in studies:
+        withhold = split_study_label(study.subject)[0].casefold() in identifying
         if study.error is not None:  # the manifest row itself is bad: never ran
             refused = failure_record(study, study.error, where="manifest")
-            failures.append(_failure(study, refused, out=out))
-            rows.append({"subject": study.subject, "status": "failed", "seconds": None})
+            failures.append(_failure(study, refused, out=out, withhold=withhold))
+            subject = WITHHELD if withhold else study.subject
+            rows.append({"subject": subject, "status": "failed", "seconds": None})
             continue
-        record = records.read_record(out, study.subject)
+        record = read[study.subject]
         status = (record or {}).get("status", "not run")
+        withhold = withhold and status not in records.DONE_STATUSES
         rows.append(
             {
-                "subject": WITHHELD if (record or {}).get("withheld") else study.subject,
+                "subject": WITHHELD
+                if (record or {}).get("withheld") or withhold
+                else study.subject,
                 "status": status,
                 "seconds": (record or {}).get("seconds"),
                 "worker": (record or {}).get("worker", ""),
@@ -397,12 +417,22 @@ def collect_tables(
         outcome = outcomes.get(study.subject)
         if outcome is not None and outcome.where == "input":  # record and outputs kept
             why = {"where": "input", "error_type": "InputNotFoundError", "error": outcome.error}
-            failures.append(_failure(study, {**why, "finished_at": records.now_iso()}, out=out))
+            failures.append(
+                _failure(
+                    study, {**why, "finished_at": records.now_iso()}, out=out, withhold=withhold
+                )
+            )
             rows[-1]["status"] = "failed"
             continue
         if record is None or status not in records.DONE_STATUSES:
             failures.append(
-                _failure(study, record, "no record: the study has not run yet", out=out)
+                _failure(
+                    study,
+                    record,
+                    "no record: the study has not run yet",
+                    out=out,
+                    withhold=withhold,
+                )
             )
             continue
         checked = outcome is not None and outcome.status in ("skipped", *records.DONE_STATUSES)
