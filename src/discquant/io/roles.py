@@ -482,7 +482,7 @@ def set_aside_other_visits_dwi(
             s = replace(
                 s,
                 role=SeriesRole.OTHER,
-                reason=f"DWI of another {other} than the T2, whose own has an ADC map (used)",
+                reason=f"DWI of another {other} than the T2, whose own study has an ADC map (used)",
             )
         out.append(s)
     return out
