@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from discquant.diffusion.stage import mean_b0
 from discquant.io.load import load_study
 from discquant.io.study import Volume
 from discquant.segment import levels, load_segmentation_model, segment_spine
@@ -73,12 +74,10 @@ def _report(name: str, runs: list[tuple[object, bool]], names: list[str]) -> Non
 
 
 def _brain_b0() -> Volume:
-    """The b≈0 volume of the real sagittal brain DWI, as ``analyze`` segments it."""
+    """The b≈0 image of the real sagittal brain DWI, as ``analyze`` segments it."""
     study = load_study(DATA / "dwi-dicom" / "siemens-prisma-sag")
     assert study.dwi is not None
-    bvals = np.asarray(study.dwi.bvals_s_per_mm2)
-    data = np.asarray(study.dwi.image.data)[..., int(np.argmin(bvals))]
-    return Volume(data=data.astype(np.float32), affine=study.dwi.image.affine)
+    return mean_b0(study.dwi)
 
 
 def _without_zero_edges(vol: Volume) -> Volume:
@@ -96,20 +95,14 @@ def _without_zero_edges(vol: Volume) -> Volume:
 
 
 def main() -> None:
-    from segment_eval import phantom_case
+    from segment_eval import phantom_case, real_image_sets
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, default=None)
     ap.add_argument("--phantoms", type=int, default=20)
     args = ap.parse_args()
     model = load_segmentation_model(args.model)
-    sets = {
-        "spider": sorted((DATA / "spider-midsag-t2").glob("sub-*_T2w.nii.gz")),
-        "sudirman": sorted((DATA / "sudirman-midsag-t2").glob("sub-*_T2w.nii.gz")),
-        "volumes": sorted((DATA / "lumbar-t2-discs").glob("sub-*_T2w.nii.gz"))
-        + sorted((DATA / "lumbar-t2-vertebrae").glob("sub-*_mr.nii.gz")),
-    }
-    for name, paths in sets.items():
+    for name, paths in real_image_sets().items():
         runs = [_segment_both(load_nifti_volume(p), model) for p in paths]
         _report(name, runs, [p.name.split("_")[0] for p in paths])
     cache = ROOT / "runs" / "phantom-eval-cache"

@@ -45,6 +45,17 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 
 
+def real_image_sets() -> dict[str, list[Path]]:
+    """The real sets the naming rules are measured on: the SPIDER and Sudirman mid-sagittal
+    slices, and the 10 labelled volumes (``lumbar-t2-discs`` and ``lumbar-t2-vertebrae``)."""
+    return {
+        "spider": sorted((DATA / "spider-midsag-t2").glob("sub-*_T2w.nii.gz")),
+        "sudirman": sorted((DATA / "sudirman-midsag-t2").glob("sub-*_T2w.nii.gz")),
+        "volumes": sorted((DATA / "lumbar-t2-discs").glob("sub-*_T2w.nii.gz"))
+        + sorted((DATA / "lumbar-t2-vertebrae").glob("sub-*_mr.nii.gz")),
+    }
+
+
 def _image_path(sub: str) -> Path:
     for p in (
         DATA / "lumbar-t2-discs" / f"{sub}_T2w.nii.gz",

@@ -24,12 +24,11 @@ from discquant.segment.data import load_nifti_volume
 from discquant.segment.levels import chain_geometry, spine_like
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def main() -> None:
-    from segment_eval import phantom_case
+    from segment_eval import phantom_case, real_image_sets
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, default=None)
@@ -37,13 +36,7 @@ def main() -> None:
     args = ap.parse_args()
     model = load_segmentation_model(args.model)
     levels.spine_like = lambda centroids: True  # measure the raw chains (see the docstring)
-    sets = {
-        "spider": sorted((DATA / "spider-midsag-t2").glob("sub-*_T2w.nii.gz")),
-        "sudirman": sorted((DATA / "sudirman-midsag-t2").glob("sub-*_T2w.nii.gz")),
-        "volumes": sorted((DATA / "lumbar-t2-discs").glob("sub-*_T2w.nii.gz"))
-        + sorted((DATA / "lumbar-t2-vertebrae").glob("sub-*_mr.nii.gz")),
-    }
-    for name, paths in sets.items():
+    for name, paths in real_image_sets().items():
         _report(name, [segment_spine(load_nifti_volume(p), model=model) for p in paths])
     cache = ROOT / "runs" / "phantom-eval-cache"
     segs = [

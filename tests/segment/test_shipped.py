@@ -126,18 +126,19 @@ def test_real_sagittal_brain_dwi_has_no_lumbar_spine(
     row and column: no disc is named. Cropped, the network painted four "discs" 25–182
     mm long, and the chain rule took them for L2-L3 … L5-S1; a lumbar disc is 30–50 mm
     (``benchmarks/disc_extent.py``). The refusal must not rest on one edge pixel."""
+    from discquant.diffusion.stage import mean_b0
     from discquant.io.load import load_study
     from discquant.io.study import Volume
 
     study = load_study(shared_data / "dwi-dicom" / "siemens-prisma-sag")
-    assert study.dwi is not None and study.dwi.bvals_s_per_mm2 is not None
-    b0 = np.asarray(study.dwi.image.data)[..., int(np.argmin(study.dwi.bvals_s_per_mm2))]
-    affine = study.dwi.image.affine
+    assert study.dwi is not None
+    image = mean_b0(study.dwi)  # what analyze segments without a T2
+    b0, affine = np.asarray(image.data), image.affine
     assert not b0[0].any() and not b0[:, -1].any() and b0[1].any() and b0[:, -2].any()
     if crop:
         b0 = b0[1:, :-1]
         shift = np.eye(4)
         shift[0, 3] = 1.0
         affine = affine @ shift
-    seg = segment_spine(Volume(data=b0.astype(np.float32), affine=affine), model=model)
+    seg = segment_spine(Volume(data=b0, affine=affine), model=model)
     assert seg.levels == [] and seg.flags == ["no_discs_found"]

@@ -116,7 +116,7 @@ def run_diffusion(
         # an all-NaN map went on: the stage "ok", a blank report panel, and each disc
         # "too few voxels" (an audit: the b > 0 volumes NaN). The b≈0 image is kept: a
         # study without a T2 is segmented on it (a review).
-        result.b0 = _mean_b0(dwi)
+        result.b0 = mean_b0(dwi)
         raise DiscquantError(why_no_valid_voxel(dwi.image.data, model, fit))
     affine = dwi.image.affine
     result.adc_map = Volume(np.asarray(fit.adc_um2_per_ms, dtype=np.float32), affine)
@@ -144,7 +144,7 @@ def run_diffusion(
         )
         result.flags.append("adc_not_trace")
         result.provenance["adc_not_trace_bvals_s_per_mm2"] = list(directional)
-    result.b0 = _mean_b0(dwi)
+    result.b0 = mean_b0(dwi)
     result.noise_sigma = _noise_sigma(dwi, result.warnings)
     if result.noise_sigma is not None:
         data = result.b0.data[np.isfinite(result.b0.data)]
@@ -170,7 +170,7 @@ def run_diffusion(
 
 
 def lowest_bval(series: Series | None) -> float:
-    """The b-value of :func:`_mean_b0`'s image (0 without a DWI)."""
+    """The b-value of :func:`mean_b0`'s image (0 without a DWI)."""
     if series is None or series.bvals_s_per_mm2 is None:
         return 0.0
     from discquant.diffusion.shells import group_shells
@@ -209,8 +209,9 @@ def _b0_volumes(series: Series) -> npt.NDArray[np.intp]:
     return np.asarray(group_shells(np.asarray(series.bvals_s_per_mm2))[0].volumes)
 
 
-def _mean_b0(series: Series) -> Volume:
-    """The mean of the b≈0 volumes (:func:`_b0_volumes`)."""
+def mean_b0(series: Series) -> Volume:
+    """The mean of a DWI series' b≈0 volumes (:func:`_b0_volumes`): the image ``analyze``
+    segments when there is no T2, and the report's b≈0."""
     low = _b0_volumes(series)
     return Volume(series.image.data[..., low].mean(axis=-1).astype(np.float32), series.image.affine)
 

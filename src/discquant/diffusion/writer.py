@@ -359,8 +359,9 @@ def _read_mask(path: Path, shape: tuple[int, ...], affine: npt.NDArray[np.float6
         raise InvalidInputError("mask is not on the DWI's grid (affines differ)", path=path)
     # NaN != 0: an all-NaN mask selected every voxel, and the sidecar said "Masked" (an
     # audit). An empty one was refused naming the DWI.
-    if not np.isfinite(data).all():
-        bad = int(np.size(data) - np.isfinite(data).sum())
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad = int(finite.size - finite.sum())
         raise InvalidInputError(
             f"mask holds {bad} voxels that are not finite (NaN or inf); a mask is 0 outside "
             "and non-zero inside",

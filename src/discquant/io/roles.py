@@ -463,11 +463,10 @@ def set_aside_other_visits_dwi(
     A DWI given explicitly (``--dwi``) is kept. Unknown UIDs (NIfTI) count as the same
     visit, as in :func:`order_series`.
     """
-    candidates = _candidates(series, explicit, asserted)
-    t2s = [c for c in candidates if c[0].role is SeriesRole.T2]
-    if not t2s:
+    best = _best_t2(_candidates(series, explicit, asserted))
+    if best is None:
         return list(series)
-    t2 = min(t2s, key=lambda c: (_quality_key(*c), _later_first(c[0])))[0]
+    t2 = best[0]
 
     def own(role: SeriesRole) -> bool:
         return any(s.role is role and not any(_other_visit(t2, s)) for s in series)
@@ -562,10 +561,15 @@ def _candidates(
     return list(zip(series, explicit, asserted, strict=True))
 
 
+def _best_t2(candidates: list[_Candidate]) -> _Candidate | None:
+    """The T2 that :func:`order_series` puts first (None without a T2)."""
+    t2s = [c for c in candidates if c[0].role is SeriesRole.T2]
+    return min(t2s, key=lambda c: (_quality_key(*c), _later_first(c[0])), default=None)
+
+
 def _ranker(candidates: list[_Candidate]) -> Callable[[_Candidate], tuple[object, ...]]:
     """The order of :func:`order_series` but the acquisition number, as a key."""
-    t2s = [c for c in candidates if c[0].role is SeriesRole.T2]
-    best_t2 = min(t2s, key=lambda c: (_quality_key(*c), _later_first(c[0])), default=None)
+    best_t2 = _best_t2(candidates)
 
     def rank(c: _Candidate) -> tuple[object, ...]:
         quality = _quality_key(*c)
