@@ -476,3 +476,27 @@ def test_a_mask_of_nan_or_of_zeros_is_refused_naming_the_mask(dwi_files, value):
     )
     assert res.output.strip().splitlines() == [f"discquant: error: {mask}: {problem}"]
     assert not out.exists()
+
+
+def test_cli_bad_input_after_the_import_prints_one_line(dwi_files):
+    """The import's INFO lines ("1 series imported", "DWI: ...") came before the error at
+    the default verbosity; the closing line now names the series instead."""
+    tmp, _ = dwi_files
+    args = ["adc", str(tmp / "dwi.nii.gz"), "-o", str(tmp / "adc.nii.gz")]
+    res = CliRunner().invoke(app, [*args, "--b-min", "5000"])
+    assert res.exit_code == 2
+    assert res.output.splitlines() == [
+        f"discquant: error: {tmp / 'dwi.nii.gz'}: fewer than two b-value shells to fit: "
+        "shells [0.0, 400.0, 800.0] s/mm², allowed range [5000.0, inf]"
+    ]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0 and "INFO" not in res.output
+    # warnings stay: this DWI's one direction per shell is not the trace
+    warning, summary = res.output.splitlines()
+    assert warning.startswith("WARNING discquant.diffusion.writer: apparent diffusion")
+    assert summary == (
+        f"{tmp / 'adc.nii.gz'}: ADC (wls) of dwi in µm²/ms, 599 of 600 voxels valid, "
+        "b = 0, 400, 800 s/mm²"
+    )
+    res = CliRunner().invoke(app, [*args, "--verbose"])
+    assert "DWI: dwi, (12, 10, 5, 3), b = [0, 400, 800]" in res.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -57,7 +58,9 @@ def adc_cmd(
     if quiet and verbose:
         typer.echo("discquant: error: --quiet and --verbose exclude each other", err=True)
         raise typer.Exit(code=2)
-    setup_logging(quiet=quiet, verbose=verbose)
+    # WARNING by default: the closing line names the series, its b-values and voxels;
+    # the import's INFO lines came before a bad input's one-line error (an audit)
+    setup_logging(quiet=quiet, verbose=verbose, default_level=logging.WARNING)
     from discquant.diffusion.writer import compute_and_write_adc
 
     with user_errors():
@@ -76,7 +79,8 @@ def adc_cmd(
         )
     if not quiet:
         typer.echo(
-            f"{output}: ADC ({result.method}) in µm²/ms, {result.n_valid} of {result.n_fitted} "
+            f"{output}: ADC ({result.method}) of {result.series} in µm²/ms, "
+            f"{result.n_valid} of {result.n_fitted} "
             # whole s/mm² as scanners show them: Philips' b≈0 shell (0.001-0.004) read
             # "b = 0.002, 1000" (an audit); the sidecar keeps the exact shell means
             f"voxels valid, b = {', '.join(f'{b:.0f}' for b in result.bvals_used)} s/mm²"

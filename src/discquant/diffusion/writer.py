@@ -45,6 +45,8 @@ class AdcMapResult:
     n_valid: int
     n_fitted: int
     bvals_used: tuple[float, ...]
+    series: str
+    """The fitted series' description (which of a folder's DWI series was taken)."""
 
 
 def _suffix(path: Path) -> str:
@@ -510,4 +512,12 @@ def compute_and_write_adc(
     )
     written, side = write_adc_nifti(fit.adc_um2_per_ms, series.image.affine, out, provenance)
     n_fitted = int(np.prod(data.shape[:3]) if mask_arr is None else mask_arr.sum())
-    return AdcMapResult(written, side, fit.method, fit.n_valid, n_fitted, fit.bvals_used_s_per_mm2)
+    return AdcMapResult(
+        written,
+        side,
+        fit.method,
+        fit.n_valid,
+        n_fitted,
+        fit.bvals_used_s_per_mm2,
+        series.description,
+    )
