@@ -372,3 +372,35 @@ def test_a_label_map_is_refused_as_analyze_refuses_it(tmp_path: Path) -> None:
     assert res.stderr.strip().startswith(f"discquant: error: {labels}: the image taken for the T2")
     assert "(spine labels): a label map or a mask, not an MR image" in res.stderr
     assert not out.parent.exists() or not any(out.parent.iterdir())
+
+
+def test_a_four_dimensional_dwi_is_segmented_on_its_b0_mean(tmp_path: Path) -> None:
+    """A 4-D input was segmented on its first volume without a word: a b = 800 image
+    where the scanner stored that shell first. With its .bval beside it, the mean of its
+    b≈0 volumes is segmented (as `analyze` does without a T2); without one, the first
+    volume, with a warning."""
+    write_study(generate_study(12, PhantomConfig(noise=False)), tmp_path, subject="s")
+    dwi = tmp_path / "sub-s" / "dwi" / "sub-s_dwi.nii.gz"
+    img = nib.load(dwi)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    bvals = np.loadtxt(dwi.with_name("sub-s_dwi.bval"))
+    order = np.argsort(-bvals, kind="stable")  # the highest shell first
+    assert bvals[order[0]] > 0 and (bvals == 0).sum() >= 1
+    stored = tmp_path / "dwi_b_high_first.nii.gz"
+    nib.save(nib.Nifti1Image(data[..., order], img.affine), stored)
+    b0 = tmp_path / "b0_mean.nii.gz"
+    nib.save(nib.Nifti1Image(data[..., bvals == 0].mean(axis=-1), img.affine), b0)
+
+    def segment(image: Path, out: str) -> tuple[np.ndarray, str]:
+        res = CliRunner().invoke(app, ["segment", str(image), "-o", str(tmp_path / out)])
+        assert res.exit_code == 0, res.output
+        return np.asarray(nib.load(tmp_path / out).dataobj), res.output
+
+    reference, _ = segment(b0, "b0_seg.nii.gz")
+    first_volume, said = segment(stored, "first_seg.nii.gz")  # no .bval yet
+    assert "a 4-D image of" in said and "its first volume is segmented" in said
+    np.savetxt(stored.parent / "dwi_b_high_first.bval", bvals[None, order], fmt="%g")
+    labels, said = segment(stored, "seg.nii.gz")
+    np.testing.assert_array_equal(labels, reference)
+    assert not np.array_equal(first_volume, reference)  # the b = 800 image reads otherwise
+    assert {120, 121, 122, 123, 124} <= set(np.unique(labels).tolist())

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from discquant.cli._common import output_file
 
+if TYPE_CHECKING:
+    from discquant.io.study import Volume
+
 
 def segment_cmd(
-    image: Path = typer.Argument(..., help="Sagittal T2 (or DWI b0/trace) NIfTI image."),
+    image: Path = typer.Argument(
+        ..., help="Sagittal T2 (or DWI b0/trace) NIfTI image; a 4-D DWI with its .bval beside it."
+    ),
     out: Path = typer.Option(
         ..., "--out", "-o", parser=output_file, help="Output label map, e.g. seg.nii.gz."
     ),
@@ -67,6 +72,7 @@ def segment_cmd(
 
         if (disagree := header_warning(image)) is not None:
             logging.getLogger("discquant.segment").warning(disagree)
+        vol = _one_volume(vol, image)
         try:
             seg = segment_spine(vol, model=net, device=device)
         except InvalidInputError as exc:  # about the image: say which
@@ -92,3 +98,33 @@ def segment_cmd(
             err=True,
         )
         raise typer.Exit(code=3)
+
+
+def _one_volume(vol: Volume, image: Path) -> Volume:
+    """The 3-D image to segment: ``vol`` itself, or of a 4-D DWI with its ``.bval`` beside
+    it the mean of its b≈0 volumes (what ``analyze`` segments without a T2); else its
+    first volume, with a warning. The first volume alone was taken without a word, a
+    b = 1000 image where a scanner stores that shell first."""
+    if vol.data.ndim != 4 or vol.data.shape[3] == 1:
+        return vol
+    from discquant.diffusion.stage import mean_b0
+    from discquant.errors import InvalidInputError
+    from discquant.io.load import load_study
+    from discquant.io.nifti import sibling
+    from discquant.io.study import Volume
+
+    log = logging.getLogger("discquant.segment")
+    if sibling(image, ".bval") is None:
+        log.warning(
+            "%s: a 4-D image of %d volumes without a .bval beside it: its first volume is "
+            "segmented",
+            image,
+            vol.data.shape[3],
+        )
+        return Volume(vol.data[..., 0], vol.affine)
+    series = load_study(dwi=image).dwi
+    if series is None or series.bvals_s_per_mm2 is None:  # the .bval did not fit it
+        raise InvalidInputError("a 4-D image whose .bval could not be read", path=image)
+    b0 = mean_b0(series)
+    log.info("%s: the mean of its b≈0 volumes is segmented", image)
+    return b0
