@@ -133,3 +133,49 @@ def decimal_comma_hint(text: str) -> str:
     except ValueError:
         return ""
     return " (decimal comma? use a point)"
+
+
+_PARQUET_MAGIC = b"PAR1"
+
+#: Leading bytes of binary files a user may give for a table by mistake.
+_BINARY_MAGIC = (
+    (b"\x1f\x8b", "gzip-compressed, e.g. a .nii.gz image"),
+    (b"PK\x03\x04", "a zip archive, e.g. an .xlsx workbook: export it as CSV"),
+    (b"\x89PNG", "a PNG image"),
+    (b"%PDF", "a PDF"),
+    (_PARQUET_MAGIC, "a Parquet table: give the rows as CSV or TSV"),
+)
+
+
+def is_parquet(path: Path) -> bool:
+    """``.parquet`` by name, or a Parquet file by its leading bytes whatever its name."""
+    if path.suffix.lower() == ".parquet":
+        return True
+    with path.open("rb") as fh:
+        return fh.read(4) == _PARQUET_MAGIC
+
+
+def check_text(path: Path) -> None:
+    """Refuse a binary or non-UTF-8 file before the CSV readers meet it.
+
+    Raises
+    ------
+    InvalidInputError
+        "not a CSV/TSV text table" with what the file looks like (the readers' own message
+        was the codec's: "'utf-8' codec can't decode byte 0x8b in position 1").
+    """
+    data = path.read_bytes()
+    for magic, kind in _BINARY_MAGIC:
+        if data.startswith(magic):
+            raise InvalidInputError(f"not a CSV/TSV text table ({kind})", path=path)
+    if b"\x00" in data[:65536]:
+        raise InvalidInputError("not a CSV/TSV text table (binary data)", path=path)
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InvalidInputError(
+            f"not a CSV/TSV text table in UTF-8 (byte 0x{data[exc.start]:02x} on line "
+            f"{line}); save it as UTF-8 text",
+            path=path,
+        ) from exc

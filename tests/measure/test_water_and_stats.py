@@ -143,13 +143,24 @@ def test_calibrate_command_bad_tables_are_one_line_errors(
     assert not out.exists()
 
 
-def test_calibration_of_constant_water_has_r2_one() -> None:
-    """Water all alike is fitted exactly by a flat line: R² 1, whatever the rounding of
-    the fitted values (1 - ss_res / ss_tot on rounding noise gave -11; sklearn's
-    r2_score alone gives 0 when they are not bit-equal)."""
-    rng = np.random.default_rng(3)
-    for _ in range(20):
-        adc = rng.uniform(0.5, 3.0, 7)
-        cal = fit_calibration(adc, np.full(7, rng.uniform(2.0, 99.0)), label="flat")
-        assert cal.r2 == 1.0
-        assert cal.slope_percent_per_um2_per_ms == pytest.approx(0.0, abs=1e-9)
+def test_a_calibration_of_constant_water_is_refused() -> None:
+    """Water all alike was fitted by a flat line and written with R² 1.000, a perfect
+    fit (an audit): R² is 0/0 there, and the ADC predicts nothing. One value off the
+    flat line is a fit again, with an R² that says how little it explains."""
+    adc = np.array([1.0, 1.5, 2.0])
+    with pytest.raises(InvalidInputError, match=r"the water values are all 80 %: nothing to fit"):
+        fit_calibration(adc, [80.0, 80.0, 80.0], label="flat")
+    cal = fit_calibration(adc, [80.0, 80.0, 81.0], label="almost flat")
+    assert cal.r2 == pytest.approx(0.75)  # 1 - (1/6) / (2/3)
+    assert cal.slope_percent_per_um2_per_ms == pytest.approx(1.0)
+
+
+def test_a_calibration_counts_the_rows_it_left_out(caplog: pytest.LogCaptureFixture) -> None:
+    """ "needs at least 3 pairs" for a table of three rows, one of them empty (an audit);
+    and a line on which water falls with the ADC is fitted with a warning."""
+    with pytest.raises(InvalidInputError, match=r"\(got 2; 1 row\(s\) with an empty or NA"):
+        fit_calibration([1.0, 1.5, 2.0], [60.0, np.nan, 85.0], label="t")
+    with caplog.at_level("WARNING"):
+        cal = fit_calibration([1.0, 1.5, 2.0], [85.0, 72.5, 60.0], label="reversed")
+    assert cal.slope_percent_per_um2_per_ms == pytest.approx(-25.0)
+    assert "water falls as the ADC rises in these pairs (slope -25.00 % per" in caplog.text

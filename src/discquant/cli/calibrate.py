@@ -50,7 +50,7 @@ def calibrate_cmd(
     import numpy as np
     import pandas as pd
 
-    from discquant.delimited import data_row_lines, find_column, sniff_delimiter
+    from discquant.delimited import check_text, data_row_lines, find_column, sniff_delimiter
     from discquant.errors import InvalidInputError
     from discquant.measure.water import fit_calibration
     from discquant.output_paths import check_not_an_input
@@ -62,6 +62,7 @@ def calibrate_cmd(
             raise InvalidInputError("file not found", path=pairs)
         check_output_file(out)
         check_not_an_input(out, [("the input table", pairs)], option="--out")
+        check_text(pairs)  # a Parquet or binary file: the codec's message (an audit)
         sep = sniff_delimiter(pairs)
         # a short row read as an empty value was left out unsaid
         lines = data_row_lines(pairs, sep)
@@ -88,6 +89,11 @@ def calibrate_cmd(
                 f"missing column(s) {sorted(missing)} (found {columns})", path=pairs
             )
         adc_name, water_name = str(found[adc_column]), str(found[water_column])
+        if adc_name == water_name:  # fitted ADC against itself: "R² = 1.000" (an audit)
+            raise InvalidInputError(
+                f"--adc-column and --water-column name the same column {adc_name!r}",
+                path=pairs,
+            )
         adc = _numbers(table[adc_name], adc_name, lines, pairs)
         water = _numbers(table[water_name], water_name, lines, pairs)
         # "inf" parses as a number; it is no measurement, and was counted as left out
@@ -101,8 +107,9 @@ def calibrate_cmd(
             raise InvalidInputError(str(exc), path=pairs) from exc
         cal.save(out)
     left_out = len(table) - cal.n_pairs
+    slope = cal.slope_percent_per_um2_per_ms
     typer.echo(
-        f"water % = {cal.intercept_percent:.2f} + {cal.slope_percent_per_um2_per_ms:.2f} × ADC "
+        f"water % = {cal.intercept_percent:.2f} {'−' if slope < 0 else '+'} {abs(slope):.2f} × ADC "
         f"(n = {cal.n_pairs}, R² = {cal.r2:.3f}) → {out}"
         + (f"; {left_out} row(s) with an empty or NA value left out" if left_out else "")
     )

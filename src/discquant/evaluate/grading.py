@@ -288,52 +288,6 @@ def bland_altman_plot(
     return ba
 
 
-#: Leading bytes of binary files a user may give for a table by mistake.
-_BINARY_MAGIC = (
-    (b"\x1f\x8b", "gzip-compressed, e.g. a .nii.gz image"),
-    (b"PK\x03\x04", "a zip archive, e.g. an .xlsx workbook: export it as CSV"),
-    (b"\x89PNG", "a PNG image"),
-    (b"%PDF", "a PDF"),
-)
-_PARQUET_MAGIC = b"PAR1"
-
-
-def _is_parquet(path: Path) -> bool:
-    """``.parquet`` by name, or a Parquet file by its leading bytes whatever its name."""
-    if path.suffix.lower() == ".parquet":
-        return True
-    with path.open("rb") as fh:
-        return fh.read(4) == _PARQUET_MAGIC
-
-
-def _check_text(path: Path) -> None:
-    """Refuse a binary or non-UTF-8 file before the CSV readers meet it.
-
-    Raises
-    ------
-    InvalidInputError
-        "not a CSV/TSV text table" with what the file looks like (the readers' own message
-        was the codec's: "'utf-8' codec can't decode byte 0x8b in position 1").
-    """
-    from discquant.errors import InvalidInputError
-
-    data = path.read_bytes()
-    for magic, kind in _BINARY_MAGIC:
-        if data.startswith(magic):
-            raise InvalidInputError(f"not a CSV/TSV text table ({kind})", path=path)
-    if b"\x00" in data[:65536]:
-        raise InvalidInputError("not a CSV/TSV text table (binary data)", path=path)
-    try:
-        data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InvalidInputError(
-            f"not a CSV/TSV text table in UTF-8 (byte 0x{data[exc.start]:02x} on line "
-            f"{line}); save it as UTF-8 text",
-            path=path,
-        ) from exc
-
-
 def _read_parquet(path: Path) -> Any:
     """A Parquet table (``discquant cohort``'s ``cohort_discs.parquet``) as a DataFrame."""
     from discquant.errors import InvalidInputError
@@ -441,7 +395,14 @@ def _read_table(path: Path, *, subject_key: Callable[[str], str] | None = None) 
     """:func:`read_table`, keeping each row's line and the subjects and levels as written."""
     import pandas as pd
 
-    from discquant.delimited import data_row_lines, find_column, header_fields, sniff_delimiter
+    from discquant.delimited import (
+        check_text,
+        data_row_lines,
+        find_column,
+        header_fields,
+        is_parquet,
+        sniff_delimiter,
+    )
     from discquant.errors import InputNotFoundError, InvalidInputError
 
     if path.is_dir():
@@ -454,11 +415,11 @@ def _read_table(path: Path, *, subject_key: Callable[[str], str] | None = None) 
     if not path.is_file():
         raise InputNotFoundError("file not found", path=path)
     sep: str | None = None
-    if _is_parquet(path):
+    if is_parquet(path):
         df = _read_parquet(path)
         rows = list(range(1, len(df) + 1))
     else:
-        _check_text(path)
+        check_text(path)
         sep = sniff_delimiter(path, prefer="\t" if path.suffix.lower() in (".tsv", ".txt") else ",")
         rows = data_row_lines(path, sep)
         header = header_fields(path, sep)

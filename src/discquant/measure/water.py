@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from importlib import resources
 from pathlib import Path
 
@@ -26,6 +27,11 @@ import numpy.typing as npt
 
 from discquant.errors import InvalidInputError
 from discquant.literature import NP_ADC_BY_GRADE_UM2_PER_MS
+
+log = logging.getLogger(__name__)
+
+MIN_PAIRS = 3
+"""The fewest (ADC, water %) pairs a calibration is fitted from."""
 
 DEFAULT_REFERENCE_NP_ADC_UM2_PER_MS = NP_ADC_BY_GRADE_UM2_PER_MS[0]
 """The grade I nucleus (:data:`discquant.literature.NP_ADC_BY_GRADE_UM2_PER_MS`): 2.0."""
@@ -102,6 +108,56 @@ class WaterCalibration:
         path.write_text(json.dumps(asdict(self), indent=2) + "\n")
 
     @classmethod
+    def _checked(cls, raw: object, source: str) -> WaterCalibration:
+        """The calibration a parsed JSON document holds, held to what
+        :func:`fit_calibration` writes; else bad input naming ``source``.
+
+        Checked as strictly as ``calibrate`` checks its pairs: a range in another unit
+        ([1000, 2000]) withheld every disc's water % with no study flag, a range written
+        as the text "12" was read as [1, 2], and an unknown key gave Python's message
+        about ``__init__`` (an audit)."""
+
+        def bad(why: str) -> InvalidInputError:
+            return InvalidInputError(f"not a water calibration file ({why})", path=source)
+
+        if not isinstance(raw, dict):
+            raise bad("a JSON object with the calibration's keys expected")
+        keys = [f.name for f in fields(cls)]
+        if missing := [k for k in keys if k not in raw]:
+            raise bad(f"missing key(s) {missing}")
+        if unknown := sorted(str(k) for k in set(raw) - set(keys)):
+            raise bad(f"unknown key(s) {unknown}")
+        span = raw["adc_range_um2_per_ms"]
+        numbers = (raw["intercept_percent"], raw["slope_percent_per_um2_per_ms"])
+        if not isinstance(span, list) or len(span) != 2:
+            raise bad("the ADC range must be a list [low, high]")
+        if not all(_finite_number(v) for v in (*numbers, *span)) or span[0] >= span[1]:
+            raise bad(
+                "coefficients must be finite numbers and the ADC range [low, high] with low < high"
+            )
+        lo, hi = PLAUSIBLE_ADC_UM2_PER_MS
+        if span[0] < lo or span[1] > hi:
+            raise bad(
+                f"its ADC range {span[0]:g}-{span[1]:g} lies outside {lo:g}-{hi:g} µm²/ms: "
+                "another unit?"
+            )
+        n, r2, label = raw["n_pairs"], raw["r2"], raw["label"]
+        count = isinstance(n, int) and not isinstance(n, bool) and n >= MIN_PAIRS
+        if not isinstance(label, str) or not (count and _finite_number(r2) and r2 <= 1):
+            raise bad(
+                f"label must be text, n_pairs a count of at least {MIN_PAIRS} and r2 a "
+                "number up to 1"
+            )
+        return cls(
+            intercept_percent=float(numbers[0]),
+            slope_percent_per_um2_per_ms=float(numbers[1]),
+            adc_range_um2_per_ms=(float(span[0]), float(span[1])),
+            label=label,
+            n_pairs=n,
+            r2=float(r2),
+        )
+
+    @classmethod
     def load(cls, path: Path | None = None) -> WaterCalibration:
         """Load a calibration file; without a path, the packaged default (phantom model)."""
         if path is None:
@@ -109,6 +165,8 @@ class WaterCalibration:
             text = data.decode("utf-8")
             source = origin = "packaged default"
         else:
+            if Path(path).is_dir():  # it said "not found" (an audit)
+                raise InvalidInputError("a folder, not a calibration file", path=path)
             if not Path(path).is_file():
                 raise InvalidInputError("calibration file not found", path=path)
             try:
@@ -122,32 +180,10 @@ class WaterCalibration:
             source, origin = str(path), str(Path(path).absolute())
         try:
             raw = json.loads(text)
-            low, high = (float(v) for v in raw["adc_range_um2_per_ms"])
-            raw["adc_range_um2_per_ms"] = (low, high)
-            calibration = cls(**raw)
-            numbers = (
-                calibration.intercept_percent,
-                calibration.slope_percent_per_um2_per_ms,
-                *calibration.adc_range_um2_per_ms,
-            )
-        except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:
             # RecursionError: JSON nested thousands of levels deep
             raise InvalidInputError(f"not a water calibration file ({exc})", path=source) from exc
-        lo, hi = calibration.adc_range_um2_per_ms
-        if not all(_finite_number(v) for v in numbers) or lo >= hi:
-            raise InvalidInputError(
-                "not a water calibration file (coefficients must be finite numbers and the "
-                "ADC range [low, high] with low < high)",
-                path=source,
-            )
-        n, r2 = calibration.n_pairs, calibration.r2
-        count = isinstance(n, int) and not isinstance(n, bool) and n >= 0
-        if not isinstance(calibration.label, str) or not (count and _finite_number(r2) and r2 <= 1):
-            raise InvalidInputError(
-                "not a water calibration file (label must be text, n_pairs a count and r2 a "
-                "number up to 1)",
-                path=source,
-            )
+        calibration = cls._checked(raw, source)
         # where it came from, for provenance(): not a field (save() writes the line only)
         object.__setattr__(
             calibration, "_origin", {"file": origin, "sha256": hashlib.sha256(data).hexdigest()}
@@ -190,16 +226,24 @@ def fit_calibration(
     Raises
     ------
     InvalidInputError
-        With fewer than 3 pairs, no spread in ADC, an ADC outside
-        :data:`PLAUSIBLE_ADC_UM2_PER_MS`, a water content outside 0-100 %, or water
-        contents all 1 % or less (fractions, not percent).
+        With fewer than :data:`MIN_PAIRS` pairs, no spread in ADC or in water, an ADC
+        outside :data:`PLAUSIBLE_ADC_UM2_PER_MS`, a water content outside 0-100 %, or
+        water contents all 1 % or less (fractions, not percent). A line on which water
+        falls as the ADC rises is fitted with a warning.
     """
     x = np.asarray(adc_um2_per_ms, dtype=np.float64)
     y = np.asarray(water_percent, dtype=np.float64)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
-    if x.size < 3 or np.ptp(x) == 0:
-        raise InvalidInputError("a calibration needs at least 3 pairs with different ADC values")
+    if x.size < MIN_PAIRS or np.ptp(x) == 0:
+        # say how many rows were left out: "needs 3 pairs" for a table of three (an audit)
+        dropped = int((~ok).sum())
+        raise InvalidInputError(
+            f"a calibration needs at least {MIN_PAIRS} pairs with different ADC values "
+            f"(got {x.size}"
+            + (f"; {dropped} row(s) with an empty or NA value left out" if dropped else "")
+            + ")"
+        )
     # ADC in another unit (1000 for 1.0 µm²/ms) fitted a line that `analyze` then never
     # applied (every nucleus ADC outside its range), with no word at either end.
     lo, hi = PLAUSIBLE_ADC_UM2_PER_MS
@@ -220,12 +264,20 @@ def fit_calibration(
             f"water values {y.min():g}-{y.max():g} are all 1 or less: a fraction? "
             "(give percent: multiply by 100)"
         )
+    # Water all alike: ADC predicts nothing, and R² is 0/0 (it was written as 1.000, a
+    # perfect fit, in an audit).
+    if np.ptp(y) == 0:
+        raise InvalidInputError(f"the water values are all {y[0]:g} %: nothing to fit")
     from sklearn.metrics import r2_score
 
     slope, intercept = np.polyfit(x, y, 1)
-    # Water all alike: the flat line fits it, R² 1 (r2_score gives 0 unless the fitted
-    # values are bit-equal to the water values, which polyfit's rounding rarely allows).
-    r2 = float(r2_score(y, intercept + slope * x)) if np.ptp(y) > 0 else 1.0
+    r2 = float(r2_score(y, intercept + slope * x))
+    if slope < 0:
+        log.warning(
+            "water falls as the ADC rises in these pairs (slope %.2f %% per µm²/ms), the "
+            "reverse of disc tissue: check the columns",
+            slope,
+        )
     return WaterCalibration(
         intercept_percent=float(intercept),
         slope_percent_per_um2_per_ms=float(slope),
