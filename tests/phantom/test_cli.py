@@ -68,3 +68,27 @@ def test_phantom_quiet_prints_nothing(tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     assert res.stdout == "" and res.stderr == ""
     assert (tmp_path / "o/sub-00/anat/sub-00_T2w.nii.gz").is_file()
+
+
+def test_phantom_command_refuses_to_write_over_an_earlier_subject(tmp_path: Path) -> None:
+    """`phantom -o st` then `phantom -o st --format dicom --grades 1,1,1,1,1` left the first
+    run's NIfTI images (grades 2-5) beside a truth that said grade 1, exit 0 (an audit)."""
+    out = tmp_path / "st"
+    res = CliRunner().invoke(app, ["phantom", "--out", str(out), "--quiet"])
+    assert res.exit_code == 0, res.output
+    truth = out / "derivatives/phantom/sub-00/sub-00_truth.json"
+    before = truth.read_bytes()
+    args = ["phantom", "--out", str(out), "--format", "dicom", "--grades", "1,1,1,1,1"]
+    res = CliRunner().invoke(app, [*args, "--n", "2", "--seed", "0"])
+    assert res.exit_code == 2
+    assert res.output == (
+        f"discquant: error: {out / 'sub-00'}: already holds a phantom subject of this label; "
+        "remove it or give another --out or --seed (its truth would no longer match its "
+        "images)\n"
+    )
+    assert truth.read_bytes() == before and not (out / "dicom").exists()
+    res = CliRunner().invoke(app, [*args, "--seed", "1", "--quiet"])  # another subject: written
+    assert res.exit_code == 0, res.output
+    new = json.loads((out / "derivatives/phantom/sub-01/sub-01_truth.json").read_text())
+    grades = {d["level"]: d["grade"] for d in new["discs"]}
+    assert [grades[x] for x in ("L1-L2", "L2-L3", "L3-L4", "L4-L5", "L5-S1")] == [1] * 5

@@ -22,6 +22,23 @@ def _floats(text: str, what: str) -> tuple[float, ...]:
     return values
 
 
+def _check_no_earlier_subjects(out: Path, subjects: list[str]) -> None:
+    """Refuse to write a subject over an earlier one: its images of other grades stayed
+    beside a new truth (`phantom -o st` then `phantom -o st --format dicom --grades
+    1,1,1,1,1`: the NIfTI images read grades 2-5, the truth 1; an audit)."""
+    from discquant.errors import InvalidInputError
+    from discquant.phantom.write import subject_folders
+
+    for subject in subjects:
+        for folder in subject_folders(out, subject):
+            if folder.exists():
+                raise InvalidInputError(
+                    "already holds a phantom subject of this label; remove it or give "
+                    "another --out or --seed (its truth would no longer match its images)",
+                    path=folder,
+                )
+
+
 def phantom_cmd(
     out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created).")],
     n: Annotated[int, typer.Option("--n", min=1, help="Number of subjects.")] = 1,
@@ -84,9 +101,10 @@ def phantom_cmd(
         raise typer.BadParameter(str(exc)) from None
     with user_errors():
         check_output_folder(out)
+        _check_no_earlier_subjects(out, [f"{seed + i:02d}" for i in range(n)])
         for i in range(n):
             study = generate_study(seed + i, cfg)
-            subject = f"{seed + i:02d}"
+            subject = f"{seed + i:02d}"  # as _check_no_earlier_subjects names them
             paths = write_study(study, out, subject=subject, format=format)
             if not quiet:
                 typer.echo(f"sub-{subject}: {len(paths)} files under {out}")

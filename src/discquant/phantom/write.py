@@ -185,6 +185,18 @@ def _write_truth(study: PhantomStudy, sub: str, p: Callable[..., Path]) -> None:
     _json(study.truth.to_dict(), p(*d, sub, f"{sub}_truth.json"))
 
 
+def subject_folders(out_dir: str | Path, subject: str) -> list[Path]:
+    """Every folder :func:`write_study` may write a subject's files in, whatever the
+    format: its NIfTI images, its truth and its DICOM (alone or as source data)."""
+    out, sub = Path(out_dir), f"sub-{subject}"
+    return [
+        out / sub,
+        out / "derivatives" / "phantom" / sub,
+        out / "dicom" / sub,
+        out / "sourcedata" / "dicom" / sub,
+    ]
+
+
 def write_study(
     study: PhantomStudy, out_dir: str | Path, *, subject: str = "01", format: str = "nifti"
 ) -> list[Path]:
