@@ -346,3 +346,13 @@ def check_not_an_input(output: Path, inputs: Sequence[tuple[str, Path]], *, opti
                 "write it to another file",
                 path=output,
             )
+
+
+def missing_folders(folder: Path) -> list[Path]:
+    """``folder`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    for candidate in (folder, *folder.parents):
+        if candidate.exists():
+            break
+        missing.append(candidate)
+    return missing

@@ -760,3 +760,28 @@ def test_trailing_empty_header_columns_are_not_a_repeated_name(tmp_path: Path) -
     path = tmp_path / "t.csv"
     path.write_text("subject,level,grade,,\nA,L4-L5,3,,\nB,L5-S1,4,,\n")
     assert list(read_table(path)["grade"]) == [3, 4]
+
+
+def test_cli_bland_altman_plot_with_a_long_name_and_its_folder_after_a_failure(
+    tmp_path: Path,
+) -> None:
+    """A legal 248-character --plot failed "File name too long" on its temporary name,
+    which the error named; a failed --json left the plot's new folder behind (an audit)."""
+    ref = _write(tmp_path / "ref.tsv", "subject\tlevel\tv", ["a\tL4-L5\t1.0", "b\tL4-L5\t2.0"])
+    pred = _write(tmp_path / "pred.tsv", "subject\tlevel\tv", ["a\tL4-L5\t1.1", "b\tL4-L5\t2.1"])
+    args = ["evaluate", "grade", "--pred", str(pred), "--ref", str(ref), "--bland-altman"]
+    args += ["--column", "v"]
+    long = tmp_path / ("a" * 248 + ".png")
+    res = CliRunner().invoke(app, [*args, "--plot", str(long)])
+    assert res.exit_code == 0, res.output
+    assert long.read_bytes().startswith(b"\x89PNG")
+    dangling = tmp_path / "out.json"
+    dangling.symlink_to(tmp_path / "missing" / "out.json")
+    res = CliRunner().invoke(app, [*args, "--plot", str(tmp_path / "new/ba.png"), "--json",
+                                   str(dangling)])  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert not (tmp_path / "new").exists()
+    unwritable = Path("/proc/discquant-test.png")  # a folder no one may write in
+    res = CliRunner().invoke(app, [*args, "--plot", str(unwritable)])
+    assert res.exit_code == 2
+    assert res.output.startswith(f"discquant: error: {unwritable}"), res.output

@@ -56,6 +56,7 @@ def evaluate_grade_cmd(
     names match ignoring case. Prints a compact summary (one line per level, the
     confusion matrix of all discs); --json FILE writes every figure.
     """
+    import contextlib
     import json
     import os
 
@@ -64,7 +65,12 @@ def evaluate_grade_cmd(
     with user_errors():
         from discquant.errors import InvalidInputError
         from discquant.evaluate.grading import evaluate_tables, unmatched_warnings
-        from discquant.output_paths import bids_label, check_not_an_input, check_output_file
+        from discquant.output_paths import (
+            bids_label,
+            check_not_an_input,
+            check_output_file,
+            missing_folders,
+        )
         from discquant.outputs._common import to_jsonable
 
         if plot is not None and not bland_altman:
@@ -95,7 +101,15 @@ def evaluate_grade_cmd(
                 raise InvalidInputError("--plot and --json name the same file", path=plot)
         # The plot is drawn to a temporary name and moved into place only once the JSON
         # is written: a failure leaves neither file behind.
-        drawn = plot.with_name(f".{plot.stem}.partial{plot.suffix}") if plot else None
+        # A short name: ".<stem>.partial" failed a legal 252-character --plot as "File name
+        # too long", naming the temporary file (an audit).
+        drawn = plot.with_name(f".dq-{os.getpid()}.partial{plot.suffix}") if plot else None
+        # ... and a failure removes the folders made for them (an empty one stayed)
+        created = sorted(
+            {f for o in (plot, json_file) if o is not None for f in missing_folders(o.parent)},
+            key=lambda f: len(f.parts),
+            reverse=True,
+        )
         try:
             report, text = evaluate_tables(
                 pred,
@@ -125,6 +139,15 @@ def evaluate_grade_cmd(
             typer.echo(text, err=to_stdout)
             if to_stdout:
                 typer.echo(js)
+        except BaseException as exc:
+            if drawn is not None:
+                drawn.unlink(missing_ok=True)
+            for folder in created:  # deepest first; only those left empty
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+            if isinstance(exc, OSError) and drawn is not None and exc.filename == str(drawn):
+                raise OSError(exc.errno, exc.strerror, str(plot)) from exc  # the --plot given
+            raise
         finally:
             if drawn is not None:
                 drawn.unlink(missing_ok=True)

@@ -32,6 +32,7 @@ from discquant.diffusion.writer import AdcProvenance, AdcSource
 from discquant.output_paths import (
     bids_label,
     generated_by_discquant,
+    missing_folders,
     split_study_label,
     study_folder,
 )
@@ -260,16 +261,6 @@ def _remove_created(created: list[Path], root: Path) -> None:
                     (root / DATASET_DESCRIPTION).unlink()
         with contextlib.suppress(OSError):
             folder.rmdir()
-
-
-def _missing_folders(folder: Path) -> list[Path]:
-    """``folder`` and those of its parents that do not exist yet, deepest first."""
-    missing = []
-    for candidate in (folder, *folder.parents):
-        if candidate.exists():
-            break
-        missing.append(candidate)
-    return missing
 
 
 def _one_line(exc: Exception) -> str:
@@ -599,7 +590,7 @@ def write_outputs(
     check_dataset_description(root)  # before anything is written or created
     label = bids_label(result.subject)
     final = study_folder(root, label)  # sub-X/, or sub-X/ses-Y/ for one session
-    created = _missing_folders(final.parent)
+    created = missing_folders(final.parent)
     final.parent.mkdir(parents=True, exist_ok=True)
     _staging.clear_stale(final)
     tmp, tmp_held = _staging.make_held(final, "tmp")
