@@ -84,6 +84,22 @@ def test_unwritable_output_path_is_one_line_exit_2(
 
 
 @pytest.mark.parametrize(
+    "command",
+    [["analyze", "t2.nii.gz"], ["cohort", "dwi.nii.gz"], ["demo"], ["phantom"],
+     ["train", "grade", "--config", "train.yaml"], ["train", "segment", "--config", "train.yaml"]],
+    ids=lambda c: "-".join(w for w in c if "." not in w and not w.startswith("-")),
+)  # fmt: skip
+def test_an_empty_output_folder_is_refused(
+    inputs: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """`--out ""` (an unset shell variable) is the current folder to pathlib: `train
+    segment` wrote its model and checkpoints there (an audit)."""
+    monkeypatch.chdir(inputs)
+    line = _cli_error([*command, "--out", ""], cwd=inputs)
+    assert "Invalid value for '--out' / '-o': an empty path: name the output folder" in line
+
+
+@pytest.mark.parametrize(
     ("args", "named", "problem"),
     [
         # "no DICOM files found (looked at 1 files, any depth)" for one text file
@@ -164,8 +180,13 @@ def test_os_error_without_a_file_is_not_hidden() -> None:
             "a (validation) and b (training) are one patient",
         ),
         (["train", "grade"], "sudirman: null\nspider: null\n", "names no training data"),
+        # the last of two equal keys won: 20 steps trained, without a word (an audit)
+        (["train", "segment"], "steps: 40\nlr: 0.01\nsteps: 20\n",
+         "duplicate key 'steps' (lines 1 and 3)"),
+        (["train", "grade"], "crop:\n  slices: 3\n  slices: 5\n",
+         "duplicate key 'slices' (lines 2 and 3)"),
     ],
-)
+)  # fmt: skip
 def test_a_bad_training_configuration_is_one_line_exit_2(
     tmp_path: Path, command: list[str], text: str, expected: str
 ) -> None:
@@ -602,3 +623,19 @@ def test_a_t2_alone_too_small_to_segment_is_refused_first(
         f"discquant: error: {path}: the sagittal field of view is {fov} mm; at least 64 mm "
         "is needed to segment a disc and its vertebrae"
     )
+
+
+def test_a_grade_set_without_graded_discs_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Header-only gradings.tsv and boxes.tsv: "config.yaml: the grade config names no
+    training data", when the config did name a set (an audit)."""
+    sud = tmp_path / "sud"
+    sud.mkdir()
+    (sud / "gradings.tsv").write_text("subject\tlevel\tpfirrmann_grade\n")
+    (sud / "boxes.tsv").write_text("subject\tclass\tx_center\ty_center\twidth\theight\n")
+    monkeypatch.chdir(tmp_path)  # the config's data paths are relative to the folder run in
+    config = tmp_path / "config.yaml"
+    config.write_text("sudirman: sud\nspider: null\n")
+    args = ["train", "grade", "--config", str(config), "--out", str(tmp_path / "run")]
+    assert _cli_error(args, cwd=tmp_path) == f"discquant: error: {sud}: no graded disc in this set"

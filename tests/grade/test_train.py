@@ -618,6 +618,7 @@ def test_a_model_file_that_does_not_exist_is_found_before_writing(
     [
         {"folds": 1}, {"folds": 0}, {"epochs": 0}, {"batch_size": 0}, {"seeds_per_fold": 0},
         {"seed": -1}, {"holdout_patients": -5}, {"cv_folds": [7]}, {"cv_folds": []},
+        {"cv_folds": [0, 0]},  # trained fold 0 twice, the second over the first's log
         {"phantoms_train": 80, "phantoms_test": 50, "phantom_test_seed0": 1000},
         {"tta_shifts": [(0, 0), (60, 0)]},
     ],

@@ -64,6 +64,16 @@ def output_file(value: str) -> Path:
     return Path(value)
 
 
+def output_folder(value: str | Path) -> Path:
+    """Typer parser of an option naming an output folder: an empty value (an unset shell
+    variable, ``--out "$OUT"``) is refused before the command runs; pathlib reads it as
+    ``.``, and ``train segment --out ""`` wrote its model and checkpoints into the
+    current folder (an audit). A default value comes as a Path."""
+    if not str(value).strip():
+        raise typer.BadParameter("an empty path: name the output folder")
+    return Path(value)
+
+
 @contextmanager
 def about_config(config: Path) -> Iterator[None]:
     """Name ``config`` in a training run's errors that name no file: the split, the

@@ -17,6 +17,7 @@ from discquant.cli._common import (
     KeepPhiOption,
     MethodOption,
     SegmentationModelOption,
+    output_folder,
     setup_logging,
     user_errors,
 )
@@ -27,7 +28,8 @@ def analyze_cmd(
         Path | None, typer.Argument(help="DICOM folder, BIDS subject folder or NIfTI file.")
     ] = None,
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Output folder (BIDS derivatives).")
+        Path,
+        typer.Option("--out", "-o", parser=output_folder, help="Output folder (BIDS derivatives)."),
     ] = Path("discquant-output"),
     t2: Annotated[Path | None, typer.Option(help="Sagittal T2 NIfTI.")] = None,
     dwi: Annotated[Path | None, typer.Option(help="DWI NIfTI (4D).")] = None,

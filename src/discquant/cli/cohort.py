@@ -21,6 +21,7 @@ from discquant.cli._common import (
     KeepPhiOption,
     MethodOption,
     SegmentationModelOption,
+    output_folder,
     setup_logging,
     user_errors,
 )
@@ -126,9 +127,9 @@ def cohort_cmd(
             "CSV/TSV manifest (subject, and t2/dwi/bval/bvec/adc files or a dicom folder)."
         ),
     ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Cohort output folder.")] = Path(
-        "discquant-cohort"
-    ),
+    out: Annotated[
+        Path, typer.Option("--out", "-o", parser=output_folder, help="Cohort output folder.")
+    ] = Path("discquant-cohort"),
     workers: Annotated[
         int | None,
         typer.Option(min=1, help="Local worker processes, one thread each (default: CPU count)."),

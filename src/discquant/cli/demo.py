@@ -8,12 +8,13 @@ from typing import Annotated
 
 import typer
 
-from discquant.cli._common import setup_logging, user_errors
+from discquant.cli._common import output_folder, setup_logging, user_errors
 
 
 def demo_cmd(
     out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder for the study and results.")
+        Path,
+        typer.Option("--out", "-o", parser=output_folder, help="Folder for the study and results."),
     ] = Path("demo-output"),
     seed: Annotated[int, typer.Option(min=0, help="Phantom seed (anatomy, noise).")] = 7,
     quiet: Annotated[bool, typer.Option(help="Print nothing but errors.")] = False,

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from discquant.cli._common import setup_logging, user_errors
+from discquant.cli._common import output_folder, setup_logging, user_errors
 from discquant.output_paths import check_output_folder
 
 
@@ -40,7 +40,9 @@ def _check_no_earlier_subjects(out: Path, subjects: list[str]) -> None:
 
 
 def phantom_cmd(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output folder (created).")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", parser=output_folder, help="Output folder (created).")
+    ],
     n: Annotated[int, typer.Option("--n", min=1, help="Number of subjects.")] = 1,
     seed: Annotated[
         int, typer.Option(min=0, help="Seed of the first subject (then seed+1, ...).")

@@ -7,10 +7,12 @@ from typing import Any
 
 import typer
 
+from discquant.cli._common import output_folder
+
 
 def train_grade_cmd(
     config: Path = typer.Option(..., "--config", help="YAML training configuration."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    out: Path = typer.Option(..., "--out", "-o", parser=output_folder, help="Output folder."),
     seed: int | None = typer.Option(None, min=0, max=2**32 - 1, help="Override the random seed."),
     epochs: int | None = typer.Option(None, min=1, help="Override the number of epochs."),
     cv: bool | None = typer.Option(

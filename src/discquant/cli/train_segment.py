@@ -6,10 +6,14 @@ from pathlib import Path
 
 import typer
 
+from discquant.cli._common import output_folder
+
 
 def train_segment_cmd(
     config: Path = typer.Option(..., "--config", help="YAML training configuration."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder (resumes if it has last.pt)."),
+    out: Path = typer.Option(
+        ..., "--out", "-o", parser=output_folder, help="Output folder (resumes if it has last.pt)."
+    ),
     steps: int | None = typer.Option(None, help="Override the number of training steps."),
     seed: int | None = typer.Option(None, min=0, max=2**32 - 1, help="Override the random seed."),
     data_root: str | None = typer.Option(None, help="Override the real-data folder."),

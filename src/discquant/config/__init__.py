@@ -13,13 +13,30 @@ checked strictly, so ``lr: 1e-3`` would be refused as text; it is read as the nu
 writer meant (YAML 1.2's float form, those with an exponent)."""
 
 
+class DuplicateKeyError(ValueError):
+    """A YAML mapping names one key twice."""
+
+
 def _loader() -> Any:
     """PyYAML's safe loader that also reads :data:`_EXPONENT_FLOAT` numbers as floats
     (PyYAML has no YAML 1.2 mode; ruamel.yaml would be a dependency for this alone)."""
     import yaml
 
     class Loader(yaml.SafeLoader):
-        pass
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            # PyYAML lets the last of two equal keys win: `steps: 40` ... `steps: 20`
+            # trained 20 steps without a word (an audit); YAML 1.2 forbids it.
+            seen: dict[object, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` merges, as before
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if isinstance(key, str | int | float | bool) and key in seen:
+                    raise DuplicateKeyError(f"duplicate key {key!r} (lines {seen[key]} and {line})")
+                if isinstance(key, str | int | float | bool):
+                    seen[key] = line
+            return super().construct_mapping(node, deep=deep)
 
     Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+.0123456789"))
     return Loader
@@ -33,7 +50,7 @@ def read_yaml(path: Path) -> Any:
     InputNotFoundError
         ``path`` is not a file.
     InvalidInputError
-        Not UTF-8, or not YAML.
+        Not UTF-8, not YAML, or a mapping that names a key twice.
     """
     import yaml
 
@@ -43,6 +60,8 @@ def read_yaml(path: Path) -> Any:
         raise InputNotFoundError("config file not found", path=path)
     try:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_loader())  # a SafeLoader
+    except DuplicateKeyError as exc:
+        raise InvalidInputError(str(exc), path=path) from exc
     except UnicodeDecodeError as exc:
         raise InvalidInputError(
             f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path

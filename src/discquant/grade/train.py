@@ -594,6 +594,13 @@ def collect_discs(cfg: GradeTrainConfig, *, base: Path) -> list[Any]:
             )
         discs += here
     if not discs:
+        named = [(base / f).resolve() for f in (cfg.sudirman, cfg.spider, *cfg.graded_sets) if f]
+        if len(named) == 1:  # it blamed the config, which did name a set (an audit)
+            raise InvalidInputError("no graded disc in this set", path=named[0])
+        if named:
+            raise InvalidInputError(
+                "no graded disc in the sets it names: " + ", ".join(map(str, named))
+            )
         raise InvalidInputError("the grade config names no training data")
     return discs
 

@@ -145,6 +145,10 @@ def config_problem(cfg: GradeTrainConfig) -> str | None:
         not cfg.cv_folds or any(not 0 <= k < cfg.folds for k in cfg.cv_folds)
     ):
         return f"cv_folds must name folds 0..{cfg.folds - 1}"
+    if cfg.cv_folds is not None and len(set(cfg.cv_folds)) < len(cfg.cv_folds):
+        # [0, 0] trained fold 0 twice, the second run over the first's log (an audit)
+        twice = next(k for k in cfg.cv_folds if cfg.cv_folds.count(k) > 1)
+        return f"cv_folds names fold {twice} twice"
     if cfg.segment_model is not None and not uses_segmentation(cfg):
         return (
             "segment_model is set but places no crop (no spider, no graded_sets, and no "
