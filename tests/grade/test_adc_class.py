@@ -94,6 +94,9 @@ def test_bad_config_and_values(tmp_path: Path) -> None:
         # one open class loaded, and writing the outputs' legend raised TypeError after the
         # whole analysis (exit 1; a code review)
         ("unit: um2_per_ms\nclasses:\n  - {name: any, upper: null}\n", "it needs two or more"),
+        # the second upper bound won without a word (as in the training configs)
+        ("unit: um2_per_ms\nclasses:\n  - {name: a, upper: 1.25, upper: 1.5}\n"
+         "  - {name: b, upper: null}\n", "duplicate key 'upper' (lines 3 and 3)"),
         # Latin-1 bytes: a UnicodeDecodeError traceback, exit 1 (a review)
         (b"unit: um2_per_ms\n# caf\xe9\nclasses:\n  - {name: a, upper: 1.5}\n", "UTF-8"),
     ],

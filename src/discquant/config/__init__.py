@@ -52,22 +52,38 @@ def read_yaml(path: Path) -> Any:
     InvalidInputError
         Not UTF-8, not YAML, or a mapping that names a key twice.
     """
-    import yaml
-
     from discquant.errors import InputNotFoundError, InvalidInputError
 
     if not path.is_file():
         raise InputNotFoundError("config file not found", path=path)
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_loader())  # a SafeLoader
-    except DuplicateKeyError as exc:
-        raise InvalidInputError(str(exc), path=path) from exc
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidInputError(
             f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path
         ) from exc
+    return parse_yaml(text, path)
+
+
+def parse_yaml(text: str, where: str | Path) -> Any:
+    """YAML text read as :func:`read_yaml` reads a file (``where`` names it in errors):
+    safe, YAML 1.2 exponent floats, and a key written twice refused.
+
+    Raises
+    ------
+    InvalidInputError
+        Not YAML, or a mapping that names a key twice.
+    """
+    import yaml
+
+    from discquant.errors import InvalidInputError, one_line
+
+    try:
+        raw = yaml.load(text, Loader=_loader())  # a SafeLoader
+    except DuplicateKeyError as exc:
+        raise InvalidInputError(str(exc), path=where) from exc
     except (yaml.YAMLError, RecursionError) as exc:  # RecursionError: nested too deep
-        raise InvalidInputError(f"not YAML ({exc})", path=path) from exc
+        raise InvalidInputError(f"not YAML ({one_line(exc)})", path=where) from exc
     return {} if raw is None else raw  # an empty file; [] or 0 stay what they are
 
 

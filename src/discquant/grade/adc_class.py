@@ -16,7 +16,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from discquant.errors import InvalidInputError, one_line
+from discquant.errors import InvalidInputError
 from discquant.measure.water import PLAUSIBLE_ADC_UM2_PER_MS
 
 
@@ -85,12 +85,9 @@ def _upper(value: object) -> float | None:
 
 
 def _parse(text: str, where: str) -> AdcClassThresholds:
-    import yaml
+    from discquant.config import parse_yaml
 
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InvalidInputError(f"not YAML ({one_line(exc)})", path=where) from exc
+    raw = parse_yaml(text, where)  # a key written twice is refused, as in every config
     try:
         if raw.get("unit") != "um2_per_ms":
             raise InvalidInputError(f"unit must be um2_per_ms, got {raw.get('unit')!r}", path=where)
