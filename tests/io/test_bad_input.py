@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -707,3 +708,44 @@ def test_a_damaged_gzip_stream_is_one_unreadable_image_error(tmp_path: Path) -> 
     damaged.write_bytes(bytes(packed))
     with pytest.raises(UnreadableImageError, match="not a readable NIfTI image"):
         read_volume(damaged)
+
+
+@pytest.mark.parametrize("numbering", ["interleaved", "shuffled"])
+def test_a_dwi_that_dcm2niix_stacks_out_of_place_is_set_aside(
+    tmp_path: Path, numbering: str
+) -> None:
+    """Instance numbers in an interleaved acquisition order, or in no order: dcm2niix
+    stacked the slices out of place (the second: each volume mixing b-values) and the
+    scrambled DWI was measured, exit 0, no warning (an audit). Its
+    console said "order is not spatial", as it does for series it stacks correctly; the
+    converted volumes are now checked against the source images."""
+    import pydicom
+    from tests.io.dicom_factory import write_lumbar_study
+
+    n = 5
+    written = write_lumbar_study(tmp_path / "study", dwi_slices=n)
+    acquired = [*range(0, n, 2), *range(1, n, 2)]  # slices 0, 2, 4, 1, 3
+    shuffled = np.random.default_rng(1).permutation(3 * n)
+    for i, path in enumerate(written.series["dwi"].files):  # volume by volume, then slice
+        volume, k = divmod(i, n)
+        ds = pydicom.dcmread(path)
+        ds.PixelData = (ds.pixel_array + 40 * k).astype(np.uint16).tobytes()  # slices differ
+        ds.ImageType = ["ORIGINAL", "PRIMARY", "DIFFUSION", "NONE"]  # one piece, not two
+        if numbering == "interleaved":
+            ds.InstanceNumber = volume * n + acquired.index(k) + 1
+        else:  # numbered in no order at all (no two alike: dcm2niix's ties vary by run)
+            ds.InstanceNumber = int(shuffled[i]) + 1
+        ds.save_as(path)
+    study = load_study(written.root)
+    assert study.dwi is None
+    assert study.adc is not None and study.adc.description == "ep2d_diff_tra_sag_ADC"
+    (said,) = [w for w in study.warnings if "out of place" in w]
+    named = re.match(
+        r"a/s0005/IM(\d{4}): dcm2niix stacked series 5 'ep2d_diff_tra_sag b0 400 800' out of "
+        r"place: this file's image \(b = (\d+) s/mm²\) is not at its own position",
+        said,
+    )
+    assert named is not None, said
+    # the file named and its own b-value (files are written volume by volume)
+    assert float(named[2]) == written.series["dwi"].bvals[(int(named[1]) - 1) // n]
+    assert said.endswith("series skipped")

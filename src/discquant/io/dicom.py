@@ -39,6 +39,7 @@ from discquant.errors import (
     InputNotFoundError,
     InvalidInputError,
 )
+from discquant.io.dicom_check import misplaced_image
 from discquant.io.nifti import RawImage, is_nifti, load_nifti, merge_diffusion_pieces
 from discquant.io.privacy import (
     header_description_tokens,
@@ -724,6 +725,13 @@ def _matrix_problem(series: _DicomSeries) -> tuple[Path, str] | None:
     return None
 
 
+def _several_volumes_a_file_a_slice(series: _DicomSeries) -> bool:
+    """Several images at each slice position (a DWI), in classic single-frame files of one
+    plane each (not a mosaic or a multi-frame file)."""
+    one_a_file = not series.mosaic and len(series.slices) == len(series.files)
+    return one_a_file and len(series.files) > len({sl.position for _, sl in series.slices})
+
+
 def _incomplete(series: _DicomSeries) -> bool:
     """After dropping files: do the slice positions still hold equal numbers of images?"""
     if series.mosaic:
@@ -895,7 +903,8 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
                 raise  # not the series' fault: a cohort whose Ctrl-C killed dcm2niix
                 # had recorded the study complete without its T2, and never redid it
             except DiscquantError as exc:
-                skipped.append((series.files[0], exc.reason))
+                # the file it names (a misplaced image), else the series' first
+                skipped.append((exc.path or series.files[0], exc.reason))
     if not images and skipped:  # nothing usable: the (first) series' own error, one line
         more = f" (and {len(skipped) - 1} more series skipped)" if len(skipped) > 1 else ""
         raise InvalidInputError(f"{skipped[0][1]}{more}", path=skipped[0][0])
@@ -1175,6 +1184,17 @@ def _convert_series(
             redact_sidecar_descriptions(raw.sidecar, series.withheld)
         pieces.append(raw)
     images = merge_diffusion_pieces(pieces)
+    if _several_volumes_a_file_a_slice(series):  # dcm2niix's stacking order is checked
+        misplaced = misplaced_image(series.files, series.readable, images)
+        if misplaced is not None:
+            where, b = misplaced
+            raise DicomConversionError(
+                f"dcm2niix stacked series {series.number} '{series.description}' out of "
+                f"place: this file's image{'' if b is None else f' (b = {b:g} s/mm²)'} is "
+                "not at its own position in the converted volumes (instance numbers that do "
+                "not follow the slice order?)",
+                path=where,
+            )
     for raw in images:
         # Errors about this image name the source folder, not the temporary NIfTI.
         raw.path = series.files[0].parent if len(series.files) > 1 else series.files[0]
