@@ -398,7 +398,7 @@ def test_scanner_adc_map_compared_like_with_like(scale: float, warned: bool) -> 
     assert bool(messages) == warned, res.warnings
 
 
-@pytest.mark.parametrize("scale", [1e-3, 0.1, 1.0])
+@pytest.mark.parametrize("scale", [1e-3, 0.1, 1.0, 2.0])
 def test_a_scanner_map_read_in_the_wrong_unit_is_said_for_the_study(scale: float) -> None:
     """Two audits' cases of a map read in the wrong unit, and the right one.
 
@@ -407,6 +407,8 @@ def test_a_scanner_map_read_in_the_wrong_unit_is_said_for_the_study(scale: float
     - ×0.1, a map in 10⁻⁵ mm²/s read as 10⁻⁶: every nucleus ten times low, still inside
       the plausible range, class "severe" and no word. Its CSF, about 3 µm²/ms as free
       water, reads 0.3: the study is flagged and the classes withheld.
+    - ×2 (as b-values half the true ones give): every nucleus twice its ADC, every class
+      "normal", no word (an audit). Its CSF reads 6.2, faster than free water: flagged.
     """
     ph = generate_study(7, PhantomConfig())
     assert ph.adc_scanner is not None
@@ -416,7 +418,7 @@ def test_a_scanner_map_read_in_the_wrong_unit_is_said_for_the_study(scale: float
         Study("ph", (*_study(ph, dwi=False).series, adc)),
         segmenter=_truth_segmenter(ph.labels_t2, ph.nucleus_t2),
     )
-    implausible, csf_low = scale == 1e-3, scale < 1.0
+    implausible, csf_off = scale == 1e-3, scale != 1.0  # CSF far below or above 3
     measured = [d for d in res.discs if d.adc_np is not None]
     assert len(measured) == 5
     flagged = ["adc_class_withheld_implausible_adc" in d.flags for d in measured]
@@ -428,13 +430,13 @@ def test_a_scanner_map_read_in_the_wrong_unit_is_said_for_the_study(scale: float
         assert 0.0005 < median < 0.003 and f"(median {median:.3g} µm²/ms)" in said[0]
     assert res.csf_adc_um2_per_ms is not None
     assert res.csf_adc_um2_per_ms == pytest.approx(ph.truth.csf_adc_um2_per_ms * scale, rel=0.05)
-    assert ("csf_adc_implausible" in res.flags) == csf_low
+    assert ("csf_adc_implausible" in res.flags) == csf_off
     said = [w for w in res.warnings if w.startswith("the CSF in the spinal canal reads")]
-    assert len(said) == int(csf_low)
+    assert len(said) == int(csf_off)
     assert all("check the scanner map's unit" in w for w in said)
     withheld = ["adc_class_withheld_csf_adc_implausible" in d.flags for d in measured]
-    assert withheld == [csf_low and not implausible] * 5  # one reason per disc
-    assert all((d.adc_class is None) == csf_low for d in measured)
+    assert withheld == [csf_off and not implausible] * 5  # one reason per disc
+    assert all((d.adc_class is None) == csf_off for d in measured)
 
 
 def test_scanner_adc_map_is_compared_in_world_coordinates() -> None:
@@ -1889,3 +1891,48 @@ def test_discs_not_graded_for_one_reason_share_one_warning(
         "L5-S1: not graded (too small)",
     ]
     assert all("pfirrmann_withheld" in d.flags for d in res.discs)
+
+
+def test_a_csf_slower_than_a_nucleus_withholds_the_csf_water_index() -> None:
+    """A DWI shifted 10 mm left-right puts the canal mask on tissue: its "CSF" read 0.56
+    µm²/ms, flagged, yet every disc kept a `water_index_csf` of 1.7-2.7, a nucleus
+    diffusing faster than free water (an audit). A CSF between the bounds that reads
+    slower than a nucleus (1.24 against 1.5 in the audit) is flagged too."""
+    from discquant.measure.stats import region_stats
+    from discquant.pipeline import _check_csf_adc
+    from discquant.results import AnalysisResult, DiscResult
+
+    ph = generate_study(7, PhantomConfig())
+    shifted = ph.dwi.affine.copy()
+    shifted[0, 3] += 10.0
+    dwi = Series(
+        SeriesRole.DWI, "test", "DWI", Volume(ph.dwi.data, shifted), "sagittal",
+        bvals_s_per_mm2=ph.bvals, bvecs=ph.bvecs,
+    )  # fmt: skip
+    t2 = Series(SeriesRole.T2, "test", "T2", ph.t2, "sagittal")
+    res = analyze(Study("ph", (t2, dwi)), segmenter=_truth_segmenter(ph.labels_t2, ph.nucleus_t2))
+    assert res.csf_adc_um2_per_ms is not None and res.csf_adc_um2_per_ms < 0.6
+    measured = [d for d in res.discs if d.adc_np is not None]
+    assert len(measured) == 5 and "csf_adc_implausible" in res.flags
+    assert all(d.adc_np is not None and d.adc_np.median > 0.9 for d in measured)
+    assert all(d.water_index_csf is None for d in measured)
+    assert all("water_index_csf_withheld_csf_adc_implausible" in d.flags for d in measured)
+    (said,) = [w for w in res.warnings if w.startswith("the CSF in the spinal canal reads")]
+    assert said.endswith("ADC classes and water_index_csf withheld, ADC values kept as measured")
+
+    result = AnalysisResult(subject="x", discs=[DiscResult(level="L1-L2"), DiscResult("L2-L3")])
+    result.discs[0].adc_np = region_stats(np.full(20, 1.5), np.ones(20, bool), min_voxels=5)
+    result.discs[0].water_index_csf = 1.5 / 1.24
+    _check_csf_adc(result, 1.24)
+    assert result.flags == ["csf_adc_implausible"] and result.discs[0].water_index_csf is None
+    assert result.warnings == [
+        "the CSF in the spinal canal reads 1.24 µm²/ms on the ADC map, slower than the nucleus "
+        "of L1-L2 (1.5), where free water diffuses faster than any disc: the canal mask may "
+        "lie on tissue (diffusion images of another spine, or shifted left-right) or the noise "
+        "floor holds up the canal's signal at the highest b-value; ADC classes and "
+        "water_index_csf withheld, ADC values kept as measured"
+    ]
+    result = AnalysisResult(subject="x", discs=[DiscResult(level="L1-L2")])
+    result.discs[0].adc_np = region_stats(np.full(20, 1.5), np.ones(20, bool), min_voxels=5)
+    _check_csf_adc(result, 2.9)  # free water, faster than every nucleus: nothing to say
+    assert result.flags == [] and result.warnings == []

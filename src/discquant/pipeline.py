@@ -60,7 +60,11 @@ from discquant.measure.transfer_stage import (
     run_transfer,
     transfer_flags,
 )
-from discquant.measure.water import FLAG_CSF_ADC, MIN_CSF_ADC_UM2_PER_MS
+from discquant.measure.water import (
+    FLAG_CSF_ADC,
+    MAX_CSF_ADC_UM2_PER_MS,
+    MIN_CSF_ADC_UM2_PER_MS,
+)
 from discquant.output_paths import (
     bids_label,
     check_label_length,
@@ -668,25 +672,51 @@ def _withhold_for_overlay(result: AnalysisResult, csf_adc: float | None) -> bool
 
 
 def _check_csf_adc(result: AnalysisResult, csf_adc: float | None) -> None:
-    """Record the CSF's ADC and flag a map whose CSF reads far below free water (a
-    scanner map in another unit than it was read in, or a fit's wrong b-values); the
-    discs' ADC classes are then withheld."""
+    """Record the CSF's ADC and flag a map on which the canal's CSF cannot be free water:
+    far below it (a scanner map in another unit than it was read in, or a fit's wrong
+    b-values), far above it (b-values too low), or slower than a nucleus (a canal mask
+    on tissue: a DWI of another spine, or shifted left-right, which the alignment check
+    cannot see). The discs' ADC classes are then withheld; wherever the CSF reads slower
+    than a nucleus, also their ``water_index_csf``, a ratio to what is not CSF."""
     result.csf_adc_um2_per_ms = csf_adc
-    if csf_adc is None or csf_adc >= MIN_CSF_ADC_UM2_PER_MS:
+    if csf_adc is None:
         return
-    result.flags.append(FLAG_CSF_ADC)
-    if result.provenance.get("adc_source") == "scanner":
+    scanner = result.provenance.get("adc_source") == "scanner"
+    nuclei = [(d.adc_np.median, d.level) for d in result.discs if d.adc_np is not None]
+    fastest = max(nuclei, default=None)
+    slower = fastest is not None and csf_adc < fastest[0]
+    if slower:  # the ratio would say a nucleus diffuses faster than free water
+        for disc in result.discs:
+            if disc.water_index_csf is not None:
+                disc.water_index_csf = None
+                disc.flags.append("water_index_csf_withheld_csf_adc_implausible")
+    if csf_adc < MIN_CSF_ADC_UM2_PER_MS:
         check = (
             "check the scanner map's unit (the results' provenance: stored_unit; a map in "
             "10⁻⁵ mm²/s reads ten times low)"
+            if scanner  # discquant's own fit: no unit was guessed
+            else "check the DWI's b-values (a b-value unit ten times off?)"
         )
-    else:  # discquant's own fit: no unit was guessed
-        check = "check the DWI's b-values (a b-value unit ten times off?)"
-    if FLAG_OVERLAY_UNCONFIRMED in result.flags:
-        check += " and that the diffusion images are of this spine"
+        if FLAG_OVERLAY_UNCONFIRMED in result.flags:
+            check += " and that the diffusion images are of this spine"
+        why = f"on the ADC map, where free water reads about 3: {check}"
+    elif csf_adc > MAX_CSF_ADC_UM2_PER_MS:
+        check = "the scanner map's unit" if scanner else "the DWI's b-values (too low?)"
+        why = f"on the ADC map, faster than free water (about 3): check {check}"
+    elif slower and fastest is not None:
+        why = (
+            f"on the ADC map, slower than the nucleus of {fastest[1]} ({fastest[0]:.3g}), "
+            "where free water diffuses faster than any disc: the canal mask may lie on "
+            "tissue (diffusion images of another spine, or shifted left-right) or the "
+            "noise floor holds up the canal's signal at the highest b-value"
+        )
+    else:
+        return
+    result.flags.append(FLAG_CSF_ADC)
+    withheld = "ADC classes" + (" and water_index_csf" if slower else "")
     result.warnings.append(
-        f"the CSF in the spinal canal reads {csf_adc:.3g} µm²/ms on the ADC map, where free "
-        f"water reads about 3: {check}; ADC classes withheld, ADC values kept as measured"
+        f"the CSF in the spinal canal reads {csf_adc:.3g} µm²/ms {why}; {withheld} "
+        "withheld, ADC values kept as measured"
     )
 
 

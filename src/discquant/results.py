@@ -424,10 +424,13 @@ FLAG_MEANINGS: dict[str, str] = {
     "volume_withheld_partial_fov": "Volume withheld: field of view cuts the disc",
     "heights_withheld_partial_fov": "Heights and height index withheld: field of view cuts disc",
     "water_withheld_outside_calibration": "Water content withheld: outside calibration",
+    "water_index_csf_withheld_csf_adc_implausible": (
+        "CSF water index withheld: CSF slower than a nucleus"
+    ),
     "water_index_csf_withheld_no_csf": "CSF water index withheld: too little CSF on the ADC map",
     "adc_class_withheld_implausible_adc": "ADC class withheld: implausible ADC",
     "adc_class_withheld_csf_adc_implausible": "ADC class withheld: CSF's ADC implausible",
-    "csf_adc_implausible": "CSF's ADC far below free water: ADC map's unit suspect",
+    "csf_adc_implausible": "CSF's ADC far from free water or below a nucleus: ADC map suspect",
     "pfirrmann_withheld": "Pfirrmann grade withheld",
     "sacrum_not_in_fov": "Sacrum not in view: level names may be one level off",
     "transitional_anatomy_suspected": "Transitional anatomy suspected",

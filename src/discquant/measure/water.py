@@ -214,8 +214,15 @@ another unit than the one it was read in: a map stored in 10⁻⁵ mm²/s, read 
 :data:`PLAUSIBLE_ADC_UM2_PER_MS` (an audit). Above it lie a canal mask on tissue (1-2)
 and a sound fit pulled down by the noise floor: CSF 3.0 read 0.96 at b = 2000 with a b≈0
 SNR of 8 (a review's simulation), which a threshold of 1.0 had flagged."""
+MAX_CSF_ADC_UM2_PER_MS = 4.5
+"""Above this the CSF reads faster than free water can diffuse at body temperature
+(3.0-3.2 µm²/ms, science.md; 4.5 leaves room for pulsation in the canal): the b-values
+of the fit are too low (b = 0/200/400 given for a DWI acquired at 0/400/800 read the CSF
+5.88 and every nucleus about twice its ADC, all ADC classes "normal", with no flag: an
+audit) or a scanner map is in another unit."""
 FLAG_CSF_ADC = "csf_adc_implausible"
-"""The study's flag for a CSF below :data:`MIN_CSF_ADC_UM2_PER_MS`."""
+"""The study's flag for a CSF outside :data:`MIN_CSF_ADC_UM2_PER_MS` -
+:data:`MAX_CSF_ADC_UM2_PER_MS`, or slower than a nucleus."""
 
 
 def fit_calibration(
