@@ -19,6 +19,7 @@ import pytest
 
 from discquant.errors import InvalidInputError
 from discquant.io.study import Series, SeriesRole, Study, Volume
+from discquant.measure.discs import EDGE_MARGIN_MM
 from discquant.measure.water import WaterCalibration
 from discquant.phantom import PhantomConfig, PhantomStudy, generate_study
 from discquant.pipeline import AnalysisConfig, analyze, check_config
@@ -285,6 +286,29 @@ def test_a_level_not_found_says_whether_it_lies_beyond_the_field_of_view(
     for level in ("L2-L3", "L4-L5", "L5-S1"):
         assert by_level[level].found
         assert not {"not_in_fov", "not_found"} & set(by_level[level].flags)
+
+
+def test_a_level_half_cut_by_the_edge_is_not_in_the_field_of_view(phantom: PhantomStudy) -> None:
+    """L1-L2 half in view (its centre 4 rows inside the top edge) and missed by the
+    segmentation read `not_found`, "the network missed it", though the field of view
+    does not hold it whole (an audit)."""
+    rows = np.argwhere(phantom.labels_t2.data == 120)[:, 0]  # rows run superior → inferior
+    top = int(np.rint(rows.mean())) - 4
+
+    def from_top(v: Volume) -> Volume:
+        affine = v.affine.copy()
+        affine[:3, 3] = v.affine[:3, :3] @ np.array([top, 0, 0]) + v.affine[:3, 3]
+        return Volume(v.data[top:].copy(), affine)
+
+    labels = from_top(phantom.labels_t2)
+    labels.data[labels.data == 120] = 0  # the half disc the network missed
+    res = analyze(
+        _with_images(phantom, from_top(phantom.t2), phantom.dwi),
+        segmenter=_truth_segmenter(labels, from_top(phantom.nucleus_t2)),
+    )
+    l1_l2 = next(d for d in res.discs if d.level == "L1-L2")
+    assert not l1_l2.found and "not_in_fov" in l1_l2.flags and "not_found" not in l1_l2.flags
+    assert 2.0 < 4 * float(np.linalg.norm(phantom.t2.affine[:3, 0])) < EDGE_MARGIN_MM
 
 
 @pytest.mark.parametrize("how", ["empty label map", "NoDiscsFoundError"])

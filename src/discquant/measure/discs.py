@@ -789,24 +789,36 @@ def _dwi_measures(
             result.flags.append("water_withheld_outside_calibration")
 
 
+EDGE_MARGIN_MM = 4.0
+"""Half a lumbar disc's height (8-13 mm, science.md): a level whose expected centre lies
+this close to the image's edge, or beyond it, is not whole in the field of view."""
+
+
 def _flag_missing_levels(results: list[DiscResult], labels: Volume) -> None:
     """Say why a level has no disc: ``not_in_fov`` when its expected centre lies beyond the
-    image's edge, else ``not_found``. The expected centre is extrapolated (or
-    interpolated) along the spine from the two nearest discs found, one disc spacing per
-    level; with fewer than two discs found nothing is said. A user trial could not tell a
-    level cut off by the field of view from one the network missed."""
+    image's edge or within :data:`EDGE_MARGIN_MM` of it, else ``not_found``. The expected
+    centre is extrapolated (or interpolated) along the spine from the two nearest discs
+    found, one disc spacing per level; with fewer than two discs found nothing is said.
+    A user trial could not tell a level cut off by the field of view from one the network
+    missed."""
     found = [(i, np.asarray(r.centroid_ras_mm)) for i, r in enumerate(results) if r.found]
     if len(found) < 2:
         return
     to_voxel = np.linalg.inv(labels.affine)
     in_plane = [a for a in range(3) if a != left_right_axis(labels.affine)]
+    spacing = np.linalg.norm(labels.affine[:3, :3], axis=0)
     for i, result in enumerate(results):
         if result.found:
             continue
         (i0, c0), (i1, c1) = sorted(found, key=lambda f: (abs(f[0] - i), f[0]))[:2]
         expected = c0 + (c1 - c0) * (i - i0) / (i1 - i0)
         voxel = apply_affine(to_voxel, expected)
-        inside = all(-0.5 <= voxel[a] <= labels.shape[a] - 0.5 for a in in_plane)
+        # a disc whose centre lies within half a disc of the edge is cut by it: a half
+        # disc the network missed read "not_found" with its centre 4 rows inside (an audit)
+        margin = [EDGE_MARGIN_MM / spacing[a] for a in range(3)]
+        inside = all(
+            margin[a] - 0.5 <= voxel[a] <= labels.shape[a] - 0.5 - margin[a] for a in in_plane
+        )
         result.flags.append("not_found" if inside else "not_in_fov")
 
 
