@@ -323,6 +323,27 @@ def test_scanner_adc_is_not_described_as_a_fit_and_empty_adc_columns_say_why(
     assert "no stage reported it" not in html
 
 
+def test_a_failed_segmentation_is_not_reported_as_discs_not_found(synthetic: Synthetic) -> None:
+    """`analyze --adc MAP` alone (exit 3, segmentation failed): every level row read "not
+    found" and the ADC note "no lumbar discs were found", as if the network had looked and
+    missed them (an audit)."""
+    import copy
+
+    from discquant.results import DiscResult
+
+    result = copy.deepcopy(synthetic.result)
+    result.discs = [DiscResult(level=level) for level in LEVELS]
+    result.stages = [
+        *[s for s in result.stages if s.name != "segmentation"],
+        StageStatus("segmentation", ok=False, message="no image to segment"),
+    ]
+    html = render_report(result)
+    table = html[html.index('<tr class="notfound"') :]
+    assert table.count('<td class="l">not segmented</td>') == len(LEVELS)
+    assert ">not found<" not in html and "no lumbar discs were found" not in html
+    assert "stage <em>segmentation</em> failed: no image to segment (the ADC map was made)." in html
+
+
 @pytest.mark.parametrize(("grader", "quoted"), [("shipped", True), ("my-site.pt", False)])
 def test_the_shipped_graders_agreement_is_quoted_for_the_shipped_model_only(
     synthetic: Synthetic, grader: str, quoted: bool

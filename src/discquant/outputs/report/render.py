@@ -316,6 +316,8 @@ def _adc_values_missing(result: AnalysisResult) -> str:
     if result.adc_map is None:
         return missing_reason(result, "adc")
     found = [d for d in result.discs if d.found]
+    if not found and _segmentation_failed(result):  # it said "no lumbar discs were found"
+        return missing_reason(result, "segmentation").rstrip(".") + " (the ADC map was made)."
     if not found:
         return "no lumbar discs were found (the ADC map was made)."
     flags = sorted({f for d in found for f in d.flags})
@@ -651,9 +653,15 @@ _TABLE_HEAD = (
 )
 
 
+def _segmentation_failed(result: AnalysisResult) -> bool:
+    return any(s.name == "segmentation" and not s.ok for s in result.stages)
+
+
 def _disc_table(result: AnalysisResult) -> str:
     rows = []
     uncertain = figures.uncertain_levels(result.discs)
+    # a failed segmentation looked for no disc: "not found" said the network missed them
+    missing = "not segmented" if _segmentation_failed(result) else "not found"
     for row in disc_rows(result.discs):
         found = bool(row["found"])
         level = str(row["level"])
@@ -674,7 +682,7 @@ def _disc_table(result: AnalysisResult) -> str:
         rows.append(
             f'<tr class="{"found" if found else "notfound"}" data-level="{_esc(row["level"])}">'
             f'<td class="l"><strong>{_esc(figures.level_name(level, uncertain))}</strong></td>'
-            f'<td class="l">{"yes" if found else "not found"}</td>'
+            f'<td class="l">{"yes" if found else missing}</td>'
             f"<td>{_low(_num(row['adc_np_mean_um2_per_ms']), low)}</td>"
             f"<td>{_low(_num(row['adc_np_median_um2_per_ms']), low)}</td>"
             f"<td>{_num(row['adc_disc_median_um2_per_ms'])}</td>"
