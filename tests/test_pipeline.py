@@ -311,6 +311,27 @@ def test_a_level_half_cut_by_the_edge_is_not_in_the_field_of_view(phantom: Phant
     assert 2.0 < 4 * float(np.linalg.norm(phantom.t2.affine[:3, 0])) < EDGE_MARGIN_MM
 
 
+def test_a_disc_the_edge_cuts_is_not_graded(phantom: PhantomStudy) -> None:
+    """A T2 cut through L5-S1: its heights, depth and volume were withheld, but its grade
+    was read on the part in view (IV, p 0.46, for a grade V read with p 0.92 whole; an
+    audit)."""
+    rows = np.argwhere(phantom.labels_t2.data == 124)[:, 0]  # rows run superior → inferior
+    end = int(np.rint(rows.mean()))
+
+    def to_end(v: Volume) -> Volume:
+        return Volume(v.data[:end].copy(), v.affine.copy())
+
+    res = analyze(
+        _with_images(phantom, to_end(phantom.t2), phantom.dwi),
+        segmenter=_truth_segmenter(to_end(phantom.labels_t2), to_end(phantom.nucleus_t2)),
+    )
+    for disc in res.discs:
+        cut = disc.level == "L5-S1"
+        assert disc.found and ("partial_fov" in disc.flags) == cut
+        assert (disc.pfirrmann_grade is None) == cut
+        assert ("pfirrmann_withheld_partial_fov" in disc.flags) == cut
+
+
 @pytest.mark.parametrize("how", ["empty label map", "NoDiscsFoundError"])
 def test_no_discs_found_is_flagged_without_numbers(phantom: PhantomStudy, how: str) -> None:
     """An empty label map, or a user's segmenter raising NoDiscsFoundError (a path no

@@ -417,6 +417,7 @@ FLAG_MEANINGS: dict[str, str] = {
     "t2_csf_ratio_withheld_no_csf": "T2 nucleus/CSF ratio withheld: too little CSF on the T2",
     "t2_reference_ratio_withheld_no_marrow": "T2 nucleus/marrow ratio withheld: no marrow",
     "pfirrmann_withheld_no_t2": "Pfirrmann grade withheld: no T2",
+    "pfirrmann_withheld_partial_fov": "Pfirrmann grade withheld: field of view cuts disc",
     "pfirrmann_withheld_t2_contrast": "Pfirrmann grade withheld: T2 contrast implausible",
     "pfirrmann_withheld_t2_signed": "Pfirrmann grade withheld: T2 holds negative values",
     "volume_withheld_single_slice": "Volume withheld: disc on one slice",
