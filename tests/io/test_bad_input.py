@@ -749,3 +749,29 @@ def test_a_dwi_that_dcm2niix_stacks_out_of_place_is_set_aside(
     # the file named and its own b-value (files are written volume by volume)
     assert float(named[2]) == written.series["dwi"].bvals[(int(named[1]) - 1) // n]
     assert said.endswith("series skipped")
+
+
+def test_an_archive_in_a_dicom_folder_is_said_not_passed_by(tmp_path: Path) -> None:
+    """A zip beside the T2 that held the DWI was passed by without a word, as a document
+    (the study went on as a T2 alone); a folder holding only a zip read "no DICOM files
+    found (looked at 1 files, any depth)" (an audit)."""
+    import zipfile
+
+    from tests.io.dicom_factory import write_lumbar_study
+
+    written = write_lumbar_study(tmp_path / "study")
+    archive = tmp_path / "study" / "dwi.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for path in written.series["dwi"].files:
+            z.write(path, path.name)
+            path.unlink()
+    study = load_study(written.root)
+    assert study.dwi is None and study.t2 is not None
+    assert "dwi.zip: an archive, not read; unpack it to use its images" in study.warnings
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    archive.rename(alone / "dwi.zip")
+    with pytest.raises(InputNotFoundError, match=r"1 archive\(s\) not read: unpack them"):
+        load_study(alone)
+    with pytest.raises(InvalidInputError, match="an archive: unpack it and give its folder"):
+        load_study(alone / "dwi.zip")

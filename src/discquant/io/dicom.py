@@ -58,11 +58,14 @@ _SIDECAR_EXTS = (".json", ".bval", ".bvec")
 _DOCUMENT_EXTS = frozenset(
     {".txt", ".md", ".pdf", ".htm", ".html", ".xml", ".csv", ".tsv", ".log", ".yaml",
      ".yml", ".ini", ".inf", ".exe", ".dll", ".bat", ".sh", ".js", ".css", ".jpg",
-     ".jpeg", ".png", ".gif", ".bmp", ".ico", ".svg", ".zip"}
+     ".jpeg", ".png", ".gif", ".bmp", ".ico", ".svg"}
 )  # fmt: skip
 """Suffixes of files that are plainly no DICOM (a CD's README, viewer and autorun, an
 earlier analysis' report): passed by without a word. Any other file without the DICM
 prefix is counted in one warning (:func:`_report_not_dicom`)."""
+_ARCHIVE_SUFFIXES = (".zip", ".7z", ".rar", ".tar", ".tgz", ".tar.gz", ".tar.bz2", ".tar.xz")
+"""Archives, which may hold the study's images: not read, and said (a zip beside the T2
+holding the DWI was passed by without a word, as a document; an audit)."""
 _GZIP_MAGIC = b"\x1f\x8b"
 _DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
 _STORAGE_ROOT = "1.2.840.10008.5.1.4.1.1."
@@ -161,6 +164,8 @@ class _Scan:
     """The first file of each (series UID, SOP Instance UID)."""
     not_dicom: list[Path] = field(default_factory=list)
     """Files without the DICM prefix that could have been images (no document suffix)."""
+    archives: list[Path] = field(default_factory=list)
+    """Archives (:data:`_ARCHIVE_SUFFIXES`), not read."""
     n_files: int = 0
 
 
@@ -382,6 +387,9 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
         if is_nifti(path) or path.suffix.lower() in _SIDECAR_EXTS:
             continue
         scan.n_files += 1
+        if path.name.lower().endswith(_ARCHIVE_SUFFIXES):
+            scan.archives.append(path)
+            continue
         try:
             head, gzipped = _head(path)
         except OSError as exc:  # no permission, a broken link: it may be a slice
@@ -851,6 +859,8 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
     with tempfile.TemporaryDirectory(prefix="discquant-dicom-") as tmp:
         staging = Path(tmp)
         scan = _scan(files, staging)
+        if path.is_file() and scan.archives:
+            raise InvalidInputError("an archive: unpack it and give its folder", path=path)
         if not scan.series and not scan.truncated and path.is_file() and not scan.non_image:
             raise InputNotFoundError("not a DICOM or NIfTI file", path=path)
         if not scan.series and not scan.truncated:
@@ -859,6 +869,8 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
             # NIfTI files in a subfolder: "looked at 0 files" read as an empty folder (an
             # audit). The subfolder is not named: its name may be the patient's.
             n_nifti = sum(1 for f in files if is_nifti(f))
+            if scan.archives:  # "looked at 1 files" for a folder holding one zip (an audit)
+                other += f"; {len(scan.archives)} archive(s) not read: unpack them"
             if n_nifti:
                 other += (
                     f"; {n_nifti} NIfTI file(s) lie in subfolders: give the folder that holds them"
@@ -1080,6 +1092,8 @@ def _report_not_dicom(scan: _Scan, said: _Said) -> None:
     by without a word, its series then failing on a gap that named another file.
     Documents (``_DOCUMENT_EXTS``), hidden files and DICOMDIR are not counted.
     """
+    for archive in scan.archives:
+        said.add(f"{said.path(archive)}: an archive, not read; unpack it to use its images")
     if not scan.not_dicom:
         return
     more = f" (and {len(scan.not_dicom) - 1} more like it)" if len(scan.not_dicom) > 1 else ""
