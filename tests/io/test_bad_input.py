@@ -775,3 +775,48 @@ def test_an_archive_in_a_dicom_folder_is_said_not_passed_by(tmp_path: Path) -> N
         load_study(alone)
     with pytest.raises(InvalidInputError, match="an archive: unpack it and give its folder"):
         load_study(alone / "dwi.zip")
+
+
+@pytest.mark.parametrize("stripped", ["b-value tags removed", "b-values read as 0"])
+def test_diffusion_volumes_without_b_values_are_named_not_taken_for_a_trace(
+    tmp_path: Path, stripped: str
+) -> None:
+    """An anonymiser that strips the b-value tags leaves a DWI whose b-values dcm2niix
+    cannot find (none, or 0 for each volume): the series became a b = 0 "trace" image,
+    and the study went on without its DWI and without a word (an audit)."""
+    import pydicom
+    from tests.io.dicom_factory import write_lumbar_study
+
+    written = write_lumbar_study(tmp_path / "study")
+    for path in written.series["dwi"].files:
+        ds = pydicom.dcmread(path)
+        if stripped == "b-value tags removed":
+            del ds[0x0018, 0x9087]
+            del ds[0x0018, 0x9075]
+        else:
+            ds[0x0018, 0x9087].value = 0.0
+        ds.ImageType = ["DERIVED", "PRIMARY", "DIFFUSION", "TRACEW"]
+        ds.save_as(path)
+    study = load_study(written.root)
+    assert study.dwi is None and not [s for s in study.series if s.role is SeriesRole.TRACE]
+    assert study.adc is not None  # the scanner's map is used, as the study has one
+    # dcm2niix writes no .bval here either way (it wrote 0 0 0 for the audit's phantom)
+    assert (
+        "a/s0005/IM0001: 3 diffusion volumes without b-values; not used: their b-values "
+        "cannot be told (private tags removed by an anonymiser?)"
+    ) in study.warnings
+    from discquant.io.nifti import RawImage
+    from discquant.io.roles import to_series
+    from discquant.io.study import Volume
+
+    raw = RawImage(
+        path=tmp_path / "dwi.nii.gz",
+        volume=Volume(np.ones((4, 4, 2, 3), np.float32), np.eye(4)),
+        description="DWI",
+        sidecar={"ImageType": ["DERIVED", "PRIMARY", "DIFFUSION", "TRACEW"]},
+        bvals=np.zeros(3),
+    )
+    assert to_series(raw).reason == (
+        "3 diffusion volumes, all at b = 0; not used: their b-values cannot be told (private "
+        "tags removed by an anonymiser?)"
+    )

@@ -20,6 +20,7 @@ from discquant.io.nifti import (
 )
 from discquant.io.roles import (
     ADC_MAP_VOLUMES,
+    NO_B_VALUES,
     chosen_over,
     order_series,
     set_aside_other_visits_dwi,
@@ -206,10 +207,10 @@ def load_study(
         )
         log.warning(msg)
         warnings.append(msg)
-    warnings.extend(  # pooled, they gave wrong disc ADCs (an audit)
+    warnings.extend(  # pooled, they gave wrong disc ADCs; no b-values, unsaid (audits)
         f"{s.source_name(root, identifiers) or s.description}: {s.reason}"
         for s in series
-        if s.role is SeriesRole.OTHER and s.reason.endswith(ADC_MAP_VOLUMES)
+        if s.role is SeriesRole.OTHER and s.reason.endswith((ADC_MAP_VOLUMES, NO_B_VALUES))
     )
     warnings += _choice_warnings(series, ordered, explicit, asserted, root, identifiers)
     if subject is None:

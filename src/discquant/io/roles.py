@@ -48,6 +48,10 @@ T1_MAX_TR_MS = 1000.0
 ADC_MAP_VOLUMES = "an ADC map has one; not used"
 """Why an image that looks like an ADC map but holds several volumes (an exponential ADC
 beside it, a map per b-value) is not used: which volume is the ADC cannot be told."""
+NO_B_VALUES = "not used: their b-values cannot be told (private tags removed by an anonymiser?)"
+"""Why diffusion volumes that all read b = 0 are not used: dcm2niix writes 0 for a b-value
+it cannot find, and such a series was taken for a b = 0 "trace" image without a word (an
+audit); a separate b = 0 series of several volumes reads the same."""
 SHELL_TOLERANCE_S_PER_MM2 = 20.0
 SHELL_RELATIVE_TOLERANCE = 0.05
 """b-values within max(20 s/mm², 5 %) of a shell's smallest member belong to it: Philips
@@ -305,9 +309,13 @@ def _classify(raw: RawImage, *, assume_t2: bool) -> tuple[SeriesRole, str]:
             elif raw.bvecs is None:
                 why += "; no gradient directions (.bvec) given"
             return SeriesRole.DWI, "; ".join([why, *raw.notes])
+        if (nv := n_volumes(raw.volume)) > 1 and max(found) < 1.0:
+            return SeriesRole.OTHER, f"{nv} diffusion volumes, all at b = 0; {NO_B_VALUES}"
         if "TRACEW" in itype:
             return SeriesRole.TRACE, f"ImageType TRACEW at a single b-value ({bs} s/mm²)"
         return SeriesRole.OTHER, f"diffusion images at a single b-value ({bs} s/mm²)"
+    if {"TRACEW", "DIFFUSION"} & set(itype) and (nv := n_volumes(raw.volume)) > 1:
+        return SeriesRole.OTHER, f"{nv} diffusion volumes without b-values; {NO_B_VALUES}"
     if "TRACEW" in itype:
         return SeriesRole.TRACE, "ImageType TRACEW"
     if "DIFFUSION" in itype:
