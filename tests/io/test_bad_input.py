@@ -820,3 +820,27 @@ def test_diffusion_volumes_without_b_values_are_named_not_taken_for_a_trace(
         "3 diffusion volumes, all at b = 0; not used: their b-values cannot be told (private "
         "tags removed by an anonymiser?)"
     )
+
+
+def test_series_numbers_of_two_visits_are_not_called_the_later_acquisition(
+    tmp_path: Path,
+) -> None:
+    """Two visits' T2s alike but for their series numbers, which restart in each study:
+    the one of the higher number was used as "the later acquisition", though the other
+    visit was the later one (an audit)."""
+    import pydicom
+    from tests.io.dicom_factory import write_lumbar_study
+
+    write_lumbar_study(tmp_path / "pt" / "visit1")
+    later = write_lumbar_study(tmp_path / "pt" / "visit2")
+    for path in later.series["t2"].files:  # the later visit's T2 is its series 2
+        ds = pydicom.dcmread(path)
+        ds.SeriesNumber = 2
+        ds.save_as(path)
+    study = load_study(tmp_path / "pt")
+    (said,) = [w for w in study.warnings if w.startswith("2 T2 series are alike")]
+    assert (
+        "the higher series number, though they are of different studies, whose numbers do "
+        "not say which visit is later"
+    ) in said
+    assert "the later acquisition" not in said

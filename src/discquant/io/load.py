@@ -286,6 +286,13 @@ def _choice_warnings(
     for tied, by_acquisition in tied_with_best(series, explicit=explicit, asserted=asserted):
         names = _names(tied, root, identifiers)
         how = "the later acquisition" if by_acquisition else "the first by file path"
+        if by_acquisition and len({s.provenance.study_instance_uid for s in tied}) > 1:
+            # series numbers restart in each study: visit 2000's series 2 was called "the
+            # later acquisition" over visit 2023's series 1 (an audit)
+            how = (
+                "the higher series number, though they are of different studies, whose "
+                "numbers do not say which visit is later"
+            )
         found.append(
             f"{len(tied)} {tied[0].role.value.upper()} series are alike ({', '.join(names)}): "
             f"used {names[0]}, {how}; to measure another, give a folder (or file) "
