@@ -844,3 +844,30 @@ def test_series_numbers_of_two_visits_are_not_called_the_later_acquisition(
         "not say which visit is later"
     ) in said
     assert "the later acquisition" not in said
+
+
+def test_a_sagittal_dwi_goes_before_an_axial_one_of_more_shells(tmp_path: Path) -> None:
+    """An axial DWI of four shells beside the sagittal DWI of three was measured, with a
+    warning (an audit): an axial stack often holds a few discs, a sagittal one all."""
+    from tests.io.dicom_factory import write_lumbar_study
+
+    written = write_lumbar_study(tmp_path / "study")
+    dwi = np.stack(
+        [np.full((32, 32, 3), 1000.0 * np.exp(-b * 1e-3)) for b in (0, 200, 400, 800)], -1
+    )
+    write_series(
+        tmp_path / "study" / "ax",
+        np.rint(dwi).astype(np.uint16),
+        description="ep2d_diff_tra b0 200 400 800",
+        series_number=9,
+        study_uid=written.study_instance_uid,
+        frame_uid=written.frame_of_reference_uid,
+        iop=AXIAL_IOP,
+        origin_lps=(-60.0, -60.0, 0.0),
+        pixel_mm=2.0,
+        bvals=(0.0, 200.0, 400.0, 800.0),
+    )
+    study = load_study(written.root)
+    assert study.dwi is not None and study.dwi.description == "ep2d_diff_tra_sag b0 400 800"
+    (said,) = [w for w in study.warnings if w.startswith("2 DWI series: used")]
+    assert said.startswith("2 DWI series: used a/s0005/IM0001 (sagittal; not ax/IM0001)")

@@ -411,7 +411,10 @@ def _quality_key(series: Series, explicit: bool, asserted: bool) -> tuple[float,
     n_slices, area = _slices_and_in_plane_area_mm2(img)
     if series.role is SeriesRole.DWI and series.bvals_s_per_mm2 is not None:
         n_shells = len(shells(series.bvals_s_per_mm2))
-        return (not explicit, not asserted, -n_shells, -img.shape[3], area)
+        # A sagittal DWI goes before an axial one, as for the T2: it holds every lumbar
+        # disc, an axial stack often a few (an axial DWI of more shells had won; an audit).
+        sagittal = series.orientation == "sagittal"
+        return (not explicit, not asserted, not sagittal, -n_shells, -img.shape[3], area)
     # A T2 named by its file (BIDS anat/*_T2w) may be axial: a sagittal one goes first.
     return (not explicit, series.orientation != "sagittal", not asserted, -n_slices, area)
 
@@ -535,7 +538,7 @@ _WHY_FIRST = {
                     "of the T2's study", "sagittal", "named a T2 by its file (BIDS)",
                     "more slices", "finer in-plane voxels"),
     SeriesRole.DWI: (None, "given explicitly", "in the frame of reference of the T2",
-                     "of the T2's study", "named a DWI by its file (BIDS)",
+                     "of the T2's study", "named a DWI by its file (BIDS)", "sagittal",
                      "more b-value shells", "more volumes", "finer in-plane voxels"),
 }  # fmt: skip
 """What each place of the :func:`_ranker` key says of the series that won on it."""
@@ -556,7 +559,7 @@ def chosen_over(
         first, second = rank(mine[0]), rank(mine[1])
         place = next(i for i, (a, b) in enumerate(zip(first, second, strict=True)) if a != b)
         why = _WHY_FIRST[role][place] if place < len(_WHY_FIRST[role]) else None
-        if why == "sagittal":  # an axial T2w beside the sagittal one: no choice to tell
+        if why == "sagittal" and role is SeriesRole.T2:  # an axial T2w: no choice to tell
             continue
         found.append((mine[0][0], [c[0] for c in mine[1:]], why or "ranked first"))
     return found
