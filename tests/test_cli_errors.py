@@ -185,6 +185,7 @@ def test_os_error_without_a_file_is_not_hidden() -> None:
          "duplicate key 'steps' (lines 1 and 3)"),
         (["train", "grade"], "crop:\n  slices: 3\n  slices: 5\n",
          "duplicate key 'slices' (lines 2 and 3)"),
+        (["train", "segment"], "~: 1\nnull: 2\n", "duplicate key None (lines 1 and 2)"),
     ],
 )  # fmt: skip
 def test_a_bad_training_configuration_is_one_line_exit_2(

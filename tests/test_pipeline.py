@@ -325,6 +325,7 @@ def test_a_disc_the_edge_cuts_is_not_graded(phantom: PhantomStudy) -> None:
         _with_images(phantom, to_end(phantom.t2), phantom.dwi),
         segmenter=_truth_segmenter(to_end(phantom.labels_t2), to_end(phantom.nucleus_t2)),
     )
+    assert "L5-S1: not graded (the field of view cuts it)" in res.warnings
     for disc in res.discs:
         cut = disc.level == "L5-S1"
         assert disc.found and ("partial_fov" in disc.flags) == cut
@@ -1980,4 +1981,13 @@ def test_a_csf_slower_than_a_nucleus_withholds_the_csf_water_index() -> None:
     result = AnalysisResult(subject="x", discs=[DiscResult(level="L1-L2")])
     result.discs[0].adc_np = region_stats(np.full(20, 1.5), np.ones(20, bool), min_voxels=5)
     _check_csf_adc(result, 2.9)  # free water, faster than every nucleus: nothing to say
+    assert result.flags == [] and result.warnings == []
+    # a nucleus withheld on its own (implausible, or partly outside the DWI) is no
+    # measure of the CSF: one such disc withheld every disc's class (a review)
+    odd = [DiscResult(level="L1-L2"), DiscResult(level="L2-L3")]
+    odd[0].adc_np = region_stats(np.full(20, 6.0), np.ones(20, bool), min_voxels=5)
+    odd[1].adc_np = region_stats(np.full(20, 3.2), np.ones(20, bool), min_voxels=5)
+    odd[1].flags.append("partial_fov_dwi")
+    result = AnalysisResult(subject="x", discs=odd)
+    _check_csf_adc(result, 2.9)
     assert result.flags == [] and result.warnings == []

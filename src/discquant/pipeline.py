@@ -64,6 +64,7 @@ from discquant.measure.water import (
     FLAG_CSF_ADC,
     MAX_CSF_ADC_UM2_PER_MS,
     MIN_CSF_ADC_UM2_PER_MS,
+    PLAUSIBLE_ADC_UM2_PER_MS,
 )
 from discquant.output_paths import (
     bids_label,
@@ -682,7 +683,14 @@ def _check_csf_adc(result: AnalysisResult, csf_adc: float | None) -> None:
     if csf_adc is None:
         return
     scanner = result.provenance.get("adc_source") == "scanner"
-    nuclei = [(d.adc_np.median, d.level) for d in result.discs if d.adc_np is not None]
+    lo, hi = PLAUSIBLE_ADC_UM2_PER_MS  # an implausible nucleus is withheld on its own
+    nuclei = [
+        (d.adc_np.median, d.level)
+        for d in result.discs
+        if d.adc_np is not None
+        and lo <= d.adc_np.median <= hi
+        and "partial_fov_dwi" not in d.flags  # partly outside the DWI: not a whole nucleus
+    ]
     fastest = max(nuclei, default=None)
     slower = fastest is not None and csf_adc < fastest[0]
     if slower:  # the ratio would say a nucleus diffuses faster than free water
@@ -851,6 +859,7 @@ def _grade(
             # read grade IV (p 0.46) for V (p 0.92 whole; an audit). 1 of 3,015 named discs
             # of the real mid-sagittal slices touches the edge (2026-12-07).
             disc.flags.append("pfirrmann_withheld_partial_fov")
+            not_graded.setdefault("the field of view cuts it", []).append(disc.level)
             continue
         try:  # one disc that cannot be cropped (a mask of 2 voxels) must not stop the rest
             crops.append(

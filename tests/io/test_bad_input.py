@@ -820,6 +820,8 @@ def test_diffusion_volumes_without_b_values_are_named_not_taken_for_a_trace(
         "3 diffusion volumes, all at b = 0; not used: their b-values cannot be told (private "
         "tags removed by an anonymiser?)"
     )
+    raw.sidecar = {}  # a BIDS b = 0 run (dir-PA), no scanner's ImageType: no such guess
+    assert "private tags" not in to_series(raw).reason
 
 
 def test_series_numbers_of_two_visits_are_not_called_the_later_acquisition(

@@ -404,3 +404,7 @@ def test_a_four_dimensional_dwi_is_segmented_on_its_b0_mean(tmp_path: Path) -> N
     np.testing.assert_array_equal(labels, reference)
     assert not np.array_equal(first_volume, reference)  # the b = 800 image reads otherwise
     assert {120, 121, 122, 123, 124} <= set(np.unique(labels).tolist())
+    (stored.parent / "dwi_b_high_first.bval").write_text("0 400\n")  # one too few
+    res = CliRunner().invoke(app, ["segment", str(stored), "-o", str(tmp_path / "x.nii.gz")])
+    assert res.exit_code == 2
+    assert "dwi_b_high_first.bval: has 2 b-values but dwi_b_high_first.nii.gz has" in res.output

@@ -110,6 +110,7 @@ def evaluate_grade_cmd(
             key=lambda f: len(f.parts),
             reverse=True,
         )
+        wrote_json = False
         try:
             report, text = evaluate_tables(
                 pred,
@@ -131,7 +132,9 @@ def evaluate_grade_cmd(
             # printed every result and then failed with exit 2.
             if json_file is not None:
                 json_file.parent.mkdir(parents=True, exist_ok=True)
+                existed = json_file.exists()
                 json_file.write_text(js + "\n")
+                wrote_json = not existed
             if drawn is not None and plot is not None:
                 os.replace(drawn, plot)
             for line in unmatched_warnings(report, pred, ref):
@@ -142,6 +145,8 @@ def evaluate_grade_cmd(
         except BaseException as exc:
             if drawn is not None:
                 drawn.unlink(missing_ok=True)
+            if wrote_json and json_file is not None:  # the plot failed after it
+                json_file.unlink(missing_ok=True)
             for folder in created:  # deepest first; only those left empty
                 with contextlib.suppress(OSError):
                     folder.rmdir()

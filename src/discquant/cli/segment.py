@@ -107,14 +107,13 @@ def _one_volume(vol: Volume, image: Path) -> Volume:
     b = 1000 image where a scanner stores that shell first."""
     if vol.data.ndim != 4 or vol.data.shape[3] == 1:
         return vol
-    from discquant.diffusion.stage import mean_b0
-    from discquant.errors import InvalidInputError
-    from discquant.io.load import load_study
-    from discquant.io.nifti import sibling
+    from discquant.diffusion.stage import lowest_shell_mean
+    from discquant.io.nifti import read_bvals, sibling
     from discquant.io.study import Volume
 
     log = logging.getLogger("discquant.segment")
-    if sibling(image, ".bval") is None:
+    bval = sibling(image, ".bval")
+    if bval is None:
         log.warning(
             "%s: a 4-D image of %d volumes without a .bval beside it: its first volume is "
             "segmented",
@@ -122,9 +121,8 @@ def _one_volume(vol: Volume, image: Path) -> Volume:
             vol.data.shape[3],
         )
         return Volume(vol.data[..., 0], vol.affine)
-    series = load_study(dwi=image).dwi
-    if series is None or series.bvals_s_per_mm2 is None:  # the .bval did not fit it
-        raise InvalidInputError("a 4-D image whose .bval could not be read", path=image)
-    b0 = mean_b0(series)
-    log.info("%s: the mean of its b≈0 volumes is segmented", image)
-    return b0
+    # read as analyze reads it (a count that does not fit, another unit: bad input naming
+    # the .bval); one shell is fine here, the lowest is averaged
+    bvals = read_bvals(bval, image=image, n_vols=vol.data.shape[3])
+    log.info("%s: the mean of its lowest b-value shell is segmented", image)
+    return lowest_shell_mean(vol, bvals)

@@ -26,16 +26,19 @@ def _loader() -> Any:
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             # PyYAML lets the last of two equal keys win: `steps: 40` ... `steps: 20`
             # trained 20 steps without a word (an audit); YAML 1.2 forbids it.
-            seen: dict[object, int] = {}
+            seen: dict[Any, int] = {}
             for key_node, _ in node.value:
                 if key_node.tag == "tag:yaml.org,2002:merge":  # `<<:` merges, as before
                     continue
                 key = self.construct_object(key_node, deep=True)
                 line = key_node.start_mark.line + 1
-                if isinstance(key, str | int | float | bool) and key in seen:
+                try:
+                    hash(key)
+                except TypeError:  # a list as a key: SafeLoader's own error follows
+                    continue
+                if key in seen:  # null, dates and numbers too: any key written twice
                     raise DuplicateKeyError(f"duplicate key {key!r} (lines {seen[key]} and {line})")
-                if isinstance(key, str | int | float | bool):
-                    seen[key] = line
+                seen[key] = line
             return super().construct_mapping(node, deep=deep)
 
     Loader.add_implicit_resolver("tag:yaml.org,2002:float", _EXPONENT_FLOAT, list("-+.0123456789"))

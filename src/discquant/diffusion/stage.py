@@ -212,8 +212,16 @@ def _b0_volumes(series: Series) -> npt.NDArray[np.intp]:
 def mean_b0(series: Series) -> Volume:
     """The mean of a DWI series' b≈0 volumes (:func:`_b0_volumes`): the image ``analyze``
     segments when there is no T2, and the report's b≈0."""
-    low = _b0_volumes(series)
-    return Volume(series.image.data[..., low].mean(axis=-1).astype(np.float32), series.image.affine)
+    assert series.bvals_s_per_mm2 is not None
+    return lowest_shell_mean(series.image, series.bvals_s_per_mm2)
+
+
+def lowest_shell_mean(dwi: Volume, bvals_s_per_mm2: npt.ArrayLike) -> Volume:
+    """:func:`mean_b0` of a 4-D image and its b-values (``discquant segment`` of a DWI)."""
+    from discquant.diffusion.shells import group_shells
+
+    low = np.asarray(group_shells(np.asarray(bvals_s_per_mm2, dtype=float))[0].volumes)
+    return Volume(dwi.data[..., low].mean(axis=-1).astype(np.float32), dwi.affine)
 
 
 def _compare_with_scanner(

@@ -34,9 +34,12 @@ MAX_RELATIVE_RESIDUAL = 1e-3
 """A source image matches a NIfTI slice when the NIfTI values are a linear function of its
 values to within this share of their range (float32 storage and rounding of the scaling)."""
 
-VOXEL_TOLERANCE = 0.1
+VOXEL_TOLERANCE = 0.3
 """A source pixel lies on the NIfTI grid when its voxel coordinates are this close to whole
-numbers (an image stacked at another position lands between voxels or on another slice)."""
+numbers (an image stacked at another position lands between voxels, half a slice off in an
+interleaved stack, or on another slice, whose pixels then differ). Wider than the slice
+drift the importer lets pass (0.1 mm in plane: 0.125 of a 0.8 mm pixel) and the
+unevenness of its gaps (5 %)."""
 
 
 def _b_value(ds: Any) -> float | None:

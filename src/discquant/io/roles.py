@@ -309,7 +309,8 @@ def _classify(raw: RawImage, *, assume_t2: bool) -> tuple[SeriesRole, str]:
             elif raw.bvecs is None:
                 why += "; no gradient directions (.bvec) given"
             return SeriesRole.DWI, "; ".join([why, *raw.notes])
-        if (nv := n_volumes(raw.volume)) > 1 and max(found) < 1.0:
+        scanner_diffusion = bool({"TRACEW", "DIFFUSION"} & set(itype))  # not a BIDS b0 run
+        if scanner_diffusion and (nv := n_volumes(raw.volume)) > 1 and max(found) < 1.0:
             return SeriesRole.OTHER, f"{nv} diffusion volumes, all at b = 0; {NO_B_VALUES}"
         if "TRACEW" in itype:
             return SeriesRole.TRACE, f"ImageType TRACEW at a single b-value ({bs} s/mm²)"

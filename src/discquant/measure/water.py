@@ -212,8 +212,10 @@ canal core reads 2.9 against its 3.1: docs/measurement.md). Below this, the map 
 another unit than the one it was read in: a map stored in 10⁻⁵ mm²/s, read as the usual
 10⁻⁶, puts CSF at 0.3 and every nucleus ten times low, inside
 :data:`PLAUSIBLE_ADC_UM2_PER_MS` (an audit). Above it lie a canal mask on tissue (1-2)
-and a sound fit pulled down by the noise floor: CSF 3.0 read 0.96 at b = 2000 with a b≈0
-SNR of 8 (a review's simulation), which a threshold of 1.0 had flagged."""
+and a fit pulled down by the noise floor: CSF 3.0 read 0.96 at b = 2000 with a b≈0 SNR
+of 8 (a review's simulation), which a threshold of 1.0 had flagged as a unit error. Since
+2026-12-07 both are flagged where the CSF reads slower than a nucleus (the pipeline's
+check): then neither the ADC classes nor the CSF index can be trusted."""
 MAX_CSF_ADC_UM2_PER_MS = 4.5
 """Above this the CSF reads faster than free water can diffuse at body temperature
 (3.0-3.2 µm²/ms, science.md; 4.5 leaves room for pulsation in the canal): the b-values
