@@ -124,7 +124,7 @@ def test_discs_whose_adc_is_suspect_are_left_out_of_the_adc_figures(
         "dwi_t2_misaligned": "1",
         "dwi_overlay_unconfirmed": "1",
     }
-    assert "CSF's ADC far below free water" in note  # each reason explained
+    assert "CSF's ADC far from free water or below a nucleus" in note  # each reason explained
     assert set(report.ADC_SUSPECT_FLAGS) <= set(FLAG_MEANINGS)  # the pipeline's own flags
 
 
