@@ -153,6 +153,3 @@ def evaluate_grade_cmd(
             if isinstance(exc, OSError) and drawn is not None and exc.filename == str(drawn):
                 raise OSError(exc.errno, exc.strerror, str(plot)) from exc  # the --plot given
             raise
-        finally:
-            if drawn is not None:
-                drawn.unlink(missing_ok=True)

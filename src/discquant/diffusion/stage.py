@@ -193,20 +193,22 @@ def _noise_sigma(dwi: Series, warnings: list[str]) -> float | None:
     """
     from discquant.diffusion.noise import estimate_noise_sigma_of_images
 
+    assert dwi.bvals_s_per_mm2 is not None  # a DWI series
     try:
-        sigma = estimate_noise_sigma_of_images(dwi.image.data[..., k] for k in _b0_volumes(dwi))
+        low = _b0_volumes(dwi.bvals_s_per_mm2)
+        sigma = estimate_noise_sigma_of_images(dwi.image.data[..., k] for k in low)
     except InvalidInputError as exc:
         warnings.append(f"SNR not estimated: {exc}")
         return None
     return float(sigma) if sigma > 0 else None
 
 
-def _b0_volumes(series: Series) -> npt.NDArray[np.intp]:
+def _b0_volumes(bvals_s_per_mm2: npt.ArrayLike) -> npt.NDArray[np.intp]:
     """Indices of the volumes of the lowest shell, as the ADC engine groups them (b≈0, or
     the least diffusion-weighted when none is ≈0)."""
     from discquant.diffusion.shells import group_shells
 
-    return np.asarray(group_shells(np.asarray(series.bvals_s_per_mm2))[0].volumes)
+    return np.asarray(group_shells(np.asarray(bvals_s_per_mm2, dtype=float))[0].volumes)
 
 
 def mean_b0(series: Series) -> Volume:
@@ -218,9 +220,7 @@ def mean_b0(series: Series) -> Volume:
 
 def lowest_shell_mean(dwi: Volume, bvals_s_per_mm2: npt.ArrayLike) -> Volume:
     """:func:`mean_b0` of a 4-D image and its b-values (``discquant segment`` of a DWI)."""
-    from discquant.diffusion.shells import group_shells
-
-    low = np.asarray(group_shells(np.asarray(bvals_s_per_mm2, dtype=float))[0].volumes)
+    low = _b0_volumes(bvals_s_per_mm2)
     return Volume(dwi.data[..., low].mean(axis=-1).astype(np.float32), dwi.affine)
 
 
