@@ -857,7 +857,7 @@ def _grade(
         if "partial_fov" in disc.flags:
             # a disc the image's edge cuts is graded on part of it: a phantom's L5-S1 cut
             # read grade IV (p 0.46) for V (p 0.92 whole; an audit). 1 of 3,015 named discs
-            # of the real mid-sagittal slices touches the edge (2026-12-07).
+            # of the real mid-sagittal slices touches the edge (benchmarks/disc_edge.py).
             disc.flags.append("pfirrmann_withheld_partial_fov")
             not_graded.setdefault("the field of view cuts it", []).append(disc.level)
             continue
