@@ -717,3 +717,80 @@ def test_a_dicom_description_keeps_function_words_and_loses_an_underscored_date(
     expected = "T2_TSE_SAG_for_[withheld]"
     assert study.t2 is not None and study.t2.description == expected
     assert study.t2.provenance.sidecar["SeriesDescription"] == expected
+
+
+def test_a_truncated_file_named_after_the_patient_is_withheld_from_the_error(
+    tmp_path: Path,
+) -> None:
+    """The study's only series cut short, its files named after the patient: the one-line
+    error (and through it a cohort's failure table and report) gave the patient's name,
+    while the same file beside a usable series was named '(withheld)' (an audit)."""
+    from tests.io.dicom_factory import write_lumbar_study
+
+    written = write_lumbar_study(tmp_path / "export")
+    broken = tmp_path / "broken" / "T2"
+    broken.mkdir(parents=True)
+    surname = PHI["PatientName"].split("^")[0]
+    for f in written.series["t2"].files:
+        data = f.read_bytes()
+        (broken / f"{surname}_{PHI['PatientID']}_{f.name}").write_bytes(data[: len(data) - 64])
+    with pytest.raises(DiscquantError, match="truncated DICOM file") as err:
+        load_study(tmp_path / "broken")
+    message = str(err.value)
+    assert message.startswith(f"{tmp_path / 'broken' / 'T2' / '(withheld)'}: "), message
+    _assert_clean(message, "the error")
+
+
+def test_inspect_withholds_identifiers_in_the_series_of_several_patients(tmp_path: Path) -> None:
+    """`inspect`'s list of a folder of two patients gave a description holding the
+    patient's name and a folder NAME_MRN as they were (an audit)."""
+    import pydicom
+    from tests.io.dicom_factory import write_lumbar_study
+
+    write_lumbar_study(tmp_path / "both" / "p1")
+    other = {**PHI, "PatientID": "PIDX-OTHER-2", "PatientName": "Wqxjv^Person"}
+    written = write_lumbar_study(tmp_path / "both" / "Wqxjv_PIDX-OTHER-2", phi=other, seed=1)
+    for f in written.series["t2"].files:
+        ds = pydicom.dcmread(f)
+        ds.SeriesDescription = "T2 SAG Wqxjv"
+        ds.save_as(f)
+    result = CliRunner().invoke(app, ["inspect", "--json", str(tmp_path / "both")])
+    assert result.exit_code == 2, result.output
+    listed = json.loads(result.stdout)["series"]
+    assert "T2 SAG [withheld]" in {r["description"] for r in listed}
+    assert {r["folder"].split("/")[0] for r in listed} == {"p1", "(withheld)"}
+    assert "PIDX" not in result.output and "wqxjv" not in result.output.lower()
+    kept = CliRunner().invoke(app, ["inspect", "--json", "--keep-phi", str(tmp_path / "both")])
+    assert "T2 SAG Wqxjv" in {r["description"] for r in json.loads(kept.stdout)["series"]}
+
+
+def test_identifiers_nested_in_sequences_are_refused_in_labels(
+    lumbar_dicom: WrittenStudy, tmp_path: Path
+) -> None:
+    """An ID in OtherPatientIDsSequence and an accession number in RequestAttributesSequence
+    passed the label check, and --keep-phi showed the nested accession number for the
+    header's own (dcm2niix's sidecar takes the nested one; an audit)."""
+    import shutil
+
+    import pydicom
+    from pydicom.dataset import Dataset
+
+    from discquant.errors import InvalidInputError
+    from discquant.pipeline import StudyInputs, run_study
+
+    folder = tmp_path / "study"
+    shutil.copytree(lumbar_dicom.root, folder)
+    for f in (f for f in folder.rglob("*") if f.is_file()):
+        ds = pydicom.dcmread(f)
+        other, request = Dataset(), Dataset()
+        other.PatientID = "NESTID7731"
+        request.AccessionNumber = "NESTACC8842"
+        request.RequestedProcedureID = "RP1"
+        ds.OtherPatientIDsSequence = [other]
+        ds.RequestAttributesSequence = [request]
+        ds.save_as(f)
+    for label in ("NESTID7731", "NESTACC8842"):
+        with pytest.raises(InvalidInputError, match="holds the patient's ID or name"):
+            run_study(StudyInputs(path=folder, subject=label), tmp_path / "out")
+    t2 = load_study(folder, keep_phi=True).t2
+    assert t2 is not None and t2.provenance.sidecar["AccessionNumber"] == PHI["AccessionNumber"]

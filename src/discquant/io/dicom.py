@@ -145,6 +145,9 @@ class _DicomSeries:
     patient: frozenset[str] = frozenset()
     """Digests of the PatientID and PatientName that are not empty, to tell two patients
     apart without keeping either."""
+    accession_number: str = ""
+    """The header's own AccessionNumber, for ``--keep-phi`` (dcm2niix's sidecar gives the
+    one nested in RequestAttributesSequence where both are present: an audit)."""
     utf8: bool = False
     """Its text is UTF-8 (SpecificCharacterSet ``ISO_IR 192``): see :func:`_undo_double_utf8`."""
 
@@ -166,6 +169,9 @@ class _Scan:
     """Files without the DICM prefix that could have been images (no document suffix)."""
     archives: list[Path] = field(default_factory=list)
     """Archives (:data:`_ARCHIVE_SUFFIXES`), not read."""
+    identifiers: frozenset[str] = frozenset()
+    """The identifiers (:func:`_header_identifiers`) of every header read, those of
+    unusable files too: a truncated file's name may hold them."""
     n_files: int = 0
 
 
@@ -423,6 +429,7 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
         not_image: str | None = None
         entry: _DicomSeries | None = None
         try:
+            scan.identifiers |= _header_identifiers(ds)
             meta_class = getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", None)
             sop_class = ds.get("SOPClassUID", meta_class)
             if sop_class == _DICOMDIR_CLASS:
@@ -552,14 +559,7 @@ def _file_series(
     for _, sl in geometry:
         sl.matrix = matrix
     image_type = [str(t).upper() for t in ds.get("ImageType", [])]
-    identifiers = identifier_tokens(
-        ds.get("PatientID"),
-        ds.get("PatientName"),
-        identity_removed=ds.get("PatientIdentityRemoved"),
-        accession_number=ds.get("AccessionNumber"),
-        other_patient_ids=ds.get("OtherPatientIDs"),
-        birth_date=ds.get("PatientBirthDate"),
-    )
+    identifiers = _header_identifiers(ds)
     return _DicomSeries(
         uid=uid,
         number=_series_number(ds.get("SeriesNumber")),
@@ -575,7 +575,32 @@ def _file_series(
         identifiers=identifiers,
         withheld=header_description_tokens(ds, identifiers),
         patient=_patient_digest(ds),
+        accession_number=str(ds.get("AccessionNumber", "") or ""),
         utf8="ISO_IR 192" in _as_list(ds.get("SpecificCharacterSet")),
+    )
+
+
+def _header_identifiers(ds: Any) -> frozenset[str]:
+    """:func:`~discquant.io.privacy.identifier_tokens` of a DICOM header, with the IDs
+    nested in OtherPatientIDsSequence and the accession numbers of RequestAttributesSequence
+    (a subject label holding either had passed the label check: an audit)."""
+
+    def nested(sequence: str, keyword: str) -> list[object]:
+        return [item.get(keyword) for item in ds.get(sequence, None) or () if keyword in item]
+
+    return identifier_tokens(
+        ds.get("PatientID"),
+        ds.get("PatientName"),
+        identity_removed=ds.get("PatientIdentityRemoved"),
+        accession_number=[
+            ds.get("AccessionNumber"),
+            *nested("RequestAttributesSequence", "AccessionNumber"),
+        ],
+        other_patient_ids=[
+            *_as_list(ds.get("OtherPatientIDs")),
+            *nested("OtherPatientIDsSequence", "PatientID"),
+        ],
+        birth_date=ds.get("PatientBirthDate"),
     )
 
 
@@ -879,13 +904,11 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
                 f"no DICOM files found (looked at {scan.n_files} files, any depth{other})",
                 path=path,
             )
-        _check_one_patient(scan, path)
+        _check_one_patient(scan, path, keep_phi=keep_phi)
         if not keep_phi:  # before any warning or image carries the description
             for series in scan.series.values():
                 series.description = redact_identifiers(series.description, series.withheld)
-        identifiers: frozenset[str] = frozenset()
-        if not keep_phi:
-            identifiers = identifiers.union(*(s.identifiers for s in scan.series.values()))
+        identifiers = frozenset() if keep_phi else scan.identifiers
         said = _Said(path if path.is_dir() else path.parent, identifiers)
         _report_non_image(scan, said)
         _report_not_dicom(scan, said)
@@ -919,7 +942,14 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
                 skipped.append((exc.path or series.files[0], exc.reason))
     if not images and skipped:  # nothing usable: the (first) series' own error, one line
         more = f" (and {len(skipped) - 1} more series skipped)" if len(skipped) > 1 else ""
-        raise InvalidInputError(f"{skipped[0][1]}{more}", path=skipped[0][0])
+        where, why = skipped[0]
+        if path.is_dir() and not keep_phi:
+            # The folder as the user typed it, the rest as a warning names it: a truncated
+            # file named ZORBLATT_QUENTIN_IM01.dcm put the patient's name into the error,
+            # and through it into a cohort's failure table and report (an audit).
+            where = path / said.path(where)
+            why = withhold_uids(redact_identifiers(why, identifiers))
+        raise InvalidInputError(f"{why}{more}", path=where)
     if not images:
         raise DicomConversionError("dcm2niix produced no image from any series", path=path)
     for where, why in skipped:
@@ -961,16 +991,16 @@ class SeveralPatientsError(InvalidInputError):
         self.series = series
 
 
-def _series_folder(series: _DicomSeries, root: Path) -> str:
-    """The deepest folder holding all of ``series``' files, relative to ``root``."""
+def _series_folder(series: _DicomSeries, root: Path, identifiers: frozenset[str]) -> str:
+    """The deepest folder holding all of ``series``' files, relative to ``root``, parts
+    holding one of ``identifiers`` withheld (:func:`~discquant.io.privacy.shown_path`)."""
     common = Path(os.path.commonpath([str(f.parent) for f in series.files]))
-    try:
-        return str(common.relative_to(root)) if root.is_dir() else "."
-    except ValueError:
-        return str(common)
+    if not root.is_dir() or common == root:
+        return "."
+    return shown_path(common, root, identifiers)
 
 
-def _check_one_patient(scan: _Scan, path: Path) -> None:
+def _check_one_patient(scan: _Scan, path: Path, *, keep_phi: bool = False) -> None:
     """Refuse image series of more than one patient.
 
     A folder of two patients' studies was analysed as one: one patient's T2 masks laid
@@ -999,6 +1029,12 @@ def _check_one_patient(scan: _Scan, path: Path) -> None:
                 owner[k] = i
     patients = {group[i] for i, s in enumerate(series) if s.patient}
     if len(patients) > 1:
+        # `inspect` lists the series: descriptions and folders with every patient's
+        # identifiers withheld (a folder YQUARDLE_ROSALIND_MRN5550001 and a description
+        # "ADC Yquardle" were listed as they were: an audit)
+        identifiers: frozenset[str] = frozenset().union(*(s.identifiers for s in series))
+        if keep_phi:
+            identifiers = frozenset()
         order = sorted(range(len(series)), key=lambda i: (series[i].number or 0, series[i].uid))
         numbers: dict[int, int] = {}
         listed = []
@@ -1009,9 +1045,13 @@ def _check_one_patient(scan: _Scan, path: Path) -> None:
                     PatientSeries(
                         number,
                         series[i].number,
-                        series[i].description,
+                        series[i].description
+                        if keep_phi
+                        else redact_identifiers(
+                            series[i].description, series[i].withheld | identifiers
+                        ),
                         len(series[i].files),
-                        _series_folder(series[i], path),
+                        _series_folder(series[i], path, identifiers),
                     )
                 )
         listed.sort(key=lambda r: (r.patient, r.series_number or 0))
@@ -1190,6 +1230,10 @@ def _convert_series(
                 "dcm2niix output %s reports series %s, expected %s", nii.name, number, series.number
             )
         raw.identifiers = series.identifiers
+        if keep_phi:
+            raw.sidecar.pop("AccessionNumber", None)
+            if series.accession_number:
+                raw.sidecar["AccessionNumber"] = series.accession_number
         if series.utf8:  # the description was read from the sidecar too
             raw.sidecar = _undo_double_utf8(raw.sidecar)
             raw.description = _undo_double_utf8(raw.description)
