@@ -244,3 +244,35 @@ def test_big_endian_float64_is_computed_in_float64() -> None:
     native = AdcModel(b).fit(signal[None])
     swapped = AdcModel(b).fit(signal[None].astype(">f8"))
     assert float(swapped.adc_um2_per_ms[0]) == float(native.adc_um2_per_ms[0])
+
+
+@pytest.mark.parametrize("method", ["ols", "wls"])
+def test_ivim_low_b_values_are_fitted_as_acquired(method: str) -> None:
+    """b = 0/10/20/30/50/80/100/… were grouped into shells at b = 10, 40 and 90 that were
+    never acquired (20 s/mm² tolerance): a noiseless mono-exponential ADC of 2.0 read
+    2.00007, and on an IVIM signal the OLS ADC was 2 % off a scanner's OLS over the
+    acquired b-values (an audit)."""
+    b = np.array([0.0, 10, 20, 30, 50, 80, 100, 200, 400, 800])
+    fit = AdcModel(b, method=method).fit(1000.0 * np.exp(-b * 1e-3 * 2.0)[None])
+    assert fit.bvals_used_s_per_mm2 == tuple(b)
+    assert float(fit.adc_um2_per_ms[0]) == pytest.approx(2.0, rel=1e-6)
+    signal = ivim(b, d=1.0, f=0.1, d_star=20.0)
+    scanner = -np.polyfit(b * 1e-3, np.log(signal), 1)[0]  # OLS of ln S on every b
+    ols = AdcModel(b, method="ols").fit(signal[None])
+    assert float(ols.adc_um2_per_ms[0]) == pytest.approx(scanner, rel=1e-5)
+    # --b-max 90 no longer takes the b = 100 volume along in a shell at b = 90
+    low = AdcModel(b, method=method, b_max_s_per_mm2=90).fit(signal[None])
+    assert low.bvals_used_s_per_mm2 == (0.0, 10.0, 20.0, 30.0, 50.0, 80.0)
+
+
+@pytest.mark.parametrize("method", ["two-point", "ols", "wls"])
+def test_a_lowest_shell_at_b_50_along_three_directions_is_a_trace(method: str) -> None:
+    """The lowest shell at b = 50 of three directions was averaged arithmetically as b≈0:
+    +0.1 % on the mean diffusivity of a tensor diag(0.3, 1.2, 2.5), where a scanner takes
+    the trace at every b above 0 (an audit)."""
+    b = np.repeat([50.0, 400.0, 800.0], 3)
+    g = np.tile(np.eye(3), (3, 1))
+    d = np.array([0.3, 1.2, 2.5])
+    signal = 1000.0 * np.exp(-b * 1e-3 * (g**2 @ d))
+    fit = AdcModel(b, bvecs=g, method=method).fit(signal[None])
+    assert float(fit.adc_um2_per_ms[0]) == pytest.approx(d.mean(), rel=1e-6)

@@ -420,7 +420,9 @@ def test_cli_b_vectors_not_of_unit_length_are_refused(tmp_path):
     out = tmp_path / "adc.nii.gz"
     res = CliRunner().invoke(app, ["adc", str(src), "-o", str(out)])
     assert res.exit_code == 2, res.output
-    assert "d.nii.gz" in res.output and "not of length 1" in res.output
+    # the .bvec named, not the DWI (an audit)
+    assert res.output.strip().startswith(f"discquant: error: {tmp_path / 'd.bvec'}: the b-vectors")
+    assert "not of length 1" in res.output
     assert "volume 1: length 0.707 at b = 1000 s/mm²" in res.output
     assert not out.exists() and not (tmp_path / "adc.json").exists()
 
@@ -437,6 +439,19 @@ def test_cli_map_without_a_valid_voxel_is_refused_naming_the_empty_volume(dwi_fi
     assert res.exit_code == 2, res.output
     assert "volume 2 (b = 800 s/mm²) has no positive signal" in res.output
     assert not out.exists() and not (tmp / "adc.json").exists()
+
+
+def test_cli_map_of_a_dwi_without_decay_is_refused_saying_so(dwi_files):
+    """The same image for every b-value: the error said a signal was 0 or rose above
+    its b≈0 signal, neither of which was true (an audit)."""
+    tmp, _ = dwi_files
+    src = _write_dwi(tmp, np.full((4, 4, 3, len(BVALS)), 500.0), BVALS, np.eye(3))
+    out = tmp / "adc.nii.gz"
+    res = CliRunner().invoke(app, ["adc", str(src), "-o", str(out)])
+    assert res.exit_code == 2, res.output
+    assert "in none does the signal fall from b = 0 to b = 800 s/mm²" in res.output
+    assert "0 or less" not in res.output
+    assert not out.exists()
 
 
 def test_the_printed_b_values_are_whole_and_the_sidecar_keeps_the_shell_means(tmp_path):

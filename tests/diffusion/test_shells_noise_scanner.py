@@ -13,15 +13,18 @@ from discquant.errors import InvalidInputError
 
 
 def test_shells_group_within_tolerance():
-    # 20 s/mm² or 5 % of b, whichever is larger (as the import's single-shell check)
+    # 5 s/mm² or 5 % of b, whichever is larger (as the import's single-shell check)
     shells = group_shells([0, 2000, 1995, 0.004, 1000, 1030, 2000, 1100])
     assert [s.bval_s_per_mm2 for s in shells] == pytest.approx(
         [0.002, 1015, 1100, (2000 + 1995 + 2000) / 3]
     )
     assert [s.volumes for s in shells] == [(0, 3), (4, 5), (7,), (1, 2, 6)]
     assert [s.is_b0 for s in shells] == [True, False, False, False]
-    assert len(group_shells([0, 10, 20, 30], tol=5)) == 4  # IVIM users lower the tolerance
     assert len(group_shells([0, 50, 100, 200])) == 4  # IVIM's low b-values stay apart
+    # as do the lowest ones: 0/10/20 had been one shell at b = 10, 30/50 one at 40
+    ivim = group_shells([0, 10, 20, 30, 50, 80, 100, 200, 400, 800])
+    assert [s.bval_s_per_mm2 for s in ivim] == [0, 10, 20, 30, 50, 80, 100, 200, 400, 800]
+    assert [s.is_b0 for s in ivim] == [True] + [False] * 9
 
 
 def test_shell_above_b0_threshold_is_not_b0():

@@ -599,3 +599,16 @@ def test_a_broken_link_to_an_image_without_a_role_is_skipped(tmp_path: Path) -> 
     (subject / "anat" / "sub-01_T2w.nii.gz").symlink_to(tmp_path / "nowhere.nii.gz")
     with pytest.raises(InvalidInputError, match="broken symbolic link"):
         load_study(subject)  # the T2's own link: the study cannot go on
+
+
+def test_inspect_of_one_nifti_file_names_it(tmp_path: Path) -> None:
+    """A study read from the file itself gave its series' file as "" (an audit)."""
+    from typer.testing import CliRunner
+
+    from discquant.cli import app
+
+    src = tmp_path / "t2w.nii.gz"
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 3), np.float32), np.eye(4)), src)
+    result = CliRunner().invoke(app, ["inspect", "--json", str(src)])
+    assert result.exit_code == 0, result.output
+    assert [s["file"] for s in json.loads(result.stdout)["series"]] == ["t2w.nii.gz"]

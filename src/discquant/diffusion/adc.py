@@ -365,7 +365,9 @@ class AdcModel:
         try:
             sigma = estimate_noise_sigma_of_images(x2d[:, v] for v in self.shells[0].volumes)
         except InvalidInputError as exc:
-            raise InvalidInputError(f"{exc.reason}; give noise_sigma explicitly") from exc
+            raise InvalidInputError(
+                f"{exc.reason}; give the noise σ as a number (--noise-sigma)"
+            ) from exc
         log.info("Rician noise sigma estimated from the background: %.4g", sigma)
         return sigma
 
@@ -415,6 +417,11 @@ round to 4-6 digits; scanners' own directions differ from 1 by less than 1e-3), 
 an image without a direction (a scanner's trace, :data:`NO_DIRECTION_MAX_NORM`)."""
 
 
+class BvecLengthError(InvalidInputError):
+    """B-vectors of diffusion-weighted volumes not of length 1 (:func:`_check_unit_directions`):
+    the file to blame is the .bvec, where there is one."""
+
+
 def _check_unit_directions(bvals: npt.NDArray[np.float64], bvecs: npt.NDArray[np.float64]) -> None:
     """Refuse b-vectors of another length than 1 on diffusion-weighted volumes.
 
@@ -433,7 +440,7 @@ def _check_unit_directions(bvals: npt.NDArray[np.float64], bvecs: npt.NDArray[np
     )
     if bad.size:
         first = int(bad[0])
-        raise InvalidInputError(
+        raise BvecLengthError(
             f"the b-vectors of {bad.size} diffusion-weighted volume(s) are not of length 1 "
             f"(volume {first}: length {norms[first]:.3g} at b = {bvals[first]:g} s/mm²): "
             "normalise them, with the b-values scaled by their squared length if that is "
@@ -472,8 +479,21 @@ def why_no_valid_voxel(
                     f"no voxel could be fitted: volume {v} (b = {model.bvals[v]:g} s/mm²) "
                     "has no positive signal; leave it out of the DWI"
                 )
+    low, high = model.used_shells[0], model.used_shells[-1]
+    with np.errstate(invalid="ignore"):
+        falls = data[..., list(high.volumes)].mean(-1) < data[..., list(low.volumes)].mean(-1)
+    if mask is not None:
+        falls &= mask.astype(bool)
+    if not falls.any():  # a constant DWI had been told its signals were 0 or rose (an audit)
+        return (
+            f"no voxel could be fitted: in none does the signal fall from b = "
+            f"{low.bval_s_per_mm2:g} to b = {high.bval_s_per_mm2:g} s/mm², so no ADC is "
+            "above 0 (one image repeated for every b-value, or b-values that do not belong "
+            "to this DWI?)"
+        )
     sigma = "" if not fit.noise_sigma else f", or at the noise σ ({fit.noise_sigma:.4g})"
     return (
         "no voxel could be fitted: in each, a signal is 0 or less, a diffusion-weighted "
-        f"signal lies above its b≈0 signal{sigma} (docs/adc.md, the invalid-voxel rules)"
+        f"signal lies above its b≈0 signal{sigma}, or the fitted ADC is 0 or less "
+        "(docs/adc.md, the invalid-voxel rules)"
     )

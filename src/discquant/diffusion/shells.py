@@ -12,10 +12,12 @@ tolerance is the import's, :data:`discquant.io.roles.SHELL_TOLERANCE_S_PER_MM2`.
 Grouping rule: b-values are sorted and a value joins the current shell when it lies
 within ``tol`` of that shell's smallest member or within 5 % of its own b-value, whichever
 is larger (:func:`discquant.io.roles.same_shell`, the import's rule): ``2000`` and ``1995``
-are one shell, and so are ``1000`` and ``1030``, but not ``1000`` and ``1100``. dipy's
-``unique_bvals_tolerance`` uses the same default ``tol`` of 20 s/mm², without the 5 %. A
-shell's b-value is the mean of its members. The lowest shell is "b≈0" when its b-value is
-at most :data:`B0_MAX_S_PER_MM2`.
+are one shell, and so are ``1000`` and ``1030``, but not ``1000`` and ``1100``, nor IVIM's
+``0``, ``10`` and ``20`` (dipy's ``unique_bvals_tolerance`` uses 20 s/mm², without the
+5 %; that merged them). A shell's b-value is the mean of its members. The lowest shell is
+"b≈0", its images averaged arithmetically, when its b-value is at most
+:data:`TRACE_MIN_B_S_PER_MM2`; any higher shell is diffusion-weighted, its images
+combined as a scanner's trace.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ scanner's trace image); a diffusion-weighted volume's vector between this and a 
 vector is refused (:class:`~discquant.diffusion.adc.AdcModel`)."""
 
 B0_MAX_S_PER_MM2 = 50.0
-"""A lowest shell at or below this b-value is b≈0 and averaged arithmetically (dipy's default)."""
+"""At or below this b-value an image counts as b≈0 where the b-value decides whether it
+can stand in for the b≈0 image or needs a gradient direction (dipy's default): not the
+averaging of a shell's images, which :data:`TRACE_MIN_B_S_PER_MM2` decides."""
 
 
 @dataclass(frozen=True)
@@ -49,8 +53,11 @@ class Shell:
     volumes
         Indices of the member volumes along the last axis of the DWI array.
     is_b0
-        True for a lowest shell with b ≤ :data:`B0_MAX_S_PER_MM2` (members averaged
-        arithmetically); False for diffusion-weighted shells (geometric mean).
+        True for a lowest shell with b ≤ :data:`TRACE_MIN_B_S_PER_MM2` (members are
+        repeats, averaged arithmetically); False for diffusion-weighted shells (geometric
+        mean, the trace). A lowest shell at b = 50 acquired along three directions had been
+        averaged arithmetically, 0.1 % off the trace's ADC (an audit); a scanner computes
+        a trace at every b above 0.
     """
 
     bval_s_per_mm2: float
@@ -109,7 +116,7 @@ def group_shells(
             Shell(
                 bval_s_per_mm2=bval,
                 volumes=tuple(sorted(members)),
-                is_b0=(k == 0 and bval <= B0_MAX_S_PER_MM2),
+                is_b0=(k == 0 and bval <= TRACE_MIN_B_S_PER_MM2),
             )
         )
     return tuple(shells)
@@ -132,8 +139,7 @@ def acquisitions_per_volume(
     without a gradient direction (zero or absent bvec, as dcm2niix writes for TRACEW) is a
     scanner's trace image: three orthogonal directions (:data:`TRACE_DIRECTIONS`), noise
     variance σ²/3. Counted as one, ``low_snr`` flagged about 1.4 times too many phantom
-    discs. That holds for a lowest shell at b = 50 too, which the fit averages as b≈0
-    (:data:`B0_MAX_S_PER_MM2`) but the scanner acquired in three directions. Every other
+    discs. That holds for a lowest shell at b = 50 too. Every other
     volume counts once, also several direction-less volumes of one b (directional images
     whose directions were lost). Not known here: a scanner's extra averages (NEX: too many
     flags) and single-acquisition trace modes (Siemens "1-scan trace": too few).

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from discquant.diffusion.adc import AdcFit, AdcModel, why_no_valid_voxel
+from discquant.diffusion.adc import AdcFit, AdcModel, BvecLengthError, why_no_valid_voxel
 from discquant.diffusion.shells import directional_shells
 from discquant.errors import InputNotFoundError, InvalidInputError
 from discquant.io.nifti import set_scanner_space
@@ -490,7 +490,11 @@ def compute_and_write_adc(
     except InvalidInputError as exc:  # about this DWI (its shells, its background)
         if exc.path is not None:
             raise
-        raise InvalidInputError(exc.reason, path=src) from exc
+        where = src
+        if isinstance(exc, BvecLengthError):  # the .bvec, not the DWI (an audit)
+            bvec_files = [p for p in series.provenance.source_paths if p.name.endswith(".bvec")]
+            where = bvec_files[0] if bvec_files else src
+        raise InvalidInputError(exc.reason, path=where) from exc
     if fit.n_valid == 0:  # an all-NaN map written with exit 0 (an audit)
         raise InvalidInputError(why_no_valid_voxel(data, model, fit, mask_arr), path=src)
     not_trace = directional_shells(model.used_shells, model.bvecs)

@@ -592,7 +592,8 @@ def shown_path(path: Path, root: Path | None, identifiers: frozenset[str] = froz
     parts: tuple[str, ...] = (path.name,)
     if root is not None:
         try:
-            parts = path.relative_to(root).parts
+            # a study read from the file itself: its name (`inspect dwi.nii.gz` gave "")
+            parts = path.relative_to(root).parts or parts
         except ValueError:
             pass
     return withhold_uids(

@@ -52,12 +52,14 @@ NO_B_VALUES = "not used: their b-values cannot be told (private tags removed by 
 """Why diffusion volumes that all read b = 0 are not used: dcm2niix writes 0 for a b-value
 it cannot find, and such a series was taken for a b = 0 "trace" image without a word (an
 audit); a separate b = 0 series of several volumes reads the same."""
-SHELL_TOLERANCE_S_PER_MM2 = 20.0
+SHELL_TOLERANCE_S_PER_MM2 = 5.0
 SHELL_RELATIVE_TOLERANCE = 0.05
-"""b-values within max(20 s/mm², 5 %) of a shell's smallest member belong to it: Philips
+"""b-values within max(5 s/mm², 5 %) of a shell's smallest member belong to it: Philips
 writes b = 0.001 ... 0.004 for its b≈0 volumes, scanners round nominal b-values, and
 per-volume b-values spread around a shell (995/1000/1016 were split into two shells,
-and the fit then mixed one direction's ADC with the trace)."""
+and the fit then mixed one direction's ADC with the trace). Not 20 s/mm² (dipy's
+default, used until 2026-12-07): IVIM protocols acquire 0/10/20/30/50/80/100, which it
+merged into shells at b = 10, 40 and 90 that were never acquired (an audit)."""
 
 
 def same_shell(shell_start: float, b: float, tol: float = SHELL_TOLERANCE_S_PER_MM2) -> bool:
