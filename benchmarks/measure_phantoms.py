@@ -173,6 +173,8 @@ def main() -> None:
                     "hp_err": (disc.height_posterior_mm - t.height_posterior_mm)
                     if disc.height_posterior_mm
                     else np.nan,
+                    "depth_err": (disc.ap_depth_mm - t.depth_mm) if disc.ap_depth_mm else np.nan,
+                    "herniation": t.herniation,
                     "water_err_points": (disc.water_percent - 100 * t.np_water_fraction)
                     if disc.water_percent is not None
                     else np.nan,
@@ -311,6 +313,17 @@ def main() -> None:
             f"{np.nanmean(e):+.2f} mm, p95 |error| {np.nanpercentile(np.abs(e), 95):.2f} mm, "
             f"worst {e[worst]:+.2f} mm (seed {rows[worst]['seed']} {rows[worst]['level']})"
         )
+    depth = np.array([r["depth_err"] for r in rows], dtype=float)
+    hern = np.array([r["herniation"] for r in rows], dtype=bool)
+    for name, sel in (("AP depth", ~hern), ("AP depth, herniated discs", hern)):
+        if np.isfinite(depth[sel]).any():
+            print(f"{name} error ({int(sel.sum())} discs): mean {np.nanmean(depth[sel]):+.2f} mm, "
+                  f"p95 |error| {np.nanpercentile(np.abs(depth[sel]), 95):.2f} mm")  # fmt: skip
+    if hern.any():
+        for key, name in (("h_err", "middle"), ("hp_err", "posterior")):
+            e = np.array([r[key] for r in rows], dtype=float)[hern]
+            print(f"  herniated discs, {name} height error: mean {np.nanmean(e):+.2f} mm, "
+                  f"max |error| {np.nanmax(np.abs(e)):.2f} mm")  # fmt: skip
     if np.isfinite(ok).any():
         print(f"Pfirrmann exact: {100 * np.nanmean(ok):.1f} % (n={np.isfinite(ok).sum()})")
     print(f"{seconds:.0f} s in all, {seconds / args.n:.1f} s per phantom")

@@ -196,9 +196,18 @@ def read_volume(path: Path, *, nan_as_zero: bool = False) -> Volume:
         )
     try:
         img = nib.load(path)
-        complex_valued = np.issubdtype(img.get_data_dtype(), np.complexfloating)  # type: ignore[attr-defined]
+        if not isinstance(img, nib.Nifti1Pair):  # Nifti1/2 images and pairs
+            # nibabel reads Analyze, MGH, MINC, ...: their headers lack NIfTI's spatial
+            # units, and a .mgz or Analyze .img ended in a traceback (an audit)
+            kind = type(img).__name__.removesuffix("Image") or "other"
+            raise UnreadableImageError(
+                f"an {kind} image, not NIfTI: convert it to NIfTI (.nii.gz)", path=path
+            )
+        complex_valued = np.issubdtype(img.get_data_dtype(), np.complexfloating)
         if not complex_valued:
-            data = np.asarray(img.get_fdata(dtype=np.float32))  # type: ignore[attr-defined]
+            data = np.asarray(img.get_fdata(dtype=np.float32))
+    except UnreadableImageError:
+        raise
     except Exception as exc:  # nibabel raises many types for damaged files
         hint = _compression_hint(path)
         raise UnreadableImageError(

@@ -42,6 +42,7 @@ from discquant.results import (
     DISC_LABELS,
     DISC_OFFSET,
     LEVELS,
+    SACRUM_LABEL,
     AdcStats,
     DiscResult,
 )
@@ -639,7 +640,8 @@ def measure_discs(
     frames = {
         label: frame
         for label in DISC_LABELS.values()
-        if (frame := disc_frame(lab == label, labels.affine)) is not None
+        if (frame := disc_frame(lab == label, labels.affine, bodies=_bodies(lab, label)))
+        is not None
     }
     csf_signal, marrow_signal = _t2_references(inputs, labels, frames, config)
     if csf_adc == "measure":
@@ -715,6 +717,14 @@ def csf_adc_um2_per_ms(inputs: MeasureInputs, config: MeasureConfig | None = Non
     return stats.median if stats is not None else None
 
 
+def _bodies(lab: npt.NDArray[Any], label: int) -> list[npt.NDArray[np.bool_]]:
+    """Masks of the vertebrae above and below a disc (the sacrum below L5-S1) that the
+    labels hold: they bound the disc space (:func:`~discquant.measure.geometry.disc_frame`)."""
+    above = label - DISC_OFFSET
+    below = SACRUM_LABEL if label == DISC_LABELS["L5-S1"] else above + 1
+    return [m for v in (above, below) if (m := lab == v).any()]
+
+
 def _geometry_measures(
     result: DiscResult,
     disc: npt.NDArray[np.bool_],
@@ -727,7 +737,7 @@ def _geometry_measures(
     cut = touches_in_plane_edge(disc, labels.affine)
     if cut:
         result.flags.append("partial_fov")
-    geom = disc_geometry(disc, labels.affine, probability=disc_probability)
+    geom = disc_geometry(disc, labels.affine, probability=disc_probability, frame=frame)
     if geom is None:
         return
     result.height_anterior_mm = geom.height_anterior_mm

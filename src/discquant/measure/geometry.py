@@ -27,6 +27,7 @@ from 1.02 to 0.76 mm (docs/measurement.md)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -40,6 +41,16 @@ from discquant.grid import left_right_axis
 PARTIAL_VOLUME_VOXELS = 2
 """Disc probability further than this from the disc's mask is not counted in a height
 (it may belong to the next disc along a long caliper line)."""
+
+ENDPLATE_VOXELS = 2
+"""A vertebral body's voxels within this many pixels of the disc (on the measurement
+slice) are its endplate, whose AP extent bounds the disc space (:func:`disc_frame`)."""
+
+BEYOND_MARGIN_MM = 2.0
+"""How far the disc label may reach beyond the adjacent bodies' endplates along the AP
+axis before the part beyond is left out of the measurement frame: an annulus bulges a
+little past the margins, a herniation further (a posterior herniation 7 mm deep had put
+the posterior height inside the herniation, 2.6 mm behind the disc space: an audit)."""
 
 
 @dataclass(frozen=True)
@@ -263,6 +274,7 @@ def disc_geometry(
     band_mm: float = 2.0,
     positions: tuple[float, float, float] = (0.1, 0.5, 0.9),
     step_mm: float = 0.1,
+    frame: DiscFrame | None = None,
 ) -> DiscGeometry | None:
     """Heights, depth and volume of one disc mask on a sagittal grid.
 
@@ -289,6 +301,10 @@ def disc_geometry(
         and posterior height bands.
     step_mm
         Sampling step along each caliper line.
+    frame
+        The disc's :func:`disc_frame` (with the adjacent bodies, so that a herniation
+        is left out of the depth and the bands), when the caller has it; else the
+        frame of the whole mask.
 
     Returns
     -------
@@ -299,8 +315,11 @@ def disc_geometry(
         return None
     voxel_volume = float(abs(np.linalg.det(affine[:3, :3])))
     volume = float(mask.sum()) * voxel_volume
-    mid = measurement_slice(mask, affine)
-    frame = _measurement_frame(mask, affine, mid, step_mm=step_mm)
+    if frame is None:
+        mid = measurement_slice(mask, affine)
+        frame = _measurement_frame(mask, affine, mid, step_mm=step_mm)
+    else:
+        mid = frame.slice_index
     if frame is None:
         return DiscGeometry(None, None, None, None, volume, mid)
     mask_chord = partial(_chord_mm, frame.region, affine, reach_mm=frame.reach_mm, step_mm=step_mm)
@@ -326,15 +345,74 @@ def disc_geometry(
 
 
 def disc_frame(
-    disc: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64], *, step_mm: float = 0.1
+    disc: npt.NDArray[np.bool_],
+    affine: npt.NDArray[np.float64],
+    *,
+    step_mm: float = 0.1,
+    bodies: Sequence[npt.NDArray[np.bool_]] = (),
 ) -> DiscFrame | None:
     """A disc's measurement frame (axes, edges, depth on its largest slice), or None.
 
-    Computed once per disc by the caller and passed to :func:`adjacent_body_height_mm`
-    and :func:`within_disc_depth`, which would otherwise each compute it again."""
+    Computed once per disc by the caller and passed to :func:`disc_geometry`,
+    :func:`adjacent_body_height_mm` and :func:`within_disc_depth`, which would otherwise
+    each compute it again.
+
+    With ``bodies`` (masks of the vertebrae above and below, on the same grid), the frame
+    is that of the disc space: where the disc's piece reaches more than
+    :data:`BEYOND_MARGIN_MM` beyond the AP extent of the bodies' endplates (a herniation
+    behind them, a protrusion in front), that part is left out and the axes, depth and
+    edges are taken again on the rest. Bodies whose endplate is not on the slice do not
+    count; with none, the frame is the whole piece's.
+    """
     if not disc.any():
         return None
-    return _measurement_frame(disc, affine, measurement_slice(disc, affine), step_mm=step_mm)
+    frame = _measurement_frame(disc, affine, measurement_slice(disc, affine), step_mm=step_mm)
+    if frame is None or not bodies:
+        return frame
+    margins = _endplate_extent(frame, bodies, affine)
+    if margins is None:
+        return frame
+    posterior, anterior = margins[0] - BEYOND_MARGIN_MM, margins[1] + BEYOND_MARGIN_MM
+    idx = np.argwhere(disc)
+    u = (apply_affine(affine, idx) - frame.origin) @ frame.ap
+    keep = (u >= posterior) & (u <= anterior)
+    if keep.all() or keep.sum() < 3:
+        return frame
+    inside = np.zeros_like(disc, dtype=bool)
+    inside[tuple(idx[keep].T)] = True
+    # The slice where the disc's area between the endplates is largest: a paracentral
+    # herniation had also moved the measurement slice to its own side, where the disc's
+    # area was largest with it (and with the part of it within the margin above).
+    between = np.zeros_like(disc, dtype=bool)
+    between[tuple(idx[(u >= margins[0]) & (u <= margins[1])].T)] = True
+    mid = measurement_slice(between if between.any() else inside, affine)
+    return _measurement_frame(inside, affine, mid, step_mm=step_mm) or frame
+
+
+def _endplate_extent(
+    frame: DiscFrame, bodies: Sequence[npt.NDArray[np.bool_]], affine: npt.NDArray[np.float64]
+) -> tuple[float, float] | None:
+    """The most posterior and most anterior positions (mm along ``frame.ap``, from its
+    origin) of the bodies' endplates: the voxels of each body's largest piece on the
+    frame's slice within :data:`ENDPLATE_VOXELS` pixels of the disc. None when no body
+    has 3 such voxels."""
+    lr = left_right_axis(affine)
+    plane = np.take(frame.region, frame.slice_index, axis=lr)
+    near = ndimage.binary_dilation(plane, iterations=ENDPLATE_VOXELS)
+    extents = []
+    for body in bodies:
+        piece = _largest_piece(body, lr, frame.slice_index)
+        endplate = np.zeros_like(piece)
+        index: list[slice | int] = [slice(None)] * 3
+        index[lr] = frame.slice_index
+        endplate[tuple(index)] = np.take(piece, frame.slice_index, axis=lr) & near
+        if endplate.sum() < 3:
+            continue
+        u = (_sagittal_points(endplate, affine, lr, frame.slice_index) - frame.origin) @ frame.ap
+        extents.append((float(u.min()), float(u.max())))
+    if not extents:
+        return None
+    return min(e[0] for e in extents), max(e[1] for e in extents)
 
 
 def measurement_slice(mask: npt.NDArray[np.bool_], affine: npt.NDArray[np.float64]) -> int:
