@@ -873,3 +873,21 @@ def test_a_sagittal_dwi_goes_before_an_axial_one_of_more_shells(tmp_path: Path) 
     assert study.dwi is not None and study.dwi.description == "ep2d_diff_tra_sag b0 400 800"
     (said,) = [w for w in study.warnings if w.startswith("2 DWI series: used")]
     assert said.startswith("2 DWI series: used a/s0005/IM0001 (sagittal; not ax/IM0001)")
+
+
+@pytest.mark.parametrize(("suffix", "kind"), [(".img", "Analyze"), (".mgz", "MGH")])
+def test_an_image_nibabel_reads_that_is_not_nifti_is_refused_in_one_line(
+    tmp_path: Path, suffix: str, kind: str
+) -> None:
+    """An Analyze .img or a FreeSurfer .mgz ended in a traceback (exit 1) in `segment`:
+    their headers have no NIfTI spatial units (an audit)."""
+    data = np.ones((8, 8, 3), np.int16)
+    src = tmp_path / f"t2{suffix}"
+    image_type: Any = nib.Spm2AnalyzeImage if kind == "Analyze" else nib.MGHImage
+    nib.save(image_type(data, np.eye(4)), src)
+    out = tmp_path / "seg.nii.gz"
+    result = CliRunner().invoke(app, ["segment", str(src), "-o", str(out)])
+    assert result.exit_code == 2, result.output
+    errors = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    message = f"discquant: error: {src}: {kind} format, not NIfTI: convert it to NIfTI (.nii.gz)"
+    assert errors == [message] and not out.exists()

@@ -199,9 +199,13 @@ def read_volume(path: Path, *, nan_as_zero: bool = False) -> Volume:
         if not isinstance(img, nib.Nifti1Pair):  # Nifti1/2 images and pairs
             # nibabel reads Analyze, MGH, MINC, ...: their headers lack NIfTI's spatial
             # units, and a .mgz or Analyze .img ended in a traceback (an audit)
-            kind = type(img).__name__.removesuffix("Image") or "other"
+            kind = (
+                "Analyze"
+                if isinstance(img, nib.AnalyzeImage)
+                else type(img).__name__.removesuffix("Image") or "another"
+            )
             raise UnreadableImageError(
-                f"an {kind} image, not NIfTI: convert it to NIfTI (.nii.gz)", path=path
+                f"{kind} format, not NIfTI: convert it to NIfTI (.nii.gz)", path=path
             )
         complex_valued = np.issubdtype(img.get_data_dtype(), np.complexfloating)
         if not complex_valued:
