@@ -901,3 +901,35 @@ def test_lumbar_only_leaves_out_the_thoracic_levels_of_both_maps(tmp_path: Path)
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert json.loads(out.read_text())["summary"]["levels_named"] == "3/3"
+
+
+@pytest.mark.parametrize("side", ["ref", "pred"])
+def test_an_image_given_as_a_label_map_is_refused(tmp_path: Path, side: str) -> None:
+    """A T2 in --ref was scored as the reference, its intensities read as 52 "levels"
+    at Dice 0, exit 0; as the prediction it was scored with a warning (an audit)."""
+    seg = _stacked_levels((60, 20, 3), [(14, 18, 120), (20, 24, 121), (26, 30, 20)])
+    image = np.random.default_rng(0).integers(0, 900, seg.shape)  # an MR image's values
+    pred, ref = (seg, image) if side == "ref" else (image, seg)
+    pdir, rdir = _pair(tmp_path, pred, ref, np.eye(4))
+    with pytest.raises(InvalidInputError, match="an image, not a label map") as err:
+        evaluate_dirs(pdir, rdir)
+    assert str(err.value).startswith(str((rdir if side == "ref" else pdir) / "sub-01"))
+    # a SPINEPS map with subregions (41 … 50, unknown here) and endplates is no image
+    spineps = seg.copy()
+    spineps[0, 0, :] = [41, 45, 50]
+    spineps[1, :, 0] = np.arange(201, 221)
+    (tmp_path / "sp").mkdir()
+    pdir, rdir = _pair(tmp_path / "sp", spineps, seg, np.eye(4))
+    assert evaluate_dirs(pdir, rdir)["summary"]["n_cases"] == 1
+
+
+def test_lumbar_only_says_a_reference_of_thoracic_levels_lost_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With --lumbar-only a reference of T11 and T12 read "labels no level", then "no
+    reference labels a disc or vertebra", though it did (an audit)."""
+    ref = _stacked_levels((60, 20, 3), [(2, 6, 18), (8, 12, 19)])
+    pdir, rdir = _pair(tmp_path, ref, ref, np.eye(4))
+    with pytest.raises(InvalidInputError, match=r"labels a lumbar disc or vertebra \(--lumbar"):
+        evaluate_dirs(pdir, rdir, lumbar=True)
+    assert "the reference labels no lumbar level (--lumbar-only)" in caplog.text

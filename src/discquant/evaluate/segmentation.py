@@ -574,6 +574,31 @@ def _some_labels(labels: Sequence[int]) -> str:
     return label_runs(labels)
 
 
+MAX_UNKNOWN_LABELS = 100
+"""A label map holding more distinct non-zero values than this that are no VerSe/SPINEPS
+label is refused as an image: SPINEPS's subregion labels (41 … 50) are ten such values,
+an MR image's intensities hundreds."""
+
+
+def _refuse_an_image(labels: npt.NDArray[Any], path: Path) -> None:
+    """Refuse a "label map" that is an image (:data:`MAX_UNKNOWN_LABELS`).
+
+    A T2 lying in ``--ref`` was scored as the reference, its intensities read as labels:
+    52 "levels" (C1-C2 … L6-S1) at Dice 0, exit 0, without a word; as the prediction it
+    was scored with a warning only (an audit).
+    """
+    from discquant.errors import InvalidInputError
+
+    values = np.unique(labels.astype(np.int64))
+    unknown = [int(v) for v in values if v != 0 and v not in SPINE_LABEL_VALUES]
+    if len(unknown) > MAX_UNKNOWN_LABELS:
+        raise InvalidInputError(
+            f"holds {len(unknown)} distinct values that are no VerSe/SPINEPS label "
+            f"({min(unknown)} … {max(unknown)}): an image, not a label map?",
+            path=path,
+        )
+
+
 def _check_prediction_labels(labels: npt.NDArray[Any], path: Path) -> None:
     """Refuse a prediction none of whose labels is a VerSe/SPINEPS one; warn of some.
 
@@ -692,6 +717,7 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path, *, lumbar: bool = False) -> dic
                 )
             if not np.array_equal(vol.data, np.round(vol.data)):
                 raise InvalidInputError("label map holds non-integer values", path=path)
+            _refuse_an_image(vol.data, path)
         _check_prediction_labels(pred_vol.data, preds[sub])
         grid_differs = pred_vol.data.shape != ref_vol.data.shape or (
             float(np.abs(pred_vol.affine - ref_vol.affine).max()) > AFFINE_TOLERANCE_MM
@@ -755,7 +781,10 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path, *, lumbar: bool = False) -> dic
         if not ref_levels:
             # Nothing to score it on: it was counted in n_cases with no score at all.
             unmatched["reference_without_labels"].append(sub)
-            logger.warning("%s: the reference labels no level (not scored)", sub)
+            # with --lumbar-only, said so: "labels no level" of a reference of T11 and
+            # T12 read as if it labelled nothing (an audit)
+            which = "no lumbar level (--lumbar-only)" if lumbar else "no level"
+            logger.warning("%s: the reference labels %s (not scored)", sub, which)
             continue
         pred_levels = [int(v) for v in np.unique(pred_vol.data.astype(np.int32))]
         pred_levels = [v for v in pred_levels if _is_level(v)]
@@ -777,7 +806,8 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path, *, lumbar: bool = False) -> dic
             )
         )
     if not cases:
-        raise InvalidInputError(f"no reference in {ref_dir} labels a disc or vertebra")
+        which = "a lumbar disc or vertebra (--lumbar-only)" if lumbar else "a disc or vertebra"
+        raise InvalidInputError(f"no reference in {ref_dir} labels {which}")
     if not_shared and not n_sharing:
         labels = next(iter(not_shared.values()))
         raise InvalidInputError(
