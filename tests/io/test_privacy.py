@@ -794,3 +794,12 @@ def test_identifiers_nested_in_sequences_are_refused_in_labels(
             run_study(StudyInputs(path=folder, subject=label), tmp_path / "out")
     t2 = load_study(folder, keep_phi=True).t2
     assert t2 is not None and t2.provenance.sidecar["AccessionNumber"] == PHI["AccessionNumber"]
+
+
+def test_image_comments_and_the_site_address_are_scrubbed_from_sidecars() -> None:
+    """dcm2niix copies ImageComments into its sidecar: an audit's "IMGCOMMENTX Zorblatt"
+    (the patient's name) and the InstitutionAddress reached Provenance.sidecar."""
+    sidecar = {"ImageComments": "IMGCOMMENTX Zorblatt", "InstitutionAddress": "1 Main St",
+               "EchoTime": 0.1, "InstitutionName": "Mercy"}  # fmt: skip
+    assert scrub_sidecar(sidecar) == {"EchoTime": 0.1, "InstitutionName": "Mercy"}
+    assert scrub_sidecar(sidecar, keep_phi=True) == sidecar

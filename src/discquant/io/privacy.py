@@ -48,6 +48,11 @@ PHI_KEYS: frozenset[str] = frozenset(
         "StudyDescription",
         "ProcedureStepDescription",
         "RequestedProcedureDescription",
+        # free text a technologist types per image (dcm2niix copies it into the sidecar;
+        # an audit's "IMGCOMMENTX Zorblatt" reached Provenance.sidecar), and the site's
+        # street address
+        "ImageComments",
+        "InstitutionAddress",
     }
 )
 """Identifying keys removed besides every ``Patient*`` key (``PatientPosition`` stays)."""
