@@ -51,7 +51,25 @@ def quiet_libraries(*, verbose: bool = False) -> None:
     else:
         nibabel_log.setLevel(logging.CRITICAL)
     logging.getLogger("pydicom").setLevel(logging.WARNING if verbose else logging.ERROR)
+    for handler in logging.getLogger().handlers:  # a handler's: highdicom logs by module
+        if not any(isinstance(f, _UidsWithheld) for f in handler.filters):
+            handler.addFilter(_UidsWithheld())
     warnings.showwarning = _log_warning
+
+
+class _UidsWithheld(logging.Filter):
+    """highdicom's messages with DICOM UIDs withheld
+    (:func:`discquant.io.privacy.withhold_uids`): at ``--verbose`` it logs the source's
+    SOP Instance UID as it copies the patient module ("copy Patient-related attributes
+    from dataset ..."), and a vendor UID can hold the scanner's serial number and the
+    scan time (an audit)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".")[0] == "highdicom":
+            from discquant.io.privacy import withhold_uids
+
+            record.msg, record.args = withhold_uids(record.getMessage()), None
+        return True
 
 
 def _log_warning(

@@ -803,3 +803,26 @@ def test_image_comments_and_the_site_address_are_scrubbed_from_sidecars() -> Non
                "EchoTime": 0.1, "InstitutionName": "Mercy"}  # fmt: skip
     assert scrub_sidecar(sidecar) == {"EchoTime": 0.1, "InstitutionName": "Mercy"}
     assert scrub_sidecar(sidecar, keep_phi=True) == sidecar
+
+
+def test_highdicom_lines_at_verbose_withhold_uids(capsys: pytest.CaptureFixture[str]) -> None:
+    """At --verbose highdicom logged the source's SOP Instance UID as it copied the
+    patient module; a vendor UID holds the scanner's serial number and the scan time (an
+    audit)."""
+    from discquant.cli._common import setup_logging
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logging.getLogger("highdicom").level)
+    try:
+        setup_logging(verbose=True)
+        uid = "1.3.12.2.1107.5.2.43.67060.2024100913450581287107065"
+        logging.getLogger("highdicom.base").info(
+            'copy Patient-related attributes from dataset "%s"', uid
+        )
+        logging.getLogger("discquant.outputs").info("kept: %s", "1.2.3.4.5.6")
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        logging.getLogger("highdicom").setLevel(saved[2])
+    err = capsys.readouterr().err
+    assert 'copy Patient-related attributes from dataset "[uid]"' in err
+    assert uid not in err and "kept: 1.2.3.4.5.6" in err  # discquant's own lines untouched
