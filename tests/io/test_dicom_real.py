@@ -82,3 +82,22 @@ def test_file_names_holding_uids_are_shown_without_them(case: tuple[Path, Study]
         assert shown == "In/4_DWI_SagAPmosaic/0001_[uid].dcm"
     else:
         assert shown.endswith(first.name) and "[uid]" not in shown
+
+
+def test_a_missing_mosaic_volume_is_said(shared_data: Path, tmp_path: Path) -> None:
+    """One file of the Siemens mosaic DWI deleted (one volume): 20 volumes were read
+    without a word, a direction lost (an audit). The gap in the instance numbers is now
+    said; the series is used with the volumes it has."""
+    import shutil
+
+    src = shared_data / "dwi-dicom" / "siemens-prisma-sag" / "In"
+    shutil.copytree(src, tmp_path / "in")
+    full = load_study(tmp_path / "in")
+    assert not [w for w in full.warnings if "instance numbers jump" in w]
+    (gone,) = (tmp_path / "in" / "4_DWI_SagAPmosaic").glob("0009_*.dcm")
+    gone.unlink()
+    study = load_study(tmp_path / "in")
+    assert study.dwi is not None and study.dwi.image.data.shape[3] == 20
+    (said,) = [w for w in study.warnings if "instance numbers jump" in w]
+    assert said.startswith("4_DWI_SagAPmosaic/0010_[uid].dcm: series 4")
+    assert "jump from 8 to 10 before this file: 1 volume(s) missing?" in said

@@ -26,6 +26,7 @@ import tempfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,8 @@ class _DicomSeries:
     sops: list[str] = field(default_factory=list)
     slices: list[tuple[Path, _Slice]] = field(default_factory=list)
     mosaic: bool = False
+    instances: list[int | None] = field(default_factory=list)
+    """InstanceNumber of each file, as ``files`` (None where absent)."""
     identifiers: frozenset[str] = frozenset()
     """The patient's ID, name, accession number, other IDs and birth date as label tokens
     (:func:`privacy.identifier_tokens`)."""
@@ -475,6 +478,7 @@ def _scan(paths: list[Path], staging: Path) -> _Scan:
             series.sops.extend(entry.sops)
             series.slices.extend(entry.slices)
             series.mosaic = series.mosaic or entry.mosaic
+            series.instances.extend(entry.instances)
     return scan
 
 
@@ -572,6 +576,7 @@ def _file_series(
         sops=[str(ds.get("SOPInstanceUID", ""))],
         slices=geometry,
         mosaic="MOSAIC" in image_type,
+        instances=[_series_number(ds.get("InstanceNumber"))],
         identifiers=identifiers,
         withheld=header_description_tokens(ds, identifiers),
         patient=_patient_digest(ds),
@@ -776,6 +781,23 @@ def _incomplete(series: _DicomSeries) -> bool:
     return len(set(counts.values())) > 1
 
 
+def _missing_mosaic(series: _DicomSeries) -> tuple[Path, str] | None:
+    """A Siemens mosaic series (one file a volume) whose instance numbers skip one: a
+    volume's file is missing. The series is converted without it (its other volumes are
+    whole); said, since a DWI had lost a direction without a word (an audit)."""
+    if not series.mosaic or len(series.files) < 2 or None in series.instances:
+        return None
+    numbered = sorted(zip(series.instances, series.files, strict=True))
+    for (a, _), (b, path) in pairwise(numbered):
+        if b is not None and a is not None and b - a > 1:
+            return path, (
+                f"series {series.number} '{series.description}': instance numbers jump from "
+                f"{a} to {b} before this file: {b - a - 1} volume(s) missing? The series is "
+                "used with the volumes it has"
+            )
+    return None
+
+
 def _missing_images(series: _DicomSeries) -> tuple[Path, str] | None:
     """A series whose slice positions hold unequal numbers of images.
 
@@ -932,6 +954,8 @@ def load_dicom(path: Path, *, keep_phi: bool = False) -> tuple[list[RawImage], l
             if problem is not None:
                 skipped.append(problem)
                 continue
+            if (gap := _missing_mosaic(series)) is not None:
+                said.add(f"{said.path(gap[0])}: {gap[1]}")
             try:
                 images.extend(_convert_series(series, staging, i, keep_phi=keep_phi))
             except ConversionStoppedError:
