@@ -85,9 +85,17 @@ def test_manifest_missing_path_fails_that_row_only(tmp_path: Path) -> None:
     studies = read_cohort(manifest)
     assert [s.error is None for s in studies] == [True, False, True, False]
     out = tmp_path / "out"
-    run = _run(studies, out)
+    shown: dict[str, str] = {}  # the progress line's error of each study, as said
+
+    def progress(state):  # type: ignore[no-untyped-def]
+        shown[state.last.name] = state.last_error
+
+    run = _run(studies, out, progress=progress)
     assert (run.done, run.failed, run.skipped) == (2, 2, 0)
     assert run.cohort_status == {"complete": 2, "failed": 2}
+    # the progress line gave the absolute path (a review); the table's relative one now
+    assert "input not found: dicom=data/does-not-exist" in shown.values()
+    assert not any(str(tmp_path) in error for error in shown.values())
     discs = pd.read_csv(out / "cohort_discs.csv")
     got = discs[["subject", "level", "adc_np_median_um2_per_ms"]].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, _expected(3, skip={1}), check_dtype=False)
@@ -1049,6 +1057,9 @@ def test_the_models_of_the_cohort_are_read_from_its_studies_records() -> None:
     models = models_in_use([one, one, other])
     assert models == {"pfirrmann": "mine.pt", "segmentation_weights_sha256": ["aa", "bb"]}
     assert models_in_use([]) == {}
+    # JSON's types kept: cohort_run.json read segmentation_shipped "True" (a review)
+    assert models_in_use([{"segmentation_shipped": True}]) == {"segmentation_shipped": True}
+    assert models_in_use([{"step": 3}, {"step": "3a"}]) == {"step": [3, "3a"]}
     run = {"configuration": {"grading_model": "mine.pt"},
            "models": {**models, "pfirrmann_weights_sha256": "cc"}}  # fmt: skip
     rows = dict(configuration_rows(run))

@@ -58,7 +58,8 @@ def analyze_cmd(
     """Analyse one study: ADC, segmentation, per-disc measures, grades and a report.
 
     Exit codes: 0 done; 2 bad input; 3 the analysis ran but some stages failed (what
-    succeeded is still written, and the report says what failed).
+    succeeded is still written, and the report says what failed); 130 interrupted (Ctrl-C),
+    143 stopped by SIGTERM (nothing half-written is left).
     """
     if quiet and verbose:  # as `adc` and `cohort` say
         typer.echo("discquant: error: --quiet and --verbose exclude each other", err=True)

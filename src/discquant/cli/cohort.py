@@ -109,7 +109,7 @@ class _CohortProgressDisplay:
             "%d/%d (%d done, %d skipped, %d failed, %s, ETA %s)%s",
             state.finished, state.total, state.done, state.skipped, state.failed, rate, eta,
             f" {last.name}: {last.status}"
-            + (f" {last.error}" if last.error else "")
+            + (f" {state.last_error}" if state.last_error else "")
             + (f" (analysed again: its {last.redone} changed)" if last.redone else "")
             if last else "",
         )  # fmt: skip
@@ -185,7 +185,8 @@ def cohort_cmd(
     output folder that cannot be written, disk full or read-only: the run stops, nothing
     recorded failed or removed); 3
     some studies failed, are partial or have no record (not run); 130 interrupted (Ctrl-C:
-    run the same command again to resume).
+    run the same command again to resume), 143 stopped by SIGTERM (a batch system's time
+    limit: the same).
     """
     if quiet and verbose:
         typer.echo("discquant: error: --quiet and --verbose exclude each other", err=True)

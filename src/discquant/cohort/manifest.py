@@ -646,8 +646,8 @@ def studies_from_manifest(manifest: Path) -> list[CohortStudy]:
             error = "no input (t2, dwi, adc or dicom) in this row"
         elif missing:
             error = "input not found: " + ", ".join(missing)
-        if error:
-            log.warning("%s: %s", source, error)
+        if error:  # the progress line says it, once (docs/cohort.md; a review)
+            log.debug("%s: %s", source, error)
         input_missing = error is not None and error.startswith("input not found")
         studies.append(
             CohortStudy(

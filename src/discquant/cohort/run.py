@@ -62,6 +62,9 @@ class CohortProgress:
     failed: int = 0
     started: float = field(default_factory=time.perf_counter)
     last: StudyOutcome | None = None
+    last_error: str = ""
+    """``last``'s error without the folders above the cohort
+    (:func:`~discquant.cohort.tables.shareable_error`), as the failures table gives it."""
 
     @property
     def finished(self) -> int:
@@ -572,13 +575,15 @@ def _run_locked(
 ) -> CohortRun:
     from distributed import as_completed
 
+    from discquant.cohort.tables import shareable_error
+
     records.clean_tmp(out)
     ensure_dataset_description(out)
     start = time.perf_counter()
     state = CohortProgress(total=len(studies))
     outcomes: list[StudyOutcome] = []
 
-    def finish(outcome: StudyOutcome) -> None:
+    def finish(outcome: StudyOutcome, study: CohortStudy) -> None:
         outcomes.append(outcome)
         if outcome.removed_outputs:  # said here, once: not by a worker beside the progress
             log.warning("%s: removed its outputs of an earlier run (it failed now)", outcome.name)
@@ -589,6 +594,11 @@ def _run_locked(
         else:
             state.done += 1
         state.last = outcome
+        # the progress line had the input's absolute path ("input not found:
+        # dicom=/data/in/P2"), which the failures table gives relative (a review)
+        state.last_error = (
+            shareable_error(outcome.error, root=study.root, out=out) if outcome.error else ""
+        )
         if progress:
             progress(state)
 
@@ -609,7 +619,10 @@ def _run_locked(
             # Named by its place (a manifest line): the label of a row refused before its
             # import may hold the patient's ID, which only another row's import finds (a
             # duplicate of a withheld label was logged and tabled under it: an audit).
-            finish(StudyOutcome(study.subject, "failed", 0.0, study.error, withheld=study.place))
+            finish(
+                StudyOutcome(study.subject, "failed", 0.0, study.error, withheld=study.place),
+                study,
+            )
         else:
             todo.append(study)
 
@@ -665,7 +678,7 @@ def _run_locked(
                     # (1 in a full suite on 2 cores, tests/cohort/test_cli.py full-disk test).
                     _silence_interrupted_cluster()
                     raise storage_stop(value.storage_error, out, state.done)
-                finish(value)
+                finish(value, by_key[future.key])
         except KeyboardInterrupt:
             _silence_interrupted_cluster()
             raise

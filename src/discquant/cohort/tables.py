@@ -269,13 +269,15 @@ def models_in_use(models: Iterable[Any]) -> dict[str, Any]:
         ``models`` column of ``cohort_discs``, which left out a finished study without a
         disc row.
     """
-    values: dict[str, set[str]] = {}
+    values: dict[str, set[Any]] = {}
     for study in models:
         if isinstance(study, Mapping):
             for name, value in study.items():
-                values.setdefault(str(name), set()).add(str(value))
+                # JSON's own types kept: segmentation_shipped read "True" (a review)
+                kept = value if isinstance(value, bool | int | float | str) else str(value)
+                values.setdefault(str(name), set()).add(kept)
     return {
-        name: next(iter(seen)) if len(seen) == 1 else sorted(seen)
+        name: next(iter(seen)) if len(seen) == 1 else sorted(seen, key=str)
         for name, seen in sorted(values.items())
     }
 
