@@ -177,6 +177,10 @@ def test_reference_run_tables(reference: Path) -> None:
     for name in ("segmentation", "pfirrmann"):
         key = f"{name}_weights_sha256"
         assert models[key] == doc["provenance"]["models"][key], name
+    # JSON's own types: the column and cohort_run.json read "True" (a review)
+    assert models["segmentation_shipped"] is True
+    run_json = json.loads((reference / "cohort_run.json").read_text())
+    assert run_json["models"]["segmentation_shipped"] is True
     assert list(failures["subject"]) == list(CORRUPTED)
     assert failures["error_type"].eq("UnreadableImageError").all()  # an InvalidInputError
     assert failures["error"].str.contains("not a readable NIfTI").all()

@@ -318,3 +318,24 @@ def test_json_key_parts_read_back_equal() -> None:
     key = record_key("abc", options)
     assert json.loads(json.dumps(key)) == key
     assert {k: v for k, v in key.items() if k != "input_fingerprint_sha256"} == run_key(options)
+
+
+def test_the_progress_bar_says_a_failed_study_above_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """On a terminal the bar only counted failures: a manifest row's "input not found"
+    was said nowhere until the tables (a review). It is printed once, above the bar."""
+    from discquant.cli.cohort import _CohortProgressDisplay
+    from discquant.cohort.run import CohortProgress
+    from discquant.cohort.worker import StudyOutcome
+
+    display = _CohortProgressDisplay(2, enabled=True)
+    display._tty = True
+    state = CohortProgress(total=2, failed=1)
+    state.last = StudyOutcome("p2", "failed", 0.0, "/abs/in/P2 missing")
+    state.last_error = "input not found: dicom=nope/P2 [x]"
+    with display:
+        display(state)
+        state.last, state.last_error = StudyOutcome("p1", "complete", 1.0), ""
+        display(state)
+    err = capsys.readouterr().err
+    assert err.count("p2: failed input not found: dicom=nope/P2 [x]") == 1
+    assert "/abs/in" not in err and "p1: " not in err

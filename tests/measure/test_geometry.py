@@ -416,3 +416,26 @@ def test_a_herniation_is_left_out_of_the_disc_space(phantom: PhantomStudy) -> No
             assert (r.ap_depth_mm, r.height_posterior_mm) == (p.ap_depth_mm, p.height_posterior_mm)
     for key in ("height_anterior_mm", "height_middle_mm", "height_posterior_mm"):
         assert getattr(hern["L4-L5"], key) == pytest.approx(getattr(plain["L4-L5"], key), abs=0.15)
+
+
+def test_the_disc_space_needs_both_endplates() -> None:
+    """A box disc 30 mm deep between S1 and an L5 slipped 8 mm forward: with L5 alone
+    (the sacrum unlabelled) the back of the disc lay 8 mm behind the only endplate and
+    was cut as if herniated, 24 mm deep (a review). Now one body alone trims nothing;
+    with both, a herniation 8 mm behind S1's endplate is cut 2 mm past it."""
+    from discquant.measure.geometry import disc_frame
+
+    shape, affine = (5, 80, 70), np.eye(4)  # x: right, y: anterior, z: superior (1 mm)
+    disc, l5, s1 = (np.zeros(shape, bool) for _ in range(3))
+    disc[:, 20:50, 28:33] = True
+    l5[:, 28:58, 33:55] = True  # slipped 8 mm anterior
+    s1[:, 20:50, 6:28] = True
+    whole = disc_frame(disc, affine)
+    assert whole is not None and whole.depth_mm == pytest.approx(30.0, abs=0.2)
+    for bodies in ([l5], [l5, s1]):
+        frame = disc_frame(disc, affine, bodies=bodies)
+        assert frame is not None and frame.depth_mm == pytest.approx(whole.depth_mm)
+    herniated = disc.copy()
+    herniated[:, 12:20, 28:33] = True
+    frame = disc_frame(herniated, affine, bodies=[l5, s1])
+    assert frame is not None and frame.depth_mm == pytest.approx(32.0, abs=0.6)

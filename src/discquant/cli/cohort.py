@@ -101,6 +101,12 @@ class _CohortProgressDisplay:
                 self._task, completed=state.finished, done=state.done, skipped=state.skipped,
                 failed=state.failed, remaining=state.remaining, rate=rate, eta=eta,
             )  # fmt: skip
+            last = state.last
+            if last is not None and last.status == "failed":  # said once, above the bar
+                # (on a terminal a failure was said nowhere until the tables: a review)
+                self._progress.console.print(
+                    f"{last.name}: failed {state.last_error}".rstrip(), markup=False
+                )
             return
         import logging
 

@@ -70,7 +70,7 @@ class StudyReport:
     """What a study function tells the runner besides the files it wrote."""
 
     failed_stages: tuple[str, ...] = ()
-    models: dict[str, str] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
     n_discs_found: int = 0
     study_flags: tuple[str, ...] | None = None
     """The study's own flags, ``flags`` of its results.json (``sacrum_not_in_fov``, ...).
@@ -294,7 +294,13 @@ def pipeline_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -
         file_stamps(options.segmentation_model, options.pfirrmann_model),
     )
     versions = {f"{k}_weights_sha256": v for k, v in shas.items()}
-    versions.update({k: str(v) for k, v in result.provenance.get("models", {}).items()})
+    # JSON's own types: cohort_run.json read segmentation_shipped "True" (a review)
+    versions.update(
+        {
+            k: v if isinstance(v, bool | int | float | str) else str(v)
+            for k, v in result.provenance.get("models", {}).items()
+        }
+    )
     return StudyReport(
         failed_stages=tuple(s.name for s in result.failed_stages),
         models=versions,

@@ -64,9 +64,9 @@ import numpy.typing as npt
 from discquant.diffusion._kernel import NLLS_MAX_ITER, Kernel, make_plan
 from discquant.diffusion.noise import estimate_noise_sigma_of_images
 from discquant.diffusion.shells import (
-    B0_MAX_S_PER_MM2,
     NO_DIRECTION_MAX_NORM,
     SHELL_TOLERANCE_S_PER_MM2,
+    TRACE_MIN_B_S_PER_MM2,
     Shell,
     acquisitions_per_volume,
     group_shells,
@@ -431,7 +431,7 @@ def _check_unit_directions(bvals: npt.NDArray[np.float64], bvecs: npt.NDArray[np
     it is refused rather than guessed.
     """
     norms = np.linalg.norm(bvecs, axis=1)
-    weighted = bvals > B0_MAX_S_PER_MM2
+    weighted = bvals > TRACE_MIN_B_S_PER_MM2  # IVIM's b = 10 … 50 are fitted as weighted
     bad = np.flatnonzero(
         weighted
         & np.isfinite(norms)
@@ -487,7 +487,7 @@ def why_no_valid_voxel(
     if not falls.any():  # a constant DWI had been told its signals were 0 or rose (an audit)
         return (
             f"no voxel could be fitted: in none does the signal fall from b = "
-            f"{low.bval_s_per_mm2:g} to b = {high.bval_s_per_mm2:g} s/mm², so no ADC is "
+            f"{low.bval_s_per_mm2:.0f} to b = {high.bval_s_per_mm2:.0f} s/mm², so no ADC is "
             "above 0 (one image repeated for every b-value, or b-values that do not belong "
             "to this DWI?)"
         )

@@ -1056,9 +1056,7 @@ def _check_one_patient(scan: _Scan, path: Path, *, keep_phi: bool = False) -> No
         # `inspect` lists the series: descriptions and folders with every patient's
         # identifiers withheld (a folder YQUARDLE_ROSALIND_MRN5550001 and a description
         # "ADC Yquardle" were listed as they were: an audit)
-        identifiers: frozenset[str] = frozenset().union(*(s.identifiers for s in series))
-        if keep_phi:
-            identifiers = frozenset()
+        identifiers = frozenset() if keep_phi else scan.identifiers
         order = sorted(range(len(series)), key=lambda i: (series[i].number or 0, series[i].uid))
         numbers: dict[int, int] = {}
         listed = []

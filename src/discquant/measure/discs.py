@@ -718,10 +718,13 @@ def csf_adc_um2_per_ms(inputs: MeasureInputs, config: MeasureConfig | None = Non
 
 
 def _bodies(lab: npt.NDArray[Any], label: int) -> list[npt.NDArray[np.bool_]]:
-    """Masks of the vertebrae above and below a disc (the sacrum below L5-S1) that the
-    labels hold: they bound the disc space (:func:`~discquant.measure.geometry.disc_frame`)."""
+    """Masks of the vertebrae above and below a disc (the sacrum below L5-S1, or L6
+    where the labels hold one) that the labels hold: they bound the disc space
+    (:func:`~discquant.measure.geometry.disc_frame`)."""
     above = label - DISC_OFFSET
-    below = SACRUM_LABEL if label == DISC_LABELS["L5-S1"] else above + 1
+    below = above + 1  # L6 (25) below L5 on a spine that has one
+    if label == DISC_LABELS["L5-S1"] and not (lab == below).any():
+        below = SACRUM_LABEL
     return [m for v in (above, below) if (m := lab == v).any()]
 
 
