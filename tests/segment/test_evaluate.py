@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -930,6 +931,9 @@ def test_lumbar_only_says_a_reference_of_thoracic_levels_lost_them(
     reference labels a disc or vertebra", though it did (an audit)."""
     ref = _stacked_levels((60, 20, 3), [(2, 6, 18), (8, 12, 19)])
     pdir, rdir = _pair(tmp_path, ref, ref, np.eye(4))
-    with pytest.raises(InvalidInputError, match=r"labels a lumbar disc or vertebra \(--lumbar"):
+    with (
+        caplog.at_level(logging.WARNING),  # an earlier CLI test's --quiet set the root to ERROR
+        pytest.raises(InvalidInputError, match=r"labels a lumbar disc or vertebra \(--lumbar"),
+    ):
         evaluate_dirs(pdir, rdir, lumbar=True)
     assert "the reference labels no lumbar level (--lumbar-only)" in caplog.text
