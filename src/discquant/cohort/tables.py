@@ -29,7 +29,7 @@ import pandas as pd
 
 from discquant.cohort import records
 from discquant.cohort.manifest import WITHHELD, CohortStudy, table_source, withheld_name
-from discquant.cohort.worker import StudyOutcome, failure_record
+from discquant.cohort.worker import StudyOutcome, failure_record, json_scalar
 from discquant.output_paths import split_study_label
 from discquant.outputs.tables import COLUMN_NAMES, INTEGER_COLUMNS, RENAMED_COLUMNS
 
@@ -273,9 +273,7 @@ def models_in_use(models: Iterable[Any]) -> dict[str, Any]:
     for study in models:
         if isinstance(study, Mapping):
             for name, value in study.items():
-                # JSON's own types kept: segmentation_shipped read "True" (a review)
-                kept = value if isinstance(value, bool | int | float | str) else str(value)
-                values.setdefault(str(name), set()).add(kept)
+                values.setdefault(str(name), set()).add(json_scalar(value))
     return {
         name: next(iter(seen)) if len(seen) == 1 else sorted(seen, key=str)
         for name, seen in sorted(values.items())

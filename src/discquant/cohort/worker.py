@@ -65,6 +65,13 @@ class CohortOptions:
     """Grading weights to use instead of the shipped ones."""
 
 
+def json_scalar(value: Any) -> bool | int | float | str:
+    """``value`` as JSON keeps it where it is a scalar, else its text: a model's
+    ``segmentation_shipped`` was recorded, and shown in cohort_run.json, as "True" (a
+    review)."""
+    return value if isinstance(value, bool | int | float | str) else str(value)
+
+
 @dataclass(frozen=True)
 class StudyReport:
     """What a study function tells the runner besides the files it wrote."""
@@ -294,13 +301,7 @@ def pipeline_study(inputs: StudyInputs, out_dir: Path, options: CohortOptions) -
         file_stamps(options.segmentation_model, options.pfirrmann_model),
     )
     versions = {f"{k}_weights_sha256": v for k, v in shas.items()}
-    # JSON's own types: cohort_run.json read segmentation_shipped "True" (a review)
-    versions.update(
-        {
-            k: v if isinstance(v, bool | int | float | str) else str(v)
-            for k, v in result.provenance.get("models", {}).items()
-        }
-    )
+    versions.update({k: json_scalar(v) for k, v in result.provenance.get("models", {}).items()})
     return StudyReport(
         failed_stages=tuple(s.name for s in result.failed_stages),
         models=versions,

@@ -580,8 +580,9 @@ label is refused as an image: SPINEPS's subregion labels (41 … 50) are ten suc
 an MR image's intensities hundreds."""
 
 
-def _refuse_an_image(labels: npt.NDArray[Any], path: Path) -> None:
-    """Refuse a "label map" that is an image (:data:`MAX_UNKNOWN_LABELS`).
+def _refuse_an_image(labels: npt.NDArray[Any], path: Path) -> list[int]:
+    """Refuse a "label map" that is an image (:data:`MAX_UNKNOWN_LABELS`); its non-zero
+    values otherwise.
 
     A T2 lying in ``--ref`` was scored as the reference, its intensities read as labels:
     52 "levels" (C1-C2 … L6-S1) at Dice 0, exit 0, without a word; as the prediction it
@@ -589,17 +590,18 @@ def _refuse_an_image(labels: npt.NDArray[Any], path: Path) -> None:
     """
     from discquant.errors import InvalidInputError
 
-    values = np.unique(labels.astype(np.int64))
-    unknown = [int(v) for v in values if v != 0 and v not in SPINE_LABEL_VALUES]
+    values = [int(v) for v in np.unique(labels.astype(np.int64)) if v != 0]
+    unknown = [v for v in values if v not in SPINE_LABEL_VALUES]
     if len(unknown) > MAX_UNKNOWN_LABELS:
         raise InvalidInputError(
             f"holds {len(unknown)} distinct values that are no VerSe/SPINEPS label "
             f"({min(unknown)} … {max(unknown)}): an image, not a label map?",
             path=path,
         )
+    return values
 
 
-def _check_prediction_labels(labels: npt.NDArray[Any], path: Path) -> None:
+def _check_prediction_labels(values: Sequence[int], path: Path) -> None:
     """Refuse a prediction none of whose labels is a VerSe/SPINEPS one; warn of some.
 
     A reference that labels no level is not scored (and refused when no reference
@@ -608,15 +610,16 @@ def _check_prediction_labels(labels: npt.NDArray[Any], path: Path) -> None:
     background alone (the model found nothing) is scored. Unknown labels beside known
     ones are scored as before (no class or level counts them as its own), and said.
 
+    ``values``: the prediction's non-zero values (:func:`_refuse_an_image`).
+
     Raises
     ------
     InvalidInputError
-        ``labels`` holds non-zero voxels and none of
+        ``values`` are not empty and none is one of
         :data:`~discquant.results.SPINE_LABEL_VALUES`.
     """
     from discquant.errors import InvalidInputError
 
-    values = [int(v) for v in np.unique(labels.astype(np.int64)) if v != 0]
     unknown = [v for v in values if v not in SPINE_LABEL_VALUES]
     if not unknown:
         return
@@ -710,6 +713,7 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path, *, lumbar: bool = False) -> dic
     reoriented: list[str] = []  # predictions reoriented onto their reference's grid
     for sub in common:
         ref_vol, pred_vol = read_volume(refs[sub]), read_volume(preds[sub])
+        values = []  # the non-zero values of the reference, then of the prediction
         for vol, path in ((ref_vol, refs[sub]), (pred_vol, preds[sub])):
             if vol.data.ndim != 3:
                 raise InvalidInputError(
@@ -717,8 +721,8 @@ def evaluate_dirs(pred_dir: Path, ref_dir: Path, *, lumbar: bool = False) -> dic
                 )
             if not np.array_equal(vol.data, np.round(vol.data)):
                 raise InvalidInputError("label map holds non-integer values", path=path)
-            _refuse_an_image(vol.data, path)
-        _check_prediction_labels(pred_vol.data, preds[sub])
+            values.append(_refuse_an_image(vol.data, path))
+        _check_prediction_labels(values[1], preds[sub])
         grid_differs = pred_vol.data.shape != ref_vol.data.shape or (
             float(np.abs(pred_vol.affine - ref_vol.affine).max()) > AFFINE_TOLERANCE_MM
         )

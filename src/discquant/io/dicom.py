@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -787,9 +787,10 @@ def _missing_mosaic(series: _DicomSeries) -> tuple[Path, str] | None:
     whole); said, since a DWI had lost a direction without a word (an audit)."""
     if not series.mosaic or len(series.files) < 2 or None in series.instances:
         return None
-    numbered = sorted(zip(series.instances, series.files, strict=True))
+    instances = cast(list[int], series.instances)  # none is None here
+    numbered = sorted(zip(instances, series.files, strict=True))
     for (a, _), (b, path) in pairwise(numbered):
-        if b is not None and a is not None and b - a > 1:
+        if b - a > 1:
             return path, (
                 f"series {series.number} '{series.description}': instance numbers jump from "
                 f"{a} to {b} before this file: {b - a - 1} volume(s) missing? The series is "

@@ -722,10 +722,10 @@ def _bodies(lab: npt.NDArray[Any], label: int) -> list[npt.NDArray[np.bool_]]:
     where the labels hold one) that the labels hold: they bound the disc space
     (:func:`~discquant.measure.geometry.disc_frame`)."""
     above = label - DISC_OFFSET
-    below = above + 1  # L6 (25) below L5 on a spine that has one
-    if label == DISC_LABELS["L5-S1"] and not (lab == below).any():
-        below = SACRUM_LABEL
-    return [m for v in (above, below) if (m := lab == v).any()]
+    masks = [lab == above, lab == above + 1]  # L6 (25) below L5 on a spine that has one
+    if label == DISC_LABELS["L5-S1"] and not masks[1].any():
+        masks[1] = lab == SACRUM_LABEL
+    return [m for m in masks if m.any()]
 
 
 def _geometry_measures(

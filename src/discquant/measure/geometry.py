@@ -404,13 +404,12 @@ def _endplate_extent(
     lr = left_right_axis(affine)
     plane = np.take(frame.region, frame.slice_index, axis=lr)
     near = ndimage.binary_dilation(plane, iterations=ENDPLATE_VOXELS)
+    index: list[slice | int] = [slice(None)] * 3
+    index[lr] = frame.slice_index
     extents = []
     for body in bodies:
-        piece = _largest_piece(body, lr, frame.slice_index)
-        endplate = np.zeros_like(piece)
-        index: list[slice | int] = [slice(None)] * 3
-        index[lr] = frame.slice_index
-        endplate[tuple(index)] = np.take(piece, frame.slice_index, axis=lr) & near
+        endplate = _largest_piece(body, lr, frame.slice_index)  # on the slice only
+        endplate[tuple(index)] &= near
         if endplate.sum() < 3:
             continue
         u = (_sagittal_points(endplate, affine, lr, frame.slice_index) - frame.origin) @ frame.ap
