@@ -427,6 +427,30 @@ def test_cli_b_vectors_not_of_unit_length_are_refused(tmp_path):
     assert not out.exists() and not (tmp_path / "adc.json").exists()
 
 
+def test_analyze_names_the_bvec_of_b_vectors_not_of_unit_length(tmp_path):
+    """``adc`` named the .bvec; ``analyze``'s diffusion stage gave the reason alone, so a
+    user with several series could not tell which file to fix (an audit). The file is
+    named relative to the folder read."""
+    from discquant.diffusion.stage import run_diffusion
+    from discquant.errors import InvalidInputError
+    from discquant.io.load import load_study
+    from discquant.results import AnalysisResult
+
+    g = np.eye(3) * np.sqrt(0.5)
+    signal = [1000.0] + [1000.0 * np.exp(-0.5 * 1.5)] * 3
+    (tmp_path / "dwi").mkdir()
+    src = _write_dwi(tmp_path / "dwi", np.broadcast_to(np.array(signal), (4, 4, 3, 4)),
+                     [0, 1000, 1000, 1000], [[0, 0, 0], *g])  # fmt: skip
+    study = load_study(dwi=src)
+    res = AnalysisResult(subject="s", discs=[])
+    with pytest.raises(InvalidInputError) as err:
+        run_diffusion(study, res, adc_method="wls", b_min_s_per_mm2=None,
+                      scanner_adc_tolerance=0.05)  # fmt: skip
+    assert err.value.path is not None and err.value.path.name == "d.bvec"
+    assert str(err.value).endswith("d.bvec: " + err.value.reason)
+    assert "volume 1: length 0.707 at b = 1000 s/mm²" in err.value.reason
+
+
 def test_cli_map_without_a_valid_voxel_is_refused_naming_the_empty_volume(dwi_files):
     """One b = 800 volume all zeros left every voxel invalid: an all-NaN map was written,
     exit 0 (an audit)."""

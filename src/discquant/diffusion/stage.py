@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from discquant.errors import DiscquantError, InvalidInputError
+from discquant.io.privacy import shown_path
 from discquant.io.study import Series, Study, Volume
 from discquant.results import AnalysisResult
 
@@ -66,9 +67,9 @@ def run_diffusion(
         used alone, holds no positive value).
     InvalidInputError
         When :class:`~discquant.diffusion.adc.AdcModel` refuses the b-values or the
-        method.
+        method; b-vectors not of length 1 name the .bvec file, as ``adc`` does.
     """
-    from discquant.diffusion.adc import AdcModel, why_no_valid_voxel
+    from discquant.diffusion.adc import AdcModel, BvecLengthError, why_no_valid_voxel
     from discquant.diffusion.residuals import shell_residuals
     from discquant.diffusion.shells import (
         B0_MAX_S_PER_MM2,
@@ -105,12 +106,20 @@ def run_diffusion(
         return
     if dwi.bvals_s_per_mm2 is None:
         raise DiscquantError(f"DWI series {dwi.description!r} has no b-values")
-    model = AdcModel(
-        dwi.bvals_s_per_mm2,
-        dwi.bvecs,
-        method=adc_method,
-        b_min_s_per_mm2=b_min_s_per_mm2,
-    )
+    try:
+        model = AdcModel(
+            dwi.bvals_s_per_mm2,
+            dwi.bvecs,
+            method=adc_method,
+            b_min_s_per_mm2=b_min_s_per_mm2,
+        )
+    except BvecLengthError as exc:  # the file to fix is the .bvec (an audit: named none)
+        bvec = next((p for p in dwi.provenance.source_paths if p.name.endswith(".bvec")), None)
+        if bvec is None:
+            raise
+        raise InvalidInputError(
+            exc.reason, path=shown_path(bvec, study.source, study.identifiers)
+        ) from exc
     fit = model.fit(dwi.image.data)
     if fit.n_valid == 0:
         # an all-NaN map went on: the stage "ok", a blank report panel, and each disc
