@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # The CPU build of PyTorch that this project pins first; any other request pulls a CUDA build.
 TORCH  := torch==2.13.0
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install clean cli-docs
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ lint: $(STAMP)
 
 test: $(STAMP) lint
 	$(VENV)/bin/pytest -n 2 -q
+
+# docs/cli.md: every command and option, generated from the --help texts (a test checks it)
+cli-docs: $(STAMP)
+	$(PY) -m typer discquant.cli utils docs --name discquant --title "Command-line reference" \
+		--output docs/cli.md
 
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache .mypy_cache .ruff_cache
