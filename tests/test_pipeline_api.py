@@ -11,6 +11,7 @@ import pytest
 
 from discquant.errors import InvalidInputError
 from discquant.io.study import Series, SeriesRole, Study, Volume
+from discquant.measure.discs import MeasureConfig
 from discquant.pipeline import AnalysisConfig, StudyInputs, check_config, run_study
 
 
@@ -49,6 +50,13 @@ def test_run_study_given_a_path_says_what_it_takes(tmp_path: Path) -> None:
         ({"b_min_s_per_mm2": "200"}, "b_min_s_per_mm2 must be None or a finite b-value"),
         ({"b_min_s_per_mm2": -50.0}, "got -50.0"),
         ({"device": 0}, "device must be a string"),
+        # the measurement's: 0 raised ZeroDivisionError mid-analysis, -2 gave water
+        # indices below 0 without a flag (an audit)
+        ({"measure": MeasureConfig(reference_np_adc_um2_per_ms=0)}, "reference_np_adc.* got 0"),
+        ({"measure": MeasureConfig(reference_np_adc_um2_per_ms=-2.0)}, "got -2.0"),
+        ({"measure": MeasureConfig(border_voxels=-1)}, "border_voxels must be a whole .* ≥ 0"),
+        ({"measure": MeasureConfig(min_core_voxels=0)}, "min_core_voxels must be .* ≥ 1, got 0"),
+        ({"measure": MeasureConfig(min_core_voxels=2.5)}, "got 2.5"),  # type: ignore[arg-type]
     ],
 )
 def test_check_config_refuses_options_out_of_range(options: dict[str, Any], message: str) -> None:
@@ -65,5 +73,6 @@ def test_check_config_accepts_options_in_range() -> None:
         {"scanner_adc_tolerance": 0.2, "max_dwi_offset_voxels": 0, "b_min_s_per_mm2": 0},
         {"scanner_adc_tolerance": np.float32(0.05), "b_min_s_per_mm2": np.int64(200)},
         {"max_dwi_offset_voxels": 3, "b_min_s_per_mm2": 200.0},
+        {"measure": MeasureConfig(reference_np_adc_um2_per_ms=1.8, border_voxels=0)},
     ):
         check_config(AnalysisConfig(**options))  # type: ignore[arg-type]

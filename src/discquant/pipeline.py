@@ -255,6 +255,21 @@ def _check_numbers(config: AnalysisConfig) -> None:
         raise InvalidInputError(
             f"b_min_s_per_mm2 must be None or a finite b-value ≥ 0 in s/mm², got {b_min!r}"
         )
+    # The measurement's own numbers: a reference ADC of 0 raised ZeroDivisionError in the
+    # measurement stage, and one of -2 gave water indices below 0 without a flag (an audit).
+    measure = config.measure
+    reference = measure.reference_np_adc_um2_per_ms
+    if not _number(reference) or not 0 < float(reference) < math.inf:
+        raise InvalidInputError(
+            f"measure.reference_np_adc_um2_per_ms must be a finite ADC > 0 in µm²/ms, "
+            f"got {reference!r}"
+        )
+    for name, least in (("border_voxels", 0), ("min_core_voxels", 1)):
+        value = getattr(measure, name)
+        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            raise InvalidInputError(
+                f"measure.{name} must be a whole number of voxels ≥ {least}, got {value!r}"
+            )
 
 
 def check_config(config: AnalysisConfig) -> None:
@@ -263,7 +278,8 @@ def check_config(config: AnalysisConfig) -> None:
     An unknown ADC method or device, an unreadable water calibration or ADC class
     thresholds, or a numeric option that is not a number in its range
     (``scanner_adc_tolerance`` strictly between 0 and 1, ``max_dwi_offset_voxels`` and
-    ``b_min_s_per_mm2`` finite and ≥ 0) is bad input (exit 2, nothing written), not a
+    ``b_min_s_per_mm2`` finite and ≥ 0, the measurement's reference nucleus ADC > 0 and
+    its voxel counts whole numbers) is bad input (exit 2, nothing written), not a
     failed stage.
     """
     from discquant.diffusion.adc import METHODS

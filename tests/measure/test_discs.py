@@ -57,6 +57,26 @@ def test_a_disc_three_voxels_thick_is_measured_on_its_core() -> None:
     assert "adc_withheld_too_few_voxels" not in d["flags"]  # type: ignore[operator]
 
 
+def test_a_whole_disc_value_beside_a_withheld_nucleus_is_still_checked() -> None:
+    """The nucleus withheld (3 of its 36 voxels fitted), the whole disc's median reported:
+    6.1 % of the disc core unfitted had no ``adc_disc_voxels_dropped`` flag, as the checks
+    ran only when both values were there (an audit)."""
+    labels = np.zeros((9, 40, 40), np.int16)
+    labels[1:8, 10:30, 18:26] = L5S1
+    nucleus = np.zeros(labels.shape, np.uint8)
+    nucleus[3:6, 17:23, 21:23] = 1  # 36 voxels, all inside the disc core
+    adc = np.full(labels.shape, 1.2, np.float32)
+    adc[nucleus > 0] = np.nan  # not fitted
+    adc[3, 17, 21] = adc[3, 17, 22] = adc[4, 17, 21] = 0.9
+    d = _measure(labels, adc, nucleus_dwi=Volume(nucleus, AFFINE))
+    assert d["adc_np"] is None and "adc_withheld_too_few_voxels" in d["flags"]  # type: ignore[operator]
+    disc = d["adc_disc"]
+    core_voxels = 5 * 18 * 6  # the disc eroded by one voxel
+    assert disc is not None and disc.n_voxels == core_voxels - 33  # type: ignore[attr-defined]
+    assert disc.median == np.float32(1.2)  # type: ignore[attr-defined]
+    assert "adc_disc_voxels_dropped" in d["flags"]  # type: ignore[operator]
+
+
 @pytest.mark.parametrize("n_slices", [1, 2])
 def test_a_disc_in_one_or_two_dwi_slices_is_measured(n_slices: int) -> None:
     """A mid-sagittal T2 brought onto the DWI lies in one DWI slice; the 3 × 3 × 3

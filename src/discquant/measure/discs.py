@@ -308,11 +308,15 @@ def _adc_measures(result: DiscResult, inputs: MeasureInputs, config: MeasureConf
     result.adc_np = region_stats(adc, np_mask, min_voxels=config.min_core_voxels)
     if result.adc_disc is None or result.adc_np is None:
         result.flags.append("adc_withheld_too_few_voxels")
-    else:
-        if 1.0 - result.adc_disc.n_voxels / int(disc_core.sum()) > config.max_dropped_share:
-            result.flags.append("adc_disc_voxels_dropped")
-        if median_rel_se(result.adc_np) > config.max_np_median_rel_se:
-            result.flags.append("adc_np_imprecise")
+    # Each value that is reported is checked, also when the other was withheld: a whole
+    # disc with 6 % of its core unfitted beside a withheld nucleus had no flag (an audit).
+    if (
+        result.adc_disc is not None
+        and 1.0 - result.adc_disc.n_voxels / int(disc_core.sum()) > config.max_dropped_share
+    ):
+        result.flags.append("adc_disc_voxels_dropped")
+    if result.adc_np is not None and median_rel_se(result.adc_np) > config.max_np_median_rel_se:
+        result.flags.append("adc_np_imprecise")
     if (inputs.fit_rmse is not None and _poor_fit(result, disc_core, inputs, config)) or (
         _shell_misfit(result, disc_core, inputs, config)
     ):
