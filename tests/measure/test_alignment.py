@@ -206,3 +206,45 @@ def test_the_lumbar_disc_count_takes_l1_l2_to_l5_s1_only() -> None:
     assert count_discs(labels, lumbar=True) == 2
     assert count_discs(labels, lumbar=True, cut=(124,)) == 1
     assert count_discs(labels) == 5
+
+
+def test_an_l6_disc_is_neither_matched_nor_counted() -> None:
+    """An L5-L6 disc (125) was matched but not counted among the T2's lumbar discs: "3
+    matched of its 2 discs" (an audit). Both now take L1-L2 … L5-S1 alone."""
+    data = np.zeros((3, 40, 120), np.int16)
+    for z, value in ((10, 123), (40, 124), (70, 125)):
+        data[1, 10:30, z : z + 4] = value
+    t2 = Volume(data, np.eye(4))
+    est = estimate_disc_offset(t2, shifted(t2, np.array([0.0, 0.0, 5.0])))
+    assert est is not None and (est.n_discs, est.n_t2_discs) == (2, 2)
+    assert {t for t, _, _ in match_discs(t2, shifted(t2, np.array([0.0, 0.0, 5.0])))} == {
+        123,
+        124,
+    }
+
+
+def test_the_offset_of_a_doubly_oblique_slab_lies_in_its_slices() -> None:
+    """Each disc's offset lies in the slice plane, but the median of each world component
+    of five different offsets does not where the slices are turned about two axes (an
+    audit: up to 0.46 mm along the normal); the median is projected back."""
+    turn = np.eye(4)
+    a, b = np.deg2rad(20.0), np.deg2rad(15.0)
+    about_s = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    about_a = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    turn[:3, :3] = about_a @ about_s
+    t2 = _discs().data
+    b0 = np.zeros_like(t2)
+    shifts = ((0, 0), (3, 1), (-1, 4), (2, -3), (5, 2))
+    for k, (dy, dz) in enumerate(shifts):
+        moved = np.roll(np.roll(t2 == 124 - k, dy, axis=1), dz, axis=2)
+        b0[moved] = 124 - k
+    est = estimate_disc_offset(Volume(t2, turn), Volume(b0, turn))
+    assert est is not None and est.n_discs == 5
+    normal = turn[:3, 0]  # voxel axis 0, the slices' normal
+    assert abs(float(est.offset_mm @ normal)) < 1e-9
+    # as documented: the median of each world component of the five known movements,
+    # without its part along the normal
+    world = np.array([turn[:3, :3] @ np.array([0.0, dy, dz]) for dy, dz in shifts])
+    median = np.median(world, axis=0)
+    assert abs(float(median @ normal)) > 0.05  # what was reported before
+    assert est.offset_mm == pytest.approx(median - (median @ normal) * normal, abs=1e-9)

@@ -55,8 +55,9 @@ class DiscOffset:
     ----------
     offset_mm
         World (RAS) vector in mm, from the T2 discs' position on the DWI grid to the DWI's
-        own discs: the median over matched discs of each component; the left-right
-        component is 0 (the slab's lateral coverage sets it, not the patient).
+        own discs: the median over matched discs of each component, projected onto the
+        plane of the DWI's slices (no component along their normal: the slab's lateral
+        coverage sets that, not the patient).
     n_discs
         Discs matched (each b≈0 disc to one T2 disc at most).
     n_t2_discs
@@ -99,6 +100,14 @@ def count_discs(labels: Volume, *, lumbar: bool = False, cut: Collection[int] = 
     return len({v for v in _disc_centres(labels, first) if v <= last} - set(cut))
 
 
+def _slice_normal(affine: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Unit world vector of the grid's axis closest to left-right (a sagittal slice's
+    normal)."""
+    axes = np.asarray(affine, dtype=np.float64)[:3, :3]
+    normal = axes[:, left_right_axis(np.asarray(affine))]
+    return np.asarray(normal / np.linalg.norm(normal), dtype=np.float64)
+
+
 def match_discs(
     transferred: Volume, own: Volume, *, cut: Collection[int] = ()
 ) -> list[tuple[int, int, npt.NDArray[np.float64]]]:
@@ -121,14 +130,15 @@ def match_discs(
     """
     b0_centres = _disc_centres(own, DISC_OFFSET)
     t2_centres = _disc_centres(transferred, DISC_LABELS["L1-L2"])
-    t2_centres = {k: v for k, v in t2_centres.items() if k not in cut}
+    # lumbar discs 120–124 only, as n_t2_discs counts them: an L5-L6 disc (125) took part
+    # and read "3 of its 2 discs" (an audit)
+    last = DISC_LABELS["L5-S1"]
+    t2_centres = {k: v for k, v in t2_centres.items() if k not in cut and k <= last}
     # The slices' normal (the grid's left-right axis): a centre moves along it when the
     # two images cover the disc's width differently. Zeroing world x instead left part
     # of that in "anterior" on an oblique slab, and a T2 covering 6 of 11 slices tilted
     # 15° about head-feet read a 2.6 mm movement and was moved (an audit of obliquity).
-    axes = np.asarray(own.affine, dtype=np.float64)[:3, :3]
-    normal = axes[:, left_right_axis(own.affine)]
-    normal = normal / np.linalg.norm(normal)
+    normal = _slice_normal(own.affine)
     candidates = []  # (distance, T2 label, b0 label, offset)
     for t2_label, centre in t2_centres.items():
         for own_label, own_centre in b0_centres.items():
@@ -175,6 +185,10 @@ def estimate_disc_offset(
         return None
     stacked = np.array([d for _, _, d in pairs])
     median = np.median(stacked, axis=0)
+    # Each offset lies in the slice plane; their component-wise median does not when the
+    # plane is oblique about two axes (up to 0.46 mm along the normal: an audit).
+    normal = _slice_normal(own.affine)
+    median -= (median @ normal) * normal
     return DiscOffset(
         offset_mm=median,
         n_discs=len(pairs),
