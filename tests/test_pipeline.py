@@ -64,7 +64,9 @@ def test_full_study_recovers_truth(phantom: PhantomStudy) -> None:
         # at most 3.0 % on this phantom; 0 % when the DWI labels are used directly).
         assert disc.adc_np.median == pytest.approx(truth.np_region_adc_um2_per_ms, rel=0.035)
         assert disc.volume_mm3 == pytest.approx(truth.volume_mm3, rel=1e-6)
-        assert disc.height_middle_mm == pytest.approx(truth.height_middle_mm, abs=0.6)
+        # the phantom's own labels: 0.28 mm at most (an audit; the bound was 0.6)
+        assert disc.height_middle_mm == pytest.approx(truth.height_middle_mm, abs=0.35)
+        assert disc.pfirrmann_grade == truth.grade, disc.level
         assert disc.water_index == pytest.approx(disc.adc_np.median / 2.0)
         # The default calibration is the phantom's forward model over the nucleus region:
         # inside its ADC range the water content is the phantom's. (Fitted on the tissue
@@ -475,7 +477,7 @@ def test_a_scanner_map_read_in_the_wrong_unit_is_said_for_the_study(scale: float
         median = np.median([d.adc_np.median for d in measured if d.adc_np is not None])
         assert 0.0005 < median < 0.003 and f"(median {median:.3g} µm²/ms)" in said[0]
     assert res.csf_adc_um2_per_ms is not None
-    assert res.csf_adc_um2_per_ms == pytest.approx(ph.truth.csf_adc_um2_per_ms * scale, rel=0.05)
+    assert res.csf_adc_um2_per_ms == pytest.approx(ph.truth.csf_adc_um2_per_ms * scale, rel=1e-3)
     assert ("csf_adc_implausible" in res.flags) == csf_off
     said = [w for w in res.warnings if w.startswith("the CSF in the spinal canal reads")]
     assert len(said) == int(csf_off)
@@ -547,7 +549,7 @@ def test_scanner_adc_map_zeros_are_not_adc_values(phantom: PhantomStudy) -> None
     res = analyze(study, segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2))
     l5s1 = next(d for d in res.discs if d.level == "L5-S1")
     truth = phantom.truth.disc("L5-S1").np_region_adc_um2_per_ms
-    assert l5s1.adc_np is not None and l5s1.adc_np.median == pytest.approx(truth, rel=0.05)
+    assert l5s1.adc_np is not None and l5s1.adc_np.median == pytest.approx(truth, rel=0.005)
     assert res.adc_map is not None and np.isnan(res.adc_map.data[nucleus]).sum() >= len(idx) // 2
 
 
@@ -1776,9 +1778,10 @@ def test_a_nifti_dwi_whose_discs_are_not_found_is_flagged_and_withheld_if_csf_is
     assert any("disc ADCs are withheld" in w for w in res.warnings) == withheld
     assert res.csf_adc_um2_per_ms is not None
     if withheld:
-        assert res.csf_adc_um2_per_ms == pytest.approx(0.2, rel=0.02)
+        assert res.csf_adc_um2_per_ms == pytest.approx(0.2, rel=1e-3)
     else:
-        assert res.csf_adc_um2_per_ms == pytest.approx(ph.truth.csf_adc_um2_per_ms, rel=0.05)
+        # noiseless: the eroded canal is free water (without the erosion: -1.3 %, an audit)
+        assert res.csf_adc_um2_per_ms == pytest.approx(ph.truth.csf_adc_um2_per_ms, rel=1e-3)
         truth = ph.truth.disc("L3-L4").np_region_adc_um2_per_ms
         l3 = next(d for d in found if d.level == "L3-L4")
         assert l3.adc_np is not None

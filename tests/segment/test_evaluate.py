@@ -61,6 +61,38 @@ def test_hd95_leaves_out_a_small_far_island() -> None:
     assert res.dice["disc"] == pytest.approx(2 * 8000 / (8008 + 8000))
 
 
+def test_hd95_is_the_95th_percentile_of_spread_surface_distances() -> None:
+    """Every other HD95 case here has distances of one or two values, so that any
+    percentile from about 85 to 99 passed them (an audit changed MONAI's ``percentile``
+    to 90 and to 99: no test failed). Here a block grows a staircase of 20 columns 1 … 20
+    rows deep below it, so the surface distances spread, and the 90th, 95th and 99th
+    percentiles differ. The reference value is computed here without MONAI: the surface
+    is the mask less its erosion (a cross), distances from scipy's exact Euclidean
+    transform in mm, each direction's 95th percentile by numpy, the larger of the two."""
+    from scipy import ndimage
+
+    ref = np.zeros((60, 40), dtype=np.int16)
+    ref[10:30, 10:30] = 124
+    pred = ref.copy()
+    for j in range(20):
+        pred[30 : 31 + j, 10 + j] = 124  # column 10 + j reaches j + 1 rows below
+    spacing = (0.8, 1.0)
+
+    def surface(mask: np.ndarray) -> np.ndarray:
+        return mask & ~ndimage.binary_erosion(mask)
+
+    def directed(a: np.ndarray, b: np.ndarray, q: float) -> float:
+        to_b = ndimage.distance_transform_edt(~surface(b), sampling=spacing)
+        return float(np.percentile(to_b[surface(a)], q))
+
+    def hd(q: float) -> float:
+        return max(directed(pred > 0, ref > 0, q), directed(ref > 0, pred > 0, q))
+
+    res = evaluate_case(pred[:, :, None], ref[:, :, None], (*spacing, 3.0))
+    assert res.hd95_mm["disc"] == pytest.approx(hd(95), rel=1e-5)
+    assert hd(90) < hd(95) - 1.0 and hd(99) > hd(95) + 1.0  # the percentile matters here
+
+
 @pytest.mark.filterwarnings("ignore:.*always_return_as_numpy:FutureWarning")
 def test_hd95_of_a_single_slice_is_the_2d_outline_distance() -> None:
     # One sagittal slice: two 20 x 14 rectangles 3 rows apart, rows 0.5 mm, columns 2 mm.
