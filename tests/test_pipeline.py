@@ -118,7 +118,16 @@ def test_t2_only_gives_geometry_and_t2_without_adc(phantom: PhantomStudy) -> Non
     )
     assert all(d.found for d in res.discs)
     assert all(d.adc_np is None and d.adc_disc is None for d in res.discs)
-    assert all(d.height_middle_mm is not None and d.t2_np_csf_ratio for d in res.discs)
+    # the T2's measures are those of the full study (they checked only "not None": an audit)
+    full = analyze(
+        _study(phantom), segmenter=_truth_segmenter(phantom.labels_t2, phantom.nucleus_t2)
+    )
+    for disc, with_dwi in zip(res.discs, full.discs, strict=True):
+        assert disc.height_middle_mm is not None and disc.t2_np_csf_ratio is not None
+        assert disc.height_middle_mm == with_dwi.height_middle_mm, disc.level
+        assert disc.volume_mm3 == with_dwi.volume_mm3, disc.level
+        assert disc.t2_np_csf_ratio == with_dwi.t2_np_csf_ratio, disc.level
+        assert disc.pfirrmann_grade == with_dwi.pfirrmann_grade, disc.level
     assert res.adc_map is None
     assert "diffusion" not in {s.name for s in res.stages}
 
