@@ -148,6 +148,10 @@ def transfer_labels(
     # slice (one 3 mm slice, 5 mm DWI slices) no voxel is half in view, and the DWI
     # slices that overlap the slab most take its labels.
     in_view = (seen > 0) & (2 * seen >= seen.max())
+    # A tie goes to the lower label value (argmax takes the first of the sorted values):
+    # background before the disc, "not nucleus" before the nucleus. Conservative for the
+    # ADC cores, and measured so: ties to the higher label, or to the label at the voxel's
+    # centre, let annulus into nuclei (docs/measurement.md, "Ties go to the lower label").
     best = np.where(in_view, values[counts.argmax(axis=0)], 0)
     share = np.where(in_view, counts.max(axis=0) / np.maximum(seen, 1), 1.0)
     inside = tuple(slice(int(a), int(a) + n) for a, n in zip(start, shape, strict=True))
