@@ -7,11 +7,14 @@ Segments the real images (the 10 labelled volumes, the SPIDER and Sudirman mid-s
 slices) and unseen phantoms with the shipped (or given) model, and prints the
 distribution of ``segment.orientation.canal_behind_bodies_mm`` (how far the spinal canal
 lies behind the vertebral bodies, mm) with the count that ``header_looks_mirrored`` calls
-mirrored; and of a check that was tried and left out: how far the largest "sacrum" piece
-lies below the discs (mm, RAS z; below 0 would have been called mirrored). Then the same
-for the first N images of each set (default 20) with the header mirrored two ways: x and
-y negated (front and back swapped), and z negated (head and feet swapped). These figures
-set the limit in ``segment/orientation.py``.
+mirrored front to back; and of the head-feet check of ``segment.levels`` (how much of the
+network's sacrum lies beyond the top disc, as a share of a typical vertebral body, and
+how many images it calls mirrored: more beyond the top than beyond the lowest disc and at
+least ``MIN_SACRUM_ABOVE_BODY_FRACTION``), naming the images as stored that it calls
+mirrored. Then the same for the first N images of each set (default 20) with the header
+mirrored two ways: x and y negated (front and back swapped), and z negated (head and feet
+swapped). These figures set the limits in ``results.MIN_CANAL_BEHIND_BODIES_MM`` and
+``segment/levels.py``.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from nibabel.affines import apply_affine
 from scipy import ndimage
 
 from discquant.io.study import Volume
+from discquant.results import FLAG_HEADER_MIRRORED
 from discquant.segment import load_segmentation_model
 from discquant.segment.data import load_nifti_volume
 from discquant.segment.infer import predict_probabilities
+from discquant.segment.levels import _disc_chain, _spine_tangents, _typical_body_voxels, name_levels
 from discquant.segment.orientation import canal_behind_bodies_mm, header_looks_mirrored
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,66 +57,92 @@ def main() -> None:
     args = ap.parse_args()
     model = load_segmentation_model(args.model)
     cache = ROOT / "runs" / "phantom-eval-cache"
-    sets: dict[str, list[Volume]] = {
-        "volumes": [
-            load_nifti_volume(p)
-            for p in sorted((DATA / "lumbar-t2-discs").glob("sub-*_T2w.nii.gz"))
-            + sorted((DATA / "lumbar-t2-vertebrae").glob("sub-*_mr.nii.gz"))
-        ],
-        "spider": [
-            load_nifti_volume(p)
-            for p in sorted((DATA / "spider-midsag-t2").glob("sub-*_T2w.nii.gz"))
-        ],
-        "sudirman": [
-            load_nifti_volume(p)
-            for p in sorted((DATA / "sudirman-midsag-t2").glob("sub-*_T2w.nii.gz"))
-        ],
-        "phantoms": [phantom_case(10_000 + i, cache)[0] for i in range(args.phantoms)],
+    files = {
+        "volumes": sorted((DATA / "lumbar-t2-discs").glob("sub-*_T2w.nii.gz"))
+        + sorted((DATA / "lumbar-t2-vertebrae").glob("sub-*_mr.nii.gz")),
+        "spider": sorted((DATA / "spider-midsag-t2").glob("sub-*_T2w.nii.gz")),
+        "sudirman": sorted((DATA / "sudirman-midsag-t2").glob("sub-*_T2w.nii.gz")),
     }
+    sets: dict[str, tuple[list[str], list[Volume]]] = {
+        name: ([p.name.split("_")[0] for p in paths], [load_nifti_volume(p) for p in paths])
+        for name, paths in files.items()
+    }
+    seeds = [10_000 + i for i in range(args.phantoms)]
+    sets["phantoms"] = ([f"phantom {s}" for s in seeds], [phantom_case(s, cache)[0] for s in seeds])
 
-    def offsets(volume: Volume) -> tuple[float | None, float | None]:
+    def offsets(volume: Volume) -> tuple[float | None, float | None, bool]:
         prob, ro = predict_probabilities(volume, model)
         cls = prob.argmax(axis=-1)
+        classes = model.classes
+        naming = np.where(cls == classes.index("nucleus"), classes.index("disc"), cls)
+        named = name_levels(
+            naming,
+            ro.affine,
+            body_class=classes.index("body"),
+            disc_class=classes.index("disc"),
+            sacrum_class=classes.index("sacrum"),
+        )
         return (
-            canal_behind_bodies_mm(cls, ro.affine, model.classes),
-            _sacrum_below_discs_mm(cls, ro.affine, model.classes),
+            canal_behind_bodies_mm(cls, ro.affine, classes),
+            _sacrum_above_share(naming, ro.affine, classes),
+            FLAG_HEADER_MIRRORED in named.flags,
         )
 
     for mirror, flip in MIRRORS.items():
-        for name, volumes in sets.items():
+        for name, (paths, volumes) in sets.items():
             chosen = volumes if mirror == "as stored" else volumes[: args.mirrored]
             found = [offsets(Volume(v.data, flip @ v.affine)) for v in chosen]
             _report(f"{mirror:13s} {name:9s}", found)
+            if mirror == "as stored":
+                called = [p for p, (_, _, m) in zip(paths, found, strict=True) if m]
+                print(f"  called head-feet mirrored as stored: {', '.join(called) or 'none'}")
 
 
-def _sacrum_below_discs_mm(
-    cls: npt.NDArray[np.integer], affine: npt.NDArray[np.float64], classes: list[str]
+def _sacrum_above_share(
+    naming: npt.NDArray[np.integer], affine: npt.NDArray[np.float64], classes: list[str]
 ) -> float | None:
-    """The discs' (and nuclei's) centroid minus the largest sacrum piece's, RAS z (mm)."""
-    pieces, n = ndimage.label(cls == classes.index("sacrum"))
-    discs = np.argwhere(np.isin(cls, [classes.index("disc"), classes.index("nucleus")]))
-    if n == 0 or len(discs) == 0:
+    """The network's sacrum beyond the top disc (pieces by their centroids, along the
+    spine there), as a share of a typical vertebral body; None without a disc chain."""
+    discs, centroids = _disc_chain(
+        naming,
+        affine,
+        body_class=classes.index("body"),
+        disc_class=classes.index("disc"),
+        sacrum_class=classes.index("sacrum"),
+        min_fraction=0.15,
+    )
+    if not discs:
         return None
-    largest = 1 + int(np.argmax(ndimage.sum_labels(pieces > 0, pieces, range(1, n + 1))))
-    z_sacrum = apply_affine(affine, np.argwhere(pieces == largest).mean(axis=0))[2]
-    return float(apply_affine(affine, discs.mean(axis=0))[2] - z_sacrum)
+    pts = np.array(centroids)
+    top = _spine_tangents(pts)[0]
+    pieces, n = ndimage.label(naming == classes.index("sacrum"))
+    index = np.arange(1, n + 1)
+    if n == 0:
+        return 0.0
+    sizes = ndimage.sum_labels(np.ones(pieces.shape), pieces, index)
+    centres = apply_affine(affine, np.array(ndimage.center_of_mass(pieces > 0, pieces, index)))
+    above = float(sizes[(centres - pts[0]) @ -top > 0].sum())
+    typical = _typical_body_voxels(naming == classes.index("body"))
+    return above / typical if typical else None
 
 
-def _report(name: str, found: list[tuple[float | None, float | None]]) -> None:
-    def summary(values: list[float | None]) -> str:
+def _report(name: str, found: list[tuple[float | None, float | None, bool]]) -> None:
+    def summary(values: list[float | None], digits: int = 1) -> str:
         v = np.array([x for x in values if x is not None])
         if v.size == 0:
             return "none"
-        p1, p50 = np.percentile(v, [1, 50])
-        return f"min {v.min():6.1f}, p1 {p1:6.1f}, p50 {p50:6.1f}, max {v.max():6.1f} ({v.size})"
+        p1, p50, p99 = np.percentile(v, [1, 50, 99])
+        return (
+            f"min {v.min():.{digits}f}, p1 {p1:.{digits}f}, p50 {p50:.{digits}f}, "
+            f"p99 {p99:.{digits}f}, max {v.max():.{digits}f} ({v.size})"
+        )
 
-    canal = [c for c, _ in found]
-    sacrum = [s for _, s in found]
+    canal = [c for c, _, _ in found]
     print(
         f"{name} {len(found):3d} images; canal behind bodies mm: {summary(canal)}, "
-        f"{sum(header_looks_mirrored(c) for c in canal):3d} called mirrored; sacrum below "
-        f"discs mm (left out): {summary(sacrum)}, "
-        f"{sum(s is not None and s < 0 for s in sacrum):3d} below 0",
+        f"{sum(header_looks_mirrored(c) for c in canal):3d} called mirrored front-back; "
+        f"sacrum above the discs / body: {summary([s for _, s, _ in found], 3)}, "
+        f"{sum(m for _, _, m in found):3d} called mirrored head-feet",
         flush=True,
     )
 

@@ -1726,7 +1726,9 @@ def test_a_mirrored_header_is_said_and_every_level_is_uncertain(phantom: Phantom
 
     res = analyze(_study(phantom, dwi=False), segmenter=mirrored)
     assert "header_looks_mirrored" in res.flags
-    assert [w for w in res.warnings if "look mirrored front to back" in w]
+    assert [
+        w for w in res.warnings if "mirrored front to back" in w and "head and feet swapped" in w
+    ]
     found = [d for d in res.discs if d.found]
     assert len(found) == 5 and all("level_uncertain" in d.flags for d in found)
     plain = analyze(_study(phantom, dwi=False), segmenter=seg)

@@ -526,11 +526,12 @@ def _segment(
         _check_inplane_spacing(anatomy, result)
     if FLAG_HEADER_MIRRORED in segmentation.flags:
         result.warnings.append(
-            "the spinal canal was not found behind the vertebral bodies (less than "
-            f"{MIN_CANAL_BEHIND_BODIES_MM:g} mm): "
-            "the image header's directions look mirrored front to back, so level names, "
-            "anterior and posterior heights and volumes are unreliable; check the image's "
-            "orientation (qform/sform)"
+            "the anatomy the network found disagrees with the image header's directions "
+            "(the spinal canal less than "
+            f"{MIN_CANAL_BEHIND_BODIES_MM:g} mm behind the vertebral bodies: mirrored front "
+            "to back; or the sacrum above the discs: head and feet swapped), so level names, "
+            "anterior and posterior heights, volumes and grades are unreliable; check the "
+            "image's orientation (qform/sform)"
         )
     return segmentation
 

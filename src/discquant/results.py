@@ -441,7 +441,9 @@ FLAG_MEANINGS: dict[str, str] = {
     "no_lumbar_discs_found": "No lumbar discs found",
     "input_not_sagittal": "Input not sagittal",
     "inplane_spacing_coarse": "Image coarser than 1.2 mm in-plane: sizes may read high",
-    "header_looks_mirrored": "Canal not behind the vertebrae: image header looks mirrored",
+    "header_looks_mirrored": (
+        "Canal not behind the vertebrae, or sacrum above the discs: image header looks mirrored"
+    ),
     "frames_of_reference_differ": "T2 and diffusion frames of reference differ",
     "adc_not_trace": "ADC along the DWI's directions, not the trace",
     "discs_not_in_dwi": "The DWI covers none of the discs",

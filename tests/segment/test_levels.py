@@ -467,3 +467,27 @@ def test_link_gap_ratios() -> None:
     pts = [np.array([0.0, 0.0, -z]) for z in (0, 30, 60, 120, 150)]
     assert link_gap_ratios(pts) == pytest.approx([1.0, 30 / 45, 2.0, 0.5])
     assert link_gap_ratios(pts[:2]) == []
+
+
+@pytest.mark.parametrize("above_rows", [0, 1, 40])
+def test_a_sacrum_above_the_discs_says_head_and_feet_are_swapped(above_rows: int) -> None:
+    """A header with z negated puts the sacrum above the discs in patient coordinates (the
+    canal check cannot see it). Flagged when more sacrum lies beyond the top disc than
+    beyond the lowest one, and at least 0.05 of a body (a body here: 25 x 30 x 5 voxels,
+    so 1 row of 30 x 5 is 0.04 of one: not enough)."""
+    from discquant.results import FLAG_HEADER_MIRRORED
+
+    upright = spine(5, sacrum=True)
+    upside_down = upright[::-1].copy()  # the same anatomy with the rows reversed
+    named = name_levels(upside_down, AFFINE, sacrum_class=SACRUM)
+    assert {FLAG_HEADER_MIRRORED, FLAG_LEVEL_UNCERTAIN, FLAG_NO_SACRUM} <= set(named.flags)
+    assert FLAG_HEADER_MIRRORED not in name_levels(upright, AFFINE, sacrum_class=SACRUM).flags
+    # an upright spine cut below L5 with sacrum-like voxels above its top disc
+    cut = spine(5, sacrum=False)
+    cut[0:above_rows, 10:40, :] = SACRUM
+    flags = name_levels(cut, AFFINE, sacrum_class=SACRUM).flags
+    assert (FLAG_HEADER_MIRRORED in flags) == (above_rows == 40)
+    # some sacrum-like voxels above, more sacrum below the lowest disc: upright
+    both = upright.copy()
+    both[0:5, 10:40, :] = SACRUM
+    assert FLAG_HEADER_MIRRORED not in name_levels(both, AFFINE, sacrum_class=SACRUM).flags

@@ -116,6 +116,36 @@ def test_a_header_mirrored_front_to_back_is_flagged(shared_data: Path, model, im
     assert {"header_looks_mirrored", "level_uncertain"} <= set(mirrored.flags)
 
 
+@pytest.mark.parametrize(
+    ("image", "stored_mirrored"),
+    [
+        ("lumbar-t2-discs/sub-fcs11_T2w.nii.gz", False),
+        ("sudirman-midsag-t2/sub-sud0001_T2w.nii.gz", False),
+        # stored head-feet mirrored in the shared data: in patient coordinates its pelvis
+        # lies at the top (docs/segmentation.md); the sacrum check had been left out over
+        # it, read as a thoracolumbar view (an audit of orientation)
+        ("spider-midsag-t2/sub-spider057_T2w.nii.gz", True),
+    ],
+)
+def test_a_header_with_head_and_feet_swapped_is_flagged(  # type: ignore[no-untyped-def]
+    shared_data: Path, model, image: str, stored_mirrored: bool
+) -> None:
+    """z negated in the header: the canal stays behind the bodies, and the discs were
+    named from the anatomical top down with only ``sacrum_not_in_fov`` (sub-fcs11's
+    thoracic discs could read "L5-S1"). The network's sacrum then lies above the discs."""
+    from discquant.io.study import Volume
+
+    vol = load_nifti_volume(shared_data / image)
+    stored = segment_spine(vol, model=model)
+    swapped = segment_spine(
+        Volume(vol.data, np.diag([1.0, 1.0, -1.0, 1.0]) @ vol.affine), model=model
+    )
+    upright, upside_down = (swapped, stored) if stored_mirrored else (stored, swapped)
+    assert "header_looks_mirrored" not in upright.flags and "sacrum_not_in_fov" not in upright.flags
+    assert {"header_looks_mirrored", "level_uncertain"} <= set(upside_down.flags)
+    assert [lv.name for lv in upright.levels][-1] == "L5-S1"
+
+
 @pytest.mark.parametrize("crop", [False, True])
 def test_real_sagittal_brain_dwi_has_no_lumbar_spine(
     shared_data: Path,

@@ -273,7 +273,8 @@ def segment_spine(
             "negative): the image header's directions look mirrored, check the levels",
             canal_behind_mm,
         )
-        flags.append(FLAG_HEADER_MIRRORED)
+        if FLAG_HEADER_MIRRORED not in flags:  # the sacrum's check may have said it
+            flags.append(FLAG_HEADER_MIRRORED)
         if FLAG_LEVEL_UNCERTAIN not in flags:  # as sacrum_not_in_fov comes with it: the
             flags.append(FLAG_LEVEL_UNCERTAIN)  # report's and SEG's vertebra names read it
 

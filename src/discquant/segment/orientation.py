@@ -8,10 +8,9 @@ heights swapped). In patient coordinates the spinal canal lies behind the verteb
 bodies whatever the patient's position, so where the network puts the two classes checks
 the header.
 
-The sacrum was tried as a second check, of head and feet (the sacrum below the discs), and
-left out: on one real SPIDER slice of 615 real images the network's largest "sacrum"
-piece lay at the top of a thoracolumbar view (``benchmarks/segment_orientation.py``,
-docs/segmentation.md).
+Head and feet swapped leave the canal behind the bodies; the sacrum above the discs says
+it instead (:func:`discquant.segment.levels.name_levels`, the same flag;
+``benchmarks/segment_orientation.py``, docs/segmentation.md).
 """
 
 from __future__ import annotations
