@@ -74,5 +74,6 @@ def test_check_config_accepts_options_in_range() -> None:
         {"scanner_adc_tolerance": np.float32(0.05), "b_min_s_per_mm2": np.int64(200)},
         {"max_dwi_offset_voxels": 3, "b_min_s_per_mm2": 200.0},
         {"measure": MeasureConfig(reference_np_adc_um2_per_ms=1.8, border_voxels=0)},
+        {"measure": MeasureConfig(border_voxels=np.int64(2), min_core_voxels=np.int32(8))},  # type: ignore[arg-type]
     ):
         check_config(AnalysisConfig(**options))  # type: ignore[arg-type]

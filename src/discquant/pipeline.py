@@ -266,7 +266,11 @@ def _check_numbers(config: AnalysisConfig) -> None:
         )
     for name, least in (("border_voxels", 0), ("min_core_voxels", 1)):
         value = getattr(measure, name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
+        if (
+            not isinstance(value, numbers.Integral)
+            or isinstance(value, bool | np.bool_)
+            or value < least
+        ):
             raise InvalidInputError(
                 f"measure.{name} must be a whole number of voxels ≥ {least}, got {value!r}"
             )
