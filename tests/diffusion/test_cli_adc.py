@@ -430,7 +430,8 @@ def test_cli_b_vectors_not_of_unit_length_are_refused(tmp_path):
 def test_analyze_names_the_bvec_of_b_vectors_not_of_unit_length(tmp_path):
     """``adc`` named the .bvec; ``analyze``'s diffusion stage gave the reason alone, so a
     user with several series could not tell which file to fix (an audit). The file is
-    named relative to the folder read."""
+    named relative to the folder read, and by whatever name it has: FSL's own ``bvecs``
+    was found by no ".bvec" ending (a review), in ``adc`` too."""
     from discquant.diffusion.stage import run_diffusion
     from discquant.errors import InvalidInputError
     from discquant.io.load import load_study
@@ -441,14 +442,29 @@ def test_analyze_names_the_bvec_of_b_vectors_not_of_unit_length(tmp_path):
     (tmp_path / "dwi").mkdir()
     src = _write_dwi(tmp_path / "dwi", np.broadcast_to(np.array(signal), (4, 4, 3, 4)),
                      [0, 1000, 1000, 1000], [[0, 0, 0], *g])  # fmt: skip
-    study = load_study(dwi=src)
-    res = AnalysisResult(subject="s", discs=[])
-    with pytest.raises(InvalidInputError) as err:
-        run_diffusion(study, res, adc_method="wls", b_min_s_per_mm2=None,
-                      scanner_adc_tolerance=0.05)  # fmt: skip
-    assert err.value.path is not None and err.value.path.name == "d.bvec"
-    assert str(err.value).endswith("d.bvec: " + err.value.reason)
-    assert "volume 1: length 0.707 at b = 1000 s/mm²" in err.value.reason
+    fsl = tmp_path / "fsl"
+    fsl.mkdir()
+    (fsl / "bvecs").write_bytes((tmp_path / "dwi" / "d.bvec").read_bytes())
+    (fsl / "bvals").write_bytes((tmp_path / "dwi" / "d.bval").read_bytes())
+    studies = {
+        "dwi/d.bvec": load_study(tmp_path),
+        "bvecs": load_study(dwi=src, bval=fsl / "bvals", bvec=fsl / "bvecs"),
+    }
+    for shown, study in studies.items():
+        res = AnalysisResult(subject="s", discs=[])
+        with pytest.raises(InvalidInputError) as err:
+            run_diffusion(study, res, adc_method="wls", b_min_s_per_mm2=None,
+                          scanner_adc_tolerance=0.05)  # fmt: skip
+        assert str(err.value.path) == shown
+        assert str(err.value) == f"{shown}: {err.value.reason}"
+        assert "volume 1: length 0.707 at b = 1000 s/mm²" in err.value.reason
+    out = tmp_path / "adc.nii.gz"
+    res = CliRunner().invoke(
+        app, ["adc", str(src), "--bval", str(fsl / "bvals"), "--bvec", str(fsl / "bvecs"),
+              "-o", str(out)],
+    )  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().startswith(f"discquant: error: {fsl / 'bvecs'}: the b-vectors")
 
 
 def test_cli_map_without_a_valid_voxel_is_refused_naming_the_empty_volume(dwi_files):

@@ -114,7 +114,7 @@ def run_diffusion(
             b_min_s_per_mm2=b_min_s_per_mm2,
         )
     except BvecLengthError as exc:  # the file to fix is the .bvec (an audit: named none)
-        bvec = next((p for p in dwi.provenance.source_paths if p.name.endswith(".bvec")), None)
+        bvec = dwi.provenance.bvec_path
         if bvec is None:
             raise
         raise InvalidInputError(

@@ -492,8 +492,7 @@ def compute_and_write_adc(
             raise
         where = src
         if isinstance(exc, BvecLengthError):  # the .bvec, not the DWI (an audit)
-            bvec_files = [p for p in series.provenance.source_paths if p.name.endswith(".bvec")]
-            where = bvec_files[0] if bvec_files else src
+            where = series.provenance.bvec_path or src
         raise InvalidInputError(exc.reason, path=where) from exc
     if fit.n_valid == 0:  # an all-NaN map written with exit 0 (an audit)
         raise InvalidInputError(why_no_valid_voxel(data, model, fit, mask_arr), path=src)

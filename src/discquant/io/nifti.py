@@ -442,6 +442,7 @@ def load_nifti(
         or (isinstance(series_number, float) and math.isfinite(series_number))
         else None,
         sidecar=sidecar,
+        bvec_path=bvec,
     )
     log.debug("read %s: shape %s", path.name, volume.shape)
     return RawImage(
@@ -585,6 +586,7 @@ def merge_diffusion_pieces(pieces: list[RawImage]) -> list[RawImage]:
         provenance=replace(
             top.provenance,
             source_paths=tuple(dict.fromkeys(sp for p in diff for sp in p.provenance.source_paths)),
+            bvec_path=None,  # the volume numbers of an error count through every part
         ),
     )
     return [merged, *rest]

@@ -146,6 +146,10 @@ class Provenance:
     sop_instance_uids: tuple[str, ...] = ()
     series_number: int | None = None
     sidecar: dict[str, Any] = field(default_factory=dict)
+    bvec_path: Path | None = None
+    """The b-vector file read with a NIfTI DWI, whatever its name (FSL's own is
+    ``bvecs``), so that an error about the vectors names it; None for DICOM (the DWI's
+    files are named) and for a DWI joined from several files."""
 
 
 @dataclass(frozen=True)

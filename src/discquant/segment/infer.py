@@ -101,7 +101,9 @@ class SpineSegmentation:
         axial, coronal or oblique image, resampled to sagittal slices for a network
         trained on sagittal ones), ``header_looks_mirrored`` (the spinal canal found
         less than :data:`~discquant.segment.orientation.MIN_CANAL_BEHIND_BODIES_MM` behind
-        the vertebral bodies; with ``level_uncertain``).
+        the vertebral bodies: front and back swapped; or more of the network's sacrum
+        above the discs than below them: head and feet swapped,
+        :func:`~discquant.segment.levels.name_levels`; with ``level_uncertain``).
     model
         Which weights produced it (file name and training step).
     model_weights_sha256
