@@ -754,12 +754,12 @@ MIN_SACRUM_ABOVE_BODY_FRACTION = 0.05
 """Sacrum-class voxels beyond the top disc, at least this share of a typical vertebral
 body and more than those beyond the lowest disc, say that the header swaps head and feet
 (:func:`_sacrum_above_chain`). ``benchmarks/segment_orientation.py --mirrored 1000``
-(2026-12-07): as stored, the sacrum above the chain reached 0.002 of a body in the 10
-real volumes, 0.034 in the SPIDER slices, 0 in the 505 Sudirman slices and 0.004 in 20
-phantoms (so a margin of 1.5 to the limit), except on sub-spider057, which is stored
-head-feet mirrored (its pelvis lies at the top of the image in patient coordinates;
-docs/segmentation.md). With no vertebral body in view there is no size to compare, and
-nothing is said."""
+(2026-12-07, and ``--stored-only``): as stored, the sacrum above the chain reached 0.002
+of a body in the 10 real volumes, 0.000 in the SPIDER slices, 0 in the 505 Sudirman
+slices and 0.004 in 20 phantoms (a margin of 12 to the limit), except on sub-spider057,
+which is stored head-feet mirrored (its pelvis lies at the top of the image in patient
+coordinates; docs/segmentation.md). With no vertebral body in view there is no size to
+compare, and nothing is said."""
 
 
 def _sacrum_above_chain(
