@@ -131,9 +131,11 @@ def main() -> None:
         cells = []
         for name in configs:
             e = np.array(errors.get((name, shift), [np.nan]))
+            # the discs with a nucleus ADC in this setting: the settings may score
+            # different discs (an audit), so their number is printed
             cells.append(
                 f"median {np.median(e):5.2f} p95 {np.percentile(e, 95):5.2f} "
-                f">10% {np.mean(e > 10):4.0%}"
+                f">10% {np.mean(e > 10):4.0%} n {len(errors.get((name, shift), []))}"
             )
         est = np.median(estimates[shift]) if estimates[shift] else float("nan")
         print(

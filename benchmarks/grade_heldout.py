@@ -1,5 +1,6 @@
-"""The shipped Pfirrmann model on its 50 held-out patients, as analyze places the crops
-(run by hand; needs ../shared).
+"""The shipped Pfirrmann model on its 50 held-out patients, the SPIDER crops placed as
+analyze places them, the Sudirman crops by their annotated boxes (run by hand; needs
+../shared).
 
     .venv/bin/python benchmarks/grade_heldout.py
 

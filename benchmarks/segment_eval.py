@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -68,11 +69,22 @@ def _image_path(sub: str) -> Path:
 
 
 def run_cv(runs: Path, out: Path, folds: list[int] | None = None) -> dict[str, Any]:
-    """Score the fold models on their held-out subjects (``folds``: a subset, e.g. a rerun)."""
+    """Score the fold models on their held-out subjects (``folds``: a subset, e.g. a rerun;
+    the other folds' predictions already in ``out`` are scored with them).
+
+    Only the held-out subjects of the fold configurations count: a prediction in ``out``
+    of any other subject (an earlier split's) is left out, and the scored copies are made
+    afresh (an audit: stale predictions were scored with the new ones)."""
     ref_dir = out / "ref"
     convert_real_references(DATA, ref_dir)
     pred_dir = out / "cv-pred"
-    for config in sorted((ROOT / "configs").glob("segment-cv*.yaml")):
+    configs = sorted((ROOT / "configs").glob("segment-cv*.yaml"))
+    held_out = {
+        f"{sub}_dseg.nii.gz"
+        for config in configs
+        for sub in yaml.safe_load(config.read_text())["val_subjects"]
+    }
+    for config in configs:
         if folds is not None and int(config.stem.removeprefix("segment-cv")) not in folds:
             continue
         cfg = yaml.safe_load(config.read_text())
@@ -86,9 +98,11 @@ def run_cv(runs: Path, out: Path, folds: list[int] | None = None) -> dict[str, A
         sub_pred = out / f"cv-pred-{name}"
         sub_ref = out / f"ref-{name}"
         for d, src in ((sub_pred, pred_dir), (sub_ref, ref_dir)):
-            d.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
             for p in src.glob(f"{prefix}*_dseg.nii.gz"):
-                (d / p.name).write_bytes(p.read_bytes())
+                if src is ref_dir or p.name in held_out:
+                    (d / p.name).write_bytes(p.read_bytes())
         if not any(sub_pred.iterdir()):  # no fold of the selection holds this set
             continue
         res[name] = evaluate_dirs(sub_pred, sub_ref)
