@@ -26,15 +26,19 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from nibabel.affines import apply_affine
-from scipy import ndimage
 
 from discquant.io.study import Volume
 from discquant.results import FLAG_HEADER_MIRRORED
 from discquant.segment import load_segmentation_model
 from discquant.segment.data import load_nifti_volume
 from discquant.segment.infer import predict_probabilities
-from discquant.segment.levels import _disc_chain, _spine_tangents, _typical_body_voxels, name_levels
+from discquant.segment.levels import (
+    _disc_chain,
+    _spine_tangents,
+    _typical_body_voxels,
+    name_levels,
+    sacrum_beyond_ends,
+)
 from discquant.segment.orientation import canal_behind_bodies_mm, header_looks_mirrored
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,14 +128,8 @@ def _sacrum_above_share(
     if not discs:
         return None
     pts = np.array(centroids)
-    top = _spine_tangents(pts)[0]
-    pieces, n = ndimage.label(naming == classes.index("sacrum"))
-    index = np.arange(1, n + 1)
-    if n == 0:
-        return 0.0
-    sizes = ndimage.sum_labels(np.ones(pieces.shape), pieces, index)
-    centres = apply_affine(affine, np.array(ndimage.center_of_mass(pieces > 0, pieces, index)))
-    above = float(sizes[(centres - pts[0]) @ -top > 0].sum())
+    sacrum = naming == classes.index("sacrum")
+    above, _ = sacrum_beyond_ends(sacrum, affine, pts, _spine_tangents(pts))
     typical = _typical_body_voxels(naming == classes.index("body"))
     return above / typical if typical else None
 

@@ -762,6 +762,33 @@ coordinates; docs/segmentation.md). With no vertebral body in view there is no s
 compare, and nothing is said."""
 
 
+def sacrum_beyond_ends(
+    sacrum: npt.NDArray[np.bool_],
+    affine: npt.NDArray[np.float64],
+    pts: npt.NDArray[np.float64],
+    tangents: list[npt.NDArray[np.float64]],
+) -> tuple[float, float]:
+    """Sacrum voxels beyond the top disc and beyond the lowest one (``pts``, superior to
+    inferior, with their :func:`_spine_tangents`): each connected piece counted whole by
+    its centroid, along the spine's direction at that end. For
+    :func:`_sacrum_above_chain` and ``benchmarks/segment_orientation.py``."""
+    pieces, n = ndimage.label(sacrum)
+    if n == 0:
+        return 0.0, 0.0
+    # sizes and centroids from the sacrum's voxels alone (ndimage.center_of_mass took
+    # 141 ms over a 221 x 221 x 67 grid with 134 pieces; this a few)
+    where = np.nonzero(pieces)
+    piece = pieces[where]
+    sizes = np.bincount(piece, minlength=n + 1)[1:].astype(np.float64)
+    voxel_centres = np.stack(
+        [np.bincount(piece, weights=axis, minlength=n + 1)[1:] / sizes for axis in where], axis=1
+    )
+    centres = apply_affine(affine, voxel_centres)
+    above = float(sizes[(centres - pts[0]) @ -tangents[0] > 0].sum())
+    below = float(sizes[(centres - pts[-1]) @ tangents[-1] > 0].sum())
+    return above, below
+
+
 def _sacrum_above_chain(
     classes: npt.NDArray[np.integer],
     affine: npt.NDArray[np.float64],
@@ -781,20 +808,7 @@ def _sacrum_above_chain(
     """
     if sacrum_class is None:
         return False
-    pieces, n = ndimage.label(classes == sacrum_class)
-    if n == 0:
-        return False
-    # sizes and centroids from the sacrum's voxels alone (ndimage.center_of_mass took
-    # 141 ms over a 221 x 221 x 67 grid with 134 pieces; this a few)
-    where = np.nonzero(pieces)
-    piece = pieces[where]
-    sizes = np.bincount(piece, minlength=n + 1)[1:].astype(np.float64)
-    voxel_centres = np.stack(
-        [np.bincount(piece, weights=axis, minlength=n + 1)[1:] / sizes for axis in where], axis=1
-    )
-    centres = apply_affine(affine, voxel_centres)
-    below = float(sizes[(centres - pts[-1]) @ tangents[-1] > 0].sum())
-    above = float(sizes[(centres - pts[0]) @ -tangents[0] > 0].sum())
+    above, below = sacrum_beyond_ends(classes == sacrum_class, affine, pts, tangents)
     if not above > below:  # upright: the body's size is not needed
         return False
     typical = _typical_body_voxels(classes == body_class)
